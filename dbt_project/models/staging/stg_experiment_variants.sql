@@ -1,0 +1,2 @@
+select experiment_id, variant, expected_share
+from {{ source('raw', 'experiment_variants') }}

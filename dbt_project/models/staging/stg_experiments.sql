@@ -1,0 +1,2 @@
+select experiment_id, model_id, control_variant, start_date, end_date
+from {{ source('raw', 'experiments') }}

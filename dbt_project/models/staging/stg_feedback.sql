@@ -1,0 +1,2 @@
+select feedback_id, prediction_id, user_id, created_at, value
+from {{ source('raw', 'feedback') }}

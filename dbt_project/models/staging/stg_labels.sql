@@ -1,0 +1,8 @@
+select
+    prediction_id,
+    label,
+    labeled_at,
+    label_source,
+    -- human review is trusted over implicit signals
+    case label_source when 'human_review' then 2 else 1 end as source_priority
+from {{ source('raw', 'labels') }}

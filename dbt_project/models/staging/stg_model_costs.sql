@@ -1,0 +1,2 @@
+select date, model_id, serving_cost, review_cost, serving_cost + review_cost as total_cost
+from {{ source('raw', 'model_costs') }}

@@ -1,0 +1,11 @@
+select
+    prediction_id,
+    model_id,
+    model_version,
+    user_id,
+    predicted_at,
+    cast(predicted_at as date) as prediction_date,
+    score,
+    threshold,
+    score >= threshold as decision
+from {{ source('raw', 'predictions') }}

@@ -1,0 +1,213 @@
+"""`impact-ledger`: generate a world, materialise days, print the attribution summary.
+
+Heavy imports (Dagster, GX) happen inside the commands so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+from orchestration.lib.settings import PROJECT_ROOT, source_dir, warehouse_path
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date in YYYY-MM-DD form") from err
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+# ------------------------------------------------------------------- commands
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from orchestration.lib.synthetic_world import WorldConfig, generate_world
+
+    try:
+        cfg = WorldConfig(
+            days=args.days,
+            users=args.users,
+            seed=args.seed,
+            predictions_per_day=args.predictions_per_day,
+            start_date=args.start_date,
+        )
+    except ValueError as err:
+        raise CliError(str(err)) from err
+    out = Path(args.out)
+    print(f"generating {cfg.days} days x {cfg.users} users (seed {cfg.seed}) into {out}")
+    truth = generate_world(out, cfg)
+    rows = ", ".join(f"{t}={n}" for t, n in truth["rows_written"].items())
+    print(f"wrote {rows}\ntruth: {out / 'truth.json'}")
+    return 0
+
+
+def source_date_range(source: Path) -> tuple[date, date]:
+    """The days a source covers: from its truth.json, else from dated file names."""
+    truth = source / "truth.json"
+    if truth.is_file():
+        meta = json.loads(truth.read_text())
+        return date.fromisoformat(meta["start_date"]), date.fromisoformat(meta["end_date"])
+    from orchestration.lib.raw_loader import DATE_IN_NAME
+
+    days = sorted({date.fromisoformat(m.group(1)) for p in source.rglob("*") if (m := DATE_IN_NAME.search(p.name))})
+    if not days:
+        raise CliError(f"cannot tell which days '{source}' covers: pass --start and --end")
+    return days[0], days[-1]
+
+
+def _use_paths(args: argparse.Namespace) -> Path:
+    """Export --source/--db for every component (ingest assets, DuckDB resource, dbt)."""
+    if getattr(args, "db", None):
+        os.environ["IMPACT_LEDGER_DB"] = str(Path(args.db).resolve())
+    os.environ["IMPACT_LEDGER_DB"] = str(warehouse_path())
+    if getattr(args, "source", None):
+        os.environ["IMPACT_LEDGER_SOURCE"] = str(Path(args.source).resolve())
+    source = source_dir()
+    if not source.is_dir():
+        raise CliError(
+            f"source directory '{source}' does not exist; generate one with `impact-ledger generate --out {source}` "
+            "or point --source / IMPACT_LEDGER_SOURCE at a folder of <table>/*.parquet|csv files"
+        )
+    return source
+
+
+def _dagster_instance():
+    import dagster as dg
+
+    # Runs land in the project-local instance, so `make dev` shows them.
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    source = _use_paths(args)
+    first, last = source_date_range(source)
+    first, last = args.start or first, args.end or last
+    if last < first:
+        raise CliError(f"--end {last} is before --start {first}")
+    warehouse_path().parent.mkdir(parents=True, exist_ok=True)
+    from orchestration.defs.runs import materialize_days
+
+    days = (last - first).days + 1
+    print(f"materialising {first} .. {last} ({days} day(s)) from {source} into {warehouse_path()}")
+    chunk = args.days_per_run or days
+    instance = _dagster_instance()
+    day = first
+    while day <= last:
+        end = min(day + timedelta(days=chunk - 1), last)
+        outcome = materialize_days(day, end, instance=instance)
+        status = "ok" if outcome.success else "FAILED"
+        print(f"  {day} .. {end}: {status} in {outcome.seconds:.1f}s, {len(outcome.materialized)} assets (run {outcome.run_id[:8]})")
+        if not outcome.success:
+            for failure in outcome.failures:
+                print(f"    {failure}", file=sys.stderr)
+            return 1
+        day = end + timedelta(days=1)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    import duckdb
+    import pandas as pd
+
+    db = Path(args.db).resolve() if args.db else warehouse_path()
+    if not db.is_file():
+        raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
+    with duckdb.connect(str(db), read_only=True) as conn:
+        try:
+            frame = conn.execute(
+                """
+                SELECT model_id, metric, as_of_date, n_control, n_treatment, mean_control, mean_treatment,
+                       relative_lift, relative_ci_low, relative_ci_high, p_value
+                FROM attribution.experiment_results
+                WHERE analysis_window = 'cumulative'
+                  AND as_of_date = (SELECT max(as_of_date) FROM attribution.experiment_results)
+                ORDER BY model_id, metric
+                """
+            ).df()
+        except duckdb.CatalogException as err:
+            raise CliError(f"no attribution table in '{db}' yet; run `impact-ledger materialize` first") from err
+    if frame.empty:
+        print("attribution.experiment_results is empty")
+        return 0
+    print(f"Attribution as of {frame['as_of_date'].iloc[0]} (treatment vs never-exposed holdout, cumulative since assignment)")
+    view = pd.DataFrame(
+        {
+            "model": frame["model_id"],
+            "metric": frame["metric"],
+            "units (holdout / treated)": frame["n_control"].astype(str) + " / " + frame["n_treatment"].astype(str),
+            "holdout mean": frame["mean_control"].map("{:.4f}".format),
+            "treated mean": frame["mean_treatment"].map("{:.4f}".format),
+            "relative lift [95% CI]": [
+                f"{r:+.1%} [{lo:+.1%}, {hi:+.1%}]"
+                for r, lo, hi in zip(frame["relative_lift"], frame["relative_ci_low"], frame["relative_ci_high"])
+            ],
+            "p (Welch)": frame["p_value"].map("{:.4f}".format),
+        }
+    )
+    print(view.to_string(index=False))
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="impact-ledger",
+        description="What is each ML model worth, is it healthy, and is the data fit to act on?",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    gen = sub.add_parser("generate", help="write a synthetic world (every raw table + truth.json)")
+    gen.add_argument("--out", default="data/raw", help="output folder (default: data/raw)")
+    gen.add_argument("--days", type=_positive_int, default=60, help="days of history (default: 60)")
+    gen.add_argument("--users", type=_positive_int, default=20_000, help="users (default: 20000)")
+    gen.add_argument("--seed", type=int, default=7, help="random seed; same seed, same world (default: 7)")
+    gen.add_argument("--predictions-per-day", type=_positive_int, default=2_000, help="per model and day (default: 2000)")
+    gen.add_argument("--start-date", type=_date, default=date(2026, 9, 1), help="first day (default: 2026-09-01)")
+    gen.set_defaults(func=cmd_generate)
+
+    mat = sub.add_parser("materialize", help="load, transform, gate and attribute a range of days")
+    mat.add_argument("--source", help="landing zone (default: IMPACT_LEDGER_SOURCE or data/raw)")
+    mat.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
+    mat.add_argument("--start", type=_date, help="first day (default: the source's first day)")
+    mat.add_argument("--end", type=_date, help="last day (default: the source's last day)")
+    mat.add_argument("--days-per-run", type=_positive_int, help="split the range into runs of this many days (default: one run)")
+    mat.set_defaults(func=cmd_materialize)
+
+    summ = sub.add_parser("summary", help="print the latest attribution results")
+    summ.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
+    summ.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as err:
+        print(f"impact-ledger: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Every morning, materialise yesterday's partition of every asset, checks included."""
+
+import os
+
+import dagster as dg
+
+
+daily_job = dg.define_asset_job(
+    "daily_impact_ledger",
+    selection=dg.AssetSelection.all(),
+    description="Ingest, dbt build (with tests), quality gates and attribution for one day.",
+)
+
+# The schedule fires at 06:00 UTC (IMPACT_LEDGER_SCHEDULE_HOUR) and targets the
+# partition that ended at midnight, i.e. yesterday.
+daily_schedule = dg.build_schedule_from_partitioned_job(
+    daily_job,
+    hour_of_day=int(os.environ.get("IMPACT_LEDGER_SCHEDULE_HOUR", "6")),
+    minute_of_hour=0,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)

@@ -1,0 +1,168 @@
+"""The raw data contract of DESIGN.md, as data.
+
+Each table lists its required columns with DuckDB types, its key, the column
+that places a row in a partition day (``None`` for dimension snapshots that are
+reloaded whole), and row rules. A row rule is a SQL predicate that is true when
+the row breaks the rule; such rows go to ``raw_quarantine.<table>`` with the
+rule's reason. Rules may refer to other ``raw`` tables (referential rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ContractError(ValueError):
+    """Input that cannot be loaded at all: names the file, table and column."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # DuckDB type the value must cast to
+    required: bool = True  # must be present as a column (values may still be null)
+
+
+@dataclass(frozen=True)
+class RowRule:
+    reason: str
+    violated_when: str  # SQL over the typed row; NULL counts as "not violated"
+
+
+@dataclass(frozen=True)
+class TableContract:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    time_column: str | None = None  # None: a dimension snapshot, reloaded whole
+    rules: tuple[RowRule, ...] = ()
+    extra_column_prefix: str | None = None  # e.g. feature_* columns of predictions
+    optional: bool = False  # the source may not have this table at all
+    key_order: str | None = None  # which duplicate wins: first by this order
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _not_null(*cols: str) -> tuple[RowRule, ...]:
+    return tuple(RowRule(f"null {c}", f"{c} IS NULL") for c in cols)
+
+
+def _in_set(col: str, values: tuple[str, ...]) -> RowRule:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return RowRule(f"{col} not in ({', '.join(values)})", f"{col} NOT IN ({allowed})")
+
+
+def _between(col: str, low: float, high: float | None = None) -> RowRule:
+    # NOT (x >= low AND x <= high) is also true for NaN, which DuckDB orders above everything.
+    upper = f" AND {col} <= {high}" if high is not None else f" AND NOT isnan({col})"
+    label = f"[{low}, {high}]" if high is not None else f">= {low}"
+    return RowRule(f"{col} outside {label}", f"NOT ({col} >= {low}{upper})")
+
+
+TS, DATE, STR, DBL, INT = "TIMESTAMP", "DATE", "VARCHAR", "DOUBLE", "BIGINT"
+PROTECTED = ("gender", "age_band")
+
+CONTRACTS: dict[str, TableContract] = {
+    c.name: c
+    for c in (
+        TableContract(
+            "users",
+            (Column("user_id", STR), Column("signup_at", TS), Column("country", STR), Column("segment", STR),
+             Column("gender", STR), Column("age_band", STR)),
+            key=("user_id",),
+            rules=_not_null("user_id", "signup_at", *PROTECTED),
+            key_order="signup_at",
+        ),
+        TableContract(
+            "experiments",
+            (Column("experiment_id", STR), Column("model_id", STR), Column("control_variant", STR),
+             Column("start_date", DATE), Column("end_date", DATE)),
+            key=("experiment_id",),
+            rules=_not_null("experiment_id", "model_id", "control_variant", "start_date")
+            + (RowRule("end_date before start_date", "end_date < start_date"),),
+        ),
+        TableContract(
+            "experiment_variants",
+            (Column("experiment_id", STR), Column("variant", STR), Column("expected_share", DBL)),
+            key=("experiment_id", "variant"),
+            rules=_not_null("experiment_id", "variant", "expected_share") + (_between("expected_share", 0, 1),),
+        ),
+        TableContract(
+            "assignments",
+            (Column("experiment_id", STR), Column("user_id", STR), Column("variant", STR), Column("assigned_at", TS)),
+            key=("experiment_id", "user_id"),
+            time_column="assigned_at",
+            key_order="assigned_at",
+            rules=_not_null("experiment_id", "user_id", "variant")
+            + (
+                RowRule(
+                    "unknown variant for experiment",
+                    "NOT EXISTS (SELECT 1 FROM raw.experiment_variants v "
+                    "WHERE v.experiment_id = t.experiment_id AND v.variant = t.variant)",
+                ),
+                RowRule(
+                    "already assigned on an earlier day (first assignment wins)",
+                    "EXISTS (SELECT 1 FROM raw.assignments a WHERE a.experiment_id = t.experiment_id "
+                    "AND a.user_id = t.user_id AND a._partition_date < t._partition_date)",
+                ),
+            ),
+        ),
+        TableContract(
+            "predictions",
+            (Column("prediction_id", STR), Column("model_id", STR), Column("model_version", STR), Column("user_id", STR),
+             Column("predicted_at", TS), Column("score", DBL), Column("threshold", DBL)),
+            key=("prediction_id",),
+            time_column="predicted_at",
+            extra_column_prefix="feature_",
+            rules=_not_null("prediction_id", "model_id", "model_version", "user_id", "score", "threshold")
+            + (_between("score", 0, 1), _between("threshold", 0, 1)),
+        ),
+        TableContract(
+            "labels",
+            (Column("prediction_id", STR), Column("label", INT), Column("labeled_at", TS), Column("label_source", STR)),
+            time_column="labeled_at",
+            rules=_not_null("prediction_id", "label", "label_source")
+            + (RowRule("label not in (0, 1)", "label NOT IN (0, 1)"), _in_set("label_source", ("implicit", "human_review"))),
+        ),
+        TableContract(
+            "feedback",
+            (Column("feedback_id", STR), Column("prediction_id", STR), Column("user_id", STR), Column("created_at", TS),
+             Column("value", STR)),
+            key=("feedback_id",),
+            time_column="created_at",
+            optional=True,
+            rules=_not_null("feedback_id", "prediction_id", "value") + (_in_set("value", ("up", "down")),),
+        ),
+        TableContract(
+            "sessions",
+            (Column("session_id", STR), Column("user_id", STR), Column("started_at", TS)),
+            key=("session_id",),
+            time_column="started_at",
+            rules=_not_null("session_id", "user_id"),
+        ),
+        TableContract(
+            "orders",
+            (Column("order_id", STR), Column("user_id", STR), Column("session_id", STR, required=False),
+             Column("ordered_at", TS), Column("revenue", DBL), Column("status", STR)),
+            key=("order_id",),
+            time_column="ordered_at",
+            rules=_not_null("order_id", "user_id", "revenue", "status")
+            + (_between("revenue", 0), _in_set("status", ("completed", "cancelled", "refunded"))),
+        ),
+        TableContract(
+            "model_costs",
+            (Column("date", DATE), Column("model_id", STR), Column("serving_cost", DBL), Column("review_cost", DBL)),
+            key=("date", "model_id"),
+            time_column="date",
+            optional=True,
+            rules=_not_null("model_id", "serving_cost", "review_cost")
+            + (_between("serving_cost", 0), _between("review_cost", 0)),
+        ),
+    )
+}
+
+# Load order: referential rules read tables loaded before them.
+TABLE_ORDER = tuple(CONTRACTS)
+DIMENSION_TABLES = tuple(name for name, c in CONTRACTS.items() if c.time_column is None)

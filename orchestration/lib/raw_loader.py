@@ -1,0 +1,226 @@
+"""Load one partition day of one raw table from a source directory into DuckDB.
+
+Enforces the contract in SQL so a day of a million rows never becomes a Python
+loop: a missing required column or an uncastable value stops the load with a
+`ContractError` naming file, table and column; rows that break a row rule go to
+``raw_quarantine.<table>`` with ``_reason``. Re-loading a day replaces it, so
+loads are idempotent. Rows read = rows loaded + rows quarantined, always.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
+
+SUFFIXES = (".parquet", ".csv")
+DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+META_COLUMNS = ("_partition_date", "_source_file", "_source_row")
+
+
+@dataclass
+class LoadReport:
+    table: str
+    partition_date: date
+    files: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def table_files(source: Path, contract: TableContract) -> list[Path]:
+    """All files of a table: ``<source>/<table>/**`` or ``<source>/<table>.parquet|csv``."""
+    folder = source / contract.name
+    if folder.is_dir():
+        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+    return [p for p in (source / f"{contract.name}{s}" for s in SUFFIXES) if p.is_file()]
+
+
+def files_for_day(source: Path, contract: TableContract, files: list[Path], day: date) -> tuple[list[Path], bool]:
+    """The files holding ``day``'s rows and whether they are dated.
+
+    If every file name carries a date (``orders_2026-09-01.parquet``,
+    ``date=2026-09-01/``) only that day's files are read and rows stamped with
+    another day are quarantined; otherwise every file is read and rows are
+    split by the time column. Dimension snapshots are always read whole.
+    """
+    if contract.time_column is None:
+        return files, False
+    dated = {p: DATE_IN_NAME.search(str(p.relative_to(source))) for p in files}
+    if files and all(dated.values()):
+        return [p for p, m in dated.items() if m.group(1) == day.isoformat()], True
+    return files, False
+
+
+def _scan_sql(files: list[Path]) -> str:
+    listed = ", ".join(_sql_str(str(p)) for p in files)
+    if all(p.suffix.lower() == ".parquet" for p in files):
+        return f"read_parquet([{listed}], union_by_name = true, filename = true)"
+    if all(p.suffix.lower() == ".csv" for p in files):
+        return f"read_csv([{listed}], union_by_name = true, filename = true, all_varchar = true, header = true)"
+    raise ContractError(f"mixed Parquet and CSV files for one table: {[str(p) for p in files]}; use one format per table")
+
+
+def _file_columns(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    return [row[0] for row in conn.execute(f"DESCRIBE SELECT * FROM {_scan_sql([path])}").fetchall()]
+
+
+def check_columns(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path]) -> None:
+    for path in files:
+        present = set(_file_columns(conn, path))
+        for col in contract.columns:
+            if col.required and col.name not in present:
+                raise ContractError(
+                    f"{path}: table '{contract.name}' is missing required column '{col.name}' "
+                    f"(the contract requires {', '.join(contract.column_names)})"
+                )
+
+
+def check_types(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: set[str]) -> None:
+    """Every present contract column must cast to its type, or the load stops."""
+    cols = [c for c in contract.columns if c.name in present]
+    if not cols:
+        return
+    counts = ", ".join(
+        f"count_if({_quote(c.name)} IS NOT NULL AND TRY_CAST({_quote(c.name)} AS {c.type}) IS NULL)" for c in cols
+    )
+    bad = conn.execute(f"SELECT {counts} FROM {scan}").fetchone()
+    for col, n_bad in zip(cols, bad):
+        if n_bad:
+            q = _quote(col.name)
+            examples = conn.execute(
+                f"SELECT filename, CAST({q} AS VARCHAR) FROM {scan} "
+                f"WHERE {q} IS NOT NULL AND TRY_CAST({q} AS {col.type}) IS NULL LIMIT 3"
+            ).fetchall()
+            raise ContractError(
+                f"{examples[0][0]}: table '{contract.name}', column '{col.name}': {n_bad} value(s) cannot be cast to "
+                f"{col.type}, e.g. {[e[1] for e in examples]}"
+            )
+
+
+def _typed_select(contract: TableContract, present: list[str], day: date) -> str:
+    parts = []
+    for col in contract.columns:
+        q = _quote(col.name)
+        parts.append(f"TRY_CAST({q} AS {col.type}) AS {q}" if col.name in present else f"CAST(NULL AS {col.type}) AS {q}")
+    extras = [c for c in present if c not in contract.column_names and c != "filename" and c not in META_COLUMNS]
+    parts += [_quote(c) for c in extras]
+    parts += [f"DATE '{day.isoformat()}' AS _partition_date", "filename AS _source_file", "row_number() OVER () AS _source_row"]
+    return ", ".join(parts)
+
+
+def _reason_sql(contract: TableContract, day: date, dated: bool) -> str:
+    cases = [f"CASE WHEN coalesce({r.violated_when}, false) THEN {_sql_str(r.reason)} END" for r in contract.rules]
+    if contract.key:
+        cases.append(f"CASE WHEN _key_rank > 1 THEN {_sql_str('duplicate key (' + ', '.join(contract.key) + ')')} END")
+    if contract.time_column and dated:
+        tc = _quote(contract.time_column)
+        cases.append(
+            f"CASE WHEN {tc} IS NULL THEN {_sql_str('null ' + contract.time_column)} "
+            f"WHEN CAST({tc} AS DATE) <> DATE '{day.isoformat()}' "
+            f"THEN {_sql_str(f'{contract.time_column} outside partition day {day.isoformat()}')} END"
+        )
+    return "concat_ws('; ', " + ", ".join(cases) + ")" if cases else "''"
+
+
+def _ensure_all_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create every contract table, so referential rules always have a table to read."""
+    conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
+    meta = "_partition_date DATE, _source_file VARCHAR, _source_row BIGINT"
+    for contract in CONTRACTS.values():
+        cols = ", ".join(f"{_quote(c.name)} {c.type}" for c in contract.columns)
+        conn.execute(f"CREATE TABLE IF NOT EXISTS raw.{contract.name} ({cols}, {meta})")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS raw_quarantine.{contract.name} ({cols}, {meta}, _reason VARCHAR)")
+
+
+def _add_extra_columns(conn: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Extra source columns are kept: add any the raw tables do not have yet."""
+    for name, dtype, *_ in conn.execute("DESCRIBE (SELECT * EXCLUDE (_reason) FROM _checked)").fetchall():
+        for schema in ("raw", "raw_quarantine"):
+            conn.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS {_quote(name)} {dtype}")
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], day: date, dated: bool) -> None:
+    """Contract-check the files and leave typed rows with their ``_reason`` in temp table ``_checked``."""
+    check_columns(conn, contract, files)
+    scan = _scan_sql(files)
+    present = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+    check_types(conn, contract, scan, set(present))
+    where = ""
+    if contract.time_column and not dated:
+        tc = _quote(contract.time_column)
+        nulls = conn.execute(f"SELECT count(*) FROM {scan} WHERE {tc} IS NULL").fetchone()[0]
+        if nulls:
+            raise ContractError(
+                f"{files[0].parent}: table '{contract.name}', column '{contract.time_column}': {nulls} row(s) have "
+                "no timestamp and the file names carry no date, so the rows cannot be placed in a partition day; "
+                "name files <table>_YYYY-MM-DD.parquet|csv to have such rows quarantined instead"
+            )
+        time_type = {c.name: c.type for c in contract.columns}[contract.time_column]
+        where = f"WHERE CAST(TRY_CAST({tc} AS {time_type}) AS DATE) = DATE '{day.isoformat()}'"
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT {_typed_select(contract, present, day)} FROM {scan} {where}")
+    rank = "1"
+    if contract.key:
+        order = _quote(contract.key_order or contract.time_column or contract.key[0])
+        rank = f"row_number() OVER (PARTITION BY {', '.join(map(_quote, contract.key))} ORDER BY {order}, _source_row)"
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (_key_rank), "
+        f"{_reason_sql(contract, day, dated)} AS _reason FROM (SELECT *, {rank} AS _key_rank FROM _typed) t"
+    )
+
+
+def load_partition(conn: duckdb.DuckDBPyConnection, table: str, source: Path, day: date) -> LoadReport:
+    """Replace ``day``'s rows of ``raw.<table>`` (and its quarantine) from ``source``."""
+    contract = CONTRACTS[table]
+    source = Path(source)
+    if not source.is_dir():
+        raise ContractError(f"source directory '{source}' does not exist (set IMPACT_LEDGER_SOURCE or --source)")
+    all_files = table_files(source, contract)
+    if not all_files and not contract.optional:
+        raise ContractError(f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet or *.csv)")
+    files, dated = files_for_day(source, contract, all_files, day)
+    report = LoadReport(table, day, [str(p) for p in files])
+    conn.execute("SET TimeZone = 'UTC'")
+    _ensure_all_tables(conn)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        if files:
+            _stage(conn, contract, files, day, dated)
+            _add_extra_columns(conn, table)
+        if contract.time_column is None:
+            conn.execute(f"DELETE FROM raw.{table}; DELETE FROM raw_quarantine.{table}")
+        else:
+            conn.execute(f"DELETE FROM raw.{table} WHERE _partition_date = DATE '{day.isoformat()}'")
+            conn.execute(f"DELETE FROM raw_quarantine.{table} WHERE _partition_date = DATE '{day.isoformat()}'")
+        if files:
+            conn.execute(f"INSERT INTO raw.{table} BY NAME SELECT * EXCLUDE (_reason) FROM _checked WHERE _reason = ''")
+            conn.execute(f"INSERT INTO raw_quarantine.{table} BY NAME SELECT * FROM _checked WHERE _reason <> ''")
+            report.rows_read = conn.execute("SELECT count(*) FROM _typed").fetchone()[0]
+            report.quarantine_reasons = dict(
+                conn.execute("SELECT _reason, count(*) FROM _checked WHERE _reason <> '' GROUP BY 1 ORDER BY 2 DESC").fetchall()
+            )
+            report.rows_quarantined = sum(report.quarantine_reasons.values())
+            report.rows_loaded = report.rows_read - report.rows_quarantined
+            conn.execute("DROP TABLE _typed; DROP TABLE _checked")
+        else:
+            report.note = "table absent from source (optional)" if not all_files else "no source rows for this day"
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return report

@@ -1,0 +1,36 @@
+"""Where things live. Read from the environment at call time, never at import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+DEFAULT_PARTITIONS_START = "2026-01-01"
+
+
+def _path_from_env(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def warehouse_path() -> Path:
+    """The DuckDB warehouse file (IMPACT_LEDGER_DB); dbt's profiles.yml reads the same variable."""
+    return _path_from_env("IMPACT_LEDGER_DB", PROJECT_ROOT / "data" / "warehouse.duckdb")
+
+
+def source_dir() -> Path:
+    """The landing zone the ingest assets read (IMPACT_LEDGER_SOURCE)."""
+    return _path_from_env("IMPACT_LEDGER_SOURCE", PROJECT_ROOT / "data" / "raw")
+
+
+def partitions_start() -> str:
+    """First daily partition (IMPACT_LEDGER_START_DATE, YYYY-MM-DD)."""
+    return os.environ.get("IMPACT_LEDGER_START_DATE", DEFAULT_PARTITIONS_START)
+
+
+def export_env() -> None:
+    """Pin IMPACT_LEDGER_DB to an absolute path so dbt (a subprocess in another cwd) opens the same file."""
+    os.environ["IMPACT_LEDGER_DB"] = str(warehouse_path())

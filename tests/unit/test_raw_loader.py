@@ -1,0 +1,157 @@
+"""Contract enforcement on small hand-made files: clear errors, quarantine reasons, nothing lost."""
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from orchestration.lib.contract import ContractError
+from orchestration.lib.raw_loader import load_partition
+
+DAY = date(2026, 9, 3)
+
+
+def predictions(**overrides) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "prediction_id": ["p1", "p2", "p3"],
+            "model_id": ["m1"] * 3,
+            "model_version": ["v1"] * 3,
+            "user_id": ["u1", "u2", "u3"],
+            "predicted_at": pd.to_datetime(["2026-09-03 01:00", "2026-09-03 12:00", "2026-09-03 23:59"]),
+            "score": [0.1, 0.6, 0.9],
+            "threshold": [0.5] * 3,
+            "feature_device": ["ios", "web", "ios"],
+        }
+    )
+    for col, values in overrides.items():
+        frame[col] = values
+    return frame
+
+
+def write(source, table, frame, day=DAY, fmt="parquet"):
+    folder = source / table
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (f"{table}_{day.isoformat()}.{fmt}" if day else f"{table}.{fmt}")
+    frame.to_parquet(path, index=False) if fmt == "parquet" else frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def conn():
+    with duckdb.connect() as c:
+        yield c
+
+
+def quarantine(conn, table):
+    return conn.execute(f"SELECT * FROM raw_quarantine.{table} ORDER BY _source_row").df()
+
+
+def test_clean_day_loads_every_row_and_keeps_extra_columns(tmp_path, conn):
+    write(tmp_path, "predictions", predictions())
+    report = load_partition(conn, "predictions", tmp_path, DAY)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (3, 3, 0)
+    loaded = conn.execute("SELECT prediction_id, feature_device FROM raw.predictions ORDER BY 1").fetchall()
+    assert loaded == [("p1", "ios"), ("p2", "web"), ("p3", "ios")]
+
+
+def test_row_rule_breaks_are_quarantined_with_reasons_and_nothing_is_lost(tmp_path, conn):
+    frame = predictions(
+        prediction_id=["p1", "p1", None],
+        score=[0.2, 0.3, 1.7],
+        predicted_at=pd.to_datetime(["2026-09-03 01:00", "2026-09-03 02:00", "2026-09-04 00:30"]),
+    )
+    write(tmp_path, "predictions", frame)
+    report = load_partition(conn, "predictions", tmp_path, DAY)
+    assert report.rows_read == 3 == report.rows_loaded + report.rows_quarantined
+    assert report.rows_loaded == 1
+    q = quarantine(conn, "predictions")
+    assert q.loc[0, "_reason"] == "duplicate key (prediction_id)"
+    reasons = set(q.loc[1, "_reason"].split("; "))
+    assert reasons == {"null prediction_id", "score outside [0, 1]", "predicted_at outside partition day 2026-09-03"}
+    assert report.quarantine_reasons["duplicate key (prediction_id)"] == 1
+
+
+def test_nan_and_null_scores_are_quarantined(tmp_path, conn):
+    table = pa.Table.from_pandas(predictions(), preserve_index=False)
+    scores = pa.array([0.2, float("nan"), None], type=pa.float64())  # a real NaN, not a null
+    path = tmp_path / "predictions" / f"predictions_{DAY}.parquet"
+    path.parent.mkdir()
+    pq.write_table(table.set_column(table.column_names.index("score"), "score", scores), path)
+    report = load_partition(conn, "predictions", tmp_path, DAY)
+    assert report.quarantine_reasons == {"score outside [0, 1]": 1, "null score": 1}
+
+
+def test_reloading_a_day_replaces_it(tmp_path, conn):
+    write(tmp_path, "predictions", predictions(score=[0.2, 1.5, 0.4]))
+    for _ in range(3):
+        load_partition(conn, "predictions", tmp_path, DAY)
+    assert conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM raw_quarantine.predictions").fetchone()[0] == 1
+
+
+def test_missing_required_column_names_file_table_and_column(tmp_path, conn):
+    path = write(tmp_path, "predictions", predictions().drop(columns=["score"]))
+    with pytest.raises(ContractError) as err:
+        load_partition(conn, "predictions", tmp_path, DAY)
+    message = str(err.value)
+    assert str(path) in message and "'predictions'" in message and "'score'" in message
+
+
+def test_uncastable_value_names_file_table_and_column(tmp_path, conn):
+    frame = predictions().astype({"score": str})
+    frame.loc[1, "score"] = "high"
+    path = write(tmp_path, "predictions", frame, fmt="csv")
+    with pytest.raises(ContractError) as err:
+        load_partition(conn, "predictions", tmp_path, DAY)
+    message = str(err.value)
+    assert str(path) in message and "'predictions'" in message and "'score'" in message and "high" in message
+    # a failed load leaves nothing half-written
+    assert conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0] == 0
+
+
+def test_csv_source_is_typed_like_parquet(tmp_path, conn):
+    write(tmp_path, "predictions", predictions(), fmt="csv")
+    load_partition(conn, "predictions", tmp_path, DAY)
+    types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema='raw' AND table_name='predictions'").fetchall())
+    assert types["score"] == "DOUBLE" and types["predicted_at"] == "TIMESTAMP"
+
+
+def test_unknown_variant_and_reassignment_are_quarantined(tmp_path, conn):
+    write(tmp_path, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m1"], "control_variant": ["holdout"],
+                                                 "start_date": [date(2026, 9, 1)], "end_date": [date(2026, 12, 1)]}), day=None)
+    write(tmp_path, "experiment_variants", pd.DataFrame({"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"],
+                                                         "expected_share": [0.1, 0.9]}), day=None)
+    for table in ("experiments", "experiment_variants"):
+        load_partition(conn, table, tmp_path, DAY)
+    day1 = pd.DataFrame({"experiment_id": ["e1", "e1"], "user_id": ["u1", "u2"], "variant": ["treatment", "shiny"],
+                         "assigned_at": pd.to_datetime(["2026-09-02 10:00", "2026-09-02 11:00"])})
+    day2 = pd.DataFrame({"experiment_id": ["e1"], "user_id": ["u1"], "variant": ["holdout"],
+                         "assigned_at": pd.to_datetime(["2026-09-03 10:00"])})
+    write(tmp_path, "assignments", day1, day=date(2026, 9, 2))
+    write(tmp_path, "assignments", day2, day=DAY)
+    first = load_partition(conn, "assignments", tmp_path, date(2026, 9, 2))
+    second = load_partition(conn, "assignments", tmp_path, DAY)
+    assert first.quarantine_reasons == {"unknown variant for experiment": 1}
+    assert second.quarantine_reasons == {"already assigned on an earlier day (first assignment wins)": 1}
+    assert conn.execute("SELECT user_id, variant FROM raw.assignments").fetchall() == [("u1", "treatment")]
+
+
+def test_undated_files_are_split_by_time_column(tmp_path, conn):
+    frame = predictions(predicted_at=pd.to_datetime(["2026-09-02 10:00", "2026-09-03 10:00", "2026-09-03 11:00"]))
+    write(tmp_path, "predictions", frame, day=None)
+    report = load_partition(conn, "predictions", tmp_path, DAY)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (2, 2, 0)
+
+
+def test_missing_source_and_missing_table_are_clear_errors(tmp_path, conn):
+    with pytest.raises(ContractError, match="does not exist"):
+        load_partition(conn, "predictions", tmp_path / "nowhere", DAY)
+    with pytest.raises(ContractError, match="no files for table 'orders'"):
+        load_partition(conn, "orders", tmp_path, DAY)
+    # optional tables may be absent: zero rows, a note, no error
+    report = load_partition(conn, "model_costs", tmp_path, DAY)
+    assert report.rows_read == 0 and "absent" in report.note
