@@ -24,7 +24,8 @@ units as (
 ),
 
 orders as (
-    select o.user_id, o.ordered_at, o.order_date, o.revenue
+    -- exact decimals: parallel float sums are not reproducible to the last bit
+    select o.user_id, o.ordered_at, o.order_date, cast(o.revenue as decimal(18, 2)) as revenue
     from {{ ref('stg_orders') }} o
     where o.is_completed
       and o.ordered_at >= (select min(start_date) from {{ ref('stg_experiments') }})
@@ -46,8 +47,8 @@ unit_values as (
         a.as_of_date,
         u.variant,
         u.variant = a.control_variant as is_control,
-        case when coalesce(uo.orders, 0) > 0 then 1.0 else 0.0 end as conversion,
-        coalesce(uo.revenue, 0.0) as revenue_per_user
+        case when coalesce(uo.orders, 0) > 0 then 1 else 0 end as conversion,
+        coalesce(uo.revenue, 0) as revenue_per_user
     from as_of a
     join units u on u.experiment_id = a.experiment_id and u.assigned_date <= a.as_of_date
     left join unit_orders uo
@@ -55,9 +56,13 @@ unit_values as (
 ),
 
 long as (
-    select experiment_id, as_of_date, variant, is_control, 'conversion' as metric, conversion as value from unit_values
+    select experiment_id, as_of_date, variant, is_control, 'conversion' as metric,
+        cast(conversion as decimal(18, 2)) as value
+    from unit_values
     union all
-    select experiment_id, as_of_date, variant, is_control, 'revenue_per_user' as metric, revenue_per_user as value from unit_values
+    select experiment_id, as_of_date, variant, is_control, 'revenue_per_user' as metric,
+        cast(revenue_per_user as decimal(18, 2)) as value
+    from unit_values
 )
 
 select
@@ -68,7 +73,7 @@ select
     'cumulative' as analysis_window,
     as_of_date,
     count(*) as n,
-    sum(value) as value_sum,
-    sum(value * value) as value_sum_sq
+    cast(sum(value) as double) as value_sum,
+    cast(sum(cast(value * value as decimal(38, 4))) as double) as value_sum_sq
 from long
 group by experiment_id, variant, is_control, metric, as_of_date

@@ -32,7 +32,9 @@ session_kpis as (
 ),
 
 order_kpis as (
-    select date, count(*) as orders, sum(revenue) as revenue
+    -- money sums in exact decimals: re-runs must give identical marts, and
+    -- parallel float sums are not reproducible to the last bit
+    select date, count(*) as orders, cast(sum(cast(revenue as decimal(18, 2))) as double) as revenue
     from completed_orders
     group by date
 )
