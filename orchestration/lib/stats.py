@@ -1,18 +1,38 @@
 """Closed-form experiment statistics over per-arm sufficient statistics.
 
-The warehouse reduces every arm to (n, sum, sum of squares); everything here is
-arithmetic on those few numbers, so it costs the same for 1,000 or 100 million
-units. Pure Python + scipy, no Dagster.
+The warehouse reduces every arm to a few sums (n, sums, sums of squares, cross
+products); everything here is arithmetic on those few numbers, so it costs the
+same for 1,000 or 100 million units. Pure Python + scipy, no Dagster.
+
+Conventions follow GrowthBook's gbstats 0.8.0 frequentist engine (checked by
+tests/oracles/gbstats_cases.json): unbiased (n - 1) sample (co)variances,
+Welch–Satterthwaite degrees of freedom, first-order delta method for relative
+lifts, pooled-over-both-arms CUPED theta, and the asymptotic normal-mixture
+confidence sequence for always-valid intervals. Degenerate input (n < 2, zero
+variance, zero control mean) gives NaN, never an exception.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from scipy import stats as st
 
 NAN = float("nan")
+
+
+def _sample_cov(sum_ab: float, sum_a: float, sum_b: float, n: int) -> float:
+    """Unbiased (n - 1) sample covariance from sums; NaN for n < 2."""
+    if n < 2:
+        return NAN
+    return (sum_ab - sum_a * sum_b / n) / (n - 1)
+
+
+def _finite(*values: float) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -63,36 +83,44 @@ def welch_df(var_c: float, n_c: int, var_t: float, n_t: int) -> float:
     return (a + b) ** 2 / denominator if denominator > 0 else NAN
 
 
-def compare_means(control: ArmStats, treatment: ArmStats, alpha: float = 0.05) -> LiftResult:
-    """Treatment vs control: Welch t-test, CI of the absolute lift, delta-method CI of the relative lift.
+def _welch_lift(
+    n_c: int,
+    n_t: int,
+    est_c: float,
+    est_t: float,
+    var_c: float,
+    var_t: float,
+    base_c: float,
+    base_t: float,
+    alpha: float,
+) -> LiftResult:
+    """Shared core: Welch test of est_t - est_c given per-unit variances of each arm's estimate.
 
-    The relative lift (mean_t / mean_c - 1) uses the first-order delta method
-    Var(r) = var_t / (n_t mean_c^2) + mean_t^2 var_c / (n_c mean_c^4), with the
-    same Welch t quantile as the absolute lift.
+    ``base_c``/``base_t`` are the (unadjusted) arm means the relative lift is
+    expressed against; they differ from ``est_*`` only for CUPED, where gbstats
+    divides the adjusted difference by the unadjusted control mean and uses the
+    unadjusted means in the delta method.
     """
-    n_c, n_t = control.n, treatment.n
-    m_c, m_t = control.mean, treatment.mean
-    lift = m_t - m_c
-    if n_c < 2 or n_t < 2:
-        return LiftResult(n_c, n_t, m_c, m_t, lift, *[NAN] * 3, NAN if not m_c else m_t / m_c - 1, *[NAN] * 5)
-    v_c, v_t = control.variance, treatment.variance
-    se = math.sqrt(v_c / n_c + v_t / n_t)
-    df = welch_df(v_c, n_c, v_t, n_t)
+    lift = est_t - est_c
+    rel = lift / base_c if _finite(base_c) and base_c != 0 else NAN
+    if n_c < 2 or n_t < 2 or not _finite(var_c, var_t):
+        return LiftResult(n_c, n_t, base_c, base_t, lift, NAN, NAN, NAN, rel, NAN, NAN, NAN, NAN, NAN)
+    se = math.sqrt(var_c / n_c + var_t / n_t)
+    df = welch_df(var_c, n_c, var_t, n_t)
     if se > 0 and not math.isnan(df):
         q = st.t.ppf(1 - alpha / 2, df)
         p = 2 * st.t.sf(abs(lift) / se, df)
     else:  # no variance at all: nothing to test
         q, p = NAN, NAN
-    if m_c:
-        rel = m_t / m_c - 1
-        rel_se = math.sqrt(v_t / (n_t * m_c**2) + m_t**2 * v_c / (n_c * m_c**4))
+    if math.isnan(rel):
+        rel_se = NAN
     else:
-        rel = rel_se = NAN
+        rel_se = math.sqrt(var_t / (n_t * base_c**2) + base_t**2 * var_c / (n_c * base_c**4))
     return LiftResult(
         n_control=n_c,
         n_treatment=n_t,
-        mean_control=m_c,
-        mean_treatment=m_t,
+        mean_control=base_c,
+        mean_treatment=base_t,
         absolute_lift=lift,
         absolute_se=se,
         absolute_ci_low=lift - q * se,
@@ -104,3 +132,456 @@ def compare_means(control: ArmStats, treatment: ArmStats, alpha: float = 0.05) -
         degrees_of_freedom=df,
         p_value=p,
     )
+
+
+def compare_means(control: ArmStats, treatment: ArmStats, alpha: float = 0.05) -> LiftResult:
+    """Treatment vs control: Welch t-test, CI of the absolute lift, delta-method CI of the relative lift.
+
+    The relative lift (mean_t / mean_c - 1) uses the first-order delta method
+    Var(r) = var_t / (n_t mean_c^2) + mean_t^2 var_c / (n_c mean_c^4), with the
+    same Welch t quantile as the absolute lift. Binary metrics go through here
+    too (sum of squares = sum), with the unbiased variance p(1-p) n/(n-1);
+    gbstats's ProportionStatistic uses p(1-p), a difference of O(1/n).
+    """
+    m_c, m_t = control.mean, treatment.mean
+    return _welch_lift(control.n, treatment.n, m_c, m_t, control.variance, treatment.variance, m_c, m_t, alpha)
+
+
+# --- ratio metrics -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RatioArmStats:
+    """Sufficient statistics of one arm for a ratio metric sum(num) / sum(den) over units.
+
+    E.g. average order value: num = a user's revenue, den = a user's orders.
+    """
+
+    n: int
+    num_sum: float
+    num_sum_sq: float
+    den_sum: float
+    den_sum_sq: float
+    num_den_sum: float  # sum over units of num * den
+
+    @property
+    def ratio(self) -> float:
+        return self.num_sum / self.den_sum if self.den_sum else NAN
+
+    @property
+    def unit_variance(self) -> float:
+        """n Var(R) by the delta method: (var_num - 2 R cov + R^2 var_den) / mean_den^2.
+
+        This is what gbstats's RatioStatistic.variance returns; dividing by n
+        gives Var(R). It plays the role of a per-unit variance in the Welch
+        standard error and degrees of freedom, exactly as gbstats uses it.
+        """
+        if self.n < 2 or not self.den_sum:
+            return NAN
+        r = self.ratio
+        mean_den = self.den_sum / self.n
+        var_num = _sample_cov(self.num_sum_sq, self.num_sum, self.num_sum, self.n)
+        var_den = _sample_cov(self.den_sum_sq, self.den_sum, self.den_sum, self.n)
+        cov = _sample_cov(self.num_den_sum, self.num_sum, self.den_sum, self.n)
+        return max(var_num - 2 * r * cov + r**2 * var_den, 0.0) / mean_den**2
+
+
+def compare_ratios(control: RatioArmStats, treatment: RatioArmStats, alpha: float = 0.05) -> LiftResult:
+    """Treatment vs control for a ratio metric; ``mean_*`` fields hold the arm ratios.
+
+    Absolute lift R_t - R_c with SE sqrt(Var(R_c) + Var(R_t)); relative lift
+    R_t / R_c - 1 by the same delta method as for means. Degrees of freedom
+    are Welch–Satterthwaite on (n Var(R), n) per arm, as gbstats does (it
+    treats the ratio's delta-method variance like a sample variance).
+    """
+    r_c, r_t = control.ratio, treatment.ratio
+    return _welch_lift(
+        control.n, treatment.n, r_c, r_t, control.unit_variance, treatment.unit_variance, r_c, r_t, alpha
+    )
+
+
+# --- CUPED -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CupedArmStats:
+    """Sufficient statistics of one arm for CUPED: y = in-experiment value, x = the unit's pre-period value."""
+
+    n: int
+    y_sum: float
+    y_sum_sq: float
+    x_sum: float
+    x_sum_sq: float
+    xy_sum: float
+
+    def adjusted_variance(self, theta: float) -> float:
+        """Per-unit variance of y - theta x (unbiased)."""
+        if self.n < 2:
+            return NAN
+        var_y = _sample_cov(self.y_sum_sq, self.y_sum, self.y_sum, self.n)
+        var_x = _sample_cov(self.x_sum_sq, self.x_sum, self.x_sum, self.n)
+        cov = _sample_cov(self.xy_sum, self.y_sum, self.x_sum, self.n)
+        return max(var_y + theta**2 * var_x - 2 * theta * cov, 0.0)
+
+
+@dataclass(frozen=True)
+class CupedResult:
+    result: LiftResult  # CUPED-adjusted; mean_control/mean_treatment are the unadjusted arm means
+    unadjusted: LiftResult  # plain Welch comparison of y, for reference
+    theta: float
+    variance_reduction: float  # 1 - Var(adjusted lift) / Var(unadjusted lift)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def cuped_theta(
+    control: CupedArmStats, treatment: CupedArmStats, pooling: Literal["total", "within"] = "total"
+) -> float:
+    """Regression coefficient of y on x, pooled over both arms.
+
+    ``"total"`` (default, gbstats's compute_theta): both arms are merged into
+    one sample of N = n_c + n_t units and theta = cov(y, x) / var(x) about the
+    grand means (ddof 1). ``"within"``: the pooled within-arm OLS slope
+    sum_arms S_xy / sum_arms S_xx (deviations from each arm's own means); this
+    is the x coefficient of OLS y ~ treatment + x, so it makes the CUPED lift
+    equal OLS's treatment coefficient exactly. The two differ by a term in
+    (Ybar_t - Ybar_c)(Xbar_t - Xbar_c), which is O(1/N) because x is
+    pre-assignment.
+
+    Returns 0 (no adjustment) when x or y has no variance, as gbstats does.
+    """
+    if pooling == "total":
+        n = control.n + treatment.n
+        if n < 2:
+            return 0.0
+        sx, sy = control.x_sum + treatment.x_sum, control.y_sum + treatment.y_sum
+        var_x = _sample_cov(control.x_sum_sq + treatment.x_sum_sq, sx, sx, n)
+        var_y = _sample_cov(control.y_sum_sq + treatment.y_sum_sq, sy, sy, n)
+        cov = _sample_cov(control.xy_sum + treatment.xy_sum, sy, sx, n)
+        return cov / var_x if var_x > 0 and var_y > 0 else 0.0
+    if pooling == "within":
+        arms = [a for a in (control, treatment) if a.n >= 1]
+        s_xx = sum(a.x_sum_sq - a.x_sum**2 / a.n for a in arms)
+        s_yy = sum(a.y_sum_sq - a.y_sum**2 / a.n for a in arms)
+        s_xy = sum(a.xy_sum - a.x_sum * a.y_sum / a.n for a in arms)
+        return s_xy / s_xx if s_xx > 0 and s_yy > 0 else 0.0
+    raise ValueError(f"unknown pooling {pooling!r}")
+
+
+def compare_cuped(
+    control: CupedArmStats, treatment: CupedArmStats, alpha: float = 0.05, theta: float | None = None
+) -> CupedResult:
+    """CUPED-adjusted Welch comparison (gbstats's RegressionAdjustedStatistic + TTest).
+
+    Adjusted absolute lift = (Ybar_t - Ybar_c) - theta (Xbar_t - Xbar_c), with
+    per-arm variance var_y + theta^2 var_x - 2 theta cov(y, x) and Welch df on
+    those adjusted variances. The relative lift divides the adjusted absolute
+    lift by the UNADJUSTED control mean, and its delta-method variance uses the
+    unadjusted means (as gbstats). ``theta`` defaults to ``cuped_theta(...,
+    "total")``; pass ``cuped_theta(..., "within")`` to reproduce OLS.
+    """
+    if theta is None:
+        theta = cuped_theta(control, treatment)
+    unadjusted = compare_means(
+        ArmStats(control.n, control.y_sum, control.y_sum_sq),
+        ArmStats(treatment.n, treatment.y_sum, treatment.y_sum_sq),
+        alpha,
+    )
+    y_c, y_t = unadjusted.mean_control, unadjusted.mean_treatment
+    x_c = control.x_sum / control.n if control.n else NAN
+    x_t = treatment.x_sum / treatment.n if treatment.n else NAN
+    adjusted = _welch_lift(
+        control.n,
+        treatment.n,
+        y_c - theta * x_c,
+        y_t - theta * x_t,
+        control.adjusted_variance(theta),
+        treatment.adjusted_variance(theta),
+        y_c,
+        y_t,
+        alpha,
+    )
+    if _finite(adjusted.absolute_se, unadjusted.absolute_se) and unadjusted.absolute_se > 0:
+        reduction = 1 - adjusted.absolute_se**2 / unadjusted.absolute_se**2
+    else:
+        reduction = NAN
+    return CupedResult(adjusted, unadjusted, theta, reduction)
+
+
+# --- sample-ratio mismatch ---------------------------------------------------
+
+
+def srm_p_value(observed_counts: Sequence[int], expected_shares: Sequence[float]) -> float:
+    """Chi-square goodness-of-fit p-value of the arms' unit counts against the planned shares.
+
+    Shares are normalised to sum to 1. An arm with share 0 is left out if it
+    has no units and makes the p-value 0 if it has any (it should be empty).
+    NaN with no units, fewer than two arms with a positive share, or invalid
+    shares. (gbstats's check_srm skips zero-weight arms but still counts them
+    in the degrees of freedom; for all-positive shares the two agree.)
+    """
+    if len(observed_counts) != len(expected_shares) or any(s < 0 or not math.isfinite(s) for s in expected_shares):
+        return NAN
+    total_share = sum(expected_shares)
+    total = sum(observed_counts)
+    if total <= 0 or total_share <= 0:
+        return NAN
+    pairs = []
+    for count, share in zip(observed_counts, expected_shares):
+        if share == 0:
+            if count > 0:
+                return 0.0
+            continue
+        pairs.append((count, share / total_share * total))
+    if len(pairs) < 2:
+        return NAN
+    chi2 = sum((o - e) ** 2 / e for o, e in pairs)
+    return float(st.chi2.sf(chi2, len(pairs) - 1))
+
+
+# --- power -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MinimumDetectableEffect:
+    absolute: float
+    relative: float  # absolute / |control mean|; NaN without a (non-zero) control mean
+
+
+def _z_sum(alpha: float, power: float) -> float:
+    return float(st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power))
+
+
+def minimum_detectable_effect(
+    var_c: float,
+    n_c: int,
+    var_t: float,
+    n_t: int,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    control_mean: float | None = None,
+) -> MinimumDetectableEffect:
+    """Smallest true lift a two-sided level-alpha z-test detects with the given power at these sample sizes.
+
+    MDE = (z_{1-alpha/2} + z_{power}) sqrt(var_c / n_c + var_t / n_t) (normal
+    approximation; the far rejection tail is ignored, as is standard).
+    """
+    if n_c < 1 or n_t < 1 or not _finite(var_c, var_t) or var_c < 0 or var_t < 0:
+        return MinimumDetectableEffect(NAN, NAN)
+    mde = _z_sum(alpha, power) * math.sqrt(var_c / n_c + var_t / n_t)
+    rel = mde / abs(control_mean) if control_mean is not None and _finite(control_mean) and control_mean else NAN
+    return MinimumDetectableEffect(mde, rel)
+
+
+@dataclass(frozen=True)
+class SampleSize:
+    n_control: float  # rounded up; float so that degenerate input can be NaN
+    n_treatment: float
+
+    @property
+    def n_total(self) -> float:
+        return self.n_control + self.n_treatment
+
+
+def required_sample_size(
+    var_c: float,
+    var_t: float,
+    effect: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    treatment_share: float = 0.5,
+) -> SampleSize:
+    """Units per arm needed so that ``minimum_detectable_effect`` equals ``effect`` (absolute).
+
+    With a fraction ``treatment_share`` of N units treated,
+    N = (z_{1-alpha/2} + z_{power})^2 (var_c / (1 - s) + var_t / s) / effect^2;
+    each arm is rounded up. Divide by daily traffic for the days a target needs.
+    """
+    s = treatment_share
+    if not _finite(var_c, var_t, effect, s) or effect == 0 or not 0 < s < 1 or var_c < 0 or var_t < 0:
+        return SampleSize(NAN, NAN)
+    n = _z_sum(alpha, power) ** 2 * (var_c / (1 - s) + var_t / s) / effect**2
+    return SampleSize(float(math.ceil(n * (1 - s))), float(math.ceil(n * s)))
+
+
+# --- always-valid inference --------------------------------------------------
+
+
+def _mixture_rho(alpha: float, tau: float) -> float:
+    # eq. 161 of Waudby-Smith et al. (arXiv 2103.06476v7): the mixing variance
+    # that makes the boundary tightest at N = tau units.
+    return math.sqrt((-2 * math.log(alpha) + math.log(1 - 2 * math.log(alpha))) / tau)
+
+
+def sequential_half_width(
+    variance_of_estimate: float, n_total: int, alpha: float = 0.05, tau: float = 5000.0
+) -> float:
+    """Half-width of the asymptotic normal-mixture confidence sequence (gbstats's SequentialTwoSidedTTest).
+
+    With N = n_A + n_B, s^2 = Var(estimate) N and rho from ``tau``:
+    s sqrt(2 (N rho^2 + 1) ln(sqrt(N rho^2 + 1) / alpha) / (N rho)^2).
+    Valid simultaneously over all looks, so it may be checked every day.
+    """
+    if n_total < 1 or not _finite(variance_of_estimate) or variance_of_estimate <= 0:
+        return NAN
+    rho = _mixture_rho(alpha, tau)
+    big = n_total * rho**2 + 1
+    s2 = variance_of_estimate * n_total
+    return math.sqrt(s2) * math.sqrt(2 * big * math.log(math.sqrt(big) / alpha) / (n_total * rho) ** 2)
+
+
+def sequential_p_value(
+    estimate: float,
+    variance_of_estimate: float,
+    n_total: int,
+    alpha: float = 0.05,
+    tau: float = 5000.0,
+    null_value: float = 0.0,
+) -> float:
+    """Always-valid p-value min(1, 1 / e-value) of the same mixture martingale (eq. 155; gbstats).
+
+    It depends on ``alpha`` through rho, as gbstats's does; p < alpha exactly
+    when the sequential CI at that alpha excludes ``null_value``.
+    """
+    if n_total < 1 or not _finite(estimate, variance_of_estimate) or variance_of_estimate <= 0:
+        return NAN
+    rho2 = _mixture_rho(alpha, tau) ** 2
+    st2 = (estimate - null_value) ** 2 * n_total / variance_of_estimate
+    big = n_total * rho2 + 1
+    log_e = rho2 * st2 / (2 * big) - 0.5 * math.log(big)
+    # in log space so a huge e-value gives p = 0 instead of overflowing
+    return math.exp(-log_e) if log_e > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class SequentialInterval:
+    absolute_ci_low: float
+    absolute_ci_high: float
+    relative_ci_low: float
+    relative_ci_high: float
+    p_value: float  # always-valid p-value of the absolute lift
+    relative_p_value: float  # same for the relative lift (gbstats, difference_type="relative")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sequential_ci(result: LiftResult, alpha: float = 0.05, tau: float = 5000.0) -> SequentialInterval:
+    """Always-valid CIs around a fixed-horizon result's point estimates.
+
+    As in gbstats, the relative interval is the same confidence sequence
+    applied to the delta-method variance of the relative lift
+    (relative_se^2), centred on the relative lift; N = n_control + n_treatment.
+    Works for mean, ratio and CUPED results alike.
+    """
+    n = result.n_control + result.n_treatment
+    abs_var, rel_var = result.absolute_se**2, result.relative_se**2
+    abs_hw = sequential_half_width(abs_var, n, alpha, tau)
+    rel_hw = sequential_half_width(rel_var, n, alpha, tau)
+    return SequentialInterval(
+        absolute_ci_low=result.absolute_lift - abs_hw,
+        absolute_ci_high=result.absolute_lift + abs_hw,
+        relative_ci_low=result.relative_lift - rel_hw,
+        relative_ci_high=result.relative_lift + rel_hw,
+        p_value=sequential_p_value(result.absolute_lift, abs_var, n, alpha, tau),
+        relative_p_value=sequential_p_value(result.relative_lift, rel_var, n, alpha, tau),
+    )
+
+
+# --- multiple testing --------------------------------------------------------
+
+
+def adjust_p_values(p_values: Sequence[float], method: Literal["holm", "bh"] = "holm") -> list[float]:
+    """Holm (family-wise error) or Benjamini–Hochberg (false discovery rate) adjusted p-values.
+
+    NaNs stay NaN and are not counted in the number of tests m.
+    """
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(indexed)
+    adjusted = [NAN] * len(p_values)
+    if method == "holm":
+        running = 0.0  # step-down: adjusted p-values must not decrease
+        for rank, (p, i) in enumerate(indexed):
+            running = max(running, min(1.0, (m - rank) * p))
+            adjusted[i] = running
+    elif method == "bh":
+        running = 1.0  # step-up: take the minimum from the largest p downwards
+        for rank in range(m - 1, -1, -1):
+            p, i = indexed[rank]
+            running = min(running, m * p / (rank + 1))
+            adjusted[i] = running
+    else:
+        raise ValueError(f"unknown method {method!r}; use 'holm' or 'bh'")
+    return adjusted
+
+
+# --- decisions ---------------------------------------------------------------
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+
+
+def guardrail_verdict(result: LiftResult, margin: float, lower_is_better: bool, alpha: float = 0.05) -> Verdict:
+    """Non-inferiority verdict on the RELATIVE lift of a guardrail metric.
+
+    ``margin`` is the tolerated relative harm (0.02: up to 2% worse is fine).
+    Harm is +relative lift when lower is better (e.g. refund rate) and
+    -relative lift otherwise. With the one-sided (1 - alpha) bounds
+    harm_low = harm - q se and harm_high = harm + q se (q = t quantile 1 - alpha
+    at the result's Welch df, se = relative_se):
+
+    - "pass" if harm_high < margin (harm is shown to be within the margin),
+    - "fail" if harm_low > margin (harm is shown to exceed the margin),
+    - "inconclusive" otherwise, or if the result has no usable SE.
+    """
+    rel, se, df = result.relative_lift, result.relative_se, result.degrees_of_freedom
+    if not _finite(rel, se, df, margin) or se <= 0:
+        return "inconclusive"
+    harm = rel if lower_is_better else -rel
+    q = st.t.ppf(1 - alpha, df)
+    if harm + q * se < margin:
+        return "pass"
+    if harm - q * se > margin:
+        return "fail"
+    return "inconclusive"
+
+
+@dataclass(frozen=True)
+class IncrementalValue:
+    value: float  # absolute lift per unit x treated units
+    value_ci_low: float
+    value_ci_high: float
+    cost: float
+    net_value: float  # value - cost
+    net_ci_low: float
+    net_ci_high: float
+    roi: float  # net / cost; NaN if cost is 0
+    roi_ci_low: float
+    roi_ci_high: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def incremental_value(result: LiftResult, treated_units: int, cost: float, alpha: float = 0.05) -> IncrementalValue:
+    """Money made by treating ``treated_units`` units, from the lift in value per unit (e.g. revenue per user).
+
+    The CI is the (1 - alpha) Welch CI of the absolute lift scaled by the
+    treated units; the cost is taken as known, so net value and ROI intervals
+    are the same interval shifted / scaled.
+    """
+    value = result.absolute_lift * treated_units
+    se, df = result.absolute_se, result.degrees_of_freedom
+    if _finite(se, df) and se > 0:
+        q = st.t.ppf(1 - alpha / 2, df)
+        ends = ((result.absolute_lift - q * se) * treated_units, (result.absolute_lift + q * se) * treated_units)
+        low, high = min(ends), max(ends)
+    else:
+        low = high = NAN
+    net, net_low, net_high = value - cost, low - cost, high - cost
+    if cost:
+        roi_ends = (net_low / cost, net_high / cost)
+        roi, roi_low, roi_high = net / cost, min(roi_ends), max(roi_ends)
+    else:
+        roi = roi_low = roi_high = NAN
+    return IncrementalValue(value, low, high, cost, net, net_low, net_high, roi, roi_low, roi_high)
