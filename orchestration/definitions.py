@@ -15,13 +15,14 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from orchestration.defs.attribution.assets import experiment_results_asset
 from orchestration.defs.ingest.assets import raw_assets
+from orchestration.defs.model_health.alerts import alerts_asset, model_health_checks
 from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.resources import build_resources
 from orchestration.defs.schedules.daily import daily_job, daily_schedule
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 
-ALL_ASSETS = [*raw_assets, impact_ledger_dbt, experiment_results_asset]
-ALL_CHECKS = [*quality_checks]
+ALL_ASSETS = [*raw_assets, impact_ledger_dbt, alerts_asset, experiment_results_asset]
+ALL_CHECKS = [*quality_checks, *model_health_checks]
 
 
 def build_definitions() -> dg.Definitions:

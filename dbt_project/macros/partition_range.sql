@@ -13,12 +13,35 @@
     ({{ col }} < {{ max_date() }} + interval 1 day)
 {%- endmacro %}
 
-{# Pre-hook of incremental marts: drop the run's date range before it is
-   inserted again (idempotent partitions, including days that now have no rows). #}
-{% macro delete_partition_range(date_column='date') -%}
+{# First day a run recomputes: its min_date, or earlier by `lookback_days`
+   for marts whose inputs keep arriving late (labels). #}
+{% macro refresh_start(lookback_days=0) -%}
+    ({{ min_date() }} - interval {{ lookback_days }} day)
+{%- endmacro %}
+
+{# True when `col` falls between refresh_start(lookback_days) and the end of max_date. #}
+{% macro in_refresh_range(col, lookback_days=0) -%}
+    ({{ col }} >= {{ refresh_start(lookback_days) }} and {{ col }} < {{ max_date() }} + interval 1 day)
+{%- endmacro %}
+
+{# Pre-hook of incremental marts: drop the days the run recomputes before it
+   inserts them again (idempotent partitions, including days that now have no rows). #}
+{% macro delete_partition_range(date_column='date', lookback_days=0) -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} where {{ date_column }} between {{ min_date() }} and {{ max_date() }}
+        delete from {{ this }}
+        where {{ date_column }} between cast({{ refresh_start(lookback_days) }} as date) and {{ max_date() }}
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+{# Order-independent float aggregates: DuckDB sums doubles in parallel, so
+   the last bits would change between re-runs; summing exact decimals keeps
+   re-run marts bit-identical (15 decimals are far below any reported digit). #}
+{% macro exact_sum(expr) -%}
+    cast(sum(cast({{ expr }} as decimal(38, 15))) as double)
+{%- endmacro %}
+
+{% macro exact_avg(expr) -%}
+    ({{ exact_sum(expr) }} / nullif(count({{ expr }}), 0))
 {%- endmacro %}

@@ -34,3 +34,13 @@ def partitions_start() -> str:
 def export_env() -> None:
     """Pin IMPACT_LEDGER_DB to an absolute path so dbt (a subprocess in another cwd) opens the same file."""
     os.environ["IMPACT_LEDGER_DB"] = str(warehouse_path())
+
+
+def dbt_var(name: str):
+    """A default var of dbt_project.yml (e.g. label_lookback_days), so Python and SQL share one value."""
+    import yaml
+
+    variables = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()).get("vars", {})
+    if name not in variables:
+        raise KeyError(f"dbt var '{name}' is not defined in {DBT_PROJECT_DIR / 'dbt_project.yml'}")
+    return variables[name]

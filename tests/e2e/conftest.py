@@ -1,4 +1,9 @@
-"""A small generated world materialised through Dagster into a temp warehouse, shared per session."""
+"""A small generated world materialised through Dagster into temp warehouses, shared per session.
+
+`history_db`: every day before the planted incident, in one run (a backfill).
+`full_db`: history plus the incident days up to two days before the world ends.
+Each test gets a private copy (`pipeline` or `pre_incident`) and runs the days it needs.
+"""
 
 import shutil
 from dataclasses import dataclass
@@ -10,8 +15,9 @@ import pytest
 
 from orchestration.lib.synthetic_world import WorldConfig, generate_world
 
-# Big enough that a 95% CI reliably covers the planted lift, small enough to run in seconds.
-E2E_WORLD = WorldConfig(days=32, users=20_000, seed=3, predictions_per_day=500)
+# Big enough that a 95% CI reliably covers the planted lift and a day's labels
+# can show the incident, small enough to run in seconds.
+E2E_WORLD = WorldConfig(days=32, users=20_000, seed=3, predictions_per_day=2_000)
 
 
 @dataclass
@@ -21,6 +27,10 @@ class Pipeline:
     truth: dict
     first: date
     last: date
+
+    @property
+    def incident(self) -> date:
+        return date.fromisoformat(self.truth["incident"]["start_date"])
 
     def query(self, sql: str, params=None):
         with duckdb.connect(str(self.db), read_only=True) as conn:
@@ -32,6 +42,16 @@ class Pipeline:
         return materialize_days(first, last or first)
 
 
+def _materialize(source: Path, db: Path, first: date, last: date) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMPACT_LEDGER_DB", str(db))
+        mp.setenv("IMPACT_LEDGER_SOURCE", str(source))
+        from orchestration.defs.runs import materialize_days
+
+        outcome = materialize_days(first, last)
+    assert outcome.success, outcome.failures
+
+
 @pytest.fixture(scope="session")
 def e2e_world(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e_world")
@@ -40,26 +60,39 @@ def e2e_world(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def history_db(e2e_world, tmp_path_factory):
-    """Every day but the last two, materialised in one run (a backfill)."""
     source, truth = e2e_world
     db = tmp_path_factory.mktemp("history") / "warehouse.duckdb"
-    first, last = date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"])
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("IMPACT_LEDGER_DB", str(db))
-        mp.setenv("IMPACT_LEDGER_SOURCE", str(source))
-        from orchestration.defs.runs import materialize_days
-
-        outcome = materialize_days(first, last - timedelta(days=2))
-    assert outcome.success, outcome.failures
+    incident = date.fromisoformat(truth["incident"]["start_date"])
+    _materialize(source, db, date.fromisoformat(truth["start_date"]), incident - timedelta(days=1))
     return db
 
 
-@pytest.fixture
-def pipeline(e2e_world, history_db, tmp_path, monkeypatch) -> Pipeline:
-    """A private copy of the warehouse with history, pointed at by the environment."""
+@pytest.fixture(scope="session")
+def full_db(e2e_world, history_db, tmp_path_factory):
     source, truth = e2e_world
-    db = tmp_path / "warehouse.duckdb"
+    db = tmp_path_factory.mktemp("full") / "warehouse.duckdb"
     shutil.copy(history_db, db)
-    monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
+    incident = date.fromisoformat(truth["incident"]["start_date"])
+    _materialize(source, db, incident, date.fromisoformat(truth["end_date"]) - timedelta(days=2))
+    return db
+
+
+def _private_copy(db: Path, e2e_world, tmp_path, monkeypatch) -> Pipeline:
+    source, truth = e2e_world
+    private = tmp_path / "warehouse.duckdb"
+    shutil.copy(db, private)
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(private))
     monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(source))
-    return Pipeline(source, db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+    return Pipeline(source, private, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+
+
+@pytest.fixture
+def pipeline(e2e_world, full_db, tmp_path, monkeypatch) -> Pipeline:
+    """Every day but the last two already materialised."""
+    return _private_copy(full_db, e2e_world, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def pre_incident(e2e_world, history_db, tmp_path, monkeypatch) -> Pipeline:
+    """Every day before the planted incident already materialised."""
+    return _private_copy(history_db, e2e_world, tmp_path, monkeypatch)

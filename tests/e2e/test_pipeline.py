@@ -11,7 +11,11 @@ pytestmark = pytest.mark.slow
 
 MARTS = {
     "marts.kpi_daily": "date",
+    "marts.kpi_daily_by_segment": "date, segment, country",
+    "marts.retention_cohorts": "cohort_type, experiment_id, variant, cohort_date, horizon_days",
     "marts.model_health_daily": "date, model_id, model_version",
+    "marts.feature_drift_daily": "date, model_id, model_version, feature",
+    "marts.alerts": "date, model_id, model_version, metric, subject",
     "marts.experiment_stats": "experiment_id, variant, metric, analysis_window, as_of_date",
     "attribution.experiment_results": "experiment_id, metric, treatment_variant, analysis_window, as_of_date",
 }
@@ -47,7 +51,7 @@ def test_two_consecutive_partitions_land_everything(pipeline):
     assert len(kpi) == 2 and (kpi["sessions"] > 1000).all() and kpi["conversion_rate"].between(0.01, 0.5).all()
     health = pipeline.query("SELECT * FROM marts.model_health_daily WHERE date = ?", [day2])
     assert set(health["model_id"]) == {"recommender", "churn_offer"}
-    assert (health["predictions"] == 500).all()
+    assert (health["predictions"] == 2000).all()
     results = pipeline.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [day2])
     assert len(results) == 4  # 2 experiments x 2 metrics, one treatment arm each
     assert (results["n_control"] > 1000).all() and (results["n_treatment"] > 10 * 1000).all()

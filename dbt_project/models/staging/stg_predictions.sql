@@ -8,4 +8,7 @@ select
     score,
     threshold,
     score >= threshold as decision
+    {%- for f in monitored_features() if f.name != 'score' %},
+    {{ f.name }}
+    {%- endfor %}
 from {{ source('raw', 'predictions') }}

@@ -24,13 +24,10 @@ if not dbt_project.manifest_path.exists():
         "(or `cd dbt_project && dbt parse --profiles-dir .`) before loading the definitions."
     )
 
-LAYER_GROUPS = {"staging": "staging", "intermediate": "staging", "marts": "marts"}
-
-
 class ImpactLedgerTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        fqn = dbt_resource_props.get("fqn", [])
-        return LAYER_GROUPS.get(fqn[1] if len(fqn) > 2 else "", "marts")
+        # dbt_project.yml tags each folder with its domain (meta.dagster_group)
+        return dbt_resource_props.get("config", {}).get("meta", {}).get("dagster_group", "staging")
 
 
 @dbt_assets(
@@ -44,4 +41,6 @@ def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     export_env()  # dbt runs in a subprocess with another cwd
     dbt_vars = {"min_date": first.isoformat(), "max_date": last.isoformat()}
     context.log.info(f"dbt build for {first} .. {last}")
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    # One reused target folder (runs never overlap: one writer) instead of one per run.
+    target = DBT_PROJECT_DIR / "target" / "dagster"
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, target_path=target).stream()

@@ -1,23 +1,129 @@
-{{ config(pre_hook="{{ delete_partition_range('date') }}") }}
+{{ config(pre_hook="{{ delete_partition_range('date', var('label_lookback_days')) }}") }}
+
+-- Leading model-health metrics per day, model and version. Labels arrive
+-- late, so every run recomputes the last `label_lookback_days` days before
+-- its range as well (reading only those days), with the labels known by the
+-- end of its last day (`labels_as_of`).
+
+{%- set since = refresh_start(var('label_lookback_days')) %}
 
 with predictions as (
-    select p.prediction_date as date, p.model_id, p.model_version, p.decision, l.label
-    from {{ ref('stg_predictions') }} p
-    left join {{ ref('int_labels_resolved') }} l on l.prediction_id = p.prediction_id
-    where {{ in_partition_range('p.predicted_at') }}
+    select prediction_id, prediction_date as date, model_id, model_version, predicted_at, score, decision,
+        {{ score_bin('score') }} as score_bin
+    from {{ ref('stg_predictions') }}
+    where {{ in_refresh_range('predicted_at', var('label_lookback_days')) }}
+),
+
+labels as (
+    {{ resolved_labels(since) }}
+),
+
+human_labels as (
+    {{ human_review_labels(since) }}
+),
+
+feedback as (
+    select prediction_id, count(*) as feedback_events, count_if(value = 'up') as up_events
+    from {{ ref('stg_feedback') }}
+    where created_at >= {{ since }} and {{ known_by_max_date('created_at') }}
+    group by prediction_id
+),
+
+scored as (
+    select
+        p.*,
+        l.label,
+        epoch(l.first_labeled_at - p.predicted_at) / 3600.0 as label_delay_hours,
+        h.label as human_label,
+        coalesce(f.feedback_events, 0) as feedback_events,
+        coalesce(f.up_events, 0) as up_events,
+        -- CBPE: the probability the model is right, from the reference calibration when learnt
+        coalesce(c.calibrated_probability, p.score) as calibrated_score,
+        c.calibrated_probability is not null as is_calibrated
+    from predictions p
+    left join labels l on l.prediction_id = p.prediction_id
+    left join human_labels h on h.prediction_id = p.prediction_id
+    left join feedback f on f.prediction_id = p.prediction_id
+    left join {{ ref('int_score_calibration') }} c
+        on c.model_id = p.model_id and c.model_version = p.model_version and c.score_bin = p.score_bin
+),
+
+calibration_bins as (
+    select date, model_id, model_version, score_bin,
+        count(*) as n, avg(label) as mean_label, {{ exact_avg('score') }} as mean_score
+    from scored
+    where label is not null
+    group by date, model_id, model_version, score_bin
+),
+
+ece as (
+    select date, model_id, model_version,
+        {{ exact_sum('n * abs(mean_label - mean_score)') }} / sum(n) as expected_calibration_error
+    from calibration_bins
+    group by date, model_id, model_version
+),
+
+daily as (
+    select
+        date,
+        model_id,
+        model_version,
+        count(*) as predictions,
+        {{ exact_avg('score') }} as mean_score,
+        quantile_cont(score, 0.5) as p50_score,
+        quantile_cont(score, 0.9) as p90_score,
+        avg(decision::int) as positive_rate,
+        count(label) as labelled,
+        count(label)::double / count(*) as label_coverage,
+        median(label_delay_hours) as median_label_delay_hours,
+        count_if(decision and label = 1) as true_positives,
+        count_if(decision and label = 0) as false_positives,
+        count_if(not decision and label = 1) as false_negatives,
+        count_if(not decision and label = 0) as true_negatives,
+        {{ exact_avg('case when label is not null then (score - label) * (score - label) end') }} as brier_score,
+        count(human_label) as human_labelled,
+        count_if(decision and human_label = 1) as human_true_positives,
+        count_if(decision and human_label = 0) as human_false_positives,
+        count_if(not decision and human_label = 1) as human_false_negatives,
+        {{ exact_sum('case when decision then calibrated_score else 0 end') }} as expected_true_positives,
+        {{ exact_sum('case when decision then 1 - calibrated_score else 0 end') }} as expected_false_positives,
+        {{ exact_sum('case when not decision then calibrated_score else 0 end') }} as expected_false_negatives,
+        bool_and(is_calibrated) as cbpe_calibrated,
+        count_if(feedback_events > 0)::double / count(*) as feedback_rate,
+        sum(up_events)::double / nullif(sum(feedback_events), 0) as feedback_up_share
+    from scored
+    group by date, model_id, model_version
 )
 
 select
-    date,
-    model_id,
-    model_version,
-    count(*) as predictions,
-    avg(decision::int) as positive_rate,
-    count(label) as labelled,
-    count_if(decision and label = 1) as true_positives,
-    count_if(decision and label = 0) as false_positives,
-    count_if(not decision and label = 1) as false_negatives,
-    count_if(decision and label = 1)::double / nullif(count_if(decision and label is not null), 0) as precision,
-    count_if(decision and label = 1)::double / nullif(count_if(label = 1), 0) as recall
-from predictions
-group by date, model_id, model_version
+    d.date,
+    d.model_id,
+    d.model_version,
+    d.predictions,
+    d.mean_score,
+    d.p50_score,
+    d.p90_score,
+    d.positive_rate,
+    d.labelled,
+    d.label_coverage,
+    d.median_label_delay_hours,
+    d.true_positives,
+    d.false_positives,
+    d.false_negatives,
+    d.true_negatives,
+    d.true_positives::double / nullif(d.true_positives + d.false_positives, 0) as precision,
+    d.true_positives::double / nullif(d.true_positives + d.false_negatives, 0) as recall,
+    2.0 * d.true_positives / nullif(2 * d.true_positives + d.false_positives + d.false_negatives, 0) as f1,
+    d.brier_score,
+    e.expected_calibration_error,
+    d.human_labelled,
+    d.human_true_positives::double / nullif(d.human_true_positives + d.human_false_positives, 0) as human_precision,
+    d.human_true_positives::double / nullif(d.human_true_positives + d.human_false_negatives, 0) as human_recall,
+    d.expected_true_positives / nullif(d.expected_true_positives + d.expected_false_positives, 0) as estimated_precision,
+    d.expected_true_positives / nullif(d.expected_true_positives + d.expected_false_negatives, 0) as estimated_recall,
+    d.cbpe_calibrated,
+    d.feedback_rate,
+    d.feedback_up_share,
+    {{ max_date() }} as labels_as_of
+from daily d
+left join ece e on e.date = d.date and e.model_id = d.model_id and e.model_version = d.model_version

@@ -1,0 +1,43 @@
+{{ config(materialized='incremental', unique_key=['model_id', 'model_version', 'score_bin'], incremental_strategy='delete+insert') }}
+
+-- Histogram-binning calibration of each model version, learnt once from its
+-- reference window when that window's labels have matured (reference end +
+-- label_lookback_days). Used by the label-free (CBPE) precision/recall
+-- estimates. Written once per version, so each run reads a bounded window.
+
+with ready as (
+    select v.model_id, v.model_version, v.first_date, v.reference_end_date
+    from {{ ref('int_model_versions') }} v
+    where v.reference_end_date + {{ var('label_lookback_days') }} <= {{ max_date() }}
+    {% if is_incremental() %}
+      and not exists (
+          select 1 from {{ this }} t where t.model_id = v.model_id and t.model_version = v.model_version
+      )
+    {% endif %}
+),
+
+reference as (
+    select p.prediction_id, p.model_id, p.model_version, p.score, {{ score_bin('p.score') }} as score_bin,
+        r.reference_end_date
+    from {{ ref('stg_predictions') }} p
+    join ready r
+        on r.model_id = p.model_id and r.model_version = p.model_version
+       and p.prediction_date between r.first_date and r.reference_end_date
+),
+
+labels as (
+    {{ resolved_labels('(select min(first_date) from ready)') }}
+)
+
+select
+    f.model_id,
+    f.model_version,
+    f.score_bin,
+    count(*) as labelled,
+    avg(l.label) as calibrated_probability,
+    {{ exact_avg('f.score') }} as mean_score
+from reference f
+join labels l
+    on l.prediction_id = f.prediction_id
+   and l.labeled_at < f.reference_end_date + {{ var('label_lookback_days') }} + 1
+group by f.model_id, f.model_version, f.score_bin

@@ -1,0 +1,3 @@
+{{ config(pre_hook="{{ delete_partition_range('date') }}") }}
+
+{{ kpi_select(['segment', 'country']) }}

@@ -1,0 +1,120 @@
+"""Model-health alert rules: thresholds from expectations/alert_thresholds.yml, applied to mart rows.
+
+Rules run over a few rows per model and day (the marts did the heavy lifting),
+so this is plain pandas. Each breach is one row: date, model, metric, subject
+(the feature for PSI), value, threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from orchestration.lib.settings import EXPECTATIONS_DIR
+
+ALERT_COLUMNS = ["date", "model_id", "model_version", "metric", "subject", "value", "threshold", "rule"]
+KNOWN_RULES = {"psi", "expected_calibration_error", "precision_drop", "label_coverage", "volume_change"}
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    models: list[str]
+    min_labelled: int
+    rules: dict[str, dict]
+    overrides: dict[str, dict[str, dict]] = field(default_factory=dict)
+
+    def rule(self, name: str, model_id: str) -> dict:
+        return {**self.rules[name], **self.overrides.get(model_id, {}).get(name, {})}
+
+    @property
+    def lookback_days(self) -> int:
+        """How many days before a run's range its rules need mart rows for."""
+        return max(self.rules["label_coverage"]["after_days"], self.rules["volume_change"]["trailing_days"])
+
+
+def load_alert_config(path: Path = EXPECTATIONS_DIR / "alert_thresholds.yml") -> AlertConfig:
+    raw = yaml.safe_load(Path(path).read_text())
+    unknown = set(raw.get("rules", {})) - KNOWN_RULES
+    missing = KNOWN_RULES - set(raw.get("rules", {}))
+    if unknown or missing:
+        raise ValueError(f"{path}: unknown rules {sorted(unknown)}; missing rules {sorted(missing)} (known: {sorted(KNOWN_RULES)})")
+    return AlertConfig(
+        models=list(raw.get("models", [])),
+        min_labelled=int(raw.get("min_labelled", 0)),
+        rules=raw["rules"],
+        overrides=raw.get("overrides") or {},
+    )
+
+
+def _breaches(frame: pd.DataFrame, metric: str, values: pd.Series, threshold: float, rule: str, subject=None) -> pd.DataFrame:
+    out = frame.loc[values.index, ["date", "model_id", "model_version"]].copy()
+    out["metric"] = metric
+    out["subject"] = subject if subject is not None else ""
+    out["value"] = values.astype(float)
+    out["threshold"] = float(threshold)
+    out["rule"] = rule
+    return out
+
+
+def evaluate_alerts(health: pd.DataFrame, drift: pd.DataFrame, reference_precision: pd.DataFrame,
+                    config: AlertConfig, first: object, last: object) -> pd.DataFrame:
+    """Breaches among rows dated ``first``..``last``.
+
+    ``health``: marts.model_health_daily rows from ``first - config.lookback_days`` on
+    (the volume rule compares with trailing days); ``drift``: marts.feature_drift_daily
+    rows; ``reference_precision``: model_id, model_version, reference_precision
+    (precision over the version's reference window).
+    """
+    first, last = pd.Timestamp(first), pd.Timestamp(last)
+    found = []
+    health = health.sort_values(["model_id", "model_version", "date"])
+    in_range = health[(health["date"] >= first) & (health["date"] <= last)]
+    for model_id, rows in in_range.groupby("model_id"):
+        labelled = rows["labelled"] >= config.min_labelled
+        ece = config.rule("expected_calibration_error", model_id)
+        hit = rows["expected_calibration_error"][labelled & (rows["expected_calibration_error"] > ece["above"])]
+        found.append(_breaches(rows, "expected_calibration_error", hit, ece["above"], f"> {ece['above']}"))
+
+        drop = config.rule("precision_drop", model_id)
+        ref = rows.merge(reference_precision, on=["model_id", "model_version"], how="left")
+        ref.index = rows.index
+        relative_drop = 1 - ref["precision"] / ref["reference_precision"]
+        hit = relative_drop[labelled & (relative_drop > drop["above"])]
+        found.append(_breaches(rows, "precision_drop", hit, drop["above"], f"> {drop['above']} below reference precision"))
+
+    for model_id, rows in health.groupby("model_id"):
+        coverage = config.rule("label_coverage", model_id)
+        # a day's coverage is judged only once `after_days` of labels have had time to arrive
+        after = pd.Timedelta(days=coverage["after_days"])
+        mature = rows[(rows["date"] >= first) & (rows["date"] <= last) & (rows["labels_as_of"] >= rows["date"] + after)]
+        hit = mature["label_coverage"][mature["label_coverage"] < coverage["below"]]
+        found.append(_breaches(mature, "label_coverage", hit, coverage["below"], f"< {coverage['below']} after {coverage['after_days']} days"))
+
+        volume = config.rule("volume_change", model_id)
+        for _, version_rows in rows.groupby("model_version"):
+            series = version_rows.set_index("date")["predictions"].astype(float)
+            trailing = series.shift(1).rolling(volume["trailing_days"], min_periods=volume["trailing_days"]).median()
+            change = series / trailing - 1
+            change = change[(change.index >= first) & (change.index <= last)]
+            hit_dates = change[change.abs() > volume["outside"]]
+            if len(hit_dates):
+                sub = version_rows[version_rows["date"].isin(hit_dates.index)]
+                found.append(_breaches(sub, "volume_change", pd.Series(hit_dates.to_numpy(), index=sub.index),
+                                       volume["outside"], f"outside ±{volume['outside']} of trailing {volume['trailing_days']}-day median"))
+
+    drift = drift[(drift["date"] >= first) & (drift["date"] <= last) & drift["psi"].notna()]
+    for (model_id, feature), rows in drift.groupby(["model_id", "feature"]):
+        psi = config.rule("psi", model_id)
+        hit = rows["psi"][rows["psi"] > psi["above"]]
+        found.append(_breaches(rows, "psi", hit, psi["above"], f"> {psi['above']}", subject=feature))
+
+    found = [f for f in found if len(f)]
+    if not found:
+        return pd.DataFrame(columns=ALERT_COLUMNS)
+    out = pd.concat(found, ignore_index=True)[ALERT_COLUMNS]
+    out["value"] = out["value"].replace([np.inf, -np.inf], np.nan)
+    return out.sort_values(["date", "model_id", "metric", "subject"]).reset_index(drop=True)
