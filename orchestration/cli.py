@@ -123,6 +123,28 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+SUMMARY_RESULTS_SQL = """
+SELECT model_id, metric, as_of_date, n_control, n_treatment, estimate,
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high,
+       cuped_variance_reduction, p_value_adjusted, guardrail_verdict, trustworthy, untrusted_reason
+FROM attribution.experiment_results
+WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.experiment_results)
+ORDER BY model_id, metric
+"""
+SUMMARY_IMPACT_SQL = """
+SELECT model_id, treated_units, incremental_value, model_cost, net_value, net_value_ci_low, net_value_ci_high, roi, trustworthy
+FROM attribution.model_impact
+WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.model_impact)
+ORDER BY model_id
+"""
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{x:+.1%}"
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     import duckdb
     import pandas as pd
@@ -132,37 +154,48 @@ def cmd_summary(args: argparse.Namespace) -> int:
         raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
     with duckdb.connect(str(db), read_only=True) as conn:
         try:
-            frame = conn.execute(
-                """
-                SELECT model_id, metric, as_of_date, n_control, n_treatment, mean_control, mean_treatment,
-                       relative_lift, relative_ci_low, relative_ci_high, p_value
-                FROM attribution.experiment_results
-                WHERE analysis_window = 'cumulative'
-                  AND as_of_date = (SELECT max(as_of_date) FROM attribution.experiment_results)
-                ORDER BY model_id, metric
-                """
-            ).df()
+            results = conn.execute(SUMMARY_RESULTS_SQL).df()
+            impact = conn.execute(SUMMARY_IMPACT_SQL).df()
         except duckdb.CatalogException as err:
-            raise CliError(f"no attribution table in '{db}' yet; run `impact-ledger materialize` first") from err
-    if frame.empty:
+            raise CliError(f"no attribution tables in '{db}' yet; run `impact-ledger materialize` first") from err
+    if results.empty:
         print("attribution.experiment_results is empty")
         return 0
-    print(f"Attribution as of {frame['as_of_date'].iloc[0]} (treatment vs never-exposed holdout, cumulative since assignment)")
+    as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    print(f"Attribution as of {as_of}: treatment vs never-exposed holdout, cumulative since assignment")
     view = pd.DataFrame(
         {
-            "model": frame["model_id"],
-            "metric": frame["metric"],
-            "units (holdout / treated)": frame["n_control"].astype(str) + " / " + frame["n_treatment"].astype(str),
-            "holdout mean": frame["mean_control"].map("{:.4f}".format),
-            "treated mean": frame["mean_treatment"].map("{:.4f}".format),
-            "relative lift [95% CI]": [
-                f"{r:+.1%} [{lo:+.1%}, {hi:+.1%}]"
-                for r, lo, hi in zip(frame["relative_lift"], frame["relative_ci_low"], frame["relative_ci_high"])
-            ],
-            "p (Welch)": frame["p_value"].map("{:.4f}".format),
+            "model": results["model_id"],
+            "metric": results["metric"],
+            "units (holdout/treated)": results["n_control"].astype(str) + "/" + results["n_treatment"].astype(str),
+            "relative lift [95% CI]": [f"{_pct(r)} [{_pct(lo)}, {_pct(hi)}]" for r, lo, hi in
+                                       zip(results["lift"], results["ci_low"], results["ci_high"])],
+            "estimate": results["estimate"] + results["cuped_variance_reduction"].map(
+                lambda v: "" if v != v else f" (-{v:.0%} var)"),
+            "p (Holm)": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
+            "guardrail": results["guardrail_verdict"].fillna(""),
+            "trustworthy": results["trustworthy"].map({True: "yes", False: "NO"}),
         }
     )
     print(view.to_string(index=False))
+    untrusted = results[~results["trustworthy"].astype(bool)]
+    for reason in sorted(set(untrusted["untrusted_reason"].dropna())):
+        print(f"  not trustworthy: {reason}")
+    if len(impact):
+        print("\nModel value since its experiment started (revenue-per-user lift x treated users, net of model cost)")
+        money = pd.DataFrame(
+            {
+                "model": impact["model_id"],
+                "treated users": impact["treated_units"],
+                "incremental revenue": impact["incremental_value"].map("{:,.0f}".format),
+                "model cost": impact["model_cost"].map("{:,.0f}".format),
+                "net value [95% CI]": [f"{v:,.0f} [{lo:,.0f}, {hi:,.0f}]" for v, lo, hi in
+                                       zip(impact["net_value"], impact["net_value_ci_low"], impact["net_value_ci_high"])],
+                "ROI": impact["roi"].map("{:.1f}x".format),
+                "trustworthy": impact["trustworthy"].map({True: "yes", False: "NO"}),
+            }
+        )
+        print(money.to_string(index=False))
     return 0
 
 

@@ -13,7 +13,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from orchestration.defs.attribution.assets import experiment_results_asset
+from orchestration.defs.attribution.assets import experiment_results_asset, model_impact_asset
 from orchestration.defs.ingest.assets import raw_assets
 from orchestration.defs.model_health.alerts import alerts_asset, model_health_checks
 from orchestration.defs.quality.checks import quality_checks
@@ -21,7 +21,7 @@ from orchestration.defs.resources import build_resources
 from orchestration.defs.schedules.daily import daily_job, daily_schedule
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 
-ALL_ASSETS = [*raw_assets, impact_ledger_dbt, alerts_asset, experiment_results_asset]
+ALL_ASSETS = [*raw_assets, impact_ledger_dbt, alerts_asset, experiment_results_asset, model_impact_asset]
 ALL_CHECKS = [*quality_checks, *model_health_checks]
 
 

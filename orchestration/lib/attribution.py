@@ -1,40 +1,209 @@
-"""Turn per-arm sufficient statistics into one result row per treatment arm.
+"""Turn per-arm sufficient statistics into experiment results and model value.
 
 Input rows come from marts.experiment_stats (one per experiment, variant,
-metric, window, as-of date); output rows compare each treatment variant with
-the experiment's control variant. Pure pandas over a few rows per day.
+metric, window and as-of date); every number here is closed-form statistics
+over those few rows (orchestration.lib.stats). Metric definitions (type,
+direction, guardrail margin) come from the same config dbt uses:
+var('experiment_metrics') in dbt_project.yml.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import pandas as pd
 
-from orchestration.lib.stats import ArmStats, compare_means
+from orchestration.lib.stats import (
+    ArmStats,
+    CupedArmStats,
+    LiftResult,
+    RatioArmStats,
+    adjust_p_values,
+    compare_cuped,
+    compare_means,
+    compare_ratios,
+    guardrail_verdict,
+    incremental_value,
+    minimum_detectable_effect,
+    sequential_ci,
+    srm_p_value,
+)
 
+NAN = float("nan")
 GRAIN = ["experiment_id", "metric", "analysis_window", "as_of_date"]
-RESULT_COLUMNS = [
-    "experiment_id", "model_id", "metric", "control_variant", "treatment_variant", "analysis_window", "as_of_date",
-    "n_control", "n_treatment", "mean_control", "mean_treatment", "absolute_lift", "absolute_se",
-    "absolute_ci_low", "absolute_ci_high", "relative_lift", "relative_se", "relative_ci_low", "relative_ci_high",
-    "degrees_of_freedom", "p_value",
-]
+SRM_THRESHOLD = 0.001  # p below this: the assignment is broken, results are not trustworthy
+
+V, D, F, I, B = "VARCHAR", "DATE", "DOUBLE", "BIGINT", "BOOLEAN"
+RESULT_SCHEMA = {
+    "experiment_id": V, "model_id": V, "metric": V, "metric_type": V, "control_variant": V, "treatment_variant": V,
+    "analysis_window": V, "as_of_date": D, "n_control": I, "n_treatment": I, "mean_control": F, "mean_treatment": F,
+    "absolute_lift": F, "absolute_se": F, "absolute_ci_low": F, "absolute_ci_high": F,
+    "relative_lift": F, "relative_se": F, "relative_ci_low": F, "relative_ci_high": F, "degrees_of_freedom": F,
+    "p_value": F,
+    "cuped_absolute_lift": F, "cuped_absolute_ci_low": F, "cuped_absolute_ci_high": F,
+    "cuped_relative_lift": F, "cuped_relative_ci_low": F, "cuped_relative_ci_high": F, "cuped_p_value": F,
+    "cuped_theta": F, "cuped_variance_reduction": F,
+    "estimate": V, "sequential_absolute_ci_low": F, "sequential_absolute_ci_high": F,
+    "sequential_relative_ci_low": F, "sequential_relative_ci_high": F, "sequential_p_value": F,
+    "mde_absolute": F, "mde_relative": F, "p_value_adjusted": F, "multiple_testing": V,
+    "is_guardrail": B, "guardrail_verdict": V, "srm_p_value": F, "trustworthy": B, "untrusted_reason": V,
+}
+RESULT_COLUMNS = list(RESULT_SCHEMA)
 
 
-def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """``stats``: experiment_stats rows; ``experiments``: experiment_id, model_id, control_variant."""
-    rows = []
+@dataclass(frozen=True)
+class AttributionSettings:
+    alpha: float = 0.05
+    power: float = 0.8
+    sequential_tau: float = 5000.0
+    multiple_testing: str = "holm"  # or "bh"
+
+
+def _arm(row) -> ArmStats:
+    return ArmStats(int(row["n"]), float(row["value_sum"]), float(row["value_sum_sq"]))
+
+
+def _ratio_arm(row) -> RatioArmStats:
+    return RatioArmStats(int(row["n"]), float(row["value_sum"]), float(row["value_sum_sq"]), float(row["denominator_sum"]),
+                         float(row["denominator_sum_sq"]), float(row["value_denominator_sum"]))
+
+
+def _cuped_arm(row) -> CupedArmStats:
+    return CupedArmStats(int(row["n"]), float(row["value_sum"]), float(row["value_sum_sq"]), float(row["covariate_sum"]),
+                         float(row["covariate_sum_sq"]), float(row["value_covariate_sum"]))
+
+
+def _compare(control, treatment, metric_type: str, s: AttributionSettings) -> dict:
+    """Fixed-horizon, CUPED and sequential results; `estimate` names the one decisions use."""
+    out: dict = {}
+    if metric_type == "ratio":
+        c, t = _ratio_arm(control), _ratio_arm(treatment)
+        primary = compare_ratios(c, t, s.alpha)
+        out |= {f"cuped_{k}": NAN for k in ("absolute_lift", "absolute_ci_low", "absolute_ci_high", "relative_lift",
+                                            "relative_ci_low", "relative_ci_high", "p_value", "theta", "variance_reduction")}
+        out |= primary.as_dict() | {"estimate": "delta_method_ratio"}
+        mde = minimum_detectable_effect(c.unit_variance, c.n, t.unit_variance, t.n, s.alpha, s.power, primary.mean_control)
+    else:
+        fixed = compare_means(_arm(control), _arm(treatment), s.alpha)
+        cuped = compare_cuped(_cuped_arm(control), _cuped_arm(treatment), s.alpha)
+        usable = not math.isnan(cuped.variance_reduction) and cuped.variance_reduction > 0
+        primary = cuped.result if usable else fixed
+        r = cuped.result
+        out |= fixed.as_dict() | {
+            "cuped_absolute_lift": r.absolute_lift, "cuped_absolute_ci_low": r.absolute_ci_low,
+            "cuped_absolute_ci_high": r.absolute_ci_high, "cuped_relative_lift": r.relative_lift,
+            "cuped_relative_ci_low": r.relative_ci_low, "cuped_relative_ci_high": r.relative_ci_high,
+            "cuped_p_value": r.p_value, "cuped_theta": cuped.theta, "cuped_variance_reduction": cuped.variance_reduction,
+            "estimate": "cuped" if usable else "welch",
+        }
+        c_arm, t_arm = _cuped_arm(control), _cuped_arm(treatment)
+        var_c, var_t = (c_arm.adjusted_variance(cuped.theta), t_arm.adjusted_variance(cuped.theta)) if usable else (
+            _arm(control).variance, _arm(treatment).variance)
+        mde = minimum_detectable_effect(var_c, c_arm.n, var_t, t_arm.n, s.alpha, s.power, fixed.mean_control)
+    seq = sequential_ci(primary, s.alpha, s.sequential_tau)
+    out |= {
+        "sequential_absolute_ci_low": seq.absolute_ci_low, "sequential_absolute_ci_high": seq.absolute_ci_high,
+        "sequential_relative_ci_low": seq.relative_ci_low, "sequential_relative_ci_high": seq.relative_ci_high,
+        "sequential_p_value": seq.p_value, "mde_absolute": mde.absolute, "mde_relative": mde.relative,
+        "_primary": primary,
+    }
+    return out
+
+
+def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants: pd.DataFrame, metrics: dict,
+                       settings: AttributionSettings = AttributionSettings()) -> pd.DataFrame:
+    """One row per experiment, metric, treatment variant, window and as-of date.
+
+    ``experiments``: experiment_id, model_id, control_variant; ``variants``:
+    experiment_id, variant, expected_share; ``metrics``: the experiment_metrics config.
+    """
     merged = stats.merge(experiments[["experiment_id", "model_id", "control_variant"]], on="experiment_id")
+    srm = _srm_by_experiment_day(merged, variants)
+    rows = []
     for key, group in merged.groupby(GRAIN, sort=True):
+        experiment_id, metric, window, as_of = key
         control = group[group["variant"] == group["control_variant"]]
         if control.empty:
             continue  # no control units yet: nothing to compare against
         c = control.iloc[0]
-        control_arm = ArmStats(int(c["n"]), float(c["value_sum"]), float(c["value_sum_sq"]))
+        spec = metrics.get(metric, {})
         for _, t in group[group["variant"] != group["control_variant"]].iterrows():
-            result = compare_means(control_arm, ArmStats(int(t["n"]), float(t["value_sum"]), float(t["value_sum_sq"])), alpha)
+            result = _compare(c, t, c["metric_type"], settings)
+            primary: LiftResult = result.pop("_primary")
+            srm_p = srm.get((experiment_id, as_of), NAN)
+            guardrail = bool(spec.get("guardrail", False))
             rows.append(
-                dict(zip(GRAIN, key))
-                | {"model_id": c["model_id"], "control_variant": c["control_variant"], "treatment_variant": t["variant"]}
-                | result.as_dict()
+                dict(zip(GRAIN, key)) | result | {
+                    "model_id": c["model_id"], "metric_type": c["metric_type"], "control_variant": c["control_variant"],
+                    "treatment_variant": t["variant"], "is_guardrail": guardrail,
+                    "guardrail_verdict": guardrail_verdict(primary, float(spec.get("non_inferiority_margin", 0.0)),
+                                                           spec.get("direction") == "lower_is_better", settings.alpha)
+                    if guardrail else None,
+                    "srm_p_value": srm_p,
+                    "trustworthy": not (srm_p < SRM_THRESHOLD),
+                    "untrusted_reason": f"sample ratio mismatch (p = {srm_p:.2g})" if srm_p < SRM_THRESHOLD else None,
+                    "_decision_p": primary.p_value,
+                }
             )
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    # multiple testing across the metrics of one experiment arm, window and day
+    family = ["experiment_id", "treatment_variant", "analysis_window", "as_of_date"]
+    frame["p_value_adjusted"] = frame.groupby(family)["_decision_p"].transform(
+        lambda p: pd.Series(adjust_p_values(p.tolist(), settings.multiple_testing), index=p.index))
+    frame["multiple_testing"] = settings.multiple_testing
+    return frame[RESULT_COLUMNS]
+
+
+def _srm_by_experiment_day(merged: pd.DataFrame, variants: pd.DataFrame) -> dict:
+    """Chi-square of assigned units vs expected shares, per experiment and as-of date."""
+    units = merged[merged["analysis_window"] == "cumulative"]
+    units = units[units["metric_type"] != "ratio"].drop_duplicates(["experiment_id", "as_of_date", "variant"])
+    out = {}
+    shares = variants.set_index(["experiment_id", "variant"])["expected_share"]
+    for (experiment_id, as_of), g in units.groupby(["experiment_id", "as_of_date"]):
+        expected = [float(shares.get((experiment_id, v), 0.0)) for v in g["variant"]]
+        out[(experiment_id, as_of)] = srm_p_value(g["n"].astype(int).tolist(), expected)
+    return out
+
+
+IMPACT_SCHEMA = {
+    "model_id": V, "experiment_id": V, "analysis_window": V, "as_of_date": D, "value_metric": V, "treated_units": I,
+    "incremental_value": F, "incremental_value_ci_low": F, "incremental_value_ci_high": F, "model_cost": F,
+    "net_value": F, "net_value_ci_low": F, "net_value_ci_high": F, "roi": F, "roi_ci_low": F, "roi_ci_high": F,
+    "trustworthy": B, "untrusted_reason": V,
+}
+IMPACT_COLUMNS = list(IMPACT_SCHEMA)
+
+
+def model_impact(results: pd.DataFrame, stats: pd.DataFrame, costs: pd.DataFrame, value_metric: str,
+                 settings: AttributionSettings = AttributionSettings()) -> pd.DataFrame:
+    """Incremental value of each model = lift in ``value_metric`` per unit x treated units, net of model cost.
+
+    ``costs``: model_id, experiment_id, analysis_window, as_of_date, model_cost (the
+    day's cost for 'day', cost since the experiment started for 'cumulative').
+    """
+    rows = []
+    value_rows = results[results["metric"] == value_metric]
+    for _, r in value_rows.iterrows():
+        arms = stats[(stats["experiment_id"] == r["experiment_id"]) & (stats["metric"] == value_metric)
+                     & (stats["analysis_window"] == r["analysis_window"]) & (stats["as_of_date"] == r["as_of_date"])]
+        control = arms[arms["variant"] == r["control_variant"]].iloc[0]
+        treatment = arms[arms["variant"] == r["treatment_variant"]].iloc[0]
+        result = _compare(control, treatment, r["metric_type"], settings)["_primary"]
+        cost_row = costs[(costs["model_id"] == r["model_id"]) & (costs["analysis_window"] == r["analysis_window"])
+                         & (costs["as_of_date"] == r["as_of_date"])]
+        cost = float(cost_row["model_cost"].sum()) if len(cost_row) else 0.0
+        value = incremental_value(result, int(treatment["n"]), cost, settings.alpha)
+        rows.append({
+            "model_id": r["model_id"], "experiment_id": r["experiment_id"], "analysis_window": r["analysis_window"],
+            "as_of_date": r["as_of_date"], "value_metric": value_metric, "treated_units": int(treatment["n"]),
+            "incremental_value": value.value, "incremental_value_ci_low": value.value_ci_low,
+            "incremental_value_ci_high": value.value_ci_high, "model_cost": cost, "net_value": value.net_value,
+            "net_value_ci_low": value.net_ci_low, "net_value_ci_high": value.net_ci_high, "roi": value.roi,
+            "roi_ci_low": value.roi_ci_low, "roi_ci_high": value.roi_ci_high,
+            "trustworthy": r["trustworthy"], "untrusted_reason": r["untrusted_reason"],
+        })
+    return pd.DataFrame(rows, columns=IMPACT_COLUMNS)

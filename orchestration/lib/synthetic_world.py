@@ -83,6 +83,9 @@ class WorldConfig:
     biased_group: str = "55+"
     bias_logit_shift: float = 1.8  # positives of the group get scored this much lower
     dirty_rows: bool = True
+    # A logging bug that drops this share of holdout assignment rows: plants a
+    # sample-ratio mismatch (0 = none).
+    lost_holdout_assignments: float = 0.0
     models: tuple[PlantedModel, ...] = field(default=DEFAULT_MODELS)
 
     def __post_init__(self) -> None:
@@ -218,7 +221,7 @@ def _experiment_truth(cfg, sessions, assignment, propensity, value_scale, u_orde
             in_sample = assigned_day <= day
             if not in_sample.any():
                 continue
-            metrics = {}
+            metrics = {"treated_units": int((in_sample & a["treated"][units]).sum())}
             for metric in ("conversion", "revenue_per_user"):
                 t_mean = float(per_arm["treatment"][metric][in_sample, day].mean())
                 c_mean = float(per_arm["control"][metric][in_sample, day].mean())
@@ -396,9 +399,9 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
     users = _make_users(cfg, rng, t0)
     signup_at = users["signup_at"].to_numpy().astype("datetime64[s]")
     # Latent user traits: heterogeneity makes the pre-period predictive (CUPED).
-    rate = rng.gamma(1.5, 0.25 / 1.5, cfg.users)
-    propensity = rng.beta(2.0, 30.0, cfg.users)
-    value_scale = rng.lognormal(3.4, 0.5, cfg.users)
+    rate = rng.gamma(1.0, 0.25, cfg.users)
+    propensity = rng.beta(1.0, 15.0, cfg.users)
+    value_scale = rng.lognormal(3.3, 0.7, cfg.users)
     biased = users[cfg.biased_attribute].to_numpy() == cfg.biased_group
     writer.snapshot("users", users)
 
@@ -454,6 +457,9 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
     for model in cfg.models:
         a = assignment[model.model_id]
         units = np.nonzero(~np.isnat(a["assigned_at"]))[0]
+        if cfg.lost_holdout_assignments:
+            lost = ~a["treated"][units] & (rng.random(units.size) < cfg.lost_holdout_assignments)
+            units = units[~lost]
         assignment_frames.append(
             pd.DataFrame(
                 {
@@ -475,6 +481,7 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
 
     # Labels and feedback land on later days than their predictions: buffer them by day.
     pending: dict[str, dict[int, list[pd.DataFrame]]] = {"labels": {}, "feedback": {}}
+    daily_cost: dict[str, dict[int, float]] = {m.model_id: {} for m in cfg.models}
     tpr_num: dict[str, dict[str, float]] = {m.model_id: {} for m in cfg.models}
     tpr_den: dict[str, dict[str, float]] = {m.model_id: {} for m in cfg.models}
     group_of_user = users[cfg.biased_attribute].to_numpy()
@@ -514,6 +521,7 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
                     "review_cost": round(model.review_cost_per_label * reviews, 2),
                 }
             )
+            daily_cost[model.model_id][day] = costs[-1]["serving_cost"] + costs[-1]["review_cost"]
         predictions = pd.concat(pred_frames, ignore_index=True) if pred_frames else None
         if predictions is not None and cfg.dirty_rows and day % 5 == 4:
             bad = predictions.iloc[:2].copy()
@@ -535,6 +543,7 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
         if progress and (day % 10 == 9 or day == cfg.days - 1):
             progress(f"  generated day {day + 1}/{cfg.days} ({cfg.day_date(day)})")
 
+    _add_net_value_truth(cfg, truth_experiments, daily_cost)
     incident_day = cfg.resolved_incident_day
     truth = {
         "config": {**{k: v for k, v in asdict(cfg).items() if k != "models"}, "start_date": cfg.start_date.isoformat()},
@@ -563,10 +572,26 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
             },
         },
         "dirty_rows": dirty,
+        "lost_holdout_assignments": cfg.lost_holdout_assignments,
         "rows_written": writer.rows,
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=2, default=str))
     return truth
+
+
+def _add_net_value_truth(cfg: WorldConfig, truth_experiments: dict, daily_cost: dict) -> None:
+    """Planted net value per as-of date: true revenue-per-user lift x treated units - model cost since start."""
+    for model in cfg.models:
+        daily = truth_experiments[model.experiment_id]["sample_average_treatment_effect"]
+        for day in range(model.start_day, cfg.days):
+            key = cfg.day_date(day).isoformat()
+            if key not in daily:
+                continue
+            cost = sum(c for d, c in daily_cost[model.model_id].items() if model.start_day <= d <= day)
+            value = daily[key]["revenue_per_user"]["absolute_lift"] * daily[key]["treated_units"]
+            daily[key]["model_cost"] = round(cost, 2)
+            daily[key]["incremental_value"] = value
+            daily[key]["net_value"] = value - cost
 
 
 def load_truth(source: str | Path) -> dict:

@@ -18,6 +18,7 @@ MARTS = {
     "marts.alerts": "date, model_id, model_version, metric, subject",
     "marts.experiment_stats": "experiment_id, variant, metric, analysis_window, as_of_date",
     "attribution.experiment_results": "experiment_id, metric, treatment_variant, analysis_window, as_of_date",
+    "attribution.model_impact": "model_id, analysis_window, as_of_date",
 }
 
 
@@ -53,42 +54,65 @@ def test_two_consecutive_partitions_land_everything(pipeline):
     assert set(health["model_id"]) == {"recommender", "churn_offer"}
     assert (health["predictions"] == 2000).all()
     results = pipeline.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [day2])
-    assert len(results) == 4  # 2 experiments x 2 metrics, one treatment arm each
-    assert (results["n_control"] > 1000).all() and (results["n_treatment"] > 10 * 1000).all()
+    assert len(results) == 2 * 6 * 2  # 2 experiments x 6 metrics x 2 windows, one treatment arm each
+    assigned = results[results["metric"] == "conversion"]  # every assigned unit (retention counts matured ones only)
+    assert (assigned["n_control"] > 1000).all() and (assigned["n_treatment"] > 10 * 1000).all()
 
 
 def test_planted_lift_lies_inside_the_95_percent_ci(pipeline):
     assert pipeline.run(pipeline.last - timedelta(days=1), pipeline.last).success
-    results = pipeline.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [pipeline.last])
+    results = pipeline.query(
+        "SELECT * FROM attribution.experiment_results WHERE as_of_date = ? AND analysis_window = 'cumulative' "
+        "AND metric IN ('conversion', 'revenue_per_user')", [pipeline.last])
+    assert len(results) == 4
     for _, row in results.iterrows():
         truth = pipeline.truth["experiments"][row["experiment_id"]]["sample_average_treatment_effect"]
         planted = truth[pipeline.last.isoformat()][row["metric"]]
         assert row["n_control"] + row["n_treatment"] == planted["units"]
         assert row["absolute_ci_low"] <= planted["absolute_lift"] <= row["absolute_ci_high"], row.to_dict()
         assert row["relative_ci_low"] <= planted["relative_lift"] <= row["relative_ci_high"], row.to_dict()
+        assert row["cuped_absolute_ci_low"] <= planted["absolute_lift"] <= row["cuped_absolute_ci_high"], row.to_dict()
+        assert row["cuped_relative_ci_low"] <= planted["relative_lift"] <= row["cuped_relative_ci_high"], row.to_dict()
 
 
 def test_experiment_stats_agree_with_pandas_on_the_raw_files(pipeline):
     assert pipeline.run(pipeline.last - timedelta(days=1), pipeline.last).success
-    src = pipeline.source
+    src, as_of = pipeline.source, pipeline.last
+    end = pd.Timestamp(as_of + timedelta(days=1))
     assignments = pd.concat(pd.read_parquet(p) for p in (src / "assignments").glob("*.parquet"))
     orders = pd.concat(pd.read_parquet(p) for p in (src / "orders").glob("*.parquet")).drop_duplicates("order_id")
-    orders = orders[orders["status"] == "completed"]
-    as_of = pipeline.last
-    units = assignments[assignments["assigned_at"] < pd.Timestamp(as_of + timedelta(days=1))]
-    joined = units.merge(orders, on="user_id", how="left")
-    counted = joined[(joined["ordered_at"] >= joined["assigned_at"]) & (joined["ordered_at"] < pd.Timestamp(as_of + timedelta(days=1)))]
-    per_unit = counted.groupby(["experiment_id", "user_id"])["revenue"].agg(["sum", "count"])
-    units = units.set_index(["experiment_id", "user_id"]).join(per_unit).fillna({"sum": 0.0, "count": 0})
-    units["conversion"] = (units["count"] > 0).astype(float)
-    stats = pipeline.query("SELECT * FROM marts.experiment_stats WHERE as_of_date = ?", [as_of])
+    orders = orders[(orders["status"] == "completed") & (orders["ordered_at"] < end)]
+    units = assignments[assignments["assigned_at"] < end]
+    joined = units.merge(orders, on="user_id")
+    post = joined[joined["ordered_at"] >= joined["assigned_at"]]
+    pre = joined[(joined["ordered_at"] < joined["assigned_at"]) & (joined["ordered_at"] >= joined["assigned_at"] - pd.Timedelta(days=14))]
+    key = ["experiment_id", "user_id"]
+    units = units.set_index(key)
+    units["revenue"] = post.groupby(key)["revenue"].sum().reindex(units.index).fillna(0.0)
+    units["orders"] = post.groupby(key).size().reindex(units.index).fillna(0)
+    units["pre_revenue"] = pre.groupby(key)["revenue"].sum().reindex(units.index).fillna(0.0)
+    units["conversion"] = (units["orders"] > 0).astype(float)
+    stats = pipeline.query("SELECT * FROM marts.experiment_stats WHERE as_of_date = ? AND analysis_window = 'cumulative'", [as_of])
+    checked = 0
     for _, row in stats.iterrows():
         arm = units.xs(row["experiment_id"], level="experiment_id")
         arm = arm[arm["variant"] == row["variant"]]
-        values = arm["conversion"] if row["metric"] == "conversion" else arm["sum"]
-        assert row["n"] == len(values)
-        assert row["value_sum"] == pytest.approx(values.sum(), rel=1e-9)
-        assert row["value_sum_sq"] == pytest.approx((values**2).sum(), rel=1e-9)
+        if row["metric"] == "conversion":
+            expected = {"value_sum": arm["conversion"].sum(), "value_sum_sq": arm["conversion"].sum()}
+        elif row["metric"] == "revenue_per_user":
+            expected = {"value_sum": arm["revenue"].sum(), "value_sum_sq": (arm["revenue"] ** 2).sum(),
+                        "covariate_sum": arm["pre_revenue"].sum(), "covariate_sum_sq": (arm["pre_revenue"] ** 2).sum(),
+                        "value_covariate_sum": (arm["revenue"] * arm["pre_revenue"]).sum()}
+        elif row["metric"] == "average_order_value":
+            expected = {"value_sum": arm["revenue"].sum(), "denominator_sum": arm["orders"].sum(),
+                        "denominator_sum_sq": (arm["orders"] ** 2).sum(), "value_denominator_sum": (arm["revenue"] * arm["orders"]).sum()}
+        else:
+            continue
+        assert row["n"] == len(arm)
+        for column, value in expected.items():
+            assert row[column] == pytest.approx(value, rel=1e-9), (row["metric"], column)
+        checked += 1
+    assert checked == 2 * 2 * 3  # experiments x arms x metrics
 
 
 def test_rematerialising_a_partition_leaves_identical_marts(pipeline):

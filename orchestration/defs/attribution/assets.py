@@ -1,27 +1,59 @@
-"""attribution.experiment_results: the causal lift of each model vs its holdout."""
+"""attribution.experiment_results and attribution.model_impact: causal lift of each model and its net value."""
 
 import dagster as dg
+import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.defs.quality.checks import GATED_RAW_TABLES
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.attribution import RESULT_COLUMNS, experiment_results
-
-RESULTS_DDL = """
-CREATE TABLE IF NOT EXISTS attribution.experiment_results (
-    experiment_id VARCHAR, model_id VARCHAR, metric VARCHAR, control_variant VARCHAR, treatment_variant VARCHAR,
-    analysis_window VARCHAR, as_of_date DATE, n_control BIGINT, n_treatment BIGINT,
-    mean_control DOUBLE, mean_treatment DOUBLE, absolute_lift DOUBLE, absolute_se DOUBLE,
-    absolute_ci_low DOUBLE, absolute_ci_high DOUBLE, relative_lift DOUBLE, relative_se DOUBLE,
-    relative_ci_low DOUBLE, relative_ci_high DOUBLE, degrees_of_freedom DOUBLE, p_value DOUBLE
+from orchestration.lib.attribution import (
+    IMPACT_SCHEMA,
+    RESULT_SCHEMA,
+    AttributionSettings,
+    experiment_results,
+    model_impact,
 )
+from orchestration.lib.settings import dbt_var
+from orchestration.lib.warehouse import replace_date_range
+
+RESULTS_KEY = dg.AssetKey(["attribution", "experiment_results"])
+IMPACT_KEY = dg.AssetKey(["attribution", "model_impact"])
+
+# Model cost per experiment and as-of date: that day's ('day') or since the experiment started ('cumulative').
+COSTS_SQL = """
+WITH days AS (
+    SELECT DISTINCT s.experiment_id, s.as_of_date, e.model_id, e.start_date
+    FROM marts.experiment_stats s JOIN staging.stg_experiments e USING (experiment_id)
+    WHERE s.as_of_date BETWEEN ? AND ?
+)
+SELECT d.model_id, d.experiment_id, w.analysis_window, d.as_of_date, coalesce(sum(c.total_cost), 0) AS model_cost
+FROM days d
+CROSS JOIN (VALUES ('day'), ('cumulative')) w(analysis_window)
+LEFT JOIN staging.stg_model_costs c
+    ON c.model_id = d.model_id
+   AND c.date <= d.as_of_date
+   AND c.date >= CASE WHEN w.analysis_window = 'day' THEN d.as_of_date ELSE d.start_date END
+GROUP BY ALL
 """
 
 
+def attribution_settings() -> AttributionSettings:
+    cfg = dbt_var("attribution")
+    return AttributionSettings(cfg["alpha"], cfg["power"], cfg["sequential_tau"], cfg["multiple_testing"])
+
+
+def _latest_markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
+    cumulative = frame[frame["analysis_window"] == "cumulative"]
+    if cumulative.empty:
+        return dg.MetadataValue.md("no results")
+    latest = cumulative[cumulative["as_of_date"] == cumulative["as_of_date"].max()]
+    return dg.MetadataValue.md(latest[columns].round(4).to_markdown(index=False))
+
+
 @dg.asset(
-    key=["attribution", "experiment_results"],
+    key=RESULTS_KEY,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     group_name="attribution",
@@ -30,32 +62,61 @@ CREATE TABLE IF NOT EXISTS attribution.experiment_results (
     # Published only after the raw quality gates pass: a failed gate skips this asset.
     deps=[get_asset_key_for_model([impact_ledger_dbt], "experiment_stats"), *[dg.AssetKey(["raw", t]) for t in GATED_RAW_TABLES]],
     description=(
-        "Per experiment, metric, treatment variant, window and as-of date: n and mean per arm, absolute and "
-        "relative lift with 95% CIs (Welch; delta method for relative) and the Welch p-value."
+        "Per experiment, metric, treatment arm, window and as-of date: Welch and CUPED lifts with 95% CIs "
+        "(delta method for relative and ratio metrics), always-valid sequential CIs, MDE, Holm/BH-adjusted "
+        "p-values, guardrail verdicts, SRM p-value and trustworthy / untrusted_reason."
     ),
 )
 def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
-        stats = conn.execute(
-            "SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ?", [first, last]
-        ).df()
-        experiments = conn.execute("SELECT experiment_id, model_id, control_variant FROM raw.experiments").df()
-        results = experiment_results(stats, experiments)
-        conn.execute("CREATE SCHEMA IF NOT EXISTS attribution")
-        conn.execute(RESULTS_DDL)
-        conn.execute("BEGIN TRANSACTION")
-        conn.execute("DELETE FROM attribution.experiment_results WHERE as_of_date BETWEEN ? AND ?", [first, last])
-        conn.register("results_frame", results)
-        conn.execute(f"INSERT INTO attribution.experiment_results SELECT {', '.join(RESULT_COLUMNS)} FROM results_frame")
-        conn.execute("COMMIT")
-        conn.unregister("results_frame")
+        stats = conn.execute("SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ?", [first, last]).df()
+        experiments = conn.execute("SELECT experiment_id, model_id, control_variant FROM staging.stg_experiments").df()
+        variants = conn.execute("SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants").df()
+        results = experiment_results(stats, experiments, variants, dbt_var("experiment_metrics"), attribution_settings())
+        rows = replace_date_range(conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", first, last)
     latest = results[results["as_of_date"] == results["as_of_date"].max()] if len(results) else results
-    preview = latest[["experiment_id", "metric", "relative_lift", "relative_ci_low", "relative_ci_high", "p_value"]]
+    untrusted = int((~latest["trustworthy"].astype(bool)).sum()) if len(latest) else 0
     return dg.MaterializeResult(
         metadata={
-            "rows": len(results),
+            "rows": rows,
             "as_of_dates": f"{first} .. {last}",
-            "latest": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "no results"),
+            "untrusted_rows_latest_day": untrusted,
+            "latest": _latest_markdown(results, ["experiment_id", "metric", "estimate", "relative_lift", "relative_ci_low",
+                                                 "relative_ci_high", "p_value_adjusted", "trustworthy"]),
         }
     )
+
+
+@dg.asset(
+    key=IMPACT_KEY,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    group_name="attribution",
+    kinds={"python", "duckdb"},
+    owners=["team:experimentation", "team:finance"],
+    deps=[RESULTS_KEY, get_asset_key_for_model([impact_ledger_dbt], "stg_model_costs")],
+    description=(
+        "Per model, window and as-of date: incremental value = lift in revenue per user x treated units with its "
+        "95% CI, model cost over the same period, net value and ROI with CIs."
+    ),
+)
+def model_impact_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    first, last = run_date_range(context)
+    value_metric = dbt_var("attribution")["value_metric"]
+    with duckdb.get_connection() as conn:
+        results = conn.execute(
+            "SELECT * FROM attribution.experiment_results WHERE as_of_date BETWEEN ? AND ? AND metric = ?",
+            [first, last, value_metric],
+        ).df()
+        stats = conn.execute(
+            "SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ? AND metric = ?", [first, last, value_metric]
+        ).df()
+        costs = conn.execute(COSTS_SQL, [first, last]).df()
+        impact = model_impact(results, stats, costs, value_metric, attribution_settings())
+        rows = replace_date_range(conn, "attribution.model_impact", IMPACT_SCHEMA, impact, "as_of_date", first, last)
+    latest = impact[(impact["analysis_window"] == "cumulative") & (impact["as_of_date"] == impact["as_of_date"].max())] if rows else impact
+    metadata = {"rows": rows, "latest": _latest_markdown(impact, ["model_id", "net_value", "net_value_ci_low", "net_value_ci_high", "roi"]) if rows else "none"}
+    for _, r in latest.iterrows():
+        metadata[f"net_value_{r['model_id']}"] = float(r["net_value"])  # plotted over partitions in the UI
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,13 +1,30 @@
 {{ config(pre_hook="{{ delete_partition_range('as_of_date') }}") }}
 
--- Sufficient statistics per experiment arm and metric, cumulative since each
--- unit's assignment, for every as-of date of the run. Python turns these few
--- rows into lifts and intervals. The scan is bounded by the experiment
--- window (orders since its start), never by all history.
+-- Sufficient statistics per experiment arm, metric, window and as-of date,
+-- for every metric of var('experiment_metrics') (dbt_project.yml). Python
+-- turns these few rows into lifts and intervals.
+--
+-- A unit counts once assigned on or before the as-of date, belongs to its
+-- first variant, and counts as zero without activity. Windows: 'cumulative'
+-- = activity from assignment to the end of the as-of date; 'day' = activity
+-- on the as-of date. The CUPED covariate is the same measure over the
+-- var('pre_period_days') days before assignment. The scan is bounded by the
+-- experiment window (activity since the earliest start minus the
+-- pre-period), never by all history. Sums are exact decimals, so re-runs
+-- give bit-identical statistics.
 
-with as_of as (
-    select e.experiment_id, e.control_variant, e.start_date, cast(d.generate_series as date) as as_of_date
-    from {{ ref('stg_experiments') }} e
+{%- set measures = var('experiment_measures') %}
+{%- set metrics = var('experiment_metrics') %}
+{%- set pre_days = var('pre_period_days') %}
+
+with experiments as (
+    select experiment_id, control_variant, start_date, end_date
+    from {{ ref('stg_experiments') }}
+),
+
+as_of as (
+    select e.experiment_id, e.control_variant, cast(d.generate_series as date) as as_of_date
+    from experiments e
     cross join generate_series(
         {{ min_date() }},
         least({{ max_date() }}, (select max(session_date) from {{ ref('stg_sessions') }})),
@@ -20,49 +37,101 @@ with as_of as (
 units as (
     select a.experiment_id, a.user_id, a.variant, a.assigned_at, a.assigned_date
     from {{ ref('stg_assignments') }} a
+    join (select distinct experiment_id from as_of) x on x.experiment_id = a.experiment_id
     where a.assigned_date <= {{ max_date() }}
 ),
 
-orders as (
-    -- exact decimals: parallel float sums are not reproducible to the last bit
-    select o.user_id, o.ordered_at, o.order_date, cast(o.revenue as decimal(18, 2)) as revenue
-    from {{ ref('stg_orders') }} o
-    where o.is_completed
-      and o.ordered_at >= (select min(start_date) from {{ ref('stg_experiments') }})
-      and {{ known_by_max_date('o.ordered_at') }}
+window_start as (
+    select min(start_date) - interval {{ pre_days }} day as ts from experiments
 ),
 
-unit_orders as (
-    select a.experiment_id, a.as_of_date, u.user_id, count(*) as orders, sum(o.revenue) as revenue
-    from as_of a
-    join units u on u.experiment_id = a.experiment_id and u.assigned_date <= a.as_of_date
-    join orders o on o.user_id = u.user_id and o.ordered_at >= u.assigned_at and o.order_date <= a.as_of_date
-    group by a.experiment_id, a.as_of_date, u.user_id
+source_orders as (
+    select user_id, ordered_at as ts, order_date as activity_date, status, cast(revenue as decimal(18, 2)) as revenue
+    from {{ ref('stg_orders') }}
+    where ordered_at >= (select ts from window_start) and {{ known_by_max_date('ordered_at') }}
 ),
 
--- units with no orders count as zeros
-unit_values as (
-    select
-        a.experiment_id,
-        a.as_of_date,
-        u.variant,
-        u.variant = a.control_variant as is_control,
-        case when coalesce(uo.orders, 0) > 0 then 1 else 0 end as conversion,
-        coalesce(uo.revenue, 0) as revenue_per_user
-    from as_of a
-    join units u on u.experiment_id = a.experiment_id and u.assigned_date <= a.as_of_date
-    left join unit_orders uo
-        on uo.experiment_id = a.experiment_id and uo.as_of_date = a.as_of_date and uo.user_id = u.user_id
+source_sessions as (
+    select user_id, started_at as ts, session_date as activity_date
+    from {{ ref('stg_sessions') }}
+    where started_at >= (select ts from window_start) and {{ known_by_max_date('started_at') }}
 ),
 
-long as (
-    select experiment_id, as_of_date, variant, is_control, 'conversion' as metric,
-        cast(conversion as decimal(18, 2)) as value
-    from unit_values
+{%- for source in ['orders', 'sessions'] %}
+
+-- per unit, activity day and period (pre-assignment or post), the measures of {{ source }}
+unit_{{ source }} as (
+    select u.experiment_id, u.user_id, e.activity_date, e.ts >= u.assigned_at as is_post
+        {%- for name, m in measures.items() %},
+        {% if m.source != source -%}
+        0
+        {%- elif m.aggregate == 'count' -%}
+        count(*) filter (where {{ m.where | default('true') }})
+        {%- else -%}
+        coalesce(sum({{ m.expression }}) filter (where {{ m.where | default('true') }}), 0)
+        {%- endif %} as {{ name }}
+        {%- endfor %}
+    from units u
+    join source_{{ source }} e
+        on e.user_id = u.user_id
+       and e.ts >= u.assigned_at - interval {{ pre_days }} day
+    group by u.experiment_id, u.user_id, e.activity_date, is_post
+),
+{%- endfor %}
+
+unit_events as (
+    select * from unit_orders
     union all
-    select experiment_id, as_of_date, variant, is_control, 'revenue_per_user' as metric,
-        cast(revenue_per_user as decimal(18, 2)) as value
-    from unit_values
+    select * from unit_sessions
+),
+
+unit_totals as (
+    select a.experiment_id, a.as_of_date, u.user_id, u.variant, u.variant = a.control_variant as is_control,
+        u.assigned_date
+        {%- for name in measures %},
+        coalesce(sum(ev.{{ name }}) filter (where ev.is_post), 0) as cumulative_{{ name }},
+        coalesce(sum(ev.{{ name }}) filter (where ev.is_post and ev.activity_date = a.as_of_date), 0) as day_{{ name }},
+        coalesce(sum(ev.{{ name }}) filter (where not ev.is_post), 0) as pre_{{ name }}
+        {%- endfor %}
+    from as_of a
+    join units u on u.experiment_id = a.experiment_id and u.assigned_date <= a.as_of_date
+    left join unit_events ev
+        on ev.experiment_id = u.experiment_id and ev.user_id = u.user_id and ev.activity_date <= a.as_of_date
+    group by a.experiment_id, a.as_of_date, u.user_id, u.variant, is_control, u.assigned_date
+),
+
+metric_units as (
+{%- for name, m in metrics.items() %}
+{%- for window in ['cumulative', 'day'] %}
+    {%- set w = 'cumulative' if m.maturity_days is defined else window %}
+    {%- if m.type == 'ratio' %}
+        {%- set y = w ~ '_' ~ m.numerator %}
+        {%- set den = w ~ '_' ~ m.denominator %}
+        {%- set x = 'null' %}
+    {%- else %}
+        {%- set raw_y = w ~ '_' ~ m.measure %}
+        {%- set y = '(case when ' ~ raw_y ~ ' > 0 then 1 else 0 end)' if m.type == 'proportion' else raw_y %}
+        {%- set den = 'null' %}
+        {%- if m.covariate is defined %}
+            {%- set x = 'pre_' ~ m.covariate %}
+        {%- elif m.type == 'proportion' %}
+            {%- set x = '(case when pre_' ~ m.measure ~ ' > 0 then 1 else 0 end)' %}
+        {%- else %}
+            {%- set x = 'pre_' ~ m.measure %}
+        {%- endif %}
+    {%- endif %}
+    select experiment_id, variant, is_control, '{{ name }}' as metric, '{{ m.type }}' as metric_type,
+        '{{ window }}' as analysis_window, as_of_date,
+        {{ y }} as y, {{ den }} as d, {{ x }} as x
+    from unit_totals
+    {%- if m.maturity_days is defined %}
+    -- matured units only: the metric is final {{ m.maturity_days }} days after assignment
+    where assigned_date + {{ m.maturity_days }} {{ '<=' if window == 'cumulative' else '=' }} as_of_date
+    {%- endif %}
+    {% if not loop.last %}union all{% endif %}
+{%- endfor %}
+    {% if not loop.last %}union all{% endif %}
+{%- endfor %}
 )
 
 select
@@ -70,10 +139,17 @@ select
     variant,
     is_control,
     metric,
-    'cumulative' as analysis_window,
+    metric_type,
+    analysis_window,
     as_of_date,
     count(*) as n,
-    cast(sum(value) as double) as value_sum,
-    cast(sum(cast(value * value as decimal(38, 4))) as double) as value_sum_sq
-from long
-group by experiment_id, variant, is_control, metric, as_of_date
+    {{ exact_sum('y') }} as value_sum,
+    {{ exact_sum('y * y') }} as value_sum_sq,
+    {{ exact_sum('d') }} as denominator_sum,
+    {{ exact_sum('d * d') }} as denominator_sum_sq,
+    {{ exact_sum('y * d') }} as value_denominator_sum,
+    {{ exact_sum('x') }} as covariate_sum,
+    {{ exact_sum('x * x') }} as covariate_sum_sq,
+    {{ exact_sum('y * x') }} as value_covariate_sum
+from metric_units
+group by experiment_id, variant, is_control, metric, metric_type, analysis_window, as_of_date

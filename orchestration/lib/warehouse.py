@@ -1,0 +1,32 @@
+"""Idempotent writes of Python-computed tables into the DuckDB warehouse."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+
+def replace_date_range(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, str], frame: pd.DataFrame,
+                       date_column: str, first, last) -> int:
+    """Replace the rows of ``table`` dated ``first``..``last`` with ``frame`` (one transaction).
+
+    The table is created from ``schema`` (column -> DuckDB type) if missing, so
+    an empty frame still leaves a well-typed table; re-running a day replaces it.
+    """
+    namespace = table.split(".")[0]
+    columns = ", ".join(f'"{c}" {t}' for c, t in schema.items())
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {namespace}")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f'DELETE FROM {table} WHERE "{date_column}" BETWEEN ? AND ?', [first, last])
+        if len(frame):
+            conn.register("_replacement_rows", frame[list(schema)])
+            casts = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in schema.items())
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT {casts} FROM _replacement_rows")
+            conn.unregister("_replacement_rows")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return len(frame)
