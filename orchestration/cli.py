@@ -141,6 +141,17 @@ ORDER BY model_id
 """
 
 
+SUMMARY_HEALTH_SQL = """
+SELECT 'alerts' AS what, model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END AS detail,
+       min(date) AS since, count(*) AS days
+FROM marts.alerts GROUP BY ALL
+UNION ALL
+SELECT 'retraining request', model_id, reason || ' -> ' || status, min(date), count(*)
+FROM marts.retraining_requests GROUP BY ALL
+ORDER BY 1, 2, 4
+"""
+
+
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{x:+.1%}"
 
@@ -156,6 +167,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         try:
             results = conn.execute(SUMMARY_RESULTS_SQL).df()
             impact = conn.execute(SUMMARY_IMPACT_SQL).df()
+            health = conn.execute(SUMMARY_HEALTH_SQL).df()
         except duckdb.CatalogException as err:
             raise CliError(f"no attribution tables in '{db}' yet; run `impact-ledger materialize` first") from err
     if results.empty:
@@ -196,6 +208,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
             }
         )
         print(money.to_string(index=False))
+    if len(health):
+        print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
+        for _, row in health.iterrows():
+            print(f"  {row['what']}: {row['model_id']} {row['detail']}, from {pd.Timestamp(row['since']).date()} on {row['days']} day(s)")
     return 0
 
 

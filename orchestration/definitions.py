@@ -14,23 +14,42 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from orchestration.defs.attribution.assets import experiment_results_asset, model_impact_asset
+from orchestration.defs.bias.checks import bias_checks
 from orchestration.defs.ingest.assets import raw_assets
 from orchestration.defs.model_health.alerts import alerts_asset, model_health_checks
 from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.resources import build_resources
+from orchestration.defs.retraining.assets import (
+    retraining_job,
+    retraining_requests_asset,
+    retraining_sensor,
+    training_bias_check,
+    training_candidates_asset,
+    training_snapshot_asset,
+)
 from orchestration.defs.schedules.daily import daily_job, daily_schedule
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 
-ALL_ASSETS = [*raw_assets, impact_ledger_dbt, alerts_asset, experiment_results_asset, model_impact_asset]
-ALL_CHECKS = [*quality_checks, *model_health_checks]
+ALL_ASSETS = [
+    *raw_assets,
+    impact_ledger_dbt,
+    alerts_asset,
+    experiment_results_asset,
+    model_impact_asset,
+    retraining_requests_asset,
+    training_candidates_asset,
+    training_snapshot_asset,
+]
+ALL_CHECKS = [*quality_checks, *model_health_checks, *bias_checks, training_bias_check]
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=[daily_job],
+        jobs=[daily_job, retraining_job],
         schedules=[daily_schedule],
+        sensors=[retraining_sensor],
         resources=build_resources(),
         # One step at a time: DuckDB allows a single writer process.
         executor=dg.in_process_executor,

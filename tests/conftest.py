@@ -2,3 +2,5 @@ import os
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+# GX Data Docs cost ~1 s per validation; one test turns them back on.
+os.environ.setdefault("IMPACT_LEDGER_GX_DOCS", "0")

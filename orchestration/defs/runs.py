@@ -50,3 +50,19 @@ def materialize_days(first: date, last: date, instance: dg.DagsterInstance | Non
     )
     materialized = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
     return RunOutcome(result.success, result.run_id, time.monotonic() - started, _failures(result), materialized)
+
+
+def run_retraining(day: date, instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    """The retraining job (candidates -> bias gate -> snapshot) for ``day``, as the sensor would start it."""
+    from orchestration.definitions import build_definitions
+
+    job = build_definitions().resolve_job_def("retraining")
+    started = time.monotonic()
+    result = job.execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        partition_key=day.isoformat(),
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    materialized = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
+    return RunOutcome(result.success, result.run_id, time.monotonic() - started, _failures(result), materialized)

@@ -26,6 +26,8 @@ class AlertConfig:
     min_labelled: int
     rules: dict[str, dict]
     overrides: dict[str, dict[str, dict]] = field(default_factory=dict)
+    bias: dict = field(default_factory=dict)
+    retraining: dict = field(default_factory=dict)
 
     def rule(self, name: str, model_id: str) -> dict:
         return {**self.rules[name], **self.overrides.get(model_id, {}).get(name, {})}
@@ -47,6 +49,8 @@ def load_alert_config(path: Path = EXPECTATIONS_DIR / "alert_thresholds.yml") ->
         min_labelled=int(raw.get("min_labelled", 0)),
         rules=raw["rules"],
         overrides=raw.get("overrides") or {},
+        bias=raw.get("bias") or {},
+        retraining=raw.get("retraining") or {},
     )
 
 

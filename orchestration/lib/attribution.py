@@ -157,6 +157,29 @@ def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants:
     return frame[RESULT_COLUMNS]
 
 
+def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_gates: pd.DataFrame) -> pd.DataFrame:
+    """A result summarises every day since its experiment started: if any of those days failed a
+    quality gate (its data never reached the marts), the result is not trustworthy.
+
+    ``experiments``: experiment_id, start_date; ``failed_gates``: date, suite.
+    """
+    if results.empty or failed_gates.empty:
+        return results
+    out = results.copy()
+    starts = experiments.set_index("experiment_id")["start_date"].map(pd.Timestamp)
+    gate_days = pd.to_datetime(failed_gates["date"])
+    for i, row in out.iterrows():
+        start, as_of = starts.get(row["experiment_id"]), pd.Timestamp(row["as_of_date"])
+        hit = failed_gates[(gate_days >= start) & (gate_days <= as_of)]
+        if hit.empty:
+            continue
+        first = hit.sort_values("date").iloc[0]
+        reason = f"quality gate {first['suite']} failed on {pd.Timestamp(first['date']).date()}"
+        out.at[i, "trustworthy"] = False
+        out.at[i, "untrusted_reason"] = "; ".join(r for r in (row["untrusted_reason"], reason) if isinstance(r, str))
+    return out
+
+
 def _srm_by_experiment_day(merged: pd.DataFrame, variants: pd.DataFrame) -> dict:
     """Chi-square of assigned units vs expected shares, per experiment and as-of date."""
     units = merged[merged["analysis_window"] == "cumulative"]

@@ -44,3 +44,15 @@ def dbt_var(name: str):
     if name not in variables:
         raise KeyError(f"dbt var '{name}' is not defined in {DBT_PROJECT_DIR / 'dbt_project.yml'}")
     return variables[name]
+
+
+def exports_dir() -> Path:
+    """Where Parquet exports and training snapshots go (IMPACT_LEDGER_EXPORTS)."""
+    return _path_from_env("IMPACT_LEDGER_EXPORTS", PROJECT_ROOT / "data" / "exports")
+
+
+def gx_docs_dir() -> Path | None:
+    """Where GX Data Docs are built after each validation; None when IMPACT_LEDGER_GX_DOCS=0."""
+    if os.environ.get("IMPACT_LEDGER_GX_DOCS", "1") == "0":
+        return None
+    return _path_from_env("IMPACT_LEDGER_DOCS", PROJECT_ROOT / "data" / "docs") / "gx"

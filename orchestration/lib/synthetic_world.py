@@ -81,7 +81,7 @@ class WorldConfig:
     incident_day: int | None = None  # default: three quarters into the world
     biased_attribute: str = "age_band"
     biased_group: str = "55+"
-    bias_logit_shift: float = 1.8  # positives of the group get scored this much lower
+    bias_logit_shift: float = 2.2  # positives of the group get scored this much lower
     dirty_rows: bool = True
     # A logging bug that drops this share of holdout assignment rows: plants a
     # sample-ratio mismatch (0 = none).

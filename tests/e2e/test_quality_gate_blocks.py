@@ -27,8 +27,18 @@ def test_corrupt_predictions_block_attribution_for_that_day(pipeline, tmp_path, 
     assert gate, outcome.failures
     assert "expect_column_values_to_be_between on score: 50 unexpected" in gate[0]
     assert "expect_column_values_to_be_unique on prediction_id: 100 unexpected" in gate[0]
+    assert len(gate) == 1  # every other table passed its gate
     assert "attribution/experiment_results" not in outcome.materialized
     assert pipeline.query("SELECT count(*) AS n FROM attribution.experiment_results WHERE as_of_date = ?", [day])["n"][0] == 0
+    gate_log = pipeline.query("SELECT * FROM quality.gate_results WHERE date = ? AND suite = 'raw_predictions'", [day])
+    assert not gate_log["passed"].iloc[0] and "score" in gate_log["failed_expectations"].iloc[0]
+
+    # the next day is clean and gets published, but its cumulative numbers miss the blocked day: not trustworthy
+    assert pipeline.run(day + timedelta(days=1)).success
+    results = pipeline.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [day + timedelta(days=1)])
+    cumulative = results[results["analysis_window"] == "cumulative"]
+    assert len(cumulative) and not cumulative["trustworthy"].any()
+    assert cumulative["untrusted_reason"].str.contains(f"quality gate raw_predictions failed on {day}").all()
     # the quarantine still holds every bad row: nothing is lost
     quarantined = pipeline.query("SELECT count(*) AS n FROM raw_quarantine.predictions WHERE _partition_date = ?", [day])["n"][0]
     assert quarantined >= 100

@@ -13,6 +13,7 @@ from orchestration.lib.attribution import (
     RESULT_SCHEMA,
     AttributionSettings,
     experiment_results,
+    mark_failed_gates,
     model_impact,
 )
 from orchestration.lib.settings import dbt_var
@@ -71,9 +72,13 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
         stats = conn.execute("SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ?", [first, last]).df()
-        experiments = conn.execute("SELECT experiment_id, model_id, control_variant FROM staging.stg_experiments").df()
+        experiments = conn.execute("SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments").df()
         variants = conn.execute("SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants").df()
+        failed_gates = conn.execute(
+            "SELECT date, suite FROM quality.gate_results WHERE NOT passed AND date <= ?", [last]
+        ).df()
         results = experiment_results(stats, experiments, variants, dbt_var("experiment_metrics"), attribution_settings())
+        results = mark_failed_gates(results, experiments, failed_gates)
         rows = replace_date_range(conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", first, last)
     latest = results[results["as_of_date"] == results["as_of_date"].max()] if len(results) else results
     untrusted = int((~latest["trustworthy"].astype(bool)).sum()) if len(latest) else 0

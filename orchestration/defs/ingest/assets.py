@@ -10,8 +10,17 @@ from orchestration.lib.contract import CONTRACTS, ContractError
 from orchestration.lib.raw_loader import LoadReport, load_partition
 from orchestration.lib.settings import source_dir
 
-# Referential row rules read these tables, so they load first.
-UPSTREAM_RAW = {"assignments": ["experiment_variants"], "experiment_variants": ["experiments"]}
+# Referential rules and gates read these tables, so they load (and pass their gates) first.
+UPSTREAM_RAW = {
+    "experiment_variants": ["experiments"],
+    "assignments": ["experiment_variants", "users"],
+    "predictions": ["users", "experiments"],
+    "labels": ["predictions"],
+    "feedback": ["predictions"],
+    "sessions": ["users"],
+    "orders": ["users"],
+    "model_costs": ["experiments"],
+}
 
 
 def _metadata(reports: list[LoadReport]) -> dict:

@@ -1,30 +1,32 @@
-"""Blocking Great Expectations gates on raw tables, one check per declarative suite.
+"""Blocking Great Expectations gates: one check per suite under expectations/suites/.
 
-A failing gate stops everything downstream of the raw table for the run's
+A failing gate stops everything downstream of its raw table for the run's
 partition(s); the check metadata names each failed expectation with counts
-and sample values.
+and sample values. Every outcome is also recorded in quality.gate_results, so
+attribution can tell whether the days it summarises passed their gates.
 """
 
+import json
+
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.partitions import daily_partitions, run_date_range
-from orchestration.lib.quality_gate import SuiteResult, load_suite, suite_columns, validate_frame
+from orchestration.defs.partitions import daily_partitions, run_date_range, run_days
+from orchestration.lib.quality_gate import SuiteResult, load_suite, run_suite, suite_names
+from orchestration.lib.settings import gx_docs_dir
 
-# Suite parameters, resolved from the warehouse at validation time.
-SUITE_PARAMETERS_SQL = {"known_model_ids": "SELECT DISTINCT model_id FROM raw.experiments WHERE model_id IS NOT NULL"}
-
-
-def partition_slice_sql(table: str, columns: list[str], first, last) -> str:
-    """Everything read for the days: loaded rows and quarantined rows alike."""
-    cols = ", ".join(f'"{c}"' for c in columns)
-    where = f"_partition_date BETWEEN DATE '{first}' AND DATE '{last}'"
-    return f"SELECT {cols} FROM raw.{table} WHERE {where} UNION ALL SELECT {cols} FROM raw_quarantine.{table} WHERE {where}"
+GATE_RESULTS_SCHEMA = {
+    "date": "DATE", "suite": "VARCHAR", "table_name": "VARCHAR", "passed": "BOOLEAN",
+    "failed_expectations": "VARCHAR", "rows_validated": "BIGINT",
+}
 
 
 def _check_result(result: SuiteResult) -> dg.AssetCheckResult:
     failures = {
-        o.expectation + (f"({o.column})" if o.column else ""): {
+        o.name: {
+            "level": o.level,
+            "blocking": o.blocking,
             "unexpected_count": o.unexpected_count,
             "unexpected_percent": o.unexpected_percent,
             "sample_values": [str(v) for v in o.sample_unexpected],
@@ -44,6 +46,22 @@ def _check_result(result: SuiteResult) -> dg.AssetCheckResult:
     )
 
 
+def _record(conn, suite: dict, result: SuiteResult, days: list) -> None:
+    """One row per suite and day in quality.gate_results (a re-run replaces its own rows)."""
+    frame = pd.DataFrame({"date": days, "suite": suite["name"], "table_name": suite["table"], "passed": result.success,
+                          "failed_expectations": json.dumps([o.name for o in result.failed if o.blocking]),
+                          "rows_validated": result.rows})
+    conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
+    conn.execute("CREATE TABLE IF NOT EXISTS quality.gate_results ("
+                 + ", ".join(f"{c} {t}" for c, t in GATE_RESULTS_SCHEMA.items()) + ")")
+    conn.execute("BEGIN TRANSACTION")
+    conn.execute("DELETE FROM quality.gate_results WHERE suite = ? AND date BETWEEN ? AND ?", [suite["name"], days[0], days[-1]])
+    conn.register("_gate_rows", frame)
+    conn.execute("INSERT INTO quality.gate_results BY NAME SELECT * FROM _gate_rows")
+    conn.execute("COMMIT")
+    conn.unregister("_gate_rows")
+
+
 def build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
     suite = load_suite(suite_name)
     table = suite["table"]
@@ -58,15 +76,14 @@ def build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
     def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
         first, last = run_date_range(context)
         with duckdb.get_connection() as conn:
-            frame = conn.execute(partition_slice_sql(table, suite_columns(suite), first, last)).df()
-            parameters = {name: [r[0] for r in conn.execute(sql).fetchall()] for name, sql in SUITE_PARAMETERS_SQL.items()}
-        result = validate_frame(frame, suite, parameters)
+            result = run_suite(conn, suite, first, last, gx_docs_dir())
+            _record(conn, suite, result, run_days(context))
         context.log.info(result.summary())
         return _check_result(result)
 
     return _check
 
 
-GATED_SUITES = ["raw_predictions"]
+GATED_SUITES = suite_names()
 GATED_RAW_TABLES = sorted({load_suite(name)["table"] for name in GATED_SUITES})
 quality_checks = [build_suite_check(name) for name in GATED_SUITES]

@@ -4,10 +4,13 @@ import os
 
 import dagster as dg
 
+from orchestration.defs.retraining.assets import CANDIDATES_KEY, SNAPSHOT_KEY
 
+
+# Everything but the retraining snapshot, which a request (sensor) starts.
 daily_job = dg.define_asset_job(
     "daily_impact_ledger",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(CANDIDATES_KEY, SNAPSHOT_KEY),
     description="Ingest, dbt build (with tests), quality gates and attribution for one day.",
 )
 

@@ -1,0 +1,56 @@
+"""Daily fairness verdicts per model: a WARN check on marts.bias_daily (blocking only for retraining)."""
+
+from datetime import timedelta
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+from dagster_duckdb import DuckDBResource
+
+from orchestration.defs.partitions import daily_partitions, run_date_range
+from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
+from orchestration.lib.alerts import load_alert_config
+from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts
+
+BIAS_KEY = get_asset_key_for_model([impact_ledger_dbt], "bias_daily")
+
+
+def verdict_metadata(verdicts) -> dict:
+    failing = verdicts[~verdicts["passed"]]
+    columns = [c for c in ("model_id", "attribute", "disparate_impact_ratio", "equal_opportunity_difference",
+                           "equalized_odds_difference", "calibration_gap", "flagged_groups_equal_opportunity", "passed")
+               if c in verdicts.columns]
+    return {
+        "failing_verdicts": len(failing),
+        "verdicts": dg.MetadataValue.md(verdicts[columns].round(4).astype(str).to_markdown(index=False) if len(verdicts) else "none"),
+    }
+
+
+def build_bias_check(model_id: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=BIAS_KEY,
+        name=f"bias_{model_id}",
+        blocking=False,
+        partitions_def=daily_partitions,
+        description=f"Fairness verdicts for {model_id} over the trailing bias window (WARN on daily reporting).",
+    )
+    def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        thresholds = load_alert_config().bias
+        _, last = run_date_range(context)
+        start = last - timedelta(days=int(thresholds["window_days"]) - 1)
+        with duckdb.get_connection() as conn:
+            rows = conn.execute(
+                "SELECT * FROM marts.bias_daily WHERE model_id = ? AND date BETWEEN ? AND ?", [model_id, start, last]
+            ).df()
+        verdicts = bias_verdicts(group_rates(rows), thresholds)
+        passed = bool(verdicts["passed"].all()) if len(verdicts) else True
+        return dg.AssetCheckResult(
+            passed=passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=summarise_verdicts(verdicts, thresholds) if not passed else f"fair over {start} .. {last}",
+            metadata={"window": f"{start} .. {last}", **verdict_metadata(verdicts)},
+        )
+
+    return _check
+
+
+bias_checks = [build_bias_check(m) for m in load_alert_config().models]

@@ -1,0 +1,293 @@
+"""Fairness rates and verdicts from per-group counts (marts.bias_daily or a training snapshot).
+
+The input holds sufficient statistics only (counts and sums per day, model,
+protected attribute and group), so a trailing window is judged by summing its
+rows first: every rate is a ratio of window totals, never an average of daily
+rates. Each rate carries a Wilson interval so a verdict on a small group is
+visibly uncertain. Pure pandas/numpy/scipy, no Dagster, no DuckDB.
+
+Pipeline: ``group_rates(rows)`` -> ``bias_verdicts(rates, thresholds)`` ->
+``summarise_verdicts(verdicts)`` (one sentence per failed verdict).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+KEYS = ["model_id", "attribute", "group_value"]
+COUNT_COLUMNS = [
+    "predictions", "positives", "labelled", "labelled_positives", "true_positives", "false_positives",
+    "false_negatives", "true_negatives", "score_sum", "label_sum",
+]
+# Population columns describe the user table, not the day's traffic: they are
+# not summed over the window (see group_rates).
+POPULATION_COLUMNS = ["population_users", "population_total"]
+
+DEFAULTS = {
+    "min_labelled": 200,
+    "disparate_impact_min": 0.8,
+    "equal_opportunity_max_difference": 0.1,
+    "equalized_odds_max_difference": 0.1,
+    "calibration_gap_max": 0.1,
+}
+
+# rate -> (numerator, denominator columns); the denominators are sums so a
+# rate is defined exactly when its confusion-matrix cells are.
+RATES = {
+    "selection_rate": ("positives", ("predictions",)),
+    "tpr": ("true_positives", ("true_positives", "false_negatives")),
+    "fpr": ("false_positives", ("false_positives", "true_negatives")),
+    "precision": ("true_positives", ("true_positives", "false_positives")),
+}
+RATE_COLUMNS = [
+    *KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS, "n",
+    *[c for name in RATES for c in (name, f"{name}_ci_low", f"{name}_ci_high")],
+    "mean_score", "observed_positive_rate", "calibration_gap_group",
+    "prediction_share", "population_share", "representation_ratio",
+]
+
+
+def _wilson(successes, trials, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised Wilson score interval, the formula statsmodels uses (clipped to [0, 1]); NaN where trials <= 0."""
+    successes = np.asarray(successes, dtype=float)
+    trials = np.asarray(trials, dtype=float)
+    n = np.where(trials > 0, trials, np.nan)
+    z = stats.norm.isf(alpha / 2)
+    z2 = z * z
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = successes / n
+        denominator = 1 + z2 / n
+        centre = (p + z2 / (2 * n)) / denominator
+        half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def wilson_interval(successes: float, trials: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score (1 - alpha) interval of successes / trials; (nan, nan) when trials == 0."""
+    low, high = _wilson(successes, trials, alpha)
+    return float(low), float(high)
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """numerator / denominator, NaN (not inf, not an error) where the denominator is 0 or missing."""
+    return numerator / denominator.where(denominator > 0)
+
+
+def group_rates(rows: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Window totals per model, attribute and group, with rates, Wilson intervals, calibration and representation.
+
+    ``rows``: marts.bias_daily rows of the window (extra columns are ignored).
+    Counts are summed over the dates given. Selection rate is over all
+    predictions; TPR, FPR, precision and calibration only over labelled ones.
+    """
+    missing = [c for c in [*KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS] if c not in rows.columns]
+    if missing:
+        raise ValueError(f"bias rows lack columns {missing} (expected the marts.bias_daily contract)")
+    if rows.empty:
+        return pd.DataFrame(columns=RATE_COLUMNS)
+    # counts may arrive as ints, nullable ints or decimals depending on the engine
+    rows = rows.astype({c: float for c in COUNT_COLUMNS + POPULATION_COLUMNS})
+    totals = rows.groupby(KEYS, sort=True)[COUNT_COLUMNS].sum()
+    # The population is a snapshot of the user table repeated on every day's
+    # row: summing it over the window would multiply it; take the latest day's.
+    ordered = rows.sort_values("date", kind="stable") if "date" in rows.columns else rows
+    population = ordered.groupby(KEYS, sort=True)[POPULATION_COLUMNS].last()
+    g = totals.join(population).reset_index()
+
+    g["n"] = g["predictions"]
+    for name, (numerator, denominator_columns) in RATES.items():
+        denominator = g[list(denominator_columns)].sum(axis=1)
+        g[name] = _ratio(g[numerator], denominator)
+        g[f"{name}_ci_low"], g[f"{name}_ci_high"] = _wilson(g[numerator], denominator, alpha)
+
+    # calibration-in-the-large per group: a positive gap means over-scored
+    g["mean_score"] = _ratio(g["score_sum"], g["labelled"])
+    g["observed_positive_rate"] = _ratio(g["label_sum"], g["labelled"])
+    g["calibration_gap_group"] = g["mean_score"] - g["observed_positive_rate"]
+
+    # representation: the group's share of the model's traffic vs of the users
+    model_attribute_total = g.groupby(["model_id", "attribute"])["predictions"].transform("sum")
+    g["prediction_share"] = _ratio(g["predictions"], model_attribute_total)
+    g["population_share"] = _ratio(g["population_users"], g["population_total"])
+    g["representation_ratio"] = _ratio(g["prediction_share"], g["population_share"])
+    return g[RATE_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Verdict limits; unknown keys (e.g. window_days from the same config block) are ignored."""
+
+    min_labelled: float = DEFAULTS["min_labelled"]
+    disparate_impact_min: float = DEFAULTS["disparate_impact_min"]
+    equal_opportunity_max_difference: float = DEFAULTS["equal_opportunity_max_difference"]
+    equalized_odds_max_difference: float = DEFAULTS["equalized_odds_max_difference"]
+    calibration_gap_max: float = DEFAULTS["calibration_gap_max"]
+
+    @classmethod
+    def from_mapping(cls, thresholds: dict | None) -> "Thresholds":
+        return cls(**{k: float(v) for k, v in (thresholds or {}).items() if k in DEFAULTS})
+
+
+PASS_COLUMNS = ["passes_disparate_impact", "passes_equal_opportunity", "passes_equalized_odds", "passes_calibration"]
+
+
+def _spread(values: pd.Series) -> float:
+    """max - min over the defined values; NaN with fewer than 2 (nothing to compare)."""
+    values = values.dropna()
+    return float(values.max() - values.min()) if len(values) >= 2 else math.nan
+
+
+def _groups(frame: pd.DataFrame, mask) -> list[str]:
+    return sorted(frame.loc[mask, "group_value"].astype(str))
+
+
+def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds) -> dict:
+    """The verdict row of one model and attribute."""
+    eligible = g[g["labelled"] >= t.min_labelled]
+    notes = []
+    if len(eligible) < 2:
+        notes.append(f"fewer than 2 groups with >= {t.min_labelled:g} labelled predictions: nothing to compare")
+
+    # disparate impact (four-fifths rule); flags use the same ratio as the verdict so they agree
+    selection = eligible["selection_rate"]
+    best_selection = selection.max()
+    if selection.notna().sum() >= 2 and best_selection > 0:
+        relative_selection = selection / best_selection
+        di = float(relative_selection.min())
+        flagged_di = _groups(eligible, relative_selection < t.disparate_impact_min)
+    else:
+        di, flagged_di = math.nan, []
+
+    # TPR needs labelled positives and FPR labelled negatives: groups without
+    # them drop out of the TPR / FPR based verdicts instead of turning them NaN
+    no_tpr = _groups(eligible, eligible["tpr"].isna())
+    no_fpr = _groups(eligible, eligible["fpr"].isna())
+    if no_tpr:
+        notes.append(f"no labelled positives, excluded from equal opportunity and equalised odds: {', '.join(no_tpr)}")
+    if no_fpr:
+        notes.append(f"no labelled negatives, excluded from the FPR part of equalised odds: {', '.join(no_fpr)}")
+    eo = _spread(eligible["tpr"])
+    fpr_difference = _spread(eligible["fpr"])
+    # worst of the two ranges over what can be measured; NaN only if neither can
+    odds = max((x for x in (eo, fpr_difference) if not math.isnan(x)), default=math.nan)
+    shortfall = eligible["tpr"].max() - eligible["tpr"]
+    flagged_eo = _groups(eligible, shortfall > t.equal_opportunity_max_difference) if not math.isnan(eo) else []
+
+    calibration = _spread(eligible["calibration_gap_group"])
+    gaps = eligible.dropna(subset=["calibration_gap_group"])
+    extremes = [str(gaps.loc[gaps["calibration_gap_group"].idxmin(), "group_value"]),
+                str(gaps.loc[gaps["calibration_gap_group"].idxmax(), "group_value"])] if len(gaps) >= 2 else []
+
+    if len(eligible) >= 2 and any(math.isnan(x) for x in (di, eo, odds, calibration)):
+        notes.append("a metric is undefined (NaN) for lack of comparable groups and passes by default")
+    row = {
+        "model_id": model_id,
+        "attribute": attribute,
+        "disparate_impact_ratio": di,
+        "equal_opportunity_difference": eo,
+        "fpr_difference": fpr_difference,
+        "equalized_odds_difference": odds,
+        "calibration_gap": calibration,
+        # an undefined metric cannot show a disparity: it passes, and the note says why
+        "passes_disparate_impact": bool(math.isnan(di) or di >= t.disparate_impact_min),
+        "passes_equal_opportunity": bool(math.isnan(eo) or eo <= t.equal_opportunity_max_difference),
+        "passes_equalized_odds": bool(math.isnan(odds) or odds <= t.equalized_odds_max_difference),
+        "passes_calibration": bool(math.isnan(calibration) or calibration <= t.calibration_gap_max),
+        "flagged_groups_disparate_impact": flagged_di,
+        "flagged_groups_equal_opportunity": flagged_eo,
+        "calibration_extremes": extremes,
+        "eligible_groups": _groups(eligible, slice(None)),
+        "excluded_groups": _groups(g, g["labelled"] < t.min_labelled),
+        "groups_without_tpr": no_tpr,
+        # the limits travel with the verdict so its summary cannot quote other ones
+        "min_labelled": t.min_labelled,
+        "disparate_impact_min": t.disparate_impact_min,
+        "equal_opportunity_max_difference": t.equal_opportunity_max_difference,
+        "equalized_odds_max_difference": t.equalized_odds_max_difference,
+        "calibration_gap_max": t.calibration_gap_max,
+        "note": "; ".join(notes),
+    }
+    row["passed"] = all(row[k] for k in PASS_COLUMNS)
+    return row
+
+
+VERDICT_COLUMNS = [
+    "model_id", "attribute", "disparate_impact_ratio", "equal_opportunity_difference", "fpr_difference",
+    "equalized_odds_difference", "calibration_gap", *PASS_COLUMNS, "passed",
+    "flagged_groups_disparate_impact", "flagged_groups_equal_opportunity", "calibration_extremes",
+    "eligible_groups", "excluded_groups", "groups_without_tpr", *DEFAULTS, "note",
+]
+
+
+def bias_verdicts(rates: pd.DataFrame, thresholds: dict | None = None) -> pd.DataFrame:
+    """One row per model and attribute: the four fairness metrics, pass/fail and who is disadvantaged.
+
+    ``rates``: the output of ``group_rates``. Groups with fewer labelled
+    predictions than ``min_labelled`` are listed in ``excluded_groups`` and take
+    no part in any verdict; eligible groups without labelled positives have no
+    TPR and drop out of the TPR-based verdicts (named in ``groups_without_tpr``
+    and ``note``). A metric that cannot be computed (fewer than 2 comparable
+    groups) is NaN and its verdict passes, with the reason in ``note``.
+    """
+    t = Thresholds.from_mapping(thresholds)
+    out = [_judge(model_id, attribute, g, t) for (model_id, attribute), g in rates.groupby(["model_id", "attribute"], sort=True)]
+    return pd.DataFrame(out, columns=VERDICT_COLUMNS)
+
+
+# passes_* column -> (what to call it, value column, comparison that failed, limit key)
+VERDICT_TEXT = {
+    "passes_disparate_impact": ("disparate impact ratio", "disparate_impact_ratio", "<", "disparate_impact_min"),
+    "passes_equal_opportunity": ("equal opportunity difference", "equal_opportunity_difference", ">",
+                                 "equal_opportunity_max_difference"),
+    "passes_equalized_odds": ("equalised odds difference", "equalized_odds_difference", ">", "equalized_odds_max_difference"),
+    "passes_calibration": ("calibration gap", "calibration_gap", ">", "calibration_gap_max"),
+}
+
+
+def _format(value: float, limit: float) -> str:
+    """Two decimals, more when two would print the value equal to the limit it broke."""
+    for digits in (2, 3, 4):
+        if f"{value:.{digits}f}" != f"{limit:.{digits}f}":
+            break
+    return f"{value:.{digits}f}"
+
+
+def _who(v: pd.Series, flag: str) -> str:
+    """The groups a failed verdict is about."""
+    if flag == "passes_disparate_impact" and len(v["flagged_groups_disparate_impact"]):
+        return f"; disadvantaged: {', '.join(v['flagged_groups_disparate_impact'])}"
+    if flag == "passes_equal_opportunity" and len(v["flagged_groups_equal_opportunity"]):
+        return f"; disadvantaged: {', '.join(v['flagged_groups_equal_opportunity'])}"
+    if flag == "passes_equalized_odds" and "fpr_difference" in v:
+        tpr_range, fpr_range = v["equal_opportunity_difference"], v["fpr_difference"]
+        if pd.notna(fpr_range) and (pd.isna(tpr_range) or fpr_range > tpr_range):
+            return " (FPR range)"
+        groups = v["flagged_groups_equal_opportunity"]
+        return " (TPR range)" + (f"; disadvantaged: {', '.join(groups)}" if len(groups) else "")
+    if flag == "passes_calibration" and len(v.get("calibration_extremes", [])) == 2:
+        low, high = v["calibration_extremes"]
+        return f"; most under-scored: {low}, most over-scored: {high}"
+    return ""
+
+
+def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -> str:
+    """One short sentence per failed verdict (metric, value, limit, disadvantaged groups), one per line.
+
+    The limits are read from the verdict rows (they record what they were
+    judged against); ``thresholds`` only fills in for frames without them.
+    """
+    fallback = Thresholds.from_mapping(thresholds)
+    lines = []
+    for _, v in verdicts.iterrows():
+        for flag, (label, column, op, limit_key) in VERDICT_TEXT.items():
+            if v[flag]:
+                continue
+            limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
+            lines.append(f"{v['model_id']} / {v['attribute']}: {label} {_format(v[column], limit)} {op} {limit:.2f}"
+                         f"{_who(v, flag)}")
+    return "\n".join(lines) if lines else "all fairness verdicts pass"

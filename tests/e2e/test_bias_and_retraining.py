@@ -1,0 +1,106 @@
+"""Bias: the planted group is flagged (and only it), rates agree with fairlearn; retraining only from a fair snapshot."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, demographic_parity_ratio, selection_rate, true_positive_rate
+
+from orchestration.lib.alerts import load_alert_config
+from orchestration.lib.bias import bias_verdicts, group_rates
+from orchestration.lib.synthetic_world import WorldConfig, generate_world
+from tests.e2e.conftest import Pipeline
+from tests.e2e.oracles import clean_predictions, read, resolved_labels
+
+pytestmark = pytest.mark.slow
+
+
+def window_rows(p: Pipeline, model_id: str, last: date) -> pd.DataFrame:
+    start = last - timedelta(days=load_alert_config().bias["window_days"] - 1)
+    return p.query("SELECT * FROM marts.bias_daily WHERE model_id = ? AND date BETWEEN ? AND ?", [model_id, start, last])
+
+
+def test_planted_group_is_flagged_by_equal_opportunity_and_no_other(pipeline):
+    assert pipeline.run(pipeline.last - timedelta(days=1), pipeline.last).success
+    planted = pipeline.truth["bias"]
+    thresholds = load_alert_config().bias
+    for model_id in ("recommender", "churn_offer"):
+        verdicts = bias_verdicts(group_rates(window_rows(pipeline, model_id, pipeline.last)), thresholds).set_index("attribute")
+        flagged = verdicts.loc[planted["attribute"], "flagged_groups_equal_opportunity"]
+        assert list(flagged) == [planted["group"]], (model_id, flagged)
+        assert not verdicts.loc[planted["attribute"], "passes_equal_opportunity"]
+        for attribute in ("gender", "country"):
+            assert not list(verdicts.loc[attribute, "flagged_groups_equal_opportunity"]), (model_id, attribute)
+        # intersections flag only sub-groups of the planted group
+        for group in verdicts.loc["gender_x_age_band", "flagged_groups_equal_opportunity"]:
+            assert group.split("|")[1] == planted["group"], (model_id, group)
+
+
+def test_group_rates_agree_with_fairlearn_on_the_raw_rows(pipeline):
+    assert pipeline.run(pipeline.last - timedelta(days=1), pipeline.last).success
+    day = pipeline.last - timedelta(days=5)
+    preds = clean_predictions(pipeline.source).join(resolved_labels(pipeline.source, pipeline.last), on="prediction_id")
+    preds = preds[(preds["date"] == pd.Timestamp(day)) & (preds["model_id"] == "recommender") & preds["label"].notna()]
+    preds = preds.merge(read(pipeline.source, "users")[["user_id", "age_band"]], on="user_id")
+    rows = pipeline.query("SELECT * FROM marts.bias_daily WHERE model_id = 'recommender' AND date = ? AND attribute = 'age_band'", [day])
+    rates = group_rates(rows).set_index("group_value")
+    y, d = preds["label"].astype(int), preds["decision"].astype(int)
+    oracle = MetricFrame(metrics={"tpr": true_positive_rate}, y_true=y, y_pred=d, sensitive_features=preds["age_band"])
+    for group, tpr in oracle.by_group["tpr"].items():
+        assert rates.loc[group, "tpr"] == pytest.approx(tpr, rel=1e-9, abs=1e-12), group
+    # selection rate and disparate impact are over all predictions, labelled or not
+    everything = clean_predictions(pipeline.source)
+    everything = everything[(everything["date"] == pd.Timestamp(day)) & (everything["model_id"] == "recommender")]
+    everything = everything.merge(read(pipeline.source, "users")[["user_id", "age_band"]], on="user_id")
+    sel = MetricFrame(metrics=selection_rate, y_true=everything["decision"].astype(int), y_pred=everything["decision"].astype(int),
+                      sensitive_features=everything["age_band"]).by_group
+    for group, value in sel.items():
+        assert rates.loc[group, "selection_rate"] == pytest.approx(value, rel=1e-9), group
+    ratio = demographic_parity_ratio(everything["decision"].astype(int), everything["decision"].astype(int),
+                                     sensitive_features=everything["age_band"])
+    verdict = bias_verdicts(rates.reset_index(), {"min_labelled": 0}).iloc[0]
+    assert verdict["disparate_impact_ratio"] == pytest.approx(ratio, rel=1e-9)
+
+
+def retraining_world(tmp_path: Path, monkeypatch, bias_shift: float) -> tuple[Pipeline, date]:
+    cfg = WorldConfig(days=30, users=6000, seed=21, predictions_per_day=2000, bias_logit_shift=bias_shift)
+    source = tmp_path / "world"
+    truth = generate_world(source, cfg, progress=None)
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(source))
+    monkeypatch.setenv("IMPACT_LEDGER_EXPORTS", str(tmp_path / "exports"))
+    p = Pipeline(source, tmp_path / "warehouse.duckdb", truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+    assert p.run(p.first, p.last).success
+    requests = p.query("SELECT * FROM marts.retraining_requests WHERE model_id = ? ORDER BY date", [truth["incident"]["model_id"]])
+    assert len(requests), "the planted incident must raise a retraining request"
+    assert "consecutive days" in requests["reason"].iloc[0]
+    return p, pd.Timestamp(requests["date"].iloc[-1]).date()
+
+
+def test_retraining_snapshot_is_blocked_when_bias_is_planted(tmp_path, monkeypatch):
+    from orchestration.defs.runs import run_retraining
+
+    p, day = retraining_world(tmp_path, monkeypatch, bias_shift=2.2)
+    outcome = run_retraining(day)
+    assert not outcome.success
+    blocked = [f for f in outcome.failures if "training_bias_suite" in f and f.startswith("check")]
+    assert blocked and "equal opportunity" in blocked[0], outcome.failures
+    assert "retraining/training_snapshot" not in outcome.materialized
+    assert not list((tmp_path / "exports").rglob("*.parquet"))
+
+
+def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkeypatch):
+    from orchestration.defs.runs import run_retraining
+
+    p, day = retraining_world(tmp_path, monkeypatch, bias_shift=0.0)
+    outcome = run_retraining(day)
+    assert outcome.success, outcome.failures
+    files = list((tmp_path / "exports").rglob("snapshot.parquet"))
+    assert files
+    snapshot = pd.read_parquet(files[0])
+    assert len(snapshot) > 1000 and snapshot["label"].isin([0, 1]).all()
+    assert {"feature_recency", "feature_device", "score", "age_band"} <= set(snapshot.columns)
+    status = p.query("SELECT status FROM marts.retraining_requests WHERE date = ?", [day])["status"]
+    assert (status == "snapshot_ready").all()

@@ -1,0 +1,96 @@
+"""Fairness rates and verdicts from counts vs fairlearn, statsmodels and sklearn on the same rows."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from sklearn.metrics import precision_score
+from statsmodels.stats.proportion import proportion_confint
+
+from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts, wilson_interval
+
+EXACT = dict(rel=1e-9, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    """Row-level predictions over 3 days; group 'c' has its positives under-scored (lower TPR)."""
+    rng = np.random.default_rng(0)
+    n = 30_000
+    group = rng.choice(["a", "b", "c", "tiny"], size=n, p=[0.45, 0.35, 0.199, 0.001])
+    label = (rng.random(n) < 0.4).astype(int)
+    score = np.clip(0.35 + 0.3 * label - np.where((group == "c") & (label == 1), 0.2, 0) + rng.normal(0, 0.15, n), 0, 1)
+    return pd.DataFrame({"date": rng.choice(["2026-09-01", "2026-09-02", "2026-09-03"], size=n), "group_value": group,
+                         "label": label, "score": score, "decision": (score >= 0.5).astype(int)})
+
+
+def counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """What marts.bias_daily holds for these rows (every row labelled)."""
+    g = frame.assign(tp=(frame.decision == 1) & (frame.label == 1), fp=(frame.decision == 1) & (frame.label == 0),
+                     fn=(frame.decision == 0) & (frame.label == 1), tn=(frame.decision == 0) & (frame.label == 0))
+    out = g.groupby(["date", "group_value"]).agg(
+        predictions=("label", "size"), positives=("decision", "sum"), labelled=("label", "size"),
+        labelled_positives=("label", "sum"), true_positives=("tp", "sum"), false_positives=("fp", "sum"),
+        false_negatives=("fn", "sum"), true_negatives=("tn", "sum"), score_sum=("score", "sum"), label_sum=("label", "sum"),
+    ).reset_index()
+    population = {"a": 450, "b": 350, "c": 199, "tiny": 1}
+    return out.assign(model_id="m", attribute="segment", population_users=out["group_value"].map(population), population_total=1000)
+
+
+def test_rates_match_fairlearn_and_sklearn(rows):
+    rates = group_rates(counts(rows)).set_index("group_value")
+    frame = MetricFrame(
+        metrics={"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
+        y_true=rows["label"], y_pred=rows["decision"], sensitive_features=rows["group_value"],
+    )
+    for group, oracle in frame.by_group.iterrows():
+        for metric in ("selection_rate", "tpr", "fpr"):
+            assert rates.loc[group, metric] == pytest.approx(oracle[metric], **EXACT), (group, metric)
+        part = rows[rows["group_value"] == group]
+        assert rates.loc[group, "precision"] == pytest.approx(precision_score(part["label"], part["decision"]), **EXACT)
+        assert rates.loc[group, "mean_score"] == pytest.approx(part["score"].mean(), **EXACT)
+    assert rates["prediction_share"].sum() == pytest.approx(1.0)
+    assert rates.loc["a", "population_share"] == pytest.approx(0.45)
+
+
+def test_verdict_metrics_match_fairlearn(rows):
+    # no minimum: every group takes part, as in fairlearn
+    verdict = bias_verdicts(group_rates(counts(rows)), {"min_labelled": 0}).iloc[0]
+    y, d, s = rows["label"], rows["decision"], rows["group_value"]
+    assert verdict["disparate_impact_ratio"] == pytest.approx(demographic_parity_ratio(y, d, sensitive_features=s), **EXACT)
+    assert verdict["equalized_odds_difference"] == pytest.approx(equalized_odds_difference(y, d, sensitive_features=s), **EXACT)
+    tpr = MetricFrame(metrics=true_positive_rate, y_true=y, y_pred=d, sensitive_features=s)
+    assert verdict["equal_opportunity_difference"] == pytest.approx(tpr.difference(), **EXACT)
+
+
+def test_planted_group_is_flagged_and_tiny_groups_are_excluded(rows):
+    verdict = bias_verdicts(group_rates(counts(rows)), {"min_labelled": 200}).iloc[0]
+    assert not verdict["passes_equal_opportunity"] and not verdict["passed"]
+    assert verdict["flagged_groups_equal_opportunity"] == ["c"]
+    assert verdict["excluded_groups"] == ["tiny"] and "tiny" not in verdict["eligible_groups"]
+    text = summarise_verdicts(pd.DataFrame([verdict]), {"equal_opportunity_max_difference": 0.1})
+    assert "m / segment: equal opportunity difference" in text and "> 0.10" in text and "disadvantaged: c" in text
+
+
+def test_fair_rows_pass(rows):
+    fair = rows[rows["group_value"] != "c"]
+    verdict = bias_verdicts(group_rates(counts(fair)), {"min_labelled": 200}).iloc[0]
+    assert verdict["passed"] and verdict["flagged_groups_equal_opportunity"] == []
+    assert summarise_verdicts(pd.DataFrame([verdict])) == "all fairness verdicts pass"
+
+
+@pytest.mark.parametrize("successes, trials", [(0, 10), (3, 10), (10, 10), (417, 1000), (1, 3)])
+def test_wilson_matches_statsmodels(successes, trials):
+    low, high = proportion_confint(successes, trials, alpha=0.05, method="wilson")
+    assert wilson_interval(successes, trials) == pytest.approx((low, high), rel=1e-12, abs=1e-12)
+
+
+def test_wilson_without_trials_is_nan():
+    assert all(np.isnan(wilson_interval(0, 0)))
