@@ -13,7 +13,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export GX_ANALYTICS_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install manifest demo test dev clean
+.PHONY: install manifest demo test dev docs clean
 
 install: $(INSTALLED)
 
@@ -40,6 +40,11 @@ demo: $(INSTALLED) $(MANIFEST)
 
 test: $(INSTALLED) $(MANIFEST)
 	$(BIN)/pytest
+
+# dbt's documentation site (models, columns, formulas, lineage) into dbt_project/target/.
+docs: $(INSTALLED) $(MANIFEST)
+	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . --quiet --static
+	@echo "open dbt_project/target/static_index.html (self-contained) or: cd dbt_project && ../$(BIN)/dbt docs serve --profiles-dir ."
 
 dev: $(INSTALLED) $(MANIFEST)
 	$(BIN)/dagster dev -w workspace.yaml

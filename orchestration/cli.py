@@ -12,7 +12,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from orchestration.lib.settings import PROJECT_ROOT, source_dir, warehouse_path
+from orchestration.lib.settings import PROJECT_ROOT, analytics_path, source_dir, warehouse_path
 
 
 class CliError(Exception):
@@ -215,6 +215,23 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    db = Path(args.db).resolve() if args.db else analytics_path()
+    if not db.is_file():
+        raise CliError(f"analytics snapshot '{db}' does not exist yet; it is published after each successful run "
+                       "(`impact-ledger materialize`)")
+    with duckdb.connect(str(db), read_only=True) as conn:
+        try:
+            frame = conn.execute(args.sql).df()
+        except duckdb.Error as err:
+            raise CliError(f"query failed: {err}") from err
+    with __import__("pandas").option_context("display.max_rows", args.max_rows, "display.width", 200):
+        print(frame.to_string(index=False, max_rows=args.max_rows) if len(frame) else "(no rows)")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -245,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     summ = sub.add_parser("summary", help="print the latest attribution results")
     summ.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
     summ.set_defaults(func=cmd_summary)
+
+    query = sub.add_parser("query", help="run read-only SQL against the analytics snapshot and print a table")
+    query.add_argument("sql", help="e.g. \"SELECT * FROM attribution.model_impact ORDER BY as_of_date DESC LIMIT 5\"")
+    query.add_argument("--db", help="snapshot database (default: IMPACT_LEDGER_ANALYTICS_DB or data/analytics.duckdb)")
+    query.add_argument("--max-rows", type=_positive_int, default=50, help="rows to print (default: 50)")
+    query.set_defaults(func=cmd_query)
     return parser
 
 

@@ -181,11 +181,15 @@ def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_g
 
 
 def _srm_by_experiment_day(merged: pd.DataFrame, variants: pd.DataFrame) -> dict:
-    """Chi-square of assigned units vs expected shares, per experiment and as-of date."""
-    units = merged[merged["analysis_window"] == "cumulative"]
-    units = units[units["metric_type"] != "ratio"].drop_duplicates(["experiment_id", "as_of_date", "variant"])
-    out = {}
+    """Chi-square of assigned units vs expected shares, per experiment and as-of date.
+
+    Assigned units per arm = the largest cumulative n over the metrics (metrics
+    with a maturity delay count fewer units), independent of row order.
+    """
+    cumulative = merged[merged["analysis_window"] == "cumulative"]
+    units = cumulative.groupby(["experiment_id", "as_of_date", "variant"], as_index=False)["n"].max()
     shares = variants.set_index(["experiment_id", "variant"])["expected_share"]
+    out = {}
     for (experiment_id, as_of), g in units.groupby(["experiment_id", "as_of_date"]):
         expected = [float(shares.get((experiment_id, v), 0.0)) for v in g["variant"]]
         out[(experiment_id, as_of)] = srm_p_value(g["n"].astype(int).tolist(), expected)

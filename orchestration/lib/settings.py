@@ -56,3 +56,8 @@ def gx_docs_dir() -> Path | None:
     if os.environ.get("IMPACT_LEDGER_GX_DOCS", "1") == "0":
         return None
     return _path_from_env("IMPACT_LEDGER_DOCS", PROJECT_ROOT / "data" / "docs") / "gx"
+
+
+def analytics_path() -> Path:
+    """The analysts' read-only snapshot database (IMPACT_LEDGER_ANALYTICS_DB)."""
+    return _path_from_env("IMPACT_LEDGER_ANALYTICS_DB", PROJECT_ROOT / "data" / "analytics.duckdb")

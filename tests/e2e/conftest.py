@@ -45,11 +45,27 @@ class Pipeline:
 def _materialize(source: Path, db: Path, first: date, last: date) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
+        mp.setenv("IMPACT_LEDGER_EXPORTS", str(db.parent / "exports"))
+        mp.setenv("IMPACT_LEDGER_ANALYTICS_DB", str(db.parent / "analytics.duckdb"))
         mp.setenv("IMPACT_LEDGER_SOURCE", str(source))
         from orchestration.defs.runs import materialize_days
 
         outcome = materialize_days(first, last)
     assert outcome.success, outcome.failures
+
+
+def generated_pipeline(tmp_path: Path, monkeypatch, cfg: WorldConfig) -> Pipeline:
+    """Generate a world into tmp_path, point every path there and materialise all its days in one run."""
+    source = tmp_path / "world"
+    truth = generate_world(source, cfg, progress=None)
+    for var, value in (("IMPACT_LEDGER_DB", "warehouse.duckdb"), ("IMPACT_LEDGER_SOURCE", "world"),
+                       ("IMPACT_LEDGER_EXPORTS", "exports"), ("IMPACT_LEDGER_ANALYTICS_DB", "analytics.duckdb")):
+        monkeypatch.setenv(var, str(tmp_path / value))
+    p = Pipeline(source, tmp_path / "warehouse.duckdb", truth, date.fromisoformat(truth["start_date"]),
+                 date.fromisoformat(truth["end_date"]))
+    outcome = p.run(p.first, p.last)
+    assert outcome.success, outcome.failures
+    return p
 
 
 @pytest.fixture(scope="session")
@@ -77,12 +93,32 @@ def full_db(e2e_world, history_db, tmp_path_factory):
     return db
 
 
+@pytest.fixture(scope="session")
+def latest_db(e2e_world, full_db, tmp_path_factory):
+    """Every day materialised (the last two as one more run): shared by tests that only read."""
+    source, truth = e2e_world
+    db = tmp_path_factory.mktemp("latest") / "warehouse.duckdb"
+    shutil.copy(full_db, db)
+    last = date.fromisoformat(truth["end_date"])
+    _materialize(source, db, last - timedelta(days=1), last)
+    return db
+
+
+@pytest.fixture
+def latest(e2e_world, latest_db) -> Pipeline:
+    """Read-only view of `latest_db` (do not run days on it: use `pipeline` for that)."""
+    source, truth = e2e_world
+    return Pipeline(source, latest_db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+
+
 def _private_copy(db: Path, e2e_world, tmp_path, monkeypatch) -> Pipeline:
     source, truth = e2e_world
     private = tmp_path / "warehouse.duckdb"
     shutil.copy(db, private)
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(private))
     monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(source))
+    monkeypatch.setenv("IMPACT_LEDGER_EXPORTS", str(tmp_path / "exports"))
+    monkeypatch.setenv("IMPACT_LEDGER_ANALYTICS_DB", str(tmp_path / "analytics.duckdb"))
     return Pipeline(source, private, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
 
 

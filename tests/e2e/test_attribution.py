@@ -1,30 +1,16 @@
 """Attribution on generated worlds: every declared metric, CUPED, sequential CIs, guardrails, SRM, net value."""
 
-from datetime import date, timedelta
-
-import pandas as pd
 import pytest
 
 from orchestration.lib.settings import dbt_var
-from orchestration.lib.synthetic_world import WorldConfig, generate_world
-from tests.e2e.conftest import Pipeline
+from orchestration.lib.synthetic_world import WorldConfig
+from tests.e2e.conftest import generated_pipeline
 
 pytestmark = pytest.mark.slow
 
 
-def world_pipeline(tmp_path, monkeypatch, cfg: WorldConfig) -> Pipeline:
-    source = tmp_path / "world"
-    truth = generate_world(source, cfg, progress=None)
-    monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
-    monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(source))
-    p = Pipeline(source, tmp_path / "warehouse.duckdb", truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
-    outcome = p.run(p.first, p.last)
-    assert outcome.success, outcome.failures
-    return p
-
-
-def test_every_declared_metric_is_analysed_with_cuped_sequential_and_corrections(pipeline):
-    assert pipeline.run(pipeline.last - timedelta(days=1), pipeline.last).success
+def test_every_declared_metric_is_analysed_with_cuped_sequential_and_corrections(latest):
+    pipeline = latest
     r = pipeline.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [pipeline.last])
     metrics = dbt_var("experiment_metrics")
     assert set(r["metric"]) == set(metrics)
@@ -51,7 +37,7 @@ def test_every_declared_metric_is_analysed_with_cuped_sequential_and_corrections
 @pytest.mark.parametrize("seed", [8])
 def test_demo_world_lifts_and_net_value_are_recovered(tmp_path, monkeypatch, seed):
     """The `make demo` world: planted lifts and net value inside the reported 95% CIs."""
-    p = world_pipeline(tmp_path, monkeypatch, WorldConfig(seed=seed))
+    p = generated_pipeline(tmp_path, monkeypatch, WorldConfig(seed=seed))
     last = p.last.isoformat()
     results = p.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ? AND analysis_window = 'cumulative'", [p.last])
     impact = p.query("SELECT * FROM attribution.model_impact WHERE as_of_date = ? AND analysis_window = 'cumulative'", [p.last])
@@ -69,7 +55,7 @@ def test_demo_world_lifts_and_net_value_are_recovered(tmp_path, monkeypatch, see
 
 def test_planted_sample_ratio_mismatch_marks_results_untrustworthy(tmp_path, monkeypatch):
     cfg = WorldConfig(days=24, users=6000, seed=5, predictions_per_day=200, lost_holdout_assignments=0.4)
-    p = world_pipeline(tmp_path, monkeypatch, cfg)
+    p = generated_pipeline(tmp_path, monkeypatch, cfg)
     results = p.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [p.last])
     assert len(results) and not results["trustworthy"].any()
     assert results["untrusted_reason"].str.startswith("sample ratio mismatch").all()

@@ -3,15 +3,14 @@
 from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame, demographic_parity_ratio, selection_rate, true_positive_rate
 
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.bias import bias_verdicts, group_rates
-from orchestration.lib.synthetic_world import WorldConfig, generate_world
-from tests.e2e.conftest import Pipeline
+from orchestration.lib.synthetic_world import WorldConfig
+from tests.e2e.conftest import Pipeline, generated_pipeline
 from tests.e2e.oracles import clean_predictions, read, resolved_labels
 
 pytestmark = pytest.mark.slow
@@ -22,8 +21,8 @@ def window_rows(p: Pipeline, model_id: str, last: date) -> pd.DataFrame:
     return p.query("SELECT * FROM marts.bias_daily WHERE model_id = ? AND date BETWEEN ? AND ?", [model_id, start, last])
 
 
-def test_planted_group_is_flagged_by_equal_opportunity_and_no_other(pipeline):
-    assert pipeline.run(pipeline.last - timedelta(days=1), pipeline.last).success
+def test_planted_group_is_flagged_by_equal_opportunity_and_no_other(latest):
+    pipeline = latest
     planted = pipeline.truth["bias"]
     thresholds = load_alert_config().bias
     for model_id in ("recommender", "churn_offer"):
@@ -38,8 +37,8 @@ def test_planted_group_is_flagged_by_equal_opportunity_and_no_other(pipeline):
             assert group.split("|")[1] == planted["group"], (model_id, group)
 
 
-def test_group_rates_agree_with_fairlearn_on_the_raw_rows(pipeline):
-    assert pipeline.run(pipeline.last - timedelta(days=1), pipeline.last).success
+def test_group_rates_agree_with_fairlearn_on_the_raw_rows(latest):
+    pipeline = latest
     day = pipeline.last - timedelta(days=5)
     preds = clean_predictions(pipeline.source).join(resolved_labels(pipeline.source, pipeline.last), on="prediction_id")
     preds = preds[(preds["date"] == pd.Timestamp(day)) & (preds["model_id"] == "recommender") & preds["label"].notna()]
@@ -66,14 +65,8 @@ def test_group_rates_agree_with_fairlearn_on_the_raw_rows(pipeline):
 
 def retraining_world(tmp_path: Path, monkeypatch, bias_shift: float) -> tuple[Pipeline, date]:
     cfg = WorldConfig(days=30, users=6000, seed=21, predictions_per_day=2000, bias_logit_shift=bias_shift)
-    source = tmp_path / "world"
-    truth = generate_world(source, cfg, progress=None)
-    monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
-    monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(source))
-    monkeypatch.setenv("IMPACT_LEDGER_EXPORTS", str(tmp_path / "exports"))
-    p = Pipeline(source, tmp_path / "warehouse.duckdb", truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
-    assert p.run(p.first, p.last).success
-    requests = p.query("SELECT * FROM marts.retraining_requests WHERE model_id = ? ORDER BY date", [truth["incident"]["model_id"]])
+    p = generated_pipeline(tmp_path, monkeypatch, cfg)
+    requests = p.query("SELECT * FROM marts.retraining_requests WHERE model_id = ? ORDER BY date", [p.truth["incident"]["model_id"]])
     assert len(requests), "the planted incident must raise a retraining request"
     assert "consecutive days" in requests["reason"].iloc[0]
     return p, pd.Timestamp(requests["date"].iloc[-1]).date()
@@ -88,7 +81,7 @@ def test_retraining_snapshot_is_blocked_when_bias_is_planted(tmp_path, monkeypat
     blocked = [f for f in outcome.failures if "training_bias_suite" in f and f.startswith("check")]
     assert blocked and "equal opportunity" in blocked[0], outcome.failures
     assert "retraining/training_snapshot" not in outcome.materialized
-    assert not list((tmp_path / "exports").rglob("*.parquet"))
+    assert not list((tmp_path / "exports").rglob("snapshot.parquet"))
 
 
 def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkeypatch):

@@ -13,22 +13,9 @@ pytestmark = pytest.mark.slow
 EXACT = dict(rel=1e-9, abs=1e-12)
 
 
-@pytest.fixture(scope="module")
-def materialized(e2e_world, full_db, tmp_path_factory):
-    """The last two days run on a private copy; oracle tests only read it."""
-    import shutil
-
-    from tests.e2e.conftest import Pipeline
-
-    source, truth = e2e_world
-    db = tmp_path_factory.mktemp("oracle") / "warehouse.duckdb"
-    shutil.copy(full_db, db)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("IMPACT_LEDGER_DB", str(db))
-        mp.setenv("IMPACT_LEDGER_SOURCE", str(source))
-        p = Pipeline(source, db, truth, *[pd.Timestamp(truth[k]).date() for k in ("start_date", "end_date")])
-        assert p.run(p.last - timedelta(days=1), p.last).success
-    return p
+@pytest.fixture
+def materialized(latest):
+    return latest
 
 
 def test_classification_metrics_match_sklearn(materialized):

@@ -2,9 +2,8 @@
 
 import hashlib
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -71,7 +71,9 @@ def _latest_markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValu
 def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
-        stats = conn.execute("SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ?", [first, last]).df()
+        stats = conn.execute(
+            "SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ? ORDER BY ALL", [first, last]
+        ).df()
         experiments = conn.execute("SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments").df()
         variants = conn.execute("SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants").df()
         failed_gates = conn.execute(

@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.bias.checks import verdict_metadata
 from orchestration.defs.model_health.alerts import ALERTS_KEY
-from orchestration.defs.partitions import daily_partitions, run_date_range
+from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts
 from orchestration.lib.retraining import REQUEST_SCHEMA, retraining_requests
@@ -44,6 +44,7 @@ ATTRIBUTES = ("gender", "age_band", "country", "gender_x_age_band")
 @dg.asset(
     key=REQUESTS_KEY,
     partitions_def=daily_partitions,
+    backfill_policy=single_run,
     group_name="retraining",
     kinds={"python", "duckdb"},
     owners=["team:ml-platform"],
