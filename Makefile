@@ -46,8 +46,9 @@ docs: $(INSTALLED) $(MANIFEST)
 	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . --quiet --static
 	@echo "open dbt_project/target/static_index.html (self-contained) or: cd dbt_project && ../$(BIN)/dbt docs serve --profiles-dir ."
 
+# The venv's bin on PATH: `dagster dev` re-parses the dbt project with `dbt`.
 dev: $(INSTALLED) $(MANIFEST)
-	$(BIN)/dagster dev -w workspace.yaml
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) dbt_project/target dbt_project/logs data/raw data/*.duckdb* .pytest_cache
