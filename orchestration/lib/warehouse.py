@@ -6,6 +6,13 @@ import duckdb
 import pandas as pd
 
 
+def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, str]) -> None:
+    """Create ``table`` (schema.name) from ``schema`` (column -> DuckDB type) if it does not exist."""
+    columns = ", ".join(f'"{c}" {t}' for c, t in schema.items())
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+
+
 def replace_date_range(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, str], frame: pd.DataFrame,
                        date_column: str, first, last) -> int:
     """Replace the rows of ``table`` dated ``first``..``last`` with ``frame`` (one transaction).
@@ -13,10 +20,7 @@ def replace_date_range(conn: duckdb.DuckDBPyConnection, table: str, schema: dict
     The table is created from ``schema`` (column -> DuckDB type) if missing, so
     an empty frame still leaves a well-typed table; re-running a day replaces it.
     """
-    namespace = table.split(".")[0]
-    columns = ", ".join(f'"{c}" {t}' for c, t in schema.items())
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {namespace}")
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    ensure_table(conn, table, schema)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(f'DELETE FROM {table} WHERE "{date_column}" BETWEEN ? AND ?', [first, last])

@@ -9,16 +9,15 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.alerts import ALERT_COLUMNS, evaluate_alerts, load_alert_config
+from orchestration.lib.alerts import evaluate_alerts, load_alert_config
 from orchestration.lib.settings import dbt_var
+from orchestration.lib.warehouse import ensure_table, replace_date_range
 
 ALERTS_KEY = dg.AssetKey(["marts", "alerts"])
-ALERTS_DDL = """
-CREATE TABLE IF NOT EXISTS marts.alerts (
-    date DATE, model_id VARCHAR, model_version VARCHAR, metric VARCHAR, subject VARCHAR,
-    value DOUBLE, threshold DOUBLE, rule VARCHAR, first_detected_on DATE, last_evaluated_on DATE
-)
-"""
+ALERTS_SCHEMA = {
+    "date": "DATE", "model_id": "VARCHAR", "model_version": "VARCHAR", "metric": "VARCHAR", "subject": "VARCHAR",
+    "value": "DOUBLE", "threshold": "DOUBLE", "rule": "VARCHAR", "first_detected_on": "DATE", "last_evaluated_on": "DATE",
+}
 REFERENCE_PRECISION_SQL = """
 SELECT h.model_id, h.model_version,
        sum(h.true_positives) / nullif(sum(h.true_positives + h.false_positives), 0) AS reference_precision
@@ -61,7 +60,7 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
         ).df()
         reference = conn.execute(REFERENCE_PRECISION_SQL).df()
         breaches = evaluate_alerts(health, drift, reference, config, first, last)
-        conn.execute(ALERTS_DDL)
+        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
         seen = conn.execute(
             "SELECT date, model_id, model_version, metric, subject, first_detected_on FROM marts.alerts WHERE date BETWEEN ? AND ?",
             [first, last],
@@ -72,12 +71,7 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
         # the earliest run that saw a breach keeps the credit, so re-runs are idempotent
         merged["first_detected_on"] = pd.to_datetime(merged["first_detected_on"]).fillna(pd.Timestamp(last)).clip(upper=pd.Timestamp(last))
         merged["last_evaluated_on"] = pd.Timestamp(last)
-        conn.execute("BEGIN TRANSACTION")
-        conn.execute("DELETE FROM marts.alerts WHERE date BETWEEN ? AND ?", [first, last])
-        conn.register("new_alerts", merged[ALERT_COLUMNS + ["first_detected_on", "last_evaluated_on"]])
-        conn.execute("INSERT INTO marts.alerts BY NAME SELECT * FROM new_alerts")
-        conn.execute("COMMIT")
-        conn.unregister("new_alerts")
+        replace_date_range(conn, "marts.alerts", ALERTS_SCHEMA, merged, "date", first, last)
     counts = merged.groupby("metric").size().to_dict() if len(merged) else {}
     return dg.MaterializeResult(
         metadata={

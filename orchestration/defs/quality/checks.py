@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days
 from orchestration.lib.quality_gate import SuiteResult, load_suite, run_suite, suite_names
 from orchestration.lib.settings import gx_docs_dir
+from orchestration.lib.warehouse import ensure_table
 
 GATE_RESULTS_SCHEMA = {
     "date": "DATE", "suite": "VARCHAR", "table_name": "VARCHAR", "passed": "BOOLEAN",
@@ -51,9 +52,7 @@ def _record(conn, suite: dict, result: SuiteResult, days: list) -> None:
     frame = pd.DataFrame({"date": days, "suite": suite["name"], "table_name": suite["table"], "passed": result.success,
                           "failed_expectations": json.dumps([o.name for o in result.failed if o.blocking]),
                           "rows_validated": result.rows})
-    conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    conn.execute("CREATE TABLE IF NOT EXISTS quality.gate_results ("
-                 + ", ".join(f"{c} {t}" for c, t in GATE_RESULTS_SCHEMA.items()) + ")")
+    ensure_table(conn, "quality.gate_results", GATE_RESULTS_SCHEMA)
     conn.execute("BEGIN TRANSACTION")
     conn.execute("DELETE FROM quality.gate_results WHERE suite = ? AND date BETWEEN ? AND ?", [suite["name"], days[0], days[-1]])
     conn.register("_gate_rows", frame)
