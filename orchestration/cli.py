@@ -12,7 +12,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from orchestration.lib.settings import PROJECT_ROOT, analytics_path, source_dir, warehouse_path
+from orchestration.lib.settings import PROJECT_ROOT, analytics_path, dbt_var, source_dir, warehouse_path
 
 
 class CliError(Exception):
@@ -150,6 +150,14 @@ SELECT 'retraining request', model_id, reason || ' -> ' || status, min(date), co
 FROM marts.retraining_requests GROUP BY ALL
 ORDER BY 1, 2, 4
 """
+# the strongest leading health metric of each KPI on the as-of date
+LEADING_SQL = """
+SELECT kpi, model_id, health_metric, lag_days, correlation, n_days
+FROM marts.leading_lagging
+WHERE as_of_date = ? AND is_best_lag
+QUALIFY row_number() OVER (PARTITION BY kpi ORDER BY abs(correlation) DESC) = 1
+ORDER BY kpi
+"""
 
 
 def _pct(x: float) -> str:
@@ -170,6 +178,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
             health = conn.execute(SUMMARY_HEALTH_SQL).df()
         except duckdb.CatalogException as err:
             raise CliError(f"no attribution tables in '{db}' yet; run `impact-ledger materialize` first") from err
+        leads = _leading_indicators(conn, results["as_of_date"].max()) if len(results) else []
     if results.empty:
         print("attribution.experiment_results is empty")
         return 0
@@ -212,7 +221,28 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
         for _, row in health.iterrows():
             print(f"  {row['what']}: {row['model_id']} {row['detail']}, from {pd.Timestamp(row['since']).date()} on {row['days']} day(s)")
+    if leads:
+        print("\nLeading indicators (details: marts.leading_lagging)")
+        for line in leads:
+            print(f"  {line}")
     return 0
+
+
+def _leading_indicators(conn, as_of) -> list[str]:
+    """KPI drops and the alert that preceded each; the health metric that best leads each KPI."""
+    import duckdb
+
+    from orchestration.lib.leading import describe, kpi_drop_leads
+
+    settings = dbt_var("leading_lagging")
+    lines = [describe(lead, drop) for drop, lead in kpi_drop_leads(conn, as_of, settings["kpis"]) if drop is not None]
+    try:
+        best = conn.execute(LEADING_SQL, [as_of]).df()
+    except duckdb.CatalogException:  # a warehouse built before marts.leading_lagging existed
+        return lines
+    lines += [f"{r.kpi}: {r.model_id} {r.health_metric} leads by {r.lag_days} day(s) "
+              f"(correlation of daily changes {r.correlation:+.2f} over {r.n_days} days)" for r in best.itertuples()]
+    return lines
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -1,6 +1,10 @@
 {# Lagging business KPIs per day, optionally split by user attributes
    (`dimensions`, e.g. ['segment', 'country']). One definition serves
-   marts.kpi_daily and marts.kpi_daily_by_segment. #}
+   marts.kpi_daily and marts.kpi_daily_by_segment. An order completes up to
+   30 minutes after its session, so a session late on day d converts on day
+   d + 1: every run recomputes var('kpi_lookback_days') days before its range
+   too, and a day's numbers settle once the next day has run (identical in a
+   backfill and in daily runs). #}
 {% macro kpi_select(dimensions=[]) %}
 {%- set user_cols -%}{% for d in dimensions %}, coalesce(u.{{ d }}, 'unknown') as {{ d }}{% endfor %}{%- endset -%}
 {%- set user_join -%}{% if dimensions %}left join {{ ref('stg_users') }} u on u.user_id = x.user_id{% endif %}{%- endset -%}
@@ -9,7 +13,7 @@ with sessions as (
     select x.session_id, x.user_id, x.session_date as date {{ user_cols }}
     from {{ ref('stg_sessions') }} x
     {{ user_join }}
-    where {{ in_partition_range('x.started_at') }}
+    where {{ in_refresh_range('x.started_at', var('kpi_lookback_days')) }}
 ),
 
 orders as (
@@ -19,7 +23,7 @@ orders as (
         {{ user_cols }}
     from {{ ref('stg_orders') }} x
     {{ user_join }}
-    where {{ in_partition_range('x.ordered_at') }}
+    where {{ in_refresh_range('x.ordered_at', var('kpi_lookback_days')) }}
 ),
 
 -- a session converts if it led to a completed order known by the run's end
@@ -27,7 +31,7 @@ converting_sessions as (
     select distinct session_id
     from {{ ref('stg_orders') }}
     where is_completed and session_id is not null
-      and ordered_at >= {{ min_date() }} and {{ known_by_max_date('ordered_at') }}
+      and ordered_at >= {{ refresh_start(var('kpi_lookback_days')) }} and {{ known_by_max_date('ordered_at') }}
 ),
 
 session_kpis as (

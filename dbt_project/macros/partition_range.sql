@@ -38,8 +38,8 @@
 {# Order-independent float aggregates: DuckDB sums doubles in parallel, so
    the last bits would change between re-runs; summing exact decimals keeps
    re-run marts bit-identical (15 decimals are far below any reported digit). #}
-{% macro exact_sum(expr) -%}
-    cast(sum(cast({{ expr }} as decimal(38, 15))) as double)
+{% macro exact_sum(expr, scale=15) -%}
+    cast(sum(cast({{ expr }} as decimal(38, {{ scale }}))) as double)
 {%- endmacro %}
 
 {% macro exact_avg(expr) -%}

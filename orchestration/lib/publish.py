@@ -26,6 +26,7 @@ PUBLISHED = {
     "marts.retention_cohorts": "matured_date",
     "marts.model_health_daily": "date",
     "marts.feature_drift_daily": "date",
+    "marts.leading_lagging": "as_of_date",
     "marts.bias_daily": "date",
     "marts.alerts": "date",
     "marts.retraining_requests": "date",

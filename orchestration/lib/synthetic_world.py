@@ -79,6 +79,11 @@ class WorldConfig:
     implicit_label_share: float = 0.85
     incident_model: str = "recommender"
     incident_day: int | None = None  # default: three quarters into the world
+    # The business feels the incident later than the model-health metrics do:
+    # from this many days after its start, the broken model's exposed sessions
+    # convert at `incident_conversion_multiplier` instead of its planted lift.
+    incident_kpi_lag_days: int = 3
+    incident_conversion_multiplier: float = 0.85
     biased_attribute: str = "age_band"
     biased_group: str = "55+"
     bias_logit_shift: float = 2.2  # positives of the group get scored this much lower
@@ -105,6 +110,13 @@ class WorldConfig:
         model = next(m for m in self.models if m.model_id == self.incident_model)
         day = self.incident_day if self.incident_day is not None else max(model.start_day + 8, round(self.days * 0.75))
         return day if day < self.days else None
+
+    @property
+    def incident_kpi_day(self) -> int | None:
+        """First day on which the incident lowers conversion (None if that is past the world's end)."""
+        start = self.resolved_incident_day
+        day = None if start is None else start + self.incident_kpi_lag_days
+        return day if day is not None and day < self.days else None
 
     def day_date(self, day: int) -> date:
         return self.start_date + timedelta(days=day)
@@ -186,7 +198,10 @@ def _order_outcomes(cfg, sessions, assignment, propensity, value_scale, u_order,
             exposed = after if overrides[model.model_id] else np.zeros_like(after)
         else:
             exposed = after & a["treated"][sessions.user]
-        prob = np.where(exposed, prob * model.conversion_multiplier, prob)
+        multiplier = np.full(sessions.user.size, model.conversion_multiplier)
+        if model.model_id == cfg.incident_model and cfg.incident_kpi_day is not None:
+            multiplier[sessions.day >= cfg.incident_kpi_day] = cfg.incident_conversion_multiplier
+        prob = np.where(exposed, prob * multiplier, prob)
         value = np.where(exposed, value * model.order_value_multiplier, value)
     ordered = u_order < np.minimum(prob, 1.0)
     return ordered, np.round(value, 2)
@@ -561,6 +576,18 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
             "feature_recency_mean_shift": 1.0,
             "feature_device_mix": {"before": dict(zip(DEVICES.tolist(), [0.4, 0.4, 0.2])), "after": dict(zip(DEVICES.tolist(), [0.2, 0.2, 0.6]))},
             "calibration_logit_shift": -1.2,
+            # the lagging KPI drop that follows (None when past the world's end)
+            "kpi_drop": None
+            if cfg.incident_kpi_day is None
+            else {
+                "start_date": cfg.day_date(cfg.incident_kpi_day).isoformat(),
+                "lag_days": cfg.incident_kpi_lag_days,
+                "kpi": "conversion_rate",
+                "exposed_session_conversion_multiplier": {
+                    "before": next(m.conversion_multiplier for m in cfg.models if m.model_id == cfg.incident_model),
+                    "after": cfg.incident_conversion_multiplier,
+                },
+            },
         },
         "bias": {
             "attribute": cfg.biased_attribute,

@@ -1,7 +1,7 @@
 """A small generated world materialised through Dagster into temp warehouses, shared per session.
 
 `history_db`: every day before the planted incident, in one run (a backfill).
-`full_db`: history plus the incident days up to two days before the world ends.
+`full_db`: history plus the seven days from the incident to two days before the world ends, as one backfill run.
 Each test gets a private copy (`pipeline` or `pre_incident`) and runs the days it needs.
 """
 
@@ -17,7 +17,8 @@ from orchestration.lib.synthetic_world import WorldConfig, generate_world
 
 # Big enough that a 95% CI reliably covers the planted lift and a day's labels
 # can show the incident, small enough to run in seconds.
-E2E_WORLD = WorldConfig(days=32, users=20_000, seed=3, predictions_per_day=2_000)
+# The incident starts on day 23 so that full_db's backfill spans seven days.
+E2E_WORLD = WorldConfig(days=32, users=20_000, seed=3, predictions_per_day=2_000, incident_day=23)
 
 
 @dataclass

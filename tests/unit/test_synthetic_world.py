@@ -4,6 +4,7 @@ import hashlib
 import json
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,11 +74,15 @@ def test_holdouts_start_after_pre_period_and_never_see_the_model(world):
 
 def test_planted_lift_is_positive_and_consistent_with_its_parameters(world):
     _, truth = world
+    drop_starts = truth["incident"]["kpi_drop"]["start_date"]
     for exp in truth["experiments"].values():
-        last = exp["sample_average_treatment_effect"][max(exp["sample_average_treatment_effect"])]
+        # the planted parameters hold until the incident's KPI drop hits the broken model
+        effects = exp["sample_average_treatment_effect"]
+        last = effects[max(d for d in effects if exp["model_id"] != truth["incident"]["model_id"] or d < drop_starts)]
         assert last["conversion"]["relative_lift"] > 0
-        # revenue per user lift is about conversion x order-value multipliers
-        assert last["revenue_per_user"]["relative_lift"] == pytest.approx(exp["expected_revenue_per_user_relative_lift"], abs=0.03)
+        # revenue per user lift is about conversion x order-value multipliers (a sample
+        # of 3,000 users over ten days: the realised effect varies by a few points)
+        assert last["revenue_per_user"]["relative_lift"] == pytest.approx(exp["expected_revenue_per_user_relative_lift"], abs=0.06)
 
 
 def test_labels_arrive_late_and_human_review_is_a_quick_small_sample(world):
@@ -99,6 +104,27 @@ def test_incident_shifts_features_from_its_date(world):
     after = preds["predicted_at"] >= pd.Timestamp(incident["start_date"])
     shift = preds.loc[after, "feature_recency"].mean() - preds.loc[~after, "feature_recency"].mean()
     assert shift == pytest.approx(incident["feature_recency_mean_shift"], abs=0.15)
+
+
+def test_the_incident_lowers_conversion_of_exposed_users_from_its_kpi_drop_date(world):
+    out, truth = world
+    drop = truth["incident"]["kpi_drop"]
+    assert drop["start_date"] == (pd.Timestamp(truth["incident"]["start_date"]) + timedelta(days=drop["lag_days"])).date().isoformat()
+    experiment = next(e for e, x in truth["experiments"].items() if x["model_id"] == truth["incident"]["model_id"])
+    sessions = read(out, "sessions").merge(read(out, "assignments").query("experiment_id == @experiment"), on="user_id")
+    sessions = sessions[sessions["started_at"] >= sessions["assigned_at"]]
+    completed = read(out, "orders").query("status == 'completed'")["session_id"]
+    sessions["converted"] = sessions["session_id"].isin(completed)
+    sessions["after"] = sessions["started_at"] >= pd.Timestamp(drop["start_date"])
+    sessions = sessions[sessions["started_at"] >= pd.Timestamp(drop["start_date"]) - timedelta(days=10)]
+    stats = sessions.groupby(["variant", "after"])["converted"].agg(["mean", "size"])
+    multiplier = drop["exposed_session_conversion_multiplier"]
+    for variant, planted in (("treatment", multiplier["after"] / multiplier["before"]), ("holdout", 1.0)):
+        after, before = (stats.xs((variant, flag)) for flag in (True, False))
+        log_ratio = np.log(after["mean"] / before["mean"])
+        # delta method: var(log p) = (1 - p) / (n p)
+        se = np.sqrt(sum((1 - x["mean"]) / (x["size"] * x["mean"]) for x in (after, before)))
+        assert abs(log_ratio - np.log(planted)) < 3 * se, (variant, np.exp(log_ratio), planted)
 
 
 def test_biased_group_has_lower_expected_tpr(world):

@@ -11,7 +11,8 @@ from orchestration.lib.publish import publish
 from orchestration.lib.settings import analytics_path, exports_dir
 
 MART_KEYS = [dg.AssetKey(["marts", m]) for m in ("kpi_daily", "kpi_daily_by_segment", "retention_cohorts",
-                                                  "model_health_daily", "feature_drift_daily", "bias_daily")]
+                                                  "model_health_daily", "feature_drift_daily", "leading_lagging",
+                                                  "bias_daily")]
 
 
 @dg.asset(

@@ -1,0 +1,108 @@
+"""Did a model-health alert warn before a KPI dropped, and by how many days?
+
+A KPI drop is a sustained shift, not one bad day: the first day from which
+`persist_days` consecutive daily values all lie below the lower control
+limit (mean - k standard deviations) of the `baseline_days` days before it
+(a run rule in the spirit of the Western Electric rules). The lead time is
+the drop's first day minus the day of the earliest alert breach in the
+`max_lead_days` before it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import duckdb
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class KpiDrop:
+    kpi: str
+    start_date: date
+    baseline_mean: float
+    lower_limit: float
+    drop_mean: float  # mean of the persist_days days that confirmed the drop
+
+    @property
+    def relative_change(self) -> float:
+        return self.drop_mean / self.baseline_mean - 1 if self.baseline_mean else math.nan
+
+
+def first_sustained_drop(values: pd.Series, kpi: str, baseline_days: int = 7, persist_days: int = 3,
+                         k: float = 3.0) -> KpiDrop | None:
+    """First sustained drop of a daily KPI series (index: consecutive dates), or None.
+
+    Only days with a full baseline before them qualify; missing days break the run.
+    """
+    if baseline_days < 2 or persist_days < 1:
+        raise ValueError("baseline_days must be >= 2 and persist_days >= 1")
+    series = values.sort_index().astype(float)
+    days = list(series.index)
+    for i in range(baseline_days, len(days) - persist_days + 1):
+        baseline = series.iloc[i - baseline_days:i]
+        window = series.iloc[i:i + persist_days]
+        consecutive = days[i + persist_days - 1] - days[i - baseline_days] == timedelta(days=baseline_days + persist_days - 1)
+        if not consecutive or baseline.isna().any() or window.isna().any():
+            continue
+        mean, sd = float(baseline.mean()), float(baseline.std(ddof=1))
+        limit = mean - k * sd
+        if (window < limit).all():
+            return KpiDrop(kpi, pd.Timestamp(days[i]).date(), mean, limit, float(window.mean()))
+    return None
+
+
+@dataclass(frozen=True)
+class AlertLead:
+    model_id: str
+    metric: str
+    subject: str
+    alert_date: date  # day of the earliest breach before the drop
+    drop: KpiDrop
+
+    @property
+    def lead_days(self) -> int:
+        return (self.drop.start_date - self.alert_date).days
+
+
+def earliest_preceding_alert(alerts: pd.DataFrame, drop: KpiDrop, max_lead_days: int = 14) -> AlertLead | None:
+    """The earliest alert breach within max_lead_days before (or on) the drop's first day.
+
+    ``alerts``: rows of marts.alerts (date, model_id, metric, subject).
+    """
+    if alerts.empty:
+        return None
+    dates = pd.to_datetime(alerts["date"]).dt.date
+    window = alerts[(dates >= drop.start_date - timedelta(days=max_lead_days)) & (dates <= drop.start_date)]
+    if window.empty:
+        return None
+    first = window.assign(_d=pd.to_datetime(window["date"]).dt.date).sort_values(["_d", "model_id", "metric", "subject"]).iloc[0]
+    subject = "" if pd.isna(first["subject"]) else str(first["subject"])
+    return AlertLead(first["model_id"], first["metric"], subject, first["_d"], drop)
+
+
+def describe(lead: AlertLead | None, drop: KpiDrop | None) -> str:
+    """One sentence for the summary and the report."""
+    if drop is None:
+        return "No sustained KPI drop detected."
+    change = f"{drop.kpi} fell {-drop.relative_change:.0%} below its baseline from {drop.start_date}"
+    if lead is None:
+        return f"{change}; no model-health alert preceded it."
+    what = f"{lead.metric} ({lead.subject})" if lead.subject else lead.metric
+    return (f"{change}; the first alert before it was {what} on {lead.model_id} "
+            f"on {lead.alert_date}, {lead.lead_days} day(s) earlier.")
+
+
+def kpi_drop_leads(conn: duckdb.DuckDBPyConnection, as_of: date, kpis: list[str],
+                   max_lead_days: int = 14) -> list[tuple[KpiDrop | None, AlertLead | None]]:
+    """For each KPI of marts.kpi_daily: its first sustained drop up to ``as_of`` and the alert that preceded it."""
+    daily = conn.execute(f"SELECT date, {', '.join(kpis)} FROM marts.kpi_daily WHERE date <= ? ORDER BY date",
+                         [as_of]).df().set_index("date")
+    alerts = conn.execute("SELECT date, model_id, metric, subject FROM marts.alerts WHERE date <= ?", [as_of]).df()
+    out = []
+    for kpi in kpis:
+        drop = first_sustained_drop(daily[kpi], kpi)
+        out.append((drop, None if drop is None else earliest_preceding_alert(alerts, drop, max_lead_days)))
+    return out

@@ -1,0 +1,45 @@
+"""A backfill of seven days in one run gives the same warehouse as seven daily runs."""
+
+from datetime import date, timedelta
+
+import duckdb
+
+from tests.e2e.conftest import _materialize, _private_copy
+
+# Columns that record *when the pipeline saw* something, not what the data says:
+# a backfill sees the whole range at once (README: "Detection dates").
+RUN_HISTORY = {"marts.alerts": ["first_detected_on", "last_evaluated_on"], "marts.retraining_requests": None}
+
+
+def _tables(db) -> list[str]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return [f"{s}.{t}" for s, t in conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "ORDER BY 1, 2").fetchall()]
+
+
+def test_a_seven_day_backfill_equals_seven_daily_runs(e2e_world, history_db, full_db, tmp_path, monkeypatch):
+    source, truth = e2e_world
+    daily = _private_copy(history_db, e2e_world, tmp_path, monkeypatch).db
+    first = date.fromisoformat(truth["incident"]["start_date"])  # full_db = history_db + first..last as one run
+    last = date.fromisoformat(truth["end_date"]) - timedelta(days=2)
+    assert (last - first).days + 1 == 7
+    for offset in range(7):
+        day = first + timedelta(days=offset)
+        _materialize(source, daily, day, day)
+
+    tables = _tables(full_db)
+    assert tables == _tables(daily)
+    assert {"attribution.experiment_results", "attribution.model_impact", "marts.leading_lagging"} <= set(tables)
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{full_db}' AS backfill (READ_ONLY)")
+        conn.execute(f"ATTACH '{daily}' AS daily (READ_ONLY)")
+        for table in tables:
+            if table in RUN_HISTORY and RUN_HISTORY[table] is None:
+                continue
+            exclude = f"EXCLUDE ({', '.join(RUN_HISTORY[table])})" if table in RUN_HISTORY else ""
+            select = lambda db: f"SELECT * {exclude} FROM {db}.{table}"  # noqa: E731
+            only_backfill = conn.execute(f"SELECT count(*) FROM ({select('backfill')} EXCEPT ALL {select('daily')})").fetchone()[0]
+            only_daily = conn.execute(f"SELECT count(*) FROM ({select('daily')} EXCEPT ALL {select('backfill')})").fetchone()[0]
+            rows = conn.execute(f"SELECT count(*) FROM backfill.{table}").fetchone()[0]
+            assert (only_backfill, only_daily) == (0, 0), f"{table}: {only_backfill} rows only in the backfill, {only_daily} only in the daily runs (of {rows})"

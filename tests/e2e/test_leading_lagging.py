@@ -1,0 +1,52 @@
+"""marts.leading_lagging against a pandas recomputation, and the planted incident's lead over the KPI drop."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchestration.lib.leading import kpi_drop_leads
+from orchestration.lib.settings import dbt_var
+
+
+def test_correlations_of_daily_changes_match_pandas_at_every_lag(latest):
+    cfg = dbt_var("leading_lagging")
+    as_of = latest.last
+    table = latest.query("SELECT * FROM marts.leading_lagging WHERE as_of_date = ?", [as_of])
+    assert len(table) == 2 * len(cfg["health_metrics"]) * len(cfg["kpis"]) * (cfg["max_lag_days"] + 1)
+    kpis = latest.query("SELECT * FROM marts.kpi_daily ORDER BY date").set_index("date")
+    health = latest.query("SELECT * FROM marts.model_health_daily WHERE model_id = 'recommender' ORDER BY date").set_index("date")
+    assert health["model_version"].nunique() == 1  # one live version: no version choice to reimplement
+    for metric, kpi in (("mean_score", "conversion_rate"), ("precision", "revenue_per_active_user")):
+        h, k = health[metric].diff(), kpis[kpi].diff()
+        for lag in range(cfg["max_lag_days"] + 1):
+            window = [as_of - timedelta(days=i) for i in range(cfg["window_days"])]
+            pairs = pd.DataFrame({"k": k.reindex(window), "h": h.reindex([d - timedelta(days=lag) for d in window]).to_numpy()}).dropna()
+            row = table[(table["model_id"] == "recommender") & (table["health_metric"] == metric)
+                        & (table["kpi"] == kpi) & (table["lag_days"] == lag)].iloc[0]
+            assert row["n_days"] == len(pairs)
+            if len(pairs) >= cfg["min_days"]:
+                assert row["correlation"] == pytest.approx(np.corrcoef(pairs["h"], pairs["k"])[0, 1], abs=1e-9)
+            else:
+                assert pd.isna(row["correlation"])
+    best = table[table["is_best_lag"]].groupby(["model_id", "health_metric", "kpi"])["lag_days"].count()
+    assert (best == 1).all()
+
+
+def test_the_incident_alert_leads_the_planted_kpi_drop(latest):
+    incident = latest.truth["incident"]
+    planted_drop = date.fromisoformat(incident["kpi_drop"]["start_date"])
+    import duckdb
+
+    with duckdb.connect(str(latest.db), read_only=True) as conn:
+        (drop, lead), = kpi_drop_leads(conn, latest.last, ["conversion_rate"])
+    assert drop is not None and abs((drop.start_date - planted_drop).days) <= 1
+    assert lead is not None and lead.model_id == incident["model_id"]
+    assert abs((lead.alert_date - date.fromisoformat(incident["start_date"])).days) <= 2
+    assert abs(lead.lead_days - incident["kpi_drop"]["lag_days"]) <= 2
+    # the leading indicator's best lag is the planted one
+    best = latest.query(
+        "SELECT lag_days FROM marts.leading_lagging WHERE as_of_date = ? AND model_id = ? AND health_metric = 'mean_score' "
+        "AND kpi = 'conversion_rate' AND is_best_lag", [latest.last, incident["model_id"]])
+    assert abs(best["lag_days"].iloc[0] - incident["kpi_drop"]["lag_days"]) <= 1

@@ -1,0 +1,67 @@
+"""KPI drop detection and the lead time of the alert that preceded it."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchestration.lib.leading import describe, earliest_preceding_alert, first_sustained_drop
+
+START = date(2026, 9, 1)
+
+
+def _series(values) -> pd.Series:
+    return pd.Series(values, index=[START + timedelta(days=i) for i in range(len(values))], dtype=float)
+
+
+def _noisy(n: int, seed: int = 1) -> np.ndarray:
+    return 0.07 + np.random.default_rng(seed).normal(0, 0.002, n)
+
+
+def test_a_planted_step_is_found_on_its_first_day_with_the_hand_computed_limit():
+    values = _noisy(40)
+    values[30:] -= 0.02  # ten standard deviations
+    drop = first_sustained_drop(_series(values), "conversion_rate", baseline_days=14, persist_days=3, k=3.0)
+    assert drop is not None and drop.start_date == START + timedelta(days=30)
+    baseline = values[16:30]
+    assert drop.baseline_mean == pytest.approx(baseline.mean(), abs=1e-12)
+    assert drop.lower_limit == pytest.approx(baseline.mean() - 3 * baseline.std(ddof=1), abs=1e-12)
+    assert drop.drop_mean == pytest.approx(values[30:33].mean(), abs=1e-12)
+    assert drop.relative_change == pytest.approx(values[30:33].mean() / baseline.mean() - 1)
+
+
+def test_one_bad_day_is_not_a_drop_and_noise_alone_never_is():
+    values = _noisy(40)
+    values[25] -= 0.05
+    assert first_sustained_drop(_series(values), "kpi") is None
+    assert first_sustained_drop(_series(values), "kpi", persist_days=1) is not None  # the same day, if one day sufficed
+
+
+def test_a_missing_day_breaks_the_run_and_a_short_series_has_no_drop():
+    values = _noisy(40)
+    values[30:] -= 0.02
+    series = _series(values)
+    assert first_sustained_drop(series.drop(START + timedelta(days=31)), "kpi") is None  # no unbroken run + baseline
+    assert first_sustained_drop(series.drop(START + timedelta(days=10)), "kpi").start_date == START + timedelta(days=30)
+    assert first_sustained_drop(_series(values[:10]), "kpi") is None
+    with pytest.raises(ValueError, match="baseline_days"):
+        first_sustained_drop(series, "kpi", baseline_days=1)
+
+
+def test_the_earliest_alert_before_the_drop_gives_the_lead_time():
+    values = _noisy(40)
+    values[30:] -= 0.02
+    drop = first_sustained_drop(_series(values), "conversion_rate")
+    alerts = pd.DataFrame({
+        "date": [START + timedelta(days=d) for d in (5, 27, 28, 31)],  # day 5: too early; day 31: after the drop
+        "model_id": ["m", "recommender", "recommender", "m"],
+        "metric": ["volume_change", "psi", "expected_calibration_error", "psi"],
+        "subject": ["predictions", "feature_device", "score", "x"],
+    })
+    lead = earliest_preceding_alert(alerts, drop, max_lead_days=14)
+    assert (lead.model_id, lead.metric, lead.alert_date, lead.lead_days) == ("recommender", "psi", START + timedelta(days=27), 3)
+    assert "3 day(s) earlier" in describe(lead, drop) and "conversion_rate fell" in describe(lead, drop)
+    assert earliest_preceding_alert(alerts.iloc[[0, 3]], drop) is None
+    assert "no model-health alert" in describe(None, drop)
+    assert describe(None, None) == "No sustained KPI drop detected."
