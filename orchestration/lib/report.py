@@ -190,6 +190,10 @@ def _threshold(fig, y, text, row=1, col=1):
                   annotation_position="top left", annotation_font_color=BAD, row=row, col=col)
 
 
+def _zero(fig, row=1, col=1):
+    fig.add_hline(y=0, line=dict(color="#616e7c", dash="dot", width=1), row=row, col=col)
+
+
 def _done(fig) -> dict:
     return fig.to_plotly_json()
 
@@ -301,7 +305,7 @@ class ReportBuilder:
                 row, col = i // cols + 1, i % cols + 1
                 _band(fig, m["as_of_date"], m["ci_low"], m["ci_high"], "lift", COLORS[0], row, col)
                 _line(fig, m["as_of_date"], m["lift"], "relative lift (95% CI shaded)", COLORS[0], row, col, legend=i == 0)
-                fig.add_hline(y=0, line=dict(color="#616e7c", dash="dot", width=1), row=row, col=col)
+                _zero(fig, row, col)
             fig.update_yaxes(tickformat=".0%")
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
             s.plot(f"lift-{model_id}", _done(fig), f"No lift estimates for {model_id} yet.")
@@ -327,7 +331,7 @@ class ReportBuilder:
             _band(fig, m["as_of_date"], m["net_value_ci_low"], m["net_value_ci_high"], "net", COLORS[2], i + 1)
             _line(fig, m["as_of_date"], m["net_value"], "net value", COLORS[2], i + 1, legend=first)
             _line(fig, m["as_of_date"], m["model_cost"], "model cost", COLORS[1], i + 1, dash="dash", legend=first)
-            fig.add_hline(y=0, line=dict(color="#616e7c", dash="dot", width=1), row=i + 1, col=1)
+            _zero(fig, i + 1)
         s.plot("value", _done(fig), "No model value yet.")
         return s
 

@@ -26,8 +26,8 @@ body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, s
 header { background: #102a43; color: #fff; padding: 20px 32px; }
 header h1 { margin: 0 0 4px; font-size: 24px; }
 header p { margin: 0; color: #bcccdc; }
-nav { padding: 8px 32px; background: #fff; border-bottom: 1px solid var(--line); font-size: 14px; }
-nav a { color: var(--accent); margin-right: 14px; text-decoration: none; white-space: nowrap; }
+nav { display: flex; flex-wrap: wrap; gap: 4px 14px; padding: 8px 32px; background: #fff; border-bottom: 1px solid var(--line); font-size: 14px; }
+nav a { color: var(--accent); text-decoration: none; white-space: nowrap; }
 main { max-width: 1280px; margin: 0 auto; padding: 8px 24px 40px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 6px; margin: 18px 0; padding: 12px 20px 18px; }
 h2 { font-size: 19px; margin: 6px 0 8px; }
