@@ -12,7 +12,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from orchestration.lib.settings import PROJECT_ROOT, analytics_path, dbt_var, source_dir, warehouse_path
+from orchestration.lib.settings import PROJECT_ROOT, analytics_path, dbt_var, reports_dir, source_dir, warehouse_path
 
 
 class CliError(Exception):
@@ -262,6 +262,29 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from orchestration.lib.report import ReportDataError, latest_report_date, write_report
+
+    db = Path(args.db).resolve() if args.db else analytics_path()
+    if not db.is_file():
+        raise CliError(f"database '{db}' does not exist; the analytics snapshot is published after each successful run "
+                       "(`impact-ledger materialize`), or pass --db")
+    out = Path(args.out).resolve() if args.out else reports_dir()
+    with duckdb.connect(str(db), read_only=True) as conn:
+        day = args.date or latest_report_date(conn)
+        if day is None:
+            raise CliError(f"'{db}' has no attribution, model-health or KPI rows to report on; "
+                           "run `impact-ledger materialize` first")
+        try:
+            path = write_report(conn, day, out)
+        except ReportDataError as err:
+            raise CliError(f"{db}: {err}") from err
+    print(path)
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 
 
@@ -298,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--db", help="snapshot database (default: IMPACT_LEDGER_ANALYTICS_DB or data/analytics.duckdb)")
     query.add_argument("--max-rows", type=_positive_int, default=50, help="rows to print (default: 50)")
     query.set_defaults(func=cmd_query)
+
+    rep = sub.add_parser("report", help="write the self-contained HTML report of a day (plots, alerts, fairness, quality)")
+    rep.add_argument("--date", type=_date, help="as-of day (default: the latest day with data)")
+    rep.add_argument("--db", help="database to read (default: the analytics snapshot, IMPACT_LEDGER_ANALYTICS_DB)")
+    rep.add_argument("--out", help="output folder (default: IMPACT_LEDGER_REPORTS or data/reports)")
+    rep.set_defaults(func=cmd_report)
     return parser
 
 

@@ -19,6 +19,7 @@ from orchestration.defs.ingest.assets import raw_assets
 from orchestration.defs.model_health.alerts import alerts_asset, model_health_checks
 from orchestration.defs.publish.assets import analytics_snapshot_asset
 from orchestration.defs.quality.checks import quality_checks
+from orchestration.defs.report.assets import daily_report_asset
 from orchestration.defs.resources import build_resources
 from orchestration.defs.retraining.assets import (
     retraining_job,
@@ -41,6 +42,7 @@ ALL_ASSETS = [
     training_candidates_asset,
     training_snapshot_asset,
     analytics_snapshot_asset,
+    daily_report_asset,
 ]
 ALL_CHECKS = [*quality_checks, *model_health_checks, *bias_checks, training_bias_check]
 

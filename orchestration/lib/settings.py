@@ -61,3 +61,12 @@ def gx_docs_dir() -> Path | None:
 def analytics_path() -> Path:
     """The analysts' read-only snapshot database (IMPACT_LEDGER_ANALYTICS_DB)."""
     return _path_from_env("IMPACT_LEDGER_ANALYTICS_DB", PROJECT_ROOT / "data" / "analytics.duckdb")
+
+
+def reports_dir() -> Path:
+    """Where the daily HTML reports go (IMPACT_LEDGER_REPORTS); by default `reports/` next to the warehouse.
+
+    Next to the warehouse (data/reports for the default one), so a run against a
+    temporary warehouse, e.g. in tests, never writes into the project's data/.
+    """
+    return _path_from_env("IMPACT_LEDGER_REPORTS", warehouse_path().parent / "reports")

@@ -1,0 +1,48 @@
+"""reports/daily_report: the self-contained HTML report, written after the snapshot is published."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
+from orchestration.lib.settings import reports_dir
+
+REPORT_KEY = dg.AssetKey(["reports", "daily_report"])
+SNAPSHOT_KEY = dg.AssetKey(["publish", "analytics_snapshot"])
+
+
+@dg.asset(
+    key=REPORT_KEY,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    group_name="publish",
+    kinds={"plotly", "html"},
+    owners=["team:analytics"],
+    deps=[SNAPSHOT_KEY],  # last step of the daily run: everything it shows is final for the day
+    description=(
+        "data/reports/impact_ledger_<day>.html: relative lift and net value with 95% CIs over time, health trends "
+        "against the alert thresholds, alerts, fairness (four-fifths rule), quarantine and gate status, OKR progress. "
+        "One self-contained file (plotly.js inline), readable offline. A backfill writes the report of its last day "
+        "only: every report already covers all days up to its own."
+    ),
+)
+def daily_report_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    from orchestration.lib.report import ReportDataError, render_report, save_report
+
+    _, last = run_date_range(context)
+    with duckdb.get_connection() as conn:
+        try:
+            report = render_report(conn, last)
+        except ReportDataError as err:
+            # a presentation artefact: no data for the day is reported, not a reason to fail the run
+            context.log.warning(str(err))
+            return dg.MaterializeResult(metadata={"as_of": str(last), "skipped": str(err)})
+    path = save_report(report, reports_dir())
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": str(last),
+            "path": dg.MetadataValue.path(str(path)),
+            "plots": len(report.plots),
+            "size_bytes": path.stat().st_size,
+            "absent_sections": ", ".join(k for k, v in report.summary["sections"].items() if v == "absent") or "none",
+        }
+    )

@@ -1,0 +1,372 @@
+"""The daily HTML report on a small hand-made warehouse: every figure holds the right numbers, nothing is
+fetched from the network, text is escaped, missing tables become notes, and (if Chromium is installed) it renders."""
+
+import json
+import re
+import shutil
+import subprocess
+from datetime import date, timedelta
+from html.parser import HTMLParser
+
+import duckdb
+import pandas as pd
+import pytest
+
+from orchestration.lib.alerts import load_alert_config
+from orchestration.lib.report import ReportDataError, latest_report_date, render_report, write_report
+
+AS_OF = date(2026, 3, 10)
+LATER = AS_OF + timedelta(days=1)  # rows after the as-of day must not show up
+DAYS = [date(2026, 3, 1) + timedelta(days=i) for i in range(11)]  # 03-01 .. 03-11
+EVIL = 'rec<script>alert("x")</script>'  # a model name that must be escaped
+MODELS = [EVIL, "churn"]
+CONFIG = load_alert_config()
+
+
+def put(conn, table: str, rows: list[dict]) -> None:
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+    frame = pd.DataFrame(rows)
+    conn.register("_rows", frame)
+    casts = ", ".join(f'CAST("{c}" AS DATE) AS "{c}"' if isinstance(frame[c].iloc[0], date) else f'"{c}"'
+                      for c in frame.columns)
+    conn.execute(f"CREATE TABLE {table} AS SELECT {casts} FROM _rows")
+    conn.unregister("_rows")
+
+
+def lift_rows(model: str) -> list[dict]:
+    rows = []
+    for i, day in enumerate(DAYS[2:], start=1):  # results from 03-03 on
+        for metric, estimate, guardrail in (("revenue_per_user", "cuped", False), ("refund_rate", "delta_method_ratio", True)):
+            raw, cuped = 0.01 * i, 0.02 * i
+            if day == LATER:
+                raw = cuped = 9.99
+            rows.append(dict(
+                experiment_id=f"exp_{model}", model_id=model, metric=metric, analysis_window="cumulative", as_of_date=day,
+                estimate=estimate, is_guardrail=guardrail, guardrail_verdict="pass" if guardrail else None,
+                n_control=100 * i, n_treatment=900 * i, p_value_adjusted=0.5, trustworthy=model != "churn",
+                untrusted_reason="sample ratio mismatch (p=1e-6)" if model == "churn" else None,
+                relative_lift=raw, relative_ci_low=raw - 0.05, relative_ci_high=raw + 0.05,
+                cuped_relative_lift=cuped if estimate == "cuped" else None,
+                cuped_relative_ci_low=cuped - 0.03 if estimate == "cuped" else None,
+                cuped_relative_ci_high=cuped + 0.03 if estimate == "cuped" else None,
+            ))
+            # a 'day' window row must not leak into the cumulative plots
+            rows.append({**rows[-1], "analysis_window": "day", "relative_lift": -5.0, "cuped_relative_lift": -5.0})
+    return rows
+
+
+def impact_rows(model: str) -> list[dict]:
+    rows = []
+    for i, day in enumerate(DAYS[2:], start=1):
+        incremental, cost = 1000.0 * i, 100.0 * i
+        rows.append(dict(
+            model_id=model, experiment_id=f"exp_{model}", analysis_window="cumulative", as_of_date=day,
+            value_metric="revenue_per_user", treated_units=900 * i, incremental_value=incremental,
+            incremental_value_ci_low=incremental - 500, incremental_value_ci_high=incremental + 500, model_cost=cost,
+            net_value=incremental - cost, net_value_ci_low=incremental - cost - 500, net_value_ci_high=incremental - cost + 500,
+            roi=(incremental - cost) / cost, trustworthy=True, untrusted_reason=None,
+        ))
+    return rows
+
+
+def bias_rows() -> list[dict]:
+    # two days of the window, counts split in halves: rates are ratios of the window totals
+    groups = {"young": (1000, 500, 800), "old": (1000, 300, 800), "tiny": (50, 10, 20)}
+    rows = []
+    for day in (AS_OF - timedelta(days=1), AS_OF):
+        for group, (predictions, positives, labelled) in groups.items():
+            half = lambda x: x // 2  # noqa: E731
+            rows.append(dict(
+                date=day, model_id=EVIL, attribute="age_band", group_value=group, predictions=half(predictions),
+                positives=half(positives), labelled=half(labelled), labelled_positives=half(labelled) // 2,
+                true_positives=half(labelled) // 4, false_positives=half(labelled) // 4,
+                false_negatives=half(labelled) // 4, true_negatives=half(labelled) - 3 * (half(labelled) // 4),
+                score_sum=0.4 * half(labelled), label_sum=half(labelled) // 2, population_users=1000, population_total=3000,
+            ))
+    # outside the trailing window (before it, and after the as-of day): "old" selected every time
+    window = int(CONFIG.bias["window_days"])
+    for day in (AS_OF - timedelta(days=window), LATER):
+        rows.append({**rows[1], "date": day, "predictions": 5000, "positives": 5000})
+    return rows
+
+
+def make_warehouse(path, optional: bool = False):
+    with duckdb.connect(str(path)) as conn:
+        put(conn, "attribution.experiment_results", [r for m in MODELS for r in lift_rows(m)])
+        put(conn, "attribution.model_impact", [r for m in MODELS for r in impact_rows(m)])
+        put(conn, "marts.model_health_daily", [
+            dict(date=day, model_id=m, model_version="v1", labelled=100 if i == 3 else 1000, precision=0.6, recall=0.5,
+                 expected_calibration_error=0.12 if (m == EVIL and i >= 7) else 0.05)
+            for m in MODELS for i, day in enumerate(DAYS)])
+        put(conn, "marts.feature_drift_daily", [
+            dict(date=day, model_id=m, model_version="v1", feature=f, psi=(0.4 if (m == EVIL and f == "f2" and i >= 7) else psi))
+            for m in MODELS for i, day in enumerate(DAYS) for f, psi in (("f1", 0.05), ("f2", 0.1))])
+        put(conn, "marts.alerts", [
+            dict(date=day, model_id=EVIL, model_version="v1", metric=metric, subject=subject, value=value,
+                 threshold=threshold, rule="> x", first_detected_on=day, last_evaluated_on=day)
+            for day in DAYS[7:] for metric, subject, value, threshold in (
+                ("expected_calibration_error", "", 0.12, 0.08), ("psi", "f2", 0.4, 0.2))])
+        put(conn, "marts.retraining_requests", [dict(date=AS_OF, model_id=EVIL, reason="drift 3 days", status="requested")])
+        put(conn, "marts.bias_daily", bias_rows())
+        put(conn, "marts.kpi_daily", [dict(date=day, active_users=1000 + i, conversion_rate=0.05, revenue_per_active_user=3.0)
+                                      for i, day in enumerate(DAYS)])
+        put(conn, "raw_quarantine.orders", [
+            dict(order_id=str(k), _partition_date=day, _reason=reason)
+            for k, (day, reason) in enumerate([(DAYS[1], "duplicate key")] * 3 + [(DAYS[4], "bad type")] + [(LATER, "late")] * 2)])
+        conn.execute("CREATE TABLE raw_quarantine.users (user_id VARCHAR, _partition_date DATE, _reason VARCHAR)")
+        put(conn, "quality.gate_results", [
+            dict(date=day, suite=f"raw_{t}", table_name=t, passed=not (t == "orders" and day == DAYS[4]),
+                 failed_expectations="[]", rows_validated=10) for day in DAYS for t in ("orders", "users")])
+        if optional:
+            put(conn, "marts.okr_progress", [
+                dict(date=day, objective="Grow revenue", key_result="kr_value", description="net value 10k", metric_kind="net_value",
+                     metric="net_value", model_id=EVIL, baseline=0.0, target=10000.0, start_date=DAYS[0], deadline=date(2026, 6, 30),
+                     current_value=value, progress=value / 10000, expected_progress=0.1, on_track=value / 10000 >= 0.1,
+                     status="on track" if value >= 1000 else "behind")
+                for day, value in ((DAYS[8], 500.0), (AS_OF, 7200.0), (LATER, 9999.0))])
+            put(conn, "marts.metric_scorecard", [
+                dict(date=AS_OF, experiment_id=f"exp_{EVIL}", model_id=EVIL, metric="revenue_per_user", metric_type="mean",
+                     is_guardrail=False, attributable=True, units=1000, units_per_day=100.0, mde_relative=0.15,
+                     maturity_days=0, balanced_by_guardrail="refund_rate", key_result="kr_value",
+                     target_relative_effect=0.05, days_needed=200.0, days_to_deadline=112, detectable_by_deadline=False,
+                     warning="needs 200 days")])
+            put(conn, "marts.leading_lagging", [
+                dict(as_of_date=AS_OF, model_id=EVIL, health_metric="expected_calibration_error", kpi="revenue_per_active_user",
+                     lag_days=lag, correlation=corr, n_days=30, is_best_lag=best)
+                for lag, corr, best in ((2, -0.71, True), (3, -0.4, False))])
+    return path
+
+
+class PageParser(HTMLParser):
+    """Collects tag attributes, the figure blocks and the summary block."""
+
+    def __init__(self):
+        super().__init__()
+        self.attrs, self.figures, self.summary, self.texts = [], {}, None, []
+        self._block = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.attrs.append((tag, attrs))
+        if tag == "script" and attrs.get("type") == "application/json":
+            self._block = attrs.get("data-plot") or attrs.get("id")
+
+    def handle_data(self, data):
+        if self._block == "report-summary":
+            self.summary = json.loads(data)
+        elif self._block:
+            self.figures[self._block] = json.loads(data)
+        else:
+            self.texts.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._block = None
+
+
+def parse(html_text: str) -> PageParser:
+    p = PageParser()
+    p.feed(html_text)
+    return p
+
+
+def numbers(values) -> list[float]:
+    return [v for v in values or [] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def trace(figure: dict, name: str, nth: int = 0) -> dict:
+    return [t for t in figure["data"] if t.get("name") == name][nth]
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    return make_warehouse(tmp_path / "w.duckdb")
+
+
+def build(db, as_of=AS_OF):
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return render_report(conn, as_of)
+
+
+def test_every_plot_has_data_and_the_page_is_self_contained(warehouse):
+    report = build(warehouse)
+    page = parse(report.html)
+    assert page.summary["plots"] == report.plots and set(page.figures) == set(report.plots)
+    assert {"value", "kpis", "quarantine"} <= set(report.plots)
+    assert sum(name.startswith("lift-") for name in report.plots) == 2
+    assert sum(name.startswith("health-") for name in report.plots) == 2
+    for name, figure in page.figures.items():
+        assert any(numbers(t.get("y")) for t in figure["data"]), name
+        # plain JSON numbers, not plotly's base64 typed arrays, so anyone can read them
+        assert not re.search(r'"bdata"', json.dumps(figure)), name
+        assert any(f'id="plot-{name}"' in f'id="{a.get("id")}"' for _, a in page.attrs), name
+    # nothing is loaded from elsewhere: no src at all, links only to anchors in the page
+    for tag, attrs in page.attrs:
+        assert "src" not in attrs, (tag, attrs)
+        assert attrs.get("href", "#").startswith("#"), (tag, attrs)
+    assert "cdn" not in " ".join(str(a) for _, a in page.attrs).lower()
+    assert report.html.count("Plotly.newPlot") == 1 and len(report.html) < 6_000_000
+
+
+def test_text_is_escaped(warehouse):
+    report = build(warehouse)
+    assert "<script>alert" not in report.html
+    assert html_escaped(EVIL) in report.html  # headings and tables
+    page = parse(report.html)
+    assert EVIL in page.summary["models"]  # JSON blocks decode back to the original text
+    assert sum(tag == "script" for tag, _ in page.attrs) == 2 + 1 + len(page.figures)  # plotly.js, renderer, summary, figures
+
+
+def html_escaped(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def test_lift_value_and_headline_numbers(warehouse):
+    report = build(warehouse)
+    page = parse(report.html)
+    n = (AS_OF - DAYS[2]).days + 1  # results from 03-03 to the as-of day, index i = 1..n
+    lift = page.figures[[p for p in report.plots if p.startswith("lift-rec")][0]]
+    # CUPED where the metric has it (0.02 i), the plain estimate otherwise (0.01 i); nothing after the as-of day
+    rpu = trace(lift, "relative lift (95% CI shaded)", 1)  # subplots are sorted: refund_rate, revenue_per_user
+    assert rpu["x"] == [d.isoformat() for d in DAYS[2:10]]
+    assert rpu["y"] == pytest.approx([0.02 * i for i in range(1, n + 1)])
+    refund = trace(lift, "relative lift (95% CI shaded)", 0)
+    assert refund["y"] == pytest.approx([0.01 * i for i in range(1, n + 1)])
+    band_high = [t for t in lift["data"] if t["name"] == "lift 95% CI high"][1]
+    assert band_high["y"] == pytest.approx([0.02 * i + 0.03 for i in range(1, n + 1)])
+    zero_lines = [s for s in lift["layout"]["shapes"] if s.get("y0") == 0 and s.get("y1") == 0]
+    assert len(zero_lines) == 2
+
+    summary = page.summary["models"]
+    rpu_now = summary[EVIL]["lift"]["revenue_per_user"]
+    assert [rpu_now[k] for k in ("relative_lift", "ci_low", "ci_high")] == pytest.approx([0.02 * n, 0.02 * n - 0.03, 0.02 * n + 0.03])
+    assert (rpu_now["estimate"], rpu_now["as_of_date"], rpu_now["n_treatment"]) == ("cuped", AS_OF.isoformat(), 900 * n)
+    assert summary[EVIL]["lift"]["refund_rate"]["relative_lift"] == pytest.approx(0.01 * n)
+    assert summary["churn"]["lift"]["revenue_per_user"]["untrusted_reason"].startswith("sample ratio mismatch")
+    net = summary["churn"]["net_value"]
+    assert net["as_of_date"] == AS_OF.isoformat()
+    assert net["value"] == pytest.approx(900.0 * n) and net["ci_low"] == pytest.approx(900.0 * n - 500)
+    assert "NO: sample ratio mismatch" in report.html
+
+    value = page.figures["value"]
+    net_lines = [t for t in value["data"] if t["name"] == "net value"]
+    assert [t["y"] for t in net_lines] == [pytest.approx([900.0 * i for i in range(1, n + 1)])] * 2
+
+
+def test_health_trends_thresholds_and_alerts(warehouse):
+    report = build(warehouse)
+    page = parse(report.html)
+    health = page.figures[[p for p in report.plots if p.startswith("health-rec")][0]]
+    psi = trace(health, "max PSI")
+    assert psi["y"] == pytest.approx([0.1] * 7 + [0.4] * 3)  # max over features per day, up to the as-of day
+    precision = trace(health, "precision")
+    # the day with fewer labelled predictions than the alert rules need is left out
+    assert precision["y"][3] is None and numbers(precision["y"]) == [0.6] * 9
+    thresholds = sorted(s["y0"] for s in health["layout"]["shapes"] if s.get("line", {}).get("dash") == "dash")
+    assert thresholds == sorted([CONFIG.retraining["min_precision"], CONFIG.rule("psi", EVIL)["above"],
+                                 CONFIG.rule("expected_calibration_error", EVIL)["above"]])
+    assert trace(health, "ECE alert")["x"] == [d.isoformat() for d in DAYS[7:10]]
+
+    first = page.summary["models"][EVIL]["first_alert"]
+    assert first == {"expected_calibration_error": DAYS[7].isoformat(), "psi": DAYS[7].isoformat()}
+    assert page.summary["models"][EVIL]["alerts_on_as_of"] == 2
+    psi_alert = [a for a in page.summary["alerts"] if a["metric"] == "psi"][0]
+    assert (psi_alert["days"], psi_alert["last_date"], psi_alert["active"]) == (3, AS_OF.isoformat(), True)
+    assert "drift 3 days" in report.html  # retraining request listed
+
+
+def test_bias_relative_selection_rates_and_four_fifths_band(warehouse):
+    report = build(warehouse)
+    page = parse(report.html)
+    bias = page.figures[[p for p in report.plots if p.startswith("bias-")][0]]
+    bars = bias["data"][0]
+    assert bars["x"] == ["old", "tiny", "young"]
+    # window totals: young 500/1000, old 300/1000, tiny 10/50; best eligible group is young (tiny has < min_labelled)
+    assert bars["y"] == pytest.approx([0.3 / 0.5, 0.2 / 0.5, 1.0])
+    floor = CONFIG.bias["disparate_impact_min"]
+    assert bars["marker"]["color"][0] != bars["marker"]["color"][2]  # old is flagged
+    band = [s for s in bias["layout"]["shapes"] if s["type"] == "rect"][0]
+    assert (band["y0"], band["y1"]) == (0, floor)
+    assert {"model_id": EVIL, "attribute": "age_band"} in page.summary["fairness_failures"]
+    assert page.summary["models"][EVIL]["relative_selection_rate"]["age_band"]["old"] == pytest.approx(0.6)
+
+
+def test_quarantine_counts_and_gates(warehouse):
+    report = build(warehouse)
+    page = parse(report.html)
+    bars = page.figures["quarantine"]["data"]
+    assert [(t["name"], t["x"], t["y"]) for t in bars] == [("orders", [DAYS[1].isoformat(), DAYS[4].isoformat()], [3, 1])]
+    assert page.summary["quarantine_rows"] == {"orders": 4, "users": 0}
+    assert page.summary["gates"] == {"suites_on_as_of": 2, "failed_on_as_of": [], "failed_days": 1}
+
+
+def test_optional_sections_absent_are_notes_and_present_are_shown(warehouse, tmp_path):
+    report = build(warehouse)
+    page = parse(report.html)
+    for anchor, table in (("okr-progress", "marts.okr_progress"), ("metric-scorecard", "marts.metric_scorecard"),
+                          ("leading-vs-lagging-indicators", "marts.leading_lagging")):
+        assert page.summary["sections"][anchor] == "absent"
+        assert f"{table} is not in this database" in report.html
+
+    full = build(make_warehouse(tmp_path / "full.duckdb", optional=True))
+    page = parse(full.html)
+    assert all(page.summary["sections"][a] == "present" for a in ("okr-progress", "metric-scorecard", "leading-vs-lagging-indicators"))
+    okr = page.figures["okr-progress"]
+    assert trace(okr, "progress")["y"] == pytest.approx([0.72])  # the as-of day's row, not the later one
+    assert trace(okr, "expected by now (linear pace)")["y"] == pytest.approx([0.1])
+    assert page.summary["okr_progress"][0]["current_value"] == 7200.0
+    assert "needs 200 days" in full.html and "revenue_per_active_user" in full.html
+
+
+def test_a_day_without_data_is_a_clear_error_and_write_is_atomic(warehouse, tmp_path):
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert latest_report_date(conn) == LATER
+        with pytest.raises(ReportDataError, match=r"nothing to report for 2025-01-01.*latest day with data is 2026-03-11"):
+            render_report(conn, date(2025, 1, 1))
+        path = write_report(conn, AS_OF, tmp_path / "out")
+    assert path == tmp_path / "out" / "impact_ledger_2026-03-10.html"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
+    assert parse(path.read_text()).summary["as_of"] == "2026-03-10"
+
+
+def test_missing_tables_become_notes(tmp_path):
+    db = tmp_path / "kpi_only.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        put(conn, "marts.kpi_daily", [dict(date=AS_OF, active_users=10, conversion_rate=0.1, revenue_per_active_user=2.0)])
+    report = build(db)
+    assert report.plots == ["kpis"]
+    assert "attribution.experiment_results is not in this database" in report.html
+    assert "raw_quarantine.* is not in this database" in report.html
+
+
+def test_cli_report(warehouse, tmp_path, capsys):
+    from orchestration.cli import main
+
+    assert main(["report", "--db", str(warehouse), "--out", str(tmp_path / "r")]) == 0
+    written = tmp_path / "r" / f"impact_ledger_{LATER.isoformat()}.html"  # default: the latest day with data
+    assert capsys.readouterr().out.strip() == str(written) and written.is_file()
+    assert main(["report", "--db", str(warehouse), "--out", str(tmp_path / "r"), "--date", "2026-03-10"]) == 0
+    assert main(["report", "--db", str(warehouse), "--date", "2020-01-01"]) == 2
+    assert "nothing to report for 2020-01-01" in capsys.readouterr().err
+    assert main(["report", "--db", str(tmp_path / "missing.duckdb")]) == 2
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium); "
+                                             "the parsing tests above still check every figure's data")
+def test_renders_in_headless_chromium(warehouse, tmp_path):
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        path = write_report(conn, AS_OF, tmp_path)
+    report_plots = parse(path.read_text()).summary["plots"]
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=10000", "--dump-dom",
+         path.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+    # each plot slot, up to the next one, holds the SVG plotly drew into it
+    slots = dict(re.findall(r'id="plot-([a-z0-9-]+)"(.*?)(?=id="plot-|$)', dom, flags=re.S))
+    assert set(slots) == set(report_plots)
+    for name, content in slots.items():
+        assert 'class="main-svg"' in content, f"plot {name} was not drawn"
