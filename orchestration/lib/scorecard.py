@@ -153,7 +153,7 @@ def metric_scorecard(days: list[dt.date], experiments: pd.DataFrame, variants: p
                     counts = [traffic_at.get((e.experiment_id, v, metric, ts)) for v in (control, arm)]
                     units = sum(int(c.n) for c in counts if c is not None)
                     per_day = sum(float(c.units_per_day) for c in counts if c is not None)
-                    base = {
+                    base = dict.fromkeys(SCORECARD_SCHEMA) | {
                         "date": day, "experiment_id": e.experiment_id, "model_id": e.model_id, "treatment_variant": arm,
                         "metric": metric, "metric_type": spec.get("type"), "is_guardrail": bool(spec.get("guardrail", False)),
                         "attributable": r is not None, "units": units, "units_per_day": per_day,
@@ -163,7 +163,7 @@ def metric_scorecard(days: list[dt.date], experiments: pd.DataFrame, variants: p
                     }
                     bound = bound_key_results(key_results, e.experiment_id, e.model_id, metric)
                     if not bound:
-                        rows.append(base | {"key_result": None, "warning": None})
+                        rows.append(base)
                         continue
                     control_stats = stats_at.get((e.experiment_id, control, metric, ts))
                     for kr in bound:
