@@ -15,6 +15,9 @@ from orchestration.lib.warehouse import replace_date_range
 
 OKR_PROGRESS_KEY = dg.AssetKey(["marts", "okr_progress"])
 SCORECARD_KEY = dg.AssetKey(["marts", "metric_scorecard"])
+# Both tables: one row set per day, a backfill is one run over its range.
+DAILY_ANALYTICS_ASSET = dict(partitions_def=daily_partitions, backfill_policy=single_run, group_name="okrs",
+                             kinds={"python", "duckdb"}, owners=["team:analytics"])
 
 
 def _dbt_key(model: str) -> dg.AssetKey:
@@ -22,16 +25,12 @@ def _dbt_key(model: str) -> dg.AssetKey:
 
 
 def _markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame[columns].round(4).to_markdown(index=False) if len(frame) else "none")
+    return dg.MetadataValue.md(frame[columns].round(4).to_markdown(index=False, missingval="") if len(frame) else "none")
 
 
 @dg.asset(
     key=OKR_PROGRESS_KEY,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    group_name="okrs",
-    kinds={"python", "duckdb"},
-    owners=["team:analytics"],
+    **DAILY_ANALYTICS_ASSET,
     deps=[_dbt_key("kpi_daily"), _dbt_key("model_health_daily"), RESULTS_KEY, IMPACT_KEY],
     description=(
         "Per day and key result of expectations/okrs.yml: the bound metric's current value (trailing mean of a KPI or "
@@ -68,11 +67,7 @@ def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
 
 @dg.asset(
     key=SCORECARD_KEY,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    group_name="okrs",
-    kinds={"python", "duckdb"},
-    owners=["team:analytics"],
+    **DAILY_ANALYTICS_ASSET,
     deps=[RESULTS_KEY, _dbt_key("experiment_stats"), _dbt_key("stg_experiments"), _dbt_key("stg_experiment_variants")],
     description=(
         "Per day, experiment arm and declared experiment metric: attributable, units and units per day, MDE at "
