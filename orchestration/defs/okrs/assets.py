@@ -25,7 +25,10 @@ def _dbt_key(model: str) -> dg.AssetKey:
 
 
 def _markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame[columns].round(4).to_markdown(index=False, missingval="") if len(frame) else "none")
+    if frame.empty:
+        return dg.MetadataValue.md("none")
+    preview = frame[columns].round(4).astype(object)
+    return dg.MetadataValue.md(preview.where(preview.notna(), "").to_markdown(index=False))
 
 
 @dg.asset(
