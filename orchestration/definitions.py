@@ -17,6 +17,7 @@ from orchestration.defs.attribution.assets import experiment_results_asset, mode
 from orchestration.defs.bias.checks import bias_checks
 from orchestration.defs.ingest.assets import raw_assets
 from orchestration.defs.model_health.alerts import alerts_asset, model_health_checks
+from orchestration.defs.okrs.assets import okr_assets
 from orchestration.defs.publish.assets import analytics_snapshot_asset
 from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.report.assets import daily_report_asset
@@ -42,6 +43,7 @@ ALL_ASSETS = [
     training_candidates_asset,
     training_snapshot_asset,
     analytics_snapshot_asset,
+    *okr_assets,
     daily_report_asset,
 ]
 ALL_CHECKS = [*quality_checks, *model_health_checks, *bias_checks, training_bias_check]

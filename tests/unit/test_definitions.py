@@ -37,3 +37,19 @@ def test_daily_schedule_requests_yesterdays_partition():
     with dg.build_schedule_context(scheduled_execution_time=when) as context:
         requests = list(schedule.evaluate_tick(context).run_requests)
     assert [r.partition_key for r in requests] == ["2026-10-30"]
+
+
+def test_okr_assets_join_the_daily_job_downstream_of_attribution_and_the_kpi_marts():
+    from orchestration.defs.okrs.assets import OKR_PROGRESS_KEY, SCORECARD_KEY
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    progress_parents = graph.get(OKR_PROGRESS_KEY).parent_keys
+    assert {dg.AssetKey(["attribution", "model_impact"]), dg.AssetKey(["attribution", "experiment_results"]),
+            dg.AssetKey(["marts", "kpi_daily"]), dg.AssetKey(["marts", "model_health_daily"])} <= progress_parents
+    assert dg.AssetKey(["attribution", "experiment_results"]) in graph.get(SCORECARD_KEY).parent_keys
+    for key in (OKR_PROGRESS_KEY, SCORECARD_KEY):
+        node = graph.get(key)
+        assert node.group_name == "okrs" and node.partitions_def is not None
+    job = defs.resolve_job_def("daily_impact_ledger")
+    assert {OKR_PROGRESS_KEY, SCORECARD_KEY} <= set(job.asset_layer.selected_asset_keys)

@@ -1,0 +1,112 @@
+"""marts.okr_progress and marts.metric_scorecard: key results of expectations/okrs.yml and whether experiments can judge them."""
+
+import dagster as dg
+import pandas as pd
+from dagster_dbt import get_asset_key_for_model
+from dagster_duckdb import DuckDBResource
+
+from orchestration.defs.attribution.assets import IMPACT_KEY, RESULTS_KEY
+from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
+from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
+from orchestration.lib.okrs import PROGRESS_SCHEMA, load_okrs, metric_value_query, okr_progress
+from orchestration.lib.scorecard import SCORECARD_SCHEMA, TRAFFIC_SQL, metric_scorecard
+from orchestration.lib.settings import dbt_var
+from orchestration.lib.warehouse import replace_date_range
+
+OKR_PROGRESS_KEY = dg.AssetKey(["marts", "okr_progress"])
+SCORECARD_KEY = dg.AssetKey(["marts", "metric_scorecard"])
+# Both tables: one row set per day, a backfill is one run over its range.
+DAILY_ANALYTICS_ASSET = dict(partitions_def=daily_partitions, backfill_policy=single_run, group_name="okrs",
+                             kinds={"python", "duckdb"}, owners=["team:analytics"])
+
+
+def _dbt_key(model: str) -> dg.AssetKey:
+    return get_asset_key_for_model([impact_ledger_dbt], model)
+
+
+def _markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
+    if frame.empty:
+        return dg.MetadataValue.md("none")
+    preview = frame[columns].round(4).astype(object)
+    return dg.MetadataValue.md(preview.where(preview.notna(), "").to_markdown(index=False))
+
+
+@dg.asset(
+    key=OKR_PROGRESS_KEY,
+    **DAILY_ANALYTICS_ASSET,
+    deps=[_dbt_key("kpi_daily"), _dbt_key("model_health_daily"), RESULTS_KEY, IMPACT_KEY],
+    description=(
+        "Per day and key result of expectations/okrs.yml: the bound metric's current value (trailing mean of a KPI or "
+        "health metric, cumulative net value or lift), progress = (current - baseline) / (target - baseline), the "
+        "linear pace from start_date to deadline, on_track and status (achieved, on_track, behind, missed, "
+        "not_started, no_data)."
+    ),
+)
+def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    okrs = load_okrs(dbt_var("experiment_metrics"))
+    first, last = run_date_range(context)
+    with duckdb.get_connection() as conn:
+        values = []
+        for kr in okrs.key_results:
+            sql, params = metric_value_query(kr, first, last)
+            values.append(conn.execute(sql, params).df().assign(key_result=kr.id))
+        progress = okr_progress(okrs, pd.concat(values, ignore_index=True))
+        rows = replace_date_range(conn, "marts.okr_progress", PROGRESS_SCHEMA, progress, "date", first, last)
+    latest = progress[progress["date"] == last]
+    statuses = latest["status"].value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "rows": rows,
+            "dates": f"{first} .. {last}",
+            "key_results": len(okrs.key_results),
+            "on_track_or_achieved": int(latest["status"].isin(["on_track", "achieved"]).sum()),
+            "behind_or_missed": int(latest["status"].isin(["behind", "missed"]).sum()),
+            "by_status": dg.MetadataValue.json({k: int(v) for k, v in statuses.items()}),
+            "latest": _markdown(latest, ["key_result", "metric", "baseline", "target", "current_value", "progress",
+                                         "expected_progress", "status"]),
+        }
+    )
+
+
+@dg.asset(
+    key=SCORECARD_KEY,
+    **DAILY_ANALYTICS_ASSET,
+    deps=[RESULTS_KEY, _dbt_key("experiment_stats"), _dbt_key("stg_experiments"), _dbt_key("stg_experiment_variants")],
+    description=(
+        "Per day, experiment arm and declared experiment metric: attributable, units and units per day, MDE at "
+        "today's traffic, maturity_days, the guardrail balancing it; per key result bound to it the required "
+        "units and days of traffic for its target effect, the MDE reachable by its deadline and a warning when "
+        "the target is smaller."
+    ),
+)
+def metric_scorecard_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    metrics = dbt_var("experiment_metrics")
+    okrs = load_okrs(metrics)
+    attribution = dbt_var("attribution")
+    first, last = run_date_range(context)
+    window = "analysis_window = 'cumulative' AND as_of_date BETWEEN ? AND ?"
+    with duckdb.get_connection() as conn:
+        results = conn.execute(f"SELECT * FROM attribution.experiment_results WHERE {window}", [first, last]).df()
+        stats = conn.execute(f"SELECT * FROM marts.experiment_stats WHERE {window}", [first, last]).df()
+        traffic = conn.execute(TRAFFIC_SQL, [first, last]).df()
+        experiments = conn.execute("SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments").df()
+        variants = conn.execute("SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants").df()
+        scorecard = metric_scorecard(run_days(context), experiments, variants, results, stats, traffic, metrics,
+                                     okrs.key_results, float(attribution["alpha"]), float(attribution["power"]))
+        rows = replace_date_range(conn, "marts.metric_scorecard", SCORECARD_SCHEMA, scorecard, "date", first, last)
+    latest = scorecard[scorecard["date"] == last]
+    warnings = latest["warning"].dropna().tolist()
+    return dg.MaterializeResult(
+        metadata={
+            "rows": rows,
+            "dates": f"{first} .. {last}",
+            "warnings_latest_day": len(warnings),
+            "not_attributable_latest_day": int((~latest["attributable"].astype(bool)).sum()),
+            "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
+            "latest": _markdown(latest, ["experiment_id", "metric", "attributable", "units_per_day", "mde_relative",
+                                         "key_result", "days_needed", "mde_relative_at_deadline", "detectable_by_deadline"]),
+        }
+    )
+
+
+okr_assets = [okr_progress_asset, metric_scorecard_asset]

@@ -1,0 +1,319 @@
+"""Objectives and key results: the declared file, the SQL that reads each key result's metric, progress per day.
+
+expectations/okrs.yml declares objectives, each with key results bound to one
+metric: a KPI column of marts.kpi_daily (``kpi``), a model-health column of
+marts.model_health_daily (``health``), a model's cumulative net value
+(``net_value``, attribution.model_impact) or its cumulative relative lift on an
+experiment metric (``lift``, attribution.experiment_results). SQL selects and
+smooths the values (a few rows per key result and day); progress against the
+linear pace from start to deadline is plain arithmetic here. No Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from orchestration.lib.settings import DBT_PROJECT_DIR, EXPECTATIONS_DIR
+
+OKR_FILE = EXPECTATIONS_DIR / "okrs.yml"
+KINDS = ("kpi", "health", "net_value", "lift")
+DEFAULT_WINDOW_DAYS = 7
+# Columns of the dbt marts that are not metrics a key result can track.
+_NOT_METRICS = {"date", "model_id", "model_version", "cbpe_calibrated", "labels_as_of"}
+_BINDING_KEYS = {
+    "kpi": {"kind", "name", "weight"},
+    "health": {"kind", "model", "name", "weight"},
+    "net_value": {"kind", "model", "experiment"},
+    "lift": {"kind", "model", "metric", "experiment"},
+}
+_KR_KEYS = {"id", "description", "metric", "baseline", "target", "start_date", "deadline", "window_days",
+            "attribution_metric", "model"}
+
+V, D, F, B = "VARCHAR", "DATE", "DOUBLE", "BOOLEAN"
+PROGRESS_SCHEMA = {
+    "date": D, "objective": V, "key_result": V, "description": V, "metric_kind": V, "metric": V, "model_id": V,
+    "baseline": F, "target": F, "start_date": D, "deadline": D, "current_value": F, "progress": F,
+    "expected_progress": F, "on_track": B, "status": V,
+}
+
+
+class OkrConfigError(ValueError):
+    """The OKR file is malformed; the message names the file, key result and field."""
+
+
+@dataclass(frozen=True)
+class KeyResult:
+    id: str
+    objective: str
+    description: str
+    kind: str  # kpi | health | net_value | lift
+    metric: str  # KPI / health column, 'net_value', or the experiment metric of a lift
+    model_id: str | None  # the model (health, net_value, lift; optional for kpi: restricts attribution)
+    experiment_id: str | None  # optional: pins the experiment of a net_value / lift binding
+    weight: str | None  # kpi / health: column weighting the trailing mean (e.g. sessions)
+    baseline: float
+    target: float
+    start_date: dt.date
+    deadline: dt.date
+    window_days: int  # trailing days averaged for kpi / health values
+    attribution_metric: str | None  # kpi: the experiment metric that attributes it (e.g. conversion)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.target < self.baseline
+
+    @property
+    def experiment_metric(self) -> str | None:
+        """The experiment metric whose lift moves this key result, if any."""
+        return self.metric if self.kind == "lift" else self.attribution_metric
+
+    @property
+    def target_relative_effect(self) -> float:
+        """The treatment effect the key result asks for, relative to control.
+
+        A lift target is already relative; a KPI going from baseline to target
+        implies a relative change of target / baseline - 1.
+        """
+        if self.kind == "lift":
+            return self.target
+        return self.target / self.baseline - 1 if self.baseline else math.nan
+
+
+@dataclass(frozen=True)
+class OkrFile:
+    path: Path
+    objectives: dict[str, str]  # id -> description
+    key_results: list[KeyResult]
+
+
+def dbt_model_columns(model: str) -> set[str]:
+    """Columns documented for a dbt model in the project's schema files (the one list Python and dbt share)."""
+    for schema_file in sorted((DBT_PROJECT_DIR / "models").rglob("*.yml")):
+        for entry in (yaml.safe_load(schema_file.read_text()) or {}).get("models", []) or []:
+            if entry.get("name") == model:
+                return {c["name"] for c in entry.get("columns", [])}
+    raise KeyError(f"dbt model {model!r} is not documented under {DBT_PROJECT_DIR / 'models'}")
+
+
+def metric_columns() -> dict[str, set[str]]:
+    return {"kpi": dbt_model_columns("kpi_daily") - _NOT_METRICS,
+            "health": dbt_model_columns("model_health_daily") - _NOT_METRICS}
+
+
+def _date(value, where: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise OkrConfigError(f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _number(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise OkrConfigError(f"{where}: {value!r} is not a finite number")
+    return float(value)
+
+
+def _parse_key_result(raw, objective: dict, where: str, experiment_metrics: dict, columns: dict) -> KeyResult:
+    if not isinstance(raw, dict) or not raw.get("id"):
+        raise OkrConfigError(f"{where}: every key result needs an 'id'")
+    where = f"{where} key result '{raw['id']}'"
+    unknown = set(raw) - _KR_KEYS
+    if unknown:
+        raise OkrConfigError(f"{where}: unknown field(s) {sorted(unknown)} (known: {sorted(_KR_KEYS)})")
+    inherited = {k: objective[k] for k in ("start_date", "deadline") if k in objective} | raw
+    for required in ("metric", "baseline", "target", "start_date", "deadline"):
+        if required not in inherited:
+            raise OkrConfigError(f"{where}: field '{required}' is missing")
+    binding = raw["metric"]
+    if not isinstance(binding, dict) or binding.get("kind") not in KINDS:
+        kind = binding.get("kind") if isinstance(binding, dict) else binding
+        raise OkrConfigError(f"{where}: field 'metric.kind': unknown kind {kind!r} (known: {list(KINDS)})")
+    kind = binding["kind"]
+    unknown = set(binding) - _BINDING_KEYS[kind]
+    if unknown:
+        raise OkrConfigError(f"{where}: field 'metric': unknown key(s) {sorted(unknown)} for kind {kind} "
+                             f"(known: {sorted(_BINDING_KEYS[kind])})")
+    needed = {"kpi": ["name"], "health": ["model", "name"], "net_value": ["model"], "lift": ["model", "metric"]}[kind]
+    for key in needed:
+        if not binding.get(key):
+            raise OkrConfigError(f"{where}: field 'metric.{key}' is required for kind {kind}")
+    if kind in ("kpi", "health"):
+        for key in ("name", "weight"):
+            if binding.get(key) is not None and binding[key] not in columns[kind]:
+                table = "marts.kpi_daily" if kind == "kpi" else "marts.model_health_daily"
+                raise OkrConfigError(f"{where}: field 'metric.{key}': {binding[key]!r} is not a column of {table} "
+                                     f"(known: {sorted(columns[kind])})")
+    if kind == "lift" and binding["metric"] not in experiment_metrics:
+        raise OkrConfigError(f"{where}: field 'metric.metric': {binding['metric']!r} is not a declared experiment "
+                             f"metric (dbt var experiment_metrics: {sorted(experiment_metrics)})")
+    attribution_metric = raw.get("attribution_metric")
+    if attribution_metric is not None:
+        if kind != "kpi":
+            raise OkrConfigError(f"{where}: field 'attribution_metric' only applies to kind kpi")
+        if attribution_metric not in experiment_metrics:
+            raise OkrConfigError(f"{where}: field 'attribution_metric': {attribution_metric!r} is not a declared "
+                                 f"experiment metric (dbt var experiment_metrics: {sorted(experiment_metrics)})")
+    if raw.get("model") is not None and kind != "kpi":
+        raise OkrConfigError(f"{where}: field 'model' belongs inside 'metric' for kind {kind}")
+    window = raw.get("window_days", DEFAULT_WINDOW_DAYS)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise OkrConfigError(f"{where}: field 'window_days': {window!r} is not a positive whole number of days")
+    baseline = _number(inherited["baseline"], f"{where}: field 'baseline'")
+    target = _number(inherited["target"], f"{where}: field 'target'")
+    if baseline == target:
+        raise OkrConfigError(f"{where}: fields 'baseline' and 'target' are both {baseline}: there is nothing to progress")
+    if kind == "kpi" and attribution_metric and baseline == 0:
+        raise OkrConfigError(f"{where}: field 'baseline': 0 implies no relative effect for attribution_metric")
+    start = _date(inherited["start_date"], f"{where}: field 'start_date'")
+    deadline = _date(inherited["deadline"], f"{where}: field 'deadline'")
+    if deadline <= start:
+        raise OkrConfigError(f"{where}: field 'deadline' {deadline} is not after start_date {start}")
+    return KeyResult(
+        id=str(raw["id"]), objective=objective["id"], description=str(raw.get("description", "")), kind=kind,
+        metric={"kpi": binding.get("name"), "health": binding.get("name"), "net_value": "net_value",
+                "lift": binding.get("metric")}[kind],
+        model_id=binding.get("model") or raw.get("model"), experiment_id=binding.get("experiment"),
+        weight=binding.get("weight"), baseline=baseline, target=target, start_date=start, deadline=deadline,
+        window_days=window, attribution_metric=attribution_metric,
+    )
+
+
+def load_okrs(experiment_metrics: dict, path: Path = OKR_FILE) -> OkrFile:
+    """Read and validate the OKR file; ``experiment_metrics`` is the dbt var of that name."""
+    path = Path(path)
+    if not path.exists():
+        raise OkrConfigError(f"{path}: OKR file not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    objectives = raw.get("objectives") if isinstance(raw, dict) else None
+    if not isinstance(objectives, list) or not objectives:
+        raise OkrConfigError(f"{path}: top-level 'objectives' must be a non-empty list")
+    columns = metric_columns()
+    described, key_results, seen = {}, [], set()
+    for i, objective in enumerate(objectives):
+        if not isinstance(objective, dict) or not objective.get("id"):
+            raise OkrConfigError(f"{path}: objective #{i + 1} needs an 'id'")
+        where = f"{path}: objective '{objective['id']}'"
+        if objective["id"] in described:
+            raise OkrConfigError(f"{where}: duplicate objective id")
+        if not isinstance(objective.get("key_results"), list) or not objective["key_results"]:
+            raise OkrConfigError(f"{where}: field 'key_results' must be a non-empty list")
+        described[objective["id"]] = str(objective.get("description", ""))
+        for item in objective["key_results"]:
+            kr = _parse_key_result(item, objective, where, experiment_metrics, columns)
+            if kr.id in seen:
+                raise OkrConfigError(f"{where} key result '{kr.id}': duplicate key result id (ids are unique per file)")
+            seen.add(kr.id)
+            key_results.append(kr)
+    return OkrFile(path, described, key_results)
+
+
+# --- selecting each key result's value per day (SQL) --------------------------
+
+# One row per day of the range, even when the metric has no value that day.
+_DAYS = "SELECT CAST(d AS DATE) AS date FROM range(CAST(? AS DATE), CAST(? AS DATE) + INTERVAL 1 DAY, INTERVAL 1 DAY) t(d)"
+
+
+def _trailing_mean_sql(source: str, column: str, weight: str | None) -> str:
+    # Mean over the non-null values of the trailing window; a weight column
+    # (e.g. sessions for conversion_rate) makes it the pooled rate of the window.
+    w = f'm."{weight}"' if weight else "1.0"
+    return f"""
+WITH days AS ({_DAYS}), m AS ({source})
+SELECT days.date, sum(m."{column}" * {w}) / nullif(sum({w}), 0) AS current_value
+FROM days
+LEFT JOIN m ON m.date BETWEEN days.date - (? - 1) AND days.date AND m."{column}" IS NOT NULL AND {w} IS NOT NULL
+GROUP BY days.date ORDER BY days.date
+"""
+
+
+def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[str, list]:
+    """SQL + parameters returning (date, current_value) for every day first..last.
+
+    kpi / health: trailing mean over ``window_days`` days ending that day. A
+    health value is the live version's: the version with the most predictions
+    that day (ties: the highest version id), so a canary never blends in.
+    net_value / lift: the cumulative (since experiment start) value as of that
+    day, from the model's experiment (the pinned one, else the one with the most
+    treated units). A lift is the relative lift of the decision estimate (CUPED
+    when the results used it).
+    """
+    if kr.kind == "kpi":
+        return _trailing_mean_sql("SELECT * FROM marts.kpi_daily", kr.metric, kr.weight), [first, last, kr.window_days]
+    if kr.kind == "health":
+        live = ("SELECT * FROM marts.model_health_daily WHERE model_id = ? "
+                "QUALIFY row_number() OVER (PARTITION BY date ORDER BY predictions DESC, model_version DESC) = 1")
+        return _trailing_mean_sql(live, kr.metric, kr.weight), [first, last, kr.model_id, kr.window_days]
+    if kr.kind == "net_value":
+        source = ("SELECT as_of_date AS date, net_value AS value, treated_units AS units, experiment_id "
+                  "FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND model_id = ?")
+        params = [kr.model_id]
+    else:
+        source = ("SELECT as_of_date AS date, CASE WHEN estimate = 'cuped' THEN cuped_relative_lift "
+                  "ELSE relative_lift END AS value, n_treatment AS units, experiment_id "
+                  "FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND model_id = ? AND metric = ?")
+        params = [kr.model_id, kr.metric]
+    if kr.experiment_id:
+        source += " AND experiment_id = ?"
+        params.append(kr.experiment_id)
+    sql = f"""
+WITH days AS ({_DAYS}), m AS ({source}
+    QUALIFY row_number() OVER (PARTITION BY as_of_date ORDER BY units DESC, experiment_id) = 1)
+SELECT days.date, m.value AS current_value FROM days LEFT JOIN m USING (date) ORDER BY days.date
+"""
+    return sql, [first, last, *params]
+
+
+# --- progress -------------------------------------------------------------------
+
+
+def expected_progress(day: dt.date, start: dt.date, deadline: dt.date) -> float:
+    """Linear pace: the share of the start..deadline period elapsed on ``day``, clipped to [0, 1]."""
+    return min(max((day - start).days / (deadline - start).days, 0.0), 1.0)
+
+
+def progress_status(day: dt.date, kr: KeyResult, progress: float, expected: float) -> str:
+    if day < kr.start_date:
+        return "not_started"
+    if progress is None or math.isnan(progress):
+        return "no_data"
+    if progress >= 1:
+        return "achieved"
+    if day > kr.deadline:
+        return "missed"
+    return "on_track" if progress >= expected else "behind"
+
+
+def okr_progress(okrs: OkrFile, values: pd.DataFrame) -> pd.DataFrame:
+    """One row per key result and day of ``values`` (key_result, date, current_value), in PROGRESS_SCHEMA.
+
+    progress = (current - baseline) / (target - baseline): 0 at the baseline,
+    1 at the target, negative when the metric moved the wrong way, whichever
+    direction the target lies in. on_track = progress >= the linear pace.
+    """
+    by_id = {kr.id: kr for kr in okrs.key_results}
+    rows = []
+    for _, v in values.iterrows():
+        kr = by_id[v["key_result"]]
+        day = pd.Timestamp(v["date"]).date()
+        current = float(v["current_value"]) if pd.notna(v["current_value"]) else math.nan
+        progress = (current - kr.baseline) / (kr.target - kr.baseline)
+        expected = expected_progress(day, kr.start_date, kr.deadline)
+        rows.append({
+            "date": day, "objective": kr.objective, "key_result": kr.id, "description": kr.description,
+            "metric_kind": kr.kind, "metric": kr.metric, "model_id": kr.model_id, "baseline": kr.baseline,
+            "target": kr.target, "start_date": kr.start_date, "deadline": kr.deadline, "current_value": current,
+            "progress": progress, "expected_progress": expected,
+            "on_track": None if math.isnan(progress) else bool(progress >= expected),
+            "status": progress_status(day, kr, progress, expected),
+        })
+    return pd.DataFrame(rows, columns=list(PROGRESS_SCHEMA))
