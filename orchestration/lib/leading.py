@@ -98,6 +98,8 @@ def describe(lead: AlertLead | None, drop: KpiDrop | None) -> str:
 def kpi_drop_leads(conn: duckdb.DuckDBPyConnection, as_of: date, kpis: list[str],
                    max_lead_days: int = 14) -> list[tuple[KpiDrop | None, AlertLead | None]]:
     """For each KPI of marts.kpi_daily: its first sustained drop up to ``as_of`` and the alert that preceded it."""
+    if not kpis:
+        return []
     daily = conn.execute(f"SELECT date, {', '.join(kpis)} FROM marts.kpi_daily WHERE date <= ? ORDER BY date",
                          [as_of]).df().set_index("date")
     alerts = conn.execute("SELECT date, model_id, metric, subject FROM marts.alerts WHERE date <= ?", [as_of]).df()

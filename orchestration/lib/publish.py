@@ -29,6 +29,8 @@ PUBLISHED = {
     "marts.leading_lagging": "as_of_date",
     "marts.bias_daily": "date",
     "marts.alerts": "date",
+    "marts.okr_progress": "date",
+    "marts.metric_scorecard": "date",
     "marts.retraining_requests": "date",
     "quality.gate_results": "date",
 }
@@ -76,7 +78,11 @@ def refresh_snapshot(conn: duckdb.DuckDBPyConnection, snapshot: Path) -> int:
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    tables = _existing(conn)
+    # quarantined raw rows too (few, and what the report's quarantine section reads); no Parquet exports
+    quarantine = [f"raw_quarantine.{t}" for (t,) in conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw_quarantine' "
+        "AND table_catalog = current_database() ORDER BY 1").fetchall()]
+    tables = [*_existing(conn), *quarantine]
     conn.execute(f"ATTACH '{tmp}' AS snapshot_build")
     try:
         for table in tables:

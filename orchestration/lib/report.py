@@ -24,7 +24,9 @@ import pandas as pd
 
 from orchestration.lib.alerts import AlertConfig, load_alert_config
 from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts
+from orchestration.lib.leading import describe, kpi_drop_leads
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
+from orchestration.lib.settings import dbt_var
 
 # Which day columns tell whether a day has data at all (table -> column).
 DAY_COLUMNS = {
@@ -607,11 +609,27 @@ class ReportBuilder:
         if best.empty:
             s.add(note(f"No leading/lagging rows up to {self.as_of}."))
             return s
-        s.add(paragraph("For each health metric and KPI, the lag (days) at which the health metric best predicts "
-                        "the KPI (largest absolute correlation)."))
+        if self.has("marts.kpi_daily") and self.has("marts.alerts"):
+            self._kpi_drops(s)
+        s.add(paragraph("For each health metric and KPI, the lag (days) at which the health metric's daily changes "
+                        "correlate most strongly with the KPI's (largest absolute correlation over the trailing window)."))
         shown = [c for c in ("model_id", "health_metric", "kpi", "lag_days", "correlation", "n_days") if c in best]
         s.add(table(best.sort_values([c for c in ("model_id", "health_metric", "kpi") if c in best])[shown]))
         return s
+
+    def _kpi_drops(self, s: Section) -> None:
+        """Each KPI's first sustained drop and how many days the first alert before it gave."""
+        present = set(self.conn.execute("SELECT * FROM marts.kpi_daily LIMIT 0").df().columns)
+        leads = kpi_drop_leads(self.conn, self.as_of, [k for k in dbt_var("leading_lagging")["kpis"] if k in present])
+        drops = [(drop, lead) for drop, lead in leads if drop is not None]
+        self.summary["kpi_drops"] = [
+            {"kpi": d.kpi, "start_date": d.start_date.isoformat(), "relative_change": d.relative_change,
+             "first_alert_date": None if lead is None else lead.alert_date.isoformat(),
+             "first_alert": None if lead is None else f"{lead.model_id} {lead.metric} {lead.subject}".strip(),
+             "lead_days": None if lead is None else lead.lead_days}
+            for d, lead in drops]
+        for drop, lead in drops or [(None, None)]:
+            s.add(paragraph(describe(lead, drop)))
 
     # ---------------------------------------------------------------------------
     def build(self) -> Report:

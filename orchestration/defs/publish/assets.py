@@ -5,6 +5,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.attribution.assets import IMPACT_KEY, RESULTS_KEY
 from orchestration.defs.model_health.alerts import ALERTS_KEY
+from orchestration.defs.okrs.assets import OKR_PROGRESS_KEY, SCORECARD_KEY
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.defs.retraining.assets import REQUESTS_KEY
 from orchestration.lib.publish import publish
@@ -22,7 +23,7 @@ MART_KEYS = [dg.AssetKey(["marts", m]) for m in ("kpi_daily", "kpi_daily_by_segm
     group_name="publish",
     kinds={"parquet", "duckdb"},
     owners=["team:analytics"],
-    deps=[RESULTS_KEY, IMPACT_KEY, ALERTS_KEY, REQUESTS_KEY, *MART_KEYS],
+    deps=[RESULTS_KEY, IMPACT_KEY, ALERTS_KEY, REQUESTS_KEY, OKR_PROGRESS_KEY, SCORECARD_KEY, *MART_KEYS],
     description=(
         "Published tables as hive-partitioned Parquet under data/exports/<table>/date=YYYY-MM-DD/ and the read-only "
         "snapshot data/analytics.duckdb (rebuilt in a temp file, then renamed): analysts never touch the writer's lock."
