@@ -247,6 +247,16 @@ def rows_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: 
     ).df()
 
 
+def rows_read_per_day(conn: duckdb.DuckDBPyConnection, table: str, first: date, last: date) -> dict[date, int]:
+    """Rows read (loaded + quarantined) of each day first..last: what a day's gate validated."""
+    where = "_partition_date BETWEEN ? AND ?"
+    counts = conn.execute(
+        f"SELECT _partition_date, count(*) FROM (SELECT _partition_date FROM raw.{table} WHERE {where} "
+        f"UNION ALL SELECT _partition_date FROM raw_quarantine.{table} WHERE {where}) GROUP BY 1",
+        [first, last, first, last]).fetchall()
+    return {pd.Timestamp(day).date(): n for day, n in counts}
+
+
 def days_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date) -> pd.DataFrame:
     """One row per day (and per `volume_by` group): rows read, trailing median, volume ratio, freshness.
 

@@ -13,7 +13,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days
-from orchestration.lib.quality_gate import SuiteResult, load_suite, run_suite, suite_names
+from orchestration.lib.quality_gate import SuiteResult, load_suite, rows_read_per_day, run_suite, suite_names
 from orchestration.lib.settings import gx_docs_dir
 from orchestration.lib.warehouse import ensure_table
 
@@ -48,10 +48,15 @@ def _check_result(result: SuiteResult) -> dg.AssetCheckResult:
 
 
 def _record(conn, suite: dict, result: SuiteResult, days: list) -> None:
-    """One row per suite and day in quality.gate_results (a re-run replaces its own rows)."""
+    """One row per suite and day in quality.gate_results (a re-run replaces its own rows).
+
+    A backfill validates its range as one unit: each day carries the range's
+    verdict, and the rows read on that day.
+    """
+    rows = rows_read_per_day(conn, suite["table"], days[0], days[-1])
     frame = pd.DataFrame({"date": days, "suite": suite["name"], "table_name": suite["table"], "passed": result.success,
                           "failed_expectations": json.dumps([o.name for o in result.failed if o.blocking]),
-                          "rows_validated": result.rows})
+                          "rows_validated": [rows.get(pd.Timestamp(d).date(), 0) for d in days]})
     ensure_table(conn, "quality.gate_results", GATE_RESULTS_SCHEMA)
     conn.execute("BEGIN TRANSACTION")
     conn.execute("DELETE FROM quality.gate_results WHERE suite = ? AND date BETWEEN ? AND ?", [suite["name"], days[0], days[-1]])
