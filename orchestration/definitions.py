@@ -17,7 +17,9 @@ from orchestration.defs.attribution.assets import experiment_results_asset, mode
 from orchestration.defs.bias.checks import bias_checks
 from orchestration.defs.ingest.assets import raw_assets
 from orchestration.defs.model_health.alerts import alerts_asset, model_health_checks
+from orchestration.defs.notify.sensors import alert_notifications_sensor
 from orchestration.defs.publish.assets import analytics_snapshot_asset
+from orchestration.defs.publish.freshness import freshness_checks_sensor, published_freshness_checks
 from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.resources import build_resources
 from orchestration.defs.retraining.assets import (
@@ -42,7 +44,7 @@ ALL_ASSETS = [
     training_snapshot_asset,
     analytics_snapshot_asset,
 ]
-ALL_CHECKS = [*quality_checks, *model_health_checks, *bias_checks, training_bias_check]
+ALL_CHECKS = [*quality_checks, *model_health_checks, *bias_checks, training_bias_check, *published_freshness_checks]
 
 
 def build_definitions() -> dg.Definitions:
@@ -51,7 +53,7 @@ def build_definitions() -> dg.Definitions:
         asset_checks=ALL_CHECKS,
         jobs=[daily_job, retraining_job],
         schedules=[daily_schedule],
-        sensors=[retraining_sensor],
+        sensors=[retraining_sensor, alert_notifications_sensor, freshness_checks_sensor],
         resources=build_resources(),
         # One step at a time: DuckDB allows a single writer process.
         executor=dg.in_process_executor,

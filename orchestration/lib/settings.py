@@ -61,3 +61,16 @@ def gx_docs_dir() -> Path | None:
 def analytics_path() -> Path:
     """The analysts' read-only snapshot database (IMPACT_LEDGER_ANALYTICS_DB)."""
     return _path_from_env("IMPACT_LEDGER_ANALYTICS_DB", PROJECT_ROOT / "data" / "analytics.duckdb")
+
+
+def alerts_dir() -> Path:
+    """Where alert notifications are written as JSON lines (IMPACT_LEDGER_ALERTS)."""
+    return _path_from_env("IMPACT_LEDGER_ALERTS", PROJECT_ROOT / "data" / "alerts")
+
+
+def schedule_hour() -> int:
+    """UTC hour at which the daily schedule runs yesterday's partition (IMPACT_LEDGER_SCHEDULE_HOUR, 0-23)."""
+    raw = os.environ.get("IMPACT_LEDGER_SCHEDULE_HOUR", "6")
+    if not raw.isdigit() or not 0 <= int(raw) <= 23:
+        raise ValueError(f"IMPACT_LEDGER_SCHEDULE_HOUR must be an hour 0-23, got {raw!r}")
+    return int(raw)
