@@ -24,7 +24,7 @@ from typing import Protocol
 import pandas as pd
 import yaml
 
-from orchestration.lib.settings import EXPECTATIONS_DIR
+from orchestration.lib.settings import EXPECTATIONS_DIR, dbt_var
 
 WEBHOOK_ENV = "IMPACT_LEDGER_ALERT_WEBHOOK"
 NOTIFICATIONS_FILE = "notifications.jsonl"
@@ -141,8 +141,15 @@ def load_notify_config(path: Path = ALERT_THRESHOLDS, env: Mapping[str, str] = o
     unknown = set(section) - {"webhook_url", "horizon_days"}
     if unknown:
         raise ValueError(f"{path}: unknown keys under `notify`: {sorted(unknown)} (known: horizon_days, webhook_url)")
-    url = env.get(WEBHOOK_ENV) or section.get("webhook_url") or None
-    return NotifyConfig(webhook_url=url, horizon_days=int(section.get("horizon_days", DEFAULT_HORIZON_DAYS)))
+    source, url = (WEBHOOK_ENV, env[WEBHOOK_ENV]) if env.get(WEBHOOK_ENV) else (f"{path}: notify.webhook_url", section.get("webhook_url"))
+    if url and not str(url).startswith(("http://", "https://")):
+        raise ValueError(f"{source} must be an http(s) URL, got {url!r}")
+    horizon = section.get("horizon_days", DEFAULT_HORIZON_DAYS)
+    shortest = int(dbt_var("label_lookback_days")) + 2  # the re-evaluated days, the run's day and a day of slack
+    if not isinstance(horizon, int) or horizon < shortest:
+        raise ValueError(f"{path}: notify.horizon_days must be an integer >= {shortest} (alerts are re-evaluated "
+                         f"label_lookback_days back; a shorter horizon would send them again), got {horizon!r}")
+    return NotifyConfig(webhook_url=url or None, horizon_days=horizon)
 
 
 def build_notifiers(logger, alerts_directory: Path, config: NotifyConfig) -> list[Notifier]:

@@ -145,6 +145,11 @@ def test_webhook_only_when_configured(tmp_path):
     thresholds.write_text("notify:\n  webhook: https://typo.example.com\n")
     with pytest.raises(ValueError, match="unknown keys under `notify`.*webhook"):
         load_notify_config(thresholds, env={})
+    thresholds.write_text("notify:\n  horizon_days: 7\n")
+    with pytest.raises(ValueError, match="notify.horizon_days must be an integer >= 16"):
+        load_notify_config(thresholds, env={})
+    with pytest.raises(ValueError, match="IMPACT_LEDGER_ALERT_WEBHOOK must be an http"):
+        load_notify_config(thresholds, env={"IMPACT_LEDGER_ALERT_WEBHOOK": "hooks.example.com"})
 
 
 def test_the_shipped_thresholds_configure_no_webhook(monkeypatch):
