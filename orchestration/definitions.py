@@ -18,7 +18,9 @@ from orchestration.defs.bias.checks import bias_checks
 from orchestration.defs.ingest.assets import raw_assets
 from orchestration.defs.model_health.alerts import alerts_asset, model_health_checks
 from orchestration.defs.okrs.assets import okr_assets
+from orchestration.defs.notify.sensors import alert_notifications_sensor
 from orchestration.defs.publish.assets import analytics_snapshot_asset
+from orchestration.defs.publish.freshness import freshness_checks_sensor, published_freshness_checks
 from orchestration.defs.quality.checks import quality_checks
 from orchestration.defs.report.assets import daily_report_asset
 from orchestration.defs.resources import build_resources
@@ -46,7 +48,7 @@ ALL_ASSETS = [
     *okr_assets,
     daily_report_asset,
 ]
-ALL_CHECKS = [*quality_checks, *model_health_checks, *bias_checks, training_bias_check]
+ALL_CHECKS = [*quality_checks, *model_health_checks, *bias_checks, training_bias_check, *published_freshness_checks]
 
 
 def build_definitions() -> dg.Definitions:
@@ -55,7 +57,7 @@ def build_definitions() -> dg.Definitions:
         asset_checks=ALL_CHECKS,
         jobs=[daily_job, retraining_job],
         schedules=[daily_schedule],
-        sensors=[retraining_sensor],
+        sensors=[retraining_sensor, alert_notifications_sensor, freshness_checks_sensor],
         resources=build_resources(),
         # One step at a time: DuckDB allows a single writer process.
         executor=dg.in_process_executor,

@@ -70,3 +70,16 @@ def reports_dir() -> Path:
     temporary warehouse, e.g. in tests, never writes into the project's data/.
     """
     return _path_from_env("IMPACT_LEDGER_REPORTS", warehouse_path().parent / "reports")
+
+
+def alerts_dir() -> Path:
+    """Where alert notifications are written as JSON lines (IMPACT_LEDGER_ALERTS)."""
+    return _path_from_env("IMPACT_LEDGER_ALERTS", PROJECT_ROOT / "data" / "alerts")
+
+
+def schedule_hour() -> int:
+    """UTC hour at which the daily schedule runs yesterday's partition (IMPACT_LEDGER_SCHEDULE_HOUR, 0-23)."""
+    raw = os.environ.get("IMPACT_LEDGER_SCHEDULE_HOUR", "6")
+    if not raw.isdigit() or not 0 <= int(raw) <= 23:
+        raise ValueError(f"IMPACT_LEDGER_SCHEDULE_HOUR must be an hour 0-23, got {raw!r}")
+    return int(raw)

@@ -1,13 +1,14 @@
 """attribution.experiment_results and attribution.model_impact: causal lift of each model and its net value."""
 
 import dagster as dg
-import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
+from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.defs.quality.checks import GATED_RAW_TABLES
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
+from orchestration.lib.asset_metadata import latest_cumulative, markdown_table, net_value_metadata, relative_lift_metadata
 from orchestration.lib.attribution import (
     IMPACT_SCHEMA,
     RESULT_SCHEMA,
@@ -45,14 +46,6 @@ def attribution_settings() -> AttributionSettings:
     return AttributionSettings(cfg["alpha"], cfg["power"], cfg["sequential_tau"], cfg["multiple_testing"])
 
 
-def _latest_markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    cumulative = frame[frame["analysis_window"] == "cumulative"]
-    if cumulative.empty:
-        return dg.MetadataValue.md("no results")
-    latest = cumulative[cumulative["as_of_date"] == cumulative["as_of_date"].max()]
-    return dg.MetadataValue.md(latest[columns].round(4).to_markdown(index=False))
-
-
 @dg.asset(
     key=RESULTS_KEY,
     partitions_def=daily_partitions,
@@ -60,6 +53,7 @@ def _latest_markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValu
     group_name="attribution",
     kinds={"python", "duckdb"},
     owners=["team:experimentation"],
+    freshness_policy=PUBLISHED_FRESHNESS,
     # Published only after the raw quality gates pass: a failed gate skips this asset.
     deps=[get_asset_key_for_model([impact_ledger_dbt], "experiment_stats"), *[dg.AssetKey(["raw", t]) for t in GATED_RAW_TABLES]],
     description=(
@@ -89,8 +83,10 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
             "rows": rows,
             "as_of_dates": f"{first} .. {last}",
             "untrusted_rows_latest_day": untrusted,
-            "latest": _latest_markdown(results, ["experiment_id", "metric", "estimate", "relative_lift", "relative_ci_low",
-                                                 "relative_ci_high", "p_value_adjusted", "trustworthy"]),
+            "latest": dg.MetadataValue.md(markdown_table(latest_cumulative(results), [
+                "experiment_id", "metric", "estimate", "relative_lift", "relative_ci_low", "relative_ci_high",
+                "p_value_adjusted", "trustworthy"])),
+            **relative_lift_metadata(results),  # plotted over partitions in the UI
         }
     )
 
@@ -102,6 +98,7 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     group_name="attribution",
     kinds={"python", "duckdb"},
     owners=["team:experimentation", "team:finance"],
+    freshness_policy=PUBLISHED_FRESHNESS,
     deps=[RESULTS_KEY, get_asset_key_for_model([impact_ledger_dbt], "stg_model_costs")],
     description=(
         "Per model, window and as-of date: incremental value = lift in revenue per user x treated units with its "
@@ -122,8 +119,11 @@ def model_impact_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         costs = conn.execute(COSTS_SQL, [first, last]).df()
         impact = model_impact(results, stats, costs, value_metric, attribution_settings())
         rows = replace_date_range(conn, "attribution.model_impact", IMPACT_SCHEMA, impact, "as_of_date", first, last)
-    latest = impact[(impact["analysis_window"] == "cumulative") & (impact["as_of_date"] == impact["as_of_date"].max())] if rows else impact
-    metadata = {"rows": rows, "latest": _latest_markdown(impact, ["model_id", "net_value", "net_value_ci_low", "net_value_ci_high", "roi"]) if rows else "none"}
-    for _, r in latest.iterrows():
-        metadata[f"net_value_{r['model_id']}"] = float(r["net_value"])  # plotted over partitions in the UI
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": rows,
+            "latest": dg.MetadataValue.md(markdown_table(latest_cumulative(impact), [
+                "model_id", "net_value", "net_value_ci_low", "net_value_ci_high", "roi"])),
+            **net_value_metadata(impact),  # plotted over partitions in the UI
+        }
+    )

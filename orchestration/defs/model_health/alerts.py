@@ -7,9 +7,11 @@ import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
+from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.alerts import evaluate_alerts, load_alert_config
+from orchestration.lib.asset_metadata import MODEL_HEALTH_SUMMARY_SQL, markdown_table, model_health_metadata
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.warehouse import ensure_table, replace_date_range
 
@@ -42,6 +44,7 @@ def evaluation_window(context) -> tuple:
     group_name="model_health",
     kinds={"python", "duckdb"},
     owners=["team:ml-platform"],
+    freshness_policy=PUBLISHED_FRESHNESS,
     deps=[get_asset_key_for_model([impact_ledger_dbt], m) for m in ("model_health_daily", "feature_drift_daily")],
     description=(
         "One row per breach of a rule in expectations/alert_thresholds.yml (date, model, metric, subject, value, "
@@ -72,12 +75,17 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
         merged["first_detected_on"] = pd.to_datetime(merged["first_detected_on"]).fillna(pd.Timestamp(last)).clip(upper=pd.Timestamp(last))
         merged["last_evaluated_on"] = pd.Timestamp(last)
         replace_date_range(conn, "marts.alerts", ALERTS_SCHEMA, merged, "date", first, last)
+        health_summary = conn.execute(MODEL_HEALTH_SUMMARY_SQL, {"first": first, "last": last, "min_labelled": config.min_labelled}).df()
     counts = merged.groupby("metric").size().to_dict() if len(merged) else {}
     return dg.MaterializeResult(
         metadata={
             "alerts_in_window": len(merged),
             "window": f"{first} .. {last}",
             "by_metric": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
+            "model_health": dg.MetadataValue.md(markdown_table(health_summary)),
+            "breaches": dg.MetadataValue.md(markdown_table(merged.sort_values(["date", "model_id", "metric"], ascending=[False, True, True]),
+                                                           ["date", "model_id", "metric", "subject", "value", "threshold", "first_detected_on"])),
+            **model_health_metadata(health_summary),  # plotted over partitions in the UI
         }
     )
 
@@ -106,7 +114,7 @@ def build_model_health_check(model_id: str) -> dg.AssetChecksDefinition:
             metadata={
                 "breaches": len(rows),
                 "worst_value_by_metric": dg.MetadataValue.json({k: float(v) for k, v in worst.items()}),
-                "breaches_table": dg.MetadataValue.md(rows.tail(20).to_markdown(index=False) if len(rows) else "none"),
+                "breaches_table": dg.MetadataValue.md(markdown_table(rows.tail(20))),
             },
         )
 

@@ -6,6 +6,7 @@ from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.attribution.assets import IMPACT_KEY, RESULTS_KEY
+from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.okrs import PROGRESS_SCHEMA, load_okrs, metric_value_query, okr_progress
@@ -17,6 +18,7 @@ OKR_PROGRESS_KEY = dg.AssetKey(["marts", "okr_progress"])
 SCORECARD_KEY = dg.AssetKey(["marts", "metric_scorecard"])
 # Both tables: one row set per day, a backfill is one run over its range.
 DAILY_ANALYTICS_ASSET = dict(partitions_def=daily_partitions, backfill_policy=single_run, group_name="okrs",
+                             freshness_policy=PUBLISHED_FRESHNESS,
                              kinds={"python", "duckdb"}, owners=["team:analytics"])
 
 

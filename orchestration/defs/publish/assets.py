@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.attribution.assets import IMPACT_KEY, RESULTS_KEY
+from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.model_health.alerts import ALERTS_KEY
 from orchestration.defs.okrs.assets import OKR_PROGRESS_KEY, SCORECARD_KEY
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
@@ -14,16 +15,20 @@ from orchestration.lib.settings import analytics_path, exports_dir
 MART_KEYS = [dg.AssetKey(["marts", m]) for m in ("kpi_daily", "kpi_daily_by_segment", "retention_cohorts",
                                                   "model_health_daily", "feature_drift_daily", "leading_lagging",
                                                   "bias_daily")]
+SNAPSHOT_KEY = dg.AssetKey(["publish", "analytics_snapshot"])
+# The tables analysts read: each declares a freshness policy; publish/freshness.py checks their partitions.
+PUBLISHED_TABLE_KEYS = [RESULTS_KEY, IMPACT_KEY, ALERTS_KEY, REQUESTS_KEY, OKR_PROGRESS_KEY, SCORECARD_KEY, *MART_KEYS]
 
 
 @dg.asset(
-    key=["publish", "analytics_snapshot"],
+    key=SNAPSHOT_KEY,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     group_name="publish",
     kinds={"parquet", "duckdb"},
     owners=["team:analytics"],
-    deps=[RESULTS_KEY, IMPACT_KEY, ALERTS_KEY, REQUESTS_KEY, OKR_PROGRESS_KEY, SCORECARD_KEY, *MART_KEYS],
+    freshness_policy=PUBLISHED_FRESHNESS,
+    deps=PUBLISHED_TABLE_KEYS,
     description=(
         "Published tables as hive-partitioned Parquet under data/exports/<table>/date=YYYY-MM-DD/ and the read-only "
         "snapshot data/analytics.duckdb (rebuilt in a temp file, then renamed): analysts never touch the writer's lock."

@@ -14,6 +14,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.bias.checks import verdict_metadata
+from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.model_health.alerts import ALERTS_KEY
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.lib.alerts import load_alert_config
@@ -48,6 +49,7 @@ ATTRIBUTES = ("gender", "age_band", "country", "gender_x_age_band")
     group_name="retraining",
     kinds={"python", "duckdb"},
     owners=["team:ml-platform"],
+    freshness_policy=PUBLISHED_FRESHNESS,
     deps=[ALERTS_KEY, dg.AssetKey(["marts", "model_health_daily"])],
     description="One row per retraining request: model, reason, evidence values, planned snapshot path, status.",
 )

@@ -9,9 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
+from dagster_duckdb import DuckDBResource
 
+from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
+from orchestration.lib.asset_metadata import row_count_query
 from orchestration.lib.settings import DBT_PROJECT_DIR, export_env
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -24,10 +27,64 @@ if not dbt_project.manifest_path.exists():
         "(or `cd dbt_project && dbt parse --profiles-dir .`) before loading the definitions."
     )
 
+# Who answers for each domain's dbt models (a model may override with meta.dagster.owners).
+DOMAIN_OWNERS = {
+    "staging": ["team:data-engineering"],
+    "kpis": ["team:analytics"],
+    "model_health": ["team:ml-platform"],
+    "bias": ["team:ml-platform"],
+    "attribution": ["team:experimentation"],
+}
+
+
 class ImpactLedgerTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         # dbt_project.yml tags each folder with its domain (meta.dagster_group)
         return dbt_resource_props.get("config", {}).get("meta", {}).get("dagster_group", "staging")
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str] | None:
+        declared = super().get_owners(dbt_resource_props)
+        return list(declared) if declared else DOMAIN_OWNERS.get(self.get_group_name(dbt_resource_props))
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        # marts are what people read: they must be as fresh as the published Python assets
+        if self.get_resource_props(manifest, unique_id).get("schema") == "marts":
+            return spec.replace_attributes(freshness_policy=PUBLISHED_FRESHNESS)
+        return spec
+
+
+def with_row_counts(context: dg.AssetExecutionContext, invocation: DbtCliInvocation, duckdb: DuckDBResource,
+                    first, last):
+    """dbt's events with `dagster/row_count` and `rows_in_range` (rows of the run's days) on each table model.
+
+    Counting waits until dbt has exited (DuckDB allows one writer), then uses one
+    connection. Events dbt emitted before a failure are still yielded, then the failure is raised.
+    """
+    events, failure = [], None
+    try:
+        for event in invocation.stream():
+            events.append(event)
+    except Exception as err:  # re-raised below, after the successful models are recorded
+        failure = err
+    try:
+        with duckdb.get_connection() as conn:
+            for i, event in enumerate(events):
+                if not isinstance(event, dg.Output | dg.AssetMaterialization) or "unique_id" not in event.metadata:
+                    continue
+                node = invocation.manifest["nodes"][event.metadata["unique_id"].value]
+                if node["config"].get("materialized") == "view":
+                    continue  # counting a view re-runs its query
+                total, in_range = conn.execute(*row_count_query(node, first, last)).fetchone()
+                counts = {"dagster/row_count": int(total)}  # the standard key the UI shows and plots
+                if in_range is not None:
+                    counts["rows_in_range"] = int(in_range)
+                events[i] = event.with_metadata({**event.metadata, **counts})
+    except Exception as err:  # metadata is a nicety: never fail the build for it
+        context.log.warning(f"dbt row counts skipped: {err}")
+    yield from events
+    if failure is not None:
+        raise failure
 
 
 @dbt_assets(
@@ -36,11 +93,12 @@ class ImpactLedgerTranslator(DagsterDbtTranslator):
     backfill_policy=single_run,
     dagster_dbt_translator=ImpactLedgerTranslator(),
 )
-def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
     first, last = run_date_range(context)
     export_env()  # dbt runs in a subprocess with another cwd
     dbt_vars = {"min_date": first.isoformat(), "max_date": last.isoformat()}
     context.log.info(f"dbt build for {first} .. {last}")
     # One reused target folder (runs never overlap: one writer) instead of one per run.
     target = DBT_PROJECT_DIR / "target" / "dagster"
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, target_path=target).stream()
+    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, target_path=target)
+    yield from with_row_counts(context, invocation, duckdb, first, last)

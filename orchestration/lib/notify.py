@@ -1,0 +1,274 @@
+"""Alert notifications: new rows of marts.alerts and failed quality gates, sent once each.
+
+Pure Python (no Dagster): the sensor in orchestration/defs/notify/ reads the
+analysts' snapshot and hands the rows here. Each breach (date, model, metric,
+subject) and each failed gate (suite, date) has a stable dedup key; a key
+already sent is never sent again, even when the alert lookback re-evaluates
+old days. Notifiers are pluggable; the default ones write to the log and to a
+JSON-lines file, a webhook is added only when configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+import yaml
+
+from orchestration.lib.settings import EXPECTATIONS_DIR, dbt_var
+
+WEBHOOK_ENV = "IMPACT_LEDGER_ALERT_WEBHOOK"
+NOTIFICATIONS_FILE = "notifications.jsonl"
+# Older rows are history, not news: the sender ignores them and forgets their
+# keys. Must exceed how far back a run re-evaluates alerts (label_lookback_days,
+# 14, plus the run's own range), or a re-evaluated old breach would be re-sent.
+DEFAULT_HORIZON_DAYS = 31
+ALERT_THRESHOLDS = EXPECTATIONS_DIR / "alert_thresholds.yml"
+
+
+@dataclass(frozen=True)
+class Notification:
+    kind: str  # 'alert' | 'gate'
+    date: str  # the day the breach / gate is about (YYYY-MM-DD)
+    model_id: str | None
+    metric: str  # alert: the rule's metric; gate: 'quality_gate'
+    subject: str  # alert: the feature for PSI ('' otherwise); gate: the suite
+    value: float | None
+    threshold: float | None
+    message: str
+
+    @property
+    def dedup_key(self) -> str:
+        parts = (self.kind, self.date, self.model_id or "", self.metric, self.subject)
+        return "|".join(parts)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "dedup_key": self.dedup_key}
+
+
+class Notifier(Protocol):
+    name: str
+
+    def send(self, notifications: Sequence[Notification]) -> None: ...
+
+
+class LogNotifier:
+    name = "log"
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter):
+        self.logger = logger
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        for n in notifications:
+            self.logger.warning(f"[{n.kind}] {n.message}")
+
+
+class JsonLinesNotifier:
+    """Appends one JSON object per notification to <dir>/notifications.jsonl (a durable, greppable record)."""
+
+    name = "jsonl"
+
+    def __init__(self, directory: Path, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.path = Path(directory) / NOTIFICATIONS_FILE
+        self.clock = clock
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        if not notifications:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        sent_at = self.clock().isoformat(timespec="seconds")
+        with self.path.open("a", encoding="utf-8") as out:
+            for n in notifications:
+                out.write(json.dumps({**n.as_dict(), "sent_at": sent_at}) + "\n")
+
+
+def _urllib_post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (a configured https URL)
+        return response.status
+
+
+class WebhookNotifier:
+    """One JSON POST per batch: {"text": summary, "notifications": [...]} (Slack-compatible `text`).
+
+    ``post(url, body, headers, timeout) -> HTTP status`` is the network boundary,
+    injectable so tests never call the network.
+    """
+
+    name = "webhook"
+
+    def __init__(self, url: str, post: Callable[[str, bytes, Mapping[str, str], float], int] = _urllib_post,
+                 timeout: float = 10.0):
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"alert webhook URL must start with http:// or https://, got {url!r}")
+        self.url, self.post, self.timeout = url, post, timeout
+
+    @staticmethod
+    def payload(notifications: Sequence[Notification]) -> dict:
+        lines = [f"[{n.kind}] {n.message}" for n in notifications]
+        return {"text": f"Impact Ledger: {len(notifications)} new notification(s)\n" + "\n".join(lines),
+                "notifications": [n.as_dict() for n in notifications]}
+
+    def send(self, notifications: Sequence[Notification]) -> None:
+        if not notifications:
+            return
+        body = json.dumps(self.payload(notifications)).encode()
+        status = self.post(self.url, body, {"Content-Type": "application/json"}, self.timeout)
+        if not 200 <= status < 300:
+            raise RuntimeError(f"alert webhook answered HTTP {status}")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhook_url: str | None = None
+    horizon_days: int = DEFAULT_HORIZON_DAYS
+
+
+def load_notify_config(path: Path = ALERT_THRESHOLDS, env: Mapping[str, str] = os.environ) -> NotifyConfig:
+    """The optional `notify:` section of alert_thresholds.yml; env IMPACT_LEDGER_ALERT_WEBHOOK overrides its webhook_url."""
+    section = (yaml.safe_load(Path(path).read_text()) or {}).get("notify") or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: `notify` must be a mapping (webhook_url, horizon_days), got {section!r}")
+    unknown = set(section) - {"webhook_url", "horizon_days"}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys under `notify`: {sorted(unknown)} (known: horizon_days, webhook_url)")
+    source, url = (WEBHOOK_ENV, env[WEBHOOK_ENV]) if env.get(WEBHOOK_ENV) else (f"{path}: notify.webhook_url", section.get("webhook_url"))
+    if url and not str(url).startswith(("http://", "https://")):
+        raise ValueError(f"{source} must be an http(s) URL, got {url!r}")
+    horizon = section.get("horizon_days", DEFAULT_HORIZON_DAYS)
+    shortest = int(dbt_var("label_lookback_days")) + 2  # the re-evaluated days, the run's day and a day of slack
+    if not isinstance(horizon, int) or horizon < shortest:
+        raise ValueError(f"{path}: notify.horizon_days must be an integer >= {shortest} (alerts are re-evaluated "
+                         f"label_lookback_days back; a shorter horizon would send them again), got {horizon!r}")
+    return NotifyConfig(webhook_url=url or None, horizon_days=horizon)
+
+
+def build_notifiers(logger, alerts_directory: Path, config: NotifyConfig) -> list[Notifier]:
+    notifiers: list[Notifier] = [LogNotifier(logger), JsonLinesNotifier(alerts_directory)]
+    if config.webhook_url:
+        notifiers.append(WebhookNotifier(config.webhook_url))
+    return notifiers
+
+
+def dispatch(notifications: Sequence[Notification], notifiers: Iterable[Notifier], logger) -> dict[str, str]:
+    """Send to every notifier; one failing (e.g. webhook down) is logged and does not stop the others.
+
+    Returns notifier name -> error for the ones that failed.
+    """
+    failed = {}
+    for notifier in notifiers:
+        try:
+            notifier.send(notifications)
+        except Exception as err:  # any notifier error: log it, keep going
+            logger.error(f"notifier {notifier.name} failed to send {len(notifications)} notification(s): {err}")
+            failed[notifier.name] = str(err)
+    return failed
+
+
+def _number(value) -> float | None:
+    return None if value is None or pd.isna(value) or not math.isfinite(float(value)) else float(value)
+
+
+def _day(value) -> str:
+    return pd.Timestamp(value).date().isoformat()
+
+
+def alert_notifications(alerts: pd.DataFrame) -> list[Notification]:
+    """marts.alerts rows -> notifications (one per date, model, metric, subject; model versions collapse)."""
+    out = {}
+    for r in alerts.sort_values(["date", "model_id", "metric", "subject"]).itertuples(index=False):
+        subject = r.subject or ""
+        about = f"{r.metric}" + (f" of {subject}" if subject else "")
+        value = _number(r.value)
+        n = Notification(
+            kind="alert", date=_day(r.date), model_id=r.model_id, metric=r.metric, subject=subject, value=value,
+            threshold=_number(r.threshold),
+            message=(f"{r.model_id} ({r.model_version}) on {_day(r.date)}: {about} = "
+                     f"{'n/a' if value is None else round(value, 4)}, rule {r.rule}"),
+        )
+        out.setdefault(n.dedup_key, n)
+    return list(out.values())
+
+
+def gate_notifications(gates: pd.DataFrame) -> list[Notification]:
+    """Failed rows of quality.gate_results -> notifications (one per suite and date)."""
+    failed = gates[~gates["passed"].astype(bool)].sort_values(["date", "suite"])
+    return [
+        Notification(
+            kind="gate", date=_day(r.date), model_id=None, metric="quality_gate", subject=r.suite,
+            value=_number(r.rows_validated), threshold=None,
+            message=(f"quality gate {r.suite} failed on {_day(r.date)} for raw.{r.table_name}: "
+                     f"{r.failed_expectations}; downstream publication of that day is blocked"),
+        )
+        for r in failed.itertuples(index=False)
+    ]
+
+
+@dataclass
+class NotifyCursor:
+    """What has been sent: dedup keys by the day they are about (only days within the horizon are kept)."""
+
+    sent: dict[str, str] = field(default_factory=dict)  # dedup key -> day
+    source_mtime: float | None = None  # the snapshot file's mtime when last read
+
+    def to_json(self) -> str:
+        return json.dumps({"sent": self.sent, "source_mtime": self.source_mtime}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> NotifyCursor:
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        return cls(sent=dict(raw.get("sent", {})), source_mtime=raw.get("source_mtime"))
+
+
+def select_new(candidates: Sequence[Notification], cursor: NotifyCursor, newest_day: date | None,
+               horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[list[Notification], NotifyCursor]:
+    """The candidates not sent yet and not older than ``horizon_days`` before ``newest_day``, and the next cursor.
+
+    ``newest_day`` is the latest day in the source (not the wall clock, so a
+    backfill of last year behaves like the live run did).
+    """
+    if newest_day is None:
+        return [], cursor
+    oldest = (newest_day - timedelta(days=horizon_days)).isoformat()
+    new = [n for n in candidates if n.date >= oldest and n.dedup_key not in cursor.sent]
+    sent = {k: d for k, d in cursor.sent.items() if d >= oldest}
+    sent.update({n.dedup_key: n.date for n in new})
+    return new, NotifyCursor(sent=sent, source_mtime=cursor.source_mtime)
+
+
+SOURCES = {
+    "marts.alerts": ("SELECT date, model_id, model_version, metric, coalesce(subject, '') AS subject, value, threshold, rule "
+                     "FROM marts.alerts WHERE date >= ?", alert_notifications),
+    "quality.gate_results": ("SELECT date, suite, table_name, passed, failed_expectations, rows_validated "
+                             "FROM quality.gate_results WHERE date >= ?", gate_notifications),
+}
+
+
+def read_candidates(conn, horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[list[Notification], date | None]:
+    """Alert and failed-gate notifications of the horizon, and the newest day, from a database with
+    marts.alerts and/or quality.gate_results (a missing table contributes nothing)."""
+    present = {f"{s}.{t}" for s, t in conn.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
+    tables = [t for t in SOURCES if t in present]
+    days = [conn.execute(f"SELECT max(date) FROM {t}").fetchone()[0] for t in tables]
+    days = [d for d in days if d is not None]
+    if not days:
+        return [], None
+    newest = max(days)
+    oldest = newest - timedelta(days=horizon_days)
+    candidates = []
+    for table in tables:
+        sql, to_notifications = SOURCES[table]
+        candidates += to_notifications(conn.execute(sql, [oldest]).df())
+    return candidates, newest

@@ -1,0 +1,157 @@
+"""Alert notifications: what is sent, that it is sent once, and that one broken notifier loses nothing."""
+
+import json
+import logging
+from datetime import date, datetime, timezone
+
+import pandas as pd
+import pytest
+
+from orchestration.lib.notify import (
+    JsonLinesNotifier,
+    LogNotifier,
+    NotifyCursor,
+    WebhookNotifier,
+    alert_notifications,
+    build_notifiers,
+    dispatch,
+    gate_notifications,
+    load_notify_config,
+    select_new,
+)
+
+
+def alerts_frame(rows):
+    columns = ["date", "model_id", "model_version", "metric", "subject", "value", "threshold", "rule"]
+    return pd.DataFrame(rows, columns=columns).assign(date=lambda f: pd.to_datetime(f["date"]))
+
+
+ALERT_ROWS = [
+    ("2026-10-10", "recommender", "v1", "psi", "basket_size", 0.41, 0.2, "> 0.2"),
+    ("2026-10-10", "recommender", "v1", "expected_calibration_error", "", 0.13, 0.08, "> 0.08"),
+    ("2026-10-11", "recommender", "v1", "psi", "basket_size", 0.52, 0.2, "> 0.2"),
+]
+ALERTS = alerts_frame(ALERT_ROWS)
+GATES = pd.DataFrame({
+    "date": pd.to_datetime(["2026-10-10", "2026-10-11", "2026-10-11"]),
+    "suite": ["raw_orders", "raw_orders", "raw_labels"],
+    "table_name": ["orders", "orders", "labels"],
+    "passed": [True, False, True],
+    "failed_expectations": ["[]", '["revenue_not_negative"]', "[]"],
+    "rows_validated": [900, 880, 400],
+})
+
+
+def test_one_notification_per_breach_and_per_failed_gate():
+    alerts = alert_notifications(ALERTS)
+    assert [(n.date, n.metric, n.subject, n.value) for n in alerts] == [
+        ("2026-10-10", "expected_calibration_error", "", 0.13),
+        ("2026-10-10", "psi", "basket_size", 0.41),
+        ("2026-10-11", "psi", "basket_size", 0.52),
+    ]
+    gates = gate_notifications(GATES)
+    assert [(n.kind, n.date, n.subject, n.value) for n in gates] == [("gate", "2026-10-11", "raw_orders", 880.0)]
+    assert "revenue_not_negative" in gates[0].message
+    # two model versions breaching the same rule on the same day are one notification
+    two_versions = alerts_frame([("2026-10-10", "recommender", v, "psi", "age", 0.3, 0.2, "> 0.2") for v in ("v1", "v2")])
+    assert len(alert_notifications(two_versions)) == 1
+
+
+def test_a_key_is_sent_once_even_when_old_days_are_re_evaluated():
+    first_tick, cursor = select_new(alert_notifications(ALERTS), NotifyCursor(), date(2026, 10, 11))
+    assert len(first_tick) == 3
+    # the next run re-evaluates 10-10 and 10-11 (label lookback) and finds one new breach
+    more = alerts_frame([*ALERT_ROWS, ("2026-10-11", "recommender", "v1", "precision_drop", "", 0.31, 0.2, "> 0.2")])
+    second_tick, cursor = select_new(alert_notifications(more), NotifyCursor.from_json(cursor.to_json()), date(2026, 10, 12))
+    assert [(n.date, n.metric) for n in second_tick] == [("2026-10-11", "precision_drop")]
+    third_tick, _ = select_new(alert_notifications(more), cursor, date(2026, 10, 12))
+    assert third_tick == []
+
+
+def test_rows_older_than_the_horizon_are_neither_sent_nor_remembered():
+    new, cursor = select_new(alert_notifications(ALERTS), NotifyCursor(), date(2026, 10, 20), horizon_days=9)
+    assert [n.date for n in new] == ["2026-10-11"]  # 10-10 is 10 days before the newest day
+    _, later = select_new([], cursor, date(2026, 10, 21), horizon_days=9)
+    assert later.sent == {}  # 10-11 fell out of the horizon: forgotten, and never sent again either
+    again, _ = select_new(alert_notifications(ALERTS), later, date(2026, 10, 21), horizon_days=9)
+    assert again == []
+
+
+def test_json_lines_file_holds_one_object_per_notification(tmp_path):
+    sent_at = datetime(2026, 10, 12, 6, 30, tzinfo=timezone.utc)
+    notifier = JsonLinesNotifier(tmp_path / "alerts", clock=lambda: sent_at)
+    notes = alert_notifications(ALERTS)
+    notifier.send(notes[:2])
+    notifier.send(notes[2:])
+    lines = [json.loads(line) for line in (tmp_path / "alerts" / "notifications.jsonl").read_text().splitlines()]
+    assert [line["dedup_key"] for line in lines] == [n.dedup_key for n in notes]
+    assert lines[1] == {
+        "kind": "alert", "date": "2026-10-10", "model_id": "recommender", "metric": "psi", "subject": "basket_size",
+        "value": 0.41, "threshold": 0.2, "message": notes[1].message,
+        "dedup_key": "alert|2026-10-10|recommender|psi|basket_size", "sent_at": "2026-10-12T06:30:00+00:00",
+    }
+
+
+def test_webhook_posts_one_json_batch_through_the_transport():
+    calls = []
+
+    def transport(url, body, headers, timeout):  # the network boundary
+        calls.append((url, json.loads(body), headers, timeout))
+        return 204
+
+    notes = alert_notifications(ALERTS)
+    WebhookNotifier("https://hooks.example.com/T1", post=transport, timeout=3).send(notes)
+    [(url, payload, headers, timeout)] = calls
+    assert url == "https://hooks.example.com/T1" and timeout == 3
+    assert headers == {"Content-Type": "application/json"}
+    assert [n["dedup_key"] for n in payload["notifications"]] == [n.dedup_key for n in notes]
+    assert payload["text"].splitlines()[0] == "Impact Ledger: 3 new notification(s)"
+    with pytest.raises(RuntimeError, match="HTTP 500"):
+        WebhookNotifier("https://hooks.example.com/T1", post=lambda *a: 500).send(notes)
+    with pytest.raises(ValueError, match="http"):
+        WebhookNotifier("hooks.example.com")
+
+
+def test_a_failing_notifier_does_not_stop_the_others(tmp_path, caplog):
+    def down(*args):
+        raise ConnectionError("connection refused")
+
+    logger = logging.getLogger("test_notify")
+    notifiers = [WebhookNotifier("https://hooks.example.com/x", post=down), JsonLinesNotifier(tmp_path), LogNotifier(logger)]
+    notes = gate_notifications(GATES)
+    with caplog.at_level(logging.WARNING, logger="test_notify"):
+        failed = dispatch(notes, notifiers, logger)
+    assert failed == {"webhook": "connection refused"}
+    assert len((tmp_path / "notifications.jsonl").read_text().splitlines()) == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("notifier webhook failed" in m for m in messages)
+    assert any("quality gate raw_orders failed on 2026-10-11" in m for m in messages)
+
+
+def test_webhook_only_when_configured(tmp_path):
+    thresholds = tmp_path / "alert_thresholds.yml"
+    thresholds.write_text("models: [recommender]\n")
+    assert load_notify_config(thresholds, env={}).webhook_url is None
+    assert [n.name for n in build_notifiers(logging.getLogger(), tmp_path, load_notify_config(thresholds, env={}))] == ["log", "jsonl"]
+
+    thresholds.write_text("notify:\n  webhook_url: https://hooks.example.com/from-yaml\n  horizon_days: 20\n")
+    config = load_notify_config(thresholds, env={})
+    assert (config.webhook_url, config.horizon_days) == ("https://hooks.example.com/from-yaml", 20)
+    env = {"IMPACT_LEDGER_ALERT_WEBHOOK": "https://hooks.example.com/from-env"}
+    assert load_notify_config(thresholds, env=env).webhook_url == "https://hooks.example.com/from-env"
+    assert [n.name for n in build_notifiers(logging.getLogger(), tmp_path, load_notify_config(thresholds, env=env))] == [
+        "log", "jsonl", "webhook"]
+
+    thresholds.write_text("notify:\n  webhook: https://typo.example.com\n")
+    with pytest.raises(ValueError, match="unknown keys under `notify`.*webhook"):
+        load_notify_config(thresholds, env={})
+    thresholds.write_text("notify:\n  horizon_days: 7\n")
+    with pytest.raises(ValueError, match="notify.horizon_days must be an integer >= 16"):
+        load_notify_config(thresholds, env={})
+    with pytest.raises(ValueError, match="IMPACT_LEDGER_ALERT_WEBHOOK must be an http"):
+        load_notify_config(thresholds, env={"IMPACT_LEDGER_ALERT_WEBHOOK": "hooks.example.com"})
+
+
+def test_the_shipped_thresholds_configure_no_webhook(monkeypatch):
+    monkeypatch.delenv("IMPACT_LEDGER_ALERT_WEBHOOK", raising=False)
+    assert load_notify_config().webhook_url is None

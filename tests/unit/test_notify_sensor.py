@@ -1,0 +1,96 @@
+"""The alert sensor reads the read-only snapshot and notifies each alert and failed gate once."""
+
+import json
+import os
+from datetime import date
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
+from orchestration.defs.notify.sensors import alert_notifications_sensor
+from orchestration.defs.quality.checks import GATE_RESULTS_SCHEMA
+from orchestration.lib.warehouse import ensure_table
+
+
+def alert(day, metric, subject, value, threshold):
+    return {"date": date.fromisoformat(day), "model_id": "recommender", "model_version": "v1", "metric": metric,
+            "subject": subject, "value": value, "threshold": threshold, "rule": f"> {threshold}",
+            "first_detected_on": date.fromisoformat(day), "last_evaluated_on": date.fromisoformat(day)}
+
+
+def write_snapshot(path, alerts, gates):
+    """A snapshot as publish/analytics_snapshot leaves it (rebuilt whole, then renamed over the old file)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    with duckdb.connect(str(tmp)) as conn:
+        for table, schema, rows in (("marts.alerts", ALERTS_SCHEMA, alerts), ("quality.gate_results", GATE_RESULTS_SCHEMA, gates)):
+            ensure_table(conn, table, schema)
+            if rows:
+                conn.register("_rows", pd.DataFrame(rows)[list(schema)])
+                conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    os.replace(tmp, path)
+
+
+@pytest.fixture
+def paths(tmp_path, monkeypatch):
+    snapshot, alerts = tmp_path / "analytics.duckdb", tmp_path / "alerts"
+    monkeypatch.setenv("IMPACT_LEDGER_ANALYTICS_DB", str(snapshot))
+    monkeypatch.setenv("IMPACT_LEDGER_ALERTS", str(alerts))
+    monkeypatch.delenv("IMPACT_LEDGER_ALERT_WEBHOOK", raising=False)
+    return snapshot, alerts / "notifications.jsonl"
+
+
+def tick(instance, cursor):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, sensor_name="alert_notifications")
+    result = alert_notifications_sensor.evaluate_tick(context)
+    return result, context.cursor
+
+
+def sent(jsonl):
+    return [json.loads(line)["dedup_key"] for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+
+
+def test_each_alert_and_failed_gate_is_notified_once(paths):
+    snapshot, jsonl = paths
+    day1 = [alert("2026-10-10", "psi", "basket_size", 0.41, 0.2), alert("2026-10-10", "expected_calibration_error", "", 0.12, 0.08)]
+    gates = [{"date": date(2026, 10, 10), "suite": "raw_orders", "table_name": "orders", "passed": False,
+              "failed_expectations": '["revenue_not_negative"]', "rows_validated": 900},
+             {"date": date(2026, 10, 10), "suite": "raw_labels", "table_name": "labels", "passed": True,
+              "failed_expectations": "[]", "rows_validated": 400}]
+    with dg.DagsterInstance.ephemeral() as instance:
+        result, cursor = tick(instance, None)
+        assert result.skip_message.startswith("no analytics snapshot")
+        assert cursor is None and not jsonl.exists()
+
+        write_snapshot(snapshot, day1, gates)
+        result, cursor = tick(instance, cursor)
+        assert result.run_requests == []
+        assert sorted(sent(jsonl)) == sorted([
+            "alert|2026-10-10|recommender|psi|basket_size",
+            "alert|2026-10-10|recommender|expected_calibration_error|",
+            "gate|2026-10-10||quality_gate|raw_orders",
+        ])
+
+        # unchanged snapshot: nothing is even read
+        result, cursor = tick(instance, cursor)
+        assert result.skip_message == "snapshot unchanged since the last tick"
+
+        # the next run republishes: day 10-10 re-evaluated (same breaches), day 10-11 adds one
+        write_snapshot(snapshot, [*day1, alert("2026-10-11", "psi", "basket_size", 0.5, 0.2)], gates)
+        os.utime(snapshot, (snapshot.stat().st_atime, snapshot.stat().st_mtime + 1))  # a coarse clock must not hide it
+        result, cursor = tick(instance, cursor)
+        assert sent(jsonl)[3:] == ["alert|2026-10-11|recommender|psi|basket_size"]
+
+        # republished again with nothing new: a second tick notifies nothing new
+        write_snapshot(snapshot, [*day1, alert("2026-10-11", "psi", "basket_size", 0.5, 0.2)], gates)
+        os.utime(snapshot, (snapshot.stat().st_atime, snapshot.stat().st_mtime + 2))
+        result, cursor = tick(instance, cursor)
+        assert result.skip_message.startswith("sent 0 notification(s)")
+        assert len(sent(jsonl)) == 4
+
+
+def test_the_sensor_runs_without_clicking():
+    assert alert_notifications_sensor.default_status == dg.DefaultSensorStatus.RUNNING
