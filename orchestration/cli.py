@@ -225,6 +225,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print("\nLeading indicators (details: marts.leading_lagging)")
         for line in leads:
             print(f"  {line}")
+    report = reports_dir() / f"impact_ledger_{as_of}.html"
+    if report.is_file():
+        print(f"\nDaily report with plots, OKRs and the metric scorecard: {report}")
     return 0
 
 

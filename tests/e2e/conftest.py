@@ -2,7 +2,8 @@
 
 `history_db`: every day before the planted incident, in one run (a backfill).
 `full_db`: history plus the seven days from the incident to two days before the world ends, as one backfill run.
-Each test gets a private copy (`pipeline` or `pre_incident`) and runs the days it needs.
+`daily_db`: history plus the same seven days, each in its own run.
+Each test gets a private copy (`pipeline`) and runs the days it needs, or reads a shared one.
 """
 
 import shutil
@@ -129,7 +130,20 @@ def pipeline(e2e_world, full_db, tmp_path, monkeypatch) -> Pipeline:
     return _private_copy(full_db, e2e_world, tmp_path, monkeypatch)
 
 
+@pytest.fixture(scope="session")
+def daily_db(e2e_world, history_db, tmp_path_factory):
+    """history_db plus full_db's seven backfilled days, each as its own run (as the daily schedule runs them)."""
+    source, truth = e2e_world
+    db = tmp_path_factory.mktemp("daily") / "warehouse.duckdb"
+    shutil.copy(history_db, db)
+    first = date.fromisoformat(truth["incident"]["start_date"])
+    for offset in range(7):
+        _materialize(source, db, first + timedelta(days=offset), first + timedelta(days=offset))
+    return db
+
+
 @pytest.fixture
-def pre_incident(e2e_world, history_db, tmp_path, monkeypatch) -> Pipeline:
-    """Every day before the planted incident already materialised."""
-    return _private_copy(history_db, e2e_world, tmp_path, monkeypatch)
+def daily_runs(e2e_world, daily_db) -> Pipeline:
+    """Read-only view of `daily_db`: seven days from the incident, run one at a time."""
+    source, truth = e2e_world
+    return Pipeline(source, daily_db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))

@@ -1,5 +1,7 @@
 """marts.okr_progress and marts.metric_scorecard: key results of expectations/okrs.yml and whether experiments can judge them."""
 
+from datetime import timedelta
+
 import dagster as dg
 import pandas as pd
 from dagster_dbt import get_asset_key_for_model
@@ -9,6 +11,7 @@ from orchestration.defs.attribution.assets import IMPACT_KEY, RESULTS_KEY
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
+from orchestration.lib.asset_metadata import markdown_table
 from orchestration.lib.okrs import PROGRESS_SCHEMA, load_okrs, metric_value_query, okr_progress
 from orchestration.lib.scorecard import SCORECARD_SCHEMA, TRAFFIC_SQL, metric_scorecard
 from orchestration.lib.settings import dbt_var
@@ -22,15 +25,19 @@ DAILY_ANALYTICS_ASSET = dict(partitions_def=daily_partitions, backfill_policy=si
                              kinds={"python", "duckdb"}, owners=["team:analytics"])
 
 
+def refresh_start(conn, first):
+    """Recompute the days whose inputs still change: label-based health (and yesterday's KPIs) of the lookback."""
+    lookback = max(int(dbt_var("label_lookback_days")), int(dbt_var("kpi_lookback_days")))
+    earliest = conn.execute("SELECT min(date) FROM marts.kpi_daily").fetchone()[0] or first
+    return max(first - timedelta(days=lookback), earliest)
+
+
 def _dbt_key(model: str) -> dg.AssetKey:
     return get_asset_key_for_model([impact_ledger_dbt], model)
 
 
 def _markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    if frame.empty:
-        return dg.MetadataValue.md("none")
-    preview = frame[columns].round(4).astype(object)
-    return dg.MetadataValue.md(preview.where(preview.notna(), "").to_markdown(index=False))
+    return dg.MetadataValue.md(markdown_table(frame, columns))
 
 
 @dg.asset(
@@ -38,7 +45,7 @@ def _markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
     **DAILY_ANALYTICS_ASSET,
     deps=[_dbt_key("kpi_daily"), _dbt_key("model_health_daily"), RESULTS_KEY, IMPACT_KEY],
     description=(
-        "Per day and key result of expectations/okrs.yml: the bound metric's current value (trailing mean of a KPI or "
+        "Per day and key result of expectations/okrs.yml (each run also recomputes the label lookback window): the bound metric's current value (trailing mean of a KPI or "
         "health metric, cumulative net value or lift), progress = (current - baseline) / (target - baseline), the "
         "linear pace from start_date to deadline, on_track and status (achieved, on_track, behind, missed, "
         "not_started, no_data)."
@@ -48,6 +55,7 @@ def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     okrs = load_okrs(dbt_var("experiment_metrics"))
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
+        first = refresh_start(conn, first)
         values = []
         for kr in okrs.key_results:
             sql, params = metric_value_query(kr, first, last)
