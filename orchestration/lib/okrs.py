@@ -226,10 +226,13 @@ _DAYS = "SELECT CAST(d AS DATE) AS date FROM range(CAST(? AS DATE), CAST(? AS DA
 def _trailing_mean_sql(source: str, column: str, weight: str | None) -> str:
     # Mean over the non-null values of the trailing window; a weight column
     # (e.g. sessions for conversion_rate) makes it the pooled rate of the window.
+    # Exact decimal sums: parallel double sums differ in the last bits between
+    # runs, and a backfill must give the rows that daily runs give.
     w = f'm."{weight}"' if weight else "1.0"
     return f"""
 WITH days AS ({_DAYS}), m AS ({source})
-SELECT days.date, sum(m."{column}" * {w}) / nullif(sum({w}), 0) AS current_value
+SELECT days.date, CAST(sum(CAST(m."{column}" * {w} AS DECIMAL(38, 15))) AS DOUBLE)
+    / nullif(CAST(sum(CAST({w} AS DECIMAL(38, 15))) AS DOUBLE), 0) AS current_value
 FROM days
 LEFT JOIN m ON m.date BETWEEN days.date - (? - 1) AND days.date AND m."{column}" IS NOT NULL AND {w} IS NOT NULL
 GROUP BY days.date ORDER BY days.date

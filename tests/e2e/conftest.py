@@ -44,7 +44,7 @@ class Pipeline:
         return materialize_days(first, last or first)
 
 
-def _materialize(source: Path, db: Path, first: date, last: date) -> None:
+def _materialize(source: Path, db: Path, first: date, last: date, instance=None) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
         mp.setenv("IMPACT_LEDGER_EXPORTS", str(db.parent / "exports"))
@@ -52,7 +52,7 @@ def _materialize(source: Path, db: Path, first: date, last: date) -> None:
         mp.setenv("IMPACT_LEDGER_SOURCE", str(source))
         from orchestration.defs.runs import materialize_days
 
-        outcome = materialize_days(first, last)
+        outcome = materialize_days(first, last, instance=instance)
     assert outcome.success, outcome.failures
 
 
@@ -131,14 +131,23 @@ def pipeline(e2e_world, full_db, tmp_path, monkeypatch) -> Pipeline:
 
 
 @pytest.fixture(scope="session")
-def daily_db(e2e_world, history_db, tmp_path_factory):
+def daily_instance():
+    """The Dagster instance of `daily_db`'s runs: their materialisation events and metadata."""
+    import dagster as dg
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def daily_db(e2e_world, history_db, daily_instance, tmp_path_factory):
     """history_db plus full_db's seven backfilled days, each as its own run (as the daily schedule runs them)."""
     source, truth = e2e_world
     db = tmp_path_factory.mktemp("daily") / "warehouse.duckdb"
     shutil.copy(history_db, db)
     first = date.fromisoformat(truth["incident"]["start_date"])
     for offset in range(7):
-        _materialize(source, db, first + timedelta(days=offset), first + timedelta(days=offset))
+        _materialize(source, db, first + timedelta(days=offset), first + timedelta(days=offset), daily_instance)
     return db
 
 

@@ -8,7 +8,6 @@ import duckdb
 import pytest
 
 from orchestration.defs.notify.sensors import alert_notifications_sensor
-from orchestration.defs.runs import materialize_days
 from orchestration.lib.settings import analytics_path
 
 pytestmark = pytest.mark.slow
@@ -19,44 +18,42 @@ def latest_metadata(instance, *path):
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
-def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(pipeline, tmp_path, monkeypatch):
-    p = pipeline
-    day = p.last - timedelta(days=1)
+def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(daily_runs, daily_instance, tmp_path, monkeypatch):
+    p = daily_runs
+    day = p.incident + timedelta(days=6)  # the last of the daily runs
     alerts_dir = tmp_path / "alerts"
     monkeypatch.setenv("IMPACT_LEDGER_ALERTS", str(alerts_dir))
+    monkeypatch.setenv("IMPACT_LEDGER_ANALYTICS_DB", str(p.db.parent / "analytics.duckdb"))  # what that run published
     monkeypatch.delenv("IMPACT_LEDGER_ALERT_WEBHOOK", raising=False)
-    with dg.DagsterInstance.ephemeral() as instance:
-        outcome = materialize_days(day, day, instance=instance)
-        assert outcome.success, outcome.failures
+    instance = daily_instance
+    raw = latest_metadata(instance, "raw", "predictions")
+    loaded = p.query("SELECT count(*) AS n FROM raw.predictions WHERE _partition_date = ?", [day])["n"].iloc[0]
+    quarantined = p.query("SELECT count(*) AS n FROM raw_quarantine.predictions WHERE _partition_date = ?", [day])["n"].iloc[0]
+    assert (raw["rows_loaded"], raw["rows_quarantined"]) == (loaded, quarantined)
+    assert isinstance(raw["rows_read"], int)
 
-        raw = latest_metadata(instance, "raw", "predictions")
-        loaded = p.query("SELECT count(*) AS n FROM raw.predictions WHERE _partition_date = ?", [day])["n"].iloc[0]
-        quarantined = p.query("SELECT count(*) AS n FROM raw_quarantine.predictions WHERE _partition_date = ?", [day])["n"].iloc[0]
-        assert (raw["rows_loaded"], raw["rows_quarantined"]) == (loaded, quarantined)
-        assert isinstance(raw["rows_read"], int)
+    # dbt marts: row counts counted after dbt exited, for the table and for the run's day
+    kpi = latest_metadata(instance, "marts", "kpi_daily")
+    assert kpi["dagster/row_count"] == len(p.query("SELECT * FROM marts.kpi_daily"))
+    assert kpi["rows_in_range"] == 1
 
-        # dbt marts: row counts counted after dbt exited, for the table and for the run's day
-        kpi = latest_metadata(instance, "marts", "kpi_daily")
-        assert kpi["dagster/row_count"] == len(p.query("SELECT * FROM marts.kpi_daily"))
-        assert kpi["rows_in_range"] == 1
+    results = latest_metadata(instance, "attribution", "experiment_results")
+    lifts = p.query("SELECT model_id, metric, relative_lift FROM attribution.experiment_results "
+                    "WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
+    assert len(lifts) > 0
+    for r in lifts.itertuples():
+        assert results[f"relative_lift/{r.model_id}/{r.metric}"] == pytest.approx(r.relative_lift)
+    assert "| experiment_id" in results["latest"]
 
-        results = latest_metadata(instance, "attribution", "experiment_results")
-        lifts = p.query("SELECT model_id, metric, relative_lift FROM attribution.experiment_results "
-                        "WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
-        assert len(lifts) > 0
-        for r in lifts.itertuples():
-            assert results[f"relative_lift/{r.model_id}/{r.metric}"] == pytest.approx(r.relative_lift)
-        assert "| experiment_id" in results["latest"]
+    impact = latest_metadata(instance, "attribution", "model_impact")
+    net = p.query("SELECT model_id, net_value FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
+    assert {k: impact[f"net_value/{k}"] for k in net["model_id"]} == pytest.approx(dict(zip(net["model_id"], net["net_value"])))
 
-        impact = latest_metadata(instance, "attribution", "model_impact")
-        net = p.query("SELECT model_id, net_value FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
-        assert {k: impact[f"net_value/{k}"] for k in net["model_id"]} == pytest.approx(dict(zip(net["model_id"], net["net_value"])))
-
-        health = latest_metadata(instance, "marts", "alerts")
-        model = p.truth["incident"]["model_id"]
-        drift = p.query("SELECT max(psi) AS psi FROM marts.feature_drift_daily WHERE date = ? AND model_id = ?", [day, model])
-        assert health[f"psi_max/{model}"] == pytest.approx(drift["psi"].iloc[0])
-        assert health[f"psi_max/{model}"] > 0.2  # the planted drift is on the plot
+    health = latest_metadata(instance, "marts", "alerts")
+    model = p.truth["incident"]["model_id"]
+    drift = p.query("SELECT max(psi) AS psi FROM marts.feature_drift_daily WHERE date = ? AND model_id = ?", [day, model])
+    assert health[f"psi_max/{model}"] == pytest.approx(drift["psi"].iloc[0])
+    assert health[f"psi_max/{model}"] > 0.2  # the planted drift is on the plot
 
     # the sensor, ticked twice against the snapshot the run published
     with duckdb.connect(str(analytics_path()), read_only=True) as snapshot:
