@@ -28,6 +28,7 @@ import duckdb
 import pandas as pd
 import yaml
 
+from orchestration.lib.contract import CONTRACTS
 from orchestration.lib.settings import EXPECTATIONS_DIR
 
 SAMPLE_SIZE = 5
@@ -248,12 +249,16 @@ def rows_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: 
 
 
 def rows_read_per_day(conn: duckdb.DuckDBPyConnection, table: str, first: date, last: date) -> dict[date, int]:
-    """Rows read (loaded + quarantined) of each day first..last: what a day's gate validated."""
-    where = "_partition_date BETWEEN ? AND ?"
-    counts = conn.execute(
-        f"SELECT _partition_date, count(*) FROM (SELECT _partition_date FROM raw.{table} WHERE {where} "
-        f"UNION ALL SELECT _partition_date FROM raw_quarantine.{table} WHERE {where}) GROUP BY 1",
-        [first, last, first, last]).fetchall()
+    """Rows read (loaded + quarantined) of each day first..last: what a day's gate validated.
+
+    An undated table (a dimension snapshot) is read whole by every run, so each day validated all of it.
+    """
+    read = f"SELECT _partition_date FROM raw.{table} UNION ALL SELECT _partition_date FROM raw_quarantine.{table}"
+    if CONTRACTS[table].time_column is None:
+        total = conn.execute(f"SELECT count(*) FROM ({read})").fetchone()[0]
+        return {day.date(): total for day in pd.date_range(first, last)}
+    counts = conn.execute(f"SELECT _partition_date, count(*) FROM ({read}) WHERE _partition_date BETWEEN ? AND ? GROUP BY 1",
+                          [first, last]).fetchall()
     return {pd.Timestamp(day).date(): n for day, n in counts}
 
 

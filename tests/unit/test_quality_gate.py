@@ -167,3 +167,21 @@ def test_data_docs_are_built_when_asked(world, tmp_path):
     assert result.success
     index = tmp_path / "docs" / "gx" / "index.html"
     assert index.is_file() and "raw_predictions" in index.read_text()
+
+
+def test_rows_read_per_day_counts_loaded_and_quarantined_rows_and_a_snapshot_whole_on_every_day():
+    from datetime import date
+
+    import duckdb
+
+    from orchestration.lib.quality_gate import rows_read_per_day
+
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA raw; CREATE SCHEMA raw_quarantine")
+        conn.execute("CREATE TABLE raw.orders AS SELECT DATE '2026-09-01' + (i % 2)::int AS _partition_date FROM range(5) t(i)")
+        conn.execute("CREATE TABLE raw_quarantine.orders AS SELECT DATE '2026-09-02' AS _partition_date")
+        conn.execute("CREATE TABLE raw.users AS SELECT DATE '2026-09-03' AS _partition_date FROM range(7)")
+        conn.execute("CREATE TABLE raw_quarantine.users AS SELECT DATE '2026-09-03' AS _partition_date")
+        first, last = date(2026, 9, 1), date(2026, 9, 3)
+        assert rows_read_per_day(conn, "orders", first, last) == {date(2026, 9, 1): 3, date(2026, 9, 2): 3}
+        assert rows_read_per_day(conn, "users", first, last) == {date(2026, 9, d): 8 for d in (1, 2, 3)}
