@@ -23,7 +23,9 @@ def markdown_table(frame: pd.DataFrame, columns: list[str] | None = None, max_ro
     if frame is None or frame.empty:
         return "none"
     shown = frame[columns] if columns else frame
-    head = shown.head(max_rows).round(digits)
+    head = shown.head(max_rows).copy()
+    numeric = head.select_dtypes(include="number").columns  # round() warns on date columns
+    head[numeric] = head[numeric].round(digits)
     for column in head.select_dtypes(include="datetime").columns:  # days, not midnight timestamps
         if (head[column].dropna() == head[column].dropna().dt.normalize()).all():
             head[column] = head[column].dt.strftime("%Y-%m-%d")
