@@ -60,16 +60,17 @@ class AttributionSettings:
     multiple_testing: str = "holm"  # or "bh"
 
 
-def _arm(row) -> ArmStats:
+# One row of marts.experiment_stats (one arm) as the statistics module's inputs.
+def arm_stats(row) -> ArmStats:
     return ArmStats(int(row["n"]), float(row["value_sum"]), float(row["value_sum_sq"]))
 
 
-def _ratio_arm(row) -> RatioArmStats:
+def ratio_arm_stats(row) -> RatioArmStats:
     return RatioArmStats(int(row["n"]), float(row["value_sum"]), float(row["value_sum_sq"]), float(row["denominator_sum"]),
                          float(row["denominator_sum_sq"]), float(row["value_denominator_sum"]))
 
 
-def _cuped_arm(row) -> CupedArmStats:
+def cuped_arm_stats(row) -> CupedArmStats:
     return CupedArmStats(int(row["n"]), float(row["value_sum"]), float(row["value_sum_sq"]), float(row["covariate_sum"]),
                          float(row["covariate_sum_sq"]), float(row["value_covariate_sum"]))
 
@@ -78,15 +79,15 @@ def _compare(control, treatment, metric_type: str, s: AttributionSettings) -> di
     """Fixed-horizon, CUPED and sequential results; `estimate` names the one decisions use."""
     out: dict = {}
     if metric_type == "ratio":
-        c, t = _ratio_arm(control), _ratio_arm(treatment)
+        c, t = ratio_arm_stats(control), ratio_arm_stats(treatment)
         primary = compare_ratios(c, t, s.alpha)
         out |= {f"cuped_{k}": NAN for k in ("absolute_lift", "absolute_ci_low", "absolute_ci_high", "relative_lift",
                                             "relative_ci_low", "relative_ci_high", "p_value", "theta", "variance_reduction")}
         out |= primary.as_dict() | {"estimate": "delta_method_ratio"}
         mde = minimum_detectable_effect(c.unit_variance, c.n, t.unit_variance, t.n, s.alpha, s.power, primary.mean_control)
     else:
-        fixed = compare_means(_arm(control), _arm(treatment), s.alpha)
-        cuped = compare_cuped(_cuped_arm(control), _cuped_arm(treatment), s.alpha)
+        fixed = compare_means(arm_stats(control), arm_stats(treatment), s.alpha)
+        cuped = compare_cuped(cuped_arm_stats(control), cuped_arm_stats(treatment), s.alpha)
         usable = not math.isnan(cuped.variance_reduction) and cuped.variance_reduction > 0
         primary = cuped.result if usable else fixed
         r = cuped.result
@@ -97,9 +98,9 @@ def _compare(control, treatment, metric_type: str, s: AttributionSettings) -> di
             "cuped_p_value": r.p_value, "cuped_theta": cuped.theta, "cuped_variance_reduction": cuped.variance_reduction,
             "estimate": "cuped" if usable else "welch",
         }
-        c_arm, t_arm = _cuped_arm(control), _cuped_arm(treatment)
+        c_arm, t_arm = cuped_arm_stats(control), cuped_arm_stats(treatment)
         var_c, var_t = (c_arm.adjusted_variance(cuped.theta), t_arm.adjusted_variance(cuped.theta)) if usable else (
-            _arm(control).variance, _arm(treatment).variance)
+            arm_stats(control).variance, arm_stats(treatment).variance)
         mde = minimum_detectable_effect(var_c, c_arm.n, var_t, t_arm.n, s.alpha, s.power, fixed.mean_control)
     seq = sequential_ci(primary, s.alpha, s.sequential_tau)
     out |= {

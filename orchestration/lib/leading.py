@@ -100,6 +100,10 @@ def kpi_drop_leads(conn: duckdb.DuckDBPyConnection, as_of: date, kpis: list[str]
     """For each KPI of marts.kpi_daily: its first sustained drop up to ``as_of`` and the alert that preceded it."""
     if not kpis:
         return []
+    columns = set(conn.execute("SELECT * FROM marts.kpi_daily LIMIT 0").df().columns)
+    unknown = sorted(set(kpis) - columns)
+    if unknown:
+        raise ValueError(f"leading_lagging kpis {unknown} are not columns of marts.kpi_daily (known: {sorted(columns)})")
     daily = conn.execute(f"SELECT date, {', '.join(kpis)} FROM marts.kpi_daily WHERE date <= ? ORDER BY date",
                          [as_of]).df().set_index("date")
     alerts = conn.execute("SELECT date, model_id, metric, subject FROM marts.alerts WHERE date <= ?", [as_of]).df()

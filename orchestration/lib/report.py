@@ -619,8 +619,7 @@ class ReportBuilder:
 
     def _kpi_drops(self, s: Section) -> None:
         """Each KPI's first sustained drop and how many days the first alert before it gave."""
-        present = set(self.conn.execute("SELECT * FROM marts.kpi_daily LIMIT 0").df().columns)
-        leads = kpi_drop_leads(self.conn, self.as_of, [k for k in dbt_var("leading_lagging")["kpis"] if k in present])
+        leads = kpi_drop_leads(self.conn, self.as_of, dbt_var("leading_lagging")["kpis"])
         drops = [(drop, lead) for drop, lead in leads if drop is not None]
         self.summary["kpi_drops"] = [
             {"kpi": d.kpi, "start_date": d.start_date.isoformat(), "relative_change": d.relative_change,

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from orchestration.lib.attribution import _arm, _cuped_arm, _ratio_arm
+from orchestration.lib.attribution import arm_stats, cuped_arm_stats, ratio_arm_stats
 from orchestration.lib.okrs import KeyResult
 from orchestration.lib.stats import minimum_detectable_effect, required_sample_size
 
@@ -73,10 +73,10 @@ def planning_variance(control: pd.Series, metric_type: str, estimate: str | None
     the plain sample variance.
     """
     if metric_type == "ratio":
-        return _ratio_arm(control).unit_variance
+        return ratio_arm_stats(control).unit_variance
     if estimate == "cuped" and pd.notna(cuped_theta):
-        return _cuped_arm(control).adjusted_variance(float(cuped_theta))
-    return _arm(control).variance
+        return cuped_arm_stats(control).adjusted_variance(float(cuped_theta))
+    return arm_stats(control).variance
 
 
 def key_result_feasibility(kr: KeyResult, as_of: dt.date, units: float, units_per_day: float, variance: float,

@@ -1,5 +1,7 @@
 """marts.leading_lagging against a pandas recomputation, and the planted incident's lead over the KPI drop."""
 
+import json
+import shutil
 from datetime import date, timedelta
 
 import numpy as np
@@ -53,3 +55,24 @@ def test_the_incident_alert_leads_the_planted_kpi_drop(latest):
         "AND health_metric = 'mean_score' AND kpi = 'conversion_rate' AND correlation IS NOT NULL ORDER BY correlation",
         [latest.last, incident["model_id"]])
     assert abs(profile["lag_days"].iloc[0] - incident["kpi_drop"]["lag_days"]) <= 1 and profile["correlation"].iloc[0] < -0.3
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"kpis": ["conversion_rate", "revenu"]}, "kpis entry 'revenu' is not a column of marts.kpi_daily"),
+    ({"min_days": 2}, "min_days must lie in 3..window_days (28), got 2"),
+    ({"max_lag_days": "7"}, "max_lag_days must be a whole number >= 0, got '7'"),
+])
+def test_a_bad_leading_lagging_var_names_the_key_before_any_sql_runs(latest, tmp_path, monkeypatch, change, message):
+    from dbt.cli.main import dbtRunner
+
+    from orchestration.lib.settings import DBT_PROJECT_DIR
+
+    shutil.copy(latest.db, tmp_path / "warehouse.duckdb")  # the compiler reads the marts' columns
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
+    day = latest.last.isoformat()
+    variables = {"min_date": day, "max_date": day, "leading_lagging": {**dbt_var("leading_lagging"), **change}}
+    result = dbtRunner().invoke(["compile", "--select", "leading_lagging", "--project-dir", str(DBT_PROJECT_DIR),
+                                 "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(tmp_path / "target"),
+                                 "--vars", json.dumps(variables), "--quiet"])
+    assert not result.success
+    assert message in str(result.exception)

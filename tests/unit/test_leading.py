@@ -2,11 +2,12 @@
 
 from datetime import date, timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.lib.leading import describe, earliest_preceding_alert, first_sustained_drop
+from orchestration.lib.leading import describe, earliest_preceding_alert, first_sustained_drop, kpi_drop_leads
 
 START = date(2026, 9, 1)
 
@@ -65,3 +66,32 @@ def test_the_earliest_alert_before_the_drop_gives_the_lead_time():
     assert earliest_preceding_alert(alerts.iloc[[0, 3]], drop) is None
     assert "no model-health alert" in describe(None, drop)
     assert describe(None, None) == "No sustained KPI drop detected."
+
+
+def _warehouse(conversion: np.ndarray, alert_days: list[int]) -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect()
+    conn.execute("CREATE SCHEMA marts")
+    kpis = pd.DataFrame({"date": [START + timedelta(days=i) for i in range(len(conversion))],
+                         "conversion_rate": conversion, "sessions": 1000})
+    alerts = pd.DataFrame({"date": [START + timedelta(days=d) for d in alert_days], "model_id": "recommender",
+                           "metric": "psi", "subject": "feature_device"})
+    conn.execute("CREATE TABLE marts.kpi_daily AS SELECT * FROM kpis")
+    conn.execute("CREATE TABLE marts.alerts AS SELECT * FROM alerts")
+    return conn
+
+
+def test_kpi_drop_leads_reads_the_warehouse_up_to_the_as_of_day():
+    values = _noisy(40)
+    values[30:] -= 0.02
+    with _warehouse(values, alert_days=[26, 35]) as conn:
+        (drop, lead), (flat, none) = kpi_drop_leads(conn, START + timedelta(days=39), ["conversion_rate", "sessions"])
+        assert (drop.start_date, lead.alert_date, lead.lead_days) == (START + timedelta(days=30), START + timedelta(days=26), 4)
+        assert flat is None and none is None  # a constant KPI never drops
+        (before, _), = kpi_drop_leads(conn, START + timedelta(days=31), ["conversion_rate"])
+        assert before is None  # two days below the limit do not yet confirm a drop
+        assert kpi_drop_leads(conn, START + timedelta(days=39), []) == []
+
+
+def test_kpi_drop_leads_names_an_unknown_kpi():
+    with _warehouse(_noisy(20), alert_days=[]) as conn, pytest.raises(ValueError, match=r"\['revenu'\].*kpi_daily"):
+        kpi_drop_leads(conn, START + timedelta(days=19), ["conversion_rate", "revenu"])

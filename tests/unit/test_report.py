@@ -108,8 +108,8 @@ def make_warehouse(path, optional: bool = False):
                 ("expected_calibration_error", "", 0.12, 0.08), ("psi", "f2", 0.4, 0.2))])
         put(conn, "marts.retraining_requests", [dict(date=AS_OF, model_id=EVIL, reason="drift 3 days", status="requested")])
         put(conn, "marts.bias_daily", bias_rows())
-        put(conn, "marts.kpi_daily", [dict(date=day, active_users=1000 + i, conversion_rate=0.05, revenue_per_active_user=3.0)
-                                      for i, day in enumerate(DAYS)])
+        put(conn, "marts.kpi_daily", [dict(date=day, active_users=1000 + i, conversion_rate=0.05, revenue_per_active_user=3.0,
+                                           average_order_value=40.0, refund_rate=0.02) for i, day in enumerate(DAYS)])
         put(conn, "raw_quarantine.orders", [
             dict(order_id=str(k), _partition_date=day, _reason=reason)
             for k, (day, reason) in enumerate([(DAYS[1], "duplicate key")] * 3 + [(DAYS[4], "bad type")] + [(LATER, "late")] * 2)])

@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.partitions import daily_partitions, run_date_range
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.alerts import load_alert_config
+from orchestration.lib.asset_metadata import markdown_table
 from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts
 
 BIAS_KEY = get_asset_key_for_model([impact_ledger_dbt], "bias_daily")
@@ -21,7 +22,7 @@ def verdict_metadata(verdicts) -> dict:
                if c in verdicts.columns]
     return {
         "failing_verdicts": len(failing),
-        "verdicts": dg.MetadataValue.md(verdicts[columns].round(4).astype(str).to_markdown(index=False) if len(verdicts) else "none"),
+        "verdicts": dg.MetadataValue.md(markdown_table(verdicts, columns, max_rows=len(verdicts))),
     }
 
 

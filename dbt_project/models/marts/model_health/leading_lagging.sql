@@ -8,7 +8,7 @@
 -- Health rows of the last label_lookback_days keep changing as labels
 -- arrive, so each run recomputes those as-of dates too.
 
-{%- set cfg = var('leading_lagging') %}
+{%- set cfg = leading_lagging_config() %}
 
 with as_of_dates as (
     select distinct date as as_of_date
