@@ -40,11 +40,13 @@ RESULT_SCHEMA = {
     "analysis_window": V, "as_of_date": D, "n_control": I, "n_treatment": I, "mean_control": F, "mean_treatment": F,
     "absolute_lift": F, "absolute_se": F, "absolute_ci_low": F, "absolute_ci_high": F,
     "relative_lift": F, "relative_se": F, "relative_ci_low": F, "relative_ci_high": F, "degrees_of_freedom": F,
-    "p_value": F,
+    "p_value": F,  # Welch (unadjusted) p of the fixed-horizon test
     "cuped_absolute_lift": F, "cuped_absolute_ci_low": F, "cuped_absolute_ci_high": F,
     "cuped_relative_lift": F, "cuped_relative_ci_low": F, "cuped_relative_ci_high": F, "cuped_p_value": F,
     "cuped_theta": F, "cuped_variance_reduction": F,
-    "estimate": V, "sequential_absolute_ci_low": F, "sequential_absolute_ci_high": F,
+    # estimate: which result decisions use (cuped | welch | delta_method_ratio); the sequential CI,
+    # decision_p_value and p_value_adjusted all belong to that estimate
+    "estimate": V, "decision_p_value": F, "sequential_absolute_ci_low": F, "sequential_absolute_ci_high": F,
     "sequential_relative_ci_low": F, "sequential_relative_ci_high": F, "sequential_p_value": F,
     "mde_absolute": F, "mde_relative": F, "p_value_adjusted": F, "multiple_testing": V,
     "is_guardrail": B, "guardrail_verdict": V, "srm_p_value": F, "trustworthy": B, "untrusted_reason": V,
@@ -75,7 +77,7 @@ def cuped_arm_stats(row) -> CupedArmStats:
                          float(row["covariate_sum_sq"]), float(row["value_covariate_sum"]))
 
 
-def _compare(control, treatment, metric_type: str, s: AttributionSettings) -> dict:
+def _compare(control, treatment, metric_type: str, window: str, s: AttributionSettings) -> dict:
     """Fixed-horizon, CUPED and sequential results; `estimate` names the one decisions use."""
     out: dict = {}
     if metric_type == "ratio":
@@ -102,13 +104,20 @@ def _compare(control, treatment, metric_type: str, s: AttributionSettings) -> di
         var_c, var_t = (c_arm.adjusted_variance(cuped.theta), t_arm.adjusted_variance(cuped.theta)) if usable else (
             arm_stats(control).variance, arm_stats(treatment).variance)
         mde = minimum_detectable_effect(var_c, c_arm.n, var_t, t_arm.n, s.alpha, s.power, fixed.mean_control)
-    seq = sequential_ci(primary, s.alpha, s.sequential_tau)
-    out |= {
-        "sequential_absolute_ci_low": seq.absolute_ci_low, "sequential_absolute_ci_high": seq.absolute_ci_high,
-        "sequential_relative_ci_low": seq.relative_ci_low, "sequential_relative_ci_high": seq.relative_ci_high,
-        "sequential_p_value": seq.p_value, "mde_absolute": mde.absolute, "mde_relative": mde.relative,
-        "_primary": primary,
-    }
+    out |= {"decision_p_value": primary.p_value, "mde_absolute": mde.absolute, "mde_relative": mde.relative,
+            "_primary": primary}
+    if window == "cumulative":
+        seq = sequential_ci(primary, s.alpha, s.sequential_tau)
+        out |= {
+            "sequential_absolute_ci_low": seq.absolute_ci_low, "sequential_absolute_ci_high": seq.absolute_ci_high,
+            "sequential_relative_ci_low": seq.relative_ci_low, "sequential_relative_ci_high": seq.relative_ci_high,
+            "sequential_p_value": seq.p_value,
+        }
+    else:
+        # a day window is a new sample every day, not one growing sample looked at daily:
+        # an always-valid interval over looks has no meaning there
+        out |= dict.fromkeys(("sequential_absolute_ci_low", "sequential_absolute_ci_high", "sequential_relative_ci_low",
+                              "sequential_relative_ci_high", "sequential_p_value"), NAN)
     return out
 
 
@@ -122,15 +131,19 @@ def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants:
     merged = stats.merge(experiments[["experiment_id", "model_id", "control_variant"]], on="experiment_id")
     srm = _srm_by_experiment_day(merged, variants)
     rows = []
-    for key, group in merged.groupby(GRAIN, sort=True):
+    # plain dicts, not per-group DataFrame filtering: a backfill has thousands of groups
+    groups: dict[tuple, list[dict]] = {}
+    for arm in merged.to_dict("records"):
+        groups.setdefault(tuple(arm[k] for k in GRAIN), []).append(arm)
+    for key in sorted(groups):
         experiment_id, metric, window, as_of = key
-        control = group[group["variant"] == group["control_variant"]]
-        if control.empty:
+        arms = sorted(groups[key], key=lambda a: a["variant"])
+        c = next((a for a in arms if a["variant"] == a["control_variant"]), None)
+        if c is None:
             continue  # no control units yet: nothing to compare against
-        c = control.iloc[0]
         spec = metrics.get(metric, {})
-        for _, t in group[group["variant"] != group["control_variant"]].iterrows():
-            result = _compare(c, t, c["metric_type"], settings)
+        for t in (a for a in arms if a["variant"] != a["control_variant"]):
+            result = _compare(c, t, c["metric_type"], window, settings)
             primary: LiftResult = result.pop("_primary")
             srm_p = srm.get((experiment_id, as_of), NAN)
             guardrail = bool(spec.get("guardrail", False))
@@ -142,9 +155,8 @@ def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants:
                                                            spec.get("direction") == "lower_is_better", settings.alpha)
                     if guardrail else None,
                     "srm_p_value": srm_p,
-                    "trustworthy": not (srm_p < SRM_THRESHOLD),
-                    "untrusted_reason": f"sample ratio mismatch (p = {srm_p:.2g})" if srm_p < SRM_THRESHOLD else None,
-                    "_decision_p": primary.p_value,
+                    "trustworthy": srm_p >= SRM_THRESHOLD,  # NaN (untestable) is not trustworthy either
+                    "untrusted_reason": srm_reason(srm_p),
                 }
             )
     frame = pd.DataFrame(rows)
@@ -152,10 +164,21 @@ def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     # multiple testing across the metrics of one experiment arm, window and day
     family = ["experiment_id", "treatment_variant", "analysis_window", "as_of_date"]
-    frame["p_value_adjusted"] = frame.groupby(family)["_decision_p"].transform(
-        lambda p: pd.Series(adjust_p_values(p.tolist(), settings.multiple_testing), index=p.index))
+    adjusted = pd.Series(NAN, index=frame.index)
+    for index in frame.groupby(family, sort=False).indices.values():
+        adjusted.iloc[index] = adjust_p_values(frame["decision_p_value"].iloc[index].tolist(), settings.multiple_testing)
+    frame["p_value_adjusted"] = adjusted
     frame["multiple_testing"] = settings.multiple_testing
     return frame[RESULT_COLUMNS]
+
+
+def srm_reason(srm_p: float) -> str | None:
+    """Why the assignment cannot be trusted, or None."""
+    if math.isnan(srm_p):
+        return "sample ratio not testable (no units, or arms without an expected_share)"
+    if srm_p < SRM_THRESHOLD:
+        return f"sample ratio mismatch (p = {srm_p:.2g})"
+    return None
 
 
 def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_gates: pd.DataFrame) -> pd.DataFrame:
@@ -188,17 +211,17 @@ def _srm_by_experiment_day(merged: pd.DataFrame, variants: pd.DataFrame) -> dict
     with a maturity delay count fewer units), independent of row order.
     """
     cumulative = merged[merged["analysis_window"] == "cumulative"]
-    units = cumulative.groupby(["experiment_id", "as_of_date", "variant"], as_index=False)["n"].max()
-    shares = variants.set_index(["experiment_id", "variant"])["expected_share"]
-    out = {}
-    for (experiment_id, as_of), g in units.groupby(["experiment_id", "as_of_date"]):
-        expected = [float(shares.get((experiment_id, v), 0.0)) for v in g["variant"]]
-        out[(experiment_id, as_of)] = srm_p_value(g["n"].astype(int).tolist(), expected)
-    return out
+    units = cumulative.groupby(["experiment_id", "as_of_date", "variant"])["n"].max()
+    shares = variants.set_index(["experiment_id", "variant"])["expected_share"].to_dict()
+    arms: dict[tuple, list[tuple[int, float]]] = {}
+    for (experiment_id, as_of, variant), n in units.items():
+        arms.setdefault((experiment_id, as_of), []).append((int(n), float(shares.get((experiment_id, variant), NAN))))
+    return {key: srm_p_value([n for n, _ in a], [s for _, s in a]) for key, a in arms.items()}
 
 
 IMPACT_SCHEMA = {
-    "model_id": V, "experiment_id": V, "analysis_window": V, "as_of_date": D, "value_metric": V, "treated_units": I,
+    "model_id": V, "experiment_id": V, "treatment_variant": V, "analysis_window": V, "as_of_date": D, "value_metric": V,
+    "treated_units": I,
     "incremental_value": F, "incremental_value_ci_low": F, "incremental_value_ci_high": F, "model_cost": F,
     "net_value": F, "net_value_ci_low": F, "net_value_ci_high": F, "roi": F, "roi_ci_low": F, "roi_ci_high": F,
     "trustworthy": B, "untrusted_reason": V,
@@ -212,21 +235,26 @@ def model_impact(results: pd.DataFrame, stats: pd.DataFrame, costs: pd.DataFrame
 
     ``costs``: model_id, experiment_id, analysis_window, as_of_date, model_cost (the
     day's cost for 'day', cost since the experiment started for 'cumulative').
+    With several treatment arms, each arm's row carries the cost in proportion to its treated units.
     """
     rows = []
-    value_rows = results[results["metric"] == value_metric]
-    for _, r in value_rows.iterrows():
-        arms = stats[(stats["experiment_id"] == r["experiment_id"]) & (stats["metric"] == value_metric)
-                     & (stats["analysis_window"] == r["analysis_window"]) & (stats["as_of_date"] == r["as_of_date"])]
-        control = arms[arms["variant"] == r["control_variant"]].iloc[0]
-        treatment = arms[arms["variant"] == r["treatment_variant"]].iloc[0]
-        result = _compare(control, treatment, r["metric_type"], settings)["_primary"]
-        cost_row = costs[(costs["model_id"] == r["model_id"]) & (costs["analysis_window"] == r["analysis_window"])
-                         & (costs["as_of_date"] == r["as_of_date"])]
-        cost = float(cost_row["model_cost"].sum()) if len(cost_row) else 0.0
+    grain = ["experiment_id", "analysis_window", "as_of_date"]
+    arms_by_key: dict[tuple, dict[str, dict]] = {}
+    for arm in stats[stats["metric"] == value_metric].to_dict("records"):
+        arms_by_key.setdefault(tuple(arm[k] for k in grain), {})[arm["variant"]] = arm
+    cost_by_key = costs.groupby(["model_id", *grain])["model_cost"].sum().to_dict() if len(costs) else {}
+    for r in results[results["metric"] == value_metric].to_dict("records"):
+        key = tuple(r[k] for k in grain)
+        arms = arms_by_key[key]
+        control, treatment = arms[r["control_variant"]], arms[r["treatment_variant"]]
+        result = _compare(control, treatment, r["metric_type"], r["analysis_window"], settings)["_primary"]
+        # the model serves every treatment arm: each arm carries its share of the cost by treated units
+        treated_all = sum(int(a["n"]) for v, a in arms.items() if v != r["control_variant"])
+        cost = float(cost_by_key.get((r["model_id"], *key), 0.0)) * (int(treatment["n"]) / treated_all if treated_all else 0.0)
         value = incremental_value(result, int(treatment["n"]), cost, settings.alpha)
         rows.append({
-            "model_id": r["model_id"], "experiment_id": r["experiment_id"], "analysis_window": r["analysis_window"],
+            "model_id": r["model_id"], "experiment_id": r["experiment_id"], "treatment_variant": r["treatment_variant"],
+            "analysis_window": r["analysis_window"],
             "as_of_date": r["as_of_date"], "value_metric": value_metric, "treated_units": int(treatment["n"]),
             "incremental_value": value.value, "incremental_value_ci_low": value.value_ci_low,
             "incremental_value_ci_high": value.value_ci_high, "model_cost": cost, "net_value": value.net_value,

@@ -9,8 +9,8 @@
 -- = activity from assignment to the end of the as-of date; 'day' = activity
 -- on the as-of date. The CUPED covariate is the same measure over the
 -- var('pre_period_days') days before assignment. The scan is bounded by the
--- experiment window (activity since the earliest start minus the
--- pre-period), never by all history. Sums are exact decimals, so re-runs
+-- window of the experiments running in the run's days (activity since the
+-- earliest of their starts minus the pre-period), never by all history. Sums are exact decimals, so re-runs
 -- give bit-identical statistics.
 
 {%- set measures = var('experiment_measures') %}
@@ -27,7 +27,9 @@ as_of as (
     from experiments e
     cross join generate_series(
         {{ min_date() }},
-        least({{ max_date() }}, (select max(session_date) from {{ ref('stg_sessions') }})),
+        -- no as-of date past the last day with data (only the run's days are scanned)
+        least({{ max_date() }}, coalesce((select max(started_at) from {{ ref('stg_sessions') }}
+                                          where started_at >= {{ min_date() }})::date, {{ min_date() }} - 1)),
         interval 1 day
     ) d
     where cast(d.generate_series as date) >= e.start_date
@@ -41,8 +43,11 @@ units as (
     where a.assigned_date <= {{ max_date() }}
 ),
 
+-- only experiments with an as-of date in this run: an ended experiment does not widen the scan
 window_start as (
-    select min(start_date) - interval {{ pre_days }} day as ts from experiments
+    select min(start_date) - interval {{ pre_days }} day as ts
+    from experiments
+    where experiment_id in (select experiment_id from as_of)
 ),
 
 source_orders as (
