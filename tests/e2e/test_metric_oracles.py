@@ -1,13 +1,18 @@
 """Every mart metric against an independent computation on the raw Parquet files."""
 
+import json
+import shutil
 from datetime import timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import brier_score_loss, precision_recall_fscore_support
+from sklearn.metrics import brier_score_loss
 
-from tests.e2e.oracles import clean_predictions, ece, end_of, psi_categorical, psi_numeric, read, resolved_labels
+from orchestration.lib.settings import dbt_var
+from tests.e2e.oracles import (COHORT_KEYS, cbpe, clean_predictions, cohort_members, ece, known_predictions, kpis,
+                               label_metrics, psi_categorical, psi_numeric, retention, score_calibration)
 
 pytestmark = pytest.mark.slow
 EXACT = dict(rel=1e-9, abs=1e-12)
@@ -18,31 +23,98 @@ def materialized(latest):
     return latest
 
 
-def test_classification_metrics_match_sklearn(materialized):
-    p = materialized
-    preds = clean_predictions(p.source).join(resolved_labels(p.source, p.last), on="prediction_id")
-    health = p.query("SELECT * FROM marts.model_health_daily WHERE date >= ?", [p.last - timedelta(days=10)])
-    assert len(health) > 10
-    for _, row in health.iterrows():
-        day = preds[(preds["model_id"] == row["model_id"]) & (preds["date"] == pd.Timestamp(row["date"]))]
-        labelled = day[day["label"].notna()]
-        assert row["predictions"] == len(day)
-        assert row["labelled"] == len(labelled)
-        assert row["label_coverage"] == pytest.approx(len(labelled) / len(day), **EXACT)
-        y, s, d = labelled["label"].astype(int).to_numpy(), labelled["score"].to_numpy(), labelled["decision"].to_numpy()
-        precision, recall, f1, _ = precision_recall_fscore_support(y, d.astype(int), average="binary", zero_division=np.nan)
-        for ours, oracle in ((row["precision"], precision), (row["recall"], recall), (row["f1"], f1)):
-            assert (pd.isna(ours) and np.isnan(oracle)) or ours == pytest.approx(oracle, **EXACT)
-        assert row["brier_score"] == pytest.approx(brier_score_loss(y, s), **EXACT)
-        assert row["expected_calibration_error"] == pytest.approx(ece(y.astype(float), s), **EXACT)
+def nan_or_approx(ours, oracle, **tolerance) -> bool:
+    if pd.isna(oracle):
+        return pd.isna(ours)
+    return ours == pytest.approx(oracle, **tolerance)
+
+
+def health_oracle(day: pd.DataFrame, calibration: dict | None) -> dict:
+    """Every metric of a marts.model_health_daily row from the day's known predictions, independently."""
+    labelled = day[day["label"].notna()]
+    y, s, d = labelled["label"].astype(int).to_numpy(), labelled["score"].to_numpy(), labelled["decision"].to_numpy()
+    delay_h = (labelled["first_labeled_at"] - labelled["predicted_at"]).dt.total_seconds() / 3600
+    events = day["feedback_events"].fillna(0)
+    estimated_precision, estimated_recall, calibrated = cbpe(day["score"], day["decision"], calibration)
+    return label_metrics(day) | {
+        "mean_score": np.mean(day["score"].to_numpy()),
         # quantile_cont is numpy's default linear interpolation
-        assert row["p50_score"] == pytest.approx(np.quantile(day["score"], 0.5, method="linear"), **EXACT)
-        assert row["p90_score"] == pytest.approx(np.quantile(day["score"], 0.9, method="linear"), **EXACT)
-        assert row["positive_rate"] == pytest.approx(day["decision"].mean(), **EXACT)
-        delay_h = (labelled["first_labeled_at"] - labelled["predicted_at"]).dt.total_seconds() / 3600
-        assert row["median_label_delay_hours"] == pytest.approx(delay_h.median(), rel=1e-9)
-        human = labelled[labelled["label_source"] == "human_review"]
-        assert row["human_labelled"] == len(human)
+        "p50_score": np.quantile(day["score"], 0.5, method="linear"),
+        "p90_score": np.quantile(day["score"], 0.9, method="linear"),
+        "positive_rate": day["decision"].mean(),
+        "median_label_delay_hours": delay_h.median(),
+        "true_positives": int((d & (y == 1)).sum()), "false_positives": int((d & (y == 0)).sum()),
+        "false_negatives": int((~d & (y == 1)).sum()), "true_negatives": int((~d & (y == 0)).sum()),
+        "brier_score": brier_score_loss(y, s) if len(y) else np.nan,
+        "expected_calibration_error": ece(y.astype(float), s) if len(y) else np.nan,
+        "estimated_precision": estimated_precision, "estimated_recall": estimated_recall, "cbpe_calibrated": calibrated,
+        "feedback_rate": (events > 0).mean(),
+        "feedback_up_share": day["up_events"].sum() / events.sum() if events.sum() else np.nan,
+    }
+
+
+def assert_health_matches(health: pd.DataFrame, source, calibration: dict, lookback_days: int) -> None:
+    """Each row against the oracle on the labels, reviews and feedback known by its `labels_as_of`."""
+    keys = {"date", "model_id", "model_version", "labels_as_of"}
+    for as_of, rows in health.groupby("labels_as_of"):
+        preds = known_predictions(source, as_of.date())
+        for _, row in rows.iterrows():
+            day = preds[(preds["model_id"] == row["model_id"]) & (preds["model_version"] == row["model_version"])
+                        & (preds["date"] == pd.Timestamp(row["date"]))]
+            reference_end, bins = calibration[(row["model_id"], row["model_version"])]
+            # the calibration exists once its reference window's labels have matured by the run's last day
+            learnt = bins if reference_end + pd.Timedelta(days=lookback_days) <= as_of else None
+            oracle = health_oracle(day, learnt)
+            assert set(oracle) == set(health.columns) - keys  # a new health column needs an oracle here
+            for column, expected in oracle.items():
+                # median of an even count averages two float delays: exact to rounding only
+                tolerance = dict(rel=1e-9) if column == "median_label_delay_hours" else EXACT
+                assert nan_or_approx(row[column], expected, **tolerance), (row["date"], row["model_id"], column,
+                                                                          row[column], expected)
+
+
+def test_every_health_metric_matches_its_oracle(materialized):
+    p = materialized
+    lookback = dbt_var("label_lookback_days")
+    health = p.query("SELECT * FROM marts.model_health_daily ORDER BY date, model_id")
+    preds = clean_predictions(p.source)
+    assert len(health) == len(preds.groupby(["date", "model_id", "model_version"])) > 20
+    calibration = score_calibration(p.source, preds, dbt_var("drift_reference_days"), lookback)
+    assert_health_matches(health, p.source, calibration, lookback)
+    assert health["human_precision"].notna().sum() > 20 and health["feedback_up_share"].notna().all()
+    # the label-free estimate is there before the labels: on the last day few have arrived ...
+    newest = health[health["date"] == pd.Timestamp(p.last)]
+    assert len(newest) == 2 and (newest["label_coverage"] < 0.05).all() and newest["estimated_precision"].notna().all()
+    # ... while a week back the realised values have caught up
+    older = health[health["date"] <= pd.Timestamp(p.last - timedelta(days=7))]
+    assert (older["label_coverage"] > 0.7).all() and older[["precision", "recall"]].notna().all().all()
+
+
+def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, monkeypatch):
+    """The e2e world ends before the default lookback lets a calibration mature, so learn one with a shorter one."""
+    from dbt.cli.main import dbtRunner
+
+    from orchestration.lib.settings import DBT_PROJECT_DIR
+
+    p, lookback = materialized, 7
+    shutil.copy(p.db, tmp_path / "warehouse.duckdb")
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
+    variables = {"min_date": p.last.isoformat(), "max_date": p.last.isoformat(), "label_lookback_days": lookback}
+    result = dbtRunner().invoke(["run", "--select", "int_score_calibration", "model_health_daily",
+                                 "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                                 "--target-path", str(tmp_path / "target"), "--vars", json.dumps(variables), "--quiet"])
+    assert result.success, result.exception
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:  # dbt-duckdb keeps its in-process handle open
+        learnt = conn.execute("SELECT * FROM intermediate.int_score_calibration").df()
+        health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date >= ? ORDER BY date, model_id",
+                              [p.last - timedelta(days=lookback)]).df()
+    calibration = score_calibration(p.source, clean_predictions(p.source), dbt_var("drift_reference_days"), lookback)
+    assert set(zip(learnt["model_id"], learnt["model_version"])) == set(calibration)
+    for _, row in learnt.iterrows():
+        _, bins = calibration[(row["model_id"], row["model_version"])]
+        assert row["calibrated_probability"] == pytest.approx(bins[row["score_bin"]], **EXACT), row.to_dict()
+    assert len(health) == 2 * (lookback + 1) and health["cbpe_calibrated"].all()
+    assert_health_matches(health, p.source, calibration, lookback)
 
 
 def test_psi_and_null_rate_match_numpy(materialized):
@@ -63,44 +135,64 @@ def test_psi_and_null_rate_match_numpy(materialized):
         assert row["null_rate"] == pytest.approx(current[row["feature"]].isna().mean(), **EXACT)
 
 
-def test_kpis_match_pandas(materialized):
+KPI_KEYS = {"marts.kpi_daily": ["date"], "marts.kpi_daily_by_segment": ["date", "segment", "country"]}
+
+
+@pytest.mark.parametrize("mart", KPI_KEYS)
+def test_every_kpi_column_of_every_day_matches_pandas(materialized, mart):
     p = materialized
-    sessions = read(p.source, "sessions")
-    orders = read(p.source, "orders").drop_duplicates("order_id")
-    known = orders[orders["ordered_at"] < end_of(p.last)]
-    converting = set(known.loc[known["status"] == "completed", "session_id"])
-    kpi = p.query("SELECT * FROM marts.kpi_daily WHERE date >= ?", [p.last - timedelta(days=1)])
-    assert len(kpi) == 2
-    for _, row in kpi.iterrows():
-        day = pd.Timestamp(row["date"])
-        s = sessions[sessions["started_at"].dt.normalize() == day]
-        o = orders[orders["ordered_at"].dt.normalize() == day]
-        completed = o[o["status"] == "completed"]
-        assert row["sessions"] == len(s) and row["active_users"] == s["user_id"].nunique()
-        assert row["orders"] == len(completed)
-        assert row["revenue"] == pytest.approx(completed["revenue"].sum(), rel=1e-12)
-        assert row["conversion_rate"] == pytest.approx(s["session_id"].isin(converting).mean(), **EXACT)
-        assert row["average_order_value"] == pytest.approx(completed["revenue"].mean(), rel=1e-12)
-        refunded = (o["status"] == "refunded").sum()
-        assert row["refund_rate"] == pytest.approx(refunded / (len(completed) + refunded), **EXACT)
-    by_segment = p.query("SELECT date, sum(sessions) AS sessions, sum(revenue) AS revenue FROM marts.kpi_daily_by_segment "
-                         "WHERE date >= ? GROUP BY date ORDER BY date", [p.last - timedelta(days=1)])
-    assert by_segment["sessions"].tolist() == kpi.sort_values("date")["sessions"].tolist()
+    keys = KPI_KEYS[mart]
+    ours = p.query(f"SELECT * FROM {mart} ORDER BY ALL")
+    # every day's last (re)computation ran with max_date >= the next day (kpi_lookback_days),
+    # so its conversions are the orders known by the world's end
+    oracle = kpis(p.source, p.last, tuple(keys[1:])).sort_values(keys, ignore_index=True)
+    assert len(ours) > 0 and sorted(ours["date"].unique()) == sorted(oracle["date"].unique())
+    assert len(ours["date"].unique()) == (p.last - p.first).days + 1
+    assert list(ours.columns) == list(oracle.columns)  # a new KPI column needs an oracle here
+    if len(keys) > 1:
+        assert ours["segment"].nunique() > 1 and ours["country"].nunique() > 1
+    ours["date"] = pd.to_datetime(ours["date"])
+    ints = ["active_users", "sessions", "converting_sessions", "orders", "refunded_orders"]
+    ours[ints] = ours[ints].astype("int64")
+    pd.testing.assert_frame_equal(ours, oracle, check_dtype=False, check_exact=False, rtol=1e-9, atol=1e-12)
 
 
 def test_retention_matches_pandas_and_only_matured_cohorts_appear(materialized):
     p = materialized
-    users = read(p.source, "users")
-    sessions = read(p.source, "sessions")
-    active = set(zip(sessions["user_id"], sessions["started_at"].dt.normalize()))
-    cohorts = p.query("SELECT * FROM marts.retention_cohorts WHERE cohort_type = 'signup'")
-    assert (cohorts["matured_date"] <= pd.Timestamp(p.last)).all()
-    assert (cohorts["matured_date"] == cohorts["cohort_date"] + pd.to_timedelta(cohorts["horizon_days"], unit="D")).all()
-    assert set(cohorts["horizon_days"]) == {1, 7, 28}
-    recent = cohorts[cohorts["matured_date"] >= pd.Timestamp(p.last - timedelta(days=1))]
-    for _, row in recent.iterrows():
-        members = users[users["signup_at"].dt.normalize() == pd.Timestamp(row["cohort_date"])]["user_id"]
-        retained = sum((u, pd.Timestamp(row["matured_date"])) in active for u in members)
-        assert (row["cohort_users"], row["retained_users"]) == (len(members), retained)
-    # a D28 cohort of the last week has not matured: it must not exist
-    assert cohorts[(cohorts["horizon_days"] == 28) & (cohorts["cohort_date"] > pd.Timestamp(p.last - timedelta(days=28)))].empty
+    horizons = dbt_var("retention_horizons")
+    ours = p.query("SELECT * FROM marts.retention_cohorts")
+    oracle = retention(p.source, p.first, p.last, horizons)
+    # both kinds of cohort, with every horizon that matured in the world (experiments start late:
+    # no assignment cohort of this world reaches D28), for every experiment and variant
+    for cohort_type, n_groups in (("signup", 1), ("assignment", 4)):
+        rows = ours[ours["cohort_type"] == cohort_type]
+        reached = set(oracle.loc[oracle["cohort_type"] == cohort_type, "horizon_days"])
+        assert len(rows) > 0 and len(reached) >= 2 and set(rows["horizon_days"]) == reached, cohort_type
+        assert len(rows.groupby(["experiment_id", "variant"], dropna=False)) == n_groups, cohort_type
+    # maturity: a cohort appears for horizon k exactly when cohort_date + k <= the as-of day
+    assert (ours["matured_date"] <= pd.Timestamp(p.last)).all()
+    assert (ours["matured_date"] == ours["cohort_date"] + pd.to_timedelta(ours["horizon_days"], unit="D")).all()
+    members = cohort_members(p.source).fillna({"experiment_id": "", "variant": ""})
+    has_members = set(zip(members["cohort_type"], members["experiment_id"], members["variant"], members["cohort_date"]))
+    present = set(zip(ours["cohort_type"], ours["experiment_id"].fillna(""), ours["variant"].fillna(""),
+                      pd.to_datetime(ours["cohort_date"]), ours["horizon_days"]))
+    checked = {}
+    for group in set(zip(members["cohort_type"], members["experiment_id"], members["variant"])):
+        for k in horizons:
+            # the last cohort that has matured for k days is there; the next one (one day short) is not
+            matured, immature = pd.Timestamp(p.last - timedelta(days=k)), pd.Timestamp(p.last - timedelta(days=k - 1))
+            if (*group, matured) in has_members:
+                assert (*group, matured, k) in present, (group, matured, k)
+            if (*group, immature) in has_members:
+                assert (*group, immature, k) not in present, (group, immature, k)
+                checked[group] = checked.get(group, 0) + 1
+    assert len(checked) == 5 and min(checked.values()) >= 2  # signup and all four variants, near the end
+    # and every matured cohort's numbers
+    key = [*COHORT_KEYS, "matured_date"]
+    ours = ours.sort_values(key, ignore_index=True)
+    oracle = oracle.sort_values(key, ignore_index=True)
+    for frame in (ours, oracle):
+        frame[["experiment_id", "variant"]] = frame[["experiment_id", "variant"]].fillna("")
+        frame[["cohort_date", "matured_date"]] = frame[["cohort_date", "matured_date"]].apply(pd.to_datetime)
+    pd.testing.assert_frame_equal(ours, oracle[ours.columns], check_dtype=False, check_exact=False,
+                                  rtol=1e-9, atol=1e-12)

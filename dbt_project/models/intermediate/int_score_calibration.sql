@@ -25,19 +25,25 @@ reference as (
        and p.prediction_date between r.first_date and r.reference_end_date
 ),
 
+-- The labels known when the reference window matured (reference end +
+-- label_lookback_days), resolved among themselves: a correction that lands
+-- later must not replace (or drop) them, so the calibration does not depend
+-- on which run learnt it.
 labels as (
-    {{ resolved_labels('(select min(first_date) from ready)') }}
+    select f.model_id, f.model_version, f.score, f.score_bin, l.label
+    from reference f
+    join {{ ref('stg_labels') }} l
+        on l.prediction_id = f.prediction_id
+       and l.labeled_at < f.reference_end_date + {{ var('label_lookback_days') }} + 1
+    qualify row_number() over (partition by l.prediction_id order by l.source_priority desc, l.labeled_at desc) = 1
 )
 
 select
-    f.model_id,
-    f.model_version,
-    f.score_bin,
+    model_id,
+    model_version,
+    score_bin,
     count(*) as labelled,
-    avg(l.label) as calibrated_probability,
-    {{ exact_avg('f.score') }} as mean_score
-from reference f
-join labels l
-    on l.prediction_id = f.prediction_id
-   and l.labeled_at < f.reference_end_date + {{ var('label_lookback_days') }} + 1
-group by f.model_id, f.model_version, f.score_bin
+    avg(label) as calibrated_probability,
+    {{ exact_avg('score') }} as mean_score
+from labels
+group by model_id, model_version, score_bin
