@@ -79,6 +79,9 @@ def _use_paths(args: argparse.Namespace) -> Path:
     if getattr(args, "source", None):
         os.environ["IMPACT_LEDGER_SOURCE"] = str(Path(args.source).resolve())
     source = source_dir()
+    if source.exists() and not source.is_dir():
+        raise CliError(f"source '{source}' is not a directory; point --source / IMPACT_LEDGER_SOURCE at a folder of "
+                       "<table>/*.parquet|csv files")
     if not source.is_dir():
         raise CliError(
             f"source directory '{source}' does not exist; generate one with `impact-ledger generate --out {source}` "
@@ -94,6 +97,10 @@ def _dagster_instance():
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     return dg.DagsterInstance.get()
+
+
+def _progress_line(line: str) -> None:
+    print(f"    {line}", flush=True)  # flushed: a long range streams its steps while it runs
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -112,7 +119,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     day = first
     while day <= last:
         end = min(day + timedelta(days=chunk - 1), last)
-        outcome = materialize_days(day, end, instance=instance)
+        print(f"  {day} .. {end}: starting", flush=True)
+        outcome = materialize_days(day, end, instance=instance, progress=_progress_line)
         status = "ok" if outcome.success else "FAILED"
         print(f"  {day} .. {end}: {status} in {outcome.seconds:.1f}s, {len(outcome.materialized)} assets (run {outcome.run_id[:8]})")
         if not outcome.success:

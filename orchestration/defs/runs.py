@@ -1,6 +1,8 @@
 """Run the daily job for a range of days as one in-process run (CLI, demo and tests)."""
 
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -35,18 +37,60 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     return out
 
 
-def materialize_days(first: date, last: date, instance: dg.DagsterInstance | None = None, log_level: str = "WARNING") -> RunOutcome:
-    """Materialise every asset (and run every check) for ``first``..``last`` in one run."""
+class StepProgress:
+    """A run's event listener printing one line when a step starts and when it ends, with elapsed times.
+
+    Called by the instance for every event of the run as it is stored, so the lines stream while the run
+    executes. A step is an asset (or check), or the one dbt step that builds every dbt model of the range.
+    """
+
+    ENDINGS = {"STEP_SUCCESS": "done", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}
+
+    def __init__(self, emit: Callable[[str], None], label: str):
+        self.emit, self.label = emit, label
+        self.run_started: float | None = None
+        self.step_started: dict[str, float] = {}
+
+    def __call__(self, entry) -> None:
+        event = entry.dagster_event
+        if event is None:
+            return
+        if self.run_started is None:
+            self.run_started = entry.timestamp
+        kind, step = event.event_type_value, (event.step_key or "").replace("__", "/")
+        clock = f"[{entry.timestamp - self.run_started:7.1f}s] {self.label}"
+        if kind == "STEP_START":
+            self.step_started[step] = entry.timestamp
+            self.emit(f"{clock} {step} started")
+        elif kind in self.ENDINGS:
+            took = entry.timestamp - self.step_started.get(step, entry.timestamp)
+            self.emit(f"{clock} {step} {self.ENDINGS[kind]}" + (f" in {took:.1f}s" if step in self.step_started else ""))
+
+
+def execute_with_progress(job: dg.JobDefinition, instance: dg.DagsterInstance, progress: Callable[[str], None] | None,
+                          label: str, **kwargs) -> dg.ExecuteInProcessResult:
+    """``job.execute_in_process(**kwargs)``, streaming StepProgress lines to ``progress`` (if given) meanwhile."""
+    run_id = str(uuid.uuid4())
+    if progress is not None:
+        instance.add_event_listener(run_id, StepProgress(progress, label))
+    return job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False, **kwargs)
+
+
+def materialize_days(first: date, last: date, instance: dg.DagsterInstance | None = None, log_level: str = "WARNING",
+                     progress: Callable[[str], None] | None = None) -> RunOutcome:
+    """Materialise every asset (and run every check) for ``first``..``last`` in one run.
+
+    ``progress``, if given, receives a line as each step starts and ends (see StepProgress).
+    """
     from orchestration.definitions import build_definitions
 
     # Fresh definitions bind resources to the current IMPACT_LEDGER_DB / _SOURCE.
     job = build_definitions().resolve_job_def("daily_impact_ledger")
     started = time.monotonic()
-    result = job.execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(),
+    result = execute_with_progress(
+        job, instance or dg.DagsterInstance.ephemeral(), progress, f"{first} .. {last}",
         tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        raise_on_error=False,
     )
     materialized = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
     return RunOutcome(result.success, result.run_id, time.monotonic() - started, _failures(result), materialized)
@@ -58,11 +102,10 @@ def run_retraining(day: date, instance: dg.DagsterInstance | None = None) -> Run
 
     job = build_definitions().resolve_job_def("retraining")
     started = time.monotonic()
-    result = job.execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(),
+    result = execute_with_progress(
+        job, instance or dg.DagsterInstance.ephemeral(), None, str(day),
         partition_key=day.isoformat(),
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        raise_on_error=False,
     )
     materialized = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
     return RunOutcome(result.success, result.run_id, time.monotonic() - started, _failures(result), materialized)

@@ -1,7 +1,8 @@
 """Alert notifications: new rows of marts.alerts and failed quality gates, sent once each.
 
 Pure Python (no Dagster): the sensor in orchestration/defs/notify/ reads the
-analysts' snapshot and hands the rows here. Each breach (date, model, metric,
+analysts' snapshot and the failed gate checks of Dagster's event log, and hands
+the rows here. Each breach (date, model, metric,
 subject) and each failed gate (suite, date) has a stable dedup key; a key
 already sent is never sent again, even when the alert lookback re-evaluates
 old days. Notifiers are pluggable; the default ones write to the log and to a
@@ -16,7 +17,7 @@ import math
 import os
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol
@@ -219,16 +220,19 @@ class NotifyCursor:
 
     sent: dict[str, str] = field(default_factory=dict)  # dedup key -> day
     source_mtime: float | None = None  # the snapshot file's mtime when last read
+    event_storage_id: int | None = None  # the last Dagster check-evaluation event read
 
     def to_json(self) -> str:
-        return json.dumps({"sent": self.sent, "source_mtime": self.source_mtime}, sort_keys=True)
+        return json.dumps({"sent": self.sent, "source_mtime": self.source_mtime,
+                           "event_storage_id": self.event_storage_id}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> NotifyCursor:
         if not text:
             return cls()
         raw = json.loads(text)
-        return cls(sent=dict(raw.get("sent", {})), source_mtime=raw.get("source_mtime"))
+        return cls(sent=dict(raw.get("sent", {})), source_mtime=raw.get("source_mtime"),
+                   event_storage_id=raw.get("event_storage_id"))
 
 
 def select_new(candidates: Sequence[Notification], cursor: NotifyCursor, newest_day: date | None,
@@ -244,7 +248,7 @@ def select_new(candidates: Sequence[Notification], cursor: NotifyCursor, newest_
     new = [n for n in candidates if n.date >= oldest and n.dedup_key not in cursor.sent]
     sent = {k: d for k, d in cursor.sent.items() if d >= oldest}
     sent.update({n.dedup_key: n.date for n in new})
-    return new, NotifyCursor(sent=sent, source_mtime=cursor.source_mtime)
+    return new, replace(cursor, sent=sent)
 
 
 SOURCES = {

@@ -17,22 +17,40 @@ from pathlib import Path
 
 import duckdb
 
-# table -> its day column
+from orchestration.lib.settings import dbt_var
+
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published table: its day column, and the dbt vars saying how many days before a run's range its
+    producer recomputes (labels and late orders arrive late), so those days' exports are rewritten too."""
+
+    day_column: str
+    lookback_vars: tuple[str, ...] = ()
+
+    def lookback_days(self) -> int:
+        return max((int(dbt_var(v)) for v in self.lookback_vars), default=0)
+
+
+LABELS, KPIS = "label_lookback_days", "kpi_lookback_days"
+# Keep in step with the producers: the dbt models' delete_partition_range(..., var(...)) pre-hooks,
+# model_health/alerts.py evaluation_window and okrs/assets.py refresh_start.
 PUBLISHED = {
-    "attribution.experiment_results": "as_of_date",
-    "attribution.model_impact": "as_of_date",
-    "marts.kpi_daily": "date",
-    "marts.kpi_daily_by_segment": "date",
-    "marts.retention_cohorts": "matured_date",
-    "marts.model_health_daily": "date",
-    "marts.feature_drift_daily": "date",
-    "marts.leading_lagging": "as_of_date",
-    "marts.bias_daily": "date",
-    "marts.alerts": "date",
-    "marts.okr_progress": "date",
-    "marts.metric_scorecard": "date",
-    "marts.retraining_requests": "date",
-    "quality.gate_results": "date",
+    "attribution.experiment_results": Published("as_of_date"),
+    "attribution.model_impact": Published("as_of_date"),
+    "marts.kpi_daily": Published("date", (KPIS,)),
+    "marts.kpi_daily_by_segment": Published("date", (KPIS,)),
+    "marts.retention_cohorts": Published("matured_date"),
+    "marts.model_health_daily": Published("date", (LABELS,)),
+    "marts.feature_drift_daily": Published("date"),  # PSI needs no labels: only the run's own days change
+    "marts.leading_lagging": Published("as_of_date", (LABELS,)),
+    "marts.bias_daily": Published("date", (LABELS,)),
+    "marts.alerts": Published("date", (LABELS,)),
+    "marts.okr_progress": Published("date", (LABELS, KPIS)),
+    "marts.metric_scorecard": Published("date"),
+    "marts.retraining_requests": Published("date"),
+    "quality.gate_results": Published("date"),
 }
 
 
@@ -44,32 +62,69 @@ class PublishReport:
     snapshot_tables: int
 
 
-def _existing(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def _existing(conn: duckdb.DuckDBPyConnection) -> dict[str, Published]:
     present = {f"{s}.{t}" for s, t in conn.execute(
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
-    return {t: c for t, c in PUBLISHED.items() if t in present}
+    return {t: spec for t, spec in PUBLISHED.items() if t in present}
+
+
+def _swap_in(staged: Path, target: Path) -> None:
+    """Replace the partition folder ``target`` by ``staged`` (or remove it when the day has no rows any more).
+
+    Readers see the old folder or the new one, except for the instant between two renames.
+    """
+    trash = target.with_name(f".{target.name}.old")
+    shutil.rmtree(trash, ignore_errors=True)
+    if target.exists():
+        target.rename(trash)
+    if staged.exists():
+        staged.rename(target)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def export_table(conn: duckdb.DuckDBPyConnection, table: str, day_column: str, folder: Path,
+                 first: date, last: date) -> tuple[int, int]:
+    """Rewrite ``folder``/date=<day>/ for every day of first..last from the table's current rows.
+
+    The window is written whole into a staging folder first, then swapped in day by day,
+    so a day whose rows changed is replaced and a day without rows any more is removed.
+    Returns (files, rows) written.
+    """
+    staging = folder.parent / f".{folder.name}.staging.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    # hive convention: the folder carries `date`, so a `date` column is not repeated in the file
+    columns = "* REPLACE (CAST(date AS DATE) AS date)" if day_column == "date" else f"*, CAST({day_column} AS DATE) AS date"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = conn.execute(f"SELECT count(*) FROM {table} WHERE {day_column} BETWEEN ? AND ?", [first, last]).fetchone()[0]
+    if rows:
+        conn.execute(
+            f"COPY (SELECT {columns} FROM {table} WHERE {day_column} BETWEEN DATE '{first}' AND DATE '{last}') "
+            f"TO '{staging}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part')"
+        )
+    files = 0
+    try:
+        day = first
+        while day <= last:
+            staged = staging / f"date={day.isoformat()}"
+            written = sorted(staged.glob("*.parquet")) if staged.exists() else []
+            if len(written) == 1:  # one file per day, under a stable name
+                written[0].rename(staged / "part.parquet")
+            files += len(written)
+            _swap_in(staged, folder / f"date={day.isoformat()}")
+            day += timedelta(days=1)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return files, rows
 
 
 def export_days(conn: duckdb.DuckDBPyConnection, exports: Path, first: date, last: date) -> tuple[int, int]:
-    """Write each published table's rows of first..last as exports/<table>/date=<day>/part.parquet (replacing them)."""
+    """Export each published table's days that a run over first..last (re)computed: from ``first`` minus the
+    table's lookback to ``last``, replacing those hive partitions, so exports always equal the warehouse."""
     files = rows = 0
-    for table, day_column in _existing(conn).items():
-        name = table.split(".")[1]
-        day = first
-        while day <= last:
-            folder = exports / name / f"date={day.isoformat()}"
-            shutil.rmtree(folder, ignore_errors=True)  # a re-run replaces the day, never appends
-            n = conn.execute(f"SELECT count(*) FROM {table} WHERE {day_column} = ?", [day]).fetchone()[0]
-            if n:
-                folder.mkdir(parents=True)
-                # hive convention: the folder carries `date`, so a `date` column is not repeated in the file
-                columns = "* EXCLUDE (date)" if day_column == "date" else "*"
-                conn.execute(
-                    f"COPY (SELECT {columns} FROM {table} WHERE {day_column} = DATE '{day.isoformat()}') "
-                    f"TO '{folder / 'part.parquet'}' (FORMAT parquet)"
-                )
-                files, rows = files + 1, rows + n
-            day += timedelta(days=1)
+    for table, spec in _existing(conn).items():
+        since = first - timedelta(days=spec.lookback_days())
+        f, r = export_table(conn, table, spec.day_column, exports / table.split(".")[1], since, last)
+        files, rows = files + f, rows + r
     return files, rows
 
 

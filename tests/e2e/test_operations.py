@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from orchestration.defs.notify.sensors import alert_notifications_sensor
+from orchestration.lib.publish import PUBLISHED
 from orchestration.lib.settings import analytics_path
 
 pytestmark = pytest.mark.slow
@@ -74,3 +75,37 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(dai
         second = alert_notifications_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=context.cursor))
         assert second.skip_message == "snapshot unchanged since the last tick"
         assert len(jsonl.read_text().splitlines()) == len(sent)
+
+
+def test_exports_equal_the_snapshot_on_every_exported_day(daily_runs):
+    """After seven daily runs, each exported day holds exactly the snapshot's rows of that day: a run re-exports
+    the days its lookback recomputed (label-based health, yesterday's KPIs), so no day's export goes stale."""
+    p = daily_runs
+    last_run_day = p.incident + timedelta(days=6)
+    exports, snapshot = p.db.parent / "exports", p.db.parent / "analytics.duckdb"
+    rewritten_before_last_day = set()
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{snapshot}' AS snap (READ_ONLY)")
+        for table, spec in PUBLISHED.items():
+            name = table.split(".")[1]
+            columns = conn.execute("SELECT string_agg(column_name, ', ' ORDER BY ordinal_position) FROM "
+                                   "information_schema.columns WHERE table_catalog = 'snap' AND table_schema || '.' || "
+                                   "table_name = ?", [table]).fetchone()[0]
+            if columns is None or not (exports / name).is_dir():
+                continue
+            parquet = f"read_parquet('{exports / name}/*/*.parquet', hive_partitioning = true)"
+            exported_days = {d for (d,) in conn.execute(f"SELECT DISTINCT date FROM {parquet}").fetchall()}
+            snapshot_days = {d for (d,) in conn.execute(f"SELECT DISTINCT {spec.day_column}::DATE FROM snap.{table}").fetchall()}
+            window_start = last_run_day - timedelta(days=spec.lookback_days())
+            assert {d for d in snapshot_days if window_start <= d <= last_run_day} <= exported_days, table
+            assert exported_days <= snapshot_days, f"{table}: exported days without rows in the snapshot"
+            in_exported = f"{spec.day_column}::DATE IN (SELECT DISTINCT date FROM {parquet})"
+            for a, b in ((f"SELECT {columns} FROM {parquet}", f"SELECT {columns} FROM snap.{table} WHERE {in_exported}"),
+                         (f"SELECT {columns} FROM snap.{table} WHERE {in_exported}", f"SELECT {columns} FROM {parquet}")):
+                differing = conn.execute(f"SELECT {spec.day_column}::DATE AS day, count(*) AS n FROM ({a} EXCEPT ALL {b}) "
+                                         "GROUP BY 1 ORDER BY 1").fetchall()
+                assert differing == [], f"{table}: exported rows differ from the snapshot on {differing}"
+            if spec.lookback_days():
+                rewritten_before_last_day |= {(name, d) for d in exported_days if d < p.incident}
+    # the lookback tables' exports reach back before the first daily run's day (its lookback window)
+    assert {name for name, _ in rewritten_before_last_day} >= {"model_health_daily", "bias_daily", "kpi_daily"}

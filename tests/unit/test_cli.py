@@ -1,20 +1,50 @@
-"""The command line: help works, and bad input gives a message, not a traceback."""
+"""The command line: help works, bad input gives a message, not a traceback, and a run streams its progress."""
 
+import os
+import re
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
+import dagster as dg
 import pytest
+
+from orchestration.defs.runs import execute_with_progress
+from orchestration.lib.settings import PROJECT_ROOT
+
+COMMANDS = ("generate", "materialize", "summary", "query", "report")
+CONSOLE_SCRIPT = Path(sys.executable).parent / "impact-ledger"
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "orchestration.cli", *args], capture_output=True, text=True, env=env)
+    """The installed `impact-ledger` console script, importing this checkout's code (PYTHONPATH first)."""
+    env = {**(env or os.environ), "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run([str(CONSOLE_SCRIPT), *args], capture_output=True, text=True, env=env)
 
 
-def test_help_lists_the_commands():
-    result = run("--help")
-    assert result.returncode == 0
-    for command in ("generate", "materialize", "summary", "query"):
-        assert command in result.stdout
+def test_the_console_script_is_the_cli_main():
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"impact-ledger": "orchestration.cli:main"}
+    assert "from orchestration.cli import main" in CONSOLE_SCRIPT.read_text()  # what `pip install -e .` generated
+
+
+@pytest.mark.parametrize("launch", [[str(CONSOLE_SCRIPT)], [sys.executable, "-m", "orchestration.cli"]])
+def test_help_lists_the_commands(launch):
+    result = subprocess.run([*launch, "--help"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert result.returncode == 0, result.stderr
+    # argparse lists each subcommand on its own 4-space-indented line, followed by its help
+    listed = re.findall(r"^    ([a-z]+)\b", result.stdout, re.MULTILINE)
+    assert listed == list(COMMANDS), result.stdout
+
+
+def test_source_that_is_a_file_is_not_a_directory(tmp_path):
+    source = tmp_path / "orders.csv"
+    source.write_text("order_id\n1\n")
+    result = run("materialize", "--source", str(source), "--db", str(tmp_path / "w.duckdb"))
+    assert result.returncode == 2
+    assert f"source '{source}' is not a directory" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_source_path_is_a_clear_message(tmp_path):
@@ -52,3 +82,33 @@ def test_query_prints_a_table_and_reports_sql_errors(tmp_path):
     assert bad.returncode == 2 and "query failed" in bad.stderr and "Traceback" not in bad.stderr
     write = run("query", "DROP TABLE t", "--db", str(db))
     assert write.returncode == 2 and "read-only" in write.stderr.lower()
+
+
+def test_progress_lines_stream_while_the_run_executes():
+    """A real two-step run: each step's start and end are printed as they happen, with elapsed seconds."""
+    lines = []
+
+    @dg.asset
+    def upstream() -> None:
+        return None
+
+    @dg.asset(deps=[upstream])
+    def downstream() -> None:
+        # printed before this step finished: the lines stream, they do not arrive after the run
+        assert any(re.search(r"upstream done in \d+\.\ds$", line) for line in lines), lines
+        assert lines[-1].endswith("downstream started"), lines
+
+    @dg.asset(deps=[downstream])
+    def broken() -> None:
+        raise RuntimeError("bad day")
+
+    job = dg.Definitions(assets=[upstream, downstream, broken]).resolve_implicit_global_asset_job_def()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = execute_with_progress(job, instance, lines.append, "2026-10-01 .. 2026-10-07")
+    assert not result.success
+    steps = [re.fullmatch(r"\[ *(\d+\.\d)s\] 2026-10-01 \.\. 2026-10-07 (\w+) (started|done|FAILED)( in \d+\.\ds)?",
+                          line).groups()[1:3] for line in lines]
+    assert steps == [("upstream", "started"), ("upstream", "done"), ("downstream", "started"), ("downstream", "done"),
+                     ("broken", "started"), ("broken", "FAILED")]
+    elapsed = [float(re.match(r"\[ *(\d+\.\d)s\]", line).group(1)) for line in lines]
+    assert elapsed == sorted(elapsed)

@@ -1,4 +1,4 @@
-"""The alert sensor reads the read-only snapshot and notifies each alert and failed gate once."""
+"""The alert sensor reads the read-only snapshot and Dagster's failed gate checks and notifies each alert and failed gate once."""
 
 import json
 import os
@@ -11,7 +11,9 @@ import pytest
 
 from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
 from orchestration.defs.notify.sensors import alert_notifications_sensor
+from orchestration.defs.partitions import daily_partitions, single_run
 from orchestration.defs.quality.checks import GATE_RESULTS_SCHEMA
+from orchestration.defs.runs import RANGE_END_TAG, RANGE_START_TAG
 from orchestration.lib.warehouse import ensure_table
 
 
@@ -94,3 +96,55 @@ def test_each_alert_and_failed_gate_is_notified_once(paths):
 
 def test_the_sensor_runs_without_clicking():
     assert alert_notifications_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def gate_run(instance, passed, **run):
+    """A real run whose blocking raw_orders gate check passes or fails, its evaluation stored in ``instance``."""
+    @dg.asset(key=["raw", "orders"], partitions_def=daily_partitions, backfill_policy=single_run)
+    def orders() -> None:
+        return None
+
+    @dg.asset_check(asset=orders, name="raw_orders_suite", blocking=True, partitions_def=daily_partitions)
+    def raw_orders_suite() -> dg.AssetCheckResult:
+        failed = {} if passed else {"revenue_not_negative": {"blocking": True}, "volume_ratio": {"blocking": False}}
+        return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.ERROR, description="raw_orders",
+                                   metadata={"rows_validated": 900, "failed_expectations": dg.MetadataValue.json(failed)})
+
+    @dg.asset_check(asset=orders, name="not_a_gate", partitions_def=daily_partitions)
+    def not_a_gate() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False)
+
+    dg.materialize([orders, raw_orders_suite, not_a_gate], instance=instance, raise_on_error=False, **run)
+
+
+def test_a_failed_gate_is_notified_the_tick_after_it_fails_without_a_new_snapshot(paths):
+    """A failed blocking gate skips the publish step: the sensor reads the failed check from Dagster's event log."""
+    snapshot, jsonl = paths
+    with dg.DagsterInstance.ephemeral() as instance:
+        write_snapshot(snapshot, [], [])  # yesterday's publication
+        _, cursor = tick(instance, None)
+        assert sent(jsonl) == []
+
+        # today's run (one day) fails its gate; publication is skipped, the snapshot stays as it was
+        gate_run(instance, passed=False, partition_key="2026-10-12")
+        result, cursor = tick(instance, cursor)
+        assert sent(jsonl) == ["gate|2026-10-12||quality_gate|raw_orders"]
+        [line] = [json.loads(line) for line in jsonl.read_text().splitlines()]
+        assert line["value"] == 900 and "revenue_not_negative" in line["message"] and "volume_ratio" not in line["message"]
+
+        # a backfill of two days failing in one run: each day of its range, as quality.gate_results records it
+        gate_run(instance, passed=False, tags={RANGE_START_TAG: "2026-10-10", RANGE_END_TAG: "2026-10-11"})
+        gate_run(instance, passed=True, partition_key="2026-10-13")
+        result, cursor = tick(instance, cursor)
+        assert sent(jsonl)[1:] == ["gate|2026-10-10||quality_gate|raw_orders", "gate|2026-10-11||quality_gate|raw_orders"]
+        result, cursor = tick(instance, cursor)
+        assert result.skip_message == "snapshot unchanged since the last tick"
+
+        # the next successful run publishes the same failures in quality.gate_results: not sent again
+        gates = [{"date": date(2026, 10, d), "suite": "raw_orders", "table_name": "orders", "passed": False,
+                  "failed_expectations": '["revenue_not_negative"]', "rows_validated": 900} for d in (10, 11, 12)]
+        write_snapshot(snapshot, [], gates)
+        os.utime(snapshot, (snapshot.stat().st_atime, snapshot.stat().st_mtime + 1))
+        result, cursor = tick(instance, cursor)
+        assert result.skip_message.startswith("sent 0 notification(s)")
+        assert len(sent(jsonl)) == 3

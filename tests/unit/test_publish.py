@@ -1,12 +1,13 @@
 """Analyst access: Parquet exports per day and an atomically replaced read-only snapshot."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import pyarrow.dataset as ds
 import pytest
 
 from orchestration.lib.publish import publish
+from orchestration.lib.settings import dbt_var
 
 DAY1, DAY2 = date(2026, 9, 1), date(2026, 9, 2)
 
@@ -51,3 +52,48 @@ def test_snapshot_is_readable_while_it_is_replaced(warehouse, tmp_path):
     with duckdb.connect(str(snapshot), read_only=True) as fresh:
         assert fresh.execute("SELECT count(*) FROM marts.kpi_daily").fetchone()[0] == 3
     assert not list(tmp_path.glob(".analytics.duckdb.*.tmp"))
+
+
+def exported(exports, table):
+    """Rows of an export per day, as the analysts' duckdb query reads them."""
+    with duckdb.connect() as conn:
+        frame = conn.execute(f"SELECT * FROM read_parquet('{exports / table}/*/*.parquet', hive_partitioning = true) "
+                             "ORDER BY ALL").df()
+    return {d.date(): sorted(g.drop(columns="date").itertuples(index=False, name=None)) for d, g in frame.groupby("date")}
+
+
+def test_a_run_re_exports_the_days_its_lookback_recomputed(tmp_path):
+    """Labels arrive late: a run recomputes model health of the previous label_lookback_days days, so it must
+    rewrite those days' exports too (and remove a day that lost its rows), but not older or unrelated days."""
+    lookback = int(dbt_var("label_lookback_days"))
+    today = date(2026, 10, 20)
+    recomputed, vanished, too_old = today - timedelta(days=1), today - timedelta(days=lookback), today - timedelta(days=lookback + 1)
+    exports, snapshot = tmp_path / "exports", tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute("CREATE TABLE marts.model_health_daily (date DATE, model_id VARCHAR, precision DOUBLE)")
+        conn.execute("CREATE TABLE marts.retention_cohorts (matured_date DATE, cohort_date DATE, retained DOUBLE)")
+        days = [too_old, vanished, recomputed]
+        conn.executemany("INSERT INTO marts.model_health_daily VALUES (?, 'm1', 0.5)", [[d] for d in days])
+        conn.executemany("INSERT INTO marts.retention_cohorts VALUES (?, ?, 0.3)", [[d, d] for d in days])
+        publish(conn, exports, snapshot, too_old, recomputed)  # yesterday's run (a backfill of these days)
+        # today's run: late labels change yesterday's precision, drop a day's rows, add today's;
+        # the rows of too_old change too but that day is outside the lookback (only a hand edit does that)
+        conn.execute("UPDATE marts.model_health_daily SET precision = 0.8 WHERE date = ?", [recomputed])
+        conn.execute("UPDATE marts.model_health_daily SET precision = 0.1 WHERE date = ?", [too_old])
+        conn.execute("DELETE FROM marts.model_health_daily WHERE date = ?", [vanished])
+        conn.execute("INSERT INTO marts.model_health_daily VALUES (?, 'm1', 0.6)", [today])
+        conn.execute("UPDATE marts.retention_cohorts SET retained = 0.9 WHERE matured_date = ?", [recomputed])
+        report = publish(conn, exports, snapshot, today, today)
+    assert exported(exports, "model_health_daily") == {
+        too_old: [("m1", 0.5)],  # outside the lookback: untouched
+        recomputed: [("m1", 0.8)],  # rewritten with the recomputed value
+        today: [("m1", 0.6)],
+    }
+    assert not (exports / "model_health_daily" / f"date={vanished}").exists()
+    assert (exports / "model_health_daily" / f"date={recomputed}" / "part.parquet").is_file()
+    # retention cohorts have no lookback: yesterday's export stays as it was published
+    [(*_, retained)] = exported(exports, "retention_cohorts")[recomputed]
+    assert retained == 0.3
+    assert (report.files, report.rows) == (2, 2)  # health: yesterday + today; cohorts: nothing today
+    assert not [p for p in exports.rglob(".*")]  # no staging or trash folders left behind
