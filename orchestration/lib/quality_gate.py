@@ -185,7 +185,7 @@ def validate_frames(frames: dict[str, pd.DataFrame], suite: dict, parameters: di
             outcomes.append(
                 ExpectationOutcome(
                     expectation=r.expectation_config.type,
-                    column=r.expectation_config.kwargs.get("column"),
+                    column=_columns(r.expectation_config.kwargs),
                     success=bool(r.success),
                     unexpected_count=details.get("unexpected_count"),
                     unexpected_percent=details.get("unexpected_percent"),
@@ -206,10 +206,16 @@ def validate_frame(frame: pd.DataFrame, suite: dict, parameters: dict | None = N
     return validate_frames({"rows": frame}, suite, parameters)
 
 
+def _columns(kwargs: dict) -> str | None:
+    """The column an expectation is about, or the columns of a compound one ("experiment_id, user_id")."""
+    return kwargs.get("column") or ", ".join(kwargs.get("column_list") or []) or None
+
+
 def _detail(details: dict, exception_info: dict | None) -> str | None:
-    """What an outcome's counts do not say: GX's error (e.g. a missing column) or the mismatched columns."""
-    if details.get("details", {}).get("mismatched"):
-        return f"mismatched columns: {details['details']['mismatched']}"
+    """What an outcome's counts do not say: the missing columns, or GX's error (e.g. a missing column)."""
+    missing = (details.get("details") or {}).get("mismatched", {}).get("missing")
+    if missing:
+        return f"missing columns: {missing}"
     # exception_info is either one {raised_exception, exception_message} or such a dict per metric
     infos = [exception_info or {}] + [v for v in (exception_info or {}).values() if isinstance(v, dict)]
     messages = [i["exception_message"] for i in infos if i.get("raised_exception") and i.get("exception_message")]
