@@ -3,10 +3,13 @@
 Suites live under expectations/suites/ as YAML in GX's own vocabulary
 (expectation type + kwargs), at three levels:
 
-* ``schema_expectations`` on one row of the table's DuckDB column types;
+* ``schema_expectations`` on one row of the table's DuckDB column types (required columns and
+  their types; without a required column only this level runs);
 * ``expectations`` on the rows read for the partition days (loaded and
   quarantined alike), plus ``derived`` columns computed in SQL (referential
-  integrity, timestamps inside the day) so heavy joins stay in DuckDB;
+  integrity, timestamps inside the day) so heavy joins stay in DuckDB; GX's
+  in-set and range checks skip nulls, so every key and foreign key has its own
+  not-null expectation and a boolean derived flag is never null;
 * ``day_expectations`` on one row per day: rows, trailing 7-day median,
   volume_ratio and freshness.
 
@@ -47,7 +50,7 @@ class ExpectationOutcome:
     observed_value: Any = None
     level: str = "rows"
     blocking: bool = True
-    detail: str | None = None  # why GX could not evaluate it (e.g. a missing column), or which columns mismatched
+    detail: str | None = None  # the columns a table lacks, or why GX could not evaluate the expectation
 
     @property
     def name(self) -> str:
@@ -202,7 +205,7 @@ def validate_frames(frames: dict[str, pd.DataFrame], suite: dict, parameters: di
 
 
 def validate_frame(frame: pd.DataFrame, suite: dict, parameters: dict | None = None) -> SuiteResult:
-    """Row-level expectations only, on a ready frame (small tests, benchmarks)."""
+    """Row-level expectations only, on a ready frame (small tests)."""
     return validate_frames({"rows": frame}, suite, parameters)
 
 
