@@ -3,10 +3,13 @@
 Suites live under expectations/suites/ as YAML in GX's own vocabulary
 (expectation type + kwargs), at three levels:
 
-* ``schema_expectations`` on one row of the table's DuckDB column types;
+* ``schema_expectations`` on one row of the table's DuckDB column types (required columns and
+  their types; without a required column only this level runs);
 * ``expectations`` on the rows read for the partition days (loaded and
   quarantined alike), plus ``derived`` columns computed in SQL (referential
-  integrity, timestamps inside the day) so heavy joins stay in DuckDB;
+  integrity, timestamps inside the day) so heavy joins stay in DuckDB; GX's
+  in-set and range checks skip nulls, so every key and foreign key has its own
+  not-null expectation and a boolean derived flag is never null;
 * ``day_expectations`` on one row per day: rows, trailing 7-day median,
   volume_ratio and freshness.
 
@@ -47,6 +50,7 @@ class ExpectationOutcome:
     observed_value: Any = None
     level: str = "rows"
     blocking: bool = True
+    detail: str | None = None  # the columns a table lacks, or why GX could not evaluate the expectation
 
     @property
     def name(self) -> str:
@@ -59,6 +63,8 @@ class ExpectationOutcome:
                       f"e.g. {self.sample_unexpected}")
         else:
             detail = f": observed {self.observed_value}"
+        if self.detail:
+            detail += f" ({self.detail})"
         return f"{self.expectation}{where}{detail}" + ("" if self.blocking else " [warning]")
 
 
@@ -182,7 +188,7 @@ def validate_frames(frames: dict[str, pd.DataFrame], suite: dict, parameters: di
             outcomes.append(
                 ExpectationOutcome(
                     expectation=r.expectation_config.type,
-                    column=r.expectation_config.kwargs.get("column"),
+                    column=_columns(r.expectation_config.kwargs),
                     success=bool(r.success),
                     unexpected_count=details.get("unexpected_count"),
                     unexpected_percent=details.get("unexpected_percent"),
@@ -190,6 +196,7 @@ def validate_frames(frames: dict[str, pd.DataFrame], suite: dict, parameters: di
                     observed_value=_plain(details.get("observed_value")),
                     level=level,
                     blocking=meta.get("severity", "error") != "warning",
+                    detail=_detail(details, r.exception_info),
                 )
             )
     if docs_dir is not None:
@@ -198,8 +205,24 @@ def validate_frames(frames: dict[str, pd.DataFrame], suite: dict, parameters: di
 
 
 def validate_frame(frame: pd.DataFrame, suite: dict, parameters: dict | None = None) -> SuiteResult:
-    """Row-level expectations only, on a ready frame (small tests, benchmarks)."""
+    """Row-level expectations only, on a ready frame (small tests)."""
     return validate_frames({"rows": frame}, suite, parameters)
+
+
+def _columns(kwargs: dict) -> str | None:
+    """The column an expectation is about, or the columns of a compound one ("experiment_id, user_id")."""
+    return kwargs.get("column") or ", ".join(kwargs.get("column_list") or []) or None
+
+
+def _detail(details: dict, exception_info: dict | None) -> str | None:
+    """What an outcome's counts do not say: the missing columns, or GX's error (e.g. a missing column)."""
+    missing = (details.get("details") or {}).get("mismatched", {}).get("missing")
+    if missing:
+        return f"missing columns: {missing}"
+    # exception_info is either one {raised_exception, exception_message} or such a dict per metric
+    infos = [exception_info or {}] + [v for v in (exception_info or {}).values() if isinstance(v, dict)]
+    messages = [i["exception_message"] for i in infos if i.get("raised_exception") and i.get("exception_message")]
+    return f"error: {messages[0]}" if messages else None
 
 
 def _plain(value: Any) -> Any:
@@ -236,16 +259,32 @@ def rows_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: 
     """Everything read for the days (loaded and quarantined rows), with the suite's derived columns.
 
     Derived SQL sees the row as ``t`` (correlated subqueries write ``t.column``).
+    A boolean derived column (a flag such as ``user_known``) is never null: SQL's
+    ``NULL IN (...)`` is null, and GX's in-set checks skip nulls, so a row with a
+    null key would otherwise pass its referential check.
     """
     table = suite["table"]
     cols = [f'"{c}"' for c in suite_columns(suite)]
     derived = [f'({_fill(sql, first, last)}) AS "{name}"' for name, sql in (suite.get("derived") or {}).items()]
     select = ", ".join(cols + derived) or "1 AS _row"
     where = f"_partition_date BETWEEN DATE '{first}' AND DATE '{last}'"
-    return conn.execute(
+    query = (
         f"SELECT {select} FROM (SELECT * FROM raw.{table} WHERE {where} "
         f"UNION ALL BY NAME SELECT * EXCLUDE (_reason) FROM raw_quarantine.{table} WHERE {where}) t"
-    ).df()
+    )
+    relation = conn.sql(query)  # binds the query (column types) without running it
+    types = dict(zip(relation.columns, map(str, relation.types)))
+    flags = [f'coalesce("{name}", false) AS "{name}"' for name in suite.get("derived") or {} if types[name] == "BOOLEAN"]
+    if flags:
+        query = f"SELECT * REPLACE ({', '.join(flags)}) FROM ({query})"
+    return conn.execute(query).df()
+
+
+def missing_columns(suite: dict, schema: pd.DataFrame) -> list[str]:
+    """Columns the row and day levels read (the contract's required ones and the suite's) absent from the table."""
+    contract = CONTRACTS[suite["table"]]
+    needed = [c.name for c in contract.columns if c.required] + suite_columns(suite) + [suite.get("volume_by")]
+    return sorted({c for c in needed if c and c not in schema.columns})
 
 
 def rows_read_per_day(conn: duckdb.DuckDBPyConnection, table: str, first: date, last: date) -> dict[date, int]:
@@ -312,10 +351,13 @@ def resolve_parameters(conn: duckdb.DuckDBPyConnection, suite: dict, first: date
 
 def run_suite(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date,
               docs_dir: Path | None = None) -> SuiteResult:
-    """Validate the partition days first..last of the suite's raw table (Data Docs into ``docs_dir`` if given)."""
-    frames = {
-        "schema": schema_frame(conn, suite["table"]),
-        "rows": rows_frame(conn, suite, first, last),
-        "days": days_frame(conn, suite, first, last),
-    }
+    """Validate the partition days first..last of the suite's raw table (Data Docs into ``docs_dir`` if given).
+
+    If the table lacks a column the rows need, only the schema level runs: its
+    failure names the column, where the row queries would only raise.
+    """
+    frames = {"schema": schema_frame(conn, suite["table"])}
+    if not missing_columns(suite, frames["schema"]):
+        frames["rows"] = rows_frame(conn, suite, first, last)
+        frames["days"] = days_frame(conn, suite, first, last)
     return validate_frames(frames, suite, resolve_parameters(conn, suite, first, last), docs_dir)

@@ -140,7 +140,8 @@ def test_every_contract_table_has_a_suite_and_suites_are_well_formed():
     from orchestration.lib.contract import CONTRACTS
 
     assert {load_suite(n)["table"] for n in suite_names()} == set(CONTRACTS)
-    assert set(suite_columns(load_suite("raw_predictions"))) == {"prediction_id", "score", "threshold", "model_id"}
+    assert set(suite_columns(load_suite("raw_predictions"))) == {"prediction_id", "score", "threshold", "model_id",
+                                                                 "model_version", "user_id"}
 
 
 def test_suite_file_errors_are_clear(tmp_path):
@@ -153,7 +154,8 @@ def test_suite_file_errors_are_clear(tmp_path):
 
 def test_a_stray_bad_row_in_a_big_day_is_tolerated_by_mostly():
     frame = pd.DataFrame({"prediction_id": [f"p{i}" for i in range(2000)], "model_id": "m1", "score": [1.7] + [0.5] * 1999,
-                          "threshold": 0.5, "user_known": True, "in_partition_day": True})
+                          "threshold": 0.5, "model_version": "v1", "user_id": "u1", "user_known": True,
+                          "in_partition_day": True})
     assert validate_frame(frame, load_suite("raw_predictions"), {"known_model_ids": ["m1"]}).success
 
 

@@ -32,6 +32,7 @@ def _check_result(result: SuiteResult) -> dg.AssetCheckResult:
             "unexpected_percent": o.unexpected_percent,
             "sample_values": [str(v) for v in o.sample_unexpected],
             "observed_value": None if o.observed_value is None else str(o.observed_value),
+            "detail": o.detail,  # e.g. the missing columns
         }
         for o in result.failed
     }

@@ -1,0 +1,194 @@
+"""Every suite against the raw contract, and each expectation family broken on tables other than predictions.
+
+One small world (every contract table; nine days of orders for the volume and
+freshness checks, the last day of the others) is loaded once per module
+through the real raw loader; each test breaks one rule with SQL inside a
+transaction, validates the last day, and rolls back. Breaking raw.* directly
+is the loader-bypassed case the gate exists for (defence in depth).
+"""
+
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pandas as pd
+import pytest
+
+from orchestration.lib.contract import CONTRACTS
+from orchestration.lib.quality_gate import load_suite, rows_frame, run_suite, suite_names
+from orchestration.lib.raw_loader import load_partition
+
+DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(9)]
+TODAY = DAYS[-1]
+USERS = 50
+WITH_HISTORY = ("orders",)  # the volume and freshness tests need trailing days; other tables load the last day only
+
+
+def _at(day: date, minute: int) -> datetime:
+    return datetime(day.year, day.month, day.day, 9) + timedelta(minutes=minute)
+
+
+def _day_frames(day: date, d: int) -> dict[str, pd.DataFrame]:
+    preds = pd.DataFrame({"prediction_id": [f"p-{day}-{i}" for i in range(40)], "model_id": "m1", "model_version": "v1",
+                          "user_id": [f"u{i % USERS}" for i in range(40)],
+                          "predicted_at": [_at(day, i) for i in range(40)], "score": 0.5, "threshold": 0.5})
+    return {
+        "predictions": preds,
+        "labels": pd.DataFrame({"prediction_id": preds["prediction_id"], "label": 1,
+                                "labeled_at": preds["predicted_at"] + timedelta(hours=1), "label_source": "implicit"}),
+        "feedback": pd.DataFrame({"feedback_id": [f"f-{day}-{i}" for i in range(10)], "prediction_id": preds["prediction_id"][:10],
+                                  "user_id": preds["user_id"][:10], "created_at": [_at(day, 100 + i) for i in range(10)],
+                                  "value": ["up", "down"] * 5}),
+        # five new users a day: an (experiment, user) pair is assigned once
+        "assignments": pd.DataFrame({"experiment_id": "e1", "user_id": [f"u{5 * d + i}" for i in range(5)],
+                                     "variant": ["holdout", "treatment", "treatment", "treatment", "treatment"],
+                                     "assigned_at": [_at(day, i) for i in range(5)]}),
+        "sessions": pd.DataFrame({"session_id": [f"s-{day}-{i}" for i in range(20)], "user_id": [f"u{i}" for i in range(20)],
+                                  "started_at": [_at(day, i) for i in range(20)]}),
+        "orders": pd.DataFrame({"order_id": [f"o-{day}-{i}" for i in range(20)], "user_id": [f"u{i}" for i in range(20)],
+                                "session_id": [f"s-{day}-{i}" for i in range(20)],
+                                "ordered_at": [_at(day, 30 + i) for i in range(20)], "revenue": 10.0,
+                                "status": (["completed", "cancelled", "refunded", "completed"] * 5)}),
+        "model_costs": pd.DataFrame({"date": [day], "model_id": ["m1"], "serving_cost": [4.0], "review_cost": [1.5]}),
+    }
+
+
+def _write(source, table, frame, day=None):
+    folder = source / table
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(folder / (f"{table}_{day}.parquet" if day else f"{table}.parquet"), index=False)
+
+
+@pytest.fixture(scope="module")
+def conn(tmp_path_factory):
+    """A clean warehouse: every contract table, loaded by the real loader."""
+    source = tmp_path_factory.mktemp("landing")
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(USERS)], "signup_at": pd.Timestamp("2026-01-01"),
+                                          "country": "US", "segment": "smb", "gender": "female", "age_band": "25-34"}))
+    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m1"], "control_variant": ["holdout"],
+                                                "start_date": [DAYS[0]], "end_date": [None]}))
+    _write(source, "experiment_variants", pd.DataFrame({"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"],
+                                                        "expected_share": [0.2, 0.8]}))
+    for d, day in enumerate(DAYS):
+        for table, frame in _day_frames(day, d).items():
+            _write(source, table, frame, day)
+    with duckdb.connect() as connection:
+        for table in CONTRACTS:  # contract order: referential rules read tables loaded before them
+            for day in DAYS if table in WITH_HISTORY else [TODAY]:
+                report = load_partition(connection, table, source, day)
+                assert report.rows_quarantined == 0, (table, day, report.quarantine_reasons)
+        yield connection
+
+
+def gate(conn, table: str, *breaks: str):
+    """Run `breaks` (SQL; {today} is the last day), validate the last day of raw.<table>, roll back."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for sql in breaks:
+            conn.execute(sql.replace("{today}", f"DATE '{TODAY}'"))
+        return run_suite(conn, load_suite(f"raw_{table}"), TODAY, TODAY)
+    finally:
+        conn.execute("ROLLBACK")
+
+
+def failed(result) -> set[str]:
+    return {o.name for o in result.failed if o.blocking}
+
+
+def not_null_columns(table: str) -> list[str]:
+    """Key columns and every column the contract quarantines when null."""
+    contract = CONTRACTS[table]
+    rules = [r.violated_when.removesuffix(" IS NULL") for r in contract.rules if r.violated_when.endswith(" IS NULL")]
+    return list(dict.fromkeys([*contract.key, *rules]))
+
+
+def test_every_suite_checks_not_null_keys_and_required_columns_of_its_contract():
+    for name in suite_names():
+        suite = load_suite(name)
+        contract = CONTRACTS[suite["table"]]
+        checked = {e["kwargs"]["column"] for e in suite["expectations"] if e["type"] == "expect_column_values_to_not_be_null"}
+        assert set(not_null_columns(contract.name)) <= checked, (name, set(not_null_columns(contract.name)) - checked)
+        column_sets = [e["kwargs"]["column_set"] for e in suite["schema_expectations"]
+                       if e["type"] == "expect_table_columns_to_match_set"]
+        assert column_sets == [[c.name for c in contract.columns if c.required]], name
+
+
+@pytest.mark.parametrize("table", list(CONTRACTS))
+def test_the_clean_world_passes_every_suite(conn, table):
+    result = gate(conn, table)
+    assert result.success, result.summary()
+    assert result.rows > 0
+
+
+@pytest.mark.parametrize("table", list(CONTRACTS))
+def test_half_null_keys_and_foreign_keys_fail_their_not_null_checks(conn, table):
+    # GX's in-set and range checks skip nulls: without its own not-null check a 50% null key passes
+    columns = not_null_columns(table)
+    assignments = ", ".join(f'"{c}" = NULL' for c in columns)
+    result = gate(conn, table, f"UPDATE raw.{table} SET {assignments} WHERE rowid % 2 = 0")
+    not_null_failures = {o.name for o in result.failed if o.expectation == "expect_column_values_to_not_be_null"}
+    assert not_null_failures == {f"expect_column_values_to_not_be_null({c})" for c in columns}, result.summary()
+    assert not result.success
+    for c in columns:
+        assert f"expect_column_values_to_not_be_null on {c}:" in result.summary()
+
+
+def test_derived_flags_are_never_null(conn):
+    # NULL IN (...) is null in SQL: a null user must read as an unknown user, not as "no verdict"
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"UPDATE raw.orders SET user_id = NULL, ordered_at = NULL WHERE order_id = 'o-{TODAY}-0'")
+        frame = rows_frame(conn, load_suite("raw_orders"), TODAY, TODAY)
+    finally:
+        conn.execute("ROLLBACK")
+    row = frame[frame["order_id"] == f"o-{TODAY}-0"].iloc[0]
+    assert frame["user_known"].dtype == bool and frame["in_partition_day"].dtype == bool  # no nulls at all
+    assert not row["user_known"] and not row["in_partition_day"]
+    assert frame["user_known"].sum() == len(frame) - 1
+
+
+ONE_ROW = "WHERE _partition_date = {today} AND rowid = (SELECT min(rowid) FROM raw.%s WHERE _partition_date = {today})"
+
+
+@pytest.mark.parametrize(
+    "table, breaks, expectation",
+    [
+        ("orders", [f"UPDATE raw.orders SET revenue = -5 {ONE_ROW % 'orders'}"], "expect_column_values_to_be_between(revenue)"),
+        ("orders", [f"UPDATE raw.orders SET status = 'lost' {ONE_ROW % 'orders'}"], "expect_column_values_to_be_in_set(status)"),
+        ("feedback", [f"UPDATE raw.feedback SET value = 'meh' {ONE_ROW % 'feedback'}"], "expect_column_values_to_be_in_set(value)"),
+        ("assignments", [f"UPDATE raw.assignments SET variant = 'ghost' {ONE_ROW % 'assignments'}"],
+         "expect_column_values_to_be_in_set(variant_known)"),
+        ("orders", [f"UPDATE raw.orders SET user_id = 'stranger' {ONE_ROW % 'orders'}"], "expect_column_values_to_be_in_set(user_known)"),
+        ("assignments", [f"UPDATE raw.assignments SET user_id = 'u41' {ONE_ROW % 'assignments'}"],
+         "expect_compound_columns_to_be_unique(experiment_id, user_id)"),
+        ("experiment_variants", ["UPDATE raw.experiment_variants SET expected_share = 0.3 WHERE variant = 'holdout'"],
+         "expect_column_values_to_be_between(experiment_share_total)"),
+        ("orders", [f"UPDATE raw.orders SET ordered_at = ordered_at - INTERVAL 1 DAY {ONE_ROW % 'orders'}"],
+         "expect_column_values_to_be_in_set(in_partition_day)"),
+        ("sessions", [f"UPDATE raw.sessions SET started_at = NULL {ONE_ROW % 'sessions'}"],
+         "expect_column_values_to_be_in_set(in_partition_day)"),
+        ("orders", ["INSERT INTO raw.orders BY NAME SELECT * EXCLUDE (copy) REPLACE (order_id || '-' || copy AS order_id) "
+                    "FROM raw.orders, range(2) c(copy) WHERE _partition_date = {today}"],
+         "expect_column_values_to_be_between(volume_ratio)"),
+        ("orders", ["DELETE FROM raw.orders WHERE _partition_date = {today}"], "expect_column_values_to_be_in_set(fresh)"),
+    ],
+    ids=["range_revenue", "value_set_status", "value_set_feedback", "variant_known", "referential_order_user",
+         "compound_unique_assignment", "shares_sum_to_one", "timestamp_outside_day",
+         "timestamp_null", "volume_band", "freshness"],
+)
+def test_each_broken_rule_fails_its_suite_naming_it(conn, table, breaks, expectation):
+    result = gate(conn, table, *breaks)
+    assert not result.success
+    assert failed(result) == {expectation}, result.summary()
+    expectation_type, column = expectation.rstrip(")").split("(")
+    assert f"{expectation_type} on {column}:" in result.summary()
+
+
+def test_a_removed_required_column_fails_the_schema_level_naming_it(conn):
+    result = gate(conn, "orders", "ALTER TABLE raw.orders DROP COLUMN status")
+    assert not result.success
+    assert failed(result) == {"expect_table_columns_to_match_set", "expect_column_values_to_be_in_set(status)"}
+    assert {o.level for o in result.failed} == {"schema"}  # rows are not read without their columns
+    summary = result.summary()
+    assert "missing columns: ['status']" in summary
+    assert 'The column "status" in BatchData does not exist' in summary
+
