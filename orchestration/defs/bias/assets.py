@@ -9,7 +9,8 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.bias.checks import BIAS_KEY
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.lib.alerts import load_alert_config
-from orchestration.lib.bias import GROUP_RATES_SCHEMA, VERDICTS_SCHEMA, summarise_verdicts, window_tables
+from orchestration.lib.asset_metadata import markdown_table
+from orchestration.lib.bias import GROUP_RATES_SCHEMA, VERDICTS_SCHEMA, window_tables
 from orchestration.lib.warehouse import replace_date_range
 
 GROUP_RATES_KEY = dg.AssetKey(["marts", "bias_group_rates"])
@@ -44,8 +45,10 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         verdicts = pd.concat([t[1] for t in tables], ignore_index=True)
         replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", first, last)
         replace_date_range(conn, "marts.bias_verdicts", VERDICTS_SCHEMA, verdicts, "date", first, last)
-    latest = verdicts[verdicts["date"] == verdicts["date"].max()] if len(verdicts) else verdicts
+    failing = verdicts[~verdicts["passed"].astype(bool)]
     yield dg.MaterializeResult(asset_key=GROUP_RATES_KEY, metadata={"rows": len(rates)})
     yield dg.MaterializeResult(asset_key=VERDICTS_KEY, metadata={
-        "rows": len(verdicts), "failing_verdicts": int((~verdicts["passed"]).sum()) if len(verdicts) else 0,
-        "latest": summarise_verdicts(latest, thresholds) if len(latest) else "no fairness rows"})
+        "rows": len(verdicts), "failing_verdicts": len(failing),
+        "failing": dg.MetadataValue.md(markdown_table(failing, [
+            "date", "model_id", "attribute", "disparate_impact_ratio", "equal_opportunity_difference",
+            "equalized_odds_difference", "calibration_gap", "flagged_groups_equal_opportunity"]))})
