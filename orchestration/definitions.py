@@ -14,6 +14,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from orchestration.defs.attribution.assets import experiment_results_asset, model_impact_asset
+from orchestration.defs.bias.assets import bias_window_assets
 from orchestration.defs.bias.checks import bias_checks
 from orchestration.defs.ingest.assets import raw_assets
 from orchestration.defs.model_health.alerts import alerts_asset, model_health_checks
@@ -39,6 +40,7 @@ ALL_ASSETS = [
     *raw_assets,
     impact_ledger_dbt,
     alerts_asset,
+    bias_window_assets,
     experiment_results_asset,
     model_impact_asset,
     retraining_requests_asset,

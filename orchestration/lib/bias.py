@@ -7,7 +7,11 @@ rates. Each rate carries a Wilson interval so a verdict on a small group is
 visibly uncertain. Pure pandas/numpy/scipy, no Dagster, no DuckDB.
 
 Pipeline: ``group_rates(rows)`` -> ``bias_verdicts(rates, thresholds)`` ->
-``summarise_verdicts(verdicts)`` (one sentence per failed verdict).
+``summarise_verdicts(verdicts)`` (one sentence per failed verdict);
+``group_intervals(rates, verdicts)`` lists the groups behind each verdict with
+their Wilson intervals, and ``window_tables(rows, day, thresholds)`` gives the
+day's trailing-window rates and verdicts as the rows marts.bias_group_rates and
+marts.bias_verdicts store.
 """
 
 from __future__ import annotations
@@ -43,11 +47,12 @@ RATES = {
     "tpr": ("true_positives", ("true_positives", "false_negatives")),
     "fpr": ("false_positives", ("false_positives", "true_negatives")),
     "precision": ("true_positives", ("true_positives", "false_positives")),
+    "observed_positive_rate": ("label_sum", ("labelled",)),
 }
 RATE_COLUMNS = [
     *KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS, "n",
     *[c for name in RATES for c in (name, f"{name}_ci_low", f"{name}_ci_high")],
-    "mean_score", "observed_positive_rate", "calibration_gap_group",
+    "mean_score", "calibration_gap_group",
     "prediction_share", "population_share", "representation_ratio",
 ]
 
@@ -107,7 +112,6 @@ def group_rates(rows: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
     # calibration-in-the-large per group: a positive gap means over-scored
     g["mean_score"] = _ratio(g["score_sum"], g["labelled"])
-    g["observed_positive_rate"] = _ratio(g["label_sum"], g["labelled"])
     g["calibration_gap_group"] = g["mean_score"] - g["observed_positive_rate"]
 
     # representation: the group's share of the model's traffic vs of the users
@@ -291,3 +295,91 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             lines.append(f"{v['model_id']} / {v['attribute']}: {label} {_format(v[column], limit)} {op} {limit:.2f}"
                          f"{_who(v, flag)}")
     return "\n".join(lines) if lines else "all fairness verdicts pass"
+
+
+# rate -> the verdicts it feeds and the verdict column naming the groups it is about
+VERDICT_RATES = {
+    "selection_rate": ("disparate impact", "flagged_groups_disparate_impact"),
+    "tpr": ("equal opportunity, equalised odds", "flagged_groups_equal_opportunity"),
+    "fpr": ("equalised odds", None),
+    "observed_positive_rate": ("calibration (vs mean_score)", "calibration_extremes"),
+}
+INTERVAL_COLUMNS = ["model_id", "attribute", "rate", "verdicts", "group_value", "labelled", "trials", "value",
+                    "ci_low", "ci_high", "excluded", "flagged"]
+
+
+def group_intervals(rates: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The groups behind each verdict: one row per model, attribute, rate and group with its Wilson interval.
+
+    ``trials`` is the rate's denominator (predictions for the selection rate,
+    labelled positives for TPR, ...), ``excluded`` marks groups with fewer
+    labelled rows than the verdict's ``min_labelled`` (shown, not judged) and
+    ``flagged`` the groups a failed verdict names (calibration: the extremes).
+    """
+    if rates.empty:
+        return pd.DataFrame(columns=INTERVAL_COLUMNS)
+    judged = verdicts.set_index(["model_id", "attribute"])
+    parts = []
+    for rate, (feeds, flag_column) in VERDICT_RATES.items():
+        _, denominator = RATES[rate]
+        part = rates[KEYS].assign(
+            labelled=rates["labelled"].astype("int64"), rate=rate, verdicts=feeds,
+            trials=rates[list(denominator)].sum(axis=1).astype("int64"), value=rates[rate],
+            ci_low=rates[f"{rate}_ci_low"], ci_high=rates[f"{rate}_ci_high"])
+        verdict = judged.reindex(pd.MultiIndex.from_frame(part[["model_id", "attribute"]]))
+        part["excluded"] = (part["labelled"] < verdict["min_labelled"].to_numpy()).to_numpy()
+        if flag_column is None:
+            part["flagged"] = False
+        else:
+            # calibration names its extremes only when that verdict failed
+            failed = ~verdict["passes_calibration"].fillna(True).astype(bool) if rate == "observed_positive_rate" else True
+            named = [g in (groups if isinstance(groups, list) else []) for g, groups in
+                     zip(part["group_value"], verdict[flag_column])]
+            part["flagged"] = np.asarray(named) & np.asarray(failed)
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    order = {rate: i for i, rate in enumerate(VERDICT_RATES)}
+    out = out.sort_values(["model_id", "attribute", "rate", "group_value"], key=lambda c: c.map(order) if c.name == "rate" else c,
+                          kind="stable")
+    return out[INTERVAL_COLUMNS].reset_index(drop=True)
+
+
+# list-valued verdict columns are stored as comma-separated text
+LIST_COLUMNS = ["flagged_groups_disparate_impact", "flagged_groups_equal_opportunity", "calibration_extremes",
+                "eligible_groups", "excluded_groups", "groups_without_tpr"]
+WINDOW_COLUMNS = ["date", "window_start"]
+
+
+def window_tables(rows: pd.DataFrame, day, thresholds: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(group rates, verdicts) over the trailing ``window_days`` ending on ``day``, as stored rows.
+
+    ``rows`` are marts.bias_daily rows covering at least the window (others are
+    ignored). Group rates keep every RATE_COLUMNS column plus ``excluded``
+    (fewer labelled rows than ``min_labelled``); verdict lists become text.
+    """
+    if "window_days" not in thresholds:
+        raise ValueError("bias thresholds lack window_days (expectations/alert_thresholds.yml, bias block)")
+    day = pd.Timestamp(day).normalize()
+    start = day - pd.Timedelta(days=int(thresholds["window_days"]) - 1)
+    dates = pd.to_datetime(rows["date"])
+    rates = group_rates(rows[(dates >= start) & (dates <= day)])
+    verdicts = bias_verdicts(rates, thresholds)
+    stamp = {"date": day, "window_start": start}
+    rates = rates.assign(**stamp, excluded=rates["labelled"] < Thresholds.from_mapping(thresholds).min_labelled)
+    verdicts = verdicts.assign(**stamp, **{c: verdicts[c].map(", ".join) for c in LIST_COLUMNS})
+    return rates[[*WINDOW_COLUMNS, *RATE_COLUMNS, "excluded"]], verdicts[[*WINDOW_COLUMNS, *VERDICT_COLUMNS]]
+
+
+def _duckdb_type(column: str) -> str:
+    if column in ("date", "window_start"):
+        return "DATE"
+    if column in (*KEYS, *LIST_COLUMNS, "note"):
+        return "VARCHAR"
+    if column in (*PASS_COLUMNS, "passed", "excluded"):
+        return "BOOLEAN"
+    return "DOUBLE"
+
+
+# column -> DuckDB type of the stored window tables (orchestration/lib/warehouse.py)
+GROUP_RATES_SCHEMA = {c: _duckdb_type(c) for c in [*WINDOW_COLUMNS, *RATE_COLUMNS, "excluded"]}
+VERDICTS_SCHEMA = {c: _duckdb_type(c) for c in [*WINDOW_COLUMNS, *VERDICT_COLUMNS]}

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestration.lib.alerts import AlertConfig, load_alert_config
-from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts
+from orchestration.lib.bias import VERDICT_RATES, bias_verdicts, group_intervals, group_rates, summarise_verdicts
 from orchestration.lib.leading import describe, kpi_drop_leads
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
 from orchestration.lib.settings import dbt_var
@@ -120,6 +120,10 @@ def _latest_rows(conn, table: str, day_column: str, as_of: date, where: str = "T
 
 def _missing(x) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+
+
+def _rate(x) -> str:
+    return "n/a" if _missing(x) else f"{x:.3f}"
 
 
 def _pct(x) -> str:
@@ -439,8 +443,10 @@ class ReportBuilder:
         minimum = float(limits.get("min_labelled", 0))
         rows = _frame(self.conn, "SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?", [start, self.as_of])
         s.add(paragraph(f"Selection rate of each group relative to the model's best-selected group over {start} .. "
-                        f"{self.as_of}; below {floor:g} (shaded) fails the four-fifths rule. Groups with fewer than "
-                        f"{minimum:g} labelled predictions are grey and take no part in the verdicts."))
+                        f"{self.as_of}; below {floor:g} (shaded) fails the four-fifths rule. Error bars are the group's "
+                        f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
+                        f"uncertain. Groups with fewer than {minimum:g} labelled predictions are grey and take no "
+                        f"part in the verdicts."))
         if rows.empty:
             s.add(note(f"No fairness rows between {start} and {self.as_of}."))
             return s
@@ -451,19 +457,24 @@ class ReportBuilder:
             attributes = sorted(r["attribute"].unique())
             cols = min(2, len(attributes))
             fig = _new_figure(math.ceil(len(attributes) / cols), cols, attributes)
-            relative_by_attribute = {}
+            relative_by_attribute, intervals_by_attribute = {}, {}
             for i, attribute in enumerate(attributes):
                 g = r[r["attribute"] == attribute].sort_values("group_value")
                 eligible = g["labelled"] >= minimum
                 best = g.loc[eligible, "selection_rate"].max() if eligible.any() else g["selection_rate"].max()
                 relative = g["selection_rate"] / best if best and best > 0 else g["selection_rate"] * float("nan")
                 relative_by_attribute[attribute] = dict(zip(g["group_value"].astype(str), jsonable(relative)))
+                intervals_by_attribute[attribute] = {
+                    str(group): jsonable([low, high]) for group, low, high in
+                    zip(g["group_value"], g["selection_rate_ci_low"], g["selection_rate_ci_high"])}
                 colors = [EXCLUDED if not e else (BAD if v < floor else OK) for e, v in zip(eligible, relative)]
-                self._bias_bars(fig, g, relative, colors, i // cols + 1, i % cols + 1, floor)
+                self._bias_bars(fig, g, best, colors, i // cols + 1, i % cols + 1, floor)
             fig.update_layout(showlegend=False, hovermode="closest")
             self.model(model_id)["relative_selection_rate"] = relative_by_attribute
+            self.model(model_id)["selection_rate_wilson_95"] = intervals_by_attribute
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
             s.plot(f"bias-{model_id}", _done(fig), f"No fairness rates for {model_id}.")
+            s.add(self._bias_interval_table(r, verdicts))
         failing = verdicts[~verdicts["passed"]]
         self.summary["fairness_failures"] = jsonable(failing[["model_id", "attribute"]].to_dict("records"))
         s.add("<h3>Verdicts</h3>")
@@ -473,13 +484,35 @@ class ReportBuilder:
         return s
 
     @staticmethod
-    def _bias_bars(fig, g, relative, colors, row, col, floor):
+    def _bias_interval_table(rates, verdicts) -> str:
+        """The rates behind the verdicts with their Wilson 95% intervals, one row per attribute and group."""
+        intervals = group_intervals(rates, verdicts)
+        intervals["interval"] = [_interval(v, lo, hi, _rate) for v, lo, hi in
+                                 zip(intervals["value"], intervals["ci_low"], intervals["ci_high"])]
+        wide = intervals.pivot_table(index=["attribute", "group_value", "labelled", "excluded"], columns="rate",
+                                     values="interval", aggfunc="first", sort=False).reset_index()
+        wide = wide[["attribute", "group_value", "labelled", *[r for r in VERDICT_RATES if r in wide.columns], "excluded"]]
+        wide.columns = ["attribute", "group", "labelled", *[f"{r} [95% CI]" for r in VERDICT_RATES if r in wide.columns],
+                        "excluded (< min labelled)"]
+        return ("<details><summary>Per-group rates with Wilson 95% intervals</summary>"
+                + table(wide, scroll=True) + "</details>")
+
+    @staticmethod
+    def _bias_bars(fig, g, best, colors, row, col, floor):
+        """Bars of selection_rate / best with the group's own Wilson interval divided by the same best rate."""
         import plotly.graph_objects as go
 
-        hover = [f"selection rate {sr:.3f}, {int(n):,} predictions, {int(lab):,} labelled"
-                 for sr, n, lab in zip(g["selection_rate"], g["predictions"], g["labelled"])]
+        reference = best if best and best > 0 else float("nan")
+        relative = g["selection_rate"] / reference
+        low, high = g["selection_rate_ci_low"] / reference, g["selection_rate_ci_high"] / reference
+        hover = [f"selection rate {sr:.3f} [95% CI {lo:.3f}, {hi:.3f}], {int(n):,} predictions, {int(lab):,} labelled"
+                 for sr, lo, hi, n, lab in zip(g["selection_rate"], g["selection_rate_ci_low"],
+                                               g["selection_rate_ci_high"], g["predictions"], g["labelled"])]
         fig.add_trace(go.Bar(x=_values(g["group_value"].astype(str)), y=_values(relative), marker_color=colors,
-                             name="relative selection rate", hovertext=hover), row=row, col=col)
+                             name="relative selection rate", hovertext=hover,
+                             error_y=dict(type="data", symmetric=False, array=_values(high - relative),
+                                          arrayminus=_values(relative - low), color="#3e4c59", thickness=1.2)),
+                      row=row, col=col)
         fig.add_hrect(y0=0, y1=floor, fillcolor=BAD, opacity=0.07, line_width=0, row=row, col=col)
         _threshold(fig, floor, "four-fifths", row, col)
 

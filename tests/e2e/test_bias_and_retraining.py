@@ -47,8 +47,10 @@ def test_group_rates_agree_with_fairlearn_on_the_raw_rows(latest):
     rates = group_rates(rows).set_index("group_value")
     y, d = preds["label"].astype(int), preds["decision"].astype(int)
     oracle = MetricFrame(metrics={"tpr": true_positive_rate}, y_true=y, y_pred=d, sensitive_features=preds["age_band"])
+    sql = rows.set_index("group_value")  # the day's rate columns computed in SQL
     for group, tpr in oracle.by_group["tpr"].items():
         assert rates.loc[group, "tpr"] == pytest.approx(tpr, rel=1e-9, abs=1e-12), group
+        assert sql.loc[group, "tpr"] == pytest.approx(tpr, rel=1e-9, abs=1e-12), group
     # selection rate and disparate impact are over all predictions, labelled or not
     everything = clean_predictions(pipeline.source)
     everything = everything[(everything["date"] == pd.Timestamp(day)) & (everything["model_id"] == "recommender")]
@@ -57,10 +59,56 @@ def test_group_rates_agree_with_fairlearn_on_the_raw_rows(latest):
                       sensitive_features=everything["age_band"]).by_group
     for group, value in sel.items():
         assert rates.loc[group, "selection_rate"] == pytest.approx(value, rel=1e-9), group
+        assert sql.loc[group, "selection_rate"] == pytest.approx(value, rel=1e-9), group
     ratio = demographic_parity_ratio(everything["decision"].astype(int), everything["decision"].astype(int),
                                      sensitive_features=everything["age_band"])
     verdict = bias_verdicts(rates.reset_index(), {"min_labelled": 0}).iloc[0]
     assert verdict["disparate_impact_ratio"] == pytest.approx(ratio, rel=1e-9)
+
+
+# rate column of marts.bias_daily -> (numerator, denominator) from its own count columns
+SQL_RATES = {
+    "selection_rate": ("positives", "predictions"),
+    "tpr": ("true_positives", "true_positives + false_negatives"),
+    "fpr": ("false_positives", "false_positives + true_negatives"),
+    "precision": ("true_positives", "true_positives + false_positives"),
+    "mean_score": ("score_sum", "labelled"),
+    "observed_positive_rate": ("label_sum", "labelled"),
+    "population_share": ("population_users", "population_total"),
+}
+
+
+def test_bias_daily_rates_are_the_ratios_of_its_counts(latest):
+    rows = latest.query("SELECT * FROM marts.bias_daily")
+    for rate, (numerator, denominator) in SQL_RATES.items():
+        bottom = rows.eval(denominator).astype(float)
+        expected = (rows[numerator].astype(float) / bottom.where(bottom > 0)).to_numpy()
+        actual = rows[rate].astype(float).to_numpy()
+        assert (pd.isna(actual) == pd.isna(expected)).all(), rate  # NULL exactly where the denominator is 0
+        assert actual[~pd.isna(expected)] == pytest.approx(expected[~pd.isna(expected)], rel=1e-12, abs=1e-15), rate
+    gap = rows["mean_score"] - rows["observed_positive_rate"]
+    assert rows["calibration_gap_group"].to_numpy() == pytest.approx(gap.to_numpy(), rel=1e-9, abs=1e-12, nan_ok=True)
+    traffic = rows.groupby(["date", "model_id", "attribute"])["predictions"].transform("sum")
+    assert rows["prediction_share"].to_numpy() == pytest.approx((rows["predictions"] / traffic).to_numpy(), rel=1e-12)
+
+
+def test_stored_window_verdicts_and_intervals_are_what_the_check_computes(latest):
+    thresholds = load_alert_config().bias
+    stored = latest.query("SELECT * FROM marts.bias_verdicts WHERE date = ?", [latest.last]).set_index(["model_id", "attribute"])
+    groups = latest.query("SELECT * FROM marts.bias_group_rates WHERE date = ?", [latest.last])
+    for model_id in ("recommender", "churn_offer"):
+        rates = group_rates(window_rows(latest, model_id, latest.last))
+        for _, v in bias_verdicts(rates, thresholds).iterrows():
+            row = stored.loc[(model_id, v["attribute"])]
+            assert row["passed"] == v["passed"] and row["flagged_groups_equal_opportunity"] == ", ".join(v["flagged_groups_equal_opportunity"])
+            assert row["equal_opportunity_difference"] == pytest.approx(v["equal_opportunity_difference"], rel=1e-12, nan_ok=True)
+        mine = groups[groups["model_id"] == model_id].set_index(["attribute", "group_value"]).sort_index()
+        theirs = rates.set_index(["attribute", "group_value"]).sort_index()
+        for column in ("tpr", "tpr_ci_low", "tpr_ci_high", "selection_rate_ci_low", "selection_rate_ci_high"):
+            assert mine[column].to_numpy() == pytest.approx(theirs[column].to_numpy(), rel=1e-12, nan_ok=True), column
+        assert (mine["excluded"] == (theirs["labelled"] < thresholds["min_labelled"])).all()
+    planted = latest.truth["bias"]
+    assert stored.loc[("recommender", planted["attribute"]), "flagged_groups_equal_opportunity"] == planted["group"]
 
 
 def retraining_world(tmp_path: Path, monkeypatch, bias_shift: float) -> tuple[Pipeline, date]:

@@ -293,6 +293,24 @@ def test_bias_relative_selection_rates_and_four_fifths_band(warehouse):
     assert page.summary["models"][EVIL]["relative_selection_rate"]["age_band"]["old"] == pytest.approx(0.6)
 
 
+def test_bias_bars_and_table_show_wilson_intervals(warehouse):
+    from statsmodels.stats.proportion import proportion_confint
+
+    report = build(warehouse)
+    page = parse(report.html)
+    bars = page.figures[[p for p in report.plots if p.startswith("bias-")][0]]["data"][0]
+    # window totals (old, tiny, young): 300/1000, 10/50, 500/1000; bars and their intervals are relative to young's 0.5
+    wilson = [proportion_confint(k, n, alpha=0.05, method="wilson") for k, n in ((300, 1000), (10, 50), (500, 1000))]
+    relative = [0.6, 0.4, 1.0]
+    assert bars["error_y"]["array"] == pytest.approx([high / 0.5 - r for (_, high), r in zip(wilson, relative)], rel=1e-9)
+    assert bars["error_y"]["arrayminus"] == pytest.approx([r - low / 0.5 for (low, _), r in zip(wilson, relative)], rel=1e-9)
+    assert page.summary["models"][EVIL]["selection_rate_wilson_95"]["age_band"]["tiny"] == pytest.approx(list(wilson[1]))
+    # the table of intervals: the tiny group's selection rate with its (wide) interval, marked excluded
+    row = re.search(r"<tr><td>age_band</td><td>tiny</td>(.*?)</tr>", report.html).group(1)
+    assert f"0.200 [{wilson[1][0]:.3f}, {wilson[1][1]:.3f}]" in row and row.endswith("<td>yes</td>")
+    assert "Wilson 95%" in report.html
+
+
 def test_quarantine_counts_and_gates(warehouse):
     report = build(warehouse)
     page = parse(report.html)

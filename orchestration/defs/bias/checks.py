@@ -10,20 +10,28 @@ from orchestration.defs.partitions import daily_partitions, run_date_range
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.asset_metadata import markdown_table
-from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts
+from orchestration.lib.bias import INTERVAL_COLUMNS, bias_verdicts, group_intervals, group_rates, summarise_verdicts
 
 BIAS_KEY = get_asset_key_for_model([impact_ledger_dbt], "bias_daily")
 
 
-def verdict_metadata(verdicts) -> dict:
+def verdict_metadata(verdicts, rates=None) -> dict:
+    """Verdict table; with the window's ``rates`` also every group behind each verdict with its Wilson 95% interval."""
     failing = verdicts[~verdicts["passed"]]
     columns = [c for c in ("model_id", "attribute", "disparate_impact_ratio", "equal_opportunity_difference",
                            "equalized_odds_difference", "calibration_gap", "flagged_groups_equal_opportunity", "passed")
                if c in verdicts.columns]
-    return {
+    metadata = {
         "failing_verdicts": len(failing),
         "verdicts": dg.MetadataValue.md(markdown_table(verdicts, columns, max_rows=len(verdicts))),
     }
+    if rates is not None:
+        intervals = group_intervals(rates, verdicts)
+        metadata["group_intervals"] = dg.MetadataValue.md(
+            "Wilson 95% intervals of the rates behind each verdict (trials = the rate's denominator; excluded = fewer "
+            "labelled rows than min_labelled, shown but not judged; flagged = named by a failed verdict).\n\n"
+            + markdown_table(intervals, INTERVAL_COLUMNS, max_rows=len(intervals)))
+    return metadata
 
 
 def build_bias_check(model_id: str) -> dg.AssetChecksDefinition:
@@ -42,13 +50,14 @@ def build_bias_check(model_id: str) -> dg.AssetChecksDefinition:
             rows = conn.execute(
                 "SELECT * FROM marts.bias_daily WHERE model_id = ? AND date BETWEEN ? AND ?", [model_id, start, last]
             ).df()
-        verdicts = bias_verdicts(group_rates(rows), thresholds)
+        rates = group_rates(rows)
+        verdicts = bias_verdicts(rates, thresholds)
         passed = bool(verdicts["passed"].all()) if len(verdicts) else True
         return dg.AssetCheckResult(
             passed=passed,
             severity=dg.AssetCheckSeverity.WARN,
             description=summarise_verdicts(verdicts, thresholds) if not passed else f"fair over {start} .. {last}",
-            metadata={"window": f"{start} .. {last}", **verdict_metadata(verdicts)},
+            metadata={"window": f"{start} .. {last}", **verdict_metadata(verdicts, rates)},
         )
 
     return _check

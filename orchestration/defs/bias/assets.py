@@ -1,0 +1,54 @@
+"""marts.bias_group_rates and marts.bias_verdicts: each day's trailing-window fairness, stored (logic in lib/bias.py)."""
+
+from datetime import timedelta
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from orchestration.defs.bias.checks import BIAS_KEY
+from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
+from orchestration.lib.alerts import load_alert_config
+from orchestration.lib.asset_metadata import markdown_table
+from orchestration.lib.bias import GROUP_RATES_SCHEMA, VERDICTS_SCHEMA, window_tables
+from orchestration.lib.warehouse import replace_date_range
+
+GROUP_RATES_KEY = dg.AssetKey(["marts", "bias_group_rates"])
+VERDICTS_KEY = dg.AssetKey(["marts", "bias_verdicts"])
+SPEC = dict(deps=[BIAS_KEY], group_name="bias", kinds={"python", "duckdb"}, owners=["team:ml-platform"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(GROUP_RATES_KEY, **SPEC, description=(
+            "Per day (date = last day of the trailing bias window, window_start = first), model, attribute and group: "
+            "the window's summed marts.bias_daily counts with rates, Wilson 95% intervals (*_ci_low/high), "
+            "calibration and representation re-derived from the totals; excluded = fewer than min_labelled labelled "
+            "rows (shown, not judged).")),
+        dg.AssetSpec(VERDICTS_KEY, **SPEC, description=(
+            "Per day and model and attribute: the trailing-window fairness verdicts (disparate impact, equal "
+            "opportunity, equalised odds, calibration gap) with pass flags, the groups they name and the limits of "
+            "expectations/alert_thresholds.yml they were judged against.")),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+)
+def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    thresholds = load_alert_config().bias
+    first, last = run_date_range(context)
+    with duckdb.get_connection() as conn:
+        # one read covers every day's window; each day is judged on the labels the warehouse holds now
+        rows = conn.execute("SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?",
+                            [first - timedelta(days=int(thresholds["window_days"]) - 1), last]).df()
+        tables = [window_tables(rows, day, thresholds) for day in run_days(context)]
+        rates = pd.concat([t[0] for t in tables], ignore_index=True)
+        verdicts = pd.concat([t[1] for t in tables], ignore_index=True)
+        replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", first, last)
+        replace_date_range(conn, "marts.bias_verdicts", VERDICTS_SCHEMA, verdicts, "date", first, last)
+    failing = verdicts[~verdicts["passed"].astype(bool)]
+    yield dg.MaterializeResult(asset_key=GROUP_RATES_KEY, metadata={"rows": len(rates)})
+    yield dg.MaterializeResult(asset_key=VERDICTS_KEY, metadata={
+        "rows": len(verdicts), "failing_verdicts": len(failing),
+        "failing": dg.MetadataValue.md(markdown_table(failing, [
+            "date", "model_id", "attribute", "disparate_impact_ratio", "equal_opportunity_difference",
+            "equalized_odds_difference", "calibration_gap", "flagged_groups_equal_opportunity"]))})
