@@ -35,7 +35,7 @@ class Published:
 
 LABELS, KPIS = "label_lookback_days", "kpi_lookback_days"
 # Keep in step with the producers: the dbt models' delete_partition_range(..., var(...)) pre-hooks,
-# model_health/alerts.py evaluation_window and okrs/assets.py refresh_start.
+# model_health/alerts.py evaluation_window, okrs/assets.py refresh_start and bias/assets.py.
 PUBLISHED = {
     "attribution.experiment_results": Published("as_of_date"),
     "attribution.model_impact": Published("as_of_date"),
@@ -46,6 +46,8 @@ PUBLISHED = {
     "marts.feature_drift_daily": Published("date"),  # PSI needs no labels: only the run's own days change
     "marts.leading_lagging": Published("as_of_date", (LABELS,)),
     "marts.bias_daily": Published("date", (LABELS,)),
+    "marts.bias_group_rates": Published("date", (LABELS,)),
+    "marts.bias_verdicts": Published("date", (LABELS,)),
     "marts.alerts": Published("date", (LABELS,)),
     "marts.okr_progress": Published("date", (LABELS, KPIS)),
     "marts.metric_scorecard": Published("date"),

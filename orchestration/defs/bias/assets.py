@@ -7,21 +7,24 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.bias.checks import BIAS_KEY
-from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
+from orchestration.defs.freshness import PUBLISHED_FRESHNESS
+from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.asset_metadata import markdown_table
 from orchestration.lib.bias import GROUP_RATES_SCHEMA, VERDICTS_SCHEMA, window_tables
+from orchestration.lib.settings import dbt_var
 from orchestration.lib.warehouse import replace_date_range
 
 GROUP_RATES_KEY = dg.AssetKey(["marts", "bias_group_rates"])
 VERDICTS_KEY = dg.AssetKey(["marts", "bias_verdicts"])
-SPEC = dict(deps=[BIAS_KEY], group_name="bias", kinds={"python", "duckdb"}, owners=["team:ml-platform"])
+SPEC = dict(deps=[BIAS_KEY], group_name="bias", kinds={"python", "duckdb"}, owners=["team:ml-platform"],
+            freshness_policy=PUBLISHED_FRESHNESS)
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(GROUP_RATES_KEY, **SPEC, description=(
-            "Per day (date = last day of the trailing bias window, window_start = first), model, attribute and group: "
+            "Each run also recomputes the label lookback window. Per day (date = last day of the trailing bias window, window_start = first), model, attribute and group: "
             "the window's summed marts.bias_daily counts with rates, Wilson 95% intervals (*_ci_low/high), "
             "calibration and representation re-derived from the totals; excluded = fewer than min_labelled labelled "
             "rows (shown, not judged).")),
@@ -37,14 +40,17 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     thresholds = load_alert_config().bias
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
-        # one read covers every day's window; each day is judged on the labels the warehouse holds now
+        # marts.bias_daily recomputes the label lookback on every run, so the windows over it are recomputed too:
+        # each day is judged on the labels its bias_daily rows hold (a backfill and daily runs agree)
+        earliest = conn.execute("SELECT min(date) FROM marts.bias_daily").fetchone()[0] or first
+        start = max(first - timedelta(days=int(dbt_var("label_lookback_days"))), earliest)
         rows = conn.execute("SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?",
-                            [first - timedelta(days=int(thresholds["window_days"]) - 1), last]).df()
-        tables = [window_tables(rows, day, thresholds) for day in run_days(context)]
+                            [start - timedelta(days=int(thresholds["window_days"]) - 1), last]).df()
+        tables = [window_tables(rows, start + timedelta(days=i), thresholds) for i in range((last - start).days + 1)]
         rates = pd.concat([t[0] for t in tables], ignore_index=True)
         verdicts = pd.concat([t[1] for t in tables], ignore_index=True)
-        replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", first, last)
-        replace_date_range(conn, "marts.bias_verdicts", VERDICTS_SCHEMA, verdicts, "date", first, last)
+        replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", start, last)
+        replace_date_range(conn, "marts.bias_verdicts", VERDICTS_SCHEMA, verdicts, "date", start, last)
     failing = verdicts[~verdicts["passed"].astype(bool)]
     yield dg.MaterializeResult(asset_key=GROUP_RATES_KEY, metadata={"rows": len(rates)})
     yield dg.MaterializeResult(asset_key=VERDICTS_KEY, metadata={

@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.attribution.assets import IMPACT_KEY, RESULTS_KEY
+from orchestration.defs.bias.assets import GROUP_RATES_KEY, VERDICTS_KEY
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.model_health.alerts import ALERTS_KEY
 from orchestration.defs.okrs.assets import OKR_PROGRESS_KEY, SCORECARD_KEY
@@ -17,7 +18,8 @@ MART_KEYS = [dg.AssetKey(["marts", m]) for m in ("kpi_daily", "kpi_daily_by_segm
                                                   "bias_daily")]
 SNAPSHOT_KEY = dg.AssetKey(["publish", "analytics_snapshot"])
 # The tables analysts read: each declares a freshness policy; publish/freshness.py checks their partitions.
-PUBLISHED_TABLE_KEYS = [RESULTS_KEY, IMPACT_KEY, ALERTS_KEY, REQUESTS_KEY, OKR_PROGRESS_KEY, SCORECARD_KEY, *MART_KEYS]
+PUBLISHED_TABLE_KEYS = [RESULTS_KEY, IMPACT_KEY, ALERTS_KEY, REQUESTS_KEY, OKR_PROGRESS_KEY, SCORECARD_KEY,
+                        GROUP_RATES_KEY, VERDICTS_KEY, *MART_KEYS]
 
 
 @dg.asset(
