@@ -138,16 +138,18 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
             f"SELECT date, table_name, passed FROM quality.gate_results WHERE table_name IN ({', '.join('?' for _ in TRAINING_INPUTS)}) "
             "AND date BETWEEN ? AND ?", [*TRAINING_INPUTS, start, day]).df()
         gate = snapshot_gate(gates, TRAINING_INPUTS, start, day)
-        if not gate.passed:
+        if gate.passed:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS retraining")
+            listed = ", ".join(f"'{m}'" for m in models) or "NULL"
+            conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {CANDIDATES_SQL.format(day=day, start=start, models=listed)}")
+            counts = dict(conn.execute("SELECT model_id, count(*) FROM retraining.training_candidates GROUP BY 1").fetchall())
+        else:
             record_blocked(conn, day, models, gate.reason)
-            raise dg.Failure(description=gate.reason, metadata={
-                "failed_days": dg.MetadataValue.json({t: [str(d) for d in days] for t, days in gate.failed.items()}),
-                "unvalidated_days": dg.MetadataValue.json({t: [str(d) for d in days] for t, days in gate.missing.items()}),
-            })
-        conn.execute("CREATE SCHEMA IF NOT EXISTS retraining")
-        listed = ", ".join(f"'{m}'" for m in models) or "NULL"
-        conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {CANDIDATES_SQL.format(day=day, start=start, models=listed)}")
-        counts = dict(conn.execute("SELECT model_id, count(*) FROM retraining.training_candidates GROUP BY 1").fetchall())
+    if not gate.passed:  # raised outside the `with`: DuckDBResource closes its connection only on a clean exit
+        raise dg.Failure(description=gate.reason, metadata={
+            "failed_days": dg.MetadataValue.json({t: [str(d) for d in days] for t, days in gate.failed.items()}),
+            "unvalidated_days": dg.MetadataValue.json({t: [str(d) for d in days] for t, days in gate.missing.items()}),
+        })
     return dg.MaterializeResult(metadata={"models": dg.MetadataValue.json(models), "rows_by_model": dg.MetadataValue.json(counts),
                                           "window": f"{start} .. {day}", "quality_gate": gate.reason})
 
