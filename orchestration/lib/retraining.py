@@ -1,17 +1,20 @@
-"""When does a model need retraining? Rules over alert and health rows (pure pandas)."""
+"""When does a model need retraining, and may its snapshot be built? Rules over alert, health and gate rows (pure pandas)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
 
 REQUEST_SCHEMA = {
     "date": "DATE", "model_id": "VARCHAR", "reason": "VARCHAR", "evidence": "VARCHAR",
-    "snapshot_path": "VARCHAR", "status": "VARCHAR",
+    "snapshot_path": "VARCHAR", "status": "VARCHAR", "status_reason": "VARCHAR",
 }
 DRIFT_METRICS = ("psi", "expected_calibration_error")
+# set by the retraining job, not by the rules: a request it acted on stays on record
+ACTED_ON = ("snapshot_ready", "blocked")
 
 
 def snapshot_path(exports: str, model_id: str, day: date) -> str:
@@ -20,23 +23,29 @@ def snapshot_path(exports: str, model_id: str, day: date) -> str:
 
 def retraining_requests(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict, min_labelled: int,
                         day: date, exports: str) -> pd.DataFrame:
-    """Requests raised on ``day``.
+    """Requests raised on ``day``, from the alert and health rows dated up to ``day``.
 
     A model is due when drift or calibration alerts cover ``persist_days``
     consecutive days ending no more than two days before ``day`` (calibration
     needs a day or two of labels), or when a day with at least ``min_labelled``
     labels in the last ``persist_days`` days had precision below ``min_precision``.
+    Only the alerts' own dates count (not when a run detected them), so a
+    backfill and day-by-day runs raise the same requests.
     """
     k, floor = int(rules["persist_days"]), float(rules["min_precision"])
+    until = pd.Timestamp(day)
+    alerts = alerts[pd.to_datetime(alerts["date"]) <= until]
+    health = health[pd.to_datetime(health["date"]) <= until]
     rows = []
-    for model_id in sorted(set(alerts.get("model_id", [])) | set(health.get("model_id", []))):
+    for model_id in sorted(set(alerts["model_id"]) | set(health["model_id"])):
         reasons, evidence = [], {}
         drift = alerts[(alerts["model_id"] == model_id) & alerts["metric"].isin(DRIFT_METRICS)]
         alert_days = {pd.Timestamp(d).date() for d in drift["date"]}
         for end in (day - timedelta(days=lag) for lag in range(3)):
             if all(end - timedelta(days=i) in alert_days for i in range(k)):
                 reasons.append(f"drift/calibration alerts on {k} consecutive days up to {end}")
-                recent = drift[pd.to_datetime(drift["date"]) > pd.Timestamp(end - timedelta(days=k))]
+                dates = pd.to_datetime(drift["date"])
+                recent = drift[(dates > pd.Timestamp(end - timedelta(days=k))) & (dates <= pd.Timestamp(end))]
                 evidence["worst"] = recent.groupby("metric")["value"].max().round(4).to_dict()
                 break
         recent_health = health[(health["model_id"] == model_id) & (health["labelled"] >= min_labelled)
@@ -48,5 +57,78 @@ def retraining_requests(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict,
         if reasons:
             rows.append({"date": day, "model_id": model_id, "reason": "; ".join(reasons),
                          "evidence": json.dumps(evidence, sort_keys=True), "snapshot_path": snapshot_path(exports, model_id, day),
-                         "status": "requested"})
+                         "status": "requested", "status_reason": None})
     return pd.DataFrame(rows, columns=list(REQUEST_SCHEMA))
+
+
+def requests_between(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict, min_labelled: int,
+                     first: date, last: date, exports: str) -> pd.DataFrame:
+    """``retraining_requests`` of every day ``first``..``last``."""
+    frames = [retraining_requests(alerts, health, rules, min_labelled, first + timedelta(days=i), exports)
+              for i in range((last - first).days + 1)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(REQUEST_SCHEMA))
+
+
+def keep_decisions(recomputed: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:
+    """Recomputed requests with the retraining job's decisions of ``existing`` rows carried over.
+
+    Re-evaluating a window must not forget that a snapshot was exported or
+    blocked: such a row keeps its status and reason, and stays even if later
+    labels mean the rules would no longer raise it.
+    """
+    key = ["date", "model_id"]
+    recomputed = recomputed.assign(date=pd.to_datetime(recomputed["date"]))
+    acted = existing[existing["status"].isin(ACTED_ON)].assign(date=lambda f: pd.to_datetime(f["date"]))
+    merged = recomputed.merge(acted[[*key, "status", "status_reason"]], on=key, how="left", suffixes=("", "_decided"))
+    decided = merged["status_decided"].notna()
+    merged.loc[decided, "status"] = merged.loc[decided, "status_decided"]
+    merged.loc[decided, "status_reason"] = merged.loc[decided, "status_reason_decided"]
+    gone = acted.merge(recomputed[key], on=key, how="left", indicator=True)
+    gone = gone[gone["_merge"] == "left_only"]
+    out = pd.concat([merged[list(REQUEST_SCHEMA)], gone[list(REQUEST_SCHEMA)]], ignore_index=True)
+    return out.sort_values(key).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class SnapshotGate:
+    passed: bool
+    reason: str
+    missing: dict[str, list[date]]  # table -> window days with no gate result (never validated)
+    failed: dict[str, list[date]]   # table -> window days whose gate failed
+
+
+def _days_text(days: list[date]) -> str:
+    """Consecutive days as ranges: 2026-10-01..2026-10-03, 2026-10-07."""
+    spans, start = [], None
+    for i, d in enumerate(days):
+        start = start or d
+        if i + 1 == len(days) or days[i + 1] != d + timedelta(days=1):
+            spans.append(str(start) if start == d else f"{start}..{d}")
+            start = None
+    return ", ".join(spans)
+
+
+def snapshot_gate(gates: pd.DataFrame, tables: tuple[str, ...], first: date, last: date) -> SnapshotGate:
+    """May a snapshot read ``tables`` over ``first``..``last``?
+
+    ``gates``: quality.gate_results rows (date, table_name, passed). Every
+    table needs, for every day, gate results that all passed: a failed gate or
+    a day never validated blocks the snapshot.
+    """
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    gates = gates.assign(date=pd.to_datetime(gates["date"]).dt.date)
+    missing, failed = {}, {}
+    for table in tables:
+        rows = gates[gates["table_name"] == table]
+        passed_by_day = rows.groupby("date")["passed"].all()
+        lacking = [d for d in days if d not in passed_by_day.index]
+        bad = [d for d in days if d in passed_by_day.index and not passed_by_day[d]]
+        if lacking:
+            missing[table] = lacking
+        if bad:
+            failed[table] = bad
+    problems = [f"{t} failed its quality gate on {_days_text(d)}" for t, d in failed.items()]
+    problems += [f"{t} has no quality gate result (not validated) on {_days_text(d)}" for t, d in missing.items()]
+    reason = (f"training window {first} .. {last} is not clean: " + "; ".join(problems)) if problems else \
+        f"every input table ({', '.join(tables)}) passed its quality gate on every day {first} .. {last}"
+    return SnapshotGate(not problems, reason, missing, failed)

@@ -3,6 +3,7 @@
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame, demographic_parity_ratio, selection_rate, true_positive_rate
@@ -124,12 +125,31 @@ def test_retraining_snapshot_is_blocked_when_bias_is_planted(tmp_path, monkeypat
     from orchestration.defs.runs import run_retraining
 
     p, day = retraining_world(tmp_path, monkeypatch, bias_shift=2.2)
+    # first a window day whose users gate never ran: not validated, so blocked before any bias verdict
+    unvalidated = day - timedelta(days=3)
+    with duckdb.connect(str(p.db)) as conn:
+        removed = conn.execute("SELECT * FROM quality.gate_results WHERE table_name = 'users' AND date = ?", [unvalidated]).df()
+        conn.execute("DELETE FROM quality.gate_results WHERE table_name = 'users' AND date = ?", [unvalidated])
+    outcome = run_retraining(day)
+    assert not outcome.success and "retraining/training_candidates" not in outcome.materialized
+    reason = f"users has no quality gate result (not validated) on {unvalidated}"
+    assert any(reason in f for f in outcome.failures), outcome.failures
+    requests = p.query("SELECT status, status_reason FROM marts.retraining_requests WHERE date = ?", [day])
+    assert (requests["status"] == "blocked").all() and requests["status_reason"].str.contains(reason, regex=False).all()
+
+    with duckdb.connect(str(p.db)) as conn:
+        conn.register("removed_rows", removed)
+        conn.execute("INSERT INTO quality.gate_results BY NAME SELECT * FROM removed_rows")
     outcome = run_retraining(day)
     assert not outcome.success
     blocked = [f for f in outcome.failures if "training_bias_suite" in f and f.startswith("check")]
     assert blocked and "equal opportunity" in blocked[0], outcome.failures
     assert "retraining/training_snapshot" not in outcome.materialized
     assert not list((tmp_path / "exports").rglob("snapshot.parquet"))
+    requests = p.query("SELECT status, status_reason FROM marts.retraining_requests WHERE date = ?", [day])
+    assert (requests["status"] == "blocked").all()
+    assert requests["status_reason"].str.startswith("retraining blocked: ").all()
+    assert requests["status_reason"].str.contains("equal opportunity").all(), requests
 
 
 def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkeypatch):
@@ -143,5 +163,5 @@ def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkey
     snapshot = pd.read_parquet(files[0])
     assert len(snapshot) > 1000 and snapshot["label"].isin([0, 1]).all()
     assert {"feature_recency", "feature_device", "score", "age_band"} <= set(snapshot.columns)
-    status = p.query("SELECT status FROM marts.retraining_requests WHERE date = ?", [day])["status"]
-    assert (status == "snapshot_ready").all()
+    requests = p.query("SELECT status, status_reason FROM marts.retraining_requests WHERE date = ?", [day])
+    assert (requests["status"] == "snapshot_ready").all() and requests["status_reason"].isna().all()

@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.alerts import evaluate_alerts, load_alert_config
+from orchestration.lib.alerts import evaluate_alerts, load_alert_config, summarise_breaches
 from orchestration.lib.asset_metadata import MODEL_HEALTH_SUMMARY_SQL, markdown_table, model_health_metadata
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.warehouse import ensure_table, replace_date_range
@@ -62,7 +62,8 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
             [first, last],
         ).df()
         reference = conn.execute(REFERENCE_PRECISION_SQL).df()
-        breaches = evaluate_alerts(health, drift, reference, config, first, last)
+        versions = conn.execute("SELECT model_id, model_version, first_date FROM intermediate.int_model_versions").df()
+        breaches = evaluate_alerts(health, drift, reference, versions, config, first, last)
         ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
         seen = conn.execute(
             "SELECT date, model_id, model_version, metric, subject, first_detected_on FROM marts.alerts WHERE date BETWEEN ? AND ?",
@@ -106,14 +107,14 @@ def build_model_health_check(model_id: str) -> dg.AssetChecksDefinition:
                 "WHERE model_id = ? AND date BETWEEN ? AND ? ORDER BY date, metric, subject",
                 [model_id, first, last],
             ).df()
-        worst = rows.groupby("metric")["value"].max().round(4).to_dict() if len(rows) else {}
+        verdict = summarise_breaches(rows, model_id, first, last)
         return dg.AssetCheckResult(
-            passed=rows.empty,
+            passed=verdict["passed"],
             severity=dg.AssetCheckSeverity.WARN,
-            description=f"{len(rows)} breach(es) for {model_id} between {first} and {last}" if len(rows) else "healthy",
+            description=verdict["description"],
             metadata={
-                "breaches": len(rows),
-                "worst_value_by_metric": dg.MetadataValue.json({k: float(v) for k, v in worst.items()}),
+                "breaches": verdict["breaches"],
+                "worst_value_by_metric": dg.MetadataValue.json(verdict["worst_value_by_metric"]),
                 "breaches_table": dg.MetadataValue.md(markdown_table(rows.tail(20))),
             },
         )

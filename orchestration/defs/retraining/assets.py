@@ -2,8 +2,10 @@
 
 The daily job raises requests (marts.retraining_requests). A sensor turns a
 new request into a run of the retraining job: training_candidates (labelled
-predictions with features over a window, only if the quality gates of those
-days passed) -> blocking bias gate -> training_snapshot (Parquet export).
+predictions with features over a window, only if every input table passed its
+quality gate on every day of it) -> blocking bias gate -> training_snapshot
+(Parquet export). A blocked run records why on the request (status 'blocked',
+status_reason).
 """
 
 from datetime import timedelta
@@ -15,13 +17,13 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.bias.checks import verdict_metadata
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
-from orchestration.defs.model_health.alerts import ALERTS_KEY
+from orchestration.defs.model_health.alerts import ALERTS_KEY, evaluation_window
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts
-from orchestration.lib.retraining import REQUEST_SCHEMA, retraining_requests
+from orchestration.lib.retraining import REQUEST_SCHEMA, keep_decisions, requests_between, snapshot_gate
 from orchestration.lib.settings import exports_dir
-from orchestration.lib.warehouse import replace_date_range
+from orchestration.lib.warehouse import ensure_table, replace_date_range
 
 REQUESTS_KEY = dg.AssetKey(["marts", "retraining_requests"])
 CANDIDATES_KEY = dg.AssetKey(["retraining", "training_candidates"])
@@ -40,6 +42,23 @@ LEFT JOIN staging.stg_users u USING (user_id)
 WHERE p.model_id IN ({models}) AND p.prediction_date BETWEEN DATE '{start}' AND DATE '{day}'
 """
 ATTRIBUTES = ("gender", "age_band", "country", "gender_x_age_band")
+# the raw tables CANDIDATES_SQL reads (through staging): each must have passed its gate on every window day
+TRAINING_INPUTS = ("predictions", "labels", "users")
+REQUESTS_TABLE = "marts.retraining_requests"
+
+
+def ensure_requests_table(conn) -> None:
+    """marts.retraining_requests, with status_reason added to tables created before it existed."""
+    ensure_table(conn, REQUESTS_TABLE, REQUEST_SCHEMA)
+    conn.execute(f"ALTER TABLE {REQUESTS_TABLE} ADD COLUMN IF NOT EXISTS status_reason VARCHAR")
+
+
+def record_blocked(conn, day, models: list[str], reason: str) -> None:
+    """The retraining run for ``day`` stopped: the requests say so, and why."""
+    ensure_requests_table(conn)
+    if models:
+        conn.execute(f"UPDATE {REQUESTS_TABLE} SET status = 'blocked', status_reason = ? WHERE date = ? AND model_id IN "
+                     f"({', '.join('?' for _ in models)})", [reason, day, *models])
 
 
 @dg.asset(
@@ -51,28 +70,31 @@ ATTRIBUTES = ("gender", "age_band", "country", "gender_x_age_band")
     owners=["team:ml-platform"],
     freshness_policy=PUBLISHED_FRESHNESS,
     deps=[ALERTS_KEY, dg.AssetKey(["marts", "model_health_daily"])],
-    description="One row per retraining request: model, reason, evidence values, planned snapshot path, status.",
+    description=(
+        "One row per retraining request: model, reason, evidence values, planned snapshot path, status "
+        "('requested', 'snapshot_ready', or 'blocked' with status_reason naming the failed gates or fairness verdicts). "
+        "Re-evaluated with the alerts over the label lookback window, from the alerts' dates only."
+    ),
 )
 def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     config = load_alert_config()
-    first, last = run_date_range(context)
+    # the alerts of this window were just re-evaluated (late labels): so are the requests they
+    # raise, from the alerts' dates only, so a backfill and daily runs end with the same requests
+    first, last = evaluation_window(context)
     k = int(config.retraining["persist_days"])
-    frames = []
     with duckdb.get_connection() as conn:
         alerts = conn.execute("SELECT * FROM marts.alerts WHERE date BETWEEN ? AND ?", [first - timedelta(days=k + 3), last]).df()
         health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [first - timedelta(days=k), last]).df()
-        day = first
-        while day <= last:  # judged as each day would have judged it
-            known = alerts[pd.to_datetime(alerts["first_detected_on"]) <= pd.Timestamp(day)]
-            frames.append(retraining_requests(known, health[pd.to_datetime(health["date"]) <= pd.Timestamp(day)],
-                                              config.retraining, config.min_labelled, day, str(exports_dir())))
-            day += timedelta(days=1)
-        requests = pd.concat(frames, ignore_index=True)
-        replace_date_range(conn, "marts.retraining_requests", REQUEST_SCHEMA, requests, "date", first, last)
+        ensure_requests_table(conn)
+        existing = conn.execute(f"SELECT * FROM {REQUESTS_TABLE} WHERE date BETWEEN ? AND ?", [first, last]).df()
+        requests = keep_decisions(requests_between(alerts, health, config.retraining, config.min_labelled, first, last,
+                                                   str(exports_dir())), existing)
+        replace_date_range(conn, REQUESTS_TABLE, REQUEST_SCHEMA, requests, "date", first, last)
     latest = requests[pd.to_datetime(requests["date"]) == pd.Timestamp(last)]
     return dg.MaterializeResult(
         metadata={
-            "requests_in_run": len(requests),
+            "requests_in_window": len(requests),
+            "window": f"{first} .. {last}",
             # read by the retraining sensor (it never opens the warehouse: one writer)
             "requested_models": dg.MetadataValue.json(sorted(latest["model_id"])),
             "reasons": dg.MetadataValue.json(dict(zip(latest["model_id"], latest["reason"]))),
@@ -81,8 +103,16 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
 
 
 def _requested_models(conn, day) -> list[str]:
-    rows = conn.execute("SELECT DISTINCT model_id FROM marts.retraining_requests WHERE date = ?", [day]).fetchall()
+    rows = conn.execute(f"SELECT DISTINCT model_id FROM {REQUESTS_TABLE} WHERE date = ?", [day]).fetchall()
     return sorted(r[0] for r in rows)
+
+
+def _training_start(conn, models: list[str], window_start):
+    """The window starts no earlier than the first prediction of the requested models: before it there is nothing to read."""
+    listed = models or [None]
+    born = conn.execute(f"SELECT min(first_date) FROM intermediate.int_model_versions WHERE model_id IN ({', '.join('?' for _ in listed)})",
+                        listed).fetchone()[0]
+    return max(window_start, born) if born else window_start
 
 
 @dg.asset(
@@ -94,25 +124,34 @@ def _requested_models(conn, day) -> list[str]:
     deps=[REQUESTS_KEY, dg.AssetKey(["raw", "predictions"]), dg.AssetKey(["raw", "labels"])],
     description=(
         "Labelled predictions with features and protected attributes over the training window of each model with "
-        "a retraining request that day; refuses to build from days whose quality gates failed."
+        "a retraining request that day. Refuses to build (and marks the requests 'blocked' with the reason) unless "
+        f"every input table ({', '.join(TRAINING_INPUTS)}) passed its quality gate on every day of the window."
     ),
 )
 def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     _, day = run_date_range(context)
-    start = day - timedelta(days=int(load_alert_config().retraining["training_window_days"]) - 1)
+    window_start = day - timedelta(days=int(load_alert_config().retraining["training_window_days"]) - 1)
     with duckdb.get_connection() as conn:
         models = _requested_models(conn, day)
-        failed = conn.execute(
-            "SELECT date, suite FROM quality.gate_results WHERE NOT passed AND table_name IN ('predictions', 'labels') "
-            "AND date BETWEEN ? AND ? ORDER BY date", [start, day]).fetchall()
-        if failed:
-            raise dg.Failure(description=f"training window {start} .. {day} contains days that failed quality gates: {failed}")
-        conn.execute("CREATE SCHEMA IF NOT EXISTS retraining")
-        listed = ", ".join(f"'{m}'" for m in models) or "NULL"
-        conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {CANDIDATES_SQL.format(day=day, start=start, models=listed)}")
-        counts = dict(conn.execute("SELECT model_id, count(*) FROM retraining.training_candidates GROUP BY 1").fetchall())
+        start = _training_start(conn, models, window_start)
+        gates = conn.execute(
+            f"SELECT date, table_name, passed FROM quality.gate_results WHERE table_name IN ({', '.join('?' for _ in TRAINING_INPUTS)}) "
+            "AND date BETWEEN ? AND ?", [*TRAINING_INPUTS, start, day]).df()
+        gate = snapshot_gate(gates, TRAINING_INPUTS, start, day)
+        if gate.passed:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS retraining")
+            listed = ", ".join(f"'{m}'" for m in models) or "NULL"
+            conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {CANDIDATES_SQL.format(day=day, start=start, models=listed)}")
+            counts = dict(conn.execute("SELECT model_id, count(*) FROM retraining.training_candidates GROUP BY 1").fetchall())
+        else:
+            record_blocked(conn, day, models, gate.reason)
+    if not gate.passed:  # raised outside the `with`: DuckDBResource closes its connection only on a clean exit
+        raise dg.Failure(description=gate.reason, metadata={
+            "failed_days": dg.MetadataValue.json({t: [str(d) for d in days] for t, days in gate.failed.items()}),
+            "unvalidated_days": dg.MetadataValue.json({t: [str(d) for d in days] for t, days in gate.missing.items()}),
+        })
     return dg.MaterializeResult(metadata={"models": dg.MetadataValue.json(models), "rows_by_model": dg.MetadataValue.json(counts),
-                                          "window": f"{start} .. {day}"})
+                                          "window": f"{start} .. {day}", "quality_gate": gate.reason})
 
 
 def candidate_group_counts(conn) -> pd.DataFrame:
@@ -138,15 +177,18 @@ def candidate_group_counts(conn) -> pd.DataFrame:
     description="Fairness verdicts on the training candidates: an unfair snapshot is never exported (blocking).",
 )
 def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as conn:
-        counts = candidate_group_counts(conn)
     thresholds = load_alert_config().bias
-    verdicts = bias_verdicts(group_rates(counts), thresholds)
-    passed = bool(verdicts["passed"].all()) if len(verdicts) else True
+    _, day = run_date_range(context)
+    with duckdb.get_connection() as conn:
+        verdicts = bias_verdicts(group_rates(candidate_group_counts(conn)), thresholds)
+        passed = bool(verdicts["passed"].all()) if len(verdicts) else True
+        reason = "fair: snapshot may be exported" if passed else f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
+        if not passed:
+            record_blocked(conn, day, _requested_models(conn, day), reason)
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description="fair: snapshot may be exported" if passed else f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}",
+        description=reason,
         metadata=verdict_metadata(verdicts),
     )
 
@@ -164,12 +206,14 @@ def training_snapshot_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRes
     _, day = run_date_range(context)
     written = {}
     with duckdb.get_connection() as conn:
+        ensure_requests_table(conn)
         for model_id, path in conn.execute(
-            "SELECT model_id, snapshot_path FROM marts.retraining_requests WHERE date = ?", [day]).fetchall():
+            f"SELECT model_id, snapshot_path FROM {REQUESTS_TABLE} WHERE date = ?", [day]).fetchall():
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
             conn.execute(f"COPY (SELECT * FROM retraining.training_candidates WHERE model_id = ?) TO '{target}' (FORMAT parquet)", [model_id])
-            conn.execute("UPDATE marts.retraining_requests SET status = 'snapshot_ready' WHERE date = ? AND model_id = ?", [day, model_id])
+            conn.execute(f"UPDATE {REQUESTS_TABLE} SET status = 'snapshot_ready', status_reason = NULL WHERE date = ? AND model_id = ?",
+                         [day, model_id])
             written[model_id] = str(target)
     return dg.MaterializeResult(metadata={"snapshots": dg.MetadataValue.json(written)})
 

@@ -1,0 +1,131 @@
+"""Retraining requests and the training-snapshot gate on hand-made alert, health and gate rows."""
+
+import json
+from datetime import date, timedelta
+
+import pandas as pd
+
+from orchestration.lib.retraining import REQUEST_SCHEMA, keep_decisions, requests_between, retraining_requests, snapshot_gate
+
+D0 = date(2026, 3, 1)
+RULES = {"persist_days": 3, "min_precision": 0.3}
+MIN_LABELLED = 100
+NO_HEALTH = pd.DataFrame(columns=["date", "model_id", "labelled", "precision"])
+NO_ALERTS = pd.DataFrame(columns=["date", "model_id", "metric", "value"])
+
+
+def day(i: int) -> date:
+    return D0 + timedelta(days=i)
+
+
+def drift_alerts(*days: int, metric: str = "psi", model_id: str = "m", value: float = 0.5) -> pd.DataFrame:
+    return pd.DataFrame({"date": [pd.Timestamp(day(i)) for i in days], "model_id": model_id, "metric": metric, "value": value})
+
+
+def requests(alerts: pd.DataFrame, on: int, health: pd.DataFrame = NO_HEALTH) -> pd.DataFrame:
+    return retraining_requests(alerts, health, RULES, MIN_LABELLED, day(on), "/exports")
+
+
+def test_k_minus_one_days_of_drift_raise_nothing_and_k_days_raise_a_request():
+    assert requests(drift_alerts(1, 2), on=2).empty
+    raised = requests(drift_alerts(1, 2, 3), on=3)
+    assert list(raised["model_id"]) == ["m"]
+    row = raised.iloc[0]
+    assert row["reason"] == f"drift/calibration alerts on 3 consecutive days up to {day(3)}"
+    assert row["status"] == "requested" and pd.isna(row["status_reason"])
+    assert row["snapshot_path"] == f"/exports/training/model=m/date={day(3)}/snapshot.parquet"
+    assert list(raised.columns) == list(REQUEST_SCHEMA)
+
+
+def test_drift_and_calibration_days_count_together_but_precision_drops_do_not():
+    mixed = pd.concat([drift_alerts(1, 3, metric="expected_calibration_error", value=0.2), drift_alerts(2, value=0.7)])
+    raised = requests(mixed, on=3)
+    assert json.loads(raised.iloc[0]["evidence"]) == {"worst": {"expected_calibration_error": 0.2, "psi": 0.7}}
+    assert requests(drift_alerts(1, 2, 3, metric="precision_drop"), on=3).empty
+
+
+def test_a_gap_resets_the_run_of_days():
+    assert requests(drift_alerts(1, 2, 4, 5), on=5).empty
+    assert len(requests(drift_alerts(1, 2, 4, 5, 6), on=6)) == 1
+
+
+def test_a_run_ending_up_to_two_days_earlier_still_counts_and_later_alerts_do_not():
+    alerts = drift_alerts(1, 2, 3, value=0.4)
+    assert requests(alerts, on=5).iloc[0]["reason"].endswith(f"up to {day(3)}")  # labels for days 4-5 may be late
+    assert requests(alerts, on=6).empty
+    # alerts dated after the request day are not evidence for it (a backfill sees them already)
+    later = pd.concat([alerts, drift_alerts(4, value=0.9)])
+    assert json.loads(requests(later, on=3).iloc[0]["evidence"]) == {"worst": {"psi": 0.4}}
+    assert requests(drift_alerts(2, 3, 4), on=3).empty
+
+
+def test_precision_below_the_floor_with_enough_labels_requests_retraining():
+    health = pd.DataFrame({"date": [pd.Timestamp(day(i)) for i in (1, 5, 6, 7)], "model_id": "m",
+                           "labelled": [500, 500, 99, 500], "precision": [0.1, 0.2999, 0.1, 0.3001]})
+    raised = requests(NO_ALERTS, on=7, health=health)
+    assert list(raised["reason"]) == ["precision below 0.3"]
+    # day 1 is older than persist_days, day 6 has too few labels, day 7 is above the floor
+    assert json.loads(raised.iloc[0]["evidence"]) == {"precision": {str(day(5)): 0.2999}}
+    assert requests(NO_ALERTS, on=4, health=health).empty
+    both = requests(drift_alerts(5, 6, 7), on=7, health=health)
+    assert both.iloc[0]["reason"] == f"drift/calibration alerts on 3 consecutive days up to {day(7)}; precision below 0.3"
+
+
+def test_requests_between_is_each_day_judged_on_its_own():
+    alerts = pd.concat([drift_alerts(1, 2, 3, 4), drift_alerts(2, 3, 4, model_id="n")])
+    between = requests_between(alerts, NO_HEALTH, RULES, MIN_LABELLED, day(0), day(8), "/exports")
+    # m: runs ending days 3 and 4, each counting for itself and the next two days; n: the run ending day 4
+    assert [(r.date, r.model_id) for r in between.itertuples()] == [
+        (day(3), "m"), (day(4), "m"), (day(4), "n"), (day(5), "m"), (day(5), "n"), (day(6), "m"), (day(6), "n")]
+
+
+def request_rows(*rows: tuple) -> pd.DataFrame:
+    return pd.DataFrame([{"date": pd.Timestamp(day(d)), "model_id": m, "reason": "r", "evidence": "{}", "snapshot_path": "p",
+                          "status": status, "status_reason": why} for d, m, status, why in rows], columns=list(REQUEST_SCHEMA))
+
+
+def test_recomputing_requests_keeps_the_retraining_jobs_decisions():
+    recomputed = request_rows((3, "m", "requested", None), (4, "m", "requested", None), (4, "n", "requested", None))
+    existing = request_rows((3, "m", "blocked", "bias: age_band"), (2, "m", "snapshot_ready", None),
+                            (4, "n", "requested", None), (1, "n", "requested", None))
+    kept = keep_decisions(recomputed, existing)
+    # (day 1, n) was a request nobody acted on and the rules no longer raise: it is gone
+    assert [(r.date.date(), r.model_id, r.status, None if pd.isna(r.status_reason) else r.status_reason)
+            for r in kept.itertuples()] == [
+        (day(2), "m", "snapshot_ready", None),  # acted on: stays though the rules no longer raise it
+        (day(3), "m", "blocked", "bias: age_band"),
+        (day(4), "m", "requested", None),
+        (day(4), "n", "requested", None),
+    ]
+
+
+def gate_rows(table: str, days, passed=True) -> pd.DataFrame:
+    return pd.DataFrame({"date": [pd.Timestamp(day(i)) for i in days], "table_name": table, "suite": f"raw_{table}", "passed": passed})
+
+
+CLEAN = pd.concat([gate_rows(t, range(10)) for t in ("predictions", "labels", "users")])
+INPUTS = ("predictions", "labels", "users")
+
+
+def test_snapshot_passes_only_with_a_passing_gate_for_every_input_and_day():
+    gate = snapshot_gate(CLEAN, INPUTS, day(2), day(9))
+    assert gate.passed and not gate.missing and not gate.failed
+    assert gate.reason == f"every input table (predictions, labels, users) passed its quality gate on every day {day(2)} .. {day(9)}"
+
+
+def test_a_failed_users_gate_blocks_the_snapshot_and_is_named():
+    gates = pd.concat([CLEAN, gate_rows("users", [4, 5, 6, 8], passed=False)])  # a failing run next to a passing one
+    gate = snapshot_gate(gates, INPUTS, day(2), day(9))
+    assert not gate.passed and gate.failed == {"users": [day(4), day(5), day(6), day(8)]} and not gate.missing
+    assert gate.reason == (f"training window {day(2)} .. {day(9)} is not clean: "
+                           f"users failed its quality gate on {day(4)}..{day(6)}, {day(8)}")
+
+
+def test_a_window_day_never_validated_blocks_the_snapshot():
+    gates = CLEAN[~((CLEAN["table_name"] == "labels") & (CLEAN["date"] == pd.Timestamp(day(3))))]
+    gate = snapshot_gate(gates, INPUTS, day(2), day(10))  # day 10 has no gate row for any table
+    assert not gate.passed and not gate.failed
+    assert gate.missing == {"predictions": [day(10)], "labels": [day(3), day(10)], "users": [day(10)]}
+    assert f"labels has no quality gate result (not validated) on {day(3)}, {day(10)}" in gate.reason
+    # a table the snapshot reads but no gate ever validated
+    assert snapshot_gate(CLEAN, (*INPUTS, "feedback"), day(2), day(3)).missing == {"feedback": [day(2), day(3)]}
