@@ -63,10 +63,28 @@ def retraining_requests(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict,
 
 def requests_between(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict, min_labelled: int,
                      first: date, last: date, exports: str) -> pd.DataFrame:
-    """``retraining_requests`` of every day ``first``..``last``."""
+    """The requests of days ``first``..``last``: one per episode, on the first day a model is due.
+
+    A model stays due while its alerts persist; asking again every day of the
+    same episode would rebuild the same snapshot daily. The day before
+    ``first`` is judged too, so an episode that began earlier raises nothing.
+    """
     frames = [retraining_requests(alerts, health, rules, min_labelled, first + timedelta(days=i), exports)
-              for i in range((last - first).days + 1)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(REQUEST_SCHEMA))
+              for i in range(-1, (last - first).days + 1)]
+    due = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(REQUEST_SCHEMA))
+    due_days = {(m, pd.Timestamp(d).date()) for m, d in zip(due["model_id"], due["date"])}
+    starts = [(m, pd.Timestamp(d).date() - timedelta(days=1)) not in due_days and pd.Timestamp(d).date() >= first
+              for m, d in zip(due["model_id"], due["date"])]
+    return due[starts].reset_index(drop=True)
+
+
+def pending_by_day(requests: pd.DataFrame) -> dict[str, list[str]]:
+    """Requests the retraining job has not acted on: ISO day -> sorted model ids."""
+    out: dict[str, list[str]] = {}
+    for d, model_id in zip(requests.loc[requests["status"] == "requested", "date"],
+                           requests.loc[requests["status"] == "requested", "model_id"]):
+        out.setdefault(pd.Timestamp(d).date().isoformat(), []).append(model_id)
+    return {d: sorted(models) for d, models in sorted(out.items())}
 
 
 def keep_decisions(recomputed: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:

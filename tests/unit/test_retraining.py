@@ -5,7 +5,14 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from orchestration.lib.retraining import REQUEST_SCHEMA, keep_decisions, requests_between, retraining_requests, snapshot_gate
+from orchestration.lib.retraining import (
+    REQUEST_SCHEMA,
+    keep_decisions,
+    pending_by_day,
+    requests_between,
+    retraining_requests,
+    snapshot_gate,
+)
 
 D0 = date(2026, 3, 1)
 RULES = {"persist_days": 3, "min_precision": 0.3}
@@ -71,12 +78,14 @@ def test_precision_below_the_floor_with_enough_labels_requests_retraining():
     assert both.iloc[0]["reason"] == f"drift/calibration alerts on 3 consecutive days up to {day(7)}; precision below 0.3"
 
 
-def test_requests_between_is_each_day_judged_on_its_own():
-    alerts = pd.concat([drift_alerts(1, 2, 3, 4), drift_alerts(2, 3, 4, model_id="n")])
-    between = requests_between(alerts, NO_HEALTH, RULES, MIN_LABELLED, day(0), day(8), "/exports")
-    # m: runs ending days 3 and 4, each counting for itself and the next two days; n: the run ending day 4
-    assert [(r.date, r.model_id) for r in between.itertuples()] == [
-        (day(3), "m"), (day(4), "m"), (day(4), "n"), (day(5), "m"), (day(5), "n"), (day(6), "m"), (day(6), "n")]
+def test_requests_between_raises_one_request_per_episode_on_its_first_due_day():
+    alerts = pd.concat([drift_alerts(1, 2, 3, 4), drift_alerts(2, 3, 4, model_id="n"), drift_alerts(10, 11, 12)])
+    between = requests_between(alerts, NO_HEALTH, RULES, MIN_LABELLED, day(0), day(14), "/exports")
+    # m is due days 3-6 (runs ending days 3 and 4 count for two more days), then again from day 12; n days 4-6
+    assert [(r.date, r.model_id) for r in between.itertuples()] == [(day(3), "m"), (day(4), "n"), (day(12), "m")]
+    # a window that starts inside an episode does not raise it again
+    later = requests_between(alerts, NO_HEALTH, RULES, MIN_LABELLED, day(5), day(14), "/exports")
+    assert [(r.date, r.model_id) for r in later.itertuples()] == [(day(12), "m")]
 
 
 def request_rows(*rows: tuple) -> pd.DataFrame:
@@ -129,3 +138,25 @@ def test_a_window_day_never_validated_blocks_the_snapshot():
     assert f"labels has no quality gate result (not validated) on {day(3)}, {day(10)}" in gate.reason
     # a table the snapshot reads but no gate ever validated
     assert snapshot_gate(CLEAN, (*INPUTS, "feedback"), day(2), day(3)).missing == {"feedback": [day(2), day(3)]}
+
+
+def test_pending_requests_are_the_ones_the_job_has_not_acted_on_by_day():
+    rows = request_rows((3, "m", "requested", None), (3, "n", "requested", None), (4, "m", "blocked", "bias"),
+                        (5, "n", "snapshot_ready", None), (6, "n", "requested", None))
+    assert pending_by_day(rows) == {day(3).isoformat(): ["m", "n"], day(6).isoformat(): ["n"]}
+    assert pending_by_day(rows.iloc[:0]) == {}
+
+
+def test_the_sensor_starts_one_retraining_run_per_pending_day():
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.retraining.assets import REQUESTS_KEY, retraining_sensor
+
+    pending = {day(3).isoformat(): ["m"], day(6).isoformat(): ["m", "n"]}
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            asset_key=REQUESTS_KEY, partition=day(6).isoformat(), metadata={"pending_requests": dg.MetadataValue.json(pending)}))
+        tick = retraining_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    assert [(r.run_key, r.partition_key) for r in tick.run_requests] == [
+        (f"{day(3)}:m", day(3).isoformat()), (f"{day(6)}:m,n", day(6).isoformat())]

@@ -21,7 +21,7 @@ from orchestration.defs.model_health.alerts import ALERTS_KEY, evaluation_window
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts
-from orchestration.lib.retraining import REQUEST_SCHEMA, keep_decisions, requests_between, snapshot_gate
+from orchestration.lib.retraining import REQUEST_SCHEMA, keep_decisions, pending_by_day, requests_between, snapshot_gate
 from orchestration.lib.settings import exports_dir
 from orchestration.lib.warehouse import ensure_table, replace_date_range
 
@@ -90,14 +90,15 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
         requests = keep_decisions(requests_between(alerts, health, config.retraining, config.min_labelled, first, last,
                                                    str(exports_dir())), existing)
         replace_date_range(conn, REQUESTS_TABLE, REQUEST_SCHEMA, requests, "date", first, last)
-    latest = requests[pd.to_datetime(requests["date"]) == pd.Timestamp(last)]
+    pending = requests[requests["status"] == "requested"]  # pending_by_day filters the same way
     return dg.MaterializeResult(
         metadata={
             "requests_in_window": len(requests),
             "window": f"{first} .. {last}",
-            # read by the retraining sensor (it never opens the warehouse: one writer)
-            "requested_models": dg.MetadataValue.json(sorted(latest["model_id"])),
-            "reasons": dg.MetadataValue.json(dict(zip(latest["model_id"], latest["reason"]))),
+            # read by the retraining sensor (it never opens the warehouse: one writer): day -> models
+            "pending_requests": dg.MetadataValue.json(pending_by_day(pending)),
+            "reasons": dg.MetadataValue.json({f"{pd.Timestamp(d).date()} {m}": r for d, m, r in
+                                              zip(pending["date"], pending["model_id"], pending["reason"])}),
         }
     )
 
@@ -227,8 +228,12 @@ retraining_job = dg.define_asset_job(
 
 @dg.asset_sensor(asset_key=REQUESTS_KEY, job=retraining_job, default_status=dg.DefaultSensorStatus.RUNNING)
 def retraining_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-    """A new day with requested models starts a retraining run for that day."""
-    materialization = asset_event.asset_materialization
-    models = materialization.metadata.get("requested_models")
-    if materialization.partition and models and models.value:
-        yield dg.RunRequest(run_key=f"{materialization.partition}:{','.join(models.value)}", partition_key=materialization.partition)
+    """Each pending request (a day with requested models) starts one retraining run for that day.
+
+    Requests are re-evaluated over the label lookback, so one can appear for an
+    earlier day of the run's window (late calibration alerts); the run key
+    makes each day's request start once however often it is seen.
+    """
+    pending = asset_event.asset_materialization.metadata.get("pending_requests")
+    for day, models in sorted((pending.value if pending else {}).items()):
+        yield dg.RunRequest(run_key=f"{day}:{','.join(models)}", partition_key=day)
