@@ -73,8 +73,8 @@ def requests_between(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict, mi
               for i in range(-1, (last - first).days + 1)]
     due = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(REQUEST_SCHEMA))
     due_days = {(m, pd.Timestamp(d).date()) for m, d in zip(due["model_id"], due["date"])}
-    starts = [(m, pd.Timestamp(d).date() - timedelta(days=1)) not in due_days and pd.Timestamp(d).date() >= first
-              for m, d in zip(due["model_id"], due["date"])]
+    starts = pd.Series([(m, pd.Timestamp(d).date() - timedelta(days=1)) not in due_days and pd.Timestamp(d).date() >= first
+                        for m, d in zip(due["model_id"], due["date"])], index=due.index, dtype=bool)
     return due[starts].reset_index(drop=True)
 
 

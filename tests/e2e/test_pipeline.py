@@ -85,44 +85,72 @@ def test_planted_lift_lies_inside_the_95_percent_ci(latest):
         assert row["cuped_relative_ci_low"] <= planted["relative_lift"] <= row["cuped_relative_ci_high"], row.to_dict()
 
 
-def test_experiment_stats_agree_with_pandas_on_the_raw_files(latest):
-    pipeline = latest
-    src, as_of = pipeline.source, pipeline.last
+def _unit_measures(src, as_of, pre_days: int) -> pd.DataFrame:
+    """Per experiment unit: every measure of dbt_project.yml recomputed in pandas from the raw files,
+    after assignment up to the end of ``as_of`` (cum_), on ``as_of`` (day_) and in the pre-period (pre_)."""
     end = pd.Timestamp(as_of + timedelta(days=1))
-    assignments = pd.concat(pd.read_parquet(p) for p in (src / "assignments").glob("*.parquet"))
-    orders = pd.concat(pd.read_parquet(p) for p in (src / "orders").glob("*.parquet")).drop_duplicates("order_id")
-    orders = orders[(orders["status"] == "completed") & (orders["ordered_at"] < end)]
-    units = assignments[assignments["assigned_at"] < end]
-    joined = units.merge(orders, on="user_id")
-    post = joined[joined["ordered_at"] >= joined["assigned_at"]]
-    pre = joined[(joined["ordered_at"] < joined["assigned_at"]) & (joined["ordered_at"] >= joined["assigned_at"] - pd.Timedelta(days=14))]
+    read = lambda table: pd.concat(pd.read_parquet(p) for p in (src / table).glob("*.parquet"))  # noqa: E731
+    assignments = read("assignments").sort_values(["assigned_at", "variant"])
+    units = assignments[assignments["assigned_at"] < end].drop_duplicates(["experiment_id", "user_id"])  # first variant wins
+    units = units.assign(assigned_date=units["assigned_at"].dt.normalize())
+    orders = read("orders").drop_duplicates("order_id")
+    orders = orders[orders["ordered_at"] < end].rename(columns={"ordered_at": "ts"})
+    sessions = read("sessions").drop_duplicates("session_id")
+    sessions = sessions[sessions["started_at"] < end].rename(columns={"started_at": "ts"})
+    per_event = {
+        "completed_orders": (orders, lambda e: (e["status"] == "completed").astype(float)),
+        "revenue": (orders, lambda e: e["revenue"].where(e["status"] == "completed", 0.0)),
+        "refunded_orders": (orders, lambda e: (e["status"] == "refunded").astype(float)),
+        "settled_orders": (orders, lambda e: e["status"].isin(["completed", "refunded"]).astype(float)),
+        "sessions": (sessions, lambda e: pd.Series(1.0, index=e.index)),
+        "sessions_on_day_7": (sessions, lambda e: (e["ts"].dt.normalize() == e["assigned_date"] + pd.Timedelta(days=7)).astype(float)),
+    }
     key = ["experiment_id", "user_id"]
-    units = units.set_index(key)
-    units["revenue"] = post.groupby(key)["revenue"].sum().reindex(units.index).fillna(0.0)
-    units["orders"] = post.groupby(key).size().reindex(units.index).fillna(0)
-    units["pre_revenue"] = pre.groupby(key)["revenue"].sum().reindex(units.index).fillna(0.0)
-    units["conversion"] = (units["orders"] > 0).astype(float)
-    stats = pipeline.query("SELECT * FROM marts.experiment_stats WHERE as_of_date = ? AND analysis_window = 'cumulative'", [as_of])
-    checked = 0
-    for _, row in stats.iterrows():
-        arm = units.xs(row["experiment_id"], level="experiment_id")
-        arm = arm[arm["variant"] == row["variant"]]
-        if row["metric"] == "conversion":
-            expected = {"value_sum": arm["conversion"].sum(), "value_sum_sq": arm["conversion"].sum()}
-        elif row["metric"] == "revenue_per_user":
-            expected = {"value_sum": arm["revenue"].sum(), "value_sum_sq": (arm["revenue"] ** 2).sum(),
-                        "covariate_sum": arm["pre_revenue"].sum(), "covariate_sum_sq": (arm["pre_revenue"] ** 2).sum(),
-                        "value_covariate_sum": (arm["revenue"] * arm["pre_revenue"]).sum()}
-        elif row["metric"] == "average_order_value":
-            expected = {"value_sum": arm["revenue"].sum(), "denominator_sum": arm["orders"].sum(),
-                        "denominator_sum_sq": (arm["orders"] ** 2).sum(), "value_denominator_sum": (arm["revenue"] * arm["orders"]).sum()}
+    out = units.set_index(key)
+    for name, (events, value) in per_event.items():
+        joined = units.merge(events, on="user_id")
+        joined["v"] = value(joined)
+        post = joined["ts"] >= joined["assigned_at"]
+        pre = ~post & (joined["ts"] >= joined["assigned_at"] - pd.Timedelta(days=pre_days))
+        today = post & (joined["ts"].dt.normalize() == pd.Timestamp(as_of))
+        for prefix, mask in (("cum", post), ("day", today), ("pre", pre)):
+            out[f"{prefix}_{name}"] = joined[mask].groupby(key)["v"].sum().reindex(out.index).fillna(0.0)
+    return out
+
+
+def test_experiment_stats_agree_with_pandas_on_the_raw_files(latest):
+    """Every declared metric, both windows, every sum: matured units only for D7, first variant wins."""
+    from orchestration.lib.settings import dbt_var
+
+    pipeline, as_of = latest, latest.last
+    units = _unit_measures(pipeline.source, as_of, int(dbt_var("pre_period_days")))
+    metrics = dbt_var("experiment_metrics")
+    stats = pipeline.query("SELECT * FROM marts.experiment_stats WHERE as_of_date = ?", [as_of])
+    checked = set()
+    for row in stats.itertuples():
+        spec = metrics[row.metric]
+        arm = units.xs(row.experiment_id, level="experiment_id")
+        arm = arm[arm["variant"] == row.variant]
+        window = "cum" if row.analysis_window == "cumulative" or "maturity_days" in spec else "day"
+        if "maturity_days" in spec:
+            matured = arm["assigned_date"] + pd.Timedelta(days=spec["maturity_days"])
+            arm = arm[matured <= pd.Timestamp(as_of)] if row.analysis_window == "cumulative" else arm[matured == pd.Timestamp(as_of)]
+        if spec["type"] == "ratio":
+            y, d, x = arm[f"{window}_{spec['numerator']}"], arm[f"{window}_{spec['denominator']}"], None
         else:
-            continue
-        assert row["n"] == len(arm)
+            y, x = arm[f"{window}_{spec['measure']}"], arm[f"pre_{spec.get('covariate', spec['measure'])}"]
+            if spec["type"] == "proportion":
+                y, x = (y > 0).astype(float), (x > 0).astype(float)
+            d = None
+        expected = {"n": len(arm), "value_sum": y.sum(), "value_sum_sq": (y * y).sum()}
+        if d is not None:
+            expected |= {"denominator_sum": d.sum(), "denominator_sum_sq": (d * d).sum(), "value_denominator_sum": (y * d).sum()}
+        if x is not None:
+            expected |= {"covariate_sum": x.sum(), "covariate_sum_sq": (x * x).sum(), "value_covariate_sum": (x * y).sum()}
         for column, value in expected.items():
-            assert row[column] == pytest.approx(value, rel=1e-9), (row["metric"], column)
-        checked += 1
-    assert checked == 2 * 2 * 3  # experiments x arms x metrics
+            assert getattr(row, column) == pytest.approx(value, rel=1e-9, abs=1e-9), (row.metric, row.analysis_window, column)
+        checked.add((row.experiment_id, row.variant, row.metric, row.analysis_window))
+    assert len(checked) == 2 * 2 * len(metrics) * 2  # experiments x arms x metrics x windows
 
 
 def test_rematerialising_a_partition_leaves_identical_marts(pipeline):

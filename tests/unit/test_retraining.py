@@ -160,3 +160,8 @@ def test_the_sensor_starts_one_retraining_run_per_pending_day():
         tick = retraining_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
     assert [(r.run_key, r.partition_key) for r in tick.run_requests] == [
         (f"{day(3)}:m", day(3).isoformat()), (f"{day(6)}:m,n", day(6).isoformat())]
+
+
+def test_a_window_without_requests_gives_an_empty_table_with_every_column():
+    quiet = requests_between(NO_ALERTS, NO_HEALTH, RULES, MIN_LABELLED, day(0), day(5), "/exports")
+    assert quiet.empty and list(quiet.columns) == list(REQUEST_SCHEMA)
