@@ -139,8 +139,8 @@ def test_experiment_stats_agree_with_pandas_on_the_raw_files(latest):
             y, d, x = arm[f"{window}_{spec['numerator']}"], arm[f"{window}_{spec['denominator']}"], None
         else:
             y, x = arm[f"{window}_{spec['measure']}"], arm[f"pre_{spec.get('covariate', spec['measure'])}"]
-            if spec["type"] == "proportion":
-                y, x = (y > 0).astype(float), (x > 0).astype(float)
+            if spec["type"] == "proportion":  # converted or not; a declared covariate is used as it is
+                y, x = (y > 0).astype(float), x if "covariate" in spec else (x > 0).astype(float)
             d = None
         expected = {"n": len(arm), "value_sum": y.sum(), "value_sum_sq": (y * y).sum()}
         if d is not None:
