@@ -97,6 +97,8 @@ def group_rates(rows: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         return pd.DataFrame(columns=RATE_COLUMNS)
     # counts may arrive as ints, nullable ints or decimals depending on the engine
     rows = rows.astype({c: float for c in COUNT_COLUMNS + POPULATION_COLUMNS})
+    # a fixed summation order: score sums are doubles, and a backfill must give daily runs' last bits
+    rows = rows.sort_values([c for c in ("date", *KEYS) if c in rows.columns], kind="stable")
     totals = rows.groupby(KEYS, sort=True)[COUNT_COLUMNS].sum()
     # The population is a snapshot of the user table repeated on every day's
     # row: summing it over the window would multiply it; take the latest day's.
