@@ -51,7 +51,7 @@ PUBLISHED = {
     "marts.alerts": Published("date", (LABELS,)),
     "marts.okr_progress": Published("date", (LABELS, KPIS)),
     "marts.metric_scorecard": Published("date"),
-    "marts.retraining_requests": Published("date"),
+    "marts.retraining_requests": Published("date", (LABELS,)),  # re-evaluated with the alerts
     "quality.gate_results": Published("date"),
 }
 

@@ -56,8 +56,8 @@ def test_two_consecutive_partitions_land_everything_and_a_rerun_changes_nothing(
     kpi_export = ds.dataset(exports / "kpi_daily", partitioning="hive").to_table().to_pandas()
     assert {str(day1), str(day2)} <= {str(d)[:10] for d in kpi_export["date"]}
     assert (exports / "experiment_results" / f"date={day2}" / "part.parquet").is_file()
-    with duckdb.connect(str(pipeline.db.parent / "analytics.duckdb"), read_only=True) as snapshot:
-        assert snapshot.execute("SELECT count(*) FROM attribution.model_impact WHERE as_of_date = ?", [day2]).fetchone()[0] > 0
+    with duckdb.connect(str(pipeline.db.parent / "analytics.duckdb"), read_only=True) as analytics:
+        assert analytics.execute("SELECT count(*) FROM attribution.model_impact WHERE as_of_date = ?", [day2]).fetchone()[0] > 0
     planted = pipeline.truth["dirty_rows"]["predictions"]
     reasons = pipeline.query("SELECT _reason, count(*) AS n FROM raw_quarantine.predictions GROUP BY 1").set_index("_reason")["n"]
     assert reasons["duplicate key (prediction_id)"] == planted["duplicate_key"]
