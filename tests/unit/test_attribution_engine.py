@@ -152,7 +152,8 @@ def test_aa_worlds_reject_at_the_nominal_rate_and_holm_keeps_the_family_rate():
 
 def test_adjusted_p_values_are_holm_over_the_decision_p_values_of_each_family(planted):
     _, _, results = planted
-    for _, family in list(results.groupby("experiment_id"))[:50]:
+    some = results[results["experiment_id"].isin([f"w{i}" for i in range(50)])]
+    for _, family in some.groupby("experiment_id"):
         expected = multipletests(family["decision_p_value"], method="holm")[1]
         assert np.allclose(family["p_value_adjusted"], expected, rtol=0, atol=1e-12)
         assert (family["p_value_adjusted"] >= family["decision_p_value"] - 1e-15).all()
