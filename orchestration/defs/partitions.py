@@ -13,11 +13,22 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date=partitions_start(), t
 single_run = dg.BackfillPolicy.single_run()
 
 
+def days_between(first: date, last: date) -> list[date]:
+    """first .. last, both included, oldest first."""
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
 def run_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:
     """Every day of the run's partition (or partition range), oldest first."""
     window = context.partition_time_window
-    first, end = window.start.date(), window.end.date()
-    return [first + timedelta(days=i) for i in range((end - first).days)]
+    return days_between(window.start.date(), window.end.date() - timedelta(days=1))
+
+
+def lookback_start(conn, first: date, lookback_days: int, table: str) -> date:
+    """First day a run recomputes when its inputs keep arriving late: ``lookback_days`` before its
+    range, but not before the first day ``table`` holds."""
+    earliest = conn.execute(f"SELECT min(date) FROM {table}").fetchone()[0] or first
+    return max(first - timedelta(days=lookback_days), earliest)
 
 
 def run_date_range(context) -> tuple[date, date]:

@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.bias.checks import BIAS_KEY
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
-from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
+from orchestration.defs.partitions import daily_partitions, days_between, lookback_start, run_date_range, single_run
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.asset_metadata import markdown_table
 from orchestration.lib.bias import GROUP_RATES_SCHEMA, VERDICTS_SCHEMA, window_tables
@@ -42,11 +42,10 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     with duckdb.get_connection() as conn:
         # marts.bias_daily recomputes the label lookback on every run, so the windows over it are recomputed too:
         # each day is judged on the labels its bias_daily rows hold (a backfill and daily runs agree)
-        earliest = conn.execute("SELECT min(date) FROM marts.bias_daily").fetchone()[0] or first
-        start = max(first - timedelta(days=int(dbt_var("label_lookback_days"))), earliest)
+        start = lookback_start(conn, first, int(dbt_var("label_lookback_days")), "marts.bias_daily")
         rows = conn.execute("SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?",
                             [start - timedelta(days=int(thresholds["window_days"]) - 1), last]).df()
-        tables = [window_tables(rows, start + timedelta(days=i), thresholds) for i in range((last - start).days + 1)]
+        tables = [window_tables(rows, day, thresholds) for day in days_between(start, last)]
         rates = pd.concat([t[0] for t in tables], ignore_index=True)
         verdicts = pd.concat([t[1] for t in tables], ignore_index=True)
         replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", start, last)

@@ -14,12 +14,13 @@ the snapshot's mtime and the last event read are kept in the sensor's cursor.
 
 import json
 import warnings
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
+from orchestration.defs.partitions import days_between
 from orchestration.defs.quality.checks import GATED_SUITES
 from orchestration.defs.runs import RANGE_END_TAG, RANGE_START_TAG
 from orchestration.lib.notify import (
@@ -44,12 +45,7 @@ def _run_days(instance: dg.DagsterInstance, run_id: str, partition: str | None) 
     first = partition or tags.get(RANGE_START_TAG) or tags.get("dagster/partition")
     if first is None:
         return []
-    last = date.fromisoformat(partition or tags.get(RANGE_END_TAG) or first)
-    days, day = [], date.fromisoformat(first)
-    while day <= last:
-        days.append(day)
-        day += timedelta(days=1)
-    return days
+    return days_between(date.fromisoformat(first), date.fromisoformat(partition or tags.get(RANGE_END_TAG) or first))
 
 
 def failed_gate_events(instance: dg.DagsterInstance, after: int | None) -> tuple[list[Notification], int | None]:

@@ -1,7 +1,5 @@
 """marts.okr_progress and marts.metric_scorecard: key results of expectations/okrs.yml and whether experiments can judge them."""
 
-from datetime import timedelta
-
 import dagster as dg
 import pandas as pd
 from dagster_dbt import get_asset_key_for_model
@@ -9,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.attribution.assets import IMPACT_KEY, RESULTS_KEY
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
-from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
+from orchestration.defs.partitions import daily_partitions, lookback_start, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.asset_metadata import markdown_table
 from orchestration.lib.okrs import PROGRESS_SCHEMA, load_okrs, metric_value_query, okr_progress
@@ -28,8 +26,7 @@ DAILY_ANALYTICS_ASSET = dict(partitions_def=daily_partitions, backfill_policy=si
 def refresh_start(conn, first):
     """Recompute the days whose inputs still change: label-based health (and yesterday's KPIs) of the lookback."""
     lookback = max(int(dbt_var("label_lookback_days")), int(dbt_var("kpi_lookback_days")))
-    earliest = conn.execute("SELECT min(date) FROM marts.kpi_daily").fetchone()[0] or first
-    return max(first - timedelta(days=lookback), earliest)
+    return lookback_start(conn, first, lookback, "marts.kpi_daily")
 
 
 def _dbt_key(model: str) -> dg.AssetKey:
