@@ -1,0 +1,289 @@
+"""The one project file of a deployment: models, protected attributes, metrics, OKRs, thresholds.
+
+Path: ``IMPACT_LEDGER_CONFIG`` (the CLI's ``--config`` sets it), else ``impact_ledger.yml`` in the
+current directory, else none: every field then takes its default and ``assumptions()`` says what
+was assumed. The file is validated on load (pydantic); an error names the file, the key and the
+value. Nothing here names a demo model: the demo's own file is ``expectations/demo.yml``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV = "IMPACT_LEDGER_CONFIG"
+DEFAULT_CONFIG_NAME = "impact_ledger.yml"
+
+
+class ConfigError(ValueError):
+    """A project file that cannot be used: names the file, key and value."""
+
+
+class _Strict(BaseModel):
+    # an unknown key is a typo more often than not: refuse it
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Strict):
+    above: float | None = None
+    below: float | None = None
+    outside: float | None = None
+    after_days: int | None = Field(default=None, ge=0)
+    trailing_days: int | None = Field(default=None, ge=1)
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    min_count: int | None = Field(default=None, ge=0)
+
+
+class AlertRules(_Strict):
+    """Model-health alert rules (defaults apply to every model; a model may override any of them)."""
+
+    psi: Rule = Rule(above=0.2)  # population stability of every feature and the score vs the reference
+    expected_calibration_error: Rule = Rule(above=0.08)  # 10 equal-width bins, count-weighted
+    # precision below the reference window's, judged by a one-sided two-proportion test on the labelled counts
+    precision_drop: Rule = Rule(alpha=0.01)
+    recall_drop: Rule = Rule(alpha=0.01)
+    label_coverage: Rule = Rule(below=0.5, after_days=7)  # share labelled once after_days have passed
+    volume_change: Rule = Rule(outside=0.5, trailing_days=7, min_count=50)  # vs the trailing median
+
+
+class DriftReference(_Strict):
+    """The window each version's drift and calibration are judged against."""
+
+    first_days: int | None = Field(default=None, ge=1)  # the first N days of each model version
+    start: date | None = None  # or fixed dates
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        fixed = self.start is not None or self.end is not None
+        if fixed and (self.start is None or self.end is None):
+            raise ValueError("fixed dates need both start and end")
+        if fixed and self.first_days is not None:
+            raise ValueError("give either first_days or start/end, not both")
+        if fixed and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.start is not None
+
+    @property
+    def days(self) -> int:
+        """first N days of each version (7 unless set; unused with fixed dates)."""
+        return self.first_days or 7
+
+
+class ModelSpec(_Strict):
+    """One monitored model. Every field is optional."""
+
+    description: str = ""
+    # true: judged against a never-exposed holdout in raw.experiments; false: monitoring only;
+    # unset: whatever raw.experiments says
+    experiment: bool | None = None
+    threshold: float | None = Field(default=None, ge=0, le=1)  # used where predictions carry no threshold
+    # favourable: a positive decision helps the person (an offer); harmful: it hurts (fraud, default, recidivism flag)
+    positive_decision: Literal["favourable", "harmful"] = "favourable"
+    label_horizon_days: int = Field(default=30, ge=1, le=3650)  # labels may arrive this long after the prediction
+    drift_reference: DriftReference = DriftReference()
+    alerts: dict[str, Rule] = {}  # overrides of the default alert rules
+    min_precision: float | None = Field(default=None, ge=0, le=1)  # retraining floor; none unless set
+    min_recall: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("alerts")
+    @classmethod
+    def _known_rules(cls, value: dict[str, Rule]) -> dict[str, Rule]:
+        unknown = sorted(set(value) - set(AlertRules.model_fields))
+        if unknown:
+            raise ValueError(f"unknown alert rule(s) {unknown}; known: {sorted(AlertRules.model_fields)}")
+        return value
+
+
+class Alerts(_Strict):
+    min_labelled: int = Field(default=300, ge=0)  # label-based rules need this many labelled predictions a day
+    rules: AlertRules = AlertRules()
+
+
+class Bias(_Strict):
+    window_days: int = Field(default=14, ge=1)
+    min_labelled: int = Field(default=500, ge=0)  # groups with fewer labelled predictions are reported, not judged
+    disparate_impact_min: float = Field(default=0.8, gt=0, le=1)  # four-fifths rule on favourable-outcome rates
+    equal_opportunity_max_difference: float = Field(default=0.1, ge=0, le=1)
+    equalized_odds_max_difference: float = Field(default=0.1, ge=0, le=1)
+    calibration_gap_max: float = Field(default=0.1, ge=0, le=1)
+
+
+class Retraining(_Strict):
+    persist_days: int = Field(default=3, ge=1)  # drift / calibration alerts on this many consecutive days
+    training_window_days: int = Field(default=28, ge=1)
+
+
+class RowGate(_Strict):
+    """Row-rule breaks (already quarantined) fail a day only above a share AND a count."""
+
+    max_share: float = Field(default=0.01, ge=0, le=1)
+    min_count: int = Field(default=10, ge=0)
+
+
+class VolumeGate(_Strict):
+    """A day's rows vs the trailing days: judged only with history and enough rows to tell noise from breakage."""
+
+    trailing_days: int = Field(default=7, ge=2)
+    min_count: int = Field(default=20, ge=0)  # days whose trailing median is below this are not judged
+    tolerance: float = Field(default=0.5, gt=0)  # relative band around the trailing median ...
+    z: float = Field(default=4.0, gt=0)  # ... widened to z Poisson standard deviations on small counts
+
+
+class Gates(_Strict):
+    rows: RowGate = RowGate()
+    volume: VolumeGate = VolumeGate()
+
+
+class Notify(_Strict):
+    horizon_days: int = Field(default=31, ge=1)
+    webhook_url: str | None = None
+
+
+class Partitions(_Strict):
+    # a date, or "from_data": the first day the landing zone holds
+    start: date | Literal["from_data"] = "from_data"
+
+
+class ProjectConfig(_Strict):
+    partitions: Partitions = Partitions()
+    currency: str = "USD"
+    models: dict[str, ModelSpec] = {}
+    protected_attributes: list[str] = []  # columns of users; judged for every model
+    intersections: list[list[str]] = []  # e.g. [[gender, age_band]]: one attribute per combination
+    # experiment metrics, their measures and the attribution settings; defaults: dbt_project.yml vars
+    experiment_measures: dict[str, dict[str, Any]] | None = None
+    experiment_metrics: dict[str, dict[str, Any]] | None = None
+    attribution: dict[str, Any] | None = None
+    okrs: dict[str, Any] = {}  # {objectives: [...]}; see README
+    alerts: Alerts = Alerts()
+    bias: Bias = Bias()
+    retraining: Retraining = Retraining()
+    gates: Gates = Gates()
+    notify: Notify = Notify()
+
+    @field_validator("protected_attributes")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"listed twice: {sorted({v for v in value if value.count(v) > 1})}")
+        return value
+
+    @model_validator(mode="after")
+    def _intersections_of_declared(self):
+        for combo in self.intersections:
+            if len(combo) < 2:
+                raise ValueError(f"intersections: {combo} needs at least two attributes")
+            unknown = [a for a in combo if a not in self.protected_attributes]
+            if unknown:
+                raise ValueError(f"intersections: {unknown} not in protected_attributes {self.protected_attributes}")
+        return self
+
+    # ------------------------------------------------------------- derived
+
+    def model(self, model_id: str) -> ModelSpec:
+        """A model's settings: declared, or every default for a model found only in the data."""
+        return self.models.get(model_id) or ModelSpec()
+
+    @property
+    def attribute_columns(self) -> dict[str, list[str]]:
+        """Every judged attribute (declared ones and intersections, named a_x_b) -> its users columns."""
+        out = {a: [a] for a in self.protected_attributes}
+        out.update({"_x_".join(combo): list(combo) for combo in self.intersections})
+        return out
+
+    @property
+    def max_label_horizon_days(self) -> int:
+        return max([m.label_horizon_days for m in self.models.values()] or [ModelSpec().label_horizon_days])
+
+
+class LoadedConfig:
+    """A validated ProjectConfig with where it came from."""
+
+    def __init__(self, config: ProjectConfig, path: Path | None):
+        self.config, self.path = config, path
+
+    def __getattr__(self, name: str):
+        return getattr(self.config, name)
+
+    def assumptions(self) -> list[str]:
+        """What a run assumes because the project file does not say it (printed by the CLI)."""
+        c, out = self.config, []
+        if self.path is None:
+            out.append(f"no project file ({CONFIG_ENV} unset, no ./{DEFAULT_CONFIG_NAME}): every setting is a "
+                       "default; `impact-ledger init --source DIR` writes one from your data")
+        if not c.models:
+            out.append("no models declared: every model_id found in raw.predictions is monitored with default rules "
+                       "(positive decision favourable, labels within 30 days, drift vs each version's first 7 days)")
+        if not c.protected_attributes:
+            out.append("no protected_attributes declared: fairness is not assessed")
+        if c.partitions.start == "from_data":
+            out.append("partitions start at the first day of the landing zone")
+        return out
+
+
+def config_path() -> Path | None:
+    value = os.environ.get(CONFIG_ENV)
+    if value:
+        path = Path(value).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={value}: no such file")
+        return path
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local.resolve() if local.is_file() else None
+
+
+def _format(error: ValidationError, path: Path | None, raw: dict) -> str:
+    lines = []
+    for e in error.errors():
+        keys = [str(k) for k in e["loc"]]
+        where = ".".join(keys) or "(top level)"
+        value = raw
+        for k in e["loc"]:
+            value = value.get(k) if isinstance(value, dict) else (value[k] if isinstance(value, list) and isinstance(k, int) and k < len(value) else None)
+        shown = "" if e["type"] == "missing" else f" (got {value!r})"
+        lines.append(f"{path or 'project config'}: key '{where}': {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: Any, path: Path | None = None) -> ProjectConfig:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path or 'project config'}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format(err, path, raw)) from None
+
+
+def load_config(path: Path | None = None) -> LoadedConfig:
+    """The project file at ``path`` (default: config_path()), validated; defaults when there is none."""
+    path = path or config_path()
+    return _load(str(path) if path else None, _mtime(path))
+
+
+def _mtime(path: Path | None) -> float:
+    return path.stat().st_mtime if path else 0.0
+
+
+@lru_cache(maxsize=8)
+def _load(path: str | None, _mtime: float) -> LoadedConfig:
+    if path is None:
+        return LoadedConfig(ProjectConfig(), None)
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{file}: not valid YAML: {err}") from None
+    return LoadedConfig(parse_config(raw, file), file)
