@@ -57,18 +57,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def source_date_range(source: Path) -> tuple[date, date]:
-    """The days a source covers: from its truth.json, else from dated file names."""
-    truth = source / "truth.json"
-    if truth.is_file():
-        meta = json.loads(truth.read_text())
-        return date.fromisoformat(meta["start_date"]), date.fromisoformat(meta["end_date"])
-    from orchestration.lib.raw_loader import DATE_IN_NAME
+def _use_config(args: argparse.Namespace):
+    """Export --config for every component and validate the project file before any work starts."""
+    from orchestration.lib.project_config import CONFIG_ENV, ConfigError, load_config
 
-    days = sorted({date.fromisoformat(m.group(1)) for p in source.rglob("*") if (m := DATE_IN_NAME.search(p.name))})
-    if not days:
-        raise CliError(f"cannot tell which days '{source}' covers: pass --start and --end")
-    return days[0], days[-1]
+    if getattr(args, "config", None):
+        path = Path(args.config).expanduser().resolve()
+        if not path.is_file():
+            raise CliError(f"--config {args.config}: no such file (write one with `impact-ledger init --source DIR`)")
+        os.environ[CONFIG_ENV] = str(path)
+    try:
+        return load_config()
+    except ConfigError as err:
+        raise CliError(str(err)) from None
 
 
 def _use_paths(args: argparse.Namespace) -> Path:
@@ -103,12 +104,45 @@ def _progress_line(line: str) -> None:
     print(f"    {line}", flush=True)  # flushed: a long range streams its steps while it runs
 
 
-def cmd_materialize(args: argparse.Namespace) -> int:
-    source = _use_paths(args)
-    first, last = source_date_range(source)
-    first, last = args.start or first, args.end or last
+def _run_range(args: argparse.Namespace, source: Path) -> tuple[date, date, date | None]:
+    """The days to run (--start/--end, else the days the source covers) and the source's first day if known."""
+    from orchestration.lib.source_range import SourceRangeError, source_date_range
+
+    covered = None
+    if not (args.start and args.end):
+        try:
+            covered = source_date_range(source)
+        except SourceRangeError as err:
+            raise CliError(f"{err}" if "--start" in str(err) else f"{err}; pass --start and --end") from None
+    first = args.start or covered[0]
+    last = args.end or covered[1]
     if last < first:
         raise CliError(f"--end {last} is before --start {first}")
+    return first, last, covered[0] if covered else None
+
+
+def _partitions_cover(config, first: date, data_first: date | None) -> None:
+    """Daily partitions must start on or before the first day run: refuse now, not 75 s into the run."""
+    declared = os.environ.get("IMPACT_LEDGER_START_DATE")
+    if declared:
+        start, where = date.fromisoformat(declared), f"IMPACT_LEDGER_START_DATE={declared}"
+    elif config.partitions.start != "from_data":
+        start, where = config.partitions.start, f"{config.path}: key 'partitions.start' = {config.partitions.start}"
+    else:  # from the data: start where the data (or the requested range) starts
+        os.environ["IMPACT_LEDGER_START_DATE"] = min(d for d in (first, data_first) if d).isoformat()
+        return
+    if first < start:
+        raise CliError(f"{first} is before the first daily partition ({where}); set an earlier start or "
+                       "`partitions: {start: from_data}` in the project file")
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    config = _use_config(args)
+    source = _use_paths(args)
+    first, last, data_first = _run_range(args, source)
+    _partitions_cover(config, first, data_first)
+    for note in config.assumptions():
+        print(f"note: {note}")
     warehouse_path().parent.mkdir(parents=True, exist_ok=True)
     from orchestration.defs.runs import materialize_days
 
@@ -315,11 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start-date", type=_date, default=date(2026, 9, 1), help="first day (default: 2026-09-01)")
     gen.set_defaults(func=cmd_generate)
 
-    mat = sub.add_parser("materialize", help="load, transform, gate and attribute a range of days")
+    mat = sub.add_parser("materialize", aliases=["materialise"], help="load, transform, gate and attribute a range of days")
+    mat.add_argument("--config", help="project file (default: IMPACT_LEDGER_CONFIG, else ./impact_ledger.yml, else defaults)")
     mat.add_argument("--source", help="landing zone (default: IMPACT_LEDGER_SOURCE or data/raw)")
     mat.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
-    mat.add_argument("--start", type=_date, help="first day (default: the source's first day)")
-    mat.add_argument("--end", type=_date, help="last day (default: the source's last day)")
+    mat.add_argument("--start", type=_date, help="first day, YYYY-MM-DD (default: the source's first day)")
+    mat.add_argument("--end", type=_date, help="last day, YYYY-MM-DD (default: the source's last day)")
     mat.add_argument("--days-per-run", type=_positive_int, help="split the range into runs of this many days (default: one run)")
     mat.set_defaults(func=cmd_materialize)
 

@@ -287,3 +287,39 @@ def _load(path: str | None, _mtime: float) -> LoadedConfig:
     except yaml.YAMLError as err:
         raise ConfigError(f"{file}: not valid YAML: {err}") from None
     return LoadedConfig(parse_config(raw, file), file)
+
+
+# ------------------------------------------------------------------ dbt vars
+
+EXPERIMENT_SETTINGS = ("experiment_measures", "experiment_metrics", "attribution")
+
+
+def config_dbt_vars(config: ProjectConfig) -> dict[str, Any]:
+    """The project file as dbt vars, merged into every `dbt build --vars` (dbt cannot read the file itself).
+
+    dbt_project.yml holds a default for each, so a plain `dbt build` still works.
+    """
+    defaults = ModelSpec()
+    settings = {}
+    for model_id, spec in config.models.items():
+        ref = spec.drift_reference
+        settings[model_id] = {
+            "threshold": spec.threshold,
+            "positive_decision": spec.positive_decision,
+            "label_horizon_days": spec.label_horizon_days,
+            "reference_days": None if ref.is_fixed else ref.days,
+            "reference_start": ref.start.isoformat() if ref.is_fixed else None,
+            "reference_end": ref.end.isoformat() if ref.is_fixed else None,
+        }
+    out: dict[str, Any] = {
+        "protected_attributes": config.attribute_columns,
+        "model_settings": settings,
+        "default_label_horizon_days": defaults.label_horizon_days,
+        "default_reference_days": defaults.drift_reference.days,
+        "max_label_horizon_days": config.max_label_horizon_days,
+    }
+    for name in EXPERIMENT_SETTINGS:
+        value = getattr(config, name)
+        if value is not None:
+            out[name] = value
+    return out

@@ -27,8 +27,21 @@ def source_dir() -> Path:
 
 
 def partitions_start() -> str:
-    """First daily partition (IMPACT_LEDGER_START_DATE, YYYY-MM-DD)."""
-    return os.environ.get("IMPACT_LEDGER_START_DATE", DEFAULT_PARTITIONS_START)
+    """First daily partition: IMPACT_LEDGER_START_DATE (YYYY-MM-DD), else the project file's
+    `partitions.start`, else ("from_data") the first day of the landing zone, else 2026-01-01."""
+    if os.environ.get("IMPACT_LEDGER_START_DATE"):
+        return os.environ["IMPACT_LEDGER_START_DATE"]
+    from orchestration.lib.project_config import load_config
+
+    start = load_config().partitions.start
+    if start != "from_data":
+        return start.isoformat()
+    from orchestration.lib.source_range import SourceRangeError, source_date_range
+
+    try:
+        return source_date_range(source_dir())[0].isoformat()
+    except SourceRangeError:  # no landing zone yet (e.g. `dagster dev` before any data)
+        return DEFAULT_PARTITIONS_START
 
 
 def export_env() -> None:
@@ -37,9 +50,15 @@ def export_env() -> None:
 
 
 def dbt_var(name: str):
-    """A default var of dbt_project.yml (e.g. label_lookback_days), so Python and SQL share one value."""
+    """A dbt var as the run sees it: the project file's value (experiment metrics, attribution, ...),
+    else the default of dbt_project.yml (e.g. label_lookback_days), so Python and SQL share one value."""
     import yaml
 
+    from orchestration.lib.project_config import config_dbt_vars, load_config
+
+    configured = config_dbt_vars(load_config().config)
+    if name in configured:
+        return configured[name]
     variables = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()).get("vars", {})
     if name not in variables:
         raise KeyError(f"dbt var '{name}' is not defined in {DBT_PROJECT_DIR / 'dbt_project.yml'}")

@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.lib.asset_metadata import row_count_query
+from orchestration.lib.project_config import config_dbt_vars, load_config
 from orchestration.lib.settings import DBT_PROJECT_DIR, export_env
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -96,7 +97,8 @@ def with_row_counts(context: dg.AssetExecutionContext, invocation: DbtCliInvocat
 def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
     first, last = run_date_range(context)
     export_env()  # dbt runs in a subprocess with another cwd
-    dbt_vars = {"min_date": first.isoformat(), "max_date": last.isoformat()}
+    # the project file reaches the SQL as vars (models, protected attributes, metrics)
+    dbt_vars = {**config_dbt_vars(load_config().config), "min_date": first.isoformat(), "max_date": last.isoformat()}
     context.log.info(f"dbt build for {first} .. {last}")
     # One reused target folder (runs never overlap: one writer) instead of one per run.
     target = DBT_PROJECT_DIR / "target" / "dagster"
