@@ -1,6 +1,6 @@
 """Objectives and key results: the declared file, the SQL that reads each key result's metric, progress per day.
 
-expectations/okrs.yml declares objectives, each with key results bound to one
+The project file's `okrs` section declares objectives, each with key results bound to one
 metric: a KPI column of marts.kpi_daily (``kpi``), a model-health column of
 marts.model_health_daily (``health``), a model's cumulative net value
 (``net_value``, attribution.model_impact) or its cumulative relative lift on an
@@ -19,9 +19,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from orchestration.lib.settings import DBT_PROJECT_DIR, EXPECTATIONS_DIR
-
-OKR_FILE = EXPECTATIONS_DIR / "okrs.yml"
+from orchestration.lib.settings import DBT_PROJECT_DIR
 KINDS = ("kpi", "health", "net_value", "lift")
 DEFAULT_WINDOW_DAYS = 7
 # Columns of the dbt marts that are not metrics a key result can track.
@@ -87,7 +85,7 @@ class KeyResult:
 
 @dataclass(frozen=True)
 class OkrFile:
-    path: Path
+    path: str  # where the OKRs were declared (project file or standalone file), for messages
     objectives: dict[str, str]  # id -> description
     key_results: list[KeyResult]
 
@@ -188,33 +186,50 @@ def _parse_key_result(raw, objective: dict, where: str, experiment_metrics: dict
     )
 
 
-def load_okrs(experiment_metrics: dict, path: Path = OKR_FILE) -> OkrFile:
-    """Read and validate the OKR file; ``experiment_metrics`` is the dbt var of that name."""
-    path = Path(path)
-    if not path.exists():
-        raise OkrConfigError(f"{path}: OKR file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
+def parse_okrs(raw, experiment_metrics: dict, where: str) -> OkrFile:
+    """Validate the `okrs` section ({objectives: [...]}); ``where`` names its file in errors. Empty: no OKRs."""
+    if not raw:
+        return OkrFile(where, {}, [])
     objectives = raw.get("objectives") if isinstance(raw, dict) else None
     if not isinstance(objectives, list) or not objectives:
-        raise OkrConfigError(f"{path}: top-level 'objectives' must be a non-empty list")
+        raise OkrConfigError(f"{where}: 'objectives' must be a non-empty list")
     columns = metric_columns()
     described, key_results, seen = {}, [], set()
     for i, objective in enumerate(objectives):
         if not isinstance(objective, dict) or not objective.get("id"):
-            raise OkrConfigError(f"{path}: objective #{i + 1} needs an 'id'")
-        where = f"{path}: objective '{objective['id']}'"
+            raise OkrConfigError(f"{where}: objective #{i + 1} needs an 'id'")
+        at = f"{where}: objective '{objective['id']}'"
         if objective["id"] in described:
-            raise OkrConfigError(f"{where}: duplicate objective id")
+            raise OkrConfigError(f"{at}: duplicate objective id")
         if not isinstance(objective.get("key_results"), list) or not objective["key_results"]:
-            raise OkrConfigError(f"{where}: field 'key_results' must be a non-empty list")
+            raise OkrConfigError(f"{at}: field 'key_results' must be a non-empty list")
         described[objective["id"]] = str(objective.get("description", ""))
         for item in objective["key_results"]:
-            kr = _parse_key_result(item, objective, where, experiment_metrics, columns)
+            kr = _parse_key_result(item, objective, at, experiment_metrics, columns)
             if kr.id in seen:
-                raise OkrConfigError(f"{where} key result '{kr.id}': duplicate key result id (ids are unique per file)")
+                raise OkrConfigError(f"{at} key result '{kr.id}': duplicate key result id (ids are unique per file)")
             seen.add(kr.id)
             key_results.append(kr)
-    return OkrFile(path, described, key_results)
+    return OkrFile(where, described, key_results)
+
+
+def load_okrs(experiment_metrics: dict, path: Path | None = None) -> OkrFile:
+    """The OKRs of the project file (its `okrs` section), or of a standalone YAML file at ``path``.
+
+    ``experiment_metrics`` is the dbt var of that name.
+    """
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise OkrConfigError(f"{path}: OKR file not found")
+        raw = yaml.safe_load(path.read_text())
+        if not raw:
+            raise OkrConfigError(f"{path}: 'objectives' must be a non-empty list")
+        return parse_okrs(raw, experiment_metrics, str(path))
+    from orchestration.lib.project_config import load_config
+
+    config = load_config()
+    return parse_okrs(config.okrs, experiment_metrics, f"{config.path or 'project config'}: okrs")
 
 
 # --- selecting each key result's value per day (SQL) --------------------------

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from orchestration.lib.okrs import (
-    OKR_FILE,
     KeyResult,
     OkrConfigError,
     OkrFile,
@@ -122,7 +121,7 @@ def test_missing_or_empty_files_are_named(tmp_path):
     with pytest.raises(OkrConfigError, match="nope.yml: OKR file not found"):
         load_okrs(METRICS, tmp_path / "nope.yml")
     (tmp_path / "empty.yml").write_text("objectives: []\n")
-    with pytest.raises(OkrConfigError, match="empty.yml: top-level 'objectives' must be a non-empty list"):
+    with pytest.raises(OkrConfigError, match="empty.yml: 'objectives' must be a non-empty list"):
         load_okrs(METRICS, tmp_path / "empty.yml")
 
 
@@ -228,7 +227,7 @@ def test_expected_progress_is_the_clipped_linear_pace():
 def test_progress_rows_by_hand_in_both_directions():
     up = kr(id="up", baseline=0.05, target=0.07, start_date=D(2026, 9, 1), deadline=D(2026, 9, 11))
     down = kr(id="down", metric="refund_rate", baseline=0.06, target=0.04, start_date=D(2026, 9, 1), deadline=D(2026, 9, 11))
-    okrs = OkrFile(OKR_FILE, {"obj": ""}, [up, down])
+    okrs = OkrFile("okrs", {"obj": ""}, [up, down])
     values = pd.DataFrame([
         ("up", D(2026, 8, 31), 0.055),  # before the start
         ("up", D(2026, 9, 6), 0.062),  # 60% of the way, pace 50%
@@ -255,3 +254,10 @@ def test_progress_rows_by_hand_in_both_directions():
     assert rows[("down", D(2026, 9, 7))]["progress"] == pytest.approx(-0.25)
     assert rows[("down", D(2026, 9, 12))]["status"] == "missed"
     assert rows[("down", D(2026, 9, 12))]["expected_progress"] == 1.0
+
+
+def test_a_project_file_without_okrs_has_none(tmp_path, monkeypatch):
+    config = tmp_path / "impact_ledger.yml"
+    config.write_text("currency: EUR\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    assert load_okrs(METRICS).key_results == []

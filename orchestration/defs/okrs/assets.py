@@ -1,4 +1,4 @@
-"""marts.okr_progress and marts.metric_scorecard: key results of expectations/okrs.yml and whether experiments can judge them."""
+"""marts.okr_progress and marts.metric_scorecard: key results of the project file's okrs and whether experiments can judge them."""
 
 import dagster as dg
 import pandas as pd
@@ -42,7 +42,7 @@ def _markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
     **DAILY_ANALYTICS_ASSET,
     deps=[_dbt_key("kpi_daily"), _dbt_key("model_health_daily"), RESULTS_KEY, IMPACT_KEY],
     description=(
-        "Per day and key result of expectations/okrs.yml (each run also recomputes the label lookback window): the bound metric's current value (trailing mean of a KPI or "
+        "Per day and key result of the project file's okrs (each run also recomputes the label lookback window): the bound metric's current value (trailing mean of a KPI or "
         "health metric, cumulative net value or lift), progress = (current - baseline) / (target - baseline), the "
         "linear pace from start_date to deadline, on_track and status (achieved, on_track, behind, missed, "
         "not_started, no_data)."
@@ -53,7 +53,7 @@ def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
         first = refresh_start(conn, first)
-        values = []
+        values = [pd.DataFrame(columns=["date", "current_value", "key_result"])]  # no OKRs declared: no rows
         for kr in okrs.key_results:
             sql, params = metric_value_query(kr, first, last)
             values.append(conn.execute(sql, params).df().assign(key_result=kr.id))
