@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
-import yaml
 
-from orchestration.lib.settings import EXPECTATIONS_DIR, dbt_var
+from orchestration.lib.settings import dbt_var
 
 WEBHOOK_ENV = "IMPACT_LEDGER_ALERT_WEBHOOK"
 NOTIFICATIONS_FILE = "notifications.jsonl"
@@ -33,7 +32,6 @@ NOTIFICATIONS_FILE = "notifications.jsonl"
 # keys. Must exceed how far back a run re-evaluates alerts (label_lookback_days,
 # 14, plus the run's own range), or a re-evaluated old breach would be re-sent.
 DEFAULT_HORIZON_DAYS = 31
-ALERT_THRESHOLDS = EXPECTATIONS_DIR / "alert_thresholds.yml"
 
 
 @dataclass(frozen=True)
@@ -134,14 +132,16 @@ class NotifyConfig:
     horizon_days: int = DEFAULT_HORIZON_DAYS
 
 
-def load_notify_config(path: Path = ALERT_THRESHOLDS, env: Mapping[str, str] = os.environ) -> NotifyConfig:
-    """The optional `notify:` section of alert_thresholds.yml; env IMPACT_LEDGER_ALERT_WEBHOOK overrides its webhook_url."""
-    section = (yaml.safe_load(Path(path).read_text()) or {}).get("notify") or {}
-    if not isinstance(section, dict):
-        raise ValueError(f"{path}: `notify` must be a mapping (webhook_url, horizon_days), got {section!r}")
-    unknown = set(section) - {"webhook_url", "horizon_days"}
-    if unknown:
-        raise ValueError(f"{path}: unknown keys under `notify`: {sorted(unknown)} (known: horizon_days, webhook_url)")
+def load_notify_config(path: Path | None = None, env: Mapping[str, str] = os.environ) -> NotifyConfig:
+    """The project file's `notify:` section (or the one at ``path``); env IMPACT_LEDGER_ALERT_WEBHOOK overrides webhook_url."""
+    from orchestration.lib.project_config import ConfigError, load_config
+
+    try:
+        config = load_config(Path(path) if path else None)
+    except ConfigError as err:
+        raise ValueError(str(err)) from None
+    path = config.path or "project config"
+    section = config.notify.model_dump()
     source, url = (WEBHOOK_ENV, env[WEBHOOK_ENV]) if env.get(WEBHOOK_ENV) else (f"{path}: notify.webhook_url", section.get("webhook_url"))
     if url and not str(url).startswith(("http://", "https://")):
         raise ValueError(f"{source} must be an http(s) URL, got {url!r}")

@@ -273,12 +273,14 @@ def load_config(path: Path | None = None) -> LoadedConfig:
     return _load(str(path) if path else None, _mtime(path))
 
 
-def _mtime(path: Path | None) -> float:
-    return path.stat().st_mtime if path else 0.0
+def _mtime(path: Path | None) -> tuple[int, int]:
+    """The file's version for the cache: an edited file is read again."""
+    stat = path.stat() if path else None
+    return (stat.st_mtime_ns, stat.st_size) if stat else (0, 0)
 
 
 @lru_cache(maxsize=8)
-def _load(path: str | None, _mtime: float) -> LoadedConfig:
+def _load(path: str | None, _version: tuple[int, int]) -> LoadedConfig:
     if path is None:
         return LoadedConfig(ProjectConfig(), None)
     file = Path(path)

@@ -129,8 +129,8 @@ def test_a_failing_notifier_does_not_stop_the_others(tmp_path, caplog):
 
 
 def test_webhook_only_when_configured(tmp_path):
-    thresholds = tmp_path / "alert_thresholds.yml"
-    thresholds.write_text("models: [recommender]\n")
+    thresholds = tmp_path / "impact_ledger.yml"
+    thresholds.write_text("currency: EUR\n")
     assert load_notify_config(thresholds, env={}).webhook_url is None
     assert [n.name for n in build_notifiers(logging.getLogger(), tmp_path, load_notify_config(thresholds, env={}))] == ["log", "jsonl"]
 
@@ -143,7 +143,7 @@ def test_webhook_only_when_configured(tmp_path):
         "log", "jsonl", "webhook"]
 
     thresholds.write_text("notify:\n  webhook: https://typo.example.com\n")
-    with pytest.raises(ValueError, match="unknown keys under `notify`.*webhook"):
+    with pytest.raises(ValueError, match="key 'notify.webhook': Extra inputs are not permitted"):
         load_notify_config(thresholds, env={})
     thresholds.write_text("notify:\n  horizon_days: 7\n")
     with pytest.raises(ValueError, match="notify.horizon_days must be an integer >= 16"):
@@ -152,6 +152,6 @@ def test_webhook_only_when_configured(tmp_path):
         load_notify_config(thresholds, env={"IMPACT_LEDGER_ALERT_WEBHOOK": "hooks.example.com"})
 
 
-def test_the_shipped_thresholds_configure_no_webhook(monkeypatch):
+def test_the_demo_project_file_configures_no_webhook(monkeypatch):
     monkeypatch.delenv("IMPACT_LEDGER_ALERT_WEBHOOK", raising=False)
     assert load_notify_config().webhook_url is None
