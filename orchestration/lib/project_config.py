@@ -244,15 +244,31 @@ def config_path() -> Path | None:
 
 
 def _format(error: ValidationError, path: Path | None, raw: dict) -> str:
-    lines = []
+    """One line per key: the file, the key path as written, what is wrong, and the value found."""
+    by_key: dict[str, tuple[list[str], Any, bool]] = {}
     for e in error.errors():
-        keys = [str(k) for k in e["loc"]]
-        where = ".".join(keys) or "(top level)"
-        value = raw
+        keys, value, present = [], raw, True
         for k in e["loc"]:
-            value = value.get(k) if isinstance(value, dict) else (value[k] if isinstance(value, list) and isinstance(k, int) and k < len(value) else None)
-        shown = "" if e["type"] == "missing" else f" (got {value!r})"
-        lines.append(f"{path or 'project config'}: key '{where}': {e['msg']}{shown}")
+            if isinstance(value, dict) and k in value:
+                keys.append(str(k))
+                value = value[k]
+            elif isinstance(value, list) and isinstance(k, int) and k < len(value):
+                keys.append(str(k))
+                value = value[k]
+            elif e["type"] == "missing" or e["type"] == "extra_forbidden":
+                keys.append(str(k))
+                present = False
+                break
+            # else: a union member's tag (e.g. 'date'), not a key of the file
+        where = ".".join(keys) or "(top level)"
+        messages, _, _ = by_key.setdefault(where, ([], value, present))
+        msg = "unknown key (see the README's project-file reference)" if e["type"] == "extra_forbidden" else e["msg"]
+        if msg not in messages:
+            messages.append(msg)
+    lines = []
+    for where, (messages, value, present) in by_key.items():
+        shown = f" (got {value!r})" if present and where != "(top level)" else ""
+        lines.append(f"{path or 'project config'}: key '{where}': {'; or '.join(messages)}{shown}")
     return "\n".join(lines)
 
 
