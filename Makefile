@@ -15,6 +15,10 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
 .PHONY: install manifest demo test dev docs clean
 
+# The demo's own project file names its models, protected attributes and OKRs;
+# your data gets its own (`impact-ledger init --source DIR`).
+demo dev: export IMPACT_LEDGER_CONFIG := $(CURDIR)/expectations/demo.yml
+
 install: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
