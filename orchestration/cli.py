@@ -57,6 +57,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a first, commented project file from what the landing zone holds (DuckDB in memory)."""
+    from orchestration.lib.project_init import InitError, describe, infer, render, review
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CliError(f"'{out}' already exists; pass --force to overwrite it or --out to write elsewhere")
+    try:
+        inference = infer(Path(args.source))
+        text = render(inference)
+    except InitError as err:
+        raise CliError(str(err)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print("\n".join(describe(inference)))
+    print(f"\nwrote {out}; review before the first `impact-ledger materialize` (lines marked REVIEW):")
+    for line in review(inference):
+        print(f"  - {line}")
+    print(f"then: impact-ledger materialize --config {out} --source {args.source}")
+    return 0
+
+
 def _use_config(args: argparse.Namespace):
     """Export --config for every component and validate the project file before any work starts."""
     from orchestration.lib.project_config import CONFIG_ENV, ConfigError, load_config
@@ -348,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--predictions-per-day", type=_positive_int, default=2_000, help="per model and day (default: 2000)")
     gen.add_argument("--start-date", type=_date, default=date(2026, 9, 1), help="first day (default: 2026-09-01)")
     gen.set_defaults(func=cmd_generate)
+
+    ini = sub.add_parser("init", help="write a first project file (impact_ledger.yml) inferred from a landing zone")
+    ini.add_argument("--source", required=True, help="landing zone: one folder or file per table, CSV or Parquet")
+    ini.add_argument("--out", default="impact_ledger.yml", help="project file to write (default: ./impact_ledger.yml)")
+    ini.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    ini.set_defaults(func=cmd_init)
 
     mat = sub.add_parser("materialize", aliases=["materialise"], help="load, transform, gate and attribute a range of days")
     mat.add_argument("--config", help="project file (default: IMPACT_LEDGER_CONFIG, else ./impact_ledger.yml, else defaults)")

@@ -1,0 +1,485 @@
+"""`impact-ledger init`: infer a first project file from a landing zone.
+
+Reads every contract table found under the source (CSV or Parquet, one folder or file per table) with an
+in-memory DuckDB (never the warehouse), aggregates in SQL (a 1M-row file costs a second or two) and writes a
+commented YAML in the schema of ``project_config.py``: the partition start, the models found in predictions
+(and which have an experiment), candidate protected attributes (low-cardinality users columns), observed
+label delays (p99 -> label horizon), daily volumes per table (-> volume gate), thresholds seen, and what the
+user should review. Dagster-free.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
+from orchestration.lib.project_config import Bias, ModelSpec, VolumeGate, parse_config
+from orchestration.lib.raw_loader import _file_columns, _scan_sql, table_files
+
+# a users column with at most this many distinct values is a candidate protected attribute
+MAX_GROUPS = 20
+# names that are protected attributes in most jurisdictions: proposed (uncommented) when low-cardinality
+PROTECTED_TOKENS = {"gender", "sex", "race", "ethnicity", "ethnic", "age", "religion", "disability", "disabled",
+                    "nationality", "caste"}
+# columns that identify or time a row are never attributes
+NOT_ATTRIBUTE = re.compile(r"(^id$|_id$|^id_|_at$|_date$|^date$|_ts$|timestamp)", re.IGNORECASE)
+HARMFUL_HINT = re.compile(r"(risk|fraud|default|churn|recidiv|credit|abuse|spam|toxic|anomal)", re.IGNORECASE)
+SHOWN_VALUES = 6
+
+
+class InitError(ValueError):
+    """The landing zone cannot be inspected: one line naming the directory, file, table or column."""
+
+
+@dataclass
+class TableProfile:
+    name: str
+    files: list[Path]
+    rows: int = 0
+    first_day: date | None = None
+    last_day: date | None = None
+    days: int = 0  # calendar days from first to last
+    daily_min: int = 0  # over those calendar days (a day without rows counts as 0)
+    daily_median: float = 0.0
+    daily_max: int = 0
+    missing_columns: list[str] = field(default_factory=list)  # required by the contract, absent in a file
+
+
+@dataclass
+class ModelProfile:
+    model_id: str
+    predictions: int
+    first_day: date
+    last_day: date
+    versions: int
+    thresholds: list[tuple[float | None, int]]  # (threshold, rows), most frequent first
+    positive_rate: float | None  # share of score >= threshold (0.5 where none)
+    experiments: list[str] = field(default_factory=list)
+    labelled: int = 0  # predictions with at least one label
+    delay_median_days: float | None = None
+    delay_p99_days: float | None = None
+    delay_max_days: float | None = None
+    daily_median: float = 0.0  # predictions a day over its calendar days
+
+    @property
+    def label_horizon_days(self) -> int:
+        """p99 of the label delay, rounded up (the default when nothing is labelled yet)."""
+        if self.delay_p99_days is None:
+            return ModelSpec().label_horizon_days
+        return max(1, math.ceil(self.delay_p99_days - 1e-9))
+
+    @property
+    def threshold(self) -> float | None:
+        """The one threshold the predictions carry; 0.5 when they carry none; None when they carry several."""
+        seen = [t for t, _ in self.thresholds if t is not None]
+        if not seen:
+            return 0.5
+        return seen[0] if len(seen) == 1 else None
+
+
+@dataclass
+class AttributeCandidate:
+    column: str
+    distinct: int
+    nulls: int
+    values: list[str]
+    protected_name: bool
+
+    @property
+    def proposed(self) -> bool:
+        return self.protected_name and 2 <= self.distinct <= MAX_GROUPS
+
+
+@dataclass
+class Inference:
+    source: Path
+    tables: dict[str, TableProfile]
+    models: list[ModelProfile]
+    attributes: list[AttributeCandidate]  # low-cardinality users columns, and protected-named ones of any cardinality
+    experiments: dict[str, str]  # experiment_id -> model_id
+    users: int = 0
+
+    @property
+    def first_day(self) -> date | None:
+        days = [t.first_day for t in self.tables.values() if t.first_day]
+        return min(days) if days else None
+
+    @property
+    def last_day(self) -> date | None:
+        days = [t.last_day for t in self.tables.values() if t.last_day]
+        return max(days) if days else None
+
+    @property
+    def proposed_attributes(self) -> list[str]:
+        return [a.column for a in self.attributes if a.proposed]
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _as_timestamp(col: str) -> str:
+    # via VARCHAR -> TIMESTAMPTZ: CSV text, Parquet timestamps and dates alike, an offset moves the row to its UTC day
+    return f"TRY_CAST(CAST({_q(col)} AS VARCHAR) AS TIMESTAMPTZ)"
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path]) -> tuple[set[str], list[str]]:
+    """Columns present in every file of the table, and required contract columns missing from some file."""
+    present: set[str] | None = None
+    missing: set[str] = set()
+    for path in files:
+        try:
+            cols = set(_file_columns(conn, path))
+        except duckdb.Error as err:
+            raise InitError(f"{path}: cannot read table '{contract.name}': {_first_line(err)}") from None
+        present = cols if present is None else present & cols
+        missing |= {c.name for c in contract.columns if c.required and c.name not in cols}
+    return present or set(), sorted(missing)
+
+
+def _need(table: str, files: list[Path], present: set[str], *cols: str) -> None:
+    for col in cols:
+        if col not in present:
+            raise InitError(f"{files[0]}: table '{table}' has no column '{col}' (the contract requires "
+                            f"{', '.join(CONTRACTS[table].column_names)})")
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, name: str, files: list[Path], select: str) -> None:
+    try:
+        scan = _scan_sql(files)
+        conn.execute(f"CREATE TEMP TABLE {name} AS SELECT {select} FROM {scan}")
+    except ContractError as err:
+        raise InitError(str(err)) from None
+    except duckdb.Error as err:
+        raise InitError(f"{files[0].parent if len(files) > 1 else files[0]}: cannot read table '{name}': "
+                        f"{_first_line(err)}") from None
+
+
+def _daily(conn: duckdb.DuckDBPyConnection, table: str, column: str) -> list[tuple[date, int]]:
+    return conn.execute(f"SELECT CAST({column} AS DATE) AS d, count(*) FROM {table} WHERE {column} IS NOT NULL "
+                        "GROUP BY d ORDER BY d").fetchall()
+
+
+def _volume(profile: TableProfile, per_day: list[tuple[date, int]]) -> None:
+    if not per_day:
+        return
+    counts = dict(per_day)
+    profile.first_day, profile.last_day = per_day[0][0], per_day[-1][0]
+    profile.days = (profile.last_day - profile.first_day).days + 1
+    # calendar days: a day without rows is a day of 0, as the volume gate sees it
+    series = [counts.get(date.fromordinal(profile.first_day.toordinal() + i), 0) for i in range(profile.days)]
+    profile.daily_min, profile.daily_max = min(series), max(series)
+    profile.daily_median = float(statistics.median(series))
+
+
+def infer(source: Path) -> Inference:
+    """Profile the landing zone ``source``; raises InitError (one line) on anything it cannot read."""
+    source = Path(source)
+    if not source.exists():
+        raise InitError(f"source directory '{source}' does not exist")
+    if not source.is_dir():
+        raise InitError(f"source '{source}' is not a directory (expected a folder with one folder or file per table)")
+    found = {name: table_files(source, contract) for name, contract in CONTRACTS.items()}
+    found = {name: files for name, files in found.items() if files}
+    if not found:
+        raise InitError(f"no contract tables under '{source}': expected <table>/*.csv|parquet or <table>.csv|parquet "
+                        f"for tables {', '.join(CONTRACTS)}")
+    conn = duckdb.connect()  # in memory: init never touches the warehouse
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        return _infer(conn, source, found)
+    finally:
+        conn.close()
+
+
+def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[Path]]) -> Inference:
+    tables: dict[str, TableProfile] = {}
+    present: dict[str, set[str]] = {}
+    for name, files in found.items():
+        contract = CONTRACTS[name]
+        present[name], missing = _columns(conn, contract, files)
+        profile = tables[name] = TableProfile(name, files, missing_columns=missing)
+        tc = contract.time_column
+        if tc is None:
+            continue
+        _need(name, files, present[name], tc)
+        keep = {"predictions": ["prediction_id", "model_id", "model_version", "score", "threshold"],
+                "labels": ["prediction_id"], "assignments": ["experiment_id"]}.get(name, [])
+        keep = [c for c in keep if c in present[name]]
+        _stage(conn, f"t_{name}", files,
+               ", ".join([f"{_as_timestamp(tc)} AS _ts"] + [f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in keep]))
+        profile.rows = conn.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
+        _volume(profile, _daily(conn, f"t_{name}", "_ts"))
+
+    for name in ("users", "experiments", "experiment_variants"):
+        if name in found:
+            _stage(conn, f"t_{name}", found[name], "*")
+            tables[name].rows = conn.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
+
+    experiments: dict[str, str] = {}
+    if "experiments" in found:
+        _need("experiments", found["experiments"], present["experiments"], "experiment_id", "model_id")
+        experiments = dict(conn.execute("SELECT DISTINCT CAST(experiment_id AS VARCHAR), CAST(model_id AS VARCHAR) "
+                                        "FROM t_experiments WHERE experiment_id IS NOT NULL ORDER BY 1").fetchall())
+    models = _models(conn, found, present, tables, experiments)
+    attributes, users = _attributes(conn, found, present) if "users" in found else ([], 0)
+    return Inference(source, tables, models, attributes, experiments, users)
+
+
+def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
+    if "predictions" not in found:
+        return []
+    _need("predictions", found["predictions"], present["predictions"], "model_id")
+    has = present["predictions"]
+    threshold = "TRY_CAST(threshold AS DOUBLE)" if "threshold" in has else "CAST(NULL AS DOUBLE)"
+    score = "TRY_CAST(score AS DOUBLE)" if "score" in has else "CAST(NULL AS DOUBLE)"
+    version = "model_version" if "model_version" in has else "NULL"
+    rows = conn.execute(f"""
+        SELECT model_id, count(*), min(_ts)::DATE, max(_ts)::DATE, count(DISTINCT {version}),
+               avg(CASE WHEN {score} IS NULL THEN NULL WHEN {score} >= coalesce({threshold}, 0.5) THEN 1.0 ELSE 0.0 END)
+        FROM t_predictions WHERE model_id IS NOT NULL GROUP BY model_id ORDER BY model_id""").fetchall()
+    thresholds: dict[str, list] = {}
+    for model_id, value, n in conn.execute(f"""
+            SELECT model_id, {threshold} AS t, count(*) AS n FROM t_predictions WHERE model_id IS NOT NULL
+            GROUP BY ALL ORDER BY model_id, n DESC, t""").fetchall():
+        thresholds.setdefault(model_id, []).append((value, n))
+    delays: dict[str, tuple] = {}
+    if "labels" in found and "prediction_id" in has and "prediction_id" in present["labels"]:
+        # a prediction's delay is its first label's: that is when the outcome was first known
+        for model_id, labelled, p50, p99, high in conn.execute("""
+                WITH first_label AS (SELECT prediction_id, min(_ts) AS labeled_at FROM t_labels
+                                     WHERE _ts IS NOT NULL GROUP BY prediction_id),
+                     d AS (SELECT p.model_id, (epoch(l.labeled_at) - epoch(p._ts)) / 86400.0 AS days
+                           FROM t_predictions p JOIN first_label l USING (prediction_id) WHERE p._ts IS NOT NULL)
+                SELECT model_id, count(*), quantile_cont(days, 0.5), quantile_cont(days, 0.99), max(days)
+                FROM d GROUP BY model_id""").fetchall():
+            delays[model_id] = (labelled, p50, p99, high)
+    by_model_day = {}
+    for model_id, day, n in conn.execute("SELECT model_id, _ts::DATE AS d, count(*) FROM t_predictions "
+                                         "WHERE _ts IS NOT NULL AND model_id IS NOT NULL GROUP BY ALL").fetchall():
+        by_model_day.setdefault(model_id, []).append((day, n))
+    out = []
+    for model_id, n, first, last, versions, positive_rate in rows:
+        m = ModelProfile(model_id, n, first, last, versions, thresholds.get(model_id, []), positive_rate,
+                         sorted(e for e, mid in experiments.items() if mid == model_id))
+        if model_id in delays:
+            labelled, p50, p99, high = delays[model_id]
+            m.labelled, m.delay_median_days, m.delay_p99_days, m.delay_max_days = labelled, p50, p99, high
+        daily = TableProfile(model_id, [])
+        _volume(daily, sorted(by_model_day.get(model_id, [])))
+        m.daily_median = daily.daily_median
+        out.append(m)
+    return out
+
+
+def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
+    users = conn.execute("SELECT count(*) FROM t_users").fetchone()[0]
+    described = conn.execute("DESCRIBE t_users").fetchall()
+    columns = [name for name, dtype, *_ in described
+               if not NOT_ATTRIBUTE.search(name) and name not in ("filename",)
+               and not any(k in dtype.upper() for k in ("TIMESTAMP", "DATE", "TIME"))]
+    if not columns:
+        return [], users
+    counts = conn.execute("SELECT " + ", ".join(f"count(DISTINCT {_q(c)}), count_if({_q(c)} IS NULL)" for c in columns)
+                          + " FROM t_users").fetchone()
+    out = []
+    for i, col in enumerate(columns):
+        distinct, nulls = counts[2 * i], counts[2 * i + 1]
+        tokens = set(re.split(r"[^a-z]+", col.lower()))
+        protected = bool(tokens & PROTECTED_TOKENS)
+        if distinct > MAX_GROUPS and not protected:
+            continue  # an id-like or continuous column: not a group
+        values = []
+        if distinct <= MAX_GROUPS:
+            values = [str(v[0]) for v in conn.execute(
+                f"SELECT CAST({_q(col)} AS VARCHAR) AS v, count(*) AS n FROM t_users WHERE {_q(col)} IS NOT NULL "
+                f"GROUP BY v ORDER BY n DESC, v LIMIT {SHOWN_VALUES}").fetchall()]
+        out.append(AttributeCandidate(col, distinct, nulls, values, protected))
+    out.sort(key=lambda a: (not a.proposed, a.distinct < 2, a.column))
+    return out, users
+
+
+# ------------------------------------------------------------------ writing
+
+
+def _days(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}"
+
+
+def _thresholds_text(m: ModelProfile) -> str:
+    seen = [(t, n) for t, n in m.thresholds if t is not None]
+    if not seen:
+        return "no thresholds in predictions: 0.5 is assumed (score >= 0.5 is a positive decision)"
+    shown = ", ".join(f"{t:g} ({n} rows)" for t, n in seen[:5]) + (" ..." if len(seen) > 5 else "")
+    if len(seen) == 1:
+        return f"threshold seen in predictions: {seen[0][0]:g} on every row that has one"
+    return f"{len(seen)} distinct thresholds in predictions: {shown}; each row's own is used"
+
+
+def render(inf: Inference) -> str:
+    """The commented project file; it validates with ``parse_config`` (tested)."""
+    L: list[str] = []
+    add = L.append
+    add(f"# Project file written by `impact-ledger init --source {inf.source}`.")
+    add("# Every field is documented in the README (\"The project file\"); lines marked REVIEW are guesses.")
+    add("# Tables found: " + ", ".join(f"{t.name} ({t.rows} rows)" for t in inf.tables.values()) + ".")
+    absent = [n for n in CONTRACTS if n not in inf.tables]
+    if absent:
+        add("# Not found (optional for some uses): " + ", ".join(absent) + ".")
+    add("")
+    add("partitions:")
+    if inf.first_day:
+        labels = " (labels included)" if "labels" in inf.tables else ""
+        add(f"  # the landing zone covers {inf.first_day} .. {inf.last_day}{labels};")
+        add("  # `from_data` would follow the first day of whatever the landing zone holds")
+        add(f"  start: {inf.first_day.isoformat()}")
+    else:
+        add("  start: from_data  # no dated rows found")
+    add("currency: USD  # REVIEW: the currency of orders.revenue and model_costs")
+    add("")
+
+    add("models:" + ("" if inf.models else " {}  # no predictions found: nothing to monitor"))
+    for m in inf.models:
+        add(f"  {m.model_id}:")
+        exp = (f"experiment(s) {', '.join(m.experiments)} in raw experiments: attributed against its holdout"
+               if m.experiments else "no experiment in raw experiments: monitoring only")
+        add(f"    # {m.predictions} predictions on {m.first_day} .. {m.last_day} (median {m.daily_median:g} a day), "
+            f"{m.versions} version(s); {exp}")
+        add(f"    experiment: {'true' if m.experiments else 'false'}")
+        rate = "" if m.positive_rate is None else f" ({m.positive_rate:.1%} of predictions are positive decisions)"
+        add(f"    # REVIEW{rate}: favourable if a positive decision (score >= threshold) helps the person (an offer, a")
+        add("    # recommendation); harmful if it hurts (a risk score: fraud, credit default, churn risk, recidivism).")
+        if HARMFUL_HINT.search(m.model_id):
+            add(f"    # '{m.model_id}' sounds like a risk score: harmful is likely.")
+        add("    positive_decision: favourable")
+        add(f"    # {_thresholds_text(m)}")
+        if m.threshold is not None:
+            add(f"    threshold: {m.threshold:g}  # used only where a prediction carries no threshold")
+        if m.delay_p99_days is None:
+            add("    # no labels found for this model: the default horizon; set it to how late outcomes can arrive")
+        else:
+            add(f"    # labels: {m.labelled} of {m.predictions} predictions labelled; delay in days after the prediction: "
+                f"median {_days(m.delay_median_days)}, p99 {_days(m.delay_p99_days)}, max {_days(m.delay_max_days)}")
+            if m.delay_max_days is not None and m.delay_max_days > m.label_horizon_days:
+                add(f"    # (labels later than the horizon are not counted: {math.ceil(m.delay_max_days)} keeps them all)")
+        add(f"    label_horizon_days: {m.label_horizon_days}  # p99 of the label delay, rounded up")
+        add("    drift_reference: {first_days: 7}  # or {start: YYYY-MM-DD, end: YYYY-MM-DD}")
+    orphans = sorted({mid for mid in inf.experiments.values()} - {m.model_id for m in inf.models})
+    for mid in orphans:
+        ids = [e for e, x in inf.experiments.items() if x == mid]
+        add(f"  # experiment(s) {', '.join(ids)} test '{mid}', which has no predictions: attributed, not monitored")
+    add("")
+
+    add("# Protected attributes: users columns judged for every model (selection rate, TPR, precision per group).")
+    proposed = inf.proposed_attributes
+    if not inf.attributes:
+        add("# REVIEW: no low-cardinality users columns found; fairness is not assessed")
+    else:
+        add(f"# Candidates: users columns with few distinct values ({inf.users} users); add one to the list to judge it:")
+    for a in inf.attributes:
+        nulls = f", {a.nulls} null" if a.nulls else ""
+        values = f": {', '.join(a.values)}" + (" ..." if a.distinct > len(a.values) else "") if a.values else ""
+        if a.proposed:
+            add(f"#   {a.column}: {a.distinct} groups{nulls}{values} (a protected name: proposed, REVIEW)")
+        elif a.protected_name:
+            add(f"#   {a.column}: {a.distinct} distinct values{nulls}: too many groups; add a banded column "
+                f"(e.g. {a.column}_band) to users and judge that")
+        elif a.distinct < 2:
+            add(f"#   {a.column}: a single value{nulls}: nothing to compare")
+        else:
+            add(f"#   {a.column}: {a.distinct} groups{nulls}{values}")
+    add(f"protected_attributes: [{', '.join(proposed)}]")
+    if len(proposed) >= 2:
+        add(f"# intersections: [[{proposed[0]}, {proposed[1]}]]  # each combination judged as one attribute")
+    add("")
+
+    vol = VolumeGate()
+    add("gates:")
+    add("  rows: {max_share: 0.01, min_count: 10}  # quarantined rows fail a day above both")
+    add("  volume:")
+    add("    # a day's rows vs the trailing days, judged when the trailing median reaches min_count. Rows a day:")
+    for t in inf.tables.values():
+        if t.days:
+            judged = "judged" if t.daily_median >= vol.min_count else f"not judged (median below {vol.min_count})"
+            add(f"    #   {t.name}: {t.rows} rows on {t.days} day(s), median {t.daily_median:g} (min {t.daily_min}, "
+                f"max {t.daily_max}): {judged}")
+    add(f"    trailing_days: {vol.trailing_days}")
+    add(f"    min_count: {vol.min_count}")
+    add(f"    tolerance: {vol.tolerance}")
+    add(f"    z: {vol.z}")
+    add("")
+
+    bias = Bias()
+    add("bias:")
+    daily = sorted(m.daily_median for m in inf.models)
+    if daily:
+        add(f"  # a {bias.window_days}-day window holds about {int(daily[0] * bias.window_days)} predictions of the "
+            f"smallest model; groups with fewer labelled ones than min_labelled are reported, not judged")
+    add(f"  window_days: {bias.window_days}")
+    add(f"  min_labelled: {bias.min_labelled}")
+    add("")
+    add("# Experiment metrics, attribution settings and alert rules: the defaults (README). OKRs: none yet.")
+    add("okrs: {}")
+    text = "\n".join(L) + "\n"
+    import yaml
+
+    parse_config(yaml.safe_load(text))  # never write a file that would not load
+    return text
+
+
+def review(inf: Inference) -> list[str]:
+    """What the user should check before the first materialize, one line each."""
+    out = []
+    for t in inf.tables.values():
+        if t.missing_columns:
+            out.append(f"table '{t.name}' lacks contract column(s) {', '.join(t.missing_columns)}: materialize will "
+                       "stop until they are added")
+    for m in inf.models:
+        out.append(f"models.{m.model_id}.positive_decision: favourable was assumed; a risk score (fraud, default, "
+                   "recidivism) should say harmful")
+        if m.threshold is None:
+            out.append(f"models.{m.model_id}: predictions carry {len(m.thresholds)} thresholds; each row's own is used")
+        elif not [t for t, _ in m.thresholds if t is not None]:
+            out.append(f"models.{m.model_id}.threshold: none in predictions, 0.5 assumed")
+        if m.delay_p99_days is None:
+            out.append(f"models.{m.model_id}.label_horizon_days: no labels yet, default {m.label_horizon_days} days")
+    if inf.attributes:
+        proposed = inf.proposed_attributes
+        out.append(f"protected_attributes: proposed {proposed or 'none'}; other candidates are commented out")
+    bias = Bias()
+    small = [m.model_id for m in inf.models if m.daily_median * bias.window_days < bias.min_labelled]
+    if small:
+        out.append(f"bias: {', '.join(small)} make(s) fewer than {bias.min_labelled} predictions in "
+                   f"{bias.window_days} days: widen bias.window_days or lower bias.min_labelled for verdicts")
+    out.append("currency: USD assumed")
+    return out
+
+
+def describe(inf: Inference) -> list[str]:
+    """What was inferred, one line each (printed by the CLI)."""
+    out = [f"landing zone {inf.source}: {len(inf.tables)} table(s), {inf.first_day} .. {inf.last_day}"]
+    for t in inf.tables.values():
+        span = f", median {t.daily_median:g} rows a day over {t.days} day(s)" if t.days else ""
+        out.append(f"  {t.name}: {t.rows} rows in {len(t.files)} file(s){span}")
+    for m in inf.models:
+        exp = f"experiment {', '.join(m.experiments)}" if m.experiments else "monitoring only"
+        thr = "several thresholds" if m.threshold is None else f"threshold {m.threshold:g}"
+        out.append(f"  model {m.model_id}: {m.predictions} predictions, {exp}, {thr}, "
+                   f"label horizon {m.label_horizon_days} day(s) (p99 delay {_days(m.delay_p99_days)})")
+    for a in inf.attributes:
+        out.append(f"  users.{a.column}: {a.distinct} distinct value(s)" + (" -> proposed" if a.proposed else ""))
+    return out
