@@ -26,6 +26,13 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date in YYYY-MM-DD form") from err
 
 
+def _analyst_connection(db: Path):
+    """Read-only, no file access, locked configuration (lib/warehouse.py): analysts' SQL reads this file only."""
+    from orchestration.lib.warehouse import analyst_connection
+
+    return analyst_connection(db)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -235,7 +242,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     db = Path(args.db).resolve() if args.db else warehouse_path()
     if not db.is_file():
         raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
-    with duckdb.connect(str(db), read_only=True) as conn:
+    with _analyst_connection(db) as conn:
         try:
             results = conn.execute(SUMMARY_RESULTS_SQL).df()
             impact = conn.execute(SUMMARY_IMPACT_SQL).df()
@@ -319,7 +326,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise CliError(f"analytics snapshot '{db}' does not exist yet; it is published after each successful run "
                        "(`impact-ledger materialize`)")
-    with duckdb.connect(str(db), read_only=True) as conn:
+    with _analyst_connection(db) as conn:
         try:
             frame = conn.execute(args.sql).df()
         except duckdb.Error as err:
@@ -339,7 +346,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CliError(f"database '{db}' does not exist; the analytics snapshot is published after each successful run "
                        "(`impact-ledger materialize`), or pass --db")
     out = Path(args.out).resolve() if args.out else reports_dir()
-    with duckdb.connect(str(db), read_only=True) as conn:
+    with _analyst_connection(db) as conn:
         day = args.date or latest_report_date(conn)
         if day is None:
             raise CliError(f"'{db}' has no attribution, model-health or KPI rows to report on; "

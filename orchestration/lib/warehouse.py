@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pandas as pd
+
+# Analysts' SQL may read the opened database and nothing else: no files (COPY TO, read_csv,
+# glob), no ATTACH of the warehouse, no extensions; and it cannot switch that back on.
+ANALYST_CONFIG = {"enable_external_access": False, "lock_configuration": True}
+
+
+def analyst_connection(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection for analysts' SQL (query, report, summary, sensors): the file only, locked down."""
+    return duckdb.connect(str(path), read_only=True, config=ANALYST_CONFIG)
 
 
 def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, str]) -> None:

@@ -84,6 +84,35 @@ def test_query_prints_a_table_and_reports_sql_errors(tmp_path):
     assert write.returncode == 2 and "read-only" in write.stderr.lower()
 
 
+def test_query_cannot_touch_files_nor_unlock_itself(tmp_path):
+    """`query` is read-only SQL on the snapshot: no COPY TO (it once overwrote the warehouse), no reading
+    other files, no ATTACH of the warehouse, no extensions, and the lock cannot be lifted."""
+    import duckdb
+
+    db, warehouse, secret = tmp_path / "analytics.duckdb", tmp_path / "warehouse.duckdb", tmp_path / "secret.csv"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE TABLE t AS SELECT 1 AS a")
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("CREATE TABLE precious AS SELECT 42 AS answer")
+    secret.write_text("password\nhunter2\n")
+    escapes = [
+        f"COPY (SELECT 'x') TO '{warehouse}'",
+        f"SELECT * FROM read_csv('{secret}')",
+        f"SELECT * FROM glob('{tmp_path}/*')",
+        f"ATTACH '{warehouse}' AS w",
+        "SET enable_external_access = true",
+        "SET lock_configuration = false",
+        "INSTALL httpfs",
+    ]
+    for sql in escapes:
+        result = run("query", sql, "--db", str(db))
+        assert result.returncode == 2, (sql, result.stdout)
+        assert "hunter2" not in result.stdout and "Traceback" not in result.stderr
+    with duckdb.connect(str(warehouse), read_only=True) as conn:  # untouched
+        assert conn.execute("SELECT answer FROM precious").fetchone() == (42,)
+    assert run("query", "SELECT a FROM t", "--db", str(db)).returncode == 0  # reading the snapshot still works
+
+
 def test_progress_lines_stream_while_the_run_executes():
     """A real two-step run: each step's start and end are printed as they happen, with elapsed seconds."""
     lines = []

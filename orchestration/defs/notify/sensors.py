@@ -17,7 +17,6 @@ import warnings
 from datetime import date
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
 from orchestration.defs.partitions import days_between
@@ -34,6 +33,7 @@ from orchestration.lib.notify import (
     select_new,
 )
 from orchestration.lib.settings import alerts_dir, analytics_path
+from orchestration.lib.warehouse import analyst_connection
 
 GATE_CHECKS = {f"{suite}_suite": suite for suite in GATED_SUITES}  # check name -> suite
 EVENTS_PER_TICK = 1000
@@ -88,7 +88,7 @@ def alert_notifications_sensor(context: dg.SensorEvaluationContext):
     snapshot = analytics_path()
     mtime = snapshot.stat().st_mtime if snapshot.exists() else None
     if mtime is not None and mtime != cursor.source_mtime:
-        with duckdb.connect(str(snapshot), read_only=True) as conn:
+        with analyst_connection(snapshot) as conn:
             published, newest = read_candidates(conn, config.horizon_days)
         candidates, days = candidates + published, days + ([newest] if newest else [])
     elif last_event == cursor.event_storage_id:
