@@ -1,0 +1,217 @@
+"""`impact-ledger init`: what it infers from a landing zone, checked against numpy / hand computation."""
+
+import math
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from orchestration.cli import main
+from orchestration.lib.project_config import parse_config
+from orchestration.lib.project_init import InitError, infer, render
+
+START = datetime(2025, 1, 6)
+
+
+def _write(source: Path, name: str, frame: pd.DataFrame, fmt: str = "csv", file: str | None = None) -> None:
+    (source / name).mkdir(parents=True, exist_ok=True)
+    path = source / name / f"{file or name}.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
+@pytest.fixture
+def zone(tmp_path):
+    """Two models (one behind an experiment), labels a few days to weeks late, a users table with attributes."""
+    rng = np.random.default_rng(5)
+    source = tmp_path / "zone"
+    n_users = 300
+    users = pd.DataFrame({
+        "user_id": [f"u{i}" for i in range(n_users)],
+        "signup_at": [START - timedelta(days=int(d)) for d in rng.integers(1, 100, n_users)],
+        "gender": rng.choice(["f", "m", "x"], n_users),
+        "segment": rng.choice(["new", "loyal"], n_users),
+        "city": [f"city{i}" for i in range(n_users)],  # one value per user: not a group
+        "age": rng.integers(18, 80, n_users),  # protected name, too many values
+        "plan": "basic",  # one value: nothing to compare
+    })
+    _write(source, "users", users)
+    rows = []
+    # model a: 20 a day on days 0..9 except day 4 (0 rows); model b: 5 a day on days 0..9
+    for day in range(10):
+        for model, per_day in (("a", 0 if day == 4 else 20), ("b", 5)):
+            for k in range(per_day):
+                rows.append((f"{model}-{day}-{k}", model, "v1" if day < 5 else "v2", f"u{k}",
+                             START + timedelta(days=day, hours=int(rng.integers(0, 23))),
+                             float(rng.random()), 0.4 if model == "a" else (0.6 if k % 2 else 0.7)))
+    preds = pd.DataFrame(rows, columns=["prediction_id", "model_id", "model_version", "user_id", "predicted_at",
+                                        "score", "threshold"])
+    _write(source, "predictions", preds, "parquet")
+    labelled = preds.sample(frac=0.8, random_state=1)
+    delay_days = rng.exponential(6.0, len(labelled))
+    labels = pd.DataFrame({"prediction_id": labelled["prediction_id"], "label": rng.integers(0, 2, len(labelled)),
+                           "labeled_at": labelled["predicted_at"] + pd.to_timedelta(delay_days, unit="D"),
+                           "label_source": "implicit"})
+    # a second, later label of some predictions: the first one says when the outcome was known
+    again = labels.head(30).assign(labeled_at=lambda f: f["labeled_at"] + pd.Timedelta(days=400),
+                                   label_source="human_review")
+    _write(source, "labels", pd.concat([labels, again]))
+    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["a"], "control_variant": ["c"],
+                                                "start_date": ["2025-01-06"], "end_date": [None]}))
+    return source, users, preds, labels
+
+
+def test_infers_models_thresholds_and_label_horizons(zone):
+    source, _, preds, labels = zone
+    inf = infer(source)
+    models = {m.model_id: m for m in inf.models}
+    assert sorted(models) == ["a", "b"]
+    assert models["a"].experiments == ["e1"] and models["b"].experiments == []
+    assert models["a"].predictions == 180 and models["b"].predictions == 50
+    assert models["a"].versions == 2
+    assert models["a"].threshold == 0.4 and models["b"].threshold is None  # b carries two thresholds
+    assert sorted(t for t, _ in models["b"].thresholds) == [0.6, 0.7]
+    joined = labels.merge(preds[["prediction_id", "model_id", "predicted_at"]], on="prediction_id")
+    for model_id, g in joined.groupby("model_id"):
+        delay = (g["labeled_at"] - g["predicted_at"]).dt.total_seconds() / 86400
+        p99 = np.quantile(delay, 0.99)  # numpy's default (linear) = DuckDB's quantile_cont
+        m = models[model_id]
+        assert m.labelled == len(g)
+        assert m.delay_p99_days == pytest.approx(p99, rel=1e-9)
+        assert m.delay_max_days == pytest.approx(delay.max(), rel=1e-9)
+        assert m.label_horizon_days == math.ceil(p99)
+    positive = (preds["score"] >= preds["threshold"]).groupby(preds["model_id"]).mean()
+    assert models["b"].positive_rate == pytest.approx(positive["b"])
+
+
+def test_daily_volumes_count_empty_days(zone):
+    source, _, preds, _ = zone
+    inf = infer(source)
+    p = inf.tables["predictions"]
+    per_day = preds.groupby(preds["predicted_at"].dt.date).size()
+    assert p.first_day == date(2025, 1, 6) and p.last_day == date(2025, 1, 15) and p.days == 10
+    assert p.rows == len(preds) and p.daily_max == per_day.max() and p.daily_min == per_day.min()
+    assert p.daily_median == float(np.median(per_day.to_numpy()))
+    model_a = next(m for m in inf.models if m.model_id == "a")
+    assert model_a.daily_median == 20.0  # nine days of 20 and one of 0
+    assert inf.first_day == date(2025, 1, 6)
+
+
+def test_protected_attribute_candidates(zone):
+    source, users, _, _ = zone
+    inf = infer(source)
+    by_name = {a.column: a for a in inf.attributes}
+    assert inf.proposed_attributes == ["gender"]  # protected name, few groups
+    assert by_name["segment"].distinct == 2 and not by_name["segment"].proposed  # a candidate, not proposed
+    assert by_name["age"].distinct == users["age"].nunique() and not by_name["age"].proposed  # too many groups
+    assert by_name["plan"].distinct == 1 and not by_name["plan"].proposed
+    assert "city" not in by_name and "user_id" not in by_name and "signup_at" not in by_name
+
+
+def test_written_config_validates_and_says_what_it_inferred(zone):
+    source, _, _, _ = zone
+    inf = infer(source)
+    text = render(inf)
+    cfg = parse_config(yaml.safe_load(text))
+    assert cfg.partitions.start == date(2025, 1, 6)
+    assert set(cfg.models) == {"a", "b"}
+    assert cfg.models["a"].experiment is True and cfg.models["b"].experiment is False
+    assert cfg.models["a"].threshold == 0.4 and cfg.models["b"].threshold is None
+    assert all(m.positive_decision == "favourable" for m in cfg.models.values())  # left for review
+    assert cfg.models["a"].label_horizon_days == next(m.label_horizon_days for m in inf.models if m.model_id == "a")
+    assert cfg.protected_attributes == ["gender"]
+    assert "REVIEW" in text and "harmful" in text and "#   segment: 2 groups" in text
+    # editing the one line the README tells risk-score owners to edit keeps the file valid
+    edited = text.replace("positive_decision: favourable", "positive_decision: harmful", 1)
+    assert parse_config(yaml.safe_load(edited)).models["a"].positive_decision == "harmful"
+
+
+def test_no_thresholds_means_half(tmp_path):
+    source = tmp_path / "zone"
+    _write(source, "predictions", pd.DataFrame({"prediction_id": ["p1", "p2"], "model_id": "m", "model_version": "1",
+                                                "user_id": "u", "predicted_at": ["2025-02-01 10:00", "2025-02-02 10:00"],
+                                                "score": [0.2, 0.9]}))
+    inf = infer(source)
+    assert inf.models[0].threshold == 0.5 and inf.models[0].positive_rate == 0.5
+    text = render(inf)
+    assert "0.5 is assumed" in text
+    assert parse_config(yaml.safe_load(text)).models["m"].threshold == 0.5
+    assert inf.models[0].label_horizon_days == 30  # no labels: the default
+
+
+def test_timestamps_with_offsets_land_on_their_utc_day(tmp_path):
+    source = tmp_path / "zone"
+    _write(source, "orders", pd.DataFrame({"order_id": ["o1", "o2"], "user_id": "u", "session_id": None,
+                                           "ordered_at": ["2025-03-01T23:30:00-02:00", "2025-03-03T01:00:00+02:00"],
+                                           "revenue": 1.0, "status": "completed"}))
+    t = infer(source).tables["orders"]
+    assert (t.first_day, t.last_day) == (date(2025, 3, 2), date(2025, 3, 2))
+
+
+def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsys):
+    source, *_ = zone
+    out = tmp_path / "cfg" / "impact_ledger.yml"
+    assert main(["init", "--source", str(source), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "model a:" in printed and "positive_decision" in printed and "users.gender" in printed
+    assert parse_config(yaml.safe_load(out.read_text())).models["a"].experiment is True
+    out.write_text("kept")
+    assert main(["init", "--source", str(source), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_text() == "kept"
+    assert main(["init", "--source", str(source), "--out", str(out), "--force"]) == 0
+    assert out.read_text() != "kept"
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "file", "garbage", "mixed", "no_time_column"])
+def test_cli_errors_are_one_line(tmp_path, capsys, case):
+    source = tmp_path / "zone"
+    if case == "empty":
+        source.mkdir()
+    elif case == "file":
+        source.write_text("x")
+    elif case == "garbage":
+        (source / "predictions").mkdir(parents=True)
+        (source / "predictions" / "p.parquet").write_bytes(b"not parquet at all")
+    elif case == "mixed":
+        _write(source, "sessions", pd.DataFrame({"session_id": ["s"], "user_id": ["u"], "started_at": ["2025-01-01"]}))
+        _write(source, "sessions", pd.DataFrame({"session_id": ["t"], "user_id": ["u"], "started_at": ["2025-01-02"]}),
+               "parquet", file="more")
+    elif case == "no_time_column":
+        _write(source, "sessions", pd.DataFrame({"session_id": ["s"], "user_id": ["u"]}))
+    out = tmp_path / "cfg.yml"
+    assert main(["init", "--source", str(source), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("impact-ledger: error: ") and "Traceback" not in err
+    expected = {"missing": "does not exist", "empty": "no contract tables", "file": "not a directory",
+                "garbage": "p.parquet", "mixed": "mixed Parquet and CSV", "no_time_column": "'started_at'"}[case]
+    assert expected in err
+    assert not out.exists()
+    with pytest.raises(InitError):
+        infer(source)
+
+
+def test_a_million_predictions_take_seconds(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 1_000_000
+    source = tmp_path / "zone"
+    predicted = np.datetime64("2025-01-01") + rng.integers(0, 30 * 86400, n).astype("timedelta64[s]")
+    _write(source, "predictions", pd.DataFrame({
+        "prediction_id": np.arange(n).astype(str), "model_id": rng.choice(["m1", "m2"], n), "model_version": "v",
+        "user_id": rng.integers(0, 50_000, n).astype(str), "predicted_at": predicted, "score": rng.random(n),
+        "threshold": 0.5}), "parquet")
+    _write(source, "labels", pd.DataFrame({"prediction_id": np.arange(0, n, 2).astype(str), "label": 1,
+                                           "labeled_at": predicted[::2] + np.timedelta64(3, "D"),
+                                           "label_source": "implicit"}), "parquet")
+    began = time.perf_counter()
+    inf = infer(source)
+    render(inf)
+    took = time.perf_counter() - began
+    assert sum(m.predictions for m in inf.models) == n
+    assert all(m.label_horizon_days == 3 for m in inf.models)
+    assert took < 30, f"init took {took:.1f}s on 1M predictions"
