@@ -220,7 +220,7 @@ class NotifyCursor:
 
     sent: dict[str, str] = field(default_factory=dict)  # dedup key -> day
     source_mtime: float | None = None  # the snapshot file's mtime when last read
-    event_storage_id: int | None = None  # the last Dagster check-evaluation event read
+    event_storage_id: float | None = None  # update time of the last finished Dagster run whose checks were read
 
     def to_json(self) -> str:
         return json.dumps({"sent": self.sent, "source_mtime": self.source_mtime,

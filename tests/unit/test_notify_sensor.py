@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 from datetime import date
 
 import dagster as dg
@@ -98,7 +99,7 @@ def test_the_sensor_runs_without_clicking():
     assert alert_notifications_sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def gate_run(instance, passed, **run):
+def gate_run(instance, passed, dbt_test_fails=False, **run):
     """A real run whose blocking raw_orders gate check passes or fails, its evaluation stored in ``instance``."""
     @dg.asset(key=["raw", "orders"], partitions_def=daily_partitions, backfill_policy=single_run)
     def orders() -> None:
@@ -114,13 +115,21 @@ def gate_run(instance, passed, **run):
     def not_a_gate() -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=False)
 
-    dg.materialize([orders, raw_orders_suite, not_a_gate], instance=instance, raise_on_error=False, **run)
+    checks = [raw_orders_suite, not_a_gate]
+    if dbt_test_fails:  # any blocking check is a gate (e.g. a dbt test of severity error): no wiring by name
+        @dg.asset_check(asset=orders, name="unique_orders_order_id", blocking=True, partitions_def=daily_partitions)
+        def unique_orders_order_id() -> dg.AssetCheckResult:
+            return dg.AssetCheckResult(passed=False, description="3 duplicate order_id")
+
+        checks.append(unique_orders_order_id)
+    dg.materialize([orders, *checks], instance=instance, raise_on_error=False, **run)
 
 
 def test_a_failed_gate_is_notified_the_tick_after_it_fails_without_a_new_snapshot(paths):
     """A failed blocking gate skips the publish step: the sensor reads the failed check from Dagster's event log."""
     snapshot, jsonl = paths
-    with dg.DagsterInstance.ephemeral() as instance:
+    # the storage `make dev` uses: SQLite, event logs sharded per run
+    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
         write_snapshot(snapshot, [], [])  # yesterday's publication
         _, cursor = tick(instance, None)
         assert sent(jsonl) == []
@@ -148,3 +157,10 @@ def test_a_failed_gate_is_notified_the_tick_after_it_fails_without_a_new_snapsho
         result, cursor = tick(instance, cursor)
         assert result.skip_message.startswith("sent 0 notification(s)")
         assert len(sent(jsonl)) == 3
+
+        # a later run whose blocking dbt-style test fails is notified on the next tick, once
+        gate_run(instance, passed=True, dbt_test_fails=True, partition_key="2026-10-14")
+        result, cursor = tick(instance, cursor)
+        assert sent(jsonl)[3:] == ["gate|2026-10-14||quality_gate|unique_orders_order_id"]
+        result, cursor = tick(instance, cursor)
+        assert len(sent(jsonl)) == 4

@@ -2,25 +2,24 @@
 
 Two sources, neither of them the warehouse, so it never collides with a running
 pipeline's DuckDB write lock:
-- Dagster's own event log: each failed quality-gate check evaluation, read the
-  tick after the check ran, so a gate is notified on the day it fails (a failed
-  blocking gate skips publish/analytics_snapshot, so the snapshot would tell
-  only after the next successful run);
+- Dagster's own event log: each failed *blocking* check evaluation (GX suites,
+  dbt tests of severity error, Python gates; a new gate needs no wiring), read
+  run by run the tick after the run finished, so a gate is notified on the day
+  it fails (a failed blocking gate skips publish/analytics_snapshot, so the
+  snapshot would tell only after the next successful run);
 - the analysts' read-only snapshot (rebuilt by publish/analytics_snapshot after
   each run): new rows of marts.alerts, and of quality.gate_results.
 A failed gate has the same dedup key in both, so it is sent once. What was sent,
-the snapshot's mtime and the last event read are kept in the sensor's cursor.
+the snapshot's mtime and the last finished run read (its update time) are kept in the sensor's cursor.
 """
 
 import json
-import warnings
-from datetime import date
+from datetime import date, datetime, timezone
 
 import dagster as dg
 import pandas as pd
 
 from orchestration.defs.partitions import days_between
-from orchestration.defs.quality.checks import GATED_SUITES
 from orchestration.defs.runs import RANGE_END_TAG, RANGE_START_TAG
 from orchestration.lib.notify import (
     Notification,
@@ -35,42 +34,52 @@ from orchestration.lib.notify import (
 from orchestration.lib.settings import alerts_dir, analytics_path
 from orchestration.lib.warehouse import analyst_connection
 
-GATE_CHECKS = {f"{suite}_suite": suite for suite in GATED_SUITES}  # check name -> suite
-EVENTS_PER_TICK = 1000
+RUNS_PER_TICK = 100
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
-def _run_days(instance: dg.DagsterInstance, run_id: str, partition: str | None) -> list[date]:
+def _run_days(run: dg.DagsterRun, partition: str | None) -> list[date]:
     """The days a check evaluated: its partition, else its run's partition range (a backfill is one run)."""
-    tags = {} if partition else instance.get_run_by_id(run_id).tags
+    tags = run.tags
     first = partition or tags.get(RANGE_START_TAG) or tags.get("dagster/partition")
     if first is None:
         return []
     return days_between(date.fromisoformat(first), date.fromisoformat(partition or tags.get(RANGE_END_TAG) or first))
 
 
-def failed_gate_events(instance: dg.DagsterInstance, after: int | None) -> tuple[list[Notification], int | None]:
-    """Failed quality-gate check evaluations stored after event ``after`` -> notifications, and the last event id."""
-    with warnings.catch_warnings():
-        # deprecated for 2.0, but Dagster 1.13 has no other query of evaluations across checks after a cursor
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        records = instance.get_event_records(
-            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
-            limit=EVENTS_PER_TICK, ascending=True,
-        )
+def _gate_name(check_name: str) -> str:
+    # a GX suite's check is `<suite>_suite`; quality.gate_results names the suite, and both must dedup as one
+    return check_name.removesuffix("_suite")
+
+
+def failed_blocking_checks(instance: dg.DagsterInstance, after: float | None) -> tuple[list[Notification], float | None]:
+    """Failed *blocking* check evaluations (GX suites, dbt tests of severity error, Python gates) of the runs
+    finished after ``after`` (a run update timestamp) -> notifications, and the newest run's timestamp.
+
+    Reads run by run (the default SQLite instance shards event logs per run, so one query across runs
+    after an event cursor is refused there); a run re-read at the boundary dedups by key.
+    """
+    updated_after = datetime.fromtimestamp(after, tz=timezone.utc) if after is not None else None
+    records = instance.get_run_records(dg.RunsFilter(statuses=FINISHED, updated_after=updated_after),
+                                       limit=RUNS_PER_TICK, order_by="update_timestamp", ascending=True)
     rows = []
     for record in records:
-        check = record.event_log_entry.dagster_event.event_specific_data
-        if check.passed or check.check_name not in GATE_CHECKS:
-            continue
-        failures = check.metadata.get("failed_expectations")
-        blocking = [name for name, f in (failures.data if failures else {}).items() if f.get("blocking", True)]
-        days = _run_days(instance, record.run_id, check.partition)
-        rows_validated = check.metadata.get("rows_validated")
-        # as quality.gate_results records it: each day of the run carries the run's verdict
-        rows += [{"date": day, "suite": GATE_CHECKS[check.check_name], "table_name": check.asset_key.path[-1],
-                  "passed": False, "failed_expectations": json.dumps(blocking),
-                  "rows_validated": rows_validated.value if rows_validated and len(days) == 1 else None} for day in days]
-    last = records[-1].storage_id if records else after
+        run = record.dagster_run
+        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            check = entry.dagster_event.event_specific_data
+            if check.passed or not check.blocking:
+                continue
+            failures = check.metadata.get("failed_expectations")
+            blocking = [name for name, f in (failures.data if failures else {}).items() if f.get("blocking", True)]
+            failed_days = check.metadata.get("failed_days")  # a gate judging each day names the days it held back
+            days = ([date.fromisoformat(d) for d in failed_days.data] if failed_days is not None
+                    else _run_days(run, check.partition))
+            rows_validated = check.metadata.get("rows_validated")
+            rows += [{"date": day, "suite": _gate_name(check.check_name), "table_name": check.asset_key.path[-1],
+                      "passed": False, "failed_expectations": json.dumps(blocking or [check.description or check.check_name]),
+                      "rows_validated": rows_validated.value if rows_validated and len(days) == 1 else None}
+                     for day in days]
+    last = records[-1].update_timestamp.timestamp() if records else after
     return (gate_notifications(pd.DataFrame(rows)) if rows else []), last
 
 
@@ -83,7 +92,7 @@ def failed_gate_events(instance: dg.DagsterInstance, after: int | None) -> tuple
 def alert_notifications_sensor(context: dg.SensorEvaluationContext):
     cursor = NotifyCursor.from_json(context.cursor)
     config = load_notify_config()
-    candidates, last_event = failed_gate_events(context.instance, cursor.event_storage_id)
+    candidates, last_event = failed_blocking_checks(context.instance, cursor.event_storage_id)
     days = [date.fromisoformat(n.date) for n in candidates]
     snapshot = analytics_path()
     mtime = snapshot.stat().st_mtime if snapshot.exists() else None
