@@ -7,7 +7,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
-from orchestration.lib.settings import DBT_PROJECT_DIR, warehouse_path
+from orchestration.lib.settings import DBT_PROJECT_DIR, duckdb_settings, warehouse_path
 
 
 def dbt_executable() -> str:
@@ -18,7 +18,7 @@ def dbt_executable() -> str:
 
 def build_resources() -> dict:
     return {
-        "duckdb": DuckDBResource(database=str(warehouse_path())),
+        "duckdb": DuckDBResource(database=str(warehouse_path()), connection_config=duckdb_settings()),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
         ),

@@ -44,9 +44,27 @@ def partitions_start() -> str:
         return DEFAULT_PARTITIONS_START
 
 
+def memory_limit() -> str:
+    """DuckDB's memory_limit for the loader, dbt and the checks (IMPACT_LEDGER_MEMORY_LIMIT; DuckDB's own
+    default is 80% of RAM, which a large day exhausts); beyond it DuckDB spills to temp_directory()."""
+    return os.environ.get("IMPACT_LEDGER_MEMORY_LIMIT", "3GB")
+
+
+def temp_directory() -> Path:
+    """Where DuckDB spills when a query exceeds memory_limit (IMPACT_LEDGER_TEMP_DIR; default: tmp/ next to the warehouse)."""
+    return _path_from_env("IMPACT_LEDGER_TEMP_DIR", warehouse_path().parent / "tmp")
+
+
+def duckdb_settings() -> dict[str, str]:
+    """The DuckDB settings every writer connection uses (Dagster resource and dbt's profiles.yml alike)."""
+    return {"memory_limit": memory_limit(), "temp_directory": str(temp_directory())}
+
+
 def export_env() -> None:
-    """Pin IMPACT_LEDGER_DB to an absolute path so dbt (a subprocess in another cwd) opens the same file."""
+    """Pin IMPACT_LEDGER_DB (absolute) and the DuckDB memory settings for dbt, a subprocess in another cwd."""
     os.environ["IMPACT_LEDGER_DB"] = str(warehouse_path())
+    os.environ["IMPACT_LEDGER_MEMORY_LIMIT"] = memory_limit()
+    os.environ["IMPACT_LEDGER_TEMP_DIR"] = str(temp_directory())
 
 
 def dbt_var(name: str):
