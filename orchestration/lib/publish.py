@@ -130,9 +130,31 @@ def export_days(conn: duckdb.DuckDBPyConnection, exports: Path, first: date, las
     return files, rows
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_dead_builds(snapshot: Path) -> list[Path]:
+    """Snapshot builds (and their WAL) left by a process that was killed mid-write: nobody will rename them."""
+    removed = []
+    for path in snapshot.parent.glob(f".{snapshot.name}.*.tmp*"):
+        pid = path.name[len(snapshot.name) + 2:].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def refresh_snapshot(conn: duckdb.DuckDBPyConnection, snapshot: Path) -> int:
     """Copy every published table into a fresh database file, then atomically replace ``snapshot``."""
     snapshot.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_builds(snapshot)
     tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     # quarantined raw rows too (few, and what the report's quarantine section reads); no Parquet exports
