@@ -429,8 +429,12 @@ def render(inf: Inference) -> str:
     if daily:
         add(f"  # a {bias.window_days}-day window holds about {int(daily[0] * bias.window_days)} predictions of the "
             f"smallest model; groups with fewer labelled ones than min_labelled are reported, not judged")
-    add(f"  window_days: {bias.window_days}")
+    add(f"  window_days: {bias.window_days}  # trailing days each day's fairness verdict sums")
     add(f"  min_labelled: {bias.min_labelled}")
+    add(f"  disparate_impact_min: {bias.disparate_impact_min}  # four-fifths rule on favourable-outcome rates")
+    add(f"  equal_opportunity_max_difference: {bias.equal_opportunity_max_difference}")
+    add(f"  equalized_odds_max_difference: {bias.equalized_odds_max_difference}")
+    add(f"  calibration_gap_max: {bias.calibration_gap_max}")
     add("")
     add("# Experiment metrics, attribution settings and alert rules: the defaults (README). OKRs: none yet.")
     add("okrs: {}")
