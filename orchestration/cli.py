@@ -173,11 +173,21 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     for note in config.assumptions():
         print(f"note: {note}")
     warehouse_path().parent.mkdir(parents=True, exist_ok=True)
+    from orchestration.lib.writer_lock import WarehouseBusy, exclusive_writer
+
+    try:
+        with exclusive_writer(warehouse_path(), f"impact-ledger materialize {first} .. {last}"):
+            return _materialize_range(first, last, source, args.days_per_run)
+    except WarehouseBusy as err:
+        raise CliError(str(err)) from None
+
+
+def _materialize_range(first: date, last: date, source: Path, days_per_run: int | None) -> int:
     from orchestration.defs.runs import materialize_days
 
     days = (last - first).days + 1
     print(f"materialising {first} .. {last} ({days} day(s)) from {source} into {warehouse_path()}")
-    chunk = args.days_per_run or days
+    chunk = days_per_run or days
     instance = _dagster_instance()
     day = first
     while day <= last:

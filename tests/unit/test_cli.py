@@ -13,7 +13,7 @@ import pytest
 from orchestration.defs.runs import execute_with_progress
 from orchestration.lib.settings import PROJECT_ROOT
 
-COMMANDS = ("generate", "materialize", "summary", "query", "report")
+COMMANDS = ("generate", "init", "materialize", "summary", "query", "report")
 CONSOLE_SCRIPT = Path(sys.executable).parent / "impact-ledger"
 
 
