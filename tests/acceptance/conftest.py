@@ -1,0 +1,33 @@
+"""Fixtures: each data set is laid out, `init`-ed, reviewed as the README says and materialised once per session."""
+
+import pytest
+
+from tests.acceptance.datasets import write_rossi, write_thornton
+from tests.acceptance.runner import edit, init, materialize
+
+@pytest.fixture(scope="session")
+def rossi_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("rossi")
+    tables = write_rossi(home / "landing")
+    run = init(home, home / "landing", tables)
+    run.init_config = run.config  # as init wrote it, before the review edits
+    # README, step 3: a risk score's positive decision (flagged high risk) is the harm
+    edit(run, r"^(\s+)positive_decision: favourable$", r"\1positive_decision: harmful")
+    # README, step 3 for one cohort judged once its outcomes are in: a fairness window covering every
+    # prediction day up to the last label, groups of a few dozen judged, and a stricter nine-tenths rule
+    # on the favourable-outcome rates, so that the verdict must name a group and the direction decides which
+    first = tables["predictions"]["predicted_at"].min().date()
+    last = tables["labels"]["labeled_at"].max().date()
+    edit(run, r"^  window_days: \d+$", f"  window_days: {(last - first).days + 1}")
+    edit(run, r"^  min_labelled: \d+$", "  min_labelled: 30")
+    edit(run, r"^  disparate_impact_min: [\d.]+$", "  disparate_impact_min: 0.9")
+    return materialize(run)
+
+@pytest.fixture(scope="session")
+def thornton_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("thornton")
+    tables = write_thornton(home / "landing")
+    run = init(home, home / "landing", tables)
+    run.init_config = run.config
+    return materialize(run)  # no edits: init's file as written
+

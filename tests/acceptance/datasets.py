@@ -1,0 +1,137 @@
+"""Two real public data sets, shipped inside PyPI packages, laid out as a user would export them.
+
+Each ``write_*`` writes one folder per contract table with one CSV each (no dates in the file names, no
+truth.json: exactly what a user's export looks like) and returns the frames it wrote, so the tests can
+compute their oracles from the same raw rows. Neither package is imported: importlib.metadata finds the
+file inside the installed wheel (lifelines' own import is heavy).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROSSI_START = datetime(2025, 3, 3)  # first release day
+ROSSI_RELEASE_DAYS = 30
+ROSSI_MODEL = "rearrest_risk"
+ROSSI_THRESHOLD = 0.3
+ROSSI_FEATURES = ["fin", "age", "wexp", "mar", "paro", "prio"]  # the deployed model does not see race
+
+THORNTON_START = datetime(2025, 6, 2)
+THORNTON_DAYS = 40
+THORNTON_EXPERIMENT = "hiv_results_incentive"
+THORNTON_MODEL = "cash_incentive"  # the experiment's model_id names the treatment
+# The package does not ship the design's assignment probabilities; these are the realised shares of the
+# 2,894 respondents with a known treatment and outcome, to two decimals.
+THORNTON_SHARES = {"no_incentive": 0.22, "incentive": 0.78}
+
+
+def _packaged(dist: str, path: str) -> Path:
+    file = Path(str(importlib.metadata.distribution(dist).locate_file(path)))
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: not in the installed {dist} wheel (pip install -e '.[test]')")
+    return file
+
+
+def rossi() -> pd.DataFrame:
+    """432 released prisoners followed 52 weeks (Rossi, Berk & Lenihan 1980), as lifelines ships it."""
+    return pd.read_csv(_packaged("lifelines", "lifelines/datasets/rossi.csv"))
+
+
+def thornton() -> pd.DataFrame:
+    """Thornton (2008): randomised cash incentives to learn one's HIV result, as causaldata ships it."""
+    return pd.read_stata(_packaged("causaldata", "causaldata/thornton_hiv/thornton_hiv.dta"))
+
+
+def _write(source: Path, tables: dict[str, pd.DataFrame]) -> None:
+    for name, frame in tables.items():
+        (source / name).mkdir(parents=True, exist_ok=True)
+        frame.to_csv(source / name / f"{name}.csv", index=False, date_format="%Y-%m-%d %H:%M:%S")
+
+
+def write_rossi(source: Path) -> dict[str, pd.DataFrame]:
+    """Monitoring only: users, predictions of a logistic-regression risk model, labels months late.
+
+    Release days are spread over 30 days; a person's label is the arrest indicator, known at the arrest
+    (release + week * 7 days) or at the end of the 52-week follow-up: weeks to a year after the prediction.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    raw = rossi()
+    rng = np.random.default_rng(20250303)
+    n = len(raw)
+    day = rng.permutation(np.arange(n) % ROSSI_RELEASE_DAYS)
+    release = pd.Series([ROSSI_START + timedelta(days=int(d)) for d in day])
+    # the "deployed model": fitted once on the whole cohort, as a vendor's model would have been
+    model = LogisticRegression(max_iter=5000).fit(raw[ROSSI_FEATURES], raw["arrest"])
+    score = model.predict_proba(raw[ROSSI_FEATURES])[:, 1]
+    ids = [f"person_{i:03d}" for i in range(n)]
+    predicted_at = release + pd.to_timedelta(9 * 60 + rng.integers(0, 8 * 60, n), unit="min")
+    users = pd.DataFrame({
+        "user_id": ids, "signup_at": release,
+        "race": np.where(raw["race"] == 1, "black", "other"),
+        "age": raw["age"], "fin": raw["fin"], "wexp": raw["wexp"], "mar": raw["mar"], "paro": raw["paro"],
+        "prio": raw["prio"],
+    })
+    predictions = pd.DataFrame({
+        "prediction_id": [f"pred_{i:03d}" for i in range(n)], "model_id": ROSSI_MODEL, "model_version": "v1",
+        "user_id": ids, "predicted_at": predicted_at, "score": score, "threshold": ROSSI_THRESHOLD,
+        "feature_age": raw["age"].astype(float), "feature_prio": raw["prio"].astype(float),
+    })
+    labels = pd.DataFrame({
+        "prediction_id": predictions["prediction_id"], "label": raw["arrest"],
+        "labeled_at": predicted_at + pd.to_timedelta(raw["week"] * 7, unit="D"), "label_source": "implicit",
+    })
+    tables = {"users": users, "predictions": predictions, "labels": labels}
+    _write(source, tables)
+    return tables | {"rossi": raw}
+
+
+def write_thornton(source: Path) -> dict[str, pd.DataFrame]:
+    """A/B experiment: any incentive (treatment) vs none; learning the result (got) is the conversion.
+
+    Respondents with a known treatment and outcome are assigned over 40 days (about 72 a day); each has a
+    session at assignment, and one who learns the result places a completed order in a second session the
+    same day (a few dozen conversions a day).
+    """
+    raw = thornton().dropna(subset=["any", "got"]).reset_index(drop=True)
+    rng = np.random.default_rng(20250602)
+    n = len(raw)
+    day = rng.permutation(np.arange(n) % THORNTON_DAYS)
+    ids = [f"resp_{i:04d}" for i in range(n)]
+    assigned_at = pd.Series([THORNTON_START + timedelta(days=int(d), hours=8) for d in day]) \
+        + pd.to_timedelta(rng.integers(0, 6 * 60, n), unit="min")
+    variant = np.where(raw["any"] == 1, "incentive", "no_incentive")
+    users = pd.DataFrame({
+        "user_id": ids, "signup_at": assigned_at - pd.Timedelta(minutes=30),
+        "village": raw["villnum"].astype("Int64"), "age": raw["age"].astype("Int64"),
+        "distance_km": raw["distvct"].round(3),
+    })
+    experiments = pd.DataFrame({
+        "experiment_id": [THORNTON_EXPERIMENT], "model_id": [THORNTON_MODEL], "control_variant": ["no_incentive"],
+        "start_date": [THORNTON_START.date().isoformat()], "end_date": [None],
+    })
+    variants = pd.DataFrame({"experiment_id": THORNTON_EXPERIMENT, "variant": list(THORNTON_SHARES),
+                             "expected_share": list(THORNTON_SHARES.values())})
+    assignments = pd.DataFrame({"experiment_id": THORNTON_EXPERIMENT, "user_id": ids, "variant": variant,
+                                "assigned_at": assigned_at})
+    converted = raw["got"].to_numpy() == 1
+    visit = pd.DataFrame({"session_id": [f"s_{i:04d}_a" for i in range(n)], "user_id": ids,
+                          "started_at": assigned_at + pd.Timedelta(minutes=1)})
+    later = assigned_at[converted] + pd.to_timedelta(rng.integers(60, 5 * 60, int(converted.sum())), unit="min")
+    result_ids = [f"s_{i:04d}_b" for i in np.flatnonzero(converted)]
+    back = pd.DataFrame({"session_id": result_ids, "user_id": np.asarray(ids)[converted], "started_at": later.values})
+    sessions = pd.concat([visit, back], ignore_index=True).sort_values("started_at", kind="stable")
+    orders = pd.DataFrame({
+        "order_id": [f"o_{i:04d}" for i in np.flatnonzero(converted)], "user_id": np.asarray(ids)[converted],
+        "session_id": result_ids, "ordered_at": later.values + pd.Timedelta(minutes=5), "revenue": 1.0,
+        "status": "completed",
+    })
+    tables = {"users": users, "experiments": experiments, "experiment_variants": variants,
+              "assignments": assignments, "sessions": sessions, "orders": orders}
+    _write(source, tables)
+    return tables | {"thornton": raw}

@@ -1,0 +1,103 @@
+"""(a) Monitoring only, a protected attribute outside the defaults, labels months late: Rossi recidivism data.
+
+432 released prisoners (lifelines' rossi.csv), releases spread over 30 days, a logistic-regression risk score
+(scikit-learn), flagged = score >= 0.3 = HARMFUL, arrest known at the arrest or after 52 weeks. Only
+`impact-ledger init` + `impact-ledger materialize`; every number is checked against scikit-learn / fairlearn
+on the raw files.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
+from sklearn.metrics import precision_score, recall_score
+
+from tests.acceptance.datasets import ROSSI_MODEL
+
+pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
+
+
+@pytest.fixture(scope="module")
+def raw(rossi_run):
+    t = rossi_run.tables
+    frame = t["predictions"].merge(t["labels"], on="prediction_id").merge(t["users"][["user_id", "race"]], on="user_id")
+    frame["flagged"] = (frame["score"] >= frame["threshold"]).astype(int)
+    frame["day"] = frame["predicted_at"].dt.date
+    return frame
+
+
+def test_init_infers_the_model_the_late_labels_and_race(rossi_run, raw):
+    cfg = rossi_run.init_config
+    spec = cfg["models"][ROSSI_MODEL]
+    assert list(cfg["models"]) == [ROSSI_MODEL]
+    assert spec["experiment"] is False  # no experiments table: monitoring only
+    assert spec["positive_decision"] == "favourable"  # left for review; the test edits it as the README says
+    assert spec["threshold"] == 0.3
+    delay = (raw["labeled_at"] - raw["predicted_at"]).dt.total_seconds() / 86400
+    assert spec["label_horizon_days"] == math.ceil(np.quantile(delay, 0.99))  # p99, rounded up: about a year
+    assert spec["label_horizon_days"] >= 364
+    assert cfg["protected_attributes"] == ["race"]  # a protected name; fin/mar/... only listed as candidates
+    assert str(cfg["partitions"]["start"]) == str(raw["predicted_at"].min().date())
+    assert "positive_decision" in rossi_run.init_output and "race" in rossi_run.init_output
+
+
+def test_materialize_succeeds(rossi_run):
+    rossi_run.require_success()
+
+
+def test_precision_recall_per_prediction_day_match_sklearn(rossi_run, raw):
+    rossi_run.require_success()
+    health = rossi_run.query("SELECT * FROM marts.model_health_daily WHERE model_id = ? ORDER BY date", [ROSSI_MODEL])
+    health["day"] = pd.to_datetime(health["date"]).dt.date
+    assert sorted(health["day"]) == sorted(raw["day"].unique()), "one row per prediction day"
+    for day, g in raw.groupby("day"):
+        row = health[health["day"] == day].iloc[0]
+        assert row["predictions"] == len(g)
+        assert row["labelled"] == len(g), f"{day}: labels that arrived months later are not counted"
+        expected_p = precision_score(g["label"], g["flagged"], zero_division=np.nan)
+        expected_r = recall_score(g["label"], g["flagged"], zero_division=np.nan)
+        assert row["precision"] == pytest.approx(expected_p, abs=1e-12, nan_ok=True), day
+        assert row["recall"] == pytest.approx(expected_r, abs=1e-12, nan_ok=True), day
+    # over all days: the confusion cells add up to sklearn's on the whole cohort
+    tp, fp, fn = (health[c].sum() for c in ("true_positives", "false_positives", "false_negatives"))
+    assert tp / (tp + fp) == pytest.approx(precision_score(raw["label"], raw["flagged"]), abs=1e-12)
+    assert tp / (tp + fn) == pytest.approx(recall_score(raw["label"], raw["flagged"]), abs=1e-12)
+
+
+def test_race_is_assessed_and_group_rates_match_fairlearn(rossi_run, raw):
+    rossi_run.require_success()
+    rows = rossi_run.query("SELECT * FROM marts.bias_daily WHERE model_id = ?", [ROSSI_MODEL])
+    assert set(rows["attribute"]) == {"race"}, "the declared attribute, and no demo attribute (gender/age/country)"
+    sums = rows.groupby("group_value")[["predictions", "positives", "true_positives", "false_positives",
+                                        "false_negatives", "true_negatives"]].sum()
+    frame = MetricFrame(metrics={"selection_rate": selection_rate, "tpr": true_positive_rate,
+                                 "fpr": false_positive_rate, "precision": precision_score},
+                        y_true=raw["label"], y_pred=raw["flagged"], sensitive_features=raw["race"]).by_group
+    assert sorted(sums.index) == sorted(frame.index)
+    for group, expected in frame.iterrows():
+        s = sums.loc[group]
+        assert s["positives"] / s["predictions"] == pytest.approx(expected["selection_rate"], abs=1e-12)
+        assert s["true_positives"] / (s["true_positives"] + s["false_negatives"]) == pytest.approx(expected["tpr"], abs=1e-12)
+        assert s["false_positives"] / (s["false_positives"] + s["true_negatives"]) == pytest.approx(expected["fpr"], abs=1e-12)
+        assert s["true_positives"] / (s["true_positives"] + s["false_positives"]) == pytest.approx(expected["precision"], abs=1e-12)
+
+
+def test_disadvantaged_group_of_a_harmful_score_is_the_most_flagged(rossi_run, raw):
+    rossi_run.require_success()
+    rates = raw.groupby("race")["flagged"].mean()
+    most_flagged, least_flagged = rates.idxmax(), rates.idxmin()
+    verdicts = rossi_run.query("SELECT * FROM marts.bias_verdicts WHERE model_id = ? AND attribute = 'race' "
+                               "ORDER BY as_of_date", [ROSSI_MODEL])
+    assert len(verdicts), "race was never judged"
+    last = verdicts.iloc[-1]  # the window covers every prediction, every label is in
+    # being flagged is the harm: the favourable outcome is not being flagged, so the four-fifths ratio is
+    # min/max of (1 - selection rate); 0.84 here, below the test's 0.9 rule
+    favourable = 1 - rates
+    assert last["disparate_impact_ratio"] == pytest.approx(favourable.min() / favourable.max(), abs=1e-9)
+    assert not last["passes_disparate_impact"]
+    assert list(last["flagged_groups_disparate_impact"]) == [most_flagged]
+    named = {g for _, v in verdicts.iterrows()
+             for g in [*v["flagged_groups_disparate_impact"], *v["flagged_groups_equal_opportunity"]]}
+    assert least_flagged not in named, f"{least_flagged} (the least flagged) named as disadvantaged"
