@@ -46,6 +46,18 @@ class StepProgress:
 
     ENDINGS = {"STEP_SUCCESS": "done", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}
 
+    @staticmethod
+    def readable(step_key: str) -> str:
+        """Step keys as people say them: `raw__orders_raw_orders_suite` -> `quality gate raw_orders (raw.orders)`."""
+        path = step_key.split("__")
+        name = path[-1]
+        if name.endswith("_suite") and path[0] == "raw" and len(path) == 2:
+            table, _, suite = name.partition("_raw_")
+            return f"quality gate raw_{suite.removesuffix('_suite')} (raw.{table})"
+        if step_key == "impact_ledger_dbt":
+            return "dbt build (staging, marts and their tests)"
+        return ".".join(path) if path[0] in ("raw", "marts", "attribution", "quality") else "/".join(path)
+
     def __init__(self, emit: Callable[[str], None], label: str):
         self.emit, self.label = emit, label
         self.run_started: float | None = None
@@ -57,7 +69,7 @@ class StepProgress:
             return
         if self.run_started is None:
             self.run_started = entry.timestamp
-        kind, step = event.event_type_value, (event.step_key or "").replace("__", "/")
+        kind, step = event.event_type_value, self.readable(event.step_key or "")
         clock = f"[{entry.timestamp - self.run_started:7.1f}s] {self.label}"
         if kind == "STEP_START":
             self.step_started[step] = entry.timestamp
@@ -82,10 +94,14 @@ def materialize_days(first: date, last: date, instance: dg.DagsterInstance | Non
 
     ``progress``, if given, receives a line as each step starts and ends (see StepProgress).
     """
+    if progress is not None:
+        progress("loading definitions (Dagster, dbt manifest, checks)")
     from orchestration.definitions import build_definitions
 
     # Fresh definitions bind resources to the current IMPACT_LEDGER_DB / _SOURCE.
     job = build_definitions().resolve_job_def("daily_impact_ledger")
+    if progress is not None:
+        progress(f"starting the run ({(last - first).days + 1} partition(s) recorded in the Dagster instance first)")
     started = time.monotonic()
     result = execute_with_progress(
         job, instance or dg.DagsterInstance.ephemeral(), progress, f"{first} .. {last}",
