@@ -10,7 +10,7 @@ var('experiment_metrics') in dbt_project.yml.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import pandas as pd
 
@@ -20,14 +20,20 @@ from orchestration.lib.stats import (
     LiftResult,
     RatioArmStats,
     adjust_p_values,
+    adjusted_alpha,
     compare_cuped,
     compare_means,
     compare_ratios,
+    effective_events,
     guardrail_verdict,
+    has_no_variance,
     incremental_value,
+    interval_at,
     minimum_detectable_effect,
+    proportion_events,
     sequential_ci,
     srm_p_value,
+    without_inference,
 )
 
 NAN = float("nan")
@@ -49,7 +55,14 @@ RESULT_SCHEMA = {
     "estimate": V, "decision_p_value": F, "sequential_absolute_ci_low": F, "sequential_absolute_ci_high": F,
     "sequential_relative_ci_low": F, "sequential_relative_ci_high": F, "sequential_p_value": F,
     "mde_absolute": F, "mde_relative": F, "p_value_adjusted": F, "multiple_testing": V,
+    # the decision after the correction: significant = p_value_adjusted < alpha (NULL when not tested), and the
+    # decision estimate's intervals at the per-comparison level that makes them exclude 0 exactly when significant
+    "significant": B, "adjusted_ci_level": F, "adjusted_absolute_ci_low": F, "adjusted_absolute_ci_high": F,
+    "adjusted_relative_ci_low": F, "adjusted_relative_ci_high": F,
+    # degenerate comparisons (no variance, or too few events in an arm) publish no SE, CI or p-value
+    "events_control": F, "events_treatment": F, "degenerate_reason": V,
     "is_guardrail": B, "guardrail_verdict": V, "srm_p_value": F, "trustworthy": B, "untrusted_reason": V,
+    "decision_grade": B, "decision_grade_reason": V,
 }
 RESULT_COLUMNS = list(RESULT_SCHEMA)
 
@@ -60,6 +73,24 @@ class AttributionSettings:
     power: float = 0.8
     sequential_tau: float = 5000.0
     multiple_testing: str = "holm"  # or "bh"
+    # below these an arm cannot carry a normal-approximation test (events) or a decision (units)
+    min_events_per_arm: float = 5
+    min_units_per_arm: int = 30
+
+    @classmethod
+    def from_config(cls, cfg: dict, where: str = "vars.attribution") -> AttributionSettings:
+        """Settings from the `attribution` mapping (dbt var or project file); missing keys take the defaults."""
+        default = cls()
+        values = {f.name: cfg.get(f.name, getattr(default, f.name)) for f in fields(cls)}
+        problems = [f"{where}.{k}: must be a number >= 0 (got {values[k]!r})" for k in (
+            "min_events_per_arm", "min_units_per_arm") if not isinstance(values[k], (int, float)) or values[k] < 0]
+        if not isinstance(values["alpha"], (int, float)) or not 0 < values["alpha"] < 1:
+            problems.append(f"{where}.alpha: must be between 0 and 1 (got {values['alpha']!r})")
+        if values["multiple_testing"] not in ("holm", "bh"):
+            problems.append(f"{where}.multiple_testing: must be 'holm' or 'bh' (got {values['multiple_testing']!r})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cls(**values)
 
 
 # One row of marts.experiment_stats (one arm) as the statistics module's inputs.
@@ -77,8 +108,74 @@ def cuped_arm_stats(row) -> CupedArmStats:
                          float(row["covariate_sum_sq"]), float(row["value_covariate_sum"]))
 
 
-def _compare(control, treatment, metric_type: str, window: str, s: AttributionSettings) -> dict:
-    """Fixed-horizon, CUPED and sequential results; `estimate` names the one decisions use."""
+def arm_events(arm, metric_type: str) -> float:
+    """Events an arm's test rests on: for a proportion the fewer of units with y = 1 and y = 0; for a mean
+    the effective number of units carrying the sum, (sum y)^2 / sum y^2; for a ratio the lesser of that
+    for its numerator and its denominator (orchestration.lib.stats.effective_events)."""
+    if metric_type == "proportion":
+        return proportion_events(int(arm["n"]), float(arm["value_sum"]))
+    events = effective_events(float(arm["value_sum"]), float(arm["value_sum_sq"]))
+    if metric_type == "ratio":
+        events = min(events, effective_events(float(arm["denominator_sum"]), float(arm["denominator_sum_sq"])))
+    return events
+
+
+def _no_variance(arm, metric_type: str) -> str | None:
+    n = int(arm["n"])
+    if metric_type == "ratio":
+        ratio = ratio_arm_stats(arm)
+        if not ratio.den_sum:
+            return f"its {n} units have a zero denominator"
+        scale = ratio.num_sum_sq / n / (ratio.den_sum / n) ** 2
+        return None if not has_no_variance(ratio.unit_variance, scale) else f"the ratio is {ratio.ratio:.4g} in every unit"
+    plain = arm_stats(arm)
+    return None if not has_no_variance(plain.variance, plain.total_sq / n) else f"all {n} units have {plain.mean:.4g}"
+
+
+def degenerate_reason(control, treatment, metric_type: str, s: AttributionSettings) -> str | None:
+    """Why a comparison cannot be tested (and must publish no p-value or interval), or None.
+
+    With no variance in one arm the Welch test runs on the other arm's
+    variance alone and reports significance that an exact test does not
+    (0 of 29 refunds vs 3 of 30: Welch p 0.08, Fisher's exact 0.24; vs 13 of
+    300: Welch p 0.0003). Too few events make the normal approximation wrong
+    in the same direction.
+    """
+    reasons = []
+    for arm in (control, treatment):
+        n, name = int(arm["n"]), f"{arm['variant']} arm"
+        if n < 2:
+            reasons.append(f"{name}: {n} unit(s), no variance to test")
+        elif why := _no_variance(arm, metric_type):
+            reasons.append(f"{name}: no variance ({why})")
+        elif (events := arm_events(arm, metric_type)) < s.min_events_per_arm:
+            reasons.append(f"{name}: {events:.3g} events (< min_events_per_arm {s.min_events_per_arm:g})")
+    return "; ".join(reasons) or None
+
+
+INFERENCE_COLUMNS = (
+    "absolute_se", "absolute_ci_low", "absolute_ci_high", "relative_se", "relative_ci_low", "relative_ci_high",
+    "degrees_of_freedom", "p_value", "cuped_absolute_ci_low", "cuped_absolute_ci_high", "cuped_relative_ci_low",
+    "cuped_relative_ci_high", "cuped_p_value", "decision_p_value", "sequential_absolute_ci_low",
+    "sequential_absolute_ci_high", "sequential_relative_ci_low", "sequential_relative_ci_high", "sequential_p_value",
+    "mde_absolute", "mde_relative",
+)
+
+
+def _compare(control, treatment, metric_type: str, window: str, s: AttributionSettings,
+             degenerate: bool = False) -> dict:
+    """Fixed-horizon, CUPED and sequential results; `estimate` names the one decisions use.
+
+    ``degenerate``: keep the point estimates, publish no SE, interval, df, p-value or MDE.
+    """
+    out = _compare_all(control, treatment, metric_type, window, s)
+    if degenerate:
+        out |= dict.fromkeys(INFERENCE_COLUMNS, NAN)
+        out["_primary"] = without_inference(out["_primary"])
+    return out
+
+
+def _compare_all(control, treatment, metric_type: str, window: str, s: AttributionSettings) -> dict:
     out: dict = {}
     if metric_type == "ratio":
         c, t = ratio_arm_stats(control), ratio_arm_stats(treatment)
@@ -130,7 +227,7 @@ def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants:
     """
     merged = stats.merge(experiments[["experiment_id", "model_id", "control_variant"]], on="experiment_id")
     srm = _srm_by_experiment_day(merged, variants)
-    rows = []
+    rows, primaries = [], []  # primaries[i]: the decision estimate of rows[i]
     # plain dicts, not per-group DataFrame filtering: a backfill has thousands of groups
     groups: dict[tuple, list[dict]] = {}
     for arm in merged.to_dict("records"):
@@ -143,10 +240,18 @@ def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants:
             continue  # no control units yet: nothing to compare against
         spec = metrics.get(metric, {})
         for t in (a for a in arms if a["variant"] != a["control_variant"]):
-            result = _compare(c, t, c["metric_type"], window, settings)
+            degenerate = degenerate_reason(c, t, c["metric_type"], settings)
+            result = _compare(c, t, c["metric_type"], window, settings, degenerate is not None)
             primary: LiftResult = result.pop("_primary")
+            primaries.append(primary)
             srm_p = srm.get((experiment_id, as_of), NAN)
             guardrail = bool(spec.get("guardrail", False))
+            trusted = srm_p >= SRM_THRESHOLD  # NaN (untestable) is not trustworthy either
+            grade_reasons = [degenerate] if degenerate else []
+            grade_reasons += [f"{a['variant']} arm: {int(a['n'])} units (< min_units_per_arm {settings.min_units_per_arm:g})"
+                              for a in (c, t) if int(a["n"]) < settings.min_units_per_arm]
+            if not trusted:
+                grade_reasons.append(NOT_TRUSTED)
             rows.append(
                 dict(zip(GRAIN, key)) | result | {
                     "model_id": c["model_id"], "metric_type": c["metric_type"], "control_variant": c["control_variant"],
@@ -155,21 +260,36 @@ def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants:
                                                            spec.get("direction") == "lower_is_better", settings.alpha)
                     if guardrail else None,
                     "srm_p_value": srm_p,
-                    "trustworthy": srm_p >= SRM_THRESHOLD,  # NaN (untestable) is not trustworthy either
+                    "trustworthy": trusted,
                     "untrusted_reason": srm_reason(srm_p),
+                    "events_control": arm_events(c, c["metric_type"]), "events_treatment": arm_events(t, c["metric_type"]),
+                    "degenerate_reason": degenerate,
+                    "decision_grade": not grade_reasons, "decision_grade_reason": "; ".join(grade_reasons) or None,
                 }
             )
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    # multiple testing across the metrics of one experiment arm, window and day
+    # multiple testing across the metrics of one experiment arm, window and day; a degenerate row has
+    # no p-value, so it is not in its family (its tiny Welch p would loosen the others' correction)
     family = ["experiment_id", "treatment_variant", "analysis_window", "as_of_date"]
     adjusted = pd.Series(NAN, index=frame.index)
     for index in frame.groupby(family, sort=False).indices.values():
         adjusted.iloc[index] = adjust_p_values(frame["decision_p_value"].iloc[index].tolist(), settings.multiple_testing)
     frame["p_value_adjusted"] = adjusted
     frame["multiple_testing"] = settings.multiple_testing
+    frame["significant"] = pd.Series([None if math.isnan(p) else bool(p < settings.alpha) for p in adjusted],
+                                     index=frame.index, dtype=object)
+    levels = [adjusted_alpha(p, pa, settings.alpha) for p, pa in zip(frame["decision_p_value"], adjusted)]
+    intervals = [interval_at(primary, level) for primary, level in zip(primaries, levels)]
+    frame["adjusted_ci_level"] = [1 - level for level in levels]
+    for i, column in enumerate(("adjusted_absolute_ci_low", "adjusted_absolute_ci_high",
+                                "adjusted_relative_ci_low", "adjusted_relative_ci_high")):
+        frame[column] = [interval[i] for interval in intervals]
     return frame[RESULT_COLUMNS]
+
+
+NOT_TRUSTED = "not trustworthy (see untrusted_reason)"
 
 
 def srm_reason(srm_p: float) -> str | None:
@@ -201,6 +321,11 @@ def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_g
         reason = f"quality gate {first['suite']} failed on {pd.Timestamp(first['date']).date()}"
         out.at[i, "trustworthy"] = False
         out.at[i, "untrusted_reason"] = "; ".join(r for r in (row["untrusted_reason"], reason) if isinstance(r, str))
+        if "decision_grade" in out.columns:
+            grade = row["decision_grade_reason"] if isinstance(row["decision_grade_reason"], str) else ""
+            out.at[i, "decision_grade"] = False
+            out.at[i, "decision_grade_reason"] = grade if NOT_TRUSTED in grade else "; ".join(
+                r for r in (grade, NOT_TRUSTED) if r)
     return out
 
 
@@ -224,7 +349,7 @@ IMPACT_SCHEMA = {
     "treated_units": I,
     "incremental_value": F, "incremental_value_ci_low": F, "incremental_value_ci_high": F, "model_cost": F,
     "net_value": F, "net_value_ci_low": F, "net_value_ci_high": F, "roi": F, "roi_ci_low": F, "roi_ci_high": F,
-    "trustworthy": B, "untrusted_reason": V,
+    "trustworthy": B, "untrusted_reason": V, "decision_grade": B, "decision_grade_reason": V,
 }
 IMPACT_COLUMNS = list(IMPACT_SCHEMA)
 
@@ -247,7 +372,8 @@ def model_impact(results: pd.DataFrame, stats: pd.DataFrame, costs: pd.DataFrame
         key = tuple(r[k] for k in grain)
         arms = arms_by_key[key]
         control, treatment = arms[r["control_variant"]], arms[r["treatment_variant"]]
-        result = _compare(control, treatment, r["metric_type"], r["analysis_window"], settings)["_primary"]
+        degenerate = degenerate_reason(control, treatment, r["metric_type"], settings) is not None
+        result = _compare(control, treatment, r["metric_type"], r["analysis_window"], settings, degenerate)["_primary"]
         # the model serves every treatment arm: each arm carries its share of the cost by treated units
         treated_all = sum(int(a["n"]) for v, a in arms.items() if v != r["control_variant"])
         cost = float(cost_by_key.get((r["model_id"], *key), 0.0)) * (int(treatment["n"]) / treated_all if treated_all else 0.0)
@@ -261,5 +387,7 @@ def model_impact(results: pd.DataFrame, stats: pd.DataFrame, costs: pd.DataFrame
             "net_value_ci_low": value.net_ci_low, "net_value_ci_high": value.net_ci_high, "roi": value.roi,
             "roi_ci_low": value.roi_ci_low, "roi_ci_high": value.roi_ci_high,
             "trustworthy": r["trustworthy"], "untrusted_reason": r["untrusted_reason"],
+            # the value metric's verdict: a degenerate or small-sample lift makes no decision-grade value either
+            "decision_grade": r.get("decision_grade", True), "decision_grade_reason": r.get("decision_grade_reason"),
         })
     return pd.DataFrame(rows, columns=IMPACT_COLUMNS)

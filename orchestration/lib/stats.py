@@ -501,6 +501,68 @@ def sequential_ci(result: LiftResult, alpha: float = 0.05, tau: float = 5000.0) 
     )
 
 
+# --- degenerate comparisons --------------------------------------------------
+
+
+def effective_events(total: float, total_sq: float) -> float:
+    """How many units carry an arm's sum: (sum y)^2 / sum y^2 (Kish's effective count).
+
+    For a 0/1 metric it is exactly the number of units with y = 1; in general
+    it is at most the number of units with a non-zero value (Cauchy-Schwarz)
+    and equals it when those values are equal, so one big spender among zeros
+    counts as one event however large the amount. 0 when the sum is 0.
+    """
+    if not _finite(total, total_sq) or total_sq <= 0:
+        return 0.0
+    return total**2 / total_sq
+
+
+def proportion_events(n: int, successes: float) -> float:
+    """Events of a 0/1 metric for the normal approximation: the fewer of successes and failures.
+
+    0 of 29 and 29 of 29 are equally uninformative about a variance.
+    """
+    return float(min(successes, n - successes))
+
+
+def has_no_variance(variance: float, scale: float) -> bool:
+    """A (unit) variance that is zero up to the rounding of its sums: ``scale`` is the mean square it came from."""
+    return not _finite(variance) or variance <= 1e-12 * max(abs(scale), 1e-300)
+
+
+def without_inference(result: LiftResult) -> LiftResult:
+    """The same point estimates with no SE, CI, df or p-value: what a degenerate comparison publishes."""
+    return LiftResult(result.n_control, result.n_treatment, result.mean_control, result.mean_treatment,
+                      result.absolute_lift, NAN, NAN, NAN, result.relative_lift, NAN, NAN, NAN, NAN, NAN)
+
+
+def adjusted_alpha(p_value: float, p_adjusted: float, alpha: float) -> float:
+    """The per-comparison level whose (1 - level) interval excludes 0 exactly when ``p_adjusted`` < ``alpha``.
+
+    The adjustment multiplies p by c = p_adjusted / p (Bonferroni: c = m; Holm
+    and BH: c from the step-down/up), so the test at the family level alpha is
+    the per-comparison test at alpha / c: p < alpha / c <=> c p < alpha. For
+    Bonferroni this is the Bonferroni interval; for Holm and BH it is the
+    interval that inverts the same adjusted p-value. NaN without a p-value.
+    """
+    if not _finite(p_value, p_adjusted, alpha):
+        return NAN
+    if p_adjusted <= 0 or p_value <= 0:  # p underflowed to 0: any level rejects
+        return alpha
+    return alpha * min(1.0, p_value / p_adjusted)
+
+
+def interval_at(result: LiftResult, alpha: float) -> tuple[float, float, float, float]:
+    """(absolute low, high, relative low, high): the result's Welch intervals at level 1 - ``alpha``."""
+    se, rel_se, df = result.absolute_se, result.relative_se, result.degrees_of_freedom
+    if not _finite(se, df, alpha) or se <= 0 or not 0 < alpha < 1:
+        return NAN, NAN, NAN, NAN
+    q = _t_quantile(1 - alpha / 2, df)
+    rel_low, rel_high = (result.relative_lift - q * rel_se, result.relative_lift + q * rel_se) if _finite(
+        rel_se, result.relative_lift) else (NAN, NAN)
+    return result.absolute_lift - q * se, result.absolute_lift + q * se, rel_low, rel_high
+
+
 # --- multiple testing --------------------------------------------------------
 
 

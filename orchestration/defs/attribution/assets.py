@@ -42,8 +42,8 @@ GROUP BY ALL
 
 
 def attribution_settings() -> AttributionSettings:
-    cfg = dbt_var("attribution")
-    return AttributionSettings(cfg["alpha"], cfg["power"], cfg["sequential_tau"], cfg["multiple_testing"])
+    # a project file may replace the whole mapping: keys it leaves out take the defaults
+    return AttributionSettings.from_config(dbt_var("attribution"), "attribution")
 
 
 @dg.asset(
@@ -59,7 +59,9 @@ def attribution_settings() -> AttributionSettings:
     description=(
         "Per experiment, metric, treatment arm, window and as-of date: Welch and CUPED lifts with 95% CIs "
         "(delta method for relative and ratio metrics), always-valid sequential CIs, MDE, Holm/BH-adjusted "
-        "p-values, guardrail verdicts, SRM p-value and trustworthy / untrusted_reason."
+        "p-values with `significant` and intervals at the adjusted level, guardrail verdicts, SRM p-value, "
+        "trustworthy / untrusted_reason; degenerate comparisons (no variance, too few events) publish no p-value "
+        "or CI (degenerate_reason), small arms are not decision_grade."
     ),
 )
 def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -85,7 +87,7 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
             "untrusted_rows_latest_day": untrusted,
             "latest": dg.MetadataValue.md(markdown_table(latest_cumulative(results), [
                 "experiment_id", "metric", "estimate", "relative_lift", "relative_ci_low", "relative_ci_high",
-                "p_value_adjusted", "trustworthy"])),
+                "p_value_adjusted", "significant", "decision_grade", "trustworthy"])),
             **relative_lift_metadata(results),  # plotted over partitions in the UI
         }
     )
@@ -102,7 +104,8 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     deps=[RESULTS_KEY, get_asset_key_for_model([impact_ledger_dbt], "stg_model_costs")],
     description=(
         "Per model, window and as-of date: incremental value = lift in revenue per user x treated units with its "
-        "95% CI, model cost over the same period, net value and ROI with CIs."
+        "95% CI, model cost over the same period, net value and ROI = net value / cost (a return of +100% "
+        "doubles the money spent) with 95% CIs (the net value's CI divided by the known cost)."
     ),
 )
 def model_impact_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -123,7 +126,8 @@ def model_impact_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         metadata={
             "rows": rows,
             "latest": dg.MetadataValue.md(markdown_table(latest_cumulative(impact), [
-                "model_id", "net_value", "net_value_ci_low", "net_value_ci_high", "roi"])),
+                "model_id", "net_value", "net_value_ci_low", "net_value_ci_high", "roi", "roi_ci_low", "roi_ci_high",
+                "decision_grade"])),
             **net_value_metadata(impact),  # plotted over partitions in the UI
         }
     )
