@@ -22,6 +22,9 @@ def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, 
     columns = ", ".join(f'"{c}" {t}' for c, t in schema.items())
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    # a table written by an older version gains the columns added since (NULL on its old rows)
+    for column, kind in schema.items():
+        conn.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {kind}')
 
 
 def replace_date_range(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, str], frame: pd.DataFrame,
