@@ -18,9 +18,9 @@ def rossi_run(tmp_path_factory):
     # on the favourable-outcome rates, so that the verdict must name a group and the direction decides which
     first = tables["predictions"]["predicted_at"].min().date()
     last = tables["labels"]["labeled_at"].max().date()
-    edit(run, r"^  window_days: \d+$", f"  window_days: {(last - first).days + 1}")
-    edit(run, r"^  min_labelled: \d+$", "  min_labelled: 30")
-    edit(run, r"^  disparate_impact_min: [\d.]+$", "  disparate_impact_min: 0.9")
+    edit(run, r"^  window_days: \d+.*$", f"  window_days: {(last - first).days + 1}")
+    edit(run, r"^  min_labelled: \d+.*$", "  min_labelled: 30")
+    edit(run, r"^  disparate_impact_min: [\d.]+.*$", "  disparate_impact_min: 0.9")
     return materialize(run)
 
 @pytest.fixture(scope="session")
