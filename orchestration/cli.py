@@ -209,13 +209,15 @@ SELECT model_id, metric, as_of_date, n_control, n_treatment, estimate,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high,
-       cuped_variance_reduction, p_value_adjusted, guardrail_verdict, trustworthy, untrusted_reason
+       cuped_variance_reduction, p_value_adjusted, multiple_testing, significant, degenerate_reason,
+       guardrail_verdict, trustworthy, untrusted_reason, decision_grade, decision_grade_reason
 FROM attribution.experiment_results
 WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.experiment_results)
 ORDER BY model_id, metric
 """
 SUMMARY_IMPACT_SQL = """
-SELECT model_id, treated_units, incremental_value, model_cost, net_value, net_value_ci_low, net_value_ci_high, roi, trustworthy
+SELECT model_id, treated_units, incremental_value, model_cost, net_value, net_value_ci_low, net_value_ci_high,
+       roi, roi_ci_low, roi_ci_high, trustworthy, decision_grade, decision_grade_reason
 FROM attribution.model_impact
 WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.model_impact)
 ORDER BY model_id
@@ -249,22 +251,39 @@ def cmd_summary(args: argparse.Namespace) -> int:
     import duckdb
     import pandas as pd
 
+    from orchestration.lib.attribution import (
+        ROI_LABEL,
+        ROI_NOTE,
+        AttributionSettings,
+        correction_name,
+        roi_text,
+        significance_text,
+    )
+    from orchestration.lib.project_config import load_config
+
     db = Path(args.db).resolve() if args.db else warehouse_path()
     if not db.is_file():
         raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
-    with _analyst_connection(db) as conn:
+    with duckdb.connect(str(db), read_only=True) as conn:
         try:
             results = conn.execute(SUMMARY_RESULTS_SQL).df()
             impact = conn.execute(SUMMARY_IMPACT_SQL).df()
             health = conn.execute(SUMMARY_HEALTH_SQL).df()
         except duckdb.CatalogException as err:
             raise CliError(f"no attribution tables in '{db}' yet; run `impact-ledger materialize` first") from err
+        except duckdb.BinderException as err:  # written before a column existed; the next run adds it
+            raise CliError(f"the attribution tables in '{db}' predate this version ({err}); "
+                           "run `impact-ledger materialize` again") from err
         leads = _leading_indicators(conn, results["as_of_date"].max()) if len(results) else []
     if results.empty:
         print("attribution.experiment_results is empty")
         return 0
+    currency = load_config().currency
+    alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
+    correction = correction_name(results["multiple_testing"].iloc[0])
     as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
     print(f"Attribution as of {as_of}: treatment vs never-exposed holdout, cumulative since assignment")
+    yes_no = {True: "yes", False: "NO"}
     view = pd.DataFrame(
         {
             "model": results["model_id"],
@@ -274,30 +293,43 @@ def cmd_summary(args: argparse.Namespace) -> int:
                                        zip(results["lift"], results["ci_low"], results["ci_high"])],
             "estimate": results["estimate"] + results["cuped_variance_reduction"].map(
                 lambda v: "" if v != v else f" (-{v:.0%} var)"),
-            "p (Holm)": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
+            f"p ({correction})": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
+            f"significant ({correction})": results["significant"].map(significance_text),
+            "decision-grade": results["decision_grade"].map(lambda g: yes_no[bool(g)]),
             "guardrail": results["guardrail_verdict"].fillna(""),
-            "trustworthy": results["trustworthy"].map({True: "yes", False: "NO"}),
+            "trustworthy": results["trustworthy"].map(yes_no),
         }
     )
     print(view.to_string(index=False))
+    print(f"  significant: the {correction}-adjusted p-value over the experiment's metrics is below {alpha:g}. A 95% CI "
+          "that excludes 0 on a row marked 'no' is not significant once the metrics are tested together "
+          "(adjusted_*_ci_* in attribution.experiment_results: the intervals at the adjusted level).")
+    for r in results[results["degenerate_reason"].notna()].itertuples():
+        print(f"  not tested: {r.model_id} {r.metric}: {r.degenerate_reason}")
+    for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():
+        print(f"  not decision-grade: {r.model_id} {r.metric}: {r.decision_grade_reason}")
     untrusted = results[~results["trustworthy"].astype(bool)]
     for reason in sorted(set(untrusted["untrusted_reason"].dropna())):
         print(f"  not trustworthy: {reason}")
     if len(impact):
-        print("\nModel value since its experiment started (revenue-per-user lift x treated users, net of model cost)")
+        print(f"\nModel value since its experiment started, in {currency} (revenue-per-user lift x treated users, "
+              "net of model cost)")
         money = pd.DataFrame(
             {
                 "model": impact["model_id"],
                 "treated users": impact["treated_units"],
-                "incremental revenue": impact["incremental_value"].map("{:,.0f}".format),
-                "model cost": impact["model_cost"].map("{:,.0f}".format),
-                "net value [95% CI]": [f"{v:,.0f} [{lo:,.0f}, {hi:,.0f}]" for v, lo, hi in
-                                       zip(impact["net_value"], impact["net_value_ci_low"], impact["net_value_ci_high"])],
-                "ROI": impact["roi"].map("{:.1f}x".format),
-                "trustworthy": impact["trustworthy"].map({True: "yes", False: "NO"}),
+                f"incremental revenue ({currency})": impact["incremental_value"].map("{:,.0f}".format),
+                f"model cost ({currency})": impact["model_cost"].map("{:,.0f}".format),
+                f"net value ({currency}) [95% CI]": [
+                    f"{v:,.0f} [{lo:,.0f}, {hi:,.0f}]" if lo == lo else f"{v:,.0f} [n/a]"
+                    for v, lo, hi in zip(impact["net_value"], impact["net_value_ci_low"], impact["net_value_ci_high"])],
+                ROI_LABEL: [roi_text(*v) for v in zip(impact["roi"], impact["roi_ci_low"], impact["roi_ci_high"])],
+                "decision-grade": impact["decision_grade"].map(lambda g: yes_no[bool(g)]),
+                "trustworthy": impact["trustworthy"].map(yes_no),
             }
         )
         print(money.to_string(index=False))
+        print(f"  {ROI_NOTE}")
     if len(health):
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
         for _, row in health.iterrows():

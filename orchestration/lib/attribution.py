@@ -391,3 +391,34 @@ def model_impact(results: pd.DataFrame, stats: pd.DataFrame, costs: pd.DataFrame
             "decision_grade": r.get("decision_grade", True), "decision_grade_reason": r.get("decision_grade_reason"),
         })
     return pd.DataFrame(rows, columns=IMPACT_COLUMNS)
+
+
+# --- how every surface words the decisions (summary, report, UI) ---------------------------------
+
+ROI_LABEL = "ROI = net value / cost [95% CI]"
+ROI_NOTE = ("ROI = net value / cost: +100% means each unit of cost came back with as much again on top; "
+            "0% is break-even. Its 95% CI is the net value's divided by the cost (a known amount).")
+
+
+def _is_missing(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+
+
+def percent_text(x) -> str:
+    return "n/a" if _is_missing(x) else f"{x:+,.0%}"
+
+
+def roi_text(roi, low, high) -> str:
+    """'+390% [-300%, +1,070%]': net return per unit of cost with its CI, never an 'x' multiple."""
+    if _is_missing(roi):
+        return "n/a"
+    return percent_text(roi) + ("" if _is_missing(low) else f" [{percent_text(low)}, {percent_text(high)}]")
+
+
+def significance_text(significant) -> str:
+    """'yes' / 'no' after the multiple-testing correction; 'not tested' for a degenerate comparison."""
+    return "not tested" if _is_missing(significant) else ("yes" if bool(significant) else "no")
+
+
+def correction_name(method) -> str:
+    return {"holm": "Holm", "bh": "BH"}.get(method, str(method))

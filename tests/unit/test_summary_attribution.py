@@ -1,0 +1,82 @@
+"""`impact-ledger summary`: the significance flag beside every lift, untested and not decision-grade rows
+named, ROI as net return per unit of cost with its CI, money in the project file's currency (issue 13)."""
+
+import argparse
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from orchestration import cli
+from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA, experiment_results, model_impact
+from orchestration.lib.warehouse import replace_date_range
+from tests.unit.test_attribution_honest import AS_OF, DECLARED, _arm_row, _binary
+from tests.unit.test_attribution_engine import experiments_of, variants_of
+
+COST = 2000.0
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch):
+    rng = np.random.default_rng(12)
+    rows = []
+    for variant, n, lift in (("holdout", 300, 0.0), ("treatment", 2700, 1.2)):
+        rows += [
+            _arm_row("e", variant, "revenue_per_user", rng.gamma(2.0, 5.0, n) + lift),
+            _arm_row("e", variant, "conversion", _binary(int(n * (0.20 if variant == "holdout" else 0.21)), n)),
+            _arm_row("e", variant, "d7_retention", _binary(0 if variant == "holdout" else 50, n)),  # degenerate
+        ]
+    stats = pd.DataFrame(rows)
+    experiments = experiments_of(stats, model_id="m")
+    results = experiment_results(stats, experiments, variants_of(stats), DECLARED)
+    costs = pd.DataFrame({"model_id": ["m"], "experiment_id": ["e"], "analysis_window": ["cumulative"],
+                          "as_of_date": [AS_OF], "model_cost": [COST]})
+    impact = model_impact(results, stats, costs, "revenue_per_user")
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        replace_date_range(conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", AS_OF, AS_OF)
+        replace_date_range(conn, "attribution.model_impact", IMPACT_SCHEMA, impact, "as_of_date", AS_OF, AS_OF)
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute("CREATE TABLE marts.alerts (date DATE, model_id VARCHAR, metric VARCHAR, subject VARCHAR)")
+        conn.execute("CREATE TABLE marts.retraining_requests (date DATE, model_id VARCHAR, reason VARCHAR, status VARCHAR)")
+    config = tmp_path / "project.yml"
+    config.write_text("currency: EUR\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setattr(cli, "_leading_indicators", lambda conn, as_of: [])
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    return path, results, impact
+
+
+def _summary(path, capsys) -> str:
+    assert cli.cmd_summary(argparse.Namespace(db=str(path))) == 0
+    return capsys.readouterr().out
+
+
+def test_every_lift_shows_whether_it_is_significant_after_holm(warehouse, capsys):
+    path, results, _ = warehouse
+    out = _summary(path, capsys)
+    assert "significant (Holm)" in out and "p (Holm)" in out
+    tested = results[results["decision_p_value"].notna()]
+    holm = dict(zip(tested["metric"], multipletests(tested["decision_p_value"], method="holm")[1]))
+    assert set(holm) == {"revenue_per_user", "conversion"}  # the degenerate metric is not in the family
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("    m ") or line.startswith("m ")}
+    for metric, p in holm.items():
+        assert f"{p:.4f}" in lines[metric]
+        assert lines[metric].split(f"{p:.4f}")[1].split()[0] == ("yes" if p < 0.05 else "no"), lines[metric]
+    assert "not tested" in lines["d7_retention"]
+    assert "not tested: m d7_retention: holdout arm: no variance" in out
+
+
+def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency(warehouse, capsys):
+    path, _, impact = warehouse
+    out = _summary(path, capsys)
+    (row,) = impact.itertuples()
+    # by hand from the published net value and its CI: ROI = net / cost, its CI = the net value's CI / cost
+    expected = (f"{row.net_value / COST:+,.0%} [{row.net_value_ci_low / COST:+,.0%}, "
+                f"{row.net_value_ci_high / COST:+,.0%}]")
+    assert expected in out
+    assert "ROI = net value / cost [95% CI]" in out
+    assert "net value (EUR) [95% CI]" in out and "in EUR" in out
+    assert f"{row.roi:.1f}x" not in out  # no 'x' multiple that reads as value / cost
