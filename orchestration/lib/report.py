@@ -23,7 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from orchestration.lib.alerts import AlertConfig, load_alert_config
+from orchestration.lib.attribution import ROI_LABEL, ROI_NOTE, correction_name, roi_text, significance_text
 from orchestration.lib.bias import VERDICT_RATES, bias_verdicts, group_intervals, group_rates, summarise_verdicts
+from orchestration.lib.project_config import load_config
 from orchestration.lib.leading import describe, kpi_drop_leads
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
 from orchestration.lib.settings import dbt_var
@@ -53,11 +55,14 @@ SELECT model_id, experiment_id, metric, as_of_date, estimate, is_guardrail, guar
        n_control, n_treatment, p_value_adjusted, trustworthy, untrusted_reason,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
-       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high, {decision}
 FROM attribution.experiment_results
 WHERE analysis_window = 'cumulative' AND as_of_date <= ?
 ORDER BY model_id, metric, as_of_date
 """
+# Decision columns (issue 13); a table written before they existed shows them as unknown.
+DECISION_COLUMNS = ("significant", "multiple_testing", "degenerate_reason", "decision_grade", "decision_grade_reason")
+IMPACT_DECISION_COLUMNS = ("roi_ci_low", "roi_ci_high", "decision_grade", "decision_grade_reason")
 
 
 class ReportDataError(ValueError):
@@ -146,6 +151,12 @@ def _trust(flag, reason) -> str:
     return "yes" if bool(flag) else f"NO: {reason or 'reason not recorded'}"
 
 
+def _grade(flag, reason) -> str:
+    if _missing(flag):
+        return "n/a"
+    return "yes" if bool(flag) else f"NO: {reason or 'reason not recorded'}"
+
+
 # --------------------------------------------------------------------- figures
 
 
@@ -230,18 +241,23 @@ class ReportBuilder:
     def lifts(self) -> pd.DataFrame:
         if not self.has("attribution.experiment_results"):
             return pd.DataFrame()
-        return _frame(self.conn, HEADLINE_LIFT_SQL, [self.as_of])
+        have = set(_frame(self.conn, "SELECT * FROM attribution.experiment_results LIMIT 0").columns)
+        decision = ", ".join(c if c in have else f"NULL AS {c}" for c in DECISION_COLUMNS)
+        return _frame(self.conn, HEADLINE_LIFT_SQL.format(decision=decision), [self.as_of])
 
     def impact(self) -> pd.DataFrame:
         if not self.has("attribution.model_impact"):
             return pd.DataFrame()
         return _frame(self.conn, "SELECT * FROM attribution.model_impact WHERE analysis_window = 'cumulative' "
-                                 "AND as_of_date <= ? ORDER BY model_id, as_of_date", [self.as_of])
+                                 "AND as_of_date <= ? ORDER BY model_id, as_of_date", [self.as_of]).pipe(
+            lambda f: f.assign(**{c: None for c in IMPACT_DECISION_COLUMNS if c not in f}))
 
     def headline(self, lifts: pd.DataFrame, impact: pd.DataFrame) -> Section:
         s = Section("Headline")
+        currency = load_config().currency
         s.add(paragraph(f"Each model against its never-exposed holdout, cumulative since its experiment started, "
-                        f"as of {self.as_of}. Value = revenue-per-user lift x treated users, net of the model's cost."))
+                        f"as of {self.as_of}. Value = revenue-per-user lift x treated users, net of the model's cost, "
+                        f"in {currency}. {ROI_NOTE}"))
         if impact.empty:
             s.add(note(f"No model value (attribution.model_impact) up to {self.as_of} yet."))
         else:
@@ -252,18 +268,20 @@ class ReportBuilder:
                     "ci_low": r.net_value_ci_low, "ci_high": r.net_value_ci_high,
                     "incremental_value": r.incremental_value, "incremental_value_ci_low": r.incremental_value_ci_low,
                     "incremental_value_ci_high": r.incremental_value_ci_high, "model_cost": r.model_cost,
-                    "treated_units": r.treated_units, "roi": r.roi, "trustworthy": r.trustworthy,
-                    "untrusted_reason": r.untrusted_reason,
+                    "treated_units": r.treated_units, "roi": r.roi, "roi_ci_low": r.roi_ci_low,
+                    "roi_ci_high": r.roi_ci_high, "currency": currency, "decision_grade": r.decision_grade,
+                    "trustworthy": r.trustworthy, "untrusted_reason": r.untrusted_reason,
                 })
             s.add(table(pd.DataFrame({
                 "model": latest["model_id"], "experiment": latest["experiment_id"], "as of": latest["as_of_date"],
                 "treated users": latest["treated_units"],
-                "incremental value [95% CI]": [_interval(*v, _money) for v in zip(
+                f"incremental value ({currency}) [95% CI]": [_interval(*v, _money) for v in zip(
                     latest["incremental_value"], latest["incremental_value_ci_low"], latest["incremental_value_ci_high"])],
-                "model cost": latest["model_cost"].map(_money),
-                "net value [95% CI]": [_interval(*v, _money) for v in zip(
+                f"model cost ({currency})": latest["model_cost"].map(_money),
+                f"net value ({currency}) [95% CI]": [_interval(*v, _money) for v in zip(
                     latest["net_value"], latest["net_value_ci_low"], latest["net_value_ci_high"])],
-                "ROI": latest["roi"].map(lambda v: "n/a" if _missing(v) else f"{v:.1f}x"),
+                ROI_LABEL: [roi_text(*v) for v in zip(latest["roi"], latest["roi_ci_low"], latest["roi_ci_high"])],
+                "decision-grade": [_grade(g, r) for g, r in zip(latest["decision_grade"], latest["decision_grade_reason"])],
                 "trustworthy": [_trust(f, r) for f, r in zip(latest["trustworthy"], latest["untrusted_reason"])],
             })))
         if lifts.empty:
@@ -276,16 +294,25 @@ class ReportBuilder:
                 "relative_lift": r.lift, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value_adjusted": r.p_value_adjusted,
                 "n_control": r.n_control, "n_treatment": r.n_treatment, "is_guardrail": r.is_guardrail,
                 "guardrail_verdict": r.guardrail_verdict, "trustworthy": r.trustworthy,
-                "untrusted_reason": r.untrusted_reason,
+                "untrusted_reason": r.untrusted_reason, "significant": None if _missing(r.significant) else bool(r.significant),
+                "degenerate_reason": r.degenerate_reason, "decision_grade": r.decision_grade,
             })
+        methods = latest["multiple_testing"].dropna()
+        correction = correction_name(methods.iloc[0]) if len(methods) else "Holm"
         s.add("<h3>Relative lift by metric</h3>")
+        s.add(paragraph(f"significant: the {correction}-adjusted p-value over the experiment's metrics is below "
+                        f"alpha. A 95% CI that excludes 0 on a row marked 'no' is not significant once the metrics "
+                        f"are tested together; 'not tested': too few events or no variance in an arm, so no p-value."))
         s.add(table(pd.DataFrame({
             "model": latest["model_id"], "metric": latest["metric"] + latest["is_guardrail"].map({True: " (guardrail)", False: ""}),
             "as of": latest["as_of_date"],
             "units (holdout/treated)": latest["n_control"].astype(str) + "/" + latest["n_treatment"].astype(str),
             "relative lift [95% CI]": [_interval(*v, _pct) for v in zip(latest["lift"], latest["ci_low"], latest["ci_high"])],
             "estimate": latest["estimate"],
-            "p (Holm)": latest["p_value_adjusted"].map(lambda p: "n/a" if _missing(p) else f"{p:.4f}"),
+            f"p ({correction})": latest["p_value_adjusted"].map(lambda p: "n/a" if _missing(p) else f"{p:.4f}"),
+            f"significant ({correction})": [significance_text(v) if _missing(d) else f"not tested: {d}"
+                                            for v, d in zip(latest["significant"], latest["degenerate_reason"])],
+            "decision-grade": [_grade(g, r) for g, r in zip(latest["decision_grade"], latest["decision_grade_reason"])],
             "guardrail": latest["guardrail_verdict"],
             "trustworthy": [_trust(f, r) for f, r in zip(latest["trustworthy"], latest["untrusted_reason"])],
         })))
@@ -297,7 +324,8 @@ class ReportBuilder:
         if not self.has("attribution.experiment_results"):
             return self.missing(s, "attribution.experiment_results")
         s.add(paragraph("Cumulative relative lift of treatment vs holdout with its 95% CI (shaded; CUPED-adjusted where "
-                        "the metric allows). An interval that stays clear of the dotted zero line is a real effect."))
+                        "the metric allows), one metric at a time: whether a lift is significant once all the "
+                        "experiment's metrics are tested together is the 'significant' column of the headline table."))
         if lifts.empty:
             s.add(note(f"No experiment results up to {self.as_of} yet."))
             return s
@@ -322,8 +350,8 @@ class ReportBuilder:
         s = Section("Incremental value net of cost")
         if not self.has("attribution.model_impact"):
             return self.missing(s, "attribution.model_impact")
-        s.add(paragraph("Cumulative incremental value (lift x treated users) and net value after the model's cost, "
-                        "each with its 95% CI."))
+        s.add(paragraph(f"Cumulative incremental value (lift x treated users) and net value after the model's cost, "
+                        f"each with its 95% CI, in {load_config().currency}."))
         if impact.empty:
             s.add(note(f"No model value up to {self.as_of} yet."))
             return s
