@@ -5,6 +5,11 @@ that places a row in a partition day (``None`` for dimension snapshots that are
 reloaded whole), and row rules. A row rule is a SQL predicate that is true when
 the row breaks the rule; such rows go to ``raw_quarantine.<table>`` with the
 rule's reason. Rules may refer to other ``raw`` tables (referential rules).
+
+Real data sets are partial, so every table but ``users`` is optional: a source
+without it loads it empty (a monitoring-only model has users, predictions and
+labels; an A/B test without a model has users, experiments, variants,
+assignments, sessions and orders), and its gate passes saying so.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ class TableContract:
     time_column: str | None = None  # None: a dimension snapshot, reloaded whole
     rules: tuple[RowRule, ...] = ()
     extra_column_prefix: str | None = None  # e.g. feature_* columns of predictions
-    optional: bool = False  # the source may not have this table at all
+    optional: bool = True  # the source may not have this table at all (loaded empty); only users is required
     key_order: str | None = None  # which duplicate wins: first by this order
 
     @property
@@ -62,18 +67,21 @@ def _between(col: str, low: float, high: float | None = None) -> RowRule:
 
 
 TS, DATE, STR, DBL, INT = "TIMESTAMP", "DATE", "VARCHAR", "DOUBLE", "BIGINT"
-PROTECTED = ("gender", "age_band")
 
 CONTRACTS: dict[str, TableContract] = {
     c.name: c
     for c in (
         TableContract(
             "users",
-            (Column("user_id", STR), Column("signup_at", TS), Column("country", STR), Column("segment", STR),
-             Column("gender", STR), Column("age_band", STR)),
+            # segment and the demographic columns are optional (missing -> null, 'unknown' in staging); which
+            # users columns are protected attributes is the project file's protected_attributes
+            (Column("user_id", STR), Column("signup_at", TS), Column("country", STR, required=False),
+             Column("segment", STR, required=False), Column("gender", STR, required=False),
+             Column("age_band", STR, required=False)),
             key=("user_id",),
-            rules=_not_null("user_id", "signup_at", *PROTECTED),
+            rules=_not_null("user_id", "signup_at"),
             key_order="signup_at",
+            optional=False,
         ),
         TableContract(
             "experiments",
@@ -112,11 +120,12 @@ CONTRACTS: dict[str, TableContract] = {
         TableContract(
             "predictions",
             (Column("prediction_id", STR), Column("model_id", STR), Column("model_version", STR), Column("user_id", STR),
-             Column("predicted_at", TS), Column("score", DBL), Column("threshold", DBL)),
+             # no logged threshold: stg_predictions uses the model's configured one, else 0.5
+             Column("predicted_at", TS), Column("score", DBL), Column("threshold", DBL, required=False)),
             key=("prediction_id",),
             time_column="predicted_at",
             extra_column_prefix="feature_",
-            rules=_not_null("prediction_id", "model_id", "model_version", "user_id", "score", "threshold")
+            rules=_not_null("prediction_id", "model_id", "model_version", "user_id", "score")
             + (_between("score", 0, 1), _between("threshold", 0, 1)),
         ),
         TableContract(
@@ -132,7 +141,6 @@ CONTRACTS: dict[str, TableContract] = {
              Column("value", STR)),
             key=("feedback_id",),
             time_column="created_at",
-            optional=True,
             rules=_not_null("feedback_id", "prediction_id", "value") + (_in_set("value", ("up", "down")),),
         ),
         TableContract(
@@ -156,7 +164,6 @@ CONTRACTS: dict[str, TableContract] = {
             (Column("date", DATE), Column("model_id", STR), Column("serving_cost", DBL), Column("review_cost", DBL)),
             key=("date", "model_id"),
             time_column="date",
-            optional=True,
             rules=_not_null("model_id", "serving_cost", "review_cost")
             + (_between("serving_cost", 0), _between("review_cost", 0)),
         ),

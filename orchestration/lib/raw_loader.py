@@ -5,6 +5,8 @@ loop: a missing required column or an uncastable value stops the load with a
 `ContractError` naming file, table and column; rows that break a row rule go to
 ``raw_quarantine.<table>`` with ``_reason``. Re-loading a day replaces it, so
 loads are idempotent. Rows read = rows loaded + rows quarantined, always.
+Every table but users is optional: absent from the source, it is loaded empty
+with a note. A missing optional column loads as null.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
+from orchestration.lib.quality_gate import ensure_gate_results
 
 SUFFIXES = (".parquet", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -139,13 +142,16 @@ def _reason_sql(contract: TableContract, day: date, dated: bool) -> str:
 
 
 def _ensure_all_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create every contract table, so referential rules always have a table to read."""
+    """Create every contract table, so referential rules always have a table to read (an optional table
+    absent from the source stays empty, with every contract column), and quality.gate_results, which the
+    dbt staging views read to hold back the days whose gate failed."""
     conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
     meta = "_partition_date DATE, _source_file VARCHAR, _source_row BIGINT"
     for contract in CONTRACTS.values():
         cols = ", ".join(f"{_quote(c.name)} {c.type}" for c in contract.columns)
         conn.execute(f"CREATE TABLE IF NOT EXISTS raw.{contract.name} ({cols}, {meta})")
         conn.execute(f"CREATE TABLE IF NOT EXISTS raw_quarantine.{contract.name} ({cols}, {meta}, _reason VARCHAR)")
+    ensure_gate_results(conn)
 
 
 def _add_extra_columns(conn: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -192,7 +198,8 @@ def load_partition(conn: duckdb.DuckDBPyConnection, table: str, source: Path, da
         raise ContractError(f"source directory '{source}' does not exist (set IMPACT_LEDGER_SOURCE or --source)")
     all_files = table_files(source, contract)
     if not all_files and not contract.optional:
-        raise ContractError(f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet or *.csv)")
+        raise ContractError(f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet or *.csv; "
+                            f"'{table}' is the one table every source needs)")
     files, dated = files_for_day(source, contract, all_files, day)
     report = LoadReport(table, day, [str(p) for p in files])
     conn.execute("SET TimeZone = 'UTC'")
@@ -218,7 +225,8 @@ def load_partition(conn: duckdb.DuckDBPyConnection, table: str, source: Path, da
             report.rows_loaded = report.rows_read - report.rows_quarantined
             conn.execute("DROP TABLE _typed; DROP TABLE _checked")
         else:
-            report.note = "table absent from source (optional)" if not all_files else "no source rows for this day"
+            report.note = (f"table absent from source (optional): raw.{table} is empty" if not all_files
+                           else "no source rows for this day")
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")

@@ -1,4 +1,5 @@
-"""Great Expectations gates: each expectation family fails on exactly its broken rule, clean data passes."""
+"""Great Expectations gates: each expectation family fails on exactly its broken rule, clean data passes,
+each day gets its own verdict (the same in a range as alone), row rules judged by a share and a count."""
 
 from datetime import date, datetime, timedelta
 
@@ -6,12 +7,16 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.lib.quality_gate import load_suite, run_suite, suite_columns, suite_names, validate_frame
+from orchestration.lib.project_config import parse_config
+from orchestration.lib.quality_gate import RowRule, load_suite, run_suite, suite_columns, suite_names, validate_frame
 from orchestration.lib.raw_loader import load_partition
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(9)]
 TODAY = DAYS[-1]
 ROWS_PER_DAY = 40
+# The family tests count every bad row (the per-day share and count are tested on their own below);
+# m1 is declared, so a prediction of another model is unknown.
+EVERY_ROW = parse_config({"models": {"m1": {}}, "gates": {"rows": {"max_share": 0, "min_count": 0}}})
 
 
 def predictions_for(day: date, n: int = ROWS_PER_DAY) -> pd.DataFrame:
@@ -52,7 +57,7 @@ def world(tmp_path):
     return tmp_path
 
 
-def gate(source, table, change=None, day=TODAY, conn_hook=None):
+def gate(source, table, change=None, day=TODAY, conn_hook=None, config=EVERY_ROW):
     """Load every day (with `change` applied to the last day's file), then validate the last day."""
     if change is not None:
         path = source / table / f"{table}_{day}.parquet"
@@ -65,7 +70,7 @@ def gate(source, table, change=None, day=TODAY, conn_hook=None):
                 load_partition(conn, t, source, d)
         if conn_hook:
             conn_hook(conn)
-        return run_suite(conn, load_suite(f"raw_{table}"), day, day)
+        return run_suite(conn, load_suite(f"raw_{table}"), day, day, config=config)
 
 
 def failed(result) -> set[str]:
@@ -83,14 +88,15 @@ def test_clean_slices_pass(world):
     "change, expectation",
     [
         (lambda f: f.assign(prediction_id=[None] + list(f["prediction_id"][1:])), "expect_column_values_to_not_be_null(prediction_id)"),
-        (lambda f: f.assign(prediction_id=["dup"] * 2 + list(f["prediction_id"][2:])), "expect_column_values_to_be_unique(prediction_id)"),
+        (lambda f: f.assign(prediction_id=["dup"] * 2 + list(f["prediction_id"][2:])),
+         "expect_compound_columns_to_be_unique(prediction_id, _day)"),
         (lambda f: f.assign(score=[1.7] + [0.5] * (len(f) - 1)), "expect_column_values_to_be_between(score)"),
         (lambda f: f.assign(model_id=["rogue"] + ["m1"] * (len(f) - 1)), "expect_column_values_to_be_in_set(model_id)"),
         (lambda f: f.assign(user_id=["stranger"] + list(f["user_id"][1:])), "expect_column_values_to_be_in_set(user_known)"),
         (lambda f: f.assign(predicted_at=[pd.Timestamp("2026-09-02 10:00")] + list(f["predicted_at"][1:])),
          "expect_column_values_to_be_in_set(in_partition_day)"),
         (lambda f: pd.concat([f] * 3, ignore_index=True).assign(prediction_id=lambda x: [f"v{i}" for i in range(len(x))]),
-         "expect_column_values_to_be_between(volume_ratio)"),
+         "expect_column_values_to_be_between(volume_deviation)"),
         (lambda f: f.iloc[0:0], "expect_column_values_to_be_in_set(fresh)"),
     ],
     ids=["not_null_key", "unique_key", "range", "value_set", "referential_user", "timestamp_in_day", "volume", "freshness"],
@@ -133,7 +139,7 @@ def test_warning_expectations_do_not_fail_the_gate(world):
     # label volume triples: reported as a warning (labels ramp up after launches), the gate still passes
     result = gate(world, "labels", lambda f: pd.concat([f] * 3, ignore_index=True))
     assert result.success
-    assert any(o.name == "expect_column_values_to_be_between(volume_ratio)" and not o.blocking for o in result.failed)
+    assert any(o.name == "expect_column_values_to_be_between(volume_deviation)" and not o.blocking for o in result.failed)
 
 
 def test_every_contract_table_has_a_suite_and_suites_are_well_formed():
@@ -141,7 +147,7 @@ def test_every_contract_table_has_a_suite_and_suites_are_well_formed():
 
     assert {load_suite(n)["table"] for n in suite_names()} == set(CONTRACTS)
     assert set(suite_columns(load_suite("raw_predictions"))) == {"prediction_id", "score", "threshold", "model_id",
-                                                                 "model_version", "user_id"}
+                                                                 "model_version", "user_id"}  # _day is not a column
 
 
 def test_suite_file_errors_are_clear(tmp_path):
@@ -152,11 +158,144 @@ def test_suite_file_errors_are_clear(tmp_path):
         load_suite("bad", tmp_path)
 
 
-def test_a_stray_bad_row_in_a_big_day_is_tolerated_by_mostly():
+def test_a_stray_bad_row_in_a_big_day_is_tolerated_by_the_day_rule():
     frame = pd.DataFrame({"prediction_id": [f"p{i}" for i in range(2000)], "model_id": "m1", "score": [1.7] + [0.5] * 1999,
                           "threshold": 0.5, "model_version": "v1", "user_id": "u1", "user_known": True,
                           "in_partition_day": True})
-    assert validate_frame(frame, load_suite("raw_predictions"), {"known_model_ids": ["m1"]}).success
+    result = validate_frame(frame, load_suite("raw_predictions"), {"known_model_ids": ["m1"]}, RowRule(0.01, 10))
+    assert result.success
+    stray = [o for o in result.outcomes if o.name == "expect_column_values_to_be_between(score)"][0]
+    assert stray.tolerated and stray.unexpected_count == 1 and "tolerated" in result.summary()
+
+
+def _day_frame(n: int, bad: int, day: date) -> pd.DataFrame:
+    """n rows of one day, the first `bad` with a negative revenue."""
+    return pd.DataFrame({"order_id": [f"o-{day}-{i}" for i in range(n)], "user_id": "u1", "status": "completed",
+                         "revenue": [-1.0] * bad + [10.0] * (n - bad), "user_known": True, "in_partition_day": True,
+                         "_day": pd.Timestamp(day)})
+
+
+@pytest.mark.parametrize("n, bad", [(83, 2), (83, 10), (83, 11), (500, 5), (500, 11), (2000, 15), (2000, 21), (40, 0)])
+def test_a_row_rule_fails_a_day_only_above_both_its_share_and_its_count(n, bad):
+    # hand computation of the rule: unexpected > max_share x rows AND unexpected > min_count
+    for max_share, min_count in ((0.01, 10), (0.005, 3), (0.0, 0)):
+        expected_fail = bad > max_share * n and bad > min_count
+        result = validate_frame(_day_frame(n, bad, TODAY), load_suite("raw_orders"), row_rule=RowRule(max_share, min_count))
+        assert result.success is (not expected_fail), (n, bad, max_share, min_count, result.summary())
+        assert result.failed_days == ([TODAY] if expected_fail else [])
+
+
+def test_each_day_of_a_range_is_judged_on_its_own_rows():
+    # 12 bad rows: 12 of 83 fails its day (above 1% and 10); the 5 bad rows of another day do not, even though
+    # the range holds 17 bad rows; a big day with 15 bad of 2,000 (0.75%) passes
+    days = DAYS[:4]
+    frame = pd.concat([_day_frame(83, 0, days[0]), _day_frame(83, 12, days[1]), _day_frame(83, 5, days[2]),
+                       _day_frame(2000, 15, days[3])], ignore_index=True)
+    result = validate_frame(frame, load_suite("raw_orders"), row_rule=RowRule(0.01, 10))
+    assert result.days == tuple(days)
+    assert result.failed_days == [days[1]]
+    revenue = [o for o in result.outcomes if o.name == "expect_column_values_to_be_between(revenue)"][0]
+    assert revenue.unexpected_by_day == {days[1]: 12, days[2]: 5, days[3]: 15}
+    assert f"{days[1]} [expect_column_values_to_be_between(revenue)]" in result.summary()
+
+
+def _orders_world(source, duplicated: dict[date, int], rows_per_day: int = 83):
+    """users and `rows_per_day` orders a day over DAYS; `duplicated[day]` orders of that day appear twice."""
+    write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(5)], "signup_at": pd.Timestamp("2026-01-01")}))
+    for day in DAYS:
+        orders = pd.DataFrame({"order_id": [f"o-{day}-{i}" for i in range(rows_per_day)], "user_id": "u1",
+                               "ordered_at": [datetime(day.year, day.month, day.day, 9) + timedelta(minutes=i)
+                                              for i in range(rows_per_day)],
+                               "revenue": 10.0, "status": "completed"})
+        write(source, "orders", pd.concat([orders, orders.iloc[:duplicated.get(day, 0)]], ignore_index=True), day)
+
+
+def _load(conn, source):
+    load_partition(conn, "users", source, TODAY)
+    for day in DAYS:
+        load_partition(conn, "orders", source, day)
+
+
+def test_two_duplicate_orders_on_a_day_of_83_pass_alone_and_inside_a_range(tmp_path):
+    # the issue's case: the two duplicates are quarantined by the loader; the gate tolerates them on their day
+    # whether the day is validated alone or inside a backfill range (the project file's defaults)
+    bad_day = DAYS[5]
+    _orders_world(tmp_path, {bad_day: 2})
+    suite = load_suite("raw_orders")
+    with duckdb.connect() as conn:
+        _load(conn, tmp_path)
+        assert conn.execute("SELECT count(*) FROM raw_quarantine.orders").fetchone()[0] == 2
+        alone = run_suite(conn, suite, bad_day, bad_day)
+        in_range = run_suite(conn, suite, DAYS[0], DAYS[-1])
+    assert alone.success and in_range.success, (alone.summary(), in_range.summary())
+    assert alone.rows == 85 and in_range.rows_by_day[bad_day] == 85
+
+
+def test_a_range_and_its_days_one_by_one_give_the_same_verdicts(tmp_path):
+    # 12 duplicated orders (24 rows unexpected by the per-day uniqueness) fail their day, 3 do not; a row
+    # stamped with the next day is judged against its own day; every other day passes
+    _orders_world(tmp_path, {DAYS[3]: 12, DAYS[6]: 3})
+    suite = load_suite("raw_orders")
+    with duckdb.connect() as conn:
+        _load(conn, tmp_path)
+        in_range = run_suite(conn, suite, DAYS[1], DAYS[-1])
+        alone = {day: run_suite(conn, suite, day, day) for day in DAYS[1:]}
+    assert in_range.failed_days == [DAYS[3]]
+    for day, result in alone.items():
+        assert result.failed_days == ([day] if day == DAYS[3] else []), (day, result.summary())
+        assert [o.name for o in in_range.day_failures(day)] == [o.name for o in result.day_failures(day)]
+        assert in_range.rows_by_day[day] == result.rows_by_day[day]
+    assert [o.name for o in in_range.day_failures(DAYS[3])] == ["expect_compound_columns_to_be_unique(order_id, _day)"]
+
+
+def test_known_models_are_the_experiments_and_the_declared_ones(world):
+    # a monitoring-only model (no experiment) is known once the project file declares it
+    # (half of the day: m1 keeps predicting, so its volume and freshness stay in bounds)
+    monitoring_only = lambda f: f.assign(model_id=["fraud"] * 20 + ["m1"] * (len(f) - 20))  # noqa: E731
+    declared = parse_config({"models": {"fraud": {"experiment": False}}})
+    assert gate(world, "predictions", monitoring_only, config=declared).success
+    undeclared = parse_config({"models": {"other": {}}})
+    result = gate(world, "predictions", monitoring_only, config=undeclared)
+    assert failed(result) == {"expect_column_values_to_be_in_set(model_id)"}
+    # a project file that declares no model accepts every model_id (nothing to compare with)
+    assert gate(world, "predictions", monitoring_only, config=parse_config({})).success
+
+
+def test_labels_are_known_up_to_the_longest_label_horizon(tmp_path):
+    # labels of predictions made 60 days earlier: outside a 30-day horizon, inside a 90-day one
+    first, today = date(2026, 7, 1), date(2026, 8, 30)
+    write(tmp_path, "users", pd.DataFrame({"user_id": ["u1"], "signup_at": pd.Timestamp("2026-01-01")}))
+    preds = predictions_for(first).assign(user_id="u1")
+    write(tmp_path, "predictions", preds, first)
+    write(tmp_path, "labels", pd.DataFrame({"prediction_id": preds["prediction_id"], "label": 1,
+                                            "labeled_at": pd.Timestamp(today) + pd.Timedelta(hours=1),
+                                            "label_source": "implicit"}), today)
+    with duckdb.connect() as conn:
+        load_partition(conn, "users", tmp_path, today)
+        load_partition(conn, "predictions", tmp_path, first)
+        load_partition(conn, "labels", tmp_path, today)
+        short = run_suite(conn, load_suite("raw_labels"), today, today,
+                          config=parse_config({"models": {"m1": {"label_horizon_days": 30}}}))
+        long = run_suite(conn, load_suite("raw_labels"), today, today,
+                         config=parse_config({"models": {"m1": {"label_horizon_days": 30}, "m2": {"label_horizon_days": 90}}}))
+    assert failed(short) == {"expect_column_values_to_be_in_set(prediction_known)"}
+    assert long.success, long.summary()
+
+
+def test_a_table_absent_from_the_source_passes_saying_so(tmp_path):
+    # a monitoring-only data set: users, predictions and labels only
+    write(tmp_path, "users", pd.DataFrame({"user_id": ["u1"], "signup_at": pd.Timestamp("2026-01-01")}))
+    with duckdb.connect() as conn:
+        for table in ("users", "experiments", "experiment_variants"):
+            load_partition(conn, table, tmp_path, TODAY)
+        for day in DAYS:
+            for table in ("orders", "sessions", "model_costs", "assignments"):
+                load_partition(conn, table, tmp_path, day)
+        results = {t: run_suite(conn, load_suite(f"raw_{t}"), DAYS[0], TODAY)
+                   for t in ("experiments", "experiment_variants", "orders", "sessions", "model_costs", "assignments")}
+    for table, result in results.items():
+        assert result.success and result.failed_days == [], result.summary()
+        assert f"raw.{table} holds no rows: table absent from the source" in result.summary()
 
 
 def test_data_docs_are_built_when_asked(world, tmp_path):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from orchestration.lib.contract import CONTRACTS
+from orchestration.lib.project_config import parse_config
 from orchestration.lib.quality_gate import load_suite, rows_frame, run_suite, suite_names
 from orchestration.lib.raw_loader import load_partition
 
@@ -21,6 +22,9 @@ DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(9)]
 TODAY = DAYS[-1]
 USERS = 50
 WITH_HISTORY = ("orders",)  # the volume and freshness tests need trailing days; other tables load the last day only
+# Each family test breaks one row: every bad row counts here (the per-day share and count are tested in
+# test_quality_gate.py); m1 is the declared model.
+EVERY_ROW = parse_config({"models": {"m1": {}}, "gates": {"rows": {"max_share": 0, "min_count": 0}}})
 
 
 def _at(day: date, minute: int) -> datetime:
@@ -85,7 +89,7 @@ def gate(conn, table: str, *breaks: str):
     try:
         for sql in breaks:
             conn.execute(sql.replace("{today}", f"DATE '{TODAY}'"))
-        return run_suite(conn, load_suite(f"raw_{table}"), TODAY, TODAY)
+        return run_suite(conn, load_suite(f"raw_{table}"), TODAY, TODAY, config=EVERY_ROW)
     finally:
         conn.execute("ROLLBACK")
 
@@ -137,7 +141,7 @@ def test_derived_flags_are_never_null(conn):
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(f"UPDATE raw.orders SET user_id = NULL, ordered_at = NULL WHERE order_id = 'o-{TODAY}-0'")
-        frame = rows_frame(conn, load_suite("raw_orders"), TODAY, TODAY)
+        frame = rows_frame(conn, load_suite("raw_orders"), TODAY, TODAY, EVERY_ROW)
     finally:
         conn.execute("ROLLBACK")
     row = frame[frame["order_id"] == f"o-{TODAY}-0"].iloc[0]
@@ -159,7 +163,7 @@ ONE_ROW = "WHERE _partition_date = {today} AND rowid = (SELECT min(rowid) FROM r
          "expect_column_values_to_be_in_set(variant_known)"),
         ("orders", [f"UPDATE raw.orders SET user_id = 'stranger' {ONE_ROW % 'orders'}"], "expect_column_values_to_be_in_set(user_known)"),
         ("assignments", [f"UPDATE raw.assignments SET user_id = 'u41' {ONE_ROW % 'assignments'}"],
-         "expect_compound_columns_to_be_unique(experiment_id, user_id)"),
+         "expect_compound_columns_to_be_unique(experiment_id, user_id, _day)"),
         ("experiment_variants", ["UPDATE raw.experiment_variants SET expected_share = 0.3 WHERE variant = 'holdout'"],
          "expect_column_values_to_be_between(experiment_share_total)"),
         ("orders", [f"UPDATE raw.orders SET ordered_at = ordered_at - INTERVAL 1 DAY {ONE_ROW % 'orders'}"],
@@ -168,7 +172,7 @@ ONE_ROW = "WHERE _partition_date = {today} AND rowid = (SELECT min(rowid) FROM r
          "expect_column_values_to_be_in_set(in_partition_day)"),
         ("orders", ["INSERT INTO raw.orders BY NAME SELECT * EXCLUDE (copy) REPLACE (order_id || '-' || copy AS order_id) "
                     "FROM raw.orders, range(2) c(copy) WHERE _partition_date = {today}"],
-         "expect_column_values_to_be_between(volume_ratio)"),
+         "expect_column_values_to_be_between(volume_deviation)"),
         ("orders", ["DELETE FROM raw.orders WHERE _partition_date = {today}"], "expect_column_values_to_be_in_set(fresh)"),
     ],
     ids=["range_revenue", "value_set_status", "value_set_feedback", "variant_known", "referential_order_user",

@@ -150,8 +150,47 @@ def test_undated_files_are_split_by_time_column(tmp_path, conn):
 def test_missing_source_and_missing_table_are_clear_errors(tmp_path, conn):
     with pytest.raises(ContractError, match="does not exist"):
         load_partition(conn, "predictions", tmp_path / "nowhere", DAY)
-    with pytest.raises(ContractError, match="no files for table 'orders'"):
-        load_partition(conn, "orders", tmp_path, DAY)
-    # optional tables may be absent: zero rows, a note, no error
-    report = load_partition(conn, "model_costs", tmp_path, DAY)
-    assert report.rows_read == 0 and "absent" in report.note
+    with pytest.raises(ContractError, match="no files for table 'users'.*the one table every source needs"):
+        load_partition(conn, "users", tmp_path, DAY)
+
+
+@pytest.mark.parametrize("table", ["experiments", "experiment_variants", "assignments", "predictions", "labels",
+                                   "feedback", "sessions", "orders", "model_costs"])
+def test_every_table_but_users_may_be_absent_and_loads_empty_with_a_note(tmp_path, conn, table):
+    # a monitoring-only model has no experiments, sessions or orders; an A/B test no predictions or labels
+    report = load_partition(conn, table, tmp_path, DAY)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (0, 0, 0)
+    assert report.note == f"table absent from source (optional): raw.{table} is empty"
+    from orchestration.lib.contract import CONTRACTS
+
+    columns = [r[0] for r in conn.execute(f"DESCRIBE raw.{table}").fetchall()]
+    assert [c.name for c in CONTRACTS[table].columns] == columns[:len(CONTRACTS[table].columns)]
+    assert conn.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0] == 0
+    # the staging views read quality.gate_results: it exists from the first load on
+    assert conn.execute("SELECT count(*) FROM quality.gate_results").fetchone()[0] == 0
+
+
+def test_users_need_only_user_id_and_signup_at(tmp_path, conn):
+    # country, segment, gender and age_band are optional: missing -> null (staging reads null as 'unknown');
+    # a null demographic is not quarantined (the project file names the protected attributes)
+    users = pd.DataFrame({"user_id": ["u1", "u2"], "signup_at": pd.to_datetime(["2026-01-01", "2026-01-02"]),
+                          "race": ["a", None], "gender": [None, "female"]})
+    write(tmp_path, "users", users, day=None)
+    report = load_partition(conn, "users", tmp_path, DAY)
+    assert (report.rows_loaded, report.rows_quarantined) == (2, 0)
+    rows = conn.execute("SELECT user_id, country, segment, gender, age_band, race FROM raw.users ORDER BY 1").fetchall()
+    assert rows == [("u1", None, None, None, None, "a"), ("u2", None, None, "female", None, None)]
+    write(tmp_path, "users", users.drop(columns=["signup_at"]), day=None)
+    with pytest.raises(ContractError, match="missing required column 'signup_at'"):
+        load_partition(conn, "users", tmp_path, DAY)
+
+
+def test_predictions_without_a_threshold_column_load_with_null_thresholds(tmp_path, conn):
+    write(tmp_path, "predictions", predictions().drop(columns=["threshold"]))
+    report = load_partition(conn, "predictions", tmp_path, DAY)
+    assert (report.rows_loaded, report.rows_quarantined) == (3, 0)
+    assert conn.execute("SELECT count(threshold) FROM raw.predictions").fetchone()[0] == 0
+    # a logged threshold outside [0, 1] is still quarantined
+    write(tmp_path, "predictions", predictions(threshold=[0.5, None, 1.5]))
+    report = load_partition(conn, "predictions", tmp_path, DAY)
+    assert report.quarantine_reasons == {"threshold outside [0, 1]": 1}

@@ -8,3 +8,4 @@ select
     status,
     status = 'completed' as is_completed
 from {{ source('raw', 'orders') }}
+where {{ not_held_back('orders') }}

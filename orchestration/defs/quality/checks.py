@@ -1,9 +1,14 @@
-"""Blocking Great Expectations gates: one check per suite under expectations/suites/.
+"""Blocking Great Expectations gates: one check per suite under expectations/suites/, a verdict per day.
 
-A failing gate stops everything downstream of its raw table for the run's
-partition(s); the check metadata names each failed expectation with counts
-and sample values. Every outcome is also recorded in quality.gate_results, so
-attribution can tell whether the days it summarises passed their gates.
+Each day of the run gets its own verdict, recorded in quality.gate_results
+(attribution, retraining and the notifications read it). A failed day is held
+back: the dbt staging views exclude that table's rows of the days whose gate
+failed, so the marts never include them, in a backfill as in day-by-day runs.
+The check fails with severity ERROR (blocking: nothing downstream of the table
+runs) when every day of the run failed, and with WARN when only some did
+(Dagster 1.13 blocks only on ERROR, execute_step.py), naming the held-back days
+so the other days proceed. The metadata names each failed expectation with
+counts, sample values and its failed days.
 """
 
 import json
@@ -12,18 +17,21 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.partitions import daily_partitions, run_date_range, run_days
-from orchestration.lib.quality_gate import SuiteResult, load_suite, rows_read_per_day, run_suite, suite_names
+from orchestration.defs.partitions import daily_partitions, run_date_range
+from orchestration.lib.quality_gate import (
+    GATE_RESULTS,
+    GATE_RESULTS_SCHEMA,  # noqa: F401  (re-exported: tests and other domains name it here)
+    SuiteResult,
+    ensure_gate_results,
+    load_suite,
+    rows_read_per_day,
+    run_suite,
+    suite_names,
+)
 from orchestration.lib.settings import gx_docs_dir
-from orchestration.lib.warehouse import ensure_table
-
-GATE_RESULTS_SCHEMA = {
-    "date": "DATE", "suite": "VARCHAR", "table_name": "VARCHAR", "passed": "BOOLEAN",
-    "failed_expectations": "VARCHAR", "rows_validated": "BIGINT",
-}
 
 
-def _check_result(result: SuiteResult) -> dg.AssetCheckResult:
+def _check_result(result: SuiteResult, table: str) -> dg.AssetCheckResult:
     failures = {
         o.name: {
             "level": o.level,
@@ -33,36 +41,56 @@ def _check_result(result: SuiteResult) -> dg.AssetCheckResult:
             "sample_values": [str(v) for v in o.sample_unexpected],
             "observed_value": None if o.observed_value is None else str(o.observed_value),
             "detail": o.detail,  # e.g. the missing columns
+            "failed_days": [str(d) for d in o.failed_days],
+            "unexpected_by_day": {str(d): n for d, n in sorted(o.unexpected_by_day.items(), key=lambda kv: str(kv[0])) if n},
         }
         for o in result.failed
     }
+    failed_days = result.failed_days
+    every_day = bool(failed_days) and len(failed_days) == len(result.days)
+    description = result.summary()
+    if failed_days and not every_day:
+        description = (f"held back {len(failed_days)} of {len(result.days)} days ({', '.join(map(str, failed_days))}): "
+                       f"the staging views exclude raw.{table}'s rows of those days; "
+                       f"the other days proceed\n{description}")
     return dg.AssetCheckResult(
-        passed=result.success,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=result.summary(),
+        passed=not failed_days,
+        # ERROR blocks everything downstream; WARN reports the held-back days and lets the others through
+        severity=dg.AssetCheckSeverity.ERROR if every_day or not failed_days else dg.AssetCheckSeverity.WARN,
+        description=description,
         metadata={
             "rows_validated": result.rows,
             "expectations": len(result.outcomes),
             "failed_expectations": dg.MetadataValue.json(failures),
+            "failed_days": dg.MetadataValue.json([str(d) for d in failed_days]),  # the held-back days
+            "days": len(result.days),
+            "note": result.note or "none",
         },
     )
 
 
-def _record(conn, suite: dict, result: SuiteResult, days: list) -> None:
-    """One row per suite and day in quality.gate_results (a re-run replaces its own rows).
-
-    A backfill validates its range as one unit: each day carries the range's
-    verdict, and the rows read on that day.
-    """
+def gate_rows(conn, suite: dict, result: SuiteResult) -> pd.DataFrame:
+    """quality.gate_results rows of a validation: each day's own verdict, its failed blocking
+    expectations and the rows it read."""
+    days = list(result.days)
     rows = rows_read_per_day(conn, suite["table"], days[0], days[-1])
-    frame = pd.DataFrame({"date": days, "suite": suite["name"], "table_name": suite["table"], "passed": result.success,
-                          "failed_expectations": json.dumps([o.name for o in result.failed if o.blocking]),
-                          "rows_validated": [rows.get(pd.Timestamp(d).date(), 0) for d in days]})
-    ensure_table(conn, "quality.gate_results", GATE_RESULTS_SCHEMA)
+    return pd.DataFrame({
+        "date": days, "suite": suite["name"], "table_name": suite["table"],
+        "passed": [not result.day_failures(d) for d in days],
+        "failed_expectations": [json.dumps([o.name for o in result.day_failures(d)]) for d in days],
+        "rows_validated": [rows.get(pd.Timestamp(d).date(), 0) for d in days],
+    })
+
+
+def _record(conn, suite: dict, result: SuiteResult) -> None:
+    """One row per suite and day in quality.gate_results (a re-run replaces its own rows)."""
+    frame = gate_rows(conn, suite, result)
+    ensure_gate_results(conn)
     conn.execute("BEGIN TRANSACTION")
-    conn.execute("DELETE FROM quality.gate_results WHERE suite = ? AND date BETWEEN ? AND ?", [suite["name"], days[0], days[-1]])
+    conn.execute(f"DELETE FROM {GATE_RESULTS} WHERE suite = ? AND date BETWEEN ? AND ?",
+                 [suite["name"], result.days[0], result.days[-1]])
     conn.register("_gate_rows", frame)
-    conn.execute("INSERT INTO quality.gate_results BY NAME SELECT * FROM _gate_rows")
+    conn.execute(f"INSERT INTO {GATE_RESULTS} BY NAME SELECT * FROM _gate_rows")
     conn.execute("COMMIT")
     conn.unregister("_gate_rows")
 
@@ -76,15 +104,16 @@ def build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
         name=f"{suite_name}_suite",
         blocking=True,
         partitions_def=daily_partitions,
-        description=f"Great Expectations suite expectations/suites/{suite_name}.yml on the partition's rows of raw.{table}.",
+        description=(f"Great Expectations suite expectations/suites/{suite_name}.yml on the partition's rows of raw.{table}, "
+                     "a verdict per day: ERROR when every day failed, WARN naming the held-back days otherwise."),
     )
     def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
         first, last = run_date_range(context)
         with duckdb.get_connection() as conn:
             result = run_suite(conn, suite, first, last, gx_docs_dir())
-            _record(conn, suite, result, run_days(context))
+            _record(conn, suite, result)
         context.log.info(result.summary())
-        return _check_result(result)
+        return _check_result(result, table)
 
     return _check
 

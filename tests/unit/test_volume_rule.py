@@ -1,0 +1,145 @@
+"""The volume and freshness rules tolerate Poisson noise on small tables and still catch breakage.
+
+days_frame (SQL) is checked against a numpy re-computation of the rule on simulated days, and the
+rule's false-alarm rate on pure Poisson data is computed exactly with scipy (the distribution of the
+median of the trailing days, then the Poisson tails outside the band); a simulation checks that the
+exact computation describes the implementation.
+"""
+
+import math
+from datetime import date, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom, norm, poisson
+
+from orchestration.lib.project_config import VolumeGate
+from orchestration.lib.quality_gate import days_frame, stale_median
+
+SUITE = {"name": "raw_orders", "table": "orders"}
+START = date(2026, 1, 1)
+DEFAULT = VolumeGate()
+
+
+def frame_for(counts, volume: VolumeGate = DEFAULT, first_index: int = 0) -> pd.DataFrame:
+    """days_frame over every day from START + first_index of a raw.orders holding counts[i] rows on START + i."""
+    days = pd.DataFrame({"day": [START + timedelta(days=i) for i in range(len(counts))], "n": np.asarray(counts, dtype=int)})
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA raw; CREATE SCHEMA raw_quarantine")
+        conn.register("days", days)
+        conn.execute("CREATE TABLE raw.orders AS SELECT day AS _partition_date FROM (SELECT day, unnest(range(n)) FROM days)")
+        conn.execute("CREATE TABLE raw_quarantine.orders (_partition_date DATE)")
+        return days_frame(conn, SUITE, START + timedelta(days=first_index), START + timedelta(days=len(counts) - 1), volume)
+
+
+def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
+    """The rule by hand (numpy); counts[0] > 0 is the table's first day."""
+    t, out = volume.trailing_days, []
+    for i, rows in enumerate(counts):
+        window = np.asarray(counts[max(0, i - t):i], dtype=float)
+        median = float(np.median(window)) if len(window) else math.nan
+        judged = i >= t and median >= volume.min_count
+        half = max(volume.tolerance * median, volume.z * math.sqrt(median)) if judged else math.nan
+        inside = None if not judged or rows == 0 else abs(rows - median) <= half
+        stale = rows == 0 and len(window) > 0 and window.sum() > 0 and median > -math.log(norm.cdf(-volume.z))
+        out.append({"rows": rows, "trailing_median": median, "inside": inside, "fresh": not stale})
+    return pd.DataFrame(out)
+
+
+def verdicts(frame: pd.DataFrame) -> pd.DataFrame:
+    inside = [None if pd.isna(d) else bool(-1 <= d <= 1) for d in frame["volume_deviation"]]
+    return pd.DataFrame({"rows": frame["rows"].astype(int), "inside": inside, "fresh": frame["fresh"].astype(bool)})
+
+
+def false_alarm_rate(lam: float, volume: VolumeGate = DEFAULT) -> float:
+    """P(a day of pure Poisson(lam) data fails volume or freshness), with the trailing median random too."""
+    t = volume.trailing_days
+    assert t % 2 == 1, "the median of an odd number of days is one of them"
+    k = np.arange(0, int(lam + 20 * math.sqrt(lam) + 50))
+    # median of t iid counts <= k  <=>  at least (t + 1) / 2 of them are <= k
+    cdf_median = binom.sf((t + 1) // 2 - 1, t, poisson.cdf(k, lam))
+    p_median = np.diff(np.concatenate([[0.0], cdf_median]))
+    rate = 0.0
+    for m, p in zip(k, p_median):
+        alarm = 0.0
+        if m >= volume.min_count:
+            half = max(volume.tolerance * m, volume.z * math.sqrt(m))
+            below = math.ceil(m - half) - 1  # largest count strictly below the band
+            if below >= 1:  # an empty day is freshness's, counted below
+                alarm += poisson.cdf(below, lam) - poisson.pmf(0, lam)
+            alarm += poisson.sf(math.floor(m + half), lam)
+        if m > -math.log(norm.cdf(-volume.z)):
+            alarm += poisson.pmf(0, lam)
+        rate += p * alarm
+    return rate
+
+
+def test_stale_median_is_where_an_empty_day_is_as_unlikely_as_z_sigma():
+    for z in (2.0, 3.0, 4.0):
+        m = stale_median(z)
+        assert poisson.pmf(0, m) == pytest.approx(norm.cdf(-z), rel=1e-9)
+
+
+@pytest.mark.parametrize("lam, seed", [(15, 1), (40, 2), (400, 3)])
+def test_days_frame_follows_the_rule_day_by_day(lam, seed):
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(lam, 120)
+    counts[0] = max(counts[0], 1)
+    counts[[30, 31, 70]] = 0  # outages (freshness) inside the simulated history
+    counts[50] = lam * 3
+    assert verdicts(frame_for(counts)).equals(oracle(counts).drop(columns="trailing_median"))
+
+
+def test_a_launch_is_not_judged_against_a_history_it_does_not_have():
+    counts = [0] * 10 + [1000] * 3 + [50]  # the table starts on day 10; day 13 drops 95%
+    frame = frame_for(counts, first_index=10)
+    assert frame["volume_deviation"].isna().all()  # 3 days of history < 7 trailing days
+    assert frame["fresh"].all()
+    assert verdicts(frame).equals(oracle(counts[10:]).drop(columns="trailing_median"))
+
+
+@pytest.mark.parametrize("lam", [5, 15, 20, 30, 60])
+def test_pure_poisson_days_almost_never_fail(lam):
+    # by exact computation: under 0.1% of days fail on noise alone at the defaults
+    assert false_alarm_rate(lam) < 1e-3
+
+
+def test_the_old_rule_failed_a_small_table_on_noise():
+    # +-50% of the 7-day median with no minimum count: at 15 orders a day about 3% of days failed
+    old = VolumeGate(min_count=0, tolerance=0.5, z=1e-9)
+    assert false_alarm_rate(15, old) > 0.02
+    assert false_alarm_rate(15) < 1e-4
+
+
+def test_the_exact_false_alarm_rate_describes_the_implementation():
+    # an aggressive band fails often; the simulated rate must match the exact one
+    volume = VolumeGate(trailing_days=7, min_count=5, tolerance=0.05, z=1.0)
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(15, 2000)
+    counts[0] = max(counts[0], 1)
+    frame = frame_for(counts, volume).iloc[7:]
+    failed = (frame["volume_deviation"].abs() > 1) | ~frame["fresh"].astype(bool)
+    expected = false_alarm_rate(15, volume)
+    assert 0.1 < expected < 0.6
+    assert abs(failed.mean() - expected) < 0.05, (failed.mean(), expected)
+
+
+@pytest.mark.parametrize("today, fails_volume, stale", [(400, True, False), (1600, True, False), (0, False, True),
+                                                        (1100, False, False), (700, False, False)])
+def test_breakage_at_high_volume_is_caught(today, fails_volume, stale):
+    # at ~1,000 a day the band is +-50% (the Poisson term, 4 x 32, is narrower): a 60% drop or rise fails
+    rng = np.random.default_rng(11)
+    counts = list(rng.poisson(1000, 20)) + [today]
+    last = frame_for(counts).iloc[-1]
+    assert bool(not pd.isna(last["volume_deviation"]) and abs(last["volume_deviation"]) > 1) is fails_volume
+    assert bool(last["fresh"]) is (not stale)
+
+
+def test_an_outage_of_a_small_table_is_caught_by_freshness():
+    # 15 a day is below min_count (not judged for volume) but an empty day is far beyond noise
+    counts = [15] * 10 + [0]
+    last = frame_for(counts).iloc[-1]
+    assert pd.isna(last["volume_deviation"]) and not last["fresh"]
+    assert poisson.pmf(0, 15) < 1e-6
