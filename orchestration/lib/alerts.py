@@ -1,57 +1,142 @@
-"""Model-health alert rules: thresholds from expectations/alert_thresholds.yml, applied to mart rows.
+"""Model-health alert rules: thresholds from the project file (orchestration/lib/project_config.py), applied to mart rows.
 
 Rules run over a few rows per model and day (the marts did the heavy lifting),
 so this is plain pandas. Each breach is one row: date, model, metric, subject
 (the feature for PSI), value, threshold.
+
+Precision and recall drops are judged by a one-sided two-proportion z-test of
+the day's labelled counts against the version's reference window (the same
+window drift is judged against), not by a fixed percentage: a model whose
+normal precision is 0.30 with 100 labelled positive decisions a day moves by
+several points on noise alone.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+from scipy import stats
 
-from orchestration.lib.settings import EXPECTATIONS_DIR
+from orchestration.lib.project_config import AlertRules, ProjectConfig, load_config
 
 ALERT_COLUMNS = ["date", "model_id", "model_version", "metric", "subject", "value", "threshold", "rule"]
-KNOWN_RULES = {"psi", "expected_calibration_error", "precision_drop", "label_coverage", "volume_change"}
+KNOWN_RULES = set(AlertRules.model_fields)
+# reference counts of each version (evaluate_alerts' ``reference`` frame)
+REFERENCE_COLUMNS = ["model_id", "model_version", "reference_true_positives", "reference_false_positives",
+                     "reference_false_negatives"]
+# rule -> (metric, successes, the other cell of its denominator, reference columns)
+DROP_RULES = {
+    "precision_drop": ("precision", "true_positives", "false_positives",
+                       ("reference_true_positives", "reference_false_positives")),
+    "recall_drop": ("recall", "true_positives", "false_negatives",
+                    ("reference_true_positives", "reference_false_negatives")),
+}
 
 
 @dataclass(frozen=True)
 class AlertConfig:
+    """Alert, bias and retraining settings of a deployment, as plain dicts (built by ``load_alert_config``).
+
+    ``models``: the declared models (each gets its own Dagster checks; models found
+    only in the data share one catch-all check). ``rules``: the default rule of each
+    name; ``overrides``: model -> rule -> the fields a model's ``alerts`` set.
+    ``floors``: model -> {min_precision, min_recall}, only what the project file sets
+    (no retraining floor otherwise).
+    """
+
     models: list[str]
     min_labelled: int
     rules: dict[str, dict]
     overrides: dict[str, dict[str, dict]] = field(default_factory=dict)
     bias: dict = field(default_factory=dict)
     retraining: dict = field(default_factory=dict)
+    floors: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def rule(self, name: str, model_id: str) -> dict:
+        if name not in self.rules:
+            raise KeyError(f"unknown alert rule {name!r} (known: {sorted(self.rules)})")
         return {**self.rules[name], **self.overrides.get(model_id, {}).get(name, {})}
+
+    def floor(self, model_id: str, metric: str) -> float | None:
+        """The retraining floor ``min_precision`` / ``min_recall`` a model's config sets, else None."""
+        return self.floors.get(model_id, {}).get(metric)
 
     @property
     def lookback_days(self) -> int:
-        """How many days before a run's range its rules need mart rows for."""
-        return max(self.rules["label_coverage"]["after_days"], self.rules["volume_change"]["trailing_days"])
+        """How many days before a run's range its rules need mart rows for (the longest any model uses)."""
+        models = [None, *self.overrides]
+        return max(max(int(self.rule("label_coverage", m).get("after_days") or 0),
+                       int(self.rule("volume_change", m).get("trailing_days") or 0)) for m in models)
 
 
-def load_alert_config(path: Path = EXPECTATIONS_DIR / "alert_thresholds.yml") -> AlertConfig:
-    raw = yaml.safe_load(Path(path).read_text())
-    unknown = set(raw.get("rules", {})) - KNOWN_RULES
-    missing = KNOWN_RULES - set(raw.get("rules", {}))
-    if unknown or missing:
-        raise ValueError(f"{path}: unknown rules {sorted(unknown)}; missing rules {sorted(missing)} (known: {sorted(KNOWN_RULES)})")
+OTHER_MODELS = "other_models"
+
+
+def check_targets(declared: list[str]) -> list[tuple[str, str | None]]:
+    """(check-name suffix, model id) of the per-model Dagster checks: one per declared model, plus one
+    (model id None) covering every model found in the data but not declared, so a run without a
+    project file still gets checks. Names are Dagster-safe (letters, digits, underscores) and distinct.
+    """
+    out, seen = [], {}
+    for model_id in [*declared, None]:
+        suffix = OTHER_MODELS if model_id is None else re.sub(r"[^A-Za-z0-9_]", "_", model_id)
+        if suffix in seen:
+            raise ValueError(f"project file: models {seen[suffix]!r} and {model_id or 'the undeclared models'!r} "
+                             f"would share the check name suffix {suffix!r}; rename one")
+        seen[suffix] = model_id or "the undeclared models"
+        out.append((suffix, model_id))
+    return out
+
+
+def scope_sql(model_id: str | None, declared: list[str]) -> tuple[str, list]:
+    """SQL condition and parameters selecting one model's rows, or (None) those of the undeclared models."""
+    if model_id is not None:
+        return "model_id = ?", [model_id]
+    if not declared:
+        return "TRUE", []
+    return f"model_id NOT IN ({', '.join('?' for _ in declared)})", list(declared)
+
+
+def _set(rule) -> dict:
+    """A Rule's fields that are set (a model's override replaces only those)."""
+    return rule.model_dump(exclude_none=True)
+
+
+def load_alert_config(config: ProjectConfig | None = None) -> AlertConfig:
+    """The alert, bias and retraining settings of the project file (``load_config()`` unless given)."""
+    c = config if config is not None else load_config().config
+    rules = {name: _set(getattr(c.alerts.rules, name)) for name in AlertRules.model_fields}
+    overrides = {m: {name: _set(rule) for name, rule in spec.alerts.items()} for m, spec in c.models.items() if spec.alerts}
+    floors = {m: {k: v for k, v in (("min_precision", spec.min_precision), ("min_recall", spec.min_recall)) if v is not None}
+              for m, spec in c.models.items()}
     return AlertConfig(
-        models=list(raw.get("models", [])),
-        min_labelled=int(raw.get("min_labelled", 0)),
-        rules=raw["rules"],
-        overrides=raw.get("overrides") or {},
-        bias=raw.get("bias") or {},
-        retraining=raw.get("retraining") or {},
+        models=list(c.models),
+        min_labelled=int(c.alerts.min_labelled),
+        rules=rules,
+        overrides=overrides,
+        bias=c.bias.model_dump(),
+        retraining=c.retraining.model_dump(),
+        floors={m: f for m, f in floors.items() if f},
     )
+
+
+def one_sided_drop_pvalue(successes, trials, reference_successes, reference_trials) -> np.ndarray:
+    """p-value of "the day's proportion is below the reference's": pooled two-proportion z-test, one-sided.
+
+    The test statsmodels' ``proportions_ztest([x, x_ref], [n, n_ref], alternative='smaller')``
+    computes. NaN where a denominator is 0 or the pooled proportion is 0 or 1 (no variance: nothing to judge).
+    """
+    x, n = np.asarray(successes, float), np.asarray(trials, float)
+    xr, nr = np.asarray(reference_successes, float), np.asarray(reference_trials, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n, nr = np.where(n > 0, n, np.nan), np.where(nr > 0, nr, np.nan)
+        pooled = (x + xr) / (n + nr)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / nr))
+        z = (x / n - xr / nr) / np.where(se > 0, se, np.nan)
+    return stats.norm.cdf(z)
 
 
 def _breaches(frame: pd.DataFrame, metric: str, values: pd.Series, threshold: float, rule: str, subject=None) -> pd.DataFrame:
@@ -64,15 +149,15 @@ def _breaches(frame: pd.DataFrame, metric: str, values: pd.Series, threshold: fl
     return out
 
 
-def evaluate_alerts(health: pd.DataFrame, drift: pd.DataFrame, reference_precision: pd.DataFrame,
+def evaluate_alerts(health: pd.DataFrame, drift: pd.DataFrame, reference: pd.DataFrame,
                     versions: pd.DataFrame, config: AlertConfig, first: object, last: object) -> pd.DataFrame:
     """Breaches among rows dated ``first``..``last``.
 
     ``health``: marts.model_health_daily rows from ``first - config.lookback_days`` on
     (the volume rule compares with trailing days); ``drift``: marts.feature_drift_daily
-    rows; ``reference_precision``: model_id, model_version, reference_precision
-    (precision over the version's reference window); ``versions``: model_id,
-    model_version, first_date (intermediate.int_model_versions: when a model's life began).
+    rows; ``reference``: REFERENCE_COLUMNS, the confusion counts summed over each
+    version's reference window; ``versions``: model_id, model_version, first_date
+    (intermediate.int_model_versions: when a model's life began).
     """
     first, last = pd.Timestamp(first), pd.Timestamp(last)
     found = []
@@ -83,13 +168,8 @@ def evaluate_alerts(health: pd.DataFrame, drift: pd.DataFrame, reference_precisi
         ece = config.rule("expected_calibration_error", model_id)
         hit = rows["expected_calibration_error"][labelled & (rows["expected_calibration_error"] > ece["above"])]
         found.append(_breaches(rows, "expected_calibration_error", hit, ece["above"], f"> {ece['above']}"))
-
-        drop = config.rule("precision_drop", model_id)
-        ref = rows.merge(reference_precision, on=["model_id", "model_version"], how="left")
-        ref.index = rows.index
-        relative_drop = 1 - ref["precision"] / ref["reference_precision"]
-        hit = relative_drop[labelled & (relative_drop > drop["above"])]
-        found.append(_breaches(rows, "precision_drop", hit, drop["above"], f"> {drop['above']} below reference precision"))
+        for name in DROP_RULES:
+            found.append(_drop_breaches(rows, labelled, reference, name, config.rule(name, model_id)))
 
     for model_id, rows in health.groupby("model_id"):
         coverage = config.rule("label_coverage", model_id)
@@ -115,6 +195,34 @@ def evaluate_alerts(health: pd.DataFrame, drift: pd.DataFrame, reference_precisi
     out = pd.concat(found, ignore_index=True)[ALERT_COLUMNS]
     out["value"] = out["value"].replace([np.inf, -np.inf], np.nan)
     return out.sort_values(["date", "model_id", "metric", "subject"]).reset_index(drop=True)
+
+
+def _drop_breaches(rows: pd.DataFrame, labelled: pd.Series, reference: pd.DataFrame, name: str, rule: dict) -> pd.DataFrame:
+    """Days whose precision (recall) is significantly below the version's reference window's.
+
+    One-sided pooled two-proportion z-test of the day's counts against the
+    reference window's; a breach when p < alpha. value = the day's rate,
+    threshold = the reference rate. Days without enough labelled predictions
+    (``min_labelled``, and the rule's ``min_count`` on the rate's denominator) are not judged.
+    """
+    metric, hits, misses, (ref_hits, ref_misses) = DROP_RULES[name]
+    alpha = float(rule.get("alpha", 0.01))
+    missing = [c for c in (hits, misses) if c not in rows.columns]
+    if missing:
+        raise ValueError(f"model_health_daily rows lack {missing}: the {name} rule needs the day's confusion counts")
+    ref = rows[["model_id", "model_version"]].merge(reference, on=["model_id", "model_version"], how="left")
+    ref.index = rows.index
+    x, n = rows[hits].astype(float), rows[hits].astype(float) + rows[misses].astype(float)
+    xr = ref[ref_hits].astype(float)
+    nr = xr + ref[ref_misses].astype(float)
+    p = pd.Series(one_sided_drop_pvalue(x, n, xr, nr), index=rows.index)
+    enough = labelled & (n >= float(rule.get("min_count") or 1))
+    hit = enough & (p < alpha)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value, threshold = (x / n)[hit], (xr / nr)[hit]
+    out = _breaches(rows, name, value, 0.0, f"one-sided z-test p < {alpha:g} vs reference {metric}")
+    out["threshold"] = threshold.astype(float).to_numpy()
+    return out
 
 
 def _model_start(versions: pd.DataFrame, model_id: str) -> pd.Timestamp:
@@ -145,7 +253,10 @@ def daily_volume(rows: pd.DataFrame, model_start: pd.Timestamp, start: pd.Timest
 
 def _volume_breaches(rows: pd.DataFrame, model_id: str, model_start: pd.Timestamp, config: AlertConfig,
                      first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
-    """Days whose prediction volume is outside ±outside of the trailing calendar-day median (value: relative change)."""
+    """Days whose prediction volume is outside ±outside of the trailing calendar-day median (value: relative change).
+
+    Judged only once the trailing median reaches the rule's ``min_count``.
+    """
     volume = config.rule("volume_change", model_id)
     trailing_days = int(volume["trailing_days"])
     # the rows start `lookback_days` before `first` (evaluate_alerts' contract): a fixed
@@ -156,7 +267,9 @@ def _volume_breaches(rows: pd.DataFrame, model_id: str, model_start: pd.Timestam
     trailing = series["predictions"].shift(1).rolling(trailing_days, min_periods=trailing_days).median()
     with np.errstate(divide="ignore", invalid="ignore"):
         change = series["predictions"] / trailing - 1
-    hit = (series["date"] >= first) & (change.abs() > volume["outside"])
+    # a trailing median below min_count is too small to tell an outage from noise (a new or tiny model)
+    judged = trailing >= float(volume.get("min_count") or 0)
+    hit = (series["date"] >= first) & judged & (change.abs() > volume["outside"])
     out = series[hit].assign(model_id=model_id)
     return _breaches(out, "volume_change", change[hit], volume["outside"],
                      f"outside ±{volume['outside']} of trailing {trailing_days}-day median")

@@ -54,7 +54,30 @@ RATE_COLUMNS = [
     *[c for name in RATES for c in (name, f"{name}_ci_low", f"{name}_ci_high")],
     "mean_score", "calibration_gap_group",
     "prediction_share", "population_share", "representation_ratio",
+    "positive_decision", "favourable_rate", "favourable_rate_ci_low", "favourable_rate_ci_high",
 ]
+DIRECTIONS = ("favourable", "harmful")
+NOT_ASSESSED = ("fairness not assessed: the project file declares no protected_attributes "
+                "(list users columns under protected_attributes to judge them)")
+
+
+def positive_decisions(model_ids, given: dict[str, str] | None = None) -> dict[str, str]:
+    """model_id -> 'favourable' | 'harmful': whether a positive decision helps or hurts the person.
+
+    ``given`` wins; otherwise the project file's ``models.<id>.positive_decision``
+    (a model it does not declare: favourable).
+    """
+    given = dict(given or {})
+    missing = [m for m in model_ids if m not in given]
+    if missing:
+        from orchestration.lib.project_config import load_config
+
+        config = load_config()
+        given.update({m: config.model(m).positive_decision for m in missing})
+    bad = {m: d for m, d in given.items() if d not in DIRECTIONS}
+    if bad:
+        raise ValueError(f"positive_decision must be one of {DIRECTIONS}, got {bad}")
+    return {m: given[m] for m in model_ids}
 
 
 def _wilson(successes, trials, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -83,12 +106,16 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return numerator / denominator.where(denominator > 0)
 
 
-def group_rates(rows: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+def group_rates(rows: pd.DataFrame, alpha: float = 0.05, positive_decision: dict[str, str] | None = None) -> pd.DataFrame:
     """Window totals per model, attribute and group, with rates, Wilson intervals, calibration and representation.
 
     ``rows``: marts.bias_daily rows of the window (extra columns are ignored).
     Counts are summed over the dates given. Selection rate is over all
     predictions; TPR, FPR, precision and calibration only over labelled ones.
+    ``favourable_rate`` is the share receiving the favourable outcome: the
+    selection rate when a positive decision is favourable, 1 - selection rate
+    when it is harmful (``positive_decision``: model -> direction, default from
+    the project file; see ``positive_decisions``).
     """
     missing = [c for c in [*KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS] if c not in rows.columns]
     if missing:
@@ -121,6 +148,14 @@ def group_rates(rows: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     g["prediction_share"] = _ratio(g["predictions"], model_attribute_total)
     g["population_share"] = _ratio(g["population_users"], g["population_total"])
     g["representation_ratio"] = _ratio(g["prediction_share"], g["population_share"])
+
+    # the favourable outcome: a positive decision, or for a harmful one (a fraud flag) not being flagged
+    directions = positive_decisions(sorted(g["model_id"].unique()), positive_decision)
+    g["positive_decision"] = g["model_id"].map(directions)
+    harmful = g["positive_decision"] == "harmful"
+    g["favourable_rate"] = g["selection_rate"].where(~harmful, 1 - g["selection_rate"])
+    g["favourable_rate_ci_low"] = g["selection_rate_ci_low"].where(~harmful, 1 - g["selection_rate_ci_high"])
+    g["favourable_rate_ci_high"] = g["selection_rate_ci_high"].where(~harmful, 1 - g["selection_rate_ci_low"])
     return g[RATE_COLUMNS]
 
 
@@ -152,20 +187,30 @@ def _groups(frame: pd.DataFrame, mask) -> list[str]:
     return sorted(frame.loc[mask, "group_value"].astype(str))
 
 
-def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds) -> dict:
-    """The verdict row of one model and attribute."""
+def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds, direction: str) -> dict:
+    """The verdict row of one model and attribute.
+
+    ``direction`` 'favourable': a positive decision helps (an offer): disparate
+    impact compares selection rates, equal opportunity true-positive rates, and
+    the disadvantaged are the least selected / the qualified missed most often.
+    'harmful': a positive decision hurts (a fraud, default or recidivism flag):
+    disparate impact compares the rates of NOT being flagged, equal opportunity
+    false-positive rates (wrongly flagged), and the disadvantaged are the groups
+    flagged most often / wrongly flagged most often.
+    """
+    harmful = direction == "harmful"
     eligible = g[g["labelled"] >= t.min_labelled]
     notes = []
     if len(eligible) < 2:
         notes.append(f"fewer than 2 groups with >= {t.min_labelled:g} labelled predictions: nothing to compare")
 
-    # disparate impact (four-fifths rule); flags use the same ratio as the verdict so they agree
-    selection = eligible["selection_rate"]
-    best_selection = selection.max()
-    if selection.notna().sum() >= 2 and best_selection > 0:
-        relative_selection = selection / best_selection
-        di = float(relative_selection.min())
-        flagged_di = _groups(eligible, relative_selection < t.disparate_impact_min)
+    # disparate impact (four-fifths rule) on the favourable outcome; flags use the same ratio as the verdict so they agree
+    favourable = 1 - eligible["selection_rate"] if harmful else eligible["selection_rate"]
+    best_favourable = favourable.max()
+    if favourable.notna().sum() >= 2 and best_favourable > 0:
+        relative = favourable / best_favourable
+        di = float(relative.min())
+        flagged_di = _groups(eligible, relative < t.disparate_impact_min)
     else:
         di, flagged_di = math.nan, []
 
@@ -173,15 +218,20 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds) -> dic
     # them drop out of the TPR / FPR based verdicts instead of turning them NaN
     no_tpr = _groups(eligible, eligible["tpr"].isna())
     no_fpr = _groups(eligible, eligible["fpr"].isna())
+    opportunity = "FPR" if harmful else "TPR"
     if no_tpr:
-        notes.append(f"no labelled positives, excluded from equal opportunity and equalised odds: {', '.join(no_tpr)}")
+        notes.append(f"no labelled positives, excluded from {'the TPR part of ' if harmful else ''}"
+                     f"{'' if harmful else 'equal opportunity and '}equalised odds: {', '.join(no_tpr)}")
     if no_fpr:
-        notes.append(f"no labelled negatives, excluded from the FPR part of equalised odds: {', '.join(no_fpr)}")
-    eo = _spread(eligible["tpr"])
+        notes.append(f"no labelled negatives, excluded from {'equal opportunity and ' if harmful else ''}"
+                     f"the FPR part of equalised odds: {', '.join(no_fpr)}")
+    tpr_difference = _spread(eligible["tpr"])
     fpr_difference = _spread(eligible["fpr"])
+    # equal opportunity: the qualified are selected alike (TPR) / the innocent are flagged alike (FPR)
+    eo = fpr_difference if harmful else tpr_difference
     # worst of the two ranges over what can be measured; NaN only if neither can
-    odds = max((x for x in (eo, fpr_difference) if not math.isnan(x)), default=math.nan)
-    shortfall = eligible["tpr"].max() - eligible["tpr"]
+    odds = max((x for x in (tpr_difference, fpr_difference) if not math.isnan(x)), default=math.nan)
+    shortfall = eligible["fpr"] - eligible["fpr"].min() if harmful else eligible["tpr"].max() - eligible["tpr"]
     flagged_eo = _groups(eligible, shortfall > t.equal_opportunity_max_difference) if not math.isnan(eo) else []
 
     calibration = _spread(eligible["calibration_gap_group"])
@@ -194,8 +244,11 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds) -> dic
     row = {
         "model_id": model_id,
         "attribute": attribute,
+        "positive_decision": direction,
+        "equal_opportunity_rate": opportunity.lower(),
         "disparate_impact_ratio": di,
         "equal_opportunity_difference": eo,
+        "tpr_difference": tpr_difference,
         "fpr_difference": fpr_difference,
         "equalized_odds_difference": odds,
         "calibration_gap": calibration,
@@ -223,14 +276,16 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds) -> dic
 
 
 VERDICT_COLUMNS = [
-    "model_id", "attribute", "disparate_impact_ratio", "equal_opportunity_difference", "fpr_difference",
+    "model_id", "attribute", "positive_decision", "equal_opportunity_rate", "disparate_impact_ratio",
+    "equal_opportunity_difference", "tpr_difference", "fpr_difference",
     "equalized_odds_difference", "calibration_gap", *PASS_COLUMNS, "passed",
     "flagged_groups_disparate_impact", "flagged_groups_equal_opportunity", "calibration_extremes",
     "eligible_groups", "excluded_groups", "groups_without_tpr", *DEFAULTS, "note",
 ]
 
 
-def bias_verdicts(rates: pd.DataFrame, thresholds: dict | None = None) -> pd.DataFrame:
+def bias_verdicts(rates: pd.DataFrame, thresholds: dict | None = None,
+                  positive_decision: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per model and attribute: the four fairness metrics, pass/fail and who is disadvantaged.
 
     ``rates``: the output of ``group_rates``. Groups with fewer labelled
@@ -239,9 +294,18 @@ def bias_verdicts(rates: pd.DataFrame, thresholds: dict | None = None) -> pd.Dat
     TPR and drop out of the TPR-based verdicts (named in ``groups_without_tpr``
     and ``note``). A metric that cannot be computed (fewer than 2 comparable
     groups) is NaN and its verdict passes, with the reason in ``note``.
+
+    The direction of each model (``positive_decision``: model -> 'favourable' |
+    'harmful'; default the rates' own ``positive_decision`` column, else the
+    project file) decides what is favourable: see ``_judge``.
     """
     t = Thresholds.from_mapping(thresholds)
-    out = [_judge(model_id, attribute, g, t) for (model_id, attribute), g in rates.groupby(["model_id", "attribute"], sort=True)]
+    models = sorted(rates["model_id"].unique())
+    if positive_decision is None and "positive_decision" in rates.columns and rates["positive_decision"].notna().all():
+        positive_decision = dict(zip(rates["model_id"], rates["positive_decision"]))
+    directions = positive_decisions(models, positive_decision)
+    out = [_judge(model_id, attribute, g, t, directions[model_id])
+           for (model_id, attribute), g in rates.groupby(["model_id", "attribute"], sort=True)]
     return pd.DataFrame(out, columns=VERDICT_COLUMNS)
 
 
@@ -264,21 +328,34 @@ def _format(value: float, limit: float) -> str:
 
 
 def _who(v: pd.Series, flag: str) -> str:
-    """The groups a failed verdict is about."""
+    """The groups a failed verdict is about (for a harmful positive decision: the groups flagged most / wrongly)."""
+    harmful = v.get("positive_decision") == "harmful"
     if flag == "passes_disparate_impact" and len(v["flagged_groups_disparate_impact"]):
-        return f"; disadvantaged: {', '.join(v['flagged_groups_disparate_impact'])}"
+        what = " (flagged most often)" if harmful else ""
+        return f"; disadvantaged{what}: {', '.join(v['flagged_groups_disparate_impact'])}"
     if flag == "passes_equal_opportunity" and len(v["flagged_groups_equal_opportunity"]):
-        return f"; disadvantaged: {', '.join(v['flagged_groups_equal_opportunity'])}"
+        what = " (wrongly flagged most often)" if harmful else ""
+        return f"; disadvantaged{what}: {', '.join(v['flagged_groups_equal_opportunity'])}"
     if flag == "passes_equalized_odds" and "fpr_difference" in v:
-        tpr_range, fpr_range = v["equal_opportunity_difference"], v["fpr_difference"]
-        if pd.notna(fpr_range) and (pd.isna(tpr_range) or fpr_range > tpr_range):
-            return " (FPR range)"
+        fpr_range = v["fpr_difference"]
+        tpr_range = v["tpr_difference"] if "tpr_difference" in v else v["equal_opportunity_difference"]
+        wider = "fpr" if pd.notna(fpr_range) and (pd.isna(tpr_range) or fpr_range > tpr_range) else "tpr"
         groups = v["flagged_groups_equal_opportunity"]
-        return " (TPR range)" + (f"; disadvantaged: {', '.join(groups)}" if len(groups) else "")
+        # the equal-opportunity groups are about one of the two ranges: name them with that one
+        named = len(groups) and wider == v.get("equal_opportunity_rate", "tpr")
+        return f" ({wider.upper()} range)" + (f"; disadvantaged: {', '.join(groups)}" if named else "")
     if flag == "passes_calibration" and len(v.get("calibration_extremes", [])) == 2:
         low, high = v["calibration_extremes"]
         return f"; most under-scored: {low}, most over-scored: {high}"
     return ""
+
+
+def _label(v: pd.Series, flag: str, label: str) -> str:
+    """A harmful positive decision says which rates the metric compares."""
+    if v.get("positive_decision") != "harmful":
+        return label
+    return {"passes_disparate_impact": f"{label} (of not being flagged)",
+            "passes_equal_opportunity": f"{label} (false-positive rates)"}.get(flag, label)
 
 
 def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -> str:
@@ -294,7 +371,7 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             if v[flag]:
                 continue
             limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
-            lines.append(f"{v['model_id']} / {v['attribute']}: {label} {_format(v[column], limit)} {op} {limit:.2f}"
+            lines.append(f"{v['model_id']} / {v['attribute']}: {_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f}"
                          f"{_who(v, flag)}")
     return "\n".join(lines) if lines else "all fairness verdicts pass"
 
@@ -305,6 +382,12 @@ VERDICT_RATES = {
     "tpr": ("equal opportunity, equalised odds", "flagged_groups_equal_opportunity"),
     "fpr": ("equalised odds", None),
     "observed_positive_rate": ("calibration (vs mean_score)", "calibration_extremes"),
+}
+# the same rates for a model whose positive decision is harmful (DI on 1 - selection rate; EO on FPR)
+HARMFUL_RATES = {
+    "selection_rate": ("disparate impact (1 - selection rate)", "flagged_groups_disparate_impact"),
+    "tpr": ("equalised odds", None),
+    "fpr": ("equal opportunity, equalised odds", "flagged_groups_equal_opportunity"),
 }
 INTERVAL_COLUMNS = ["model_id", "attribute", "rate", "verdicts", "group_value", "labelled", "trials", "value",
                     "ci_low", "ci_high", "excluded", "flagged"]
@@ -330,14 +413,20 @@ def group_intervals(rates: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame
             ci_low=rates[f"{rate}_ci_low"], ci_high=rates[f"{rate}_ci_high"])
         verdict = judged.reindex(pd.MultiIndex.from_frame(part[["model_id", "attribute"]]))
         part["excluded"] = (part["labelled"] < verdict["min_labelled"].to_numpy()).to_numpy()
-        if flag_column is None:
-            part["flagged"] = False
-        else:
-            # calibration names its extremes only when that verdict failed
-            failed = ~verdict["passes_calibration"].fillna(True).astype(bool) if rate == "observed_positive_rate" else True
-            named = [g in (groups if isinstance(groups, list) else []) for g, groups in
-                     zip(part["group_value"], verdict[flag_column])]
-            part["flagged"] = np.asarray(named) & np.asarray(failed)
+        harmful = (verdict["positive_decision"] == "harmful").to_numpy() if "positive_decision" in verdict else \
+            np.zeros(len(part), dtype=bool)
+        # a harmful positive decision: disparate impact is on 1 - selection rate, equal opportunity on FPR
+        harmful_feeds, harmful_flag = HARMFUL_RATES.get(rate, (feeds, flag_column))
+        part["verdicts"] = np.where(harmful, harmful_feeds, feeds)
+        # calibration names its extremes only when that verdict failed
+        failed = ~verdict["passes_calibration"].fillna(True).astype(bool).to_numpy() if rate == "observed_positive_rate" \
+            else np.ones(len(part), dtype=bool)
+        named = []
+        for i, group in enumerate(part["group_value"]):
+            column = harmful_flag if harmful[i] else flag_column
+            groups = verdict[column].iloc[i] if column is not None else None
+            named.append(isinstance(groups, list) and group in groups)
+        part["flagged"] = np.asarray(named, dtype=bool) & failed
         parts.append(part)
     out = pd.concat(parts, ignore_index=True)
     order = {rate: i for i, rate in enumerate(VERDICT_RATES)}
@@ -352,7 +441,8 @@ LIST_COLUMNS = ["flagged_groups_disparate_impact", "flagged_groups_equal_opportu
 WINDOW_COLUMNS = ["date", "window_start"]
 
 
-def window_tables(rows: pd.DataFrame, day, thresholds: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def window_tables(rows: pd.DataFrame, day, thresholds: dict,
+                  positive_decision: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(group rates, verdicts) over the trailing ``window_days`` ending on ``day``, as stored rows.
 
     ``rows`` are marts.bias_daily rows covering at least the window (others are
@@ -360,12 +450,12 @@ def window_tables(rows: pd.DataFrame, day, thresholds: dict) -> tuple[pd.DataFra
     (fewer labelled rows than ``min_labelled``); verdict lists become text.
     """
     if "window_days" not in thresholds:
-        raise ValueError("bias thresholds lack window_days (expectations/alert_thresholds.yml, bias block)")
+        raise ValueError("bias thresholds lack window_days (the project file's bias.window_days)")
     day = pd.Timestamp(day).normalize()
     start = day - pd.Timedelta(days=int(thresholds["window_days"]) - 1)
     dates = pd.to_datetime(rows["date"])
-    rates = group_rates(rows[(dates >= start) & (dates <= day)])
-    verdicts = bias_verdicts(rates, thresholds)
+    rates = group_rates(rows[(dates >= start) & (dates <= day)], positive_decision=positive_decision)
+    verdicts = bias_verdicts(rates, thresholds, positive_decision)
     stamp = {"date": day, "window_start": start}
     rates = rates.assign(**stamp, excluded=rates["labelled"] < Thresholds.from_mapping(thresholds).min_labelled)
     verdicts = verdicts.assign(**stamp, **{c: verdicts[c].map(", ".join) for c in LIST_COLUMNS})
@@ -375,7 +465,7 @@ def window_tables(rows: pd.DataFrame, day, thresholds: dict) -> tuple[pd.DataFra
 def _duckdb_type(column: str) -> str:
     if column in ("date", "window_start"):
         return "DATE"
-    if column in (*KEYS, *LIST_COLUMNS, "note"):
+    if column in (*KEYS, *LIST_COLUMNS, "note", "positive_decision", "equal_opportunity_rate"):
         return "VARCHAR"
     if column in (*PASS_COLUMNS, "passed", "excluded"):
         return "BOOLEAN"

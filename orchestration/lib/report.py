@@ -24,7 +24,7 @@ import pandas as pd
 
 from orchestration.lib.alerts import AlertConfig, load_alert_config
 from orchestration.lib.attribution import ROI_LABEL, ROI_NOTE, correction_name, roi_text, significance_text
-from orchestration.lib.bias import VERDICT_RATES, bias_verdicts, group_intervals, group_rates, summarise_verdicts
+from orchestration.lib.bias import NOT_ASSESSED, VERDICT_RATES, bias_verdicts, group_intervals, group_rates, summarise_verdicts
 from orchestration.lib.project_config import load_config
 from orchestration.lib.leading import describe, kpi_drop_leads
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
@@ -384,7 +384,8 @@ class ReportBuilder:
                                       "GROUP BY ALL ORDER BY model_id, date", [self.as_of])
         minimum = self.config.min_labelled
         s.add(paragraph(f"Precision and recall, expected calibration error and the largest PSI over the model's "
-                        f"features and score, with the alert thresholds of expectations/alert_thresholds.yml (dashed) "
+                        f"features and score, with the alert thresholds of the project file (dashed; a retraining "
+                        f"floor only where a model sets min_precision / min_recall) "
                         f"and the days an alert fired (x). Label-based metrics are shown for days with at least "
                         f"{minimum} labelled predictions, like the alert rules; recent days fill in as labels arrive."))
         if health.empty:
@@ -406,7 +407,10 @@ class ReportBuilder:
             d = drift[drift["model_id"] == model_id]
             if len(d):
                 _line(fig, d["date"], d["max_psi"], "max PSI", COLORS[4], 3)
-            _threshold(fig, self.config.retraining.get("min_precision", float("nan")), "retraining below this precision", 1)
+            for key, metric in (("min_precision", "precision"), ("min_recall", "recall")):
+                floor = self.config.floor(model_id, key)
+                if floor is not None:  # no floor unless the model's config sets one
+                    _threshold(fig, floor, f"retraining below this {metric}", 1)
             _threshold(fig, self.config.rule("expected_calibration_error", model_id)["above"], "ECE alert", 2)
             _threshold(fig, self.config.rule("psi", model_id)["above"], "PSI alert", 3)
             a = alerts[alerts["model_id"] == model_id]
@@ -470,13 +474,17 @@ class ReportBuilder:
         floor = float(limits.get("disparate_impact_min", 0.8))
         minimum = float(limits.get("min_labelled", 0))
         rows = _frame(self.conn, "SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?", [start, self.as_of])
-        s.add(paragraph(f"Selection rate of each group relative to the model's best-selected group over {start} .. "
-                        f"{self.as_of}; below {floor:g} (shaded) fails the four-fifths rule. Error bars are the group's "
+        s.add(paragraph(f"Favourable-outcome rate of each group relative to the model's best-off group over {start} .. "
+                        f"{self.as_of} (the selection rate; for a model whose positive decision is harmful, such as a "
+                        f"fraud flag, 1 - selection rate: not being flagged); below {floor:g} (shaded) fails the "
+                        f"four-fifths rule. Equal opportunity compares true-positive rates, or false-positive rates "
+                        f"(wrongly flagged) for a harmful positive decision. Error bars are the group's "
                         f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
                         f"uncertain. Groups with fewer than {minimum:g} labelled predictions are grey and take no "
                         f"part in the verdicts."))
         if rows.empty:
-            s.add(note(f"No fairness rows between {start} and {self.as_of}."))
+            assessed = "" if load_config().attribute_columns else f" ({NOT_ASSESSED})"
+            s.add(note(f"No fairness rows between {start} and {self.as_of}{assessed}."))
             return s
         rates = group_rates(rows)
         verdicts = bias_verdicts(rates, limits)
@@ -489,12 +497,12 @@ class ReportBuilder:
             for i, attribute in enumerate(attributes):
                 g = r[r["attribute"] == attribute].sort_values("group_value")
                 eligible = g["labelled"] >= minimum
-                best = g.loc[eligible, "selection_rate"].max() if eligible.any() else g["selection_rate"].max()
-                relative = g["selection_rate"] / best if best and best > 0 else g["selection_rate"] * float("nan")
+                best = g.loc[eligible, "favourable_rate"].max() if eligible.any() else g["favourable_rate"].max()
+                relative = g["favourable_rate"] / best if best and best > 0 else g["favourable_rate"] * float("nan")
                 relative_by_attribute[attribute] = dict(zip(g["group_value"].astype(str), jsonable(relative)))
                 intervals_by_attribute[attribute] = {
                     str(group): jsonable([low, high]) for group, low, high in
-                    zip(g["group_value"], g["selection_rate_ci_low"], g["selection_rate_ci_high"])}
+                    zip(g["group_value"], g["favourable_rate_ci_low"], g["favourable_rate_ci_high"])}
                 colors = [EXCLUDED if not e else (BAD if v < floor else OK) for e, v in zip(eligible, relative)]
                 self._bias_bars(fig, g, best, colors, i // cols + 1, i % cols + 1, floor)
             fig.update_layout(showlegend=False, hovermode="closest")
@@ -527,15 +535,16 @@ class ReportBuilder:
 
     @staticmethod
     def _bias_bars(fig, g, best, colors, row, col, floor):
-        """Bars of selection_rate / best with the group's own Wilson interval divided by the same best rate."""
+        """Bars of favourable_rate / best with the group's own Wilson interval divided by the same best rate."""
         import plotly.graph_objects as go
 
         reference = best if best and best > 0 else float("nan")
-        relative = g["selection_rate"] / reference
-        low, high = g["selection_rate_ci_low"] / reference, g["selection_rate_ci_high"] / reference
-        hover = [f"selection rate {sr:.3f} [95% CI {lo:.3f}, {hi:.3f}], {int(n):,} predictions, {int(lab):,} labelled"
-                 for sr, lo, hi, n, lab in zip(g["selection_rate"], g["selection_rate_ci_low"],
-                                               g["selection_rate_ci_high"], g["predictions"], g["labelled"])]
+        relative = g["favourable_rate"] / reference
+        low, high = g["favourable_rate_ci_low"] / reference, g["favourable_rate_ci_high"] / reference
+        what = "not flagged" if (g["positive_decision"] == "harmful").all() else "selection rate"
+        hover = [f"{what} {sr:.3f} [95% CI {lo:.3f}, {hi:.3f}], {int(n):,} predictions, {int(lab):,} labelled"
+                 for sr, lo, hi, n, lab in zip(g["favourable_rate"], g["favourable_rate_ci_low"],
+                                               g["favourable_rate_ci_high"], g["predictions"], g["labelled"])]
         fig.add_trace(go.Bar(x=_values(g["group_value"].astype(str)), y=_values(relative), marker_color=colors,
                              name="relative selection rate", hovertext=hover,
                              error_y=dict(type="data", symmetric=False, array=_values(high - relative),

@@ -21,18 +21,24 @@ def snapshot_path(exports: str, model_id: str, day: date) -> str:
     return f"{exports}/training/model={model_id}/date={day.isoformat()}/snapshot.parquet"
 
 
+# retraining floor -> the model_health_daily column it bounds
+FLOOR_METRICS = {"min_precision": "precision", "min_recall": "recall"}
+
+
 def retraining_requests(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict, min_labelled: int,
-                        day: date, exports: str) -> pd.DataFrame:
+                        day: date, exports: str, floors: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
     """Requests raised on ``day``, from the alert and health rows dated up to ``day``.
 
-    A model is due when drift or calibration alerts cover ``persist_days``
+    A model is due when drift or calibration alerts cover ``rules['persist_days']``
     consecutive days ending no more than two days before ``day`` (calibration
-    needs a day or two of labels), or when a day with at least ``min_labelled``
-    labels in the last ``persist_days`` days had precision below ``min_precision``.
+    needs a day or two of labels), or, only for a model whose project file sets a
+    floor (``floors``: model -> {min_precision, min_recall}), when a day with at
+    least ``min_labelled`` labels in the last ``persist_days`` days had precision
+    (recall) below it. Without a floor, a precision drop is an alert, not a request.
     Only the alerts' own dates count (not when a run detected them), so a
     backfill and day-by-day runs raise the same requests.
     """
-    k, floor = int(rules["persist_days"]), float(rules["min_precision"])
+    k, floors = int(rules["persist_days"]), floors or {}
     until = pd.Timestamp(day)
     alerts = alerts[pd.to_datetime(alerts["date"]) <= until]
     health = health[pd.to_datetime(health["date"]) <= until]
@@ -50,10 +56,14 @@ def retraining_requests(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict,
                 break
         recent_health = health[(health["model_id"] == model_id) & (health["labelled"] >= min_labelled)
                                & (pd.to_datetime(health["date"]) > pd.Timestamp(day - timedelta(days=k)))]
-        low = recent_health[recent_health["precision"] < floor]
-        if len(low):
-            reasons.append(f"precision below {floor}")
-            evidence["precision"] = {str(pd.Timestamp(d).date()): round(float(p), 4) for d, p in zip(low["date"], low["precision"])}
+        for key, metric in FLOOR_METRICS.items():
+            floor = floors.get(model_id, {}).get(key)
+            if floor is None:
+                continue
+            low = recent_health[recent_health[metric] < float(floor)]
+            if len(low):
+                reasons.append(f"{metric} below {float(floor)}")
+                evidence[metric] = {str(pd.Timestamp(d).date()): round(float(p), 4) for d, p in zip(low["date"], low[metric])}
         if reasons:
             rows.append({"date": day, "model_id": model_id, "reason": "; ".join(reasons),
                          "evidence": json.dumps(evidence, sort_keys=True), "snapshot_path": snapshot_path(exports, model_id, day),
@@ -62,14 +72,14 @@ def retraining_requests(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict,
 
 
 def requests_between(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict, min_labelled: int,
-                     first: date, last: date, exports: str) -> pd.DataFrame:
+                     first: date, last: date, exports: str, floors: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
     """The requests of days ``first``..``last``: one per episode, on the first day a model is due.
 
     A model stays due while its alerts persist; asking again every day of the
     same episode would rebuild the same snapshot daily. The day before
     ``first`` is judged too, so an episode that began earlier raises nothing.
     """
-    frames = [retraining_requests(alerts, health, rules, min_labelled, first + timedelta(days=i), exports)
+    frames = [retraining_requests(alerts, health, rules, min_labelled, first + timedelta(days=i), exports, floors)
               for i in range(-1, (last - first).days + 1)]
     due = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(REQUEST_SCHEMA))
     due_days = {(m, pd.Timestamp(d).date()) for m, d in zip(due["model_id"], due["date"])}

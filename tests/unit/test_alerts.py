@@ -1,25 +1,32 @@
-"""Alert rules on hand-made mart rows: each rule just over and just under its threshold, values checked by hand."""
+"""Alert rules on hand-made mart rows: each rule just over and just under its threshold, values checked by hand;
+the precision / recall drop rules against statsmodels' two-proportion z-test, on noise and on a real drop."""
 
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.proportion import proportions_ztest
 
-from orchestration.lib.alerts import AlertConfig, daily_volume, evaluate_alerts, load_alert_config, summarise_breaches
+from orchestration.lib.alerts import (
+    AlertConfig,
+    check_targets,
+    daily_volume,
+    evaluate_alerts,
+    load_alert_config,
+    one_sided_drop_pvalue,
+    scope_sql,
+    summarise_breaches,
+)
+from orchestration.lib.project_config import parse_config
 
 D0 = date(2026, 3, 1)
-RULES = {
-    "psi": {"above": 0.2},
-    "expected_calibration_error": {"above": 0.08},
-    "precision_drop": {"above": 0.2},
-    "label_coverage": {"below": 0.5, "after_days": 7},
-    "volume_change": {"outside": 0.5, "trailing_days": 7},
-}
 
 
-def config(**overrides) -> AlertConfig:
-    return AlertConfig(models=["m"], min_labelled=100, rules=RULES, overrides=overrides)
+def config(min_labelled: int = 100, **models) -> AlertConfig:
+    """The alert settings of a project file declaring model m (models: m -> its alert overrides)."""
+    declared = {"m": {}} | {m: {"alerts": rules} for m, rules in models.items()}
+    return load_alert_config(parse_config({"alerts": {"min_labelled": min_labelled}, "models": declared}))
 
 
 def day(i: int) -> pd.Timestamp:
@@ -31,20 +38,24 @@ def health(*rows: dict, model_id: str = "m") -> pd.DataFrame:
     out = []
     for row in rows:
         i = row.pop("day")
+        # 500 labelled: 150 TP, 150 FP, 50 FN (precision 0.5, recall 0.75), exactly the reference's rates
         out.append({"date": day(i), "model_id": model_id, "model_version": "v1", "predictions": 1000, "labelled": 500,
+                    "true_positives": 150, "false_positives": 150, "false_negatives": 50,
                     "expected_calibration_error": 0.05, "precision": 0.5, "label_coverage": 0.9,
                     "labels_as_of": day(i + 10), **row})
     return pd.DataFrame(out)
 
 
 NO_DRIFT = pd.DataFrame(columns=["date", "model_id", "model_version", "feature", "psi"])
-REFERENCE = pd.DataFrame({"model_id": ["m"], "model_version": ["v1"], "reference_precision": [0.5]})
+# the reference window's summed counts: precision 0.5, recall 0.75
+REFERENCE = pd.DataFrame({"model_id": ["m"], "model_version": ["v1"], "reference_true_positives": [1050],
+                          "reference_false_positives": [1050], "reference_false_negatives": [350]})
 VERSIONS = pd.DataFrame({"model_id": ["m"], "model_version": ["v1"], "first_date": [day(0)]})
 
 
 def alerts(rows: pd.DataFrame, first: int, last: int, cfg: AlertConfig | None = None, drift=NO_DRIFT,
-           versions=VERSIONS) -> pd.DataFrame:
-    return evaluate_alerts(rows, drift, REFERENCE, versions, cfg or config(), day(first), day(last))
+           versions=VERSIONS, reference=REFERENCE) -> pd.DataFrame:
+    return evaluate_alerts(rows, drift, reference, versions, cfg or config(), day(first), day(last))
 
 
 def by_metric(found: pd.DataFrame, metric: str) -> list[tuple]:
@@ -65,13 +76,6 @@ def test_calibration_alert_just_over_the_threshold_and_only_with_enough_labels()
     assert found.loc[0, "rule"] == "> 0.08" and found.loc[0, "model_version"] == "v1"
 
 
-def test_precision_drop_is_relative_to_the_reference_precision():
-    # reference 0.5: 0.39 is a 22% drop, 0.41 an 18% drop
-    found = alerts(steady(range(2), d0={"precision": 0.39}, d1={"precision": 0.41}), 0, 1)
-    assert by_metric(found, "precision_drop") == [(day(0), "", round(1 - 0.39 / 0.5, 12), 0.2)]
-    assert by_metric(found, "precision_drop")[0][2] == pytest.approx(0.22)
-
-
 def test_label_coverage_is_judged_only_once_the_day_is_old_enough():
     rows = steady(range(3), d0={"label_coverage": 0.49, "labels_as_of": day(7)},
                   d1={"label_coverage": 0.51, "labels_as_of": day(8)},
@@ -88,8 +92,9 @@ def test_psi_alert_names_the_feature():
 def test_per_model_override_replaces_the_threshold():
     rows = steady(range(1), d0={"expected_calibration_error": 0.09})
     assert len(by_metric(alerts(rows, 0, 0), "expected_calibration_error")) == 1
-    assert not by_metric(alerts(rows, 0, 0, cfg=config(m={"expected_calibration_error": {"above": 0.1}})),
-                         "expected_calibration_error")
+    cfg = config(m={"expected_calibration_error": {"above": 0.1}})
+    assert not by_metric(alerts(rows, 0, 0, cfg=cfg), "expected_calibration_error")
+    assert cfg.rule("expected_calibration_error", "other") == {"above": 0.08}  # only m's own rule changed
 
 
 def test_volume_change_against_the_trailing_seven_day_median():
@@ -117,10 +122,10 @@ def test_trailing_median_runs_over_calendar_days_not_rows():
     volume = alerts(rows, 7, 11)
     volume = volume[volume["metric"] == "volume_change"]
     # days 7..10: the trailing calendar week holds at least four 1000s -> median 1000, change -1;
-    # day 11: days 4..10 are 1000 x3 and 0 x4 -> median 0, an unbounded jump (value unknown, NaN).
+    # day 11: days 4..10 are 1000 x3 and 0 x4 -> median 0, below the rule's min_count (50): not judged.
     # Over the last seven *rows* day 11 would look normal and days 7..10 would not exist.
-    assert list(volume["date"]) == [day(i) for i in range(7, 12)]
-    assert list(volume["value"].iloc[:4]) == [-1.0] * 4 and np.isnan(volume["value"].iloc[4])
+    assert list(volume["date"]) == [day(i) for i in range(7, 11)]
+    assert list(volume["value"]) == [-1.0] * 4
 
 
 def test_days_before_the_model_started_are_not_an_outage():
@@ -161,10 +166,152 @@ def test_health_check_verdict_reports_the_worst_value_of_each_metric():
     assert healthy["passed"] and healthy["description"] == "healthy" and healthy["worst_value_by_metric"] == {}
 
 
-def test_threshold_file_declares_every_rule(tmp_path):
-    cfg = load_alert_config()
-    assert set(cfg.rules) == set(RULES) and cfg.lookback_days >= cfg.rules["volume_change"]["trailing_days"]
-    bad = tmp_path / "thresholds.yml"
-    bad.write_text("rules:\n  psi: {above: 0.2}\n  psy: {above: 0.1}\n")
-    with pytest.raises(ValueError, match=r"thresholds.yml: unknown rules \['psy'\]; missing rules .*precision_drop"):
-        load_alert_config(bad)
+def test_small_days_are_not_judged_by_the_volume_rule():
+    # a model serving ~40 predictions a day: its trailing median is below min_count (50), so a day of 10 is no outage
+    small = alerts(steady(range(8), **{f"d{i}": {"predictions": 40} for i in range(7)}, d7={"predictions": 10}), 7, 7)
+    assert by_metric(small, "volume_change") == []
+    judged = alerts(steady(range(8), **{f"d{i}": {"predictions": 40} for i in range(7)}, d7={"predictions": 10}), 7, 7,
+                    cfg=config(m={"volume_change": {"min_count": 40}}))
+    assert by_metric(judged, "volume_change") == [(day(7), "", -0.75, 0.5)]
+
+
+# ---------------------------------------------------------------- precision / recall drop: a test, not a percentage
+
+
+def ztest_p(x, n, x_ref, n_ref) -> float:
+    """The oracle: statsmodels' pooled two-proportion z-test, H1 the day's proportion is smaller."""
+    return float(proportions_ztest([x, x_ref], [n, n_ref], alternative="smaller")[1])
+
+
+@pytest.mark.parametrize("x, n, x_ref, n_ref", [(30, 150, 1050, 2100), (70, 150, 330, 1000), (0, 5, 3, 9), (12, 40, 400, 1000)])
+def test_drop_pvalue_is_statsmodels_one_sided_two_proportion_ztest(x, n, x_ref, n_ref):
+    assert one_sided_drop_pvalue(x, n, x_ref, n_ref) == pytest.approx(ztest_p(x, n, x_ref, n_ref), rel=1e-12)
+    assert np.isnan(one_sided_drop_pvalue(0, 0, 5, 10)) and np.isnan(one_sided_drop_pvalue(0, 10, 0, 10))
+
+
+def test_precision_drop_alerts_exactly_when_the_one_sided_test_rejects():
+    # reference: 1050 TP / 2100 decided (0.5). Day 0: 120/300 (0.40), day 1: 140/300 (0.467), day 2: 110/300,
+    # day 3: 100/300 with too few labelled predictions (99 < min_labelled 100).
+    tp = {0: 120, 1: 140, 2: 110, 3: 100}
+    changes = {f"d{i}": {"true_positives": t, "false_positives": 300 - t} for i, t in tp.items()}
+    changes["d3"]["labelled"] = 99
+    rows = steady(range(4), **changes)
+    found = by_metric(alerts(rows, 0, 3), "precision_drop")
+    expected = [(day(i), "", round(t / 300, 12), 0.5) for i, t in tp.items()
+                if i != 3 and ztest_p(t, 300, 1050, 2100) < 0.01]
+    assert found == expected and [d for d, *_ in found] == [day(0), day(2)]  # day 1: p ~ 0.13, noise
+    rule = alerts(rows, 0, 0)
+    assert rule.loc[rule["metric"] == "precision_drop", "rule"].iloc[0] == "one-sided z-test p < 0.01 vs reference precision"
+    # a stricter alpha from the model's config keeps only the days the oracle rejects at that alpha
+    strict = by_metric(alerts(rows, 0, 3, cfg=config(m={"precision_drop": {"alpha": 1e-4}})), "precision_drop")
+    assert [d for d, *_ in strict] == [day(i) for i in (0, 2) if ztest_p(tp[i], 300, 1050, 2100) < 1e-4]
+
+
+def test_recall_drop_uses_the_labelled_positives_and_the_reference_recall():
+    # reference recall 1050 / 1400 = 0.75; day 0: 150 TP, 100 FN (0.6): p far below 0.01; day 1: 150 / 210 (0.714)
+    rows = steady(range(2), d0={"false_negatives": 100}, d1={"false_negatives": 60})
+    found = by_metric(alerts(rows, 0, 1), "recall_drop")
+    assert found == [(day(0), "", 0.6, 0.75)]
+    assert ztest_p(150, 250, 1050, 1400) < 0.01 < ztest_p(150, 210, 1050, 1400)
+
+
+def test_no_reference_counts_no_drop_verdict():
+    rows = steady(range(1), d0={"true_positives": 10, "false_positives": 290})
+    assert by_metric(alerts(rows, 0, 0, reference=REFERENCE.iloc[:0]), "precision_drop") == []
+
+
+def simulate(rng, days: int, decided: int, precision_of_day) -> pd.DataFrame:
+    """Health rows of a model whose labelled positive decisions per day are Poisson(decided), each a TP with the day's precision."""
+    n = rng.poisson(decided, days)
+    p = np.array([precision_of_day(i) for i in range(days)])
+    tp = rng.binomial(n, p)
+    return pd.DataFrame({"date": [day(i) for i in range(days)], "model_id": "m", "model_version": "v1",
+                         "predictions": 5 * n, "labelled": 3 * n, "true_positives": tp, "false_positives": n - tp,
+                         "false_negatives": rng.binomial(3 * n - n, 0.2), "expected_calibration_error": 0.02,
+                         "precision": tp / n, "label_coverage": 0.9, "labels_as_of": [day(i + 10) for i in range(days)]})
+
+
+def reference_of(rows: pd.DataFrame, first_days: int = 7) -> pd.DataFrame:
+    ref = rows.iloc[:first_days]
+    return pd.DataFrame({"model_id": ["m"], "model_version": ["v1"], "reference_true_positives": [ref["true_positives"].sum()],
+                         "reference_false_positives": [ref["false_positives"].sum()],
+                         "reference_false_negatives": [ref["false_negatives"].sum()]})
+
+
+def test_a_healthy_model_at_precision_030_to_033_raises_alerts_at_the_rate_alpha_not_the_old_rules():
+    """The issue's case: normal precision 0.30-0.33, ~120 labelled positive decisions a day (360 labelled).
+
+    300 simulated 60-day histories (reference = each history's first 7 days, default alpha 0.01,
+    min_labelled 300): the false-alarm rate over days after the reference is consistent with alpha,
+    and every alert is one the statsmodels test rejects. The old rule (20% below the reference
+    precision) fires on several times as many days of the same noise.
+    """
+    rng = np.random.default_rng(20261201)
+    cfg = load_alert_config(parse_config({}))  # every default: alpha 0.01, min_labelled 300
+    judged = alarms = old_rule = 0
+    for _ in range(300):
+        rows = simulate(rng, 60, 120, lambda i: 0.30 + 0.03 * ((i * 7) % 11) / 10)  # wanders over 0.30 .. 0.33
+        ref = reference_of(rows)
+        found = evaluate_alerts(rows, NO_DRIFT, ref, VERSIONS, cfg, day(7), day(59))
+        hits = found[found["metric"] == "precision_drop"]
+        after = rows.iloc[7:]
+        enough = after[after["labelled"] >= cfg.min_labelled]
+        oracle = [d for d, x, fp in zip(enough["date"], enough["true_positives"], enough["false_positives"])
+                  if ztest_p(x, x + fp, ref["reference_true_positives"][0],
+                             ref["reference_true_positives"][0] + ref["reference_false_positives"][0]) < 0.01]
+        assert list(hits["date"]) == oracle
+        ref_precision = ref["reference_true_positives"][0] / (ref["reference_true_positives"][0] + ref["reference_false_positives"][0])
+        old_rule += int(((1 - enough["precision"] / ref_precision) > 0.2).sum())
+        judged, alarms = judged + len(enough), alarms + len(hits)
+    rate = alarms / judged
+    # the binomial bound of alpha over ~15,000 judged days, with room for the reference's own noise
+    assert rate < 0.01 + 3 * np.sqrt(0.01 * 0.99 / judged) + 0.005, rate
+    assert old_rule > 3 * max(alarms, 1), (old_rule, alarms)
+
+
+def test_a_real_precision_drop_is_caught():
+    """Precision 0.315 falls to 0.20 from day 30 on: with ~150 labelled positive decisions a day, most days are caught."""
+    rng = np.random.default_rng(7)
+    rows = simulate(rng, 40, 150, lambda i: 0.315 if i < 30 else 0.20)
+    found = evaluate_alerts(rows, NO_DRIFT, reference_of(rows), VERSIONS, config(min_labelled=300), day(7), day(39))
+    hits = found[found["metric"] == "precision_drop"]
+    ref = reference_of(rows)
+    ref_precision = ref["reference_true_positives"][0] / (ref["reference_true_positives"][0] + ref["reference_false_positives"][0])
+    assert (hits["date"] >= day(30)).sum() >= 8 and (hits["date"] < day(30)).sum() <= 1, hits
+    assert hits["threshold"].to_numpy() == pytest.approx(ref_precision)
+    assert (hits["value"] < hits["threshold"]).all()
+
+
+# ---------------------------------------------------------------- settings from the project file
+
+
+def test_settings_come_from_the_project_file_not_from_a_demo_list():
+    cfg = load_alert_config(parse_config({
+        "alerts": {"min_labelled": 50, "rules": {"psi": {"above": 0.3}}},
+        "models": {"fraud": {"positive_decision": "harmful", "min_recall": 0.4,
+                             "alerts": {"precision_drop": {"alpha": 0.001}}}, "ranker": {}},
+        "bias": {"window_days": 28}, "retraining": {"persist_days": 2},
+    }))
+    assert cfg.models == ["fraud", "ranker"] and cfg.min_labelled == 50
+    assert cfg.rule("psi", "ranker") == {"above": 0.3}
+    assert cfg.rule("precision_drop", "fraud") == {"alpha": 0.001} and cfg.rule("precision_drop", "ranker") == {"alpha": 0.01}
+    assert cfg.floor("fraud", "min_recall") == 0.4 and cfg.floor("fraud", "min_precision") is None
+    assert cfg.floor("ranker", "min_precision") is None and cfg.floor("undeclared", "min_precision") is None
+    assert cfg.bias["window_days"] == 28 and cfg.retraining["persist_days"] == 2
+    assert cfg.lookback_days >= cfg.rule("volume_change", "fraud")["trailing_days"]
+    empty = load_alert_config(parse_config({}))
+    assert empty.models == [] and empty.floors == {} and set(empty.rules) == {
+        "psi", "expected_calibration_error", "precision_drop", "recall_drop", "label_coverage", "volume_change"}
+    with pytest.raises(KeyError, match="unknown alert rule 'psy'"):
+        empty.rule("psy", "m")
+
+
+def test_one_check_per_declared_model_and_one_for_the_rest():
+    assert check_targets(["fraud", "credit-risk v2"]) == [("fraud", "fraud"), ("credit_risk_v2", "credit-risk v2"),
+                                                          ("other_models", None)]
+    assert check_targets([]) == [("other_models", None)]
+    with pytest.raises(ValueError, match="'a-b' and 'a_b'"):
+        check_targets(["a-b", "a_b"])
+    assert scope_sql("fraud", ["fraud"]) == ("model_id = ?", ["fraud"])
+    assert scope_sql(None, ["a", "b"]) == ("model_id NOT IN (?, ?)", ["a", "b"])
+    assert scope_sql(None, []) == ("TRUE", [])

@@ -15,7 +15,8 @@ from orchestration.lib.retraining import (
 )
 
 D0 = date(2026, 3, 1)
-RULES = {"persist_days": 3, "min_precision": 0.3}
+RULES = {"persist_days": 3}
+FLOORS = {"m": {"min_precision": 0.3}}  # what a project file setting models.m.min_precision gives
 MIN_LABELLED = 100
 NO_HEALTH = pd.DataFrame(columns=["date", "model_id", "labelled", "precision"])
 NO_ALERTS = pd.DataFrame(columns=["date", "model_id", "metric", "value"])
@@ -29,8 +30,8 @@ def drift_alerts(*days: int, metric: str = "psi", model_id: str = "m", value: fl
     return pd.DataFrame({"date": [pd.Timestamp(day(i)) for i in days], "model_id": model_id, "metric": metric, "value": value})
 
 
-def requests(alerts: pd.DataFrame, on: int, health: pd.DataFrame = NO_HEALTH) -> pd.DataFrame:
-    return retraining_requests(alerts, health, RULES, MIN_LABELLED, day(on), "/exports")
+def requests(alerts: pd.DataFrame, on: int, health: pd.DataFrame = NO_HEALTH, floors=FLOORS) -> pd.DataFrame:
+    return retraining_requests(alerts, health, RULES, MIN_LABELLED, day(on), "/exports", floors)
 
 
 def test_k_minus_one_days_of_drift_raise_nothing_and_k_days_raise_a_request():
@@ -76,6 +77,19 @@ def test_precision_below_the_floor_with_enough_labels_requests_retraining():
     assert requests(NO_ALERTS, on=4, health=health).empty
     both = requests(drift_alerts(5, 6, 7), on=7, health=health)
     assert both.iloc[0]["reason"] == f"drift/calibration alerts on 3 consecutive days up to {day(7)}; precision below 0.3"
+
+
+def test_no_floor_unless_the_model_sets_one():
+    """The issue: a healthy model at precision 0.30-0.33 got four requests from a demo floor of 0.3."""
+    health = pd.DataFrame({"date": [pd.Timestamp(day(i)) for i in (5, 6, 7)], "model_id": "m", "labelled": 500,
+                           "precision": [0.29, 0.31, 0.295], "recall": [0.5, 0.39, 0.5]})
+    assert requests(NO_ALERTS, on=7, health=health, floors={}).empty
+    assert requests(NO_ALERTS, on=7, health=health, floors={"other": {"min_precision": 0.9}}).empty
+    recall = requests(NO_ALERTS, on=7, health=health, floors={"m": {"min_recall": 0.4}})
+    assert list(recall["reason"]) == ["recall below 0.4"]
+    assert json.loads(recall.iloc[0]["evidence"]) == {"recall": {str(day(6)): 0.39}}
+    both = requests(NO_ALERTS, on=7, health=health, floors={"m": {"min_recall": 0.4, "min_precision": 0.3}})
+    assert list(both["reason"]) == ["precision below 0.3; recall below 0.4"]
 
 
 def test_requests_between_raises_one_request_per_episode_on_its_first_due_day():

@@ -9,11 +9,11 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.bias.checks import BIAS_KEY
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, days_between, lookback_start, run_date_range, single_run
-from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.asset_metadata import markdown_table
-from orchestration.lib.bias import GROUP_RATES_SCHEMA, VERDICTS_SCHEMA, window_tables
-from orchestration.lib.settings import dbt_var
-from orchestration.lib.warehouse import replace_date_range
+from orchestration.lib.label_refresh import refresh_start as label_refresh_start
+from orchestration.lib.bias import GROUP_RATES_SCHEMA, NOT_ASSESSED, VERDICTS_SCHEMA, window_tables
+from orchestration.lib.project_config import load_config
+from orchestration.lib.warehouse import ensure_table, replace_date_range
 
 GROUP_RATES_KEY = dg.AssetKey(["marts", "bias_group_rates"])
 VERDICTS_KEY = dg.AssetKey(["marts", "bias_verdicts"])
@@ -30,30 +30,43 @@ SPEC = dict(deps=[BIAS_KEY], group_name="bias", kinds={"python", "duckdb"}, owne
             "rows (shown, not judged).")),
         dg.AssetSpec(VERDICTS_KEY, **SPEC, description=(
             "Per day and model and attribute: the trailing-window fairness verdicts (disparate impact, equal "
-            "opportunity, equalised odds, calibration gap) with pass flags, the groups they name and the limits of "
-            "expectations/alert_thresholds.yml they were judged against.")),
+            "opportunity, equalised odds, calibration gap) with pass flags, the groups they name, the model's "
+            "positive_decision (favourable, or harmful: judged on not being flagged and on false-positive rates) and "
+            "the limits of the project file's bias block they were judged against. No protected_attributes: no rows.")),
     ],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
 )
 def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    thresholds = load_alert_config().bias
+    config = load_config()
+    thresholds = config.bias.model_dump()
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
-        # marts.bias_daily recomputes the label lookback on every run, so the windows over it are recomputed too:
-        # each day is judged on the labels its bias_daily rows hold (a backfill and daily runs agree)
-        start = lookback_start(conn, first, int(dbt_var("label_lookback_days")), "marts.bias_daily")
+        # the run recomputed marts.bias_daily from its oldest late-labelled day (lib/label_refresh.py), so the
+        # windows from there on are recomputed too: each day is judged on the labels its bias_daily rows hold
+        # (a backfill and daily runs agree)
+        start = lookback_start(conn, first, (first - label_refresh_start(conn, first, last)).days, "marts.bias_daily")
         rows = conn.execute("SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?",
                             [start - timedelta(days=int(thresholds["window_days"]) - 1), last]).df()
         tables = [window_tables(rows, day, thresholds) for day in days_between(start, last)]
         rates = pd.concat([t[0] for t in tables], ignore_index=True)
         verdicts = pd.concat([t[1] for t in tables], ignore_index=True)
+        _add_new_columns(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA)
+        _add_new_columns(conn, "marts.bias_verdicts", VERDICTS_SCHEMA)
         replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", start, last)
         replace_date_range(conn, "marts.bias_verdicts", VERDICTS_SCHEMA, verdicts, "date", start, last)
     failing = verdicts[~verdicts["passed"].astype(bool)]
     yield dg.MaterializeResult(asset_key=GROUP_RATES_KEY, metadata={"rows": len(rates)})
+    assessed = {} if config.attribute_columns else {"note": NOT_ASSESSED}
     yield dg.MaterializeResult(asset_key=VERDICTS_KEY, metadata={
-        "rows": len(verdicts), "failing_verdicts": len(failing),
+        **assessed, "rows": len(verdicts), "failing_verdicts": len(failing),
         "failing": dg.MetadataValue.md(markdown_table(failing, [
             "date", "model_id", "attribute", "disparate_impact_ratio", "equal_opportunity_difference",
             "equalized_odds_difference", "calibration_gap", "flagged_groups_equal_opportunity"]))})
+
+
+def _add_new_columns(conn, table: str, schema: dict[str, str]) -> None:
+    """A table stored before a column existed (positive_decision, favourable_rate ...) gains it."""
+    ensure_table(conn, table, schema)
+    for column, kind in schema.items():
+        conn.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {kind}')

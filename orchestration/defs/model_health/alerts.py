@@ -10,9 +10,9 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.alerts import evaluate_alerts, load_alert_config, summarise_breaches
+from orchestration.lib.alerts import check_targets, evaluate_alerts, load_alert_config, scope_sql, summarise_breaches
 from orchestration.lib.asset_metadata import MODEL_HEALTH_SUMMARY_SQL, markdown_table, model_health_metadata
-from orchestration.lib.settings import dbt_var
+from orchestration.lib.label_refresh import refresh_start
 from orchestration.lib.warehouse import ensure_table, replace_date_range
 
 ALERTS_KEY = dg.AssetKey(["marts", "alerts"])
@@ -20,9 +20,12 @@ ALERTS_SCHEMA = {
     "date": "DATE", "model_id": "VARCHAR", "model_version": "VARCHAR", "metric": "VARCHAR", "subject": "VARCHAR",
     "value": "DOUBLE", "threshold": "DOUBLE", "rule": "VARCHAR", "first_detected_on": "DATE", "last_evaluated_on": "DATE",
 }
-REFERENCE_PRECISION_SQL = """
+# confusion counts over each version's reference window: the precision / recall drop rules test a day against them
+REFERENCE_COUNTS_SQL = """
 SELECT h.model_id, h.model_version,
-       sum(h.true_positives) / nullif(sum(h.true_positives + h.false_positives), 0) AS reference_precision
+       sum(h.true_positives) AS reference_true_positives,
+       sum(h.false_positives) AS reference_false_positives,
+       sum(h.false_negatives) AS reference_false_negatives
 FROM marts.model_health_daily h
 JOIN intermediate.int_model_versions v ON v.model_id = h.model_id AND v.model_version = h.model_version
 WHERE h.date BETWEEN v.first_date AND v.reference_end_date
@@ -32,9 +35,12 @@ KEY = ["date", "model_id", "model_version", "metric", "subject"]
 
 
 def evaluation_window(context) -> tuple:
-    """Label-based metrics of the last label_lookback_days are recomputed, so alerts are too."""
+    """Alerts are re-evaluated from the oldest day whose label-based health the run recomputed (its own days,
+    the label_lookback_days before them and older days that got late labels: intermediate.int_label_refresh_days)
+    to its last day; every day in between is re-judged too, so a changed reference window reaches them."""
     first, last = run_date_range(context)
-    return first - timedelta(days=int(dbt_var("label_lookback_days"))), last
+    with context.resources.duckdb.get_connection() as conn:
+        return refresh_start(conn, first, last), last
 
 
 @dg.asset(
@@ -47,8 +53,10 @@ def evaluation_window(context) -> tuple:
     freshness_policy=PUBLISHED_FRESHNESS,
     deps=[get_asset_key_for_model([impact_ledger_dbt], m) for m in ("model_health_daily", "feature_drift_daily")],
     description=(
-        "One row per breach of a rule in expectations/alert_thresholds.yml (date, model, metric, subject, value, "
-        "threshold), re-evaluated over the label lookback window; first_detected_on keeps the earliest run that saw it."
+        "One row per breach of an alert rule of the project file (alerts.rules, per-model overrides): date, model, "
+        "metric, subject, value, threshold (precision/recall drops: the day's rate, the reference window's rate, "
+        "breached when a one-sided z-test gives p < alpha), re-evaluated over the label lookback window; "
+        "first_detected_on keeps the earliest run that saw it."
     ),
 )
 def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -61,7 +69,7 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
             "SELECT date, model_id, model_version, feature, psi FROM marts.feature_drift_daily WHERE date BETWEEN ? AND ?",
             [first, last],
         ).df()
-        reference = conn.execute(REFERENCE_PRECISION_SQL).df()
+        reference = conn.execute(REFERENCE_COUNTS_SQL).df()
         versions = conn.execute("SELECT model_id, model_version, first_date FROM intermediate.int_model_versions").df()
         breaches = evaluate_alerts(health, drift, reference, versions, config, first, last)
         ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
@@ -91,23 +99,31 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
     )
 
 
-def build_model_health_check(model_id: str) -> dg.AssetChecksDefinition:
+def build_model_health_check(suffix: str, model_id: str | None, declared: list[str]) -> dg.AssetChecksDefinition:
+    """The health check of one declared model, or (model_id None) of every model in the data not declared."""
+    who = model_id if model_id is not None else "any model found in the data but not declared in the project file"
+    condition, params = scope_sql(model_id, declared)
+
     @dg.asset_check(
         asset=ALERTS_KEY,
-        name=f"model_health_{model_id}",
+        name=f"model_health_{suffix}",
         blocking=False,
         partitions_def=daily_partitions,
-        description=f"WARN when {model_id} breaches any alert rule in the run's evaluation window.",
+        description=f"WARN when {who} breaches any alert rule in the run's evaluation window.",
     )
     def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
         first, last = evaluation_window(context)
         with duckdb.get_connection() as conn:
             rows = conn.execute(
-                "SELECT date, metric, subject, value, threshold, rule, first_detected_on FROM marts.alerts "
-                "WHERE model_id = ? AND date BETWEEN ? AND ? ORDER BY date, metric, subject",
-                [model_id, first, last],
+                "SELECT date, model_id, metric, subject, value, threshold, rule, first_detected_on FROM marts.alerts "
+                f"WHERE {condition} AND date BETWEEN ? AND ? ORDER BY date, model_id, metric, subject",
+                [*params, first, last],
             ).df()
-        verdict = summarise_breaches(rows, model_id, first, last)
+        models = sorted(rows["model_id"].unique())
+        label = model_id if model_id is not None else ("undeclared models " + ", ".join(models) if models else "undeclared models")
+        verdict = summarise_breaches(rows, label, first, last)
+        if model_id is not None:
+            rows = rows.drop(columns="model_id")
         return dg.AssetCheckResult(
             passed=verdict["passed"],
             severity=dg.AssetCheckSeverity.WARN,
@@ -122,4 +138,6 @@ def build_model_health_check(model_id: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-model_health_checks = [build_model_health_check(m) for m in load_alert_config().models]
+# built from the project file's declared models (never from the warehouse: definitions load without it)
+_DECLARED = load_alert_config().models
+model_health_checks = [build_model_health_check(suffix, m, _DECLARED) for suffix, m in check_targets(_DECLARED)]

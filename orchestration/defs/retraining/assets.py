@@ -20,7 +20,9 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.model_health.alerts import ALERTS_KEY, evaluation_window
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.lib.alerts import load_alert_config
-from orchestration.lib.bias import bias_verdicts, group_rates, summarise_verdicts
+from orchestration.lib.bias import (COUNT_COLUMNS, KEYS, NOT_ASSESSED, POPULATION_COLUMNS, bias_verdicts, group_rates,
+                                    summarise_verdicts)
+from orchestration.lib.project_config import load_config
 from orchestration.lib.retraining import REQUEST_SCHEMA, keep_decisions, pending_by_day, requests_between, snapshot_gate
 from orchestration.lib.settings import exports_dir
 from orchestration.lib.warehouse import ensure_table, replace_date_range
@@ -30,7 +32,7 @@ CANDIDATES_KEY = dg.AssetKey(["retraining", "training_candidates"])
 SNAPSHOT_KEY = dg.AssetKey(["retraining", "training_snapshot"])
 
 CANDIDATES_SQL = """
-SELECT p.*, l.label, l.label_source, u.gender, u.age_band, u.country, u.gender || '|' || u.age_band AS gender_x_age_band,
+SELECT p.*, l.label, l.label_source{attributes},
        DATE '{day}' AS snapshot_date
 FROM staging.stg_predictions p
 JOIN (
@@ -41,7 +43,21 @@ JOIN (
 LEFT JOIN staging.stg_users u USING (user_id)
 WHERE p.model_id IN ({models}) AND p.prediction_date BETWEEN DATE '{start}' AND DATE '{day}'
 """
-ATTRIBUTES = ("gender", "age_band", "country", "gender_x_age_band")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def attribute_columns_sql(attributes: dict[str, list[str]]) -> str:
+    """The project file's protected attributes as snapshot columns (intersections joined with '|', like marts.bias_daily)."""
+    parts = []
+    for name, columns in attributes.items():
+        expr = " || '|' || ".join(f"coalesce(CAST(u.{_quote(c)} AS VARCHAR), 'unknown')" for c in columns)
+        parts.append(f"{expr} AS {_quote(name)}")
+    return "".join(f", {p}" for p in parts)
+
+
 # the raw tables CANDIDATES_SQL reads (through staging): each must have passed its gate on every window day
 TRAINING_INPUTS = ("predictions", "labels", "users")
 REQUESTS_TABLE = "marts.retraining_requests"
@@ -88,7 +104,7 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
         ensure_requests_table(conn)
         existing = conn.execute(f"SELECT * FROM {REQUESTS_TABLE} WHERE date BETWEEN ? AND ?", [first, last]).df()
         requests = keep_decisions(requests_between(alerts, health, config.retraining, config.min_labelled, first, last,
-                                                   str(exports_dir())), existing)
+                                                   str(exports_dir()), config.floors), existing)
         replace_date_range(conn, REQUESTS_TABLE, REQUEST_SCHEMA, requests, "date", first, last)
     pending = requests[requests["status"] == "requested"]  # pending_by_day filters the same way
     return dg.MaterializeResult(
@@ -131,7 +147,7 @@ def _training_start(conn, models: list[str], window_start):
 )
 def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     _, day = run_date_range(context)
-    window_start = day - timedelta(days=int(load_alert_config().retraining["training_window_days"]) - 1)
+    window_start = day - timedelta(days=int(load_config().retraining.training_window_days) - 1)
     with duckdb.get_connection() as conn:
         models = _requested_models(conn, day)
         start = _training_start(conn, models, window_start)
@@ -142,7 +158,9 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
         if gate.passed:
             conn.execute("CREATE SCHEMA IF NOT EXISTS retraining")
             listed = ", ".join(f"'{m}'" for m in models) or "NULL"
-            conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {CANDIDATES_SQL.format(day=day, start=start, models=listed)}")
+            select = CANDIDATES_SQL.format(day=day, start=start, models=listed,
+                                           attributes=attribute_columns_sql(load_config().attribute_columns))
+            conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {select}")
             counts = dict(conn.execute("SELECT model_id, count(*) FROM retraining.training_candidates GROUP BY 1").fetchall())
         else:
             record_blocked(conn, day, models, gate.reason)
@@ -155,12 +173,13 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
                                           "window": f"{start} .. {day}", "quality_gate": gate.reason})
 
 
-def candidate_group_counts(conn) -> pd.DataFrame:
+def candidate_group_counts(conn, attributes: list[str]) -> pd.DataFrame:
     """marts.bias_daily-shaped counts over the candidates, so the same verdict code judges them."""
     parts = []
-    for attribute in ATTRIBUTES:
+    for attribute in attributes:
+        column = _quote(attribute)
         parts.append(f"""
-            SELECT snapshot_date AS date, model_id, '{attribute}' AS attribute, coalesce({attribute}, 'unknown') AS group_value,
+            SELECT snapshot_date AS date, model_id, '{attribute.replace("'", "''")}' AS attribute, coalesce({column}, 'unknown') AS group_value,
                 count(*) AS predictions, count_if(decision) AS positives, count(*) AS labelled,
                 count_if(label = 1) AS labelled_positives, count_if(decision AND label = 1) AS true_positives,
                 count_if(decision AND label = 0) AS false_positives, count_if(NOT decision AND label = 1) AS false_negatives,
@@ -178,12 +197,20 @@ def candidate_group_counts(conn) -> pd.DataFrame:
     description="Fairness verdicts on the training candidates: an unfair snapshot is never exported (blocking).",
 )
 def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    thresholds = load_alert_config().bias
+    config = load_config()
+    thresholds = config.bias.model_dump()
+    attributes = list(config.attribute_columns)
     _, day = run_date_range(context)
     with duckdb.get_connection() as conn:
-        verdicts = bias_verdicts(group_rates(candidate_group_counts(conn)), thresholds)
+        if attributes:
+            verdicts = bias_verdicts(group_rates(candidate_group_counts(conn, attributes)), thresholds)
+        else:
+            verdicts = bias_verdicts(group_rates(pd.DataFrame(columns=[*KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS])), thresholds)
         passed = bool(verdicts["passed"].all()) if len(verdicts) else True
-        reason = "fair: snapshot may be exported" if passed else f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
+        if not attributes:
+            reason = f"snapshot may be exported; {NOT_ASSESSED}"
+        else:
+            reason = "fair: snapshot may be exported" if passed else f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
         if not passed:
             record_blocked(conn, day, _requested_models(conn, day), reason)
     return dg.AssetCheckResult(

@@ -1,35 +1,33 @@
-{{ config(pre_hook="{{ delete_partition_range('date', var('label_lookback_days')) }}") }}
+{{ config(pre_hook="{{ delete_label_refresh('date') }}") }}
 
 -- Fairness per prediction day, model, protected attribute and group: the
 -- counts are sufficient statistics, so any trailing window is judged by summing
 -- them and re-deriving the rates, intervals and verdicts from the window totals
 -- (orchestration/lib/bias.py); the day's rates below are for reading one day
 -- and must never be averaged over days.
--- Like model health, label-based counts of the last label_lookback_days are
--- recomputed by every run.
+-- Like model health, a run recomputes the (model, day) pairs of
+-- intermediate.int_label_refresh_days: its own days, the label_lookback_days
+-- before them and older days that got late labels (up to the label horizon).
 
-{%- set since = refresh_start(var('label_lookback_days')) %}
-{%- set attributes = {
-    'gender': 'u.gender',
-    'age_band': 'u.age_band',
-    'country': 'u.country',
-    'gender_x_age_band': "u.gender || '|' || u.age_band",
-} %}
+{#- protected attributes from the project file (dbt var protected_attributes: {name: [users columns]});
+    an intersection's group joins its columns' values with '|'. None declared: no rows (not assessed). #}
+{%- set attributes = var('protected_attributes', {}) %}
+{%- set columns = [] %}
+{%- for cols in attributes.values() %}{% for c in cols %}{% if c not in columns %}{% do columns.append(c) %}{% endif %}{% endfor %}{% endfor %}
 
 with users as (
-    select user_id, coalesce(gender, 'unknown') as gender, coalesce(age_band, 'unknown') as age_band,
-        coalesce(country, 'unknown') as country
+    select user_id
+        {%- for c in columns %}, coalesce(cast({{ adapter.quote(c) }} as varchar), 'unknown') as {{ adapter.quote(c) }}{% endfor %}
     from {{ ref('stg_users') }}
 ),
 
 predictions as (
-    select p.prediction_id, p.prediction_date as date, p.model_id, p.user_id, p.score, p.decision
-    from {{ ref('stg_predictions') }} p
-    where {{ in_refresh_range('p.predicted_at', var('label_lookback_days')) }}
+    select p.prediction_id, p.date, p.model_id, p.user_id, p.score, p.decision
+    from ({{ refreshed_predictions() }}) p
 ),
 
 labels as (
-    {{ resolved_labels(since) }}
+    {{ resolved_labels_of('predictions') }}
 ),
 
 scored as (
@@ -39,21 +37,32 @@ scored as (
 ),
 
 grouped as (
-    {%- for attribute, expr in attributes.items() %}
-    select s.date, s.model_id, '{{ attribute }}' as attribute, coalesce({{ expr }}, 'unknown') as group_value,
+    {%- for attribute, cols in attributes.items() %}
+    select s.date, s.model_id, '{{ attribute }}' as attribute,
+        coalesce({% for c in cols %}u.{{ adapter.quote(c) }}{% if not loop.last %} || '|' || {% endif %}{% endfor %}, 'unknown') as group_value,
         s.decision, s.label, s.score
     from scored s
     left join users u on u.user_id = s.user_id
     {% if not loop.last %}union all{% endif %}
+    {%- else %}
+    select s.date, s.model_id, cast(null as varchar) as attribute, cast(null as varchar) as group_value,
+        s.decision, s.label, s.score
+    from scored s
+    where false
     {%- endfor %}
 ),
 
 population as (
-    {%- for attribute, expr in attributes.items() %}
-    select '{{ attribute }}' as attribute, {{ expr }} as group_value, count(*) as population_users
+    {%- for attribute, cols in attributes.items() %}
+    select '{{ attribute }}' as attribute,
+        {% for c in cols %}u.{{ adapter.quote(c) }}{% if not loop.last %} || '|' || {% endif %}{% endfor %} as group_value,
+        count(*) as population_users
     from users u
     group by all
     {% if not loop.last %}union all{% endif %}
+    {%- else %}
+    select cast(null as varchar) as attribute, cast(null as varchar) as group_value, cast(0 as bigint) as population_users
+    where false
     {%- endfor %}
 ),
 
@@ -75,9 +84,10 @@ counts as (
         count_if(g.label = 1) as label_sum,
         coalesce(max(p.population_users), 0) as population_users,
         (select count(*) from users) as population_total,
-        {{ max_date() }} as labels_as_of
+        max(r.labels_as_of) as labels_as_of
     from grouped g
     left join population p on p.attribute = g.attribute and p.group_value = g.group_value
+    left join {{ ref('int_label_refresh_days') }} r on r.model_id = g.model_id and r.date = g.date
     group by g.date, g.model_id, g.attribute, g.group_value
 )
 

@@ -1,0 +1,158 @@
+"""Fairness for any protected attribute and either direction, against fairlearn on the row-level data.
+
+A risk model ('fraud', positive decision harmful: being flagged is the harm) over users with a
+`race` column (not one of the demo's attributes) and a `region`, plus their intersection. Group
+'B' is flagged more often, and its innocent members wrongly flagged more often: the verdicts must
+name B, judging disparate impact on the rate of NOT being flagged (fairlearn's
+demographic_parity_ratio on the inverted decisions) and equal opportunity on false-positive rates
+(fairlearn's MetricFrame with false_positive_rate). Read as if a positive decision were favourable,
+the same counts would name the wrong groups (the ones flagged least).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, demographic_parity_ratio, false_positive_rate, true_positive_rate
+
+from orchestration.lib.bias import (
+    bias_verdicts,
+    group_intervals,
+    group_rates,
+    positive_decisions,
+    summarise_verdicts,
+    window_tables,
+)
+
+EXACT = dict(rel=1e-9, abs=1e-12)
+ATTRIBUTES = {"race": ["race"], "region": ["region"], "race_x_region": ["race", "region"]}
+DAYS = pd.date_range("2026-06-01", periods=4)
+LIMITS = {"window_days": 4, "min_labelled": 200, "disparate_impact_min": 0.8, "equal_opportunity_max_difference": 0.1,
+          "equalized_odds_max_difference": 0.1, "calibration_gap_max": 0.1}
+
+
+def make_rows(seed: int = 12, n: int = 30_000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = pd.DataFrame({
+        "race": rng.choice(["A", "B", "C"], n, p=[0.5, 0.3, 0.2]),
+        "region": rng.choice(["north", "south"], n),
+        "date": rng.choice(DAYS, n),
+    })
+    label = (rng.random(n) < 0.2).astype(int)
+    # B's scores are pushed up whatever the truth: flagged more often, innocent members too
+    score = np.clip(0.3 + 0.35 * label + 0.12 * (rows["race"] == "B") + rng.normal(0, 0.15, n), 0, 1)
+    rows["decision"] = (score >= 0.5).astype(int)
+    rows["score"] = score
+    rows["label"] = np.where(rng.random(n) < 0.8, label, np.nan)
+    rows["model_id"] = "fraud"
+    for name, columns in ATTRIBUTES.items():
+        rows[name] = rows[columns].astype(str).agg("|".join, axis=1)  # intersections as marts.bias_daily joins them
+    return rows
+
+
+def bias_daily(rows: pd.DataFrame) -> pd.DataFrame:
+    """What marts.bias_daily holds for these rows, for the attributes of ATTRIBUTES."""
+    labelled = rows["label"].notna()
+    cells = rows.assign(
+        is_labelled=labelled, tp=(rows["decision"] == 1) & (rows["label"] == 1),
+        fp=(rows["decision"] == 1) & (rows["label"] == 0), fn=(rows["decision"] == 0) & (rows["label"] == 1),
+        tn=(rows["decision"] == 0) & (rows["label"] == 0), pos_label=rows["label"] == 1,
+        labelled_score=rows["score"].where(labelled, 0.0))
+    parts = []
+    for attribute in ATTRIBUTES:
+        counts = cells.assign(attribute=attribute, group_value=cells[attribute]).groupby(
+            ["date", "model_id", "attribute", "group_value"]).agg(
+            predictions=("score", "size"), positives=("decision", "sum"), labelled=("is_labelled", "sum"),
+            labelled_positives=("pos_label", "sum"), true_positives=("tp", "sum"), false_positives=("fp", "sum"),
+            false_negatives=("fn", "sum"), true_negatives=("tn", "sum"), score_sum=("labelled_score", "sum"),
+            label_sum=("pos_label", "sum")).reset_index()
+        counts["population_users"], counts["population_total"] = 100, 300
+        parts.append(counts)
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def world():
+    rows = make_rows()
+    return rows, bias_daily(rows)
+
+
+HARMFUL = {"fraud": "harmful"}
+
+
+@pytest.mark.parametrize("attribute", list(ATTRIBUTES))
+def test_harmful_disparate_impact_is_fairlearns_ratio_of_not_being_flagged(world, attribute):
+    rows, daily = world
+    verdict = bias_verdicts(group_rates(daily, positive_decision=HARMFUL), {**LIMITS, "min_labelled": 0}).set_index("attribute")
+    not_flagged = 1 - rows["decision"]
+    oracle = demographic_parity_ratio(not_flagged, not_flagged, sensitive_features=rows[attribute])
+    assert verdict.loc[attribute, "disparate_impact_ratio"] == pytest.approx(oracle, **EXACT)
+    assert verdict.loc[attribute, "positive_decision"] == "harmful"
+
+
+@pytest.mark.parametrize("attribute", list(ATTRIBUTES))
+def test_harmful_equal_opportunity_compares_false_positive_rates(world, attribute):
+    rows, daily = world
+    rates = group_rates(daily, positive_decision=HARMFUL)
+    verdict = bias_verdicts(rates, LIMITS).set_index("attribute").loc[attribute]
+    labelled = rows[rows["label"].notna()]
+    frame = MetricFrame(metrics={"fpr": false_positive_rate, "tpr": true_positive_rate}, y_true=labelled["label"].astype(int),
+                        y_pred=labelled["decision"], sensitive_features=labelled[attribute])
+    counts = labelled.groupby(attribute).size()
+    eligible = counts[counts >= LIMITS["min_labelled"]].index
+    fpr, tpr = frame.by_group.loc[eligible, "fpr"], frame.by_group.loc[eligible, "tpr"]
+    assert verdict["equal_opportunity_rate"] == "fpr"
+    assert verdict["equal_opportunity_difference"] == pytest.approx(fpr.max() - fpr.min(), **EXACT)
+    assert verdict["fpr_difference"] == pytest.approx(fpr.max() - fpr.min(), **EXACT)
+    assert verdict["tpr_difference"] == pytest.approx(tpr.max() - tpr.min(), **EXACT)
+    # the disadvantaged: wrongly flagged more than min FPR + the limit
+    expected = sorted(g for g in eligible if fpr[g] - fpr.min() > LIMITS["equal_opportunity_max_difference"])
+    assert verdict["flagged_groups_equal_opportunity"] == expected
+
+
+def test_the_verdict_names_the_group_flagged_most_not_the_one_flagged_least(world):
+    _, daily = world
+    harmful = bias_verdicts(group_rates(daily, positive_decision=HARMFUL), LIMITS).set_index("attribute")
+    race = harmful.loc["race"]
+    assert not race["passes_disparate_impact"] and race["flagged_groups_disparate_impact"] == ["B"]
+    assert not race["passes_equal_opportunity"] and race["flagged_groups_equal_opportunity"] == ["B"]
+    assert all(g.startswith("B|") for g in harmful.loc["race_x_region", "flagged_groups_equal_opportunity"])
+    assert harmful.loc["region", "passed"]  # region is not what the scores depend on
+    text = summarise_verdicts(harmful.reset_index())
+    assert "fraud / race: disparate impact ratio (of not being flagged)" in text
+    assert "disadvantaged (flagged most often): B" in text and "disadvantaged (wrongly flagged most often): B" in text
+    # the same counts read as a favourable decision (the old assumption) blame A and C, the groups flagged least
+    favourable = bias_verdicts(group_rates(daily, positive_decision={"fraud": "favourable"}), LIMITS).set_index("attribute")
+    assert "B" not in favourable.loc["race", "flagged_groups_disparate_impact"]
+    assert set(favourable.loc["race", "flagged_groups_disparate_impact"]) <= {"A", "C"}
+
+
+def test_intervals_and_stored_windows_carry_the_direction(world):
+    _, daily = world
+    rates = group_rates(daily, positive_decision=HARMFUL)
+    race = rates[rates["attribute"] == "race"].set_index("group_value")
+    # favourable rate = 1 - selection rate, its Wilson interval the mirror of the selection rate's
+    assert race["favourable_rate"].to_numpy() == pytest.approx(1 - race["selection_rate"].to_numpy(), **EXACT)
+    assert race["favourable_rate_ci_low"].to_numpy() == pytest.approx(1 - race["selection_rate_ci_high"].to_numpy(), **EXACT)
+    intervals = group_intervals(rates, bias_verdicts(rates, LIMITS))
+    race_rows = intervals[intervals["attribute"] == "race"].set_index(["rate", "group_value"])
+    assert race_rows.loc[("fpr", "B"), "flagged"] and race_rows.loc[("fpr", "B"), "verdicts"].startswith("equal opportunity")
+    assert not race_rows.loc[("tpr", "B"), "flagged"] and race_rows.loc[("tpr", "B"), "verdicts"] == "equalised odds"
+    assert race_rows.loc[("selection_rate", "B"), "flagged"] and not race_rows.loc[("selection_rate", "A"), "flagged"]
+    stored_rates, stored = window_tables(daily, DAYS[-1], LIMITS, HARMFUL)
+    row = stored.set_index("attribute").loc["race"]
+    assert row["positive_decision"] == "harmful" and row["flagged_groups_equal_opportunity"] == "B"
+    assert set(stored_rates["positive_decision"]) == {"harmful"}
+
+
+def test_the_direction_comes_from_the_project_file(world, tmp_path, monkeypatch):
+    _, daily = world
+    config = tmp_path / "project.yml"
+    config.write_text("models:\n  fraud: {positive_decision: harmful}\nprotected_attributes: [race, region]\n"
+                      "intersections: [[race, region]]\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    assert positive_decisions(["fraud", "undeclared"]) == {"fraud": "harmful", "undeclared": "favourable"}
+    from_file = bias_verdicts(group_rates(daily), LIMITS)
+    explicit = bias_verdicts(group_rates(daily, positive_decision=HARMFUL), LIMITS)
+    pd.testing.assert_frame_equal(from_file, explicit)
+    with pytest.raises(ValueError, match="positive_decision must be one of"):
+        positive_decisions(["fraud"], {"fraud": "bad"})
