@@ -22,3 +22,80 @@
 {% macro score_bin(score) -%}
     least(cast(floor({{ score }} * 10) as integer), 9)
 {%- endmacro %}
+
+{# ---- Per-model settings from the project file (var model_settings:
+   {model_id: {label_horizon_days, reference_days, reference_start, reference_end, ...}}).
+   `model_setting` is a SQL expression over `model_col`: the model's value, else `default`. #}
+{% macro model_setting(model_col, key, default, quote=false) -%}
+    {%- set cases = [] -%}
+    {%- for model_id, settings in (var('model_settings', {}) or {}).items() -%}
+        {%- if settings is mapping and settings.get(key) is not none -%}
+            {%- set value = settings[key] -%}
+            {%- do cases.append((model_id | replace("'", "''"), ("date '" ~ value ~ "'") if quote else value)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if cases -%}
+        (case {{ model_col }}{% for model_id, value in cases %} when '{{ model_id }}' then {{ value }}{% endfor %} else {{ default }} end)
+    {%- else -%}
+        ({{ default }})
+    {%- endif -%}
+{%- endmacro %}
+
+{# Labels (and feedback) later than this many days after the prediction day do not count. #}
+{% macro label_horizon_days(model_col) -%}
+    {{ model_setting(model_col, 'label_horizon_days', var('default_label_horizon_days') | int) }}
+{%- endmacro %}
+
+{# True when event timestamp `event_col` is within the horizon of a prediction made on `date_col`. #}
+{% macro within_label_horizon(event_col, date_col, model_col) -%}
+    ({{ event_col }} < {{ date_col }} + {{ label_horizon_days(model_col) }} + 1)
+{%- endmacro %}
+
+{# The drift / calibration reference window of a model version: fixed dates
+   (reference_start/reference_end) or its first reference_days days. #}
+{% macro reference_start_date(model_col, first_date_col) -%}
+    coalesce({{ model_setting(model_col, 'reference_start', 'null', quote=true) }}, {{ first_date_col }})
+{%- endmacro %}
+
+{% macro reference_end_date(model_col, first_date_col) -%}
+    coalesce({{ model_setting(model_col, 'reference_end', 'null', quote=true) }},
+             {{ first_date_col }} + {{ model_setting(model_col, 'reference_days', var('default_reference_days') | int) }} - 1)
+{%- endmacro %}
+
+{# The label events of the predictions in CTE `predictions` (prediction_id,
+   date, model_id): known by the end of max_date and within the model's label
+   horizon. Labels of an older day were stamped after that day, so the scan
+   starts at label_scan_start(). #}
+{% macro label_events(predictions) -%}
+    select l.prediction_id, l.label, l.labeled_at, l.label_source, l.source_priority
+    from {{ ref('stg_labels') }} l
+    join {{ predictions }} p on p.prediction_id = l.prediction_id
+    where l.labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('l.labeled_at') }}
+      and {{ within_label_horizon('l.labeled_at', 'p.date', 'p.model_id') }}
+{%- endmacro %}
+
+{# One label per prediction of `predictions`, from label_events: a
+   human_review label overrides an implicit one, within a source the latest wins. #}
+{% macro resolved_labels_of(predictions) -%}
+    select prediction_id, label, labeled_at, label_source,
+        min(labeled_at) over (partition by prediction_id) as first_labeled_at
+    from ({{ label_events(predictions) }})
+    qualify row_number() over (partition by prediction_id order by source_priority desc, labeled_at desc) = 1
+{%- endmacro %}
+
+{# The latest human-review label per prediction of `predictions` (the trusted sample). #}
+{% macro human_review_labels_of(predictions) -%}
+    select prediction_id, label
+    from ({{ label_events(predictions) }})
+    where label_source = 'human_review'
+    qualify row_number() over (partition by prediction_id order by labeled_at desc) = 1
+{%- endmacro %}
+
+{# The predictions of the (model_id, date) pairs this run recomputes for late
+   labels (intermediate.int_label_refresh_days), with their labels_as_of. #}
+{% macro refreshed_predictions() -%}
+    select p.*, p.prediction_date as date, r.labels_as_of
+    from {{ ref('stg_predictions') }} p
+    join {{ ref('int_label_refresh_days') }} r on r.model_id = p.model_id and r.date = p.prediction_date
+    where p.predicted_at >= {{ label_scan_start() }} and {{ known_by_max_date('p.predicted_at') }}
+{%- endmacro %}

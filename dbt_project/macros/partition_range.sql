@@ -45,3 +45,48 @@
 {% macro exact_avg(expr) -%}
     ({{ exact_sum(expr) }} / nullif(count({{ expr }}), 0))
 {%- endmacro %}
+
+{# ---- Late labels: the (model_id, date) pairs whose label-based rows a run
+   recomputes are listed once, in intermediate.int_label_refresh_days. #}
+
+{# The fixed recent window every run recomputes before its range (maturity:
+   a day that gets no label at all must still age into the coverage rule). #}
+{% macro label_window_start() -%}
+    {{ refresh_start(var('label_lookback_days')) }}
+{%- endmacro %}
+
+{# Earliest prediction a run may touch for label reasons: the longest label
+   horizon (or the fixed window, if longer) before its range. Bounds every scan. #}
+{% macro label_scan_start() -%}
+    {%- set days = [var('label_lookback_days') | int, var('max_label_horizon_days') | int, var('default_label_horizon_days') | int] | max -%}
+    ({{ min_date() }} - interval {{ days }} day)
+{%- endmacro %}
+
+{# First day whose label-based rows this run recomputed: the oldest refreshed
+   day, or the fixed window's start when nothing older got labels. #}
+{% macro label_refresh_start() -%}
+    (select coalesce(min(date), cast({{ label_window_start() }} as date)) from {{ ref('int_label_refresh_days') }})
+{%- endmacro %}
+
+{# Pre-hook of the label-based marts: drop every day of the fixed window and
+   the run's range (all models: a day may have lost rows), and each
+   refreshed (model_id, date) pair older than that. #}
+{% macro delete_label_refresh(date_column='date') -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as old
+        where old.{{ date_column }} between cast({{ label_window_start() }} as date) and {{ max_date() }}
+           or exists (select 1 from {{ ref('int_label_refresh_days') }} r
+                      where r.model_id = old.model_id and r.date = old.{{ date_column }})
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{# True when as-of day `col` reads a day whose label-based rows this run
+   refreshed, at most `reach_days` back (trailing-window marts): the fixed
+   window and the run's range, plus the `reach_days` after each refreshed day. #}
+{% macro label_refreshed_as_of(col, reach_days) -%}
+    ({{ col }} <= {{ max_date() }} and ({{ col }} >= cast({{ label_window_start() }} as date)
+        or exists (select 1 from {{ ref('int_label_refresh_days') }} r
+                   where {{ col }} between r.date and r.date + {{ reach_days }})))
+{%- endmacro %}

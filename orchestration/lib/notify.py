@@ -29,8 +29,11 @@ from orchestration.lib.settings import dbt_var
 WEBHOOK_ENV = "IMPACT_LEDGER_ALERT_WEBHOOK"
 NOTIFICATIONS_FILE = "notifications.jsonl"
 # Older rows are history, not news: the sender ignores them and forgets their
-# keys. Must exceed how far back a run re-evaluates alerts (label_lookback_days,
-# 14, plus the run's own range), or a re-evaluated old breach would be re-sent.
+# keys. Must exceed how far back every run re-evaluates alerts (the fixed
+# label_lookback_days window plus the run's own range). A breach that late labels
+# reveal on an older day (up to the label horizon) stays in marts.alerts but is
+# sent only if that day is within the horizon: raise horizon_days to the label
+# horizon to be told about those.
 DEFAULT_HORIZON_DAYS = 31
 
 
@@ -146,7 +149,9 @@ def load_notify_config(path: Path | None = None, env: Mapping[str, str] = os.env
     if url and not str(url).startswith(("http://", "https://")):
         raise ValueError(f"{source} must be an http(s) URL, got {url!r}")
     horizon = section.get("horizon_days", DEFAULT_HORIZON_DAYS)
-    shortest = int(dbt_var("label_lookback_days")) + 2  # the re-evaluated days, the run's day and a day of slack
+    # the fixed window every run re-evaluates, the run's day and a day of slack (older days re-evaluated
+    # because late labels arrived are history unless the horizon reaches them)
+    shortest = int(dbt_var("label_lookback_days")) + 2
     if not isinstance(horizon, int) or horizon < shortest:
         raise ValueError(f"{path}: notify.horizon_days must be an integer >= {shortest} (alerts are re-evaluated "
                          f"label_lookback_days back; a shorter horizon would send them again), got {horizon!r}")

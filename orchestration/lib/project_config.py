@@ -335,6 +335,11 @@ def config_dbt_vars(config: ProjectConfig) -> dict[str, Any]:
         "default_label_horizon_days": defaults.label_horizon_days,
         "default_reference_days": defaults.drift_reference.days,
         "max_label_horizon_days": config.max_label_horizon_days,
+        # every run recomputes this many days before its range, so a day that gets no label at all still
+        # reaches the label-coverage rule's after_days (late labels beyond it refresh their days on arrival)
+        "label_lookback_days": max([d for d in [config.alerts.rules.label_coverage.after_days] + [
+            m.alerts["label_coverage"].after_days for m in config.models.values() if "label_coverage" in m.alerts]
+            if d is not None] or [7]),
     }
     for name in EXPERIMENT_SETTINGS:
         value = getattr(config, name)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.lib.label_refresh import refresh_start
 from orchestration.lib.settings import dbt_var
 
 
@@ -24,18 +25,27 @@ from orchestration.lib.settings import dbt_var
 @dataclass(frozen=True)
 class Published:
     """A published table: its day column, and the dbt vars saying how many days before a run's range its
-    producer recomputes (labels and late orders arrive late), so those days' exports are rewritten too."""
+    producer recomputes (labels and late orders arrive late), so those days' exports are rewritten too.
+    Label-based tables also go back to the oldest day the run refreshed for late labels."""
 
     day_column: str
     lookback_vars: tuple[str, ...] = ()
 
     def lookback_days(self) -> int:
+        """The fixed part: days before every run's range that its producer recomputes."""
         return max((int(dbt_var(v)) for v in self.lookback_vars), default=0)
+
+    def since(self, conn: duckdb.DuckDBPyConnection, first: date, last: date) -> date:
+        """First day the run over first..last may have changed: the fixed lookback, or the oldest day it
+        refreshed for late labels (intermediate.int_label_refresh_days; the producers re-evaluate from there)."""
+        start = first - timedelta(days=self.lookback_days())
+        return min(start, refresh_start(conn, first, last)) if LABELS in self.lookback_vars else start
 
 
 LABELS, KPIS = "label_lookback_days", "kpi_lookback_days"
-# Keep in step with the producers: the dbt models' delete_partition_range(..., var(...)) pre-hooks,
-# model_health/alerts.py evaluation_window, okrs/assets.py refresh_start and bias/assets.py.
+# Keep in step with the producers: the dbt models' delete pre-hooks (delete_partition_range, delete_label_refresh),
+# model_health/alerts.py evaluation_window, okrs/assets.py refresh_start and bias/assets.py (all from
+# lib/label_refresh.py for late labels).
 PUBLISHED = {
     "attribution.experiment_results": Published("as_of_date"),
     "attribution.model_impact": Published("as_of_date"),
@@ -121,10 +131,11 @@ def export_table(conn: duckdb.DuckDBPyConnection, table: str, day_column: str, f
 
 def export_days(conn: duckdb.DuckDBPyConnection, exports: Path, first: date, last: date) -> tuple[int, int]:
     """Export each published table's days that a run over first..last (re)computed: from ``first`` minus the
-    table's lookback to ``last``, replacing those hive partitions, so exports always equal the warehouse."""
+    table's lookback (or the oldest day refreshed for late labels) to ``last``, replacing those hive partitions,
+    so exports always equal the warehouse."""
     files = rows = 0
     for table, spec in _existing(conn).items():
-        since = first - timedelta(days=spec.lookback_days())
+        since = spec.since(conn, first, last)
         f, r = export_table(conn, table, spec.day_column, exports / table.split(".")[1], since, last)
         files, rows = files + f, rows + r
     return files, rows

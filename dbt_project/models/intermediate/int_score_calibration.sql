@@ -1,14 +1,15 @@
 {{ config(materialized='incremental', unique_key=['model_id', 'model_version', 'score_bin'], incremental_strategy='delete+insert') }}
 
 -- Histogram-binning calibration of each model version, learnt once from its
--- reference window when that window's labels have matured (reference end +
--- label_lookback_days). Used by the label-free (CBPE) precision/recall
--- estimates. Written once per version, so each run reads a bounded window.
+-- reference window (int_model_versions) when that window's labels have
+-- matured: reference end + the model's label_horizon_days. Used by the
+-- label-free (CBPE) precision/recall estimates. Written once per version, so
+-- each run reads a bounded window.
 
 with ready as (
-    select v.model_id, v.model_version, v.first_date, v.reference_end_date
+    select v.model_id, v.model_version, v.reference_start_date, v.reference_end_date
     from {{ ref('int_model_versions') }} v
-    where v.reference_end_date + {{ var('label_lookback_days') }} <= {{ max_date() }}
+    where v.reference_end_date + {{ label_horizon_days('v.model_id') }} <= {{ max_date() }}
     {% if is_incremental() %}
       and not exists (
           select 1 from {{ this }} t where t.model_id = v.model_id and t.model_version = v.model_version
@@ -17,24 +18,23 @@ with ready as (
 ),
 
 reference as (
-    select p.prediction_id, p.model_id, p.model_version, p.score, {{ score_bin('p.score') }} as score_bin,
-        r.reference_end_date
+    select p.prediction_id, p.model_id, p.model_version, p.prediction_date, p.score, {{ score_bin('p.score') }} as score_bin
     from {{ ref('stg_predictions') }} p
     join ready r
         on r.model_id = p.model_id and r.model_version = p.model_version
-       and p.prediction_date between r.first_date and r.reference_end_date
+       and p.prediction_date between r.reference_start_date and r.reference_end_date
 ),
 
--- The labels known when the reference window matured (reference end +
--- label_lookback_days), resolved among themselves: a correction that lands
--- later must not replace (or drop) them, so the calibration does not depend
--- on which run learnt it.
+-- The labels counted once the window matured (each within its prediction's
+-- horizon, so all known by reference end + horizon), resolved among
+-- themselves: a label that lands later must not replace (or drop) them, so
+-- the calibration does not depend on which run learnt it.
 labels as (
     select f.model_id, f.model_version, f.score, f.score_bin, l.label
     from reference f
     join {{ ref('stg_labels') }} l
         on l.prediction_id = f.prediction_id
-       and l.labeled_at < f.reference_end_date + {{ var('label_lookback_days') }} + 1
+       and {{ within_label_horizon('l.labeled_at', 'f.prediction_date', 'f.model_id') }}
     qualify row_number() over (partition by l.prediction_id order by l.source_priority desc, l.labeled_at desc) = 1
 )
 

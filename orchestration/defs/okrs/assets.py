@@ -1,5 +1,7 @@
 """marts.okr_progress and marts.metric_scorecard: key results of the project file's okrs and whether experiments can judge them."""
 
+from datetime import timedelta
+
 import dagster as dg
 import pandas as pd
 from dagster_dbt import get_asset_key_for_model
@@ -10,6 +12,7 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, lookback_start, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.asset_metadata import markdown_table
+from orchestration.lib.label_refresh import refresh_start as label_refresh_start
 from orchestration.lib.okrs import PROGRESS_SCHEMA, load_okrs, metric_value_query, okr_progress
 from orchestration.lib.scorecard import SCORECARD_SCHEMA, TRAFFIC_SQL, metric_scorecard
 from orchestration.lib.settings import dbt_var
@@ -23,10 +26,11 @@ DAILY_ANALYTICS_ASSET = dict(partitions_def=daily_partitions, backfill_policy=si
                              kinds={"python", "duckdb"}, owners=["team:analytics"])
 
 
-def refresh_start(conn, first):
-    """Recompute the days whose inputs still change: label-based health (and yesterday's KPIs) of the lookback."""
-    lookback = max(int(dbt_var("label_lookback_days")), int(dbt_var("kpi_lookback_days")))
-    return lookback_start(conn, first, lookback, "marts.kpi_daily")
+def refresh_start(conn, first, last):
+    """Recompute the days whose inputs changed: yesterday's KPIs, and every day from the oldest health day the
+    run refreshed for late labels (a key result's trailing window reads it)."""
+    oldest = min(first - timedelta(days=int(dbt_var("kpi_lookback_days"))), label_refresh_start(conn, first, last))
+    return lookback_start(conn, first, (first - oldest).days, "marts.kpi_daily")
 
 
 def _dbt_key(model: str) -> dg.AssetKey:
@@ -42,7 +46,7 @@ def _markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
     **DAILY_ANALYTICS_ASSET,
     deps=[_dbt_key("kpi_daily"), _dbt_key("model_health_daily"), RESULTS_KEY, IMPACT_KEY],
     description=(
-        "Per day and key result of the project file's okrs (each run also recomputes the label lookback window): the bound metric's current value (trailing mean of a KPI or "
+        "Per day and key result of the project file's okrs (each run also recomputes from the oldest day it refreshed for late labels): the bound metric's current value (trailing mean of a KPI or "
         "health metric, cumulative net value or lift), progress = (current - baseline) / (target - baseline), the "
         "linear pace from start_date to deadline, on_track and status (achieved, on_track, behind, missed, "
         "not_started, no_data)."
@@ -52,7 +56,7 @@ def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     okrs = load_okrs(dbt_var("experiment_metrics"))
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
-        first = refresh_start(conn, first)
+        first = refresh_start(conn, first, last)
         values = [pd.DataFrame(columns=["date", "current_value", "key_result"])]  # no OKRs declared: no rows
         for kr in okrs.key_results:
             sql, params = metric_value_query(kr, first, last)

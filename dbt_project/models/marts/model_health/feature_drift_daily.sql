@@ -1,8 +1,9 @@
 {{ config(pre_hook="{{ delete_partition_range('date') }}") }}
 
 -- Drift of every monitored feature (and the score) per day, model and
--- version against the version's reference window (its first
--- `drift_reference_days` days). Numeric: PSI over 10 bins cut at the
+-- version against the version's reference window (int_model_versions: per
+-- model from the project file, fixed dates or the version's first
+-- reference_days days, default 7). Numeric: PSI over 10 bins cut at the
 -- reference deciles (quantile_cont); categorical: PSI over categories. A bin
 -- or category empty on either side counts as 1e-4. PSI is null until the
 -- reference window is complete. null_rate counts nulls among all rows.
@@ -10,7 +11,7 @@
 {%- set psi_floor = 0.0001 %}
 
 with versions as (
-    select model_id, model_version, first_date, reference_end_date
+    select model_id, model_version, reference_start_date, reference_end_date
     from {{ ref('int_model_versions') }}
 ),
 
@@ -25,7 +26,7 @@ reference_predictions as (
     from {{ ref('stg_predictions') }} p
     join versions v
         on v.model_id = p.model_id and v.model_version = p.model_version
-       and p.prediction_date between v.first_date and v.reference_end_date
+       and p.prediction_date between v.reference_start_date and v.reference_end_date
     join (select distinct model_id, model_version from current_predictions) c
         on c.model_id = p.model_id and c.model_version = p.model_version
 ),
@@ -129,7 +130,7 @@ select
     1 - t.rows_non_null::double / nullif(t.rows_total, 0) as null_rate,
     case when t.date > v.reference_end_date then p.psi end as psi,
     t.date > v.reference_end_date as reference_complete,
-    v.first_date as reference_start_date,
+    v.reference_start_date,
     v.reference_end_date
 from current_totals t
 join versions v on v.model_id = t.model_id and v.model_version = t.model_version

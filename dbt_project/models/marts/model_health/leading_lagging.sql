@@ -1,19 +1,20 @@
-{{ config(pre_hook="{{ delete_partition_range('as_of_date', var('label_lookback_days')) }}") }}
+{{ config(pre_hook="{%- if is_incremental() %}{%- set c = leading_lagging_config() %}delete from {{ this }} as old where {{ label_refreshed_as_of('old.as_of_date', c.window_days + c.max_lag_days) }}{% else %}select 1{% endif %}") }}
 
 -- Which leading model-health metric moves before which lagging KPI, and by
 -- how long: for every as-of date, the Pearson correlation of day-over-day
 -- changes, health metric on day t - lag against KPI on day t, over the
 -- trailing var('leading_lagging').window_days, for lags 0..max_lag_days.
 -- Changes, not levels: two trending series correlate at every lag.
--- Health rows of the last label_lookback_days keep changing as labels
--- arrive, so each run recomputes those as-of dates too.
+-- Health rows keep changing as labels arrive, so each run also recomputes
+-- the as-of dates whose windows read a health day it refreshed
+-- (int_label_refresh_days).
 
 {%- set cfg = leading_lagging_config() %}
 
 with as_of_dates as (
     select distinct date as as_of_date
     from {{ ref('kpi_daily') }}
-    where date between cast({{ refresh_start(var('label_lookback_days')) }} as date) and {{ max_date() }}
+    where {{ label_refreshed_as_of('date', cfg.window_days + cfg.max_lag_days) }}
 ),
 
 bounds as (

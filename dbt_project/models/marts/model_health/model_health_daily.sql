@@ -1,32 +1,34 @@
-{{ config(pre_hook="{{ delete_partition_range('date', var('label_lookback_days')) }}") }}
+{{ config(pre_hook="{{ delete_label_refresh('date') }}") }}
 
 -- Leading model-health metrics per day, model and version. Labels arrive
--- late, so every run recomputes the last `label_lookback_days` days before
--- its range as well (reading only those days), with the labels known by the
--- end of its last day (`labels_as_of`).
-
-{%- set since = refresh_start(var('label_lookback_days')) %}
+-- late, so a run recomputes the (model, day) pairs of
+-- intermediate.int_label_refresh_days: its own days, the label_lookback_days
+-- before them, and every older day that got labels during the run (up to the
+-- model's label horizon), reading only those days' predictions. Labels and
+-- feedback count when known by the end of the run's last day and within the
+-- model's label horizon; `labels_as_of` says which (see int_label_refresh_days).
 
 with predictions as (
-    select prediction_id, prediction_date as date, model_id, model_version, predicted_at, score, decision,
+    select prediction_id, date, model_id, model_version, predicted_at, score, decision, labels_as_of,
         {{ score_bin('score') }} as score_bin
-    from {{ ref('stg_predictions') }}
-    where {{ in_refresh_range('predicted_at', var('label_lookback_days')) }}
+    from ({{ refreshed_predictions() }})
 ),
 
 labels as (
-    {{ resolved_labels(since) }}
+    {{ resolved_labels_of('predictions') }}
 ),
 
 human_labels as (
-    {{ human_review_labels(since) }}
+    {{ human_review_labels_of('predictions') }}
 ),
 
 feedback as (
-    select prediction_id, count(*) as feedback_events, count_if(value = 'up') as up_events
-    from {{ ref('stg_feedback') }}
-    where created_at >= {{ since }} and {{ known_by_max_date('created_at') }}
-    group by prediction_id
+    select f.prediction_id, count(*) as feedback_events, count_if(f.value = 'up') as up_events
+    from {{ ref('stg_feedback') }} f
+    join predictions p on p.prediction_id = f.prediction_id
+    where f.created_at >= {{ label_scan_start() }} and {{ known_by_max_date('f.created_at') }}
+      and {{ within_label_horizon('f.created_at', 'p.date', 'p.model_id') }}
+    group by f.prediction_id
 ),
 
 scored as (
@@ -90,7 +92,8 @@ daily as (
         {{ exact_sum('case when not decision then calibrated_score else 0 end') }} as expected_false_negatives,
         bool_and(is_calibrated) as cbpe_calibrated,
         count_if(feedback_events > 0)::double / count(*) as feedback_rate,
-        sum(up_events)::double / nullif(sum(feedback_events), 0) as feedback_up_share
+        sum(up_events)::double / nullif(sum(feedback_events), 0) as feedback_up_share,
+        max(labels_as_of) as labels_as_of
     from scored
     group by date, model_id, model_version
 )
@@ -124,6 +127,6 @@ select
     d.cbpe_calibrated,
     d.feedback_rate,
     d.feedback_up_share,
-    {{ max_date() }} as labels_as_of
+    d.labels_as_of
 from daily d
 left join ece e on e.date = d.date and e.model_id = d.model_id and e.model_version = d.model_version

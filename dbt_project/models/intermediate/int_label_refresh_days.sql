@@ -1,0 +1,90 @@
+{{ config(materialized='table') }}
+
+-- The (model_id, date) pairs whose label-based rows (marts.model_health_daily,
+-- marts.bias_daily) this run recomputes, listed once for the marts and for
+-- the Python assets that re-evaluate over them (alerts, bias windows, OKRs,
+-- exports): (a) the run's own days, (b) the label_lookback_days before them,
+-- (c) every older prediction day that received a label or feedback during
+-- the run, within its model's label horizon. A run's cost follows the labels
+-- that arrived, not the horizon.
+--
+-- labels_as_of: the row's labels (and feedback) are those known by the end of
+-- that day, and none arrived for that model and day between it and the run's
+-- last day: least(max_date, greatest(date + label_lookback_days, day of the
+-- last counted label or feedback)). The last run that recomputes a day, alone
+-- or inside a backfill, reaches the same value (the rows do not depend on how
+-- days were grouped into runs).
+
+with recent as (
+    select distinct model_id, prediction_date as date
+    from {{ ref('stg_predictions') }}
+    where {{ in_refresh_range('predicted_at', var('label_lookback_days')) }}
+),
+
+-- label and feedback events stamped inside the run's range
+arrived as (
+    select prediction_id, labeled_at as arrived_at from {{ ref('stg_labels') }}
+    where {{ in_partition_range('labeled_at') }}
+    union all
+    select prediction_id, created_at from {{ ref('stg_feedback') }}
+    where {{ in_partition_range('created_at') }}
+),
+
+arrivals as (
+    select p.model_id, p.prediction_date as date, count(*) as events_arrived
+    from arrived a
+    join {{ ref('stg_predictions') }} p on p.prediction_id = a.prediction_id
+    where p.predicted_at >= {{ label_scan_start() }}
+      and {{ within_label_horizon('a.arrived_at', 'p.prediction_date', 'p.model_id') }}
+    group by all
+),
+
+refresh as (
+    select coalesce(r.model_id, a.model_id) as model_id,
+        coalesce(r.date, a.date) as date,
+        case
+            when coalesce(r.date, a.date) >= {{ min_date() }} then 'run'
+            when r.date is not null then 'recent'
+            else 'late_labels'
+        end as reason,
+        coalesce(a.events_arrived, 0) as events_arrived
+    from recent r
+    full outer join arrivals a on a.model_id = r.model_id and a.date = r.date
+    -- an arrival for a day after the range (a label stamped before its prediction) is not this run's
+    where coalesce(r.date, a.date) <= {{ max_date() }}
+),
+
+predictions as (
+    select p.prediction_id, p.model_id, p.prediction_date as date
+    from {{ ref('stg_predictions') }} p
+    join refresh r on r.model_id = p.model_id and r.date = p.prediction_date
+    where p.predicted_at >= {{ label_scan_start() }}
+),
+
+-- the last counted event (label or feedback) of each refreshed day, known by max_date
+last_events as (
+    select p.model_id, p.date, max(e.at) as last_event_at
+    from (
+        select prediction_id, labeled_at as at from {{ ref('stg_labels') }}
+        where labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('labeled_at') }}
+        union all
+        select prediction_id, created_at from {{ ref('stg_feedback') }}
+        where created_at >= {{ label_scan_start() }} and {{ known_by_max_date('created_at') }}
+    ) e
+    join predictions p on p.prediction_id = e.prediction_id
+    where {{ within_label_horizon('e.at', 'p.date', 'p.model_id') }}
+    group by all
+)
+
+select
+    r.model_id,
+    r.date,
+    r.reason,
+    r.events_arrived,
+    cast(l.last_event_at as date) as last_event_date,
+    least({{ max_date() }}, greatest(r.date + {{ var('label_lookback_days') | int }},
+                                     coalesce(cast(l.last_event_at as date), r.date))) as labels_as_of,
+    {{ min_date() }} as run_first_day,
+    {{ max_date() }} as run_last_day
+from refresh r
+left join last_events l on l.model_id = r.model_id and l.date = r.date
