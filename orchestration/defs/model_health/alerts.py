@@ -28,7 +28,7 @@ SELECT h.model_id, h.model_version,
        sum(h.false_negatives) AS reference_false_negatives
 FROM marts.model_health_daily h
 JOIN intermediate.int_model_versions v ON v.model_id = h.model_id AND v.model_version = h.model_version
-WHERE h.date BETWEEN v.first_date AND v.reference_end_date
+WHERE h.date BETWEEN v.reference_start_date AND v.reference_end_date
 GROUP BY ALL
 """
 KEY = ["date", "model_id", "model_version", "metric", "subject"]
