@@ -1,5 +1,6 @@
 """Attribution on generated worlds: every declared metric, CUPED, sequential CIs, guardrails, SRM, net value."""
 
+import pandas as pd
 import pytest
 
 from orchestration.lib.settings import dbt_var
@@ -68,3 +69,31 @@ def test_planted_sample_ratio_mismatch_marks_results_untrustworthy(tmp_path, mon
     assert (results["srm_p_value"] < 0.001).all()
     impact = p.query("SELECT * FROM attribution.model_impact WHERE as_of_date = ?", [p.last])
     assert not impact["trustworthy"].any()
+
+
+def test_no_significance_without_variance_and_flags_follow_the_adjusted_p_value(latest):
+    """Issue 13: on the generated world, day rows with an empty or full arm publish no p-value; significant
+    follows the adjusted p-value; small arms are not decision-grade; Fisher's exact test backs every
+    significant proportion."""
+    from scipy.stats import fisher_exact
+
+    r = latest.query("SELECT * FROM attribution.experiment_results")
+    stats = latest.query("SELECT * FROM marts.experiment_stats WHERE metric_type = 'proportion'")
+    arms = stats.set_index(["experiment_id", "metric", "analysis_window", "as_of_date", "variant"])
+    proportions = r[r["metric_type"] == "proportion"]
+    checked = 0
+    for row in proportions.itertuples():
+        key = (row.experiment_id, row.metric, row.analysis_window, row.as_of_date)
+        c, t = arms.loc[(*key, row.control_variant)], arms.loc[(*key, row.treatment_variant)]
+        k_c, n_c, k_t, n_t = int(c["value_sum"]), int(c["n"]), int(t["value_sum"]), int(t["n"])
+        if min(k_c, n_c - k_c, k_t, n_t - k_t) == 0:  # an arm without variance
+            assert pd.isna(row.decision_p_value) and isinstance(row.degenerate_reason, str), key
+        if not pd.isna(row.significant) and bool(row.significant):
+            checked += 1
+            assert fisher_exact([[k_c, n_c - k_c], [k_t, n_t - k_t]]).pvalue < 0.1, key
+    tested = r[r["p_value_adjusted"].notna()]
+    assert (tested["significant"].astype(bool) == (tested["p_value_adjusted"] < 0.05)).all()
+    assert r.loc[r["p_value_adjusted"].isna(), "significant"].isna().all()
+    small = (r["n_control"] < 30) | (r["n_treatment"] < 30)
+    assert not r.loc[small, "decision_grade"].astype(bool).any()
+    assert (r["decision_grade"].astype(bool) == (r["trustworthy"].astype(bool) & ~small & r["degenerate_reason"].isna())).all()
