@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss
 
+from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import dbt_var
 from tests.e2e.oracles import (COHORT_KEYS, cbpe, clean_predictions, cohort_members, ece, known_predictions, kpis,
                                label_metrics, psi_categorical, psi_numeric, retention, score_calibration)
@@ -53,7 +54,7 @@ def health_oracle(day: pd.DataFrame, calibration: dict | None) -> dict:
     }
 
 
-def assert_health_matches(health: pd.DataFrame, source, calibration: dict, lookback_days: int) -> None:
+def assert_health_matches(health: pd.DataFrame, source, calibration: dict, maturity_days: int) -> None:
     """Each row against the oracle on the labels, reviews and feedback known by its `labels_as_of`."""
     keys = {"date", "model_id", "model_version", "labels_as_of"}
     for as_of, rows in health.groupby("labels_as_of"):
@@ -62,8 +63,8 @@ def assert_health_matches(health: pd.DataFrame, source, calibration: dict, lookb
             day = preds[(preds["model_id"] == row["model_id"]) & (preds["model_version"] == row["model_version"])
                         & (preds["date"] == pd.Timestamp(row["date"]))]
             reference_end, bins = calibration[(row["model_id"], row["model_version"])]
-            # the calibration exists once its reference window's labels have matured by the run's last day
-            learnt = bins if reference_end + pd.Timedelta(days=lookback_days) <= as_of else None
+            # the calibration exists once its reference window's labels have matured (label horizon) by the run's last day
+            learnt = bins if reference_end + pd.Timedelta(days=maturity_days) <= as_of else None
             oracle = health_oracle(day, learnt)
             assert set(oracle) == set(health.columns) - keys  # a new health column needs an oracle here
             for column, expected in oracle.items():
@@ -75,12 +76,16 @@ def assert_health_matches(health: pd.DataFrame, source, calibration: dict, lookb
 
 def test_every_health_metric_matches_its_oracle(materialized):
     p = materialized
-    lookback = dbt_var("label_lookback_days")
-    health = p.query("SELECT * FROM marts.model_health_daily ORDER BY date, model_id")
+    config = load_config()
     preds = clean_predictions(p.source)
+    models = sorted(preds["model_id"].unique())
+    # the demo's project file: one label horizon and the first 7 days of each version as the reference
+    [horizon] = {config.model(m).label_horizon_days for m in models}
+    [reference_days] = {config.model(m).drift_reference.days for m in models}
+    health = p.query("SELECT * FROM marts.model_health_daily ORDER BY date, model_id")
     assert len(health) == len(preds.groupby(["date", "model_id", "model_version"])) > 20
-    calibration = score_calibration(p.source, preds, dbt_var("drift_reference_days"), lookback)
-    assert_health_matches(health, p.source, calibration, lookback)
+    calibration = score_calibration(p.source, preds, reference_days, horizon)
+    assert_health_matches(health, p.source, calibration, horizon)
     assert health["human_precision"].notna().sum() > 20 and health["feedback_up_share"].notna().all()
     # the label-free estimate is there before the labels: on the last day few have arrived ...
     newest = health[health["date"] == pd.Timestamp(p.last)]
@@ -91,16 +96,18 @@ def test_every_health_metric_matches_its_oracle(materialized):
 
 
 def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, monkeypatch):
-    """The e2e world ends before the default lookback lets a calibration mature, so learn one with a shorter one."""
+    """The e2e world ends before the label horizon lets a calibration mature, so learn one with a shorter one."""
     from dbt.cli.main import dbtRunner
 
     from orchestration.lib.settings import DBT_PROJECT_DIR
 
-    p, lookback = materialized, 7
+    p, horizon = materialized, 7
+    lookback = dbt_var("label_lookback_days")  # the fixed window every run recomputes (7, the coverage rule's after_days)
     shutil.copy(p.db, tmp_path / "warehouse.duckdb")
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
-    variables = {"min_date": p.last.isoformat(), "max_date": p.last.isoformat(), "label_lookback_days": lookback}
-    result = dbtRunner().invoke(["run", "--select", "int_score_calibration", "model_health_daily",
+    variables = {"min_date": p.last.isoformat(), "max_date": p.last.isoformat(), "label_lookback_days": lookback,
+                 "default_label_horizon_days": horizon, "max_label_horizon_days": horizon}
+    result = dbtRunner().invoke(["run", "--select", "int_label_refresh_days", "int_score_calibration", "model_health_daily",
                                  "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
                                  "--target-path", str(tmp_path / "target"), "--vars", json.dumps(variables), "--quiet"])
     assert result.success, result.exception
@@ -108,13 +115,13 @@ def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, mo
         learnt = conn.execute("SELECT * FROM intermediate.int_score_calibration").df()
         health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date >= ? ORDER BY date, model_id",
                               [p.last - timedelta(days=lookback)]).df()
-    calibration = score_calibration(p.source, clean_predictions(p.source), dbt_var("drift_reference_days"), lookback)
+    calibration = score_calibration(p.source, clean_predictions(p.source), dbt_var("default_reference_days"), horizon)
     assert set(zip(learnt["model_id"], learnt["model_version"])) == set(calibration)
     for _, row in learnt.iterrows():
         _, bins = calibration[(row["model_id"], row["model_version"])]
         assert row["calibrated_probability"] == pytest.approx(bins[row["score_bin"]], **EXACT), row.to_dict()
     assert len(health) == 2 * (lookback + 1) and health["cbpe_calibrated"].all()
-    assert_health_matches(health, p.source, calibration, lookback)
+    assert_health_matches(health, p.source, calibration, horizon)
 
 
 def test_psi_and_null_rate_match_numpy(materialized):

@@ -18,23 +18,23 @@ with ready as (
 ),
 
 reference as (
-    select p.prediction_id, p.model_id, p.model_version, p.prediction_date, p.score, {{ score_bin('p.score') }} as score_bin
+    select p.prediction_id, p.model_id, p.model_version, r.reference_end_date, p.score, {{ score_bin('p.score') }} as score_bin
     from {{ ref('stg_predictions') }} p
     join ready r
         on r.model_id = p.model_id and r.model_version = p.model_version
        and p.prediction_date between r.reference_start_date and r.reference_end_date
 ),
 
--- The labels counted once the window matured (each within its prediction's
--- horizon, so all known by reference end + horizon), resolved among
--- themselves: a label that lands later must not replace (or drop) them, so
--- the calibration does not depend on which run learnt it.
+-- The labels known when the window matured (reference end + the model's
+-- label horizon), resolved among themselves: a label that lands later must
+-- not replace (or drop) them, so the calibration does not depend on which run
+-- learnt it.
 labels as (
     select f.model_id, f.model_version, f.score, f.score_bin, l.label
     from reference f
     join {{ ref('stg_labels') }} l
         on l.prediction_id = f.prediction_id
-       and {{ within_label_horizon('l.labeled_at', 'f.prediction_date', 'f.model_id') }}
+       and {{ within_label_horizon('l.labeled_at', 'f.reference_end_date', 'f.model_id') }}
     qualify row_number() over (partition by l.prediction_id order by l.source_priority desc, l.labeled_at desc) = 1
 )
 
