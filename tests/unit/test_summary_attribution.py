@@ -11,7 +11,9 @@ from statsmodels.stats.multitest import multipletests
 
 from orchestration import cli
 from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA, experiment_results, model_impact
-from orchestration.lib.warehouse import replace_date_range
+from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
+from orchestration.lib.retraining import REQUEST_SCHEMA
+from orchestration.lib.warehouse import ensure_table, replace_date_range
 from tests.unit.test_attribution_honest import AS_OF, DECLARED, _arm_row, _binary
 from tests.unit.test_attribution_engine import experiments_of, variants_of
 
@@ -38,9 +40,8 @@ def warehouse(tmp_path, monkeypatch):
     with duckdb.connect(str(path)) as conn:
         replace_date_range(conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", AS_OF, AS_OF)
         replace_date_range(conn, "attribution.model_impact", IMPACT_SCHEMA, impact, "as_of_date", AS_OF, AS_OF)
-        conn.execute("CREATE SCHEMA marts")
-        conn.execute("CREATE TABLE marts.alerts (date DATE, model_id VARCHAR, metric VARCHAR, subject VARCHAR)")
-        conn.execute("CREATE TABLE marts.retraining_requests (date DATE, model_id VARCHAR, reason VARCHAR, status VARCHAR)")
+        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)  # no alerts, no requests: the health part is empty
+        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
     config = tmp_path / "project.yml"
     config.write_text("currency: EUR\n")
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
