@@ -146,7 +146,8 @@ def test_webhook_only_when_configured(tmp_path):
     with pytest.raises(ValueError, match="key 'notify.webhook': unknown key"):
         load_notify_config(thresholds, env={})
     thresholds.write_text("notify:\n  horizon_days: 7\n")
-    with pytest.raises(ValueError, match="notify.horizon_days must be an integer >= 16"):
+    # alerts are re-evaluated label_lookback_days (7, the coverage rule's after_days) back, plus the run's day and one of slack
+    with pytest.raises(ValueError, match="notify.horizon_days must be an integer >= 9"):
         load_notify_config(thresholds, env={})
     with pytest.raises(ValueError, match="IMPACT_LEDGER_ALERT_WEBHOOK must be an http"):
         load_notify_config(thresholds, env={"IMPACT_LEDGER_ALERT_WEBHOOK": "hooks.example.com"})
