@@ -4,9 +4,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
-from fairlearn.metrics import MetricFrame, demographic_parity_ratio, selection_rate, true_positive_rate
+from fairlearn.metrics import MetricFrame, demographic_parity_ratio, false_positive_rate, selection_rate, true_positive_rate
 
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.bias import bias_verdicts, group_rates
@@ -165,3 +166,57 @@ def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkey
     assert {"feature_recency", "feature_device", "score", "age_band"} <= set(snapshot.columns)
     requests = p.query("SELECT status, status_reason FROM marts.retraining_requests WHERE date = ?", [day])
     assert (requests["status"] == "snapshot_ready").all() and requests["status_reason"].isna().all()
+
+
+def test_a_users_column_of_the_project_file_and_a_harmful_model_agree_with_fairlearn(tmp_path, monkeypatch):
+    """A `race` column the demo never had, a model whose positive decision is the harm, through dbt and the stored verdicts.
+
+    The stored verdict's disparate impact is fairlearn's demographic_parity_ratio of the inverted decisions
+    (not being flagged) and its equal opportunity the range of fairlearn's false_positive_rate by group; the
+    groups it names are the ones wrongly flagged most often.
+    """
+    from orchestration.lib.synthetic_world import generate_world
+
+    cfg = WorldConfig(days=24, users=5000, seed=8, predictions_per_day=1500, dirty_rows=False)
+    source = tmp_path / "world"
+    truth = generate_world(source, cfg, progress=None)
+    # race, correlated with the planted under-scored age band so the groups differ; and no demo attribute is declared
+    rng = np.random.default_rng(3)
+    for path in sorted((source / "users").glob("*.parquet")):
+        users = pd.read_parquet(path)
+        old = (users["age_band"] == truth["bias"]["group"]).to_numpy()
+        users["race"] = np.where(old & (rng.random(len(users)) < 0.8), "B", rng.choice(["A", "C"], len(users)))
+        users.to_parquet(path, index=False)
+    project = tmp_path / "project.yml"
+    model = truth["incident"]["model_id"]
+    project.write_text(f"models:\n  {model}: {{positive_decision: harmful}}\nprotected_attributes: [race]\n"
+                       "bias: {min_labelled: 100, window_days: 14}\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(project))
+    for var, value in (("IMPACT_LEDGER_DB", "warehouse.duckdb"), ("IMPACT_LEDGER_SOURCE", "world"),
+                       ("IMPACT_LEDGER_EXPORTS", "exports"), ("IMPACT_LEDGER_ANALYTICS_DB", "analytics.duckdb")):
+        monkeypatch.setenv(var, str(tmp_path / value))
+    p = Pipeline(source, tmp_path / "warehouse.duckdb", truth, date.fromisoformat(truth["start_date"]),
+                 date.fromisoformat(truth["end_date"]))
+    assert p.run(p.first, p.last).success
+
+    assert set(p.query("SELECT DISTINCT attribute FROM marts.bias_daily")["attribute"]) == {"race"}
+    stored = p.query("SELECT * FROM marts.bias_verdicts WHERE date = ? AND model_id = ?", [p.last, model]).iloc[0]
+    assert stored["attribute"] == "race" and stored["positive_decision"] == "harmful" and stored["equal_opportunity_rate"] == "fpr"
+
+    preds = clean_predictions(source)
+    preds = preds[(preds["model_id"] == model) & (preds["date"] >= pd.Timestamp(p.last - timedelta(days=13)))
+                  & (preds["date"] <= pd.Timestamp(p.last))]
+    preds = preds.merge(read(source, "users")[["user_id", "race"]], on="user_id", how="left").fillna({"race": "unknown"})
+    labelled = preds.join(resolved_labels(source, p.last), on="prediction_id")
+    labelled = labelled[labelled["label"].notna()]
+    counts = labelled.groupby("race").size()
+    eligible = counts[counts >= 100].index
+    everyone = preds[preds["race"].isin(eligible)]
+    not_flagged = 1 - everyone["decision"].astype(int)
+    assert stored["disparate_impact_ratio"] == pytest.approx(
+        demographic_parity_ratio(not_flagged, not_flagged, sensitive_features=everyone["race"]), rel=1e-9)
+    fpr = MetricFrame(metrics=false_positive_rate, y_true=labelled["label"].astype(int), y_pred=labelled["decision"].astype(int),
+                      sensitive_features=labelled["race"]).by_group.loc[eligible]
+    assert stored["equal_opportunity_difference"] == pytest.approx(fpr.max() - fpr.min(), rel=1e-9, abs=1e-12)
+    named = sorted(g for g in eligible if fpr[g] - fpr.min() > 0.1)
+    assert (stored["flagged_groups_equal_opportunity"] or "") == ", ".join(named)
