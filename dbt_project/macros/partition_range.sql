@@ -84,7 +84,8 @@
 
 {# True when as-of day `col` reads a day whose label-based rows this run
    refreshed, at most `reach_days` back (trailing-window marts): the fixed
-   window and the run's range, plus the `reach_days` after each refreshed day. #}
+   window and the run's range, plus the `reach_days` after each refreshed day.
+   Qualify `col` (t.date): a bare `date` would bind to the refresh table's. #}
 {% macro label_refreshed_as_of(col, reach_days) -%}
     ({{ col }} <= {{ max_date() }} and ({{ col }} >= cast({{ label_window_start() }} as date)
         or exists (select 1 from {{ ref('int_label_refresh_days') }} r

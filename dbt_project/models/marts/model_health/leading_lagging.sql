@@ -12,9 +12,9 @@
 {%- set cfg = leading_lagging_config() %}
 
 with as_of_dates as (
-    select distinct date as as_of_date
-    from {{ ref('kpi_daily') }}
-    where {{ label_refreshed_as_of('date', cfg.window_days + cfg.max_lag_days) }}
+    select distinct k.date as as_of_date
+    from {{ ref('kpi_daily') }} k
+    where {{ label_refreshed_as_of('k.date', cfg.window_days + cfg.max_lag_days) }}
 ),
 
 bounds as (
