@@ -196,3 +196,14 @@ def test_a_removed_required_column_fails_the_schema_level_naming_it(conn):
     assert "missing columns: ['status']" in summary
     assert 'The column "status" in BatchData does not exist' in summary
 
+
+
+def test_experiments_and_their_variants_fail_on_any_bad_row_under_the_default_rule(conn):
+    # one row is a whole experiment (arm): the per-day share and count do not apply (row_rule: every_row)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("UPDATE raw.experiment_variants SET expected_share = 0.3 WHERE variant = 'holdout'")
+        variants = run_suite(conn, load_suite("raw_experiment_variants"), TODAY, TODAY, config=parse_config({}))
+    finally:
+        conn.execute("ROLLBACK")
+    assert failed(variants) == {"expect_column_values_to_be_between(experiment_share_total)"}
