@@ -45,6 +45,7 @@ def old_gate(commit: str, into: Path):
     (into / "old_quality_gate.py").write_text(show("orchestration/lib/quality_gate.py"))
     spec = importlib.util.spec_from_file_location("old_quality_gate", into / "old_quality_gate.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["old_quality_gate"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
