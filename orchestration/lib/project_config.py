@@ -87,7 +87,7 @@ class ModelSpec(_Strict):
     # true: judged against a never-exposed holdout in raw.experiments; false: monitoring only;
     # unset: whatever raw.experiments says
     experiment: bool | None = None
-    threshold: float | None = Field(default=None, ge=0, le=1)  # used where predictions carry no threshold
+    threshold: float | None = Field(default=None, ge=0, le=1)  # used where predictions carry no threshold (else 0.5; stg_predictions)
     # favourable: a positive decision helps the person (an offer); harmful: it hurts (fraud, default, recidivism flag)
     positive_decision: Literal["favourable", "harmful"] = "favourable"
     label_horizon_days: int = Field(default=30, ge=1, le=3650)  # labels may arrive this long after the prediction
