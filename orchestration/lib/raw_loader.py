@@ -79,6 +79,15 @@ def _scan_sql(files: list[Path]) -> str:
     raise ContractError(f"mixed Parquet and CSV files for one table: {[str(p) for p in files]}; use one format per table")
 
 
+def _cast(expr: str, dtype: str) -> str:
+    """TRY_CAST to a contract type. Timestamps go through TIMESTAMPTZ: an offset (`Z`, `+02:00`, `-05:00`)
+    moves the value to UTC (a plain TRY_CAST to TIMESTAMP drops it); naive values are UTC already
+    (the loader's session time zone is UTC)."""
+    if dtype == "TIMESTAMP":
+        return f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    return f"TRY_CAST({expr} AS {dtype})"
+
+
 def _file_columns(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     return [row[0] for row in conn.execute(f"DESCRIBE SELECT * FROM {_scan_sql([path])}").fetchall()]
 
@@ -100,7 +109,7 @@ def check_types(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: 
     if not cols:
         return
     counts = ", ".join(
-        f"count_if({_quote(c.name)} IS NOT NULL AND TRY_CAST({_quote(c.name)} AS {c.type}) IS NULL)" for c in cols
+        f"count_if({_quote(c.name)} IS NOT NULL AND {_cast(_quote(c.name), c.type)} IS NULL)" for c in cols
     )
     bad = conn.execute(f"SELECT {counts} FROM {scan}").fetchone()
     for col, n_bad in zip(cols, bad):
@@ -108,7 +117,7 @@ def check_types(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: 
             q = _quote(col.name)
             examples = conn.execute(
                 f"SELECT filename, CAST({q} AS VARCHAR) FROM {scan} "
-                f"WHERE {q} IS NOT NULL AND TRY_CAST({q} AS {col.type}) IS NULL LIMIT 3"
+                f"WHERE {q} IS NOT NULL AND {_cast(q, col.type)} IS NULL LIMIT 3"
             ).fetchall()
             raise ContractError(
                 f"{examples[0][0]}: table '{contract.name}', column '{col.name}': {n_bad} value(s) cannot be cast to "
@@ -116,15 +125,22 @@ def check_types(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: 
             )
 
 
-def _typed_select(contract: TableContract, present: list[str], day: date) -> str:
+def _typed_select(contract: TableContract, present: list[str], partition_date: str) -> str:
+    """Typed contract columns, extra columns as read, and the meta columns (``partition_date`` is SQL)."""
     parts = []
     for col in contract.columns:
         q = _quote(col.name)
-        parts.append(f"TRY_CAST({q} AS {col.type}) AS {q}" if col.name in present else f"CAST(NULL AS {col.type}) AS {q}")
+        parts.append(f"{_cast(q, col.type)} AS {q}" if col.name in present else f"CAST(NULL AS {col.type}) AS {q}")
     extras = [c for c in present if c not in contract.column_names and c != "filename" and c not in META_COLUMNS]
     parts += [_quote(c) for c in extras]
-    parts += [f"DATE '{day.isoformat()}' AS _partition_date", "filename AS _source_file", "row_number() OVER () AS _source_row"]
+    parts += [f"{partition_date} AS _partition_date", "filename AS _source_file", "row_number() OVER () AS _source_row"]
     return ", ".join(parts)
+
+
+def _time_day(contract: TableContract) -> str:
+    """The UTC day of a row's time column, as SQL over the raw (untyped) scan."""
+    time_type = {c.name: c.type for c in contract.columns}[contract.time_column]
+    return f"CAST({_cast(_quote(contract.time_column), time_type)} AS DATE)"
 
 
 def _reason_sql(contract: TableContract, day: date, dated: bool) -> str:
@@ -161,13 +177,12 @@ def _add_extra_columns(conn: duckdb.DuckDBPyConnection, table: str) -> None:
             conn.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS {_quote(name)} {dtype}")
 
 
-def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], day: date, dated: bool) -> None:
-    """Contract-check the files and leave typed rows with their ``_reason`` in temp table ``_checked``."""
+def _prepare(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], dated: bool) -> tuple[str, list[str]]:
+    """Check the files' columns and types (once per run for undated files) -> the scan SQL and its columns."""
     check_columns(conn, contract, files)
     scan = _scan_sql(files)
     present = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
     check_types(conn, contract, scan, set(present))
-    where = ""
     if contract.time_column and not dated:
         tc = _quote(contract.time_column)
         nulls = conn.execute(f"SELECT count(*) FROM {scan} WHERE {tc} IS NULL").fetchone()[0]
@@ -177,9 +192,20 @@ def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list
                 "no timestamp and the file names carry no date, so the rows cannot be placed in a partition day; "
                 "name files <table>_YYYY-MM-DD.parquet|csv to have such rows quarantined instead"
             )
-        time_type = {c.name: c.type for c in contract.columns}[contract.time_column]
-        where = f"WHERE CAST(TRY_CAST({tc} AS {time_type}) AS DATE) = DATE '{day.isoformat()}'"
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT {_typed_select(contract, present, day)} FROM {scan} {where}")
+    return scan, present
+
+
+def _stage_undated(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: list[str],
+                   first: date, last: date) -> None:
+    """Undated files hold every day: read them once per run into temp table ``_undated``, placed by their time column."""
+    day = _time_day(contract)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _undated AS SELECT {_typed_select(contract, present, day)} FROM {scan} "
+                 f"WHERE {day} BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'")
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: str, day: date, dated: bool) -> None:
+    """The day's typed rows (``rows_sql``) with their ``_reason``, in temp tables ``_typed`` and ``_checked``."""
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
     rank = "1"
     if contract.key:
         order = _quote(contract.key_order or contract.time_column or contract.key[0])
@@ -192,6 +218,15 @@ def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list
 
 def load_partition(conn: duckdb.DuckDBPyConnection, table: str, source: Path, day: date) -> LoadReport:
     """Replace ``day``'s rows of ``raw.<table>`` (and its quarantine) from ``source``."""
+    return load_days(conn, table, source, [day])[0]
+
+
+def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
+    """Replace each day's rows of ``raw.<table>`` (and its quarantine) from ``source``, one transaction per day.
+
+    Undated files are checked and read once for all the days (a year of days must not re-read the
+    files 365 times); dated files are read day by day; a snapshot is read whole.
+    """
     contract = CONTRACTS[table]
     source = Path(source)
     if not source.is_dir():
@@ -200,21 +235,42 @@ def load_partition(conn: duckdb.DuckDBPyConnection, table: str, source: Path, da
     if not all_files and not contract.optional:
         raise ContractError(f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet or *.csv; "
                             f"'{table}' is the one table every source needs)")
-    files, dated = files_for_day(source, contract, all_files, day)
-    report = LoadReport(table, day, [str(p) for p in files])
     conn.execute("SET TimeZone = 'UTC'")
     _ensure_all_tables(conn)
+    undated = bool(all_files) and contract.time_column is not None and not files_for_day(source, contract, all_files, days[0])[1]
+    if undated:
+        scan, present = _prepare(conn, contract, all_files, dated=False)
+        _stage_undated(conn, contract, scan, present, min(days), max(days))
+    reports = []
+    for day in days:
+        files, dated = files_for_day(source, contract, all_files, day)
+        if undated:
+            rows_sql = f"SELECT * FROM _undated WHERE _partition_date = DATE '{day.isoformat()}'"
+        elif files:
+            scan, present = _prepare(conn, contract, files, dated)
+            day_sql = f"DATE '{day.isoformat()}'"
+            rows_sql = f"SELECT {_typed_select(contract, present, day_sql)} FROM {scan}"
+        reports.append(_replace_day(conn, contract, day, files, dated, rows_sql if files else None, bool(all_files)))
+    if undated:
+        conn.execute("DROP TABLE IF EXISTS _undated")
+    return reports
+
+
+def _replace_day(conn: duckdb.DuckDBPyConnection, contract: TableContract, day: date, files: list[Path], dated: bool,
+                 rows_sql: str | None, table_present: bool) -> LoadReport:
+    table = contract.name
+    report = LoadReport(table, day, [str(p) for p in files])
     conn.execute("BEGIN TRANSACTION")
     try:
-        if files:
-            _stage(conn, contract, files, day, dated)
+        if rows_sql is not None:
+            _stage(conn, contract, rows_sql, day, dated)
             _add_extra_columns(conn, table)
         if contract.time_column is None:
             conn.execute(f"DELETE FROM raw.{table}; DELETE FROM raw_quarantine.{table}")
         else:
             conn.execute(f"DELETE FROM raw.{table} WHERE _partition_date = DATE '{day.isoformat()}'")
             conn.execute(f"DELETE FROM raw_quarantine.{table} WHERE _partition_date = DATE '{day.isoformat()}'")
-        if files:
+        if rows_sql is not None:
             conn.execute(f"INSERT INTO raw.{table} BY NAME SELECT * EXCLUDE (_reason) FROM _checked WHERE _reason = ''")
             conn.execute(f"INSERT INTO raw_quarantine.{table} BY NAME SELECT * FROM _checked WHERE _reason <> ''")
             report.rows_read = conn.execute("SELECT count(*) FROM _typed").fetchone()[0]
@@ -225,7 +281,7 @@ def load_partition(conn: duckdb.DuckDBPyConnection, table: str, source: Path, da
             report.rows_loaded = report.rows_read - report.rows_quarantined
             conn.execute("DROP TABLE _typed; DROP TABLE _checked")
         else:
-            report.note = (f"table absent from source (optional): raw.{table} is empty" if not all_files
+            report.note = (f"table absent from source (optional): raw.{table} is empty" if not table_present
                            else "no source rows for this day")
         conn.execute("COMMIT")
     except Exception:

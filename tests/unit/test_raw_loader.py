@@ -194,3 +194,53 @@ def test_predictions_without_a_threshold_column_load_with_null_thresholds(tmp_pa
     write(tmp_path, "predictions", predictions(threshold=[0.5, None, 1.5]))
     report = load_partition(conn, "predictions", tmp_path, DAY)
     assert report.quarantine_reasons == {"threshold outside [0, 1]": 1}
+
+
+# ------------------------------------------------------------ UTC offsets
+
+OFFSET_STAMPS = ["2026-09-03T23:18:53+02:00", "2026-09-02T22:30:00-05:00", "2026-09-03T12:00:00Z", "2026-09-03 08:00:00"]
+# what each means in UTC (pandas parses each offset independently; naive values are UTC)
+OFFSET_UTC = [pd.Timestamp(s).tz_convert("UTC").tz_localize(None) if pd.Timestamp(s).tzinfo else pd.Timestamp(s)
+              for s in OFFSET_STAMPS]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_offsets_in_timestamps_become_utc_and_place_rows_on_their_utc_day(tmp_path, conn, fmt):
+    # mixed forms in one column: +02:00, -05:00, Z and naive; as text in CSV and in Parquet
+    frame = pd.DataFrame({"prediction_id": [f"p{i}" for i in range(4)], "model_id": "m1", "model_version": "v1",
+                          "user_id": "u", "predicted_at": OFFSET_STAMPS, "score": 0.5, "threshold": 0.5})
+    write(tmp_path, "predictions", frame, day=None, fmt=fmt)
+    reports = {d: load_partition(conn, "predictions", tmp_path, d) for d in (date(2026, 9, 3), date(2026, 9, 4))}
+    loaded = conn.execute("SELECT prediction_id, predicted_at, _partition_date FROM raw.predictions ORDER BY 1").df()
+    assert list(loaded["predicted_at"]) == OFFSET_UTC
+    # 23:18+02:00 is 21:18 UTC on the 3rd; 22:30-05:00 on the 2nd is 03:30 UTC on the 3rd
+    assert [d.date() for d in pd.to_datetime(loaded["_partition_date"])] == [t.date() for t in OFFSET_UTC]
+    assert reports[date(2026, 9, 3)].rows_read == 4 and reports[date(2026, 9, 4)].rows_read == 0
+
+
+def test_a_dated_file_keeps_offset_rows_of_its_utc_day(tmp_path, conn):
+    # genuine rows of the 3rd written with an offset are not "outside partition day"
+    frame = pd.DataFrame({"prediction_id": ["a", "b"], "model_id": "m1", "model_version": "v1", "user_id": "u",
+                          "predicted_at": ["2026-09-04T01:30:00+02:00", "2026-09-02T21:00:00-05:00"],
+                          "score": 0.5, "threshold": 0.5})
+    write(tmp_path, "predictions", frame, day=DAY, fmt="csv")
+    report = load_partition(conn, "predictions", tmp_path, DAY)
+    assert (report.rows_loaded, report.rows_quarantined) == (2, 0)
+
+
+def test_undated_files_are_read_once_for_a_range_and_match_day_by_day(tmp_path):
+    from orchestration.lib.raw_loader import load_days
+
+    days = [date(2026, 9, d) for d in (2, 3, 4)]
+    frame = predictions(prediction_id=["p1", "p2", "p2"],  # a duplicate on the 3rd
+                        predicted_at=pd.to_datetime(["2026-09-02 10:00", "2026-09-03 10:00", "2026-09-03 11:00"]))
+    write(tmp_path, "predictions", frame, day=None, fmt="csv")
+    with duckdb.connect() as together, duckdb.connect() as apart:
+        ranged = load_days(together, "predictions", tmp_path, days)
+        single = [load_partition(apart, "predictions", tmp_path, d) for d in days]
+        assert [(r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons) for r in ranged] == \
+               [(r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons) for r in single]
+        for table in ("raw.predictions", "raw_quarantine.predictions"):
+            q = f"SELECT * EXCLUDE (_source_row) FROM {table} ORDER BY prediction_id, predicted_at"
+            pd.testing.assert_frame_equal(together.execute(q).df(), apart.execute(q).df())
+    assert sum(r.rows_read for r in ranged) == len(frame)  # rows in = loaded + quarantined, over the range

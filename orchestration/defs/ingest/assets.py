@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import daily_partitions, run_days, single_run
 from orchestration.lib.contract import CONTRACTS, ContractError
-from orchestration.lib.raw_loader import LoadReport, load_partition
+from orchestration.lib.raw_loader import LoadReport, load_days
 from orchestration.lib.settings import source_dir
 
 # Referential rules and gates read these tables, so they load (and pass their gates) first.
@@ -60,11 +60,9 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
         # Snapshots do not depend on the day: load them once per run.
         days = run_days(context)[-1:] if contract.time_column is None else run_days(context)
         source = source_dir()
-        reports = []
         try:
             with duckdb.get_connection() as conn:
-                for day in days:
-                    reports.append(load_partition(conn, table, source, day))
+                reports = load_days(conn, table, source, days)
         except ContractError as err:
             raise dg.Failure(description=f"raw.{table}: {err}", metadata={"table": table, "source": str(source)}) from err
         meta = _metadata(reports)
