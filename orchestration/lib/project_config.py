@@ -150,6 +150,29 @@ class Notify(_Strict):
     webhook_url: str | None = None
 
 
+CsvEncoding = Literal["utf-8", "utf-16", "latin-1"]  # the encodings DuckDB reads without an extension
+
+
+class CsvFiles(_Strict):
+    """How CSV files of the landing zone are decoded (comma-separated, double quotes, a header line)."""
+
+    encoding: CsvEncoding = "utf-8"  # every table's CSV files ...
+    table_encoding: dict[str, CsvEncoding] = {}  # ... except these tables', e.g. {users: latin-1}
+
+    @field_validator("table_encoding")
+    @classmethod
+    def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
+        from orchestration.lib.contract import CONTRACTS
+
+        unknown = sorted(set(value) - set(CONTRACTS))
+        if unknown:
+            raise ValueError(f"unknown table(s) {unknown}; tables are {', '.join(CONTRACTS)}")
+        return value
+
+    def encoding_of(self, table: str) -> str:
+        return self.table_encoding.get(table, self.encoding)
+
+
 class Partitions(_Strict):
     # a date, or "from_data": the first day the landing zone holds
     start: date | Literal["from_data"] = "from_data"
@@ -171,6 +194,7 @@ class ProjectConfig(_Strict):
     retraining: Retraining = Retraining()
     gates: Gates = Gates()
     notify: Notify = Notify()
+    csv: CsvFiles = CsvFiles()
 
     @field_validator("protected_attributes")
     @classmethod
