@@ -166,6 +166,8 @@ def _partitions_cover(config, first: date, data_first: date | None) -> None:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
+    # dbt's own lines only with -v: the progress lines say what ran (orchestration/defs/transform/dbt_assets.py)
+    os.environ["IMPACT_LEDGER_DBT_OUTPUT"] = "full" if args.verbose else "quiet"
     config = _use_config(args)
     source = _use_paths(args)
     first, last, data_first = _run_range(args, source)
@@ -432,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
     mat.add_argument("--start", type=_date, help="first day, YYYY-MM-DD (default: the source's first day)")
     mat.add_argument("--end", type=_date, help="last day, YYYY-MM-DD (default: the source's last day)")
+    mat.add_argument("-v", "--verbose", action="store_true", help="also print dbt's own log lines")
     mat.add_argument("--days-per-run", type=_positive_int, help="split the range into runs of this many days (default: one run)")
     mat.set_defaults(func=cmd_materialize)
 

@@ -68,6 +68,26 @@ class StepProgress:
         self.emit, self.label = emit, label
         self.run_started: float | None = None
         self.step_started: dict[str, float] = {}
+        self.counts: dict[str, dict] = {}  # per step: assets materialised, checks passed / warned / failed
+
+    def _count(self, step: str, kind: str, event) -> None:
+        counts = self.counts.setdefault(step, {"assets": set(), "passed": 0, "warned": 0, "failed": 0})
+        if kind == "ASSET_MATERIALIZATION":
+            counts["assets"].add(event.asset_key)
+        elif kind == "ASSET_CHECK_EVALUATION":
+            check = event.event_specific_data
+            warn = check.severity == dg.AssetCheckSeverity.WARN
+            counts["passed" if check.passed else "warned" if warn else "failed"] += 1
+
+    def _summary(self, step: str) -> str:
+        """One line for a step of many assets or checks (dbt): ": 20 assets, 45 checks passed, 1 FAILED"."""
+        c = self.counts.get(step)
+        if not c or (len(c["assets"]) <= 1 and not c["passed"] + c["warned"] + c["failed"]):
+            return ""
+        parts = [f"{len(c['assets'])} asset(s)"] if len(c["assets"]) > 1 else []
+        parts += [f"{c[k]} check(s) {label}" for k, label in (("passed", "passed"), ("warned", "warned"), ("failed", "FAILED"))
+                  if c[k]]
+        return ": " + ", ".join(parts)
 
     def __call__(self, entry) -> None:
         event = entry.dagster_event
@@ -76,13 +96,15 @@ class StepProgress:
         if self.run_started is None:
             self.run_started = entry.timestamp
         kind, step = event.event_type_value, self.readable(event.step_key or "")
+        self._count(step, kind, event)
         clock = f"[{entry.timestamp - self.run_started:7.1f}s] {self.label}"
         if kind == "STEP_START":
             self.step_started[step] = entry.timestamp
             self.emit(f"{clock} {step} started")
         elif kind in self.ENDINGS:
             took = entry.timestamp - self.step_started.get(step, entry.timestamp)
-            self.emit(f"{clock} {step} {self.ENDINGS[kind]}" + (f" in {took:.1f}s" if step in self.step_started else ""))
+            self.emit(f"{clock} {step} {self.ENDINGS[kind]}" + (f" in {took:.1f}s" if step in self.step_started else "")
+                      + self._summary(step))
 
 
 def execute_with_progress(job: dg.JobDefinition, instance: dg.DagsterInstance, progress: Callable[[str], None] | None,

@@ -4,7 +4,11 @@
 blocking asset checks, and dbt itself skips models downstream of a failed test.
 """
 
+import contextlib
+import io
 import json
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +21,9 @@ from orchestration.defs.partitions import daily_partitions, run_date_range, sing
 from orchestration.lib.asset_metadata import row_count_query
 from orchestration.lib.project_config import config_dbt_vars, load_config
 from orchestration.lib.settings import DBT_PROJECT_DIR, export_env
+
+# "quiet": keep dbt's own lines off stdout (`impact-ledger materialize` without -v); anything else: echo them
+DBT_OUTPUT_ENV = "IMPACT_LEDGER_DBT_OUTPUT"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # Under `dagster dev` this runs `dbt parse`; elsewhere `make` has built the manifest.
@@ -63,11 +70,17 @@ def with_row_counts(context: dg.AssetExecutionContext, invocation: DbtCliInvocat
     connection. Events dbt emitted before a failure are still yielded, then the failure is raised.
     """
     events, failure = [], None
+    # dagster-dbt echoes every dbt line to stdout; the CLI asks for quiet (its progress lines say what ran)
+    quiet = os.environ.get(DBT_OUTPUT_ENV) == "quiet"
+    echoed = io.StringIO()
     try:
-        for event in invocation.stream():
-            events.append(event)
+        with contextlib.redirect_stdout(echoed) if quiet else contextlib.nullcontext():
+            for event in invocation.stream():
+                events.append(event)
     except Exception as err:  # re-raised below, after the successful models are recorded
         failure = err
+        if quiet:  # what dbt said last is why it failed
+            sys.stderr.write("".join(echoed.getvalue().splitlines(keepends=True)[-30:]))
     try:
         with duckdb.get_connection() as conn:
             for i, event in enumerate(events):
@@ -102,5 +115,6 @@ def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, du
     context.log.info(f"dbt build for {first} .. {last}")
     # One reused target folder (runs never overlap: one writer) instead of one per run.
     target = DBT_PROJECT_DIR / "target" / "dagster"
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, target_path=target)
+    colours = [] if sys.stdout.isatty() else ["--no-use-colors"]  # no ANSI codes in pipes and log files
+    invocation = dbt.cli([*colours, "build", "--vars", json.dumps(dbt_vars)], context=context, target_path=target)
     yield from with_row_counts(context, invocation, duckdb, first, last)
