@@ -5,6 +5,8 @@ that places a row in a partition day (``None`` for dimension snapshots that are
 reloaded whole), and row rules. A row rule is a SQL predicate that is true when
 the row breaks the rule; such rows go to ``raw_quarantine.<table>`` with the
 rule's reason. Rules may refer to other ``raw`` tables (referential rules).
+A table with a key and a time column has unique keys across days: the loader
+quarantines a key already loaded on an earlier day (an assignment's first day wins).
 
 Real data sets are partial, so every table but ``users`` is optional: a source
 without it loads it empty (a monitoring-only model has users, predictions and
@@ -109,11 +111,6 @@ CONTRACTS: dict[str, TableContract] = {
                     "unknown variant for experiment",
                     "NOT EXISTS (SELECT 1 FROM raw.experiment_variants v "
                     "WHERE v.experiment_id = t.experiment_id AND v.variant = t.variant)",
-                ),
-                RowRule(
-                    "already assigned on an earlier day (first assignment wins)",
-                    "EXISTS (SELECT 1 FROM raw.assignments a WHERE a.experiment_id = t.experiment_id "
-                    "AND a.user_id = t.user_id AND a._partition_date < t._partition_date)",
                 ),
             ),
         ),

@@ -143,7 +143,9 @@ def _columns(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: li
     missing: set[str] = set()
     for path in files:
         try:
-            cols = set(_file_columns(conn, path))
+            cols = set(_file_columns(conn, path, contract.name))
+        except ContractError as err:  # an empty, truncated or malformed file: the loader's one-line message
+            raise InitError(str(err)) from None
         except duckdb.Error as err:
             raise InitError(f"{path}: cannot read table '{contract.name}': {_first_line(err)}") from None
         present = cols if present is None else present & cols

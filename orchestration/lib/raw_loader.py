@@ -7,10 +7,19 @@ loop: a missing required column or an uncastable value stops the load with a
 loads are idempotent. Rows read = rows loaded + rows quarantined, always.
 Every table but users is optional: absent from the source, it is loaded empty
 with a note. A missing optional column loads as null.
+
+CSV files are read strictly (RFC 4180: comma-separated, double quotes, a quote
+inside a value doubled, a header line, UTF-8 unless the project file's ``csv``
+says otherwise): an unclosed quote, a ragged row, an empty file or bytes that are
+not in the file's encoding stop the load with one ``ContractError`` naming the
+file, table, line and cause, as do unreadable Parquet files. A key (prediction_id,
+order_id, ...) already loaded on an earlier day is quarantined with the day it was
+first seen.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,11 +28,18 @@ from pathlib import Path
 import duckdb
 
 from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
+from orchestration.lib.project_config import load_config
 from orchestration.lib.quality_gate import ensure_gate_results
 
 SUFFIXES = (".parquet", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 META_COLUMNS = ("_partition_date", "_source_file", "_source_row")
+# Python codecs for reading a CSV header in each encoding DuckDB reads (utf-8-sig: a byte-order mark is not a name)
+CSV_CODECS = {"utf-8": "utf-8-sig", "utf-16": "utf-16", "latin-1": "latin-1"}
+# Strict RFC 4180: no dialect sniffing (a ragged file once sniffed as one column named after the whole header,
+# an unclosed quote as a model id '"recommender'); a row with too few or too many fields is an error, not padded.
+CSV_OPTIONS = ("header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
+               "strict_mode = true, null_padding = false")
 
 
 @dataclass
@@ -70,13 +86,110 @@ def files_for_day(source: Path, contract: TableContract, files: list[Path], day:
     return files, False
 
 
-def _scan_sql(files: list[Path]) -> str:
-    listed = ", ".join(_sql_str(str(p)) for p in files)
+def _encoding_advice(table: str, encoding: str) -> str:
+    return (f"re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) or declare its encoding in the "
+            f"project file (csv: {{table_encoding: {{{table or '<table>'}: latin-1}}}}; utf-8, utf-16 and latin-1 are read; "
+            f"now read as {encoding})")
+
+
+def csv_header(path: Path, table: str = "", encoding: str = "utf-8") -> list[str]:
+    """The column names on the first line of a CSV file; an empty file or a bad header is a ContractError."""
+    where = f"{path}: table '{table}'" if table else str(path)
+    if path.stat().st_size == 0:
+        raise ContractError(f"{where}: the file is empty (0 bytes); a CSV file needs at least a header line naming its "
+                            "columns (a header alone is a day without rows)")
+    try:
+        if encoding == "utf-16":  # two bytes a character: a byte-wise line would split one
+            with path.open(encoding=CSV_CODECS[encoding], newline="") as fh:
+                first = fh.readline(1 << 20)
+        else:  # the first line's bytes only: a text read would decode (and judge) a whole buffer of rows
+            with path.open("rb") as fh:
+                first = fh.readline(1 << 20).decode(CSV_CODECS[encoding])
+    except UnicodeDecodeError:
+        raise ContractError(f"{where}, line 1: the header is not valid {encoding}: " + _encoding_advice(table, encoding)) from None
+    header = next(csv.reader([first]), [])
+    if not header or header == [""]:
+        raise ContractError(f"{where}, line 1: the first line is empty; a CSV file starts with a header line naming its columns")
+    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+        raise ContractError(f"{where}, line 1: the header is one column {header[0][:80]!r}; CSV files must be "
+                            "comma-separated (re-save with ',' as the delimiter)")
+    unnamed = [i + 1 for i, name in enumerate(header) if not name.strip()]
+    if unnamed:
+        raise ContractError(f"{where}, line 1: header field(s) {unnamed} have no name (a trailing comma?)")
+    twice = sorted({n for n in header if header.count(n) > 1})
+    if twice:
+        raise ContractError(f"{where}, line 1: column(s) {twice} named twice in the header")
+    return header
+
+
+def _check_parquet(path: Path, table: str) -> None:
+    """A Parquet file starts and ends with PAR1: check before DuckDB, whose messages name neither table nor cause."""
+    size = path.stat().st_size
+    where = f"{path}: table '{table}'" if table else str(path)
+    if size == 0:
+        raise ContractError(f"{where}: the Parquet file is empty (0 bytes); write the day again, or remove the file")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        fh.seek(max(size - 4, 0))
+        tail = fh.read(4)
+    if head != b"PAR1":
+        raise ContractError(f"{where}: not a Parquet file (it does not start with the Parquet magic bytes PAR1); "
+                            "name CSV files *.csv")
+    if size < 12 or tail != b"PAR1":
+        raise ContractError(f"{where}: the Parquet file is truncated or incomplete ({size} bytes, no footer: it does not "
+                            "end with PAR1); was it copied while still being written? Write the day again")
+
+
+def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8") -> str:
+    """One DuckDB scan over a table's files (a table function, or a UNION ALL BY NAME of CSV files whose headers differ)."""
     if all(p.suffix.lower() == ".parquet" for p in files):
+        for path in files:
+            _check_parquet(path, table)
+        listed = ", ".join(_sql_str(str(p)) for p in files)
         return f"read_parquet([{listed}], union_by_name = true, filename = true)"
     if all(p.suffix.lower() == ".csv" for p in files):
-        return f"read_csv([{listed}], union_by_name = true, filename = true, all_varchar = true, header = true)"
+        by_header: dict[tuple[str, ...], list[Path]] = {}
+        for path in files:
+            by_header.setdefault(tuple(csv_header(path, table, encoding)), []).append(path)
+        scans = []
+        for header, paths in by_header.items():
+            listed = ", ".join(_sql_str(str(p)) for p in paths)
+            columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header) + "}"
+            scans.append(f"read_csv([{listed}], columns = {columns}, filename = true, encoding = '{encoding}', {CSV_OPTIONS})")
+        return scans[0] if len(scans) == 1 else "(" + " UNION ALL BY NAME ".join(f"SELECT * FROM {x}" for x in scans) + ")"
     raise ContractError(f"mixed Parquet and CSV files for one table: {[str(p) for p in files]}; use one format per table")
+
+
+def _is_reader_error(err: duckdb.Error) -> bool:
+    """DuckDB's CSV / Parquet reader errors (a corrupt Parquet page raises the bare duckdb.Error); others propagate."""
+    return isinstance(err, (duckdb.InvalidInputException, duckdb.IOException)) or type(err) is duckdb.Error
+
+
+def reader_error(err: duckdb.Error, table: str, files: list[Path], encoding: str = "utf-8") -> ContractError:
+    """A DuckDB reader error as one line naming the file, table, line and cause (DuckDB's own runs to 40 lines)."""
+    text = str(err)
+    named = re.search(r"^\s*file = (.+)$", text, re.M) or re.search(r"file '([^']+)'", text)
+    path = named.group(1).strip() if named else str(files[0] if len(files) == 1 else files[0].parent)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    original = re.search(r"Original Line: (.*)", text)
+    columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if "unterminated quote" in text:
+        cause = ('a quoted value is never closed (unterminated quote "); close it, and write a quote inside a '
+                 'value as two quotes ("")')
+    elif columns:
+        cause = (f"the row has {columns.group(2)} fields but the header names {columns.group(1)} columns (a missing "
+                 "or extra comma, or a comma inside a value that is not quoted)")
+    elif "Invalid unicode" in text or "not utf-8" in text.lower():
+        cause = f"bytes that are not valid {encoding}: " + _encoding_advice(table, encoding)
+    elif "Maximum line size" in text or "maximum_line_size" in text:
+        cause = "a line longer than DuckDB's line limit (often an unclosed quote that runs to the end of the file)"
+    else:
+        cause = text.splitlines()[0].removeprefix("Invalid Input Error: ").removeprefix("IO Error: ")
+        if path.lower().endswith(".parquet"):
+            cause = f"the Parquet file cannot be read (corrupt, or truncated and padded): {cause}"
+    at = f", line {line.group(1)}" if line else ""
+    shown = f" (the line reads {original.group(1)[:120]!r})" if original and original.group(1).strip() else ""
+    return ContractError(f"{path}: table '{table}'{at}: {cause}{shown}")
 
 
 def _cast(expr: str, dtype: str) -> str:
@@ -88,13 +201,20 @@ def _cast(expr: str, dtype: str) -> str:
     return f"TRY_CAST({expr} AS {dtype})"
 
 
-def _file_columns(conn: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
-    return [row[0] for row in conn.execute(f"DESCRIBE SELECT * FROM {_scan_sql([path])}").fetchall()]
+def _file_columns(conn: duckdb.DuckDBPyConnection, path: Path, table: str = "", encoding: str = "utf-8") -> list[str]:
+    if path.suffix.lower() == ".csv":
+        return csv_header(path, table, encoding) + ["filename"]
+    try:
+        return [row[0] for row in conn.execute(f"DESCRIBE SELECT * FROM {_scan_sql([path], table)}").fetchall()]
+    except duckdb.Error as err:
+        if not _is_reader_error(err):
+            raise
+        raise reader_error(err, table, [path]) from None
 
 
-def check_columns(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path]) -> None:
+def check_columns(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], encoding: str = "utf-8") -> None:
     for path in files:
-        present = set(_file_columns(conn, path))
+        present = set(_file_columns(conn, path, contract.name, encoding))
         for col in contract.columns:
             if col.required and col.name not in present:
                 raise ContractError(
@@ -146,7 +266,11 @@ def _time_day(contract: TableContract) -> str:
 def _reason_sql(contract: TableContract, day: date, dated: bool) -> str:
     cases = [f"CASE WHEN coalesce({r.violated_when}, false) THEN {_sql_str(r.reason)} END" for r in contract.rules]
     if contract.key:
-        cases.append(f"CASE WHEN _key_rank > 1 THEN {_sql_str('duplicate key (' + ', '.join(contract.key) + ')')} END")
+        key = "(" + ", ".join(contract.key) + ")"
+        cases.append(f"CASE WHEN _key_rank > 1 THEN {_sql_str('duplicate key ' + key)} END")
+        if contract.time_column:
+            cases.append(f"CASE WHEN _first_seen IS NOT NULL THEN {_sql_str('duplicate key ' + key + ', first seen on ')} "
+                         "|| strftime(_first_seen, '%Y-%m-%d') END")
     if contract.time_column and dated:
         tc = _quote(contract.time_column)
         cases.append(
@@ -177,10 +301,11 @@ def _add_extra_columns(conn: duckdb.DuckDBPyConnection, table: str) -> None:
             conn.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS {_quote(name)} {dtype}")
 
 
-def _prepare(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], dated: bool) -> tuple[str, list[str]]:
+def _prepare(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], dated: bool,
+             encoding: str = "utf-8") -> tuple[str, list[str]]:
     """Check the files' columns and types (once per run for undated files) -> the scan SQL and its columns."""
-    check_columns(conn, contract, files)
-    scan = _scan_sql(files)
+    check_columns(conn, contract, files, encoding)
+    scan = _scan_sql(files, contract.name, encoding)
     present = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
     check_types(conn, contract, scan, set(present))
     if contract.time_column and not dated:
@@ -206,14 +331,27 @@ def _stage_undated(conn: duckdb.DuckDBPyConnection, contract: TableContract, sca
 def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: str, day: date, dated: bool) -> None:
     """The day's typed rows (``rows_sql``) with their ``_reason``, in temp tables ``_typed`` and ``_checked``."""
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
-    rank = "1"
+    rank, seen = "1", "CAST(NULL AS DATE)"
     if contract.key:
+        keys = ", ".join(map(_quote, contract.key))
         order = _quote(contract.key_order or contract.time_column or contract.key[0])
-        rank = f"row_number() OVER (PARTITION BY {', '.join(map(_quote, contract.key))} ORDER BY {order}, _source_row)"
+        rank = f"row_number() OVER (PARTITION BY {keys} ORDER BY {order}, _source_row)"
+    if contract.key and contract.time_column:
+        # Keys are unique across days: the day's keys (a semi-join, not a rescan per row) looked up among the rows
+        # loaded on earlier days. The day itself is excluded, so re-loading a day stays idempotent.
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE _seen AS SELECT {keys}, min(_partition_date) AS _first_seen "
+            f"FROM raw.{contract.name} SEMI JOIN (SELECT DISTINCT {keys} FROM _typed) d USING ({keys}) "
+            f"WHERE _partition_date < DATE '{day.isoformat()}' GROUP BY {keys}"
+        )
+        seen = (f"(SELECT s._first_seen FROM _seen s WHERE "
+                + " AND ".join(f"s.{k} = _typed.{k}" for k in map(_quote, contract.key)) + ")")
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (_key_rank), "
-        f"{_reason_sql(contract, day, dated)} AS _reason FROM (SELECT *, {rank} AS _key_rank FROM _typed) t"
+        f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (_key_rank, _first_seen), "
+        f"{_reason_sql(contract, day, dated)} AS _reason "
+        f"FROM (SELECT *, {rank} AS _key_rank, {seen} AS _first_seen FROM _typed) t"
     )
+    conn.execute("DROP TABLE IF EXISTS _seen")
 
 
 def load_partition(conn: duckdb.DuckDBPyConnection, table: str, source: Path, day: date) -> LoadReport:
@@ -237,22 +375,30 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
                             f"'{table}' is the one table every source needs)")
     conn.execute("SET TimeZone = 'UTC'")
     _ensure_all_tables(conn)
+    encoding = load_config().csv.encoding_of(table)
     undated = bool(all_files) and contract.time_column is not None and not files_for_day(source, contract, all_files, days[0])[1]
-    if undated:
-        scan, present = _prepare(conn, contract, all_files, dated=False)
-        _stage_undated(conn, contract, scan, present, min(days), max(days))
     reports = []
-    for day in days:
-        files, dated = files_for_day(source, contract, all_files, day)
+    files = all_files
+    try:
         if undated:
-            rows_sql = f"SELECT * FROM _undated WHERE _partition_date = DATE '{day.isoformat()}'"
-        elif files:
-            scan, present = _prepare(conn, contract, files, dated)
-            day_sql = f"DATE '{day.isoformat()}'"
-            rows_sql = f"SELECT {_typed_select(contract, present, day_sql)} FROM {scan}"
-        reports.append(_replace_day(conn, contract, day, files, dated, rows_sql if files else None, bool(all_files)))
-    if undated:
-        conn.execute("DROP TABLE IF EXISTS _undated")
+            scan, present = _prepare(conn, contract, all_files, dated=False, encoding=encoding)
+            _stage_undated(conn, contract, scan, present, min(days), max(days))
+        for day in days:
+            files, dated = files_for_day(source, contract, all_files, day)
+            if undated:
+                rows_sql = f"SELECT * FROM _undated WHERE _partition_date = DATE '{day.isoformat()}'"
+            elif files:
+                scan, present = _prepare(conn, contract, files, dated, encoding)
+                day_sql = f"DATE '{day.isoformat()}'"
+                rows_sql = f"SELECT {_typed_select(contract, present, day_sql)} FROM {scan}"
+            reports.append(_replace_day(conn, contract, day, files, dated, rows_sql if files else None, bool(all_files)))
+    except duckdb.Error as err:  # the file cannot be read as CSV / Parquet: one line, not DuckDB's 40
+        if not _is_reader_error(err):
+            raise
+        raise reader_error(err, table, files or all_files, encoding) from None
+    finally:
+        if undated:
+            conn.execute("DROP TABLE IF EXISTS _undated")
     return reports
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.lib.contract import CONTRACTS
-from orchestration.lib.raw_loader import DATE_IN_NAME, table_files
+from orchestration.lib.contract import CONTRACTS, ContractError
+from orchestration.lib.raw_loader import DATE_IN_NAME, _is_reader_error, _scan_sql, reader_error, table_files
 
 
 class SourceRangeError(ValueError):
@@ -29,12 +29,14 @@ def _dated_days(source: Path, files: list[Path]) -> list[date] | None:
     return None
 
 
-def _time_column_range(files: list[Path], column: str) -> tuple[date, date] | None:
-    listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-    if all(p.suffix.lower() == ".parquet" for p in files):
-        scan = f"read_parquet([{listed}], union_by_name = true)"
-    else:
-        scan = f"read_csv([{listed}], union_by_name = true, all_varchar = true, header = true)"
+def _time_column_range(files: list[Path], column: str, table: str = "") -> tuple[date, date] | None:
+    from orchestration.lib.project_config import load_config
+
+    encoding = load_config().csv.encoding_of(table) if table else "utf-8"
+    try:  # the loader's strict reader: a malformed file is the loader's one-line message here too
+        scan = _scan_sql(files, table, encoding)
+    except ContractError as err:
+        raise SourceRangeError(str(err)) from None
     col = '"' + column.replace('"', '""') + '"'
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
@@ -45,6 +47,8 @@ def _time_column_range(files: list[Path], column: str) -> tuple[date, date] | No
                 f"FROM {scan})"
             ).fetchone()
         except duckdb.Error as err:
+            if _is_reader_error(err):
+                raise SourceRangeError(str(reader_error(err, table, files, encoding))) from None
             raise SourceRangeError(f"{files[0].parent}: cannot read column '{column}' to find the days covered: "
                                    f"{str(err).splitlines()[0]}") from None
     return (low, high) if low is not None else None
@@ -67,7 +71,7 @@ def source_date_range(source: Path) -> tuple[date, date]:
         if not files:
             continue
         days = _dated_days(source, files)
-        found = (min(days), max(days)) if days else _time_column_range(files, contract.time_column)
+        found = (min(days), max(days)) if days else _time_column_range(files, contract.time_column, contract.name)
         if found:
             firsts.append(found[0])
             lasts.append(found[1])

@@ -136,7 +136,8 @@ def test_unknown_variant_and_reassignment_are_quarantined(tmp_path, conn):
     first = load_partition(conn, "assignments", tmp_path, date(2026, 9, 2))
     second = load_partition(conn, "assignments", tmp_path, DAY)
     assert first.quarantine_reasons == {"unknown variant for experiment": 1}
-    assert second.quarantine_reasons == {"already assigned on an earlier day (first assignment wins)": 1}
+    # the generic cross-day key rule: the first assignment wins
+    assert second.quarantine_reasons == {"duplicate key (experiment_id, user_id), first seen on 2026-09-02": 1}
     assert conn.execute("SELECT user_id, variant FROM raw.assignments").fetchall() == [("u1", "treatment")]
 
 
