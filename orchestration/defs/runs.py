@@ -116,7 +116,7 @@ def execute_with_progress(job: dg.JobDefinition, instance: dg.DagsterInstance, p
     return job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False, **kwargs)
 
 
-def materialize_days(first: date, last: date, instance: dg.DagsterInstance | None = None, log_level: str = "WARNING",
+def materialize_days(first: date, last: date, instance: dg.DagsterInstance | None = None, log_level: str | None = None,
                      progress: Callable[[str], None] | None = None) -> RunOutcome:
     """Materialise every asset (and run every check) for ``first``..``last`` in one run.
 
@@ -134,7 +134,9 @@ def materialize_days(first: date, last: date, instance: dg.DagsterInstance | Non
     result = execute_with_progress(
         job, instance or dg.DagsterInstance.ephemeral(), progress, f"{first} .. {last}",
         tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        # with progress lines the caller prints outcome.failures (one line each): Dagster's console logger
+        # would add every failure's stack trace (100+ lines for one malformed file)
+        run_config={"loggers": {"console": {"config": {"log_level": log_level or ("CRITICAL" if progress else "WARNING")}}}},
     )
     materialized = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
     return RunOutcome(result.success, result.run_id, time.monotonic() - started, _failures(result), materialized)

@@ -271,3 +271,34 @@ def test_the_lookup_reads_only_the_keys_of_the_day_being_loaded(tmp_path, conn):
     raw_loader.load_partition(Spy(), "orders", tmp_path, DAY2)
     [lookup] = [s for s in statements if "_seen AS" in s]
     assert "SEMI JOIN (SELECT DISTINCT" in lookup and "_partition_date < DATE '2026-09-03'" in lookup
+
+
+# ------------------------------------------------------------------- the CLI
+
+
+@pytest.mark.parametrize("case", ["unclosed_quote", "zero_byte_parquet"])
+def test_materialize_prints_one_line_for_a_bad_file_and_no_traceback(tmp_path, case):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from orchestration.lib.settings import PROJECT_ROOT
+
+    zone = tmp_path / "zone"
+    put(zone, "users", b"user_id,signup_at\nu1,2026-01-01\n", day=None)
+    path = (put(zone, "predictions", BAD_CSV["unclosed_quote"][0].encode()) if case == "unclosed_quote"
+            else put(zone, "predictions", b"", suffix="parquet"))
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("IMPACT_LEDGER_START_DATE", None)
+    result = subprocess.run([str(Path(sys.executable).parent / "impact-ledger"), "materialize", "--source", str(zone),
+                             "--db", str(tmp_path / "w.duckdb"), "--start", str(DAY2), "--end", str(DAY2)],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert f"{path}: table 'predictions'" in line and ("line 3: a quoted value is never closed" in line
+                                                       or "the Parquet file is empty (0 bytes)" in line), line
+    for text in (result.stdout, result.stderr):
+        assert "Traceback" not in text and "Stack Trace" not in text
