@@ -74,5 +74,7 @@ select
     revenue / nullif(active_users, 0) as revenue_per_active_user,
     revenue / nullif(orders, 0) as average_order_value,
     refunded_orders::double / nullif(orders + refunded_orders, 0) as refund_rate
-from joined
+from joined j
+-- a day whose orders or sessions a failed gate held back has no KPIs (0 orders would read as a collapse)
+where {{ not_held_back('orders', 'j.date') }} and {{ not_held_back('sessions', 'j.date') }}
 {% endmacro %}

@@ -131,6 +131,9 @@ def test_a_backfill_holds_back_only_its_bad_day_and_equals_day_by_day_runs(e2e_w
         with duckdb.connect(str(db), read_only=True) as conn:
             assert conn.execute("SELECT count(*) FROM staging.stg_orders WHERE order_date = ?", [bad_day]).fetchone()[0] == 0
             assert conn.execute("SELECT count(*) FROM raw.orders WHERE _partition_date = ?", [bad_day]).fetchone()[0] > 0
+            # and the KPIs of a day without its orders are not published (0 orders would read as a collapse)
+            assert conn.execute("SELECT count(*) FROM marts.kpi_daily WHERE date = ?", [bad_day]).fetchone()[0] == 0
+            assert conn.execute("SELECT count(*) FROM marts.kpi_daily WHERE date = ?", [days[-1]]).fetchone()[0] == 1
     with duckdb.connect() as conn:
         conn.execute(f"ATTACH '{backfill}' AS backfill (READ_ONLY)")
         conn.execute(f"ATTACH '{daily}' AS daily (READ_ONLY)")
