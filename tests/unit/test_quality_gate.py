@@ -1,7 +1,9 @@
 """Great Expectations gates: each expectation family fails on exactly its broken rule, clean data passes,
 each day gets its own verdict (the same in a range as alone), row rules judged by a share and a count."""
 
+import re
 from datetime import date, datetime, timedelta
+from html.parser import HTMLParser
 
 import duckdb
 import pandas as pd
@@ -298,16 +300,71 @@ def test_a_table_absent_from_the_source_passes_saying_so(tmp_path):
         assert f"raw.{table} holds no rows: table absent from the source" in result.summary()
 
 
-def test_data_docs_are_built_when_asked(world, tmp_path):
+class _Page(HTMLParser):
+    """What a browser without network gets from a page: remote CSS/JS, and the text of each table's rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.remote_assets, self.rows, self.links, self._row, self._in_script = [], [], [], None, False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        url = a.get("src") if tag == "script" else a.get("href") if tag == "link" else None
+        if url and re.match(r"(?i)https?://", url):
+            self.remote_assets.append(url)
+        if tag == "script":
+            self._in_script = True
+        if tag == "tr":
+            self._row = []
+        if tag == "a" and self._row is not None:
+            self.links.append(a.get("href"))
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+        if tag == "tr" and self._row is not None:
+            self.rows.append(" ".join(" ".join(self._row).split()))
+            self._row = None
+
+    def handle_data(self, data):
+        if self._row is not None and not self._in_script:
+            self._row.append(data)
+
+
+def _parse(path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text())
+    return page
+
+
+def test_data_docs_work_offline_and_the_index_lists_every_validated_suite(world, tmp_path):
+    site = tmp_path / "docs" / "gx"
     with duckdb.connect() as conn:
         for t in ("users", "experiments", "experiment_variants"):
             load_partition(conn, t, world, TODAY)
         for d in DAYS:
             load_partition(conn, "predictions", world, d)
-        result = run_suite(conn, load_suite("raw_predictions"), TODAY, TODAY, docs_dir=tmp_path / "docs" / "gx")
-    assert result.success
-    index = tmp_path / "docs" / "gx" / "index.html"
-    assert index.is_file() and "raw_predictions" in index.read_text()
+        suites = [load_suite("raw_predictions"), load_suite("raw_users")]
+        for suite in suites:
+            assert run_suite(conn, suite, TODAY, TODAY, docs_dir=site).success
+    # oracle: GX names a validated suite <suite>_<level> for each level the YAML suite declares
+    levels = {"schema_expectations": "schema", "expectations": "rows", "day_expectations": "days"}
+    validated = {f"{s['name']}_{level}" for s in suites for key, level in levels.items() if s.get(key)}
+    assert len(validated) >= 4
+
+    index = _parse(site / "index.html")
+    assert index.remote_assets == []  # no CSS or JS from a CDN: the page renders offline
+    listed = {row.split()[-1] for row in index.rows if row}  # suites table: one name per row; results: name last
+    assert validated <= listed, validated - listed
+    # every validation result row (status, time, run, batch, suite) links to an existing page
+    results = [r for r in index.rows if "impact_ledger-" in r]
+    assert {r.split()[-1] for r in results} == validated
+    assert all(("✔" in r) or ("✖" in r) for r in results)  # status as text, not a Font Awesome icon
+    assert index.links and all((site / link).is_file() for link in index.links), index.links
+    # the suite and validation pages load nothing remote either
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 2 * len(validated)
+    assert [p for p in pages if _parse(p).remote_assets] == []
 
 
 def test_rows_read_per_day_counts_loaded_and_quarantined_rows_and_a_snapshot_whole_on_every_day():
