@@ -235,14 +235,17 @@ SELECT 'retraining request', model_id, reason || ' -> ' || status, min(date), co
 FROM marts.retraining_requests GROUP BY ALL
 ORDER BY 1, 2, 4
 """
-# the strongest leading health metric of each KPI on the as-of date
+# The strongest *significant* lead of each KPI on the as-of date: the best of the
+# hundreds of correlations searched (models x metrics x KPIs x lags) is large by
+# chance alone, so only rows whose Holm-adjusted p-value clears alpha are leads.
 LEADING_SQL = """
-SELECT kpi, model_id, health_metric, lag_days, correlation, n_days
+SELECT kpi, model_id, health_metric, lag_days, correlation, n_days, p_value_adjusted, family_size
 FROM marts.leading_lagging
-WHERE as_of_date = ? AND is_best_lag
-QUALIFY row_number() OVER (PARTITION BY kpi ORDER BY abs(correlation) DESC) = 1
+WHERE as_of_date = ? AND significant
+QUALIFY row_number() OVER (PARTITION BY kpi ORDER BY p_value_adjusted, abs(correlation) DESC, lag_days) = 1
 ORDER BY kpi
 """
+LEADING_SEARCHED_SQL = "SELECT max(family_size) FROM marts.leading_lagging WHERE as_of_date = ?"
 
 
 def _pct(x: float) -> str:
@@ -356,11 +359,21 @@ def _leading_indicators(conn, as_of) -> list[str]:
     lines = [describe(lead, drop) for drop, lead in kpi_drop_leads(conn, as_of, settings["kpis"]) if drop is not None]
     try:
         best = conn.execute(LEADING_SQL, [as_of]).df()
-    except duckdb.CatalogException:  # a warehouse built before marts.leading_lagging existed
+        searched = conn.execute(LEADING_SEARCHED_SQL, [as_of]).fetchone()[0]
+    except (duckdb.CatalogException, duckdb.BinderException):  # built before marts.leading_lagging (or its p-values)
         return lines
     lines += [f"{r.kpi}: {r.model_id} {r.health_metric} leads by {r.lag_days} day(s) "
-              f"(correlation of daily changes {r.correlation:+.2f} over {r.n_days} days)" for r in best.itertuples()]
+              f"(correlation of daily changes {r.correlation:+.2f} over {r.n_days} days, "
+              f"p {_p_text(r.p_value_adjusted)} after Holm over the {r.family_size} correlations searched)"
+              for r in best.itertuples()]
+    if best.empty and searched:
+        lines.append(f"No health metric's changes precede a KPI's beyond chance "
+                     f"(Holm over the {searched} correlations searched; marts.leading_lagging.significant).")
     return lines
+
+
+def _p_text(p: float) -> str:
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -15,6 +15,10 @@
             {{ exceptions.raise_compiler_error(where ~ ": " ~ key ~ " must be a whole number >= 0, got '" ~ cfg[key] ~ "'") }}
         {%- endif -%}
     {%- endfor -%}
+    {#- optional: the family-wise error rate of the leads (Holm over the whole search) -#}
+    {%- if 'alpha' in cfg and (cfg.alpha is not number or cfg.alpha is boolean or cfg.alpha <= 0 or cfg.alpha >= 1) -%}
+        {{ exceptions.raise_compiler_error(where ~ ": alpha must be a number in (0, 1), got '" ~ cfg.alpha ~ "'") }}
+    {%- endif -%}
     {%- if cfg.min_days < 3 or cfg.min_days > cfg.window_days -%}
         {{ exceptions.raise_compiler_error(where ~ ": min_days must lie in 3..window_days (" ~ cfg.window_days
             ~ "), got " ~ cfg.min_days ~ " (a correlation of fewer than 3 changes is noise)") }}

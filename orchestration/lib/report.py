@@ -675,16 +675,33 @@ class ReportBuilder:
         s = Section("Leading vs lagging indicators")
         if not self.has("marts.leading_lagging"):
             return self.missing(s, "marts.leading_lagging")
-        best = _latest_rows(self.conn, "marts.leading_lagging", "as_of_date", self.as_of, where="is_best_lag")
-        if best.empty:
+        rows = _latest_rows(self.conn, "marts.leading_lagging", "as_of_date", self.as_of)
+        if rows.empty:
             s.add(note(f"No leading/lagging rows up to {self.as_of}."))
             return s
         if self.has("marts.kpi_daily") and self.has("marts.alerts"):
             self._kpi_drops(s)
-        s.add(paragraph("For each health metric and KPI, the lag (days) at which the health metric's daily changes "
-                        "correlate most strongly with the KPI's (largest absolute correlation over the trailing window)."))
-        shown = [c for c in ("model_id", "health_metric", "kpi", "lag_days", "correlation", "n_days") if c in best]
-        s.add(table(best.sort_values([c for c in ("model_id", "health_metric", "kpi") if c in best])[shown]))
+        if "significant" not in rows:  # built before the p-values: no row can be told from chance
+            s.add(note("marts.leading_lagging predates its p-values; the next run adds them."))
+            return s
+        # Only leads beyond chance: the best of the hundreds of correlations searched is large by chance alone.
+        leads = rows[rows["significant"].astype(bool)].sort_values(["p_value_adjusted", "model_id", "health_metric", "kpi"])
+        searched = int(rows["family_size"].max()) if rows["family_size"].notna().any() else 0
+        self.summary["leading_indicators"] = [
+            {"kpi": r.kpi, "model_id": r.model_id, "health_metric": r.health_metric, "lag_days": int(r.lag_days),
+             "correlation": float(r.correlation), "p_value_adjusted": float(r.p_value_adjusted)}
+            for r in leads.itertuples()]
+        if leads.empty:
+            s.add(paragraph(f"No health metric's daily changes precede a KPI's beyond chance: none of the {searched} "
+                            "correlations searched (models x health metrics x KPIs x lags) has a Holm-adjusted p-value "
+                            "below the threshold (marts.leading_lagging.significant)."))
+            return s
+        s.add(paragraph(f"Health metrics whose daily changes precede a KPI's by the lag shown, beyond chance: Holm-adjusted "
+                        f"over the {searched} correlations searched, with an effective sample size for autocorrelated "
+                        "changes. Correlation is not causation: a lead says which indicator to watch."))
+        shown = leads.assign(lag=leads["lag_days"].map(lambda d: f"{int(d)} day(s)"))
+        s.add(table(shown[["model_id", "health_metric", "kpi", "lag", "correlation", "n_days", "p_value_adjusted"]],
+                    {"correlation": lambda r: f"{r:+.2f}", "p_value_adjusted": lambda p: "< 0.0001" if p < 1e-4 else f"{p:.4f}"}))
         return s
 
     def _kpi_drops(self, s: Section) -> None:

@@ -1,4 +1,4 @@
-"""marts.leading_lagging against a pandas recomputation, and the planted incident's lead over the KPI drop."""
+"""marts.leading_lagging against a pandas/scipy/statsmodels recomputation, and the planted incident's lead over the KPI drop."""
 
 import json
 import shutil
@@ -7,6 +7,9 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.tsa.stattools import acf
 
 from orchestration.lib.leading import kpi_drop_leads
 from orchestration.lib.settings import dbt_var
@@ -28,12 +31,25 @@ def test_correlations_of_daily_changes_match_pandas_at_every_lag(latest):
             row = table[(table["model_id"] == "recommender") & (table["health_metric"] == metric)
                         & (table["kpi"] == kpi) & (table["lag_days"] == lag)].iloc[0]
             assert row["n_days"] == len(pairs)
+            days = list(pairs.index)  # newest first
+            consecutive = all(a - b == timedelta(days=1) for a, b in zip(days, days[1:]))
             if len(pairs) >= cfg["min_days"]:
-                assert row["correlation"] == pytest.approx(np.corrcoef(pairs["h"], pairs["k"])[0, 1], abs=1e-9)
+                r = np.corrcoef(pairs["h"], pairs["k"])[0, 1]
+                assert row["correlation"] == pytest.approx(r, abs=1e-9)
+                if consecutive:  # no day missing: the lag-1 autocorrelations are statsmodels' acf
+                    n_eff = len(pairs) / max(1.0, 1 + 2 * acf(pairs["h"], nlags=1)[1] * acf(pairs["k"], nlags=1)[1])
+                    assert row["n_effective"] == pytest.approx(n_eff, rel=1e-9)
+                    p = 2 * stats.norm.sf(abs(np.arctanh(r)) * np.sqrt(n_eff - 3))
+                    assert row["p_value"] == pytest.approx(p, rel=1e-6, abs=1e-12)
             else:
-                assert pd.isna(row["correlation"])
+                assert pd.isna(row["correlation"]) and pd.isna(row["p_value"])
     best = table[table["is_best_lag"]].groupby(["model_id", "health_metric", "kpi"])["lag_days"].count()
     assert (best == 1).all()
+    # Holm over everything searched on the day (statsmodels), and significant follows it
+    tested = table.dropna(subset=["p_value"])
+    assert (tested["family_size"] == len(tested)).all()
+    np.testing.assert_allclose(tested["p_value_adjusted"], multipletests(tested["p_value"], method="holm")[1], rtol=1e-12)
+    assert (table["significant"] == (table["p_value_adjusted"] < cfg["alpha"]).fillna(False)).all()
 
 
 def test_the_incident_alert_leads_the_planted_kpi_drop(latest):
@@ -55,6 +71,15 @@ def test_the_incident_alert_leads_the_planted_kpi_drop(latest):
         "AND health_metric = 'mean_score' AND kpi = 'conversion_rate' AND correlation IS NOT NULL ORDER BY correlation",
         [latest.last, incident["model_id"]])
     assert abs(profile["lag_days"].iloc[0] - incident["kpi_drop"]["lag_days"]) <= 1 and profile["correlation"].iloc[0] < -0.3
+    # What the summary prints: the incident's lead (the alert before the sustained drop), and correlations
+    # only when significant: one shared step in ~16 days of changes is not evidence among hundreds searched.
+    from orchestration.cli import _leading_indicators
+
+    with duckdb.connect(str(latest.db), read_only=True) as conn:
+        lines = _leading_indicators(conn, latest.last)
+    assert any(f"on {incident['model_id']} on {lead.alert_date}, {lead.lead_days} day(s) earlier" in line for line in lines)
+    significant = latest.query("SELECT kpi FROM marts.leading_lagging WHERE as_of_date = ? AND significant", [latest.last])
+    assert sum("leads by" in line for line in lines) == significant["kpi"].nunique()
 
 
 @pytest.mark.parametrize("change, message", [

@@ -132,8 +132,9 @@ def make_warehouse(path, optional: bool = False):
                      warning="needs 200 days")])
             put(conn, "marts.leading_lagging", [
                 dict(as_of_date=AS_OF, model_id=EVIL, health_metric="expected_calibration_error", kpi="revenue_per_active_user",
-                     lag_days=lag, correlation=corr, n_days=30, is_best_lag=best)
-                for lag, corr, best in ((2, -0.71, True), (3, -0.4, False))])
+                     lag_days=lag, correlation=corr, n_days=30, is_best_lag=best, p_value_adjusted=p, family_size=30,
+                     significant=p < 0.01)
+                for lag, corr, best, p in ((2, -0.71, True, 0.004), (3, -0.4, False, 0.6))])
     return path
 
 

@@ -5,6 +5,11 @@
 -- changes, health metric on day t - lag against KPI on day t, over the
 -- trailing var('leading_lagging').window_days, for lags 0..max_lag_days.
 -- Changes, not levels: two trending series correlate at every lag.
+-- With ~15 lags x every metric x model x KPI searched over a few weeks,
+-- |r| of 0.6 arises by chance: each correlation gets a p-value from Fisher's z
+-- with an effective sample size (daily changes are autocorrelated: Bartlett's
+-- n / (1 + 2 r1x r1y), lag-1 autocorrelations), Holm-adjusted over every
+-- correlation searched on the as-of date; only `significant` rows are leads.
 -- Health rows keep changing as labels arrive, so each run also recomputes
 -- the as-of dates whose windows read a health day it refreshed
 -- (int_label_refresh_days).
@@ -74,7 +79,7 @@ lags as (select range as lag_days from range(0, {{ cfg.max_lag_days + 1 }})),
 
 -- a pair of changes counts when both are known
 paired as (
-    select a.as_of_date, h.model_id, h.health_metric, k.kpi, l.lag_days,
+    select a.as_of_date, h.model_id, h.health_metric, k.kpi, l.lag_days, k.date as day,
         case when k.change is not null then h.change end as x,
         case when h.change is not null then k.change end as y
     from as_of_dates a
@@ -84,6 +89,17 @@ paired as (
     join health_changes h on h.date = k.date - cast(l.lag_days as integer)
 ),
 
+-- each pair beside the previous day's (both known): lag-1 autocorrelations
+paired_prev as (
+    select *,
+        case when lag(day) over w = day - interval 1 day and lag(x) over w is not null and x is not null
+            then lag(x) over w end as x_prev,
+        case when lag(day) over w = day - interval 1 day and lag(y) over w is not null and y is not null
+            then lag(y) over w end as y_prev
+    from paired
+    window w as (partition by as_of_date, model_id, health_metric, kpi, lag_days order by day)
+),
+
 -- Pearson r from exact sums: corr() sums doubles in parallel, and its last
 -- bits would differ between a backfill and daily runs.
 pair_sums as (
@@ -91,26 +107,83 @@ pair_sums as (
         count(x) as n_days,
         {{ exact_sum('x', 18) }} as sx, {{ exact_sum('y', 18) }} as sy,
         {{ exact_sum('x * x', 18) }} as sxx, {{ exact_sum('y * y', 18) }} as syy,
-        {{ exact_sum('x * y', 18) }} as sxy
-    from paired
+        {{ exact_sum('x * y', 18) }} as sxy,
+        -- consecutive pairs: count, the sums of today's and yesterday's values, and of their products
+        count(x_prev) as n_consecutive,
+        {{ exact_sum('case when x_prev is not null then x end', 18) }} as sx_today,
+        {{ exact_sum('x_prev', 18) }} as sx_prev, {{ exact_sum('x * x_prev', 18) }} as sx_lag1,
+        {{ exact_sum('case when y_prev is not null then y end', 18) }} as sy_today,
+        {{ exact_sum('y_prev', 18) }} as sy_prev, {{ exact_sum('y * y_prev', 18) }} as sy_lag1
+    from paired_prev
     group by all
 ),
 
 pairs as (
     select *, (n_days * sxy - sx * sy)
         -- a constant series (zero variance, or rounding just below it) has no correlation
-        / sqrt(nullif(greatest(n_days * sxx - sx * sx, 0) * greatest(n_days * syy - sy * sy, 0), 0)) as correlation
+        / sqrt(nullif(greatest(n_days * sxx - sx * sx, 0) * greatest(n_days * syy - sy * sy, 0), 0)) as r,
+        -- the sample autocorrelation at lag 1 (as statsmodels' acf): sum over consecutive days of
+        -- (v_t - mean)(v_t-1 - mean) / sum over all days of (v_t - mean)^2
+        (sx_lag1 - sx / n_days * (sx_today + sx_prev) + n_consecutive * (sx / n_days) * (sx / n_days))
+            / nullif(sxx - sx * sx / n_days, 0) as x_autocorrelation,
+        (sy_lag1 - sy / n_days * (sy_today + sy_prev) + n_consecutive * (sy / n_days) * (sy / n_days))
+            / nullif(syy - sy * sy / n_days, 0) as y_autocorrelation
     from pair_sums
+),
+
+tested as (
+    select *,
+        -- too few days is noise
+        case when n_days >= {{ cfg.min_days }} and isfinite(r) then r end as correlation,
+        -- Bartlett: Var(r) ~ (1 + 2 r1x r1y) / n; never more days than observed (a conservative cap)
+        n_days / greatest(1, 1 + 2 * coalesce(x_autocorrelation, 0) * coalesce(y_autocorrelation, 0)) as n_effective
+    from pairs
+),
+
+fisher as (
+    -- |Fisher z| / sqrt(2) = |atanh(r)| sqrt(n_effective - 3) / sqrt(2); r = +-1 is certainly not chance
+    select *, case when correlation is not null and n_effective > 3
+        then least(abs(atanh(greatest(least(correlation, 1 - 1e-15), -1 + 1e-15))) * sqrt(n_effective - 3), 37) / sqrt(2)
+        end as u
+    from tested
+),
+
+p_values as (
+    -- two-sided p = erfc(u), by Numerical Recipes' erfcc (relative error < 1.2e-7; DuckDB has no erf)
+    select *, t * exp(-u * u - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
+        + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
+        + t * (-0.82215223 + t * 0.17087277))))))))) as p_value
+    from (select *, 1 / (1 + 0.5 * u) as t from fisher)
+),
+
+-- Holm over the whole search of the as-of date (models x health metrics x KPIs x lags):
+-- the k-th smallest p times (m - k + 1), made monotone
+holm as (
+    select *,
+        count(p_value) over (partition by as_of_date) as family_size,
+        row_number() over (partition by as_of_date
+                           order by p_value nulls last, model_id, health_metric, kpi, lag_days) as p_rank
+    from p_values
+),
+
+adjusted as (
+    select *, case when p_value is not null then max(least(1, (family_size - p_rank + 1) * p_value)) over (
+        partition by as_of_date order by p_value nulls last, model_id, health_metric, kpi, lag_days
+        rows between unbounded preceding and current row) end as p_value_adjusted
+    from holm
 )
 
 select as_of_date, model_id, health_metric, kpi, cast(lag_days as integer) as lag_days,
-    -- too few days is noise
-    case when n_days >= {{ cfg.min_days }} and isfinite(correlation) then correlation end as correlation,
+    correlation,
     cast(n_days as integer) as n_days,
-    coalesce(n_days >= {{ cfg.min_days }} and isfinite(correlation)
+    case when correlation is not null then n_effective end as n_effective,
+    case when correlation is not null then p_value end as p_value,
+    case when correlation is not null then p_value_adjusted end as p_value_adjusted,
+    cast(family_size as integer) as family_size,
+    coalesce(correlation is not null and p_value_adjusted < {{ cfg.get('alpha', 0.01) }}, false) as significant,
+    coalesce(correlation is not null
         and row_number() over (
             partition by as_of_date, model_id, health_metric, kpi
-            order by (n_days >= {{ cfg.min_days }} and isfinite(correlation)) desc nulls last,
-                     abs(correlation) desc nulls last, lag_days
+            order by (correlation is not null) desc, abs(correlation) desc nulls last, lag_days
         ) = 1, false) as is_best_lag
-from pairs
+from adjusted
