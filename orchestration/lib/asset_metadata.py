@@ -58,26 +58,100 @@ def latest_cumulative(frame: pd.DataFrame, date_column: str = "as_of_date") -> p
     return cumulative[cumulative[date_column] == cumulative[date_column].max()]
 
 
+def decision_estimates(results: pd.DataFrame) -> pd.DataFrame:
+    """The lift every surface shows (summary, report, UI): CUPED's where the row's `estimate` is 'cuped',
+    else Welch's; columns lift, ci_low, ci_high (relative)."""
+    cuped = (results["estimate"] == "cuped").to_numpy() if "estimate" in results else np.zeros(len(results), bool)
+
+    def pick(column: str) -> np.ndarray:
+        welch = results[column].to_numpy(dtype=float)
+        return np.where(cuped, results[f"cuped_{column}"].to_numpy(dtype=float), welch) if cuped.any() else welch
+
+    return pd.DataFrame({"lift": pick("relative_lift"), "ci_low": pick("relative_ci_low"), "ci_high": pick("relative_ci_high")},
+                        index=results.index)
+
+
+def _pct(x, digits: int = 1) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{x:+,.{digits}%}"
+
+
+def _rounded(x, digits: int) -> float | None:
+    x = number(x)
+    return None if x is None else round(float(x), digits)
+
+
+def _arm_suffixes(latest: pd.DataFrame) -> list[str]:
+    if "experiment_id" not in latest or "treatment_variant" not in latest:
+        return [""] * len(latest)
+    arms = latest.groupby("experiment_id")["treatment_variant"].nunique()
+    return [f"/{v}" if arms[e] > 1 else "" for e, v in zip(latest["experiment_id"], latest["treatment_variant"])]
+
+
 def relative_lift_metadata(results: pd.DataFrame) -> dict[str, float]:
-    """`relative_lift/<model_id>/<metric>` (plus `/<treatment arm>` when an experiment has several arms)."""
+    """`relative_lift_pct/<model_id>/<metric>` (plus `/<treatment arm>` when an experiment has several arms):
+    the decision estimate in percent, to the 0.1 the summary prints (+8.0% -> 8.0)."""
     latest = latest_cumulative(results)
     if latest.empty:
         return {}
-    arms = latest.groupby("experiment_id")["treatment_variant"].nunique()
-    values = {}
-    for r in latest.itertuples(index=False):
-        suffix = f"/{r.treatment_variant}" if arms[r.experiment_id] > 1 else ""
-        values[f"relative_lift/{r.model_id}/{r.metric}{suffix}"] = r.relative_lift
+    lifts = decision_estimates(latest)["lift"]
+    values = {f"relative_lift_pct/{r.model_id}/{r.metric}{suffix}": _rounded(100 * lift, 1)
+              for r, suffix, lift in zip(latest.itertuples(index=False), _arm_suffixes(latest), lifts)}
     return numeric_metadata(values)
 
 
-def net_value_metadata(impact: pd.DataFrame) -> dict[str, float]:
-    """`net_value/<model_id>` and `roi/<model_id>` of the newest cumulative rows."""
+def net_value_metadata(impact: pd.DataFrame, currency: str) -> dict[str, float]:
+    """`net_value_<currency>/<model_id>` (whole units) and `roi_pct/<model_id>` (net value / cost, whole percent)."""
     values = {}
     for r in latest_cumulative(impact).itertuples(index=False):
-        values[f"net_value/{r.model_id}"] = r.net_value
-        values[f"roi/{r.model_id}"] = r.roi
+        values[f"net_value_{currency}/{r.model_id}"] = _rounded(r.net_value, 0)
+        values[f"roi_pct/{r.model_id}"] = _rounded(100 * r.roi, 0) if number(r.roi) is not None else None
     return numeric_metadata(values)
+
+
+def results_preview(results: pd.DataFrame, max_rows: int = PREVIEW_ROWS) -> str:
+    """Markdown of the newest cumulative rows as the summary words them: decision estimate with its CI,
+    Holm/BH-adjusted p, significance, decision grade, trust."""
+    from orchestration.lib.attribution import correction_name, significance_text
+
+    latest = latest_cumulative(results)
+    if latest.empty:
+        return "none"
+    est = decision_estimates(latest)
+    correction = correction_name(latest["multiple_testing"].iloc[0]) if "multiple_testing" in latest else "adjusted"
+    yes_no = lambda flag: "n/a" if flag is None or pd.isna(flag) else ("yes" if bool(flag) else "NO")  # noqa: E731
+    frame = pd.DataFrame({
+        "model": latest["model_id"].to_numpy(),
+        "metric": [f"{m}{s}" for m, s in zip(latest["metric"], _arm_suffixes(latest))],
+        "relative lift [95% CI]": [f"{_pct(v)} [{_pct(lo)}, {_pct(hi)}]"
+                                   for v, lo, hi in zip(est["lift"], est["ci_low"], est["ci_high"])],
+        "estimate": latest["estimate"].to_numpy() if "estimate" in latest else "welch",
+        f"p ({correction})": [("n/a" if pd.isna(p) else "< 0.0001" if p < 1e-4 else f"{p:.4f}")
+                              for p in latest.get("p_value_adjusted", pd.Series(np.nan, index=latest.index))],
+        f"significant ({correction})": latest.get("significant", pd.Series(None, index=latest.index)).map(significance_text).to_numpy(),
+        "decision-grade": latest.get("decision_grade", pd.Series(None, index=latest.index)).map(yes_no).to_numpy(),
+        "trustworthy": latest["trustworthy"].map(yes_no).to_numpy() if "trustworthy" in latest else "n/a",
+    })
+    return markdown_table(frame, max_rows=max_rows)
+
+
+def impact_preview(impact: pd.DataFrame, currency: str, max_rows: int = PREVIEW_ROWS) -> str:
+    """Markdown of the newest cumulative value rows: money in ``currency`` with 95% CIs, ROI = net value / cost."""
+    from orchestration.lib.attribution import ROI_LABEL, roi_text
+
+    latest = latest_cumulative(impact)
+    if latest.empty:
+        return "none"
+    money = lambda x: "n/a" if x is None or pd.isna(x) else f"{x:,.0f}"  # noqa: E731
+    frame = pd.DataFrame({
+        "model": latest["model_id"].to_numpy(),
+        "treated users": latest["treated_units"].to_numpy(),
+        f"net value ({currency}) [95% CI]": [f"{money(v)} [{money(lo)}, {money(hi)}]" for v, lo, hi in
+                                            zip(latest["net_value"], latest["net_value_ci_low"], latest["net_value_ci_high"])],
+        f"model cost ({currency})": latest["model_cost"].map(money).to_numpy(),
+        ROI_LABEL: [roi_text(*v) for v in zip(latest["roi"], latest["roi_ci_low"], latest["roi_ci_high"])],
+        "decision-grade": ["yes" if bool(g) else "NO" for g in latest["decision_grade"]] if "decision_grade" in latest else "n/a",
+    })
+    return markdown_table(frame, max_rows=max_rows)
 
 
 # Per model: the worst feature drift of the run's last day, and the label-based
@@ -117,7 +191,7 @@ def model_health_metadata(summary: pd.DataFrame) -> dict[str, float]:
     return numeric_metadata(values)
 
 
-_PARTITION_HOOK = re.compile(r"delete_partition_range\(\s*['\"](\w+)['\"]")
+_PARTITION_HOOK = re.compile(r"(?:delete_partition_range|delete_label_refresh)\(\s*['\"](\w+)['\"]")
 
 
 def partition_column(dbt_node: Mapping) -> str | None:

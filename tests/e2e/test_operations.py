@@ -9,6 +9,7 @@ import pytest
 
 from orchestration.defs.notify.sensors import alert_notifications_sensor
 from orchestration.lib.publish import PUBLISHED
+from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import analytics_path
 
 pytestmark = pytest.mark.slow
@@ -39,16 +40,19 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(dai
     assert kpi["rows_in_range"] == 1
 
     results = latest_metadata(instance, "attribution", "experiment_results")
-    lifts = p.query("SELECT model_id, metric, relative_lift FROM attribution.experiment_results "
-                    "WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
+    # the decision estimate (CUPED where the row uses it), in percent to the 0.1 the summary prints
+    lifts = p.query("SELECT model_id, metric, CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END "
+                    "AS lift FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
     assert len(lifts) > 0
     for r in lifts.itertuples():
-        assert results[f"relative_lift/{r.model_id}/{r.metric}"] == pytest.approx(r.relative_lift)
+        assert results[f"relative_lift_pct/{r.model_id}/{r.metric}"] == pytest.approx(round(100 * r.lift, 1))
     assert "| experiment_id" in results["latest"]
 
     impact = latest_metadata(instance, "attribution", "model_impact")
     net = p.query("SELECT model_id, net_value FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
-    assert {k: impact[f"net_value/{k}"] for k in net["model_id"]} == pytest.approx(dict(zip(net["model_id"], net["net_value"])))
+    currency = load_config().currency
+    assert {k: impact[f"net_value_{currency}/{k}"] for k in net["model_id"]} == pytest.approx(
+        {k: round(v) for k, v in zip(net["model_id"], net["net_value"])})
 
     health = latest_metadata(instance, "marts", "alerts")
     model = p.truth["incident"]["model_id"]

@@ -1,19 +1,24 @@
 """UI metadata: previews and the numbers Dagster plots over partitions, checked by hand on small data."""
 
+import argparse
 import json
+import re
 from datetime import date
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
 from orchestration.lib.asset_metadata import (
     MODEL_HEALTH_SUMMARY_SQL,
+    impact_preview,
     markdown_table,
     model_health_metadata,
     net_value_metadata,
     partition_column,
     relative_lift_metadata,
+    results_preview,
     row_count_query,
 )
 from orchestration.lib.settings import DBT_PROJECT_DIR
@@ -33,36 +38,99 @@ def results_rows():
     for as_of, lift in ((date(2026, 10, 1), 0.05), (date(2026, 10, 2), 0.07)):
         for window in ("day", "cumulative"):
             for metric, scale in (("revenue_per_user", 1.0), ("conversion", 0.5)):
+                value = (lift if window == "cumulative" else -1.0) * scale
                 rows.append({"experiment_id": "exp_rec", "model_id": "recommender", "treatment_variant": "model",
-                             "metric": metric, "analysis_window": window, "as_of_date": as_of,
-                             "relative_lift": (lift if window == "cumulative" else -1.0) * scale})
+                             "metric": metric, "analysis_window": window, "as_of_date": as_of, "estimate": "welch",
+                             "relative_lift": value, "relative_ci_low": value - 0.01, "relative_ci_high": value + 0.01,
+                             "cuped_relative_lift": 9.0, "cuped_relative_ci_low": 8.0, "cuped_relative_ci_high": 10.0})
     return pd.DataFrame(rows)
 
 
-def test_relative_lift_of_the_last_day_cumulative_window_per_model_and_metric():
+def test_relative_lift_of_the_last_day_cumulative_window_per_model_and_metric_in_percent():
     assert relative_lift_metadata(results_rows()) == {
-        "relative_lift/recommender/revenue_per_user": pytest.approx(0.07),
-        "relative_lift/recommender/conversion": pytest.approx(0.035),
+        "relative_lift_pct/recommender/revenue_per_user": 7.0,
+        "relative_lift_pct/recommender/conversion": 3.5,
     }
     # a second treatment arm gets its own series; a NaN lift (no data yet) is not plotted
     two_arms = pd.concat([results_rows(), results_rows().assign(treatment_variant="model_b", relative_lift=float("nan"))])
     assert relative_lift_metadata(two_arms) == {
-        "relative_lift/recommender/revenue_per_user/model": pytest.approx(0.07),
-        "relative_lift/recommender/conversion/model": pytest.approx(0.035),
+        "relative_lift_pct/recommender/revenue_per_user/model": 7.0,
+        "relative_lift_pct/recommender/conversion/model": 3.5,
     }
     assert relative_lift_metadata(results_rows().iloc[0:0]) == {}
 
 
-def test_net_value_and_roi_per_model():
+def test_a_cuped_row_plots_and_previews_its_cuped_lift_rounded_as_the_summary_prints_it():
+    rows = results_rows()
+    cuped = (rows["metric"] == "revenue_per_user").to_numpy()
+    rows.loc[cuped, "estimate"] = "cuped"
+    rows.loc[cuped, "cuped_relative_lift"] = 0.028211951465435942
+    rows.loc[cuped, ["cuped_relative_ci_low", "cuped_relative_ci_high"]] = [-0.0049, 0.0613]
+    assert relative_lift_metadata(rows)["relative_lift_pct/recommender/revenue_per_user"] == 2.8
+    assert relative_lift_metadata(rows)["relative_lift_pct/recommender/conversion"] == 3.5  # Welch where Welch decides
+    preview = results_preview(rows.assign(p_value_adjusted=0.2, significant=False, decision_grade=True, trustworthy=True,
+                                          multiple_testing="holm"))
+    assert "+2.8% [-0.5%, +6.1%]" in preview and "0.0282" not in preview and "| no " in preview
+    assert "p (Holm)" in preview and "significant (Holm)" in preview
+
+
+def test_net_value_in_the_project_currency_and_roi_in_percent_per_model():
     impact = pd.DataFrame({
         "model_id": ["recommender", "recommender", "churn_offer", "recommender"],
         "analysis_window": ["cumulative", "day", "cumulative", "cumulative"],
         "as_of_date": [date(2026, 10, 2), date(2026, 10, 2), date(2026, 10, 2), date(2026, 10, 1)],
-        "net_value": [1200.0, 80.0, -50.0, 900.0],
-        "roi": [3.0, 1.0, -0.25, 2.0],
+        "treated_units": [900, 90, 400, 800],
+        "net_value": [1200.4, 80.0, -50.0, 900.0], "net_value_ci_low": [-300.0, 0, -90.0, 0], "net_value_ci_high": [2700.0, 0, -10.0, 0],
+        "model_cost": [400.0, 10.0, 200.0, 350.0],
+        "roi": [3.001, 1.0, -0.25, 2.0], "roi_ci_low": [-0.75, 0, -0.45, 0], "roi_ci_high": [6.75, 0, -0.05, 0],
+        "decision_grade": [True, True, False, True],
     })
-    assert net_value_metadata(impact) == {"net_value/recommender": 1200.0, "roi/recommender": 3.0,
-                                          "net_value/churn_offer": -50.0, "roi/churn_offer": -0.25}
+    assert net_value_metadata(impact, "EUR") == {"net_value_EUR/recommender": 1200.0, "roi_pct/recommender": 300.0,
+                                                 "net_value_EUR/churn_offer": -50.0, "roi_pct/churn_offer": -25.0}
+    preview = impact_preview(impact, "EUR")
+    assert "net value (EUR) [95% CI]" in preview and "1,200 [-300, 2,700]" in preview
+    assert "+300% [-75%, +675%]" in preview and "-25% [-45%, -5%]" in preview and "1200.4" not in preview
+
+
+def _summary_lift(out: str, model: str, metric: str) -> str:
+    """The summary's 'relative lift [95% CI]' cell of one row (the column after 'units (holdout/treated)')."""
+    line = next(line for line in out.splitlines() if line.split()[:2] == [model, metric])
+    return re.search(r"([+-]\d[\d,]*\.\d%|n/a) \[[^\]]*\]", line).group(0)
+
+
+def test_the_ui_lift_is_the_summarys_decision_estimate_of_the_same_row(tmp_path, monkeypatch, capsys):
+    from orchestration import cli
+    from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
+    from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA, experiment_results
+    from orchestration.lib.retraining import REQUEST_SCHEMA
+    from orchestration.lib.warehouse import ensure_table, replace_date_range
+    from tests.unit.test_attribution_engine import experiments_of, variants_of
+    from tests.unit.test_attribution_honest import AS_OF, DECLARED, _arm_row
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for variant, n, lift in (("holdout", 400, 0.0), ("treatment", 3600, 0.6)):
+        pre = rng.gamma(2.0, 5.0, n)  # the pre-period spend predicts the in-experiment spend: CUPED decides
+        rows.append(_arm_row("e", variant, "revenue_per_user", 0.8 * pre + rng.normal(0, 2.0, n) + lift, x=pre))
+    stats = pd.DataFrame(rows)
+    results = experiment_results(stats, experiments_of(stats, model_id="m"), variants_of(stats), DECLARED)
+    row = results[results["analysis_window"] == "cumulative"].iloc[0]
+    assert row["estimate"] == "cuped" and abs(row["cuped_relative_lift"] - row["relative_lift"]) > 1e-3
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        replace_date_range(conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", AS_OF, AS_OF)
+        ensure_table(conn, "attribution.model_impact", IMPACT_SCHEMA)
+        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
+        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
+    monkeypatch.setattr(cli, "_leading_indicators", lambda conn, as_of: [])
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    assert cli.cmd_summary(argparse.Namespace(db=str(path))) == 0
+    shown = _summary_lift(capsys.readouterr().out, "m", "revenue_per_user")
+    ui = relative_lift_metadata(results)["relative_lift_pct/m/revenue_per_user"]
+    # the same figure: the CUPED lift (not Welch's), to the same 0.1 percentage point
+    assert shown.startswith(f"{ui:+.1f}%") and f"{row['cuped_relative_lift']:+.1%}" == f"{ui:+.1f}%"
+    assert f"{row['relative_lift']:+.1%}" != f"{ui:+.1f}%"
+    assert shown in results_preview(results)
 
 
 def test_model_health_summary_takes_the_last_mature_day_and_the_worst_feature():

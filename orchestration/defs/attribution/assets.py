@@ -8,7 +8,7 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.defs.quality.checks import GATED_RAW_TABLES
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.asset_metadata import latest_cumulative, markdown_table, net_value_metadata, relative_lift_metadata
+from orchestration.lib.asset_metadata import impact_preview, net_value_metadata, relative_lift_metadata, results_preview
 from orchestration.lib.attribution import (
     IMPACT_SCHEMA,
     RESULT_SCHEMA,
@@ -17,6 +17,7 @@ from orchestration.lib.attribution import (
     mark_failed_gates,
     model_impact,
 )
+from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.warehouse import replace_date_range
 
@@ -85,10 +86,9 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
             "rows": rows,
             "as_of_dates": f"{first} .. {last}",
             "untrusted_rows_latest_day": untrusted,
-            "latest": dg.MetadataValue.md(markdown_table(latest_cumulative(results), [
-                "experiment_id", "metric", "estimate", "relative_lift", "relative_ci_low", "relative_ci_high",
-                "p_value_adjusted", "significant", "decision_grade", "trustworthy"])),
-            **relative_lift_metadata(results),  # plotted over partitions in the UI
+            # the decision estimate (CUPED where used), worded and rounded as the summary and report show it
+            "latest": dg.MetadataValue.md(results_preview(results)),
+            **relative_lift_metadata(results),  # plotted over partitions in the UI, in percent
         }
     )
 
@@ -122,12 +122,11 @@ def model_impact_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         costs = conn.execute(COSTS_SQL, [first, last]).df()
         impact = model_impact(results, stats, costs, value_metric, attribution_settings())
         rows = replace_date_range(conn, "attribution.model_impact", IMPACT_SCHEMA, impact, "as_of_date", first, last)
+    currency = load_config().currency
     return dg.MaterializeResult(
         metadata={
             "rows": rows,
-            "latest": dg.MetadataValue.md(markdown_table(latest_cumulative(impact), [
-                "model_id", "net_value", "net_value_ci_low", "net_value_ci_high", "roi", "roi_ci_low", "roi_ci_high",
-                "decision_grade"])),
-            **net_value_metadata(impact),  # plotted over partitions in the UI
+            "latest": dg.MetadataValue.md(impact_preview(impact, currency)),
+            **net_value_metadata(impact, currency),  # plotted over partitions in the UI (currency units, ROI in %)
         }
     )
