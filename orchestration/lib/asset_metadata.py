@@ -181,12 +181,13 @@ ORDER BY m.model_id
 
 
 def model_health_metadata(summary: pd.DataFrame) -> dict[str, float]:
-    """Rows of MODEL_HEALTH_SUMMARY_SQL -> `psi_max/<model>`, `ece/<model>`, `precision/<model>`, `breaches/<model>`."""
+    """Rows of MODEL_HEALTH_SUMMARY_SQL -> `psi_max/<model>`, `ece/<model>`, `precision/<model>` (unitless, to the
+    4 decimals the previews show), `breaches/<model>` (count)."""
     values = {}
     for r in summary.itertuples(index=False):
-        values[f"psi_max/{r.model_id}"] = r.psi_max
-        values[f"ece/{r.model_id}"] = r.expected_calibration_error
-        values[f"precision/{r.model_id}"] = r.precision
+        values[f"psi_max/{r.model_id}"] = _rounded(r.psi_max, 4)
+        values[f"ece/{r.model_id}"] = _rounded(r.expected_calibration_error, 4)
+        values[f"precision/{r.model_id}"] = _rounded(r.precision, 4)
         values[f"breaches/{r.model_id}"] = r.breaches
     return numeric_metadata(values)
 

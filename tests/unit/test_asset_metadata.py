@@ -143,7 +143,7 @@ def test_model_health_summary_takes_the_last_mature_day_and_the_worst_feature():
             (DATE '2026-10-03', 'churn', 1000, 10, 0.20, 0.10)
         ) t(date, model_id, predictions, labelled, expected_calibration_error, precision)""")
         conn.execute("""CREATE TABLE marts.feature_drift_daily AS SELECT * FROM (VALUES
-            (DATE '2026-10-03', 'rec', 'age', 0.12), (DATE '2026-10-03', 'rec', 'basket', 0.45),
+            (DATE '2026-10-03', 'rec', 'age', 0.12), (DATE '2026-10-03', 'rec', 'basket', 0.449961234),
             (DATE '2026-10-02', 'rec', 'basket', 0.99), (DATE '2026-10-03', 'churn', 'age', NULL)
         ) t(date, model_id, feature, psi)""")
         conn.execute("""CREATE TABLE marts.alerts AS SELECT * FROM (VALUES
@@ -153,7 +153,7 @@ def test_model_health_summary_takes_the_last_mature_day_and_the_worst_feature():
                                {"first": date(2026, 9, 25), "last": date(2026, 10, 3), "min_labelled": 300}).df()
     assert model_health_metadata(summary) == {
         # 10-03 has 20 labels (< 300): the newest mature day is 10-02
-        "psi_max/rec": 0.45, "ece/rec": 0.11, "precision/rec": 0.52, "breaches/rec": 2.0,
+        "psi_max/rec": 0.45, "ece/rec": 0.11, "precision/rec": 0.52, "breaches/rec": 2.0,  # psi 0.449961234, to 4 decimals
         # churn has no mature day and no PSI yet: only its (zero) breaches are plotted
         "breaches/churn": 0.0,
     }
