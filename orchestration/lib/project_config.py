@@ -9,6 +9,7 @@ value. Nothing here names a demo model: the demo's own file is ``expectations/de
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -173,6 +174,51 @@ class CsvFiles(_Strict):
         return self.table_encoding.get(table, self.encoding)
 
 
+class DatabaseSource(_Strict):
+    """A table read from a database (orchestration/lib/db_sources.py): one window of the time column per day."""
+
+    # SQLAlchemy URL without the password, e.g. postgresql+psycopg2://app@db.internal:5432/shop
+    url: str
+    password_env: str | None = None  # the environment variable holding the password (never the file)
+    table: str | None = None  # a table or view, optionally schema-qualified (public.orders) ...
+    query: str | None = None  # ... or a SELECT; :day_start and :day_end are bound to the day's UTC window
+    time_column: str | None = None  # the column placing a row in a day (default: the contract's)
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a SQLAlchemy URL (dialect+driver://user@host:port/database)") from None
+        if url.password is not None:
+            raise ValueError("the URL holds a password: remove it and name the environment variable that holds it "
+                             "in password_env")
+        return value
+
+    @model_validator(mode="after")
+    def _table_or_query(self):
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give either table or query")
+        return self
+
+
+class TableSourceSpec(_Strict):
+    """Where one contract table comes from instead of the landing zone: a lake folder or a database."""
+
+    path: str | None = None  # a landing root holding <table>/*.parquet|csv (relative: to the project file)
+    database: DatabaseSource | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.path is None) == (self.database is None):
+            raise ValueError("give either path (a lake folder) or database")
+        return self
+
+
 class Partitions(_Strict):
     # a date, or "from_data": the first day the landing zone holds
     start: date | Literal["from_data"] = "from_data"
@@ -195,12 +241,26 @@ class ProjectConfig(_Strict):
     gates: Gates = Gates()
     notify: Notify = Notify()
     csv: CsvFiles = CsvFiles()
+    sources: dict[str, TableSourceSpec] = {}  # per table: a lake folder or a database; else the landing zone
 
     @field_validator("protected_attributes")
     @classmethod
     def _distinct(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError(f"listed twice: {sorted({v for v in value if value.count(v) > 1})}")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _source_tables(cls, value: dict[str, TableSourceSpec]) -> dict[str, TableSourceSpec]:
+        from orchestration.lib.contract import CONTRACTS
+
+        unknown = sorted(set(value) - set(CONTRACTS))
+        if unknown:
+            raise ValueError(f"unknown table(s) {unknown}; tables are {', '.join(CONTRACTS)}")
+        for table, spec in value.items():
+            if spec.database and spec.database.time_column and CONTRACTS[table].time_column is None:
+                raise ValueError(f"{table}: time_column is for tables placed by day; {table} is a snapshot read whole")
         return value
 
     @model_validator(mode="after")
@@ -267,6 +327,11 @@ def config_path() -> Path | None:
     return local.resolve() if local.is_file() else None
 
 
+def mask_secrets(text: str) -> str:
+    """Passwords in URLs (scheme://user:secret@host) as ***: a message or log never shows one."""
+    return re.sub(r"(://[^/\s:@'\"]*:)[^@\s'\"]*@", r"\1***@", text)
+
+
 def _format(error: ValidationError, path: Path | None, raw: dict) -> str:
     """One line per key: the file, the key path as written, what is wrong, and the value found."""
     by_key: dict[str, tuple[list[str], Any, bool]] = {}
@@ -291,7 +356,7 @@ def _format(error: ValidationError, path: Path | None, raw: dict) -> str:
             messages.append(msg)
     lines = []
     for where, (messages, value, present) in by_key.items():
-        shown = f" (got {value!r})" if present and where != "(top level)" else ""
+        shown = f" (got {mask_secrets(repr(value))})" if present and where != "(top level)" else ""
         lines.append(f"{path or 'project config'}: key '{where}': {'; or '.join(messages)}{shown}")
     return "\n".join(lines)
 
