@@ -7,8 +7,9 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import daily_partitions, run_days, single_run
 from orchestration.lib.contract import CONTRACTS, ContractError
+from orchestration.lib.db_sources import prepare, source_of
+from orchestration.lib.project_config import load_config
 from orchestration.lib.raw_loader import LoadReport, load_days
-from orchestration.lib.settings import source_dir
 
 # Referential rules and gates read these tables, so they load (and pass their gates) first.
 UPSTREAM_RAW = {
@@ -39,6 +40,14 @@ def _metadata(reports: list[LoadReport]) -> dict:
     }
 
 
+def _where(table: str) -> str:
+    """The table's source as the project file sets it (the landing zone unless ``sources`` names another)."""
+    spec = load_config().sources.get(table)
+    if spec is None:
+        return f"IMPACT_LEDGER_SOURCE/{table}/"
+    return f"lake folder {spec.path}/{table}/" if spec.path else "a database (sources." + table + ".database)"
+
+
 def build_raw_asset(table: str) -> dg.AssetsDefinition:
     contract = CONTRACTS[table]
     kind = "snapshot reloaded whole" if contract.time_column is None else f"rows placed by {contract.time_column}"
@@ -53,19 +62,23 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
         owners=["team:data-engineering"],
         description=(
             f"raw.{table}: contract-checked rows of the day ({kind}); rows breaking a row rule go to "
-            f"raw_quarantine.{table} with _reason. Source: IMPACT_LEDGER_SOURCE/{table}/."
+            f"raw_quarantine.{table} with _reason. Source: {_where(table)}."
         ),
     )
     def _raw(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
         # Snapshots do not depend on the day: load them once per run.
         days = run_days(context)[-1:] if contract.time_column is None else run_days(context)
-        source = source_dir()
+        # the project file's sources: a database table's days are extracted into dated files first
+        source = source_of(table)
         try:
+            source, _ = prepare(table, days)
             with duckdb.get_connection() as conn:
-                reports = load_days(conn, table, source, days)
+                reports = load_days(conn, table, source.root, days)
         except ContractError as err:
-            raise dg.Failure(description=f"raw.{table}: {err}", metadata={"table": table, "source": str(source)}) from err
+            raise dg.Failure(description=f"raw.{table}: {source.explain(err)}",
+                             metadata={"table": table, "source": source.label}) from (err if source.kind != "database" else None)
         meta = _metadata(reports)
+        meta["source"] = source.label
         context.log.info(f"raw.{table}: {json.dumps({k: v for k, v in meta.items() if isinstance(v, int)})}")
         return dg.MaterializeResult(metadata=meta)
 

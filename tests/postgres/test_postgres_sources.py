@@ -1,0 +1,286 @@
+"""Raw tables from a real PostgreSQL 15 (extracted with dlt) and a lake folder, mixed with the landing zone.
+
+The oracle of the happy path is the file-only run of the same generated world: every table the pipeline
+builds must be identical (EXCEPT ALL both ways), raw tables but for the file each row was read from.
+Bad sources (unreachable, wrong password, a missing column, a query returning another day's rows, a
+failing extraction) each give one clear error or a quarantine, and load nothing half.
+"""
+
+import logging
+import shutil
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from tests.postgres.conftest import DB_TABLES, MODEL_TABLES
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+DEMO = Path(__file__).resolve().parents[2] / "expectations" / "demo.yml"
+PASSWORD_ENV = "SHOP_DB_PASSWORD"
+# where a row was read from differs by design (a file of the world, or a day extract of the database)
+WHERE_READ = ["_source_file", "_source_row"]
+
+
+def _config(tmp: Path, sources: dict) -> Path:
+    """The demo's project file plus ``sources``."""
+    raw = yaml.safe_load(DEMO.read_text())
+    raw["sources"] = sources
+    path = tmp / "impact_ledger.yml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _db_sources(pg, tables=DB_TABLES, **overrides) -> dict:
+    url = pg.url(with_password=False)
+    out = {t: {"database": {"url": url, "password_env": PASSWORD_ENV, "table": t}} for t in tables}
+    for table, spec in overrides.items():
+        out[table] = {"database": {"url": url, "password_env": PASSWORD_ENV, **spec}}
+    return out
+
+
+def _point(monkeypatch, tmp: Path, source: Path, config: Path) -> Path:
+    db = tmp / "warehouse.duckdb"
+    for var, value in (("IMPACT_LEDGER_DB", db), ("IMPACT_LEDGER_SOURCE", source), ("IMPACT_LEDGER_CONFIG", config),
+                       ("IMPACT_LEDGER_EXPORTS", tmp / "exports"), ("IMPACT_LEDGER_ANALYTICS_DB", tmp / "analytics.duckdb")):
+        monkeypatch.setenv(var, str(value))
+    return db
+
+
+def _tables(db: Path) -> list[str]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return [f"{s}.{t}" for s, t in conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "ORDER BY 1, 2").fetchall()]
+
+
+# ------------------------------------------------------------------ happy path: marts equal a file-only run
+
+
+@pytest.fixture(scope="session")
+def file_only_db(pg_world, tmp_path_factory):
+    from orchestration.defs.runs import materialize_days
+
+    source, truth = pg_world
+    tmp = tmp_path_factory.mktemp("pg_file_only")
+    with pytest.MonkeyPatch.context() as mp:
+        _point(mp, tmp, source, DEMO)
+        outcome = materialize_days(date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+    assert outcome.success, outcome.failures
+    return tmp / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def mixed_db(pg, pg_world, tmp_path_factory):
+    """Business tables from PostgreSQL, the model logs from a lake folder, model_costs from the landing zone."""
+    from orchestration.defs.runs import materialize_days
+
+    source, truth = pg_world
+    tmp = tmp_path_factory.mktemp("pg_mixed")
+    lake, landing = tmp / "lake", tmp / "landing"
+    for table in MODEL_TABLES:
+        shutil.copytree(source / table, lake / table)
+    shutil.copytree(source / "model_costs", landing / "model_costs")
+    sources = _db_sources(pg)
+    sources.update({t: {"path": "lake"} for t in MODEL_TABLES})  # relative: to the project file's folder
+    config = _config(tmp, sources)
+    with pytest.MonkeyPatch.context() as mp:
+        db = _point(mp, tmp, landing, config)
+        mp.setenv(PASSWORD_ENV, pg.password)
+        outcome = materialize_days(date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+    assert outcome.success, outcome.failures
+    return db
+
+
+def test_marts_from_postgres_and_a_lake_equal_a_file_only_run(file_only_db, mixed_db, pg_world):
+    _, truth = pg_world
+    tables = _tables(file_only_db)
+    assert tables == _tables(mixed_db)
+    assert {"marts.kpi_daily", "marts.model_health_daily", "attribution.experiment_results"} <= set(tables)
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{file_only_db}' AS files (READ_ONLY)")
+        conn.execute(f"ATTACH '{mixed_db}' AS mixed (READ_ONLY)")
+        # the run read the database: day extracts of the business tables, files of the lake
+        sources = dict(conn.execute("SELECT 'orders', any_value(_source_file) FROM mixed.raw.orders UNION ALL "
+                                    "SELECT 'predictions', any_value(_source_file) FROM mixed.raw.predictions").fetchall())
+        assert "landing_cache/orders/orders_" in sources["orders"]
+        assert "/lake/predictions/" in sources["predictions"]
+        # the duplicated orders the world plants are quarantined from the database as from files
+        assert conn.execute("SELECT count(*) FROM mixed.raw_quarantine.orders WHERE _reason LIKE 'duplicate key%'"
+                            ).fetchone()[0] == truth["dirty_rows"]["orders"]["duplicate_key"]
+        for table in tables:
+            columns = [c for c, in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'files' "
+                "AND table_schema || '.' || table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
+            listed = ", ".join(f'"{c}"' for c in columns if c not in WHERE_READ)
+            select = lambda db: f"SELECT {listed} FROM {db}.{table}"  # noqa: E731
+            only_files = conn.execute(f"SELECT count(*) FROM ({select('files')} EXCEPT ALL {select('mixed')})").fetchone()[0]
+            only_mixed = conn.execute(f"SELECT count(*) FROM ({select('mixed')} EXCEPT ALL {select('files')})").fetchone()[0]
+            rows = conn.execute(f"SELECT count(*) FROM files.{table}").fetchone()[0]
+            assert (only_files, only_mixed) == (0, 0), f"{table}: {only_files} rows only in the file run, {only_mixed} only with PostgreSQL (of {rows})"
+        assert conn.execute("SELECT count(*) FROM mixed.marts.kpi_daily").fetchone()[0] > 0
+
+
+# ------------------------------------------------------------------ bad sources, through the raw assets
+
+
+def _raw_run(tables: list[str], first: date, last: date):
+    """Materialise only these raw assets for first..last (one run, as a backfill), as the job runs them."""
+    from orchestration.defs.ingest.assets import build_raw_asset
+    from orchestration.defs.resources import build_resources
+    from orchestration.defs.runs import RANGE_END_TAG, RANGE_START_TAG
+
+    resources = {"duckdb": build_resources()["duckdb"]}
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([build_raw_asset(t) for t in tables], resources=resources, instance=instance,
+                                raise_on_error=False,
+                                tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()})
+        logs = "\n".join(str(e.user_message) + " " + repr(e.dagster_event) for e in
+                         instance.all_logs(result.run_id))
+    failures = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            err = event.event_specific_data.error
+            failures.append(err.message + "".join(err.stack) + (err.cause.message if err.cause else ""))
+    return result, failures, logs
+
+
+def _count(db: Path, sql: str, params=None) -> int:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(sql, params or []).fetchone()[0]
+
+
+def _day(truth, offset: int) -> date:
+    return date.fromisoformat(truth["start_date"]) + timedelta(days=offset)
+
+
+def _pg_count(pg, sql: str, **params) -> int:
+    engine = sa.create_engine(pg.url())
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar_one()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def bad_source(pg, pg_world, tmp_path, monkeypatch):
+    """Point a raw-only run at a project file with the given sources; the world's files as the landing zone."""
+    source, truth = pg_world
+    monkeypatch.setenv(PASSWORD_ENV, pg.password)
+
+    def use(sources: dict) -> Path:
+        return _point(monkeypatch, tmp_path, source, _config(tmp_path, sources))
+
+    return use
+
+
+def test_unreachable_server_is_one_error_naming_the_table_and_host(bad_source, pg, pg_world):
+    import socket
+
+    _, truth = pg_world
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg2://app@127.0.0.1:{port}/shop"
+    db = bad_source({"orders": {"database": {"url": url, "password_env": PASSWORD_ENV, "table": "orders"}}})
+    result, failures, _ = _raw_run(["users", "orders"], _day(truth, 3), _day(truth, 3))
+    assert not result.success and len(failures) == 1
+    assert "raw.orders" in failures[0] and "table 'orders'" in failures[0]
+    assert f"host 127.0.0.1 port {port}" in failures[0] and "Connection refused" in failures[0]
+    assert _count(db, "SELECT count(*) FROM raw.orders") == 0
+
+
+def test_wrong_password_is_a_clear_error_and_no_secret_anywhere(bad_source, pg, pg_world, monkeypatch, capfd, caplog):
+    _, truth = pg_world
+    wrong = "Wr0ng-Secret-7f3c9a"
+    db = bad_source(_db_sources(pg, ["orders"]))
+    monkeypatch.setenv(PASSWORD_ENV, wrong)
+    caplog.set_level(logging.DEBUG)
+    result, failures, logs = _raw_run(["users", "orders"], _day(truth, 3), _day(truth, 3))
+    assert not result.success and len(failures) == 1
+    assert "password authentication failed" in failures[0] and "raw.orders" in failures[0]
+    assert f"127.0.0.1:{pg.port}/shop" in failures[0]
+    out, err = capfd.readouterr()
+    for secret in (wrong, pg.password):
+        for where, text in (("failure", failures[0]), ("run logs", logs), ("stdout", out), ("stderr", err),
+                            ("log records", caplog.text)):
+            assert secret not in text, f"the password shows in the {where}"
+    assert _count(db, "SELECT count(*) FROM raw.orders") == 0
+
+
+def test_password_in_the_url_is_refused_without_showing_it(pg, tmp_path, monkeypatch):
+    from orchestration.lib.project_config import ConfigError, load_config
+
+    config = _config(tmp_path, {"orders": {"database": {"url": pg.url(), "table": "orders"}}})
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert "sources.orders.database.url" in str(caught.value) and "password_env" in str(caught.value)
+    assert pg.password not in str(caught.value)
+
+
+def test_missing_column_names_the_database_table_and_loads_nothing(bad_source, pg, pg_world):
+    _, truth = pg_world
+    engine = sa.create_engine(pg.url())
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS orders_no_revenue"))
+        conn.execute(sa.text("CREATE TABLE orders_no_revenue AS SELECT order_id, user_id, session_id, ordered_at, status "
+                             "FROM orders"))
+    engine.dispose()
+    db = bad_source(_db_sources(pg, ["users"], orders={"table": "orders_no_revenue"}))
+    result, failures, _ = _raw_run(["users", "orders"], _day(truth, 2), _day(truth, 4))
+    assert not result.success and len(failures) == 1
+    assert "is missing required column 'revenue'" in failures[0]
+    assert "database table 'orders_no_revenue'" in failures[0] and "table 'orders'" in failures[0]
+    assert _count(db, "SELECT count(*) FROM raw.users") == 2_000  # the other table loaded, from PostgreSQL
+    assert _count(db, "SELECT count(*) FROM raw.orders") + _count(db, "SELECT count(*) FROM raw_quarantine.orders") == 0
+
+
+def test_query_returning_another_days_rows_has_them_quarantined(bad_source, pg, pg_world):
+    _, truth = pg_world
+    day = _day(truth, 5)
+    # a query whose window starts a day early: the previous day's orders come back too
+    query = ("SELECT * FROM orders WHERE ordered_at >= CAST(:day_start AS timestamp) - interval '1 day' "
+             "AND ordered_at < :day_end")
+    db = bad_source(_db_sources(pg, ["users"], orders={"query": query}))
+    result, failures, _ = _raw_run(["users", "orders"], day, day)
+    assert result.success, failures
+    start = datetime.combine(day, datetime.min.time())
+    same_day = _pg_count(pg, "SELECT count(DISTINCT order_id) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
+                         a=start, b=start + timedelta(days=1))
+    rows_same_day = _pg_count(pg, "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
+                              a=start, b=start + timedelta(days=1))
+    day_before = _pg_count(pg, "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
+                           a=start - timedelta(days=1), b=start)
+    assert day_before > 0
+    assert _count(db, "SELECT count(*) FROM raw.orders") == same_day
+    assert _count(db, "SELECT count(*) FROM raw.orders WHERE CAST(ordered_at AS DATE) <> ?", [day]) == 0
+    reason = f"ordered_at outside partition day {day.isoformat()}"
+    assert _count(db, "SELECT count(*) FROM raw_quarantine.orders WHERE _reason = ?", [reason]) == day_before
+    assert _count(db, "SELECT count(*) FROM raw_quarantine.orders") == day_before + rows_same_day - same_day
+
+
+def test_an_extraction_failing_on_one_day_loads_no_day_of_the_run(bad_source, pg, pg_world):
+    _, truth = pg_world
+    first, bad = _day(truth, 6), _day(truth, 7)
+    # the query fails on the second day only (division by zero in the database)
+    query = (f"SELECT *, 1 / (CASE WHEN CAST(:day_start AS date) = DATE '{bad.isoformat()}' THEN 0 ELSE 1 END) AS probe "
+             "FROM orders WHERE ordered_at >= :day_start AND ordered_at < :day_end")
+    db = bad_source(_db_sources(pg, ["users"], orders={"query": query}))
+    result, failures, _ = _raw_run(["users", "orders"], first, bad)
+    assert not result.success and len(failures) == 1
+    assert "division by zero" in failures[0] and "raw.orders" in failures[0]
+    assert _count(db, "SELECT count(*) FROM raw.orders") + _count(db, "SELECT count(*) FROM raw_quarantine.orders") == 0
+    # the same query on a good range loads (the first day alone)
+    result, failures, _ = _raw_run(["users", "orders"], first, first)
+    assert result.success, failures
+    start = datetime.combine(first, datetime.min.time())
+    assert _count(db, "SELECT count(*) FROM raw.orders") + _count(db, "SELECT count(*) FROM raw_quarantine.orders") == \
+        _pg_count(pg, "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b", a=start,
+                  b=start + timedelta(days=1))
