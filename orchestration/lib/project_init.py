@@ -50,6 +50,7 @@ class TableProfile:
     daily_median: float = 0.0
     daily_max: int = 0
     missing_columns: list[str] = field(default_factory=list)  # required by the contract, absent in a file
+    source: str = ""  # a database table or a lake folder of the project file's sources (else the landing zone)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Inference:
     attributes: list[AttributeCandidate]  # low-cardinality users columns, and protected-named ones of any cardinality
     experiments: dict[str, str]  # experiment_id -> model_id
     users: int = 0
+    sources: dict = field(default_factory=dict)  # the project file's sources, as written (copied into the new file)
 
     @property
     def first_day(self) -> date | None:
@@ -195,17 +197,49 @@ def infer(source: Path) -> Inference:
         raise InitError(f"source directory '{source}' does not exist")
     if not source.is_dir():
         raise InitError(f"source '{source}' is not a directory (expected a folder with one folder or file per table)")
-    found = {name: table_files(source, contract) for name, contract in CONTRACTS.items()}
+    # the project file's sources (--config): a lake folder's files are read like the landing zone's,
+    # a database table is inspected with SQL (columns, days, rows a day), not extracted
+    from orchestration.lib.db_sources import source_of
+    from orchestration.lib.project_config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as err:
+        raise InitError(str(err)) from None
+    where = {name: source_of(name, config) for name in CONTRACTS}
+    found = {name: table_files(source if where[name].kind == "landing" else where[name].root, contract)
+             for name, contract in CONTRACTS.items() if where[name].kind != "database"}
     found = {name: files for name, files in found.items() if files}
-    if not found:
+    databases = [name for name in CONTRACTS if where[name].kind == "database"]
+    if not found and not databases:
         raise InitError(f"no contract tables under '{source}': expected <table>/*.csv|parquet or <table>.csv|parquet "
                         f"for tables {', '.join(CONTRACTS)}")
     conn = duckdb.connect()  # in memory: init never touches the warehouse
     try:
         conn.execute("SET TimeZone = 'UTC'")
-        return _infer(conn, source, found)
+        inference = _infer(conn, source, found)
     finally:
         conn.close()
+    for name in found:
+        if where[name].kind == "lake":
+            inference.tables[name].source = where[name].label
+    for name in databases:
+        inference.tables[name] = _inspect_database(name, config.sources[name].database, where[name].label)
+    inference.sources = {t: spec.model_dump(exclude_none=True) for t, spec in config.sources.items()}
+    return inference
+
+
+def _inspect_database(table: str, spec, label: str) -> TableProfile:
+    from orchestration.lib.db_sources import inspect_database
+
+    try:
+        seen = inspect_database(spec, table)
+    except ContractError as err:  # unreachable, refused, no such table: one line, password masked
+        raise InitError(str(err)) from None
+    profile = TableProfile(table, [], rows=seen["rows"], missing_columns=seen["missing"], source=label)
+    if seen.get("rows_per_day"):
+        _volume(profile, sorted(seen["rows_per_day"].items()))
+    return profile
 
 
 def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[Path]]) -> Inference:
@@ -440,8 +474,13 @@ def render(inf: Inference) -> str:
     add("")
     add("# Experiment metrics, attribution settings and alert rules: the defaults (README). OKRs: none yet.")
     add("okrs: {}")
-    text = "\n".join(L) + "\n"
     import yaml
+
+    if inf.sources:
+        add("")
+        add("# Where tables come from (as the project file given to init said); the rest: the landing zone.")
+        add(yaml.safe_dump({"sources": inf.sources}, sort_keys=False).rstrip())
+    text = "\n".join(L) + "\n"
 
     parse_config(yaml.safe_load(text))  # never write a file that would not load
     return text
@@ -480,7 +519,9 @@ def describe(inf: Inference) -> list[str]:
     out = [f"landing zone {inf.source}: {len(inf.tables)} table(s), {inf.first_day} .. {inf.last_day}"]
     for t in inf.tables.values():
         span = f", median {t.daily_median:g} rows a day over {t.days} day(s)" if t.days else ""
-        out.append(f"  {t.name}: {t.rows} rows in {len(t.files)} file(s){span}")
+        where = f" ({t.source})" if t.source else ""
+        held = f"{t.rows} rows" + (f" in {len(t.files)} file(s)" if t.files or not t.source.startswith("database") else "")
+        out.append(f"  {t.name}: {held}{where}{span}")
     for m in inf.models:
         exp = f"experiment {', '.join(m.experiments)}" if m.experiments else "monitoring only"
         thr = "several thresholds" if m.threshold is None else f"threshold {m.threshold:g}"

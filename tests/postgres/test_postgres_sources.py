@@ -284,3 +284,19 @@ def test_an_extraction_failing_on_one_day_loads_no_day_of_the_run(bad_source, pg
     assert _count(db, "SELECT count(*) FROM raw.orders") + _count(db, "SELECT count(*) FROM raw_quarantine.orders") == \
         _pg_count(pg, "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b", a=start,
                   b=start + timedelta(days=1))
+
+
+def test_init_inspects_a_postgres_table_with_sql(pg, pg_world, monkeypatch):
+    from orchestration.lib.db_sources import inspect_database
+    from orchestration.lib.project_config import DatabaseSource
+    from tests.postgres.conftest import world_table
+
+    source, _ = pg_world
+    monkeypatch.setenv(PASSWORD_ENV, pg.password)
+    seen = inspect_database(DatabaseSource(url=pg.url(with_password=False), password_env=PASSWORD_ENV, table="sessions"),
+                            "sessions")
+    frame = world_table(source, "sessions")  # the oracle: the rows as the world wrote them
+    per_day = frame.groupby(frame["started_at"].dt.date).size()
+    assert seen["missing"] == [] and seen["rows"] == len(frame)
+    assert seen["rows_per_day"] == {d: int(n) for d, n in per_day.items()}
+    assert (seen["first_day"], seen["last_day"]) == (per_day.index.min(), per_day.index.max())

@@ -179,3 +179,33 @@ def test_utc_day_of_aware_timestamps():
     assert _utc_days(at).to_pylist() == [date(2026, 1, 2)]
     assert _utc_days(pa.array([date(2026, 1, 5)], pa.date32())).to_pylist() == [date(2026, 1, 5)]
     assert _utc_days(pa.array([datetime(2026, 1, 1) + timedelta(hours=23, minutes=59)], pa.timestamp("us"))).to_pylist() == [D1]
+
+
+def test_init_profiles_a_database_table_and_a_lake_folder_and_keeps_the_sources(shop, tmp_path, monkeypatch):
+    import pandas as pd
+    import yaml
+
+    from orchestration.lib.project_init import describe, infer, render
+
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    (landing / "users").mkdir(parents=True)
+    pd.DataFrame({"user_id": ["u1", "u2"], "signup_at": pd.to_datetime(["2025-12-01", "2025-12-02"])}).to_parquet(
+        landing / "users" / "users.parquet")
+    (lake / "predictions").mkdir(parents=True)
+    pd.DataFrame({"prediction_id": ["p1", "p2", "p3"], "model_id": "fraud", "model_version": "v1", "user_id": "u1",
+                  "predicted_at": pd.to_datetime(["2026-01-01 01:00", "2026-01-01 02:00", "2026-01-02 03:00"]),
+                  "score": [0.1, 0.7, 0.9]}).to_parquet(lake / "predictions" / "predictions.parquet")
+    config = tmp_path / "impact_ledger.yml"
+    config.write_text(yaml.safe_dump({"sources": {"orders": {"database": {"url": shop, "table": "orders"}},
+                                                  "predictions": {"path": "lake"}}}))
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    inf = infer(landing)
+    orders = inf.tables["orders"]
+    # by hand from ORDERS: 2, 1, 1 rows on three calendar days
+    assert (orders.rows, orders.first_day, orders.last_day, orders.days) == (4, D1, D3, 3)
+    assert (orders.daily_min, orders.daily_median, orders.daily_max) == (1, 1.0, 2)
+    assert [m.model_id for m in inf.models] == ["fraud"] and inf.tables["predictions"].rows == 3
+    lines = "\n".join(describe(inf))
+    assert "orders: 4 rows (database table 'orders' at sqlite:" in lines and "predictions: 3 rows in 1 file(s) (lake folder" in lines
+    written = yaml.safe_load(render(inf))
+    assert parse_config(written).sources == parse_config({"sources": yaml.safe_load(config.read_text())["sources"]}).sources
