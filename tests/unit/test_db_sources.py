@@ -209,3 +209,16 @@ def test_init_profiles_a_database_table_and_a_lake_folder_and_keeps_the_sources(
     assert "orders: 4 rows (database table 'orders' at sqlite:" in lines and "predictions: 3 rows in 1 file(s) (lake folder" in lines
     written = yaml.safe_load(render(inf))
     assert parse_config(written).sources == parse_config({"sources": yaml.safe_load(config.read_text())["sources"]}).sources
+
+
+def test_the_readme_example_is_a_valid_project_file():
+    import re
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Database and lake sources", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    config = parse_config(yaml.safe_load(example))
+    assert config.sources["orders"].database.query and config.sources["predictions"].path == "/lake/model_logs"
+    assert config.sources["users"].database.password_env == "SHOP_DB_PASSWORD"
