@@ -46,7 +46,7 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(dai
     assert len(lifts) > 0
     for r in lifts.itertuples():
         assert results[f"relative_lift_pct/{r.model_id}/{r.metric}"] == pytest.approx(round(100 * r.lift, 1))
-    assert "| experiment_id" in results["latest"]
+    assert "relative lift [95% CI]" in results["latest"] and "significant (Holm)" in results["latest"]
 
     impact = latest_metadata(instance, "attribution", "model_impact")
     net = p.query("SELECT model_id, net_value FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
