@@ -1,6 +1,7 @@
 """Run the daily job for a range of days as one in-process run (CLI, demo and tests)."""
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -39,7 +40,9 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
             while err is not None and err.cause is not None:  # the root cause says why
                 err = err.cause
                 message = err.message.strip()
-            out.append(f"step {ev.step_key} failed: {message}")
+            # the exception's class is no news to the reader: "ContractError: x.csv: ..." -> "x.csv: ..."
+            message = re.sub(r"^[\w.]+(?:Error|Exception|Failure): ", "", message)
+            out.append(f"step {StepProgress.readable(ev.step_key)} failed: {message}")
     return out
 
 
