@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -124,7 +124,6 @@ class _DayWriter:
     writer: Any = None
     rows: int = 0
     schema: Any = None
-    batches: list = field(default_factory=list)
 
 
 def _engine(db: DatabaseSource, table: str, label: str):
