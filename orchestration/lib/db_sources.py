@@ -90,9 +90,13 @@ def source_of(table: str, config: LoadedConfig | None = None) -> TableSource:
         if not root.is_absolute():  # relative to the project file, which says it
             root = (config.path.parent if config.path else Path.cwd()) / root
         return TableSource(table, "lake", root.resolve(), f"lake folder {root.resolve()} (sources.{table}.path)")
-    db = spec.database
+    return TableSource(table, "database", cache_dir(), database_label(table, spec.database), spec.database)
+
+
+def database_label(table: str, db: DatabaseSource) -> str:
+    """How messages name a database source: the table or the query, and the URL with the password masked."""
     what = f"database table '{db.table}'" if db.table else f"database query of sources.{table}"
-    return TableSource(table, "database", cache_dir(), f"{what} at {masked_url(db.url)}", db)
+    return f"{what} at {masked_url(db.url)}"
 
 
 def prepare(table: str, days: list[date], config: LoadedConfig | None = None) -> tuple[TableSource, list["Extract"]]:
@@ -232,7 +236,7 @@ def extract_days(table: str, db: DatabaseSource, days: list[date], cache: Path, 
     import sqlalchemy as sa
 
     contract = CONTRACTS[table]
-    label = label or f"database table '{db.table}' at {masked_url(db.url)}"
+    label = label or database_label(table, db)
     folder = cache / table
     folder.mkdir(parents=True, exist_ok=True)
     engine = _engine(db, table, label)
@@ -243,7 +247,7 @@ def extract_days(table: str, db: DatabaseSource, days: list[date], cache: Path, 
         return _extract_query(engine, table, contract, db, sorted(days), folder, label)
     except SourceError:
         raise
-    except (sa.exc.SQLAlchemyError, OSError) as err:
+    except sa.exc.SQLAlchemyError as err:
         raise _db_error(err, table, db, label, secret) from None
     except Exception as err:  # dlt wraps the database's errors in its own (a failed extract step)
         if isinstance(_root_cause(err), (sa.exc.SQLAlchemyError, ConnectionError)) or "psycopg" in type(_root_cause(err)).__module__:
@@ -401,8 +405,7 @@ def inspect_database(db: DatabaseSource, table: str) -> dict[str, Any]:
     import sqlalchemy as sa
 
     contract = CONTRACTS[table]
-    what = f"database table '{db.table}'" if db.table else f"database query of sources.{table}"
-    label = f"{what} at {masked_url(db.url)}"
+    label = database_label(table, db)
     engine = _engine(db, table, label)
     try:
         if db.table:
