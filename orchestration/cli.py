@@ -71,6 +71,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CliError(f"'{out}' already exists; pass --force to overwrite it or --out to write elsewhere")
+    if args.config:  # its `sources:` (databases, lake folders) are inspected too and copied into --out
+        _use_config(args)
     try:
         inference = infer(Path(args.source))
         text = render(inference)
@@ -439,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     ini.add_argument("--source", required=True, help="landing zone: one folder or file per table, CSV or Parquet")
     ini.add_argument("--out", default="impact_ledger.yml", help="project file to write (default: ./impact_ledger.yml)")
     ini.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    ini.add_argument("--config", help="a project file whose `sources:` (databases, lake folders) init also inspects")
     ini.set_defaults(func=cmd_init)
 
     mat = sub.add_parser("materialize", aliases=["materialise"], help="load, transform, gate and attribute a range of days")

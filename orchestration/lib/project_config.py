@@ -26,6 +26,16 @@ class ConfigError(ValueError):
     """A project file that cannot be used: names the file, key and value."""
 
 
+def _contract_tables_only(value: dict) -> dict:
+    """A mapping keyed by contract tables: an unknown name is a typo."""
+    from orchestration.lib.contract import CONTRACTS
+
+    unknown = sorted(set(value) - set(CONTRACTS))
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; tables are {', '.join(CONTRACTS)}")
+    return value
+
+
 class _Strict(BaseModel):
     # an unknown key is a typo more often than not: refuse it
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -163,12 +173,7 @@ class CsvFiles(_Strict):
     @field_validator("table_encoding")
     @classmethod
     def _known_tables(cls, value: dict[str, str]) -> dict[str, str]:
-        from orchestration.lib.contract import CONTRACTS
-
-        unknown = sorted(set(value) - set(CONTRACTS))
-        if unknown:
-            raise ValueError(f"unknown table(s) {unknown}; tables are {', '.join(CONTRACTS)}")
-        return value
+        return _contract_tables_only(value)
 
     def encoding_of(self, table: str) -> str:
         return self.table_encoding.get(table, self.encoding)
@@ -255,9 +260,7 @@ class ProjectConfig(_Strict):
     def _source_tables(cls, value: dict[str, TableSourceSpec]) -> dict[str, TableSourceSpec]:
         from orchestration.lib.contract import CONTRACTS
 
-        unknown = sorted(set(value) - set(CONTRACTS))
-        if unknown:
-            raise ValueError(f"unknown table(s) {unknown}; tables are {', '.join(CONTRACTS)}")
+        _contract_tables_only(value)
         for table, spec in value.items():
             if spec.database and spec.database.time_column and CONTRACTS[table].time_column is None:
                 raise ValueError(f"{table}: time_column is for tables placed by day; {table} is a snapshot read whole")
