@@ -44,7 +44,10 @@ demo: $(INSTALLED) $(MANIFEST)
 	$(BIN)/impact-ledger materialize --source data/raw
 	$(BIN)/impact-ledger summary
 
+# Lint and format first (seconds), then every test, slow ones included.
 test: $(INSTALLED) $(MANIFEST)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 # dbt's documentation site (models, columns, formulas, lineage) into dbt_project/target/.

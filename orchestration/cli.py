@@ -6,7 +6,6 @@ Heavy imports (Dagster, GX) happen inside the commands so `--help` is instant.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from datetime import date, timedelta
@@ -112,8 +111,10 @@ def _use_paths(args: argparse.Namespace) -> Path:
         os.environ["IMPACT_LEDGER_SOURCE"] = str(Path(args.source).resolve())
     source = source_dir()
     if source.exists() and not source.is_dir():
-        raise CliError(f"source '{source}' is not a directory; point --source / IMPACT_LEDGER_SOURCE at a folder of "
-                       "<table>/*.parquet|csv files")
+        raise CliError(
+            f"source '{source}' is not a directory; point --source / IMPACT_LEDGER_SOURCE at a folder of "
+            "<table>/*.parquet|csv files"
+        )
     if not source.is_dir():
         raise CliError(
             f"source directory '{source}' does not exist; generate one with `impact-ledger generate --out {source}` "
@@ -163,8 +164,10 @@ def _partitions_cover(config, first: date, data_first: date | None) -> None:
         os.environ["IMPACT_LEDGER_START_DATE"] = min(d for d in (first, data_first) if d).isoformat()
         return
     if first < start:
-        raise CliError(f"{first} is before the first daily partition ({where}); set an earlier start or "
-                       "`partitions: {start: from_data}` in the project file")
+        raise CliError(
+            f"{first} is before the first daily partition ({where}); set an earlier start or "
+            "`partitions: {start: from_data}` in the project file"
+        )
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -199,7 +202,9 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
         print(f"  {day} .. {end}: starting", flush=True)
         outcome = materialize_days(day, end, instance=instance, progress=_progress_line)
         status = "ok" if outcome.success else "FAILED"
-        print(f"  {day} .. {end}: {status} in {outcome.seconds:.1f}s, {len(outcome.materialized)} assets (run {outcome.run_id[:8]})")
+        print(
+            f"  {day} .. {end}: {status} in {outcome.seconds:.1f}s, {len(outcome.materialized)} assets (run {outcome.run_id[:8]})"
+        )
         if not outcome.success:
             for failure in outcome.failures:
                 print(f"    {failure}", file=sys.stderr)
@@ -279,8 +284,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         except duckdb.CatalogException as err:
             raise CliError(f"no attribution tables in '{db}' yet; run `impact-ledger materialize` first") from err
         except duckdb.BinderException as err:  # written before a column existed; the next run adds it
-            raise CliError(f"the attribution tables in '{db}' predate this version ({err}); "
-                           "run `impact-ledger materialize` again") from err
+            raise CliError(
+                f"the attribution tables in '{db}' predate this version ({err}); run `impact-ledger materialize` again"
+            ) from err
         leads = _leading_indicators(conn, results["as_of_date"].max()) if len(results) else []
     if results.empty:
         print("attribution.experiment_results is empty")
@@ -296,10 +302,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
             "model": results["model_id"],
             "metric": results["metric"],
             "units (holdout/treated)": results["n_control"].astype(str) + "/" + results["n_treatment"].astype(str),
-            "relative lift [95% CI]": [f"{_pct(r)} [{_pct(lo)}, {_pct(hi)}]" for r, lo, hi in
-                                       zip(results["lift"], results["ci_low"], results["ci_high"])],
-            "estimate": results["estimate"] + results["cuped_variance_reduction"].map(
-                lambda v: "" if v != v else f" (-{v:.0%} var)"),
+            "relative lift [95% CI]": [
+                f"{_pct(r)} [{_pct(lo)}, {_pct(hi)}]"
+                for r, lo, hi in zip(results["lift"], results["ci_low"], results["ci_high"])
+            ],
+            "estimate": results["estimate"]
+            + results["cuped_variance_reduction"].map(lambda v: "" if v != v else f" (-{v:.0%} var)"),
             f"p ({correction})": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
             f"significant ({correction})": results["significant"].map(significance_text),
             "decision-grade": results["decision_grade"].map(lambda g: yes_no[bool(g)]),
@@ -308,9 +316,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
         }
     )
     print(view.to_string(index=False))
-    print(f"  significant: the {correction}-adjusted p-value over the experiment's metrics is below {alpha:g}. A 95% CI "
-          "that excludes 0 on a row marked 'no' is not significant once the metrics are tested together "
-          "(adjusted_*_ci_* in attribution.experiment_results: the intervals at the adjusted level).")
+    print(
+        f"  significant: the {correction}-adjusted p-value over the experiment's metrics is below {alpha:g}. A 95% CI "
+        "that excludes 0 on a row marked 'no' is not significant once the metrics are tested together "
+        "(adjusted_*_ci_* in attribution.experiment_results: the intervals at the adjusted level)."
+    )
     for r in results[results["degenerate_reason"].notna()].itertuples():
         print(f"  not tested: {r.model_id} {r.metric}: {r.degenerate_reason}")
     for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():
@@ -319,8 +329,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     for reason in sorted(set(untrusted["untrusted_reason"].dropna())):
         print(f"  not trustworthy: {reason}")
     if len(impact):
-        print(f"\nModel value since its experiment started, in {currency} (revenue-per-user lift x treated users, "
-              "net of model cost)")
+        print(
+            f"\nModel value since its experiment started, in {currency} (revenue-per-user lift x treated users, "
+            "net of model cost)"
+        )
         money = pd.DataFrame(
             {
                 "model": impact["model_id"],
@@ -329,7 +341,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
                 f"model cost ({currency})": impact["model_cost"].map("{:,.0f}".format),
                 f"net value ({currency}) [95% CI]": [
                     f"{v:,.0f} [{lo:,.0f}, {hi:,.0f}]" if lo == lo else f"{v:,.0f} [n/a]"
-                    for v, lo, hi in zip(impact["net_value"], impact["net_value_ci_low"], impact["net_value_ci_high"])],
+                    for v, lo, hi in zip(impact["net_value"], impact["net_value_ci_low"], impact["net_value_ci_high"])
+                ],
                 ROI_LABEL: [roi_text(*v) for v in zip(impact["roi"], impact["roi_ci_low"], impact["roi_ci_high"])],
                 "decision-grade": impact["decision_grade"].map(lambda g: yes_no[bool(g)]),
                 "trustworthy": impact["trustworthy"].map(yes_no),
@@ -340,7 +353,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if len(health):
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
         for _, row in health.iterrows():
-            print(f"  {row['what']}: {row['model_id']} {row['detail']}, from {pd.Timestamp(row['since']).date()} on {row['days']} day(s)")
+            print(
+                f"  {row['what']}: {row['model_id']} {row['detail']}, from {pd.Timestamp(row['since']).date()} on {row['days']} day(s)"
+            )
     if leads:
         print("\nLeading indicators (details: marts.leading_lagging)")
         for line in leads:
@@ -364,13 +379,17 @@ def _leading_indicators(conn, as_of) -> list[str]:
         searched = conn.execute(LEADING_SEARCHED_SQL, [as_of]).fetchone()[0]
     except (duckdb.CatalogException, duckdb.BinderException):  # built before marts.leading_lagging (or its p-values)
         return lines
-    lines += [f"{r.kpi}: {r.model_id} {r.health_metric} leads by {r.lag_days} day(s) "
-              f"(correlation of daily changes {r.correlation:+.2f} over {r.n_days} days, "
-              f"p {_p_text(r.p_value_adjusted)} after Holm over the {r.family_size} correlations searched)"
-              for r in best.itertuples()]
+    lines += [
+        f"{r.kpi}: {r.model_id} {r.health_metric} leads by {r.lag_days} day(s) "
+        f"(correlation of daily changes {r.correlation:+.2f} over {r.n_days} days, "
+        f"p {_p_text(r.p_value_adjusted)} after Holm over the {r.family_size} correlations searched)"
+        for r in best.itertuples()
+    ]
     if best.empty and searched:
-        lines.append(f"No health metric's changes precede a KPI's beyond chance "
-                     f"(Holm over the {searched} correlations searched; marts.leading_lagging.significant).")
+        lines.append(
+            f"No health metric's changes precede a KPI's beyond chance "
+            f"(Holm over the {searched} correlations searched; marts.leading_lagging.significant)."
+        )
     return lines
 
 
@@ -383,8 +402,10 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     db = Path(args.db).resolve() if args.db else analytics_path()
     if not db.is_file():
-        raise CliError(f"analytics snapshot '{db}' does not exist yet; it is published after each successful run "
-                       "(`impact-ledger materialize`)")
+        raise CliError(
+            f"analytics snapshot '{db}' does not exist yet; it is published after each successful run "
+            "(`impact-ledger materialize`)"
+        )
     with _analyst_connection(db) as conn:
         try:
             frame = conn.execute(args.sql).df()
@@ -396,20 +417,22 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import duckdb
-
     from orchestration.lib.report import ReportDataError, latest_report_date, write_report
 
     db = Path(args.db).resolve() if args.db else analytics_path()
     if not db.is_file():
-        raise CliError(f"database '{db}' does not exist; the analytics snapshot is published after each successful run "
-                       "(`impact-ledger materialize`), or pass --db")
+        raise CliError(
+            f"database '{db}' does not exist; the analytics snapshot is published after each successful run "
+            "(`impact-ledger materialize`), or pass --db"
+        )
     out = Path(args.out).resolve() if args.out else reports_dir()
     with _analyst_connection(db) as conn:
         day = args.date or latest_report_date(conn)
         if day is None:
-            raise CliError(f"'{db}' has no attribution, model-health or KPI rows to report on; "
-                           "run `impact-ledger materialize` first")
+            raise CliError(
+                f"'{db}' has no attribution, model-health or KPI rows to report on; "
+                "run `impact-ledger materialize` first"
+            )
         try:
             path = write_report(conn, day, out)
         except ReportDataError as err:
@@ -433,7 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=_positive_int, default=60, help="days of history (default: 60)")
     gen.add_argument("--users", type=_positive_int, default=20_000, help="users (default: 20000)")
     gen.add_argument("--seed", type=int, default=7, help="random seed; same seed, same world (default: 7)")
-    gen.add_argument("--predictions-per-day", type=_positive_int, default=2_000, help="per model and day (default: 2000)")
+    gen.add_argument(
+        "--predictions-per-day", type=_positive_int, default=2_000, help="per model and day (default: 2000)"
+    )
     gen.add_argument("--start-date", type=_date, default=date(2026, 9, 1), help="first day (default: 2026-09-01)")
     gen.set_defaults(func=cmd_generate)
 
@@ -444,14 +469,20 @@ def build_parser() -> argparse.ArgumentParser:
     ini.add_argument("--config", help="a project file whose `sources:` (databases, lake folders) init also inspects")
     ini.set_defaults(func=cmd_init)
 
-    mat = sub.add_parser("materialize", aliases=["materialise"], help="load, transform, gate and attribute a range of days")
-    mat.add_argument("--config", help="project file (default: IMPACT_LEDGER_CONFIG, else ./impact_ledger.yml, else defaults)")
+    mat = sub.add_parser(
+        "materialize", aliases=["materialise"], help="load, transform, gate and attribute a range of days"
+    )
+    mat.add_argument(
+        "--config", help="project file (default: IMPACT_LEDGER_CONFIG, else ./impact_ledger.yml, else defaults)"
+    )
     mat.add_argument("--source", help="landing zone (default: IMPACT_LEDGER_SOURCE or data/raw)")
     mat.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
     mat.add_argument("--start", type=_date, help="first day, YYYY-MM-DD (default: the source's first day)")
     mat.add_argument("--end", type=_date, help="last day, YYYY-MM-DD (default: the source's last day)")
     mat.add_argument("-v", "--verbose", action="store_true", help="also print dbt's own log lines")
-    mat.add_argument("--days-per-run", type=_positive_int, help="split the range into runs of this many days (default: one run)")
+    mat.add_argument(
+        "--days-per-run", type=_positive_int, help="split the range into runs of this many days (default: one run)"
+    )
     mat.set_defaults(func=cmd_materialize)
 
     summ = sub.add_parser("summary", help="print the latest attribution results")
@@ -459,12 +490,14 @@ def build_parser() -> argparse.ArgumentParser:
     summ.set_defaults(func=cmd_summary)
 
     query = sub.add_parser("query", help="run read-only SQL against the analytics snapshot and print a table")
-    query.add_argument("sql", help="e.g. \"SELECT * FROM attribution.model_impact ORDER BY as_of_date DESC LIMIT 5\"")
+    query.add_argument("sql", help='e.g. "SELECT * FROM attribution.model_impact ORDER BY as_of_date DESC LIMIT 5"')
     query.add_argument("--db", help="snapshot database (default: IMPACT_LEDGER_ANALYTICS_DB or data/analytics.duckdb)")
     query.add_argument("--max-rows", type=_positive_int, default=50, help="rows to print (default: 50)")
     query.set_defaults(func=cmd_query)
 
-    rep = sub.add_parser("report", help="write the self-contained HTML report of a day (plots, alerts, fairness, quality)")
+    rep = sub.add_parser(
+        "report", help="write the self-contained HTML report of a day (plots, alerts, fairness, quality)"
+    )
     rep.add_argument("--date", type=_date, help="as-of day (default: the latest day with data)")
     rep.add_argument("--db", help="database to read (default: the analytics snapshot, IMPACT_LEDGER_ANALYTICS_DB)")
     rep.add_argument("--out", help="output folder (default: IMPACT_LEDGER_REPORTS or data/reports)")

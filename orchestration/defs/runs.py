@@ -88,8 +88,11 @@ class StepProgress:
         if not c or (len(c["assets"]) <= 1 and not c["passed"] + c["warned"] + c["failed"]):
             return ""
         parts = [f"{len(c['assets'])} asset(s)"] if len(c["assets"]) > 1 else []
-        parts += [f"{c[k]} check(s) {label}" for k, label in (("passed", "passed"), ("warned", "warned"), ("failed", "FAILED"))
-                  if c[k]]
+        parts += [
+            f"{c[k]} check(s) {label}"
+            for k, label in (("passed", "passed"), ("warned", "warned"), ("failed", "FAILED"))
+            if c[k]
+        ]
         return ": " + ", ".join(parts)
 
     def __call__(self, entry) -> None:
@@ -106,12 +109,16 @@ class StepProgress:
             self.emit(f"{clock} {step} started")
         elif kind in self.ENDINGS:
             took = entry.timestamp - self.step_started.get(step, entry.timestamp)
-            self.emit(f"{clock} {step} {self.ENDINGS[kind]}" + (f" in {took:.1f}s" if step in self.step_started else "")
-                      + self._summary(step))
+            self.emit(
+                f"{clock} {step} {self.ENDINGS[kind]}"
+                + (f" in {took:.1f}s" if step in self.step_started else "")
+                + self._summary(step)
+            )
 
 
-def execute_with_progress(job: dg.JobDefinition, instance: dg.DagsterInstance, progress: Callable[[str], None] | None,
-                          label: str, **kwargs) -> dg.ExecuteInProcessResult:
+def execute_with_progress(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, progress: Callable[[str], None] | None, label: str, **kwargs
+) -> dg.ExecuteInProcessResult:
     """``job.execute_in_process(**kwargs)``, streaming StepProgress lines to ``progress`` (if given) meanwhile."""
     run_id = str(uuid.uuid4())
     if progress is not None:
@@ -119,8 +126,13 @@ def execute_with_progress(job: dg.JobDefinition, instance: dg.DagsterInstance, p
     return job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False, **kwargs)
 
 
-def materialize_days(first: date, last: date, instance: dg.DagsterInstance | None = None, log_level: str | None = None,
-                     progress: Callable[[str], None] | None = None) -> RunOutcome:
+def materialize_days(
+    first: date,
+    last: date,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunOutcome:
     """Materialise every asset (and run every check) for ``first``..``last`` in one run.
 
     ``progress``, if given, receives a line as each step starts and ends (see StepProgress).
@@ -135,11 +147,16 @@ def materialize_days(first: date, last: date, instance: dg.DagsterInstance | Non
         progress(f"starting the run ({(last - first).days + 1} partition(s) recorded in the Dagster instance first)")
     started = time.monotonic()
     result = execute_with_progress(
-        job, instance or dg.DagsterInstance.ephemeral(), progress, f"{first} .. {last}",
+        job,
+        instance or dg.DagsterInstance.ephemeral(),
+        progress,
+        f"{first} .. {last}",
         tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
         # with progress lines the caller prints outcome.failures (one line each): Dagster's console logger
         # would add every failure's stack trace (100+ lines for one malformed file)
-        run_config={"loggers": {"console": {"config": {"log_level": log_level or ("CRITICAL" if progress else "WARNING")}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": log_level or ("CRITICAL" if progress else "WARNING")}}}
+        },
     )
     materialized = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
     return RunOutcome(result.success, result.run_id, time.monotonic() - started, _failures(result), materialized)
@@ -152,7 +169,10 @@ def run_retraining(day: date, instance: dg.DagsterInstance | None = None) -> Run
     job = build_definitions().resolve_job_def("retraining")
     started = time.monotonic()
     result = execute_with_progress(
-        job, instance or dg.DagsterInstance.ephemeral(), None, str(day),
+        job,
+        instance or dg.DagsterInstance.ephemeral(),
+        None,
+        str(day),
         partition_key=day.isoformat(),
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )

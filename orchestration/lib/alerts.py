@@ -25,14 +25,27 @@ from orchestration.lib.project_config import AlertRules, ProjectConfig, load_con
 ALERT_COLUMNS = ["date", "model_id", "model_version", "metric", "subject", "value", "threshold", "rule"]
 KNOWN_RULES = set(AlertRules.model_fields)
 # reference counts of each version (evaluate_alerts' ``reference`` frame)
-REFERENCE_COLUMNS = ["model_id", "model_version", "reference_true_positives", "reference_false_positives",
-                     "reference_false_negatives"]
+REFERENCE_COLUMNS = [
+    "model_id",
+    "model_version",
+    "reference_true_positives",
+    "reference_false_positives",
+    "reference_false_negatives",
+]
 # rule -> (metric, successes, the other cell of its denominator, reference columns)
 DROP_RULES = {
-    "precision_drop": ("precision", "true_positives", "false_positives",
-                       ("reference_true_positives", "reference_false_positives")),
-    "recall_drop": ("recall", "true_positives", "false_negatives",
-                    ("reference_true_positives", "reference_false_negatives")),
+    "precision_drop": (
+        "precision",
+        "true_positives",
+        "false_positives",
+        ("reference_true_positives", "reference_false_positives"),
+    ),
+    "recall_drop": (
+        "recall",
+        "true_positives",
+        "false_negatives",
+        ("reference_true_positives", "reference_false_negatives"),
+    ),
 }
 
 
@@ -68,8 +81,13 @@ class AlertConfig:
     def lookback_days(self) -> int:
         """How many days before a run's range its rules need mart rows for (the longest any model uses)."""
         models = [None, *self.overrides]
-        return max(max(int(self.rule("label_coverage", m).get("after_days") or 0),
-                       int(self.rule("volume_change", m).get("trailing_days") or 0)) for m in models)
+        return max(
+            max(
+                int(self.rule("label_coverage", m).get("after_days") or 0),
+                int(self.rule("volume_change", m).get("trailing_days") or 0),
+            )
+            for m in models
+        )
 
 
 OTHER_MODELS = "other_models"
@@ -84,8 +102,10 @@ def check_targets(declared: list[str]) -> list[tuple[str, str | None]]:
     for model_id in [*declared, None]:
         suffix = OTHER_MODELS if model_id is None else re.sub(r"[^A-Za-z0-9_]", "_", model_id)
         if suffix in seen:
-            raise ValueError(f"project file: models {seen[suffix]!r} and {model_id or 'the undeclared models'!r} "
-                             f"would share the check name suffix {suffix!r}; rename one")
+            raise ValueError(
+                f"project file: models {seen[suffix]!r} and {model_id or 'the undeclared models'!r} "
+                f"would share the check name suffix {suffix!r}; rename one"
+            )
         seen[suffix] = model_id or "the undeclared models"
         out.append((suffix, model_id))
     return out
@@ -109,9 +129,13 @@ def load_alert_config(config: ProjectConfig | None = None) -> AlertConfig:
     """The alert, bias and retraining settings of the project file (``load_config()`` unless given)."""
     c = config if config is not None else load_config().config
     rules = {name: _set(getattr(c.alerts.rules, name)) for name in AlertRules.model_fields}
-    overrides = {m: {name: _set(rule) for name, rule in spec.alerts.items()} for m, spec in c.models.items() if spec.alerts}
-    floors = {m: {k: v for k, v in (("min_precision", spec.min_precision), ("min_recall", spec.min_recall)) if v is not None}
-              for m, spec in c.models.items()}
+    overrides = {
+        m: {name: _set(rule) for name, rule in spec.alerts.items()} for m, spec in c.models.items() if spec.alerts
+    }
+    floors = {
+        m: {k: v for k, v in (("min_precision", spec.min_precision), ("min_recall", spec.min_recall)) if v is not None}
+        for m, spec in c.models.items()
+    }
     return AlertConfig(
         models=list(c.models),
         min_labelled=int(c.alerts.min_labelled),
@@ -139,7 +163,9 @@ def one_sided_drop_pvalue(successes, trials, reference_successes, reference_tria
     return stats.norm.cdf(z)
 
 
-def _breaches(frame: pd.DataFrame, metric: str, values: pd.Series, threshold: float, rule: str, subject=None) -> pd.DataFrame:
+def _breaches(
+    frame: pd.DataFrame, metric: str, values: pd.Series, threshold: float, rule: str, subject=None
+) -> pd.DataFrame:
     out = frame.loc[values.index, ["date", "model_id", "model_version"]].copy()
     out["metric"] = metric
     out["subject"] = subject if subject is not None else ""
@@ -149,8 +175,15 @@ def _breaches(frame: pd.DataFrame, metric: str, values: pd.Series, threshold: fl
     return out
 
 
-def evaluate_alerts(health: pd.DataFrame, drift: pd.DataFrame, reference: pd.DataFrame,
-                    versions: pd.DataFrame, config: AlertConfig, first: object, last: object) -> pd.DataFrame:
+def evaluate_alerts(
+    health: pd.DataFrame,
+    drift: pd.DataFrame,
+    reference: pd.DataFrame,
+    versions: pd.DataFrame,
+    config: AlertConfig,
+    first: object,
+    last: object,
+) -> pd.DataFrame:
     """Breaches among rows dated ``first``..``last``.
 
     ``health``: marts.model_health_daily rows from ``first - config.lookback_days`` on
@@ -177,11 +210,22 @@ def evaluate_alerts(health: pd.DataFrame, drift: pd.DataFrame, reference: pd.Dat
         after = pd.Timedelta(days=coverage["after_days"])
         mature = rows[(rows["date"] >= first) & (rows["date"] <= last) & (rows["labels_as_of"] >= rows["date"] + after)]
         hit = mature["label_coverage"][mature["label_coverage"] < coverage["below"]]
-        found.append(_breaches(mature, "label_coverage", hit, coverage["below"], f"< {coverage['below']} after {coverage['after_days']} days"))
+        found.append(
+            _breaches(
+                mature,
+                "label_coverage",
+                hit,
+                coverage["below"],
+                f"< {coverage['below']} after {coverage['after_days']} days",
+            )
+        )
 
     for model_id in sorted(set(health["model_id"]) | set(versions["model_id"])):
-        found.append(_volume_breaches(health[health["model_id"] == model_id], model_id, _model_start(versions, model_id),
-                                      config, first, last))
+        found.append(
+            _volume_breaches(
+                health[health["model_id"] == model_id], model_id, _model_start(versions, model_id), config, first, last
+            )
+        )
 
     drift = drift[(drift["date"] >= first) & (drift["date"] <= last) & drift["psi"].notna()]
     for (model_id, feature), rows in drift.groupby(["model_id", "feature"]):
@@ -197,7 +241,9 @@ def evaluate_alerts(health: pd.DataFrame, drift: pd.DataFrame, reference: pd.Dat
     return out.sort_values(["date", "model_id", "metric", "subject"]).reset_index(drop=True)
 
 
-def _drop_breaches(rows: pd.DataFrame, labelled: pd.Series, reference: pd.DataFrame, name: str, rule: dict) -> pd.DataFrame:
+def _drop_breaches(
+    rows: pd.DataFrame, labelled: pd.Series, reference: pd.DataFrame, name: str, rule: dict
+) -> pd.DataFrame:
     """Days whose precision (recall) is significantly below the version's reference window's.
 
     One-sided pooled two-proportion z-test of the day's counts against the
@@ -228,12 +274,16 @@ def _drop_breaches(rows: pd.DataFrame, labelled: pd.Series, reference: pd.DataFr
 def _model_start(versions: pd.DataFrame, model_id: str) -> pd.Timestamp:
     starts = versions.loc[versions["model_id"] == model_id, "first_date"]
     if starts.empty:
-        raise ValueError(f"model {model_id!r} has health rows but no first_date in the model versions "
-                         "(intermediate.int_model_versions): cannot tell an outage from a model not yet live")
+        raise ValueError(
+            f"model {model_id!r} has health rows but no first_date in the model versions "
+            "(intermediate.int_model_versions): cannot tell an outage from a model not yet live"
+        )
     return pd.Timestamp(starts.min())
 
 
-def daily_volume(rows: pd.DataFrame, model_start: pd.Timestamp, start: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+def daily_volume(
+    rows: pd.DataFrame, model_start: pd.Timestamp, start: pd.Timestamp, last: pd.Timestamp
+) -> pd.DataFrame:
     """One model's predictions per calendar day from ``max(model_start, start)`` to ``last``.
 
     A day without a health row had no predictions (an outage), so it counts as 0
@@ -244,15 +294,26 @@ def daily_volume(rows: pd.DataFrame, model_start: pd.Timestamp, start: pd.Timest
     days = pd.date_range(max(model_start, start), last, freq="D", name="date")
     rows = rows[(rows["date"] >= days[0]) & (rows["date"] <= last)] if len(days) else rows.iloc[:0]
     per_version = rows.groupby(["date", "model_version"], as_index=False)["predictions"].sum()
-    served = per_version.sort_values(["date", "predictions", "model_version"]).groupby("date").tail(1).set_index("date")["model_version"]
+    served = (
+        per_version.sort_values(["date", "predictions", "model_version"])
+        .groupby("date")
+        .tail(1)
+        .set_index("date")["model_version"]
+    )
     out = pd.DataFrame(index=days)
     out["predictions"] = per_version.groupby("date")["predictions"].sum().reindex(days, fill_value=0).astype(float)
     out["model_version"] = served.reindex(days).ffill().bfill()
     return out.reset_index()
 
 
-def _volume_breaches(rows: pd.DataFrame, model_id: str, model_start: pd.Timestamp, config: AlertConfig,
-                     first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+def _volume_breaches(
+    rows: pd.DataFrame,
+    model_id: str,
+    model_start: pd.Timestamp,
+    config: AlertConfig,
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+) -> pd.DataFrame:
     """Days whose prediction volume is outside ±outside of the trailing calendar-day median (value: relative change).
 
     Judged only once the trailing median reaches the rule's ``min_count``.
@@ -271,8 +332,13 @@ def _volume_breaches(rows: pd.DataFrame, model_id: str, model_start: pd.Timestam
     judged = trailing >= float(volume.get("min_count") or 0)
     hit = (series["date"] >= first) & judged & (change.abs() > volume["outside"])
     out = series[hit].assign(model_id=model_id)
-    return _breaches(out, "volume_change", change[hit], volume["outside"],
-                     f"outside ±{volume['outside']} of trailing {trailing_days}-day median")
+    return _breaches(
+        out,
+        "volume_change",
+        change[hit],
+        volume["outside"],
+        f"outside ±{volume['outside']} of trailing {trailing_days}-day median",
+    )
 
 
 # how far past its threshold a breach is, per metric: coverage breaches are low

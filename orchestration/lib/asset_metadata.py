@@ -17,8 +17,9 @@ import pandas as pd
 PREVIEW_ROWS = 20
 
 
-def markdown_table(frame: pd.DataFrame, columns: list[str] | None = None, max_rows: int = PREVIEW_ROWS,
-                   digits: int = 4) -> str:
+def markdown_table(
+    frame: pd.DataFrame, columns: list[str] | None = None, max_rows: int = PREVIEW_ROWS, digits: int = 4
+) -> str:
     """The first ``max_rows`` rows as a Markdown table (floats rounded), or 'none'."""
     if frame is None or frame.empty:
         return "none"
@@ -67,8 +68,10 @@ def decision_estimates(results: pd.DataFrame) -> pd.DataFrame:
         welch = results[column].to_numpy(dtype=float)
         return np.where(cuped, results[f"cuped_{column}"].to_numpy(dtype=float), welch) if cuped.any() else welch
 
-    return pd.DataFrame({"lift": pick("relative_lift"), "ci_low": pick("relative_ci_low"), "ci_high": pick("relative_ci_high")},
-                        index=results.index)
+    return pd.DataFrame(
+        {"lift": pick("relative_lift"), "ci_low": pick("relative_ci_low"), "ci_high": pick("relative_ci_high")},
+        index=results.index,
+    )
 
 
 def _pct(x, digits: int = 1) -> str:
@@ -94,8 +97,10 @@ def relative_lift_metadata(results: pd.DataFrame) -> dict[str, float]:
     if latest.empty:
         return {}
     lifts = decision_estimates(latest)["lift"]
-    values = {f"relative_lift_pct/{r.model_id}/{r.metric}{suffix}": _rounded(100 * lift, 1)
-              for r, suffix, lift in zip(latest.itertuples(index=False), _arm_suffixes(latest), lifts)}
+    values = {
+        f"relative_lift_pct/{r.model_id}/{r.metric}{suffix}": _rounded(100 * lift, 1)
+        for r, suffix, lift in zip(latest.itertuples(index=False), _arm_suffixes(latest), lifts)
+    }
     return numeric_metadata(values)
 
 
@@ -119,18 +124,25 @@ def results_preview(results: pd.DataFrame, max_rows: int = PREVIEW_ROWS) -> str:
     est = decision_estimates(latest)
     correction = correction_name(latest["multiple_testing"].iloc[0]) if "multiple_testing" in latest else "adjusted"
     yes_no = lambda flag: "n/a" if flag is None or pd.isna(flag) else ("yes" if bool(flag) else "NO")  # noqa: E731
-    frame = pd.DataFrame({
-        "model": latest["model_id"].to_numpy(),
-        "metric": [f"{m}{s}" for m, s in zip(latest["metric"], _arm_suffixes(latest))],
-        "relative lift [95% CI]": [f"{_pct(v)} [{_pct(lo)}, {_pct(hi)}]"
-                                   for v, lo, hi in zip(est["lift"], est["ci_low"], est["ci_high"])],
-        "estimate": latest["estimate"].to_numpy() if "estimate" in latest else "welch",
-        f"p ({correction})": [("n/a" if pd.isna(p) else "< 0.0001" if p < 1e-4 else f"{p:.4f}")
-                              for p in latest.get("p_value_adjusted", pd.Series(np.nan, index=latest.index))],
-        f"significant ({correction})": latest.get("significant", pd.Series(None, index=latest.index)).map(significance_text).to_numpy(),
-        "decision-grade": latest.get("decision_grade", pd.Series(None, index=latest.index)).map(yes_no).to_numpy(),
-        "trustworthy": latest["trustworthy"].map(yes_no).to_numpy() if "trustworthy" in latest else "n/a",
-    })
+    frame = pd.DataFrame(
+        {
+            "model": latest["model_id"].to_numpy(),
+            "metric": [f"{m}{s}" for m, s in zip(latest["metric"], _arm_suffixes(latest))],
+            "relative lift [95% CI]": [
+                f"{_pct(v)} [{_pct(lo)}, {_pct(hi)}]" for v, lo, hi in zip(est["lift"], est["ci_low"], est["ci_high"])
+            ],
+            "estimate": latest["estimate"].to_numpy() if "estimate" in latest else "welch",
+            f"p ({correction})": [
+                ("n/a" if pd.isna(p) else "< 0.0001" if p < 1e-4 else f"{p:.4f}")
+                for p in latest.get("p_value_adjusted", pd.Series(np.nan, index=latest.index))
+            ],
+            f"significant ({correction})": latest.get("significant", pd.Series(None, index=latest.index))
+            .map(significance_text)
+            .to_numpy(),
+            "decision-grade": latest.get("decision_grade", pd.Series(None, index=latest.index)).map(yes_no).to_numpy(),
+            "trustworthy": latest["trustworthy"].map(yes_no).to_numpy() if "trustworthy" in latest else "n/a",
+        }
+    )
     return markdown_table(frame, max_rows=max_rows)
 
 
@@ -142,15 +154,21 @@ def impact_preview(impact: pd.DataFrame, currency: str, max_rows: int = PREVIEW_
     if latest.empty:
         return "none"
     money = lambda x: "n/a" if x is None or pd.isna(x) else f"{x:,.0f}"  # noqa: E731
-    frame = pd.DataFrame({
-        "model": latest["model_id"].to_numpy(),
-        "treated users": latest["treated_units"].to_numpy(),
-        f"net value ({currency}) [95% CI]": [f"{money(v)} [{money(lo)}, {money(hi)}]" for v, lo, hi in
-                                            zip(latest["net_value"], latest["net_value_ci_low"], latest["net_value_ci_high"])],
-        f"model cost ({currency})": latest["model_cost"].map(money).to_numpy(),
-        ROI_LABEL: [roi_text(*v) for v in zip(latest["roi"], latest["roi_ci_low"], latest["roi_ci_high"])],
-        "decision-grade": ["yes" if bool(g) else "NO" for g in latest["decision_grade"]] if "decision_grade" in latest else "n/a",
-    })
+    frame = pd.DataFrame(
+        {
+            "model": latest["model_id"].to_numpy(),
+            "treated users": latest["treated_units"].to_numpy(),
+            f"net value ({currency}) [95% CI]": [
+                f"{money(v)} [{money(lo)}, {money(hi)}]"
+                for v, lo, hi in zip(latest["net_value"], latest["net_value_ci_low"], latest["net_value_ci_high"])
+            ],
+            f"model cost ({currency})": latest["model_cost"].map(money).to_numpy(),
+            ROI_LABEL: [roi_text(*v) for v in zip(latest["roi"], latest["roi_ci_low"], latest["roi_ci_high"])],
+            "decision-grade": ["yes" if bool(g) else "NO" for g in latest["decision_grade"]]
+            if "decision_grade" in latest
+            else "n/a",
+        }
+    )
     return markdown_table(frame, max_rows=max_rows)
 
 

@@ -42,27 +42,69 @@ SRM_THRESHOLD = 0.001  # p below this: the assignment is broken, results are not
 
 V, D, F, I, B = "VARCHAR", "DATE", "DOUBLE", "BIGINT", "BOOLEAN"
 RESULT_SCHEMA = {
-    "experiment_id": V, "model_id": V, "metric": V, "metric_type": V, "control_variant": V, "treatment_variant": V,
-    "analysis_window": V, "as_of_date": D, "n_control": I, "n_treatment": I, "mean_control": F, "mean_treatment": F,
-    "absolute_lift": F, "absolute_se": F, "absolute_ci_low": F, "absolute_ci_high": F,
-    "relative_lift": F, "relative_se": F, "relative_ci_low": F, "relative_ci_high": F, "degrees_of_freedom": F,
+    "experiment_id": V,
+    "model_id": V,
+    "metric": V,
+    "metric_type": V,
+    "control_variant": V,
+    "treatment_variant": V,
+    "analysis_window": V,
+    "as_of_date": D,
+    "n_control": I,
+    "n_treatment": I,
+    "mean_control": F,
+    "mean_treatment": F,
+    "absolute_lift": F,
+    "absolute_se": F,
+    "absolute_ci_low": F,
+    "absolute_ci_high": F,
+    "relative_lift": F,
+    "relative_se": F,
+    "relative_ci_low": F,
+    "relative_ci_high": F,
+    "degrees_of_freedom": F,
     "p_value": F,  # Welch (unadjusted) p of the fixed-horizon test
-    "cuped_absolute_lift": F, "cuped_absolute_ci_low": F, "cuped_absolute_ci_high": F,
-    "cuped_relative_lift": F, "cuped_relative_ci_low": F, "cuped_relative_ci_high": F, "cuped_p_value": F,
-    "cuped_theta": F, "cuped_variance_reduction": F,
+    "cuped_absolute_lift": F,
+    "cuped_absolute_ci_low": F,
+    "cuped_absolute_ci_high": F,
+    "cuped_relative_lift": F,
+    "cuped_relative_ci_low": F,
+    "cuped_relative_ci_high": F,
+    "cuped_p_value": F,
+    "cuped_theta": F,
+    "cuped_variance_reduction": F,
     # estimate: which result decisions use (cuped | welch | delta_method_ratio); the sequential CI,
     # decision_p_value and p_value_adjusted all belong to that estimate
-    "estimate": V, "decision_p_value": F, "sequential_absolute_ci_low": F, "sequential_absolute_ci_high": F,
-    "sequential_relative_ci_low": F, "sequential_relative_ci_high": F, "sequential_p_value": F,
-    "mde_absolute": F, "mde_relative": F, "p_value_adjusted": F, "multiple_testing": V,
+    "estimate": V,
+    "decision_p_value": F,
+    "sequential_absolute_ci_low": F,
+    "sequential_absolute_ci_high": F,
+    "sequential_relative_ci_low": F,
+    "sequential_relative_ci_high": F,
+    "sequential_p_value": F,
+    "mde_absolute": F,
+    "mde_relative": F,
+    "p_value_adjusted": F,
+    "multiple_testing": V,
     # the decision after the correction: significant = p_value_adjusted < alpha (NULL when not tested), and the
     # decision estimate's intervals at the per-comparison level that makes them exclude 0 exactly when significant
-    "significant": B, "adjusted_ci_level": F, "adjusted_absolute_ci_low": F, "adjusted_absolute_ci_high": F,
-    "adjusted_relative_ci_low": F, "adjusted_relative_ci_high": F,
+    "significant": B,
+    "adjusted_ci_level": F,
+    "adjusted_absolute_ci_low": F,
+    "adjusted_absolute_ci_high": F,
+    "adjusted_relative_ci_low": F,
+    "adjusted_relative_ci_high": F,
     # degenerate comparisons (no variance, or too few events in an arm) publish no SE, CI or p-value
-    "events_control": F, "events_treatment": F, "degenerate_reason": V,
-    "is_guardrail": B, "guardrail_verdict": V, "srm_p_value": F, "trustworthy": B, "untrusted_reason": V,
-    "decision_grade": B, "decision_grade_reason": V,
+    "events_control": F,
+    "events_treatment": F,
+    "degenerate_reason": V,
+    "is_guardrail": B,
+    "guardrail_verdict": V,
+    "srm_p_value": F,
+    "trustworthy": B,
+    "untrusted_reason": V,
+    "decision_grade": B,
+    "decision_grade_reason": V,
 }
 RESULT_COLUMNS = list(RESULT_SCHEMA)
 
@@ -82,8 +124,11 @@ class AttributionSettings:
         """Settings from the `attribution` mapping (dbt var or project file); missing keys take the defaults."""
         default = cls()
         values = {f.name: cfg.get(f.name, getattr(default, f.name)) for f in fields(cls)}
-        problems = [f"{where}.{k}: must be a number >= 0 (got {values[k]!r})" for k in (
-            "min_events_per_arm", "min_units_per_arm") if not isinstance(values[k], (int, float)) or values[k] < 0]
+        problems = [
+            f"{where}.{k}: must be a number >= 0 (got {values[k]!r})"
+            for k in ("min_events_per_arm", "min_units_per_arm")
+            if not isinstance(values[k], (int, float)) or values[k] < 0
+        ]
         if not isinstance(values["alpha"], (int, float)) or not 0 < values["alpha"] < 1:
             problems.append(f"{where}.alpha: must be between 0 and 1 (got {values['alpha']!r})")
         if values["multiple_testing"] not in ("holm", "bh"):
@@ -99,13 +144,25 @@ def arm_stats(row) -> ArmStats:
 
 
 def ratio_arm_stats(row) -> RatioArmStats:
-    return RatioArmStats(int(row["n"]), float(row["value_sum"]), float(row["value_sum_sq"]), float(row["denominator_sum"]),
-                         float(row["denominator_sum_sq"]), float(row["value_denominator_sum"]))
+    return RatioArmStats(
+        int(row["n"]),
+        float(row["value_sum"]),
+        float(row["value_sum_sq"]),
+        float(row["denominator_sum"]),
+        float(row["denominator_sum_sq"]),
+        float(row["value_denominator_sum"]),
+    )
 
 
 def cuped_arm_stats(row) -> CupedArmStats:
-    return CupedArmStats(int(row["n"]), float(row["value_sum"]), float(row["value_sum_sq"]), float(row["covariate_sum"]),
-                         float(row["covariate_sum_sq"]), float(row["value_covariate_sum"]))
+    return CupedArmStats(
+        int(row["n"]),
+        float(row["value_sum"]),
+        float(row["value_sum_sq"]),
+        float(row["covariate_sum"]),
+        float(row["covariate_sum_sq"]),
+        float(row["value_covariate_sum"]),
+    )
 
 
 def arm_events(arm, metric_type: str) -> float:
@@ -127,7 +184,9 @@ def _no_variance(arm, metric_type: str) -> str | None:
         if not ratio.den_sum:
             return f"its {n} units have a zero denominator"
         scale = ratio.num_sum_sq / n / (ratio.den_sum / n) ** 2
-        return None if not has_no_variance(ratio.unit_variance, scale) else f"the ratio is {ratio.ratio:.4g} in every unit"
+        return (
+            None if not has_no_variance(ratio.unit_variance, scale) else f"the ratio is {ratio.ratio:.4g} in every unit"
+        )
     plain = arm_stats(arm)
     return None if not has_no_variance(plain.variance, plain.total_sq / n) else f"all {n} units have {plain.mean:.4g}"
 
@@ -154,16 +213,33 @@ def degenerate_reason(control, treatment, metric_type: str, s: AttributionSettin
 
 
 INFERENCE_COLUMNS = (
-    "absolute_se", "absolute_ci_low", "absolute_ci_high", "relative_se", "relative_ci_low", "relative_ci_high",
-    "degrees_of_freedom", "p_value", "cuped_absolute_ci_low", "cuped_absolute_ci_high", "cuped_relative_ci_low",
-    "cuped_relative_ci_high", "cuped_p_value", "decision_p_value", "sequential_absolute_ci_low",
-    "sequential_absolute_ci_high", "sequential_relative_ci_low", "sequential_relative_ci_high", "sequential_p_value",
-    "mde_absolute", "mde_relative",
+    "absolute_se",
+    "absolute_ci_low",
+    "absolute_ci_high",
+    "relative_se",
+    "relative_ci_low",
+    "relative_ci_high",
+    "degrees_of_freedom",
+    "p_value",
+    "cuped_absolute_ci_low",
+    "cuped_absolute_ci_high",
+    "cuped_relative_ci_low",
+    "cuped_relative_ci_high",
+    "cuped_p_value",
+    "decision_p_value",
+    "sequential_absolute_ci_low",
+    "sequential_absolute_ci_high",
+    "sequential_relative_ci_low",
+    "sequential_relative_ci_high",
+    "sequential_p_value",
+    "mde_absolute",
+    "mde_relative",
 )
 
 
-def _compare(control, treatment, metric_type: str, window: str, s: AttributionSettings,
-             degenerate: bool = False) -> dict:
+def _compare(
+    control, treatment, metric_type: str, window: str, s: AttributionSettings, degenerate: bool = False
+) -> dict:
     """Fixed-horizon, CUPED and sequential results; `estimate` names the one decisions use.
 
     ``degenerate``: keep the point estimates, publish no SE, interval, df, p-value or MDE.
@@ -180,10 +256,24 @@ def _compare_all(control, treatment, metric_type: str, window: str, s: Attributi
     if metric_type == "ratio":
         c, t = ratio_arm_stats(control), ratio_arm_stats(treatment)
         primary = compare_ratios(c, t, s.alpha)
-        out |= {f"cuped_{k}": NAN for k in ("absolute_lift", "absolute_ci_low", "absolute_ci_high", "relative_lift",
-                                            "relative_ci_low", "relative_ci_high", "p_value", "theta", "variance_reduction")}
+        out |= {
+            f"cuped_{k}": NAN
+            for k in (
+                "absolute_lift",
+                "absolute_ci_low",
+                "absolute_ci_high",
+                "relative_lift",
+                "relative_ci_low",
+                "relative_ci_high",
+                "p_value",
+                "theta",
+                "variance_reduction",
+            )
+        }
         out |= primary.as_dict() | {"estimate": "delta_method_ratio"}
-        mde = minimum_detectable_effect(c.unit_variance, c.n, t.unit_variance, t.n, s.alpha, s.power, primary.mean_control)
+        mde = minimum_detectable_effect(
+            c.unit_variance, c.n, t.unit_variance, t.n, s.alpha, s.power, primary.mean_control
+        )
     else:
         fixed = compare_means(arm_stats(control), arm_stats(treatment), s.alpha)
         cuped = compare_cuped(cuped_arm_stats(control), cuped_arm_stats(treatment), s.alpha)
@@ -191,35 +281,62 @@ def _compare_all(control, treatment, metric_type: str, window: str, s: Attributi
         primary = cuped.result if usable else fixed
         r = cuped.result
         out |= fixed.as_dict() | {
-            "cuped_absolute_lift": r.absolute_lift, "cuped_absolute_ci_low": r.absolute_ci_low,
-            "cuped_absolute_ci_high": r.absolute_ci_high, "cuped_relative_lift": r.relative_lift,
-            "cuped_relative_ci_low": r.relative_ci_low, "cuped_relative_ci_high": r.relative_ci_high,
-            "cuped_p_value": r.p_value, "cuped_theta": cuped.theta, "cuped_variance_reduction": cuped.variance_reduction,
+            "cuped_absolute_lift": r.absolute_lift,
+            "cuped_absolute_ci_low": r.absolute_ci_low,
+            "cuped_absolute_ci_high": r.absolute_ci_high,
+            "cuped_relative_lift": r.relative_lift,
+            "cuped_relative_ci_low": r.relative_ci_low,
+            "cuped_relative_ci_high": r.relative_ci_high,
+            "cuped_p_value": r.p_value,
+            "cuped_theta": cuped.theta,
+            "cuped_variance_reduction": cuped.variance_reduction,
             "estimate": "cuped" if usable else "welch",
         }
         c_arm, t_arm = cuped_arm_stats(control), cuped_arm_stats(treatment)
-        var_c, var_t = (c_arm.adjusted_variance(cuped.theta), t_arm.adjusted_variance(cuped.theta)) if usable else (
-            arm_stats(control).variance, arm_stats(treatment).variance)
+        var_c, var_t = (
+            (c_arm.adjusted_variance(cuped.theta), t_arm.adjusted_variance(cuped.theta))
+            if usable
+            else (arm_stats(control).variance, arm_stats(treatment).variance)
+        )
         mde = minimum_detectable_effect(var_c, c_arm.n, var_t, t_arm.n, s.alpha, s.power, fixed.mean_control)
-    out |= {"decision_p_value": primary.p_value, "mde_absolute": mde.absolute, "mde_relative": mde.relative,
-            "_primary": primary}
+    out |= {
+        "decision_p_value": primary.p_value,
+        "mde_absolute": mde.absolute,
+        "mde_relative": mde.relative,
+        "_primary": primary,
+    }
     if window == "cumulative":
         seq = sequential_ci(primary, s.alpha, s.sequential_tau)
         out |= {
-            "sequential_absolute_ci_low": seq.absolute_ci_low, "sequential_absolute_ci_high": seq.absolute_ci_high,
-            "sequential_relative_ci_low": seq.relative_ci_low, "sequential_relative_ci_high": seq.relative_ci_high,
+            "sequential_absolute_ci_low": seq.absolute_ci_low,
+            "sequential_absolute_ci_high": seq.absolute_ci_high,
+            "sequential_relative_ci_low": seq.relative_ci_low,
+            "sequential_relative_ci_high": seq.relative_ci_high,
             "sequential_p_value": seq.p_value,
         }
     else:
         # a day window is a new sample every day, not one growing sample looked at daily:
         # an always-valid interval over looks has no meaning there
-        out |= dict.fromkeys(("sequential_absolute_ci_low", "sequential_absolute_ci_high", "sequential_relative_ci_low",
-                              "sequential_relative_ci_high", "sequential_p_value"), NAN)
+        out |= dict.fromkeys(
+            (
+                "sequential_absolute_ci_low",
+                "sequential_absolute_ci_high",
+                "sequential_relative_ci_low",
+                "sequential_relative_ci_high",
+                "sequential_p_value",
+            ),
+            NAN,
+        )
     return out
 
 
-def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants: pd.DataFrame, metrics: dict,
-                       settings: AttributionSettings = AttributionSettings()) -> pd.DataFrame:
+def experiment_results(
+    stats: pd.DataFrame,
+    experiments: pd.DataFrame,
+    variants: pd.DataFrame,
+    metrics: dict,
+    settings: AttributionSettings = AttributionSettings(),
+) -> pd.DataFrame:
     """One row per experiment, metric, treatment variant, window and as-of date.
 
     ``experiments``: experiment_id, model_id, control_variant; ``variants``:
@@ -248,23 +365,38 @@ def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants:
             guardrail = bool(spec.get("guardrail", False))
             trusted = srm_p >= SRM_THRESHOLD  # NaN (untestable) is not trustworthy either
             grade_reasons = [degenerate] if degenerate else []
-            grade_reasons += [f"{a['variant']} arm: {int(a['n'])} units (< min_units_per_arm {settings.min_units_per_arm:g})"
-                              for a in (c, t) if int(a["n"]) < settings.min_units_per_arm]
+            grade_reasons += [
+                f"{a['variant']} arm: {int(a['n'])} units (< min_units_per_arm {settings.min_units_per_arm:g})"
+                for a in (c, t)
+                if int(a["n"]) < settings.min_units_per_arm
+            ]
             if not trusted:
                 grade_reasons.append(NOT_TRUSTED)
             rows.append(
-                dict(zip(GRAIN, key)) | result | {
-                    "model_id": c["model_id"], "metric_type": c["metric_type"], "control_variant": c["control_variant"],
-                    "treatment_variant": t["variant"], "is_guardrail": guardrail,
-                    "guardrail_verdict": guardrail_verdict(primary, float(spec.get("non_inferiority_margin", 0.0)),
-                                                           spec.get("direction") == "lower_is_better", settings.alpha)
-                    if guardrail else None,
+                dict(zip(GRAIN, key))
+                | result
+                | {
+                    "model_id": c["model_id"],
+                    "metric_type": c["metric_type"],
+                    "control_variant": c["control_variant"],
+                    "treatment_variant": t["variant"],
+                    "is_guardrail": guardrail,
+                    "guardrail_verdict": guardrail_verdict(
+                        primary,
+                        float(spec.get("non_inferiority_margin", 0.0)),
+                        spec.get("direction") == "lower_is_better",
+                        settings.alpha,
+                    )
+                    if guardrail
+                    else None,
                     "srm_p_value": srm_p,
                     "trustworthy": trusted,
                     "untrusted_reason": srm_reason(srm_p),
-                    "events_control": arm_events(c, c["metric_type"]), "events_treatment": arm_events(t, c["metric_type"]),
+                    "events_control": arm_events(c, c["metric_type"]),
+                    "events_treatment": arm_events(t, c["metric_type"]),
                     "degenerate_reason": degenerate,
-                    "decision_grade": not grade_reasons, "decision_grade_reason": "; ".join(grade_reasons) or None,
+                    "decision_grade": not grade_reasons,
+                    "decision_grade_reason": "; ".join(grade_reasons) or None,
                 }
             )
     frame = pd.DataFrame(rows)
@@ -275,16 +407,25 @@ def experiment_results(stats: pd.DataFrame, experiments: pd.DataFrame, variants:
     family = ["experiment_id", "treatment_variant", "analysis_window", "as_of_date"]
     adjusted = pd.Series(NAN, index=frame.index)
     for index in frame.groupby(family, sort=False).indices.values():
-        adjusted.iloc[index] = adjust_p_values(frame["decision_p_value"].iloc[index].tolist(), settings.multiple_testing)
+        adjusted.iloc[index] = adjust_p_values(
+            frame["decision_p_value"].iloc[index].tolist(), settings.multiple_testing
+        )
     frame["p_value_adjusted"] = adjusted
     frame["multiple_testing"] = settings.multiple_testing
-    frame["significant"] = pd.Series([None if math.isnan(p) else bool(p < settings.alpha) for p in adjusted],
-                                     index=frame.index, dtype=object)
+    frame["significant"] = pd.Series(
+        [None if math.isnan(p) else bool(p < settings.alpha) for p in adjusted], index=frame.index, dtype=object
+    )
     levels = [adjusted_alpha(p, pa, settings.alpha) for p, pa in zip(frame["decision_p_value"], adjusted)]
     intervals = [interval_at(primary, level) for primary, level in zip(primaries, levels)]
     frame["adjusted_ci_level"] = [1 - level for level in levels]
-    for i, column in enumerate(("adjusted_absolute_ci_low", "adjusted_absolute_ci_high",
-                                "adjusted_relative_ci_low", "adjusted_relative_ci_high")):
+    for i, column in enumerate(
+        (
+            "adjusted_absolute_ci_low",
+            "adjusted_absolute_ci_high",
+            "adjusted_relative_ci_low",
+            "adjusted_relative_ci_high",
+        )
+    ):
         frame[column] = [interval[i] for interval in intervals]
     return frame[RESULT_COLUMNS]
 
@@ -324,8 +465,9 @@ def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_g
         if "decision_grade" in out.columns:
             grade = row["decision_grade_reason"] if isinstance(row["decision_grade_reason"], str) else ""
             out.at[i, "decision_grade"] = False
-            out.at[i, "decision_grade_reason"] = grade if NOT_TRUSTED in grade else "; ".join(
-                r for r in (grade, NOT_TRUSTED) if r)
+            out.at[i, "decision_grade_reason"] = (
+                grade if NOT_TRUSTED in grade else "; ".join(r for r in (grade, NOT_TRUSTED) if r)
+            )
     return out
 
 
@@ -345,17 +487,38 @@ def _srm_by_experiment_day(merged: pd.DataFrame, variants: pd.DataFrame) -> dict
 
 
 IMPACT_SCHEMA = {
-    "model_id": V, "experiment_id": V, "treatment_variant": V, "analysis_window": V, "as_of_date": D, "value_metric": V,
+    "model_id": V,
+    "experiment_id": V,
+    "treatment_variant": V,
+    "analysis_window": V,
+    "as_of_date": D,
+    "value_metric": V,
     "treated_units": I,
-    "incremental_value": F, "incremental_value_ci_low": F, "incremental_value_ci_high": F, "model_cost": F,
-    "net_value": F, "net_value_ci_low": F, "net_value_ci_high": F, "roi": F, "roi_ci_low": F, "roi_ci_high": F,
-    "trustworthy": B, "untrusted_reason": V, "decision_grade": B, "decision_grade_reason": V,
+    "incremental_value": F,
+    "incremental_value_ci_low": F,
+    "incremental_value_ci_high": F,
+    "model_cost": F,
+    "net_value": F,
+    "net_value_ci_low": F,
+    "net_value_ci_high": F,
+    "roi": F,
+    "roi_ci_low": F,
+    "roi_ci_high": F,
+    "trustworthy": B,
+    "untrusted_reason": V,
+    "decision_grade": B,
+    "decision_grade_reason": V,
 }
 IMPACT_COLUMNS = list(IMPACT_SCHEMA)
 
 
-def model_impact(results: pd.DataFrame, stats: pd.DataFrame, costs: pd.DataFrame, value_metric: str,
-                 settings: AttributionSettings = AttributionSettings()) -> pd.DataFrame:
+def model_impact(
+    results: pd.DataFrame,
+    stats: pd.DataFrame,
+    costs: pd.DataFrame,
+    value_metric: str,
+    settings: AttributionSettings = AttributionSettings(),
+) -> pd.DataFrame:
     """Incremental value of each model = lift in ``value_metric`` per unit x treated units, net of model cost.
 
     ``costs``: model_id, experiment_id, analysis_window, as_of_date, model_cost (the
@@ -376,28 +539,46 @@ def model_impact(results: pd.DataFrame, stats: pd.DataFrame, costs: pd.DataFrame
         result = _compare(control, treatment, r["metric_type"], r["analysis_window"], settings, degenerate)["_primary"]
         # the model serves every treatment arm: each arm carries its share of the cost by treated units
         treated_all = sum(int(a["n"]) for v, a in arms.items() if v != r["control_variant"])
-        cost = float(cost_by_key.get((r["model_id"], *key), 0.0)) * (int(treatment["n"]) / treated_all if treated_all else 0.0)
+        cost = float(cost_by_key.get((r["model_id"], *key), 0.0)) * (
+            int(treatment["n"]) / treated_all if treated_all else 0.0
+        )
         value = incremental_value(result, int(treatment["n"]), cost, settings.alpha)
-        rows.append({
-            "model_id": r["model_id"], "experiment_id": r["experiment_id"], "treatment_variant": r["treatment_variant"],
-            "analysis_window": r["analysis_window"],
-            "as_of_date": r["as_of_date"], "value_metric": value_metric, "treated_units": int(treatment["n"]),
-            "incremental_value": value.value, "incremental_value_ci_low": value.value_ci_low,
-            "incremental_value_ci_high": value.value_ci_high, "model_cost": cost, "net_value": value.net_value,
-            "net_value_ci_low": value.net_ci_low, "net_value_ci_high": value.net_ci_high, "roi": value.roi,
-            "roi_ci_low": value.roi_ci_low, "roi_ci_high": value.roi_ci_high,
-            "trustworthy": r["trustworthy"], "untrusted_reason": r["untrusted_reason"],
-            # the value metric's verdict: a degenerate or small-sample lift makes no decision-grade value either
-            "decision_grade": r.get("decision_grade", True), "decision_grade_reason": r.get("decision_grade_reason"),
-        })
+        rows.append(
+            {
+                "model_id": r["model_id"],
+                "experiment_id": r["experiment_id"],
+                "treatment_variant": r["treatment_variant"],
+                "analysis_window": r["analysis_window"],
+                "as_of_date": r["as_of_date"],
+                "value_metric": value_metric,
+                "treated_units": int(treatment["n"]),
+                "incremental_value": value.value,
+                "incremental_value_ci_low": value.value_ci_low,
+                "incremental_value_ci_high": value.value_ci_high,
+                "model_cost": cost,
+                "net_value": value.net_value,
+                "net_value_ci_low": value.net_ci_low,
+                "net_value_ci_high": value.net_ci_high,
+                "roi": value.roi,
+                "roi_ci_low": value.roi_ci_low,
+                "roi_ci_high": value.roi_ci_high,
+                "trustworthy": r["trustworthy"],
+                "untrusted_reason": r["untrusted_reason"],
+                # the value metric's verdict: a degenerate or small-sample lift makes no decision-grade value either
+                "decision_grade": r.get("decision_grade", True),
+                "decision_grade_reason": r.get("decision_grade_reason"),
+            }
+        )
     return pd.DataFrame(rows, columns=IMPACT_COLUMNS)
 
 
 # --- how every surface words the decisions (summary, report, UI) ---------------------------------
 
 ROI_LABEL = "ROI = net value / cost [95% CI]"
-ROI_NOTE = ("ROI = net value / cost: +100% means each unit of cost came back with as much again on top; "
-            "0% is break-even. Its 95% CI is the net value's divided by the cost (a known amount).")
+ROI_NOTE = (
+    "ROI = net value / cost: +100% means each unit of cost came back with as much again on top; "
+    "0% is break-even. Its 95% CI is the net value's divided by the cost (a known amount)."
+)
 
 
 def _is_missing(x) -> bool:

@@ -25,8 +25,16 @@ from scipy import stats
 
 KEYS = ["model_id", "attribute", "group_value"]
 COUNT_COLUMNS = [
-    "predictions", "positives", "labelled", "labelled_positives", "true_positives", "false_positives",
-    "false_negatives", "true_negatives", "score_sum", "label_sum",
+    "predictions",
+    "positives",
+    "labelled",
+    "labelled_positives",
+    "true_positives",
+    "false_positives",
+    "false_negatives",
+    "true_negatives",
+    "score_sum",
+    "label_sum",
 ]
 # Population columns describe the user table, not the day's traffic: they are
 # not summed over the window (see group_rates).
@@ -50,15 +58,26 @@ RATES = {
     "observed_positive_rate": ("label_sum", ("labelled",)),
 }
 RATE_COLUMNS = [
-    *KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS, "n",
+    *KEYS,
+    *COUNT_COLUMNS,
+    *POPULATION_COLUMNS,
+    "n",
     *[c for name in RATES for c in (name, f"{name}_ci_low", f"{name}_ci_high")],
-    "mean_score", "calibration_gap_group",
-    "prediction_share", "population_share", "representation_ratio",
-    "positive_decision", "favourable_rate", "favourable_rate_ci_low", "favourable_rate_ci_high",
+    "mean_score",
+    "calibration_gap_group",
+    "prediction_share",
+    "population_share",
+    "representation_ratio",
+    "positive_decision",
+    "favourable_rate",
+    "favourable_rate_ci_low",
+    "favourable_rate_ci_high",
 ]
 DIRECTIONS = ("favourable", "harmful")
-NOT_ASSESSED = ("fairness not assessed: the project file declares no protected_attributes "
-                "(list users columns under protected_attributes to judge them)")
+NOT_ASSESSED = (
+    "fairness not assessed: the project file declares no protected_attributes "
+    "(list users columns under protected_attributes to judge them)"
+)
 
 
 def positive_decisions(model_ids, given: dict[str, str] | None = None) -> dict[str, str]:
@@ -106,7 +125,9 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return numerator / denominator.where(denominator > 0)
 
 
-def group_rates(rows: pd.DataFrame, alpha: float = 0.05, positive_decision: dict[str, str] | None = None) -> pd.DataFrame:
+def group_rates(
+    rows: pd.DataFrame, alpha: float = 0.05, positive_decision: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Window totals per model, attribute and group, with rates, Wilson intervals, calibration and representation.
 
     ``rows``: marts.bias_daily rows of the window (extra columns are ignored).
@@ -220,11 +241,15 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds, direct
     no_fpr = _groups(eligible, eligible["fpr"].isna())
     opportunity = "FPR" if harmful else "TPR"
     if no_tpr:
-        notes.append(f"no labelled positives, excluded from {'the TPR part of ' if harmful else ''}"
-                     f"{'' if harmful else 'equal opportunity and '}equalised odds: {', '.join(no_tpr)}")
+        notes.append(
+            f"no labelled positives, excluded from {'the TPR part of ' if harmful else ''}"
+            f"{'' if harmful else 'equal opportunity and '}equalised odds: {', '.join(no_tpr)}"
+        )
     if no_fpr:
-        notes.append(f"no labelled negatives, excluded from {'equal opportunity and ' if harmful else ''}"
-                     f"the FPR part of equalised odds: {', '.join(no_fpr)}")
+        notes.append(
+            f"no labelled negatives, excluded from {'equal opportunity and ' if harmful else ''}"
+            f"the FPR part of equalised odds: {', '.join(no_fpr)}"
+        )
     tpr_difference = _spread(eligible["tpr"])
     fpr_difference = _spread(eligible["fpr"])
     # equal opportunity: the qualified are selected alike (TPR) / the innocent are flagged alike (FPR)
@@ -236,8 +261,14 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds, direct
 
     calibration = _spread(eligible["calibration_gap_group"])
     gaps = eligible.dropna(subset=["calibration_gap_group"])
-    extremes = [str(gaps.loc[gaps["calibration_gap_group"].idxmin(), "group_value"]),
-                str(gaps.loc[gaps["calibration_gap_group"].idxmax(), "group_value"])] if len(gaps) >= 2 else []
+    extremes = (
+        [
+            str(gaps.loc[gaps["calibration_gap_group"].idxmin(), "group_value"]),
+            str(gaps.loc[gaps["calibration_gap_group"].idxmax(), "group_value"]),
+        ]
+        if len(gaps) >= 2
+        else []
+    )
 
     if len(eligible) >= 2 and any(math.isnan(x) for x in (di, eo, odds, calibration)):
         notes.append("a metric is undefined (NaN) for lack of comparable groups and passes by default")
@@ -276,16 +307,32 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds, direct
 
 
 VERDICT_COLUMNS = [
-    "model_id", "attribute", "positive_decision", "equal_opportunity_rate", "disparate_impact_ratio",
-    "equal_opportunity_difference", "tpr_difference", "fpr_difference",
-    "equalized_odds_difference", "calibration_gap", *PASS_COLUMNS, "passed",
-    "flagged_groups_disparate_impact", "flagged_groups_equal_opportunity", "calibration_extremes",
-    "eligible_groups", "excluded_groups", "groups_without_tpr", *DEFAULTS, "note",
+    "model_id",
+    "attribute",
+    "positive_decision",
+    "equal_opportunity_rate",
+    "disparate_impact_ratio",
+    "equal_opportunity_difference",
+    "tpr_difference",
+    "fpr_difference",
+    "equalized_odds_difference",
+    "calibration_gap",
+    *PASS_COLUMNS,
+    "passed",
+    "flagged_groups_disparate_impact",
+    "flagged_groups_equal_opportunity",
+    "calibration_extremes",
+    "eligible_groups",
+    "excluded_groups",
+    "groups_without_tpr",
+    *DEFAULTS,
+    "note",
 ]
 
 
-def bias_verdicts(rates: pd.DataFrame, thresholds: dict | None = None,
-                  positive_decision: dict[str, str] | None = None) -> pd.DataFrame:
+def bias_verdicts(
+    rates: pd.DataFrame, thresholds: dict | None = None, positive_decision: dict[str, str] | None = None
+) -> pd.DataFrame:
     """One row per model and attribute: the four fairness metrics, pass/fail and who is disadvantaged.
 
     ``rates``: the output of ``group_rates``. Groups with fewer labelled
@@ -304,17 +351,28 @@ def bias_verdicts(rates: pd.DataFrame, thresholds: dict | None = None,
     if positive_decision is None and "positive_decision" in rates.columns and rates["positive_decision"].notna().all():
         positive_decision = dict(zip(rates["model_id"], rates["positive_decision"]))
     directions = positive_decisions(models, positive_decision)
-    out = [_judge(model_id, attribute, g, t, directions[model_id])
-           for (model_id, attribute), g in rates.groupby(["model_id", "attribute"], sort=True)]
+    out = [
+        _judge(model_id, attribute, g, t, directions[model_id])
+        for (model_id, attribute), g in rates.groupby(["model_id", "attribute"], sort=True)
+    ]
     return pd.DataFrame(out, columns=VERDICT_COLUMNS)
 
 
 # passes_* column -> (what to call it, value column, comparison that failed, limit key)
 VERDICT_TEXT = {
     "passes_disparate_impact": ("disparate impact ratio", "disparate_impact_ratio", "<", "disparate_impact_min"),
-    "passes_equal_opportunity": ("equal opportunity difference", "equal_opportunity_difference", ">",
-                                 "equal_opportunity_max_difference"),
-    "passes_equalized_odds": ("equalised odds difference", "equalized_odds_difference", ">", "equalized_odds_max_difference"),
+    "passes_equal_opportunity": (
+        "equal opportunity difference",
+        "equal_opportunity_difference",
+        ">",
+        "equal_opportunity_max_difference",
+    ),
+    "passes_equalized_odds": (
+        "equalised odds difference",
+        "equalized_odds_difference",
+        ">",
+        "equalized_odds_max_difference",
+    ),
     "passes_calibration": ("calibration gap", "calibration_gap", ">", "calibration_gap_max"),
 }
 
@@ -354,8 +412,10 @@ def _label(v: pd.Series, flag: str, label: str) -> str:
     """A harmful positive decision says which rates the metric compares."""
     if v.get("positive_decision") != "harmful":
         return label
-    return {"passes_disparate_impact": f"{label} (of not being flagged)",
-            "passes_equal_opportunity": f"{label} (false-positive rates)"}.get(flag, label)
+    return {
+        "passes_disparate_impact": f"{label} (of not being flagged)",
+        "passes_equal_opportunity": f"{label} (false-positive rates)",
+    }.get(flag, label)
 
 
 def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -> str:
@@ -371,8 +431,10 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             if v[flag]:
                 continue
             limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
-            lines.append(f"{v['model_id']} / {v['attribute']}: {_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f}"
-                         f"{_who(v, flag)}")
+            lines.append(
+                f"{v['model_id']} / {v['attribute']}: {_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f}"
+                f"{_who(v, flag)}"
+            )
     return "\n".join(lines) if lines else "all fairness verdicts pass"
 
 
@@ -389,8 +451,20 @@ HARMFUL_RATES = {
     "tpr": ("equalised odds", None),
     "fpr": ("equal opportunity, equalised odds", "flagged_groups_equal_opportunity"),
 }
-INTERVAL_COLUMNS = ["model_id", "attribute", "rate", "verdicts", "group_value", "labelled", "trials", "value",
-                    "ci_low", "ci_high", "excluded", "flagged"]
+INTERVAL_COLUMNS = [
+    "model_id",
+    "attribute",
+    "rate",
+    "verdicts",
+    "group_value",
+    "labelled",
+    "trials",
+    "value",
+    "ci_low",
+    "ci_high",
+    "excluded",
+    "flagged",
+]
 
 
 def group_intervals(rates: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -408,19 +482,30 @@ def group_intervals(rates: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame
     for rate, (feeds, flag_column) in VERDICT_RATES.items():
         _, denominator = RATES[rate]
         part = rates[KEYS].assign(
-            labelled=rates["labelled"].astype("int64"), rate=rate, verdicts=feeds,
-            trials=rates[list(denominator)].sum(axis=1).astype("int64"), value=rates[rate],
-            ci_low=rates[f"{rate}_ci_low"], ci_high=rates[f"{rate}_ci_high"])
+            labelled=rates["labelled"].astype("int64"),
+            rate=rate,
+            verdicts=feeds,
+            trials=rates[list(denominator)].sum(axis=1).astype("int64"),
+            value=rates[rate],
+            ci_low=rates[f"{rate}_ci_low"],
+            ci_high=rates[f"{rate}_ci_high"],
+        )
         verdict = judged.reindex(pd.MultiIndex.from_frame(part[["model_id", "attribute"]]))
         part["excluded"] = (part["labelled"] < verdict["min_labelled"].to_numpy()).to_numpy()
-        harmful = (verdict["positive_decision"] == "harmful").to_numpy() if "positive_decision" in verdict else \
-            np.zeros(len(part), dtype=bool)
+        harmful = (
+            (verdict["positive_decision"] == "harmful").to_numpy()
+            if "positive_decision" in verdict
+            else np.zeros(len(part), dtype=bool)
+        )
         # a harmful positive decision: disparate impact is on 1 - selection rate, equal opportunity on FPR
         harmful_feeds, harmful_flag = HARMFUL_RATES.get(rate, (feeds, flag_column))
         part["verdicts"] = np.where(harmful, harmful_feeds, feeds)
         # calibration names its extremes only when that verdict failed
-        failed = ~verdict["passes_calibration"].fillna(True).astype(bool).to_numpy() if rate == "observed_positive_rate" \
+        failed = (
+            ~verdict["passes_calibration"].fillna(True).astype(bool).to_numpy()
+            if rate == "observed_positive_rate"
             else np.ones(len(part), dtype=bool)
+        )
         named = []
         for i, group in enumerate(part["group_value"]):
             column = harmful_flag if harmful[i] else flag_column
@@ -430,19 +515,29 @@ def group_intervals(rates: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame
         parts.append(part)
     out = pd.concat(parts, ignore_index=True)
     order = {rate: i for i, rate in enumerate(VERDICT_RATES)}
-    out = out.sort_values(["model_id", "attribute", "rate", "group_value"], key=lambda c: c.map(order) if c.name == "rate" else c,
-                          kind="stable")
+    out = out.sort_values(
+        ["model_id", "attribute", "rate", "group_value"],
+        key=lambda c: c.map(order) if c.name == "rate" else c,
+        kind="stable",
+    )
     return out[INTERVAL_COLUMNS].reset_index(drop=True)
 
 
 # list-valued verdict columns are stored as comma-separated text
-LIST_COLUMNS = ["flagged_groups_disparate_impact", "flagged_groups_equal_opportunity", "calibration_extremes",
-                "eligible_groups", "excluded_groups", "groups_without_tpr"]
+LIST_COLUMNS = [
+    "flagged_groups_disparate_impact",
+    "flagged_groups_equal_opportunity",
+    "calibration_extremes",
+    "eligible_groups",
+    "excluded_groups",
+    "groups_without_tpr",
+]
 WINDOW_COLUMNS = ["date", "window_start"]
 
 
-def window_tables(rows: pd.DataFrame, day, thresholds: dict,
-                  positive_decision: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def window_tables(
+    rows: pd.DataFrame, day, thresholds: dict, positive_decision: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(group rates, verdicts) over the trailing ``window_days`` ending on ``day``, as stored rows.
 
     ``rows`` are marts.bias_daily rows covering at least the window (others are

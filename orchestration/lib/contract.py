@@ -77,9 +77,14 @@ CONTRACTS: dict[str, TableContract] = {
             "users",
             # segment and the demographic columns are optional (missing -> null, 'unknown' in staging); which
             # users columns are protected attributes is the project file's protected_attributes
-            (Column("user_id", STR), Column("signup_at", TS), Column("country", STR, required=False),
-             Column("segment", STR, required=False), Column("gender", STR, required=False),
-             Column("age_band", STR, required=False)),
+            (
+                Column("user_id", STR),
+                Column("signup_at", TS),
+                Column("country", STR, required=False),
+                Column("segment", STR, required=False),
+                Column("gender", STR, required=False),
+                Column("age_band", STR, required=False),
+            ),
             key=("user_id",),
             rules=_not_null("user_id", "signup_at"),
             key_order="signup_at",
@@ -87,8 +92,13 @@ CONTRACTS: dict[str, TableContract] = {
         ),
         TableContract(
             "experiments",
-            (Column("experiment_id", STR), Column("model_id", STR), Column("control_variant", STR),
-             Column("start_date", DATE), Column("end_date", DATE)),
+            (
+                Column("experiment_id", STR),
+                Column("model_id", STR),
+                Column("control_variant", STR),
+                Column("start_date", DATE),
+                Column("end_date", DATE),
+            ),
             key=("experiment_id",),
             rules=_not_null("experiment_id", "model_id", "control_variant", "start_date")
             + (RowRule("end_date before start_date", "end_date < start_date"),),
@@ -116,9 +126,16 @@ CONTRACTS: dict[str, TableContract] = {
         ),
         TableContract(
             "predictions",
-            (Column("prediction_id", STR), Column("model_id", STR), Column("model_version", STR), Column("user_id", STR),
-             # no logged threshold: stg_predictions uses the model's configured one, else 0.5
-             Column("predicted_at", TS), Column("score", DBL), Column("threshold", DBL, required=False)),
+            (
+                Column("prediction_id", STR),
+                Column("model_id", STR),
+                Column("model_version", STR),
+                Column("user_id", STR),
+                # no logged threshold: stg_predictions uses the model's configured one, else 0.5
+                Column("predicted_at", TS),
+                Column("score", DBL),
+                Column("threshold", DBL, required=False),
+            ),
             key=("prediction_id",),
             time_column="predicted_at",
             extra_column_prefix="feature_",
@@ -130,12 +147,20 @@ CONTRACTS: dict[str, TableContract] = {
             (Column("prediction_id", STR), Column("label", INT), Column("labeled_at", TS), Column("label_source", STR)),
             time_column="labeled_at",
             rules=_not_null("prediction_id", "label", "label_source")
-            + (RowRule("label not in (0, 1)", "label NOT IN (0, 1)"), _in_set("label_source", ("implicit", "human_review"))),
+            + (
+                RowRule("label not in (0, 1)", "label NOT IN (0, 1)"),
+                _in_set("label_source", ("implicit", "human_review")),
+            ),
         ),
         TableContract(
             "feedback",
-            (Column("feedback_id", STR), Column("prediction_id", STR), Column("user_id", STR), Column("created_at", TS),
-             Column("value", STR)),
+            (
+                Column("feedback_id", STR),
+                Column("prediction_id", STR),
+                Column("user_id", STR),
+                Column("created_at", TS),
+                Column("value", STR),
+            ),
             key=("feedback_id",),
             time_column="created_at",
             rules=_not_null("feedback_id", "prediction_id", "value") + (_in_set("value", ("up", "down")),),
@@ -149,8 +174,14 @@ CONTRACTS: dict[str, TableContract] = {
         ),
         TableContract(
             "orders",
-            (Column("order_id", STR), Column("user_id", STR), Column("session_id", STR, required=False),
-             Column("ordered_at", TS), Column("revenue", DBL), Column("status", STR)),
+            (
+                Column("order_id", STR),
+                Column("user_id", STR),
+                Column("session_id", STR, required=False),
+                Column("ordered_at", TS),
+                Column("revenue", DBL),
+                Column("status", STR),
+            ),
             key=("order_id",),
             time_column="ordered_at",
             rules=_not_null("order_id", "user_id", "revenue", "status")

@@ -69,7 +69,7 @@ def _matching(text: str, start: int) -> int:
 def _literal(script: str, key: str) -> list:
     """The Python-literal list GX wrote after ``key:`` (columns or data) in a table script."""
     at = script.index("[", script.index(f"{key}: "))
-    return ast.literal_eval(script[at:_matching(script, at)])
+    return ast.literal_eval(script[at : _matching(script, at)])
 
 
 def _static_table(table_id: str, columns: list[dict], rows: list[dict]) -> str:
@@ -85,10 +85,16 @@ def _static_table(table_id: str, columns: list[dict], rows: list[dict]) -> str:
             if link and n == (1 if len(columns) > 1 else 0) and "<a " not in value:
                 value = f'<a href="{html.escape(link)}">{value}</a>'
             cells.append(f"<td>{value}</td>")
-        attrs = f' class="clickable-row" data-href="{html.escape(link)}" onclick="window.location=this.dataset.href"' if link else ""
+        attrs = (
+            f' class="clickable-row" data-href="{html.escape(link)}" onclick="window.location=this.dataset.href"'
+            if link
+            else ""
+        )
         body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
-    return (f'<table id="{table_id}" class="table-sm offline-table"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (
+        f'<table id="{table_id}" class="table-sm offline-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def _render_tables(page: str) -> str:

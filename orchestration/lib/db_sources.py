@@ -137,8 +137,10 @@ def _engine(db: DatabaseSource, table: str, label: str):
     if db.password_env:
         secret = os.environ.get(db.password_env)
         if not secret:
-            raise SourceError(f"table '{table}': the password of {label} is read from the environment variable "
-                              f"{db.password_env} (sources.{table}.database.password_env), which is not set")
+            raise SourceError(
+                f"table '{table}': the password of {label} is read from the environment variable "
+                f"{db.password_env} (sources.{table}.database.password_env), which is not set"
+            )
         url = url.set(password=secret)
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
@@ -227,8 +229,10 @@ def _check_columns(present: list[str], contract: TableContract, label: str) -> N
     """The loader's own message, naming the database table: the extract keeps the source's columns as they are."""
     for col in contract.columns:
         if col.required and col.name not in present:
-            raise SourceError(f"{label}: table '{contract.name}' is missing required column '{col.name}' "
-                              f"(the contract requires {', '.join(contract.column_names)})")
+            raise SourceError(
+                f"{label}: table '{contract.name}' is missing required column '{col.name}' "
+                f"(the contract requires {', '.join(contract.column_names)})"
+            )
 
 
 def extract_days(table: str, db: DatabaseSource, days: list[date], cache: Path, label: str = "") -> list[Extract]:
@@ -250,7 +254,10 @@ def extract_days(table: str, db: DatabaseSource, days: list[date], cache: Path, 
     except sa.exc.SQLAlchemyError as err:
         raise _db_error(err, table, db, label, secret) from None
     except Exception as err:  # dlt wraps the database's errors in its own (a failed extract step)
-        if isinstance(_root_cause(err), (sa.exc.SQLAlchemyError, ConnectionError)) or "psycopg" in type(_root_cause(err)).__module__:
+        if (
+            isinstance(_root_cause(err), (sa.exc.SQLAlchemyError, ConnectionError))
+            or "psycopg" in type(_root_cause(err)).__module__
+        ):
             raise _db_error(err, table, db, label, secret) from None
         raise
     finally:
@@ -270,8 +277,9 @@ def _batches(resource) -> Iterator[Any]:
             yield pa.Table.from_batches([item])
 
 
-def _extract_table(engine, table: str, contract: TableContract, db: DatabaseSource, days: list[date], folder: Path,
-                   label: str) -> list[Extract]:
+def _extract_table(
+    engine, table: str, contract: TableContract, db: DatabaseSource, days: list[date], folder: Path, label: str
+) -> list[Extract]:
     import dlt
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -287,8 +295,15 @@ def _extract_table(engine, table: str, contract: TableContract, db: DatabaseSour
         raise SourceError(f"table '{table}': {label} does not exist (sources.{table}.database.table)") from None
     present = [c.name for c in reflected.columns]
     _check_columns(present, contract, label)
-    common = dict(credentials=engine, table=name, schema=schema, metadata=metadata, backend="pyarrow",
-                  chunk_size=CHUNK_ROWS, reflection_level="full")
+    common = dict(
+        credentials=engine,
+        table=name,
+        schema=schema,
+        metadata=metadata,
+        backend="pyarrow",
+        chunk_size=CHUNK_ROWS,
+        reflection_level="full",
+    )
     if contract.time_column is None:
         batches = list(_batches(sql_table(**common)))
         whole = pa.concat_tables(batches) if batches else _empty(present)
@@ -297,13 +312,16 @@ def _extract_table(engine, table: str, contract: TableContract, db: DatabaseSour
 
     time_column = db.time_column or contract.time_column
     if time_column not in present:
-        raise SourceError(f"{label}: table '{table}' has no column '{time_column}' to place rows in days "
-                          f"(sources.{table}.database.time_column)")
+        raise SourceError(
+            f"{label}: table '{table}' has no column '{time_column}' to place rows in days "
+            f"(sources.{table}.database.time_column)"
+        )
     first, end = days[0], days[-1] + timedelta(days=1)
     low, high = _bounds(reflected.c[time_column], first, end)
     wanted = set(days)
-    incremental = dlt.sources.incremental(time_column, initial_value=low, end_value=high, row_order="asc",
-                                          range_start="closed", range_end="open")
+    incremental = dlt.sources.incremental(
+        time_column, initial_value=low, end_value=high, row_order="asc", range_start="closed", range_end="open"
+    )
     writers: dict[date, _DayWriter] = {}
     try:
         for batch in _batches(sql_table(**common, incremental=incremental)):
@@ -358,8 +376,9 @@ def _day_query(db: DatabaseSource, contract: TableContract):
     return sa.text(sql), named
 
 
-def _extract_query(engine, table: str, contract: TableContract, db: DatabaseSource, days: list[date], folder: Path,
-                   label: str) -> list[Extract]:
+def _extract_query(
+    engine, table: str, contract: TableContract, db: DatabaseSource, days: list[date], folder: Path, label: str
+) -> list[Extract]:
     import pyarrow as pa
     import sqlalchemy as sa
     from dlt.sources.sql_database import sql_table
@@ -370,9 +389,19 @@ def _extract_query(engine, table: str, contract: TableContract, db: DatabaseSour
         statement = text.bindparams(**{k: v for k, v in params.items() if k in named})
         metadata = sa.MetaData()
         sa.Table(table, metadata)  # a placeholder: dlt reflects nothing, the query says which columns
-        batches = list(_batches(sql_table(credentials=engine, table=table, metadata=metadata, backend="pyarrow",
-                                          chunk_size=CHUNK_ROWS, reflection_level="minimal",
-                                          query_adapter_callback=lambda *_a, **_k: statement)))
+        batches = list(
+            _batches(
+                sql_table(
+                    credentials=engine,
+                    table=table,
+                    metadata=metadata,
+                    backend="pyarrow",
+                    chunk_size=CHUNK_ROWS,
+                    reflection_level="minimal",
+                    query_adapter_callback=lambda *_a, **_k: statement,
+                )
+            )
+        )
         if batches:
             whole = pa.concat_tables(batches, promote_options="permissive")
             return whole, whole.column_names
@@ -421,23 +450,41 @@ def inspect_database(db: DatabaseSource, table: str) -> dict[str, Any]:
             text = sa.text(sql)
             params = {p for p in DAY_PARAMS if re.search(rf"(?<![:\w]):{p}\b", sql)}
             if params:  # the whole history: the widest window
-                text = text.bindparams(**{k: v for k, v in {"day_start": datetime(1900, 1, 1),
-                                                             "day_end": datetime(9999, 1, 1)}.items() if k in params})
+                text = text.bindparams(
+                    **{
+                        k: v
+                        for k, v in {"day_start": datetime(1900, 1, 1), "day_end": datetime(9999, 1, 1)}.items()
+                        if k in params
+                    }
+                )
             with engine.connect() as conn:
-                columns = list(conn.execute(sa.select(sa.text("*")).select_from(text.columns().subquery("_q")).limit(0)).keys())
+                columns = list(
+                    conn.execute(sa.select(sa.text("*")).select_from(text.columns().subquery("_q")).limit(0)).keys()
+                )
             relation = text.columns(*[sa.column(c) for c in columns]).subquery("_src")
-        out: dict[str, Any] = {"table": table, "source": label, "columns": columns,
-                               "missing": [c.name for c in contract.columns if c.required and c.name not in columns]}
+        out: dict[str, Any] = {
+            "table": table,
+            "source": label,
+            "columns": columns,
+            "missing": [c.name for c in contract.columns if c.required and c.name not in columns],
+        }
         time_column = db.time_column or contract.time_column
         with engine.connect() as conn:
             out["rows"] = conn.execute(sa.select(sa.func.count()).select_from(relation)).scalar_one()
             if time_column and time_column in columns:
                 # SQLite keeps times as text: date() is its day; elsewhere a cast to DATE
                 sqlite = engine.dialect.name == "sqlite"
-                day = (sa.func.date(relation.c[time_column], type_=sa.String) if sqlite
-                       else sa.cast(relation.c[time_column], sa.Date))
-                daily = conn.execute(sa.select(day, sa.func.count()).where(relation.c[time_column].is_not(None))
-                                     .group_by(day).order_by(day)).all()
+                day = (
+                    sa.func.date(relation.c[time_column], type_=sa.String)
+                    if sqlite
+                    else sa.cast(relation.c[time_column], sa.Date)
+                )
+                daily = conn.execute(
+                    sa.select(day, sa.func.count())
+                    .where(relation.c[time_column].is_not(None))
+                    .group_by(day)
+                    .order_by(day)
+                ).all()
                 daily = [(date.fromisoformat(d) if isinstance(d, str) else d, n) for d, n in daily]
                 out["rows_per_day"] = {d: n for d, n in daily}
                 out["first_day"] = daily[0][0] if daily else None

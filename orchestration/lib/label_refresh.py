@@ -31,10 +31,12 @@ def refreshed_dates(conn, first: date, last: date) -> list[date]:
     days = set(_recent_window(first, last))
     present = conn.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'intermediate' "
-        "AND table_name = 'int_label_refresh_days' AND table_catalog = current_database()").fetchone()[0]
+        "AND table_name = 'int_label_refresh_days' AND table_catalog = current_database()"
+    ).fetchone()[0]
     if present:
-        rows = conn.execute(f"SELECT DISTINCT date FROM {REFRESH_TABLE} WHERE run_first_day = ? AND run_last_day = ?",
-                            [first, last]).fetchall()
+        rows = conn.execute(
+            f"SELECT DISTINCT date FROM {REFRESH_TABLE} WHERE run_first_day = ? AND run_last_day = ?", [first, last]
+        ).fetchall()
         days |= {d for (d,) in rows if d <= last}
     return sorted(days)
 

@@ -31,8 +31,9 @@ class KpiDrop:
         return self.drop_mean / self.baseline_mean - 1 if self.baseline_mean else math.nan
 
 
-def first_sustained_drop(values: pd.Series, kpi: str, baseline_days: int = 7, persist_days: int = 3,
-                         k: float = 3.0) -> KpiDrop | None:
+def first_sustained_drop(
+    values: pd.Series, kpi: str, baseline_days: int = 7, persist_days: int = 3, k: float = 3.0
+) -> KpiDrop | None:
     """First sustained drop of a daily KPI series (index: consecutive dates), or None.
 
     Only days with a full baseline before them qualify; missing days break the run.
@@ -42,9 +43,11 @@ def first_sustained_drop(values: pd.Series, kpi: str, baseline_days: int = 7, pe
     series = values.sort_index().astype(float)
     days = list(series.index)
     for i in range(baseline_days, len(days) - persist_days + 1):
-        baseline = series.iloc[i - baseline_days:i]
-        window = series.iloc[i:i + persist_days]
-        consecutive = days[i + persist_days - 1] - days[i - baseline_days] == timedelta(days=baseline_days + persist_days - 1)
+        baseline = series.iloc[i - baseline_days : i]
+        window = series.iloc[i : i + persist_days]
+        consecutive = days[i + persist_days - 1] - days[i - baseline_days] == timedelta(
+            days=baseline_days + persist_days - 1
+        )
         if not consecutive or baseline.isna().any() or window.isna().any():
             continue
         mean, sd = float(baseline.mean()), float(baseline.std(ddof=1))
@@ -78,7 +81,11 @@ def earliest_preceding_alert(alerts: pd.DataFrame, drop: KpiDrop, max_lead_days:
     window = alerts[(dates >= drop.start_date - timedelta(days=max_lead_days)) & (dates <= drop.start_date)]
     if window.empty:
         return None
-    first = window.assign(_d=pd.to_datetime(window["date"]).dt.date).sort_values(["_d", "model_id", "metric", "subject"]).iloc[0]
+    first = (
+        window.assign(_d=pd.to_datetime(window["date"]).dt.date)
+        .sort_values(["_d", "model_id", "metric", "subject"])
+        .iloc[0]
+    )
     subject = "" if pd.isna(first["subject"]) else str(first["subject"])
     return AlertLead(first["model_id"], first["metric"], subject, first["_d"], drop)
 
@@ -91,21 +98,29 @@ def describe(lead: AlertLead | None, drop: KpiDrop | None) -> str:
     if lead is None:
         return f"{change}; no model-health alert preceded it."
     what = f"{lead.metric} ({lead.subject})" if lead.subject else lead.metric
-    return (f"{change}; the first alert before it was {what} on {lead.model_id} "
-            f"on {lead.alert_date}, {lead.lead_days} day(s) earlier.")
+    return (
+        f"{change}; the first alert before it was {what} on {lead.model_id} "
+        f"on {lead.alert_date}, {lead.lead_days} day(s) earlier."
+    )
 
 
-def kpi_drop_leads(conn: duckdb.DuckDBPyConnection, as_of: date, kpis: list[str],
-                   max_lead_days: int = 14) -> list[tuple[KpiDrop | None, AlertLead | None]]:
+def kpi_drop_leads(
+    conn: duckdb.DuckDBPyConnection, as_of: date, kpis: list[str], max_lead_days: int = 14
+) -> list[tuple[KpiDrop | None, AlertLead | None]]:
     """For each KPI of marts.kpi_daily: its first sustained drop up to ``as_of`` and the alert that preceded it."""
     if not kpis:
         return []
     columns = set(conn.execute("SELECT * FROM marts.kpi_daily LIMIT 0").df().columns)
     unknown = sorted(set(kpis) - columns)
     if unknown:
-        raise ValueError(f"leading_lagging kpis {unknown} are not columns of marts.kpi_daily (known: {sorted(columns)})")
-    daily = conn.execute(f"SELECT date, {', '.join(kpis)} FROM marts.kpi_daily WHERE date <= ? ORDER BY date",
-                         [as_of]).df().set_index("date")
+        raise ValueError(
+            f"leading_lagging kpis {unknown} are not columns of marts.kpi_daily (known: {sorted(columns)})"
+        )
+    daily = (
+        conn.execute(f"SELECT date, {', '.join(kpis)} FROM marts.kpi_daily WHERE date <= ? ORDER BY date", [as_of])
+        .df()
+        .set_index("date")
+    )
     alerts = conn.execute("SELECT date, model_id, metric, subject FROM marts.alerts WHERE date <= ?", [as_of]).df()
     out = []
     for kpi in kpis:

@@ -108,8 +108,12 @@ class WebhookNotifier:
 
     name = "webhook"
 
-    def __init__(self, url: str, post: Callable[[str, bytes, Mapping[str, str], float], int] = _urllib_post,
-                 timeout: float = 10.0):
+    def __init__(
+        self,
+        url: str,
+        post: Callable[[str, bytes, Mapping[str, str], float], int] = _urllib_post,
+        timeout: float = 10.0,
+    ):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"alert webhook URL must start with http:// or https://, got {url!r}")
         self.url, self.post, self.timeout = url, post, timeout
@@ -117,8 +121,10 @@ class WebhookNotifier:
     @staticmethod
     def payload(notifications: Sequence[Notification]) -> dict:
         lines = [f"[{n.kind}] {n.message}" for n in notifications]
-        return {"text": f"Impact Ledger: {len(notifications)} new notification(s)\n" + "\n".join(lines),
-                "notifications": [n.as_dict() for n in notifications]}
+        return {
+            "text": f"Impact Ledger: {len(notifications)} new notification(s)\n" + "\n".join(lines),
+            "notifications": [n.as_dict() for n in notifications],
+        }
 
     def send(self, notifications: Sequence[Notification]) -> None:
         if not notifications:
@@ -145,7 +151,11 @@ def load_notify_config(path: Path | None = None, env: Mapping[str, str] = os.env
         raise ValueError(str(err)) from None
     path = config.path or "project config"
     section = config.notify.model_dump()
-    source, url = (WEBHOOK_ENV, env[WEBHOOK_ENV]) if env.get(WEBHOOK_ENV) else (f"{path}: notify.webhook_url", section.get("webhook_url"))
+    source, url = (
+        (WEBHOOK_ENV, env[WEBHOOK_ENV])
+        if env.get(WEBHOOK_ENV)
+        else (f"{path}: notify.webhook_url", section.get("webhook_url"))
+    )
     if url and not str(url).startswith(("http://", "https://")):
         raise ValueError(f"{source} must be an http(s) URL, got {url!r}")
     horizon = section.get("horizon_days", DEFAULT_HORIZON_DAYS)
@@ -153,8 +163,10 @@ def load_notify_config(path: Path | None = None, env: Mapping[str, str] = os.env
     # because late labels arrived are history unless the horizon reaches them)
     shortest = int(dbt_var("label_lookback_days")) + 2
     if not isinstance(horizon, int) or horizon < shortest:
-        raise ValueError(f"{path}: notify.horizon_days must be an integer >= {shortest} (alerts are re-evaluated "
-                         f"label_lookback_days back; a shorter horizon would send them again), got {horizon!r}")
+        raise ValueError(
+            f"{path}: notify.horizon_days must be an integer >= {shortest} (alerts are re-evaluated "
+            f"label_lookback_days back; a shorter horizon would send them again), got {horizon!r}"
+        )
     return NotifyConfig(webhook_url=url or None, horizon_days=horizon)
 
 
@@ -196,10 +208,17 @@ def alert_notifications(alerts: pd.DataFrame) -> list[Notification]:
         about = f"{r.metric}" + (f" of {subject}" if subject else "")
         value = _number(r.value)
         n = Notification(
-            kind="alert", date=_day(r.date), model_id=r.model_id, metric=r.metric, subject=subject, value=value,
+            kind="alert",
+            date=_day(r.date),
+            model_id=r.model_id,
+            metric=r.metric,
+            subject=subject,
+            value=value,
             threshold=_number(r.threshold),
-            message=(f"{r.model_id} ({r.model_version}) on {_day(r.date)}: {about} = "
-                     f"{'n/a' if value is None else round(value, 4)}, rule {r.rule}"),
+            message=(
+                f"{r.model_id} ({r.model_version}) on {_day(r.date)}: {about} = "
+                f"{'n/a' if value is None else round(value, 4)}, rule {r.rule}"
+            ),
         )
         out.setdefault(n.dedup_key, n)
     return list(out.values())
@@ -210,10 +229,17 @@ def gate_notifications(gates: pd.DataFrame) -> list[Notification]:
     failed = gates[~gates["passed"].astype(bool)].sort_values(["date", "suite"])
     return [
         Notification(
-            kind="gate", date=_day(r.date), model_id=None, metric="quality_gate", subject=r.suite,
-            value=_number(r.rows_validated), threshold=None,
-            message=(f"quality gate {r.suite} failed on {_day(r.date)} for raw.{r.table_name}: "
-                     f"{r.failed_expectations}; downstream publication of that day is blocked"),
+            kind="gate",
+            date=_day(r.date),
+            model_id=None,
+            metric="quality_gate",
+            subject=r.suite,
+            value=_number(r.rows_validated),
+            threshold=None,
+            message=(
+                f"quality gate {r.suite} failed on {_day(r.date)} for raw.{r.table_name}: "
+                f"{r.failed_expectations}; downstream publication of that day is blocked"
+            ),
         )
         for r in failed.itertuples(index=False)
     ]
@@ -228,20 +254,29 @@ class NotifyCursor:
     event_storage_id: float | None = None  # update time of the last finished Dagster run whose checks were read
 
     def to_json(self) -> str:
-        return json.dumps({"sent": self.sent, "source_mtime": self.source_mtime,
-                           "event_storage_id": self.event_storage_id}, sort_keys=True)
+        return json.dumps(
+            {"sent": self.sent, "source_mtime": self.source_mtime, "event_storage_id": self.event_storage_id},
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, text: str | None) -> NotifyCursor:
         if not text:
             return cls()
         raw = json.loads(text)
-        return cls(sent=dict(raw.get("sent", {})), source_mtime=raw.get("source_mtime"),
-                   event_storage_id=raw.get("event_storage_id"))
+        return cls(
+            sent=dict(raw.get("sent", {})),
+            source_mtime=raw.get("source_mtime"),
+            event_storage_id=raw.get("event_storage_id"),
+        )
 
 
-def select_new(candidates: Sequence[Notification], cursor: NotifyCursor, newest_day: date | None,
-               horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[list[Notification], NotifyCursor]:
+def select_new(
+    candidates: Sequence[Notification],
+    cursor: NotifyCursor,
+    newest_day: date | None,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+) -> tuple[list[Notification], NotifyCursor]:
     """The candidates not sent yet and not older than ``horizon_days`` before ``newest_day``, and the next cursor.
 
     ``newest_day`` is the latest day in the source (not the wall clock, so a
@@ -257,18 +292,28 @@ def select_new(candidates: Sequence[Notification], cursor: NotifyCursor, newest_
 
 
 SOURCES = {
-    "marts.alerts": ("SELECT date, model_id, model_version, metric, coalesce(subject, '') AS subject, value, threshold, rule "
-                     "FROM marts.alerts WHERE date >= ?", alert_notifications),
-    "quality.gate_results": ("SELECT date, suite, table_name, passed, failed_expectations, rows_validated "
-                             "FROM quality.gate_results WHERE date >= ?", gate_notifications),
+    "marts.alerts": (
+        "SELECT date, model_id, model_version, metric, coalesce(subject, '') AS subject, value, threshold, rule "
+        "FROM marts.alerts WHERE date >= ?",
+        alert_notifications,
+    ),
+    "quality.gate_results": (
+        "SELECT date, suite, table_name, passed, failed_expectations, rows_validated "
+        "FROM quality.gate_results WHERE date >= ?",
+        gate_notifications,
+    ),
 }
 
 
 def read_candidates(conn, horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[list[Notification], date | None]:
     """Alert and failed-gate notifications of the horizon, and the newest day, from a database with
     marts.alerts and/or quality.gate_results (a missing table contributes nothing)."""
-    present = {f"{s}.{t}" for s, t in conn.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
+    present = {
+        f"{s}.{t}"
+        for s, t in conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+        ).fetchall()
+    }
     tables = [t for t in SOURCES if t in present]
     days = [conn.execute(f"SELECT max(date) FROM {t}").fetchone()[0] for t in tables]
     days = [d for d in days if d is not None]

@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from orchestration.lib.settings import DBT_PROJECT_DIR
+
 KINDS = ("kpi", "health", "net_value", "lift")
 DEFAULT_WINDOW_DAYS = 7
 # Columns of the dbt marts that are not metrics a key result can track.
@@ -30,14 +31,37 @@ _BINDING_KEYS = {
     "net_value": {"kind", "model", "experiment"},
     "lift": {"kind", "model", "metric", "experiment"},
 }
-_KR_KEYS = {"id", "description", "metric", "baseline", "target", "start_date", "deadline", "window_days",
-            "attribution_metric", "model"}
+_KR_KEYS = {
+    "id",
+    "description",
+    "metric",
+    "baseline",
+    "target",
+    "start_date",
+    "deadline",
+    "window_days",
+    "attribution_metric",
+    "model",
+}
 
 V, D, F, B = "VARCHAR", "DATE", "DOUBLE", "BOOLEAN"
 PROGRESS_SCHEMA = {
-    "date": D, "objective": V, "key_result": V, "description": V, "metric_kind": V, "metric": V, "model_id": V,
-    "baseline": F, "target": F, "start_date": D, "deadline": D, "current_value": F, "progress": F,
-    "expected_progress": F, "on_track": B, "status": V,
+    "date": D,
+    "objective": V,
+    "key_result": V,
+    "description": V,
+    "metric_kind": V,
+    "metric": V,
+    "model_id": V,
+    "baseline": F,
+    "target": F,
+    "start_date": D,
+    "deadline": D,
+    "current_value": F,
+    "progress": F,
+    "expected_progress": F,
+    "on_track": B,
+    "status": V,
 }
 
 
@@ -100,8 +124,10 @@ def dbt_model_columns(model: str) -> set[str]:
 
 
 def metric_columns() -> dict[str, set[str]]:
-    return {"kpi": dbt_model_columns("kpi_daily") - _NOT_METRICS,
-            "health": dbt_model_columns("model_health_daily") - _NOT_METRICS}
+    return {
+        "kpi": dbt_model_columns("kpi_daily") - _NOT_METRICS,
+        "health": dbt_model_columns("model_health_daily") - _NOT_METRICS,
+    }
 
 
 def _date(value, where: str) -> dt.date:
@@ -139,8 +165,10 @@ def _parse_key_result(raw, objective: dict, where: str, experiment_metrics: dict
     kind = binding["kind"]
     unknown = set(binding) - _BINDING_KEYS[kind]
     if unknown:
-        raise OkrConfigError(f"{where}: field 'metric': unknown key(s) {sorted(unknown)} for kind {kind} "
-                             f"(known: {sorted(_BINDING_KEYS[kind])})")
+        raise OkrConfigError(
+            f"{where}: field 'metric': unknown key(s) {sorted(unknown)} for kind {kind} "
+            f"(known: {sorted(_BINDING_KEYS[kind])})"
+        )
     needed = {"kpi": ["name"], "health": ["model", "name"], "net_value": ["model"], "lift": ["model", "metric"]}[kind]
     for key in needed:
         if not binding.get(key):
@@ -149,18 +177,24 @@ def _parse_key_result(raw, objective: dict, where: str, experiment_metrics: dict
         for key in ("name", "weight"):
             if binding.get(key) is not None and binding[key] not in columns[kind]:
                 table = "marts.kpi_daily" if kind == "kpi" else "marts.model_health_daily"
-                raise OkrConfigError(f"{where}: field 'metric.{key}': {binding[key]!r} is not a column of {table} "
-                                     f"(known: {sorted(columns[kind])})")
+                raise OkrConfigError(
+                    f"{where}: field 'metric.{key}': {binding[key]!r} is not a column of {table} "
+                    f"(known: {sorted(columns[kind])})"
+                )
     if kind == "lift" and binding["metric"] not in experiment_metrics:
-        raise OkrConfigError(f"{where}: field 'metric.metric': {binding['metric']!r} is not a declared experiment "
-                             f"metric (dbt var experiment_metrics: {sorted(experiment_metrics)})")
+        raise OkrConfigError(
+            f"{where}: field 'metric.metric': {binding['metric']!r} is not a declared experiment "
+            f"metric (dbt var experiment_metrics: {sorted(experiment_metrics)})"
+        )
     attribution_metric = raw.get("attribution_metric")
     if attribution_metric is not None:
         if kind != "kpi":
             raise OkrConfigError(f"{where}: field 'attribution_metric' only applies to kind kpi")
         if attribution_metric not in experiment_metrics:
-            raise OkrConfigError(f"{where}: field 'attribution_metric': {attribution_metric!r} is not a declared "
-                                 f"experiment metric (dbt var experiment_metrics: {sorted(experiment_metrics)})")
+            raise OkrConfigError(
+                f"{where}: field 'attribution_metric': {attribution_metric!r} is not a declared "
+                f"experiment metric (dbt var experiment_metrics: {sorted(experiment_metrics)})"
+            )
     if raw.get("model") is not None and kind != "kpi":
         raise OkrConfigError(f"{where}: field 'model' belongs inside 'metric' for kind {kind}")
     window = raw.get("window_days", DEFAULT_WINDOW_DAYS)
@@ -169,7 +203,9 @@ def _parse_key_result(raw, objective: dict, where: str, experiment_metrics: dict
     baseline = _number(inherited["baseline"], f"{where}: field 'baseline'")
     target = _number(inherited["target"], f"{where}: field 'target'")
     if baseline == target:
-        raise OkrConfigError(f"{where}: fields 'baseline' and 'target' are both {baseline}: there is nothing to progress")
+        raise OkrConfigError(
+            f"{where}: fields 'baseline' and 'target' are both {baseline}: there is nothing to progress"
+        )
     if kind == "kpi" and attribution_metric and baseline == 0:
         raise OkrConfigError(f"{where}: field 'baseline': 0 implies no relative effect for attribution_metric")
     start = _date(inherited["start_date"], f"{where}: field 'start_date'")
@@ -177,12 +213,25 @@ def _parse_key_result(raw, objective: dict, where: str, experiment_metrics: dict
     if deadline <= start:
         raise OkrConfigError(f"{where}: field 'deadline' {deadline} is not after start_date {start}")
     return KeyResult(
-        id=str(raw["id"]), objective=objective["id"], description=str(raw.get("description", "")), kind=kind,
-        metric={"kpi": binding.get("name"), "health": binding.get("name"), "net_value": "net_value",
-                "lift": binding.get("metric")}[kind],
-        model_id=binding.get("model") or raw.get("model"), experiment_id=binding.get("experiment"),
-        weight=binding.get("weight"), baseline=baseline, target=target, start_date=start, deadline=deadline,
-        window_days=window, attribution_metric=attribution_metric,
+        id=str(raw["id"]),
+        objective=objective["id"],
+        description=str(raw.get("description", "")),
+        kind=kind,
+        metric={
+            "kpi": binding.get("name"),
+            "health": binding.get("name"),
+            "net_value": "net_value",
+            "lift": binding.get("metric"),
+        }[kind],
+        model_id=binding.get("model") or raw.get("model"),
+        experiment_id=binding.get("experiment"),
+        weight=binding.get("weight"),
+        baseline=baseline,
+        target=target,
+        start_date=start,
+        deadline=deadline,
+        window_days=window,
+        attribution_metric=attribution_metric,
     )
 
 
@@ -235,7 +284,9 @@ def load_okrs(experiment_metrics: dict, path: Path | None = None) -> OkrFile:
 # --- selecting each key result's value per day (SQL) --------------------------
 
 # One row per day of the range, even when the metric has no value that day.
-_DAYS = "SELECT CAST(d AS DATE) AS date FROM range(CAST(? AS DATE), CAST(? AS DATE) + INTERVAL 1 DAY, INTERVAL 1 DAY) t(d)"
+_DAYS = (
+    "SELECT CAST(d AS DATE) AS date FROM range(CAST(? AS DATE), CAST(? AS DATE) + INTERVAL 1 DAY, INTERVAL 1 DAY) t(d)"
+)
 
 
 def _trailing_mean_sql(source: str, column: str, weight: str | None) -> str:
@@ -268,17 +319,23 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
     if kr.kind == "kpi":
         return _trailing_mean_sql("SELECT * FROM marts.kpi_daily", kr.metric, kr.weight), [first, last, kr.window_days]
     if kr.kind == "health":
-        live = ("SELECT * FROM marts.model_health_daily WHERE model_id = ? "
-                "QUALIFY row_number() OVER (PARTITION BY date ORDER BY predictions DESC, model_version DESC) = 1")
+        live = (
+            "SELECT * FROM marts.model_health_daily WHERE model_id = ? "
+            "QUALIFY row_number() OVER (PARTITION BY date ORDER BY predictions DESC, model_version DESC) = 1"
+        )
         return _trailing_mean_sql(live, kr.metric, kr.weight), [first, last, kr.model_id, kr.window_days]
     if kr.kind == "net_value":
-        source = ("SELECT as_of_date AS date, net_value AS value, treated_units AS units, experiment_id "
-                  "FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND model_id = ?")
+        source = (
+            "SELECT as_of_date AS date, net_value AS value, treated_units AS units, experiment_id "
+            "FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND model_id = ?"
+        )
         params = [kr.model_id]
     else:
-        source = ("SELECT as_of_date AS date, CASE WHEN estimate = 'cuped' THEN cuped_relative_lift "
-                  "ELSE relative_lift END AS value, n_treatment AS units, experiment_id "
-                  "FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND model_id = ? AND metric = ?")
+        source = (
+            "SELECT as_of_date AS date, CASE WHEN estimate = 'cuped' THEN cuped_relative_lift "
+            "ELSE relative_lift END AS value, n_treatment AS units, experiment_id "
+            "FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND model_id = ? AND metric = ?"
+        )
         params = [kr.model_id, kr.metric]
     if kr.experiment_id:
         source += " AND experiment_id = ?"
@@ -326,12 +383,24 @@ def okr_progress(okrs: OkrFile, values: pd.DataFrame) -> pd.DataFrame:
         current = float(v["current_value"]) if pd.notna(v["current_value"]) else math.nan
         progress = (current - kr.baseline) / (kr.target - kr.baseline)
         expected = expected_progress(day, kr.start_date, kr.deadline)
-        rows.append({
-            "date": day, "objective": kr.objective, "key_result": kr.id, "description": kr.description,
-            "metric_kind": kr.kind, "metric": kr.metric, "model_id": kr.model_id, "baseline": kr.baseline,
-            "target": kr.target, "start_date": kr.start_date, "deadline": kr.deadline, "current_value": current,
-            "progress": progress, "expected_progress": expected,
-            "on_track": None if math.isnan(progress) else bool(progress >= expected),
-            "status": progress_status(day, kr, progress, expected),
-        })
+        rows.append(
+            {
+                "date": day,
+                "objective": kr.objective,
+                "key_result": kr.id,
+                "description": kr.description,
+                "metric_kind": kr.kind,
+                "metric": kr.metric,
+                "model_id": kr.model_id,
+                "baseline": kr.baseline,
+                "target": kr.target,
+                "start_date": kr.start_date,
+                "deadline": kr.deadline,
+                "current_value": current,
+                "progress": progress,
+                "expected_progress": expected,
+                "on_track": None if math.isnan(progress) else bool(progress >= expected),
+                "status": progress_status(day, kr, progress, expected),
+            }
+        )
     return pd.DataFrame(rows, columns=list(PROGRESS_SCHEMA))

@@ -98,7 +98,9 @@ class ModelSpec(_Strict):
     # true: judged against a never-exposed holdout in raw.experiments; false: monitoring only;
     # unset: whatever raw.experiments says
     experiment: bool | None = None
-    threshold: float | None = Field(default=None, ge=0, le=1)  # used where predictions carry no threshold (else 0.5; stg_predictions)
+    threshold: float | None = Field(
+        default=None, ge=0, le=1
+    )  # used where predictions carry no threshold (else 0.5; stg_predictions)
     # favourable: a positive decision helps the person (an offer); harmful: it hurts (fraud, default, recidivism flag)
     positive_decision: Literal["favourable", "harmful"] = "favourable"
     label_horizon_days: int = Field(default=30, ge=1, le=3650)  # labels may arrive this long after the prediction
@@ -200,8 +202,9 @@ class DatabaseSource(_Strict):
         except ArgumentError:
             raise ValueError("not a SQLAlchemy URL (dialect+driver://user@host:port/database)") from None
         if url.password is not None:
-            raise ValueError("the URL holds a password: remove it and name the environment variable that holds it "
-                             "in password_env")
+            raise ValueError(
+                "the URL holds a password: remove it and name the environment variable that holds it in password_env"
+            )
         return value
 
     @model_validator(mode="after")
@@ -307,11 +310,15 @@ class LoadedConfig:
         """What a run assumes because the project file does not say it (printed by the CLI)."""
         c, out = self.config, []
         if self.path is None:
-            out.append(f"no project file ({CONFIG_ENV} unset, no ./{DEFAULT_CONFIG_NAME}): every setting is a "
-                       "default; `impact-ledger init --source DIR` writes one from your data")
+            out.append(
+                f"no project file ({CONFIG_ENV} unset, no ./{DEFAULT_CONFIG_NAME}): every setting is a "
+                "default; `impact-ledger init --source DIR` writes one from your data"
+            )
         if not c.models:
-            out.append("no models declared: every model_id found in raw.predictions is monitored with default rules "
-                       "(positive decision favourable, labels within 30 days, drift vs each version's first 7 days)")
+            out.append(
+                "no models declared: every model_id found in raw.predictions is monitored with default rules "
+                "(positive decision favourable, labels within 30 days, drift vs each version's first 7 days)"
+            )
         if not c.protected_attributes:
             out.append("no protected_attributes declared: fairness is not assessed")
         if c.partitions.start == "from_data":
@@ -368,7 +375,9 @@ def parse_config(raw: Any, path: Path | None = None) -> ProjectConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path or 'project config'}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path or 'project config'}: expected a mapping of keys at the top level, got {type(raw).__name__}"
+        )
     try:
         return ProjectConfig.model_validate(raw)
     except ValidationError as err:
@@ -429,9 +438,19 @@ def config_dbt_vars(config: ProjectConfig) -> dict[str, Any]:
         "max_label_horizon_days": config.max_label_horizon_days,
         # every run recomputes this many days before its range, so a day that gets no label at all still
         # reaches the label-coverage rule's after_days (late labels beyond it refresh their days on arrival)
-        "label_lookback_days": max([d for d in [config.alerts.rules.label_coverage.after_days] + [
-            m.alerts["label_coverage"].after_days for m in config.models.values() if "label_coverage" in m.alerts]
-            if d is not None] or [7]),
+        "label_lookback_days": max(
+            [
+                d
+                for d in [config.alerts.rules.label_coverage.after_days]
+                + [
+                    m.alerts["label_coverage"].after_days
+                    for m in config.models.values()
+                    if "label_coverage" in m.alerts
+                ]
+                if d is not None
+            ]
+            or [7]
+        ),
     }
     for name in EXPERIMENT_SETTINGS:
         value = getattr(config, name)

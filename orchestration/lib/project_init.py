@@ -26,8 +26,19 @@ from orchestration.lib.raw_loader import _file_columns, _scan_sql, table_files
 # a users column with at most this many distinct values is a candidate protected attribute
 MAX_GROUPS = 20
 # names that are protected attributes in most jurisdictions: proposed (uncommented) when low-cardinality
-PROTECTED_TOKENS = {"gender", "sex", "race", "ethnicity", "ethnic", "age", "religion", "disability", "disabled",
-                    "nationality", "caste"}
+PROTECTED_TOKENS = {
+    "gender",
+    "sex",
+    "race",
+    "ethnicity",
+    "ethnic",
+    "age",
+    "religion",
+    "disability",
+    "disabled",
+    "nationality",
+    "caste",
+}
 # columns that identify or time a row are never attributes
 NOT_ATTRIBUTE = re.compile(r"(^id$|_id$|^id_|_at$|_date$|^date$|_ts$|timestamp)", re.IGNORECASE)
 HARMFUL_HINT = re.compile(r"(risk|fraud|default|churn|recidiv|credit|abuse|spam|toxic|anomal)", re.IGNORECASE)
@@ -158,8 +169,10 @@ def _columns(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: li
 def _need(table: str, files: list[Path], present: set[str], *cols: str) -> None:
     for col in cols:
         if col not in present:
-            raise InitError(f"{files[0]}: table '{table}' has no column '{col}' (the contract requires "
-                            f"{', '.join(CONTRACTS[table].column_names)})")
+            raise InitError(
+                f"{files[0]}: table '{table}' has no column '{col}' (the contract requires "
+                f"{', '.join(CONTRACTS[table].column_names)})"
+            )
 
 
 def _stage(conn: duckdb.DuckDBPyConnection, name: str, files: list[Path], select: str) -> None:
@@ -169,13 +182,15 @@ def _stage(conn: duckdb.DuckDBPyConnection, name: str, files: list[Path], select
     except ContractError as err:
         raise InitError(str(err)) from None
     except duckdb.Error as err:
-        raise InitError(f"{files[0].parent if len(files) > 1 else files[0]}: cannot read table '{name}': "
-                        f"{_first_line(err)}") from None
+        raise InitError(
+            f"{files[0].parent if len(files) > 1 else files[0]}: cannot read table '{name}': {_first_line(err)}"
+        ) from None
 
 
 def _daily(conn: duckdb.DuckDBPyConnection, table: str, column: str) -> list[tuple[date, int]]:
-    return conn.execute(f"SELECT CAST({column} AS DATE) AS d, count(*) FROM {table} WHERE {column} IS NOT NULL "
-                        "GROUP BY d ORDER BY d").fetchall()
+    return conn.execute(
+        f"SELECT CAST({column} AS DATE) AS d, count(*) FROM {table} WHERE {column} IS NOT NULL GROUP BY d ORDER BY d"
+    ).fetchall()
 
 
 def _volume(profile: TableProfile, per_day: list[tuple[date, int]]) -> None:
@@ -207,13 +222,18 @@ def infer(source: Path) -> Inference:
     except ConfigError as err:
         raise InitError(str(err)) from None
     where = {name: source_of(name, config) for name in CONTRACTS}
-    found = {name: table_files(source if where[name].kind == "landing" else where[name].root, contract)
-             for name, contract in CONTRACTS.items() if where[name].kind != "database"}
+    found = {
+        name: table_files(source if where[name].kind == "landing" else where[name].root, contract)
+        for name, contract in CONTRACTS.items()
+        if where[name].kind != "database"
+    }
     found = {name: files for name, files in found.items() if files}
     databases = [name for name in CONTRACTS if where[name].kind == "database"]
     if not found and not databases:
-        raise InitError(f"no contract tables under '{source}': expected <table>/*.csv|parquet or <table>.csv|parquet "
-                        f"for tables {', '.join(CONTRACTS)}")
+        raise InitError(
+            f"no contract tables under '{source}': expected <table>/*.csv|parquet or <table>.csv|parquet "
+            f"for tables {', '.join(CONTRACTS)}"
+        )
     conn = duckdb.connect()  # in memory: init never touches the warehouse
     try:
         conn.execute("SET TimeZone = 'UTC'")
@@ -253,11 +273,18 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         if tc is None:
             continue
         _need(name, files, present[name], tc)
-        keep = {"predictions": ["prediction_id", "model_id", "model_version", "score", "threshold"],
-                "labels": ["prediction_id"], "assignments": ["experiment_id"]}.get(name, [])
+        keep = {
+            "predictions": ["prediction_id", "model_id", "model_version", "score", "threshold"],
+            "labels": ["prediction_id"],
+            "assignments": ["experiment_id"],
+        }.get(name, [])
         keep = [c for c in keep if c in present[name]]
-        _stage(conn, f"t_{name}", files,
-               ", ".join([f"{_as_timestamp(tc)} AS _ts"] + [f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in keep]))
+        _stage(
+            conn,
+            f"t_{name}",
+            files,
+            ", ".join([f"{_as_timestamp(tc)} AS _ts"] + [f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in keep]),
+        )
         profile.rows = conn.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
         _volume(profile, _daily(conn, f"t_{name}", "_ts"))
 
@@ -269,8 +296,12 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
     experiments: dict[str, str] = {}
     if "experiments" in found:
         _need("experiments", found["experiments"], present["experiments"], "experiment_id", "model_id")
-        experiments = dict(conn.execute("SELECT DISTINCT CAST(experiment_id AS VARCHAR), CAST(model_id AS VARCHAR) "
-                                        "FROM t_experiments WHERE experiment_id IS NOT NULL ORDER BY 1").fetchall())
+        experiments = dict(
+            conn.execute(
+                "SELECT DISTINCT CAST(experiment_id AS VARCHAR), CAST(model_id AS VARCHAR) "
+                "FROM t_experiments WHERE experiment_id IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        )
     models = _models(conn, found, present, tables, experiments)
     attributes, users = _attributes(conn, found, present) if "users" in found else ([], 0)
     return Inference(source, tables, models, attributes, experiments, users)
@@ -305,13 +336,23 @@ def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
                 FROM d GROUP BY model_id""").fetchall():
             delays[model_id] = (labelled, p50, p99, high)
     by_model_day = {}
-    for model_id, day, n in conn.execute("SELECT model_id, _ts::DATE AS d, count(*) FROM t_predictions "
-                                         "WHERE _ts IS NOT NULL AND model_id IS NOT NULL GROUP BY ALL").fetchall():
+    for model_id, day, n in conn.execute(
+        "SELECT model_id, _ts::DATE AS d, count(*) FROM t_predictions "
+        "WHERE _ts IS NOT NULL AND model_id IS NOT NULL GROUP BY ALL"
+    ).fetchall():
         by_model_day.setdefault(model_id, []).append((day, n))
     out = []
     for model_id, n, first, last, versions, positive_rate in rows:
-        m = ModelProfile(model_id, n, first, last, versions, thresholds.get(model_id, []), positive_rate,
-                         sorted(e for e, mid in experiments.items() if mid == model_id))
+        m = ModelProfile(
+            model_id,
+            n,
+            first,
+            last,
+            versions,
+            thresholds.get(model_id, []),
+            positive_rate,
+            sorted(e for e, mid in experiments.items() if mid == model_id),
+        )
         if model_id in delays:
             labelled, p50, p99, high = delays[model_id]
             m.labelled, m.delay_median_days, m.delay_p99_days, m.delay_max_days = labelled, p50, p99, high
@@ -325,13 +366,18 @@ def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
 def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
     users = conn.execute("SELECT count(*) FROM t_users").fetchone()[0]
     described = conn.execute("DESCRIBE t_users").fetchall()
-    columns = [name for name, dtype, *_ in described
-               if not NOT_ATTRIBUTE.search(name) and name not in ("filename",)
-               and not any(k in dtype.upper() for k in ("TIMESTAMP", "DATE", "TIME"))]
+    columns = [
+        name
+        for name, dtype, *_ in described
+        if not NOT_ATTRIBUTE.search(name)
+        and name not in ("filename",)
+        and not any(k in dtype.upper() for k in ("TIMESTAMP", "DATE", "TIME"))
+    ]
     if not columns:
         return [], users
-    counts = conn.execute("SELECT " + ", ".join(f"count(DISTINCT {_q(c)}), count_if({_q(c)} IS NULL)" for c in columns)
-                          + " FROM t_users").fetchone()
+    counts = conn.execute(
+        "SELECT " + ", ".join(f"count(DISTINCT {_q(c)}), count_if({_q(c)} IS NULL)" for c in columns) + " FROM t_users"
+    ).fetchone()
     out = []
     for i, col in enumerate(columns):
         distinct, nulls = counts[2 * i], counts[2 * i + 1]
@@ -341,9 +387,13 @@ def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
             continue  # an id-like or continuous column: not a group
         values = []
         if distinct <= MAX_GROUPS:
-            values = [str(v[0]) for v in conn.execute(
-                f"SELECT CAST({_q(col)} AS VARCHAR) AS v, count(*) AS n FROM t_users WHERE {_q(col)} IS NOT NULL "
-                f"GROUP BY v ORDER BY n DESC, v LIMIT {SHOWN_VALUES}").fetchall()]
+            values = [
+                str(v[0])
+                for v in conn.execute(
+                    f"SELECT CAST({_q(col)} AS VARCHAR) AS v, count(*) AS n FROM t_users WHERE {_q(col)} IS NOT NULL "
+                    f"GROUP BY v ORDER BY n DESC, v LIMIT {SHOWN_VALUES}"
+                ).fetchall()
+            ]
         out.append(AttributeCandidate(col, distinct, nulls, values, protected))
     out.sort(key=lambda a: (not a.proposed, a.distinct < 2, a.column))
     return out, users
@@ -371,7 +421,7 @@ def render(inf: Inference) -> str:
     L: list[str] = []
     add = L.append
     add(f"# Project file written by `impact-ledger init --source {inf.source}`.")
-    add("# Every field is documented in the README (\"The project file\"); lines marked REVIEW are guesses.")
+    add('# Every field is documented in the README ("The project file"); lines marked REVIEW are guesses.')
     add("# Tables found: " + ", ".join(f"{t.name} ({t.rows} rows)" for t in inf.tables.values()) + ".")
     absent = [n for n in CONTRACTS if n not in inf.tables]
     if absent:
@@ -391,10 +441,15 @@ def render(inf: Inference) -> str:
     add("models:" + ("" if inf.models else " {}  # no predictions found: nothing to monitor"))
     for m in inf.models:
         add(f"  {m.model_id}:")
-        exp = (f"experiment(s) {', '.join(m.experiments)} in raw experiments: attributed against its holdout"
-               if m.experiments else "no experiment in raw experiments: monitoring only")
-        add(f"    # {m.predictions} predictions on {m.first_day} .. {m.last_day} (median {m.daily_median:g} a day), "
-            f"{m.versions} version(s); {exp}")
+        exp = (
+            f"experiment(s) {', '.join(m.experiments)} in raw experiments: attributed against its holdout"
+            if m.experiments
+            else "no experiment in raw experiments: monitoring only"
+        )
+        add(
+            f"    # {m.predictions} predictions on {m.first_day} .. {m.last_day} (median {m.daily_median:g} a day), "
+            f"{m.versions} version(s); {exp}"
+        )
         add(f"    experiment: {'true' if m.experiments else 'false'}")
         rate = "" if m.positive_rate is None else f" ({m.positive_rate:.1%} of predictions are positive decisions)"
         add(f"    # REVIEW{rate}: favourable if a positive decision (score >= threshold) helps the person (an offer, a")
@@ -408,10 +463,14 @@ def render(inf: Inference) -> str:
         if m.delay_p99_days is None:
             add("    # no labels found for this model: the default horizon; set it to how late outcomes can arrive")
         else:
-            add(f"    # labels: {m.labelled} of {m.predictions} predictions labelled; delay in days after the prediction: "
-                f"median {_days(m.delay_median_days)}, p99 {_days(m.delay_p99_days)}, max {_days(m.delay_max_days)}")
+            add(
+                f"    # labels: {m.labelled} of {m.predictions} predictions labelled; delay in days after the prediction: "
+                f"median {_days(m.delay_median_days)}, p99 {_days(m.delay_p99_days)}, max {_days(m.delay_max_days)}"
+            )
             if m.delay_max_days is not None and m.delay_max_days > m.label_horizon_days:
-                add(f"    # (labels later than the horizon are not counted: {math.ceil(m.delay_max_days)} keeps them all)")
+                add(
+                    f"    # (labels later than the horizon are not counted: {math.ceil(m.delay_max_days)} keeps them all)"
+                )
         add(f"    label_horizon_days: {m.label_horizon_days}  # p99 of the label delay, rounded up")
         add("    drift_reference: {first_days: 7}  # or {start: YYYY-MM-DD, end: YYYY-MM-DD}")
     orphans = sorted({mid for mid in inf.experiments.values()} - {m.model_id for m in inf.models})
@@ -425,15 +484,19 @@ def render(inf: Inference) -> str:
     if not inf.attributes:
         add("# REVIEW: no low-cardinality users columns found; fairness is not assessed")
     else:
-        add(f"# Candidates: users columns with few distinct values ({inf.users} users); add one to the list to judge it:")
+        add(
+            f"# Candidates: users columns with few distinct values ({inf.users} users); add one to the list to judge it:"
+        )
     for a in inf.attributes:
         nulls = f", {a.nulls} null" if a.nulls else ""
         values = f": {', '.join(a.values)}" + (" ..." if a.distinct > len(a.values) else "") if a.values else ""
         if a.proposed:
             add(f"#   {a.column}: {a.distinct} groups{nulls}{values} (a protected name: proposed, REVIEW)")
         elif a.protected_name:
-            add(f"#   {a.column}: {a.distinct} distinct values{nulls}: too many groups; add a banded column "
-                f"(e.g. {a.column}_band) to users and judge that")
+            add(
+                f"#   {a.column}: {a.distinct} distinct values{nulls}: too many groups; add a banded column "
+                f"(e.g. {a.column}_band) to users and judge that"
+            )
         elif a.distinct < 2:
             add(f"#   {a.column}: a single value{nulls}: nothing to compare")
         else:
@@ -451,8 +514,10 @@ def render(inf: Inference) -> str:
     for t in inf.tables.values():
         if t.days:
             judged = "judged" if t.daily_median >= vol.min_count else f"not judged (median below {vol.min_count})"
-            add(f"    #   {t.name}: {t.rows} rows on {t.days} day(s), median {t.daily_median:g} (min {t.daily_min}, "
-                f"max {t.daily_max}): {judged}")
+            add(
+                f"    #   {t.name}: {t.rows} rows on {t.days} day(s), median {t.daily_median:g} (min {t.daily_min}, "
+                f"max {t.daily_max}): {judged}"
+            )
     add(f"    trailing_days: {vol.trailing_days}")
     add(f"    min_count: {vol.min_count}")
     add(f"    tolerance: {vol.tolerance}")
@@ -463,8 +528,10 @@ def render(inf: Inference) -> str:
     add("bias:")
     daily = sorted(m.daily_median for m in inf.models)
     if daily:
-        add(f"  # a {bias.window_days}-day window holds about {int(daily[0] * bias.window_days)} predictions of the "
-            f"smallest model; groups with fewer labelled ones than min_labelled are reported, not judged")
+        add(
+            f"  # a {bias.window_days}-day window holds about {int(daily[0] * bias.window_days)} predictions of the "
+            f"smallest model; groups with fewer labelled ones than min_labelled are reported, not judged"
+        )
     add(f"  window_days: {bias.window_days}  # trailing days each day's fairness verdict sums")
     add(f"  min_labelled: {bias.min_labelled}")
     add(f"  disparate_impact_min: {bias.disparate_impact_min}  # four-fifths rule on favourable-outcome rates")
@@ -491,11 +558,15 @@ def review(inf: Inference) -> list[str]:
     out = []
     for t in inf.tables.values():
         if t.missing_columns:
-            out.append(f"table '{t.name}' lacks contract column(s) {', '.join(t.missing_columns)}: materialize will "
-                       "stop until they are added")
+            out.append(
+                f"table '{t.name}' lacks contract column(s) {', '.join(t.missing_columns)}: materialize will "
+                "stop until they are added"
+            )
     for m in inf.models:
-        out.append(f"models.{m.model_id}.positive_decision: favourable was assumed; a risk score (fraud, default, "
-                   "recidivism) should say harmful")
+        out.append(
+            f"models.{m.model_id}.positive_decision: favourable was assumed; a risk score (fraud, default, "
+            "recidivism) should say harmful"
+        )
         if m.threshold is None:
             out.append(f"models.{m.model_id}: predictions carry {len(m.thresholds)} thresholds; each row's own is used")
         elif not [t for t, _ in m.thresholds if t is not None]:
@@ -508,8 +579,10 @@ def review(inf: Inference) -> list[str]:
     bias = Bias()
     small = [m.model_id for m in inf.models if m.daily_median * bias.window_days < bias.min_labelled]
     if small:
-        out.append(f"bias: {', '.join(small)} make(s) fewer than {bias.min_labelled} predictions in "
-                   f"{bias.window_days} days: widen bias.window_days or lower bias.min_labelled for verdicts")
+        out.append(
+            f"bias: {', '.join(small)} make(s) fewer than {bias.min_labelled} predictions in "
+            f"{bias.window_days} days: widen bias.window_days or lower bias.min_labelled for verdicts"
+        )
     out.append("currency: USD assumed")
     return out
 
@@ -520,13 +593,17 @@ def describe(inf: Inference) -> list[str]:
     for t in inf.tables.values():
         span = f", median {t.daily_median:g} rows a day over {t.days} day(s)" if t.days else ""
         where = f" ({t.source})" if t.source else ""
-        held = f"{t.rows} rows" + (f" in {len(t.files)} file(s)" if t.files or not t.source.startswith("database") else "")
+        held = f"{t.rows} rows" + (
+            f" in {len(t.files)} file(s)" if t.files or not t.source.startswith("database") else ""
+        )
         out.append(f"  {t.name}: {held}{where}{span}")
     for m in inf.models:
         exp = f"experiment {', '.join(m.experiments)}" if m.experiments else "monitoring only"
         thr = "several thresholds" if m.threshold is None else f"threshold {m.threshold:g}"
-        out.append(f"  model {m.model_id}: {m.predictions} predictions, {exp}, {thr}, "
-                   f"label horizon {m.label_horizon_days} day(s) (p99 delay {_days(m.delay_p99_days)})")
+        out.append(
+            f"  model {m.model_id}: {m.predictions} predictions, {exp}, {thr}, "
+            f"label horizon {m.label_horizon_days} day(s) (p99 delay {_days(m.delay_p99_days)})"
+        )
     for a in inf.attributes:
         out.append(f"  users.{a.column}: {a.distinct} distinct value(s)" + (" -> proposed" if a.proposed else ""))
     return out

@@ -21,7 +21,6 @@ from orchestration.lib.label_refresh import refresh_start
 from orchestration.lib.settings import dbt_var
 
 
-
 @dataclass(frozen=True)
 class Published:
     """A published table: its day column, and the dbt vars saying how many days before a run's range its
@@ -75,8 +74,12 @@ class PublishReport:
 
 
 def _existing(conn: duckdb.DuckDBPyConnection) -> dict[str, Published]:
-    present = {f"{s}.{t}" for s, t in conn.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
+    present = {
+        f"{s}.{t}"
+        for s, t in conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+        ).fetchall()
+    }
     return {t: spec for t, spec in PUBLISHED.items() if t in present}
 
 
@@ -94,8 +97,9 @@ def _swap_in(staged: Path, target: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def export_table(conn: duckdb.DuckDBPyConnection, table: str, day_column: str, folder: Path,
-                 first: date, last: date) -> tuple[int, int]:
+def export_table(
+    conn: duckdb.DuckDBPyConnection, table: str, day_column: str, folder: Path, first: date, last: date
+) -> tuple[int, int]:
     """Rewrite ``folder``/date=<day>/ for every day of first..last from the table's current rows.
 
     The window is written whole into a staging folder first, then swapped in day by day,
@@ -105,7 +109,9 @@ def export_table(conn: duckdb.DuckDBPyConnection, table: str, day_column: str, f
     staging = folder.parent / f".{folder.name}.staging.{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     # hive convention: the folder carries `date`, so a `date` column is not repeated in the file
-    columns = "* REPLACE (CAST(date AS DATE) AS date)" if day_column == "date" else f"*, CAST({day_column} AS DATE) AS date"
+    columns = (
+        "* REPLACE (CAST(date AS DATE) AS date)" if day_column == "date" else f"*, CAST({day_column} AS DATE) AS date"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     rows = conn.execute(f"SELECT count(*) FROM {table} WHERE {day_column} BETWEEN ? AND ?", [first, last]).fetchone()[0]
     if rows:
@@ -155,7 +161,7 @@ def remove_dead_builds(snapshot: Path) -> list[Path]:
     """Snapshot builds (and their WAL) left by a process that was killed mid-write: nobody will rename them."""
     removed = []
     for path in snapshot.parent.glob(f".{snapshot.name}.*.tmp*"):
-        pid = path.name[len(snapshot.name) + 2:].split(".")[0]
+        pid = path.name[len(snapshot.name) + 2 :].split(".")[0]
         if pid.isdigit() and not _alive(int(pid)):
             path.unlink(missing_ok=True)
             removed.append(path)
@@ -169,9 +175,13 @@ def refresh_snapshot(conn: duckdb.DuckDBPyConnection, snapshot: Path) -> int:
     tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     # quarantined raw rows too (few, and what the report's quarantine section reads); no Parquet exports
-    quarantine = [f"raw_quarantine.{t}" for (t,) in conn.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw_quarantine' "
-        "AND table_catalog = current_database() ORDER BY 1").fetchall()]
+    quarantine = [
+        f"raw_quarantine.{t}"
+        for (t,) in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw_quarantine' "
+            "AND table_catalog = current_database() ORDER BY 1"
+        ).fetchall()
+    ]
     tables = [*_existing(conn), *quarantine]
     conn.execute(f"ATTACH '{tmp}' AS snapshot_build")
     try:

@@ -58,8 +58,12 @@ DAY_INDEX = {"rows": DAY_COLUMN, "days": "day"}  # the column that places a fram
 # One row per suite and day: that day's verdict (the staging views hold back a table's failed days).
 GATE_RESULTS = "quality.gate_results"
 GATE_RESULTS_SCHEMA = {
-    "date": "DATE", "suite": "VARCHAR", "table_name": "VARCHAR", "passed": "BOOLEAN",
-    "failed_expectations": "VARCHAR", "rows_validated": "BIGINT",
+    "date": "DATE",
+    "suite": "VARCHAR",
+    "table_name": "VARCHAR",
+    "passed": "BOOLEAN",
+    "failed_expectations": "VARCHAR",
+    "rows_validated": "BIGINT",
 }
 
 
@@ -109,8 +113,10 @@ class ExpectationOutcome:
     def describe(self) -> str:
         where = f" on {self.column}" if self.column else ""
         if self.unexpected_count is not None:
-            detail = (f": {self.unexpected_count} unexpected ({self.unexpected_percent or 0:.2f}% of {self.level}), "
-                      f"e.g. {self.sample_unexpected}")
+            detail = (
+                f": {self.unexpected_count} unexpected ({self.unexpected_percent or 0:.2f}% of {self.level}), "
+                f"e.g. {self.sample_unexpected}"
+            )
         else:
             detail = f": observed {self.observed_value}"
         if self.detail:
@@ -152,14 +158,20 @@ class SuiteResult:
         if not self.failed:
             head = f"suite {self.suite}: all {len(self.outcomes)} expectations passed on {self.rows} rows"
         else:
-            head = f"suite {self.suite}: {len(blocking)} of {len(self.outcomes)} expectations failed on {self.rows} rows"
+            head = (
+                f"suite {self.suite}: {len(blocking)} of {len(self.outcomes)} expectations failed on {self.rows} rows"
+            )
         lines = [head] + [f"- {o.describe()}" for o in self.failed]
         if len(self.days) > 1 and self.failed_days:
-            lines.append(f"failed days ({len(self.failed_days)} of {len(self.days)}): "
-                         + ", ".join(f"{d} [{', '.join(o.name for o in self.day_failures(d))}]" for d in self.failed_days))
+            lines.append(
+                f"failed days ({len(self.failed_days)} of {len(self.days)}): "
+                + ", ".join(f"{d} [{', '.join(o.name for o in self.day_failures(d))}]" for d in self.failed_days)
+            )
         if tolerated:
-            lines.append("tolerated (within gates.rows max_share and min_count on every day): "
-                         + "; ".join(f"{o.name}: {o.unexpected_count}" for o in tolerated))
+            lines.append(
+                "tolerated (within gates.rows max_share and min_count on every day): "
+                + "; ".join(f"{o.name}: {o.unexpected_count}" for o in tolerated)
+            )
         return "\n".join(lines)
 
 
@@ -189,7 +201,9 @@ def suite_columns(suite: dict) -> list[str]:
     cols: list[str] = []
     for exp in suite.get("expectations") or []:
         kwargs = exp["kwargs"]
-        names = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs] + list(kwargs.get("column_list", []))
+        names = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs] + list(
+            kwargs.get("column_list", [])
+        )
         cols += [c for c in names if c not in cols and c not in derived]
     return cols
 
@@ -215,15 +229,22 @@ def _context(docs_dir: Path | None):
             "show_how_to_buttons": False,  # links to GX's online guides: noise in an offline site
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
         }
-        add = context.update_data_docs_site if DOCS_SITE in context.list_data_docs_sites() else context.add_data_docs_site
+        add = (
+            context.update_data_docs_site if DOCS_SITE in context.list_data_docs_sites() else context.add_data_docs_site
+        )
         add(DOCS_SITE, site)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep run logs readable
     return context
 
 
-def validate_frames(frames: dict[str, pd.DataFrame], suite: dict, parameters: dict | None = None,
-                    docs_dir: Path | None = None, days: list[date] | None = None,
-                    row_rule: RowRule | None = None) -> SuiteResult:
+def validate_frames(
+    frames: dict[str, pd.DataFrame],
+    suite: dict,
+    parameters: dict | None = None,
+    docs_dir: Path | None = None,
+    days: list[date] | None = None,
+    row_rule: RowRule | None = None,
+) -> SuiteResult:
     """Validate each level's frame against that level's expectations in one GX context, and judge each day.
 
     ``days``: the run's days (default: the days of the rows frame's ``_day``). ``row_rule``: gates.rows
@@ -254,8 +275,9 @@ def validate_frames(frames: dict[str, pd.DataFrame], suite: dict, parameters: di
             continue
         name = f"{suite['name']}_{level}"
         asset = next((a for a in source.assets if a.name == name), None) or source.add_dataframe_asset(name=name)
-        batch_definition = next((b for b in asset.batch_definitions if b.name == level), None) \
-            or asset.add_batch_definition_whole_dataframe(level)
+        batch_definition = next(
+            (b for b in asset.batch_definitions if b.name == level), None
+        ) or asset.add_batch_definition_whole_dataframe(level)
         gx_suite = gx.ExpectationSuite(name=name)
         for exp in specs:
             gx_suite.add_expectation_configuration(
@@ -263,16 +285,24 @@ def validate_frames(frames: dict[str, pd.DataFrame], suite: dict, parameters: di
             )
         # COMPLETE: the indexes of every unexpected row, so each day gets its own count (no index query:
         # it would spell out every index; measured: as fast as SUMMARY on a million rows)
-        result_format = {"result_format": "COMPLETE", "partial_unexpected_count": SAMPLE_SIZE,
-                         "return_unexpected_index_query": False}
+        result_format = {
+            "result_format": "COMPLETE",
+            "partial_unexpected_count": SAMPLE_SIZE,
+            "return_unexpected_index_query": False,
+        }
         if docs_dir is None:
             result = batch_definition.get_batch(batch_parameters={"dataframe": frames[level]}).validate(
-                gx_suite, result_format=result_format, expectation_parameters=parameters or {})
+                gx_suite, result_format=result_format, expectation_parameters=parameters or {}
+            )
         else:
             definition = context.validation_definitions.add_or_update(
-                gx.ValidationDefinition(name=name, data=batch_definition, suite=context.suites.add_or_update(gx_suite)))
-            result = definition.run(batch_parameters={"dataframe": frames[level]}, result_format=result_format,
-                                    expectation_parameters=parameters or {})
+                gx.ValidationDefinition(name=name, data=batch_definition, suite=context.suites.add_or_update(gx_suite))
+            )
+            result = definition.run(
+                batch_parameters={"dataframe": frames[level]},
+                result_format=result_format,
+                expectation_parameters=parameters or {},
+            )
         for r in result.results:
             details = r.result or {}
             meta = r.expectation_config.meta or {}
@@ -314,8 +344,9 @@ def validate_frames(frames: dict[str, pd.DataFrame], suite: dict, parameters: di
     return SuiteResult(suite["name"], len(rows) if rows is not None else 0, outcomes, days, rows_by_day)
 
 
-def validate_frame(frame: pd.DataFrame, suite: dict, parameters: dict | None = None,
-                   row_rule: RowRule | None = None) -> SuiteResult:
+def validate_frame(
+    frame: pd.DataFrame, suite: dict, parameters: dict | None = None, row_rule: RowRule | None = None
+) -> SuiteResult:
     """Row-level expectations only, on a ready frame (small tests); without ``_day`` it is one day."""
     return validate_frames({"rows": frame}, suite, parameters, row_rule=row_rule)
 
@@ -400,10 +431,13 @@ def placeholders(first: date, last: date, config=None) -> dict[str, str]:
         from orchestration.lib.project_config import load_config
 
         config = load_config()
-    return {"first": first.isoformat(), "last": last.isoformat(),
-            "declared_models": _sql_list(sorted(config.models)),
-            "models_declared": "true" if config.models else "false",
-            "max_label_horizon_days": str(int(config.max_label_horizon_days))}
+    return {
+        "first": first.isoformat(),
+        "last": last.isoformat(),
+        "declared_models": _sql_list(sorted(config.models)),
+        "models_declared": "true" if config.models else "false",
+        "max_label_horizon_days": str(int(config.max_label_horizon_days)),
+    }
 
 
 def _fill(sql: str, first: date, last: date, config=None) -> str:
@@ -441,7 +475,9 @@ def rows_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: 
     )
     relation = conn.sql(query)  # binds the query (column types) without running it
     types = dict(zip(relation.columns, map(str, relation.types)))
-    flags = [f'coalesce("{name}", false) AS "{name}"' for name in suite.get("derived") or {} if types[name] == "BOOLEAN"]
+    flags = [
+        f'coalesce("{name}", false) AS "{name}"' for name in suite.get("derived") or {} if types[name] == "BOOLEAN"
+    ]
     if flags:
         query = f"SELECT * REPLACE ({', '.join(flags)}) FROM ({query})"
     return conn.execute(query).df()
@@ -463,15 +499,18 @@ def rows_read_per_day(conn: duckdb.DuckDBPyConnection, table: str, first: date, 
     if CONTRACTS[table].time_column is None:
         total = conn.execute(f"SELECT count(*) FROM ({read})").fetchone()[0]
         return {day.date(): total for day in pd.date_range(first, last)}
-    counts = conn.execute(f"SELECT _partition_date, count(*) FROM ({read}) WHERE _partition_date BETWEEN ? AND ? GROUP BY 1",
-                          [first, last]).fetchall()
+    counts = conn.execute(
+        f"SELECT _partition_date, count(*) FROM ({read}) WHERE _partition_date BETWEEN ? AND ? GROUP BY 1",
+        [first, last],
+    ).fetchall()
     return {pd.Timestamp(day).date(): n for day, n in counts}
 
 
 def table_is_empty(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     """No row ever read (loaded or quarantined): an optional table absent from the source."""
-    return not conn.execute(f"SELECT EXISTS (SELECT 1 FROM raw.{table}) OR EXISTS (SELECT 1 FROM raw_quarantine.{table})"
-                            ).fetchone()[0]
+    return not conn.execute(
+        f"SELECT EXISTS (SELECT 1 FROM raw.{table}) OR EXISTS (SELECT 1 FROM raw_quarantine.{table})"
+    ).fetchone()[0]
 
 
 def days_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, volume=None) -> pd.DataFrame:
@@ -515,7 +554,7 @@ def days_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: 
         ),
         groups AS (SELECT DISTINCT 1 AS one{group} FROM counts),
         calendar AS (
-            SELECT CAST(d.generate_series AS DATE) AS day{', g."' + by + '"' if by else ''},
+            SELECT CAST(d.generate_series AS DATE) AS day{', g."' + by + '"' if by else ""},
                 coalesce(c.rows, 0) AS rows, h.first_day
             FROM generate_series(DATE '{first}' - INTERVAL {t} DAY, DATE '{last}', INTERVAL 1 DAY) d
             CROSS JOIN groups g
@@ -555,12 +594,15 @@ def stale_median(z: float) -> float:
 
 def resolve_parameters(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, config=None) -> dict:
     """Suite parameters ($PARAMETER) from the SQL in the suite's `parameters` section."""
-    return {name: [r[0] for r in conn.execute(_fill(sql, first, last, config)).fetchall()]
-            for name, sql in (suite.get("parameters") or {}).items()}
+    return {
+        name: [r[0] for r in conn.execute(_fill(sql, first, last, config)).fetchall()]
+        for name, sql in (suite.get("parameters") or {}).items()
+    }
 
 
-def run_suite(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date,
-              docs_dir: Path | None = None, config=None) -> SuiteResult:
+def run_suite(
+    conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, docs_dir: Path | None = None, config=None
+) -> SuiteResult:
     """Validate the partition days first..last of the suite's raw table, each day judged on its own.
 
     ``config``: the project file (default: load_config()); Data Docs into ``docs_dir`` if given.
@@ -574,12 +616,24 @@ def run_suite(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: d
         config = load_config()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     if table_is_empty(conn, suite["table"]):
-        return SuiteResult(suite["name"], 0, [], tuple(days), {d: 0 for d in days},
-                           note=f"raw.{suite['table']} holds no rows: table absent from the source (optional), nothing to validate")
+        return SuiteResult(
+            suite["name"],
+            0,
+            [],
+            tuple(days),
+            {d: 0 for d in days},
+            note=f"raw.{suite['table']} holds no rows: table absent from the source (optional), nothing to validate",
+        )
     frames = {"schema": schema_frame(conn, suite["table"])}
     if not missing_columns(suite, frames["schema"]):
         frames["rows"] = rows_frame(conn, suite, first, last, config)
         frames["days"] = days_frame(conn, suite, first, last, config.gates.volume)
     rows = config.gates.rows
-    return validate_frames(frames, suite, resolve_parameters(conn, suite, first, last, config), docs_dir, days,
-                           RowRule(rows.max_share, rows.min_count))
+    return validate_frames(
+        frames,
+        suite,
+        resolve_parameters(conn, suite, first, last, config),
+        docs_dir,
+        days,
+        RowRule(rows.max_share, rows.min_count),
+    )

@@ -38,8 +38,10 @@ META_COLUMNS = ("_partition_date", "_source_file", "_source_row")
 CSV_CODECS = {"utf-8": "utf-8-sig", "utf-16": "utf-16", "latin-1": "latin-1"}
 # Strict RFC 4180: no dialect sniffing (a ragged file once sniffed as one column named after the whole header,
 # an unclosed quote as a model id '"recommender'); a row with too few or too many fields is an error, not padded.
-CSV_OPTIONS = ("header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
-               "strict_mode = true, null_padding = false")
+CSV_OPTIONS = (
+    "header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
+    "strict_mode = true, null_padding = false"
+)
 
 
 @dataclass
@@ -87,17 +89,21 @@ def files_for_day(source: Path, contract: TableContract, files: list[Path], day:
 
 
 def _encoding_advice(table: str, encoding: str) -> str:
-    return (f"re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) or declare its encoding in the "
-            f"project file (csv: {{table_encoding: {{{table or '<table>'}: latin-1}}}}; utf-8, utf-16 and latin-1 are read; "
-            f"now read as {encoding})")
+    return (
+        f"re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) or declare its encoding in the "
+        f"project file (csv: {{table_encoding: {{{table or '<table>'}: latin-1}}}}; utf-8, utf-16 and latin-1 are read; "
+        f"now read as {encoding})"
+    )
 
 
 def csv_header(path: Path, table: str = "", encoding: str = "utf-8") -> list[str]:
     """The column names on the first line of a CSV file; an empty file or a bad header is a ContractError."""
     where = f"{path}: table '{table}'" if table else str(path)
     if path.stat().st_size == 0:
-        raise ContractError(f"{where}: the file is empty (0 bytes); a CSV file needs at least a header line naming its "
-                            "columns (a header alone is a day without rows)")
+        raise ContractError(
+            f"{where}: the file is empty (0 bytes); a CSV file needs at least a header line naming its "
+            "columns (a header alone is a day without rows)"
+        )
     try:
         if encoding == "utf-16":  # two bytes a character: a byte-wise line would split one
             with path.open(encoding=CSV_CODECS[encoding], newline="") as fh:
@@ -106,13 +112,19 @@ def csv_header(path: Path, table: str = "", encoding: str = "utf-8") -> list[str
             with path.open("rb") as fh:
                 first = fh.readline(1 << 20).decode(CSV_CODECS[encoding])
     except UnicodeDecodeError:
-        raise ContractError(f"{where}, line 1: the header is not valid {encoding}: " + _encoding_advice(table, encoding)) from None
+        raise ContractError(
+            f"{where}, line 1: the header is not valid {encoding}: " + _encoding_advice(table, encoding)
+        ) from None
     header = next(csv.reader([first]), [])
     if not header or header == [""]:
-        raise ContractError(f"{where}, line 1: the first line is empty; a CSV file starts with a header line naming its columns")
+        raise ContractError(
+            f"{where}, line 1: the first line is empty; a CSV file starts with a header line naming its columns"
+        )
     if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
-        raise ContractError(f"{where}, line 1: the header is one column {header[0][:80]!r}; CSV files must be "
-                            "comma-separated (re-save with ',' as the delimiter)")
+        raise ContractError(
+            f"{where}, line 1: the header is one column {header[0][:80]!r}; CSV files must be "
+            "comma-separated (re-save with ',' as the delimiter)"
+        )
     unnamed = [i + 1 for i, name in enumerate(header) if not name.strip()]
     if unnamed:
         raise ContractError(f"{where}, line 1: header field(s) {unnamed} have no name (a trailing comma?)")
@@ -133,11 +145,14 @@ def _check_parquet(path: Path, table: str) -> None:
         fh.seek(max(size - 4, 0))
         tail = fh.read(4)
     if head != b"PAR1":
-        raise ContractError(f"{where}: not a Parquet file (it does not start with the Parquet magic bytes PAR1); "
-                            "name CSV files *.csv")
+        raise ContractError(
+            f"{where}: not a Parquet file (it does not start with the Parquet magic bytes PAR1); name CSV files *.csv"
+        )
     if size < 12 or tail != b"PAR1":
-        raise ContractError(f"{where}: the Parquet file is truncated or incomplete ({size} bytes, no footer: it does not "
-                            "end with PAR1); was it copied while still being written? Write the day again")
+        raise ContractError(
+            f"{where}: the Parquet file is truncated or incomplete ({size} bytes, no footer: it does not "
+            "end with PAR1); was it copied while still being written? Write the day again"
+        )
 
 
 def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8") -> str:
@@ -155,9 +170,15 @@ def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8") -> st
         for header, paths in by_header.items():
             listed = ", ".join(_sql_str(str(p)) for p in paths)
             columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header) + "}"
-            scans.append(f"read_csv([{listed}], columns = {columns}, filename = true, encoding = '{encoding}', {CSV_OPTIONS})")
-        return scans[0] if len(scans) == 1 else "(" + " UNION ALL BY NAME ".join(f"SELECT * FROM {x}" for x in scans) + ")"
-    raise ContractError(f"mixed Parquet and CSV files for one table: {[str(p) for p in files]}; use one format per table")
+            scans.append(
+                f"read_csv([{listed}], columns = {columns}, filename = true, encoding = '{encoding}', {CSV_OPTIONS})"
+            )
+        return (
+            scans[0] if len(scans) == 1 else "(" + " UNION ALL BY NAME ".join(f"SELECT * FROM {x}" for x in scans) + ")"
+        )
+    raise ContractError(
+        f"mixed Parquet and CSV files for one table: {[str(p) for p in files]}; use one format per table"
+    )
 
 
 def _is_reader_error(err: duckdb.Error) -> bool:
@@ -174,11 +195,15 @@ def reader_error(err: duckdb.Error, table: str, files: list[Path], encoding: str
     original = re.search(r"Original Line: (.*)", text)
     columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
     if "unterminated quote" in text:
-        cause = ('a quoted value is never closed (unterminated quote "); close it, and write a quote inside a '
-                 'value as two quotes ("")')
+        cause = (
+            'a quoted value is never closed (unterminated quote "); close it, and write a quote inside a '
+            'value as two quotes ("")'
+        )
     elif columns:
-        cause = (f"the row has {columns.group(2)} fields but the header names {columns.group(1)} columns (a missing "
-                 "or extra comma, or a comma inside a value that is not quoted)")
+        cause = (
+            f"the row has {columns.group(2)} fields but the header names {columns.group(1)} columns (a missing "
+            "or extra comma, or a comma inside a value that is not quoted)"
+        )
     elif "Invalid unicode" in text or "not utf-8" in text.lower():
         cause = f"bytes that are not valid {encoding}: " + _encoding_advice(table, encoding)
     elif "Maximum line size" in text or "maximum_line_size" in text:
@@ -212,7 +237,9 @@ def _file_columns(conn: duckdb.DuckDBPyConnection, path: Path, table: str = "", 
         raise reader_error(err, table, [path]) from None
 
 
-def check_columns(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], encoding: str = "utf-8") -> None:
+def check_columns(
+    conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], encoding: str = "utf-8"
+) -> None:
     for path in files:
         present = set(_file_columns(conn, path, contract.name, encoding))
         for col in contract.columns:
@@ -269,8 +296,10 @@ def _reason_sql(contract: TableContract, day: date, dated: bool) -> str:
         key = "(" + ", ".join(contract.key) + ")"
         cases.append(f"CASE WHEN _key_rank > 1 THEN {_sql_str('duplicate key ' + key)} END")
         if contract.time_column:
-            cases.append(f"CASE WHEN _first_seen IS NOT NULL THEN {_sql_str('duplicate key ' + key + ', first seen on ')} "
-                         "|| strftime(_first_seen, '%Y-%m-%d') END")
+            cases.append(
+                f"CASE WHEN _first_seen IS NOT NULL THEN {_sql_str('duplicate key ' + key + ', first seen on ')} "
+                "|| strftime(_first_seen, '%Y-%m-%d') END"
+            )
     if contract.time_column and dated:
         tc = _quote(contract.time_column)
         cases.append(
@@ -301,8 +330,9 @@ def _add_extra_columns(conn: duckdb.DuckDBPyConnection, table: str) -> None:
             conn.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS {_quote(name)} {dtype}")
 
 
-def _prepare(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], dated: bool,
-             encoding: str = "utf-8") -> tuple[str, list[str]]:
+def _prepare(
+    conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path], dated: bool, encoding: str = "utf-8"
+) -> tuple[str, list[str]]:
     """Check the files' columns and types (once per run for undated files) -> the scan SQL and its columns."""
     check_columns(conn, contract, files, encoding)
     scan = _scan_sql(files, contract.name, encoding)
@@ -320,12 +350,15 @@ def _prepare(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: li
     return scan, present
 
 
-def _stage_undated(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: list[str],
-                   first: date, last: date) -> None:
+def _stage_undated(
+    conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: list[str], first: date, last: date
+) -> None:
     """Undated files hold every day: read them once per run into temp table ``_undated``, placed by their time column."""
     day = _time_day(contract)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _undated AS SELECT {_typed_select(contract, present, day)} FROM {scan} "
-                 f"WHERE {day} BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'")
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _undated AS SELECT {_typed_select(contract, present, day)} FROM {scan} "
+        f"WHERE {day} BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
+    )
 
 
 def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: str, day: date, dated: bool) -> None:
@@ -344,8 +377,11 @@ def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: s
             f"FROM raw.{contract.name} SEMI JOIN (SELECT DISTINCT {keys} FROM _typed) d USING ({keys}) "
             f"WHERE _partition_date < DATE '{day.isoformat()}' GROUP BY {keys}"
         )
-        seen = (f"(SELECT s._first_seen FROM _seen s WHERE "
-                + " AND ".join(f"s.{k} = _typed.{k}" for k in map(_quote, contract.key)) + ")")
+        seen = (
+            "(SELECT s._first_seen FROM _seen s WHERE "
+            + " AND ".join(f"s.{k} = _typed.{k}" for k in map(_quote, contract.key))
+            + ")"
+        )
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (_key_rank, _first_seen), "
         f"{_reason_sql(contract, day, dated)} AS _reason "
@@ -371,12 +407,18 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
         raise ContractError(f"source directory '{source}' does not exist (set IMPACT_LEDGER_SOURCE or --source)")
     all_files = table_files(source, contract)
     if not all_files and not contract.optional:
-        raise ContractError(f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet or *.csv; "
-                            f"'{table}' is the one table every source needs)")
+        raise ContractError(
+            f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet or *.csv; "
+            f"'{table}' is the one table every source needs)"
+        )
     conn.execute("SET TimeZone = 'UTC'")
     _ensure_all_tables(conn)
     encoding = load_config().csv.encoding_of(table)
-    undated = bool(all_files) and contract.time_column is not None and not files_for_day(source, contract, all_files, days[0])[1]
+    undated = (
+        bool(all_files)
+        and contract.time_column is not None
+        and not files_for_day(source, contract, all_files, days[0])[1]
+    )
     reports = []
     files = all_files
     try:
@@ -391,7 +433,9 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
                 scan, present = _prepare(conn, contract, files, dated, encoding)
                 day_sql = f"DATE '{day.isoformat()}'"
                 rows_sql = f"SELECT {_typed_select(contract, present, day_sql)} FROM {scan}"
-            reports.append(_replace_day(conn, contract, day, files, dated, rows_sql if files else None, bool(all_files)))
+            reports.append(
+                _replace_day(conn, contract, day, files, dated, rows_sql if files else None, bool(all_files))
+            )
     except duckdb.Error as err:  # the file cannot be read as CSV / Parquet: one line, not DuckDB's 40
         if not _is_reader_error(err):
             raise
@@ -402,8 +446,15 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     return reports
 
 
-def _replace_day(conn: duckdb.DuckDBPyConnection, contract: TableContract, day: date, files: list[Path], dated: bool,
-                 rows_sql: str | None, table_present: bool) -> LoadReport:
+def _replace_day(
+    conn: duckdb.DuckDBPyConnection,
+    contract: TableContract,
+    day: date,
+    files: list[Path],
+    dated: bool,
+    rows_sql: str | None,
+    table_present: bool,
+) -> LoadReport:
     table = contract.name
     report = LoadReport(table, day, [str(p) for p in files])
     conn.execute("BEGIN TRANSACTION")
@@ -421,14 +472,19 @@ def _replace_day(conn: duckdb.DuckDBPyConnection, contract: TableContract, day: 
             conn.execute(f"INSERT INTO raw_quarantine.{table} BY NAME SELECT * FROM _checked WHERE _reason <> ''")
             report.rows_read = conn.execute("SELECT count(*) FROM _typed").fetchone()[0]
             report.quarantine_reasons = dict(
-                conn.execute("SELECT _reason, count(*) FROM _checked WHERE _reason <> '' GROUP BY 1 ORDER BY 2 DESC").fetchall()
+                conn.execute(
+                    "SELECT _reason, count(*) FROM _checked WHERE _reason <> '' GROUP BY 1 ORDER BY 2 DESC"
+                ).fetchall()
             )
             report.rows_quarantined = sum(report.quarantine_reasons.values())
             report.rows_loaded = report.rows_read - report.rows_quarantined
             conn.execute("DROP TABLE _typed; DROP TABLE _checked")
         else:
-            report.note = (f"table absent from source (optional): raw.{table} is empty" if not table_present
-                           else "no source rows for this day")
+            report.note = (
+                f"table absent from source (optional): raw.{table} is empty"
+                if not table_present
+                else "no source rows for this day"
+            )
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")

@@ -9,8 +9,13 @@ from datetime import date, timedelta
 import pandas as pd
 
 REQUEST_SCHEMA = {
-    "date": "DATE", "model_id": "VARCHAR", "reason": "VARCHAR", "evidence": "VARCHAR",
-    "snapshot_path": "VARCHAR", "status": "VARCHAR", "status_reason": "VARCHAR",
+    "date": "DATE",
+    "model_id": "VARCHAR",
+    "reason": "VARCHAR",
+    "evidence": "VARCHAR",
+    "snapshot_path": "VARCHAR",
+    "status": "VARCHAR",
+    "status_reason": "VARCHAR",
 }
 DRIFT_METRICS = ("psi", "expected_calibration_error")
 # set by the retraining job, not by the rules: a request it acted on stays on record
@@ -25,8 +30,15 @@ def snapshot_path(exports: str, model_id: str, day: date) -> str:
 FLOOR_METRICS = {"min_precision": "precision", "min_recall": "recall"}
 
 
-def retraining_requests(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict, min_labelled: int,
-                        day: date, exports: str, floors: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
+def retraining_requests(
+    alerts: pd.DataFrame,
+    health: pd.DataFrame,
+    rules: dict,
+    min_labelled: int,
+    day: date,
+    exports: str,
+    floors: dict[str, dict[str, float]] | None = None,
+) -> pd.DataFrame:
     """Requests raised on ``day``, from the alert and health rows dated up to ``day``.
 
     A model is due when drift or calibration alerts cover ``rules['persist_days']``
@@ -54,8 +66,11 @@ def retraining_requests(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict,
                 recent = drift[(dates > pd.Timestamp(end - timedelta(days=k))) & (dates <= pd.Timestamp(end))]
                 evidence["worst"] = recent.groupby("metric")["value"].max().round(4).to_dict()
                 break
-        recent_health = health[(health["model_id"] == model_id) & (health["labelled"] >= min_labelled)
-                               & (pd.to_datetime(health["date"]) > pd.Timestamp(day - timedelta(days=k)))]
+        recent_health = health[
+            (health["model_id"] == model_id)
+            & (health["labelled"] >= min_labelled)
+            & (pd.to_datetime(health["date"]) > pd.Timestamp(day - timedelta(days=k)))
+        ]
         for key, metric in FLOOR_METRICS.items():
             floor = floors.get(model_id, {}).get(key)
             if floor is None:
@@ -63,36 +78,64 @@ def retraining_requests(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict,
             low = recent_health[recent_health[metric] < float(floor)]
             if len(low):
                 reasons.append(f"{metric} below {float(floor)}")
-                evidence[metric] = {str(pd.Timestamp(d).date()): round(float(p), 4) for d, p in zip(low["date"], low[metric])}
+                evidence[metric] = {
+                    str(pd.Timestamp(d).date()): round(float(p), 4) for d, p in zip(low["date"], low[metric])
+                }
         if reasons:
-            rows.append({"date": day, "model_id": model_id, "reason": "; ".join(reasons),
-                         "evidence": json.dumps(evidence, sort_keys=True), "snapshot_path": snapshot_path(exports, model_id, day),
-                         "status": "requested", "status_reason": None})
+            rows.append(
+                {
+                    "date": day,
+                    "model_id": model_id,
+                    "reason": "; ".join(reasons),
+                    "evidence": json.dumps(evidence, sort_keys=True),
+                    "snapshot_path": snapshot_path(exports, model_id, day),
+                    "status": "requested",
+                    "status_reason": None,
+                }
+            )
     return pd.DataFrame(rows, columns=list(REQUEST_SCHEMA))
 
 
-def requests_between(alerts: pd.DataFrame, health: pd.DataFrame, rules: dict, min_labelled: int,
-                     first: date, last: date, exports: str, floors: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
+def requests_between(
+    alerts: pd.DataFrame,
+    health: pd.DataFrame,
+    rules: dict,
+    min_labelled: int,
+    first: date,
+    last: date,
+    exports: str,
+    floors: dict[str, dict[str, float]] | None = None,
+) -> pd.DataFrame:
     """The requests of days ``first``..``last``: one per episode, on the first day a model is due.
 
     A model stays due while its alerts persist; asking again every day of the
     same episode would rebuild the same snapshot daily. The day before
     ``first`` is judged too, so an episode that began earlier raises nothing.
     """
-    frames = [retraining_requests(alerts, health, rules, min_labelled, first + timedelta(days=i), exports, floors)
-              for i in range(-1, (last - first).days + 1)]
+    frames = [
+        retraining_requests(alerts, health, rules, min_labelled, first + timedelta(days=i), exports, floors)
+        for i in range(-1, (last - first).days + 1)
+    ]
     due = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(REQUEST_SCHEMA))
     due_days = {(m, pd.Timestamp(d).date()) for m, d in zip(due["model_id"], due["date"])}
-    starts = pd.Series([(m, pd.Timestamp(d).date() - timedelta(days=1)) not in due_days and pd.Timestamp(d).date() >= first
-                        for m, d in zip(due["model_id"], due["date"])], index=due.index, dtype=bool)
+    starts = pd.Series(
+        [
+            (m, pd.Timestamp(d).date() - timedelta(days=1)) not in due_days and pd.Timestamp(d).date() >= first
+            for m, d in zip(due["model_id"], due["date"])
+        ],
+        index=due.index,
+        dtype=bool,
+    )
     return due[starts].reset_index(drop=True)
 
 
 def pending_by_day(requests: pd.DataFrame) -> dict[str, list[str]]:
     """Requests the retraining job has not acted on: ISO day -> sorted model ids."""
     out: dict[str, list[str]] = {}
-    for d, model_id in zip(requests.loc[requests["status"] == "requested", "date"],
-                           requests.loc[requests["status"] == "requested", "model_id"]):
+    for d, model_id in zip(
+        requests.loc[requests["status"] == "requested", "date"],
+        requests.loc[requests["status"] == "requested", "model_id"],
+    ):
         out.setdefault(pd.Timestamp(d).date().isoformat(), []).append(model_id)
     return {d: sorted(models) for d, models in sorted(out.items())}
 
@@ -122,7 +165,7 @@ class SnapshotGate:
     passed: bool
     reason: str
     missing: dict[str, list[date]]  # table -> window days with no gate result (never validated)
-    failed: dict[str, list[date]]   # table -> window days whose gate failed
+    failed: dict[str, list[date]]  # table -> window days whose gate failed
 
 
 def _days_text(days: list[date]) -> str:
@@ -157,6 +200,9 @@ def snapshot_gate(gates: pd.DataFrame, tables: tuple[str, ...], first: date, las
             failed[table] = bad
     problems = [f"{t} failed its quality gate on {_days_text(d)}" for t, d in failed.items()]
     problems += [f"{t} has no quality gate result (not validated) on {_days_text(d)}" for t, d in missing.items()]
-    reason = (f"training window {first} .. {last} is not clean: " + "; ".join(problems)) if problems else \
-        f"every input table ({', '.join(tables)}) passed its quality gate on every day {first} .. {last}"
+    reason = (
+        (f"training window {first} .. {last} is not clean: " + "; ".join(problems))
+        if problems
+        else f"every input table ({', '.join(tables)}) passed its quality gate on every day {first} .. {last}"
+    )
     return SnapshotGate(not problems, reason, missing, failed)

@@ -36,10 +36,27 @@ TRAILING_DAYS = 7
 
 V, D, F, I, B = "VARCHAR", "DATE", "DOUBLE", "BIGINT", "BOOLEAN"
 SCORECARD_SCHEMA = {
-    "date": D, "experiment_id": V, "model_id": V, "treatment_variant": V, "metric": V, "metric_type": V,
-    "is_guardrail": B, "attributable": B, "units": I, "units_per_day": F, "mde_relative": F, "maturity_days": "INTEGER",
-    "balanced_by_guardrail": V, "key_result": V, "target_relative_effect": F, "required_units": F, "days_needed": F,
-    "days_to_deadline": "INTEGER", "mde_relative_at_deadline": F, "detectable_by_deadline": B, "warning": V,
+    "date": D,
+    "experiment_id": V,
+    "model_id": V,
+    "treatment_variant": V,
+    "metric": V,
+    "metric_type": V,
+    "is_guardrail": B,
+    "attributable": B,
+    "units": I,
+    "units_per_day": F,
+    "mde_relative": F,
+    "maturity_days": "INTEGER",
+    "balanced_by_guardrail": V,
+    "key_result": V,
+    "target_relative_effect": F,
+    "required_units": F,
+    "days_needed": F,
+    "days_to_deadline": "INTEGER",
+    "mde_relative_at_deadline": F,
+    "detectable_by_deadline": B,
+    "warning": V,
 }
 
 # Units (cumulative n) per experiment, metric, variant and as-of date, and the
@@ -79,8 +96,17 @@ def planning_variance(control: pd.Series, metric_type: str, estimate: str | None
     return arm_stats(control).variance
 
 
-def key_result_feasibility(kr: KeyResult, as_of: dt.date, units: float, units_per_day: float, variance: float,
-                           control_mean: float, treatment_share: float, alpha: float, power: float) -> dict:
+def key_result_feasibility(
+    kr: KeyResult,
+    as_of: dt.date,
+    units: float,
+    units_per_day: float,
+    variance: float,
+    control_mean: float,
+    treatment_share: float,
+    alpha: float,
+    power: float,
+) -> dict:
     """Can the experiment detect ``kr``'s target effect by its deadline?
 
     required_units: both arms together, for a two-sided level-alpha test with
@@ -94,34 +120,61 @@ def key_result_feasibility(kr: KeyResult, as_of: dt.date, units: float, units_pe
     size = required_sample_size(variance, variance, abs(effect) * abs(control_mean), alpha, power, treatment_share)
     days_to_deadline = (kr.deadline - as_of).days
     by_deadline = units + (units_per_day if units_per_day > 0 else 0.0) * max(days_to_deadline, 0)
-    mde = minimum_detectable_effect(variance, by_deadline * (1 - treatment_share), variance,
-                                    by_deadline * treatment_share, alpha, power, control_mean).relative
+    mde = minimum_detectable_effect(
+        variance,
+        by_deadline * (1 - treatment_share),
+        variance,
+        by_deadline * treatment_share,
+        alpha,
+        power,
+        control_mean,
+    ).relative
     required = size.n_total
     detectable = None if math.isnan(required) else bool(by_deadline >= required)
     warning = None
     if detectable is False:
         when = "already passed" if days_to_deadline < 0 else f"in {days_to_deadline} days"
-        warning = (f"{kr.id}: target effect {effect:+.2%} is smaller than the {mde:.2%} MDE reachable by its "
-                   f"deadline {kr.deadline} ({when}): {by_deadline:,.0f} of {required:,.0f} units needed")
+        warning = (
+            f"{kr.id}: target effect {effect:+.2%} is smaller than the {mde:.2%} MDE reachable by its "
+            f"deadline {kr.deadline} ({when}): {by_deadline:,.0f} of {required:,.0f} units needed"
+        )
     return {
-        "key_result": kr.id, "target_relative_effect": effect, "required_units": required,
+        "key_result": kr.id,
+        "target_relative_effect": effect,
+        "required_units": required,
         "days_needed": required / units_per_day if units_per_day > 0 else NAN,
-        "days_to_deadline": days_to_deadline, "mde_relative_at_deadline": mde,
-        "detectable_by_deadline": detectable, "warning": warning,
+        "days_to_deadline": days_to_deadline,
+        "mde_relative_at_deadline": mde,
+        "detectable_by_deadline": detectable,
+        "warning": warning,
     }
 
 
-def bound_key_results(key_results: Iterable[KeyResult], experiment_id: str, model_id: str, metric: str) -> list[KeyResult]:
+def bound_key_results(
+    key_results: Iterable[KeyResult], experiment_id: str, model_id: str, metric: str
+) -> list[KeyResult]:
     """Key results whose target is an effect on ``metric`` that this experiment can attribute."""
-    return [kr for kr in key_results
-            if kr.experiment_metric == metric
-            and (kr.model_id is None or kr.model_id == model_id)
-            and (kr.experiment_id is None or kr.experiment_id == experiment_id)]
+    return [
+        kr
+        for kr in key_results
+        if kr.experiment_metric == metric
+        and (kr.model_id is None or kr.model_id == model_id)
+        and (kr.experiment_id is None or kr.experiment_id == experiment_id)
+    ]
 
 
-def metric_scorecard(days: list[dt.date], experiments: pd.DataFrame, variants: pd.DataFrame, results: pd.DataFrame,
-                     stats: pd.DataFrame, traffic: pd.DataFrame, metrics: dict, key_results: list[KeyResult],
-                     alpha: float, power: float) -> pd.DataFrame:
+def metric_scorecard(
+    days: list[dt.date],
+    experiments: pd.DataFrame,
+    variants: pd.DataFrame,
+    results: pd.DataFrame,
+    stats: pd.DataFrame,
+    traffic: pd.DataFrame,
+    metrics: dict,
+    key_results: list[KeyResult],
+    alpha: float,
+    power: float,
+) -> pd.DataFrame:
     """One row per day, started experiment, treatment arm, declared metric and bound key result (or none).
 
     ``experiments``: experiment_id, model_id, control_variant, start_date;
@@ -130,12 +183,16 @@ def metric_scorecard(days: list[dt.date], experiments: pd.DataFrame, variants: p
     marts.experiment_stats rows; ``traffic``: TRAFFIC_SQL rows; ``metrics``: the
     experiment_metrics config.
     """
-    result_at = {(r.experiment_id, r.treatment_variant, r.metric, pd.Timestamp(r.as_of_date)): r
-                 for r in results.itertuples(index=False)}
-    stats_at = {(r["experiment_id"], r["variant"], r["metric"], pd.Timestamp(r["as_of_date"])): r
-                for _, r in stats.iterrows()}
-    traffic_at = {(r.experiment_id, r.variant, r.metric, pd.Timestamp(r.as_of_date)): r
-                  for r in traffic.itertuples(index=False)}
+    result_at = {
+        (r.experiment_id, r.treatment_variant, r.metric, pd.Timestamp(r.as_of_date)): r
+        for r in results.itertuples(index=False)
+    }
+    stats_at = {
+        (r["experiment_id"], r["variant"], r["metric"], pd.Timestamp(r["as_of_date"])): r for _, r in stats.iterrows()
+    }
+    traffic_at = {
+        (r.experiment_id, r.variant, r.metric, pd.Timestamp(r.as_of_date)): r for r in traffic.itertuples(index=False)
+    }
     shares = {(r.experiment_id, r.variant): float(r.expected_share) for r in variants.itertuples(index=False)}
     guardrails = [m for m, spec in metrics.items() if spec.get("guardrail")]
     rows = []
@@ -146,7 +203,9 @@ def metric_scorecard(days: list[dt.date], experiments: pd.DataFrame, variants: p
                 continue  # not started: nothing can be attributed to it yet
             control = e.control_variant
             for arm in sorted(v for (x, v) in shares if x == e.experiment_id and v != control):
-                share = shares[(e.experiment_id, arm)] / (shares[(e.experiment_id, arm)] + shares[(e.experiment_id, control)])
+                share = shares[(e.experiment_id, arm)] / (
+                    shares[(e.experiment_id, arm)] + shares[(e.experiment_id, control)]
+                )
                 balanced = ", ".join(g for g in guardrails if (e.experiment_id, arm, g, ts) in result_at) or None
                 for metric, spec in metrics.items():
                     r = result_at.get((e.experiment_id, arm, metric, ts))
@@ -154,9 +213,16 @@ def metric_scorecard(days: list[dt.date], experiments: pd.DataFrame, variants: p
                     units = sum(int(c.n) for c in counts if c is not None)
                     per_day = sum(float(c.units_per_day) for c in counts if c is not None)
                     base = dict.fromkeys(SCORECARD_SCHEMA) | {
-                        "date": day, "experiment_id": e.experiment_id, "model_id": e.model_id, "treatment_variant": arm,
-                        "metric": metric, "metric_type": spec.get("type"), "is_guardrail": bool(spec.get("guardrail", False)),
-                        "attributable": r is not None, "units": units, "units_per_day": per_day,
+                        "date": day,
+                        "experiment_id": e.experiment_id,
+                        "model_id": e.model_id,
+                        "treatment_variant": arm,
+                        "metric": metric,
+                        "metric_type": spec.get("type"),
+                        "is_guardrail": bool(spec.get("guardrail", False)),
+                        "attributable": r is not None,
+                        "units": units,
+                        "units_per_day": per_day,
                         "mde_relative": float(r.mde_relative) if r is not None else NAN,
                         "maturity_days": int(spec.get("maturity_days", 0)),
                         "balanced_by_guardrail": None if spec.get("guardrail") else balanced,
@@ -168,13 +234,21 @@ def metric_scorecard(days: list[dt.date], experiments: pd.DataFrame, variants: p
                     control_stats = stats_at.get((e.experiment_id, control, metric, ts))
                     for kr in bound:
                         if r is None or control_stats is None:
-                            rows.append(base | {
-                                "key_result": kr.id, "target_relative_effect": kr.target_relative_effect,
-                                "days_to_deadline": (kr.deadline - day).days,
-                                "warning": f"{kr.id}: no {metric} results for {e.experiment_id} on {day}: not attributable",
-                            })
+                            rows.append(
+                                base
+                                | {
+                                    "key_result": kr.id,
+                                    "target_relative_effect": kr.target_relative_effect,
+                                    "days_to_deadline": (kr.deadline - day).days,
+                                    "warning": f"{kr.id}: no {metric} results for {e.experiment_id} on {day}: not attributable",
+                                }
+                            )
                             continue
                         variance = planning_variance(control_stats, r.metric_type, r.estimate, r.cuped_theta)
-                        rows.append(base | key_result_feasibility(kr, day, units, per_day, variance, float(r.mean_control),
-                                                                  share, alpha, power))
+                        rows.append(
+                            base
+                            | key_result_feasibility(
+                                kr, day, units, per_day, variance, float(r.mean_control), share, alpha, power
+                            )
+                        )
     return pd.DataFrame(rows, columns=list(SCORECARD_SCHEMA))

@@ -49,8 +49,9 @@ def _time_column_range(files: list[Path], column: str, table: str = "") -> tuple
         except duckdb.Error as err:
             if _is_reader_error(err):
                 raise SourceRangeError(str(reader_error(err, table, files, encoding))) from None
-            raise SourceRangeError(f"{files[0].parent}: cannot read column '{column}' to find the days covered: "
-                                   f"{str(err).splitlines()[0]}") from None
+            raise SourceRangeError(
+                f"{files[0].parent}: cannot read column '{column}' to find the days covered: {str(err).splitlines()[0]}"
+            ) from None
     return (low, high) if low is not None else None
 
 

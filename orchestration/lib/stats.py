@@ -33,6 +33,7 @@ def _t_quantile(q: float, df: float) -> float:
 def _t_sf(x: float, df: float) -> float:
     return float(special.stdtr(df, -x))
 
+
 NAN = float("nan")
 
 
@@ -426,9 +427,7 @@ def _mixture_rho(alpha: float, tau: float) -> float:
     return math.sqrt((-2 * math.log(alpha) + math.log(1 - 2 * math.log(alpha))) / tau)
 
 
-def sequential_half_width(
-    variance_of_estimate: float, n_total: int, alpha: float = 0.05, tau: float = 5000.0
-) -> float:
+def sequential_half_width(variance_of_estimate: float, n_total: int, alpha: float = 0.05, tau: float = 5000.0) -> float:
     """Half-width of the asymptotic normal-mixture confidence sequence (gbstats's SequentialTwoSidedTTest).
 
     With N = n_A + n_B, s^2 = Var(estimate) N and rho from ``tau``:
@@ -532,8 +531,22 @@ def has_no_variance(variance: float, scale: float) -> bool:
 
 def without_inference(result: LiftResult) -> LiftResult:
     """The same point estimates with no SE, CI, df or p-value: what a degenerate comparison publishes."""
-    return LiftResult(result.n_control, result.n_treatment, result.mean_control, result.mean_treatment,
-                      result.absolute_lift, NAN, NAN, NAN, result.relative_lift, NAN, NAN, NAN, NAN, NAN)
+    return LiftResult(
+        result.n_control,
+        result.n_treatment,
+        result.mean_control,
+        result.mean_treatment,
+        result.absolute_lift,
+        NAN,
+        NAN,
+        NAN,
+        result.relative_lift,
+        NAN,
+        NAN,
+        NAN,
+        NAN,
+        NAN,
+    )
 
 
 def adjusted_alpha(p_value: float, p_adjusted: float, alpha: float) -> float:
@@ -558,8 +571,11 @@ def interval_at(result: LiftResult, alpha: float) -> tuple[float, float, float, 
     if not _finite(se, df, alpha) or se <= 0 or not 0 < alpha < 1:
         return NAN, NAN, NAN, NAN
     q = _t_quantile(1 - alpha / 2, df)
-    rel_low, rel_high = (result.relative_lift - q * rel_se, result.relative_lift + q * rel_se) if _finite(
-        rel_se, result.relative_lift) else (NAN, NAN)
+    rel_low, rel_high = (
+        (result.relative_lift - q * rel_se, result.relative_lift + q * rel_se)
+        if _finite(rel_se, result.relative_lift)
+        else (NAN, NAN)
+    )
     return result.absolute_lift - q * se, result.absolute_lift + q * se, rel_low, rel_high
 
 

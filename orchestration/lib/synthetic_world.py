@@ -207,7 +207,9 @@ def _order_outcomes(cfg, sessions, assignment, propensity, value_scale, u_order,
     return ordered, np.round(value, 2)
 
 
-def _experiment_truth(cfg, sessions, assignment, propensity, value_scale, u_order, value_noise, ordered_at, completed, t0):
+def _experiment_truth(
+    cfg, sessions, assignment, propensity, value_scale, u_order, value_noise, ordered_at, completed, t0
+):
     """Sample average treatment effect of each experiment metric for every as-of date."""
     order_day = np.floor((ordered_at - t0) / DAY).astype(int)
     truth = {}
@@ -285,7 +287,11 @@ def _predictions_for_day(cfg, rng, model: PlantedModel, day: int, t0, users: pd.
     span = (day_end - earliest).astype(float)
     predicted_at = earliest + (rng.random(n) * span).astype("timedelta64[s]")
 
-    incident = cfg.resolved_incident_day is not None and model.model_id == cfg.incident_model and day >= cfg.resolved_incident_day
+    incident = (
+        cfg.resolved_incident_day is not None
+        and model.model_id == cfg.incident_model
+        and day >= cfg.resolved_incident_day
+    )
     recency = rng.normal(1.0 if incident else 0.0, 1.0, n)
     basket = rng.lognormal(3.0, 0.6, n)
     basket_missing = rng.random(n) < 0.01
@@ -345,7 +351,9 @@ def _labels_for(cfg, rng, preds: pd.DataFrame, label: np.ndarray) -> pd.DataFram
                 {
                     "prediction_id": preds["prediction_id"].to_numpy()[mask],
                     "label": value[mask],
-                    "labeled_at": (predicted_at[mask] + delay_s[mask].astype("timedelta64[s]")).astype("datetime64[us]"),
+                    "labeled_at": (predicted_at[mask] + delay_s[mask].astype("timedelta64[s]")).astype(
+                        "datetime64[us]"
+                    ),
                     "label_source": source,
                 }
             )
@@ -455,7 +463,11 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
     session_ids = np.char.add("s", np.char.zfill(np.arange(n_sessions).astype(str), 9)).astype(object)
     user_ids = users["user_id"].to_numpy()
     sessions_df = pd.DataFrame(
-        {"session_id": session_ids, "user_id": user_ids[sessions.user], "started_at": sessions.started_at.astype("datetime64[us]")}
+        {
+            "session_id": session_ids,
+            "user_id": user_ids[sessions.user],
+            "started_at": sessions.started_at.astype("datetime64[us]"),
+        }
     )
     idx = np.nonzero(ordered)[0]
     orders_df = pd.DataFrame(
@@ -504,7 +516,9 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
         for table in ("sessions", "orders", "assignments"):
             frame = by_day[table].get(day)
             if frame is None:
-                frame = (sessions_df if table == "sessions" else orders_df if table == "orders" else assignments_df).iloc[:0]
+                frame = (
+                    sessions_df if table == "sessions" else orders_df if table == "orders" else assignments_df
+                ).iloc[:0]
             if table == "orders" and cfg.dirty_rows and day % 7 == 3 and len(frame):
                 frame = pd.concat([frame, frame.iloc[:1]], ignore_index=True)  # a duplicated order
                 dirty["orders"]["duplicate_key"] = dirty["orders"].get("duplicate_key", 0) + 1
@@ -525,7 +539,9 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
             groups = group_of_user[user_idx]
             for g in np.unique(groups):
                 m = groups == g
-                tpr_num[model.model_id][g] = tpr_num[model.model_id].get(g, 0.0) + float((p_true[m] * positive[m]).sum())
+                tpr_num[model.model_id][g] = tpr_num[model.model_id].get(g, 0.0) + float(
+                    (p_true[m] * positive[m]).sum()
+                )
                 tpr_den[model.model_id][g] = tpr_den[model.model_id].get(g, 0.0) + float(p_true[m].sum())
             reviews = int((labels["label_source"] == "human_review").sum())
             costs.append(
@@ -548,7 +564,10 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
         if predictions is not None:
             writer.day("predictions", day, predictions)
             writer.day("model_costs", day, pd.DataFrame(costs))
-            for table, frames, column in (("labels", label_frames, "labeled_at"), ("feedback", feedback_frames, "created_at")):
+            for table, frames, column in (
+                ("labels", label_frames, "labeled_at"),
+                ("feedback", feedback_frames, "created_at"),
+            ):
                 for later, part in _split_by_day(pd.concat(frames, ignore_index=True), column, t0).items():
                     if later < cfg.days:  # what happens after the world ends has not arrived yet
                         pending[table].setdefault(later, []).append(part)
@@ -574,7 +593,10 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
             "start_date": cfg.day_date(incident_day).isoformat(),
             "drifted_features": ["feature_recency", "feature_device"],
             "feature_recency_mean_shift": 1.0,
-            "feature_device_mix": {"before": dict(zip(DEVICES.tolist(), [0.4, 0.4, 0.2])), "after": dict(zip(DEVICES.tolist(), [0.2, 0.2, 0.6]))},
+            "feature_device_mix": {
+                "before": dict(zip(DEVICES.tolist(), [0.4, 0.4, 0.2])),
+                "after": dict(zip(DEVICES.tolist(), [0.2, 0.2, 0.6])),
+            },
             "calibration_logit_shift": -1.2,
             # the lagging KPI drop that follows (None when past the world's end)
             "kpi_drop": None

@@ -27,8 +27,15 @@ def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, 
         conn.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {kind}')
 
 
-def replace_date_range(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, str], frame: pd.DataFrame,
-                       date_column: str, first, last) -> int:
+def replace_date_range(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    schema: dict[str, str],
+    frame: pd.DataFrame,
+    date_column: str,
+    first,
+    last,
+) -> int:
     """Replace the rows of ``table`` dated ``first``..``last`` with ``frame`` (one transaction).
 
     The table is created from ``schema`` (column -> DuckDB type) if missing, so

@@ -37,8 +37,10 @@ def exclusive_writer(warehouse: Path, what: str):
             except json.JSONDecodeError:
                 holder = {}
             since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(holder["since"])) if "since" in holder else "?"
-            raise WarehouseBusy(f"{warehouse} is being written by another run: {holder.get('what', 'unknown')} "
-                                f"(pid {holder.get('pid', '?')}, since {since}); wait for it to finish") from None
+            raise WarehouseBusy(
+                f"{warehouse} is being written by another run: {holder.get('what', 'unknown')} "
+                f"(pid {holder.get('pid', '?')}, since {since}); wait for it to finish"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "since": time.time(), "what": what}))

@@ -5,6 +5,7 @@ import pytest
 from tests.acceptance.datasets import write_rossi, write_thornton
 from tests.acceptance.runner import edit, init, materialize
 
+
 @pytest.fixture(scope="session")
 def rossi_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("rossi")
@@ -23,6 +24,7 @@ def rossi_run(tmp_path_factory):
     edit(run, r"^  disparate_impact_min: [\d.]+.*$", "  disparate_impact_min: 0.9")
     return materialize(run)
 
+
 @pytest.fixture(scope="session")
 def thornton_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("thornton")
@@ -30,4 +32,3 @@ def thornton_run(tmp_path_factory):
     run = init(home, home / "landing", tables)
     run.init_config = run.config
     return materialize(run)  # no edits: init's file as written
-

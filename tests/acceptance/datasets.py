@@ -71,21 +71,40 @@ def write_rossi(source: Path) -> dict[str, pd.DataFrame]:
     score = model.predict_proba(raw[ROSSI_FEATURES])[:, 1]
     ids = [f"person_{i:03d}" for i in range(n)]
     predicted_at = release + pd.to_timedelta(9 * 60 + rng.integers(0, 8 * 60, n), unit="min")
-    users = pd.DataFrame({
-        "user_id": ids, "signup_at": release,
-        "race": np.where(raw["race"] == 1, "black", "other"),
-        "age": raw["age"], "fin": raw["fin"], "wexp": raw["wexp"], "mar": raw["mar"], "paro": raw["paro"],
-        "prio": raw["prio"],
-    })
-    predictions = pd.DataFrame({
-        "prediction_id": [f"pred_{i:03d}" for i in range(n)], "model_id": ROSSI_MODEL, "model_version": "v1",
-        "user_id": ids, "predicted_at": predicted_at, "score": score, "threshold": ROSSI_THRESHOLD,
-        "feature_age": raw["age"].astype(float), "feature_prio": raw["prio"].astype(float),
-    })
-    labels = pd.DataFrame({
-        "prediction_id": predictions["prediction_id"], "label": raw["arrest"],
-        "labeled_at": predicted_at + pd.to_timedelta(raw["week"] * 7, unit="D"), "label_source": "implicit",
-    })
+    users = pd.DataFrame(
+        {
+            "user_id": ids,
+            "signup_at": release,
+            "race": np.where(raw["race"] == 1, "black", "other"),
+            "age": raw["age"],
+            "fin": raw["fin"],
+            "wexp": raw["wexp"],
+            "mar": raw["mar"],
+            "paro": raw["paro"],
+            "prio": raw["prio"],
+        }
+    )
+    predictions = pd.DataFrame(
+        {
+            "prediction_id": [f"pred_{i:03d}" for i in range(n)],
+            "model_id": ROSSI_MODEL,
+            "model_version": "v1",
+            "user_id": ids,
+            "predicted_at": predicted_at,
+            "score": score,
+            "threshold": ROSSI_THRESHOLD,
+            "feature_age": raw["age"].astype(float),
+            "feature_prio": raw["prio"].astype(float),
+        }
+    )
+    labels = pd.DataFrame(
+        {
+            "prediction_id": predictions["prediction_id"],
+            "label": raw["arrest"],
+            "labeled_at": predicted_at + pd.to_timedelta(raw["week"] * 7, unit="D"),
+            "label_source": "implicit",
+        }
+    )
     tables = {"users": users, "predictions": predictions, "labels": labels}
     _write(source, tables)
     return tables | {"rossi": raw}
@@ -103,35 +122,67 @@ def write_thornton(source: Path) -> dict[str, pd.DataFrame]:
     n = len(raw)
     day = rng.permutation(np.arange(n) % THORNTON_DAYS)
     ids = [f"resp_{i:04d}" for i in range(n)]
-    assigned_at = pd.Series([THORNTON_START + timedelta(days=int(d), hours=8) for d in day]) \
-        + pd.to_timedelta(rng.integers(0, 6 * 60, n), unit="min")
+    assigned_at = pd.Series([THORNTON_START + timedelta(days=int(d), hours=8) for d in day]) + pd.to_timedelta(
+        rng.integers(0, 6 * 60, n), unit="min"
+    )
     variant = np.where(raw["any"] == 1, "incentive", "no_incentive")
-    users = pd.DataFrame({
-        "user_id": ids, "signup_at": assigned_at - pd.Timedelta(minutes=30),
-        "village": raw["villnum"].astype("Int64"), "age": raw["age"].astype("Int64"),
-        "distance_km": raw["distvct"].round(3),
-    })
-    experiments = pd.DataFrame({
-        "experiment_id": [THORNTON_EXPERIMENT], "model_id": [THORNTON_MODEL], "control_variant": ["no_incentive"],
-        "start_date": [THORNTON_START.date().isoformat()], "end_date": [None],
-    })
-    variants = pd.DataFrame({"experiment_id": THORNTON_EXPERIMENT, "variant": list(THORNTON_SHARES),
-                             "expected_share": list(THORNTON_SHARES.values())})
-    assignments = pd.DataFrame({"experiment_id": THORNTON_EXPERIMENT, "user_id": ids, "variant": variant,
-                                "assigned_at": assigned_at})
+    users = pd.DataFrame(
+        {
+            "user_id": ids,
+            "signup_at": assigned_at - pd.Timedelta(minutes=30),
+            "village": raw["villnum"].astype("Int64"),
+            "age": raw["age"].astype("Int64"),
+            "distance_km": raw["distvct"].round(3),
+        }
+    )
+    experiments = pd.DataFrame(
+        {
+            "experiment_id": [THORNTON_EXPERIMENT],
+            "model_id": [THORNTON_MODEL],
+            "control_variant": ["no_incentive"],
+            "start_date": [THORNTON_START.date().isoformat()],
+            "end_date": [None],
+        }
+    )
+    variants = pd.DataFrame(
+        {
+            "experiment_id": THORNTON_EXPERIMENT,
+            "variant": list(THORNTON_SHARES),
+            "expected_share": list(THORNTON_SHARES.values()),
+        }
+    )
+    assignments = pd.DataFrame(
+        {"experiment_id": THORNTON_EXPERIMENT, "user_id": ids, "variant": variant, "assigned_at": assigned_at}
+    )
     converted = raw["got"].to_numpy() == 1
-    visit = pd.DataFrame({"session_id": [f"s_{i:04d}_a" for i in range(n)], "user_id": ids,
-                          "started_at": assigned_at + pd.Timedelta(minutes=1)})
+    visit = pd.DataFrame(
+        {
+            "session_id": [f"s_{i:04d}_a" for i in range(n)],
+            "user_id": ids,
+            "started_at": assigned_at + pd.Timedelta(minutes=1),
+        }
+    )
     later = assigned_at[converted] + pd.to_timedelta(rng.integers(60, 5 * 60, int(converted.sum())), unit="min")
     result_ids = [f"s_{i:04d}_b" for i in np.flatnonzero(converted)]
     back = pd.DataFrame({"session_id": result_ids, "user_id": np.asarray(ids)[converted], "started_at": later.values})
     sessions = pd.concat([visit, back], ignore_index=True).sort_values("started_at", kind="stable")
-    orders = pd.DataFrame({
-        "order_id": [f"o_{i:04d}" for i in np.flatnonzero(converted)], "user_id": np.asarray(ids)[converted],
-        "session_id": result_ids, "ordered_at": later.values + pd.Timedelta(minutes=5), "revenue": 1.0,
-        "status": "completed",
-    })
-    tables = {"users": users, "experiments": experiments, "experiment_variants": variants,
-              "assignments": assignments, "sessions": sessions, "orders": orders}
+    orders = pd.DataFrame(
+        {
+            "order_id": [f"o_{i:04d}" for i in np.flatnonzero(converted)],
+            "user_id": np.asarray(ids)[converted],
+            "session_id": result_ids,
+            "ordered_at": later.values + pd.Timedelta(minutes=5),
+            "revenue": 1.0,
+            "status": "completed",
+        }
+    )
+    tables = {
+        "users": users,
+        "experiments": experiments,
+        "experiment_variants": variants,
+        "assignments": assignments,
+        "sessions": sessions,
+        "orders": orders,
+    }
     _write(source, tables)
     return tables | {"thornton": raw}

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pytest
 import yaml
 
 CLI = Path(sys.executable).parent / "impact-ledger"
@@ -51,30 +50,39 @@ class Run:
         done = self.materialize
         assert done is not None and done.returncode == 0, (
             f"`impact-ledger materialize` exited {done.returncode}:\n--- stderr (tail)\n{done.stderr[-4000:]}"
-            f"\n--- stdout (tail)\n{done.stdout[-3000:]}")
+            f"\n--- stdout (tail)\n{done.stdout[-3000:]}"
+        )
 
 
 def environment(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMPACT_LEDGER_")}
-    env.update({
-        "IMPACT_LEDGER_DB": str(home / "warehouse.duckdb"),
-        "IMPACT_LEDGER_EXPORTS": str(home / "exports"),
-        "IMPACT_LEDGER_ANALYTICS_DB": str(home / "analytics.duckdb"),
-        "IMPACT_LEDGER_REPORTS": str(home / "reports"),
-        "IMPACT_LEDGER_ALERTS": str(home / "alerts"),
-        "IMPACT_LEDGER_GX_DOCS": "0",
-        "DAGSTER_HOME": str(home / "dagster_home"),
-        "GX_ANALYTICS_ENABLED": "false",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    })
+    env.update(
+        {
+            "IMPACT_LEDGER_DB": str(home / "warehouse.duckdb"),
+            "IMPACT_LEDGER_EXPORTS": str(home / "exports"),
+            "IMPACT_LEDGER_ANALYTICS_DB": str(home / "analytics.duckdb"),
+            "IMPACT_LEDGER_REPORTS": str(home / "reports"),
+            "IMPACT_LEDGER_ALERTS": str(home / "alerts"),
+            "IMPACT_LEDGER_GX_DOCS": "0",
+            "DAGSTER_HOME": str(home / "dagster_home"),
+            "GX_ANALYTICS_ENABLED": "false",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+    )
     (home / "dagster_home").mkdir(parents=True, exist_ok=True)
     return env
 
 
 def init(home: Path, source: Path, tables: dict[str, pd.DataFrame]) -> Run:
     """`impact-ledger init --source DIR` in the run's folder (writes ./impact_ledger.yml)."""
-    done = subprocess.run([str(CLI), "init", "--source", str(source)], cwd=home, env=environment(home),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(CLI), "init", "--source", str(source)],
+        cwd=home,
+        env=environment(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"init exited {done.returncode}: {done.stderr}"
     return Run(home, source, tables, home / "impact_ledger.yml", done.stdout)
 
@@ -89,7 +97,13 @@ def edit(run: Run, pattern: str, replacement: str) -> None:
 
 def materialize(run: Run) -> Run:
     env = environment(run.home) | {"IMPACT_LEDGER_CONFIG": str(run.config_path)}
-    run.materialize = subprocess.run([str(CLI), "materialize", "--source", str(run.source)], cwd=run.home, env=env,
-                                     capture_output=True, text=True, timeout=MATERIALIZE_TIMEOUT)
+    run.materialize = subprocess.run(
+        [str(CLI), "materialize", "--source", str(run.source)],
+        cwd=run.home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=MATERIALIZE_TIMEOUT,
+    )
     (run.home / "materialize.log").write_text(run.materialize.stdout + "\n--- stderr\n" + run.materialize.stderr)
     return run

@@ -79,26 +79,42 @@ def test_race_is_assessed_and_group_rates_match_fairlearn(rossi_run, raw):
     rossi_run.require_success()
     rows = rossi_run.query("SELECT * FROM marts.bias_daily WHERE model_id = ?", [ROSSI_MODEL])
     assert set(rows["attribute"]) == {"race"}, "the declared attribute, and no demo attribute (gender/age/country)"
-    sums = rows.groupby("group_value")[["predictions", "positives", "true_positives", "false_positives",
-                                        "false_negatives", "true_negatives"]].sum()
-    frame = MetricFrame(metrics={"selection_rate": selection_rate, "tpr": true_positive_rate,
-                                 "fpr": false_positive_rate, "precision": precision_score},
-                        y_true=raw["label"], y_pred=raw["flagged"], sensitive_features=raw["race"]).by_group
+    sums = rows.groupby("group_value")[
+        ["predictions", "positives", "true_positives", "false_positives", "false_negatives", "true_negatives"]
+    ].sum()
+    frame = MetricFrame(
+        metrics={
+            "selection_rate": selection_rate,
+            "tpr": true_positive_rate,
+            "fpr": false_positive_rate,
+            "precision": precision_score,
+        },
+        y_true=raw["label"],
+        y_pred=raw["flagged"],
+        sensitive_features=raw["race"],
+    ).by_group
     assert sorted(sums.index) == sorted(frame.index)
     for group, expected in frame.iterrows():
         s = sums.loc[group]
         assert s["positives"] / s["predictions"] == pytest.approx(expected["selection_rate"], abs=1e-12)
-        assert s["true_positives"] / (s["true_positives"] + s["false_negatives"]) == pytest.approx(expected["tpr"], abs=1e-12)
-        assert s["false_positives"] / (s["false_positives"] + s["true_negatives"]) == pytest.approx(expected["fpr"], abs=1e-12)
-        assert s["true_positives"] / (s["true_positives"] + s["false_positives"]) == pytest.approx(expected["precision"], abs=1e-12)
+        assert s["true_positives"] / (s["true_positives"] + s["false_negatives"]) == pytest.approx(
+            expected["tpr"], abs=1e-12
+        )
+        assert s["false_positives"] / (s["false_positives"] + s["true_negatives"]) == pytest.approx(
+            expected["fpr"], abs=1e-12
+        )
+        assert s["true_positives"] / (s["true_positives"] + s["false_positives"]) == pytest.approx(
+            expected["precision"], abs=1e-12
+        )
 
 
 def test_disadvantaged_group_of_a_harmful_score_is_the_most_flagged(rossi_run, raw):
     rossi_run.require_success()
     rates = raw.groupby("race")["flagged"].mean()
     most_flagged, least_flagged = rates.idxmax(), rates.idxmin()
-    verdicts = rossi_run.query("SELECT * FROM marts.bias_verdicts WHERE model_id = ? AND attribute = 'race' "
-                               "ORDER BY date", [ROSSI_MODEL])
+    verdicts = rossi_run.query(
+        "SELECT * FROM marts.bias_verdicts WHERE model_id = ? AND attribute = 'race' ORDER BY date", [ROSSI_MODEL]
+    )
     assert len(verdicts), "race was never judged"
     last = verdicts.iloc[-1]  # the window covers every prediction, every label is in
     # being flagged is the harm: the favourable outcome is not being flagged, so the four-fifths ratio is
@@ -107,6 +123,9 @@ def test_disadvantaged_group_of_a_harmful_score_is_the_most_flagged(rossi_run, r
     assert last["disparate_impact_ratio"] == pytest.approx(favourable.min() / favourable.max(), abs=1e-9)
     assert not last["passes_disparate_impact"]
     assert _groups(last["flagged_groups_disparate_impact"]) == [most_flagged]
-    named = {g for _, v in verdicts.iterrows()
-             for g in _groups(v["flagged_groups_disparate_impact"]) + _groups(v["flagged_groups_equal_opportunity"])}
+    named = {
+        g
+        for _, v in verdicts.iterrows()
+        for g in _groups(v["flagged_groups_disparate_impact"]) + _groups(v["flagged_groups_equal_opportunity"])
+    }
     assert least_flagged not in named, f"{least_flagged} (the least flagged) named as disadvantaged"

@@ -45,7 +45,9 @@ def test_cumulative_conversion_lift_matches_scipy_and_statsmodels(thornton_run, 
     thornton_run.require_success()
     res = thornton_run.query(
         "SELECT * FROM attribution.experiment_results WHERE experiment_id = ? AND metric = 'conversion' "
-        "AND analysis_window = 'cumulative' ORDER BY as_of_date DESC LIMIT 1", [THORNTON_EXPERIMENT]).iloc[0]
+        "AND analysis_window = 'cumulative' ORDER BY as_of_date DESC LIMIT 1",
+        [THORNTON_EXPERIMENT],
+    ).iloc[0]
     assert str(res["as_of_date"])[:10] == str(units["assigned_at"].max().date())
     control = units.loc[units["variant"] == "no_incentive", "converted"].to_numpy()
     treated = units.loc[units["variant"] == "incentive", "converted"].to_numpy()
@@ -62,10 +64,14 @@ def test_cumulative_conversion_lift_matches_scipy_and_statsmodels(thornton_run, 
     se = np.sqrt(vt / (len(treated) * mc**2) + mt**2 * vc / (len(control) * mc**4))
     q = stats.t.ppf(0.975, welch.df)
     assert res["relative_lift"] == pytest.approx(mt / mc - 1, abs=1e-12)
-    assert (res["relative_ci_low"], res["relative_ci_high"]) == pytest.approx((mt / mc - 1 - q * se, mt / mc - 1 + q * se), abs=1e-9)
+    assert (res["relative_ci_low"], res["relative_ci_high"]) == pytest.approx(
+        (mt / mc - 1 - q * se, mt / mc - 1 + q * se), abs=1e-9
+    )
     # sample ratio: chi-square of the arm sizes against the design's shares
-    srm = stats.chisquare([len(control), len(treated)],
-                          [THORNTON_SHARES["no_incentive"] * len(units), THORNTON_SHARES["incentive"] * len(units)])
+    srm = stats.chisquare(
+        [len(control), len(treated)],
+        [THORNTON_SHARES["no_incentive"] * len(units), THORNTON_SHARES["incentive"] * len(units)],
+    )
     assert res["srm_p_value"] == pytest.approx(srm.pvalue, rel=1e-9)
     assert bool(res["trustworthy"]), res["untrusted_reason"]
     # the published finding: incentives more than double the share who learn their result (Thornton 2008)

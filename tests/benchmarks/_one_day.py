@@ -14,7 +14,9 @@ def one_day_generator(rows: int):
     t0 = np.datetime64(cfg.start_date.isoformat(), "s")
     users = sw._make_users(cfg, rng, t0)
     # everyone assigned to treatment before the day, so every prediction is eligible
-    assignment = {m.model_id: {"assigned_at": np.full(cfg.users, t0), "treated": np.ones(cfg.users, bool)} for m in cfg.models}
+    assignment = {
+        m.model_id: {"assigned_at": np.full(cfg.users, t0), "treated": np.ones(cfg.users, bool)} for m in cfg.models
+    }
     biased = users[cfg.biased_attribute].to_numpy() == cfg.biased_group
 
     def predict():

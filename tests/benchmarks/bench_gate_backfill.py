@@ -35,9 +35,11 @@ OLD_COMMIT = "a338d83"  # main before the per-day gates
 
 def old_gate(commit: str, into: Path):
     """The quality_gate module and suites of ``commit``, importable from ``into``."""
+
     def show(path: str) -> str:
-        return subprocess.run(["git", "show", f"{commit}:{path}"], cwd=PROJECT_ROOT, check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(
+            ["git", "show", f"{commit}:{path}"], cwd=PROJECT_ROOT, check=True, capture_output=True, text=True
+        ).stdout
 
     (into / "suites").mkdir(parents=True)
     for name in suite_names():
@@ -69,7 +71,9 @@ def main() -> None:
         start = time.perf_counter()
         with duckdb.connect(str(db)) as conn:
             for table, contract in CONTRACTS.items():
-                for day in [last] if contract.time_column is None else [first + timedelta(days=i) for i in range(args.days)]:
+                for day in (
+                    [last] if contract.time_column is None else [first + timedelta(days=i) for i in range(args.days)]
+                ):
                     load_partition(conn, table, source, day)
             rows = {t: conn.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in CONTRACTS}
         print(f"loaded in {time.perf_counter() - start:.0f} s: {rows}")
@@ -85,12 +89,16 @@ def main() -> None:
                 before = old.run_suite(conn, old.load_suite(name, Path(tmp) / "old" / "suites"), first, last)
                 t2 = time.perf_counter()
                 timings[name] = (t1 - t0, t2 - t1)
-                print(f"{name:28s} now {t1 - t0:6.2f} s ({len(new.failed_days)} of {len(new.days)} days failed)   "
-                      f"before {t2 - t1:6.2f} s (range {'passed' if before.success else 'FAILED'})")
+                print(
+                    f"{name:28s} now {t1 - t0:6.2f} s ({len(new.failed_days)} of {len(new.days)} days failed)   "
+                    f"before {t2 - t1:6.2f} s (range {'passed' if before.success else 'FAILED'})"
+                )
     now, before = sum(t[0] for t in timings.values()), sum(t[1] for t in timings.values())
-    print(f"every suite over {args.days} days: now {now:.1f} s, before {before:.1f} s "
-          f"(overhead {now - before:+.1f} s, {100 * (now / before - 1):+.0f}%); "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"every suite over {args.days} days: now {now:.1f} s, before {before:.1f} s "
+        f"(overhead {now - before:+.1f} s, {100 * (now / before - 1):+.0f}%); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

@@ -40,15 +40,39 @@ def landing_zone(source: Path, rows: int, history_days: int):
         frame.to_parquet(source / table / f"{name}.parquet", index=False)
 
     write("users", users, "users")
-    write("experiments", pd.DataFrame({"experiment_id": [model.experiment_id], "model_id": [model.model_id],
-                                       "control_variant": ["holdout"], "start_date": [cfg.day_date(model.start_day)],
-                                       "end_date": [None]}), "experiments")
-    write("experiment_variants", pd.DataFrame({"experiment_id": [model.experiment_id] * 2, "variant": ["holdout", "treatment"],
-                                               "expected_share": [cfg.holdout_share, 1 - cfg.holdout_share]}),
-          "experiment_variants")
+    write(
+        "experiments",
+        pd.DataFrame(
+            {
+                "experiment_id": [model.experiment_id],
+                "model_id": [model.model_id],
+                "control_variant": ["holdout"],
+                "start_date": [cfg.day_date(model.start_day)],
+                "end_date": [None],
+            }
+        ),
+        "experiments",
+    )
+    write(
+        "experiment_variants",
+        pd.DataFrame(
+            {
+                "experiment_id": [model.experiment_id] * 2,
+                "variant": ["holdout", "treatment"],
+                "expected_share": [cfg.holdout_share, 1 - cfg.holdout_share],
+            }
+        ),
+        "experiment_variants",
+    )
     for back in range(history_days, -1, -1):
-        shifted = preds if back == 0 else preds.assign(prediction_id=f"h{back}-" + preds["prediction_id"],
-                                                       predicted_at=preds["predicted_at"] - pd.Timedelta(days=back))
+        shifted = (
+            preds
+            if back == 0
+            else preds.assign(
+                prediction_id=f"h{back}-" + preds["prediction_id"],
+                predicted_at=preds["predicted_at"] - pd.Timedelta(days=back),
+            )
+        )
         write("predictions", shifted, f"predictions_{day - timedelta(days=back)}")
     return day
 
@@ -91,12 +115,18 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     n = plain.rows
-    print(f"day {day}: {report.rows_read:,} predictions read ({report.rows_loaded:,} loaded, "
-          f"{report.rows_quarantined:,} quarantined), {args.history_days} earlier days of history")
-    print(f"generate + write Parquet ({args.history_days + 1} days): {t_generate:.1f} s; raw load of the day: {t_load:.1f} s")
+    print(
+        f"day {day}: {report.rows_read:,} predictions read ({report.rows_loaded:,} loaded, "
+        f"{report.rows_quarantined:,} quarantined), {args.history_days} earlier days of history"
+    )
+    print(
+        f"generate + write Parquet ({args.history_days + 1} days): {t_generate:.1f} s; raw load of the day: {t_load:.1f} s"
+    )
     print(f"gate result: {plain.summary().splitlines()[0]}")
-    print(f"  of which SQL: rows frame {t_rows:.2f} s (CPU {CPU['rows_frame']:.2f} s), days frame {t_days:.2f} s, "
-          f"parameters {t_params:.2f} s")
+    print(
+        f"  of which SQL: rows frame {t_rows:.2f} s (CPU {CPU['rows_frame']:.2f} s), days frame {t_days:.2f} s, "
+        f"parameters {t_params:.2f} s"
+    )
     print(f"run_suite, first call (GX import included): {t_first:.2f} s")
     print(f"run_suite, no Data Docs:  {t_plain:.2f} s  ({n / t_plain:,.0f} rows/s), CPU {CPU['run_suite']:.2f} s")
     print(f"run_suite, with Data Docs: {t_docs:.2f} s  ({n / t_docs:,.0f} rows/s), CPU {CPU['run_suite+docs']:.2f} s")

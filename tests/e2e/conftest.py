@@ -60,11 +60,20 @@ def generated_pipeline(tmp_path: Path, monkeypatch, cfg: WorldConfig) -> Pipelin
     """Generate a world into tmp_path, point every path there and materialise all its days in one run."""
     source = tmp_path / "world"
     truth = generate_world(source, cfg, progress=None)
-    for var, value in (("IMPACT_LEDGER_DB", "warehouse.duckdb"), ("IMPACT_LEDGER_SOURCE", "world"),
-                       ("IMPACT_LEDGER_EXPORTS", "exports"), ("IMPACT_LEDGER_ANALYTICS_DB", "analytics.duckdb")):
+    for var, value in (
+        ("IMPACT_LEDGER_DB", "warehouse.duckdb"),
+        ("IMPACT_LEDGER_SOURCE", "world"),
+        ("IMPACT_LEDGER_EXPORTS", "exports"),
+        ("IMPACT_LEDGER_ANALYTICS_DB", "analytics.duckdb"),
+    ):
         monkeypatch.setenv(var, str(tmp_path / value))
-    p = Pipeline(source, tmp_path / "warehouse.duckdb", truth, date.fromisoformat(truth["start_date"]),
-                 date.fromisoformat(truth["end_date"]))
+    p = Pipeline(
+        source,
+        tmp_path / "warehouse.duckdb",
+        truth,
+        date.fromisoformat(truth["start_date"]),
+        date.fromisoformat(truth["end_date"]),
+    )
     outcome = p.run(p.first, p.last)
     assert outcome.success, outcome.failures
     return p
@@ -110,7 +119,9 @@ def latest_db(e2e_world, full_db, tmp_path_factory):
 def latest(e2e_world, latest_db) -> Pipeline:
     """Read-only view of `latest_db` (do not run days on it: use `pipeline` for that)."""
     source, truth = e2e_world
-    return Pipeline(source, latest_db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+    return Pipeline(
+        source, latest_db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"])
+    )
 
 
 def _private_copy(db: Path, e2e_world, tmp_path, monkeypatch) -> Pipeline:
@@ -121,7 +132,9 @@ def _private_copy(db: Path, e2e_world, tmp_path, monkeypatch) -> Pipeline:
     monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(source))
     monkeypatch.setenv("IMPACT_LEDGER_EXPORTS", str(tmp_path / "exports"))
     monkeypatch.setenv("IMPACT_LEDGER_ANALYTICS_DB", str(tmp_path / "analytics.duckdb"))
-    return Pipeline(source, private, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+    return Pipeline(
+        source, private, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"])
+    )
 
 
 @pytest.fixture
@@ -155,4 +168,6 @@ def daily_db(e2e_world, history_db, daily_instance, tmp_path_factory):
 def daily_runs(e2e_world, daily_db) -> Pipeline:
     """Read-only view of `daily_db`: seven days from the incident, run one at a time."""
     source, truth = e2e_world
-    return Pipeline(source, daily_db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+    return Pipeline(
+        source, daily_db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"])
+    )

@@ -56,8 +56,10 @@ def psi_numeric(reference: np.ndarray, current: np.ndarray) -> float:
 def psi_categorical(reference: pd.Series, current: pd.Series) -> float:
     reference, current = reference.dropna(), current.dropna()
     categories = sorted(set(reference) | set(current))
-    return _psi(reference.value_counts().reindex(categories, fill_value=0).to_numpy(),
-                current.value_counts().reindex(categories, fill_value=0).to_numpy())
+    return _psi(
+        reference.value_counts().reindex(categories, fill_value=0).to_numpy(),
+        current.value_counts().reindex(categories, fill_value=0).to_numpy(),
+    )
 
 
 def _psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
@@ -67,6 +69,7 @@ def _psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- business KPIs
+
 
 def users(source: Path) -> pd.DataFrame:
     """The users snapshot as the contract loads it (first row of a duplicated id by signup)."""
@@ -94,11 +97,24 @@ def kpis(source: Path, known_by: date, dimensions: tuple[str, ...] = ()) -> pd.D
     completed = orders["status"] == "completed"
     converting = set(orders.loc[completed & (orders["ordered_at"] < end_of(known_by)), "session_id"].dropna())
     keys = ["date", *dimensions]
-    by_sessions = sessions.assign(converting=sessions["session_id"].isin(converting)).groupby(keys).agg(
-        active_users=("user_id", "nunique"), sessions=("session_id", "size"), converting_sessions=("converting", "sum"))
-    by_orders = orders.assign(completed=completed, refunded=orders["status"] == "refunded",
-                              completed_revenue=orders["revenue"].where(completed, 0.0)).groupby(keys).agg(
-        orders=("completed", "sum"), refunded_orders=("refunded", "sum"), revenue=("completed_revenue", "sum"))
+    by_sessions = (
+        sessions.assign(converting=sessions["session_id"].isin(converting))
+        .groupby(keys)
+        .agg(
+            active_users=("user_id", "nunique"),
+            sessions=("session_id", "size"),
+            converting_sessions=("converting", "sum"),
+        )
+    )
+    by_orders = (
+        orders.assign(
+            completed=completed,
+            refunded=orders["status"] == "refunded",
+            completed_revenue=orders["revenue"].where(completed, 0.0),
+        )
+        .groupby(keys)
+        .agg(orders=("completed", "sum"), refunded_orders=("refunded", "sum"), revenue=("completed_revenue", "sum"))
+    )
     out = by_sessions.join(by_orders, how="outer").fillna(0)
     counts = ["active_users", "sessions", "converting_sessions", "orders", "refunded_orders"]
     out[counts] = out[counts].astype("int64")
@@ -117,11 +133,16 @@ COHORT_KEYS = ["cohort_type", "experiment_id", "variant", "cohort_date", "horizo
 
 def cohort_members(source: Path) -> pd.DataFrame:
     """Signup cohorts (every user) and assignment cohorts (first assignment per experiment and user)."""
-    signup = users(source).assign(cohort_type="signup", experiment_id=None, variant=None,
-                                  cohort_date=lambda u: u["signup_at"].dt.normalize())
+    signup = users(source).assign(
+        cohort_type="signup", experiment_id=None, variant=None, cohort_date=lambda u: u["signup_at"].dt.normalize()
+    )
     variants = read(source, "experiment_variants")[["experiment_id", "variant"]]
-    assignments = (read(source, "assignments").merge(variants, on=["experiment_id", "variant"])
-                   .sort_values("assigned_at", kind="stable").drop_duplicates(["experiment_id", "user_id"]))
+    assignments = (
+        read(source, "assignments")
+        .merge(variants, on=["experiment_id", "variant"])
+        .sort_values("assigned_at", kind="stable")
+        .drop_duplicates(["experiment_id", "user_id"])
+    )
     assignment = assignments.assign(cohort_type="assignment", cohort_date=assignments["assigned_at"].dt.normalize())
     cols = ["cohort_type", "experiment_id", "variant", "user_id", "cohort_date"]
     return pd.concat([signup[cols], assignment[cols]], ignore_index=True)
@@ -138,14 +159,19 @@ def retention(source: Path, first: date, last: date, horizons: list[int]) -> pd.
         m = members.assign(horizon_days=h, matured_date=members["cohort_date"] + pd.Timedelta(days=h))
         m = m[(m["matured_date"] >= pd.Timestamp(first)) & (m["matured_date"] <= pd.Timestamp(last))]
         frames.append(m.merge(active, on=["user_id", "matured_date"], how="left").fillna({"retained": 0}))
-    out = pd.concat(frames).groupby([*COHORT_KEYS, "matured_date"], dropna=False).agg(
-        cohort_users=("user_id", "size"), retained_users=("retained", "sum")).reset_index()
+    out = (
+        pd.concat(frames)
+        .groupby([*COHORT_KEYS, "matured_date"], dropna=False)
+        .agg(cohort_users=("user_id", "size"), retained_users=("retained", "sum"))
+        .reset_index()
+    )
     out["retained_users"] = out["retained_users"].astype("int64")
     out["retention_rate"] = out["retained_users"] / out["cohort_users"]
     return out
 
 
 # --------------------------------------------------------------- model health
+
 
 def human_labels(source: Path, known_by: date) -> pd.Series:
     """The latest human-review label per prediction known by the end of `known_by`."""
@@ -158,8 +184,11 @@ def feedback(source: Path, known_by: date) -> pd.DataFrame:
     """Feedback events (first of a duplicated id) per prediction known by the end of `known_by`: events and 'up's."""
     f = read(source, "feedback").drop_duplicates("feedback_id")
     f = f[(f["created_at"] < end_of(known_by)) & f["value"].isin(["up", "down"])]
-    return f.assign(up=f["value"] == "up").groupby("prediction_id").agg(
-        feedback_events=("up", "size"), up_events=("up", "sum"))
+    return (
+        f.assign(up=f["value"] == "up")
+        .groupby("prediction_id")
+        .agg(feedback_events=("up", "size"), up_events=("up", "sum"))
+    )
 
 
 def score_calibration(source: Path, predictions: pd.DataFrame, reference_days: int, label_lookback_days: int) -> dict:
@@ -205,14 +234,25 @@ def label_metrics(day: pd.DataFrame) -> dict:
     import sklearn
     from sklearn.metrics import precision_recall_fscore_support
 
-    out = {"predictions": len(day), "labelled": int(day["label"].notna().sum()),
-           "label_coverage": day["label"].notna().mean(), "human_labelled": int(day["human_label"].notna().sum())}
-    for prefix, column, names in (("", "label", ("precision", "recall", "f1")),
-                                  ("human_", "human_label", ("precision", "recall", None))):
+    out = {
+        "predictions": len(day),
+        "labelled": int(day["label"].notna().sum()),
+        "label_coverage": day["label"].notna().mean(),
+        "human_labelled": int(day["human_label"].notna().sum()),
+    }
+    for prefix, column, names in (
+        ("", "label", ("precision", "recall", "f1")),
+        ("human_", "human_label", ("precision", "recall", None)),
+    ):
         known = day[day[column].notna()]
         with sklearn.config_context(skip_parameter_validation=True):  # the checks dominate on small days
-            scores = (np.nan,) * 3 if known.empty else precision_recall_fscore_support(
-                known[column].astype(int), known["decision"].astype(int), average="binary", zero_division=np.nan)
+            scores = (
+                (np.nan,) * 3
+                if known.empty
+                else precision_recall_fscore_support(
+                    known[column].astype(int), known["decision"].astype(int), average="binary", zero_division=np.nan
+                )
+            )
         out.update({prefix + name: value for name, value in zip(names, scores) if name})
     return out
 
@@ -220,6 +260,9 @@ def label_metrics(day: pd.DataFrame) -> dict:
 def known_predictions(source: Path, known_by: date) -> pd.DataFrame:
     """Clean predictions with what is known of them by the end of `known_by`: resolved label
     (NaN if none), first label time, human-review label and feedback counts."""
-    return (clean_predictions(source).join(resolved_labels(source, known_by), on="prediction_id")
-            .join(human_labels(source, known_by), on="prediction_id")
-            .join(feedback(source, known_by), on="prediction_id"))
+    return (
+        clean_predictions(source)
+        .join(resolved_labels(source, known_by), on="prediction_id")
+        .join(human_labels(source, known_by), on="prediction_id")
+        .join(feedback(source, known_by), on="prediction_id")
+    )

@@ -21,11 +21,15 @@ def test_every_declared_metric_is_analysed_with_cuped_sequential_and_corrections
         # pre-period behaviour predicts post-period behaviour: CUPED narrows the interval
         assert (rows["cuped_variance_reduction"] > 0).all()
         assert (rows["estimate"] == "cuped").all()
-        assert ((rows["cuped_absolute_ci_high"] - rows["cuped_absolute_ci_low"]) < (rows["absolute_ci_high"] - rows["absolute_ci_low"])).all()
+        assert (
+            (rows["cuped_absolute_ci_high"] - rows["cuped_absolute_ci_low"])
+            < (rows["absolute_ci_high"] - rows["absolute_ci_low"])
+        ).all()
     # the always-valid interval is reported next to, and is wider than, the fixed-horizon one of the same estimate
     cuped = cumulative["estimate"] == "cuped"
     fixed_width = (cumulative["cuped_absolute_ci_high"] - cumulative["cuped_absolute_ci_low"]).where(
-        cuped, cumulative["absolute_ci_high"] - cumulative["absolute_ci_low"])
+        cuped, cumulative["absolute_ci_high"] - cumulative["absolute_ci_low"]
+    )
     assert ((cumulative["sequential_absolute_ci_high"] - cumulative["sequential_absolute_ci_low"]) > fixed_width).all()
     day = r[r["analysis_window"] == "day"]
     assert len(day) and day["sequential_absolute_ci_low"].isna().all()  # one day's sample is not a sequence of looks
@@ -46,13 +50,20 @@ def test_demo_world_lifts_and_net_value_are_recovered(tmp_path, monkeypatch, see
     """The `make demo` world: planted lifts and net value inside the reported 95% CIs."""
     p = generated_pipeline(tmp_path, monkeypatch, WorldConfig(seed=seed))
     last = p.last.isoformat()
-    results = p.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ? AND analysis_window = 'cumulative'", [p.last])
-    impact = p.query("SELECT * FROM attribution.model_impact WHERE as_of_date = ? AND analysis_window = 'cumulative'", [p.last])
+    results = p.query(
+        "SELECT * FROM attribution.experiment_results WHERE as_of_date = ? AND analysis_window = 'cumulative'", [p.last]
+    )
+    impact = p.query(
+        "SELECT * FROM attribution.model_impact WHERE as_of_date = ? AND analysis_window = 'cumulative'", [p.last]
+    )
     for experiment_id, truth in p.truth["experiments"].items():
         planted = truth["sample_average_treatment_effect"][last]
         for metric in ("conversion", "revenue_per_user"):
             row = results[(results["experiment_id"] == experiment_id) & (results["metric"] == metric)].iloc[0]
-            assert row["cuped_relative_ci_low"] <= planted[metric]["relative_lift"] <= row["cuped_relative_ci_high"], (experiment_id, metric)
+            assert row["cuped_relative_ci_low"] <= planted[metric]["relative_lift"] <= row["cuped_relative_ci_high"], (
+                experiment_id,
+                metric,
+            )
         value = impact[impact["experiment_id"] == experiment_id].iloc[0]
         assert value["treated_units"] == planted["treated_units"]
         assert value["model_cost"] == pytest.approx(planted["model_cost"], abs=0.01)
@@ -96,4 +107,6 @@ def test_no_significance_without_variance_and_flags_follow_the_adjusted_p_value(
     assert r.loc[r["p_value_adjusted"].isna(), "significant"].isna().all()
     small = (r["n_control"] < 30) | (r["n_treatment"] < 30)
     assert not r.loc[small, "decision_grade"].astype(bool).any()
-    assert (r["decision_grade"].astype(bool) == (r["trustworthy"].astype(bool) & ~small & r["degenerate_reason"].isna())).all()
+    assert (
+        r["decision_grade"].astype(bool) == (r["trustworthy"].astype(bool) & ~small & r["degenerate_reason"].isna())
+    ).all()

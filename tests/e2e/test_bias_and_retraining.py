@@ -7,7 +7,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from fairlearn.metrics import MetricFrame, demographic_parity_ratio, false_positive_rate, selection_rate, true_positive_rate
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_ratio,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
 
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.bias import bias_verdicts, group_rates
@@ -20,7 +26,9 @@ pytestmark = pytest.mark.slow
 
 def window_rows(p: Pipeline, model_id: str, last: date) -> pd.DataFrame:
     start = last - timedelta(days=load_alert_config().bias["window_days"] - 1)
-    return p.query("SELECT * FROM marts.bias_daily WHERE model_id = ? AND date BETWEEN ? AND ?", [model_id, start, last])
+    return p.query(
+        "SELECT * FROM marts.bias_daily WHERE model_id = ? AND date BETWEEN ? AND ?", [model_id, start, last]
+    )
 
 
 def test_planted_group_is_flagged_by_equal_opportunity_and_no_other(latest):
@@ -28,7 +36,9 @@ def test_planted_group_is_flagged_by_equal_opportunity_and_no_other(latest):
     planted = pipeline.truth["bias"]
     thresholds = load_alert_config().bias
     for model_id in ("recommender", "churn_offer"):
-        verdicts = bias_verdicts(group_rates(window_rows(pipeline, model_id, pipeline.last)), thresholds).set_index("attribute")
+        verdicts = bias_verdicts(group_rates(window_rows(pipeline, model_id, pipeline.last)), thresholds).set_index(
+            "attribute"
+        )
         flagged = verdicts.loc[planted["attribute"], "flagged_groups_equal_opportunity"]
         assert list(flagged) == [planted["group"]], (model_id, flagged)
         assert not verdicts.loc[planted["attribute"], "passes_equal_opportunity"]
@@ -45,7 +55,9 @@ def test_group_rates_agree_with_fairlearn_on_the_raw_rows(latest):
     preds = clean_predictions(pipeline.source).join(resolved_labels(pipeline.source, pipeline.last), on="prediction_id")
     preds = preds[(preds["date"] == pd.Timestamp(day)) & (preds["model_id"] == "recommender") & preds["label"].notna()]
     preds = preds.merge(read(pipeline.source, "users")[["user_id", "age_band"]], on="user_id")
-    rows = pipeline.query("SELECT * FROM marts.bias_daily WHERE model_id = 'recommender' AND date = ? AND attribute = 'age_band'", [day])
+    rows = pipeline.query(
+        "SELECT * FROM marts.bias_daily WHERE model_id = 'recommender' AND date = ? AND attribute = 'age_band'", [day]
+    )
     rates = group_rates(rows).set_index("group_value")
     y, d = preds["label"].astype(int), preds["decision"].astype(int)
     oracle = MetricFrame(metrics={"tpr": true_positive_rate}, y_true=y, y_pred=d, sensitive_features=preds["age_band"])
@@ -57,13 +69,20 @@ def test_group_rates_agree_with_fairlearn_on_the_raw_rows(latest):
     everything = clean_predictions(pipeline.source)
     everything = everything[(everything["date"] == pd.Timestamp(day)) & (everything["model_id"] == "recommender")]
     everything = everything.merge(read(pipeline.source, "users")[["user_id", "age_band"]], on="user_id")
-    sel = MetricFrame(metrics=selection_rate, y_true=everything["decision"].astype(int), y_pred=everything["decision"].astype(int),
-                      sensitive_features=everything["age_band"]).by_group
+    sel = MetricFrame(
+        metrics=selection_rate,
+        y_true=everything["decision"].astype(int),
+        y_pred=everything["decision"].astype(int),
+        sensitive_features=everything["age_band"],
+    ).by_group
     for group, value in sel.items():
         assert rates.loc[group, "selection_rate"] == pytest.approx(value, rel=1e-9), group
         assert sql.loc[group, "selection_rate"] == pytest.approx(value, rel=1e-9), group
-    ratio = demographic_parity_ratio(everything["decision"].astype(int), everything["decision"].astype(int),
-                                     sensitive_features=everything["age_band"])
+    ratio = demographic_parity_ratio(
+        everything["decision"].astype(int),
+        everything["decision"].astype(int),
+        sensitive_features=everything["age_band"],
+    )
     verdict = bias_verdicts(rates.reset_index(), {"min_labelled": 0}).iloc[0]
     assert verdict["disparate_impact_ratio"] == pytest.approx(ratio, rel=1e-9)
 
@@ -96,14 +115,20 @@ def test_bias_daily_rates_are_the_ratios_of_its_counts(latest):
 
 def test_stored_window_verdicts_and_intervals_are_what_the_check_computes(latest):
     thresholds = load_alert_config().bias
-    stored = latest.query("SELECT * FROM marts.bias_verdicts WHERE date = ?", [latest.last]).set_index(["model_id", "attribute"])
+    stored = latest.query("SELECT * FROM marts.bias_verdicts WHERE date = ?", [latest.last]).set_index(
+        ["model_id", "attribute"]
+    )
     groups = latest.query("SELECT * FROM marts.bias_group_rates WHERE date = ?", [latest.last])
     for model_id in ("recommender", "churn_offer"):
         rates = group_rates(window_rows(latest, model_id, latest.last))
         for _, v in bias_verdicts(rates, thresholds).iterrows():
             row = stored.loc[(model_id, v["attribute"])]
-            assert row["passed"] == v["passed"] and row["flagged_groups_equal_opportunity"] == ", ".join(v["flagged_groups_equal_opportunity"])
-            assert row["equal_opportunity_difference"] == pytest.approx(v["equal_opportunity_difference"], rel=1e-12, nan_ok=True)
+            assert row["passed"] == v["passed"] and row["flagged_groups_equal_opportunity"] == ", ".join(
+                v["flagged_groups_equal_opportunity"]
+            )
+            assert row["equal_opportunity_difference"] == pytest.approx(
+                v["equal_opportunity_difference"], rel=1e-12, nan_ok=True
+            )
         mine = groups[groups["model_id"] == model_id].set_index(["attribute", "group_value"]).sort_index()
         theirs = rates.set_index(["attribute", "group_value"]).sort_index()
         for column in ("tpr", "tpr_ci_low", "tpr_ci_high", "selection_rate_ci_low", "selection_rate_ci_high"):
@@ -116,7 +141,9 @@ def test_stored_window_verdicts_and_intervals_are_what_the_check_computes(latest
 def retraining_world(tmp_path: Path, monkeypatch, bias_shift: float) -> tuple[Pipeline, date]:
     cfg = WorldConfig(days=30, users=6000, seed=21, predictions_per_day=2000, bias_logit_shift=bias_shift)
     p = generated_pipeline(tmp_path, monkeypatch, cfg)
-    requests = p.query("SELECT * FROM marts.retraining_requests WHERE model_id = ? ORDER BY date", [p.truth["incident"]["model_id"]])
+    requests = p.query(
+        "SELECT * FROM marts.retraining_requests WHERE model_id = ? ORDER BY date", [p.truth["incident"]["model_id"]]
+    )
     assert len(requests), "the planted incident must raise a retraining request"
     assert "consecutive days" in requests["reason"].iloc[0]
     return p, pd.Timestamp(requests["date"].iloc[-1]).date()
@@ -129,7 +156,9 @@ def test_retraining_snapshot_is_blocked_when_bias_is_planted(tmp_path, monkeypat
     # first a window day whose users gate never ran: not validated, so blocked before any bias verdict
     unvalidated = day - timedelta(days=3)
     with duckdb.connect(str(p.db)) as conn:
-        removed = conn.execute("SELECT * FROM quality.gate_results WHERE table_name = 'users' AND date = ?", [unvalidated]).df()
+        removed = conn.execute(
+            "SELECT * FROM quality.gate_results WHERE table_name = 'users' AND date = ?", [unvalidated]
+        ).df()
         conn.execute("DELETE FROM quality.gate_results WHERE table_name = 'users' AND date = ?", [unvalidated])
     outcome = run_retraining(day)
     assert not outcome.success and "retraining/training_candidates" not in outcome.materialized
@@ -189,24 +218,44 @@ def test_a_users_column_of_the_project_file_and_a_harmful_model_agree_with_fairl
         users.to_parquet(path, index=False)
     project = tmp_path / "project.yml"
     model = truth["incident"]["model_id"]
-    project.write_text(f"models:\n  {model}: {{positive_decision: harmful}}\nprotected_attributes: [race]\n"
-                       "bias: {min_labelled: 100, window_days: 14}\n")
+    project.write_text(
+        f"models:\n  {model}: {{positive_decision: harmful}}\nprotected_attributes: [race]\n"
+        "bias: {min_labelled: 100, window_days: 14}\n"
+    )
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(project))
-    for var, value in (("IMPACT_LEDGER_DB", "warehouse.duckdb"), ("IMPACT_LEDGER_SOURCE", "world"),
-                       ("IMPACT_LEDGER_EXPORTS", "exports"), ("IMPACT_LEDGER_ANALYTICS_DB", "analytics.duckdb")):
+    for var, value in (
+        ("IMPACT_LEDGER_DB", "warehouse.duckdb"),
+        ("IMPACT_LEDGER_SOURCE", "world"),
+        ("IMPACT_LEDGER_EXPORTS", "exports"),
+        ("IMPACT_LEDGER_ANALYTICS_DB", "analytics.duckdb"),
+    ):
         monkeypatch.setenv(var, str(tmp_path / value))
-    p = Pipeline(source, tmp_path / "warehouse.duckdb", truth, date.fromisoformat(truth["start_date"]),
-                 date.fromisoformat(truth["end_date"]))
+    p = Pipeline(
+        source,
+        tmp_path / "warehouse.duckdb",
+        truth,
+        date.fromisoformat(truth["start_date"]),
+        date.fromisoformat(truth["end_date"]),
+    )
     assert p.run(p.first, p.last).success
 
     assert set(p.query("SELECT DISTINCT attribute FROM marts.bias_daily")["attribute"]) == {"race"}
     stored = p.query("SELECT * FROM marts.bias_verdicts WHERE date = ? AND model_id = ?", [p.last, model]).iloc[0]
-    assert stored["attribute"] == "race" and stored["positive_decision"] == "harmful" and stored["equal_opportunity_rate"] == "fpr"
+    assert (
+        stored["attribute"] == "race"
+        and stored["positive_decision"] == "harmful"
+        and stored["equal_opportunity_rate"] == "fpr"
+    )
 
     preds = clean_predictions(source)
-    preds = preds[(preds["model_id"] == model) & (preds["date"] >= pd.Timestamp(p.last - timedelta(days=13)))
-                  & (preds["date"] <= pd.Timestamp(p.last))]
-    preds = preds.merge(read(source, "users")[["user_id", "race"]], on="user_id", how="left").fillna({"race": "unknown"})
+    preds = preds[
+        (preds["model_id"] == model)
+        & (preds["date"] >= pd.Timestamp(p.last - timedelta(days=13)))
+        & (preds["date"] <= pd.Timestamp(p.last))
+    ]
+    preds = preds.merge(read(source, "users")[["user_id", "race"]], on="user_id", how="left").fillna(
+        {"race": "unknown"}
+    )
     labelled = preds.join(resolved_labels(source, p.last), on="prediction_id")
     labelled = labelled[labelled["label"].notna()]
     counts = labelled.groupby("race").size()
@@ -214,9 +263,14 @@ def test_a_users_column_of_the_project_file_and_a_harmful_model_agree_with_fairl
     everyone = preds[preds["race"].isin(eligible)]
     not_flagged = 1 - everyone["decision"].astype(int)
     assert stored["disparate_impact_ratio"] == pytest.approx(
-        demographic_parity_ratio(not_flagged, not_flagged, sensitive_features=everyone["race"]), rel=1e-9)
-    fpr = MetricFrame(metrics=false_positive_rate, y_true=labelled["label"].astype(int), y_pred=labelled["decision"].astype(int),
-                      sensitive_features=labelled["race"]).by_group.loc[eligible]
+        demographic_parity_ratio(not_flagged, not_flagged, sensitive_features=everyone["race"]), rel=1e-9
+    )
+    fpr = MetricFrame(
+        metrics=false_positive_rate,
+        y_true=labelled["label"].astype(int),
+        y_pred=labelled["decision"].astype(int),
+        sensitive_features=labelled["race"],
+    ).by_group.loc[eligible]
     assert stored["equal_opportunity_difference"] == pytest.approx(fpr.max() - fpr.min(), rel=1e-9, abs=1e-12)
     named = sorted(g for g in eligible if fpr[g] - fpr.min() > 0.1)
     assert (stored["flagged_groups_equal_opportunity"] or "") == ", ".join(named)

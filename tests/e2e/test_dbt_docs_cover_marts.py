@@ -22,14 +22,17 @@ NOT_YET_DOCUMENTED = {"bias_daily"}
 
 def test_every_column_of_every_dbt_mart_is_documented(latest):
     manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
-    marts = [n for n in manifest["nodes"].values()
-             if n["resource_type"] == "model" and Path(n["original_file_path"]).parts[:2] == ("models", "marts")]
+    marts = [
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and Path(n["original_file_path"]).parts[:2] == ("models", "marts")
+    ]
     assert len(marts) >= 8, [n["name"] for n in marts]
 
     problems = []
     with duckdb.connect(str(latest.db), read_only=True) as conn:
         for node in sorted(marts, key=lambda n: n["name"]):
-            relation = f'{node["schema"]}.{node["alias"]}'
+            relation = f"{node['schema']}.{node['alias']}"
             actual = [row[0] for row in conn.execute(f"DESCRIBE {relation}").fetchall()]
             documented = set(node["columns"])
             undocumented = [c for c in actual if c not in documented]

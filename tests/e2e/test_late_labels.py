@@ -26,10 +26,25 @@ pytestmark = pytest.mark.slow
 WORLD = WorldConfig(days=30, users=3_000, seed=11, predictions_per_day=400)
 LATE_DAYS, HORIZON = 95, 120
 MODELS = [
-    "stg_predictions", "stg_labels", "stg_feedback", "int_label_refresh_days", "int_model_versions",
-    "int_score_calibration", "model_health_daily", "feature_drift_daily",
+    "stg_predictions",
+    "stg_labels",
+    "stg_feedback",
+    "int_label_refresh_days",
+    "int_model_versions",
+    "int_score_calibration",
+    "model_health_daily",
+    "feature_drift_daily",
 ]
-LABEL_COLUMNS = ["labelled", "label_coverage", "precision", "recall", "f1", "human_labelled", "human_precision", "human_recall"]
+LABEL_COLUMNS = [
+    "labelled",
+    "label_coverage",
+    "precision",
+    "recall",
+    "f1",
+    "human_labelled",
+    "human_precision",
+    "human_recall",
+]
 
 
 def build(db, first: date, last: date, horizons: dict[str, int], reference: dict[str, dict], target) -> None:
@@ -38,15 +53,41 @@ def build(db, first: date, last: date, horizons: dict[str, int], reference: dict
 
     from orchestration.lib.settings import DBT_PROJECT_DIR
 
-    settings = {m: {"label_horizon_days": h, "reference_days": None, "reference_start": None, "reference_end": None,
-                    **reference.get(m, {})} for m, h in horizons.items()}
-    variables = {"min_date": first.isoformat(), "max_date": last.isoformat(), "model_settings": settings,
-                 "max_label_horizon_days": max(horizons.values()), "label_lookback_days": 7}
+    settings = {
+        m: {
+            "label_horizon_days": h,
+            "reference_days": None,
+            "reference_start": None,
+            "reference_end": None,
+            **reference.get(m, {}),
+        }
+        for m, h in horizons.items()
+    }
+    variables = {
+        "min_date": first.isoformat(),
+        "max_date": last.isoformat(),
+        "model_settings": settings,
+        "max_label_horizon_days": max(horizons.values()),
+        "label_lookback_days": 7,
+    }
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
-        result = dbtRunner().invoke(["run", "--select", *MODELS, "--project-dir", str(DBT_PROJECT_DIR),
-                                     "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target),
-                                     "--vars", json.dumps(variables), "--quiet"])
+        result = dbtRunner().invoke(
+            [
+                "run",
+                "--select",
+                *MODELS,
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(target),
+                "--vars",
+                json.dumps(variables),
+                "--quiet",
+            ]
+        )
     assert result.success, result.exception
 
 
@@ -94,27 +135,48 @@ def world(tmp_path_factory):
             # the raw loader's partition day (the staging views hold back a day a gate failed: none here)
             conn.execute(f"CREATE TABLE raw.{table} AS SELECT *, CAST({stamp} AS DATE) AS _partition_date FROM frame")
             conn.unregister("frame")
-        conn.execute("CREATE OR REPLACE TABLE raw.predictions AS SELECT * FROM raw.predictions WHERE score BETWEEN 0 AND 1 "
-                     "QUALIFY row_number() OVER (PARTITION BY prediction_id) = 1")
+        conn.execute(
+            "CREATE OR REPLACE TABLE raw.predictions AS SELECT * FROM raw.predictions WHERE score BETWEEN 0 AND 1 "
+            "QUALIFY row_number() OVER (PARTITION BY prediction_id) = 1"
+        )
     first_days = preds.groupby("model_id")["date"].min()
-    return dict(root=root, source=source, db=db, day=day.date(), arrival=arrival, moved=moved, preds=preds,
-                start=date.fromisoformat(truth["start_date"]), end=date.fromisoformat(truth["end_date"]),
-                first_days={m: d.date() for m, d in first_days.items()})
+    return dict(
+        root=root,
+        source=source,
+        db=db,
+        day=day.date(),
+        arrival=arrival,
+        moved=moved,
+        preds=preds,
+        start=date.fromisoformat(truth["start_date"]),
+        end=date.fromisoformat(truth["end_date"]),
+        first_days={m: d.date() for m, d in first_days.items()},
+    )
 
 
 def reference_settings(w) -> dict[str, dict]:
     rec = w["first_days"]["recommender"]
     # recommender: fixed dates that are not its first days; churn_offer: its first 5 days
-    return {"recommender": {"reference_start": (rec + timedelta(days=3)).isoformat(),
-                            "reference_end": (rec + timedelta(days=6)).isoformat()},
-            "churn_offer": {"reference_days": 5}}
+    return {
+        "recommender": {
+            "reference_start": (rec + timedelta(days=3)).isoformat(),
+            "reference_end": (rec + timedelta(days=6)).isoformat(),
+        },
+        "churn_offer": {"reference_days": 5},
+    }
 
 
 @pytest.fixture(scope="module")
 def built(world):
     """The world's days in one run (the history), with a 120-day label horizon."""
-    build(world["db"], world["start"], world["end"], {"recommender": HORIZON, "churn_offer": HORIZON},
-          reference_settings(world), world["root"] / "target")
+    build(
+        world["db"],
+        world["start"],
+        world["end"],
+        {"recommender": HORIZON, "churn_offer": HORIZON},
+        reference_settings(world),
+        world["root"] / "target",
+    )
     return world
 
 
@@ -124,14 +186,22 @@ def test_labels_95_days_late_update_that_days_precision_and_recall_and_only_that
     before = query(db, "SELECT * FROM marts.model_health_daily ORDER BY ALL")
     assert (before.loc[before["date"] == pd.Timestamp(w["day"]), "labelled"] == 0).all()  # nothing known yet
 
-    build(db, w["arrival"], w["arrival"], {"recommender": HORIZON, "churn_offer": HORIZON}, reference_settings(w), tmp_path / "t")
+    build(
+        db,
+        w["arrival"],
+        w["arrival"],
+        {"recommender": HORIZON, "churn_offer": HORIZON},
+        reference_settings(w),
+        tmp_path / "t",
+    )
 
     # the run refreshed exactly the prediction day whose labels arrived (no predictions in its own window),
     # not the 95 days in between
     refreshed = query(db, "SELECT * FROM intermediate.int_label_refresh_days ORDER BY model_id")
     moved = w["moved"].merge(w["preds"][["prediction_id", "model_id"]], on="prediction_id")
     assert set(zip(refreshed["model_id"], refreshed["date"].dt.date, refreshed["reason"])) == {
-        (m, w["day"], "late_labels") for m in moved["model_id"].unique()}
+        (m, w["day"], "late_labels") for m in moved["model_id"].unique()
+    }
     assert refreshed.set_index("model_id")["events_arrived"].to_dict() == moved.groupby("model_id").size().to_dict()
 
     after = query(db, "SELECT * FROM marts.model_health_daily ORDER BY ALL")
@@ -142,8 +212,12 @@ def test_labels_95_days_late_update_that_days_precision_and_recall_and_only_that
         preds = known[(known["model_id"] == model_id) & (known["date"] == pd.Timestamp(w["day"]))]
         labelled = preds[preds["label"].notna()]
         assert row["labelled"] == len(labelled) > 300
-        assert row["precision"] == pytest.approx(precision_score(labelled["label"].astype(int), labelled["decision"]), rel=1e-12)
-        assert row["recall"] == pytest.approx(recall_score(labelled["label"].astype(int), labelled["decision"]), rel=1e-12)
+        assert row["precision"] == pytest.approx(
+            precision_score(labelled["label"].astype(int), labelled["decision"]), rel=1e-12
+        )
+        assert row["recall"] == pytest.approx(
+            recall_score(labelled["label"].astype(int), labelled["decision"]), rel=1e-12
+        )
         oracle = label_metrics(preds)
         for column in LABEL_COLUMNS:
             assert row[column] == pytest.approx(oracle[column], rel=1e-9, nan_ok=True), (model_id, column)
@@ -157,7 +231,14 @@ def test_labels_beyond_the_models_horizon_do_not_count(built, tmp_path):
     db = private_copy(w, tmp_path)
     before = query(db, "SELECT * FROM marts.model_health_daily ORDER BY ALL")
     # churn_offer's labels may arrive 60 days late only; the recommender's 120
-    build(db, w["arrival"], w["arrival"], {"recommender": HORIZON, "churn_offer": 60}, reference_settings(w), tmp_path / "t")
+    build(
+        db,
+        w["arrival"],
+        w["arrival"],
+        {"recommender": HORIZON, "churn_offer": 60},
+        reference_settings(w),
+        tmp_path / "t",
+    )
     refreshed = query(db, "SELECT model_id, date FROM intermediate.int_label_refresh_days")
     assert list(refreshed["model_id"]) == ["recommender"]
     after = query(db, "SELECT * FROM marts.model_health_daily ORDER BY ALL")
@@ -170,9 +251,15 @@ def test_a_fixed_drift_reference_gives_psi_against_exactly_those_dates(built):
     w = built
     versions = query(w["db"], "SELECT * FROM intermediate.int_model_versions").set_index("model_id")
     rec, churn = w["first_days"]["recommender"], w["first_days"]["churn_offer"]
-    windows = {"recommender": (rec + timedelta(days=3), rec + timedelta(days=6)), "churn_offer": (churn, churn + timedelta(days=4))}
+    windows = {
+        "recommender": (rec + timedelta(days=3), rec + timedelta(days=6)),
+        "churn_offer": (churn, churn + timedelta(days=4)),
+    }
     for model_id, (start, end) in windows.items():
-        assert (versions.loc[model_id, "reference_start_date"].date(), versions.loc[model_id, "reference_end_date"].date()) == (start, end)
+        assert (
+            versions.loc[model_id, "reference_start_date"].date(),
+            versions.loc[model_id, "reference_end_date"].date(),
+        ) == (start, end)
     drift = query(w["db"], "SELECT * FROM marts.feature_drift_daily ORDER BY ALL")
     preds = w["preds"]
     checked = 0
@@ -195,6 +282,8 @@ def test_a_fixed_drift_reference_gives_psi_against_exactly_those_dates(built):
     rec_rows = drift[(drift["model_id"] == "recommender") & (drift["feature"] == "score") & drift["psi"].notna()]
     first7 = preds[(preds["model_id"] == "recommender") & (preds["date"] <= pd.Timestamp(rec + timedelta(days=6)))]
     some = rec_rows.iloc[-1]
-    default = psi_numeric(first7["score"].to_numpy(float),
-                          preds[(preds["model_id"] == "recommender") & (preds["date"] == some["date"])]["score"].to_numpy(float))
+    default = psi_numeric(
+        first7["score"].to_numpy(float),
+        preds[(preds["model_id"] == "recommender") & (preds["date"] == some["date"])]["score"].to_numpy(float),
+    )
     assert not np.isclose(some["psi"], default, rtol=1e-6)

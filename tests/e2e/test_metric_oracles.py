@@ -12,8 +12,20 @@ from sklearn.metrics import brier_score_loss
 
 from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import dbt_var
-from tests.e2e.oracles import (COHORT_KEYS, cbpe, clean_predictions, cohort_members, ece, known_predictions, kpis,
-                               label_metrics, psi_categorical, psi_numeric, retention, score_calibration)
+from tests.e2e.oracles import (
+    COHORT_KEYS,
+    cbpe,
+    clean_predictions,
+    cohort_members,
+    ece,
+    known_predictions,
+    kpis,
+    label_metrics,
+    psi_categorical,
+    psi_numeric,
+    retention,
+    score_calibration,
+)
 
 pytestmark = pytest.mark.slow
 EXACT = dict(rel=1e-9, abs=1e-12)
@@ -44,11 +56,15 @@ def health_oracle(day: pd.DataFrame, calibration: dict | None) -> dict:
         "p90_score": np.quantile(day["score"], 0.9, method="linear"),
         "positive_rate": day["decision"].mean(),
         "median_label_delay_hours": delay_h.median(),
-        "true_positives": int((d & (y == 1)).sum()), "false_positives": int((d & (y == 0)).sum()),
-        "false_negatives": int((~d & (y == 1)).sum()), "true_negatives": int((~d & (y == 0)).sum()),
+        "true_positives": int((d & (y == 1)).sum()),
+        "false_positives": int((d & (y == 0)).sum()),
+        "false_negatives": int((~d & (y == 1)).sum()),
+        "true_negatives": int((~d & (y == 0)).sum()),
         "brier_score": brier_score_loss(y, s) if len(y) else np.nan,
         "expected_calibration_error": ece(y.astype(float), s) if len(y) else np.nan,
-        "estimated_precision": estimated_precision, "estimated_recall": estimated_recall, "cbpe_calibrated": calibrated,
+        "estimated_precision": estimated_precision,
+        "estimated_recall": estimated_recall,
+        "cbpe_calibrated": calibrated,
         "feedback_rate": (events > 0).mean(),
         "feedback_up_share": day["up_events"].sum() / events.sum() if events.sum() else np.nan,
     }
@@ -60,8 +76,11 @@ def assert_health_matches(health: pd.DataFrame, source, calibration: dict, matur
     for as_of, rows in health.groupby("labels_as_of"):
         preds = known_predictions(source, as_of.date())
         for _, row in rows.iterrows():
-            day = preds[(preds["model_id"] == row["model_id"]) & (preds["model_version"] == row["model_version"])
-                        & (preds["date"] == pd.Timestamp(row["date"]))]
+            day = preds[
+                (preds["model_id"] == row["model_id"])
+                & (preds["model_version"] == row["model_version"])
+                & (preds["date"] == pd.Timestamp(row["date"]))
+            ]
             reference_end, bins = calibration[(row["model_id"], row["model_version"])]
             # the calibration exists once its reference window's labels have matured (label horizon) by the run's last day
             learnt = bins if reference_end + pd.Timedelta(days=maturity_days) <= as_of else None
@@ -70,8 +89,13 @@ def assert_health_matches(health: pd.DataFrame, source, calibration: dict, matur
             for column, expected in oracle.items():
                 # median of an even count averages two float delays: exact to rounding only
                 tolerance = dict(rel=1e-9) if column == "median_label_delay_hours" else EXACT
-                assert nan_or_approx(row[column], expected, **tolerance), (row["date"], row["model_id"], column,
-                                                                          row[column], expected)
+                assert nan_or_approx(row[column], expected, **tolerance), (
+                    row["date"],
+                    row["model_id"],
+                    column,
+                    row[column],
+                    expected,
+                )
 
 
 def test_every_health_metric_matches_its_oracle(materialized):
@@ -102,19 +126,43 @@ def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, mo
     from orchestration.lib.settings import DBT_PROJECT_DIR
 
     p, horizon = materialized, 7
-    lookback = dbt_var("label_lookback_days")  # the fixed window every run recomputes (7, the coverage rule's after_days)
+    lookback = dbt_var(
+        "label_lookback_days"
+    )  # the fixed window every run recomputes (7, the coverage rule's after_days)
     shutil.copy(p.db, tmp_path / "warehouse.duckdb")
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
-    variables = {"min_date": p.last.isoformat(), "max_date": p.last.isoformat(), "label_lookback_days": lookback,
-                 "default_label_horizon_days": horizon, "max_label_horizon_days": horizon}
-    result = dbtRunner().invoke(["run", "--select", "int_label_refresh_days", "int_score_calibration", "model_health_daily",
-                                 "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                                 "--target-path", str(tmp_path / "target"), "--vars", json.dumps(variables), "--quiet"])
+    variables = {
+        "min_date": p.last.isoformat(),
+        "max_date": p.last.isoformat(),
+        "label_lookback_days": lookback,
+        "default_label_horizon_days": horizon,
+        "max_label_horizon_days": horizon,
+    }
+    result = dbtRunner().invoke(
+        [
+            "run",
+            "--select",
+            "int_label_refresh_days",
+            "int_score_calibration",
+            "model_health_daily",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--vars",
+            json.dumps(variables),
+            "--quiet",
+        ]
+    )
     assert result.success, result.exception
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:  # dbt-duckdb keeps its in-process handle open
         learnt = conn.execute("SELECT * FROM intermediate.int_score_calibration").df()
-        health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date >= ? ORDER BY date, model_id",
-                              [p.last - timedelta(days=lookback)]).df()
+        health = conn.execute(
+            "SELECT * FROM marts.model_health_daily WHERE date >= ? ORDER BY date, model_id",
+            [p.last - timedelta(days=lookback)],
+        ).df()
     calibration = score_calibration(p.source, clean_predictions(p.source), dbt_var("default_reference_days"), horizon)
     assert set(zip(learnt["model_id"], learnt["model_version"])) == set(calibration)
     for _, row in learnt.iterrows():
@@ -127,8 +175,16 @@ def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, mo
 def test_psi_and_null_rate_match_numpy(materialized):
     p = materialized
     preds = clean_predictions(p.source)
-    drift = p.query("SELECT * FROM marts.feature_drift_daily WHERE date >= ? AND psi IS NOT NULL", [p.last - timedelta(days=3)])
-    assert set(drift["feature"]) == {"score", "feature_recency", "feature_basket_value", "feature_tenure_days", "feature_device"}
+    drift = p.query(
+        "SELECT * FROM marts.feature_drift_daily WHERE date >= ? AND psi IS NOT NULL", [p.last - timedelta(days=3)]
+    )
+    assert set(drift["feature"]) == {
+        "score",
+        "feature_recency",
+        "feature_basket_value",
+        "feature_tenure_days",
+        "feature_device",
+    }
     for _, row in drift.iterrows():
         model = preds[preds["model_id"] == row["model_id"]]
         first_day = model["date"].min()
@@ -181,8 +237,15 @@ def test_retention_matches_pandas_and_only_matured_cohorts_appear(materialized):
     assert (ours["matured_date"] == ours["cohort_date"] + pd.to_timedelta(ours["horizon_days"], unit="D")).all()
     members = cohort_members(p.source).fillna({"experiment_id": "", "variant": ""})
     has_members = set(zip(members["cohort_type"], members["experiment_id"], members["variant"], members["cohort_date"]))
-    present = set(zip(ours["cohort_type"], ours["experiment_id"].fillna(""), ours["variant"].fillna(""),
-                      pd.to_datetime(ours["cohort_date"]), ours["horizon_days"]))
+    present = set(
+        zip(
+            ours["cohort_type"],
+            ours["experiment_id"].fillna(""),
+            ours["variant"].fillna(""),
+            pd.to_datetime(ours["cohort_date"]),
+            ours["horizon_days"],
+        )
+    )
     checked = {}
     for group in set(zip(members["cohort_type"], members["experiment_id"], members["variant"])):
         for k in horizons:
@@ -201,5 +264,6 @@ def test_retention_matches_pandas_and_only_matured_cohorts_appear(materialized):
     for frame in (ours, oracle):
         frame[["experiment_id", "variant"]] = frame[["experiment_id", "variant"]].fillna("")
         frame[["cohort_date", "matured_date"]] = frame[["cohort_date", "matured_date"]].apply(pd.to_datetime)
-    pd.testing.assert_frame_equal(ours, oracle[ours.columns], check_dtype=False, check_exact=False,
-                                  rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(
+        ours, oracle[ours.columns], check_dtype=False, check_exact=False, rtol=1e-9, atol=1e-12
+    )

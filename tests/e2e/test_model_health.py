@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 def health_on(p, day):
-    return p.query("SELECT * FROM marts.model_health_daily WHERE date = ? ORDER BY model_id", [day]).set_index("model_id")
+    return p.query("SELECT * FROM marts.model_health_daily WHERE date = ? ORDER BY model_id", [day]).set_index(
+        "model_id"
+    )
 
 
 LABEL_METRICS = ["labelled", "label_coverage", "precision", "recall", "f1"]
@@ -31,16 +33,30 @@ def land_late_labels(source: Path, day: date, landing_day: date) -> int:
     preds = preds[preds["date"] == pd.Timestamp(day)].sort_values("prediction_id")
     unlabelled = preds[preds["label"].isna()].groupby("model_id").head(150)
     reviewed = preds[preds["label"].notna() & (preds["label_source"] == "implicit")].groupby("model_id").head(50)
-    late = pd.concat([
-        pd.DataFrame({"prediction_id": unlabelled["prediction_id"], "label": 1 - unlabelled["decision"].astype("int64"),
-                      "label_source": "implicit"}),
-        pd.DataFrame({"prediction_id": reviewed["prediction_id"], "label": 1 - reviewed["label"].astype("int64"),
-                      "label_source": "human_review"}),
-    ], ignore_index=True)
+    late = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "prediction_id": unlabelled["prediction_id"],
+                    "label": 1 - unlabelled["decision"].astype("int64"),
+                    "label_source": "implicit",
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "prediction_id": reviewed["prediction_id"],
+                    "label": 1 - reviewed["label"].astype("int64"),
+                    "label_source": "human_review",
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     # inside the landing day, so the raw loader puts them in that day's partition
     late["labeled_at"] = pd.Timestamp(landing_day) + pd.Timedelta(hours=12) + pd.to_timedelta(late.index, unit="s")
     late[["prediction_id", "label", "labeled_at", "label_source"]].to_parquet(
-        source / "labels" / f"labels_{landing_day.isoformat()}_late.parquet", index=False)
+        source / "labels" / f"labels_{landing_day.isoformat()}_late.parquet", index=False
+    )
     return len(unlabelled)  # predictions labelled for the first time
 
 
@@ -51,8 +67,14 @@ def oracle_on(source: Path, day: date, known_by: date) -> pd.DataFrame:
 
 
 def assert_equal_to_oracle(ours: pd.DataFrame, oracle: pd.DataFrame) -> None:
-    pd.testing.assert_frame_equal(ours[LABEL_METRICS].astype(float), oracle.loc[ours.index].astype(float),
-                                  check_exact=False, rtol=1e-9, atol=1e-12, check_names=False)
+    pd.testing.assert_frame_equal(
+        ours[LABEL_METRICS].astype(float),
+        oracle.loc[ours.index].astype(float),
+        check_exact=False,
+        rtol=1e-9,
+        atol=1e-12,
+        check_names=False,
+    )
 
 
 def test_labels_landing_three_days_late_update_that_days_metrics(pipeline, tmp_path, monkeypatch):

@@ -30,11 +30,17 @@ def _oracle_value(p, kr) -> float:
         live = health.sort_values(["predictions", "model_version"], ascending=False).drop_duplicates("date")
         return _trailing_mean(live, kr.metric, kr.weight, p.last, kr.window_days)
     if kr.kind == "net_value":
-        impact = p.query("SELECT * FROM attribution.model_impact WHERE model_id = ? AND as_of_date = ? "
-                         "AND analysis_window = 'cumulative'", [kr.model_id, p.last])
+        impact = p.query(
+            "SELECT * FROM attribution.model_impact WHERE model_id = ? AND as_of_date = ? "
+            "AND analysis_window = 'cumulative'",
+            [kr.model_id, p.last],
+        )
         return float(impact.sort_values("treated_units").iloc[-1]["net_value"])
-    results = p.query("SELECT * FROM attribution.experiment_results WHERE model_id = ? AND metric = ? AND as_of_date = ? "
-                      "AND analysis_window = 'cumulative'", [kr.model_id, kr.metric, p.last])
+    results = p.query(
+        "SELECT * FROM attribution.experiment_results WHERE model_id = ? AND metric = ? AND as_of_date = ? "
+        "AND analysis_window = 'cumulative'",
+        [kr.model_id, kr.metric, p.last],
+    )
     row = results.sort_values("n_treatment").iloc[-1]
     return float(row["cuped_relative_lift"] if row["estimate"] == "cuped" else row["relative_lift"])
 
@@ -62,11 +68,16 @@ def test_scorecard_days_needed_match_statsmodels_and_the_too_small_target_warns(
     attribution = dbt_var("attribution")
     card = p.query("SELECT * FROM marts.metric_scorecard WHERE date = ?", [p.last])
     assert card["attributable"].all()  # two weeks in, every metric (D7 retention too) has matured results
-    stats = p.query("SELECT * FROM marts.experiment_stats WHERE analysis_window = 'cumulative' AND as_of_date IN (?, ?)",
-                    [p.last, p.last - timedelta(days=7)])
-    results = p.query("SELECT * FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND as_of_date = ?",
-                      [p.last]).set_index(["experiment_id", "metric"])
-    shares = p.query("SELECT * FROM staging.stg_experiment_variants").set_index(["experiment_id", "variant"])["expected_share"]
+    stats = p.query(
+        "SELECT * FROM marts.experiment_stats WHERE analysis_window = 'cumulative' AND as_of_date IN (?, ?)",
+        [p.last, p.last - timedelta(days=7)],
+    )
+    results = p.query(
+        "SELECT * FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND as_of_date = ?", [p.last]
+    ).set_index(["experiment_id", "metric"])
+    shares = p.query("SELECT * FROM staging.stg_experiment_variants").set_index(["experiment_id", "variant"])[
+        "expected_share"
+    ]
     judged = card.dropna(subset=["required_units"])
     assert len(judged) >= 3
     for _, row in judged.iterrows():
@@ -90,8 +101,13 @@ def test_scorecard_days_needed_match_statsmodels_and_the_too_small_target_warns(
         share_t = shares[(row["experiment_id"], r["treatment_variant"])]
         share_c = shares[(row["experiment_id"], r["control_variant"])]
         effect = abs(row["target_relative_effect"]) * r["mean_control"] / np.sqrt(var)
-        n_control = NormalIndPower().solve_power(effect_size=effect, alpha=attribution["alpha"], power=attribution["power"],
-                                                 ratio=share_t / share_c, alternative="two-sided")
+        n_control = NormalIndPower().solve_power(
+            effect_size=effect,
+            alpha=attribution["alpha"],
+            power=attribution["power"],
+            ratio=share_t / share_c,
+            alternative="two-sided",
+        )
         oracle_days = n_control * (1 + share_t / share_c) / units_per_day
         assert row["days_needed"] == pytest.approx(oracle_days, rel=2e-3), row["key_result"]
 

@@ -20,7 +20,9 @@ def latest_metadata(instance, *path):
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
-def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(daily_runs, daily_instance, tmp_path, monkeypatch):
+def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(
+    daily_runs, daily_instance, tmp_path, monkeypatch
+):
     p = daily_runs
     day = p.incident + timedelta(days=6)  # the last of the daily runs
     alerts_dir = tmp_path / "alerts"
@@ -30,7 +32,9 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(dai
     instance = daily_instance
     raw = latest_metadata(instance, "raw", "predictions")
     loaded = p.query("SELECT count(*) AS n FROM raw.predictions WHERE _partition_date = ?", [day])["n"].iloc[0]
-    quarantined = p.query("SELECT count(*) AS n FROM raw_quarantine.predictions WHERE _partition_date = ?", [day])["n"].iloc[0]
+    quarantined = p.query("SELECT count(*) AS n FROM raw_quarantine.predictions WHERE _partition_date = ?", [day])[
+        "n"
+    ].iloc[0]
     assert (raw["rows_loaded"], raw["rows_quarantined"]) == (loaded, quarantined)
     assert isinstance(raw["rows_read"], int)
 
@@ -41,22 +45,31 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(dai
 
     results = latest_metadata(instance, "attribution", "experiment_results")
     # the decision estimate (CUPED where the row uses it), in percent to the 0.1 the summary prints
-    lifts = p.query("SELECT model_id, metric, CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END "
-                    "AS lift FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
+    lifts = p.query(
+        "SELECT model_id, metric, CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END "
+        "AS lift FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND as_of_date = ?",
+        [day],
+    )
     assert len(lifts) > 0
     for r in lifts.itertuples():
         assert results[f"relative_lift_pct/{r.model_id}/{r.metric}"] == pytest.approx(round(100 * r.lift, 1))
     assert "relative lift [95% CI]" in results["latest"] and "significant (Holm)" in results["latest"]
 
     impact = latest_metadata(instance, "attribution", "model_impact")
-    net = p.query("SELECT model_id, net_value FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND as_of_date = ?", [day])
+    net = p.query(
+        "SELECT model_id, net_value FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND as_of_date = ?",
+        [day],
+    )
     currency = load_config().currency
     assert {k: impact[f"net_value_{currency}/{k}"] for k in net["model_id"]} == pytest.approx(
-        {k: round(v) for k, v in zip(net["model_id"], net["net_value"])})
+        {k: round(v) for k, v in zip(net["model_id"], net["net_value"])}
+    )
 
     health = latest_metadata(instance, "marts", "alerts")
     model = p.truth["incident"]["model_id"]
-    drift = p.query("SELECT max(psi) AS psi FROM marts.feature_drift_daily WHERE date = ? AND model_id = ?", [day, model])
+    drift = p.query(
+        "SELECT max(psi) AS psi FROM marts.feature_drift_daily WHERE date = ? AND model_id = ?", [day, model]
+    )
     assert health[f"psi_max/{model}"] == pytest.approx(round(drift["psi"].iloc[0], 4))  # as the preview rounds it
     assert health[f"psi_max/{model}"] > 0.2  # the planted drift is on the plot
 
@@ -71,12 +84,20 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(dai
         jsonl = alerts_dir / "notifications.jsonl"
         sent = [json.loads(line) for line in jsonl.read_text().splitlines()]
         horizon_start = (day - timedelta(days=31)).isoformat()
-        expected = {f"alert|{r.date.date().isoformat()}|{r.model_id}|{r.metric}|{r.subject or ''}"
-                    for r in snapshot_alerts.itertuples() if r.date.date().isoformat() >= horizon_start}
-        expected |= {f"gate|{r.date.date().isoformat()}||quality_gate|{r.suite}"
-                     for r in failed_gates.itertuples() if r.date.date().isoformat() >= horizon_start}
+        expected = {
+            f"alert|{r.date.date().isoformat()}|{r.model_id}|{r.metric}|{r.subject or ''}"
+            for r in snapshot_alerts.itertuples()
+            if r.date.date().isoformat() >= horizon_start
+        }
+        expected |= {
+            f"gate|{r.date.date().isoformat()}||quality_gate|{r.suite}"
+            for r in failed_gates.itertuples()
+            if r.date.date().isoformat() >= horizon_start
+        }
         assert sorted(n["dedup_key"] for n in sent) == sorted(expected)
-        second = alert_notifications_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=context.cursor))
+        second = alert_notifications_sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=context.cursor)
+        )
         assert second.skip_message == "snapshot unchanged since the last tick"
         assert len(jsonl.read_text().splitlines()) == len(sent)
 
@@ -92,22 +113,31 @@ def test_exports_equal_the_snapshot_on_every_exported_day(daily_runs):
         conn.execute(f"ATTACH '{snapshot}' AS snap (READ_ONLY)")
         for table, spec in PUBLISHED.items():
             name = table.split(".")[1]
-            columns = conn.execute("SELECT string_agg(column_name, ', ' ORDER BY ordinal_position) FROM "
-                                   "information_schema.columns WHERE table_catalog = 'snap' AND table_schema || '.' || "
-                                   "table_name = ?", [table]).fetchone()[0]
+            columns = conn.execute(
+                "SELECT string_agg(column_name, ', ' ORDER BY ordinal_position) FROM "
+                "information_schema.columns WHERE table_catalog = 'snap' AND table_schema || '.' || "
+                "table_name = ?",
+                [table],
+            ).fetchone()[0]
             if columns is None or not (exports / name).is_dir():
                 continue
             parquet = f"read_parquet('{exports / name}/*/*.parquet', hive_partitioning = true)"
             exported_days = {d for (d,) in conn.execute(f"SELECT DISTINCT date FROM {parquet}").fetchall()}
-            snapshot_days = {d for (d,) in conn.execute(f"SELECT DISTINCT {spec.day_column}::DATE FROM snap.{table}").fetchall()}
+            snapshot_days = {
+                d for (d,) in conn.execute(f"SELECT DISTINCT {spec.day_column}::DATE FROM snap.{table}").fetchall()
+            }
             window_start = last_run_day - timedelta(days=spec.lookback_days())
             assert {d for d in snapshot_days if window_start <= d <= last_run_day} <= exported_days, table
             assert exported_days <= snapshot_days, f"{table}: exported days without rows in the snapshot"
             in_exported = f"{spec.day_column}::DATE IN (SELECT DISTINCT date FROM {parquet})"
-            for a, b in ((f"SELECT {columns} FROM {parquet}", f"SELECT {columns} FROM snap.{table} WHERE {in_exported}"),
-                         (f"SELECT {columns} FROM snap.{table} WHERE {in_exported}", f"SELECT {columns} FROM {parquet}")):
-                differing = conn.execute(f"SELECT {spec.day_column}::DATE AS day, count(*) AS n FROM ({a} EXCEPT ALL {b}) "
-                                         "GROUP BY 1 ORDER BY 1").fetchall()
+            for a, b in (
+                (f"SELECT {columns} FROM {parquet}", f"SELECT {columns} FROM snap.{table} WHERE {in_exported}"),
+                (f"SELECT {columns} FROM snap.{table} WHERE {in_exported}", f"SELECT {columns} FROM {parquet}"),
+            ):
+                differing = conn.execute(
+                    f"SELECT {spec.day_column}::DATE AS day, count(*) AS n FROM ({a} EXCEPT ALL {b}) "
+                    "GROUP BY 1 ORDER BY 1"
+                ).fetchall()
                 assert differing == [], f"{table}: exported rows differ from the snapshot on {differing}"
             if spec.lookback_days():
                 rewritten_before_last_day |= {(name, d) for d in exported_days if d < p.incident}

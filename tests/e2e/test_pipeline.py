@@ -57,9 +57,16 @@ def test_two_consecutive_partitions_land_everything_and_a_rerun_changes_nothing(
     assert {str(day1), str(day2)} <= {str(d)[:10] for d in kpi_export["date"]}
     assert (exports / "experiment_results" / f"date={day2}" / "part.parquet").is_file()
     with duckdb.connect(str(pipeline.db.parent / "analytics.duckdb"), read_only=True) as analytics:
-        assert analytics.execute("SELECT count(*) FROM attribution.model_impact WHERE as_of_date = ?", [day2]).fetchone()[0] > 0
+        assert (
+            analytics.execute("SELECT count(*) FROM attribution.model_impact WHERE as_of_date = ?", [day2]).fetchone()[
+                0
+            ]
+            > 0
+        )
     planted = pipeline.truth["dirty_rows"]["predictions"]
-    reasons = pipeline.query("SELECT _reason, count(*) AS n FROM raw_quarantine.predictions GROUP BY 1").set_index("_reason")["n"]
+    reasons = pipeline.query("SELECT _reason, count(*) AS n FROM raw_quarantine.predictions GROUP BY 1").set_index(
+        "_reason"
+    )["n"]
     assert reasons["duplicate key (prediction_id)"] == planted["duplicate_key"]
     assert reasons["score outside [0, 1]"] == planted["score_out_of_range"]
 
@@ -79,7 +86,9 @@ def test_planted_lift_lies_inside_the_95_percent_ci(latest):
     pipeline = latest
     results = pipeline.query(
         "SELECT * FROM attribution.experiment_results WHERE as_of_date = ? AND analysis_window = 'cumulative' "
-        "AND metric IN ('conversion', 'revenue_per_user')", [pipeline.last])
+        "AND metric IN ('conversion', 'revenue_per_user')",
+        [pipeline.last],
+    )
     assert len(results) == 4
     for _, row in results.iterrows():
         truth = pipeline.truth["experiments"][row["experiment_id"]]["sample_average_treatment_effect"]
@@ -97,7 +106,9 @@ def _unit_measures(src, as_of, pre_days: int) -> pd.DataFrame:
     end = pd.Timestamp(as_of + timedelta(days=1))
     read = lambda table: pd.concat(pd.read_parquet(p) for p in (src / table).glob("*.parquet"))  # noqa: E731
     assignments = read("assignments").sort_values(["assigned_at", "variant"])
-    units = assignments[assignments["assigned_at"] < end].drop_duplicates(["experiment_id", "user_id"])  # first variant wins
+    units = assignments[assignments["assigned_at"] < end].drop_duplicates(
+        ["experiment_id", "user_id"]
+    )  # first variant wins
     units = units.assign(assigned_date=units["assigned_at"].dt.normalize())
     orders = read("orders").drop_duplicates("order_id")
     orders = orders[orders["ordered_at"] < end].rename(columns={"ordered_at": "ts"})
@@ -109,7 +120,10 @@ def _unit_measures(src, as_of, pre_days: int) -> pd.DataFrame:
         "refunded_orders": (orders, lambda e: (e["status"] == "refunded").astype(float)),
         "settled_orders": (orders, lambda e: e["status"].isin(["completed", "refunded"]).astype(float)),
         "sessions": (sessions, lambda e: pd.Series(1.0, index=e.index)),
-        "sessions_on_day_7": (sessions, lambda e: (e["ts"].dt.normalize() == e["assigned_date"] + pd.Timedelta(days=7)).astype(float)),
+        "sessions_on_day_7": (
+            sessions,
+            lambda e: (e["ts"].dt.normalize() == e["assigned_date"] + pd.Timedelta(days=7)).astype(float),
+        ),
     }
     key = ["experiment_id", "user_id"]
     out = units.set_index(key)
@@ -140,7 +154,11 @@ def test_experiment_stats_agree_with_pandas_on_the_raw_files(latest):
         window = "cum" if row.analysis_window == "cumulative" or "maturity_days" in spec else "day"
         if "maturity_days" in spec:
             matured = arm["assigned_date"] + pd.Timedelta(days=spec["maturity_days"])
-            arm = arm[matured <= pd.Timestamp(as_of)] if row.analysis_window == "cumulative" else arm[matured == pd.Timestamp(as_of)]
+            arm = (
+                arm[matured <= pd.Timestamp(as_of)]
+                if row.analysis_window == "cumulative"
+                else arm[matured == pd.Timestamp(as_of)]
+            )
         if spec["type"] == "ratio":
             y, d, x = arm[f"{window}_{spec['numerator']}"], arm[f"{window}_{spec['denominator']}"], None
         else:
@@ -150,10 +168,22 @@ def test_experiment_stats_agree_with_pandas_on_the_raw_files(latest):
             d = None
         expected = {"n": len(arm), "value_sum": y.sum(), "value_sum_sq": (y * y).sum()}
         if d is not None:
-            expected |= {"denominator_sum": d.sum(), "denominator_sum_sq": (d * d).sum(), "value_denominator_sum": (y * d).sum()}
+            expected |= {
+                "denominator_sum": d.sum(),
+                "denominator_sum_sq": (d * d).sum(),
+                "value_denominator_sum": (y * d).sum(),
+            }
         if x is not None:
-            expected |= {"covariate_sum": x.sum(), "covariate_sum_sq": (x * x).sum(), "value_covariate_sum": (x * y).sum()}
+            expected |= {
+                "covariate_sum": x.sum(),
+                "covariate_sum_sq": (x * x).sum(),
+                "value_covariate_sum": (x * y).sum(),
+            }
         for column, value in expected.items():
-            assert getattr(row, column) == pytest.approx(value, rel=1e-9, abs=1e-9), (row.metric, row.analysis_window, column)
+            assert getattr(row, column) == pytest.approx(value, rel=1e-9, abs=1e-9), (
+                row.metric,
+                row.analysis_window,
+                column,
+            )
         checked.add((row.experiment_id, row.variant, row.metric, row.analysis_window))
     assert len(checked) == 2 * 2 * len(metrics) * 2  # experiments x arms x metrics x windows

@@ -31,26 +31,36 @@ def test_corrupt_predictions_block_attribution_for_that_day(pipeline, tmp_path, 
     assert "expect_compound_columns_to_be_unique on prediction_id, _day: 100 unexpected" in gate[0]
     assert len(gate) == 1  # every other table passed its gate
     assert "attribution/experiment_results" not in outcome.materialized
-    assert pipeline.query("SELECT count(*) AS n FROM attribution.experiment_results WHERE as_of_date = ?", [day])["n"][0] == 0
+    assert (
+        pipeline.query("SELECT count(*) AS n FROM attribution.experiment_results WHERE as_of_date = ?", [day])["n"][0]
+        == 0
+    )
     gate_log = pipeline.query("SELECT * FROM quality.gate_results WHERE date = ? AND suite = 'raw_predictions'", [day])
     assert not gate_log["passed"].iloc[0] and "score" in gate_log["failed_expectations"].iloc[0]
 
     # the next day is clean and gets published, but its cumulative numbers miss the blocked day: not trustworthy
     assert pipeline.run(day + timedelta(days=1)).success
-    results = pipeline.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [day + timedelta(days=1)])
+    results = pipeline.query(
+        "SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [day + timedelta(days=1)]
+    )
     cumulative = results[results["analysis_window"] == "cumulative"]
     assert len(cumulative) and not cumulative["trustworthy"].any()
     assert cumulative["untrusted_reason"].str.contains(f"quality gate raw_predictions failed on {day}").all()
     # the quarantine still holds every bad row: nothing is lost
-    quarantined = pipeline.query("SELECT count(*) AS n FROM raw_quarantine.predictions WHERE _partition_date = ?", [day])["n"][0]
+    quarantined = pipeline.query(
+        "SELECT count(*) AS n FROM raw_quarantine.predictions WHERE _partition_date = ?", [day]
+    )["n"][0]
     assert quarantined >= 100
 
 
 # Columns that record when the pipeline saw something (as tests/e2e/test_backfill.py), not what the data says.
-RUN_HISTORY = {"marts.alerts": ["first_detected_on", "last_evaluated_on"], "marts.retraining_requests": ["snapshot_path"],
-               # the pace since the table's previous row: day by day, the row before the day after the blocked day is
-               # two days back (the blocked run wrote none)
-               "marts.metric_scorecard": ["units_per_day", "days_needed", "mde_relative_at_deadline", "detectable_by_deadline"]}
+RUN_HISTORY = {
+    "marts.alerts": ["first_detected_on", "last_evaluated_on"],
+    "marts.retraining_requests": ["snapshot_path"],
+    # the pace since the table's previous row: day by day, the row before the day after the blocked day is
+    # two days back (the blocked run wrote none)
+    "marts.metric_scorecard": ["units_per_day", "days_needed", "mde_relative_at_deadline", "detectable_by_deadline"],
+}
 
 # Day by day, the bad day's run was blocked (ERROR): no mart was built for it, also none that does not read
 # orders (feature drift has no lookback), while the backfill built them without the held-back orders. Rows of
@@ -66,9 +76,11 @@ BUILT_FROM_THE_BLOCKED_DAY = {
 def _tables(db) -> dict[str, list[str]]:
     """Every mart and attribution table -> its DATE and TIMESTAMP columns (a row's day is any of them)."""
     with duckdb.connect(str(db), read_only=True) as conn:
-        rows = conn.execute("SELECT c.table_schema || '.' || c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
-                            "JOIN information_schema.tables t USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' "
-                            "AND c.table_schema IN ('marts', 'attribution') ORDER BY ALL").fetchall()
+        rows = conn.execute(
+            "SELECT c.table_schema || '.' || c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
+            "JOIN information_schema.tables t USING (table_schema, table_name) WHERE t.table_type = 'BASE TABLE' "
+            "AND c.table_schema IN ('marts', 'attribution') ORDER BY ALL"
+        ).fetchall()
     out: dict[str, list[str]] = {}
     for table, column, dtype in rows:
         out.setdefault(table, [])
@@ -103,9 +115,12 @@ def test_a_backfill_holds_back_only_its_bad_day_and_equals_day_by_day_runs(e2e_w
     from orchestration.defs.runs import materialize_days
 
     with pytest.MonkeyPatch.context() as mp:
-        for var, value in (("IMPACT_LEDGER_SOURCE", corrupt), ("IMPACT_LEDGER_DB", backfill),
-                           ("IMPACT_LEDGER_EXPORTS", backfill.parent / "exports"),
-                           ("IMPACT_LEDGER_ANALYTICS_DB", backfill.parent / "analytics.duckdb")):
+        for var, value in (
+            ("IMPACT_LEDGER_SOURCE", corrupt),
+            ("IMPACT_LEDGER_DB", backfill),
+            ("IMPACT_LEDGER_EXPORTS", backfill.parent / "exports"),
+            ("IMPACT_LEDGER_ANALYTICS_DB", backfill.parent / "analytics.duckdb"),
+        ):
             mp.setenv(var, str(value))
         ranged = materialize_days(days[0], days[-1])
     # inside a backfill the bad day is held back (WARN) and the run goes on for the others
@@ -115,9 +130,12 @@ def test_a_backfill_holds_back_only_its_bad_day_and_equals_day_by_day_runs(e2e_w
     assert "attribution/experiment_results" in ranged.materialized
 
     with pytest.MonkeyPatch.context() as mp:
-        for var, value in (("IMPACT_LEDGER_SOURCE", corrupt), ("IMPACT_LEDGER_DB", daily),
-                           ("IMPACT_LEDGER_EXPORTS", daily.parent / "exports"),
-                           ("IMPACT_LEDGER_ANALYTICS_DB", daily.parent / "analytics.duckdb")):
+        for var, value in (
+            ("IMPACT_LEDGER_SOURCE", corrupt),
+            ("IMPACT_LEDGER_DB", daily),
+            ("IMPACT_LEDGER_EXPORTS", daily.parent / "exports"),
+            ("IMPACT_LEDGER_ANALYTICS_DB", daily.parent / "analytics.duckdb"),
+        ):
             mp.setenv(var, str(value))
         one_by_one = {day: materialize_days(day, day) for day in days}
     # run alone, the bad day fails every day of its run: ERROR, nothing downstream of raw.orders runs
@@ -129,8 +147,13 @@ def test_a_backfill_holds_back_only_its_bad_day_and_equals_day_by_day_runs(e2e_w
     # name their own catalog, so each file is opened on its own), though raw still holds them
     for db in (backfill, daily):
         with duckdb.connect(str(db), read_only=True) as conn:
-            assert conn.execute("SELECT count(*) FROM staging.stg_orders WHERE order_date = ?", [bad_day]).fetchone()[0] == 0
-            assert conn.execute("SELECT count(*) FROM raw.orders WHERE _partition_date = ?", [bad_day]).fetchone()[0] > 0
+            assert (
+                conn.execute("SELECT count(*) FROM staging.stg_orders WHERE order_date = ?", [bad_day]).fetchone()[0]
+                == 0
+            )
+            assert (
+                conn.execute("SELECT count(*) FROM raw.orders WHERE _partition_date = ?", [bad_day]).fetchone()[0] > 0
+            )
             # and the KPIs of a day without its orders are not published (0 orders would read as a collapse)
             assert conn.execute("SELECT count(*) FROM marts.kpi_daily WHERE date = ?", [bad_day]).fetchone()[0] == 0
             assert conn.execute("SELECT count(*) FROM marts.kpi_daily WHERE date = ?", [days[-1]]).fetchone()[0] == 1
@@ -139,9 +162,21 @@ def test_a_backfill_holds_back_only_its_bad_day_and_equals_day_by_day_runs(e2e_w
         conn.execute(f"ATTACH '{daily}' AS daily (READ_ONLY)")
         # the same verdict, failed expectations and rows on every day of every suite
         gates = "SELECT * FROM {db}.quality.gate_results WHERE date BETWEEN '%s' AND '%s'" % (days[0], days[-1])
-        assert conn.execute(f"SELECT count(*) FROM ({gates.format(db='backfill')} EXCEPT ALL {gates.format(db='daily')})").fetchone()[0] == 0
-        assert conn.execute(f"SELECT count(*) FROM ({gates.format(db='daily')} EXCEPT ALL {gates.format(db='backfill')})").fetchone()[0] == 0
-        verdicts = conn.execute(f"SELECT date, passed FROM ({gates.format(db='daily')}) WHERE suite = 'raw_orders' ORDER BY date").fetchall()
+        assert (
+            conn.execute(
+                f"SELECT count(*) FROM ({gates.format(db='backfill')} EXCEPT ALL {gates.format(db='daily')})"
+            ).fetchone()[0]
+            == 0
+        )
+        assert (
+            conn.execute(
+                f"SELECT count(*) FROM ({gates.format(db='daily')} EXCEPT ALL {gates.format(db='backfill')})"
+            ).fetchone()[0]
+            == 0
+        )
+        verdicts = conn.execute(
+            f"SELECT date, passed FROM ({gates.format(db='daily')}) WHERE suite = 'raw_orders' ORDER BY date"
+        ).fetchall()
         assert verdicts == [(d, d != bad_day) for d in days]
         assert conn.execute(f"SELECT count(*) FROM ({gates.format(db='daily')}) WHERE NOT passed").fetchone()[0] == 1
         # the same marts, but for the bad day's own rows: its run was blocked day by day (no marts that day),
@@ -151,15 +186,26 @@ def test_a_backfill_holds_back_only_its_bad_day_and_equals_day_by_day_runs(e2e_w
         assert {"marts.kpi_daily", "marts.experiment_stats", "attribution.experiment_results"} <= set(tables)
         for table, date_columns in tables.items():
             exclude = f"EXCLUDE ({', '.join(RUN_HISTORY[table])})" if table in RUN_HISTORY else ""
-            not_bad_day = " AND ".join(f'CAST("{c}" AS DATE) IS DISTINCT FROM DATE \'{bad_day}\'' for c in date_columns) or "true"
+            not_bad_day = (
+                " AND ".join(f"CAST(\"{c}\" AS DATE) IS DISTINCT FROM DATE '{bad_day}'" for c in date_columns) or "true"
+            )
             if table in BUILT_FROM_THE_BLOCKED_DAY:
                 not_bad_day += f" AND NOT ({BUILT_FROM_THE_BLOCKED_DAY[table].format(day=bad_day)})"
             select = lambda db: f"SELECT * {exclude} FROM {db}.{table} WHERE {not_bad_day}"  # noqa: E731
-            only_backfill = conn.execute(f"SELECT count(*) FROM ({select('backfill')} EXCEPT ALL {select('daily')})").fetchone()[0]
-            only_daily = conn.execute(f"SELECT count(*) FROM ({select('daily')} EXCEPT ALL {select('backfill')})").fetchone()[0]
-            assert (only_backfill, only_daily) == (0, 0), f"{table}: {only_backfill} rows only in the backfill, {only_daily} only day by day"
+            only_backfill = conn.execute(
+                f"SELECT count(*) FROM ({select('backfill')} EXCEPT ALL {select('daily')})"
+            ).fetchone()[0]
+            only_daily = conn.execute(
+                f"SELECT count(*) FROM ({select('daily')} EXCEPT ALL {select('backfill')})"
+            ).fetchone()[0]
+            assert (only_backfill, only_daily) == (0, 0), (
+                f"{table}: {only_backfill} rows only in the backfill, {only_daily} only day by day"
+            )
         # later cumulative attribution is untrusted in both, naming the held-back day
-        after = conn.execute("SELECT trustworthy, untrusted_reason FROM daily.attribution.experiment_results "
-                             "WHERE as_of_date = ? AND analysis_window = 'cumulative'", [days[-1]]).fetchall()
+        after = conn.execute(
+            "SELECT trustworthy, untrusted_reason FROM daily.attribution.experiment_results "
+            "WHERE as_of_date = ? AND analysis_window = 'cumulative'",
+            [days[-1]],
+        ).fetchall()
         assert after and not any(t for t, _ in after)
         assert all(f"quality gate raw_orders failed on {bad_day}" in r for _, r in after)

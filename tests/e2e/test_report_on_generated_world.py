@@ -49,9 +49,12 @@ def test_report_contains_the_planted_lift_and_incident_dates(latest, tmp_path):
     page = blocks(path)
     summary = page["report-summary"]
     assert summary["as_of"] == p.last.isoformat()
-    results = p.query("SELECT * FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND as_of_date = ?",
-                      [p.last])
-    impact = p.query("SELECT * FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND as_of_date = ?", [p.last])
+    results = p.query(
+        "SELECT * FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND as_of_date = ?", [p.last]
+    )
+    impact = p.query(
+        "SELECT * FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND as_of_date = ?", [p.last]
+    )
 
     for experiment_id, truth in p.truth["experiments"].items():
         model = truth["model_id"]
@@ -64,18 +67,22 @@ def test_report_contains_the_planted_lift_and_incident_dates(latest, tmp_path):
         row = results[(results["experiment_id"] == experiment_id) & (results["metric"] == "revenue_per_user")].iloc[0]
         prefix = "cuped_" if row["estimate"] == "cuped" else ""
         assert [shown["relative_lift"], shown["ci_low"], shown["ci_high"]] == pytest.approx(
-            [row[f"{prefix}relative_lift"], row[f"{prefix}relative_ci_low"], row[f"{prefix}relative_ci_high"]])
+            [row[f"{prefix}relative_lift"], row[f"{prefix}relative_ci_low"], row[f"{prefix}relative_ci_high"]]
+        )
         # the lift plot of the model ends on the last day with the same value
         lift_plot = page[f"lift-{slug(model)}"]
         lines = [t for t in lift_plot["data"] if t["name"] == "relative lift (95% CI shaded)"]
-        assert any(t["x"][-1] == p.last.isoformat() and t["y"][-1] == pytest.approx(shown["relative_lift"]) for t in lines)
+        assert any(
+            t["x"][-1] == p.last.isoformat() and t["y"][-1] == pytest.approx(shown["relative_lift"]) for t in lines
+        )
 
         value = summary["models"][model]["net_value"]
         money = impact[impact["experiment_id"] == experiment_id].iloc[0]
         assert value["treated_units"] == planted["treated_units"] == money["treated_units"]
         assert value["model_cost"] == pytest.approx(planted["model_cost"], abs=0.01)
         assert [value["value"], value["ci_low"], value["ci_high"]] == pytest.approx(
-            [money["net_value"], money["net_value_ci_low"], money["net_value_ci_high"]])
+            [money["net_value"], money["net_value_ci_low"], money["net_value_ci_high"]]
+        )
 
     incident = p.truth["incident"]
     model, start = incident["model_id"], date.fromisoformat(incident["start_date"])
@@ -88,8 +95,10 @@ def test_report_contains_the_planted_lift_and_incident_dates(latest, tmp_path):
         assert first == pd.Timestamp(alerts.set_index("metric").loc[metric, "first"]).date()
         markers = next(t for t in health_plot["data"] if t["name"] == marker)
         assert markers["x"][0] == first.isoformat()
-    assert any(a["model_id"] == model and a["metric"] == "psi" and a["first_date"] == first_alert["psi"]
-               for a in summary["alerts"])
+    assert any(
+        a["model_id"] == model and a["metric"] == "psi" and a["first_date"] == first_alert["psi"]
+        for a in summary["alerts"]
+    )
     # the drift plot crosses its threshold on the incident's days only
     psi = next(t for t in health_plot["data"] if t["name"] == "max PSI")
     threshold = load_alert_config().rule("psi", model)["above"]

@@ -138,41 +138,73 @@ def case(name, kind, control, treatment, alpha=0.05, tau=5000.0) -> dict:
 def cases() -> list[dict]:
     out = []
     # means: skewed revenue with a 10% holdout; tiny unequal-variance arms; counts
-    out.append(case(
-        "revenue_per_user_holdout", "mean",
-        mean_arm(rng.lognormal(2.0, 1.1, 1200)), mean_arm(rng.lognormal(2.1, 1.1, 10800)),
-    ))
-    out.append(case(
-        "small_unequal_variance", "mean",
-        mean_arm(rng.normal(10, 2, 25)), mean_arm(rng.normal(11, 5, 40)), alpha=0.1, tau=1000.0,
-    ))
-    out.append(case(
-        "orders_per_user", "mean",
-        mean_arm(rng.poisson(1.3, 5000)), mean_arm(rng.poisson(1.34, 5000)), tau=20000.0,
-    ))
+    out.append(
+        case(
+            "revenue_per_user_holdout",
+            "mean",
+            mean_arm(rng.lognormal(2.0, 1.1, 1200)),
+            mean_arm(rng.lognormal(2.1, 1.1, 10800)),
+        )
+    )
+    out.append(
+        case(
+            "small_unequal_variance",
+            "mean",
+            mean_arm(rng.normal(10, 2, 25)),
+            mean_arm(rng.normal(11, 5, 40)),
+            alpha=0.1,
+            tau=1000.0,
+        )
+    )
+    out.append(
+        case(
+            "orders_per_user",
+            "mean",
+            mean_arm(rng.poisson(1.3, 5000)),
+            mean_arm(rng.poisson(1.34, 5000)),
+            tau=20000.0,
+        )
+    )
     # proportions (sum of squares = sum)
-    out.append(case(
-        "conversion_holdout", "mean",
-        mean_arm(rng.binomial(1, 0.37, 1822)), mean_arm(rng.binomial(1, 0.42, 17001)),
-    ))
-    out.append(case(
-        "conversion_small", "mean",
-        mean_arm(rng.binomial(1, 0.2, 80)), mean_arm(rng.binomial(1, 0.3, 95)), alpha=0.1, tau=500.0,
-    ))
+    out.append(
+        case(
+            "conversion_holdout",
+            "mean",
+            mean_arm(rng.binomial(1, 0.37, 1822)),
+            mean_arm(rng.binomial(1, 0.42, 17001)),
+        )
+    )
+    out.append(
+        case(
+            "conversion_small",
+            "mean",
+            mean_arm(rng.binomial(1, 0.2, 80)),
+            mean_arm(rng.binomial(1, 0.3, 95)),
+            alpha=0.1,
+            tau=500.0,
+        )
+    )
     # ratios: average order value, refund rate
     orders_c, orders_t = rng.poisson(1.2, 3000) + 1, rng.poisson(1.25, 27000) + 1
-    out.append(case(
-        "average_order_value", "ratio",
-        ratio_arm(orders_c * rng.gamma(4.0, 6.0, 3000), orders_c),
-        ratio_arm(orders_t * rng.gamma(4.0, 6.1, 27000), orders_t),
-    ))
+    out.append(
+        case(
+            "average_order_value",
+            "ratio",
+            ratio_arm(orders_c * rng.gamma(4.0, 6.0, 3000), orders_c),
+            ratio_arm(orders_t * rng.gamma(4.0, 6.1, 27000), orders_t),
+        )
+    )
     orders_c, orders_t = rng.poisson(2.0, 800) + 1, rng.poisson(2.0, 900) + 1
-    out.append(case(
-        "refund_rate", "ratio",
-        ratio_arm(rng.binomial(orders_c, 0.06), orders_c),
-        ratio_arm(rng.binomial(orders_t, 0.05), orders_t),
-        alpha=0.1, tau=2000.0,
-    ))
+    out.append(
+        case(
+            "refund_rate",
+            "ratio",
+            ratio_arm(rng.binomial(orders_c, 0.06), orders_c),
+            ratio_arm(rng.binomial(orders_t, 0.05), orders_t),
+            alpha=0.1,
+            tau=2000.0,
+        )
+    )
     # CUPED: the pre-period value of the same metric as covariate
     for name, n_c, n_t, slope, lift, alpha, tau in (
         ("cuped_revenue_holdout", 2000, 18000, 0.7, 0.4, 0.05, 5000.0),

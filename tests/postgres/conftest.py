@@ -49,8 +49,9 @@ def pg_world(pg, tmp_path_factory):
     engine = sa.create_engine(pg.url())
     try:
         for table in DB_TABLES:
-            world_table(source, table).to_sql(table, engine, index=False, if_exists="replace", method="multi",
-                                              chunksize=5_000)
+            world_table(source, table).to_sql(
+                table, engine, index=False, if_exists="replace", method="multi", chunksize=5_000
+            )
     finally:
         engine.dispose()
     return source, truth

@@ -61,12 +61,15 @@ def start_server(tmp: Path, user: str = "app", database: str = "shop") -> PgServ
         if not (PG_BIN / binary).is_file():
             raise PostgresUnavailable(
                 f"PostgreSQL 15 binary {PG_BIN / binary} not found: install the Debian packages postgresql and "
-                "postgresql-15 (apt-get install postgresql-15), or set IMPACT_LEDGER_PG_BIN to their bin folder")
+                "postgresql-15 (apt-get install postgresql-15), or set IMPACT_LEDGER_PG_BIN to their bin folder"
+            )
     if os.geteuid() == 0:
         try:
             pwd.getpwnam(OS_USER)
         except KeyError:
-            raise PostgresUnavailable(f"running as root and there is no OS user '{OS_USER}' to run PostgreSQL as") from None
+            raise PostgresUnavailable(
+                f"running as root and there is no OS user '{OS_USER}' to run PostgreSQL as"
+            ) from None
     root = Path(tmp) / "pg"
     root.mkdir(parents=True)
     data, sock = root / "data", root / "sock"
@@ -76,24 +79,58 @@ def start_server(tmp: Path, user: str = "app", database: str = "shop") -> PgServ
     if os.geteuid() == 0:  # the server's files belong to the OS user it runs as
         for path in [Path(tmp), root, sock, pwfile]:
             shutil.chown(path, OS_USER, OS_USER)
-    out = _as_postgres([PG_BIN / "initdb", "-D", data, "-U", "postgres", "--pwfile", pwfile, "--auth", "scram-sha-256",
-                        "-E", "UTF8", "--locale", "C"])
+    out = _as_postgres(
+        [
+            PG_BIN / "initdb",
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--pwfile",
+            pwfile,
+            "--auth",
+            "scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale",
+            "C",
+        ]
+    )
     if out.returncode:
         raise PostgresUnavailable(f"initdb failed: {out.stderr.strip() or out.stdout.strip()}")
     port = _free_port()
     # local TCP only, a unix socket in our own folder (not /var/run/postgresql), no fsync: a throw-away server
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off -c log_min_messages=warning"
-    out = _as_postgres([PG_BIN / "pg_ctl", "start", "-D", data, "-w", "-t", "60", "-o", opts, "-l", root / "server.log"])
+    out = _as_postgres(
+        [PG_BIN / "pg_ctl", "start", "-D", data, "-w", "-t", "60", "-o", opts, "-l", root / "server.log"]
+    )
     if out.returncode:
         log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
         raise PostgresUnavailable(f"pg_ctl start failed: {out.stderr.strip()} {log[-2000:]}")
     password = secrets.token_hex(12)
     server = PgServer(root, port, user, password, database)
     env = dict(os.environ, PGPASSWORD=pwfile.read_text())
-    sql = (f"CREATE ROLE {user} LOGIN PASSWORD '{password}'; CREATE DATABASE {database} OWNER {user};")
+    sql = f"CREATE ROLE {user} LOGIN PASSWORD '{password}'; CREATE DATABASE {database} OWNER {user};"
     for statement in sql.split("; "):
-        out = _as_postgres([PG_BIN / "psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres",
-                            "-v", "ON_ERROR_STOP=1", "-q", "-c", statement.rstrip(";")], env=env)
+        out = _as_postgres(
+            [
+                PG_BIN / "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                statement.rstrip(";"),
+            ],
+            env=env,
+        )
         if out.returncode:
             server.stop()
             raise PostgresUnavailable(f"creating the test role and database failed: {out.stderr.strip()}")

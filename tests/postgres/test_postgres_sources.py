@@ -46,17 +46,26 @@ def _db_sources(pg, tables=DB_TABLES, **overrides) -> dict:
 
 def _point(monkeypatch, tmp: Path, source: Path, config: Path) -> Path:
     db = tmp / "warehouse.duckdb"
-    for var, value in (("IMPACT_LEDGER_DB", db), ("IMPACT_LEDGER_SOURCE", source), ("IMPACT_LEDGER_CONFIG", config),
-                       ("IMPACT_LEDGER_EXPORTS", tmp / "exports"), ("IMPACT_LEDGER_ANALYTICS_DB", tmp / "analytics.duckdb")):
+    for var, value in (
+        ("IMPACT_LEDGER_DB", db),
+        ("IMPACT_LEDGER_SOURCE", source),
+        ("IMPACT_LEDGER_CONFIG", config),
+        ("IMPACT_LEDGER_EXPORTS", tmp / "exports"),
+        ("IMPACT_LEDGER_ANALYTICS_DB", tmp / "analytics.duckdb"),
+    ):
         monkeypatch.setenv(var, str(value))
     return db
 
 
 def _tables(db: Path) -> list[str]:
     with duckdb.connect(str(db), read_only=True) as conn:
-        return [f"{s}.{t}" for s, t in conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-            "ORDER BY 1, 2").fetchall()]
+        return [
+            f"{s}.{t}"
+            for s, t in conn.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                "ORDER BY 1, 2"
+            ).fetchall()
+        ]
 
 
 # ------------------------------------------------------------------ happy path: marts equal a file-only run
@@ -106,23 +115,42 @@ def test_marts_from_postgres_and_a_lake_equal_a_file_only_run(file_only_db, mixe
         conn.execute(f"ATTACH '{file_only_db}' AS files (READ_ONLY)")
         conn.execute(f"ATTACH '{mixed_db}' AS mixed (READ_ONLY)")
         # the run read the database: day extracts of the business tables, files of the lake
-        sources = dict(conn.execute("SELECT 'orders', any_value(_source_file) FROM mixed.raw.orders UNION ALL "
-                                    "SELECT 'predictions', any_value(_source_file) FROM mixed.raw.predictions").fetchall())
+        sources = dict(
+            conn.execute(
+                "SELECT 'orders', any_value(_source_file) FROM mixed.raw.orders UNION ALL "
+                "SELECT 'predictions', any_value(_source_file) FROM mixed.raw.predictions"
+            ).fetchall()
+        )
         assert "landing_cache/orders/orders_" in sources["orders"]
         assert "/lake/predictions/" in sources["predictions"]
         # the duplicated orders the world plants are quarantined from the database as from files
-        assert conn.execute("SELECT count(*) FROM mixed.raw_quarantine.orders WHERE _reason LIKE 'duplicate key%'"
-                            ).fetchone()[0] == truth["dirty_rows"]["orders"]["duplicate_key"]
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM mixed.raw_quarantine.orders WHERE _reason LIKE 'duplicate key%'"
+            ).fetchone()[0]
+            == truth["dirty_rows"]["orders"]["duplicate_key"]
+        )
         for table in tables:
-            columns = [c for c, in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'files' "
-                "AND table_schema || '.' || table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
+            columns = [
+                c
+                for (c,) in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'files' "
+                    "AND table_schema || '.' || table_name = ? ORDER BY ordinal_position",
+                    [table],
+                ).fetchall()
+            ]
             listed = ", ".join(f'"{c}"' for c in columns if c not in WHERE_READ)
             select = lambda db: f"SELECT {listed} FROM {db}.{table}"  # noqa: E731
-            only_files = conn.execute(f"SELECT count(*) FROM ({select('files')} EXCEPT ALL {select('mixed')})").fetchone()[0]
-            only_mixed = conn.execute(f"SELECT count(*) FROM ({select('mixed')} EXCEPT ALL {select('files')})").fetchone()[0]
+            only_files = conn.execute(
+                f"SELECT count(*) FROM ({select('files')} EXCEPT ALL {select('mixed')})"
+            ).fetchone()[0]
+            only_mixed = conn.execute(
+                f"SELECT count(*) FROM ({select('mixed')} EXCEPT ALL {select('files')})"
+            ).fetchone()[0]
             rows = conn.execute(f"SELECT count(*) FROM files.{table}").fetchone()[0]
-            assert (only_files, only_mixed) == (0, 0), f"{table}: {only_files} rows only in the file run, {only_mixed} only with PostgreSQL (of {rows})"
+            assert (only_files, only_mixed) == (0, 0), (
+                f"{table}: {only_files} rows only in the file run, {only_mixed} only with PostgreSQL (of {rows})"
+            )
         assert conn.execute("SELECT count(*) FROM mixed.marts.kpi_daily").fetchone()[0] > 0
 
 
@@ -137,11 +165,14 @@ def _raw_run(tables: list[str], first: date, last: date):
 
     resources = {"duckdb": build_resources()["duckdb"]}
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize([build_raw_asset(t) for t in tables], resources=resources, instance=instance,
-                                raise_on_error=False,
-                                tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()})
-        logs = "\n".join(str(e.user_message) + " " + repr(e.dagster_event) for e in
-                         instance.all_logs(result.run_id))
+        result = dg.materialize(
+            [build_raw_asset(t) for t in tables],
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+        )
+        logs = "\n".join(str(e.user_message) + " " + repr(e.dagster_event) for e in instance.all_logs(result.run_id))
     failures = []
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
@@ -208,8 +239,13 @@ def test_wrong_password_is_a_clear_error_and_no_secret_anywhere(bad_source, pg, 
     assert f"127.0.0.1:{pg.port}/shop" in failures[0]
     out, err = capfd.readouterr()
     for secret in (wrong, pg.password):
-        for where, text in (("failure", failures[0]), ("run logs", logs), ("stdout", out), ("stderr", err),
-                            ("log records", caplog.text)):
+        for where, text in (
+            ("failure", failures[0]),
+            ("run logs", logs),
+            ("stdout", out),
+            ("stderr", err),
+            ("log records", caplog.text),
+        ):
             assert secret not in text, f"the password shows in the {where}"
     assert _count(db, "SELECT count(*) FROM raw.orders") == 0
 
@@ -230,8 +266,11 @@ def test_missing_column_names_the_database_table_and_loads_nothing(bad_source, p
     engine = sa.create_engine(pg.url())
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE IF EXISTS orders_no_revenue"))
-        conn.execute(sa.text("CREATE TABLE orders_no_revenue AS SELECT order_id, user_id, session_id, ordered_at, status "
-                             "FROM orders"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE orders_no_revenue AS SELECT order_id, user_id, session_id, ordered_at, status FROM orders"
+            )
+        )
     engine.dispose()
     db = bad_source(_db_sources(pg, ["users"], orders={"table": "orders_no_revenue"}))
     result, failures, _ = _raw_run(["users", "orders"], _day(truth, 2), _day(truth, 4))
@@ -246,18 +285,32 @@ def test_query_returning_another_days_rows_has_them_quarantined(bad_source, pg, 
     _, truth = pg_world
     day = _day(truth, 5)
     # a query whose window starts a day early: the previous day's orders come back too
-    query = ("SELECT * FROM orders WHERE ordered_at >= CAST(:day_start AS timestamp) - interval '1 day' "
-             "AND ordered_at < :day_end")
+    query = (
+        "SELECT * FROM orders WHERE ordered_at >= CAST(:day_start AS timestamp) - interval '1 day' "
+        "AND ordered_at < :day_end"
+    )
     db = bad_source(_db_sources(pg, ["users"], orders={"query": query}))
     result, failures, _ = _raw_run(["users", "orders"], day, day)
     assert result.success, failures
     start = datetime.combine(day, datetime.min.time())
-    same_day = _pg_count(pg, "SELECT count(DISTINCT order_id) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
-                         a=start, b=start + timedelta(days=1))
-    rows_same_day = _pg_count(pg, "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
-                              a=start, b=start + timedelta(days=1))
-    day_before = _pg_count(pg, "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
-                           a=start - timedelta(days=1), b=start)
+    same_day = _pg_count(
+        pg,
+        "SELECT count(DISTINCT order_id) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
+        a=start,
+        b=start + timedelta(days=1),
+    )
+    rows_same_day = _pg_count(
+        pg,
+        "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
+        a=start,
+        b=start + timedelta(days=1),
+    )
+    day_before = _pg_count(
+        pg,
+        "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
+        a=start - timedelta(days=1),
+        b=start,
+    )
     assert day_before > 0
     assert _count(db, "SELECT count(*) FROM raw.orders") == same_day
     assert _count(db, "SELECT count(*) FROM raw.orders WHERE CAST(ordered_at AS DATE) <> ?", [day]) == 0
@@ -270,8 +323,10 @@ def test_an_extraction_failing_on_one_day_loads_no_day_of_the_run(bad_source, pg
     _, truth = pg_world
     first, bad = _day(truth, 6), _day(truth, 7)
     # the query fails on the second day only (division by zero in the database)
-    query = (f"SELECT *, 1 / (CASE WHEN CAST(:day_start AS date) = DATE '{bad.isoformat()}' THEN 0 ELSE 1 END) AS probe "
-             "FROM orders WHERE ordered_at >= :day_start AND ordered_at < :day_end")
+    query = (
+        f"SELECT *, 1 / (CASE WHEN CAST(:day_start AS date) = DATE '{bad.isoformat()}' THEN 0 ELSE 1 END) AS probe "
+        "FROM orders WHERE ordered_at >= :day_start AND ordered_at < :day_end"
+    )
     db = bad_source(_db_sources(pg, ["users"], orders={"query": query}))
     result, failures, _ = _raw_run(["users", "orders"], first, bad)
     assert not result.success and len(failures) == 1
@@ -281,9 +336,14 @@ def test_an_extraction_failing_on_one_day_loads_no_day_of_the_run(bad_source, pg
     result, failures, _ = _raw_run(["users", "orders"], first, first)
     assert result.success, failures
     start = datetime.combine(first, datetime.min.time())
-    assert _count(db, "SELECT count(*) FROM raw.orders") + _count(db, "SELECT count(*) FROM raw_quarantine.orders") == \
-        _pg_count(pg, "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b", a=start,
-                  b=start + timedelta(days=1))
+    assert _count(db, "SELECT count(*) FROM raw.orders") + _count(
+        db, "SELECT count(*) FROM raw_quarantine.orders"
+    ) == _pg_count(
+        pg,
+        "SELECT count(*) FROM orders WHERE ordered_at >= :a AND ordered_at < :b",
+        a=start,
+        b=start + timedelta(days=1),
+    )
 
 
 def test_init_inspects_a_postgres_table_with_sql(pg, pg_world, monkeypatch):
@@ -293,8 +353,9 @@ def test_init_inspects_a_postgres_table_with_sql(pg, pg_world, monkeypatch):
 
     source, _ = pg_world
     monkeypatch.setenv(PASSWORD_ENV, pg.password)
-    seen = inspect_database(DatabaseSource(url=pg.url(with_password=False), password_env=PASSWORD_ENV, table="sessions"),
-                            "sessions")
+    seen = inspect_database(
+        DatabaseSource(url=pg.url(with_password=False), password_env=PASSWORD_ENV, table="sessions"), "sessions"
+    )
     frame = world_table(source, "sessions")  # the oracle: the rows as the world wrote them
     per_day = frame.groupby(frame["started_at"].dt.date).size()
     assert seen["missing"] == [] and seen["rows"] == len(frame)

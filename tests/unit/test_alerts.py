@@ -39,22 +39,49 @@ def health(*rows: dict, model_id: str = "m") -> pd.DataFrame:
     for row in rows:
         i = row.pop("day")
         # 500 labelled: 150 TP, 150 FP, 50 FN (precision 0.5, recall 0.75), exactly the reference's rates
-        out.append({"date": day(i), "model_id": model_id, "model_version": "v1", "predictions": 1000, "labelled": 500,
-                    "true_positives": 150, "false_positives": 150, "false_negatives": 50,
-                    "expected_calibration_error": 0.05, "precision": 0.5, "label_coverage": 0.9,
-                    "labels_as_of": day(i + 10), **row})
+        out.append(
+            {
+                "date": day(i),
+                "model_id": model_id,
+                "model_version": "v1",
+                "predictions": 1000,
+                "labelled": 500,
+                "true_positives": 150,
+                "false_positives": 150,
+                "false_negatives": 50,
+                "expected_calibration_error": 0.05,
+                "precision": 0.5,
+                "label_coverage": 0.9,
+                "labels_as_of": day(i + 10),
+                **row,
+            }
+        )
     return pd.DataFrame(out)
 
 
 NO_DRIFT = pd.DataFrame(columns=["date", "model_id", "model_version", "feature", "psi"])
 # the reference window's summed counts: precision 0.5, recall 0.75
-REFERENCE = pd.DataFrame({"model_id": ["m"], "model_version": ["v1"], "reference_true_positives": [1050],
-                          "reference_false_positives": [1050], "reference_false_negatives": [350]})
+REFERENCE = pd.DataFrame(
+    {
+        "model_id": ["m"],
+        "model_version": ["v1"],
+        "reference_true_positives": [1050],
+        "reference_false_positives": [1050],
+        "reference_false_negatives": [350],
+    }
+)
 VERSIONS = pd.DataFrame({"model_id": ["m"], "model_version": ["v1"], "first_date": [day(0)]})
 
 
-def alerts(rows: pd.DataFrame, first: int, last: int, cfg: AlertConfig | None = None, drift=NO_DRIFT,
-           versions=VERSIONS, reference=REFERENCE) -> pd.DataFrame:
+def alerts(
+    rows: pd.DataFrame,
+    first: int,
+    last: int,
+    cfg: AlertConfig | None = None,
+    drift=NO_DRIFT,
+    versions=VERSIONS,
+    reference=REFERENCE,
+) -> pd.DataFrame:
     return evaluate_alerts(rows, drift, reference, versions, cfg or config(), day(first), day(last))
 
 
@@ -69,23 +96,37 @@ def steady(days: range, **changes) -> pd.DataFrame:
 
 
 def test_calibration_alert_just_over_the_threshold_and_only_with_enough_labels():
-    rows = steady(range(3), d0={"expected_calibration_error": 0.0801}, d1={"expected_calibration_error": 0.0799},
-                  d2={"expected_calibration_error": 0.5, "labelled": 99})
+    rows = steady(
+        range(3),
+        d0={"expected_calibration_error": 0.0801},
+        d1={"expected_calibration_error": 0.0799},
+        d2={"expected_calibration_error": 0.5, "labelled": 99},
+    )
     found = alerts(rows, 0, 2)
     assert by_metric(found, "expected_calibration_error") == [(day(0), "", 0.0801, 0.08)]
     assert found.loc[0, "rule"] == "> 0.08" and found.loc[0, "model_version"] == "v1"
 
 
 def test_label_coverage_is_judged_only_once_the_day_is_old_enough():
-    rows = steady(range(3), d0={"label_coverage": 0.49, "labels_as_of": day(7)},
-                  d1={"label_coverage": 0.51, "labels_as_of": day(8)},
-                  d2={"label_coverage": 0.1, "labels_as_of": day(8)})  # six days of labels: not judged yet
+    rows = steady(
+        range(3),
+        d0={"label_coverage": 0.49, "labels_as_of": day(7)},
+        d1={"label_coverage": 0.51, "labels_as_of": day(8)},
+        d2={"label_coverage": 0.1, "labels_as_of": day(8)},
+    )  # six days of labels: not judged yet
     assert by_metric(alerts(rows, 0, 2), "label_coverage") == [(day(0), "", 0.49, 0.5)]
 
 
 def test_psi_alert_names_the_feature():
-    drift = pd.DataFrame({"date": [day(0), day(0), day(1), day(1)], "model_id": "m", "model_version": "v1",
-                          "feature": ["score", "feature_a", "score", "feature_a"], "psi": [0.2001, 0.2, 0.1999, np.nan]})
+    drift = pd.DataFrame(
+        {
+            "date": [day(0), day(0), day(1), day(1)],
+            "model_id": "m",
+            "model_version": "v1",
+            "feature": ["score", "feature_a", "score", "feature_a"],
+            "psi": [0.2001, 0.2, 0.1999, np.nan],
+        }
+    )
     assert by_metric(alerts(steady(range(2)), 0, 1, drift=drift), "psi") == [(day(0), "score", 0.2001, 0.2)]
 
 
@@ -149,7 +190,10 @@ def test_one_evaluation_over_a_range_equals_one_per_day():
     cfg = config()
     rows = steady([i for i in range(24) if i not in (12, 20, 21)], d15={"predictions": 1700}, d23={"predictions": 300})
     whole = alerts(rows[rows["date"] >= day(10 - cfg.lookback_days)], 10, 23, cfg)
-    each = [alerts(rows[(rows["date"] >= day(d - cfg.lookback_days)) & (rows["date"] <= day(d))], d, d, cfg) for d in range(10, 24)]
+    each = [
+        alerts(rows[(rows["date"] >= day(d - cfg.lookback_days)) & (rows["date"] <= day(d))], d, d, cfg)
+        for d in range(10, 24)
+    ]
     daily = pd.concat([f for f in each if len(f)], ignore_index=True)
     assert set(whole["metric"]) == {"volume_change"}
     assert list(whole["date"]) == [day(i) for i in (12, 15, 20, 21, 23)]
@@ -157,11 +201,19 @@ def test_one_evaluation_over_a_range_equals_one_per_day():
 
 
 def test_health_check_verdict_reports_the_worst_value_of_each_metric():
-    rows = pd.DataFrame({"metric": ["psi", "psi", "volume_change", "volume_change", "label_coverage", "label_coverage"],
-                         "value": [0.3, 0.5, 0.6, -1.0, 0.4, 0.1]})
+    rows = pd.DataFrame(
+        {
+            "metric": ["psi", "psi", "volume_change", "volume_change", "label_coverage", "label_coverage"],
+            "value": [0.3, 0.5, 0.6, -1.0, 0.4, 0.1],
+        }
+    )
     verdict = summarise_breaches(rows, "m", day(0).date(), day(2).date())
-    assert verdict == {"passed": False, "description": "6 breach(es) for m between 2026-03-01 and 2026-03-03", "breaches": 6,
-                       "worst_value_by_metric": {"label_coverage": 0.1, "psi": 0.5, "volume_change": -1.0}}
+    assert verdict == {
+        "passed": False,
+        "description": "6 breach(es) for m between 2026-03-01 and 2026-03-03",
+        "breaches": 6,
+        "worst_value_by_metric": {"label_coverage": 0.1, "psi": 0.5, "volume_change": -1.0},
+    }
     healthy = summarise_breaches(rows.iloc[:0], "m", day(0).date(), day(2).date())
     assert healthy["passed"] and healthy["description"] == "healthy" and healthy["worst_value_by_metric"] == {}
 
@@ -170,8 +222,12 @@ def test_small_days_are_not_judged_by_the_volume_rule():
     # a model serving ~40 predictions a day: its trailing median is below min_count (50), so a day of 10 is no outage
     small = alerts(steady(range(8), **{f"d{i}": {"predictions": 40} for i in range(7)}, d7={"predictions": 10}), 7, 7)
     assert by_metric(small, "volume_change") == []
-    judged = alerts(steady(range(8), **{f"d{i}": {"predictions": 40} for i in range(7)}, d7={"predictions": 10}), 7, 7,
-                    cfg=config(m={"volume_change": {"min_count": 40}}))
+    judged = alerts(
+        steady(range(8), **{f"d{i}": {"predictions": 40} for i in range(7)}, d7={"predictions": 10}),
+        7,
+        7,
+        cfg=config(m={"volume_change": {"min_count": 40}}),
+    )
     assert by_metric(judged, "volume_change") == [(day(7), "", -0.75, 0.5)]
 
 
@@ -183,7 +239,9 @@ def ztest_p(x, n, x_ref, n_ref) -> float:
     return float(proportions_ztest([x, x_ref], [n, n_ref], alternative="smaller")[1])
 
 
-@pytest.mark.parametrize("x, n, x_ref, n_ref", [(30, 150, 1050, 2100), (70, 150, 330, 1000), (0, 5, 3, 9), (12, 40, 400, 1000)])
+@pytest.mark.parametrize(
+    "x, n, x_ref, n_ref", [(30, 150, 1050, 2100), (70, 150, 330, 1000), (0, 5, 3, 9), (12, 40, 400, 1000)]
+)
 def test_drop_pvalue_is_statsmodels_one_sided_two_proportion_ztest(x, n, x_ref, n_ref):
     assert one_sided_drop_pvalue(x, n, x_ref, n_ref) == pytest.approx(ztest_p(x, n, x_ref, n_ref), rel=1e-12)
     assert np.isnan(one_sided_drop_pvalue(0, 0, 5, 10)) and np.isnan(one_sided_drop_pvalue(0, 10, 0, 10))
@@ -197,11 +255,15 @@ def test_precision_drop_alerts_exactly_when_the_one_sided_test_rejects():
     changes["d3"]["labelled"] = 99
     rows = steady(range(4), **changes)
     found = by_metric(alerts(rows, 0, 3), "precision_drop")
-    expected = [(day(i), "", round(t / 300, 12), 0.5) for i, t in tp.items()
-                if i != 3 and ztest_p(t, 300, 1050, 2100) < 0.01]
+    expected = [
+        (day(i), "", round(t / 300, 12), 0.5) for i, t in tp.items() if i != 3 and ztest_p(t, 300, 1050, 2100) < 0.01
+    ]
     assert found == expected and [d for d, *_ in found] == [day(0), day(2)]  # day 1: p ~ 0.13, noise
     rule = alerts(rows, 0, 0)
-    assert rule.loc[rule["metric"] == "precision_drop", "rule"].iloc[0] == "one-sided z-test p < 0.01 vs reference precision"
+    assert (
+        rule.loc[rule["metric"] == "precision_drop", "rule"].iloc[0]
+        == "one-sided z-test p < 0.01 vs reference precision"
+    )
     # a stricter alpha from the model's config keeps only the days the oracle rejects at that alpha
     strict = by_metric(alerts(rows, 0, 3, cfg=config(m={"precision_drop": {"alpha": 1e-4}})), "precision_drop")
     assert [d for d, *_ in strict] == [day(i) for i in (0, 2) if ztest_p(tp[i], 300, 1050, 2100) < 1e-4]
@@ -225,17 +287,35 @@ def simulate(rng, days: int, decided: int, precision_of_day) -> pd.DataFrame:
     n = rng.poisson(decided, days)
     p = np.array([precision_of_day(i) for i in range(days)])
     tp = rng.binomial(n, p)
-    return pd.DataFrame({"date": [day(i) for i in range(days)], "model_id": "m", "model_version": "v1",
-                         "predictions": 5 * n, "labelled": 3 * n, "true_positives": tp, "false_positives": n - tp,
-                         "false_negatives": rng.binomial(3 * n - n, 0.2), "expected_calibration_error": 0.02,
-                         "precision": tp / n, "label_coverage": 0.9, "labels_as_of": [day(i + 10) for i in range(days)]})
+    return pd.DataFrame(
+        {
+            "date": [day(i) for i in range(days)],
+            "model_id": "m",
+            "model_version": "v1",
+            "predictions": 5 * n,
+            "labelled": 3 * n,
+            "true_positives": tp,
+            "false_positives": n - tp,
+            "false_negatives": rng.binomial(3 * n - n, 0.2),
+            "expected_calibration_error": 0.02,
+            "precision": tp / n,
+            "label_coverage": 0.9,
+            "labels_as_of": [day(i + 10) for i in range(days)],
+        }
+    )
 
 
 def reference_of(rows: pd.DataFrame, first_days: int = 7) -> pd.DataFrame:
     ref = rows.iloc[:first_days]
-    return pd.DataFrame({"model_id": ["m"], "model_version": ["v1"], "reference_true_positives": [ref["true_positives"].sum()],
-                         "reference_false_positives": [ref["false_positives"].sum()],
-                         "reference_false_negatives": [ref["false_negatives"].sum()]})
+    return pd.DataFrame(
+        {
+            "model_id": ["m"],
+            "model_version": ["v1"],
+            "reference_true_positives": [ref["true_positives"].sum()],
+            "reference_false_positives": [ref["false_positives"].sum()],
+            "reference_false_negatives": [ref["false_negatives"].sum()],
+        }
+    )
 
 
 def test_a_healthy_model_at_precision_030_to_033_raises_alerts_at_the_rate_alpha_not_the_old_rules():
@@ -256,11 +336,21 @@ def test_a_healthy_model_at_precision_030_to_033_raises_alerts_at_the_rate_alpha
         hits = found[found["metric"] == "precision_drop"]
         after = rows.iloc[7:]
         enough = after[after["labelled"] >= cfg.min_labelled]
-        oracle = [d for d, x, fp in zip(enough["date"], enough["true_positives"], enough["false_positives"])
-                  if ztest_p(x, x + fp, ref["reference_true_positives"][0],
-                             ref["reference_true_positives"][0] + ref["reference_false_positives"][0]) < 0.01]
+        oracle = [
+            d
+            for d, x, fp in zip(enough["date"], enough["true_positives"], enough["false_positives"])
+            if ztest_p(
+                x,
+                x + fp,
+                ref["reference_true_positives"][0],
+                ref["reference_true_positives"][0] + ref["reference_false_positives"][0],
+            )
+            < 0.01
+        ]
         assert list(hits["date"]) == oracle
-        ref_precision = ref["reference_true_positives"][0] / (ref["reference_true_positives"][0] + ref["reference_false_positives"][0])
+        ref_precision = ref["reference_true_positives"][0] / (
+            ref["reference_true_positives"][0] + ref["reference_false_positives"][0]
+        )
         old_rule += int(((1 - enough["precision"] / ref_precision) > 0.2).sum())
         judged, alarms = judged + len(enough), alarms + len(hits)
     rate = alarms / judged
@@ -276,7 +366,9 @@ def test_a_real_precision_drop_is_caught():
     found = evaluate_alerts(rows, NO_DRIFT, reference_of(rows), VERSIONS, config(min_labelled=300), day(7), day(39))
     hits = found[found["metric"] == "precision_drop"]
     ref = reference_of(rows)
-    ref_precision = ref["reference_true_positives"][0] / (ref["reference_true_positives"][0] + ref["reference_false_positives"][0])
+    ref_precision = ref["reference_true_positives"][0] / (
+        ref["reference_true_positives"][0] + ref["reference_false_positives"][0]
+    )
     assert (hits["date"] >= day(30)).sum() >= 8 and (hits["date"] < day(30)).sum() <= 1, hits
     assert hits["threshold"].to_numpy() == pytest.approx(ref_precision)
     assert (hits["value"] < hits["threshold"]).all()
@@ -286,29 +378,49 @@ def test_a_real_precision_drop_is_caught():
 
 
 def test_settings_come_from_the_project_file_not_from_a_demo_list():
-    cfg = load_alert_config(parse_config({
-        "alerts": {"min_labelled": 50, "rules": {"psi": {"above": 0.3}}},
-        "models": {"fraud": {"positive_decision": "harmful", "min_recall": 0.4,
-                             "alerts": {"precision_drop": {"alpha": 0.001}}}, "ranker": {}},
-        "bias": {"window_days": 28}, "retraining": {"persist_days": 2},
-    }))
+    cfg = load_alert_config(
+        parse_config(
+            {
+                "alerts": {"min_labelled": 50, "rules": {"psi": {"above": 0.3}}},
+                "models": {
+                    "fraud": {
+                        "positive_decision": "harmful",
+                        "min_recall": 0.4,
+                        "alerts": {"precision_drop": {"alpha": 0.001}},
+                    },
+                    "ranker": {},
+                },
+                "bias": {"window_days": 28},
+                "retraining": {"persist_days": 2},
+            }
+        )
+    )
     assert cfg.models == ["fraud", "ranker"] and cfg.min_labelled == 50
     assert cfg.rule("psi", "ranker") == {"above": 0.3}
-    assert cfg.rule("precision_drop", "fraud") == {"alpha": 0.001} and cfg.rule("precision_drop", "ranker") == {"alpha": 0.01}
+    assert cfg.rule("precision_drop", "fraud") == {"alpha": 0.001} and cfg.rule("precision_drop", "ranker") == {
+        "alpha": 0.01
+    }
     assert cfg.floor("fraud", "min_recall") == 0.4 and cfg.floor("fraud", "min_precision") is None
     assert cfg.floor("ranker", "min_precision") is None and cfg.floor("undeclared", "min_precision") is None
     assert cfg.bias["window_days"] == 28 and cfg.retraining["persist_days"] == 2
     assert cfg.lookback_days >= cfg.rule("volume_change", "fraud")["trailing_days"]
     empty = load_alert_config(parse_config({}))
-    assert empty.models == [] and empty.floors == {} and set(empty.rules) == {
-        "psi", "expected_calibration_error", "precision_drop", "recall_drop", "label_coverage", "volume_change"}
+    assert (
+        empty.models == []
+        and empty.floors == {}
+        and set(empty.rules)
+        == {"psi", "expected_calibration_error", "precision_drop", "recall_drop", "label_coverage", "volume_change"}
+    )
     with pytest.raises(KeyError, match="unknown alert rule 'psy'"):
         empty.rule("psy", "m")
 
 
 def test_one_check_per_declared_model_and_one_for_the_rest():
-    assert check_targets(["fraud", "credit-risk v2"]) == [("fraud", "fraud"), ("credit_risk_v2", "credit-risk v2"),
-                                                          ("other_models", None)]
+    assert check_targets(["fraud", "credit-risk v2"]) == [
+        ("fraud", "fraud"),
+        ("credit_risk_v2", "credit-risk v2"),
+        ("other_models", None),
+    ]
     assert check_targets([]) == [("other_models", None)]
     with pytest.raises(ValueError, match="'a-b' and 'a_b'"):
         check_targets(["a-b", "a_b"])

@@ -39,10 +39,23 @@ def results_rows():
         for window in ("day", "cumulative"):
             for metric, scale in (("revenue_per_user", 1.0), ("conversion", 0.5)):
                 value = (lift if window == "cumulative" else -1.0) * scale
-                rows.append({"experiment_id": "exp_rec", "model_id": "recommender", "treatment_variant": "model",
-                             "metric": metric, "analysis_window": window, "as_of_date": as_of, "estimate": "welch",
-                             "relative_lift": value, "relative_ci_low": value - 0.01, "relative_ci_high": value + 0.01,
-                             "cuped_relative_lift": 9.0, "cuped_relative_ci_low": 8.0, "cuped_relative_ci_high": 10.0})
+                rows.append(
+                    {
+                        "experiment_id": "exp_rec",
+                        "model_id": "recommender",
+                        "treatment_variant": "model",
+                        "metric": metric,
+                        "analysis_window": window,
+                        "as_of_date": as_of,
+                        "estimate": "welch",
+                        "relative_lift": value,
+                        "relative_ci_low": value - 0.01,
+                        "relative_ci_high": value + 0.01,
+                        "cuped_relative_lift": 9.0,
+                        "cuped_relative_ci_low": 8.0,
+                        "cuped_relative_ci_high": 10.0,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -52,7 +65,9 @@ def test_relative_lift_of_the_last_day_cumulative_window_per_model_and_metric_in
         "relative_lift_pct/recommender/conversion": 3.5,
     }
     # a second treatment arm gets its own series; a NaN lift (no data yet) is not plotted
-    two_arms = pd.concat([results_rows(), results_rows().assign(treatment_variant="model_b", relative_lift=float("nan"))])
+    two_arms = pd.concat(
+        [results_rows(), results_rows().assign(treatment_variant="model_b", relative_lift=float("nan"))]
+    )
     assert relative_lift_metadata(two_arms) == {
         "relative_lift_pct/recommender/revenue_per_user/model": 7.0,
         "relative_lift_pct/recommender/conversion/model": 3.5,
@@ -68,25 +83,38 @@ def test_a_cuped_row_plots_and_previews_its_cuped_lift_rounded_as_the_summary_pr
     rows.loc[cuped, ["cuped_relative_ci_low", "cuped_relative_ci_high"]] = [-0.0049, 0.0613]
     assert relative_lift_metadata(rows)["relative_lift_pct/recommender/revenue_per_user"] == 2.8
     assert relative_lift_metadata(rows)["relative_lift_pct/recommender/conversion"] == 3.5  # Welch where Welch decides
-    preview = results_preview(rows.assign(p_value_adjusted=0.2, significant=False, decision_grade=True, trustworthy=True,
-                                          multiple_testing="holm"))
+    preview = results_preview(
+        rows.assign(
+            p_value_adjusted=0.2, significant=False, decision_grade=True, trustworthy=True, multiple_testing="holm"
+        )
+    )
     assert "+2.8% [-0.5%, +6.1%]" in preview and "0.0282" not in preview and "| no " in preview
     assert "p (Holm)" in preview and "significant (Holm)" in preview
 
 
 def test_net_value_in_the_project_currency_and_roi_in_percent_per_model():
-    impact = pd.DataFrame({
-        "model_id": ["recommender", "recommender", "churn_offer", "recommender"],
-        "analysis_window": ["cumulative", "day", "cumulative", "cumulative"],
-        "as_of_date": [date(2026, 10, 2), date(2026, 10, 2), date(2026, 10, 2), date(2026, 10, 1)],
-        "treated_units": [900, 90, 400, 800],
-        "net_value": [1200.4, 80.0, -50.0, 900.0], "net_value_ci_low": [-300.0, 0, -90.0, 0], "net_value_ci_high": [2700.0, 0, -10.0, 0],
-        "model_cost": [400.0, 10.0, 200.0, 350.0],
-        "roi": [3.001, 1.0, -0.25, 2.0], "roi_ci_low": [-0.75, 0, -0.45, 0], "roi_ci_high": [6.75, 0, -0.05, 0],
-        "decision_grade": [True, True, False, True],
-    })
-    assert net_value_metadata(impact, "EUR") == {"net_value_EUR/recommender": 1200.0, "roi_pct/recommender": 300.0,
-                                                 "net_value_EUR/churn_offer": -50.0, "roi_pct/churn_offer": -25.0}
+    impact = pd.DataFrame(
+        {
+            "model_id": ["recommender", "recommender", "churn_offer", "recommender"],
+            "analysis_window": ["cumulative", "day", "cumulative", "cumulative"],
+            "as_of_date": [date(2026, 10, 2), date(2026, 10, 2), date(2026, 10, 2), date(2026, 10, 1)],
+            "treated_units": [900, 90, 400, 800],
+            "net_value": [1200.4, 80.0, -50.0, 900.0],
+            "net_value_ci_low": [-300.0, 0, -90.0, 0],
+            "net_value_ci_high": [2700.0, 0, -10.0, 0],
+            "model_cost": [400.0, 10.0, 200.0, 350.0],
+            "roi": [3.001, 1.0, -0.25, 2.0],
+            "roi_ci_low": [-0.75, 0, -0.45, 0],
+            "roi_ci_high": [6.75, 0, -0.05, 0],
+            "decision_grade": [True, True, False, True],
+        }
+    )
+    assert net_value_metadata(impact, "EUR") == {
+        "net_value_EUR/recommender": 1200.0,
+        "roi_pct/recommender": 300.0,
+        "net_value_EUR/churn_offer": -50.0,
+        "roi_pct/churn_offer": -25.0,
+    }
     preview = impact_preview(impact, "EUR")
     assert "net value (EUR) [95% CI]" in preview and "1,200 [-300, 2,700]" in preview
     assert "+300% [-75%, +675%]" in preview and "-25% [-45%, -5%]" in preview and "1200.4" not in preview
@@ -149,11 +177,15 @@ def test_model_health_summary_takes_the_last_mature_day_and_the_worst_feature():
         conn.execute("""CREATE TABLE marts.alerts AS SELECT * FROM (VALUES
             (DATE '2026-10-02', 'rec', 'psi'), (DATE '2026-10-03', 'rec', 'psi'), (DATE '2026-09-20', 'rec', 'psi')
         ) t(date, model_id, metric)""")
-        summary = conn.execute(MODEL_HEALTH_SUMMARY_SQL,
-                               {"first": date(2026, 9, 25), "last": date(2026, 10, 3), "min_labelled": 300}).df()
+        summary = conn.execute(
+            MODEL_HEALTH_SUMMARY_SQL, {"first": date(2026, 9, 25), "last": date(2026, 10, 3), "min_labelled": 300}
+        ).df()
     assert model_health_metadata(summary) == {
         # 10-03 has 20 labels (< 300): the newest mature day is 10-02
-        "psi_max/rec": 0.45, "ece/rec": 0.11, "precision/rec": 0.52, "breaches/rec": 2.0,  # psi 0.449961234, to 4 decimals
+        "psi_max/rec": 0.45,
+        "ece/rec": 0.11,
+        "precision/rec": 0.52,
+        "breaches/rec": 2.0,  # psi 0.449961234, to 4 decimals
         # churn has no mature day and no PSI yet: only its (zero) breaches are plotted
         "breaches/churn": 0.0,
     }
@@ -178,8 +210,14 @@ def test_row_counts_of_a_table_and_of_the_runs_days(dbt_nodes):
     with duckdb.connect() as conn:
         conn.execute("CREATE SCHEMA marts")
         conn.execute("CREATE SCHEMA intermediate")
-        conn.execute("CREATE TABLE marts.retention_cohorts AS SELECT DATE '2026-10-01' + i::INTEGER AS matured_date FROM range(10) r(i)")
+        conn.execute(
+            "CREATE TABLE marts.retention_cohorts AS SELECT DATE '2026-10-01' + i::INTEGER AS matured_date FROM range(10) r(i)"
+        )
         conn.execute("CREATE TABLE intermediate.int_model_versions AS SELECT 'rec' AS model_id")
-        counts = conn.execute(*row_count_query(dbt_nodes["retention_cohorts"], date(2026, 10, 3), date(2026, 10, 5))).fetchone()
+        counts = conn.execute(
+            *row_count_query(dbt_nodes["retention_cohorts"], date(2026, 10, 3), date(2026, 10, 5))
+        ).fetchone()
         assert counts == (10, 3)
-        assert conn.execute(*row_count_query(dbt_nodes["int_model_versions"], date(2026, 10, 3), date(2026, 10, 5))).fetchone() == (1, None)
+        assert conn.execute(
+            *row_count_query(dbt_nodes["int_model_versions"], date(2026, 10, 3), date(2026, 10, 5))
+        ).fetchone() == (1, None)

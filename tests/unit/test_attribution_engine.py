@@ -36,9 +36,15 @@ def _sums(y, d=None, x=None) -> dict:
     d = np.zeros_like(y) if d is None else d  # unused sums are 0, as SQL's sum over nulls is coalesced
     x = np.zeros_like(y) if x is None else x
     return {
-        "n": np.full(y.shape[0], y.shape[1]), "value_sum": y.sum(1), "value_sum_sq": (y * y).sum(1),
-        "denominator_sum": d.sum(1), "denominator_sum_sq": (d * d).sum(1), "value_denominator_sum": (y * d).sum(1),
-        "covariate_sum": x.sum(1), "covariate_sum_sq": (x * x).sum(1), "value_covariate_sum": (x * y).sum(1),
+        "n": np.full(y.shape[0], y.shape[1]),
+        "value_sum": y.sum(1),
+        "value_sum_sq": (y * y).sum(1),
+        "denominator_sum": d.sum(1),
+        "denominator_sum_sq": (d * d).sum(1),
+        "value_denominator_sum": (y * d).sum(1),
+        "covariate_sum": x.sum(1),
+        "covariate_sum_sq": (x * x).sum(1),
+        "value_covariate_sum": (x * y).sum(1),
     }
 
 
@@ -64,34 +70,55 @@ def _arm(rng, worlds: int, n: int, treated: bool, effects: bool) -> dict[str, di
     }
 
 
-def simulate(seed: int, effects: bool, n_control: int = N_CONTROL, n_treatment: int = N_TREATMENT,
-             worlds: int = WORLDS) -> pd.DataFrame:
+def simulate(
+    seed: int, effects: bool, n_control: int = N_CONTROL, n_treatment: int = N_TREATMENT, worlds: int = WORLDS
+) -> pd.DataFrame:
     """experiment_stats rows (cumulative window, one as-of date) for independent experiments w0, w1, ..."""
     rng = np.random.default_rng(seed)
     frames = []
     for variant, n, treated in (("holdout", n_control, False), ("treatment", n_treatment, True)):
         for metric, sums in _arm(rng, worlds, n, treated, effects).items():
-            frames.append(pd.DataFrame(sums).assign(
-                experiment_id=[f"w{i}" for i in range(worlds)], variant=variant, is_control=not treated, metric=metric,
-                metric_type=METRICS[metric]["type"], analysis_window="cumulative", as_of_date=pd.Timestamp(AS_OF)))
+            frames.append(
+                pd.DataFrame(sums).assign(
+                    experiment_id=[f"w{i}" for i in range(worlds)],
+                    variant=variant,
+                    is_control=not treated,
+                    metric=metric,
+                    metric_type=METRICS[metric]["type"],
+                    analysis_window="cumulative",
+                    as_of_date=pd.Timestamp(AS_OF),
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
 def experiments_of(stats: pd.DataFrame, model_id=None) -> pd.DataFrame:
     ids = sorted(stats["experiment_id"].unique())
-    return pd.DataFrame({"experiment_id": ids, "model_id": model_id or ids, "control_variant": "holdout",
-                         "start_date": pd.Timestamp("2026-09-01")})
+    return pd.DataFrame(
+        {
+            "experiment_id": ids,
+            "model_id": model_id or ids,
+            "control_variant": "holdout",
+            "start_date": pd.Timestamp("2026-09-01"),
+        }
+    )
 
 
 def variants_of(stats: pd.DataFrame, shares=(0.1, 0.9)) -> pd.DataFrame:
     ids = sorted(stats["experiment_id"].unique())
-    return pd.DataFrame([{"experiment_id": e, "variant": v, "expected_share": s}
-                         for e in ids for v, s in zip(("holdout", "treatment"), shares)])
+    return pd.DataFrame(
+        [
+            {"experiment_id": e, "variant": v, "expected_share": s}
+            for e in ids
+            for v, s in zip(("holdout", "treatment"), shares)
+        ]
+    )
 
 
 def costs_of(stats: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
-    return experiments[["model_id", "experiment_id"]].assign(analysis_window="cumulative", as_of_date=pd.Timestamp(AS_OF),
-                                                             model_cost=COST)
+    return experiments[["model_id", "experiment_id"]].assign(
+        analysis_window="cumulative", as_of_date=pd.Timestamp(AS_OF), model_cost=COST
+    )
 
 
 def _estimate_ci(results: pd.DataFrame, relative: bool) -> tuple[pd.Series, pd.Series]:
@@ -111,12 +138,17 @@ def planted():
     return stats, experiments, results
 
 
-@pytest.mark.parametrize("metric, true_absolute, true_relative", [
-    ("conversion", CONVERSION_LIFT, CONVERSION_LIFT / CONVERSION_C),
-    ("revenue_per_user", REVENUE_LIFT, REVENUE_LIFT / REVENUE_C),
-    ("average_order_value", AOV_C * AOV_RELATIVE_LIFT, AOV_RELATIVE_LIFT),
-])
-def test_the_published_estimate_covers_the_planted_lift_95_percent_of_the_time(planted, metric, true_absolute, true_relative):
+@pytest.mark.parametrize(
+    "metric, true_absolute, true_relative",
+    [
+        ("conversion", CONVERSION_LIFT, CONVERSION_LIFT / CONVERSION_C),
+        ("revenue_per_user", REVENUE_LIFT, REVENUE_LIFT / REVENUE_C),
+        ("average_order_value", AOV_C * AOV_RELATIVE_LIFT, AOV_RELATIVE_LIFT),
+    ],
+)
+def test_the_published_estimate_covers_the_planted_lift_95_percent_of_the_time(
+    planted, metric, true_absolute, true_relative
+):
     _, _, results = planted
     rows = results[results["metric"] == metric]
     assert len(rows) == WORLDS and rows["trustworthy"].all()
@@ -172,7 +204,9 @@ def test_a_planted_sample_ratio_mismatch_or_an_untestable_one_is_not_trustworthy
     broken = experiment_results(stats, experiments_of(stats), variants_of(stats, shares=(0.2, 0.8)), METRICS)
     assert not broken["trustworthy"].any()
     assert broken["untrusted_reason"].str.startswith("sample ratio mismatch").all()
-    untestable = experiment_results(stats, experiments_of(stats), variants_of(stats).query("variant == 'holdout'"), METRICS)
+    untestable = experiment_results(
+        stats, experiments_of(stats), variants_of(stats).query("variant == 'holdout'"), METRICS
+    )
     assert not untestable["trustworthy"].any()
     assert untestable["untrusted_reason"].str.contains("not testable").all()
 
@@ -184,17 +218,29 @@ def _guardrail_stats(refund_rate_control: float, refund_rate_treatment: float, n
         settled = rng.poisson(2.0, units) + 1.0
         refunded = rng.binomial(settled.astype(int), rate).astype(float)
         sums = _sums(refunded[None, :], d=settled[None, :])
-        rows.append({k: v[0] for k, v in sums.items()} | {
-            "experiment_id": "e", "variant": variant, "is_control": variant == "holdout", "metric": "refund_rate",
-            "metric_type": "ratio", "analysis_window": "cumulative", "as_of_date": pd.Timestamp(AS_OF)})
+        rows.append(
+            {k: v[0] for k, v in sums.items()}
+            | {
+                "experiment_id": "e",
+                "variant": variant,
+                "is_control": variant == "holdout",
+                "metric": "refund_rate",
+                "metric_type": "ratio",
+                "analysis_window": "cumulative",
+                "as_of_date": pd.Timestamp(AS_OF),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("treatment_rate, n, verdict", [
-    (0.050, 400_000, "pass"),         # no harm, a large sample: harm is shown to be under the 10% margin
-    (0.065, 400_000, "fail"),         # +30% refunds: shown to exceed the margin
-    (0.050, 100, "inconclusive"),     # no harm, but ~30 control orders cannot show it (relative SE ~ 0.8)
-])
+@pytest.mark.parametrize(
+    "treatment_rate, n, verdict",
+    [
+        (0.050, 400_000, "pass"),  # no harm, a large sample: harm is shown to be under the 10% margin
+        (0.065, 400_000, "fail"),  # +30% refunds: shown to exceed the margin
+        (0.050, 100, "inconclusive"),  # no harm, but ~30 control orders cannot show it (relative SE ~ 0.8)
+    ],
+)
 def test_guardrail_verdicts_from_planted_refund_rates(treatment_rate, n, verdict):
     stats = _guardrail_stats(0.05, treatment_rate, n, seed=44)
     metrics = {"refund_rate": dbt_var("experiment_metrics")["refund_rate"]}
@@ -214,8 +260,13 @@ def test_cost_is_counted_once_per_experiment_and_shared_by_treatment_arms():
     # a second treatment arm (a copy of the first, 1,350 units each): each arm carries half the cost
     w0 = stats[stats["experiment_id"] == "w0"]
     two_arms = pd.concat([w0, w0[w0["variant"] == "treatment"].assign(variant="treatment_b")], ignore_index=True)
-    variants = pd.DataFrame({"experiment_id": "w0", "variant": ["holdout", "treatment", "treatment_b"],
-                             "expected_share": [0.1 / 1.9, 0.9 / 1.9, 0.9 / 1.9]})
+    variants = pd.DataFrame(
+        {
+            "experiment_id": "w0",
+            "variant": ["holdout", "treatment", "treatment_b"],
+            "expected_share": [0.1 / 1.9, 0.9 / 1.9, 0.9 / 1.9],
+        }
+    )
     results = experiment_results(two_arms, experiments_of(two_arms), variants, METRICS)
     impact = model_impact(results, two_arms, costs_of(two_arms, experiments_of(two_arms)), "revenue_per_user")
     assert sorted(impact["treatment_variant"]) == ["treatment", "treatment_b"]
@@ -232,5 +283,7 @@ def test_the_day_window_has_no_sequential_interval():
     assert cumulative[sequential].notna().all().all()
     # always valid is wider than fixed-horizon around the same (decision) estimate
     low, high = _estimate_ci(cumulative.reset_index(), relative=False)
-    assert ((cumulative["sequential_absolute_ci_high"] - cumulative["sequential_absolute_ci_low"]).to_numpy()
-            > (high - low).to_numpy()).all()
+    assert (
+        (cumulative["sequential_absolute_ci_high"] - cumulative["sequential_absolute_ci_low"]).to_numpy()
+        > (high - low).to_numpy()
+    ).all()

@@ -30,11 +30,22 @@ def _arm_row(experiment_id, variant, metric, y, d=None, x=None, window="cumulati
     x = np.zeros_like(y) if x is None else np.asarray(x, float)
     spec = DECLARED[metric]
     return {
-        "experiment_id": experiment_id, "variant": variant, "is_control": variant == "holdout", "metric": metric,
-        "metric_type": spec["type"], "analysis_window": window, "as_of_date": AS_OF, "n": len(y),
-        "value_sum": y.sum(), "value_sum_sq": (y * y).sum(), "denominator_sum": d.sum(),
-        "denominator_sum_sq": (d * d).sum(), "value_denominator_sum": (y * d).sum(), "covariate_sum": x.sum(),
-        "covariate_sum_sq": (x * x).sum(), "value_covariate_sum": (x * y).sum(),
+        "experiment_id": experiment_id,
+        "variant": variant,
+        "is_control": variant == "holdout",
+        "metric": metric,
+        "metric_type": spec["type"],
+        "analysis_window": window,
+        "as_of_date": AS_OF,
+        "n": len(y),
+        "value_sum": y.sum(),
+        "value_sum_sq": (y * y).sum(),
+        "denominator_sum": d.sum(),
+        "denominator_sum_sq": (d * d).sum(),
+        "value_denominator_sum": (y * d).sum(),
+        "covariate_sum": x.sum(),
+        "covariate_sum_sq": (x * x).sum(),
+        "value_covariate_sum": (x * y).sum(),
     }
 
 
@@ -62,9 +73,18 @@ def test_an_arm_without_variance_publishes_no_p_value_where_an_exact_test_finds_
     assert fisher > 0.2  # the exact test sees no evidence ...
     row = _two_by_two(k_c, n_c, k_t, n_t)
     # ... and nothing that looks like evidence is published: no p-value, no interval, no adjusted p
-    for column in ("p_value", "decision_p_value", "cuped_p_value", "p_value_adjusted", "absolute_ci_low",
-                   "relative_ci_high", "cuped_absolute_ci_low", "sequential_absolute_ci_low", "adjusted_absolute_ci_low",
-                   "mde_absolute"):
+    for column in (
+        "p_value",
+        "decision_p_value",
+        "cuped_p_value",
+        "p_value_adjusted",
+        "absolute_ci_low",
+        "relative_ci_high",
+        "cuped_absolute_ci_low",
+        "sequential_absolute_ci_low",
+        "adjusted_absolute_ci_low",
+        "mde_absolute",
+    ):
         assert np.isnan(row[column]), column
     assert row["significant"] is None
     assert "holdout arm: no variance" in row["degenerate_reason"]
@@ -90,10 +110,19 @@ def test_too_few_events_in_an_arm_is_degenerate_where_welch_and_boschloo_disagre
     assert "holdout arm: 1 events (< min_events_per_arm 5)" in row["degenerate_reason"]
     assert row["events_control"] == 1 and row["events_treatment"] == 12
     # with the threshold lowered to 1 the comparison is tested again
-    stats = pd.DataFrame([_arm_row("e", "holdout", "conversion", _binary(1, 10)),
-                          _arm_row("e", "treatment", "conversion", _binary(12, 30))])
-    lowered = experiment_results(stats, experiments_of(stats), variants_of(stats, (0.25, 0.75)), METRICS,
-                                 AttributionSettings(min_events_per_arm=1))
+    stats = pd.DataFrame(
+        [
+            _arm_row("e", "holdout", "conversion", _binary(1, 10)),
+            _arm_row("e", "treatment", "conversion", _binary(12, 30)),
+        ]
+    )
+    lowered = experiment_results(
+        stats,
+        experiments_of(stats),
+        variants_of(stats, (0.25, 0.75)),
+        METRICS,
+        AttributionSettings(min_events_per_arm=1),
+    )
     assert lowered["degenerate_reason"].isna().all() and lowered["decision_p_value"].notna().all()
 
 
@@ -107,8 +136,10 @@ def test_no_published_p_value_below_alpha_on_small_tables_where_fisher_finds_no_
             for k_t in range(0, n_t + 1, 2):
                 e = f"e{k_c}_{k_t}"
                 tables[e] = (k_c, k_t)
-                rows += [_arm_row(e, "holdout", "conversion", _binary(k_c, n_c)),
-                         _arm_row(e, "treatment", "conversion", _binary(k_t, n_t))]
+                rows += [
+                    _arm_row(e, "holdout", "conversion", _binary(k_c, n_c)),
+                    _arm_row(e, "treatment", "conversion", _binary(k_t, n_t)),
+                ]
         results = _results(rows, shares=(n_c / (n_c + n_t), n_t / (n_c + n_t)))
         for r in results.itertuples():
             k_c, k_t = tables[r.experiment_id]
@@ -122,8 +153,10 @@ def test_no_published_p_value_below_alpha_on_small_tables_where_fisher_finds_no_
 
 def test_zero_refunds_in_a_ratio_arm_is_degenerate():
     settled = np.ones(29)
-    rows = [_arm_row("e", "holdout", "refund_rate", np.zeros(29), d=settled),
-            _arm_row("e", "treatment", "refund_rate", _binary(3, 30), d=np.ones(30))]
+    rows = [
+        _arm_row("e", "holdout", "refund_rate", np.zeros(29), d=settled),
+        _arm_row("e", "treatment", "refund_rate", _binary(3, 30), d=np.ones(30)),
+    ]
     (row,) = [r for _, r in _results(rows).iterrows()]
     assert np.isnan(row["decision_p_value"]) and "holdout arm: no variance" in row["degenerate_reason"]
     assert row["guardrail_verdict"] == "inconclusive"
@@ -134,10 +167,12 @@ def test_a_degenerate_row_is_left_out_of_its_multiple_testing_family():
     rows = []
     for variant, lift in (("holdout", 0.0), ("treatment", 0.8)):
         revenue = rng.gamma(2.0, 5.0, 400) + lift
-        rows += [_arm_row("e", variant, "revenue_per_user", revenue),
-                 _arm_row("e", variant, "conversion", _binary(60 if variant == "holdout" else 80, 400)),
-                 # a day-7 cohort where nobody in the holdout came back: degenerate
-                 _arm_row("e", variant, "d7_retention", _binary(0 if variant == "holdout" else 40, 400))]
+        rows += [
+            _arm_row("e", variant, "revenue_per_user", revenue),
+            _arm_row("e", variant, "conversion", _binary(60 if variant == "holdout" else 80, 400)),
+            # a day-7 cohort where nobody in the holdout came back: degenerate
+            _arm_row("e", variant, "d7_retention", _binary(0 if variant == "holdout" else 40, 400)),
+        ]
     results = _results(rows).set_index("metric")
     assert np.isnan(results.loc["d7_retention", "p_value_adjusted"])
     tested = results.loc[["revenue_per_user", "conversion"]]
@@ -211,12 +246,22 @@ def test_roi_ci_is_the_net_value_ci_divided_by_the_known_cost():
     rng = np.random.default_rng(3)
     control, treatment = rng.gamma(2.0, 10.0, 200), rng.gamma(2.0, 11.0, 1800)
     cost = 5000.0
-    rows = [_arm_row("e", "holdout", "revenue_per_user", control), _arm_row("e", "treatment", "revenue_per_user", treatment)]
+    rows = [
+        _arm_row("e", "holdout", "revenue_per_user", control),
+        _arm_row("e", "treatment", "revenue_per_user", treatment),
+    ]
     stats = pd.DataFrame(rows)
     experiments = experiments_of(stats, model_id="m")
     results = experiment_results(stats, experiments, variants_of(stats, (0.1, 0.9)), METRICS)
-    costs = pd.DataFrame({"model_id": ["m"], "experiment_id": ["e"], "analysis_window": ["cumulative"],
-                          "as_of_date": [AS_OF], "model_cost": [cost]})
+    costs = pd.DataFrame(
+        {
+            "model_id": ["m"],
+            "experiment_id": ["e"],
+            "analysis_window": ["cumulative"],
+            "as_of_date": [AS_OF],
+            "model_cost": [cost],
+        }
+    )
     (row,) = [r for _, r in model_impact(results, stats, costs, "revenue_per_user").iterrows()]
     # by hand: Welch (no covariate, so no CUPED), value = lift x treated users, net = value - cost, ROI = net / cost
     v_c, v_t = control.var(ddof=1) / 200, treatment.var(ddof=1) / 1800
@@ -232,13 +277,22 @@ def test_roi_ci_is_the_net_value_ci_divided_by_the_known_cost():
 
 
 def test_a_degenerate_value_metric_gives_no_value_or_roi_interval():
-    rows = [_arm_row("e", "holdout", "revenue_per_user", np.zeros(40)),  # nobody in the holdout bought
-            _arm_row("e", "treatment", "revenue_per_user", np.r_[np.full(3, 20.0), np.zeros(357)])]
+    rows = [
+        _arm_row("e", "holdout", "revenue_per_user", np.zeros(40)),  # nobody in the holdout bought
+        _arm_row("e", "treatment", "revenue_per_user", np.r_[np.full(3, 20.0), np.zeros(357)]),
+    ]
     stats = pd.DataFrame(rows)
     experiments = experiments_of(stats, model_id="m")
     results = experiment_results(stats, experiments, variants_of(stats, (0.1, 0.9)), METRICS)
-    costs = pd.DataFrame({"model_id": ["m"], "experiment_id": ["e"], "analysis_window": ["cumulative"],
-                          "as_of_date": [AS_OF], "model_cost": [10.0]})
+    costs = pd.DataFrame(
+        {
+            "model_id": ["m"],
+            "experiment_id": ["e"],
+            "analysis_window": ["cumulative"],
+            "as_of_date": [AS_OF],
+            "model_cost": [10.0],
+        }
+    )
     (row,) = [r for _, r in model_impact(results, stats, costs, "revenue_per_user").iterrows()]
     assert row["net_value"] == pytest.approx(60.0 - 10.0)
     assert np.isnan(row["net_value_ci_low"]) and np.isnan(row["roi_ci_high"])
@@ -249,8 +303,10 @@ def test_a_degenerate_value_metric_gives_no_value_or_roi_interval():
 
 
 def test_six_matured_holdout_users_are_not_decision_grade_but_still_trustworthy():
-    rows = [_arm_row("e", "holdout", "d7_retention", _binary(3, 6)),
-            _arm_row("e", "treatment", "d7_retention", _binary(30, 60))]
+    rows = [
+        _arm_row("e", "holdout", "d7_retention", _binary(3, 6)),
+        _arm_row("e", "treatment", "d7_retention", _binary(30, 60)),
+    ]
     (row,) = [r for _, r in _results(rows, shares=(6 / 66, 60 / 66)).iterrows()]
     assert row["trustworthy"] and not row["decision_grade"]
     assert "holdout arm: 6 units (< min_units_per_arm 30)" in row["decision_grade_reason"]
@@ -259,8 +315,10 @@ def test_six_matured_holdout_users_are_not_decision_grade_but_still_trustworthy(
 
 
 def test_an_untrustworthy_row_is_not_decision_grade():
-    rows = [_arm_row("e", "holdout", "conversion", _binary(20, 100)),
-            _arm_row("e", "treatment", "conversion", _binary(60, 300))]
+    rows = [
+        _arm_row("e", "holdout", "conversion", _binary(20, 100)),
+        _arm_row("e", "treatment", "conversion", _binary(60, 300)),
+    ]
     (row,) = [r for _, r in _results(rows, shares=(0.5, 0.5)).iterrows()]  # 100 vs 300 against 50/50: SRM
     assert not row["trustworthy"] and not row["decision_grade"]
     assert "not trustworthy" in row["decision_grade_reason"]

@@ -31,16 +31,20 @@ PLANTED = ("age_band", "55+")
 DAYS = pd.date_range("2026-10-01", periods=5).date
 
 
-def make_world(seed: int = 20261123, n: int = 20_000, users: int = 6_000, under_score: float = 0.12) -> tuple[pd.DataFrame, pd.DataFrame]:
+def make_world(
+    seed: int = 20261123, n: int = 20_000, users: int = 6_000, under_score: float = 0.12
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(predictions, users): one row per prediction with its user's attributes, label (NaN = not yet labelled), score, decision."""
     rng = np.random.default_rng(seed)
-    people = pd.DataFrame({
-        "user_id": np.arange(users),
-        "gender": rng.choice(["female", "male", "unknown"], users, p=[0.49, 0.49, 0.02]),
-        "age_band": rng.choice(["18-34", "35-54", "55+"], users, p=[0.4, 0.4, 0.2]),
-        "country": rng.choice(["DE", "FR", "NL"], users, p=[0.5, 0.3, 0.2]),
-        "signup_day": rng.integers(-30, len(DAYS), users),  # the user table grows during the window
-    })
+    people = pd.DataFrame(
+        {
+            "user_id": np.arange(users),
+            "gender": rng.choice(["female", "male", "unknown"], users, p=[0.49, 0.49, 0.02]),
+            "age_band": rng.choice(["18-34", "35-54", "55+"], users, p=[0.4, 0.4, 0.2]),
+            "country": rng.choice(["DE", "FR", "NL"], users, p=[0.5, 0.3, 0.2]),
+            "signup_day": rng.integers(-30, len(DAYS), users),  # the user table grows during the window
+        }
+    )
     people["gender_x_age_band"] = people["gender"] + "|" + people["age_band"]
     rows = people.iloc[rng.integers(0, users, n)].reset_index(drop=True)
     label = (rng.random(n) < 0.3).astype(float)
@@ -60,24 +64,38 @@ def bias_daily(rows: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
     labelled = rows["label"].notna()
     cells = rows.assign(
         is_labelled=labelled,
-        tp=(rows["decision"] == 1) & (rows["label"] == 1), fp=(rows["decision"] == 1) & (rows["label"] == 0),
-        fn=(rows["decision"] == 0) & (rows["label"] == 1), tn=(rows["decision"] == 0) & (rows["label"] == 0),
-        labelled_positive=rows["label"] == 1, labelled_score=rows["score"].where(labelled, 0.0),
+        tp=(rows["decision"] == 1) & (rows["label"] == 1),
+        fp=(rows["decision"] == 1) & (rows["label"] == 0),
+        fn=(rows["decision"] == 0) & (rows["label"] == 1),
+        tn=(rows["decision"] == 0) & (rows["label"] == 0),
+        labelled_positive=rows["label"] == 1,
+        labelled_score=rows["score"].where(labelled, 0.0),
     )
     parts = []
     for attribute in ATTRIBUTES:
-        counts = cells.assign(attribute=attribute, group_value=cells[attribute]).groupby(
-            ["date", "model_id", "attribute", "group_value"]).agg(
-            predictions=("score", "size"), positives=("decision", "sum"), labelled=("is_labelled", "sum"),
-            labelled_positives=("labelled_positive", "sum"), true_positives=("tp", "sum"),
-            false_positives=("fp", "sum"), false_negatives=("fn", "sum"), true_negatives=("tn", "sum"),
-            score_sum=("labelled_score", "sum"), label_sum=("labelled_positive", "sum"),
-        ).reset_index()
+        counts = (
+            cells.assign(attribute=attribute, group_value=cells[attribute])
+            .groupby(["date", "model_id", "attribute", "group_value"])
+            .agg(
+                predictions=("score", "size"),
+                positives=("decision", "sum"),
+                labelled=("is_labelled", "sum"),
+                labelled_positives=("labelled_positive", "sum"),
+                true_positives=("tp", "sum"),
+                false_positives=("fp", "sum"),
+                false_negatives=("fn", "sum"),
+                true_negatives=("tn", "sum"),
+                score_sum=("labelled_score", "sum"),
+                label_sum=("labelled_positive", "sum"),
+            )
+            .reset_index()
+        )
         # the population as the day's run saw the user table
         day_index = {d: i for i, d in enumerate(DAYS)}
         counts["population_users"] = [
             int(((people[attribute] == g) & (people["signup_day"] <= day_index[d])).sum())
-            for d, g in zip(counts["date"], counts["group_value"])]
+            for d, g in zip(counts["date"], counts["group_value"])
+        ]
         counts["population_total"] = [int((people["signup_day"] <= day_index[d]).sum()) for d in counts["date"]]
         parts.append(counts)
     return pd.concat(parts, ignore_index=True).assign(labels_as_of=DAYS[-1])  # an extra column is ignored
@@ -96,8 +114,11 @@ def rates(world):
 
 # --- Wilson interval -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("successes, trials", [(0, 1), (1, 1), (0, 10), (3, 10), (10, 10), (1, 3), (417, 1000),
-                                               (123_456, 1_000_000), (0.0, 250.0)])
+
+@pytest.mark.parametrize(
+    "successes, trials",
+    [(0, 1), (1, 1), (0, 10), (3, 10), (10, 10), (1, 3), (417, 1000), (123_456, 1_000_000), (0.0, 250.0)],
+)
 @pytest.mark.parametrize("alpha", [0.05, 0.1, 0.01])
 def test_wilson_matches_statsmodels(successes, trials, alpha):
     expected = proportion_confint(successes, trials, alpha=alpha, method="wilson")
@@ -111,6 +132,7 @@ def test_wilson_without_trials_is_nan():
 
 # --- group rates vs fairlearn / sklearn on the rows ------------------------------------------------------
 
+
 @pytest.mark.parametrize("attribute", ATTRIBUTES)
 def test_group_rates_match_fairlearn_and_sklearn(world, rates, attribute):
     rows, people, _ = world
@@ -118,29 +140,40 @@ def test_group_rates_match_fairlearn_and_sklearn(world, rates, attribute):
     labelled = rows[rows["label"].notna()]
     y, d = labelled["label"].astype(int), labelled["decision"]
     # selection rate is over every prediction, labelled or not
-    selection = MetricFrame(metrics=selection_rate, y_true=rows["decision"], y_pred=rows["decision"],
-                            sensitive_features=rows[attribute]).by_group
-    errors = MetricFrame(metrics={"tpr": true_positive_rate, "fpr": false_positive_rate}, y_true=y, y_pred=d,
-                         sensitive_features=labelled[attribute]).by_group
+    selection = MetricFrame(
+        metrics=selection_rate, y_true=rows["decision"], y_pred=rows["decision"], sensitive_features=rows[attribute]
+    ).by_group
+    errors = MetricFrame(
+        metrics={"tpr": true_positive_rate, "fpr": false_positive_rate},
+        y_true=y,
+        y_pred=d,
+        sensitive_features=labelled[attribute],
+    ).by_group
     assert sorted(mine.index) == sorted(selection.index)
     for group in mine.index:
         part = labelled[labelled[attribute] == group]
         assert mine.loc[group, "selection_rate"] == pytest.approx(selection[group], **EXACT), group
         assert mine.loc[group, "tpr"] == pytest.approx(errors.loc[group, "tpr"], **EXACT), group
         assert mine.loc[group, "fpr"] == pytest.approx(errors.loc[group, "fpr"], **EXACT), group
-        assert mine.loc[group, "precision"] == pytest.approx(precision_score(part["label"].astype(int), part["decision"]), **EXACT)
+        assert mine.loc[group, "precision"] == pytest.approx(
+            precision_score(part["label"].astype(int), part["decision"]), **EXACT
+        )
         assert mine.loc[group, "n"] == (rows[attribute] == group).sum()
         assert mine.loc[group, "labelled"] == len(part)
         assert mine.loc[group, "mean_score"] == pytest.approx(part["score"].mean(), **EXACT)
         assert mine.loc[group, "observed_positive_rate"] == pytest.approx(part["label"].mean(), **EXACT)
-        assert mine.loc[group, "calibration_gap_group"] == pytest.approx(part["score"].mean() - part["label"].mean(), **EXACT)
+        assert mine.loc[group, "calibration_gap_group"] == pytest.approx(
+            part["score"].mean() - part["label"].mean(), **EXACT
+        )
 
 
 def test_intervals_are_wilson_on_the_window_totals(rates):
-    cells = {"selection_rate": ("positives", ["predictions"]),
-             "tpr": ("true_positives", ["true_positives", "false_negatives"]),
-             "fpr": ("false_positives", ["false_positives", "true_negatives"]),
-             "precision": ("true_positives", ["true_positives", "false_positives"])}
+    cells = {
+        "selection_rate": ("positives", ["predictions"]),
+        "tpr": ("true_positives", ["true_positives", "false_negatives"]),
+        "fpr": ("false_positives", ["false_positives", "true_negatives"]),
+        "precision": ("true_positives", ["true_positives", "false_positives"]),
+    }
     for name, (numerator, denominator) in cells.items():
         low, high = proportion_confint(rates[numerator], rates[denominator].sum(axis=1), alpha=0.05, method="wilson")
         np.testing.assert_allclose(rates[f"{name}_ci_low"], low, rtol=1e-12, atol=1e-12)
@@ -163,10 +196,30 @@ def test_representation_uses_the_latest_population_not_a_sum_over_days(world, ra
 def test_a_window_is_judged_on_summed_counts(world, rates):
     # collapsing the window into a single day must not change anything but the date
     _, _, daily = world
-    one_day = daily.assign(date=DAYS[-1]).groupby(["date", "model_id", "attribute", "group_value"], as_index=False).agg(
-        {**{c: "sum" for c in daily.columns if c not in ("date", "model_id", "attribute", "group_value", "labels_as_of",
-                                                          "population_users", "population_total")},
-         "population_users": "last", "population_total": "last"})
+    one_day = (
+        daily.assign(date=DAYS[-1])
+        .groupby(["date", "model_id", "attribute", "group_value"], as_index=False)
+        .agg(
+            {
+                **{
+                    c: "sum"
+                    for c in daily.columns
+                    if c
+                    not in (
+                        "date",
+                        "model_id",
+                        "attribute",
+                        "group_value",
+                        "labels_as_of",
+                        "population_users",
+                        "population_total",
+                    )
+                },
+                "population_users": "last",
+                "population_total": "last",
+            }
+        )
+    )
     pd.testing.assert_frame_equal(group_rates(one_day), rates, check_dtype=False, rtol=1e-12)
 
 
@@ -183,6 +236,7 @@ def test_missing_contract_column_is_a_clear_error(world):
 
 # --- verdicts vs fairlearn -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("attribute", ATTRIBUTES)
 def test_verdict_metrics_match_fairlearn(world, rates, attribute):
     rows, _, _ = world
@@ -191,11 +245,16 @@ def test_verdict_metrics_match_fairlearn(world, rates, attribute):
     labelled = rows[rows["label"].notna()]
     y, d, s = labelled["label"].astype(int), labelled["decision"], labelled[attribute]
     assert verdict["disparate_impact_ratio"] == pytest.approx(
-        demographic_parity_ratio(rows["decision"], rows["decision"], sensitive_features=rows[attribute]), **EXACT)
-    assert verdict["equal_opportunity_difference"] == pytest.approx(equal_opportunity_difference(y, d, sensitive_features=s), **EXACT)
+        demographic_parity_ratio(rows["decision"], rows["decision"], sensitive_features=rows[attribute]), **EXACT
+    )
+    assert verdict["equal_opportunity_difference"] == pytest.approx(
+        equal_opportunity_difference(y, d, sensitive_features=s), **EXACT
+    )
     tpr = MetricFrame(metrics=true_positive_rate, y_true=y, y_pred=d, sensitive_features=s)
     assert verdict["equal_opportunity_difference"] == pytest.approx(tpr.difference(), **EXACT)
-    assert verdict["equalized_odds_difference"] == pytest.approx(equalized_odds_difference(y, d, sensitive_features=s), **EXACT)
+    assert verdict["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(y, d, sensitive_features=s), **EXACT
+    )
     gaps = labelled.groupby(attribute).apply(lambda g: g["score"].mean() - g["label"].mean())
     assert verdict["calibration_gap"] == pytest.approx(gaps.max() - gaps.min(), **EXACT)
 
@@ -223,8 +282,15 @@ def test_flags_name_a_group_exactly_when_the_verdict_fails(rates):
         for _, v in bias_verdicts(rates, limits).iterrows():
             assert v["passes_equal_opportunity"] == (v["flagged_groups_equal_opportunity"] == [])
             assert v["passes_disparate_impact"] == (v["flagged_groups_disparate_impact"] == [])
-            assert v["passed"] == all(v[c] for c in ("passes_disparate_impact", "passes_equal_opportunity",
-                                                     "passes_equalized_odds", "passes_calibration"))
+            assert v["passed"] == all(
+                v[c]
+                for c in (
+                    "passes_disparate_impact",
+                    "passes_equal_opportunity",
+                    "passes_equalized_odds",
+                    "passes_calibration",
+                )
+            )
 
 
 def fair_country_rows(world) -> pd.DataFrame:
@@ -234,12 +300,28 @@ def fair_country_rows(world) -> pd.DataFrame:
 def tiny_group(tpr_zero: bool = True, labelled: int = 40) -> pd.DataFrame:
     """One day of a small group whose labelled positives were never selected (TPR 0) or that has no labelled positives."""
     positives = 0 if not tpr_zero else labelled // 2
-    return pd.DataFrame([{
-        "date": DAYS[-1], "model_id": "recommender", "attribute": "country", "group_value": "LU",
-        "predictions": labelled, "positives": 0, "labelled": labelled, "labelled_positives": positives,
-        "true_positives": 0, "false_positives": 0, "false_negatives": positives, "true_negatives": labelled - positives,
-        "score_sum": 0.2 * labelled, "label_sum": positives, "population_users": 10, "population_total": 6000,
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "date": DAYS[-1],
+                "model_id": "recommender",
+                "attribute": "country",
+                "group_value": "LU",
+                "predictions": labelled,
+                "positives": 0,
+                "labelled": labelled,
+                "labelled_positives": positives,
+                "true_positives": 0,
+                "false_positives": 0,
+                "false_negatives": positives,
+                "true_negatives": labelled - positives,
+                "score_sum": 0.2 * labelled,
+                "label_sum": positives,
+                "population_users": 10,
+                "population_total": 6000,
+            }
+        ]
+    )
 
 
 def test_a_small_group_with_an_extreme_tpr_is_reported_but_does_not_flip_the_verdict(world):
@@ -256,7 +338,12 @@ def test_a_small_group_with_an_extreme_tpr_is_reported_but_does_not_flip_the_ver
     without = bias_verdicts(group_rates(fair), {"min_labelled": 200}).iloc[0]
     assert verdict["passed"] and verdict["excluded_groups"] == ["LU"] and "LU" not in verdict["eligible_groups"]
     assert verdict["flagged_groups_equal_opportunity"] == [] and verdict["flagged_groups_disparate_impact"] == []
-    for metric in ("disparate_impact_ratio", "equal_opportunity_difference", "equalized_odds_difference", "calibration_gap"):
+    for metric in (
+        "disparate_impact_ratio",
+        "equal_opportunity_difference",
+        "equalized_odds_difference",
+        "calibration_gap",
+    ):
         assert verdict[metric] == pytest.approx(without[metric], rel=1e-12), metric
 
 
@@ -277,7 +364,12 @@ def test_fewer_than_two_eligible_groups_pass_with_nan_metrics_and_a_note(world):
     only_the_largest = (rates["labelled"].iloc[-2] + rates["labelled"].iloc[-1]) / 2
     verdict = bias_verdicts(rates, {"min_labelled": only_the_largest}).iloc[0]
     assert verdict["eligible_groups"] == ["DE"] and verdict["excluded_groups"] == ["FR", "NL"]
-    for metric in ("disparate_impact_ratio", "equal_opportunity_difference", "equalized_odds_difference", "calibration_gap"):
+    for metric in (
+        "disparate_impact_ratio",
+        "equal_opportunity_difference",
+        "equalized_odds_difference",
+        "calibration_gap",
+    ):
         assert math.isnan(verdict[metric]), metric
     assert verdict["passed"] and "fewer than 2 groups" in verdict["note"]
 
@@ -293,21 +385,28 @@ def test_no_rows_give_empty_frames_with_every_column(world):
 
 # --- summary ---------------------------------------------------------------------------------------------
 
+
 def test_summary_names_metric_value_limit_and_group(rates):
     verdicts = bias_verdicts(rates, {"min_labelled": 500})
     age = verdicts.set_index("attribute").loc["age_band"]
     lines = summarise_verdicts(verdicts).splitlines()
     eo = f"recommender / age_band: equal opportunity difference {age['equal_opportunity_difference']:.2f} > 0.10; disadvantaged: 55+"
-    di = f"recommender / age_band: disparate impact ratio {age['disparate_impact_ratio']:.2f} < 0.80; disadvantaged: 55+"
+    di = (
+        f"recommender / age_band: disparate impact ratio {age['disparate_impact_ratio']:.2f} < 0.80; disadvantaged: 55+"
+    )
     assert eo in lines and di in lines
-    assert any(line.startswith("recommender / age_band: equalised odds difference") and "(TPR range)" in line for line in lines)
+    assert any(
+        line.startswith("recommender / age_band: equalised odds difference") and "(TPR range)" in line for line in lines
+    )
     assert not any("/ gender:" in line or "/ country:" in line for line in lines)  # passing verdicts say nothing
     assert len(lines) == sum((~verdicts[c]).sum() for c in verdicts.columns if c.startswith("passes_"))
 
 
 def test_summary_quotes_the_limits_the_verdict_was_judged_against(rates):
-    strict = bias_verdicts(rates, {"equal_opportunity_max_difference": 0.05, "disparate_impact_min": 0.5,
-                                   "equalized_odds_max_difference": 0.5})
+    strict = bias_verdicts(
+        rates,
+        {"equal_opportunity_max_difference": 0.05, "disparate_impact_min": 0.5, "equalized_odds_max_difference": 0.5},
+    )
     text = summarise_verdicts(strict)
     assert "equal opportunity difference" in text and "> 0.05; disadvantaged: 55+" in text
     assert "disparate impact" not in text and "equalised odds" not in text

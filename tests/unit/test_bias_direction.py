@@ -26,17 +26,25 @@ from orchestration.lib.bias import (
 EXACT = dict(rel=1e-9, abs=1e-12)
 ATTRIBUTES = {"race": ["race"], "region": ["region"], "race_x_region": ["race", "region"]}
 DAYS = pd.date_range("2026-06-01", periods=4)
-LIMITS = {"window_days": 4, "min_labelled": 200, "disparate_impact_min": 0.8, "equal_opportunity_max_difference": 0.1,
-          "equalized_odds_max_difference": 0.1, "calibration_gap_max": 0.1}
+LIMITS = {
+    "window_days": 4,
+    "min_labelled": 200,
+    "disparate_impact_min": 0.8,
+    "equal_opportunity_max_difference": 0.1,
+    "equalized_odds_max_difference": 0.1,
+    "calibration_gap_max": 0.1,
+}
 
 
 def make_rows(seed: int = 12, n: int = 30_000) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    rows = pd.DataFrame({
-        "race": rng.choice(["A", "B", "C"], n, p=[0.5, 0.3, 0.2]),
-        "region": rng.choice(["north", "south"], n),
-        "date": rng.choice(DAYS, n),
-    })
+    rows = pd.DataFrame(
+        {
+            "race": rng.choice(["A", "B", "C"], n, p=[0.5, 0.3, 0.2]),
+            "region": rng.choice(["north", "south"], n),
+            "date": rng.choice(DAYS, n),
+        }
+    )
     label = (rng.random(n) < 0.2).astype(int)
     # B's scores are pushed up whatever the truth: flagged more often, innocent members too
     score = np.clip(0.3 + 0.35 * label + 0.12 * (rows["race"] == "B") + rng.normal(0, 0.15, n), 0, 1)
@@ -53,18 +61,33 @@ def bias_daily(rows: pd.DataFrame) -> pd.DataFrame:
     """What marts.bias_daily holds for these rows, for the attributes of ATTRIBUTES."""
     labelled = rows["label"].notna()
     cells = rows.assign(
-        is_labelled=labelled, tp=(rows["decision"] == 1) & (rows["label"] == 1),
-        fp=(rows["decision"] == 1) & (rows["label"] == 0), fn=(rows["decision"] == 0) & (rows["label"] == 1),
-        tn=(rows["decision"] == 0) & (rows["label"] == 0), pos_label=rows["label"] == 1,
-        labelled_score=rows["score"].where(labelled, 0.0))
+        is_labelled=labelled,
+        tp=(rows["decision"] == 1) & (rows["label"] == 1),
+        fp=(rows["decision"] == 1) & (rows["label"] == 0),
+        fn=(rows["decision"] == 0) & (rows["label"] == 1),
+        tn=(rows["decision"] == 0) & (rows["label"] == 0),
+        pos_label=rows["label"] == 1,
+        labelled_score=rows["score"].where(labelled, 0.0),
+    )
     parts = []
     for attribute in ATTRIBUTES:
-        counts = cells.assign(attribute=attribute, group_value=cells[attribute]).groupby(
-            ["date", "model_id", "attribute", "group_value"]).agg(
-            predictions=("score", "size"), positives=("decision", "sum"), labelled=("is_labelled", "sum"),
-            labelled_positives=("pos_label", "sum"), true_positives=("tp", "sum"), false_positives=("fp", "sum"),
-            false_negatives=("fn", "sum"), true_negatives=("tn", "sum"), score_sum=("labelled_score", "sum"),
-            label_sum=("pos_label", "sum")).reset_index()
+        counts = (
+            cells.assign(attribute=attribute, group_value=cells[attribute])
+            .groupby(["date", "model_id", "attribute", "group_value"])
+            .agg(
+                predictions=("score", "size"),
+                positives=("decision", "sum"),
+                labelled=("is_labelled", "sum"),
+                labelled_positives=("pos_label", "sum"),
+                true_positives=("tp", "sum"),
+                false_positives=("fp", "sum"),
+                false_negatives=("fn", "sum"),
+                true_negatives=("tn", "sum"),
+                score_sum=("labelled_score", "sum"),
+                label_sum=("pos_label", "sum"),
+            )
+            .reset_index()
+        )
         counts["population_users"], counts["population_total"] = 100, 300
         parts.append(counts)
     return pd.concat(parts, ignore_index=True)
@@ -82,7 +105,9 @@ HARMFUL = {"fraud": "harmful"}
 @pytest.mark.parametrize("attribute", list(ATTRIBUTES))
 def test_harmful_disparate_impact_is_fairlearns_ratio_of_not_being_flagged(world, attribute):
     rows, daily = world
-    verdict = bias_verdicts(group_rates(daily, positive_decision=HARMFUL), {**LIMITS, "min_labelled": 0}).set_index("attribute")
+    verdict = bias_verdicts(group_rates(daily, positive_decision=HARMFUL), {**LIMITS, "min_labelled": 0}).set_index(
+        "attribute"
+    )
     not_flagged = 1 - rows["decision"]
     oracle = demographic_parity_ratio(not_flagged, not_flagged, sensitive_features=rows[attribute])
     assert verdict.loc[attribute, "disparate_impact_ratio"] == pytest.approx(oracle, **EXACT)
@@ -95,8 +120,12 @@ def test_harmful_equal_opportunity_compares_false_positive_rates(world, attribut
     rates = group_rates(daily, positive_decision=HARMFUL)
     verdict = bias_verdicts(rates, LIMITS).set_index("attribute").loc[attribute]
     labelled = rows[rows["label"].notna()]
-    frame = MetricFrame(metrics={"fpr": false_positive_rate, "tpr": true_positive_rate}, y_true=labelled["label"].astype(int),
-                        y_pred=labelled["decision"], sensitive_features=labelled[attribute])
+    frame = MetricFrame(
+        metrics={"fpr": false_positive_rate, "tpr": true_positive_rate},
+        y_true=labelled["label"].astype(int),
+        y_pred=labelled["decision"],
+        sensitive_features=labelled[attribute],
+    )
     counts = labelled.groupby(attribute).size()
     eligible = counts[counts >= LIMITS["min_labelled"]].index
     fpr, tpr = frame.by_group.loc[eligible, "fpr"], frame.by_group.loc[eligible, "tpr"]
@@ -121,7 +150,9 @@ def test_the_verdict_names_the_group_flagged_most_not_the_one_flagged_least(worl
     assert "fraud / race: disparate impact ratio (of not being flagged)" in text
     assert "disadvantaged (flagged most often): B" in text and "disadvantaged (wrongly flagged most often): B" in text
     # the same counts read as a favourable decision (the old assumption) blame A and C, the groups flagged least
-    favourable = bias_verdicts(group_rates(daily, positive_decision={"fraud": "favourable"}), LIMITS).set_index("attribute")
+    favourable = bias_verdicts(group_rates(daily, positive_decision={"fraud": "favourable"}), LIMITS).set_index(
+        "attribute"
+    )
     assert "B" not in favourable.loc["race", "flagged_groups_disparate_impact"]
     assert set(favourable.loc["race", "flagged_groups_disparate_impact"]) <= {"A", "C"}
 
@@ -132,10 +163,14 @@ def test_intervals_and_stored_windows_carry_the_direction(world):
     race = rates[rates["attribute"] == "race"].set_index("group_value")
     # favourable rate = 1 - selection rate, its Wilson interval the mirror of the selection rate's
     assert race["favourable_rate"].to_numpy() == pytest.approx(1 - race["selection_rate"].to_numpy(), **EXACT)
-    assert race["favourable_rate_ci_low"].to_numpy() == pytest.approx(1 - race["selection_rate_ci_high"].to_numpy(), **EXACT)
+    assert race["favourable_rate_ci_low"].to_numpy() == pytest.approx(
+        1 - race["selection_rate_ci_high"].to_numpy(), **EXACT
+    )
     intervals = group_intervals(rates, bias_verdicts(rates, LIMITS))
     race_rows = intervals[intervals["attribute"] == "race"].set_index(["rate", "group_value"])
-    assert race_rows.loc[("fpr", "B"), "flagged"] and race_rows.loc[("fpr", "B"), "verdicts"].startswith("equal opportunity")
+    assert race_rows.loc[("fpr", "B"), "flagged"] and race_rows.loc[("fpr", "B"), "verdicts"].startswith(
+        "equal opportunity"
+    )
     assert not race_rows.loc[("tpr", "B"), "flagged"] and race_rows.loc[("tpr", "B"), "verdicts"] == "equalised odds"
     assert race_rows.loc[("selection_rate", "B"), "flagged"] and not race_rows.loc[("selection_rate", "A"), "flagged"]
     stored_rates, stored = window_tables(daily, DAYS[-1], LIMITS, HARMFUL)
@@ -147,8 +182,10 @@ def test_intervals_and_stored_windows_carry_the_direction(world):
 def test_the_direction_comes_from_the_project_file(world, tmp_path, monkeypatch):
     _, daily = world
     config = tmp_path / "project.yml"
-    config.write_text("models:\n  fraud: {positive_decision: harmful}\nprotected_attributes: [race, region]\n"
-                      "intersections: [[race, region]]\n")
+    config.write_text(
+        "models:\n  fraud: {positive_decision: harmful}\nprotected_attributes: [race, region]\n"
+        "intersections: [[race, region]]\n"
+    )
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
     assert positive_decisions(["fraud", "undeclared"]) == {"fraud": "harmful", "undeclared": "favourable"}
     from_file = bias_verdicts(group_rates(daily), LIMITS)

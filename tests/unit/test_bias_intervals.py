@@ -21,21 +21,46 @@ from orchestration.lib.bias import (
 from orchestration.lib.warehouse import replace_date_range
 
 DAY1, DAY2, OLD = date(2026, 5, 2), date(2026, 5, 3), date(2026, 4, 1)
-LIMITS = {"window_days": 2, "min_labelled": 100, "disparate_impact_min": 0.8, "equal_opportunity_max_difference": 0.1,
-          "equalized_odds_max_difference": 0.1, "calibration_gap_max": 0.1}
+LIMITS = {
+    "window_days": 2,
+    "min_labelled": 100,
+    "disparate_impact_min": 0.8,
+    "equal_opportunity_max_difference": 0.1,
+    "equalized_odds_max_difference": 0.1,
+    "calibration_gap_max": 0.1,
+}
 # group -> per-day (predictions, positives, tp, fp, fn, tn, score_sum): 'b' misses half its positives,
 # 'tiny' has 20 labelled rows a day (40 < min_labelled over the window)
-CELLS = {"a": (200, 90, 60, 20, 20, 100, 60.0), "b": (200, 60, 40, 20, 40, 100, 62.0), "tiny": (30, 3, 1, 2, 7, 10, 6.0)}
+CELLS = {
+    "a": (200, 90, 60, 20, 20, 100, 60.0),
+    "b": (200, 60, 40, 20, 40, 100, 62.0),
+    "tiny": (30, 3, 1, 2, 7, 10, 6.0),
+}
 
 
 def day_rows(day, scale: int = 1) -> list[dict]:
     rows = []
     for group, (n, pos, tp, fp, fn, tn, score) in CELLS.items():
-        rows.append(dict(date=day, model_id="m", attribute="segment", group_value=group, predictions=n * scale,
-                         positives=pos * scale, labelled=(tp + fp + fn + tn) * scale, labelled_positives=(tp + fn) * scale,
-                         true_positives=tp * scale, false_positives=fp * scale, false_negatives=fn * scale,
-                         true_negatives=tn * scale, score_sum=score * scale, label_sum=(tp + fn) * scale,
-                         population_users=100, population_total=300))
+        rows.append(
+            dict(
+                date=day,
+                model_id="m",
+                attribute="segment",
+                group_value=group,
+                predictions=n * scale,
+                positives=pos * scale,
+                labelled=(tp + fp + fn + tn) * scale,
+                labelled_positives=(tp + fn) * scale,
+                true_positives=tp * scale,
+                false_positives=fp * scale,
+                false_negatives=fn * scale,
+                true_negatives=tn * scale,
+                score_sum=score * scale,
+                label_sum=(tp + fn) * scale,
+                population_users=100,
+                population_total=300,
+            )
+        )
     return rows
 
 
@@ -48,8 +73,12 @@ def rows() -> pd.DataFrame:
 def by_hand(group: str) -> dict[str, tuple[int, int]]:
     """rate -> (successes, trials) over the two window days, from CELLS."""
     n, pos, tp, fp, fn, tn, _ = (2 * x for x in CELLS[group])
-    return {"selection_rate": (pos, n), "tpr": (tp, tp + fn), "fpr": (fp, fp + tn),
-            "observed_positive_rate": (tp + fn, tp + fp + fn + tn)}
+    return {
+        "selection_rate": (pos, n),
+        "tpr": (tp, tp + fn),
+        "fpr": (fp, fp + tn),
+        "observed_positive_rate": (tp + fn, tp + fp + fn + tn),
+    }
 
 
 def window(rows):
@@ -90,7 +119,9 @@ def test_check_metadata_shows_a_markdown_table_of_the_groups_with_their_interval
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert float(cells[INTERVAL_COLUMNS.index("ci_low")]) == round(low, 4)
     assert float(cells[INTERVAL_COLUMNS.index("ci_high")]) == round(high, 4)
-    assert cells[INTERVAL_COLUMNS.index("excluded")] == "True" and cells[INTERVAL_COLUMNS.index("trials")] == str(trials)
+    assert cells[INTERVAL_COLUMNS.index("excluded")] == "True" and cells[INTERVAL_COLUMNS.index("trials")] == str(
+        trials
+    )
     assert metadata["failing_verdicts"] == 1
     # without the rates (an older caller) the verdict table alone is unchanged
     assert "group_intervals" not in verdict_metadata(bias_verdicts(rates, LIMITS))
@@ -114,7 +145,9 @@ def test_window_tables_judge_only_the_trailing_window_and_store_round_trip(rows)
         stored = conn.execute("SELECT * FROM marts.bias_group_rates ORDER BY group_value").df()
         judged = conn.execute("SELECT * FROM marts.bias_verdicts").df()
     assert len(stored) == 3 and len(judged) == 1
-    assert stored["tpr_ci_low"].tolist() == pytest.approx(rates.sort_values("group_value")["tpr_ci_low"].tolist(), rel=1e-12)
+    assert stored["tpr_ci_low"].tolist() == pytest.approx(
+        rates.sort_values("group_value")["tpr_ci_low"].tolist(), rel=1e-12
+    )
     assert judged["flagged_groups_equal_opportunity"].tolist() == ["b"] and judged["passed"].tolist() == [False]
 
 

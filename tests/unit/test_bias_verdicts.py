@@ -27,28 +27,54 @@ def rows():
     group = rng.choice(["a", "b", "c", "tiny"], size=n, p=[0.45, 0.35, 0.199, 0.001])
     label = (rng.random(n) < 0.4).astype(int)
     score = np.clip(0.35 + 0.3 * label - np.where((group == "c") & (label == 1), 0.2, 0) + rng.normal(0, 0.15, n), 0, 1)
-    return pd.DataFrame({"date": rng.choice(["2026-09-01", "2026-09-02", "2026-09-03"], size=n), "group_value": group,
-                         "label": label, "score": score, "decision": (score >= 0.5).astype(int)})
+    return pd.DataFrame(
+        {
+            "date": rng.choice(["2026-09-01", "2026-09-02", "2026-09-03"], size=n),
+            "group_value": group,
+            "label": label,
+            "score": score,
+            "decision": (score >= 0.5).astype(int),
+        }
+    )
 
 
 def counts(frame: pd.DataFrame) -> pd.DataFrame:
     """What marts.bias_daily holds for these rows (every row labelled)."""
-    g = frame.assign(tp=(frame.decision == 1) & (frame.label == 1), fp=(frame.decision == 1) & (frame.label == 0),
-                     fn=(frame.decision == 0) & (frame.label == 1), tn=(frame.decision == 0) & (frame.label == 0))
-    out = g.groupby(["date", "group_value"]).agg(
-        predictions=("label", "size"), positives=("decision", "sum"), labelled=("label", "size"),
-        labelled_positives=("label", "sum"), true_positives=("tp", "sum"), false_positives=("fp", "sum"),
-        false_negatives=("fn", "sum"), true_negatives=("tn", "sum"), score_sum=("score", "sum"), label_sum=("label", "sum"),
-    ).reset_index()
+    g = frame.assign(
+        tp=(frame.decision == 1) & (frame.label == 1),
+        fp=(frame.decision == 1) & (frame.label == 0),
+        fn=(frame.decision == 0) & (frame.label == 1),
+        tn=(frame.decision == 0) & (frame.label == 0),
+    )
+    out = (
+        g.groupby(["date", "group_value"])
+        .agg(
+            predictions=("label", "size"),
+            positives=("decision", "sum"),
+            labelled=("label", "size"),
+            labelled_positives=("label", "sum"),
+            true_positives=("tp", "sum"),
+            false_positives=("fp", "sum"),
+            false_negatives=("fn", "sum"),
+            true_negatives=("tn", "sum"),
+            score_sum=("score", "sum"),
+            label_sum=("label", "sum"),
+        )
+        .reset_index()
+    )
     population = {"a": 450, "b": 350, "c": 199, "tiny": 1}
-    return out.assign(model_id="m", attribute="segment", population_users=out["group_value"].map(population), population_total=1000)
+    return out.assign(
+        model_id="m", attribute="segment", population_users=out["group_value"].map(population), population_total=1000
+    )
 
 
 def test_rates_match_fairlearn_and_sklearn(rows):
     rates = group_rates(counts(rows)).set_index("group_value")
     frame = MetricFrame(
         metrics={"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
-        y_true=rows["label"], y_pred=rows["decision"], sensitive_features=rows["group_value"],
+        y_true=rows["label"],
+        y_pred=rows["decision"],
+        sensitive_features=rows["group_value"],
     )
     for group, oracle in frame.by_group.iterrows():
         for metric in ("selection_rate", "tpr", "fpr"):
@@ -64,8 +90,12 @@ def test_verdict_metrics_match_fairlearn(rows):
     # no minimum: every group takes part, as in fairlearn
     verdict = bias_verdicts(group_rates(counts(rows)), {"min_labelled": 0}).iloc[0]
     y, d, s = rows["label"], rows["decision"], rows["group_value"]
-    assert verdict["disparate_impact_ratio"] == pytest.approx(demographic_parity_ratio(y, d, sensitive_features=s), **EXACT)
-    assert verdict["equalized_odds_difference"] == pytest.approx(equalized_odds_difference(y, d, sensitive_features=s), **EXACT)
+    assert verdict["disparate_impact_ratio"] == pytest.approx(
+        demographic_parity_ratio(y, d, sensitive_features=s), **EXACT
+    )
+    assert verdict["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(y, d, sensitive_features=s), **EXACT
+    )
     tpr = MetricFrame(metrics=true_positive_rate, y_true=y, y_pred=d, sensitive_features=s)
     assert verdict["equal_opportunity_difference"] == pytest.approx(tpr.difference(), **EXACT)
 

@@ -21,12 +21,23 @@ print(sorted(k.name for k in keys if k.name.startswith(("bias_", "model_health_"
 
 def checks_with(config: Path | None, tmp_path: Path) -> list[str]:
     """The per-model check names of the definitions loaded in a fresh process with ``config`` (None: no file)."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "IMPACT_LEDGER_START_DATE": "2026-01-01",
-           "DAGSTER_HOME": str(tmp_path), "IMPACT_LEDGER_DB": str(tmp_path / "never.duckdb")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "IMPACT_LEDGER_START_DATE": "2026-01-01",
+        "DAGSTER_HOME": str(tmp_path),
+        "IMPACT_LEDGER_DB": str(tmp_path / "never.duckdb"),
+    }
     if config is not None:
         env["IMPACT_LEDGER_CONFIG"] = str(config)
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", LIST_CHECKS], cwd=tmp_path, env=env | {"PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", LIST_CHECKS],
+        cwd=tmp_path,
+        env=env | {"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert not (tmp_path / "never.duckdb").exists()  # definitions never open the warehouse
     return ast.literal_eval(out.stdout.strip().splitlines()[-1])
@@ -35,9 +46,14 @@ def checks_with(config: Path | None, tmp_path: Path) -> list[str]:
 def test_checks_follow_the_declared_models_and_a_run_without_a_file_still_gets_checks(tmp_path):
     config = tmp_path / "project.yml"
     config.write_text("models:\n  fraud-score: {positive_decision: harmful}\n  ranker: {}\n")
-    assert checks_with(config, tmp_path) == ["bias_fraud_score", "bias_other_models", "bias_ranker",
-                                             "model_health_fraud_score", "model_health_other_models",
-                                             "model_health_ranker"]
+    assert checks_with(config, tmp_path) == [
+        "bias_fraud_score",
+        "bias_other_models",
+        "bias_ranker",
+        "model_health_fraud_score",
+        "model_health_other_models",
+        "model_health_ranker",
+    ]
     assert checks_with(None, tmp_path) == ["bias_other_models", "model_health_other_models"]
 
 

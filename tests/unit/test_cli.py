@@ -31,8 +31,9 @@ def test_the_console_script_is_the_cli_main():
 
 @pytest.mark.parametrize("launch", [[str(CONSOLE_SCRIPT)], [sys.executable, "-m", "orchestration.cli"]])
 def test_help_lists_the_commands(launch):
-    result = subprocess.run([*launch, "--help"], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    result = subprocess.run(
+        [*launch, "--help"], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    )
     assert result.returncode == 0, result.stderr
     # argparse lists each subcommand on its own 4-space-indented line, followed by its help
     listed = re.findall(r"^    ([a-z]+)\b", result.stdout, re.MULTILINE)
@@ -135,9 +136,19 @@ def test_progress_lines_stream_while_the_run_executes():
     with dg.DagsterInstance.ephemeral() as instance:
         result = execute_with_progress(job, instance, lines.append, "2026-10-01 .. 2026-10-07")
     assert not result.success
-    steps = [re.fullmatch(r"\[ *(\d+\.\d)s\] 2026-10-01 \.\. 2026-10-07 (\w+) (started|done|FAILED)( in \d+\.\ds)?",
-                          line).groups()[1:3] for line in lines]
-    assert steps == [("upstream", "started"), ("upstream", "done"), ("downstream", "started"), ("downstream", "done"),
-                     ("broken", "started"), ("broken", "FAILED")]
+    steps = [
+        re.fullmatch(
+            r"\[ *(\d+\.\d)s\] 2026-10-01 \.\. 2026-10-07 (\w+) (started|done|FAILED)( in \d+\.\ds)?", line
+        ).groups()[1:3]
+        for line in lines
+    ]
+    assert steps == [
+        ("upstream", "started"),
+        ("upstream", "done"),
+        ("downstream", "started"),
+        ("downstream", "done"),
+        ("broken", "started"),
+        ("broken", "FAILED"),
+    ]
     elapsed = [float(re.match(r"\[ *(\d+\.\d)s\]", line).group(1)) for line in lines]
     assert elapsed == sorted(elapsed)

@@ -18,8 +18,12 @@ from orchestration.lib.raw_loader import load_days
 
 # (order_id, ordered_at): two on the first day (one at its first microsecond), one at the last second of
 # the second day, one at midnight of the third day (the third day's, not the second's), none on the fourth.
-ORDERS = [("o1", "2026-01-01 00:00:00"), ("o2", "2026-01-01 13:30:00"), ("o3", "2026-01-02 23:59:59"),
-          ("o4", "2026-01-03 00:00:00")]
+ORDERS = [
+    ("o1", "2026-01-01 00:00:00"),
+    ("o2", "2026-01-01 13:30:00"),
+    ("o3", "2026-01-02 23:59:59"),
+    ("o4", "2026-01-03 00:00:00"),
+]
 D1, D2, D3, D4 = (date(2026, 1, d) for d in (1, 2, 3, 4))
 
 
@@ -30,12 +34,20 @@ def shop(tmp_path) -> str:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE users (user_id TEXT, signup_at TIMESTAMP, country TEXT)"))
-        conn.execute(sa.text("INSERT INTO users VALUES ('u1', '2025-12-01 00:00:00', 'DE'), ('u2', '2025-12-02 00:00:00', 'FR')"))
-        conn.execute(sa.text("CREATE TABLE orders (order_id TEXT, user_id TEXT, session_id TEXT, ordered_at TIMESTAMP, "
-                             "revenue FLOAT, status TEXT, channel TEXT)"))
+        conn.execute(
+            sa.text("INSERT INTO users VALUES ('u1', '2025-12-01 00:00:00', 'DE'), ('u2', '2025-12-02 00:00:00', 'FR')")
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TABLE orders (order_id TEXT, user_id TEXT, session_id TEXT, ordered_at TIMESTAMP, "
+                "revenue FLOAT, status TEXT, channel TEXT)"
+            )
+        )
         for i, (oid, at) in enumerate(ORDERS):
-            conn.execute(sa.text("INSERT INTO orders VALUES (:o, 'u1', NULL, :t, :r, 'completed', 'web')"),
-                         {"o": oid, "t": at + ".000000", "r": 10.0 + i})
+            conn.execute(
+                sa.text("INSERT INTO orders VALUES (:o, 'u1', NULL, :t, :r, 'completed', 'web')"),
+                {"o": oid, "t": at + ".000000", "r": 10.0 + i},
+            )
     engine.dispose()
     return url
 
@@ -51,10 +63,19 @@ def test_a_table_is_split_into_one_file_per_day_of_its_time_column(shop, tmp_pat
     assert _ids(cache / "orders" / "orders_2026-01-01.parquet") == ["o1", "o2"]
     assert _ids(cache / "orders" / "orders_2026-01-02.parquet") == ["o3"]
     assert _ids(cache / "orders" / "orders_2026-01-03.parquet") == ["o4"]
-    assert not (cache / "orders" / "orders_2026-01-04.parquet").exists() and out[3].note == "no source rows for this day"
+    assert (
+        not (cache / "orders" / "orders_2026-01-04.parquet").exists() and out[3].note == "no source rows for this day"
+    )
     # the source's columns as they are, extra ones too; nothing half-written left behind
     assert pq.read_table(cache / "orders" / "orders_2026-01-03.parquet").column_names == [
-        "order_id", "user_id", "session_id", "ordered_at", "revenue", "status", "channel"]
+        "order_id",
+        "user_id",
+        "session_id",
+        "ordered_at",
+        "revenue",
+        "status",
+        "channel",
+    ]
     assert sorted(p.name for p in (cache / "orders").iterdir()) == [f"orders_2026-01-0{d}.parquet" for d in (1, 2, 3)]
 
 
@@ -94,7 +115,10 @@ def test_a_query_without_the_day_parameters_is_filtered_on_the_time_column(shop,
     query = "SELECT order_id, user_id, session_id, ordered_at, revenue * 2 AS revenue, status FROM orders"
     out = extract_days("orders", DatabaseSource(url=shop, query=query), [D1, D4], tmp_path)
     assert [(e.day, e.rows) for e in out] == [(D1, 2), (D4, 0)]
-    assert pq.read_table(tmp_path / "orders" / "orders_2026-01-01.parquet").column("revenue").to_pylist() == [20.0, 22.0]
+    assert pq.read_table(tmp_path / "orders" / "orders_2026-01-01.parquet").column("revenue").to_pylist() == [
+        20.0,
+        22.0,
+    ]
 
 
 def test_a_missing_column_or_table_names_the_database_table(shop, tmp_path):
@@ -102,8 +126,11 @@ def test_a_missing_column_or_table_names_the_database_table(shop, tmp_path):
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE orders_old AS SELECT order_id, user_id, ordered_at, status FROM orders"))
     engine.dispose()
-    with pytest.raises(ContractError, match=r"database table 'orders_old' at sqlite:.*: table 'orders' is missing "
-                                            r"required column 'revenue'"):
+    with pytest.raises(
+        ContractError,
+        match=r"database table 'orders_old' at sqlite:.*: table 'orders' is missing "
+        r"required column 'revenue'",
+    ):
         extract_days("orders", DatabaseSource(url=shop, table="orders_old"), [D1], tmp_path)
     with pytest.raises(SourceError, match="database table 'nope' .* does not exist"):
         extract_days("orders", DatabaseSource(url=shop, table="nope"), [D1], tmp_path)
@@ -121,15 +148,18 @@ def test_the_password_comes_from_the_environment_only(shop, tmp_path, monkeypatc
     assert masked_url("postgresql://app:hunter2@db:5432/shop") == "postgresql://app:***@db:5432/shop"
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"orderz": {"path": "x"}}, "unknown table"),
-    ({"orders": {}}, "either path"),
-    ({"orders": {"path": "x", "database": {"url": "sqlite://", "table": "o"}}}, "either path"),
-    ({"orders": {"database": {"url": "sqlite://"}}}, "either table or query"),
-    ({"orders": {"database": {"url": "sqlite://", "table": "o", "query": "SELECT 1"}}}, "either table or query"),
-    ({"users": {"database": {"url": "sqlite://", "table": "u", "time_column": "signup_at"}}}, "snapshot"),
-    ({"orders": {"database": {"url": "not a url", "table": "o"}}}, "not a SQLAlchemy URL"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"orderz": {"path": "x"}}, "unknown table"),
+        ({"orders": {}}, "either path"),
+        ({"orders": {"path": "x", "database": {"url": "sqlite://", "table": "o"}}}, "either path"),
+        ({"orders": {"database": {"url": "sqlite://"}}}, "either table or query"),
+        ({"orders": {"database": {"url": "sqlite://", "table": "o", "query": "SELECT 1"}}}, "either table or query"),
+        ({"users": {"database": {"url": "sqlite://", "table": "u", "time_column": "signup_at"}}}, "snapshot"),
+        ({"orders": {"database": {"url": "not a url", "table": "o"}}}, "not a SQLAlchemy URL"),
+    ],
+)
 def test_bad_sources_are_config_errors_naming_the_key(raw, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({"sources": raw})
@@ -139,11 +169,18 @@ def test_each_table_resolves_to_its_own_source(tmp_path, monkeypatch):
     monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(tmp_path / "landing"))
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "wh" / "warehouse.duckdb"))
     monkeypatch.delenv("IMPACT_LEDGER_LANDING_CACHE", raising=False)
-    config = LoadedConfig(parse_config({"sources": {
-        "predictions": {"path": "lake/model_logs"},
-        "labels": {"path": str(tmp_path / "abs")},
-        "orders": {"database": {"url": "postgresql://app@db:5432/shop", "table": "public.orders"}}}}),
-        tmp_path / "project" / "impact_ledger.yml")
+    config = LoadedConfig(
+        parse_config(
+            {
+                "sources": {
+                    "predictions": {"path": "lake/model_logs"},
+                    "labels": {"path": str(tmp_path / "abs")},
+                    "orders": {"database": {"url": "postgresql://app@db:5432/shop", "table": "public.orders"}},
+                }
+            }
+        ),
+        tmp_path / "project" / "impact_ledger.yml",
+    )
     assert source_of("predictions", config).root == tmp_path / "project" / "lake" / "model_logs"  # beside the file
     assert source_of("labels", config).root == tmp_path / "abs"
     assert (source_of("users", config).kind, source_of("users", config).root) == ("landing", tmp_path / "landing")
@@ -178,7 +215,9 @@ def test_utc_day_of_aware_timestamps():
     at = pa.array([datetime(2026, 1, 2, 4, 30)], pa.timestamp("us", "UTC")).cast(pa.timestamp("us", "America/New_York"))
     assert _utc_days(at).to_pylist() == [date(2026, 1, 2)]
     assert _utc_days(pa.array([date(2026, 1, 5)], pa.date32())).to_pylist() == [date(2026, 1, 5)]
-    assert _utc_days(pa.array([datetime(2026, 1, 1) + timedelta(hours=23, minutes=59)], pa.timestamp("us"))).to_pylist() == [D1]
+    assert _utc_days(
+        pa.array([datetime(2026, 1, 1) + timedelta(hours=23, minutes=59)], pa.timestamp("us"))
+    ).to_pylist() == [D1]
 
 
 def test_init_profiles_a_database_table_and_a_lake_folder_and_keeps_the_sources(shop, tmp_path, monkeypatch):
@@ -190,14 +229,25 @@ def test_init_profiles_a_database_table_and_a_lake_folder_and_keeps_the_sources(
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     (landing / "users").mkdir(parents=True)
     pd.DataFrame({"user_id": ["u1", "u2"], "signup_at": pd.to_datetime(["2025-12-01", "2025-12-02"])}).to_parquet(
-        landing / "users" / "users.parquet")
+        landing / "users" / "users.parquet"
+    )
     (lake / "predictions").mkdir(parents=True)
-    pd.DataFrame({"prediction_id": ["p1", "p2", "p3"], "model_id": "fraud", "model_version": "v1", "user_id": "u1",
-                  "predicted_at": pd.to_datetime(["2026-01-01 01:00", "2026-01-01 02:00", "2026-01-02 03:00"]),
-                  "score": [0.1, 0.7, 0.9]}).to_parquet(lake / "predictions" / "predictions.parquet")
+    pd.DataFrame(
+        {
+            "prediction_id": ["p1", "p2", "p3"],
+            "model_id": "fraud",
+            "model_version": "v1",
+            "user_id": "u1",
+            "predicted_at": pd.to_datetime(["2026-01-01 01:00", "2026-01-01 02:00", "2026-01-02 03:00"]),
+            "score": [0.1, 0.7, 0.9],
+        }
+    ).to_parquet(lake / "predictions" / "predictions.parquet")
     config = tmp_path / "impact_ledger.yml"
-    config.write_text(yaml.safe_dump({"sources": {"orders": {"database": {"url": shop, "table": "orders"}},
-                                                  "predictions": {"path": "lake"}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {"sources": {"orders": {"database": {"url": shop, "table": "orders"}}, "predictions": {"path": "lake"}}}
+        )
+    )
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
     inf = infer(landing)
     orders = inf.tables["orders"]
@@ -206,9 +256,15 @@ def test_init_profiles_a_database_table_and_a_lake_folder_and_keeps_the_sources(
     assert (orders.daily_min, orders.daily_median, orders.daily_max) == (1, 1.0, 2)
     assert [m.model_id for m in inf.models] == ["fraud"] and inf.tables["predictions"].rows == 3
     lines = "\n".join(describe(inf))
-    assert "orders: 4 rows (database table 'orders' at sqlite:" in lines and "predictions: 3 rows in 1 file(s) (lake folder" in lines
+    assert (
+        "orders: 4 rows (database table 'orders' at sqlite:" in lines
+        and "predictions: 3 rows in 1 file(s) (lake folder" in lines
+    )
     written = yaml.safe_load(render(inf))
-    assert parse_config(written).sources == parse_config({"sources": yaml.safe_load(config.read_text())["sources"]}).sources
+    assert (
+        parse_config(written).sources
+        == parse_config({"sources": yaml.safe_load(config.read_text())["sources"]}).sources
+    )
 
 
 def test_the_readme_example_is_a_valid_project_file():

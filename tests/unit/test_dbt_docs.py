@@ -41,8 +41,11 @@ def manifest() -> dict:
 
 def mart_models(m: dict) -> list[dict]:
     return sorted(
-        (n for n in m["nodes"].values()
-         if n["resource_type"] == "model" and Path(n["original_file_path"]).parts[:2] == ("models", "marts")),
+        (
+            n
+            for n in m["nodes"].values()
+            if n["resource_type"] == "model" and Path(n["original_file_path"]).parts[:2] == ("models", "marts")
+        ),
         key=lambda n: n["name"],
     )
 
@@ -92,8 +95,15 @@ def test_the_rules_flag_a_missing_unit_formula_or_grain_column():
 def test_every_mart_is_described_and_has_a_grain():
     m = manifest()
     marts = mart_models(m)
-    assert {"kpi_daily", "kpi_daily_by_segment", "retention_cohorts", "model_health_daily",
-            "feature_drift_daily", "leading_lagging", "experiment_stats"} <= {n["name"] for n in marts}
+    assert {
+        "kpi_daily",
+        "kpi_daily_by_segment",
+        "retention_cohorts",
+        "model_health_daily",
+        "feature_drift_daily",
+        "leading_lagging",
+        "experiment_stats",
+    } <= {n["name"] for n in marts}
     problems = [f"{n['name']}: no model description" for n in marts if not n["description"].strip()]
     problems += [f"{n['name']}: no unique_in_partition_range test (grain)" for n in marts if not grain(m, n)]
     assert not problems, "\n".join(problems)
@@ -101,15 +111,21 @@ def test_every_mart_is_described_and_has_a_grain():
 
 def test_every_mart_column_states_its_unit_and_every_computed_column_its_formula():
     m = manifest()
-    problems = [f"{n['name']}.{gap}" for n in mart_models(m) if n["name"] not in NOT_YET_DOCUMENTED
-                for gap in documentation_gaps(n["columns"], grain(m, n))]
+    problems = [
+        f"{n['name']}.{gap}"
+        for n in mart_models(m)
+        if n["name"] not in NOT_YET_DOCUMENTED
+        for gap in documentation_gaps(n["columns"], grain(m, n))
+    ]
     assert not problems, "schema.yml documentation gaps:\n" + "\n".join(problems)
 
 
 def test_documented_mart_columns_occur_in_the_model_sql():
     m = manifest()
     problems = [
-        f"{n['name']}.{name}" for n in mart_models(m) for name in n["columns"]
+        f"{n['name']}.{name}"
+        for n in mart_models(m)
+        for name in n["columns"]
         if not re.search(rf"\b{re.escape(name)}\b", sql_of(m, n))
     ]
     assert not problems, "documented columns no model SQL produces:\n" + "\n".join(problems)

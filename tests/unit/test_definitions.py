@@ -46,8 +46,12 @@ def test_okr_assets_join_the_daily_job_downstream_of_attribution_and_the_kpi_mar
 
     graph = defs.resolve_asset_graph()
     progress_parents = graph.get(OKR_PROGRESS_KEY).parent_keys
-    assert {dg.AssetKey(["attribution", "model_impact"]), dg.AssetKey(["attribution", "experiment_results"]),
-            dg.AssetKey(["marts", "kpi_daily"]), dg.AssetKey(["marts", "model_health_daily"])} <= progress_parents
+    assert {
+        dg.AssetKey(["attribution", "model_impact"]),
+        dg.AssetKey(["attribution", "experiment_results"]),
+        dg.AssetKey(["marts", "kpi_daily"]),
+        dg.AssetKey(["marts", "model_health_daily"]),
+    } <= progress_parents
     assert dg.AssetKey(["attribution", "experiment_results"]) in graph.get(SCORECARD_KEY).parent_keys
     for key in (OKR_PROGRESS_KEY, SCORECARD_KEY):
         node = graph.get(key)
@@ -66,7 +70,11 @@ def test_published_assets_declare_freshness_and_a_missed_day_is_checked_outside_
     for key in published:
         policy = graph.get(key).freshness_policy
         # yesterday's partition must land between midnight and the 06:00 schedule + 2 h grace
-        assert (policy.deadline_cron, policy.lower_bound_delta, policy.timezone) == ("0 8 * * *", timedelta(hours=8), "UTC")
+        assert (policy.deadline_cron, policy.lower_bound_delta, policy.timezone) == (
+            "0 8 * * *",
+            timedelta(hours=8),
+            "UTC",
+        )
     freshness_checks = {k for k in graph.asset_check_keys if k.name == "freshness_check"}
     assert {k.asset_key for k in freshness_checks} == published
 
@@ -95,7 +103,17 @@ def test_every_asset_has_a_domain_group_and_an_owner_and_the_sensors_run_by_defa
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name in {"ingest", "staging", "kpis", "model_health", "bias", "attribution", "retraining", "publish", "okrs"}, key
+        assert node.group_name in {
+            "ingest",
+            "staging",
+            "kpis",
+            "model_health",
+            "bias",
+            "attribution",
+            "retraining",
+            "publish",
+            "okrs",
+        }, key
         assert node.owners, key
     assert graph.get(dg.AssetKey(["marts", "kpi_daily"])).owners == ["team:analytics"]
     sensors = {s.name: s for s in defs.sensors}

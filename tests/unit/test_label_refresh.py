@@ -17,10 +17,14 @@ def d(day: int, month: int = 10) -> date:
 
 def refresh_table(conn, rows, run=(RUN, RUN)) -> None:
     conn.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
-    conn.execute("CREATE OR REPLACE TABLE intermediate.int_label_refresh_days (model_id VARCHAR, date DATE, reason VARCHAR, "
-                 "run_first_day DATE, run_last_day DATE)")
-    conn.executemany("INSERT INTO intermediate.int_label_refresh_days VALUES (?, ?, ?, ?, ?)",
-                     [[m, day, reason, *run] for m, day, reason in rows])
+    conn.execute(
+        "CREATE OR REPLACE TABLE intermediate.int_label_refresh_days (model_id VARCHAR, date DATE, reason VARCHAR, "
+        "run_first_day DATE, run_last_day DATE)"
+    )
+    conn.executemany(
+        "INSERT INTO intermediate.int_label_refresh_days VALUES (?, ?, ?, ?, ?)",
+        [[m, day, reason, *run] for m, day, reason in rows],
+    )
 
 
 def test_a_run_re_evaluates_its_window_and_the_days_that_got_late_labels():
@@ -32,7 +36,10 @@ def test_a_run_re_evaluates_its_window_and_the_days_that_got_late_labels():
         assert refreshed_dates(conn, RUN, RUN) == [d(15, 7), d(1, 9), *fixed]
         assert refresh_start(conn, RUN, RUN) == d(15, 7)
         # a table built by another run (dbt did not run for this range): only the fixed window
-        assert refreshed_dates(conn, RUN + timedelta(days=1), RUN + timedelta(days=1)) == [*fixed[1:], RUN + timedelta(days=1)]
+        assert refreshed_dates(conn, RUN + timedelta(days=1), RUN + timedelta(days=1)) == [
+            *fixed[1:],
+            RUN + timedelta(days=1),
+        ]
 
 
 def test_trailing_windows_that_read_a_refreshed_day():
@@ -51,7 +58,9 @@ def test_exports_reach_back_to_the_oldest_day_refreshed_for_late_labels(tmp_path
         conn.execute("CREATE SCHEMA marts")
         conn.execute("CREATE TABLE marts.model_health_daily (date DATE, model_id VARCHAR, precision DOUBLE)")
         conn.execute("CREATE TABLE marts.retention_cohorts (matured_date DATE, cohort_date DATE, retained DOUBLE)")
-        conn.executemany("INSERT INTO marts.model_health_daily VALUES (?, 'm1', 0.5)", [[old], [RUN - timedelta(days=1)]])
+        conn.executemany(
+            "INSERT INTO marts.model_health_daily VALUES (?, 'm1', 0.5)", [[old], [RUN - timedelta(days=1)]]
+        )
         conn.execute("INSERT INTO marts.retention_cohorts VALUES (?, ?, 0.3)", [old, old])
         export_days(conn, exports, old, RUN - timedelta(days=1))  # the history, exported
         conn.execute("UPDATE marts.model_health_daily SET precision = 0.7 WHERE date = ?", [old])
@@ -59,8 +68,12 @@ def test_exports_reach_back_to_the_oldest_day_refreshed_for_late_labels(tmp_path
         conn.execute("INSERT INTO marts.model_health_daily VALUES (?, 'm1', 0.6)", [RUN])
         refresh_table(conn, [("m1", RUN, "run"), ("m1", old, "late_labels")])
         export_days(conn, exports, RUN, RUN)
-        health = conn.execute(f"SELECT date, precision FROM read_parquet('{exports}/model_health_daily/*/*.parquet', "
-                              "hive_partitioning = true) ORDER BY 1").fetchall()
-        cohorts = conn.execute(f"SELECT retained FROM read_parquet('{exports}/retention_cohorts/*/*.parquet')").fetchall()
+        health = conn.execute(
+            f"SELECT date, precision FROM read_parquet('{exports}/model_health_daily/*/*.parquet', "
+            "hive_partitioning = true) ORDER BY 1"
+        ).fetchall()
+        cohorts = conn.execute(
+            f"SELECT retained FROM read_parquet('{exports}/retention_cohorts/*/*.parquet')"
+        ).fetchall()
     assert health == [(old, 0.7), (RUN - timedelta(days=1), 0.5), (RUN, 0.6)]
     assert cohorts == [(0.3,)]

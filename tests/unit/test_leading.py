@@ -54,14 +54,21 @@ def test_the_earliest_alert_before_the_drop_gives_the_lead_time():
     values = _noisy(40)
     values[30:] -= 0.02
     drop = first_sustained_drop(_series(values), "conversion_rate")
-    alerts = pd.DataFrame({
-        "date": [START + timedelta(days=d) for d in (5, 27, 28, 31)],  # day 5: too early; day 31: after the drop
-        "model_id": ["m", "recommender", "recommender", "m"],
-        "metric": ["volume_change", "psi", "expected_calibration_error", "psi"],
-        "subject": ["predictions", "feature_device", "score", "x"],
-    })
+    alerts = pd.DataFrame(
+        {
+            "date": [START + timedelta(days=d) for d in (5, 27, 28, 31)],  # day 5: too early; day 31: after the drop
+            "model_id": ["m", "recommender", "recommender", "m"],
+            "metric": ["volume_change", "psi", "expected_calibration_error", "psi"],
+            "subject": ["predictions", "feature_device", "score", "x"],
+        }
+    )
     lead = earliest_preceding_alert(alerts, drop, max_lead_days=14)
-    assert (lead.model_id, lead.metric, lead.alert_date, lead.lead_days) == ("recommender", "psi", START + timedelta(days=27), 3)
+    assert (lead.model_id, lead.metric, lead.alert_date, lead.lead_days) == (
+        "recommender",
+        "psi",
+        START + timedelta(days=27),
+        3,
+    )
     assert "3 day(s) earlier" in describe(lead, drop) and "conversion_rate fell" in describe(lead, drop)
     assert earliest_preceding_alert(alerts.iloc[[0, 3]], drop) is None
     assert "no model-health alert" in describe(None, drop)
@@ -71,10 +78,21 @@ def test_the_earliest_alert_before_the_drop_gives_the_lead_time():
 def _warehouse(conversion: np.ndarray, alert_days: list[int]) -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect()
     conn.execute("CREATE SCHEMA marts")
-    kpis = pd.DataFrame({"date": [START + timedelta(days=i) for i in range(len(conversion))],
-                         "conversion_rate": conversion, "sessions": 1000})
-    alerts = pd.DataFrame({"date": [START + timedelta(days=d) for d in alert_days], "model_id": "recommender",
-                           "metric": "psi", "subject": "feature_device"})
+    kpis = pd.DataFrame(
+        {
+            "date": [START + timedelta(days=i) for i in range(len(conversion))],
+            "conversion_rate": conversion,
+            "sessions": 1000,
+        }
+    )
+    alerts = pd.DataFrame(
+        {
+            "date": [START + timedelta(days=d) for d in alert_days],
+            "model_id": "recommender",
+            "metric": "psi",
+            "subject": "feature_device",
+        }
+    )
     conn.execute("CREATE TABLE marts.kpi_daily AS SELECT * FROM kpis")
     conn.execute("CREATE TABLE marts.alerts AS SELECT * FROM alerts")
     return conn
@@ -85,9 +103,13 @@ def test_kpi_drop_leads_reads_the_warehouse_up_to_the_as_of_day():
     values[30:] -= 0.02
     with _warehouse(values, alert_days=[26, 35]) as conn:
         (drop, lead), (flat, none) = kpi_drop_leads(conn, START + timedelta(days=39), ["conversion_rate", "sessions"])
-        assert (drop.start_date, lead.alert_date, lead.lead_days) == (START + timedelta(days=30), START + timedelta(days=26), 4)
+        assert (drop.start_date, lead.alert_date, lead.lead_days) == (
+            START + timedelta(days=30),
+            START + timedelta(days=26),
+            4,
+        )
         assert flat is None and none is None  # a constant KPI never drops
-        (before, _), = kpi_drop_leads(conn, START + timedelta(days=31), ["conversion_rate"])
+        ((before, _),) = kpi_drop_leads(conn, START + timedelta(days=31), ["conversion_rate"])
         assert before is None  # two days below the limit do not yet confirm a drop
         assert kpi_drop_leads(conn, START + timedelta(days=39), []) == []
 

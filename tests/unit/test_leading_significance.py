@@ -34,13 +34,15 @@ def _null_world(days: int, seed: int) -> dict[str, pd.DataFrame]:
             out[i] = phi * out[i - 1] + rng.normal(0, scale)
         return out
 
-    kpis = pd.DataFrame({
-        "date": dates,
-        "conversion_rate": 0.07 + rng.normal(0, 0.003, days),  # stationary: changes are MA(1), rho = -0.5
-        "revenue_per_active_user": 40 + ar1(0.6, 1.0),
-        "average_order_value": 60 + np.cumsum(rng.normal(0, 0.5, days)),  # random walk: white changes
-        "refund_rate": 0.05 + rng.normal(0, 0.004, days),
-    })
+    kpis = pd.DataFrame(
+        {
+            "date": dates,
+            "conversion_rate": 0.07 + rng.normal(0, 0.003, days),  # stationary: changes are MA(1), rho = -0.5
+            "revenue_per_active_user": 40 + ar1(0.6, 1.0),
+            "average_order_value": 60 + np.cumsum(rng.normal(0, 0.5, days)),  # random walk: white changes
+            "refund_rate": 0.05 + rng.normal(0, 0.004, days),
+        }
+    )
     health = []
     drift = []
     for model in MODELS:
@@ -52,10 +54,21 @@ def _null_world(days: int, seed: int) -> dict[str, pd.DataFrame]:
             "mean_score": 0.3 + np.cumsum(rng.normal(0, 0.002, days)),
             "label_coverage": 0.8 + ar1(0.8, 0.01),
         }
-        health.append(pd.DataFrame({"date": dates, "model_id": model, "model_version": "v1", "predictions": 2000, **levels}))
+        health.append(
+            pd.DataFrame({"date": dates, "model_id": model, "model_version": "v1", "predictions": 2000, **levels})
+        )
         for feature in ("f1", "f2"):
-            drift.append(pd.DataFrame({"date": dates, "model_id": model, "model_version": "v1", "feature": feature,
-                                       "psi": np.abs(rng.normal(0.02, 0.01, days))}))
+            drift.append(
+                pd.DataFrame(
+                    {
+                        "date": dates,
+                        "model_id": model,
+                        "model_version": "v1",
+                        "feature": feature,
+                        "psi": np.abs(rng.normal(0.02, 0.01, days)),
+                    }
+                )
+            )
     return {"kpi_daily": kpis, "model_health_daily": pd.concat(health), "feature_drift_daily": pd.concat(drift)}
 
 
@@ -76,9 +89,22 @@ def _build(tmp_path, tables: dict[str, pd.DataFrame], monkeypatch) -> pd.DataFra
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
     monkeypatch.setenv("IMPACT_LEDGER_TEMP_DIR", str(tmp_path / "tmp"))
     variables = {"min_date": min(days).isoformat(), "max_date": max(days).isoformat()}
-    result = dbtRunner().invoke(["run", "--select", "leading_lagging", "--project-dir", str(DBT_PROJECT_DIR),
-                                 "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(tmp_path / "target"),
-                                 "--vars", json.dumps(variables), "--quiet"])
+    result = dbtRunner().invoke(
+        [
+            "run",
+            "--select",
+            "leading_lagging",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--vars",
+            json.dumps(variables),
+            "--quiet",
+        ]
+    )
     assert result.success, result.exception
     with duckdb.connect(str(db)) as conn:
         return conn.execute("SELECT * FROM marts.leading_lagging ORDER BY ALL").df()
@@ -105,17 +131,23 @@ def test_p_values_match_fisher_z_with_bartletts_effective_sample_size_and_holm(n
     kpis = tables["kpi_daily"].set_index("date")
     health = tables["model_health_daily"].set_index(["model_id", "date"])
     window = [as_of.date() - timedelta(days=i) for i in range(cfg["window_days"])][::-1]
-    for model, metric, kpi, lag in (("model_a", "precision", "conversion_rate", 0),
-                                    ("model_b", "label_coverage", "revenue_per_active_user", 7),
-                                    ("model_a", "mean_score", "average_order_value", 14)):
+    for model, metric, kpi, lag in (
+        ("model_a", "precision", "conversion_rate", 0),
+        ("model_b", "label_coverage", "revenue_per_active_user", 7),
+        ("model_a", "mean_score", "average_order_value", 14),
+    ):
         y = kpis[kpi].diff().reindex(window).to_numpy()
         x = health.loc[model][metric].diff().reindex([d - timedelta(days=lag) for d in window]).to_numpy()
         r = np.corrcoef(x, y)[0, 1]
         rx, ry = acf(x, nlags=1)[1], acf(y, nlags=1)[1]
         n_eff = len(x) / max(1.0, 1 + 2 * rx * ry)
         p = 2 * stats.norm.sf(abs(np.arctanh(r)) * np.sqrt(n_eff - 3))
-        row = day[(day["model_id"] == model) & (day["health_metric"] == metric) & (day["kpi"] == kpi)
-                  & (day["lag_days"] == lag)].iloc[0]
+        row = day[
+            (day["model_id"] == model)
+            & (day["health_metric"] == metric)
+            & (day["kpi"] == kpi)
+            & (day["lag_days"] == lag)
+        ].iloc[0]
         assert row["n_days"] == len(x) == cfg["window_days"]
         assert row["correlation"] == pytest.approx(r, abs=1e-9)
         assert row["n_effective"] == pytest.approx(n_eff, rel=1e-9)

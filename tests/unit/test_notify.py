@@ -32,14 +32,16 @@ ALERT_ROWS = [
     ("2026-10-11", "recommender", "v1", "psi", "basket_size", 0.52, 0.2, "> 0.2"),
 ]
 ALERTS = alerts_frame(ALERT_ROWS)
-GATES = pd.DataFrame({
-    "date": pd.to_datetime(["2026-10-10", "2026-10-11", "2026-10-11"]),
-    "suite": ["raw_orders", "raw_orders", "raw_labels"],
-    "table_name": ["orders", "orders", "labels"],
-    "passed": [True, False, True],
-    "failed_expectations": ["[]", '["revenue_not_negative"]', "[]"],
-    "rows_validated": [900, 880, 400],
-})
+GATES = pd.DataFrame(
+    {
+        "date": pd.to_datetime(["2026-10-10", "2026-10-11", "2026-10-11"]),
+        "suite": ["raw_orders", "raw_orders", "raw_labels"],
+        "table_name": ["orders", "orders", "labels"],
+        "passed": [True, False, True],
+        "failed_expectations": ["[]", '["revenue_not_negative"]', "[]"],
+        "rows_validated": [900, 880, 400],
+    }
+)
 
 
 def test_one_notification_per_breach_and_per_failed_gate():
@@ -53,7 +55,9 @@ def test_one_notification_per_breach_and_per_failed_gate():
     assert [(n.kind, n.date, n.subject, n.value) for n in gates] == [("gate", "2026-10-11", "raw_orders", 880.0)]
     assert "revenue_not_negative" in gates[0].message
     # two model versions breaching the same rule on the same day are one notification
-    two_versions = alerts_frame([("2026-10-10", "recommender", v, "psi", "age", 0.3, 0.2, "> 0.2") for v in ("v1", "v2")])
+    two_versions = alerts_frame(
+        [("2026-10-10", "recommender", v, "psi", "age", 0.3, 0.2, "> 0.2") for v in ("v1", "v2")]
+    )
     assert len(alert_notifications(two_versions)) == 1
 
 
@@ -62,7 +66,9 @@ def test_a_key_is_sent_once_even_when_old_days_are_re_evaluated():
     assert len(first_tick) == 3
     # the next run re-evaluates 10-10 and 10-11 (label lookback) and finds one new breach
     more = alerts_frame([*ALERT_ROWS, ("2026-10-11", "recommender", "v1", "precision_drop", "", 0.31, 0.2, "> 0.2")])
-    second_tick, cursor = select_new(alert_notifications(more), NotifyCursor.from_json(cursor.to_json()), date(2026, 10, 12))
+    second_tick, cursor = select_new(
+        alert_notifications(more), NotifyCursor.from_json(cursor.to_json()), date(2026, 10, 12)
+    )
     assert [(n.date, n.metric) for n in second_tick] == [("2026-10-11", "precision_drop")]
     third_tick, _ = select_new(alert_notifications(more), cursor, date(2026, 10, 12))
     assert third_tick == []
@@ -86,9 +92,16 @@ def test_json_lines_file_holds_one_object_per_notification(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "alerts" / "notifications.jsonl").read_text().splitlines()]
     assert [line["dedup_key"] for line in lines] == [n.dedup_key for n in notes]
     assert lines[1] == {
-        "kind": "alert", "date": "2026-10-10", "model_id": "recommender", "metric": "psi", "subject": "basket_size",
-        "value": 0.41, "threshold": 0.2, "message": notes[1].message,
-        "dedup_key": "alert|2026-10-10|recommender|psi|basket_size", "sent_at": "2026-10-12T06:30:00+00:00",
+        "kind": "alert",
+        "date": "2026-10-10",
+        "model_id": "recommender",
+        "metric": "psi",
+        "subject": "basket_size",
+        "value": 0.41,
+        "threshold": 0.2,
+        "message": notes[1].message,
+        "dedup_key": "alert|2026-10-10|recommender|psi|basket_size",
+        "sent_at": "2026-10-12T06:30:00+00:00",
     }
 
 
@@ -117,7 +130,11 @@ def test_a_failing_notifier_does_not_stop_the_others(tmp_path, caplog):
         raise ConnectionError("connection refused")
 
     logger = logging.getLogger("test_notify")
-    notifiers = [WebhookNotifier("https://hooks.example.com/x", post=down), JsonLinesNotifier(tmp_path), LogNotifier(logger)]
+    notifiers = [
+        WebhookNotifier("https://hooks.example.com/x", post=down),
+        JsonLinesNotifier(tmp_path),
+        LogNotifier(logger),
+    ]
     notes = gate_notifications(GATES)
     with caplog.at_level(logging.WARNING, logger="test_notify"):
         failed = dispatch(notes, notifiers, logger)
@@ -132,15 +149,19 @@ def test_webhook_only_when_configured(tmp_path):
     thresholds = tmp_path / "impact_ledger.yml"
     thresholds.write_text("currency: EUR\n")
     assert load_notify_config(thresholds, env={}).webhook_url is None
-    assert [n.name for n in build_notifiers(logging.getLogger(), tmp_path, load_notify_config(thresholds, env={}))] == ["log", "jsonl"]
+    assert [n.name for n in build_notifiers(logging.getLogger(), tmp_path, load_notify_config(thresholds, env={}))] == [
+        "log",
+        "jsonl",
+    ]
 
     thresholds.write_text("notify:\n  webhook_url: https://hooks.example.com/from-yaml\n  horizon_days: 20\n")
     config = load_notify_config(thresholds, env={})
     assert (config.webhook_url, config.horizon_days) == ("https://hooks.example.com/from-yaml", 20)
     env = {"IMPACT_LEDGER_ALERT_WEBHOOK": "https://hooks.example.com/from-env"}
     assert load_notify_config(thresholds, env=env).webhook_url == "https://hooks.example.com/from-env"
-    assert [n.name for n in build_notifiers(logging.getLogger(), tmp_path, load_notify_config(thresholds, env=env))] == [
-        "log", "jsonl", "webhook"]
+    assert [
+        n.name for n in build_notifiers(logging.getLogger(), tmp_path, load_notify_config(thresholds, env=env))
+    ] == ["log", "jsonl", "webhook"]
 
     thresholds.write_text("notify:\n  webhook: https://typo.example.com\n")
     with pytest.raises(ValueError, match="key 'notify.webhook': unknown key"):

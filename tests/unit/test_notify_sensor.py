@@ -19,9 +19,18 @@ from orchestration.lib.warehouse import ensure_table
 
 
 def alert(day, metric, subject, value, threshold):
-    return {"date": date.fromisoformat(day), "model_id": "recommender", "model_version": "v1", "metric": metric,
-            "subject": subject, "value": value, "threshold": threshold, "rule": f"> {threshold}",
-            "first_detected_on": date.fromisoformat(day), "last_evaluated_on": date.fromisoformat(day)}
+    return {
+        "date": date.fromisoformat(day),
+        "model_id": "recommender",
+        "model_version": "v1",
+        "metric": metric,
+        "subject": subject,
+        "value": value,
+        "threshold": threshold,
+        "rule": f"> {threshold}",
+        "first_detected_on": date.fromisoformat(day),
+        "last_evaluated_on": date.fromisoformat(day),
+    }
 
 
 def write_snapshot(path, alerts, gates):
@@ -29,7 +38,10 @@ def write_snapshot(path, alerts, gates):
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     with duckdb.connect(str(tmp)) as conn:
-        for table, schema, rows in (("marts.alerts", ALERTS_SCHEMA, alerts), ("quality.gate_results", GATE_RESULTS_SCHEMA, gates)):
+        for table, schema, rows in (
+            ("marts.alerts", ALERTS_SCHEMA, alerts),
+            ("quality.gate_results", GATE_RESULTS_SCHEMA, gates),
+        ):
             ensure_table(conn, table, schema)
             if rows:
                 conn.register("_rows", pd.DataFrame(rows)[list(schema)])
@@ -58,11 +70,28 @@ def sent(jsonl):
 
 def test_each_alert_and_failed_gate_is_notified_once(paths):
     snapshot, jsonl = paths
-    day1 = [alert("2026-10-10", "psi", "basket_size", 0.41, 0.2), alert("2026-10-10", "expected_calibration_error", "", 0.12, 0.08)]
-    gates = [{"date": date(2026, 10, 10), "suite": "raw_orders", "table_name": "orders", "passed": False,
-              "failed_expectations": '["revenue_not_negative"]', "rows_validated": 900},
-             {"date": date(2026, 10, 10), "suite": "raw_labels", "table_name": "labels", "passed": True,
-              "failed_expectations": "[]", "rows_validated": 400}]
+    day1 = [
+        alert("2026-10-10", "psi", "basket_size", 0.41, 0.2),
+        alert("2026-10-10", "expected_calibration_error", "", 0.12, 0.08),
+    ]
+    gates = [
+        {
+            "date": date(2026, 10, 10),
+            "suite": "raw_orders",
+            "table_name": "orders",
+            "passed": False,
+            "failed_expectations": '["revenue_not_negative"]',
+            "rows_validated": 900,
+        },
+        {
+            "date": date(2026, 10, 10),
+            "suite": "raw_labels",
+            "table_name": "labels",
+            "passed": True,
+            "failed_expectations": "[]",
+            "rows_validated": 400,
+        },
+    ]
     with dg.DagsterInstance.ephemeral() as instance:
         result, cursor = tick(instance, None)
         assert result.skip_message.startswith("no analytics snapshot")
@@ -71,11 +100,13 @@ def test_each_alert_and_failed_gate_is_notified_once(paths):
         write_snapshot(snapshot, day1, gates)
         result, cursor = tick(instance, cursor)
         assert result.run_requests == []
-        assert sorted(sent(jsonl)) == sorted([
-            "alert|2026-10-10|recommender|psi|basket_size",
-            "alert|2026-10-10|recommender|expected_calibration_error|",
-            "gate|2026-10-10||quality_gate|raw_orders",
-        ])
+        assert sorted(sent(jsonl)) == sorted(
+            [
+                "alert|2026-10-10|recommender|psi|basket_size",
+                "alert|2026-10-10|recommender|expected_calibration_error|",
+                "gate|2026-10-10||quality_gate|raw_orders",
+            ]
+        )
 
         # unchanged snapshot: nothing is even read
         result, cursor = tick(instance, cursor)
@@ -101,6 +132,7 @@ def test_the_sensor_runs_without_clicking():
 
 def gate_run(instance, passed, dbt_test_fails=False, **run):
     """A real run whose blocking raw_orders gate check passes or fails, its evaluation stored in ``instance``."""
+
     @dg.asset(key=["raw", "orders"], partitions_def=daily_partitions, backfill_policy=single_run)
     def orders() -> None:
         return None
@@ -108,8 +140,12 @@ def gate_run(instance, passed, dbt_test_fails=False, **run):
     @dg.asset_check(asset=orders, name="raw_orders_suite", blocking=True, partitions_def=daily_partitions)
     def raw_orders_suite() -> dg.AssetCheckResult:
         failed = {} if passed else {"revenue_not_negative": {"blocking": True}, "volume_ratio": {"blocking": False}}
-        return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.ERROR, description="raw_orders",
-                                   metadata={"rows_validated": 900, "failed_expectations": dg.MetadataValue.json(failed)})
+        return dg.AssetCheckResult(
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="raw_orders",
+            metadata={"rows_validated": 900, "failed_expectations": dg.MetadataValue.json(failed)},
+        )
 
     @dg.asset_check(asset=orders, name="not_a_gate", partitions_def=daily_partitions)
     def not_a_gate() -> dg.AssetCheckResult:
@@ -117,6 +153,7 @@ def gate_run(instance, passed, dbt_test_fails=False, **run):
 
     checks = [raw_orders_suite, not_a_gate]
     if dbt_test_fails:  # any blocking check is a gate (e.g. a dbt test of severity error): no wiring by name
+
         @dg.asset_check(asset=orders, name="unique_orders_order_id", blocking=True, partitions_def=daily_partitions)
         def unique_orders_order_id() -> dg.AssetCheckResult:
             return dg.AssetCheckResult(passed=False, description="3 duplicate order_id")
@@ -139,19 +176,33 @@ def test_a_failed_gate_is_notified_the_tick_after_it_fails_without_a_new_snapsho
         result, cursor = tick(instance, cursor)
         assert sent(jsonl) == ["gate|2026-10-12||quality_gate|raw_orders"]
         [line] = [json.loads(line) for line in jsonl.read_text().splitlines()]
-        assert line["value"] == 900 and "revenue_not_negative" in line["message"] and "volume_ratio" not in line["message"]
+        assert (
+            line["value"] == 900 and "revenue_not_negative" in line["message"] and "volume_ratio" not in line["message"]
+        )
 
         # a backfill of two days failing in one run: each day of its range, as quality.gate_results records it
         gate_run(instance, passed=False, tags={RANGE_START_TAG: "2026-10-10", RANGE_END_TAG: "2026-10-11"})
         gate_run(instance, passed=True, partition_key="2026-10-13")
         result, cursor = tick(instance, cursor)
-        assert sent(jsonl)[1:] == ["gate|2026-10-10||quality_gate|raw_orders", "gate|2026-10-11||quality_gate|raw_orders"]
+        assert sent(jsonl)[1:] == [
+            "gate|2026-10-10||quality_gate|raw_orders",
+            "gate|2026-10-11||quality_gate|raw_orders",
+        ]
         result, cursor = tick(instance, cursor)
         assert result.skip_message == "snapshot unchanged since the last tick"
 
         # the next successful run publishes the same failures in quality.gate_results: not sent again
-        gates = [{"date": date(2026, 10, d), "suite": "raw_orders", "table_name": "orders", "passed": False,
-                  "failed_expectations": '["revenue_not_negative"]', "rows_validated": 900} for d in (10, 11, 12)]
+        gates = [
+            {
+                "date": date(2026, 10, d),
+                "suite": "raw_orders",
+                "table_name": "orders",
+                "passed": False,
+                "failed_expectations": '["revenue_not_negative"]',
+                "rows_validated": 900,
+            }
+            for d in (10, 11, 12)
+        ]
         write_snapshot(snapshot, [], gates)
         os.utime(snapshot, (snapshot.stat().st_atime, snapshot.stat().st_mtime + 1))
         result, cursor = tick(instance, cursor)

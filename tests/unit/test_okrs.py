@@ -25,9 +25,22 @@ D = dt.date
 
 
 def kr(**overrides) -> KeyResult:
-    base = dict(id="kr", objective="obj", description="", kind="kpi", metric="conversion_rate", model_id=None,
-                experiment_id=None, weight=None, baseline=0.05, target=0.07, start_date=D(2026, 9, 1),
-                deadline=D(2026, 12, 31), window_days=7, attribution_metric=None)
+    base = dict(
+        id="kr",
+        objective="obj",
+        description="",
+        kind="kpi",
+        metric="conversion_rate",
+        model_id=None,
+        experiment_id=None,
+        weight=None,
+        baseline=0.05,
+        target=0.07,
+        start_date=D(2026, 9, 1),
+        deadline=D(2026, 12, 31),
+        window_days=7,
+        attribution_metric=None,
+    )
     return KeyResult(**(base | overrides))
 
 
@@ -65,7 +78,13 @@ GOOD = """
 def test_a_minimal_file_loads_with_defaults(tmp_path):
     okrs = load_okrs(METRICS, _write(tmp_path, GOOD))
     (k,) = okrs.key_results
-    assert (k.kind, k.metric, k.window_days, k.weight, k.start_date) == ("kpi", "conversion_rate", 7, None, D(2026, 9, 1))
+    assert (k.kind, k.metric, k.window_days, k.weight, k.start_date) == (
+        "kpi",
+        "conversion_rate",
+        7,
+        None,
+        D(2026, 9, 1),
+    )
     assert k.target_relative_effect == pytest.approx(0.2)
 
 
@@ -81,22 +100,41 @@ def test_objective_dates_are_inherited(tmp_path):
     [
         (("kind: kpi", "kind: vibes"), "metric.kind", "unknown kind 'vibes'"),
         (("name: conversion_rate", "name: happiness"), "metric.name", "not a column of marts.kpi_daily"),
-        (("{kind: kpi, name: conversion_rate}", "{kind: kpi, name: conversion_rate, weight: nope}"), "metric.weight",
-         "not a column of marts.kpi_daily"),
+        (
+            ("{kind: kpi, name: conversion_rate}", "{kind: kpi, name: conversion_rate, weight: nope}"),
+            "metric.weight",
+            "not a column of marts.kpi_daily",
+        ),
         (("deadline: 2026-12-31", "deadline: 2026-08-01"), "deadline", "is not after start_date"),
         (("target: 0.06", "target: 0.05"), "baseline", "nothing to progress"),
         (("baseline: 0.05", "baseline: lots"), "baseline", "not a finite number"),
         (("start_date: 2026-09-01", "start_date: someday"), "start_date", "not a date"),
-        (("{kind: kpi, name: conversion_rate}", "{kind: lift, model: recommender, metric: happiness}"), "metric.metric",
-         "not a declared experiment metric"),
-        (("{kind: kpi, name: conversion_rate}", "{kind: health, name: precision}"), "metric.model", "required for kind health"),
-        (("{kind: kpi, name: conversion_rate}", "{kind: health, model: recommender, name: revenue}"), "metric.name",
-         "not a column of marts.model_health_daily"),
-        (("{kind: kpi, name: conversion_rate}", "{kind: net_value, model: recommender, name: x}"), "metric",
-         "unknown key(s) ['name']"),
+        (
+            ("{kind: kpi, name: conversion_rate}", "{kind: lift, model: recommender, metric: happiness}"),
+            "metric.metric",
+            "not a declared experiment metric",
+        ),
+        (
+            ("{kind: kpi, name: conversion_rate}", "{kind: health, name: precision}"),
+            "metric.model",
+            "required for kind health",
+        ),
+        (
+            ("{kind: kpi, name: conversion_rate}", "{kind: health, model: recommender, name: revenue}"),
+            "metric.name",
+            "not a column of marts.model_health_daily",
+        ),
+        (
+            ("{kind: kpi, name: conversion_rate}", "{kind: net_value, model: recommender, name: x}"),
+            "metric",
+            "unknown key(s) ['name']",
+        ),
         (("target: 0.06", "target: 0.06\n  window_days: 0"), "window_days", "not a positive whole number"),
-        (("target: 0.06", "target: 0.06\n  attribution_metric: happiness"), "attribution_metric",
-         "not a declared experiment metric"),
+        (
+            ("target: 0.06", "target: 0.06\n  attribution_metric: happiness"),
+            "attribution_metric",
+            "not a declared experiment metric",
+        ),
         (("target: 0.06", "target: 0.06\n  tagret: 0.07"), "['tagret']", "unknown field"),
         (("deadline: 2026-12-31\n", ""), "deadline", "is missing"),
     ],
@@ -112,7 +150,9 @@ def test_bad_key_results_name_the_file_key_result_and_field(tmp_path, replace, f
 def test_attribution_metric_only_on_kpis_and_ids_unique(tmp_path):
     lift = GOOD.replace("{kind: kpi, name: conversion_rate}", "{kind: net_value, model: recommender}")
     with pytest.raises(OkrConfigError, match="'attribution_metric' only applies to kind kpi"):
-        load_okrs(METRICS, _write(tmp_path, lift.replace("target: 0.06", "target: 0.06\n  attribution_metric: conversion")))
+        load_okrs(
+            METRICS, _write(tmp_path, lift.replace("target: 0.06", "target: 0.06\n  attribution_metric: conversion"))
+        )
     with pytest.raises(OkrConfigError, match="key result 'conv': duplicate key result id"):
         load_okrs(METRICS, _write(tmp_path, GOOD + GOOD))
 
@@ -145,8 +185,13 @@ def _values(conn, k: KeyResult, first: dt.date, last: dt.date) -> pd.Series:
 def test_kpi_trailing_weighted_mean_matches_pandas_rolling(conn):
     rng = np.random.default_rng(7)
     days = pd.date_range("2026-09-01", "2026-09-20")
-    kpis = pd.DataFrame({"date": days.date, "sessions": rng.integers(50, 500, len(days)).astype(float),
-                         "conversion_rate": rng.uniform(0.03, 0.08, len(days))})
+    kpis = pd.DataFrame(
+        {
+            "date": days.date,
+            "sessions": rng.integers(50, 500, len(days)).astype(float),
+            "conversion_rate": rng.uniform(0.03, 0.08, len(days)),
+        }
+    )
     kpis.loc[4, "conversion_rate"] = None  # a day without a value
     kpis = kpis.drop(index=[10, 11])  # two days missing altogether
     conn.execute("CREATE TABLE marts.kpi_daily AS SELECT * FROM kpis")
@@ -165,50 +210,72 @@ def test_kpi_trailing_weighted_mean_matches_pandas_rolling(conn):
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-12)
 
     unweighted = _values(conn, kr(window_days=3), D(2026, 9, 20), D(2026, 9, 20)).iloc[0]
-    assert unweighted == pytest.approx(kpis.set_index("date").loc[[D(2026, 9, 18), D(2026, 9, 19), D(2026, 9, 20)],
-                                                                 "conversion_rate"].mean())
+    assert unweighted == pytest.approx(
+        kpis.set_index("date").loc[[D(2026, 9, 18), D(2026, 9, 19), D(2026, 9, 20)], "conversion_rate"].mean()
+    )
     # before any data: no value
     assert math.isnan(_values(conn, k, D(2026, 8, 20), D(2026, 8, 20)).iloc[0])
 
 
 def test_health_value_is_the_live_versions(conn):
-    health = pd.DataFrame({
-        "date": [D(2026, 9, 1)] * 3 + [D(2026, 9, 2)] * 2,
-        "model_id": ["rec", "rec", "other", "rec", "rec"],
-        "model_version": ["v1", "v2", "v1", "v1", "v2"],
-        "predictions": [1800, 200, 5000, 300, 1700],  # v2 is a canary on day 1, live on day 2
-        "labelled": [100, 10, 100, 20, 80],
-        "precision": [0.6, 0.9, 0.1, 0.5, 0.8],
-    })
+    health = pd.DataFrame(
+        {
+            "date": [D(2026, 9, 1)] * 3 + [D(2026, 9, 2)] * 2,
+            "model_id": ["rec", "rec", "other", "rec", "rec"],
+            "model_version": ["v1", "v2", "v1", "v1", "v2"],
+            "predictions": [1800, 200, 5000, 300, 1700],  # v2 is a canary on day 1, live on day 2
+            "labelled": [100, 10, 100, 20, 80],
+            "precision": [0.6, 0.9, 0.1, 0.5, 0.8],
+        }
+    )
     conn.execute("CREATE TABLE marts.model_health_daily AS SELECT * FROM health")
     k = kr(kind="health", metric="precision", model_id="rec", window_days=1)
     assert _values(conn, k, D(2026, 9, 1), D(2026, 9, 2)).tolist() == pytest.approx([0.6, 0.8])
-    two_days = _values(conn, kr(kind="health", metric="precision", model_id="rec", window_days=2, weight="labelled"),
-                       D(2026, 9, 2), D(2026, 9, 2)).iloc[0]
+    two_days = _values(
+        conn,
+        kr(kind="health", metric="precision", model_id="rec", window_days=2, weight="labelled"),
+        D(2026, 9, 2),
+        D(2026, 9, 2),
+    ).iloc[0]
     assert two_days == pytest.approx((0.6 * 100 + 0.8 * 80) / 180)
 
 
 def test_net_value_and_lift_read_the_cumulative_row_of_the_main_experiment(conn):
-    impact = pd.DataFrame({
-        "model_id": ["rec"] * 4, "experiment_id": ["big", "big", "small", "big"],
-        "analysis_window": ["cumulative", "day", "cumulative", "cumulative"],
-        "as_of_date": [D(2026, 9, 2), D(2026, 9, 2), D(2026, 9, 2), D(2026, 9, 3)],
-        "treated_units": [900, 900, 10, 950], "net_value": [100.0, 7.0, 5.0, 120.0],
-    })
+    impact = pd.DataFrame(
+        {
+            "model_id": ["rec"] * 4,
+            "experiment_id": ["big", "big", "small", "big"],
+            "analysis_window": ["cumulative", "day", "cumulative", "cumulative"],
+            "as_of_date": [D(2026, 9, 2), D(2026, 9, 2), D(2026, 9, 2), D(2026, 9, 3)],
+            "treated_units": [900, 900, 10, 950],
+            "net_value": [100.0, 7.0, 5.0, 120.0],
+        }
+    )
     conn.execute("CREATE TABLE attribution.model_impact AS SELECT * FROM impact")
     k = kr(kind="net_value", metric="net_value", model_id="rec", baseline=0, target=1000)
     got = _values(conn, k, D(2026, 9, 1), D(2026, 9, 3))
     assert math.isnan(got.iloc[0]) and got.iloc[1:].tolist() == [100.0, 120.0]
-    pinned = _values(conn, kr(kind="net_value", metric="net_value", model_id="rec", experiment_id="small"),
-                     D(2026, 9, 2), D(2026, 9, 2))
+    pinned = _values(
+        conn,
+        kr(kind="net_value", metric="net_value", model_id="rec", experiment_id="small"),
+        D(2026, 9, 2),
+        D(2026, 9, 2),
+    )
     assert pinned.tolist() == [5.0]
 
-    results = pd.DataFrame({
-        "model_id": ["rec"] * 3, "experiment_id": ["big"] * 3, "metric": ["revenue_per_user", "revenue_per_user", "conversion"],
-        "analysis_window": ["cumulative"] * 3, "as_of_date": [D(2026, 9, 2), D(2026, 9, 3), D(2026, 9, 3)],
-        "n_treatment": [900, 950, 950], "estimate": ["welch", "cuped", "cuped"],
-        "relative_lift": [0.10, 0.12, 0.5], "cuped_relative_lift": [0.09, 0.11, 0.4],
-    })
+    results = pd.DataFrame(
+        {
+            "model_id": ["rec"] * 3,
+            "experiment_id": ["big"] * 3,
+            "metric": ["revenue_per_user", "revenue_per_user", "conversion"],
+            "analysis_window": ["cumulative"] * 3,
+            "as_of_date": [D(2026, 9, 2), D(2026, 9, 3), D(2026, 9, 3)],
+            "n_treatment": [900, 950, 950],
+            "estimate": ["welch", "cuped", "cuped"],
+            "relative_lift": [0.10, 0.12, 0.5],
+            "cuped_relative_lift": [0.09, 0.11, 0.4],
+        }
+    )
     conn.execute("CREATE TABLE attribution.experiment_results AS SELECT * FROM results")
     lift = kr(kind="lift", metric="revenue_per_user", model_id="rec", baseline=0, target=0.2)
     assert _values(conn, lift, D(2026, 9, 2), D(2026, 9, 3)).tolist() == [0.10, 0.11]  # CUPED when the results use it
@@ -226,25 +293,40 @@ def test_expected_progress_is_the_clipped_linear_pace():
 
 def test_progress_rows_by_hand_in_both_directions():
     up = kr(id="up", baseline=0.05, target=0.07, start_date=D(2026, 9, 1), deadline=D(2026, 9, 11))
-    down = kr(id="down", metric="refund_rate", baseline=0.06, target=0.04, start_date=D(2026, 9, 1), deadline=D(2026, 9, 11))
+    down = kr(
+        id="down", metric="refund_rate", baseline=0.06, target=0.04, start_date=D(2026, 9, 1), deadline=D(2026, 9, 11)
+    )
     okrs = OkrFile("okrs", {"obj": ""}, [up, down])
-    values = pd.DataFrame([
-        ("up", D(2026, 8, 31), 0.055),  # before the start
-        ("up", D(2026, 9, 6), 0.062),  # 60% of the way, pace 50%
-        ("up", D(2026, 9, 8), 0.062),  # 60%, pace 70%
-        ("up", D(2026, 9, 9), 0.071),  # past the target
-        ("up", D(2026, 9, 10), None),
-        ("down", D(2026, 9, 6), 0.055),  # lower is better: 25% of the way, pace 50%
-        ("down", D(2026, 9, 7), 0.065),  # moved the wrong way
-        ("down", D(2026, 9, 12), 0.045),  # after the deadline, not reached
-    ], columns=["key_result", "date", "current_value"])
+    values = pd.DataFrame(
+        [
+            ("up", D(2026, 8, 31), 0.055),  # before the start
+            ("up", D(2026, 9, 6), 0.062),  # 60% of the way, pace 50%
+            ("up", D(2026, 9, 8), 0.062),  # 60%, pace 70%
+            ("up", D(2026, 9, 9), 0.071),  # past the target
+            ("up", D(2026, 9, 10), None),
+            ("down", D(2026, 9, 6), 0.055),  # lower is better: 25% of the way, pace 50%
+            ("down", D(2026, 9, 7), 0.065),  # moved the wrong way
+            ("down", D(2026, 9, 12), 0.045),  # after the deadline, not reached
+        ],
+        columns=["key_result", "date", "current_value"],
+    )
     out = okr_progress(okrs, values).set_index(["key_result", "date"])
     rows = {k: out.loc[k] for k in out.index}
     assert rows[("up", D(2026, 8, 31))]["status"] == "not_started"
     r = rows[("up", D(2026, 9, 6))]
-    assert (r["progress"], r["expected_progress"], r["on_track"], r["status"]) == (pytest.approx(0.6), pytest.approx(0.5), True, "on_track")
+    assert (r["progress"], r["expected_progress"], r["on_track"], r["status"]) == (
+        pytest.approx(0.6),
+        pytest.approx(0.5),
+        True,
+        "on_track",
+    )
     r = rows[("up", D(2026, 9, 8))]
-    assert (r["progress"], r["expected_progress"], r["on_track"], r["status"]) == (pytest.approx(0.6), pytest.approx(0.7), False, "behind")
+    assert (r["progress"], r["expected_progress"], r["on_track"], r["status"]) == (
+        pytest.approx(0.6),
+        pytest.approx(0.7),
+        False,
+        "behind",
+    )
     assert rows[("up", D(2026, 9, 9))]["progress"] == pytest.approx(1.05)
     assert rows[("up", D(2026, 9, 9))]["status"] == "achieved"
     r = rows[("up", D(2026, 9, 10))]

@@ -26,16 +26,35 @@ def test_the_demo_file_declares_the_demo_and_nothing_else_does():
     assert defaults.model("anything").positive_decision == "favourable"
 
 
-@pytest.mark.parametrize("text, key, fragment", [
-    ("models:\n  m: {label_horizon_days: 0}\n", "models.m.label_horizon_days", "greater than or equal to 1 (got 0)"),
-    ("models:\n  m: {positive_decision: bad}\n", "models.m.positive_decision", "'favourable' or 'harmful' (got 'bad')"),
-    ("models:\n  m: {alerts: {psii: {above: 1}}}\n", "models.m.alerts", "unknown alert rule(s) ['psii']"),
-    ("models:\n  m: {drift_reference: {start: 2026-01-05}}\n", "models.m.drift_reference", "need both start and end"),
-    ("protected_attributes: [race]\nintersections: [[race, sex]]\n", "(top level)", "['sex'] not in protected_attributes"),
-    ("partitions: {start: yesterday}\n", "partitions.start", "(got 'yesterday')"),
-    ("gates:\n  rows: {max_share: 2}\n", "gates.rows.max_share", "less than or equal to 1 (got 2)"),
-    ("modles: {}\n", "modles", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "text, key, fragment",
+    [
+        (
+            "models:\n  m: {label_horizon_days: 0}\n",
+            "models.m.label_horizon_days",
+            "greater than or equal to 1 (got 0)",
+        ),
+        (
+            "models:\n  m: {positive_decision: bad}\n",
+            "models.m.positive_decision",
+            "'favourable' or 'harmful' (got 'bad')",
+        ),
+        ("models:\n  m: {alerts: {psii: {above: 1}}}\n", "models.m.alerts", "unknown alert rule(s) ['psii']"),
+        (
+            "models:\n  m: {drift_reference: {start: 2026-01-05}}\n",
+            "models.m.drift_reference",
+            "need both start and end",
+        ),
+        (
+            "protected_attributes: [race]\nintersections: [[race, sex]]\n",
+            "(top level)",
+            "['sex'] not in protected_attributes",
+        ),
+        ("partitions: {start: yesterday}\n", "partitions.start", "(got 'yesterday')"),
+        ("gates:\n  rows: {max_share: 2}\n", "gates.rows.max_share", "less than or equal to 1 (got 2)"),
+        ("modles: {}\n", "modles", "unknown key"),
+    ],
+)
 def test_errors_name_the_file_the_key_and_the_value(tmp_path, text, key, fragment):
     path = tmp_path / "impact_ledger.yml"
     path.write_text(text)
@@ -70,19 +89,38 @@ def test_no_file_means_defaults_and_says_what_it_assumed(tmp_path, monkeypatch):
 
 
 def test_dbt_vars_carry_models_attributes_and_metric_overrides():
-    config = parse_config({
-        "models": {"fraud": {"positive_decision": "harmful", "label_horizon_days": 120, "threshold": 0.7,
-                             "drift_reference": {"start": "2026-01-01", "end": "2026-01-14"}},
-                   "ranker": {}},
-        "protected_attributes": ["race", "sex"], "intersections": [["race", "sex"]],
-        "attribution": {"value_metric": "conversion", "alpha": 0.1, "power": 0.8, "sequential_tau": 5000,
-                        "multiple_testing": "holm"},
-    })
+    config = parse_config(
+        {
+            "models": {
+                "fraud": {
+                    "positive_decision": "harmful",
+                    "label_horizon_days": 120,
+                    "threshold": 0.7,
+                    "drift_reference": {"start": "2026-01-01", "end": "2026-01-14"},
+                },
+                "ranker": {},
+            },
+            "protected_attributes": ["race", "sex"],
+            "intersections": [["race", "sex"]],
+            "attribution": {
+                "value_metric": "conversion",
+                "alpha": 0.1,
+                "power": 0.8,
+                "sequential_tau": 5000,
+                "multiple_testing": "holm",
+            },
+        }
+    )
     got = config_dbt_vars(config)
     assert got["protected_attributes"] == {"race": ["race"], "sex": ["sex"], "race_x_sex": ["race", "sex"]}
-    assert got["model_settings"]["fraud"] == {"threshold": 0.7, "positive_decision": "harmful", "label_horizon_days": 120,
-                                              "reference_days": None, "reference_start": "2026-01-01",
-                                              "reference_end": "2026-01-14"}
+    assert got["model_settings"]["fraud"] == {
+        "threshold": 0.7,
+        "positive_decision": "harmful",
+        "label_horizon_days": 120,
+        "reference_days": None,
+        "reference_start": "2026-01-01",
+        "reference_end": "2026-01-14",
+    }
     assert got["model_settings"]["ranker"]["reference_days"] == 7
     assert got["max_label_horizon_days"] == 120
     assert got["attribution"]["value_metric"] == "conversion"
@@ -93,7 +131,9 @@ def test_dbt_var_prefers_the_project_file(tmp_path, monkeypatch):
     from orchestration.lib.settings import dbt_var
 
     path = tmp_path / "impact_ledger.yml"
-    path.write_text("attribution: {value_metric: conversion, alpha: 0.1, power: 0.9, sequential_tau: 100, multiple_testing: bh}\n")
+    path.write_text(
+        "attribution: {value_metric: conversion, alpha: 0.1, power: 0.9, sequential_tau: 100, multiple_testing: bh}\n"
+    )
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(path))
     assert dbt_var("attribution")["alpha"] == 0.1
     assert dbt_var("experiment_metrics")["conversion"]["type"] == "proportion"  # dbt_project.yml default
@@ -105,10 +145,13 @@ def test_dbt_var_prefers_the_project_file(tmp_path, monkeypatch):
 def test_undated_csv_is_placed_by_its_time_column_in_utc(tmp_path):
     (tmp_path / "predictions").mkdir()
     (tmp_path / "labels").mkdir()
-    pd.DataFrame({"prediction_id": ["a", "b"], "predicted_at": ["2025-03-01T23:30:00-05:00", "2025-03-09T08:00:00Z"]}) \
-        .to_csv(tmp_path / "predictions" / "all.csv", index=False)
+    pd.DataFrame(
+        {"prediction_id": ["a", "b"], "predicted_at": ["2025-03-01T23:30:00-05:00", "2025-03-09T08:00:00Z"]}
+    ).to_csv(tmp_path / "predictions" / "all.csv", index=False)
     # a label months later extends the range: its day needs a partition
-    pd.DataFrame({"prediction_id": ["a"], "labeled_at": ["2025-07-01 10:00:00"]}).to_csv(tmp_path / "labels" / "l.csv", index=False)
+    pd.DataFrame({"prediction_id": ["a"], "labeled_at": ["2025-07-01 10:00:00"]}).to_csv(
+        tmp_path / "labels" / "l.csv", index=False
+    )
     # -05:00 at 23:30 is 04:30 UTC the next day
     assert source_date_range(tmp_path) == (date(2025, 3, 2), date(2025, 7, 1))
 
@@ -135,7 +178,11 @@ def _args(**kw) -> argparse.Namespace:
 
 def test_start_and_end_given_need_no_dates_from_the_source(tmp_path):
     (tmp_path / "users").mkdir()  # nothing dated: inference would fail, and is not needed
-    assert _run_range(_args(start=date(2025, 1, 1), end=date(2025, 1, 3)), tmp_path) == (date(2025, 1, 1), date(2025, 1, 3), None)
+    assert _run_range(_args(start=date(2025, 1, 1), end=date(2025, 1, 3)), tmp_path) == (
+        date(2025, 1, 1),
+        date(2025, 1, 3),
+        None,
+    )
     with pytest.raises(CliError, match="--end 2025-01-01 is before --start 2025-01-03"):
         _run_range(_args(start=date(2025, 1, 3), end=date(2025, 1, 1)), tmp_path)
     with pytest.raises(CliError, match="pass --start and --end"):
@@ -146,7 +193,9 @@ def test_a_range_before_the_partitions_is_refused_up_front(tmp_path, monkeypatch
     path = tmp_path / "impact_ledger.yml"
     path.write_text("partitions: {start: 2026-03-01}\n")
     monkeypatch.delenv("IMPACT_LEDGER_START_DATE", raising=False)
-    with pytest.raises(CliError, match=r"2026-02-27 is before the first daily partition \(.*impact_ledger.yml: key 'partitions.start'"):
+    with pytest.raises(
+        CliError, match=r"2026-02-27 is before the first daily partition \(.*impact_ledger.yml: key 'partitions.start'"
+    ):
         _partitions_cover(load_config(path), date(2026, 2, 27), None)
     # from the data: the partitions start where the data (or the range asked for) starts
     path.write_text("partitions: {start: from_data}\n")

@@ -32,38 +32,66 @@ def zone(tmp_path):
     rng = np.random.default_rng(5)
     source = tmp_path / "zone"
     n_users = 300
-    users = pd.DataFrame({
-        "user_id": [f"u{i}" for i in range(n_users)],
-        "signup_at": [START - timedelta(days=int(d)) for d in rng.integers(1, 100, n_users)],
-        "gender": rng.choice(["f", "m", "x"], n_users),
-        "segment": rng.choice(["new", "loyal"], n_users),
-        "city": [f"city{i}" for i in range(n_users)],  # one value per user: not a group
-        "age": rng.integers(18, 80, n_users),  # protected name, too many values
-        "plan": "basic",  # one value: nothing to compare
-    })
+    users = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(n_users)],
+            "signup_at": [START - timedelta(days=int(d)) for d in rng.integers(1, 100, n_users)],
+            "gender": rng.choice(["f", "m", "x"], n_users),
+            "segment": rng.choice(["new", "loyal"], n_users),
+            "city": [f"city{i}" for i in range(n_users)],  # one value per user: not a group
+            "age": rng.integers(18, 80, n_users),  # protected name, too many values
+            "plan": "basic",  # one value: nothing to compare
+        }
+    )
     _write(source, "users", users)
     rows = []
     # model a: 20 a day on days 0..9 except day 4 (0 rows); model b: 5 a day on days 0..9
     for day in range(10):
         for model, per_day in (("a", 0 if day == 4 else 20), ("b", 5)):
             for k in range(per_day):
-                rows.append((f"{model}-{day}-{k}", model, "v1" if day < 5 else "v2", f"u{k}",
-                             START + timedelta(days=day, hours=int(rng.integers(0, 23))),
-                             float(rng.random()), 0.4 if model == "a" else (0.6 if k % 2 else 0.7)))
-    preds = pd.DataFrame(rows, columns=["prediction_id", "model_id", "model_version", "user_id", "predicted_at",
-                                        "score", "threshold"])
+                rows.append(
+                    (
+                        f"{model}-{day}-{k}",
+                        model,
+                        "v1" if day < 5 else "v2",
+                        f"u{k}",
+                        START + timedelta(days=day, hours=int(rng.integers(0, 23))),
+                        float(rng.random()),
+                        0.4 if model == "a" else (0.6 if k % 2 else 0.7),
+                    )
+                )
+    preds = pd.DataFrame(
+        rows, columns=["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"]
+    )
     _write(source, "predictions", preds, "parquet")
     labelled = preds.sample(frac=0.8, random_state=1)
     delay_days = rng.exponential(6.0, len(labelled))
-    labels = pd.DataFrame({"prediction_id": labelled["prediction_id"], "label": rng.integers(0, 2, len(labelled)),
-                           "labeled_at": labelled["predicted_at"] + pd.to_timedelta(delay_days, unit="D"),
-                           "label_source": "implicit"})
+    labels = pd.DataFrame(
+        {
+            "prediction_id": labelled["prediction_id"],
+            "label": rng.integers(0, 2, len(labelled)),
+            "labeled_at": labelled["predicted_at"] + pd.to_timedelta(delay_days, unit="D"),
+            "label_source": "implicit",
+        }
+    )
     # a second, later label of some predictions: the first one says when the outcome was known
-    again = labels.head(30).assign(labeled_at=lambda f: f["labeled_at"] + pd.Timedelta(days=400),
-                                   label_source="human_review")
+    again = labels.head(30).assign(
+        labeled_at=lambda f: f["labeled_at"] + pd.Timedelta(days=400), label_source="human_review"
+    )
     _write(source, "labels", pd.concat([labels, again]))
-    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["a"], "control_variant": ["c"],
-                                                "start_date": ["2025-01-06"], "end_date": [None]}))
+    _write(
+        source,
+        "experiments",
+        pd.DataFrame(
+            {
+                "experiment_id": ["e1"],
+                "model_id": ["a"],
+                "control_variant": ["c"],
+                "start_date": ["2025-01-06"],
+                "end_date": [None],
+            }
+        ),
+    )
     return source, users, preds, labels
 
 
@@ -134,9 +162,20 @@ def test_written_config_validates_and_says_what_it_inferred(zone):
 
 def test_no_thresholds_means_half(tmp_path):
     source = tmp_path / "zone"
-    _write(source, "predictions", pd.DataFrame({"prediction_id": ["p1", "p2"], "model_id": "m", "model_version": "1",
-                                                "user_id": "u", "predicted_at": ["2025-02-01 10:00", "2025-02-02 10:00"],
-                                                "score": [0.2, 0.9]}))
+    _write(
+        source,
+        "predictions",
+        pd.DataFrame(
+            {
+                "prediction_id": ["p1", "p2"],
+                "model_id": "m",
+                "model_version": "1",
+                "user_id": "u",
+                "predicted_at": ["2025-02-01 10:00", "2025-02-02 10:00"],
+                "score": [0.2, 0.9],
+            }
+        ),
+    )
     inf = infer(source)
     assert inf.models[0].threshold == 0.5 and inf.models[0].positive_rate == 0.5
     text = render(inf)
@@ -147,9 +186,20 @@ def test_no_thresholds_means_half(tmp_path):
 
 def test_timestamps_with_offsets_land_on_their_utc_day(tmp_path):
     source = tmp_path / "zone"
-    _write(source, "orders", pd.DataFrame({"order_id": ["o1", "o2"], "user_id": "u", "session_id": None,
-                                           "ordered_at": ["2025-03-01T23:30:00-02:00", "2025-03-03T01:00:00+02:00"],
-                                           "revenue": 1.0, "status": "completed"}))
+    _write(
+        source,
+        "orders",
+        pd.DataFrame(
+            {
+                "order_id": ["o1", "o2"],
+                "user_id": "u",
+                "session_id": None,
+                "ordered_at": ["2025-03-01T23:30:00-02:00", "2025-03-03T01:00:00+02:00"],
+                "revenue": 1.0,
+                "status": "completed",
+            }
+        ),
+    )
     t = infer(source).tables["orders"]
     assert (t.first_day, t.last_day) == (date(2025, 3, 2), date(2025, 3, 2))
 
@@ -180,16 +230,27 @@ def test_cli_errors_are_one_line(tmp_path, capsys, case):
         (source / "predictions" / "p.parquet").write_bytes(b"not parquet at all")
     elif case == "mixed":
         _write(source, "sessions", pd.DataFrame({"session_id": ["s"], "user_id": ["u"], "started_at": ["2025-01-01"]}))
-        _write(source, "sessions", pd.DataFrame({"session_id": ["t"], "user_id": ["u"], "started_at": ["2025-01-02"]}),
-               "parquet", file="more")
+        _write(
+            source,
+            "sessions",
+            pd.DataFrame({"session_id": ["t"], "user_id": ["u"], "started_at": ["2025-01-02"]}),
+            "parquet",
+            file="more",
+        )
     elif case == "no_time_column":
         _write(source, "sessions", pd.DataFrame({"session_id": ["s"], "user_id": ["u"]}))
     out = tmp_path / "cfg.yml"
     assert main(["init", "--source", str(source), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("impact-ledger: error: ") and "Traceback" not in err
-    expected = {"missing": "does not exist", "empty": "no contract tables", "file": "not a directory",
-                "garbage": "p.parquet", "mixed": "mixed Parquet and CSV", "no_time_column": "'started_at'"}[case]
+    expected = {
+        "missing": "does not exist",
+        "empty": "no contract tables",
+        "file": "not a directory",
+        "garbage": "p.parquet",
+        "mixed": "mixed Parquet and CSV",
+        "no_time_column": "'started_at'",
+    }[case]
     assert expected in err
     assert not out.exists()
     with pytest.raises(InitError):
@@ -201,13 +262,35 @@ def test_a_million_predictions_take_seconds(tmp_path):
     n = 1_000_000
     source = tmp_path / "zone"
     predicted = np.datetime64("2025-01-01") + rng.integers(0, 30 * 86400, n).astype("timedelta64[s]")
-    _write(source, "predictions", pd.DataFrame({
-        "prediction_id": np.arange(n).astype(str), "model_id": rng.choice(["m1", "m2"], n), "model_version": "v",
-        "user_id": rng.integers(0, 50_000, n).astype(str), "predicted_at": predicted, "score": rng.random(n),
-        "threshold": 0.5}), "parquet")
-    _write(source, "labels", pd.DataFrame({"prediction_id": np.arange(0, n, 2).astype(str), "label": 1,
-                                           "labeled_at": predicted[::2] + np.timedelta64(3, "D"),
-                                           "label_source": "implicit"}), "parquet")
+    _write(
+        source,
+        "predictions",
+        pd.DataFrame(
+            {
+                "prediction_id": np.arange(n).astype(str),
+                "model_id": rng.choice(["m1", "m2"], n),
+                "model_version": "v",
+                "user_id": rng.integers(0, 50_000, n).astype(str),
+                "predicted_at": predicted,
+                "score": rng.random(n),
+                "threshold": 0.5,
+            }
+        ),
+        "parquet",
+    )
+    _write(
+        source,
+        "labels",
+        pd.DataFrame(
+            {
+                "prediction_id": np.arange(0, n, 2).astype(str),
+                "label": 1,
+                "labeled_at": predicted[::2] + np.timedelta64(3, "D"),
+                "label_source": "implicit",
+            }
+        ),
+        "parquet",
+    )
     began = time.perf_counter()
     inf = infer(source)
     render(inf)

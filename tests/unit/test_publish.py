@@ -17,9 +17,15 @@ def warehouse(tmp_path):
     db = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(db)) as conn:
         conn.execute("CREATE SCHEMA marts; CREATE SCHEMA attribution; CREATE SCHEMA raw_quarantine")
-        conn.execute("CREATE TABLE raw_quarantine.orders AS SELECT 'o1' AS order_id, 'null key' AS _reason, DATE '2026-09-01' AS _partition_date")
-        conn.execute("CREATE TABLE marts.kpi_daily AS SELECT DATE '2026-09-01' + i::int AS date, 100 + i AS sessions FROM range(2) t(i)")
-        conn.execute("CREATE TABLE attribution.model_impact AS SELECT 'm1' AS model_id, DATE '2026-09-02' AS as_of_date, 12.5 AS net_value")
+        conn.execute(
+            "CREATE TABLE raw_quarantine.orders AS SELECT 'o1' AS order_id, 'null key' AS _reason, DATE '2026-09-01' AS _partition_date"
+        )
+        conn.execute(
+            "CREATE TABLE marts.kpi_daily AS SELECT DATE '2026-09-01' + i::int AS date, 100 + i AS sessions FROM range(2) t(i)"
+        )
+        conn.execute(
+            "CREATE TABLE attribution.model_impact AS SELECT 'm1' AS model_id, DATE '2026-09-02' AS as_of_date, 12.5 AS net_value"
+        )
     return db
 
 
@@ -57,9 +63,12 @@ def test_snapshot_is_readable_while_it_is_replaced(warehouse, tmp_path):
 def exported(exports, table):
     """Rows of an export per day, as the analysts' duckdb query reads them."""
     with duckdb.connect() as conn:
-        frame = conn.execute(f"SELECT * FROM read_parquet('{exports / table}/*/*.parquet', hive_partitioning = true) "
-                             "ORDER BY ALL").df()
-    return {d.date(): sorted(g.drop(columns="date").itertuples(index=False, name=None)) for d, g in frame.groupby("date")}
+        frame = conn.execute(
+            f"SELECT * FROM read_parquet('{exports / table}/*/*.parquet', hive_partitioning = true) ORDER BY ALL"
+        ).df()
+    return {
+        d.date(): sorted(g.drop(columns="date").itertuples(index=False, name=None)) for d, g in frame.groupby("date")
+    }
 
 
 def test_a_run_re_exports_the_days_its_lookback_recomputed(tmp_path):
@@ -67,7 +76,11 @@ def test_a_run_re_exports_the_days_its_lookback_recomputed(tmp_path):
     rewrite those days' exports too (and remove a day that lost its rows), but not older or unrelated days."""
     lookback = int(dbt_var("label_lookback_days"))
     today = date(2026, 10, 20)
-    recomputed, vanished, too_old = today - timedelta(days=1), today - timedelta(days=lookback), today - timedelta(days=lookback + 1)
+    recomputed, vanished, too_old = (
+        today - timedelta(days=1),
+        today - timedelta(days=lookback),
+        today - timedelta(days=lookback + 1),
+    )
     exports, snapshot = tmp_path / "exports", tmp_path / "analytics.duckdb"
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
         conn.execute("CREATE SCHEMA marts")

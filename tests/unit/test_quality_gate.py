@@ -44,18 +44,56 @@ def write(source, table, frame, day=None):
 @pytest.fixture
 def world(tmp_path):
     """A tiny landing zone: 5 users, one experiment of model m1, 9 days of predictions and labels."""
-    write(tmp_path, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(5)], "signup_at": pd.Timestamp("2026-01-01"),
-                                           "country": "US", "segment": "smb", "gender": "female", "age_band": "25-34"}))
-    write(tmp_path, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m1"], "control_variant": ["holdout"],
-                                                 "start_date": [date(2026, 9, 1)], "end_date": [None]}))
-    write(tmp_path, "experiment_variants", pd.DataFrame({"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"],
-                                                         "expected_share": [0.1, 0.9]}))
+    write(
+        tmp_path,
+        "users",
+        pd.DataFrame(
+            {
+                "user_id": [f"u{i}" for i in range(5)],
+                "signup_at": pd.Timestamp("2026-01-01"),
+                "country": "US",
+                "segment": "smb",
+                "gender": "female",
+                "age_band": "25-34",
+            }
+        ),
+    )
+    write(
+        tmp_path,
+        "experiments",
+        pd.DataFrame(
+            {
+                "experiment_id": ["e1"],
+                "model_id": ["m1"],
+                "control_variant": ["holdout"],
+                "start_date": [date(2026, 9, 1)],
+                "end_date": [None],
+            }
+        ),
+    )
+    write(
+        tmp_path,
+        "experiment_variants",
+        pd.DataFrame(
+            {"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"], "expected_share": [0.1, 0.9]}
+        ),
+    )
     for day in DAYS:
         preds = predictions_for(day)
         write(tmp_path, "predictions", preds, day)
-        write(tmp_path, "labels", pd.DataFrame({"prediction_id": preds["prediction_id"], "label": 1,
-                                                "labeled_at": preds["predicted_at"] + timedelta(hours=1),
-                                                "label_source": "human_review"}), day)
+        write(
+            tmp_path,
+            "labels",
+            pd.DataFrame(
+                {
+                    "prediction_id": preds["prediction_id"],
+                    "label": 1,
+                    "labeled_at": preds["predicted_at"] + timedelta(hours=1),
+                    "label_source": "human_review",
+                }
+            ),
+            day,
+        )
     return tmp_path
 
 
@@ -89,19 +127,42 @@ def test_clean_slices_pass(world):
 @pytest.mark.parametrize(
     "change, expectation",
     [
-        (lambda f: f.assign(prediction_id=[None] + list(f["prediction_id"][1:])), "expect_column_values_to_not_be_null(prediction_id)"),
-        (lambda f: f.assign(prediction_id=["dup"] * 2 + list(f["prediction_id"][2:])),
-         "expect_compound_columns_to_be_unique(prediction_id, _day)"),
+        (
+            lambda f: f.assign(prediction_id=[None] + list(f["prediction_id"][1:])),
+            "expect_column_values_to_not_be_null(prediction_id)",
+        ),
+        (
+            lambda f: f.assign(prediction_id=["dup"] * 2 + list(f["prediction_id"][2:])),
+            "expect_compound_columns_to_be_unique(prediction_id, _day)",
+        ),
         (lambda f: f.assign(score=[1.7] + [0.5] * (len(f) - 1)), "expect_column_values_to_be_between(score)"),
         (lambda f: f.assign(model_id=["rogue"] + ["m1"] * (len(f) - 1)), "expect_column_values_to_be_in_set(model_id)"),
-        (lambda f: f.assign(user_id=["stranger"] + list(f["user_id"][1:])), "expect_column_values_to_be_in_set(user_known)"),
-        (lambda f: f.assign(predicted_at=[pd.Timestamp("2026-09-02 10:00")] + list(f["predicted_at"][1:])),
-         "expect_column_values_to_be_in_set(in_partition_day)"),
-        (lambda f: pd.concat([f] * 3, ignore_index=True).assign(prediction_id=lambda x: [f"v{i}" for i in range(len(x))]),
-         "expect_column_values_to_be_between(volume_deviation)"),
+        (
+            lambda f: f.assign(user_id=["stranger"] + list(f["user_id"][1:])),
+            "expect_column_values_to_be_in_set(user_known)",
+        ),
+        (
+            lambda f: f.assign(predicted_at=[pd.Timestamp("2026-09-02 10:00")] + list(f["predicted_at"][1:])),
+            "expect_column_values_to_be_in_set(in_partition_day)",
+        ),
+        (
+            lambda f: pd.concat([f] * 3, ignore_index=True).assign(
+                prediction_id=lambda x: [f"v{i}" for i in range(len(x))]
+            ),
+            "expect_column_values_to_be_between(volume_deviation)",
+        ),
         (lambda f: f.iloc[0:0], "expect_column_values_to_be_in_set(fresh)"),
     ],
-    ids=["not_null_key", "unique_key", "range", "value_set", "referential_user", "timestamp_in_day", "volume", "freshness"],
+    ids=[
+        "not_null_key",
+        "unique_key",
+        "range",
+        "value_set",
+        "referential_user",
+        "timestamp_in_day",
+        "volume",
+        "freshness",
+    ],
 )
 def test_each_broken_prediction_rule_fails_the_gate_naming_it(world, change, expectation):
     result = gate(world, "predictions", change)
@@ -111,7 +172,9 @@ def test_each_broken_prediction_rule_fails_the_gate_naming_it(world, change, exp
 
 
 def test_schema_types_are_checked(world):
-    result = gate(world, "predictions", conn_hook=lambda c: c.execute("ALTER TABLE raw.predictions ALTER score TYPE VARCHAR"))
+    result = gate(
+        world, "predictions", conn_hook=lambda c: c.execute("ALTER TABLE raw.predictions ALTER score TYPE VARCHAR")
+    )
     schema = [o for o in result.failed if o.level == "schema"]
     assert [o.name for o in schema] == ["expect_column_values_to_be_in_set(score)"]
     assert schema[0].sample_unexpected == ["VARCHAR"]
@@ -128,8 +191,13 @@ def test_label_values_and_sources_are_value_sets(world):
 
 
 def test_shares_of_an_experiment_must_sum_to_one(world):
-    write(world, "experiment_variants", pd.DataFrame({"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"],
-                                                      "expected_share": [0.2, 0.9]}))
+    write(
+        world,
+        "experiment_variants",
+        pd.DataFrame(
+            {"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"], "expected_share": [0.2, 0.9]}
+        ),
+    )
     with duckdb.connect() as conn:
         for t in ("experiments", "experiment_variants"):
             load_partition(conn, t, world, TODAY)
@@ -141,15 +209,23 @@ def test_warning_expectations_do_not_fail_the_gate(world):
     # label volume triples: reported as a warning (labels ramp up after launches), the gate still passes
     result = gate(world, "labels", lambda f: pd.concat([f] * 3, ignore_index=True))
     assert result.success
-    assert any(o.name == "expect_column_values_to_be_between(volume_deviation)" and not o.blocking for o in result.failed)
+    assert any(
+        o.name == "expect_column_values_to_be_between(volume_deviation)" and not o.blocking for o in result.failed
+    )
 
 
 def test_every_contract_table_has_a_suite_and_suites_are_well_formed():
     from orchestration.lib.contract import CONTRACTS
 
     assert {load_suite(n)["table"] for n in suite_names()} == set(CONTRACTS)
-    assert set(suite_columns(load_suite("raw_predictions"))) == {"prediction_id", "score", "threshold", "model_id",
-                                                                 "model_version", "user_id"}  # _day is not a column
+    assert set(suite_columns(load_suite("raw_predictions"))) == {
+        "prediction_id",
+        "score",
+        "threshold",
+        "model_id",
+        "model_version",
+        "user_id",
+    }  # _day is not a column
 
 
 def test_suite_file_errors_are_clear(tmp_path):
@@ -161,9 +237,18 @@ def test_suite_file_errors_are_clear(tmp_path):
 
 
 def test_a_stray_bad_row_in_a_big_day_is_tolerated_by_the_day_rule():
-    frame = pd.DataFrame({"prediction_id": [f"p{i}" for i in range(2000)], "model_id": "m1", "score": [1.7] + [0.5] * 1999,
-                          "threshold": 0.5, "model_version": "v1", "user_id": "u1", "user_known": True,
-                          "in_partition_day": True})
+    frame = pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(2000)],
+            "model_id": "m1",
+            "score": [1.7] + [0.5] * 1999,
+            "threshold": 0.5,
+            "model_version": "v1",
+            "user_id": "u1",
+            "user_known": True,
+            "in_partition_day": True,
+        }
+    )
     result = validate_frame(frame, load_suite("raw_predictions"), {"known_model_ids": ["m1"]}, RowRule(0.01, 10))
     assert result.success
     stray = [o for o in result.outcomes if o.name == "expect_column_values_to_be_between(score)"][0]
@@ -172,9 +257,17 @@ def test_a_stray_bad_row_in_a_big_day_is_tolerated_by_the_day_rule():
 
 def _day_frame(n: int, bad: int, day: date) -> pd.DataFrame:
     """n rows of one day, the first `bad` with a negative revenue."""
-    return pd.DataFrame({"order_id": [f"o-{day}-{i}" for i in range(n)], "user_id": "u1", "status": "completed",
-                         "revenue": [-1.0] * bad + [10.0] * (n - bad), "user_known": True, "in_partition_day": True,
-                         "_day": pd.Timestamp(day)})
+    return pd.DataFrame(
+        {
+            "order_id": [f"o-{day}-{i}" for i in range(n)],
+            "user_id": "u1",
+            "status": "completed",
+            "revenue": [-1.0] * bad + [10.0] * (n - bad),
+            "user_known": True,
+            "in_partition_day": True,
+            "_day": pd.Timestamp(day),
+        }
+    )
 
 
 @pytest.mark.parametrize("n, bad", [(83, 2), (83, 10), (83, 11), (500, 5), (500, 11), (2000, 15), (2000, 21), (40, 0)])
@@ -182,7 +275,9 @@ def test_a_row_rule_fails_a_day_only_above_both_its_share_and_its_count(n, bad):
     # hand computation of the rule: unexpected > max_share x rows AND unexpected > min_count
     for max_share, min_count in ((0.01, 10), (0.005, 3), (0.0, 0)):
         expected_fail = bad > max_share * n and bad > min_count
-        result = validate_frame(_day_frame(n, bad, TODAY), load_suite("raw_orders"), row_rule=RowRule(max_share, min_count))
+        result = validate_frame(
+            _day_frame(n, bad, TODAY), load_suite("raw_orders"), row_rule=RowRule(max_share, min_count)
+        )
         assert result.success is (not expected_fail), (n, bad, max_share, min_count, result.summary())
         assert result.failed_days == ([TODAY] if expected_fail else [])
 
@@ -191,8 +286,15 @@ def test_each_day_of_a_range_is_judged_on_its_own_rows():
     # 12 bad rows: 12 of 83 fails its day (above 1% and 10); the 5 bad rows of another day do not, even though
     # the range holds 17 bad rows; a big day with 15 bad of 2,000 (0.75%) passes
     days = DAYS[:4]
-    frame = pd.concat([_day_frame(83, 0, days[0]), _day_frame(83, 12, days[1]), _day_frame(83, 5, days[2]),
-                       _day_frame(2000, 15, days[3])], ignore_index=True)
+    frame = pd.concat(
+        [
+            _day_frame(83, 0, days[0]),
+            _day_frame(83, 12, days[1]),
+            _day_frame(83, 5, days[2]),
+            _day_frame(2000, 15, days[3]),
+        ],
+        ignore_index=True,
+    )
     result = validate_frame(frame, load_suite("raw_orders"), row_rule=RowRule(0.01, 10))
     assert result.days == tuple(days)
     assert result.failed_days == [days[1]]
@@ -203,13 +305,22 @@ def test_each_day_of_a_range_is_judged_on_its_own_rows():
 
 def _orders_world(source, duplicated: dict[date, int], rows_per_day: int = 83):
     """users and `rows_per_day` orders a day over DAYS; `duplicated[day]` orders of that day appear twice."""
-    write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(5)], "signup_at": pd.Timestamp("2026-01-01")}))
+    write(
+        source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(5)], "signup_at": pd.Timestamp("2026-01-01")})
+    )
     for day in DAYS:
-        orders = pd.DataFrame({"order_id": [f"o-{day}-{i}" for i in range(rows_per_day)], "user_id": "u1",
-                               "ordered_at": [datetime(day.year, day.month, day.day, 9) + timedelta(minutes=i)
-                                              for i in range(rows_per_day)],
-                               "revenue": 10.0, "status": "completed"})
-        write(source, "orders", pd.concat([orders, orders.iloc[:duplicated.get(day, 0)]], ignore_index=True), day)
+        orders = pd.DataFrame(
+            {
+                "order_id": [f"o-{day}-{i}" for i in range(rows_per_day)],
+                "user_id": "u1",
+                "ordered_at": [
+                    datetime(day.year, day.month, day.day, 9) + timedelta(minutes=i) for i in range(rows_per_day)
+                ],
+                "revenue": 10.0,
+                "status": "completed",
+            }
+        )
+        write(source, "orders", pd.concat([orders, orders.iloc[: duplicated.get(day, 0)]], ignore_index=True), day)
 
 
 def _load(conn, source):
@@ -269,17 +380,37 @@ def test_labels_are_known_up_to_the_longest_label_horizon(tmp_path):
     write(tmp_path, "users", pd.DataFrame({"user_id": ["u1"], "signup_at": pd.Timestamp("2026-01-01")}))
     preds = predictions_for(first).assign(user_id="u1")
     write(tmp_path, "predictions", preds, first)
-    write(tmp_path, "labels", pd.DataFrame({"prediction_id": preds["prediction_id"], "label": 1,
-                                            "labeled_at": pd.Timestamp(today) + pd.Timedelta(hours=1),
-                                            "label_source": "implicit"}), today)
+    write(
+        tmp_path,
+        "labels",
+        pd.DataFrame(
+            {
+                "prediction_id": preds["prediction_id"],
+                "label": 1,
+                "labeled_at": pd.Timestamp(today) + pd.Timedelta(hours=1),
+                "label_source": "implicit",
+            }
+        ),
+        today,
+    )
     with duckdb.connect() as conn:
         load_partition(conn, "users", tmp_path, today)
         load_partition(conn, "predictions", tmp_path, first)
         load_partition(conn, "labels", tmp_path, today)
-        short = run_suite(conn, load_suite("raw_labels"), today, today,
-                          config=parse_config({"models": {"m1": {"label_horizon_days": 30}}}))
-        long = run_suite(conn, load_suite("raw_labels"), today, today,
-                         config=parse_config({"models": {"m1": {"label_horizon_days": 30}, "m2": {"label_horizon_days": 90}}}))
+        short = run_suite(
+            conn,
+            load_suite("raw_labels"),
+            today,
+            today,
+            config=parse_config({"models": {"m1": {"label_horizon_days": 30}}}),
+        )
+        long = run_suite(
+            conn,
+            load_suite("raw_labels"),
+            today,
+            today,
+            config=parse_config({"models": {"m1": {"label_horizon_days": 30}, "m2": {"label_horizon_days": 90}}}),
+        )
     assert failed(short) == {"expect_column_values_to_be_in_set(prediction_known)"}
     assert long.success, long.summary()
 
@@ -293,8 +424,10 @@ def test_a_table_absent_from_the_source_passes_saying_so(tmp_path):
         for day in DAYS:
             for table in ("orders", "sessions", "model_costs", "assignments"):
                 load_partition(conn, table, tmp_path, day)
-        results = {t: run_suite(conn, load_suite(f"raw_{t}"), DAYS[0], TODAY)
-                   for t in ("experiments", "experiment_variants", "orders", "sessions", "model_costs", "assignments")}
+        results = {
+            t: run_suite(conn, load_suite(f"raw_{t}"), DAYS[0], TODAY)
+            for t in ("experiments", "experiment_variants", "orders", "sessions", "model_costs", "assignments")
+        }
     for table, result in results.items():
         assert result.success and result.failed_days == [], result.summary()
         assert f"raw.{table} holds no rows: table absent from the source" in result.summary()
@@ -376,7 +509,9 @@ def test_rows_read_per_day_counts_loaded_and_quarantined_rows_and_a_snapshot_who
 
     with duckdb.connect() as conn:
         conn.execute("CREATE SCHEMA raw; CREATE SCHEMA raw_quarantine")
-        conn.execute("CREATE TABLE raw.orders AS SELECT DATE '2026-09-01' + (i % 2)::int AS _partition_date FROM range(5) t(i)")
+        conn.execute(
+            "CREATE TABLE raw.orders AS SELECT DATE '2026-09-01' + (i % 2)::int AS _partition_date FROM range(5) t(i)"
+        )
         conn.execute("CREATE TABLE raw_quarantine.orders AS SELECT DATE '2026-09-02' AS _partition_date")
         conn.execute("CREATE TABLE raw.users AS SELECT DATE '2026-09-03' AS _partition_date FROM range(7)")
         conn.execute("CREATE TABLE raw_quarantine.users AS SELECT DATE '2026-09-03' AS _partition_date")

@@ -32,26 +32,62 @@ def _at(day: date, minute: int) -> datetime:
 
 
 def _day_frames(day: date, d: int) -> dict[str, pd.DataFrame]:
-    preds = pd.DataFrame({"prediction_id": [f"p-{day}-{i}" for i in range(40)], "model_id": "m1", "model_version": "v1",
-                          "user_id": [f"u{i % USERS}" for i in range(40)],
-                          "predicted_at": [_at(day, i) for i in range(40)], "score": 0.5, "threshold": 0.5})
+    preds = pd.DataFrame(
+        {
+            "prediction_id": [f"p-{day}-{i}" for i in range(40)],
+            "model_id": "m1",
+            "model_version": "v1",
+            "user_id": [f"u{i % USERS}" for i in range(40)],
+            "predicted_at": [_at(day, i) for i in range(40)],
+            "score": 0.5,
+            "threshold": 0.5,
+        }
+    )
     return {
         "predictions": preds,
-        "labels": pd.DataFrame({"prediction_id": preds["prediction_id"], "label": 1,
-                                "labeled_at": preds["predicted_at"] + timedelta(hours=1), "label_source": "implicit"}),
-        "feedback": pd.DataFrame({"feedback_id": [f"f-{day}-{i}" for i in range(10)], "prediction_id": preds["prediction_id"][:10],
-                                  "user_id": preds["user_id"][:10], "created_at": [_at(day, 100 + i) for i in range(10)],
-                                  "value": ["up", "down"] * 5}),
+        "labels": pd.DataFrame(
+            {
+                "prediction_id": preds["prediction_id"],
+                "label": 1,
+                "labeled_at": preds["predicted_at"] + timedelta(hours=1),
+                "label_source": "implicit",
+            }
+        ),
+        "feedback": pd.DataFrame(
+            {
+                "feedback_id": [f"f-{day}-{i}" for i in range(10)],
+                "prediction_id": preds["prediction_id"][:10],
+                "user_id": preds["user_id"][:10],
+                "created_at": [_at(day, 100 + i) for i in range(10)],
+                "value": ["up", "down"] * 5,
+            }
+        ),
         # five new users a day: an (experiment, user) pair is assigned once
-        "assignments": pd.DataFrame({"experiment_id": "e1", "user_id": [f"u{5 * d + i}" for i in range(5)],
-                                     "variant": ["holdout", "treatment", "treatment", "treatment", "treatment"],
-                                     "assigned_at": [_at(day, i) for i in range(5)]}),
-        "sessions": pd.DataFrame({"session_id": [f"s-{day}-{i}" for i in range(20)], "user_id": [f"u{i}" for i in range(20)],
-                                  "started_at": [_at(day, i) for i in range(20)]}),
-        "orders": pd.DataFrame({"order_id": [f"o-{day}-{i}" for i in range(20)], "user_id": [f"u{i}" for i in range(20)],
-                                "session_id": [f"s-{day}-{i}" for i in range(20)],
-                                "ordered_at": [_at(day, 30 + i) for i in range(20)], "revenue": 10.0,
-                                "status": (["completed", "cancelled", "refunded", "completed"] * 5)}),
+        "assignments": pd.DataFrame(
+            {
+                "experiment_id": "e1",
+                "user_id": [f"u{5 * d + i}" for i in range(5)],
+                "variant": ["holdout", "treatment", "treatment", "treatment", "treatment"],
+                "assigned_at": [_at(day, i) for i in range(5)],
+            }
+        ),
+        "sessions": pd.DataFrame(
+            {
+                "session_id": [f"s-{day}-{i}" for i in range(20)],
+                "user_id": [f"u{i}" for i in range(20)],
+                "started_at": [_at(day, i) for i in range(20)],
+            }
+        ),
+        "orders": pd.DataFrame(
+            {
+                "order_id": [f"o-{day}-{i}" for i in range(20)],
+                "user_id": [f"u{i}" for i in range(20)],
+                "session_id": [f"s-{day}-{i}" for i in range(20)],
+                "ordered_at": [_at(day, 30 + i) for i in range(20)],
+                "revenue": 10.0,
+                "status": (["completed", "cancelled", "refunded", "completed"] * 5),
+            }
+        ),
         "model_costs": pd.DataFrame({"date": [day], "model_id": ["m1"], "serving_cost": [4.0], "review_cost": [1.5]}),
     }
 
@@ -66,12 +102,40 @@ def _write(source, table, frame, day=None):
 def conn(tmp_path_factory):
     """A clean warehouse: every contract table, loaded by the real loader."""
     source = tmp_path_factory.mktemp("landing")
-    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(USERS)], "signup_at": pd.Timestamp("2026-01-01"),
-                                          "country": "US", "segment": "smb", "gender": "female", "age_band": "25-34"}))
-    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m1"], "control_variant": ["holdout"],
-                                                "start_date": [DAYS[0]], "end_date": [None]}))
-    _write(source, "experiment_variants", pd.DataFrame({"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"],
-                                                        "expected_share": [0.2, 0.8]}))
+    _write(
+        source,
+        "users",
+        pd.DataFrame(
+            {
+                "user_id": [f"u{i}" for i in range(USERS)],
+                "signup_at": pd.Timestamp("2026-01-01"),
+                "country": "US",
+                "segment": "smb",
+                "gender": "female",
+                "age_band": "25-34",
+            }
+        ),
+    )
+    _write(
+        source,
+        "experiments",
+        pd.DataFrame(
+            {
+                "experiment_id": ["e1"],
+                "model_id": ["m1"],
+                "control_variant": ["holdout"],
+                "start_date": [DAYS[0]],
+                "end_date": [None],
+            }
+        ),
+    )
+    _write(
+        source,
+        "experiment_variants",
+        pd.DataFrame(
+            {"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"], "expected_share": [0.2, 0.8]}
+        ),
+    )
     for d, day in enumerate(DAYS):
         for table, frame in _day_frames(day, d).items():
             _write(source, table, frame, day)
@@ -109,10 +173,15 @@ def test_every_suite_checks_not_null_keys_and_required_columns_of_its_contract()
     for name in suite_names():
         suite = load_suite(name)
         contract = CONTRACTS[suite["table"]]
-        checked = {e["kwargs"]["column"] for e in suite["expectations"] if e["type"] == "expect_column_values_to_not_be_null"}
+        checked = {
+            e["kwargs"]["column"] for e in suite["expectations"] if e["type"] == "expect_column_values_to_not_be_null"
+        }
         assert set(not_null_columns(contract.name)) <= checked, (name, set(not_null_columns(contract.name)) - checked)
-        column_sets = [e["kwargs"]["column_set"] for e in suite["schema_expectations"]
-                       if e["type"] == "expect_table_columns_to_match_set"]
+        column_sets = [
+            e["kwargs"]["column_set"]
+            for e in suite["schema_expectations"]
+            if e["type"] == "expect_table_columns_to_match_set"
+        ]
         assert column_sets == [[c.name for c in contract.columns if c.required]], name
 
 
@@ -156,28 +225,78 @@ ONE_ROW = "WHERE _partition_date = {today} AND rowid = (SELECT min(rowid) FROM r
 @pytest.mark.parametrize(
     "table, breaks, expectation",
     [
-        ("orders", [f"UPDATE raw.orders SET revenue = -5 {ONE_ROW % 'orders'}"], "expect_column_values_to_be_between(revenue)"),
-        ("orders", [f"UPDATE raw.orders SET status = 'lost' {ONE_ROW % 'orders'}"], "expect_column_values_to_be_in_set(status)"),
-        ("feedback", [f"UPDATE raw.feedback SET value = 'meh' {ONE_ROW % 'feedback'}"], "expect_column_values_to_be_in_set(value)"),
-        ("assignments", [f"UPDATE raw.assignments SET variant = 'ghost' {ONE_ROW % 'assignments'}"],
-         "expect_column_values_to_be_in_set(variant_known)"),
-        ("orders", [f"UPDATE raw.orders SET user_id = 'stranger' {ONE_ROW % 'orders'}"], "expect_column_values_to_be_in_set(user_known)"),
-        ("assignments", [f"UPDATE raw.assignments SET user_id = 'u41' {ONE_ROW % 'assignments'}"],
-         "expect_compound_columns_to_be_unique(experiment_id, user_id, _day)"),
-        ("experiment_variants", ["UPDATE raw.experiment_variants SET expected_share = 0.3 WHERE variant = 'holdout'"],
-         "expect_column_values_to_be_between(experiment_share_total)"),
-        ("orders", [f"UPDATE raw.orders SET ordered_at = ordered_at - INTERVAL 1 DAY {ONE_ROW % 'orders'}"],
-         "expect_column_values_to_be_in_set(in_partition_day)"),
-        ("sessions", [f"UPDATE raw.sessions SET started_at = NULL {ONE_ROW % 'sessions'}"],
-         "expect_column_values_to_be_in_set(in_partition_day)"),
-        ("orders", ["INSERT INTO raw.orders BY NAME SELECT * EXCLUDE (copy) REPLACE (order_id || '-' || copy AS order_id) "
-                    "FROM raw.orders, range(2) c(copy) WHERE _partition_date = {today}"],
-         "expect_column_values_to_be_between(volume_deviation)"),
-        ("orders", ["DELETE FROM raw.orders WHERE _partition_date = {today}"], "expect_column_values_to_be_in_set(fresh)"),
+        (
+            "orders",
+            [f"UPDATE raw.orders SET revenue = -5 {ONE_ROW % 'orders'}"],
+            "expect_column_values_to_be_between(revenue)",
+        ),
+        (
+            "orders",
+            [f"UPDATE raw.orders SET status = 'lost' {ONE_ROW % 'orders'}"],
+            "expect_column_values_to_be_in_set(status)",
+        ),
+        (
+            "feedback",
+            [f"UPDATE raw.feedback SET value = 'meh' {ONE_ROW % 'feedback'}"],
+            "expect_column_values_to_be_in_set(value)",
+        ),
+        (
+            "assignments",
+            [f"UPDATE raw.assignments SET variant = 'ghost' {ONE_ROW % 'assignments'}"],
+            "expect_column_values_to_be_in_set(variant_known)",
+        ),
+        (
+            "orders",
+            [f"UPDATE raw.orders SET user_id = 'stranger' {ONE_ROW % 'orders'}"],
+            "expect_column_values_to_be_in_set(user_known)",
+        ),
+        (
+            "assignments",
+            [f"UPDATE raw.assignments SET user_id = 'u41' {ONE_ROW % 'assignments'}"],
+            "expect_compound_columns_to_be_unique(experiment_id, user_id, _day)",
+        ),
+        (
+            "experiment_variants",
+            ["UPDATE raw.experiment_variants SET expected_share = 0.3 WHERE variant = 'holdout'"],
+            "expect_column_values_to_be_between(experiment_share_total)",
+        ),
+        (
+            "orders",
+            [f"UPDATE raw.orders SET ordered_at = ordered_at - INTERVAL 1 DAY {ONE_ROW % 'orders'}"],
+            "expect_column_values_to_be_in_set(in_partition_day)",
+        ),
+        (
+            "sessions",
+            [f"UPDATE raw.sessions SET started_at = NULL {ONE_ROW % 'sessions'}"],
+            "expect_column_values_to_be_in_set(in_partition_day)",
+        ),
+        (
+            "orders",
+            [
+                "INSERT INTO raw.orders BY NAME SELECT * EXCLUDE (copy) REPLACE (order_id || '-' || copy AS order_id) "
+                "FROM raw.orders, range(2) c(copy) WHERE _partition_date = {today}"
+            ],
+            "expect_column_values_to_be_between(volume_deviation)",
+        ),
+        (
+            "orders",
+            ["DELETE FROM raw.orders WHERE _partition_date = {today}"],
+            "expect_column_values_to_be_in_set(fresh)",
+        ),
     ],
-    ids=["range_revenue", "value_set_status", "value_set_feedback", "variant_known", "referential_order_user",
-         "compound_unique_assignment", "shares_sum_to_one", "timestamp_outside_day",
-         "timestamp_null", "volume_band", "freshness"],
+    ids=[
+        "range_revenue",
+        "value_set_status",
+        "value_set_feedback",
+        "variant_known",
+        "referential_order_user",
+        "compound_unique_assignment",
+        "shares_sum_to_one",
+        "timestamp_outside_day",
+        "timestamp_null",
+        "volume_band",
+        "freshness",
+    ],
 )
 def test_each_broken_rule_fails_its_suite_naming_it(conn, table, breaks, expectation):
     result = gate(conn, table, *breaks)
@@ -195,7 +314,6 @@ def test_a_removed_required_column_fails_the_schema_level_naming_it(conn):
     summary = result.summary()
     assert "missing columns: ['status']" in summary
     assert 'The column "status" in BatchData does not exist' in summary
-
 
 
 def test_experiments_and_their_variants_fail_on_any_bad_row_under_the_default_rule(conn):

@@ -116,21 +116,55 @@ def test_uncastable_value_names_file_table_and_column(tmp_path, conn):
 def test_csv_source_is_typed_like_parquet(tmp_path, conn):
     write(tmp_path, "predictions", predictions(), fmt="csv")
     load_partition(conn, "predictions", tmp_path, DAY)
-    types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema='raw' AND table_name='predictions'").fetchall())
+    types = dict(
+        conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema='raw' AND table_name='predictions'"
+        ).fetchall()
+    )
     assert types["score"] == "DOUBLE" and types["predicted_at"] == "TIMESTAMP"
 
 
 def test_unknown_variant_and_reassignment_are_quarantined(tmp_path, conn):
-    write(tmp_path, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m1"], "control_variant": ["holdout"],
-                                                 "start_date": [date(2026, 9, 1)], "end_date": [date(2026, 12, 1)]}), day=None)
-    write(tmp_path, "experiment_variants", pd.DataFrame({"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"],
-                                                         "expected_share": [0.1, 0.9]}), day=None)
+    write(
+        tmp_path,
+        "experiments",
+        pd.DataFrame(
+            {
+                "experiment_id": ["e1"],
+                "model_id": ["m1"],
+                "control_variant": ["holdout"],
+                "start_date": [date(2026, 9, 1)],
+                "end_date": [date(2026, 12, 1)],
+            }
+        ),
+        day=None,
+    )
+    write(
+        tmp_path,
+        "experiment_variants",
+        pd.DataFrame(
+            {"experiment_id": ["e1", "e1"], "variant": ["holdout", "treatment"], "expected_share": [0.1, 0.9]}
+        ),
+        day=None,
+    )
     for table in ("experiments", "experiment_variants"):
         load_partition(conn, table, tmp_path, DAY)
-    day1 = pd.DataFrame({"experiment_id": ["e1", "e1"], "user_id": ["u1", "u2"], "variant": ["treatment", "shiny"],
-                         "assigned_at": pd.to_datetime(["2026-09-02 10:00", "2026-09-02 11:00"])})
-    day2 = pd.DataFrame({"experiment_id": ["e1"], "user_id": ["u1"], "variant": ["holdout"],
-                         "assigned_at": pd.to_datetime(["2026-09-03 10:00"])})
+    day1 = pd.DataFrame(
+        {
+            "experiment_id": ["e1", "e1"],
+            "user_id": ["u1", "u2"],
+            "variant": ["treatment", "shiny"],
+            "assigned_at": pd.to_datetime(["2026-09-02 10:00", "2026-09-02 11:00"]),
+        }
+    )
+    day2 = pd.DataFrame(
+        {
+            "experiment_id": ["e1"],
+            "user_id": ["u1"],
+            "variant": ["holdout"],
+            "assigned_at": pd.to_datetime(["2026-09-03 10:00"]),
+        }
+    )
     write(tmp_path, "assignments", day1, day=date(2026, 9, 2))
     write(tmp_path, "assignments", day2, day=DAY)
     first = load_partition(conn, "assignments", tmp_path, date(2026, 9, 2))
@@ -155,8 +189,20 @@ def test_missing_source_and_missing_table_are_clear_errors(tmp_path, conn):
         load_partition(conn, "users", tmp_path, DAY)
 
 
-@pytest.mark.parametrize("table", ["experiments", "experiment_variants", "assignments", "predictions", "labels",
-                                   "feedback", "sessions", "orders", "model_costs"])
+@pytest.mark.parametrize(
+    "table",
+    [
+        "experiments",
+        "experiment_variants",
+        "assignments",
+        "predictions",
+        "labels",
+        "feedback",
+        "sessions",
+        "orders",
+        "model_costs",
+    ],
+)
 def test_every_table_but_users_may_be_absent_and_loads_empty_with_a_note(tmp_path, conn, table):
     # a monitoring-only model has no experiments, sessions or orders; an A/B test no predictions or labels
     report = load_partition(conn, table, tmp_path, DAY)
@@ -165,7 +211,7 @@ def test_every_table_but_users_may_be_absent_and_loads_empty_with_a_note(tmp_pat
     from orchestration.lib.contract import CONTRACTS
 
     columns = [r[0] for r in conn.execute(f"DESCRIBE raw.{table}").fetchall()]
-    assert [c.name for c in CONTRACTS[table].columns] == columns[:len(CONTRACTS[table].columns)]
+    assert [c.name for c in CONTRACTS[table].columns] == columns[: len(CONTRACTS[table].columns)]
     assert conn.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0] == 0
     # the staging views read quality.gate_results: it exists from the first load on
     assert conn.execute("SELECT count(*) FROM quality.gate_results").fetchone()[0] == 0
@@ -174,8 +220,14 @@ def test_every_table_but_users_may_be_absent_and_loads_empty_with_a_note(tmp_pat
 def test_users_need_only_user_id_and_signup_at(tmp_path, conn):
     # country, segment, gender and age_band are optional: missing -> null (staging reads null as 'unknown');
     # a null demographic is not quarantined (the project file names the protected attributes)
-    users = pd.DataFrame({"user_id": ["u1", "u2"], "signup_at": pd.to_datetime(["2026-01-01", "2026-01-02"]),
-                          "race": ["a", None], "gender": [None, "female"]})
+    users = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2"],
+            "signup_at": pd.to_datetime(["2026-01-01", "2026-01-02"]),
+            "race": ["a", None],
+            "gender": [None, "female"],
+        }
+    )
     write(tmp_path, "users", users, day=None)
     report = load_partition(conn, "users", tmp_path, DAY)
     assert (report.rows_loaded, report.rows_quarantined) == (2, 0)
@@ -199,17 +251,33 @@ def test_predictions_without_a_threshold_column_load_with_null_thresholds(tmp_pa
 
 # ------------------------------------------------------------ UTC offsets
 
-OFFSET_STAMPS = ["2026-09-03T23:18:53+02:00", "2026-09-02T22:30:00-05:00", "2026-09-03T12:00:00Z", "2026-09-03 08:00:00"]
+OFFSET_STAMPS = [
+    "2026-09-03T23:18:53+02:00",
+    "2026-09-02T22:30:00-05:00",
+    "2026-09-03T12:00:00Z",
+    "2026-09-03 08:00:00",
+]
 # what each means in UTC (pandas parses each offset independently; naive values are UTC)
-OFFSET_UTC = [pd.Timestamp(s).tz_convert("UTC").tz_localize(None) if pd.Timestamp(s).tzinfo else pd.Timestamp(s)
-              for s in OFFSET_STAMPS]
+OFFSET_UTC = [
+    pd.Timestamp(s).tz_convert("UTC").tz_localize(None) if pd.Timestamp(s).tzinfo else pd.Timestamp(s)
+    for s in OFFSET_STAMPS
+]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_offsets_in_timestamps_become_utc_and_place_rows_on_their_utc_day(tmp_path, conn, fmt):
     # mixed forms in one column: +02:00, -05:00, Z and naive; as text in CSV and in Parquet
-    frame = pd.DataFrame({"prediction_id": [f"p{i}" for i in range(4)], "model_id": "m1", "model_version": "v1",
-                          "user_id": "u", "predicted_at": OFFSET_STAMPS, "score": 0.5, "threshold": 0.5})
+    frame = pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(4)],
+            "model_id": "m1",
+            "model_version": "v1",
+            "user_id": "u",
+            "predicted_at": OFFSET_STAMPS,
+            "score": 0.5,
+            "threshold": 0.5,
+        }
+    )
     write(tmp_path, "predictions", frame, day=None, fmt=fmt)
     reports = {d: load_partition(conn, "predictions", tmp_path, d) for d in (date(2026, 9, 3), date(2026, 9, 4))}
     loaded = conn.execute("SELECT prediction_id, predicted_at, _partition_date FROM raw.predictions ORDER BY 1").df()
@@ -221,9 +289,17 @@ def test_offsets_in_timestamps_become_utc_and_place_rows_on_their_utc_day(tmp_pa
 
 def test_a_dated_file_keeps_offset_rows_of_its_utc_day(tmp_path, conn):
     # genuine rows of the 3rd written with an offset are not "outside partition day"
-    frame = pd.DataFrame({"prediction_id": ["a", "b"], "model_id": "m1", "model_version": "v1", "user_id": "u",
-                          "predicted_at": ["2026-09-04T01:30:00+02:00", "2026-09-02T21:00:00-05:00"],
-                          "score": 0.5, "threshold": 0.5})
+    frame = pd.DataFrame(
+        {
+            "prediction_id": ["a", "b"],
+            "model_id": "m1",
+            "model_version": "v1",
+            "user_id": "u",
+            "predicted_at": ["2026-09-04T01:30:00+02:00", "2026-09-02T21:00:00-05:00"],
+            "score": 0.5,
+            "threshold": 0.5,
+        }
+    )
     write(tmp_path, "predictions", frame, day=DAY, fmt="csv")
     report = load_partition(conn, "predictions", tmp_path, DAY)
     assert (report.rows_loaded, report.rows_quarantined) == (2, 0)
@@ -233,14 +309,17 @@ def test_undated_files_are_read_once_for_a_range_and_match_day_by_day(tmp_path):
     from orchestration.lib.raw_loader import load_days
 
     days = [date(2026, 9, d) for d in (2, 3, 4)]
-    frame = predictions(prediction_id=["p1", "p2", "p2"],  # a duplicate on the 3rd
-                        predicted_at=pd.to_datetime(["2026-09-02 10:00", "2026-09-03 10:00", "2026-09-03 11:00"]))
+    frame = predictions(
+        prediction_id=["p1", "p2", "p2"],  # a duplicate on the 3rd
+        predicted_at=pd.to_datetime(["2026-09-02 10:00", "2026-09-03 10:00", "2026-09-03 11:00"]),
+    )
     write(tmp_path, "predictions", frame, day=None, fmt="csv")
     with duckdb.connect() as together, duckdb.connect() as apart:
         ranged = load_days(together, "predictions", tmp_path, days)
         single = [load_partition(apart, "predictions", tmp_path, d) for d in days]
-        assert [(r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons) for r in ranged] == \
-               [(r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons) for r in single]
+        assert [(r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons) for r in ranged] == [
+            (r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons) for r in single
+        ]
         for table in ("raw.predictions", "raw_quarantine.predictions"):
             q = f"SELECT * EXCLUDE (_source_row) FROM {table} ORDER BY prediction_id, predicted_at"
             pd.testing.assert_frame_equal(together.execute(q).df(), apart.execute(q).df())

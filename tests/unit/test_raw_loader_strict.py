@@ -50,14 +50,29 @@ def load_error(conn, source, table="predictions", day=DAY2) -> str:
 
 # (file content, the line DuckDB must name, words of the cause); lines count the header as line 1
 BAD_CSV = {
-    "unclosed_quote": (HEADER + row(1) + 'p2,"recommender,v1,u2,2026-09-03 02:00:00,0.6,0.5\n' + row(3), 3,
-                       ["unterminated quote", '""']),
-    "unclosed_quote_far_from_the_end": (HEADER + "".join(row(i) for i in range(1, 6)) + 'p6,"recommender,v1,u6,2026-09-03 06:00:00,0.6,0.5\n'
-                                        + "".join(row(i) for i in range(7, 3000)), 7, ["unterminated quote"]),
-    "ragged_short_row": (HEADER + row(1) + "p2,m1,v1,u2,2026-09-03 02:00:00,0.6\n" + row(3), 3,
-                         ["6 fields", "header names 7 columns"]),
-    "ragged_long_row": (HEADER + row(1) + "p2,m1,v1,u2,2026-09-03 02:00:00,0.6,0.5,extra\n" + row(3), 3,
-                        ["8 fields", "header names 7 columns"]),
+    "unclosed_quote": (
+        HEADER + row(1) + 'p2,"recommender,v1,u2,2026-09-03 02:00:00,0.6,0.5\n' + row(3),
+        3,
+        ["unterminated quote", '""'],
+    ),
+    "unclosed_quote_far_from_the_end": (
+        HEADER
+        + "".join(row(i) for i in range(1, 6))
+        + 'p6,"recommender,v1,u6,2026-09-03 06:00:00,0.6,0.5\n'
+        + "".join(row(i) for i in range(7, 3000)),
+        7,
+        ["unterminated quote"],
+    ),
+    "ragged_short_row": (
+        HEADER + row(1) + "p2,m1,v1,u2,2026-09-03 02:00:00,0.6\n" + row(3),
+        3,
+        ["6 fields", "header names 7 columns"],
+    ),
+    "ragged_long_row": (
+        HEADER + row(1) + "p2,m1,v1,u2,2026-09-03 02:00:00,0.6,0.5,extra\n" + row(3),
+        3,
+        ["8 fields", "header names 7 columns"],
+    ),
 }
 
 
@@ -127,7 +142,9 @@ def test_quoting_by_the_standard_still_reads(tmp_path, conn):
     report = load_partition(conn, "predictions", tmp_path, DAY2)
     assert report.rows_loaded == 2
     assert conn.execute("SELECT model_id, model_version FROM raw.predictions ORDER BY 1").fetchall() == [
-        ("m,1", 'v"1'), ("m1", "v1")]
+        ("m,1", 'v"1'),
+        ("m1", "v1"),
+    ]
 
 
 def test_files_of_one_table_with_different_headers_are_read_by_name(tmp_path, conn):
@@ -135,24 +152,39 @@ def test_files_of_one_table_with_different_headers_are_read_by_name(tmp_path, co
     reordered = "score,prediction_id,model_id,model_version,user_id,predicted_at\n0.7,p9,m1,v1,u9,2026-09-03 09:00:00\n"
     put(tmp_path, "predictions", reordered.encode(), day=DAY2)
     load_days(conn, "predictions", tmp_path, [DAY1, DAY2])
-    assert conn.execute("SELECT prediction_id, score, threshold FROM raw.predictions WHERE prediction_id = 'p9'").fetchall() == [
-        ("p9", 0.7, None)]
+    assert conn.execute(
+        "SELECT prediction_id, score, threshold FROM raw.predictions WHERE prediction_id = 'p9'"
+    ).fetchall() == [("p9", 0.7, None)]
 
 
 # ------------------------------------------------------------ unreadable Parquet
 
 
 def parquet_bytes(tmp_path) -> bytes:
-    frame = pd.DataFrame({"prediction_id": ["p1"], "model_id": ["m1"], "model_version": ["v1"], "user_id": ["u1"],
-                          "predicted_at": pd.to_datetime(["2026-09-03 01:00"]), "score": [0.5], "threshold": [0.5]})
+    frame = pd.DataFrame(
+        {
+            "prediction_id": ["p1"],
+            "model_id": ["m1"],
+            "model_version": ["v1"],
+            "user_id": ["u1"],
+            "predicted_at": pd.to_datetime(["2026-09-03 01:00"]),
+            "score": [0.5],
+            "threshold": [0.5],
+        }
+    )
     path = tmp_path / "whole.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("case, words", [("zero_bytes", "the Parquet file is empty (0 bytes)"),
-                                         ("truncated", "the Parquet file is truncated or incomplete"),
-                                         ("not_parquet", "not a Parquet file")])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("zero_bytes", "the Parquet file is empty (0 bytes)"),
+        ("truncated", "the Parquet file is truncated or incomplete"),
+        ("not_parquet", "not a Parquet file"),
+    ],
+)
 def test_an_unreadable_parquet_file_is_one_clear_error(tmp_path, conn, case, words):
     whole = parquet_bytes(tmp_path)
     content = {"zero_bytes": b"", "truncated": whole[: len(whole) // 2], "not_parquet": HEADER.encode()}[case]
@@ -164,7 +196,7 @@ def test_an_unreadable_parquet_file_is_one_clear_error(tmp_path, conn, case, wor
 def test_a_corrupt_parquet_body_is_a_contract_error_naming_the_file(tmp_path, conn):
     # magic bytes intact, the pages inside overwritten: DuckDB's own error, turned into one line
     whole = bytearray(parquet_bytes(tmp_path))
-    whole[4:len(whole) - 8] = b"\x00" * (len(whole) - 12)
+    whole[4 : len(whole) - 8] = b"\x00" * (len(whole) - 12)
     path = put(tmp_path, "predictions", bytes(whole), suffix="parquet")
     message = load_error(conn, tmp_path)
     assert message.startswith(f"{path}: table 'predictions'"), message
@@ -177,13 +209,31 @@ def frame_for(table: str, ids: list[str], day: date) -> pd.DataFrame:
     at = pd.to_datetime([f"{day} 10:{i:02d}" for i in range(len(ids))])
     n = len(ids)
     return {
-        "predictions": lambda: pd.DataFrame({"prediction_id": ids, "model_id": "m1", "model_version": "v1",
-                                             "user_id": "u1", "predicted_at": at, "score": 0.5, "threshold": 0.5}),
-        "orders": lambda: pd.DataFrame({"order_id": ids, "user_id": "u1", "session_id": "s1", "ordered_at": at,
-                                        "revenue": [10.0] * n, "status": "completed"}),
+        "predictions": lambda: pd.DataFrame(
+            {
+                "prediction_id": ids,
+                "model_id": "m1",
+                "model_version": "v1",
+                "user_id": "u1",
+                "predicted_at": at,
+                "score": 0.5,
+                "threshold": 0.5,
+            }
+        ),
+        "orders": lambda: pd.DataFrame(
+            {
+                "order_id": ids,
+                "user_id": "u1",
+                "session_id": "s1",
+                "ordered_at": at,
+                "revenue": [10.0] * n,
+                "status": "completed",
+            }
+        ),
         "sessions": lambda: pd.DataFrame({"session_id": ids, "user_id": "u1", "started_at": at}),
-        "feedback": lambda: pd.DataFrame({"feedback_id": ids, "prediction_id": "p1", "user_id": "u1",
-                                          "created_at": at, "value": "up"}),
+        "feedback": lambda: pd.DataFrame(
+            {"feedback_id": ids, "prediction_id": "p1", "user_id": "u1", "created_at": at, "value": "up"}
+        ),
     }[table]()
 
 
@@ -194,8 +244,10 @@ def write_day(source, table, frame, day, fmt="parquet"):
     frame.to_parquet(path, index=False) if fmt == "parquet" else frame.to_csv(path, index=False)
 
 
-@pytest.mark.parametrize("table, key", [("predictions", "prediction_id"), ("orders", "order_id"),
-                                        ("sessions", "session_id"), ("feedback", "feedback_id")])
+@pytest.mark.parametrize(
+    "table, key",
+    [("predictions", "prediction_id"), ("orders", "order_id"), ("sessions", "session_id"), ("feedback", "feedback_id")],
+)
 def test_a_key_loaded_on_an_earlier_day_is_quarantined_with_the_day_it_was_first_seen(tmp_path, conn, table, key):
     first, second = ["a", "b", "c"], ["c", "d", "a", "d"]  # c and a seen on day 1; d twice on day 2
     write_day(tmp_path, table, frame_for(table, first, DAY1), DAY1)
@@ -203,8 +255,10 @@ def test_a_key_loaded_on_an_earlier_day_is_quarantined_with_the_day_it_was_first
     load_partition(conn, table, tmp_path, DAY1)
     report = load_partition(conn, table, tmp_path, DAY2)
     again = {k for k in second if k in first}
-    assert report.quarantine_reasons == {f"duplicate key ({key}), first seen on {DAY1}": len(again),
-                                         f"duplicate key ({key})": 1}
+    assert report.quarantine_reasons == {
+        f"duplicate key ({key}), first seen on {DAY1}": len(again),
+        f"duplicate key ({key})": 1,
+    }
     loaded = [r[0] for r in conn.execute(f"SELECT {key} FROM raw.{table} ORDER BY 1").fetchall()]
     assert loaded == sorted(set(first) | set(second))  # every key exactly once
     quarantined = conn.execute(f"SELECT {key}, _partition_date FROM raw_quarantine.{table} ORDER BY 1").fetchall()
@@ -223,8 +277,10 @@ def test_the_first_seen_day_is_the_earliest_of_several(tmp_path, conn):
     for day, ids in zip(days, (["x"], ["y"], ["y", "x"])):
         write_day(tmp_path, "orders", frame_for("orders", ids, day), day, fmt="csv")
     reports = load_days(conn, "orders", tmp_path, days)
-    assert reports[2].quarantine_reasons == {"duplicate key (order_id), first seen on 2026-09-01": 1,
-                                             "duplicate key (order_id), first seen on 2026-09-02": 1}
+    assert reports[2].quarantine_reasons == {
+        "duplicate key (order_id), first seen on 2026-09-01": 1,
+        "duplicate key (order_id), first seen on 2026-09-02": 1,
+    }
 
 
 def test_undated_files_give_the_same_cross_day_verdicts_in_one_range_as_day_by_day(tmp_path):
@@ -235,8 +291,11 @@ def test_undated_files_give_the_same_cross_day_verdicts_in_one_range_as_day_by_d
     with duckdb.connect() as together, duckdb.connect() as apart:
         ranged = load_days(together, "predictions", tmp_path, [DAY1, DAY2])
         single = [load_partition(apart, "predictions", tmp_path, d) for d in (DAY1, DAY2)]
-        assert [r.quarantine_reasons for r in ranged] == [r.quarantine_reasons for r in single] == [
-            {}, {f"duplicate key (prediction_id), first seen on {DAY1}": 1}]
+        assert (
+            [r.quarantine_reasons for r in ranged]
+            == [r.quarantine_reasons for r in single]
+            == [{}, {f"duplicate key (prediction_id), first seen on {DAY1}": 1}]
+        )
         for c in (together, apart):
             assert c.execute("SELECT count(*), count(DISTINCT prediction_id) FROM raw.predictions").fetchone() == (3, 3)
 
@@ -287,18 +346,37 @@ def test_materialize_prints_one_line_for_a_bad_file_and_no_traceback(tmp_path, c
 
     zone = tmp_path / "zone"
     put(zone, "users", b"user_id,signup_at\nu1,2026-01-01\n", day=None)
-    path = (put(zone, "predictions", BAD_CSV["unclosed_quote"][0].encode()) if case == "unclosed_quote"
-            else put(zone, "predictions", b"", suffix="parquet"))
+    path = (
+        put(zone, "predictions", BAD_CSV["unclosed_quote"][0].encode())
+        if case == "unclosed_quote"
+        else put(zone, "predictions", b"", suffix="parquet")
+    )
     (tmp_path / "dagster").mkdir()
     (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DAGSTER_HOME": str(tmp_path / "dagster")}
     env.pop("IMPACT_LEDGER_START_DATE", None)
-    result = subprocess.run([str(Path(sys.executable).parent / "impact-ledger"), "materialize", "--source", str(zone),
-                             "--db", str(tmp_path / "w.duckdb"), "--start", str(DAY2), "--end", str(DAY2)],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "impact-ledger"),
+            "materialize",
+            "--source",
+            str(zone),
+            "--db",
+            str(tmp_path / "w.duckdb"),
+            "--start",
+            str(DAY2),
+            "--end",
+            str(DAY2),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
-    assert f"{path}: table 'predictions'" in line and ("line 3: a quoted value is never closed" in line
-                                                       or "the Parquet file is empty (0 bytes)" in line), line
+    assert f"{path}: table 'predictions'" in line and (
+        "line 3: a quoted value is never closed" in line or "the Parquet file is empty (0 bytes)" in line
+    ), line
     for text in (result.stdout, result.stderr):
         assert "Traceback" not in text and "Stack Trace" not in text

@@ -27,8 +27,9 @@ def put(conn, table: str, rows: list[dict]) -> None:
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
     frame = pd.DataFrame(rows)
     conn.register("_rows", frame)
-    casts = ", ".join(f'CAST("{c}" AS DATE) AS "{c}"' if isinstance(frame[c].iloc[0], date) else f'"{c}"'
-                      for c in frame.columns)
+    casts = ", ".join(
+        f'CAST("{c}" AS DATE) AS "{c}"' if isinstance(frame[c].iloc[0], date) else f'"{c}"' for c in frame.columns
+    )
     conn.execute(f"CREATE TABLE {table} AS SELECT {casts} FROM _rows")
     conn.unregister("_rows")
 
@@ -36,20 +37,36 @@ def put(conn, table: str, rows: list[dict]) -> None:
 def lift_rows(model: str) -> list[dict]:
     rows = []
     for i, day in enumerate(DAYS[2:], start=1):  # results from 03-03 on
-        for metric, estimate, guardrail in (("revenue_per_user", "cuped", False), ("refund_rate", "delta_method_ratio", True)):
+        for metric, estimate, guardrail in (
+            ("revenue_per_user", "cuped", False),
+            ("refund_rate", "delta_method_ratio", True),
+        ):
             raw, cuped = 0.01 * i, 0.02 * i
             if day == LATER:
                 raw = cuped = 9.99
-            rows.append(dict(
-                experiment_id=f"exp_{model}", model_id=model, metric=metric, analysis_window="cumulative", as_of_date=day,
-                estimate=estimate, is_guardrail=guardrail, guardrail_verdict="pass" if guardrail else None,
-                n_control=100 * i, n_treatment=900 * i, p_value_adjusted=0.5, trustworthy=model != "churn",
-                untrusted_reason="sample ratio mismatch (p=1e-6)" if model == "churn" else None,
-                relative_lift=raw, relative_ci_low=raw - 0.05, relative_ci_high=raw + 0.05,
-                cuped_relative_lift=cuped if estimate == "cuped" else None,
-                cuped_relative_ci_low=cuped - 0.03 if estimate == "cuped" else None,
-                cuped_relative_ci_high=cuped + 0.03 if estimate == "cuped" else None,
-            ))
+            rows.append(
+                dict(
+                    experiment_id=f"exp_{model}",
+                    model_id=model,
+                    metric=metric,
+                    analysis_window="cumulative",
+                    as_of_date=day,
+                    estimate=estimate,
+                    is_guardrail=guardrail,
+                    guardrail_verdict="pass" if guardrail else None,
+                    n_control=100 * i,
+                    n_treatment=900 * i,
+                    p_value_adjusted=0.5,
+                    trustworthy=model != "churn",
+                    untrusted_reason="sample ratio mismatch (p=1e-6)" if model == "churn" else None,
+                    relative_lift=raw,
+                    relative_ci_low=raw - 0.05,
+                    relative_ci_high=raw + 0.05,
+                    cuped_relative_lift=cuped if estimate == "cuped" else None,
+                    cuped_relative_ci_low=cuped - 0.03 if estimate == "cuped" else None,
+                    cuped_relative_ci_high=cuped + 0.03 if estimate == "cuped" else None,
+                )
+            )
             # a 'day' window row must not leak into the cumulative plots
             rows.append({**rows[-1], "analysis_window": "day", "relative_lift": -5.0, "cuped_relative_lift": -5.0})
     return rows
@@ -59,13 +76,26 @@ def impact_rows(model: str) -> list[dict]:
     rows = []
     for i, day in enumerate(DAYS[2:], start=1):
         incremental, cost = 1000.0 * i, 100.0 * i
-        rows.append(dict(
-            model_id=model, experiment_id=f"exp_{model}", analysis_window="cumulative", as_of_date=day,
-            value_metric="revenue_per_user", treated_units=900 * i, incremental_value=incremental,
-            incremental_value_ci_low=incremental - 500, incremental_value_ci_high=incremental + 500, model_cost=cost,
-            net_value=incremental - cost, net_value_ci_low=incremental - cost - 500, net_value_ci_high=incremental - cost + 500,
-            roi=(incremental - cost) / cost, trustworthy=True, untrusted_reason=None,
-        ))
+        rows.append(
+            dict(
+                model_id=model,
+                experiment_id=f"exp_{model}",
+                analysis_window="cumulative",
+                as_of_date=day,
+                value_metric="revenue_per_user",
+                treated_units=900 * i,
+                incremental_value=incremental,
+                incremental_value_ci_low=incremental - 500,
+                incremental_value_ci_high=incremental + 500,
+                model_cost=cost,
+                net_value=incremental - cost,
+                net_value_ci_low=incremental - cost - 500,
+                net_value_ci_high=incremental - cost + 500,
+                roi=(incremental - cost) / cost,
+                trustworthy=True,
+                untrusted_reason=None,
+            )
+        )
     return rows
 
 
@@ -76,13 +106,26 @@ def bias_rows() -> list[dict]:
     for day in (AS_OF - timedelta(days=1), AS_OF):
         for group, (predictions, positives, labelled) in groups.items():
             half = lambda x: x // 2  # noqa: E731
-            rows.append(dict(
-                date=day, model_id=EVIL, attribute="age_band", group_value=group, predictions=half(predictions),
-                positives=half(positives), labelled=half(labelled), labelled_positives=half(labelled) // 2,
-                true_positives=half(labelled) // 4, false_positives=half(labelled) // 4,
-                false_negatives=half(labelled) // 4, true_negatives=half(labelled) - 3 * (half(labelled) // 4),
-                score_sum=0.4 * half(labelled), label_sum=half(labelled) // 2, population_users=1000, population_total=3000,
-            ))
+            rows.append(
+                dict(
+                    date=day,
+                    model_id=EVIL,
+                    attribute="age_band",
+                    group_value=group,
+                    predictions=half(predictions),
+                    positives=half(positives),
+                    labelled=half(labelled),
+                    labelled_positives=half(labelled) // 2,
+                    true_positives=half(labelled) // 4,
+                    false_positives=half(labelled) // 4,
+                    false_negatives=half(labelled) // 4,
+                    true_negatives=half(labelled) - 3 * (half(labelled) // 4),
+                    score_sum=0.4 * half(labelled),
+                    label_sum=half(labelled) // 2,
+                    population_users=1000,
+                    population_total=3000,
+                )
+            )
     # outside the trailing window (before it, and after the as-of day): "old" selected every time
     window = int(CONFIG.bias["window_days"])
     for day in (AS_OF - timedelta(days=window), LATER):
@@ -94,47 +137,182 @@ def make_warehouse(path, optional: bool = False):
     with duckdb.connect(str(path)) as conn:
         put(conn, "attribution.experiment_results", [r for m in MODELS for r in lift_rows(m)])
         put(conn, "attribution.model_impact", [r for m in MODELS for r in impact_rows(m)])
-        put(conn, "marts.model_health_daily", [
-            dict(date=day, model_id=m, model_version="v1", labelled=100 if i == 3 else 1000, precision=0.6, recall=0.5,
-                 expected_calibration_error=0.12 if (m == EVIL and i >= 7) else 0.05)
-            for m in MODELS for i, day in enumerate(DAYS)])
-        put(conn, "marts.feature_drift_daily", [
-            dict(date=day, model_id=m, model_version="v1", feature=f, psi=(0.4 if (m == EVIL and f == "f2" and i >= 7) else psi))
-            for m in MODELS for i, day in enumerate(DAYS) for f, psi in (("f1", 0.05), ("f2", 0.1))])
-        put(conn, "marts.alerts", [
-            dict(date=day, model_id=EVIL, model_version="v1", metric=metric, subject=subject, value=value,
-                 threshold=threshold, rule="> x", first_detected_on=day, last_evaluated_on=day)
-            for day in DAYS[7:] for metric, subject, value, threshold in (
-                ("expected_calibration_error", "", 0.12, 0.08), ("psi", "f2", 0.4, 0.2))])
-        put(conn, "marts.retraining_requests", [dict(date=AS_OF, model_id=EVIL, reason="drift 3 days", status="requested")])
+        put(
+            conn,
+            "marts.model_health_daily",
+            [
+                dict(
+                    date=day,
+                    model_id=m,
+                    model_version="v1",
+                    labelled=100 if i == 3 else 1000,
+                    precision=0.6,
+                    recall=0.5,
+                    expected_calibration_error=0.12 if (m == EVIL and i >= 7) else 0.05,
+                )
+                for m in MODELS
+                for i, day in enumerate(DAYS)
+            ],
+        )
+        put(
+            conn,
+            "marts.feature_drift_daily",
+            [
+                dict(
+                    date=day,
+                    model_id=m,
+                    model_version="v1",
+                    feature=f,
+                    psi=(0.4 if (m == EVIL and f == "f2" and i >= 7) else psi),
+                )
+                for m in MODELS
+                for i, day in enumerate(DAYS)
+                for f, psi in (("f1", 0.05), ("f2", 0.1))
+            ],
+        )
+        put(
+            conn,
+            "marts.alerts",
+            [
+                dict(
+                    date=day,
+                    model_id=EVIL,
+                    model_version="v1",
+                    metric=metric,
+                    subject=subject,
+                    value=value,
+                    threshold=threshold,
+                    rule="> x",
+                    first_detected_on=day,
+                    last_evaluated_on=day,
+                )
+                for day in DAYS[7:]
+                for metric, subject, value, threshold in (
+                    ("expected_calibration_error", "", 0.12, 0.08),
+                    ("psi", "f2", 0.4, 0.2),
+                )
+            ],
+        )
+        put(
+            conn,
+            "marts.retraining_requests",
+            [dict(date=AS_OF, model_id=EVIL, reason="drift 3 days", status="requested")],
+        )
         put(conn, "marts.bias_daily", bias_rows())
-        put(conn, "marts.kpi_daily", [dict(date=day, active_users=1000 + i, conversion_rate=0.05, revenue_per_active_user=3.0,
-                                           average_order_value=40.0, refund_rate=0.02) for i, day in enumerate(DAYS)])
-        put(conn, "raw_quarantine.orders", [
-            dict(order_id=str(k), _partition_date=day, _reason=reason)
-            for k, (day, reason) in enumerate([(DAYS[1], "duplicate key")] * 3 + [(DAYS[4], "bad type")] + [(LATER, "late")] * 2)])
+        put(
+            conn,
+            "marts.kpi_daily",
+            [
+                dict(
+                    date=day,
+                    active_users=1000 + i,
+                    conversion_rate=0.05,
+                    revenue_per_active_user=3.0,
+                    average_order_value=40.0,
+                    refund_rate=0.02,
+                )
+                for i, day in enumerate(DAYS)
+            ],
+        )
+        put(
+            conn,
+            "raw_quarantine.orders",
+            [
+                dict(order_id=str(k), _partition_date=day, _reason=reason)
+                for k, (day, reason) in enumerate(
+                    [(DAYS[1], "duplicate key")] * 3 + [(DAYS[4], "bad type")] + [(LATER, "late")] * 2
+                )
+            ],
+        )
         conn.execute("CREATE TABLE raw_quarantine.users (user_id VARCHAR, _partition_date DATE, _reason VARCHAR)")
-        put(conn, "quality.gate_results", [
-            dict(date=day, suite=f"raw_{t}", table_name=t, passed=not (t == "orders" and day == DAYS[4]),
-                 failed_expectations="[]", rows_validated=10) for day in DAYS for t in ("orders", "users")])
+        put(
+            conn,
+            "quality.gate_results",
+            [
+                dict(
+                    date=day,
+                    suite=f"raw_{t}",
+                    table_name=t,
+                    passed=not (t == "orders" and day == DAYS[4]),
+                    failed_expectations="[]",
+                    rows_validated=10,
+                )
+                for day in DAYS
+                for t in ("orders", "users")
+            ],
+        )
         if optional:
-            put(conn, "marts.okr_progress", [
-                dict(date=day, objective="Grow revenue", key_result="kr_value", description="net value 10k", metric_kind="net_value",
-                     metric="net_value", model_id=EVIL, baseline=0.0, target=10000.0, start_date=DAYS[0], deadline=date(2026, 6, 30),
-                     current_value=value, progress=value / 10000, expected_progress=0.1, on_track=value / 10000 >= 0.1,
-                     status="on track" if value >= 1000 else "behind")
-                for day, value in ((DAYS[8], 500.0), (AS_OF, 7200.0), (LATER, 9999.0))])
-            put(conn, "marts.metric_scorecard", [
-                dict(date=AS_OF, experiment_id=f"exp_{EVIL}", model_id=EVIL, metric="revenue_per_user", metric_type="mean",
-                     is_guardrail=False, attributable=True, units=1000, units_per_day=100.0, mde_relative=0.15,
-                     maturity_days=0, balanced_by_guardrail="refund_rate", key_result="kr_value",
-                     target_relative_effect=0.05, days_needed=200.0, days_to_deadline=112, detectable_by_deadline=False,
-                     warning="needs 200 days")])
-            put(conn, "marts.leading_lagging", [
-                dict(as_of_date=AS_OF, model_id=EVIL, health_metric="expected_calibration_error", kpi="revenue_per_active_user",
-                     lag_days=lag, correlation=corr, n_days=30, is_best_lag=best, p_value_adjusted=p, family_size=30,
-                     significant=p < 0.01)
-                for lag, corr, best, p in ((2, -0.71, True, 0.004), (3, -0.4, False, 0.6))])
+            put(
+                conn,
+                "marts.okr_progress",
+                [
+                    dict(
+                        date=day,
+                        objective="Grow revenue",
+                        key_result="kr_value",
+                        description="net value 10k",
+                        metric_kind="net_value",
+                        metric="net_value",
+                        model_id=EVIL,
+                        baseline=0.0,
+                        target=10000.0,
+                        start_date=DAYS[0],
+                        deadline=date(2026, 6, 30),
+                        current_value=value,
+                        progress=value / 10000,
+                        expected_progress=0.1,
+                        on_track=value / 10000 >= 0.1,
+                        status="on track" if value >= 1000 else "behind",
+                    )
+                    for day, value in ((DAYS[8], 500.0), (AS_OF, 7200.0), (LATER, 9999.0))
+                ],
+            )
+            put(
+                conn,
+                "marts.metric_scorecard",
+                [
+                    dict(
+                        date=AS_OF,
+                        experiment_id=f"exp_{EVIL}",
+                        model_id=EVIL,
+                        metric="revenue_per_user",
+                        metric_type="mean",
+                        is_guardrail=False,
+                        attributable=True,
+                        units=1000,
+                        units_per_day=100.0,
+                        mde_relative=0.15,
+                        maturity_days=0,
+                        balanced_by_guardrail="refund_rate",
+                        key_result="kr_value",
+                        target_relative_effect=0.05,
+                        days_needed=200.0,
+                        days_to_deadline=112,
+                        detectable_by_deadline=False,
+                        warning="needs 200 days",
+                    )
+                ],
+            )
+            put(
+                conn,
+                "marts.leading_lagging",
+                [
+                    dict(
+                        as_of_date=AS_OF,
+                        model_id=EVIL,
+                        health_metric="expected_calibration_error",
+                        kpi="revenue_per_active_user",
+                        lag_days=lag,
+                        correlation=corr,
+                        n_days=30,
+                        is_best_lag=best,
+                        p_value_adjusted=p,
+                        family_size=30,
+                        significant=p < 0.01,
+                    )
+                    for lag, corr, best, p in ((2, -0.71, True, 0.004), (3, -0.4, False, 0.6))
+                ],
+            )
     return path
 
 
@@ -215,7 +393,9 @@ def test_text_is_escaped(warehouse):
     assert html_escaped(EVIL) in report.html  # headings and tables
     page = parse(report.html)
     assert EVIL in page.summary["models"]  # JSON blocks decode back to the original text
-    assert sum(tag == "script" for tag, _ in page.attrs) == 2 + 1 + len(page.figures)  # plotly.js, renderer, summary, figures
+    assert sum(tag == "script" for tag, _ in page.attrs) == 2 + 1 + len(
+        page.figures
+    )  # plotly.js, renderer, summary, figures
 
 
 def html_escaped(text: str) -> str:
@@ -242,7 +422,9 @@ def test_lift_value_and_headline_numbers(warehouse):
 
     summary = page.summary["models"]
     rpu_now = summary[EVIL]["lift"]["revenue_per_user"]
-    assert [rpu_now[k] for k in ("relative_lift", "ci_low", "ci_high")] == pytest.approx([0.02 * n, 0.02 * n - 0.03, 0.02 * n + 0.03])
+    assert [rpu_now[k] for k in ("relative_lift", "ci_low", "ci_high")] == pytest.approx(
+        [0.02 * n, 0.02 * n - 0.03, 0.02 * n + 0.03]
+    )
     assert (rpu_now["estimate"], rpu_now["as_of_date"], rpu_now["n_treatment"]) == ("cuped", AS_OF.isoformat(), 900 * n)
     assert summary[EVIL]["lift"]["refund_rate"]["relative_lift"] == pytest.approx(0.01 * n)
     assert summary["churn"]["lift"]["revenue_per_user"]["untrusted_reason"].startswith("sample ratio mismatch")
@@ -268,7 +450,9 @@ def test_health_trends_thresholds_and_alerts(warehouse):
     thresholds = sorted(s["y0"] for s in health["layout"]["shapes"] if s.get("line", {}).get("dash") == "dash")
     # EVIL is not declared in the project file: no retraining floor line, only the alert thresholds
     assert CONFIG.floor(EVIL, "min_precision") is None
-    assert thresholds == sorted([CONFIG.rule("psi", EVIL)["above"], CONFIG.rule("expected_calibration_error", EVIL)["above"]])
+    assert thresholds == sorted(
+        [CONFIG.rule("psi", EVIL)["above"], CONFIG.rule("expected_calibration_error", EVIL)["above"]]
+    )
     assert trace(health, "ECE alert")["x"] == [d.isoformat() for d in DAYS[7:10]]
 
     first = page.summary["models"][EVIL]["first_alert"]
@@ -304,9 +488,15 @@ def test_bias_bars_and_table_show_wilson_intervals(warehouse):
     # window totals (old, tiny, young): 300/1000, 10/50, 500/1000; bars and their intervals are relative to young's 0.5
     wilson = [proportion_confint(k, n, alpha=0.05, method="wilson") for k, n in ((300, 1000), (10, 50), (500, 1000))]
     relative = [0.6, 0.4, 1.0]
-    assert bars["error_y"]["array"] == pytest.approx([high / 0.5 - r for (_, high), r in zip(wilson, relative)], rel=1e-9)
-    assert bars["error_y"]["arrayminus"] == pytest.approx([r - low / 0.5 for (low, _), r in zip(wilson, relative)], rel=1e-9)
-    assert page.summary["models"][EVIL]["selection_rate_wilson_95"]["age_band"]["tiny"] == pytest.approx(list(wilson[1]))
+    assert bars["error_y"]["array"] == pytest.approx(
+        [high / 0.5 - r for (_, high), r in zip(wilson, relative)], rel=1e-9
+    )
+    assert bars["error_y"]["arrayminus"] == pytest.approx(
+        [r - low / 0.5 for (low, _), r in zip(wilson, relative)], rel=1e-9
+    )
+    assert page.summary["models"][EVIL]["selection_rate_wilson_95"]["age_band"]["tiny"] == pytest.approx(
+        list(wilson[1])
+    )
     # the table of intervals: the tiny group's selection rate with its (wide) interval, marked excluded
     row = re.search(r"<tr><td>age_band</td><td>tiny</td>(.*?)</tr>", report.html).group(1)
     assert f"0.200 [{wilson[1][0]:.3f}, {wilson[1][1]:.3f}]" in row and row.endswith("<td>yes</td>")
@@ -317,7 +507,9 @@ def test_quarantine_counts_and_gates(warehouse):
     report = build(warehouse)
     page = parse(report.html)
     bars = page.figures["quarantine"]["data"]
-    assert [(t["name"], t["x"], t["y"]) for t in bars] == [("orders", [DAYS[1].isoformat(), DAYS[4].isoformat()], [3, 1])]
+    assert [(t["name"], t["x"], t["y"]) for t in bars] == [
+        ("orders", [DAYS[1].isoformat(), DAYS[4].isoformat()], [3, 1])
+    ]
     assert page.summary["quarantine_rows"] == {"orders": 4, "users": 0}
     assert page.summary["gates"] == {"suites_on_as_of": 2, "failed_on_as_of": [], "failed_days": 1}
 
@@ -325,14 +517,20 @@ def test_quarantine_counts_and_gates(warehouse):
 def test_optional_sections_absent_are_notes_and_present_are_shown(warehouse, tmp_path):
     report = build(warehouse)
     page = parse(report.html)
-    for anchor, table in (("okr-progress", "marts.okr_progress"), ("metric-scorecard", "marts.metric_scorecard"),
-                          ("leading-vs-lagging-indicators", "marts.leading_lagging")):
+    for anchor, table in (
+        ("okr-progress", "marts.okr_progress"),
+        ("metric-scorecard", "marts.metric_scorecard"),
+        ("leading-vs-lagging-indicators", "marts.leading_lagging"),
+    ):
         assert page.summary["sections"][anchor] == "absent"
         assert f"{table} is not in this database" in report.html
 
     full = build(make_warehouse(tmp_path / "full.duckdb", optional=True))
     page = parse(full.html)
-    assert all(page.summary["sections"][a] == "present" for a in ("okr-progress", "metric-scorecard", "leading-vs-lagging-indicators"))
+    assert all(
+        page.summary["sections"][a] == "present"
+        for a in ("okr-progress", "metric-scorecard", "leading-vs-lagging-indicators")
+    )
     okr = page.figures["okr-progress"]
     assert trace(okr, "progress")["y"] == pytest.approx([0.72])  # the as-of day's row, not the later one
     assert trace(okr, "expected by now (linear pace)")["y"] == pytest.approx([0.1])
@@ -343,7 +541,9 @@ def test_optional_sections_absent_are_notes_and_present_are_shown(warehouse, tmp
 def test_a_day_without_data_is_a_clear_error_and_write_is_atomic(warehouse, tmp_path):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert latest_report_date(conn) == LATER
-        with pytest.raises(ReportDataError, match=r"nothing to report for 2025-01-01.*latest day with data is 2026-03-11"):
+        with pytest.raises(
+            ReportDataError, match=r"nothing to report for 2025-01-01.*latest day with data is 2026-03-11"
+        ):
             render_report(conn, date(2025, 1, 1))
         path = write_report(conn, AS_OF, tmp_path / "out")
     assert path == tmp_path / "out" / "impact_ledger_2026-03-10.html"
@@ -354,7 +554,11 @@ def test_a_day_without_data_is_a_clear_error_and_write_is_atomic(warehouse, tmp_
 def test_missing_tables_become_notes(tmp_path):
     db = tmp_path / "kpi_only.duckdb"
     with duckdb.connect(str(db)) as conn:
-        put(conn, "marts.kpi_daily", [dict(date=AS_OF, active_users=10, conversion_rate=0.1, revenue_per_active_user=2.0)])
+        put(
+            conn,
+            "marts.kpi_daily",
+            [dict(date=AS_OF, active_users=10, conversion_rate=0.1, revenue_per_active_user=2.0)],
+        )
     report = build(db)
     assert report.plots == ["kpis"]
     assert "attribution.experiment_results is not in this database" in report.html
@@ -376,15 +580,30 @@ def test_cli_report(warehouse, tmp_path, capsys):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium); "
-                                             "the parsing tests above still check every figure's data")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (Debian: apt-get install chromium); "
+    "the parsing tests above still check every figure's data",
+)
 def test_renders_in_headless_chromium(warehouse, tmp_path):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         path = write_report(conn, AS_OF, tmp_path)
     report_plots = parse(path.read_text()).summary["plots"]
     dom = subprocess.run(
-        [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=10000", "--dump-dom",
-         path.as_uri()], capture_output=True, text=True, timeout=120, check=True).stdout
+        [
+            CHROMIUM,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     # each plot slot, up to the next one, holds the SVG plotly drew into it
     slots = dict(re.findall(r'id="plot-([a-z0-9-]+)"(.*?)(?=id="plot-|$)', dom, flags=re.S))
     assert set(slots) == set(report_plots)

@@ -27,7 +27,9 @@ def day(i: int) -> date:
 
 
 def drift_alerts(*days: int, metric: str = "psi", model_id: str = "m", value: float = 0.5) -> pd.DataFrame:
-    return pd.DataFrame({"date": [pd.Timestamp(day(i)) for i in days], "model_id": model_id, "metric": metric, "value": value})
+    return pd.DataFrame(
+        {"date": [pd.Timestamp(day(i)) for i in days], "model_id": model_id, "metric": metric, "value": value}
+    )
 
 
 def requests(alerts: pd.DataFrame, on: int, health: pd.DataFrame = NO_HEALTH, floors=FLOORS) -> pd.DataFrame:
@@ -68,21 +70,36 @@ def test_a_run_ending_up_to_two_days_earlier_still_counts_and_later_alerts_do_no
 
 
 def test_precision_below_the_floor_with_enough_labels_requests_retraining():
-    health = pd.DataFrame({"date": [pd.Timestamp(day(i)) for i in (1, 5, 6, 7)], "model_id": "m",
-                           "labelled": [500, 500, 99, 500], "precision": [0.1, 0.2999, 0.1, 0.3001]})
+    health = pd.DataFrame(
+        {
+            "date": [pd.Timestamp(day(i)) for i in (1, 5, 6, 7)],
+            "model_id": "m",
+            "labelled": [500, 500, 99, 500],
+            "precision": [0.1, 0.2999, 0.1, 0.3001],
+        }
+    )
     raised = requests(NO_ALERTS, on=7, health=health)
     assert list(raised["reason"]) == ["precision below 0.3"]
     # day 1 is older than persist_days, day 6 has too few labels, day 7 is above the floor
     assert json.loads(raised.iloc[0]["evidence"]) == {"precision": {str(day(5)): 0.2999}}
     assert requests(NO_ALERTS, on=4, health=health).empty
     both = requests(drift_alerts(5, 6, 7), on=7, health=health)
-    assert both.iloc[0]["reason"] == f"drift/calibration alerts on 3 consecutive days up to {day(7)}; precision below 0.3"
+    assert (
+        both.iloc[0]["reason"] == f"drift/calibration alerts on 3 consecutive days up to {day(7)}; precision below 0.3"
+    )
 
 
 def test_no_floor_unless_the_model_sets_one():
     """The issue: a healthy model at precision 0.30-0.33 got four requests from a demo floor of 0.3."""
-    health = pd.DataFrame({"date": [pd.Timestamp(day(i)) for i in (5, 6, 7)], "model_id": "m", "labelled": 500,
-                           "precision": [0.29, 0.31, 0.295], "recall": [0.5, 0.39, 0.5]})
+    health = pd.DataFrame(
+        {
+            "date": [pd.Timestamp(day(i)) for i in (5, 6, 7)],
+            "model_id": "m",
+            "labelled": 500,
+            "precision": [0.29, 0.31, 0.295],
+            "recall": [0.5, 0.39, 0.5],
+        }
+    )
     assert requests(NO_ALERTS, on=7, health=health, floors={}).empty
     assert requests(NO_ALERTS, on=7, health=health, floors={"other": {"min_precision": 0.9}}).empty
     recall = requests(NO_ALERTS, on=7, health=health, floors={"m": {"min_recall": 0.4}})
@@ -103,18 +120,37 @@ def test_requests_between_raises_one_request_per_episode_on_its_first_due_day():
 
 
 def request_rows(*rows: tuple) -> pd.DataFrame:
-    return pd.DataFrame([{"date": pd.Timestamp(day(d)), "model_id": m, "reason": "r", "evidence": "{}", "snapshot_path": "p",
-                          "status": status, "status_reason": why} for d, m, status, why in rows], columns=list(REQUEST_SCHEMA))
+    return pd.DataFrame(
+        [
+            {
+                "date": pd.Timestamp(day(d)),
+                "model_id": m,
+                "reason": "r",
+                "evidence": "{}",
+                "snapshot_path": "p",
+                "status": status,
+                "status_reason": why,
+            }
+            for d, m, status, why in rows
+        ],
+        columns=list(REQUEST_SCHEMA),
+    )
 
 
 def test_recomputing_requests_keeps_the_retraining_jobs_decisions():
     recomputed = request_rows((3, "m", "requested", None), (4, "m", "requested", None), (4, "n", "requested", None))
-    existing = request_rows((3, "m", "blocked", "bias: age_band"), (2, "m", "snapshot_ready", None),
-                            (4, "n", "requested", None), (1, "n", "requested", None))
+    existing = request_rows(
+        (3, "m", "blocked", "bias: age_band"),
+        (2, "m", "snapshot_ready", None),
+        (4, "n", "requested", None),
+        (1, "n", "requested", None),
+    )
     kept = keep_decisions(recomputed, existing)
     # (day 1, n) was a request nobody acted on and the rules no longer raise: it is gone
-    assert [(r.date.date(), r.model_id, r.status, None if pd.isna(r.status_reason) else r.status_reason)
-            for r in kept.itertuples()] == [
+    assert [
+        (r.date.date(), r.model_id, r.status, None if pd.isna(r.status_reason) else r.status_reason)
+        for r in kept.itertuples()
+    ] == [
         (day(2), "m", "snapshot_ready", None),  # acted on: stays though the rules no longer raise it
         (day(3), "m", "blocked", "bias: age_band"),
         (day(4), "m", "requested", None),
@@ -123,7 +159,9 @@ def test_recomputing_requests_keeps_the_retraining_jobs_decisions():
 
 
 def gate_rows(table: str, days, passed=True) -> pd.DataFrame:
-    return pd.DataFrame({"date": [pd.Timestamp(day(i)) for i in days], "table_name": table, "suite": f"raw_{table}", "passed": passed})
+    return pd.DataFrame(
+        {"date": [pd.Timestamp(day(i)) for i in days], "table_name": table, "suite": f"raw_{table}", "passed": passed}
+    )
 
 
 CLEAN = pd.concat([gate_rows(t, range(10)) for t in ("predictions", "labels", "users")])
@@ -133,15 +171,20 @@ INPUTS = ("predictions", "labels", "users")
 def test_snapshot_passes_only_with_a_passing_gate_for_every_input_and_day():
     gate = snapshot_gate(CLEAN, INPUTS, day(2), day(9))
     assert gate.passed and not gate.missing and not gate.failed
-    assert gate.reason == f"every input table (predictions, labels, users) passed its quality gate on every day {day(2)} .. {day(9)}"
+    assert (
+        gate.reason
+        == f"every input table (predictions, labels, users) passed its quality gate on every day {day(2)} .. {day(9)}"
+    )
 
 
 def test_a_failed_users_gate_blocks_the_snapshot_and_is_named():
     gates = pd.concat([CLEAN, gate_rows("users", [4, 5, 6, 8], passed=False)])  # a failing run next to a passing one
     gate = snapshot_gate(gates, INPUTS, day(2), day(9))
     assert not gate.passed and gate.failed == {"users": [day(4), day(5), day(6), day(8)]} and not gate.missing
-    assert gate.reason == (f"training window {day(2)} .. {day(9)} is not clean: "
-                           f"users failed its quality gate on {day(4)}..{day(6)}, {day(8)}")
+    assert gate.reason == (
+        f"training window {day(2)} .. {day(9)} is not clean: "
+        f"users failed its quality gate on {day(4)}..{day(6)}, {day(8)}"
+    )
 
 
 def test_a_window_day_never_validated_blocks_the_snapshot():
@@ -155,8 +198,13 @@ def test_a_window_day_never_validated_blocks_the_snapshot():
 
 
 def test_pending_requests_are_the_ones_the_job_has_not_acted_on_by_day():
-    rows = request_rows((3, "m", "requested", None), (3, "n", "requested", None), (4, "m", "blocked", "bias"),
-                        (5, "n", "snapshot_ready", None), (6, "n", "requested", None))
+    rows = request_rows(
+        (3, "m", "requested", None),
+        (3, "n", "requested", None),
+        (4, "m", "blocked", "bias"),
+        (5, "n", "snapshot_ready", None),
+        (6, "n", "requested", None),
+    )
     assert pending_by_day(rows) == {day(3).isoformat(): ["m", "n"], day(6).isoformat(): ["n"]}
     assert pending_by_day(rows.iloc[:0]) == {}
 
@@ -169,11 +217,18 @@ def test_the_sensor_starts_one_retraining_run_per_pending_day():
 
     pending = {day(3).isoformat(): ["m"], day(6).isoformat(): ["m", "n"]}
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.report_runless_asset_event(dg.AssetMaterialization(
-            asset_key=REQUESTS_KEY, partition=day(6).isoformat(), metadata={"pending_requests": dg.MetadataValue.json(pending)}))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=REQUESTS_KEY,
+                partition=day(6).isoformat(),
+                metadata={"pending_requests": dg.MetadataValue.json(pending)},
+            )
+        )
         tick = retraining_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
     assert [(r.run_key, r.partition_key) for r in tick.run_requests] == [
-        (f"{day(3)}:m", day(3).isoformat()), (f"{day(6)}:m,n", day(6).isoformat())]
+        (f"{day(3)}:m", day(3).isoformat()),
+        (f"{day(6)}:m,n", day(6).isoformat()),
+    ]
 
 
 def test_a_window_without_requests_gives_an_empty_table_with_every_column():

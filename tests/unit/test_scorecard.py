@@ -24,22 +24,42 @@ ALPHA, POWER = 0.05, 0.8
 
 
 def kr(**overrides) -> KeyResult:
-    base = dict(id="kr", objective="obj", description="", kind="lift", metric="revenue_per_user", model_id="rec",
-                experiment_id=None, weight=None, baseline=0.0, target=0.05, start_date=D(2026, 9, 1),
-                deadline=D(2026, 12, 31), window_days=7, attribution_metric=None)
+    base = dict(
+        id="kr",
+        objective="obj",
+        description="",
+        kind="lift",
+        metric="revenue_per_user",
+        model_id="rec",
+        experiment_id=None,
+        weight=None,
+        baseline=0.0,
+        target=0.05,
+        start_date=D(2026, 9, 1),
+        deadline=D(2026, 12, 31),
+        window_days=7,
+        attribution_metric=None,
+    )
     return KeyResult(**(base | overrides))
 
 
 # --- sample size, days and the MDE by the deadline -----------------------------------
 
 
-@pytest.mark.parametrize("share, sd, mean, effect", [(0.9, 77.0, 27.6, 0.15), (0.5, 0.48, 0.36, 0.05), (0.8, 2.0, 1.0, -0.1)])
+@pytest.mark.parametrize(
+    "share, sd, mean, effect", [(0.9, 77.0, 27.6, 0.15), (0.5, 0.48, 0.36, 0.05), (0.8, 2.0, 1.0, -0.1)]
+)
 def test_required_units_and_days_match_statsmodels(share, sd, mean, effect):
     as_of, rate, units = D(2026, 10, 30), 95.0, 18_000
     out = key_result_feasibility(kr(target=effect), as_of, units, rate, sd**2, mean, share, ALPHA, POWER)
     # statsmodels: n of the first (control) sample for a standardised effect, ratio = n_treatment / n_control
-    n_control = NormalIndPower().solve_power(effect_size=abs(effect) * mean / sd, alpha=ALPHA, power=POWER,
-                                             ratio=share / (1 - share), alternative="two-sided")
+    n_control = NormalIndPower().solve_power(
+        effect_size=abs(effect) * mean / sd,
+        alpha=ALPHA,
+        power=POWER,
+        ratio=share / (1 - share),
+        alternative="two-sided",
+    )
     oracle_total = n_control / (1 - share)
     assert out["required_units"] == pytest.approx(oracle_total, rel=2e-3, abs=2)
     assert out["days_needed"] == pytest.approx(out["required_units"] / rate)
@@ -64,11 +84,15 @@ def test_a_target_just_below_the_deadline_mde_warns_and_just_above_does_not():
     assert below["detectable_by_deadline"] is False
     assert "kr: target effect" in below["warning"] and "2026-12-31" in below["warning"]
     # a KPI key result's effect is target / baseline - 1, lower-is-better ones count by magnitude
-    kpi = kr(kind="kpi", metric="refund_rate", attribution_metric="refund_rate", model_id=None, baseline=0.05, target=0.04)
+    kpi = kr(
+        kind="kpi", metric="refund_rate", attribution_metric="refund_rate", model_id=None, baseline=0.05, target=0.04
+    )
     out = key_result_feasibility(kpi, as_of, units, rate, var, mean, share, ALPHA, POWER)
     assert out["target_relative_effect"] == pytest.approx(-0.2)
-    assert out["required_units"] == key_result_feasibility(kr(target=0.2), as_of, units, rate, var, mean, share,
-                                                           ALPHA, POWER)["required_units"]
+    assert (
+        out["required_units"]
+        == key_result_feasibility(kr(target=0.2), as_of, units, rate, var, mean, share, ALPHA, POWER)["required_units"]
+    )
 
 
 def test_no_new_traffic_and_a_passed_deadline():
@@ -87,7 +111,11 @@ def _stats_row(y, x=None, den=None) -> pd.Series:
     if x is not None:
         row |= {"covariate_sum": x.sum(), "covariate_sum_sq": (x**2).sum(), "value_covariate_sum": (x * y).sum()}
     if den is not None:
-        row |= {"denominator_sum": den.sum(), "denominator_sum_sq": (den**2).sum(), "value_denominator_sum": (y * den).sum()}
+        row |= {
+            "denominator_sum": den.sum(),
+            "denominator_sum_sq": (den**2).sum(),
+            "value_denominator_sum": (y * den).sum(),
+        }
     return pd.Series(row)
 
 
@@ -97,14 +125,18 @@ def test_planning_variance_matches_numpy_on_unit_level_data():
     y = 0.8 * x + rng.normal(0, 3, 400)
     plain = planning_variance(_stats_row(y, x), "mean", "welch", 0.7)
     assert plain == pytest.approx(np.var(y, ddof=1), rel=1e-10)
-    assert planning_variance(_stats_row(y, x), "mean", "cuped", 0.7) == pytest.approx(np.var(y - 0.7 * x, ddof=1), rel=1e-10)
+    assert planning_variance(_stats_row(y, x), "mean", "cuped", 0.7) == pytest.approx(
+        np.var(y - 0.7 * x, ddof=1), rel=1e-10
+    )
     # ratio: delta method n Var(sum num / sum den), by hand from unit-level moments
     orders = rng.integers(1, 5, 400).astype(float)
     revenue = orders * rng.gamma(3.0, 10.0, 400)
     r = revenue.sum() / orders.sum()
     cov = np.cov(revenue, orders, ddof=1)
     by_hand = (cov[0, 0] - 2 * r * cov[0, 1] + r**2 * cov[1, 1]) / orders.mean() ** 2
-    assert planning_variance(_stats_row(revenue, den=orders), "ratio", "delta_method_ratio", float("nan")) == pytest.approx(by_hand, rel=1e-10)
+    assert planning_variance(
+        _stats_row(revenue, den=orders), "ratio", "delta_method_ratio", float("nan")
+    ) == pytest.approx(by_hand, rel=1e-10)
 
 
 # --- traffic (SQL) ---------------------------------------------------------------------
@@ -113,8 +145,16 @@ def test_planning_variance_matches_numpy_on_unit_level_data():
 def test_units_per_day_over_the_trailing_week_by_hand():
     days = pd.date_range("2026-09-01", "2026-09-20").date
     n = np.cumsum(np.arange(1, 21) * 10)  # cumulative units: 10, 30, 60, ...
-    rows = pd.DataFrame({"experiment_id": "e", "metric": "conversion", "variant": "holdout",
-                         "analysis_window": "cumulative", "as_of_date": days, "n": n})
+    rows = pd.DataFrame(
+        {
+            "experiment_id": "e",
+            "metric": "conversion",
+            "variant": "holdout",
+            "analysis_window": "cumulative",
+            "as_of_date": days,
+            "n": n,
+        }
+    )
     rows = rows[rows["as_of_date"] != D(2026, 9, 9)]  # a missing day (e.g. a failed gate)
     daily = rows.assign(analysis_window="day", n=999)  # other windows are ignored
     with duckdb.connect() as conn:
@@ -144,33 +184,97 @@ METRICS = {
 
 def test_scorecard_grid_binding_and_criteria():
     day = D(2026, 9, 20)
-    experiments = pd.DataFrame({"experiment_id": ["e_rec", "e_late"], "model_id": ["rec", "late"],
-                                "control_variant": ["holdout", "holdout"], "start_date": [D(2026, 9, 10), D(2026, 9, 25)]})
-    variants = pd.DataFrame({"experiment_id": ["e_rec", "e_rec", "e_late", "e_late"],
-                             "variant": ["holdout", "treatment"] * 2, "expected_share": [0.1, 0.9] * 2})
-    results = pd.DataFrame([
-        dict(experiment_id="e_rec", treatment_variant="treatment", metric=m, as_of_date=day, metric_type=t,
-             mean_control=0.3, mde_relative=0.2, estimate="welch", cuped_theta=float("nan"))
-        for m, t in (("conversion", "proportion"), ("refund_rate", "ratio"))
-    ])  # d7_retention has not matured yet: no results
-    stats = pd.DataFrame([
-        dict(experiment_id="e_rec", variant="holdout", metric="conversion", as_of_date=day, n=1000, value_sum=300.0,
-             value_sum_sq=300.0)])
-    traffic = pd.DataFrame([
-        dict(experiment_id="e_rec", variant=v, metric="conversion", as_of_date=day, n=n, units_per_day=r)
-        for v, n, r in (("holdout", 1000, 10.0), ("treatment", 9000, 90.0))])
-    conversion_kr = KeyResult("site_conversion", "obj", "", "kpi", "conversion_rate", None, None, None, 0.05, 0.06,
-                              D(2026, 9, 1), D(2026, 12, 31), 7, "conversion")
+    experiments = pd.DataFrame(
+        {
+            "experiment_id": ["e_rec", "e_late"],
+            "model_id": ["rec", "late"],
+            "control_variant": ["holdout", "holdout"],
+            "start_date": [D(2026, 9, 10), D(2026, 9, 25)],
+        }
+    )
+    variants = pd.DataFrame(
+        {
+            "experiment_id": ["e_rec", "e_rec", "e_late", "e_late"],
+            "variant": ["holdout", "treatment"] * 2,
+            "expected_share": [0.1, 0.9] * 2,
+        }
+    )
+    results = pd.DataFrame(
+        [
+            dict(
+                experiment_id="e_rec",
+                treatment_variant="treatment",
+                metric=m,
+                as_of_date=day,
+                metric_type=t,
+                mean_control=0.3,
+                mde_relative=0.2,
+                estimate="welch",
+                cuped_theta=float("nan"),
+            )
+            for m, t in (("conversion", "proportion"), ("refund_rate", "ratio"))
+        ]
+    )  # d7_retention has not matured yet: no results
+    stats = pd.DataFrame(
+        [
+            dict(
+                experiment_id="e_rec",
+                variant="holdout",
+                metric="conversion",
+                as_of_date=day,
+                n=1000,
+                value_sum=300.0,
+                value_sum_sq=300.0,
+            )
+        ]
+    )
+    traffic = pd.DataFrame(
+        [
+            dict(experiment_id="e_rec", variant=v, metric="conversion", as_of_date=day, n=n, units_per_day=r)
+            for v, n, r in (("holdout", 1000, 10.0), ("treatment", 9000, 90.0))
+        ]
+    )
+    conversion_kr = KeyResult(
+        "site_conversion",
+        "obj",
+        "",
+        "kpi",
+        "conversion_rate",
+        None,
+        None,
+        None,
+        0.05,
+        0.06,
+        D(2026, 9, 1),
+        D(2026, 12, 31),
+        7,
+        "conversion",
+    )
     retention_kr = kr(id="retention", metric="d7_retention", target=0.05)
     other_model_kr = kr(id="other", model_id="late", metric="conversion")
-    out = metric_scorecard([day], experiments, variants, results, stats, traffic, METRICS,
-                           [conversion_kr, retention_kr, other_model_kr], ALPHA, POWER)
+    out = metric_scorecard(
+        [day],
+        experiments,
+        variants,
+        results,
+        stats,
+        traffic,
+        METRICS,
+        [conversion_kr, retention_kr, other_model_kr],
+        ALPHA,
+        POWER,
+    )
 
     assert set(out["experiment_id"]) == {"e_rec"}  # e_late has not started
     assert len(out) == 3 and out["date"].eq(day).all()
     by_metric = out.set_index("metric")
     conv = by_metric.loc["conversion"]
-    assert (conv["attributable"], conv["units"], conv["units_per_day"], conv["maturity_days"]) == (True, 10_000, 100.0, 0)
+    assert (conv["attributable"], conv["units"], conv["units_per_day"], conv["maturity_days"]) == (
+        True,
+        10_000,
+        100.0,
+        0,
+    )
     assert conv["balanced_by_guardrail"] == "refund_rate" and conv["key_result"] == "site_conversion"
     assert conv["target_relative_effect"] == pytest.approx(0.2)
     # by hand: variance p(1-p) n/(n-1) of the control arm, effect 0.2 x 0.3, 90% treated
@@ -187,5 +291,6 @@ def test_scorecard_grid_binding_and_criteria():
     assert not retention["attributable"] and retention["maturity_days"] == 7 and retention["units"] == 0
     assert "retention: no d7_retention results for e_rec" in retention["warning"]
 
-    assert [k.id for k in bound_key_results([conversion_kr, retention_kr, other_model_kr], "e_late", "late", "conversion")] == [
-        "site_conversion", "other"]
+    assert [
+        k.id for k in bound_key_results([conversion_kr, retention_kr, other_model_kr], "e_late", "late", "conversion")
+    ] == ["site_conversion", "other"]

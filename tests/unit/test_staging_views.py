@@ -32,33 +32,83 @@ def staged(tmp_path_factory):
     root = tmp_path_factory.mktemp("staging")
     source, db = root / "landing", root / "warehouse.duckdb"
     # users without segment, gender or age_band, one without a country; a protected column outside the contract
-    _write(source, "users", pd.DataFrame({"user_id": ["u1", "u2"], "signup_at": pd.Timestamp("2026-01-01"),
-                                          "country": ["DE", None], "race": ["b", None]}))
+    _write(
+        source,
+        "users",
+        pd.DataFrame(
+            {
+                "user_id": ["u1", "u2"],
+                "signup_at": pd.Timestamp("2026-01-01"),
+                "country": ["DE", None],
+                "race": ["b", None],
+            }
+        ),
+    )
     for d, day in enumerate(DAYS):
         at = [datetime(day.year, day.month, day.day, 9 + i) for i in range(4)]
         # no threshold column on the first day (the loader fills nulls); logged thresholds afterwards
-        preds = pd.DataFrame({"prediction_id": [f"p{d}{i}" for i in range(4)], "model_id": ["fraud", "fraud", "churn", "churn"],
-                              "model_version": "v1", "user_id": "u1", "predicted_at": at, "score": [0.3, 0.7, 0.3, 0.7]})
+        preds = pd.DataFrame(
+            {
+                "prediction_id": [f"p{d}{i}" for i in range(4)],
+                "model_id": ["fraud", "fraud", "churn", "churn"],
+                "model_version": "v1",
+                "user_id": "u1",
+                "predicted_at": at,
+                "score": [0.3, 0.7, 0.3, 0.7],
+            }
+        )
         _write(source, "predictions", preds if d == 0 else preds.assign(threshold=0.8), day)
-        _write(source, "orders", pd.DataFrame({"order_id": [f"o{d}{i}" for i in range(3)], "user_id": "u1", "ordered_at": at[:3],
-                                               "revenue": 10.0, "status": "completed"}), day)
+        _write(
+            source,
+            "orders",
+            pd.DataFrame(
+                {
+                    "order_id": [f"o{d}{i}" for i in range(3)],
+                    "user_id": "u1",
+                    "ordered_at": at[:3],
+                    "revenue": 10.0,
+                    "status": "completed",
+                }
+            ),
+            day,
+        )
     with duckdb.connect(str(db)) as conn:
         load_partition(conn, "users", source, DAYS[-1])
         for day in DAYS:
             for table in ("predictions", "orders", "labels"):  # labels: absent from the source, loaded empty
                 load_partition(conn, table, source, day)
         # the orders gate failed on the middle day (and passed on the others); predictions passed everywhere
-        conn.execute("INSERT INTO quality.gate_results VALUES (?, 'raw_orders', 'orders', false, '[]', 3), "
-                     "(?, 'raw_orders', 'orders', true, '[]', 3), (?, 'raw_predictions', 'predictions', false, '[]', 4)",
-                     [HELD_BACK, DAYS[0], date(2026, 8, 1)])
-    variables = {"model_settings": {"fraud": {"threshold": 0.6, "positive_decision": "harmful"}, "churn": {"threshold": None}},
-                 "protected_attributes": {"race": ["race"], "country": ["country"]}}
+        conn.execute(
+            "INSERT INTO quality.gate_results VALUES (?, 'raw_orders', 'orders', false, '[]', 3), "
+            "(?, 'raw_orders', 'orders', true, '[]', 3), (?, 'raw_predictions', 'predictions', false, '[]', 4)",
+            [HELD_BACK, DAYS[0], date(2026, 8, 1)],
+        )
+    variables = {
+        "model_settings": {"fraud": {"threshold": 0.6, "positive_decision": "harmful"}, "churn": {"threshold": None}},
+        "protected_attributes": {"race": ["race"], "country": ["country"]},
+    }
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
         mp.setenv("IMPACT_LEDGER_TEMP_DIR", str(root / "tmp"))
-        result = dbtRunner().invoke(["run", "--select", "stg_orders", "stg_predictions", "stg_users", "stg_labels",
-                                     "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                                     "--target-path", str(root / "target"), "--vars", json.dumps(variables), "--quiet"])
+        result = dbtRunner().invoke(
+            [
+                "run",
+                "--select",
+                "stg_orders",
+                "stg_predictions",
+                "stg_users",
+                "stg_labels",
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(root / "target"),
+                "--vars",
+                json.dumps(variables),
+                "--quiet",
+            ]
+        )
     assert result.success, result.exception
     return db
 
@@ -78,8 +128,11 @@ def test_a_failed_days_rows_are_held_back_and_the_other_days_kept(staged):
 
 
 def test_the_threshold_is_logged_else_configured_else_half(staged):
-    preds = query(staged, "SELECT prediction_id, model_id, prediction_date, score, threshold, threshold_source, decision "
-                          "FROM staging.stg_predictions ORDER BY prediction_id")
+    preds = query(
+        staged,
+        "SELECT prediction_id, model_id, prediction_date, score, threshold, threshold_source, decision "
+        "FROM staging.stg_predictions ORDER BY prediction_id",
+    )
     for row in preds.itertuples():
         logged = row.prediction_date.date() != DAYS[0]
         expected = 0.8 if logged else (0.6 if row.model_id == "fraud" else 0.5)
@@ -90,7 +143,9 @@ def test_the_threshold_is_logged_else_configured_else_half(staged):
 def test_missing_and_null_descriptive_and_protected_values_are_unknown(staged):
     users = query(staged, "SELECT * FROM staging.stg_users ORDER BY user_id")
     assert users[["user_id", "country", "segment", "gender", "age_band", "race"]].values.tolist() == [
-        ["u1", "DE", "unknown", "unknown", "unknown", "b"], ["u2", "unknown", "unknown", "unknown", "unknown", "unknown"]]
+        ["u1", "DE", "unknown", "unknown", "unknown", "b"],
+        ["u2", "unknown", "unknown", "unknown", "unknown", "unknown"],
+    ]
 
 
 def test_an_absent_table_stages_empty(staged):

@@ -33,8 +33,15 @@ def warehouse(tmp_path, monkeypatch):
     stats = pd.DataFrame(rows)
     experiments = experiments_of(stats, model_id="m")
     results = experiment_results(stats, experiments, variants_of(stats), DECLARED)
-    costs = pd.DataFrame({"model_id": ["m"], "experiment_id": ["e"], "analysis_window": ["cumulative"],
-                          "as_of_date": [AS_OF], "model_cost": [COST]})
+    costs = pd.DataFrame(
+        {
+            "model_id": ["m"],
+            "experiment_id": ["e"],
+            "analysis_window": ["cumulative"],
+            "as_of_date": [AS_OF],
+            "model_cost": [COST],
+        }
+    )
     impact = model_impact(results, stats, costs, "revenue_per_user")
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as conn:
@@ -75,8 +82,9 @@ def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency
     out = _summary(path, capsys)
     (row,) = impact.itertuples()
     # by hand from the published net value and its CI: ROI = net / cost, its CI = the net value's CI / cost
-    expected = (f"{row.net_value / COST:+,.0%} [{row.net_value_ci_low / COST:+,.0%}, "
-                f"{row.net_value_ci_high / COST:+,.0%}]")
+    expected = (
+        f"{row.net_value / COST:+,.0%} [{row.net_value_ci_low / COST:+,.0%}, {row.net_value_ci_high / COST:+,.0%}]"
+    )
     assert expected in out
     assert "ROI = net value / cost [95% CI]" in out
     assert "net value (EUR) [95% CI]" in out and "in EUR" in out

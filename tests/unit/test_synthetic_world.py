@@ -59,7 +59,9 @@ def test_time_based_tables_have_one_file_per_day(world):
 def test_holdouts_start_after_pre_period_and_never_see_the_model(world):
     out, truth = world
     experiments = read(out, "experiments")
-    assert (pd.to_datetime(experiments["start_date"]) >= pd.Timestamp(CFG.start_date + timedelta(days=PRE_PERIOD_DAYS))).all()
+    assert (
+        pd.to_datetime(experiments["start_date"]) >= pd.Timestamp(CFG.start_date + timedelta(days=PRE_PERIOD_DAYS))
+    ).all()
     assignments = read(out, "assignments")
     predictions = read(out, "predictions")
     for _, exp in experiments.iterrows():
@@ -82,7 +84,9 @@ def test_planted_lift_is_positive_and_consistent_with_its_parameters(world):
         assert last["conversion"]["relative_lift"] > 0
         # revenue per user lift is about conversion x order-value multipliers (a sample
         # of 3,000 users over ten days: the realised effect varies by a few points)
-        assert last["revenue_per_user"]["relative_lift"] == pytest.approx(exp["expected_revenue_per_user_relative_lift"], abs=0.06)
+        assert last["revenue_per_user"]["relative_lift"] == pytest.approx(
+            exp["expected_revenue_per_user_relative_lift"], abs=0.06
+        )
 
 
 def test_labels_arrive_late_and_human_review_is_a_quick_small_sample(world):
@@ -109,7 +113,10 @@ def test_incident_shifts_features_from_its_date(world):
 def test_the_incident_lowers_conversion_of_exposed_users_from_its_kpi_drop_date(world):
     out, truth = world
     drop = truth["incident"]["kpi_drop"]
-    assert drop["start_date"] == (pd.Timestamp(truth["incident"]["start_date"]) + timedelta(days=drop["lag_days"])).date().isoformat()
+    assert (
+        drop["start_date"]
+        == (pd.Timestamp(truth["incident"]["start_date"]) + timedelta(days=drop["lag_days"])).date().isoformat()
+    )
     experiment = next(e for e, x in truth["experiments"].items() if x["model_id"] == truth["incident"]["model_id"])
     sessions = read(out, "sessions").merge(read(out, "assignments").query("experiment_id == @experiment"), on="user_id")
     sessions = sessions[sessions["started_at"] >= sessions["assigned_at"]]

@@ -25,20 +25,26 @@ DEFAULT = VolumeGate()
 
 def frame_for(counts, volume: VolumeGate = DEFAULT, first_index: int = 0) -> pd.DataFrame:
     """days_frame over every day from START + first_index of a raw.orders holding counts[i] rows on START + i."""
-    days = pd.DataFrame({"day": [START + timedelta(days=i) for i in range(len(counts))], "n": np.asarray(counts, dtype=int)})
+    days = pd.DataFrame(
+        {"day": [START + timedelta(days=i) for i in range(len(counts))], "n": np.asarray(counts, dtype=int)}
+    )
     with duckdb.connect() as conn:
         conn.execute("CREATE SCHEMA raw; CREATE SCHEMA raw_quarantine")
         conn.register("days", days)
-        conn.execute("CREATE TABLE raw.orders AS SELECT day AS _partition_date FROM (SELECT day, unnest(range(n)) FROM days)")
+        conn.execute(
+            "CREATE TABLE raw.orders AS SELECT day AS _partition_date FROM (SELECT day, unnest(range(n)) FROM days)"
+        )
         conn.execute("CREATE TABLE raw_quarantine.orders (_partition_date DATE)")
-        return days_frame(conn, SUITE, START + timedelta(days=first_index), START + timedelta(days=len(counts) - 1), volume)
+        return days_frame(
+            conn, SUITE, START + timedelta(days=first_index), START + timedelta(days=len(counts) - 1), volume
+        )
 
 
 def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
     """The rule by hand (numpy); counts[0] > 0 is the table's first day."""
     t, out = volume.trailing_days, []
     for i, rows in enumerate(counts):
-        window = np.asarray(counts[max(0, i - t):i], dtype=float)
+        window = np.asarray(counts[max(0, i - t) : i], dtype=float)
         median = float(np.median(window)) if len(window) else math.nan
         judged = i >= t and median >= volume.min_count
         half = max(volume.tolerance * median, volume.z * math.sqrt(median)) if judged else math.nan
@@ -126,8 +132,10 @@ def test_the_exact_false_alarm_rate_describes_the_implementation():
     assert abs(failed.mean() - expected) < 0.05, (failed.mean(), expected)
 
 
-@pytest.mark.parametrize("today, fails_volume, stale", [(400, True, False), (1600, True, False), (0, False, True),
-                                                        (1100, False, False), (700, False, False)])
+@pytest.mark.parametrize(
+    "today, fails_volume, stale",
+    [(400, True, False), (1600, True, False), (0, False, True), (1100, False, False), (700, False, False)],
+)
 def test_breakage_at_high_volume_is_caught(today, fails_volume, stale):
     # at ~1,000 a day the band is +-50% (the Poisson term, 4 x 32, is narrower): a 60% drop or rise fails
     rng = np.random.default_rng(11)

@@ -23,7 +23,10 @@ def test_second_writer_is_refused_and_a_killed_holder_frees_the_lock(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(warehouse)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(WarehouseBusy, match=rf"being written by another run: materialize 2026-01-01 .. 2026-01-31 \(pid {holder.pid}"):
+        with pytest.raises(
+            WarehouseBusy,
+            match=rf"being written by another run: materialize 2026-01-01 .. 2026-01-31 \(pid {holder.pid}",
+        ):
             with exclusive_writer(warehouse, "second"):
                 pass
     finally:

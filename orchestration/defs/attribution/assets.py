@@ -56,7 +56,10 @@ def attribution_settings() -> AttributionSettings:
     owners=["team:experimentation"],
     freshness_policy=PUBLISHED_FRESHNESS,
     # Published only after the raw quality gates pass: a failed gate skips this asset.
-    deps=[get_asset_key_for_model([impact_ledger_dbt], "experiment_stats"), *[dg.AssetKey(["raw", t]) for t in GATED_RAW_TABLES]],
+    deps=[
+        get_asset_key_for_model([impact_ledger_dbt], "experiment_stats"),
+        *[dg.AssetKey(["raw", t]) for t in GATED_RAW_TABLES],
+    ],
     description=(
         "Per experiment, metric, treatment arm, window and as-of date: Welch and CUPED lifts with 95% CIs "
         "(delta method for relative and ratio metrics), always-valid sequential CIs, MDE, Holm/BH-adjusted "
@@ -71,14 +74,22 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
         stats = conn.execute(
             "SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ? ORDER BY ALL", [first, last]
         ).df()
-        experiments = conn.execute("SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments").df()
-        variants = conn.execute("SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants").df()
+        experiments = conn.execute(
+            "SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments"
+        ).df()
+        variants = conn.execute(
+            "SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants"
+        ).df()
         failed_gates = conn.execute(
             "SELECT date, suite FROM quality.gate_results WHERE NOT passed AND date <= ?", [last]
         ).df()
-        results = experiment_results(stats, experiments, variants, dbt_var("experiment_metrics"), attribution_settings())
+        results = experiment_results(
+            stats, experiments, variants, dbt_var("experiment_metrics"), attribution_settings()
+        )
         results = mark_failed_gates(results, experiments, failed_gates)
-        rows = replace_date_range(conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", first, last)
+        rows = replace_date_range(
+            conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", first, last
+        )
     latest = results[results["as_of_date"] == results["as_of_date"].max()] if len(results) else results
     untrusted = int((~latest["trustworthy"].astype(bool)).sum()) if len(latest) else 0
     return dg.MaterializeResult(
@@ -117,7 +128,8 @@ def model_impact_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             [first, last, value_metric],
         ).df()
         stats = conn.execute(
-            "SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ? AND metric = ?", [first, last, value_metric]
+            "SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ? AND metric = ?",
+            [first, last, value_metric],
         ).df()
         costs = conn.execute(COSTS_SQL, [first, last]).df()
         impact = model_impact(results, stats, costs, value_metric, attribution_settings())

@@ -17,22 +17,37 @@ from orchestration.lib.warehouse import ensure_table, replace_date_range
 
 GROUP_RATES_KEY = dg.AssetKey(["marts", "bias_group_rates"])
 VERDICTS_KEY = dg.AssetKey(["marts", "bias_verdicts"])
-SPEC = dict(deps=[BIAS_KEY], group_name="bias", kinds={"python", "duckdb"}, owners=["team:ml-platform"],
-            freshness_policy=PUBLISHED_FRESHNESS)
+SPEC = dict(
+    deps=[BIAS_KEY],
+    group_name="bias",
+    kinds={"python", "duckdb"},
+    owners=["team:ml-platform"],
+    freshness_policy=PUBLISHED_FRESHNESS,
+)
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(GROUP_RATES_KEY, **SPEC, description=(
-            "Each run also recomputes the label lookback window. Per day (date = last day of the trailing bias window, window_start = first), model, attribute and group: "
-            "the window's summed marts.bias_daily counts with rates, Wilson 95% intervals (*_ci_low/high), "
-            "calibration and representation re-derived from the totals; excluded = fewer than min_labelled labelled "
-            "rows (shown, not judged).")),
-        dg.AssetSpec(VERDICTS_KEY, **SPEC, description=(
-            "Per day and model and attribute: the trailing-window fairness verdicts (disparate impact, equal "
-            "opportunity, equalised odds, calibration gap) with pass flags, the groups they name, the model's "
-            "positive_decision (favourable, or harmful: judged on not being flagged and on false-positive rates) and "
-            "the limits of the project file's bias block they were judged against. No protected_attributes: no rows.")),
+        dg.AssetSpec(
+            GROUP_RATES_KEY,
+            **SPEC,
+            description=(
+                "Each run also recomputes the label lookback window. Per day (date = last day of the trailing bias window, window_start = first), model, attribute and group: "
+                "the window's summed marts.bias_daily counts with rates, Wilson 95% intervals (*_ci_low/high), "
+                "calibration and representation re-derived from the totals; excluded = fewer than min_labelled labelled "
+                "rows (shown, not judged)."
+            ),
+        ),
+        dg.AssetSpec(
+            VERDICTS_KEY,
+            **SPEC,
+            description=(
+                "Per day and model and attribute: the trailing-window fairness verdicts (disparate impact, equal "
+                "opportunity, equalised odds, calibration gap) with pass flags, the groups they name, the model's "
+                "positive_decision (favourable, or harmful: judged on not being flagged and on false-positive rates) and "
+                "the limits of the project file's bias block they were judged against. No protected_attributes: no rows."
+            ),
+        ),
     ],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
@@ -46,8 +61,10 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         # windows from there on are recomputed too: each day is judged on the labels its bias_daily rows hold
         # (a backfill and daily runs agree)
         start = lookback_start(conn, first, (first - label_refresh_start(conn, first, last)).days, "marts.bias_daily")
-        rows = conn.execute("SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?",
-                            [start - timedelta(days=int(thresholds["window_days"]) - 1), last]).df()
+        rows = conn.execute(
+            "SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?",
+            [start - timedelta(days=int(thresholds["window_days"]) - 1), last],
+        ).df()
         tables = [window_tables(rows, day, thresholds) for day in days_between(start, last)]
         rates = pd.concat([t[0] for t in tables], ignore_index=True)
         verdicts = pd.concat([t[1] for t in tables], ignore_index=True)
@@ -58,11 +75,29 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     failing = verdicts[~verdicts["passed"].astype(bool)]
     yield dg.MaterializeResult(asset_key=GROUP_RATES_KEY, metadata={"rows": len(rates)})
     assessed = {} if config.attribute_columns else {"note": NOT_ASSESSED}
-    yield dg.MaterializeResult(asset_key=VERDICTS_KEY, metadata={
-        **assessed, "rows": len(verdicts), "failing_verdicts": len(failing),
-        "failing": dg.MetadataValue.md(markdown_table(failing, [
-            "date", "model_id", "attribute", "disparate_impact_ratio", "equal_opportunity_difference",
-            "equalized_odds_difference", "calibration_gap", "flagged_groups_equal_opportunity"]))})
+    yield dg.MaterializeResult(
+        asset_key=VERDICTS_KEY,
+        metadata={
+            **assessed,
+            "rows": len(verdicts),
+            "failing_verdicts": len(failing),
+            "failing": dg.MetadataValue.md(
+                markdown_table(
+                    failing,
+                    [
+                        "date",
+                        "model_id",
+                        "attribute",
+                        "disparate_impact_ratio",
+                        "equal_opportunity_difference",
+                        "equalized_odds_difference",
+                        "calibration_gap",
+                        "flagged_groups_equal_opportunity",
+                    ],
+                )
+            ),
+        },
+    )
 
 
 def _add_new_columns(conn, table: str, schema: dict[str, str]) -> None:

@@ -10,7 +10,14 @@ from orchestration.defs.partitions import daily_partitions, run_date_range
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.alerts import check_targets, scope_sql
 from orchestration.lib.asset_metadata import markdown_table
-from orchestration.lib.bias import INTERVAL_COLUMNS, NOT_ASSESSED, bias_verdicts, group_intervals, group_rates, summarise_verdicts
+from orchestration.lib.bias import (
+    INTERVAL_COLUMNS,
+    NOT_ASSESSED,
+    bias_verdicts,
+    group_intervals,
+    group_rates,
+    summarise_verdicts,
+)
 from orchestration.lib.project_config import load_config
 
 BIAS_KEY = get_asset_key_for_model([impact_ledger_dbt], "bias_daily")
@@ -19,9 +26,20 @@ BIAS_KEY = get_asset_key_for_model([impact_ledger_dbt], "bias_daily")
 def verdict_metadata(verdicts, rates=None) -> dict:
     """Verdict table; with the window's ``rates`` also every group behind each verdict with its Wilson 95% interval."""
     failing = verdicts[~verdicts["passed"]]
-    columns = [c for c in ("model_id", "attribute", "disparate_impact_ratio", "equal_opportunity_difference",
-                           "equalized_odds_difference", "calibration_gap", "flagged_groups_equal_opportunity", "passed")
-               if c in verdicts.columns]
+    columns = [
+        c
+        for c in (
+            "model_id",
+            "attribute",
+            "disparate_impact_ratio",
+            "equal_opportunity_difference",
+            "equalized_odds_difference",
+            "calibration_gap",
+            "flagged_groups_equal_opportunity",
+            "passed",
+        )
+        if c in verdicts.columns
+    ]
     metadata = {
         "failing_verdicts": len(failing),
         "verdicts": dg.MetadataValue.md(markdown_table(verdicts, columns, max_rows=len(verdicts))),
@@ -31,7 +49,8 @@ def verdict_metadata(verdicts, rates=None) -> dict:
         metadata["group_intervals"] = dg.MetadataValue.md(
             "Wilson 95% intervals of the rates behind each verdict (trials = the rate's denominator; excluded = fewer "
             "labelled rows than min_labelled, shown but not judged; flagged = named by a failed verdict).\n\n"
-            + markdown_table(intervals, INTERVAL_COLUMNS, max_rows=len(intervals)))
+            + markdown_table(intervals, INTERVAL_COLUMNS, max_rows=len(intervals))
+        )
     return metadata
 
 
@@ -54,8 +73,12 @@ def build_bias_check(suffix: str, model_id: str | None, declared: list[str]) -> 
         start = last - timedelta(days=int(thresholds["window_days"]) - 1)
         if not config.attribute_columns:
             # nothing to judge is not a pass to be proud of: say why
-            return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, description=NOT_ASSESSED,
-                                       metadata={"window": f"{start} .. {last}"})
+            return dg.AssetCheckResult(
+                passed=True,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=NOT_ASSESSED,
+                metadata={"window": f"{start} .. {last}"},
+            )
         with duckdb.get_connection() as conn:
             rows = conn.execute(
                 f"SELECT * FROM marts.bias_daily WHERE {condition} AND date BETWEEN ? AND ?", [*params, start, last]
@@ -66,8 +89,9 @@ def build_bias_check(suffix: str, model_id: str | None, declared: list[str]) -> 
         return dg.AssetCheckResult(
             passed=passed,
             severity=dg.AssetCheckSeverity.WARN,
-            description=summarise_verdicts(verdicts, thresholds) if not passed else
-            (f"fair over {start} .. {last}" if len(verdicts) else f"no fairness rows over {start} .. {last}"),
+            description=summarise_verdicts(verdicts, thresholds)
+            if not passed
+            else (f"fair over {start} .. {last}" if len(verdicts) else f"no fairness rows over {start} .. {last}"),
             metadata={"window": f"{start} .. {last}", **verdict_metadata(verdicts, rates)},
         )
 

@@ -75,8 +75,9 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             with duckdb.get_connection() as conn:
                 reports = load_days(conn, table, source.root, days)
         except ContractError as err:
-            raise dg.Failure(description=f"raw.{table}: {source.explain(err)}",
-                             metadata={"table": table, "source": source.label}) from (err if source.kind != "database" else None)
+            raise dg.Failure(
+                description=f"raw.{table}: {source.explain(err)}", metadata={"table": table, "source": source.label}
+            ) from (err if source.kind != "database" else None)
         meta = _metadata(reports)
         meta["source"] = source.label
         context.log.info(f"raw.{table}: {json.dumps({k: v for k, v in meta.items() if isinstance(v, int)})}")

@@ -17,8 +17,16 @@ from orchestration.lib.warehouse import ensure_table, replace_date_range
 
 ALERTS_KEY = dg.AssetKey(["marts", "alerts"])
 ALERTS_SCHEMA = {
-    "date": "DATE", "model_id": "VARCHAR", "model_version": "VARCHAR", "metric": "VARCHAR", "subject": "VARCHAR",
-    "value": "DOUBLE", "threshold": "DOUBLE", "rule": "VARCHAR", "first_detected_on": "DATE", "last_evaluated_on": "DATE",
+    "date": "DATE",
+    "model_id": "VARCHAR",
+    "model_version": "VARCHAR",
+    "metric": "VARCHAR",
+    "subject": "VARCHAR",
+    "value": "DOUBLE",
+    "threshold": "DOUBLE",
+    "rule": "VARCHAR",
+    "first_detected_on": "DATE",
+    "last_evaluated_on": "DATE",
 }
 # confusion counts over each version's reference window: the precision / recall drop rules test a day against them
 REFERENCE_COUNTS_SQL = """
@@ -64,7 +72,9 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
     first, last = evaluation_window(context)
     history_start = first - timedelta(days=config.lookback_days)
     with duckdb.get_connection() as conn:
-        health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [history_start, last]).df()
+        health = conn.execute(
+            "SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [history_start, last]
+        ).df()
         drift = conn.execute(
             "SELECT date, model_id, model_version, feature, psi FROM marts.feature_drift_daily WHERE date BETWEEN ? AND ?",
             [first, last],
@@ -81,10 +91,14 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
         seen["date"] = pd.to_datetime(seen["date"])
         merged = breaches.merge(seen, on=KEY, how="left")
         # the earliest run that saw a breach keeps the credit, so re-runs are idempotent
-        merged["first_detected_on"] = pd.to_datetime(merged["first_detected_on"]).fillna(pd.Timestamp(last)).clip(upper=pd.Timestamp(last))
+        merged["first_detected_on"] = (
+            pd.to_datetime(merged["first_detected_on"]).fillna(pd.Timestamp(last)).clip(upper=pd.Timestamp(last))
+        )
         merged["last_evaluated_on"] = pd.Timestamp(last)
         replace_date_range(conn, "marts.alerts", ALERTS_SCHEMA, merged, "date", first, last)
-        health_summary = conn.execute(MODEL_HEALTH_SUMMARY_SQL, {"first": first, "last": last, "min_labelled": config.min_labelled}).df()
+        health_summary = conn.execute(
+            MODEL_HEALTH_SUMMARY_SQL, {"first": first, "last": last, "min_labelled": config.min_labelled}
+        ).df()
     counts = merged.groupby("metric").size().to_dict() if len(merged) else {}
     return dg.MaterializeResult(
         metadata={
@@ -92,8 +106,12 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
             "window": f"{first} .. {last}",
             "by_metric": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
             "model_health": dg.MetadataValue.md(markdown_table(health_summary)),
-            "breaches": dg.MetadataValue.md(markdown_table(merged.sort_values(["date", "model_id", "metric"], ascending=[False, True, True]),
-                                                           ["date", "model_id", "metric", "subject", "value", "threshold", "first_detected_on"])),
+            "breaches": dg.MetadataValue.md(
+                markdown_table(
+                    merged.sort_values(["date", "model_id", "metric"], ascending=[False, True, True]),
+                    ["date", "model_id", "metric", "subject", "value", "threshold", "first_detected_on"],
+                )
+            ),
             **model_health_metadata(health_summary),  # plotted over partitions in the UI
         }
     )
@@ -120,7 +138,11 @@ def build_model_health_check(suffix: str, model_id: str | None, declared: list[s
                 [*params, first, last],
             ).df()
         models = sorted(rows["model_id"].unique())
-        label = model_id if model_id is not None else ("undeclared models " + ", ".join(models) if models else "undeclared models")
+        label = (
+            model_id
+            if model_id is not None
+            else ("undeclared models " + ", ".join(models) if models else "undeclared models")
+        )
         verdict = summarise_breaches(rows, label, first, last)
         if model_id is not None:
             rows = rows.drop(columns="model_id")

@@ -52,7 +52,9 @@ def _gate_name(check_name: str) -> str:
     return check_name.removesuffix("_suite")
 
 
-def failed_blocking_checks(instance: dg.DagsterInstance, after: float | None) -> tuple[list[Notification], float | None]:
+def failed_blocking_checks(
+    instance: dg.DagsterInstance, after: float | None
+) -> tuple[list[Notification], float | None]:
     """Failed *blocking* check evaluations (GX suites, dbt tests of severity error, Python gates) of the runs
     finished after ``after`` (a run update timestamp) -> notifications, and the newest run's timestamp.
 
@@ -60,8 +62,12 @@ def failed_blocking_checks(instance: dg.DagsterInstance, after: float | None) ->
     after an event cursor is refused there); a run re-read at the boundary dedups by key.
     """
     updated_after = datetime.fromtimestamp(after, tz=timezone.utc) if after is not None else None
-    records = instance.get_run_records(dg.RunsFilter(statuses=FINISHED, updated_after=updated_after),
-                                       limit=RUNS_PER_TICK, order_by="update_timestamp", ascending=True)
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=FINISHED, updated_after=updated_after),
+        limit=RUNS_PER_TICK,
+        order_by="update_timestamp",
+        ascending=True,
+    )
     rows = []
     for record in records:
         run = record.dagster_run
@@ -72,13 +78,23 @@ def failed_blocking_checks(instance: dg.DagsterInstance, after: float | None) ->
             failures = check.metadata.get("failed_expectations")
             blocking = [name for name, f in (failures.data if failures else {}).items() if f.get("blocking", True)]
             failed_days = check.metadata.get("failed_days")  # a gate judging each day names the days it held back
-            days = ([date.fromisoformat(d) for d in failed_days.data] if failed_days is not None
-                    else _run_days(run, check.partition))
+            days = (
+                [date.fromisoformat(d) for d in failed_days.data]
+                if failed_days is not None
+                else _run_days(run, check.partition)
+            )
             rows_validated = check.metadata.get("rows_validated")
-            rows += [{"date": day, "suite": _gate_name(check.check_name), "table_name": check.asset_key.path[-1],
-                      "passed": False, "failed_expectations": json.dumps(blocking or [check.description or check.check_name]),
-                      "rows_validated": rows_validated.value if rows_validated and len(days) == 1 else None}
-                     for day in days]
+            rows += [
+                {
+                    "date": day,
+                    "suite": _gate_name(check.check_name),
+                    "table_name": check.asset_key.path[-1],
+                    "passed": False,
+                    "failed_expectations": json.dumps(blocking or [check.description or check.check_name]),
+                    "rows_validated": rows_validated.value if rows_validated and len(days) == 1 else None,
+                }
+                for day in days
+            ]
     last = records[-1].update_timestamp.timestamp() if records else after
     return (gate_notifications(pd.DataFrame(rows)) if rows else []), last
 
@@ -86,9 +102,13 @@ def failed_blocking_checks(instance: dg.DagsterInstance, after: float | None) ->
 # RUNNING by default: nobody should have to click to be told a model drifted.
 # Only the daemon (`dagster dev`) ticks sensors; tests and `materialize_days`
 # never do, and without a configured webhook it only writes the log and a file.
-@dg.sensor(name="alert_notifications", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Each new row of marts.alerts and each failed quality gate (the tick after it fails), once, to "
-                       "the log, data/alerts/notifications.jsonl and an optional webhook (IMPACT_LEDGER_ALERT_WEBHOOK).")
+@dg.sensor(
+    name="alert_notifications",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Each new row of marts.alerts and each failed quality gate (the tick after it fails), once, to "
+    "the log, data/alerts/notifications.jsonl and an optional webhook (IMPACT_LEDGER_ALERT_WEBHOOK).",
+)
 def alert_notifications_sensor(context: dg.SensorEvaluationContext):
     cursor = NotifyCursor.from_json(context.cursor)
     config = load_notify_config()
@@ -101,8 +121,11 @@ def alert_notifications_sensor(context: dg.SensorEvaluationContext):
             published, newest = read_candidates(conn, config.horizon_days)
         candidates, days = candidates + published, days + ([newest] if newest else [])
     elif last_event == cursor.event_storage_id:
-        return dg.SkipReason("snapshot unchanged since the last tick" if mtime is not None else
-                             f"no analytics snapshot at {snapshot} yet (publish/analytics_snapshot builds it)")
+        return dg.SkipReason(
+            "snapshot unchanged since the last tick"
+            if mtime is not None
+            else f"no analytics snapshot at {snapshot} yet (publish/analytics_snapshot builds it)"
+        )
     new, next_cursor = select_new(candidates, cursor, max(days, default=None), config.horizon_days)
     notifiers = build_notifiers(context.log, alerts_dir(), config)
     failed = dispatch(new, notifiers, context.log) if new else {}

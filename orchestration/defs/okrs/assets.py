@@ -21,9 +21,14 @@ from orchestration.lib.warehouse import replace_date_range
 OKR_PROGRESS_KEY = dg.AssetKey(["marts", "okr_progress"])
 SCORECARD_KEY = dg.AssetKey(["marts", "metric_scorecard"])
 # Both tables: one row set per day, a backfill is one run over its range.
-DAILY_ANALYTICS_ASSET = dict(partitions_def=daily_partitions, backfill_policy=single_run, group_name="okrs",
-                             freshness_policy=PUBLISHED_FRESHNESS,
-                             kinds={"python", "duckdb"}, owners=["team:analytics"])
+DAILY_ANALYTICS_ASSET = dict(
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    group_name="okrs",
+    freshness_policy=PUBLISHED_FRESHNESS,
+    kinds={"python", "duckdb"},
+    owners=["team:analytics"],
+)
 
 
 def refresh_start(conn, first, last):
@@ -73,8 +78,19 @@ def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             "on_track_or_achieved": int(latest["status"].isin(["on_track", "achieved"]).sum()),
             "behind_or_missed": int(latest["status"].isin(["behind", "missed"]).sum()),
             "by_status": dg.MetadataValue.json({k: int(v) for k, v in statuses.items()}),
-            "latest": _markdown(latest, ["key_result", "metric", "baseline", "target", "current_value", "progress",
-                                         "expected_progress", "status"]),
+            "latest": _markdown(
+                latest,
+                [
+                    "key_result",
+                    "metric",
+                    "baseline",
+                    "target",
+                    "current_value",
+                    "progress",
+                    "expected_progress",
+                    "status",
+                ],
+            ),
         }
     )
 
@@ -100,10 +116,24 @@ def metric_scorecard_asset(context: dg.AssetExecutionContext, duckdb: DuckDBReso
         results = conn.execute(f"SELECT * FROM attribution.experiment_results WHERE {window}", [first, last]).df()
         stats = conn.execute(f"SELECT * FROM marts.experiment_stats WHERE {window}", [first, last]).df()
         traffic = conn.execute(TRAFFIC_SQL, [first, last]).df()
-        experiments = conn.execute("SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments").df()
-        variants = conn.execute("SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants").df()
-        scorecard = metric_scorecard(run_days(context), experiments, variants, results, stats, traffic, metrics,
-                                     okrs.key_results, float(attribution["alpha"]), float(attribution["power"]))
+        experiments = conn.execute(
+            "SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments"
+        ).df()
+        variants = conn.execute(
+            "SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants"
+        ).df()
+        scorecard = metric_scorecard(
+            run_days(context),
+            experiments,
+            variants,
+            results,
+            stats,
+            traffic,
+            metrics,
+            okrs.key_results,
+            float(attribution["alpha"]),
+            float(attribution["power"]),
+        )
         rows = replace_date_range(conn, "marts.metric_scorecard", SCORECARD_SCHEMA, scorecard, "date", first, last)
     latest = scorecard[scorecard["date"] == last]
     warnings = latest["warning"].dropna().tolist()
@@ -114,8 +144,20 @@ def metric_scorecard_asset(context: dg.AssetExecutionContext, duckdb: DuckDBReso
             "warnings_latest_day": len(warnings),
             "not_attributable_latest_day": int((~latest["attributable"].astype(bool)).sum()),
             "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
-            "latest": _markdown(latest, ["experiment_id", "metric", "attributable", "units_per_day", "mde_relative",
-                                         "key_result", "days_needed", "mde_relative_at_deadline", "detectable_by_deadline"]),
+            "latest": _markdown(
+                latest,
+                [
+                    "experiment_id",
+                    "metric",
+                    "attributable",
+                    "units_per_day",
+                    "mde_relative",
+                    "key_result",
+                    "days_needed",
+                    "mde_relative_at_deadline",
+                    "detectable_by_deadline",
+                ],
+            ),
         }
     )
 

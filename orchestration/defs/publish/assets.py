@@ -13,13 +13,31 @@ from orchestration.defs.retraining.assets import REQUESTS_KEY
 from orchestration.lib.publish import publish
 from orchestration.lib.settings import analytics_path, exports_dir
 
-MART_KEYS = [dg.AssetKey(["marts", m]) for m in ("kpi_daily", "kpi_daily_by_segment", "retention_cohorts",
-                                                  "model_health_daily", "feature_drift_daily", "leading_lagging",
-                                                  "bias_daily")]
+MART_KEYS = [
+    dg.AssetKey(["marts", m])
+    for m in (
+        "kpi_daily",
+        "kpi_daily_by_segment",
+        "retention_cohorts",
+        "model_health_daily",
+        "feature_drift_daily",
+        "leading_lagging",
+        "bias_daily",
+    )
+]
 SNAPSHOT_KEY = dg.AssetKey(["publish", "analytics_snapshot"])
 # The tables analysts read: each declares a freshness policy; publish/freshness.py checks their partitions.
-PUBLISHED_TABLE_KEYS = [RESULTS_KEY, IMPACT_KEY, ALERTS_KEY, REQUESTS_KEY, OKR_PROGRESS_KEY, SCORECARD_KEY,
-                        GROUP_RATES_KEY, VERDICTS_KEY, *MART_KEYS]
+PUBLISHED_TABLE_KEYS = [
+    RESULTS_KEY,
+    IMPACT_KEY,
+    ALERTS_KEY,
+    REQUESTS_KEY,
+    OKR_PROGRESS_KEY,
+    SCORECARD_KEY,
+    GROUP_RATES_KEY,
+    VERDICTS_KEY,
+    *MART_KEYS,
+]
 
 
 @dg.asset(

@@ -42,7 +42,9 @@ def _check_result(result: SuiteResult, table: str) -> dg.AssetCheckResult:
             "observed_value": None if o.observed_value is None else str(o.observed_value),
             "detail": o.detail,  # e.g. the missing columns
             "failed_days": [str(d) for d in o.failed_days],
-            "unexpected_by_day": {str(d): n for d, n in sorted(o.unexpected_by_day.items(), key=lambda kv: str(kv[0])) if n},
+            "unexpected_by_day": {
+                str(d): n for d, n in sorted(o.unexpected_by_day.items(), key=lambda kv: str(kv[0])) if n
+            },
         }
         for o in result.failed
     }
@@ -50,9 +52,11 @@ def _check_result(result: SuiteResult, table: str) -> dg.AssetCheckResult:
     every_day = bool(failed_days) and len(failed_days) == len(result.days)
     description = result.summary()
     if failed_days and not every_day:
-        description = (f"held back {len(failed_days)} of {len(result.days)} days ({', '.join(map(str, failed_days))}): "
-                       f"the staging views exclude raw.{table}'s rows of those days; "
-                       f"the other days proceed\n{description}")
+        description = (
+            f"held back {len(failed_days)} of {len(result.days)} days ({', '.join(map(str, failed_days))}): "
+            f"the staging views exclude raw.{table}'s rows of those days; "
+            f"the other days proceed\n{description}"
+        )
     return dg.AssetCheckResult(
         passed=not failed_days,
         # ERROR blocks everything downstream; WARN reports the held-back days and lets the others through
@@ -74,12 +78,16 @@ def gate_rows(conn, suite: dict, result: SuiteResult) -> pd.DataFrame:
     expectations and the rows it read."""
     days = list(result.days)
     rows = rows_read_per_day(conn, suite["table"], days[0], days[-1])
-    return pd.DataFrame({
-        "date": days, "suite": suite["name"], "table_name": suite["table"],
-        "passed": [not result.day_failures(d) for d in days],
-        "failed_expectations": [json.dumps([o.name for o in result.day_failures(d)]) for d in days],
-        "rows_validated": [rows.get(pd.Timestamp(d).date(), 0) for d in days],
-    })
+    return pd.DataFrame(
+        {
+            "date": days,
+            "suite": suite["name"],
+            "table_name": suite["table"],
+            "passed": [not result.day_failures(d) for d in days],
+            "failed_expectations": [json.dumps([o.name for o in result.day_failures(d)]) for d in days],
+            "rows_validated": [rows.get(pd.Timestamp(d).date(), 0) for d in days],
+        }
+    )
 
 
 def _record(conn, suite: dict, result: SuiteResult) -> None:
@@ -87,8 +95,10 @@ def _record(conn, suite: dict, result: SuiteResult) -> None:
     frame = gate_rows(conn, suite, result)
     ensure_gate_results(conn)
     conn.execute("BEGIN TRANSACTION")
-    conn.execute(f"DELETE FROM {GATE_RESULTS} WHERE suite = ? AND date BETWEEN ? AND ?",
-                 [suite["name"], result.days[0], result.days[-1]])
+    conn.execute(
+        f"DELETE FROM {GATE_RESULTS} WHERE suite = ? AND date BETWEEN ? AND ?",
+        [suite["name"], result.days[0], result.days[-1]],
+    )
     conn.register("_gate_rows", frame)
     conn.execute(f"INSERT INTO {GATE_RESULTS} BY NAME SELECT * FROM _gate_rows")
     conn.execute("COMMIT")
@@ -104,8 +114,10 @@ def build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
         name=f"{suite_name}_suite",
         blocking=True,
         partitions_def=daily_partitions,
-        description=(f"Great Expectations suite expectations/suites/{suite_name}.yml on the partition's rows of raw.{table}, "
-                     "a verdict per day: ERROR when every day failed, WARN naming the held-back days otherwise."),
+        description=(
+            f"Great Expectations suite expectations/suites/{suite_name}.yml on the partition's rows of raw.{table}, "
+            "a verdict per day: ERROR when every day failed, WARN naming the held-back days otherwise."
+        ),
     )
     def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
         first, last = run_date_range(context)

@@ -20,8 +20,15 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.model_health.alerts import ALERTS_KEY, evaluation_window
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
 from orchestration.lib.alerts import load_alert_config
-from orchestration.lib.bias import (COUNT_COLUMNS, KEYS, NOT_ASSESSED, POPULATION_COLUMNS, bias_verdicts, group_rates,
-                                    summarise_verdicts)
+from orchestration.lib.bias import (
+    COUNT_COLUMNS,
+    KEYS,
+    NOT_ASSESSED,
+    POPULATION_COLUMNS,
+    bias_verdicts,
+    group_rates,
+    summarise_verdicts,
+)
 from orchestration.lib.project_config import load_config
 from orchestration.lib.retraining import REQUEST_SCHEMA, keep_decisions, pending_by_day, requests_between, snapshot_gate
 from orchestration.lib.settings import exports_dir
@@ -73,8 +80,11 @@ def record_blocked(conn, day, models: list[str], reason: str) -> None:
     """The retraining run for ``day`` stopped: the requests say so, and why."""
     ensure_requests_table(conn)
     if models:
-        conn.execute(f"UPDATE {REQUESTS_TABLE} SET status = 'blocked', status_reason = ? WHERE date = ? AND model_id IN "
-                     f"({', '.join('?' for _ in models)})", [reason, day, *models])
+        conn.execute(
+            f"UPDATE {REQUESTS_TABLE} SET status = 'blocked', status_reason = ? WHERE date = ? AND model_id IN "
+            f"({', '.join('?' for _ in models)})",
+            [reason, day, *models],
+        )
 
 
 @dg.asset(
@@ -99,12 +109,20 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
     first, last = evaluation_window(context)
     k = int(config.retraining["persist_days"])
     with duckdb.get_connection() as conn:
-        alerts = conn.execute("SELECT * FROM marts.alerts WHERE date BETWEEN ? AND ?", [first - timedelta(days=k + 3), last]).df()
-        health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [first - timedelta(days=k), last]).df()
+        alerts = conn.execute(
+            "SELECT * FROM marts.alerts WHERE date BETWEEN ? AND ?", [first - timedelta(days=k + 3), last]
+        ).df()
+        health = conn.execute(
+            "SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [first - timedelta(days=k), last]
+        ).df()
         ensure_requests_table(conn)
         existing = conn.execute(f"SELECT * FROM {REQUESTS_TABLE} WHERE date BETWEEN ? AND ?", [first, last]).df()
-        requests = keep_decisions(requests_between(alerts, health, config.retraining, config.min_labelled, first, last,
-                                                   str(exports_dir()), config.floors), existing)
+        requests = keep_decisions(
+            requests_between(
+                alerts, health, config.retraining, config.min_labelled, first, last, str(exports_dir()), config.floors
+            ),
+            existing,
+        )
         replace_date_range(conn, REQUESTS_TABLE, REQUEST_SCHEMA, requests, "date", first, last)
     pending = requests[requests["status"] == "requested"]  # pending_by_day filters the same way
     return dg.MaterializeResult(
@@ -113,8 +131,12 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
             "window": f"{first} .. {last}",
             # read by the retraining sensor (it never opens the warehouse: one writer): day -> models
             "pending_requests": dg.MetadataValue.json(pending_by_day(pending)),
-            "reasons": dg.MetadataValue.json({f"{pd.Timestamp(d).date()} {m}": r for d, m, r in
-                                              zip(pending["date"], pending["model_id"], pending["reason"])}),
+            "reasons": dg.MetadataValue.json(
+                {
+                    f"{pd.Timestamp(d).date()} {m}": r
+                    for d, m, r in zip(pending["date"], pending["model_id"], pending["reason"])
+                }
+            ),
         }
     )
 
@@ -127,8 +149,10 @@ def _requested_models(conn, day) -> list[str]:
 def _training_start(conn, models: list[str], window_start):
     """The window starts no earlier than the first prediction of the requested models: before it there is nothing to read."""
     listed = models or [None]
-    born = conn.execute(f"SELECT min(first_date) FROM intermediate.int_model_versions WHERE model_id IN ({', '.join('?' for _ in listed)})",
-                        listed).fetchone()[0]
+    born = conn.execute(
+        f"SELECT min(first_date) FROM intermediate.int_model_versions WHERE model_id IN ({', '.join('?' for _ in listed)})",
+        listed,
+    ).fetchone()[0]
     return max(window_start, born) if born else window_start
 
 
@@ -153,24 +177,40 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
         start = _training_start(conn, models, window_start)
         gates = conn.execute(
             f"SELECT date, table_name, passed FROM quality.gate_results WHERE table_name IN ({', '.join('?' for _ in TRAINING_INPUTS)}) "
-            "AND date BETWEEN ? AND ?", [*TRAINING_INPUTS, start, day]).df()
+            "AND date BETWEEN ? AND ?",
+            [*TRAINING_INPUTS, start, day],
+        ).df()
         gate = snapshot_gate(gates, TRAINING_INPUTS, start, day)
         if gate.passed:
             conn.execute("CREATE SCHEMA IF NOT EXISTS retraining")
             listed = ", ".join(f"'{m}'" for m in models) or "NULL"
-            select = CANDIDATES_SQL.format(day=day, start=start, models=listed,
-                                           attributes=attribute_columns_sql(load_config().attribute_columns))
+            select = CANDIDATES_SQL.format(
+                day=day, start=start, models=listed, attributes=attribute_columns_sql(load_config().attribute_columns)
+            )
             conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {select}")
-            counts = dict(conn.execute("SELECT model_id, count(*) FROM retraining.training_candidates GROUP BY 1").fetchall())
+            counts = dict(
+                conn.execute("SELECT model_id, count(*) FROM retraining.training_candidates GROUP BY 1").fetchall()
+            )
         else:
             record_blocked(conn, day, models, gate.reason)
     if not gate.passed:  # raised outside the `with`: DuckDBResource closes its connection only on a clean exit
-        raise dg.Failure(description=gate.reason, metadata={
-            "failed_days": dg.MetadataValue.json({t: [str(d) for d in days] for t, days in gate.failed.items()}),
-            "unvalidated_days": dg.MetadataValue.json({t: [str(d) for d in days] for t, days in gate.missing.items()}),
-        })
-    return dg.MaterializeResult(metadata={"models": dg.MetadataValue.json(models), "rows_by_model": dg.MetadataValue.json(counts),
-                                          "window": f"{start} .. {day}", "quality_gate": gate.reason})
+        raise dg.Failure(
+            description=gate.reason,
+            metadata={
+                "failed_days": dg.MetadataValue.json({t: [str(d) for d in days] for t, days in gate.failed.items()}),
+                "unvalidated_days": dg.MetadataValue.json(
+                    {t: [str(d) for d in days] for t, days in gate.missing.items()}
+                ),
+            },
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "models": dg.MetadataValue.json(models),
+            "rows_by_model": dg.MetadataValue.json(counts),
+            "window": f"{start} .. {day}",
+            "quality_gate": gate.reason,
+        }
+    )
 
 
 def candidate_group_counts(conn, attributes: list[str]) -> pd.DataFrame:
@@ -205,12 +245,18 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
         if attributes:
             verdicts = bias_verdicts(group_rates(candidate_group_counts(conn, attributes)), thresholds)
         else:
-            verdicts = bias_verdicts(group_rates(pd.DataFrame(columns=[*KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS])), thresholds)
+            verdicts = bias_verdicts(
+                group_rates(pd.DataFrame(columns=[*KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS])), thresholds
+            )
         passed = bool(verdicts["passed"].all()) if len(verdicts) else True
         if not attributes:
             reason = f"snapshot may be exported; {NOT_ASSESSED}"
         else:
-            reason = "fair: snapshot may be exported" if passed else f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
+            reason = (
+                "fair: snapshot may be exported"
+                if passed
+                else f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
+            )
         if not passed:
             record_blocked(conn, day, _requested_models(conn, day), reason)
     return dg.AssetCheckResult(
@@ -236,12 +282,18 @@ def training_snapshot_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRes
     with duckdb.get_connection() as conn:
         ensure_requests_table(conn)
         for model_id, path in conn.execute(
-            f"SELECT model_id, snapshot_path FROM {REQUESTS_TABLE} WHERE date = ?", [day]).fetchall():
+            f"SELECT model_id, snapshot_path FROM {REQUESTS_TABLE} WHERE date = ?", [day]
+        ).fetchall():
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            conn.execute(f"COPY (SELECT * FROM retraining.training_candidates WHERE model_id = ?) TO '{target}' (FORMAT parquet)", [model_id])
-            conn.execute(f"UPDATE {REQUESTS_TABLE} SET status = 'snapshot_ready', status_reason = NULL WHERE date = ? AND model_id = ?",
-                         [day, model_id])
+            conn.execute(
+                f"COPY (SELECT * FROM retraining.training_candidates WHERE model_id = ?) TO '{target}' (FORMAT parquet)",
+                [model_id],
+            )
+            conn.execute(
+                f"UPDATE {REQUESTS_TABLE} SET status = 'snapshot_ready', status_reason = NULL WHERE date = ? AND model_id = ?",
+                [day, model_id],
+            )
             written[model_id] = str(target)
     return dg.MaterializeResult(metadata={"snapshots": dg.MetadataValue.json(written)})
 

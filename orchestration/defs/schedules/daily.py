@@ -11,8 +11,11 @@ from orchestration.lib.settings import schedule_hour
 # the freshness checks, which judge the schedule (their own sensor runs them).
 daily_job = dg.define_asset_job(
     "daily_impact_ledger",
-    selection=(dg.AssetSelection.all() - dg.AssetSelection.assets(CANDIDATES_KEY, SNAPSHOT_KEY)
-               - dg.AssetSelection.checks(*published_freshness_checks)),
+    selection=(
+        dg.AssetSelection.all()
+        - dg.AssetSelection.assets(CANDIDATES_KEY, SNAPSHOT_KEY)
+        - dg.AssetSelection.checks(*published_freshness_checks)
+    ),
     description="Ingest, dbt build (with tests), quality gates and attribution for one day.",
 )
 

@@ -62,8 +62,9 @@ class ImpactLedgerTranslator(DagsterDbtTranslator):
         return spec
 
 
-def with_row_counts(context: dg.AssetExecutionContext, invocation: DbtCliInvocation, duckdb: DuckDBResource,
-                    first, last):
+def with_row_counts(
+    context: dg.AssetExecutionContext, invocation: DbtCliInvocation, duckdb: DuckDBResource, first, last
+):
     """dbt's events with `dagster/row_count` and `rows_in_range` (rows of the run's days) on each table model.
 
     Counting waits until dbt has exited (DuckDB allows one writer), then uses one
