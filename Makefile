@@ -12,7 +12,7 @@ DEMO_ARGS ?= --days 60 --users 20000 --seed 8
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export GX_ANALYTICS_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
-# one planned event per asset for a backfill's range, not per day (orchestration/defs/runs.py)
+# one planned event per asset for a backfill's range, not per day (orchestration/runs.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
 .PHONY: install manifest demo test dev docs clean

@@ -190,7 +190,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def _materialize_range(first: date, last: date, source: Path, days_per_run: int | None) -> int:
-    from orchestration.defs.runs import materialize_days
+    from orchestration.runs import materialize_days
 
     days = (last - first).days + 1
     print(f"materialising {first} .. {last} ({days} day(s)) from {source} into {warehouse_path()}")

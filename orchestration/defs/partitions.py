@@ -8,6 +8,10 @@ from orchestration.lib.settings import partitions_start
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=partitions_start(), timezone="UTC")
 
+# A run over a range of days carries it in these tags (the CLI's runs, Dagster's single-run backfills).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 # A backfill of many days is one run: ingest loops over its days, dbt gets the
 # range as min_date/max_date once.
 single_run = dg.BackfillPolicy.single_run()

@@ -39,7 +39,7 @@ class Pipeline:
             return conn.execute(sql, params or []).df()
 
     def run(self, first: date, last: date | None = None):
-        from orchestration.defs.runs import materialize_days
+        from orchestration.runs import materialize_days
 
         return materialize_days(first, last or first)
 
@@ -50,7 +50,7 @@ def _materialize(source: Path, db: Path, first: date, last: date, instance=None)
         mp.setenv("IMPACT_LEDGER_EXPORTS", str(db.parent / "exports"))
         mp.setenv("IMPACT_LEDGER_ANALYTICS_DB", str(db.parent / "analytics.duckdb"))
         mp.setenv("IMPACT_LEDGER_SOURCE", str(source))
-        from orchestration.defs.runs import materialize_days
+        from orchestration.runs import materialize_days
 
         outcome = materialize_days(first, last, instance=instance)
     assert outcome.success, outcome.failures

@@ -150,7 +150,7 @@ def retraining_world(tmp_path: Path, monkeypatch, bias_shift: float) -> tuple[Pi
 
 
 def test_retraining_snapshot_is_blocked_when_bias_is_planted(tmp_path, monkeypatch):
-    from orchestration.defs.runs import run_retraining
+    from orchestration.runs import run_retraining
 
     p, day = retraining_world(tmp_path, monkeypatch, bias_shift=2.2)
     # first a window day whose users gate never ran: not validated, so blocked before any bias verdict
@@ -183,7 +183,7 @@ def test_retraining_snapshot_is_blocked_when_bias_is_planted(tmp_path, monkeypat
 
 
 def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkeypatch):
-    from orchestration.defs.runs import run_retraining
+    from orchestration.runs import run_retraining
 
     p, day = retraining_world(tmp_path, monkeypatch, bias_shift=0.0)
     outcome = run_retraining(day)

@@ -112,7 +112,7 @@ def test_a_backfill_holds_back_only_its_bad_day_and_equals_day_by_day_runs(e2e_w
         db.parent.mkdir()
         shutil.copy(history_db, db)
 
-    from orchestration.defs.runs import materialize_days
+    from orchestration.runs import materialize_days
 
     with pytest.MonkeyPatch.context() as mp:
         for var, value in (

@@ -73,7 +73,7 @@ def _tables(db: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def file_only_db(pg_world, tmp_path_factory):
-    from orchestration.defs.runs import materialize_days
+    from orchestration.runs import materialize_days
 
     source, truth = pg_world
     tmp = tmp_path_factory.mktemp("pg_file_only")
@@ -87,7 +87,7 @@ def file_only_db(pg_world, tmp_path_factory):
 @pytest.fixture(scope="session")
 def mixed_db(pg, pg_world, tmp_path_factory):
     """Business tables from PostgreSQL, the model logs from a lake folder, model_costs from the landing zone."""
-    from orchestration.defs.runs import materialize_days
+    from orchestration.runs import materialize_days
 
     source, truth = pg_world
     tmp = tmp_path_factory.mktemp("pg_mixed")
@@ -161,7 +161,7 @@ def _raw_run(tables: list[str], first: date, last: date):
     """Materialise only these raw assets for first..last (one run, as a backfill), as the job runs them."""
     from orchestration.defs.ingest.assets import build_raw_asset
     from orchestration.defs.resources import build_resources
-    from orchestration.defs.runs import RANGE_END_TAG, RANGE_START_TAG
+    from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     resources = {"duckdb": build_resources()["duckdb"]}
     with dg.DagsterInstance.ephemeral() as instance:

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.defs.runs import execute_with_progress
+from orchestration.runs import execute_with_progress
 from orchestration.lib.settings import PROJECT_ROOT
 
 COMMANDS = ("generate", "init", "materialize", "summary", "query", "report")

@@ -14,7 +14,7 @@ from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
 from orchestration.defs.notify.sensors import alert_notifications_sensor
 from orchestration.defs.partitions import daily_partitions, single_run
 from orchestration.defs.quality.checks import GATE_RESULTS_SCHEMA
-from orchestration.defs.runs import RANGE_END_TAG, RANGE_START_TAG
+from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from orchestration.lib.warehouse import ensure_table
 
 

@@ -20,7 +20,7 @@ import dagster as dg
 import pandas as pd
 
 from orchestration.defs.partitions import days_between
-from orchestration.defs.runs import RANGE_END_TAG, RANGE_START_TAG
+from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 from orchestration.lib.notify import (
     Notification,
     NotifyCursor,

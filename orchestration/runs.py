@@ -15,8 +15,7 @@ import dagster as dg
 # Dagster does not mark each day failed when such a run fails (the run and the check say why).
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 
 @dataclass
