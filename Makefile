@@ -15,7 +15,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # one planned event per asset for a backfill's range, not per day (orchestration/runs.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
-.PHONY: install manifest demo test dev docs clean
+.PHONY: install manifest demo test dev docs clean postgres-binaries
 
 # The demo's own project file names its models, protected attributes and OKRs;
 # your data gets its own (`impact-ledger init --source DIR`).
@@ -44,8 +44,17 @@ demo: $(INSTALLED) $(MANIFEST)
 	$(BIN)/impact-ledger materialize --source data/raw
 	$(BIN)/impact-ledger summary
 
+# The PostgreSQL source tests start a throw-away server from the Debian binaries (on this image);
+# where they are missing and we may install packages, install them.
+PG_INITDB := /usr/lib/postgresql/15/bin/initdb
+postgres-binaries:
+	@test -x $(PG_INITDB) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ echo "installing postgresql-15 for the PostgreSQL source tests"; apt-get install -y -q postgresql-15 >/dev/null || \
+		  { apt-get update -q >/dev/null && apt-get install -y -q postgresql-15 >/dev/null; }; }; } || \
+		echo "note: $(PG_INITDB) is missing: the postgres-marked tests will fail (apt-get install postgresql-15)"
+
 # Lint and format first (seconds), then every test, slow ones included.
-test: $(INSTALLED) $(MANIFEST)
+test: $(INSTALLED) $(MANIFEST) postgres-binaries
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
