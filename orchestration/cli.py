@@ -27,9 +27,14 @@ def _date(text: str) -> date:
 
 def _analyst_connection(db: Path):
     """Read-only, no file access, locked configuration (lib/warehouse.py): analysts' SQL reads this file only."""
+    import duckdb
+
     from orchestration.lib.warehouse import analyst_connection
 
-    return analyst_connection(db)
+    try:
+        return analyst_connection(db)
+    except duckdb.Error as err:  # e.g. a file that is not a DuckDB database, or a newer DuckDB's file
+        raise CliError(f"cannot open '{db}' as a DuckDB database: {str(err).splitlines()[0]}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -276,7 +281,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     db = Path(args.db).resolve() if args.db else warehouse_path()
     if not db.is_file():
         raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
-    with duckdb.connect(str(db), read_only=True) as conn:
+    with _analyst_connection(db) as conn:
         try:
             results = conn.execute(SUMMARY_RESULTS_SQL).df()
             impact = conn.execute(SUMMARY_IMPACT_SQL).df()

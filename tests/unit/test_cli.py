@@ -152,3 +152,13 @@ def test_progress_lines_stream_while_the_run_executes():
     ]
     elapsed = [float(re.match(r"\[ *(\d+\.\d)s\]", line).group(1)) for line in lines]
     assert elapsed == sorted(elapsed)
+
+
+def test_a_db_that_is_not_duckdb_is_one_line_without_traceback(tmp_path):
+    not_duckdb = tmp_path / "notes.txt"
+    not_duckdb.write_text("not a database\n")
+    for args in (("summary",), ("report",), ("query", "SELECT 1")):
+        result = run(*args, "--db", str(not_duckdb))
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert f"cannot open '{not_duckdb}' as a DuckDB database" in result.stderr
