@@ -449,6 +449,32 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 
 
+EXAMPLES = {
+    "generate": ["impact-ledger generate --out data/raw --days 60 --users 20000 --seed 8"],
+    "init": ["impact-ledger init --source landing/", "impact-ledger init --source landing/ --out prod.yml --force"],
+    "materialize": [
+        "impact-ledger materialize --config impact_ledger.yml --source landing/",
+        "impact-ledger materialize --start 2026-09-01 --end 2026-09-30 --days-per-run 7",
+    ],
+    "summary": ["impact-ledger summary", "impact-ledger summary --db data/warehouse.duckdb"],
+    "query": ['impact-ledger query "SELECT * FROM marts.alerts ORDER BY date DESC" --max-rows 20'],
+    "report": ["impact-ledger report --date 2026-10-30 --out data/reports"],
+}
+
+
+def _command(sub, name: str, summary: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does, with examples (dates are YYYY-MM-DD, UTC days)."""
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]) + "\n\ndates are YYYY-MM-DD (UTC days)"
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="impact-ledger",
@@ -456,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
-    gen = sub.add_parser("generate", help="write a synthetic world (every raw table + truth.json)")
+    gen = _command(sub, "generate", "write a synthetic world (every raw table + truth.json)")
     gen.add_argument("--out", default="data/raw", help="output folder (default: data/raw)")
     gen.add_argument("--days", type=_positive_int, default=60, help="days of history (default: 60)")
     gen.add_argument("--users", type=_positive_int, default=20_000, help="users (default: 20000)")
@@ -467,16 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start-date", type=_date, default=date(2026, 9, 1), help="first day (default: 2026-09-01)")
     gen.set_defaults(func=cmd_generate)
 
-    ini = sub.add_parser("init", help="write a first project file (impact_ledger.yml) inferred from a landing zone")
+    ini = _command(sub, "init", "write a first project file (impact_ledger.yml) inferred from a landing zone")
     ini.add_argument("--source", required=True, help="landing zone: one folder or file per table, CSV or Parquet")
     ini.add_argument("--out", default="impact_ledger.yml", help="project file to write (default: ./impact_ledger.yml)")
     ini.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     ini.add_argument("--config", help="a project file whose `sources:` (databases, lake folders) init also inspects")
     ini.set_defaults(func=cmd_init)
 
-    mat = sub.add_parser(
-        "materialize", aliases=["materialise"], help="load, transform, gate and attribute a range of days"
-    )
+    mat = _command(sub, "materialize", "load, transform, gate and attribute a range of days", aliases=["materialise"])
     mat.add_argument(
         "--config", help="project file (default: IMPACT_LEDGER_CONFIG, else ./impact_ledger.yml, else defaults)"
     )
@@ -490,19 +514,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mat.set_defaults(func=cmd_materialize)
 
-    summ = sub.add_parser("summary", help="print the latest attribution results")
+    summ = _command(sub, "summary", "print the latest attribution results, model value, alerts and leading indicators")
     summ.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
     summ.set_defaults(func=cmd_summary)
 
-    query = sub.add_parser("query", help="run read-only SQL against the analytics snapshot and print a table")
+    query = _command(sub, "query", "run read-only SQL against the analytics snapshot and print a table")
     query.add_argument("sql", help='e.g. "SELECT * FROM attribution.model_impact ORDER BY as_of_date DESC LIMIT 5"')
     query.add_argument("--db", help="snapshot database (default: IMPACT_LEDGER_ANALYTICS_DB or data/analytics.duckdb)")
     query.add_argument("--max-rows", type=_positive_int, default=50, help="rows to print (default: 50)")
     query.set_defaults(func=cmd_query)
 
-    rep = sub.add_parser(
-        "report", help="write the self-contained HTML report of a day (plots, alerts, fairness, quality)"
-    )
+    rep = _command(sub, "report", "write the self-contained HTML report of a day (plots, alerts, fairness, quality)")
     rep.add_argument("--date", type=_date, help="as-of day (default: the latest day with data)")
     rep.add_argument("--db", help="database to read (default: the analytics snapshot, IMPACT_LEDGER_ANALYTICS_DB)")
     rep.add_argument("--out", help="output folder (default: IMPACT_LEDGER_REPORTS or data/reports)")
