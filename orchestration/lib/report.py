@@ -1,7 +1,9 @@
 """The daily HTML report: value, lift, health, alerts, fairness and data quality as of one day.
 
-``build_report(conn, as_of)`` reads the few rows it needs (every table filtered
-to days <= as_of) and returns one self-contained HTML page; ``write_report``
+Three layers: ``report_data`` reads each section's rows (published tables only,
+days <= as_of), this module turns them into sections (tables, figures, the
+summary), ``report_figures`` / ``report_html`` draw and assemble the page.
+``build_report(conn, as_of)`` returns one self-contained HTML page; ``write_report``
 writes it to ``<out_dir>/impact_ledger_<day>.html`` atomically. Works on the
 warehouse or on the analysts' read-only snapshot: a table that is missing
 (an older warehouse, or one the snapshot does not publish) becomes a note,
@@ -14,66 +16,27 @@ embedded as JSON, so the numbers in the page can be checked without a browser.
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from orchestration.lib.alerts import AlertConfig, load_alert_config
 from orchestration.lib.attribution import ROI_LABEL, ROI_NOTE, correction_name, roi_text, significance_text
-from orchestration.lib.bias import (
-    NOT_ASSESSED,
-    VERDICT_RATES,
-    bias_verdicts,
-    group_intervals,
-    group_rates,
-    summarise_verdicts,
-)
-from orchestration.lib.project_config import load_config
+from orchestration.lib import report_data as data
+from orchestration.lib import report_figures as rf
+from orchestration.lib.bias import NOT_ASSESSED, VERDICT_RATES, group_intervals, summarise_verdicts
 from orchestration.lib.leading import describe, kpi_drop_leads
+from orchestration.lib.project_config import load_config
+from orchestration.lib.report_data import ReportDataError, existing_tables, latest_report_date
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
 from orchestration.lib.settings import dbt_var
 
-# Which day columns tell whether a day has data at all (table -> column).
-DAY_COLUMNS = {
-    "attribution.experiment_results": "as_of_date",
-    "marts.model_health_daily": "date",
-    "marts.kpi_daily": "date",
-}
-COLORS = ["#1f5fa8", "#d9822b", "#2e7d32", "#8e24aa", "#00838f", "#6d4c41", "#c2185b", "#546e7a"]
-BAD, OK, EXCLUDED = "#c62828", "#1f5fa8", "#9aa5b1"
-LAYOUT = dict(
-    template="none",
-    font=dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12, color="#1f2933"),
-    paper_bgcolor="white",
-    plot_bgcolor="white",
-    margin=dict(l=60, r=20, t=50, b=40),
-    legend=dict(orientation="h", y=-0.12),
-    hovermode="x unified",
-)
-AXES = dict(showgrid=True, gridcolor="#e4e7eb", zeroline=False, linecolor="#9aa5b1", showline=True)
-
-# The estimate the attribution step reports as headline (CUPED where it applies).
-HEADLINE_LIFT_SQL = """
-SELECT model_id, experiment_id, metric, as_of_date, estimate, is_guardrail, guardrail_verdict,
-       n_control, n_treatment, p_value_adjusted, trustworthy, untrusted_reason,
-       CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
-       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
-       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high, {decision}
-FROM attribution.experiment_results
-WHERE analysis_window = 'cumulative' AND as_of_date <= ?
-ORDER BY model_id, metric, as_of_date
-"""
-# Decision columns (issue 13); a table written before they existed shows them as unknown.
-DECISION_COLUMNS = ("significant", "multiple_testing", "degenerate_reason", "decision_grade", "decision_grade_reason")
-IMPACT_DECISION_COLUMNS = ("roi_ci_low", "roi_ci_high", "decision_grade", "decision_grade_reason")
-
-
-class ReportDataError(ValueError):
-    """The database has nothing to report for the requested day."""
+__all__ = ["ReportDataError", "Report", "latest_report_date", "render_report", "build_report", "write_report"]
 
 
 @dataclass
@@ -82,57 +45,6 @@ class Report:
     html: str
     summary: dict
     plots: list[str]
-
-
-# ---------------------------------------------------------------- data access
-
-
-def existing_tables(conn) -> set[str]:
-    rows = conn.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
-    ).fetchall()
-    return {f"{schema}.{name}" for schema, name in rows}
-
-
-def _latest(conn, tables: set[str]) -> dict[str, date]:
-    out = {}
-    for t, column in DAY_COLUMNS.items():
-        if t in tables and (day := conn.execute(f"SELECT max({column}) FROM {t}").fetchone()[0]) is not None:
-            out[t] = pd.Timestamp(day).date()
-    return out
-
-
-def latest_report_date(conn) -> date | None:
-    """The newest day any core table (attribution results, model health, KPIs) has rows for."""
-    days = _latest(conn, existing_tables(conn)).values()
-    return max(days) if days else None
-
-
-def _require_data_on(conn, tables: set[str], as_of: date) -> None:
-    for t, column in DAY_COLUMNS.items():
-        if t in tables and conn.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [as_of]).fetchone()[0]:
-            return
-    latest = _latest(conn, tables)
-    hint = (
-        f"; the latest day with data is {max(latest.values())}" if latest else "; the database has no report tables yet"
-    )
-    raise ReportDataError(
-        f"nothing to report for {as_of}: none of {', '.join(DAY_COLUMNS)} has rows for that day{hint}"
-    )
-
-
-def _frame(conn, sql: str, params=None) -> pd.DataFrame:
-    return conn.execute(sql, params or []).df()
-
-
-def _latest_rows(conn, table: str, day_column: str, as_of: date, where: str = "TRUE") -> pd.DataFrame:
-    """``table``'s rows of its newest day <= as_of (optional sections show their current state)."""
-    return _frame(
-        conn,
-        f"SELECT * FROM {table} WHERE {where} AND {day_column} = "
-        f"(SELECT max({day_column}) FROM {table} WHERE {where} AND {day_column} <= ?)",
-        [as_of],
-    )
 
 
 # ------------------------------------------------------------------- formatting
@@ -154,12 +66,38 @@ def _money(x) -> str:
     return "n/a" if _missing(x) else f"{x:,.0f}"
 
 
+def _currency_amount(currency: str):
+    """Money with thousands separators and the project's currency (never 1e+05)."""
+    return lambda x: "n/a" if _missing(x) else f"{x:,.0f} {currency}"
+
+
+def _significant(rows: pd.DataFrame) -> list[bool]:
+    """The published flag (adjusted p below alpha); a row without it: whether its 95% CI excludes 0."""
+    return [
+        bool(flag) if not _missing(flag) else (not _missing(lo) and not _missing(hi) and (lo > 0 or hi < 0))
+        for flag, lo, hi in zip(rows["significant"], rows["ci_low"], rows["ci_high"])
+    ]
+
+
 def _interval(value, low, high, fmt) -> str:
     return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
 
 
 def _day(x) -> str | None:
     return None if _missing(x) or x is pd.NaT else pd.Timestamp(x).date().isoformat()
+
+
+def _expectations(value) -> str:
+    """A gate's failed expectations (stored as a JSON list) as readable text: none is empty, not '[]'."""
+    if _missing(value):
+        return ""
+    try:
+        items = json.loads(value) if isinstance(value, str) else list(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not isinstance(items, list):
+        return str(items)
+    return "; ".join(str(i if not isinstance(i, dict) else i.get("expectation_type") or i) for i in items)
 
 
 def _trust(flag, reason) -> str:
@@ -170,124 +108,6 @@ def _grade(flag, reason) -> str:
     if _missing(flag):
         return "n/a"
     return "yes" if bool(flag) else f"NO: {reason or 'reason not recorded'}"
-
-
-# --------------------------------------------------------------------- figures
-
-
-def _values(series) -> list:
-    return jsonable(list(series))
-
-
-def _new_figure(rows: int = 1, cols: int = 1, titles=None, shared_x: bool = False, height: int | None = None):
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(
-        rows=rows,
-        cols=cols,
-        subplot_titles=titles,
-        shared_xaxes=shared_x,
-        vertical_spacing=min(0.12, 0.3 / rows) if rows > 1 else 0.1,
-        horizontal_spacing=0.08,
-    )
-    fig.update_layout(**LAYOUT, height=height or max(320, 260 * rows))
-    fig.update_xaxes(**AXES)
-    fig.update_yaxes(**AXES)
-    return fig
-
-
-def _line(fig, x, y, name, color, row=1, col=1, dash=None, group=None, legend=True, mode="lines"):
-    import plotly.graph_objects as go
-
-    fig.add_trace(
-        go.Scatter(
-            x=_values(x),
-            y=_values(y),
-            name=name,
-            mode=mode,
-            legendgroup=group or name,
-            showlegend=legend,
-            line=dict(color=color, width=2, dash=dash),
-        ),
-        row=row,
-        col=col,
-    )
-
-
-def _band(fig, x, low, high, name, color, row=1, col=1, group=None):
-    """A shaded 95% CI: the upper edge, then the lower edge filled up to it."""
-    import plotly.graph_objects as go
-
-    fill = f"rgba({int(color[1:3], 16)}, {int(color[3:5], 16)}, {int(color[5:7], 16)}, 0.18)"
-    x = _values(x)
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=_values(high),
-            mode="lines",
-            line=dict(width=0),
-            name=f"{name} 95% CI high",
-            legendgroup=group or name,
-            showlegend=False,
-            hoverinfo="skip",
-        ),
-        row=row,
-        col=col,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=_values(low),
-            mode="lines",
-            line=dict(width=0),
-            fill="tonexty",
-            fillcolor=fill,
-            name=f"{name} 95% CI",
-            legendgroup=group or name,
-            showlegend=False,
-            hoverinfo="skip",
-        ),
-        row=row,
-        col=col,
-    )
-
-
-def _markers(fig, x, y, name, row=1, col=1, legend=True):
-    import plotly.graph_objects as go
-
-    fig.add_trace(
-        go.Scatter(
-            x=_values(x),
-            y=_values(y),
-            name=name,
-            mode="markers",
-            legendgroup=name,
-            showlegend=legend,
-            marker=dict(color=BAD, symbol="x", size=9),
-        ),
-        row=row,
-        col=col,
-    )
-
-
-def _threshold(fig, y, text, row=1, col=1):
-    fig.add_hline(
-        y=y,
-        line=dict(color=BAD, dash="dash", width=1.5),
-        annotation_text=text,
-        annotation_position="top left",
-        annotation_font_color=BAD,
-        row=row,
-        col=col,
-    )
-
-
-def _zero(fig, row=1, col=1):
-    fig.add_hline(y=0, line=dict(color="#616e7c", dash="dot", width=1), row=row, col=col)
-
-
-def _done(fig) -> dict:
-    return fig.to_plotly_json()
 
 
 # -------------------------------------------------------------------- sections
@@ -316,19 +136,12 @@ class ReportBuilder:
     def lifts(self) -> pd.DataFrame:
         if not self.has("attribution.experiment_results"):
             return pd.DataFrame()
-        have = set(_frame(self.conn, "SELECT * FROM attribution.experiment_results LIMIT 0").columns)
-        decision = ", ".join(c if c in have else f"NULL AS {c}" for c in DECISION_COLUMNS)
-        return _frame(self.conn, HEADLINE_LIFT_SQL.format(decision=decision), [self.as_of])
+        return data.experiment_lifts(self.conn, self.as_of)
 
     def impact(self) -> pd.DataFrame:
         if not self.has("attribution.model_impact"):
             return pd.DataFrame()
-        return _frame(
-            self.conn,
-            "SELECT * FROM attribution.model_impact WHERE analysis_window = 'cumulative' "
-            "AND as_of_date <= ? ORDER BY model_id, as_of_date",
-            [self.as_of],
-        ).pipe(lambda f: f.assign(**{c: None for c in IMPACT_DECISION_COLUMNS if c not in f}))
+        return data.model_impact(self.conn, self.as_of)
 
     def headline(self, lifts: pd.DataFrame, impact: pd.DataFrame) -> Section:
         s = Section("Headline")
@@ -492,18 +305,28 @@ class ReportBuilder:
             titles = [
                 m + (" (guardrail)" if rows.loc[rows["metric"] == m, "is_guardrail"].any() else "") for m in metrics
             ]
-            fig = _new_figure(math.ceil(len(metrics) / cols), cols, titles)
+            fig = rf.new_figure(math.ceil(len(metrics) / cols), cols, titles)
             for i, metric in enumerate(metrics):
                 m = rows[rows["metric"] == metric]
                 row, col = i // cols + 1, i % cols + 1
-                _band(fig, m["as_of_date"], m["ci_low"], m["ci_high"], "lift", COLORS[0], row, col)
-                _line(
-                    fig, m["as_of_date"], m["lift"], "relative lift (95% CI shaded)", COLORS[0], row, col, legend=i == 0
+                rf.band(fig, m["as_of_date"], m["ci_low"], m["ci_high"], "lift", rf.COLORS[0], row, col)
+                rf.line(
+                    fig,
+                    m["as_of_date"],
+                    m["lift"],
+                    "relative lift (95% CI shaded)",
+                    rf.COLORS[0],
+                    row,
+                    col,
+                    legend=i == 0,
                 )
-                _zero(fig, row, col)
-            fig.update_yaxes(tickformat=".0%")
+                # significance cue per day: filled = significant after the correction, hollow grey = not
+                significant = _significant(m)
+                rf.significance_markers(fig, m["as_of_date"], m["lift"], significant, row, col, legend=i == 0)
+                rf.zero(fig, row, col)
+            fig.update_yaxes(tickformat="+.0%", title_text="relative lift")
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
-            s.plot(f"lift-{model_id}", _done(fig), f"No lift estimates for {model_id} yet.")
+            s.plot(f"lift-{model_id}", rf.done(fig), f"No lift estimates for {model_id} yet.")
         return s
 
     # value over time -----------------------------------------------------------
@@ -521,25 +344,29 @@ class ReportBuilder:
             s.add(note(f"No model value up to {self.as_of} yet."))
             return s
         models = sorted(impact["model_id"].unique())
-        fig = _new_figure(len(models), 1, [f"{m}" for m in models], height=300 * len(models))
+        fig = rf.new_figure(len(models), 1, [f"{m}" for m in models], height=300 * len(models))
         for i, model_id in enumerate(models):
             m = impact[impact["model_id"] == model_id]
             first = i == 0
-            _band(
+            rf.band(
                 fig,
                 m["as_of_date"],
                 m["incremental_value_ci_low"],
                 m["incremental_value_ci_high"],
                 "incremental",
-                COLORS[0],
+                rf.COLORS[0],
                 i + 1,
             )
-            _line(fig, m["as_of_date"], m["incremental_value"], "incremental value", COLORS[0], i + 1, legend=first)
-            _band(fig, m["as_of_date"], m["net_value_ci_low"], m["net_value_ci_high"], "net", COLORS[2], i + 1)
-            _line(fig, m["as_of_date"], m["net_value"], "net value", COLORS[2], i + 1, legend=first)
-            _line(fig, m["as_of_date"], m["model_cost"], "model cost", COLORS[1], i + 1, dash="dash", legend=first)
-            _zero(fig, i + 1)
-        s.plot("value", _done(fig), "No model value yet.")
+            rf.line(
+                fig, m["as_of_date"], m["incremental_value"], "incremental value", rf.COLORS[0], i + 1, legend=first
+            )
+            rf.band(fig, m["as_of_date"], m["net_value_ci_low"], m["net_value_ci_high"], "net", rf.COLORS[2], i + 1)
+            rf.line(fig, m["as_of_date"], m["net_value"], "net value", rf.COLORS[2], i + 1, legend=first)
+            rf.line(fig, m["as_of_date"], m["model_cost"], "model cost", rf.COLORS[1], i + 1, dash="dash", legend=first)
+            rf.zero(fig, i + 1)
+        currency = load_config().currency
+        fig.update_yaxes(tickformat=",.0f", title_text=currency)
+        s.plot("value", rf.done(fig), "No model value yet.")
         return s
 
     # model health ----------------------------------------------------------------
@@ -547,22 +374,10 @@ class ReportBuilder:
         s = Section("Model health")
         if not self.has("marts.model_health_daily"):
             return self.missing(s, "marts.model_health_daily")
-        health = _frame(
-            self.conn,
-            "SELECT date, model_id, model_version, labelled, precision, recall, "
-            "expected_calibration_error FROM marts.model_health_daily WHERE date <= ? "
-            "ORDER BY model_id, model_version, date",
-            [self.as_of],
-        )
+        health = data.model_health(self.conn, self.as_of)
         drift = pd.DataFrame(columns=["date", "model_id", "max_psi", "feature"])
         if self.has("marts.feature_drift_daily"):
-            drift = _frame(
-                self.conn,
-                "SELECT date, model_id, max(psi) AS max_psi, arg_max(feature, psi) AS feature "
-                "FROM marts.feature_drift_daily WHERE date <= ? AND psi IS NOT NULL "
-                "GROUP BY ALL ORDER BY model_id, date",
-                [self.as_of],
-            )
+            drift = data.max_drift(self.conn, self.as_of)
         minimum = self.config.min_labelled
         s.add(
             paragraph(
@@ -570,7 +385,9 @@ class ReportBuilder:
                 f"features and score, with the alert thresholds of the project file (dashed; a retraining "
                 f"floor only where a model sets min_precision / min_recall) "
                 f"and the days an alert fired (x). Label-based metrics are shown for days with at least "
-                f"{minimum} labelled predictions, like the alert rules; recent days fill in as labels arrive."
+                f"{minimum} labelled predictions, like the alert rules; recent days fill in as labels arrive. "
+                f"The dotted line is the label-free estimate of precision (CBPE, from the calibrated scores): "
+                f"it is there before the labels, and a gap to the realised line means the calibration moved."
             )
         )
         if health.empty:
@@ -580,7 +397,7 @@ class ReportBuilder:
             h = health[health["model_id"] == model_id].copy()
             few = h["labelled"] < minimum
             h.loc[few, ["precision", "recall", "expected_calibration_error"]] = float("nan")
-            fig = _new_figure(
+            fig = rf.new_figure(
                 3,
                 1,
                 ["precision and recall", "expected calibration error", "max PSI over features and score"],
@@ -591,18 +408,28 @@ class ReportBuilder:
             for j, version in enumerate(versions):
                 v = h[h["model_version"] == version]
                 suffix = f" {version}" if len(versions) > 1 else ""
-                _line(fig, v["date"], v["precision"], f"precision{suffix}", COLORS[(2 * j) % 8], 1)
-                _line(fig, v["date"], v["recall"], f"recall{suffix}", COLORS[(2 * j + 1) % 8], 1)
-                _line(fig, v["date"], v["expected_calibration_error"], f"ECE{suffix}", COLORS[3], 2)
+                rf.line(fig, v["date"], v["precision"], f"precision{suffix}", rf.COLORS[(2 * j) % 8], 1)
+                # CBPE: precision estimated from the scores alone, there before the labels arrive
+                rf.line(
+                    fig,
+                    v["date"],
+                    v["estimated_precision"],
+                    f"estimated precision (CBPE, label-free){suffix}",
+                    rf.COLORS[(2 * j) % 8],
+                    1,
+                    dash="dot",
+                )
+                rf.line(fig, v["date"], v["recall"], f"recall{suffix}", rf.COLORS[(2 * j + 1) % 8], 1)
+                rf.line(fig, v["date"], v["expected_calibration_error"], f"ECE{suffix}", rf.COLORS[3], 2)
             d = drift[drift["model_id"] == model_id]
             if len(d):
-                _line(fig, d["date"], d["max_psi"], "max PSI", COLORS[4], 3)
+                rf.line(fig, d["date"], d["max_psi"], "max PSI", rf.COLORS[4], 3)
             for key, metric in (("min_precision", "precision"), ("min_recall", "recall")):
                 floor = self.config.floor(model_id, key)
                 if floor is not None:  # no floor unless the model's config sets one
-                    _threshold(fig, floor, f"retraining below this {metric}", 1)
-            _threshold(fig, self.config.rule("expected_calibration_error", model_id)["above"], "ECE alert", 2)
-            _threshold(fig, self.config.rule("psi", model_id)["above"], "PSI alert", 3)
+                    rf.threshold(fig, floor, f"retraining below this {metric}", 1)
+            rf.threshold(fig, self.config.rule("expected_calibration_error", model_id)["above"], "ECE alert", 2)
+            rf.threshold(fig, self.config.rule("psi", model_id)["above"], "PSI alert", 3)
             a = alerts[alerts["model_id"] == model_id]
             drop = (
                 a[a["metric"] == "precision_drop"][["date"]]
@@ -610,29 +437,43 @@ class ReportBuilder:
                 .merge(h[["date", "precision"]], on="date")
             )
             if len(drop):
-                _markers(fig, drop["date"], drop["precision"], "precision-drop alert", 1)
+                rf.markers(fig, drop["date"], drop["precision"], "precision-drop alert", 1)
             ece = a[a["metric"] == "expected_calibration_error"].groupby("date", as_index=False)["value"].max()
             if len(ece):
-                _markers(fig, ece["date"], ece["value"], "ECE alert", 2)
+                rf.markers(fig, ece["date"], ece["value"], "ECE alert", 2)
             psi = a[a["metric"] == "psi"].groupby("date", as_index=False)["value"].max()
             if len(psi):
-                _markers(fig, psi["date"], psi["value"], "PSI alert", 3)
+                rf.markers(fig, psi["date"], psi["value"], "PSI alert", 3)
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
-            s.plot(f"health-{model_id}", _done(fig), f"No health metrics for {model_id} yet.")
+            fig.update_yaxes(tickformat=".0%", title_text="rate", row=1, col=1)
+            fig.update_yaxes(title_text="ECE", row=2, col=1)
+            fig.update_yaxes(title_text="PSI", row=3, col=1)
+            self._precision_pair(model_id, h)
+            s.plot(f"health-{model_id}", rf.done(fig), f"No health metrics for {model_id} yet.")
         return s
+
+    def _precision_pair(self, model_id, h: pd.DataFrame) -> None:
+        """The newest realised precision beside the label-free estimate of the same day, and today's estimate."""
+        labelled = h.dropna(subset=["precision"])
+        estimated = h.dropna(subset=["estimated_precision"])
+        pair = {"realised": None, "estimated_same_day": None, "date": None, "estimated_latest": None}
+        if len(labelled):
+            last = labelled.iloc[-1]
+            pair.update(
+                date=_day(last["date"]), realised=last["precision"], estimated_same_day=last["estimated_precision"]
+            )
+        if len(estimated):
+            pair.update(
+                estimated_latest=estimated.iloc[-1]["estimated_precision"],
+                estimated_date=_day(estimated.iloc[-1]["date"]),
+            )
+        self.model(model_id)["precision"] = jsonable(pair)
 
     # alerts --------------------------------------------------------------------
     def alerts(self) -> pd.DataFrame:
         if not self.has("marts.alerts"):
-            return pd.DataFrame(
-                columns=["date", "model_id", "model_version", "metric", "subject", "value", "threshold", "rule"]
-            )
-        return _frame(
-            self.conn,
-            "SELECT date, model_id, model_version, metric, subject, value, threshold, rule "
-            "FROM marts.alerts WHERE date <= ? ORDER BY date, model_id, metric, subject",
-            [self.as_of],
-        )
+            return pd.DataFrame(columns=data.ALERT_COLUMNS)
+        return data.alerts(self.conn, self.as_of)
 
     def alerts_section(self, alerts: pd.DataFrame) -> Section:
         s = Section("Alerts")
@@ -672,12 +513,7 @@ class ReportBuilder:
             )
             s.add(table(grouped, {"worst_value": lambda v: f"{v:.4g}", "threshold": lambda v: f"{v:g}"}, scroll=True))
         if self.has("marts.retraining_requests"):
-            requests = _frame(
-                self.conn,
-                "SELECT date, model_id, reason, status FROM marts.retraining_requests "
-                "WHERE date <= ? ORDER BY date, model_id",
-                [self.as_of],
-            )
+            requests = data.retraining_requests(self.conn, self.as_of)
             s.add("<h3>Retraining requests</h3>")
             s.add(table(requests) if len(requests) else note(f"No retraining request up to {self.as_of}."))
         return s
@@ -685,41 +521,44 @@ class ReportBuilder:
     # bias ----------------------------------------------------------------------
     def bias_section(self) -> Section:
         s = Section("Fairness")
-        if not self.has("marts.bias_daily"):
-            return self.missing(s, "marts.bias_daily")
-        limits = self.config.bias
-        window = int(limits.get("window_days", 14))
-        start = self.as_of - timedelta(days=window - 1)
-        floor = float(limits.get("disparate_impact_min", 0.8))
-        minimum = float(limits.get("min_labelled", 0))
-        rows = _frame(self.conn, "SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?", [start, self.as_of])
+        for published in ("marts.bias_group_rates", "marts.bias_verdicts"):
+            if not self.has(published):
+                return self.missing(s, published)
+        # the verdicts the bias asset published for the newest window ending by the as-of day: never recomputed
+        rates, verdicts = data.bias_window(self.conn, self.as_of)
+        if rates.empty or verdicts.empty:
+            assessed = "" if load_config().attribute_columns else f" ({NOT_ASSESSED})"
+            s.add(note(f"No fairness verdicts (marts.bias_verdicts) up to {self.as_of}{assessed}."))
+            return s
+        limit = verdicts.iloc[0]
+        floor, minimum = float(limit["disparate_impact_min"]), float(limit["min_labelled"])
+        start, end = _day(rates["window_start"].iloc[0]), _day(rates["date"].iloc[0])
         s.add(
             paragraph(
                 f"Favourable-outcome rate of each group relative to the model's best-off group over {start} .. "
-                f"{self.as_of} (the selection rate; for a model whose positive decision is harmful, such as a "
+                f"{end} (the selection rate; for a model whose positive decision is harmful, such as a "
                 f"fraud flag, 1 - selection rate: not being flagged); below {floor:g} (shaded) fails the "
                 f"four-fifths rule. Equal opportunity compares true-positive rates, or false-positive rates "
                 f"(wrongly flagged) for a harmful positive decision. Error bars are the group's "
                 f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
                 f"uncertain. Groups with fewer than {minimum:g} labelled predictions are grey and take no "
-                f"part in the verdicts."
+                f"part in the verdicts. Rates and verdicts as published in marts.bias_group_rates and "
+                f"marts.bias_verdicts."
             )
         )
-        if rows.empty:
-            assessed = "" if load_config().attribute_columns else f" ({NOT_ASSESSED})"
-            s.add(note(f"No fairness rows between {start} and {self.as_of}{assessed}."))
-            return s
-        rates = group_rates(rows)
-        verdicts = bias_verdicts(rates, limits)
+        self.summary["fairness_window"] = {"start": start, "end": end}
         for model_id in sorted(rates["model_id"].unique()):
             r = rates[rates["model_id"] == model_id]
             attributes = sorted(r["attribute"].unique())
-            cols = min(2, len(attributes))
-            fig = _new_figure(math.ceil(len(attributes) / cols), cols, attributes)
+            sizes = [int((r["attribute"] == a).sum()) for a in attributes]
+            # one attribute per row, groups as horizontal bars: long (intersectional) labels get their full width
+            fig = rf.new_figure(
+                len(attributes), 1, attributes, height=sum(80 + 30 * n for n in sizes) + 60, row_heights=sizes
+            )
             relative_by_attribute, intervals_by_attribute = {}, {}
             for i, attribute in enumerate(attributes):
-                g = r[r["attribute"] == attribute].sort_values("group_value")
-                eligible = g["labelled"] >= minimum
+                g = r[r["attribute"] == attribute].sort_values("group_value", ascending=False)
+                eligible = ~g["excluded"].astype(bool)
                 best = g.loc[eligible, "favourable_rate"].max() if eligible.any() else g["favourable_rate"].max()
                 relative = g["favourable_rate"] / best if best and best > 0 else g["favourable_rate"] * float("nan")
                 relative_by_attribute[attribute] = dict(zip(g["group_value"].astype(str), jsonable(relative)))
@@ -729,18 +568,20 @@ class ReportBuilder:
                         g["group_value"], g["favourable_rate_ci_low"], g["favourable_rate_ci_high"]
                     )
                 }
-                colors = [EXCLUDED if not e else (BAD if v < floor else OK) for e, v in zip(eligible, relative)]
-                self._bias_bars(fig, g, best, colors, i // cols + 1, i % cols + 1, floor)
+                colors = [
+                    rf.EXCLUDED if not e else (rf.BAD if v < floor else rf.OK) for e, v in zip(eligible, relative)
+                ]
+                rf.bias_bars(fig, g, best, colors, i + 1, floor)
             fig.update_layout(showlegend=False, hovermode="closest")
             self.model(model_id)["relative_selection_rate"] = relative_by_attribute
             self.model(model_id)["selection_rate_wilson_95"] = intervals_by_attribute
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
-            s.plot(f"bias-{model_id}", _done(fig), f"No fairness rates for {model_id}.")
+            s.plot(f"bias-{model_id}", rf.done(fig), f"No fairness rates for {model_id}.")
             s.add(self._bias_interval_table(r, verdicts))
-        failing = verdicts[~verdicts["passed"]]
+        failing = verdicts[~verdicts["passed"].astype(bool)]
         self.summary["fairness_failures"] = jsonable(failing[["model_id", "attribute"]].to_dict("records"))
         s.add("<h3>Verdicts</h3>")
-        s.add(bullets(summarise_verdicts(verdicts, limits).splitlines()))
+        s.add(bullets(summarise_verdicts(verdicts).splitlines()))
         s.add(
             table(
                 verdicts[
@@ -753,7 +594,8 @@ class ReportBuilder:
                         "calibration_gap",
                         "passed",
                     ]
-                ]
+                ],
+                scroll=True,
             )
         )
         return s
@@ -789,76 +631,17 @@ class ReportBuilder:
             + "</details>"
         )
 
-    @staticmethod
-    def _bias_bars(fig, g, best, colors, row, col, floor):
-        """Bars of favourable_rate / best with the group's own Wilson interval divided by the same best rate."""
-        import plotly.graph_objects as go
-
-        reference = best if best and best > 0 else float("nan")
-        relative = g["favourable_rate"] / reference
-        low, high = g["favourable_rate_ci_low"] / reference, g["favourable_rate_ci_high"] / reference
-        what = "not flagged" if (g["positive_decision"] == "harmful").all() else "selection rate"
-        hover = [
-            f"{what} {sr:.3f} [95% CI {lo:.3f}, {hi:.3f}], {int(n):,} predictions, {int(lab):,} labelled"
-            for sr, lo, hi, n, lab in zip(
-                g["favourable_rate"],
-                g["favourable_rate_ci_low"],
-                g["favourable_rate_ci_high"],
-                g["predictions"],
-                g["labelled"],
-            )
-        ]
-        fig.add_trace(
-            go.Bar(
-                x=_values(g["group_value"].astype(str)),
-                y=_values(relative),
-                marker_color=colors,
-                name="relative selection rate",
-                hovertext=hover,
-                error_y=dict(
-                    type="data",
-                    symmetric=False,
-                    array=_values(high - relative),
-                    arrayminus=_values(relative - low),
-                    color="#3e4c59",
-                    thickness=1.2,
-                ),
-            ),
-            row=row,
-            col=col,
-        )
-        fig.add_hrect(y0=0, y1=floor, fillcolor=BAD, opacity=0.07, line_width=0, row=row, col=col)
-        _threshold(fig, floor, "four-fifths", row, col)
-
     # data quality -------------------------------------------------------------------
     def quarantine_section(self) -> Section:
         s = Section("Quarantined rows")
-        tables = [
-            t
-            for (t,) in self.conn.execute(
-                "SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema = 'raw_quarantine' "
-                "AND column_name = '_partition_date' AND table_catalog = current_database() ORDER BY 1"
-            ).fetchall()
-        ]
+        tables = data.quarantine_tables(self.conn)
         if not tables:
             return self.missing(
                 s,
                 "raw_quarantine.*",
                 " (the analytics snapshot publishes marts only; the daily report asset reads the warehouse)",
             )
-        has_reason = {
-            t
-            for (t,) in self.conn.execute(
-                "SELECT table_name FROM information_schema.columns WHERE table_schema = 'raw_quarantine' "
-                "AND column_name = '_reason' AND table_catalog = current_database()"
-            ).fetchall()
-        }
-        union = " UNION ALL ".join(
-            f"SELECT '{t}' AS table_name, _partition_date AS date, {'_reason' if t in has_reason else 'NULL'} AS reason, "
-            f'count(*) AS rows FROM raw_quarantine."{t}" WHERE _partition_date <= ? GROUP BY ALL'
-            for t in tables
-        )
-        counts = _frame(self.conn, f"SELECT * FROM ({union}) ORDER BY date, table_name", [self.as_of] * len(tables))
+        counts = data.quarantine_counts(self.conn, tables, self.as_of)
         s.add(
             paragraph(
                 "Raw rows that failed the load contract (bad types, missing keys, duplicates ...) are kept in "
@@ -873,15 +656,19 @@ class ReportBuilder:
         import plotly.graph_objects as go
 
         per_day = counts.groupby(["table_name", "date"], as_index=False)["rows"].sum()
-        fig = _new_figure(height=360)
+        fig = rf.new_figure(height=360)
         for i, (name, rows) in enumerate(per_day.groupby("table_name", sort=True)):
             fig.add_trace(
                 go.Bar(
-                    x=_values(rows["date"]), y=_values(rows["rows"]), name=name, marker_color=COLORS[i % len(COLORS)]
+                    x=rf.values(rows["date"]),
+                    y=rf.values(rows["rows"]),
+                    name=name,
+                    marker_color=rf.COLORS[i % len(rf.COLORS)],
                 )
             )
         fig.update_layout(barmode="stack", yaxis_title="quarantined rows")
-        s.plot("quarantine", _done(fig), "No quarantined rows.")
+        rf.count_axis(fig, per_day.groupby("date")["rows"].sum().max())
+        s.plot("quarantine", rf.done(fig), "No quarantined rows.")
         reasons = counts.groupby(["table_name", "reason"], dropna=False, as_index=False).agg(
             rows=("rows", "sum"), first_date=("date", "min"), last_date=("date", "max")
         )
@@ -892,12 +679,7 @@ class ReportBuilder:
         s = Section("Data-quality gates")
         if not self.has("quality.gate_results"):
             return self.missing(s, "quality.gate_results")
-        gates = _frame(
-            self.conn,
-            "SELECT date, suite, table_name, passed, failed_expectations, rows_validated "
-            "FROM quality.gate_results WHERE date <= ? ORDER BY date, suite",
-            [self.as_of],
-        )
+        gates = data.gate_results(self.conn, self.as_of)
         today = gates[gates["date"] == pd.Timestamp(self.as_of)]
         failed = gates[~gates["passed"].astype(bool)]
         self.summary["gates"] = {
@@ -917,13 +699,15 @@ class ReportBuilder:
             s.add(f"<h3>{self.as_of}</h3>")
             s.add(
                 table(
-                    today.assign(passed=today["passed"].map({True: "pass", False: "FAIL"}))[
-                        ["suite", "table_name", "passed", "rows_validated", "failed_expectations"]
-                    ]
+                    today.assign(
+                        passed=today["passed"].map({True: "pass", False: "FAIL"}),
+                        failed_expectations=today["failed_expectations"].map(_expectations),
+                    )[["suite", "table_name", "passed", "rows_validated", "failed_expectations"]]
                 )
             )
         s.add("<h3>Failed gates up to the as-of day</h3>")
-        s.add(table(failed, scroll=True) if len(failed) else note(f"No gate failed up to {self.as_of}."))
+        failed = failed.assign(failed_expectations=failed["failed_expectations"].map(_expectations))
+        s.add(table(failed, scroll=True) if len(failed) else note(f"No gate failed up to {self.as_of}.", kind="ok"))
         return s
 
     # KPIs and optional marts ---------------------------------------------------------
@@ -931,50 +715,54 @@ class ReportBuilder:
         s = Section("Business KPIs")
         if not self.has("marts.kpi_daily"):
             return self.missing(s, "marts.kpi_daily")
-        kpi = _frame(
-            self.conn,
-            "SELECT date, active_users, conversion_rate, revenue_per_active_user FROM marts.kpi_daily "
-            "WHERE date <= ? ORDER BY date",
-            [self.as_of],
-        )
-        fig = _new_figure(
-            3, 1, ["active users", "conversion rate", "revenue per active user"], shared_x=True, height=640
-        )
-        for i, column in enumerate(["active_users", "conversion_rate", "revenue_per_active_user"]):
-            _line(fig, kpi["date"], kpi[column], column.replace("_", " "), COLORS[i], i + 1)
-        s.plot("kpis", _done(fig), f"No KPI rows up to {self.as_of}.")
+        kpi = data.kpis(self.conn, self.as_of)
+        currency = load_config().currency
+        # (column, subplot title with its unit, y tick format)
+        shown = [
+            ("active_users", "active users (users a day)", ",d"),
+            ("conversion_rate", "conversion rate (% of active users)", ".1%"),
+            ("revenue_per_active_user", f"revenue per active user ({currency})", ",.2f"),
+        ]
+        fig = rf.new_figure(3, 1, [title for _, title, _ in shown], shared_x=True, height=640)
+        for i, (column, title, fmt) in enumerate(shown):
+            rf.line(fig, kpi["date"], kpi[column], column.replace("_", " "), rf.COLORS[i], i + 1)
+            fig.update_yaxes(tickformat=fmt, row=i + 1, col=1)
+        fig.update_yaxes(title_text="users", row=1, col=1)
+        fig.update_yaxes(title_text="rate", row=2, col=1)
+        fig.update_yaxes(title_text=currency, row=3, col=1)
+        s.plot("kpis", rf.done(fig), f"No KPI rows up to {self.as_of}.")
         return s
 
     def okr_section(self) -> Section:
         s = Section("OKR progress")
         if not self.has("marts.okr_progress"):
             return self.missing(s, "marts.okr_progress")
-        okrs = _latest_rows(self.conn, "marts.okr_progress", "date", self.as_of)
+        okrs = data.latest_rows(self.conn, "marts.okr_progress", "date", self.as_of)
         if okrs.empty:
             s.add(note(f"No OKR progress rows up to {self.as_of}."))
             return s
         import plotly.graph_objects as go
 
         okrs = okrs.sort_values(["objective", "key_result"])
-        labels = _values(okrs["key_result"].astype(str))
-        fig = _new_figure(height=360)
+        labels = rf.values(okrs["key_result"].astype(str))
+        fig = rf.new_figure(height=360)
         fig.add_trace(
             go.Bar(
                 x=labels,
-                y=_values(okrs["progress"]),
+                y=rf.values(okrs["progress"]),
                 name="progress",
-                marker_color=[OK if t else BAD for t in okrs["on_track"].fillna(False)],
+                marker_color=[rf.OK if t else rf.BAD for t in okrs["on_track"].fillna(False)],
             )
         )
         fig.add_trace(
             go.Bar(
                 x=labels,
-                y=_values(okrs["expected_progress"]),
+                y=rf.values(okrs["expected_progress"]),
                 name="expected by now (linear pace)",
-                marker_color=EXCLUDED,
+                marker_color=rf.EXCLUDED,
             )
         )
-        fig.add_hline(y=1, line=dict(color=COLORS[2], dash="dash"), annotation_text="target")
+        fig.add_hline(y=1, line=dict(color=rf.COLORS[2], dash="dash"), annotation_text="target")
         fig.update_yaxes(tickformat=".0%")
         fig.update_layout(barmode="group")
         s.add(
@@ -1001,7 +789,7 @@ class ReportBuilder:
                 ]
             ].to_dict("records")
         )
-        s.plot("okr-progress", _done(fig), "No OKR progress to plot.")
+        s.plot("okr-progress", rf.done(fig), "No OKR progress to plot.")
         shown = [
             c
             for c in (
@@ -1028,7 +816,7 @@ class ReportBuilder:
         s = Section("Metric scorecard")
         if not self.has("marts.metric_scorecard"):
             return self.missing(s, "marts.metric_scorecard")
-        card = _latest_rows(self.conn, "marts.metric_scorecard", "date", self.as_of)
+        card = data.latest_rows(self.conn, "marts.metric_scorecard", "date", self.as_of)
         if card.empty:
             s.add(note(f"No scorecard rows up to {self.as_of}."))
             return s
@@ -1060,7 +848,7 @@ class ReportBuilder:
         s = Section("Leading vs lagging indicators")
         if not self.has("marts.leading_lagging"):
             return self.missing(s, "marts.leading_lagging")
-        rows = _latest_rows(self.conn, "marts.leading_lagging", "as_of_date", self.as_of)
+        rows = data.latest_rows(self.conn, "marts.leading_lagging", "as_of_date", self.as_of)
         if rows.empty:
             s.add(note(f"No leading/lagging rows up to {self.as_of}."))
             return s
@@ -1133,7 +921,7 @@ class ReportBuilder:
 
     # ---------------------------------------------------------------------------
     def build(self) -> Report:
-        _require_data_on(self.conn, self.tables, self.as_of)
+        data.require_data_on(self.conn, self.tables, self.as_of)
         lifts, impact, alerts = self.lifts(), self.impact(), self.alerts()
         sections = [
             self.headline(lifts, impact),

@@ -34,8 +34,14 @@ h2 { font-size: 19px; margin: 6px 0 8px; }
 h3 { font-size: 16px; margin: 16px 0 6px; }
 p.lead { color: var(--muted); margin: 0 0 10px; }
 p.note { background: #fffbea; border-left: 4px solid #f0b429; padding: 8px 12px; margin: 10px 0; }
-table { border-collapse: collapse; margin: 8px 0 12px; font-size: 13px; width: 100%; }
-th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; }
+p.note.ok { background: #effcf6; border-left-color: var(--good); }
+section { min-width: 0; overflow-wrap: anywhere; }
+details { max-width: 100%; }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 8px 0 12px; }
+table { border-collapse: collapse; font-size: 13px; width: 100%; }
+th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; overflow-wrap: normal; }
+td { word-break: normal; }
+th { overflow-wrap: anywhere; }
 th { background: #f0f4f8; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.day { white-space: nowrap; }
@@ -43,7 +49,7 @@ ul { margin: 4px 0 10px; padding-left: 22px; font-size: 14px; }
 .bad { color: var(--bad); font-weight: 600; }
 .good { color: var(--good); font-weight: 600; }
 .plot { width: 100%; min-height: 360px; }
-.table-scroll { max-height: 420px; overflow: auto; }
+.table-scroll { max-height: 420px; overflow-y: auto; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding: 12px; }
 """
 
@@ -91,8 +97,10 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
-def note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
+def note(text: str, kind: str = "") -> str:
+    """A boxed remark: a warning by default, ``kind="ok"`` for good news (nothing failed)."""
+    css = "note ok" if kind == "ok" else "note"
+    return f'<p class="{css}">{html.escape(text)}</p>'
 
 
 def paragraph(text: str) -> str:
@@ -116,8 +124,19 @@ def _cell(value, fmt) -> tuple[str, str]:
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}", "num"
     if isinstance(value, (float, np.floating)):
-        return f"{float(value):,.4g}", "num"
+        return number(float(value)), "num"
     return html.escape(str(value)), ""
+
+
+def number(value: float) -> str:
+    """A plain number: thousands separated and never in exponent form (100000 is 100,000, not 1e+05)."""
+    if not math.isfinite(value):
+        return ""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if value == 0 or abs(value) >= 1e-4:
+        return f"{value:,.4g}" if "e" not in f"{value:.4g}" else f"{value:,.6f}".rstrip("0").rstrip(".")
+    return f"{value:.2e}"
 
 
 def table(frame: pd.DataFrame, formats: dict | None = None, scroll: bool = False) -> str:
@@ -132,7 +151,8 @@ def table(frame: pd.DataFrame, formats: dict | None = None, scroll: bool = False
             cells.append(f'<td class="{css}">{text}</td>' if css else f"<td>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     body = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    return f'<div class="table-scroll">{body}</div>' if scroll else body
+    # a wide table scrolls inside its card instead of overflowing it
+    return f'<div class="table-wrap{" table-scroll" if scroll else ""}">{body}</div>'
 
 
 @dataclass

@@ -133,6 +133,21 @@ def bias_rows() -> list[dict]:
     return rows
 
 
+def publish_bias(conn, rows: list[dict]) -> None:
+    """marts.bias_group_rates / bias_verdicts as the bias asset stores them: the windows ending on AS_OF and LATER."""
+    from orchestration.lib.bias import GROUP_RATES_SCHEMA, VERDICTS_SCHEMA, window_tables
+
+    frame = pd.DataFrame(rows).assign(date=lambda f: pd.to_datetime(f["date"]))
+    tables = [window_tables(frame, day, CONFIG.bias) for day in (AS_OF, LATER)]
+    for name, schema, part in (
+        ("marts.bias_group_rates", GROUP_RATES_SCHEMA, 0),
+        ("marts.bias_verdicts", VERDICTS_SCHEMA, 1),
+    ):
+        stored = pd.concat([t[part] for t in tables], ignore_index=True)
+        conn.execute(f"CREATE TABLE {name} ({', '.join(f'{c} {k}' for c, k in schema.items())})")
+        conn.execute(f"INSERT INTO {name} SELECT {', '.join(schema)} FROM stored")
+
+
 def make_warehouse(path, optional: bool = False):
     with duckdb.connect(str(path)) as conn:
         put(conn, "attribution.experiment_results", [r for m in MODELS for r in lift_rows(m)])
@@ -199,6 +214,7 @@ def make_warehouse(path, optional: bool = False):
             [dict(date=AS_OF, model_id=EVIL, reason="drift 3 days", status="requested")],
         )
         put(conn, "marts.bias_daily", bias_rows())
+        publish_bias(conn, bias_rows())
         put(
             conn,
             "marts.kpi_daily",
@@ -375,7 +391,8 @@ def test_every_plot_has_data_and_the_page_is_self_contained(warehouse):
     assert sum(name.startswith("lift-") for name in report.plots) == 2
     assert sum(name.startswith("health-") for name in report.plots) == 2
     for name, figure in page.figures.items():
-        assert any(numbers(t.get("y")) for t in figure["data"]), name
+        # y values, or x values of horizontal bars
+        assert any(numbers(t.get("x" if t.get("orientation") == "h" else "y")) for t in figure["data"]), name
         # plain JSON numbers, not plotly's base64 typed arrays, so anyone can read them
         assert not re.search(r'"bdata"', json.dumps(figure)), name
         assert any(f'id="plot-{name}"' in f'id="{a.get("id")}"' for _, a in page.attrs), name
@@ -468,13 +485,14 @@ def test_bias_relative_selection_rates_and_four_fifths_band(warehouse):
     page = parse(report.html)
     bias = page.figures[[p for p in report.plots if p.startswith("bias-")][0]]
     bars = bias["data"][0]
-    assert bars["x"] == ["old", "tiny", "young"]
+    # horizontal bars: the group labels on the y axis in full (alphabetical from the top)
+    assert bars["orientation"] == "h" and bars["y"] == ["young", "tiny", "old"]
     # window totals: young 500/1000, old 300/1000, tiny 10/50; best eligible group is young (tiny has < min_labelled)
-    assert bars["y"] == pytest.approx([0.3 / 0.5, 0.2 / 0.5, 1.0])
+    assert bars["x"] == pytest.approx([1.0, 0.2 / 0.5, 0.3 / 0.5])
     floor = CONFIG.bias["disparate_impact_min"]
-    assert bars["marker"]["color"][0] != bars["marker"]["color"][2]  # old is flagged
+    assert bars["marker"]["color"][2] != bars["marker"]["color"][0]  # old is flagged
     band = [s for s in bias["layout"]["shapes"] if s["type"] == "rect"][0]
-    assert (band["y0"], band["y1"]) == (0, floor)
+    assert (band["x0"], band["x1"]) == (0, floor)
     assert {"model_id": EVIL, "attribute": "age_band"} in page.summary["fairness_failures"]
     assert page.summary["models"][EVIL]["relative_selection_rate"]["age_band"]["old"] == pytest.approx(0.6)
 
@@ -488,12 +506,10 @@ def test_bias_bars_and_table_show_wilson_intervals(warehouse):
     # window totals (old, tiny, young): 300/1000, 10/50, 500/1000; bars and their intervals are relative to young's 0.5
     wilson = [proportion_confint(k, n, alpha=0.05, method="wilson") for k, n in ((300, 1000), (10, 50), (500, 1000))]
     relative = [0.6, 0.4, 1.0]
-    assert bars["error_y"]["array"] == pytest.approx(
-        [high / 0.5 - r for (_, high), r in zip(wilson, relative)], rel=1e-9
-    )
-    assert bars["error_y"]["arrayminus"] == pytest.approx(
-        [r - low / 0.5 for (low, _), r in zip(wilson, relative)], rel=1e-9
-    )
+    # the bars run young, tiny, old (top to bottom)
+    order = [2, 1, 0]
+    assert bars["error_x"]["array"] == pytest.approx([wilson[k][1] / 0.5 - relative[k] for k in order], rel=1e-9)
+    assert bars["error_x"]["arrayminus"] == pytest.approx([relative[k] - wilson[k][0] / 0.5 for k in order], rel=1e-9)
     assert page.summary["models"][EVIL]["selection_rate_wilson_95"]["age_band"]["tiny"] == pytest.approx(
         list(wilson[1])
     )
@@ -609,3 +625,19 @@ def test_renders_in_headless_chromium(warehouse, tmp_path):
     assert set(slots) == set(report_plots)
     for name, content in slots.items():
         assert 'class="main-svg"' in content, f"plot {name} was not drawn"
+
+
+def test_fairness_shows_the_published_verdicts_not_a_recomputation(warehouse, tmp_path):
+    """One computation, one answer: the report shows marts.bias_verdicts as stored for the as-of day's window."""
+    with duckdb.connect(str(warehouse)) as conn:
+        # a verdict the rates would fail, published as passing with a value no recomputation would give
+        conn.execute(
+            "UPDATE marts.bias_verdicts SET passed = true, passes_disparate_impact = true, "
+            "disparate_impact_ratio = 0.777 WHERE date = ?",
+            [AS_OF],
+        )
+    report = build(warehouse)
+    page = parse(report.html)
+    assert page.summary["fairness_failures"] == []
+    assert page.summary["fairness_window"]["end"] == AS_OF.isoformat()  # not the later window
+    assert "0.777" in report.html and "all fairness verdicts pass" in report.html

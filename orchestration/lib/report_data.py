@@ -1,0 +1,222 @@
+"""Data access of the daily report: one function per section, each reading the few rows it shows (days <= as_of).
+
+Reads published tables only (attribution results, marts, gate results, quarantine counts): the report
+shows what the pipeline computed, it never recomputes a verdict. Works on the warehouse or the analysts'
+snapshot: callers ask ``existing_tables`` first and turn a missing table into a note.
+No Dagster, no plotting here.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from orchestration.lib.bias import LIST_COLUMNS
+
+# Which day columns tell whether a day has data at all (table -> column).
+DAY_COLUMNS = {
+    "attribution.experiment_results": "as_of_date",
+    "marts.model_health_daily": "date",
+    "marts.kpi_daily": "date",
+}
+
+
+# The estimate the attribution step reports as headline (CUPED where it applies).
+HEADLINE_LIFT_SQL = """
+SELECT model_id, experiment_id, metric, as_of_date, estimate, is_guardrail, guardrail_verdict,
+       n_control, n_treatment, p_value_adjusted, trustworthy, untrusted_reason,
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high, {decision}
+FROM attribution.experiment_results
+WHERE analysis_window = 'cumulative' AND as_of_date <= ?
+ORDER BY model_id, metric, as_of_date
+"""
+# Decision columns (issue 13); a table written before they existed shows them as unknown.
+DECISION_COLUMNS = ("significant", "multiple_testing", "degenerate_reason", "decision_grade", "decision_grade_reason")
+IMPACT_DECISION_COLUMNS = ("roi_ci_low", "roi_ci_high", "decision_grade", "decision_grade_reason")
+
+
+class ReportDataError(ValueError):
+    """The database has nothing to report for the requested day."""
+
+
+def existing_tables(conn) -> set[str]:
+    rows = conn.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+    ).fetchall()
+    return {f"{schema}.{name}" for schema, name in rows}
+
+
+def _latest(conn, tables: set[str]) -> dict[str, date]:
+    out = {}
+    for t, column in DAY_COLUMNS.items():
+        if t in tables and (day := conn.execute(f"SELECT max({column}) FROM {t}").fetchone()[0]) is not None:
+            out[t] = pd.Timestamp(day).date()
+    return out
+
+
+def latest_report_date(conn) -> date | None:
+    """The newest day any core table (attribution results, model health, KPIs) has rows for."""
+    days = _latest(conn, existing_tables(conn)).values()
+    return max(days) if days else None
+
+
+def require_data_on(conn, tables: set[str], as_of: date) -> None:
+    for t, column in DAY_COLUMNS.items():
+        if t in tables and conn.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [as_of]).fetchone()[0]:
+            return
+    latest = _latest(conn, tables)
+    hint = (
+        f"; the latest day with data is {max(latest.values())}" if latest else "; the database has no report tables yet"
+    )
+    raise ReportDataError(
+        f"nothing to report for {as_of}: none of {', '.join(DAY_COLUMNS)} has rows for that day{hint}"
+    )
+
+
+def _frame(conn, sql: str, params=None) -> pd.DataFrame:
+    return conn.execute(sql, params or []).df()
+
+
+def _latest_rows(conn, table: str, day_column: str, as_of: date, where: str = "TRUE") -> pd.DataFrame:
+    """``table``'s rows of its newest day <= as_of (optional sections show their current state)."""
+    return _frame(
+        conn,
+        f"SELECT * FROM {table} WHERE {where} AND {day_column} = "
+        f"(SELECT max({day_column}) FROM {table} WHERE {where} AND {day_column} <= ?)",
+        [as_of],
+    )
+
+
+def experiment_lifts(conn, as_of: date) -> pd.DataFrame:
+    """Cumulative results up to as_of with the headline estimate (CUPED where it applies) as lift/ci_low/ci_high."""
+    have = set(_frame(conn, "SELECT * FROM attribution.experiment_results LIMIT 0").columns)
+    decision = ", ".join(c if c in have else f"NULL AS {c}" for c in DECISION_COLUMNS)
+    return _frame(conn, HEADLINE_LIFT_SQL.format(decision=decision), [as_of])
+
+
+def model_impact(conn, as_of: date) -> pd.DataFrame:
+    frame = _frame(
+        conn,
+        "SELECT * FROM attribution.model_impact WHERE analysis_window = 'cumulative' "
+        "AND as_of_date <= ? ORDER BY model_id, as_of_date",
+        [as_of],
+    )
+    return frame.assign(**{c: None for c in IMPACT_DECISION_COLUMNS if c not in frame})
+
+
+def model_health(conn, as_of: date) -> pd.DataFrame:
+    """Daily health per model version; estimated_precision (label-free CBPE) where the mart has it."""
+    have = set(_frame(conn, "SELECT * FROM marts.model_health_daily LIMIT 0").columns)
+    estimated = "estimated_precision" if "estimated_precision" in have else "NULL::DOUBLE AS estimated_precision"
+    return _frame(
+        conn,
+        f"SELECT date, model_id, model_version, labelled, precision, recall, {estimated}, "
+        "expected_calibration_error FROM marts.model_health_daily WHERE date <= ? "
+        "ORDER BY model_id, model_version, date",
+        [as_of],
+    )
+
+
+def max_drift(conn, as_of: date) -> pd.DataFrame:
+    """Per model and day: the largest PSI over features and score, and which feature it was."""
+    return _frame(
+        conn,
+        "SELECT date, model_id, max(psi) AS max_psi, arg_max(feature, psi) AS feature "
+        "FROM marts.feature_drift_daily WHERE date <= ? AND psi IS NOT NULL "
+        "GROUP BY ALL ORDER BY model_id, date",
+        [as_of],
+    )
+
+
+ALERT_COLUMNS = ["date", "model_id", "model_version", "metric", "subject", "value", "threshold", "rule"]
+
+
+def alerts(conn, as_of: date) -> pd.DataFrame:
+    return _frame(
+        conn,
+        f"SELECT {', '.join(ALERT_COLUMNS)} FROM marts.alerts WHERE date <= ? ORDER BY date, model_id, metric, subject",
+        [as_of],
+    )
+
+
+def retraining_requests(conn, as_of: date) -> pd.DataFrame:
+    return _frame(
+        conn,
+        "SELECT date, model_id, reason, status FROM marts.retraining_requests WHERE date <= ? ORDER BY date, model_id",
+        [as_of],
+    )
+
+
+def _as_list(text) -> list[str]:
+    return (
+        [] if text is None or (isinstance(text, float) and pd.isna(text)) else [g for g in str(text).split(", ") if g]
+    )
+
+
+def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(group rates, verdicts) as published for the newest window ending on or before as_of.
+
+    marts.bias_group_rates / marts.bias_verdicts are what the bias asset judged (one computation, one
+    answer); their list columns are stored as comma-separated text and come back as lists.
+    """
+    rates = _latest_rows(conn, "marts.bias_group_rates", "date", as_of)
+    verdicts = _latest_rows(conn, "marts.bias_verdicts", "date", as_of)
+    if len(rates) and len(verdicts):
+        # both written by the same run: read the same window
+        day = min(rates["date"].max(), verdicts["date"].max())
+        rates, verdicts = rates[rates["date"] == day], verdicts[verdicts["date"] == day]
+    verdicts = verdicts.assign(**{c: verdicts[c].map(_as_list) for c in LIST_COLUMNS if c in verdicts})
+    return rates.reset_index(drop=True), verdicts.reset_index(drop=True)
+
+
+def quarantine_tables(conn) -> list[str]:
+    return [
+        t
+        for (t,) in conn.execute(
+            "SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema = 'raw_quarantine' "
+            "AND column_name = '_partition_date' AND table_catalog = current_database() ORDER BY 1"
+        ).fetchall()
+    ]
+
+
+def quarantine_counts(conn, tables: list[str], as_of: date) -> pd.DataFrame:
+    """Quarantined rows per table, day and reason up to as_of."""
+    has_reason = {
+        t
+        for (t,) in conn.execute(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'raw_quarantine' "
+            "AND column_name = '_reason' AND table_catalog = current_database()"
+        ).fetchall()
+    }
+    union = " UNION ALL ".join(
+        f"SELECT '{t}' AS table_name, _partition_date AS date, {'_reason' if t in has_reason else 'NULL'} AS reason, "
+        f'count(*) AS rows FROM raw_quarantine."{t}" WHERE _partition_date <= ? GROUP BY ALL'
+        for t in tables
+    )
+    return _frame(conn, f"SELECT * FROM ({union}) ORDER BY date, table_name", [as_of] * len(tables))
+
+
+def gate_results(conn, as_of: date) -> pd.DataFrame:
+    return _frame(
+        conn,
+        "SELECT date, suite, table_name, passed, failed_expectations, rows_validated "
+        "FROM quality.gate_results WHERE date <= ? ORDER BY date, suite",
+        [as_of],
+    )
+
+
+def kpis(conn, as_of: date) -> pd.DataFrame:
+    return _frame(
+        conn,
+        "SELECT date, active_users, conversion_rate, revenue_per_active_user FROM marts.kpi_daily "
+        "WHERE date <= ? ORDER BY date",
+        [as_of],
+    )
+
+
+def latest_rows(conn, table: str, day_column: str, as_of: date) -> pd.DataFrame:
+    """``table``'s rows of its newest day <= as_of (OKR progress, scorecard, leading indicators)."""
+    return _latest_rows(conn, table, day_column, as_of)

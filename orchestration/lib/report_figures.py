@@ -1,0 +1,236 @@
+"""Plotly building blocks of the daily report: one look for every figure, lines, CI bands, markers, thresholds.
+
+Presentation only (no SQL, no statistics); plotly is imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+from orchestration.lib.report_html import jsonable
+
+COLORS = ["#1f5fa8", "#d9822b", "#2e7d32", "#8e24aa", "#00838f", "#6d4c41", "#c2185b", "#546e7a"]
+BAD, OK, EXCLUDED = "#c62828", "#1f5fa8", "#9aa5b1"
+LAYOUT = dict(
+    template="none",
+    font=dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12, color="#1f2933"),
+    paper_bgcolor="white",
+    plot_bgcolor="white",
+    margin=dict(l=60, r=20, t=50, b=40),
+    legend=dict(orientation="h", y=-0.12),
+    hovermode="x unified",
+)
+AXES = dict(showgrid=True, gridcolor="#e4e7eb", zeroline=False, linecolor="#9aa5b1", showline=True)
+
+
+def values(series) -> list:
+    return jsonable(list(series))
+
+
+def new_figure(
+    rows: int = 1,
+    cols: int = 1,
+    titles=None,
+    shared_x: bool = False,
+    height: int | None = None,
+    row_heights: list[float] | None = None,
+):
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        shared_xaxes=shared_x,
+        vertical_spacing=min(0.12, 0.3 / rows) if rows > 1 else 0.1,
+        horizontal_spacing=0.08,
+        row_heights=row_heights,
+    )
+    fig.update_layout(**LAYOUT, height=height or max(320, 260 * rows))
+    # automargin: tick labels (long group names, money) widen the margin instead of being cut
+    fig.update_xaxes(**AXES, automargin=True)
+    fig.update_yaxes(**AXES, automargin=True)
+    return fig
+
+
+def line(fig, x, y, name, color, row=1, col=1, dash=None, group=None, legend=True, mode="lines"):
+    import plotly.graph_objects as go
+
+    fig.add_trace(
+        go.Scatter(
+            x=values(x),
+            y=values(y),
+            name=name,
+            mode=mode,
+            legendgroup=group or name,
+            showlegend=legend,
+            line=dict(color=color, width=2, dash=dash),
+        ),
+        row=row,
+        col=col,
+    )
+
+
+def band(fig, x, low, high, name, color, row=1, col=1, group=None):
+    """A shaded 95% CI: the upper edge, then the lower edge filled up to it."""
+    import plotly.graph_objects as go
+
+    fill = f"rgba({int(color[1:3], 16)}, {int(color[3:5], 16)}, {int(color[5:7], 16)}, 0.18)"
+    x = values(x)
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=values(high),
+            mode="lines",
+            line=dict(width=0),
+            name=f"{name} 95% CI high",
+            legendgroup=group or name,
+            showlegend=False,
+            hoverinfo="skip",
+        ),
+        row=row,
+        col=col,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=values(low),
+            mode="lines",
+            line=dict(width=0),
+            fill="tonexty",
+            fillcolor=fill,
+            name=f"{name} 95% CI",
+            legendgroup=group or name,
+            showlegend=False,
+            hoverinfo="skip",
+        ),
+        row=row,
+        col=col,
+    )
+
+
+def markers(fig, x, y, name, row=1, col=1, legend=True):
+    import plotly.graph_objects as go
+
+    fig.add_trace(
+        go.Scatter(
+            x=values(x),
+            y=values(y),
+            name=name,
+            mode="markers",
+            legendgroup=name,
+            showlegend=legend,
+            marker=dict(color=BAD, symbol="x", size=9),
+        ),
+        row=row,
+        col=col,
+    )
+
+
+def threshold(fig, y, text, row=1, col=1):
+    fig.add_hline(
+        y=y,
+        line=dict(color=BAD, dash="dash", width=1.5),
+        annotation_text=text,
+        annotation_position="top left",
+        annotation_font_color=BAD,
+        row=row,
+        col=col,
+    )
+
+
+def zero(fig, row=1, col=1):
+    fig.add_hline(y=0, line=dict(color="#616e7c", dash="dot", width=1), row=row, col=col)
+
+
+def done(fig) -> dict:
+    return fig.to_plotly_json()
+
+
+def count_axis(fig, largest, row=None, col=None) -> None:
+    """A y axis of counts: whole numbers only (no 0.5 row), thousands separated."""
+    step = {} if largest is None or largest > 10 else dict(tick0=0, dtick=1)
+    fig.update_yaxes(tickformat=",d", rangemode="tozero", **step, row=row, col=col)
+
+
+def bias_bars(fig, g, best, colors, row, floor) -> None:
+    """Horizontal bars of favourable_rate / best, each with its Wilson interval divided by the same best rate.
+
+    Horizontal so a group's label (``female x 25-34``) is read in full on the y axis.
+    """
+    import plotly.graph_objects as go
+
+    reference = best if best and best > 0 else float("nan")
+    relative = g["favourable_rate"] / reference
+    low, high = g["favourable_rate_ci_low"] / reference, g["favourable_rate_ci_high"] / reference
+    what = "not flagged" if (g["positive_decision"] == "harmful").all() else "selection rate"
+    hover = [
+        f"{what} {sr:.3f} [95% CI {lo:.3f}, {hi:.3f}], {int(n):,} predictions, {int(lab):,} labelled"
+        for sr, lo, hi, n, lab in zip(
+            g["favourable_rate"],
+            g["favourable_rate_ci_low"],
+            g["favourable_rate_ci_high"],
+            g["predictions"],
+            g["labelled"],
+        )
+    ]
+    fig.add_trace(
+        go.Bar(
+            y=values(g["group_value"].astype(str)),
+            x=values(relative),
+            orientation="h",
+            marker_color=colors,
+            name="relative selection rate",
+            hovertext=hover,
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=values(high - relative),
+                arrayminus=values(relative - low),
+                color="#3e4c59",
+                thickness=1.2,
+            ),
+        ),
+        row=row,
+        col=1,
+    )
+    fig.update_yaxes(type="category", row=row, col=1)
+    fig.update_xaxes(title_text="rate relative to the best-off group", rangemode="tozero", row=row, col=1)
+    fig.add_vrect(x0=0, x1=floor, fillcolor=BAD, opacity=0.07, line_width=0, row=row, col=1)
+    fig.add_vline(
+        x=floor,
+        line=dict(color=BAD, dash="dash", width=1.5),
+        annotation_text="four-fifths",
+        annotation_position="top",
+        annotation_font_color=BAD,
+        row=row,
+        col=1,
+    )
+
+
+def significance_markers(fig, x, y, significant, row=1, col=1, legend=True) -> None:
+    """One marker per day on the lift line: filled where the lift is significant, hollow grey where it is not."""
+    import plotly.graph_objects as go
+
+    x, y = values(x), values(y)
+    for flag, name, marker in (
+        (True, "significant (adjusted p < alpha)", dict(color=COLORS[0], size=7, symbol="circle")),
+        (
+            False,
+            "not significant (interval crosses 0 or adjusted p >= alpha)",
+            dict(color="white", size=7, symbol="circle-open", line=dict(color=EXCLUDED, width=1.5)),
+        ),
+    ):
+        # None where the other kind is: the line stays, the markers tell which days are significant
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[v if s is flag else None for v, s in zip(y, significant)],
+                mode="markers",
+                name=name,
+                legendgroup=name,
+                showlegend=legend,
+                marker=marker,
+                hoverinfo="skip",
+            ),
+            row=row,
+            col=col,
+        )
