@@ -10,8 +10,16 @@ Rules for every model under models/marts:
 - every column outside the grain (a computed value) also states "Formula: ...";
 - the grain's columns are documented, and a documented column name occurs in
   the model's SQL or its macros (no documentation of a column that is gone).
+
+The tables Python writes (attribution.*, the Python marts, quality.gate_results)
+are documented as dbt sources in models/published/_python_tables.yml under the
+same rules, with their grain in meta.grain; their documented columns must be
+exactly the *_SCHEMA dict the writing code creates them with, and every
+*_SCHEMA dict in orchestration/ must be one of them (a new Python table needs docs).
 """
 
+import ast
+import importlib
 import json
 import re
 from functools import cache
@@ -20,6 +28,21 @@ from pathlib import Path
 import pytest
 
 from orchestration.lib.settings import DBT_PROJECT_DIR, dbt_var
+
+ORCHESTRATION = Path(__file__).resolve().parents[2] / "orchestration"
+PUBLISHED_YML = Path("models") / "published" / "_python_tables.yml"
+# schema.table -> (module, *_SCHEMA dict) the writing code creates it with
+PYTHON_TABLES = {
+    "attribution.experiment_results": ("orchestration.lib.attribution", "RESULT_SCHEMA"),
+    "attribution.model_impact": ("orchestration.lib.attribution", "IMPACT_SCHEMA"),
+    "marts.alerts": ("orchestration.defs.model_health.alerts", "ALERTS_SCHEMA"),
+    "marts.bias_group_rates": ("orchestration.lib.bias", "GROUP_RATES_SCHEMA"),
+    "marts.bias_verdicts": ("orchestration.lib.bias", "VERDICTS_SCHEMA"),
+    "marts.okr_progress": ("orchestration.lib.okrs", "PROGRESS_SCHEMA"),
+    "marts.metric_scorecard": ("orchestration.lib.scorecard", "SCORECARD_SCHEMA"),
+    "marts.retraining_requests": ("orchestration.lib.retraining", "REQUEST_SCHEMA"),
+    "quality.gate_results": ("orchestration.lib.quality_gate", "GATE_RESULTS_SCHEMA"),
+}
 
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 
@@ -137,3 +160,71 @@ def test_metric_type_documents_every_type_of_the_declared_experiment_metrics():
     stats = next(n for n in mart_models(manifest()) if n["name"] == "experiment_stats")
     documented = stats["columns"]["metric_type"]["description"]
     assert types and all(f"'{t}'" in documented for t in types), (types, documented)
+
+
+# --- the tables Python writes, documented as dbt sources --------------------------------
+
+
+def python_sources(m: dict) -> dict[str, dict]:
+    """schema.table -> source node, for the sources of models/published/_python_tables.yml."""
+    return {
+        f"{n['schema']}.{n['identifier']}": n
+        for n in m["sources"].values()
+        if Path(n["original_file_path"]) == PUBLISHED_YML
+    }
+
+
+def schema_dicts_in_code() -> set[tuple[str, str]]:
+    """(module, NAME) of every module-level `NAME_SCHEMA = {...}` / dict comprehension under orchestration/."""
+    found = set()
+    for path in ORCHESTRATION.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict | ast.DictComp):
+                module = ".".join(path.relative_to(ORCHESTRATION.parent).with_suffix("").parts)
+                found |= {(module, t.id) for t in node.targets if isinstance(t, ast.Name) and t.id.endswith("_SCHEMA")}
+    return found
+
+
+def test_every_python_table_schema_in_the_code_is_a_documented_table():
+    missing = schema_dicts_in_code() - set(PYTHON_TABLES.values())
+    assert not missing, (
+        f"*_SCHEMA dicts with no entry in PYTHON_TABLES (document the table in {PUBLISHED_YML}): {missing}"
+    )
+
+
+def test_python_tables_are_documented_sources_without_tests():
+    m = manifest()
+    sources = python_sources(m)
+    assert set(sources) == set(PYTHON_TABLES), sorted(set(sources) ^ set(PYTHON_TABLES))
+    problems = [f"{t}: no table description" for t, n in sources.items() if not n["description"].strip()]
+    problems += [f"{t}: no meta.grain" for t, n in sources.items() if not n["meta"].get("grain")]
+    # dbt build must not test a table Python may not have written yet (a fresh warehouse)
+    problems += [
+        f"{n['attached_node'] or n['unique_id']}: a data test on a Python-written table"
+        for n in m["nodes"].values()
+        if n["resource_type"] == "test" and set(n["depends_on"]["nodes"]) & {s["unique_id"] for s in sources.values()}
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_documented_python_table_columns_are_exactly_its_schema():
+    problems = []
+    for table, node in sorted(python_sources(manifest()).items()):
+        module, name = PYTHON_TABLES[table]
+        schema = getattr(importlib.import_module(module), name)
+        if missing := [c for c in schema if c not in node["columns"]]:
+            problems.append(f"{table}: columns of {module}.{name} not documented {missing}")
+        if stale := sorted(set(node["columns"]) - set(schema)):
+            problems.append(f"{table}: documented columns {module}.{name} does not have {stale}")
+        if stray := sorted(set(node["meta"].get("grain") or []) - set(schema)):
+            problems.append(f"{table}: meta.grain names columns it does not have {stray}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_python_table_column_states_its_unit_and_every_computed_column_its_formula():
+    problems = [
+        f"{table}.{gap}"
+        for table, node in sorted(python_sources(manifest()).items())
+        for gap in documentation_gaps(node["columns"], set(node["meta"].get("grain") or []))
+    ]
+    assert not problems, f"{PUBLISHED_YML} documentation gaps:\n" + "\n".join(problems)
