@@ -15,7 +15,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # one planned event per asset for a backfill's range, not per day (orchestration/runs.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
-.PHONY: install manifest demo test dev docs clean postgres-binaries
+.PHONY: install manifest demo test dev docs clean postgres-binaries chromium
 
 # The demo's own project file names its models, protected attributes and OKRs;
 # your data gets its own (`impact-ledger init --source DIR`).
@@ -53,8 +53,17 @@ postgres-binaries:
 		  { apt-get update -q >/dev/null && apt-get install -y -q postgresql-15 >/dev/null; }; }; } || \
 		echo "note: $(PG_INITDB) is missing: the postgres-marked tests will fail (apt-get install postgresql-15)"
 
+# The report's browser test (tests/unit/test_report_browser.py) renders it in headless Chromium and fails
+# without it; where it is missing and we may install packages, install Debian's chromium.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ echo "installing chromium for the report's browser test"; apt-get install -y -q chromium >/dev/null || \
+		  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
+		echo "note: $(CHROMIUM) is missing: the report's browser test will fail (apt-get install chromium)"
+
 # Lint and format first (seconds), then every test, slow ones included.
-test: $(INSTALLED) $(MANIFEST) postgres-binaries
+test: $(INSTALLED) $(MANIFEST) postgres-binaries chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
