@@ -809,7 +809,14 @@ class ReportBuilder:
             )
             if c in okrs
         ]
-        s.add(table(okrs[shown], {"progress": _pct, "expected_progress": _pct}))
+        # a net-value key result is money: thousands separated, in the project's currency
+        money = okrs.get("metric_kind", pd.Series("", index=okrs.index)) == "net_value"
+        money_text = _currency_amount(load_config().currency)
+        shown_okrs = okrs[shown].astype({c: object for c in ("baseline", "target", "current_value") if c in shown})
+        for c in ("baseline", "target", "current_value"):
+            if c in shown:
+                shown_okrs.loc[money, c] = okrs.loc[money, c].map(money_text)
+        s.add(table(shown_okrs, {"progress": _pct, "expected_progress": _pct}))
         return s
 
     def scorecard_section(self) -> Section:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from orchestration.lib.alerts import load_alert_config
+from orchestration.lib.project_config import load_config
 from orchestration.lib.report import ReportDataError, latest_report_date, render_report, write_report
 
 AS_OF = date(2026, 3, 10)
@@ -555,6 +556,10 @@ def test_optional_sections_absent_are_notes_and_present_are_shown(warehouse, tmp
     assert trace(okr, "expected by now (linear pace)")["y"] == pytest.approx([0.1])
     assert page.summary["okr_progress"][0]["current_value"] == 7200.0
     assert "needs 200 days" in full.html and "revenue_per_active_user" in full.html
+    # the net-value key result is money in the project's currency, thousands separated (not 1e+04)
+    currency = load_config().currency
+    assert f"<td>10,000 {currency}</td>" in full.html and f"<td>7,200 {currency}</td>" in full.html
+    assert "e+0" not in re.sub(r"<script.*?</script>", "", full.html, flags=re.S)
 
 
 def test_a_day_without_data_is_a_clear_error_and_write_is_atomic(warehouse, tmp_path):
@@ -610,3 +615,37 @@ def test_fairness_shows_the_published_verdicts_not_a_recomputation(warehouse, tm
     assert page.summary["fairness_failures"] == []
     assert page.summary["fairness_window"]["end"] == AS_OF.isoformat()  # not the later window
     assert "0.777" in report.html and "all fairness verdicts pass" in report.html
+
+
+def test_layout_cues_units_counts_gates_cbpe_and_significance(warehouse, tmp_path):
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN estimated_precision DOUBLE")
+        conn.execute("UPDATE marts.model_health_daily SET estimated_precision = 0.55")
+        conn.execute("ALTER TABLE attribution.experiment_results ADD COLUMN significant BOOLEAN")
+        # significant from the 6th result day on (hand-set), the rest not
+        conn.execute("UPDATE attribution.experiment_results SET significant = as_of_date >= DATE '2026-03-08'")
+    report = build(warehouse)
+    page = parse(report.html)
+    # quarantine counts: whole-number ticks only (at most 3 rows a day: step 1 from 0)
+    y = page.figures["quarantine"]["layout"]["yaxis"]
+    assert (y["dtick"], y["tick0"], y["tickformat"]) == (1, 0, ",d")
+    # KPI axes say their units
+    kpi = page.figures["kpis"]["layout"]
+    assert kpi["yaxis2"]["tickformat"] == ".1%" and kpi["yaxis3"]["title"]["text"] == load_config().currency
+    # gates: no '[]' literal, and "nothing failed" is good news, not a warning
+    assert "[]" not in re.sub(r"<script.*?</script>", "", report.html, flags=re.S)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("UPDATE quality.gate_results SET passed = true")
+    assert '<p class="note ok">No gate failed up to 2026-03-10.</p>' in build(warehouse).html
+    # CBPE beside realised precision: the newest labelled day's pair
+    pair = page.summary["models"][EVIL]["precision"]
+    assert (pair["realised"], pair["estimated_same_day"], pair["date"]) == (0.6, 0.55, AS_OF.isoformat())
+    health = page.figures[[p for p in report.plots if p.startswith("health-rec")][0]]
+    assert numbers(trace(health, "estimated precision (CBPE, label-free)")["y"]) == [0.55] * 10
+    # significance markers: filled on the significant days, hollow on the others
+    lift = page.figures[[p for p in report.plots if p.startswith("lift-rec")][0]]
+    filled = trace(lift, "significant (adjusted p < alpha)")
+    hollow = trace(lift, "not significant (interval crosses 0 or adjusted p >= alpha)")
+    days = [d.isoformat() for d in DAYS[2:10]]
+    assert [d for d, v in zip(filled["x"], filled["y"]) if v is not None] == [d for d in days if d >= "2026-03-08"]
+    assert [d for d, v in zip(hollow["x"], hollow["y"]) if v is not None] == [d for d in days if d < "2026-03-08"]
