@@ -425,7 +425,10 @@ def placeholders(first: date, last: date, config=None) -> dict[str, str]:
 
     {first} / {last}: the run's days; {declared_models}: the models the project file declares (a
     VARCHAR[] literal) and {models_declared}: whether it declares any (none: every model_id is
-    accepted, there is nothing to compare with); {max_label_horizon_days}: the longest label horizon.
+    accepted, there is nothing to compare with); {max_label_horizon_days}: the longest label horizon;
+    {label_lookup_days}: how far back a label or feedback event may find its prediction, twice that
+    horizon (init proposes the p99 delay: a label a little later is not counted, but it is no broken
+    reference either, and must not fail its day).
     """
     if config is None:
         from orchestration.lib.project_config import load_config
@@ -437,6 +440,7 @@ def placeholders(first: date, last: date, config=None) -> dict[str, str]:
         "declared_models": _sql_list(sorted(config.models)),
         "models_declared": "true" if config.models else "false",
         "max_label_horizon_days": str(int(config.max_label_horizon_days)),
+        "label_lookup_days": str(2 * int(config.max_label_horizon_days)),
     }
 
 

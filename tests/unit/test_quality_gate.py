@@ -374,8 +374,9 @@ def test_known_models_are_the_experiments_and_the_declared_ones(world):
     assert gate(world, "predictions", monitoring_only, config=parse_config({})).success
 
 
-def test_labels_are_known_up_to_the_longest_label_horizon(tmp_path):
-    # labels of predictions made 60 days earlier: outside a 30-day horizon, inside a 90-day one
+def test_labels_are_known_up_to_twice_the_longest_label_horizon(tmp_path):
+    # labels of predictions made 60 days earlier: beyond twice a 20-day horizon (broken references),
+    # late for a 30-day one but within twice it (not counted in the metrics, yet no broken data), inside a 90-day one
     first, today = date(2026, 7, 1), date(2026, 8, 30)
     write(tmp_path, "users", pd.DataFrame({"user_id": ["u1"], "signup_at": pd.Timestamp("2026-01-01")}))
     preds = predictions_for(first).assign(user_id="u1")
@@ -402,6 +403,13 @@ def test_labels_are_known_up_to_the_longest_label_horizon(tmp_path):
             load_suite("raw_labels"),
             today,
             today,
+            config=parse_config({"models": {"m1": {"label_horizon_days": 20}}}),
+        )
+        late = run_suite(
+            conn,
+            load_suite("raw_labels"),
+            today,
+            today,
             config=parse_config({"models": {"m1": {"label_horizon_days": 30}}}),
         )
         long = run_suite(
@@ -412,6 +420,7 @@ def test_labels_are_known_up_to_the_longest_label_horizon(tmp_path):
             config=parse_config({"models": {"m1": {"label_horizon_days": 30}, "m2": {"label_horizon_days": 90}}}),
         )
     assert failed(short) == {"expect_column_values_to_be_in_set(prediction_known)"}
+    assert late.success, late.summary()
     assert long.success, long.summary()
 
 
