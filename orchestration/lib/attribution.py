@@ -139,6 +139,15 @@ class AttributionSettings:
 
 
 # One row of marts.experiment_stats (one arm) as the statistics module's inputs.
+def experiment_design(conn) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The experiments and their arms' expected shares (dbt staging views), as attribution and the scorecard read them."""
+    experiments = conn.execute(
+        "SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments"
+    ).df()
+    variants = conn.execute("SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants").df()
+    return experiments, variants
+
+
 def arm_stats(row) -> ArmStats:
     return ArmStats(int(row["n"]), float(row["value_sum"]), float(row["value_sum_sq"]))
 

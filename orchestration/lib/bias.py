@@ -306,6 +306,15 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds, direct
     return row
 
 
+# what a reader scans first: the verdicts' numbers per model and attribute (check metadata, report)
+HEADLINE_VERDICT_COLUMNS = [
+    "model_id",
+    "attribute",
+    "disparate_impact_ratio",
+    "equal_opportunity_difference",
+    "equalized_odds_difference",
+    "calibration_gap",
+]
 VERDICT_COLUMNS = [
     "model_id",
     "attribute",

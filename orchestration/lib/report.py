@@ -29,7 +29,13 @@ from orchestration.lib.alerts import AlertConfig, load_alert_config
 from orchestration.lib.attribution import ROI_LABEL, ROI_NOTE, correction_name, roi_text, significance_text
 from orchestration.lib import report_data as data
 from orchestration.lib import report_figures as rf
-from orchestration.lib.bias import NOT_ASSESSED, VERDICT_RATES, group_intervals, summarise_verdicts
+from orchestration.lib.bias import (
+    HEADLINE_VERDICT_COLUMNS,
+    NOT_ASSESSED,
+    VERDICT_RATES,
+    group_intervals,
+    summarise_verdicts,
+)
 from orchestration.lib.leading import describe, kpi_drop_leads
 from orchestration.lib.project_config import load_config
 from orchestration.lib.report_data import ReportDataError, existing_tables, latest_report_date
@@ -584,17 +590,7 @@ class ReportBuilder:
         s.add(bullets(summarise_verdicts(verdicts).splitlines()))
         s.add(
             table(
-                verdicts[
-                    [
-                        "model_id",
-                        "attribute",
-                        "disparate_impact_ratio",
-                        "equal_opportunity_difference",
-                        "equalized_odds_difference",
-                        "calibration_gap",
-                        "passed",
-                    ]
-                ],
+                verdicts[[*HEADLINE_VERDICT_COLUMNS, "passed"]],
                 scroll=True,
             )
         )

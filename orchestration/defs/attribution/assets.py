@@ -13,6 +13,7 @@ from orchestration.lib.attribution import (
     IMPACT_SCHEMA,
     RESULT_SCHEMA,
     AttributionSettings,
+    experiment_design,
     experiment_results,
     mark_failed_gates,
     model_impact,
@@ -74,12 +75,7 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
         stats = conn.execute(
             "SELECT * FROM marts.experiment_stats WHERE as_of_date BETWEEN ? AND ? ORDER BY ALL", [first, last]
         ).df()
-        experiments = conn.execute(
-            "SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments"
-        ).df()
-        variants = conn.execute(
-            "SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants"
-        ).df()
+        experiments, variants = experiment_design(conn)
         failed_gates = conn.execute(
             "SELECT date, suite FROM quality.gate_results WHERE NOT passed AND date <= ?", [last]
         ).df()

@@ -11,7 +11,13 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, days_between, lookback_start, run_date_range, single_run
 from orchestration.lib.asset_metadata import markdown_table
 from orchestration.lib.label_refresh import refresh_start as label_refresh_start
-from orchestration.lib.bias import GROUP_RATES_SCHEMA, NOT_ASSESSED, VERDICTS_SCHEMA, window_tables
+from orchestration.lib.bias import (
+    GROUP_RATES_SCHEMA,
+    HEADLINE_VERDICT_COLUMNS,
+    NOT_ASSESSED,
+    VERDICTS_SCHEMA,
+    window_tables,
+)
 from orchestration.lib.project_config import load_config
 from orchestration.lib.warehouse import ensure_table, replace_date_range
 
@@ -84,16 +90,7 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             "failing": dg.MetadataValue.md(
                 markdown_table(
                     failing,
-                    [
-                        "date",
-                        "model_id",
-                        "attribute",
-                        "disparate_impact_ratio",
-                        "equal_opportunity_difference",
-                        "equalized_odds_difference",
-                        "calibration_gap",
-                        "flagged_groups_equal_opportunity",
-                    ],
+                    ["date", *HEADLINE_VERDICT_COLUMNS, "flagged_groups_equal_opportunity"],
                 )
             ),
         },

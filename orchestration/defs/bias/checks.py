@@ -11,6 +11,7 @@ from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.alerts import check_targets, scope_sql
 from orchestration.lib.asset_metadata import markdown_table
 from orchestration.lib.bias import (
+    HEADLINE_VERDICT_COLUMNS,
     INTERVAL_COLUMNS,
     NOT_ASSESSED,
     bias_verdicts,
@@ -27,18 +28,7 @@ def verdict_metadata(verdicts, rates=None) -> dict:
     """Verdict table; with the window's ``rates`` also every group behind each verdict with its Wilson 95% interval."""
     failing = verdicts[~verdicts["passed"]]
     columns = [
-        c
-        for c in (
-            "model_id",
-            "attribute",
-            "disparate_impact_ratio",
-            "equal_opportunity_difference",
-            "equalized_odds_difference",
-            "calibration_gap",
-            "flagged_groups_equal_opportunity",
-            "passed",
-        )
-        if c in verdicts.columns
+        c for c in (*HEADLINE_VERDICT_COLUMNS, "flagged_groups_equal_opportunity", "passed") if c in verdicts.columns
     ]
     metadata = {
         "failing_verdicts": len(failing),

@@ -12,6 +12,7 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partitions import daily_partitions, lookback_start, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.asset_metadata import markdown_table
+from orchestration.lib.attribution import experiment_design
 from orchestration.lib.label_refresh import refresh_start as label_refresh_start
 from orchestration.lib.okrs import PROGRESS_SCHEMA, load_okrs, metric_value_query, okr_progress
 from orchestration.lib.scorecard import SCORECARD_SCHEMA, TRAFFIC_SQL, metric_scorecard
@@ -116,12 +117,7 @@ def metric_scorecard_asset(context: dg.AssetExecutionContext, duckdb: DuckDBReso
         results = conn.execute(f"SELECT * FROM attribution.experiment_results WHERE {window}", [first, last]).df()
         stats = conn.execute(f"SELECT * FROM marts.experiment_stats WHERE {window}", [first, last]).df()
         traffic = conn.execute(TRAFFIC_SQL, [first, last]).df()
-        experiments = conn.execute(
-            "SELECT experiment_id, model_id, control_variant, start_date FROM staging.stg_experiments"
-        ).df()
-        variants = conn.execute(
-            "SELECT experiment_id, variant, expected_share FROM staging.stg_experiment_variants"
-        ).df()
+        experiments, variants = experiment_design(conn)
         scorecard = metric_scorecard(
             run_days(context),
             experiments,
