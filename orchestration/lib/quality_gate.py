@@ -13,29 +13,39 @@ Suites live under expectations/suites/ as YAML in GX's own vocabulary
 * ``day_expectations`` on one row per day: rows, trailing median, the volume
   band and freshness.
 
-**One verdict per day.** GX validates each level once over the whole range
-(one validation per suite, also in a 60-day backfill) with ``COMPLETE`` results;
-the indexes of the unexpected rows give each expectation's unexpected rows per
-day. A row expectation fails a day only when that day's unexpected rows exceed
-both ``gates.rows.max_share`` of the rows read that day and ``gates.rows.min_count``
-of the project file: a few bad rows are already quarantined, a systemic break
-stops the day. A suite with ``row_rule: every_row`` (tables where one row is a
-whole experiment) fails on any unexpected row. A day-level expectation fails the
-days of its unexpected rows; a schema expectation fails every day. Nothing a
-row is judged on depends on which other days share its run (uniqueness is per
-day, the derived flags compare with the row's own day), so a backfill and
-day-by-day runs give the same verdicts.
+**One verdict per day.** A row expectation fails a day only when that day's unexpected rows exceed
+both ``gates.rows.max_share`` of the rows read that day and ``gates.rows.min_count`` of the project
+file: a few bad rows are already quarantined, a systemic break stops the day. A suite with
+``row_rule: every_row`` (tables where one row is a whole experiment) fails on any unexpected row. A
+day-level expectation fails the days of its unexpected rows; a schema expectation fails every day.
+Nothing a row is judged on depends on which other days share its run (uniqueness is per day, the
+derived flags compare with the row's own day), so a backfill and day-by-day runs give the same verdicts.
 
-An expectation with ``meta: {severity: warning}`` is reported but does not fail
-the gate. Validation runs on pandas frames in an ephemeral GX context: GX's SQL
-datasource on DuckDB is broken (GX #10738, #11579) and a day's slice fits in
-memory. GX is imported lazily because it costs ~2 s.
+**Counting in DuckDB, judging in GX (SQL-side aggregates).** The schema and day levels are small
+(one row; one row per day and group) and GX validates them as they are. The rows level is not (20M
+rows a day would be a 10+ GB pandas frame): DuckDB counts, per day and row expectation, the rows
+considered and the unexpected ones in one aggregate pass (one GROUP BY per uniqueness key), with
+GX's semantics (nulls and NaN skipped by in-set and range checks, compound keys ignored when all
+their values are missing, every row of a duplicated key unexpected), plus up to five unexpected
+values for the report. GX then validates a frame of one row per day holding each expectation's
+unexpected rows and allowance, max(max_share x rows, min_count), with the equivalent expectation
+``expect_column_pair_values_a_to_be_greater_than_b(allowance >= unexpected)`` carrying the suite's
+expectation in its description and meta: GX's verdict names the failed days, its results and Data
+Docs are the record. Memory does not grow with the day's rows (DuckDB aggregates within its
+memory_limit and spills beyond it). Chunked GX validation was not chosen: a duplicated key can
+straddle chunks, and GX's pandas engine at ~10 s per million rows is the slowest stage at volume.
+The small frames given to a test (``validate_frame``) take the same path through an in-memory DuckDB.
+
+An expectation with ``meta: {severity: warning}`` is reported but does not fail the gate. GX's SQL
+datasource on DuckDB is broken (GX #10738, #11579), hence pandas frames in an ephemeral GX context.
+GX is imported lazily because it costs ~2 s.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -186,6 +196,12 @@ def load_suite(name: str, directory: Path = EXPECTATIONS_DIR / "suites") -> dict
                 raise ValueError(f"{path}: {level} #{i + 1} needs 'type' and 'kwargs'")
     if "name" not in suite or "table" not in suite:
         raise ValueError(f"{path}: a suite needs 'name' and 'table'")
+    for i, exp in enumerate(suite.get("expectations") or []):
+        if exp["type"] not in ROW_EXPECTATION_TYPES:  # the rows are counted in SQL (module docstring)
+            raise ValueError(
+                f"{path}: expectations #{i + 1}: {exp['type']} is not a row expectation the gate counts in SQL "
+                f"(one of {', '.join(ROW_EXPECTATION_TYPES)}); a day-level check belongs in day_expectations"
+            )
     if suite.get("row_rule", "per_day") not in ("per_day", "every_row"):
         raise ValueError(f"{path}: row_rule must be 'per_day' or 'every_row', got {suite['row_rule']!r}")
     return suite
@@ -206,6 +222,284 @@ def suite_columns(suite: dict) -> list[str]:
         )
         cols += [c for c in names if c not in cols and c not in derived]
     return cols
+
+
+# ------------------------------------------------------- row counts in SQL
+
+# The row expectations the SQL counts reproduce (GX's pandas semantics); a suite naming another fails to load.
+ROW_EXPECTATION_TYPES = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_unique",
+    "expect_compound_columns_to_be_unique",
+)
+ROWS_VIEW = "_gate_rows_frame"  # a test's ready frame, registered in an in-memory DuckDB
+MAX_GX_FRAME_ROWS = 100_000  # what GX is given is per day (and group), never per row: a bound tests check
+
+
+@dataclass(frozen=True)
+class SqlRows:
+    """The rows level as a query on a connection: counted there, never fetched."""
+
+    conn: duckdb.DuckDBPyConnection
+    sql: str
+
+
+@dataclass
+class RowCount:
+    """One row expectation's SQL-side counts: what GX's COMPLETE result would say on the whole rows frame."""
+
+    spec: dict
+    name: str
+    considered: int = 0  # rows GX would not skip (non-missing): unexpected_percent's denominator
+    unexpected: int = 0
+    unexpected_by_day: dict = field(default_factory=dict)  # day -> unexpected rows (non-zero only)
+    sample: list = field(default_factory=list)
+    error: str | None = None  # e.g. a column the rows lack: fails every day, as GX's error did
+
+    @property
+    def percent(self) -> float | None:
+        return 100 * self.unexpected / self.considered if self.considered and self.error is None else None
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _family(sql_type: str) -> str:
+    t = sql_type.upper()
+    if t in ("FLOAT", "DOUBLE", "REAL"):
+        return "float"
+    if t == "BOOLEAN" or t.startswith("DECIMAL") or re.fullmatch(r"U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?", t):
+        return "number"
+    if t.startswith(("VARCHAR", "STRING")):
+        return "string"
+    if t.startswith(("DATE", "TIMESTAMP", "TIME")):
+        return "temporal"
+    return "other"
+
+
+def _literal(value: Any, family: str, sql_type: str) -> str | None:
+    """``value`` as a SQL literal comparable with a column of ``family``; None where pandas could never
+    match it either (no implicit cast of a string to a number in an in-set check)."""
+    value = _plain(value)
+    if value is None:
+        return None
+    numeric = family in ("number", "float")
+    if isinstance(value, bool):
+        return ("TRUE" if value else "FALSE") if numeric else None
+    if isinstance(value, (int, float)):
+        if not numeric:
+            return None
+        return repr(value) if isinstance(value, int) or math.isfinite(value) else f"CAST('{value}' AS DOUBLE)"
+    if isinstance(value, (date, pd.Timestamp)):  # datetime is a date
+        return f"TRY_CAST('{pd.Timestamp(value).isoformat()}' AS {sql_type})" if family == "temporal" else None
+    text = "'" + str(value).replace("'", "''") + "'"
+    if family == "string":
+        return text
+    return f"TRY_CAST({text} AS {sql_type})" if family == "temporal" else None
+
+
+def _resolve(value: Any, parameters: dict, where: str) -> Any:
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        name = value["$PARAMETER"]
+        if name not in parameters:
+            raise ValueError(f"{where}: $PARAMETER {name!r} is not in the suite's parameters section")
+        return parameters[name]
+    return value
+
+
+def _row_check_sql(spec: dict, types: dict, parameters: dict, where: str) -> tuple[str, str, list[str], list[str]]:
+    """(considered, unexpected, key, sample columns) of one row expectation, as engine-neutral SQL conditions.
+
+    ``key``: the uniqueness key (columns) for the uniqueness expectations, whose unexpected rows are
+    counted by a GROUP BY instead (``unexpected`` is then unused).
+    """
+    kind, kwargs = spec["type"], spec["kwargs"]
+
+    def missing(column: str) -> str:
+        col = _q(column)
+        return f"({col} IS NULL OR isnan({col}))" if _family(types[column]) == "float" else f"{col} IS NULL"
+
+    if kind == "expect_compound_columns_to_be_unique":
+        cols = list(kwargs["column_list"])
+        ignore = kwargs.get("ignore_row_if", "all_values_are_missing")
+        considered = {
+            "all_values_are_missing": "NOT (" + " AND ".join(missing(c) for c in cols) + ")",
+            "any_value_is_missing": "NOT (" + " OR ".join(missing(c) for c in cols) + ")",
+            "never": "TRUE",
+        }.get(ignore)
+        if considered is None:
+            raise ValueError(f"{where}: ignore_row_if {ignore!r} is not supported")
+        return considered, "FALSE", cols, cols
+    column = kwargs["column"]
+    col, absent = _q(column), missing(column)
+    if kind == "expect_column_values_to_not_be_null":
+        return "TRUE", absent, [], [column]
+    if kind == "expect_column_values_to_be_null":
+        return "TRUE", f"NOT {absent}", [], [column]
+    present = f"NOT {absent}"
+    if kind == "expect_column_values_to_be_unique":
+        return present, "FALSE", [column], [column]
+    if kind in ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"):
+        values = _resolve(kwargs["value_set"], parameters, where)
+        literals = [v for v in (_literal(v, _family(types[column]), types[column]) for v in values) if v]
+        inside = f"coalesce({col} IN ({', '.join(literals)}), FALSE)" if literals else "FALSE"
+        wrong = f"NOT {inside}" if kind == "expect_column_values_to_be_in_set" else inside
+        return present, f"({present} AND {wrong})", [], [column]
+    if kind == "expect_column_values_to_be_between":
+        family, outside = _family(types[column]), []
+        for bound, op, strict in (("min_value", "<", "strict_min"), ("max_value", ">", "strict_max")):
+            value = _resolve(kwargs.get(bound), parameters, where)
+            if value is None:
+                continue
+            literal = _literal(value, family, types[column])
+            if literal is None:
+                raise ValueError(f"{where}: {bound} {value!r} cannot be compared with {column} ({types[column]})")
+            # strict: a value equal to the bound is outside too
+            outside.append(f"{col} {op}{'=' if _resolve(kwargs.get(strict), parameters, where) else ''} {literal}")
+        if not outside:
+            raise ValueError(f"{where}: expect_column_values_to_be_between needs min_value or max_value")
+        return present, f"({present} AND ({' OR '.join(outside)}))", [], [column]
+    raise ValueError(
+        f"{where}: row expectation {kind} is not one the SQL counts know ({', '.join(ROW_EXPECTATION_TYPES)})"
+    )
+
+
+def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tuple[dict, list[RowCount]]:
+    """Rows read per day and each row expectation's counts, from aggregate queries over ``rows.sql``.
+
+    Only aggregates come back (a row per day, or per day and duplicated key before its sum), so memory
+    does not grow with the rows. Snapshots and days are read by the caller from the per-day counts.
+    """
+    conn, sql = rows.conn, rows.sql
+    relation = conn.sql(sql)  # binds (column types) without running
+    types = dict(zip(relation.columns, map(str, relation.types)))
+    parameters = parameters or {}
+    counts, checks = [], []
+    names = [_name(spec) for spec in suite.get("expectations") or []]
+    for i, spec in enumerate(suite.get("expectations") or []):
+        where = f"suite {suite['name']}, expectations #{i + 1} ({names[i]})"
+        count = RowCount(spec, names[i])
+        counts.append(count)
+        kwargs = spec["kwargs"]
+        columns = [kwargs[k] for k in ("column",) if k in kwargs] + list(kwargs.get("column_list") or [])
+        absent = [c for c in columns if c not in types]
+        if absent:
+            count.error = f"error: column(s) {absent} not among the rows of raw.{suite['table']} ({sorted(types)})"
+            continue
+        try:
+            checks.append((count, *_row_check_sql(spec, types, parameters, where)))
+        except ValueError as error:  # e.g. a range on a VARCHAR column: GX's own evaluation raised too
+            count.error = f"error: {error}"
+
+    day = _q(DAY_COLUMN)
+    select = [f"{day}", "count(*)"]
+    for j, (_, considered, unexpected, key, _) in enumerate(checks):
+        select.append(f"sum(CASE WHEN {considered} THEN 1 ELSE 0 END)")
+        select.append("0" if key else f"sum(CASE WHEN {unexpected} THEN 1 ELSE 0 END)")
+    per_day = conn.execute(f"SELECT {', '.join(select)} FROM ({sql}) r GROUP BY {day}").fetchall()
+    rows_by_day = {_day(r[0]): int(r[1]) for r in per_day}
+    for j, (count, considered, unexpected, key, sample_columns) in enumerate(checks):
+        count.considered = sum(int(r[2 + 2 * j] or 0) for r in per_day)
+        if key:
+            by_day = _duplicated_rows_by_day(conn, sql, considered, key)
+        else:
+            by_day = {_day(r[0]): int(r[3 + 2 * j] or 0) for r in per_day}
+        count.unexpected_by_day = {d: n for d, n in by_day.items() if n}
+        count.unexpected = sum(count.unexpected_by_day.values())
+        if count.unexpected:
+            count.sample = _sample(conn, sql, considered, unexpected, key, sample_columns)
+    return rows_by_day, counts
+
+
+def _duplicated_rows_by_day(conn, sql: str, considered: str, key: list[str]) -> dict:
+    """day -> rows whose key occurs more than once (all of them unexpected, as GX counts), one GROUP BY."""
+    day = _q(DAY_COLUMN)
+    group = ", ".join(_q(c) for c in dict.fromkeys([*key, DAY_COLUMN]))
+    partition = ", ".join(_q(c) for c in key)
+    result = conn.execute(
+        f"""
+        SELECT {day}, sum(n) FROM (
+            SELECT {day}, n, sum(n) OVER (PARTITION BY {partition}) AS key_rows
+            FROM (SELECT {group}, count(*) AS n FROM ({sql}) r WHERE {considered} GROUP BY {group}) g
+        ) w WHERE key_rows > 1 GROUP BY {day}
+        """
+    ).fetchall()
+    return {_day(d): int(n) for d, n in result}
+
+
+def _sample(conn, sql: str, considered: str, unexpected: str, key: list[str], columns: list[str]) -> list:
+    """Up to SAMPLE_SIZE unexpected values (a dict per row for a compound key), as GX's partial list."""
+    cols = ", ".join(_q(c) for c in columns)
+    if key:  # a duplicated key's value once per row, as GX lists each unexpected row
+        rows = conn.execute(
+            f"SELECT {cols}, least(count(*), {SAMPLE_SIZE}) FROM ({sql}) r WHERE {considered} "
+            f"GROUP BY {cols} HAVING count(*) > 1 LIMIT {SAMPLE_SIZE}"
+        ).fetchall()
+        rows = [r[:-1] for r in rows for _ in range(r[-1])]
+    else:
+        rows = conn.execute(f"SELECT {cols} FROM ({sql}) r WHERE {unexpected} LIMIT {SAMPLE_SIZE}").fetchall()
+    if len(columns) > 1:
+        return [{c: _plain(v) for c, v in zip(columns, r)} for r in rows[:SAMPLE_SIZE]]
+    return [_plain(r[0]) for r in rows[:SAMPLE_SIZE]]
+
+
+def _name(spec: dict) -> str:
+    column = _columns(spec["kwargs"])
+    return spec["type"] + (f"({column})" if column else "")
+
+
+def allowance(rule: RowRule, rows: int) -> float:
+    """The unexpected rows a day of ``rows`` tolerates: fails(u, rows) <=> u > allowance (both strict)."""
+    return max(rule.max_share * rows, rule.min_count)
+
+
+def _gx_rows_level(
+    counts: list[RowCount], rows_by_day: dict, days: tuple, rule: RowRule, snapshot: bool
+) -> tuple[pd.DataFrame, list[dict], dict]:
+    """The frame GX validates for the rows level (a row per day), its expectations and column -> count.
+
+    Each row expectation becomes ``allowance >= unexpected`` on two columns of its own; one GX cannot
+    evaluate (its column is missing) names columns the frame lacks, so GX's own error fails every day.
+    """
+    total = sum(rows_by_day.values())
+    frame = pd.DataFrame({"day": list(days)})
+    frame["rows"] = [total if snapshot else rows_by_day.get(d, 0) for d in days]
+    specs, by_column, seen = [], {}, {}
+    for count in counts:
+        seen[count.name] = seen.get(count.name, 0) + 1
+        label = count.name + (f" #{seen[count.name]}" if seen[count.name] > 1 else "")
+        unexpected, allowed = f"{label}: unexpected rows", f"{label}: allowance"
+        if count.error is None:
+            day_unexpected = [count.unexpected if snapshot else count.unexpected_by_day.get(d, 0) for d in days]
+            mostly = count.spec["kwargs"].get("mostly")
+            # GX's own `mostly` on the whole range (its success ratio over the considered rows): a pass lets every day pass
+            lenient = (
+                mostly is not None
+                and count.considered
+                and (count.considered - count.unexpected) / count.considered >= mostly
+            )
+            frame[unexpected] = day_unexpected
+            frame[allowed] = [float(n) if lenient else float(allowance(rule, n)) for n in frame["rows"]]
+        by_column[unexpected] = count
+        meta = dict(count.spec.get("meta") or {})
+        meta["suite_expectation"] = {"type": count.spec["type"], "kwargs": count.spec["kwargs"]}
+        specs.append(
+            {
+                "type": "expect_column_pair_values_a_to_be_greater_than_b",
+                "kwargs": {"column_A": allowed, "column_B": unexpected, "or_equal": True, "ignore_row_if": "neither"},
+                "meta": meta,
+                "description": (
+                    f"{count.name}: each day's unexpected rows (counted in DuckDB) at most "
+                    f"max({rule.max_share} x the day's rows, {rule.min_count})"
+                ),
+            }
+        )
+    return frame, specs, by_column
 
 
 # ----------------------------------------------------------------- validation
@@ -238,40 +532,50 @@ def _context(docs_dir: Path | None):
 
 
 def validate_frames(
-    frames: dict[str, pd.DataFrame],
+    frames: dict,
     suite: dict,
     parameters: dict | None = None,
     docs_dir: Path | None = None,
     days: list[date] | None = None,
     row_rule: RowRule | None = None,
 ) -> SuiteResult:
-    """Validate each level's frame against that level's expectations in one GX context, and judge each day.
+    """Validate each level against that level's expectations in one GX context, and judge each day.
 
-    ``days``: the run's days (default: the days of the rows frame's ``_day``). ``row_rule``: gates.rows
-    (default: the project file's). With ``docs_dir``, results are kept in a file-mode context and GX
-    Data Docs (HTML) are rebuilt into ``docs_dir``.
+    ``frames``: "schema" and "days" as pandas frames (small); "rows" as ``SqlRows`` (counted in DuckDB,
+    never fetched) or a ready pandas frame (small tests; without ``_day`` it is one day), counted the
+    same way in an in-memory DuckDB. ``days``: the run's days (default: the days of the rows' ``_day``).
+    ``row_rule``: gates.rows (default: the project file's). With ``docs_dir``, results are kept in a
+    file-mode context and GX Data Docs (HTML) are rebuilt into ``docs_dir``.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    frames = {level: frame.reset_index(drop=True) for level, frame in frames.items()}  # GX's indexes are positions
-    if "rows" in frames and DAY_COLUMN not in frames["rows"]:  # a ready frame without days: one day
-        frames["rows"] = frames["rows"].assign(**{DAY_COLUMN: None})
-    rows = frames.get("rows")
-    rows_by_day = _count_by_day(rows[DAY_COLUMN]) if rows is not None else {None: 0}
+    frames = dict(frames)
+    rows = frames.pop("rows", None)
+    counts: list[RowCount] | None = None
+    rows_by_day: dict = {None: 0}
+    if rows is not None:
+        rows_by_day, counts = _count_rows(rows, suite, parameters)
+    n_rows = sum(rows_by_day.values())
     days = tuple(days) if days is not None else tuple(sorted(rows_by_day, key=lambda d: (d is None, d))) or (None,)
     snapshot = _is_snapshot(suite)
     if snapshot:  # a dimension snapshot is read whole by every run: each day validated all of it
-        rows_by_day = {d: len(rows) if rows is not None else 0 for d in days}
+        rows_by_day = {d: n_rows for d in days}
     rule = EVERY_ROW if suite.get("row_rule") == "every_row" else (row_rule or configured_row_rule())
+
+    frames = {level: frame.reset_index(drop=True) for level, frame in frames.items()}  # GX's indexes are positions
+    specs = {level: suite.get(key) or [] for key, level in LEVELS.items()}
+    by_column: dict[str, RowCount] = {}
+    if counts:
+        frames["rows"], specs["rows"], by_column = _gx_rows_level(counts, rows_by_day, days, rule, snapshot)
+    assert all(len(f) <= MAX_GX_FRAME_ROWS for f in frames.values()), "GX is given aggregates only"
 
     context = _context(docs_dir)
     source = context.data_sources.add_or_update_pandas(name="impact_ledger")
     outcomes: list[ExpectationOutcome] = []
-    for key, level in LEVELS.items():
-        specs = suite.get(key) or []
-        if not specs or level not in frames:
+    for level in LEVELS.values():
+        if not specs[level] or level not in frames:
             continue
         name = f"{suite['name']}_{level}"
         asset = next((a for a in source.assets if a.name == name), None) or source.add_dataframe_asset(name=name)
@@ -279,44 +583,30 @@ def validate_frames(
             (b for b in asset.batch_definitions if b.name == level), None
         ) or asset.add_batch_definition_whole_dataframe(level)
         gx_suite = gx.ExpectationSuite(name=name)
-        for exp in specs:
+        for exp in specs[level]:
             gx_suite.add_expectation_configuration(
-                ExpectationConfiguration(type=exp["type"], kwargs=exp["kwargs"], meta=exp.get("meta") or {})
+                ExpectationConfiguration(
+                    type=exp["type"],
+                    kwargs=exp["kwargs"],
+                    meta=exp.get("meta") or {},
+                    description=exp.get("description"),
+                )
             )
-        # COMPLETE: the indexes of every unexpected row, so each day gets its own count (no index query:
-        # it would spell out every index; measured: as fast as SUMMARY on a million rows)
-        result_format = {
-            "result_format": "COMPLETE",
-            "partial_unexpected_count": SAMPLE_SIZE,
-            "return_unexpected_index_query": False,
-        }
-        if docs_dir is None:
-            result = batch_definition.get_batch(batch_parameters={"dataframe": frames[level]}).validate(
-                gx_suite, result_format=result_format, expectation_parameters=parameters or {}
-            )
-        else:
-            definition = context.validation_definitions.add_or_update(
-                gx.ValidationDefinition(name=name, data=batch_definition, suite=context.suites.add_or_update(gx_suite))
-            )
-            result = definition.run(
-                batch_parameters={"dataframe": frames[level]},
-                result_format=result_format,
-                expectation_parameters=parameters or {},
-            )
+        result = _gx_validate(context, gx, name, batch_definition, gx_suite, frames[level], parameters, docs_dir)
         for r in result.results:
             details = r.result or {}
             meta = r.expectation_config.meta or {}
+            blocking = meta.get("severity", "error") != "warning"
+            if level == "rows":
+                outcomes.append(_rows_outcome(r, by_column[r.expectation_config.kwargs["column_B"]], days, blocking))
+                continue
             by_day = _unexpected_by_day(frames[level], level, details.get("unexpected_index_list"))
             if r.success:
                 failed_days: tuple = ()
             elif by_day is None:  # a schema or table expectation, or one GX could not evaluate: every day
                 failed_days = days
-            elif level == "days":  # already one row per day (and group)
+            else:  # the days level: already one row per day (and group)
                 failed_days = tuple(d for d in days if by_day.get(d, 0) > 0)
-            elif snapshot:
-                failed_days = days if rule.fails(sum(by_day.values()), len(frames[level])) else ()
-            else:
-                failed_days = tuple(d for d in days if rule.fails(by_day.get(d, 0), rows_by_day.get(d, 0)))
             outcomes.append(
                 ExpectationOutcome(
                     expectation=r.expectation_config.type,
@@ -327,7 +617,7 @@ def validate_frames(
                     sample_unexpected=[_plain(v) for v in (details.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]],
                     observed_value=_plain(details.get("observed_value")),
                     level=level,
-                    blocking=meta.get("severity", "error") != "warning",
+                    blocking=blocking,
                     detail=_detail(details, r.exception_info),
                     failed_days=failed_days,
                     unexpected_by_day=by_day or {},
@@ -341,7 +631,60 @@ def validate_frames(
         built = time.time() - 2  # coarse file-system clocks: a page written in this second counts
         context.build_data_docs(site_names=[DOCS_SITE])
         make_site_offline(docs_dir, since=built)  # no CSS/JS from CDNs; the index's tables as plain HTML
-    return SuiteResult(suite["name"], len(rows) if rows is not None else 0, outcomes, days, rows_by_day)
+    return SuiteResult(suite["name"], n_rows, outcomes, days, rows_by_day)
+
+
+def _gx_validate(context, gx, name, batch_definition, gx_suite, frame, parameters, docs_dir):
+    """One GX validation of ``frame`` (every frame GX is given passes here: aggregates, never the rows)."""
+    # COMPLETE: the index of every unexpected row (a row is a day, or a day and group), no index query
+    result_format = {
+        "result_format": "COMPLETE",
+        "partial_unexpected_count": SAMPLE_SIZE,
+        "return_unexpected_index_query": False,
+    }
+    if docs_dir is None:
+        return batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+            gx_suite, result_format=result_format, expectation_parameters=parameters or {}
+        )
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=batch_definition, suite=context.suites.add_or_update(gx_suite))
+    )
+    return definition.run(
+        batch_parameters={"dataframe": frame}, result_format=result_format, expectation_parameters=parameters or {}
+    )
+
+
+def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> ExpectationOutcome:
+    """A row expectation's outcome: GX's verdict on the per-day frame, DuckDB's counts and sample."""
+    details = r.result or {}
+    index = details.get("unexpected_index_list")
+    if count.error is not None or (not r.success and index is None):  # GX could not evaluate it: every day
+        failed_days = days
+    else:
+        failed_days = () if r.success else tuple(days[i] for i in sorted(index))
+    return ExpectationOutcome(
+        expectation=count.spec["type"],
+        column=_columns(count.spec["kwargs"]),
+        success=not failed_days,
+        unexpected_count=None if count.error else count.unexpected,
+        unexpected_percent=count.percent,
+        sample_unexpected=count.sample,
+        level="rows",
+        blocking=blocking,
+        detail=count.error or _detail(details, r.exception_info),
+        failed_days=failed_days,
+        unexpected_by_day=count.unexpected_by_day,
+    )
+
+
+def _count_rows(rows, suite: dict, parameters: dict | None) -> tuple[dict, list[RowCount]]:
+    """row_counts() of SqlRows, or of a ready pandas frame through an in-memory DuckDB."""
+    if isinstance(rows, SqlRows):
+        return row_counts(rows, suite, parameters)
+    with duckdb.connect() as conn:
+        conn.register(ROWS_VIEW, rows)
+        day = "" if DAY_COLUMN in rows else f', CAST(NULL AS DATE) AS "{DAY_COLUMN}"'  # a frame without days: one day
+        return row_counts(SqlRows(conn, f"SELECT *{day} FROM {ROWS_VIEW}"), suite, parameters)
 
 
 def validate_frame(
@@ -459,8 +802,8 @@ def schema_frame(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
     return pd.DataFrame({name: [dtype] for name, dtype in types})
 
 
-def rows_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, config=None) -> pd.DataFrame:
-    """Everything read for the days (loaded and quarantined rows), with the suite's derived columns and ``_day``.
+def rows_query(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, config=None) -> str:
+    """SQL of everything read for the days (loaded and quarantined rows), with the suite's derived columns and ``_day``.
 
     Derived SQL sees the row as ``t`` (correlated subqueries write ``t.column``; ``t._partition_date`` is the
     row's own day, so a flag never depends on which other days share the run).
@@ -484,7 +827,12 @@ def rows_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: 
     ]
     if flags:
         query = f"SELECT * REPLACE ({', '.join(flags)}) FROM ({query})"
-    return conn.execute(query).df()
+    return query
+
+
+def rows_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, config=None) -> pd.DataFrame:
+    """The rows of rows_query() as a pandas frame: for tests and inspection on small data (the gate never fetches them)."""
+    return conn.execute(rows_query(conn, suite, first, last, config)).df()
 
 
 def missing_columns(suite: dict, schema: pd.DataFrame) -> list[str]:
@@ -630,7 +978,7 @@ def run_suite(
         )
     frames = {"schema": schema_frame(conn, suite["table"])}
     if not missing_columns(suite, frames["schema"]):
-        frames["rows"] = rows_frame(conn, suite, first, last, config)
+        frames["rows"] = SqlRows(conn, rows_query(conn, suite, first, last, config))
         frames["days"] = days_frame(conn, suite, first, last, config.gates.volume)
     rows = config.gates.rows
     return validate_frames(
