@@ -3,18 +3,45 @@
 Pure helpers (no Dagster): the assets wrap the strings in MetadataValue.md and
 pass the floats as they are; Dagster plots numeric metadata over partitions.
 Keys are `<measure>/<model_id>[/<metric>]`, so each model gets its own plot.
+
+A backfill is one run over many days. Dagster writes one materialisation event
+per day of such a run, each carrying the run's metadata; the `*_by_day`
+helpers below give each day its own values (`{day: {key: value}}`), which the
+assets attach as partition-scoped metadata (orchestration/defs/partition_metadata.py),
+so a backfilled range plots its history instead of its last day repeated.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
 PREVIEW_ROWS = 20
+
+
+class Markdown(str):
+    """Text the UI renders as Markdown (the Dagster wiring wraps it in MetadataValue.md)."""
+
+
+def rows_by_day(frame: pd.DataFrame, column: str, days: Iterable[date]) -> dict[date, pd.DataFrame]:
+    """The rows of each of ``days`` (a day without rows is left out)."""
+    if frame is None or frame.empty:
+        return {}
+    on = pd.to_datetime(frame[column]).dt.date.to_numpy()
+    out = {day: frame[on == day] for day in days}
+    return {day: rows for day, rows in out.items() if len(rows)}
+
+
+def by_day(
+    frame: pd.DataFrame, column: str, days: Iterable[date], values: Callable[[pd.DataFrame], dict]
+) -> dict[date, dict]:
+    """``values`` of each day's rows: the metadata of that day's materialisation."""
+    return {day: values(rows) for day, rows in rows_by_day(frame, column, days).items()}
 
 
 def markdown_table(
@@ -172,35 +199,38 @@ def impact_preview(impact: pd.DataFrame, currency: str, max_rows: int = PREVIEW_
     return markdown_table(frame, max_rows=max_rows)
 
 
-# Per model: the worst feature drift of the run's last day, and the label-based
-# metrics of the newest day with enough labels (labels arrive late, so the last
-# day's precision would be noise), plus the breaches in the evaluation window.
-MODEL_HEALTH_SUMMARY_SQL = """
-WITH models AS (
-    SELECT DISTINCT model_id FROM marts.model_health_daily WHERE date BETWEEN $first AND $last
+# Per day of the run and model: the worst feature drift of that day, the label-based
+# metrics of the newest day up to it (within $horizon days) with enough labels
+# (labels arrive late, so a young day's precision would be noise), and that day's breaches.
+MODEL_HEALTH_BY_DAY_SQL = """
+WITH grid AS (
+    SELECT DISTINCT date, model_id FROM marts.model_health_daily WHERE date BETWEEN $first AND $last
 ), drift AS (
-    SELECT model_id, max(psi) AS psi_max FROM marts.feature_drift_daily WHERE date = $last GROUP BY model_id
+    SELECT date, model_id, max(psi) AS psi_max FROM marts.feature_drift_daily
+    WHERE date BETWEEN $first AND $last GROUP BY ALL
 ), mature AS (
-    SELECT model_id, date AS labelled_day, expected_calibration_error, precision
-    FROM marts.model_health_daily
-    WHERE date BETWEEN $first AND $last AND labelled >= $min_labelled
-    QUALIFY row_number() OVER (PARTITION BY model_id ORDER BY date DESC, predictions DESC) = 1
+    SELECT g.date, g.model_id, h.date AS labelled_day, h.expected_calibration_error, h.precision
+    FROM grid g
+    JOIN marts.model_health_daily h
+      ON h.model_id = g.model_id AND h.labelled >= $min_labelled
+     AND h.date BETWEEN g.date - to_days(CAST($horizon AS INTEGER)) AND g.date
+    QUALIFY row_number() OVER (PARTITION BY g.date, g.model_id ORDER BY h.date DESC, h.predictions DESC) = 1
 ), breaches AS (
-    SELECT model_id, count(*) AS breaches FROM marts.alerts WHERE date BETWEEN $first AND $last GROUP BY model_id
+    SELECT date, model_id, count(*) AS breaches FROM marts.alerts WHERE date BETWEEN $first AND $last GROUP BY ALL
 )
-SELECT m.model_id, d.psi_max, l.labelled_day, l.expected_calibration_error, l.precision,
+SELECT g.date, g.model_id, d.psi_max, l.labelled_day, l.expected_calibration_error, l.precision,
        coalesce(b.breaches, 0) AS breaches
-FROM models m
-LEFT JOIN drift d USING (model_id)
-LEFT JOIN mature l USING (model_id)
-LEFT JOIN breaches b USING (model_id)
-ORDER BY m.model_id
+FROM grid g
+LEFT JOIN drift d USING (date, model_id)
+LEFT JOIN mature l USING (date, model_id)
+LEFT JOIN breaches b USING (date, model_id)
+ORDER BY g.date, g.model_id
 """
 
 
 def model_health_metadata(summary: pd.DataFrame) -> dict[str, float]:
-    """Rows of MODEL_HEALTH_SUMMARY_SQL -> `psi_max/<model>`, `ece/<model>`, `precision/<model>` (unitless, to the
-    4 decimals the previews show), `breaches/<model>` (count)."""
+    """One day's rows of MODEL_HEALTH_BY_DAY_SQL -> `psi_max/<model>`, `ece/<model>`, `precision/<model>`
+    (unitless, to the 4 decimals the previews show), `breaches/<model>` (count)."""
     values = {}
     for r in summary.itertuples(index=False):
         values[f"psi_max/{r.model_id}"] = _rounded(r.psi_max, 4)
@@ -229,3 +259,158 @@ def row_count_query(dbt_node: Mapping, first, last) -> tuple[str, list]:
     if column is None:
         return f"SELECT count(*), NULL FROM {table}", []
     return f'SELECT count(*), count_if("{column}" BETWEEN ? AND ?) FROM {table}', [first, last]
+
+
+# --- each day's own metadata (a backfill's partitions) ----------------------------------
+
+
+def experiment_results_by_day(results: pd.DataFrame, days: Iterable[date]) -> dict[date, dict]:
+    """Per as-of day: the decision estimates in percent, the preview and the untrusted rows of that day."""
+    return by_day(
+        results,
+        "as_of_date",
+        days,
+        lambda rows: {
+            "untrusted_rows": int((~rows["trustworthy"].astype(bool)).sum()),
+            "latest": Markdown(results_preview(rows)),
+            **relative_lift_metadata(rows),
+        },
+    )
+
+
+def model_impact_by_day(impact: pd.DataFrame, currency: str, days: Iterable[date]) -> dict[date, dict]:
+    """Per as-of day: net value and ROI to date, and the preview."""
+    return by_day(
+        impact,
+        "as_of_date",
+        days,
+        lambda rows: {"latest": Markdown(impact_preview(rows, currency)), **net_value_metadata(rows, currency)},
+    )
+
+
+def model_health_by_day(summary: pd.DataFrame, days: Iterable[date]) -> dict[date, dict]:
+    """Per day (rows of MODEL_HEALTH_BY_DAY_SQL): the plotted health numbers and their table."""
+    return by_day(
+        summary,
+        "date",
+        days,
+        lambda rows: {
+            "model_health": Markdown(markdown_table(rows.drop(columns="date"))),
+            **model_health_metadata(rows),
+        },
+    )
+
+
+def breaches_by_day(breaches: pd.DataFrame, days: Iterable[date]) -> dict[date, dict]:
+    """Per day: how many alert rules were breached on it (0 on a quiet day)."""
+    days = list(days)
+    return {day: {"alerts": 0} for day in days} | by_day(breaches, "date", days, lambda rows: {"alerts": len(rows)})
+
+
+def verdicts_by_day(verdicts: pd.DataFrame, days: Iterable[date], columns: list[str]) -> dict[date, dict]:
+    """Per day: the fairness verdicts of its trailing window, how many failed and which."""
+
+    def values(rows: pd.DataFrame) -> dict:
+        failing = rows[~rows["passed"].astype(bool)]
+        return {
+            "rows": len(rows),
+            "failing_verdicts": len(failing),
+            "failing": Markdown(markdown_table(failing, columns)),
+        }
+
+    return by_day(verdicts, "date", days, values)
+
+
+def count_by_day(frame: pd.DataFrame, column: str, days: Iterable[date], key: str = "rows") -> dict[date, dict]:
+    """Per day: its row count under ``key``."""
+    return by_day(frame, column, days, lambda rows: {key: len(rows)})
+
+
+OKR_PREVIEW_COLUMNS = [
+    "key_result",
+    "metric",
+    "baseline",
+    "target",
+    "current_value",
+    "progress",
+    "expected_progress",
+    "status",
+]
+
+
+def okr_progress_by_day(progress: pd.DataFrame, days: Iterable[date]) -> dict[date, dict]:
+    """Per day: key results on track or achieved, behind or missed, by status, and the table."""
+
+    def values(rows: pd.DataFrame) -> dict:
+        statuses = rows["status"].value_counts().to_dict()
+        return {
+            "on_track_or_achieved": int(rows["status"].isin(["on_track", "achieved"]).sum()),
+            "behind_or_missed": int(rows["status"].isin(["behind", "missed"]).sum()),
+            "by_status": {str(k): int(v) for k, v in statuses.items()},
+            "latest": Markdown(markdown_table(rows, OKR_PREVIEW_COLUMNS)),
+        }
+
+    return by_day(progress, "date", days, values)
+
+
+SCORECARD_PREVIEW_COLUMNS = [
+    "experiment_id",
+    "metric",
+    "attributable",
+    "units_per_day",
+    "mde_relative",
+    "key_result",
+    "days_needed",
+    "mde_relative_at_deadline",
+    "detectable_by_deadline",
+]
+
+
+def scorecard_by_day(scorecard: pd.DataFrame, days: Iterable[date]) -> dict[date, dict]:
+    """Per day: the scorecard's warnings, the metrics experiments cannot attribute, and the table."""
+
+    def values(rows: pd.DataFrame) -> dict:
+        warnings = rows["warning"].dropna().tolist()
+        return {
+            "warnings_of_day": len(warnings),
+            "not_attributable": int((~rows["attributable"].astype(bool)).sum()),
+            "warnings": Markdown("\n".join(f"- {w}" for w in warnings) or "none"),
+            "latest": Markdown(markdown_table(rows, SCORECARD_PREVIEW_COLUMNS)),
+        }
+
+    return by_day(scorecard, "date", days, values)
+
+
+def requests_by_day(requests: pd.DataFrame, days: Iterable[date]) -> dict[date, dict]:
+    """Per day: retraining requests raised for it, and how many still wait for a snapshot."""
+    return by_day(
+        requests,
+        "date",
+        days,
+        lambda rows: {"requests": len(rows), "requested": int((rows["status"] == "requested").sum())},
+    )
+
+
+def row_counts_by_day_query(dbt_node: Mapping, last) -> tuple[str, list] | None:
+    """SQL and parameters giving a partitioned dbt table's rows per day up to ``last`` (None: not partitioned)."""
+    column = partition_column(dbt_node)
+    if column is None:
+        return None
+    table = f'"{dbt_node["schema"]}"."{dbt_node["alias"]}"'
+    day = f'CAST("{column}" AS DATE)'
+    return f"SELECT {day} AS day, count(*) AS n FROM {table} WHERE {day} <= ? GROUP BY ALL", [last]
+
+
+def row_counts_by_day(counts: Iterable[tuple[date, int]], days: Iterable[date]) -> dict[date, dict]:
+    """Rows of row_counts_by_day_query -> per day: `dagster/row_count` (the table's rows up to and including
+    that day: the table as that day's run left it) and `rows_of_day` (the day's own rows)."""
+    per_day: dict[date, int] = {}
+    for d, n in counts:
+        if d is not None:
+            per_day[pd.Timestamp(d).date()] = per_day.get(pd.Timestamp(d).date(), 0) + int(n)
+    ordered, out, total, i = sorted(per_day.items()), {}, 0, 0
+    for day in sorted(days):
+        while i < len(ordered) and ordered[i][0] <= day:
+            total, i = total + ordered[i][1], i + 1
+        out[day] = {"dagster/row_count": total, "rows_of_day": per_day.get(day, 0)}
+    return out

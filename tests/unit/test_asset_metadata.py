@@ -11,15 +11,20 @@ import pandas as pd
 import pytest
 
 from orchestration.lib.asset_metadata import (
-    MODEL_HEALTH_SUMMARY_SQL,
+    MODEL_HEALTH_BY_DAY_SQL,
+    Markdown,
+    breaches_by_day,
+    experiment_results_by_day,
     impact_preview,
     markdown_table,
-    model_health_metadata,
+    model_health_by_day,
     net_value_metadata,
     partition_column,
     relative_lift_metadata,
     results_preview,
     row_count_query,
+    row_counts_by_day,
+    row_counts_by_day_query,
 )
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
@@ -161,7 +166,7 @@ def test_the_ui_lift_is_the_summarys_decision_estimate_of_the_same_row(tmp_path,
     assert shown in results_preview(results)
 
 
-def test_model_health_summary_takes_the_last_mature_day_and_the_worst_feature():
+def test_model_health_by_day_takes_each_days_worst_feature_last_mature_day_and_breaches():
     with duckdb.connect() as conn:
         conn.execute("CREATE SCHEMA marts")
         conn.execute("""CREATE TABLE marts.model_health_daily AS SELECT * FROM (VALUES
@@ -175,21 +180,58 @@ def test_model_health_summary_takes_the_last_mature_day_and_the_worst_feature():
             (DATE '2026-10-02', 'rec', 'basket', 0.99), (DATE '2026-10-03', 'churn', 'age', NULL)
         ) t(date, model_id, feature, psi)""")
         conn.execute("""CREATE TABLE marts.alerts AS SELECT * FROM (VALUES
-            (DATE '2026-10-02', 'rec', 'psi'), (DATE '2026-10-03', 'rec', 'psi'), (DATE '2026-09-20', 'rec', 'psi')
+            (DATE '2026-10-02', 'rec', 'psi'), (DATE '2026-10-03', 'rec', 'psi'), (DATE '2026-10-03', 'rec', 'ece'),
+            (DATE '2026-09-20', 'rec', 'psi')
         ) t(date, model_id, metric)""")
         summary = conn.execute(
-            MODEL_HEALTH_SUMMARY_SQL, {"first": date(2026, 9, 25), "last": date(2026, 10, 3), "min_labelled": 300}
+            MODEL_HEALTH_BY_DAY_SQL,
+            {"first": date(2026, 10, 1), "last": date(2026, 10, 3), "min_labelled": 300, "horizon": 7},
         ).df()
-    assert model_health_metadata(summary) == {
-        # 10-03 has 20 labels (< 300): the newest mature day is 10-02
-        "psi_max/rec": 0.45,
-        "ece/rec": 0.11,
-        "precision/rec": 0.52,
-        "breaches/rec": 2.0,  # psi 0.449961234, to 4 decimals
-        # churn has no mature day and no PSI yet: only its (zero) breaches are plotted
-        "breaches/churn": 0.0,
+    days = [date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)]
+    per_day = model_health_by_day(summary, days)
+    numbers = {d: {k: v for k, v in values.items() if k != "model_health"} for d, values in per_day.items()}
+    assert numbers == {
+        # 10-01: its own labels, no drift measured, no breach
+        date(2026, 10, 1): {"ece/rec": 0.05, "precision/rec": 0.6, "breaches/rec": 0},
+        date(2026, 10, 2): {"psi_max/rec": 0.99, "ece/rec": 0.11, "precision/rec": 0.52, "breaches/rec": 1},
+        # 10-03 has 20 labels (< 300): the newest mature day up to it is 10-02; psi 0.449961234 to 4 decimals
+        date(2026, 10, 3): {
+            "psi_max/rec": 0.45,
+            "ece/rec": 0.11,
+            "precision/rec": 0.52,
+            "breaches/rec": 2,
+            # churn has no mature day and no PSI yet: only its (zero) breaches are plotted
+            "breaches/churn": 0,
+        },
     }
-    assert summary.set_index("model_id").loc["rec", "labelled_day"] == pd.Timestamp("2026-10-02")
+    assert isinstance(per_day[date(2026, 10, 3)]["model_health"], Markdown)
+    assert "churn" in per_day[date(2026, 10, 3)]["model_health"]
+    labelled = summary.set_index(["date", "model_id"])["labelled_day"]
+    assert labelled[(pd.Timestamp("2026-10-03"), "rec")] == pd.Timestamp("2026-10-02")
+
+
+def test_a_ranged_runs_days_each_get_their_own_decision_estimate_and_preview():
+    results = results_rows()
+    results["trustworthy"] = [True] * 4 + [False, True, True, True]
+    days = [date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)]
+    per_day = experiment_results_by_day(results, days)
+    assert set(per_day) == set(days[:2])  # a day without rows gets nothing (the run's facts only)
+    for day in days[:2]:
+        assert {k: v for k, v in per_day[day].items() if k.startswith("relative_lift_pct/")} == relative_lift_metadata(
+            results[results["as_of_date"] == day]
+        )
+    assert per_day[date(2026, 10, 1)]["relative_lift_pct/recommender/revenue_per_user"] == 5.0
+    assert per_day[date(2026, 10, 2)]["relative_lift_pct/recommender/revenue_per_user"] == 7.0
+    assert (per_day[date(2026, 10, 1)]["untrusted_rows"], per_day[date(2026, 10, 2)]["untrusted_rows"]) == (0, 1)
+    assert "+5.0%" in per_day[date(2026, 10, 1)]["latest"] and "+7.0%" in per_day[date(2026, 10, 2)]["latest"]
+
+
+def test_breaches_by_day_counts_zero_on_a_quiet_day():
+    alerts = pd.DataFrame({"date": pd.to_datetime(["2026-10-02", "2026-10-02"]), "metric": ["psi", "ece"]})
+    assert breaches_by_day(alerts, [date(2026, 10, 1), date(2026, 10, 2)]) == {
+        date(2026, 10, 1): {"alerts": 0},
+        date(2026, 10, 2): {"alerts": 2},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +263,20 @@ def test_row_counts_of_a_table_and_of_the_runs_days(dbt_nodes):
         assert conn.execute(
             *row_count_query(dbt_nodes["int_model_versions"], date(2026, 10, 3), date(2026, 10, 5))
         ).fetchone() == (1, None)
+
+
+def test_each_days_row_count_is_the_table_up_to_that_day(dbt_nodes):
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA marts")
+        # 1, 2, 3 rows on 10-01, 10-02, 10-03 and one row after the run
+        conn.execute(
+            "CREATE TABLE marts.retention_cohorts AS SELECT DATE '2026-10-01' + d::INTEGER AS matured_date "
+            "FROM range(3) r(d), range(3) k(i) WHERE i <= d UNION ALL SELECT DATE '2026-10-09'"
+        )
+        sql = row_counts_by_day_query(dbt_nodes["retention_cohorts"], date(2026, 10, 3))
+        per_day = row_counts_by_day(conn.execute(*sql).fetchall(), [date(2026, 10, 2), date(2026, 10, 3)])
+    assert per_day == {
+        date(2026, 10, 2): {"dagster/row_count": 3, "rows_of_day": 2},
+        date(2026, 10, 3): {"dagster/row_count": 6, "rows_of_day": 3},
+    }
+    assert row_counts_by_day_query(dbt_nodes["int_model_versions"], date(2026, 10, 3)) is None

@@ -5,10 +5,11 @@ from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
-from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
+from orchestration.defs.partition_metadata import add_daily_metadata
+from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.defs.quality.checks import GATED_RAW_TABLES
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.asset_metadata import impact_preview, net_value_metadata, relative_lift_metadata, results_preview
+from orchestration.lib.asset_metadata import experiment_results_by_day, model_impact_by_day
 from orchestration.lib.attribution import (
     IMPACT_SCHEMA,
     RESULT_SCHEMA,
@@ -86,18 +87,10 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
         rows = replace_date_range(
             conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", first, last
         )
-    latest = results[results["as_of_date"] == results["as_of_date"].max()] if len(results) else results
-    untrusted = int((~latest["trustworthy"].astype(bool)).sum()) if len(latest) else 0
-    return dg.MaterializeResult(
-        metadata={
-            "rows": rows,
-            "as_of_dates": f"{first} .. {last}",
-            "untrusted_rows_latest_day": untrusted,
-            # the decision estimate (CUPED where used), worded and rounded as the summary and report show it
-            "latest": dg.MetadataValue.md(results_preview(results)),
-            **relative_lift_metadata(results),  # plotted over partitions in the UI, in percent
-        }
-    )
+    # each day: its decision estimates (CUPED where used) in percent, plotted over partitions, and its preview
+    # worded and rounded as the summary and report show it
+    add_daily_metadata(context, experiment_results_by_day(results, run_days(context)))
+    return dg.MaterializeResult(metadata={"rows": rows, "as_of_dates": f"{first} .. {last}"})
 
 
 @dg.asset(
@@ -130,11 +123,6 @@ def model_impact_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         costs = conn.execute(COSTS_SQL, [first, last]).df()
         impact = model_impact(results, stats, costs, value_metric, attribution_settings())
         rows = replace_date_range(conn, "attribution.model_impact", IMPACT_SCHEMA, impact, "as_of_date", first, last)
-    currency = load_config().currency
-    return dg.MaterializeResult(
-        metadata={
-            "rows": rows,
-            "latest": dg.MetadataValue.md(impact_preview(impact, currency)),
-            **net_value_metadata(impact, currency),  # plotted over partitions in the UI (currency units, ROI in %)
-        }
-    )
+    # each day: net value in the project's currency and ROI in %, plotted over partitions, and its preview
+    add_daily_metadata(context, model_impact_by_day(impact, load_config().currency, run_days(context)))
+    return dg.MaterializeResult(metadata={"rows": rows, "as_of_dates": f"{first} .. {last}"})

@@ -8,8 +8,16 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.bias.checks import BIAS_KEY
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
-from orchestration.defs.partitions import daily_partitions, days_between, lookback_start, run_date_range, single_run
-from orchestration.lib.asset_metadata import markdown_table
+from orchestration.defs.partition_metadata import add_daily_metadata
+from orchestration.defs.partitions import (
+    daily_partitions,
+    days_between,
+    lookback_start,
+    run_date_range,
+    run_days,
+    single_run,
+)
+from orchestration.lib.asset_metadata import count_by_day, verdicts_by_day
 from orchestration.lib.label_refresh import refresh_start as label_refresh_start
 from orchestration.lib.bias import (
     GROUP_RATES_SCHEMA,
@@ -78,22 +86,16 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         _add_new_columns(conn, "marts.bias_verdicts", VERDICTS_SCHEMA)
         replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", start, last)
         replace_date_range(conn, "marts.bias_verdicts", VERDICTS_SCHEMA, verdicts, "date", start, last)
-    failing = verdicts[~verdicts["passed"].astype(bool)]
-    yield dg.MaterializeResult(asset_key=GROUP_RATES_KEY, metadata={"rows": len(rates)})
+    # each day of the run: its own rows, failing verdicts and which (the run also rewrote its lookback days)
+    days = run_days(context)
+    add_daily_metadata(context, count_by_day(rates, "date", days), GROUP_RATES_KEY)
+    columns = [*HEADLINE_VERDICT_COLUMNS, "flagged_groups_equal_opportunity"]
+    add_daily_metadata(context, verdicts_by_day(verdicts, days, columns), VERDICTS_KEY)
+    window = f"{start} .. {last}"
+    yield dg.MaterializeResult(asset_key=GROUP_RATES_KEY, metadata={"rows_written": len(rates), "dates": window})
     assessed = {} if config.attribute_columns else {"note": NOT_ASSESSED}
     yield dg.MaterializeResult(
-        asset_key=VERDICTS_KEY,
-        metadata={
-            **assessed,
-            "rows": len(verdicts),
-            "failing_verdicts": len(failing),
-            "failing": dg.MetadataValue.md(
-                markdown_table(
-                    failing,
-                    ["date", *HEADLINE_VERDICT_COLUMNS, "flagged_groups_equal_opportunity"],
-                )
-            ),
-        },
+        asset_key=VERDICTS_KEY, metadata={**assessed, "rows_written": len(verdicts), "dates": window}
     )
 
 

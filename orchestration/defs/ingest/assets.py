@@ -5,6 +5,7 @@ import json
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, run_days, single_run
 from orchestration.lib.contract import CONTRACTS, ContractError
 from orchestration.lib.db_sources import prepare, source_of
@@ -79,6 +80,8 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
                 description=f"raw.{table}: {source.explain(err)}", metadata={"table": table, "source": source.label}
             ) from (err if source.kind != "database" else None)
         meta = _metadata(reports)
+        # each day of a ranged run: its own counts (the run's totals stay on the run)
+        add_daily_metadata(context, {r.partition_date: _metadata([r]) for r in reports})
         meta["source"] = source.label
         context.log.info(f"raw.{table}: {json.dumps({k: v for k, v in meta.items() if isinstance(v, int)})}")
         return dg.MaterializeResult(metadata=meta)

@@ -8,11 +8,18 @@ from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
-from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
+from orchestration.defs.partition_metadata import add_daily_metadata
+from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.alerts import check_targets, evaluate_alerts, load_alert_config, scope_sql, summarise_breaches
-from orchestration.lib.asset_metadata import MODEL_HEALTH_SUMMARY_SQL, markdown_table, model_health_metadata
+from orchestration.lib.asset_metadata import (
+    MODEL_HEALTH_BY_DAY_SQL,
+    breaches_by_day,
+    markdown_table,
+    model_health_by_day,
+)
 from orchestration.lib.label_refresh import refresh_start
+from orchestration.lib.settings import dbt_var
 from orchestration.lib.warehouse import ensure_table, replace_date_range
 
 ALERTS_KEY = dg.AssetKey(["marts", "alerts"])
@@ -96,23 +103,31 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
         )
         merged["last_evaluated_on"] = pd.Timestamp(last)
         replace_date_range(conn, "marts.alerts", ALERTS_SCHEMA, merged, "date", first, last)
-        health_summary = conn.execute(
-            MODEL_HEALTH_SUMMARY_SQL, {"first": first, "last": last, "min_labelled": config.min_labelled}
+        days = run_days(context)
+        health_by_day = conn.execute(
+            MODEL_HEALTH_BY_DAY_SQL,
+            {
+                "first": days[0],
+                "last": last,
+                "min_labelled": config.min_labelled,
+                "horizon": int(dbt_var("label_lookback_days")),  # a daily run's labels reach this far back
+            },
         ).df()
+    # each day of the run: its models' PSI, ECE, precision and breaches (plotted over partitions), its alerts
+    add_daily_metadata(context, breaches_by_day(merged, days))
+    add_daily_metadata(context, model_health_by_day(health_by_day, days))
     counts = merged.groupby("metric").size().to_dict() if len(merged) else {}
     return dg.MaterializeResult(
         metadata={
             "alerts_in_window": len(merged),
             "window": f"{first} .. {last}",
             "by_metric": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
-            "model_health": dg.MetadataValue.md(markdown_table(health_summary)),
             "breaches": dg.MetadataValue.md(
                 markdown_table(
                     merged.sort_values(["date", "model_id", "metric"], ascending=[False, True, True]),
                     ["date", "model_id", "metric", "subject", "value", "threshold", "first_detected_on"],
                 )
             ),
-            **model_health_metadata(health_summary),  # plotted over partitions in the UI
         }
     )
 

@@ -9,9 +9,10 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.attribution.assets import IMPACT_KEY, RESULTS_KEY
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
+from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, lookback_start, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.asset_metadata import markdown_table
+from orchestration.lib.asset_metadata import okr_progress_by_day, scorecard_by_day
 from orchestration.lib.attribution import experiment_design
 from orchestration.lib.label_refresh import refresh_start as label_refresh_start
 from orchestration.lib.okrs import PROGRESS_SCHEMA, load_okrs, metric_value_query, okr_progress
@@ -43,10 +44,6 @@ def _dbt_key(model: str) -> dg.AssetKey:
     return get_asset_key_for_model([impact_ledger_dbt], model)
 
 
-def _markdown(frame: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
-    return dg.MetadataValue.md(markdown_table(frame, columns))
-
-
 @dg.asset(
     key=OKR_PROGRESS_KEY,
     **DAILY_ANALYTICS_ASSET,
@@ -69,30 +66,10 @@ def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             values.append(conn.execute(sql, params).df().assign(key_result=kr.id))
         progress = okr_progress(okrs, pd.concat(values, ignore_index=True))
         rows = replace_date_range(conn, "marts.okr_progress", PROGRESS_SCHEMA, progress, "date", first, last)
-    latest = progress[progress["date"] == last]
-    statuses = latest["status"].value_counts().to_dict()
+    # each day of the run: its key results by status and its table (the run also rewrote its lookback days)
+    add_daily_metadata(context, okr_progress_by_day(progress, run_days(context)))
     return dg.MaterializeResult(
-        metadata={
-            "rows": rows,
-            "dates": f"{first} .. {last}",
-            "key_results": len(okrs.key_results),
-            "on_track_or_achieved": int(latest["status"].isin(["on_track", "achieved"]).sum()),
-            "behind_or_missed": int(latest["status"].isin(["behind", "missed"]).sum()),
-            "by_status": dg.MetadataValue.json({k: int(v) for k, v in statuses.items()}),
-            "latest": _markdown(
-                latest,
-                [
-                    "key_result",
-                    "metric",
-                    "baseline",
-                    "target",
-                    "current_value",
-                    "progress",
-                    "expected_progress",
-                    "status",
-                ],
-            ),
-        }
+        metadata={"rows": rows, "dates": f"{first} .. {last}", "key_results": len(okrs.key_results)}
     )
 
 
@@ -131,31 +108,9 @@ def metric_scorecard_asset(context: dg.AssetExecutionContext, duckdb: DuckDBReso
             float(attribution["power"]),
         )
         rows = replace_date_range(conn, "marts.metric_scorecard", SCORECARD_SCHEMA, scorecard, "date", first, last)
-    latest = scorecard[scorecard["date"] == last]
-    warnings = latest["warning"].dropna().tolist()
-    return dg.MaterializeResult(
-        metadata={
-            "rows": rows,
-            "dates": f"{first} .. {last}",
-            "warnings_latest_day": len(warnings),
-            "not_attributable_latest_day": int((~latest["attributable"].astype(bool)).sum()),
-            "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
-            "latest": _markdown(
-                latest,
-                [
-                    "experiment_id",
-                    "metric",
-                    "attributable",
-                    "units_per_day",
-                    "mde_relative",
-                    "key_result",
-                    "days_needed",
-                    "mde_relative_at_deadline",
-                    "detectable_by_deadline",
-                ],
-            ),
-        }
-    )
+    # each day of the run: its warnings, unattributable metrics and table
+    add_daily_metadata(context, scorecard_by_day(scorecard, run_days(context)))
+    return dg.MaterializeResult(metadata={"rows": rows, "dates": f"{first} .. {last}"})
 
 
 okr_assets = [okr_progress_asset, metric_scorecard_asset]

@@ -3,7 +3,8 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
+from orchestration.defs.partition_metadata import add_daily_metadata
+from orchestration.defs.partitions import daily_partitions, run_days, single_run
 from orchestration.lib.settings import reports_dir
 
 REPORT_KEY = dg.AssetKey(["reports", "daily_report"])
@@ -28,7 +29,11 @@ SNAPSHOT_KEY = dg.AssetKey(["publish", "analytics_snapshot"])
 def daily_report_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     from orchestration.lib.report import ReportDataError, render_report, save_report
 
-    _, last = run_date_range(context)
+    days = run_days(context)
+    last = days[-1]
+    # the days before the last of a backfill get no file of their own: say so on each of them
+    earlier = "no report of this day: a backfill writes its last day's, which covers every day up to it"
+    add_daily_metadata(context, {day: {"report": earlier} for day in days[:-1]})
     with duckdb.get_connection() as conn:
         try:
             report = render_report(conn, last)
@@ -37,12 +42,11 @@ def daily_report_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             context.log.warning(str(err))
             return dg.MaterializeResult(metadata={"as_of": str(last), "skipped": str(err)})
     path = save_report(report, reports_dir())
-    return dg.MaterializeResult(
-        metadata={
-            "as_of": str(last),
-            "path": dg.MetadataValue.path(str(path)),
-            "plots": len(report.plots),
-            "size_bytes": path.stat().st_size,
-            "absent_sections": ", ".join(k for k, v in report.summary["sections"].items() if v == "absent") or "none",
-        }
-    )
+    written = {
+        "path": dg.MetadataValue.path(str(path)),
+        "plots": len(report.plots),
+        "size_bytes": path.stat().st_size,
+        "absent_sections": ", ".join(k for k, v in report.summary["sections"].items() if v == "absent") or "none",
+    }
+    context.add_asset_metadata(written, partition_key=last.isoformat())
+    return dg.MaterializeResult(metadata={"as_of": str(last)})

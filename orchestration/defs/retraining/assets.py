@@ -18,8 +18,10 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.bias.checks import verdict_metadata
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.model_health.alerts import ALERTS_KEY, evaluation_window
-from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
+from orchestration.defs.partition_metadata import add_daily_metadata
+from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.lib.alerts import load_alert_config
+from orchestration.lib.asset_metadata import requests_by_day
 from orchestration.lib.bias import (
     COUNT_COLUMNS,
     KEYS,
@@ -125,6 +127,7 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
         )
         replace_date_range(conn, REQUESTS_TABLE, REQUEST_SCHEMA, requests, "date", first, last)
     pending = requests[requests["status"] == "requested"]  # pending_by_day filters the same way
+    add_daily_metadata(context, requests_by_day(requests, run_days(context)))  # each day's own requests
     return dg.MaterializeResult(
         metadata={
             "requests_in_window": len(requests),

@@ -17,8 +17,9 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, 
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
-from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
-from orchestration.lib.asset_metadata import row_count_query
+from orchestration.defs.partition_metadata import add_daily_metadata
+from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
+from orchestration.lib.asset_metadata import row_count_query, row_counts_by_day, row_counts_by_day_query
 from orchestration.lib.project_config import config_dbt_vars, load_config
 from orchestration.lib.settings import DBT_PROJECT_DIR, export_env
 
@@ -65,7 +66,8 @@ class ImpactLedgerTranslator(DagsterDbtTranslator):
 def with_row_counts(
     context: dg.AssetExecutionContext, invocation: DbtCliInvocation, duckdb: DuckDBResource, first, last
 ):
-    """dbt's events with `dagster/row_count` and `rows_in_range` (rows of the run's days) on each table model.
+    """dbt's events with `dagster/row_count` and `rows_in_range` (rows of the run's days) on each table model;
+    each day of a ranged run gets its own `rows_of_day` and `dagster/row_count` (the table up to that day).
 
     Counting waits until dbt has exited (DuckDB allows one writer), then uses one
     connection. Events dbt emitted before a failure are still yielded, then the failure is raised.
@@ -95,6 +97,10 @@ def with_row_counts(
                 if in_range is not None:
                     counts["rows_in_range"] = int(in_range)
                 events[i] = event.with_metadata({**event.metadata, **counts})
+                by_day = row_counts_by_day_query(node, last)
+                if by_day is not None and isinstance(event, dg.Output):
+                    per_day = row_counts_by_day(conn.execute(*by_day).fetchall(), run_days(context))
+                    add_daily_metadata(context, per_day, context.asset_key_for_output(event.output_name))
     except Exception as err:  # metadata is a nicety: never fail the build for it
         context.log.warning(f"dbt row counts skipped: {err}")
     yield from events
