@@ -399,6 +399,7 @@ class ReportBuilder:
         if health.empty:
             s.add(note(f"No model-health rows up to {self.as_of} yet."))
             return s
+        distributions, lacking = self.drift_distributions()
         for model_id in sorted(health["model_id"].unique()):
             h = health[health["model_id"] == model_id].copy()
             few = h["labelled"] < minimum
@@ -456,7 +457,47 @@ class ReportBuilder:
             fig.update_yaxes(title_text="PSI", row=3, col=1)
             self._precision_pair(model_id, h)
             s.plot(f"health-{model_id}", rf.done(fig), f"No health metrics for {model_id} yet.")
+            self._drift_distributions(s, model_id, a, distributions, lacking)
         return s
+
+    def drift_distributions(self) -> tuple[pd.DataFrame | None, list[str]]:
+        """The published bin shares of every alerted feature, or the columns the drift mart lacks for them."""
+        if not (self.has("marts.feature_drift_daily") and self.has("marts.alerts")):
+            return None, []
+        lacking = data.drift_distribution_columns(self.conn)
+        return (None, lacking) if lacking else (data.alerted_feature_distributions(self.conn, self.as_of), [])
+
+    def _drift_distributions(self, s: Section, model_id, alerts, distributions, lacking) -> None:
+        """Per feature that raised a PSI alert: its reference and current distribution on the newest alerted day."""
+        psi_alerts = alerts[alerts["metric"] == "psi"]
+        alerted = sorted({str(f) for f in psi_alerts["subject"].dropna() if str(f)})
+        if not alerted:
+            return
+        if distributions is None:
+            if lacking:
+                s.add(
+                    note(
+                        f"Drifted features of {model_id}: {', '.join(alerted)}. marts.feature_drift_daily publishes "
+                        f"no bin shares ({', '.join(lacking)}), so their distributions cannot be shown here."
+                    )
+                )
+            return
+        rows = distributions[distributions["model_id"] == model_id]
+        shown = self.model(model_id).setdefault("drifted_features", {})
+        for r in rows.itertuples(index=False):
+            day = _day(r.date)
+            several = (rows["feature"] == r.feature).sum() > 1
+            who = f"{r.feature}{f' ({r.model_version})' if several else ''}"
+            s.add(
+                f"<h4>Distribution of {html.escape(who)}: reference window vs {day} "
+                f"(PSI {_rate(r.psi)}, alert above {self.config.rule('psi', model_id)['above']:g})</h4>"
+            )
+            s.plot(
+                f"drift-{model_id}-{r.feature}-{r.model_version}",
+                rf.distribution_bars(r.bin_labels, r.reference_shares, r.current_shares, str(day)),
+                f"No bin shares of {who} on {day}.",
+            )
+            shown[str(r.feature)] = {"date": day, "psi": jsonable(r.psi), "model_version": str(r.model_version)}
 
     def _precision_pair(self, model_id, h: pd.DataFrame) -> None:
         """The newest realised precision beside the label-free estimate of the same day, and today's estimate."""

@@ -220,3 +220,34 @@ def kpis(conn, as_of: date) -> pd.DataFrame:
 def latest_rows(conn, table: str, day_column: str, as_of: date) -> pd.DataFrame:
     """``table``'s rows of its newest day <= as_of (OKR progress, scorecard, leading indicators)."""
     return _latest_rows(conn, table, day_column, as_of)
+
+
+# The per-bin shares of marts.feature_drift_daily behind each PSI (same order in the three lists).
+DISTRIBUTION_COLUMNS = ("bin_labels", "reference_shares", "current_shares")
+
+
+def drift_distribution_columns(conn) -> list[str]:
+    """The bin-share columns marts.feature_drift_daily lacks (the report then says so instead of plotting)."""
+    have = set(_frame(conn, "SELECT * FROM marts.feature_drift_daily LIMIT 0").columns)
+    return [c for c in DISTRIBUTION_COLUMNS if c not in have]
+
+
+def alerted_feature_distributions(conn, as_of: date) -> pd.DataFrame:
+    """For each (model, feature) with a PSI alert up to as_of: the published reference and current bin shares
+    of the newest alerted day, one row per model version (the PSI the alert judged, read, never recomputed)."""
+    return _frame(
+        conn,
+        """
+        WITH alerted AS (
+            SELECT model_id, subject AS feature, max(date) AS date
+            FROM marts.alerts WHERE metric = 'psi' AND coalesce(subject, '') <> '' AND date <= ?
+            GROUP BY ALL
+        )
+        SELECT d.date, d.model_id, d.model_version, d.feature, d.psi,
+               d.bin_labels, d.reference_shares, d.current_shares
+        FROM marts.feature_drift_daily d
+        JOIN alerted a USING (model_id, feature, date)
+        ORDER BY d.model_id, d.feature, d.model_version
+        """,
+        [as_of],
+    )

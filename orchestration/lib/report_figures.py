@@ -234,3 +234,17 @@ def significance_markers(fig, x, y, significant, row=1, col=1, legend=True) -> N
             row=row,
             col=col,
         )
+
+
+def distribution_bars(labels, reference, current, current_name: str) -> dict:
+    """Grouped bars of a feature's share per bin: the reference window beside the drifted day."""
+    import plotly.graph_objects as go
+
+    fig = new_figure(height=320)
+    labels = [str(v) for v in labels]
+    for name, shares, color in (("reference window", reference, EXCLUDED), (current_name, current, BAD)):
+        fig.add_trace(go.Bar(x=labels, y=values(shares), name=name, marker_color=color))
+    fig.update_layout(barmode="group", hovermode="x")
+    fig.update_xaxes(type="category", title_text="bin (numeric: between reference deciles) or category")
+    fig.update_yaxes(tickformat=".0%", title_text="share of non-null values", rangemode="tozero")
+    return done(fig)

@@ -18,6 +18,7 @@ import pytest
 
 from orchestration.lib.report import write_report
 from tests.unit.test_report import AS_OF, make_warehouse
+from tests.unit.test_report_drift import with_bin_shares
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WIDTH, HEIGHT = 1100, 900  # a laptop window; the cards are narrower than the page's 1280 px maximum
@@ -185,7 +186,8 @@ def test_the_report_renders_in_headless_chromium_without_overflow_empty_plots_or
         "Chromium is required by the browser test of the report: `make test` installs it "
         "(Debian: apt-get install -y chromium)"
     )
-    warehouse = make_warehouse(tmp_path / "w.duckdb", optional=True)  # OKRs, scorecard and leads too
+    # OKRs, scorecard and leads too, and the bin shares behind the drift alerts
+    warehouse = with_bin_shares(make_warehouse(tmp_path / "w.duckdb", optional=True))
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         path = write_report(conn, AS_OF, tmp_path / "reports")
     start = time.monotonic()
@@ -200,6 +202,7 @@ def test_the_report_renders_in_headless_chromium_without_overflow_empty_plots_or
     assert sorted(page["plots"]) == sorted(f"plot-{name}" for name in summary_plots)
     for slot, drawn in page["plots"].items():
         assert drawn["svg"] and drawn["drawn"] and drawn["height"] > 100, (slot, drawn)
+    assert any(slot.startswith("plot-drift-") for slot in page["plots"])  # the alerted feature's distribution
     # every group label of the fairness plots is shown whole (the intersectional ones were cut to 4 characters)
     (bias,) = [v for k, v in page["plots"].items() if k.startswith("plot-bias-")]
     assert {"young", "old", "tiny", "female x 25-34", "male x 25-34", "female x 65+"} <= set(bias["yticks"])

@@ -1,0 +1,63 @@
+"""The report shows the distribution behind each PSI alert: the published reference and current bin shares
+of every feature that alerted (newest alerted day up to the as-of day), none for a feature that did not."""
+
+import duckdb
+
+from tests.unit.test_report import AS_OF, DAYS, EVIL, build, make_warehouse, numbers, parse
+
+
+def current_shares(day_index: int) -> list[float]:
+    """The hand-set shares of day ``day_index`` (drifting towards the last bin)."""
+    shift = 0.02 * day_index
+    return [0.3 - shift, 0.4, 0.3 + shift]
+
+
+def with_bin_shares(path):
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "ALTER TABLE marts.feature_drift_daily ADD COLUMN bin_labels VARCHAR[]; "
+            "ALTER TABLE marts.feature_drift_daily ADD COLUMN reference_shares DOUBLE[]; "
+            "ALTER TABLE marts.feature_drift_daily ADD COLUMN current_shares DOUBLE[]"
+        )
+        for i, day in enumerate(DAYS):
+            conn.execute(
+                "UPDATE marts.feature_drift_daily SET bin_labels = ['0', '1', '2'], "
+                "reference_shares = [0.3, 0.4, 0.3], current_shares = ? WHERE date = ?",
+                [current_shares(i), day],
+            )
+    return path
+
+
+def drift_plots(report) -> list[str]:
+    return [p for p in report.plots if p.startswith("drift-")]
+
+
+def test_an_alerted_feature_shows_its_reference_and_current_distribution(tmp_path):
+    report = build(with_bin_shares(make_warehouse(tmp_path / "w.duckdb")))
+    page = parse(report.html)
+    # only f2 of the alerting model raised PSI alerts (03-08 .. 03-11; 03-11 is after the as-of day)
+    [name] = drift_plots(report)
+    assert "f2" in name and "f1" not in name and "churn" not in name
+    bars = {t["name"]: t for t in page.figures[name]["data"]}
+    assert numbers(bars["reference window"]["y"]) == [0.3, 0.4, 0.3]
+    newest = DAYS.index(AS_OF)
+    assert numbers(bars[AS_OF.isoformat()]["y"]) == current_shares(newest)
+    assert bars["reference window"]["x"] == ["0", "1", "2"]
+    assert page.summary["models"][EVIL]["drifted_features"]["f2"] == {
+        "date": AS_OF.isoformat(),
+        "psi": 0.4,
+        "model_version": "v1",
+    }
+    assert "Distribution of f2: reference window vs 2026-03-10" in report.html
+
+
+def test_no_alert_no_distribution_and_a_mart_without_bin_shares_is_named(tmp_path):
+    path = make_warehouse(tmp_path / "w.duckdb")
+    report = build(path)  # the drift mart has no bin-share columns
+    assert drift_plots(report) == []
+    assert "publishes no bin shares (bin_labels, reference_shares, current_shares)" in report.html
+    with_bin_shares(path)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("DELETE FROM marts.alerts WHERE metric = 'psi'")
+    quiet = build(path)
+    assert drift_plots(quiet) == [] and "Distribution of" not in quiet.html
