@@ -15,7 +15,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # one planned event per asset for a backfill's range, not per day (orchestration/runs.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
-.PHONY: install manifest demo test dev docs clean postgres-binaries chromium
+.PHONY: install manifest demo test dev docs clean postgres-binaries chromium bench
 
 # The demo's own project file names its models, protected attributes and OKRs;
 # your data gets its own (`impact-ledger init --source DIR`).
@@ -67,6 +67,13 @@ test: $(INSTALLED) $(MANIFEST) postgres-binaries chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# Benchmark (tests/benchmarks/bench_suite.py): the pipeline at 100k, 1M and 10M prediction rows a day, the
+# hand-written DuckDB SQL limit and the peers; writes data/bench/results.{json,md}. Takes many minutes;
+# e.g. make bench BENCH_ARGS="--sizes 100k,1m" for a quicker run.
+BENCH_ARGS ?=
+bench: $(INSTALLED) $(MANIFEST)
+	$(BIN)/python tests/benchmarks/bench_suite.py $(BENCH_ARGS)
 
 # dbt's documentation site (models, columns, formulas, lineage) into dbt_project/target/.
 docs: $(INSTALLED) $(MANIFEST)

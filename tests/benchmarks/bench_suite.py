@@ -1,0 +1,722 @@
+"""`make bench`: the pipeline at 100k, 1M and 10M prediction rows a day, against DuckDB's own limit and the peers.
+
+Run: .venv/bin/python tests/benchmarks/bench_suite.py [--sizes 100k,1m,10m] [--history-days 365] [--engine duckdb]
+(or `make bench BENCH_ARGS="--sizes 100k,1m"`). Not a test: it prints figures and writes
+data/bench/results.json and data/bench/results.md (the README quotes the table). It takes many minutes.
+
+Rows per day: the synthetic world draws `--predictions-per-day` predictions *per model* and day, so a day
+on which all of its N models are live holds N x predictions_per_day rows (plus a handful of planted dirty
+rows). A size here is the rows of the timed day, all models together: size / N per model.
+
+What runs (every pipeline run is a fresh `impact-ledger materialize` process, timed from launch to exit):
+* history world (`--history-per-model`, default the generator's 2,000 per model, so 4,000 rows a day with
+  the demo's two models; `--history-days` + 1 days): a 30-day single-run backfill (days 0..29), the day
+  after it (day 30: also the "little data" day), the rest of the history in one untimed-target run
+  (days 31..history-days - 1), then the day after `--history-days` days of history; and, in a fresh
+  warehouse, a 60-day backfill stopped as soon as its first step starts (time to first step);
+* per size: a world of 24 days (the shortest the generator accepts), history up to the first day all
+  models are live materialised in one run, then that day timed; beside it, in separate processes on the
+  same Parquet files, the hand-written DuckDB SQL for the same core outputs and the peers (pandas +
+  scikit-learn health metrics, fairlearn MetricFrame group rates, Evidently drift in a side venv).
+
+Measured per process tree: wall, CPU (user + system of the process and every descendant it reaped, from
+getrusage), peak RSS = the largest sum of RSS over the process and all its descendants, sampled every
+0.2 s with psutil (shared pages count once per process, so this overestimates). Per stage: step durations
+from the CLI's progress lines (loader = raw.* steps, gates = quality-gate steps, dbt = the dbt step,
+attribution/publish = every later step; overhead = wall minus the steps: process start, imports,
+definitions, Dagster) and per dbt model from the run's materialisation events ("Execution Duration").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+VENV_BIN = Path(sys.executable).parent
+CLI = str(VENV_BIN / "impact-ledger")
+HERE = Path(__file__).resolve().parent
+GiB = 1024**3
+
+SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
+PEER_MAX_DEFAULT = "1m"  # peers on 10M rows take longer than the rest of the benchmark together
+EVIDENTLY_PIN = "evidently==0.7.23"
+EVIDENTLY_DEPS = ["pandas==2.3.3", "pyarrow==26.0.1"]  # 0.7.23 imports a pandas internal that pandas 3 dropped
+
+T0 = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S} +{time.monotonic() - T0:6.0f}s] {text}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Measured:
+    """One process tree, launch to exit."""
+
+    command: str
+    wall: float = 0.0
+    cpu: float = 0.0
+    peak_rss_gib: float = 0.0  # sum over the tree, sampled
+    largest_process_gib: float = 0.0  # the largest single process (getrusage of reaped children: exact)
+    returncode: int | None = None
+    first_step_s: float | None = None  # launch to the first "<step> started" progress line
+    steps: list[tuple[str, float]] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)
+    dbt_models: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    stopped_early: bool = False
+    tail: list[str] = field(default_factory=list)
+    payload: dict | None = None  # a worker's JSON line
+
+
+# StepProgress lines (orchestration/runs.py): "[   12.3s] 2026-09-01 .. 2026-09-30 raw.orders done in 0.3s: ..."
+_RANGE = r"\d{4}-\d\d-\d\d \.\. \d{4}-\d\d-\d\d"
+STEP_DONE = re.compile(rf"\]\s+{_RANGE} (?P<step>.+?) (?:done|FAILED|skipped) in (?P<secs>[\d.]+)s")
+STEP_STARTED = re.compile(r"^\s*\[\s*[\d.]+s\] .* started$")
+RUN_ID = re.compile(r"\(run (?P<id>[0-9a-f]{8})\)")
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_measured(cmd: list[str], env: dict, echo=None, stop_at_first_step=False) -> Measured:
+    """Run ``cmd`` to its end (or to its first step), sampling the tree's RSS; ``echo(line)`` filters output."""
+    m = Measured(" ".join(str(c) for c in cmd))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(c) for c in cmd],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,  # its own process group: stopping it early stops its children too
+    )
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    lines = []
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        lines.append(line)
+        if m.first_step_s is None and STEP_STARTED.match(line):
+            m.first_step_s = time.monotonic() - started
+            if stop_at_first_step:
+                m.stopped_early = True
+                os.killpg(proc.pid, signal.SIGTERM)  # the group of the process started above, nothing else
+                break
+        if echo is not None and echo(line):
+            print(f"      {line.strip()}", flush=True)
+    proc.wait()
+    m.wall = time.monotonic() - started
+    done.set()
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    m.peak_rss_gib = peak[0] / GiB
+    m.largest_process_gib = after.ru_maxrss * 1024 / GiB  # max over every child reaped so far (KiB on Linux)
+    m.returncode = proc.returncode
+    m.tail = lines[-15:]
+    for line in lines:
+        if hit := STEP_DONE.search(line):
+            m.steps.append((hit["step"], float(hit["secs"])))
+        if hit := RUN_ID.search(line):
+            m.run_id = hit["id"]
+    if lines and lines[-1].startswith("{"):
+        try:
+            m.payload = json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+    m.stages = stages_of(m.steps, m.wall)
+    return m
+
+
+def stage_of(step: str) -> str:
+    if step.startswith("quality gate") or step.startswith("quality."):
+        return "gates"
+    if step.startswith("dbt build"):
+        return "dbt"
+    if step.startswith("raw."):
+        return "loader"
+    return "attribution/publish"
+
+
+def stages_of(steps: list[tuple[str, float]], wall: float) -> dict[str, float]:
+    out = {"loader": 0.0, "gates": 0.0, "dbt": 0.0, "attribution/publish": 0.0}
+    for step, secs in steps:
+        out[stage_of(step)] += secs
+    if steps:
+        out["overhead"] = max(0.0, wall - sum(out.values()))
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+def dbt_model_seconds(dagster_home: Path, short_run_id: str | None) -> dict[str, float]:
+    """Each dbt model's execution time in a run, from its materialisation events in the bench's instance."""
+    if not short_run_id:
+        return {}
+    code = (
+        "import json, sys, dagster as dg\n"
+        "inst = dg.DagsterInstance.get()\n"
+        "run = next(r for r in inst.get_runs(limit=50) if r.run_id.startswith(sys.argv[1]))\n"
+        "out = {}\n"
+        "for rec in inst.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:\n"
+        "    m = rec.event_log_entry.dagster_event.event_specific_data.materialization\n"
+        "    d = m.metadata.get('Execution Duration')\n"
+        "    if d is not None: out[m.asset_key.path[-1]] = round(float(d.value), 3)\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    done = subprocess.run([sys.executable, "-c", code, short_run_id], env=env, capture_output=True, text=True)
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        say(f"note: no dbt model timings for run {short_run_id}: {done.stderr.strip().splitlines()[-1:]}")
+        return {}
+
+
+# ------------------------------------------------------------------------------------------- scenarios
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.out = Path(args.out).resolve()
+        self.config_path = str(Path(args.config).resolve())
+        self.results: dict = {"scenarios": {}}
+
+    def env(self, scenario: Path) -> dict:
+        """Everything a run writes goes under the scenario's folder (never data/ of the demo)."""
+        home = scenario / "dagster_home"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "dagster.yaml").touch()
+        env = {
+            **os.environ,
+            "IMPACT_LEDGER_CONFIG": self.config_path,
+            "DAGSTER_HOME": str(home),
+            "GX_ANALYTICS_ENABLED": "false",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+            "IMPACT_LEDGER_ANALYTICS_DB": str(scenario / "analytics.duckdb"),
+            "IMPACT_LEDGER_EXPORTS": str(scenario / "exports"),
+            "IMPACT_LEDGER_DOCS": str(scenario / "docs"),
+            "IMPACT_LEDGER_ALERTS": str(scenario / "alerts"),
+            "IMPACT_LEDGER_REPORTS": str(scenario / "reports"),
+        }
+        env.pop("IMPACT_LEDGER_START_DATE", None)
+        if self.args.engine != "duckdb":  # the hook for other engines: the runs read it (see the README)
+            env["IMPACT_LEDGER_ENGINE"] = self.args.engine
+        return env
+
+    def world(self, name: str, cfg) -> Path:
+        """The scenario's landing zone, generated with `impact-ledger generate` (reused if the same config)."""
+        raw = self.out / "worlds" / name
+        truth = raw / "truth.json"
+        wanted = {"days": cfg.days, "users": cfg.users, "seed": cfg.seed, "per_model": cfg.predictions_per_day}
+        if truth.exists() and json.loads(truth.read_text()).get("bench_config") == wanted:
+            say(f"{name}: reusing the world in {raw}")
+            return raw
+        shutil.rmtree(raw, ignore_errors=True)
+        say(
+            f"{name}: generating {cfg.days} days, {cfg.users:,} users, --predictions-per-day "
+            f"{cfg.predictions_per_day:,} (x {len(cfg.models)} models = {cfg.predictions_per_day * len(cfg.models):,} "
+            "rows a day once all are live)"
+        )
+        cmd = [CLI, "generate", "--out", raw, "--days", cfg.days, "--users", cfg.users, "--seed", cfg.seed]
+        cmd += ["--predictions-per-day", cfg.predictions_per_day, "--start-date", cfg.start_date.isoformat()]
+        m = run_measured(cmd, self.env(self.out / "worlds" / f"{name}.run"))
+        if m.returncode != 0:
+            raise SystemExit("generate failed:\n" + "\n".join(m.tail))
+        data = json.loads(truth.read_text())
+        data["bench_config"] = wanted
+        truth.write_text(json.dumps(data))
+        say(f"{name}: generated in {m.wall:.0f} s ({data['rows_written']['predictions']:,} predictions)")
+        return raw
+
+    def materialize(self, scenario: Path, raw: Path, first: date, last: date, what: str, **kw) -> Measured:
+        say(f"{what}: materialize {first} .. {last} ({(last - first).days + 1} day(s))")
+        cmd = [CLI, "materialize", "--source", raw, "--db", scenario / "warehouse.duckdb"]
+        cmd += ["--start", first.isoformat(), "--end", last.isoformat()]
+        days = (last - first).days + 1
+
+        def echo(line: str) -> bool:  # step endings of short runs; only failures and the outcome of long ones
+            s = line.strip()
+            return ("FAILED" in s or "error" in s.lower() or s.endswith(")") and ": ok in" in s) or (
+                days <= 31 and bool(STEP_DONE.search(s))
+            )
+
+        m = run_measured(cmd, self.env(scenario), echo=echo, **kw)
+        if m.returncode != 0 and not m.stopped_early:
+            say(f"{what}: FAILED (exit {m.returncode}); last lines:\n" + "\n".join(m.tail))
+        else:
+            m.dbt_models = dbt_model_seconds(scenario / "dagster_home", m.run_id)
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in m.stages.items())
+            say(
+                f"{what}: wall {m.wall:.1f} s, CPU {m.cpu:.1f} s, peak RSS {m.peak_rss_gib:.2f} GiB"
+                + (f"; stages (s): {stages}" if stages else "")
+                + (f"; first step after {m.first_step_s:.1f} s" if m.first_step_s is not None else "")
+            )
+        return m
+
+    # ---------------------------------------------------------------------------------------- history
+
+    def history(self) -> None:
+        from orchestration.lib.synthetic_world import WorldConfig
+
+        n = self.args.history_days
+        cfg = WorldConfig(days=n + 1, predictions_per_day=self.args.history_per_model, seed=self.args.seed)
+        rows = cfg.predictions_per_day * len(cfg.models)
+        raw = self.world(f"history_{n + 1}d_{cfg.predictions_per_day}", cfg)
+        res: dict = {"per_model": cfg.predictions_per_day, "rows_per_day": rows, "world_days": cfg.days}
+        self.results["scenarios"]["history"] = res
+        scenario = self.out / "runs" / "history"
+        shutil.rmtree(scenario, ignore_errors=True)
+        day = cfg.day_date
+        res["backfill_30"] = asdict(self.materialize(scenario, raw, day(0), day(29), "30-day single-run backfill"))
+        res["day_30"] = asdict(self.materialize(scenario, raw, day(30), day(30), "the day after 30 days"))
+        self.save()
+        if n > 31:
+            rest = self.materialize(scenario, raw, day(31), day(n - 1), f"the rest of {n} days of history")
+            res["history_rest"] = asdict(rest)
+            res[f"day_{n}"] = asdict(self.materialize(scenario, raw, day(n), day(n), f"the day after {n} days"))
+        self.save()
+        fresh = self.out / "runs" / "backfill60"
+        shutil.rmtree(fresh, ignore_errors=True)
+        span = min(60, cfg.days)
+        m = self.materialize(
+            fresh, raw, day(0), day(span - 1), f"{span}-day backfill, to its first step", stop_at_first_step=True
+        )
+        res["backfill_60_start"] = {**asdict(m), "days": span}
+        shutil.rmtree(fresh, ignore_errors=True)
+        self.save()
+
+    # ------------------------------------------------------------------------------------------ sizes
+
+    def size(self, label: str) -> None:
+        from orchestration.lib.synthetic_world import WorldConfig
+
+        total = SIZES[label]
+        probe = WorldConfig()
+        per_model = max(1, total // len(probe.models))
+        last_start = max(m.start_day for m in probe.models)
+        cfg = WorldConfig(days=last_start + 7, predictions_per_day=per_model, seed=self.args.seed)
+        raw = self.world(f"size_{label}", cfg)
+        timed = cfg.day_date(last_start)  # the first day every model is live: the full size
+        res: dict = {
+            "rows_per_day": per_model * len(cfg.models),
+            "per_model": per_model,
+            "models": len(cfg.models),
+            "date": timed.isoformat(),
+        }
+        self.results["scenarios"][label] = res
+        scenario = self.out / "runs" / f"size_{label}"
+        shutil.rmtree(scenario, ignore_errors=True)
+        res["history"] = asdict(
+            self.materialize(scenario, raw, cfg.start_date, timed - timedelta(days=1), f"{label}: history")
+        )
+        res["day"] = asdict(self.materialize(scenario, raw, timed, timed, f"{label}: the day ({timed})"))
+        self.save()
+        spec = {"raw": str(raw), "day": timed.isoformat(), "config": self.config_path}
+        res["sql_limit"] = asdict(self.worker("sql", spec, f"{label}: hand-written DuckDB SQL"))
+        self.save()
+        if self.args.no_peers or total > SIZES[self.args.peer_max_size]:
+            res["peers_skipped"] = f"peers run at sizes up to {self.args.peer_max_size} (--peer-max-size)"
+        else:
+            res["peers"] = asdict(self.worker("peers", spec, f"{label}: pandas + scikit-learn, fairlearn"))
+            res["evidently"] = self.evidently(spec, label)
+        if not self.args.keep_warehouses:
+            shutil.rmtree(scenario / "warehouse.duckdb", ignore_errors=True)
+        self.save()
+
+    def worker(self, task: str, spec: dict, what: str) -> Measured:
+        say(f"{what} on the same Parquet day")
+        m = run_measured([sys.executable, __file__, "--task", task, json.dumps(spec)], {**os.environ})
+        if m.returncode != 0 or m.payload is None:
+            say(f"{what}: FAILED:\n" + "\n".join(m.tail))
+        else:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in m.payload.get("seconds", {}).items())
+            say(
+                f"{what}: wall {m.wall:.1f} s, CPU {m.cpu:.1f} s, peak RSS {m.peak_rss_gib:.2f} GiB; parts (s): {parts}"
+            )
+        return m
+
+    def evidently(self, spec: dict, label: str) -> dict:
+        python = self.peers_python()
+        if python is None:
+            return {"skipped": self.evidently_note}
+        from _bench_tasks import drift_references, feature_columns  # noqa: E402
+
+        day = date.fromisoformat(spec["day"])
+        raw = Path(spec["raw"])
+        features = [c for c, _ in feature_columns(raw)]
+        refs = [
+            {"model_id": m, "model_version": v, "start": s.isoformat(), "end": e.isoformat()}
+            for m, v, s, e in drift_references(raw, day, spec["config"])
+        ]
+        arg = json.dumps(
+            {"predictions": str(raw / "predictions"), "day": spec["day"], "references": refs, "features": features}
+        )
+        say(f"{label}: Evidently {EVIDENTLY_PIN} DataDriftPreset (side venv)")
+        m = run_measured([python, HERE / "bench_peer_evidently.py", arg], {"PATH": os.environ.get("PATH", "")})
+        if m.returncode != 0 or m.payload is None:
+            say(f"{label}: Evidently FAILED:\n" + "\n".join(m.tail))
+            return {"skipped": "Evidently failed: " + " | ".join(m.tail[-3:])}
+        say(
+            f"{label}: Evidently wall {m.wall:.1f} s (its own timing {m.payload['seconds']:.1f} s), "
+            f"peak RSS {m.peak_rss_gib:.2f} GiB"
+        )
+        return asdict(m)
+
+    def peers_python(self) -> str | None:
+        """data/bench/peers-venv with Evidently, installed from the index on first use."""
+        venv = self.out / "peers-venv"
+        python = venv / "bin" / "python"
+        self.evidently_note = ""
+        if self.args.no_peers:
+            self.evidently_note = "--no-peers"
+            return None
+        check = [str(python), "-c", "import evidently, pyarrow"]
+        if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+            return str(python)
+        say(f"installing {EVIDENTLY_PIN} into {venv} (side venv: it cannot share the project's pins)")
+        base = shutil.which("python3.11") or shutil.which("python3")
+        try:
+            subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True)
+            subprocess.run(
+                [str(venv / "bin" / "pip"), "install", "-q", EVIDENTLY_PIN, *EVIDENTLY_DEPS],
+                check=True,
+                capture_output=True,
+            )
+        except (subprocess.CalledProcessError, TypeError) as err:
+            tail = (getattr(err, "stderr", b"") or b"").decode(errors="replace").strip().splitlines()[-2:]
+            self.evidently_note = f"Evidently could not be installed into {venv}: {' | '.join(tail) or err}"
+            say(f"note: {self.evidently_note}; skipping the Evidently peer")
+            return None
+        return str(python)
+
+    def save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=str))
+
+
+# ------------------------------------------------------------------------------------------- the report
+
+
+def machine() -> dict:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "ram_gib": round(mem / 1024**2, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+    }
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def targets(results: dict) -> list[dict]:
+    """Each target of issue 16 item 2: measured value, limit, met (None: not measured in this run)."""
+    sc = results["scenarios"]
+    out = []
+
+    def add(name, value, limit, met, how):
+        out.append({"target": name, "measured": value, "limit": limit, "met": met, "how": how})
+
+    hist = sc.get("history", {})
+    day30 = hist.get("day_30")
+    ok30 = day30 and day30["returncode"] == 0
+    add(
+        "a day with little data completes in <= 10 s wall, process start included",
+        f"{day30['wall']:.1f} s" if ok30 else "not run",
+        "10 s",
+        (day30["wall"] <= 10) if ok30 else None,
+        f"day 30 of the history world ({hist.get('rows_per_day', '?'):,} rows)" if ok30 else "",
+    )
+    start = hist.get("backfill_60_start")
+    first = start and start.get("first_step_s")
+    add(
+        "a 60-day backfill starts its first step within 15 s",
+        f"{first:.1f} s" if first else "not run",
+        "15 s",
+        (first <= 15) if first else None,
+        "launch of `impact-ledger materialize` over 60 days to its first step's start line",
+    )
+    one = sc.get("1m", {})
+    if one.get("day", {}).get("returncode") == 0 and one.get("sql_limit", {}).get("payload"):
+        ratio = one["day"]["wall"] / one["sql_limit"]["wall"]
+        add(
+            "one 1M-row day <= 1.5x the SQL limit (same run)",
+            f"{ratio:.1f}x ({one['day']['wall']:.0f} s vs {one['sql_limit']['wall']:.1f} s)",
+            "1.5x",
+            ratio <= 1.5,
+            "pipeline day wall / hand-written DuckDB SQL wall (both a fresh process)",
+        )
+    else:
+        add("one 1M-row day <= 1.5x the SQL limit (same run)", "not run", "1.5x", None, "")
+    n = results.get("args", {}).get("history_days")
+    last = hist.get(f"day_{n}")
+    if ok30 and last and last["returncode"] == 0:
+        ratio = last["wall"] / day30["wall"]
+        add(
+            f"a day after {n} days of history <= 1.2x day 30",
+            f"{ratio:.2f}x ({last['wall']:.1f} s vs {day30['wall']:.1f} s)",
+            "1.2x",
+            ratio <= 1.2,
+            f"history world, {hist['rows_per_day']:,} rows a day",
+        )
+    else:
+        add("a day after 365 days of history <= 1.2x day 30", "not run", "1.2x", None, "")
+    ten = sc.get("10m", {})
+    if ten.get("day", {}).get("returncode") == 0:
+        rss = max(ten["day"]["peak_rss_gib"], ten["history"]["peak_rss_gib"])
+        add(
+            "10M rows/day: peak RSS <= 4 GiB across all processes",
+            f"{rss:.2f} GiB",
+            "4 GiB",
+            rss <= 4,
+            "history and day runs",
+        )
+    else:
+        add("10M rows/day: peak RSS <= 4 GiB across all processes", "not run", "4 GiB", None, "")
+    for label, res in sc.items():
+        for stage, ratio, project, peer, peer_name in stage_ratios(res):
+            add(
+                f"{label}: {stage} >= 10x faster than {peer_name}",
+                f"{ratio:.1f}x ({peer:.1f} s vs {project:.1f} s)",
+                "10x",
+                ratio >= 10,
+                "peer wall of its part (read + compute) / the project's stage time in the timed day's run",
+            )
+    return out
+
+
+def stage_ratios(res: dict):
+    """(stage, peer/project, project s, peer s, peer name) for a size whose peers ran."""
+    day, peers = res.get("day"), (res.get("peers") or {}).get("payload")
+    if not day or not peers or day.get("returncode") != 0:
+        return
+    dbt = day.get("dbt_models", {})
+    steps = dict(day.get("steps", []))
+    bias_python = sum(s for name, s in steps.items() if name.startswith("bias"))
+    project = {
+        "health": dbt.get("model_health_daily", 0) + dbt.get("int_score_calibration", 0),
+        "bias": dbt.get("bias_daily", 0) + bias_python,
+        "drift": dbt.get("feature_drift_daily", 0),
+    }
+    seconds = peers.get("seconds", {})
+    pairs = [
+        ("health", seconds.get("sklearn_health"), "pandas + scikit-learn"),
+        ("bias", seconds.get("fairlearn_bias"), "fairlearn MetricFrame"),
+    ]
+    ev = res.get("evidently") or {}
+    if ev.get("payload"):
+        pairs.append(("drift", ev["payload"]["seconds"], "Evidently DataDriftPreset"))
+    for stage, peer, name in pairs:
+        if peer and project[stage] > 0:
+            yield stage, peer / project[stage], project[stage], peer, name
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"`make bench` on {m['date']}, commit {m['commit']}: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM; "
+        f"engine {results['args']['engine']}.",
+        f"Load before: `{results['uptime_before']}`; after: `{results.get('uptime_after', '?')}`.",
+        f"Arguments: `{results['args']['argv']}`. Rows per day = `--predictions-per-day` x the models live that day "
+        "(the synthetic world draws that many per model); sizes are all models together.",
+        "",
+        "| run | rows that day | wall s | CPU s | peak RSS GiB (tree) | loader s | gates s | dbt s | attribution/publish s | overhead s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def row(name, rows, r):
+        if not r:
+            return
+        if r["returncode"] != 0 and not r.get("stopped_early"):
+            lines.append(f"| {name} | {rows} | FAILED (exit {r['returncode']}) | | | | | | | |")
+            return
+        st = r.get("stages", {})
+        cells = [
+            f"{st.get(k, 0):.1f}" if st else "" for k in ("loader", "gates", "dbt", "attribution/publish", "overhead")
+        ]
+        lines.append(
+            f"| {name} | {rows} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['peak_rss_gib']:.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+
+    sc = results["scenarios"]
+    hist = sc.get("history")
+    if hist:
+        rows = f"{hist['rows_per_day']:,}"
+        row("history world: 30-day single-run backfill (days 0-29)", f"{rows} x 30", hist.get("backfill_30"))
+        row("history world: day 30", rows, hist.get("day_30"))
+        n = results["args"]["history_days"]
+        row(f"history world: days 31-{n - 1} in one run", f"{rows} x {n - 31}", hist.get("history_rest"))
+        row(f"history world: day {n}", rows, hist.get(f"day_{n}"))
+    for label, res in sc.items():
+        if label == "history":
+            continue
+        row(f"{label}: history up to {res['date']} (excluded), one run", "", res.get("history"))
+        row(f"{label}: the day {res['date']}", f"{res['rows_per_day']:,}", res.get("day"))
+    lines += [
+        "",
+        "| size | output | pipeline s | hand-written DuckDB SQL s | peer | peer s | peer / pipeline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, res in sc.items():
+        if label == "history":
+            continue
+        sql = (res.get("sql_limit") or {}).get("payload") or {}
+        sql_s = sql.get("seconds", {})
+        day = res.get("day") or {}
+        lines.append(
+            f"| {label} | whole day (wall) | {day.get('wall', 0):.1f} | {res.get('sql_limit', {}).get('wall', 0):.1f} (process) | | | |"
+        )
+        ratios = {s: (r, p, q, n) for s, r, p, q, n in stage_ratios(res)}
+        dbt = day.get("dbt_models", {})
+        for stage, key, dbt_names in (
+            ("health", "health", ("model_health_daily", "int_score_calibration")),
+            ("bias", "bias", ("bias_daily",)),
+            ("drift", "drift", ("feature_drift_daily",)),
+            ("KPIs", "kpis", ("kpi_daily", "experiment_stats")),
+        ):
+            project = sum(dbt.get(n, 0) for n in dbt_names)
+            r = ratios.get(stage)
+            peer = f"| {r[3]} | {r[2]:.1f} | {r[0]:.1f}x |" if r else "| | | |"
+            if stage == "bias" and r:
+                project = r[1]
+            lines.append(f"| {label} | {stage} | {project:.1f} | {sql_s.get(key, 0):.2f} " + peer)
+        if res.get("peers_skipped"):
+            lines.append(f"| {label} | peers | | | {res['peers_skipped']} | | |")
+        if (res.get("evidently") or {}).get("skipped"):
+            lines.append(f"| {label} | drift peer | | | Evidently skipped: {res['evidently']['skipped']} | | |")
+    lines += ["", "| target (issue 16 item 2) | measured | limit | met | how |", "|---|---|---|---|---|"]
+    for t in results.get("targets", []):
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['measured']} | {t['limit']} | {met} | {t['how']} |")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100k,1m,10m", help=f"rows of the timed day, all models: {', '.join(SIZES)}")
+    parser.add_argument("--history-days", type=int, default=365, help="days of history before the last timed day")
+    parser.add_argument("--history-per-model", type=int, default=2_000, help="predictions per model and day there")
+    parser.add_argument("--no-history", action="store_true", help="skip the history world (backfills, day 30/365)")
+    parser.add_argument(
+        "--peer-max-size", default=PEER_MAX_DEFAULT, choices=SIZES, help="largest size the peers run at"
+    )
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument(
+        "--engine", default="duckdb", help="duckdb | spark: the engine the runs use (IMPACT_LEDGER_ENGINE)"
+    )
+    parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument(
+        "--config",
+        default=str(ROOT / "expectations" / "demo.yml"),
+        help="project file for the synthetic worlds (default: the demo's, whose models the generator plants)",
+    )
+    parser.add_argument("--out", default=str(ROOT / "data" / "bench"))
+    parser.add_argument("--keep-warehouses", action="store_true", help="keep each size's warehouse (they are large)")
+    parser.add_argument("--task", help=argparse.SUPPRESS)  # internal: a worker process (sql, peers)
+    args, rest = parser.parse_known_args()
+    if args.task:
+        from _bench_tasks import run_task
+
+        print(json.dumps(run_task(args.task, json.loads(rest[0]))), flush=True)
+        return
+    sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown size(s) {unknown}; known: {', '.join(SIZES)}")
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        raise SystemExit("psutil is missing: .venv/bin/pip install -e '.[test]' (pyproject's test extra pins it)")
+    bench = Bench(args)
+    bench.results.update(
+        machine=machine(),
+        uptime_before=uptime(),
+        args={**vars(args), "argv": " ".join(sys.argv[1:]) or "(defaults)"},
+        rows_per_day_note=(
+            "rows per day = --predictions-per-day x models live that day; sizes are the timed day's rows, all models"
+        ),
+    )
+    say(f"machine: {bench.results['machine']}; load: {bench.results['uptime_before']}")
+    if not args.no_history:
+        bench.history()
+    for label in sizes:
+        bench.size(label)
+    bench.results["uptime_after"] = uptime()
+    bench.results["targets"] = targets(bench.results)
+    bench.save()
+    table = markdown(bench.results)
+    (bench.out / "results.md").write_text(table)
+    say(f"wrote {bench.out / 'results.json'} and {bench.out / 'results.md'}")
+    print(table)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    main()
