@@ -5,6 +5,8 @@ Presentation only (no SQL, no statistics); plotly is imported only when a figure
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from orchestration.lib.report_html import jsonable
 
 COLORS = ["#1f5fa8", "#d9822b", "#2e7d32", "#8e24aa", "#00838f", "#6d4c41", "#c2185b", "#546e7a"]
@@ -54,6 +56,8 @@ def new_figure(
 def line(fig, x, y, name, color, row=1, col=1, dash=None, group=None, legend=True, mode="lines"):
     import plotly.graph_objects as go
 
+    if mode == "lines" and sum(v is not None for v in values(y)) == 1:
+        mode = "lines+markers"  # a line through one day draws nothing
     fig.add_trace(
         go.Scatter(
             x=values(x),
@@ -141,7 +145,42 @@ def zero(fig, row=1, col=1):
     fig.add_hline(y=0, line=dict(color="#616e7c", dash="dot", width=1), row=row, col=col)
 
 
+DAY_MS = 86_400_000
+MAX_DAY_TICKS = 8
+
+
+def _days(xs) -> list[date]:
+    out = []
+    for x in xs or []:
+        try:
+            out.append(date.fromisoformat(str(x)[:10]))
+        except ValueError:
+            return []  # not a day axis (rates, categories)
+    return out
+
+
+def day_axes(fig) -> None:
+    """Daily data gets whole-day ticks: plotly would label a short range in hours (00:00, 12:00) and a
+    single day in milliseconds. A single day is shown with a day either side."""
+    by_axis: dict[str, list[date]] = {}
+    for trace in fig.data:
+        if getattr(trace, "orientation", None) == "h":
+            continue
+        days = _days(trace.x)
+        if days:
+            by_axis.setdefault(trace.xaxis or "x", []).extend(days)
+    for axis, days in by_axis.items():
+        first, last = min(days), max(days)
+        span = (last - first).days
+        step = max(1, -(-span // MAX_DAY_TICKS))  # whole days, at most MAX_DAY_TICKS ticks
+        settings = dict(dtick=step * DAY_MS, tickformat="%b %d", hoverformat="%Y-%m-%d")
+        if span == 0:
+            settings["range"] = [(first - timedelta(days=1)).isoformat(), (last + timedelta(days=1)).isoformat()]
+        fig.layout[f"xaxis{axis[1:]}"].update(**settings)
+
+
 def done(fig) -> dict:
+    day_axes(fig)
     return fig.to_plotly_json()
 
 

@@ -61,3 +61,20 @@ def test_no_alert_no_distribution_and_a_mart_without_bin_shares_is_named(tmp_pat
         conn.execute("DELETE FROM marts.alerts WHERE metric = 'psi'")
     quiet = build(path)
     assert drift_plots(quiet) == [] and "Distribution of" not in quiet.html
+
+
+def test_day_axes_tick_whole_days_and_show_a_single_day_with_a_day_either_side():
+    from orchestration.lib import report_figures as rf
+
+    fig = rf.new_figure(1, 2)
+    week = [f"2026-09-{d:02d}" for d in range(16, 24)]  # 8 days: plotly alone labels 12-hour steps
+    rf.line(fig, week, list(range(8)), "a", rf.COLORS[0], 1, 1)
+    rf.line(fig, ["2026-09-23"], [0.5], "b", rf.COLORS[1], 1, 2)
+    layout = rf.done(fig)["layout"]
+    assert (layout["xaxis"]["dtick"], layout["xaxis"]["tickformat"]) == (86_400_000, "%b %d")
+    assert layout["xaxis2"]["range"] == ["2026-09-22", "2026-09-24"]
+    single = [t for t in rf.done(fig)["data"] if t["name"] == "b"][0]
+    assert "markers" in single["mode"]  # one day is drawn as a point, not an invisible line
+    month = rf.new_figure()
+    rf.line(month, [f"2026-10-{d:02d}" for d in range(1, 32)], [1.0] * 31, "c", rf.COLORS[0])
+    assert rf.done(month)["layout"]["xaxis"]["dtick"] == 4 * 86_400_000  # 30 days / 8 ticks -> every 4th day
