@@ -27,7 +27,8 @@
         {%- if cfg[key] is string or cfg[key] is not iterable or cfg[key] | length == 0 -%}
             {{ exceptions.raise_compiler_error(where ~ ": " ~ key ~ " must be a non-empty list") }}
         {%- endif -%}
-        {%- if execute -%}
+        {#- a relation not built yet (sqlfluff's compile on an empty database) has nothing to check against -#}
+        {%- if execute and load_relation(ref(model)) is not none -%}
             {%- set known = adapter.get_columns_in_relation(ref(model)) | map(attribute='name') | list + extra -%}
             {%- for name in cfg[key] if name not in known -%}
                 {{ exceptions.raise_compiler_error(where ~ ": " ~ key ~ " entry '" ~ name ~ "' is not a column of marts."

@@ -35,4 +35,4 @@ from (
     select model_id, model_version, min(first_date) as first_date
     from candidates
     group by model_id, model_version
-)
+) as versions

@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key=['model_id', 'model_version', 'score_bin'], incremental_strategy='delete+insert') }}
+{{ config(materialized='incremental', unique_key=['model_id', 'model_version', 'score_bin'],
+          incremental_strategy='delete+insert') }}
 
 -- Histogram-binning calibration of each model version, learnt once from its
 -- reference window (int_model_versions) when that window's labels have
@@ -18,7 +19,8 @@ with ready as (
 ),
 
 reference as (
-    select p.prediction_id, p.model_id, p.model_version, r.reference_end_date, p.score, {{ score_bin('p.score') }} as score_bin
+    select p.prediction_id, p.model_id, p.model_version, r.reference_end_date, p.score,
+        {{ score_bin('p.score') }} as score_bin
     from {{ ref('stg_predictions') }} p
     join ready r
         on r.model_id = p.model_id and r.model_version = p.model_version

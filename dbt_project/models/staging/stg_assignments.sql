@@ -3,4 +3,5 @@
 select experiment_id, user_id, variant, assigned_at, cast(assigned_at as date) as assigned_date
 from {{ source('raw', 'assignments') }}
 where {{ not_held_back('assignments') }}
-qualify row_number() over (partition by experiment_id, user_id order by assigned_at, variant) = 1  -- ties: a stable choice
+-- ties: a stable choice
+qualify row_number() over (partition by experiment_id, user_id order by assigned_at, variant) = 1

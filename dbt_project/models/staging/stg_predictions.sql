@@ -27,7 +27,10 @@ select
     score,
     {{ threshold }} as threshold,
     case when threshold is not null then 'logged'
-        {%- if configured %} when model_id in ({% for model_id, _ in configured %}'{{ model_id }}'{{ ', ' if not loop.last }}{% endfor %}) then 'configured'{% endif %}
+        {%- if configured %}
+        when model_id in ({% for model_id, _ in configured %}'{{ model_id }}'{{ ', ' if not loop.last }}{% endfor %})
+            then 'configured'
+        {%- endif %}
         else 'default' end as threshold_source,
     score >= {{ threshold }} as decision
     {%- for f in monitored_features() if f.name != 'score' %},

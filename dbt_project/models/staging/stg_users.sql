@@ -1,7 +1,9 @@
 {#- the contract's columns, plus any users column the project file declares as a protected attribute #}
 {%- set base = ['user_id', 'signup_at', 'country', 'segment', 'gender', 'age_band'] %}
 {%- set extra = [] %}
-{%- for cols in var('protected_attributes', {}).values() %}{% for c in cols %}{% if c not in base and c not in extra %}{% do extra.append(c) %}{% endif %}{% endfor %}{% endfor %}
+{%- for cols in var('protected_attributes', {}).values() %}{% for c in cols %}
+    {%- if c not in base and c not in extra %}{% do extra.append(c) %}{% endif %}
+{%- endfor %}{% endfor %}
 {%- if execute and extra %}
 {%- set present = adapter.get_columns_in_relation(source('raw', 'users')) | map(attribute='name') | list %}
 {%- for c in extra if c not in present %}

@@ -47,19 +47,19 @@ units as (
 window_start as (
     select min(start_date) - interval {{ pre_days }} day as ts
     from experiments
-    where experiment_id in (select experiment_id from as_of)
+    where experiment_id in (select as_of.experiment_id from as_of)
 ),
 
 source_orders as (
     select user_id, ordered_at as ts, order_date as activity_date, status, cast(revenue as decimal(18, 2)) as revenue
     from {{ ref('stg_orders') }}
-    where ordered_at >= (select ts from window_start) and {{ known_by_max_date('ordered_at') }}
+    where ordered_at >= (select window_start.ts from window_start) and {{ known_by_max_date('ordered_at') }}
 ),
 
 source_sessions as (
     select user_id, started_at as ts, session_date as activity_date
     from {{ ref('stg_sessions') }}
-    where started_at >= (select ts from window_start) and {{ known_by_max_date('started_at') }}
+    where started_at >= (select window_start.ts from window_start) and {{ known_by_max_date('started_at') }}
 ),
 
 {%- for source in ['orders', 'sessions'] %}

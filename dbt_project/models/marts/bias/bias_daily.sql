@@ -13,11 +13,15 @@
     an intersection's group joins its columns' values with '|'. None declared: no rows (not assessed). #}
 {%- set attributes = var('protected_attributes', {}) %}
 {%- set columns = [] %}
-{%- for cols in attributes.values() %}{% for c in cols %}{% if c not in columns %}{% do columns.append(c) %}{% endif %}{% endfor %}{% endfor %}
+{%- for cols in attributes.values() %}{% for c in cols %}
+    {%- if c not in columns %}{% do columns.append(c) %}{% endif %}
+{%- endfor %}{% endfor %}
 
 with users as (
     select user_id
-        {%- for c in columns %}, coalesce(cast({{ adapter.quote(c) }} as varchar), 'unknown') as {{ adapter.quote(c) }}{% endfor %}
+        {%- for c in columns %}
+        , coalesce(cast({{ adapter.quote(c) }} as varchar), 'unknown') as {{ adapter.quote(c) }}
+        {%- endfor %}
     from {{ ref('stg_users') }}
 ),
 
@@ -61,7 +65,8 @@ population as (
     group by all
     {% if not loop.last %}union all{% endif %}
     {%- else %}
-    select cast(null as varchar) as attribute, cast(null as varchar) as group_value, cast(0 as bigint) as population_users
+    select
+        cast(null as varchar) as attribute, cast(null as varchar) as group_value, cast(0 as bigint) as population_users
     where false
     {%- endfor %}
 ),
