@@ -453,6 +453,12 @@ def _name(spec: dict) -> str:
     return spec["type"] + (f"({column})" if column else "")
 
 
+def _kwargs_text(kwargs: dict) -> str:
+    """The kwargs an expectation's name does not show (value_set, bounds), for its description in Data Docs."""
+    rest = {k: v for k, v in kwargs.items() if k not in ("column", "column_list")}
+    return (" " + ", ".join(f"{k}={v!r}" for k, v in rest.items())) if rest else ""
+
+
 def allowance(rule: RowRule, rows: int) -> float:
     """The unexpected rows a day of ``rows`` tolerates: fails(u, rows) <=> u > allowance (both strict)."""
     return max(rule.max_share * rows, rule.min_count)
@@ -494,7 +500,7 @@ def _gx_rows_level(
                 "kwargs": {"column_A": allowed, "column_B": unexpected, "or_equal": True, "ignore_row_if": "neither"},
                 "meta": meta,
                 "description": (
-                    f"{count.name}: each day's unexpected rows (counted in DuckDB) at most "
+                    f"{count.name}{_kwargs_text(count.spec['kwargs'])}: each day's unexpected rows (counted in DuckDB) at most "
                     f"max({rule.max_share} x the day's rows, {rule.min_count})"
                 ),
             }

@@ -1,22 +1,28 @@
-"""Benchmark: the raw.predictions quality gate on one day of 1,000,000 predictions, run as the asset check runs it.
+"""Benchmark: the raw.predictions quality gate on one loaded day, at several sizes, as the asset check runs it.
 
-Run: .venv/bin/python tests/benchmarks/bench_quality_gate.py [--rows N] [--history-days 7]
+Run: .venv/bin/python tests/benchmarks/bench_quality_gate.py [--rows 250000,1000000,4000000] [--history-days 1]
+     [--memory-limit 1GB]
 Not a test (timings depend on the machine; pytest does not collect bench_*.py); the README quotes its output.
 
-The day's predictions come from the synthetic world's generator and go through
-the real raw loader into a temporary DuckDB file, next to users and the
-model's experiment (the referential checks read them) and `--history-days`
-earlier days of the same volume (the volume check compares with their median).
-The gate is then `run_suite` on that day of raw.predictions, with and without
-GX Data Docs, on a fresh connection as the Dagster check opens one.
+For each size, the day's predictions come from the synthetic world's generator and go through the real raw
+loader into a temporary DuckDB file, next to users and the model's experiment (the referential checks read
+them) and `--history-days` earlier days of the same volume (the volume check compares with their median).
+The gate is then `run_suite` on that day of raw.predictions in a fresh process (as a Dagster check opens its
+connection, with DuckDB's memory_limit), without and with GX Data Docs: wall, CPU and that process's peak RSS,
+beside its RSS once GX and DuckDB are imported and connected (the floor). The rows are counted in DuckDB and
+GX is given one row per day, so the peak stays near the floor as the day grows (DuckDB's buffer pool is
+bounded by memory_limit); the former engine held the day as one pandas frame (its size is printed too).
 """
 
 import argparse
+import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,7 +30,7 @@ import pandas as pd
 
 from _one_day import DAY_INDEX, one_day_generator  # this folder is on sys.path when run as a script
 
-from orchestration.lib.quality_gate import days_frame, load_suite, resolve_parameters, rows_frame, run_suite
+from orchestration.lib.quality_gate import load_suite, rows_frame, run_suite
 from orchestration.lib.raw_loader import load_partition
 
 
@@ -77,61 +83,93 @@ def landing_zone(source: Path, rows: int, history_days: int):
     return day
 
 
-CPU = {}  # CPU seconds (all threads) of each timed call, by function name: wall time depends on the machine's load
+def gate_child(db: str, day: str, docs: str | None, memory_limit: str) -> None:
+    """In a fresh process: one run_suite as the check runs it; prints JSON (wall, CPU, RSS floor and peak)."""
+    import great_expectations  # noqa: F401  (imported before the floor is read, as in a Dagster process)
+
+    from orchestration.lib.project_config import load_config
+
+    config, suite, the_day = load_config(), load_suite("raw_predictions"), date.fromisoformat(day)
+    with duckdb.connect(db, config={"memory_limit": memory_limit}) as conn:
+        floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start, cpu = time.perf_counter(), time.process_time()
+        result = run_suite(conn, suite, the_day, the_day, Path(docs) if docs else None, config)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "rows": result.rows,
+                "success": result.success,
+                "summary": result.summary().splitlines()[0],
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "floor_mb": floor / 1024,
+                "peak_mb": peak / 1024,
+            }
+        )
+    )
 
 
-def timed(fn, *args, **kwargs):
-    start, cpu = time.perf_counter(), time.process_time()
-    value = fn(*args, **kwargs)
-    CPU[fn.__name__ + ("+docs" if kwargs.get("docs_dir") else "")] = time.process_time() - cpu
-    return value, time.perf_counter() - start
+def gate_in_a_process(db: Path, day, docs: Path | None, memory_limit: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(db), str(day), str(docs or ""), memory_limit]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def one_size(rows: int, history_days: int, memory_limit: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        source, db = Path(tmp) / "landing", Path(tmp) / "w.duckdb"
+        start = time.perf_counter()
+        day = landing_zone(source, rows, history_days)
+        generated = time.perf_counter() - start
+        with duckdb.connect(str(db), config={"memory_limit": memory_limit}) as conn:
+            for table in ("users", "experiments", "experiment_variants"):
+                load_partition(conn, table, source, day)
+            for back in range(history_days, 0, -1):
+                load_partition(conn, "predictions", source, day - timedelta(days=back))
+            start = time.perf_counter()
+            report = load_partition(conn, "predictions", source, day)
+            loaded = time.perf_counter() - start
+            # what the former engine held in pandas: the rows level as one frame
+            frame_mb = rows_frame(conn, load_suite("raw_predictions"), day, day).memory_usage(deep=True).sum() / 2**20
+        plain = gate_in_a_process(db, day, None, memory_limit)
+        docs = gate_in_a_process(db, day, Path(tmp) / "docs" / "gx", memory_limit)
+    return {
+        "rows": rows,
+        "read": report.rows_read,
+        "generated_s": generated,
+        "load_s": loaded,
+        "former_frame_mb": frame_mb,
+        "plain": plain,
+        "docs": docs,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--history-days", type=int, default=7, help="earlier days loaded for the volume check")
+    parser.add_argument("--rows", default="250000,1000000,4000000", help="sizes of the day, comma-separated")
+    parser.add_argument("--history-days", type=int, default=1, help="earlier days loaded for the volume check")
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB's memory_limit in the gate's process")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)  # internal: the measured gate process
     args = parser.parse_args()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    suite = load_suite("raw_predictions")
-    with tempfile.TemporaryDirectory() as tmp:
-        source, db = Path(tmp) / "landing", Path(tmp) / "w.duckdb"
-        day, t_generate = timed(landing_zone, source, args.rows, args.history_days)
-        with duckdb.connect(str(db)) as conn:
-            for table in ("users", "experiments", "experiment_variants"):
-                load_partition(conn, table, source, day)
-            for back in range(args.history_days, 0, -1):
-                load_partition(conn, "predictions", source, day - timedelta(days=back))
-            report, t_load = timed(load_partition, conn, "predictions", source, day)
-
-        with duckdb.connect(str(db)) as conn:
-            rows, t_rows = timed(rows_frame, conn, suite, day, day)
-            _, t_days = timed(days_frame, conn, suite, day, day)
-            _, t_params = timed(resolve_parameters, conn, suite, day, day)
-            del rows
-            first, t_first = timed(run_suite, conn, suite, day, day)  # imports GX (once per process)
-            plain, t_plain = timed(run_suite, conn, suite, day, day)
-            docs, t_docs = timed(run_suite, conn, suite, day, day, docs_dir=Path(tmp) / "docs" / "gx")
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    n = plain.rows
-    print(
-        f"day {day}: {report.rows_read:,} predictions read ({report.rows_loaded:,} loaded, "
-        f"{report.rows_quarantined:,} quarantined), {args.history_days} earlier days of history"
-    )
-    print(
-        f"generate + write Parquet ({args.history_days + 1} days): {t_generate:.1f} s; raw load of the day: {t_load:.1f} s"
-    )
-    print(f"gate result: {plain.summary().splitlines()[0]}")
-    print(
-        f"  of which SQL: rows frame {t_rows:.2f} s (CPU {CPU['rows_frame']:.2f} s), days frame {t_days:.2f} s, "
-        f"parameters {t_params:.2f} s"
-    )
-    print(f"run_suite, first call (GX import included): {t_first:.2f} s")
-    print(f"run_suite, no Data Docs:  {t_plain:.2f} s  ({n / t_plain:,.0f} rows/s), CPU {CPU['run_suite']:.2f} s")
-    print(f"run_suite, with Data Docs: {t_docs:.2f} s  ({n / t_docs:,.0f} rows/s), CPU {CPU['run_suite+docs']:.2f} s")
-    print(f"peak RSS: {peak_mb:,.0f} MB; load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    assert first.success == plain.success == docs.success
+    if args.child:
+        gate_child(*args.child)
+        return
+    print(f"load before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; DuckDB memory_limit {args.memory_limit}")
+    print("rows of the day | gate wall s (CPU s) | + Data Docs wall s | RSS floor MB | peak RSS MB | former frame MB")
+    for rows in (int(r) for r in args.rows.split(",")):
+        r = one_size(rows, args.history_days, args.memory_limit)
+        p, d = r["plain"], r["docs"]
+        print(
+            f"{r['read']:>15,} | {p['wall_s']:6.2f} ({p['cpu_s']:.2f}) | {d['wall_s']:6.2f} | "
+            f"{p['floor_mb']:8,.0f} | {max(p['peak_mb'], d['peak_mb']):8,.0f} | {r['former_frame_mb']:8,.0f}"
+            f"   [{p['summary']}; load {r['load_s']:.0f} s]",
+            flush=True,
+        )
+        assert p["success"] == d["success"] and p["rows"] == d["rows"] == r["read"]
+    print(f"load after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,226 @@
+"""Benchmark: one day of ~20M predictions (a ~2.5 GB CSV) through the whole day's pipeline within DuckDB's memory_limit.
+
+Run: .venv/bin/python tests/benchmarks/bench_big_day.py [--rows 20000000] [--memory-limit 3GB] [--out DIR]
+Not a test (it takes many minutes and the figures depend on the machine and its load); the README quotes it.
+
+* a small synthetic world (`impact-ledger generate`, 24 days, the demo's models at 2,000 predictions per model
+  and day) is materialised up to its second-to-last day in one untimed run;
+* the last day's predictions are replaced by one CSV of ``--rows`` rows, written by DuckDB in a stream (the
+  day's own rows, then copies with new prediction ids, the same users, model versions and times, scores and
+  features rounded so a row is ~125 bytes): the labels of the day still find their predictions;
+* the project file is the demo's with ``gates.volume.min_count`` above any trailing median: 20M rows after days
+  of 4,000 would fail the volume gate and be held back, and the point is to push them through dbt;
+* that day is then one `impact-ledger materialize` process (loader, every gate, dbt, attribution, publish),
+  with IMPACT_LEDGER_MEMORY_LIMIT = ``--memory-limit`` (the loader's, the checks' and dbt's DuckDB).
+
+Measured for that process and every process it starts: wall, CPU (user + system of the process tree, from
+getrusage of the reaped children), peak RSS (largest sum of RSS over the tree, sampled every 0.2 s with psutil;
+shared pages count once per process, so it overestimates) and the largest single process (ru_maxrss); per
+step, the CLI's progress lines. `measure(cmd, env)` and `big_day(...)` are importable (make bench may reuse them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).parent / "impact-ledger")
+GiB = 1024**3
+STEP_DONE = re.compile(r"\]\s.*?\s(?P<step>\S.*?) (?:done|FAILED|skipped) in (?P<secs>[\d.]+)s")
+
+
+def say(text: str) -> None:
+    print(f"[big day {datetime.now():%H:%M:%S}] {text}", flush=True)
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def measure(cmd: list[str], env: dict, echo: bool = True) -> dict:
+    """Run ``cmd`` to its end: wall, CPU and peak RSS of its process tree, its steps (name, seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak, done = [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if echo:
+            print(f"    {line.rstrip()}", flush=True)
+    proc.wait()
+    wall = time.monotonic() - started
+    done.set()
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "returncode": proc.returncode,
+        "wall_s": round(wall, 1),
+        "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
+        "peak_rss_gib": round(peak[0] / GiB, 2),
+        "largest_process_gib": round(after.ru_maxrss * 1024 / GiB, 2),  # KiB on Linux; max over reaped children
+        "steps": [(m["step"], float(m["secs"])) for line in lines if (m := STEP_DONE.search(line))],
+        "tail": lines[-5:],
+    }
+
+
+def write_big_day(source: Path, day: date, rows: int, memory_limit: str) -> tuple[Path, int]:
+    """Replace ``day``'s predictions with one CSV of ``rows`` rows (streamed by DuckDB). Returns (file, bytes)."""
+    import duckdb
+
+    folder = source / "predictions"
+    original = next(folder.glob(f"predictions_{day}.*"))
+    target = folder / f"predictions_{day}.csv"
+    with duckdb.connect(config={"memory_limit": memory_limit}) as conn:
+        conn.execute(f"CREATE TABLE day AS SELECT * FROM '{original}'")
+        n = conn.execute("SELECT count(*) FROM day").fetchone()[0]
+        copies = -(-rows // n)
+        rounded = {
+            name: f'round("{name}", 4) AS "{name}"'
+            for name, kind in conn.execute("SELECT column_name, column_type FROM (DESCRIBE day)").fetchall()
+            if kind == "DOUBLE"
+        }
+        replace = ", ".join(rounded.values())
+        copy_id = "CASE WHEN k = 0 THEN prediction_id ELSE prediction_id || '-c' || k END AS prediction_id"
+        conn.execute(
+            f"""COPY (
+                SELECT * REPLACE ({copy_id}{", " + replace if replace else ""})
+                FROM day, range({copies}) r(k) LIMIT {rows}
+            ) TO '{target}' (HEADER, DELIMITER ',')"""
+        )
+    if original != target:
+        original.unlink()
+    return target, target.stat().st_size
+
+
+def big_day(out: Path, rows: int, memory_limit: str, seed: int = 8, echo: bool = True) -> dict:
+    """Generate the world, materialise its history, write the big day and time its run. Returns the figures."""
+    raw, home = out / "raw", out / "dagster_home"
+    shutil.rmtree(out, ignore_errors=True)
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").touch()
+    project = yaml.safe_load((ROOT / "expectations" / "demo.yml").read_text())
+    # a trailing median of 4,000 rows is below this: the 20M-row day is not judged by the volume band
+    project.setdefault("gates", {}).setdefault("volume", {})["min_count"] = 10 * rows
+    (out / "project.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+    env = {
+        **os.environ,
+        "IMPACT_LEDGER_CONFIG": str(out / "project.yml"),
+        "IMPACT_LEDGER_SOURCE": str(raw),
+        "IMPACT_LEDGER_DB": str(out / "warehouse.duckdb"),
+        "IMPACT_LEDGER_MEMORY_LIMIT": memory_limit,
+        "IMPACT_LEDGER_TEMP_DIR": str(out / "spill"),
+        "DAGSTER_HOME": str(home),
+        "GX_ANALYTICS_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "IMPACT_LEDGER_ANALYTICS_DB": str(out / "analytics.duckdb"),
+        "IMPACT_LEDGER_EXPORTS": str(out / "exports"),
+        "IMPACT_LEDGER_DOCS": str(out / "docs"),
+        "IMPACT_LEDGER_ALERTS": str(out / "alerts"),
+        "IMPACT_LEDGER_REPORTS": str(out / "reports"),
+    }
+    env.pop("IMPACT_LEDGER_START_DATE", None)
+    say(f"generating a 24-day world in {raw}")
+    subprocess.run(
+        [CLI, "generate", "--out", str(raw), "--days", "24", "--seed", str(seed)], env=env, check=True, cwd=ROOT
+    )
+    days = sorted(date.fromisoformat(p.stem.split("_")[-1]) for p in (raw / "predictions").iterdir())
+    day = days[-1]
+    say(f"materialising the history up to {day - timedelta(days=1)} (untimed)")
+    history = measure([CLI, "materialize", "--end", str(day - timedelta(days=1))], env, False)
+    if history["returncode"] != 0:
+        raise SystemExit(f"history run failed: {history['tail']}")
+    say(f"writing {rows:,} predictions for {day} as one CSV")
+    started = time.monotonic()
+    csv, size = write_big_day(raw, day, rows, memory_limit)
+    written = time.monotonic() - started
+    say(f"{csv} : {size / 1e9:.2f} GB in {written:.0f} s; load: {uptime()}")
+    load_before = uptime()
+    run = measure([CLI, "materialize", "--start", str(day), "--end", str(day)], env, echo)
+    rows_loaded = _rows_loaded(out / "warehouse.duckdb", day)
+    return {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "day": str(day),
+        "rows": rows,
+        "rows_in_raw_predictions": rows_loaded,
+        "csv_bytes": size,
+        "memory_limit": memory_limit,
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": uptime(),
+        **run,
+    }
+
+
+def _rows_loaded(db: Path, day: date) -> int | None:
+    import duckdb
+
+    try:
+        with duckdb.connect(str(db), read_only=True) as conn:
+            return conn.execute("SELECT count(*) FROM raw.predictions WHERE _partition_date = ?", [day]).fetchone()[0]
+    except duckdb.Error:
+        return None
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000_000, help="prediction rows of the big day")
+    parser.add_argument("--memory-limit", default=os.environ.get("IMPACT_LEDGER_MEMORY_LIMIT", "3GB"))
+    parser.add_argument("--out", help="working folder (default: a temporary one, removed at the end)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.out and Path(args.out).parent) as tmp:
+        out = Path(args.out) if args.out else Path(tmp) / "big_day"
+        figures = big_day(out, args.rows, args.memory_limit)
+        if not args.out:
+            shutil.rmtree(out, ignore_errors=True)
+    steps = sorted(figures.pop("steps"), key=lambda s: -s[1])
+    print(json.dumps({k: v for k, v in figures.items() if k != "tail"}, indent=1))
+    print("slowest steps: " + "; ".join(f"{name} {secs:.0f} s" for name, secs in steps[:8]))
+    if args.json:
+        Path(args.json).write_text(json.dumps({**figures, "steps": steps}, indent=1))
+    if figures["returncode"] != 0:
+        raise SystemExit(f"the big day's run failed: {figures['tail']}")
+
+
+if __name__ == "__main__":
+    main()
