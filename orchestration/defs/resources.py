@@ -2,9 +2,12 @@
 
 import shutil
 import sys
+from functools import cached_property
+from importlib.metadata import version
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource
+from packaging.version import Version
 from dagster_duckdb import DuckDBResource
 
 from orchestration.lib.settings import DBT_PROJECT_DIR, duckdb_settings, warehouse_path
@@ -16,10 +19,21 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
+class ProjectDbt(DbtCliResource):
+    """dagster-dbt asks `dbt --version` once per resource, i.e. once per run: a whole dbt start (2-5 s).
+    The dbt beside this interpreter is the pinned dbt-core of this environment, so ask its metadata."""
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
+            return Version(version("dbt-core"))
+        return super()._cli_version
+
+
 def build_resources() -> dict:
     return {
         "duckdb": DuckDBResource(database=str(warehouse_path()), connection_config=duckdb_settings()),
-        "dbt": DbtCliResource(
+        "dbt": ProjectDbt(
             project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
         ),
     }
