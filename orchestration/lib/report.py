@@ -89,6 +89,21 @@ def _interval(value, low, high, fmt) -> str:
     return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
 
 
+SIGN_TEXT = {
+    "positive": "above 0 (95% CI)",
+    "negative": "BELOW 0 (95% CI)",
+    "includes_zero": "not significant: 95% CI includes 0",
+    "unknown": "n/a",
+}
+
+
+def _sign(low, high) -> str:
+    """Where a 95% interval lies against 0: 'positive', 'negative', 'includes_zero' or 'unknown'."""
+    if _missing(low) or _missing(high):
+        return "unknown"
+    return "positive" if low > 0 else "negative" if high < 0 else "includes_zero"
+
+
 def _day(x) -> str | None:
     return None if _missing(x) or x is pd.NaT else pd.Timestamp(x).date().isoformat()
 
@@ -179,6 +194,7 @@ class ReportBuilder:
                         "roi": r.roi,
                         "roi_ci_low": r.roi_ci_low,
                         "roi_ci_high": r.roi_ci_high,
+                        "net_value_sign": _sign(r.net_value_ci_low, r.net_value_ci_high),
                         "currency": currency,
                         "decision_grade": r.decision_grade,
                         "trustworthy": r.trustworthy,
@@ -210,6 +226,11 @@ class ReportBuilder:
                             ],
                             ROI_LABEL: [
                                 roi_text(*v) for v in zip(latest["roi"], latest["roi_ci_low"], latest["roi_ci_high"])
+                            ],
+                            # the money's significance cue: an interval that crosses 0 is no evidence of value
+                            "net value vs 0": [
+                                SIGN_TEXT[_sign(lo, hi)]
+                                for lo, hi in zip(latest["net_value_ci_low"], latest["net_value_ci_high"])
                             ],
                             "decision-grade": [
                                 _grade(g, r) for g, r in zip(latest["decision_grade"], latest["decision_grade_reason"])

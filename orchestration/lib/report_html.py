@@ -41,7 +41,7 @@ details { max-width: 100%; }
 table { border-collapse: collapse; font-size: 13px; width: 100%; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; overflow-wrap: normal; }
 td { word-break: normal; }
-th { overflow-wrap: anywhere; }
+th { overflow-wrap: normal; word-break: normal; }  /* "trustworthy", not "trust / worth / y": a wide table scrolls */
 th { background: #f0f4f8; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.day { white-space: nowrap; }
