@@ -234,6 +234,8 @@ class Partitions(_Strict):
 
 class ProjectConfig(_Strict):
     partitions: Partitions = Partitions()
+    # where dbt builds the marts: embedded DuckDB, or Apache Spark (IMPACT_LEDGER_ENGINE overrides; lib/engine.py)
+    engine: Literal["duckdb", "spark"] = "duckdb"
     currency: str = "USD"
     models: dict[str, ModelSpec] = {}
     protected_attributes: list[str] = []  # columns of users; judged for every model

@@ -1,0 +1,267 @@
+"""The engine dbt builds the marts on: embedded DuckDB (default) or Apache Spark.
+
+One switch: ``IMPACT_LEDGER_ENGINE`` (duckdb | spark), else the project file's ``engine``, else duckdb.
+The same dbt project builds on both (engine differences are adapter-dispatched macros in
+dbt_project/macros/cross_engine.sql). With Spark, in this first version:
+
+* the raw layer is loaded and contract-checked into DuckDB as always (raw_loader.py, same quarantine
+  rules and messages), and the quality gates run there; before each dbt build the run's days of every
+  raw table, and quality.gate_results, land as date-partitioned Parquet under ``spark_dir()/raw`` which
+  Spark reads as the dbt sources (``raw.<table>`` views created by the ``on-run-start`` hook);
+* dbt builds staging, intermediate and marts in Spark (tables under ``spark_dir()/warehouse``, a Derby
+  metastore in ``spark_dir()/metastore_db``; a cluster by configuration, README: Apache Spark);
+* after the build the marts and intermediate tables (sufficient statistics: small) are copied into the
+  DuckDB warehouse, so attribution, alerts, exports, the analysts' snapshot and the report read the
+  same tables whatever built them.
+
+No Dagster imports here: the dbt asset calls ``before_build`` and ``after_build``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from orchestration.lib.settings import DBT_PROJECT_DIR, _path_from_env, warehouse_path
+
+ENGINE_ENV = "IMPACT_LEDGER_ENGINE"
+SPARK_DIR_ENV = "IMPACT_LEDGER_SPARK_DIR"
+ENGINES = ("duckdb", "spark")
+Engine = Literal["duckdb", "spark"]
+# dbt profile outputs (dbt_project/profiles.yml) of each engine
+DBT_TARGETS = {"duckdb": "local", "spark": "spark"}
+
+
+class EngineError(RuntimeError):
+    """The engine cannot run: names the setting or the table."""
+
+
+def engine() -> Engine:
+    """The engine of this run: IMPACT_LEDGER_ENGINE, else the project file's `engine`, else duckdb."""
+    value = os.environ.get(ENGINE_ENV, "").strip().lower()
+    if value:
+        if value not in ENGINES:
+            raise EngineError(f"{ENGINE_ENV}={value!r}: the engine is one of {', '.join(ENGINES)}")
+        return value  # type: ignore[return-value]
+    from orchestration.lib.project_config import load_config
+
+    return load_config().config.engine
+
+
+def dbt_target(name: Engine | None = None) -> str:
+    """The dbt target (profiles.yml output) of an engine."""
+    return DBT_TARGETS[name or engine()]
+
+
+def spark_dir() -> Path:
+    """Where the Spark engine keeps its raw Parquet, warehouse and metastore (IMPACT_LEDGER_SPARK_DIR;
+    default: spark/ next to the DuckDB warehouse, so a temporary warehouse gets its own)."""
+    return _path_from_env(SPARK_DIR_ENV, warehouse_path().parent / "spark")
+
+
+def export_env() -> None:
+    """Pin IMPACT_LEDGER_SPARK_DIR (absolute) and IMPACT_LEDGER_ENGINE for dbt, a subprocess in another cwd."""
+    os.environ[SPARK_DIR_ENV] = str(spark_dir())
+    os.environ[ENGINE_ENV] = engine()
+
+
+def _sql_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+# ------------------------------------------------------------------ raw layer as Parquet
+
+
+def raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw' ORDER BY table_name"
+        ).fetchall()
+    ]
+
+
+def export_raw_days(conn: duckdb.DuckDBPyConnection, days: list[date], root: Path | None = None) -> int:
+    """Write each day of every raw table (the contract-checked rows) as ``raw/<table>/_partition_date=<day>/``.
+
+    A day's folder is replaced whole, and written even when the day has no rows (an empty file keeps the
+    table's columns, so Spark reads a table whose days were all empty). A dimension snapshot (no time
+    column: the loader replaces it whole) is rewritten whole. Returns the files written.
+    """
+    from orchestration.lib.contract import CONTRACTS
+
+    root = (root or spark_dir()) / "raw"
+    written = 0
+    for table in raw_tables(conn):
+        table_days = days
+        contract = CONTRACTS.get(table)
+        if contract is not None and contract.time_column is None:
+            shutil.rmtree(root / table, ignore_errors=True)
+            loaded = conn.execute(f'SELECT DISTINCT _partition_date FROM raw."{table}" ORDER BY 1').fetchall()
+            table_days = [d for (d,) in loaded if d is not None] or days[-1:]
+        for day in table_days:
+            folder = root / table / f"_partition_date={day.isoformat()}"
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            # the partition column lives in the folder name, not in the file (as Spark writes it)
+            conn.execute(
+                f'COPY (SELECT * EXCLUDE (_partition_date) FROM raw."{table}" '
+                f"WHERE _partition_date = DATE '{day.isoformat()}') "
+                f"TO {_sql_path(folder / 'part-0.parquet')} (FORMAT parquet)"
+            )
+            written += 1
+    return written
+
+
+def export_gate_results(conn: duckdb.DuckDBPyConnection, root: Path | None = None) -> None:
+    """quality.gate_results (one verdict per suite and day: small) as one Parquet file, read by staging."""
+    folder = (root or spark_dir()) / "quality" / "gate_results"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "part-0.parquet.tmp"
+    conn.execute(f"COPY (SELECT * FROM quality.gate_results) TO {_sql_path(tmp)} (FORMAT parquet)")
+    tmp.replace(folder / "part-0.parquet")
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _days_without_parquet(conn: duckdb.DuckDBPyConnection, root: Path) -> list[date]:
+    """Loaded days of any raw table that have no Parquet folder yet (a warehouse that ran on DuckDB first)."""
+    missing: set[date] = set()
+    for table in raw_tables(conn):
+        folder = root / "raw" / table
+        have = {p.name.removeprefix("_partition_date=") for p in folder.glob("_partition_date=*")}
+        days = conn.execute(f'SELECT DISTINCT _partition_date FROM raw."{table}" WHERE _partition_date IS NOT NULL')
+        missing |= {d for (d,) in days.fetchall() if d.isoformat() not in have}
+    return sorted(missing)
+
+
+def before_build(conn: duckdb.DuckDBPyConnection, first: date, last: date) -> None:
+    """Spark: land the run's raw days (and any loaded day not landed yet) and the gate verdicts as Parquet
+    for Spark. DuckDB: nothing."""
+    if engine() != "spark":
+        return
+    root = spark_dir()
+    days = sorted(set(days_between(first, last)) | set(_days_without_parquet(conn, root)))
+    export_raw_days(conn, days, root)
+    export_gate_results(conn, root)
+
+
+# ------------------------------------------------------------------ marts back into DuckDB
+
+
+def built_relations(manifest: dict) -> list[dict]:
+    """The dbt models the engine materialises as tables (incremental or table), with their schema and columns."""
+    out = []
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model" or node["config"].get("materialized") not in ("table", "incremental"):
+            continue
+        out.append({"schema": node["schema"], "name": node["alias"] or node["name"], "unique_id": node["unique_id"]})
+    return sorted(out, key=lambda r: (r["schema"], r["name"]))
+
+
+def spark_table_location(schema: str, name: str, root: Path | None = None) -> Path:
+    """Where Spark's warehouse keeps a managed table (spark.sql.warehouse.dir/<schema>.db/<name>)."""
+    return (root or spark_dir()) / "warehouse" / f"{schema}.db" / name
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def _missing_in_duckdb(conn: duckdb.DuckDBPyConnection, relations: list[dict]) -> list[str]:
+    present = {
+        (s, t)
+        for s, t in conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+        ).fetchall()
+    }
+    return [f"{r['schema']}.{r['name']}" for r in relations if (r["schema"], r["name"]) not in present]
+
+
+def create_duckdb_shells(dbt_executable: str, target_path: Path | None = None) -> None:
+    """Create every dbt relation in DuckDB without rows (dbt --empty): the tables the Spark marts are copied
+    into get the DuckDB engine's own column names, order and types; the staging views read DuckDB's raw."""
+    env = {**os.environ, ENGINE_ENV: "duckdb"}
+    cmd = [dbt_executable, "run", "--quiet", "--empty", "--full-refresh", "--target", dbt_target("duckdb")]
+    cmd += ["--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR)]
+    if target_path is not None:
+        cmd += ["--target-path", str(target_path)]
+    done = subprocess.run(cmd, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise EngineError(
+            "dbt could not create the DuckDB tables the Spark marts are copied into:\n"
+            + (done.stdout + done.stderr)[-3000:]
+        )
+
+
+def copy_from_spark(conn: duckdb.DuckDBPyConnection, relations: list[dict], root: Path | None = None) -> dict:
+    """Replace each DuckDB table with the Spark table of the same name, column by name (DuckDB's types).
+
+    The Spark tables are read as the Parquet files they are (hive-partitioned by their day), so no Spark
+    session is needed. Returns {schema.name: rows copied}.
+    """
+    copied = {}
+    for r in relations:
+        folder = spark_table_location(r["schema"], r["name"], root)
+        target = f'"{r["schema"]}"."{r["name"]}"'
+        files = _parquet_files(folder) if folder.is_dir() else []
+        conn.execute(f"DELETE FROM {target}")
+        if files:
+            cols = [c[0] for c in conn.execute(f"DESCRIBE {target}").fetchall()]
+            listed = ", ".join(f'"{c}"' for c in cols)
+            conn.execute(
+                f"INSERT INTO {target} ({listed}) SELECT {listed} FROM read_parquet("
+                f"{_sql_path(folder)} || '/**/*.parquet', hive_partitioning = true, union_by_name = true)"
+            )
+        copied[f"{r['schema']}.{r['name']}"] = conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+    return copied
+
+
+def after_build(conn_factory, manifest: dict, dbt_executable: str, target_path: Path | None = None) -> dict:
+    """Spark: copy the built tables into the DuckDB warehouse (creating their empty DuckDB shells first if
+    any is missing). ``conn_factory()`` opens the DuckDB writer connection (closed before dbt runs: one
+    writer). DuckDB: nothing. Returns {schema.name: rows copied}."""
+    if engine() != "spark":
+        return {}
+    relations = built_relations(manifest)
+    with conn_factory() as conn:
+        missing = _missing_in_duckdb(conn, relations)
+    if missing:
+        create_duckdb_shells(dbt_executable, target_path)
+    with conn_factory() as conn:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            copied = copy_from_spark(conn, relations)
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+    return copied
+
+
+class SyncAfterStream:
+    """A dbt invocation whose stream, once dbt has exited (built or failed), runs ``after()``: with Spark,
+    the copy of the built tables into DuckDB, before anything downstream (row counts, Python assets) reads
+    them. Delegates ``stream()`` and ``manifest`` only (what the dbt asset uses)."""
+
+    def __init__(self, invocation, after):
+        self._invocation, self._after = invocation, after
+
+    @property
+    def manifest(self) -> dict:
+        return self._invocation.manifest
+
+    def stream(self):
+        try:
+            yield from self._invocation.stream()
+        finally:
+            self._after()
