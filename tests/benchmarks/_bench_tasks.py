@@ -89,8 +89,9 @@ def sql_limit(spec: dict) -> dict:
     categorical = [c for c, t in features if t == "VARCHAR"]
     refs = drift_references(raw, day, spec["config"])
     preds, labels, users = (_files(raw, t) for t in ("predictions", "labels", "users"))
-    conn = duckdb.connect(config={"enable_progress_bar": False})
+    conn = duckdb.connect()
     try:
+        conn.execute("SET enable_progress_bar = false")  # its bar would interleave with the JSON line on stdout
         # the stored reference profile: once per version, before (and outside) the timed day
         with timed("reference_profile_once"):
             conn.execute(

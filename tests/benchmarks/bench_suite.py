@@ -184,11 +184,12 @@ def stage_of(step: str) -> str:
 
 
 def stages_of(steps: list[tuple[str, float]], wall: float) -> dict[str, float]:
+    if not steps:
+        return {}
     out = {"loader": 0.0, "gates": 0.0, "dbt": 0.0, "attribution/publish": 0.0}
     for step, secs in steps:
         out[stage_of(step)] += secs
-    if steps:
-        out["overhead"] = max(0.0, wall - sum(out.values()))
+    out["overhead"] = max(0.0, wall - sum(out.values()))
     return {k: round(v, 2) for k, v in out.items()}
 
 
@@ -308,6 +309,8 @@ class Bench:
         cfg = WorldConfig(days=n + 1, predictions_per_day=self.args.history_per_model, seed=self.args.seed)
         rows = cfg.predictions_per_day * len(cfg.models)
         raw = self.world(f"history_{n + 1}d_{cfg.predictions_per_day}", cfg)
+        if self.args.generate_only:
+            return
         res: dict = {"per_model": cfg.predictions_per_day, "rows_per_day": rows, "world_days": cfg.days}
         self.results["scenarios"]["history"] = res
         scenario = self.out / "runs" / "history"
@@ -342,6 +345,8 @@ class Bench:
         last_start = max(m.start_day for m in probe.models)
         cfg = WorldConfig(days=last_start + 7, predictions_per_day=per_model, seed=self.args.seed)
         raw = self.world(f"size_{label}", cfg)
+        if self.args.generate_only:
+            return
         timed = cfg.day_date(last_start)  # the first day every model is live: the full size
         res: dict = {
             "rows_per_day": per_model * len(cfg.models),
@@ -500,13 +505,14 @@ def targets(results: dict) -> list[dict]:
     )
     one = sc.get("1m", {})
     if one.get("day", {}).get("returncode") == 0 and one.get("sql_limit", {}).get("payload"):
-        ratio = one["day"]["wall"] / one["sql_limit"]["wall"]
+        limit = sql_limit_wall(one)
+        ratio = one["day"]["wall"] / limit
         add(
             "one 1M-row day <= 1.5x the SQL limit (same run)",
-            f"{ratio:.1f}x ({one['day']['wall']:.0f} s vs {one['sql_limit']['wall']:.1f} s)",
+            f"{ratio:.1f}x ({one['day']['wall']:.0f} s vs {limit:.1f} s)",
             "1.5x",
             ratio <= 1.5,
-            "pipeline day wall / hand-written DuckDB SQL wall (both a fresh process)",
+            "pipeline day wall / SQL limit wall (both a fresh process; the SQL's reference profile, built once, excluded)",
         )
     else:
         add("one 1M-row day <= 1.5x the SQL limit (same run)", "not run", "1.5x", None, "")
@@ -545,6 +551,12 @@ def targets(results: dict) -> list[dict]:
                 "peer wall of its part (read + compute) / the project's stage time in the timed day's run",
             )
     return out
+
+
+def sql_limit_wall(res: dict) -> float:
+    """The SQL limit's process wall without its once-only reference profile (the pipeline stores its own)."""
+    sql = res.get("sql_limit") or {}
+    return sql.get("wall", 0.0) - ((sql.get("payload") or {}).get("seconds") or {}).get("reference_profile_once", 0.0)
 
 
 def stage_ratios(res: dict):
@@ -614,8 +626,8 @@ def markdown(results: dict) -> str:
     for label, res in sc.items():
         if label == "history":
             continue
-        row(f"{label}: history up to {res['date']} (excluded), one run", "", res.get("history"))
-        row(f"{label}: the day {res['date']}", f"{res['rows_per_day']:,}", res.get("day"))
+        row(f"{label}: history up to {res.get('date', '?')} (excluded), one run", "", res.get("history"))
+        row(f"{label}: the day {res.get('date', '?')}", f"{res['rows_per_day']:,}", res.get("day"))
     lines += [
         "",
         "| size | output | pipeline s | hand-written DuckDB SQL s | peer | peer s | peer / pipeline |",
@@ -628,7 +640,9 @@ def markdown(results: dict) -> str:
         sql_s = sql.get("seconds", {})
         day = res.get("day") or {}
         lines.append(
-            f"| {label} | whole day (wall) | {day.get('wall', 0):.1f} | {res.get('sql_limit', {}).get('wall', 0):.1f} (process) | | | |"
+            f"| {label} | whole day (process wall) | {day.get('wall', 0):.1f} | {sql_limit_wall(res):.1f} "
+            f"(+ {sql_s.get('reference_profile_once', 0):.1f} once for the reference profile; "
+            f"reading the day {sql_s.get('load_day', 0):.1f}) | | | |"
         )
         ratios = {s: (r, p, q, n) for s, r, p, q, n in stage_ratios(res)}
         dbt = day.get("dbt_models", {})
@@ -679,12 +693,20 @@ def main() -> None:
     )
     parser.add_argument("--out", default=str(ROOT / "data" / "bench"))
     parser.add_argument("--keep-warehouses", action="store_true", help="keep each size's warehouse (they are large)")
+    parser.add_argument("--generate-only", action="store_true", help="write (or reuse) the worlds, time nothing")
+    parser.add_argument("--render", action="store_true", help="rewrite results.md from --out's results.json only")
     parser.add_argument("--task", help=argparse.SUPPRESS)  # internal: a worker process (sql, peers)
     args, rest = parser.parse_known_args()
     if args.task:
         from _bench_tasks import run_task
 
         print(json.dumps(run_task(args.task, json.loads(rest[0]))), flush=True)
+        return
+    if args.render:
+        results = json.loads((Path(args.out) / "results.json").read_text())
+        results["targets"] = targets(results)
+        (Path(args.out) / "results.md").write_text(markdown(results))
+        print(markdown(results))
         return
     sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]
@@ -708,6 +730,9 @@ def main() -> None:
         bench.history()
     for label in sizes:
         bench.size(label)
+    if args.generate_only:
+        say("worlds written (--generate-only): nothing timed")
+        return
     bench.results["uptime_after"] = uptime()
     bench.results["targets"] = targets(bench.results)
     bench.save()
