@@ -319,11 +319,6 @@ class Bench:
         res["backfill_30"] = asdict(self.materialize(scenario, raw, day(0), day(29), "30-day single-run backfill"))
         res["day_30"] = asdict(self.materialize(scenario, raw, day(30), day(30), "the day after 30 days"))
         self.save()
-        if n > 31:
-            rest = self.materialize(scenario, raw, day(31), day(n - 1), f"the rest of {n} days of history")
-            res["history_rest"] = asdict(rest)
-            res[f"day_{n}"] = asdict(self.materialize(scenario, raw, day(n), day(n), f"the day after {n} days"))
-        self.save()
         fresh = self.out / "runs" / "backfill60"
         shutil.rmtree(fresh, ignore_errors=True)
         span = min(60, cfg.days)
@@ -332,6 +327,11 @@ class Bench:
         )
         res["backfill_60_start"] = {**asdict(m), "days": span}
         shutil.rmtree(fresh, ignore_errors=True)
+        self.save()
+        if n > 31:
+            rest = self.materialize(scenario, raw, day(31), day(n - 1), f"the rest of {n} days of history")
+            res["history_rest"] = asdict(rest)
+            res[f"day_{n}"] = asdict(self.materialize(scenario, raw, day(n), day(n), f"the day after {n} days"))
         self.save()
 
     # ------------------------------------------------------------------------------------------ sizes
@@ -441,8 +441,11 @@ class Bench:
         return str(python)
 
     def save(self) -> None:
+        """results.json and results.md so far: a stopped run still leaves what it measured."""
         self.out.mkdir(parents=True, exist_ok=True)
+        self.results["targets"] = targets(self.results)
         (self.out / "results.json").write_text(json.dumps(self.results, indent=1, default=str))
+        (self.out / "results.md").write_text(markdown(self.results))
 
 
 # ------------------------------------------------------------------------------------------- the report
@@ -726,18 +729,17 @@ def main() -> None:
         ),
     )
     say(f"machine: {bench.results['machine']}; load: {bench.results['uptime_before']}")
-    if not args.no_history:
-        bench.history()
+    # the sizes first: the 1M comparison and the peers are there even if a long history run is stopped
     for label in sizes:
         bench.size(label)
+    if not args.no_history:
+        bench.history()
     if args.generate_only:
         say("worlds written (--generate-only): nothing timed")
         return
     bench.results["uptime_after"] = uptime()
-    bench.results["targets"] = targets(bench.results)
     bench.save()
     table = markdown(bench.results)
-    (bench.out / "results.md").write_text(table)
     say(f"wrote {bench.out / 'results.json'} and {bench.out / 'results.md'}")
     print(table)
 
