@@ -94,7 +94,9 @@ def measure(cmd: list[str], env: dict, echo: bool = True) -> dict:
         "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
         "peak_rss_gib": round(peak[0] / GiB, 2),
         "largest_process_gib": round(after.ru_maxrss * 1024 / GiB, 2),  # KiB on Linux; max over reaped children
-        "steps": [(m["step"], float(m["secs"])) for line in lines if (m := STEP_DONE.search(line))],
+        "steps": [
+            (re.sub(r"^\.\. \S+ ", "", m["step"]), float(m["secs"])) for line in lines if (m := STEP_DONE.search(line))
+        ],
         "tail": lines[-5:],
     }
 

@@ -17,7 +17,6 @@ bounded by memory_limit); the former engine held the day as one pandas frame (it
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -83,6 +82,12 @@ def landing_zone(source: Path, rows: int, history_days: int):
     return day
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM: reset by exec, unlike ru_maxrss, which keeps the parent's at fork)."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def gate_child(db: str, day: str, docs: str | None, memory_limit: str) -> None:
     """In a fresh process: one run_suite as the check runs it; prints JSON (wall, CPU, RSS floor and peak)."""
     import great_expectations  # noqa: F401  (imported before the floor is read, as in a Dagster process)
@@ -91,11 +96,11 @@ def gate_child(db: str, day: str, docs: str | None, memory_limit: str) -> None:
 
     config, suite, the_day = load_config(), load_suite("raw_predictions"), date.fromisoformat(day)
     with duckdb.connect(db, config={"memory_limit": memory_limit}) as conn:
-        floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        floor = peak_rss_mb()
         start, cpu = time.perf_counter(), time.process_time()
         result = run_suite(conn, suite, the_day, the_day, Path(docs) if docs else None, config)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_mb()
     print(
         json.dumps(
             {
@@ -104,8 +109,8 @@ def gate_child(db: str, day: str, docs: str | None, memory_limit: str) -> None:
                 "summary": result.summary().splitlines()[0],
                 "wall_s": wall,
                 "cpu_s": cpu,
-                "floor_mb": floor / 1024,
-                "peak_mb": peak / 1024,
+                "floor_mb": floor,
+                "peak_mb": peak,
             }
         )
     )
