@@ -1,4 +1,7 @@
+import json
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -29,11 +32,9 @@ def _shared_fixtures(item) -> list[str]:
     return keys
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`--dist loadgroup`, pyproject's addopts) tests that share a session or module fixture
-    (a materialised world, a PostgreSQL server, an acceptance run) go to one worker, so each is built once: a
-    session fixture is built once per worker that uses it. Tests sharing none are spread one by one."""
+def fixture_groups(items) -> dict[str, str]:
+    """nodeid -> group for the tests sharing a session or module fixture, transitively (a materialised world,
+    the PostgreSQL server, an acceptance run): each group is built once if it runs on one worker."""
     parent = {}
 
     def find(key):
@@ -49,7 +50,46 @@ def pytest_collection_modifyitems(config, items):
     for key in parent:
         members.setdefault(find(key), []).append(key)
     # named after a session fixture if there is one (``latest_db``), else a module's (``test_bias.rates``)
-    names = {root: min(group, key=lambda k: ("." in k, k)).replace("@", "_") for root, group in members.items()}
-    for item in items:
-        if keys[item.nodeid]:
-            item.add_marker(pytest.mark.xdist_group(names[find(keys[item.nodeid][0])]))
+    names = {root: min(group, key=lambda k: ("." in k, k)) for root, group in members.items()}
+    return {nodeid: names[find(shared[0])] for nodeid, shared in keys.items() if shared}
+
+
+# pytest-xdist (pyproject's addopts: -n 2 --dist loadgroup): a session fixture is built once per worker that
+# uses it, so each group above goes to one worker. xdist's own loadgroup reads `xdist_group` marks by renaming
+# node ids, which pytest 9 no longer allows; so each worker writes the groups it collected to a file the
+# controller's scheduler reads (it schedules once every worker has collected).
+GROUPS_INPUT = "impact_ledger_groups"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):  # the controller, once per worker
+    if not hasattr(node.config, "groups_file"):
+        node.config.groups_file = Path(tempfile.mkdtemp(prefix="pytest-groups-")) / "groups.json"
+    node.workerinput[GROUPS_INPUT] = str(node.config.groups_file)
+
+
+def pytest_collection_modifyitems(config, items):
+    target = getattr(config, "workerinput", {}).get(GROUPS_INPUT)
+    if target:
+        written = Path(f"{target}.{config.workerinput['workerid']}")
+        written.write_text(json.dumps(fixture_groups(items)))
+        written.replace(target)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FixtureGroupScheduling(LoadScopeScheduling):
+        """Work units are the fixture groups (largest first), every other test on its own."""
+
+        groups: dict | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:
+                self.groups = json.loads(config.groups_file.read_text())
+            return self.groups.get(nodeid, nodeid)
+
+    return FixtureGroupScheduling(config, log)

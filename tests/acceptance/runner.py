@@ -1,6 +1,7 @@
 """Acceptance runs: a real data set laid out as a user would, then ONLY the console script.
 
-Each run is a fresh folder with its own landing zone, warehouse, exports, reports and DAGSTER_HOME;
+Each run is a fresh folder with its own landing zone, warehouse, exports, reports and DAGSTER_HOME (with the
+project's .dagster_home/dagster.yaml, as `impact-ledger` uses by default);
 `impact-ledger init` writes the project file into it (its default ./impact_ledger.yml), the test applies the
 README's review edits to that file, and `impact-ledger materialize` runs once over the whole landing zone
 with IMPACT_LEDGER_CONFIG pointing at it. The tests then read the warehouse read-only.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ import pandas as pd
 import yaml
 
 CLI = Path(sys.executable).parent / "impact-ledger"
+# the instance settings a user gets from the project's default DAGSTER_HOME (event log, telemetry off)
+DAGSTER_YAML = Path(__file__).resolve().parents[2] / ".dagster_home" / "dagster.yaml"
 MATERIALIZE_TIMEOUT = 1800
 
 
@@ -70,6 +74,7 @@ def environment(home: Path) -> dict[str, str]:
         }
     )
     (home / "dagster_home").mkdir(parents=True, exist_ok=True)
+    shutil.copy(DAGSTER_YAML, home / "dagster_home" / "dagster.yaml")
     return env
 
 
