@@ -29,3 +29,51 @@
         {%- endfor -%}
     {%- endif -%}
 {% endmacro %}
+
+{# The reference deciles of `value` as columns edge_1 .. edge_9 (linear interpolation,
+   numpy.quantile's default). DuckDB computes the nine in one aggregate. #}
+{% macro decile_edges(value) -%}
+    {{ return(adapter.dispatch('decile_edges')(value)) }}
+{%- endmacro %}
+
+{% macro default__decile_edges(value) -%}
+    {%- for i in range(1, 10) %}
+    percentile_cont({{ i / 10 }}) within group (order by {{ value }}) as edge_{{ i }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{% macro duckdb__decile_edges(value) -%}
+    {#- identical aggregates are computed once: one sort for all nine -#}
+    {%- for i in range(1, 10) %}
+    quantile_cont({{ value }}, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])[{{ i }}] as edge_{{ i }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{# Decile bin 0..9 of `value`: how many of the edges edge_1 .. edge_9 of `edges` it exceeds. #}
+{% macro decile_bin(value, edges) -%}
+    ({%- for i in range(1, 10) %}(case when {{ value }} > {{ edges }}.edge_{{ i }} then 1 else 0 end){{ ' + ' if not loop.last }}{% endfor -%})
+{%- endmacro %}
+
+{# Pre-hook of intermediate.int_reference_profiles: drop the profiles to build
+   again: of versions whose reference window changed (project file, or an
+   earlier first day loaded later), and of versions whose window has a day in
+   this run's range (a re-run or backfill of a reference day, a day a gate now
+   holds back or lets through). Raw rows always lie in their own partition
+   day (the loader quarantines a row stamped with another day), so a window's
+   rows change only in a run over one of its days. #}
+{% macro delete_stale_reference_profiles() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as old
+        where
+            not exists (
+                select 1 from {{ ref('int_model_versions') }} as v
+                where
+                    v.model_id = old.model_id and v.model_version = old.model_version
+                    and v.reference_start_date = old.reference_start_date
+                    and v.reference_end_date = old.reference_end_date
+            )
+            or (old.reference_start_date <= {{ max_date() }} and old.reference_end_date >= {{ min_date() }})
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -1,6 +1,27 @@
-{# The run's partition range, from the min_date / max_date vars. #}
-{% macro min_date() -%} cast('{{ var("min_date") }}' as date) {%- endmacro %}
-{% macro max_date() -%} cast('{{ var("max_date") }}' as date) {%- endmacro %}
+{# The run's partition range. Dagster passes it as the environment variables
+   IMPACT_LEDGER_MIN_DATE / IMPACT_LEDGER_MAX_DATE, read only when the SQL is
+   compiled for running (execute): dbt records an env var read while parsing
+   and re-parses its files when it changes, and any change of --vars makes it
+   re-parse the whole project, so passing the dates this way keeps partial
+   parsing across runs. A min_date / max_date given with --vars wins (hand
+   runs, tests); neither: all history. #}
+{% macro run_date(name, default) -%}
+    {%- set env_name = 'IMPACT_LEDGER_' ~ (name | upper) -%}
+    {%- set given = var(name, none) -%}
+    {%- if given is not none -%}
+        {%- set value, origin = given | string, "var '" ~ name ~ "'" -%}
+    {%- elif execute -%}
+        {%- set value, origin = env_var(env_name, default), 'environment variable ' ~ env_name -%}
+    {%- else -%}
+        {%- set value, origin = default, 'default' -%}
+    {%- endif -%}
+    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', value) -%}
+        {{ exceptions.raise_compiler_error(origin ~ ' must be a date YYYY-MM-DD, got ' ~ value) }}
+    {%- endif -%}
+    {{ return(value) }}
+{%- endmacro %}
+{% macro min_date() -%} cast('{{ run_date("min_date", "1970-01-01") }}' as date) {%- endmacro %}
+{% macro max_date() -%} cast('{{ run_date("max_date", "2999-12-31") }}' as date) {%- endmacro %}
 
 {# True when timestamp/date column `col` falls on a day of the run's range. #}
 {% macro in_partition_range(col) -%}

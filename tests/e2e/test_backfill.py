@@ -9,6 +9,7 @@ import duckdb
 RUN_HISTORY = {
     "marts.alerts": ["first_detected_on", "last_evaluated_on"],
     "marts.retraining_requests": ["snapshot_path"],
+    "intermediate.int_reference_profiles": ["built_at"],  # the run that built a drift reference
 }
 # Rebuilt by every run: what that one run recomputed for late labels (the backfill's range vs the last daily run's).
 RUN_RECORDS = {"intermediate.int_label_refresh_days"}

@@ -33,6 +33,7 @@ MODELS = [
     "int_model_versions",
     "int_score_calibration",
     "model_health_daily",
+    "int_reference_profiles",
     "feature_drift_daily",
 ]
 LABEL_COLUMNS = [

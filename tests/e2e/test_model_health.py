@@ -1,15 +1,16 @@
 """Late labels refresh earlier days (as sklearn computes them from the labels known then);
-the planted incident raises alerts in time, and only then."""
+the planted incident raises alerts in time, and only then; the drift reference is stored once."""
 
 import shutil
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from tests.e2e.oracles import known_predictions, label_metrics
+from tests.e2e.oracles import clean_predictions, known_predictions, label_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +121,106 @@ def test_incident_raises_drift_and_calibration_alerts_within_two_days(daily_runs
     assert calibration["first_detected_on"].iloc[0] <= pd.Timestamp(incident + timedelta(days=2))
     other = alerts[alerts["model_id"] != model]
     assert other[other["metric"] == "psi"].empty
+
+
+# ---------------------------------------------------------------- drift reference stored once
+
+DECILES = np.arange(1, 10) / 10
+
+
+def profiles(p) -> pd.DataFrame:
+    return p.query("SELECT * FROM intermediate.int_reference_profiles ORDER BY model_id, model_version, feature, bin")
+
+
+def assert_profiles_are_numpys(stored: pd.DataFrame, preds: pd.DataFrame) -> None:
+    """Each stored profile against numpy over the predictions of its reference window, from the raw files."""
+    assert not stored.empty
+    for (model_id, version, feature), rows in stored.groupby(["model_id", "model_version", "feature"]):
+        start, end = rows["reference_start_date"].iloc[0], rows["reference_end_date"].iloc[0]
+        window = preds[
+            (preds["model_id"] == model_id)
+            & (preds["model_version"] == version)
+            & (preds["date"] >= start)
+            & (preds["date"] <= end)
+        ]
+        values = window[feature].dropna()
+        assert (rows["reference_rows"] == len(values)).all(), (model_id, feature)
+        if rows["feature_type"].iloc[0] == "numeric":
+            rows = rows.assign(index=rows["bin"].astype(int)).sort_values("index")
+            assert list(rows["index"]) == list(range(10))
+            edges = np.quantile(values.to_numpy(float), DECILES, method="linear")
+            np.testing.assert_allclose(rows["lower_edge"].iloc[1:].to_numpy(float), edges, rtol=1e-12)
+            np.testing.assert_allclose(rows["upper_edge"].iloc[:-1].to_numpy(float), edges, rtol=1e-12)
+            counts = np.bincount(np.searchsorted(edges, values.to_numpy(float), side="left"), minlength=10)
+            assert list(rows["reference_count"]) == list(counts), (model_id, feature)
+        else:
+            assert rows.set_index("bin")["reference_count"].to_dict() == values.value_counts().to_dict()
+
+
+def assert_psi_is_numpys(p, day: date, preds: pd.DataFrame) -> int:
+    """PSI of `day` against scipy's symmetric relative entropy of the binned shares (reference window from the
+    profile's dates, bins from numpy's quantiles): an oracle apart from tests/e2e/oracles.psi_*."""
+    from scipy.special import rel_entr
+
+    drift = p.query("SELECT * FROM marts.feature_drift_daily WHERE date = ? AND psi IS NOT NULL", [day])
+    windows = p.query("SELECT * FROM intermediate.int_model_versions").set_index(["model_id", "model_version"])
+    for _, row in drift.iterrows():
+        window = windows.loc[(row["model_id"], row["model_version"])]
+        model = preds[(preds["model_id"] == row["model_id"]) & (preds["model_version"] == row["model_version"])]
+        ref = model.loc[
+            (model["date"] >= window["reference_start_date"]) & (model["date"] <= window["reference_end_date"])
+        ]
+        ref, cur = ref[row["feature"]].dropna(), model.loc[model["date"] == pd.Timestamp(day), row["feature"]].dropna()
+        if row["feature_type"] == "numeric":
+            edges = np.quantile(ref.to_numpy(float), DECILES, method="linear")
+            r, c = (np.bincount(np.digitize(v.to_numpy(float), edges, right=True), minlength=10) for v in (ref, cur))
+        else:
+            categories = sorted(set(ref) | set(cur))
+            r, c = (v.value_counts().reindex(categories, fill_value=0).to_numpy() for v in (ref, cur))
+        r, c = np.where(r == 0, 1e-4, r / r.sum()), np.where(c == 0, 1e-4, c / c.sum())
+        assert row["psi"] == pytest.approx(np.sum(rel_entr(c, r) + rel_entr(r, c)), rel=1e-9, abs=1e-12), row.to_dict()
+    return len(drift)
+
+
+def test_the_drift_reference_is_stored_once_and_rebuilt_only_when_its_days_run_again(pipeline, tmp_path, monkeypatch):
+    source = tmp_path / "world"  # a private copy: rows are added to a reference day below
+    shutil.copytree(pipeline.source, source)
+    monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(source))
+    p = replace(pipeline, source=source)
+    before, preds = profiles(p), clean_predictions(source)
+    assert_profiles_are_numpys(before, preds)
+    assert set(before["feature"]) == {"score"} | {c for c in preds.columns if c.startswith("feature_")}
+    assert set(before["model_id"]) == set(preds["model_id"])
+
+    # a later day reads the stored profile: not one row of it is rebuilt (built_at included)
+    day = p.last - timedelta(days=1)
+    assert p.run(day).success
+    pd.testing.assert_frame_equal(profiles(p), before)
+    assert assert_psi_is_numpys(p, day, clean_predictions(source)) >= 2 * 5
+
+    # more predictions land for the first reference day of the earliest window: re-running from that day
+    # rebuilds that version's profile from the new rows, and a later day's PSI follows it
+    windows = p.query("SELECT * FROM intermediate.int_model_versions ORDER BY reference_start_date, model_id")
+    first = windows.iloc[0]
+    ref_day = first["reference_start_date"].date()
+    preds = clean_predictions(source)
+    extra = preds[(preds["model_id"] == first["model_id"]) & (preds["date"] == pd.Timestamp(ref_day))].head(200)
+    original = pd.read_parquet(source / "predictions" / f"predictions_{ref_day.isoformat()}.parquet")
+    extra = extra[original.columns].assign(
+        prediction_id="extra-" + extra["prediction_id"], feature_basket_value=extra["feature_basket_value"] * 5
+    )
+    extra.to_parquet(source / "predictions" / f"predictions_{ref_day.isoformat()}_extra.parquet", index=False)
+    assert p.run(ref_day, day).success
+    gate = p.query("SELECT passed FROM quality.gate_results WHERE table_name = 'predictions' AND date = ?", [ref_day])
+    assert gate["passed"].all()  # the day is not held back: its new rows count
+    after = profiles(p)
+    preds = clean_predictions(source)
+    assert_profiles_are_numpys(after, preds)
+    rebuilt = after[after["model_id"] == first["model_id"]]
+    assert (rebuilt["built_at"] > before["built_at"].max()).all()
+    edges = [
+        f.loc[(f["model_id"] == first["model_id"]) & (f["feature"] == "feature_basket_value"), "lower_edge"].dropna()
+        for f in (before, after)
+    ]
+    assert not np.allclose(*edges)  # the new rows moved the reference deciles
+    assert assert_psi_is_numpys(p, day, preds) >= 2 * 5

@@ -23,6 +23,8 @@ from orchestration.lib.asset_metadata import row_count_query, row_counts_by_day,
 from orchestration.lib.project_config import config_dbt_vars, load_config
 from orchestration.lib.settings import DBT_PROJECT_DIR, export_env
 
+# The run's partition range as dbt reads it (macros/partition_range.sql)
+RUN_DATE_ENV = {"min_date": "IMPACT_LEDGER_MIN_DATE", "max_date": "IMPACT_LEDGER_MAX_DATE"}
 # "quiet": keep dbt's own lines off stdout (`impact-ledger materialize` without -v); anything else: echo them
 DBT_OUTPUT_ENV = "IMPACT_LEDGER_DBT_OUTPUT"
 
@@ -61,6 +63,21 @@ class ImpactLedgerTranslator(DagsterDbtTranslator):
         if self.get_resource_props(manifest, unique_id).get("schema") == "marts":
             return spec.replace_attributes(freshness_policy=PUBLISHED_FRESHNESS)
         return spec
+
+
+@contextlib.contextmanager
+def run_dates_in_env(first, last):
+    """IMPACT_LEDGER_MIN_DATE / IMPACT_LEDGER_MAX_DATE set for a dbt subprocess started inside, then restored."""
+    saved = {name: os.environ.get(name) for name in RUN_DATE_ENV.values()}
+    os.environ.update({RUN_DATE_ENV["min_date"]: first.isoformat(), RUN_DATE_ENV["max_date"]: last.isoformat()})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def with_row_counts(
@@ -117,11 +134,17 @@ def with_row_counts(
 def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
     first, last = run_date_range(context)
     export_env()  # dbt runs in a subprocess with another cwd
-    # the project file reaches the SQL as vars (models, protected attributes, metrics)
-    dbt_vars = {**config_dbt_vars(load_config().config), "min_date": first.isoformat(), "max_date": last.isoformat()}
+    # the project file reaches the SQL as vars (models, protected attributes, metrics): they rarely change
+    dbt_vars = config_dbt_vars(load_config().config)
     context.log.info(f"dbt build for {first} .. {last}")
-    # One reused target folder (runs never overlap: one writer) instead of one per run.
+    # One reused target folder (runs never overlap: one writer) instead of one per run; it also keeps
+    # dbt's partial_parse.msgpack, so a run re-parses nothing unless the project or its vars changed.
     target = DBT_PROJECT_DIR / "target" / "dagster"
     colours = [] if sys.stdout.isatty() else ["--no-use-colors"]  # no ANSI codes in pipes and log files
-    invocation = dbt.cli([*colours, "build", "--vars", json.dumps(dbt_vars)], context=context, target_path=target)
+    # the dates go as environment variables (macros/partition_range.sql): new --vars would re-parse everything
+    # --no-write-json: nothing reads the run's manifest.json / run_results.json / graph (dagster-dbt reads the
+    # event stream and the definitions' own manifest), and writing them is ~1 s a run
+    args = [*colours, "build", "--no-write-json", "--vars", json.dumps(dbt_vars)]
+    with run_dates_in_env(first, last):  # the dbt subprocess starts (and copies the environment) inside
+        invocation = dbt.cli(args, context=context, target_path=target)
     yield from with_row_counts(context, invocation, duckdb, first, last)

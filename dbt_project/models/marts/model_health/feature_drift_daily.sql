@@ -7,6 +7,8 @@
 -- reference deciles (quantile_cont); categorical: PSI over categories. A bin
 -- or category empty on either side counts as 1e-4. PSI is null until the
 -- reference window is complete. null_rate counts nulls among all rows.
+-- The reference side is stored once per version (int_reference_profiles):
+-- a run reads only its own days of predictions.
 
 {%- set psi_floor = 0.0001 %}
 
@@ -17,107 +19,113 @@ with versions as (
 
 current_predictions as (
     select p.*, p.prediction_date as date
-    from {{ ref('stg_predictions') }} p
+    from {{ ref('stg_predictions') }} as p
     where {{ in_partition_range('p.predicted_at') }}
 ),
 
-reference_predictions as (
-    select p.*, p.prediction_date as date
-    from {{ ref('stg_predictions') }} p
-    join versions v
-        on v.model_id = p.model_id and v.model_version = p.model_version
-       and p.prediction_date between v.reference_start_date and v.reference_end_date
-    join (select distinct model_id, model_version from current_predictions) c
-        on c.model_id = p.model_id and c.model_version = p.model_version
+profiles as (
+    select model_id, model_version, feature, feature_type, bin, lower_edge, reference_count, reference_rows
+    from {{ ref('int_reference_profiles') }}
 ),
 
 current_numeric as ({{ features_long('current_predictions', true) }}),
-reference_numeric as ({{ features_long('reference_predictions', true) }}),
-current_categorical as ({{ features_long('current_predictions', false) }}),
-reference_categorical as ({{ features_long('reference_predictions', false) }}),
 
+current_categorical as ({{ features_long('current_predictions', false) }}),
+
+-- the reference deciles of each numeric feature again as one row (bin k's lower edge is edge_k)
 edges as (
-    select model_id, model_version, feature,
-        quantile_cont(value, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) as edges,
-        count(value) as reference_rows
-    from reference_numeric
+    select
+        model_id,
+        model_version,
+        feature,
+        {%- for i in range(1, 10) %}
+        max(case when bin = '{{ i }}' then lower_edge end) as edge_{{ i }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from profiles
+    where feature_type = 'numeric'
     group by model_id, model_version, feature
 ),
 
 -- bin = how many reference deciles the value exceeds (0..9)
 reference_bins as (
-    select r.model_id, r.model_version, r.feature, cast(len(list_filter(e.edges, x -> r.value > x)) as varchar) as bucket,
-        count(*) as n
-    from reference_numeric r
-    join edges e on e.model_id = r.model_id and e.model_version = r.model_version and e.feature = r.feature
-    where r.value is not null
-    group by all
-    union all
-    select model_id, model_version, feature, value as bucket, count(*) as n
-    from reference_categorical
-    where value is not null
-    group by all
+    select model_id, model_version, feature, bin as bucket, reference_count as n
+    from profiles
+    where reference_count > 0
 ),
 
 current_bins as (
-    select c.date, c.model_id, c.model_version, c.feature, cast(len(list_filter(e.edges, x -> c.value > x)) as varchar) as bucket,
+    select c.date, c.model_id, c.model_version, c.feature,
+        cast({{ decile_bin('c.value', 'e') }} as varchar) as bucket,
         count(*) as n
-    from current_numeric c
-    join edges e on e.model_id = c.model_id and e.model_version = c.model_version and e.feature = c.feature
+    from current_numeric as c
+    inner join edges as e on c.model_id = e.model_id and c.model_version = e.model_version and c.feature = e.feature
     where c.value is not null
-    group by all
+    group by c.date, c.model_id, c.model_version, c.feature, {{ decile_bin('c.value', 'e') }}
     union all
     select date, model_id, model_version, feature, value as bucket, count(*) as n
     from current_categorical
     where value is not null
-    group by all
+    group by date, model_id, model_version, feature, value
 ),
 
 current_totals as (
     select date, model_id, model_version, feature, 'numeric' as feature_type,
         count(*) as rows_total, count(value) as rows_non_null
-    from current_numeric group by all
+    from current_numeric
+    group by date, model_id, model_version, feature
     union all
     select date, model_id, model_version, feature, 'categorical' as feature_type,
         count(*) as rows_total, count(value) as rows_non_null
-    from current_categorical group by all
+    from current_categorical
+    group by date, model_id, model_version, feature
 ),
 
 reference_totals as (
-    select model_id, model_version, feature, sum(n) as rows_non_null
-    from reference_bins group by all
+    select distinct model_id, model_version, feature, reference_rows as rows_non_null
+    from profiles
 ),
 
 -- every bucket seen on either side, for every day being scored
 buckets as (
     select t.date, t.model_id, t.model_version, t.feature, b.bucket
-    from current_totals t
-    join (
+    from current_totals as t
+    inner join (
         select model_id, model_version, feature, bucket from reference_bins
         union
         select model_id, model_version, feature, bucket from current_bins
-    ) b on b.model_id = t.model_id and b.model_version = t.model_version and b.feature = t.feature
-    where t.feature_type = 'categorical' or b.bucket in ('0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
+    ) as b on t.model_id = b.model_id and t.model_version = b.model_version and t.feature = b.feature
 ),
 
 shares as (
     select b.date, b.model_id, b.model_version, b.feature,
-        case when coalesce(c.n, 0) = 0 then {{ psi_floor }} else c.n::double / t.rows_non_null end as current_share,
-        case when coalesce(r.n, 0) = 0 then {{ psi_floor }} else r.n::double / rt.rows_non_null end as reference_share
-    from buckets b
-    join current_totals t on t.date = b.date and t.model_id = b.model_id and t.model_version = b.model_version and t.feature = b.feature
-    join reference_totals rt on rt.model_id = b.model_id and rt.model_version = b.model_version and rt.feature = b.feature
-    left join current_bins c on c.date = b.date and c.model_id = b.model_id and c.model_version = b.model_version
-        and c.feature = b.feature and c.bucket = b.bucket
-    left join reference_bins r on r.model_id = b.model_id and r.model_version = b.model_version
-        and r.feature = b.feature and r.bucket = b.bucket
+        case
+            when coalesce(c.n, 0) = 0 then {{ psi_floor }} else cast(c.n as double) / t.rows_non_null
+        end as current_share,
+        case
+            when coalesce(r.n, 0) = 0 then {{ psi_floor }} else cast(r.n as double) / rt.rows_non_null
+        end as reference_share
+    from buckets as b
+    inner join current_totals as t
+        on
+            b.date = t.date and b.model_id = t.model_id and b.model_version = t.model_version
+            and b.feature = t.feature
+    inner join reference_totals as rt
+        on b.model_id = rt.model_id and b.model_version = rt.model_version and b.feature = rt.feature
+    left join current_bins as c
+        on
+            b.date = c.date and b.model_id = c.model_id and b.model_version = c.model_version
+            and b.feature = c.feature and b.bucket = c.bucket
+    left join reference_bins as r
+        on
+            b.model_id = r.model_id and b.model_version = r.model_version
+            and b.feature = r.feature and b.bucket = r.bucket
 ),
 
 psi as (
     select date, model_id, model_version, feature,
         {{ exact_sum('(current_share - reference_share) * ln(current_share / reference_share)') }} as psi
     from shares
-    group by all
+    group by date, model_id, model_version, feature
 )
 
 select
@@ -127,11 +135,12 @@ select
     t.feature,
     t.feature_type,
     t.rows_total,
-    1 - t.rows_non_null::double / nullif(t.rows_total, 0) as null_rate,
+    1 - cast(t.rows_non_null as double) / nullif(t.rows_total, 0) as null_rate,
     case when t.date > v.reference_end_date then p.psi end as psi,
     t.date > v.reference_end_date as reference_complete,
     v.reference_start_date,
     v.reference_end_date
-from current_totals t
-join versions v on v.model_id = t.model_id and v.model_version = t.model_version
-left join psi p on p.date = t.date and p.model_id = t.model_id and p.model_version = t.model_version and p.feature = t.feature
+from current_totals as t
+inner join versions as v on t.model_id = v.model_id and t.model_version = v.model_version
+left join psi as p
+    on t.date = p.date and t.model_id = p.model_id and t.model_version = p.model_version and t.feature = p.feature

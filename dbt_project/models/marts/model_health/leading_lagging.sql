@@ -1,4 +1,7 @@
-{{ config(pre_hook="{%- if is_incremental() %}{%- set c = leading_lagging_config() %}delete from {{ this }} as old where {{ label_refreshed_as_of('old.as_of_date', c.window_days + c.max_lag_days) }}{% else %}select 1{% endif %}") }}
+{{ config(pre_hook="{%- if is_incremental() %}{%- set c = leading_lagging_config() %}"
+    ~ "delete from {{ this }} as old"
+    ~ " where {{ label_refreshed_as_of('old.as_of_date', c.window_days + c.max_lag_days) }}"
+    ~ "{% else %}select 1{% endif %}") }}
 
 -- Which leading model-health metric moves before which lagging KPI, and by
 -- how long: for every as-of date, the Pearson correlation of day-over-day
@@ -33,7 +36,7 @@ live_health as (
     select h.*
     from {{ ref('model_health_daily') }} h, bounds b
     where h.date between b.first_day and b.last_day
-    qualify row_number() over (partition by h.date, h.model_id order by h.predictions desc, h.model_version) = 1
+    qualify row_number() over (partition by h.date, h.model_id order by h.predictions desc, h.model_version asc) = 1
 ),
 
 max_psi as (
@@ -143,7 +146,9 @@ tested as (
 fisher as (
     -- |Fisher z| / sqrt(2) = |atanh(r)| sqrt(n_effective - 3) / sqrt(2); r = +-1 is certainly not chance
     select *, case when correlation is not null and n_effective > 3
-        then least(abs(atanh(greatest(least(correlation, 1 - 1e-15), -1 + 1e-15))) * sqrt(n_effective - 3), 37) / sqrt(2)
+        then least(
+            abs(atanh(greatest(least(correlation, 1 - 1e-15), -1 + 1e-15))) * sqrt(n_effective - 3), 37
+        ) / sqrt(2)
         end as u
     from tested
 ),
@@ -153,7 +158,7 @@ p_values as (
     select *, t * exp(-u * u - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
         + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
         + t * (-0.82215223 + t * 0.17087277))))))))) as p_value
-    from (select *, 1 / (1 + 0.5 * u) as t from fisher)
+    from (select *, 1 / (1 + 0.5 * u) as t from fisher) as with_t
 ),
 
 -- Holm over the whole search of the as-of date (models x health metrics x KPIs x lags):

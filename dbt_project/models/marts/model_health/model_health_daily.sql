@@ -122,7 +122,8 @@ select
     d.human_labelled,
     d.human_true_positives::double / nullif(d.human_true_positives + d.human_false_positives, 0) as human_precision,
     d.human_true_positives::double / nullif(d.human_true_positives + d.human_false_negatives, 0) as human_recall,
-    d.expected_true_positives / nullif(d.expected_true_positives + d.expected_false_positives, 0) as estimated_precision,
+    d.expected_true_positives
+    / nullif(d.expected_true_positives + d.expected_false_positives, 0) as estimated_precision,
     d.expected_true_positives / nullif(d.expected_true_positives + d.expected_false_negatives, 0) as estimated_recall,
     d.cbpe_calibrated,
     d.feedback_rate,

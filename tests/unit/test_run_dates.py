@@ -1,0 +1,75 @@
+"""The run's dates reach the dbt SQL as environment variables, so a run with other dates keeps dbt's partial parse."""
+
+import os
+from datetime import date
+
+import pytest
+
+from orchestration.defs.transform.dbt_assets import RUN_DATE_ENV, run_dates_in_env
+from orchestration.lib.settings import DBT_PROJECT_DIR
+
+MODEL = "int_label_refresh_days"  # reads min_date() and max_date()
+
+
+def compile_model(tmp_path, env: dict[str, str], variables: str | None = None):
+    """`dbt compile` of MODEL in-process -> (success, compiled SQL or error, {event name: message} dbt fired)."""
+    from dbt.cli.main import dbtRunner
+
+    events = {}
+    args = ["compile", "--select", MODEL, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    args += ["--target-path", str(tmp_path / "target"), "--quiet", *(["--vars", variables] if variables else [])]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
+        for name in RUN_DATE_ENV.values():
+            mp.delenv(name, raising=False)
+        for name, value in env.items():
+            mp.setenv(name, value)
+        result = dbtRunner(callbacks=[lambda e: events.setdefault(e.info.name, e.info.msg)]).invoke(args)
+    if not result.success:
+        return False, str(result.exception), events
+    [node] = [n for n in result.result.results if n.node.name == MODEL]
+    return True, node.node.compiled_code, events
+
+
+def test_the_dates_come_from_the_environment_and_a_new_date_keeps_the_partial_parse(tmp_path):
+    ok, sql, _ = compile_model(
+        tmp_path, {"IMPACT_LEDGER_MIN_DATE": "2026-03-04", "IMPACT_LEDGER_MAX_DATE": "2026-03-06"}
+    )
+    assert ok, sql
+    assert "cast('2026-03-04' as date)" in sql and "cast('2026-03-06' as date)" in sql
+
+    ok, sql, events = compile_model(
+        tmp_path, {"IMPACT_LEDGER_MIN_DATE": "2026-05-01", "IMPACT_LEDGER_MAX_DATE": "2026-05-01"}
+    )
+    assert ok, sql
+    assert "cast('2026-05-01' as date)" in sql and "2026-03-0" not in sql
+    # dbt re-parsed nothing: the dates are read when the SQL is compiled, not while parsing
+    assert "UnableToPartialParse" not in events
+    assert "0 files deleted, 0 files added, 0 files changed" in events["PartialParsingEnabled"]
+
+
+def test_dates_given_as_vars_win_and_none_at_all_mean_all_history(tmp_path):
+    env = {"IMPACT_LEDGER_MIN_DATE": "2026-03-04", "IMPACT_LEDGER_MAX_DATE": "2026-03-06"}
+    ok, sql, _ = compile_model(tmp_path, env, '{"min_date": "2026-01-02", "max_date": "2026-01-03"}')
+    assert ok, sql
+    assert "cast('2026-01-02' as date)" in sql and "cast('2026-01-03' as date)" in sql and "2026-03" not in sql
+    ok, sql, _ = compile_model(tmp_path, {})
+    assert ok, sql
+    assert "cast('1970-01-01' as date)" in sql and "cast('2999-12-31' as date)" in sql
+
+
+def test_a_malformed_date_names_its_environment_variable(tmp_path):
+    ok, error, _ = compile_model(tmp_path, {"IMPACT_LEDGER_MIN_DATE": "2026/03/04"})
+    assert not ok
+    assert "environment variable IMPACT_LEDGER_MIN_DATE must be a date YYYY-MM-DD, got 2026/03/04" in error
+
+
+def test_the_dates_are_set_only_while_the_dbt_subprocess_starts(monkeypatch):
+    monkeypatch.setenv("IMPACT_LEDGER_MAX_DATE", "2020-01-01")
+    monkeypatch.delenv("IMPACT_LEDGER_MIN_DATE", raising=False)
+    with run_dates_in_env(date(2026, 3, 4), date(2026, 3, 6)):
+        assert (os.environ["IMPACT_LEDGER_MIN_DATE"], os.environ["IMPACT_LEDGER_MAX_DATE"]) == (
+            "2026-03-04",
+            "2026-03-06",
+        )
+    assert "IMPACT_LEDGER_MIN_DATE" not in os.environ and os.environ["IMPACT_LEDGER_MAX_DATE"] == "2020-01-01"
