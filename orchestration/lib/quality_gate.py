@@ -44,6 +44,7 @@ GX is imported lazily because it costs ~2 s.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from dataclasses import dataclass, field
@@ -290,10 +291,10 @@ def _literal(value: Any, family: str, sql_type: str) -> str | None:
     numeric = family in ("number", "float")
     if isinstance(value, bool):
         return ("TRUE" if value else "FALSE") if numeric else None
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Number):  # int, float, Decimal
         if not numeric:
             return None
-        return repr(value) if isinstance(value, int) or math.isfinite(value) else f"CAST('{value}' AS DOUBLE)"
+        return str(value) if math.isfinite(value) else f"CAST('{value}' AS DOUBLE)"
     if isinstance(value, (date, pd.Timestamp)):  # datetime is a date
         return f"TRY_CAST('{pd.Timestamp(value).isoformat()}' AS {sql_type})" if family == "temporal" else None
     text = "'" + str(value).replace("'", "''") + "'"

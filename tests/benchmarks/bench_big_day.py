@@ -130,11 +130,13 @@ def write_big_day(source: Path, day: date, rows: int, memory_limit: str) -> tupl
     return target, target.stat().st_size
 
 
-def big_day(out: Path, rows: int, memory_limit: str, seed: int = 8, echo: bool = True) -> dict:
+def big_day(out: Path, rows: int, memory_limit: str, seed: int = 8, echo: bool = True, reuse: bool = False) -> dict:
     """Generate the world, materialise its history, write the big day and time its run. Returns the figures."""
     raw, home = out / "raw", out / "dagster_home"
-    shutil.rmtree(out, ignore_errors=True)
-    home.mkdir(parents=True)
+    reuse = reuse and (out / "warehouse.duckdb").exists() and any((raw / "predictions").glob("*.csv"))
+    if not reuse:
+        shutil.rmtree(out, ignore_errors=True)
+    home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").touch()
     project = yaml.safe_load((ROOT / "expectations" / "demo.yml").read_text())
     # a trailing median of 4,000 rows is below this: the 20M-row day is not judged by the volume band
@@ -157,21 +159,12 @@ def big_day(out: Path, rows: int, memory_limit: str, seed: int = 8, echo: bool =
         "IMPACT_LEDGER_REPORTS": str(out / "reports"),
     }
     env.pop("IMPACT_LEDGER_START_DATE", None)
-    say(f"generating a 24-day world in {raw}")
-    subprocess.run(
-        [CLI, "generate", "--out", str(raw), "--days", "24", "--seed", str(seed)], env=env, check=True, cwd=ROOT
-    )
-    days = sorted(date.fromisoformat(p.stem.split("_")[-1]) for p in (raw / "predictions").iterdir())
-    day = days[-1]
-    say(f"materialising the history up to {day - timedelta(days=1)} (untimed)")
-    history = measure([CLI, "materialize", "--end", str(day - timedelta(days=1))], env, False)
-    if history["returncode"] != 0:
-        raise SystemExit(f"history run failed: {history['tail']}")
-    say(f"writing {rows:,} predictions for {day} as one CSV")
-    started = time.monotonic()
-    csv, size = write_big_day(raw, day, rows, memory_limit)
-    written = time.monotonic() - started
-    say(f"{csv} : {size / 1e9:.2f} GB in {written:.0f} s; load: {uptime()}")
+    if reuse:  # the world, its history and the big CSV of an earlier --out run: only the day is run again
+        csv = next((raw / "predictions").glob("*.csv"))
+        day, size = date.fromisoformat(csv.stem.split("_")[-1]), csv.stat().st_size
+        say(f"reusing {csv} ({size / 1e9:.2f} GB) and the warehouse's history")
+    else:
+        day, csv, size = _prepare(raw, env, rows, memory_limit, seed)
     load_before = uptime()
     run = measure([CLI, "materialize", "--start", str(day), "--end", str(day)], env, echo)
     rows_loaded = _rows_loaded(out / "warehouse.duckdb", day)
@@ -187,6 +180,26 @@ def big_day(out: Path, rows: int, memory_limit: str, seed: int = 8, echo: bool =
         "load_after": uptime(),
         **run,
     }
+
+
+def _prepare(raw: Path, env: dict, rows: int, memory_limit: str, seed: int) -> tuple[date, Path, int]:
+    """The world, its materialised history and the big day's CSV."""
+    say(f"generating a 24-day world in {raw}")
+    subprocess.run(
+        [CLI, "generate", "--out", str(raw), "--days", "24", "--seed", str(seed)], env=env, check=True, cwd=ROOT
+    )
+    days = sorted(date.fromisoformat(p.stem.split("_")[-1]) for p in (raw / "predictions").iterdir())
+    day = days[-1]
+    say(f"materialising the history up to {day - timedelta(days=1)} (untimed)")
+    history = measure([CLI, "materialize", "--end", str(day - timedelta(days=1))], env, False)
+    if history["returncode"] != 0:
+        raise SystemExit(f"history run failed: {history['tail']}")
+    say(f"writing {rows:,} predictions for {day} as one CSV")
+    started = time.monotonic()
+    csv, size = write_big_day(raw, day, rows, memory_limit)
+    written = time.monotonic() - started
+    say(f"{csv} : {size / 1e9:.2f} GB in {written:.0f} s; load: {uptime()}")
+    return day, csv, size
 
 
 def _rows_loaded(db: Path, day: date) -> int | None:
@@ -209,10 +222,11 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=os.environ.get("IMPACT_LEDGER_MEMORY_LIMIT", "3GB"))
     parser.add_argument("--out", help="working folder (default: a temporary one, removed at the end)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--reuse", action="store_true", help="with --out: rerun only the big day of an earlier run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.out and Path(args.out).parent) as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "big_day"
-        figures = big_day(out, args.rows, args.memory_limit)
+        figures = big_day(out, args.rows, args.memory_limit, reuse=args.reuse)
         if not args.out:
             shutil.rmtree(out, ignore_errors=True)
     steps = sorted(figures.pop("steps"), key=lambda s: -s[1])
