@@ -3,19 +3,26 @@
    and within a source the latest label wins. Bounding by max_date keeps a
    run's output a function of data known by its last day (reproducible). #}
 {% macro resolved_labels(since) -%}
-    select prediction_id, label, labeled_at, label_source,
-        min(labeled_at) over (partition by prediction_id) as first_labeled_at
-    from {{ ref('stg_labels') }}
-    where labeled_at >= {{ since }} and {{ known_by_max_date('labeled_at') }}
-    qualify row_number() over (partition by prediction_id order by source_priority desc, labeled_at desc) = 1
+    select prediction_id, label, labeled_at, label_source, first_labeled_at
+    from (
+        select prediction_id, label, labeled_at, label_source,
+            min(labeled_at) over (partition by prediction_id) as first_labeled_at,
+            row_number() over (partition by prediction_id order by source_priority desc, labeled_at desc) as label_rank
+        from {{ ref('stg_labels') }}
+        where labeled_at >= {{ since }} and {{ known_by_max_date('labeled_at') }}
+    ) as ranked
+    where label_rank = 1
 {%- endmacro %}
 
 {# The latest human-review label per prediction (the trusted sample). #}
 {% macro human_review_labels(since) -%}
     select prediction_id, label
-    from {{ ref('stg_labels') }}
-    where label_source = 'human_review' and labeled_at >= {{ since }} and {{ known_by_max_date('labeled_at') }}
-    qualify row_number() over (partition by prediction_id order by labeled_at desc) = 1
+    from (
+        select prediction_id, label, row_number() over (partition by prediction_id order by labeled_at desc) as label_rank
+        from {{ ref('stg_labels') }}
+        where label_source = 'human_review' and labeled_at >= {{ since }} and {{ known_by_max_date('labeled_at') }}
+    ) as ranked
+    where label_rank = 1
 {%- endmacro %}
 
 {# Equal-width score bin 0..9 (a score of exactly 1 falls in bin 9). #}
@@ -77,18 +84,25 @@
 {# One label per prediction of `predictions`, from label_events: a
    human_review label overrides an implicit one, within a source the latest wins. #}
 {% macro resolved_labels_of(predictions) -%}
-    select prediction_id, label, labeled_at, label_source,
-        min(labeled_at) over (partition by prediction_id) as first_labeled_at
-    from ({{ label_events(predictions) }})
-    qualify row_number() over (partition by prediction_id order by source_priority desc, labeled_at desc) = 1
+    select prediction_id, label, labeled_at, label_source, first_labeled_at
+    from (
+        select prediction_id, label, labeled_at, label_source,
+            min(labeled_at) over (partition by prediction_id) as first_labeled_at,
+            row_number() over (partition by prediction_id order by source_priority desc, labeled_at desc) as label_rank
+        from ({{ label_events(predictions) }}) as events
+    ) as ranked
+    where label_rank = 1
 {%- endmacro %}
 
 {# The latest human-review label per prediction of `predictions` (the trusted sample). #}
 {% macro human_review_labels_of(predictions) -%}
     select prediction_id, label
-    from ({{ label_events(predictions) }})
-    where label_source = 'human_review'
-    qualify row_number() over (partition by prediction_id order by labeled_at desc) = 1
+    from (
+        select prediction_id, label, row_number() over (partition by prediction_id order by labeled_at desc) as label_rank
+        from ({{ label_events(predictions) }}) as events
+        where label_source = 'human_review'
+    ) as ranked
+    where label_rank = 1
 {%- endmacro %}
 
 {# The predictions of the (model_id, date) pairs this run recomputes for late

@@ -1,4 +1,6 @@
-{{ config(materialized='incremental', unique_key=['model_id', 'model_version'], incremental_strategy='delete+insert',
+{#- Spark (Parquet tables, no delete): a table rebuilt from every loaded day (the same first days) -#}
+{{ config(materialized='table' if target.type == 'spark' else 'incremental',
+          unique_key=['model_id', 'model_version'], incremental_strategy='delete+insert',
           on_schema_change='append_new_columns') }}
 
 -- First day each model version made predictions, and its reference window for
@@ -11,7 +13,7 @@
 with seen as (
     select model_id, model_version, min(prediction_date) as first_date
     from {{ ref('stg_predictions') }}
-    where {{ in_partition_range('predicted_at') }}
+    where {{ 'true' if target.type == 'spark' else in_partition_range('predicted_at') }}
     group by model_id, model_version
 ),
 

@@ -1,5 +1,6 @@
+{#- a version's rows are written once (see `ready`): appending them is the same on Spark -#}
 {{ config(materialized='incremental', unique_key=['model_id', 'model_version', 'score_bin'],
-          incremental_strategy='delete+insert') }}
+          incremental_strategy='append' if target.type == 'spark' else 'delete+insert') }}
 
 -- Histogram-binning calibration of each model version, learnt once from its
 -- reference window (int_model_versions) when that window's labels have
@@ -13,7 +14,8 @@ with ready as (
     where v.reference_end_date + {{ label_horizon_days('v.model_id') }} <= {{ max_date() }}
     {% if is_incremental() %}
       and not exists (
-          select 1 from {{ this }} t where t.model_id = v.model_id and t.model_version = v.model_version
+          select 1 from {{ this }} t
+          where t.model_id = v.model_id and t.model_version = v.model_version
       )
     {% endif %}
 ),
@@ -32,12 +34,17 @@ reference as (
 -- not replace (or drop) them, so the calibration does not depend on which run
 -- learnt it.
 labels as (
-    select f.model_id, f.model_version, f.score, f.score_bin, l.label
-    from reference f
-    join {{ ref('stg_labels') }} l
-        on l.prediction_id = f.prediction_id
-       and {{ within_label_horizon('l.labeled_at', 'f.reference_end_date', 'f.model_id') }}
-    qualify row_number() over (partition by l.prediction_id order by l.source_priority desc, l.labeled_at desc) = 1
+    select model_id, model_version, score, score_bin, label
+    from (
+        select f.model_id, f.model_version, f.score, f.score_bin, l.label,
+            row_number() over (partition by l.prediction_id order by l.source_priority desc, l.labeled_at desc)
+                as label_rank
+        from reference f
+        join {{ ref('stg_labels') }} l
+            on l.prediction_id = f.prediction_id
+           and {{ within_label_horizon('l.labeled_at', 'f.reference_end_date', 'f.model_id') }}
+    ) as ranked
+    where label_rank = 1
 )
 
 select

@@ -16,6 +16,6 @@ select
     user_id,
     signup_at
     {%- for c in base[2:] + extra %},
-    coalesce(cast({{ adapter.quote(c) }} as varchar), 'unknown') as {{ adapter.quote(c) }}
+    coalesce(cast({{ adapter.quote(c) }} as {{ dbt.type_string() }}), 'unknown') as {{ adapter.quote(c) }}
     {%- endfor %}
 from {{ source('raw', 'users') }}

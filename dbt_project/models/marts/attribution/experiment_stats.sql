@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ delete_partition_range('as_of_date') }}") }}
+{{ config(pre_hook="{{ delete_partition_range('as_of_date') }}", partition_by=day_partitions('as_of_date')) }}
 
 -- Sufficient statistics per experiment arm, metric, window and as-of date,
 -- for every metric of var('experiment_metrics') (dbt_project.yml). Python
@@ -23,17 +23,14 @@ with experiments as (
 ),
 
 as_of as (
-    select e.experiment_id, e.control_variant, cast(d.generate_series as date) as as_of_date
+    -- no as-of date past the last day with data (only the run's days are scanned)
+    select e.experiment_id, e.control_variant, d.as_of_date
     from experiments e
-    cross join generate_series(
-        {{ min_date() }},
-        -- no as-of date past the last day with data (only the run's days are scanned)
-        least({{ max_date() }}, coalesce((select max(started_at) from {{ ref('stg_sessions') }}
-                                          where started_at >= {{ min_date() }})::date, {{ min_date() }} - 1)),
-        interval 1 day
-    ) d
-    where cast(d.generate_series as date) >= e.start_date
-      and (e.end_date is null or cast(d.generate_series as date) <= e.end_date)
+    cross join {{ days_from_to(min_date(),
+        'least(' ~ max_date() ~ ', coalesce((select cast(max(started_at) as date) from ' ~ ref('stg_sessions')
+            ~ ' where started_at >= ' ~ min_date() ~ '), ' ~ min_date() ~ ' - 1))', 'as_of_date') }} as d
+    where d.as_of_date >= e.start_date
+      and (e.end_date is null or d.as_of_date <= e.end_date)
 ),
 
 units as (

@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ delete_label_refresh('date') }}") }}
+{{ config(pre_hook="{{ delete_label_refresh('date') }}", partition_by=day_partitions('date')) }}
 
 -- Fairness per prediction day, model, protected attribute and group: the
 -- counts are sufficient statistics, so any trailing window is judged by summing
@@ -20,7 +20,7 @@
 with users as (
     select user_id
         {%- for c in columns %}
-        , coalesce(cast({{ adapter.quote(c) }} as varchar), 'unknown') as {{ adapter.quote(c) }}
+        , coalesce(cast({{ adapter.quote(c) }} as {{ dbt.type_string() }}), 'unknown') as {{ adapter.quote(c) }}
         {%- endfor %}
     from {{ ref('stg_users') }}
 ),
@@ -49,7 +49,8 @@ grouped as (
     left join users u on u.user_id = s.user_id
     {% if not loop.last %}union all{% endif %}
     {%- else %}
-    select s.date, s.model_id, cast(null as varchar) as attribute, cast(null as varchar) as group_value,
+    select s.date, s.model_id, cast(null as {{ dbt.type_string() }}) as attribute,
+        cast(null as {{ dbt.type_string() }}) as group_value,
         s.decision, s.label, s.score
     from scored s
     where false
@@ -66,7 +67,8 @@ population as (
     {% if not loop.last %}union all{% endif %}
     {%- else %}
     select
-        cast(null as varchar) as attribute, cast(null as varchar) as group_value, cast(0 as bigint) as population_users
+        cast(null as {{ dbt.type_string() }}) as attribute, cast(null as {{ dbt.type_string() }}) as group_value,
+        cast(0 as bigint) as population_users
     where false
     {%- endfor %}
 ),

@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ delete_partition_range('matured_date') }}") }}
+{{ config(pre_hook="{{ delete_partition_range('matured_date') }}", partition_by=day_partitions('matured_date')) }}
 
 -- Dk retention: share of a cohort active (at least one session) on day
 -- cohort_date + k. A (cohort, horizon) row is written by the run whose range
@@ -6,12 +6,11 @@
 -- appears as a low number, and each run only reads its own days of sessions.
 
 with horizons as (
-    select unnest({{ var('retention_horizons') }}) as horizon_days
+    select horizon_days from {{ integer_rows(var('retention_horizons'), 'horizon_days') }} as h
 ),
 
 matured_days as (
-    select cast(d.generate_series as date) as matured_date
-    from generate_series({{ min_date() }}, {{ max_date() }}, interval 1 day) d
+    select matured_date from {{ days_from_to(min_date(), max_date(), 'matured_date') }} as d
 ),
 
 active as (
@@ -21,7 +20,8 @@ active as (
 ),
 
 signup_members as (
-    select 'signup' as cohort_type, cast(null as varchar) as experiment_id, cast(null as varchar) as variant,
+    select 'signup' as cohort_type, cast(null as {{ dbt.type_string() }}) as experiment_id,
+        cast(null as {{ dbt.type_string() }}) as variant,
         user_id, cast(signup_at as date) as cohort_date
     from {{ ref('stg_users') }}
 ),

@@ -1,0 +1,121 @@
+{#- Where DuckDB and Spark SQL differ, one macro each, dispatched on the adapter (default__ = DuckDB).
+    Everything else in the models is SQL both engines read (orchestration/lib/engine.py, README: Apache Spark). -#}
+
+{#- Register the raw layer for the engine before a build (on-run-start): DuckDB loads it into its own
+    tables; Spark reads the Parquet the run landed (raw/<table>/_partition_date=<day>/, quality/gate_results/). -#}
+{% macro register_engine_sources() -%}
+    {{ return(adapter.dispatch('register_engine_sources')()) }}
+{%- endmacro %}
+
+{% macro default__register_engine_sources() -%}{%- endmacro %}
+
+{% macro spark__register_engine_sources() -%}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set root = env_var('IMPACT_LEDGER_SPARK_DIR', '') -%}
+    {%- if not root -%}
+        {{ exceptions.raise_compiler_error("the spark target needs IMPACT_LEDGER_SPARK_DIR (the folder of the raw Parquet; orchestration/lib/engine.py sets it)") }}
+    {%- endif -%}
+    {%- do run_query('create database if not exists raw') -%}
+    {%- do run_query('create database if not exists quality') -%}
+    {%- for node in graph.sources.values() if node.source_name == 'raw' -%}
+        {%- do run_query('create or replace view raw.' ~ node.name ~ ' as select * from parquet.`' ~ root ~ '/raw/' ~ node.name ~ '`') -%}
+    {%- endfor -%}
+    {%- do run_query('create or replace view quality.gate_results as select * from parquet.`' ~ root ~ '/quality/gate_results`') -%}
+{%- endmacro %}
+
+{#- Incremental marts by day. DuckDB: a pre-hook deletes the days (or rows) a run recomputes and the run
+    appends them again. Spark (Parquet tables partitioned by their day): the same delete, emulated per
+    partition: the rows of the touched days that stay are set aside, those days' partitions are
+    dropped, the kept rows go back, and the run appends the recomputed ones. -#}
+{% macro day_partitions(date_column) -%}
+    {{ return(adapter.dispatch('day_partitions')(date_column)) }}
+{%- endmacro %}
+
+{% macro default__day_partitions(date_column) -%}{{ return(none) }}{%- endmacro %}
+
+{% macro spark__day_partitions(date_column) -%}{{ return([date_column]) }}{%- endmacro %}
+
+{#- `delete from this where <predicate>` on either engine; `date_column` partitions the Spark table. -#}
+{% macro delete_rows_where(date_column, predicate) -%}
+    {{ return(adapter.dispatch('delete_rows_where')(date_column, predicate)) }}
+{%- endmacro %}
+
+{% macro default__delete_rows_where(date_column, predicate) -%}
+    delete from {{ this }} as old where {{ predicate }}
+{%- endmacro %}
+
+{% macro spark__delete_rows_where(date_column, predicate) -%}
+    {%- set touched = run_query('select distinct cast(old.' ~ date_column ~ ' as string) as d from ' ~ this ~ ' as old where ' ~ predicate) -%}
+    {%- set days = touched.columns[0].values() | list -%}
+    {%- if days -%}
+        {%- set keep = this.incorporate(path={'identifier': this.identifier ~ '__kept'}) -%}
+        {%- set day_list = "'" ~ days | join("', '") ~ "'" -%}
+        {%- do run_query('drop table if exists ' ~ keep) -%}
+        {%- do run_query('create table ' ~ keep ~ ' using parquet as select * from ' ~ this ~ ' as old where cast(old.' ~ date_column ~ ' as string) in (' ~ day_list ~ ') and not coalesce(' ~ predicate ~ ', false)') -%}
+        {%- for chunk in days | batch(200) -%}
+            {%- set specs = [] -%}
+            {%- for d in chunk -%}{%- do specs.append("partition (" ~ date_column ~ " = '" ~ d ~ "')") -%}{%- endfor -%}
+            {%- do run_query('alter table ' ~ this ~ ' drop if exists ' ~ specs | join(', ')) -%}
+        {%- endfor -%}
+        {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='quoted') | join(', ') -%}
+        {%- do run_query('insert into ' ~ this ~ ' select ' ~ cols ~ ' from ' ~ keep) -%}
+        {%- do run_query('drop table if exists ' ~ keep) -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}
+
+{#- ---- expressions -#}
+
+{#- quantile with linear interpolation (DuckDB quantile_cont, Spark percentile: the same definition) -#}
+{% macro quantile_cont(expr, q) -%}{{ return(adapter.dispatch('quantile_cont')(expr, q)) }}{%- endmacro %}
+{% macro default__quantile_cont(expr, q) -%}quantile_cont({{ expr }}, {{ q }}){%- endmacro %}
+{% macro spark__quantile_cont(expr, q) -%}percentile({{ expr }}, {{ q }}){%- endmacro %}
+
+{#- the list of quantiles `qs` (a Jinja list) of expr -#}
+{% macro quantiles_cont(expr, qs) -%}{{ return(adapter.dispatch('quantiles_cont')(expr, qs)) }}{%- endmacro %}
+{% macro default__quantiles_cont(expr, qs) -%}quantile_cont({{ expr }}, [{{ qs | join(', ') }}]){%- endmacro %}
+{% macro spark__quantiles_cont(expr, qs) -%}percentile({{ expr }}, array({{ qs | join(', ') }})){%- endmacro %}
+
+{#- how many elements of list `edges` are below `value` -#}
+{% macro count_below(edges, value) -%}{{ return(adapter.dispatch('count_below')(edges, value)) }}{%- endmacro %}
+{% macro default__count_below(edges, value) -%}len(list_filter({{ edges }}, x -> {{ value }} > x)){%- endmacro %}
+{% macro spark__count_below(edges, value) -%}size(filter({{ edges }}, x -> {{ value }} > x)){%- endmacro %}
+
+{#- hours from timestamp `start` to timestamp `end` -#}
+{% macro hours_between(start, end) -%}{{ return(adapter.dispatch('hours_between')(start, end)) }}{%- endmacro %}
+{% macro default__hours_between(start, end) -%}epoch({{ end }} - {{ start }}) / 3600.0{%- endmacro %}
+{% macro spark__hours_between(start, end) -%}
+    timestampdiff(MICROSECOND, {{ start }}, {{ end }}) / cast(3600000000 as double)
+{%- endmacro %}
+
+{#- true when a double is neither infinite nor NaN -#}
+{% macro is_finite(expr) -%}{{ return(adapter.dispatch('is_finite')(expr)) }}{%- endmacro %}
+{% macro default__is_finite(expr) -%}isfinite({{ expr }}){%- endmacro %}
+{% macro spark__is_finite(expr) -%}
+    (not isnan({{ expr }}) and abs({{ expr }}) < cast('Infinity' as double))
+{%- endmacro %}
+
+{#- ---- row sources -#}
+
+{#- one row per day from `start` to `end` (dates; none when end < start), column `column` -#}
+{% macro days_from_to(start, end, column) -%}
+    {{ return(adapter.dispatch('days_from_to')(start, end, column)) }}
+{%- endmacro %}
+{% macro default__days_from_to(start, end, column) -%}
+    (select cast(generate_series as date) as {{ column }} from generate_series({{ start }}, {{ end }}, interval 1 day))
+{%- endmacro %}
+{% macro spark__days_from_to(start, end, column) -%}
+    (select {{ column }} from (select explode(sequence({{ start }}, greatest({{ start }}, {{ end }}), interval 1 day))
+        as {{ column }}) as days where {{ column }} <= {{ end }})
+{%- endmacro %}
+
+{#- one row per integer of the Jinja list `values`, column `column` -#}
+{% macro integer_rows(values, column) -%}
+    {{ return(adapter.dispatch('integer_rows')(values, column)) }}
+{%- endmacro %}
+{% macro default__integer_rows(values, column) -%}
+    (select unnest([{{ values | join(', ') }}]) as {{ column }})
+{%- endmacro %}
+{% macro spark__integer_rows(values, column) -%}
+    (select explode(array({{ values | join(', ') }})) as {{ column }})
+{%- endmacro %}
