@@ -10,6 +10,7 @@ which days the marts recompute, and with which labels.
 import json
 import shutil
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -73,6 +74,7 @@ def build(db, first: date, last: date, horizons: dict[str, int], reference: dict
     }
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
+        mp.setenv("IMPACT_LEDGER_TEMP_DIR", spill_dir(db))
         result = dbtRunner().invoke(
             [
                 "run",
@@ -100,8 +102,14 @@ def private_copy(w, tmp_path):
     return db
 
 
+def spill_dir(db) -> str:
+    """dbt's profile opens the file with this temp_directory; DuckDB refuses a second in-process handle that differs."""
+    return str(Path(db).parent / "tmp")
+
+
 def query(db, sql: str, params=None) -> pd.DataFrame:
-    with duckdb.connect(str(db)) as conn:  # dbt-duckdb keeps its in-process handle: no read_only here
+    # dbt-duckdb keeps its in-process handle: no read_only here, and the same configuration
+    with duckdb.connect(str(db), config={"temp_directory": spill_dir(db)}) as conn:
         result = conn.execute(sql, params or [])
         return result.df() if result.description else None
 
@@ -128,7 +136,7 @@ def world(tmp_path_factory):
     moved["labeled_at"] = pd.Timestamp(arrival) + pd.Timedelta(hours=1) + pd.to_timedelta(moved.index, unit="s")
     moved.to_parquet(source / "labels" / f"labels_{arrival.isoformat()}.parquet", index=False)
     db = root / "warehouse.duckdb"
-    with duckdb.connect(str(db)) as conn:
+    with duckdb.connect(str(db), config={"temp_directory": spill_dir(db)}) as conn:
         ensure_gate_results(conn)  # no day held back by a gate
         conn.execute("CREATE SCHEMA raw")
         for table, stamp in (("predictions", "predicted_at"), ("labels", "labeled_at"), ("feedback", "created_at")):
