@@ -35,7 +35,8 @@
 
 {% macro spark__day_partitions(date_column) -%}{{ return([date_column]) }}{%- endmacro %}
 
-{#- `delete from this where <predicate>` on either engine; `date_column` partitions the Spark table. -#}
+{#- `delete from this as old where <predicate>` on either engine. Spark: `date_column` partitions the
+    table (only the touched days are rewritten); none: the table is not partitioned (rewritten whole). -#}
 {% macro delete_rows_where(date_column, predicate) -%}
     {{ return(adapter.dispatch('delete_rows_where')(date_column, predicate)) }}
 {%- endmacro %}
@@ -45,21 +46,29 @@
 {%- endmacro %}
 
 {% macro spark__delete_rows_where(date_column, predicate) -%}
-    {%- set touched = run_query('select distinct cast(old.' ~ date_column ~ ' as string) as d from ' ~ this ~ ' as old where ' ~ predicate) -%}
-    {%- set days = touched.columns[0].values() | list -%}
-    {%- if days -%}
-        {%- set keep = this.incorporate(path={'identifier': this.identifier ~ '__kept'}) -%}
-        {%- set day_list = "'" ~ days | join("', '") ~ "'" -%}
+    {%- set keep = this.incorporate(path={'identifier': this.identifier ~ '__kept'}) -%}
+    {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='quoted') | join(', ') -%}
+    {#- a table not partitioned by its day (no partition_by) is rewritten whole, as one without a day -#}
+    {%- if date_column is none or not config.get('partition_by') -%}
         {%- do run_query('drop table if exists ' ~ keep) -%}
-        {%- do run_query('create table ' ~ keep ~ ' using parquet as select * from ' ~ this ~ ' as old where cast(old.' ~ date_column ~ ' as string) in (' ~ day_list ~ ') and not coalesce(' ~ predicate ~ ', false)') -%}
-        {%- for chunk in days | batch(200) -%}
-            {%- set specs = [] -%}
-            {%- for d in chunk -%}{%- do specs.append("partition (" ~ date_column ~ " = '" ~ d ~ "')") -%}{%- endfor -%}
-            {%- do run_query('alter table ' ~ this ~ ' drop if exists ' ~ specs | join(', ')) -%}
-        {%- endfor -%}
-        {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='quoted') | join(', ') -%}
-        {%- do run_query('insert into ' ~ this ~ ' select ' ~ cols ~ ' from ' ~ keep) -%}
+        {%- do run_query('create table ' ~ keep ~ ' using parquet as select * from ' ~ this ~ ' as old where not (' ~ predicate ~ ')') -%}
+        {%- do run_query('insert overwrite table ' ~ this ~ ' select ' ~ cols ~ ' from ' ~ keep) -%}
         {%- do run_query('drop table if exists ' ~ keep) -%}
+    {%- else -%}
+        {%- set touched = run_query('select distinct cast(old.' ~ date_column ~ ' as string) as d from ' ~ this ~ ' as old where ' ~ predicate) -%}
+        {%- set days = touched.columns[0].values() | list -%}
+        {%- if days -%}
+            {%- set day_list = "'" ~ days | join("', '") ~ "'" -%}
+            {%- do run_query('drop table if exists ' ~ keep) -%}
+            {%- do run_query('create table ' ~ keep ~ ' using parquet as select * from ' ~ this ~ ' as old where cast(old.' ~ date_column ~ ' as string) in (' ~ day_list ~ ') and not (' ~ predicate ~ ')') -%}
+            {%- for chunk in days | batch(200) -%}
+                {%- set specs = [] -%}
+                {%- for d in chunk -%}{%- do specs.append("partition (" ~ date_column ~ " = '" ~ d ~ "')") -%}{%- endfor -%}
+                {%- do run_query('alter table ' ~ this ~ ' drop if exists ' ~ specs | join(', ')) -%}
+            {%- endfor -%}
+            {%- do run_query('insert into ' ~ this ~ ' select ' ~ cols ~ ' from ' ~ keep) -%}
+            {%- do run_query('drop table if exists ' ~ keep) -%}
+        {%- endif -%}
     {%- endif -%}
     select 1
 {%- endmacro %}

@@ -17,13 +17,14 @@
 {% macro features_long(relation, numeric) %}
     {%- set selected = monitored_features() | selectattr('numeric', 'equalto', numeric) | list -%}
     {%- if selected | length == 0 -%}
-        select null::date as date, null::varchar as model_id, null::varchar as model_version,
-            null::varchar as feature, {{ 'null::double' if numeric else 'null::varchar' }} as value
+        {%- set text = dbt.type_string() %}
+        select cast(null as date) as date, cast(null as {{ text }}) as model_id, cast(null as {{ text }}) as model_version,
+            cast(null as {{ text }}) as feature, cast(null as {{ 'double' if numeric else text }}) as value
         where false
     {%- else -%}
         {%- for f in selected %}
         select date, model_id, model_version, '{{ f.name }}' as feature,
-            {{ 'cast(' ~ f.name ~ ' as double)' if numeric else 'cast(' ~ f.name ~ ' as varchar)' }} as value
+            cast({{ f.name }} as {{ 'double' if numeric else dbt.type_string() }}) as value
         from {{ relation }}
         {% if not loop.last %}union all{% endif %}
         {%- endfor -%}
@@ -63,8 +64,7 @@
    rows change only in a run over one of its days. #}
 {% macro delete_stale_reference_profiles() -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} as old
-        where
+        {%- set predicate -%}
             not exists (
                 select 1 from {{ ref('int_model_versions') }} as v
                 where
@@ -73,6 +73,8 @@
                     and v.reference_end_date = old.reference_end_date
             )
             or (old.reference_start_date <= {{ max_date() }} and old.reference_end_date >= {{ min_date() }})
+        {%- endset %}
+        {{ delete_rows_where(none, predicate) }}
     {%- else -%}
         select 1
     {%- endif -%}

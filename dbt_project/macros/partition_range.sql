@@ -49,8 +49,10 @@
    inserts them again (idempotent partitions, including days that now have no rows). #}
 {% macro delete_partition_range(date_column='date', lookback_days=0) -%}
     {%- if is_incremental() -%}
-        delete from {{ this }}
-        where {{ date_column }} between cast({{ refresh_start(lookback_days) }} as date) and {{ max_date() }}
+        {%- set predicate -%}
+        {{ date_column }} between cast({{ refresh_start(lookback_days) }} as date) and {{ max_date() }}
+        {%- endset %}
+        {{ delete_rows_where(date_column, predicate) }}
     {%- else -%}
         select 1
     {%- endif -%}
@@ -94,10 +96,12 @@
    refreshed (model_id, date) pair older than that. #}
 {% macro delete_label_refresh(date_column='date') -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} as old
-        where old.{{ date_column }} between cast({{ label_window_start() }} as date) and {{ max_date() }}
+        {%- set predicate -%}
+        old.{{ date_column }} between cast({{ label_window_start() }} as date) and {{ max_date() }}
            or exists (select 1 from {{ ref('int_label_refresh_days') }} r
                       where r.model_id = old.model_id and r.date = old.{{ date_column }})
+        {%- endset %}
+        {{ delete_rows_where(date_column, predicate) }}
     {%- else -%}
         select 1
     {%- endif -%}

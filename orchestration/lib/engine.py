@@ -158,11 +158,12 @@ def before_build(conn: duckdb.DuckDBPyConnection, first: date, last: date) -> No
 # ------------------------------------------------------------------ marts back into DuckDB
 
 
-def built_relations(manifest: dict) -> list[dict]:
-    """The dbt models the engine materialises as tables (incremental or table), with their schema and columns."""
+def built_relations(manifest: dict, views: bool = False) -> list[dict]:
+    """The dbt models the engine materialises as tables (incremental or table; with ``views``, views too)."""
+    kinds = ("table", "incremental", "view") if views else ("table", "incremental")
     out = []
     for node in manifest["nodes"].values():
-        if node["resource_type"] != "model" or node["config"].get("materialized") not in ("table", "incremental"):
+        if node["resource_type"] != "model" or node["config"].get("materialized") not in kinds:
             continue
         out.append({"schema": node["schema"], "name": node["alias"] or node["name"], "unique_id": node["unique_id"]})
     return sorted(out, key=lambda r: (r["schema"], r["name"]))
@@ -179,10 +180,7 @@ def _parquet_files(folder: Path) -> list[Path]:
 
 def _missing_in_duckdb(conn: duckdb.DuckDBPyConnection, relations: list[dict]) -> list[str]:
     present = {
-        (s, t)
-        for s, t in conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
-        ).fetchall()
+        (s, t) for s, t in conn.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
     }
     return [f"{r['schema']}.{r['name']}" for r in relations if (r["schema"], r["name"]) not in present]
 
@@ -191,16 +189,21 @@ def create_duckdb_shells(dbt_executable: str, target_path: Path | None = None) -
     """Create every dbt relation in DuckDB without rows (dbt --empty): the tables the Spark marts are copied
     into get the DuckDB engine's own column names, order and types; the staging views read DuckDB's raw."""
     env = {**os.environ, ENGINE_ENV: "duckdb"}
-    cmd = [dbt_executable, "run", "--quiet", "--empty", "--full-refresh", "--target", dbt_target("duckdb")]
-    cmd += ["--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR)]
+    base = [dbt_executable, "run", "--quiet", "--target", dbt_target("duckdb")]
+    base += ["--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR)]
     if target_path is not None:
-        cmd += ["--target-path", str(target_path)]
-    done = subprocess.run(cmd, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise EngineError(
-            "dbt could not create the DuckDB tables the Spark marts are copied into:\n"
-            + (done.stdout + done.stderr)[-3000:]
-        )
+        base += ["--target-path", str(target_path)]
+    # tables without rows (--empty), then the views as they are (an --empty view would stay empty)
+    for extra in (
+        ["--empty", "--full-refresh", "--exclude", "config.materialized:view"],
+        ["--select", "config.materialized:view"],
+    ):
+        done = subprocess.run(base + extra, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise EngineError(
+                "dbt could not create the DuckDB relations the Spark marts are copied into:\n"
+                + (done.stdout + done.stderr)[-3000:]
+            )
 
 
 def copy_from_spark(conn: duckdb.DuckDBPyConnection, relations: list[dict], root: Path | None = None) -> dict:
@@ -234,7 +237,7 @@ def after_build(conn_factory, manifest: dict, dbt_executable: str, target_path: 
         return {}
     relations = built_relations(manifest)
     with conn_factory() as conn:
-        missing = _missing_in_duckdb(conn, relations)
+        missing = _missing_in_duckdb(conn, built_relations(manifest, views=True))
     if missing:
         create_duckdb_shells(dbt_executable, target_path)
     with conn_factory() as conn:

@@ -114,7 +114,7 @@ numeric_bins as (
         e.model_version,
         e.feature,
         'numeric' as feature_type,
-        cast(b.bin_index as varchar) as bin,
+        cast(b.bin_index as {{ dbt.type_string() }}) as bin,
         case b.bin_index
             {%- for i in range(1, 10) %}
             when {{ i }} then e.edge_{{ i }}

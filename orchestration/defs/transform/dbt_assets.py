@@ -20,6 +20,8 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.lib.asset_metadata import row_count_query, row_counts_by_day, row_counts_by_day_query
+from orchestration.lib.engine import SyncAfterStream, after_build, before_build, dbt_target, engine
+from orchestration.lib.engine import export_env as export_engine_env
 from orchestration.lib.project_config import config_dbt_vars, load_config
 from orchestration.lib.settings import DBT_PROJECT_DIR, export_env
 
@@ -134,17 +136,22 @@ def with_row_counts(
 def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
     first, last = run_date_range(context)
     export_env()  # dbt runs in a subprocess with another cwd
+    export_engine_env()
+    with duckdb.get_connection() as conn:  # Spark reads the run's raw days as Parquet (DuckDB: nothing)
+        before_build(conn, first, last)
     # the project file reaches the SQL as vars (models, protected attributes, metrics): they rarely change
     dbt_vars = config_dbt_vars(load_config().config)
     context.log.info(f"dbt build for {first} .. {last}")
     # One reused target folder (runs never overlap: one writer) instead of one per run; it also keeps
     # dbt's partial_parse.msgpack, so a run re-parses nothing unless the project or its vars changed.
-    target = DBT_PROJECT_DIR / "target" / "dagster"
+    target = DBT_PROJECT_DIR / "target" / ("dagster" if engine() == "duckdb" else f"dagster_{engine()}")
     colours = [] if sys.stdout.isatty() else ["--no-use-colors"]  # no ANSI codes in pipes and log files
     # the dates go as environment variables (macros/partition_range.sql): new --vars would re-parse everything
     # --no-write-json: nothing reads the run's manifest.json / run_results.json / graph (dagster-dbt reads the
     # event stream and the definitions' own manifest), and writing them is ~1 s a run
-    args = [*colours, "build", "--no-write-json", "--vars", json.dumps(dbt_vars)]
+    args = [*colours, "build", "--target", dbt_target(), "--no-write-json", "--vars", json.dumps(dbt_vars)]
     with run_dates_in_env(first, last):  # the dbt subprocess starts (and copies the environment) inside
-        invocation = dbt.cli(args, context=context, target_path=target)
+        built = dbt.cli(args, context=context, target_path=target)
+    # Spark: the built tables are copied into DuckDB once dbt exits, before the row counts and Python assets
+    invocation = SyncAfterStream(built, lambda: after_build(duckdb.get_connection, built.manifest, dbt.dbt_executable))
     yield from with_row_counts(context, invocation, duckdb, first, last)

@@ -1,7 +1,6 @@
 {{ config(pre_hook="{%- if is_incremental() %}{%- set c = leading_lagging_config() %}"
-    ~ "delete from {{ this }} as old"
-    ~ " where {{ label_refreshed_as_of('old.as_of_date', c.window_days + c.max_lag_days) }}"
-    ~ "{% else %}select 1{% endif %}") }}
+    ~ "{{ delete_rows_where('as_of_date', label_refreshed_as_of('old.as_of_date', c.window_days + c.max_lag_days)) }}"
+    ~ "{% else %}select 1{% endif %}", partition_by=day_partitions('as_of_date')) }}
 
 -- Which leading model-health metric moves before which lagging KPI, and by
 -- how long: for every as-of date, the Pearson correlation of day-over-day
@@ -33,10 +32,14 @@ bounds as (
 
 -- the live version of each model and day: the one with most predictions
 live_health as (
-    select h.*
-    from {{ ref('model_health_daily') }} h, bounds b
-    where h.date between b.first_day and b.last_day
-    qualify row_number() over (partition by h.date, h.model_id order by h.predictions desc, h.model_version asc) = 1
+    select * from (
+        select h.*,
+            row_number() over (partition by h.date, h.model_id order by h.predictions desc, h.model_version asc)
+                as live_rank
+        from {{ ref('model_health_daily') }} h, bounds b
+        where h.date between b.first_day and b.last_day
+    ) as ranked
+    where live_rank = 1
 ),
 
 max_psi as (
@@ -78,7 +81,7 @@ kpi_changes as (
     from kpi_levels
 ),
 
-lags as (select range as lag_days from range(0, {{ cfg.max_lag_days + 1 }})),
+lags as (select lag_days from {{ integer_rows(range(cfg.max_lag_days + 1) | list, 'lag_days') }} as l),
 
 -- a pair of changes counts when both are known
 paired as (
@@ -137,7 +140,7 @@ pairs as (
 tested as (
     select *,
         -- too few days is noise
-        case when n_days >= {{ cfg.min_days }} and isfinite(r) then r end as correlation,
+        case when n_days >= {{ cfg.min_days }} and {{ is_finite('r') }} then r end as correlation,
         -- Bartlett: Var(r) ~ (1 + 2 r1x r1y) / n; never more days than observed (a conservative cap)
         n_days / greatest(1, 1 + 2 * coalesce(x_autocorrelation, 0) * coalesce(y_autocorrelation, 0)) as n_effective
     from pairs

@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ delete_label_refresh('date') }}") }}
+{{ config(pre_hook="{{ delete_label_refresh('date') }}", partition_by=day_partitions('date')) }}
 
 -- Leading model-health metrics per day, model and version. Labels arrive
 -- late, so a run recomputes the (model, day) pairs of
@@ -35,7 +35,7 @@ scored as (
     select
         p.*,
         l.label,
-        epoch(l.first_labeled_at - p.predicted_at) / 3600.0 as label_delay_hours,
+        {{ hours_between('p.predicted_at', 'l.first_labeled_at') }} as label_delay_hours,
         h.label as human_label,
         coalesce(f.feedback_events, 0) as feedback_events,
         coalesce(f.up_events, 0) as up_events,
@@ -72,8 +72,8 @@ daily as (
         model_version,
         count(*) as predictions,
         {{ exact_avg('score') }} as mean_score,
-        quantile_cont(score, 0.5) as p50_score,
-        quantile_cont(score, 0.9) as p90_score,
+        {{ quantile_cont('score', 0.5) }} as p50_score,
+        {{ quantile_cont('score', 0.9) }} as p90_score,
         avg(decision::int) as positive_rate,
         count(label) as labelled,
         count(label)::double / count(*) as label_coverage,
@@ -116,7 +116,7 @@ select
     d.true_negatives,
     d.true_positives::double / nullif(d.true_positives + d.false_positives, 0) as precision,
     d.true_positives::double / nullif(d.true_positives + d.false_negatives, 0) as recall,
-    2.0 * d.true_positives / nullif(2 * d.true_positives + d.false_positives + d.false_negatives, 0) as f1,
+    2 * d.true_positives::double / nullif(2 * d.true_positives + d.false_positives + d.false_negatives, 0) as f1,
     d.brier_score,
     e.expected_calibration_error,
     d.human_labelled,
