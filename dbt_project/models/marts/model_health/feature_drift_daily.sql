@@ -1,4 +1,4 @@
-{{ config(pre_hook="{{ delete_partition_range('date') }}") }}
+{{ config(pre_hook="{{ delete_partition_range('date') }}", partition_by=day_partitions('date')) }}
 
 -- Drift of every monitored feature (and the score) per day, model and
 -- version against the version's reference window (int_model_versions: per
@@ -55,7 +55,7 @@ reference_bins as (
 
 current_bins as (
     select c.date, c.model_id, c.model_version, c.feature,
-        cast({{ decile_bin('c.value', 'e') }} as varchar) as bucket,
+        cast({{ decile_bin('c.value', 'e') }} as {{ dbt.type_string() }}) as bucket,
         count(*) as n
     from current_numeric as c
     inner join edges as e on c.model_id = e.model_id and c.model_version = e.model_version and c.feature = e.feature
