@@ -193,10 +193,10 @@ def create_duckdb_shells(dbt_executable: str, target_path: Path | None = None) -
     base += ["--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR)]
     if target_path is not None:
         base += ["--target-path", str(target_path)]
-    # tables without rows (--empty), then the views as they are (an --empty view would stay empty)
+    # the views as they are (an --empty view would stay empty), then the tables on them without rows (--empty)
     for extra in (
-        ["--empty", "--full-refresh", "--exclude", "config.materialized:view"],
         ["--select", "config.materialized:view"],
+        ["--empty", "--full-refresh", "--exclude", "config.materialized:view"],
     ):
         done = subprocess.run(base + extra, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
         if done.returncode != 0:
