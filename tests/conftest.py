@@ -15,6 +15,32 @@ os.environ.setdefault("IMPACT_LEDGER_CONFIG", os.path.join(os.path.dirname(__fil
 # Daily partitions are defined once per process (at import), so in-process runs of several worlds
 # share one start before all of them; subprocess tests of other data drop it to start from their data.
 os.environ.setdefault("IMPACT_LEDGER_START_DATE", "2026-01-01")
+# Each xdist worker gets its own dbt target folder: two workers' dbt runs (different warehouses and
+# vars) would otherwise overwrite each other's compiled SQL and partial-parse state.
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("IMPACT_LEDGER_DBT_TARGET", f"dagster_{worker}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _dbt_in_process_releases_the_warehouse():
+    """Tests that run dbt in this process (dbtRunner) then open the warehouse themselves; in production dbt
+    is a subprocess whose DuckDB handle dies with it. dbt-duckdb caches its handle (opened with the profile's
+    config_options) for the process, and DuckDB refuses a second handle with another configuration: drop it
+    after every invocation."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.cli.main import dbtRunner
+
+    invoke = dbtRunner.invoke
+
+    def invoke_and_release(self, *args, **kwargs):
+        try:
+            return invoke(self, *args, **kwargs)
+        finally:
+            DuckDBConnectionManager.close_all_connections()
+
+    dbtRunner.invoke = invoke_and_release
+    yield
+    dbtRunner.invoke = invoke
 
 
 def _shared_fixtures(item) -> list[str]:

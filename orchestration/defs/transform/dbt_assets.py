@@ -144,7 +144,9 @@ def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, du
     context.log.info(f"dbt build for {first} .. {last}")
     # One reused target folder (runs never overlap: one writer) instead of one per run; it also keeps
     # dbt's partial_parse.msgpack, so a run re-parses nothing unless the project or its vars changed.
-    target = DBT_PROJECT_DIR / "target" / ("dagster" if engine() == "duckdb" else f"dagster_{engine()}")
+    # (IMPACT_LEDGER_DBT_TARGET names another folder under dbt_project/target, e.g. for parallel test workers)
+    folder = os.environ.get("IMPACT_LEDGER_DBT_TARGET", "dagster")
+    target = DBT_PROJECT_DIR / "target" / (folder if engine() == "duckdb" else f"{folder}_{engine()}")
     colours = [] if sys.stdout.isatty() else ["--no-use-colors"]  # no ANSI codes in pipes and log files
     # the dates go as environment variables (macros/partition_range.sql): new --vars would re-parse everything
     # --no-write-json: nothing reads the run's manifest.json / run_results.json / graph (dagster-dbt reads the
