@@ -498,7 +498,7 @@ class ReportBuilder:
             if lacking:
                 s.add(
                     note(
-                        f"Drifted features of {model_id}: {', '.join(alerted)}. marts.feature_drift_daily publishes "
+                        f"Drifted features of {model_id}: {', '.join(alerted)}. marts.feature_drift_bins publishes "
                         f"no bin shares ({', '.join(lacking)}), so their distributions cannot be shown here."
                     )
                 )

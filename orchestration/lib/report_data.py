@@ -222,32 +222,54 @@ def latest_rows(conn, table: str, day_column: str, as_of: date) -> pd.DataFrame:
     return _latest_rows(conn, table, day_column, as_of)
 
 
-# The per-bin shares of marts.feature_drift_daily behind each PSI (same order in the three lists).
+# The per-bin shares behind each PSI, one list per alerted day and feature (same bin order in the three lists),
+# built from the long table marts.feature_drift_bins (one row per bin).
 DISTRIBUTION_COLUMNS = ("bin_labels", "reference_shares", "current_shares")
+BINS_TABLE = "marts.feature_drift_bins"
+BIN_COLUMNS = ("bin_order", "bin_label", "reference_share", "current_share")
 
 
 def drift_distribution_columns(conn) -> list[str]:
-    """The bin-share columns marts.feature_drift_daily lacks (the report then says so instead of plotting)."""
-    have = set(_frame(conn, "SELECT * FROM marts.feature_drift_daily LIMIT 0").columns)
-    return [c for c in DISTRIBUTION_COLUMNS if c not in have]
+    """The distribution columns the report cannot build: all of them without marts.feature_drift_bins (or
+    with one lacking a bin column); the report then says so instead of plotting."""
+    if BINS_TABLE not in existing_tables(conn):
+        return list(DISTRIBUTION_COLUMNS)
+    have = set(_frame(conn, f"SELECT * FROM {BINS_TABLE} LIMIT 0").columns)
+    return [] if set(BIN_COLUMNS) <= have else list(DISTRIBUTION_COLUMNS)
 
 
 def alerted_feature_distributions(conn, as_of: date) -> pd.DataFrame:
     """For each (model, feature) with a PSI alert up to as_of: the published reference and current bin shares
-    of the newest alerted day, one row per model version (the PSI the alert judged, read, never recomputed)."""
-    return _frame(
+    of the newest alerted day, one row per model version (the PSI the alert judged, read, never recomputed),
+    with the bins of marts.feature_drift_bins as the lists bin_labels, reference_shares, current_shares."""
+    keys = ["date", "model_id", "model_version", "feature"]
+    bins = _frame(
         conn,
-        """
+        f"""
         WITH alerted AS (
             SELECT model_id, subject AS feature, max(date) AS date
             FROM marts.alerts WHERE metric = 'psi' AND coalesce(subject, '') <> '' AND date <= ?
             GROUP BY ALL
         )
         SELECT d.date, d.model_id, d.model_version, d.feature, d.psi,
-               d.bin_labels, d.reference_shares, d.current_shares
+               b.bin_order, b.bin_label, b.reference_share, b.current_share
         FROM marts.feature_drift_daily d
         JOIN alerted a USING (model_id, feature, date)
-        ORDER BY d.model_id, d.feature, d.model_version
+        LEFT JOIN {BINS_TABLE} b USING (date, model_id, model_version, feature)
+        ORDER BY d.model_id, d.feature, d.model_version, b.bin_order
         """,
         [as_of],
     )
+    rows = []
+    for key, group in bins.groupby(keys, sort=False, dropna=False):
+        present = group.dropna(subset=["bin_order"])  # a day without bins (no reference yet) gets empty lists
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "psi": group["psi"].iloc[0],
+                "bin_labels": [str(b) for b in present["bin_label"]],
+                "reference_shares": [float(x) for x in present["reference_share"]],
+                "current_shares": [float(x) for x in present["current_share"]],
+            }
+        )
+    return pd.DataFrame(rows, columns=[*keys, "psi", *DISTRIBUTION_COLUMNS])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.e2e.oracles import clean_predictions, known_predictions, label_metrics
+from tests.e2e.oracles import PSI_FLOOR, clean_predictions, known_predictions, label_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -224,3 +224,60 @@ def test_the_drift_reference_is_stored_once_and_rebuilt_only_when_its_days_run_a
     ]
     assert not np.allclose(*edges)  # the new rows moved the reference deciles
     assert assert_psi_is_numpys(p, day, preds) >= 2 * 5
+
+
+# ---------------------------------------------------------------- drift bins (the distributions behind PSI)
+
+
+def test_drift_bins_are_numpys_histograms_at_the_stored_deciles_and_give_the_published_psi(latest):
+    """marts.feature_drift_bins per day, model, version and feature: both sides' shares sum to 1, the current
+    shares are numpy's histogram of the day's values (raw files) cut at the stored reference deciles, the
+    reference side is the stored profile, and PSI from the bins with the 1e-4 floor is feature_drift_daily.psi."""
+    bins = latest.query(
+        "SELECT * FROM marts.feature_drift_bins ORDER BY date, model_id, model_version, feature, bin_order"
+    )
+    drift = latest.query("SELECT * FROM marts.feature_drift_daily WHERE psi IS NOT NULL")
+    stored = profiles(latest)
+    preds = clean_predictions(latest.source)
+    keys = ["date", "model_id", "model_version", "feature"]
+    assert not bins.empty
+    # bins exist exactly for the (day, model, version, feature) rows with a PSI
+    assert set(map(tuple, bins[keys].drop_duplicates().to_numpy())) == set(map(tuple, drift[keys].to_numpy()))
+    psi = drift.set_index(keys)["psi"]
+    numeric_checked = categorical_checked = 0
+    for (day, model_id, version, feature), rows in bins.groupby(keys):
+        profile = stored[
+            (stored["model_id"] == model_id) & (stored["model_version"] == version) & (stored["feature"] == feature)
+        ]
+        values = preds.loc[
+            (preds["model_id"] == model_id) & (preds["model_version"] == version) & (preds["date"] == day), feature
+        ].dropna()
+        assert list(rows["bin_order"]) == list(range(len(rows)))
+        assert rows["reference_share"].sum() == pytest.approx(1, abs=1e-12)
+        assert rows["current_share"].sum() == pytest.approx(1, abs=1e-12)
+        assert rows["current_count"].sum() == len(values)
+        if rows["feature_type"].iloc[0] == "numeric":
+            assert list(rows["bin"]) == [str(i) for i in range(10)]
+            edges = profile.assign(i=profile["bin"].astype(int)).sort_values("i")["lower_edge"].iloc[1:]
+            edges = edges.to_numpy(float)
+            # bin k holds edge_k < value <= edge_k+1: digitize with right=True counts the edges below a value
+            counts = np.bincount(np.digitize(values.to_numpy(float), edges, right=True), minlength=10)
+            np.testing.assert_allclose(rows["current_share"].to_numpy(float), counts / counts.sum(), rtol=1e-12)
+            assert rows["bin_label"].iloc[0] == f"(-inf, {round(edges[0], 4)}]"
+            assert rows["bin_label"].iloc[-1] == f"({round(edges[-1], 4)}, inf)"
+            numeric_checked += 1
+        else:
+            counts = values.value_counts()
+            shares = rows.set_index("bin")["current_share"]
+            assert {b: s for b, s in shares.items() if s > 0} == pytest.approx((counts / counts.sum()).to_dict())
+            assert (rows["bin_label"] == rows["bin"]).all()
+            # categories by reference share, most common first
+            assert list(rows["reference_count"]) == sorted(rows["reference_count"], reverse=True)
+            categorical_checked += 1
+        reference = profile.set_index("bin")["reference_share"].reindex(rows["bin"], fill_value=0.0)
+        np.testing.assert_allclose(rows["reference_share"].to_numpy(float), reference.to_numpy(float), rtol=1e-12)
+        ref = np.where(rows["reference_count"] == 0, PSI_FLOOR, rows["reference_share"])
+        cur = np.where(rows["current_count"] == 0, PSI_FLOOR, rows["current_share"])
+        expected = float(np.sum((cur - ref) * np.log(cur / ref)))
+        assert psi[(day, model_id, version, feature)] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert numeric_checked > 0 and categorical_checked > 0

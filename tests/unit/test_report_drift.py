@@ -12,19 +12,28 @@ def current_shares(day_index: int) -> list[float]:
     return [0.3 - shift, 0.4, 0.3 + shift]
 
 
+REFERENCE_SHARES = [0.3, 0.4, 0.3]
+
+
 def with_bin_shares(path):
+    """marts.feature_drift_bins as dbt builds it: one row per day, model, version, feature and bin; the rows are
+    inserted last bin first, so the report must order by bin_order."""
     with duckdb.connect(str(path)) as conn:
         conn.execute(
-            "ALTER TABLE marts.feature_drift_daily ADD COLUMN bin_labels VARCHAR[]; "
-            "ALTER TABLE marts.feature_drift_daily ADD COLUMN reference_shares DOUBLE[]; "
-            "ALTER TABLE marts.feature_drift_daily ADD COLUMN current_shares DOUBLE[]"
+            "CREATE TABLE marts.feature_drift_bins (date DATE, model_id VARCHAR, model_version VARCHAR, "
+            "feature VARCHAR, feature_type VARCHAR, bin VARCHAR, bin_label VARCHAR, bin_order BIGINT, "
+            "reference_count BIGINT, current_count BIGINT, reference_share DOUBLE, current_share DOUBLE)"
         )
-        for i, day in enumerate(DAYS):
-            conn.execute(
-                "UPDATE marts.feature_drift_daily SET bin_labels = ['0', '1', '2'], "
-                "reference_shares = [0.3, 0.4, 0.3], current_shares = ? WHERE date = ?",
-                [current_shares(i), day],
-            )
+        models = [r[0] for r in conn.execute("SELECT DISTINCT model_id FROM marts.feature_drift_daily").fetchall()]
+        rows = [
+            (day, m, "v1", f, "categorical", label, label, order, 0, 0, REFERENCE_SHARES[order], current[order])
+            for i, day in enumerate(DAYS)
+            for current in [current_shares(i)]
+            for m in models
+            for f in ("f1", "f2")
+            for order, label in reversed(list(enumerate(["0", "1", "2"])))
+        ]
+        conn.executemany("INSERT INTO marts.feature_drift_bins VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return path
 
 

@@ -7,8 +7,9 @@
 -- reference deciles (quantile_cont); categorical: PSI over categories. A bin
 -- or category empty on either side counts as 1e-4. PSI is null until the
 -- reference window is complete. null_rate counts nulls among all rows.
--- The reference side is stored once per version (int_reference_profiles):
--- a run reads only its own days of predictions.
+-- The bins and their shares (the reference side stored once per version in
+-- int_reference_profiles) are marts.feature_drift_bins': a run reads only
+-- its own days of predictions.
 
 {%- set psi_floor = 0.0001 %}
 
@@ -23,49 +24,12 @@ current_predictions as (
     where {{ in_partition_range('p.predicted_at') }}
 ),
 
-profiles as (
-    select model_id, model_version, feature, feature_type, bin, lower_edge, reference_count, reference_rows
-    from {{ ref('int_reference_profiles') }}
+current_numeric as (
+    {{ features_long('current_predictions', true) }}
 ),
 
-current_numeric as ({{ features_long('current_predictions', true) }}),
-
-current_categorical as ({{ features_long('current_predictions', false) }}),
-
--- the reference deciles of each numeric feature again as one row (bin k's lower edge is edge_k)
-edges as (
-    select
-        model_id,
-        model_version,
-        feature,
-        {%- for i in range(1, 10) %}
-        max(case when bin = '{{ i }}' then lower_edge end) as edge_{{ i }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from profiles
-    where feature_type = 'numeric'
-    group by model_id, model_version, feature
-),
-
--- bin = how many reference deciles the value exceeds (0..9)
-reference_bins as (
-    select model_id, model_version, feature, bin as bucket, reference_count as n
-    from profiles
-    where reference_count > 0
-),
-
-current_bins as (
-    select c.date, c.model_id, c.model_version, c.feature,
-        cast({{ decile_bin('c.value', 'e') }} as {{ dbt.type_string() }}) as bucket,
-        count(*) as n
-    from current_numeric as c
-    inner join edges as e on c.model_id = e.model_id and c.model_version = e.model_version and c.feature = e.feature
-    where c.value is not null
-    group by c.date, c.model_id, c.model_version, c.feature, {{ decile_bin('c.value', 'e') }}
-    union all
-    select date, model_id, model_version, feature, value as bucket, count(*) as n
-    from current_categorical
-    where value is not null
-    group by date, model_id, model_version, feature, value
+current_categorical as (
+    {{ features_long('current_predictions', false) }}
 ),
 
 current_totals as (
@@ -80,51 +44,19 @@ current_totals as (
     group by date, model_id, model_version, feature
 ),
 
-reference_totals as (
-    select distinct model_id, model_version, feature, reference_rows as rows_non_null
-    from profiles
-),
-
--- every bucket seen on either side, for every day being scored
-buckets as (
-    select t.date, t.model_id, t.model_version, t.feature, b.bucket
-    from current_totals as t
-    inner join (
-        select model_id, model_version, feature, bucket from reference_bins
-        union
-        select model_id, model_version, feature, bucket from current_bins
-    ) as b on t.model_id = b.model_id and t.model_version = b.model_version and t.feature = b.feature
-),
-
-shares as (
-    select b.date, b.model_id, b.model_version, b.feature,
-        case
-            when coalesce(c.n, 0) = 0 then {{ psi_floor }} else cast(c.n as double) / t.rows_non_null
-        end as current_share,
-        case
-            when coalesce(r.n, 0) = 0 then {{ psi_floor }} else cast(r.n as double) / rt.rows_non_null
-        end as reference_share
-    from buckets as b
-    inner join current_totals as t
-        on
-            b.date = t.date and b.model_id = t.model_id and b.model_version = t.model_version
-            and b.feature = t.feature
-    inner join reference_totals as rt
-        on b.model_id = rt.model_id and b.model_version = rt.model_version and b.feature = rt.feature
-    left join current_bins as c
-        on
-            b.date = c.date and b.model_id = c.model_id and b.model_version = c.model_version
-            and b.feature = c.feature and b.bucket = c.bucket
-    left join reference_bins as r
-        on
-            b.model_id = r.model_id and b.model_version = r.model_version
-            and b.feature = r.feature and b.bucket = r.bucket
+-- the bins and their shares are feature_drift_bins' (of this run's days); an empty bin counts as the floor
+floored as (
+    select date, model_id, model_version, feature,
+        case when current_count = 0 then {{ psi_floor }} else current_share end as current_share,
+        case when reference_count = 0 then {{ psi_floor }} else reference_share end as reference_share
+    from {{ ref('feature_drift_bins') }}
+    where {{ in_partition_range('date') }}
 ),
 
 psi as (
     select date, model_id, model_version, feature,
         {{ exact_sum('(current_share - reference_share) * ln(current_share / reference_share)') }} as psi
-    from shares
+    from floored
     group by date, model_id, model_version, feature
 )
 
