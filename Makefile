@@ -62,10 +62,12 @@ chromium:
 		  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
 		echo "note: $(CHROMIUM) is missing: the report's browser test will fail (apt-get install chromium)"
 
-# Lint and format first (seconds), then every test, slow ones included.
+# Lint and format first (Python: ruff; dbt SQL: sqlfluff with the dbt templater, compiled against an
+# empty in-memory database), then every test, slow ones included.
 test: $(INSTALLED) $(MANIFEST) postgres-binaries chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	IMPACT_LEDGER_DB=:memory: $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
 	$(BIN)/pytest
 
 # Benchmark (tests/benchmarks/bench_suite.py): the pipeline at 100k, 1M and 10M prediction rows a day, the

@@ -69,9 +69,13 @@ reference_predictions as (
     {%- endif %}
 ),
 
-numeric_values as ({{ features_long('reference_predictions', true) }}),
+numeric_values as (
+    {{ features_long('reference_predictions', true) }}
+),
 
-categorical_values as ({{ features_long('reference_predictions', false) }}),
+categorical_values as (
+    {{ features_long('reference_predictions', false) }}
+),
 
 -- a feature with no value in the window gets no profile (and no PSI)
 edges as (
