@@ -15,7 +15,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # one planned event per asset for a backfill's range, not per day (orchestration/runs.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
-.PHONY: install manifest demo test dev docs clean postgres-binaries chromium bench
+.PHONY: install manifest demo test dev docs clean postgres-binaries chromium bench spark java
 
 # The demo's own project file names its models, protected attributes and OKRs;
 # your data gets its own (`impact-ledger init --source DIR`).
@@ -61,6 +61,21 @@ chromium:
 		{ echo "installing chromium for the report's browser test"; apt-get install -y -q chromium >/dev/null || \
 		  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
 		echo "note: $(CHROMIUM) is missing: the report's browser test will fail (apt-get install chromium)"
+
+# The Apache Spark engine (engine: spark; README: Apache Spark): dbt's Spark adapter and pyspark, the
+# `spark` extra; its parity test is tests/spark (`pytest -m spark`). Spark needs a Java 17 runtime.
+SPARK_INSTALLED := $(VENV)/.spark-installed
+spark: $(SPARK_INSTALLED) java
+
+$(SPARK_INSTALLED): $(INSTALLED) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,spark]'
+	@touch $@
+
+java:
+	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ echo "installing openjdk-17-jre-headless for the Spark engine"; apt-get install -y -q openjdk-17-jre-headless >/dev/null || \
+		  { apt-get update -q >/dev/null && apt-get install -y -q openjdk-17-jre-headless >/dev/null; }; }; } || \
+		echo "note: java is missing: the Spark engine will not start (apt-get install openjdk-17-jre-headless)"
 
 # Lint and format first (Python: ruff; dbt SQL: sqlfluff with the dbt templater, compiled against an
 # empty in-memory database), then every test, slow ones included.
