@@ -53,6 +53,7 @@ PUBLISHED = {
     "marts.retention_cohorts": Published("matured_date"),
     "marts.model_health_daily": Published("date", (LABELS,)),
     "marts.feature_drift_daily": Published("date"),  # PSI needs no labels: only the run's own days change
+    "marts.feature_drift_bins": Published("date"),  # the bins behind that PSI (the report draws alerted ones)
     "marts.leading_lagging": Published("as_of_date", (LABELS,)),
     "marts.bias_daily": Published("date", (LABELS,)),
     "marts.bias_group_rates": Published("date", (LABELS,)),
