@@ -35,6 +35,7 @@ MODELS = [
     "int_score_calibration",
     "model_health_daily",
     "int_reference_profiles",
+    "feature_drift_bins",
     "feature_drift_daily",
 ]
 LABEL_COLUMNS = [

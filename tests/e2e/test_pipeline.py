@@ -16,6 +16,7 @@ MARTS = {
     "marts.retention_cohorts": "cohort_type, experiment_id, variant, cohort_date, horizon_days",
     "marts.model_health_daily": "date, model_id, model_version",
     "marts.feature_drift_daily": "date, model_id, model_version, feature",
+    "marts.feature_drift_bins": "date, model_id, model_version, feature, bin_order",
     "marts.alerts": "date, model_id, model_version, metric, subject",
     "marts.experiment_stats": "experiment_id, variant, metric, analysis_window, as_of_date",
     "attribution.experiment_results": "experiment_id, metric, treatment_variant, analysis_window, as_of_date",
