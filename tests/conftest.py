@@ -21,12 +21,11 @@ if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("IMPACT_LEDGER_DBT_TARGET", f"dagster_{worker}")
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _dbt_in_process_releases_the_warehouse():
+def pytest_configure(config):
     """Tests that run dbt in this process (dbtRunner) then open the warehouse themselves; in production dbt
     is a subprocess whose DuckDB handle dies with it. dbt-duckdb caches its handle (opened with the profile's
     config_options) for the process, and DuckDB refuses a second handle with another configuration: drop it
-    after every invocation."""
+    after every invocation. (A hook, not an autouse fixture: fixtures group tests onto xdist workers below.)"""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
@@ -39,8 +38,6 @@ def _dbt_in_process_releases_the_warehouse():
             DuckDBConnectionManager.close_all_connections()
 
     dbtRunner.invoke = invoke_and_release
-    yield
-    dbtRunner.invoke = invoke
 
 
 def _shared_fixtures(item) -> list[str]:
