@@ -36,6 +36,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import yaml
+from _process_tree import tree_rss, uptime
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "impact-ledger")
@@ -47,23 +48,6 @@ def say(text: str) -> None:
     print(f"[big day {datetime.now():%H:%M:%S}] {text}", flush=True)
 
 
-def _tree_rss(pid: int) -> int:
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def measure(cmd: list[str], env: dict, echo: bool = True) -> dict:
     """Run ``cmd`` to its end: wall, CPU and peak RSS of its process tree, its steps (name, seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -73,7 +57,7 @@ def measure(cmd: list[str], env: dict, echo: bool = True) -> dict:
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            peak[0] = max(peak[0], tree_rss(proc.pid))
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -210,10 +194,6 @@ def _rows_loaded(db: Path, day: date) -> int | None:
             return conn.execute("SELECT count(*) FROM raw.predictions WHERE _partition_date = ?", [day]).fetchone()[0]
     except duckdb.Error:
         return None
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:

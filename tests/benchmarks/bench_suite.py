@@ -47,6 +47,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+from _process_tree import tree_rss, uptime  # noqa: E402  (the scripts' own folder is on sys.path)
 
 VENV_BIN = Path(sys.executable).parent
 CLI = str(VENV_BIN / "impact-ledger")
@@ -96,23 +97,6 @@ STEP_STARTED = re.compile(r"^\s*\[\s*[\d.]+s\] .* started$")
 RUN_ID = re.compile(r"\(run (?P<id>[0-9a-f]{8})\)")
 
 
-def _tree_rss(pid: int) -> int:
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def run_measured(cmd: list[str], env: dict, echo=None, stop_at_first_step=False) -> Measured:
     """Run ``cmd`` to its end (or to its first step), sampling the tree's RSS; ``echo(line)`` filters output."""
     m = Measured(" ".join(str(c) for c in cmd))
@@ -133,7 +117,7 @@ def run_measured(cmd: list[str], env: dict, echo=None, stop_at_first_step=False)
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            peak[0] = max(peak[0], tree_rss(proc.pid))
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -476,10 +460,6 @@ def machine() -> dict:
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip(),
     }
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def targets(results: dict) -> list[dict]:
