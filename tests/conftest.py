@@ -21,25 +21,6 @@ if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("IMPACT_LEDGER_DBT_TARGET", f"dagster_{worker}")
 
 
-def pytest_configure(config):
-    """Tests that run dbt in this process (dbtRunner) then open the warehouse themselves; in production dbt
-    is a subprocess whose DuckDB handle dies with it. dbt-duckdb caches its handle (opened with the profile's
-    config_options) for the process, and DuckDB refuses a second handle with another configuration: drop it
-    after every invocation. (A hook, not an autouse fixture: fixtures group tests onto xdist workers below.)"""
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    from dbt.cli.main import dbtRunner
-
-    invoke = dbtRunner.invoke
-
-    def invoke_and_release(self, *args, **kwargs):
-        try:
-            return invoke(self, *args, **kwargs)
-        finally:
-            DuckDBConnectionManager.close_all_connections()
-
-    dbtRunner.invoke = invoke_and_release
-
-
 def _shared_fixtures(item) -> list[str]:
     """The session- and module-scoped fixtures of this repository's tests that ``item`` uses, as keys."""
     keys = []

@@ -7,7 +7,6 @@ applied in SQL, as tests/e2e/oracles.clean_predictions does): the gates are test
 which days the marts recompute, and with which labels.
 """
 
-import json
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from sklearn.metrics import precision_score, recall_score
 from orchestration.lib.quality_gate import ensure_gate_results
 from orchestration.lib.synthetic_world import WorldConfig, generate_world
 from tests.e2e.oracles import clean_predictions, known_predictions, label_metrics, psi_categorical, psi_numeric, read
+from tests.dbt_in_process import run_dbt
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +52,6 @@ LABEL_COLUMNS = [
 
 def build(db, first: date, last: date, horizons: dict[str, int], reference: dict[str, dict], target) -> None:
     """One dbt run over first..last, as the daily job runs it (model_settings as config_dbt_vars writes them)."""
-    from dbt.cli.main import dbtRunner
-
-    from orchestration.lib.settings import DBT_PROJECT_DIR
 
     settings = {
         m: {
@@ -76,22 +73,7 @@ def build(db, first: date, last: date, horizons: dict[str, int], reference: dict
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
         mp.setenv("IMPACT_LEDGER_TEMP_DIR", spill_dir(db))
-        result = dbtRunner().invoke(
-            [
-                "run",
-                "--select",
-                *MODELS,
-                "--project-dir",
-                str(DBT_PROJECT_DIR),
-                "--profiles-dir",
-                str(DBT_PROJECT_DIR),
-                "--target-path",
-                str(target),
-                "--vars",
-                json.dumps(variables),
-                "--quiet",
-            ]
-        )
+        result = run_dbt("run", MODELS, str(target), variables)
     assert result.success, result.exception
 
 

@@ -1,6 +1,5 @@
 """marts.leading_lagging against a pandas/scipy/statsmodels recomputation, and the planted incident's lead over the KPI drop."""
 
-import json
 import shutil
 from datetime import date, timedelta
 
@@ -13,6 +12,7 @@ from statsmodels.tsa.stattools import acf
 
 from orchestration.lib.leading import kpi_drop_leads
 from orchestration.lib.settings import dbt_var
+from tests.dbt_in_process import run_dbt
 
 
 def test_correlations_of_daily_changes_match_pandas_at_every_lag(latest):
@@ -109,29 +109,10 @@ def test_the_incident_alert_leads_the_planted_kpi_drop(latest):
     ],
 )
 def test_a_bad_leading_lagging_var_names_the_key_before_any_sql_runs(latest, tmp_path, monkeypatch, change, message):
-    from dbt.cli.main import dbtRunner
-
-    from orchestration.lib.settings import DBT_PROJECT_DIR
-
     shutil.copy(latest.db, tmp_path / "warehouse.duckdb")  # the compiler reads the marts' columns
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
     day = latest.last.isoformat()
     variables = {"min_date": day, "max_date": day, "leading_lagging": {**dbt_var("leading_lagging"), **change}}
-    result = dbtRunner().invoke(
-        [
-            "compile",
-            "--select",
-            "leading_lagging",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--vars",
-            json.dumps(variables),
-            "--quiet",
-        ]
-    )
+    result = run_dbt("compile", ["leading_lagging"], str(tmp_path / "target"), variables)
     assert not result.success
     assert message in str(result.exception)

@@ -1,6 +1,5 @@
 """Every mart metric against an independent computation on the raw Parquet files."""
 
-import json
 import shutil
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ from sklearn.metrics import brier_score_loss
 
 from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import dbt_var
+from tests.dbt_in_process import run_dbt
 from tests.e2e.oracles import (
     COHORT_KEYS,
     cbpe,
@@ -121,9 +121,6 @@ def test_every_health_metric_matches_its_oracle(materialized):
 
 def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, monkeypatch):
     """The e2e world ends before the label horizon lets a calibration mature, so learn one with a shorter one."""
-    from dbt.cli.main import dbtRunner
-
-    from orchestration.lib.settings import DBT_PROJECT_DIR
 
     p, horizon = materialized, 7
     lookback = dbt_var(
@@ -138,23 +135,11 @@ def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, mo
         "default_label_horizon_days": horizon,
         "max_label_horizon_days": horizon,
     }
-    result = dbtRunner().invoke(
-        [
-            "run",
-            "--select",
-            "int_label_refresh_days",
-            "int_score_calibration",
-            "model_health_daily",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--vars",
-            json.dumps(variables),
-            "--quiet",
-        ]
+    result = run_dbt(
+        "run",
+        ["int_label_refresh_days", "int_score_calibration", "model_health_daily"],
+        str(tmp_path / "target"),
+        variables,
     )
     assert result.success, result.exception
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:  # dbt-duckdb keeps its in-process handle open

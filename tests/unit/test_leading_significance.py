@@ -4,7 +4,6 @@ Null worlds (no health metric moves the KPIs) must print a lead on fewer than 5%
 as-of dates although ~840 correlations are searched each day; a planted lead is found.
 """
 
-import json
 from datetime import date, timedelta
 
 import duckdb
@@ -15,7 +14,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.tsa.stattools import acf
 
-from orchestration.lib.settings import DBT_PROJECT_DIR, dbt_var
+from orchestration.lib.settings import dbt_var
+from tests.dbt_in_process import run_dbt
 
 START = date(2025, 1, 1)
 MODELS = ("model_a", "model_b")
@@ -74,7 +74,6 @@ def _null_world(days: int, seed: int) -> dict[str, pd.DataFrame]:
 
 def _build(tmp_path, tables: dict[str, pd.DataFrame], monkeypatch) -> pd.DataFrame:
     """Write the marts leading_lagging reads, run the dbt model over every day, return it."""
-    from dbt.cli.main import dbtRunner
 
     db = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(db)) as conn:
@@ -89,22 +88,7 @@ def _build(tmp_path, tables: dict[str, pd.DataFrame], monkeypatch) -> pd.DataFra
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
     monkeypatch.setenv("IMPACT_LEDGER_TEMP_DIR", str(tmp_path / "tmp"))
     variables = {"min_date": min(days).isoformat(), "max_date": max(days).isoformat()}
-    result = dbtRunner().invoke(
-        [
-            "run",
-            "--select",
-            "leading_lagging",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--vars",
-            json.dumps(variables),
-            "--quiet",
-        ]
-    )
+    result = run_dbt("run", ["leading_lagging"], str(tmp_path / "target"), variables)
     assert result.success, result.exception
     with duckdb.connect(str(db)) as conn:
         return conn.execute("SELECT * FROM marts.leading_lagging ORDER BY ALL").df()

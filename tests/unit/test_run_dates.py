@@ -6,25 +6,24 @@ from datetime import date
 import pytest
 
 from orchestration.defs.transform.dbt_assets import RUN_DATE_ENV, run_dates_in_env
-from orchestration.lib.settings import DBT_PROJECT_DIR
+from tests.dbt_in_process import run_dbt
 
 MODEL = "int_label_refresh_days"  # reads min_date() and max_date()
 
 
 def compile_model(tmp_path, env: dict[str, str], variables: str | None = None):
     """`dbt compile` of MODEL in-process -> (success, compiled SQL or error, {event name: message} dbt fired)."""
-    from dbt.cli.main import dbtRunner
 
     events = {}
-    args = ["compile", "--select", MODEL, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    args += ["--target-path", str(tmp_path / "target"), "--quiet", *(["--vars", variables] if variables else [])]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
         for name in RUN_DATE_ENV.values():
             mp.delenv(name, raising=False)
         for name, value in env.items():
             mp.setenv(name, value)
-        result = dbtRunner(callbacks=[lambda e: events.setdefault(e.info.name, e.info.msg)]).invoke(args)
+        result = run_dbt(
+            "compile", [MODEL], tmp_path / "target", variables, [lambda e: events.setdefault(e.info.name, e.info.msg)]
+        )
     if not result.success:
         return False, str(result.exception), events
     [node] = [n for n in result.result.results if n.node.name == MODEL]

@@ -4,7 +4,6 @@ The raw tables come from the real loader (which also creates quality.gate_result
 the staging views (about 10 s).
 """
 
-import json
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 
 from orchestration.lib.raw_loader import load_partition
+from tests.dbt_in_process import run_dbt
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(3)]
 HELD_BACK = DAYS[1]
@@ -25,10 +25,6 @@ def _write(source, table, frame, day=None):
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
-    from dbt.cli.main import dbtRunner
-
-    from orchestration.lib.settings import DBT_PROJECT_DIR
-
     root = tmp_path_factory.mktemp("staging")
     source, db = root / "landing", root / "warehouse.duckdb"
     # users without segment, gender or age_band, one without a country; a protected column outside the contract
@@ -90,24 +86,8 @@ def staged(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
         mp.setenv("IMPACT_LEDGER_TEMP_DIR", str(root / "tmp"))
-        result = dbtRunner().invoke(
-            [
-                "run",
-                "--select",
-                "stg_orders",
-                "stg_predictions",
-                "stg_users",
-                "stg_labels",
-                "--project-dir",
-                str(DBT_PROJECT_DIR),
-                "--profiles-dir",
-                str(DBT_PROJECT_DIR),
-                "--target-path",
-                str(root / "target"),
-                "--vars",
-                json.dumps(variables),
-                "--quiet",
-            ]
+        result = run_dbt(
+            "run", ["stg_orders", "stg_predictions", "stg_users", "stg_labels"], str(root / "target"), variables
         )
     assert result.success, result.exception
     return db
