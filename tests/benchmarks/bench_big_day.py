@@ -30,13 +30,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from _process_tree import tree_rss, uptime
+from _process_tree import PeakTreeRss, uptime
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "impact-ledger")
@@ -53,30 +52,20 @@ def measure(cmd: list[str], env: dict, echo: bool = True) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak, done = [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_rss(proc.pid))
-            done.wait(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     lines = []
-    for line in proc.stdout:
-        lines.append(line.rstrip("\n"))
-        if echo:
-            print(f"    {line.rstrip()}", flush=True)
-    proc.wait()
-    wall = time.monotonic() - started
-    done.set()
-    sampler.join()
+    with PeakTreeRss(proc.pid) as rss:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if echo:
+                print(f"    {line.rstrip()}", flush=True)
+        proc.wait()
+        wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "returncode": proc.returncode,
         "wall_s": round(wall, 1),
         "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
-        "peak_rss_gib": round(peak[0] / GiB, 2),
+        "peak_rss_gib": round(rss.peak / GiB, 2),
         "largest_process_gib": round(after.ru_maxrss * 1024 / GiB, 2),  # KiB on Linux; max over reaped children
         "steps": [
             (re.sub(r"^\.\. \S+ ", "", m["step"]), float(m["secs"])) for line in lines if (m := STEP_DONE.search(line))

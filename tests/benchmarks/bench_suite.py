@@ -39,7 +39,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -47,7 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
-from _process_tree import tree_rss, uptime  # noqa: E402  (the scripts' own folder is on sys.path)
+from _process_tree import PeakTreeRss, uptime  # noqa: E402  (the scripts' own folder is on sys.path)
 
 VENV_BIN = Path(sys.executable).parent
 CLI = str(VENV_BIN / "impact-ledger")
@@ -112,35 +111,24 @@ def run_measured(cmd: list[str], env: dict, echo=None, stop_at_first_step=False)
         bufsize=1,
         start_new_session=True,  # its own process group: stopping it early stops its children too
     )
-    peak = [0]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_rss(proc.pid))
-            done.wait(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     lines = []
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        lines.append(line)
-        if m.first_step_s is None and STEP_STARTED.match(line):
-            m.first_step_s = time.monotonic() - started
-            if stop_at_first_step:
-                m.stopped_early = True
-                os.killpg(proc.pid, signal.SIGTERM)  # the group of the process started above, nothing else
-                break
-        if echo is not None and echo(line):
-            print(f"      {line.strip()}", flush=True)
-    proc.wait()
-    m.wall = time.monotonic() - started
-    done.set()
-    sampler.join()
+    with PeakTreeRss(proc.pid) as rss:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            if m.first_step_s is None and STEP_STARTED.match(line):
+                m.first_step_s = time.monotonic() - started
+                if stop_at_first_step:
+                    m.stopped_early = True
+                    os.killpg(proc.pid, signal.SIGTERM)  # the group of the process started above, nothing else
+                    break
+            if echo is not None and echo(line):
+                print(f"      {line.strip()}", flush=True)
+        proc.wait()
+        m.wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     m.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    m.peak_rss_gib = peak[0] / GiB
+    m.peak_rss_gib = rss.peak / GiB
     m.largest_process_gib = after.ru_maxrss * 1024 / GiB  # max over every child reaped so far (KiB on Linux)
     m.returncode = proc.returncode
     m.tail = lines[-15:]
