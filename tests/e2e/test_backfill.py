@@ -2,6 +2,8 @@
 
 import duckdb
 
+from tests.warehouse_diff import rows_only_in_each
+
 # Columns that record *when the pipeline saw* something, not what the data says:
 # a backfill sees the whole range at once (README: "Detection dates").
 # Requests depend on the alerts' dates only; their snapshot_path is under each
@@ -42,12 +44,7 @@ def test_a_seven_day_backfill_equals_seven_daily_runs(full_db, daily_db):
         for table in tables:
             exclude = f"EXCLUDE ({', '.join(RUN_HISTORY[table])})" if table in RUN_HISTORY else ""
             select = lambda db: f"SELECT * {exclude} FROM {db}.{table}"  # noqa: E731
-            only_backfill = conn.execute(
-                f"SELECT count(*) FROM ({select('backfill')} EXCEPT ALL {select('daily')})"
-            ).fetchone()[0]
-            only_daily = conn.execute(
-                f"SELECT count(*) FROM ({select('daily')} EXCEPT ALL {select('backfill')})"
-            ).fetchone()[0]
+            only_backfill, only_daily = rows_only_in_each(conn, select, "backfill", "daily")
             rows = conn.execute(f"SELECT count(*) FROM backfill.{table}").fetchone()[0]
             assert (only_backfill, only_daily) == (0, 0), (
                 f"{table}: {only_backfill} rows only in the backfill, {only_daily} only in the daily runs (of {rows})"

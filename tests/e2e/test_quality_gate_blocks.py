@@ -8,6 +8,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from tests.warehouse_diff import rows_only_in_each
+
 pytestmark = pytest.mark.slow
 
 
@@ -192,12 +194,7 @@ def test_a_backfill_holds_back_only_its_bad_day_and_equals_day_by_day_runs(e2e_w
             if table in BUILT_FROM_THE_BLOCKED_DAY:
                 not_bad_day += f" AND NOT ({BUILT_FROM_THE_BLOCKED_DAY[table].format(day=bad_day)})"
             select = lambda db: f"SELECT * {exclude} FROM {db}.{table} WHERE {not_bad_day}"  # noqa: E731
-            only_backfill = conn.execute(
-                f"SELECT count(*) FROM ({select('backfill')} EXCEPT ALL {select('daily')})"
-            ).fetchone()[0]
-            only_daily = conn.execute(
-                f"SELECT count(*) FROM ({select('daily')} EXCEPT ALL {select('backfill')})"
-            ).fetchone()[0]
+            only_backfill, only_daily = rows_only_in_each(conn, select, "backfill", "daily")
             assert (only_backfill, only_daily) == (0, 0), (
                 f"{table}: {only_backfill} rows only in the backfill, {only_daily} only day by day"
             )

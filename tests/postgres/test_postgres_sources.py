@@ -19,6 +19,8 @@ import yaml
 
 from tests.postgres.conftest import DB_TABLES, MODEL_TABLES
 
+from tests.warehouse_diff import rows_only_in_each
+
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 DEMO = Path(__file__).resolve().parents[2] / "expectations" / "demo.yml"
@@ -143,12 +145,7 @@ def test_marts_from_postgres_and_a_lake_equal_a_file_only_run(file_only_db, mixe
             ]
             listed = ", ".join(f'"{c}"' for c in columns if c not in WHERE_READ + WHEN_BUILT)
             select = lambda db: f"SELECT {listed} FROM {db}.{table}"  # noqa: E731
-            only_files = conn.execute(
-                f"SELECT count(*) FROM ({select('files')} EXCEPT ALL {select('mixed')})"
-            ).fetchone()[0]
-            only_mixed = conn.execute(
-                f"SELECT count(*) FROM ({select('mixed')} EXCEPT ALL {select('files')})"
-            ).fetchone()[0]
+            only_files, only_mixed = rows_only_in_each(conn, select, "files", "mixed")
             rows = conn.execute(f"SELECT count(*) FROM files.{table}").fetchone()[0]
             assert (only_files, only_mixed) == (0, 0), (
                 f"{table}: {only_files} rows only in the file run, {only_mixed} only with PostgreSQL (of {rows})"
