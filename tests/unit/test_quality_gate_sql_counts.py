@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from orchestration.lib import quality_gate as qg
-from orchestration.lib.quality_gate import RowRule, validate_frame
+from orchestration.lib.quality_gate import RowRule, load_suite, validate_frame
 
 DAYS = [date(2026, 9, 1), date(2026, 9, 2), date(2026, 9, 3)]
 
@@ -239,3 +239,15 @@ def test_the_gate_on_a_warehouse_never_fetches_the_rows(monkeypatch, tmp_path):
     )
     assert status.unexpected_count == 400 and status.failed_days == (DAYS[2],)  # 2% of 20,000 > 1% and > 10
     assert result.rows == 20_000 and max(seen) <= 1 and len(seen) == 3  # schema, one day's row, one day's volume
+
+
+def test_a_suite_file_with_a_row_expectation_the_sql_counts_do_not_know_is_refused_naming_it(tmp_path):
+    """A suite edited to use, e.g., a regex check fails loudly when it loads instead of passing unchecked."""
+    (tmp_path / "raw_orders.yml").write_text(
+        "name: raw_orders\ntable: orders\nexpectations:\n"
+        "  - {type: expect_column_values_to_match_regex, kwargs: {column: order_id, regex: '^o'}}\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"raw_orders.yml: expectations #1: expect_column_values_to_match_regex is not"
+    ):
+        load_suite("raw_orders", tmp_path)
