@@ -23,6 +23,7 @@ from orchestration.defs.notify.sensors import alert_notifications_sensor
 from orchestration.defs.publish.assets import analytics_snapshot_asset
 from orchestration.defs.publish.freshness import freshness_checks_sensor, published_freshness_checks
 from orchestration.defs.quality.checks import quality_checks
+from orchestration.defs.quality.data_docs import data_docs_asset
 from orchestration.defs.report.assets import daily_report_asset
 from orchestration.defs.resources import build_resources
 from orchestration.defs.retraining.assets import (
@@ -38,6 +39,7 @@ from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 
 ALL_ASSETS = [
     *raw_assets,
+    data_docs_asset,
     impact_ledger_dbt,
     alerts_asset,
     bias_window_assets,

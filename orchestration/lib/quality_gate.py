@@ -47,6 +47,7 @@ import math
 import numbers
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -516,6 +517,7 @@ DOCS_SITE = "impact_ledger"
 
 def _context(docs_dir: Path | None):
     """Ephemeral GX context, or a file-mode one whose Data Docs site renders into ``docs_dir``."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -537,6 +539,60 @@ def _context(docs_dir: Path | None):
     return context
 
 
+class GxSession:
+    """One GX context for the suites a process validates; with ``docs_dir``, results are kept in a
+    file-mode context and ``build_docs()`` renders the Data Docs pages still missing.
+
+    Creating GX's context, compiling its page templates and rebuilding the docs index cost about a
+    second each time: a run's gates share one session and the pages are rendered once per run."""
+
+    def __init__(self, docs_dir: Path | None = None):
+        self.docs_dir = docs_dir
+        self.context = _context(docs_dir)
+        self.suite_names: set[str] = set()  # validated since the last build: their pages are redrawn
+
+    def pending_results(self) -> list:
+        """Stored validation results that have no page in the site yet (the site mirrors the store's paths)."""
+        pages = self.docs_dir / "validations"
+        return [
+            key
+            for key in self.context.validation_results_store.list_keys()
+            if not (pages / ("/".join(key.to_tuple()) + ".html")).exists()
+        ]
+
+    def build_docs(self) -> int:
+        """Render the pending results' pages, their suites' pages and the index into ``docs_dir``, and make
+        them work offline. Returns the number of result pages rendered. A full rebuild would re-render
+        every result kept so far, which grows with history."""
+        if self.docs_dir is None:
+            return 0
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+        from orchestration.lib.data_docs import make_site_offline
+
+        results = self.pending_results()
+        names = self.suite_names | {key.expectation_suite_identifier.name for key in results}
+        if not results and not names:
+            return 0
+        suites = [ExpectationSuiteIdentifier(name=name) for name in sorted(names)]
+        built = time.time() - 2  # coarse file-system clocks: a page written in this second counts
+        self.context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=results + suites)
+        make_site_offline(self.docs_dir, since=built)  # no CSS/JS from CDNs; the index's tables as plain HTML
+        self.suite_names = set()
+        return len(results)
+
+
+_SESSIONS: dict = {}
+
+
+def gx_session(docs_dir: Path | None) -> GxSession:
+    """This process's session for ``docs_dir``: the gate steps of an in-process run share it."""
+    key = None if docs_dir is None else Path(docs_dir).resolve()
+    if key not in _SESSIONS:
+        _SESSIONS[key] = GxSession(key)
+    return _SESSIONS[key]
+
+
 def validate_frames(
     frames: dict,
     suite: dict,
@@ -544,6 +600,7 @@ def validate_frames(
     docs_dir: Path | None = None,
     days: list[date] | None = None,
     row_rule: RowRule | None = None,
+    session: GxSession | None = None,
 ) -> SuiteResult:
     """Validate each level against that level's expectations in one GX context, and judge each day.
 
@@ -551,7 +608,8 @@ def validate_frames(
     never fetched) or a ready pandas frame (small tests; without ``_day`` it is one day), counted the
     same way in an in-memory DuckDB. ``days``: the run's days (default: the days of the rows' ``_day``).
     ``row_rule``: gates.rows (default: the project file's). With ``docs_dir``, results are kept in a
-    file-mode context and GX Data Docs (HTML) are rebuilt into ``docs_dir``.
+    file-mode context and GX Data Docs (HTML) are rebuilt into ``docs_dir``. With a ``session``
+    (its own ``docs_dir`` applies), the context is shared and the session builds the docs later.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -576,7 +634,9 @@ def validate_frames(
     if counts:
         frames["rows"], specs["rows"], by_column = _gx_rows_level(counts, rows_by_day, days, rule, snapshot)
 
-    context = _context(docs_dir)
+    own_session = session is None
+    session = session or GxSession(docs_dir)
+    context, store = session.context, session.docs_dir is not None
     source = context.data_sources.add_or_update_pandas(name="impact_ledger")
     outcomes: list[ExpectationOutcome] = []
     for level in LEVELS.values():
@@ -588,6 +648,7 @@ def validate_frames(
             (b for b in asset.batch_definitions if b.name == level), None
         ) or asset.add_batch_definition_whole_dataframe(level)
         gx_suite = gx.ExpectationSuite(name=name)
+        session.suite_names.add(name)
         for exp in specs[level]:
             gx_suite.add_expectation_configuration(
                 ExpectationConfiguration(
@@ -597,7 +658,7 @@ def validate_frames(
                     description=exp.get("description"),
                 )
             )
-        result = _gx_validate(context, gx, name, batch_definition, gx_suite, frames[level], parameters, docs_dir)
+        result = _gx_validate(context, gx, name, batch_definition, gx_suite, frames[level], parameters, store)
         for r in result.results:
             details = r.result or {}
             meta = r.expectation_config.meta or {}
@@ -628,18 +689,12 @@ def validate_frames(
                     unexpected_by_day=by_day or {},
                 )
             )
-    if docs_dir is not None:
-        import time
-
-        from orchestration.lib.data_docs import make_site_offline
-
-        built = time.time() - 2  # coarse file-system clocks: a page written in this second counts
-        context.build_data_docs(site_names=[DOCS_SITE])
-        make_site_offline(docs_dir, since=built)  # no CSS/JS from CDNs; the index's tables as plain HTML
+    if own_session:
+        session.build_docs()
     return SuiteResult(suite["name"], n_rows, outcomes, days, rows_by_day)
 
 
-def _gx_validate(context, gx, name, batch_definition, gx_suite, frame, parameters, docs_dir):
+def _gx_validate(context, gx, name, batch_definition, gx_suite, frame, parameters, store: bool):
     """One GX validation of ``frame`` (every frame GX is given passes here: aggregates, never the rows)."""
     # COMPLETE: the index of every unexpected row (a row is a day, or a day and group), no index query
     result_format = {
@@ -647,7 +702,7 @@ def _gx_validate(context, gx, name, batch_definition, gx_suite, frame, parameter
         "partial_unexpected_count": SAMPLE_SIZE,
         "return_unexpected_index_query": False,
     }
-    if docs_dir is None:
+    if not store:  # no Data Docs: nothing is kept
         return batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
             gx_suite, result_format=result_format, expectation_parameters=parameters or {}
         )
@@ -655,7 +710,9 @@ def _gx_validate(context, gx, name, batch_definition, gx_suite, frame, parameter
         gx.ValidationDefinition(name=name, data=batch_definition, suite=context.suites.add_or_update(gx_suite))
     )
     return definition.run(
-        batch_parameters={"dataframe": frame}, result_format=result_format, expectation_parameters=parameters or {}
+        batch_parameters={"dataframe": frame},
+        result_format=result_format,
+        expectation_parameters=parameters or {},
     )
 
 
@@ -958,11 +1015,18 @@ def resolve_parameters(conn: duckdb.DuckDBPyConnection, suite: dict, first: date
 
 
 def run_suite(
-    conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, docs_dir: Path | None = None, config=None
+    conn: duckdb.DuckDBPyConnection,
+    suite: dict,
+    first: date,
+    last: date,
+    docs_dir: Path | None = None,
+    config=None,
+    session: GxSession | None = None,
 ) -> SuiteResult:
     """Validate the partition days first..last of the suite's raw table, each day judged on its own.
 
-    ``config``: the project file (default: load_config()); Data Docs into ``docs_dir`` if given.
+    ``config``: the project file (default: load_config()); Data Docs into ``docs_dir`` if given, or
+    by ``session`` (shared by a run's suites) later.
     A table that never had a row (an optional table absent from the source) passes, saying so.
     If the table lacks a column the rows need, only the schema level runs: its
     failure names the column, where the row queries would only raise.
@@ -993,4 +1057,5 @@ def run_suite(
         docs_dir,
         days,
         RowRule(rows.max_share, rows.min_count),
+        session,
     )

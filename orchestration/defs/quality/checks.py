@@ -8,7 +8,9 @@ The check fails with severity ERROR (blocking: nothing downstream of the table
 runs) when every day of the run failed, and with WARN when only some did
 (Dagster 1.13 blocks only on ERROR, execute_step.py), naming the held-back days
 so the other days proceed. The metadata names each failed expectation with
-counts, sample values and its failed days.
+counts, sample values and its failed days. The gates of a run share one GX
+session; the Data Docs pages are rendered once per run (quality/data_docs), or
+at once by a failed gate.
 """
 
 import json
@@ -23,6 +25,7 @@ from orchestration.lib.quality_gate import (
     GATE_RESULTS_SCHEMA,  # noqa: F401  (re-exported: tests and other domains name it here)
     SuiteResult,
     ensure_gate_results,
+    gx_session,
     load_suite,
     rows_read_per_day,
     run_suite,
@@ -121,10 +124,13 @@ def build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
     )
     def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
         first, last = run_date_range(context)
+        session = gx_session(gx_docs_dir())  # shared by the run's gates (quality/data_docs renders the pages)
         with duckdb.get_connection() as conn:
-            result = run_suite(conn, suite, first, last, gx_docs_dir())
+            result = run_suite(conn, suite, first, last, session=session)
             _record(conn, suite, result)
         context.log.info(result.summary())
+        if result.failed_days:  # a failed gate may stop the run before quality/data_docs: its pages now
+            session.build_docs()
         return _check_result(result, table)
 
     return _check
