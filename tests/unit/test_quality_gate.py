@@ -509,6 +509,31 @@ def test_data_docs_work_offline_and_the_index_lists_every_validated_suite(world,
     assert [p for p in pages if _parse(p).remote_assets] == []
 
 
+def test_a_shared_session_renders_each_validation_page_once_when_asked(world, tmp_path):
+    from orchestration.lib.quality_gate import GxSession
+
+    site = tmp_path / "docs" / "gx"
+    session = GxSession(site)
+    with duckdb.connect() as conn:
+        for t in ("users", "experiments"):
+            load_partition(conn, t, world, TODAY)
+        for name in ("raw_users", "raw_experiments"):
+            assert run_suite(conn, load_suite(name), TODAY, TODAY, session=session).success
+    stored = session.pending_results()
+    # oracle: one stored result per level each suite file declares
+    levels = ("schema_expectations", "expectations", "day_expectations")
+    declared = sum(bool(load_suite(n).get(k)) for n in ("raw_users", "raw_experiments") for k in levels)
+    assert len(stored) == declared >= 2
+    assert not (site / "index.html").exists()  # nothing rendered until the run asks once
+
+    assert session.build_docs() == declared
+    index = _parse(site / "index.html")
+    assert {r.split()[-1] for r in index.rows if "impact_ledger-" in r} == {
+        k.expectation_suite_identifier.name for k in stored
+    }
+    assert session.pending_results() == [] and session.build_docs() == 0  # a page is rendered once
+
+
 def test_rows_read_per_day_counts_loaded_and_quarantined_rows_and_a_snapshot_whole_on_every_day():
     from datetime import date
 
