@@ -5,9 +5,11 @@
 * ``peers``: what people would write instead, on the same rows: pandas + scikit-learn health metrics,
   fairlearn MetricFrame group rates. (Evidently runs in its own venv: bench_peer_evidently.py.)
 
-Rows compared, for every workload: the day's predictions of every model and version; labels: every label the
-landing zone holds for them (first label per prediction), so later labels count (the pipeline's label refresh
-recomputes those days too); attributes: the project file's protected attributes and intersections, from users.
+Rows compared: drift and KPIs, the day's rows. Health and bias, the rows the pipeline's run recomputes: the
+predictions of each (model, day) pair its intermediate.int_label_refresh_days lists (``spec["refresh"]``: the day
+and the label-lookback days before it, and older days that got labels; without it, the day alone), grouped by
+day, model and version. Labels: every label the landing zone holds for them (first label per prediction);
+attributes: the project file's protected attributes and intersections, from users.
 Drift reference: each version's reference window of the project file (first N days of the version, or fixed
 dates), stored once as deciles (numeric features, score) and category shares before the timed part.
 Each part's seconds include reading its inputs from Parquet.
@@ -118,22 +120,34 @@ def sql_limit(spec: dict) -> dict:
                 conn.execute(_category_shares("ref_rows", "ref_cat", categorical))
             conn.execute("DROP TABLE ref_rows")
 
-        with timed("load_day"):  # the day's rows and their labels, in memory, read once for every output
+        pairs = refresh_pairs(spec)
+        conn.execute("CREATE TABLE refresh (model_id VARCHAR, date DATE)")
+        if pairs:
+            conn.executemany("INSERT INTO refresh VALUES (?, ?)", pairs)
+        else:  # the day alone, every model
+            conn.execute(
+                f"""INSERT INTO refresh SELECT DISTINCT model_id, ?::date FROM read_parquet('{preds}', union_by_name = true)
+                WHERE predicted_at >= ?::date AND predicted_at < ?::date + 1""",
+                [day, day, day],
+            )
+        with timed("load_day"):  # the rows and their labels, in memory, read once for every output
             conn.execute(
                 f"""
-                CREATE TABLE day AS
-                SELECT *, score >= coalesce(threshold, 0.5) AS decision
-                FROM read_parquet('{preds}', union_by_name = true)
-                WHERE predicted_at >= ?::date AND predicted_at < ?::date + 1
+                CREATE TABLE refreshed AS
+                SELECT p.*, p.predicted_at::date AS date, p.score >= coalesce(p.threshold, 0.5) AS decision
+                FROM read_parquet('{preds}', union_by_name = true) p
+                SEMI JOIN refresh r ON r.model_id = p.model_id AND r.date = p.predicted_at::date
+                WHERE p.predicted_at >= ?::date AND p.predicted_at < ?::date + 1
                 """,
-                [day, day],
+                [min((d for _, d in pairs), default=day), day],
             )
+            conn.execute(f"CREATE VIEW day AS SELECT * EXCLUDE (date) FROM refreshed WHERE date = DATE '{day}'")
             conn.execute(
                 f"""
                 CREATE TABLE day_labels AS
                 SELECT prediction_id, arg_min(label, labeled_at) AS label, min(labeled_at) AS labeled_at
                 FROM read_parquet('{labels}', union_by_name = true)
-                WHERE prediction_id IN (SELECT prediction_id FROM day)
+                WHERE prediction_id IN (SELECT prediction_id FROM refreshed)
                 GROUP BY prediction_id
                 """
             )
@@ -142,23 +156,24 @@ def sql_limit(spec: dict) -> dict:
                 """
                 CREATE TABLE health AS
                 WITH scored AS (
-                    SELECT d.model_id, d.model_version, d.score, d.decision, l.label, floor(d.score * 10) AS bin
-                    FROM day d LEFT JOIN day_labels l USING (prediction_id)
+                    SELECT d.date, d.model_id, d.model_version, d.score, d.decision, l.label,
+                        floor(d.score * 10) AS bin
+                    FROM refreshed d LEFT JOIN day_labels l USING (prediction_id)
                 ),
                 bins AS (
-                    SELECT model_id, model_version, bin, count(*) AS n, avg(label) AS y, avg(score) AS s
+                    SELECT date, model_id, model_version, bin, count(*) AS n, avg(label) AS y, avg(score) AS s
                     FROM scored WHERE label IS NOT NULL GROUP BY ALL
                 ),
                 ece AS (
-                    SELECT model_id, model_version, sum(n * abs(y - s)) / sum(n) AS ece FROM bins GROUP BY ALL
+                    SELECT date, model_id, model_version, sum(n * abs(y - s)) / sum(n) AS ece FROM bins GROUP BY ALL
                 )
-                SELECT model_id, model_version, count(*) AS predictions, avg(score) AS mean_score,
+                SELECT date, model_id, model_version, count(*) AS predictions, avg(score) AS mean_score,
                     quantile_cont(score, 0.5) AS p50, quantile_cont(score, 0.9) AS p90,
                     avg(decision::int) AS positive_rate, count(label) AS labelled,
                     count_if(decision AND label = 1) / nullif(count_if(decision AND label IS NOT NULL), 0) AS precision,
                     count_if(decision AND label = 1) / nullif(count_if(label = 1), 0) AS recall,
                     avg(power(score - label, 2)) AS brier, any_value(e.ece) AS ece
-                FROM scored LEFT JOIN ece e USING (model_id, model_version)
+                FROM scored LEFT JOIN ece e USING (date, model_id, model_version)
                 GROUP BY ALL
                 """
             )
@@ -167,15 +182,16 @@ def sql_limit(spec: dict) -> dict:
             conn.execute(
                 f"""
                 CREATE TABLE labelled AS
-                SELECT d.model_id, d.decision, l.label, {", ".join(f"u.{c}" for c in config.protected_attributes)}
-                FROM day d JOIN day_labels l USING (prediction_id)
+                SELECT d.date, d.model_id, d.decision, l.label,
+                    {", ".join(f"u.{c}" for c in config.protected_attributes)}
+                FROM refreshed d JOIN day_labels l USING (prediction_id)
                 JOIN read_parquet('{users}', union_by_name = true) u USING (user_id)
                 """
                 if attrs
                 else "CREATE TABLE labelled AS SELECT 1"
             )
             parts = [
-                f"""SELECT model_id, '{name}' AS attribute, concat_ws(' x ', {", ".join(cols)}) AS grp,
+                f"""SELECT date, model_id, '{name}' AS attribute, concat_ws(' x ', {", ".join(cols)}) AS grp,
                     count(*) AS n, avg(decision::int) AS selection_rate,
                     avg(decision::int) FILTER (WHERE label = 1) AS tpr,
                     avg(decision::int) FILTER (WHERE label = 0) AS fpr
@@ -248,6 +264,7 @@ def sql_limit(spec: dict) -> dict:
                 [day, day],
             )
         rows = conn.execute("SELECT count(*) FROM day").fetchone()[0]
+        refreshed = conn.execute("SELECT count(*) FROM refreshed").fetchone()[0]
         labelled = conn.execute("SELECT count(*) FROM day_labels").fetchone()[0]
         outputs = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("health", "drift", "kpis")}
         tables = {}
@@ -255,7 +272,12 @@ def sql_limit(spec: dict) -> dict:
             tables = {t: conn.execute(f"SELECT * FROM {t}").df() for t in ("health", "bias", "drift", "kpis")}
     finally:
         conn.close()
-    return {"rows": rows, "labelled": labelled, "output_rows": outputs, **tables}
+    return {"rows": rows, "refreshed_rows": refreshed, "labelled": labelled, "output_rows": outputs, **tables}
+
+
+def refresh_pairs(spec: dict) -> list[tuple[str, date]]:
+    """The (model_id, day) pairs whose health and bias rows the pipeline's run recomputed (spec["refresh"])."""
+    return [(model, date.fromisoformat(d)) for model, d in spec.get("refresh") or []]
 
 
 def _binned_shares(source: str, target: str, numeric: list[str]) -> str:
@@ -303,11 +325,21 @@ def peers(spec: dict) -> dict:
     raw, day = Path(spec["raw"]), date.fromisoformat(spec["day"])
     config = _config(spec["config"])
 
+    pairs = refresh_pairs(spec)
+
     def day_rows(columns):
-        """The day's predictions joined to their first label (what each peer reads itself)."""
-        lo, hi = pd.Timestamp(day), pd.Timestamp(day + timedelta(days=1))
+        """The refreshed (model, day) pairs' predictions (the day's without spec["refresh"]) joined to their
+        first label: what each peer reads itself."""
+        first = min((d for _, d in pairs), default=day)
+        lo, hi = pd.Timestamp(first), pd.Timestamp(day + timedelta(days=1))
         flt = (ds.field("predicted_at") >= lo) & (ds.field("predicted_at") < hi)
-        preds = ds.dataset(raw / "predictions", format="parquet").to_table(columns=columns, filter=flt).to_pandas()
+        table = ds.dataset(raw / "predictions", format="parquet").to_table(
+            columns=list(dict.fromkeys([*columns, "model_id", "predicted_at"])), filter=flt
+        )
+        preds = table.to_pandas()
+        preds["date"] = preds["predicted_at"].dt.date
+        wanted = pd.MultiIndex.from_tuples(pairs or [(m, day) for m in preds["model_id"].unique()])
+        preds = preds[pd.MultiIndex.from_arrays([preds["model_id"], preds["date"]]).isin(wanted)]
         ids = preds["prediction_id"]
         labels = (
             ds.dataset(raw / "labels", format="parquet")
@@ -323,7 +355,7 @@ def peers(spec: dict) -> dict:
     out = {}
     with timed("sklearn_health"):
         frame = day_rows(["prediction_id", "model_id", "model_version", "score", "threshold"])
-        for _, g in frame.groupby(["model_id", "model_version"]):
+        for _, g in frame.groupby(["date", "model_id", "model_version"]):
             lab = g.dropna(subset=["label"])
             y = lab["label"].astype(int)
             out.setdefault("health_groups", 0)
@@ -346,7 +378,7 @@ def peers(spec: dict) -> dict:
             frame = frame.merge(users.to_pandas(), on="user_id", how="inner")
             metrics = {"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate}
             groups = 0
-            for _, g in frame.groupby("model_id"):
+            for _, g in frame.groupby(["date", "model_id"]):
                 for cols in attrs.values():
                     mf = MetricFrame(
                         metrics=metrics,

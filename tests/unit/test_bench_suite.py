@@ -2,6 +2,7 @@
 hand-written DuckDB SQL limit, checked against scikit-learn, fairlearn and numpy on a small synthetic world."""
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +52,11 @@ def world(tmp_path_factory):
     return raw, cfg.day_date(max(m.start_day for m in cfg.models))
 
 
-def _day_frame(raw: Path, day) -> pd.DataFrame:
+def _rows_frame(raw: Path, pairs) -> pd.DataFrame:
+    """The predictions of the (model, day) pairs, with their first label and decision."""
     preds = pd.read_parquet(raw / "predictions")
-    preds = preds[preds["predicted_at"].dt.date == day].copy()
+    preds["date"] = preds["predicted_at"].dt.date
+    preds = preds[[(m, d) in pairs for m, d in zip(preds["model_id"], preds["date"], strict=True)]].copy()
     labels = pd.read_parquet(raw / "labels").sort_values("labeled_at").drop_duplicates("prediction_id")
     frame = preds.merge(labels[["prediction_id", "label"]], on="prediction_id", how="left")
     frame["decision"] = (frame["score"] >= frame["threshold"].fillna(0.5)).astype(int)
@@ -63,16 +66,26 @@ def _day_frame(raw: Path, day) -> pd.DataFrame:
 def test_sql_limit_matches_sklearn_fairlearn_and_numpy(world):
     raw, day = world
     config_path = str(Path(__file__).resolve().parents[2] / "expectations" / "demo.yml")
+    # the run's refresh: the day for every model, and two earlier days of one model (late labels)
+    preds = pd.read_parquet(raw / "predictions", columns=["model_id", "predicted_at"])
+    oldest = preds.loc[preds["predicted_at"].idxmin(), "model_id"]  # live before the day
+    pairs = {(m, day) for m in preds["model_id"].unique()}
+    pairs |= {(oldest, day - timedelta(days=2)), (oldest, day - timedelta(days=5))}
+    refresh = [[m, d.isoformat()] for m, d in sorted(pairs)]
     out = _bench_tasks.sql_limit(
-        {"raw": str(raw), "day": day.isoformat(), "config": config_path, "return_tables": True}
+        {"raw": str(raw), "day": day.isoformat(), "config": config_path, "refresh": refresh, "return_tables": True}
     )
-    frame = _day_frame(raw, day)
-    assert out["rows"] == len(frame)
+    frame = _rows_frame(raw, pairs)
+    assert out["refreshed_rows"] == len(frame) > out["rows"] == (frame["date"] == day).sum()
 
-    health = out["health"].set_index(["model_id", "model_version"])
-    for (model, version), g in frame.groupby(["model_id", "model_version"]):
+    peers = _bench_tasks.peers({"raw": str(raw), "day": day.isoformat(), "config": config_path, "refresh": refresh})
+    assert peers["health_groups"] == frame.groupby(["date", "model_id", "model_version"]).ngroups  # the same rows
+
+    health = out["health"].assign(date=lambda f: f["date"].dt.date).set_index(["date", "model_id", "model_version"])
+    assert len(health) == frame.groupby(["date", "model_id", "model_version"]).ngroups
+    for (d, model, version), g in frame.groupby(["date", "model_id", "model_version"]):
         lab = g.dropna(subset=["label"])
-        row = health.loc[(model, version)]
+        row = health.loc[(d, model, version)]
         assert row["predictions"] == len(g)
         assert row["labelled"] == len(lab)
         assert row["precision"] == pytest.approx(precision_score(lab["label"].astype(int), lab["decision"]))
@@ -82,8 +95,9 @@ def test_sql_limit_matches_sklearn_fairlearn_and_numpy(world):
     attribute = config.protected_attributes[0]
     users = pd.read_parquet(raw / "users")[["user_id", attribute]]
     labelled = frame.dropna(subset=["label"]).merge(users, on="user_id")
-    bias = out["bias"][out["bias"]["attribute"] == attribute].set_index(["model_id", "grp"])
-    for model, g in labelled.groupby("model_id"):
+    bias = out["bias"][out["bias"]["attribute"] == attribute]
+    bias = bias.assign(date=bias["date"].dt.date).set_index(["date", "model_id", "grp"])
+    for (d, model), g in labelled.groupby(["date", "model_id"]):
         mf = MetricFrame(
             metrics=true_positive_rate,
             y_true=g["label"].astype(int),
@@ -92,7 +106,7 @@ def test_sql_limit_matches_sklearn_fairlearn_and_numpy(world):
         )
         for group, tpr in mf.by_group.items():
             if not np.isnan(tpr):
-                assert bias.loc[(model, group), "tpr"] == pytest.approx(tpr)
+                assert bias.loc[(d, model, group), "tpr"] == pytest.approx(tpr)
 
     # drift of the score: PSI over the reference window's deciles, computed with numpy
     preds = pd.read_parquet(raw / "predictions")
