@@ -72,3 +72,21 @@ def test_the_dates_are_set_only_while_the_dbt_subprocess_starts(monkeypatch):
             "2026-03-06",
         )
     assert "IMPACT_LEDGER_MIN_DATE" not in os.environ and os.environ["IMPACT_LEDGER_MAX_DATE"] == "2020-01-01"
+
+
+@pytest.mark.parametrize("folder", ["../elsewhere", "a/b", "..", "", ".hidden"])
+def test_a_dbt_target_folder_outside_dbt_project_target_is_refused_naming_the_variable(monkeypatch, folder):
+    from orchestration.defs.transform.dbt_assets import DBT_TARGET_ENV, dbt_target_folder
+
+    monkeypatch.setenv(DBT_TARGET_ENV, folder)
+    with pytest.raises(ValueError, match=DBT_TARGET_ENV):
+        dbt_target_folder()
+
+
+def test_a_plain_dbt_target_folder_name_is_kept(monkeypatch):
+    from orchestration.defs.transform.dbt_assets import DBT_TARGET_ENV, dbt_target_folder
+
+    monkeypatch.setenv(DBT_TARGET_ENV, "dagster_gw1")
+    assert dbt_target_folder() == "dagster_gw1"
+    monkeypatch.delenv(DBT_TARGET_ENV)
+    assert dbt_target_folder() == "dagster"

@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,7 @@ from orchestration.lib.settings import DBT_PROJECT_DIR, export_env
 RUN_DATE_ENV = {"min_date": "IMPACT_LEDGER_MIN_DATE", "max_date": "IMPACT_LEDGER_MAX_DATE"}
 # "quiet": keep dbt's own lines off stdout (`impact-ledger materialize` without -v); anything else: echo them
 DBT_OUTPUT_ENV = "IMPACT_LEDGER_DBT_OUTPUT"
+DBT_TARGET_ENV = "IMPACT_LEDGER_DBT_TARGET"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # Under `dagster dev` this runs `dbt parse`; elsewhere `make` has built the manifest.
@@ -65,6 +67,17 @@ class ImpactLedgerTranslator(DagsterDbtTranslator):
         if self.get_resource_props(manifest, unique_id).get("schema") == "marts":
             return spec.replace_attributes(freshness_policy=PUBLISHED_FRESHNESS)
         return spec
+
+
+def dbt_target_folder() -> str:
+    """IMPACT_LEDGER_DBT_TARGET: one folder name under dbt_project/target (never a path out of it)."""
+    folder = os.environ.get(DBT_TARGET_ENV, "dagster")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", folder) or ".." in folder:
+        raise ValueError(
+            f"{DBT_TARGET_ENV}={folder!r}: expected one folder name under dbt_project/target "
+            "(letters, digits, '_', '-', '.'; no '/' or '..')"
+        )
+    return folder
 
 
 @contextlib.contextmanager
@@ -145,7 +158,7 @@ def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, du
     # One reused target folder (runs never overlap: one writer) instead of one per run; it also keeps
     # dbt's partial_parse.msgpack, so a run re-parses nothing unless the project or its vars changed.
     # (IMPACT_LEDGER_DBT_TARGET names another folder under dbt_project/target, e.g. for parallel test workers)
-    folder = os.environ.get("IMPACT_LEDGER_DBT_TARGET", "dagster")
+    folder = dbt_target_folder()
     target = DBT_PROJECT_DIR / "target" / (folder if engine() == "duckdb" else f"{folder}_{engine()}")
     colours = [] if sys.stdout.isatty() else ["--no-use-colors"]  # no ANSI codes in pipes and log files
     # the dates go as environment variables (macros/partition_range.sql): new --vars would re-parse everything
