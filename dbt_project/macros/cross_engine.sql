@@ -75,6 +75,13 @@
 
 {#- ---- expressions -#}
 
+{#- DuckDB's count_if(cond): the rows where cond is true, but NULL (not 0) when no row has a non-NULL cond
+    (zero rows, or cond NULL on every row: count_if is a sum of booleans). Spark's count_if gives 0 there;
+    a sum of cond as 0/1 gives DuckDB's NULL, so a group with no labels publishes the same on both. -#}
+{% macro count_where(cond) -%}{{ return(adapter.dispatch('count_where')(cond)) }}{%- endmacro %}
+{% macro default__count_where(cond) -%}count_if({{ cond }}){%- endmacro %}
+{% macro spark__count_where(cond) -%}sum(cast({{ cond }} as bigint)){%- endmacro %}
+
 {#- quantile with linear interpolation (DuckDB quantile_cont, Spark percentile: the same definition) -#}
 {% macro quantile_cont(expr, q) -%}{{ return(adapter.dispatch('quantile_cont')(expr, q)) }}{%- endmacro %}
 {% macro default__quantile_cont(expr, q) -%}quantile_cont({{ expr }}, {{ q }}){%- endmacro %}

@@ -46,8 +46,8 @@ session_kpis as (
 
 order_kpis as (
     select {{ group_cols }},
-        count_if(status = 'completed') as orders,
-        count_if(status = 'refunded') as refunded_orders,
+        {{ count_where("status = 'completed'") }} as orders,
+        {{ count_where("status = 'refunded'") }} as refunded_orders,
         coalesce(sum(case when status = 'completed' then revenue end), 0) as revenue
     from orders
     group by {{ group_cols }}

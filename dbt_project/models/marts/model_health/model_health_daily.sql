@@ -23,7 +23,7 @@ human_labels as (
 ),
 
 feedback as (
-    select f.prediction_id, count(*) as feedback_events, count_if(f.value = 'up') as up_events
+    select f.prediction_id, count(*) as feedback_events, {{ count_where("f.value = 'up'") }} as up_events
     from {{ ref('stg_feedback') }} f
     join predictions p on p.prediction_id = f.prediction_id
     where f.created_at >= {{ label_scan_start() }} and {{ known_by_max_date('f.created_at') }}
@@ -78,20 +78,20 @@ daily as (
         count(label) as labelled,
         count(label)::double / count(*) as label_coverage,
         median(label_delay_hours) as median_label_delay_hours,
-        count_if(decision and label = 1) as true_positives,
-        count_if(decision and label = 0) as false_positives,
-        count_if(not decision and label = 1) as false_negatives,
-        count_if(not decision and label = 0) as true_negatives,
+        {{ count_where('decision and label = 1') }} as true_positives,
+        {{ count_where('decision and label = 0') }} as false_positives,
+        {{ count_where('not decision and label = 1') }} as false_negatives,
+        {{ count_where('not decision and label = 0') }} as true_negatives,
         {{ exact_avg('case when label is not null then (score - label) * (score - label) end') }} as brier_score,
         count(human_label) as human_labelled,
-        count_if(decision and human_label = 1) as human_true_positives,
-        count_if(decision and human_label = 0) as human_false_positives,
-        count_if(not decision and human_label = 1) as human_false_negatives,
+        {{ count_where('decision and human_label = 1') }} as human_true_positives,
+        {{ count_where('decision and human_label = 0') }} as human_false_positives,
+        {{ count_where('not decision and human_label = 1') }} as human_false_negatives,
         {{ exact_sum('case when decision then calibrated_score else 0 end') }} as expected_true_positives,
         {{ exact_sum('case when decision then 1 - calibrated_score else 0 end') }} as expected_false_positives,
         {{ exact_sum('case when not decision then calibrated_score else 0 end') }} as expected_false_negatives,
         bool_and(is_calibrated) as cbpe_calibrated,
-        count_if(feedback_events > 0)::double / count(*) as feedback_rate,
+        {{ count_where('feedback_events > 0') }}::double / count(*) as feedback_rate,
         sum(up_events)::double / nullif(sum(feedback_events), 0) as feedback_up_share,
         max(labels_as_of) as labels_as_of
     from scored
