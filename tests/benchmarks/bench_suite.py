@@ -612,7 +612,8 @@ def stage_ratios(res: dict):
     project = {
         "health": dbt.get("model_health_daily", 0) + dbt.get("int_score_calibration", 0),
         "bias": dbt.get("bias_daily", 0) + bias_python,
-        "drift": dbt.get("feature_drift_daily", 0),
+        # the shares per bin are computed in feature_drift_bins, PSI from them in feature_drift_daily
+        "drift": dbt.get("feature_drift_bins", 0) + dbt.get("feature_drift_daily", 0),
     }
     seconds = peers.get("seconds", {})
     pairs = [
@@ -694,7 +695,7 @@ def markdown(results: dict) -> str:
         for stage, key, dbt_names in (
             ("health", "health", ("model_health_daily", "int_score_calibration")),
             ("bias", "bias", ("bias_daily",)),
-            ("drift", "drift", ("feature_drift_daily",)),
+            ("drift", "drift", ("feature_drift_bins", "feature_drift_daily")),
             ("KPIs", "kpis", ("kpi_daily", "experiment_stats")),
         ):
             project = sum(dbt.get(n, 0) for n in dbt_names)
