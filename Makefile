@@ -71,15 +71,17 @@ $(SPARK_INSTALLED): $(INSTALLED) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,spark]'
 	@touch $@
 
+# no Java is an error, not a skipped test: `make test` runs the Spark parity test
 java:
 	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ echo "installing openjdk-17-jre-headless for the Spark engine"; apt-get install -y -q openjdk-17-jre-headless >/dev/null || \
 		  { apt-get update -q >/dev/null && apt-get install -y -q openjdk-17-jre-headless >/dev/null; }; }; } || \
-		echo "note: java is missing: the Spark engine will not start (apt-get install openjdk-17-jre-headless)"
+		{ echo "error: java is missing: the Spark engine and its parity test (tests/spark) need a Java 17 runtime (apt-get install openjdk-17-jre-headless)"; exit 1; }
 
 # Lint and format first (Python: ruff; dbt SQL: sqlfluff with the dbt templater, compiled against an
-# empty in-memory database), then every test, slow ones included.
-test: $(INSTALLED) $(MANIFEST) postgres-binaries chromium
+# empty in-memory database), then every test, slow ones included (the Spark parity test too: `spark` installs
+# its extra and checks Java).
+test: $(INSTALLED) $(MANIFEST) postgres-binaries chromium spark
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	IMPACT_LEDGER_DB=:memory: $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests

@@ -144,11 +144,44 @@ def _days_without_parquet(conn: duckdb.DuckDBPyConnection, root: Path) -> list[d
     return sorted(missing)
 
 
+def java_executable() -> str | None:
+    """The java pyspark starts: $JAVA_HOME/bin/java if JAVA_HOME is set, else java on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        candidate = Path(home) / "bin" / "java"
+        return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+    return shutil.which("java")
+
+
+def require_spark_runtime() -> None:
+    """Fail before dbt runs when the Spark engine cannot start: no `spark` extra or no Java (dbt and pyspark
+    would otherwise fail later, with a Py4J or gateway error that names neither)."""
+    from importlib.util import find_spec
+
+    missing = [
+        m for m in ("pyspark", "dbt.adapters.spark") if find_spec(m.split(".")[0]) is None or find_spec(m) is None
+    ]
+    if missing:
+        raise EngineError(
+            f"engine: spark needs the `spark` extra ({', '.join(missing)} not installed): "
+            "run `make spark` (pip install -e '.[spark]')"
+        )
+    if java_executable() is None:
+        where = (
+            f"JAVA_HOME={os.environ['JAVA_HOME']} has no bin/java" if os.environ.get("JAVA_HOME") else "no java on PATH"
+        )
+        raise EngineError(
+            f"engine: spark needs a Java 17 runtime ({where}): run `make java` "
+            "(apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+
+
 def before_build(conn: duckdb.DuckDBPyConnection, first: date, last: date) -> None:
     """Spark: land the run's raw days (and any loaded day not landed yet) and the gate verdicts as Parquet
     for Spark. DuckDB: nothing."""
     if engine() != "spark":
         return
+    require_spark_runtime()
     root = spark_dir()
     days = sorted(set(days_between(first, last)) | set(_days_without_parquet(conn, root)))
     export_raw_days(conn, days, root)
