@@ -80,6 +80,15 @@ def pytest_collection_modifyitems(config, items):
         written.replace(target)
 
 
+# Work units that take minutes though they hold few tests (the scheduler orders by test count): started
+# first, so the other worker runs the rest meanwhile instead of waiting for them at the end.
+STARTS_FIRST = ("tests/spark/", "tests/acceptance/")
+
+
+def _starts_first(nodeid: str) -> bool:
+    return nodeid.startswith(STARTS_FIRST)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadgroup":
@@ -87,13 +96,23 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class FixtureGroupScheduling(LoadScopeScheduling):
-        """Work units are the fixture groups (largest first), every other test on its own."""
+        """Work units are the fixture groups (largest first, the longest ones before them), every other
+        test on its own."""
 
         groups: dict | None = None
+        ordered = False
 
         def _split_scope(self, nodeid: str) -> str:
             if self.groups is None:
                 self.groups = json.loads(config.groups_file.read_text())
             return self.groups.get(nodeid, nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # once, before the first unit leaves: the longest units start first
+                self.ordered = True
+                first = [scope for scope, ids in self.workqueue.items() if any(map(_starts_first, ids))]
+                for scope in reversed(first):
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
 
     return FixtureGroupScheduling(config, log)

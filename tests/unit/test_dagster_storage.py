@@ -1,0 +1,44 @@
+"""The project's SQLite event log (orchestration/dagster_storage.py) stores what Dagster's own class reads back,
+and keeps only a few database files open however many runs it records."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+from orchestration.dagster_storage import OPEN_SHARDS, ProjectSqliteEventLogStorage
+
+DAGSTER_YAML = Path(__file__).resolve().parents[2] / ".dagster_home" / "dagster.yaml"
+days = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+
+
+@dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+def daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"days": len(context.partition_keys)})
+
+
+def test_a_ranged_run_is_stored_once_per_day_and_read_back_by_dagsters_own_storage(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    shutil.copy(DAGSTER_YAML, tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))  # the project's dagster.yaml, as runs use it
+    assert isinstance(instance.event_log_storage, ProjectSqliteEventLogStorage)
+    tags = {"dagster/asset_partition_range_start": "2026-01-01", "dagster/asset_partition_range_end": "2026-02-09"}
+    result = dg.materialize([daily], instance=instance, tags=tags)
+    assert result.success
+    stored = instance.all_logs(result.run_id)
+    records = instance.fetch_materializations(daily.key, limit=100).records
+    assert sorted(r.partition_key for r in records) == days.get_partition_keys_in_range(
+        dg.PartitionKeyRange("2026-01-01", "2026-02-09")
+    )  # one per day: 40
+
+    plain = SqliteEventLogStorage(base_dir=str(tmp_path / "history" / "runs"))
+    assert [e.dagster_event_type for e in plain.get_logs_for_run(result.run_id)] == [
+        e.dagster_event_type for e in stored
+    ]
+
+    for day in days.get_partition_keys_in_range(dg.PartitionKeyRange("2026-03-01", "2026-03-12")):
+        assert dg.materialize([daily], instance=instance, partition_key=day).success
+    assert len(instance.event_log_storage._project_engines) <= OPEN_SHARDS  # 13 runs, few files open
+    assert len(instance.fetch_materializations(daily.key, limit=100).records) == 52
+    instance.dispose()
