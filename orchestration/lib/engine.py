@@ -158,9 +158,7 @@ def require_spark_runtime() -> None:
     would otherwise fail later, with a Py4J or gateway error that names neither)."""
     from importlib.util import find_spec
 
-    missing = [
-        m for m in ("pyspark", "dbt.adapters.spark") if find_spec(m.split(".")[0]) is None or find_spec(m) is None
-    ]
+    missing = [m for m in ("pyspark", "dbt.adapters.spark") if find_spec(m) is None]  # dbt.adapters: always there
     if missing:
         raise EngineError(
             f"engine: spark needs the `spark` extra ({', '.join(missing)} not installed): "

@@ -8,6 +8,7 @@ import dagster as dg
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from orchestration.dagster_storage import OPEN_SHARDS, ProjectSqliteEventLogStorage
+from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / ".dagster_home" / "dagster.yaml"
 days = dg.DailyPartitionsDefinition(start_date="2026-01-01")
@@ -23,7 +24,7 @@ def test_a_ranged_run_is_stored_once_per_day_and_read_back_by_dagsters_own_stora
     shutil.copy(DAGSTER_YAML, tmp_path / "dagster.yaml")
     instance = dg.DagsterInstance.from_config(str(tmp_path))  # the project's dagster.yaml, as runs use it
     assert isinstance(instance.event_log_storage, ProjectSqliteEventLogStorage)
-    tags = {"dagster/asset_partition_range_start": "2026-01-01", "dagster/asset_partition_range_end": "2026-02-09"}
+    tags = {RANGE_START_TAG: "2026-01-01", RANGE_END_TAG: "2026-02-09"}
     result = dg.materialize([daily], instance=instance, tags=tags)
     assert result.success
     stored = instance.all_logs(result.run_id)
