@@ -88,8 +88,10 @@ test: $(INSTALLED) $(MANIFEST) postgres-binaries chromium spark
 	$(BIN)/pytest
 
 # Benchmark (tests/benchmarks/bench_suite.py): the pipeline at 100k, 1M and 10M prediction rows a day, the
-# hand-written DuckDB SQL limit and the peers; writes data/bench/results.{json,md}. Takes many minutes;
-# e.g. make bench BENCH_ARGS="--sizes 100k,1m" for a quicker run.
+# hand-written DuckDB SQL limit and the peers, and the Spark engine (local session) at 1M and 10M beside
+# DuckDB (skipped, with the reason, without the spark extra or Java); writes data/bench/results.{json,md}.
+# Takes many minutes (the Spark rows most of them); e.g. make bench BENCH_ARGS="--sizes 100k,1m
+# --spark-sizes ''" for a quicker run.
 BENCH_ARGS ?=
 bench: $(INSTALLED) $(MANIFEST)
 	$(BIN)/python tests/benchmarks/bench_suite.py $(BENCH_ARGS)

@@ -4,17 +4,19 @@ Run: .venv/bin/python tests/benchmarks/bench_big_day.py [--rows 20000000] [--mem
 Not a test (it takes many minutes and the figures depend on the machine and its load); the README quotes it.
 
 * a small synthetic world (`impact-ledger generate`, 24 days, the demo's models at 2,000 predictions per model
-  and day) is materialised up to its second-to-last day in one untimed run;
-* the last day's predictions are replaced by one CSV of ``--rows`` rows, written by DuckDB in a stream (the
-  day's own rows, then copies with new prediction ids, the same users, model versions and times, scores and
-  features rounded so a row is ~125 bytes): the labels of the day still find their predictions;
+  and day) whose last day's predictions are replaced by one CSV of ``--rows`` rows, written by DuckDB in a
+  stream (the day's own rows, then copies with new prediction ids, the same users, model versions and times,
+  scores and features rounded so a row is ~125 bytes): the labels of the day still find their predictions;
+  a world already written with the same rows and seed (``raw/big_day.json``) is reused;
+* it is materialised up to its second-to-last day in one run (measured too, not the point);
 * the project file is the demo's with ``gates.volume.min_count`` above any trailing median: 20M rows after days
   of 4,000 would fail the volume gate and be held back, and the point is to push them through dbt;
 * that day is then one `impact-ledger materialize` process (loader, every gate, dbt, attribution, publish),
-  with IMPACT_LEDGER_MEMORY_LIMIT = ``--memory-limit`` (the loader's, the checks' and dbt's DuckDB).
+  with IMPACT_LEDGER_MEMORY_LIMIT = ``--memory-limit`` (the loader's, the checks' and dbt's DuckDB), on
+  ``--engine`` (duckdb, or spark: dbt on a local Spark session, its tables under ``out/spark``).
 
 Measured for that process and every process it starts: wall, CPU (user + system of the process tree, from
-getrusage of the reaped children), peak RSS (largest sum of RSS over the tree, sampled every 0.2 s with psutil;
+getrusage of the reaped children, orphans such as pyspark's JVM adopted and reaped too), peak RSS (largest sum of RSS over the tree, sampled every 0.2 s with psutil;
 shared pages count once per process, so it overestimates) and the largest single process (ru_maxrss); per
 step, the CLI's progress lines. `measure(cmd, env)` and `big_day(...)` are importable (make bench may reuse them).
 """
@@ -35,7 +37,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from _process_tree import PeakTreeRss, uptime
+from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "impact-ledger")
@@ -48,18 +50,23 @@ def say(text: str) -> None:
 
 
 def measure(cmd: list[str], env: dict, echo: bool = True) -> dict:
-    """Run ``cmd`` to its end: wall, CPU and peak RSS of its process tree, its steps (name, seconds)."""
+    """Run ``cmd`` to its end: wall, CPU and peak RSS of its process tree, its steps (name, seconds).
+
+    The tree includes the orphans it leaves (pyspark's JVM): this process adopts them (_process_tree)."""
+    adopted = become_subreaper()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
-    with PeakTreeRss(proc.pid) as rss:
+    with PeakTreeRss(proc.pid, adopted=adopted) as rss:
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
             if echo:
                 print(f"    {line.rstrip()}", flush=True)
         proc.wait()
         wall = time.monotonic() - started
+        if adopted:
+            reap_adopted()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "returncode": proc.returncode,
@@ -103,12 +110,10 @@ def write_big_day(source: Path, day: date, rows: int, memory_limit: str) -> tupl
     return target, target.stat().st_size
 
 
-def big_day(out: Path, rows: int, memory_limit: str, seed: int = 8, echo: bool = True, reuse: bool = False) -> dict:
-    """Generate the world, materialise its history, write the big day and time its run. Returns the figures."""
-    raw, home = out / "raw", out / "dagster_home"
-    reuse = reuse and (out / "warehouse.duckdb").exists() and any((raw / "predictions").glob("*.csv"))
-    if not reuse:
-        shutil.rmtree(out, ignore_errors=True)
+def big_env(out: Path, raw: Path, rows: int, memory_limit: str, engine: str = "duckdb") -> dict:
+    """The runs' environment (everything under ``out``) and their project file ``out/project.yml``."""
+    out.mkdir(parents=True, exist_ok=True)
+    home = out / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").touch()
     project = yaml.safe_load((ROOT / "expectations" / "demo.yml").read_text())
@@ -122,6 +127,8 @@ def big_day(out: Path, rows: int, memory_limit: str, seed: int = 8, echo: bool =
         "IMPACT_LEDGER_DB": str(out / "warehouse.duckdb"),
         "IMPACT_LEDGER_MEMORY_LIMIT": memory_limit,
         "IMPACT_LEDGER_TEMP_DIR": str(out / "spill"),
+        "IMPACT_LEDGER_ENGINE": engine,
+        "IMPACT_LEDGER_SPARK_DIR": str(out / "spark"),  # read only with engine spark
         "DAGSTER_HOME": str(home),
         "GX_ANALYTICS_ENABLED": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -132,18 +139,73 @@ def big_day(out: Path, rows: int, memory_limit: str, seed: int = 8, echo: bool =
         "IMPACT_LEDGER_REPORTS": str(out / "reports"),
     }
     env.pop("IMPACT_LEDGER_START_DATE", None)
+    return env
+
+
+def big_world(raw: Path, rows: int, memory_limit: str, seed: int, env: dict) -> tuple[date, Path, int]:
+    """The 24-day world whose last day's predictions are one CSV of ``rows`` rows: generated, or reused when
+    ``raw/big_day.json`` says it was written with the same rows and seed. Returns (day, CSV, bytes)."""
+    marker = raw / "big_day.json"
+    wanted = {"rows": rows, "seed": seed, "days": 24}
+    if marker.exists():
+        made = json.loads(marker.read_text())
+        csv = raw / "predictions" / f"predictions_{made.get('day')}.csv"
+        if made.get("world") == wanted and csv.exists():
+            say(f"reusing the world {raw} ({csv.stat().st_size / 1e9:.2f} GB CSV day {made['day']})")
+            return date.fromisoformat(made["day"]), csv, csv.stat().st_size
+    shutil.rmtree(raw, ignore_errors=True)
+    say(f"generating a 24-day world in {raw}")
+    subprocess.run(
+        [CLI, "generate", "--out", str(raw), "--days", "24", "--seed", str(seed)], env=env, check=True, cwd=ROOT
+    )
+    days = sorted(date.fromisoformat(p.stem.split("_")[-1]) for p in (raw / "predictions").iterdir())
+    day = days[-1]
+    say(f"writing {rows:,} predictions for {day} as one CSV")
+    started = time.monotonic()
+    csv, size = write_big_day(raw, day, rows, memory_limit)
+    say(f"{csv} : {size / 1e9:.2f} GB in {time.monotonic() - started:.0f} s; load: {uptime()}")
+    marker.write_text(json.dumps({"world": wanted, "day": day.isoformat(), "csv_bytes": size}))
+    return day, csv, size
+
+
+def big_day(
+    out: Path,
+    rows: int,
+    memory_limit: str,
+    seed: int = 8,
+    echo: bool = True,
+    reuse: bool = False,
+    raw: Path | None = None,
+    engine: str = "duckdb",
+) -> dict:
+    """The world (``raw``, default ``out/raw``; reused if already written), its history materialised up to the
+    day before the big day in one run (measured: ``history``), then the big day's run. Returns the figures."""
+    raw = raw or out / "raw"
+    reuse = reuse and (out / "warehouse.duckdb").exists() and any((raw / "predictions").glob("*.csv"))
+    if not reuse:
+        shutil.rmtree(out, ignore_errors=True)
+    env = big_env(out, raw, rows, memory_limit, engine)
+    history = None
     if reuse:  # the world, its history and the big CSV of an earlier --out run: only the day is run again
         csv = next((raw / "predictions").glob("*.csv"))
         day, size = date.fromisoformat(csv.stem.split("_")[-1]), csv.stat().st_size
         say(f"reusing {csv} ({size / 1e9:.2f} GB) and the warehouse's history")
     else:
-        day, csv, size = _prepare(raw, env, rows, memory_limit, seed)
+        day, csv, size = big_world(raw, rows, memory_limit, seed, env)
+        say(f"materialising the history up to {day - timedelta(days=1)} (engine {engine})")
+        history = measure([CLI, "materialize", "--end", str(day - timedelta(days=1))], env, False)
+        if history["returncode"] != 0:
+            say(f"the history run failed (exit {history['returncode']}): {history['tail']}")
     load_before = uptime()
-    run = measure([CLI, "materialize", "--start", str(day), "--end", str(day)], env, echo)
+    if history is None or history["returncode"] == 0:
+        run = measure([CLI, "materialize", "--start", str(day), "--end", str(day)], env, echo)
+    else:  # the day is not run on a failed history: the figures say so (returncode None, no wall_s)
+        run = {"returncode": None, "tail": history["tail"], "not_run": "the history run failed"}
     rows_loaded = _rows_loaded(out / "warehouse.duckdb", day)
     return {
         "date": datetime.now().isoformat(timespec="seconds"),
         "day": str(day),
+        "engine": engine,
         "rows": rows,
         "rows_in_raw_predictions": rows_loaded,
         "csv_bytes": size,
@@ -151,28 +213,9 @@ def big_day(out: Path, rows: int, memory_limit: str, seed: int = 8, echo: bool =
         "cpus": os.cpu_count(),
         "load_before": load_before,
         "load_after": uptime(),
+        "history": history,
         **run,
     }
-
-
-def _prepare(raw: Path, env: dict, rows: int, memory_limit: str, seed: int) -> tuple[date, Path, int]:
-    """The world, its materialised history and the big day's CSV."""
-    say(f"generating a 24-day world in {raw}")
-    subprocess.run(
-        [CLI, "generate", "--out", str(raw), "--days", "24", "--seed", str(seed)], env=env, check=True, cwd=ROOT
-    )
-    days = sorted(date.fromisoformat(p.stem.split("_")[-1]) for p in (raw / "predictions").iterdir())
-    day = days[-1]
-    say(f"materialising the history up to {day - timedelta(days=1)} (untimed)")
-    history = measure([CLI, "materialize", "--end", str(day - timedelta(days=1))], env, False)
-    if history["returncode"] != 0:
-        raise SystemExit(f"history run failed: {history['tail']}")
-    say(f"writing {rows:,} predictions for {day} as one CSV")
-    started = time.monotonic()
-    csv, size = write_big_day(raw, day, rows, memory_limit)
-    written = time.monotonic() - started
-    say(f"{csv} : {size / 1e9:.2f} GB in {written:.0f} s; load: {uptime()}")
-    return day, csv, size
 
 
 def _rows_loaded(db: Path, day: date) -> int | None:
@@ -192,14 +235,17 @@ def main() -> None:
     parser.add_argument("--out", help="working folder (default: a temporary one, removed at the end)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--reuse", action="store_true", help="with --out: rerun only the big day of an earlier run")
+    parser.add_argument(
+        "--engine", default="duckdb", choices=("duckdb", "spark"), help="IMPACT_LEDGER_ENGINE of the runs"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.out and Path(args.out).parent) as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "big_day"
-        figures = big_day(out, args.rows, args.memory_limit, reuse=args.reuse)
+        figures = big_day(out, args.rows, args.memory_limit, reuse=args.reuse, engine=args.engine)
         if not args.out:
             shutil.rmtree(out, ignore_errors=True)
-    steps = sorted(figures.pop("steps"), key=lambda s: -s[1])
-    print(json.dumps({k: v for k, v in figures.items() if k != "tail"}, indent=1))
+    steps = sorted(figures.pop("steps", []), key=lambda s: -s[1])
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("tail", "history")}, indent=1))
     print("slowest steps: " + "; ".join(f"{name} {secs:.0f} s" for name, secs in steps[:8]))
     if args.json:
         Path(args.json).write_text(json.dumps({**figures, "steps": steps}, indent=1))

@@ -1,8 +1,10 @@
 """`make bench`: the pipeline at 100k, 1M and 10M prediction rows a day, against DuckDB's own limit and the peers.
 
-Run: .venv/bin/python tests/benchmarks/bench_suite.py [--sizes 100k,1m,10m] [--history-days 365] [--engine duckdb]
-(or `make bench BENCH_ARGS="--sizes 100k,1m"`). Not a test: it prints figures and writes
-data/bench/results.json and data/bench/results.md (the README quotes the table). It takes many minutes.
+Run: .venv/bin/python tests/benchmarks/bench_suite.py [--sizes 100k,1m,10m] [--spark-sizes 1m,10m]
+[--history-days 365] [--engine duckdb] (or `make bench BENCH_ARGS="--sizes 100k,1m"`). Not a test: it prints
+figures and writes data/bench/results.json and data/bench/results.md (the README quotes the table). It takes
+many minutes. `--merge OTHER/results.json` adds another run's rows (e.g. the Spark rows alone:
+`--sizes "" --spark-sizes 1m,10m --no-history --out OTHER`) to --out's, with that run's date, commit and load.
 
 Rows per day: the synthetic world draws `--predictions-per-day` predictions *per model* and day, so a day
 on which all of its N models are live holds N x predictions_per_day rows (plus a handful of planted dirty
@@ -17,6 +19,13 @@ What runs (every pipeline run is a fresh `impact-ledger materialize` process, ti
 * 10m: one day of 10M rows (bench_big_day.py: a 24-day world of the generator's default size whose last
   day's predictions are replaced by one CSV of that many rows) under `--memory-limit` (default 2500MB),
   the pipeline only (generating 24 days of 10M rows would take longer than the rest together);
+* the spark engine beside --engine (`--spark-sizes`, default 1m and 10m; `--spark-sizes ""` for none): the
+  same world as that size's --engine rows, its own warehouse, Dagster instance and IMPACT_LEDGER_SPARK_DIR
+  (a local Spark session in dbt's process, with the settings of dbt_project/profiles.yml's `spark` output and
+  IMPACT_LEDGER_SPARK_* over them, recorded per row); the history up to the timed day in one run, then the
+  day, both timed (the 10m day under --memory-limit for the loader's and gates' DuckDB). Skipped, with the
+  reason in the results, when the `spark` extra or Java is missing. Its dbt stage includes landing the run's
+  raw days as Parquet and copying the marts back into DuckDB (orchestration/lib/engine.py);
 * other sizes: a world of 24 days (the shortest the generator accepts), history up to the first day all
   models are live materialised in one run, then that day timed; beside it, in separate processes on the
   same Parquet files, the hand-written DuckDB SQL for the same core outputs and the peers (pandas +
@@ -27,7 +36,9 @@ What runs (every pipeline run is a fresh `impact-ledger materialize` process, ti
 
 Measured per process tree: wall, CPU (user + system of the process and every descendant it reaped, from
 getrusage), peak RSS = the largest sum of RSS over the process and all its descendants, sampled every
-0.2 s with psutil (shared pages count once per process, so this overestimates). Per stage: step durations
+0.2 s with psutil (shared pages count once per process, so this overestimates). Descendants orphaned by
+their parent count too: pyspark's JVM outlives dbt's Python, which never waits for it, so this process
+becomes their subreaper (_process_tree.py), samples them and reaps them before reading getrusage. Per stage: step durations
 from the CLI's progress lines (loader = raw.* steps, gates = quality-gate steps, dbt = the dbt step,
 attribution/publish = every later step; overhead = wall minus the steps: process start, imports,
 definitions, Dagster) and per dbt model from the run's materialisation events ("Execution Duration").
@@ -41,6 +52,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -52,7 +64,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
-from _process_tree import PeakTreeRss, uptime  # noqa: E402  (the scripts' own folder is on sys.path)
+from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime  # noqa: E402  (the scripts' own folder is on sys.path)
 
 VENV_BIN = Path(sys.executable).parent
 CLI = str(VENV_BIN / "impact-ledger")
@@ -61,6 +73,7 @@ GiB = 1024**3
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
 BIG_DAY_ROWS = 10_000_000  # from this size the timed day is bench_big_day's one big CSV day
+SPARK_SIZES_DEFAULT = "1m,10m"  # the spark engine (local session) beside --engine's rows at these sizes
 PEER_MAX_DEFAULT = "1m"  # peers on 10M rows take longer than the rest of the benchmark together
 EVIDENTLY_PIN = "evidently==0.7.23"
 EVIDENTLY_DEPS = ["pandas==2.3.3", "pyarrow==26.0.1"]  # 0.7.23 imports a pandas internal that pandas 3 dropped
@@ -106,6 +119,7 @@ RUN_ID = re.compile(r"\(run (?P<id>[0-9a-f]{8})\)")
 def run_measured(cmd: list[str], env: dict, echo=None, stop_at_first_step=False) -> Measured:
     """Run ``cmd`` to its end (or to its first step), sampling the tree's RSS; ``echo(line)`` filters output."""
     m = Measured(" ".join(str(c) for c in cmd))
+    adopted = become_subreaper()  # pyspark's JVM outlives dbt's Python: adopt it, count its memory and CPU
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -119,7 +133,7 @@ def run_measured(cmd: list[str], env: dict, echo=None, stop_at_first_step=False)
         start_new_session=True,  # its own process group: stopping it early stops its children too
     )
     lines = []
-    with PeakTreeRss(proc.pid) as rss:
+    with PeakTreeRss(proc.pid, adopted=adopted) as rss:
         for line in proc.stdout:
             line = line.rstrip("\n")
             lines.append(line)
@@ -133,6 +147,8 @@ def run_measured(cmd: list[str], env: dict, echo=None, stop_at_first_step=False)
                 print(f"      {line.strip()}", flush=True)
         proc.wait()
         m.wall = time.monotonic() - started
+        if adopted:
+            reap_adopted()  # the orphans still exiting (a JVM): their CPU into RUSAGE_CHILDREN
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     m.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     m.peak_rss_gib = rss.peak / GiB
@@ -207,7 +223,7 @@ class Bench:
         self.config_path = str(Path(args.config).resolve())
         self.results: dict = {"scenarios": {}}
 
-    def env(self, scenario: Path) -> dict:
+    def env(self, scenario: Path, engine: str | None = None) -> dict:
         """Everything a run writes goes under the scenario's folder (never data/ of the demo)."""
         home = scenario / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
@@ -228,8 +244,9 @@ class Bench:
         # daily partitions start at the world's first day, as a deployment's project file says; left to the
         # data, a lone day's run would start them on that day (a day after the clock's today has none)
         env["IMPACT_LEDGER_START_DATE"] = WORLD_START.isoformat()
-        if self.args.engine != "duckdb":  # the hook for other engines: the runs read it (see the README)
-            env["IMPACT_LEDGER_ENGINE"] = self.args.engine
+        # the engine of the runs (README: Apache Spark); Spark's tables and metastore in the scenario's folder
+        env["IMPACT_LEDGER_ENGINE"] = engine or self.args.engine
+        env["IMPACT_LEDGER_SPARK_DIR"] = str(scenario / "spark")
         return env
 
     def world(self, name: str, cfg) -> Path:
@@ -257,7 +274,9 @@ class Bench:
         say(f"{name}: generated in {m.wall:.0f} s ({data['rows_written']['predictions']:,} predictions)")
         return raw
 
-    def materialize(self, scenario: Path, raw: Path, first: date, last: date, what: str, **kw) -> Measured:
+    def materialize(
+        self, scenario: Path, raw: Path, first: date, last: date, what: str, engine: str | None = None, **kw
+    ) -> Measured:
         say(f"{what}: materialize {first} .. {last} ({(last - first).days + 1} day(s))")
         cmd = [CLI, "materialize", "--source", raw, "--db", scenario / "warehouse.duckdb"]
         cmd += ["--start", first.isoformat(), "--end", last.isoformat()]
@@ -269,7 +288,7 @@ class Bench:
                 days <= 31 and bool(STEP_DONE.search(s))
             )
 
-        m = run_measured(cmd, self.env(scenario), echo=echo, **kw)
+        m = run_measured(cmd, self.env(scenario, engine), echo=echo, **kw)
         if m.returncode != 0 and not m.stopped_early:
             say(f"{what}: FAILED (exit {m.returncode}); last lines:\n" + "\n".join(m.tail))
         else:
@@ -318,23 +337,28 @@ class Bench:
 
     # ------------------------------------------------------------------------------------------ sizes
 
-    def size(self, label: str) -> None:
+    def size_world(self, label: str):
+        """(config, landing zone, timed day) of a size's world: generated once, shared by every engine."""
         from orchestration.lib.synthetic_world import WorldConfig
 
-        total = SIZES[label]
-        if total >= BIG_DAY_ROWS:
-            return self.big_size(label)
         probe = WorldConfig()
-        per_model = max(1, total // len(probe.models))
+        per_model = max(1, SIZES[label] // len(probe.models))
         last_start = max(m.start_day for m in probe.models)
         cfg = WorldConfig(days=last_start + 7, predictions_per_day=per_model, seed=self.args.seed)
         raw = self.world(f"size_{label}", cfg)
+        return cfg, raw, cfg.day_date(last_start)  # the first day every model is live: the full size
+
+    def size(self, label: str) -> None:
+        total = SIZES[label]
+        if total >= BIG_DAY_ROWS:
+            return self.big_size(label)
+        cfg, raw, timed = self.size_world(label)
         if self.args.generate_only:
             return
-        timed = cfg.day_date(last_start)  # the first day every model is live: the full size
         res: dict = {
-            "rows_per_day": per_model * len(cfg.models),
-            "per_model": per_model,
+            "engine": self.args.engine,
+            "rows_per_day": cfg.predictions_per_day * len(cfg.models),
+            "per_model": cfg.predictions_per_day,
             "models": len(cfg.models),
             "date": timed.isoformat(),
         }
@@ -361,40 +385,94 @@ class Bench:
             shutil.rmtree(scenario / "warehouse.duckdb", ignore_errors=True)
         self.save()
 
-    def big_size(self, label: str) -> None:
+    def big_size(self, label: str, engine: str | None = None) -> None:
         """10M rows: generating 24 days of them is needless; bench_big_day's world (24 days of the generator's
-        default size) gets one day replaced by a CSV of that many rows, timed under --memory-limit."""
-        from bench_big_day import big_day
+        default size, in worlds/size_<label>, shared by the engines) gets one day replaced by a CSV of that many
+        rows; its history runs in one run, then that day is timed under --memory-limit."""
+        from bench_big_day import big_day, big_env, big_world
 
+        engine = engine or self.args.engine
         total = SIZES[label]
+        raw = self.out / "worlds" / f"size_{label}"
         if self.args.generate_only:
+            env = big_env(self.out / "worlds" / f"size_{label}.run", raw, total, self.args.memory_limit)
+            big_world(raw, total, self.args.memory_limit, self.args.seed, env)
             return
-        say(f"{label}: one day of {total:,} prediction rows (bench_big_day), memory_limit {self.args.memory_limit}")
-        figures = big_day(self.out / "runs" / f"size_{label}", total, self.args.memory_limit, echo=False)
-        steps = figures.pop("steps")
-        day = {
-            "returncode": figures["returncode"],
-            "wall": figures["wall_s"],
-            "cpu": figures["cpu_s"],
-            "peak_rss_gib": figures["peak_rss_gib"],
-            "largest_process_gib": figures["largest_process_gib"],
-            "steps": steps,
-            "stages": stages_of(steps, figures["wall_s"]),
-        }
-        self.results["scenarios"][label] = {
+        key, scenario = self.keys(label, engine)
+        say(
+            f"{key}: one day of {total:,} prediction rows (bench_big_day), engine {engine}, "
+            f"memory_limit {self.args.memory_limit}"
+        )
+        figures = big_day(scenario, total, self.args.memory_limit, self.args.seed, echo=False, raw=raw, engine=engine)
+        res = {
+            "engine": engine,
+            "size": label,
             "rows_per_day": total,
             "date": figures["day"],
             "memory_limit": self.args.memory_limit,
-            "day": day,
-            "big_day": {k: v for k, v in figures.items() if k != "tail"},
+            "history": big_run(figures.pop("history")),
+            "day": big_run(figures) if "wall_s" in figures else None,  # None: not run (its history failed)
+            "big_day": {k: v for k, v in figures.items() if k not in ("tail", "steps")},
             "peers_skipped": "peers and SQL limit not run at this size (a CSV day: bench_big_day.py)",
         }
-        say(
-            f"{label}: wall {day['wall']:.1f} s, CPU {day['cpu']:.1f} s, peak RSS {day['peak_rss_gib']:.2f} GiB "
-            f"(largest process {day['largest_process_gib']:.2f} GiB)"
-        )
+        if engine == "spark":
+            res["spark_settings"] = spark_settings(big_env(scenario, raw, total, self.args.memory_limit, engine))
+        self.results["scenarios"][key] = res
+        day = res["day"]
+        if day is None:
+            res["not_run"] = figures.get("not_run", "?")
+            say(f"{key}: the day not run: {res['not_run']}")
+        elif day["returncode"] != 0:
+            say(f"{key}: the day FAILED (exit {day['returncode']}); last lines:\n" + "\n".join(day["tail"]))
+        else:
+            say(
+                f"{key}: wall {day['wall']:.1f} s, CPU {day['cpu']:.1f} s, peak RSS {day['peak_rss_gib']:.2f} GiB "
+                f"(largest process {day['largest_process_gib']:.2f} GiB); stages (s): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in day["stages"].items())
+            )
         if not self.args.keep_warehouses:
-            shutil.rmtree(self.out / "runs" / f"size_{label}", ignore_errors=True)
+            shutil.rmtree(scenario, ignore_errors=True)
+        self.save()
+
+    def keys(self, label: str, engine: str) -> tuple[str, Path]:
+        """The scenario's key in results.json and its run folder: `1m` for --engine, `1m-spark` for the other."""
+        if engine == self.args.engine:
+            return label, self.out / "runs" / f"size_{label}"
+        return f"{label}-{engine}", self.out / "runs" / f"size_{label}_{engine}"
+
+    def spark_size(self, label: str) -> None:
+        """The spark engine beside --engine on a size: the same world, its own warehouse and Spark folder; the
+        history up to the timed day in one run, then the day, both timed. Skipped (with the reason) when the
+        `spark` extra or Java is missing."""
+        key, scenario = self.keys(label, "spark")
+        reason = spark_skip_reason()
+        if reason:
+            say(f"{key}: skipped: {reason}")
+            self.results["scenarios"][key] = {"engine": "spark", "size": label, "skipped": reason}
+            self.save()
+            return
+        if SIZES[label] >= BIG_DAY_ROWS:
+            return self.big_size(label, "spark")
+        cfg, raw, timed = self.size_world(label)
+        if self.args.generate_only:
+            return
+        res: dict = {
+            "engine": "spark",
+            "size": label,
+            "rows_per_day": cfg.predictions_per_day * len(cfg.models),
+            "per_model": cfg.predictions_per_day,
+            "models": len(cfg.models),
+            "date": timed.isoformat(),
+            "spark_settings": spark_settings(self.env(scenario, "spark")),
+        }
+        self.results["scenarios"][key] = res
+        shutil.rmtree(scenario, ignore_errors=True)
+        first, before = cfg.start_date, timed - timedelta(days=1)
+        res["history"] = asdict(self.materialize(scenario, raw, first, before, f"{key}: history", "spark"))
+        self.save()
+        res["day"] = asdict(self.materialize(scenario, raw, timed, timed, f"{key}: the day ({timed})", "spark"))
+        if not self.args.keep_warehouses:
+            shutil.rmtree(scenario, ignore_errors=True)
         self.save()
 
     def worker(self, task: str, spec: dict, what: str) -> Measured:
@@ -487,6 +565,49 @@ def refreshed_pairs(warehouse: Path) -> list[list[str]]:
         say(f"refreshed days not read ({err}): health and bias peers get the day alone")
         return []
     return [[model, day.isoformat()] for model, day in rows]
+
+
+def big_run(figures: dict | None) -> dict | None:
+    """bench_big_day's figures of one run as a row of this script's results (wall, cpu, ..., stages)."""
+    if figures is None:
+        return None
+    steps = [tuple(s) for s in figures.get("steps", [])]
+    return {
+        "returncode": figures["returncode"],
+        "wall": figures["wall_s"],
+        "cpu": figures["cpu_s"],
+        "peak_rss_gib": figures["peak_rss_gib"],
+        "largest_process_gib": figures["largest_process_gib"],
+        "steps": steps,
+        "stages": stages_of(steps, figures["wall_s"]),
+        "tail": figures.get("tail", []),
+    }
+
+
+def spark_skip_reason() -> str | None:
+    """Why the spark engine cannot run here (no `spark` extra, no Java), as the engine says it; None if it can."""
+    from orchestration.lib.engine import EngineError, require_spark_runtime
+
+    try:
+        require_spark_runtime()
+    except EngineError as err:
+        return str(err)
+    return None
+
+
+PROFILE_SETTING = re.compile(r"env_var\('(?P<name>IMPACT_LEDGER_SPARK_\w+)',\s*'(?P<default>[^']*)'\)")
+
+
+def spark_settings(env: dict) -> dict[str, str]:
+    """The Spark session settings a run gets: each IMPACT_LEDGER_SPARK_* of the `spark` dbt output (driver
+    memory, master, shuffle partitions, threads), the environment's value or profiles.yml's default."""
+    text = (ROOT / "dbt_project" / "profiles.yml").read_text()
+    block = text[text.index("    spark:") : text.index("    spark_thrift:")]
+    out = {}
+    for hit in PROFILE_SETTING.finditer(block):
+        if hit["name"] != "IMPACT_LEDGER_SPARK_DIR":  # the folder: the scenario's own
+            out[hit["name"]] = env.get(hit["name"]) or hit["default"]
+    return out
 
 
 def machine() -> dict:
@@ -630,55 +751,95 @@ def stage_ratios(res: dict):
 
 def markdown(results: dict) -> str:
     m = results["machine"]
+    main_engine = results["args"]["engine"]
+    sc = results["scenarios"]
+    others = sorted({r["engine"] for r in sc.values() if r.get("engine", main_engine) != main_engine})
     lines = [
         f"`make bench` on {m['date']}, commit {m['commit']}: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM; "
-        f"engine {results['args']['engine']}.",
+        f"engine {main_engine}" + (f" (and {', '.join(others)} beside it, engine column)." if others else "."),
         f"Load before: `{results['uptime_before']}`; after: `{results.get('uptime_after', '?')}`.",
         f"Arguments: `{results['args']['argv']}`. Rows per day = `--predictions-per-day` x the models live that day "
         "(the synthetic world draws that many per model); sizes are all models together.",
+    ]
+    hist_run = results.get("history_run")
+    if hist_run:  # the history part re-run alone (merged by hand before --merge existed)
+        hm = hist_run["machine"]
+        lines.append(
+            'History world rows: a second run of the script for the history part only (`--sizes ""`), '
+            f"{hm['date']}, commit {hm['commit']}; load before `{hist_run['uptime_before']}`, "
+            f"after `{hist_run['uptime_after']}`."
+        )
+    for merged in results.get("merged_runs", []):
+        mm = merged["machine"]
+        lines.append(
+            f"Rows {', '.join(merged['scenarios'])}: a separate run of the script (`{merged['argv']}`), "
+            f"{mm['date']}, commit {mm['commit']}; load before `{merged['uptime_before']}`, "
+            f"after `{merged.get('uptime_after', '?')}`."
+        )
+    settings = {
+        json.dumps(r["spark_settings"], sort_keys=True): r["spark_settings"]
+        for r in sc.values()
+        if r.get("spark_settings")
+    }
+    for spark in settings.values():
+        lines.append(
+            "Spark rows: a local Spark session in dbt's process (dbt-spark `method: session`), "
+            + ", ".join(f"{k} {v}" for k, v in spark.items())
+            + "; the loader, contract checks and gates on DuckDB; the dbt stage includes landing the raw days as "
+            "Parquet and copying the marts back into DuckDB."
+        )
+    lines += [
         "",
-        "| run | rows that day | wall s | CPU s | peak RSS GiB (tree) | loader s | gates s | dbt s | attribution/publish s | overhead s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | engine | rows that day | wall s | CPU s | peak RSS GiB (tree) | loader s | gates s | dbt s "
+        "| attribution/publish s | overhead s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def row(name, rows, r):
+    def row(name, engine, rows, r):
         if not r:
             return
         if r["returncode"] != 0 and not r.get("stopped_early"):
-            lines.append(f"| {name} | {rows} | FAILED (exit {r['returncode']}) | | | | | | | |")
+            lines.append(f"| {name} | {engine} | {rows} | FAILED (exit {r['returncode']}) | | | | | | | |")
             return
         st = r.get("stages", {})
         cells = [
             f"{st.get(k, 0):.1f}" if st else "" for k in ("loader", "gates", "dbt", "attribution/publish", "overhead")
         ]
         lines.append(
-            f"| {name} | {rows} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['peak_rss_gib']:.2f} | "
+            f"| {name} | {engine} | {rows} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['peak_rss_gib']:.2f} | "
             + " | ".join(cells)
             + " |"
         )
 
-    sc = results["scenarios"]
     hist = sc.get("history")
     if hist:
-        rows = f"{hist['rows_per_day']:,}"
-        row("history world: 30-day single-run backfill (days 0-29)", f"{rows} x 30", hist.get("backfill_30"))
-        row("history world: day 30", rows, hist.get("day_30"))
+        rows, eng = f"{hist['rows_per_day']:,}", hist.get("engine", main_engine)
+        row("history world: 30-day single-run backfill (days 0-29)", eng, f"{rows} x 30", hist.get("backfill_30"))
+        row("history world: day 30", eng, rows, hist.get("day_30"))
         n = results["args"]["history_days"]
-        row(f"history world: days 31-{n - 1} in one run", f"{rows} x {n - 31}", hist.get("history_rest"))
-        row(f"history world: day {n}", rows, hist.get(f"day_{n}"))
+        row(f"history world: days 31-{n - 1} in one run", eng, f"{rows} x {n - 31}", hist.get("history_rest"))
+        row(f"history world: day {n}", eng, rows, hist.get(f"day_{n}"))
     for label, res in sc.items():
         if label == "history":
             continue
-        row(f"{label}: history up to {res.get('date', '?')} (excluded), one run", "", res.get("history"))
-        row(f"{label}: the day {res.get('date', '?')}", f"{res['rows_per_day']:,}", res.get("day"))
+        size, eng = res.get("size", label), res.get("engine", main_engine)
+        if res.get("skipped"):
+            lines.append(f"| {size}: not run | {eng} | | skipped: {res['skipped']} | | | | | | | |")
+            continue
+        row(f"{size}: history up to {res.get('date', '?')} (excluded), one run", eng, "", res.get("history"))
+        row(f"{size}: the day {res.get('date', '?')}", eng, f"{res['rows_per_day']:,}", res.get("day"))
+        if res.get("not_run"):
+            lines.append(
+                f"| {size}: the day {res.get('date', '?')} | {eng} | | not run: {res['not_run']} | | | | | | | |"
+            )
     lines += [
         "",
         "| size | output | pipeline s | hand-written DuckDB SQL s | peer | peer s | peer / pipeline |",
         "|---|---|---|---|---|---|---|",
     ]
     for label, res in sc.items():
-        if label == "history":
-            continue
+        if label == "history" or res.get("skipped") or res.get("engine", main_engine) != main_engine:
+            continue  # the peers and the SQL limit run beside --engine's rows only
         day = res.get("day") or {}
         if res.get("big_day"):
             lines.append(f"| {label} | whole day (process wall) | {day.get('wall', 0):.1f} | not run | | | |")
@@ -718,9 +879,15 @@ def markdown(results: dict) -> str:
 # ----------------------------------------------------------------------------------------------- main
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100k,1m,10m", help=f"rows of the timed day, all models: {', '.join(SIZES)}")
+    parser.add_argument(
+        "--spark-sizes",
+        default=SPARK_SIZES_DEFAULT,
+        help="sizes also timed on the spark engine (local session) beside --engine's rows, on the same worlds; "
+        '"" for none. Skipped with the reason if the `spark` extra or Java is missing',
+    )
     parser.add_argument("--history-days", type=int, default=365, help="days of history before the last timed day")
     parser.add_argument("--history-per-model", type=int, default=2_000, help="predictions per model and day there")
     parser.add_argument("--no-history", action="store_true", help="skip the history world (backfills, day 30/365)")
@@ -729,11 +896,17 @@ def main() -> None:
     )
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument(
-        "--engine", default="duckdb", help="duckdb | spark: the engine the runs use (IMPACT_LEDGER_ENGINE)"
+        "--engine",
+        default="duckdb",
+        choices=("duckdb", "spark"),
+        help="the engine of the main rows (IMPACT_LEDGER_ENGINE): sizes, history world, SQL limit and peers beside",
     )
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument(
-        "--memory-limit", default="2500MB", help="DuckDB memory_limit of the 10M-row day (IMPACT_LEDGER_MEMORY_LIMIT)"
+        "--memory-limit",
+        default="2500MB",
+        help="DuckDB memory_limit of the 10M-row day (IMPACT_LEDGER_MEMORY_LIMIT; with Spark: the loader's and "
+        "the gates' DuckDB; the Spark driver's is IMPACT_LEDGER_SPARK_DRIVER_MEMORY)",
     )
     parser.add_argument(
         "--config",
@@ -744,23 +917,79 @@ def main() -> None:
     parser.add_argument("--keep-warehouses", action="store_true", help="keep each size's warehouse (they are large)")
     parser.add_argument("--generate-only", action="store_true", help="write (or reuse) the worlds, time nothing")
     parser.add_argument("--render", action="store_true", help="rewrite results.md from --out's results.json only")
+    parser.add_argument(
+        "--merge",
+        metavar="RESULTS_JSON",
+        help="add the rows of another run's results.json (e.g. the Spark rows alone) to --out's, with that run's "
+        "date, commit, load and arguments; rows of the same key are replaced. Then renders results.md",
+    )
     parser.add_argument("--task", help=argparse.SUPPRESS)  # internal: a worker process (sql, peers)
-    args, rest = parser.parse_known_args()
+    return parser
+
+
+def parse_args(argv: list[str] | None = None):
+    """(args, rest): args.sizes and args.spark_sizes become lists of known sizes."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.task or args.render or args.merge:
+        return args, rest
+    for name in ("sizes", "spark_sizes"):
+        listed = [x.strip().lower() for x in getattr(args, name).split(",") if x.strip()]
+        unknown = [x for x in listed if x not in SIZES]
+        if unknown:
+            parser.error(f"--{name.replace('_', '-')}: unknown size(s) {unknown}; known: {', '.join(SIZES)}")
+        setattr(args, name, listed)
+    if args.engine == "spark":
+        args.spark_sizes = []  # the main rows are Spark's already
+    return args, rest
+
+
+def plan(args) -> list[tuple[str, str]]:
+    """(size, engine) in run order: each size on --engine, then on spark while its world is fresh in the page
+    cache; the spark-only sizes after."""
+    out = []
+    for label in args.sizes:
+        out.append((label, args.engine))
+        if label in args.spark_sizes:
+            out.append((label, "spark"))
+    out += [(label, "spark") for label in args.spark_sizes if label not in args.sizes]
+    return out
+
+
+def merge(results: dict, other: dict) -> dict:
+    """``results`` with ``other``'s scenarios added (same key: replaced) and ``other``'s run recorded."""
+    merged = {**results, "scenarios": {**results["scenarios"], **other["scenarios"]}}
+    run = {
+        "machine": other["machine"],
+        "uptime_before": other.get("uptime_before"),
+        "uptime_after": other.get("uptime_after"),
+        "argv": other.get("args", {}).get("argv", "?"),
+        "scenarios": list(other["scenarios"]),
+    }
+    merged["merged_runs"] = [
+        r for r in results.get("merged_runs", []) if not set(r["scenarios"]) <= set(run["scenarios"])
+    ] + [run]
+    merged["targets"] = targets(merged)
+    return merged
+
+
+def main() -> None:
+    args, rest = parse_args()
     if args.task:
         from _bench_tasks import run_task
 
         print(json.dumps(run_task(args.task, json.loads(rest[0]))), flush=True)
         return
-    if args.render:
-        results = json.loads((Path(args.out) / "results.json").read_text())
+    if args.render or args.merge:
+        path = Path(args.out) / "results.json"
+        results = json.loads(path.read_text())
+        if args.merge:
+            results = merge(results, json.loads(Path(args.merge).read_text()))
+            path.write_text(json.dumps(results, indent=1, default=str))
         results["targets"] = targets(results)
         (Path(args.out) / "results.md").write_text(markdown(results))
         print(markdown(results))
         return
-    sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
-    unknown = [s for s in sizes if s not in SIZES]
-    if unknown:
-        parser.error(f"unknown size(s) {unknown}; known: {', '.join(SIZES)}")
     try:
         import psutil  # noqa: F401
     except ImportError:
@@ -769,15 +998,18 @@ def main() -> None:
     bench.results.update(
         machine=machine(),
         uptime_before=uptime(),
-        args={**vars(args), "argv": " ".join(sys.argv[1:]) or "(defaults)"},
+        args={**vars(args), "argv": shlex.join(sys.argv[1:]) or "(defaults)"},
         rows_per_day_note=(
             "rows per day = --predictions-per-day x models live that day; sizes are the timed day's rows, all models"
         ),
     )
     say(f"machine: {bench.results['machine']}; load: {bench.results['uptime_before']}")
     # the sizes first: the 1M comparison and the peers are there even if a long history run is stopped
-    for label in sizes:
-        bench.size(label)
+    for label, engine in plan(args):
+        if engine == args.engine:
+            bench.size(label)
+        else:
+            bench.spark_size(label)
     if not args.no_history:
         bench.history()
     if args.generate_only:

@@ -1,7 +1,12 @@
-"""`make bench`'s parts that produce numbers besides timings: the progress-line parser (stages) and the
-hand-written DuckDB SQL limit, checked against scikit-learn, fairlearn and numpy on a small synthetic world."""
+"""`make bench`'s parts that produce numbers besides timings: the progress-line parser (stages), the
+hand-written DuckDB SQL limit, checked against scikit-learn, fairlearn and numpy on a small synthetic world,
+and the Spark rows' plumbing (arguments, skip reason, settings, orphaned processes, rendering, merging)
+without starting Spark."""
 
+import json
+import subprocess
 import sys
+import textwrap
 from datetime import timedelta
 from pathlib import Path
 
@@ -123,3 +128,166 @@ def test_sql_limit_matches_sklearn_fairlearn_and_numpy(world):
         keep = ref_share > 0
         psi = np.sum((cur_share[keep] - ref_share[keep]) * np.log(cur_share[keep] / ref_share[keep]))
         assert drift.loc[(model, version, "score"), "psi"] == pytest.approx(psi, rel=1e-9, abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------ the Spark rows
+
+
+def test_spark_rows_by_default_on_1m_and_10m_and_none_when_asked():
+    args, _ = bench_suite.parse_args([])
+    assert args.spark_sizes == ["1m", "10m"] and args.sizes == ["100k", "1m", "10m"]
+    # each size on --engine, then on spark while its world is fresh
+    assert bench_suite.plan(args) == [
+        ("100k", "duckdb"),
+        ("1m", "duckdb"),
+        ("1m", "spark"),
+        ("10m", "duckdb"),
+        ("10m", "spark"),
+    ]
+    assert bench_suite.parse_args(["--spark-sizes", ""])[0].spark_sizes == []
+    # only the Spark rows: no --engine sizes, the worlds are generated (or reused) all the same
+    only, _ = bench_suite.parse_args(["--sizes", "", "--spark-sizes", "1M, 10m"])
+    assert bench_suite.plan(only) == [("1m", "spark"), ("10m", "spark")]
+    # --engine spark: the main rows are Spark's, no second Spark row
+    assert bench_suite.plan(bench_suite.parse_args(["--engine", "spark", "--sizes", "1m"])[0]) == [("1m", "spark")]
+    with pytest.raises(SystemExit):
+        bench_suite.parse_args(["--spark-sizes", "5m"])
+
+
+def test_spark_skip_reason_names_what_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))  # no bin/java there
+    reason = bench_suite.spark_skip_reason()
+    assert reason and "Java" in reason and str(tmp_path) in reason
+
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
+    reason = bench_suite.spark_skip_reason()
+    assert reason and "`spark` extra" in reason and "pyspark" in reason
+
+
+def test_spark_settings_are_the_profiles_with_the_environment_over_them():
+    settings = bench_suite.spark_settings({"IMPACT_LEDGER_SPARK_DRIVER_MEMORY": "3g"})
+    assert settings["IMPACT_LEDGER_SPARK_DRIVER_MEMORY"] == "3g"
+    assert {"IMPACT_LEDGER_SPARK_MASTER", "IMPACT_LEDGER_SPARK_SHUFFLE_PARTITIONS"} <= set(settings)
+    # the folder is each scenario's own; the Thrift output's host and port are not the session's
+    assert not {"IMPACT_LEDGER_SPARK_DIR", "IMPACT_LEDGER_SPARK_HOST", "IMPACT_LEDGER_SPARK_PORT"} & set(settings)
+    assert bench_suite.spark_settings({})["IMPACT_LEDGER_SPARK_DRIVER_MEMORY"]  # profiles.yml's default
+
+
+def test_a_measured_tree_counts_the_orphans_it_leaves(tmp_path):
+    """pyspark's JVM outlives dbt's Python: a child that exits at once, leaving a grandchild burning CPU and
+    holding memory, still has that grandchild's CPU and RSS counted (run in a subprocess: becoming a
+    subreaper is for the whole process)."""
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(bench_suite.__file__).parent)!r})
+        import bench_suite
+        orphan = "b = bytearray(300 * 2**20); import time; t = time.process_time()\\nwhile time.process_time() - t < 1.5: b[0] = 1"
+        cmd = ["sh", "-c", f"{{sys.executable}} -c '{{orphan}}' >/dev/null 2>&1 & exit 0"]
+        m = bench_suite.run_measured(cmd, {{}})
+        print(json.dumps({{"wall": m.wall, "cpu": m.cpu, "rss": m.peak_rss_gib, "rc": m.returncode}}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["rc"] == 0
+    assert figures["wall"] < 1.0  # the measured process itself exits at once
+    assert figures["cpu"] >= 1.4  # the orphan's CPU, reaped by the benchmark
+    assert figures["rss"] >= 0.25  # its 300 MiB, sampled after its parent has gone
+
+
+def _run(wall, stages=None, rc=0):
+    st = stages or {"loader": 1.0, "gates": 2.0, "dbt": 3.0, "attribution/publish": 1.0, "overhead": 4.0}
+    return {"returncode": rc, "wall": wall, "cpu": wall * 1.5, "peak_rss_gib": 1.25, "stages": st, "steps": []}
+
+
+def _results():
+    machine = {"nproc": 2, "ram_gib": 8.0, "cpu": "test", "python": "3", "date": "2026-01-01 10:00 UTC"}
+    return {
+        "machine": {**machine, "commit": "aaa"},
+        "uptime_before": "load 0.1",
+        "uptime_after": "load 0.2",
+        "args": {"engine": "duckdb", "argv": "(defaults)", "history_days": 365},
+        "scenarios": {
+            "1m": {"engine": "duckdb", "rows_per_day": 1_000_000, "date": "2026-09-18", "day": _run(27.0)},
+            # rows of an older results.json have no engine: --engine's
+            "10m": {"rows_per_day": 10_000_000, "date": "2026-09-24", "day": _run(99.0), "big_day": {}},
+        },
+    }
+
+
+def _spark_results():
+    settings = {"IMPACT_LEDGER_SPARK_DRIVER_MEMORY": "2g", "IMPACT_LEDGER_SPARK_MASTER": "local[*]"}
+    return {
+        "machine": {"nproc": 2, "ram_gib": 8.0, "cpu": "test", "python": "3", "date": "2026-01-02 11:00 UTC"},
+        "uptime_before": "load 1.5",
+        "uptime_after": "load 2.5",
+        "args": {"engine": "duckdb", "argv": "--sizes '' --spark-sizes 1m,10m"},
+        "scenarios": {
+            "1m-spark": {
+                "engine": "spark",
+                "size": "1m",
+                "rows_per_day": 1_000_000,
+                "date": "2026-09-18",
+                "spark_settings": settings,
+                "history": _run(150.0),
+                "day": _run(120.0),
+            },
+            "10m-spark": {"engine": "spark", "size": "10m", "skipped": "engine: spark needs a Java 17 runtime"},
+        },
+    }
+
+
+def test_markdown_shows_each_rows_engine_and_the_skipped_ones():
+    results = bench_suite.merge(
+        _results(), {**_spark_results(), "machine": {**_spark_results()["machine"], "commit": "bbb"}}
+    )
+    md = bench_suite.markdown(results)
+    assert "engine duckdb (and spark beside it, engine column)." in md
+    assert "| run | engine | rows that day | wall s |" in md
+    assert "| 1m: the day 2026-09-18 | duckdb | 1,000,000 | 27.0 | 40.5 | 1.25 | 1.0 | 2.0 | 3.0 | 1.0 | 4.0 |" in md
+    assert "| 10m: the day 2026-09-24 | duckdb | 10,000,000 | 99.0 |" in md
+    assert "| 1m: history up to 2026-09-18 (excluded), one run | spark |  | 150.0 |" in md
+    assert "| 1m: the day 2026-09-18 | spark | 1,000,000 | 120.0 | 180.0 | 1.25 |" in md
+    assert "| 10m: not run | spark | | skipped: engine: spark needs a Java 17 runtime |" in md
+    # the Spark run's own date, commit, load and arguments, and its settings
+    assert (
+        "Rows 1m-spark, 10m-spark: a separate run of the script (`--sizes '' --spark-sizes 1m,10m`), "
+        "2026-01-02 11:00 UTC, commit bbb; load before `load 1.5`, after `load 2.5`."
+    ) in md
+    assert "IMPACT_LEDGER_SPARK_DRIVER_MEMORY 2g, IMPACT_LEDGER_SPARK_MASTER local[*]" in md
+    # a big day whose history run failed: the history row says FAILED, the day that it did not run
+    failed = {**_run(30.0, rc=1), "tail": ["boom"]}
+    results["scenarios"]["10m-spark"] = {
+        "engine": "spark",
+        "size": "10m",
+        "rows_per_day": 10_000_000,
+        "date": "2026-09-24",
+        "history": failed,
+        "day": None,
+        "not_run": "the history run failed",
+    }
+    md2 = bench_suite.markdown(results)
+    assert "| 10m: history up to 2026-09-24 (excluded), one run | spark |  | FAILED (exit 1) |" in md2
+    assert "| 10m: the day 2026-09-24 | spark | | not run: the history run failed |" in md2
+    # the peers' table lists --engine's sizes only
+    peers = md.split("| size | output |")[1].split("| target")[0]
+    assert "| 1m | whole day (process wall) | 27.0 |" in peers and "spark" not in peers
+
+
+def test_merge_keeps_the_rows_and_metadata_and_replaces_a_rerun():
+    base = _results()
+    spark = {**_spark_results(), "machine": {**_spark_results()["machine"], "commit": "bbb"}}
+    merged = bench_suite.merge(base, spark)
+    assert list(merged["scenarios"]) == ["1m", "10m", "1m-spark", "10m-spark"]
+    assert merged["machine"] == base["machine"] and merged["uptime_before"] == "load 0.1"
+    assert [r["machine"]["commit"] for r in merged["merged_runs"]] == ["bbb"]
+    again = {**spark, "machine": {**spark["machine"], "commit": "ccc"}}
+    again["scenarios"] = {**spark["scenarios"], "10m-spark": {**spark["scenarios"]["1m-spark"], "size": "10m"}}
+    twice = bench_suite.merge(merged, again)
+    assert [r["machine"]["commit"] for r in twice["merged_runs"]] == ["ccc"]  # the same rows: the newer run
+    assert twice["scenarios"]["10m-spark"]["day"]["wall"] == 120.0
+    assert base["scenarios"] == _results()["scenarios"]  # not modified in place
