@@ -34,12 +34,6 @@ class Published:
         """The fixed part: days before every run's range that its producer recomputes."""
         return max((int(dbt_var(v)) for v in self.lookback_vars), default=0)
 
-    def since(self, conn: duckdb.DuckDBPyConnection, first: date, last: date) -> date:
-        """First day the run over first..last may have changed: the fixed lookback, or the oldest day it
-        refreshed for late labels (intermediate.int_label_refresh_days; the producers re-evaluate from there)."""
-        start = first - timedelta(days=self.lookback_days())
-        return min(start, refresh_start(conn, first, last)) if LABELS in self.lookback_vars else start
-
 
 LABELS, KPIS = "label_lookback_days", "kpi_lookback_days"
 # Keep in step with the producers: the dbt models' delete pre-hooks (delete_partition_range, delete_label_refresh),
@@ -136,14 +130,29 @@ def export_table(
     return files, rows
 
 
-def export_days(conn: duckdb.DuckDBPyConnection, exports: Path, first: date, last: date) -> tuple[int, int]:
+def changed_since(conn: duckdb.DuckDBPyConnection, first: date, last: date) -> dict[str, date]:
+    """Each published table of the warehouse -> the first day a run over first..last may have changed: ``first``
+    minus the table's lookback, or the oldest day refreshed for late labels (asked once per run)."""
+    existing = _existing(conn)
+    lookbacks = {spec.lookback_vars: spec.lookback_days() for spec in existing.values()}
+    labels = refresh_start(conn, first, last) if any(LABELS in v for v in lookbacks) else None
+    out = {}
+    for table, spec in existing.items():
+        start = first - timedelta(days=lookbacks[spec.lookback_vars])
+        out[table] = min(start, labels) if LABELS in spec.lookback_vars else start
+    return out
+
+
+def export_days(
+    conn: duckdb.DuckDBPyConnection, exports: Path, first: date, last: date, since: dict[str, date] | None = None
+) -> tuple[int, int]:
     """Export each published table's days that a run over first..last (re)computed: from ``first`` minus the
     table's lookback (or the oldest day refreshed for late labels) to ``last``, replacing those hive partitions,
-    so exports always equal the warehouse."""
+    so exports always equal the warehouse. ``since``: changed_since() if the caller has it."""
     files = rows = 0
-    for table, spec in _existing(conn).items():
-        since = spec.since(conn, first, last)
-        f, r = export_table(conn, table, spec.day_column, exports / table.split(".")[1], since, last)
+    since = since if since is not None else changed_since(conn, first, last)
+    for table, start in since.items():
+        f, r = export_table(conn, table, PUBLISHED[table].day_column, exports / table.split(".")[1], start, last)
         files, rows = files + f, rows + r
     return files, rows
 
@@ -169,8 +178,45 @@ def remove_dead_builds(snapshot: Path) -> list[Path]:
     return removed
 
 
-def refresh_snapshot(conn: duckdb.DuckDBPyConnection, snapshot: Path) -> int:
-    """Copy every published table into a fresh database file, then atomically replace ``snapshot``."""
+def _columns_by_table(conn: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, list[tuple[str, str]]]:
+    """schema.table -> its (column, type) in order, for every table of an attached database (one catalog query)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for schema, table, column, dtype in conn.execute(
+        "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = ? ORDER BY table_schema, table_name, ordinal_position",
+        [catalog],
+    ).fetchall():
+        out.setdefault(f"{schema}.{table}", []).append((column, dtype))
+    return out
+
+
+def _count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _refresh_days(conn: duckdb.DuckDBPyConnection, table: str, since: date, last: date) -> bool:
+    """Replace in the snapshot build the days since..last of ``table`` (those a run may have changed). False,
+    with nothing changed, when the build's table then differs from the warehouse's in row count."""
+    build, day = f"snapshot_build.{table}", PUBLISHED[table].day_column
+    conn.execute("BEGIN TRANSACTION")
+    conn.execute(f"DELETE FROM {build} WHERE {day} BETWEEN ? AND ?", [since, last])
+    conn.execute(f"INSERT INTO {build} SELECT * FROM {table} WHERE {day} BETWEEN ? AND ?", [since, last])
+    if _count(conn, build) != _count(conn, table):
+        conn.execute("ROLLBACK")
+        return False
+    conn.execute("COMMIT")
+    return True
+
+
+def refresh_snapshot(
+    conn: duckdb.DuckDBPyConnection, snapshot: Path, since: dict[str, date] | None = None, last: date | None = None
+) -> int:
+    """Build the snapshot of every published table in a new file, then atomically replace ``snapshot``.
+
+    Given a run's changed days (``since``: changed_since(), up to ``last``) and a snapshot in place, the build
+    starts as a copy of it and each table only gets those days, as the exports do: a day after a year of
+    history costs about what a day costs. A table whose columns differ, or whose row count then differs from
+    the warehouse's (e.g. a snapshot of another warehouse), is copied whole."""
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_builds(snapshot)
     tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}.tmp")
@@ -184,12 +230,23 @@ def refresh_snapshot(conn: duckdb.DuckDBPyConnection, snapshot: Path) -> int:
         ).fetchall()
     ]
     tables = [*_existing(conn), *quarantine]
+    # a detached snapshot holds no WAL (DuckDB checkpoints it then): copying the file copies all of it
+    wal = snapshot.with_name(f"{snapshot.name}.wal")
+    if since is not None and last is not None and snapshot.exists() and not wal.exists():
+        shutil.copyfile(snapshot, tmp)
     conn.execute(f"ATTACH '{tmp}' AS snapshot_build")
     try:
+        kept = _columns_by_table(conn, "snapshot_build")
+        current = _columns_by_table(conn, conn.execute("SELECT current_database()").fetchone()[0])
+        for table in set(kept) - set(tables):  # no longer published
+            conn.execute(f"DROP TABLE snapshot_build.{table}")
         for table in tables:
+            patchable = since is not None and table in since and kept.get(table) == current.get(table)
+            if patchable and _refresh_days(conn, table, since[table], last):
+                continue
             schema, _ = table.split(".")
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS snapshot_build.{schema}")
-            conn.execute(f"CREATE TABLE snapshot_build.{table} AS SELECT * FROM {table}")
+            conn.execute(f"CREATE OR REPLACE TABLE snapshot_build.{table} AS SELECT * FROM {table}")
     finally:
         conn.execute("DETACH snapshot_build")
     os.replace(tmp, snapshot)
@@ -197,5 +254,6 @@ def refresh_snapshot(conn: duckdb.DuckDBPyConnection, snapshot: Path) -> int:
 
 
 def publish(conn: duckdb.DuckDBPyConnection, exports: Path, snapshot: Path, first: date, last: date) -> PublishReport:
-    files, rows = export_days(conn, exports, first, last)
-    return PublishReport(files, rows, snapshot, refresh_snapshot(conn, snapshot))
+    since = changed_since(conn, first, last)
+    files, rows = export_days(conn, exports, first, last, since)
+    return PublishReport(files, rows, snapshot, refresh_snapshot(conn, snapshot, since, last))

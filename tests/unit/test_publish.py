@@ -110,3 +110,75 @@ def test_a_run_re_exports_the_days_its_lookback_recomputed(tmp_path):
     assert retained == 0.3
     assert (report.files, report.rows) == (2, 2)  # health: yesterday + today; cohorts: nothing today
     assert not [p for p in exports.rglob(".*")]  # no staging or trash folders left behind
+
+
+def snapshot_differs(warehouse_conn, snapshot, table) -> int:
+    """Rows in one of the warehouse's table and the snapshot's copy but not in the other (0: equal)."""
+    warehouse_conn.execute(f"ATTACH '{snapshot}' AS snap (READ_ONLY)")
+    try:
+        return warehouse_conn.execute(
+            f"SELECT (SELECT count(*) FROM (FROM {table} EXCEPT ALL FROM snap.{table})) "
+            f"+ (SELECT count(*) FROM (FROM snap.{table} EXCEPT ALL FROM {table}))"
+        ).fetchone()[0]
+    finally:
+        warehouse_conn.execute("DETACH snap")
+
+
+def test_the_snapshot_takes_a_runs_days_only_and_equals_the_warehouse_on_them(tmp_path):
+    """The snapshot is patched with the days a run recomputed (as the exports are), not copied whole: after a
+    year, a day costs a day. A hand edit outside those days stays out of it, as it stays out of the exports."""
+    lookback = int(dbt_var("label_lookback_days"))
+    today = date(2026, 10, 20)
+    recomputed, vanished, too_old = today - timedelta(days=1), today - timedelta(days=lookback), date(2026, 9, 1)
+    exports, snapshot = tmp_path / "exports", tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        conn.execute("CREATE SCHEMA marts; CREATE SCHEMA raw_quarantine")
+        conn.execute("CREATE TABLE marts.model_health_daily (date DATE, model_id VARCHAR, precision DOUBLE)")
+        conn.execute("CREATE TABLE marts.kpi_daily (date DATE, sessions BIGINT)")
+        conn.execute("CREATE TABLE raw_quarantine.orders (order_id VARCHAR, _reason VARCHAR, _partition_date DATE)")
+        days = [too_old + timedelta(days=i) for i in range((today - too_old).days)]
+        conn.executemany("INSERT INTO marts.model_health_daily VALUES (?, 'm1', 0.5)", [[d] for d in days])
+        conn.executemany("INSERT INTO marts.kpi_daily VALUES (?, 10)", [[d] for d in days])
+        publish(conn, exports, snapshot, days[0], days[-1])  # the backfill so far
+        # today's run: late labels change yesterday, a day loses its rows, today arrives, a row is quarantined
+        conn.execute("UPDATE marts.model_health_daily SET precision = 0.8 WHERE date = ?", [recomputed])
+        conn.execute("DELETE FROM marts.model_health_daily WHERE date = ?", [vanished])
+        conn.execute("INSERT INTO marts.model_health_daily VALUES (?, 'm1', 0.6)", [today])
+        conn.execute("INSERT INTO marts.kpi_daily VALUES (?, 12)", [today])
+        conn.execute("INSERT INTO raw_quarantine.orders VALUES ('o1', 'null key', ?)", [today])
+        conn.execute("UPDATE marts.kpi_daily SET sessions = 99 WHERE date = ?", [too_old])  # a hand edit
+        publish(conn, exports, snapshot, today, today)
+        assert snapshot_differs(conn, snapshot, "marts.model_health_daily") == 0
+        assert snapshot_differs(conn, snapshot, "raw_quarantine.orders") == 0
+        # the hand-edited day was not part of the run: the snapshot keeps the published row (as the exports do)
+        assert snapshot_differs(conn, snapshot, "marts.kpi_daily") == 2
+        conn.execute("UPDATE marts.kpi_daily SET sessions = 10 WHERE date = ?", [too_old])
+        assert snapshot_differs(conn, snapshot, "marts.kpi_daily") == 0
+    assert exported(exports, "kpi_daily")[too_old] == [(10,)]
+    assert not list(tmp_path.glob(".analytics.duckdb.*"))
+
+
+def test_a_snapshot_table_that_does_not_match_the_warehouse_is_copied_whole(tmp_path):
+    """A snapshot left by another warehouse (other rows before the run's days), a table whose columns changed
+    and a table no longer published: the run's snapshot equals the warehouse all the same."""
+    exports, snapshot = tmp_path / "exports", tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(tmp_path / "other.duckdb")) as other:
+        other.execute("CREATE SCHEMA marts")
+        other.execute(
+            "CREATE TABLE marts.kpi_daily AS SELECT DATE '2026-08-01' + i::int AS date, 1 AS sessions FROM range(5) t(i)"
+        )
+        other.execute("CREATE TABLE marts.alerts AS SELECT DATE '2026-09-01' AS date, 'm1' AS model_id")
+        other.execute("CREATE TABLE marts.okr_progress AS SELECT DATE '2026-09-01' AS date, 0.5 AS progress")
+        publish(other, tmp_path / "other_exports", snapshot, date(2026, 8, 1), date(2026, 9, 1))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute(
+            "CREATE TABLE marts.kpi_daily AS SELECT DATE '2026-09-01' + i::int AS date, 7 AS sessions FROM range(3) t(i)"
+        )
+        conn.execute("CREATE TABLE marts.alerts AS SELECT DATE '2026-09-01' AS date, 'm1' AS model_id, 'psi' AS metric")
+        publish(conn, exports, snapshot, date(2026, 9, 3), date(2026, 9, 3))
+        assert snapshot_differs(conn, snapshot, "marts.kpi_daily") == 0
+        assert snapshot_differs(conn, snapshot, "marts.alerts") == 0
+    with duckdb.connect(str(snapshot), read_only=True) as copy:
+        tables = copy.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()
+    assert sorted(t for (t,) in tables) == ["marts.alerts", "marts.kpi_daily"]
