@@ -61,9 +61,12 @@ source_sessions as (
 
 {%- for source in ['orders', 'sessions'] %}
 
--- per unit, activity day and period (pre-assignment or post), the measures of {{ source }}
+-- per unit, activity day and period (pre-assignment or post), the measures of {{ source }}; the days before the
+-- run's first as-of date count whole in every as-of date of the run, so they are one bucket (the day before it):
+-- a day after a year of history joins a few rows per unit, not one per active day
 unit_{{ source }} as (
-    select u.experiment_id, u.user_id, e.activity_date, e.ts >= u.assigned_at as is_post
+    select u.experiment_id, u.user_id, greatest(e.activity_date, {{ min_date() }} - 1) as activity_day,
+        e.ts >= u.assigned_at as is_post
         {%- for name, m in measures.items() %},
         {% if m.source != source -%}
         0
@@ -77,7 +80,7 @@ unit_{{ source }} as (
     join source_{{ source }} e
         on e.user_id = u.user_id
        and e.ts >= u.assigned_at - interval {{ pre_days }} day
-    group by u.experiment_id, u.user_id, e.activity_date, is_post
+    group by u.experiment_id, u.user_id, activity_day, is_post
 ),
 {%- endfor %}
 
@@ -92,13 +95,13 @@ unit_totals as (
         u.assigned_date
         {%- for name in measures %},
         coalesce(sum(ev.{{ name }}) filter (where ev.is_post), 0) as cumulative_{{ name }},
-        coalesce(sum(ev.{{ name }}) filter (where ev.is_post and ev.activity_date = a.as_of_date), 0) as day_{{ name }},
+        coalesce(sum(ev.{{ name }}) filter (where ev.is_post and ev.activity_day = a.as_of_date), 0) as day_{{ name }},
         coalesce(sum(ev.{{ name }}) filter (where not ev.is_post), 0) as pre_{{ name }}
         {%- endfor %}
     from as_of a
     join units u on u.experiment_id = a.experiment_id and u.assigned_date <= a.as_of_date
     left join unit_events ev
-        on ev.experiment_id = u.experiment_id and ev.user_id = u.user_id and ev.activity_date <= a.as_of_date
+        on ev.experiment_id = u.experiment_id and ev.user_id = u.user_id and ev.activity_day <= a.as_of_date
     group by a.experiment_id, a.as_of_date, u.user_id, u.variant, is_control, u.assigned_date
 ),
 
