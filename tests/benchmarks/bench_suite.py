@@ -966,9 +966,12 @@ def merge(results: dict, other: dict) -> dict:
         "argv": other.get("args", {}).get("argv", "?"),
         "scenarios": list(other["scenarios"]),
     }
-    merged["merged_runs"] = [
-        r for r in results.get("merged_runs", []) if not set(r["scenarios"]) <= set(run["scenarios"])
-    ] + [run]
+    # an earlier merged run keeps the rows the new one does not replace (none left: it is dropped)
+    earlier = [
+        {**r, "scenarios": [k for k in r["scenarios"] if k not in other["scenarios"]]}
+        for r in results.get("merged_runs", [])
+    ]
+    merged["merged_runs"] = [r for r in earlier if r["scenarios"]] + [run]
     merged["targets"] = targets(merged)
     return merged
 

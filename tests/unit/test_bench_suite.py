@@ -291,3 +291,15 @@ def test_merge_keeps_the_rows_and_metadata_and_replaces_a_rerun():
     assert [r["machine"]["commit"] for r in twice["merged_runs"]] == ["ccc"]  # the same rows: the newer run
     assert twice["scenarios"]["10m-spark"]["day"]["wall"] == 120.0
     assert base["scenarios"] == _results()["scenarios"]  # not modified in place
+    # a later run of one of the rows: the earlier run keeps the other row
+    one = {
+        **spark,
+        "machine": {**spark["machine"], "commit": "ddd"},
+        "scenarios": {"1m-spark": spark["scenarios"]["1m-spark"]},
+    }
+    thrice = bench_suite.merge(twice, one)
+    assert [(r["machine"]["commit"], r["scenarios"]) for r in thrice["merged_runs"]] == [
+        ("ccc", ["10m-spark"]),
+        ("ddd", ["1m-spark"]),
+    ]
+    assert "Rows 10m-spark: a separate run" in bench_suite.markdown(thrice)
