@@ -4,10 +4,11 @@ One switch: ``IMPACT_LEDGER_ENGINE`` (duckdb | spark), else the project file's `
 The same dbt project builds on both (engine differences are adapter-dispatched macros in
 dbt_project/macros/cross_engine.sql). With Spark, in this first version:
 
-* the raw layer is loaded and contract-checked into DuckDB as always (raw_loader.py, same quarantine
-  rules and messages), and the quality gates run there; before each dbt build the run's days of every
-  raw table, and quality.gate_results, land as date-partitioned Parquet under ``spark_dir()/raw`` which
-  Spark reads as the dbt sources (``raw.<table>`` views created by the ``on-run-start`` hook);
+* the raw layer is read, contract-checked and written by Spark in the run's process (spark_raw.py: the
+  same rules, reasons and messages as raw_loader.py) as date-partitioned Parquet under ``spark_dir()/raw``
+  and ``raw_quarantine``, which dbt's Spark reads as its sources (``raw.<table>`` views created by the
+  ``on-run-start`` hook) and DuckDB through views; before each dbt build quality.gate_results (and the
+  days of any raw table still held in DuckDB, loaded before the switch to Spark) land as Parquet too;
 * dbt builds staging, intermediate and marts in Spark (tables under ``spark_dir()/warehouse``, a Derby
   metastore in ``spark_dir()/metastore_db``; a cluster by configuration, README: Apache Spark);
 * after the build the marts and intermediate tables (sufficient statistics: small) are copied into the
@@ -79,10 +80,13 @@ def _sql_path(path: Path) -> str:
 
 
 def raw_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """The raw tables DuckDB holds (loaded on the duckdb engine); with engine: spark the loader writes the
+    Parquet itself and DuckDB's raw.* are views over it (spark_raw.py): nothing to copy."""
     return [
         r[0]
         for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw' ORDER BY table_name"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw' "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name"
         ).fetchall()
     ]
 

@@ -252,35 +252,43 @@ def check_columns(
 
 def check_types(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: set[str]) -> None:
     """Every present contract column must cast to its type, or the load stops."""
+    check_types_with(lambda sql: conn.execute(sql).fetchall(), contract, scan, present)
+
+
+def check_types_with(run, contract: TableContract, scan: str, present: set[str]) -> None:
+    """check_types with ``run(sql) -> rows`` running DuckDB SQL (the Spark loader transpiles it)."""
     cols = [c for c in contract.columns if c.name in present]
     if not cols:
         return
     counts = ", ".join(
         f"count_if({_quote(c.name)} IS NOT NULL AND {_cast(_quote(c.name), c.type)} IS NULL)" for c in cols
     )
-    bad = conn.execute(f"SELECT {counts} FROM {scan}").fetchone()
+    bad = run(f"SELECT {counts} FROM {scan}")[0]
     for col, n_bad in zip(cols, bad):
         if n_bad:
             q = _quote(col.name)
-            examples = conn.execute(
+            examples = run(
                 f"SELECT filename, CAST({q} AS VARCHAR) FROM {scan} "
                 f"WHERE {q} IS NOT NULL AND {_cast(q, col.type)} IS NULL LIMIT 3"
-            ).fetchall()
+            )
             raise ContractError(
                 f"{examples[0][0]}: table '{contract.name}', column '{col.name}': {n_bad} value(s) cannot be cast to "
                 f"{col.type}, e.g. {[e[1] for e in examples]}"
             )
 
 
-def _typed_select(contract: TableContract, present: list[str], partition_date: str) -> str:
-    """Typed contract columns, extra columns as read, and the meta columns (``partition_date`` is SQL)."""
+def _typed_select(
+    contract: TableContract, present: list[str], partition_date: str, source_row: str = "row_number() OVER ()"
+) -> str:
+    """Typed contract columns, extra columns as read, and the meta columns (``partition_date`` and the
+    row's position in the scan ``source_row`` are SQL)."""
     parts = []
     for col in contract.columns:
         q = _quote(col.name)
         parts.append(f"{_cast(q, col.type)} AS {q}" if col.name in present else f"CAST(NULL AS {col.type}) AS {q}")
     extras = [c for c in present if c not in contract.column_names and c != "filename" and c not in META_COLUMNS]
     parts += [_quote(c) for c in extras]
-    parts += [f"{partition_date} AS _partition_date", "filename AS _source_file", "row_number() OVER () AS _source_row"]
+    parts += [f"{partition_date} AS _partition_date", "filename AS _source_file", f"{source_row} AS _source_row"]
     return ", ".join(parts)
 
 
@@ -315,6 +323,14 @@ def _ensure_all_tables(conn: duckdb.DuckDBPyConnection) -> None:
     absent from the source stays empty, with every contract column), and quality.gate_results, which the
     dbt staging views read to hold back the days whose gate failed."""
     conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
+    views = conn.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_type = 'VIEW' AND table_schema IN ('raw', 'raw_quarantine')"
+    ).fetchall()
+    for schema, name in views:  # the spark engine's views over its Parquet (engine: duckdb again): tables again
+        conn.execute(f"CREATE TABLE {schema}.{_quote('_' + name)} AS SELECT * FROM {schema}.{_quote(name)}")
+        conn.execute(f"DROP VIEW {schema}.{_quote(name)}")
+        conn.execute(f"ALTER TABLE {schema}.{_quote('_' + name)} RENAME TO {_quote(name)}")
     meta = "_partition_date DATE, _source_file VARCHAR, _source_row BIGINT"
     for contract in CONTRACTS.values():
         cols = ", ".join(f"{_quote(c.name)} {c.type}" for c in contract.columns)
@@ -339,15 +355,20 @@ def _prepare(
     present = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
     check_types(conn, contract, scan, set(present))
     if contract.time_column and not dated:
-        tc = _quote(contract.time_column)
-        nulls = conn.execute(f"SELECT count(*) FROM {scan} WHERE {tc} IS NULL").fetchone()[0]
-        if nulls:
-            raise ContractError(
-                f"{files[0].parent}: table '{contract.name}', column '{contract.time_column}': {nulls} row(s) have "
-                "no timestamp and the file names carry no date, so the rows cannot be placed in a partition day; "
-                "name files <table>_YYYY-MM-DD.parquet|csv to have such rows quarantined instead"
-            )
+        check_undated_times(lambda sql: conn.execute(sql).fetchall(), contract, files, scan)
     return scan, present
+
+
+def check_undated_times(run, contract: TableContract, files: list[Path], scan: str) -> None:
+    """Rows of undated files are placed by their time column: one without it cannot be placed."""
+    tc = _quote(contract.time_column)
+    nulls = run(f"SELECT count(*) FROM {scan} WHERE {tc} IS NULL")[0][0]
+    if nulls:
+        raise ContractError(
+            f"{files[0].parent}: table '{contract.name}', column '{contract.time_column}': {nulls} row(s) have "
+            "no timestamp and the file names carry no date, so the rows cannot be placed in a partition day; "
+            "name files <table>_YYYY-MM-DD.parquet|csv to have such rows quarantined instead"
+        )
 
 
 def _stage_undated(
@@ -361,33 +382,73 @@ def _stage_undated(
     )
 
 
-def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: str, day: date, dated: bool) -> None:
-    """The day's typed rows (``rows_sql``) with their ``_reason``, in temp tables ``_typed`` and ``_checked``."""
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
+def seen_sql(contract: TableContract, day: date) -> str | None:
+    """SQL of ``_seen``: the day's keys (in ``_typed``) already loaded on an earlier day, with that first day.
+
+    Keys are unique across days: the day's keys (a semi-join, not a rescan per row) looked up among the rows
+    loaded on earlier days. The day itself is excluded, so re-loading a day stays idempotent.
+    """
+    if not (contract.key and contract.time_column):
+        return None
+    keys = ", ".join(map(_quote, contract.key))
+    return (
+        f"SELECT {keys}, min(_partition_date) AS _first_seen "
+        f"FROM raw.{contract.name} SEMI JOIN (SELECT DISTINCT {keys} FROM _typed) d USING ({keys}) "
+        f"WHERE _partition_date < DATE '{day.isoformat()}' GROUP BY {keys}"
+    )
+
+
+def checked_sql(contract: TableContract, day: date, dated: bool) -> str:
+    """SQL of the day's typed rows (``_typed``) with ``_reason`` ('' when loaded), ``_key_rank`` and ``_first_seen``
+    (the caller drops those two); ``_seen`` holds seen_sql()'s rows when it is not None."""
     rank, seen = "1", "CAST(NULL AS DATE)"
     if contract.key:
         keys = ", ".join(map(_quote, contract.key))
         order = _quote(contract.key_order or contract.time_column or contract.key[0])
         rank = f"row_number() OVER (PARTITION BY {keys} ORDER BY {order}, _source_row)"
-    if contract.key and contract.time_column:
-        # Keys are unique across days: the day's keys (a semi-join, not a rescan per row) looked up among the rows
-        # loaded on earlier days. The day itself is excluded, so re-loading a day stays idempotent.
-        conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE _seen AS SELECT {keys}, min(_partition_date) AS _first_seen "
-            f"FROM raw.{contract.name} SEMI JOIN (SELECT DISTINCT {keys} FROM _typed) d USING ({keys}) "
-            f"WHERE _partition_date < DATE '{day.isoformat()}' GROUP BY {keys}"
-        )
+    if seen_sql(contract, day) is not None:
         seen = (
-            "(SELECT s._first_seen FROM _seen s WHERE "
+            "(SELECT min(s._first_seen) FROM _seen s WHERE "
             + " AND ".join(f"s.{k} = _typed.{k}" for k in map(_quote, contract.key))
             + ")"
         )
-    conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (_key_rank, _first_seen), "
-        f"{_reason_sql(contract, day, dated)} AS _reason "
+    return (
+        f"SELECT *, {_reason_sql(contract, day, dated)} AS _reason "
         f"FROM (SELECT *, {rank} AS _key_rank, {seen} AS _first_seen FROM _typed) t"
     )
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: str, day: date, dated: bool) -> None:
+    """The day's typed rows (``rows_sql``) with their ``_reason``, in temp tables ``_typed`` and ``_checked``."""
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
+    seen = seen_sql(contract, day)
+    if seen is not None:
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE _seen AS {seen}")
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (_key_rank, _first_seen) "
+        f"FROM ({checked_sql(contract, day, dated)})"
+    )
     conn.execute("DROP TABLE IF EXISTS _seen")
+
+
+def source_files(table: str, source: Path, days: list[date]) -> tuple[TableContract, Path, list[Path], bool]:
+    """The table's contract, source folder, files, and whether its files are undated (read once for all days)."""
+    contract = CONTRACTS[table]
+    source = Path(source)
+    if not source.is_dir():
+        raise ContractError(f"source directory '{source}' does not exist (set IMPACT_LEDGER_SOURCE or --source)")
+    all_files = table_files(source, contract)
+    if not all_files and not contract.optional:
+        raise ContractError(
+            f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet or *.csv; "
+            f"'{table}' is the one table every source needs)"
+        )
+    undated = (
+        bool(all_files)
+        and contract.time_column is not None
+        and not files_for_day(source, contract, all_files, days[0])[1]
+    )
+    return contract, source, all_files, undated
 
 
 def load_partition(conn: duckdb.DuckDBPyConnection, table: str, source: Path, day: date) -> LoadReport:
@@ -401,24 +462,16 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     Undated files are checked and read once for all the days (a year of days must not re-read the
     files 365 times); dated files are read day by day; a snapshot is read whole.
     """
-    contract = CONTRACTS[table]
-    source = Path(source)
-    if not source.is_dir():
-        raise ContractError(f"source directory '{source}' does not exist (set IMPACT_LEDGER_SOURCE or --source)")
-    all_files = table_files(source, contract)
-    if not all_files and not contract.optional:
-        raise ContractError(
-            f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet or *.csv; "
-            f"'{table}' is the one table every source needs)"
-        )
+    from orchestration.lib.engine import engine
+
+    if engine() == "spark":  # the same contract, checked in Spark SQL where the data is
+        from orchestration.lib.spark_raw import load_days as load_days_on_spark
+
+        return load_days_on_spark(conn, table, source, days)
+    contract, source, all_files, undated = source_files(table, source, days)
     conn.execute("SET TimeZone = 'UTC'")
     _ensure_all_tables(conn)
     encoding = load_config().csv.encoding_of(table)
-    undated = (
-        bool(all_files)
-        and contract.time_column is not None
-        and not files_for_day(source, contract, all_files, days[0])[1]
-    )
     reports = []
     files = all_files
     try:
@@ -444,6 +497,14 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
         if undated:
             conn.execute("DROP TABLE IF EXISTS _undated")
     return reports
+
+
+def empty_day_note(table: str, table_present: bool) -> str:
+    return (
+        f"table absent from source (optional): raw.{table} is empty"
+        if not table_present
+        else "no source rows for this day"
+    )
 
 
 def _replace_day(
@@ -480,11 +541,7 @@ def _replace_day(
             report.rows_loaded = report.rows_read - report.rows_quarantined
             conn.execute("DROP TABLE _typed; DROP TABLE _checked")
         else:
-            report.note = (
-                f"table absent from source (optional): raw.{table} is empty"
-                if not table_present
-                else "no source rows for this day"
-            )
+            report.note = empty_day_note(table, table_present)
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")

@@ -157,3 +157,19 @@ def test_spark_read_the_raw_layer_as_date_partitioned_parquet(warehouses):
             ).fetchone()[0]
             assert landed == loaded > 0, table
             assert any(p.name.startswith("_partition_date=") for p in (root / table).iterdir())
+
+
+def _relation(db: Path, name: str) -> pd.DataFrame:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(f"SELECT * FROM {name}").df()
+
+
+def test_the_raw_layer_its_quarantine_and_the_gate_verdicts_are_the_same(warehouses):
+    # Spark loaded and checked the raw days itself (spark_raw.py): DuckDB reads them through views
+    from orchestration.lib.contract import TABLE_ORDER
+
+    duck, spark = warehouses
+    names = [f"{schema}.{table}" for schema in ("raw", "raw_quarantine") for table in TABLE_ORDER]
+    for name in [*names, "quality.gate_results"]:
+        assert_same_table(name, _relation(duck, name), _relation(spark, name))
+    assert len(_relation(duck, "raw_quarantine.predictions")) > 0  # the world's planted bad rows

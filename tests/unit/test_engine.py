@@ -119,3 +119,18 @@ def test_only_materialised_models_are_copied():
         }
     }
     assert [(r["schema"], r["name"]) for r in engine.built_relations(manifest)] == [("marts", "kpi_daily")]
+
+
+def test_the_run_process_spark_session_uses_the_settings_of_dbts_spark_target():
+    # one set of defaults: the loader's and gates' session (spark_session.py) and dbt's (profiles.yml)
+    import yaml
+
+    from orchestration.lib.settings import DBT_PROJECT_DIR
+    from orchestration.lib.spark_session import FIXED_SETTINGS, SESSION_SETTINGS
+
+    text = (DBT_PROJECT_DIR / "profiles.yml").read_text()
+    for key, (var, default) in SESSION_SETTINGS.items():
+        assert f"{key}: \"{{{{ env_var('{var}', '{default}') }}}}\"" in text, key
+    spark = yaml.safe_load(text)["impact_ledger"]["outputs"]["spark"]["server_side_parameters"]
+    for key in set(spark) & set(FIXED_SETTINGS):
+        assert str(spark[key]) == FIXED_SETTINGS[key], key

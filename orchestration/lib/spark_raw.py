@@ -1,0 +1,388 @@
+"""The raw layer on Spark (engine: spark): the landing day read, contract-checked and written by Spark.
+
+The same contract as raw_loader.py, from the same SQL: the casts, row rules, key ranks and reasons are
+rendered in DuckDB's dialect by raw_loader and transpiled to Spark SQL (spark_session.to_spark_sql), so
+the rows loaded, the rows quarantined and their reasons are the same, and read = loaded + quarantined.
+A day lands as Parquet under ``spark_dir()``: ``raw/<table>/_partition_date=YYYY-MM-DD/`` and
+``raw_quarantine/<table>/_partition_date=YYYY-MM-DD/`` (with ``_reason``), replaced whole (idempotent;
+a dimension snapshot replaces the table). dbt's Spark session reads ``raw/`` as its sources; DuckDB reads
+both through views (``raw.<table>``, ``raw_quarantine.<table>``: read_parquet, hive-partitioned), so the
+gates, staging for the DuckDB-side consumers and the report read what Spark wrote, never a second copy.
+
+Errors are raised with the DuckDB path's messages. The checks of columns and types are the same SQL. A
+file Spark cannot read (a ragged row, a corrupt Parquet file), or in which it read a sign of what its
+lenient CSV parser lets through (an undecodable byte, read as U+FFFD; a line break in a value, which is
+also what an unclosed quote looks like) is judged by DuckDB's strict reader, whose message is the
+ContractError; a file DuckDB reads is good, and Spark's rows stand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
+from orchestration.lib.project_config import load_config
+from orchestration.lib.quality_gate import ensure_gate_results
+from orchestration.lib.raw_loader import (
+    CSV_OPTIONS,  # noqa: F401  (the strictness Spark's reading mirrors)
+    LoadReport,
+    _is_reader_error,
+    _quote,
+    _scan_sql,
+    _time_day,
+    _typed_select,
+    check_columns,
+    check_types_with,
+    check_undated_times,
+    checked_sql,
+    csv_header,
+    empty_day_note,
+    files_for_day,
+    reader_error,
+    seen_sql,
+    source_files,
+)
+
+SCHEMAS = ("raw", "raw_quarantine")
+META = ("_partition_date", "_source_file", "_source_row")
+SUSPECT = "_suspect"  # a value Spark's CSV parser let through that DuckDB's strict reader may refuse
+
+
+def table_folder(schema: str, table: str, root: Path | None = None) -> Path:
+    from orchestration.lib.engine import spark_dir
+
+    return (root or spark_dir()) / schema / table
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("_partition_date=*/*.parquet")) if folder.is_dir() else []
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+# ------------------------------------------------------------------ the tables in Spark and in DuckDB
+
+
+def _empty_select(contract: TableContract, quarantine: bool) -> str:
+    cols = [f"CAST(NULL AS {c.type}) AS {_quote(c.name)}" for c in contract.columns]
+    cols += ["CAST(NULL AS DATE) AS _partition_date", "CAST(NULL AS VARCHAR) AS _source_file"]
+    cols += ["CAST(NULL AS BIGINT) AS _source_row"] + (["CAST(NULL AS VARCHAR) AS _reason"] if quarantine else [])
+    return f"SELECT {', '.join(cols)} WHERE false"
+
+
+def register_spark_views(session, tables) -> None:
+    """``raw.<table>`` / ``raw_quarantine.<table>`` in the session's catalog: the Parquet days, or no rows with
+    the contract's columns (a table never loaded), for the referential rules, seen keys and the gates."""
+    from orchestration.lib.spark_session import to_spark_sql
+
+    for schema in SCHEMAS:
+        session.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
+        for table in tables:
+            folder = table_folder(schema, table)
+            if _parquet_files(folder):
+                body = f"SELECT * FROM parquet.`{folder}`"
+            else:
+                body = to_spark_sql(_empty_select(CONTRACTS[table], schema == "raw_quarantine"))
+            session.sql(f"CREATE OR REPLACE VIEW {schema}.{table} AS {body}")
+
+
+def _ordered(contract: TableContract, columns: list[str], quarantine: bool) -> list[str]:
+    """The DuckDB table's column order: contract columns, meta columns (and _reason), then extra columns."""
+    head = contract.column_names + list(META) + (["_reason"] if quarantine else [])
+    return [c for c in head if c in columns] + [c for c in columns if c not in head]
+
+
+def attach_duckdb_views(conn: duckdb.DuckDBPyConnection, tables) -> None:
+    """DuckDB's ``raw.<table>`` / ``raw_quarantine.<table>`` as views over the Parquet Spark wrote (a table the
+    DuckDB engine loaded earlier first lands its days there), so every DuckDB reader reads the same rows."""
+    conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
+    kinds = dict(
+        conn.execute(
+            "SELECT table_schema || '.' || table_name, table_type FROM information_schema.tables "
+            "WHERE table_schema IN ('raw', 'raw_quarantine')"
+        ).fetchall()
+    )
+    for schema in SCHEMAS:
+        for table in tables:
+            name, folder = f"{schema}.{table}", table_folder(schema, table)
+            if kinds.get(name) == "BASE TABLE":
+                _land_duckdb_table(conn, name, folder)
+                conn.execute(f"DROP TABLE {name}")
+            if _parquet_files(folder):
+                scan = (
+                    f"read_parquet({_sql_str(str(folder) + '/*/*.parquet')}, hive_partitioning = true, "
+                    "union_by_name = true, hive_types = {'_partition_date': DATE})"
+                )
+                columns = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+                listed = ", ".join(map(_quote, _ordered(CONTRACTS[table], columns, schema == "raw_quarantine")))
+                body = f"SELECT {listed} FROM {scan}"
+            else:
+                body = _empty_select(CONTRACTS[table], schema == "raw_quarantine")
+            conn.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    ensure_gate_results(conn)  # dbt's staging views read it before any gate has run
+
+
+def _land_duckdb_table(conn: duckdb.DuckDBPyConnection, name: str, folder: Path) -> None:
+    """A raw table the DuckDB engine loaded: its days without a Parquet folder yet, written there."""
+    have = {p.name.removeprefix("_partition_date=") for p in folder.glob("_partition_date=*")}
+    days = conn.execute(f"SELECT DISTINCT _partition_date FROM {name} WHERE _partition_date IS NOT NULL").fetchall()
+    for (day,) in days:
+        if day.isoformat() in have:
+            continue
+        target = folder / f"_partition_date={day.isoformat()}"
+        target.mkdir(parents=True, exist_ok=True)
+        conn.execute(
+            f"COPY (SELECT * EXCLUDE (_partition_date) FROM {name} WHERE _partition_date = DATE '{day.isoformat()}') "
+            f"TO {_sql_str(str(target / 'part-0.parquet'))} (FORMAT parquet)"
+        )
+
+
+# ------------------------------------------------------------------ reading the landing files
+
+
+def _file_path_column():
+    """The scanned file's absolute path (Spark gives a URI; a '+' in it is a '+')."""
+    from pyspark.sql import functions as F
+
+    return F.expr("url_decode(replace(regexp_replace(input_file_name(), '^file:(//)?', ''), '+', '%2B'))")
+
+
+def _read(session, contract: TableContract, files: list[Path], encoding: str):
+    """The files as Spark reads them (every CSV value a string, columns by the header), with ``filename``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    if all(p.suffix.lower() == ".parquet" for p in files):
+        frame = session.read.option("mergeSchema", "true").parquet(*map(str, files))
+        return frame.withColumn("_path", _file_path_column()), []
+    by_header: dict[tuple[str, ...], list[Path]] = {}
+    for path in files:
+        by_header.setdefault(tuple(csv_header(path, contract.name, encoding)), []).append(path)
+    frame, text_columns = None, []
+    for header, paths in by_header.items():
+        schema = StructType([StructField(c, StringType()) for c in header])
+        # strict as DuckDB's read_csv (raw_loader.CSV_OPTIONS): a ragged row fails the read (FAILFAST); quoted
+        # values may hold line breaks (multiLine), a quote inside one is doubled
+        part = session.read.csv(
+            [str(p) for p in paths],
+            schema=schema,
+            header=True,
+            mode="FAILFAST",
+            multiLine=True,
+            sep=",",
+            quote='"',
+            escape='"',
+            encoding=encoding,
+            ignoreLeadingWhiteSpace=False,
+            ignoreTrailingWhiteSpace=False,
+            nullValue="",
+        )
+        frame = part if frame is None else frame.unionByName(part, allowMissingColumns=True)
+        text_columns += [c for c in header if c not in text_columns]
+    frame = frame.withColumn("_path", _file_path_column())
+    suspect = [F.col(f"`{c}`").rlike("[\\ufffd\\r\\n]") for c in text_columns]
+    flag = suspect[0]
+    for more in suspect[1:]:
+        flag = flag | more
+    return frame.withColumn(SUSPECT, F.coalesce(flag, F.lit(False))), text_columns
+
+
+def _duckdb_judges(table: str, files: list[Path], encoding: str, spark_error: Exception | None) -> None:
+    """DuckDB's strict reader on files Spark refused or read leniently: its error is the ContractError."""
+    with duckdb.connect() as conn:
+        try:
+            # every column read and decoded (a count(*) alone would not decode the values)
+            conn.execute(f"SELECT min(length(CAST(COLUMNS(*) AS VARCHAR))) FROM {_scan_sql(files, table, encoding)}")
+        except duckdb.Error as err:
+            if not _is_reader_error(err):
+                raise
+            raise reader_error(err, table, files, encoding) from None
+    if spark_error is not None:  # DuckDB reads what Spark cannot: Spark's own first line
+        cause = str(spark_error).strip().splitlines()[0][:300]
+        where = str(files[0] if len(files) == 1 else files[0].parent)
+        raise ContractError(f"{where}: table '{table}': Spark cannot read the file: {cause}")
+
+
+def _scan(session, conn, contract: TableContract, files: list[Path], encoding: str):
+    """The files as view ``_scan`` with ``filename`` and ``_source_row`` (the row's place in the files, in their
+    order, as DuckDB's scan numbers them); checked as DuckDB checks them. Returns its columns."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    check_columns(conn, contract, files, encoding)  # headers and Parquet footers: metadata only
+    order = {os.path.abspath(p): i for i, p in enumerate(files)}
+    try:
+        frame, text_columns = _read(session, contract, files, encoding)
+        pos = F.create_map(*[F.lit(x) for kv in order.items() for x in kv])[F.col("_path")]
+        # `filename` as DuckDB's scan names the file: the path as listed
+        named = F.array(*[F.lit(str(p)) for p in files])[F.col("_file_pos")]
+        frame = frame.withColumn("_file_pos", pos).withColumn("filename", named).drop("_path")
+        frame = frame.withColumn("_in_file", F.monotonically_increasing_id())
+        # one pass reads every file (a ragged row fails it): the rows of each file, and those to judge again
+        per_file = frame.groupBy("_file_pos").agg(
+            F.count(F.lit(1)).alias("n"),
+            (F.max(F.col(SUSPECT).cast("int")) if text_columns else F.lit(0)).alias("suspect"),
+        )
+        counts = {r["_file_pos"]: (r["n"], r["suspect"]) for r in per_file.collect()}
+    except Exception as err:  # noqa: BLE001  (Py4J and Spark's own exceptions: any read failure)
+        if "Py4J" not in type(err).__name__ and not type(err).__module__.startswith("pyspark"):
+            raise
+        _duckdb_judges(contract.name, files, encoding, err)
+        raise
+    if None in counts:  # a row whose file Spark names otherwise: _source_row would be wrong
+        raise ContractError(f"table '{contract.name}': Spark read rows from a file not among {[str(p) for p in files]}")
+    suspects = [files[i] for i, (_, s) in counts.items() if s]
+    if suspects:
+        _duckdb_judges(contract.name, suspects, encoding, None)
+    offsets, start = {}, 0
+    for i in range(len(files)):
+        offsets[i], start = start, start + counts.get(i, (0, 0))[0]
+    offset = F.create_map(*[F.lit(x) for kv in offsets.items() for x in kv])[F.col("_file_pos")]
+    in_file = F.row_number().over(Window.partitionBy("_file_pos").orderBy("_in_file"))
+    frame = frame.withColumn("_source_row", (offset + in_file).cast("bigint")).drop("_file_pos", "_in_file", SUSPECT)
+    frame.createOrReplaceTempView("_scan")
+    return [c for c in frame.columns if c != "_source_row"]
+
+
+def _typed(session, sql, contract, files, dated, encoding, day_sql: str, conn):
+    """The typed rows of ``files`` (the same SQL as DuckDB's loader), checked as DuckDB checks them."""
+    present = _scan(session, conn, contract, files, encoding)
+    check_types_with(sql.fetchall, contract, "_scan", set(present))
+    if contract.time_column and not dated:
+        check_undated_times(sql.fetchall, contract, files, "_scan")
+    return sql.frame(f"SELECT {_typed_select(contract, present, day_sql, '_source_row')} FROM _scan")
+
+
+# ------------------------------------------------------------------ the day, checked and landed
+
+
+def _write(frame, folder: Path) -> None:
+    """Replace ``folder`` with ``frame`` as Parquet: written beside it, then swapped in."""
+    staging = folder.parents[2] / "_staging"  # beside raw/: never inside a folder DuckDB's views list
+    tmp, old = staging / uuid.uuid4().hex, staging / uuid.uuid4().hex
+    frame.write.mode("overwrite").parquet(str(tmp))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _conform(session, frame, schema: str, contract: TableContract):
+    """The day's rows with every column the table's other days have (NULL where absent), and those days given
+    the day's new columns (rewritten once, when a column first appears): every file of a table holds the same
+    columns, as DuckDB's table does. dbt's Spark infers a folder's schema from one of its files."""
+    from pyspark.sql import functions as F
+
+    folder = table_folder(schema, contract.name)
+    if contract.time_column is None or not _parquet_files(folder):  # a snapshot is replaced whole
+        return frame
+    known = session.read.option("mergeSchema", "true").parquet(str(folder)).drop("_partition_date").schema
+    for field in known.fields:
+        if field.name not in frame.columns:
+            frame = frame.withColumn(field.name, F.lit(None).cast(field.dataType))
+    new = [f for f in frame.schema.fields if f.name not in known.fieldNames()]
+    if new:
+        for day_folder in sorted(folder.glob("_partition_date=*")):
+            old = session.read.parquet(str(day_folder))
+            for field in new:
+                old = old.withColumn(field.name, F.lit(None).cast(field.dataType))
+            _write(old.localCheckpoint(eager=True), day_folder)  # read before its folder is replaced
+    return frame.select(*known.fieldNames(), *[f.name for f in new])
+
+
+def _land(sql, contract: TableContract, rows, day: date, dated: bool, report: LoadReport) -> None:
+    """Check the day's typed rows (``rows``) and land its loaded and quarantined rows."""
+    from pyspark.sql import functions as F
+
+    rows.createOrReplaceTempView("_typed")
+    seen = seen_sql(contract, day)
+    if seen is not None:
+        sql.frame(seen).createOrReplaceTempView("_seen")
+    checked = sql.frame(checked_sql(contract, day, dated)).drop("_key_rank", "_first_seen")
+    checked = checked.localCheckpoint(eager=True)  # computed once: counted, then written twice
+    reasons = {r[0]: r[1] for r in checked.groupBy("_reason").count().collect()}
+    report.rows_read = sum(reasons.values())
+    report.quarantine_reasons = dict(
+        sorted(((k, n) for k, n in reasons.items() if k != ""), key=lambda kv: (-kv[1], kv[0]))
+    )
+    report.rows_quarantined = sum(report.quarantine_reasons.values())
+    report.rows_loaded = report.rows_read - report.rows_quarantined
+    part = f"_partition_date={day.isoformat()}"
+    for schema, keep in (("raw", F.col("_reason") == ""), ("raw_quarantine", F.col("_reason") != "")):
+        frame = checked.filter(keep).drop("_partition_date")
+        if schema == "raw":
+            frame = frame.drop("_reason")
+        folder = table_folder(schema, contract.name)
+        _write(_conform(sql.session, frame, schema, contract), folder / part)
+        if contract.time_column is None:  # a snapshot replaces the table: its one day
+            for other in folder.glob("_partition_date=*"):
+                if other.name != part:
+                    shutil.rmtree(other)
+
+
+def _land_empty(session, contract: TableContract, day: date) -> None:
+    """A day without source rows: its folders hold no rows (the table's columns kept, as DuckDB's delete)."""
+    from orchestration.lib.spark_session import to_spark_sql
+
+    for schema in SCHEMAS:
+        frame = session.sql(to_spark_sql(_empty_select(contract, schema == "raw_quarantine"))).drop("_partition_date")
+        folder = table_folder(schema, contract.name)
+        if contract.time_column is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        _write(_conform(session, frame, schema, contract), folder / f"_partition_date={day.isoformat()}")
+
+
+REFERENCED = re.compile(r"\braw\.(\w+)")
+
+
+def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
+    """raw_loader.load_days on Spark: each day's rows of ``raw.<table>`` (and its quarantine) replaced from
+    ``source``; DuckDB's views then read the Parquet. Undated files are read once for all the days."""
+    from orchestration.lib.spark_session import SparkSql
+
+    contract, source, all_files, undated = source_files(table, source, days)
+    encoding = load_config().csv.encoding_of(table)
+    sql = SparkSql()
+    session = sql.session
+    # the table itself (keys seen on earlier days) and the tables its referential rules read
+    referenced = {table} | {m for r in contract.rules for m in REFERENCED.findall(r.violated_when)}
+    register_spark_views(session, sorted(referenced))
+    reports = []
+    staged = None
+    try:
+        if undated:
+            day = _time_day(contract)
+            staged = _typed(session, sql, contract, all_files, False, encoding, day, conn)
+            first, last = min(days).isoformat(), max(days).isoformat()
+            staged = staged.filter(f"_partition_date BETWEEN DATE '{first}' AND DATE '{last}'")
+            staged = staged.localCheckpoint(eager=True)  # read once for every day of the run
+        for day in days:
+            files, dated = files_for_day(source, contract, all_files, day)
+            report = LoadReport(table, day, [str(p) for p in files])
+            if undated:
+                rows = staged.filter(f"_partition_date = DATE '{day.isoformat()}'")
+            elif files:
+                rows = _typed(session, sql, contract, files, dated, encoding, f"DATE '{day.isoformat()}'", conn)
+            if files:
+                _land(sql, contract, rows, day, dated, report)
+            else:
+                _land_empty(session, contract, day)
+                report.note = empty_day_note(table, bool(all_files))
+            reports.append(report)
+            if seen_sql(contract, day) is not None and len(days) > 1:
+                register_spark_views(session, [table])  # the next day's seen keys include this day's
+    finally:
+        for view in ("_scan", "_typed", "_seen"):
+            session.catalog.dropTempView(view)
+        attach_duckdb_views(conn, [table])
+    return reports

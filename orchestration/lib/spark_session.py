@@ -1,0 +1,139 @@
+"""The Spark session of the Dagster run process (engine: spark): the raw loader and the quality gates run here.
+
+One local session, created on first use and reused by every step of the run (and by later runs of the same
+process), stopped at process exit. It has no Hive metastore: dbt's own session (a subprocess) owns the embedded
+Derby metastore, and embedded Derby admits one process; the ``raw`` / ``raw_quarantine`` views this session
+needs live in Spark's in-memory catalog. It uses the settings of dbt's ``spark`` target (profiles.yml:
+spark.master, driver memory, shuffle partitions, UTC) and logs to spark.log in ``spark_dir()`` as dbt's does.
+
+pyspark is imported only here, lazily: the duckdb engine never starts a JVM.
+
+``SparkSql`` runs the project's SQL, written once in DuckDB's dialect, on Spark: sqlglot transpiles it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+from orchestration.lib.settings import DBT_PROJECT_DIR
+
+# profiles.yml's spark target reads the same variables with the same defaults (a unit test compares them)
+SESSION_SETTINGS = {
+    "spark.master": ("IMPACT_LEDGER_SPARK_MASTER", "local[*]"),
+    "spark.driver.memory": ("IMPACT_LEDGER_SPARK_DRIVER_MEMORY", "2g"),
+    "spark.sql.shuffle.partitions": ("IMPACT_LEDGER_SPARK_SHUFFLE_PARTITIONS", "8"),
+}
+FIXED_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # DuckDB's timestamps (no time zone) stay TIMESTAMP_NTZ, as dbt's session reads them
+    "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
+    # Parquet timestamps as DuckDB reads them (INT96, Spark's legacy default, is read as a plain TIMESTAMP too,
+    # but nothing else writes it)
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # no _SUCCESS markers or .crc files beside the day's Parquet (DuckDB lists the folders)
+    "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    "spark.hadoop.parquet.enable.summary-metadata": "false",
+    # the loader's `raw` / `raw_quarantine` views: an in-memory catalog, never the dbt session's Derby
+    "spark.sql.catalogImplementation": "in-memory",
+    # Spark 4's ANSI mode raises where the DuckDB SQL run here yields NULL (a division by zero)
+    "spark.sql.ansi.enabled": "false",
+}
+_LOCK = threading.Lock()
+
+
+def session_settings(log_dir: Path) -> dict[str, str]:
+    settings = {key: os.environ.get(var) or default for key, (var, default) in SESSION_SETTINGS.items()}
+    settings |= FIXED_SETTINGS
+    # the in-memory catalog's databases get folders: in a temporary one, not the working directory
+    settings["spark.sql.warehouse.dir"] = tempfile.mkdtemp(prefix="impact-ledger-spark-catalog-")
+    log4j = DBT_PROJECT_DIR / "spark-log4j2.properties"  # its log file is ${derby.system.home}/spark.log
+    settings["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={log_dir} -Dlog4j2.configurationFile={log4j}"
+    return settings
+
+
+@lru_cache(maxsize=1)
+def _started():
+    from pyspark.sql import SparkSession
+
+    from orchestration.lib.engine import require_spark_runtime, spark_dir
+
+    require_spark_runtime()
+    log_dir = spark_dir()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.appName("impact-ledger")
+    for key, value in session_settings(log_dir).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    atexit.register(session.stop)
+    return session
+
+
+def spark():
+    """This process's Spark session (started on first use)."""
+    with _LOCK:
+        session = _started()
+        if session.sparkContext._jsc is None:  # stopped (e.g. by a test): start a new one
+            _started.cache_clear()
+            session = _started()
+        return session
+
+
+# ------------------------------------------------------------------ DuckDB's SQL on Spark
+
+
+@lru_cache(maxsize=2048)
+def to_spark_sql(sql: str) -> str:
+    """One DuckDB statement in Spark's dialect."""
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
+
+
+def duckdb_type(spark_type) -> str:
+    """A Spark column type by the DuckDB name the suites and the contract use (VARCHAR, TIMESTAMP, ...)."""
+    name = spark_type.simpleString()
+    simple = {
+        "string": "VARCHAR",
+        "double": "DOUBLE",
+        "float": "FLOAT",
+        "bigint": "BIGINT",
+        "int": "INTEGER",
+        "smallint": "SMALLINT",
+        "tinyint": "TINYINT",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+        "timestamp_ntz": "TIMESTAMP",
+        "timestamp": "TIMESTAMP WITH TIME ZONE",
+        "binary": "BLOB",
+    }
+    if name in simple:
+        return simple[name]
+    return name.upper().replace("ARRAY<STRING>", "VARCHAR[]")
+
+
+class SparkSql:
+    """The few calls the gates make on a DuckDB connection (execute().fetchall()/.df(), sql().columns/.types),
+    for SQL in DuckDB's dialect run on Spark."""
+
+    def __init__(self, session=None):
+        self.session = session or spark()
+
+    def frame(self, sql: str):
+        return self.session.sql(to_spark_sql(sql))
+
+    def fetchall(self, sql: str) -> list[tuple]:
+        return [tuple(r) for r in self.frame(sql).collect()]
+
+    def df(self, sql: str):
+        return self.frame(sql).toPandas()
+
+    def types(self, sql: str) -> dict[str, str]:
+        """Column -> DuckDB type name, without running the query."""
+        return {f.name: duckdb_type(f.dataType) for f in self.frame(sql).schema.fields}

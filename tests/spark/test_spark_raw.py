@@ -1,0 +1,225 @@
+"""The raw layer on Spark (issue 17, item 3): the same landing days give the same raw and quarantine rows,
+reasons and counts on both engines, and the same bad files the same ContractError.
+
+The oracle is the DuckDB loader run on the same files; both are read through DuckDB (on Spark: its views
+over the Parquet Spark wrote). One Spark session serves the module.
+"""
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from orchestration.lib.contract import TABLE_ORDER, ContractError
+from orchestration.lib.raw_loader import load_days
+from tests.unit.test_raw_loader_strict import BAD_CSV, HEADER, parquet_bytes, put, row
+
+pytestmark = [pytest.mark.spark]
+
+D1, D2 = date(2026, 9, 2), date(2026, 9, 3)
+
+
+def _csv(source, table, frame, day=None):
+    folder = source / table
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / (f"{table}_{day}.csv" if day else f"{table}.csv"), index=False)
+
+
+def landing_zone(source):
+    """Two days of a small world with a bad row of each kind the contract knows (CSV and Parquet)."""
+    _csv(
+        source,
+        "users",
+        pd.DataFrame(
+            {
+                "user_id": ["u1", "u2", "u3", "u3", None],
+                "signup_at": ["2026-08-01 10:00:00", "2026-08-02T10:00:00Z", "2026-08-03 00:00:00+02:00"] * 1
+                + ["2026-08-04 00:00:00", "2026-08-05 00:00:00"],
+                "country": ["DE", "FR", None, "IT", "ES"],
+            }
+        ),
+    )
+    _csv(
+        source,
+        "experiments",
+        pd.DataFrame(
+            {
+                "experiment_id": ["e1", "e2"],
+                "model_id": ["m1", "m1"],
+                "control_variant": ["control", "control"],
+                "start_date": ["2026-09-01", "2026-09-05"],
+                "end_date": ["2026-09-30", "2026-09-01"],  # e2 ends before it starts
+            }
+        ),
+    )
+    _csv(
+        source,
+        "experiment_variants",
+        pd.DataFrame(
+            {
+                "experiment_id": ["e1", "e1", "e1"],
+                "variant": ["control", "treatment", "treatment"],
+                "expected_share": ["0.5", "0.5", "1.5"],
+            }
+        ),
+    )
+    for day, ids in ((D1, ["a1", "a2"]), (D2, ["a3", "a4", "a5"])):
+        _csv(
+            source,
+            "assignments",
+            pd.DataFrame(
+                {
+                    "experiment_id": ["e1"] * len(ids),
+                    # D2: an unknown variant, a key twice in the day, a key of D1
+                    "user_id": ["u3", "u3", "u1"] if day == D2 else ["u1", "u2"],
+                    "variant": ["nope", "control", "control"] if day == D2 else ["control", "treatment"],
+                    "assigned_at": [f"{day} 0{i}:00:00" for i in range(len(ids))],
+                }
+            ),
+            day,
+        )
+    for day, ids in ((D1, ["p1", "p2", "p3"]), (D2, ["p1", "p4", "p5", "p6", "p6", "p7"])):
+        n = len(ids)
+        frame = pd.DataFrame(
+            {
+                "prediction_id": ids,
+                "model_id": ["m1"] * (n - 1) + [None],
+                "model_version": ["v1"] * n,
+                "user_id": [f"u{i % 3 + 1}" for i in range(n)],
+                "predicted_at": pd.to_datetime([f"{day} 0{i}:00" for i in range(n - 1)] + ["2026-08-01 00:00"]),
+                "score": [0.1, 1.7, float("nan"), 0.4, 0.5, 0.6][:n],
+                "threshold": [0.5] * n,
+                "feature_device": ["ios", "web"] * (n // 2) + ["ios"] * (n % 2),
+            }
+        )
+        if day == D1:  # a feature column first sent on D2
+            frame = frame.drop(columns=["feature_device"])
+        folder = source / "predictions"
+        folder.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(folder / f"predictions_{day}.parquet", index=False)
+    _csv(  # undated: placed by their time column
+        source,
+        "orders",
+        pd.DataFrame(
+            {
+                "order_id": ["o1", "o2", "o3", "o4", "o4"],
+                "user_id": ["u1", "u2", "u3", "u1", "u1"],
+                "session_id": [None, "s1", None, None, None],
+                "ordered_at": [f"{D1} 10:00:00", f"{D1} 11:00:00", f"{D2} 10:00:00", f"{D2} 12:00:00", f"{D2} 13:00"],
+                "revenue": ["10.5", "-1", "3", "1e2", "7"],
+                "status": ["completed", "completed", "lost", "refunded", "completed"],
+            }
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def spark_session():
+    from orchestration.lib.spark_session import spark
+
+    return spark()
+
+
+def on_engine(monkeypatch, engine: str, out) -> duckdb.DuckDBPyConnection:
+    monkeypatch.setenv("IMPACT_LEDGER_ENGINE", engine)
+    monkeypatch.setenv("IMPACT_LEDGER_SPARK_DIR", str(out / "spark"))
+    out.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(out / "warehouse.duckdb"))
+
+
+# the tables the landing zone has (in load order: referential rules read the earlier ones)
+LANDED = [
+    t
+    for t in TABLE_ORDER
+    if t in ("users", "experiments", "experiment_variants", "assignments", "predictions", "orders")
+]
+
+
+def load_everything(conn, source) -> dict:
+    reports = {}
+    for table in LANDED:
+        days = [D2] if table in ("users", "experiments", "experiment_variants") else [D1, D2]
+        reports[table] = [
+            (r.partition_date, r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons, r.note)
+            for r in load_days(conn, table, source, days)
+        ]
+    return reports
+
+
+def frames(conn) -> dict[str, pd.DataFrame]:
+    out = {}
+    for schema in ("raw", "raw_quarantine"):
+        for table in LANDED:
+            frame = conn.execute(f"SELECT * FROM {schema}.{table} ORDER BY _partition_date, _source_row").df()
+            out[f"{schema}.{table}"] = frame
+    return out
+
+
+def test_the_same_days_load_and_quarantine_the_same_rows_on_both_engines(tmp_path, monkeypatch, spark_session):
+    source = tmp_path / "landing"
+    landing_zone(source)
+    results = {}
+    for engine in ("duckdb", "spark"):
+        with pytest.MonkeyPatch.context() as mp:
+            with on_engine(mp, engine, tmp_path / engine) as conn:
+                reports = load_everything(conn, source)
+                # loading a day again replaces it (idempotent)
+                again = load_days(conn, "predictions", source, [D2])[0]
+                assert again.rows_read == reports["predictions"][-1][1]
+                results[engine] = (reports, frames(conn))
+    (duck_reports, duck), (spark_reports, spark) = results["duckdb"], results["spark"]
+    assert spark_reports == duck_reports
+    for table, reports in duck_reports.items():
+        for _, read, loaded, quarantined, reasons, _ in reports:
+            assert read == loaded + quarantined and sum(reasons.values()) == quarantined, table
+    # the world has a bad row of each kind: every one of them is quarantined on both engines
+    reasons = set(duck["raw_quarantine.predictions"]["_reason"])
+    assert {"score outside [0, 1]", "null model_id", "duplicate key (prediction_id), first seen on 2026-09-02"} <= {
+        part for r in reasons for part in r.split("; ")
+    }
+    assert "unknown variant for experiment" in set(duck["raw_quarantine.assignments"]["_reason"])
+    assert set(spark) == set(duck)
+    for name, want in duck.items():
+        got = spark[name]
+        assert list(got.columns) == list(want.columns), name
+        assert [str(t) for t in got.dtypes] == [str(t) for t in want.dtypes], name
+        pd.testing.assert_frame_equal(got, want, obj=name)
+    # Spark wrote the days as date-partitioned Parquet, the quarantine beside it
+    root = tmp_path / "spark" / "spark"
+    assert (root / "raw" / "predictions" / f"_partition_date={D2}").is_dir()
+    assert (root / "raw_quarantine" / "orders" / f"_partition_date={D2}").is_dir()
+    # every file of a table has its columns (D1's predictions got D2's new one): Spark infers from one file
+    for folder in (root / "raw" / "predictions", root / "raw_quarantine" / "predictions"):
+        columns = {tuple(pq.read_schema(f).names) for f in folder.glob("*/*.parquet")}
+        assert len(columns) == 1 and "feature_device" in next(iter(columns)), columns
+
+
+BAD_FILES = {
+    **{name: (content.encode(), "csv") for name, (content, _, _) in BAD_CSV.items() if "far" not in name},
+    "missing_required_column": ("prediction_id,model_id\np1,m1\n".encode(), "csv"),
+    "uncastable_value": ((HEADER + row(1) + "p2,m1,v1,u2,yesterday,0.5,0.5\n").encode(), "csv"),
+    "latin1_bytes": ((HEADER + row(1) + "p2,m\xe9,v1,u2,2026-09-03 02:00:00,0.5,0.5\n").encode("latin-1"), "csv"),
+    "empty_csv": (b"", "csv"),
+    "truncated_parquet": (None, "parquet"),
+}
+
+
+def _error(monkeypatch, engine: str, out, source) -> str:
+    with pytest.MonkeyPatch.context() as mp:
+        with on_engine(mp, engine, out) as conn:
+            with pytest.raises(ContractError) as err:
+                load_days(conn, "predictions", source, [D2])
+    return str(err.value)
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_the_same_bad_file_is_the_same_contract_error_on_both_engines(tmp_path, monkeypatch, case, spark_session):
+    content, suffix = BAD_FILES[case]
+    if content is None:
+        whole = parquet_bytes(tmp_path)
+        content = whole[: len(whole) // 2]
+    put(tmp_path / "landing", "predictions", content, suffix=suffix)
+    want = _error(monkeypatch, "duckdb", tmp_path / "duckdb", tmp_path / "landing")
+    assert _error(monkeypatch, "spark", tmp_path / "spark", tmp_path / "landing") == want
