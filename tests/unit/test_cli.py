@@ -23,10 +23,28 @@ def run(*args, env=None):
     return subprocess.run([str(CONSOLE_SCRIPT), *args], capture_output=True, text=True, env=env)
 
 
-def test_the_console_script_is_the_cli_main():
+def test_the_console_script_is_the_cli_main_ending_the_process_at_once():
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"impact-ledger": "orchestration.cli:main"}
-    assert "from orchestration.cli import main" in CONSOLE_SCRIPT.read_text()  # what `pip install -e .` generated
+    assert scripts == {"impact-ledger": "orchestration.cli:console_main"}
+    assert "from orchestration.cli import console_main" in CONSOLE_SCRIPT.read_text()  # `pip install -e .` made it
+
+
+def test_the_console_script_runs_exit_handlers_and_flushes_before_it_ends(tmp_path):
+    """console_main() skips the interpreter's module teardown (os._exit): the exit code, everything printed to
+    a pipe and the exit handlers (here one a module registers at import, as libraries do) must survive it."""
+    marker = tmp_path / "handler_ran"
+    (tmp_path / "sitecustomize.py").write_text(
+        f"import atexit, pathlib\natexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{PROJECT_ROOT}"}
+    result = subprocess.run(
+        [str(CONSOLE_SCRIPT), "query", "SELECT 1", "--db", str(tmp_path / "none.duckdb")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert marker.read_text() == "yes"
 
 
 @pytest.mark.parametrize("launch", [[str(CONSOLE_SCRIPT)], [sys.executable, "-m", "orchestration.cli"]])
