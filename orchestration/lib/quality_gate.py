@@ -241,11 +241,61 @@ ROW_EXPECTATION_TYPES = (
 ROWS_VIEW = "_gate_rows_frame"  # a test's ready frame, registered in an in-memory DuckDB
 
 
+class DuckSql:
+    """The gates' SQL on a DuckDB connection, by the calls of spark_session.SparkSql: the same SQL text
+    (DuckDB's dialect, written so that sqlglot can carry it to Spark) runs on either engine."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self.conn = conn
+
+    def fetchall(self, sql: str) -> list[tuple]:
+        return self.conn.execute(sql).fetchall()
+
+    def df(self, sql: str) -> pd.DataFrame:
+        return self.conn.execute(sql).df()
+
+    def types(self, sql: str) -> dict[str, str]:
+        """Column -> DuckDB type name, without running the query."""
+        relation = self.conn.sql(sql)
+        return dict(zip(relation.columns, map(str, relation.types)))
+
+
+def _runner(conn):
+    """A DuckDB connection as DuckSql; a runner (DuckSql, SparkSql) as it is."""
+    return DuckSql(conn) if isinstance(conn, duckdb.DuckDBPyConnection) else conn
+
+
+RAW_TABLE = re.compile(r"\braw(?:_quarantine)?\.(\w+)")
+
+
+def suite_tables(suite: dict) -> list[str]:
+    """The raw tables a suite reads: its own and those its derived columns and parameters name."""
+    sql = " ".join([*(suite.get("derived") or {}).values(), *(suite.get("parameters") or {}).values()])
+    return sorted({suite["table"], *(t for t in RAW_TABLE.findall(sql) if t in CONTRACTS)})
+
+
+def gate_sql(conn: duckdb.DuckDBPyConnection, tables=None):
+    """Where the gates count for this run's engine: the DuckDB connection, or with engine: spark the process's
+    Spark session over the raw Parquet, its raw.* / raw_quarantine.* views of ``tables`` (default: every
+    table) registered anew (the run's days just landed)."""
+    from orchestration.lib.engine import engine
+
+    if engine() != "spark":
+        return DuckSql(conn)
+    from orchestration.lib.spark_raw import register_spark_views
+    from orchestration.lib.spark_session import SparkSql, spark
+
+    session = spark()
+    register_spark_views(session, sorted(CONTRACTS) if tables is None else tables)
+    return SparkSql(session)
+
+
 @dataclass(frozen=True)
 class SqlRows:
-    """The rows level as a query on a connection: counted there, never fetched."""
+    """The rows level as a query on a connection (DuckDB's, or a runner: DuckSql, SparkSql): counted there,
+    never fetched."""
 
-    conn: duckdb.DuckDBPyConnection
+    conn: Any
     sql: str
 
 
@@ -376,9 +426,8 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
     Only aggregates come back (a row per day, or per day and duplicated key before its sum), so memory
     does not grow with the rows. Snapshots and days are read by the caller from the per-day counts.
     """
-    conn, sql = rows.conn, rows.sql
-    relation = conn.sql(sql)  # binds (column types) without running
-    types = dict(zip(relation.columns, map(str, relation.types)))
+    conn, sql = _runner(rows.conn), rows.sql
+    types = conn.types(sql)  # binds (column types) without running
     parameters = parameters or {}
     counts, checks = [], []
     names = [_name(spec) for spec in suite.get("expectations") or []]
@@ -402,7 +451,7 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
     for j, (_, considered, unexpected, key, _) in enumerate(checks):
         select.append(f"sum(CASE WHEN {considered} THEN 1 ELSE 0 END)")
         select.append("0" if key else f"sum(CASE WHEN {unexpected} THEN 1 ELSE 0 END)")
-    per_day = conn.execute(f"SELECT {', '.join(select)} FROM ({sql}) r GROUP BY {day}").fetchall()
+    per_day = conn.fetchall(f"SELECT {', '.join(select)} FROM ({sql}) r GROUP BY {day}")
     rows_by_day = {_day(r[0]): int(r[1]) for r in per_day}
     for j, (count, considered, unexpected, key, sample_columns) in enumerate(checks):
         count.considered = sum(int(r[2 + 2 * j] or 0) for r in per_day)
@@ -422,14 +471,14 @@ def _duplicated_rows_by_day(conn, sql: str, considered: str, key: list[str]) -> 
     day = _q(DAY_COLUMN)
     group = ", ".join(_q(c) for c in dict.fromkeys([*key, DAY_COLUMN]))
     partition = ", ".join(_q(c) for c in key)
-    result = conn.execute(
+    result = conn.fetchall(
         f"""
         SELECT {day}, sum(n) FROM (
             SELECT {day}, n, sum(n) OVER (PARTITION BY {partition}) AS key_rows
             FROM (SELECT {group}, count(*) AS n FROM ({sql}) r WHERE {considered} GROUP BY {group}) g
         ) w WHERE key_rows > 1 GROUP BY {day}
         """
-    ).fetchall()
+    )
     return {_day(d): int(n) for d, n in result}
 
 
@@ -437,13 +486,13 @@ def _sample(conn, sql: str, considered: str, unexpected: str, key: list[str], co
     """Up to SAMPLE_SIZE unexpected values (a dict per row for a compound key), as GX's partial list."""
     cols = ", ".join(_q(c) for c in columns)
     if key:  # a duplicated key's value once per row, as GX lists each unexpected row
-        rows = conn.execute(
+        rows = conn.fetchall(
             f"SELECT {cols}, least(count(*), {SAMPLE_SIZE}) FROM ({sql}) r WHERE {considered} "
             f"GROUP BY {cols} HAVING count(*) > 1 LIMIT {SAMPLE_SIZE}"
-        ).fetchall()
+        )
         rows = [r[:-1] for r in rows for _ in range(r[-1])]
     else:
-        rows = conn.execute(f"SELECT {cols} FROM ({sql}) r WHERE {unexpected} LIMIT {SAMPLE_SIZE}").fetchall()
+        rows = conn.fetchall(f"SELECT {cols} FROM ({sql}) r WHERE {unexpected} LIMIT {SAMPLE_SIZE}")
     if len(columns) > 1:
         return [{c: _plain(v) for c, v in zip(columns, r)} for r in rows[:SAMPLE_SIZE]]
     return [_plain(r[0]) for r in rows[:SAMPLE_SIZE]]
@@ -855,16 +904,30 @@ def _fill(sql: str, first: date, last: date, config=None) -> str:
     return sql
 
 
-def schema_frame(conn: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
-    """One row: each column of raw.<table> holding its DuckDB type."""
-    types = conn.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'raw' AND table_name = ?",
-        [table],
-    ).fetchall()
-    return pd.DataFrame({name: [dtype] for name, dtype in types})
+def schema_frame(conn, table: str) -> pd.DataFrame:
+    """One row: each column of raw.<table> holding its DuckDB type (on Spark: the DuckDB name of its type)."""
+    return pd.DataFrame({name: [dtype] for name, dtype in _runner(conn).types(f"SELECT * FROM raw.{table}").items()})
 
 
-def rows_query(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, config=None) -> str:
+def _read_sql(conn, table: str, where: str, select: str = "*") -> str:
+    """``select`` over the rows read of raw.<table> (loaded and quarantined, ``_reason`` left out, each side as
+    ``t``) as one UNION ALL by name, written out column by column (Spark has no UNION BY NAME nor EXCLUDE): a
+    column one side lacks is NULL there. ``select`` runs on each side: Spark 4.0 loses a correlated subquery's
+    column when it pushes a projection through a union itself (NoSuchElementException: key not found)."""
+    conn = _runner(conn)
+    sides = {schema: conn.types(f"SELECT * FROM {schema}.{table}") for schema in ("raw", "raw_quarantine")}
+    sides["raw_quarantine"].pop("_reason", None)
+    types = sides["raw"] | {c: t for c, t in sides["raw_quarantine"].items() if c not in sides["raw"]}
+    selects = [
+        f"SELECT {select} FROM (SELECT "
+        + ", ".join(_q(c) if c in have else f"CAST(NULL AS {types[c]}) AS {_q(c)}" for c in types)
+        + f" FROM {schema}.{table} WHERE {where}) t"
+        for schema, have in sides.items()
+    ]
+    return " UNION ALL ".join(selects)
+
+
+def rows_query(conn, suite: dict, first: date, last: date, config=None) -> str:
     """SQL of everything read for the days (loaded and quarantined rows), with the suite's derived columns and ``_day``.
 
     Derived SQL sees the row as ``t`` (correlated subqueries write ``t.column``; ``t._partition_date`` is the
@@ -873,28 +936,23 @@ def rows_query(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: 
     ``NULL IN (...)`` is null, and GX's in-set checks skip nulls, so a row with a
     null key would otherwise pass its referential check.
     """
-    table = suite["table"]
+    conn, table = _runner(conn), suite["table"]
     cols = [f'"{c}"' for c in suite_columns(suite)]
     derived = [f'({_fill(sql, first, last, config)}) AS "{name}"' for name, sql in (suite.get("derived") or {}).items()]
     select = ", ".join(cols + derived + [f'_partition_date AS "{DAY_COLUMN}"'])
     where = f"_partition_date BETWEEN DATE '{first}' AND DATE '{last}'"
-    query = (
-        f"SELECT {select} FROM (SELECT * FROM raw.{table} WHERE {where} "
-        f"UNION ALL BY NAME SELECT * EXCLUDE (_reason) FROM raw_quarantine.{table} WHERE {where}) t"
-    )
-    relation = conn.sql(query)  # binds the query (column types) without running it
-    types = dict(zip(relation.columns, map(str, relation.types)))
-    flags = [
-        f'coalesce("{name}", false) AS "{name}"' for name in suite.get("derived") or {} if types[name] == "BOOLEAN"
-    ]
-    if flags:
-        query = f"SELECT * REPLACE ({', '.join(flags)}) FROM ({query})"
+    query = _read_sql(conn, table, where, select)
+    types = conn.types(query)  # binds the query (column types) without running it
+    flags = {name for name in suite.get("derived") or {} if types[name] == "BOOLEAN"}
+    if flags:  # in place, as SELECT * REPLACE would (Spark has no REPLACE)
+        listed = (f"coalesce({_q(c)}, false) AS {_q(c)}" if c in flags else _q(c) for c in types)
+        query = f"SELECT {', '.join(listed)} FROM ({query}) f"
     return query
 
 
-def rows_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, config=None) -> pd.DataFrame:
+def rows_frame(conn, suite: dict, first: date, last: date, config=None) -> pd.DataFrame:
     """The rows of rows_query() as a pandas frame: for tests and inspection on small data (the gate never fetches them)."""
-    return conn.execute(rows_query(conn, suite, first, last, config)).df()
+    return _runner(conn).df(rows_query(conn, suite, first, last, config))
 
 
 def missing_columns(suite: dict, schema: pd.DataFrame) -> list[str]:
@@ -904,30 +962,31 @@ def missing_columns(suite: dict, schema: pd.DataFrame) -> list[str]:
     return sorted({c for c in needed if c and c not in schema.columns})
 
 
-def rows_read_per_day(conn: duckdb.DuckDBPyConnection, table: str, first: date, last: date) -> dict[date, int]:
+def rows_read_per_day(conn, table: str, first: date, last: date) -> dict[date, int]:
     """Rows read (loaded + quarantined) of each day first..last: what a day's gate validated.
 
     An undated table (a dimension snapshot) is read whole by every run, so each day validated all of it.
     """
+    conn = _runner(conn)
     read = f"SELECT _partition_date FROM raw.{table} UNION ALL SELECT _partition_date FROM raw_quarantine.{table}"
     if CONTRACTS[table].time_column is None:
-        total = conn.execute(f"SELECT count(*) FROM ({read})").fetchone()[0]
+        total = conn.fetchall(f"SELECT count(*) FROM ({read}) r")[0][0]
         return {day.date(): total for day in pd.date_range(first, last)}
-    counts = conn.execute(
-        f"SELECT _partition_date, count(*) FROM ({read}) WHERE _partition_date BETWEEN ? AND ? GROUP BY 1",
-        [first, last],
-    ).fetchall()
+    counts = conn.fetchall(
+        f"SELECT _partition_date, count(*) FROM ({read}) r "
+        f"WHERE _partition_date BETWEEN DATE '{first}' AND DATE '{last}' GROUP BY _partition_date"
+    )
     return {pd.Timestamp(day).date(): n for day, n in counts}
 
 
-def table_is_empty(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+def table_is_empty(conn, table: str) -> bool:
     """No row ever read (loaded or quarantined): an optional table absent from the source."""
-    return not conn.execute(
+    return not _runner(conn).fetchall(
         f"SELECT EXISTS (SELECT 1 FROM raw.{table}) OR EXISTS (SELECT 1 FROM raw_quarantine.{table})"
-    ).fetchone()[0]
+    )[0][0]
 
 
-def days_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, volume=None) -> pd.DataFrame:
+def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.DataFrame:
     """One row per day (and per `volume_by` group): rows read, trailing median, volume band, freshness.
 
     ``volume``: gates.volume of the project file (trailing_days T, min_count, tolerance, z). The trailing
@@ -948,40 +1007,51 @@ def days_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: 
     stale_above = stale_median(z)
     table, by = suite["table"], suite.get("volume_by")
     group = f', "{by}"' if by else ""
-    partition = f'PARTITION BY "{by}"' if by else ""
+    cgroup = f', c."{by}"' if by else ""
+    gby = f' GROUP BY "{by}"' if by else ""
     join = f'AND c."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
     hjoin = f'AND h."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
+    wjoin = f'AND w."{by}" IS NOT DISTINCT FROM c."{by}"' if by else ""
     read = (
         f"SELECT _partition_date AS day{group} FROM raw.{table} UNION ALL "
         f"SELECT _partition_date AS day{group} FROM raw_quarantine.{table}"
     )
-    window = f"({partition} ORDER BY day ROWS BETWEEN {t} PRECEDING AND 1 PRECEDING)"
-    frame = conn.execute(
+    # Portable to Spark SQL (sqlglot carries the rest): the trailing window is a self-join on the calendar's days
+    # day - T .. day - 1 (one calendar row per day and group: the same rows as ROWS BETWEEN T PRECEDING AND
+    # 1 PRECEDING), since Spark has no FILTER on window aggregates nor median over a window frame; counts of
+    # CASE WHEN are FILTERed counts (0 on an empty frame), median skips the NULLs of CASE WHEN as FILTER does.
+    frame = _runner(conn).df(
         f"""
         WITH history AS (  -- each group's first day with rows (days after the run do not matter)
-            SELECT min(day) AS first_day{group} FROM ({read}) r WHERE day <= DATE '{last}' GROUP BY ALL
+            SELECT min(day) AS first_day{group} FROM ({read}) r WHERE day <= DATE '{last}'{gby}
         ),
         counts AS (
             SELECT day{group}, count(*) AS rows FROM ({read}) r
             WHERE day BETWEEN DATE '{first}' - INTERVAL {t} DAY AND DATE '{last}'
-            GROUP BY ALL
+            GROUP BY day{group}
         ),
         groups AS (SELECT DISTINCT 1 AS one{group} FROM counts),
+        days AS (
+            SELECT CAST(day AS DATE) AS day FROM (
+                SELECT unnest(generate_series(DATE '{first}' - INTERVAL {t} DAY, DATE '{last}', INTERVAL 1 DAY)) AS day
+            ) s
+        ),
         calendar AS (
-            SELECT CAST(d.generate_series AS DATE) AS day{', g."' + by + '"' if by else ""},
-                coalesce(c.rows, 0) AS rows, h.first_day
-            FROM generate_series(DATE '{first}' - INTERVAL {t} DAY, DATE '{last}', INTERVAL 1 DAY) d
+            SELECT d.day{', g."' + by + '"' if by else ""}, coalesce(c.rows, 0) AS rows, h.first_day
+            FROM days d
             CROSS JOIN groups g
-            LEFT JOIN counts c ON c.day = CAST(d.generate_series AS DATE) {join}
+            LEFT JOIN counts c ON c.day = d.day {join}
             LEFT JOIN history h ON true {hjoin}
         ),
         stats AS (
-            SELECT day{group}, rows,
+            SELECT c.day{cgroup}, c.rows,
                 -- calendar days of the window the group existed on, and the non-empty ones
-                count(*) FILTER (WHERE day >= first_day) OVER {window} AS trailing_days,
-                count(*) FILTER (WHERE rows > 0) OVER {window} AS trailing_active_days,
-                median(rows) FILTER (WHERE day >= first_day) OVER {window} AS trailing_median
-            FROM calendar
+                count(CASE WHEN w.day >= w.first_day THEN 1 END) AS trailing_days,
+                count(CASE WHEN w.rows > 0 THEN 1 END) AS trailing_active_days,
+                median(CASE WHEN w.day >= w.first_day THEN w.rows END) AS trailing_median
+            FROM calendar c
+            LEFT JOIN calendar w ON w.day BETWEEN c.day - {t} AND c.day - 1 {wjoin}
+            GROUP BY c.day{cgroup}, c.rows
         ),
         banded AS (
             SELECT *, CASE WHEN trailing_days >= {t} AND trailing_median >= {min_count}
@@ -995,9 +1065,9 @@ def days_frame(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: 
             rows > 0 OR trailing_active_days = 0 OR coalesce(trailing_median, 0) <= {stale_above!r} AS fresh
         FROM banded
         WHERE day BETWEEN DATE '{first}' AND DATE '{last}'
-        ORDER BY ALL
+        ORDER BY day{group}
         """
-    ).df()
+    )
     return frame
 
 
@@ -1006,16 +1076,16 @@ def stale_median(z: float) -> float:
     return -math.log(0.5 * math.erfc(z / math.sqrt(2)))
 
 
-def resolve_parameters(conn: duckdb.DuckDBPyConnection, suite: dict, first: date, last: date, config=None) -> dict:
+def resolve_parameters(conn, suite: dict, first: date, last: date, config=None) -> dict:
     """Suite parameters ($PARAMETER) from the SQL in the suite's `parameters` section."""
     return {
-        name: [r[0] for r in conn.execute(_fill(sql, first, last, config)).fetchall()]
+        name: [r[0] for r in _runner(conn).fetchall(_fill(sql, first, last, config))]
         for name, sql in (suite.get("parameters") or {}).items()
     }
 
 
 def run_suite(
-    conn: duckdb.DuckDBPyConnection,
+    conn,
     suite: dict,
     first: date,
     last: date,
@@ -1025,6 +1095,7 @@ def run_suite(
 ) -> SuiteResult:
     """Validate the partition days first..last of the suite's raw table, each day judged on its own.
 
+    ``conn``: a DuckDB connection, or where to count (gate_sql(): Spark's session with engine: spark).
     ``config``: the project file (default: load_config()); Data Docs into ``docs_dir`` if given, or
     by ``session`` (shared by a run's suites) later.
     A table that never had a row (an optional table absent from the source) passes, saying so.
@@ -1036,6 +1107,7 @@ def run_suite(
 
         config = load_config()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    conn = _runner(conn)
     if table_is_empty(conn, suite["table"]):
         return SuiteResult(
             suite["name"],

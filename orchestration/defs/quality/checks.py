@@ -25,11 +25,13 @@ from orchestration.lib.quality_gate import (
     GATE_RESULTS_SCHEMA,  # noqa: F401  (re-exported: tests and other domains name it here)
     SuiteResult,
     ensure_gate_results,
+    gate_sql,
     gx_session,
     load_suite,
     rows_read_per_day,
     run_suite,
     suite_names,
+    suite_tables,
 )
 from orchestration.lib.settings import gx_docs_dir
 
@@ -78,7 +80,7 @@ def _check_result(result: SuiteResult, table: str) -> dg.AssetCheckResult:
 
 def gate_rows(conn, suite: dict, result: SuiteResult) -> pd.DataFrame:
     """quality.gate_results rows of a validation: each day's own verdict, its failed blocking
-    expectations and the rows it read."""
+    expectations and the rows it read (counted where the gate counted: ``conn`` a DuckDB connection or gate_sql())."""
     days = list(result.days)
     rows = rows_read_per_day(conn, suite["table"], days[0], days[-1])
     return pd.DataFrame(
@@ -93,9 +95,10 @@ def gate_rows(conn, suite: dict, result: SuiteResult) -> pd.DataFrame:
     )
 
 
-def _record(conn, suite: dict, result: SuiteResult) -> None:
-    """One row per suite and day in quality.gate_results (a re-run replaces its own rows)."""
-    frame = gate_rows(conn, suite, result)
+def _record(conn, suite: dict, result: SuiteResult, counted=None) -> None:
+    """One row per suite and day in quality.gate_results (a re-run replaces its own rows); ``counted``: where
+    the gate counted (default: ``conn``)."""
+    frame = gate_rows(conn if counted is None else counted, suite, result)
     ensure_gate_results(conn)
     conn.execute("BEGIN TRANSACTION")
     conn.execute(
@@ -126,8 +129,11 @@ def build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
         first, last = run_date_range(context)
         session = gx_session(gx_docs_dir())  # shared by the run's gates (quality/data_docs renders the pages)
         with duckdb.get_connection() as conn:
-            result = run_suite(conn, suite, first, last, session=session)
-            _record(conn, suite, result)
+            counted = gate_sql(
+                conn, suite_tables(suite)
+            )  # the run's engine counts: DuckDB, or Spark SQL over the raw Parquet
+            result = run_suite(counted, suite, first, last, session=session)
+            _record(conn, suite, result, counted)
         context.log.info(result.summary())
         if result.failed_days:  # a failed gate may stop the run before quality/data_docs: its pages now
             session.build_docs()
