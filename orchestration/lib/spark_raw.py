@@ -30,8 +30,8 @@ import duckdb
 from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
 from orchestration.lib.project_config import load_config
 from orchestration.lib.quality_gate import ensure_gate_results
-from orchestration.lib.raw_loader import (
-    CSV_OPTIONS,  # noqa: F401  (the strictness Spark's reading mirrors)
+from orchestration.lib.raw_loader import (  # Spark's CSV reading mirrors raw_loader.CSV_OPTIONS' strictness
+    META_COLUMNS,
     LoadReport,
     _is_reader_error,
     _quote,
@@ -51,7 +51,6 @@ from orchestration.lib.raw_loader import (
 )
 
 SCHEMAS = ("raw", "raw_quarantine")
-META = ("_partition_date", "_source_file", "_source_row")
 SUSPECT = "_suspect"  # a value Spark's CSV parser let through that DuckDB's strict reader may refuse
 
 
@@ -97,7 +96,7 @@ def register_spark_views(session, tables) -> None:
 
 def _ordered(contract: TableContract, columns: list[str], quarantine: bool) -> list[str]:
     """The DuckDB table's column order: contract columns, meta columns (and _reason), then extra columns."""
-    head = contract.column_names + list(META) + (["_reason"] if quarantine else [])
+    head = contract.column_names + list(META_COLUMNS) + (["_reason"] if quarantine else [])
     return [c for c in head if c in columns] + [c for c in columns if c not in head]
 
 
