@@ -21,7 +21,8 @@ day-level expectation fails the days of its unexpected rows; a schema expectatio
 Nothing a row is judged on depends on which other days share its run (uniqueness is per day, the
 derived flags compare with the row's own day), so a backfill and day-by-day runs give the same verdicts.
 
-**Counting in DuckDB, judging in GX (SQL-side aggregates).** The schema and day levels are small
+**Counting in SQL, judging in GX (SQL-side aggregates).** The SQL runs in DuckDB, or as Spark SQL over the raw
+Parquet with ``engine: spark`` (``gate_sql``; "DuckDB" below stands for either). The schema and day levels are small
 (one row; one row per day and group) and GX validates them as they are. The rows level is not (20M
 rows a day would be a 10+ GB pandas frame): DuckDB counts, per day and row expectation, the rows
 considered and the unexpected ones in one aggregate pass (one GROUP BY per uniqueness key), with
@@ -550,7 +551,7 @@ def _gx_rows_level(
                 "kwargs": {"column_A": allowed, "column_B": unexpected, "or_equal": True, "ignore_row_if": "neither"},
                 "meta": meta,
                 "description": (
-                    f"{count.name}{_kwargs_text(count.spec['kwargs'])}: each day's unexpected rows (counted in DuckDB) at most "
+                    f"{count.name}{_kwargs_text(count.spec['kwargs'])}: each day's unexpected rows (counted in SQL) at most "
                     f"max({rule.max_share} x the day's rows, {rule.min_count})"
                 ),
             }
@@ -653,7 +654,7 @@ def validate_frames(
 ) -> SuiteResult:
     """Validate each level against that level's expectations in one GX context, and judge each day.
 
-    ``frames``: "schema" and "days" as pandas frames (small); "rows" as ``SqlRows`` (counted in DuckDB,
+    ``frames``: "schema" and "days" as pandas frames (small); "rows" as ``SqlRows`` (counted in SQL,
     never fetched) or a ready pandas frame (small tests; without ``_day`` it is one day), counted the
     same way in an in-memory DuckDB. ``days``: the run's days (default: the days of the rows' ``_day``).
     ``row_rule``: gates.rows (default: the project file's). With ``docs_dir``, results are kept in a

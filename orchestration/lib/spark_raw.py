@@ -276,16 +276,20 @@ def _write(frame, folder: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _conform(session, frame, schema: str, contract: TableContract):
+def _conform(session, frame, schema: str, contract: TableContract, known_columns: dict):
     """The day's rows with every column the table's other days have (NULL where absent), and those days given
     the day's new columns (rewritten once, when a column first appears): every file of a table holds the same
-    columns, as DuckDB's table does. dbt's Spark infers a folder's schema from one of its files."""
+    columns, as DuckDB's table does. dbt's Spark infers a folder's schema from one of its files.
+    ``known_columns`` caches each folder's schema for the run (read once, not once per day)."""
     from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
 
     folder = table_folder(schema, contract.name)
     if contract.time_column is None or not _parquet_files(folder):  # a snapshot is replaced whole
         return frame
-    known = session.read.option("mergeSchema", "true").parquet(str(folder)).drop("_partition_date").schema
+    known = known_columns.get(schema)
+    if known is None:
+        known = session.read.option("mergeSchema", "true").parquet(str(folder)).drop("_partition_date").schema
     for field in known.fields:
         if field.name not in frame.columns:
             frame = frame.withColumn(field.name, F.lit(None).cast(field.dataType))
@@ -296,10 +300,11 @@ def _conform(session, frame, schema: str, contract: TableContract):
             for field in new:
                 old = old.withColumn(field.name, F.lit(None).cast(field.dataType))
             _write(old.localCheckpoint(eager=True), day_folder)  # read before its folder is replaced
+    known_columns[schema] = StructType(known.fields + new)
     return frame.select(*known.fieldNames(), *[f.name for f in new])
 
 
-def _land(sql, contract: TableContract, rows, day: date, dated: bool, report: LoadReport) -> None:
+def _land(sql, contract: TableContract, rows, day: date, dated: bool, report: LoadReport, known_columns: dict) -> None:
     """Check the day's typed rows (``rows``) and land its loaded and quarantined rows."""
     from pyspark.sql import functions as F
 
@@ -322,14 +327,14 @@ def _land(sql, contract: TableContract, rows, day: date, dated: bool, report: Lo
         if schema == "raw":
             frame = frame.drop("_reason")
         folder = table_folder(schema, contract.name)
-        _write(_conform(sql.session, frame, schema, contract), folder / part)
+        _write(_conform(sql.session, frame, schema, contract, known_columns), folder / part)
         if contract.time_column is None:  # a snapshot replaces the table: its one day
             for other in folder.glob("_partition_date=*"):
                 if other.name != part:
                     shutil.rmtree(other)
 
 
-def _land_empty(session, contract: TableContract, day: date) -> None:
+def _land_empty(session, contract: TableContract, day: date, known_columns: dict) -> None:
     """A day without source rows: its folders hold no rows (the table's columns kept, as DuckDB's delete)."""
     from orchestration.lib.spark_session import to_spark_sql
 
@@ -338,7 +343,7 @@ def _land_empty(session, contract: TableContract, day: date) -> None:
         folder = table_folder(schema, contract.name)
         if contract.time_column is None:
             shutil.rmtree(folder, ignore_errors=True)
-        _write(_conform(session, frame, schema, contract), folder / f"_partition_date={day.isoformat()}")
+        _write(_conform(session, frame, schema, contract, known_columns), folder / f"_partition_date={day.isoformat()}")
 
 
 REFERENCED = re.compile(r"\braw\.(\w+)")
@@ -356,6 +361,9 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     # the table itself (keys seen on earlier days) and the tables its referential rules read
     referenced = {table} | {m for r in contract.rules for m in REFERENCED.findall(r.violated_when)}
     register_spark_views(session, sorted(referenced))
+    # a view over the folder sees each landed day; one registered over no files yet is re-registered once
+    seen_view_empty = seen_sql(contract, days[0]) is not None and not _parquet_files(table_folder("raw", table))
+    known_columns: dict = {}
     reports = []
     staged = None
     try:
@@ -373,13 +381,14 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
             elif files:
                 rows = _typed(session, sql, contract, files, dated, encoding, f"DATE '{day.isoformat()}'", conn)
             if files:
-                _land(sql, contract, rows, day, dated, report)
+                _land(sql, contract, rows, day, dated, report, known_columns)
             else:
-                _land_empty(session, contract, day)
+                _land_empty(session, contract, day, known_columns)
                 report.note = empty_day_note(table, bool(all_files))
             reports.append(report)
-            if seen_sql(contract, day) is not None and len(days) > 1:
+            if seen_view_empty and _parquet_files(table_folder("raw", table)):
                 register_spark_views(session, [table])  # the next day's seen keys include this day's
+                seen_view_empty = False
     finally:
         for view in ("_scan", "_typed", "_seen"):
             session.catalog.dropTempView(view)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import tempfile
 import threading
 from functools import lru_cache
@@ -27,6 +28,10 @@ SESSION_SETTINGS = {
     "spark.master": ("IMPACT_LEDGER_SPARK_MASTER", "local[*]"),
     "spark.driver.memory": ("IMPACT_LEDGER_SPARK_DRIVER_MEMORY", "2g"),
     "spark.sql.shuffle.partitions": ("IMPACT_LEDGER_SPARK_SHUFFLE_PARTITIONS", "8"),
+    # on by default (they pay off at volume); on small data each query's planning and compiling dominate, and
+    # switching both off made a one-day dbt build of a small world ~10-15% faster (README: Apache Spark)
+    "spark.sql.adaptive.enabled": ("IMPACT_LEDGER_SPARK_ADAPTIVE", "true"),
+    "spark.sql.codegen.wholeStage": ("IMPACT_LEDGER_SPARK_CODEGEN", "true"),
 }
 FIXED_SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
@@ -54,7 +59,10 @@ def session_settings(log_dir: Path) -> dict[str, str]:
     # the in-memory catalog's databases get folders: in a temporary one, not the working directory
     settings["spark.sql.warehouse.dir"] = tempfile.mkdtemp(prefix="impact-ledger-spark-catalog-")
     log4j = DBT_PROJECT_DIR / "spark-log4j2.properties"  # its log file is ${derby.system.home}/spark.log
-    settings["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={log_dir} -Dlog4j2.configurationFile={log4j}"
+    more = os.environ.get("IMPACT_LEDGER_SPARK_JVM_OPTIONS", "")  # as profiles.yml adds them to dbt's session
+    settings["spark.driver.extraJavaOptions"] = (
+        f"-Dderby.system.home={log_dir} -Dlog4j2.configurationFile={log4j} {more}".strip()
+    )
     return settings
 
 
@@ -68,10 +76,12 @@ def _started():
     log_dir = spark_dir()
     log_dir.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.appName("impact-ledger")
-    for key, value in session_settings(log_dir).items():
+    settings = session_settings(log_dir)
+    for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    atexit.register(session.stop)
+    atexit.register(shutil.rmtree, settings["spark.sql.warehouse.dir"], ignore_errors=True)
+    atexit.register(session.stop)  # atexit runs last-in first-out: the session stops, then its folder goes
     return session
 
 

@@ -8,6 +8,7 @@ the incremental path (DuckDB's delete+insert, Spark's partition-scoped replaceme
 """
 
 import math
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,15 +16,23 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.lib.synthetic_world import WorldConfig, generate_world
+from orchestration.lib.synthetic_world import DEFAULT_MODELS, WorldConfig, generate_world
 
 pytestmark = [
     pytest.mark.spark,
     pytest.mark.slow,
 ]
 
-# the smallest world with both experiments running a week: seconds on DuckDB, a few minutes on local Spark
-WORLD = WorldConfig(days=24, users=2_000, seed=5, predictions_per_day=300)
+# a small world with both experiments running a week after a short pre-period (CUPED's covariate) and the
+# planted incident in its last days: seconds on DuckDB, a few minutes on local Spark (mostly per-query cost)
+WORLD = WorldConfig(
+    days=14,
+    users=2_000,
+    seed=5,
+    predictions_per_day=300,
+    incident_day=10,
+    models=tuple(replace(model, start_day=day) for model, day in zip(DEFAULT_MODELS, (5, 7), strict=True)),
+)
 SCHEMAS = ("marts", "intermediate", "attribution")
 
 
