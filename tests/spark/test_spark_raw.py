@@ -206,11 +206,11 @@ BAD_FILES = {
 }
 
 
-def _error(monkeypatch, engine: str, out, source) -> str:
+def _error(monkeypatch, engine: str, out, source, days=(D2,)) -> str:
     with pytest.MonkeyPatch.context() as mp:
         with on_engine(mp, engine, out) as conn:
             with pytest.raises(ContractError) as err:
-                load_days(conn, "predictions", source, [D2])
+                load_days(conn, "predictions", source, list(days))
     return str(err.value)
 
 
@@ -223,3 +223,30 @@ def test_the_same_bad_file_is_the_same_contract_error_on_both_engines(tmp_path, 
     put(tmp_path / "landing", "predictions", content, suffix=suffix)
     want = _error(monkeypatch, "duckdb", tmp_path / "duckdb", tmp_path / "landing")
     assert _error(monkeypatch, "spark", tmp_path / "spark", tmp_path / "landing") == want
+
+
+GOOD_DAY = ((HEADER + row(1, day=D1) + row(2, day=D1)).encode(), "csv")
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("good", "uncastable_value"),
+        ("good", "ragged_short_row"),
+        ("good", "latin1_bytes"),
+        ("good", "unclosed_quote"),
+        ("uncastable_value", "ragged_short_row"),  # two bad days: the first one's error
+        ("ragged_long_row", "uncastable_value"),
+        ("uncastable_value", "missing_required_column"),
+    ],
+)
+def test_a_ranged_run_names_its_first_bad_day_as_duckdbs_day_by_day_load_does(
+    tmp_path, monkeypatch, first, second, spark_session
+):
+    # a backfill stops at its first bad day on both engines, with the same error
+    for day, case in ((D1, first), (D2, second)):
+        content, suffix = GOOD_DAY if case == "good" else BAD_FILES[case]
+        put(tmp_path / "landing", "predictions", content, day=day, suffix=suffix)
+    want = _error(monkeypatch, "duckdb", tmp_path / "duckdb", tmp_path / "landing", (D1, D2))
+    assert _error(monkeypatch, "spark", tmp_path / "spark", tmp_path / "landing", (D1, D2)) == want
+    assert (f"predictions_{D2}" in want) == (first == "good"), want
