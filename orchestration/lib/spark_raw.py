@@ -293,6 +293,8 @@ def _conform(session, frame, schema: str, contract: TableContract, known_columns
     for field in known.fields:
         if field.name not in frame.columns:
             frame = frame.withColumn(field.name, F.lit(None).cast(field.dataType))
+        elif frame.schema[field.name].dataType != field.dataType:
+            frame = _as_type(frame, field, contract.name)
     new = [f for f in frame.schema.fields if f.name not in known.fieldNames()]
     if new:
         for day_folder in sorted(folder.glob("_partition_date=*")):
@@ -302,6 +304,24 @@ def _conform(session, frame, schema: str, contract: TableContract, known_columns
             _write(old.localCheckpoint(eager=True), day_folder)  # read before its folder is replaced
     known_columns[schema] = StructType(known.fields + new)
     return frame.select(*known.fieldNames(), *[f.name for f in new])
+
+
+def _as_type(frame, field, table: str):
+    """An extra column of the day with the type it has on the table's other days (a CSV day, read as text, among
+    Parquet days), as DuckDB's insert into the table casts it; a value that does not cast stops the load."""
+    from pyspark.sql import functions as F
+
+    from orchestration.lib.spark_session import duckdb_type
+
+    value = F.col(f"`{field.name}`")
+    bad = frame.filter(value.isNotNull() & value.cast(field.dataType).isNull()).select("_source_file", value)
+    examples = [tuple(r) for r in bad.limit(3).collect()]
+    if examples:
+        raise ContractError(
+            f"{examples[0][0]}: table '{table}', column '{field.name}': value(s) cannot be cast to "
+            f"{duckdb_type(field.dataType)}, its type on the table's other days, e.g. {[e[1] for e in examples]}"
+        )
+    return frame.withColumn(field.name, value.cast(field.dataType))
 
 
 def _land(sql, contract: TableContract, rows, day: date, dated: bool, report: LoadReport, known_columns: dict) -> None:

@@ -250,3 +250,51 @@ def test_a_ranged_run_names_its_first_bad_day_as_duckdbs_day_by_day_load_does(
     want = _error(monkeypatch, "duckdb", tmp_path / "duckdb", tmp_path / "landing", (D1, D2))
     assert _error(monkeypatch, "spark", tmp_path / "spark", tmp_path / "landing", (D1, D2)) == want
     assert (f"predictions_{D2}" in want) == (first == "good"), want
+
+
+def _predictions(day: date, ids: range, recency: list) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in ids],
+            "model_id": "m1",
+            "model_version": "v1",
+            "user_id": [f"u{i}" for i in ids],
+            "predicted_at": pd.to_datetime([f"{day} 0{i % 10}:00:00" for i in ids]),
+            "score": 0.5,
+            "threshold": 0.5,
+            "feature_recency": recency,  # an extra column: not in the contract, kept as the files have it
+        }
+    )
+
+
+def test_a_csv_day_among_parquet_days_gives_its_extra_columns_the_tables_type(tmp_path, monkeypatch, spark_session):
+    # the 10M-row bench day (one CSV) after Parquet days: Spark wrote the CSV's text column beside the other
+    # days' doubles, and reading the folder failed; DuckDB's insert casts it to the table's type
+    source = tmp_path / "landing"
+    (source / "predictions").mkdir(parents=True)
+    _predictions(D1, range(1, 4), [1.5, None, 3.0]).to_parquet(source / "predictions" / f"predictions_{D1}.parquet")
+    _csv(source, "predictions", _predictions(D2, range(4, 7), [0.25, 1e-3, None]), day=D2)
+    results = {}
+    for engine in ("duckdb", "spark"):
+        with pytest.MonkeyPatch.context() as mp:
+            with on_engine(mp, engine, tmp_path / engine) as conn:
+                load_days(conn, "predictions", source, [D1, D2])
+                results[engine] = conn.execute("SELECT * FROM raw.predictions ORDER BY prediction_id").df()
+    assert str(results["duckdb"]["feature_recency"].dtype) == "float64"
+    pd.testing.assert_frame_equal(results["spark"], results["duckdb"])
+    assert results["spark"]["feature_recency"].tolist()[3:5] == [0.25, 1e-3]
+
+
+def test_an_extra_value_that_does_not_cast_to_the_tables_type_stops_the_spark_load(
+    tmp_path, monkeypatch, spark_session
+):
+    source = tmp_path / "landing"
+    (source / "predictions").mkdir(parents=True)
+    _predictions(D1, range(1, 3), [1.5, 2.0]).to_parquet(source / "predictions" / f"predictions_{D1}.parquet")
+    _csv(source, "predictions", _predictions(D2, range(3, 5), ["soon", "0.5"]), day=D2)
+    with pytest.MonkeyPatch.context() as mp:
+        with on_engine(mp, "spark", tmp_path / "spark") as conn:
+            with pytest.raises(ContractError) as err:
+                load_days(conn, "predictions", source, [D1, D2])
+    assert f"predictions_{D2}.csv: table 'predictions', column 'feature_recency'" in str(err.value)
+    assert "cannot be cast to DOUBLE" in str(err.value) and "'soon'" in str(err.value)
