@@ -11,8 +11,9 @@ def run_dbt(command: str, select: list[str], target, variables: dict | str | Non
     dbt-duckdb caches its database handle (opened with the profile's config_options) for the process, and DuckDB
     refuses a second handle with another configuration; in production dbt is a subprocess whose handle dies with
     it, so here it is dropped after the invocation and the test may open the warehouse itself."""
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
+
+    from orchestration.lib.dbt_runner import close_duckdb_handles
 
     args = [command, "--select", *select, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     args += ["--target-path", str(target), "--quiet"]
@@ -21,4 +22,4 @@ def run_dbt(command: str, select: list[str], target, variables: dict | str | Non
     try:
         return dbtRunner(callbacks=list(callbacks)).invoke(args)
     finally:
-        DuckDBConnectionManager.close_all_connections()
+        close_duckdb_handles()

@@ -19,6 +19,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partition_metadata import add_daily_metadata
+from orchestration.defs.transform.dbt_in_process import InProcessDbtInvocation
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.lib.asset_metadata import row_count_query, row_counts_by_day, row_counts_by_day_query
 from orchestration.lib.engine import SyncAfterStream, after_build, before_build, dbt_target, engine
@@ -165,6 +166,11 @@ def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, du
     # --no-write-json: nothing reads the run's manifest.json / run_results.json / graph (dagster-dbt reads the
     # event stream and the definitions' own manifest), and writing them is ~1 s a run
     args = [*colours, "build", "--target", dbt_target(), "--no-write-json", "--vars", json.dumps(dbt_vars)]
+    if engine() == "duckdb":  # dbt in this process (no interpreter start); it reads the dates while it runs
+        invocation = InProcessDbtInvocation(dbt, args, context, target)
+        with run_dates_in_env(first, last):
+            yield from with_row_counts(context, invocation, duckdb, first, last)
+        return
     with run_dates_in_env(first, last):  # the dbt subprocess starts (and copies the environment) inside
         built = dbt.cli(args, context=context, target_path=target)
     # Spark: the built tables are copied into DuckDB once dbt exits, before the row counts and Python assets
