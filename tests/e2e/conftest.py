@@ -1,7 +1,8 @@
 """A small generated world materialised through Dagster into temp warehouses, shared per session.
 
 `history_db`: every day before the planted incident, in one run (a backfill).
-`full_db`: history plus the seven days from the incident to two days before the world ends, as one backfill run.
+`full_db`: history plus the seven days from the incident to two days before the world ends, as one backfill run
+(recorded in `full_instance`).
 `daily_db`: history plus the same seven days, each in its own run.
 Each test gets a private copy (`pipeline`) and runs the days it needs, or reads a shared one.
 """
@@ -95,12 +96,21 @@ def history_db(e2e_world, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def full_db(e2e_world, history_db, tmp_path_factory):
+def full_instance():
+    """The Dagster instance of `full_db`'s backfill run: its materialisation events and metadata."""
+    import dagster as dg
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def full_db(e2e_world, history_db, full_instance, tmp_path_factory):
     source, truth = e2e_world
     db = tmp_path_factory.mktemp("full") / "warehouse.duckdb"
     shutil.copy(history_db, db)
     incident = date.fromisoformat(truth["incident"]["start_date"])
-    _materialize(source, db, incident, date.fromisoformat(truth["end_date"]) - timedelta(days=2))
+    _materialize(source, db, incident, date.fromisoformat(truth["end_date"]) - timedelta(days=2), full_instance)
     return db
 
 

@@ -6,7 +6,6 @@ every day's latest materialisation is checked against the warehouse with SQL
 written here, and the plotted values must move from day to day.
 """
 
-import shutil
 from datetime import date, timedelta
 
 import dagster as dg
@@ -20,19 +19,16 @@ RANGE_DAYS = 7
 
 
 @pytest.fixture(scope="module")
-def backfill(e2e_world, history_db, tmp_path_factory):
-    """history_db plus the incident's seven days in one run recorded by an ephemeral instance."""
-    from tests.e2e.conftest import Pipeline, _materialize
+def backfill(e2e_world, full_db, full_instance):
+    """full_db: history_db plus the incident's seven days in one run, recorded by an ephemeral instance."""
+    from tests.e2e.conftest import Pipeline
 
     source, truth = e2e_world
-    db = tmp_path_factory.mktemp("backfill_metadata") / "warehouse.duckdb"
-    shutil.copy(history_db, db)
     first = date.fromisoformat(truth["incident"]["start_date"])
-    last = first + timedelta(days=RANGE_DAYS - 1)
-    with dg.DagsterInstance.ephemeral() as instance:
-        _materialize(source, db, first, last, instance)
-        p = Pipeline(source, db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
-        yield p, instance, [first + timedelta(days=i) for i in range(RANGE_DAYS)]
+    p = Pipeline(source, full_db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"]))
+    days = [first + timedelta(days=i) for i in range(RANGE_DAYS)]
+    assert days[-1] == p.last - timedelta(days=2)  # the range full_db's run covered
+    return p, full_instance, days
 
 
 def events(instance, path: list[str], day: date) -> list[dict]:

@@ -17,6 +17,7 @@ from orchestration.lib.bias import (
     group_intervals,
     group_rates,
     window_tables,
+    windows_by_day,
 )
 from orchestration.lib.warehouse import replace_date_range
 
@@ -156,3 +157,17 @@ def test_window_without_rows_gives_empty_tables_and_missing_window_is_a_clear_er
     assert rates.empty and verdicts.empty and list(rates.columns) == list(GROUP_RATES_SCHEMA)
     with pytest.raises(ValueError, match="window_days"):
         window_tables(rows, DAY2, {"min_labelled": 100})
+
+
+@pytest.mark.parametrize("window_days", [2, 5, 40])
+def test_windows_of_many_days_equal_each_days_own_window(window_days):
+    # labels in a few batches over a long range (and a gap): most days' windows hold the same rows
+    batches = [(date(2026, 5, 2), 1), (date(2026, 5, 3), 2), (date(2026, 5, 20), 3), (date(2026, 6, 4), 1)]
+    rows = pd.DataFrame([r for day, scale in batches for r in day_rows(day, scale)])
+    limits = {**LIMITS, "window_days": window_days, "min_labelled": 50}
+    days = list(pd.date_range("2026-04-30", "2026-06-12").date)
+    rates, verdicts = windows_by_day(rows, days, limits)
+    each = [window_tables(rows, day, limits) for day in days]
+    pd.testing.assert_frame_equal(rates, pd.concat([r for r, _ in each], ignore_index=True))
+    pd.testing.assert_frame_equal(verdicts, pd.concat([v for _, v in each], ignore_index=True))
+    assert 0 < rates["date"].nunique() < len(days)  # some windows hold no rows

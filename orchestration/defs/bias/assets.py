@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.bias.checks import BIAS_KEY
@@ -24,7 +23,7 @@ from orchestration.lib.bias import (
     HEADLINE_VERDICT_COLUMNS,
     NOT_ASSESSED,
     VERDICTS_SCHEMA,
-    window_tables,
+    windows_by_day,
 )
 from orchestration.lib.project_config import load_config
 from orchestration.lib.warehouse import ensure_table, replace_date_range
@@ -79,9 +78,7 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             "SELECT * FROM marts.bias_daily WHERE date BETWEEN ? AND ?",
             [start - timedelta(days=int(thresholds["window_days"]) - 1), last],
         ).df()
-        tables = [window_tables(rows, day, thresholds) for day in days_between(start, last)]
-        rates = pd.concat([t[0] for t in tables], ignore_index=True)
-        verdicts = pd.concat([t[1] for t in tables], ignore_index=True)
+        rates, verdicts = windows_by_day(rows, days_between(start, last), thresholds)
         _add_new_columns(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA)
         _add_new_columns(conn, "marts.bias_verdicts", VERDICTS_SCHEMA)
         replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", start, last)

@@ -1,0 +1,28 @@
+"""dbt inside the process (orchestration.lib.dbt_runner): a failure is reported, and the warehouse is free after."""
+
+import duckdb
+
+from orchestration.lib.dbt_runner import invoke_dbt
+from orchestration.lib.settings import DBT_PROJECT_DIR
+
+
+def test_a_failed_build_names_the_model_and_leaves_the_warehouse_free(tmp_path, monkeypatch):
+    db = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(db)).close()  # no raw tables: the staging view cannot be created
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
+    monkeypatch.setenv("IMPACT_LEDGER_TEMP_DIR", str(tmp_path / "tmp"))
+    seen = []
+    project = str(DBT_PROJECT_DIR)
+    outcome = invoke_dbt(
+        ["--no-use-colors", "build", "--select", "stg_orders", "--project-dir", project, "--profiles-dir", project]
+        + ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "target")],
+        on_result=seen.append,
+    )
+    assert not outcome.success
+    assert [e["data"]["node_info"]["unique_id"] for e in seen] == ["model.impact_ledger.stg_orders"]
+    assert seen[0]["data"]["node_info"]["node_status"] == "error"
+    assert any("stg_orders" in line for line in outcome.errors), outcome.errors
+    assert any("orders" in line and "does not exist" in line for line in outcome.errors + outcome.tail), outcome.tail
+    # dbt-duckdb's handle is closed: a connection with another configuration than the profile's opens
+    with duckdb.connect(str(db), config={"threads": 1, "memory_limit": "123MB"}) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
