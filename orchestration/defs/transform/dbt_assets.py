@@ -83,7 +83,7 @@ def dbt_target_folder() -> str:
 
 @contextlib.contextmanager
 def run_dates_in_env(first, last):
-    """IMPACT_LEDGER_MIN_DATE / IMPACT_LEDGER_MAX_DATE set for a dbt subprocess started inside, then restored."""
+    """IMPACT_LEDGER_MIN_DATE / IMPACT_LEDGER_MAX_DATE set for dbt run inside (in this process or a subprocess), then restored."""
     saved = {name: os.environ.get(name) for name in RUN_DATE_ENV.values()}
     os.environ.update({RUN_DATE_ENV["min_date"]: first.isoformat(), RUN_DATE_ENV["max_date"]: last.isoformat()})
     try:
@@ -149,7 +149,7 @@ def with_row_counts(
 )
 def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
     first, last = run_date_range(context)
-    export_env()  # dbt runs in a subprocess with another cwd
+    export_env()  # absolute paths: dbt resolves them from its project folder (Spark: a subprocess there)
     export_engine_env()
     with duckdb.get_connection() as conn:  # Spark reads the run's raw days as Parquet (DuckDB: nothing)
         before_build(conn, first, last)
