@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -120,3 +122,18 @@ def schedule_hour() -> int:
     if not raw.isdigit() or not 0 <= int(raw) <= 23:
         raise ValueError(f"IMPACT_LEDGER_SCHEDULE_HOUR must be an hour 0-23, got {raw!r}")
     return int(raw)
+
+
+@contextlib.contextmanager
+def temporary_env(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in os.environ inside the block (for dbt, which reads them as it runs), then restored."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -25,7 +25,7 @@ from orchestration.lib.asset_metadata import row_count_query, row_counts_by_day,
 from orchestration.lib.engine import SyncAfterStream, after_build, before_build, dbt_target, engine
 from orchestration.lib.engine import export_env as export_engine_env
 from orchestration.lib.project_config import config_dbt_vars, load_config
-from orchestration.lib.settings import DBT_PROJECT_DIR, export_env
+from orchestration.lib.settings import DBT_PROJECT_DIR, export_env, temporary_env
 
 # The run's partition range as dbt reads it (macros/partition_range.sql)
 RUN_DATE_ENV = {"min_date": "IMPACT_LEDGER_MIN_DATE", "max_date": "IMPACT_LEDGER_MAX_DATE"}
@@ -81,19 +81,9 @@ def dbt_target_folder() -> str:
     return folder
 
 
-@contextlib.contextmanager
 def run_dates_in_env(first, last):
     """IMPACT_LEDGER_MIN_DATE / IMPACT_LEDGER_MAX_DATE set for dbt run inside (in this process or a subprocess), then restored."""
-    saved = {name: os.environ.get(name) for name in RUN_DATE_ENV.values()}
-    os.environ.update({RUN_DATE_ENV["min_date"]: first.isoformat(), RUN_DATE_ENV["max_date"]: last.isoformat()})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return temporary_env({RUN_DATE_ENV["min_date"]: first.isoformat(), RUN_DATE_ENV["max_date"]: last.isoformat()})
 
 
 def with_row_counts(

@@ -6,8 +6,6 @@ dagster-dbt starts `dbt` as a subprocess and reads its JSON log lines; here dbt 
 the DuckDB engine; Spark keeps the subprocess (its JVM and Hive catalog belong to dbt's process).
 """
 
-import contextlib
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -18,23 +16,10 @@ from dagster_dbt.dbt_project import DbtProject
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from orchestration.lib.dbt_runner import DbtOutcome, invoke_dbt
+from orchestration.lib.settings import temporary_env
 
 # dagster-dbt's name for the variable carrying dbt's indirect selection (set when only some checks run)
 INDIRECT_SELECTION_ENV = "DBT_INDIRECT_SELECTION"
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]):
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class InProcessDbtInvocation:
@@ -74,7 +59,7 @@ class InProcessDbtInvocation:
 
     def stream(self):
         """Run dbt, then yield its models' outputs and tests' check results; raise if dbt failed."""
-        with _environment(self.env):
+        with temporary_env(self.env):
             outcome = invoke_dbt(self.args)
         for raw_event in outcome.results:
             event = DbtCoreCliEventMessage(raw_event=raw_event, event_history_metadata={})
