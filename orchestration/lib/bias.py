@@ -571,7 +571,7 @@ def windows_by_day(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``window_tables`` for each of ``days``, concatenated. Days whose trailing windows hold the same days
     of ``rows`` share one computation (only their date and window_start differ): labels that come in a few
-    batches over a long backfill leave most days' windows unchanged (394 days of a real data set: 15 s -> 2 s)."""
+    batches over a long backfill leave most days' windows unchanged (Rossi's 394 days: 11.6 s -> 3.6 s)."""
     if "window_days" not in thresholds:
         raise ValueError("bias thresholds lack window_days (the project file's bias.window_days)")
     width = pd.Timedelta(days=int(thresholds["window_days"]) - 1)
