@@ -9,8 +9,8 @@ def run_dbt(command: str, select: list[str], target, variables: dict | str | Non
     """`dbt <command> --select ...` on this project with its own target folder; returns dbt's result.
 
     dbt-duckdb caches its database handle (opened with the profile's config_options) for the process, and DuckDB
-    refuses a second handle with another configuration; in production dbt is a subprocess whose handle dies with
-    it, so here it is dropped after the invocation and the test may open the warehouse itself."""
+    refuses a second handle with another configuration; it is closed after the invocation (as the pipeline's own
+    in-process dbt does, orchestration/lib/dbt_runner.py) and the test may open the warehouse itself."""
     from dbt.cli.main import dbtRunner
 
     from orchestration.lib.dbt_runner import close_duckdb_handles

@@ -81,9 +81,14 @@ def dbt_target_folder() -> str:
     return folder
 
 
+def run_date_env(first, last) -> dict[str, str]:
+    """The run's dates as dbt's macros read them (IMPACT_LEDGER_MIN_DATE / IMPACT_LEDGER_MAX_DATE)."""
+    return {RUN_DATE_ENV["min_date"]: first.isoformat(), RUN_DATE_ENV["max_date"]: last.isoformat()}
+
+
 def run_dates_in_env(first, last):
-    """IMPACT_LEDGER_MIN_DATE / IMPACT_LEDGER_MAX_DATE set for dbt run inside (in this process or a subprocess), then restored."""
-    return temporary_env({RUN_DATE_ENV["min_date"]: first.isoformat(), RUN_DATE_ENV["max_date"]: last.isoformat()})
+    """The run's dates set in os.environ inside the block (dbt started there copies them), then restored."""
+    return temporary_env(run_date_env(first, last))
 
 
 def with_row_counts(
@@ -156,10 +161,9 @@ def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, du
     # --no-write-json: nothing reads the run's manifest.json / run_results.json / graph (dagster-dbt reads the
     # event stream and the definitions' own manifest), and writing them is ~1 s a run
     args = [*colours, "build", "--target", dbt_target(), "--no-write-json", "--vars", json.dumps(dbt_vars)]
-    if engine() == "duckdb":  # dbt in this process (no interpreter start); it reads the dates while it runs
-        invocation = InProcessDbtInvocation(dbt, args, context, target)
-        with run_dates_in_env(first, last):
-            yield from with_row_counts(context, invocation, duckdb, first, last)
+    if engine() == "duckdb":  # dbt in this process (no interpreter start), the dates set while it runs
+        invocation = InProcessDbtInvocation(dbt, args, context, target, env=run_date_env(first, last))
+        yield from with_row_counts(context, invocation, duckdb, first, last)
         return
     with run_dates_in_env(first, last):  # the dbt subprocess starts (and copies the environment) inside
         built = dbt.cli(args, context=context, target_path=target)

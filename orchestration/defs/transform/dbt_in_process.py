@@ -26,7 +26,14 @@ class InProcessDbtInvocation:
     """``dbt.cli(args, context=context, target_path=target_path)`` run in this process when streamed:
     offers ``manifest`` and ``stream()`` as dagster-dbt's invocation does."""
 
-    def __init__(self, dbt: DbtCliResource, args: list[str], context: dg.AssetExecutionContext, target_path: Path):
+    def __init__(
+        self,
+        dbt: DbtCliResource,
+        args: list[str],
+        context: dg.AssetExecutionContext,
+        target_path: Path,
+        env: dict[str, str] | None = None,
+    ):
         cleaned, selects, excludes = extract_runtime_selection_from_args(args)
         params = get_updated_cli_invocation_params_for_context(
             context=context,
@@ -39,7 +46,10 @@ class InProcessDbtInvocation:
         self.project: DbtProject | None = params.dbt_project
         self.target_path = target_path
         project_dir = str(self.project.project_dir if self.project else dbt.project_dir)
-        self.env = {INDIRECT_SELECTION_ENV: params.indirect_selection} if params.indirect_selection else {}
+        # environment variables set only while dbt runs: the caller's (the run's dates) and dagster-dbt's selection
+        self.env = dict(env or {})
+        if params.indirect_selection:
+            self.env[INDIRECT_SELECTION_ENV] = params.indirect_selection
         self.args = [
             *dbt.global_config_flags,
             *cleaned,
