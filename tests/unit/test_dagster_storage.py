@@ -19,6 +19,59 @@ def daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"days": len(context.partition_keys)})
 
 
+@dg.asset_check(asset=daily, blocking=True)
+def daily_is_fine() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def _instance(home: Path, project: bool) -> dg.DagsterInstance:
+    home.mkdir()
+    if project:
+        shutil.copy(DAGSTER_YAML, home / "dagster.yaml")  # the project's dagster.yaml, as runs use it
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def _stored(instance: dg.DagsterInstance, runs: list[str]) -> dict:
+    """What readers of the event log see of ``daily``: each day's materialisation, the asset's latest one, the
+    check's planned and finished executions by day (runs by their place in ``runs``)."""
+    check_key = dg.AssetCheckKey(daily.key, "daily_is_fine")
+    storage = instance.event_log_storage
+    latest = instance.get_latest_materialization_event(daily.key)
+    return {
+        "materialized": sorted(
+            (r.partition_key, r.asset_materialization.metadata["days"].value)
+            for r in instance.fetch_materializations(daily.key, limit=1000).records
+        ),
+        "latest": (latest.dagster_event.partition, runs.index(latest.run_id)),
+        "asset_record": storage.get_asset_records([daily.key])[
+            0
+        ].asset_entry.last_materialization.dagster_event.partition,
+        "checks": sorted(
+            (r.partition or "", r.status.value, runs.index(r.run_id))
+            for r in storage.get_asset_check_execution_history(check_key, limit=1000)
+        ),
+    }
+
+
+def test_a_ranged_run_reads_back_as_from_dagsters_own_event_log(tmp_path, monkeypatch):
+    """The oracle is Dagster's own SQLite event log, which stores each event alone: the project's writes a
+    ranged step's per-day materialisations as one batch and a planned check's days with one serialised event."""
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")  # as runs.py sets it
+    tags = {RANGE_START_TAG: "2026-01-01", RANGE_END_TAG: "2026-02-09"}
+    seen = {}
+    for project in (True, False):
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / str(project)))
+        instance = _instance(tmp_path / str(project), project)
+        assert isinstance(instance.event_log_storage, ProjectSqliteEventLogStorage) == project
+        runs = [dg.materialize([daily, daily_is_fine], instance=instance, tags=tags) for _ in range(2)]
+        assert all(r.success for r in runs)
+        seen[project] = _stored(instance, [r.run_id for r in runs])
+        instance.dispose()
+    assert len(seen[True]["materialized"]) == 80  # 40 days, twice
+    assert seen[True]["latest"] == ("2026-02-09", 1)
+    assert seen[True] == seen[False]
+
+
 def test_a_ranged_run_is_stored_once_per_day_and_read_back_by_dagsters_own_storage(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     shutil.copy(DAGSTER_YAML, tmp_path / "dagster.yaml")
