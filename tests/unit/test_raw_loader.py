@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestration.lib.contract import ContractError
-from orchestration.lib.raw_loader import load_partition
+from orchestration.lib.raw_loader import load_days, load_partition
 
 DAY = date(2026, 9, 3)
 
@@ -56,6 +56,21 @@ def test_clean_day_loads_every_row_and_keeps_extra_columns(tmp_path, conn):
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (3, 3, 0)
     loaded = conn.execute("SELECT prediction_id, feature_device FROM raw.predictions ORDER BY 1").fetchall()
     assert loaded == [("p1", "ios"), ("p2", "web"), ("p3", "ios")]
+
+
+def test_an_extra_column_first_seen_mid_range_is_added_and_the_earlier_days_read_null(tmp_path, conn):
+    """One ranged load: the raw table's columns are read once, and a column new on a later day is still added
+    (in any letter case, as DuckDB's names ignore case)."""
+    day2 = date(2026, 9, 4)
+    write(tmp_path, "predictions", predictions())
+    later = predictions(prediction_id=["p4", "p5", "p6"], predicted_at=pd.to_datetime(["2026-09-04 01:00"] * 3))
+    write(tmp_path, "predictions", later.assign(feature_tier=["a", "b", None], FEATURE_DEVICE=["x", "y", "z"]), day2)
+    reports = load_days(conn, "predictions", tmp_path, [DAY, day2])
+    assert [r.rows_loaded for r in reports] == [3, 3]
+    rows = conn.execute("SELECT prediction_id, feature_tier FROM raw.predictions ORDER BY 1").fetchall()
+    assert rows == [("p1", None), ("p2", None), ("p3", None), ("p4", "a"), ("p5", "b"), ("p6", None)]
+    columns = [r[0] for r in conn.execute("DESCRIBE raw_quarantine.predictions").fetchall()]
+    assert "feature_tier" in columns and [c.lower() for c in columns].count("feature_device") == 1
 
 
 def test_row_rule_breaks_are_quarantined_with_reasons_and_nothing_is_lost(tmp_path, conn):
