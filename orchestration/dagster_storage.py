@@ -31,13 +31,17 @@ from sqlalchemy.pool import QueuePool
 
 OPEN_SHARDS = 8  # database files (the index and a run's shard) whose engine and connection stay open
 # Dagster hands a ranged step's per-day materialisations of one asset to store_event_batch (below) together, up to
-# this many at a time, when this variable is set: it is read as events are stored, by every process using this log
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+# this many at a time, when this variable is set (read as events are stored): set when this log is created
+EVENT_BATCH_SIZE = ("DAGSTER_EVENT_BATCH_SIZE", "1000")
 BATCHED = {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION}
 
 
 class ProjectSqliteEventLogStorage(SqliteEventLogStorage):
     """``base_dir`` defaults to Dagster's own place for it, ``$DAGSTER_HOME/history/runs``."""
+
+    def __init__(self, *args, **kwargs):
+        os.environ.setdefault(*EVENT_BATCH_SIZE)  # by the process that stores events here, not on import
+        super().__init__(*args, **kwargs)
 
     @classmethod
     def config_type(cls):
