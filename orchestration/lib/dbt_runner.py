@@ -9,7 +9,6 @@ invocation and the caller may open the warehouse again.
 
 import gc
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # the events that carry a node's outcome (what dagster-dbt turns into materialisations and check results)
@@ -27,8 +26,8 @@ class DbtOutcome:
     exception: BaseException | None = None  # dbt's own crash (bad arguments, unreadable project), if any
 
 
-def invoke_dbt(args: list[str], on_result: Callable[[dict], None] | None = None, tail: int = 30) -> DbtOutcome:
-    """Run ``dbt <args>`` here; ``on_result`` receives each result event as it happens (dbt's threads)."""
+def invoke_dbt(args: list[str], tail: int = 30) -> DbtOutcome:
+    """Run ``dbt <args>`` here."""
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import msg_to_dict
 
@@ -42,10 +41,7 @@ def invoke_dbt(args: list[str], on_result: Callable[[dict], None] | None = None,
         if info.level == "error":
             outcome.errors.append(info.msg)
         if info.name in RESULT_EVENTS:
-            event = msg_to_dict(msg)
-            outcome.results.append(event)
-            if on_result is not None:
-                on_result(event)
+            outcome.results.append(msg_to_dict(msg))
 
     # garbage left by earlier work is collected here, not in dbt's worker thread (objects bound to a thread,
     # e.g. SQLite connections, fail to close from another one)

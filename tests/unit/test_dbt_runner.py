@@ -11,14 +11,13 @@ def test_a_failed_build_names_the_model_and_leaves_the_warehouse_free(tmp_path, 
     duckdb.connect(str(db)).close()  # no raw tables: the staging view cannot be created
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
     monkeypatch.setenv("IMPACT_LEDGER_TEMP_DIR", str(tmp_path / "tmp"))
-    seen = []
     project = str(DBT_PROJECT_DIR)
     outcome = invoke_dbt(
         ["--no-use-colors", "build", "--select", "stg_orders", "--project-dir", project, "--profiles-dir", project]
-        + ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "target")],
-        on_result=seen.append,
+        + ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "target")]
     )
     assert not outcome.success
+    seen = outcome.results
     assert [e["data"]["node_info"]["unique_id"] for e in seen] == ["model.impact_ledger.stg_orders"]
     assert seen[0]["data"]["node_info"]["node_status"] == "error"
     assert any("stg_orders" in line for line in outcome.errors), outcome.errors
