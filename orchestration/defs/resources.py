@@ -1,6 +1,7 @@
 """Resources, built from settings at call time so tests can point them elsewhere."""
 
 import shutil
+from contextlib import contextmanager
 import sys
 from functools import cached_property
 from importlib.metadata import version
@@ -9,6 +10,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource
 from packaging.version import Version
 from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
 
 from orchestration.lib.settings import DBT_PROJECT_DIR, duckdb_settings, warehouse_path
 
@@ -36,9 +38,44 @@ class ProjectDbt(DbtCliResource):
         return None
 
 
+class WarehouseResource(DuckDBResource):
+    """The warehouse, held open for the whole run: every asset and check opens its own connection, and with
+    the database already open in this process DuckDB hands one out at once instead of reading the file's
+    catalog again (~40 ms, 100+ times a run), and closing it does not checkpoint each time.
+
+    Outside a run (tests, the CLI) it opens and closes as DuckDBResource does. dbt opens the same file with
+    its own settings, which DuckDB refuses while it is open here: call ``release()`` before dbt runs; the next
+    connection opens it again."""
+
+    _hold = PrivateAttr(default=False)  # inside a run
+    _held = PrivateAttr(default=None)  # the idle connection keeping the database open in this process
+
+    def setup_for_execution(self, context) -> None:
+        self._hold = True
+
+    def teardown_after_execution(self, context) -> None:
+        self._hold = False
+        self.release()
+
+    def release(self) -> None:
+        """Close the held connection: the file closes once the callers' own connections are closed."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.__exit__(None, None, None)
+
+    @contextmanager
+    def get_connection(self):
+        if self._hold and self._held is None:
+            held = super().get_connection()  # the settings of every other connection of the run
+            held.__enter__()
+            self._held = held
+        with super().get_connection() as conn:
+            yield conn
+
+
 def build_resources() -> dict:
     return {
-        "duckdb": DuckDBResource(database=str(warehouse_path()), connection_config=duckdb_settings()),
+        "duckdb": WarehouseResource(database=str(warehouse_path()), connection_config=duckdb_settings()),
         "dbt": ProjectDbt(
             project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
         ),

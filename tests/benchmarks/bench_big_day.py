@@ -37,6 +37,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import yaml
+from _dagster_home import scenario_dagster_home
 from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,9 +114,7 @@ def write_big_day(source: Path, day: date, rows: int, memory_limit: str) -> tupl
 def big_env(out: Path, raw: Path, rows: int, memory_limit: str, engine: str = "duckdb") -> dict:
     """The runs' environment (everything under ``out``) and their project file ``out/project.yml``."""
     out.mkdir(parents=True, exist_ok=True)
-    home = out / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()
+    home = scenario_dagster_home(out / "dagster_home")
     project = yaml.safe_load((ROOT / "expectations" / "demo.yml").read_text())
     # a trailing median of 4,000 rows is below this: the 20M-row day is not judged by the volume band
     project.setdefault("gates", {}).setdefault("volume", {})["min_count"] = 10 * rows

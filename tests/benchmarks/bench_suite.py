@@ -64,7 +64,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
-from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime  # noqa: E402  (the scripts' own folder is on sys.path)
+from _dagster_home import scenario_dagster_home  # noqa: E402  (the scripts' own folder is on sys.path)
+from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 CLI = str(VENV_BIN / "impact-ledger")
@@ -225,9 +226,7 @@ class Bench:
 
     def env(self, scenario: Path, engine: str | None = None) -> dict:
         """Everything a run writes goes under the scenario's folder (never data/ of the demo)."""
-        home = scenario / "dagster_home"
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "dagster.yaml").touch()
+        home = scenario_dagster_home(scenario / "dagster_home")
         env = {
             **os.environ,
             "IMPACT_LEDGER_CONFIG": self.config_path,

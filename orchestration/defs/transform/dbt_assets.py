@@ -21,6 +21,7 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.transform.dbt_in_process import InProcessDbtInvocation
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
+from orchestration.defs.resources import WarehouseResource
 from orchestration.lib.asset_metadata import row_count_query, row_counts_by_day, row_counts_by_day_query
 from orchestration.lib.engine import SyncAfterStream, after_build, before_build, dbt_target, engine
 from orchestration.lib.engine import export_env as export_engine_env
@@ -142,12 +143,13 @@ def with_row_counts(
     backfill_policy=single_run,
     dagster_dbt_translator=ImpactLedgerTranslator(),
 )
-def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
+def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: WarehouseResource):
     first, last = run_date_range(context)
     export_env()  # absolute paths: dbt resolves them from its project folder (Spark: a subprocess there)
     export_engine_env()
     with duckdb.get_connection() as conn:  # Spark reads the run's raw days as Parquet (DuckDB: nothing)
         before_build(conn, first, last)
+    duckdb.release()  # dbt opens the warehouse with its own settings (DuckDB: in this process)
     # the project file reaches the SQL as vars (models, protected attributes, metrics): they rarely change
     dbt_vars = config_dbt_vars(load_config().config)
     context.log.info(f"dbt build for {first} .. {last}")
