@@ -15,6 +15,7 @@ import dagster as dg
 # Dagster does not mark each day failed when such a run fails (the run and the check say why).
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 
+from orchestration.dagster_storage import ephemeral_instance
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 
@@ -147,7 +148,7 @@ def materialize_days(
     started = time.monotonic()
     result = execute_with_progress(
         job,
-        instance or dg.DagsterInstance.ephemeral(),
+        instance or ephemeral_instance(),
         progress,
         f"{first} .. {last}",
         tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
@@ -169,7 +170,7 @@ def run_retraining(day: date, instance: dg.DagsterInstance | None = None) -> Run
     started = time.monotonic()
     result = execute_with_progress(
         job,
-        instance or dg.DagsterInstance.ephemeral(),
+        instance or ephemeral_instance(),
         None,
         str(day),
         partition_key=day.isoformat(),

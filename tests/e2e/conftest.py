@@ -98,9 +98,9 @@ def history_db(e2e_world, tmp_path_factory):
 @pytest.fixture(scope="session")
 def full_instance():
     """The Dagster instance of `full_db`'s backfill run: its materialisation events and metadata."""
-    import dagster as dg
+    from orchestration.dagster_storage import ephemeral_instance
 
-    with dg.DagsterInstance.ephemeral() as instance:
+    with ephemeral_instance() as instance:
         yield instance
 
 
@@ -156,9 +156,9 @@ def pipeline(e2e_world, full_db, tmp_path, monkeypatch) -> Pipeline:
 @pytest.fixture(scope="session")
 def daily_instance():
     """The Dagster instance of `daily_db`'s runs: their materialisation events and metadata."""
-    import dagster as dg
+    from orchestration.dagster_storage import ephemeral_instance
 
-    with dg.DagsterInstance.ephemeral() as instance:
+    with ephemeral_instance() as instance:
         yield instance
 
 

@@ -2,12 +2,18 @@
 and keeps only a few database files open however many runs it records."""
 
 import shutil
+import threading
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from orchestration.dagster_storage import OPEN_SHARDS, ProjectSqliteEventLogStorage
+from orchestration.dagster_storage import (
+    OPEN_SHARDS,
+    ProjectInMemoryEventLogStorage,
+    ProjectSqliteEventLogStorage,
+    ephemeral_instance,
+)
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / ".dagster_home" / "dagster.yaml"
@@ -20,7 +26,11 @@ def daily(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 
 @dg.asset_check(asset=daily, blocking=True)
-def daily_is_fine() -> dg.AssetCheckResult:
+def daily_is_fine(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    # an event stored from another thread (dbt's threads log too): in memory, over that thread's connection
+    worker = threading.Thread(target=context.log.info, args=("logged from a worker thread",))
+    worker.start()
+    worker.join()
     return dg.AssetCheckResult(passed=True)
 
 
@@ -69,6 +79,24 @@ def test_a_ranged_run_reads_back_as_from_dagsters_own_event_log(tmp_path, monkey
         instance.dispose()
     assert len(seen[True]["materialized"]) == 80  # 40 days, twice
     assert seen[True]["latest"] == ("2026-02-09", 1)
+    assert seen[True] == seen[False]
+
+
+def test_the_in_memory_log_of_in_process_runs_reads_back_as_dagsters_own():
+    """runs.py's ephemeral instance (tests and scripts) against Dagster's: the same two ranged runs."""
+    tags = {RANGE_START_TAG: "2026-01-01", RANGE_END_TAG: "2026-01-20"}
+    seen = {}
+    for project, make in ((True, ephemeral_instance), (False, dg.DagsterInstance.ephemeral)):
+        with make() as instance:
+            assert isinstance(instance.event_log_storage, ProjectInMemoryEventLogStorage) == project
+            runs = [dg.materialize([daily, daily_is_fine], instance=instance, tags=tags) for _ in range(2)]
+            assert all(r.success for r in runs)
+            messages = [e.user_message for e in instance.all_logs(runs[1].run_id)]
+            seen[project] = {
+                **_stored(instance, [r.run_id for r in runs]),
+                "thread": messages.count("logged from a worker thread"),
+            }
+    assert len(seen[True]["materialized"]) == 40 and seen[True]["thread"] == 1
     assert seen[True] == seen[False]
 
 
