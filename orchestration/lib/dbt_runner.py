@@ -2,12 +2,13 @@
 
 A subprocess pays for an interpreter start and dbt's imports on every run: about 2 s of a 4 s build of a
 small day, more when the machine is busy. In-process, dbt still partial-parses from its target folder, so
-a project or vars change is still picked up. dbt-duckdb keeps its database handle open for the process
-(and DuckDB refuses a second handle with another configuration), so the handle is closed after each
-invocation and the caller may open the warehouse again.
+a project or vars change is still picked up (a new warehouse location is no reason to re-parse: below).
+dbt-duckdb keeps its database handle open for the process (and DuckDB refuses a second handle with another
+configuration), so the handle is closed after each invocation and the caller may open the warehouse again.
 """
 
 import gc
+import pprint
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -15,6 +16,11 @@ from dataclasses import dataclass, field
 RESULT_EVENTS = frozenset({"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult"})
 # dbt's own console levels (debug lines go to its log file only)
 CONSOLE_LEVELS = frozenset({"info", "warn", "error"})
+# dbt re-parses the whole project when any connection setting of its profile changes, and for DuckDB those include
+# where the warehouse lives: its file (`path`) and spill folder (`config_options`: temp_directory). Each new
+# warehouse (a test's, a second deployment's) cost a full parse, ~2 s. No model or macro reads them while parsing
+# (only the connection does), so they are left out of dbt's fingerprint of the profile; any other change counts.
+LOCATION_KEYS = frozenset({"path", "config_options"})
 
 
 @dataclass
@@ -43,6 +49,7 @@ def invoke_dbt(args: list[str], tail: int = 30) -> DbtOutcome:
         if info.name in RESULT_EVENTS:
             outcome.results.append(msg_to_dict(msg))
 
+    _keep_partial_parse_across_warehouses()
     # garbage left by earlier work is collected here, not in dbt's worker thread (objects bound to a thread,
     # e.g. SQLite connections, fail to close from another one)
     gc.collect()
@@ -54,6 +61,25 @@ def invoke_dbt(args: list[str], tail: int = 30) -> DbtOutcome:
         raise result.exception  # an interrupt (Ctrl-C, a cancelled run), which dbtRunner returns as a failure
     outcome.success, outcome.exception, outcome.tail = result.success, result.exception, list(last_lines)
     return outcome
+
+
+def _keep_partial_parse_across_warehouses() -> None:
+    """Leave LOCATION_KEYS out of the profile's fingerprint in dbt's partial-parse check (once per process)."""
+    from dbt.contracts.files import FileHash
+    from dbt.parser.manifest import ManifestLoader
+
+    original = ManifestLoader.build_manifest_state_check
+    if getattr(original, "location_free", False):
+        return
+
+    def build_manifest_state_check(self):
+        check = original(self)
+        info = [(k, v) for k, v in self.root_project.credentials.connection_info() if k not in LOCATION_KEYS]
+        check.profile_hash = FileHash.from_contents(pprint.pformat(sorted(info)))  # as dbt hashes it, less those
+        return check
+
+    build_manifest_state_check.location_free = True
+    ManifestLoader.build_manifest_state_check = build_manifest_state_check
 
 
 def close_duckdb_handles() -> None:

@@ -25,3 +25,21 @@ def test_a_failed_build_names_the_model_and_leaves_the_warehouse_free(tmp_path, 
     # dbt-duckdb's handle is closed: a connection with another configuration than the profile's opens
     with duckdb.connect(str(db), config={"threads": 1, "memory_limit": "123MB"}) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_new_warehouse_keeps_the_partial_parse_and_a_new_var_does_not(tmp_path, monkeypatch):
+    project, target = str(DBT_PROJECT_DIR), str(tmp_path / "target")
+
+    def parse(folder: str, variables: str = "{}") -> str:
+        """dbt's console lines of a `dbt parse` against the warehouse in ``folder``."""
+        monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / folder / "warehouse.duckdb"))
+        monkeypatch.setenv("IMPACT_LEDGER_TEMP_DIR", str(tmp_path / folder / "tmp"))
+        args = ["--no-use-colors", "parse", "--project-dir", project, "--profiles-dir", project, "--vars", variables]
+        outcome = invoke_dbt([*args, "--target-path", target, "--log-path", target], tail=1000)
+        assert outcome.success, outcome.tail
+        return "\n".join(outcome.tail)
+
+    parse("first")
+    assert "Unable to do partial parsing" not in parse("second")  # another warehouse file and spill folder
+    # anything else still counts: a new var is a full parse
+    assert "Unable to do partial parsing because config vars" in parse("second", '{"label_lookback_days": 3}')
