@@ -1,8 +1,8 @@
 """Resources, built from settings at call time so tests can point them elsewhere."""
 
 import shutil
-from contextlib import contextmanager
 import sys
+from contextlib import contextmanager
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
@@ -45,7 +45,7 @@ class WarehouseResource(DuckDBResource):
 
     Outside a run (tests, the CLI) it opens and closes as DuckDBResource does. dbt opens the same file with
     its own settings, which DuckDB refuses while it is open here: call ``release()`` before dbt runs; the next
-    connection opens it again."""
+    connection opens it again. Where another process opens the file (Spark's dbt), use ``unheld_connection()``."""
 
     _hold = PrivateAttr(default=False)  # inside a run
     _held = PrivateAttr(default=None)  # the idle connection keeping the database open in this process
@@ -62,6 +62,17 @@ class WarehouseResource(DuckDBResource):
         held, self._held = self._held, None
         if held is not None:
             held.__exit__(None, None, None)
+
+    @contextmanager
+    def unheld_connection(self):
+        """A connection that leaves the file closed after it, for a step where another process opens it next."""
+        self.release()
+        hold, self._hold = self._hold, False
+        try:
+            with super().get_connection() as conn:
+                yield conn
+        finally:
+            self._hold = hold
 
     @contextmanager
     def get_connection(self):

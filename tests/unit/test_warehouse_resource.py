@@ -37,12 +37,22 @@ def test_the_warehouse_stays_open_between_steps_until_released_and_closes_with_t
         with duckdb.get_connection() as conn:  # the next connection holds it again
             seen["rows"] = conn.execute("SELECT count(*) FROM t").fetchone()[0]
         seen["open_again"] = _refused(db)
+        with duckdb.unheld_connection() as conn:  # where another process opens the file next (Spark's dbt)
+            conn.execute("INSERT INTO t VALUES (43)")
+        seen["open_after_unheld"] = _refused(db)
 
     result = dg.materialize(
         [written, read_again], resources={"duckdb": WarehouseResource(database=str(db), connection_config=SETTINGS)}
     )
     assert result.success
-    assert seen == {"open_after_close": True, "x": 42, "open_after_release": False, "rows": 1, "open_again": True}
+    assert seen == {
+        "open_after_close": True,
+        "x": 42,
+        "open_after_release": False,
+        "rows": 1,
+        "open_again": True,
+        "open_after_unheld": False,
+    }
     assert not _refused(db)  # closed with the run
 
 

@@ -170,5 +170,8 @@ def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, du
     with run_dates_in_env(first, last):  # the dbt subprocess starts (and copies the environment) inside
         built = dbt.cli(args, context=context, target_path=target)
     # Spark: the built tables are copied into DuckDB once dbt exits, before the row counts and Python assets
-    invocation = SyncAfterStream(built, lambda: after_build(duckdb.get_connection, built.manifest, dbt.dbt_executable))
+    # (a dbt subprocess may create their DuckDB shells meanwhile: the warehouse is left closed around it)
+    invocation = SyncAfterStream(
+        built, lambda: after_build(duckdb.unheld_connection, built.manifest, dbt.dbt_executable)
+    )
     yield from with_row_counts(context, invocation, duckdb, first, last)
