@@ -477,16 +477,30 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     contract, source, all_files, undated = source_files(table, source, days)
     conn.execute("SET TimeZone = 'UTC'")
     _ensure_all_tables(conn)
+    if not all_files:  # an optional table the source does not have: every day cleared at once
+        _clear_days(conn, contract, days)
+        return [LoadReport(table, day, note=empty_day_note(table, False)) for day in days]
     encoding = load_config().csv.encoding_of(table)
     reports = []
     files = all_files
     columns: dict[str, set[str]] = {}  # the raw tables' columns (a rolled-back day ends the load)
     try:
+        undated_days: set[date] = set()
         if undated:
             scan, present = _prepare(conn, contract, all_files, dated=False, encoding=encoding)
             _stage_undated(conn, contract, scan, present, min(days), max(days))
+            undated_days = {d for (d,) in conn.execute("SELECT DISTINCT _partition_date FROM _undated").fetchall()}
+        # days the undated files hold no rows of (a year of late labels is mostly such days) are only cleared,
+        # together, before the next day staged; the first day is staged anyway (the files' extra columns)
+        cleared: list[date] = []
         for day in days:
             files, dated = files_for_day(source, contract, all_files, day)
+            if undated and day not in undated_days and columns:
+                cleared.append(day)
+                reports.append(LoadReport(table, day, [str(p) for p in files]))  # as a staged day without rows
+                continue
+            _clear_days(conn, contract, cleared)
+            cleared = []
             if undated:
                 rows_sql = f"SELECT * FROM _undated WHERE _partition_date = DATE '{day.isoformat()}'"
             elif files:
@@ -496,6 +510,7 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
             reports.append(
                 _replace_day(conn, contract, day, files, dated, rows_sql if files else None, bool(all_files), columns)
             )
+        _clear_days(conn, contract, cleared)
     except duckdb.Error as err:  # the file cannot be read as CSV / Parquet: one line, not DuckDB's 40
         if not _is_reader_error(err):
             raise
@@ -512,6 +527,30 @@ def empty_day_note(table: str, table_present: bool) -> str:
         if not table_present
         else "no source rows for this day"
     )
+
+
+def _delete_days(conn: duckdb.DuckDBPyConnection, contract: TableContract, days: list[date]) -> None:
+    """The days' rows of ``raw.<table>`` and its quarantine (a snapshot's: all of them) deleted."""
+    table = contract.name
+    if contract.time_column is None:
+        conn.execute(f"DELETE FROM raw.{table}; DELETE FROM raw_quarantine.{table}")
+        return
+    listed = ", ".join(f"DATE '{day.isoformat()}'" for day in days)
+    for schema in ("raw", "raw_quarantine"):
+        conn.execute(f"DELETE FROM {schema}.{table} WHERE _partition_date IN ({listed})")
+
+
+def _clear_days(conn: duckdb.DuckDBPyConnection, contract: TableContract, days: list[date]) -> None:
+    """Days without source rows: their earlier rows deleted in one transaction, nothing staged."""
+    if not days:
+        return
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        _delete_days(conn, contract, days)
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _replace_day(
@@ -531,11 +570,7 @@ def _replace_day(
         if rows_sql is not None:
             _stage(conn, contract, rows_sql, day, dated)
             _add_extra_columns(conn, table, columns)
-        if contract.time_column is None:
-            conn.execute(f"DELETE FROM raw.{table}; DELETE FROM raw_quarantine.{table}")
-        else:
-            conn.execute(f"DELETE FROM raw.{table} WHERE _partition_date = DATE '{day.isoformat()}'")
-            conn.execute(f"DELETE FROM raw_quarantine.{table} WHERE _partition_date = DATE '{day.isoformat()}'")
+        _delete_days(conn, contract, [day])
         if rows_sql is not None:
             conn.execute(f"INSERT INTO raw.{table} BY NAME SELECT * EXCLUDE (_reason) FROM _checked WHERE _reason = ''")
             conn.execute(f"INSERT INTO raw_quarantine.{table} BY NAME SELECT * FROM _checked WHERE _reason <> ''")

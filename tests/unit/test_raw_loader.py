@@ -1,6 +1,6 @@
 """Contract enforcement on small hand-made files: clear errors, quarantine reasons, nothing lost."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import pandas as pd
@@ -300,6 +300,63 @@ def test_offsets_in_timestamps_become_utc_and_place_rows_on_their_utc_day(tmp_pa
     # 23:18+02:00 is 21:18 UTC on the 3rd; 22:30-05:00 on the 2nd is 03:30 UTC on the 3rd
     assert [d.date() for d in pd.to_datetime(loaded["_partition_date"])] == [t.date() for t in OFFSET_UTC]
     assert reports[date(2026, 9, 3)].rows_read == 4 and reports[date(2026, 9, 4)].rows_read == 0
+
+
+def test_a_range_of_a_table_gone_from_the_source_clears_those_days_only(tmp_path, conn):
+    # e.g. feedback dropped from the landing zone: the run's days lose their rows, the others keep theirs
+    before, empty = tmp_path / "before", tmp_path / "empty"
+    empty.mkdir()
+    after = date(2026, 9, 4)
+    write(before, "predictions", predictions())
+    later = predictions(prediction_id=["p4", "p5", "p6"], predicted_at=pd.Timestamp("2026-09-04 10:00"))
+    write(before, "predictions", later, day=after)
+    assert [r.rows_loaded for r in load_days(conn, "predictions", before, [DAY, after])] == [3, 3]
+    days = [date(2026, 9, 2), DAY]
+    reports = load_days(conn, "predictions", empty, days)
+    assert [(r.partition_date, r.rows_read, r.note) for r in reports] == [
+        (d, 0, "table absent from source (optional): raw.predictions is empty") for d in days
+    ]
+    assert conn.execute("SELECT _partition_date, count(*) FROM raw.predictions GROUP BY 1").fetchall() == [(after, 3)]
+
+
+def test_a_long_range_of_undated_files_stages_only_the_days_they_hold_and_clears_the_rest(tmp_path):
+    # a year of late labels is mostly days without rows: those are cleared, not staged and checked one by one
+    days = [date(2026, 9, 1) + timedelta(days=i) for i in range(10)]
+    stale_source, source = tmp_path / "before", tmp_path / "now"
+    # an earlier load held a row on the 5th; the files now hold none of that day: the row must go
+    stale = predictions(predicted_at=pd.Timestamp("2026-09-05 10:00")).head(1).assign(prediction_id="old")
+    write(stale_source, "predictions", stale, day=date(2026, 9, 5))
+    frame = predictions(
+        prediction_id=["p1", "p2", "p2"],  # a duplicate: quarantined on the 8th
+        predicted_at=pd.to_datetime(["2026-09-03 10:00", "2026-09-08 11:00", "2026-09-08 12:00"]),
+        segment=["a", "b", "c"],  # an extra column: the raw tables get it though the first day has no rows
+    )
+    write(source, "predictions", frame, day=None, fmt="csv")
+    staged = []
+    with duckdb.connect() as together, duckdb.connect() as apart:
+        for c in (together, apart):
+            assert load_partition(c, "predictions", stale_source, date(2026, 9, 5)).rows_loaded == 1
+
+        class Spy:  # counts the days staged (their typed rows built) in the ranged load
+            def __getattr__(self, name):
+                return getattr(together, name)
+
+            def execute(self, sql, *args):
+                staged.extend(["day"] * sql.startswith("CREATE OR REPLACE TEMP TABLE _typed"))
+                return together.execute(sql, *args)
+
+        ranged = load_days(Spy(), "predictions", source, days)
+        single = [load_partition(apart, "predictions", source, d) for d in days]  # each day staged: the oracle
+        assert [(r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons, r.note) for r in ranged] == [
+            (r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons, r.note) for r in single
+        ]
+        for table in ("raw.predictions", "raw_quarantine.predictions"):
+            q = f"SELECT * EXCLUDE (_source_row) FROM {table} ORDER BY prediction_id, predicted_at"
+            pd.testing.assert_frame_equal(together.execute(q).df(), apart.execute(q).df())
+        assert together.execute("SELECT count(*) FROM raw.predictions WHERE prediction_id = 'old'").fetchone() == (0,)
+        assert "segment" in together.execute("SELECT * FROM raw.predictions").df().columns
+    assert sum(r.rows_read for r in ranged) == len(frame) == 3  # rows in = loaded + quarantined
+    assert len(staged) == 3  # the first day (the files' columns), the 3rd and the 8th
 
 
 def test_a_dated_file_keeps_offset_rows_of_its_utc_day(tmp_path, conn):
