@@ -220,14 +220,14 @@ def _missing_in_duckdb(conn: duckdb.DuckDBPyConnection, relations: list[dict]) -
     return [f"{r['schema']}.{r['name']}" for r in relations if (r["schema"], r["name"]) not in present]
 
 
-def create_duckdb_shells(dbt_executable: str, target_path: Path | None = None) -> None:
+def create_duckdb_shells(dbt_executable: str, target_path: Path) -> None:
     """Create every dbt relation in DuckDB without rows (dbt --empty): the tables the Spark marts are copied
-    into get the DuckDB engine's own column names, order and types; the staging views read DuckDB's raw."""
+    into get the DuckDB engine's own column names, order and types; the staging views read DuckDB's raw.
+    ``target_path``: dbt's folder for these runs, never dbt_project/target itself, whose manifest the
+    definitions load (another process may be reading it)."""
     env = {**os.environ, ENGINE_ENV: "duckdb"}
-    base = [dbt_executable, "run", "--quiet", "--target", dbt_target("duckdb")]
+    base = [dbt_executable, "run", "--quiet", "--target", dbt_target("duckdb"), "--target-path", str(target_path)]
     base += ["--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR)]
-    if target_path is not None:
-        base += ["--target-path", str(target_path)]
     # the views as they are (an --empty view would stay empty), then the tables on them without rows (--empty)
     for extra in (
         ["--select", "config.materialized:view"],
@@ -264,10 +264,10 @@ def copy_from_spark(conn: duckdb.DuckDBPyConnection, relations: list[dict], root
     return copied
 
 
-def after_build(conn_factory, manifest: dict, dbt_executable: str, target_path: Path | None = None) -> dict:
+def after_build(conn_factory, manifest: dict, dbt_executable: str, target_path: Path) -> dict:
     """Spark: copy the built tables into the DuckDB warehouse (creating their empty DuckDB shells first if
-    any is missing). ``conn_factory()`` opens the DuckDB writer connection (closed before dbt runs: one
-    writer). DuckDB: nothing. Returns {schema.name: rows copied}."""
+    any is missing, dbt's files in ``target_path``). ``conn_factory()`` opens the DuckDB writer connection
+    (closed before dbt runs: one writer). DuckDB: nothing. Returns {schema.name: rows copied}."""
     if engine() != "spark":
         return {}
     relations = built_relations(manifest)

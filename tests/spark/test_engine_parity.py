@@ -63,8 +63,22 @@ def _materialize(monkeypatch, source: Path, out: Path, engine: str, first: date,
     return db, outcomes
 
 
+# the manifest the definitions load (make manifest): no run may rewrite it, another process may be reading it
+DEFINITIONS_MANIFEST = Path(__file__).parents[2] / "dbt_project" / "target" / "manifest.json"
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def manifest_before_runs() -> tuple[int, int]:
+    return _stamp(DEFINITIONS_MANIFEST)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, manifest_before_runs):
     base = tmp_path_factory.mktemp("engines")
     truth = generate_world(base / "world", WORLD, progress=None)
     first, last = date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"])
@@ -84,6 +98,11 @@ def warehouses(runs):
 def test_the_same_checks_fail_on_both_engines(runs):
     (_, duck), (_, spark) = runs
     assert [r["failures"] for r in spark] == [r["failures"] for r in duck]
+
+
+def test_the_runs_leave_the_manifest_of_the_definitions_alone(runs, manifest_before_runs):
+    # the Spark engine's dbt run that creates the DuckDB shells of the marts once wrote dbt's default target
+    assert _stamp(DEFINITIONS_MANIFEST) == manifest_before_runs
 
 
 def test_each_run_materialises_the_same_assets_on_both_engines(runs):

@@ -171,7 +171,8 @@ def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, du
         built = dbt.cli(args, context=context, target_path=target)
     # Spark: the built tables are copied into DuckDB once dbt exits, before the row counts and Python assets
     # (a dbt subprocess may create their DuckDB shells meanwhile: the warehouse is left closed around it)
+    shells = target.with_name(f"{target.name}_duckdb_shells")  # the DuckDB tables the marts are copied into
     invocation = SyncAfterStream(
-        built, lambda: after_build(duckdb.unheld_connection, built.manifest, dbt.dbt_executable)
+        built, lambda: after_build(duckdb.unheld_connection, built.manifest, dbt.dbt_executable, shells)
     )
     yield from with_row_counts(context, invocation, duckdb, first, last)
