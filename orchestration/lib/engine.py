@@ -30,6 +30,7 @@ from typing import Literal
 import duckdb
 
 from orchestration.lib.settings import DBT_PROJECT_DIR, _path_from_env, warehouse_path
+from orchestration.lib.warehouse import transaction
 
 ENGINE_ENV = "IMPACT_LEDGER_ENGINE"
 SPARK_DIR_ENV = "IMPACT_LEDGER_SPARK_DIR"
@@ -275,14 +276,8 @@ def after_build(conn_factory, manifest: dict, dbt_executable: str, target_path: 
         missing = _missing_in_duckdb(conn, built_relations(manifest, views=True))
     if missing:
         create_duckdb_shells(dbt_executable, target_path)
-    with conn_factory() as conn:
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            copied = copy_from_spark(conn, relations)
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
+    with conn_factory() as conn, transaction(conn):
+        copied = copy_from_spark(conn, relations)
     return copied
 
 

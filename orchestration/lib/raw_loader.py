@@ -30,6 +30,7 @@ import duckdb
 from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
 from orchestration.lib.project_config import load_config
 from orchestration.lib.quality_gate import ensure_gate_results
+from orchestration.lib.warehouse import transaction
 
 SUFFIXES = (".parquet", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -542,15 +543,9 @@ def _delete_days(conn: duckdb.DuckDBPyConnection, contract: TableContract, days:
 
 def _clear_days(conn: duckdb.DuckDBPyConnection, contract: TableContract, days: list[date]) -> None:
     """Days without source rows: their earlier rows deleted in one transaction, nothing staged."""
-    if not days:
-        return
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        _delete_days(conn, contract, days)
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
+    if days:
+        with transaction(conn):
+            _delete_days(conn, contract, days)
 
 
 def _replace_day(
@@ -565,8 +560,7 @@ def _replace_day(
 ) -> LoadReport:
     table = contract.name
     report = LoadReport(table, day, [str(p) for p in files])
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         if rows_sql is not None:
             _stage(conn, contract, rows_sql, day, dated)
             _add_extra_columns(conn, table, columns)
@@ -585,8 +579,4 @@ def _replace_day(
             conn.execute("DROP TABLE _typed; DROP TABLE _checked")
         else:
             report.note = empty_day_note(table, table_present)
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -15,6 +17,18 @@ ANALYST_CONFIG = {"enable_external_access": False, "lock_configuration": True}
 def analyst_connection(path: Path | str) -> duckdb.DuckDBPyConnection:
     """A read-only connection for analysts' SQL (query, report, summary, sensors): the file only, locked down."""
     return duckdb.connect(str(path), read_only=True, config=ANALYST_CONFIG)
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The block's statements as one transaction: committed at its end, rolled back if it raises."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, str]) -> None:
@@ -42,16 +56,11 @@ def replace_date_range(
     an empty frame still leaves a well-typed table; re-running a day replaces it.
     """
     ensure_table(conn, table, schema)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(f'DELETE FROM {table} WHERE "{date_column}" BETWEEN ? AND ?', [first, last])
         if len(frame):
             conn.register("_replacement_rows", frame[list(schema)])
             casts = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in schema.items())
             conn.execute(f"INSERT INTO {table} BY NAME SELECT {casts} FROM _replacement_rows")
             conn.unregister("_replacement_rows")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return len(frame)
