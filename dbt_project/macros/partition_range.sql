@@ -61,8 +61,8 @@
 {# Order-independent float aggregates: DuckDB sums doubles in parallel, so
    the last bits would change between re-runs; summing exact decimals keeps
    re-run marts bit-identical (15 decimals are far below any reported digit). #}
-{% macro exact_sum(expr, scale=15) -%}
-    cast(sum(cast({{ expr }} as decimal(38, {{ scale }}))) as double)
+{% macro exact_sum(expr, scale=15, where=none) -%}
+    cast(sum(cast({{ expr }} as decimal(38, {{ scale }}))){% if where %} filter (where {{ where }}){% endif %} as double)
 {%- endmacro %}
 
 {% macro exact_avg(expr) -%}
