@@ -277,17 +277,17 @@ def suite_tables(suite: dict) -> list[str]:
 
 def gate_sql(conn: duckdb.DuckDBPyConnection, tables=None):
     """Where the gates count for this run's engine: the DuckDB connection, or with engine: spark the process's
-    Spark session over the raw Parquet, its raw.* / raw_quarantine.* views of ``tables`` (default: every
+    Spark session over the raw Parquet, its raw.* / raw_quarantine.* tables of ``tables`` (default: every
     table) registered anew (the run's days just landed)."""
     from orchestration.lib.engine import engine
 
     if engine() != "spark":
         return DuckSql(conn)
-    from orchestration.lib.spark_raw import register_spark_views
+    from orchestration.lib.spark_raw import register_spark_tables
     from orchestration.lib.spark_session import SparkSql, spark
 
     session = spark()
-    register_spark_views(session, sorted(CONTRACTS) if tables is None else tables)
+    register_spark_tables(session, sorted(CONTRACTS) if tables is None else tables)
     return SparkSql(session)
 
 

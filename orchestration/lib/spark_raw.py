@@ -78,20 +78,39 @@ def _empty_select(contract: TableContract, quarantine: bool) -> str:
     return f"SELECT {', '.join(cols)} WHERE false"
 
 
-def register_spark_views(session, tables) -> None:
+def register_spark_tables(session, tables) -> None:
     """``raw.<table>`` / ``raw_quarantine.<table>`` in the session's catalog: the Parquet days, or no rows with
-    the contract's columns (a table never loaded), for the referential rules, seen keys and the gates."""
+    the contract's columns (a table never loaded), for the referential rules, seen keys and the gates.
+
+    The days are an external table (dropping it leaves the files): its files are listed and its schema read
+    once, here, and Spark keeps the resolved relation for every query that names it. A view over
+    ``parquet.`<folder>``` did both again in each query naming it (~0.2 s a time; a gate's queries name their
+    tables a dozen times). Registering again is how a run sees the days it just landed."""
     from orchestration.lib.spark_session import to_spark_sql
 
     for schema in SCHEMAS:
         session.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
         for table in tables:
-            folder = table_folder(schema, table)
+            name, folder = f"{schema}.{table}", table_folder(schema, table)
+            if session.catalog.tableExists(name):
+                kind = "VIEW" if session.catalog.getTable(name).tableType == "VIEW" else "TABLE"
+                session.sql(f"DROP {kind} {name}")
             if _parquet_files(folder):
-                body = f"SELECT * FROM parquet.`{folder}`"
+                session.catalog.createTable(name, path=str(folder), source="parquet")
             else:
-                body = to_spark_sql(_empty_select(CONTRACTS[table], schema == "raw_quarantine"))
-            session.sql(f"CREATE OR REPLACE VIEW {schema}.{table} AS {body}")
+                session.sql(
+                    f"CREATE VIEW {name} AS {to_spark_sql(_empty_select(CONTRACTS[table], schema == 'raw_quarantine'))}"
+                )
+
+
+def _relist_days(session, table: str) -> None:
+    """``raw.<table>`` with the days just landed: the table's files listed again (its day folders were replaced),
+    or, registered over no files yet, the table itself."""
+    if session.catalog.getTable(f"raw.{table}").tableType == "VIEW":
+        if _parquet_files(table_folder("raw", table)):
+            register_spark_tables(session, [table])
+    else:
+        session.sql(f"REFRESH TABLE raw.{table}")
 
 
 def _ordered(contract: TableContract, columns: list[str], quarantine: bool) -> list[str]:
@@ -380,9 +399,7 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     session = sql.session
     # the table itself (keys seen on earlier days) and the tables its referential rules read
     referenced = {table} | {m for r in contract.rules for m in REFERENCED.findall(r.violated_when)}
-    register_spark_views(session, sorted(referenced))
-    # a view over the folder sees each landed day; one registered over no files yet is re-registered once
-    seen_view_empty = seen_sql(contract, days[0]) is not None and not _parquet_files(table_folder("raw", table))
+    register_spark_tables(session, sorted(referenced))
     known_columns: dict = {}
     reports = []
     staged = None
@@ -406,9 +423,8 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
                 _land_empty(session, contract, day, known_columns)
                 report.note = empty_day_note(table, bool(all_files))
             reports.append(report)
-            if seen_view_empty and _parquet_files(table_folder("raw", table)):
-                register_spark_views(session, [table])  # the next day's seen keys include this day's
-                seen_view_empty = False
+            if table in referenced:  # the next day's seen keys (or rules) include this day's rows
+                _relist_days(session, table)
     finally:
         for view in ("_scan", "_typed", "_seen"):
             session.catalog.dropTempView(view)

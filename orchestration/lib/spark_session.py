@@ -45,8 +45,11 @@ FIXED_SETTINGS = {
     # no _SUCCESS markers or .crc files beside the day's Parquet (DuckDB lists the folders)
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
     "spark.hadoop.parquet.enable.summary-metadata": "false",
-    # the loader's `raw` / `raw_quarantine` views: an in-memory catalog, never the dbt session's Derby
+    # the loader's `raw` / `raw_quarantine` tables: an in-memory catalog, never the dbt session's Derby
     "spark.sql.catalogImplementation": "in-memory",
+    # and their day folders found by listing them, as a view over the folder would (a catalog that tracks
+    # partitions would see none until a repair, and need one after every landed day)
+    "spark.sql.hive.manageFilesourcePartitions": "false",
     # Spark 4's ANSI mode raises where the DuckDB SQL run here yields NULL (a division by zero)
     "spark.sql.ansi.enabled": "false",
 }
