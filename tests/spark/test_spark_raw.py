@@ -196,6 +196,28 @@ def test_the_same_days_load_and_quarantine_the_same_rows_on_both_engines(tmp_pat
         assert len(columns) == 1 and "feature_device" in next(iter(columns)), columns
 
 
+def test_a_ranged_reload_sees_the_days_it_replaced_as_duckdb_does(tmp_path, monkeypatch, spark_session):
+    # raw.predictions already holds D1 when the run starts. The run replaces D1's folder, and D2's seen keys (its
+    # p1 was first seen on D1) are read from the table again: Spark's table lists its files once, so the loader
+    # refreshes the listing after each landed day (a stale one names D1's replaced files, or misses its rows)
+    source = tmp_path / "landing"
+    landing_zone(source)
+    results = {}
+    for engine in ("duckdb", "spark"):
+        with pytest.MonkeyPatch.context() as mp:
+            with on_engine(mp, engine, tmp_path / engine) as conn:
+                load_days(conn, "predictions", source, [D1])
+                reports = load_days(conn, "predictions", source, [D1, D2])
+                results[engine] = (
+                    [(r.rows_read, r.rows_loaded, r.quarantine_reasons) for r in reports],
+                    conn.execute("SELECT * FROM raw_quarantine.predictions ORDER BY _partition_date, _source_row").df(),
+                )
+    (duck_reports, duck), (spark_reports, spark) = results["duckdb"], results["spark"]
+    assert f"duplicate key (prediction_id), first seen on {D1}" in duck_reports[1][2]
+    assert spark_reports == duck_reports
+    pd.testing.assert_frame_equal(spark, duck)
+
+
 BAD_FILES = {
     **{name: (content.encode(), "csv") for name, (content, _, _) in BAD_CSV.items() if "far" not in name},
     "missing_required_column": ("prediction_id,model_id\np1,m1\n".encode(), "csv"),
