@@ -129,6 +129,15 @@ def on_engine(monkeypatch, engine: str, out) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(out / "warehouse.duckdb"))
 
 
+def on_both_engines(tmp_path, load) -> dict:
+    """``load(conn)`` on a warehouse of each engine, DuckDB's first (the oracle): engine -> what it returned."""
+    results = {}
+    for engine in ("duckdb", "spark"):
+        with pytest.MonkeyPatch.context() as mp, on_engine(mp, engine, tmp_path / engine) as conn:
+            results[engine] = load(conn)
+    return results
+
+
 # the tables the landing zone has (in load order: referential rules read the earlier ones)
 LANDED = [
     t
@@ -160,15 +169,15 @@ def frames(conn) -> dict[str, pd.DataFrame]:
 def test_the_same_days_load_and_quarantine_the_same_rows_on_both_engines(tmp_path, monkeypatch, spark_session):
     source = tmp_path / "landing"
     landing_zone(source)
-    results = {}
-    for engine in ("duckdb", "spark"):
-        with pytest.MonkeyPatch.context() as mp:
-            with on_engine(mp, engine, tmp_path / engine) as conn:
-                reports = load_everything(conn, source)
-                # loading a day again replaces it (idempotent)
-                again = load_days(conn, "predictions", source, [D2])[0]
-                assert again.rows_read == reports["predictions"][-1][1]
-                results[engine] = (reports, frames(conn))
+
+    def load(conn):
+        reports = load_everything(conn, source)
+        # loading a day again replaces it (idempotent)
+        again = load_days(conn, "predictions", source, [D2])[0]
+        assert again.rows_read == reports["predictions"][-1][1]
+        return reports, frames(conn)
+
+    results = on_both_engines(tmp_path, load)
     (duck_reports, duck), (spark_reports, spark) = results["duckdb"], results["spark"]
     assert spark_reports == duck_reports
     for table, reports in duck_reports.items():
@@ -202,16 +211,14 @@ def test_a_ranged_reload_sees_the_days_it_replaced_as_duckdb_does(tmp_path, monk
     # refreshes the listing after each landed day (a stale one names D1's replaced files, or misses its rows)
     source = tmp_path / "landing"
     landing_zone(source)
-    results = {}
-    for engine in ("duckdb", "spark"):
-        with pytest.MonkeyPatch.context() as mp:
-            with on_engine(mp, engine, tmp_path / engine) as conn:
-                load_days(conn, "predictions", source, [D1])
-                reports = load_days(conn, "predictions", source, [D1, D2])
-                results[engine] = (
-                    [(r.rows_read, r.rows_loaded, r.quarantine_reasons) for r in reports],
-                    conn.execute("SELECT * FROM raw_quarantine.predictions ORDER BY _partition_date, _source_row").df(),
-                )
+
+    def load(conn):
+        load_days(conn, "predictions", source, [D1])
+        reports = load_days(conn, "predictions", source, [D1, D2])
+        quarantined = conn.execute("SELECT * FROM raw_quarantine.predictions ORDER BY _partition_date, _source_row")
+        return [(r.rows_read, r.rows_loaded, r.quarantine_reasons) for r in reports], quarantined.df()
+
+    results = on_both_engines(tmp_path, load)
     (duck_reports, duck), (spark_reports, spark) = results["duckdb"], results["spark"]
     assert f"duplicate key (prediction_id), first seen on {D1}" in duck_reports[1][2]
     assert spark_reports == duck_reports
@@ -296,12 +303,12 @@ def test_a_csv_day_among_parquet_days_gives_its_extra_columns_the_tables_type(tm
     (source / "predictions").mkdir(parents=True)
     _predictions(D1, range(1, 4), [1.5, None, 3.0]).to_parquet(source / "predictions" / f"predictions_{D1}.parquet")
     _csv(source, "predictions", _predictions(D2, range(4, 7), [0.25, 1e-3, None]), day=D2)
-    results = {}
-    for engine in ("duckdb", "spark"):
-        with pytest.MonkeyPatch.context() as mp:
-            with on_engine(mp, engine, tmp_path / engine) as conn:
-                load_days(conn, "predictions", source, [D1, D2])
-                results[engine] = conn.execute("SELECT * FROM raw.predictions ORDER BY prediction_id").df()
+
+    def load(conn):
+        load_days(conn, "predictions", source, [D1, D2])
+        return conn.execute("SELECT * FROM raw.predictions ORDER BY prediction_id").df()
+
+    results = on_both_engines(tmp_path, load)
     assert str(results["duckdb"]["feature_recency"].dtype) == "float64"
     pd.testing.assert_frame_equal(results["spark"], results["duckdb"])
     assert results["spark"]["feature_recency"].tolist()[3:5] == [0.25, 1e-3]
