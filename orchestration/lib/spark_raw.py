@@ -104,8 +104,9 @@ def register_spark_tables(session, tables) -> None:
 
 
 def _relist_days(session, table: str) -> None:
-    """``raw.<table>`` with the days just landed: the table's files listed again (its day folders were replaced),
-    or, registered over no files yet, the table itself."""
+    """``raw.<table>`` with the days just landed: the table's files listed again (its day folders were replaced;
+    its columns stay as registered, and the loader reads only keys and days), or, registered over no files yet,
+    the table itself."""
     if session.catalog.getTable(f"raw.{table}").tableType == "VIEW":
         if _parquet_files(table_folder("raw", table)):
             register_spark_tables(session, [table])
@@ -423,8 +424,7 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
                 _land_empty(session, contract, day, known_columns)
                 report.note = empty_day_note(table, bool(all_files))
             reports.append(report)
-            if table in referenced:  # the next day's seen keys (or rules) include this day's rows
-                _relist_days(session, table)
+            _relist_days(session, table)  # the next day's seen keys include this day's rows
     finally:
         for view in ("_scan", "_typed", "_seen"):
             session.catalog.dropTempView(view)
