@@ -134,6 +134,11 @@ unit_totals as (
 {%- endfor %}
 {%- endfor %}
 
+{#- each sum over the counted units: its name and the product it sums (none: the one factor alone) #}
+{%- set sums = [('value_sum', 'y', none), ('value_sum_sq', 'y', 'y'), ('denominator_sum', 'd', none),
+    ('denominator_sum_sq', 'd', 'd'), ('value_denominator_sum', 'y', 'd'), ('covariate_sum', 'x', none),
+    ('covariate_sum_sq', 'x', 'x'), ('value_covariate_sum', 'y', 'x')] %}
+
 -- every metric and window summed in one pass over unit_totals (one UNION ALL branch per metric and window
 -- was a scan each, and Spark inlines CTEs: 47 s for 300 rows a day), then one row per metric and window
 arm_sums as (
@@ -141,9 +146,8 @@ arm_sums as (
     {%- for c in columns %}
     {%- set k = loop.index0 %},
         count(*){% if c.counted %} filter (where {{ c.counted }}){% endif %} as n_{{ k }}
-        {%- for name, a, b in [('value_sum', c.y, none), ('value_sum_sq', c.y, c.y), ('denominator_sum', c.d, none),
-            ('denominator_sum_sq', c.d, c.d), ('value_denominator_sum', c.y, c.d), ('covariate_sum', c.x, none),
-            ('covariate_sum_sq', c.x, c.x), ('value_covariate_sum', c.y, c.x)] %},
+        {%- for name, first, second in sums %},
+        {%- set a, b = c[first], (none if second is none else c[second]) %}
         {#- a product with a NULL factor is NULL: written so, Spark types no arithmetic on an untyped NULL #}
         {%- set expr = 'null' if 'null' in [a, b] else (a if b is none else a ~ ' * ' ~ b) %}
         {{ exact_sum(expr, where=c.counted) }} as {{ name }}_{{ k }}
@@ -164,8 +168,7 @@ metric_windows as (
 
 metric_rows as (
     select s.experiment_id, s.variant, s.is_control, m.metric, m.metric_type, m.analysis_window, s.as_of_date
-    {%- for name in ['n', 'value_sum', 'value_sum_sq', 'denominator_sum', 'denominator_sum_sq', 'value_denominator_sum',
-        'covariate_sum', 'covariate_sum_sq', 'value_covariate_sum'] %},
+    {%- for name in ['n'] + sums | map('first') | list %},
         case m.k
             {%- for c in columns %}
             when {{ loop.index0 }} then {{ name }}_{{ loop.index0 }}
