@@ -78,7 +78,7 @@ def _empty_select(contract: TableContract, quarantine: bool) -> str:
     return f"SELECT {', '.join(cols)} WHERE false"
 
 
-def register_spark_tables(session, tables) -> None:
+def register_spark_tables(session, tables, schemas=SCHEMAS) -> None:
     """``raw.<table>`` / ``raw_quarantine.<table>`` in the session's catalog: the Parquet days, or no rows with
     the contract's columns (a table never loaded), for the referential rules, seen keys and the gates.
 
@@ -88,7 +88,7 @@ def register_spark_tables(session, tables) -> None:
     tables a dozen times). Registering again is how a run sees the days it just landed."""
     from orchestration.lib.spark_session import to_spark_sql
 
-    for schema in SCHEMAS:
+    for schema in schemas:
         session.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
         for table in tables:
             name, folder = f"{schema}.{table}", table_folder(schema, table)
@@ -109,7 +109,7 @@ def _relist_days(session, table: str) -> None:
     the table itself."""
     if session.catalog.getTable(f"raw.{table}").tableType == "VIEW":
         if _parquet_files(table_folder("raw", table)):
-            register_spark_tables(session, [table])
+            register_spark_tables(session, [table], ("raw",))
     else:
         session.sql(f"REFRESH TABLE raw.{table}")
 
@@ -398,9 +398,10 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     encoding = load_config().csv.encoding_of(table)
     sql = SparkSql()
     session = sql.session
-    # the table itself (keys seen on earlier days) and the tables its referential rules read
+    # the table itself (keys seen on earlier days) and the tables its referential rules read (raw only: the
+    # quarantine is read by the gates, which register their tables themselves)
     referenced = {table} | {m for r in contract.rules for m in REFERENCED.findall(r.violated_when)}
-    register_spark_tables(session, sorted(referenced))
+    register_spark_tables(session, sorted(referenced), ("raw",))
     known_columns: dict = {}
     reports = []
     staged = None
