@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 CONFIG_ENV = "IMPACT_LEDGER_CONFIG"
 DEFAULT_CONFIG_NAME = "impact_ledger.yml"
+# the experiment settings a project file may override (dbt_project.yml vars of these names are the defaults)
+EXPERIMENT_SETTINGS = ("experiment_measures", "experiment_metrics", "attribution")
 
 
 class ConfigError(ValueError):
@@ -272,6 +274,20 @@ class ProjectConfig(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _experiment_definitions(self):
+        given = {name: getattr(self, name) for name in EXPERIMENT_SETTINGS if getattr(self, name) is not None}
+        if (
+            given
+        ):  # checked together with the defaults of the others (a metric names measures, the value metric a metric)
+            from orchestration.lib.experiment_metrics import check_experiment_definitions
+            from orchestration.lib.settings import dbt_project_vars
+
+            defaults = dbt_project_vars()
+            effective = {name: defaults.get(name) for name in EXPERIMENT_SETTINGS} | given
+            check_experiment_definitions(*(effective[name] for name in EXPERIMENT_SETTINGS))
+        return self
+
+    @model_validator(mode="after")
     def _intersections_of_declared(self):
         for combo in self.intersections:
             if len(combo) < 2:
@@ -363,7 +379,11 @@ def _format(error: ValidationError, path: Path | None, raw: dict) -> str:
             # else: a union member's tag (e.g. 'date'), not a key of the file
         where = ".".join(keys) or "(top level)"
         messages, _, _ = by_key.setdefault(where, ([], value, present))
-        msg = "unknown key (see the README's project-file reference)" if e["type"] == "extra_forbidden" else e["msg"]
+        msg = (
+            "unknown key (see the README's project-file reference)"
+            if e["type"] == "extra_forbidden"
+            else e["msg"].removeprefix("Value error, ")
+        )
         if msg not in messages:
             messages.append(msg)
     lines = []
@@ -411,8 +431,6 @@ def _load(path: str | None, _version: tuple[int, int]) -> LoadedConfig:
 
 
 # ------------------------------------------------------------------ dbt vars
-
-EXPERIMENT_SETTINGS = ("experiment_measures", "experiment_metrics", "attribution")
 
 
 def config_dbt_vars(config: ProjectConfig) -> dict[str, Any]:

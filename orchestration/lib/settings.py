@@ -69,17 +69,22 @@ def export_env() -> None:
     os.environ["IMPACT_LEDGER_TEMP_DIR"] = str(temp_directory())
 
 
+def dbt_project_vars() -> dict:
+    """The vars dbt_project.yml declares (the defaults a project file may override)."""
+    import yaml
+
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()).get("vars", {})
+
+
 def dbt_var(name: str):
     """A dbt var as the run sees it: the project file's value (experiment metrics, attribution, ...),
     else the default of dbt_project.yml (e.g. label_lookback_days), so Python and SQL share one value."""
-    import yaml
-
     from orchestration.lib.project_config import config_dbt_vars, load_config
 
     configured = config_dbt_vars(load_config().config)
     if name in configured:
         return configured[name]
-    variables = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()).get("vars", {})
+    variables = dbt_project_vars()
     if name not in variables:
         raise KeyError(f"dbt var '{name}' is not defined in {DBT_PROJECT_DIR / 'dbt_project.yml'}")
     return variables[name]

@@ -139,6 +139,70 @@ def test_dbt_var_prefers_the_project_file(tmp_path, monkeypatch):
     assert dbt_var("experiment_metrics")["conversion"]["type"] == "proportion"  # dbt_project.yml default
 
 
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("experiment_metrics: {}\n", "experiment_metrics: declare at least one"),
+        (
+            "experiment_metrics:\n  conv: {type: proportion, measure: complete_orders}\n",
+            "experiment_metrics.conv: unknown measure(s) ['complete_orders']; experiment_measures are [",
+        ),
+        ("experiment_metrics:\n  aov: {type: ratio, numerator: revenue}\n", "takes numerator and denominator"),
+        (
+            "experiment_metrics:\n  conv: {type: proportion, measure: completed_orders, drection: higher_is_better}\n",
+            "experiment_metrics.conv.drection: Extra inputs are not permitted",
+        ),
+        ("experiment_metrics:\n  conv: {type: share, measure: completed_orders}\n", "experiment_metrics.conv.type"),
+        ("experiment_measures:\n  spend: {source: orders, aggregate: sum}\n", "needs an expression"),
+        ("experiment_measures:\n  spend: {source: payments, aggregate: count}\n", "experiment_measures.spend.source"),
+        (
+            "experiment_measures:\n  n-orders: {source: orders, aggregate: count}\n",
+            "experiment_measures.n-orders: a name of letters, digits and _",
+        ),
+        # measures replaced, metrics left to the defaults: the default metrics name measures no longer declared
+        (
+            "experiment_measures:\n  spend: {source: orders, aggregate: count}\n",
+            "unknown measure(s) ['completed_orders']",
+        ),
+        (
+            "attribution: {value_metric: revenue}\n",
+            "attribution.value_metric: 'revenue' is not an experiment metric; set it to one of",
+        ),
+    ],
+)
+def test_experiment_metrics_are_checked_against_their_measures_before_dbt_renders_them(tmp_path, text, fragment):
+    path = tmp_path / "impact_ledger.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: key '(top level)'")
+    assert fragment in str(err.value)
+
+
+def test_a_project_of_its_own_experiment_metrics_loads_and_reaches_dbt():
+    from orchestration.lib.settings import dbt_project_vars
+
+    defaults = dbt_project_vars()
+    # the defaults pass the same check (the project file sets one of the three, the others are checked with it)
+    parse_config({"experiment_metrics": defaults["experiment_metrics"]})
+    config = parse_config(
+        {
+            "experiment_measures": {
+                "spend": {"source": "orders", "aggregate": "sum", "expression": "revenue"},
+                "visits": {"source": "sessions", "aggregate": "count"},
+            },
+            "experiment_metrics": {
+                "spend_per_user": {"type": "mean", "measure": "spend", "covariate": "visits"},
+                "spend_per_visit": {"type": "ratio", "numerator": "spend", "denominator": "visits"},
+            },
+            "attribution": {"value_metric": "spend_per_user"},
+        }
+    )
+    got = config_dbt_vars(config)
+    assert set(got["experiment_metrics"]) == {"spend_per_user", "spend_per_visit"}
+    assert got["experiment_measures"]["spend"]["expression"] == "revenue"
+
+
 # ------------------------------------------------------------ source range
 
 
