@@ -44,6 +44,8 @@ GX is imported lazily because it costs ~2 s.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import numbers
 import os
@@ -563,6 +565,8 @@ def _gx_rows_level(
 
 
 DOCS_SITE = "impact_ledger"
+GX_DATASOURCE = "impact_ledger"  # the pandas datasource of every suite level's frames
+FINGERPRINT_META = "impact_ledger_fingerprint"  # a stored suite's expectations, hashed: unchanged ones are reused
 
 
 def _context(docs_dir: Path | None):
@@ -600,6 +604,52 @@ class GxSession:
         self.docs_dir = docs_dir
         self.context = _context(docs_dir)
         self.suite_names: set[str] = set()  # validated since the last build: their pages are redrawn
+        self._source = None
+        self._definitions: dict[str, tuple[str, Any]] = {}  # name -> (fingerprint, ValidationDefinition)
+
+    # GX's bookkeeping (a datasource, an asset and batch definition per suite level, the stored suite and
+    # validation definition) is written once and reused: in a file-mode context each write rewrote the
+    # project's YAML or a JSON file, about a third of a small day's validations. A file-mode context keeps
+    # them between runs too.
+
+    def batch_definition(self, name: str, level: str):
+        """The pandas asset ``name``'s whole-frame batch definition ``level``, created on first use."""
+        if self._source is None:
+            try:
+                self._source = self.context.data_sources.get(GX_DATASOURCE)  # kept by a file-mode context
+            except KeyError:
+                self._source = self.context.data_sources.add_pandas(name=GX_DATASOURCE)
+        asset = next((a for a in self._source.assets if a.name == name), None)
+        asset = asset or self._source.add_dataframe_asset(name=name)
+        batch = next((b for b in asset.batch_definitions if b.name == level), None)
+        return batch or asset.add_batch_definition_whole_dataframe(level)
+
+    def validation_definition(self, gx, name: str, batch_definition, gx_suite):
+        """The stored validation definition of ``gx_suite`` on ``batch_definition``: the stored one when its
+        suite has the same expectations (a fingerprint in the suite's meta), else the suite and it written."""
+        configs = [e.configuration.to_json_dict() for e in gx_suite.expectations]
+        for c in configs:
+            c.pop("id", None)
+        fingerprint = hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()
+        known = self._definitions.get(name)
+        if known is None and self.docs_dir is not None:
+            from great_expectations.exceptions import DataContextError
+
+            try:  # written by an earlier run
+                stored = self.context.validation_definitions.get(name)
+                known = ((stored.suite.meta or {}).get(FINGERPRINT_META), stored)
+            except DataContextError:
+                pass
+        if known is None or known[0] != fingerprint:
+            gx_suite.meta[FINGERPRINT_META] = fingerprint
+            definition = self.context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(
+                    name=name, data=batch_definition, suite=self.context.suites.add_or_update(gx_suite)
+                )
+            )
+            known = (fingerprint, definition)
+        self._definitions[name] = known
+        return known[1]
 
     def pending_results(self) -> list:
         """Stored validation results that have no page in the site yet (the site mirrors the store's paths)."""
@@ -686,17 +736,12 @@ def validate_frames(
 
     own_session = session is None
     session = session or GxSession(docs_dir)
-    context, store = session.context, session.docs_dir is not None
-    source = context.data_sources.add_or_update_pandas(name="impact_ledger")
     outcomes: list[ExpectationOutcome] = []
     for level in LEVELS.values():
         if not specs[level] or level not in frames:
             continue
         name = f"{suite['name']}_{level}"
-        asset = next((a for a in source.assets if a.name == name), None) or source.add_dataframe_asset(name=name)
-        batch_definition = next(
-            (b for b in asset.batch_definitions if b.name == level), None
-        ) or asset.add_batch_definition_whole_dataframe(level)
+        batch_definition = session.batch_definition(name, level)
         gx_suite = gx.ExpectationSuite(name=name)
         session.suite_names.add(name)
         for exp in specs[level]:
@@ -708,7 +753,7 @@ def validate_frames(
                     description=exp.get("description"),
                 )
             )
-        result = _gx_validate(context, gx, name, batch_definition, gx_suite, frames[level], parameters, store)
+        result = _gx_validate(session, gx, name, batch_definition, gx_suite, frames[level], parameters)
         for r in result.results:
             details = r.result or {}
             meta = r.expectation_config.meta or {}
@@ -744,7 +789,7 @@ def validate_frames(
     return SuiteResult(suite["name"], n_rows, outcomes, days, rows_by_day)
 
 
-def _gx_validate(context, gx, name, batch_definition, gx_suite, frame, parameters, store: bool):
+def _gx_validate(session: GxSession, gx, name, batch_definition, gx_suite, frame, parameters):
     """One GX validation of ``frame`` (every frame GX is given passes here: aggregates, never the rows)."""
     # COMPLETE: the index of every unexpected row (a row is a day, or a day and group), no index query
     result_format = {
@@ -752,14 +797,11 @@ def _gx_validate(context, gx, name, batch_definition, gx_suite, frame, parameter
         "partial_unexpected_count": SAMPLE_SIZE,
         "return_unexpected_index_query": False,
     }
-    if not store:  # no Data Docs: nothing is kept
+    if session.docs_dir is None:  # no Data Docs: nothing is kept
         return batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
             gx_suite, result_format=result_format, expectation_parameters=parameters or {}
         )
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=name, data=batch_definition, suite=context.suites.add_or_update(gx_suite))
-    )
-    return definition.run(
+    return session.validation_definition(gx, name, batch_definition, gx_suite).run(
         batch_parameters={"dataframe": frame},
         result_format=result_format,
         expectation_parameters=parameters or {},

@@ -534,6 +534,33 @@ def test_a_shared_session_renders_each_validation_page_once_when_asked(world, tm
     assert session.pending_results() == [] and session.build_docs() == 0  # a page is rendered once
 
 
+def test_a_later_run_reuses_the_stored_suites_and_a_changed_suite_is_stored_and_judged_again(world, tmp_path):
+    from orchestration.lib.quality_gate import GxSession
+
+    site = tmp_path / "docs" / "gx"
+    suite = load_suite("raw_users")
+
+    def stored_files():  # the suites and validation definitions (each run's results are new files under uncommitted/)
+        files = (site.parent / "gx_context").rglob("*.json")
+        return {p: p.stat().st_mtime_ns for p in files if "raw_users" in p.name and "uncommitted" not in p.parts}
+
+    with duckdb.connect() as conn:
+        load_partition(conn, "users", world, TODAY)
+        assert run_suite(conn, suite, TODAY, TODAY, session=GxSession(site)).success
+        written = stored_files()
+        assert written  # the file-mode context keeps the suites and validation definitions
+        # the next run (a new session on the same site): the same expectations, nothing written again
+        assert run_suite(conn, suite, TODAY, TODAY, session=GxSession(site)).success
+        assert stored_files() == written
+        # an edited suite file is not judged by the stored copy: the schema level now requires a missing column
+        required = {"column_set": ["user_id", "signup_at", "no_such_column"], "exact_match": False}
+        changed = suite | {"schema_expectations": [{"type": "expect_table_columns_to_match_set", "kwargs": required}]}
+        result = run_suite(conn, changed, TODAY, TODAY, session=GxSession(site))
+    assert not result.success
+    assert [o.expectation for o in result.failed] == ["expect_table_columns_to_match_set"]
+    assert stored_files() != written
+
+
 def test_rows_read_per_day_counts_loaded_and_quarantined_rows_and_a_snapshot_whole_on_every_day():
     from datetime import date
 
