@@ -286,9 +286,15 @@ def _typed(session, sql, contract, files, dated, encoding, day_sql: str, conn):
 
 def _write(frame, folder: Path) -> None:
     """Replace ``folder`` with ``frame`` as Parquet: written beside it, then swapped in."""
+    _replace(folder, lambda tmp: frame.write.mode("overwrite").parquet(str(tmp)))
+
+
+def _replace(folder: Path, fill) -> None:
+    """Replace ``folder`` with the folder ``fill(tmp)`` makes beside it (swapped in: a reader sees old or new)."""
     staging = folder.parents[2] / "_staging"  # beside raw/: never inside a folder DuckDB's views list
     tmp, old = staging / uuid.uuid4().hex, staging / uuid.uuid4().hex
-    frame.write.mode("overwrite").parquet(str(tmp))
+    staging.mkdir(parents=True, exist_ok=True)
+    fill(tmp)
     folder.parent.mkdir(parents=True, exist_ok=True)
     if folder.exists():
         folder.rename(old)
@@ -374,16 +380,27 @@ def _land(sql, contract: TableContract, rows, day: date, dated: bool, report: Lo
                     shutil.rmtree(other)
 
 
-def _land_empty(session, contract: TableContract, day: date, known_columns: dict) -> None:
-    """A day without source rows: its folders hold no rows (the table's columns kept, as DuckDB's delete)."""
+def _land_empty(session, contract: TableContract, day: date, known_columns: dict, empty_days: dict) -> None:
+    """A day without source rows: its folders hold no rows (the table's columns kept, as DuckDB's delete).
+
+    ``empty_days``: per schema, the folder of an empty day this run wrote. A later empty day is a copy of its
+    files, not a Spark job: a table absent from the source is empty on every day (a year of them was an hour
+    of Spark jobs). Its files always have the table's columns: a day that brings a new column rewrites every
+    day folder of the table with it (_conform), this one included."""
     from orchestration.lib.spark_session import to_spark_sql
 
     for schema in SCHEMAS:
-        frame = session.sql(to_spark_sql(_empty_select(contract, schema == "raw_quarantine"))).drop("_partition_date")
         folder = table_folder(schema, contract.name)
-        if contract.time_column is None:
+        target = folder / f"_partition_date={day.isoformat()}"
+        if contract.time_column is None:  # a snapshot is the one day: nothing to copy from
             shutil.rmtree(folder, ignore_errors=True)
-        _write(_conform(session, frame, schema, contract, known_columns), folder / f"_partition_date={day.isoformat()}")
+        elif (written := empty_days.get(schema)) is not None and written.is_dir():
+            _replace(target, lambda tmp, files=written: shutil.copytree(files, tmp))
+            continue
+        frame = session.sql(to_spark_sql(_empty_select(contract, schema == "raw_quarantine"))).drop("_partition_date")
+        _write(_conform(session, frame, schema, contract, known_columns), target)
+        if contract.time_column is not None:
+            empty_days[schema] = target
 
 
 REFERENCED = re.compile(r"\braw\.(\w+)")
@@ -403,6 +420,7 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     referenced = {table} | {m for r in contract.rules for m in REFERENCED.findall(r.violated_when)}
     register_spark_tables(session, sorted(referenced), ("raw",))
     known_columns: dict = {}
+    empty_days: dict = {}
     reports = []
     staged = None
     try:
@@ -422,7 +440,7 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
             if files:
                 _land(sql, contract, rows, day, dated, report, known_columns)
             else:
-                _land_empty(session, contract, day, known_columns)
+                _land_empty(session, contract, day, known_columns, empty_days)
                 report.note = empty_day_note(table, bool(all_files))
             reports.append(report)
             _relist_days(session, table)  # the next day's seen keys include this day's rows

@@ -14,6 +14,7 @@ import pytest
 
 from orchestration.lib.contract import TABLE_ORDER, ContractError
 from orchestration.lib.raw_loader import load_days
+from orchestration.lib.spark_raw import SCHEMAS
 from tests.unit.test_raw_loader_strict import BAD_CSV, HEADER, parquet_bytes, put, row
 
 pytestmark = [pytest.mark.spark]
@@ -223,6 +224,39 @@ def test_a_ranged_reload_sees_the_days_it_replaced_as_duckdb_does(tmp_path, spar
     assert f"duplicate key (prediction_id), first seen on {D1}" in duck_reports[1][2]
     assert spark_reports == duck_reports
     pd.testing.assert_frame_equal(spark, duck)
+
+
+def test_empty_days_and_an_absent_table_land_as_duckdb_loads_them(tmp_path, spark_session):
+    # empty days around the source's two (before, between none, after), one of them after D2's new column, and a
+    # table absent from the source: Spark writes the first empty day and copies it for the others
+    source = tmp_path / "landing"
+    landing_zone(source)
+    days = [date(2026, 8, 31), date(2026, 9, 1), D1, D2, date(2026, 9, 4), date(2026, 9, 5)]
+
+    def load(conn):
+        load_everything(conn, source)
+        reports = {t: load_days(conn, t, source, days) for t in ("predictions", "labels")}
+        summary = {t: [(r.partition_date, r.rows_read, r.rows_loaded, r.note) for r in rs] for t, rs in reports.items()}
+        return summary, frames(conn) | {
+            f"{schema}.labels": conn.execute(f"SELECT * FROM {schema}.labels").df() for schema in SCHEMAS
+        }
+
+    results = on_both_engines(tmp_path, load)
+    (duck_reports, duck), (spark_reports, spark) = results["duckdb"], results["spark"]
+    assert spark_reports == duck_reports
+    assert [r[1] for r in duck_reports["predictions"]] == [0, 0, 3, 6, 0, 0]
+    assert all(r[1] == 0 and r[3] for r in duck_reports["labels"])  # each empty day says why
+    for name, want in duck.items():
+        pd.testing.assert_frame_equal(spark[name], want, obj=name)
+    root = tmp_path / "spark" / "spark"
+    for schema in SCHEMAS:
+        for table in ("predictions", "labels"):
+            folder = root / schema / table
+            assert sorted(p.name for p in folder.iterdir()) == [f"_partition_date={d}" for d in days], (schema, table)
+            # every day's files, the empty ones too, have the table's columns (D2 brought feature_device)
+            columns = {tuple(pq.read_schema(f).names) for f in folder.glob("*/*.parquet")}
+            assert len(columns) == 1, (schema, table, columns)
+            assert ("feature_device" in next(iter(columns))) == (table == "predictions")
 
 
 BAD_FILES = {
