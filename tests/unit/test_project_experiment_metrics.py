@@ -14,6 +14,7 @@ import pytest
 from orchestration.lib.project_config import config_dbt_vars, parse_config
 from orchestration.lib.raw_loader import load_partition
 from tests.dbt_in_process import run_dbt
+from tests.landing_files import write_parquet
 
 START, AS_OF = date(2026, 9, 1), date(2026, 9, 3)
 DAYS = pd.date_range(START, AS_OF).date
@@ -58,30 +59,26 @@ SESSIONS = [
 ]
 
 
-def _write(source, table, frame, day=None):
-    folder = source / table
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(folder / (f"{table}_{day}.parquet" if day else f"{table}.parquet"), index=False)
-
-
 @pytest.fixture(scope="module")
 def stats(tmp_path_factory):
     root = tmp_path_factory.mktemp("experiment_metrics")
     source, db = root / "landing", root / "warehouse.duckdb"
     experiment = {"experiment_id": "e1", "model_id": "m1", "control_variant": "holdout"}
-    _write(source, "experiments", pd.DataFrame([experiment | {"start_date": START, "end_date": date(2026, 9, 30)}]))
+    write_parquet(
+        source, "experiments", pd.DataFrame([experiment | {"start_date": START, "end_date": date(2026, 9, 30)}])
+    )
     variants = pd.DataFrame({"experiment_id": "e1", "variant": ["holdout", "model"], "expected_share": 0.5})
-    _write(source, "experiment_variants", variants)  # an assignment to an undeclared variant is quarantined
+    write_parquet(source, "experiment_variants", variants)  # an assignment to an undeclared variant is quarantined
     orders = pd.DataFrame(ORDERS, columns=["user_id", "ordered_at", "revenue", "status"])
     orders.insert(0, "order_id", [f"o{i}" for i in range(len(orders))])
     sessions = pd.DataFrame(SESSIONS, columns=["user_id", "started_at"])
     sessions.insert(0, "session_id", [f"s{i}" for i in range(len(sessions))])
     assignments = pd.DataFrame({"experiment_id": "e1", "user_id": list(ARMS), "variant": list(ARMS.values())})
-    _write(source, "assignments", assignments.assign(assigned_at=ASSIGNED), START)
+    write_parquet(source, "assignments", assignments.assign(assigned_at=ASSIGNED), START)
     days = sorted({t.date() for t in [*orders["ordered_at"], *sessions["started_at"]]})
     for day in days:
-        _write(source, "orders", orders[orders["ordered_at"].dt.date == day], day)
-        _write(source, "sessions", sessions[sessions["started_at"].dt.date == day], day)
+        write_parquet(source, "orders", orders[orders["ordered_at"].dt.date == day], day)
+        write_parquet(source, "sessions", sessions[sessions["started_at"].dt.date == day], day)
     with duckdb.connect(str(db)) as conn:
         for table in ("experiments", "experiment_variants"):
             load_partition(conn, table, source, AS_OF)

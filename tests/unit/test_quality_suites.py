@@ -17,6 +17,7 @@ from orchestration.lib.contract import CONTRACTS
 from orchestration.lib.project_config import parse_config
 from orchestration.lib.quality_gate import load_suite, rows_frame, run_suite, suite_names
 from orchestration.lib.raw_loader import load_partition
+from tests.landing_files import write_parquet
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(9)]
 TODAY = DAYS[-1]
@@ -92,17 +93,11 @@ def _day_frames(day: date, d: int) -> dict[str, pd.DataFrame]:
     }
 
 
-def _write(source, table, frame, day=None):
-    folder = source / table
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(folder / (f"{table}_{day}.parquet" if day else f"{table}.parquet"), index=False)
-
-
 @pytest.fixture(scope="module")
 def conn(tmp_path_factory):
     """A clean warehouse: every contract table, loaded by the real loader."""
     source = tmp_path_factory.mktemp("landing")
-    _write(
+    write_parquet(
         source,
         "users",
         pd.DataFrame(
@@ -116,7 +111,7 @@ def conn(tmp_path_factory):
             }
         ),
     )
-    _write(
+    write_parquet(
         source,
         "experiments",
         pd.DataFrame(
@@ -129,7 +124,7 @@ def conn(tmp_path_factory):
             }
         ),
     )
-    _write(
+    write_parquet(
         source,
         "experiment_variants",
         pd.DataFrame(
@@ -138,7 +133,7 @@ def conn(tmp_path_factory):
     )
     for d, day in enumerate(DAYS):
         for table, frame in _day_frames(day, d).items():
-            _write(source, table, frame, day)
+            write_parquet(source, table, frame, day)
     with duckdb.connect() as connection:
         for table in CONTRACTS:  # contract order: referential rules read tables loaded before them
             for day in DAYS if table in WITH_HISTORY else [TODAY]:

@@ -12,15 +12,10 @@ import pytest
 
 from orchestration.lib.raw_loader import load_partition
 from tests.dbt_in_process import run_dbt
+from tests.landing_files import write_parquet
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(3)]
 HELD_BACK = DAYS[1]
-
-
-def _write(source, table, frame, day=None):
-    folder = source / table
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(folder / (f"{table}_{day}.parquet" if day else f"{table}.parquet"), index=False)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +23,7 @@ def staged(tmp_path_factory):
     root = tmp_path_factory.mktemp("staging")
     source, db = root / "landing", root / "warehouse.duckdb"
     # users without segment, gender or age_band, one without a country; a protected column outside the contract
-    _write(
+    write_parquet(
         source,
         "users",
         pd.DataFrame(
@@ -53,8 +48,8 @@ def staged(tmp_path_factory):
                 "score": [0.3, 0.7, 0.3, 0.7],
             }
         )
-        _write(source, "predictions", preds if d == 0 else preds.assign(threshold=0.8), day)
-        _write(
+        write_parquet(source, "predictions", preds if d == 0 else preds.assign(threshold=0.8), day)
+        write_parquet(
             source,
             "orders",
             pd.DataFrame(
