@@ -1,0 +1,60 @@
+"""Thornton's real data on both engines, as a user runs it (`init`, then one `materialize`), tables compared.
+
+A script, not a test (minutes on Spark: not in `make test`, whose Spark parity runs a generated world):
+
+    .venv/bin/python -m tests.acceptance.engines_on_real_data [FOLDER]
+
+Each engine gets its own folder (landing zone, project file, warehouse, Spark files) under FOLDER (default: a
+temporary one); the marts, intermediate and attribution tables are compared as tests/spark/test_engine_parity.py
+compares them (counts and strings exactly, floats within 1e-9 relative). Exits 1 on a failed run or a difference.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.acceptance import runner
+from tests.acceptance.datasets import write_thornton
+from tests.spark.test_engine_parity import _tables, assert_same_table
+
+
+def materialize_on(engine: str, home: Path) -> runner.Run:
+    home.mkdir(parents=True, exist_ok=True)
+    run = runner.init(home, home / "landing", write_thornton(home / "landing"))
+    plain = runner.environment
+    runner.environment = lambda h: plain(h) | {
+        "IMPACT_LEDGER_ENGINE": engine,
+        "IMPACT_LEDGER_SPARK_DIR": str(h / "spark"),
+    }
+    started = time.time()
+    try:
+        runner.materialize(run)
+    finally:
+        runner.environment = plain
+    print(f"{engine}: materialize exited {run.materialize.returncode} after {time.time() - started:.0f} s", flush=True)
+    return run
+
+
+def main(folder: Path) -> int:
+    runs = {engine: materialize_on(engine, folder / engine) for engine in ("duckdb", "spark")}
+    for engine, run in runs.items():
+        if run.materialize.returncode != 0:
+            print(f"{engine} failed; its log: {run.home / 'materialize.log'}")
+            return 1
+    duck, spark = _tables(runs["duckdb"].db), _tables(runs["spark"].db)
+    differ = sorted(set(duck) ^ set(spark))
+    for name in sorted(set(duck) & set(spark)):
+        try:
+            assert_same_table(name, duck[name], spark[name])
+        except AssertionError as err:
+            differ.append(name)
+            print(f"{name} differs: {str(err)[:500]}")
+    print(f"{len(duck)} tables compared, {len(differ)} differ{': ' + ', '.join(differ) if differ else ''}")
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="engines_real_data_"))))
