@@ -284,6 +284,7 @@ class ProjectConfig(_Strict):
 
             defaults = dbt_project_vars()
             effective = {name: defaults.get(name) for name in EXPERIMENT_SETTINGS} | given
+            effective["attribution"] = (defaults.get("attribution") or {}) | (self.attribution or {})
             check_experiment_definitions(*(effective[name] for name in EXPERIMENT_SETTINGS))
         return self
 
@@ -476,4 +477,12 @@ def config_dbt_vars(config: ProjectConfig) -> dict[str, Any]:
         value = getattr(config, name)
         if value is not None:
             out[name] = value
+    if config.attribution is not None:  # settings, not definitions: the keys left out keep their defaults
+        out["attribution"] = _default_attribution() | config.attribution
     return out
+
+
+def _default_attribution() -> dict[str, Any]:
+    from orchestration.lib.settings import dbt_project_vars
+
+    return dbt_project_vars().get("attribution") or {}

@@ -179,6 +179,17 @@ def test_experiment_metrics_are_checked_against_their_measures_before_dbt_render
     assert fragment in str(err.value)
 
 
+def test_attribution_keys_left_out_keep_their_defaults(tmp_path, monkeypatch):
+    from orchestration.lib.settings import dbt_project_vars, dbt_var
+
+    path = tmp_path / "impact_ledger.yml"
+    path.write_text("attribution: {alpha: 0.1}\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(path))
+    defaults = dbt_project_vars()["attribution"]
+    # the value metric (read by the model-impact step) is still there, not replaced away with the mapping
+    assert dbt_var("attribution") == defaults | {"alpha": 0.1}
+
+
 def test_a_project_of_its_own_experiment_metrics_loads_and_reaches_dbt():
     from orchestration.lib.settings import dbt_project_vars
 
