@@ -275,16 +275,14 @@ class ProjectConfig(_Strict):
 
     @model_validator(mode="after")
     def _experiment_definitions(self):
+        # checked together with the defaults of the ones not set (a metric names measures, the value metric a metric)
         given = {name: getattr(self, name) for name in EXPERIMENT_SETTINGS if getattr(self, name) is not None}
-        if (
-            given
-        ):  # checked together with the defaults of the others (a metric names measures, the value metric a metric)
+        if given:
             from orchestration.lib.experiment_metrics import check_experiment_definitions
             from orchestration.lib.settings import dbt_project_vars
 
-            defaults = dbt_project_vars()
-            effective = {name: defaults.get(name) for name in EXPERIMENT_SETTINGS} | given
-            effective["attribution"] = (defaults.get("attribution") or {}) | (self.attribution or {})
+            effective = {name: dbt_project_vars().get(name) for name in EXPERIMENT_SETTINGS} | given
+            effective["attribution"] = _default_attribution() | (self.attribution or {})
             check_experiment_definitions(*(effective[name] for name in EXPERIMENT_SETTINGS))
         return self
 
