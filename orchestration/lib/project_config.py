@@ -281,8 +281,9 @@ class ProjectConfig(_Strict):
             from orchestration.lib.experiment_metrics import check_experiment_definitions
             from orchestration.lib.settings import dbt_project_vars
 
-            effective = {name: dbt_project_vars().get(name) for name in EXPERIMENT_SETTINGS} | given
-            effective["attribution"] = _default_attribution() | (self.attribution or {})
+            defaults = dbt_project_vars()
+            effective = {name: defaults.get(name) for name in EXPERIMENT_SETTINGS} | given
+            effective["attribution"] = (defaults.get("attribution") or {}) | (self.attribution or {})
             check_experiment_definitions(*(effective[name] for name in EXPERIMENT_SETTINGS))
         return self
 
