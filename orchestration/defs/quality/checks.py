@@ -34,6 +34,7 @@ from orchestration.lib.quality_gate import (
     suite_tables,
 )
 from orchestration.lib.settings import gx_docs_dir
+from orchestration.lib.warehouse import transaction
 
 
 def _check_result(result: SuiteResult, table: str) -> dg.AssetCheckResult:
@@ -100,15 +101,16 @@ def _record(conn, suite: dict, result: SuiteResult, counted=None) -> None:
     the gate counted (default: ``conn``)."""
     frame = gate_rows(conn if counted is None else counted, suite, result)
     ensure_gate_results(conn)
-    conn.execute("BEGIN TRANSACTION")
-    conn.execute(
-        f"DELETE FROM {GATE_RESULTS} WHERE suite = ? AND date BETWEEN ? AND ?",
-        [suite["name"], result.days[0], result.days[-1]],
-    )
     conn.register("_gate_rows", frame)
-    conn.execute(f"INSERT INTO {GATE_RESULTS} BY NAME SELECT * FROM _gate_rows")
-    conn.execute("COMMIT")
-    conn.unregister("_gate_rows")
+    try:
+        with transaction(conn):
+            conn.execute(
+                f"DELETE FROM {GATE_RESULTS} WHERE suite = ? AND date BETWEEN ? AND ?",
+                [suite["name"], result.days[0], result.days[-1]],
+            )
+            conn.execute(f"INSERT INTO {GATE_RESULTS} BY NAME SELECT * FROM _gate_rows")
+    finally:
+        conn.unregister("_gate_rows")
 
 
 def build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
