@@ -1,8 +1,11 @@
 """dbt inside the process (orchestration.lib.dbt_runner): a failure is reported, and the warehouse is free after."""
 
+from pathlib import Path
+
 import duckdb
 
-from orchestration.lib.dbt_runner import invoke_dbt
+from orchestration.defs.transform.dbt_in_process import _failure
+from orchestration.lib.dbt_runner import DbtOutcome, invoke_dbt
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
 
@@ -43,3 +46,14 @@ def test_a_new_warehouse_keeps_the_partial_parse_and_a_new_var_does_not(tmp_path
     assert "Unable to do partial parsing" not in parse("second")  # another warehouse file and spill folder
     # anything else still counts: a new var is a full parse
     assert "Unable to do partial parsing because config vars" in parse("second", '{"label_lookback_days": 3}')
+
+
+def test_a_failed_build_says_why_in_dbts_words_whatever_level_dbt_logged_it_at():
+    logged = DbtOutcome(success=False, errors=["Database Error in model m: table t does not exist"], tail=["Done."])
+    assert "table t does not exist" in str(_failure(logged, Path("target")))
+    crashed = DbtOutcome(success=False, exception=RuntimeError("Could not find profile named 'x'"))
+    assert "Could not find profile named 'x'" in str(_failure(crashed, Path("target")))
+    # no error line, no exception: the console's last lines, not only "see the log"
+    quiet = DbtOutcome(success=False, tail=["Running with dbt=1.11", "Encountered an error: vars is not a mapping"])
+    message = str(_failure(quiet, Path("target")))
+    assert "vars is not a mapping" in message and str(Path("target") / "dbt.log") in message

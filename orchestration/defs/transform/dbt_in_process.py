@@ -85,6 +85,7 @@ class InProcessDbtInvocation:
 
 
 def _failure(outcome: DbtOutcome, target_path: Path) -> DagsterDbtCliRuntimeError:
-    errors = outcome.errors or ([str(outcome.exception)] if outcome.exception else [])
-    listed = "".join(f"\n\n{message.strip()}" for message in errors)
+    # dbt's error lines, else its own crash, else (a failure it logged at no error level) its last console lines
+    errors = outcome.errors or ([str(outcome.exception)] if outcome.exception else ["\n".join(outcome.tail[-10:])])
+    listed = "".join(f"\n\n{message.strip()}" for message in errors if message.strip())
     return DagsterDbtCliRuntimeError(description=f"dbt build failed: see dbt's log {target_path / 'dbt.log'}.{listed}")
