@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.acceptance.datasets import write_rossi, write_thornton
+from tests.acceptance.datasets import write_fair, write_rossi, write_thornton
 from tests.acceptance.runner import edit, init, materialize
 
 
@@ -32,3 +32,15 @@ def thornton_run(tmp_path_factory):
     run = init(home, home / "landing", tables)
     run.init_config = run.config
     return materialize(run)  # no edits: init's file as written
+
+
+@pytest.fixture(scope="session")
+def fair_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("fair")
+    tables = write_fair(home / "landing")
+    run = init(home, home / "landing", tables)
+    run.init_config = run.config
+    # README, step 3: both scores flag a risk, so a positive decision is the harm
+    for _ in range(2):
+        edit(run, r"^(\s+)positive_decision: favourable$", r"\1positive_decision: harmful")
+    return materialize(run)

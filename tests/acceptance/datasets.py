@@ -1,9 +1,10 @@
-"""Two real public data sets, shipped inside PyPI packages, laid out as a user would export them.
+"""Real public data sets, shipped inside PyPI packages, laid out as a user would export them.
 
 Each ``write_*`` writes one folder per contract table with one CSV each (no dates in the file names, no
-truth.json: exactly what a user's export looks like) and returns the frames it wrote, so the tests can
-compute their oracles from the same raw rows. Neither package is imported: importlib.metadata finds the
-file inside the installed wheel (lifelines' own import is heavy).
+truth.json: exactly what a user's export looks like; Fair's predictions come as one Parquet file a day, as
+a scoring service would drop them) and returns the frames it wrote, so the tests can compute their oracles
+from the same raw rows. No package is imported: importlib.metadata finds the file inside the installed
+wheel (lifelines' own import is heavy).
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ THORNTON_MODEL = "cash_incentive"  # the experiment's model_id names the treatme
 # The package does not ship the design's assignment probabilities; these are the realised shares of the
 # 2,894 respondents with a known treatment and outcome, to two decimals.
 THORNTON_SHARES = {"no_incentive": 0.22, "incentive": 0.78}
+
+
+FAIR_START = datetime(2025, 3, 1)
+FAIR_DAYS = 45
+# two models score the same people: a logistic regression and a depth-4 tree
+FAIR_MODELS = ("marriage_risk_lr", "marriage_risk_tree")
+FAIR_FEATURES = ["rate_marriage", "age", "yrs_married", "children", "religious", "educ"]
 
 
 def _packaged(dist: str, path: str) -> Path:
@@ -186,3 +194,74 @@ def write_thornton(source: Path) -> dict[str, pd.DataFrame]:
     }
     _write(source, tables)
     return tables | {"thornton": raw}
+
+
+def fair() -> pd.DataFrame:
+    """Fair (1978): 6,366 women surveyed on marriage and extramarital affairs, as statsmodels ships it."""
+    return pd.read_csv(_packaged("statsmodels", "statsmodels/datasets/fair/fair.csv"))
+
+
+def write_fair(source: Path) -> dict[str, pd.DataFrame]:
+    """Two monitored risk models on one population, labels one to seven months late, a tenth never labelled.
+
+    Each respondent is scored on one of 45 days by both models (flagged = score >= 0.5, the default, as no
+    threshold is logged); the label (any affair) arrives 30-199 days later, its time written in local time
+    with a +02:00 offset. Predictions are one Parquet file a day with a categorical feature (occupation).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    raw = fair()
+    rng = np.random.default_rng(20250301)
+    n = len(raw)
+    outcome = (raw["affairs"] > 0).astype(int)
+    day = rng.integers(0, FAIR_DAYS, n)
+    scored_at = pd.Series([FAIR_START + timedelta(days=int(d)) for d in day]) + pd.to_timedelta(
+        rng.integers(8 * 60, 20 * 60, n), unit="min"
+    )
+    ids = [f"respondent_{i:05d}" for i in range(n)]
+    users = pd.DataFrame(
+        {
+            "user_id": ids,
+            "signup_at": scored_at - pd.Timedelta(days=400),
+            "age_band": pd.cut(raw["age"], [0, 25, 35, 100], right=False, labels=["<25", "25-34", "35+"]).astype(str),
+            "religious": raw["religious"].astype(int),
+        }
+    )
+    estimators = {
+        FAIR_MODELS[0]: LogisticRegression(max_iter=2000),
+        FAIR_MODELS[1]: DecisionTreeClassifier(max_depth=4, random_state=0),
+    }
+    predictions = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "prediction_id": [f"{model}_{i:05d}" for i in range(n)],
+                    "model_id": model,
+                    "model_version": "2025.1",
+                    "user_id": ids,
+                    "predicted_at": scored_at,
+                    "score": estimator.fit(raw[FAIR_FEATURES], outcome).predict_proba(raw[FAIR_FEATURES])[:, 1],
+                    "feature_age": raw["age"].astype(float),
+                    "feature_occupation": "occupation_" + raw["occupation"].astype(int).astype(str),
+                }
+            )
+            for model, estimator in estimators.items()
+        ],
+        ignore_index=True,
+    )
+    labelled_at = predictions["predicted_at"] + pd.to_timedelta(rng.integers(30, 200, len(predictions)), unit="D")
+    labels = pd.DataFrame(
+        {
+            "prediction_id": predictions["prediction_id"],
+            "label": np.tile(outcome.to_numpy(), len(FAIR_MODELS)),
+            # local time two hours ahead of UTC, as written by the system that records the outcome
+            "labeled_at": (labelled_at + pd.Timedelta(hours=2)).dt.strftime("%Y-%m-%dT%H:%M:%S+02:00"),
+            "label_source": "implicit",
+        }
+    ).sample(frac=0.9, random_state=1)
+    _write(source, {"users": users, "labels": labels})
+    (source / "predictions").mkdir(parents=True, exist_ok=True)
+    for day, rows in predictions.groupby(predictions["predicted_at"].dt.date):
+        rows.to_parquet(source / "predictions" / f"predictions_{day}.parquet", index=False)
+    return {"users": users, "predictions": predictions, "labels": labels.assign(labelled_at_utc=labelled_at)}
