@@ -3,15 +3,22 @@
 import pytest
 
 from tests.acceptance.datasets import write_fair, write_rossi, write_thornton
-from tests.acceptance.runner import edit, init, materialize
+from tests.acceptance.runner import Run, edit, init, materialize
+
+
+def initialised(tmp_path_factory, name: str, write) -> Run:
+    """The data set laid out in a fresh folder and `init`-ed there; ``init_config``: the file as init wrote it,
+    before the review edits."""
+    home = tmp_path_factory.mktemp(name)
+    run = init(home, home / "landing", write(home / "landing"))
+    run.init_config = run.config
+    return run
 
 
 @pytest.fixture(scope="session")
 def rossi_run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("rossi")
-    tables = write_rossi(home / "landing")
-    run = init(home, home / "landing", tables)
-    run.init_config = run.config  # as init wrote it, before the review edits
+    run = initialised(tmp_path_factory, "rossi", write_rossi)
+    tables = run.tables
     # README, step 3: a risk score's positive decision (flagged high risk) is the harm
     edit(run, r"^(\s+)positive_decision: favourable$", r"\1positive_decision: harmful")
     # README, step 3 for one cohort judged once its outcomes are in: a fairness window covering every
@@ -27,19 +34,12 @@ def rossi_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def thornton_run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("thornton")
-    tables = write_thornton(home / "landing")
-    run = init(home, home / "landing", tables)
-    run.init_config = run.config
-    return materialize(run)  # no edits: init's file as written
+    return materialize(initialised(tmp_path_factory, "thornton", write_thornton))  # no edits: init's file as written
 
 
 @pytest.fixture(scope="session")
 def fair_run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("fair")
-    tables = write_fair(home / "landing")
-    run = init(home, home / "landing", tables)
-    run.init_config = run.config
+    run = initialised(tmp_path_factory, "fair", write_fair)
     # README, step 3: both scores flag a risk, so a positive decision is the harm
     for _ in range(2):
         edit(run, r"^(\s+)positive_decision: favourable$", r"\1positive_decision: harmful")
