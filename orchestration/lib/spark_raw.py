@@ -106,7 +106,8 @@ def register_spark_tables(session, tables, schemas=SCHEMAS) -> None:
 def _relist_days(session, table: str) -> None:
     """``raw.<table>`` with the days just landed: the table's files listed again (its day folders were replaced;
     its columns stay as registered, and the loader reads only keys and days), or, registered over no files yet,
-    the table itself."""
+    the table itself. Only before a day that reads the table: a listing costs more with every day folder
+    (~2 s after 90 days), and a run of empty days (an absent table) reads nothing."""
     if session.catalog.getTable(f"raw.{table}").tableType == "VIEW":
         if _parquet_files(table_folder("raw", table)):
             register_spark_tables(session, [table], ("raw",))
@@ -438,12 +439,13 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
             elif files:
                 rows = _typed(session, sql, contract, files, dated, encoding, f"DATE '{day.isoformat()}'", conn)
             if files:
+                if reports:  # this day's seen keys and rules read the days this run landed before it
+                    _relist_days(session, table)
                 _land(sql, contract, rows, day, dated, report, known_columns)
             else:
                 _land_empty(session, contract, day, known_columns, empty_days)
                 report.note = empty_day_note(table, bool(all_files))
             reports.append(report)
-            _relist_days(session, table)  # the next day's seen keys include this day's rows
     finally:
         for view in ("_scan", "_typed", "_seen"):
             session.catalog.dropTempView(view)
