@@ -1,9 +1,10 @@
-"""Thornton's real data on both engines, as a user runs it (`init`, then one `materialize`), tables compared.
+"""A real data set on both engines, as a user runs it (`init`, then one `materialize`), tables compared.
 
 A script, not a test (minutes on Spark: not in `make test`, whose Spark parity runs a generated world):
 
-    .venv/bin/python -m tests.acceptance.engines_on_real_data [FOLDER]
+    .venv/bin/python -m tests.acceptance.engines_on_real_data [thornton|fair|rossi] [FOLDER]
 
+The project file is init's, unreviewed (the same on both engines, which is what is compared).
 Each engine gets its own folder (landing zone, project file, warehouse, Spark files) under FOLDER (default: a
 temporary one); the marts, intermediate and attribution tables are compared as tests/spark/test_engine_parity.py
 compares them (counts and strings exactly, floats within 1e-9 relative). Exits 1 on a failed run or a difference.
@@ -17,13 +18,16 @@ import time
 from pathlib import Path
 
 from tests.acceptance import runner
-from tests.acceptance.datasets import write_thornton
+from tests.acceptance.datasets import write_fair, write_rossi, write_thornton
 from tests.spark.test_engine_parity import _tables, assert_same_table
 
 
-def materialize_on(engine: str, home: Path) -> runner.Run:
+WRITERS = {"thornton": write_thornton, "fair": write_fair, "rossi": write_rossi}
+
+
+def materialize_on(engine: str, home: Path, data: str) -> runner.Run:
     home.mkdir(parents=True, exist_ok=True)
-    run = runner.init(home, home / "landing", write_thornton(home / "landing"))
+    run = runner.init(home, home / "landing", WRITERS[data](home / "landing"))
     plain = runner.environment
     runner.environment = lambda h: plain(h) | {
         "IMPACT_LEDGER_ENGINE": engine,
@@ -38,8 +42,8 @@ def materialize_on(engine: str, home: Path) -> runner.Run:
     return run
 
 
-def main(folder: Path) -> int:
-    runs = {engine: materialize_on(engine, folder / engine) for engine in ("duckdb", "spark")}
+def main(data: str, folder: Path) -> int:
+    runs = {engine: materialize_on(engine, folder / engine, data) for engine in ("duckdb", "spark")}
     for engine, run in runs.items():
         if run.materialize.returncode != 0:
             print(f"{engine} failed; its log: {run.home / 'materialize.log'}")
@@ -57,4 +61,6 @@ def main(folder: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="engines_real_data_"))))
+    args = sys.argv[1:]
+    data = args.pop(0) if args and args[0] in WRITERS else "thornton"
+    sys.exit(main(data, Path(args[0]) if args else Path(tempfile.mkdtemp(prefix=f"engines_{data}_"))))
