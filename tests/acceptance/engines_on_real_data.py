@@ -28,16 +28,8 @@ WRITERS = {"thornton": write_thornton, "fair": write_fair, "rossi": write_rossi}
 def materialize_on(engine: str, home: Path, data: str) -> runner.Run:
     home.mkdir(parents=True, exist_ok=True)
     run = runner.init(home, home / "landing", WRITERS[data](home / "landing"))
-    plain = runner.environment
-    runner.environment = lambda h: plain(h) | {
-        "IMPACT_LEDGER_ENGINE": engine,
-        "IMPACT_LEDGER_SPARK_DIR": str(h / "spark"),
-    }
     started = time.time()
-    try:
-        runner.materialize(run)
-    finally:
-        runner.environment = plain
+    runner.materialize(run, {"IMPACT_LEDGER_ENGINE": engine, "IMPACT_LEDGER_SPARK_DIR": str(home / "spark")})
     print(f"{engine}: materialize exited {run.materialize.returncode} after {time.time() - started:.0f} s", flush=True)
     return run
 

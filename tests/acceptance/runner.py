@@ -100,8 +100,9 @@ def edit(run: Run, pattern: str, replacement: str) -> None:
     run.config_path.write_text(new)
 
 
-def materialize(run: Run) -> Run:
-    env = environment(run.home) | {"IMPACT_LEDGER_CONFIG": str(run.config_path)}
+def materialize(run: Run, extra_env: dict[str, str] | None = None) -> Run:
+    """One `impact-ledger materialize` of the whole landing zone; ``extra_env``: more settings (e.g. the engine)."""
+    env = environment(run.home) | {"IMPACT_LEDGER_CONFIG": str(run.config_path)} | (extra_env or {})
     run.materialize = subprocess.run(
         [str(CLI), "materialize", "--source", str(run.source)],
         cwd=run.home,
