@@ -283,7 +283,7 @@ class ProjectConfig(_Strict):
 
             defaults = dbt_project_vars()
             effective = {name: defaults.get(name) for name in EXPERIMENT_SETTINGS} | given
-            effective["attribution"] = (defaults.get("attribution") or {}) | (self.attribution or {})
+            effective["attribution"] = _attribution_over(defaults, self.attribution)
             check_experiment_definitions(*(effective[name] for name in EXPERIMENT_SETTINGS))
         return self
 
@@ -477,11 +477,12 @@ def config_dbt_vars(config: ProjectConfig) -> dict[str, Any]:
         if value is not None:
             out[name] = value
     if config.attribution is not None:  # settings, not definitions: the keys left out keep their defaults
-        out["attribution"] = _default_attribution() | config.attribution
+        from orchestration.lib.settings import dbt_project_vars
+
+        out["attribution"] = _attribution_over(dbt_project_vars(), config.attribution)
     return out
 
 
-def _default_attribution() -> dict[str, Any]:
-    from orchestration.lib.settings import dbt_project_vars
-
-    return dbt_project_vars().get("attribution") or {}
+def _attribution_over(defaults: dict, given: dict | None) -> dict[str, Any]:
+    """The project file's attribution settings over dbt_project.yml's (``defaults``: its vars)."""
+    return (defaults.get("attribution") or {}) | (given or {})
