@@ -18,10 +18,6 @@ labels as (
     {{ resolved_labels_of('predictions') }}
 ),
 
-human_labels as (
-    {{ human_review_labels_of('predictions') }}
-),
-
 feedback as (
     select f.prediction_id, count(*) as feedback_events, {{ count_where("f.value = 'up'") }} as up_events
     from {{ ref('stg_feedback') }} f
@@ -36,7 +32,8 @@ scored as (
         p.*,
         l.label,
         {{ hours_between('p.predicted_at', 'l.first_labeled_at') }} as label_delay_hours,
-        h.label as human_label,
+        -- human review outranks every other source, so a resolved human_review label is the latest human one
+        case when l.label_source = 'human_review' then l.label end as human_label,
         coalesce(f.feedback_events, 0) as feedback_events,
         coalesce(f.up_events, 0) as up_events,
         -- CBPE: the probability the model is right, from the reference calibration when learnt
@@ -44,7 +41,6 @@ scored as (
         c.calibrated_probability is not null as is_calibrated
     from predictions p
     left join labels l on l.prediction_id = p.prediction_id
-    left join human_labels h on h.prediction_id = p.prediction_id
     left join feedback f on f.prediction_id = p.prediction_id
     left join {{ ref('int_score_calibration') }} c
         on c.model_id = p.model_id and c.model_version = p.model_version and c.score_bin = p.score_bin
