@@ -1059,19 +1059,22 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         f"SELECT _partition_date AS day{group} FROM raw.{table} UNION ALL "
         f"SELECT _partition_date AS day{group} FROM raw_quarantine.{table}"
     )
-    # Portable to Spark SQL (sqlglot carries the rest): the trailing window is a self-join on the calendar's days
-    # day - T .. day - 1 (one calendar row per day and group: the same rows as ROWS BETWEEN T PRECEDING AND
-    # 1 PRECEDING), since Spark has no FILTER on window aggregates nor median over a window frame; counts of
-    # CASE WHEN are FILTERed counts (0 on an empty frame), median skips the NULLs of CASE WHEN as FILTER does.
-    frame = _runner(conn).df(
-        f"""
+    # The engine counts the rows of each day (and group) up to the run's last day: one aggregate, a few rows
+    # per day. The calendar, trailing medians and bands are a self-join over those rows, done here in an
+    # in-memory DuckDB: on Spark the whole query was one job of eight Parquet scans (CTEs are inlined there).
+    counts = _runner(conn).df(
+        f"SELECT day{group}, count(*) AS rows FROM ({read}) r WHERE day <= DATE '{last}' GROUP BY day{group}"
+    )
+    with duckdb.connect() as local:
+        local.register("_day_counts", counts)
+        frame = local.execute(
+            f"""
         WITH history AS (  -- each group's first day with rows (days after the run do not matter)
-            SELECT min(day) AS first_day{group} FROM ({read}) r WHERE day <= DATE '{last}'{gby}
+            SELECT min(day) AS first_day{group} FROM _day_counts{gby}
         ),
         counts AS (
-            SELECT day{group}, count(*) AS rows FROM ({read}) r
+            SELECT CAST(day AS DATE) AS day{group}, rows FROM _day_counts
             WHERE day BETWEEN DATE '{first}' - INTERVAL {t} DAY AND DATE '{last}'
-            GROUP BY day{group}
         ),
         groups AS (SELECT DISTINCT 1 AS one{group} FROM counts),
         days AS (
@@ -1080,7 +1083,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             ) s
         ),
         calendar AS (
-            SELECT d.day{', g."' + by + '"' if by else ""}, coalesce(c.rows, 0) AS rows, h.first_day
+            SELECT d.day{', g."' + by + '"' if by else ""}, coalesce(c.rows, 0) AS rows, CAST(h.first_day AS DATE) AS first_day
             FROM days d
             CROSS JOIN groups g
             LEFT JOIN counts c ON c.day = d.day {join}
@@ -1110,7 +1113,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         WHERE day BETWEEN DATE '{first}' AND DATE '{last}'
         ORDER BY day{group}
         """
-    )
+        ).df()
     return frame
 
 

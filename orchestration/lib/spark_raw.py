@@ -85,22 +85,44 @@ def register_spark_tables(session, tables, schemas=SCHEMAS) -> None:
     The days are an external table (dropping it leaves the files): its files are listed and its schema read
     once, here, and Spark keeps the resolved relation for every query that names it. A view over
     ``parquet.`<folder>``` did both again in each query naming it (~0.2 s a time; a gate's queries name their
-    tables a dozen times). Registering again is how a run sees the days it just landed."""
+    tables a dozen times). Registering again is how a run sees the days it just landed; a table whose files
+    are those it was registered over is left as it is (each gate registers its tables: ~1 s each time)."""
     from orchestration.lib.spark_session import to_spark_sql
 
+    registered = _registered_files(session)
     for schema in schemas:
         session.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
         for table in tables:
             name, folder = f"{schema}.{table}", table_folder(schema, table)
-            if session.catalog.tableExists(name):
+            files = _files_signature(folder)
+            exists = session.catalog.tableExists(name)
+            if exists and registered.get(name) == files:
+                continue
+            if exists:
                 kind = "VIEW" if session.catalog.getTable(name).tableType == "VIEW" else "TABLE"
                 session.sql(f"DROP {kind} {name}")
-            if _parquet_files(folder):
+            if files[1]:
                 session.catalog.createTable(name, path=str(folder), source="parquet")
             else:
                 session.sql(
                     f"CREATE VIEW {name} AS {to_spark_sql(_empty_select(CONTRACTS[table], schema == 'raw_quarantine'))}"
                 )
+            registered[name] = files
+
+
+def _registered_files(session) -> dict:
+    """Per table of the session's catalog, the files it was registered (or last refreshed) over."""
+    return session.__dict__.setdefault("_impact_ledger_registered_files", {})
+
+
+def _files_signature(folder: Path) -> tuple:
+    """The folder and its Parquet files as they are now: a day replaced (swapped in: new files), added or
+    removed, or a file rewritten in place changes it."""
+    files = []
+    for path in _parquet_files(folder):
+        stat = path.stat()
+        files.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    return str(folder), tuple(files)
 
 
 def _relist_days(session, table: str) -> None:
@@ -112,7 +134,9 @@ def _relist_days(session, table: str) -> None:
         if _parquet_files(table_folder("raw", table)):
             register_spark_tables(session, [table], ("raw",))
     else:
-        session.sql(f"REFRESH TABLE raw.{table}")
+        session.sql(
+            f"REFRESH TABLE raw.{table}"
+        )  # its files now differ from the registered ones: the gate registers it anew
 
 
 def _ordered(contract: TableContract, columns: list[str], quarantine: bool) -> list[str]:
