@@ -820,7 +820,7 @@ class ReportBuilder:
                 marker_color=rf.EXCLUDED,
             )
         )
-        fig.add_hline(y=1, line=dict(color=rf.COLORS[2], dash="dash"), annotation_text="target")
+        rf.hline(fig, 1, dict(color=rf.COLORS[2], dash="dash"), "target")
         fig.update_yaxes(tickformat=".0%")
         fig.update_layout(barmode="group")
         s.add(
