@@ -575,6 +575,9 @@ def _context(docs_dir: Path | None):
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    from orchestration.lib import gx_kwargs
+
+    gx_kwargs.install()  # GX rebuilds an expectation's configuration per kwarg it reads: once per call instead
     if docs_dir is None:
         context = gx.get_context(mode="ephemeral")
     else:
