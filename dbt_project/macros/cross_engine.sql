@@ -36,20 +36,25 @@
 {% macro spark__day_partitions(date_column) -%}{{ return([date_column]) }}{%- endmacro %}
 
 {#- `delete from this as old where <predicate>` on either engine. Spark: `date_column` partitions the
-    table (only the touched days are rewritten); none: the table is not partitioned (rewritten whole). -#}
-{% macro delete_rows_where(date_column, predicate) -%}
-    {{ return(adapter.dispatch('delete_rows_where')(date_column, predicate)) }}
+    table (only the touched days are rewritten); none: the table is not partitioned (rewritten whole).
+    `whole_days`: the predicate holds for every row of a day it holds for (a range of days), so Spark drops
+    the touched days' partitions and keeps no row of them (two jobs fewer per model and run). -#}
+{% macro delete_rows_where(date_column, predicate, whole_days=false) -%}
+    {{ return(adapter.dispatch('delete_rows_where')(date_column, predicate, whole_days)) }}
 {%- endmacro %}
 
-{% macro default__delete_rows_where(date_column, predicate) -%}
+{% macro default__delete_rows_where(date_column, predicate, whole_days=false) -%}
     delete from {{ this }} as old where {{ predicate }}
 {%- endmacro %}
 
-{% macro spark__delete_rows_where(date_column, predicate) -%}
+{% macro spark__delete_rows_where(date_column, predicate, whole_days=false) -%}
     {%- set keep = this.incorporate(path={'identifier': this.identifier ~ '__kept'}) -%}
-    {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='quoted') | join(', ') -%}
+    {#- the columns of the kept rows' insert (a catalog call: not made when no row is kept) -#}
+    {%- set partitioned = date_column is not none and config.get('partition_by') -%}
+    {%- set cols = '' if partitioned and whole_days else
+        adapter.get_columns_in_relation(this) | map(attribute='quoted') | join(', ') -%}
     {#- a table not partitioned by its day (no partition_by) is rewritten whole, as one without a day -#}
-    {%- if date_column is none or not config.get('partition_by') -%}
+    {%- if not partitioned -%}
         {%- do run_query('drop table if exists ' ~ keep) -%}
         {%- do run_query('create table ' ~ keep ~ ' using parquet as select * from ' ~ this ~ ' as old where not (' ~ predicate ~ ')') -%}
         {%- do run_query('insert overwrite table ' ~ this ~ ' select ' ~ cols ~ ' from ' ~ keep) -%}
@@ -59,15 +64,19 @@
         {%- set days = touched.columns[0].values() | list -%}
         {%- if days -%}
             {%- set day_list = "'" ~ days | join("', '") ~ "'" -%}
-            {%- do run_query('drop table if exists ' ~ keep) -%}
-            {%- do run_query('create table ' ~ keep ~ ' using parquet as select * from ' ~ this ~ ' as old where cast(old.' ~ date_column ~ ' as string) in (' ~ day_list ~ ') and not (' ~ predicate ~ ')') -%}
+            {%- if not whole_days -%}
+                {%- do run_query('drop table if exists ' ~ keep) -%}
+                {%- do run_query('create table ' ~ keep ~ ' using parquet as select * from ' ~ this ~ ' as old where cast(old.' ~ date_column ~ ' as string) in (' ~ day_list ~ ') and not (' ~ predicate ~ ')') -%}
+            {%- endif -%}
             {%- for chunk in days | batch(200) -%}
                 {%- set specs = [] -%}
                 {%- for d in chunk -%}{%- do specs.append("partition (" ~ date_column ~ " = '" ~ d ~ "')") -%}{%- endfor -%}
                 {%- do run_query('alter table ' ~ this ~ ' drop if exists ' ~ specs | join(', ')) -%}
             {%- endfor -%}
-            {%- do run_query('insert into ' ~ this ~ ' select ' ~ cols ~ ' from ' ~ keep) -%}
-            {%- do run_query('drop table if exists ' ~ keep) -%}
+            {%- if not whole_days -%}
+                {%- do run_query('insert into ' ~ this ~ ' select ' ~ cols ~ ' from ' ~ keep) -%}
+                {%- do run_query('drop table if exists ' ~ keep) -%}
+            {%- endif -%}
         {%- endif -%}
     {%- endif -%}
     select 1

@@ -52,7 +52,7 @@
         {%- set predicate -%}
         {{ date_column }} between cast({{ refresh_start(lookback_days) }} as date) and {{ max_date() }}
         {%- endset %}
-        {{ delete_rows_where(date_column, predicate) }}
+        {{ delete_rows_where(date_column, predicate, whole_days=true) }}
     {%- else -%}
         select 1
     {%- endif -%}
