@@ -139,7 +139,7 @@ def zero(fig, row=1, col=1):
 
 # ---- Lines and bands across a subplot, as plotly's add_hline / add_vline / add_vrect draw them (the same
 # shapes and annotations), kept as plain dicts until done(): plotly validated and copied every earlier layout
-# object again on each call, a third of the report's time.
+# object again on each call, a quarter of the report's time.
 
 # where a horizontal line's text sits: (x along the subplot's width, the text's anchor)
 _LINE_END = {"left": (0, "left"), "right": (1, "right")}

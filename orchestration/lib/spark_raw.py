@@ -111,7 +111,7 @@ def register_spark_tables(session, tables, schemas=SCHEMAS) -> None:
 
 
 def _registered_files(session) -> dict:
-    """Per table of the session's catalog, the files it was registered (or last refreshed) over."""
+    """Per table of the session's catalog, the files it was registered over."""
     return session.__dict__.setdefault("_impact_ledger_registered_files", {})
 
 
@@ -134,9 +134,8 @@ def _relist_days(session, table: str) -> None:
         if _parquet_files(table_folder("raw", table)):
             register_spark_tables(session, [table], ("raw",))
     else:
-        session.sql(
-            f"REFRESH TABLE raw.{table}"
-        )  # its files now differ from the registered ones: the gate registers it anew
+        # its files now differ from those it was registered over: the gate registers it anew
+        session.sql(f"REFRESH TABLE raw.{table}")
 
 
 def _ordered(contract: TableContract, columns: list[str], quarantine: bool) -> list[str]:

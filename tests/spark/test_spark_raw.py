@@ -226,6 +226,36 @@ def test_a_ranged_reload_sees_the_days_it_replaced_as_duckdb_does(tmp_path, spar
     pd.testing.assert_frame_equal(spark, duck)
 
 
+def test_a_table_is_registered_again_only_when_its_files_changed(tmp_path, monkeypatch, spark_session):
+    # each gate registers its tables; one whose files are those it was registered over keeps its registration
+    # (a second listing and schema read), one whose day was replaced is registered anew and reads the new rows
+    from pyspark.sql.catalog import Catalog
+
+    from orchestration.lib.spark_raw import register_spark_tables
+
+    source = tmp_path / "landing"
+    landing_zone(source)
+    conn = on_engine(monkeypatch, "spark", tmp_path / "spark")
+    load_days(conn, "predictions", source, [D1])
+    created = []
+    create_table = Catalog.createTable
+    monkeypatch.setattr(
+        Catalog, "createTable", lambda self, name, **kw: created.append(name) or create_table(self, name, **kw)
+    )
+
+    def rows() -> int:
+        return spark_session.sql("SELECT count(*) FROM raw.predictions").collect()[0][0]
+
+    register_spark_tables(spark_session, ["predictions"], ("raw",))
+    first = rows()
+    register_spark_tables(spark_session, ["predictions"], ("raw",))
+    assert created == ["raw.predictions"] and rows() == first  # nothing changed: not registered again
+    load_days(conn, "predictions", source, [D1, D2])
+    register_spark_tables(spark_session, ["predictions"], ("raw",))
+    assert created[1:] == ["raw.predictions"] and rows() > first  # D2 landed: registered anew, its rows read
+    conn.close()
+
+
 def test_empty_days_and_an_absent_table_land_as_duckdb_loads_them(tmp_path, spark_session):
     # empty days around the source's two (before, between none, after), one of them after D2's new column, and a
     # table absent from the source: Spark writes the first empty day and copies it for the others
