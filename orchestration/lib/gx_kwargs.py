@@ -8,8 +8,9 @@ ten suites of one small day built 18,095 configurations, 40% of their time under
 profiler the ten suites take about a quarter less time with the replacements (README: Performance notes).
 
 The replacements below are GX's own methods with the configuration built once per call: the same values,
-the same errors (the configuration is a function of the expectation's fields, which a call does not change). They are installed only on the GX release they were written against (pyproject pins it);
-on any other, GX's methods stay as they are. tests/unit/test_gx_kwargs.py compares them with GX's
+the same errors (the configuration is a function of the expectation's fields, which a call does not
+change). They are installed only on the GX release they were written against (pyproject pins it); on any
+other, GX's methods stay as they are. tests/unit/test_gx_kwargs.py compares them with GX's
 originals on every expectation of the project's suites.
 """
 

@@ -1086,7 +1086,8 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             ) s
         ),
         calendar AS (
-            SELECT d.day{', g."' + by + '"' if by else ""}, coalesce(c.rows, 0) AS rows, CAST(h.first_day AS DATE) AS first_day
+            SELECT d.day{', g."' + by + '"' if by else ""}, coalesce(c.rows, 0) AS rows,
+                CAST(h.first_day AS DATE) AS first_day
             FROM days d
             CROSS JOIN groups g
             LEFT JOIN counts c ON c.day = d.day {join}
