@@ -120,9 +120,10 @@ def wilson_interval(successes: float, trials: float, alpha: float = 0.05) -> tup
     return float(low), float(high)
 
 
-def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, NaN (not inf, not an error) where the denominator is 0 or missing."""
-    return numerator / denominator.where(denominator > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return numerator / np.where(denominator > 0, denominator, np.nan)
 
 
 def group_rates(
@@ -147,37 +148,37 @@ def group_rates(
     rows = rows.astype({c: float for c in COUNT_COLUMNS + POPULATION_COLUMNS})
     # a fixed summation order: score sums are doubles, and a backfill must give daily runs' last bits
     rows = rows.sort_values([c for c in ("date", *KEYS) if c in rows.columns], kind="stable")
-    totals = rows.groupby(KEYS, sort=True)[COUNT_COLUMNS].sum()
+    groups = rows.groupby(KEYS, sort=True)
     # The population is a snapshot of the user table repeated on every day's
-    # row: summing it over the window would multiply it; take the latest day's.
-    ordered = rows.sort_values("date", kind="stable") if "date" in rows.columns else rows
-    population = ordered.groupby(KEYS, sort=True)[POPULATION_COLUMNS].last()
-    g = totals.join(population).reset_index()
-
-    g["n"] = g["predictions"]
+    # row: summing it over the window would multiply it; take the latest day's (the rows are in date order).
+    g = groups[COUNT_COLUMNS].sum().join(groups[POPULATION_COLUMNS].last()).reset_index()
+    # the few rows of a window as arrays, one frame built at the end (pandas' per-column cost dominated here)
+    c = {name: g[name].to_numpy(dtype=float) for name in COUNT_COLUMNS + POPULATION_COLUMNS}
+    out = {name: g[name] for name in KEYS} | c
+    out["n"] = c["predictions"]
     for name, (numerator, denominator_columns) in RATES.items():
-        denominator = g[list(denominator_columns)].sum(axis=1)
-        g[name] = _ratio(g[numerator], denominator)
-        g[f"{name}_ci_low"], g[f"{name}_ci_high"] = _wilson(g[numerator], denominator, alpha)
+        denominator = np.nansum([c[d] for d in denominator_columns], axis=0)
+        out[name] = _ratio(c[numerator], denominator)
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = _wilson(c[numerator], denominator, alpha)
 
     # calibration-in-the-large per group: a positive gap means over-scored
-    g["mean_score"] = _ratio(g["score_sum"], g["labelled"])
-    g["calibration_gap_group"] = g["mean_score"] - g["observed_positive_rate"]
+    out["mean_score"] = _ratio(c["score_sum"], c["labelled"])
+    out["calibration_gap_group"] = out["mean_score"] - out["observed_positive_rate"]
 
     # representation: the group's share of the model's traffic vs of the users
-    model_attribute_total = g.groupby(["model_id", "attribute"])["predictions"].transform("sum")
-    g["prediction_share"] = _ratio(g["predictions"], model_attribute_total)
-    g["population_share"] = _ratio(g["population_users"], g["population_total"])
-    g["representation_ratio"] = _ratio(g["prediction_share"], g["population_share"])
+    model_attribute_total = g.groupby(["model_id", "attribute"])["predictions"].transform("sum").to_numpy(float)
+    out["prediction_share"] = _ratio(c["predictions"], model_attribute_total)
+    out["population_share"] = _ratio(c["population_users"], c["population_total"])
+    out["representation_ratio"] = _ratio(out["prediction_share"], out["population_share"])
 
     # the favourable outcome: a positive decision, or for a harmful one (a fraud flag) not being flagged
     directions = positive_decisions(sorted(g["model_id"].unique()), positive_decision)
-    g["positive_decision"] = g["model_id"].map(directions)
-    harmful = g["positive_decision"] == "harmful"
-    g["favourable_rate"] = g["selection_rate"].where(~harmful, 1 - g["selection_rate"])
-    g["favourable_rate_ci_low"] = g["selection_rate_ci_low"].where(~harmful, 1 - g["selection_rate_ci_high"])
-    g["favourable_rate_ci_high"] = g["selection_rate_ci_high"].where(~harmful, 1 - g["selection_rate_ci_low"])
-    return g[RATE_COLUMNS]
+    out["positive_decision"] = g["model_id"].map(directions)
+    harmful = (out["positive_decision"] == "harmful").to_numpy()
+    out["favourable_rate"] = np.where(harmful, 1 - out["selection_rate"], out["selection_rate"])
+    out["favourable_rate_ci_low"] = np.where(harmful, 1 - out["selection_rate_ci_high"], out["selection_rate_ci_low"])
+    out["favourable_rate_ci_high"] = np.where(harmful, 1 - out["selection_rate_ci_low"], out["selection_rate_ci_high"])
+    return pd.DataFrame({name: out[name] for name in RATE_COLUMNS})
 
 
 @dataclass(frozen=True)
@@ -198,18 +199,23 @@ class Thresholds:
 PASS_COLUMNS = ["passes_disparate_impact", "passes_equal_opportunity", "passes_equalized_odds", "passes_calibration"]
 
 
-def _spread(values: pd.Series) -> float:
+def _spread(values: np.ndarray) -> float:
     """max - min over the defined values; NaN with fewer than 2 (nothing to compare)."""
-    values = values.dropna()
+    values = values[~np.isnan(values)]
     return float(values.max() - values.min()) if len(values) >= 2 else math.nan
 
 
-def _groups(frame: pd.DataFrame, mask) -> list[str]:
-    return sorted(frame.loc[mask, "group_value"].astype(str))
+def _groups(names: np.ndarray, mask) -> list[str]:
+    return sorted(str(n) for n in names[mask])
 
 
-def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds, direction: str) -> dict:
-    """The verdict row of one model and attribute.
+# the rate columns a verdict reads; one model and attribute has a handful of groups, so the verdict works on
+# plain arrays (pandas' per-call overhead made it most of a small run's bias step)
+JUDGED_COLUMNS = ["labelled", "selection_rate", "tpr", "fpr", "calibration_gap_group"]
+
+
+def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Thresholds, direction: str) -> dict:
+    """The verdict row of one model and attribute (``g``: its groups' ``group_value`` and JUDGED_COLUMNS).
 
     ``direction`` 'favourable': a positive decision helps (an offer): disparate
     impact compares selection rates, equal opportunity true-positive rates, and
@@ -220,25 +226,28 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds, direct
     flagged most often / wrongly flagged most often.
     """
     harmful = direction == "harmful"
-    eligible = g[g["labelled"] >= t.min_labelled]
+    keep = g["labelled"] >= t.min_labelled
+    eligible = {c: v[keep] for c, v in g.items()}
+    names = eligible["group_value"]
     notes = []
-    if len(eligible) < 2:
+    if keep.sum() < 2:
         notes.append(f"fewer than 2 groups with >= {t.min_labelled:g} labelled predictions: nothing to compare")
 
     # disparate impact (four-fifths rule) on the favourable outcome; flags use the same ratio as the verdict so they agree
     favourable = 1 - eligible["selection_rate"] if harmful else eligible["selection_rate"]
-    best_favourable = favourable.max()
-    if favourable.notna().sum() >= 2 and best_favourable > 0:
-        relative = favourable / best_favourable
-        di = float(relative.min())
-        flagged_di = _groups(eligible, relative < t.disparate_impact_min)
+    defined = ~np.isnan(favourable)
+    if defined.sum() >= 2 and favourable[defined].max() > 0:
+        relative = favourable / favourable[defined].max()
+        di = float(relative[defined].min())
+        flagged_di = _groups(names, defined & (relative < t.disparate_impact_min))
     else:
         di, flagged_di = math.nan, []
 
     # TPR needs labelled positives and FPR labelled negatives: groups without
     # them drop out of the TPR / FPR based verdicts instead of turning them NaN
-    no_tpr = _groups(eligible, eligible["tpr"].isna())
-    no_fpr = _groups(eligible, eligible["fpr"].isna())
+    tpr, fpr = eligible["tpr"], eligible["fpr"]
+    no_tpr = _groups(names, np.isnan(tpr))
+    no_fpr = _groups(names, np.isnan(fpr))
     opportunity = "FPR" if harmful else "TPR"
     if no_tpr:
         notes.append(
@@ -250,27 +259,32 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds, direct
             f"no labelled negatives, excluded from {'equal opportunity and ' if harmful else ''}"
             f"the FPR part of equalised odds: {', '.join(no_fpr)}"
         )
-    tpr_difference = _spread(eligible["tpr"])
-    fpr_difference = _spread(eligible["fpr"])
+    tpr_difference = _spread(tpr)
+    fpr_difference = _spread(fpr)
     # equal opportunity: the qualified are selected alike (TPR) / the innocent are flagged alike (FPR)
     eo = fpr_difference if harmful else tpr_difference
     # worst of the two ranges over what can be measured; NaN only if neither can
     odds = max((x for x in (tpr_difference, fpr_difference) if not math.isnan(x)), default=math.nan)
-    shortfall = eligible["fpr"] - eligible["fpr"].min() if harmful else eligible["tpr"].max() - eligible["tpr"]
-    flagged_eo = _groups(eligible, shortfall > t.equal_opportunity_max_difference) if not math.isnan(eo) else []
+    # a spread is defined, so the rate it compares has a defined minimum / maximum
+    if math.isnan(eo):
+        flagged_eo = []
+    else:
+        rate = fpr if harmful else tpr
+        defined = ~np.isnan(rate)
+        shortfall = rate - rate[defined].min() if harmful else rate[defined].max() - rate
+        flagged_eo = _groups(names, defined & (shortfall > t.equal_opportunity_max_difference))
 
-    calibration = _spread(eligible["calibration_gap_group"])
-    gaps = eligible.dropna(subset=["calibration_gap_group"])
+    gap = eligible["calibration_gap_group"]
+    calibration = _spread(gap)
+    defined = ~np.isnan(gap)
+    # the first group at the minimum / maximum, in the groups' order (pandas' idxmin / idxmax)
     extremes = (
-        [
-            str(gaps.loc[gaps["calibration_gap_group"].idxmin(), "group_value"]),
-            str(gaps.loc[gaps["calibration_gap_group"].idxmax(), "group_value"]),
-        ]
-        if len(gaps) >= 2
+        [str(names[defined][np.argmin(gap[defined])]), str(names[defined][np.argmax(gap[defined])])]
+        if defined.sum() >= 2
         else []
     )
 
-    if len(eligible) >= 2 and any(math.isnan(x) for x in (di, eo, odds, calibration)):
+    if keep.sum() >= 2 and any(math.isnan(x) for x in (di, eo, odds, calibration)):
         notes.append("a metric is undefined (NaN) for lack of comparable groups and passes by default")
     row = {
         "model_id": model_id,
@@ -291,8 +305,8 @@ def _judge(model_id: str, attribute: str, g: pd.DataFrame, t: Thresholds, direct
         "flagged_groups_disparate_impact": flagged_di,
         "flagged_groups_equal_opportunity": flagged_eo,
         "calibration_extremes": extremes,
-        "eligible_groups": _groups(eligible, slice(None)),
-        "excluded_groups": _groups(g, g["labelled"] < t.min_labelled),
+        "eligible_groups": _groups(names, slice(None)),
+        "excluded_groups": _groups(g["group_value"], ~keep),
         "groups_without_tpr": no_tpr,
         # the limits travel with the verdict so its summary cannot quote other ones
         "min_labelled": t.min_labelled,
@@ -360,9 +374,16 @@ def bias_verdicts(
     if positive_decision is None and "positive_decision" in rates.columns and rates["positive_decision"].notna().all():
         positive_decision = dict(zip(rates["model_id"], rates["positive_decision"]))
     directions = positive_decisions(models, positive_decision)
+    # each model and attribute's rows, in the rates' order, as arrays
+    columns = {c: rates[c].to_numpy(dtype=float, na_value=np.nan) for c in JUDGED_COLUMNS}
+    columns["group_value"] = rates["group_value"].to_numpy(dtype=object)
+    pairs = list(zip(rates["model_id"], rates["attribute"], strict=True))
+    rows_of: dict[tuple, list[int]] = {}
+    for i, pair in enumerate(pairs):
+        rows_of.setdefault(pair, []).append(i)
     out = [
-        _judge(model_id, attribute, g, t, directions[model_id])
-        for (model_id, attribute), g in rates.groupby(["model_id", "attribute"], sort=True)
+        _judge(model_id, attribute, {c: v[rows] for c, v in columns.items()}, t, directions[model_id])
+        for (model_id, attribute), rows in sorted(rows_of.items())
     ]
     return pd.DataFrame(out, columns=VERDICT_COLUMNS)
 
