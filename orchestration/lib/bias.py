@@ -537,9 +537,10 @@ def group_intervals(rates: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame
             else np.ones(len(part), dtype=bool)
         )
         named = []
+        listed = {c: verdict[c].tolist() for c in (flag_column, harmful_flag) if c is not None}
         for i, group in enumerate(part["group_value"]):
             column = harmful_flag if harmful[i] else flag_column
-            groups = verdict[column].iloc[i] if column is not None else None
+            groups = listed[column][i] if column is not None else None
             named.append(isinstance(groups, list) and group in groups)
         part["flagged"] = np.asarray(named, dtype=bool) & failed
         parts.append(part)

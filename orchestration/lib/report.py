@@ -351,7 +351,7 @@ class ReportBuilder:
                 significant = _significant(m)
                 rf.significance_markers(fig, m["as_of_date"], m["lift"], significant, row, col, legend=i == 0)
                 rf.zero(fig, row, col)
-            fig.update_yaxes(tickformat="+.0%", title_text="relative lift")
+            fig.update_yaxes(tickformat="+.0%", title=dict(text="relative lift"))
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
             s.plot(f"lift-{model_id}", rf.done(fig), f"No lift estimates for {model_id} yet.")
         return s
@@ -392,7 +392,7 @@ class ReportBuilder:
             rf.line(fig, m["as_of_date"], m["model_cost"], "model cost", rf.COLORS[1], i + 1, dash="dash", legend=first)
             rf.zero(fig, i + 1)
         currency = load_config().currency
-        fig.update_yaxes(tickformat=",.0f", title_text=currency)
+        fig.update_yaxes(tickformat=",.0f", title=dict(text=currency))
         s.plot("value", rf.done(fig), "No model value yet.")
         return s
 
@@ -473,9 +473,9 @@ class ReportBuilder:
             if len(psi):
                 rf.markers(fig, psi["date"], psi["value"], "PSI alert", 3)
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
-            fig.update_yaxes(tickformat=".0%", title_text="rate", row=1, col=1)
-            fig.update_yaxes(title_text="ECE", row=2, col=1)
-            fig.update_yaxes(title_text="PSI", row=3, col=1)
+            fig.update_yaxes(tickformat=".0%", title=dict(text="rate"), row=1, col=1)
+            fig.update_yaxes(title=dict(text="ECE"), row=2, col=1)
+            fig.update_yaxes(title=dict(text="PSI"), row=3, col=1)
             self._precision_pair(model_id, h)
             s.plot(f"health-{model_id}", rf.done(fig), f"No health metrics for {model_id} yet.")
             self._drift_distributions(s, model_id, a, distributions, lacking)
@@ -711,20 +711,20 @@ class ReportBuilder:
         if counts.empty:
             s.add(note(f"No quarantined rows up to {self.as_of}."))
             return s
-        import plotly.graph_objects as go
 
         per_day = counts.groupby(["table_name", "date"], as_index=False)["rows"].sum()
         fig = rf.new_figure(height=360)
         for i, (name, rows) in enumerate(per_day.groupby("table_name", sort=True)):
             fig.add_trace(
-                go.Bar(
+                dict(
+                    type="bar",
                     x=rf.values(rows["date"]),
                     y=rf.values(rows["rows"]),
                     name=name,
-                    marker_color=rf.COLORS[i % len(rf.COLORS)],
+                    marker=dict(color=rf.COLORS[i % len(rf.COLORS)]),
                 )
             )
-        fig.update_layout(barmode="stack", yaxis_title="quarantined rows")
+        fig.update_layout(barmode="stack", yaxis=dict(title=dict(text="quarantined rows")))
         rf.count_axis(fig, per_day.groupby("date")["rows"].sum().max())
         s.plot("quarantine", rf.done(fig), "No quarantined rows.")
         reasons = counts.groupby(["table_name", "reason"], dropna=False, as_index=False).agg(
@@ -785,9 +785,9 @@ class ReportBuilder:
         for i, (column, title, fmt) in enumerate(shown):
             rf.line(fig, kpi["date"], kpi[column], column.replace("_", " "), rf.COLORS[i], i + 1)
             fig.update_yaxes(tickformat=fmt, row=i + 1, col=1)
-        fig.update_yaxes(title_text="users", row=1, col=1)
-        fig.update_yaxes(title_text="rate", row=2, col=1)
-        fig.update_yaxes(title_text=currency, row=3, col=1)
+        fig.update_yaxes(title=dict(text="users"), row=1, col=1)
+        fig.update_yaxes(title=dict(text="rate"), row=2, col=1)
+        fig.update_yaxes(title=dict(text=currency), row=3, col=1)
         s.plot("kpis", rf.done(fig), f"No KPI rows up to {self.as_of}.")
         return s
 
@@ -799,25 +799,26 @@ class ReportBuilder:
         if okrs.empty:
             s.add(note(f"No OKR progress rows up to {self.as_of}."))
             return s
-        import plotly.graph_objects as go
 
         okrs = okrs.sort_values(["objective", "key_result"])
         labels = rf.values(okrs["key_result"].astype(str))
         fig = rf.new_figure(height=360)
         fig.add_trace(
-            go.Bar(
+            dict(
+                type="bar",
                 x=labels,
                 y=rf.values(okrs["progress"]),
                 name="progress",
-                marker_color=[rf.OK if t else rf.BAD for t in okrs["on_track"].fillna(False)],
+                marker=dict(color=[rf.OK if t else rf.BAD for t in okrs["on_track"].fillna(False)]),
             )
         )
         fig.add_trace(
-            go.Bar(
+            dict(
+                type="bar",
                 x=labels,
                 y=rf.values(okrs["expected_progress"]),
                 name="expected by now (linear pace)",
-                marker_color=rf.EXCLUDED,
+                marker=dict(color=rf.EXCLUDED),
             )
         )
         rf.hline(fig, 1, dict(color=rf.COLORS[2], dash="dash"), "target")

@@ -5,6 +5,8 @@ Presentation only (no SQL, no statistics); plotly is imported only when a figure
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import date, timedelta
 
 from orchestration.lib.report_html import jsonable
@@ -27,17 +29,71 @@ def values(series) -> list:
     return jsonable(list(series))
 
 
-def new_figure(
-    rows: int = 1,
-    cols: int = 1,
-    titles=None,
-    shared_x: bool = False,
-    height: int | None = None,
-    row_heights: list[float] | None = None,
-):
-    from plotly.subplots import make_subplots
+def _merge(target: dict, changes: dict) -> None:
+    """plotly's update: nested properties merged, a value replaced, None dropped (plotly leaves it unset)."""
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        elif isinstance(value, dict):
+            target[key] = {}
+            _merge(target[key], value)
+        else:
+            target[key] = value
 
-    fig = make_subplots(
+
+def _axis_keys(refs: list[str], kind: str) -> list[str]:
+    """layout keys of axis references: 'x' -> 'xaxis', 'y3' -> 'yaxis3'."""
+    return [f"{kind}axis{ref[1:]}" for ref in refs]
+
+
+class Figure:
+    """A report figure as the plain dicts plotly.js reads, with the part of plotly's Figure API the report uses
+    (add_trace with row/col, update_layout, update_xaxes / update_yaxes with row/col, data, layout,
+    to_plotly_json). Traces and layout changes are nested dicts (``marker=dict(color=...)``, not
+    ``marker_color``). plotly's objects validated and copied every property on each call: most of the report's
+    time. The empty subplot grid is plotly's own (``plotly_figure``), built once per shape."""
+
+    def __init__(self, layout: dict, grid: dict[tuple[int, int], tuple[str, str]]):
+        self.layout = layout
+        self.grid = grid  # (row, col) -> the subplot's axis references ('x2', 'y2')
+        self.data: list[dict] = []
+
+    def add_trace(self, trace: dict, row: int | None = None, col: int | None = None) -> None:
+        trace = {k: v for k, v in trace.items() if v is not None}
+        if row is not None:
+            trace["xaxis"], trace["yaxis"] = self.grid[(row, col or 1)]
+        self.data.append(trace)
+
+    def update_layout(self, **changes) -> None:
+        _merge(self.layout, changes)
+
+    def _update_axes(self, kind: str, row, col, changes: dict) -> None:
+        index = 0 if kind == "x" else 1
+        refs = [r[index] for (r_row, r_col), r in self.grid.items() if row in (None, r_row) and col in (None, r_col)]
+        for key in _axis_keys(refs, kind):
+            _merge(self.layout.setdefault(key, {}), changes)
+
+    def update_xaxes(self, row: int | None = None, col: int | None = None, **changes) -> None:
+        self._update_axes("x", row, col, changes)
+
+    def update_yaxes(self, row: int | None = None, col: int | None = None, **changes) -> None:
+        self._update_axes("y", row, col, changes)
+
+    def subplot_refs(self, row: int, col: int) -> tuple[str, str]:
+        return self.grid[(row, col)]
+
+    def to_plotly_json(self) -> dict:
+        return {"data": list(self.data), "layout": dict(self.layout)}
+
+
+def _height(rows: int, height: int | None) -> int:
+    return height or max(320, 260 * rows)
+
+
+def _grid_args(rows, cols, titles, shared_x, row_heights) -> dict:
+    return dict(
         rows=rows,
         cols=cols,
         subplot_titles=titles,
@@ -46,41 +102,92 @@ def new_figure(
         horizontal_spacing=0.08,
         row_heights=row_heights,
     )
-    fig.update_layout(**LAYOUT, height=height or max(320, 260 * rows))
+
+
+def plotly_figure(
+    rows: int = 1,
+    cols: int = 1,
+    titles=None,
+    shared_x: bool = False,
+    height: int | None = None,
+    row_heights: list[float] | None = None,
+):
+    """The report's look on plotly's own Figure (the empty grid ``new_figure`` copies; the tests' oracle)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(**_grid_args(rows, cols, titles, shared_x, row_heights))
+    fig.update_layout(**LAYOUT, height=_height(rows, height))
     # automargin: tick labels (long group names, money) widen the margin instead of being cut
     fig.update_xaxes(**AXES, automargin=True)
     fig.update_yaxes(**AXES, automargin=True)
     return fig
 
 
-def line(fig, x, y, name, color, row=1, col=1, dash=None, group=None, legend=True, mode="lines"):
-    import plotly.graph_objects as go
+@functools.lru_cache(maxsize=64)
+def _empty_grid(rows: int, cols: int, titled: tuple[bool, ...] | None, shared_x: bool, row_heights) -> tuple:
+    """plotly's JSON of an empty grid whose titles are placeholders (filled in by new_figure), and its axes."""
+    titles = None if titled is None else [f"\x00{i}" if t else "" for i, t in enumerate(titled)]
+    fig = plotly_figure(rows, cols, titles, shared_x, None, None if row_heights is None else list(row_heights))
+    grid = {(row, col): plotly_subplot_refs(fig, row, col) for row in range(1, rows + 1) for col in range(1, cols + 1)}
+    return json.dumps(fig.to_plotly_json()["layout"]), grid
 
+
+def plotly_subplot_refs(fig, row: int, col: int) -> tuple[str, str]:
+    """The axis references ('x2', 'y2') of subplot (row, col) of a plotly figure."""
+    axes = fig.get_subplot(row, col)
+    return axes.xaxis.plotly_name.replace("axis", ""), axes.yaxis.plotly_name.replace("axis", "")
+
+
+def new_figure(
+    rows: int = 1,
+    cols: int = 1,
+    titles=None,
+    shared_x: bool = False,
+    height: int | None = None,
+    row_heights: list[float] | None = None,
+) -> Figure:
+    titled = None if titles is None else tuple(bool(t) for t in titles)
+    layout, grid = _empty_grid(rows, cols, titled, shared_x, None if row_heights is None else tuple(row_heights))
+    layout = json.loads(layout)  # a fresh copy
+    for note in layout.get("annotations", []):
+        if note.get("text", "").startswith("\x00"):
+            note["text"] = titles[int(note["text"][1:])]
+    layout["height"] = _height(rows, height)
+    return Figure(layout, dict(grid))
+
+
+def line(fig, x, y, name, color, row=1, col=1, dash=None, group=None, legend=True, mode="lines"):
     if mode == "lines" and sum(v is not None for v in values(y)) == 1:
         mode = "lines+markers"  # a line through one day draws nothing
     fig.add_trace(
-        go.Scatter(
+        dict(
+            type="scatter",
             x=values(x),
             y=values(y),
             name=name,
             mode=mode,
             legendgroup=group or name,
             showlegend=legend,
-            line=dict(color=color, width=2, dash=dash),
+            line=_present(color=color, width=2, dash=dash),
         ),
         row=row,
         col=col,
     )
 
 
+def _present(**properties) -> dict:
+    """The properties that are set (plotly leaves a None unset)."""
+    return {k: v for k, v in properties.items() if v is not None}
+
+
 def band(fig, x, low, high, name, color, row=1, col=1, group=None):
     """A shaded 95% CI: the upper edge, then the lower edge filled up to it."""
-    import plotly.graph_objects as go
 
     fill = f"rgba({int(color[1:3], 16)}, {int(color[3:5], 16)}, {int(color[5:7], 16)}, 0.18)"
     x = values(x)
     fig.add_trace(
-        go.Scatter(
+        dict(
+            type="scatter",
             x=x,
             y=values(high),
             mode="lines",
@@ -94,7 +201,8 @@ def band(fig, x, low, high, name, color, row=1, col=1, group=None):
         col=col,
     )
     fig.add_trace(
-        go.Scatter(
+        dict(
+            type="scatter",
             x=x,
             y=values(low),
             mode="lines",
@@ -112,10 +220,9 @@ def band(fig, x, low, high, name, color, row=1, col=1, group=None):
 
 
 def markers(fig, x, y, name, row=1, col=1, legend=True):
-    import plotly.graph_objects as go
-
     fig.add_trace(
-        go.Scatter(
+        dict(
+            type="scatter",
             x=values(x),
             y=values(y),
             name=name,
@@ -151,9 +258,13 @@ def _spans(fig) -> dict:
 
 def _subplot_refs(fig, row, col) -> tuple[str, str] | None:
     """The axis references of subplot (row, col), or None when no trace is drawn on it (plotly adds nothing)."""
-    axes = fig.get_subplot(row, col)
-    x, y = axes.xaxis.plotly_name.replace("axis", ""), axes.yaxis.plotly_name.replace("axis", "")
-    return (x, y) if any(t.xaxis == x and t.yaxis == y for t in fig.data) else None
+    x, y = fig.subplot_refs(row, col)
+    return (x, y) if any(_prop(t, "xaxis") == x and _prop(t, "yaxis") == y for t in fig.data) else None
+
+
+def _prop(trace, key: str):
+    """A trace's property or None (a dict here, a plotly trace in the tests' oracle figures)."""
+    return trace[key] if key in trace else None
 
 
 def _annotation(text, font_color, **place) -> dict:
@@ -237,11 +348,11 @@ def day_axes(fig) -> None:
     single day in milliseconds. A single day is shown with a day either side."""
     by_axis: dict[str, list[date]] = {}
     for trace in fig.data:
-        if getattr(trace, "orientation", None) == "h":
+        if _prop(trace, "orientation") == "h":
             continue
-        days = _days(trace.x)
+        days = _days(_prop(trace, "x"))
         if days:
-            by_axis.setdefault(trace.xaxis or "x", []).extend(days)
+            by_axis.setdefault(_prop(trace, "xaxis") or "x", []).extend(days)
     for axis, days in by_axis.items():
         first, last = min(days), max(days)
         span = (last - first).days
@@ -249,7 +360,7 @@ def day_axes(fig) -> None:
         settings = dict(dtick=step * DAY_MS, tickformat="%b %d", hoverformat="%Y-%m-%d")
         if span == 0:
             settings["range"] = [(first - timedelta(days=1)).isoformat(), (last + timedelta(days=1)).isoformat()]
-        fig.layout[f"xaxis{axis[1:]}"].update(**settings)
+        fig.update_layout(**{f"xaxis{axis[1:]}": settings})
 
 
 def done(fig) -> dict:
@@ -272,7 +383,6 @@ def bias_bars(fig, g, best, colors, row, floor) -> None:
 
     Horizontal so a group's label (``female x 25-34``) is read in full on the y axis.
     """
-    import plotly.graph_objects as go
 
     reference = best if best and best > 0 else float("nan")
     relative = g["favourable_rate"] / reference
@@ -289,11 +399,12 @@ def bias_bars(fig, g, best, colors, row, floor) -> None:
         )
     ]
     fig.add_trace(
-        go.Bar(
+        dict(
+            type="bar",
             y=values(g["group_value"].astype(str)),
             x=values(relative),
             orientation="h",
-            marker_color=colors,
+            marker=dict(color=colors),
             name="relative selection rate",
             hovertext=hover,
             error_x=dict(
@@ -309,14 +420,13 @@ def bias_bars(fig, g, best, colors, row, floor) -> None:
         col=1,
     )
     fig.update_yaxes(type="category", row=row, col=1)
-    fig.update_xaxes(title_text="rate relative to the best-off group", rangemode="tozero", row=row, col=1)
+    fig.update_xaxes(title=dict(text="rate relative to the best-off group"), rangemode="tozero", row=row, col=1)
     vrect(fig, 0, floor, BAD, 0.07, row=row)
     vline(fig, floor, dict(color=BAD, dash="dash", width=1.5), "four-fifths", BAD, row=row)
 
 
 def significance_markers(fig, x, y, significant, row=1, col=1, legend=True) -> None:
     """One marker per day on the lift line: filled where the lift is significant, hollow grey where it is not."""
-    import plotly.graph_objects as go
 
     x, y = values(x), values(y)
     for flag, name, marker in (
@@ -329,7 +439,8 @@ def significance_markers(fig, x, y, significant, row=1, col=1, legend=True) -> N
     ):
         # None where the other kind is: the line stays, the markers tell which days are significant
         fig.add_trace(
-            go.Scatter(
+            dict(
+                type="scatter",
                 x=x,
                 y=[v if s is flag else None for v, s in zip(y, significant)],
                 mode="markers",
@@ -346,13 +457,12 @@ def significance_markers(fig, x, y, significant, row=1, col=1, legend=True) -> N
 
 def distribution_bars(labels, reference, current, current_name: str) -> dict:
     """Grouped bars of a feature's share per bin: the reference window beside the drifted day."""
-    import plotly.graph_objects as go
 
     fig = new_figure(height=320)
     labels = [str(v) for v in labels]
     for name, shares, color in (("reference window", reference, EXCLUDED), (current_name, current, BAD)):
-        fig.add_trace(go.Bar(x=labels, y=values(shares), name=name, marker_color=color))
+        fig.add_trace(dict(type="bar", x=labels, y=values(shares), name=name, marker=dict(color=color)))
     fig.update_layout(barmode="group", hovermode="x")
-    fig.update_xaxes(type="category", title_text="bin (numeric: between reference deciles) or category")
-    fig.update_yaxes(tickformat=".0%", title_text="share of non-null values", rangemode="tozero")
+    fig.update_xaxes(type="category", title=dict(text="bin (numeric: between reference deciles) or category"))
+    fig.update_yaxes(tickformat=".0%", title=dict(text="share of non-null values"), rangemode="tozero")
     return done(fig)

@@ -4,18 +4,17 @@ report_figures keeps them as plain dicts until the figure is done (plotly re-val
 on each call); the oracle is plotly itself, given the same lines on an equal figure.
 """
 
-import plotly.graph_objects as go
-
 from orchestration.lib import report_figures as rf
 
 RED = "#c62828"
 
 
-def _figure(rows: int, empty_row: int | None = None):
-    fig = rf.new_figure(rows=rows, titles=[f"panel {i}" for i in range(rows)])
+def _figure(rows: int, empty_row: int | None = None, on_plotly: bool = False):
+    """report_figures' figure, or plotly's own (the oracle) when ``on_plotly``."""
+    fig = (rf.plotly_figure if on_plotly else rf.new_figure)(rows=rows, titles=[f"panel {i}" for i in range(rows)])
     for row in range(1, rows + 1):
         if row != empty_row:
-            fig.add_trace(go.Scatter(x=[0.1, 0.9], y=[1, 2], name=f"series {row}"), row=row, col=1)
+            fig.add_trace(dict(type="scatter", x=[0.1, 0.9], y=[1, 2], name=f"series {row}"), row=row, col=1)
     return fig
 
 
@@ -25,7 +24,7 @@ def _layout_objects(figure: dict) -> tuple[list, list]:
 
 
 def test_lines_and_bands_equal_plotlys_own_on_every_subplot_and_none_on_an_empty_one():
-    ours, plotlys = _figure(3, empty_row=3), _figure(3, empty_row=3)
+    ours, plotlys = _figure(3, empty_row=3), _figure(3, empty_row=3, on_plotly=True)
     line = dict(color=RED, dash="dash", width=1.5)
 
     rf.hline(ours, 0.5, line, "retraining below this", "left", RED, row=2)
@@ -63,7 +62,7 @@ def test_lines_and_bands_equal_plotlys_own_on_every_subplot_and_none_on_an_empty
 
 
 def test_a_target_line_with_its_text_at_the_right_end():
-    ours, plotlys = _figure(1), _figure(1)
+    ours, plotlys = _figure(1), _figure(1, on_plotly=True)
     rf.hline(ours, 1, dict(color=rf.COLORS[2], dash="dash"), "target")
     plotlys.add_hline(y=1, line=dict(color=rf.COLORS[2], dash="dash"), annotation_text="target")
     assert _layout_objects(rf.done(ours)) == _layout_objects(rf.done(plotlys))
