@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from orchestration.lib.settings import DBT_PROJECT_DIR
+from orchestration.lib.yaml_files import read_yaml
 
 KINDS = ("kpi", "health", "net_value", "lift")
 DEFAULT_WINDOW_DAYS = 7
@@ -117,7 +118,7 @@ class OkrFile:
 def dbt_model_columns(model: str) -> set[str]:
     """Columns documented for a dbt model in the project's schema files (the one list Python and dbt share)."""
     for schema_file in sorted((DBT_PROJECT_DIR / "models").rglob("*.yml")):
-        for entry in (yaml.safe_load(schema_file.read_text()) or {}).get("models", []) or []:
+        for entry in (read_yaml(schema_file) or {}).get("models", []) or []:
             if entry.get("name") == model:
                 return {c["name"] for c in entry.get("columns", [])}
     raise KeyError(f"dbt model {model!r} is not documented under {DBT_PROJECT_DIR / 'models'}")

@@ -59,11 +59,11 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-import yaml
 
 from orchestration.lib.contract import CONTRACTS
 from orchestration.lib.settings import EXPECTATIONS_DIR
 from orchestration.lib.warehouse import ensure_table
+from orchestration.lib.yaml_files import read_yaml
 
 SAMPLE_SIZE = 5
 LEVELS = {"schema_expectations": "schema", "expectations": "rows", "day_expectations": "days"}
@@ -194,7 +194,7 @@ def load_suite(name: str, directory: Path = EXPECTATIONS_DIR / "suites") -> dict
     path = directory / f"{name}.yml"
     if not path.is_file():
         raise FileNotFoundError(f"expectation suite '{name}' not found at {path}")
-    suite = yaml.safe_load(path.read_text())
+    suite = read_yaml(path)
     for level in LEVELS:
         for i, exp in enumerate(suite.get(level) or []):
             if "type" not in exp or "kwargs" not in exp:

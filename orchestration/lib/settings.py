@@ -71,9 +71,9 @@ def export_env() -> None:
 
 def dbt_project_vars() -> dict:
     """The vars dbt_project.yml declares (the defaults a project file may override)."""
-    import yaml
+    from orchestration.lib.yaml_files import read_yaml
 
-    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text()).get("vars", {})
+    return read_yaml(DBT_PROJECT_DIR / "dbt_project.yml").get("vars", {})
 
 
 def dbt_var(name: str):
