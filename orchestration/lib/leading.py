@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 
@@ -42,13 +43,12 @@ def first_sustained_drop(
         raise ValueError("baseline_days must be >= 2 and persist_days >= 1")
     series = values.sort_index().astype(float)
     days = list(series.index)
+    v = series.to_numpy()  # arrays, not pandas slices: the summary scans every day of the history
+    span = timedelta(days=baseline_days + persist_days - 1)
     for i in range(baseline_days, len(days) - persist_days + 1):
-        baseline = series.iloc[i - baseline_days : i]
-        window = series.iloc[i : i + persist_days]
-        consecutive = days[i + persist_days - 1] - days[i - baseline_days] == timedelta(
-            days=baseline_days + persist_days - 1
-        )
-        if not consecutive or baseline.isna().any() or window.isna().any():
+        baseline, window = v[i - baseline_days : i], v[i : i + persist_days]
+        consecutive = days[i + persist_days - 1] - days[i - baseline_days] == span
+        if not consecutive or np.isnan(baseline).any() or np.isnan(window).any():
             continue
         mean, sd = float(baseline.mean()), float(baseline.std(ddof=1))
         limit = mean - k * sd
