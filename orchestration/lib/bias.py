@@ -377,10 +377,7 @@ def bias_verdicts(
     # each model and attribute's rows, in the rates' order, as arrays
     columns = {c: rates[c].to_numpy(dtype=float, na_value=np.nan) for c in JUDGED_COLUMNS}
     columns["group_value"] = rates["group_value"].to_numpy(dtype=object)
-    pairs = list(zip(rates["model_id"], rates["attribute"], strict=True))
-    rows_of: dict[tuple, list[int]] = {}
-    for i, pair in enumerate(pairs):
-        rows_of.setdefault(pair, []).append(i)
+    rows_of = rates.groupby(["model_id", "attribute"]).indices  # (model, attribute) -> row positions
     out = [
         _judge(model_id, attribute, {c: v[rows] for c, v in columns.items()}, t, directions[model_id])
         for (model_id, attribute), rows in sorted(rows_of.items())
