@@ -17,6 +17,7 @@ os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 
 from orchestration.dagster_storage import ephemeral_instance
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from orchestration.lib.long_lived import freeze_long_lived_objects
 
 
 @dataclass
@@ -120,6 +121,7 @@ def execute_with_progress(
     job: dg.JobDefinition, instance: dg.DagsterInstance, progress: Callable[[str], None] | None, label: str, **kwargs
 ) -> dg.ExecuteInProcessResult:
     """``job.execute_in_process(**kwargs)``, streaming StepProgress lines to ``progress`` (if given) meanwhile."""
+    freeze_long_lived_objects()  # the first run of the process: later garbage collections skip them
     run_id = str(uuid.uuid4())
     if progress is not None:
         instance.add_event_listener(run_id, StepProgress(progress, label))

@@ -1,0 +1,40 @@
+"""Freezing the long-lived objects (orchestration/lib/long_lived.py): once per process, and garbage made after
+it (reference cycles included) is still collected. Run in a fresh interpreter: freezing is process-wide."""
+
+import subprocess
+import sys
+import textwrap
+
+PROBE = textwrap.dedent(
+    """
+    import gc, sys, weakref
+    from orchestration.lib.long_lived import freeze_long_lived_objects
+
+    assert gc.get_freeze_count() == 0
+    freeze_long_lived_objects()
+    frozen = gc.get_freeze_count()
+    assert frozen > 100_000, frozen  # the modules a run imports (dbt, Great Expectations) among them
+    assert "great_expectations" in sys.modules and "dbt.cli.main" in sys.modules
+    freeze_long_lived_objects()
+    assert gc.get_freeze_count() == frozen  # once per process
+
+    class Node:
+        pass
+
+    freed = []
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # a reference cycle: only the cyclic collector frees it
+    weakref.finalize(a, freed.append, "cycle")
+    del a, b
+    gc.collect()
+    assert freed == ["cycle"], freed
+    assert gc.get_freeze_count() == frozen
+    print("ok")
+    """
+)
+
+
+def test_the_first_call_freezes_what_is_alive_and_later_cycles_are_still_collected():
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
