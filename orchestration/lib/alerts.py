@@ -166,6 +166,8 @@ def one_sided_drop_pvalue(successes, trials, reference_successes, reference_tria
 def _breaches(
     frame: pd.DataFrame, metric: str, values: pd.Series, threshold: float, rule: str, subject=None
 ) -> pd.DataFrame:
+    if values.empty:  # most rules on most days: no breach (an empty frame, left out of evaluate_alerts' result)
+        return pd.DataFrame()
     out = frame.loc[values.index, ["date", "model_id", "model_version"]].copy()
     out["metric"] = metric
     out["subject"] = subject if subject is not None else ""
@@ -201,8 +203,10 @@ def evaluate_alerts(
         ece = config.rule("expected_calibration_error", model_id)
         hit = rows["expected_calibration_error"][labelled & (rows["expected_calibration_error"] > ece["above"])]
         found.append(_breaches(rows, "expected_calibration_error", hit, ece["above"], f"> {ece['above']}"))
+        ref = rows[["model_id", "model_version"]].merge(reference, on=["model_id", "model_version"], how="left")
+        ref.index = rows.index  # each row's version's reference counts
         for name in DROP_RULES:
-            found.append(_drop_breaches(rows, labelled, reference, name, config.rule(name, model_id)))
+            found.append(_drop_breaches(rows, labelled, ref, name, config.rule(name, model_id)))
 
     for model_id, rows in health.groupby("model_id"):
         coverage = config.rule("label_coverage", model_id)
@@ -241,23 +245,20 @@ def evaluate_alerts(
     return out.sort_values(["date", "model_id", "metric", "subject"]).reset_index(drop=True)
 
 
-def _drop_breaches(
-    rows: pd.DataFrame, labelled: pd.Series, reference: pd.DataFrame, name: str, rule: dict
-) -> pd.DataFrame:
+def _drop_breaches(rows: pd.DataFrame, labelled: pd.Series, ref: pd.DataFrame, name: str, rule: dict) -> pd.DataFrame:
     """Days whose precision (recall) is significantly below the version's reference window's.
 
     One-sided pooled two-proportion z-test of the day's counts against the
     reference window's; a breach when p < alpha. value = the day's rate,
     threshold = the reference rate. Days without enough labelled predictions
     (``min_labelled``, and the rule's ``min_count`` on the rate's denominator) are not judged.
+    ``ref``: each row's version's REFERENCE_COLUMNS (on the rows' index).
     """
     metric, hits, misses, (ref_hits, ref_misses) = DROP_RULES[name]
     alpha = float(rule.get("alpha", 0.01))
     missing = [c for c in (hits, misses) if c not in rows.columns]
     if missing:
         raise ValueError(f"model_health_daily rows lack {missing}: the {name} rule needs the day's confusion counts")
-    ref = rows[["model_id", "model_version"]].merge(reference, on=["model_id", "model_version"], how="left")
-    ref.index = rows.index
     x, n = rows[hits].astype(float), rows[hits].astype(float) + rows[misses].astype(float)
     xr = ref[ref_hits].astype(float)
     nr = xr + ref[ref_misses].astype(float)
@@ -267,7 +268,8 @@ def _drop_breaches(
     with np.errstate(invalid="ignore", divide="ignore"):
         value, threshold = (x / n)[hit], (xr / nr)[hit]
     out = _breaches(rows, name, value, 0.0, f"one-sided z-test p < {alpha:g} vs reference {metric}")
-    out["threshold"] = threshold.astype(float).to_numpy()
+    if len(out):
+        out["threshold"] = threshold.astype(float).to_numpy()
     return out
 
 
