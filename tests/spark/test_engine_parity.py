@@ -24,14 +24,15 @@ pytestmark = [
 ]
 
 # a small world with both experiments running a week after a short pre-period (CUPED's covariate) and the
-# planted incident in its last days: seconds on DuckDB, a few minutes on local Spark (mostly per-query cost)
+# planted incident in its last days: seconds on DuckDB, a few minutes on local Spark (mostly per-query cost:
+# the loader's is per table and day, so the world is as short as a week-long experiment allows)
 WORLD = WorldConfig(
-    days=14,
+    days=10,
     users=2_000,
     seed=5,
     predictions_per_day=300,
-    incident_day=10,
-    models=tuple(replace(model, start_day=day) for model, day in zip(DEFAULT_MODELS, (5, 7), strict=True)),
+    incident_day=6,
+    models=tuple(replace(model, start_day=day) for model, day in zip(DEFAULT_MODELS, (2, 3), strict=True)),
 )
 SCHEMAS = ("marts", "intermediate", "attribution")
 
