@@ -14,16 +14,17 @@ the process (the tests, a Python caller running day after day) saves ~0.5 s of c
 """
 
 import gc
-import os
 from functools import cache
 
 
 @cache
 def freeze_long_lived_objects() -> None:
     """Import what every run imports, collect once, then freeze what is alive (once per process)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # as the gates set it before they import GX
     import dbt.cli.main  # noqa: F401  (imported by the run's dbt step anyway: now, so it is frozen too)
-    import great_expectations  # noqa: F401  (the quality gates')
+
+    from orchestration.lib.quality_gate import import_gx
+
+    import_gx()  # the quality gates'
 
     gc.collect()
     gc.freeze()

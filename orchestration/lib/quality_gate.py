@@ -569,10 +569,17 @@ GX_DATASOURCE = "impact_ledger"  # the pandas datasource of every suite level's 
 FINGERPRINT_META = "impact_ledger_fingerprint"  # a stored suite's expectations, hashed: unchanged ones are reused
 
 
+def import_gx():
+    """great_expectations, imported with its usage analytics off unless the environment turns them on."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations
+
+    return great_expectations
+
+
 def _context(docs_dir: Path | None):
     """Ephemeral GX context, or a file-mode one whose Data Docs site renders into ``docs_dir``."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+    gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     from orchestration.lib import gx_kwargs
@@ -714,8 +721,7 @@ def validate_frames(
     file-mode context and GX Data Docs (HTML) are rebuilt into ``docs_dir``. With a ``session``
     (its own ``docs_dir`` applies), the context is shared and the session builds the docs later.
     """
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+    gx = import_gx()
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     frames = dict(frames)
