@@ -153,6 +153,12 @@ def pipeline(e2e_world, full_db, tmp_path, monkeypatch) -> Pipeline:
     return _private_copy(full_db, e2e_world, tmp_path, monkeypatch)
 
 
+@pytest.fixture
+def latest_copy(e2e_world, latest_db, tmp_path, monkeypatch) -> Pipeline:
+    """A private copy of `latest_db` (every day materialised) for a test that writes to it."""
+    return _private_copy(latest_db, e2e_world, tmp_path, monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def daily_instance():
     """The Dagster instance of `daily_db`'s runs: their materialisation events and metadata."""

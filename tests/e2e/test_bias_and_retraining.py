@@ -1,7 +1,6 @@
 """Bias: the planted group is flagged (and only it), rates agree with fairlearn; retraining only from a fair snapshot."""
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -138,21 +137,22 @@ def test_stored_window_verdicts_and_intervals_are_what_the_check_computes(latest
     assert stored.loc[("recommender", planted["attribute"]), "flagged_groups_equal_opportunity"] == planted["group"]
 
 
-def retraining_world(tmp_path: Path, monkeypatch, bias_shift: float) -> tuple[Pipeline, date]:
-    cfg = WorldConfig(days=30, users=6000, seed=21, predictions_per_day=2000, bias_logit_shift=bias_shift)
-    p = generated_pipeline(tmp_path, monkeypatch, cfg)
+def last_retraining_request(p: Pipeline) -> date:
+    """The day of the last retraining request the planted incident raised."""
     requests = p.query(
         "SELECT * FROM marts.retraining_requests WHERE model_id = ? ORDER BY date", [p.truth["incident"]["model_id"]]
     )
     assert len(requests), "the planted incident must raise a retraining request"
     assert "consecutive days" in requests["reason"].iloc[0]
-    return p, pd.Timestamp(requests["date"].iloc[-1]).date()
+    return pd.Timestamp(requests["date"].iloc[-1]).date()
 
 
-def test_retraining_snapshot_is_blocked_when_bias_is_planted(tmp_path, monkeypatch):
+def test_retraining_snapshot_is_blocked_when_bias_is_planted(latest_copy):
     from orchestration.runs import run_retraining
 
-    p, day = retraining_world(tmp_path, monkeypatch, bias_shift=2.2)
+    # the shared world plants both the incident and the biased group (a private copy: this test writes to it)
+    p = latest_copy
+    day = last_retraining_request(p)
     # first a window day whose users gate never ran: not validated, so blocked before any bias verdict
     unvalidated = day - timedelta(days=3)
     with duckdb.connect(str(p.db)) as conn:
@@ -175,7 +175,7 @@ def test_retraining_snapshot_is_blocked_when_bias_is_planted(tmp_path, monkeypat
     blocked = [f for f in outcome.failures if "training_bias_suite" in f and f.startswith("check")]
     assert blocked and "equal opportunity" in blocked[0], outcome.failures
     assert "retraining/training_snapshot" not in outcome.materialized
-    assert not list((tmp_path / "exports").rglob("snapshot.parquet"))
+    assert not list((p.db.parent / "exports").rglob("snapshot.parquet"))
     requests = p.query("SELECT status, status_reason FROM marts.retraining_requests WHERE date = ?", [day])
     assert (requests["status"] == "blocked").all()
     assert requests["status_reason"].str.startswith("retraining blocked: ").all()
@@ -185,7 +185,9 @@ def test_retraining_snapshot_is_blocked_when_bias_is_planted(tmp_path, monkeypat
 def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkeypatch):
     from orchestration.runs import run_retraining
 
-    p, day = retraining_world(tmp_path, monkeypatch, bias_shift=0.0)
+    cfg = WorldConfig(days=30, users=6000, seed=21, predictions_per_day=2000, bias_logit_shift=0.0)
+    p = generated_pipeline(tmp_path, monkeypatch, cfg)
+    day = last_retraining_request(p)
     outcome = run_retraining(day)
     assert outcome.success, outcome.failures
     files = list((tmp_path / "exports").rglob("snapshot.parquet"))
