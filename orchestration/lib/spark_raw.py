@@ -374,8 +374,19 @@ def _as_type(frame, field, table: str):
     return frame.withColumn(field.name, value.cast(field.dataType))
 
 
-def _land(sql, contract: TableContract, rows, day: date, dated: bool, report: LoadReport, known_columns: dict) -> None:
-    """Check the day's typed rows (``rows``) and land its loaded and quarantined rows."""
+def _land(
+    sql,
+    contract: TableContract,
+    rows,
+    day: date,
+    dated: bool,
+    report: LoadReport,
+    known_columns: dict,
+    empty_days: dict,
+) -> None:
+    """Check the day's typed rows (``rows``) and land its loaded and quarantined rows. A side without rows (most
+    days quarantine nothing) whose columns are the table's is a copy of an empty day this run wrote
+    (``empty_days``, as _land_empty's), not a Spark job."""
     from pyspark.sql import functions as F
 
     rows.createOrReplaceTempView("_typed")
@@ -392,12 +403,23 @@ def _land(sql, contract: TableContract, rows, day: date, dated: bool, report: Lo
     report.rows_quarantined = sum(report.quarantine_reasons.values())
     report.rows_loaded = report.rows_read - report.rows_quarantined
     part = f"_partition_date={day.isoformat()}"
-    for schema, keep in (("raw", F.col("_reason") == ""), ("raw_quarantine", F.col("_reason") != "")):
+    for schema, keep, n_rows in (
+        ("raw", F.col("_reason") == "", report.rows_loaded),
+        ("raw_quarantine", F.col("_reason") != "", report.rows_quarantined),
+    ):
         frame = checked.filter(keep).drop("_partition_date")
         if schema == "raw":
             frame = frame.drop("_reason")
         folder = table_folder(schema, contract.name)
+        known, written = known_columns.get(schema), empty_days.get(schema)
+        # the copy has the table's columns: what conforming this frame gives unless it brings a new one
+        if n_rows == 0 and written is not None and written.is_dir() and known is not None:
+            if set(frame.columns) <= set(known.fieldNames()):
+                _copy_empty_day(written, folder / part)
+                continue
         _write(_conform(sql.session, frame, schema, contract, known_columns), folder / part)
+        if n_rows == 0 and contract.time_column is not None:
+            empty_days[schema] = folder / part
         if contract.time_column is None:  # a snapshot replaces the table: its one day
             for other in folder.glob("_partition_date=*"):
                 if other.name != part:
@@ -419,12 +441,17 @@ def _land_empty(session, contract: TableContract, day: date, known_columns: dict
         if contract.time_column is None:  # a snapshot is the one day: nothing to copy from
             shutil.rmtree(folder, ignore_errors=True)
         elif (written := empty_days.get(schema)) is not None and written.is_dir():
-            _replace(target, lambda tmp, files=written: shutil.copytree(files, tmp))
+            _copy_empty_day(written, target)
             continue
         frame = session.sql(to_spark_sql(_empty_select(contract, schema == "raw_quarantine"))).drop("_partition_date")
         _write(_conform(session, frame, schema, contract, known_columns), target)
         if contract.time_column is not None:
             empty_days[schema] = target
+
+
+def _copy_empty_day(written: Path, target: Path) -> None:
+    """The day folder ``target`` as a copy of ``written``, an empty day of the same table this run wrote."""
+    _replace(target, lambda tmp: shutil.copytree(written, tmp))
 
 
 REFERENCED = re.compile(r"\braw\.(\w+)")
@@ -464,7 +491,7 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
             if files:
                 if reports:  # this day's seen keys and rules read the days this run landed before it
                     _relist_days(session, table)
-                _land(sql, contract, rows, day, dated, report, known_columns)
+                _land(sql, contract, rows, day, dated, report, known_columns, empty_days)
             else:
                 _land_empty(session, contract, day, known_columns, empty_days)
                 report.note = empty_day_note(table, bool(all_files))

@@ -391,3 +391,40 @@ def test_an_extra_value_that_does_not_cast_to_the_tables_type_stops_the_spark_lo
                 load_days(conn, "predictions", source, [D1, D2])
     assert f"predictions_{D2}.csv: table 'predictions', column 'feature_recency'" in str(err.value)
     assert "cannot be cast to DOUBLE" in str(err.value) and "'soon'" in str(err.value)
+
+
+def test_clean_days_copy_an_empty_quarantine_day_and_a_new_column_still_reaches_every_day(
+    tmp_path, monkeypatch, spark_session
+):
+    # four clean days (nothing quarantined: days 2-3's quarantine folders are copies of an earlier empty one,
+    # not Spark writes), the last bringing a column: every file of both folders gets it, as DuckDB's table does
+    days = [date(2026, 9, d) for d in range(2, 6)]
+    source = tmp_path / "landing"
+    (source / "predictions").mkdir(parents=True)
+    for i, day in enumerate(days):
+        frame = _predictions(day, range(10 * i, 10 * i + 3), [1.0, 2.0, None])
+        if day == days[-1]:
+            frame["feature_device"] = ["ios", None, "web"]
+        frame.to_parquet(source / "predictions" / f"predictions_{day}.parquet")
+
+    def load(conn):
+        reports = [
+            (r.rows_read, r.rows_loaded, r.rows_quarantined) for r in load_days(conn, "predictions", source, days)
+        ]
+        return reports, {
+            s: conn.execute(f"SELECT * FROM {s}.predictions ORDER BY _partition_date, _source_row").df()
+            for s in SCHEMAS
+        }
+
+    results = on_both_engines(tmp_path, load)
+    (duck_reports, duck), (spark_reports, spark) = results["duckdb"], results["spark"]
+    assert spark_reports == duck_reports == [(3, 3, 0)] * len(days)
+    for schema in SCHEMAS:
+        pd.testing.assert_frame_equal(spark[schema], duck[schema], obj=schema)
+    assert duck["raw"]["feature_device"].notna().sum() == 2 and duck["raw_quarantine"].empty
+    root = tmp_path / "spark" / "spark"
+    for schema in SCHEMAS:
+        folders = sorted((root / schema / "predictions").glob("_partition_date=*"))
+        assert [f.name for f in folders] == [f"_partition_date={d}" for d in days]
+        columns = {tuple(pq.read_schema(f).names) for f in (root / schema / "predictions").glob("*/*.parquet")}
+        assert len(columns) == 1 and "feature_device" in next(iter(columns)), (schema, columns)
