@@ -299,24 +299,42 @@ def _time_day(contract: TableContract) -> str:
     return f"CAST({_cast(_quote(contract.time_column), time_type)} AS DATE)"
 
 
-def _reason_sql(contract: TableContract, day: date, dated: bool) -> str:
-    cases = [f"CASE WHEN coalesce({r.violated_when}, false) THEN {_sql_str(r.reason)} END" for r in contract.rules]
+def _reason_cases(contract: TableContract, day: date | None, dated: bool) -> tuple[list[str], list[str], list[str]]:
+    """A row's reasons as SQL (each NULL when it holds not), in their order: those of the row and its day alone, the
+    key first seen on an earlier day (reads ``_first_seen``), the day of a dated file. ``day`` None: the row's
+    ``_partition_date`` (rows of several days)."""
+    alone = [f"CASE WHEN coalesce({r.violated_when}, false) THEN {_sql_str(r.reason)} END" for r in contract.rules]
+    seen, placed = [], []
     if contract.key:
         key = "(" + ", ".join(contract.key) + ")"
-        cases.append(f"CASE WHEN _key_rank > 1 THEN {_sql_str('duplicate key ' + key)} END")
+        alone.append(f"CASE WHEN _key_rank > 1 THEN {_sql_str('duplicate key ' + key)} END")
         if contract.time_column:
-            cases.append(
+            seen.append(
                 f"CASE WHEN _first_seen IS NOT NULL THEN {_sql_str('duplicate key ' + key + ', first seen on ')} "
                 "|| strftime(_first_seen, '%Y-%m-%d') END"
             )
     if contract.time_column and dated:
         tc = _quote(contract.time_column)
-        cases.append(
-            f"CASE WHEN {tc} IS NULL THEN {_sql_str('null ' + contract.time_column)} "
-            f"WHEN CAST({tc} AS DATE) <> DATE '{day.isoformat()}' "
-            f"THEN {_sql_str(f'{contract.time_column} outside partition day {day.isoformat()}')} END"
+        outside = _sql_str(f"{contract.time_column} outside partition day ")
+        on, named = (
+            ("_partition_date", "strftime(_partition_date, '%Y-%m-%d')")
+            if day is None
+            else (f"DATE '{day.isoformat()}'", _sql_str(day.isoformat()))
         )
+        placed.append(
+            f"CASE WHEN {tc} IS NULL THEN {_sql_str('null ' + contract.time_column)} "
+            f"WHEN CAST({tc} AS DATE) <> {on} THEN {outside} || {named} END"
+        )
+    return alone, seen, placed
+
+
+def _reasons(cases: list[str]) -> str:
     return "concat_ws('; ', " + ", ".join(cases) + ")" if cases else "''"
+
+
+def _reason_sql(contract: TableContract, day: date | None, dated: bool) -> str:
+    alone, seen, placed = _reason_cases(contract, day, dated)
+    return _reasons(alone + seen + placed)
 
 
 def _ensure_all_tables(conn: duckdb.DuckDBPyConnection) -> None:
@@ -422,6 +440,52 @@ def checked_sql(contract: TableContract, day: date, dated: bool) -> str:
     return (
         f"SELECT *, {_reason_sql(contract, day, dated)} AS _reason "
         f"FROM (SELECT *, {rank} AS _key_rank, {seen} AS _first_seen FROM _typed) t"
+    )
+
+
+def checked_days_sql(contract: TableContract, days: list[date], dated: bool) -> str:
+    """checked_sql for several days at once (``_typed`` holds their rows, each row's day in ``_partition_date``),
+    with the reasons loading the days one by one, in order, gives; the caller drops the columns from
+    ``_key_rank`` on (``_case_*``, ``_first_clean``, ``_first_seen``).
+
+    A key is first seen on the earliest day it was loaded before the row's day: a day of ``raw.<table>`` outside
+    ``days`` (those are being replaced), or the first of ``days`` on which a row of the key had no reason of its
+    own (no broken rule, first of its key that day, on its day), which is the one loaded: a later one is a
+    duplicate, and an earlier loaded day outside ``days`` makes it one too, at a still earlier first sighting."""
+    alone, seen, placed = _reason_cases(contract, None, dated)
+    rank = "1"
+    if contract.key:
+        keys = ", ".join(map(_quote, contract.key))
+        order = _quote(contract.key_order or contract.time_column or contract.key[0])
+        rank = f"row_number() OVER (PARTITION BY {keys}, _partition_date ORDER BY {order}, _source_row)"
+    ranked = f"SELECT *, {rank} AS _key_rank FROM _typed"
+    if not seen:
+        return f"SELECT *, {_reasons(alone + placed)} AS _reason FROM ({ranked}) t"
+    # each reason once per row (a rule may be a subquery), read twice: without and with the key's history
+    cases = [f"_case_{i}" for i in range(len(alone) + len(placed))]
+    own, later = cases[: len(alone)], cases[len(alone) :]
+    each = ", ".join(f"{sql} AS {name}" for sql, name in zip(alone + placed, cases))
+    key_given = " AND ".join(f"{k} IS NOT NULL" for k in map(_quote, contract.key))
+    first_clean = (
+        f"CASE WHEN {key_given} THEN min(CASE WHEN {_reasons(cases)} = '' THEN _partition_date END) "
+        f"OVER (PARTITION BY {keys}) END"
+    )
+    same_key = " AND ".join(f"o.{k} = d.{k}" for k in map(_quote, contract.key))
+    listed = ", ".join(f"DATE '{day.isoformat()}'" for day in days)
+    by = ", ".join(f"d.{k}" for k in map(_quote, [*contract.key, "_partition_date"]))
+    earlier = (
+        f"SELECT {by}, min(o._partition_date) AS _earlier FROM (SELECT DISTINCT {keys}, _partition_date FROM _typed) d "
+        f"JOIN raw.{contract.name} o ON {same_key} AND o._partition_date < d._partition_date "
+        f"WHERE o._partition_date NOT IN ({listed}) GROUP BY {by}"
+    )
+    joined = " AND ".join(f"e.{k} = c.{k}" for k in map(_quote, [*contract.key, "_partition_date"]))
+    first_seen = "least(e._earlier, CASE WHEN c._first_clean < c._partition_date THEN c._first_clean END)"
+    return (
+        f"SELECT *, {_reasons(own + seen + later)} AS _reason FROM ("
+        f"SELECT c.*, {first_seen} AS _first_seen FROM ("
+        f"SELECT *, {first_clean} AS _first_clean FROM (SELECT *, {each} FROM ({ranked}) t) r"
+        f") c LEFT JOIN ({earlier}) e ON {joined}"
+        ") s"
     )
 
 

@@ -41,6 +41,7 @@ from orchestration.lib.raw_loader import (  # Spark's CSV reading mirrors raw_lo
     check_columns,
     check_types_with,
     check_undated_times,
+    checked_days_sql,
     checked_sql,
     csv_header,
     empty_day_note,
@@ -51,6 +52,7 @@ from orchestration.lib.raw_loader import (  # Spark's CSV reading mirrors raw_lo
 )
 
 SCHEMAS = ("raw", "raw_quarantine")
+DAY = "_partition_date"  # the day folders' column (hive-style: _partition_date=YYYY-MM-DD)
 SUSPECT = "_suspect"  # a value Spark's CSV parser let through that DuckDB's strict reader may refuse
 
 
@@ -255,9 +257,12 @@ def _duckdb_judges(table: str, files: list[Path], encoding: str, spark_error: Ex
         raise ContractError(f"{where}: table '{table}': Spark cannot read the file: {cause}")
 
 
-def _scan(session, conn, contract: TableContract, files: list[Path], encoding: str):
+def _scan(session, conn, contract: TableContract, files: list[Path], encoding: str, file_days=None):
     """The files as view ``_scan`` with ``filename`` and ``_source_row`` (the row's place in the files, in their
-    order, as DuckDB's scan numbers them); checked as DuckDB checks them. Returns its columns."""
+    order, as DuckDB's scan numbers them); checked as DuckDB checks them. Returns its columns.
+
+    ``file_days``: each file's day (the files of several days, each day's together): rows get ``_partition_date``
+    and are numbered within their day's files, as a scan of that day alone numbers them."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -288,17 +293,22 @@ def _scan(session, conn, contract: TableContract, files: list[Path], encoding: s
         _duckdb_judges(contract.name, suspects, encoding, None)
     offsets, start = {}, 0
     for i in range(len(files)):
+        if file_days and i and file_days[i] != file_days[i - 1]:
+            start = 0
         offsets[i], start = start, start + counts.get(i, (0, 0))[0]
     offset = F.create_map(*[F.lit(x) for kv in offsets.items() for x in kv])[F.col("_file_pos")]
     in_file = F.row_number().over(Window.partitionBy("_file_pos").orderBy("_in_file"))
-    frame = frame.withColumn("_source_row", (offset + in_file).cast("bigint")).drop("_file_pos", "_in_file", SUSPECT)
+    frame = frame.withColumn("_source_row", (offset + in_file).cast("bigint"))
+    if file_days:
+        frame = frame.withColumn("_partition_date", F.array(*map(F.lit, file_days))[F.col("_file_pos")])
+    frame = frame.drop("_file_pos", "_in_file", SUSPECT)
     frame.createOrReplaceTempView("_scan")
     return [c for c in frame.columns if c != "_source_row"]
 
 
-def _typed(session, sql, contract, files, dated, encoding, day_sql: str, conn):
+def _typed(session, sql, contract, files, dated, encoding, day_sql: str, conn, file_days=None):
     """The typed rows of ``files`` (the same SQL as DuckDB's loader), checked as DuckDB checks them."""
-    present = _scan(session, conn, contract, files, encoding)
+    present = _scan(session, conn, contract, files, encoding, file_days)
     check_types_with(sql.fetchall, contract, "_scan", set(present))
     if contract.time_column and not dated:
         check_undated_times(sql.fetchall, contract, files, "_scan")
@@ -330,7 +340,8 @@ def _conform(session, frame, schema: str, contract: TableContract, known_columns
     """The day's rows with every column the table's other days have (NULL where absent), and those days given
     the day's new columns (rewritten once, when a column first appears): every file of a table holds the same
     columns, as DuckDB's table does. dbt's Spark infers a folder's schema from one of its files.
-    ``known_columns`` caches each folder's schema for the run (read once, not once per day)."""
+    ``known_columns`` caches each folder's schema for the run (read once, not once per day). Rows of several
+    days keep their ``_partition_date``."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
 
@@ -345,7 +356,7 @@ def _conform(session, frame, schema: str, contract: TableContract, known_columns
             frame = frame.withColumn(field.name, F.lit(None).cast(field.dataType))
         elif frame.schema[field.name].dataType != field.dataType:
             frame = _as_type(frame, field, contract.name)
-    new = [f for f in frame.schema.fields if f.name not in known.fieldNames()]
+    new = [f for f in frame.schema.fields if f.name not in known.fieldNames() and f.name != DAY]
     if new:
         for day_folder in sorted(folder.glob("_partition_date=*")):
             old = session.read.parquet(str(day_folder))
@@ -353,7 +364,7 @@ def _conform(session, frame, schema: str, contract: TableContract, known_columns
                 old = old.withColumn(field.name, F.lit(None).cast(field.dataType))
             _write(old.localCheckpoint(eager=True), day_folder)  # read before its folder is replaced
     known_columns[schema] = StructType(known.fields + new)
-    return frame.select(*known.fieldNames(), *[f.name for f in new])
+    return frame.select(*known.fieldNames(), *[f.name for f in new], *[DAY] * (DAY in frame.columns))
 
 
 def _as_type(frame, field, table: str):
@@ -395,13 +406,7 @@ def _land(
         sql.frame(seen).createOrReplaceTempView("_seen")
     checked = sql.frame(checked_sql(contract, day, dated)).drop("_key_rank", "_first_seen")
     checked = checked.localCheckpoint(eager=True)  # computed once: counted, then written twice
-    reasons = {r[0]: r[1] for r in checked.groupBy("_reason").count().collect()}
-    report.rows_read = sum(reasons.values())
-    report.quarantine_reasons = dict(
-        sorted(((k, n) for k, n in reasons.items() if k != ""), key=lambda kv: (-kv[1], kv[0]))
-    )
-    report.rows_quarantined = sum(report.quarantine_reasons.values())
-    report.rows_loaded = report.rows_read - report.rows_quarantined
+    _count(report, {r[0]: r[1] for r in checked.groupBy("_reason").count().collect()})
     part = f"_partition_date={day.isoformat()}"
     for schema, keep, n_rows in (
         ("raw", F.col("_reason") == "", report.rows_loaded),
@@ -424,6 +429,81 @@ def _land(
             for other in folder.glob("_partition_date=*"):
                 if other.name != part:
                     shutil.rmtree(other)
+
+
+def _count(report: LoadReport, reasons: dict[str, int]) -> None:
+    """The day's report from its rows per reason ('' = loaded)."""
+    report.rows_read = sum(reasons.values())
+    report.quarantine_reasons = dict(
+        sorted(((k, n) for k, n in reasons.items() if k != ""), key=lambda kv: (-kv[1], kv[0]))
+    )
+    report.rows_quarantined = sum(report.quarantine_reasons.values())
+    report.rows_loaded = report.rows_read - report.rows_quarantined
+
+
+def _land_together(
+    sql, conn, contract: TableContract, day_files: dict, undated_rows, encoding: str, known_columns, empty_days
+) -> dict[date, LoadReport]:
+    """The run's days with source rows checked and landed in one pass (a few Spark jobs, not a few per day), with
+    the rows, reasons and folders landing them one by one gives (raw_loader.checked_days_sql). {} when there is
+    one such day, or when a check fails: the days are then loaded one by one, which lands the days before the
+    first bad one and names it, as the DuckDB loader does. ``undated_rows``: the undated files' typed rows."""
+    with_rows = [day for day, (files, _) in day_files.items() if files]
+    if contract.time_column is None or len(with_rows) < 2:
+        return {}
+    try:
+        if undated_rows is not None:  # placed by their time column: only the run's days (it may skip some)
+            listed = ", ".join(f"DATE '{day.isoformat()}'" for day in with_rows)
+            rows, dated = undated_rows.filter(f"{DAY} IN ({listed})"), False
+        else:
+            files = [p for day in with_rows for p in day_files[day][0]]
+            if len({p.suffix.lower() for p in files}) > 1:  # a CSV day among Parquet days: typed as the table's
+                return {}
+            file_days = [day for day in with_rows for _ in day_files[day][0]]
+            rows, dated = _typed(sql.session, sql, contract, files, True, encoding, DAY, conn, file_days), True
+        rows.createOrReplaceTempView("_typed")
+        checked = sql.frame(checked_days_sql(contract, list(day_files), dated))
+        helpers = [c for c in checked.columns[checked.columns.index("_key_rank") :] if c != "_reason"]
+        checked = checked.drop(*helpers).localCheckpoint(eager=True)  # counted, then written twice
+        sides = {
+            schema: _conform(sql.session, checked.filter(keep).drop(*drop), schema, contract, known_columns)
+            for schema, keep, drop in (
+                ("raw", "_reason = ''", ["_reason"]),
+                ("raw_quarantine", "_reason <> ''", []),
+            )
+        }
+    except ContractError:
+        return {}
+    reasons: dict[date, dict[str, int]] = {}
+    for day, reason, n in checked.groupBy(DAY, "_reason").count().collect():
+        reasons.setdefault(day, {})[reason] = n
+    reports = {}
+    for day in with_rows:
+        reports[day] = LoadReport(contract.name, day, [str(p) for p in day_files[day][0]])
+        _count(reports[day], reasons.get(day, {}))
+    for schema, frame in sides.items():
+        _write_days(frame, schema, contract, with_rows, empty_days)
+    return reports
+
+
+def _write_days(frame, schema: str, contract: TableContract, days: list[date], empty_days: dict) -> None:
+    """Each day's rows of ``frame`` (several days, with their ``_partition_date``) as its day folder, swapped in;
+    a day without rows is an empty day (a copy of one this run wrote, as _land_empty's)."""
+    folder = table_folder(schema, contract.name)
+    written = folder.parents[1] / "_staging" / uuid.uuid4().hex  # beside raw/, as _replace's
+    frame.write.partitionBy(DAY).parquet(str(written))
+    try:
+        for day in days:
+            part = f"{DAY}={day.isoformat()}"
+            if (written / part).is_dir():
+                _replace(folder / part, (written / part).rename)
+            elif (empty := empty_days.get(schema)) is not None and empty.is_dir():
+                _copy_empty_day(empty, folder / part)
+            else:
+                _write(frame.limit(0).drop(DAY), folder / part)
+                empty_days[schema] = folder / part
+    finally:
+        shutil.rmtree(written, ignore_errors=True)
 
 
 def _land_empty(session, contract: TableContract, day: date, known_columns: dict, empty_days: dict) -> None:
@@ -481,8 +561,13 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
             first, last = min(days).isoformat(), max(days).isoformat()
             staged = staged.filter(f"_partition_date BETWEEN DATE '{first}' AND DATE '{last}'")
             staged = staged.localCheckpoint(eager=True)  # read once for every day of the run
+        day_files = {day: files_for_day(source, contract, all_files, day) for day in days}
+        together = _land_together(sql, conn, contract, day_files, staged, encoding, known_columns, empty_days)
         for day in days:
-            files, dated = files_for_day(source, contract, all_files, day)
+            files, dated = day_files[day]
+            if day in together:
+                reports.append(together[day])
+                continue
             report = LoadReport(table, day, [str(p) for p in files])
             if undated:
                 rows = staged.filter(f"_partition_date = DATE '{day.isoformat()}'")

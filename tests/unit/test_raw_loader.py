@@ -396,3 +396,60 @@ def test_undated_files_are_read_once_for_a_range_and_match_day_by_day(tmp_path):
             q = f"SELECT * EXCLUDE (_source_row) FROM {table} ORDER BY prediction_id, predicted_at"
             pd.testing.assert_frame_equal(together.execute(q).df(), apart.execute(q).df())
     assert sum(r.rows_read for r in ranged) == len(frame)  # rows in = loaded + quarantined, over the range
+
+
+def test_several_days_checked_at_once_get_the_reasons_of_loading_them_one_by_one(tmp_path):
+    # The oracle is DuckDB's loader, day by day. Key histories: first seen outside the run (before it and between
+    # its days), loaded only on the day its earlier sighting broke a rule or another day's, twice in a day, NULL.
+    from orchestration.lib.contract import CONTRACTS
+    from orchestration.lib.raw_loader import checked_days_sql
+
+    d0, d1, d2, d3, d4 = (DAY + timedelta(days=i) for i in range(5))
+    days = {  # (prediction_id, score, the day of predicted_at)
+        d0: [("pA", 0.1, d0), ("pX", 0.2, d0)],
+        d1: [("pB", 1.5, d1), ("pC", 0.3, d1), ("pC", 0.4, d1), ("pF", 0.5, d2), (None, 0.5, d1)],
+        d2: [("pA", 0.1, d2), ("pB", 0.2, d2), ("pC", 0.3, d2), ("pD", 0.4, d2), ("pF", 0.5, d2), (None, 0.5, d2)],
+        d3: [("pD", 0.4, d3), ("pE", 0.6, d3)],
+        d4: [("pB", 0.2, d4), ("pD", 0.4, d4), ("pE", 0.6, d4), ("pF", 0.7, d4), ("pG", 0.8, d4)],
+    }
+    for day, rows in days.items():
+        ids, scores, at = zip(*rows, strict=True)
+        frame = pd.DataFrame({"prediction_id": ids, "model_id": "m1", "model_version": "v1", "user_id": "u1"})
+        frame["predicted_at"] = pd.to_datetime([f"{t} 08:00" for t in at])
+        write(tmp_path, "predictions", frame.assign(score=scores), day)
+    run = [d1, d2, d4]  # d3 was landed before the run, between its days
+    listed = ", ".join(f"DATE '{d}'" for d in run)
+    row = "_partition_date, _source_row, prediction_id"
+
+    oracle = tmp_path / "one_by_one.duckdb"
+    with duckdb.connect(str(oracle)) as conn:
+        load_days(conn, "predictions", tmp_path, [d0, d3])
+        load_days(conn, "predictions", tmp_path, run)
+        want = conn.execute(
+            f"SELECT {row}, '' FROM raw.predictions WHERE _partition_date IN ({listed}) "
+            f"UNION ALL SELECT {row}, _reason FROM raw_quarantine.predictions WHERE _partition_date IN ({listed}) "
+            "ORDER BY 1, 2"
+        ).fetchall()
+    with duckdb.connect() as conn:
+        load_days(conn, "predictions", tmp_path, [d0, d3])
+        # the run's rows as the loader typed them: what the oracle loaded and quarantined, less its reasons
+        conn.execute(f"ATTACH '{oracle}' AS oracle (READ_ONLY)")
+        conn.execute(
+            "CREATE TEMP TABLE _typed AS SELECT * FROM oracle.raw.predictions UNION ALL BY NAME "
+            "SELECT * EXCLUDE (_reason) FROM oracle.raw_quarantine.predictions"
+        )
+        conn.execute(f"DELETE FROM _typed WHERE _partition_date NOT IN ({listed})")
+        checked = checked_days_sql(CONTRACTS["predictions"], run, dated=True)
+        got = conn.execute(f"SELECT {row}, _reason FROM ({checked}) ORDER BY 1, 2").fetchall()
+    assert got == want
+    reasons = {(day, key): reason for day, _, key, reason in want}
+    # the histories by hand
+    first_seen = "duplicate key (prediction_id), first seen on "
+    assert reasons[(d2, "pA")] == first_seen + str(d0)
+    assert reasons[(d1, "pB")] == "score outside [0, 1]" and reasons[(d2, "pB")] == ""
+    assert reasons[(d4, "pB")] == reasons[(d4, "pD")] == first_seen + str(d2)
+    assert reasons[(d2, "pC")] == first_seen + str(d1) and reasons[(d2, "pD")] == ""
+    assert reasons[(d4, "pE")] == first_seen + str(d3)
+    assert reasons[(d1, "pF")] == f"predicted_at outside partition day {d1}" and reasons[(d2, "pF")] == ""
+    assert reasons[(d2, None)].startswith("null prediction_id")
+    assert [r for day, _, key, r in want if (day, key) == (d1, "pC")] == ["", "duplicate key (prediction_id)"]
