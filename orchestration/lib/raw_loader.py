@@ -528,10 +528,11 @@ def load_partition(conn: duckdb.DuckDBPyConnection, table: str, source: Path, da
 
 
 def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
-    """Replace each day's rows of ``raw.<table>`` (and its quarantine) from ``source``, one transaction per day.
+    """Replace each day's rows of ``raw.<table>`` (and its quarantine) from ``source``.
 
-    Undated files are checked and read once for all the days (a year of days must not re-read the
-    files 365 times); dated files are read day by day; a snapshot is read whole.
+    The days are read, checked and replaced together, in one transaction (_load_together: a year of days is a
+    statement per table, not 365); a snapshot is read whole. When their check fails, the days are loaded one by
+    one, one transaction each, so the days before the bad one land and the error names it.
     """
     from orchestration.lib.engine import engine
 
@@ -555,6 +556,9 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
             scan, present = _prepare(conn, contract, all_files, dated=False, encoding=encoding)
             _stage_undated(conn, contract, scan, present, min(days), max(days))
             undated_days = {d for (d,) in conn.execute("SELECT DISTINCT _partition_date FROM _undated").fetchall()}
+        together = _load_together(conn, contract, source, all_files, days, undated, encoding, columns)
+        if together is not None:
+            return together
         # days the undated files hold no rows of (a year of late labels is mostly such days) are only cleared,
         # together, before the next day staged; the first day is staged anyway (the files' extra columns)
         cleared: list[date] = []
@@ -584,6 +588,99 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
         if undated:
             conn.execute("DROP TABLE IF EXISTS _undated")
     return reports
+
+
+def _load_together(
+    conn: duckdb.DuckDBPyConnection,
+    contract: TableContract,
+    source: Path,
+    all_files: list[Path],
+    days: list[date],
+    undated: bool,
+    encoding: str,
+    columns: dict[str, set[str]],
+) -> list[LoadReport] | None:
+    """Several days of a table with rows placed by day, checked and replaced in one pass and one transaction (a
+    statement per table, not one per day), with the rows and reasons loading them one by one gives
+    (checked_days_sql). None when one day has files, or when their check fails or their CSV headers differ: the
+    days are then loaded one by one, which lands the days before the first bad one and names it."""
+    day_files = {day: files_for_day(source, contract, all_files, day) for day in days}
+    with_rows = [day for day, (files, _) in day_files.items() if files]
+    if contract.time_column is None or len(with_rows) < 2:
+        return None
+    listed = ", ".join(f"DATE '{day.isoformat()}'" for day in with_rows)
+    if undated:
+        rows_sql, dated = f"SELECT * FROM _undated WHERE _partition_date IN ({listed})", False
+    else:
+        files = [p for day in with_rows for p in day_files[day][0]]  # each day's files together, in order
+        if len({tuple(csv_header(p, contract.name, encoding)) for p in files if p.suffix.lower() == ".csv"}) > 1:
+            return None  # scanned header by header: a day's rows would not be numbered in its files' order
+        try:
+            scan, present = _prepare(conn, contract, files, True, encoding)
+        except ContractError:
+            return None
+        except duckdb.Error as err:
+            if not _is_reader_error(err):
+                raise
+            return None
+        file_day = " ".join(
+            f"WHEN {_sql_str(str(p))} THEN DATE '{day.isoformat()}'" for day in with_rows for p in day_files[day][0]
+        )
+        # each row's place in its day's files: its place in the scan less the rows of the days before
+        numbered = f"SELECT *, CASE filename {file_day} END AS _day, row_number() OVER () AS _in_scan FROM {scan}"
+        in_day = "_in_scan - min(_in_scan) OVER (PARTITION BY _day) + 1"
+        rows_sql = f"SELECT {_typed_select(contract, present, '_day', in_day)} FROM ({numbered})"
+        dated = True
+    try:
+        with transaction(conn):
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
+            checked = checked_days_sql(contract, days, dated)
+            helpers = checked_days_helpers([r[0] for r in conn.execute(f"DESCRIBE {checked}").fetchall()])
+            conn.execute(
+                f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE ({', '.join(helpers)}) FROM ({checked})"
+            )
+            _add_extra_columns(conn, contract.name, columns)
+            _delete_days(conn, contract, days)
+            conn.execute(
+                f"INSERT INTO raw.{contract.name} BY NAME SELECT * EXCLUDE (_reason) FROM _checked WHERE _reason = ''"
+            )
+            conn.execute(
+                f"INSERT INTO raw_quarantine.{contract.name} BY NAME SELECT * FROM _checked WHERE _reason <> ''"
+            )
+            counts = conn.execute("SELECT _partition_date, _reason, count(*) FROM _checked GROUP BY ALL").fetchall()
+            conn.execute("DROP TABLE _typed; DROP TABLE _checked")
+    except duckdb.Error as err:  # a value the checks did not read: day by day, which names its day
+        if not _is_reader_error(err):
+            raise
+        return None
+    reasons: dict[date, dict[str, int]] = {}
+    for day, reason, n in counts:
+        reasons.setdefault(day, {})[reason] = n
+    reports = []
+    for day in days:
+        files, _ = day_files[day]
+        report = LoadReport(contract.name, day, [str(p) for p in files])
+        if files:
+            count_reasons(report, reasons.get(day, {}))
+        else:
+            report.note = empty_day_note(contract.name, True)
+        reports.append(report)
+    return reports
+
+
+def checked_days_helpers(columns: list[str]) -> list[str]:
+    """checked_days_sql's working columns among its ``columns``: those from ``_key_rank`` on, but ``_reason``."""
+    return [c for c in columns[columns.index("_key_rank") :] if c != "_reason"]
+
+
+def count_reasons(report: LoadReport, reasons: dict[str, int]) -> None:
+    """A day's report from its rows per reason ('' = loaded)."""
+    report.rows_read = sum(reasons.values())
+    report.quarantine_reasons = dict(
+        sorted(((k, n) for k, n in reasons.items() if k != ""), key=lambda kv: (-kv[1], kv[0]))
+    )
+    report.rows_quarantined = sum(report.quarantine_reasons.values())
+    report.rows_loaded = report.rows_read - report.rows_quarantined
 
 
 def empty_day_note(table: str, table_present: bool) -> str:

@@ -42,7 +42,9 @@ from orchestration.lib.raw_loader import (  # Spark's CSV reading mirrors raw_lo
     check_types_with,
     check_undated_times,
     checked_days_sql,
+    checked_days_helpers,
     checked_sql,
+    count_reasons,
     csv_header,
     empty_day_note,
     files_for_day,
@@ -406,7 +408,7 @@ def _land(
         sql.frame(seen).createOrReplaceTempView("_seen")
     checked = sql.frame(checked_sql(contract, day, dated)).drop("_key_rank", "_first_seen")
     checked = checked.localCheckpoint(eager=True)  # computed once: counted, then written twice
-    _count(report, {r[0]: r[1] for r in checked.groupBy("_reason").count().collect()})
+    count_reasons(report, {r[0]: r[1] for r in checked.groupBy("_reason").count().collect()})
     part = f"_partition_date={day.isoformat()}"
     for schema, keep, n_rows in (
         ("raw", F.col("_reason") == "", report.rows_loaded),
@@ -431,16 +433,6 @@ def _land(
                     shutil.rmtree(other)
 
 
-def _count(report: LoadReport, reasons: dict[str, int]) -> None:
-    """The day's report from its rows per reason ('' = loaded)."""
-    report.rows_read = sum(reasons.values())
-    report.quarantine_reasons = dict(
-        sorted(((k, n) for k, n in reasons.items() if k != ""), key=lambda kv: (-kv[1], kv[0]))
-    )
-    report.rows_quarantined = sum(report.quarantine_reasons.values())
-    report.rows_loaded = report.rows_read - report.rows_quarantined
-
-
 def _land_together(
     sql, conn, contract: TableContract, day_files: dict, undated_rows, encoding: str, known_columns, empty_days
 ) -> dict[date, LoadReport]:
@@ -463,8 +455,9 @@ def _land_together(
             rows, dated = _typed(sql.session, sql, contract, files, True, encoding, DAY, conn, file_days), True
         rows.createOrReplaceTempView("_typed")
         checked = sql.frame(checked_days_sql(contract, list(day_files), dated))
-        helpers = [c for c in checked.columns[checked.columns.index("_key_rank") :] if c != "_reason"]
-        checked = checked.drop(*helpers).localCheckpoint(eager=True)  # counted, then written twice
+        checked = checked.drop(*checked_days_helpers(checked.columns)).localCheckpoint(
+            eager=True
+        )  # counted, then written twice
         sides = {
             schema: _conform(sql.session, checked.filter(keep).drop(*drop), schema, contract, known_columns)
             for schema, keep, drop in (
@@ -480,7 +473,7 @@ def _land_together(
     reports = {}
     for day in with_rows:
         reports[day] = LoadReport(contract.name, day, [str(p) for p in day_files[day][0]])
-        _count(reports[day], reasons.get(day, {}))
+        count_reasons(reports[day], reasons.get(day, {}))
     for schema, frame in sides.items():
         _write_days(frame, schema, contract, with_rows, empty_days)
     return reports

@@ -320,7 +320,7 @@ def test_a_range_of_a_table_gone_from_the_source_clears_those_days_only(tmp_path
 
 
 def test_a_long_range_of_undated_files_stages_only_the_days_they_hold_and_clears_the_rest(tmp_path):
-    # a year of late labels is mostly days without rows: those are cleared, not staged and checked one by one
+    # a year of late labels is mostly days without rows: the range is staged and checked once, not day by day
     days = [date(2026, 9, 1) + timedelta(days=i) for i in range(10)]
     stale_source, source = tmp_path / "before", tmp_path / "now"
     # an earlier load held a row on the 5th; the files now hold none of that day: the row must go
@@ -337,7 +337,7 @@ def test_a_long_range_of_undated_files_stages_only_the_days_they_hold_and_clears
         for c in (together, apart):
             assert load_partition(c, "predictions", stale_source, date(2026, 9, 5)).rows_loaded == 1
 
-        class Spy:  # counts the days staged (their typed rows built) in the ranged load
+        class Spy:  # counts the stagings (typed rows built) in the ranged load
             def __getattr__(self, name):
                 return getattr(together, name)
 
@@ -356,7 +356,7 @@ def test_a_long_range_of_undated_files_stages_only_the_days_they_hold_and_clears
         assert together.execute("SELECT count(*) FROM raw.predictions WHERE prediction_id = 'old'").fetchone() == (0,)
         assert "segment" in together.execute("SELECT * FROM raw.predictions").df().columns
     assert sum(r.rows_read for r in ranged) == len(frame) == 3  # rows in = loaded + quarantined
-    assert len(staged) == 3  # the first day (the files' columns), the 3rd and the 8th
+    assert len(staged) == 1  # the ten days together
 
 
 def test_a_dated_file_keeps_offset_rows_of_its_utc_day(tmp_path, conn):
@@ -398,13 +398,23 @@ def test_undated_files_are_read_once_for_a_range_and_match_day_by_day(tmp_path):
     assert sum(r.rows_read for r in ranged) == len(frame)  # rows in = loaded + quarantined, over the range
 
 
-def test_several_days_checked_at_once_get_the_reasons_of_loading_them_one_by_one(tmp_path):
-    # The oracle is DuckDB's loader, day by day. Key histories: first seen outside the run (before it and between
-    # its days), loaded only on the day its earlier sighting broke a rule or another day's, twice in a day, NULL.
-    from orchestration.lib.contract import CONTRACTS
-    from orchestration.lib.raw_loader import checked_days_sql
+def _run_rows(conn, days) -> dict[str, list]:
+    listed = ", ".join(f"DATE '{d}'" for d in days)
+    return {
+        schema: conn.execute(
+            f"SELECT * FROM {schema}.predictions WHERE _partition_date IN ({listed}) ORDER BY _partition_date, _source_row"
+        ).fetchall()
+        for schema in ("raw", "raw_quarantine")
+    }
 
-    d0, d1, d2, d3, d4 = (DAY + timedelta(days=i) for i in range(5))
+
+def test_a_range_loaded_at_once_equals_its_days_loaded_one_by_one(tmp_path, monkeypatch):
+    # The oracle is the loader's day-by-day path. Key histories: first seen outside the run (before it and between
+    # its days), loaded only on the day its earlier sighting broke a rule or another day's, twice in a day, NULL;
+    # a row stamped with the next day; two files on one day; a day without a file inside the run.
+    from orchestration.lib import raw_loader
+
+    d0, d1, d2, d3, d4, d5 = (DAY + timedelta(days=i) for i in range(6))
     days = {  # (prediction_id, score, the day of predicted_at)
         d0: [("pA", 0.1, d0), ("pX", 0.2, d0)],
         d1: [("pB", 1.5, d1), ("pC", 0.3, d1), ("pC", 0.4, d1), ("pF", 0.5, d2), (None, 0.5, d1)],
@@ -417,32 +427,32 @@ def test_several_days_checked_at_once_get_the_reasons_of_loading_them_one_by_one
         frame = pd.DataFrame({"prediction_id": ids, "model_id": "m1", "model_version": "v1", "user_id": "u1"})
         frame["predicted_at"] = pd.to_datetime([f"{t} 08:00" for t in at])
         write(tmp_path, "predictions", frame.assign(score=scores), day)
-    run = [d1, d2, d4]  # d3 was landed before the run, between its days
-    listed = ", ".join(f"DATE '{d}'" for d in run)
-    row = "_partition_date, _source_row, prediction_id"
+    # a second file on d4, whose rows are numbered after the first file's
+    extra = pd.DataFrame({"prediction_id": ["pH", "pG"], "model_id": "m1", "model_version": "v1", "user_id": "u2"})
+    extra["predicted_at"] = pd.to_datetime([f"{d4} 09:00"] * 2)
+    extra.assign(score=0.5).to_parquet(tmp_path / "predictions" / f"predictions_{d4}_b.parquet", index=False)
+    run = [d1, d2, d4, d5]  # d3 was landed before the run, between its days; d5 has no file
 
-    oracle = tmp_path / "one_by_one.duckdb"
-    with duckdb.connect(str(oracle)) as conn:
+    one_by_one, together = duckdb.connect(), duckdb.connect()
+    for conn in (one_by_one, together):
         load_days(conn, "predictions", tmp_path, [d0, d3])
-        load_days(conn, "predictions", tmp_path, run)
-        want = conn.execute(
-            f"SELECT {row}, '' FROM raw.predictions WHERE _partition_date IN ({listed}) "
-            f"UNION ALL SELECT {row}, _reason FROM raw_quarantine.predictions WHERE _partition_date IN ({listed}) "
-            "ORDER BY 1, 2"
-        ).fetchall()
-    with duckdb.connect() as conn:
-        load_days(conn, "predictions", tmp_path, [d0, d3])
-        # the run's rows as the loader typed them: what the oracle loaded and quarantined, less its reasons
-        conn.execute(f"ATTACH '{oracle}' AS oracle (READ_ONLY)")
-        conn.execute(
-            "CREATE TEMP TABLE _typed AS SELECT * FROM oracle.raw.predictions UNION ALL BY NAME "
-            "SELECT * EXCLUDE (_reason) FROM oracle.raw_quarantine.predictions"
-        )
-        conn.execute(f"DELETE FROM _typed WHERE _partition_date NOT IN ({listed})")
-        checked = checked_days_sql(CONTRACTS["predictions"], run, dated=True)
-        got = conn.execute(f"SELECT {row}, _reason FROM ({checked}) ORDER BY 1, 2").fetchall()
+    want = [load_days(one_by_one, "predictions", tmp_path, [day])[0] for day in run]
+    alone = []
+    replace_day = raw_loader._replace_day
+    monkeypatch.setattr(
+        raw_loader, "_replace_day", lambda conn, c, day, *a: alone.append(day) or replace_day(conn, c, day, *a)
+    )
+    got = load_days(together, "predictions", tmp_path, run)
+    assert not alone  # one pass, not the day-by-day path
     assert got == want
-    reasons = {(day, key): reason for day, _, key, reason in want}
+    assert _run_rows(together, run) == _run_rows(one_by_one, run)
+    reasons = {
+        (day, key): reason
+        for day, _, key, reason in one_by_one.execute(
+            "SELECT _partition_date, _source_row, prediction_id, _reason FROM raw_quarantine.predictions "
+            "UNION ALL SELECT _partition_date, _source_row, prediction_id, '' FROM raw.predictions"
+        ).fetchall()
+    }
     # the histories by hand
     first_seen = "duplicate key (prediction_id), first seen on "
     assert reasons[(d2, "pA")] == first_seen + str(d0)
@@ -451,5 +461,9 @@ def test_several_days_checked_at_once_get_the_reasons_of_loading_them_one_by_one
     assert reasons[(d2, "pC")] == first_seen + str(d1) and reasons[(d2, "pD")] == ""
     assert reasons[(d4, "pE")] == first_seen + str(d3)
     assert reasons[(d1, "pF")] == f"predicted_at outside partition day {d1}" and reasons[(d2, "pF")] == ""
-    assert reasons[(d2, None)].startswith("null prediction_id")
-    assert [r for day, _, key, r in want if (day, key) == (d1, "pC")] == ["", "duplicate key (prediction_id)"]
+    assert reasons[(d2, None)].startswith("null prediction_id") and reasons[(d4, "pH")] == ""
+    # d1: pB, the second pC, pF, NULL; d2: pA, pC, NULL; d4: pB, pD, pE, pF and the second file's pG
+    assert [r.rows_quarantined for r in want] == [4, 3, 5, 0]
+    assert want[-1].note == "no source rows for this day"
+    one_by_one.close()
+    together.close()
