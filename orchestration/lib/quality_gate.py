@@ -582,16 +582,23 @@ def _context(docs_dir: Path | None):
     gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from orchestration.lib import gx_kwargs
+    from orchestration.lib import gx_kwargs, gx_run_times
+    from orchestration.lib.settings import gx_docs_index_limit
 
     gx_kwargs.install()  # GX rebuilds an expectation's configuration per kwarg it reads: once per call instead
+    gx_run_times.install()  # and parses each stored result's run time with dateutil, on every listing
     if docs_dir is None:
         context = gx.get_context(mode="ephemeral")
     else:
         context = gx.get_context(mode="file", project_root_dir=str(docs_dir.parent / "gx_context"))
         site = {
             "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_how_to_buttons": False},
+            "site_index_builder": {
+                "class_name": "DefaultSiteIndexBuilder",
+                "show_how_to_buttons": False,
+                # the index reads each result it lists, on every build: the latest ones, not all of history
+                "validation_results_limit": gx_docs_index_limit(),
+            },
             "show_how_to_buttons": False,  # links to GX's online guides: noise in an offline site
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
         }

@@ -102,6 +102,16 @@ def gx_docs_dir() -> Path | None:
     return _path_from_env("IMPACT_LEDGER_DOCS", PROJECT_ROOT / "data" / "docs") / "gx"
 
 
+def gx_docs_index_limit() -> int:
+    """How many of the latest validation results the Data Docs index lists (IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT,
+    default 1,000: ~5 weeks of the demo's daily runs). Every result keeps its page; an index of every result
+    kept would be read and rebuilt on each run, growing with history."""
+    value = os.environ.get("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "1000")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def analytics_path() -> Path:
     """The analysts' read-only snapshot database (IMPACT_LEDGER_ANALYTICS_DB)."""
     return _path_from_env("IMPACT_LEDGER_ANALYTICS_DB", PROJECT_ROOT / "data" / "analytics.duckdb")

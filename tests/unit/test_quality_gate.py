@@ -509,6 +509,32 @@ def test_data_docs_work_offline_and_the_index_lists_every_validated_suite(world,
     assert [p for p in pages if _parse(p).remote_assets] == []
 
 
+def test_the_index_lists_the_latest_results_and_every_result_keeps_its_page(world, tmp_path, monkeypatch):
+    # the index is read and rebuilt on every run: it lists the latest IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT results
+    from orchestration.lib.quality_gate import GxSession
+
+    monkeypatch.setenv("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "2")
+    site = tmp_path / "docs" / "gx"
+    with duckdb.connect() as conn:
+        load_partition(conn, "users", world, TODAY)
+        for _ in range(3):  # three runs, each its own session (as three processes)
+            session = GxSession(site)
+            assert run_suite(conn, load_suite("raw_users"), TODAY, TODAY, session=session).success
+            session.build_docs()
+    stored = session.context.validation_results_store.list_keys()
+    assert len(stored) >= 3
+    pages = sorted((site / "validations").rglob("*.html"))
+    assert len(pages) == len(stored)  # nothing lost: every result has its page
+    latest = sorted(stored, key=lambda k: k.run_id.run_time)[-2:]
+    index = _parse(site / "index.html")
+    linked = {link for link in index.links if link.startswith("validations/")}
+    assert linked == {"validations/" + "/".join(k.to_tuple()) + ".html" for k in latest}
+    for bad in ("0", "all", "-5"):  # a clear error naming the variable, before any page is touched
+        monkeypatch.setenv("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", bad)
+        with pytest.raises(ValueError, match="IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT must be a whole number >= 1"):
+            GxSession(site)
+
+
 def test_a_shared_session_renders_each_validation_page_once_when_asked(world, tmp_path):
     from orchestration.lib.quality_gate import GxSession
 

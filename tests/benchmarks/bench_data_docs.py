@@ -1,0 +1,116 @@
+"""Benchmark: one run's GX Data Docs build after a long history of daily runs, as the data_docs asset builds it.
+
+Run: .venv/bin/python tests/benchmarks/bench_data_docs.py [--results 1000,5000,10000] [--runs 3]
+Not a test (timings depend on the machine; pytest does not collect bench_*.py); the README quotes its output.
+
+Each daily run stores one validation result per suite level (26 on the demo world) and renders their pages;
+the index is read and rebuilt on every run. A store of N results is made from one real run's results (the
+raw_users suite validated on a small world) copied under earlier run times, each with its page, as N / 26
+daily runs would leave it. Then, in a fresh process each time (as a run), one more validation is rendered
+with ``GxSession.build_docs``: with GX's defaults (every result listed in the index, run times parsed by
+dateutil) and as the project builds it (the latest IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT results listed,
+gx_run_times' parser). Prints the minimum wall time of ``--runs`` builds per size and setting.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIME = "%Y%m%dT%H%M%S.%fZ"  # GX's folder name for a run's time
+DEMO_RESULTS_PER_RUN = 26  # the demo world's suite levels: one stored result each per daily run
+
+# one build in a fresh process: `python bench_data_docs.py --build SITE project|gx-defaults`
+BUILD = """
+import json, sys, time
+from pathlib import Path
+from orchestration.lib import gx_run_times, quality_gate
+site, setting, suite = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+if setting == "gx-defaults":
+    gx_run_times.install = lambda: False  # GX's dateutil parse
+session = quality_gate.GxSession(site)
+session.suite_names = {suite}  # a validated suite: its page and the index are rebuilt
+start = time.perf_counter()
+session.build_docs()
+print(json.dumps({"build_s": time.perf_counter() - start}))
+"""
+
+
+def seed_store(site: Path) -> list[Path]:
+    """One real run's validation results (raw_users on a small generated world) in the file-mode context."""
+    import duckdb
+
+    from orchestration.lib.quality_gate import GxSession, load_suite, run_suite
+    from orchestration.lib.raw_loader import load_partition
+    from orchestration.lib.synthetic_world import WorldConfig, generate_world
+
+    world = site.parent / "world"
+    truth = generate_world(world, WorldConfig(days=24, users=200, predictions_per_day=20), progress=None)
+    day = date.fromisoformat(truth["end_date"])
+    session = GxSession(site)
+    with duckdb.connect() as conn:
+        load_partition(conn, "users", world, day)
+        assert run_suite(conn, load_suite("raw_users"), day, day, session=session).success
+    session.build_docs()
+    return sorted((site.parent / "gx_context").rglob("validations/*/*/*/*.json"))
+
+
+def grow(site: Path, seeds: list[Path], total: int) -> None:
+    """Copies of the seed results (and their pages) under earlier run times, up to ``total`` results."""
+    context = site.parent / "gx_context" / "gx" / "uncommitted" / "validations"
+    have = len(list(context.rglob("*/*/*/*.json")))
+    for i in range(have, total):
+        seed = seeds[i % len(seeds)]
+        earlier = datetime.strptime(seed.parent.name, RUN_TIME) - timedelta(minutes=i + 1)
+        for source, root in ((seed, context), (site / "validations" / seed.relative_to(context), site / "validations")):
+            source = source.with_suffix(".json" if root == context else ".html")
+            target = source.parent.parent / earlier.strftime(RUN_TIME) / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
+
+def build(site: Path, setting: str, suite: str) -> float:
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+    if setting == "gx-defaults":
+        env["IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT"] = str(10**9)  # GX's default: no limit
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD, str(site), setting, suite],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])["build_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="1000,5000,10000", help="stored validation results (comma-separated)")
+    parser.add_argument("--runs", type=int, default=3, help="builds per size and setting (the minimum is printed)")
+    args = parser.parse_args()
+    sizes = sorted(int(x) for x in args.results.split(","))
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory(prefix="bench-docs-") as tmp:
+        site = Path(tmp) / "docs" / "gx"
+        seeds = seed_store(site)
+        suite = seeds[0].parts[-4]
+        limit = os.environ.get("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "1000")
+        print(f"index limit {limit}; daily runs at the demo's {DEMO_RESULTS_PER_RUN} stored results per run")
+        print(f"{'stored results':>15} {'daily runs':>11} {'GX defaults (s)':>16} {'project (s)':>12}")
+        for size in sizes:
+            grow(site, seeds, size)
+            times = {s: min(build(site, s, suite) for _ in range(args.runs)) for s in ("gx-defaults", "project")}
+            runs = size // DEMO_RESULTS_PER_RUN
+            print(f"{size:>15,} {runs:>11,} {times['gx-defaults']:>16.2f} {times['project']:>12.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
