@@ -35,6 +35,8 @@ from orchestration.lib.warehouse import transaction
 SUFFIXES = (".parquet", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 META_COLUMNS = ("_partition_date", "_source_file", "_source_row")
+# a range's days are loaded in batches of at most this many bytes of source files (~8M prediction rows as Parquet)
+BATCH_BYTES = 256 * 1024**2
 # Python codecs for reading a CSV header in each encoding DuckDB reads (utf-8-sig: a byte-order mark is not a name)
 CSV_CODECS = {"utf-8": "utf-8-sig", "utf-16": "utf-16", "latin-1": "latin-1"}
 # Strict RFC 4180: no dialect sniffing (a ragged file once sniffed as one column named after the whole header,
@@ -590,6 +592,24 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     return reports
 
 
+def day_batches(day_files: dict, undated: bool, max_bytes: int | None = None) -> list[list[date]]:
+    """The days with files, consecutive, in batches of at most ``max_bytes`` of source files (BATCH_BYTES; a
+    bigger day alone): a backfill of large days is not staged, checked and rewritten as one table. Undated
+    files (read once for the whole range) are one batch."""
+    days = [day for day, (files, _) in day_files.items() if files]
+    if undated:
+        return [days] if days else []
+    limit, batches, size = max_bytes or BATCH_BYTES, [], 0
+    for day in days:
+        day_size = sum(p.stat().st_size for p in day_files[day][0])
+        if not batches or size + day_size > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(day)
+        size += day_size
+    return batches
+
+
 def _load_together(
     conn: duckdb.DuckDBPyConnection,
     contract: TableContract,
@@ -600,21 +620,59 @@ def _load_together(
     encoding: str,
     columns: dict[str, set[str]],
 ) -> list[LoadReport] | None:
-    """Several days of a table with rows placed by day, checked and replaced in one pass and one transaction (a
-    statement per table, not one per day), with the rows and reasons loading them one by one gives
-    (checked_days_sql). None when one day has files, or when their check fails or their CSV headers differ: the
+    """Several days of a table with rows placed by day, checked and replaced a batch of days at a time (a few
+    statements per batch, not per day; day_batches), with the rows and reasons loading them one by one gives
+    (checked_days_sql). None when one day has files, or when a check fails or a day's CSV headers differ: the
     days are then loaded one by one, which lands the days before the first bad one and names it."""
     day_files = {day: files_for_day(source, contract, all_files, day) for day in days}
     with_rows = [day for day, (files, _) in day_files.items() if files]
     if contract.time_column is None or len(with_rows) < 2:
         return None
-    listed = ", ".join(f"DATE '{day.isoformat()}'" for day in with_rows)
+    if not undated:  # files scanned header by header: a day's rows would not be numbered in its files' order
+        headers = {
+            tuple(csv_header(p, contract.name, encoding))
+            for d in with_rows
+            for p in day_files[d][0]
+            if p.suffix.lower() == ".csv"
+        }
+        if len(headers) > 1:
+            return None
+    _clear_days(conn, contract, [day for day in days if day not in with_rows])
+    reasons: dict[date, dict[str, int]] = {}
+    for batch in day_batches(day_files, undated):
+        counts = _load_batch(conn, contract, day_files, batch, undated, encoding, columns)
+        if counts is None:
+            return None
+        for day, reason, n in counts:
+            reasons.setdefault(day, {})[reason] = n
+    reports = []
+    for day in days:
+        files, _ = day_files[day]
+        report = LoadReport(contract.name, day, [str(p) for p in files])
+        if files:
+            count_reasons(report, reasons.get(day, {}))
+        else:
+            report.note = empty_day_note(contract.name, True)
+        reports.append(report)
+    return reports
+
+
+def _load_batch(
+    conn: duckdb.DuckDBPyConnection,
+    contract: TableContract,
+    day_files: dict,
+    batch: list[date],
+    undated: bool,
+    encoding: str,
+    columns: dict[str, set[str]],
+) -> list[tuple] | None:
+    """One batch of _load_together's days replaced in one transaction: (day, reason, rows) counts, or None when
+    its check fails (nothing of the batch written)."""
+    listed = ", ".join(f"DATE '{day.isoformat()}'" for day in batch)
     if undated:
         rows_sql, dated = f"SELECT * FROM _undated WHERE _partition_date IN ({listed})", False
     else:
-        files = [p for day in with_rows for p in day_files[day][0]]  # each day's files together, in order
-        if len({tuple(csv_header(p, contract.name, encoding)) for p in files if p.suffix.lower() == ".csv"}) > 1:
-            return None  # scanned header by header: a day's rows would not be numbered in its files' order
+        files = [p for day in batch for p in day_files[day][0]]  # each day's files together, in order
         try:
             scan, present = _prepare(conn, contract, files, True, encoding)
         except ContractError:
@@ -624,7 +682,7 @@ def _load_together(
                 raise
             return None
         file_day = " ".join(
-            f"WHEN {_sql_str(str(p))} THEN DATE '{day.isoformat()}'" for day in with_rows for p in day_files[day][0]
+            f"WHEN {_sql_str(str(p))} THEN DATE '{day.isoformat()}'" for day in batch for p in day_files[day][0]
         )
         # each row's place in its day's files: its place in the scan less the rows of the days before
         numbered = f"SELECT *, CASE filename {file_day} END AS _day, row_number() OVER () AS _in_scan FROM {scan}"
@@ -634,13 +692,13 @@ def _load_together(
     try:
         with transaction(conn):
             conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
-            checked = checked_days_sql(contract, days, dated)
+            checked = checked_days_sql(contract, batch, dated)
             helpers = checked_days_helpers([r[0] for r in conn.execute(f"DESCRIBE {checked}").fetchall()])
             conn.execute(
                 f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE ({', '.join(helpers)}) FROM ({checked})"
             )
             _add_extra_columns(conn, contract.name, columns)
-            _delete_days(conn, contract, days)
+            _delete_days(conn, contract, batch)
             conn.execute(
                 f"INSERT INTO raw.{contract.name} BY NAME SELECT * EXCLUDE (_reason) FROM _checked WHERE _reason = ''"
             )
@@ -653,19 +711,7 @@ def _load_together(
         if not _is_reader_error(err):
             raise
         return None
-    reasons: dict[date, dict[str, int]] = {}
-    for day, reason, n in counts:
-        reasons.setdefault(day, {})[reason] = n
-    reports = []
-    for day in days:
-        files, _ = day_files[day]
-        report = LoadReport(contract.name, day, [str(p) for p in files])
-        if files:
-            count_reasons(report, reasons.get(day, {}))
-        else:
-            report.note = empty_day_note(contract.name, True)
-        reports.append(report)
-    return reports
+    return counts
 
 
 def checked_days_helpers(columns: list[str]) -> list[str]:

@@ -46,6 +46,7 @@ from orchestration.lib.raw_loader import (  # Spark's CSV reading mirrors raw_lo
     checked_sql,
     count_reasons,
     csv_header,
+    day_batches,
     empty_day_note,
     files_for_day,
     reader_error,
@@ -436,28 +437,54 @@ def _land(
 def _land_together(
     sql, conn, contract: TableContract, day_files: dict, undated_rows, encoding: str, known_columns, empty_days
 ) -> dict[date, LoadReport]:
-    """The run's days with source rows checked and landed in one pass (a few Spark jobs, not a few per day), with
-    the rows, reasons and folders landing them one by one gives (raw_loader.checked_days_sql). {} when there is
-    one such day, or when a check fails: the days are then loaded one by one, which lands the days before the
-    first bad one and names it, as the DuckDB loader does. ``undated_rows``: the undated files' typed rows."""
+    """The run's days with source rows checked and landed a batch of days at a time (a few Spark jobs per batch,
+    not per day; raw_loader.day_batches), with the rows, reasons and folders landing them one by one gives
+    (raw_loader.checked_days_sql). {} when there is one such day, or when a check fails: the days are then
+    loaded one by one, which lands the days before the first bad one and names it, as the DuckDB loader does.
+    ``undated_rows``: the undated files' typed rows."""
     with_rows = [day for day, (files, _) in day_files.items() if files]
     if contract.time_column is None or len(with_rows) < 2:
         return {}
+    replaced = [day for day in day_files if day not in with_rows]  # emptied by the run: never a first sighting
+    reports: dict[date, LoadReport] = {}
+    for i, batch in enumerate(day_batches(day_files, undated_rows is not None)):
+        if i:  # the seen keys of this batch read the days the run landed before it
+            _relist_days(sql.session, contract.name)
+        landed = _land_batch(
+            sql, conn, contract, day_files, batch, replaced, undated_rows, encoding, known_columns, empty_days
+        )
+        if landed is None:
+            return {}
+        reports |= landed
+    return reports
+
+
+def _land_batch(
+    sql,
+    conn,
+    contract,
+    day_files: dict,
+    batch: list[date],
+    replaced: list[date],
+    undated_rows,
+    encoding: str,
+    known_columns,
+    empty_days,
+) -> dict[date, LoadReport] | None:
+    """One batch of _land_together's days checked and landed; None when its check fails (nothing written)."""
     try:
-        if undated_rows is not None:  # placed by their time column: only the run's days (it may skip some)
-            listed = ", ".join(f"DATE '{day.isoformat()}'" for day in with_rows)
+        if undated_rows is not None:  # placed by their time column: only the batch's days (the run may skip some)
+            listed = ", ".join(f"DATE '{day.isoformat()}'" for day in batch)
             rows, dated = undated_rows.filter(f"{DAY} IN ({listed})"), False
         else:
-            files = [p for day in with_rows for p in day_files[day][0]]
+            files = [p for day in batch for p in day_files[day][0]]
             if len({p.suffix.lower() for p in files}) > 1:  # a CSV day among Parquet days: typed as the table's
-                return {}
-            file_days = [day for day in with_rows for _ in day_files[day][0]]
+                return None
+            file_days = [day for day in batch for _ in day_files[day][0]]
             rows, dated = _typed(sql.session, sql, contract, files, True, encoding, DAY, conn, file_days), True
         rows.createOrReplaceTempView("_typed")
-        checked = sql.frame(checked_days_sql(contract, list(day_files), dated))
-        checked = checked.drop(*checked_days_helpers(checked.columns)).localCheckpoint(
-            eager=True
-        )  # counted, then written twice
+        checked = sql.frame(checked_days_sql(contract, batch + replaced, dated))
+        checked = checked.drop(*checked_days_helpers(checked.columns)).localCheckpoint(eager=True)  # read 3 times
         sides = {
             schema: _conform(sql.session, checked.filter(keep).drop(*drop), schema, contract, known_columns)
             for schema, keep, drop in (
@@ -466,16 +493,16 @@ def _land_together(
             )
         }
     except ContractError:
-        return {}
+        return None
     reasons: dict[date, dict[str, int]] = {}
     for day, reason, n in checked.groupBy(DAY, "_reason").count().collect():
         reasons.setdefault(day, {})[reason] = n
     reports = {}
-    for day in with_rows:
+    for day in batch:
         reports[day] = LoadReport(contract.name, day, [str(p) for p in day_files[day][0]])
         count_reasons(reports[day], reasons.get(day, {}))
     for schema, frame in sides.items():
-        _write_days(frame, schema, contract, with_rows, empty_days)
+        _write_days(frame, schema, contract, batch, empty_days)
     return reports
 
 

@@ -215,10 +215,15 @@ def test_the_same_days_load_and_quarantine_the_same_rows_on_both_engines(tmp_pat
         assert len(columns) == 1 and "feature_device" in next(iter(columns)), columns
 
 
-def test_a_ranged_reload_sees_the_days_it_replaced_as_duckdb_does(tmp_path, spark_session):
+@pytest.mark.parametrize("batch_bytes", [None, 1], ids=["one_batch", "a_batch_a_day"])
+def test_a_ranged_reload_sees_the_days_it_replaced_as_duckdb_does(tmp_path, monkeypatch, spark_session, batch_bytes):
     # raw.predictions already holds D1 when the run starts. The run replaces D1's folder, and D2's seen keys (its
     # p1 was first seen on D1) are read from the table again: Spark's table lists its files once, so the loader
     # refreshes the listing after each landed day (a stale one names D1's replaced files, or misses its rows)
+    from orchestration.lib import raw_loader
+
+    if batch_bytes:  # each day its own batch: the second reads what the first landed (its listing refreshed)
+        monkeypatch.setattr(raw_loader, "BATCH_BYTES", batch_bytes)
     source = tmp_path / "landing"
     landing_zone(source)
 

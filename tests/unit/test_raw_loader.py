@@ -446,6 +446,14 @@ def test_a_range_loaded_at_once_equals_its_days_loaded_one_by_one(tmp_path, monk
     assert not alone  # one pass, not the day-by-day path
     assert got == want
     assert _run_rows(together, run) == _run_rows(one_by_one, run)
+    # a backfill of large days goes in batches (here one day each): the later ones read what the earlier landed
+    monkeypatch.setattr(raw_loader, "BATCH_BYTES", 1)
+    assert raw_loader.day_batches({d: ([tmp_path], True) for d in run[:2]}, undated=False) == [[d1], [d2]]
+    in_batches = duckdb.connect()
+    load_days(in_batches, "predictions", tmp_path, [d0, d3])
+    assert load_days(in_batches, "predictions", tmp_path, run) == want and not alone
+    assert _run_rows(in_batches, run) == _run_rows(one_by_one, run)
+    in_batches.close()
     reasons = {
         (day, key): reason
         for day, _, key, reason in one_by_one.execute(
