@@ -44,6 +44,7 @@ GX is imported lazily because it costs ~2 s.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -668,12 +669,13 @@ class GxSession:
         self._definitions[name] = known
         return known[1]
 
-    def pending_results(self) -> list:
-        """Stored validation results that have no page in the site yet (the site mirrors the store's paths)."""
+    def pending_results(self, stored: list | None = None) -> list:
+        """Stored validation results (``stored``: as listed) that have no page in the site yet (the site mirrors
+        the store's paths)."""
         pages = self.docs_dir / "validations"
         return [
             key
-            for key in self.context.validation_results_store.list_keys()
+            for key in (self.context.validation_results_store.list_keys() if stored is None else stored)
             if not (pages / ("/".join(key.to_tuple()) + ".html")).exists()
         ]
 
@@ -687,16 +689,30 @@ class GxSession:
 
         from orchestration.lib.data_docs import make_site_offline
 
-        results = self.pending_results()
+        store = self.context.validation_results_store
+        stored = store.list_keys()
+        results = self.pending_results(stored)
         names = self.suite_names | {key.expectation_suite_identifier.name for key in results}
         if not results and not names:
             return 0
         suites = [ExpectationSuiteIdentifier(name=name) for name in sorted(names)]
         built = time.time() - 2  # coarse file-system clocks: a page written in this second counts
-        self.context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=results + suites)
+        with listed_once(store, stored):
+            self.context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=results + suites)
         make_site_offline(self.docs_dir, since=built)  # no CSS/JS from CDNs; the index's tables as plain HTML
         self.suite_names = set()
         return len(results)
+
+
+@contextlib.contextmanager
+def listed_once(store, keys: list):
+    """GX's ``store`` listed as ``keys`` inside the block. A Data Docs build lists the results store six times (a
+    walk of its folders, which grows with history) and nothing writes to it meanwhile."""
+    store.list_keys = lambda: list(keys)
+    try:
+        yield
+    finally:
+        del store.list_keys
 
 
 _SESSIONS: dict = {}

@@ -8,8 +8,9 @@ the index is read and rebuilt on every run. A store of N results is made from on
 raw_users suite validated on a small world) copied under earlier run times, each with its page, as N / 26
 daily runs would leave it. Then, in a fresh process each time (as a run), one more validation is rendered
 with ``GxSession.build_docs``: with GX's defaults (every result listed in the index, run times parsed by
-dateutil) and as the project builds it (the latest IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT results listed,
-gx_run_times' parser). Prints the minimum wall time of ``--runs`` builds per size and setting.
+dateutil, the results store listed six times) and as the project builds it (the latest
+IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT results listed, gx_run_times' parser, the store listed once). Prints the
+minimum wall time of ``--runs`` builds per size and setting.
 """
 
 import argparse
@@ -28,12 +29,13 @@ DEMO_RESULTS_PER_RUN = 26  # the demo world's suite levels: one stored result ea
 
 # one build in a fresh process: `python bench_data_docs.py --build SITE project|gx-defaults`
 BUILD = """
-import json, sys, time
+import contextlib, json, sys, time
 from pathlib import Path
 from orchestration.lib import gx_run_times, quality_gate
 site, setting, suite = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 if setting == "gx-defaults":
     gx_run_times.install = lambda: False  # GX's dateutil parse
+    quality_gate.listed_once = lambda store, keys: contextlib.nullcontext()  # GX's six listings of the store
 session = quality_gate.GxSession(site)
 session.suite_names = {suite}  # a validated suite: its page and the index are rebuilt
 start = time.perf_counter()
