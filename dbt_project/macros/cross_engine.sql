@@ -23,6 +23,13 @@
     {%- do run_query('create or replace view quality.gate_results as select * from parquet.`' ~ root ~ '/quality/gate_results`') -%}
 {%- endmacro %}
 
+{#- DuckDB's worker threads for the invocation when IMPACT_LEDGER_DUCKDB_THREADS is set (unset: DuckDB's default,
+    one per core). A setting of the database, not of a cursor: one SET at the start covers every model and test. -#}
+{% macro duckdb_threads() -%}
+    {%- set threads = env_var('IMPACT_LEDGER_DUCKDB_THREADS', '') -%}
+    {%- if target.type == 'duckdb' and threads -%}set threads = {{ threads | int }}{%- endif -%}
+{%- endmacro %}
+
 {#- Incremental marts by day. DuckDB: a pre-hook deletes the days (or rows) a run recomputes and the run
     appends them again. Spark (Parquet tables partitioned by their day): the same delete, emulated per
     partition: the rows of the touched days that stay are set aside, those days' partitions are

@@ -57,9 +57,25 @@ def temp_directory() -> Path:
     return _path_from_env("IMPACT_LEDGER_TEMP_DIR", warehouse_path().parent / "tmp")
 
 
+def duckdb_threads() -> int | None:
+    """DuckDB's worker threads for the warehouse (IMPACT_LEDGER_DUCKDB_THREADS); None: DuckDB's own default, one
+    per core. Fewer cost less CPU on small data when other work shares the cores (the tests: two workers on two
+    cores); at volume DuckDB's default is the fast one."""
+    value = os.environ.get("IMPACT_LEDGER_DUCKDB_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"IMPACT_LEDGER_DUCKDB_THREADS must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def duckdb_settings() -> dict[str, str]:
-    """The DuckDB settings every writer connection uses (Dagster resource and dbt's profiles.yml alike)."""
-    return {"memory_limit": memory_limit(), "temp_directory": str(temp_directory())}
+    """The DuckDB settings every writer connection uses (Dagster resource and dbt's profiles.yml alike; dbt's
+    threads come from the on-run-start hook in macros/cross_engine.sql)."""
+    settings = {"memory_limit": memory_limit(), "temp_directory": str(temp_directory())}
+    if (threads := duckdb_threads()) is not None:
+        settings["threads"] = str(threads)
+    return settings
 
 
 def export_env() -> None:
@@ -67,6 +83,7 @@ def export_env() -> None:
     os.environ["IMPACT_LEDGER_DB"] = str(warehouse_path())
     os.environ["IMPACT_LEDGER_MEMORY_LIMIT"] = memory_limit()
     os.environ["IMPACT_LEDGER_TEMP_DIR"] = str(temp_directory())
+    duckdb_threads()  # a bad value stops the run here, by its name, not as a DuckDB error inside dbt
 
 
 def dbt_project_vars() -> dict:

@@ -1,9 +1,12 @@
 """Every writer connection is memory-bounded and spills to a temp directory (DuckDB's default is 80% of RAM)."""
 
+import re
+
 import duckdb
+import pytest
 
 from orchestration.defs.resources import build_resources
-from orchestration.lib.settings import export_env
+from orchestration.lib.settings import duckdb_settings, export_env
 
 
 def test_the_dagster_resource_and_dbt_get_the_same_bound(tmp_path, monkeypatch):
@@ -24,3 +27,40 @@ def test_the_dagster_resource_and_dbt_get_the_same_bound(tmp_path, monkeypatch):
         "1GB",
         str(tmp_path / "tmp"),
     )
+
+
+def test_the_resource_and_dbt_run_on_the_threads_asked_for_and_duckdbs_default_otherwise(tmp_path, monkeypatch):
+    from orchestration.lib.dbt_runner import invoke_dbt
+    from orchestration.lib.settings import DBT_PROJECT_DIR
+
+    db = tmp_path / "w.duckdb"
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
+    monkeypatch.setenv("IMPACT_LEDGER_TEMP_DIR", str(tmp_path / "tmp"))
+
+    def resource_threads() -> int:
+        with build_resources()["duckdb"].get_connection() as conn:
+            return int(conn.execute("SELECT current_setting('threads')").fetchone()[0])
+
+    monkeypatch.delenv("IMPACT_LEDGER_DUCKDB_THREADS", raising=False)
+    with duckdb.connect() as plain:
+        assert resource_threads() == plain.execute("SELECT current_setting('threads')").fetchone()[0]
+    monkeypatch.setenv("IMPACT_LEDGER_DUCKDB_THREADS", "1")
+    assert resource_threads() == 1
+
+    # dbt: the on-run-start hook sets them for the database before any model (the build then fails: no raw tables)
+    project, target = str(DBT_PROJECT_DIR), tmp_path / "target"
+    args = ["--no-use-colors", "build", "--select", "stg_orders", "--project-dir", project, "--profiles-dir", project]
+    invoke_dbt([*args, "--target-path", str(target), "--log-path", str(target)])
+    executed = (target / "dbt.log").read_text()
+    assert "set threads = 1" in executed
+    monkeypatch.delenv("IMPACT_LEDGER_DUCKDB_THREADS")
+    (target / "dbt.log").unlink()
+    invoke_dbt([*args, "--target-path", str(target), "--log-path", str(target)])
+    assert "set threads" not in (target / "dbt.log").read_text()
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
+def test_a_bad_thread_count_names_its_variable(monkeypatch, value):
+    monkeypatch.setenv("IMPACT_LEDGER_DUCKDB_THREADS", value)
+    with pytest.raises(ValueError, match=re.escape(f"IMPACT_LEDGER_DUCKDB_THREADS must be a whole number >= 1, got '{value}'")):
+        duckdb_settings()  # what the Dagster resource is built from (and dbt's export_env checks)
