@@ -12,7 +12,16 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from orchestration.lib.settings import PROJECT_ROOT, analytics_path, dbt_var, reports_dir, source_dir, warehouse_path
+from orchestration.lib.settings import (
+    PROJECT_ROOT,
+    analytics_path,
+    dbt_var,
+    duckdb_settings,
+    gx_docs_index_limit,
+    reports_dir,
+    source_dir,
+    warehouse_path,
+)
 
 
 class CliError(Exception):
@@ -181,6 +190,11 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     os.environ["IMPACT_LEDGER_DBT_OUTPUT"] = "full" if args.verbose else "quiet"
     config = _use_config(args)
     source = _use_paths(args)
+    try:  # the settings read from the environment, checked before any work (named, without a traceback)
+        duckdb_settings()
+        gx_docs_index_limit()
+    except ValueError as err:
+        raise CliError(str(err)) from None
     first, last, data_first = _run_range(args, source)
     _partitions_cover(config, first, data_first)
     for note in config.assumptions():

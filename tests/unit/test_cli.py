@@ -89,6 +89,20 @@ def test_bad_arguments_are_clear_messages(tmp_path, args, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "variable, value", [("IMPACT_LEDGER_DUCKDB_THREADS", "x"), ("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "0")]
+)
+def test_a_bad_setting_stops_materialize_before_any_work_with_its_name(tmp_path, variable, value):
+    (tmp_path / "landing").mkdir()
+    result = run(
+        "materialize", "--source", str(tmp_path / "landing"), "--db", str(tmp_path / "w.duckdb"),
+        env={**os.environ, variable: value},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"{variable} must be a whole number >= 1, got '{value}'" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "w.duckdb").exists()
+
+
 def test_query_prints_a_table_and_reports_sql_errors(tmp_path):
     import duckdb
 
