@@ -48,9 +48,6 @@ def _materialize(monkeypatch, source: Path, out: Path, engine: str, first: date,
         ("IMPACT_LEDGER_ANALYTICS_DB", out / "analytics.duckdb"),
         ("IMPACT_LEDGER_ALERTS", out / "alerts"),
         ("IMPACT_LEDGER_SOURCE", source),
-        # small data: one shuffle partition keeps local Spark's per-query overhead down (a one-day dbt build of
-        # this world: 46-48 s against 50-56 s with two, 2026-12-02)
-        ("IMPACT_LEDGER_SPARK_SHUFFLE_PARTITIONS", "1"),
     ):
         monkeypatch.setenv(var, str(value))
     from orchestration.runs import materialize_days
