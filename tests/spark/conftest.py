@@ -11,8 +11,8 @@ os.environ.setdefault(
     "IMPACT_LEDGER_SPARK_JVM_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseParallelGC"
 )
 os.environ.setdefault("IMPACT_LEDGER_SPARK_ADAPTIVE", "false")
+os.environ.setdefault("IMPACT_LEDGER_SPARK_CODEGEN", "false")
 # One shuffle partition: with adaptive execution off, each aggregate of the tests' few rows ran as 8 tasks. The raw
 # and gate modules alone: 75 s against 90 s with 8 (2026-12-03); a one-day dbt build of the parity world: 46-48 s
 # against 50-56 s with two (2026-12-02). Results do not depend on it.
 os.environ.setdefault("IMPACT_LEDGER_SPARK_SHUFFLE_PARTITIONS", "1")
-os.environ.setdefault("IMPACT_LEDGER_SPARK_CODEGEN", "false")
