@@ -62,5 +62,7 @@ def test_the_resource_and_dbt_run_on_the_threads_asked_for_and_duckdbs_default_o
 @pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
 def test_a_bad_thread_count_names_its_variable(monkeypatch, value):
     monkeypatch.setenv("IMPACT_LEDGER_DUCKDB_THREADS", value)
-    with pytest.raises(ValueError, match=re.escape(f"IMPACT_LEDGER_DUCKDB_THREADS must be a whole number >= 1, got '{value}'")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"IMPACT_LEDGER_DUCKDB_THREADS must be a whole number >= 1, got '{value}'")
+    ):
         duckdb_settings()  # what the Dagster resource is built from (and dbt's export_env checks)
