@@ -12,6 +12,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from orchestration.lib.long_lived import collection_paused
 from orchestration.lib.settings import (
     PROJECT_ROOT,
     analytics_path,
@@ -210,12 +211,13 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def _materialize_range(first: date, last: date, source: Path, days_per_run: int | None) -> int:
-    from orchestration.runs import materialize_days
+    with collection_paused():  # Dagster's imports and instance (orchestration/lib/long_lived.py)
+        from orchestration.runs import materialize_days
 
+        instance = _dagster_instance()
     days = (last - first).days + 1
     print(f"materialising {first} .. {last} ({days} day(s)) from {source} into {warehouse_path()}")
     chunk = days_per_run or days
-    instance = _dagster_instance()
     day = first
     while day <= last:
         end = min(day + timedelta(days=chunk - 1), last)

@@ -17,7 +17,7 @@ os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 
 from orchestration.dagster_storage import ephemeral_instance
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
-from orchestration.lib.long_lived import freeze_long_lived_objects
+from orchestration.lib.long_lived import collection_paused, freeze_long_lived_objects
 
 
 @dataclass
@@ -117,11 +117,22 @@ class StepProgress:
             )
 
 
+def load_job(name: str) -> dg.JobDefinition:
+    """The job ``name`` of fresh definitions (their resources bound to the current IMPACT_LEDGER_DB / _SOURCE),
+    loaded with the cyclic collector paused; then, on the process's first load, what is alive is frozen (the
+    modules a run imports), so later collections skip it."""
+    with collection_paused():
+        from orchestration.definitions import build_definitions
+
+        job = build_definitions().resolve_job_def(name)
+        freeze_long_lived_objects()
+    return job
+
+
 def execute_with_progress(
     job: dg.JobDefinition, instance: dg.DagsterInstance, progress: Callable[[str], None] | None, label: str, **kwargs
 ) -> dg.ExecuteInProcessResult:
     """``job.execute_in_process(**kwargs)``, streaming StepProgress lines to ``progress`` (if given) meanwhile."""
-    freeze_long_lived_objects()  # the first run of the process: later garbage collections skip them
     run_id = str(uuid.uuid4())
     if progress is not None:
         instance.add_event_listener(run_id, StepProgress(progress, label))
@@ -141,10 +152,7 @@ def materialize_days(
     """
     if progress is not None:
         progress("loading definitions (Dagster, dbt manifest, checks)")
-    from orchestration.definitions import build_definitions
-
-    # Fresh definitions bind resources to the current IMPACT_LEDGER_DB / _SOURCE.
-    job = build_definitions().resolve_job_def("daily_impact_ledger")
+    job = load_job("daily_impact_ledger")
     if progress is not None:
         progress(f"starting the run ({(last - first).days + 1} partition(s) recorded in the Dagster instance first)")
     started = time.monotonic()
@@ -166,9 +174,7 @@ def materialize_days(
 
 def run_retraining(day: date, instance: dg.DagsterInstance | None = None) -> RunOutcome:
     """The retraining job (candidates -> bias gate -> snapshot) for ``day``, as the sensor would start it."""
-    from orchestration.definitions import build_definitions
-
-    job = build_definitions().resolve_job_def("retraining")
+    job = load_job("retraining")
     started = time.monotonic()
     result = execute_with_progress(
         job,

@@ -14,6 +14,8 @@ the process (the tests, a Python caller running day after day) saves ~0.5 s of c
 """
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 
@@ -28,3 +30,21 @@ def freeze_long_lived_objects() -> None:
 
     gc.collect()
     gc.freeze()
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """The cyclic collector off inside the block, then back as it was.
+
+    Loading a run's definitions imports most of the modules a run needs (Dagster, dagster-dbt, dbt, GX): hundreds
+    of thousands of objects that live as long as the process, which every automatic collection on the way walked
+    again. Those imports took ~1.3 s less without it (~6 s instead of ~7.5 s, five rounds alternating,
+    2026-12-03). Imports leave no garbage worth collecting, and freeze_long_lived_objects, called in the block,
+    collects once before it freezes."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -38,3 +38,42 @@ def test_the_first_call_freezes_what_is_alive_and_later_cycles_are_still_collect
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_the_collector_is_paused_inside_the_block_and_back_as_it_was_after_it_even_on_an_error():
+    import gc
+
+    import pytest
+
+    from orchestration.lib.long_lived import collection_paused
+
+    assert gc.isenabled()
+    with collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collection_paused():
+        raise RuntimeError("a definitions load that failed")
+    assert gc.isenabled()
+    gc.disable()  # a caller that turned it off itself keeps it off
+    try:
+        with collection_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_run_loads_its_job_with_the_collector_paused_and_runs_with_it_on(monkeypatch):
+    import gc
+
+    import orchestration.definitions
+    from orchestration import runs
+
+    seen = []
+    build = orchestration.definitions.build_definitions
+    monkeypatch.setattr(
+        orchestration.definitions, "build_definitions", lambda: (seen.append(gc.isenabled()), build())[1]
+    )
+    job = runs.load_job("daily_impact_ledger")
+    assert job.name == "daily_impact_ledger"
+    assert seen == [False] and gc.isenabled() and gc.get_freeze_count() > 0
