@@ -17,7 +17,7 @@ from orchestration.lib.settings import (
     PROJECT_ROOT,
     analytics_path,
     dbt_var,
-    duckdb_settings,
+    duckdb_threads,
     gx_docs_index_limit,
     reports_dir,
     source_dir,
@@ -192,7 +192,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     config = _use_config(args)
     source = _use_paths(args)
     try:  # the settings read from the environment, checked before any work (named, without a traceback)
-        duckdb_settings()
+        duckdb_threads()
         gx_docs_index_limit()
     except ValueError as err:
         raise CliError(str(err)) from None

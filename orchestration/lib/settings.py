@@ -62,10 +62,13 @@ def duckdb_threads() -> int | None:
     per core. Fewer cost less CPU on small data when other work shares the cores (the tests: two workers on two
     cores); at volume DuckDB's default is the fast one."""
     value = os.environ.get("IMPACT_LEDGER_DUCKDB_THREADS", "").strip()
-    if not value:
-        return None
+    return _whole_number("IMPACT_LEDGER_DUCKDB_THREADS", value) if value else None
+
+
+def _whole_number(variable: str, value: str) -> int:
+    """``value`` of the environment variable ``variable`` as a whole number >= 1, or a ValueError naming it."""
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"IMPACT_LEDGER_DUCKDB_THREADS must be a whole number >= 1, got {value!r}")
+        raise ValueError(f"{variable} must be a whole number >= 1, got {value!r}")
     return int(value)
 
 
@@ -83,7 +86,6 @@ def export_env() -> None:
     os.environ["IMPACT_LEDGER_DB"] = str(warehouse_path())
     os.environ["IMPACT_LEDGER_MEMORY_LIMIT"] = memory_limit()
     os.environ["IMPACT_LEDGER_TEMP_DIR"] = str(temp_directory())
-    duckdb_threads()  # a bad value stops the run here, by its name, not as a DuckDB error inside dbt
 
 
 def dbt_project_vars() -> dict:
@@ -123,10 +125,9 @@ def gx_docs_index_limit() -> int:
     """How many of the latest validation results the Data Docs index lists (IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT,
     default 1,000: ~5 weeks of the demo's daily runs). Every result keeps its page; an index of every result
     kept would be read and rebuilt on each run, growing with history."""
-    value = os.environ.get("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "1000")
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT must be a whole number >= 1, got {value!r}")
-    return int(value)
+    return _whole_number(
+        "IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", os.environ.get("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "1000")
+    )
 
 
 def analytics_path() -> Path:

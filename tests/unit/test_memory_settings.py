@@ -65,4 +65,4 @@ def test_a_bad_thread_count_names_its_variable(monkeypatch, value):
     with pytest.raises(
         ValueError, match=re.escape(f"IMPACT_LEDGER_DUCKDB_THREADS must be a whole number >= 1, got '{value}'")
     ):
-        duckdb_settings()  # what the Dagster resource is built from (and dbt's export_env checks)
+        duckdb_settings()  # what the Dagster resource is built from when a run loads its definitions
