@@ -42,29 +42,48 @@
              {{ first_date_col }} + {{ model_setting(model_col, 'reference_days', var('default_reference_days') | int) }} - 1)
 {%- endmacro %}
 
-{# The label events of the predictions in CTE `predictions` (prediction_id,
-   date, model_id): known by the end of max_date and within the model's label
-   horizon. Labels of an older day were stamped after that day, so the scan
-   starts at label_scan_start(). #}
-{% macro label_events(predictions) -%}
-    select l.prediction_id, l.label, l.labeled_at, l.label_source, l.source_priority
-    from {{ ref('stg_labels') }} l
-    join {{ predictions }} p on p.prediction_id = l.prediction_id
-    where l.labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('l.labeled_at') }}
-      and {{ within_label_horizon('l.labeled_at', 'p.date', 'p.model_id') }}
+{# The label events (and, with feedback=true, the feedback events) of the
+   predictions in CTE `predictions` (prediction_id, date, model_id): known by
+   the end of max_date and within the model's label horizon; is_label says
+   which. Both kinds meet the predictions in one join: probing a day's
+   predictions is most of the cost, so once rather than once per kind. Labels
+   of an older day were stamped after that day, so the scan starts at
+   label_scan_start(). #}
+{% macro prediction_events(predictions, feedback=false) -%}
+    select e.*
+    from (
+        select prediction_id, labeled_at as event_at, true as is_label, label, label_source, source_priority,
+            cast(null as {{ dbt.type_string() }}) as feedback_value
+        from {{ ref('stg_labels') }}
+        where labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('labeled_at') }}
+        {%- if feedback %}
+        union all
+        select prediction_id, created_at, false, null, null, null, value
+        from {{ ref('stg_feedback') }}
+        where created_at >= {{ label_scan_start() }} and {{ known_by_max_date('created_at') }}
+        {%- endif %}
+    ) as e
+    join {{ predictions }} p on p.prediction_id = e.prediction_id
+    where {{ within_label_horizon('e.event_at', 'p.date', 'p.model_id') }}
 {%- endmacro %}
 
-{# One label per prediction of `predictions`, from label_events: a
+{# One label per prediction from `events` (a relation of prediction_events): a
    human_review label overrides an implicit one, within a source the latest wins. #}
-{% macro resolved_labels_of(predictions) -%}
+{% macro resolved_labels(events) -%}
     select prediction_id, label, labeled_at, label_source, first_labeled_at
     from (
-        select prediction_id, label, labeled_at, label_source,
-            min(labeled_at) over (partition by prediction_id) as first_labeled_at,
-            row_number() over (partition by prediction_id order by source_priority desc, labeled_at desc) as label_rank
-        from ({{ label_events(predictions) }}) as events
+        select prediction_id, label, event_at as labeled_at, label_source,
+            min(event_at) over (partition by prediction_id) as first_labeled_at,
+            row_number() over (partition by prediction_id order by source_priority desc, event_at desc) as label_rank
+        from {{ events }}
+        where is_label
     ) as ranked
     where label_rank = 1
+{%- endmacro %}
+
+{# resolved_labels of the predictions in CTE `predictions`. #}
+{% macro resolved_labels_of(predictions) -%}
+    {{ resolved_labels('(' ~ prediction_events(predictions) ~ ') as events') }}
 {%- endmacro %}
 
 {# The predictions of the (model_id, date) pairs this run recomputes for late

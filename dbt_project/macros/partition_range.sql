@@ -62,7 +62,13 @@
    the last bits would change between re-runs; summing exact decimals keeps
    re-run marts bit-identical (15 decimals are far below any reported digit). #}
 {% macro exact_sum(expr, scale=15, where=none) -%}
-    cast(sum(cast({{ expr }} as decimal(38, {{ scale }}))){% if where %} filter (where {{ where }}){% endif %} as double)
+    cast({{ exact_partial_sum(expr, scale, where) }} as double)
+{%- endmacro %}
+
+{# The exact sum as the decimal it is: partial sums of groups add up to the
+   whole group's exactly (sum them, then cast to double once). #}
+{% macro exact_partial_sum(expr, scale=15, where=none) -%}
+    sum(cast({{ expr }} as decimal(38, {{ scale }}))){% if where %} filter (where {{ where }}){% endif %}
 {%- endmacro %}
 
 {% macro exact_avg(expr) -%}

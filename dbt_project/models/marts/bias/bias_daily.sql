@@ -40,19 +40,47 @@ scored as (
     left join labels l on l.prediction_id = p.prediction_id
 ),
 
-grouped as (
-    {%- for attribute, cols in attributes.items() %}
-    select s.date, s.model_id, '{{ attribute }}' as attribute,
-        coalesce({% for c in cols %}u.{{ adapter.quote(c) }}{% if not loop.last %} || '|' || {% endif %}{% endfor %}, 'unknown') as group_value,
-        s.decision, s.label, s.score
+-- The additive counts per day, model and combination of every attribute column: one pass over the
+-- predictions, joined to the users once, however many attributes there are. Each attribute's groups are
+-- sums of these combinations (counts, and exact decimal sums, add up exactly).
+combinations as (
+    select s.date, s.model_id
+        {%- for c in columns %}, u.{{ adapter.quote(c) }}{% endfor %},
+        count(*) as predictions,
+        {{ count_where('s.decision') }} as positives,
+        count(s.label) as labelled,
+        {{ count_where('s.label = 1') }} as labelled_positives,
+        {{ count_where('s.decision and s.label = 1') }} as true_positives,
+        {{ count_where('s.decision and s.label = 0') }} as false_positives,
+        {{ count_where('not s.decision and s.label = 1') }} as false_negatives,
+        {{ count_where('not s.decision and s.label = 0') }} as true_negatives,
+        {{ exact_partial_sum('case when s.label is not null then s.score end') }} as score_sum
     from scored s
     left join users u on u.user_id = s.user_id
+    group by s.date, s.model_id{% for c in columns %}, u.{{ adapter.quote(c) }}{% endfor %}
+),
+
+{%- set counted = ['predictions', 'positives', 'labelled', 'labelled_positives', 'true_positives', 'false_positives',
+                    'false_negatives', 'true_negatives'] %}
+grouped as (
+    {%- for attribute, cols in attributes.items() %}
+    {%- set group_value -%}
+        coalesce({% for c in cols %}{{ adapter.quote(c) }}{% if not loop.last %} || '|' || {% endif %}{% endfor %}, 'unknown')
+    {%- endset %}
+    select date, model_id, '{{ attribute }}' as attribute, {{ group_value }} as group_value,
+        {#- a sum keeps the type of what it sums, but widens a count's bigint (DuckDB: to hugeint) #}
+        {%- for n in counted %}
+        {% if n in ('predictions', 'labelled') %}cast(sum({{ n }}) as bigint){% else %}sum({{ n }}){% endif %} as {{ n }},
+        {%- endfor %}
+        sum(score_sum) as score_sum
+    from combinations
+    group by date, model_id, {{ group_value }}
     {% if not loop.last %}union all{% endif %}
     {%- else %}
-    select s.date, s.model_id, cast(null as {{ dbt.type_string() }}) as attribute,
+    select date, model_id, cast(null as {{ dbt.type_string() }}) as attribute,
         cast(null as {{ dbt.type_string() }}) as group_value,
-        s.decision, s.label, s.score
-    from scored s
+        {{ counted | join(', ') }}, score_sum
+    from combinations
     where false
     {%- endfor %}
 ),
@@ -79,23 +107,17 @@ counts as (
         g.model_id,
         g.attribute,
         g.group_value,
-        count(*) as predictions,
-        {{ count_where('g.decision') }} as positives,
-        count(g.label) as labelled,
-        {{ count_where('g.label = 1') }} as labelled_positives,
-        {{ count_where('g.decision and g.label = 1') }} as true_positives,
-        {{ count_where('g.decision and g.label = 0') }} as false_positives,
-        {{ count_where('not g.decision and g.label = 1') }} as false_negatives,
-        {{ count_where('not g.decision and g.label = 0') }} as true_negatives,
-        {{ exact_sum('case when g.label is not null then g.score end') }} as score_sum,
-        {{ count_where('g.label = 1') }} as label_sum,
-        coalesce(max(p.population_users), 0) as population_users,
+        {%- for n in counted %}
+        g.{{ n }},
+        {%- endfor %}
+        cast(g.score_sum as double) as score_sum,
+        g.labelled_positives as label_sum,
+        coalesce(p.population_users, 0) as population_users,
         (select count(*) from users) as population_total,
-        max(r.labels_as_of) as labels_as_of
+        r.labels_as_of
     from grouped g
     left join population p on p.attribute = g.attribute and p.group_value = g.group_value
     left join {{ ref('int_label_refresh_days') }} r on r.model_id = g.model_id and r.date = g.date
-    group by g.date, g.model_id, g.attribute, g.group_value
 )
 
 select

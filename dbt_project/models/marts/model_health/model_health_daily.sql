@@ -14,17 +14,19 @@ with predictions as (
     from ({{ refreshed_predictions() }})
 ),
 
+events as (
+    {{ prediction_events('predictions', feedback=true) }}
+),
+
 labels as (
-    {{ resolved_labels_of('predictions') }}
+    {{ resolved_labels('events') }}
 ),
 
 feedback as (
-    select f.prediction_id, count(*) as feedback_events, {{ count_where("f.value = 'up'") }} as up_events
-    from {{ ref('stg_feedback') }} f
-    join predictions p on p.prediction_id = f.prediction_id
-    where f.created_at >= {{ label_scan_start() }} and {{ known_by_max_date('f.created_at') }}
-      and {{ within_label_horizon('f.created_at', 'p.date', 'p.model_id') }}
-    group by f.prediction_id
+    select prediction_id, count(*) as feedback_events, {{ count_where("feedback_value = 'up'") }} as up_events
+    from events
+    where not is_label
+    group by prediction_id
 ),
 
 scored as (
