@@ -25,6 +25,7 @@ from tests.e2e.oracles import (
     psi_numeric,
     retention,
     score_calibration,
+    users,
 )
 
 pytestmark = pytest.mark.slow
@@ -117,6 +118,71 @@ def test_every_health_metric_matches_its_oracle(materialized):
     # ... while a week back the realised values have caught up
     older = health[health["date"] <= pd.Timestamp(p.last - timedelta(days=7))]
     assert (older["label_coverage"] > 0.7).all() and older[["precision", "recall"]].notna().all().all()
+
+
+def bias_oracle(preds: pd.DataFrame, people: pd.DataFrame, attributes: dict[str, list[str]]) -> pd.DataFrame:
+    """marts.bias_daily's counts per day, model, attribute and group, from the rows in pandas: a user's missing
+    attribute value is 'unknown', a prediction whose user is unknown is in group 'unknown' of every attribute.
+    A count is of the rows whose condition is true, and NULL when the condition is NULL on every row of the group
+    (SQL's three-valued logic: an unlabelled row's `label = 1` is NULL; `decision and ...` is false when not
+    decided), as count_if publishes it (dbt_project/macros/cross_engine.sql)."""
+    known_user = preds["user_id"].isin(people["user_id"])
+    rows = preds.merge(people, on="user_id", how="left")
+    decided = pd.Series(rows["decision"].to_numpy(), dtype="boolean")
+    labelled = rows["label"].notna().to_numpy()
+    positive = pd.Series(rows["label"].to_numpy() == 1, dtype="boolean").mask(~labelled)
+    negative = pd.Series(rows["label"].to_numpy() == 0, dtype="boolean").mask(~labelled)
+    cells = pd.DataFrame(
+        {
+            "date": rows["date"],
+            "model_id": rows["model_id"],
+            "positives": decided,
+            "labelled_positives": positive,
+            "true_positives": decided & positive,
+            "false_positives": decided & negative,
+            "false_negatives": ~decided & positive,
+            "true_negatives": ~decided & negative,
+            "score_sum": rows["score"].where(labelled),
+        }
+    )
+    counted = [c for c in cells.columns if c not in ("date", "model_id")]
+    parts = []
+    for attribute, columns in attributes.items():
+        values = rows[columns].astype(object).where(rows[columns].notna(), "unknown").astype(str)
+        group = values.agg("|".join, axis=1).where(known_user.to_numpy(), "unknown")
+        population = people[columns].astype(object).where(people[columns].notna(), "unknown").astype(str)
+        sizes = population.agg("|".join, axis=1).value_counts()
+        by_group = cells.assign(group_value=group.to_numpy()).groupby(["date", "model_id", "group_value"])
+        part = by_group[counted].sum(min_count=1).astype(float)  # NaN: no row with a non-NULL condition
+        part["predictions"] = by_group.size()
+        part["labelled"] = by_group["score_sum"].count()
+        part = part.reset_index()
+        part["population_users"] = part["group_value"].map(sizes).fillna(0).astype(int)
+        parts.append(part.assign(attribute=attribute))
+    return pd.concat(parts, ignore_index=True).assign(population_total=len(people))
+
+
+def test_every_bias_count_matches_pandas(materialized):
+    """Each row's counts from the labels known by its labels_as_of, against pandas on the raw files."""
+    p = materialized
+    attributes = load_config().attribute_columns
+    people = users(p.source)[["user_id", *{c for columns in attributes.values() for c in columns}]]
+    bias = p.query("SELECT * FROM marts.bias_daily")
+    keys = ["date", "model_id", "attribute", "group_value"]
+    assert set(bias["attribute"]) == set(attributes) and len(bias) > 100
+    for as_of, rows in bias.groupby("labels_as_of"):
+        preds = known_predictions(p.source, as_of.date())
+        pairs = rows[["date", "model_id"]].drop_duplicates()
+        preds = preds.merge(pairs, on=["date", "model_id"])
+        expected = bias_oracle(preds, people, attributes).set_index(keys).sort_index()
+        ours = rows.set_index(keys).sort_index()
+        assert list(ours.index) == list(expected.index), as_of  # every group seen, no other
+        for column in expected.columns:
+            tolerance = EXACT if column == "score_sum" else dict(rel=0, abs=0)
+            assert ours[column].astype(float).to_numpy() == pytest.approx(
+                expected[column].astype(float).to_numpy(), nan_ok=True, **tolerance
+            ), (as_of, column)
+        assert ours["label_sum"].equals(ours["labelled_positives"])
 
 
 def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, monkeypatch):
