@@ -16,6 +16,8 @@
 {%- for cols in attributes.values() %}{% for c in cols %}
     {%- if c not in columns %}{% do columns.append(c) %}{% endif %}
 {%- endfor %}{% endfor %}
+{%- set counted = ['predictions', 'positives', 'labelled', 'labelled_positives', 'true_positives', 'false_positives',
+                    'false_negatives', 'true_negatives'] %}
 
 with users as (
     select user_id
@@ -56,12 +58,12 @@ combinations as (
         {{ count_where('not s.decision and s.label = 0') }} as true_negatives,
         {{ exact_partial_sum('case when s.label is not null then s.score end') }} as score_sum
     from scored s
+    {%- if columns %}
     left join users u on u.user_id = s.user_id
+    {%- endif %}
     group by s.date, s.model_id{% for c in columns %}, u.{{ adapter.quote(c) }}{% endfor %}
 ),
 
-{%- set counted = ['predictions', 'positives', 'labelled', 'labelled_positives', 'true_positives', 'false_positives',
-                    'false_negatives', 'true_negatives'] %}
 grouped as (
     {%- for attribute, cols in attributes.items() %}
     {%- set group_value -%}
