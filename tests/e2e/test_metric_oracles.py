@@ -120,6 +120,12 @@ def test_every_health_metric_matches_its_oracle(materialized):
     assert (older["label_coverage"] > 0.7).all() and older[["precision", "recall"]].notna().all().all()
 
 
+def joined_values(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """An intersection's group per row: its columns' values as text ('unknown' when missing) joined with '|'."""
+    values = [frame[c].astype(object).where(frame[c].notna(), "unknown").astype(str) for c in columns]
+    return values[0].str.cat(values[1:], sep="|") if len(values) > 1 else values[0]
+
+
 def bias_oracle(preds: pd.DataFrame, people: pd.DataFrame, attributes: dict[str, list[str]]) -> pd.DataFrame:
     """marts.bias_daily's counts per day, model, attribute and group, from the rows in pandas: a user's missing
     attribute value is 'unknown', a prediction whose user is unknown is in group 'unknown' of every attribute.
@@ -148,10 +154,8 @@ def bias_oracle(preds: pd.DataFrame, people: pd.DataFrame, attributes: dict[str,
     counted = [c for c in cells.columns if c not in ("date", "model_id")]
     parts = []
     for attribute, columns in attributes.items():
-        values = rows[columns].astype(object).where(rows[columns].notna(), "unknown").astype(str)
-        group = values.agg("|".join, axis=1).where(known_user.to_numpy(), "unknown")
-        population = people[columns].astype(object).where(people[columns].notna(), "unknown").astype(str)
-        sizes = population.agg("|".join, axis=1).value_counts()
+        group = joined_values(rows, columns).where(known_user.to_numpy(), "unknown")
+        sizes = joined_values(people, columns).value_counts()
         by_group = cells.assign(group_value=group.to_numpy()).groupby(["date", "model_id", "group_value"])
         part = by_group[counted].sum(min_count=1).astype(float)  # NaN: no row with a non-NULL condition
         part["predictions"] = by_group.size()
