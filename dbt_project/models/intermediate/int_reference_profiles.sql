@@ -16,30 +16,25 @@
 -- profile from the warehouse's predictions.
 
 {#- The days this run reads: the windows of the versions it (re)builds, known before the pre-hook
-    deletes (the same conditions), so the scan of stg_predictions is bounded by constants the
-    engine can prune with (a join alone would scan, and check held-back days for, all history). -#}
-{%- set span = none %}
-{#- (a plain `dbt compile` on a warehouse without int_model_versions yet: no bound) #}
-{%- if execute and load_relation(ref('int_model_versions')) is not none %}
-    {%- set span_sql %}
-        select min(v.reference_start_date), max(v.reference_end_date)
-        from {{ ref('int_model_versions') }} as v
-        where v.reference_end_date <= {{ max_date() }}
-        {%- if is_incremental() %}
-            and (
-                not exists (
-                    select 1 from {{ this }} as t
-                    where
-                        t.model_id = v.model_id and t.model_version = v.model_version
-                        and t.reference_start_date = v.reference_start_date
-                        and t.reference_end_date = v.reference_end_date
-                )
-                or (v.reference_start_date <= {{ max_date() }} and v.reference_end_date >= {{ min_date() }})
+    deletes (the same conditions). -#}
+{%- set rebuilt_sql %}
+    select v.reference_start_date, v.reference_end_date
+    from {{ ref('int_model_versions') }} as v
+    where v.reference_end_date <= {{ max_date() }}
+    {%- if is_incremental() %}
+        and (
+            not exists (
+                select 1 from {{ this }} as t
+                where
+                    t.model_id = v.model_id and t.model_version = v.model_version
+                    and t.reference_start_date = v.reference_start_date
+                    and t.reference_end_date = v.reference_end_date
             )
-        {%- endif %}
-    {%- endset %}
-    {%- set span = run_query(span_sql).rows[0] %}
-{%- endif %}
+            or (v.reference_start_date <= {{ max_date() }} and v.reference_end_date >= {{ min_date() }})
+        )
+    {%- endif %}
+{%- endset %}
+{%- set span = reference_window_span(rebuilt_sql) %}
 
 with versions as (
     select v.model_id, v.model_version, v.reference_start_date, v.reference_end_date
@@ -60,13 +55,7 @@ reference_predictions as (
         on
             p.model_id = v.model_id and p.model_version = v.model_version
             and p.prediction_date between v.reference_start_date and v.reference_end_date
-    {%- if span is not none and span[0] is not none %}
-    where
-        p.predicted_at >= cast('{{ span[0] }}' as date)
-        and p.predicted_at < cast('{{ span[1] }}' as date) + interval 1 day
-    {%- elif span is not none %}
-    where 1 = 0  -- no version to build: read nothing
-    {%- endif %}
+    where {{ predicted_in_span(span) }}
 ),
 
 numeric_values as (

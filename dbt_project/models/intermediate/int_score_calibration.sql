@@ -8,7 +8,7 @@
 -- label-free (CBPE) precision/recall estimates. Written once per version, so
 -- each run reads a bounded window.
 
-with ready as (
+{%- set ready_sql %}
     select v.model_id, v.model_version, v.reference_start_date, v.reference_end_date
     from {{ ref('int_model_versions') }} v
     where v.reference_end_date + {{ label_horizon_days('v.model_id') }} <= {{ max_date() }}
@@ -18,6 +18,12 @@ with ready as (
           where t.model_id = v.model_id and t.model_version = v.model_version
       )
     {% endif %}
+{%- endset %}
+{#- most runs learn nothing: then no prediction or label is read -#}
+{%- set span = reference_window_span(ready_sql) %}
+
+with ready as (
+    {{ ready_sql }}
 ),
 
 reference as (
@@ -27,6 +33,7 @@ reference as (
     join ready r
         on r.model_id = p.model_id and r.model_version = p.model_version
        and p.prediction_date between r.reference_start_date and r.reference_end_date
+    where {{ predicted_in_span(span) }}
 ),
 
 -- The labels known when the window matured (reference end + the model's
