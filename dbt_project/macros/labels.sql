@@ -81,11 +81,6 @@
     where label_rank = 1
 {%- endmacro %}
 
-{# resolved_labels of the predictions in CTE `predictions`. #}
-{% macro resolved_labels_of(predictions) -%}
-    {{ resolved_labels('(' ~ prediction_events(predictions) ~ ') as events') }}
-{%- endmacro %}
-
 {# The predictions of the (model_id, date) pairs this run recomputes for late
    labels (intermediate.int_label_refresh_days), with their labels_as_of. #}
 {% macro refreshed_predictions() -%}

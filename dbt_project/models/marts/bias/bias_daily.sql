@@ -32,8 +32,12 @@ predictions as (
     from ({{ refreshed_predictions() }}) p
 ),
 
+events as (
+    {{ prediction_events('predictions') }}
+),
+
 labels as (
-    {{ resolved_labels_of('predictions') }}
+    {{ resolved_labels('events') }}
 ),
 
 scored as (
