@@ -12,7 +12,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from orchestration.lib.long_lived import collection_paused
+from orchestration.lib.long_lived import collection_paused, nothing_to_collect_yet
 from orchestration.lib.settings import (
     PROJECT_ROOT,
     analytics_path,
@@ -211,6 +211,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def _materialize_range(first: date, last: date, source: Path, days_per_run: int | None) -> int:
+    nothing_to_collect_yet()  # this process has only imported and read settings (orchestration/lib/long_lived.py)
     with collection_paused():  # Dagster's imports and instance (orchestration/lib/long_lived.py)
         from orchestration.runs import materialize_days
 

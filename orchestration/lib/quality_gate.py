@@ -592,6 +592,11 @@ def _context(docs_dir: Path | None):
         context = gx.get_context(mode="ephemeral")
     else:
         context = gx.get_context(mode="file", project_root_dir=str(docs_dir.parent / "gx_context"))
+        if context.variables.config_variables_file_path:
+            # GX re-reads (YAML-parses) that file at each access to a context setting, ~500 times a run, for
+            # `${...}` substitutions this generated context never uses: from the next context on, it is not read
+            context.variables.config_variables_file_path = None
+            context.variables.save()
         site = {
             "class_name": "SiteBuilder",
             "site_index_builder": {

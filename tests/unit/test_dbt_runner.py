@@ -57,3 +57,24 @@ def test_a_failed_build_says_why_in_dbts_words_whatever_level_dbt_logged_it_at()
     quiet = DbtOutcome(success=False, tail=["Running with dbt=1.11", "Encountered an error: vars is not a mapping"])
     message = str(_failure(quiet, Path("target")))
     assert "vars is not a mapping" in message and str(Path("target") / "dbt.log") in message
+
+
+def _flag_declared_here():
+    from dbt_common.behavior_flags import BehaviorFlagRendered
+
+    return BehaviorFlagRendered({"name": "some_flag", "default": False, "docs_url": "https://example.org"}, {})
+
+
+def test_a_behaviour_flag_is_still_attributed_to_the_module_that_declared_it():
+    import inspect
+
+    from orchestration.lib.dbt_runner import _find_behavior_flag_sources_cheaply
+
+    # dbt's own way (inspect.stack), as the oracle: the first frame outside dbt_common.behavior_flags
+    expected = next(
+        m.__name__
+        for f in inspect.stack()
+        if (m := inspect.getmodule(f[0])) and m.__name__ != "dbt_common.behavior_flags"
+    )
+    _find_behavior_flag_sources_cheaply()
+    assert _flag_declared_here()._behavior_change_event.flag_source == __name__ == expected

@@ -11,7 +11,12 @@ PROBE = textwrap.dedent(
     from orchestration.lib.long_lived import freeze_long_lived_objects
 
     assert gc.get_freeze_count() == 0
+    full = []
+    gc.callbacks.append(lambda phase, info: phase == "start" and info["generation"] == 2 and full.append(1))
+    gc.disable()  # only the freeze's own collection counts
     freeze_long_lived_objects()
+    gc.enable()
+    assert full == [1], "no full collection before the freeze"
     frozen = gc.get_freeze_count()
     assert frozen > 100_000, frozen  # the modules a run imports (dbt, Great Expectations) among them
     assert "great_expectations" in sys.modules and "dbt.cli.main" in sys.modules
@@ -36,6 +41,29 @@ PROBE = textwrap.dedent(
 
 def test_the_first_call_freezes_what_is_alive_and_later_cycles_are_still_collected():
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
+
+
+FRESH_PROCESS_PROBE = textwrap.dedent(
+    """
+    import gc
+    from orchestration.lib.long_lived import freeze_long_lived_objects, nothing_to_collect_yet
+
+    full = []
+    gc.callbacks.append(lambda phase, info: phase == "start" and info["generation"] == 2 and full.append(1))
+    gc.disable()  # as the command line's collection_paused: no automatic collection meanwhile
+    nothing_to_collect_yet()
+    freeze_long_lived_objects()
+    assert gc.get_freeze_count() > 100_000
+    assert full == [], "the freeze collected"
+    print("ok")
+    """
+)
+
+
+def test_a_process_that_has_only_imported_freezes_without_a_full_collection():
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS_PROBE], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
 

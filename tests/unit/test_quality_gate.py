@@ -521,6 +521,8 @@ def test_the_index_lists_the_latest_results_and_every_result_keeps_its_page(worl
             session = GxSession(site)
             assert run_suite(conn, load_suite("raw_users"), TODAY, TODAY, session=session).success
             session.build_docs()
+    # the generated context's config-variables file (GX read it at every access to a setting) is not named any more
+    assert session.context.variables.config_variables_file_path is None
     store = session.context.validation_results_store
     assert "list_keys" not in vars(store)  # the build's one listing is GX's own method again afterwards
     stored = store.list_keys()

@@ -1,6 +1,6 @@
-{#- a version's rows are written once (see `ready`): appending them is the same on Spark -#}
+{#- a version's rows are written once (see `ready`): appended, on either engine -#}
 {{ config(materialized='incremental', unique_key=['model_id', 'model_version', 'score_bin'],
-          incremental_strategy='append' if target.type == 'spark' else 'delete+insert') }}
+          incremental_strategy='append', on_schema_change='fail') }}
 
 -- Histogram-binning calibration of each model version, learnt once from its
 -- reference window (int_model_versions) when that window's labels have

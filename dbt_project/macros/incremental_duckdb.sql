@@ -1,0 +1,73 @@
+{#- dbt-duckdb's incremental materialisation, with a shorter path for the project's marts on a normal run.
+
+    A run of an append mart (a pre-hook deletes the days it recomputes) costs dbt-duckdb five statements:
+    the model into a temporary table, two pairs of column listings (widening the target's types, then the
+    schema-change check), the insert from the temporary table and its drop. On a small day that is most of
+    a mart's time (~0.04 s of a 0.05 s model, a dozen marts a run). Here, when the table exists, the run is
+    not a full refresh, the strategy is `append` and `on_schema_change` is `fail` (the marts' setting), the
+    same outcome takes two: one query compares the model's columns and types (DuckDB's DESCRIBE of the
+    query, which plans it without running it) with the table's, and fails naming the differences as
+    dbt would; then the model's rows are inserted by name. Everything else (a first build, a full
+    refresh, other strategies or settings, Python models) is dbt-duckdb's own materialisation. -#}
+{% materialization incremental, adapter='duckdb' -%}
+    {%- set existing = load_cached_relation(this) -%}
+    {%- set short_path = existing is not none and existing.is_table and not should_full_refresh()
+        and model['language'] == 'sql'
+        and config.get('incremental_strategy') == 'append'
+        and config.get('on_schema_change') == 'fail'
+        and not config.get('grants')
+        and not adapter.is_motherduck() -%}
+    {%- if not short_path -%}
+        {{ return(dbt.materialization_incremental_duckdb()) }}
+    {%- endif -%}
+    {%- set target = this.incorporate(type='table') -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    -- `BEGIN` happens here:
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- set changed = run_query(columns_changed_sql(existing, compiled_code)) -%}
+    {%- if changed.rows | length > 0 -%}
+        {%- set lines = [] -%}
+        {%- for row in changed.rows -%}
+            {%- do lines.append(row[0] ~ ': ' ~ (row[1] or 'absent') ~ ' in the table, ' ~ (row[2] or 'absent') ~ ' in the model') -%}
+        {%- endfor -%}
+        {{ exceptions.raise_compiler_error(
+            "The source and target schemas on this incremental model are out of sync!\n"
+            ~ "  They can be reconciled in several ways:\n"
+            ~ "    - set the `on_schema_change` config to `append_new_columns` or `sync_all_columns`.\n"
+            ~ "    - Re-run the incremental model with `full_refresh: True` to update the target schema.\n"
+            ~ "    - update the schema manually and re-run the process.\n\n"
+            ~ "  Columns of " ~ target ~ " that differ:\n    " ~ lines | join('\n    ')) }}
+    {%- endif -%}
+
+    {% call statement("main") -%}
+        insert into {{ target }} by name ({{ compiled_code }})
+    {%- endcall %}
+
+    {% do persist_docs(target, model) %}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    -- `COMMIT` happens here
+    {% do adapter.commit() %}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target]}) }}
+{%- endmaterialization %}
+
+{#- The columns whose type differs between `relation` and the query `sql` (or that only one of them has):
+    name, the table's type, the query's type. DESCRIBE plans the query without running it. -#}
+{% macro columns_changed_sql(relation, sql) -%}
+    with model_columns as (
+        select lower(column_name) as name, column_type as data_type from (describe ({{ sql }}))
+    ),
+    table_columns as (
+        select lower(column_name) as name, data_type
+        from information_schema.columns
+        where table_catalog = '{{ relation.database }}' and table_schema = '{{ relation.schema }}'
+            and table_name = '{{ relation.identifier }}'
+    )
+    select coalesce(t.name, m.name) as name, t.data_type as table_type, m.data_type as model_type
+    from table_columns t
+    full join model_columns m on m.name = t.name
+    where t.data_type is distinct from m.data_type
+    order by 1
+{%- endmacro %}
