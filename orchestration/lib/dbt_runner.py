@@ -8,7 +8,6 @@ configuration), so the handle is closed after each invocation and the caller may
 """
 
 import gc
-import inspect
 import pprint
 import sys
 from collections import deque
@@ -87,8 +86,9 @@ def _keep_partial_parse_across_warehouses() -> None:
 
 def _find_behavior_flag_sources_cheaply() -> None:
     """dbt names the module that declared each of the adapter's behaviour flags (for its warnings) from
-    ``inspect.stack()``, which reads the source lines of every frame on the stack, once per flag: ~0.2 s a run
-    under Dagster's deep stack. The same module, found by walking the frames without reading any source."""
+    ``inspect.stack()``, which reads the source lines of every frame on the stack, once per flag, and
+    ``inspect.getmodule`` (which indexes every loaded module's file on first use): ~0.2 s a run under
+    Dagster's deep stack. The same module, read from the frames' globals."""
     from dbt_common import behavior_flags
 
     rendered = behavior_flags.BehaviorFlagRendered
@@ -98,9 +98,9 @@ def _find_behavior_flag_sources_cheaply() -> None:
     def _default_source() -> str:
         frame = sys._getframe(1)
         while frame is not None:
-            module = inspect.getmodule(frame)
-            if module is not None and module.__name__ != behavior_flags.__name__:
-                return module.__name__
+            module = frame.f_globals.get("__name__")
+            if module and module != behavior_flags.__name__:
+                return module
             frame = frame.f_back
         return "Unknown"
 

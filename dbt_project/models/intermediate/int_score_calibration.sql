@@ -1,6 +1,7 @@
-{#- a version's rows are written once (see `ready`): appended, on either engine -#}
+{#- a version's rows are written once (see `ready`): appended, on either engine; on DuckDB by the short
+    incremental path, which needs on_schema_change `fail` (macros/incremental_duckdb.sql) -#}
 {{ config(materialized='incremental', unique_key=['model_id', 'model_version', 'score_bin'],
-          incremental_strategy='append', on_schema_change='fail') }}
+          incremental_strategy='append', on_schema_change='fail' if target.type == 'duckdb' else 'ignore') }}
 
 -- Histogram-binning calibration of each model version, learnt once from its
 -- reference window (int_model_versions) when that window's labels have
