@@ -583,7 +583,7 @@ def _context(docs_dir: Path | None):
     gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from orchestration.lib import gx_kwargs, gx_run_times
+    from orchestration.lib import gx_kwargs, gx_run_times, gx_templates
     from orchestration.lib.settings import gx_docs_index_limit
 
     gx_kwargs.install()  # GX rebuilds an expectation's configuration per kwarg it reads: once per call instead
@@ -591,6 +591,7 @@ def _context(docs_dir: Path | None):
     if docs_dir is None:
         context = gx.get_context(mode="ephemeral")
     else:
+        gx_templates.install(docs_dir.parent / "gx_context" / "template_cache")  # Data Docs' compiled templates
         context = gx.get_context(mode="file", project_root_dir=str(docs_dir.parent / "gx_context"))
         if context.variables.config_variables_file_path:
             # GX re-reads (YAML-parses) that file at each access to a context setting, ~500 times a run, for
