@@ -41,8 +41,11 @@
             ~ "  Columns of " ~ target ~ " that differ:\n    " ~ lines | join('\n    ')) }}
     {%- endif -%}
 
+    {#- the model on lines of its own: a last line that is a `--` comment must not swallow the parenthesis -#}
     {% call statement("main") -%}
-        insert into {{ target }} by name ({{ compiled_code }})
+        insert into {{ target }} by name (
+{{ compiled_code }}
+        )
     {%- endcall %}
 
     {% do persist_docs(target, model) %}
@@ -57,7 +60,9 @@
     name, the table's type, the query's type. DESCRIBE plans the query without running it. -#}
 {% macro columns_changed_sql(relation, sql) -%}
     with model_columns as (
-        select lower(column_name) as name, column_type as data_type from (describe ({{ sql }}))
+        select lower(column_name) as name, column_type as data_type from (describe (
+{{ sql }}
+        ))
     ),
     table_columns as (
         select lower(column_name) as name, data_type

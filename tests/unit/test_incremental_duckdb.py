@@ -24,7 +24,7 @@ MODEL = """
           ~ " and day < " ~ env_var('MINI_TO') ~ "{% endif %}") }}
 select range as day, VALUE as valueEXTRA
 from range({{ env_var('MINI_FROM') }}, {{ env_var('MINI_TO') }})
-"""
+-- a last line that is a comment, no newline after it"""
 VALUE = "range * {{ env_var('MINI_FACTOR') }}"
 PLAIN = {"value": VALUE, "extra": ""}
 NEW_COLUMN = {"value": VALUE, "extra": ", 'x' as note"}
