@@ -1,6 +1,7 @@
-"""The project's incremental materialisation on DuckDB (dbt_project/macros/incremental_duckdb.sql) against
-dbt-duckdb's own, on a one-model project: the same rows after a first build and after runs that replace days,
-the same refusal (and nothing lost) when the model's columns or types change, and a full refresh after it."""
+"""The project's DuckDB materialisations (dbt_project/macros/incremental_duckdb.sql, view_duckdb.sql) against
+dbt-duckdb's and dbt's own, on a two-model project (an append mart and a view over it): the same rows after a
+first build and after runs that replace days, the same refusal (and nothing lost) when the mart's columns or
+types change, the same full refresh after it, and a view where a table stood."""
 
 import shutil
 from pathlib import Path
@@ -29,14 +30,22 @@ VALUE = "range * {{ env_var('MINI_FACTOR') }}"
 PLAIN = {"value": VALUE, "extra": ""}
 NEW_COLUMN = {"value": VALUE, "extra": ", 'x' as note"}
 NEW_TYPE = {"value": f"({VALUE})::double", "extra": ""}
+# a view over the mart, as the staging views are over the raw tables
+VIEW = """
+{{ config(materialized='view') }}
+select day, value * 2 as doubled from {{ ref('daily') }}
+-- a last line that is a comment, no newline after it"""
+MACROS = ("incremental_duckdb.sql", "view_duckdb.sql")
 
 
 def project(root: Path, ours: bool) -> Path:
-    """A one-model dbt project in ``root``, with the project's materialisation or with dbt-duckdb's alone."""
+    """The two-model dbt project in ``root``, with the project's materialisations or with dbt's and dbt-duckdb's
+    alone."""
     (root / "models").mkdir(parents=True)
     (root / "macros").mkdir()
-    if ours:
-        shutil.copy(DBT_PROJECT_DIR / "macros" / "incremental_duckdb.sql", root / "macros")
+    (root / "models" / "daily_view.sql").write_text(VIEW)
+    for macro in MACROS if ours else ():
+        shutil.copy(DBT_PROJECT_DIR / "macros" / macro, root / "macros")
     (root / "dbt_project.yml").write_text("name: mini\nversion: '1.0'\nconfig-version: 2\nprofile: mini\n")
     (root / "profiles.yml").write_text(PROFILE % (root / "warehouse.duckdb"))
     return root
@@ -66,14 +75,15 @@ def build(root: Path, monkeypatch, days: tuple[int, int], factor: int = 10, colu
     return outcome.success, "\n".join(outcome.errors)
 
 
-def table(root: Path) -> tuple[list, list]:
-    """The model's (columns with types, rows in order)."""
+def table(root: Path, name: str = "daily") -> tuple[list, list]:
+    """The relation's (columns with types, rows in order)."""
     with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as conn:
         columns = conn.execute(
-            "select column_name, data_type from information_schema.columns where table_name = 'daily' "
-            "order by ordinal_position"
+            "select column_name, data_type from information_schema.columns where table_name = ? "
+            "order by ordinal_position",
+            [name],
         ).fetchall()
-        return columns, conn.execute("select * from daily order by all").fetchall()
+        return columns, conn.execute(f"select * from {name} order by all").fetchall()
 
 
 @pytest.fixture
@@ -86,14 +96,17 @@ def test_runs_that_replace_days_leave_the_rows_dbt_duckdb_leaves(both, monkeypat
         for root in both:
             ok, errors = build(root, monkeypatch, days, factor)
             assert ok, errors
-        ours, theirs = (table(root) for root in both)
-        assert ours == theirs
+        for name in ("daily", "daily_view"):
+            ours, theirs = (table(root, name) for root in both)
+            assert ours == theirs, name
     columns, rows = table(both[0])
     assert columns == [("day", "BIGINT"), ("value", "BIGINT")]
-    # the runs after the first took the short path (one insert, no temporary table); dbt-duckdb's did not
+    # the mart's runs after the first took the short path (one insert, no temporary table), and the view's runs
+    # one statement each (no temporary view, no renames); dbt-duckdb's and dbt's did not
     ours_log, theirs_log = ((root / "target" / "dbt.log").read_text() for root in both)
-    assert ours_log.count(" by name (") == 3 and "__dbt_tmp" not in ours_log
-    assert theirs_log.count("__dbt_tmp") >= 3
+    assert ours_log.count(" by name (") == 3 and ours_log.count("create or replace view") == 4
+    assert "__dbt_tmp" not in ours_log and "__dbt_backup" not in ours_log
+    assert theirs_log.count("__dbt_tmp") >= 3 + 4 and "__dbt_backup" in theirs_log
     # the days of each run replaced the ones before: nothing duplicated, nothing older lost
     assert rows == [(0, 0), (1, 7), (2, 20), (3, 300), (4, 400), (5, 500), (6, 600), (7, 700), (8, 8000)]
 
@@ -113,4 +126,21 @@ def test_a_changed_column_fails_as_dbt_duckdb_fails_naming_it_and_loses_nothing(
     # a full refresh rebuilds the table with the model's new columns, as dbt-duckdb's does
     for root in both:
         assert build(root, monkeypatch, (0, 5), 10, change, "--full-refresh")[0]
-    assert table(both[0]) == table(both[1])
+    assert table(both[0]) == table(both[1]) and table(both[0], "daily_view") == table(both[1], "daily_view")
+
+
+def relation_type(root: Path, name: str) -> str:
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute("select table_type from information_schema.tables where table_name = ?", [name]).fetchone()[
+            0
+        ]
+
+
+def test_a_table_where_the_view_goes_is_replaced_by_it_as_dbt_replaces_it(both, monkeypatch):
+    for root in both:
+        with duckdb.connect(str(root / "warehouse.duckdb")) as conn:
+            conn.execute("create table daily_view as select 1 as stale")
+        assert build(root, monkeypatch, (0, 5))[0]
+        assert relation_type(root, "daily_view") == "VIEW"
+    assert table(both[0], "daily_view") == table(both[1], "daily_view")
+    assert table(both[0], "daily_view")[0] == [("day", "BIGINT"), ("doubled", "BIGINT")]
