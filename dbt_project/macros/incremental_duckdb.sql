@@ -8,14 +8,17 @@
     same outcome takes two: one query compares the model's columns and types (DuckDB's DESCRIBE of the
     query, which plans it without running it) with the table's, and fails naming the differences as
     dbt would; then the model's rows are inserted by name. Everything else (a first build, a full
-    refresh, other strategies or settings, Python models) is dbt-duckdb's own materialisation. -#}
+    refresh, other strategies or settings, grants, an enforced contract, Python models, MotherDuck) is
+    dbt-duckdb's own materialisation. -#}
 {% materialization incremental, adapter='duckdb' -%}
     {%- set existing = load_cached_relation(this) -%}
+    {%- set contract = config.get('contract') -%}
     {%- set short_path = existing is not none and existing.is_table and not should_full_refresh()
         and model['language'] == 'sql'
         and config.get('incremental_strategy') == 'append'
         and config.get('on_schema_change') == 'fail'
         and not config.get('grants')
+        and not (contract and contract.enforced)
         and not adapter.is_motherduck() -%}
     {%- if not short_path -%}
         {{ return(dbt.materialization_incremental_duckdb()) }}
@@ -41,20 +44,29 @@
             ~ "  Columns of " ~ target ~ " that differ:\n    " ~ lines | join('\n    ')) }}
     {%- endif -%}
 
-    {#- the model on lines of its own: a last line that is a `--` comment must not swallow the parenthesis -#}
-    {% call statement("main") -%}
+    {%- set insert -%}
         insert into {{ target }} by name (
 {{ compiled_code }}
         )
-    {%- endcall %}
+    {%- endset -%}
+    {{ duckdb_main_statement_then_commit(target, insert) }}
+    {{ return({'relations': [target]}) }}
+{%- endmaterialization %}
 
+{#- The end of a materialisation whose work is one statement (`main_sql`): it runs as dbt's `main` statement,
+    then the docs, the post-hooks in and after the transaction, and the commit, as dbt's materialisations do.
+    `main_sql` puts the model on lines of its own: a last line that is a `--` comment must not swallow the
+    closing parenthesis. -#}
+{% macro duckdb_main_statement_then_commit(target, main_sql) -%}
+    {% call statement('main') -%}
+        {{ main_sql }}
+    {%- endcall %}
     {% do persist_docs(target, model) %}
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     -- `COMMIT` happens here
     {% do adapter.commit() %}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
-    {{ return({'relations': [target]}) }}
-{%- endmaterialization %}
+{%- endmacro %}
 
 {#- The columns whose type differs between `relation` and the query `sql` (or that only one of them has):
     name, the table's type, the query's type. DESCRIBE plans the query without running it. -#}

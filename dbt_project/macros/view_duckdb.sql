@@ -21,17 +21,11 @@
     -- `BEGIN` happens here:
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-    {#- the model on lines of its own: a last line that is a `--` comment must not swallow the parenthesis -#}
-    {% call statement('main') -%}
+    {%- set create_view -%}
         create or replace view {{ target }} as (
 {{ sql }}
         )
-    {%- endcall %}
-
-    {% do persist_docs(target, model) %}
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-    -- `COMMIT` happens here
-    {% do adapter.commit() %}
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {%- endset -%}
+    {{ duckdb_main_statement_then_commit(target, create_view) }}  {#- macros/incremental_duckdb.sql -#}
     {{ return({'relations': [target]}) }}
 {%- endmaterialization %}
