@@ -1,4 +1,4 @@
-"""The project's DuckDB materialisations (dbt_project/macros/incremental_duckdb.sql, view_duckdb.sql) against
+"""The project's DuckDB materialisations (dbt_project/macros/duckdb_materialisations.sql) against
 dbt-duckdb's and dbt's own, on a two-model project (an append mart and a view over it): the same rows after a
 first build and after runs that replace days, the same refusal (and nothing lost) when the mart's columns or
 types change, the same full refresh after it, and a view where a table stood."""
@@ -35,7 +35,7 @@ VIEW = """
 {{ config(materialized='view') }}
 select day, value * 2 as doubled from {{ ref('daily') }}
 -- a last line that is a comment, no newline after it"""
-MACROS = ("incremental_duckdb.sql", "view_duckdb.sql")
+MACROS = ("duckdb_materialisations.sql",)
 
 
 def project(root: Path, ours: bool) -> Path:

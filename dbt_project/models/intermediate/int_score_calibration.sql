@@ -1,5 +1,5 @@
 {#- a version's rows are written once (see `ready`): appended, on either engine; on DuckDB by the short
-    incremental path, which needs on_schema_change `fail` (macros/incremental_duckdb.sql) -#}
+    incremental path, which needs on_schema_change `fail` (macros/duckdb_materialisations.sql) -#}
 {{ config(materialized='incremental', unique_key=['model_id', 'model_version', 'score_bin'],
           incremental_strategy='append', on_schema_change='fail' if target.type == 'duckdb' else 'ignore') }}
 
