@@ -67,15 +67,25 @@
         {%- set predicate -%}
             not exists (
                 select 1 from {{ ref('int_model_versions') }} as v
-                where
-                    v.model_id = old.model_id and v.model_version = old.model_version
-                    and v.reference_start_date = old.reference_start_date
-                    and v.reference_end_date = old.reference_end_date
+                where {{ same_reference_window('v', 'old') }}
             )
-            or (old.reference_start_date <= {{ max_date() }} and old.reference_end_date >= {{ min_date() }})
+            or {{ window_in_run('old') }}
         {%- endset %}
         {{ delete_rows_where(none, predicate) }}
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- Two rows (aliases `a`, `b`) of the same model version with the same reference window: a stored profile
+    and the version it was built for (int_reference_profiles and its pre-hook ask it from either side). -#}
+{% macro same_reference_window(a, b) -%}
+    {{ a }}.model_id = {{ b }}.model_id and {{ a }}.model_version = {{ b }}.model_version
+    and {{ a }}.reference_start_date = {{ b }}.reference_start_date
+    and {{ a }}.reference_end_date = {{ b }}.reference_end_date
+{%- endmacro %}
+
+{#- The reference window of `alias` has a day in this run's range: its profile is rebuilt. -#}
+{% macro window_in_run(alias) -%}
+    ({{ alias }}.reference_start_date <= {{ max_date() }} and {{ alias }}.reference_end_date >= {{ min_date() }})
 {%- endmacro %}

@@ -25,12 +25,9 @@
         and (
             not exists (
                 select 1 from {{ this }} as t
-                where
-                    t.model_id = v.model_id and t.model_version = v.model_version
-                    and t.reference_start_date = v.reference_start_date
-                    and t.reference_end_date = v.reference_end_date
+                where {{ same_reference_window('t', 'v') }}
             )
-            or (v.reference_start_date <= {{ max_date() }} and v.reference_end_date >= {{ min_date() }})
+            or {{ window_in_run('v') }}
         )
     {%- endif %}
 {%- endset %}
