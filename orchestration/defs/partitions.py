@@ -30,9 +30,10 @@ def run_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) 
 
 def lookback_start(conn, first: date, lookback_days: int, table: str) -> date:
     """First day a run recomputes when its inputs keep arriving late: ``lookback_days`` before its
-    range, but not before the first day ``table`` holds."""
+    range, but not before the first day ``table`` holds, and never after the run's own first day (a table
+    whose rows all come later, e.g. a re-run of days before them, still has the run's days recomputed)."""
     earliest = conn.execute(f"SELECT min(date) FROM {table}").fetchone()[0] or first
-    return max(first - timedelta(days=lookback_days), earliest)
+    return max(first - timedelta(days=lookback_days), min(earliest, first))
 
 
 def run_date_range(context) -> tuple[date, date]:

@@ -23,6 +23,8 @@ def test_lookback_starts_no_earlier_than_the_tables_first_day():
         conn.execute("CREATE SCHEMA marts; CREATE TABLE marts.k AS SELECT DATE '2026-01-05' AS date")
         assert lookback_start(conn, date(2026, 2, 10), 14, "marts.k") == date(2026, 1, 27)
         assert lookback_start(conn, date(2026, 1, 10), 14, "marts.k") == date(2026, 1, 5)
+        # rows only after the run's days (a re-run of days before them): the run's own days, not an empty range
+        assert lookback_start(conn, date(2026, 1, 2), 14, "marts.k") == date(2026, 1, 2)
         conn.execute("DELETE FROM marts.k")
         assert lookback_start(conn, date(2026, 1, 10), 14, "marts.k") == date(
             2026, 1, 10
