@@ -247,7 +247,12 @@ ONE_ROW = "WHERE _partition_date = {today} AND rowid = (SELECT min(rowid) FROM r
         ),
         (
             "assignments",
-            [f"UPDATE raw.assignments SET user_id = 'u41' {ONE_ROW % 'assignments'}"],
+            # the day's first user takes its last user's place; row order is not fixed, so no literal id
+            [
+                "UPDATE raw.assignments SET user_id = (SELECT min(user_id) FROM raw.assignments "
+                "WHERE _partition_date = {today}) WHERE _partition_date = {today} AND user_id = "
+                "(SELECT max(user_id) FROM raw.assignments WHERE _partition_date = {today})"
+            ],
             "expect_compound_columns_to_be_unique(experiment_id, user_id, _day)",
         ),
         (
