@@ -1,0 +1,73 @@
+"""dbt's Jinja templates load from the bytecode cache and render exactly as when compiled from source."""
+
+import jinja2
+import pytest
+from dbt_common.clients import jinja as dbt_jinja
+from dbt_common.exceptions import CompilationError
+
+from orchestration.lib import dbt_templates
+
+SOURCES = [
+    "select {{ column | upper }} as a{% for i in range(3) %}, {{ i }} as c{{ i }}{% endfor %}",
+    "{% if column %}{{ 21 * 2 }}{% else %}none{% endif %} {{ 'x' ~ column }}",
+    "{{ number }}",
+    "{% set rows = [] %}{% do rows.append(column) %}{{ rows | length }} {{ '\u00e9t\u00e9' | upper }}",
+]
+
+
+@pytest.fixture
+def generated(monkeypatch):
+    """Counts Jinja's Python code generation (what a cache hit skips)."""
+    calls = []
+    original = jinja2.Environment._generate
+
+    def counting(self, *args, **kwargs):
+        calls.append(args[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "_generate", counting)
+    return calls
+
+
+def _uncached(source: str, native: bool, ctx: dict):
+    """The oracle: jinja's own compile in dbt's environment, no cache."""
+    env = dbt_jinja.get_environment(native=native)
+    code = jinja2.Environment.compile(env, source)
+    return env.template_class.from_code(env, code, env.make_globals(ctx), None).render(ctx)
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["text", "native"])
+def test_a_template_renders_as_compiled_from_source_and_is_compiled_once(tmp_path, generated, native):
+    folder = dbt_templates.install(tmp_path / "cache")
+    ctx = {"column": "amount", "number": 42}
+    first = [dbt_jinja.get_template(s, ctx, native=native).render(ctx) for s in SOURCES]
+    compiled = len(generated)
+    again = [dbt_jinja.get_template(s, ctx, native=native).render(ctx) for s in SOURCES]
+    assert first == again == [_uncached(s, native, ctx) for s in SOURCES]
+    assert len(generated) == compiled + len(SOURCES)  # only the oracle compiled again
+    assert len(list(folder.glob("dbt_*.cache"))) >= len(SOURCES)
+
+
+def test_the_text_and_native_environments_never_share_code(tmp_path):
+    dbt_templates.install(tmp_path / "cache")
+    source, ctx = "{{ value }}", {"value": 42}
+    text = dbt_jinja.get_template(source, ctx).render(ctx)
+    native = dbt_jinja.get_template(source, ctx, native=True).render(ctx)
+    assert (text, native) == ("42", 42)  # the same source, two code generators
+    assert dbt_jinja.get_template(source, ctx).render(ctx) == "42"
+
+
+def test_a_filter_called_another_way_is_another_key():
+    env = dbt_jinja.get_environment()
+    before = dbt_templates.environment_key(env)
+    env.filters["upper"] = jinja2.pass_context(lambda context, value: value.upper())
+    assert dbt_templates.environment_key(env) != before
+    assert dbt_templates.environment_key(dbt_jinja.get_environment()) == before  # a new environment: as before
+
+
+def test_a_syntax_error_is_still_dbts_compilation_error_and_not_cached(tmp_path, generated):
+    dbt_templates.install(tmp_path / "cache")
+    for _ in range(2):
+        with pytest.raises(CompilationError, match="unexpected end of template"):
+            dbt_jinja.get_template("select {{ column ", {})
+    assert len(generated) == 0  # parsing failed both times: nothing to generate, nothing stored
