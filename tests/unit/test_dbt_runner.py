@@ -78,3 +78,40 @@ def test_a_behaviour_flag_is_still_attributed_to_the_module_that_declared_it():
     )
     _find_behavior_flag_sources_cheaply()
     assert _flag_declared_here()._behavior_change_event.flag_source == __name__ == expected
+
+
+def test_a_debug_event_reaches_loggers_and_callbacks_only_when_a_logger_writes_debug(tmp_path):
+    from dbt_common.events.base_types import EventLevel
+    from dbt_common.events.event_manager import EventManager
+    from dbt_common.events.logger import LineFormat, LoggerConfig
+    from dbt_common.events.types import Note, SystemExecutingCmd
+
+    from orchestration.lib.dbt_runner import _drop_debug_events_no_logger_writes
+
+    _drop_debug_events_no_logger_writes()
+
+    def fire_both(levels: list[EventLevel]) -> tuple[str, list[str]]:
+        """What the file loggers at ``levels`` write and the callback sees of one debug and one info event."""
+        manager, seen = EventManager(), []
+        for i, level in enumerate(levels):
+            manager.add_logger(
+                LoggerConfig(
+                    name=f"test_{level}_{i}_{tmp_path.name}",
+                    level=level,
+                    line_format=LineFormat.PlainText,
+                    output_file_name=str(tmp_path / f"{level}_{i}.log"),
+                )
+            )
+        manager.add_callback(lambda msg: seen.append(msg.info.name))
+        manager.fire_event(SystemExecutingCmd(cmd=["a", "debug", "line"]))
+        manager.fire_event(Note(msg="an info line"))
+        manager.flush()
+        written = "".join(p.read_text() for p in sorted(tmp_path.glob("*.log")))
+        for p in tmp_path.glob("*.log"):
+            p.unlink()
+        return written, seen
+
+    written, seen = fire_both([EventLevel.INFO, EventLevel.WARN])
+    assert seen == ["Note"] and "an info line" in written and "a debug line" not in written
+    written, seen = fire_both([EventLevel.INFO, EventLevel.DEBUG])  # one logger at debug: it gets it
+    assert seen == ["SystemExecutingCmd", "Note"] and "a debug line" in written
