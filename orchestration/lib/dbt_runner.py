@@ -13,7 +13,7 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 
-from orchestration.lib import dbt_templates
+from orchestration.lib import dbt_caches
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
 # the events that carry a node's outcome (what dagster-dbt turns into materialisations and check results)
@@ -25,8 +25,8 @@ CONSOLE_LEVELS = frozenset({"info", "warn", "error"})
 # warehouse (a test's, a second deployment's) cost a full parse, ~2 s. No model or macro reads them while parsing
 # (only the connection does), so they are left out of dbt's fingerprint of the profile; any other change counts.
 LOCATION_KEYS = frozenset({"path", "config_options"})
-# dbt's compiled Jinja templates, shared by every target folder (orchestration/lib/dbt_templates.py)
-TEMPLATE_CACHE = DBT_PROJECT_DIR / "target" / "jinja_bytecode"
+# what dbt would derive afresh in each process, shared by every target folder (orchestration/lib/dbt_caches.py)
+DBT_CACHES = DBT_PROJECT_DIR / "target" / "dbt_caches"
 
 
 @dataclass
@@ -58,7 +58,7 @@ def invoke_dbt(args: list[str], tail: int = 30) -> DbtOutcome:
     _keep_partial_parse_across_warehouses()
     _find_behavior_flag_sources_cheaply()
     _drop_debug_events_no_logger_writes()
-    dbt_templates.install(TEMPLATE_CACHE)
+    dbt_caches.install(DBT_CACHES)
     # garbage left by earlier work is collected here, not in dbt's worker thread (objects bound to a thread,
     # e.g. SQLite connections, fail to close from another one)
     gc.collect()

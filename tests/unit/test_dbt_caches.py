@@ -1,11 +1,13 @@
-"""dbt's Jinja templates load from the bytecode cache and render exactly as when compiled from source."""
+"""dbt's caches (orchestration/lib/dbt_caches.py): templates render and schemas read exactly as dbt builds them."""
+
+import json
 
 import jinja2
 import pytest
 from dbt_common.clients import jinja as dbt_jinja
 from dbt_common.exceptions import CompilationError
 
-from orchestration.lib import dbt_templates
+from orchestration.lib import dbt_caches
 
 SOURCES = [
     "select {{ column | upper }} as a{% for i in range(3) %}, {{ i }} as c{{ i }}{% endfor %}",
@@ -38,7 +40,7 @@ def _uncached(source: str, native: bool, ctx: dict):
 
 @pytest.mark.parametrize("native", [False, True], ids=["text", "native"])
 def test_a_template_renders_as_compiled_from_source_and_is_compiled_once(tmp_path, generated, native):
-    folder = dbt_templates.install(tmp_path / "cache")
+    folder = dbt_caches.install(tmp_path / "cache") / "jinja"
     ctx = {"column": "amount", "number": 42}
     first = [dbt_jinja.get_template(s, ctx, native=native).render(ctx) for s in SOURCES]
     compiled = len(generated)
@@ -49,7 +51,7 @@ def test_a_template_renders_as_compiled_from_source_and_is_compiled_once(tmp_pat
 
 
 def test_the_text_and_native_environments_never_share_code(tmp_path):
-    dbt_templates.install(tmp_path / "cache")
+    dbt_caches.install(tmp_path / "cache")
     source, ctx = "{{ value }}", {"value": 42}
     text = dbt_jinja.get_template(source, ctx).render(ctx)
     native = dbt_jinja.get_template(source, ctx, native=True).render(ctx)
@@ -59,15 +61,52 @@ def test_the_text_and_native_environments_never_share_code(tmp_path):
 
 def test_a_filter_called_another_way_is_another_key():
     env = dbt_jinja.get_environment()
-    before = dbt_templates.environment_key(env)
+    before = dbt_caches.environment_key(env)
     env.filters["upper"] = jinja2.pass_context(lambda context, value: value.upper())
-    assert dbt_templates.environment_key(env) != before
-    assert dbt_templates.environment_key(dbt_jinja.get_environment()) == before  # a new environment: as before
+    assert dbt_caches.environment_key(env) != before
+    assert dbt_caches.environment_key(dbt_jinja.get_environment()) == before  # a new environment: as before
 
 
 def test_a_syntax_error_is_still_dbts_compilation_error_and_not_cached(tmp_path, generated):
-    dbt_templates.install(tmp_path / "cache")
+    dbt_caches.install(tmp_path / "cache")
     for _ in range(2):
         with pytest.raises(CompilationError, match="unexpected end of template"):
             dbt_jinja.get_template("select {{ column ", {})
     assert len(generated) == 0  # parsing failed both times: nothing to generate, nothing stored
+
+
+def test_a_config_class_schema_is_dbts_own_and_is_read_back_from_its_file(tmp_path, monkeypatch):
+    from dbt.adapters.duckdb.credentials import DuckDBCredentials
+    from dbt.contracts.project import Project
+    from dbt_common import dataclass_schema
+
+    folder = dbt_caches.install(tmp_path / "cache") / "schemas"
+    cached = dataclass_schema.dbtClassMixin.json_schema.__func__.__wrapped__  # without dbt's per-process memo
+    real, built = dataclass_schema.build_json_schema, []
+
+    def counting(cls, *args, **kwargs):
+        built.append(cls)
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(dataclass_schema, "build_json_schema", counting)
+    for cls in (Project, DuckDBCredentials):
+        assert cached(cls) == real(cls).to_dict()  # the oracle: mashumaro, as dbt calls it
+        assert (folder / f"{cls.__module__}.{cls.__qualname__}.json").exists()
+    before = len(built)
+    assert cached(Project) == real(Project).to_dict()
+    assert len(built) == before  # read back, not built
+
+
+def test_a_schema_stored_by_other_releases_is_built_again(tmp_path):
+    from dbt.contracts.project import Project
+    from dbt_common import dataclass_schema
+
+    folder = dbt_caches.install(tmp_path / "cache") / "schemas"
+    cached = dataclass_schema.dbtClassMixin.json_schema.__func__.__wrapped__
+    path = folder / f"{Project.__module__}.{Project.__qualname__}.json"
+    path.write_text('{"key": "dbt-core 0.0", "schema": {"type": "null"}}')
+    oracle = dataclass_schema.build_json_schema(Project).to_dict()
+    assert cached(Project) == oracle
+    stored = json.loads(path.read_text())
+    assert stored["schema"] == oracle and stored["key"] == dbt_caches.schema_key(Project)
+    assert dbt_caches.schema_key(type("Elsewhere", (), {})) is None  # not dbt's: never cached
