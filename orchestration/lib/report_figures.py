@@ -5,7 +5,6 @@ Presentation only (no SQL, no statistics); plotly is imported only when a figure
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import date, timedelta
 
@@ -53,7 +52,7 @@ class Figure:
     (add_trace with row/col, update_layout, update_xaxes / update_yaxes with row/col, data, layout,
     to_plotly_json). Traces and layout changes are nested dicts (``marker=dict(color=...)``, not
     ``marker_color``). plotly's objects validated and copied every property on each call: most of the report's
-    time. The empty subplot grid is plotly's own (``plotly_figure``), built once per shape."""
+    time. The empty subplot grid is laid out as plotly's make_subplots lays it out (``new_figure``)."""
 
     def __init__(self, layout: dict, grid: dict[tuple[int, int], tuple[str, str]]):
         self.layout = layout
@@ -112,7 +111,7 @@ def plotly_figure(
     height: int | None = None,
     row_heights: list[float] | None = None,
 ):
-    """The report's look on plotly's own Figure (the empty grid ``new_figure`` copies; the tests' oracle)."""
+    """The report's look on plotly's own Figure: the tests' oracle for ``new_figure``."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(**_grid_args(rows, cols, titles, shared_x, row_heights))
@@ -123,19 +122,14 @@ def plotly_figure(
     return fig
 
 
-@functools.lru_cache(maxsize=64)
-def _empty_grid(rows: int, cols: int, titled: tuple[bool, ...] | None, shared_x: bool, row_heights) -> tuple:
-    """plotly's JSON of an empty grid whose titles are placeholders (filled in by new_figure), and its axes."""
-    titles = None if titled is None else [f"\x00{i}" if t else "" for i, t in enumerate(titled)]
-    fig = plotly_figure(rows, cols, titles, shared_x, None, None if row_heights is None else list(row_heights))
-    grid = {(row, col): plotly_subplot_refs(fig, row, col) for row in range(1, rows + 1) for col in range(1, cols + 1)}
-    return json.dumps(fig.to_plotly_json()["layout"]), grid
-
-
 def plotly_subplot_refs(fig, row: int, col: int) -> tuple[str, str]:
     """The axis references ('x2', 'y2') of subplot (row, col) of a plotly figure."""
     axes = fig.get_subplot(row, col)
     return axes.xaxis.plotly_name.replace("axis", ""), axes.yaxis.plotly_name.replace("axis", "")
+
+
+# plotly's template "none" as its Figure writes it into a layout
+NONE_TEMPLATE = {"data": {"scatter": [{"type": "scatter"}]}}
 
 
 def new_figure(
@@ -146,14 +140,61 @@ def new_figure(
     height: int | None = None,
     row_heights: list[float] | None = None,
 ) -> Figure:
-    titled = None if titles is None else tuple(bool(t) for t in titles)
-    layout, grid = _empty_grid(rows, cols, titled, shared_x, None if row_heights is None else tuple(row_heights))
-    layout = json.loads(layout)  # a fresh copy
-    for note in layout.get("annotations", []):
-        if note.get("text", "").startswith("\x00"):
-            note["text"] = titles[int(note["text"][1:])]
+    """An empty grid laid out as ``plotly_figure`` lays it out (make_subplots from the top-left cell, with its
+    arithmetic), computed here: importing and running plotly's make_subplots cost ~0.3-0.5 s of a report."""
+    spacing = _grid_args(rows, cols, titles, shared_x, row_heights)
+    across, down = spacing["horizontal_spacing"], spacing["vertical_spacing"]
+    widths = [(1.0 - across * (cols - 1)) / cols] * cols
+    if row_heights is None:
+        heights = [(1.0 - down * (rows - 1)) / rows] * rows
+    else:  # given top row first; plotly stacks them from the bottom
+        total = float(sum(row_heights))
+        heights = [(1.0 - down * (rows - 1)) * (h / total) for h in row_heights][::-1]
+    layout = {"template": json.loads(json.dumps(NONE_TEMPLATE))}
+    grid, notes = {}, []
+    for r in range(rows):  # numbered row by row from the top, as plotly numbers its axes
+        below = rows - 1 - r
+        bottom = sum(heights[:below]) + below * down
+        y_domain = [_on_paper(bottom), _on_paper(bottom + heights[-1 - r])]
+        for c in range(cols):
+            cell = r * cols + c
+            left = sum(widths[:c]) + c * across
+            x_domain = [left, left + widths[c]]
+            n = str(cell + 1) if cell else ""
+            layout[f"xaxis{n}"] = {"anchor": f"y{n}", "domain": x_domain, **AXES, "automargin": True}
+            layout[f"yaxis{n}"] = {"anchor": f"x{n}", "domain": list(y_domain), **AXES, "automargin": True}
+            grid[(r + 1, c + 1)] = (f"x{n}", f"y{n}")
+            if titles is not None and cell < len(titles) and titles[cell]:
+                notes.append(_title(titles[cell], sum(x_domain) / 2.0, y_domain[1]))
+    if shared_x:  # every column's axes match its bottom one, whose tick labels alone show
+        for (r, c), (x, _) in grid.items():
+            if r < rows:
+                layout[f"xaxis{x[1:]}"].update(matches=grid[(rows, c)][0], showticklabels=False)
+    if notes:
+        layout["annotations"] = notes
+    layout.update(json.loads(json.dumps({k: v for k, v in LAYOUT.items() if k != "template"})))
     layout["height"] = _height(rows, height)
-    return Figure(layout, dict(grid))
+    return Figure(layout, grid)
+
+
+def _on_paper(y: float) -> float:
+    """plotly's rounding of a subplot edge a float error puts just outside the paper."""
+    return 0.0 if -0.01 < y < 0.0 else 1.0 if 1.0 < y < 1.01 else y
+
+
+def _title(text: str, x: float, y: float) -> dict:
+    """A subplot title as plotly's make_subplots writes it: centred above the subplot."""
+    return dict(
+        font=dict(size=16),
+        showarrow=False,
+        text=text,
+        x=x,
+        xanchor="center",
+        xref="paper",
+        y=y,
+        yanchor="bottom",
+        yref="paper",
+    )
 
 
 def line(fig, x, y, name, color, row=1, col=1, dash=None, group=None, legend=True, mode="lines"):

@@ -57,7 +57,30 @@ def test_every_figure_of_the_report_equals_plotlys_own(tmp_path, monkeypatch, op
         assert mine["layout"] == theirs["layout"], i
 
 
-def test_a_grid_is_built_once_and_each_figure_gets_its_own_copy():
+@pytest.mark.parametrize(
+    "rows, cols, titles, shared_x, row_heights",
+    [
+        (1, 1, None, False, None),
+        (1, 3, ["a", "b", "c"], False, None),
+        (2, 2, ["a", "", "c"], False, [0.7, 0.3]),  # fewer titles than cells, one empty
+        (3, 1, ["x", "y", "z"], True, None),
+        (4, 2, [f"t{i}" for i in range(9)], True, [1, 2, 3, 4]),  # more titles than cells
+        (7, 3, None, False, None),
+        (11, 1, [f"m{i}" for i in range(11)], True, None),
+    ],
+)
+def test_an_empty_grid_is_laid_out_as_plotly_lays_it_out(rows, cols, titles, shared_x, row_heights):
+    ours = rf.new_figure(rows, cols, titles, shared_x, None, row_heights)
+    theirs = rf.plotly_figure(rows, cols, titles, shared_x, None, row_heights)
+    assert json.loads(json.dumps(ours.to_plotly_json()["layout"])) == json.loads(
+        json.dumps(theirs.to_plotly_json()["layout"], cls=PlotlyJSONEncoder)
+    )
+    for row in range(1, rows + 1):
+        for col in range(1, cols + 1):
+            assert ours.subplot_refs(row, col) == rf.plotly_subplot_refs(theirs, row, col)
+
+
+def test_each_figure_gets_its_own_grid():
     first = rf.new_figure(2, 1, ["a", "b"], shared_x=True)
     rf.line(first, ["2026-01-01", "2026-01-02"], [1, 2], "x", rf.COLORS[0], 2)
     first.update_yaxes(title=dict(text="changed"), row=1, col=1)
