@@ -6,10 +6,3 @@ where {{ date_column }} between {{ min_date() }} and {{ max_date() }}
 group by {{ columns | join(', ') }}
 having count(*) > 1
 {% endtest %}
-
-{# Values of a rate must be probabilities. #}
-{% test between_zero_and_one(model, column_name) %}
-select {{ column_name }}
-from {{ model }}
-where {{ column_name }} is not null and not ({{ column_name }} >= 0 and {{ column_name }} <= 1)
-{% endtest %}
