@@ -13,8 +13,9 @@ rows). A size here is the rows of the timed day, all models together: size / N p
 What runs (every pipeline run is a fresh `impact-ledger materialize` process, timed from launch to exit):
 * history world (`--history-per-model`, default the generator's 2,000 per model, so 4,000 rows a day with
   the demo's two models; `--history-days` + 1 days): a 30-day single-run backfill (days 0..29), the day
-  after it (day 30: also the "little data" day), the rest of the history in one untimed-target run
-  (days 31..history-days - 1), then the day after `--history-days` days of history; and, in a fresh
+  after it (day 30: also the "little data" day; run `--repeats` times, default 3, the targets taking the median
+  wall), the rest of the history in one untimed-target run (days 31..history-days - 1), then the day after
+  `--history-days` days of history (also `--repeats` times); and, in a fresh
   warehouse, a 60-day backfill stopped as soon as its first step starts (time to first step);
 * 10m: one day of 10M rows (bench_big_day.py: a 24-day world of the generator's default size whose last
   day's predictions are replaced by one CSV of that many rows) under `--memory-limit` (default 2500MB),
@@ -55,6 +56,7 @@ import resource
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -300,6 +302,17 @@ class Bench:
             )
         return m
 
+    def walls_of_repeats(self, scenario: Path, raw: Path, day: date, first: dict, what: str) -> list[float]:
+        """The walls of ``first`` (a run of ``day``) and of --repeats - 1 runs of the same day after it (a re-run
+        replaces the day: the same work on the same data). One run on this shared machine varies by ~0.3 s."""
+        walls = [first["wall"]] if first["returncode"] == 0 else []
+        for i in range(2, self.args.repeats + 1 if walls else 0):
+            again = self.materialize(scenario, raw, day, day, f"{what}, run {i} of {self.args.repeats}")
+            if again.returncode != 0:
+                break
+            walls.append(again.wall)
+        return walls
+
     # ---------------------------------------------------------------------------------------- history
 
     def history(self) -> None:
@@ -323,6 +336,7 @@ class Bench:
         day = cfg.day_date
         res["backfill_30"] = asdict(self.materialize(scenario, raw, day(0), day(29), "30-day single-run backfill"))
         res["day_30"] = asdict(self.materialize(scenario, raw, day(30), day(30), "the day after 30 days"))
+        res["day_30_walls"] = self.walls_of_repeats(scenario, raw, day(30), res["day_30"], "the day after 30 days")
         self.save()
         fresh = self.out / "runs" / "backfill60"
         shutil.rmtree(fresh, ignore_errors=True)
@@ -337,6 +351,9 @@ class Bench:
             rest = self.materialize(scenario, raw, day(31), day(n - 1), f"the rest of {n} days of history")
             res["history_rest"] = asdict(rest)
             res[f"day_{n}"] = asdict(self.materialize(scenario, raw, day(n), day(n), f"the day after {n} days"))
+            res[f"day_{n}_walls"] = self.walls_of_repeats(
+                scenario, raw, day(n), res[f"day_{n}"], f"the day after {n} days"
+            )
         self.save()
 
     # ------------------------------------------------------------------------------------------ sizes
@@ -638,6 +655,15 @@ def machine() -> dict:
     }
 
 
+def typical_wall(hist: dict, key: str) -> tuple[float, str]:
+    """The median wall of the runs of the history world's day ``key`` (one run in results before --repeats) and
+    how it was taken, for the targets table: (9.9, " (median of 3: 10.1, 9.9, 9.8 s)")."""
+    walls = hist.get(f"{key}_walls") or [hist[key]["wall"]]
+    if len(walls) == 1:
+        return walls[0], ""
+    return statistics.median(walls), f" (median of {len(walls)}: {', '.join(f'{w:.1f}' for w in walls)} s)"
+
+
 def targets(results: dict) -> list[dict]:
     """Each target of issue 16 item 2: measured value, limit, met (None: not measured in this run)."""
     sc = results["scenarios"]
@@ -649,11 +675,12 @@ def targets(results: dict) -> list[dict]:
     hist = sc.get("history", {})
     day30 = hist.get("day_30")
     ok30 = day30 and day30["returncode"] == 0
+    wall30, runs30 = typical_wall(hist, "day_30") if ok30 else (None, "")
     add(
         "a day with little data completes in <= 10 s wall, process start included",
-        f"{day30['wall']:.1f} s" if ok30 else "not run",
+        f"{wall30:.1f} s{runs30}" if ok30 else "not run",
         "10 s",
-        (day30["wall"] <= 10) if ok30 else None,
+        (wall30 <= 10) if ok30 else None,
         f"day 30 of the history world ({hist.get('rows_per_day', '?'):,} rows)" if ok30 else "",
     )
     start = hist.get("backfill_60_start")
@@ -681,10 +708,11 @@ def targets(results: dict) -> list[dict]:
     n = results.get("args", {}).get("history_days")
     last = hist.get(f"day_{n}")
     if ok30 and last and last["returncode"] == 0:
-        ratio = last["wall"] / day30["wall"]
+        wall_n, runs_n = typical_wall(hist, f"day_{n}")
+        ratio = wall_n / wall30
         add(
             f"a day after {n} days of history <= 1.2x day 30",
-            f"{ratio:.2f}x ({last['wall']:.1f} s vs {day30['wall']:.1f} s)",
+            f"{ratio:.2f}x ({wall_n:.1f} s{runs_n} vs {wall30:.1f} s)",
             "1.2x",
             ratio <= 1.2,
             f"history world, {hist['rows_per_day']:,} rows a day",
@@ -894,6 +922,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--history-days", type=int, default=365, help="days of history before the last timed day")
     parser.add_argument("--history-per-model", type=int, default=2_000, help="predictions per model and day there")
     parser.add_argument("--no-history", action="store_true", help="skip the history world (backfills, day 30/365)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of the history world's day 30 and last day (the same day again: a re-run replaces it); their "
+        "targets use the median wall, the table the first run",
+    )
     parser.add_argument(
         "--peer-max-size", default=PEER_MAX_DEFAULT, choices=SIZES, help="largest size the peers run at"
     )
