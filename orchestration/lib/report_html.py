@@ -65,6 +65,14 @@ document.querySelectorAll('script.plot-data').forEach(function (block) {
 
 def jsonable(value):
     """Plain JSON values: NaN/inf -> null, numpy scalars -> numbers, dates -> ISO strings."""
+    # the plain Python values that make up most of a figure first (a year of history: ~100k of them a report)
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return value
+    if kind is float:
+        return None if math.isnan(value) or math.isinf(value) else value
+    if kind is list:
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray, pd.Series)):

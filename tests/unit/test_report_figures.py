@@ -88,3 +88,28 @@ def test_each_figure_gets_its_own_grid():
     assert second.data == [] and "title" not in second.layout["yaxis"]
     assert [a["text"] for a in second.layout["annotations"]] == ["c", "d"]
     assert second.layout["height"] == 500 and first.layout["height"] == 520
+
+
+def test_figure_values_become_plain_json_values():
+    import math
+    from datetime import date, datetime
+
+    import numpy as np
+    import pandas as pd
+
+    from orchestration.lib.report_html import jsonable
+
+    given = {
+        "plain": ["a", 1, 2.5, None, float("nan"), math.inf, -math.inf, True],
+        "numpy": (np.float64("nan"), np.float32(0.5), np.int64(7), np.bool_(False)),
+        "pandas": pd.Series([pd.Timestamp("2026-10-01"), pd.Timestamp("2026-10-01 12:30"), pd.NaT, pd.NA]),
+        3: {"day": date(2026, 10, 2), "at": datetime(2026, 10, 2, 8, 0)},
+    }
+    assert jsonable(given) == {
+        "plain": ["a", 1, 2.5, None, None, None, None, True],
+        "numpy": [None, 0.5, 7, False],
+        "pandas": ["2026-10-01", "2026-10-01T12:30:00", None, None],
+        "3": {"day": "2026-10-02", "at": "2026-10-02T08:00:00"},
+    }
+    out = jsonable(given)
+    assert [type(v) for v in out["numpy"]] == [type(None), float, int, bool]
