@@ -302,6 +302,40 @@ def test_offsets_in_timestamps_become_utc_and_place_rows_on_their_utc_day(tmp_pa
     assert reports[date(2026, 9, 3)].rows_read == 4 and reports[date(2026, 9, 4)].rows_read == 0
 
 
+@pytest.mark.parametrize(
+    "arrow_type",
+    [pa.timestamp("us"), pa.timestamp("ms"), pa.timestamp("ns"), pa.timestamp("us", tz="Europe/Berlin")],
+    ids=["timestamp_us", "timestamp_ms", "timestamp_ns", "zoned"],
+)
+def test_parquet_timestamp_columns_of_any_unit_or_zone_load_as_their_utc_instants(tmp_path, conn, arrow_type):
+    # a naive microsecond column is the contract type already (taken as it is); other units and zoned columns are cast
+    utc = pd.to_datetime(["2026-09-03 00:30:00", "2026-09-03 12:00:00.123456", "2026-09-03 23:59:59"], format="ISO8601")
+    stamps = utc.tz_localize("UTC").tz_convert(arrow_type.tz) if arrow_type.tz else utc
+    table = pa.Table.from_pandas(predictions(), preserve_index=False)
+    column = pa.array(stamps, type=arrow_type) if arrow_type.unit != "ms" else pa.array(stamps.floor("ms"), arrow_type)
+    table = table.set_column(table.schema.get_field_index("predicted_at"), "predicted_at", column)
+    (tmp_path / "predictions").mkdir()
+    pq.write_table(table, tmp_path / "predictions" / f"predictions_{DAY}.parquet")
+    report = load_partition(conn, "predictions", tmp_path, DAY)
+    assert (report.rows_loaded, report.rows_quarantined) == (3, 0)
+    loaded = conn.execute("SELECT predicted_at FROM raw.predictions ORDER BY prediction_id").df()["predicted_at"]
+    expected = utc.floor("ms") if arrow_type.unit == "ms" else utc
+    assert list(loaded) == list(expected)
+    assert conn.execute("SELECT typeof(predicted_at) FROM raw.predictions LIMIT 1").fetchone()[0] == "TIMESTAMP"
+
+
+def test_keys_are_ranked_only_when_the_day_repeats_one_and_two_rows_without_a_key_repeat_it(tmp_path, conn):
+    # a day of unique keys skips the ranking window; a repeated key, or two null keys (one partition), does not
+    write(tmp_path, "predictions", predictions())
+    assert load_partition(conn, "predictions", tmp_path, DAY).quarantine_reasons == {}
+    write(tmp_path, "predictions", predictions(prediction_id=[None, "p2", None]))
+    reasons = conn.execute("SELECT _source_row, _reason FROM raw_quarantine.predictions").fetchall()
+    assert reasons == []
+    load_partition(conn, "predictions", tmp_path, DAY)
+    reasons = conn.execute("SELECT _source_row, _reason FROM raw_quarantine.predictions ORDER BY 1").fetchall()
+    assert reasons == [(1, "null prediction_id"), (3, "null prediction_id; duplicate key (prediction_id)")]
+
+
 def test_a_range_of_a_table_gone_from_the_source_clears_those_days_only(tmp_path, conn):
     # e.g. feedback dropped from the landing zone: the run's days lose their rows, the others keep theirs
     before, empty = tmp_path / "before", tmp_path / "empty"
