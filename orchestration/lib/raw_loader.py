@@ -466,7 +466,7 @@ def checked_sql(
     )
 
 
-def checked_days_sql(contract: TableContract, days: list[date], dated: bool) -> str:
+def checked_days_sql(contract: TableContract, days: list[date], dated: bool, repeats: bool = True) -> str:
     """checked_sql for several days at once (``_typed`` holds their rows, each row's day in ``_partition_date``),
     with the reasons loading the days one by one, in order, gives; the caller drops the columns from
     ``_key_rank`` on (``_case_*``, ``_first_clean``, ``_first_seen``).
@@ -474,11 +474,11 @@ def checked_days_sql(contract: TableContract, days: list[date], dated: bool) -> 
     A key is first seen on the earliest day it was loaded before the row's day: a day of ``raw.<table>`` outside
     ``days`` (those are being replaced), or the first of ``days`` on which a row of the key had no reason of its
     own (no broken rule, first of its key that day, on its day), which is the one loaded: a later one is a
-    duplicate, and an earlier loaded day outside ``days`` makes it one too, at a still earlier first sighting."""
+    duplicate, and an earlier loaded day outside ``days`` makes it one too, at a still earlier first sighting.
+    ``repeats`` False: no key occurs twice among the days' rows (neither window is needed)."""
     alone, seen, placed = _reason_cases(contract, None, dated)
-    rank = "1"
-    if contract.key:
-        keys = ", ".join(map(_quote, contract.key))
+    rank, keys = "1", ", ".join(map(_quote, contract.key))
+    if contract.key and repeats:
         order = _quote(contract.key_order or contract.time_column or contract.key[0])
         rank = f"row_number() OVER (PARTITION BY {keys}, _partition_date ORDER BY {order}, _source_row)"
     ranked = f"SELECT *, {rank} AS _key_rank FROM _typed"
@@ -492,6 +492,8 @@ def checked_days_sql(contract: TableContract, days: list[date], dated: bool) -> 
     first_clean = (
         f"CASE WHEN {key_given} THEN min(CASE WHEN {_reasons(cases)} = '' THEN _partition_date END) "
         f"OVER (PARTITION BY {keys}) END"
+        if repeats
+        else "CAST(NULL AS DATE)"  # a key's only row: no other day of the batch saw it first
     )
     same_key = " AND ".join(f"o.{k} = d.{k}" for k in map(_quote, contract.key))
     listed = ", ".join(f"DATE '{day.isoformat()}'" for day in days)
@@ -723,7 +725,7 @@ def _load_batch(
     try:
         with transaction(conn):
             conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
-            checked = checked_days_sql(contract, batch, dated)
+            checked = checked_days_sql(contract, batch, dated, _has_duplicate_keys(conn, contract))
             helpers = checked_days_helpers([r[0] for r in conn.execute(f"DESCRIBE {checked}").fetchall()])
             conn.execute(
                 f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE ({', '.join(helpers)}) FROM ({checked})"
