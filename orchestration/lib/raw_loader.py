@@ -417,7 +417,12 @@ def check_undated_times(run, contract: TableContract, files: list[Path], scan: s
 
 
 def _stage_undated(
-    conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: dict[str, str], first: date, last: date
+    conn: duckdb.DuckDBPyConnection,
+    contract: TableContract,
+    scan: str,
+    present: dict[str, str],
+    first: date,
+    last: date,
 ) -> None:
     """Undated files hold every day: read them once per run into temp table ``_undated``, placed by their time column."""
     day = _time_day(contract, present)
@@ -531,9 +536,7 @@ def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: s
     # a day's keys are mostly unique and new: then neither the ranking window (a sort of the day) nor the lookup
     seen_before = seen is not None and conn.execute("SELECT count(*) FROM _seen").fetchone()[0] > 0
     checked = checked_sql(contract, day, dated, _has_duplicate_keys(conn, contract), seen_before)
-    conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (_key_rank, _first_seen) FROM ({checked})"
-    )
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (_key_rank, _first_seen) FROM ({checked})")
     conn.execute("DROP TABLE IF EXISTS _seen")
 
 

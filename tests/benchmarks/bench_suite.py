@@ -1035,6 +1035,8 @@ def main() -> None:
         import psutil  # noqa: F401
     except ImportError:
         raise SystemExit("psutil is missing: .venv/bin/pip install -e '.[test]' (pyproject's test extra pins it)")
+    if not args.generate_only and not (ROOT / "dbt_project" / "target" / "manifest.json").exists():  # runs import it
+        raise SystemExit("the dbt manifest is missing: run `make manifest` first (`make bench` does)")
     bench = Bench(args)
     bench.results.update(
         machine=machine(),
