@@ -527,17 +527,34 @@ def _has_duplicate_keys(conn: duckdb.DuckDBPyConnection, contract: TableContract
     return conn.execute(f"SELECT EXISTS (SELECT 1 FROM _typed GROUP BY {keys} HAVING count(*) > 1)").fetchone()[0]
 
 
-def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: str, day: date, dated: bool) -> None:
-    """The day's typed rows (``rows_sql``) with their ``_reason``, in temp tables ``_typed`` and ``_checked``."""
+def row_reason_sql(contract: TableContract, day: date, dated: bool) -> str:
+    """The reasons a row has by itself (its rules and its day), as checked_sql words and orders them: all its
+    reasons when its key is the day's only one and new."""
+    alone, _, placed = _reason_cases(contract, day, dated)
+    return _reasons(alone[: len(contract.rules)] + placed)
+
+
+def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: str, day: date, dated: bool) -> str:
+    """The day's typed rows (``rows_sql``) in temp table ``_typed``, and ``_checked``: them with their ``_reason``.
+    Returns what ``_checked`` is: a VIEW over ``_typed`` when no key repeats or was seen before (the usual day:
+    its rows are not copied again, ~7 s of a 10M-row day; the view's few rules are evaluated per read), else a
+    TABLE."""
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
     seen = seen_sql(contract, day)
     if seen is not None:
         conn.execute(f"CREATE OR REPLACE TEMP TABLE _seen AS {seen}")
     # a day's keys are mostly unique and new: then neither the ranking window (a sort of the day) nor the lookup
     seen_before = seen is not None and conn.execute("SELECT count(*) FROM _seen").fetchone()[0] > 0
-    checked = checked_sql(contract, day, dated, _has_duplicate_keys(conn, contract), seen_before)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE (_key_rank, _first_seen) FROM ({checked})")
+    duplicates = _has_duplicate_keys(conn, contract)
+    if duplicates or seen_before:
+        kind, checked = "TABLE", checked_sql(contract, day, dated, duplicates, seen_before)
+        rows = f"SELECT * EXCLUDE (_key_rank, _first_seen) FROM ({checked})"
+    else:  # the rules read the stored rows: over a Parquet scan DuckDB folds them with the file's statistics,
+        # which leave NaN out (NOT (score >= 0 AND score <= 1) was false for a NaN score; DuckDB 1.5.6)
+        kind, rows = "VIEW", f"SELECT *, {row_reason_sql(contract, day, dated)} AS _reason FROM _typed t"
+    conn.execute(f"CREATE OR REPLACE TEMP {kind} _checked AS {rows}")
     conn.execute("DROP TABLE IF EXISTS _seen")
+    return kind
 
 
 def source_files(table: str, source: Path, days: list[date]) -> tuple[TableContract, Path, list[Path], bool]:
@@ -805,7 +822,7 @@ def _replace_day(
     report = LoadReport(table, day, [str(p) for p in files])
     with transaction(conn):
         if rows_sql is not None:
-            _stage(conn, contract, rows_sql, day, dated)
+            checked = _stage(conn, contract, rows_sql, day, dated)
             _add_extra_columns(conn, table, columns)
         _delete_days(conn, contract, [day])
         if rows_sql is not None:
@@ -819,7 +836,7 @@ def _replace_day(
             )
             report.rows_quarantined = sum(report.quarantine_reasons.values())
             report.rows_loaded = report.rows_read - report.rows_quarantined
-            conn.execute("DROP TABLE _typed; DROP TABLE _checked")
+            conn.execute(f"DROP {checked} _checked; DROP TABLE _typed")
         else:
             report.note = empty_day_note(table, table_present)
     return report
