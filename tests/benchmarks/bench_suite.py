@@ -15,7 +15,8 @@ What runs (every pipeline run is a fresh `impact-ledger materialize` process, ti
   the demo's two models; `--history-days` + 1 days): a 30-day single-run backfill (days 0..29), the day
   after it (day 30: also the "little data" day; run `--repeats` times, default 3, the targets taking the median
   wall), the rest of the history in one untimed-target run (days 31..history-days - 1), then the day after
-  `--history-days` days of history (also `--repeats` times); and, in a fresh
+  `--history-days` days of history (also `--repeats` times, taking turns with day 30's re-runs, which run on a
+  copy of the warehouse as it was after day 30: the two medians come from runs minutes apart); and, in a fresh
   warehouse, a 60-day backfill stopped as soon as its first step starts (time to first step);
 * 10m: one day of 10M rows (bench_big_day.py: a 24-day world of the generator's default size whose last
   day's predictions are replaced by one CSV of that many rows) under `--memory-limit` (default 2500MB),
@@ -302,15 +303,19 @@ class Bench:
             )
         return m
 
-    def walls_of_repeats(self, scenario: Path, raw: Path, day: date, first: dict, what: str) -> list[float]:
-        """The walls of ``first`` (a run of ``day``) and of --repeats - 1 runs of the same day after it (a re-run
-        replaces the day: the same work on the same data). One run on this shared machine varies by ~0.3 s."""
-        walls = [first["wall"]] if first["returncode"] == 0 else []
-        for i in range(2, self.args.repeats + 1 if walls else 0):
-            again = self.materialize(scenario, raw, day, day, f"{what}, run {i} of {self.args.repeats}")
-            if again.returncode != 0:
-                break
-            walls.append(again.wall)
+    def walls_of_repeats(self, raw: Path, *timed: tuple[Path, date, dict, str]) -> list[list[float]]:
+        """For each (scenario, day, its first run, what) of ``timed``: the walls of the first run and of
+        --repeats - 1 runs of the same day after it (a re-run replaces the day: the same work on the same data),
+        the days taking turns, so that a ratio of two of them compares runs minutes apart: this shared machine's
+        speed drifts by a third within half an hour, and one run varies by ~0.3 s."""
+        walls = [[first["wall"]] if first["returncode"] == 0 else [] for _, _, first, _ in timed]
+        for i in range(2, self.args.repeats + 1):
+            for (scenario, day, _, what), done in zip(timed, walls):
+                if len(done) != i - 1:  # its first run or a re-run failed: no more of that day
+                    continue
+                again = self.materialize(scenario, raw, day, day, f"{what}, run {i} of {self.args.repeats}")
+                if again.returncode == 0:
+                    done.append(again.wall)
         return walls
 
     # ---------------------------------------------------------------------------------------- history
@@ -336,7 +341,14 @@ class Bench:
         day = cfg.day_date
         res["backfill_30"] = asdict(self.materialize(scenario, raw, day(0), day(29), "30-day single-run backfill"))
         res["day_30"] = asdict(self.materialize(scenario, raw, day(30), day(30), "the day after 30 days"))
-        res["day_30_walls"] = self.walls_of_repeats(scenario, raw, day(30), res["day_30"], "the day after 30 days")
+        day_30 = (scenario, day(30), res["day_30"], "the day after 30 days")
+        if n > 31:  # day 30 runs again beside the last day, on a copy of the warehouse (and instance) as it is now
+            at_30 = self.out / "runs" / "history_at_day_30"
+            shutil.rmtree(at_30, ignore_errors=True)
+            shutil.copytree(scenario, at_30)
+            day_30 = (at_30, *day_30[1:])
+        else:
+            (res["day_30_walls"],) = self.walls_of_repeats(raw, day_30)
         self.save()
         fresh = self.out / "runs" / "backfill60"
         shutil.rmtree(fresh, ignore_errors=True)
@@ -351,9 +363,9 @@ class Bench:
             rest = self.materialize(scenario, raw, day(31), day(n - 1), f"the rest of {n} days of history")
             res["history_rest"] = asdict(rest)
             res[f"day_{n}"] = asdict(self.materialize(scenario, raw, day(n), day(n), f"the day after {n} days"))
-            res[f"day_{n}_walls"] = self.walls_of_repeats(
-                scenario, raw, day(n), res[f"day_{n}"], f"the day after {n} days"
-            )
+            day_n = (scenario, day(n), res[f"day_{n}"], f"the day after {n} days")
+            res["day_30_walls"], res[f"day_{n}_walls"] = self.walls_of_repeats(raw, day_30, day_n)
+            shutil.rmtree(day_30[0], ignore_errors=True)
         self.save()
 
     # ------------------------------------------------------------------------------------------ sizes
@@ -926,8 +938,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats",
         type=int,
         default=3,
-        help="runs of the history world's day 30 and last day (the same day again: a re-run replaces it); their "
-        "targets use the median wall, the table the first run",
+        help="runs of the history world's day 30 and last day (the same day again: a re-run replaces it; the "
+        "re-runs of the two days alternate); their targets use the median wall, the table the first run",
     )
     parser.add_argument(
         "--peer-max-size", default=PEER_MAX_DEFAULT, choices=SIZES, help="largest size the peers run at"

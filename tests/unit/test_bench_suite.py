@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -323,3 +323,30 @@ def test_the_little_day_and_history_targets_use_the_median_of_their_runs():
     # a results.json from before --repeats: its one run
     del results["scenarios"]["history"]["day_30_walls"]
     assert bench_suite.targets(results)[0]["measured"] == "10.3 s" and not bench_suite.targets(results)[0]["met"]
+
+
+def test_the_repeats_of_day_30_and_the_last_day_take_turns_and_a_failed_day_stops_alone(tmp_path):
+    args, _ = bench_suite.parse_args(["--repeats", "3", "--out", str(tmp_path)])
+    bench = bench_suite.Bench(args)
+    calls, walls = [], iter([10.0, 12.0, 10.5, 99.0])
+    fail = {("b", 3)}  # the last day's third run fails
+
+    def materialize(scenario, raw, first, last, what):
+        run = int(what.split("run ")[1].split(" of")[0])
+        calls.append((scenario.name, run))
+        code = 1 if (scenario.name, run) in fail else 0
+        return bench_suite.Measured(command="", wall=next(walls), cpu=0.0, peak_rss_gib=0.0, returncode=code)
+
+    bench.materialize = materialize
+    first_a, first_b = {"wall": 9.0, "returncode": 0}, {"wall": 11.0, "returncode": 0}
+    day = date(2026, 9, 1)
+    a, b = bench.walls_of_repeats(Path("raw"), (tmp_path / "a", day, first_a, "a"), (tmp_path / "b", day, first_b, "b"))
+    assert calls == [("a", 2), ("b", 2), ("a", 3), ("b", 3)]  # in turns
+    assert (a, b) == ([9.0, 10.0, 10.5], [11.0, 12.0])  # the failed run is not a wall
+    # a day whose first run failed is not run again; the other still is
+    calls.clear()
+    walls = iter([8.0, 8.5])
+    a, b = bench.walls_of_repeats(
+        Path("raw"), (tmp_path / "a", day, first_a, "a"), (tmp_path / "b", day, {"wall": 1.0, "returncode": 1}, "b")
+    )
+    assert calls == [("a", 2), ("a", 3)] and (a, b) == ([9.0, 8.0, 8.5], [])
