@@ -111,6 +111,7 @@ class Measured:
     stopped_early: bool = False
     tail: list[str] = field(default_factory=list)
     payload: dict | None = None  # a worker's JSON line
+    speed_probe_s: float | None = None  # speed_probe() just before the launch
 
 
 # StepProgress lines (orchestration/runs.py): "[   12.3s] 2026-09-01 .. 2026-09-30 raw.orders done in 0.3s: ..."
@@ -290,7 +291,9 @@ class Bench:
                 days <= 31 and bool(STEP_DONE.search(s))
             )
 
+        probe = speed_probe()
         m = run_measured(cmd, self.env(scenario, engine), echo=echo, **kw)
+        m.speed_probe_s = probe
         if m.returncode != 0 and not m.stopped_early:
             say(f"{what}: FAILED (exit {m.returncode}); last lines:\n" + "\n".join(m.tail))
         else:
@@ -643,6 +646,18 @@ def spark_settings(env: dict) -> dict[str, str]:
     return out
 
 
+def speed_probe() -> float:
+    """Seconds of a fixed pure-Python loop, the best of three (~0.1 s each): this shared machine's speed drifts
+    by up to 2x within an hour (0.38-0.92 s for ten times this loop on 2026-12-03), and most of a small run is
+    Python, so each run records it to be read against."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        best = min(best, time.perf_counter() - start)
+    return round(best, 4)
+
+
 def machine() -> dict:
     cpu = next(
         (
@@ -801,7 +816,9 @@ def markdown(results: dict) -> str:
     lines = [
         f"`make bench` on {m['date']}, commit {m['commit']}: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM; "
         f"engine {main_engine}" + (f" (and {', '.join(others)} beside it, engine column)." if others else "."),
-        f"Load before: `{results['uptime_before']}`; after: `{results.get('uptime_after', '?')}`.",
+        f"Load before: `{results['uptime_before']}`; after: `{results.get('uptime_after', '?')}`. Python probe: the "
+        "seconds of a fixed pure-Python loop just before each run (best of 3; lower is faster), this shared "
+        "machine's speed at that run.",
         f"Arguments: `{results['args']['argv']}`. Rows per day = `--predictions-per-day` x the models live that day "
         "(the synthetic world draws that many per model); sizes are all models together.",
     ]
@@ -834,20 +851,22 @@ def markdown(results: dict) -> str:
     lines += [
         "",
         "| run | engine | rows that day | wall s | CPU s | peak RSS GiB (tree) | loader s | gates s | dbt s "
-        "| attribution/publish s | overhead s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| attribution/publish s | overhead s | Python probe s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def row(name, engine, rows, r):
         if not r:
             return
         if r["returncode"] != 0 and not r.get("stopped_early"):
-            lines.append(f"| {name} | {engine} | {rows} | FAILED (exit {r['returncode']}) | | | | | | | |")
+            lines.append(f"| {name} | {engine} | {rows} | FAILED (exit {r['returncode']}) | | | | | | | | |")
             return
         st = r.get("stages", {})
         cells = [
             f"{st.get(k, 0):.1f}" if st else "" for k in ("loader", "gates", "dbt", "attribution/publish", "overhead")
         ]
+        probe = r.get("speed_probe_s")  # none in runs before it was recorded
+        cells.append("" if probe is None else f"{probe:.3f}")
         lines.append(
             f"| {name} | {engine} | {rows} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['peak_rss_gib']:.2f} | "
             + " | ".join(cells)

@@ -245,10 +245,16 @@ def test_markdown_shows_each_rows_engine_and_the_skipped_ones():
     results = bench_suite.merge(
         _results(), {**_spark_results(), "machine": {**_spark_results()["machine"], "commit": "bbb"}}
     )
+    results["scenarios"]["1m"]["day"]["speed_probe_s"] = 0.0412  # the machine's speed just before the run
     md = bench_suite.markdown(results)
     assert "engine duckdb (and spark beside it, engine column)." in md
-    assert "| run | engine | rows that day | wall s |" in md
-    assert "| 1m: the day 2026-09-18 | duckdb | 1,000,000 | 27.0 | 40.5 | 1.25 | 1.0 | 2.0 | 3.0 | 1.0 | 4.0 |" in md
+    assert "| run | engine | rows that day | wall s |" in md and "| overhead s | Python probe s |" in md
+    day = "| 1m: the day 2026-09-18 | duckdb | 1,000,000 | 27.0 | 40.5 | 1.25 | 1.0 | 2.0 | 3.0 | 1.0 | 4.0 | 0.041 |"
+    assert day in md
+    # a run recorded before the probe existed: an empty cell
+    assert (
+        "| 10m: the day 2026-09-24 | duckdb | 10,000,000 | 99.0 | 148.5 | 1.25 | 1.0 | 2.0 | 3.0 | 1.0 | 4.0 |  |" in md
+    )
     assert "| 10m: the day 2026-09-24 | duckdb | 10,000,000 | 99.0 |" in md
     assert "| 1m: history up to 2026-09-18 (excluded), one run | spark |  | 150.0 |" in md
     assert "| 1m: the day 2026-09-18 | spark | 1,000,000 | 120.0 | 180.0 | 1.25 |" in md
