@@ -647,15 +647,16 @@ def spark_settings(env: dict) -> dict[str, str]:
 
 
 def speed_probe() -> float:
-    """Seconds of a fixed pure-Python loop, the best of three (~0.1 s each): this shared machine's speed drifts
-    by up to 2x within an hour (0.38-0.92 s for ten times this loop on 2026-12-03), and most of a small run is
-    Python, so each run records it to be read against."""
-    best = float("inf")
-    for _ in range(3):
+    """Seconds for a fresh interpreter to import pandas and DuckDB, the mean of two: this shared machine's speed
+    drifted by up to 1.6x within an hour on 2026-12-03, mostly in what a run does first (starting Python,
+    importing: memory-heavy work; a small arithmetic loop stayed as fast), so each run records it to be read
+    against."""
+    walls = []
+    for _ in range(2):
         start = time.perf_counter()
-        sum(i * i for i in range(1_000_000))
-        best = min(best, time.perf_counter() - start)
-    return round(best, 4)
+        subprocess.run([sys.executable, "-c", "import pandas, duckdb"], check=True)
+        walls.append(time.perf_counter() - start)
+    return round(statistics.mean(walls), 3)
 
 
 def machine() -> dict:
@@ -817,8 +818,8 @@ def markdown(results: dict) -> str:
         f"`make bench` on {m['date']}, commit {m['commit']}: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM; "
         f"engine {main_engine}" + (f" (and {', '.join(others)} beside it, engine column)." if others else "."),
         f"Load before: `{results['uptime_before']}`; after: `{results.get('uptime_after', '?')}`. Python probe: the "
-        "seconds of a fixed pure-Python loop just before each run (best of 3; lower is faster), this shared "
-        "machine's speed at that run.",
+        "seconds a fresh interpreter took to import pandas and DuckDB just before each run (mean of 2; lower is "
+        "faster), this shared machine's speed at that run.",
         f"Arguments: `{results['args']['argv']}`. Rows per day = `--predictions-per-day` x the models live that day "
         "(the synthetic world draws that many per model); sizes are all models together.",
     ]
