@@ -64,6 +64,11 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _keys_sql(contract: TableContract) -> str:
+    """The contract's key columns, quoted and comma-separated (a PARTITION BY, GROUP BY or SELECT list)."""
+    return ", ".join(map(_quote, contract.key))
+
+
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -440,7 +445,7 @@ def seen_sql(contract: TableContract, day: date) -> str | None:
     """
     if not (contract.key and contract.time_column):
         return None
-    keys = ", ".join(map(_quote, contract.key))
+    keys = _keys_sql(contract)
     return (
         f"SELECT {keys}, min(_partition_date) AS _first_seen "
         f"FROM raw.{contract.name} SEMI JOIN (SELECT DISTINCT {keys} FROM _typed) d USING ({keys}) "
@@ -456,7 +461,7 @@ def checked_sql(
     the day's keys are known to be unique (no ranking window); ``seen_before`` False: ``_seen`` is known empty."""
     rank, seen = "1", "CAST(NULL AS DATE)"
     if contract.key and duplicates:
-        keys = ", ".join(map(_quote, contract.key))
+        keys = _keys_sql(contract)
         order = _quote(contract.key_order or contract.time_column or contract.key[0])
         rank = f"row_number() OVER (PARTITION BY {keys} ORDER BY {order}, _source_row)"
     if seen_before and seen_sql(contract, day) is not None:
@@ -482,7 +487,7 @@ def checked_days_sql(contract: TableContract, days: list[date], dated: bool, rep
     duplicate, and an earlier loaded day outside ``days`` makes it one too, at a still earlier first sighting.
     ``repeats`` False: no key occurs twice among the days' rows (neither window is needed)."""
     alone, seen, placed = _reason_cases(contract, None, dated)
-    rank, keys = "1", ", ".join(map(_quote, contract.key))
+    rank, keys = "1", _keys_sql(contract)
     if contract.key and repeats:
         order = _quote(contract.key_order or contract.time_column or contract.key[0])
         rank = f"row_number() OVER (PARTITION BY {keys}, _partition_date ORDER BY {order}, _source_row)"
@@ -523,7 +528,7 @@ def _has_duplicate_keys(conn: duckdb.DuckDBPyConnection, contract: TableContract
     """Whether two rows of ``_typed`` share a key (null keys as one, as in the ranking window's partitions)."""
     if not contract.key:
         return False
-    keys = ", ".join(map(_quote, contract.key))
+    keys = _keys_sql(contract)
     return conn.execute(f"SELECT EXISTS (SELECT 1 FROM _typed GROUP BY {keys} HAVING count(*) > 1)").fetchone()[0]
 
 
