@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 # The Spark tests' worlds are tiny, and each dbt run starts a new JVM: its CPU goes to compiling Spark's generated
 # code, not to rows. The JVM's quick-start compiler alone (C1; a larger code cache, which the small default
 # outgrows) took a one-day dbt build of the parity world from ~79 s to ~49 s; adaptive execution and whole-stage
@@ -16,3 +18,10 @@ os.environ.setdefault("IMPACT_LEDGER_SPARK_CODEGEN", "false")
 # and gate modules alone: 75 s against 90 s with 8 (2026-12-03); a one-day dbt build of the parity world: 46-48 s
 # against 50-56 s with two (2026-12-02). Results do not depend on it.
 os.environ.setdefault("IMPACT_LEDGER_SPARK_SHUFFLE_PARTITIONS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spark_tests_on_one_worker():
+    """Every Spark test uses this session fixture, so tests/conftest.py's scheduler sends them all to one worker:
+    they share that process's Spark session (one JVM started and warmed up instead of one per worker)."""
+    yield
