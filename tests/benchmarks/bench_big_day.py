@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -176,9 +177,18 @@ def big_day(
     reuse: bool = False,
     raw: Path | None = None,
     engine: str = "duckdb",
+    probe: Callable[[], float] | None = None,
 ) -> dict:
     """The world (``raw``, default ``out/raw``; reused if already written), its history materialised up to the
-    day before the big day in one run (measured: ``history``), then the big day's run. Returns the figures."""
+    day before the big day in one run (measured: ``history``), then the big day's run. Returns the figures.
+
+    ``probe``: called just before each run; its value (the machine's speed then, bench_suite.speed_probe) is
+    kept with that run's figures as ``speed_probe_s``."""
+
+    def measured(cmd: list, run_echo: bool) -> dict:
+        speed = probe() if probe is not None else None
+        return {**measure(cmd, env, run_echo), "speed_probe_s": speed}
+
     raw = raw or out / "raw"
     reuse = reuse and (out / "warehouse.duckdb").exists() and any((raw / "predictions").glob("*.csv"))
     if not reuse:
@@ -192,12 +202,12 @@ def big_day(
     else:
         day, csv, size = big_world(raw, rows, memory_limit, seed, env)
         say(f"materialising the history up to {day - timedelta(days=1)} (engine {engine})")
-        history = measure([CLI, "materialize", "--end", str(day - timedelta(days=1))], env, False)
+        history = measured([CLI, "materialize", "--end", str(day - timedelta(days=1))], False)
         if history["returncode"] != 0:
             say(f"the history run failed (exit {history['returncode']}): {history['tail']}")
     load_before = uptime()
     if history is None or history["returncode"] == 0:
-        run = measure([CLI, "materialize", "--start", str(day), "--end", str(day)], env, echo)
+        run = measured([CLI, "materialize", "--start", str(day), "--end", str(day)], echo)
     else:  # the day is not run on a failed history: the figures say so (returncode None, no wall_s)
         run = {"returncode": None, "tail": history["tail"], "not_run": "the history run failed"}
     rows_loaded = _rows_loaded(out / "warehouse.duckdb", day)

@@ -439,7 +439,16 @@ class Bench:
             f"{key}: one day of {total:,} prediction rows (bench_big_day), engine {engine}, "
             f"memory_limit {self.args.memory_limit}"
         )
-        figures = big_day(scenario, total, self.args.memory_limit, self.args.seed, echo=False, raw=raw, engine=engine)
+        figures = big_day(
+            scenario,
+            total,
+            self.args.memory_limit,
+            self.args.seed,
+            echo=False,
+            raw=raw,
+            engine=engine,
+            probe=speed_probe,
+        )
         res = {
             "engine": engine,
             "size": label,
@@ -617,6 +626,7 @@ def big_run(figures: dict | None) -> dict | None:
         "steps": steps,
         "stages": stages_of(steps, figures["wall_s"]),
         "tail": figures.get("tail", []),
+        "speed_probe_s": figures.get("speed_probe_s"),  # none in runs before it was recorded
     }
 
 

@@ -356,3 +356,32 @@ def test_the_repeats_of_day_30_and_the_last_day_take_turns_and_a_failed_day_stop
         Path("raw"), (tmp_path / "a", day, first_a, "a"), (tmp_path / "b", day, {"wall": 1.0, "returncode": 1}, "b")
     )
     assert calls == [("a", 2), ("a", 3)] and (a, b) == ([9.0, 8.0, 8.5], [])
+
+
+def test_a_big_days_runs_each_get_the_speed_probe_taken_just_before_them(tmp_path, monkeypatch):
+    import bench_big_day
+
+    raw = tmp_path / "raw"
+    (raw / "predictions").mkdir(parents=True)
+    calls = []
+
+    def fake_world(raw_dir, rows, memory_limit, seed, env):
+        return date(2026, 9, 24), raw_dir / "predictions" / "predictions_2026-09-24.csv", 10
+
+    def fake_measure(cmd, env, echo):
+        calls.append(("run", cmd[-1]))
+        figures = {"returncode": 0, "wall_s": 9.0, "cpu_s": 8.0, "peak_rss_gib": 1.0, "largest_process_gib": 0.5}
+        return {**figures, "steps": [], "tail": []}
+
+    def probe():
+        calls.append(("probe", None))
+        return 0.25 * len(calls)
+
+    monkeypatch.setattr(bench_big_day, "big_world", fake_world)
+    monkeypatch.setattr(bench_big_day, "measure", fake_measure)
+    figures = bench_big_day.big_day(tmp_path / "out", 1_000, "1GB", raw=raw, probe=probe)
+    assert calls == [("probe", None), ("run", "2026-09-23"), ("probe", None), ("run", "2026-09-24")]
+    history, day = bench_suite.big_run(figures.pop("history")), bench_suite.big_run(figures)
+    assert (history["speed_probe_s"], day["speed_probe_s"]) == (0.25, 0.75)  # each its own probe
+    # without a probe (bench_big_day run alone, or results from before the probe): none
+    assert bench_suite.big_run(bench_big_day.big_day(tmp_path / "out2", 1_000, "1GB", raw=raw))["speed_probe_s"] is None
