@@ -184,16 +184,16 @@ def big_day(
 
     ``probe``: called just before each run; its value (the machine's speed then, bench_suite.speed_probe) is
     kept with that run's figures as ``speed_probe_s``."""
-
-    def measured(cmd: list, run_echo: bool) -> dict:
-        speed = probe() if probe is not None else None
-        return {**measure(cmd, env, run_echo), "speed_probe_s": speed}
-
     raw = raw or out / "raw"
     reuse = reuse and (out / "warehouse.duckdb").exists() and any((raw / "predictions").glob("*.csv"))
     if not reuse:
         shutil.rmtree(out, ignore_errors=True)
     env = big_env(out, raw, rows, memory_limit, engine)
+
+    def measured(cmd: list, run_echo: bool) -> dict:
+        speed = probe() if probe is not None else None
+        return {**measure(cmd, env, run_echo), "speed_probe_s": speed}
+
     history = None
     if reuse:  # the world, its history and the big CSV of an earlier --out run: only the day is run again
         csv = next((raw / "predictions").glob("*.csv"))

@@ -345,12 +345,13 @@ class Bench:
         res["backfill_30"] = asdict(self.materialize(scenario, raw, day(0), day(29), "30-day single-run backfill"))
         res["day_30"] = asdict(self.materialize(scenario, raw, day(30), day(30), "the day after 30 days"))
         day_30 = (scenario, day(30), res["day_30"], "the day after 30 days")
-        if n > 31:  # day 30 runs again beside the last day, on a copy of the warehouse (and instance) as it is now
+        copied = n > 31 and self.args.repeats > 1
+        if copied:  # day 30 runs again beside the last day, on a copy of the warehouse (and instance) as it is now
             at_30 = self.out / "runs" / "history_at_day_30"
             shutil.rmtree(at_30, ignore_errors=True)
             shutil.copytree(scenario, at_30)
             day_30 = (at_30, *day_30[1:])
-        else:
+        elif n <= 31:
             (res["day_30_walls"],) = self.walls_of_repeats(raw, day_30)
         self.save()
         fresh = self.out / "runs" / "backfill60"
@@ -368,7 +369,8 @@ class Bench:
             res[f"day_{n}"] = asdict(self.materialize(scenario, raw, day(n), day(n), f"the day after {n} days"))
             day_n = (scenario, day(n), res[f"day_{n}"], f"the day after {n} days")
             res["day_30_walls"], res[f"day_{n}_walls"] = self.walls_of_repeats(raw, day_30, day_n)
-            shutil.rmtree(day_30[0], ignore_errors=True)
+            if copied:
+                shutil.rmtree(day_30[0], ignore_errors=True)
         self.save()
 
     # ------------------------------------------------------------------------------------------ sizes
