@@ -15,9 +15,8 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from orchestration.defs.attribution.assets import experiment_results_asset, model_impact_asset
 from orchestration.defs.bias.assets import bias_window_assets
-from orchestration.defs.bias.checks import bias_checks
 from orchestration.defs.ingest.assets import raw_assets
-from orchestration.defs.model_health.alerts import alerts_asset, model_health_checks
+from orchestration.defs.model_health.alerts import alerts_asset
 from orchestration.defs.okrs.assets import okr_assets
 from orchestration.defs.notify.sensors import alert_notifications_sensor
 from orchestration.defs.publish.assets import analytics_snapshot_asset
@@ -52,7 +51,7 @@ ALL_ASSETS = [
     *okr_assets,
     daily_report_asset,
 ]
-ALL_CHECKS = [*quality_checks, *model_health_checks, *bias_checks, training_bias_check, *published_freshness_checks]
+ALL_CHECKS = [*quality_checks, training_bias_check, *published_freshness_checks]
 
 
 def build_definitions() -> dg.Definitions:

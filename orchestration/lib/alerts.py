@@ -111,13 +111,11 @@ def check_targets(declared: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
-def scope_sql(model_id: str | None, declared: list[str]) -> tuple[str, list]:
-    """SQL condition and parameters selecting one model's rows, or (None) those of the undeclared models."""
+def in_scope(frame: pd.DataFrame, model_id: str | None, declared: list[str]) -> pd.DataFrame:
+    """The rows of one model, or (model_id None) those of every model not declared."""
     if model_id is not None:
-        return "model_id = ?", [model_id]
-    if not declared:
-        return "TRUE", []
-    return f"model_id NOT IN ({', '.join('?' for _ in declared)})", list(declared)
+        return frame[frame["model_id"] == model_id]
+    return frame[~frame["model_id"].isin(declared)]
 
 
 def _set(rule) -> dict:

@@ -1,7 +1,7 @@
 """Benchmark: one day of ~20M predictions (a ~2.5 GB CSV) through the whole day's pipeline within DuckDB's memory_limit.
 
 Run: .venv/bin/python tests/benchmarks/bench_big_day.py [--rows 20000000] [--memory-limit 3GB] [--out DIR]
-Not a test (it takes many minutes and the figures depend on the machine and its load); the README quotes it.
+Not a test (it takes many minutes and the figures depend on the machine and its load); tests/benchmarks/PERFORMANCE.md quotes it.
 
 * a small synthetic world (`impact-ledger generate`, 24 days, the demo's models at 2,000 predictions per model
   and day) whose last day's predictions are replaced by one CSV of ``--rows`` rows, written by DuckDB in a

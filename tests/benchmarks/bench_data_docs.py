@@ -1,7 +1,7 @@
 """Benchmark: one run's GX Data Docs build after a long history of daily runs, as the data_docs asset builds it.
 
 Run: .venv/bin/python tests/benchmarks/bench_data_docs.py [--results 1000,5000,10000] [--runs 3]
-Not a test (timings depend on the machine; pytest does not collect bench_*.py); the README quotes its output.
+Not a test (timings depend on the machine; pytest does not collect bench_*.py); tests/benchmarks/PERFORMANCE.md quotes its output.
 
 Each daily run stores one validation result per suite level (26 on the demo world) and renders their pages;
 the index is read and rebuilt on every run. A store of N results is made from one real run's results (the

@@ -1,7 +1,7 @@
 """Benchmark: the quality gates of a 60-day backfill of the demo world, per-day verdicts vs the old range verdict.
 
 Run: .venv/bin/python tests/benchmarks/bench_gate_backfill.py [--days 60] [--old-commit REV]
-Not a test (timings depend on the machine; pytest does not collect bench_*.py); the README quotes its output.
+Not a test (timings depend on the machine; pytest does not collect bench_*.py); tests/benchmarks/PERFORMANCE.md quotes its output.
 
 Generates the demo world (synthetic_world defaults: 60 days, 20,000 users, 2 x 2,000 predictions a day, dirty
 rows), loads every table and day with the raw loader, then times every suite over the whole range, as a backfill's

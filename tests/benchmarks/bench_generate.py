@@ -1,7 +1,7 @@
 """Benchmark: generating one day of 1,000,000 predictions and their labels. Prints figures.
 
 Run: .venv/bin/python tests/benchmarks/bench_generate.py [--rows N]
-Not a test (timings depend on the machine); the README quotes its output.
+Not a test (timings depend on the machine); tests/benchmarks/PERFORMANCE.md quotes its output.
 Validating such a day with the quality gate is measured by bench_quality_gate.py
 (the real loader and run_suite, as the asset check runs them).
 """

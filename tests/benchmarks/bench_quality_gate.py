@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python tests/benchmarks/bench_quality_gate.py [--rows 250000,1000000,4000000] [--history-days 1]
      [--memory-limit 1GB]
-Not a test (timings depend on the machine; pytest does not collect bench_*.py); the README quotes its output.
+Not a test (timings depend on the machine; pytest does not collect bench_*.py); tests/benchmarks/PERFORMANCE.md quotes its output.
 
 For each size, the day's predictions come from the synthetic world's generator and go through the real raw
 loader into a temporary DuckDB file, next to users and the model's experiment (the referential checks read

@@ -15,7 +15,6 @@ from orchestration.lib.alerts import (
     evaluate_alerts,
     load_alert_config,
     one_sided_drop_pvalue,
-    scope_sql,
     summarise_breaches,
 )
 from orchestration.lib.project_config import parse_config
@@ -424,6 +423,3 @@ def test_one_check_per_declared_model_and_one_for_the_rest():
     assert check_targets([]) == [("other_models", None)]
     with pytest.raises(ValueError, match="'a-b' and 'a_b'"):
         check_targets(["a-b", "a_b"])
-    assert scope_sql("fraud", ["fraud"]) == ("model_id = ?", ["fraud"])
-    assert scope_sql(None, ["a", "b"]) == ("model_id NOT IN (?, ?)", ["a", "b"])
-    assert scope_sql(None, []) == ("TRUE", [])

@@ -1,11 +1,12 @@
-"""marts.bias_group_rates and marts.bias_verdicts: each day's trailing-window fairness, stored (logic in lib/bias.py)."""
+"""marts.bias_group_rates and marts.bias_verdicts: each day's trailing-window fairness, stored (logic in lib/bias.py),
+with the per-model fairness checks of the run's last day (bias/checks.py)."""
 
 from datetime import timedelta
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.bias.checks import BIAS_KEY
+from orchestration.defs.bias.checks import BIAS_KEY, bias_check_results, bias_check_specs
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import (
@@ -64,6 +65,7 @@ SPEC = dict(
     ],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    check_specs=bias_check_specs(VERDICTS_KEY),
 )
 def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     config = load_config()
@@ -94,6 +96,7 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     yield dg.MaterializeResult(
         asset_key=VERDICTS_KEY, metadata={**assessed, "rows_written": len(verdicts), "dates": window}
     )
+    yield from bias_check_results(rows, last, VERDICTS_KEY)
 
 
 def _add_new_columns(conn, table: str, schema: dict[str, str]) -> None:

@@ -1,14 +1,18 @@
-"""Daily fairness verdicts per model: a WARN check on marts.bias_daily (blocking only for retraining)."""
+"""Daily fairness verdicts per model: WARN checks on marts.bias_verdicts (blocking only for retraining).
+
+The asset that stores the verdicts evaluates them (bias/assets.py) from the window's rows it has read, so the
+checks are results of its step rather than steps of their own: a run's step count does not grow with models.
+"""
 
 from datetime import timedelta
 
 import dagster as dg
+import pandas as pd
 from dagster_dbt import get_asset_key_for_model
-from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.partitions import daily_partitions, run_date_range
+from orchestration.defs.partitions import daily_partitions
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.alerts import check_targets, scope_sql
+from orchestration.lib.alerts import check_targets, in_scope
 from orchestration.lib.asset_metadata import markdown_table
 from orchestration.lib.bias import (
     HEADLINE_VERDICT_COLUMNS,
@@ -44,50 +48,53 @@ def verdict_metadata(verdicts, rates=None) -> dict:
     return metadata
 
 
-def build_bias_check(suffix: str, model_id: str | None, declared: list[str]) -> dg.AssetChecksDefinition:
-    """The fairness check of one declared model, or (model_id None) of every model in the data not declared."""
-    who = model_id if model_id is not None else "the models found in the data but not declared in the project file"
-    condition, params = scope_sql(model_id, declared)
+# built from the project file's declared models (never from the warehouse: definitions load without it)
+_DECLARED = list(load_config().models)
+BIAS_CHECKS = {
+    f"bias_{suffix}": model_id for suffix, model_id in check_targets(_DECLARED)
+}  # check name -> model id (None: every model found in the data but not declared)
 
-    @dg.asset_check(
-        asset=BIAS_KEY,
-        name=f"bias_{suffix}",
-        blocking=False,
-        partitions_def=daily_partitions,
-        description=f"Fairness verdicts for {who} over the trailing bias window (WARN on daily reporting).",
-    )
-    def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        config = load_config()
-        thresholds = config.bias.model_dump()
-        _, last = run_date_range(context)
-        start = last - timedelta(days=int(thresholds["window_days"]) - 1)
+
+def bias_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    specs = []
+    for name, model_id in BIAS_CHECKS.items():
+        who = model_id if model_id is not None else "the models found in the data but not declared in the project file"
+        description = f"Fairness verdicts for {who} over the trailing bias window (WARN on daily reporting)."
+        specs.append(dg.AssetCheckSpec(name, asset=asset, partitions_def=daily_partitions, description=description))
+    return specs
+
+
+def bias_check_results(rows: pd.DataFrame, last, asset: dg.AssetKey):
+    """Each per-model fairness check's result over the trailing window ending on ``last``; ``rows``: the
+    marts.bias_daily rows read by the run (covering at least that window)."""
+    config = load_config()
+    thresholds = config.bias.model_dump()
+    start = last - timedelta(days=int(thresholds["window_days"]) - 1)
+    window = f"{start} .. {last}"
+    dates = pd.to_datetime(rows["date"])
+    rows = rows[(dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(last))]
+    for name, model_id in BIAS_CHECKS.items():
         if not config.attribute_columns:
             # nothing to judge is not a pass to be proud of: say why
-            return dg.AssetCheckResult(
+            yield dg.AssetCheckResult(
+                asset_key=asset,
+                check_name=name,
                 passed=True,
                 severity=dg.AssetCheckSeverity.WARN,
                 description=NOT_ASSESSED,
-                metadata={"window": f"{start} .. {last}"},
+                metadata={"window": window},
             )
-        with duckdb.get_connection() as conn:
-            rows = conn.execute(
-                f"SELECT * FROM marts.bias_daily WHERE {condition} AND date BETWEEN ? AND ?", [*params, start, last]
-            ).df()
-        rates = group_rates(rows)
+            continue
+        rates = group_rates(in_scope(rows, model_id, _DECLARED))
         verdicts = bias_verdicts(rates, thresholds)
         passed = bool(verdicts["passed"].all()) if len(verdicts) else True
-        return dg.AssetCheckResult(
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name=name,
             passed=passed,
             severity=dg.AssetCheckSeverity.WARN,
             description=summarise_verdicts(verdicts, thresholds)
             if not passed
-            else (f"fair over {start} .. {last}" if len(verdicts) else f"no fairness rows over {start} .. {last}"),
-            metadata={"window": f"{start} .. {last}", **verdict_metadata(verdicts, rates)},
+            else (f"fair over {window}" if len(verdicts) else f"no fairness rows over {window}"),
+            metadata={"window": window, **verdict_metadata(verdicts, rates)},
         )
-
-    return _check
-
-
-# built from the project file's declared models (never from the warehouse: definitions load without it)
-_DECLARED = list(load_config().models)
-bias_checks = [build_bias_check(suffix, m, _DECLARED) for suffix, m in check_targets(_DECLARED)]

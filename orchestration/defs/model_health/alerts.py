@@ -1,4 +1,8 @@
-"""marts.alerts and one non-blocking health check per monitored model."""
+"""marts.alerts and one non-blocking health check per monitored model, evaluated by the asset itself.
+
+The checks judge the breaches the asset has just written, so they are results of its step rather than steps of
+their own: a run's step count does not grow with the number of models.
+"""
 
 from datetime import timedelta
 
@@ -11,7 +15,7 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.alerts import check_targets, evaluate_alerts, load_alert_config, scope_sql, summarise_breaches
+from orchestration.lib.alerts import check_targets, evaluate_alerts, in_scope, load_alert_config, summarise_breaches
 from orchestration.lib.asset_metadata import (
     MODEL_HEALTH_BY_DAY_SQL,
     breaches_by_day,
@@ -47,6 +51,22 @@ WHERE h.date BETWEEN v.reference_start_date AND v.reference_end_date
 GROUP BY ALL
 """
 KEY = ["date", "model_id", "model_version", "metric", "subject"]
+BREACH_COLUMNS = ["date", "model_id", "metric", "subject", "value", "threshold", "rule", "first_detected_on"]
+# built from the project file's declared models (never from the warehouse: definitions load without it)
+_DECLARED = load_alert_config().models
+HEALTH_CHECKS = {
+    f"model_health_{suffix}": model_id for suffix, model_id in check_targets(_DECLARED)
+}  # check name -> model id (None: every model found in the data but not declared)
+
+
+def _health_check_spec(name: str, model_id: str | None) -> dg.AssetCheckSpec:
+    who = model_id if model_id is not None else "any model found in the data but not declared in the project file"
+    return dg.AssetCheckSpec(
+        name,
+        asset=ALERTS_KEY,
+        partitions_def=daily_partitions,
+        description=f"WARN when {who} breaches any alert rule in the run's evaluation window.",
+    )
 
 
 def evaluation_window(context) -> tuple:
@@ -67,6 +87,7 @@ def evaluation_window(context) -> tuple:
     owners=["team:ml-platform"],
     freshness_policy=PUBLISHED_FRESHNESS,
     deps=[get_asset_key_for_model([impact_ledger_dbt], m) for m in ("model_health_daily", "feature_drift_daily")],
+    check_specs=[_health_check_spec(name, model_id) for name, model_id in HEALTH_CHECKS.items()],
     description=(
         "One row per breach of an alert rule of the project file (alerts.rules, per-model overrides): date, model, "
         "metric, subject, value, threshold (precision/recall drops: the day's rate, the reference window's rate, "
@@ -74,7 +95,7 @@ def evaluation_window(context) -> tuple:
         "first_detected_on keeps the earliest run that saw it."
     ),
 )
-def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     config = load_alert_config()
     first, last = evaluation_window(context)
     history_start = first - timedelta(days=config.lookback_days)
@@ -117,7 +138,7 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
     add_daily_metadata(context, breaches_by_day(merged, days))
     add_daily_metadata(context, model_health_by_day(health_by_day, days))
     counts = merged.groupby("metric").size().to_dict() if len(merged) else {}
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "alerts_in_window": len(merged),
             "window": f"{first} .. {last}",
@@ -130,51 +151,31 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
             ),
         }
     )
+    yield from health_check_results(merged, first, last)
 
 
-def build_model_health_check(suffix: str, model_id: str | None, declared: list[str]) -> dg.AssetChecksDefinition:
-    """The health check of one declared model, or (model_id None) of every model in the data not declared."""
-    who = model_id if model_id is not None else "any model found in the data but not declared in the project file"
-    condition, params = scope_sql(model_id, declared)
-
-    @dg.asset_check(
-        asset=ALERTS_KEY,
-        name=f"model_health_{suffix}",
-        blocking=False,
-        partitions_def=daily_partitions,
-        description=f"WARN when {who} breaches any alert rule in the run's evaluation window.",
-    )
-    def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        first, last = evaluation_window(context)
-        with duckdb.get_connection() as conn:
-            rows = conn.execute(
-                "SELECT date, model_id, metric, subject, value, threshold, rule, first_detected_on FROM marts.alerts "
-                f"WHERE {condition} AND date BETWEEN ? AND ? ORDER BY date, model_id, metric, subject",
-                [*params, first, last],
-            ).df()
-        models = sorted(rows["model_id"].unique())
+def health_check_results(merged: pd.DataFrame, first, last):
+    """Each per-model health check's result on the window's breaches (the rows just written to marts.alerts)."""
+    rows = merged[BREACH_COLUMNS].sort_values(["date", "model_id", "metric", "subject"], kind="stable")
+    for name, model_id in HEALTH_CHECKS.items():
+        mine = in_scope(rows, model_id, _DECLARED)
+        models = sorted(mine["model_id"].unique())
         label = (
             model_id
             if model_id is not None
             else ("undeclared models " + ", ".join(models) if models else "undeclared models")
         )
-        verdict = summarise_breaches(rows, label, first, last)
+        verdict = summarise_breaches(mine, label, first, last)
         if model_id is not None:
-            rows = rows.drop(columns="model_id")
-        return dg.AssetCheckResult(
+            mine = mine.drop(columns="model_id")
+        yield dg.AssetCheckResult(
+            check_name=name,
             passed=verdict["passed"],
             severity=dg.AssetCheckSeverity.WARN,
             description=verdict["description"],
             metadata={
                 "breaches": verdict["breaches"],
                 "worst_value_by_metric": dg.MetadataValue.json(verdict["worst_value_by_metric"]),
-                "breaches_table": dg.MetadataValue.md(markdown_table(rows.tail(20))),
+                "breaches_table": dg.MetadataValue.md(markdown_table(mine.tail(20).reset_index(drop=True))),
             },
         )
-
-    return _check
-
-
-# built from the project file's declared models (never from the warehouse: definitions load without it)
-_DECLARED = load_alert_config().models
-model_health_checks = [build_model_health_check(suffix, m, _DECLARED) for suffix, m in check_targets(_DECLARED)]
