@@ -5,7 +5,7 @@ In GX 1.24.1, ``Expectation.configuration`` is a property that builds a new Expe
 ``_get_domain_kwargs``, ``_get_success_kwargs``, ``_get_success_kwarg`` and ``_get_runtime_kwargs`` access
 it once per key they read. Building the metric graph reads them for every metric of every expectation: the
 ten suites of one small day built 18,095 configurations, 40% of their time under cProfile; without the
-profiler the ten suites take about a quarter less time with the replacements (README: Performance notes).
+profiler the ten suites take about a quarter less time with the replacements (tests/benchmarks/PERFORMANCE.md).
 
 The replacements below are GX's own methods with the configuration built once per call: the same values,
 the same errors (the configuration is a function of the expectation's fields, which a call does not

@@ -4,7 +4,7 @@ GX names each stored result by its run, whose time is a folder name (``20261202T
 every listing of the results store (six per Data Docs build) turns each name back into a RunIdentifier,
 which parses the time with ``dateutil.parser.parse`` (~0.13 ms a time). A store grows by one result per
 suite level and run: after a year of daily runs (~9,000 results) a build parsed ~46,000 times, ~6 s of its
-~14 s, growing with history (README: Performance notes).
+~14 s, growing with history (tests/benchmarks/PERFORMANCE.md).
 
 The replacement reads GX's own format with ``strptime`` and gives the time dateutil gives (in UTC); any other
 text goes to dateutil as before. Installed only on the GX release it was written against (pyproject
