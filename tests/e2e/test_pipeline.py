@@ -6,7 +6,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from orchestration.lib.alerts import check_targets
 from orchestration.lib.contract import CONTRACTS
+from orchestration.lib.project_config import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +42,19 @@ def test_the_last_two_days_land_everything_and_a_rerun_changes_nothing(latest_co
     after = snapshot(pipeline)
     for table in MARTS:
         pd.testing.assert_frame_equal(before[table], after[table], check_exact=True, obj=table)
+
+    # the per-model fairness checks (results of the step writing marts.bias_verdicts) fail exactly for the
+    # models with a failing stored verdict on the run's day; the planted bias fails at least one
+    declared = list(load_config().models)
+    verdicts = pipeline.query("SELECT model_id, passed FROM marts.bias_verdicts WHERE date = ?", [day2])
+    unfair = set(verdicts.loc[~verdicts["passed"].astype(bool), "model_id"])
+
+    def judged(model_id):  # one declared model, or (None) every model of the data not declared
+        return {model_id} if model_id is not None else set(verdicts["model_id"]) - set(declared)
+
+    expected = {f"bias_{suffix}" for suffix, model_id in check_targets(declared) if judged(model_id) & unfair}
+    failed = {f.split(":", 1)[1].split(" ")[0] for f in outcome.failures if f.startswith("check marts/bias_verdicts:")}
+    assert failed == expected and expected, (failed, unfair)
 
     # every raw row read is either loaded or quarantined, and the source agrees
     for table, contract in CONTRACTS.items():
