@@ -39,10 +39,10 @@ class Pipeline:
         with duckdb.connect(str(self.db), read_only=True) as conn:
             return conn.execute(sql, params or []).df()
 
-    def run(self, first: date, last: date | None = None):
+    def run(self, first: date, last: date | None = None, instance=None):
         from orchestration.runs import materialize_days
 
-        return materialize_days(first, last or first)
+        return materialize_days(first, last or first, instance=instance)
 
 
 def _materialize(source: Path, db: Path, first: date, last: date, instance=None) -> None:

@@ -2,10 +2,12 @@
 
 from datetime import timedelta
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
+from orchestration.dagster_storage import ephemeral_instance
 from orchestration.lib.alerts import check_targets
 from orchestration.lib.contract import CONTRACTS
 from orchestration.lib.project_config import load_config
@@ -36,7 +38,8 @@ def test_the_last_two_days_land_everything_and_a_rerun_changes_nothing(latest_co
     day1, day2 = pipeline.last - timedelta(days=1), pipeline.last
     # materialising the same partition again leaves identical marts (idempotent to the last bit)
     before = snapshot(pipeline)
-    outcome = pipeline.run(day2)
+    instance = ephemeral_instance()
+    outcome = pipeline.run(day2, instance=instance)
     assert outcome.success, outcome.failures
     assert "attribution/experiment_results" in outcome.materialized
     after = snapshot(pipeline)
@@ -55,6 +58,26 @@ def test_the_last_two_days_land_everything_and_a_rerun_changes_nothing(latest_co
     expected = {f"bias_{suffix}" for suffix, model_id in check_targets(declared) if judged(model_id) & unfair}
     failed = {f.split(":", 1)[1].split(" ")[0] for f in outcome.failures if f.startswith("check marts/bias_verdicts:")}
     assert failed == expected and expected, (failed, unfair)
+    # a one-day run is that day's partition: Dagster keeps each check's verdict under the day (the UI's
+    # per-day check status), not a planned day that never got a result
+    evaluations = {
+        dg.AssetCheckKey(e.asset_key, e.check_name): e
+        for e in (
+            entry.dagster_event.event_specific_data
+            for entry in instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        )
+    }
+    # (dbt's tests are checks without partitions: Dagster keeps those per run)
+    partitioned = {key: e for key, e in evaluations.items() if e.partition is not None}
+    names = {key.name for key in partitioned}
+    assert {f"bias_{s}" for s, _ in check_targets(declared)} <= names and any(n.endswith("_suite") for n in names)
+    assert {e.partition for e in partitioned.values()} == {day2.isoformat()}
+    recorded = instance.event_log_storage.get_asset_check_partition_info(
+        list(partitioned), partition_keys=[day2.isoformat()]
+    )
+    assert {info.check_key: info.latest_execution_status.value for info in recorded} == {
+        key: "SUCCEEDED" if e.passed else "FAILED" for key, e in partitioned.items()
+    }
 
     # every raw row read is either loaded or quarantined, and the source agrees
     for table, contract in CONTRACTS.items():
