@@ -111,6 +111,11 @@ def check_targets(declared: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
+def per_model_checks(prefix: str, declared: list[str]) -> dict[str, str | None]:
+    """Check name (``<prefix>_<suffix>``) -> the model it judges (None: every model not declared)."""
+    return {f"{prefix}_{suffix}": model_id for suffix, model_id in check_targets(declared)}
+
+
 def in_scope(frame: pd.DataFrame, model_id: str | None, declared: list[str]) -> pd.DataFrame:
     """The rows of one model, or (model_id None) those of every model not declared."""
     if model_id is not None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from orchestration.dagster_storage import ephemeral_instance
-from orchestration.lib.alerts import check_targets
+from orchestration.lib.alerts import per_model_checks
 from orchestration.lib.contract import CONTRACTS
 from orchestration.lib.project_config import load_config
 
@@ -46,6 +46,13 @@ def test_the_last_two_days_land_everything_and_a_rerun_changes_nothing(latest_co
     for table in MARTS:
         pd.testing.assert_frame_equal(before[table], after[table], check_exact=True, obj=table)
 
+    evaluations = {
+        dg.AssetCheckKey(e.asset_key, e.check_name): e
+        for e in (
+            entry.dagster_event.event_specific_data
+            for entry in instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        )
+    }
     # the per-model fairness checks (results of the step writing marts.bias_verdicts) fail exactly for the
     # models with a failing stored verdict on the run's day; the planted bias fails at least one
     declared = list(load_config().models)
@@ -55,22 +62,16 @@ def test_the_last_two_days_land_everything_and_a_rerun_changes_nothing(latest_co
     def judged(model_id):  # one declared model, or (None) every model of the data not declared
         return {model_id} if model_id is not None else set(verdicts["model_id"]) - set(declared)
 
-    expected = {f"bias_{suffix}" for suffix, model_id in check_targets(declared) if judged(model_id) & unfair}
-    failed = {f.split(":", 1)[1].split(" ")[0] for f in outcome.failures if f.startswith("check marts/bias_verdicts:")}
+    bias_checks = per_model_checks("bias", declared)
+    expected = {name for name, model_id in bias_checks.items() if judged(model_id) & unfair}
+    failed = {k.name for k, e in evaluations.items() if k.asset_key.path == ["marts", "bias_verdicts"] and not e.passed}
     assert failed == expected and expected, (failed, unfair)
     # a one-day run is that day's partition: Dagster keeps each check's verdict under the day (the UI's
     # per-day check status), not a planned day that never got a result
-    evaluations = {
-        dg.AssetCheckKey(e.asset_key, e.check_name): e
-        for e in (
-            entry.dagster_event.event_specific_data
-            for entry in instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-        )
-    }
     # (dbt's tests are checks without partitions: Dagster keeps those per run)
     partitioned = {key: e for key, e in evaluations.items() if e.partition is not None}
     names = {key.name for key in partitioned}
-    assert {f"bias_{s}" for s, _ in check_targets(declared)} <= names and any(n.endswith("_suite") for n in names)
+    assert set(bias_checks) <= names and any(n.endswith("_suite") for n in names)
     assert {e.partition for e in partitioned.values()} == {day2.isoformat()}
     recorded = instance.event_log_storage.get_asset_check_partition_info(
         list(partitioned), partition_keys=[day2.isoformat()]

@@ -96,7 +96,7 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     yield dg.MaterializeResult(
         asset_key=VERDICTS_KEY, metadata={**assessed, "rows_written": len(verdicts), "dates": window}
     )
-    yield from bias_check_results(rows, last, VERDICTS_KEY)
+    yield from bias_check_results(rows, last, config, VERDICTS_KEY)
 
 
 def _add_new_columns(conn, table: str, schema: dict[str, str]) -> None:

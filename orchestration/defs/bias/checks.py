@@ -12,7 +12,7 @@ from dagster_dbt import get_asset_key_for_model
 
 from orchestration.defs.partitions import daily_partitions
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.alerts import check_targets, in_scope
+from orchestration.lib.alerts import in_scope, per_model_checks
 from orchestration.lib.asset_metadata import markdown_table
 from orchestration.lib.bias import (
     HEADLINE_VERDICT_COLUMNS,
@@ -23,7 +23,7 @@ from orchestration.lib.bias import (
     group_rates,
     summarise_verdicts,
 )
-from orchestration.lib.project_config import load_config
+from orchestration.lib.project_config import ProjectConfig, load_config
 
 BIAS_KEY = get_asset_key_for_model([impact_ledger_dbt], "bias_daily")
 
@@ -50,9 +50,7 @@ def verdict_metadata(verdicts, rates=None) -> dict:
 
 # built from the project file's declared models (never from the warehouse: definitions load without it)
 _DECLARED = list(load_config().models)
-BIAS_CHECKS = {
-    f"bias_{suffix}": model_id for suffix, model_id in check_targets(_DECLARED)
-}  # check name -> model id (None: every model found in the data but not declared)
+BIAS_CHECKS = per_model_checks("bias", _DECLARED)
 
 
 def bias_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -64,17 +62,15 @@ def bias_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def bias_check_results(rows: pd.DataFrame, last, asset: dg.AssetKey):
+def bias_check_results(rows: pd.DataFrame, last, config: ProjectConfig, asset: dg.AssetKey):
     """Each per-model fairness check's result over the trailing window ending on ``last``; ``rows``: the
-    marts.bias_daily rows read by the run (covering at least that window)."""
-    config = load_config()
+    marts.bias_daily rows read by the run (covering at least that window). Rates and verdicts are per model,
+    so they are computed once for every model and each check takes its models' rows."""
     thresholds = config.bias.model_dump()
     start = last - timedelta(days=int(thresholds["window_days"]) - 1)
     window = f"{start} .. {last}"
-    dates = pd.to_datetime(rows["date"])
-    rows = rows[(dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(last))]
-    for name, model_id in BIAS_CHECKS.items():
-        if not config.attribute_columns:
+    if not config.attribute_columns:
+        for name in BIAS_CHECKS:
             # nothing to judge is not a pass to be proud of: say why
             yield dg.AssetCheckResult(
                 asset_key=asset,
@@ -84,9 +80,13 @@ def bias_check_results(rows: pd.DataFrame, last, asset: dg.AssetKey):
                 description=NOT_ASSESSED,
                 metadata={"window": window},
             )
-            continue
-        rates = group_rates(in_scope(rows, model_id, _DECLARED))
-        verdicts = bias_verdicts(rates, thresholds)
+        return
+    dates = pd.to_datetime(rows["date"])
+    all_rates = group_rates(rows[(dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(last))])
+    all_verdicts = bias_verdicts(all_rates, thresholds)
+    for name, model_id in BIAS_CHECKS.items():
+        rates = in_scope(all_rates, model_id, _DECLARED).reset_index(drop=True)
+        verdicts = in_scope(all_verdicts, model_id, _DECLARED).reset_index(drop=True)
         passed = bool(verdicts["passed"].all()) if len(verdicts) else True
         yield dg.AssetCheckResult(
             asset_key=asset,

@@ -15,7 +15,7 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.alerts import check_targets, evaluate_alerts, in_scope, load_alert_config, summarise_breaches
+from orchestration.lib.alerts import evaluate_alerts, in_scope, load_alert_config, per_model_checks, summarise_breaches
 from orchestration.lib.asset_metadata import (
     MODEL_HEALTH_BY_DAY_SQL,
     breaches_by_day,
@@ -54,9 +54,7 @@ KEY = ["date", "model_id", "model_version", "metric", "subject"]
 BREACH_COLUMNS = ["date", "model_id", "metric", "subject", "value", "threshold", "rule", "first_detected_on"]
 # built from the project file's declared models (never from the warehouse: definitions load without it)
 _DECLARED = load_alert_config().models
-HEALTH_CHECKS = {
-    f"model_health_{suffix}": model_id for suffix, model_id in check_targets(_DECLARED)
-}  # check name -> model id (None: every model found in the data but not declared)
+HEALTH_CHECKS = per_model_checks("model_health", _DECLARED)
 
 
 def _health_check_spec(name: str, model_id: str | None) -> dg.AssetCheckSpec:
