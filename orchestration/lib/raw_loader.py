@@ -429,11 +429,14 @@ def _stage_undated(
     first: date,
     last: date,
 ) -> None:
-    """Undated files hold every day: read them once per run into temp table ``_undated``, placed by their time column."""
+    """Undated files hold every day: read them once per run into temp table ``_undated``, placed by their time column.
+    A row's ``_source_row`` is its place in the files' scan, numbered before the run's days are picked: the same
+    whichever days a run loads (as Spark's loader numbers them)."""
     day = _time_day(contract, present)
+    numbered = f"(SELECT *, row_number() OVER () AS _scan_row FROM {scan})"
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _undated AS SELECT {_typed_select(contract, present, day)} FROM {scan} "
-        f"WHERE {day} BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
+        f"CREATE OR REPLACE TEMP TABLE _undated AS SELECT {_typed_select(contract, present, day, '_scan_row')} "
+        f"FROM {numbered} WHERE {day} BETWEEN DATE '{first.isoformat()}' AND DATE '{last.isoformat()}'"
     )
 
 

@@ -1,5 +1,7 @@
 """Fixtures: each data set is laid out, `init`-ed, reviewed as the README says and materialised once per session."""
 
+import shutil
+
 import pytest
 
 from tests.acceptance.datasets import write_fair, write_rossi, write_thornton
@@ -44,3 +46,17 @@ def fair_run(tmp_path_factory):
     for _ in range(2):
         edit(run, r"^(\s+)positive_decision: favourable$", r"\1positive_decision: harmful")
     return materialize(run)
+
+
+@pytest.fixture(scope="session")
+def fair_last_label_day_again(fair_run, tmp_path_factory) -> Run:
+    """A copy of fair's materialised folder (warehouse, Dagster instance, project file) whose last day with a
+    label that counts (within its model's horizon) is then materialised again alone, as the daily schedule runs
+    a day: `materialize --start D --end D`."""
+    fair_run.require_success()
+    home = tmp_path_factory.mktemp("fair_again")
+    shutil.copytree(fair_run.home, home, dirs_exist_ok=True, ignore=shutil.ignore_patterns("landing"))
+    again = Run(home, fair_run.source, fair_run.tables, home / fair_run.config_path.name, fair_run.init_output)
+    # labels_as_of: the day of a prediction day's last counted label, at least its label_lookback_days later
+    day = again.query("SELECT max(labels_as_of) AS d FROM marts.model_health_daily")["d"][0].date()
+    return materialize(again, days=(day, day))

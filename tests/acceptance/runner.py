@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -100,11 +101,13 @@ def edit(run: Run, pattern: str, replacement: str) -> None:
     run.config_path.write_text(new)
 
 
-def materialize(run: Run, extra_env: dict[str, str] | None = None) -> Run:
-    """One `impact-ledger materialize` of the whole landing zone; ``extra_env``: more settings (e.g. the engine)."""
+def materialize(run: Run, extra_env: dict[str, str] | None = None, days: tuple[date, date] | None = None) -> Run:
+    """One `impact-ledger materialize` of the whole landing zone, or of ``days`` (first, last);
+    ``extra_env``: more settings (e.g. the engine)."""
     env = environment(run.home) | {"IMPACT_LEDGER_CONFIG": str(run.config_path)} | (extra_env or {})
+    span = ["--start", days[0].isoformat(), "--end", days[1].isoformat()] if days else []
     run.materialize = subprocess.run(
-        [str(CLI), "materialize", "--source", str(run.source)],
+        [str(CLI), "materialize", "--source", str(run.source), *span],
         cwd=run.home,
         env=env,
         capture_output=True,

@@ -58,3 +58,41 @@ def test_precision_recall_and_label_delay_per_model_and_day_match_the_labels_wit
     # every prediction counted on its day, a tenth of them never labelled
     volume = health.groupby("model_id")["predictions"].sum()
     assert volume.to_dict() == t["predictions"].groupby("model_id").size().to_dict()
+
+
+def test_the_last_label_day_run_alone_is_its_partition_and_leaves_the_warehouse_as_the_whole_run_did(
+    fair_run, fair_last_label_day_again, monkeypatch
+):
+    import dagster as dg
+
+    from orchestration.lib.contract import DIMENSION_TABLES
+    from tests.warehouse_diff import RUN_HISTORY, RUN_RECORDS, base_tables, differing_tables
+
+    again = fair_last_label_day_again
+    again.require_success()
+    assert "(1 day(s))" in again.materialize.stdout
+    day = again.query("SELECT max(run_last_day) AS d FROM intermediate.int_label_refresh_days")["d"][0].date()
+    # the day's labels are months late: the run recomputed older prediction days, not only its own
+    refreshed = again.query("SELECT reason, count(*) AS n FROM intermediate.int_label_refresh_days GROUP BY 1")
+    assert set(refreshed["reason"]) >= {"late_labels"}, refreshed
+    # every late label that day arrived for is counted as the whole run counted it: the same warehouse
+    tables = base_tables(fair_run.db)
+    assert tables == base_tables(again.db)
+    tables = [t for t in tables if t not in RUN_RECORDS]
+    # a snapshot (users) is stamped with the day of the run that read it
+    stamped = {f"{schema}.{t}": ["_partition_date"] for t in DIMENSION_TABLES for schema in ("raw", "raw_quarantine")}
+    assert differing_tables(fair_run.db, again.db, tables, RUN_HISTORY | stamped) == []
+    # Dagster recorded the run as that day's partition, its quality gates' and per-model checks' verdicts under
+    # the day (the project's event log finds its files from DAGSTER_HOME, as the command line's run did)
+    monkeypatch.setenv("DAGSTER_HOME", str(again.home / "dagster_home"))
+    with dg.DagsterInstance.from_config(str(again.home / "dagster_home")) as instance:
+        run = instance.get_runs(limit=1)[0]
+        assert run.tags.get("dagster/partition") == day.isoformat()
+        evaluations = [
+            entry.dagster_event.event_specific_data
+            for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        ]
+    gates = [e for e in evaluations if e.check_name.endswith("_suite")]
+    assert gates and all(e.partition == day.isoformat() and e.passed for e in gates), gates
+    per_model = {e.check_name: e.partition for e in evaluations if e.check_name.startswith(("bias_", "model_health_"))}
+    assert {f"bias_{m}" for m in FAIR_MODELS} <= set(per_model) and set(per_model.values()) == {day.isoformat()}

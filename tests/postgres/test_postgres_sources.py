@@ -19,7 +19,7 @@ import yaml
 
 from tests.postgres.conftest import DB_TABLES, MODEL_TABLES
 
-from tests.warehouse_diff import rows_only_in_each
+from tests.warehouse_diff import base_tables, rows_only_in_each
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -59,17 +59,6 @@ def _point(monkeypatch, tmp: Path, source: Path, config: Path) -> Path:
     ):
         monkeypatch.setenv(var, str(value))
     return db
-
-
-def _tables(db: Path) -> list[str]:
-    with duckdb.connect(str(db), read_only=True) as conn:
-        return [
-            f"{s}.{t}"
-            for s, t in conn.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-                "ORDER BY 1, 2"
-            ).fetchall()
-        ]
 
 
 # ------------------------------------------------------------------ happy path: marts equal a file-only run
@@ -112,8 +101,8 @@ def mixed_db(pg, pg_world, tmp_path_factory):
 
 def test_marts_from_postgres_and_a_lake_equal_a_file_only_run(file_only_db, mixed_db, pg_world):
     _, truth = pg_world
-    tables = _tables(file_only_db)
-    assert tables == _tables(mixed_db)
+    tables = base_tables(file_only_db)
+    assert tables == base_tables(mixed_db)
     assert {"marts.kpi_daily", "marts.model_health_daily", "attribution.experiment_results"} <= set(tables)
     with duckdb.connect() as conn:
         conn.execute(f"ATTACH '{file_only_db}' AS files (READ_ONLY)")

@@ -385,7 +385,7 @@ def test_a_long_range_of_undated_files_stages_only_the_days_they_hold_and_clears
             (r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons, r.note) for r in single
         ]
         for table in ("raw.predictions", "raw_quarantine.predictions"):
-            q = f"SELECT * EXCLUDE (_source_row) FROM {table} ORDER BY prediction_id, predicted_at"
+            q = f"SELECT * FROM {table} ORDER BY prediction_id, predicted_at"
             pd.testing.assert_frame_equal(together.execute(q).df(), apart.execute(q).df())
         assert together.execute("SELECT count(*) FROM raw.predictions WHERE prediction_id = 'old'").fetchone() == (0,)
         assert "segment" in together.execute("SELECT * FROM raw.predictions").df().columns
@@ -427,9 +427,29 @@ def test_undated_files_are_read_once_for_a_range_and_match_day_by_day(tmp_path):
             (r.rows_read, r.rows_loaded, r.rows_quarantined, r.quarantine_reasons) for r in single
         ]
         for table in ("raw.predictions", "raw_quarantine.predictions"):
-            q = f"SELECT * EXCLUDE (_source_row) FROM {table} ORDER BY prediction_id, predicted_at"
+            q = f"SELECT * FROM {table} ORDER BY prediction_id, predicted_at"
             pd.testing.assert_frame_equal(together.execute(q).df(), apart.execute(q).df())
     assert sum(r.rows_read for r in ranged) == len(frame)  # rows in = loaded + quarantined, over the range
+
+
+def test_a_row_of_an_undated_file_keeps_its_place_in_the_file_whichever_days_a_run_loads(tmp_path):
+    # one file of every day (a labels export, say): a run of its last day alone must still say which line of the
+    # file a row came from (its first line of data is row 1), as a run of every day does
+    frame = predictions(
+        prediction_id=["p1", "p2", "p3"],
+        predicted_at=pd.to_datetime(["2026-09-02 10:00", "2026-09-03 10:00", "2026-09-04 10:00"]),
+        score=[0.1, 0.6, 1.5],  # the last: out of range, quarantined with its place too
+    )
+    path = write(tmp_path, "predictions", frame, day=None, fmt="csv")
+    in_file = {pid: i + 1 for i, pid in enumerate(pd.read_csv(path)["prediction_id"])}
+    for days in ([date(2026, 9, 4)], [date(2026, 9, 3), date(2026, 9, 4)], [date(2026, 9, d) for d in (2, 3, 4)]):
+        with duckdb.connect() as conn:
+            load_days(conn, "predictions", tmp_path, days)
+            rows = conn.execute(
+                "SELECT prediction_id, _source_row FROM raw.predictions UNION ALL "
+                "SELECT prediction_id, _source_row FROM raw_quarantine.predictions"
+            ).fetchall()
+        assert len(rows) == len(days) and all(row == in_file[pid] for pid, row in rows), (days, rows)
 
 
 def _run_rows(conn, days) -> dict[str, list]:
