@@ -385,3 +385,22 @@ def test_a_big_days_runs_each_get_the_speed_probe_taken_just_before_them(tmp_pat
     assert (history["speed_probe_s"], day["speed_probe_s"]) == (0.25, 0.75)  # each its own probe
     # without a probe (bench_big_day run alone, or results from before the probe): none
     assert bench_suite.big_run(bench_big_day.big_day(tmp_path / "out2", 1_000, "1GB", raw=raw))["speed_probe_s"] is None
+
+
+def test_the_1m_target_says_what_a_little_day_costs_against_the_limit_when_both_ran_together():
+    results = _results()
+    results["scenarios"]["1m"]["sql_limit"] = {"wall": 4.0, "payload": {"seconds": {"reference_profile_once": 1.5}}}
+    results["scenarios"]["history"] = {"rows_per_day": 4_000, "day_30": _run(9.0), "day_30_walls": [9.0, 8.0, 10.0]}
+
+    def one_million():
+        return {t["target"]: t for t in bench_suite.targets(results)}["one 1M-row day <= 1.5x the SQL limit (same run)"]
+
+    target = one_million()
+    # by hand: limit 4.0 - 1.5 = 2.5 s; the day 27.0 s; day 30's median 9.0 s
+    assert target["measured"] == "10.8x (27 s vs 2.5 s)" and target["met"] is False
+    assert target["how"].endswith("takes 9.0 s = 3.6x the limit by itself, the 1M rows add 18.0 s = 7.2x")
+    # the history world's rows from another run (--merge): machines drift, so no comparison across runs
+    results["merged_runs"] = [{"machine": {}, "scenarios": ["history"]}]
+    assert "by itself" not in one_million()["how"]
+    results["merged_runs"] = [{"machine": {}, "scenarios": ["history", "1m"]}]
+    assert "by itself" in one_million()["how"]
