@@ -16,7 +16,7 @@ import dagster as dg
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 
 from orchestration.dagster_storage import ephemeral_instance
-from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from orchestration.lib.long_lived import collection_paused, freeze_long_lived_objects
 
 
@@ -162,7 +162,7 @@ def materialize_days(
         instance or ephemeral_instance(),
         progress,
         f"{first} .. {last}",
-        **_partitions_of_run(first, last),
+        **partitions_of_run(first, last),
         # with progress lines the caller prints outcome.failures (one line each): Dagster's console logger
         # would add every failure's stack trace (100+ lines for one malformed file)
         run_config={
@@ -173,11 +173,12 @@ def materialize_days(
     return RunOutcome(result.success, result.run_id, time.monotonic() - started, _failures(result), materialized)
 
 
-def _partitions_of_run(first: date, last: date) -> dict:
+def partitions_of_run(first: date, last: date) -> dict:
     """One day runs as its partition (as the schedule starts it), so Dagster records each check's result under
     that day; several days run as one range (a check's result then stands for the range: Dagster records it
-    without a day, and shows the range's days as skipped for that check)."""
-    if first == last:
+    without a day, and shows the range's days as skipped for that check). So does a day Dagster does not list
+    yet (today, a day to come: its daily partitions end with yesterday), which it would refuse as a partition."""
+    if first == last and daily_partitions.has_partition_key(first.isoformat()):
         return {"partition_key": first.isoformat()}
     return {"tags": {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}}
 
