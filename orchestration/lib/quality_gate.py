@@ -63,7 +63,8 @@ import numpy as np
 import pandas as pd
 
 from orchestration.lib.contract import CONTRACTS
-from orchestration.lib.settings import EXPECTATIONS_DIR
+from orchestration.lib.gx_archive import archive_older_results
+from orchestration.lib.settings import EXPECTATIONS_DIR, gx_docs_index_limit
 from orchestration.lib.warehouse import ensure_table
 from orchestration.lib.yaml_files import read_yaml
 
@@ -713,7 +714,8 @@ class GxSession:
         from orchestration.lib.data_docs import make_site_offline
 
         store = self.context.validation_results_store
-        stored = store.list_keys()
+        # results beyond the index's latest leave GX's store and site first, pages too (gx_archive)
+        stored = archive_older_results(store, self.docs_dir, store.list_keys(), gx_docs_index_limit())
         results = self.pending_results(stored)
         names = self.suite_names | {key.expectation_suite_identifier.name for key in results}
         if not results and not names:

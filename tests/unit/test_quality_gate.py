@@ -4,6 +4,7 @@ each day gets its own verdict (the same in a range as alone), row rules judged b
 import re
 from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -509,8 +510,9 @@ def test_data_docs_work_offline_and_the_index_lists_every_validated_suite(world,
     assert [p for p in pages if _parse(p).remote_assets] == []
 
 
-def test_the_index_lists_the_latest_results_and_every_result_keeps_its_page(world, tmp_path, monkeypatch):
-    # the index is read and rebuilt on every run: it lists the latest IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT results
+def test_the_index_lists_the_latest_results_and_older_ones_are_archived_with_their_pages(world, tmp_path, monkeypatch):
+    # the index is read and rebuilt on every run: it lists the latest IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT results,
+    # and the older ones leave GX's store and site for archive folders (GX walks both whole on every build)
     from orchestration.lib.quality_gate import GxSession
 
     monkeypatch.setenv("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "2")
@@ -526,13 +528,35 @@ def test_the_index_lists_the_latest_results_and_every_result_keeps_its_page(worl
     store = session.context.validation_results_store
     assert "list_keys" not in vars(store)  # the build's one listing is GX's own method again afterwards
     stored = store.list_keys()
-    assert len(stored) >= 3
-    pages = sorted((site / "validations").rglob("*.html"))
-    assert len(pages) == len(stored)  # nothing lost: every result has its page
-    latest = sorted(stored, key=lambda k: k.run_id.run_time)[-2:]
+    assert len(stored) == 2
+    # nothing lost: every earlier result and its page, moved to the same paths under the archives
+    per_run = sum(
+        bool(load_suite("raw_users").get(k)) for k in ("schema_expectations", "expectations", "day_expectations")
+    )
+    archive = Path(store.store_backend.full_base_directory).with_name("validations_archive")
+    archived = sorted(p.relative_to(archive) for p in archive.rglob("*.json"))
+    assert len(archived) == 3 * per_run - 2
+    # <suite>/<run name>/<run time>/<batch>: the kept ones are the latest
+    assert max(p.parts[2] for p in archived) < min(k.to_tuple()[2] for k in stored)
+    pages_archive = site.with_name("gx_archive")  # beside the site: GX walks the site's whole folder
+    archived_pages = sorted(p.relative_to(pages_archive) for p in pages_archive.rglob("*.html"))
+    assert archived_pages == [p.with_suffix(".html") for p in archived]
+    pages = sorted(p.relative_to(site / "validations") for p in (site / "validations").rglob("*.html"))
+    assert pages == sorted(Path("/".join(k.to_tuple()) + ".html") for k in stored)
+
+    # an archived page's relative links (the index, its suite's page, static files) resolve as from a page kept
+    # in validations/ (GX's favicon link is a level short on every result page)
+    def links(page):
+        found = re.findall(r'(?:href|src)="((?:\.\./)+[^"#?]+)"', page.read_text())
+        return {link: (page.parent / link).resolve().exists() for link in found}
+
+    archived_links = links(pages_archive / archived_pages[0])
+    kept_links = links(site / "validations" / pages[0])
+    assert archived_links["../../../../gx/index.html"] and sum(archived_links.values()) >= 3
+    assert {k for k, ok in archived_links.items() if not ok} == {k for k, ok in kept_links.items() if not ok}
     index = _parse(site / "index.html")
     linked = {link for link in index.links if link.startswith("validations/")}
-    assert linked == {"validations/" + "/".join(k.to_tuple()) + ".html" for k in latest}
+    assert linked == {"validations/" + "/".join(k.to_tuple()) + ".html" for k in stored}
     for bad in ("0", "all", "-5"):  # a clear error naming the variable, before any page is touched
         monkeypatch.setenv("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", bad)
         with pytest.raises(ValueError, match="IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT must be a whole number >= 1"):
