@@ -602,7 +602,6 @@ def _context(docs_dir: Path | None):
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     from orchestration.lib import gx_kwargs, gx_run_times, gx_templates
-    from orchestration.lib.settings import gx_docs_index_limit
 
     gx_kwargs.install()  # GX rebuilds an expectation's configuration per kwarg it reads: once per call instead
     gx_run_times.install()  # and parses each stored result's run time with dateutil, on every listing
@@ -618,12 +617,10 @@ def _context(docs_dir: Path | None):
             context.variables.save()
         site = {
             "class_name": "SiteBuilder",
-            "site_index_builder": {
-                "class_name": "DefaultSiteIndexBuilder",
-                "show_how_to_buttons": False,
-                # the index reads each result it lists, on every build: the latest ones, not all of history
-                "validation_results_limit": gx_docs_index_limit(),
-            },
+            # no validation_results_limit: GX would render pages only for the latest that many results, and
+            # its store keeps no more than the latest IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT plus a run's new ones
+            # (gx_archive), which the index lists
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_how_to_buttons": False},
             "show_how_to_buttons": False,  # links to GX's online guides: noise in an offline site
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
         }
@@ -644,6 +641,7 @@ class GxSession:
 
     def __init__(self, docs_dir: Path | None = None):
         self.docs_dir = docs_dir
+        self.index_limit = gx_docs_index_limit() if docs_dir is not None else None  # a bad setting fails first
         self.context = _context(docs_dir)
         self.suite_names: set[str] = set()  # validated since the last build: their pages are redrawn
         self._source = None
@@ -714,9 +712,14 @@ class GxSession:
         from orchestration.lib.data_docs import make_site_offline
 
         store = self.context.validation_results_store
-        # results beyond the index's latest leave GX's store and site first, pages too (gx_archive)
-        stored = archive_older_results(store, self.docs_dir, store.list_keys(), gx_docs_index_limit())
+        stored = store.list_keys()
         results = self.pending_results(stored)
+        # rendered results beyond the index's latest leave GX's store and site, pages too (gx_archive); the
+        # pending ones stay to get their pages (with a limit below one run's results, they leave next run)
+        pending = {key.to_tuple() for key in results}
+        rendered = [key for key in stored if key.to_tuple() not in pending]
+        keep = max(0, self.index_limit - len(results))
+        stored = results + archive_older_results(store, self.docs_dir, rendered, keep)
         names = self.suite_names | {key.expectation_suite_identifier.name for key in results}
         if not results and not names:
             return 0

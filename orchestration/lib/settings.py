@@ -122,10 +122,10 @@ def gx_docs_dir() -> Path | None:
 
 
 def gx_docs_index_limit() -> int:
-    """How many of the latest validation results the Data Docs index lists and GX keeps (IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT,
-    default 500: ~19 of the demo's daily runs, 26 results each). Older results move, with their pages, to archive
-    folders (orchestration/lib/gx_archive.py): each build reads and renders what GX keeps, so its cost follows
-    this number, not the history."""
+    """How many of the latest validation results the Data Docs index lists and GX keeps
+    (IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT, default 500: ~19 of the demo's daily runs, 26 results each; never fewer
+    than a run's own). Older results move, with their pages, to archive folders (orchestration/lib/gx_archive.py):
+    each build reads and renders what GX keeps, so its cost follows this number, not the history."""
     return _whole_number(
         "IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", os.environ.get("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "500")
     )
