@@ -2,8 +2,9 @@
 
 Each daily run stores one result per suite level (26 on the demo) and renders its page. On every build GX's site
 builder walks the whole results store and the whole site (both of its page stores list keys by walking the
-site's root), and its index reads and renders the latest results it lists: a build took ~0.8 s with 1,000 results
-kept and ~1.2 s with 10,000 even with the index limited to the latest 1,000 (``tests/benchmarks/bench_data_docs.py``).
+site's root), and its index reads and renders the results it lists: a build took 1.2 s with 1,000 results kept
+and 2.9 s with 10,000 though the index listed only the latest 1,000 (``tests/benchmarks/bench_data_docs.py``,
+2026-12-03; README, *Data Docs*, for the builds since).
 
 Before each build, the results beyond the latest ``keep`` (by run time, as GX orders its index) move out of GX's
 reach, their pages with them, to the same relative paths beside the store and beside the site:
