@@ -3,15 +3,19 @@
 6,366 survey respondents (statsmodels' fair.csv), each scored on one of 45 days by a logistic regression and a
 depth-4 tree (scikit-learn), flagged = score >= 0.5 = HARMFUL; the outcome arrives one to seven months later,
 written as local time with +02:00, and a tenth never arrives. Only `impact-ledger init` + `impact-ledger
-materialize`; the numbers are checked against scikit-learn on the raw files.
+materialize` (the whole landing zone, then, on a copy, one day alone as the daily schedule runs it); the numbers
+are checked against scikit-learn on the raw files.
 """
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import precision_score, recall_score
 
+from orchestration.lib.contract import DIMENSION_TABLES
 from tests.acceptance.datasets import FAIR_DAYS, FAIR_MODELS
+from tests.warehouse_diff import RUN_HISTORY, RUN_RECORDS, base_tables, differing_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 
@@ -63,11 +67,6 @@ def test_precision_recall_and_label_delay_per_model_and_day_match_the_labels_wit
 def test_the_last_label_day_run_alone_is_its_partition_and_leaves_the_warehouse_as_the_whole_run_did(
     fair_run, fair_last_label_day_again, monkeypatch
 ):
-    import dagster as dg
-
-    from orchestration.lib.contract import DIMENSION_TABLES
-    from tests.warehouse_diff import RUN_HISTORY, RUN_RECORDS, base_tables, differing_tables
-
     again = fair_last_label_day_again
     again.require_success()
     assert "(1 day(s))" in again.materialize.stdout
