@@ -6,7 +6,7 @@ import duckdb
 import pyarrow.dataset as ds
 import pytest
 
-from orchestration.lib.publish import publish
+from orchestration.lib.publish import SNAPSHOT_BLOCK_SIZE, publish
 from orchestration.lib.settings import dbt_var
 
 DAY1, DAY2 = date(2026, 9, 1), date(2026, 9, 2)
@@ -182,3 +182,31 @@ def test_a_snapshot_table_that_does_not_match_the_warehouse_is_copied_whole(tmp_
     with duckdb.connect(str(snapshot), read_only=True) as copy:
         tables = copy.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables").fetchall()
     assert sorted(t for (t,) in tables) == ["marts.alerts", "marts.kpi_daily"]
+
+
+def test_a_snapshot_with_other_blocks_is_rebuilt_with_small_blocks(tmp_path):
+    """A snapshot an older version wrote with DuckDB's default blocks: the next run builds it anew, with the
+    small blocks that make patching a day cheap, and it still equals the warehouse; later runs patch it."""
+    exports, snapshot = tmp_path / "exports", tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(snapshot)) as old:  # DuckDB's default block size
+        old.execute("CREATE SCHEMA marts")
+        old.execute("CREATE TABLE marts.kpi_daily AS SELECT DATE '2026-09-01' AS date, 5 AS sessions")
+
+    def block_size() -> int:
+        with duckdb.connect(str(snapshot), read_only=True) as copy:
+            return copy.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0]
+
+    assert block_size() != SNAPSHOT_BLOCK_SIZE
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute(
+            "CREATE TABLE marts.kpi_daily AS SELECT DATE '2026-09-01' + i::int AS date, 7 AS sessions FROM range(3) t(i)"
+        )
+        publish(conn, exports, snapshot, DAY2, DAY2)
+        assert block_size() == SNAPSHOT_BLOCK_SIZE
+        assert snapshot_differs(conn, snapshot, "marts.kpi_daily") == 0
+        conn.execute("INSERT INTO marts.kpi_daily VALUES (DATE '2026-09-04', 9)")
+        publish(conn, exports, snapshot, date(2026, 9, 4), date(2026, 9, 4))
+        assert block_size() == SNAPSHOT_BLOCK_SIZE
+        assert snapshot_differs(conn, snapshot, "marts.kpi_daily") == 0
+    assert not list(tmp_path.glob(".analytics.duckdb.*"))
