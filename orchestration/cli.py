@@ -16,6 +16,7 @@ from orchestration.lib.long_lived import collection_paused, nothing_to_collect_y
 from orchestration.lib.settings import (
     PROJECT_ROOT,
     analytics_path,
+    dbt_threads,
     dbt_var,
     duckdb_threads,
     gx_docs_index_limit,
@@ -193,6 +194,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     source = _use_paths(args)
     try:  # the settings read from the environment, checked before any work (named, without a traceback)
         duckdb_threads()
+        dbt_threads()
         gx_docs_index_limit()
     except ValueError as err:
         raise CliError(str(err)) from None

@@ -65,6 +65,13 @@ def duckdb_threads() -> int | None:
     return _whole_number("IMPACT_LEDGER_DUCKDB_THREADS", value) if value else None
 
 
+def dbt_threads() -> int:
+    """dbt's threads on DuckDB (IMPACT_LEDGER_DBT_THREADS, default 2): independent models and tests run side by
+    side in the one database, so one's SQL overlaps another's Python (templating, events) on a second core."""
+    value = os.environ.get("IMPACT_LEDGER_DBT_THREADS", "").strip()
+    return _whole_number("IMPACT_LEDGER_DBT_THREADS", value) if value else 2
+
+
 def _whole_number(variable: str, value: str) -> int:
     """``value`` of the environment variable ``variable`` as a whole number >= 1, or a ValueError naming it."""
     if not value.isdigit() or int(value) < 1:
@@ -86,6 +93,7 @@ def export_env() -> None:
     os.environ["IMPACT_LEDGER_DB"] = str(warehouse_path())
     os.environ["IMPACT_LEDGER_MEMORY_LIMIT"] = memory_limit()
     os.environ["IMPACT_LEDGER_TEMP_DIR"] = str(temp_directory())
+    os.environ["IMPACT_LEDGER_DBT_THREADS"] = str(dbt_threads())
 
 
 def dbt_project_vars() -> dict:

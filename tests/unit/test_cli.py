@@ -90,7 +90,12 @@ def test_bad_arguments_are_clear_messages(tmp_path, args, message):
 
 
 @pytest.mark.parametrize(
-    "variable, value", [("IMPACT_LEDGER_DUCKDB_THREADS", "x"), ("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "0")]
+    "variable, value",
+    [
+        ("IMPACT_LEDGER_DUCKDB_THREADS", "x"),
+        ("IMPACT_LEDGER_DBT_THREADS", "0"),
+        ("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "0"),
+    ],
 )
 def test_a_bad_setting_stops_materialize_before_any_work_with_its_name(tmp_path, variable, value):
     (tmp_path / "landing").mkdir()
