@@ -47,27 +47,27 @@ def test_the_resource_and_dbt_run_on_the_threads_asked_for_and_duckdbs_default_o
     assert resource_threads() == 1
 
     # dbt: the on-run-start hook sets them for the database before any model (the build then fails: no raw tables);
-    # dbt's own threads (models side by side) are IMPACT_LEDGER_DBT_THREADS, 2 unless set
+    # dbt's own threads (models side by side) are IMPACT_LEDGER_DBT_THREADS, 1 unless set
     project, target = str(DBT_PROJECT_DIR), tmp_path / "target"
     args = ["--no-use-colors", "build", "--select", "stg_orders", "--project-dir", project, "--profiles-dir", project]
     monkeypatch.delenv("IMPACT_LEDGER_DBT_THREADS", raising=False)
     invoke_dbt([*args, "--target-path", str(target), "--log-path", str(target)])
     executed = (target / "dbt.log").read_text()
-    assert "set threads = 1" in executed and "Concurrency: 2 threads" in executed
+    assert "set threads = 1" in executed and "Concurrency: 1 threads" in executed
     monkeypatch.delenv("IMPACT_LEDGER_DUCKDB_THREADS")
-    monkeypatch.setenv("IMPACT_LEDGER_DBT_THREADS", "1")
+    monkeypatch.setenv("IMPACT_LEDGER_DBT_THREADS", "2")
     (target / "dbt.log").unlink()
     invoke_dbt([*args, "--target-path", str(target), "--log-path", str(target)])
     executed = (target / "dbt.log").read_text()
-    assert "set threads" not in executed and "Concurrency: 1 threads" in executed
+    assert "set threads" not in executed and "Concurrency: 2 threads" in executed
 
 
-def test_dbt_runs_two_threads_unless_told_and_exports_the_count(tmp_path, monkeypatch):
+def test_dbt_runs_one_thread_unless_told_and_exports_the_count(tmp_path, monkeypatch):
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "w.duckdb"))
     for exported in ("IMPACT_LEDGER_MEMORY_LIMIT", "IMPACT_LEDGER_TEMP_DIR"):  # restored after the test
         monkeypatch.delenv(exported, raising=False)
     monkeypatch.delenv("IMPACT_LEDGER_DBT_THREADS", raising=False)
-    assert dbt_threads() == 2
+    assert dbt_threads() == 1
     monkeypatch.setenv("IMPACT_LEDGER_DBT_THREADS", " 3 ")
     export_env()  # what dbt's profiles.yml reads
     assert os.environ["IMPACT_LEDGER_DBT_THREADS"] == "3"
