@@ -215,8 +215,9 @@ SNAPSHOT_BLOCK_SIZE = 16384
 
 
 def _attach_build(conn: duckdb.DuckDBPyConnection, build: Path) -> None:
-    """Attach ``build`` as snapshot_build with SNAPSHOT_BLOCK_SIZE blocks. A copy of a snapshot written with
-    other blocks (by an older version) is dropped: the build then starts empty and every table is copied."""
+    """Attach ``build`` as snapshot_build with SNAPSHOT_BLOCK_SIZE blocks. A copy of the snapshot that DuckDB
+    refuses so (one an older version wrote with other blocks) is dropped: the build then starts empty and
+    every table is copied. Only the copy goes; the published snapshot stays until the build replaces it."""
     attach = f"ATTACH '{build}' AS snapshot_build (BLOCK_SIZE {SNAPSHOT_BLOCK_SIZE})"
     try:
         conn.execute(attach)
