@@ -108,6 +108,11 @@
 {% macro default__quantiles_cont(expr, qs) -%}quantile_cont({{ expr }}, [{{ qs | join(', ') }}]){%- endmacro %}
 {% macro spark__quantiles_cont(expr, qs) -%}percentile({{ expr }}, array({{ qs | join(', ') }})){%- endmacro %}
 
+{#- element i (1-based) of list / array `items` -#}
+{% macro item(items, i) -%}{{ return(adapter.dispatch('item')(items, i)) }}{%- endmacro %}
+{% macro default__item(items, i) -%}{{ items }}[{{ i }}]{%- endmacro %}
+{% macro spark__item(items, i) -%}element_at({{ items }}, {{ i }}){%- endmacro %}
+
 {#- how many elements of list `edges` are below `value` -#}
 {% macro count_below(edges, value) -%}{{ return(adapter.dispatch('count_below')(edges, value)) }}{%- endmacro %}
 {% macro default__count_below(edges, value) -%}len(list_filter({{ edges }}, x -> {{ value }} > x)){%- endmacro %}
@@ -126,6 +131,11 @@
 {% macro spark__is_finite(expr) -%}
     (not isnan({{ expr }}) and abs({{ expr }}) < cast('Infinity' as double))
 {%- endmacro %}
+
+{#- `a <semi_join> b on ...`: the rows of a that have a match in b (DuckDB SEMI JOIN, Spark LEFT SEMI JOIN) -#}
+{% macro semi_join() -%}{{ return(adapter.dispatch('semi_join')()) }}{%- endmacro %}
+{% macro default__semi_join() -%}semi join{%- endmacro %}
+{% macro spark__semi_join() -%}left semi join{%- endmacro %}
 
 {#- ---- row sources -#}
 

@@ -60,19 +60,27 @@
 
 {# Order-independent float aggregates: DuckDB sums doubles in parallel, so
    the last bits would change between re-runs; summing exact decimals keeps
-   re-run marts bit-identical (15 decimals are far below any reported digit). #}
-{% macro exact_sum(expr, scale=15, where=none) -%}
-    cast({{ exact_partial_sum(expr, scale, where) }} as double)
+   re-run marts bit-identical (15 decimals are far below any reported digit).
+   `width` 18 for values known to lie within +-999 (scores, probabilities and
+   squared errors in [0, 1]): the same decimals held in 64-bit integers,
+   cheaper to cast and add than 38 digits' 128-bit ones; a value out of range
+   fails the cast loudly. #}
+{% macro exact_sum(expr, scale=15, where=none, width=38) -%}
+    cast({{ exact_partial_sum(expr, scale, where, width) }} as double)
 {%- endmacro %}
 
 {# The exact sum as the decimal it is: partial sums of groups add up to the
-   whole group's exactly (sum them, then cast to double once). #}
-{% macro exact_partial_sum(expr, scale=15, where=none) -%}
-    sum(cast({{ expr }} as decimal(38, {{ scale }}))){% if where %} filter (where {{ where }}){% endif %}
+   whole group's exactly (sum them, then cast to double once). Always a
+   decimal(38, scale), whatever `width` the values were summed at. #}
+{% macro exact_partial_sum(expr, scale=15, where=none, width=38) -%}
+    {%- set summed -%}
+    sum(cast({{ expr }} as decimal({{ width }}, {{ scale }}))){% if where %} filter (where {{ where }}){% endif %}
+    {%- endset -%}
+    {%- if width == 38 %}{{ summed }}{% else %}cast({{ summed }} as decimal(38, {{ scale }})){% endif %}
 {%- endmacro %}
 
-{% macro exact_avg(expr) -%}
-    ({{ exact_sum(expr) }} / nullif(count({{ expr }}), 0))
+{% macro exact_avg(expr, width=38) -%}
+    ({{ exact_sum(expr, width=width) }} / nullif(count({{ expr }}), 0))
 {%- endmacro %}
 
 {# ---- Late labels: the (model_id, date) pairs whose label-based rows a run

@@ -21,22 +21,31 @@ with recent as (
     where {{ in_refresh_range('predicted_at', var('label_lookback_days')) }}
 ),
 
--- label and feedback events stamped inside the run's range
-arrived as (
-    select prediction_id, labeled_at as arrived_at from {{ ref('stg_labels') }}
-    where {{ in_partition_range('labeled_at') }}
-    union all
-    select prediction_id, created_at from {{ ref('stg_feedback') }}
-    where {{ in_partition_range('created_at') }}
+-- each (model, prediction day)'s label and feedback events known by max_date,
+-- within the model's label horizon: how many were stamped inside the run's
+-- range, and the last one. One join of the events with the predictions serves
+-- both (the refreshed days' rows are picked at the end).
+event_days as (
+    select p.model_id, p.prediction_date as date,
+        cast({{ count_where('e.at >= ' ~ min_date()) }} as bigint) as events_arrived,
+        max(e.at) as last_event_at
+    from (
+        select prediction_id, labeled_at as at from {{ ref('stg_labels') }}
+        where labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('labeled_at') }}
+        union all
+        select prediction_id, created_at from {{ ref('stg_feedback') }}
+        where created_at >= {{ label_scan_start() }} and {{ known_by_max_date('created_at') }}
+    ) e
+    join {{ ref('stg_predictions') }} p on p.prediction_id = e.prediction_id
+    where p.predicted_at >= {{ label_scan_start() }}
+      and {{ within_label_horizon('e.at', 'p.prediction_date', 'p.model_id') }}
+    group by all
 ),
 
 arrivals as (
-    select p.model_id, p.prediction_date as date, count(*) as events_arrived
-    from arrived a
-    join {{ ref('stg_predictions') }} p on p.prediction_id = a.prediction_id
-    where p.predicted_at >= {{ label_scan_start() }}
-      and {{ within_label_horizon('a.arrived_at', 'p.prediction_date', 'p.model_id') }}
-    group by all
+    select model_id, date, events_arrived
+    from event_days
+    where events_arrived > 0
 ),
 
 refresh as (
@@ -52,28 +61,6 @@ refresh as (
     full outer join arrivals a on a.model_id = r.model_id and a.date = r.date
     -- an arrival for a day after the range (a label stamped before its prediction) is not this run's
     where coalesce(r.date, a.date) <= {{ max_date() }}
-),
-
-predictions as (
-    select p.prediction_id, p.model_id, p.prediction_date as date
-    from {{ ref('stg_predictions') }} p
-    join refresh r on r.model_id = p.model_id and r.date = p.prediction_date
-    where p.predicted_at >= {{ label_scan_start() }}
-),
-
--- the last counted event (label or feedback) of each refreshed day, known by max_date
-last_events as (
-    select p.model_id, p.date, max(e.at) as last_event_at
-    from (
-        select prediction_id, labeled_at as at from {{ ref('stg_labels') }}
-        where labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('labeled_at') }}
-        union all
-        select prediction_id, created_at from {{ ref('stg_feedback') }}
-        where created_at >= {{ label_scan_start() }} and {{ known_by_max_date('created_at') }}
-    ) e
-    join predictions p on p.prediction_id = e.prediction_id
-    where {{ within_label_horizon('e.at', 'p.date', 'p.model_id') }}
-    group by all
 )
 
 select
@@ -87,4 +74,4 @@ select
     {{ min_date() }} as run_first_day,
     {{ max_date() }} as run_last_day
 from refresh r
-left join last_events l on l.model_id = r.model_id and l.date = r.date
+left join event_days l on l.model_id = r.model_id and l.date = r.date

@@ -61,6 +61,6 @@ select
     score_bin,
     count(*) as labelled,
     avg(label) as calibrated_probability,
-    {{ exact_avg('score') }} as mean_score
+    {{ exact_avg('score', width=18) }} as mean_score
 from labels
 group by model_id, model_version, score_bin

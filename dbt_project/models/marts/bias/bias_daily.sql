@@ -60,7 +60,7 @@ combinations as (
         {{ count_where('s.decision and s.label = 0') }} as false_positives,
         {{ count_where('not s.decision and s.label = 1') }} as false_negatives,
         {{ count_where('not s.decision and s.label = 0') }} as true_negatives,
-        {{ exact_partial_sum('case when s.label is not null then s.score end') }} as score_sum
+        {{ exact_partial_sum('case when s.label is not null then s.score end', width=18) }} as score_sum
     from scored s
     {%- if columns %}
     left join users u on u.user_id = s.user_id

@@ -9,7 +9,7 @@
 -- model's label horizon; `labels_as_of` says which (see int_label_refresh_days).
 
 with predictions as (
-    select prediction_id, date, model_id, model_version, predicted_at, score, decision, labels_as_of,
+    select prediction_id, date, model_id, model_version, predicted_at, score, decision,
         {{ score_bin('score') }} as score_bin
     from ({{ refreshed_predictions() }})
 ),
@@ -48,9 +48,11 @@ scored as (
         on c.model_id = p.model_id and c.model_version = p.model_version and c.score_bin = p.score_bin
 ),
 
+-- scores, labels and calibrated probabilities lie in [0, 1] (the contract quarantines other scores):
+-- their exact sums fit 18 digits (macros/partition_range.sql: exact_sum)
 calibration_bins as (
     select date, model_id, model_version, score_bin,
-        count(*) as n, avg(label) as mean_label, {{ exact_avg('score') }} as mean_score
+        count(*) as n, avg(label) as mean_label, {{ exact_avg('score', width=18) }} as mean_score
     from scored
     where label is not null
     group by date, model_id, model_version, score_bin
@@ -69,9 +71,8 @@ daily as (
         model_id,
         model_version,
         count(*) as predictions,
-        {{ exact_avg('score') }} as mean_score,
-        {{ quantile_cont('score', 0.5) }} as p50_score,
-        {{ quantile_cont('score', 0.9) }} as p90_score,
+        {{ exact_avg('score', width=18) }} as mean_score,
+        {{ quantiles_cont('score', [0.5, 0.9]) }} as score_quantiles,
         avg(decision::int) as positive_rate,
         count(label) as labelled,
         count(label)::double / count(*) as label_coverage,
@@ -80,18 +81,21 @@ daily as (
         {{ count_where('decision and label = 0') }} as false_positives,
         {{ count_where('not decision and label = 1') }} as false_negatives,
         {{ count_where('not decision and label = 0') }} as true_negatives,
-        {{ exact_avg('case when label is not null then (score - label) * (score - label) end') }} as brier_score,
+        {{ exact_avg('case when label is not null then (score - label) * (score - label) end', width=18) }}
+            as brier_score,
         count(human_label) as human_labelled,
         {{ count_where('decision and human_label = 1') }} as human_true_positives,
         {{ count_where('decision and human_label = 0') }} as human_false_positives,
         {{ count_where('not decision and human_label = 1') }} as human_false_negatives,
-        {{ exact_sum('case when decision then calibrated_score else 0 end') }} as expected_true_positives,
-        {{ exact_sum('case when decision then 1 - calibrated_score else 0 end') }} as expected_false_positives,
-        {{ exact_sum('case when not decision then calibrated_score else 0 end') }} as expected_false_negatives,
+        {{ exact_sum('case when decision then calibrated_score else 0 end', width=18) }}
+            as expected_true_positives,
+        {{ exact_sum('case when decision then 1 - calibrated_score else 0 end', width=18) }}
+            as expected_false_positives,
+        {{ exact_sum('case when not decision then calibrated_score else 0 end', width=18) }}
+            as expected_false_negatives,
         bool_and(is_calibrated) as cbpe_calibrated,
         {{ count_where('feedback_events > 0') }}::double / count(*) as feedback_rate,
-        sum(up_events)::double / nullif(sum(feedback_events), 0) as feedback_up_share,
-        max(labels_as_of) as labels_as_of
+        sum(up_events)::double / nullif(sum(feedback_events), 0) as feedback_up_share
     from scored
     group by date, model_id, model_version
 )
@@ -102,8 +106,8 @@ select
     d.model_version,
     d.predictions,
     d.mean_score,
-    d.p50_score,
-    d.p90_score,
+    {{ item('d.score_quantiles', 1) }} as p50_score,
+    {{ item('d.score_quantiles', 2) }} as p90_score,
     d.positive_rate,
     d.labelled,
     d.label_coverage,
@@ -126,6 +130,7 @@ select
     d.cbpe_calibrated,
     d.feedback_rate,
     d.feedback_up_share,
-    d.labels_as_of
+    r.labels_as_of
 from daily d
 left join ece e on e.date = d.date and e.model_id = d.model_id and e.model_version = d.model_version
+left join {{ ref('int_label_refresh_days') }} r on r.model_id = d.model_id and r.date = d.date
