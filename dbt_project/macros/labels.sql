@@ -84,10 +84,9 @@
 {# The predictions of the (model_id, date) pairs this run recomputes for late
    labels (intermediate.int_label_refresh_days; its labels_as_of joins the
    marts' grouped rows). A semi join, not an inner one: DuckDB then estimates
-   these rows from the predictions' scan. After the inner join it estimated
-   none, built its hash joins on the refreshed predictions (2M rows at 1M a
-   day) instead of their ~200k label events, and both marts took ~0.2-0.3 s
-   longer (tests/benchmarks/PERFORMANCE.md). #}
+   these rows from the predictions' scan. It estimated the inner join at none
+   and built later hash joins on the refreshed predictions (2M rows at 1M a
+   day) instead of on their ~200k label events (tests/benchmarks/PERFORMANCE.md). #}
 {% macro refreshed_predictions() -%}
     select p.*, p.prediction_date as date
     from {{ ref('stg_predictions') }} p
