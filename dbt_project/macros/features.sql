@@ -31,6 +31,33 @@
     {%- endif -%}
 {% endmacro %}
 
+{# Per day, model, version and monitored feature of `relation`: feature_type, rows_total (count(*)) and
+   rows_non_null (count of the feature's values). One aggregate over the rows, whatever the number of
+   features; the few rows it returns are then turned long (features_long would scan once per feature). #}
+{% macro feature_counts(relation) %}
+    {%- set features = monitored_features() %}
+    select c.date, c.model_id, c.model_version, f.feature, f.feature_type, c.rows_total,
+        case f.feature
+            {%- for feature in features %}
+            when '{{ feature.name }}' then c.non_null_{{ loop.index }}
+            {%- endfor %}
+        end as rows_non_null
+    from (
+        select date, model_id, model_version, count(*) as rows_total
+            {%- for feature in features %},
+            count({{ feature.name }}) as non_null_{{ loop.index }}
+            {%- endfor %}
+        from {{ relation }}
+        group by date, model_id, model_version
+    ) as c
+    cross join (
+        {%- for feature in features %}
+        select '{{ feature.name }}' as feature, '{{ 'numeric' if feature.numeric else 'categorical' }}' as feature_type
+        {{- ' union all' if not loop.last }}
+        {%- endfor %}
+    ) as f
+{% endmacro %}
+
 {# The reference deciles of `value` as columns edge_1 .. edge_9 (linear interpolation,
    numpy.quantile's default). DuckDB computes the nine in one aggregate. #}
 {% macro decile_edges(value) -%}

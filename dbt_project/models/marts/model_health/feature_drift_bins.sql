@@ -71,15 +71,7 @@ reference_totals as (
 -- the days scored: a feature with a stored reference, after the reference window
 current_totals as (
     select t.date, t.model_id, t.model_version, t.feature, rt.feature_type, rt.reference_rows, t.rows_non_null
-    from (
-        select date, model_id, model_version, feature, count(value) as rows_non_null
-        from current_numeric
-        group by date, model_id, model_version, feature
-        union all
-        select date, model_id, model_version, feature, count(value) as rows_non_null
-        from current_categorical
-        group by date, model_id, model_version, feature
-    ) as t
+    from ({{ feature_counts('current_predictions') }}) as t
     inner join versions as v on t.model_id = v.model_id and t.model_version = v.model_version
     inner join reference_totals as rt
         on t.model_id = rt.model_id and t.model_version = rt.model_version and t.feature = rt.feature

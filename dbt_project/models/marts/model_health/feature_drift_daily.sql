@@ -24,24 +24,8 @@ current_predictions as (
     where {{ in_partition_range('p.predicted_at') }}
 ),
 
-current_numeric as (
-    {{ features_long('current_predictions', true) }}
-),
-
-current_categorical as (
-    {{ features_long('current_predictions', false) }}
-),
-
 current_totals as (
-    select date, model_id, model_version, feature, 'numeric' as feature_type,
-        count(*) as rows_total, count(value) as rows_non_null
-    from current_numeric
-    group by date, model_id, model_version, feature
-    union all
-    select date, model_id, model_version, feature, 'categorical' as feature_type,
-        count(*) as rows_total, count(value) as rows_non_null
-    from current_categorical
-    group by date, model_id, model_version, feature
+    {{ feature_counts('current_predictions') }}
 ),
 
 -- the bins and their shares are feature_drift_bins' (of this run's days); an empty bin counts as the floor
