@@ -3,7 +3,7 @@
 Run: .venv/bin/python tests/benchmarks/bench_big_day.py [--rows 20000000] [--memory-limit 3GB] [--out DIR]
 Not a test (it takes many minutes and the figures depend on the machine and its load); tests/benchmarks/PERFORMANCE.md quotes it.
 
-* a small synthetic world (`impact-ledger generate`, 24 days, the demo's models at 2,000 predictions per model
+* a small synthetic world (`impact-ledger generate`, 25 days, the demo's models at 2,000 predictions per model
   and day) whose last day's predictions are replaced by one CSV of ``--rows`` rows, written by DuckDB in a
   stream (the day's own rows, then copies with new prediction ids, the same users, model versions and times,
   scores and features rounded so a row is ~125 bytes): the labels of the day still find their predictions;
@@ -44,6 +44,9 @@ from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "impact-ledger")
 GiB = 1024**3
+# the big day is the world's last: the first after every model's drift reference window (the generator's last
+# model starts on day 17, and a version's reference is its first 7 days), so its run bins every feature
+WORLD_DAYS = 25
 STEP_DONE = re.compile(r"\]\s.*?\s(?P<step>\S.*?) (?:done|FAILED|skipped) in (?P<secs>[\d.]+)s")
 
 
@@ -143,10 +146,10 @@ def big_env(out: Path, raw: Path, rows: int, memory_limit: str, engine: str = "d
 
 
 def big_world(raw: Path, rows: int, memory_limit: str, seed: int, env: dict) -> tuple[date, Path, int]:
-    """The 24-day world whose last day's predictions are one CSV of ``rows`` rows: generated, or reused when
+    """The WORLD_DAYS-day world whose last day's predictions are one CSV of ``rows`` rows: generated, or reused when
     ``raw/big_day.json`` says it was written with the same rows and seed. Returns (day, CSV, bytes)."""
     marker = raw / "big_day.json"
-    wanted = {"rows": rows, "seed": seed, "days": 24}
+    wanted = {"rows": rows, "seed": seed, "days": WORLD_DAYS}
     if marker.exists():
         made = json.loads(marker.read_text())
         csv = raw / "predictions" / f"predictions_{made.get('day')}.csv"
@@ -154,9 +157,12 @@ def big_world(raw: Path, rows: int, memory_limit: str, seed: int, env: dict) -> 
             say(f"reusing the world {raw} ({csv.stat().st_size / 1e9:.2f} GB CSV day {made['day']})")
             return date.fromisoformat(made["day"]), csv, csv.stat().st_size
     shutil.rmtree(raw, ignore_errors=True)
-    say(f"generating a 24-day world in {raw}")
+    say(f"generating a {WORLD_DAYS}-day world in {raw}")
     subprocess.run(
-        [CLI, "generate", "--out", str(raw), "--days", "24", "--seed", str(seed)], env=env, check=True, cwd=ROOT
+        [CLI, "generate", "--out", str(raw), "--days", str(WORLD_DAYS), "--seed", str(seed)],
+        env=env,
+        check=True,
+        cwd=ROOT,
     )
     days = sorted(date.fromisoformat(p.stem.split("_")[-1]) for p in (raw / "predictions").iterdir())
     day = days[-1]

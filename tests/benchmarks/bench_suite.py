@@ -18,9 +18,9 @@ What runs (every pipeline run is a fresh `impact-ledger materialize` process, ti
   `--history-days` days of history (also `--repeats` times, taking turns with day 30's re-runs, which run on a
   copy of the warehouse as it was after day 30: the two medians come from runs minutes apart); and, in a fresh
   warehouse, a 60-day backfill stopped as soon as its first step starts (time to first step);
-* 10m: one day of 10M rows (bench_big_day.py: a 24-day world of the generator's default size whose last
+* 10m: one day of 10M rows (bench_big_day.py: a 25-day world of the generator's default size whose last
   day's predictions are replaced by one CSV of that many rows) under `--memory-limit` (default 2500MB),
-  the pipeline only (generating 24 days of 10M rows would take longer than the rest together);
+  the pipeline only (generating 25 days of 10M rows would take longer than the rest together);
 * the spark engine beside --engine (`--spark-sizes`, default 1m and 10m; `--spark-sizes ""` for none): the
   same world as that size's --engine rows, its own warehouse, Dagster instance and IMPACT_LEDGER_SPARK_DIR
   (a local Spark session in dbt's process, with the settings of dbt_project/profiles.yml's `spark` output and
@@ -28,8 +28,9 @@ What runs (every pipeline run is a fresh `impact-ledger materialize` process, ti
   day, both timed (the 10m day under --memory-limit for the loader's and gates' DuckDB). Skipped, with the
   reason in the results, when the `spark` extra or Java is missing. Its dbt stage includes landing the run's
   raw days as Parquet and copying the marts back into DuckDB (orchestration/lib/engine.py);
-* other sizes: a world of 24 days (the shortest the generator accepts), history up to the first day all
-  models are live materialised in one run, then that day timed; beside it, in separate processes on the
+* other sizes: a world up to the first day with every model live and past its drift reference window
+  (timed_day_index: day 24 with the demo's project file), history up to it materialised in one run (which
+  stores each version's reference profile), then that day timed; beside it, in separate processes on the
   same Parquet files, the hand-written DuckDB SQL for the same core outputs and the peers (pandas +
   scikit-learn health metrics, fairlearn MetricFrame group rates, Evidently drift in a side venv). Health
   and bias are compared on the rows the timed run recomputed: the (model, day) pairs of its
@@ -218,6 +219,22 @@ def dbt_model_seconds(dagster_home: Path, short_run_id: str | None) -> dict[str,
         return {}
 
 
+def timed_day_index(models, config_path: str) -> int:
+    """The world's day (index) a size times: the first with every model live and its drift reference window
+    over (the history run before it stores each version's reference profile), so the day's run bins every
+    feature against the reference, as the SQL limit and Evidently do. Within a window the run computes no
+    PSI at all, and the drift stage would be timed without its work."""
+    from orchestration.lib.project_config import load_config
+
+    config = load_config(Path(config_path))
+    last_reference_day = 0
+    for m in models:
+        ref = config.model(m.model_id).drift_reference
+        end = (ref.end - WORLD_START).days if ref.is_fixed else m.start_day + ref.days - 1
+        last_reference_day = max(last_reference_day, end)
+    return max(max(m.start_day for m in models), last_reference_day + 1)
+
+
 # ------------------------------------------------------------------------------------------- scenarios
 
 
@@ -381,10 +398,10 @@ class Bench:
 
         probe = WorldConfig()
         per_model = max(1, SIZES[label] // len(probe.models))
-        last_start = max(m.start_day for m in probe.models)
-        cfg = WorldConfig(days=last_start + 7, predictions_per_day=per_model, seed=self.args.seed)
+        timed = timed_day_index(probe.models, self.config_path)
+        cfg = WorldConfig(days=timed + 1, predictions_per_day=per_model, seed=self.args.seed)
         raw = self.world(f"size_{label}", cfg)
-        return cfg, raw, cfg.day_date(last_start)  # the first day every model is live: the full size
+        return cfg, raw, cfg.day_date(timed)
 
     def size(self, label: str) -> None:
         total = SIZES[label]
@@ -424,7 +441,7 @@ class Bench:
         self.save()
 
     def big_size(self, label: str, engine: str | None = None) -> None:
-        """10M rows: generating 24 days of them is needless; bench_big_day's world (24 days of the generator's
+        """10M rows: generating 25 days of them is needless; bench_big_day's world (25 days of the generator's
         default size, in worlds/size_<label>, shared by the engines) gets one day replaced by a CSV of that many
         rows; its history runs in one run, then that day is timed under --memory-limit."""
         from bench_big_day import big_day, big_env, big_world
