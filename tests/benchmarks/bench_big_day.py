@@ -3,8 +3,8 @@
 Run: .venv/bin/python tests/benchmarks/bench_big_day.py [--rows 20000000] [--memory-limit 3GB] [--out DIR]
 Not a test (it takes many minutes and the figures depend on the machine and its load); tests/benchmarks/PERFORMANCE.md quotes it.
 
-* a small synthetic world (`impact-ledger generate`, 25 days, the demo's models at 2,000 predictions per model
-  and day) whose last day's predictions are replaced by one CSV of ``--rows`` rows, written by DuckDB in a
+* a small synthetic world (`impact-ledger generate` up to timed_day_index: 25 days with the demo's project
+  file; the demo's models at 2,000 predictions per model and day) whose last day's predictions are replaced by one CSV of ``--rows`` rows, written by DuckDB in a
   stream (the day's own rows, then copies with new prediction ids, the same users, model versions and times,
   scores and features rounded so a row is ~125 bytes): the labels of the day still find their predictions;
   a world already written with the same rows and seed (``raw/big_day.json``) is reused;
@@ -44,9 +44,6 @@ from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "impact-ledger")
 GiB = 1024**3
-# the big day is the world's last: the first after every model's drift reference window (the generator's last
-# model starts on day 17, and a version's reference is its first 7 days), so its run bins every feature
-WORLD_DAYS = 25
 STEP_DONE = re.compile(r"\]\s.*?\s(?P<step>\S.*?) (?:done|FAILED|skipped) in (?P<secs>[\d.]+)s")
 
 
@@ -145,11 +142,32 @@ def big_env(out: Path, raw: Path, rows: int, memory_limit: str, engine: str = "d
     return env
 
 
+def timed_day_index(config_path: str | Path, world=None) -> int:
+    """The day (index) of the generator's ``world`` (default: its defaults) a benchmark times: the first with
+    every model live and its drift reference window over (the project file's), so a history run up to it
+    stores each version's reference profile and the day's run bins every feature against it, as the SQL
+    limit and Evidently do. Within a window the run computes no PSI at all, and the drift stage would be
+    timed without its work."""
+    from orchestration.lib.project_config import load_config
+    from orchestration.lib.synthetic_world import WorldConfig
+
+    world = world or WorldConfig()
+    config = load_config(Path(config_path))
+    last_reference_day = 0
+    for m in world.models:
+        ref = config.model(m.model_id).drift_reference
+        end = (ref.end - world.start_date).days if ref.is_fixed else m.start_day + ref.days - 1
+        last_reference_day = max(last_reference_day, end)
+    return max(max(m.start_day for m in world.models), last_reference_day + 1)
+
+
 def big_world(raw: Path, rows: int, memory_limit: str, seed: int, env: dict) -> tuple[date, Path, int]:
-    """The WORLD_DAYS-day world whose last day's predictions are one CSV of ``rows`` rows: generated, or reused when
-    ``raw/big_day.json`` says it was written with the same rows and seed. Returns (day, CSV, bytes)."""
+    """The world (generator defaults) up to its timed_day_index, whose last day's predictions are one CSV of
+    ``rows`` rows: generated, or reused when ``raw/big_day.json`` says it was written with the same rows, seed
+    and days. Returns (day, CSV, bytes)."""
     marker = raw / "big_day.json"
-    wanted = {"rows": rows, "seed": seed, "days": WORLD_DAYS}
+    days = timed_day_index(env["IMPACT_LEDGER_CONFIG"]) + 1
+    wanted = {"rows": rows, "seed": seed, "days": days}
     if marker.exists():
         made = json.loads(marker.read_text())
         csv = raw / "predictions" / f"predictions_{made.get('day')}.csv"
@@ -157,15 +175,14 @@ def big_world(raw: Path, rows: int, memory_limit: str, seed: int, env: dict) -> 
             say(f"reusing the world {raw} ({csv.stat().st_size / 1e9:.2f} GB CSV day {made['day']})")
             return date.fromisoformat(made["day"]), csv, csv.stat().st_size
     shutil.rmtree(raw, ignore_errors=True)
-    say(f"generating a {WORLD_DAYS}-day world in {raw}")
+    say(f"generating a {days}-day world in {raw}")
     subprocess.run(
-        [CLI, "generate", "--out", str(raw), "--days", str(WORLD_DAYS), "--seed", str(seed)],
+        [CLI, "generate", "--out", str(raw), "--days", str(days), "--seed", str(seed)],
         env=env,
         check=True,
         cwd=ROOT,
     )
-    days = sorted(date.fromisoformat(p.stem.split("_")[-1]) for p in (raw / "predictions").iterdir())
-    day = days[-1]
+    day = max(date.fromisoformat(p.stem.split("_")[-1]) for p in (raw / "predictions").iterdir())
     say(f"writing {rows:,} predictions for {day} as one CSV")
     started = time.monotonic()
     csv, size = write_big_day(raw, day, rows, memory_limit)

@@ -70,6 +70,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from _dagster_home import scenario_dagster_home  # noqa: E402  (the scripts' own folder is on sys.path)
 from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime  # noqa: E402
+from bench_big_day import timed_day_index  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 CLI = str(VENV_BIN / "impact-ledger")
@@ -217,22 +218,6 @@ def dbt_model_seconds(dagster_home: Path, short_run_id: str | None) -> dict[str,
     except (IndexError, json.JSONDecodeError):
         say(f"note: no dbt model timings for run {short_run_id}: {done.stderr.strip().splitlines()[-1:]}")
         return {}
-
-
-def timed_day_index(models, config_path: str) -> int:
-    """The world's day (index) a size times: the first with every model live and its drift reference window
-    over (the history run before it stores each version's reference profile), so the day's run bins every
-    feature against the reference, as the SQL limit and Evidently do. Within a window the run computes no
-    PSI at all, and the drift stage would be timed without its work."""
-    from orchestration.lib.project_config import load_config
-
-    config = load_config(Path(config_path))
-    last_reference_day = 0
-    for m in models:
-        ref = config.model(m.model_id).drift_reference
-        end = (ref.end - WORLD_START).days if ref.is_fixed else m.start_day + ref.days - 1
-        last_reference_day = max(last_reference_day, end)
-    return max(max(m.start_day for m in models), last_reference_day + 1)
 
 
 # ------------------------------------------------------------------------------------------- scenarios
@@ -398,7 +383,7 @@ class Bench:
 
         probe = WorldConfig()
         per_model = max(1, SIZES[label] // len(probe.models))
-        timed = timed_day_index(probe.models, self.config_path)
+        timed = timed_day_index(self.config_path, probe)
         cfg = WorldConfig(days=timed + 1, predictions_per_day=per_model, seed=self.args.seed)
         raw = self.world(f"size_{label}", cfg)
         return cfg, raw, cfg.day_date(timed)
