@@ -98,12 +98,8 @@
 {% macro default__count_where(cond) -%}count_if({{ cond }}){%- endmacro %}
 {% macro spark__count_where(cond) -%}sum(cast({{ cond }} as bigint)){%- endmacro %}
 
-{#- quantile with linear interpolation (DuckDB quantile_cont, Spark percentile: the same definition) -#}
-{% macro quantile_cont(expr, q) -%}{{ return(adapter.dispatch('quantile_cont')(expr, q)) }}{%- endmacro %}
-{% macro default__quantile_cont(expr, q) -%}quantile_cont({{ expr }}, {{ q }}){%- endmacro %}
-{% macro spark__quantile_cont(expr, q) -%}percentile({{ expr }}, {{ q }}){%- endmacro %}
-
-{#- the list of quantiles `qs` (a Jinja list) of expr -#}
+{#- the list of quantiles `qs` (a Jinja list) of expr, linear interpolation (DuckDB quantile_cont, Spark
+    percentile: the same definition) -#}
 {% macro quantiles_cont(expr, qs) -%}{{ return(adapter.dispatch('quantiles_cont')(expr, qs)) }}{%- endmacro %}
 {% macro default__quantiles_cont(expr, qs) -%}quantile_cont({{ expr }}, [{{ qs | join(', ') }}]){%- endmacro %}
 {% macro spark__quantiles_cont(expr, qs) -%}percentile({{ expr }}, array({{ qs | join(', ') }})){%- endmacro %}
