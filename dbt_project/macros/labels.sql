@@ -31,6 +31,23 @@
     ({{ event_col }} < {{ date_col }} + {{ label_horizon_days(model_col) }} + 1)
 {%- endmacro %}
 
+{# True when a prediction made on `date_col` may still get labels on the run's last day: every event
+   known by then is within its label horizon. #}
+{% macro label_horizon_open(date_col, model_col) -%}
+    ({{ date_col }} + {{ label_horizon_days(model_col) }} >= {{ max_date() }})
+{%- endmacro %}
+
+{# The shortest label horizon of any model (the default's included). #}
+{% macro min_label_horizon_days() -%}
+    {%- set days = [var('default_label_horizon_days') | int] -%}
+    {%- for settings in (var('model_settings', {}) or {}).values() -%}
+        {%- if settings is mapping and settings.get('label_horizon_days') is not none -%}
+            {%- do days.append(settings['label_horizon_days'] | int) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- days | min -}}
+{%- endmacro %}
+
 {# The drift / calibration reference window of a model version: fixed dates
    (reference_start/reference_end) or its first reference_days days. #}
 {% macro reference_start_date(model_col, first_date_col) -%}
@@ -42,43 +59,67 @@
              {{ first_date_col }} + {{ model_setting(model_col, 'reference_days', var('default_reference_days') | int) }} - 1)
 {%- endmacro %}
 
-{# The label events (and, with feedback=true, the feedback events) of the
-   predictions in CTE `predictions` (prediction_id, date, model_id): known by
-   the end of max_date and within the model's label horizon; is_label says
-   which. Both kinds meet the predictions in one join: probing a day's
-   predictions is most of the cost, so once rather than once per kind. Labels
-   of an older day were stamped after that day, so the scan starts at
-   label_scan_start(). #}
-{% macro prediction_events(predictions, feedback=false) -%}
-    select e.*
-    from (
-        select prediction_id, labeled_at as event_at, true as is_label, label, label_source, source_priority,
-            cast(null as {{ dbt.type_string() }}) as feedback_value
-        from {{ ref('stg_labels') }}
-        where labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('labeled_at') }}
-        {%- if feedback %}
-        union all
-        select prediction_id, created_at, false, null, null, null, value
-        from {{ ref('stg_feedback') }}
-        where created_at >= {{ label_scan_start() }} and {{ known_by_max_date('created_at') }}
-        {%- endif %}
-    ) as e
-    join {{ predictions }} p on p.prediction_id = e.prediction_id
-    where {{ within_label_horizon('e.event_at', 'p.date', 'p.model_id') }}
+{# The label events (and, with feedback=true, the feedback events) known by
+   the end of max_date; is_label says which. Labels of an older day were
+   stamped after that day, so the scan starts at label_scan_start(). #}
+{% macro label_events(feedback=false) -%}
+    select prediction_id, labeled_at as event_at, true as is_label, label, label_source, source_priority,
+        cast(null as {{ dbt.type_string() }}) as feedback_value
+    from {{ ref('stg_labels') }}
+    where labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('labeled_at') }}
+    {%- if feedback %}
+    union all
+    select prediction_id, created_at, false, null, null, null, value
+    from {{ ref('stg_feedback') }}
+    where created_at >= {{ label_scan_start() }} and {{ known_by_max_date('created_at') }}
+    {%- endif %}
 {%- endmacro %}
 
-{# One label per prediction from `events` (a relation of prediction_events): a
-   human_review label overrides an implicit one, within a source the latest wins. #}
-{% macro resolved_labels(events) -%}
-    select prediction_id, label, labeled_at, label_source, first_labeled_at
-    from (
-        select prediction_id, label, event_at as labeled_at, label_source,
-            min(event_at) over (partition by prediction_id) as first_labeled_at,
-            row_number() over (partition by prediction_id order by source_priority desc, event_at desc) as label_rank
-        from {{ events }}
-        where is_label
-    ) as ranked
-    where label_rank = 1
+{# What the events say about each refreshed prediction (refreshed_predictions()): its resolved label (a
+   human_review label overrides an implicit one, within a source the latest wins), that label's source,
+   when its first label came and, with feedback=true, its feedback events and the 'up' ones. An event
+   counts when known by the end of max_date and within the prediction's label horizon.
+
+   A prediction whose horizon ends on or after max_date (label_horizon_open: every prediction of a one-day
+   run, unless a horizon is shorter than label_lookback_days) needs no horizon test, so those rows
+   (horizon_open true) aggregate the event tables straight, with no join to the predictions first; only
+   the predictions whose horizon closed earlier meet their events in a join (horizon_open false). A mart
+   joins on both: `o.prediction_id = p.prediction_id and o.horizon_open = label_horizon_open(p.date,
+   p.model_id)`, with its hash table built on these rows (hash_join_build_as_written).
+
+   An aggregate, not a ranking window: most predictions have one label event, and at 1M predictions a
+   day (4.9M label events for the days a run refreshes) the window's partitioning and sort cost more than
+   arg_max (tests/benchmarks/PERFORMANCE.md). #}
+{% macro prediction_outcomes(feedback=false) -%}
+    {%- set rank = label_rank_key('source_priority', 'event_at') -%}
+    {%- set outcomes -%}
+        {{ max_by('label', rank) }} filter (where is_label) as label,
+        {{ max_by('label_source', rank) }} filter (where is_label) as label_source,
+        min(event_at) filter (where is_label) as first_labeled_at
+        {%- if feedback %},
+        {{ count_where('not is_label') }} as feedback_events,
+        {{ count_where("feedback_value = 'up'") }} as up_events
+        {%- endif %}
+    {%- endset -%}
+    select prediction_id, true as horizon_open, {{ outcomes }}
+    from ({{ label_events(feedback) }}) as e
+    group by prediction_id
+    union all
+    select e.prediction_id, false, {{ outcomes }}
+    from ({{ label_events(feedback) }}) as e
+    join ({{ refreshed_predictions() }}) as p on p.prediction_id = e.prediction_id
+    -- the first test reads only the days old enough for the shortest horizon to have closed
+    where p.predicted_at < {{ max_date() }} - interval {{ min_label_horizon_days() }} day
+      and not {{ label_horizon_open('p.date', 'p.model_id') }}
+      and {{ within_label_horizon('e.event_at', 'p.date', 'p.model_id') }}
+    group by e.prediction_id
+{%- endmacro %}
+
+{# A label event's rank among its prediction's label events: source_priority first, then the time; one
+   bigint (priority x 10^17 + microseconds since 1970: ~3,000 years apart), which DuckDB's arg_max compares
+   faster than a (priority, time) struct. #}
+{% macro label_rank_key(priority, at) -%}
+    (cast({{ priority }} as bigint) * 100000000000000000 + {{ epoch_microseconds(at) }})
 {%- endmacro %}
 
 {# The predictions of the (model_id, date) pairs this run recomputes for late

@@ -19,7 +19,15 @@ from sklearn.metrics import precision_score, recall_score
 
 from orchestration.lib.quality_gate import ensure_gate_results
 from orchestration.lib.synthetic_world import WorldConfig, generate_world
-from tests.e2e.oracles import clean_predictions, known_predictions, label_metrics, psi_categorical, psi_numeric, read
+from tests.e2e.oracles import (
+    clean_predictions,
+    end_of,
+    known_predictions,
+    label_metrics,
+    psi_categorical,
+    psi_numeric,
+    read,
+)
 from tests.dbt_in_process import run_dbt
 
 pytestmark = pytest.mark.slow
@@ -237,6 +245,70 @@ def test_labels_beyond_the_models_horizon_do_not_count(built, tmp_path):
     churn = lambda frame: frame[frame["model_id"] == "churn_offer"].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(churn(after), churn(before))
     assert (churn(after).loc[churn(after)["date"] == pd.Timestamp(w["day"]), "labelled"] == 0).all()
+
+
+def known_within_horizons(w, last: date, horizons: dict[str, int]) -> pd.DataFrame:
+    """The clean predictions with their label, human-review label, first label time and feedback, from the events
+    known by the end of `last` and stamped before the end of the prediction day + the model's horizon (pandas)."""
+    preds = w["preds"].copy()
+    limit = preds["date"] + pd.to_timedelta(preds["model_id"].map(horizons) + 1, unit="D")
+    cut = pd.Series(limit.clip(upper=end_of(last)).to_numpy(), index=preds["prediction_id"])
+    labels = read(w["source"], "labels")
+    labels = labels[labels["labeled_at"] < labels["prediction_id"].map(cut)]
+    labels = labels.assign(priority=(labels["label_source"] == "human_review").astype(int))
+    best = labels.sort_values(["priority", "labeled_at"], kind="stable").groupby("prediction_id").tail(1)
+    human = labels[labels["label_source"] == "human_review"].sort_values("labeled_at", kind="stable")
+    feedback = read(w["source"], "feedback").drop_duplicates("feedback_id")
+    feedback = feedback[feedback["created_at"] < feedback["prediction_id"].map(cut)]
+    per_prediction = pd.DataFrame(
+        {
+            "label": best.set_index("prediction_id")["label"],
+            "first_labeled_at": labels.groupby("prediction_id")["labeled_at"].min(),
+            "human_label": human.groupby("prediction_id")["label"].last(),
+            "feedback_events": feedback.groupby("prediction_id").size(),
+            "up_events": (feedback["value"] == "up").groupby(feedback["prediction_id"]).sum(),
+        }
+    )
+    return preds.join(per_prediction, on="prediction_id")
+
+
+def test_a_ranged_run_counts_labels_and_feedback_within_each_models_horizon(built, tmp_path):
+    """One run over the whole history with short horizons. Most predictions' horizons closed before the run's
+    last day: they meet their events in a join (macros/labels.sql, prediction_outcomes); the last days' events
+    are aggregated without one. Every label- and feedback-based value matches pandas on the events within the
+    model's horizon."""
+    w = built
+    db = private_copy(w, tmp_path)
+    horizons = {"recommender": 2, "churn_offer": 5}
+    build(db, w["start"], w["end"], horizons, reference_settings(w), tmp_path / "t")
+    known = known_within_horizons(w, w["end"], horizons)
+    unbounded = known_within_horizons(w, w["end"], {m: 10_000 for m in horizons})
+    # the horizons cut labels (feedback comes within a day here)
+    assert known["label"].notna().sum() < unbounded["label"].notna().sum() - 1000
+
+    health = query(db, "SELECT * FROM marts.model_health_daily")
+    assert len(health) == len(known.groupby(["date", "model_id", "model_version"])) > 20
+    horizon_open = health["date"] + pd.to_timedelta(health["model_id"].map(horizons), unit="D") >= pd.Timestamp(
+        w["end"]
+    )
+    assert 0 < horizon_open.sum() < len(health) / 2  # both kinds of prediction
+    for _, row in health.iterrows():
+        day = known[
+            (known["model_id"] == row["model_id"])
+            & (known["model_version"] == row["model_version"])
+            & (known["date"] == row["date"])
+        ]
+        labelled = day[day["label"].notna()]
+        events = day["feedback_events"].fillna(0)
+        oracle = label_metrics(day) | {
+            "median_label_delay_hours": (
+                (labelled["first_labeled_at"] - labelled["predicted_at"]).dt.total_seconds() / 3600
+            ).median(),
+            "feedback_rate": (events > 0).mean(),
+            "feedback_up_share": day["up_events"].sum() / events.sum() if events.sum() else np.nan,
+        }
+        for column, expected in oracle.items():
+            assert row[column] == pytest.approx(expected, rel=1e-9, nan_ok=True), (row["date"], row["model_id"], column)
 
 
 def test_a_fixed_drift_reference_gives_psi_against_exactly_those_dates(built):

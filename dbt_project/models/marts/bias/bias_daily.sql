@@ -1,4 +1,8 @@
-{{ config(pre_hook="{{ delete_label_refresh('date') }}", partition_by=day_partitions('date')) }}
+{{ config(
+    pre_hook=["{{ delete_label_refresh('date') }}", "{{ hash_join_build_as_written() }}"],
+    post_hook="{{ hash_join_build_by_estimate() }}",
+    partition_by=day_partitions('date'),
+) }}
 
 -- Fairness per prediction day, model, protected attribute and group: the
 -- counts are sufficient statistics, so any trailing window is judged by summing
@@ -32,18 +36,15 @@ predictions as (
     from ({{ refreshed_predictions() }}) p
 ),
 
-events as (
-    {{ prediction_events('predictions') }}
-),
-
-labels as (
-    {{ resolved_labels('events') }}
+outcomes as (
+    {{ prediction_outcomes() }}
 ),
 
 scored as (
     select p.*, l.label
     from predictions p
-    left join labels l on l.prediction_id = p.prediction_id
+    left join outcomes l
+        on l.prediction_id = p.prediction_id and l.horizon_open = {{ label_horizon_open('p.date', 'p.model_id') }}
 ),
 
 -- The additive counts per day, model and combination of every attribute column: one pass over the

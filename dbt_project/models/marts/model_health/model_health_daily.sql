@@ -1,4 +1,8 @@
-{{ config(pre_hook="{{ delete_label_refresh('date') }}", partition_by=day_partitions('date')) }}
+{{ config(
+    pre_hook=["{{ delete_label_refresh('date') }}", "{{ hash_join_build_as_written() }}"],
+    post_hook="{{ hash_join_build_by_estimate() }}",
+    partition_by=day_partitions('date'),
+) }}
 
 -- Leading model-health metrics per day, model and version. Labels arrive
 -- late, so a run recomputes the (model, day) pairs of
@@ -14,19 +18,8 @@ with predictions as (
     from ({{ refreshed_predictions() }})
 ),
 
-events as (
-    {{ prediction_events('predictions', feedback=true) }}
-),
-
-labels as (
-    {{ resolved_labels('events') }}
-),
-
-feedback as (
-    select prediction_id, count(*) as feedback_events, {{ count_where("feedback_value = 'up'") }} as up_events
-    from events
-    where not is_label
-    group by prediction_id
+outcomes as (
+    {{ prediction_outcomes(feedback=true) }}
 ),
 
 scored as (
@@ -36,14 +29,14 @@ scored as (
         {{ hours_between('p.predicted_at', 'l.first_labeled_at') }} as label_delay_hours,
         -- human review outranks every other source, so a resolved human_review label is the latest human one
         case when l.label_source = 'human_review' then l.label end as human_label,
-        coalesce(f.feedback_events, 0) as feedback_events,
-        coalesce(f.up_events, 0) as up_events,
+        coalesce(l.feedback_events, 0) as feedback_events,
+        coalesce(l.up_events, 0) as up_events,
         -- CBPE: the probability the model is right, from the reference calibration when learnt
         coalesce(c.calibrated_probability, p.score) as calibrated_score,
         c.calibrated_probability is not null as is_calibrated
     from predictions p
-    left join labels l on l.prediction_id = p.prediction_id
-    left join feedback f on f.prediction_id = p.prediction_id
+    left join outcomes l
+        on l.prediction_id = p.prediction_id and l.horizon_open = {{ label_horizon_open('p.date', 'p.model_id') }}
     left join {{ ref('int_score_calibration') }} c
         on c.model_id = p.model_id and c.model_version = p.model_version and c.score_bin = p.score_bin
 ),
