@@ -135,7 +135,9 @@
     picks the build side by its row estimates, and it estimates a day's refreshed predictions at a few percent
     of their rows (a default selectivity per filter); at 1M predictions a day it then built model_health_daily's
     hash table on the 9M predictions instead of their 4.9M outcomes: 2.9 s against 1.7 s. A database-wide
-    setting: the post-hook restores it. Spark: nothing. -#}
+    setting: the post-hook restores it, and with more than one dbt thread the models running meanwhile plan
+    with it too, as do later queries when a failed model skips the post-hook (the same results, at their
+    own speed). Spark: nothing. -#}
 {% macro hash_join_build_as_written() -%}{{ return(adapter.dispatch('hash_join_build_as_written')()) }}{%- endmacro %}
 {% macro default__hash_join_build_as_written() -%}set disabled_optimizers = 'build_side_probe_side'{%- endmacro %}
 {% macro spark__hash_join_build_as_written() -%}{%- endmacro %}
