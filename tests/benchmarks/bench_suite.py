@@ -70,7 +70,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from _dagster_home import scenario_dagster_home  # noqa: E402  (the scripts' own folder is on sys.path)
 from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime  # noqa: E402
-from bench_big_day import timed_day_index  # noqa: E402
+from bench_big_day import big_day, big_env, big_world, timed_day_index  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 CLI = str(VENV_BIN / "impact-ledger")
@@ -429,8 +429,6 @@ class Bench:
         """10M rows: generating 25 days of them is needless; bench_big_day's world (25 days of the generator's
         default size, in worlds/size_<label>, shared by the engines) gets one day replaced by a CSV of that many
         rows; its history runs in one run, then that day is timed under --memory-limit."""
-        from bench_big_day import big_day, big_env, big_world
-
         engine = engine or self.args.engine
         total = SIZES[label]
         raw = self.out / "worlds" / f"size_{label}"
