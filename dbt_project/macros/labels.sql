@@ -124,10 +124,9 @@
 
 {# The predictions of the (model_id, date) pairs this run recomputes for late
    labels (intermediate.int_label_refresh_days; its labels_as_of joins the
-   marts' grouped rows). A semi join, not an inner one: DuckDB then estimates
-   these rows from the predictions' scan. It estimated the inner join at none
-   and built later hash joins on the refreshed predictions (2M rows at 1M a
-   day) instead of on their ~200k label events (tests/benchmarks/PERFORMANCE.md). #}
+   marts' grouped rows), picked by a semi join. DuckDB still underestimates
+   these rows (a default selectivity per filter), so the marts that join them
+   build their hash tables as written (hash_join_build_as_written). #}
 {% macro refreshed_predictions() -%}
     select p.*, p.prediction_date as date
     from {{ ref('stg_predictions') }} p
