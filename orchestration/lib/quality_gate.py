@@ -589,11 +589,12 @@ def scratch():
 
 
 def import_gx():
-    """great_expectations, imported with its usage analytics off unless the environment turns them on."""
+    """great_expectations, imported with its usage analytics off unless the environment turns them on, and without
+    the packages it loads for what the gates never use (orchestration/lib/gx_import.py)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations
+    from orchestration.lib.gx_import import import_great_expectations
 
-    return great_expectations
+    return import_great_expectations()
 
 
 def _context(docs_dir: Path | None):

@@ -1,0 +1,67 @@
+"""Great Expectations imported without the two packages it loads for features the gates never use.
+
+At its own import GX loads:
+
+- **pyspark** (and py4j), in its compatibility shim, to validate Spark DataFrames. The gates hand GX only
+  pandas frames (per-day aggregates the engine counted, orchestration/lib/quality_gate.py), on either engine.
+  While GX imports, ``pyspark`` is marked missing in ``sys.modules``, so the shim records it as not installed
+  (GX's state on any machine without pyspark); then the mark is removed, and the Spark engine imports pyspark
+  as before. When pyspark is already imported (a Spark session started first), GX sees it, as before.
+- **altair** (and narwhals), for the charts of one expectation's Data Docs
+  (``expect_column_kl_divergence_to_be_less_than``). It is deferred: a stand-in module imports the real one
+  on its first attribute use, so a suite using that expectation renders its charts as before.
+
+Together they were ~0.4 s of GX's ~1.6 s import, in every run process (tests/benchmarks/PERFORMANCE.md).
+``importlib.util.LazyLoader`` cannot defer altair on Python 3.11: ``import altair`` itself reads the module's
+``__spec__``, which makes a lazy module load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+DEFERRED = ("altair",)  # imported by GX's modules, used only inside functions (Data Docs rendering)
+HIDDEN = ("pyspark",)  # probed by GX's compatibility shim; absent to GX when not imported before it
+
+
+class DeferredModule(types.ModuleType):
+    """Stands in for a module in ``sys.modules`` until an attribute is read from it; then imports the real
+    module (which replaces the stand-in in ``sys.modules``) and reads the attribute from that."""
+
+    def __getattr__(self, attr: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+@contextmanager
+def without_unused_dependencies(
+    hidden: tuple[str, ...] = HIDDEN, deferred: tuple[str, ...] = DEFERRED
+) -> Iterator[None]:
+    """Inside the block, imports find the ``hidden`` modules missing and the ``deferred`` ones as stand-ins (each
+    only if not imported yet; a deferred one only if installed); the hidden marks are removed at the end."""
+    hidden = tuple(name for name in hidden if name not in sys.modules)
+    for name in deferred:
+        if name not in sys.modules and importlib.util.find_spec(name) is not None:
+            sys.modules[name] = DeferredModule(name)
+    for name in hidden:
+        sys.modules[name] = None  # the import system's "not found" mark
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def import_great_expectations() -> types.ModuleType:
+    """``great_expectations``, imported (the first time) without_unused_dependencies."""
+    if "great_expectations" not in sys.modules:
+        with without_unused_dependencies():
+            import great_expectations  # noqa: F401
+    return sys.modules["great_expectations"]
