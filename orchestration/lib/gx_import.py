@@ -1,4 +1,4 @@
-"""Great Expectations imported without the two packages it loads for features the gates never use.
+"""Great Expectations imported without the packages it loads for features the gates never use.
 
 At its own import GX loads:
 
@@ -8,12 +8,15 @@ At its own import GX loads:
   (GX's state on any machine without pyspark); then the mark is removed, and the Spark engine imports pyspark
   as before. When pyspark is already imported (a Spark session started first), GX sees it, as before.
 - **altair** (and narwhals), for the charts of one expectation's Data Docs
-  (``expect_column_kl_divergence_to_be_less_than``). It is deferred: a stand-in module imports the real one
-  on its first attribute use, so a suite using that expectation renders its charts as before.
+  (``expect_column_kl_divergence_to_be_less_than``), and **scipy.stats**, for that expectation and two
+  Kolmogorov-Smirnov metrics. GX's modules use them only inside functions. They are deferred: GX's modules get
+  a stand-in, which imports the real module at its first attribute use, so a suite using those expectations
+  runs and renders as before. The stand-ins leave ``sys.modules`` once GX is imported: any later import gets
+  the real module.
 
-Together they were ~0.4 s of GX's ~1.6 s import, in every run process (tests/benchmarks/PERFORMANCE.md).
-``importlib.util.LazyLoader`` cannot defer altair on Python 3.11: ``import altair`` itself reads the module's
-``__spec__``, which makes a lazy module load.
+Together they were ~0.8 s of GX's import, in every run process (tests/benchmarks/PERFORMANCE.md).
+``importlib.util.LazyLoader`` cannot defer a module on Python 3.11: ``import altair`` itself reads the lazy
+module's ``__spec__``, which loads it.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-DEFERRED = ("altair",)  # imported by GX's modules, used only inside functions (Data Docs rendering)
+# imported at the top of GX's modules, used only inside their functions
+DEFERRED = ("altair", "scipy.stats")
 HIDDEN = ("pyspark",)  # probed by GX's compatibility shim; absent to GX when not imported before it
 
 
 class DeferredModule(types.ModuleType):
-    """Stands in for a module in ``sys.modules`` until an attribute is read from it; then imports the real
-    module (which replaces the stand-in in ``sys.modules``) and reads the attribute from that."""
+    """Stands in for a module until an attribute is read from it; then imports the real module (taking the
+    stand-in's place in ``sys.modules`` if it still has it) and reads the attribute from that."""
 
     def __getattr__(self, attr: str):
         if sys.modules.get(self.__name__) is self:
@@ -44,18 +48,19 @@ def without_unused_dependencies(
     hidden: tuple[str, ...] = HIDDEN, deferred: tuple[str, ...] = DEFERRED
 ) -> Iterator[None]:
     """Inside the block, imports find the ``hidden`` modules missing and the ``deferred`` ones as stand-ins (each
-    only if not imported yet; a deferred one only if installed); the hidden marks are removed at the end."""
+    only if not imported yet; a deferred one only if installed). At the end both leave ``sys.modules``."""
     hidden = tuple(name for name in hidden if name not in sys.modules)
+    stand_ins = {}
     for name in deferred:
         if name not in sys.modules and importlib.util.find_spec(name) is not None:
-            sys.modules[name] = DeferredModule(name)
+            stand_ins[name] = sys.modules[name] = DeferredModule(name)
     for name in hidden:
         sys.modules[name] = None  # the import system's "not found" mark
     try:
         yield
     finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
+        for name, placeholder in [*((n, None) for n in hidden), *stand_ins.items()]:
+            if name in sys.modules and sys.modules[name] is placeholder:
                 del sys.modules[name]
 
 
