@@ -2,6 +2,7 @@
 each day gets its own verdict (the same in a range as alone), row rules judged by a share and a count."""
 
 import re
+import time
 from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -634,3 +635,57 @@ def test_rows_read_per_day_counts_loaded_and_quarantined_rows_and_a_snapshot_who
         first, last = date(2026, 9, 1), date(2026, 9, 3)
         assert rows_read_per_day(conn, "orders", first, last) == {date(2026, 9, 1): 3, date(2026, 9, 2): 3}
         assert rows_read_per_day(conn, "users", first, last) == {date(2026, 9, d): 8 for d in (1, 2, 3)}
+
+
+def test_the_keys_given_to_a_data_docs_build_match_as_a_list_of_them_does():
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    from orchestration.lib.quality_gate import KeyList
+
+    def result(suite: str, minute: int, batch: str = "b") -> ValidationResultIdentifier:
+        run = RunIdentifier(run_name="r", run_time=datetime(2026, 9, 1, 0, minute))
+        return ValidationResultIdentifier(ExpectationSuiteIdentifier(name=suite), run, batch)
+
+    given = [
+        result("raw_orders_rows", 1),
+        result("raw_orders_days", 1),
+        ExpectationSuiteIdentifier(name="raw_orders_rows"),
+    ]
+    stored = [result(s, m, b) for s in ("raw_orders_rows", "raw_orders_days", "x") for m in (1, 2) for b in ("b", "c")]
+    stored += [ExpectationSuiteIdentifier(name=n) for n in ("raw_orders_rows", "raw_orders_days")]
+    keys = KeyList(given)
+    assert keys == given and bool(keys) and not KeyList([])
+    assert [k in keys for k in stored] == [k in given for k in stored]
+    assert sum(k in keys for k in stored) == 3
+
+
+def test_the_index_read_from_outcomes_only_is_the_index_gx_builds_from_the_whole_results(tmp_path):
+    # the index lists every stored result with its status: earlier runs' results are read as their outcome only
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    from orchestration.lib.data_docs import make_site_offline
+    from orchestration.lib.quality_gate import DOCS_SITE, GxSession, KeyList, listed_once, validate_frames
+
+    site = tmp_path / "docs" / "gx"
+    for bad in (0, 40, 0):  # three runs, each its own session (as three processes); the second one fails
+        session = GxSession(site)
+        result = validate_frames(
+            {"rows": _day_frame(83, bad, TODAY)}, load_suite("raw_orders"), row_rule=RowRule(0.01, 10), session=session
+        )
+        assert result.success is (bad == 0)
+        session.build_docs()
+    ours = (site / "index.html").read_text()
+    statuses = sorted(row[0] for row in _parse(site / "index.html").rows if "impact_ledger-" in row)
+    assert statuses == ["✔", "✔", "✖"]  # the failed result's status came from its outcome alone
+    store = session.context.validation_results_store
+    built = time.time() - 2
+    with listed_once(store, store.list_keys()):  # GX reading every result whole
+        session.context.build_data_docs(
+            site_names=[DOCS_SITE], resource_identifiers=KeyList([ExpectationSuiteIdentifier(name="raw_orders_rows")])
+        )
+    make_site_offline(site, since=built)
+    assert (site / "index.html").read_text() == ours
