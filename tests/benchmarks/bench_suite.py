@@ -37,6 +37,12 @@ What runs (every pipeline run is a fresh `impact-ledger materialize` process, ti
   intermediate.int_label_refresh_days (the day, the label-lookback days before it, older days that got
   labels), per day; drift and KPIs on the day's rows.
 
+Every timed day of the history world and of 100k and 1m finds GX's results store as a deployment's daily runs
+leave it: before it, the store is grown to IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT results (default 500, ~19 of the
+demo's daily runs) with copies of the history run's own results under earlier run times, each with its page
+(bench_data_docs.grow). A run's Data Docs index reads and renders every result the store keeps, so a store with
+a single history run's results would time a cheaper build than any deployment's after three weeks.
+
 Measured per process tree: wall, CPU (user + system of the process and every descendant it reaped, from
 getrusage), peak RSS = the largest sum of RSS over the process and all its descendants, sampled every
 0.2 s with psutil (shared pages count once per process, so this overestimates). Descendants orphaned by
@@ -71,6 +77,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from _dagster_home import scenario_dagster_home  # noqa: E402  (the scripts' own folder is on sys.path)
 from _process_tree import PeakTreeRss, become_subreaper, reap_adopted, uptime  # noqa: E402
 from bench_big_day import big_day, big_env, big_world, timed_day_index  # noqa: E402
+from bench_data_docs import grow  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 CLI = str(VENV_BIN / "impact-ledger")
@@ -345,6 +352,7 @@ class Bench:
         shutil.rmtree(scenario, ignore_errors=True)
         day = cfg.day_date
         res["backfill_30"] = asdict(self.materialize(scenario, raw, day(0), day(29), "30-day single-run backfill"))
+        grow_docs_store(scenario)
         res["day_30"] = asdict(self.materialize(scenario, raw, day(30), day(30), "the day after 30 days"))
         day_30 = (scenario, day(30), res["day_30"], "the day after 30 days")
         copied = n > 31 and self.args.repeats > 1
@@ -408,6 +416,7 @@ class Bench:
         res["history"] = asdict(
             self.materialize(scenario, raw, cfg.start_date, timed - timedelta(days=1), f"{label}: history")
         )
+        grow_docs_store(scenario)
         res["day"] = asdict(self.materialize(scenario, raw, timed, timed, f"{label}: the day ({timed})"))
         self.save()
         # health and bias: the peers and the SQL limit get the rows the run recomputed (its late-label refresh)
@@ -597,6 +606,20 @@ class Bench:
 
 
 # ------------------------------------------------------------------------------------------- the report
+
+
+def grow_docs_store(scenario: Path) -> int:
+    """The scenario's GX results store grown to the index limit, as daily runs would leave it (module docstring).
+    Returns the results it then holds."""
+    from orchestration.lib.settings import gx_docs_index_limit
+
+    site = scenario / "docs" / "gx"
+    seeds = sorted((site.parent / "gx_context").rglob("validations/*/*/*/*.json"))
+    if seeds:
+        grow(site, seeds, gx_docs_index_limit())
+    held = len(list((site.parent / "gx_context").rglob("validations/*/*/*/*.json")))
+    say(f"{scenario.name}: GX's results store holds {held} results before the timed day")
+    return held
 
 
 def refreshed_pairs(warehouse: Path) -> list[list[str]]:

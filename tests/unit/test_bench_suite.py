@@ -404,3 +404,22 @@ def test_the_1m_target_says_what_a_little_day_costs_against_the_limit_when_both_
     assert "by itself" not in one_million()["how"]
     results["merged_runs"] = [{"machine": {}, "scenarios": ["history", "1m"]}]
     assert "by itself" in one_million()["how"]
+
+
+def test_a_timed_days_gx_store_is_grown_to_the_index_limit_with_pages(tmp_path, monkeypatch):
+    # as ~19 daily runs leave it: copies of the history run's results under earlier run times, each with its page
+    monkeypatch.setenv("IMPACT_LEDGER_GX_DOCS_INDEX_LIMIT", "60")
+    store = tmp_path / "docs" / "gx_context" / "gx" / "uncommitted" / "validations"
+    pages = tmp_path / "docs" / "gx" / "validations"
+    for suite in ("raw_orders_rows", "raw_orders_days"):
+        for root, ext in ((store, "json"), (pages, "html")):
+            path = root / suite / "__none__" / "20260901T000000.000000Z" / f"impact_ledger-{suite}.{ext}"
+            path.parent.mkdir(parents=True)
+            path.write_text(f"{suite} {ext}")
+    assert bench_suite.grow_docs_store(tmp_path) == 60
+    results = sorted(store.rglob("*.json"))
+    assert len(results) == 60 and len({r.parent.name for r in results}) == 59  # the seed's time and 58 earlier
+    for result in results:
+        page = pages / result.relative_to(store).with_suffix(".html")
+        assert page.read_text() == result.read_text().replace("json", "html")
+    assert bench_suite.grow_docs_store(tmp_path) == 60  # already full: nothing added
