@@ -64,6 +64,7 @@ import pandas as pd
 
 from orchestration.lib.contract import CONTRACTS
 from orchestration.lib.gx_archive import archive_older_results
+from orchestration.lib.gx_import import import_great_expectations
 from orchestration.lib.settings import EXPECTATIONS_DIR, gx_docs_index_limit
 from orchestration.lib.warehouse import ensure_table
 from orchestration.lib.yaml_files import read_yaml
@@ -592,8 +593,6 @@ def import_gx():
     """great_expectations, imported with its usage analytics off unless the environment turns them on, and without
     the packages it loads for what the gates never use (orchestration/lib/gx_import.py)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    from orchestration.lib.gx_import import import_great_expectations
-
     return import_great_expectations()
 
 

@@ -1,4 +1,4 @@
-"""gx_import: GX imported without pyspark and altair, which stay importable and usable afterwards."""
+"""gx_import: GX imported without pyspark, altair and scipy.stats, which stay importable and usable afterwards."""
 
 import subprocess
 import sys
