@@ -69,8 +69,9 @@ def seed_store(site: Path) -> list[Path]:
     return sorted((site.parent / "gx_context").rglob("validations/*/*/*/*.json"))
 
 
-def grow(site: Path, seeds: list[Path], total: int) -> None:
-    """Copies of the seed results (and their pages) under earlier run times, up to ``total`` results."""
+def grow(site: Path, seeds: list[Path], total: int) -> int:
+    """Copies of the seed results (and their pages) under earlier run times, up to ``total`` results.
+    Returns the results the store then holds."""
     context = site.parent / "gx_context" / "gx" / "uncommitted" / "validations"
     have = len(list(context.rglob("*/*/*/*.json")))
     for i in range(have, total):
@@ -81,6 +82,7 @@ def grow(site: Path, seeds: list[Path], total: int) -> None:
             target = source.parent.parent / earlier.strftime(RUN_TIME) / source.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
+    return max(have, total)
 
 
 def build(site: Path, setting: str, suite: str) -> float:
