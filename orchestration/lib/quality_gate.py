@@ -493,9 +493,10 @@ def _sample(conn, sql: str, considered: str, unexpected: str, key: list[str], co
     """Up to SAMPLE_SIZE unexpected values (a dict per row for a compound key), as GX's partial list."""
     cols = ", ".join(_q(c) for c in columns)
     if key:  # a duplicated key's value once per row, as GX lists each unexpected row
+        # the lowest keys: a GROUP BY's order is its hash table's, so a re-run sampled other keys
         rows = conn.fetchall(
             f"SELECT {cols}, least(count(*), {SAMPLE_SIZE}) FROM ({sql}) r WHERE {considered} "
-            f"GROUP BY {cols} HAVING count(*) > 1 LIMIT {SAMPLE_SIZE}"
+            f"GROUP BY {cols} HAVING count(*) > 1 ORDER BY {cols} LIMIT {SAMPLE_SIZE}"
         )
         rows = [r[:-1] for r in rows for _ in range(r[-1])]
     else:

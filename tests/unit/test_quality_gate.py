@@ -689,3 +689,20 @@ def test_the_index_read_from_outcomes_only_is_the_index_gx_builds_from_the_whole
         )
     make_site_offline(site, since=built)
     assert (site / "index.html").read_text() == ours
+
+
+def test_the_sample_of_duplicated_keys_is_their_lowest_keys_on_every_run(tmp_path):
+    # 12 orders of DAYS[3] appear twice: each duplicated row is listed (as GX lists unexpected rows), lowest keys
+    # first, so a re-run reports the same sample
+    _orders_world(tmp_path, {DAYS[3]: 12})
+    with duckdb.connect() as conn:
+        _load(conn, tmp_path)
+        samples = {
+            str(o.sample_unexpected)
+            for _ in range(5)
+            for o in run_suite(conn, load_suite("raw_orders"), DAYS[3], DAYS[3]).outcomes
+            if o.expectation == "expect_compound_columns_to_be_unique"
+        }
+    lowest = sorted(f"o-{DAYS[3]}-{i}" for i in range(12))[:3]
+    expected = [{"order_id": k, "_day": DAYS[3]} for k in (lowest[0], lowest[0], lowest[1], lowest[1], lowest[2])]
+    assert samples == {str(expected)}
