@@ -12,6 +12,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from orchestration.lib import gx_worker
 from orchestration.lib.long_lived import collection_paused, nothing_to_collect_yet
 from orchestration.lib.settings import (
     PROJECT_ROOT,
@@ -19,6 +20,7 @@ from orchestration.lib.settings import (
     dbt_threads,
     dbt_var,
     duckdb_threads,
+    gx_docs_dir,
     gx_docs_index_limit,
     reports_dir,
     source_dir,
@@ -196,6 +198,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         duckdb_threads()
         dbt_threads()
         gx_docs_index_limit()
+        gx_worker.enabled()
     except ValueError as err:
         raise CliError(str(err)) from None
     first, last, data_first = _run_range(args, source)
@@ -207,7 +210,11 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
     try:
         with exclusive_writer(warehouse_path(), f"impact-ledger materialize {first} .. {last}"):
-            return _materialize_range(first, last, source, args.days_per_run)
+            gx_worker.start(gx_docs_dir())  # GX imports in its own process meanwhile (orchestration/lib/gx_worker.py)
+            try:
+                return _materialize_range(first, last, source, args.days_per_run)
+            finally:
+                gx_worker.stop()
     except WarehouseBusy as err:
         raise CliError(str(err)) from None
 

@@ -40,9 +40,11 @@ def freeze_long_lived_objects() -> None:
         return
     import dbt.cli.main  # noqa: F401  (imported by the run's dbt step anyway: now, so it is frozen too)
 
+    from orchestration.lib import gx_worker
     from orchestration.lib.quality_gate import import_gx
 
-    import_gx()  # the quality gates'
+    if not gx_worker.running():  # else GX lives in the worker process
+        import_gx()  # the quality gates'
 
     if _collect_before_freezing:
         gc.collect()

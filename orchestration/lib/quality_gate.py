@@ -39,7 +39,8 @@ The small frames given to a test (``validate_frame``) take the same path through
 
 An expectation with ``meta: {severity: warning}`` is reported but does not fail the gate. GX's SQL
 datasource on DuckDB is broken (GX #10738, #11579), hence pandas frames in an ephemeral GX context.
-GX is imported lazily because it costs ~2 s.
+GX is imported lazily because it costs ~2 s; the command line's runs judge in a second process
+(orchestration/lib/gx_worker.py), which receives only the small frames.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from orchestration.lib import gx_worker
 from orchestration.lib.contract import CONTRACTS
 from orchestration.lib.gx_archive import archive_older_results
 from orchestration.lib.gx_import import import_great_expectations
@@ -692,6 +694,12 @@ class GxSession:
         self._definitions[name] = known
         return known[1]
 
+    def judge(
+        self, suite_name: str, frames: dict, specs: dict, parameters: dict | None, by_column: dict, days: tuple
+    ) -> list[ExpectationOutcome]:
+        """judge_levels() in this session."""
+        return judge_levels(self, suite_name, frames, specs, parameters, by_column, days)
+
     def pending_results(self, stored: list | None = None) -> list:
         """Stored validation results (``stored``: as listed) that have no page in the site yet (the site mirrors
         the store's paths)."""
@@ -791,9 +799,13 @@ def listed_once(store, keys: list):
 _SESSIONS: dict = {}
 
 
-def gx_session(docs_dir: Path | None) -> GxSession:
-    """This process's session for ``docs_dir``: the gate steps of an in-process run share it."""
+def gx_session(docs_dir: Path | None) -> GxSession | gx_worker.RemoteGxSession:
+    """This process's session for ``docs_dir``: the gate steps of an in-process run share it. With a GX worker
+    (the command line's runs: orchestration/lib/gx_worker.py) it is the worker's."""
     key = None if docs_dir is None else Path(docs_dir).resolve()
+    remote = gx_worker.session(key)
+    if remote is not None:
+        return remote
     if key not in _SESSIONS:
         _SESSIONS[key] = GxSession(key)
     return _SESSIONS[key]
@@ -816,10 +828,8 @@ def validate_frames(
     ``row_rule``: gates.rows (default: the project file's). With ``docs_dir``, results are kept in a
     file-mode context and GX Data Docs (HTML) are rebuilt into ``docs_dir``. With a ``session``
     (its own ``docs_dir`` applies), the context is shared and the session builds the docs later.
+    The counting happens here; GX's part in the session (a GxSession, or gx_worker's in its process).
     """
-    gx = import_gx()
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-
     frames = dict(frames)
     rows = frames.pop("rows", None)
     counts: list[RowCount] | None = None
@@ -841,11 +851,31 @@ def validate_frames(
 
     own_session = session is None
     session = session or GxSession(docs_dir)
+    outcomes = session.judge(suite["name"], frames, specs, parameters, by_column, days)
+    if own_session:
+        session.build_docs()
+    return SuiteResult(suite["name"], n_rows, outcomes, days, rows_by_day)
+
+
+def judge_levels(
+    session: GxSession,
+    suite_name: str,
+    frames: dict,
+    specs: dict,
+    parameters: dict | None,
+    by_column: dict,
+    days: tuple,
+) -> list[ExpectationOutcome]:
+    """GX's validation of each level's frame against that level's expectations (``specs``), as outcomes judged
+    per day. ``by_column``: the rows level's SQL-side counts by the column GX compares (_gx_rows_level)."""
+    gx = import_gx()
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
     outcomes: list[ExpectationOutcome] = []
     for level in LEVELS.values():
         if not specs[level] or level not in frames:
             continue
-        name = f"{suite['name']}_{level}"
+        name = f"{suite_name}_{level}"
         batch_definition = session.batch_definition(name, level)
         gx_suite = gx.ExpectationSuite(name=name)
         session.suite_names.add(name)
@@ -889,9 +919,7 @@ def validate_frames(
                     unexpected_by_day=by_day or {},
                 )
             )
-    if own_session:
-        session.build_docs()
-    return SuiteResult(suite["name"], n_rows, outcomes, days, rows_by_day)
+    return outcomes
 
 
 def _gx_validate(session: GxSession, gx, name, batch_definition, gx_suite, frame, parameters):

@@ -108,6 +108,17 @@ def test_a_bad_setting_stops_materialize_before_any_work_with_its_name(tmp_path,
     assert "Traceback" not in result.stderr and not (tmp_path / "w.duckdb").exists()
 
 
+def test_a_bad_gx_worker_setting_stops_materialize_before_any_work_with_its_name(tmp_path):
+    (tmp_path / "landing").mkdir()
+    result = run(
+        "materialize", "--source", str(tmp_path / "landing"), "--db", str(tmp_path / "w.duckdb"),
+        env={**os.environ, "IMPACT_LEDGER_GX_WORKER": "yes"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "IMPACT_LEDGER_GX_WORKER must be 0 or 1, got 'yes'" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "w.duckdb").exists()
+
+
 def test_query_prints_a_table_and_reports_sql_errors(tmp_path):
     import duckdb
 

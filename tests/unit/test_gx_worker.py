@@ -1,0 +1,110 @@
+"""The command line's GX worker (orchestration/lib/gx_worker.py): a suite judged there is the suite judged in the
+run's process, its Data Docs are the same pages and start once every gated suite is validated, the run's process
+never imports GX, and a worker that died fails the gate naming the setting."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orchestration.lib import gx_worker
+from orchestration.lib.quality_gate import LEVELS, GxSession, gx_session, load_suite, run_suite
+from tests.unit.test_quality_gate import DAYS, _load, _orders_world
+
+
+@pytest.fixture
+def orders(tmp_path):
+    # 12 orders of DAYS[3] appear twice (24 rows unexpected: the day fails), 3 of DAYS[6] (tolerated)
+    _orders_world(tmp_path / "landing", {DAYS[3]: 12, DAYS[6]: 3})
+    with duckdb.connect() as conn:
+        _load(conn, tmp_path / "landing")
+        yield conn
+
+
+@pytest.fixture
+def worker_docs(tmp_path):
+    docs = tmp_path / "worker" / "gx"
+    gx_worker.start(docs)
+    yield docs
+    gx_worker.stop()
+
+
+def pages(site) -> list[str]:
+    return sorted(p.name for p in (site / "validations").rglob("*.html"))
+
+
+def levels(suite: dict) -> int:
+    return sum(1 for key in LEVELS if suite.get(key))
+
+
+def test_a_suite_judged_by_the_worker_is_the_suite_judged_in_the_run_process(orders, worker_docs, tmp_path):
+    suite = load_suite("raw_orders")
+    here = GxSession(tmp_path / "here" / "gx")
+    there = gx_session(worker_docs)
+    assert isinstance(there, gx_worker.RemoteGxSession) and gx_worker.pid() != os.getpid()
+    for first, last in ((DAYS[1], DAYS[-1]), (DAYS[3], DAYS[3])):  # a range, then the failed day alone
+        ours = run_suite(orders, suite, first, last, session=here)
+        theirs = run_suite(orders, suite, first, last, session=there)
+        assert theirs == ours
+        assert theirs.failed_days == [DAYS[3]]
+    # a page per validated level and run, rendered by GX in either process
+    assert there.build_docs() == here.build_docs() == 2 * levels(suite)
+    assert pages(worker_docs) == pages(here.docs_dir)
+    assert (worker_docs / "index.html").is_file()
+
+
+def test_the_data_docs_start_once_every_gated_suite_is_validated(orders, worker_docs, monkeypatch):
+    monkeypatch.setattr(gx_worker, "gated_suites", lambda: ["raw_orders", "raw_users"])
+    session = gx_session(worker_docs)
+    run_suite(orders, load_suite("raw_orders"), DAYS[-1], DAYS[-1], session=session)
+    run_suite(orders, load_suite("raw_users"), DAYS[-1], DAYS[-1], session=session)
+    # the worker renders the pages while this process goes on, without being asked
+    waited = time.monotonic()
+    while not (worker_docs / "index.html").exists() and time.monotonic() - waited < 120:
+        time.sleep(0.1)
+    assert (worker_docs / "index.html").exists()
+    both = levels(load_suite("raw_orders")) + levels(load_suite("raw_users"))
+    assert session.build_docs() == both  # the build under way, counted when it ends
+    # a suite validated after that build started gets its pages from the next one
+    run_suite(orders, load_suite("raw_orders"), DAYS[-2], DAYS[-2], session=session)
+    assert session.build_docs() == levels(load_suite("raw_orders"))
+    assert len(pages(worker_docs)) == both + levels(load_suite("raw_orders"))
+    assert session.build_docs() == 0
+
+
+def test_a_worker_that_died_fails_the_gate_naming_its_setting(orders, worker_docs):
+    os.kill(gx_worker.pid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    with pytest.raises(RuntimeError, match=f"Great Expectations process stopped unexpectedly.*{gx_worker.ENV}=0"):
+        run_suite(orders, load_suite("raw_orders"), DAYS[-1], DAYS[-1], session=gx_session(worker_docs))
+
+
+def test_with_a_worker_the_run_process_never_imports_great_expectations(tmp_path):
+    # what a run imports before its first step (long_lived), then a gate's judgement through the worker
+    code = f"""
+import sys
+from pathlib import Path
+
+import duckdb
+from orchestration.lib import gx_worker, long_lived
+from orchestration.lib.quality_gate import gx_session, load_suite, run_suite
+from tests.unit.test_quality_gate import DAYS, _load, _orders_world
+
+if __name__ == "__main__":
+    gx_worker.start(None)
+    long_lived.freeze_long_lived_objects()
+    _orders_world(Path({str(tmp_path)!r}), {{}})
+    with duckdb.connect() as conn:
+        _load(conn, Path({str(tmp_path)!r}))
+        result = run_suite(conn, load_suite("raw_orders"), DAYS[-1], DAYS[-1], session=gx_session(None))
+    gx_worker.stop()
+    print(result.success, "great_expectations" in sys.modules)
+"""
+    root = Path(__file__).parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
