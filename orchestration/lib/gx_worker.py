@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -158,6 +160,14 @@ def _prepare_worker() -> None:
     # every result has already been sent back (the pool's result queue writes synchronously) and GX's files
     # written, so the process leaves at the first exit handler (the last registered runs first)
     atexit.register(_leave_now)
+    # a run process killed outright (SIGKILL, SIGTERM, the out-of-memory killer) never stops this one, which would
+    # wait for work forever (it holds its own end of the pool's call queue): it leaves when its parent has gone
+    threading.Thread(target=_leave_with_parent, args=(multiprocessing.parent_process().sentinel,), daemon=True).start()
+
+
+def _leave_with_parent(sentinel) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def _leave_now() -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import psutil
 import pytest
 
 from orchestration.lib import gx_worker
@@ -81,6 +82,34 @@ def test_a_worker_that_died_fails_the_gate_naming_its_setting(orders, worker_doc
     os.kill(gx_worker.pid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
     with pytest.raises(RuntimeError, match=f"Great Expectations process stopped unexpectedly.*{gx_worker.ENV}=0"):
         run_suite(orders, load_suite("raw_orders"), DAYS[-1], DAYS[-1], session=gx_session(worker_docs))
+
+
+def test_the_worker_leaves_when_the_run_process_is_killed_outright():
+    # SIGKILL (or SIGTERM, the out-of-memory killer) runs no cleanup in the run's process: the worker must go too
+    code = """
+import os, signal
+from orchestration.lib import gx_worker
+
+if __name__ == "__main__":
+    gx_worker.start(None)
+    print(gx_worker.pid(), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+    # not run(): a worker that stays would hold the output pipes open, and reading them to their end would hang
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as run:
+        worker = int(run.stdout.readline())
+        assert run.wait(timeout=300) == -signal.SIGKILL
+    waited = time.monotonic()
+    while _alive(worker) and time.monotonic() - waited < 60:
+        time.sleep(0.2)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:  # an exited orphan may stay a zombie where nothing reaps it (a container's init)
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_with_a_worker_the_run_process_never_imports_great_expectations(tmp_path):
