@@ -84,16 +84,21 @@ class RemoteGxSession:
     def __init__(self, worker: GxWorker, docs_dir: Path | None):
         self.docs_dir = docs_dir
         self._worker = worker
-        self._validated: set[str] = set()  # suites validated since the last build (started)
+        self._done: set[str] = set()  # suites run (validated or skipped) since the last build started
         self._docs: Future | None = None  # a build started when every suite had been validated
 
     def judge(self, suite_name: str, frames: dict, specs: dict, parameters, by_column: dict, days: tuple) -> list:
         outcomes = self._worker.call(_judge, self.docs_dir, suite_name, frames, specs, parameters, by_column, days)
-        self._validated.add(suite_name)
-        if self.docs_dir is not None and self._docs is None and set(gated_suites()) <= self._validated:
-            self._docs = self._worker.submit(_build_docs, self.docs_dir)  # its errors: in build_docs
-            self._validated = set()
+        self.suite_done(suite_name)
         return outcomes
+
+    def suite_done(self, suite_name: str) -> None:
+        """``suite_name`` has run (validated, or skipped: its table is absent); once every gated suite has, the
+        Data Docs build starts."""
+        self._done.add(suite_name)
+        if self.docs_dir is not None and self._docs is None and set(gated_suites()) <= self._done:
+            self._docs = self._worker.submit(_build_docs, self.docs_dir)  # its errors: in build_docs
+            self._done = set()
 
     def build_docs(self) -> int:
         """Waits for a build under way, then renders what was validated after it started."""
@@ -101,9 +106,9 @@ class RemoteGxSession:
             return 0
         started, self._docs = self._docs, None
         pages = result(started) if started is not None else 0
-        if started is None or self._validated:
+        if started is None or self._done:
             pages += self._worker.call(_build_docs, self.docs_dir)
-            self._validated = set()
+            self._done = set()
         return pages
 
 

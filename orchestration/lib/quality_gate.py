@@ -700,6 +700,9 @@ class GxSession:
         """judge_levels() in this session."""
         return judge_levels(self, suite_name, frames, specs, parameters, by_column, days)
 
+    def suite_done(self, suite_name: str) -> None:
+        """A suite has run (gx_worker's session starts the Data Docs once all have; here build_docs renders)."""
+
     def pending_results(self, stored: list | None = None) -> list:
         """Stored validation results (``stored``: as listed) that have no page in the site yet (the site mirrors
         the store's paths)."""
@@ -1289,6 +1292,8 @@ def run_suite(
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     conn = _runner(conn)
     if table_is_empty(conn, suite["table"]):
+        if session is not None:
+            session.suite_done(suite["name"])
         return SuiteResult(
             suite["name"],
             0,
