@@ -5,8 +5,9 @@ after Dagster and dbt) and rendering the Data Docs (~0.7 s). ``impact-ledger mat
 first thing, so GX imports on the machine's other core while the run's process imports Dagster and dbt and
 loads the definitions. The gates count in the run's process (its warehouse connection, DuckDB or Spark) and
 send GX only what it validates today: the small frames of SQL-side aggregates (quality_gate.validate_frames),
-never rows. Once every suite has been validated, the Data Docs build starts there while the run goes on with
-dbt; the data_docs step waits for it (and renders whatever was validated after it started).
+never rows. Once every gated suite has run (validated, or skipped: an optional table the source lacks), the
+Data Docs build starts there while the run goes on with dbt; the data_docs step waits for it (and renders
+whatever was validated after it started).
 
 GX's context, store, results and pages are the ones an in-process session writes (the same GxSession, in the
 other process; test). Runs that the command line did not start (Dagster's UI and daemon, tests, Python callers)
