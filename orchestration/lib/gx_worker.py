@@ -85,8 +85,9 @@ class RemoteGxSession:
     def __init__(self, worker: GxWorker, docs_dir: Path | None):
         self.docs_dir = docs_dir
         self._worker = worker
+        self._gated = frozenset(gated_suites())  # read once: the suites folder does not change during a process
         self._done: set[str] = set()  # suites run (validated or skipped) since the last build started
-        self._docs: Future | None = None  # a build started when every suite had been validated
+        self._docs: Future | None = None  # a build started when every gated suite had run
 
     def judge(self, suite_name: str, frames: dict, specs: dict, parameters, by_column: dict, days: tuple) -> list:
         outcomes = self._worker.call(_judge, self.docs_dir, suite_name, frames, specs, parameters, by_column, days)
@@ -97,7 +98,7 @@ class RemoteGxSession:
         """``suite_name`` has run (validated, or skipped: its table is absent); once every gated suite has, the
         Data Docs build starts."""
         self._done.add(suite_name)
-        if self.docs_dir is not None and self._docs is None and set(gated_suites()) <= self._done:
+        if self.docs_dir is not None and self._docs is None and self._gated <= self._done:
             self._docs = self._worker.submit(_build_docs, self.docs_dir)  # its errors: in build_docs
             self._done = set()
 
