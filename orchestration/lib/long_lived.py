@@ -22,6 +22,8 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from orchestration.lib import gx_worker
+
 _frozen = False
 _collect_before_freezing = True
 
@@ -40,7 +42,6 @@ def freeze_long_lived_objects() -> None:
         return
     import dbt.cli.main  # noqa: F401  (imported by the run's dbt step anyway: now, so it is frozen too)
 
-    from orchestration.lib import gx_worker
     from orchestration.lib.quality_gate import import_gx
 
     if not gx_worker.running():  # else GX lives in the worker process
