@@ -5,6 +5,21 @@
     day replaces its verdict and brings its rows back. Not a dbt source: it is no input asset of the
     dbt models, only their filter. -#}
 {% macro not_held_back(table, day_column='_partition_date') -%}
+    {{ return(adapter.dispatch('not_held_back')(table, day_column)) }}
+{%- endmacro %}
+
+{#- DuckDB: an uncorrelated NOT IN over the few failed days (a hash table of them, probed as the rows
+    stream). The correlated NOT EXISTS it replaces was planned as a delim join that first copied every
+    row of the scan (0.6 s of 1.1 s reading 9M predictions). A row without a day is kept, as before. -#}
+{% macro default__not_held_back(table, day_column) -%}
+({{ day_column }} is null or {{ day_column }} not in (
+        select g.date from quality.gate_results g
+        where g.table_name = '{{ table }}' and not g.passed and g.date is not null
+    ))
+{%- endmacro %}
+
+{#- Spark plans the correlated form as a left anti join. -#}
+{% macro spark__not_held_back(table, day_column) -%}
 not exists (
         select 1 from quality.gate_results g
         where g.table_name = '{{ table }}' and not g.passed and g.date = {{ day_column }}
