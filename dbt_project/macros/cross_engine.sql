@@ -156,6 +156,10 @@
 {% macro semi_join() -%}{{ return(adapter.dispatch('semi_join')()) }}{%- endmacro %}
 {% macro default__semi_join() -%}semi join{%- endmacro %}
 {% macro spark__semi_join() -%}left semi join{%- endmacro %}
+{#- `a <anti_join> b on ...`: the rows of a without a match in b -#}
+{% macro anti_join() -%}{{ return(adapter.dispatch('anti_join')()) }}{%- endmacro %}
+{% macro default__anti_join() -%}anti join{%- endmacro %}
+{% macro spark__anti_join() -%}left anti join{%- endmacro %}
 
 {#- ---- row sources -#}
 

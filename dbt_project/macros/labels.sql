@@ -75,6 +75,18 @@
     {%- endif %}
 {%- endmacro %}
 
+{# When each label and feedback event was stamped (prediction_id, at), known by the end of max_date and
+   stamped on or after `since` (and before `before`, when given): a bounded scan of each table. #}
+{% macro event_times(since, before=none) -%}
+    {%- for table, column in [('stg_labels', 'labeled_at'), ('stg_feedback', 'created_at')] %}
+    select prediction_id, {{ column }} as at from {{ ref(table) }}
+    where {{ column }} >= {{ since }} and {{ known_by_max_date(column) }}
+        {%- if before is not none %} and {{ column }} < {{ before }}{% endif %}
+    {%- if not loop.last %}
+    union all{% endif %}
+    {%- endfor %}
+{%- endmacro %}
+
 {# What the events say about each refreshed prediction (refreshed_predictions()): its resolved label (a
    human_review label overrides an implicit one, within a source the latest wins), that label's source,
    when its first label came and, with feedback=true, its feedback events and the 'up' ones. An event

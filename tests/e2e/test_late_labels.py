@@ -247,6 +247,47 @@ def test_labels_beyond_the_models_horizon_do_not_count(built, tmp_path):
     assert (churn(after).loc[churn(after)["date"] == pd.Timestamp(w["day"]), "labelled"] == 0).all()
 
 
+def test_a_daily_runs_refreshed_days_count_their_arrivals_and_last_event_as_pandas(built, tmp_path):
+    """A one-day run three days after day D (whose labels were moved 95 days later): every refreshed (model,
+    day) pair's events stamped that day and last event known by then, within the horizon, match pandas. Day D
+    is a recent day that got nothing that day: its last event (feedback) came before the run's range."""
+    w = built
+    db = private_copy(w, tmp_path)
+    run_day = w["day"] + timedelta(days=3)
+    build(db, run_day, run_day, {"recommender": HORIZON, "churn_offer": HORIZON}, reference_settings(w), tmp_path / "t")
+    refreshed = query(db, "SELECT * FROM intermediate.int_label_refresh_days").set_index(["model_id", "date"])
+
+    # pandas: the events known by the end of the run's day, within each prediction's horizon
+    preds = w["preds"][["prediction_id", "model_id", "date"]]
+    events = pd.concat(
+        [
+            read(w["source"], "labels")[["prediction_id", "labeled_at"]].rename(columns={"labeled_at": "at"}),
+            read(w["source"], "feedback")[["prediction_id", "created_at"]].rename(columns={"created_at": "at"}),
+        ]
+    ).merge(preds, on="prediction_id")
+    events = events[(events["at"] < end_of(run_day)) & (events["at"] < events["date"] + pd.Timedelta(days=HORIZON + 1))]
+    per_day = events.groupby(["model_id", "date"])["at"]
+    arrived = events[events["at"] >= pd.Timestamp(run_day)].groupby(["model_id", "date"]).size()
+    recent = preds[
+        (preds["date"] >= pd.Timestamp(run_day - timedelta(days=7))) & (preds["date"] <= pd.Timestamp(run_day))
+    ]
+    expected = set(map(tuple, recent[["model_id", "date"]].drop_duplicates().to_numpy())) | set(arrived.index)
+    assert set(refreshed.index) == expected
+
+    last = per_day.max().dt.normalize()
+    for (model_id, day), row in refreshed.iterrows():
+        assert row["events_arrived"] == arrived.get((model_id, day), 0), (model_id, day)
+        assert row["last_event_date"] == last.get((model_id, day), pd.NaT) or (
+            pd.isna(row["last_event_date"]) and pd.isna(last.get((model_id, day)))
+        ), (model_id, day)
+        as_of = max(day + pd.Timedelta(days=7), last.get((model_id, day), day))
+        assert row["labels_as_of"] == min(pd.Timestamp(run_day), as_of), (model_id, day)
+    # day D: in the window, nothing arrived on the run's day, and its last event came earlier
+    for model_id in ("recommender", "churn_offer"):
+        d = refreshed.loc[(model_id, pd.Timestamp(w["day"]))]
+        assert d["events_arrived"] == 0 and pd.Timestamp(w["day"]) <= d["last_event_date"] < pd.Timestamp(run_day)
+
+
 def known_within_horizons(w, last: date, horizons: dict[str, int]) -> pd.DataFrame:
     """The clean predictions with their label, human-review label, first label time and feedback, from the events
     known by the end of `last` and stamped before the end of the prediction day + the model's horizon (pandas)."""

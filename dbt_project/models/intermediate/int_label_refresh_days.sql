@@ -1,4 +1,8 @@
-{{ config(materialized='table') }}
+{{ config(
+    materialized='table',
+    pre_hook="{{ hash_join_build_as_written() }}",
+    post_hook="{{ hash_join_build_by_estimate() }}",
+) }}
 
 -- The (model_id, date) pairs whose label-based rows (marts.model_health_daily,
 -- marts.bias_daily) this run recomputes, listed once for the marts and for
@@ -21,31 +25,38 @@ with recent as (
     where {{ in_refresh_range('predicted_at', var('label_lookback_days')) }}
 ),
 
--- each (model, prediction day)'s label and feedback events known by max_date,
--- within the model's label horizon: how many were stamped inside the run's
--- range, and the last one. One join of the events with the predictions serves
--- both (the refreshed days' rows are picked at the end).
-event_days as (
+-- each (model, prediction day)'s label and feedback events stamped inside the run's range and known by
+-- max_date, within the model's label horizon: how many, and the last one. Only these events are joined
+-- with the predictions (a day's worth at a daily run, not the label horizon's): the hash table is built
+-- on them (hash_join_build_as_written; DuckDB's estimates would pick either side).
+arrivals as (
     select p.model_id, p.prediction_date as date,
-        cast({{ count_where('e.at >= ' ~ min_date()) }} as bigint) as events_arrived,
+        count(*) as events_arrived,
         max(e.at) as last_event_at
-    from (
-        select prediction_id, labeled_at as at from {{ ref('stg_labels') }}
-        where labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('labeled_at') }}
-        union all
-        select prediction_id, created_at from {{ ref('stg_feedback') }}
-        where created_at >= {{ label_scan_start() }} and {{ known_by_max_date('created_at') }}
-    ) e
-    join {{ ref('stg_predictions') }} p on p.prediction_id = e.prediction_id
+    from {{ ref('stg_predictions') }} p
+    join ({{ event_times(min_date()) }}) e on e.prediction_id = p.prediction_id
     where p.predicted_at >= {{ label_scan_start() }}
       and {{ within_label_horizon('e.at', 'p.prediction_date', 'p.model_id') }}
     group by all
 ),
 
-arrivals as (
-    select model_id, date, events_arrived
-    from event_days
-    where events_arrived > 0
+-- a recent day without arrivals: its last event came before the range (an arrival, when there is one, is
+-- later than every event before the range). Joins the events with those days' predictions only: built
+-- on them (hash_join_build_as_written), usually none at a daily run.
+earlier as (
+    select p.model_id, p.prediction_date as date, max(e.at) as last_event_at
+    from ({{ event_times(label_scan_start(), before=min_date()) }}) e
+    join (
+        select p.prediction_id, p.model_id, p.prediction_date
+        from {{ ref('stg_predictions') }} p
+        {{ semi_join() }} (
+            select r.model_id, r.date from recent r
+            {{ anti_join() }} arrivals a on a.model_id = r.model_id and a.date = r.date
+        ) q on q.model_id = p.model_id and q.date = p.prediction_date
+        where p.predicted_at >= {{ label_scan_start() }}
+    ) p on p.prediction_id = e.prediction_id
+    where {{ within_label_horizon('e.at', 'p.prediction_date', 'p.model_id') }}
+    group by all
 ),
 
 refresh as (
@@ -68,10 +79,12 @@ select
     r.date,
     r.reason,
     r.events_arrived,
-    cast(l.last_event_at as date) as last_event_date,
+    cast(coalesce(a.last_event_at, e.last_event_at) as date) as last_event_date,
     least({{ max_date() }}, greatest(r.date + {{ var('label_lookback_days') | int }},
-                                     coalesce(cast(l.last_event_at as date), r.date))) as labels_as_of,
+                                     coalesce(cast(coalesce(a.last_event_at, e.last_event_at) as date), r.date)))
+        as labels_as_of,
     {{ min_date() }} as run_first_day,
     {{ max_date() }} as run_last_day
 from refresh r
-left join event_days l on l.model_id = r.model_id and l.date = r.date
+left join arrivals a on a.model_id = r.model_id and a.date = r.date
+left join earlier e on e.model_id = r.model_id and e.date = r.date
