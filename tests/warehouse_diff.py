@@ -12,8 +12,9 @@ RUN_HISTORY = {
     "marts.retraining_requests": ["snapshot_path"],
     "intermediate.int_reference_profiles": ["built_at"],  # the run that built a drift reference
 }
-# Rebuilt by every run: what that one run recomputed for late labels (a range's vs the last day's).
-RUN_RECORDS = {"intermediate.int_label_refresh_days"}
+# Rebuilt by every run: what that one run recomputed for late labels (a range's vs the last day's), and
+# the label-based sums of those days (the marts keep them).
+RUN_RECORDS = {"intermediate.int_label_refresh_days", "intermediate.int_label_counts"}
 
 
 def base_tables(db: Path) -> list[str]:

@@ -41,6 +41,7 @@ MODELS = [
     "int_label_refresh_days",
     "int_model_versions",
     "int_score_calibration",
+    "int_label_counts",
     "model_health_daily",
     "int_reference_profiles",
     "feature_drift_bins",

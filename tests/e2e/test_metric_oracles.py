@@ -207,7 +207,7 @@ def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, mo
     }
     result = run_dbt(
         "run",
-        ["int_label_refresh_days", "int_score_calibration", "model_health_daily"],
+        ["int_label_refresh_days", "int_score_calibration", "int_label_counts", "model_health_daily"],
         str(tmp_path / "target"),
         variables,
     )

@@ -1,6 +1,5 @@
 {{ config(
-    pre_hook=["{{ delete_label_refresh('date') }}", "{{ hash_join_build_as_written() }}"],
-    post_hook="{{ hash_join_build_by_estimate() }}",
+    pre_hook="{{ delete_label_refresh('date') }}",
     partition_by=day_partitions('date'),
 ) }}
 
@@ -12,84 +11,27 @@
 -- Like model health, a run recomputes the (model, day) pairs of
 -- intermediate.int_label_refresh_days: its own days, the label_lookback_days
 -- before them and older days that got late labels (up to the label horizon).
+-- The groups' counts come from intermediate.int_label_counts (grain 'attribute_group'), counted in the same
+-- pass over the refreshed predictions as model health's.
 
 {#- protected attributes from the project file (dbt var protected_attributes: {name: [users columns]});
     an intersection's group joins its columns' values with '|'. None declared: no rows (not assessed). #}
 {%- set attributes = var('protected_attributes', {}) %}
-{%- set columns = [] %}
-{%- for cols in attributes.values() %}{% for c in cols %}
-    {%- if c not in columns %}{% do columns.append(c) %}{% endif %}
-{%- endfor %}{% endfor %}
 {%- set counted = ['predictions', 'positives', 'labelled', 'labelled_positives', 'true_positives', 'false_positives',
                     'false_negatives', 'true_negatives'] %}
 
 with users as (
-    select user_id
-        {%- for c in columns %}
-        , coalesce(cast({{ adapter.quote(c) }} as {{ dbt.type_string() }}), 'unknown') as {{ adapter.quote(c) }}
-        {%- endfor %}
-    from {{ ref('stg_users') }}
-),
-
-predictions as (
-    select p.prediction_id, p.date, p.model_id, p.user_id, p.score, p.decision
-    from ({{ refreshed_predictions() }}) p
-),
-
-outcomes as (
-    {{ prediction_outcomes() }}
-),
-
-scored as (
-    select p.*, l.label
-    from predictions p
-    left join outcomes l
-        on l.prediction_id = p.prediction_id and l.horizon_open = {{ label_horizon_open('p.date', 'p.model_id') }}
-),
-
--- The additive counts per day, model and combination of every attribute column: one pass over the
--- predictions, joined to the users once, however many attributes there are. Each attribute's groups are
--- sums of these combinations (counts, and exact decimal sums, add up exactly).
-combinations as (
-    select s.date, s.model_id
-        {%- for c in columns %}, u.{{ adapter.quote(c) }}{% endfor %},
-        count(*) as predictions,
-        {{ count_where('s.decision') }} as positives,
-        count(s.label) as labelled,
-        {{ count_where('s.label = 1') }} as labelled_positives,
-        {{ count_where('s.decision and s.label = 1') }} as true_positives,
-        {{ count_where('s.decision and s.label = 0') }} as false_positives,
-        {{ count_where('not s.decision and s.label = 1') }} as false_negatives,
-        {{ count_where('not s.decision and s.label = 0') }} as true_negatives,
-        {{ exact_partial_sum('case when s.label is not null then s.score end', width=18) }} as score_sum
-    from scored s
-    {%- if columns %}
-    left join users u on u.user_id = s.user_id
-    {%- endif %}
-    group by s.date, s.model_id{% for c in columns %}, u.{{ adapter.quote(c) }}{% endfor %}
+    {{ attribute_users() }}
 ),
 
 grouped as (
-    {%- for attribute, cols in attributes.items() %}
-    {%- set group_value -%}
-        coalesce({% for c in cols %}{{ adapter.quote(c) }}{% if not loop.last %} || '|' || {% endif %}{% endfor %}, 'unknown')
-    {%- endset %}
-    select date, model_id, '{{ attribute }}' as attribute, {{ group_value }} as group_value,
-        {#- a sum keeps the type of what it sums, but widens a count's bigint (DuckDB: to hugeint) #}
+    select date, model_id, attribute, group_value,
         {%- for n in counted %}
-        {% if n in ('predictions', 'labelled') %}cast(sum({{ n }}) as bigint){% else %}sum({{ n }}){% endif %} as {{ n }},
+        {{ n }},
         {%- endfor %}
-        sum(score_sum) as score_sum
-    from combinations
-    group by date, model_id, {{ group_value }}
-    {% if not loop.last %}union all{% endif %}
-    {%- else %}
-    select date, model_id, cast(null as {{ dbt.type_string() }}) as attribute,
-        cast(null as {{ dbt.type_string() }}) as group_value,
-        {{ counted | join(', ') }}, score_sum
-    from combinations
-    where false
-    {%- endfor %}
+        score_sum
+    from {{ ref('int_label_counts') }}
+    where grain = 'attribute_group'
 ),
 
 population as (

@@ -1,0 +1,18 @@
+{#- The users columns of the project file's protected attributes (dbt var protected_attributes: {name: [users
+    columns]}; an intersection lists several), each once, in the order first named. -#}
+{% macro protected_attribute_columns() -%}
+    {%- set columns = [] %}
+    {%- for cols in var('protected_attributes', {}).values() %}{% for c in cols %}
+        {%- if c not in columns %}{% do columns.append(c) %}{% endif %}
+    {%- endfor %}{% endfor %}
+    {{- return(columns) }}
+{%- endmacro %}
+
+{#- Each user with those columns as strings, a missing value as 'unknown'. -#}
+{% macro attribute_users() -%}
+    select user_id
+        {%- for c in protected_attribute_columns() %}
+        , coalesce(cast({{ adapter.quote(c) }} as {{ dbt.type_string() }}), 'unknown') as {{ adapter.quote(c) }}
+        {%- endfor %}
+    from {{ ref('stg_users') }}
+{%- endmacro %}
