@@ -17,6 +17,7 @@
     an intersection's group joins its columns' values with '|'. None declared: no attribute rows. #}
 {%- set attributes = var('protected_attributes', {}) %}
 {%- set columns = protected_attribute_columns() %}
+{#- the columns each grain has alone (null in the other's rows; the union takes the wider of two types) #}
 {%- set bias_counts = ['positives', 'labelled_positives'] %}
 {%- set health_only = [
     ('mean_score', 'double'), ('p50_score', 'double'), ('p90_score', 'double'), ('positive_rate', 'double'),
