@@ -59,20 +59,17 @@
              {{ first_date_col }} + {{ model_setting(model_col, 'reference_days', var('default_reference_days') | int) }} - 1)
 {%- endmacro %}
 
-{# The label events (and, with feedback=true, the feedback events) known by
-   the end of max_date; is_label says which. Labels of an older day were
-   stamped after that day, so the scan starts at label_scan_start(). #}
-{% macro label_events(feedback=false) -%}
+{# The label and feedback events known by the end of max_date; is_label says which. Labels of an older
+   day were stamped after that day, so the scan starts at label_scan_start(). #}
+{% macro label_events() -%}
     select prediction_id, labeled_at as event_at, true as is_label, label, label_source, source_priority,
         cast(null as {{ dbt.type_string() }}) as feedback_value
     from {{ ref('stg_labels') }}
     where labeled_at >= {{ label_scan_start() }} and {{ known_by_max_date('labeled_at') }}
-    {%- if feedback %}
     union all
     select prediction_id, created_at, false, null, null, null, value
     from {{ ref('stg_feedback') }}
     where created_at >= {{ label_scan_start() }} and {{ known_by_max_date('created_at') }}
-    {%- endif %}
 {%- endmacro %}
 
 {# When each label and feedback event was stamped (prediction_id, at), known by the end of max_date and
@@ -89,36 +86,35 @@
 
 {# What the events say about each refreshed prediction (refreshed_predictions()): its resolved label (a
    human_review label overrides an implicit one, within a source the latest wins), that label's source,
-   when its first label came and, with feedback=true, its feedback events and the 'up' ones. An event
-   counts when known by the end of max_date and within the prediction's label horizon.
+   when its first label came, its feedback events and the 'up' ones. An event counts when known by the
+   end of max_date and within the prediction's label horizon.
 
    A prediction whose horizon ends on or after max_date (label_horizon_open: every prediction of a one-day
    run, unless a horizon is shorter than label_lookback_days) needs no horizon test, so those rows
    (horizon_open true) aggregate the event tables straight, with no join to the predictions first; only
-   the predictions whose horizon closed earlier meet their events in a join (horizon_open false). A mart
-   joins on both: `o.prediction_id = p.prediction_id and o.horizon_open = label_horizon_open(p.date,
-   p.model_id)`, with its hash table built on these rows (hash_join_build_as_written).
+   the predictions whose horizon closed earlier meet their events in a join (horizon_open false).
+   intermediate.int_label_counts joins on both: `o.prediction_id = p.prediction_id and o.horizon_open =
+   label_horizon_open(p.date, p.model_id)`, with its hash table built on these rows
+   (hash_join_build_as_written).
 
    An aggregate, not a ranking window: most predictions have one label event, and at 1M predictions a
    day (4.9M label events for the days a run refreshes) the window's partitioning and sort cost more than
    arg_max (tests/benchmarks/PERFORMANCE.md). #}
-{% macro prediction_outcomes(feedback=false) -%}
+{% macro prediction_outcomes() -%}
     {%- set rank = label_rank_key('source_priority', 'event_at') -%}
     {%- set outcomes -%}
         {{ max_by('label', rank) }} filter (where is_label) as label,
         {{ max_by('label_source', rank) }} filter (where is_label) as label_source,
-        min(event_at) filter (where is_label) as first_labeled_at
-        {%- if feedback %},
+        min(event_at) filter (where is_label) as first_labeled_at,
         {{ count_where('not is_label') }} as feedback_events,
         {{ count_where("feedback_value = 'up'") }} as up_events
-        {%- endif %}
     {%- endset -%}
     select prediction_id, true as horizon_open, {{ outcomes }}
-    from ({{ label_events(feedback) }}) as e
+    from ({{ label_events() }}) as e
     group by prediction_id
     union all
     select e.prediction_id, false, {{ outcomes }}
-    from ({{ label_events(feedback) }}) as e
+    from ({{ label_events() }}) as e
     join ({{ refreshed_predictions() }}) as p on p.prediction_id = e.prediction_id
     -- the first test reads only the days old enough for the shortest horizon to have closed
     where p.predicted_at < {{ max_date() }} - interval {{ min_label_horizon_days() }} day

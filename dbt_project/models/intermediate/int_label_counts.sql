@@ -17,15 +17,13 @@
     an intersection's group joins its columns' values with '|'. None declared: no attribute rows. #}
 {%- set attributes = var('protected_attributes', {}) %}
 {%- set columns = protected_attribute_columns() %}
-{#- the columns each grain has alone (null in the other's rows; the union takes the wider of two types) #}
+{#- the columns each grain has alone: null in the other's rows, typed by the union (the wider of two types) #}
 {%- set bias_counts = ['positives', 'labelled_positives'] %}
-{%- set health_only = [
-    ('mean_score', 'double'), ('p50_score', 'double'), ('p90_score', 'double'), ('positive_rate', 'double'),
-    ('label_coverage', 'double'), ('median_label_delay_hours', 'double'), ('brier_score', 'double'),
-    ('expected_calibration_error', 'double'), ('human_labelled', 'bigint'), ('human_true_positives', 'bigint'),
-    ('human_false_positives', 'bigint'), ('human_false_negatives', 'bigint'), ('expected_true_positives', 'double'),
-    ('expected_false_positives', 'double'), ('expected_false_negatives', 'double'), ('cbpe_calibrated', 'boolean'),
-    ('feedback_rate', 'double'), ('feedback_up_share', 'double')] %}
+{%- set health_only = ['mean_score', 'p50_score', 'p90_score', 'positive_rate', 'label_coverage',
+    'median_label_delay_hours', 'brier_score', 'expected_calibration_error', 'human_labelled',
+    'human_true_positives', 'human_false_positives', 'human_false_negatives', 'expected_true_positives',
+    'expected_false_positives', 'expected_false_negatives', 'cbpe_calibrated', 'feedback_rate',
+    'feedback_up_share'] %}
 {%- set shared = ['predictions', 'labelled', 'true_positives', 'false_positives', 'false_negatives',
                   'true_negatives'] %}
 
@@ -36,7 +34,7 @@ with predictions as (
 ),
 
 outcomes as (
-    {{ prediction_outcomes(feedback=true) }}
+    {{ prediction_outcomes() }}
 ),
 
 scored as (
@@ -176,16 +174,15 @@ select
     h.date,
     h.model_id,
     h.model_version,
-    cast(null as {{ dbt.type_string() }}) as attribute,
-    cast(null as {{ dbt.type_string() }}) as group_value,
+    null as attribute,
+    null as group_value,
     {%- for n in shared %}
     h.{{ n }},
     {%- endfor %}
-    {%- for n in bias_counts %}
-    cast(null as bigint) as {{ n }},
+    {%- for n in bias_counts + ['score_sum'] %}
+    null as {{ n }},
     {%- endfor %}
-    cast(null as decimal(38, 15)) as score_sum,
-    {%- for n, _ in health_only %}
+    {%- for n in health_only %}
     h.{{ n }}{{ ',' if not loop.last }}
     {%- endfor %}
 from health h
@@ -194,14 +191,14 @@ select
     'attribute_group' as grain,
     g.date,
     g.model_id,
-    cast(null as {{ dbt.type_string() }}) as model_version,
+    null as model_version,
     g.attribute,
     g.group_value,
     {%- for n in shared + bias_counts %}
     g.{{ n }},
     {%- endfor %}
     g.score_sum,
-    {%- for n, kind in health_only %}
-    cast(null as {{ kind }}) as {{ n }}{{ ',' if not loop.last }}
+    {%- for n in health_only %}
+    null as {{ n }}{{ ',' if not loop.last }}
     {%- endfor %}
 from grouped g
