@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def pytest_configure_node(node):  # the controller, once per worker
     if not hasattr(node.config, "groups_file"):
         node.config.groups_file = Path(tempfile.mkdtemp(prefix="pytest-groups-")) / "groups.json"
     node.workerinput[GROUPS_INPUT] = str(node.config.groups_file)
+
+
+def pytest_unconfigure(config):
+    if hasattr(config, "groups_file"):
+        shutil.rmtree(config.groups_file.parent, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

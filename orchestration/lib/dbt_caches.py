@@ -3,8 +3,9 @@
 * **Compiled Jinja.** dbt compiles every node's SQL and every macro it calls from source on each invocation
   (jinja2's ``Environment.from_string``, which no bytecode cache reaches): lexing, parsing, generating Python and
   compiling it took ~0.55 s of a small day's ~3.5 s dbt build (py-spy). The compiled code object is kept through
-  Jinja's own ``FileSystemBytecodeCache`` (atomic writes; a header naming the Jinja and Python releases), keyed by
-  everything the generated code depends on: the source, the template's name and file, and the environment (its
+  Jinja's own ``FileSystemBytecodeCache`` (atomic writes; a header naming the Jinja and Python releases; reads
+  and writes that never fail dbt: orchestration/lib/jinja_bytecode.py), keyed by everything the generated code
+  depends on: the source, the template's name and file, and the environment (its
   class and code generator, extensions, syntax settings, sandboxing, autoescape, and how each filter and test is
   called), plus the jinja2 and dbt-common releases (Jinja folds constant filter calls at compile time). A hit
   builds the template from the same code object as a compile would. Skipped while dbt's DBT_MACRO_DEBUGGING is
@@ -26,6 +27,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from orchestration.lib.jinja_bytecode import best_effort_cache
+
 
 def install(cache_dir: Path) -> Path:
     """dbt compiles its Jinja and builds its schemas through the caches in ``cache_dir``; returns the folder in
@@ -38,15 +41,13 @@ def _cache_templates(cache_dir: Path) -> None:
     """dbt's Jinja environments compile through a bytecode cache in ``cache_dir``."""
     import jinja2
     from dbt_common.clients import jinja as dbt_jinja
-    from jinja2 import FileSystemBytecodeCache
     from jinja2.utils import internalcode
 
     environment_class = dbt_jinja.MacroFuzzEnvironment  # dbt's text and native environments alike
     original = environment_class.compile
     if getattr(original, "bytecode_cache", None) is not None:
         return
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = FileSystemBytecodeCache(str(cache_dir), "dbt_%s.cache")
+    cache = best_effort_cache(cache_dir, "dbt_%s.cache")
     releases = f"jinja2 {jinja2.__version__}, dbt-common {version('dbt-common')}"
 
     @internalcode  # hidden from template tracebacks, as jinja's own compile is
@@ -86,7 +87,11 @@ def _cache_schemas(cache_dir: Path) -> Path:
         except (OSError, ValueError, KeyError, TypeError):
             pass
         schema = original(cls)
-        _write_atomically(path, json.dumps({"key": key, "schema": schema}))
+        try:  # only saves time: a full disk or a removed folder (`dbt clean` under a long-lived process)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, json.dumps({"key": key, "schema": schema}))
+        except OSError:
+            pass
         return schema
 
     json_schema.schema_cache = cache_dir
@@ -115,8 +120,11 @@ def _release(package: str) -> str | None:
 def _write_atomically(path: Path, text: str) -> None:
     """Readers (another test worker, the next run) see the old file or the new one, never half of one."""
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def environment_key(env) -> str:

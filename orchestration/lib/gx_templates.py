@@ -2,10 +2,10 @@
 
 Each GX page view builds its own Jinja environment, so every Data Docs build parses and compiles GX's page,
 section and component templates into Python again: ~0.15 s of a small day's ~0.4 s build. Jinja's own
-bytecode cache keeps the compiled templates in a folder (keyed by template name and file; a template whose
-source changed, e.g. another GX release, is compiled again) that every view shares, so a run loads them
-instead, and a view's environment no longer checks the template files' modification times on each use.
-Rendering is unchanged: the same templates, the same Python code object.
+bytecode cache (one that never fails a page: orchestration/lib/jinja_bytecode.py) keeps the compiled templates
+in a folder (keyed by template name and file; a template whose source changed, e.g. another GX release, is
+compiled again) that every view shares, so a run loads them instead, and a view's environment no longer
+checks the template files' modification times on each use. Rendering is unchanged: the same templates, the same Python code object.
 
 Installed only on the GX release it was written against (pyproject pins it); tests/unit/test_gx_templates.py
 renders the Data Docs with and without it.
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestration.lib.jinja_bytecode import best_effort_cache
+
 GX_RELEASE = "1.24.1"
 
 
@@ -23,15 +25,13 @@ def install(cache_dir: Path) -> bool:
     process); False when GX is not the release it fits."""
     import great_expectations
     from great_expectations.render.view.view import DefaultJinjaView
-    from jinja2 import FileSystemBytecodeCache
 
     if great_expectations.__version__ != GX_RELEASE:
         return False
     original = DefaultJinjaView.__init__
     if getattr(original, "bytecode_cache", None) is not None:
         return True
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = FileSystemBytecodeCache(str(cache_dir))
+    cache = best_effort_cache(cache_dir)
 
     def __init__(self, *args, **kwargs):
         original(self, *args, **kwargs)

@@ -1,6 +1,7 @@
 """dbt's caches (orchestration/lib/dbt_caches.py): templates render and schemas read exactly as dbt builds them."""
 
 import json
+import shutil
 
 import jinja2
 import pytest
@@ -31,6 +32,13 @@ def generated(monkeypatch):
     return calls
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """The caches are installed once per process (the first call's folder stays in use): a folder that outlives
+    each test (pytest removes a passed test's tmp_path)."""
+    return tmp_path_factory.mktemp("dbt_caches")
+
+
 def _uncached(source: str, native: bool, ctx: dict):
     """The oracle: jinja's own compile in dbt's environment, no cache."""
     env = dbt_jinja.get_environment(native=native)
@@ -39,8 +47,8 @@ def _uncached(source: str, native: bool, ctx: dict):
 
 
 @pytest.mark.parametrize("native", [False, True], ids=["text", "native"])
-def test_a_template_renders_as_compiled_from_source_and_is_compiled_once(tmp_path, generated, native):
-    folder = dbt_caches.install(tmp_path / "cache") / "jinja"
+def test_a_template_renders_as_compiled_from_source_and_is_compiled_once(cache, generated, native):
+    folder = dbt_caches.install(cache) / "jinja"
     ctx = {"column": "amount", "number": 42}
     first = [dbt_jinja.get_template(s, ctx, native=native).render(ctx) for s in SOURCES]
     compiled = len(generated)
@@ -50,8 +58,8 @@ def test_a_template_renders_as_compiled_from_source_and_is_compiled_once(tmp_pat
     assert len(list(folder.glob("dbt_*.cache"))) >= len(SOURCES)
 
 
-def test_the_text_and_native_environments_never_share_code(tmp_path):
-    dbt_caches.install(tmp_path / "cache")
+def test_the_text_and_native_environments_never_share_code(cache):
+    dbt_caches.install(cache)
     source, ctx = "{{ value }}", {"value": 42}
     text = dbt_jinja.get_template(source, ctx).render(ctx)
     native = dbt_jinja.get_template(source, ctx, native=True).render(ctx)
@@ -67,8 +75,8 @@ def test_a_filter_called_another_way_is_another_key():
     assert dbt_caches.environment_key(dbt_jinja.get_environment()) == before  # a new environment: as before
 
 
-def test_a_syntax_error_is_still_dbts_compilation_error_and_not_cached(tmp_path, generated):
-    dbt_caches.install(tmp_path / "cache")
+def test_a_syntax_error_is_still_dbts_compilation_error_and_not_cached(cache, generated):
+    dbt_caches.install(cache)
     for _ in range(2):
         with pytest.raises(CompilationError, match="unexpected end of template"):
             dbt_jinja.get_template("select {{ column ", {})
@@ -89,12 +97,12 @@ def _canonical(schema):
     return schema
 
 
-def test_a_config_class_schema_is_dbts_own_and_is_read_back_from_its_file(tmp_path, monkeypatch):
+def test_a_config_class_schema_is_dbts_own_and_is_read_back_from_its_file(cache, monkeypatch):
     from dbt.adapters.duckdb.credentials import DuckDBCredentials
     from dbt.contracts.project import Project
     from dbt_common import dataclass_schema
 
-    folder = dbt_caches.install(tmp_path / "cache") / "schemas"
+    folder = dbt_caches.install(cache) / "schemas"
     cached = dataclass_schema.dbtClassMixin.json_schema.__func__.__wrapped__  # without dbt's per-process memo
     real, built = dataclass_schema.build_json_schema, []
 
@@ -111,11 +119,11 @@ def test_a_config_class_schema_is_dbts_own_and_is_read_back_from_its_file(tmp_pa
     assert len(built) == before  # read back, not built
 
 
-def test_a_schema_stored_by_other_releases_is_built_again(tmp_path):
+def test_a_schema_stored_by_other_releases_is_built_again(cache):
     from dbt.contracts.project import Project
     from dbt_common import dataclass_schema
 
-    folder = dbt_caches.install(tmp_path / "cache") / "schemas"
+    folder = dbt_caches.install(cache) / "schemas"
     cached = dataclass_schema.dbtClassMixin.json_schema.__func__.__wrapped__
     path = folder / f"{Project.__module__}.{Project.__qualname__}.json"
     path.write_text('{"key": "dbt-core 0.0", "schema": {"type": "null"}}')
@@ -124,3 +132,16 @@ def test_a_schema_stored_by_other_releases_is_built_again(tmp_path):
     stored = json.loads(path.read_text())
     assert _canonical(stored["schema"]) == oracle and stored["key"] == dbt_caches.schema_key(Project)
     assert dbt_caches.schema_key(type("Elsewhere", (), {})) is None  # not dbt's: never cached
+
+
+def test_a_cache_that_cannot_be_written_only_costs_a_compile(cache, generated):
+    """A full disk or a removed folder (`dbt clean` under a long-lived process) must not fail dbt."""
+    folder = dbt_caches.install(cache) / "jinja"
+    shutil.rmtree(folder)
+    folder.write_text("a file where the folder was: every store fails")
+    ctx = {"column": "unwritable"}
+    source = "{{ column }} {{ 6 * 7 }}"
+    assert dbt_jinja.get_template(source, ctx).render(ctx) == _uncached(source, False, ctx) == "unwritable 42"
+    folder.unlink()  # the folder removed: the next store makes it again
+    assert dbt_jinja.get_template(source + "!", ctx).render(ctx) == "unwritable 42!"
+    assert len(list(folder.glob("dbt_*.cache"))) == 1
