@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from tests.acceptance.datasets import write_fair, write_rossi, write_thornton
+from tests.acceptance.datasets import write_fair, write_nsw, write_rossi, write_thornton
 from tests.acceptance.runner import Run, edit, init, materialize
 
 
@@ -37,6 +37,11 @@ def rossi_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def thornton_run(tmp_path_factory):
     return materialize(initialised(tmp_path_factory, "thornton", write_thornton))  # no edits: init's file as written
+
+
+@pytest.fixture(scope="session")
+def nsw_run(tmp_path_factory):
+    return materialize(initialised(tmp_path_factory, "nsw", write_nsw))  # no edits: init's file as written
 
 
 @pytest.fixture(scope="session")

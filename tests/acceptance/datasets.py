@@ -31,6 +31,12 @@ THORNTON_MODEL = "cash_incentive"  # the experiment's model_id names the treatme
 THORNTON_SHARES = {"no_incentive": 0.22, "incentive": 0.78}
 
 
+NSW_START = datetime(2025, 4, 7)
+NSW_DAYS = 20
+NSW_EXPERIMENT = "job_training"
+NSW_MODEL = "training_offer"
+NSW_PRE_DAYS = 3  # a trainee's 1975 earnings are booked this many days before assignment (in the pre-period)
+
 FAIR_START = datetime(2025, 3, 1)
 FAIR_DAYS = 45
 # two models score the same people: a logistic regression and a depth-4 tree
@@ -194,6 +200,92 @@ def write_thornton(source: Path) -> dict[str, pd.DataFrame]:
     }
     _write(source, tables)
     return tables | {"thornton": raw}
+
+
+def nsw() -> pd.DataFrame:
+    """The NSW job-training experiment (LaLonde 1986; Dehejia & Wahba's 445 men), as causaldata ships it."""
+    return pd.read_stata(_packaged("causaldata", "causaldata/nsw_mixtape/nsw_mixtape.dta"))
+
+
+def write_nsw(source: Path) -> dict[str, pd.DataFrame]:
+    """A/B experiment with a revenue metric and a pre-period: training (treatment) vs none; earnings are orders.
+
+    The 445 men are assigned over 20 days (about 22 a day), each with a session at assignment. 1975 earnings
+    (before the programme) are a completed order NSW_PRE_DAYS before assignment, the CUPED covariate; 1978
+    earnings (after it) are a completed order in a second session four hours after assignment, so every
+    outcome is in by the last day. Most earnings are zero (no order) and the rest heavy-tailed.
+    """
+    raw = nsw()
+    rng = np.random.default_rng(19780101)
+    n = len(raw)
+    day = rng.permutation(np.arange(n) % NSW_DAYS)
+    ids = np.asarray([f"trainee_{i:03d}" for i in range(n)])
+    assigned_at = pd.Series([NSW_START + timedelta(days=int(d), hours=9) for d in day]) + pd.to_timedelta(
+        rng.integers(0, 5 * 60, n), unit="min"
+    )
+    variant = np.where(raw["treat"] == 1, "training", "control")
+    users = pd.DataFrame(
+        {
+            "user_id": ids,
+            "signup_at": assigned_at - pd.Timedelta(days=30),
+            "race": np.select([raw["black"] == 1, raw["hisp"] == 1], ["black", "hispanic"], "other"),
+            "age": raw["age"].astype(int),
+            "educ": raw["educ"].astype(int),
+        }
+    )
+    experiments = pd.DataFrame(
+        {
+            "experiment_id": [NSW_EXPERIMENT],
+            "model_id": [NSW_MODEL],
+            "control_variant": ["control"],
+            "start_date": [NSW_START.date().isoformat()],
+            "end_date": [None],
+        }
+    )
+    treated_share = round(float(raw["treat"].mean()), 2)
+    variants = pd.DataFrame(
+        {
+            "experiment_id": NSW_EXPERIMENT,
+            "variant": ["control", "training"],
+            "expected_share": [round(1 - treated_share, 2), treated_share],
+        }
+    )
+    assignments = pd.DataFrame(
+        {"experiment_id": NSW_EXPERIMENT, "user_id": ids, "variant": variant, "assigned_at": assigned_at}
+    )
+    sessions, orders = [], []
+    for tag, earned, at in [
+        ("pre", raw["re75"], assigned_at - pd.Timedelta(days=NSW_PRE_DAYS)),
+        ("post", raw["re78"], assigned_at + pd.Timedelta(hours=4)),
+    ]:
+        some = earned.to_numpy() > 0
+        session_ids = [f"s_{i:03d}_{tag}" for i in np.flatnonzero(some)]
+        sessions.append(pd.DataFrame({"session_id": session_ids, "user_id": ids[some], "started_at": at[some].values}))
+        orders.append(
+            pd.DataFrame(
+                {
+                    "order_id": [f"o_{i:03d}_{tag}" for i in np.flatnonzero(some)],
+                    "user_id": ids[some],
+                    "session_id": session_ids,
+                    "ordered_at": (at[some] + pd.Timedelta(minutes=5)).values,
+                    "revenue": earned[some].astype(float).round(2).values,
+                    "status": "completed",
+                }
+            )
+        )
+    visit = pd.DataFrame(
+        {"session_id": [f"s_{i:03d}_a" for i in range(n)], "user_id": ids, "started_at": assigned_at.values}
+    )
+    tables = {
+        "users": users,
+        "experiments": experiments,
+        "experiment_variants": variants,
+        "assignments": assignments,
+        "sessions": pd.concat([visit, *sessions], ignore_index=True).sort_values("started_at", kind="stable"),
+        "orders": pd.concat(orders, ignore_index=True).sort_values("ordered_at", kind="stable"),
+    }
+    _write(source, tables)
+    return tables | {"nsw": raw}
 
 
 def fair() -> pd.DataFrame:

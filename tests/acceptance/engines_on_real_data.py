@@ -2,7 +2,7 @@
 
 A script, not a test (minutes on Spark: not in `make test`, whose Spark parity runs a generated world):
 
-    .venv/bin/python -m tests.acceptance.engines_on_real_data [thornton|fair|rossi] [FOLDER]
+    .venv/bin/python -m tests.acceptance.engines_on_real_data [thornton|fair|rossi|nsw] [FOLDER]
 
 The project file is init's, unreviewed (the same on both engines, which is what is compared).
 Each engine gets its own folder (landing zone, project file, warehouse, Spark files) under FOLDER (default: a
@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 from tests.acceptance import runner
-from tests.acceptance.datasets import write_fair, write_rossi, write_thornton
+from tests.acceptance.datasets import write_fair, write_nsw, write_rossi, write_thornton
 from tests.spark.test_engine_parity import _tables, assert_same_table
 
 
-WRITERS = {"thornton": write_thornton, "fair": write_fair, "rossi": write_rossi}
+WRITERS = {"thornton": write_thornton, "fair": write_fair, "rossi": write_rossi, "nsw": write_nsw}
 
 
 def materialize_on(engine: str, home: Path, data: str) -> runner.Run:
