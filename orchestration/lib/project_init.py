@@ -20,8 +20,8 @@ from pathlib import Path
 import duckdb
 
 from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
-from orchestration.lib.project_config import Bias, ModelSpec, VolumeGate, parse_config
-from orchestration.lib.raw_loader import _file_columns, _scan_sql, table_files
+from orchestration.lib.project_config import Bias, ModelSpec, VolumeGate, load_config, parse_config
+from orchestration.lib.raw_loader import _file_columns, _scan_columns, _scan_sql, check_types, table_files
 
 # a users column with at most this many distinct values is a candidate protected attribute
 MAX_GROUPS = 20
@@ -61,6 +61,7 @@ class TableProfile:
     daily_median: float = 0.0
     daily_max: int = 0
     missing_columns: list[str] = field(default_factory=list)  # required by the contract, absent in a file
+    refused: str | None = None  # the loader's error on a value its contract type cannot hold: materialize stops
     source: str = ""  # a database table or a lake folder of the project file's sources (else the landing zone)
 
 
@@ -166,6 +167,17 @@ def _columns(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: li
     return present or set(), sorted(missing)
 
 
+def _refusal(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path]) -> str | None:
+    """The loader's error on a value of the files that its contract type cannot hold (materialize stops at
+    the file), checked as the loader checks it; None when every value casts."""
+    try:
+        scan = _scan_sql(files, contract.name, load_config().csv.encoding_of(contract.name))
+        check_types(conn, contract, scan, _scan_columns(conn, scan))
+    except ContractError as err:
+        return str(err)
+    return None
+
+
 def _need(table: str, files: list[Path], present: set[str], *cols: str) -> None:
     for col in cols:
         if col not in present:
@@ -268,7 +280,9 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
     for name, files in found.items():
         contract = CONTRACTS[name]
         present[name], missing = _columns(conn, contract, files)
-        profile = tables[name] = TableProfile(name, files, missing_columns=missing)
+        profile = tables[name] = TableProfile(
+            name, files, missing_columns=missing, refused=_refusal(conn, contract, files)
+        )
         tc = contract.time_column
         if tc is None:
             continue
@@ -562,6 +576,9 @@ def review(inf: Inference) -> list[str]:
                 f"table '{t.name}' lacks contract column(s) {', '.join(t.missing_columns)}: materialize will "
                 "stop until they are added"
             )
+        if t.refused:
+            out.append(f"{t.refused}: materialize stops at this file until its values are fixed")
+    labels = inf.tables.get("labels")
     for m in inf.models:
         out.append(
             f"models.{m.model_id}.positive_decision: favourable was assumed; a risk score (fraud, default, "
@@ -572,7 +589,8 @@ def review(inf: Inference) -> list[str]:
         elif not [t for t, _ in m.thresholds if t is not None]:
             out.append(f"models.{m.model_id}.threshold: none in predictions, 0.5 assumed")
         if m.delay_p99_days is None:
-            out.append(f"models.{m.model_id}.label_horizon_days: no labels yet, default {m.label_horizon_days} days")
+            why = "no labels yet" if labels is None or not labels.rows else "no label matched with readable times"
+            out.append(f"models.{m.model_id}.label_horizon_days: {why}, default {m.label_horizon_days} days")
     if inf.attributes:
         proposed = inf.proposed_attributes
         out.append(f"protected_attributes: proposed {proposed or 'none'}; other candidates are commented out")

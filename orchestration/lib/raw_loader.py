@@ -294,10 +294,30 @@ def check_types_with(run, contract: TableContract, scan: str, present: Collectio
                 f"SELECT filename, CAST({q} AS VARCHAR) FROM {scan} "
                 f"WHERE {q} IS NOT NULL AND {_cast(q, col.type)} IS NULL LIMIT 3"
             )
+            values = [e[1] for e in examples]
             raise ContractError(
                 f"{examples[0][0]}: table '{contract.name}', column '{col.name}': {n_bad} value(s) cannot be cast to "
-                f"{col.type}, e.g. {[e[1] for e in examples]}"
+                f"{col.type}, e.g. {values}{cast_hint(col.type, values)}"
             )
+
+
+YES_NO = frozenset({"true", "false", "yes", "no", "t", "f", "y", "n"})
+
+
+def cast_hint(sql_type: str, values: list[str]) -> str:
+    """How values a contract type refused were probably meant, when the examples say (common in exports)."""
+    shown = [str(v).strip().lower() for v in values]
+    if not shown:
+        return ""
+    if sql_type in ("TIMESTAMP", "DATE") and all(v.lstrip("-").isdigit() for v in shown):
+        unit = "milliseconds" if all(len(v.lstrip("-")) >= 13 for v in shown) else "seconds"
+        return (
+            f" (epoch {unit}? write ISO 8601 text, e.g. 2025-03-16 14:17:00 or 2025-03-16T14:17:00+02:00, "
+            "or a Parquet timestamp)"
+        )
+    if sql_type == "BIGINT" and all(v in YES_NO for v in shown):
+        return " (yes/no words? write 1 or 0)"
+    return ""
 
 
 def _typed_select(

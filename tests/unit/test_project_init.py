@@ -12,7 +12,8 @@ import yaml
 
 from orchestration.cli import main
 from orchestration.lib.project_config import parse_config
-from orchestration.lib.project_init import InitError, infer, render
+from orchestration.lib.contract import ContractError
+from orchestration.lib.project_init import InitError, infer, render, review
 
 START = datetime(2025, 1, 6)
 
@@ -202,6 +203,42 @@ def test_timestamps_with_offsets_land_on_their_utc_day(tmp_path):
     )
     t = infer(source).tables["orders"]
     assert (t.first_day, t.last_day) == (date(2025, 3, 2), date(2025, 3, 2))
+
+
+def test_values_materialize_would_refuse_are_named_before_it_runs_with_what_they_look_like(tmp_path):
+    """Epoch numbers for a time and yes/no words for a 0/1 label are common in exports: the loader stops at them
+    (the same words from init's review and from materialize), and init does not mistake them for no labels."""
+    import duckdb
+
+    from orchestration.lib.raw_loader import load_partition
+
+    source = tmp_path / "zone"
+    at = pd.to_datetime(["2025-02-01 10:00", "2025-02-02 11:30"])
+    epoch = (at - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    base = {"prediction_id": ["p1", "p2"], "model_id": "m", "model_version": "1", "user_id": "u", "score": [0.2, 0.9]}
+    _write(source, "predictions", pd.DataFrame(base | {"predicted_at": epoch}))
+    _write(
+        source,
+        "labels",
+        pd.DataFrame({"prediction_id": ["p1", "p2"], "label": ["no", "yes"], "labeled_at": at + pd.Timedelta(days=3)}),
+    )
+    inf = infer(source)
+    said = review(inf)
+    epoch_line = next(line for line in said if "'predicted_at'" in line)
+    assert "2 value(s) cannot be cast to TIMESTAMP" in epoch_line and str(epoch[0]) in epoch_line
+    assert "epoch seconds?" in epoch_line and "materialize stops" in epoch_line
+    label_line = next(line for line in said if "'label'" in line)
+    assert "cannot be cast to BIGINT" in label_line and "yes/no words? write 1 or 0" in label_line
+    assert any("no label matched with readable times" in line for line in said)  # labels there, times unreadable
+    with duckdb.connect() as conn, pytest.raises(ContractError) as refused:
+        load_partition(conn, "predictions", source, date(2025, 2, 1))
+    assert str(refused.value) in epoch_line  # init quotes the loader's own error
+    # milliseconds are told apart by their length; a readable file has nothing to say
+    _write(source, "predictions", pd.DataFrame(base | {"predicted_at": epoch * 1000}))
+    assert "epoch milliseconds?" in next(line for line in review(infer(source)) if "'predicted_at'" in line)
+    _write(source, "predictions", pd.DataFrame(base | {"predicted_at": at.strftime("%Y-%m-%d %H:%M:%S")}))
+    _write(source, "labels", pd.DataFrame({"prediction_id": ["p1"], "label": [1], "labeled_at": [at[0]]}))
+    assert not [line for line in review(infer(source)) if "materialize stops" in line]
 
 
 def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsys):
