@@ -21,7 +21,14 @@ import duckdb
 
 from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
 from orchestration.lib.project_config import Bias, ModelSpec, VolumeGate, load_config, parse_config
-from orchestration.lib.raw_loader import _file_columns, _scan_columns, _scan_sql, check_types, table_files
+from orchestration.lib.raw_loader import (
+    _file_columns,
+    _scan_columns,
+    _scan_sql,
+    check_types,
+    table_files,
+    unread_note,
+)
 
 # a users column with at most this many distinct values is a candidate protected attribute
 MAX_GROUPS = 20
@@ -119,6 +126,7 @@ class Inference:
     experiments: dict[str, str]  # experiment_id -> model_id
     users: int = 0
     sources: dict = field(default_factory=dict)  # the project file's sources, as written (copied into the new file)
+    unread: dict[str, str] = field(default_factory=dict)  # table -> its folder's files no format reads (unread_note)
 
     @property
     def first_day(self) -> date | None:
@@ -234,17 +242,19 @@ def infer(source: Path) -> Inference:
     except ConfigError as err:
         raise InitError(str(err)) from None
     where = {name: source_of(name, config) for name in CONTRACTS}
-    found = {
-        name: table_files(source if where[name].kind == "landing" else where[name].root, contract)
-        for name, contract in CONTRACTS.items()
+    roots = {
+        name: source if where[name].kind == "landing" else where[name].root
+        for name in CONTRACTS
         if where[name].kind != "database"
     }
+    found = {name: table_files(root, CONTRACTS[name]) for name, root in roots.items()}
     found = {name: files for name, files in found.items() if files}
+    unread = {name: note for name, root in roots.items() if (note := unread_note(root, CONTRACTS[name]))}
     databases = [name for name in CONTRACTS if where[name].kind == "database"]
     if not found and not databases:
         raise InitError(
-            f"no contract tables under '{source}': expected <table>/*.csv|parquet or <table>.csv|parquet "
-            f"for tables {', '.join(CONTRACTS)}"
+            f"no contract tables under '{source}': expected <table>/*.parquet|csv|csv.gz or "
+            f"<table>.parquet|csv|csv.gz for tables {', '.join(CONTRACTS)}" + "".join(f"; {note}" for note in unread)
         )
     conn = duckdb.connect()  # in memory: init never touches the warehouse
     try:
@@ -258,6 +268,7 @@ def infer(source: Path) -> Inference:
     for name in databases:
         inference.tables[name] = _inspect_database(name, config.sources[name].database, where[name].label)
     inference.sources = {t: spec.model_dump(exclude_none=True) for t, spec in config.sources.items()}
+    inference.unread = unread
     return inference
 
 
@@ -569,7 +580,15 @@ def render(inf: Inference) -> str:
 
 def review(inf: Inference) -> list[str]:
     """What the user should check before the first materialize, one line each."""
-    out = []
+    out = [
+        note
+        + (
+            ": they are left out"
+            if table in inf.tables
+            else ": materialize stops here until they are converted or moved"
+        )
+        for table, note in inf.unread.items()
+    ]
     for t in inf.tables.values():
         if t.missing_columns:
             out.append(

@@ -20,6 +20,7 @@ first seen.
 from __future__ import annotations
 
 import csv
+import gzip
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from orchestration.lib.project_config import load_config
 from orchestration.lib.quality_gate import ensure_gate_results
 from orchestration.lib.warehouse import transaction
 
-SUFFIXES = (".parquet", ".csv")
+# how a table's files are read, by the end of their names: gzip-compressed CSV too (DuckDB and Spark read it so)
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".csv.gz": "csv"}
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 META_COLUMNS = ("_partition_date", "_source_file", "_source_row")
 # a range's days are loaded in batches of at most this many bytes of source files (~8M prediction rows as Parquet)
@@ -73,12 +75,41 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def file_format(path: Path) -> str | None:
+    """'parquet' or 'csv' by the file's name (FORMATS); None for a file no table is read from."""
+    name = path.name.lower()
+    return next((fmt for end, fmt in FORMATS.items() if name.endswith(end)), None)
+
+
 def table_files(source: Path, contract: TableContract) -> list[Path]:
-    """All files of a table: ``<source>/<table>/**`` or ``<source>/<table>.parquet|csv``."""
+    """All files of a table: ``<source>/<table>/**`` or ``<source>/<table>.parquet|csv|csv.gz``."""
     folder = source / contract.name
     if folder.is_dir():
-        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
-    return [p for p in (source / f"{contract.name}{s}" for s in SUFFIXES) if p.is_file()]
+        return sorted(p for p in folder.rglob("*") if file_format(p) and p.is_file())
+    return [p for p in (source / f"{contract.name}{end}" for end in FORMATS) if p.is_file()]
+
+
+def unread_files(source: Path, contract: TableContract) -> list[Path]:
+    """Files in a table's folder that no format reads (``orders.csv.zip``, ``orders.json``), but not the hidden or
+    ``_``-named ones tools leave beside data (``.DS_Store``, Spark's ``_SUCCESS``)."""
+    folder = source / contract.name
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and not file_format(p) and not p.name.startswith((".", "_"))
+    )
+
+
+def unread_note(source: Path, contract: TableContract) -> str:
+    """'' or why a table's folder holds files that are not read (one line, a few of them named)."""
+    unread = unread_files(source, contract)
+    if not unread:
+        return ""
+    shown = ", ".join(str(p.relative_to(source)) for p in unread[:3]) + (" ..." if len(unread) > 3 else "")
+    return (
+        f"{len(unread)} file(s) of table '{contract.name}' not read ({shown}): tables are read from "
+        f"{', '.join('*' + end for end in FORMATS)} files"
+    )
 
 
 def files_for_day(source: Path, contract: TableContract, files: list[Path], day: date) -> tuple[list[Path], bool]:
@@ -114,11 +145,12 @@ def csv_header(path: Path, table: str = "", encoding: str = "utf-8") -> list[str
             "columns (a header alone is a day without rows)"
         )
     try:
+        opened = gzip.open if path.name.lower().endswith(".gz") else open
         if encoding == "utf-16":  # two bytes a character: a byte-wise line would split one
-            with path.open(encoding=CSV_CODECS[encoding], newline="") as fh:
+            with opened(path, "rt", encoding=CSV_CODECS[encoding], newline="") as fh:
                 first = fh.readline(1 << 20)
         else:  # the first line's bytes only: a text read would decode (and judge) a whole buffer of rows
-            with path.open("rb") as fh:
+            with opened(path, "rb") as fh:
                 first = fh.readline(1 << 20).decode(CSV_CODECS[encoding])
     except UnicodeDecodeError:
         raise ContractError(
@@ -166,12 +198,12 @@ def _check_parquet(path: Path, table: str) -> None:
 
 def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8") -> str:
     """One DuckDB scan over a table's files (a table function, or a UNION ALL BY NAME of CSV files whose headers differ)."""
-    if all(p.suffix.lower() == ".parquet" for p in files):
+    if all(file_format(p) == "parquet" for p in files):
         for path in files:
             _check_parquet(path, table)
         listed = ", ".join(_sql_str(str(p)) for p in files)
         return f"read_parquet([{listed}], union_by_name = true, filename = true)"
-    if all(p.suffix.lower() == ".csv" for p in files):
+    if all(file_format(p) == "csv" for p in files):
         by_header: dict[tuple[str, ...], list[Path]] = {}
         for path in files:
             by_header.setdefault(tuple(csv_header(path, table, encoding)), []).append(path)
@@ -239,7 +271,7 @@ def _cast(expr: str, dtype: str, source_type: str | None = None) -> str:
 
 
 def _file_columns(conn: duckdb.DuckDBPyConnection, path: Path, table: str = "", encoding: str = "utf-8") -> list[str]:
-    if path.suffix.lower() == ".csv":
+    if file_format(path) == "csv":
         return csv_header(path, table, encoding) + ["filename"]
     try:
         return [row[0] for row in conn.execute(f"DESCRIBE SELECT * FROM {_scan_sql([path], table)}").fetchall()]
@@ -592,10 +624,12 @@ def source_files(table: str, source: Path, days: list[date]) -> tuple[TableContr
     if not source.is_dir():
         raise ContractError(f"source directory '{source}' does not exist (set IMPACT_LEDGER_SOURCE or --source)")
     all_files = table_files(source, contract)
+    if not all_files and (unread := unread_note(source, contract)):  # not an absent table: one not understood
+        raise ContractError(f"{source}: {unread}; convert them, or move them out of {source / table}")
     if not all_files and not contract.optional:
         raise ContractError(
-            f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet or *.csv; "
-            f"'{table}' is the one table every source needs)"
+            f"no files for table '{table}' under '{source}' (expected {source / table}/*.parquet, *.csv or "
+            f"*.csv.gz; '{table}' is the one table every source needs)"
         )
     undated = (
         bool(all_files)
@@ -714,7 +748,7 @@ def _load_together(
             tuple(csv_header(p, contract.name, encoding))
             for d in with_rows
             for p in day_files[d][0]
-            if p.suffix.lower() == ".csv"
+            if file_format(p) == "csv"
         }
         if len(headers) > 1:
             return None

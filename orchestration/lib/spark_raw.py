@@ -48,6 +48,7 @@ from orchestration.lib.raw_loader import (  # Spark's CSV reading mirrors raw_lo
     csv_header,
     day_batches,
     empty_day_note,
+    file_format,
     files_for_day,
     reader_error,
     seen_sql,
@@ -209,7 +210,7 @@ def _read(session, contract: TableContract, files: list[Path], encoding: str):
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
-    if all(p.suffix.lower() == ".parquet" for p in files):
+    if all(file_format(p) == "parquet" for p in files):
         frame = session.read.option("mergeSchema", "true").parquet(*map(str, files))
         return frame.withColumn("_path", _file_path_column()), []
     by_header: dict[tuple[str, ...], list[Path]] = {}
@@ -478,7 +479,7 @@ def _land_batch(
             rows, dated = undated_rows.filter(f"{DAY} IN ({listed})"), False
         else:
             files = [p for day in batch for p in day_files[day][0]]
-            if len({p.suffix.lower() for p in files}) > 1:  # a CSV day among Parquet days: typed as the table's
+            if len({file_format(p) for p in files}) > 1:  # a CSV day among Parquet days: typed as the table's
                 return None
             file_days = [day for day in batch for _ in day_files[day][0]]
             rows, dated = _typed(sql.session, sql, contract, files, True, encoding, DAY, conn, file_days), True

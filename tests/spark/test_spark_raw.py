@@ -22,14 +22,14 @@ pytestmark = [pytest.mark.spark]
 D1, D2 = date(2026, 9, 2), date(2026, 9, 3)
 
 
-def _csv(source, table, frame, day=None):
+def _csv(source, table, frame, day=None, gz=False):
     folder = source / table
     folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / (f"{table}_{day}.csv" if day else f"{table}.csv"), index=False)
+    frame.to_csv(folder / ((f"{table}_{day}.csv" if day else f"{table}.csv") + ".gz" * gz), index=False)
 
 
 def landing_zone(source):
-    """Two days of a small world with a bad row of each kind the contract knows (CSV and Parquet)."""
+    """Two days of a small world with a bad row of each kind the contract knows (CSV, gzipped CSV and Parquet)."""
     _csv(
         source,
         "users",
@@ -80,6 +80,7 @@ def landing_zone(source):
                 }
             ),
             day,
+            gz=day == D2,  # one day's export gzipped
         )
     for day, ids in ((D1, ["p1", "p2", "p3"]), (D2, ["p1", "p4", "p5", "p6", "p6", "p7"])):
         n = len(ids)

@@ -241,6 +241,32 @@ def test_values_materialize_would_refuse_are_named_before_it_runs_with_what_they
     assert not [line for line in review(infer(source)) if "materialize stops" in line]
 
 
+def test_gzip_csv_is_profiled_and_files_no_format_reads_are_named(zone):
+    """A gzipped table counts like its CSV; a table folder's unreadable files are named in the review, with what
+    materialize does about them (a table with none readable stops it; beside readable files they are left out)."""
+    import gzip
+
+    source, users, *_ = zone
+    assert infer(source).tables["users"].rows == len(users)
+    plain = source / "users" / "users.csv"
+    (source / "users" / "users.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    plain.unlink()
+    (source / "users" / "users.xlsx").write_bytes(b"PK")
+    (source / "orders").mkdir()
+    (source / "orders" / "orders.json").write_text("[]")
+    inf = infer(source)
+    assert inf.tables["users"].rows == len(users) and "orders" not in inf.tables
+    said = review(inf)
+    assert any(
+        line.startswith("1 file(s) of table 'users' not read (users/users.xlsx)") and "left out" in line
+        for line in said
+    )
+    assert any(
+        line.startswith("1 file(s) of table 'orders' not read (orders/orders.json)") and "stops" in line
+        for line in said
+    )
+
+
 def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsys):
     source, *_ = zone
     out = tmp_path / "cfg" / "impact_ledger.yml"

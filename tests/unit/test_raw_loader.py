@@ -139,6 +139,43 @@ def test_csv_source_is_typed_like_parquet(tmp_path, conn):
     assert types["score"] == "DOUBLE" and types["predicted_at"] == "TIMESTAMP"
 
 
+def test_gzip_csv_loads_the_rows_of_the_plain_csv_and_tool_markers_are_ignored(tmp_path, conn):
+    """Exports are often gzipped (orders.csv.gz): read as the same CSV, named in each row's _source_file; the
+    files tools leave beside data (Spark's _SUCCESS, .DS_Store) are not data."""
+    import gzip
+    import shutil
+
+    plain = write(tmp_path / "plain", "predictions", predictions(), fmt="csv")
+    zipped = tmp_path / "zipped" / "predictions" / f"{plain.name}.gz"
+    zipped.parent.mkdir(parents=True)
+    with plain.open("rb") as src, gzip.open(zipped, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    for marker in ("_SUCCESS", ".DS_Store"):
+        (zipped.parent / marker).write_text("")
+    rows = {}
+    for name in ("plain", "zipped"):
+        with duckdb.connect() as c:
+            report = load_partition(c, "predictions", tmp_path / name, DAY)
+            assert (report.rows_read, report.rows_quarantined) == (3, 0)
+            rows[name] = c.execute("SELECT * EXCLUDE (_source_file) FROM raw.predictions ORDER BY _source_row").df()
+            assert {r[0] for r in c.execute("SELECT _source_file FROM raw.predictions").fetchall()} == {
+                str(plain if name == "plain" else zipped)
+            }
+    pd.testing.assert_frame_equal(rows["plain"], rows["zipped"])
+
+
+@pytest.mark.parametrize("table", ["orders", "users"])
+def test_a_table_folder_of_files_no_format_reads_is_an_error_not_an_absent_table(tmp_path, conn, table):
+    """orders.csv.zip alone would otherwise read as no orders at all: every revenue metric zero, silently."""
+    (tmp_path / table).mkdir()
+    (tmp_path / table / f"{table}.csv.zip").write_bytes(b"PK")
+    (tmp_path / table / "_SUCCESS").write_text("")
+    with pytest.raises(ContractError) as err:
+        load_partition(conn, "orders" if table == "orders" else "users", tmp_path, DAY)
+    assert f"1 file(s) of table '{table}' not read ({table}/{table}.csv.zip)" in str(err.value)
+    assert "*.parquet, *.csv, *.csv.gz" in str(err.value) and "_SUCCESS" not in str(err.value)
+
+
 def test_unknown_variant_and_reassignment_are_quarantined(tmp_path, conn):
     write(
         tmp_path,
