@@ -91,10 +91,12 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise CliError(f"'{out}' already exists; pass --force to overwrite it or --out to write elsewhere")
     if args.config:  # its `sources:` (databases, lake folders) are inspected too and copied into --out
         _use_config(args)
+    from orchestration.lib.project_config import ConfigError
+
     try:
         inference = infer(Path(args.source))
         text = render(inference)
-    except InitError as err:
+    except (InitError, ConfigError) as err:  # ConfigError: an inferred value the project file cannot hold
         raise CliError(str(err)) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -87,6 +87,7 @@ class ModelProfile:
     delay_p99_days: float | None = None
     delay_max_days: float | None = None
     daily_median: float = 0.0  # predictions a day over its calendar days
+    scores_outside: int = 0  # scores outside [0, 1]: the loader quarantines their rows
 
     @property
     def label_horizon_days(self) -> int:
@@ -344,6 +345,7 @@ def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
         SELECT model_id, count(*), min(_ts)::DATE, max(_ts)::DATE, count(DISTINCT {version}),
                avg(CASE WHEN {score} IS NULL THEN NULL WHEN {score} >= coalesce({threshold}, 0.5) THEN 1.0 ELSE 0.0 END)
         FROM t_predictions WHERE model_id IS NOT NULL GROUP BY model_id ORDER BY model_id""").fetchall()
+    outside = _outside_unit_interval(conn, found["predictions"], score, threshold)
     thresholds: dict[str, list] = {}
     for model_id, value, n in conn.execute(f"""
             SELECT model_id, {threshold} AS t, count(*) AS n FROM t_predictions WHERE model_id IS NOT NULL
@@ -384,7 +386,33 @@ def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
         daily = TableProfile(model_id, [])
         _volume(daily, sorted(by_model_day.get(model_id, [])))
         m.daily_median = daily.daily_median
+        m.scores_outside = outside.get(model_id, 0)
         out.append(m)
+    return out
+
+
+def _outside_unit_interval(conn, files: list[Path], score: str, threshold: str) -> dict[str, int]:
+    """Per model, the scores outside [0, 1] (the loader quarantines those rows). Scores and thresholds are
+    probabilities; a threshold outside [0, 1], or mostly such scores, is a unit problem (percentages, logits)
+    that no quarantine fixes: an InitError naming it."""
+    where = files[0] if len(files) == 1 else files[0].parent
+    out = {}
+    for model_id, scored, bad, top, bad_threshold, top_threshold in conn.execute(f"""
+            SELECT model_id, count({score}), count_if({score} NOT BETWEEN 0 AND 1), max({score}),
+                   count_if({threshold} NOT BETWEEN 0 AND 1), max({threshold})
+            FROM t_predictions WHERE model_id IS NOT NULL GROUP BY model_id ORDER BY model_id""").fetchall():
+        hint = "scores and thresholds are probabilities in [0, 1] (percentages? divide both by 100)"
+        if bad_threshold:
+            raise InitError(
+                f"{where}: model '{model_id}': {bad_threshold} threshold(s) outside [0, 1], e.g. {top_threshold:g}: "
+                + hint
+            )
+        if bad > scored / 2:
+            raise InitError(
+                f"{where}: model '{model_id}': {bad} of {scored} scores are outside [0, 1] (the largest {top:g}), "
+                f"and the loader quarantines such rows: {hint}"
+            )
+        out[model_id] = bad
     return out
 
 
@@ -607,6 +635,10 @@ def review(inf: Inference) -> list[str]:
             out.append(f"models.{m.model_id}: predictions carry {len(m.thresholds)} thresholds; each row's own is used")
         elif not [t for t, _ in m.thresholds if t is not None]:
             out.append(f"models.{m.model_id}.threshold: none in predictions, 0.5 assumed")
+        if m.scores_outside:
+            out.append(
+                f"models.{m.model_id}: {m.scores_outside} score(s) outside [0, 1]: the loader quarantines those rows"
+            )
         if m.delay_p99_days is None:
             why = "no labels yet" if labels is None or not labels.rows else "no label matched with readable times"
             out.append(f"models.{m.model_id}.label_horizon_days: {why}, default {m.label_horizon_days} days")

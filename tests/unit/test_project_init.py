@@ -241,6 +241,30 @@ def test_values_materialize_would_refuse_are_named_before_it_runs_with_what_they
     assert not [line for line in review(infer(source)) if "materialize stops" in line]
 
 
+def test_scores_or_thresholds_in_another_unit_are_one_line_errors_and_a_few_bad_scores_a_review(tmp_path, capsys):
+    """Percent scores (27.7, threshold 30) would have every row quarantined; init says so instead of writing a file
+    (the threshold used to fail the written file's own validation with a traceback)."""
+    source = tmp_path / "zone"
+    base = {
+        "prediction_id": [f"p{i}" for i in range(4)],
+        "model_id": "m",
+        "model_version": "1",
+        "user_id": "u",
+        "predicted_at": "2025-02-01 10:00",
+    }
+    _write(source, "predictions", pd.DataFrame(base | {"score": [27.7, 80.0, 4.5, 61.2], "threshold": 30}))
+    out = tmp_path / "impact_ledger.yml"
+    assert main(["init", "--source", str(source), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and not out.exists()
+    assert "model 'm': 4 threshold(s) outside [0, 1], e.g. 30" in err and "percentages? divide both by 100" in err
+    _write(source, "predictions", pd.DataFrame(base | {"score": [27.7, 80.0, 4.5, 0.3]}))  # no threshold logged
+    with pytest.raises(InitError, match=r"model 'm': 3 of 4 scores are outside \[0, 1\] \(the largest 80\)"):
+        infer(source)
+    _write(source, "predictions", pd.DataFrame(base | {"score": [0.2, 1.5, 0.4, 0.9]}))  # one bad row: quarantined
+    assert "models.m: 1 score(s) outside [0, 1]: the loader quarantines those rows" in review(infer(source))
+
+
 def test_gzip_csv_is_profiled_and_files_no_format_reads_are_named(zone):
     """A gzipped table counts like its CSV; a table folder's unreadable files are named in the review, with what
     materialize does about them (a table with none readable stops it; beside readable files they are left out)."""
