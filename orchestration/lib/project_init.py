@@ -23,9 +23,11 @@ from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
 from orchestration.lib.project_config import Bias, ModelSpec, VolumeGate, load_config, parse_config
 from orchestration.lib.raw_loader import (
     _file_columns,
+    _is_reader_error,
     _scan_columns,
     _scan_sql,
     check_types,
+    reader_error,
     table_files,
     unread_note,
 )
@@ -184,6 +186,8 @@ def _refusal(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: li
         check_types(conn, contract, scan, _scan_columns(conn, scan))
     except ContractError as err:
         return str(err)
+    except duckdb.Error:  # a file DuckDB cannot read at all: reading it for the profile says why, in one line
+        return None
     return None
 
 
@@ -197,14 +201,19 @@ def _need(table: str, files: list[Path], present: set[str], *cols: str) -> None:
 
 
 def _stage(conn: duckdb.DuckDBPyConnection, name: str, files: list[Path], select: str) -> None:
+    """Temp table ``name`` (t_<table>) as ``select`` over the table's files, read as the loader reads them."""
+    table = name.removeprefix("t_")
+    encoding = load_config().csv.encoding_of(table)
     try:
-        scan = _scan_sql(files)
+        scan = _scan_sql(files, table, encoding)
         conn.execute(f"CREATE TEMP TABLE {name} AS SELECT {select} FROM {scan}")
     except ContractError as err:
         raise InitError(str(err)) from None
     except duckdb.Error as err:
+        if _is_reader_error(err):  # the loader's one line: file, table, line and cause
+            raise InitError(str(reader_error(err, table, files, encoding))) from None
         raise InitError(
-            f"{files[0].parent if len(files) > 1 else files[0]}: cannot read table '{name}': {_first_line(err)}"
+            f"{files[0].parent if len(files) > 1 else files[0]}: cannot read table '{table}': {_first_line(err)}"
         ) from None
 
 

@@ -305,7 +305,7 @@ def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsy
     assert out.read_text() != "kept"
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "file", "garbage", "mixed", "no_time_column"])
+@pytest.mark.parametrize("case", ["missing", "empty", "file", "garbage", "mixed", "no_time_column", "ragged"])
 def test_cli_errors_are_one_line(tmp_path, capsys, case):
     source = tmp_path / "zone"
     if case == "empty":
@@ -326,6 +326,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys, case):
         )
     elif case == "no_time_column":
         _write(source, "sessions", pd.DataFrame({"session_id": ["s"], "user_id": ["u"]}))
+    elif case == "ragged":  # the loader's own words for a row with a field too many
+        (source / "sessions").mkdir(parents=True)
+        (source / "sessions" / "s.csv").write_text("session_id,user_id,started_at\ns,u,2025-01-01\nt,u,2025-01-02,x\n")
     out = tmp_path / "cfg.yml"
     assert main(["init", "--source", str(source), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
@@ -337,6 +340,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, case):
         "garbage": "p.parquet",
         "mixed": "mixed Parquet and CSV",
         "no_time_column": "'started_at'",
+        "ragged": "s.csv: table 'sessions', line 3: the row has 4 fields but the header names 3 columns",
     }[case]
     assert expected in err
     assert not out.exists()
