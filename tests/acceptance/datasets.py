@@ -26,9 +26,10 @@ THORNTON_START = datetime(2025, 6, 2)
 THORNTON_DAYS = 40
 THORNTON_EXPERIMENT = "hiv_results_incentive"
 THORNTON_MODEL = "cash_incentive"  # the experiment's model_id names the treatment
-# The package does not ship the design's assignment probabilities; these are the realised shares of the
-# 2,894 respondents with a known treatment and outcome, to two decimals.
-THORNTON_SHARES = {"no_incentive": 0.22, "incentive": 0.78}
+# Three arms by the incentive's size: none, under a dollar, a dollar or more. The package does not ship the
+# design's assignment probabilities; these are the realised shares of the respondents with a known treatment
+# and outcome, to two decimals.
+THORNTON_SHARES = {"no_incentive": 0.22, "small_incentive": 0.40, "large_incentive": 0.38}
 
 
 NSW_START = datetime(2025, 4, 7)
@@ -59,6 +60,15 @@ def rossi() -> pd.DataFrame:
 def thornton() -> pd.DataFrame:
     """Thornton (2008): randomised cash incentives to learn one's HIV result, as causaldata ships it."""
     return pd.read_stata(_packaged("causaldata", "causaldata/thornton_hiv/thornton_hiv.dta"))
+
+
+def _spread(rng, n: int, start: datetime, days: int, hour: int, minutes: int) -> pd.Series:
+    """``n`` people over ``days`` days from ``start``, about as many each day in a random order, each at ``hour``
+    plus up to ``minutes``."""
+    day = rng.permutation(np.arange(n) % days)
+    return pd.Series([start + timedelta(days=int(d), hours=hour) for d in day]) + pd.to_timedelta(
+        rng.integers(0, minutes, n), unit="min"
+    )
 
 
 def _write(source: Path, tables: dict[str, pd.DataFrame]) -> None:
@@ -125,7 +135,8 @@ def write_rossi(source: Path) -> dict[str, pd.DataFrame]:
 
 
 def write_thornton(source: Path) -> dict[str, pd.DataFrame]:
-    """A/B experiment: any incentive (treatment) vs none; learning the result (got) is the conversion.
+    """A/B/C experiment: a small or a large incentive (two treatment arms) vs none; learning the result (got) is
+    the conversion.
 
     Respondents with a known treatment and outcome are assigned over 40 days (about 72 a day); each has a
     session at assignment, and one who learns the result places a completed order in a second session the
@@ -134,12 +145,9 @@ def write_thornton(source: Path) -> dict[str, pd.DataFrame]:
     raw = thornton().dropna(subset=["any", "got"]).reset_index(drop=True)
     rng = np.random.default_rng(20250602)
     n = len(raw)
-    day = rng.permutation(np.arange(n) % THORNTON_DAYS)
     ids = [f"resp_{i:04d}" for i in range(n)]
-    assigned_at = pd.Series([THORNTON_START + timedelta(days=int(d), hours=8) for d in day]) + pd.to_timedelta(
-        rng.integers(0, 6 * 60, n), unit="min"
-    )
-    variant = np.where(raw["any"] == 1, "incentive", "no_incentive")
+    assigned_at = _spread(rng, n, THORNTON_START, THORNTON_DAYS, hour=8, minutes=6 * 60)
+    variant = np.select([raw["any"] == 0, raw["tinc"] < 1], ["no_incentive", "small_incentive"], "large_incentive")
     users = pd.DataFrame(
         {
             "user_id": ids,
@@ -218,11 +226,8 @@ def write_nsw(source: Path) -> dict[str, pd.DataFrame]:
     raw = nsw()
     rng = np.random.default_rng(19780101)
     n = len(raw)
-    day = rng.permutation(np.arange(n) % NSW_DAYS)
     ids = np.asarray([f"trainee_{i:03d}" for i in range(n)])
-    assigned_at = pd.Series([NSW_START + timedelta(days=int(d), hours=9) for d in day]) + pd.to_timedelta(
-        rng.integers(0, 5 * 60, n), unit="min"
-    )
+    assigned_at = _spread(rng, n, NSW_START, NSW_DAYS, hour=9, minutes=5 * 60)
     variant = np.where(raw["treat"] == 1, "training", "control")
     users = pd.DataFrame(
         {
