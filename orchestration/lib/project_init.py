@@ -26,6 +26,7 @@ from orchestration.lib.raw_loader import (
     _is_reader_error,
     _scan_columns,
     _scan_sql,
+    case_hint,
     check_types,
     reader_error,
     table_files,
@@ -196,7 +197,7 @@ def _need(table: str, files: list[Path], present: set[str], *cols: str) -> None:
         if col not in present:
             raise InitError(
                 f"{files[0]}: table '{table}' has no column '{col}' (the contract requires "
-                f"{', '.join(CONTRACTS[table].column_names)})"
+                f"{', '.join(CONTRACTS[table].column_names)}){case_hint(col, present)}"
             )
 
 

@@ -290,8 +290,14 @@ def check_columns(
             if col.required and col.name not in present:
                 raise ContractError(
                     f"{path}: table '{contract.name}' is missing required column '{col.name}' "
-                    f"(the contract requires {', '.join(contract.column_names)})"
+                    f"(the contract requires {', '.join(contract.column_names)}){case_hint(col.name, present)}"
                 )
+
+
+def case_hint(column: str, present: Collection[str]) -> str:
+    """'' or the file's column that differs from a contract column only in case or surrounding spaces."""
+    near = [p for p in present if p.strip().lower() == column]
+    return f"; the file has {near[0]!r}: contract column names are matched exactly (lower case)" if near else ""
 
 
 def check_types(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: Collection[str]) -> None:

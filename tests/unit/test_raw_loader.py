@@ -114,6 +114,15 @@ def test_missing_required_column_names_file_table_and_column(tmp_path, conn):
         load_partition(conn, "predictions", tmp_path, DAY)
     message = str(err.value)
     assert str(path) in message and "'predictions'" in message and "'score'" in message
+    assert "the file has" not in message  # no column like it
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_required_column_named_in_another_case_is_named_beside_the_missing_one(tmp_path, conn, fmt):
+    write(tmp_path, "predictions", predictions().rename(columns={"score": " Score"}), fmt=fmt)
+    with pytest.raises(ContractError, match="missing required column 'score'") as err:
+        load_partition(conn, "predictions", tmp_path, DAY)
+    assert str(err.value).endswith("; the file has ' Score': contract column names are matched exactly (lower case)")
 
 
 def test_uncastable_value_names_file_table_and_column(tmp_path, conn):
