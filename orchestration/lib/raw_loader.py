@@ -267,6 +267,11 @@ def _cast(expr: str, dtype: str, source_type: str | None = None) -> str:
         return expr
     if dtype == "TIMESTAMP":
         return f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if dtype == "BIGINT":
+        # whole numbers only ('1.0' is 1): DuckDB rounds 0.7 to 1 and Spark truncates it to 0, either way a
+        # fraction in a 0/1 label column would silently become a label
+        number = f"TRY_CAST({expr} AS DOUBLE)"
+        return f"CASE WHEN {number} = floor({number}) THEN coalesce(TRY_CAST({expr} AS BIGINT), TRY_CAST({number} AS BIGINT)) END"
     return f"TRY_CAST({expr} AS {dtype})"
 
 
@@ -355,7 +360,17 @@ def cast_hint(sql_type: str, values: list[str]) -> str:
         )
     if sql_type == "BIGINT" and all(v in YES_NO for v in shown):
         return " (yes/no words? write 1 or 0)"
+    if sql_type == "BIGINT" and all(_is_number(v) for v in shown):
+        return " (not whole numbers: a 0/1 label is never a fraction or a probability)"
     return ""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _typed_select(

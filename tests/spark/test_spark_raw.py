@@ -333,6 +333,42 @@ def test_the_same_bad_file_is_the_same_contract_error_on_both_engines(tmp_path, 
     assert _error(monkeypatch, "spark", tmp_path / "spark", tmp_path / "landing") == want
 
 
+def test_a_fractional_label_stops_both_engines_and_a_whole_float_loads_as_its_integer(
+    tmp_path, monkeypatch, spark_session
+):
+    """DuckDB's cast rounds 0.7 to 1 and Spark's truncates it to 0: neither may pass as a label."""
+    for name, values in (("whole", ["1.0", "0.0", "1"]), ("fraction", ["1.0", "0.7", "0"])):
+        _csv(
+            tmp_path / name,
+            "labels",
+            pd.DataFrame(
+                {
+                    "prediction_id": ["p1", "p2", "p3"],
+                    "label": values,
+                    "labeled_at": f"{D2} 12:00:00",
+                    "label_source": "implicit",
+                }
+            ),
+            D2,
+        )
+
+    def load(source):
+        def run(conn):
+            try:
+                load_days(conn, "labels", source, [D2])
+            except ContractError as err:
+                return str(err)
+            return conn.execute("SELECT prediction_id, label FROM raw.labels ORDER BY 1").fetchall()
+
+        return run
+
+    whole = on_both_engines(tmp_path / "runs_whole", load(tmp_path / "whole"))
+    assert whole["spark"] == whole["duckdb"] == [("p1", 1), ("p2", 0), ("p3", 1)]
+    fraction = on_both_engines(tmp_path / "runs_fraction", load(tmp_path / "fraction"))
+    assert fraction["spark"] == fraction["duckdb"]
+    assert "column 'label': 1 value(s) cannot be cast to BIGINT, e.g. ['0.7']" in fraction["duckdb"]
+
+
 GOOD_DAY = ((HEADER + row(1, day=D1) + row(2, day=D1)).encode(), "csv")
 
 

@@ -137,6 +137,34 @@ def test_uncastable_value_names_file_table_and_column(tmp_path, conn):
     assert conn.execute("SELECT count(*) FROM raw.predictions").fetchone()[0] == 0
 
 
+def labels(values) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(len(values))],
+            "label": values,
+            "labeled_at": pd.Timestamp("2026-09-03 12:00"),
+            "label_source": "implicit",
+        }
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_label_written_as_a_whole_float_loads_and_a_fraction_stops_the_load(tmp_path, conn, fmt):
+    """pandas writes a label column with a gap as 1.0 / 0.0: those are labels. 0.7 is not: DuckDB's cast would round
+    it to 1 (Spark's truncate it to 0), silently a label either way."""
+    write(tmp_path / "whole", "labels", labels([1.0, 0.0, None]), fmt=fmt)
+    report = load_partition(conn, "labels", tmp_path / "whole", DAY)
+    assert (report.rows_loaded, report.quarantine_reasons) == (2, {"null label": 1})
+    assert conn.execute("SELECT label FROM raw.labels ORDER BY prediction_id").fetchall() == [(1,), (0,)]
+    path = write(tmp_path / "fraction", "labels", labels([1.0, 0.7, 0.0]), fmt=fmt)
+    with pytest.raises(ContractError) as err:
+        load_partition(conn, "labels", tmp_path / "fraction", DAY)
+    assert str(err.value) == (
+        f"{path}: table 'labels', column 'label': 1 value(s) cannot be cast to BIGINT, e.g. ['0.7'] "
+        "(not whole numbers: a 0/1 label is never a fraction or a probability)"
+    )
+
+
 def test_csv_source_is_typed_like_parquet(tmp_path, conn):
     write(tmp_path, "predictions", predictions(), fmt="csv")
     load_partition(conn, "predictions", tmp_path, DAY)
