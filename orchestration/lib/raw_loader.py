@@ -360,6 +360,8 @@ def cast_hint(sql_type: str, values: list[str]) -> str:
         )
     if sql_type == "BIGINT" and all(v in YES_NO for v in shown):
         return " (yes/no words? write 1 or 0)"
+    if sql_type in ("DOUBLE", "BIGINT") and all(_is_number(v.replace(",", ".", 1)) and "," in v for v in shown):
+        return " (decimal commas? write a point, e.g. 0.5)"
     if sql_type == "BIGINT" and all(_is_number(v) for v in shown):
         return " (not whole numbers: a 0/1 label is never a fraction or a probability)"
     return ""

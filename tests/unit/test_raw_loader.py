@@ -165,6 +165,16 @@ def test_a_label_written_as_a_whole_float_loads_and_a_fraction_stops_the_load(tm
     )
 
 
+def test_a_score_with_a_decimal_comma_stops_the_load_saying_so(tmp_path, conn):
+    path = write(tmp_path, "predictions", predictions(score=["0,1", "0,6", "0,9"]), fmt="csv")
+    with pytest.raises(ContractError) as err:
+        load_partition(conn, "predictions", tmp_path, DAY)
+    assert str(err.value) == (
+        f"{path}: table 'predictions', column 'score': 3 value(s) cannot be cast to DOUBLE, e.g. ['0,1', '0,6', '0,9'] "
+        "(decimal commas? write a point, e.g. 0.5)"
+    )
+
+
 def test_csv_source_is_typed_like_parquet(tmp_path, conn):
     write(tmp_path, "predictions", predictions(), fmt="csv")
     load_partition(conn, "predictions", tmp_path, DAY)
