@@ -9,6 +9,7 @@ the cache, one it cannot store is compiled again next time, and a removed folder
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 
@@ -31,5 +32,6 @@ def best_effort_cache(folder: Path, pattern: str = "__jinja2_%s.cache"):
             except OSError:
                 pass
 
-    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # made on the first store if it cannot be now
+        folder.mkdir(parents=True, exist_ok=True)
     return BestEffortBytecodeCache(str(folder), pattern)
