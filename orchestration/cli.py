@@ -82,6 +82,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _may_have_predictions(source: Path, config) -> bool:
+    """False only when predictions come from files and there are none (an A/B test without a model)."""
+    from orchestration.lib.contract import CONTRACTS
+    from orchestration.lib.db_sources import source_of
+    from orchestration.lib.raw_loader import table_files
+
+    where = source_of("predictions", config)
+    if where.kind == "database":
+        return True
+    return bool(table_files(Path(source) if where.kind == "landing" else where.root, CONTRACTS["predictions"]))
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """Write a first, commented project file from what the landing zone holds (DuckDB in memory)."""
     from orchestration.lib.project_init import InitError, describe, infer, render, review
@@ -205,7 +217,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from None
     first, last, data_first = _run_range(args, source)
     _partitions_cover(config, first, data_first)
-    for note in config.assumptions():
+    for note in config.assumptions(predictions=_may_have_predictions(source, config)):
         print(f"note: {note}")
     warehouse_path().parent.mkdir(parents=True, exist_ok=True)
     from orchestration.lib.writer_lock import WarehouseBusy, exclusive_writer

@@ -324,15 +324,16 @@ class LoadedConfig:
     def __getattr__(self, name: str):
         return getattr(self.config, name)
 
-    def assumptions(self) -> list[str]:
-        """What a run assumes because the project file does not say it (printed by the CLI)."""
+    def assumptions(self, predictions: bool = True) -> list[str]:
+        """What a run assumes because the project file does not say it (printed by the CLI). ``predictions``
+        False: the source has none (an A/B test without a model), so there is nothing to say about models."""
         c, out = self.config, []
         if self.path is None:
             out.append(
                 f"no project file ({CONFIG_ENV} unset, no ./{DEFAULT_CONFIG_NAME}): every setting is a "
                 "default; `impact-ledger init --source DIR` writes one from your data"
             )
-        if not c.models:
+        if not c.models and predictions:
             out.append(
                 "no models declared: every model_id found in raw.predictions is monitored with default rules "
                 "(positive decision favourable, labels within 30 days, drift vs each version's first 7 days)"

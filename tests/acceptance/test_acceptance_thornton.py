@@ -32,6 +32,8 @@ def test_init_finds_the_experiment_and_no_model_to_monitor(thornton_run):
     assert f"'{THORNTON_MODEL}'" in thornton_run.config_path.read_text()
     assert str(cfg["partitions"]["start"]) == "2025-06-02"
     assert cfg["protected_attributes"] == []
+    # nothing to say about models when the landing zone has no predictions
+    assert "no models declared" not in thornton_run.materialize.stdout
 
 
 def test_small_days_pass_the_gates(thornton_run):

@@ -81,6 +81,7 @@ def test_no_file_means_defaults_and_says_what_it_assumed(tmp_path, monkeypatch):
     assert config.path is None
     said = " ".join(config.assumptions())
     assert "no project file" in said and "no models declared" in said and "fairness is not assessed" in said
+    assert "no models declared" not in " ".join(config.assumptions(predictions=False))
     (tmp_path / "impact_ledger.yml").write_text("currency: EUR\n")
     assert load_config().currency == "EUR"  # ./impact_ledger.yml is the default path
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(tmp_path / "missing.yml"))
