@@ -82,16 +82,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _may_have_predictions(source: Path, config) -> bool:
+def _may_have_predictions(config) -> bool:
     """False only when predictions come from files and there are none (an A/B test without a model)."""
     from orchestration.lib.contract import CONTRACTS
     from orchestration.lib.db_sources import source_of
     from orchestration.lib.raw_loader import table_files
 
-    where = source_of("predictions", config)
-    if where.kind == "database":
-        return True
-    return bool(table_files(Path(source) if where.kind == "landing" else where.root, CONTRACTS["predictions"]))
+    where = source_of("predictions", config)  # the landing zone as _use_paths exported it, or a lake folder
+    return where.kind == "database" or bool(table_files(where.root, CONTRACTS["predictions"]))
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -146,12 +144,12 @@ def _use_paths(args: argparse.Namespace) -> Path:
     if source.exists() and not source.is_dir():
         raise CliError(
             f"source '{source}' is not a directory; point --source / IMPACT_LEDGER_SOURCE at a folder of "
-            "<table>/*.parquet|csv files"
+            "<table>/*.parquet|csv|csv.gz files"
         )
     if not source.is_dir():
         raise CliError(
             f"source directory '{source}' does not exist; generate one with `impact-ledger generate --out {source}` "
-            "or point --source / IMPACT_LEDGER_SOURCE at a folder of <table>/*.parquet|csv files"
+            "or point --source / IMPACT_LEDGER_SOURCE at a folder of <table>/*.parquet|csv|csv.gz files"
         )
     return source
 
@@ -217,7 +215,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from None
     first, last, data_first = _run_range(args, source)
     _partitions_cover(config, first, data_first)
-    for note in config.assumptions(predictions=_may_have_predictions(source, config)):
+    for note in config.assumptions(predictions=_may_have_predictions(config)):
         print(f"note: {note}")
     warehouse_path().parent.mkdir(parents=True, exist_ok=True)
     from orchestration.lib.writer_lock import WarehouseBusy, exclusive_writer

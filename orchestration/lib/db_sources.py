@@ -2,7 +2,7 @@
 
 The project file's ``sources`` picks a source per contract table; a table without an entry comes from the
 landing zone (IMPACT_LEDGER_SOURCE). A lake folder is another landing root with the same layout
-(``<path>/<table>/*.parquet|csv``). A database table is extracted with dlt (``sql_table``, pyarrow backend)
+(``<path>/<table>/*.parquet|csv|csv.gz``). A database table is extracted with dlt (``sql_table``, pyarrow backend)
 into dated Parquet files, ``<cache>/<table>/<table>_<YYYY-MM-DD>.parquet``, which the loader then reads as
 a dated landing zone: the contract, quarantine, gates and messages are exactly those of files.
 

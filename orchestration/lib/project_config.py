@@ -219,7 +219,7 @@ class DatabaseSource(_Strict):
 class TableSourceSpec(_Strict):
     """Where one contract table comes from instead of the landing zone: a lake folder or a database."""
 
-    path: str | None = None  # a landing root holding <table>/*.parquet|csv (relative: to the project file)
+    path: str | None = None  # a landing root holding <table>/*.parquet|csv|csv.gz (relative: to the project file)
     database: DatabaseSource | None = None
 
     @model_validator(mode="after")
