@@ -210,3 +210,22 @@ def test_a_db_that_is_not_duckdb_is_one_line_without_traceback(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
         assert f"cannot open '{not_duckdb}' as a DuckDB database" in result.stderr
+
+
+def test_a_dagster_home_without_settings_gets_the_projects_and_keeps_its_own(tmp_path, capsys, monkeypatch):
+    """Without a dagster.yaml, Dagster's defaults would let the daemon run two runs on the one-writer warehouse."""
+    from orchestration.cli import PROJECT_DAGSTER_YAML, _dagster_instance
+
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = _dagster_instance()
+    assert (home / "dagster.yaml").read_text() == PROJECT_DAGSTER_YAML.read_text()
+    assert f"note: wrote {home / 'dagster.yaml'}" in capsys.readouterr().out
+    assert type(instance.event_log_storage).__name__ == "ProjectSqliteEventLogStorage"
+    assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # the user's own settings stay
+    instance = _dagster_instance()
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+    assert capsys.readouterr().out == ""
+    assert type(instance.event_log_storage).__name__ != "ProjectSqliteEventLogStorage"
