@@ -104,6 +104,12 @@ def test_the_runs_leave_the_manifest_of_the_definitions_alone(runs, manifest_bef
     assert _stamp(DEFINITIONS_MANIFEST) == manifest_before_runs
 
 
+def test_hives_session_folder_stays_beside_the_spark_tables(runs):
+    # left behind by every dbt Spark session (dbt never closes it): under /tmp it was one more folder per run
+    (spark_db, _) = runs[1]
+    assert (spark_db.parent / "spark" / "hive_resources").is_dir()
+
+
 def test_each_run_materialises_the_same_assets_on_both_engines(runs):
     # a dbt node whose result Dagster never saw (a broken event line) would leave its asset, and everything
     # after it, unmaterialised while the tables still compare equal from an earlier run
