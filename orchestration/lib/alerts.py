@@ -131,7 +131,12 @@ def _set(rule) -> dict:
 def load_alert_config(config: ProjectConfig | None = None) -> AlertConfig:
     """The alert, bias and retraining settings of the project file (``load_config()`` unless given)."""
     c = config if config is not None else load_config().config
-    rules = {name: _set(getattr(c.alerts.rules, name)) for name in AlertRules.model_fields}
+    # a rule set in the project file keeps the defaults of the fields it leaves out (psi: {above: 0.3} keeps min_count)
+    defaults = AlertRules()
+    rules = {
+        name: {**_set(getattr(defaults, name)), **_set(getattr(c.alerts.rules, name))}
+        for name in AlertRules.model_fields
+    }
     overrides = {
         m: {name: _set(rule) for name, rule in spec.alerts.items()} for m, spec in c.models.items() if spec.alerts
     }
@@ -237,7 +242,9 @@ def evaluate_alerts(
     drift = drift[(drift["date"] >= first) & (drift["date"] <= last) & drift["psi"].notna()]
     for (model_id, feature), rows in drift.groupby(["model_id", "feature"]):
         psi = config.rule("psi", model_id)
-        hit = rows["psi"][rows["psi"] > psi["above"]]
+        # few values on either side: the bins' sampling noise alone exceeds any threshold (not judged)
+        counted = rows[["current_values", "reference_values"]].min(axis=1) >= float(psi.get("min_count") or 0)
+        hit = rows["psi"][counted & (rows["psi"] > psi["above"])]
         found.append(_breaches(rows, "psi", hit, psi["above"], f"> {psi['above']}", subject=feature))
 
     found = [f for f in found if len(f)]

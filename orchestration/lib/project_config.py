@@ -56,7 +56,9 @@ class Rule(_Strict):
 class AlertRules(_Strict):
     """Model-health alert rules (defaults apply to every model; a model may override any of them)."""
 
-    psi: Rule = Rule(above=0.2)  # population stability of every feature and the score vs the reference
+    # population stability of every feature and the score vs the reference, judged when both sides have min_count
+    # values: with 10 a day (70 in a 7-day reference) PSI of an unchanged model is ~3 (tests/unit/test_alerts.py)
+    psi: Rule = Rule(above=0.2, min_count=200)
     expected_calibration_error: Rule = Rule(above=0.08)  # 10 equal-width bins, count-weighted
     # precision below the reference window's, judged by a one-sided two-proportion test on the labelled counts
     precision_drop: Rule = Rule(alpha=0.01)

@@ -49,6 +49,18 @@ CSV_OPTIONS = (
     "strict_mode = true, null_padding = false"
 )
 
+# A CSV holds only text. A predictions feature_* column whose every value is a plain decimal number is stored as
+# DOUBLE when it first reaches the table (drift bins it at the reference deciles; as text every distinct value
+# was a category of its own, and PSI ~12 alerted every day). Codes with a leading zero ("007", "02134") stay text.
+# The table's type then holds for later days: a value that does not cast to it stops the load, naming it.
+NUMBER_PATTERN = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
+CODE_PATTERN = r"[+-]?0[0-9].*"
+
+
+def is_numeric_feature_candidate(table: str, column: str) -> bool:
+    """A text column whose type its values decide when it first reaches the table (NUMBER_PATTERN)."""
+    return table == "predictions" and column.startswith("feature_")
+
 
 @dataclass
 class LoadReport:
@@ -458,17 +470,55 @@ def _ensure_all_tables(conn: duckdb.DuckDBPyConnection) -> None:
     ensure_gate_results(conn)
 
 
-def _add_extra_columns(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str, set[str]]) -> None:
-    """Extra source columns are kept: add any the raw tables do not have yet. ``columns`` holds each raw table's
-    columns across a run's days (read once: an ALTER per column and day was ~30% of a 394-day load)."""
+def _conform_extra_columns(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str, dict[str, str]]) -> None:
+    """Extra source columns are kept: add any the raw tables do not have yet (a CSV feature of numbers as DOUBLE,
+    NUMBER_PATTERN), and stop the load, naming file, column and values, when a day's values of a column the
+    tables have do not cast to its type (a CSV day among Parquet days). ``columns`` holds each raw table's
+    columns and types across a run's days (read once: an ALTER per column and day was ~30% of a 394-day load)."""
     for schema in ("raw", "raw_quarantine"):
         if schema not in columns:
-            columns[schema] = {r[0] for r in conn.execute(f"DESCRIBE {schema}.{table}").fetchall()}
-    for name, dtype, *_ in conn.execute("DESCRIBE (SELECT * EXCLUDE (_reason) FROM _checked)").fetchall():
-        for schema in ("raw", "raw_quarantine"):
+            columns[schema] = {r[0]: r[1] for r in conn.execute(f"DESCRIBE {schema}.{table}").fetchall()}
+    day_types = {r[0]: r[1] for r in conn.execute("DESCRIBE (SELECT * EXCLUDE (_reason) FROM _checked)").fetchall()}
+    new = {name: kind for name, kind in day_types.items() if name not in columns["raw"]}
+    text = [n for n, kind in new.items() if kind == "VARCHAR" and is_numeric_feature_candidate(table, n)]
+    for name in _all_numbers(conn, text):
+        new[name] = "DOUBLE"
+    extra = set(day_types) - set(CONTRACTS[table].column_names) - {*META_COLUMNS, "_reason"}
+    for name in sorted(extra):
+        if columns["raw"].get(name, day_types[name]) != day_types[name]:
+            _check_casts(conn, table, name, columns["raw"][name])
+    for schema in ("raw", "raw_quarantine"):
+        for name, kind in day_types.items():
             if name not in columns[schema]:  # IF NOT EXISTS: DuckDB's names ignore case
-                conn.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS {_quote(name)} {dtype}")
-                columns[schema].add(name)
+                kind = new.get(name, kind)
+                conn.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS {_quote(name)} {kind}")
+                columns[schema][name] = kind
+
+
+def _all_numbers(conn: duckdb.DuckDBPyConnection, names: list[str]) -> list[str]:
+    """Those of the ``_checked`` text columns ``names`` with values, every one a plain number (NUMBER_PATTERN)."""
+    if not names:
+        return []
+    tests = []
+    for name in names:
+        q = _quote(name)
+        number = f"regexp_full_match({q}, '{NUMBER_PATTERN}') AND NOT regexp_full_match({q}, '{CODE_PATTERN}')"
+        tests.append(f"count({q}) > 0 AND count(*) FILTER (WHERE {q} IS NOT NULL AND NOT ({number})) = 0")
+    verdicts = conn.execute(f"SELECT {', '.join(tests)} FROM _checked").fetchone()
+    return [name for name, numeric in zip(names, verdicts, strict=True) if numeric]
+
+
+def _check_casts(conn: duckdb.DuckDBPyConnection, table: str, name: str, kind: str) -> None:
+    """The day's values of column ``name`` cast to the table's type ``kind``, or the load stops naming them."""
+    q = _quote(name)
+    bad = conn.execute(
+        f"SELECT _source_file, {q} FROM _checked WHERE {q} IS NOT NULL AND TRY_CAST({q} AS {kind}) IS NULL LIMIT 3"
+    ).fetchall()
+    if bad:
+        raise ContractError(
+            f"{bad[0][0]}: table '{table}', column '{name}': value(s) cannot be cast to {kind}, its type on the "
+            f"table's other days, e.g. {[b[1] for b in bad]}"
+        )
 
 
 def _prepare(
@@ -689,7 +739,7 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     encoding = load_config().csv.encoding_of(table)
     reports = []
     files = all_files
-    columns: dict[str, set[str]] = {}  # the raw tables' columns (a rolled-back day ends the load)
+    columns: dict[str, dict[str, str]] = {}  # the raw tables' columns (a rolled-back day ends the load)
     try:
         undated_days: set[date] = set()
         if undated:
@@ -756,7 +806,7 @@ def _load_together(
     days: list[date],
     undated: bool,
     encoding: str,
-    columns: dict[str, set[str]],
+    columns: dict[str, dict[str, str]],
 ) -> list[LoadReport] | None:
     """Several days of a table with rows placed by day, checked and replaced a batch of days at a time (a few
     statements per batch, not per day; day_batches), with the rows and reasons loading them one by one gives
@@ -802,7 +852,7 @@ def _load_batch(
     batch: list[date],
     undated: bool,
     encoding: str,
-    columns: dict[str, set[str]],
+    columns: dict[str, dict[str, str]],
 ) -> list[tuple] | None:
     """One batch of _load_together's days replaced in one transaction: (day, reason, rows) counts, or None when
     its check fails (nothing of the batch written)."""
@@ -835,7 +885,7 @@ def _load_batch(
             conn.execute(
                 f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE ({', '.join(helpers)}) FROM ({checked})"
             )
-            _add_extra_columns(conn, contract.name, columns)
+            _conform_extra_columns(conn, contract.name, columns)
             _delete_days(conn, contract, batch)
             conn.execute(
                 f"INSERT INTO raw.{contract.name} BY NAME SELECT * EXCLUDE (_reason) FROM _checked WHERE _reason = ''"
@@ -848,6 +898,8 @@ def _load_batch(
     except duckdb.Error as err:  # a value the checks did not read: day by day, which names its day
         if not _is_reader_error(err):
             raise
+        return None
+    except ContractError:  # an extra column's value that does not cast: day by day too (as on Spark)
         return None
     return counts
 
@@ -901,14 +953,14 @@ def _replace_day(
     dated: bool,
     rows_sql: str | None,
     table_present: bool,
-    columns: dict[str, set[str]],
+    columns: dict[str, dict[str, str]],
 ) -> LoadReport:
     table = contract.name
     report = LoadReport(table, day, [str(p) for p in files])
     with transaction(conn):
         if rows_sql is not None:
             checked = _stage(conn, contract, rows_sql, day, dated)
-            _add_extra_columns(conn, table, columns)
+            _conform_extra_columns(conn, table, columns)
         _delete_days(conn, contract, [day])
         if rows_sql is not None:
             conn.execute(f"INSERT INTO raw.{table} BY NAME SELECT * EXCLUDE (_reason) FROM _checked WHERE _reason = ''")

@@ -31,7 +31,9 @@ from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
 from orchestration.lib.project_config import load_config
 from orchestration.lib.quality_gate import ensure_gate_results
 from orchestration.lib.raw_loader import (  # Spark's CSV reading mirrors raw_loader.CSV_OPTIONS' strictness
+    CODE_PATTERN,
     META_COLUMNS,
+    NUMBER_PATTERN,
     LoadReport,
     _is_reader_error,
     _quote,
@@ -50,6 +52,7 @@ from orchestration.lib.raw_loader import (  # Spark's CSV reading mirrors raw_lo
     empty_day_note,
     file_format,
     files_for_day,
+    is_numeric_feature_candidate,
     reader_error,
     seen_sql,
     source_files,
@@ -349,12 +352,10 @@ def _conform(session, frame, schema: str, contract: TableContract, known_columns
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
 
-    folder = table_folder(schema, contract.name)
-    if contract.time_column is None or not _parquet_files(folder):  # a snapshot is replaced whole
+    known = _stored_schema(session, schema, contract, known_columns)
+    if known is None:  # a snapshot is replaced whole; a table's first day has nothing to conform to
         return frame
-    known = known_columns.get(schema)
-    if known is None:
-        known = session.read.option("mergeSchema", "true").parquet(str(folder)).drop("_partition_date").schema
+    folder = table_folder(schema, contract.name)
     for field in known.fields:
         if field.name not in frame.columns:
             frame = frame.withColumn(field.name, F.lit(None).cast(field.dataType))
@@ -369,6 +370,48 @@ def _conform(session, frame, schema: str, contract: TableContract, known_columns
             _write(old.localCheckpoint(eager=True), day_folder)  # read before its folder is replaced
     known_columns[schema] = StructType(known.fields + new)
     return frame.select(*known.fieldNames(), *[f.name for f in new], *[DAY] * (DAY in frame.columns))
+
+
+def _stored_schema(session, schema: str, contract: TableContract, known_columns: dict):
+    """The columns of the table's stored days (cached in ``known_columns`` for the run); None for a snapshot
+    (replaced whole) or before the table's first day."""
+    folder = table_folder(schema, contract.name)
+    if contract.time_column is None or not _parquet_files(folder):
+        return None
+    if known_columns.get(schema) is None:
+        known_columns[schema] = (
+            session.read.option("mergeSchema", "true").parquet(str(folder)).drop("_partition_date").schema
+        )
+    return known_columns[schema]
+
+
+def _numbers_as_double(session, checked, contract: TableContract, known_columns: dict):
+    """raw_loader's rule for a CSV's text (NUMBER_PATTERN): a predictions feature_* column new to the table, its
+    every value a plain number, is DOUBLE; decided on the day's loaded and quarantined rows together."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    stored = _stored_schema(session, "raw", contract, known_columns)
+    known = set(stored.fieldNames()) if stored is not None else set()
+    text = [
+        f.name
+        for f in checked.schema.fields
+        if isinstance(f.dataType, StringType)
+        and is_numeric_feature_candidate(contract.name, f.name)
+        and f.name not in known
+    ]
+    if not text:
+        return checked
+    tests = []
+    for name in text:
+        value = F.col(f"`{name}`")
+        number = value.rlike(f"^(?:{NUMBER_PATTERN})$") & ~value.rlike(f"^(?:{CODE_PATTERN})$")
+        tests.append(((F.count(value) > 0) & (F.count(F.when(value.isNotNull() & ~number, 1)) == 0)).alias(name))
+    verdicts = checked.select(*tests).first()
+    for name in text:
+        if verdicts[name]:
+            checked = checked.withColumn(name, F.col(f"`{name}`").cast("double"))
+    return checked
 
 
 def _as_type(frame, field, table: str):
@@ -410,6 +453,7 @@ def _land(
         sql.frame(seen).createOrReplaceTempView("_seen")
     checked = sql.frame(checked_sql(contract, day, dated)).drop("_key_rank", "_first_seen")
     checked = checked.localCheckpoint(eager=True)  # computed once: counted, then written twice
+    checked = _numbers_as_double(sql.session, checked, contract, known_columns)
     count_reasons(report, {r[0]: r[1] for r in checked.groupBy("_reason").count().collect()})
     part = f"_partition_date={day.isoformat()}"
     for schema, keep, n_rows in (
@@ -486,6 +530,7 @@ def _land_batch(
         rows.createOrReplaceTempView("_typed")
         checked = sql.frame(checked_days_sql(contract, batch + replaced, dated))
         checked = checked.drop(*checked_days_helpers(checked.columns)).localCheckpoint(eager=True)  # read 3 times
+        checked = _numbers_as_double(sql.session, checked, contract, known_columns)
         sides = {
             schema: _conform(sql.session, checked.filter(keep).drop(*drop), schema, contract, known_columns)
             for schema, keep, drop in (

@@ -19,7 +19,7 @@ from tests.unit.test_raw_loader_strict import BAD_CSV, HEADER, parquet_bytes, pu
 
 pytestmark = [pytest.mark.spark]
 
-D1, D2 = date(2026, 9, 2), date(2026, 9, 3)
+D1, D2, D3 = date(2026, 9, 2), date(2026, 9, 3), date(2026, 9, 4)
 
 
 def _csv(source, table, frame, day=None, gz=False):
@@ -429,19 +429,67 @@ def test_a_csv_day_among_parquet_days_gives_its_extra_columns_the_tables_type(tm
     assert results["spark"]["feature_recency"].tolist()[3:5] == [0.25, 1e-3]
 
 
-def test_an_extra_value_that_does_not_cast_to_the_tables_type_stops_the_spark_load(
-    tmp_path, monkeypatch, spark_session
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+@pytest.mark.parametrize("first_day", ["parquet", "csv"])
+def test_an_extra_value_that_does_not_cast_to_the_tables_type_stops_the_load_naming_it(
+    tmp_path, engine, first_day, spark_session
 ):
+    # the table's type came from a Parquet day's doubles, or from a CSV day of numbers (stored as DOUBLE); then
+    # two CSV days loaded as one range: the good one lands, the bad one stops the load, named
     source = tmp_path / "landing"
     (source / "predictions").mkdir(parents=True)
-    _predictions(D1, range(1, 3), [1.5, 2.0]).to_parquet(source / "predictions" / f"predictions_{D1}.parquet")
-    _csv(source, "predictions", _predictions(D2, range(3, 5), ["soon", "0.5"]), day=D2)
+    first = _predictions(D1, range(1, 3), [1.5, 2.0])
+    if first_day == "parquet":
+        first.to_parquet(source / "predictions" / f"predictions_{D1}.parquet")
+    else:
+        _csv(source, "predictions", first, day=D1)
+    _csv(source, "predictions", _predictions(D2, range(3, 5), ["0.5", None]), day=D2)
+    _csv(source, "predictions", _predictions(D3, range(5, 7), ["soon", "0.5"]), day=D3)
     with pytest.MonkeyPatch.context() as mp:
-        with on_engine(mp, "spark", tmp_path / "spark") as conn:
+        with on_engine(mp, engine, tmp_path / engine) as conn:
+            load_days(conn, "predictions", source, [D1])
             with pytest.raises(ContractError) as err:
-                load_days(conn, "predictions", source, [D1, D2])
-    assert f"predictions_{D2}.csv: table 'predictions', column 'feature_recency'" in str(err.value)
+                load_days(conn, "predictions", source, [D2, D3])
+            loaded = conn.execute("SELECT prediction_id, feature_recency FROM raw.predictions ORDER BY 1").fetchall()
+    assert f"predictions_{D3}.csv: table 'predictions', column 'feature_recency'" in str(err.value)
     assert "cannot be cast to DOUBLE" in str(err.value) and "'soon'" in str(err.value)
+    assert loaded == [("p1", 1.5), ("p2", 2.0), ("p3", 0.5), ("p4", None)]  # the days before the bad one
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one_range", "day_by_day"])
+def test_a_csv_feature_of_numbers_is_a_double_and_codes_words_and_empty_columns_stay_text(
+    tmp_path, together, spark_session
+):
+    # drift bins a numeric feature at the reference deciles; kept as a CSV's text, every distinct value was a
+    # category of its own (PSI ~12 every day on a real data set)
+    source = tmp_path / "landing"
+    first = _predictions(D1, range(1, 5), ["1.5", "-2e3", None, "0.25"])
+    first["feature_code"] = ["02134", "10001", "94105", None]  # a leading zero: a code, not a number
+    first["feature_word"] = ["1", "2", "3", "n/a"]
+    first["feature_empty"] = None
+    _csv(source, "predictions", first, day=D1)
+    _csv(source, "predictions", _predictions(D2, range(5, 7), [".5", "7"]), day=D2)
+
+    def load(conn):
+        for days in [[D1, D2]] if together else [[D1], [D2]]:
+            load_days(conn, "predictions", source, days)
+        types = dict(conn.execute("SELECT column_name, column_type FROM (DESCRIBE raw.predictions)").fetchall())
+        frame = conn.execute("SELECT * EXCLUDE (_source_file) FROM raw.predictions ORDER BY prediction_id").df()
+        return {name: types[name] for name in types if name.startswith("feature_")}, frame
+
+    results = on_both_engines(tmp_path, load)
+    types, frame = results["duckdb"]
+    assert types == {
+        "feature_recency": "DOUBLE",
+        "feature_code": "VARCHAR",
+        "feature_word": "VARCHAR",
+        "feature_empty": "VARCHAR",
+    }
+    assert frame["feature_recency"].tolist()[:2] == [1.5, -2000.0]
+    assert frame["feature_recency"].tolist()[3:] == [0.25, 0.5, 7.0]
+    assert frame["feature_code"].tolist()[:3] == ["02134", "10001", "94105"]
+    assert results["spark"][0] == types
+    pd.testing.assert_frame_equal(results["spark"][1], frame)
 
 
 def test_clean_days_copy_an_empty_quarantine_day_and_a_new_column_still_reaches_every_day(

@@ -58,7 +58,9 @@ def health(*rows: dict, model_id: str = "m") -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-NO_DRIFT = pd.DataFrame(columns=["date", "model_id", "model_version", "feature", "psi"])
+NO_DRIFT = pd.DataFrame(
+    columns=["date", "model_id", "model_version", "feature", "psi", "current_values", "reference_values"]
+)
 # the reference window's summed counts: precision 0.5, recall 0.75
 REFERENCE = pd.DataFrame(
     {
@@ -124,9 +126,52 @@ def test_psi_alert_names_the_feature():
             "model_version": "v1",
             "feature": ["score", "feature_a", "score", "feature_a"],
             "psi": [0.2001, 0.2, 0.1999, np.nan],
+            "current_values": 2000,
+            "reference_values": 14000,
         }
     )
     assert by_metric(alerts(steady(range(2)), 0, 1, drift=drift), "psi") == [(day(0), "score", 0.2001, 0.2)]
+
+
+def _null_psi(rng, n: int, m: int, sims: int, bins: int = 10, floor: float = 1e-4) -> np.ndarray:
+    """PSI of ``n`` current against ``m`` reference values drawn from one distribution, binned as the project
+    bins a numeric feature (between the reference's deciles, right-closed; an empty bin's share is 1e-4)."""
+    out = np.empty(sims)
+    for i in range(sims):
+        reference, current = rng.normal(size=m), rng.normal(size=n)
+        edges = np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1])
+        ref = np.bincount(np.searchsorted(edges, reference), minlength=bins) / m
+        cur = np.bincount(np.searchsorted(edges, current), minlength=bins) / n
+        ref, cur = np.where(ref == 0, floor, ref), np.where(cur == 0, floor, cur)
+        out[i] = np.sum((cur - ref) * np.log(cur / ref))
+    return out
+
+
+def test_psi_is_judged_only_with_min_count_values_on_both_sides_where_noise_stays_below_the_threshold():
+    # the default min_count from the null distribution: 10 values a day against a 7-day reference of 70 give
+    # an unchanged model a PSI of ~3 (a real data set alerted every day); at 200 on both sides the 0.2
+    # threshold is rarely crossed by chance, and more so with a reference 7 days long
+    rule = config().rule("psi", "m")
+    rng = np.random.default_rng(7)
+    assert np.median(_null_psi(rng, 10, 70, 2000)) > 2 and (_null_psi(rng, 10, 70, 2000) > rule["above"]).mean() > 0.99
+    n = rule["min_count"]
+    assert (_null_psi(rng, n, n, 2000) > rule["above"]).mean() < 0.05
+    assert (_null_psi(rng, n, 7 * n, 2000) > rule["above"]).mean() < 0.005
+
+    drift = pd.DataFrame(
+        {
+            "date": [day(0), day(0), day(1), day(1)],
+            "model_id": "m",
+            "model_version": "v1",
+            "feature": ["score", "feature_a", "score", "feature_a"],
+            "psi": 3.0,
+            "current_values": [10, n, n - 1, 5 * n],
+            "reference_values": [70, n, 7 * n, n - 1],
+        }
+    )
+    assert by_metric(alerts(steady(range(2)), 0, 1, drift=drift), "psi") == [(day(0), "feature_a", 3.0, 0.2)]
+    judged_all = config(m={"psi": {"min_count": 0}})  # a model judged on any count
+    assert len(by_metric(alerts(steady(range(2)), 0, 1, drift=drift, cfg=judged_all), "psi")) == 4
 
 
 def test_per_model_override_replaces_the_threshold():
@@ -395,7 +440,7 @@ def test_settings_come_from_the_project_file_not_from_a_demo_list():
         )
     )
     assert cfg.models == ["fraud", "ranker"] and cfg.min_labelled == 50
-    assert cfg.rule("psi", "ranker") == {"above": 0.3}
+    assert cfg.rule("psi", "ranker") == {"above": 0.3, "min_count": 200}  # the fields left out keep their defaults
     assert cfg.rule("precision_drop", "fraud") == {"alpha": 0.001} and cfg.rule("precision_drop", "ranker") == {
         "alpha": 0.01
     }

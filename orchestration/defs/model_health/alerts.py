@@ -50,6 +50,19 @@ JOIN intermediate.int_model_versions v ON v.model_id = h.model_id AND v.model_ve
 WHERE h.date BETWEEN v.reference_start_date AND v.reference_end_date
 GROUP BY ALL
 """
+# each day's PSI with the non-null values it compared on each side (the psi rule's min_count)
+DRIFT_SQL = """
+SELECT d.date, d.model_id, d.model_version, d.feature, d.psi,
+       coalesce(b.current_values, 0) AS current_values, coalesce(b.reference_values, 0) AS reference_values
+FROM marts.feature_drift_daily d
+LEFT JOIN (
+    SELECT date, model_id, model_version, feature,
+           sum(current_count) AS current_values, sum(reference_count) AS reference_values
+    FROM marts.feature_drift_bins WHERE date BETWEEN $1 AND $2 GROUP BY ALL
+) b ON b.date = d.date AND b.model_id = d.model_id AND b.feature = d.feature
+    AND b.model_version IS NOT DISTINCT FROM d.model_version
+WHERE d.date BETWEEN $1 AND $2
+"""
 KEY = ["date", "model_id", "model_version", "metric", "subject"]
 BREACH_COLUMNS = ["date", "model_id", "metric", "subject", "value", "threshold", "rule", "first_detected_on"]
 # built from the project file's declared models (never from the warehouse: definitions load without it)
@@ -101,10 +114,7 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         health = conn.execute(
             "SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [history_start, last]
         ).df()
-        drift = conn.execute(
-            "SELECT date, model_id, model_version, feature, psi FROM marts.feature_drift_daily WHERE date BETWEEN ? AND ?",
-            [first, last],
-        ).df()
+        drift = conn.execute(DRIFT_SQL, [first, last]).df()
         reference = conn.execute(REFERENCE_COUNTS_SQL).df()
         versions = conn.execute("SELECT model_id, model_version, first_date FROM intermediate.int_model_versions").df()
         breaches = evaluate_alerts(health, drift, reference, versions, config, first, last)
