@@ -28,6 +28,9 @@ from orchestration.lib.settings import (
 )
 
 
+DEFAULT_INIT_OUT = "impact_ledger.yml"  # project_config.DEFAULT_CONFIG_NAME (not imported: --help stays quick)
+
+
 class CliError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
@@ -94,9 +97,14 @@ def _may_have_predictions(config) -> bool:
 
 def cmd_init(args: argparse.Namespace) -> int:
     """Write a first, commented project file from what the landing zone holds (DuckDB in memory)."""
+    from orchestration.lib.project_config import CONFIG_ENV
     from orchestration.lib.project_init import InitError, describe, infer, render, review
 
-    out = Path(args.out)
+    # the project file materialize will read (IMPACT_LEDGER_CONFIG) is where init writes, unless --out says
+    named = os.environ.get(CONFIG_ENV)
+    out = Path(args.out or named or DEFAULT_INIT_OUT)
+    if named and not args.config and not Path(named).expanduser().is_file():
+        del os.environ[CONFIG_ENV]  # the file init is about to write: nothing to read yet
     if out.exists() and not args.force:
         raise CliError(f"'{out}' already exists; pass --force to overwrite it or --out to write elsewhere")
     if args.config:  # its `sources:` (databases, lake folders) are inspected too and copied into --out
@@ -550,7 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ini = _command(sub, "init", "write a first project file (impact_ledger.yml) inferred from a landing zone")
     ini.add_argument("--source", required=True, help="landing zone: one folder or file per table, CSV or Parquet")
-    ini.add_argument("--out", default="impact_ledger.yml", help="project file to write (default: ./impact_ledger.yml)")
+    ini.add_argument(
+        "--out", help=f"project file to write (default: IMPACT_LEDGER_CONFIG if set, else ./{DEFAULT_INIT_OUT})"
+    )
     ini.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     ini.add_argument("--config", help="a project file whose `sources:` (databases, lake folders) init also inspects")
     ini.set_defaults(func=cmd_init)

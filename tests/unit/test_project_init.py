@@ -305,6 +305,22 @@ def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsy
     assert out.read_text() != "kept"
 
 
+def test_cli_writes_the_project_file_impact_ledger_config_names_and_does_not_read_it_first(
+    zone, tmp_path, capsys, monkeypatch
+):
+    # the variable materialize reads: a new user sets it first, before the file exists (it stopped init)
+    source, *_ = zone
+    named = tmp_path / "deploy" / "impact_ledger.yml"
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(named))
+    assert main(["init", "--source", str(source)]) == 0
+    assert parse_config(yaml.safe_load(named.read_text())).models["a"].experiment is True
+    assert f"then: impact-ledger materialize --config {named}" in capsys.readouterr().out
+    elsewhere = tmp_path / "other.yml"
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(tmp_path / "not_yet.yml"))
+    assert main(["init", "--source", str(source), "--out", str(elsewhere)]) == 0 and elsewhere.is_file()
+    assert not (tmp_path / "not_yet.yml").exists()
+
+
 @pytest.mark.parametrize("case", ["missing", "empty", "file", "garbage", "mixed", "no_time_column", "ragged"])
 def test_cli_errors_are_one_line(tmp_path, capsys, case):
     source = tmp_path / "zone"
