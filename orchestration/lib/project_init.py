@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
-from orchestration.lib.project_config import Bias, ModelSpec, VolumeGate, load_config, parse_config
+from orchestration.lib.project_config import AlertRules, Bias, ModelSpec, VolumeGate, load_config, parse_config
 from orchestration.lib.raw_loader import (
     _file_columns,
     _is_reader_error,
@@ -89,6 +89,10 @@ class ModelProfile:
     delay_median_days: float | None = None
     delay_p99_days: float | None = None
     delay_max_days: float | None = None
+    delay_p90_days: float | None = None
+    # predictions made a label horizon or more before the last label, and how many of them are labelled
+    mature: int = 0
+    mature_labelled: int = 0
     daily_median: float = 0.0  # predictions a day over its calendar days
     scores_outside: int = 0  # scores outside [0, 1]: the loader quarantines their rows
 
@@ -98,6 +102,18 @@ class ModelProfile:
         if self.delay_p99_days is None:
             return ModelSpec().label_horizon_days
         return max(1, math.ceil(self.delay_p99_days - 1e-9))
+
+    def label_coverage_rule(self) -> dict:
+        """What the label_coverage alert needs for these labels' timing, beyond its defaults: judged once 90% of
+        labels have arrived (not after 7 days, when months-late labels alerted every day), and below half the
+        share the mature predictions reach when fewer than half are ever labelled (e.g. only flagged ones)."""
+        default = AlertRules().label_coverage
+        rule = {}
+        if self.delay_p90_days is not None and math.ceil(self.delay_p90_days - 1e-9) > default.after_days:
+            rule["after_days"] = math.ceil(self.delay_p90_days - 1e-9)
+        if self.mature and self.mature_labelled / self.mature < 2 * default.below:
+            rule["below"] = math.floor(self.mature_labelled / self.mature / 2 * 100) / 100
+        return rule
 
     @property
     def threshold(self) -> float | None:
@@ -364,14 +380,23 @@ def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
     delays: dict[str, tuple] = {}
     if "labels" in found and "prediction_id" in has and "prediction_id" in present["labels"]:
         # a prediction's delay is its first label's: that is when the outcome was first known
-        for model_id, labelled, p50, p99, high in conn.execute("""
+        for model_id, labelled, p50, p90, p99, high in conn.execute("""
                 WITH first_label AS (SELECT prediction_id, min(_ts) AS labeled_at FROM t_labels
                                      WHERE _ts IS NOT NULL GROUP BY prediction_id),
                      d AS (SELECT p.model_id, (epoch(l.labeled_at) - epoch(p._ts)) / 86400.0 AS days
                            FROM t_predictions p JOIN first_label l USING (prediction_id) WHERE p._ts IS NOT NULL)
-                SELECT model_id, count(*), quantile_cont(days, 0.5), quantile_cont(days, 0.99), max(days)
+                SELECT model_id, count(*), quantile_cont(days, 0.5), quantile_cont(days, 0.9),
+                       quantile_cont(days, 0.99), max(days)
                 FROM d GROUP BY model_id""").fetchall():
-            delays[model_id] = (labelled, p50, p99, high)
+            delays[model_id] = (labelled, p50, p90, p99, high)
+        # the share labelled among predictions old enough for (nearly) all of their labels to have landed
+        for model_id, (*_, p99, _high) in list(delays.items()):
+            delays[model_id] += conn.execute(
+                """SELECT count(*), count(*) FILTER (WHERE prediction_id IN (SELECT prediction_id FROM t_labels))
+                   FROM t_predictions
+                   WHERE model_id = ? AND _ts <= (SELECT max(_ts) FROM t_labels) - to_days(CAST(? AS INTEGER))""",
+                [model_id, math.ceil(p99 - 1e-9)],
+            ).fetchone()
     by_model_day = {}
     for model_id, day, n in conn.execute(
         "SELECT model_id, _ts::DATE AS d, count(*) FROM t_predictions "
@@ -391,8 +416,10 @@ def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
             sorted(e for e, mid in experiments.items() if mid == model_id),
         )
         if model_id in delays:
-            labelled, p50, p99, high = delays[model_id]
+            labelled, p50, p90, p99, high, *mature = delays[model_id]
             m.labelled, m.delay_median_days, m.delay_p99_days, m.delay_max_days = labelled, p50, p99, high
+            m.delay_p90_days = p90
+            m.mature, m.mature_labelled = mature or (0, 0)
         daily = TableProfile(model_id, [])
         _volume(daily, sorted(by_model_day.get(model_id, [])))
         m.daily_median = daily.daily_median
@@ -535,6 +562,21 @@ def render(inf: Inference) -> str:
                     f"    # (labels later than the horizon are not counted: {math.ceil(m.delay_max_days)} keeps them all)"
                 )
         add(f"    label_horizon_days: {m.label_horizon_days}  # p99 of the label delay, rounded up")
+        coverage = m.label_coverage_rule()
+        if coverage:
+            default = AlertRules().label_coverage
+            why = []
+            if "after_days" in coverage:
+                why.append(
+                    f"90% of labels arrive within {coverage['after_days']} days (default: judged after {default.after_days})"
+                )
+            if "below" in coverage:
+                why.append(
+                    f"{m.mature_labelled} of {m.mature} predictions older than the horizon are labelled "
+                    f"(default: alert below {default.below})"
+                )
+            add(f"    # label coverage alert: {'; '.join(why)}")
+            add(f"    alerts: {{label_coverage: {{{', '.join(f'{k}: {v:g}' for k, v in coverage.items())}}}}}")
         add("    drift_reference: {first_days: 7}  # or {start: YYYY-MM-DD, end: YYYY-MM-DD}")
     orphans = sorted({mid for mid in inf.experiments.values()} - {m.model_id for m in inf.models})
     for mid in orphans:
@@ -641,6 +683,13 @@ def review(inf: Inference) -> list[str]:
             f"models.{m.model_id}.positive_decision: favourable was assumed; a risk score (fraud, default, "
             "recidivism) should say harmful"
         )
+        psi_min = AlertRules().psi.min_count
+        if m.daily_median < psi_min:
+            out.append(
+                f"models.{m.model_id}: median {m.daily_median:g} predictions a day: drift (PSI) is reported but "
+                f"judged only on days with {psi_min} values (alerts.rules.psi.min_count): below it, noise alone "
+                "crosses the threshold"
+            )
         if m.threshold is None:
             out.append(f"models.{m.model_id}: predictions carry {len(m.thresholds)} thresholds; each row's own is used")
         elif not [t for t, _ in m.thresholds if t is not None]:

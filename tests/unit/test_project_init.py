@@ -291,6 +291,43 @@ def test_gzip_csv_is_profiled_and_files_no_format_reads_are_named(zone):
     )
 
 
+def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_that_ever_does(tmp_path):
+    # months-late labels alerted on coverage every day after the default 7 days (a real data set); a model whose
+    # flagged predictions alone get labels never reaches the default 0.5
+    rng = np.random.default_rng(3)
+    source = tmp_path / "zone"
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(50)], "signup_at": START}))
+    preds, labels = [], []
+    for model in ("late_outcome", "reviewed_if_flagged"):
+        for i in range(300):
+            at = START + timedelta(days=i // 10, hours=i % 10)
+            score = float(rng.random())
+            preds.append((f"{model}-{i}", model, "v1", f"u{i % 50}", at, score, 0.5))
+            if model == "late_outcome":
+                labels.append((f"{model}-{i}", 1, at + timedelta(days=60 + (i * 37) % 61, hours=3)))
+            elif score >= 0.7:
+                labels.append((f"{model}-{i}", 1, at + timedelta(days=1)))
+    columns = ["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"]
+    preds = pd.DataFrame(preds, columns=columns)
+    labels = pd.DataFrame(labels, columns=["prediction_id", "label", "labeled_at"])
+    _write(source, "predictions", preds)
+    _write(source, "labels", labels)
+
+    inference = infer(source)
+    config = parse_config(yaml.safe_load(render(inference)))
+    delays = (labels["labeled_at"] - labels["prediction_id"].map(preds.set_index("prediction_id")["predicted_at"])) / (
+        pd.Timedelta(days=1)
+    )
+    late = delays[labels["prediction_id"].str.startswith("late")]
+    assert config.models["late_outcome"].alerts["label_coverage"].after_days == math.ceil(np.quantile(late, 0.9))
+    assert config.models["late_outcome"].alerts["label_coverage"].below is None  # all labelled: the default stands
+    reviewed = config.models["reviewed_if_flagged"].alerts["label_coverage"]
+    share = labels["prediction_id"].str.startswith("reviewed").sum() / 300  # every prediction is old enough
+    assert reviewed.after_days is None and reviewed.below == math.floor(share / 2 * 100) / 100 and 0.1 < share < 0.5
+    said = review(inference)
+    assert any(line.startswith("models.late_outcome: median 10 predictions a day: drift (PSI)") for line in said)
+
+
 def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsys):
     source, *_ = zone
     out = tmp_path / "cfg" / "impact_ledger.yml"
