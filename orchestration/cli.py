@@ -331,16 +331,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
     import duckdb
     import pandas as pd
 
-    from orchestration.lib.attribution import (
-        ROI_LABEL,
-        ROI_NOTE,
-        AttributionSettings,
-        correction_name,
-        roi_text,
-        significance_text,
-    )
-    from orchestration.lib.project_config import load_config
-
     db = Path(args.db).resolve() if args.db else warehouse_path()
     if not db.is_file():
         raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
@@ -356,9 +346,88 @@ def cmd_summary(args: argparse.Namespace) -> int:
                 f"the attribution tables in '{db}' predate this version ({err}); run `impact-ledger materialize` again"
             ) from err
         leads = _leading_indicators(conn, results["as_of_date"].max()) if len(results) else []
+        recent = _recent_health(conn)
     if results.empty:
-        print("attribution.experiment_results is empty")
-        return 0
+        print("No experiment results (attribution.experiment_results is empty): monitoring only")
+    else:
+        _print_attribution(results, impact)
+    if len(recent):
+        last = pd.Timestamp(recent["last_day"].max()).date()
+        print(
+            f"\nModel health over the {RECENT_DAYS} days to {last} (labels known so far; details: "
+            "marts.model_health_daily)"
+        )
+        print(recent.drop(columns="last_day").to_string(index=False))
+    if len(health):
+        print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
+        for _, row in health.iterrows():
+            print(
+                f"  {row['what']}: {row['model_id']} {row['detail']}, from {pd.Timestamp(row['since']).date()} on {row['days']} day(s)"
+            )
+    if leads:
+        print("\nLeading indicators (details: marts.leading_lagging)")
+        for line in leads:
+            print(f"  {line}")
+    days = results["as_of_date"] if len(results) else recent.get("last_day", pd.Series(dtype=object))
+    report = reports_dir() / f"impact_ledger_{pd.Timestamp(days.max()).date()}.html" if len(days) else None
+    if report is not None and report.is_file():
+        print(f"\nDaily report with plots, OKRs and the metric scorecard: {report}")
+    return 0
+
+
+RECENT_DAYS = 30
+# per model, the last RECENT_DAYS prediction days: volume and the confusion counts of the labels known so far
+RECENT_HEALTH_SQL = f"""
+SELECT model_id AS model, max(date) AS last_day, sum(predictions)::BIGINT AS predictions,
+       sum(labelled)::BIGINT AS labelled, sum(true_positives)::BIGINT AS tp, sum(false_positives)::BIGINT AS fp,
+       sum(false_negatives)::BIGINT AS fn
+FROM marts.model_health_daily
+WHERE date > (SELECT max(date) FROM marts.model_health_daily) - {RECENT_DAYS}
+GROUP BY model_id ORDER BY model_id
+"""
+
+
+def _recent_health(conn):
+    """RECENT_HEALTH_SQL's counts as a table to print: predictions, the share labelled, precision and recall."""
+    import duckdb
+    import pandas as pd
+
+    try:
+        counts = conn.execute(RECENT_HEALTH_SQL).df()
+    except (duckdb.CatalogException, duckdb.BinderException):  # a run that stopped before the marts, or older ones
+        return pd.DataFrame()
+
+    def share(part, whole):
+        return [f"{p / w:.3f}" if w else "n/a" for p, w in zip(part, whole, strict=True)]
+
+    return pd.DataFrame(
+        {
+            "model": counts["model"],
+            "last_day": counts["last_day"],
+            "predictions": counts["predictions"],
+            "labelled": [
+                f"{n} ({n / w:.0%})" if w else str(n)
+                for n, w in zip(counts["labelled"], counts["predictions"], strict=True)
+            ],
+            "precision": share(counts["tp"], counts["tp"] + counts["fp"]),
+            "recall": share(counts["tp"], counts["tp"] + counts["fn"]),
+        }
+    )
+
+
+def _print_attribution(results, impact) -> None:
+    import pandas as pd
+
+    from orchestration.lib.attribution import (
+        ROI_LABEL,
+        ROI_NOTE,
+        AttributionSettings,
+        correction_name,
+        roi_text,
+        significance_text,
+    )
+    from orchestration.lib.project_config import load_config
+
     currency = load_config().currency
     alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
     correction = correction_name(results["multiple_testing"].iloc[0])
@@ -374,8 +443,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
                 f"{_pct(r)} [{_pct(lo)}, {_pct(hi)}]"
                 for r, lo, hi in zip(results["lift"], results["ci_low"], results["ci_high"])
             ],
-            "estimate": results["estimate"]
-            + results["cuped_variance_reduction"].map(lambda v: "" if v != v else f" (-{v:.0%} var)"),
+            # the variance CUPED removed, where the row's estimate is CUPED's
+            "estimate": [
+                e + (f" (-{v:.0%} var)" if e == "cuped" and v == v else "")
+                for e, v in zip(results["estimate"], results["cuped_variance_reduction"], strict=True)
+            ],
             f"p ({correction})": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
             f"significant ({correction})": results["significant"].map(significance_text),
             "decision-grade": results["decision_grade"].map(lambda g: yes_no[bool(g)]),
@@ -418,20 +490,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
         )
         print(money.to_string(index=False))
         print(f"  {ROI_NOTE}")
-    if len(health):
-        print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
-        for _, row in health.iterrows():
-            print(
-                f"  {row['what']}: {row['model_id']} {row['detail']}, from {pd.Timestamp(row['since']).date()} on {row['days']} day(s)"
-            )
-    if leads:
-        print("\nLeading indicators (details: marts.leading_lagging)")
-        for line in leads:
-            print(f"  {line}")
-    report = reports_dir() / f"impact_ledger_{as_of}.html"
-    if report.is_file():
-        print(f"\nDaily report with plots, OKRs and the metric scorecard: {report}")
-    return 0
 
 
 def _leading_indicators(conn, as_of) -> list[str]:

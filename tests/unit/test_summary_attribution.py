@@ -89,3 +89,35 @@ def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency
     assert "ROI = net value / cost [95% CI]" in out
     assert "net value (EUR) [95% CI]" in out and "in EUR" in out
     assert f"{row.roi:.1f}x" not in out  # no 'x' multiple that reads as value / cost
+
+
+def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_table_line(tmp_path, capsys, monkeypatch):
+    # a risk score without an experiment: summary printed one line ("experiment_results is empty") and nothing
+    # of the model; the last 30 prediction days are summed, older ones left out
+    days = pd.date_range("2026-03-01", periods=40, freq="D")
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days] * 2,
+            "model_id": ["risk"] * 40 + ["ranker"] * 40,
+            "model_version": "v1",
+            "predictions": [10] * 40 + [100] * 40,
+            "labelled": [4] * 40 + [0] * 40,
+            "true_positives": [1] * 40 + [0] * 40,
+            "false_positives": [2] * 40 + [0] * 40,
+            "false_negatives": [1] * 40 + [0] * 40,
+        }
+    )
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        ensure_table(conn, "attribution.experiment_results", RESULT_SCHEMA)
+        ensure_table(conn, "attribution.model_impact", IMPACT_SCHEMA)
+        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
+        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
+        conn.execute("CREATE TABLE marts.model_health_daily AS SELECT * FROM health")
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    assert "monitoring only" in out and "Model health over the 30 days to 2026-04-09" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(("risk", "ranker"))}
+    # by hand over 30 days: risk 300 predictions, 120 labelled, precision 30 / 90, recall 30 / 60
+    assert rows["risk"] == ["risk", "300", "120", "(40%)", f"{30 / 90:.3f}", f"{30 / 60:.3f}"]
+    assert rows["ranker"] == ["ranker", "3000", "0", "(0%)", "n/a", "n/a"]
