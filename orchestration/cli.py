@@ -331,6 +331,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     import duckdb
     import pandas as pd
 
+    from orchestration.lib.report_data import latest_report_date
+
     db = Path(args.db).resolve() if args.db else warehouse_path()
     if not db.is_file():
         raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
@@ -347,6 +349,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
             ) from err
         leads = _leading_indicators(conn, results["as_of_date"].max()) if len(results) else []
         recent = _recent_health(conn)
+        newest = latest_report_date(conn)
     if results.empty:
         print("No experiment results (attribution.experiment_results is empty): monitoring only")
     else:
@@ -368,9 +371,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print("\nLeading indicators (details: marts.leading_lagging)")
         for line in leads:
             print(f"  {line}")
-    days = results["as_of_date"] if len(results) else recent.get("last_day", pd.Series(dtype=object))
-    report = reports_dir() / f"impact_ledger_{pd.Timestamp(days.max()).date()}.html" if len(days) else None
-    if report is not None and report.is_file():
+    report = reports_dir() / f"impact_ledger_{newest}.html"
+    if newest is not None and report.is_file():
         print(f"\nDaily report with plots, OKRs and the metric scorecard: {report}")
     return 0
 

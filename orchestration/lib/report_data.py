@@ -21,6 +21,7 @@ DAY_COLUMNS = {
     "marts.kpi_daily": "date",
 }
 
+LABELS_LANDED = "marts.model_health_daily"  # its labels_as_of: the day of the last label counted in a row
 
 # The estimate the attribution step reports as headline (CUPED where it applies).
 HEADLINE_LIFT_SQL = """
@@ -54,7 +55,16 @@ def _latest(conn, tables: set[str]) -> dict[str, date]:
     for t, column in DAY_COLUMNS.items():
         if t in tables and (day := conn.execute(f"SELECT max({column}) FROM {t}").fetchone()[0]) is not None:
             out[t] = pd.Timestamp(day).date()
+    if _labels_landed(conn, tables) and (
+        day := conn.execute(f"SELECT max(labels_as_of) FROM {LABELS_LANDED}").fetchone()[0]
+    ):
+        out[f"{LABELS_LANDED}.labels_as_of"] = max(pd.Timestamp(day).date(), out.get(LABELS_LANDED, date.min))
     return out
+
+
+def _labels_landed(conn, tables: set[str]) -> bool:
+    """Whether LABELS_LANDED has its labels_as_of column (a table built before it does not)."""
+    return LABELS_LANDED in tables and "labels_as_of" in set(_frame(conn, f"SELECT * FROM {LABELS_LANDED} LIMIT 0"))
 
 
 def latest_report_date(conn) -> date | None:
@@ -64,8 +74,13 @@ def latest_report_date(conn) -> date | None:
 
 
 def require_data_on(conn, tables: set[str], as_of: date) -> None:
+    """A day to report: rows of a core table for it, or labels (or feedback) that landed on it and changed
+    earlier days' model health (months-late labels of a model that has stopped predicting)."""
     for t, column in DAY_COLUMNS.items():
         if t in tables and conn.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [as_of]).fetchone()[0]:
+            return
+    if _labels_landed(conn, tables):
+        if conn.execute(f"SELECT count(*) FROM {LABELS_LANDED} WHERE labels_as_of = ?", [as_of]).fetchone()[0]:
             return
     latest = _latest(conn, tables)
     hint = (

@@ -575,6 +575,37 @@ def test_a_day_without_data_is_a_clear_error_and_write_is_atomic(warehouse, tmp_
     assert parse(path.read_text()).summary["as_of"] == "2026-03-10"
 
 
+def test_a_day_whose_labels_landed_is_reported_after_the_model_stopped_predicting(tmp_path):
+    # months-late labels: the runs after the last prediction day wrote no report while they were what made
+    # precision and recall known (labels_as_of: the day of the last label a row counts)
+    landed = AS_OF + timedelta(days=40)
+    db = tmp_path / "late_labels.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        put(
+            conn,
+            "marts.model_health_daily",
+            [
+                dict(
+                    date=AS_OF - timedelta(days=i),
+                    model_id="risk",
+                    model_version="v1",
+                    predictions=10,
+                    labelled=10,
+                    precision=0.5,
+                    recall=0.5,
+                    expected_calibration_error=0.05,
+                    labels_as_of=landed - timedelta(days=i % 2),
+                )
+                for i in range(5)
+            ],
+        )
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert latest_report_date(conn) == landed
+        assert parse(render_report(conn, landed).html).summary["as_of"] == landed.isoformat()
+        with pytest.raises(ReportDataError, match=f"latest day with data is {landed}"):
+            render_report(conn, landed - timedelta(days=2))  # nothing landed that day
+
+
 def test_missing_tables_become_notes(tmp_path):
     db = tmp_path / "kpi_only.duckdb"
     with duckdb.connect(str(db)) as conn:
