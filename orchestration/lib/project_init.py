@@ -147,6 +147,7 @@ class Inference:
     users: int = 0
     sources: dict = field(default_factory=dict)  # the project file's sources, as written (copied into the new file)
     unread: dict[str, str] = field(default_factory=dict)  # table -> its folder's files no format reads (unread_note)
+    arms: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment_id -> variant -> users assigned
 
     @property
     def first_day(self) -> date | None:
@@ -328,7 +329,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         keep = {
             "predictions": ["prediction_id", "model_id", "model_version", "score", "threshold"],
             "labels": ["prediction_id"],
-            "assignments": ["experiment_id"],
+            "assignments": ["experiment_id", "variant", "user_id"],
         }.get(name, [])
         keep = [c for c in keep if c in present[name]]
         _stage(
@@ -356,7 +357,14 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         )
     models = _models(conn, found, present, tables, experiments)
     attributes, users = _attributes(conn, found, present) if "users" in found else ([], 0)
-    return Inference(source, tables, models, attributes, experiments, users)
+    arms: dict[str, dict[str, int]] = {}
+    if "assignments" in found and {"experiment_id", "variant", "user_id"} <= present["assignments"]:
+        for experiment_id, variant, units in conn.execute(
+            "SELECT experiment_id, variant, count(DISTINCT user_id) FROM t_assignments "
+            "WHERE experiment_id IS NOT NULL AND variant IS NOT NULL GROUP BY ALL ORDER BY ALL"
+        ).fetchall():
+            arms.setdefault(experiment_id, {})[variant] = units
+    return Inference(source, tables, models, attributes, experiments, users, arms=arms)
 
 
 def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
@@ -677,6 +685,16 @@ def review(inf: Inference) -> list[str]:
             )
         if t.refused:
             out.append(f"{t.refused}: materialize stops at this file until its values are fixed")
+    for experiment_id, arms in inf.arms.items():
+        from orchestration.lib.attribution import AttributionSettings  # scipy: only with an experiment
+
+        smallest = AttributionSettings().min_units_per_arm
+        if min(arms.values()) < smallest:
+            sizes = ", ".join(f"{variant} {units}" for variant, units in arms.items())
+            out.append(
+                f"experiment {experiment_id}: {sizes} users assigned; with an arm under {smallest} "
+                "(attribution.min_units_per_arm) its results are reported but not decision-grade"
+            )
     labels = inf.tables.get("labels")
     for m in inf.models:
         out.append(

@@ -328,6 +328,32 @@ def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_
     assert any(line.startswith("models.late_outcome: median 10 predictions a day: drift (PSI)") for line in said)
 
 
+def test_an_experiment_with_an_arm_too_small_for_a_decision_is_named_in_the_review(tmp_path):
+    # 32 students (a real data set): nothing said so before the results came out not decision-grade
+    source = tmp_path / "zone"
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(60)], "signup_at": START}))
+    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m"], "control_variant": ["c"]}))
+    assignments = pd.DataFrame(
+        {
+            "experiment_id": "e1",
+            "user_id": [f"u{i}" for i in range(60)] + ["u0"],  # u0 assigned twice: one user
+            "variant": ["c"] * 18 + ["t"] * 42 + ["c"],
+            "assigned_at": START,
+        }
+    )
+    _write(source, "assignments", assignments)
+    units = assignments.groupby("variant")["user_id"].nunique()
+    assert dict(units) == {"c": 18, "t": 42}
+    said = review(infer(source))
+    assert any(
+        line.startswith(f"experiment e1: c {units['c']}, t {units['t']} users assigned; with an arm under 30")
+        for line in said
+    ), said
+    assignments["variant"] = ["c"] * 30 + ["t"] * 30 + ["c"]
+    _write(source, "assignments", assignments)
+    assert not any(line.startswith("experiment e1") for line in review(infer(source)))
+
+
 def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsys):
     source, *_ = zone
     out = tmp_path / "cfg" / "impact_ledger.yml"
