@@ -7,6 +7,7 @@ on the raw files.
 """
 
 import math
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, 
 from sklearn.metrics import precision_score, recall_score
 
 from tests.acceptance.datasets import ROSSI_MODEL
+from tests.e2e.oracles import psi_numeric
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 
@@ -129,3 +131,25 @@ def test_disadvantaged_group_of_a_harmful_score_is_the_most_flagged(rossi_run, r
         for g in _groups(v["flagged_groups_disparate_impact"]) + _groups(v["flagged_groups_equal_opportunity"])
     }
     assert least_flagged not in named, f"{least_flagged} (the least flagged) named as disadvantaged"
+
+
+def test_csv_features_of_numbers_drift_as_numbers_and_few_a_day_raise_no_psi_alert(rossi_run, raw):
+    # the predictions are CSV: their features were text, so each age was a category and PSI ~12 alerted daily
+    rossi_run.require_success()
+    types = dict(rossi_run.query("SELECT column_name, column_type FROM (DESCRIBE raw.predictions)").to_numpy())
+    assert types["feature_age"] == "DOUBLE" and types["feature_prio"] == "DOUBLE"
+    drift = rossi_run.query(
+        "SELECT * FROM marts.feature_drift_daily WHERE model_id = ? AND psi IS NOT NULL", [ROSSI_MODEL]
+    )
+    assert set(drift["feature"]) == {"score", "feature_age", "feature_prio"} and set(drift["feature_type"]) == {
+        "numeric"
+    }
+    # vs the version's first 7 prediction days (init's drift_reference), binned as numpy bins them
+    reference = raw[raw["day"] < raw["day"].min() + timedelta(days=7)]
+    for row in drift.itertuples():
+        current = raw[raw["day"] == pd.Timestamp(row.date).date()]
+        expected = psi_numeric(reference[row.feature].to_numpy(float), current[row.feature].to_numpy(float))
+        assert row.psi == pytest.approx(expected, rel=1e-9, abs=1e-12), (row.date, row.feature)
+    # ~14 predictions a day: sampling noise alone crosses 0.2 here, so no day is judged (alerts.rules.psi.min_count)
+    assert (drift["psi"] > 0.2).any()
+    assert rossi_run.query("SELECT count(*) AS n FROM marts.alerts WHERE metric = 'psi'")["n"].iloc[0] == 0
