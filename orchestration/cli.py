@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import sys
 from datetime import date, timedelta
@@ -188,7 +189,17 @@ def _give_project_settings(home: Path) -> None:
 
 
 def _progress_line(line: str) -> None:
-    print(f"    {line}", flush=True)  # flushed: a long range streams its steps while it runs
+    try:
+        print(f"    {line}", flush=True)  # flushed: a long range streams its steps while it runs
+    except BrokenPipeError:  # the reader went away (`| head`): the run goes on without its lines
+        _quiet_stdout()
+
+
+def _quiet_stdout() -> None:
+    """Standard output to /dev/null: what is still printed (and the flush at exit) raises no BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _run_range(args: argparse.Namespace, source: Path) -> tuple[date, date, date | None]:
@@ -350,6 +361,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         leads = _leading_indicators(conn, results["as_of_date"].max()) if len(results) else []
         recent = _recent_health(conn)
         newest = latest_report_date(conn)
+        held = _held_back_days(conn)
     if results.empty:
         print("No experiment results (attribution.experiment_results is empty): monitoring only")
     else:
@@ -367,6 +379,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
             print(
                 f"  {row['what']}: {row['model_id']} {row['detail']}, from {pd.Timestamp(row['since']).date()} on {row['days']} day(s)"
             )
+    elif len(recent):
+        print("\nModel health: no alerts, no retraining requests")
+    if held:
+        print(
+            f"\nDays held back by the quality gates ({len(held)}; their rows are left out of every table above; "
+            "details: quality.gate_results)"
+        )
+        for day, why in held[:HELD_SHOWN]:
+            print(f"  {day}: {why}")
+        if len(held) > HELD_SHOWN:
+            print(f"  ... and {len(held) - HELD_SHOWN} earlier day(s)")
+        if len(results) and held[0][0] > pd.Timestamp(results["as_of_date"].iloc[0]).date():
+            print(
+                f"  the attribution above stops at {pd.Timestamp(results['as_of_date'].iloc[0]).date()}: later days were held back"
+            )
     if leads:
         print("\nLeading indicators (details: marts.leading_lagging)")
         for line in leads:
@@ -375,6 +402,26 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if newest is not None and report.is_file():
         print(f"\nDaily report with plots, OKRs and the metric scorecard: {report}")
     return 0
+
+
+HELD_SHOWN = 10  # the latest days a gate held back, listed by summary
+
+
+def _held_back_days(conn) -> list[tuple]:
+    """(day, "suite (failed expectations), ...") of every day a gate held back, the latest first."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            "SELECT date, suite, failed_expectations FROM quality.gate_results WHERE NOT passed ORDER BY date DESC, suite"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+    days: dict = {}
+    for day, suite, failed in rows:
+        names = ", ".join(json.loads(failed)) if failed else ""
+        days.setdefault(day, []).append(f"{suite} ({names})" if names else suite)
+    return [(day, ", ".join(why)) for day, why in days.items()]
 
 
 RECENT_DAYS = 30
@@ -672,7 +719,12 @@ def console_main() -> None:
     logging), then the process ends without tearing down the ~4,600 modules a run imports (Dagster, dbt, GX,
     pandas, DuckDB), which took 1-2 s of a small day's run. Everything a command writes is committed or closed
     before main() returns."""
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `impact-ledger summary | head`: the reader has what it wanted
+        _quiet_stdout()
+        code = 0
     atexit._run_exitfuncs()  # what interpreter shutdown would run first (CPython's own hook)
     sys.stdout.flush()
     sys.stderr.flush()

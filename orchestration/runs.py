@@ -47,6 +47,10 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     return out
 
 
+# a warned check's held-back days and failed expectations: its description's first lines, each cut at this width
+NOTE_LINES, NOTE_WIDTH = 4, 240
+
+
 class StepProgress:
     """A run's event listener printing one line when a step starts and when it ends, with elapsed times.
 
@@ -73,15 +77,22 @@ class StepProgress:
         self.run_started: float | None = None
         self.step_started: dict[str, float] = {}
         self.counts: dict[str, dict] = {}  # per step: assets materialised, checks passed / warned / failed
+        self.notes: dict[str, list[str]] = {}  # per step: what a warned check held back, why an asset was skipped
 
     def _count(self, step: str, kind: str, event) -> None:
         counts = self.counts.setdefault(step, {"assets": set(), "passed": 0, "warned": 0, "failed": 0})
         if kind == "ASSET_MATERIALIZATION":
             counts["assets"].add(event.asset_key)
+            skipped = event.event_specific_data.materialization.metadata.get("skipped")
+            if skipped is not None:
+                self.notes.setdefault(step, []).append(f"skipped: {skipped.value}")
         elif kind == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             warn = check.severity == dg.AssetCheckSeverity.WARN
             counts["passed" if check.passed else "warned" if warn else "failed"] += 1
+            if warn and not check.passed and check.description:  # a failure is printed with the run's outcome
+                lines = check.description.splitlines()
+                self.notes.setdefault(step, []).extend(line[:NOTE_WIDTH] for line in lines[:NOTE_LINES])
 
     def _summary(self, step: str) -> str:
         """One line for a step of many assets or checks (dbt): ": 20 assets, 45 checks passed, 1 FAILED"."""
@@ -115,6 +126,8 @@ class StepProgress:
                 + (f" in {took:.1f}s" if step in self.step_started else "")
                 + self._summary(step)
             )
+            for note in self.notes.pop(step, []):
+                self.emit(f"{clock} {step}: {note}")
 
 
 def load_job(name: str) -> dg.JobDefinition:

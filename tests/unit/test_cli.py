@@ -133,6 +133,22 @@ def test_query_prints_a_table_and_reports_sql_errors(tmp_path):
     assert write.returncode == 2 and "read-only" in write.stderr.lower()
 
 
+def test_a_reader_that_stops_early_ends_the_output_without_a_traceback(tmp_path):
+    # `impact-ledger query ... | head`: the pipe closes while the table is printed (was a BrokenPipeError traceback)
+    import duckdb
+
+    db = tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE TABLE t AS SELECT range AS n FROM range(200000)")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    args = [str(CONSOLE_SCRIPT), "query", "SELECT * FROM t", "--db", str(db), "--max-rows", "200000"]
+    reader = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert reader.stdout.readline()  # the header, then the reader goes away
+    reader.stdout.close()
+    assert reader.wait(timeout=60) == 0
+    assert "Traceback" not in reader.stderr.read().decode()
+
+
 def test_query_cannot_touch_files_nor_unlock_itself(tmp_path):
     """`query` is read-only SQL on the snapshot: no COPY TO (it once overwrote the warehouse), no reading
     other files, no ATTACH of the warehouse, no extensions, and the lock cannot be lifted."""
@@ -200,6 +216,38 @@ def test_progress_lines_stream_while_the_run_executes():
     ]
     elapsed = [float(re.match(r"\[ *(\d+\.\d)s\]", line).group(1)) for line in lines]
     assert elapsed == sorted(elapsed)
+
+
+def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skipped():
+    # a gate holding back the last days of a time-boxed experiment said only "1 check(s) warned"; a report
+    # with nothing to show said "done"
+    lines = []
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("volume", asset="sessions")])
+    def sessions():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(
+            check_name="volume",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="held back 1 of 2 days (2025-03-19): the other days proceed\nsuite s: 1 of 3 failed\n- why",
+        )
+
+    @dg.asset(deps=[sessions])
+    def report():
+        return dg.MaterializeResult(metadata={"skipped": "nothing to report for 2025-03-19"})
+
+    job = dg.Definitions(assets=[sessions, report]).resolve_implicit_global_asset_job_def()
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert execute_with_progress(job, instance, lines.append, "D").success
+    said = [line.split("] D ", 1)[1] for line in lines]
+    assert any(re.fullmatch(r"sessions done in \d+\.\ds: 1 check\(s\) warned", line) for line in said), said
+    assert [line for line in said if line.startswith(("sessions: ", "report: "))] == [
+        "sessions: held back 1 of 2 days (2025-03-19): the other days proceed",
+        "sessions: suite s: 1 of 3 failed",
+        "sessions: - why",
+        "report: skipped: nothing to report for 2025-03-19",
+    ]
 
 
 def test_a_db_that_is_not_duckdb_is_one_line_without_traceback(tmp_path):
