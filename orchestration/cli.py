@@ -390,6 +390,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
             print(f"  {day}: {why}")
         if len(held) > HELD_SHOWN:
             print(f"  ... and {len(held) - HELD_SHOWN} earlier day(s)")
+        if any("volume_deviation" in why for _, why in held):
+            print(
+                "  volume_deviation: the day's rows are far from the trailing median (an outage?); where the "
+                "activity really ended (an experiment's enrolment closed), widen gates.volume in the project "
+                "file and run those days again"
+            )
         if len(results) and held[0][0] > pd.Timestamp(results["as_of_date"].iloc[0]).date():
             print(
                 f"  the attribution above stops at {pd.Timestamp(results['as_of_date'].iloc[0]).date()}: later days were held back"

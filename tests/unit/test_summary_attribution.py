@@ -148,3 +148,4 @@ def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_befor
     )
     assert out.index(str(later[1])) < out.index(f"  {later[0]}:")  # the latest first
     assert f"the attribution above stops at {as_of}: later days were held back" in out
+    assert "widen gates.volume" in out  # why, and what to do if the activity really ended
