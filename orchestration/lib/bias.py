@@ -452,8 +452,15 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
     judged against); ``thresholds`` only fills in for frames without them.
     """
     fallback = Thresholds.from_mapping(thresholds)
-    lines = []
+    lines, unassessed = [], []
     for _, v in verdicts.iterrows():
+        if not assessed(v):  # it passes (nothing to compare), but a pass is not a finding of fairness
+            minimum = float(v["min_labelled"]) if pd.notna(v.get("min_labelled")) else fallback.min_labelled
+            unassessed.append(
+                f"{v['model_id']} / {v['attribute']}: not assessed: fewer than 2 groups with >= {minimum:g} "
+                "labelled predictions (bias.min_labelled)"
+            )
+            continue
         for flag, (label, column, op, limit_key) in VERDICT_TEXT.items():
             if v[flag]:
                 continue
@@ -462,7 +469,17 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
                 f"{v['model_id']} / {v['attribute']}: {_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f}"
                 f"{_who(v, flag)}"
             )
-    return "\n".join(lines) if lines else "all fairness verdicts pass"
+    if not lines and not unassessed:
+        lines = ["all fairness verdicts pass"]
+    elif not lines and len(unassessed) < len(verdicts):
+        lines = ["the assessed fairness verdicts pass"]
+    return "\n".join(lines + unassessed)
+
+
+def assessed(verdict) -> bool:
+    """Whether a verdict compared anything: two groups or more with enough labelled predictions."""
+    groups = verdict["eligible_groups"]
+    return groups is not None and not isinstance(groups, float) and len(groups) >= 2
 
 
 # rate -> the verdicts it feeds and the verdict column naming the groups it is about

@@ -372,6 +372,15 @@ def test_fewer_than_two_eligible_groups_pass_with_nan_metrics_and_a_note(world):
     ):
         assert math.isnan(verdict[metric]), metric
     assert verdict["passed"] and "fewer than 2 groups" in verdict["note"]
+    # it passes (nothing to compare), but its summary must not read as a finding of fairness
+    text = summarise_verdicts(pd.DataFrame([verdict]))
+    assert "fairness verdicts pass" not in text
+    assert text.endswith(
+        f"not assessed: fewer than 2 groups with >= {only_the_largest:g} labelled predictions (bias.min_labelled)"
+    )
+    fair = bias_verdicts(rates, {"min_labelled": 0}).iloc[0]
+    both = summarise_verdicts(pd.DataFrame([fair, verdict]))
+    assert both.splitlines()[0] == "the assessed fairness verdicts pass" and "not assessed" in both.splitlines()[1]
 
 
 def test_no_rows_give_empty_frames_with_every_column(world):

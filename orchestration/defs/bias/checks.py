@@ -18,6 +18,7 @@ from orchestration.lib.bias import (
     HEADLINE_VERDICT_COLUMNS,
     INTERVAL_COLUMNS,
     NOT_ASSESSED,
+    assessed,
     bias_verdicts,
     group_intervals,
     group_rates,
@@ -62,6 +63,14 @@ def bias_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return specs
 
 
+def _passed_text(verdicts: pd.DataFrame, thresholds: dict, window: str) -> str:
+    if not len(verdicts):
+        return f"no fairness rows over {window}"
+    if verdicts.apply(assessed, axis=1).all():
+        return f"fair over {window}"
+    return f"over {window}: " + summarise_verdicts(verdicts, thresholds).replace("\n", "; ")
+
+
 def bias_check_results(rows: pd.DataFrame, last, config: ProjectConfig, asset: dg.AssetKey):
     """Each per-model fairness check's result over the trailing window ending on ``last``; ``rows``: the
     marts.bias_daily rows read by the run (covering at least that window). Rates and verdicts are per model,
@@ -95,6 +104,6 @@ def bias_check_results(rows: pd.DataFrame, last, config: ProjectConfig, asset: d
             severity=dg.AssetCheckSeverity.WARN,
             description=summarise_verdicts(verdicts, thresholds)
             if not passed
-            else (f"fair over {window}" if len(verdicts) else f"no fairness rows over {window}"),
+            else _passed_text(verdicts, thresholds, window),
             metadata={"window": window, **verdict_metadata(verdicts, rates)},
         )
