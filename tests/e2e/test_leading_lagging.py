@@ -87,7 +87,7 @@ def test_the_incident_alert_leads_the_planted_kpi_drop(latest):
     )
     # What the summary prints: the incident's lead (the alert before the sustained drop), and correlations
     # only when significant: one shared step in ~16 days of changes is not evidence among hundreds searched.
-    from orchestration.cli import _leading_indicators
+    from orchestration.summary import _leading_indicators
 
     with duckdb.connect(str(latest.db), read_only=True) as conn:
         lines = _leading_indicators(conn, latest.last)

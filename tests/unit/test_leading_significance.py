@@ -145,7 +145,7 @@ def test_p_values_match_fisher_z_with_bartletts_effective_sample_size_and_holm(n
 
 
 def test_null_worlds_print_a_lead_on_fewer_than_5_percent_of_days(null_world, tmp_path):
-    from orchestration.cli import _leading_indicators
+    from orchestration.summary import _leading_indicators
 
     _, table = null_world
     dates = _full_window_dates(table)
@@ -165,7 +165,7 @@ def test_null_worlds_print_a_lead_on_fewer_than_5_percent_of_days(null_world, tm
 
 
 def test_a_planted_lead_is_significant_at_its_lag(tmp_path, monkeypatch):
-    from orchestration.cli import _leading_indicators
+    from orchestration.summary import _leading_indicators
 
     tables = _null_world(days=60, seed=5)
     health = tables["model_health_daily"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from orchestration import cli
+from orchestration import cli, summary
 from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA, experiment_results, model_impact
 from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
 from orchestration.lib.retraining import REQUEST_SCHEMA
@@ -52,7 +52,7 @@ def warehouse(tmp_path, monkeypatch):
     config = tmp_path / "project.yml"
     config.write_text("currency: EUR\n")
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
-    monkeypatch.setattr(cli, "_leading_indicators", lambda conn, as_of: [])
+    monkeypatch.setattr(summary, "_leading_indicators", lambda conn, as_of: [])
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     return path, results, impact
 

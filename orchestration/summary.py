@@ -1,0 +1,283 @@
+"""`impact-ledger summary`: what the warehouse says this morning, as text (attribution, model health, alerts,
+days the gates held back, leading indicators)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from orchestration.lib.settings import dbt_var
+
+SUMMARY_RESULTS_SQL = """
+SELECT model_id, metric, as_of_date, n_control, n_treatment, estimate,
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
+       CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high,
+       cuped_variance_reduction, p_value_adjusted, multiple_testing, significant, degenerate_reason,
+       guardrail_verdict, trustworthy, untrusted_reason, decision_grade, decision_grade_reason
+FROM attribution.experiment_results
+WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.experiment_results)
+ORDER BY model_id, metric
+"""
+SUMMARY_IMPACT_SQL = """
+SELECT model_id, treated_units, incremental_value, model_cost, net_value, net_value_ci_low, net_value_ci_high,
+       roi, roi_ci_low, roi_ci_high, trustworthy, decision_grade, decision_grade_reason
+FROM attribution.model_impact
+WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.model_impact)
+ORDER BY model_id
+"""
+
+
+SUMMARY_HEALTH_SQL = """
+SELECT 'alerts' AS what, model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END AS detail,
+       min(date) AS since, count(*) AS days
+FROM marts.alerts GROUP BY ALL
+UNION ALL
+SELECT 'retraining request', model_id, reason || ' -> ' || status, min(date), count(*)
+FROM marts.retraining_requests GROUP BY ALL
+ORDER BY 1, 2, 4
+"""
+# The strongest *significant* lead of each KPI on the as-of date: the best of the
+# hundreds of correlations searched (models x metrics x KPIs x lags) is large by
+# chance alone, so only rows whose Holm-adjusted p-value clears alpha are leads.
+LEADING_SQL = """
+SELECT kpi, model_id, health_metric, lag_days, correlation, n_days, p_value_adjusted, family_size
+FROM marts.leading_lagging
+WHERE as_of_date = ? AND significant
+QUALIFY row_number() OVER (PARTITION BY kpi ORDER BY p_value_adjusted, abs(correlation) DESC, lag_days) = 1
+ORDER BY kpi
+"""
+LEADING_SEARCHED_SQL = "SELECT max(family_size) FROM marts.leading_lagging WHERE as_of_date = ?"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{x:+.1%}"
+
+
+HELD_SHOWN = 10  # the latest days a gate held back, listed by summary
+
+
+def _held_back_days(conn) -> list[tuple]:
+    """(day, "suite (failed expectations), ...") of every day a gate held back, the latest first."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            "SELECT date, suite, failed_expectations FROM quality.gate_results WHERE NOT passed ORDER BY date DESC, suite"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+    days: dict = {}
+    for day, suite, failed in rows:
+        names = ", ".join(json.loads(failed)) if failed else ""
+        days.setdefault(day, []).append(f"{suite} ({names})" if names else suite)
+    return [(day, ", ".join(why)) for day, why in days.items()]
+
+
+RECENT_DAYS = 30
+# per model, the last RECENT_DAYS prediction days: volume and the confusion counts of the labels known so far
+RECENT_HEALTH_SQL = f"""
+SELECT model_id AS model, max(date) AS last_day, sum(predictions)::BIGINT AS predictions,
+       sum(labelled)::BIGINT AS labelled, sum(true_positives)::BIGINT AS tp, sum(false_positives)::BIGINT AS fp,
+       sum(false_negatives)::BIGINT AS fn
+FROM marts.model_health_daily
+WHERE date > (SELECT max(date) FROM marts.model_health_daily) - {RECENT_DAYS}
+GROUP BY model_id ORDER BY model_id
+"""
+
+
+def _recent_health(conn):
+    """RECENT_HEALTH_SQL's counts as a table to print: predictions, the share labelled, precision and recall."""
+    import duckdb
+    import pandas as pd
+
+    try:
+        counts = conn.execute(RECENT_HEALTH_SQL).df()
+    except (duckdb.CatalogException, duckdb.BinderException):  # a run that stopped before the marts, or older ones
+        return pd.DataFrame()
+
+    def share(part, whole):
+        return [f"{p / w:.3f}" if w else "n/a" for p, w in zip(part, whole, strict=True)]
+
+    return pd.DataFrame(
+        {
+            "model": counts["model"],
+            "last_day": counts["last_day"],
+            "predictions": counts["predictions"],
+            "labelled": [
+                f"{n} ({n / w:.0%})" if w else str(n)
+                for n, w in zip(counts["labelled"], counts["predictions"], strict=True)
+            ],
+            "precision": share(counts["tp"], counts["tp"] + counts["fp"]),
+            "recall": share(counts["tp"], counts["tp"] + counts["fn"]),
+        }
+    )
+
+
+def _print_attribution(results, impact) -> None:
+    import pandas as pd
+
+    from orchestration.lib.attribution import (
+        ROI_LABEL,
+        ROI_NOTE,
+        AttributionSettings,
+        correction_name,
+        roi_text,
+        significance_text,
+    )
+    from orchestration.lib.project_config import load_config
+
+    currency = load_config().currency
+    alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
+    correction = correction_name(results["multiple_testing"].iloc[0])
+    as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    print(f"Attribution as of {as_of}: treatment vs never-exposed holdout, cumulative since assignment")
+    yes_no = {True: "yes", False: "NO"}
+    view = pd.DataFrame(
+        {
+            "model": results["model_id"],
+            "metric": results["metric"],
+            "units (holdout/treated)": results["n_control"].astype(str) + "/" + results["n_treatment"].astype(str),
+            "relative lift [95% CI]": [
+                f"{_pct(r)} [{_pct(lo)}, {_pct(hi)}]"
+                for r, lo, hi in zip(results["lift"], results["ci_low"], results["ci_high"])
+            ],
+            # the variance CUPED removed, where the row's estimate is CUPED's
+            "estimate": [
+                e + (f" (-{v:.0%} var)" if e == "cuped" and v == v else "")
+                for e, v in zip(results["estimate"], results["cuped_variance_reduction"], strict=True)
+            ],
+            f"p ({correction})": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
+            f"significant ({correction})": results["significant"].map(significance_text),
+            "decision-grade": results["decision_grade"].map(lambda g: yes_no[bool(g)]),
+            "guardrail": results["guardrail_verdict"].fillna(""),
+            "trustworthy": results["trustworthy"].map(yes_no),
+        }
+    )
+    print(view.to_string(index=False))
+    print(
+        f"  significant: the {correction}-adjusted p-value over the experiment's metrics is below {alpha:g}. A 95% CI "
+        "that excludes 0 on a row marked 'no' is not significant once the metrics are tested together "
+        "(adjusted_*_ci_* in attribution.experiment_results: the intervals at the adjusted level)."
+    )
+    for r in results[results["degenerate_reason"].notna()].itertuples():
+        print(f"  not tested: {r.model_id} {r.metric}: {r.degenerate_reason}")
+    for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():
+        print(f"  not decision-grade: {r.model_id} {r.metric}: {r.decision_grade_reason}")
+    untrusted = results[~results["trustworthy"].astype(bool)]
+    for reason in sorted(set(untrusted["untrusted_reason"].dropna())):
+        print(f"  not trustworthy: {reason}")
+    if len(impact):
+        print(
+            f"\nModel value since its experiment started, in {currency} (revenue-per-user lift x treated users, "
+            "net of model cost)"
+        )
+        money = pd.DataFrame(
+            {
+                "model": impact["model_id"],
+                "treated users": impact["treated_units"],
+                f"incremental revenue ({currency})": impact["incremental_value"].map("{:,.0f}".format),
+                f"model cost ({currency})": impact["model_cost"].map("{:,.0f}".format),
+                f"net value ({currency}) [95% CI]": [
+                    f"{v:,.0f} [{lo:,.0f}, {hi:,.0f}]" if lo == lo else f"{v:,.0f} [n/a]"
+                    for v, lo, hi in zip(impact["net_value"], impact["net_value_ci_low"], impact["net_value_ci_high"])
+                ],
+                ROI_LABEL: [roi_text(*v) for v in zip(impact["roi"], impact["roi_ci_low"], impact["roi_ci_high"])],
+                "decision-grade": impact["decision_grade"].map(lambda g: yes_no[bool(g)]),
+                "trustworthy": impact["trustworthy"].map(yes_no),
+            }
+        )
+        print(money.to_string(index=False))
+        print(f"  {ROI_NOTE}")
+
+
+def _leading_indicators(conn, as_of) -> list[str]:
+    """KPI drops and the alert that preceded each; the health metric that best leads each KPI."""
+    import duckdb
+
+    from orchestration.lib.leading import describe, kpi_drop_leads
+
+    settings = dbt_var("leading_lagging")
+    lines = [describe(lead, drop) for drop, lead in kpi_drop_leads(conn, as_of, settings["kpis"]) if drop is not None]
+    try:
+        best = conn.execute(LEADING_SQL, [as_of]).df()
+        searched = conn.execute(LEADING_SEARCHED_SQL, [as_of]).fetchone()[0]
+    except (duckdb.CatalogException, duckdb.BinderException):  # built before marts.leading_lagging (or its p-values)
+        return lines
+    lines += [
+        f"{r.kpi}: {r.model_id} {r.health_metric} leads by {r.lag_days} day(s) "
+        f"(correlation of daily changes {r.correlation:+.2f} over {r.n_days} days, "
+        f"p {_p_text(r.p_value_adjusted)} after Holm over the {r.family_size} correlations searched)"
+        for r in best.itertuples()
+    ]
+    if best.empty and searched:
+        lines.append(
+            f"No health metric's changes precede a KPI's beyond chance "
+            f"(Holm over the {searched} correlations searched; marts.leading_lagging.significant)."
+        )
+    return lines
+
+
+def _p_text(p: float) -> str:
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def read_and_print(conn, reports: Path) -> None:
+    """Print the summary of the warehouse ``conn`` (read-only); ``reports``: where the daily reports are. Raises
+    duckdb's CatalogException / BinderException when the attribution tables are missing or older."""
+    import pandas as pd
+
+    from orchestration.lib.report_data import latest_report_date
+
+    results = conn.execute(SUMMARY_RESULTS_SQL).df()
+    impact = conn.execute(SUMMARY_IMPACT_SQL).df()
+    health = conn.execute(SUMMARY_HEALTH_SQL).df()
+    leads = _leading_indicators(conn, results["as_of_date"].max()) if len(results) else []
+    recent = _recent_health(conn)
+    newest = latest_report_date(conn)
+    held = _held_back_days(conn)
+    if results.empty:
+        print("No experiment results (attribution.experiment_results is empty): monitoring only")
+    else:
+        _print_attribution(results, impact)
+    if len(recent):
+        last = pd.Timestamp(recent["last_day"].max()).date()
+        print(
+            f"\nModel health over the {RECENT_DAYS} days to {last} (labels known so far; details: "
+            "marts.model_health_daily)"
+        )
+        print(recent.drop(columns="last_day").to_string(index=False))
+    if len(health):
+        print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
+        for _, row in health.iterrows():
+            print(
+                f"  {row['what']}: {row['model_id']} {row['detail']}, from {pd.Timestamp(row['since']).date()} on {row['days']} day(s)"
+            )
+    elif len(recent):
+        print("\nModel health: no alerts, no retraining requests")
+    if held:
+        print(
+            f"\nDays held back by the quality gates ({len(held)}; their rows are left out of every table above; "
+            "details: quality.gate_results)"
+        )
+        for day, why in held[:HELD_SHOWN]:
+            print(f"  {day}: {why}")
+        if len(held) > HELD_SHOWN:
+            print(f"  ... and {len(held) - HELD_SHOWN} earlier day(s)")
+        if any("volume_deviation" in why for _, why in held):
+            print(
+                "  volume_deviation: the day's rows are far from the trailing median (an outage?); where the "
+                "activity really ended (an experiment's enrolment closed), widen gates.volume in the project "
+                "file and run those days again"
+            )
+        if len(results) and held[0][0] > pd.Timestamp(results["as_of_date"].iloc[0]).date():
+            print(
+                f"  the attribution above stops at {pd.Timestamp(results['as_of_date'].iloc[0]).date()}: later days were held back"
+            )
+    if leads:
+        print("\nLeading indicators (details: marts.leading_lagging)")
+        for line in leads:
+            print(f"  {line}")
+    report = reports / f"impact_ledger_{newest}.html"
+    if newest is not None and report.is_file():
+        print(f"\nDaily report with plots, OKRs and the metric scorecard: {report}")
