@@ -148,6 +148,7 @@ class Inference:
     sources: dict = field(default_factory=dict)  # the project file's sources, as written (copied into the new file)
     unread: dict[str, str] = field(default_factory=dict)  # table -> its folder's files no format reads (unread_note)
     arms: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment_id -> variant -> users assigned
+    volume_holds: dict[str, list[date]] = field(default_factory=dict)  # table -> days its volume gate holds back
 
     @property
     def first_day(self) -> date | None:
@@ -239,6 +240,9 @@ def _daily(conn: duckdb.DuckDBPyConnection, table: str, column: str) -> list[tup
     return conn.execute(
         f"SELECT CAST({column} AS DATE) AS d, count(*) FROM {table} WHERE {column} IS NOT NULL GROUP BY d ORDER BY d"
     ).fetchall()
+
+
+VOLUME_DAYS_SHOWN = 5  # held-back days a review line lists
 
 
 def _volume(profile: TableProfile, per_day: list[tuple[date, int]]) -> None:
@@ -364,7 +368,39 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             "WHERE experiment_id IS NOT NULL AND variant IS NOT NULL GROUP BY ALL ORDER BY ALL"
         ).fetchall():
             arms.setdefault(experiment_id, {})[variant] = units
-    return Inference(source, tables, models, attributes, experiments, users, arms=arms)
+    holds = _volume_holds(conn, {n for n in found if CONTRACTS[n].time_column})
+    return Inference(source, tables, models, attributes, experiments, users, arms=arms, volume_holds=holds)
+
+
+def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str, list[date]]:
+    """The days each table's volume gate would hold back with the gates.volume init writes: the gate's own
+    days_frame over the staged rows. A last day exported part-way, or activity that ended (an experiment's
+    enrolment), is held back, which a user should know before the first run, not find in the results."""
+    import json
+
+    from orchestration.lib.quality_gate import days_frame, load_suite, suite_names
+
+    conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
+    holds = {}
+    for name in suite_names():
+        suite = load_suite(name)
+        table, by = suite["table"], suite.get("volume_by")
+        if table not in dated or "volume_deviation" not in json.dumps(suite.get("day_expectations", [])):
+            continue
+        group = f", {_q(by)}" if by else ""
+        conn.execute(
+            f"CREATE OR REPLACE VIEW raw.{table} AS SELECT CAST(_ts AS DATE) AS _partition_date{group} "
+            f"FROM t_{table} WHERE _ts IS NOT NULL"
+        )
+        conn.execute(f"CREATE OR REPLACE VIEW raw_quarantine.{table} AS SELECT * FROM raw.{table} WHERE false")
+        first, last = conn.execute(f"SELECT min(_partition_date), max(_partition_date) FROM raw.{table}").fetchone()
+        if first is None:
+            continue
+        days = days_frame(conn, suite, first, last, VolumeGate())
+        held = days[(days["volume_deviation"].abs() > 1) | ~days["fresh"].astype(bool)]
+        if len(held):
+            holds[table] = sorted({d.date() if hasattr(d, "date") else d for d in held["day"]})
+    return holds
 
 
 def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
@@ -685,6 +721,13 @@ def review(inf: Inference) -> list[str]:
             )
         if t.refused:
             out.append(f"{t.refused}: materialize stops at this file until its values are fixed")
+    for table, days in inf.volume_holds.items():
+        shown = ", ".join(map(str, days[:VOLUME_DAYS_SHOWN])) + (" ..." if len(days) > VOLUME_DAYS_SHOWN else "")
+        out.append(
+            f"gates.volume: the volume gate will hold back {len(days)} day(s) of {table} ({shown}): rows far from "
+            "the trailing median, or none after steady days; if that is the data (a last day exported part-way, "
+            "activity that ended), widen gates.volume (tolerance, min_count) or leave those days out"
+        )
     for experiment_id, arms in inf.arms.items():
         from orchestration.lib.attribution import AttributionSettings  # scipy: only with an experiment
 

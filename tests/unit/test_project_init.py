@@ -354,6 +354,33 @@ def test_an_experiment_with_an_arm_too_small_for_a_decision_is_named_in_the_revi
     assert not any(line.startswith("experiment e1") for line in review(infer(source)))
 
 
+def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(tmp_path):
+    # a time-boxed experiment's last days (and any export's last, part-way day) were held back by the volume
+    # gate and the results silently stopped early; 100 sessions a day, then 10 on the day the export was taken
+    source = tmp_path / "zone"
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(100)], "signup_at": START}))
+    per_day = [100] * 14 + [10]
+    sessions = pd.DataFrame(
+        [
+            (f"s{day}-{k}", f"u{k % 100}", START + timedelta(days=day, minutes=k))
+            for day, n in enumerate(per_day)
+            for k in range(n)
+        ],
+        columns=["session_id", "user_id", "started_at"],
+    )
+    _write(source, "sessions", sessions)
+    last = (START + timedelta(days=14)).date()
+    # by hand: its trailing median is 100, the band 100 +- max(0.5 x 100, 4 x sqrt(100)) = [50, 150]: 10 is out
+    said = [line for line in review(infer(source)) if line.startswith("gates.volume")]
+    assert said == [
+        f"gates.volume: the volume gate will hold back 1 day(s) of sessions ({last}): rows far from the trailing "
+        "median, or none after steady days; if that is the data (a last day exported part-way, activity that "
+        "ended), widen gates.volume (tolerance, min_count) or leave those days out"
+    ]
+    _write(source, "sessions", sessions[sessions["started_at"].dt.date < last])
+    assert not [line for line in review(infer(source)) if line.startswith("gates.volume")]
+
+
 def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsys):
     source, *_ = zone
     out = tmp_path / "cfg" / "impact_ledger.yml"
