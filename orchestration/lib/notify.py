@@ -285,7 +285,9 @@ def select_new(
     if newest_day is None:
         return [], cursor
     oldest = (newest_day - timedelta(days=horizon_days)).isoformat()
-    new = [n for n in candidates if n.date >= oldest and n.dedup_key not in cursor.sent]
+    # a failed gate is seen twice in one tick (its check's event and the snapshot's gate row): sent once
+    unique = {n.dedup_key: n for n in reversed(candidates)}
+    new = [n for n in candidates if unique[n.dedup_key] is n and n.date >= oldest and n.dedup_key not in cursor.sent]
     sent = {k: d for k, d in cursor.sent.items() if d >= oldest}
     sent.update({n.dedup_key: n.date for n in new})
     return new, replace(cursor, sent=sent)

@@ -74,6 +74,18 @@ def test_a_key_is_sent_once_even_when_old_days_are_re_evaluated():
     assert third_tick == []
 
 
+def test_a_failed_gate_seen_twice_in_one_tick_is_sent_once():
+    # the check's failure event (no row count) and the snapshot's gate row (its count) carry one key: the
+    # daemon sent both (README: exactly once)
+    from dataclasses import replace
+
+    (from_snapshot,) = gate_notifications(GATES)
+    from_event = replace(from_snapshot, value=None)
+    assert from_event.dedup_key == from_snapshot.dedup_key
+    new, cursor = select_new([from_event, from_snapshot], NotifyCursor(), date(2026, 10, 11))
+    assert new == [from_event] and list(cursor.sent) == [from_event.dedup_key]
+
+
 def test_rows_older_than_the_horizon_are_neither_sent_nor_remembered():
     new, cursor = select_new(alert_notifications(ALERTS), NotifyCursor(), date(2026, 10, 20), horizon_days=9)
     assert [n.date for n in new] == ["2026-10-11"]  # 10-10 is 10 days before the newest day
