@@ -152,6 +152,11 @@ def test_retraining_snapshot_is_blocked_when_bias_is_planted(latest_copy):
 
     # the shared world plants both the incident and the biased group (a private copy: this test writes to it)
     p = latest_copy
+    # a day without a request (what "materialize all" runs on any day): nothing to build, not a failed run
+    assert p.query("SELECT count(*) AS n FROM marts.retraining_requests WHERE date = ?", [p.first])["n"].iloc[0] == 0
+    quiet = run_retraining(p.first)
+    assert quiet.success, quiet.failures
+    assert p.query("SELECT count(*) AS n FROM retraining.training_candidates")["n"].iloc[0] == 0
     day = last_retraining_request(p)
     # first a window day whose users gate never ran: not validated, so blocked before any bias verdict
     unvalidated = day - timedelta(days=3)

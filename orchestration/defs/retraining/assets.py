@@ -149,6 +149,10 @@ def _requested_models(conn, day) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+def no_request(day) -> str:
+    return f"no retraining request on {day}: nothing to build"
+
+
 def _training_start(conn, models: list[str], window_start):
     """The window starts no earlier than the first prediction of the requested models: before it there is nothing to read."""
     listed = models or [None]
@@ -177,6 +181,13 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
     window_start = day - timedelta(days=int(load_config().retraining.training_window_days) - 1)
     with duckdb.get_connection() as conn:
         models = _requested_models(conn, day)
+        if not models:  # e.g. "materialize all" on any day: nothing to build, and no older candidates left behind
+            conn.execute("CREATE SCHEMA IF NOT EXISTS retraining")
+            empty = CANDIDATES_SQL.format(
+                day=day, start=day, models="NULL", attributes=attribute_columns_sql(load_config().attribute_columns)
+            )
+            conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {empty}")
+            return dg.MaterializeResult(metadata={"models": dg.MetadataValue.json([]), "note": no_request(day)})
         start = _training_start(conn, models, window_start)
         gates = conn.execute(
             f"SELECT date, table_name, passed FROM quality.gate_results WHERE table_name IN ({', '.join('?' for _ in TRAINING_INPUTS)}) "
@@ -252,7 +263,9 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
                 group_rates(pd.DataFrame(columns=[*KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS])), thresholds
             )
         passed = bool(verdicts["passed"].all()) if len(verdicts) else True
-        if not attributes:
+        if not _requested_models(conn, day):
+            reason = no_request(day)
+        elif not attributes:
             reason = f"snapshot may be exported; {NOT_ASSESSED}"
         else:
             reason = (
