@@ -606,6 +606,17 @@ def test_a_day_whose_labels_landed_is_reported_after_the_model_stopped_predictin
             render_report(conn, landed - timedelta(days=2))  # nothing landed that day
 
 
+def test_a_backfill_ending_on_days_without_data_reports_its_latest_day_with_data(warehouse):
+    # the partitions run to yesterday, the data ended a day earlier: a whole backfill left no report
+    from orchestration.defs.report.assets import reported_day
+
+    after = [LATER + timedelta(days=d) for d in (1, 2)]
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert reported_day(conn, [AS_OF, LATER, *after]) == LATER
+        assert reported_day(conn, [AS_OF]) == AS_OF
+        assert reported_day(conn, after) == after[-1]  # nothing in the range: the run's day, skipped with why
+
+
 def test_missing_tables_become_notes(tmp_path):
     db = tmp_path / "kpi_only.duckdb"
     with duckdb.connect(str(db)) as conn:

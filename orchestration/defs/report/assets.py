@@ -11,6 +11,21 @@ REPORT_KEY = dg.AssetKey(["reports", "daily_report"])
 SNAPSHOT_KEY = dg.AssetKey(["publish", "analytics_snapshot"])
 
 
+def reported_day(conn, days: list):
+    """The run's last day, or, when a range ends on days without data (the partitions run to yesterday, the
+    data ended earlier), its latest day with something to report: a backfill still leaves its report."""
+    from orchestration.lib.report_data import ReportDataError, existing_tables, require_data_on
+
+    tables = existing_tables(conn)
+    for day in reversed(days):
+        try:
+            require_data_on(conn, tables, day)
+            return day
+        except ReportDataError:
+            continue
+    return days[-1]  # nothing to report in the whole range: render_report says why
+
+
 @dg.asset(
     key=REPORT_KEY,
     partitions_def=daily_partitions,
@@ -23,7 +38,7 @@ SNAPSHOT_KEY = dg.AssetKey(["publish", "analytics_snapshot"])
         "data/reports/impact_ledger_<day>.html: relative lift and net value with 95% CIs over time, health trends "
         "against the alert thresholds, alerts, fairness (four-fifths rule), quarantine and gate status, OKR progress. "
         "One self-contained file (plotly.js inline), readable offline. A backfill writes the report of its last day "
-        "only: every report already covers all days up to its own."
+        "with data only: every report already covers all days up to its own."
     ),
 )
 def daily_report_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -35,8 +50,9 @@ def daily_report_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     earlier = "no report of this day: a backfill writes its last day's, which covers every day up to it"
     add_daily_metadata(context, {day: {"report": earlier} for day in days[:-1]})
     with duckdb.get_connection() as conn:
+        as_of = reported_day(conn, days)
         try:
-            report = render_report(conn, last)
+            report = render_report(conn, as_of)
         except ReportDataError as err:
             # a presentation artefact: no data for the day is reported, not a reason to fail the run
             context.log.warning(str(err))
@@ -48,5 +64,7 @@ def daily_report_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         "size_bytes": path.stat().st_size,
         "absent_sections": ", ".join(k for k, v in report.summary["sections"].items() if v == "absent") or "none",
     }
+    if as_of != last:
+        written["as_of"] = f"{as_of}: the latest day of the run with data (none after it)"
     context.add_asset_metadata(written, partition_key=last.isoformat())
-    return dg.MaterializeResult(metadata={"as_of": str(last)})
+    return dg.MaterializeResult(metadata={"as_of": str(as_of)})
