@@ -46,10 +46,11 @@ SPEC = dict(
             GROUP_RATES_KEY,
             **SPEC,
             description=(
-                "Each run also recomputes the label lookback window. Per day (date = last day of the trailing bias window, window_start = first), model, attribute and group: "
-                "the window's summed marts.bias_daily counts with rates, Wilson 95% intervals (*_ci_low/high), "
-                "calibration and representation re-derived from the totals; excluded = fewer than min_labelled labelled "
-                "rows (shown, not judged)."
+                "Per day (date = last day of the trailing bias window, window_start = first), model, attribute and "
+                "group: the window's summed marts.bias_daily counts with rates, Wilson 95% intervals "
+                "(*_ci_low/high), calibration and representation re-derived from the totals; excluded = fewer than "
+                "min_labelled labelled rows (shown, not judged). Each run also recomputes the days of its label "
+                "lookback."
             ),
         ),
         dg.AssetSpec(
