@@ -132,7 +132,7 @@ def _summary_lift(out: str, model: str, metric: str) -> str:
 
 
 def test_the_ui_lift_is_the_summarys_decision_estimate_of_the_same_row(tmp_path, monkeypatch, capsys):
-    from orchestration import cli
+    from orchestration import cli, summary
     from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
     from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA, experiment_results
     from orchestration.lib.retraining import REQUEST_SCHEMA
@@ -155,7 +155,7 @@ def test_the_ui_lift_is_the_summarys_decision_estimate_of_the_same_row(tmp_path,
         ensure_table(conn, "attribution.model_impact", IMPACT_SCHEMA)
         ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
         ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
-    monkeypatch.setattr(cli, "_leading_indicators", lambda conn, as_of: [])
+    monkeypatch.setattr(summary, "_leading_indicators", lambda conn, as_of: [])
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     assert cli.cmd_summary(argparse.Namespace(db=str(path))) == 0
     shown = _summary_lift(capsys.readouterr().out, "m", "revenue_per_user")
