@@ -171,14 +171,15 @@ def test_each_broken_prediction_rule_fails_the_gate_naming_it(world, change, exp
     assert expectation.split("(")[0] in result.summary()
 
 
-def test_a_model_that_stops_predicting_is_reported_not_blocking(world):
+def test_a_model_that_stops_predicting_or_a_paused_label_feed_is_reported_not_blocking(world):
     # an empty day after steady ones is stale: named as a warning, the day passes; blocking it stopped every
     # table's day (the model's late labels included) for days, one retired model halting all the others
-    result = gate(world, "predictions", lambda f: f.iloc[0:0])
-    assert result.success and not result.failed_days, result.summary()
-    (stale,) = result.failed
-    assert stale.name == "expect_column_values_to_be_in_set(fresh)" and not stale.blocking
-    assert "expect_column_values_to_be_in_set on fresh" in result.summary() and "[warning]" in result.summary()
+    for table in ("predictions", "labels"):  # a paused label feed likewise: its labels count when they land
+        result = gate(world, table, lambda f: f.iloc[0:0])
+        assert result.success and not result.failed_days, result.summary()
+        (stale,) = result.failed
+        assert stale.name == "expect_column_values_to_be_in_set(fresh)" and not stale.blocking
+        assert "expect_column_values_to_be_in_set on fresh" in result.summary() and "[warning]" in result.summary()
 
 
 def test_schema_types_are_checked(world):
