@@ -376,8 +376,6 @@ def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str,
     """The days each table's volume gate would hold back with the gates.volume init writes: the gate's own
     days_frame over the staged rows. A last day exported part-way, or activity that ended (an experiment's
     enrolment), is held back, which a user should know before the first run, not find in the results."""
-    import json
-
     from orchestration.lib.quality_gate import days_frame, load_suite, suite_names
 
     conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
@@ -385,7 +383,13 @@ def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str,
     for name in suite_names():
         suite = load_suite(name)
         table, by = suite["table"], suite.get("volume_by")
-        if table not in dated or "volume_deviation" not in json.dumps(suite.get("day_expectations", [])):
+        # the day expectations that hold a day back (a warning's is only reported)
+        blocking = {
+            e["kwargs"].get("column")
+            for e in suite.get("day_expectations", [])
+            if (e.get("meta") or {}).get("severity", "error") != "warning"
+        } & {"volume_deviation", "fresh"}
+        if table not in dated or not blocking:
             continue
         group = f", {_q(by)}" if by else ""
         conn.execute(
@@ -397,7 +401,9 @@ def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str,
         if first is None:
             continue
         days = days_frame(conn, suite, first, last, VolumeGate())
-        held = days[(days["volume_deviation"].abs() > 1) | ~days["fresh"].astype(bool)]
+        outside = days["volume_deviation"].abs() > 1 if "volume_deviation" in blocking else False
+        stale = ~days["fresh"].astype(bool) if "fresh" in blocking else False
+        held = days[outside | stale]
         if len(held):
             holds[table] = sorted({d.date() if hasattr(d, "date") else d for d in held["day"]})
     return holds

@@ -369,6 +369,11 @@ def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(
         columns=["session_id", "user_id", "started_at"],
     )
     _write(source, "sessions", sessions)
+    # labels with the same drop: their volume and freshness rules only warn, so no day of theirs is held back
+    labels = sessions.rename(columns={"session_id": "prediction_id", "started_at": "labeled_at"}).drop(
+        columns="user_id"
+    )
+    _write(source, "labels", labels.assign(label=1, label_source="implicit"))
     last = (START + timedelta(days=14)).date()
     # by hand: its trailing median is 100, the band 100 +- max(0.5 x 100, 4 x sqrt(100)) = [50, 150]: 10 is out
     said = [line for line in review(infer(source)) if line.startswith("gates.volume")]
