@@ -287,7 +287,28 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
                 print(f"    {failure}", file=sys.stderr)
             return 1
         day = end + timedelta(days=1)
+    if (later := _days_after(last)) is not None:
+        print(
+            f"note: the warehouse holds days after {last} (up to {later}): the days this run recomputed (label-based "
+            f"metrics, a drift reference it covered) are as known on {last}; run --start {last + timedelta(days=1)} "
+            f"--end {later} to bring the later days back up to date (README: known limits)"
+        )
     return 0
+
+
+def _days_after(last: date) -> date | None:
+    """The newest prediction or label day the warehouse holds after ``last`` (a re-run of the past), if any."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+            newest = conn.execute(
+                "SELECT max(d) FROM (SELECT max(_partition_date) AS d FROM raw.predictions "
+                "UNION ALL SELECT max(_partition_date) FROM raw.labels)"
+            ).fetchone()[0]
+    except duckdb.Error:  # no such tables (an experiment-only project), or not readable: nothing to say
+        return None
+    return newest if newest is not None and newest > last else None
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

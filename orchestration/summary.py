@@ -257,8 +257,8 @@ def read_and_print(conn, reports: Path) -> None:
         print("\nModel health: no alerts, no retraining requests")
     if held:
         print(
-            f"\nDays held back by the quality gates ({len(held)}; their rows are left out of every table above; "
-            "details: quality.gate_results)"
+            f"\nDays held back by the quality gates ({len(held)}; their rows are left out of the marts each run "
+            "builds after the hold; details: quality.gate_results)"
         )
         for day, why in held[:HELD_SHOWN]:
             print(f"  {day}: {why}")

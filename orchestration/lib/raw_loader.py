@@ -180,7 +180,12 @@ def csv_header(path: Path, table: str = "", encoding: str = "utf-8") -> list[str
         )
     unnamed = [i + 1 for i, name in enumerate(header) if not name.strip()]
     if unnamed:
-        raise ContractError(f"{where}, line 1: header field(s) {unnamed} have no name (a trailing comma?)")
+        guess = (
+            "the row index pandas writes with to_csv(index=True)? write with index=False"
+            if unnamed == [1]
+            else "a trailing comma?"
+        )
+        raise ContractError(f"{where}, line 1: header field(s) {unnamed} have no name ({guess})")
     twice = sorted({n for n in header if header.count(n) > 1})
     if twice:
         raise ContractError(f"{where}, line 1: column(s) {twice} named twice in the header")

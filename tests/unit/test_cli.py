@@ -277,3 +277,22 @@ def test_a_dagster_home_without_settings_gets_the_projects_and_keeps_its_own(tmp
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
     assert capsys.readouterr().out == ""
     assert type(instance.event_log_storage).__name__ != "ProjectSqliteEventLogStorage"
+
+
+def test_a_rerun_of_the_past_is_told_which_later_days_to_run_again(tmp_path, monkeypatch):
+    # re-running one old day rewinds label-based metrics to what was known on it (README: known limits); the
+    # operator was not told, and the summary's precision quietly fell
+    import duckdb
+    from datetime import date
+
+    from orchestration.cli import _days_after
+
+    db = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
+    assert _days_after(date(2025, 3, 5)) is None  # no warehouse yet
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE SCHEMA raw")
+        conn.execute("CREATE TABLE raw.predictions AS SELECT DATE '2025-03-20' AS _partition_date")
+        conn.execute("CREATE TABLE raw.labels AS SELECT DATE '2025-03-26' AS _partition_date")
+    assert _days_after(date(2025, 3, 5)) == date(2025, 3, 26)
+    assert _days_after(date(2025, 3, 26)) is None

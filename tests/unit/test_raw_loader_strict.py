@@ -103,6 +103,20 @@ def test_a_header_only_csv_is_a_day_without_rows(tmp_path, conn, dated):
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (0, 0, 0)
 
 
+@pytest.mark.parametrize(
+    "header, unnamed, guess",
+    [
+        ("," + HEADER, "[1]", "the row index pandas writes with to_csv(index=True)? write with index=False"),
+        (HEADER.rstrip("\n") + ",\n", "[8]", "a trailing comma?"),
+    ],
+    ids=["pandas_index", "trailing_comma"],
+)
+def test_a_header_field_without_a_name_says_what_usually_wrote_it(tmp_path, conn, header, unnamed, guess):
+    path = put(tmp_path, "predictions", header.encode())
+    message = load_error(conn, tmp_path)
+    assert message == f"{path}: table 'predictions', line 1: header field(s) {unnamed} have no name ({guess})"
+
+
 LATIN1 = (HEADER + row(1) + "p2,m1,v1,Jos\u00e9,2026-09-03 02:00:00,0.6,0.5\n").encode("latin-1")
 
 
