@@ -111,7 +111,7 @@ class ModelProfile:
         rule = {}
         if self.delay_p90_days is not None and math.ceil(self.delay_p90_days - 1e-9) > default.after_days:
             rule["after_days"] = math.ceil(self.delay_p90_days - 1e-9)
-        if self.mature and self.mature_labelled / self.mature < 2 * default.below:
+        if self.mature and self.mature_labelled / self.mature < default.below:
             rule["below"] = math.floor(self.mature_labelled / self.mature / 2 * 100) / 100
         return rule
 

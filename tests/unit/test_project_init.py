@@ -298,14 +298,14 @@ def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_
     source = tmp_path / "zone"
     _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(50)], "signup_at": START}))
     preds, labels = [], []
-    for model in ("late_outcome", "reviewed_if_flagged"):
+    for model in ("late_outcome", "reviewed_if_flagged", "mostly_labelled"):
         for i in range(300):
             at = START + timedelta(days=i // 10, hours=i % 10)
             score = float(rng.random())
             preds.append((f"{model}-{i}", model, "v1", f"u{i % 50}", at, score, 0.5))
             if model == "late_outcome":
                 labels.append((f"{model}-{i}", 1, at + timedelta(days=60 + (i * 37) % 61, hours=3)))
-            elif score >= 0.7:
+            elif score >= 0.7 or (model == "mostly_labelled" and i % 5):
                 labels.append((f"{model}-{i}", 1, at + timedelta(days=1)))
     columns = ["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"]
     preds = pd.DataFrame(preds, columns=columns)
@@ -321,6 +321,8 @@ def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_
     late = delays[labels["prediction_id"].str.startswith("late")]
     assert config.models["late_outcome"].alerts["label_coverage"].after_days == math.ceil(np.quantile(late, 0.9))
     assert config.models["late_outcome"].alerts["label_coverage"].below is None  # all labelled: the default stands
+    # a share above the default's 0.5 keeps the default too: only a share under it needs its own floor
+    assert "mostly_labelled" not in [m for m, spec in config.models.items() if spec.alerts]
     reviewed = config.models["reviewed_if_flagged"].alerts["label_coverage"]
     share = labels["prediction_id"].str.startswith("reviewed").sum() / 300  # every prediction is old enough
     assert reviewed.after_days is None and reviewed.below == math.floor(share / 2 * 100) / 100 and 0.1 < share < 0.5
