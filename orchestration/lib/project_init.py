@@ -105,12 +105,18 @@ class ModelProfile:
 
     def label_coverage_rule(self) -> dict:
         """What the label_coverage alert needs for these labels' timing, beyond its defaults: judged once 90% of
-        labels have arrived (not after 7 days, when months-late labels alerted every day), and below half the
-        share the mature predictions reach when fewer than half are ever labelled (e.g. only flagged ones)."""
+        labels have arrived (not after 7 days, when late labels alerted every day), and below half the share the
+        mature predictions reach when fewer than half are ever labelled (e.g. only flagged ones). Every run
+        recomputes after_days days before its own (so a day without any label still reaches the rule): labels
+        slower than COVERAGE_WAIT_MAX days leave the rule off (below 0) rather than make every run recompute
+        months."""
         default = AlertRules().label_coverage
         rule = {}
-        if self.delay_p90_days is not None and math.ceil(self.delay_p90_days - 1e-9) > default.after_days:
-            rule["after_days"] = math.ceil(self.delay_p90_days - 1e-9)
+        wait = None if self.delay_p90_days is None else math.ceil(self.delay_p90_days - 1e-9)
+        if wait is not None and wait > COVERAGE_WAIT_MAX:
+            return {"below": 0}
+        if wait is not None and wait > default.after_days:
+            rule["after_days"] = wait
         if self.mature and self.mature_labelled / self.mature < default.below:
             rule["below"] = math.floor(self.mature_labelled / self.mature / 2 * 100) / 100
         return rule
@@ -243,6 +249,9 @@ def _daily(conn: duckdb.DuckDBPyConnection, table: str, column: str) -> list[tup
 
 
 VOLUME_DAYS_SHOWN = 5  # held-back days a review line lists
+# the longest label-coverage wait init writes: every run recomputes that many days before its own (and
+# notify.horizon_days, 31 by default, must exceed it by 2)
+COVERAGE_WAIT_MAX = 14
 
 
 def _volume(profile: TableProfile, per_day: list[tuple[date, int]]) -> None:
@@ -616,11 +625,16 @@ def render(inf: Inference) -> str:
         if coverage:
             default = AlertRules().label_coverage
             why = []
+            if coverage == {"below": 0}:
+                why.append(
+                    f"90% of labels take more than {COVERAGE_WAIT_MAX} days: off (below 0); to judge it, set "
+                    "after_days N (each run then recomputes N days; notify.horizon_days >= N + 2)"
+                )
             if "after_days" in coverage:
                 why.append(
                     f"90% of labels arrive within {coverage['after_days']} days (default: judged after {default.after_days})"
                 )
-            if "below" in coverage:
+            if "below" in coverage and coverage["below"] > 0:
                 why.append(
                     f"{m.mature_labelled} of {m.mature} predictions older than the horizon are labelled "
                     f"(default: alert below {default.below})"

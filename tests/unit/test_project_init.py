@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from orchestration.cli import main
-from orchestration.lib.project_config import parse_config
+from orchestration.lib.notify import load_notify_config
+from orchestration.lib.project_config import Rule, parse_config
 from orchestration.lib.contract import ContractError
 from orchestration.lib.project_init import InitError, infer, render, review
 
@@ -291,20 +292,23 @@ def test_gzip_csv_is_profiled_and_files_no_format_reads_are_named(zone):
     )
 
 
-def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_that_ever_does(tmp_path):
-    # months-late labels alerted on coverage every day after the default 7 days (a real data set); a model whose
-    # flagged predictions alone get labels never reaches the default 0.5
+def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_that_ever_does(tmp_path, monkeypatch):
+    # months-late labels alerted on coverage every day after the default 7 days (a real data set); waiting for
+    # them would make every run recompute months (the rule is left off), labels a week or two late are waited
+    # for; a model whose flagged predictions alone get labels never reaches the default 0.5
     rng = np.random.default_rng(3)
     source = tmp_path / "zone"
     _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(50)], "signup_at": START}))
     preds, labels = [], []
-    for model in ("late_outcome", "reviewed_if_flagged", "mostly_labelled"):
+    for model in ("late_outcome", "week_late", "reviewed_if_flagged", "mostly_labelled"):
         for i in range(300):
             at = START + timedelta(days=i // 10, hours=i % 10)
             score = float(rng.random())
             preds.append((f"{model}-{i}", model, "v1", f"u{i % 50}", at, score, 0.5))
             if model == "late_outcome":
                 labels.append((f"{model}-{i}", 1, at + timedelta(days=60 + (i * 37) % 61, hours=3)))
+            elif model == "week_late":
+                labels.append((f"{model}-{i}", 1, at + timedelta(days=6 + i % 7, hours=3)))
             elif score >= 0.7 or (model == "mostly_labelled" and i % 5):
                 labels.append((f"{model}-{i}", 1, at + timedelta(days=1)))
     columns = ["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"]
@@ -319,8 +323,14 @@ def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_
         pd.Timedelta(days=1)
     )
     late = delays[labels["prediction_id"].str.startswith("late")]
-    assert config.models["late_outcome"].alerts["label_coverage"].after_days == math.ceil(np.quantile(late, 0.9))
-    assert config.models["late_outcome"].alerts["label_coverage"].below is None  # all labelled: the default stands
+    assert math.ceil(np.quantile(late, 0.9)) > 14
+    assert config.models["late_outcome"].alerts["label_coverage"] == Rule(below=0)  # off: 90% take ~4 months
+    week = delays[labels["prediction_id"].str.startswith("week")]
+    assert config.models["week_late"].alerts["label_coverage"] == Rule(after_days=math.ceil(np.quantile(week, 0.9)))
+    written = tmp_path / "impact_ledger.yml"
+    written.write_text(render(inference))
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(written))
+    assert load_notify_config().horizon_days == 31  # the alert sensor accepts its default horizon with these waits
     # a share above the default's 0.5 keeps the default too: only a share under it needs its own floor
     assert "mostly_labelled" not in [m for m, spec in config.models.items() if spec.alerts]
     reviewed = config.models["reviewed_if_flagged"].alerts["label_coverage"]
