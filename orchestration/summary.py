@@ -75,14 +75,14 @@ def _held_back_days(conn) -> list[tuple]:
 
 
 RECENT_DAYS = 30
-# per model, the last RECENT_DAYS prediction days: volume and the confusion counts of the labels known so far
+# per model and version, the last RECENT_DAYS days: volume and the confusion counts of the labels known so far
 RECENT_HEALTH_SQL = f"""
-SELECT model_id AS model, max(date) AS last_day, sum(predictions)::BIGINT AS predictions,
+SELECT model_id AS model, model_version AS version, max(date) AS last_day, sum(predictions)::BIGINT AS predictions,
        sum(labelled)::BIGINT AS labelled, sum(true_positives)::BIGINT AS tp, sum(false_positives)::BIGINT AS fp,
        sum(false_negatives)::BIGINT AS fn
 FROM marts.model_health_daily
 WHERE date > (SELECT max(date) FROM marts.model_health_daily) - {RECENT_DAYS}
-GROUP BY model_id ORDER BY model_id
+GROUP BY model_id, model_version ORDER BY model_id, model_version
 """
 
 
@@ -102,6 +102,7 @@ def _recent_health(conn):
     return pd.DataFrame(
         {
             "model": counts["model"],
+            "version": counts["version"],  # a new version's precision is its own, not blended with the old one's
             "last_day": counts["last_day"],
             "predictions": counts["predictions"],
             "labelled": [

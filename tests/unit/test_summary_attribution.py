@@ -99,7 +99,7 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
         {
             "date": [d.date() for d in days] * 2,
             "model_id": ["risk"] * 40 + ["ranker"] * 40,
-            "model_version": "v1",
+            "model_version": ["v1"] * 40 + ["v1"] * 35 + ["v2"] * 5,  # the ranker's v2 from its 36th day
             "predictions": [10] * 40 + [100] * 40,
             "labelled": [4] * 40 + [0] * 40,
             "true_positives": [1] * 40 + [0] * 40,
@@ -117,10 +117,16 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     out = _summary(path, capsys)
     assert "monitoring only" in out and "Model health over the 30 days to 2026-04-09" in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(("risk", "ranker"))}
-    # by hand over 30 days: risk 300 predictions, 120 labelled, precision 30 / 90, recall 30 / 60
-    assert rows["risk"] == ["risk", "300", "120", "(40%)", f"{30 / 90:.3f}", f"{30 / 60:.3f}"]
-    assert rows["ranker"] == ["ranker", "3000", "0", "(0%)", "n/a", "n/a"]
+    rows = {
+        tuple(line.split()[:2]): line.split()[2:]
+        for line in out.splitlines()
+        if line.strip().startswith(("risk", "ranker"))
+    }
+    # by hand over 30 days: risk 300 predictions, 120 labelled, precision 30 / 90, recall 30 / 60; the
+    # ranker's two versions apart (25 days of v1, 5 of v2)
+    assert rows[("risk", "v1")] == ["300", "120", "(40%)", f"{30 / 90:.3f}", f"{30 / 60:.3f}"]
+    assert rows[("ranker", "v1")] == ["2500", "0", "(0%)", "n/a", "n/a"]
+    assert rows[("ranker", "v2")] == ["500", "0", "(0%)", "n/a", "n/a"]
 
 
 def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_before_them_says_so(warehouse, capsys):
