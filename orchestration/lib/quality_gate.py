@@ -319,6 +319,7 @@ class RowCount:
     unexpected_by_day: dict = field(default_factory=dict)  # day -> unexpected rows (non-zero only)
     sample: list = field(default_factory=list)
     error: str | None = None  # e.g. a column the rows lack: fails every day, as GX's error did
+    files: list = field(default_factory=list)  # a duplicated key's source files, when they are several
 
     @property
     def percent(self) -> float | None:
@@ -472,7 +473,24 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
         count.unexpected = sum(count.unexpected_by_day.values())
         if count.unexpected:
             count.sample = _sample(conn, sql, considered, unexpected, key, sample_columns)
+        if count.unexpected and key and SOURCE_FILE in types:
+            count.files = _duplicates_files(conn, sql, considered, key)
     return rows_by_day, counts
+
+
+SOURCE_FILE = "_source_file"
+
+
+def _duplicates_files(conn, sql: str, considered: str, key: list[str]) -> list[str]:
+    """The names of the files a duplicated key's rows come from, when there are several (a file delivered
+    twice, or an export that overlaps another): what to remove, which the sample of keys does not say."""
+    partition = ", ".join(_q(c) for c in key)
+    rows = conn.fetchall(
+        f"SELECT {_q(SOURCE_FILE)} FROM (SELECT {_q(SOURCE_FILE)}, count(*) OVER (PARTITION BY {partition}) AS n "
+        f"FROM ({sql}) r WHERE {considered}) d WHERE n > 1 GROUP BY 1 ORDER BY 1 LIMIT {SAMPLE_SIZE}"
+    )
+    names = [Path(str(r[0])).name for r in rows if r[0] is not None]
+    return names if len(names) > 1 else []
 
 
 def _duplicated_rows_by_day(conn, sql: str, considered: str, key: list[str]) -> dict:
@@ -961,7 +979,9 @@ def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> Expectatio
         sample_unexpected=count.sample,
         level="rows",
         blocking=blocking,
-        detail=count.error or _detail(details, r.exception_info),
+        detail=count.error
+        or (f"the duplicated rows come from {', '.join(count.files)}: a file delivered twice?" if count.files else "")
+        or _detail(details, r.exception_info),
         failed_days=failed_days,
         unexpected_by_day=count.unexpected_by_day,
     )
@@ -1118,7 +1138,9 @@ def rows_query(conn, suite: dict, first: date, last: date, config=None) -> str:
     conn, table = _runner(conn), suite["table"]
     cols = [f'"{c}"' for c in suite_columns(suite)]
     derived = [f'({_fill(sql, first, last, config)}) AS "{name}"' for name, sql in (suite.get("derived") or {}).items()]
-    select = ", ".join(cols + derived + [f'_partition_date AS "{DAY_COLUMN}"'])
+    # _source_file (loaders write it): which files a duplicated key comes from (_duplicates_files)
+    source = [_q(SOURCE_FILE)] if SOURCE_FILE in conn.types(f"SELECT * FROM raw.{table}") else []
+    select = ", ".join(cols + derived + [f'_partition_date AS "{DAY_COLUMN}"', *source])
     where = f"_partition_date BETWEEN DATE '{first}' AND DATE '{last}'"
     query = _read_sql(conn, table, where, select)
     types = conn.types(query)  # binds the query (column types) without running it

@@ -182,6 +182,21 @@ def test_a_model_that_stops_predicting_or_a_paused_label_feed_is_reported_not_bl
         assert "expect_column_values_to_be_in_set on fresh" in result.summary() and "[warning]" in result.summary()
 
 
+def test_a_day_delivered_twice_names_both_files(world):
+    # a copy of a day's file beside it: the gate held the day back but said only "44 unexpected", not which
+    # file to remove (an operator had to query the quarantine)
+    original = world / "predictions" / f"predictions_{TODAY}.parquet"
+    copy = original.with_name(f"predictions_{TODAY}_copy.parquet")
+    copy.write_bytes(original.read_bytes())
+    result = gate(world, "predictions")
+    (duplicated,) = [o for o in result.failed if o.name.startswith("expect_compound_columns_to_be_unique")]
+    assert duplicated.name == "expect_compound_columns_to_be_unique(prediction_id, _day)"
+    assert duplicated.detail == (
+        f"the duplicated rows come from {original.name}, {copy.name}: a file delivered twice?"
+    ), duplicated.detail
+    assert f"{original.name}, {copy.name}" in result.summary()
+
+
 def test_schema_types_are_checked(world):
     result = gate(
         world, "predictions", conn_hook=lambda c: c.execute("ALTER TABLE raw.predictions ALTER score TYPE VARCHAR")
