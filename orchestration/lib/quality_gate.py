@@ -1108,14 +1108,21 @@ def schema_frame(conn, table: str) -> pd.DataFrame:
     return pd.DataFrame({name: [dtype] for name, dtype in _runner(conn).types(f"SELECT * FROM raw.{table}").items()})
 
 
-def _read_sql(conn, table: str, where: str, select: str = "*") -> str:
+def _read_sides(conn, table: str) -> dict[str, dict[str, str]]:
+    """The columns and types of raw.<table> and raw_quarantine.<table> (``_reason`` left out)."""
+    conn = _runner(conn)
+    sides = {schema: conn.types(f"SELECT * FROM {schema}.{table}") for schema in ("raw", "raw_quarantine")}
+    sides["raw_quarantine"].pop("_reason", None)
+    return sides
+
+
+def _read_sql(conn, table: str, where: str, select: str = "*", sides: dict | None = None) -> str:
     """``select`` over the rows read of raw.<table> (loaded and quarantined, ``_reason`` left out, each side as
     ``t``) as one UNION ALL by name, written out column by column (Spark has no UNION BY NAME nor EXCLUDE): a
     column one side lacks is NULL there. ``select`` runs on each side: Spark 4.0 loses a correlated subquery's
     column when it pushes a projection through a union itself (NoSuchElementException: key not found)."""
     conn = _runner(conn)
-    sides = {schema: conn.types(f"SELECT * FROM {schema}.{table}") for schema in ("raw", "raw_quarantine")}
-    sides["raw_quarantine"].pop("_reason", None)
+    sides = sides or _read_sides(conn, table)
     types = sides["raw"] | {c: t for c, t in sides["raw_quarantine"].items() if c not in sides["raw"]}
     selects = [
         f"SELECT {select} FROM (SELECT "
@@ -1138,11 +1145,12 @@ def rows_query(conn, suite: dict, first: date, last: date, config=None) -> str:
     conn, table = _runner(conn), suite["table"]
     cols = [f'"{c}"' for c in suite_columns(suite)]
     derived = [f'({_fill(sql, first, last, config)}) AS "{name}"' for name, sql in (suite.get("derived") or {}).items()]
+    sides = _read_sides(conn, table)
     # _source_file (loaders write it): which files a duplicated key comes from (_duplicates_files)
-    source = [_q(SOURCE_FILE)] if SOURCE_FILE in conn.types(f"SELECT * FROM raw.{table}") else []
+    source = [_q(SOURCE_FILE)] if SOURCE_FILE in sides["raw"] else []
     select = ", ".join(cols + derived + [f'_partition_date AS "{DAY_COLUMN}"', *source])
     where = f"_partition_date BETWEEN DATE '{first}' AND DATE '{last}'"
-    query = _read_sql(conn, table, where, select)
+    query = _read_sql(conn, table, where, select, sides)
     types = conn.types(query)  # binds the query (column types) without running it
     flags = {name for name in suite.get("derived") or {} if types[name] == "BOOLEAN"}
     if flags:  # in place, as SELECT * REPLACE would (Spark has no REPLACE)

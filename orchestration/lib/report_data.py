@@ -73,15 +73,21 @@ def latest_report_date(conn) -> date | None:
     return max(days) if days else None
 
 
-def require_data_on(conn, tables: set[str], as_of: date) -> None:
-    """A day to report: rows of a core table for it, or labels (or feedback) that landed on it and changed
-    earlier days' model health (months-late labels of a model that has stopped predicting)."""
+def has_data_on(conn, tables: set[str], as_of: date) -> bool:
+    """Rows of a core table for ``as_of``, or labels (or feedback) that landed on it and changed earlier days'
+    model health (months-late labels of a model that has stopped predicting)."""
     for t, column in DAY_COLUMNS.items():
         if t in tables and conn.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [as_of]).fetchone()[0]:
-            return
-    if _labels_landed(conn, tables):
-        if conn.execute(f"SELECT count(*) FROM {LABELS_LANDED} WHERE labels_as_of = ?", [as_of]).fetchone()[0]:
-            return
+            return True
+    return _labels_landed(conn, tables) and bool(
+        conn.execute(f"SELECT count(*) FROM {LABELS_LANDED} WHERE labels_as_of = ?", [as_of]).fetchone()[0]
+    )
+
+
+def require_data_on(conn, tables: set[str], as_of: date) -> None:
+    """ReportDataError, naming the latest day with data, unless ``as_of`` has data (has_data_on)."""
+    if has_data_on(conn, tables, as_of):
+        return
     latest = _latest(conn, tables)
     hint = (
         f"; the latest day with data is {max(latest.values())}" if latest else "; the database has no report tables yet"

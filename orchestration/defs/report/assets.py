@@ -14,16 +14,11 @@ SNAPSHOT_KEY = dg.AssetKey(["publish", "analytics_snapshot"])
 def reported_day(conn, days: list):
     """The run's last day, or, when a range ends on days without data (the partitions run to yesterday, the
     data ended earlier), its latest day with something to report: a backfill still leaves its report."""
-    from orchestration.lib.report_data import ReportDataError, existing_tables, require_data_on
+    from orchestration.lib.report_data import existing_tables, has_data_on
 
     tables = existing_tables(conn)
-    for day in reversed(days):
-        try:
-            require_data_on(conn, tables, day)
-            return day
-        except ReportDataError:
-            continue
-    return days[-1]  # nothing to report in the whole range: render_report says why
+    # nothing to report in the whole range: the last day, whose render_report says why
+    return next((day for day in reversed(days) if has_data_on(conn, tables, day)), days[-1])
 
 
 @dg.asset(

@@ -263,7 +263,8 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
                 group_rates(pd.DataFrame(columns=[*KEYS, *COUNT_COLUMNS, *POPULATION_COLUMNS])), thresholds
             )
         passed = bool(verdicts["passed"].all()) if len(verdicts) else True
-        if not _requested_models(conn, day):
+        requested = _requested_models(conn, day)
+        if not requested:
             reason = no_request(day)
         elif not attributes:
             reason = f"snapshot may be exported; {NOT_ASSESSED}"
@@ -274,7 +275,7 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
                 else f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
             )
         if not passed:
-            record_blocked(conn, day, _requested_models(conn, day), reason)
+            record_blocked(conn, day, requested, reason)
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
