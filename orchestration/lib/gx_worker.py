@@ -51,10 +51,14 @@ class GxWorker:
 
     def call(self, fn, *args):
         """``fn(*args)`` in the worker: its result, or its exception raised here."""
+        return self.wait(self.submit(fn, *args))
+
+    def wait(self, future: Future):
+        """A submitted call's result, or its exception raised here."""
         if self._warm is not None:  # the warm-up's own error (e.g. an unwritable Data Docs folder) first
             warm, self._warm = self._warm, None
             result(warm)
-        return result(self.submit(fn, *args))
+        return result(future)
 
     def submit(self, fn, *args) -> Future:
         try:
@@ -90,9 +94,14 @@ class RemoteGxSession:
         self._docs: Future | None = None  # a build started when every gated suite had run
 
     def judge(self, suite_name: str, frames: dict, specs: dict, parameters, by_column: dict, days: tuple) -> list:
-        outcomes = self._worker.call(_judge, self.docs_dir, suite_name, frames, specs, parameters, by_column, days)
+        return self.start_judging(suite_name, frames, specs, parameters, by_column, days)()
+
+    def start_judging(self, suite_name: str, *args):
+        """judge() sent to the worker; the returned call waits for its outcomes. The worker takes its calls in
+        order, so a Data Docs build this starts runs after the judging."""
+        judging = self._worker.submit(_judge, self.docs_dir, suite_name, *args)
         self.suite_done(suite_name)
-        return outcomes
+        return lambda: self._worker.wait(judging)
 
     def suite_done(self, suite_name: str) -> None:
         """``suite_name`` has run (validated, or skipped: its table is absent); once every gated suite has, the

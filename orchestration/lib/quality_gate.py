@@ -54,6 +54,7 @@ import numbers
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -194,6 +195,17 @@ class SuiteResult:
                 + "; ".join(f"{o.name}: {o.unexpected_count}" for o in tolerated)
             )
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PendingSuite:
+    """A suite's validation begun: counted in SQL, judged by GX (already, or in gx_worker's process meanwhile)."""
+
+    finish: Callable[[], SuiteResult]
+
+    def result(self) -> SuiteResult:
+        """The suite's result, once GX has judged (its errors raised here)."""
+        return self.finish()
 
 
 def load_suite(name: str, directory: Path = EXPECTATIONS_DIR / "suites") -> dict:
@@ -718,6 +730,11 @@ class GxSession:
         """judge_levels() in this session."""
         return judge_levels(self, suite_name, frames, specs, parameters, by_column, days)
 
+    def start_judging(self, *args) -> Callable[[], list[ExpectationOutcome]]:
+        """judge(*args), here and now; the returned call gives its outcomes (gx_worker's returns while GX works)."""
+        outcomes = self.judge(*args)
+        return lambda: outcomes
+
     def suite_done(self, suite_name: str) -> None:
         """A suite has run (gx_worker's session starts the Data Docs once all have; here build_docs renders)."""
 
@@ -832,7 +849,12 @@ def gx_session(docs_dir: Path | None) -> GxSession | gx_worker.RemoteGxSession:
     return _SESSIONS[key]
 
 
-def validate_frames(
+def validate_frames(frames: dict, suite: dict, parameters: dict | None = None, **options) -> SuiteResult:
+    """start_validation(), waiting for its result."""
+    return start_validation(frames, suite, parameters, **options).result()
+
+
+def start_validation(
     frames: dict,
     suite: dict,
     parameters: dict | None = None,
@@ -840,7 +862,7 @@ def validate_frames(
     days: list[date] | None = None,
     row_rule: RowRule | None = None,
     session: GxSession | None = None,
-) -> SuiteResult:
+) -> PendingSuite:
     """Validate each level against that level's expectations in one GX context, and judge each day.
 
     ``frames``: "schema" and "days" as pandas frames (small); "rows" as ``SqlRows`` (counted in SQL,
@@ -849,7 +871,8 @@ def validate_frames(
     ``row_rule``: gates.rows (default: the project file's). With ``docs_dir``, results are kept in a
     file-mode context and GX Data Docs (HTML) are rebuilt into ``docs_dir``. With a ``session``
     (its own ``docs_dir`` applies), the context is shared and the session builds the docs later.
-    The counting happens here; GX's part in the session (a GxSession, or gx_worker's in its process).
+    The counting happens here; GX's part in the session (a GxSession, or gx_worker's in its process, which
+    judges while this process goes on until ``result()`` is asked for).
     """
     frames = dict(frames)
     rows = frames.pop("rows", None)
@@ -870,12 +893,13 @@ def validate_frames(
     if counts:
         frames["rows"], specs["rows"], by_column = _gx_rows_level(counts, rows_by_day, days, rule, snapshot)
 
-    own_session = session is None
-    session = session or GxSession(docs_dir)
-    outcomes = session.judge(suite["name"], frames, specs, parameters, by_column, days)
-    if own_session:
+    if session is None:  # a session of its own: judged, and its pages built, now
+        session = GxSession(docs_dir)
+        outcomes = session.judge(suite["name"], frames, specs, parameters, by_column, days)
         session.build_docs()
-    return SuiteResult(suite["name"], n_rows, outcomes, days, rows_by_day)
+        return PendingSuite(lambda: SuiteResult(suite["name"], n_rows, outcomes, days, rows_by_day))
+    judged = session.start_judging(suite["name"], frames, specs, parameters, by_column, days)
+    return PendingSuite(lambda: SuiteResult(suite["name"], n_rows, judged(), days, rows_by_day))
 
 
 def judge_levels(
@@ -1297,7 +1321,12 @@ def resolve_parameters(conn, suite: dict, first: date, last: date, config=None) 
     }
 
 
-def run_suite(
+def run_suite(conn, suite: dict, first: date, last: date, **options) -> SuiteResult:
+    """start_suite(), waiting for its result."""
+    return start_suite(conn, suite, first, last, **options).result()
+
+
+def start_suite(
     conn,
     suite: dict,
     first: date,
@@ -1305,7 +1334,7 @@ def run_suite(
     docs_dir: Path | None = None,
     config=None,
     session: GxSession | None = None,
-) -> SuiteResult:
+) -> PendingSuite:
     """Validate the partition days first..last of the suite's raw table, each day judged on its own.
 
     ``conn``: a DuckDB connection, or where to count (gate_sql(): Spark's session with engine: spark).
@@ -1324,7 +1353,7 @@ def run_suite(
     if table_is_empty(conn, suite["table"]):
         if session is not None:
             session.suite_done(suite["name"])
-        return SuiteResult(
+        skipped = SuiteResult(
             suite["name"],
             0,
             [],
@@ -1332,12 +1361,13 @@ def run_suite(
             {d: 0 for d in days},
             note=f"raw.{suite['table']} holds no rows: table absent from the source (optional), nothing to validate",
         )
+        return PendingSuite(lambda: skipped)
     frames = {"schema": schema_frame(conn, suite["table"])}
     if not missing_columns(suite, frames["schema"]):
         frames["rows"] = SqlRows(conn, rows_query(conn, suite, first, last, config))
         frames["days"] = days_frame(conn, suite, first, last, config.gates.volume)
     rows = config.gates.rows
-    return validate_frames(
+    return start_validation(
         frames,
         suite,
         resolve_parameters(conn, suite, first, last, config),

@@ -13,7 +13,7 @@ import duckdb
 import psutil
 import pytest
 
-from orchestration.lib import gx_worker
+from orchestration.lib import early_gates, gx_worker
 from orchestration.lib.quality_gate import LEVELS, GxSession, gx_session, load_suite, run_suite
 from orchestration.lib.raw_loader import load_partition
 from tests.unit.test_quality_gate import DAYS, _load, _orders_world
@@ -94,7 +94,7 @@ def test_the_worker_leaves_when_the_run_process_is_killed_outright():
     # SIGKILL (or SIGTERM, the out-of-memory killer) runs no cleanup in the run's process: the worker must go too
     code = """
 import os, signal
-from orchestration.lib import gx_worker
+from orchestration.lib import early_gates, gx_worker
 
 if __name__ == "__main__":
     gx_worker.start(None)
@@ -143,3 +143,32 @@ if __name__ == "__main__":
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=root)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "False"]
+
+
+def test_a_gate_begun_by_its_loading_step_is_the_gate_its_check_would_run(orders, worker_docs, tmp_path):
+    suite = load_suite("raw_orders")  # reads raw.orders and raw.users
+    first, last = DAYS[1], DAYS[-1]
+    assert early_gates.begin(orders, "orders", {"orders", "users"}, "run-1", first, last, worker_docs) == ["raw_orders"]
+    begun = early_gates.take("run-1", "raw_orders", first, last)
+    assert early_gates.take("run-1", "raw_orders", first, last) is None  # taken once
+    in_the_check = run_suite(orders, suite, first, last, session=GxSession(tmp_path / "here" / "gx"))
+    assert begun.result() == in_the_check
+    assert in_the_check.failed_days == [DAYS[3]]
+    # a suite reading a table its step did not load first is left to its check, as is another run's range
+    assert early_gates.begin(orders, "orders", {"orders"}, "run-1", first, last, worker_docs) == []
+    early_gates.begin(orders, "orders", {"orders", "users"}, "run-1", first, last, worker_docs)
+    assert early_gates.take("run-1", "raw_orders", DAYS[2], last) is None
+    # a later run drops what an earlier one begun and never took (its check did not run)
+    early_gates.begin(orders, "users", {"users"}, "run-2", last, last, worker_docs)
+    assert early_gates.take("run-1", "raw_orders", first, last) is None
+    assert early_gates.take("run-2", "raw_users", last, last).result().success
+
+
+def test_without_a_worker_or_on_spark_no_gate_is_begun_early(orders, worker_docs, monkeypatch):
+    from orchestration.lib import engine
+
+    monkeypatch.setattr(engine, "engine", lambda: "spark")  # Spark counts in its own session, in the check
+    assert early_gates.begin(orders, "orders", {"orders", "users"}, "run-1", DAYS[1], DAYS[-1], worker_docs) == []
+    monkeypatch.undo()
+    gx_worker.stop()
+    assert early_gates.begin(orders, "orders", {"orders", "users"}, "run-1", DAYS[1], DAYS[-1], worker_docs) == []

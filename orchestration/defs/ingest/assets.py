@@ -6,11 +6,13 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partition_metadata import add_daily_metadata
-from orchestration.defs.partitions import daily_partitions, run_days, single_run
+from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
+from orchestration.lib import early_gates
 from orchestration.lib.contract import CONTRACTS, ContractError
 from orchestration.lib.db_sources import prepare, source_of
 from orchestration.lib.project_config import load_config
 from orchestration.lib.raw_loader import LoadReport, load_days
+from orchestration.lib.settings import gx_docs_dir
 
 # Referential rules and gates read these tables, so they load (and pass their gates) first.
 UPSTREAM_RAW = {
@@ -41,6 +43,12 @@ def _metadata(reports: list[LoadReport]) -> dict:
     }
 
 
+def _checks_in_run(context: dg.AssetExecutionContext) -> bool:
+    """The run executes this asset's checks (every check, unless it selects some: then any of them)."""
+    selection = context.run.asset_check_selection
+    return selection is None or any(key.asset_key == context.asset_key for key in selection)
+
+
 def _where(table: str) -> str:
     """The table's source as the project file sets it (the landing zone unless ``sources`` names another)."""
     spec = load_config().sources.get(table)
@@ -52,6 +60,7 @@ def _where(table: str) -> str:
 def build_raw_asset(table: str) -> dg.AssetsDefinition:
     contract = CONTRACTS[table]
     kind = "snapshot reloaded whole" if contract.time_column is None else f"rows placed by {contract.time_column}"
+    loaded = {table, *UPSTREAM_RAW.get(table, [])}  # written before the gates of this table run
 
     @dg.asset(
         key=["raw", table],
@@ -75,6 +84,8 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             source, _ = prepare(table, days)
             with duckdb.get_connection() as conn:
                 reports = load_days(conn, table, source.root, days)
+                if _checks_in_run(context):  # the table's gates judged while the next tables load
+                    early_gates.begin(conn, table, loaded, context.run.run_id, *run_date_range(context), gx_docs_dir())
         except ContractError as err:
             raise dg.Failure(
                 description=f"raw.{table}: {source.explain(err)}", metadata={"table": table, "source": source.label}

@@ -20,6 +20,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import daily_partitions, run_date_range
+from orchestration.lib import early_gates
 from orchestration.lib.quality_gate import (
     GATE_RESULTS,
     GATE_RESULTS_SCHEMA,  # noqa: F401  (re-exported: tests and other domains name it here)
@@ -29,7 +30,7 @@ from orchestration.lib.quality_gate import (
     gx_session,
     load_suite,
     rows_read_per_day,
-    run_suite,
+    start_suite,
     suite_names,
     suite_tables,
 )
@@ -134,7 +135,9 @@ def build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
             counted = gate_sql(
                 conn, suite_tables(suite)
             )  # the run's engine counts: DuckDB, or Spark SQL over the raw Parquet
-            result = run_suite(counted, suite, first, last, session=session)
+            # begun by the table's loading step (early_gates), or here
+            begun = early_gates.take(context.run.run_id, suite_name, first, last)
+            result = (begun or start_suite(counted, suite, first, last, session=session)).result()
             _record(conn, suite, result, counted)
         context.log.info(result.summary())
         if result.failed_days:  # a failed gate may stop the run before quality/data_docs: its pages now
