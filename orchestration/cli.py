@@ -97,7 +97,7 @@ def _may_have_predictions(config) -> bool:
 def cmd_init(args: argparse.Namespace) -> int:
     """Write a first, commented project file from what the landing zone holds (DuckDB in memory)."""
     from orchestration.lib.project_config import CONFIG_ENV
-    from orchestration.lib.project_init import InitError, describe, infer, render, review
+    from orchestration.lib.project_init import InitError, describe, infer, materialize_command, render, review
 
     # the project file materialize will read (IMPACT_LEDGER_CONFIG) is where init writes, unless --out says
     named = os.environ.get(CONFIG_ENV)
@@ -121,7 +121,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"\nwrote {out}; review before the first `impact-ledger materialize` (lines marked REVIEW):")
     for line in review(inference):
         print(f"  - {line}")
-    print(f"then: impact-ledger materialize --config {out} --source {args.source}")
+    print(f"then: {materialize_command(inference, out, args.source)}")
     return 0
 
 

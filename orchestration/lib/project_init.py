@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -273,8 +274,9 @@ def infer(source: Path) -> Inference:
         raise InitError(f"source directory '{source}' does not exist")
     if not source.is_dir():
         raise InitError(f"source '{source}' is not a directory (expected a folder with one folder or file per table)")
-    # the project file's sources (--config): a lake folder's files are read like the landing zone's,
-    # a database table is inspected with SQL (columns, days, rows a day), not extracted
+    # the project file's sources (--config): a lake folder's files are read like the landing zone's; a database
+    # table is inspected with SQL (columns, days, rows a day), then extracted as materialize extracts it into a
+    # scratch folder and profiled like files (models, thresholds, label delays, attributes, volume holds)
     from orchestration.lib.db_sources import source_of
     from orchestration.lib.project_config import ConfigError, load_config
 
@@ -297,20 +299,51 @@ def infer(source: Path) -> Inference:
             f"no contract tables under '{source}': expected <table>/*.parquet|csv|csv.gz or "
             f"<table>.parquet|csv|csv.gz for tables {', '.join(CONTRACTS)}" + "".join(f"; {note}" for note in unread)
         )
-    conn = duckdb.connect()  # in memory: init never touches the warehouse
-    try:
-        conn.execute("SET TimeZone = 'UTC'")
-        inference = _infer(conn, source, found)
-    finally:
-        conn.close()
+    with tempfile.TemporaryDirectory(prefix="impact_ledger_init_") as scratch:
+        extracted, inspected = _extract_databases(databases, config, where, Path(scratch))
+        conn = duckdb.connect()  # in memory: init never touches the warehouse
+        try:
+            conn.execute("SET TimeZone = 'UTC'")
+            inference = _infer(conn, source, {**found, **extracted})
+        finally:
+            conn.close()
     for name in found:
         if where[name].kind == "lake":
             inference.tables[name].source = where[name].label
-    for name in databases:
-        inference.tables[name] = _inspect_database(name, config.sources[name].database, where[name].label)
+    for name in extracted:  # its scratch files are gone: the table is named by its source
+        inference.tables[name].files, inference.tables[name].source = [], where[name].label
+    inference.tables.update(inspected)  # a database table not extracted keeps its SQL profile
     inference.sources = {t: spec.model_dump(exclude_none=True) for t, spec in config.sources.items()}
     inference.unread = unread
     return inference
+
+
+def _extract_databases(databases: list[str], config, where: dict, scratch: Path):
+    """Each database table's rows extracted into ``scratch`` as materialize extracts them (its days, or a snapshot
+    whole): table -> files, to be profiled like the landing zone's. A table lacking a required column, or
+    without rows, is not extracted: table -> its SQL profile."""
+    from orchestration.lib.db_sources import extract_days
+    from orchestration.lib.engine import days_between
+
+    extracted: dict[str, list[Path]] = {}
+    inspected: dict[str, TableProfile] = {}
+    for name in databases:
+        spec, label = config.sources[name].database, where[name].label
+        profile = _inspect_database(name, spec, label)
+        dated = CONTRACTS[name].time_column is not None
+        if profile.missing_columns or not profile.rows or (dated and profile.first_day is None):
+            inspected[name] = profile
+            continue
+        days = days_between(profile.first_day, profile.last_day) if dated else []
+        try:
+            extract_days(name, spec, days, scratch, label)
+        except ContractError as err:  # unreachable, refused: one line, password masked
+            raise InitError(str(err)) from None
+        extracted[name] = table_files(scratch, CONTRACTS[name])
+        if not extracted[name]:
+            inspected[name] = profile
+            del extracted[name]
+    return extracted, inspected
 
 
 def _inspect_database(table: str, spec, label: str) -> TableProfile:
@@ -796,9 +829,33 @@ def review(inf: Inference) -> list[str]:
     return out
 
 
+def _kind(t: TableProfile) -> str:
+    """Where a profiled table came from: landing, lake or database (its ``source`` label says)."""
+    return "database" if t.source.startswith("database") else "lake" if t.source.startswith("lake") else "landing"
+
+
+def materialize_command(inf: Inference, config: Path, source: str) -> str:
+    """The first materialize to run: with the days when a database holds tables (materialize finds the days of
+    files only, and the landing zone may hold none)."""
+    days = ""
+    if inf.first_day and any(_kind(t) == "database" for t in inf.tables.values()):
+        days = f" --start {inf.first_day} --end {inf.last_day}"
+    return f"impact-ledger materialize --config {config} --source {source}{days}"
+
+
 def describe(inf: Inference) -> list[str]:
     """What was inferred, one line each (printed by the CLI)."""
-    out = [f"landing zone {inf.source}: {len(inf.tables)} table(s), {inf.first_day} .. {inf.last_day}"]
+    kinds = [_kind(t) for t in inf.tables.values()]
+    where = [
+        f"{kinds.count(kind)} {label}"
+        for kind, label in (
+            ("landing", f"in the landing zone {inf.source}"),
+            ("lake", "in lake folders"),
+            ("database", "in databases"),
+        )
+        if kind in kinds
+    ]
+    out = [f"{len(inf.tables)} table(s), {inf.first_day} .. {inf.last_day}: {', '.join(where)}"]
     for t in inf.tables.values():
         span = f", median {t.daily_median:g} rows a day over {t.days} day(s)" if t.days else ""
         where = f" ({t.source})" if t.source else ""

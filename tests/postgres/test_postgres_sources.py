@@ -349,3 +349,46 @@ def test_init_inspects_a_postgres_table_with_sql(pg, pg_world, monkeypatch):
     assert seen["missing"] == [] and seen["rows"] == len(frame)
     assert seen["rows_per_day"] == {d: int(n) for d, n in per_day.items()}
     assert (seen["first_day"], seen["last_day"]) == (per_day.index.min(), per_day.index.max())
+
+
+def test_init_profiles_database_tables_as_it_profiles_the_same_tables_as_files(pg, pg_world, tmp_path, monkeypatch):
+    from orchestration.lib.project_init import infer, materialize_command
+    from tests.postgres.conftest import world_table
+
+    source, truth = pg_world
+    tables = (*DB_TABLES, "predictions", "labels")
+    engine = sa.create_engine(pg.url())
+    try:  # the model logs too, under their own names
+        for table in ("predictions", "labels"):
+            world_table(source, table).to_sql(f"ml_{table}", engine, index=False, if_exists="replace", chunksize=5_000)
+    finally:
+        engine.dispose()
+    files = tmp_path / "files"
+    for table in tables:
+        shutil.copytree(source / table, files / table)
+    empty = tmp_path / "landing"
+    empty.mkdir()
+    monkeypatch.setenv(PASSWORD_ENV, pg.password)
+
+    def inferred(landing: Path, sources: dict):
+        config = tmp_path / f"{landing.name}.yml"
+        config.write_text(yaml.safe_dump({"sources": sources}))
+        monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+        inference = infer(landing)
+        models = [
+            (m.model_id, m.predictions, m.threshold, m.label_horizon_days, m.experiments) for m in inference.models
+        ]
+        attributes = [(a.column, a.distinct, a.proposed) for a in inference.attributes]
+        rows = {name: t.rows for name, t in inference.tables.items()}
+        return inference, (models, attributes, rows, inference.arms, inference.volume_holds, inference.users)
+
+    from_files, expected = inferred(files, {})
+    from_db, seen = inferred(
+        empty, _db_sources(pg, predictions={"table": "ml_predictions"}, labels={"table": "ml_labels"})
+    )
+    assert seen == expected
+    assert expected[0] and expected[1]  # models and attributes were found at all
+    assert {t.source.split(" ")[0] for t in from_db.tables.values()} == {"database"}
+    start, end = truth["start_date"], from_files.last_day.isoformat()
+    assert materialize_command(from_db, Path("p.yml"), "in").endswith(f"--start {start} --end {end}")
+    assert "--start" not in materialize_command(from_files, Path("p.yml"), "in")
