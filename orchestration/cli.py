@@ -12,6 +12,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from orchestration.lib.contract import CONTRACTS
 from orchestration.lib import gx_worker
 from orchestration.lib.long_lived import collection_paused, nothing_to_collect_yet
 from orchestration.lib.settings import (
@@ -289,25 +290,35 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
         day = end + timedelta(days=1)
     if (later := _days_after(last)) is not None:
         print(
-            f"note: the warehouse holds days after {last} (up to {later}): the days this run recomputed (label-based "
-            f"metrics, a drift reference it covered) are as known on {last}; run --start {last + timedelta(days=1)} "
-            f"--end {later} to bring the later days back up to date (README: known limits)"
+            f"note: the warehouse holds days after {last} (up to {later}), built before this run: their cumulative "
+            f"experiment results do not include what this run reloaded, and the days this run recomputed read labels "
+            f"(label-based metrics, a drift reference it covered) as known on {last}; run --start "
+            f"{last + timedelta(days=1)} --end {later} to bring the later days up to date (README: known limits)"
         )
     return 0
 
 
+# the days a later run built: raw days loaded, and the days experiment results are cumulative up to
+LATER_DAYS_SQL = [f"SELECT max(_partition_date) FROM raw.{t}" for t, c in CONTRACTS.items() if c.time_column] + [
+    "SELECT max(as_of_date) FROM marts.experiment_stats"
+]
+
+
 def _days_after(last: date) -> date | None:
-    """The newest prediction or label day the warehouse holds after ``last`` (a re-run of the past), if any."""
+    """The newest day the warehouse built after ``last`` (a re-run of the past), if any."""
     import duckdb
 
+    newest = []
     try:
         with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
-            newest = conn.execute(
-                "SELECT max(d) FROM (SELECT max(_partition_date) AS d FROM raw.predictions "
-                "UNION ALL SELECT max(_partition_date) FROM raw.labels)"
-            ).fetchone()[0]
-    except duckdb.Error:  # no such tables (an experiment-only project), or not readable: nothing to say
+            for sql in LATER_DAYS_SQL:
+                try:
+                    newest.append(conn.execute(sql).fetchone()[0])
+                except duckdb.CatalogException:  # a table this project never loaded (or not built yet)
+                    continue
+    except duckdb.Error:  # no warehouse, or not readable: nothing to say
         return None
+    newest = max((d for d in newest if d is not None), default=None)
     return newest if newest is not None and newest > last else None
 
 

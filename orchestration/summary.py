@@ -54,24 +54,33 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{x:+.1%}"
 
 
+def _share(v: float) -> str:
+    """A share as a percentage, with a decimal under 10% (a 0.4% variance cut is not "0%")."""
+    return f"{v:.1%}" if abs(v) < 0.1 else f"{v:.0%}"
+
+
 HELD_SHOWN = 10  # the latest days a gate held back, listed by summary
 
 
 def _held_back_days(conn) -> list[tuple]:
-    """(day, "suite (failed expectations), ...") of every day a gate held back, the latest first."""
+    """(day, "suite (failed expectations), ...", rows the held-back tables had that day) of every day a gate held
+    back, the latest first."""
     import duckdb
 
     try:
         rows = conn.execute(
-            "SELECT date, suite, failed_expectations FROM quality.gate_results WHERE NOT passed ORDER BY date DESC, suite"
+            "SELECT date, suite, failed_expectations, rows_validated FROM quality.gate_results WHERE NOT passed "
+            "ORDER BY date DESC, suite"
         ).fetchall()
     except duckdb.CatalogException:
         return []
     days: dict = {}
-    for day, suite, failed in rows:
+    counts: dict = {}
+    for day, suite, failed, n in rows:
         names = ", ".join(json.loads(failed)) if failed else ""
         days.setdefault(day, []).append(f"{suite} ({names})" if names else suite)
-    return [(day, ", ".join(why)) for day, why in days.items()]
+        counts[day] = counts.get(day, 0) + (n or 0)
+    return [(day, ", ".join(why), counts[day]) for day, why in days.items()]
 
 
 RECENT_DAYS = 30
@@ -145,7 +154,7 @@ def _print_attribution(results, impact) -> None:
             ],
             # the variance CUPED removed, where the row's estimate is CUPED's
             "estimate": [
-                e + (f" (-{v:.0%} var)" if e == "cuped" and v == v else "")
+                e + (f" (-{_share(v)} var)" if e == "cuped" and v == v else "")
                 for e, v in zip(results["estimate"], results["cuped_variance_reduction"], strict=True)
             ],
             f"p ({correction})": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
@@ -190,6 +199,41 @@ def _print_attribution(results, impact) -> None:
         )
         print(money.to_string(index=False))
         print(f"  {ROI_NOTE}")
+
+
+# the fairness verdicts of the last RECENT_DAYS days' trailing windows (one row a day per model and attribute)
+FAIRNESS_SQL = f"""
+SELECT * FROM marts.bias_verdicts
+WHERE date > (SELECT max(date) FROM marts.bias_verdicts) - {RECENT_DAYS}
+ORDER BY model_id, attribute, date
+"""
+
+
+def _fairness(conn) -> list[str]:
+    """Per model and attribute: the newest window's verdicts, and on how many of the last RECENT_DAYS days' windows
+    a verdict failed or nothing could be compared."""
+    import duckdb
+    import pandas as pd
+
+    from orchestration.lib.bias import VERDICT_TEXT, assessed, summarise_verdicts
+    from orchestration.lib.report_data import verdicts_with_lists
+
+    try:
+        verdicts = verdicts_with_lists(conn.execute(FAIRNESS_SQL).df())
+    except (duckdb.CatalogException, duckdb.BinderException):  # no protected attributes, or built before
+        return []
+    lines = []
+    for (model, attribute), rows in verdicts.groupby(["model_id", "attribute"], sort=False):
+        newest = rows.iloc[-1]
+        judged = rows[[assessed(v) for _, v in rows.iterrows()]]
+        failed = int((~judged[list(VERDICT_TEXT)].astype(bool).all(axis=1)).sum())
+        window = f"{pd.Timestamp(newest['window_start']).date()} .. {pd.Timestamp(newest['date']).date()}"
+        verdict = summarise_verdicts(rows.iloc[[-1]]).replace(f"{model} / {attribute}: ", "").replace("\n", "; ")
+        lines.append(
+            f"{model} / {attribute}, window {window}: {verdict} (the last {len(rows)} days' windows: "
+            f"{failed} failed, {len(rows) - len(judged)} not assessed)"
+        )
+    return lines
 
 
 def _leading_indicators(conn, as_of) -> list[str]:
@@ -256,24 +300,37 @@ def read_and_print(conn, reports: Path) -> None:
             )
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
+    if fairness := _fairness(conn):
+        print(
+            "\nFairness: the newest trailing window's verdicts (details: marts.bias_verdicts, marts.bias_group_rates)"
+        )
+        for line in fairness:
+            print(f"  {line}")
     if held:
         print(
             f"\nDays held back by the quality gates ({len(held)}; their rows are left out of the marts each run "
             "builds after the hold; details: quality.gate_results)"
         )
-        for day, why in held[:HELD_SHOWN]:
-            print(f"  {day}: {why}")
+        for day, why, rows in held[:HELD_SHOWN]:
+            print(f"  {day}: {why}" + ("" if rows else " [no rows that day: nothing of it is left out]"))
         if len(held) > HELD_SHOWN:
             print(f"  ... and {len(held) - HELD_SHOWN} earlier day(s)")
-        if any("volume_deviation" in why for _, why in held):
+        if any("volume_deviation" in why for _, why, _ in held):
             print(
                 "  volume_deviation: the day's rows are far from the trailing median (an outage?); where the "
                 "activity really ended (an experiment's enrolment closed), widen gates.volume in the project "
                 "file and run those days again"
             )
-        if len(results) and held[0][0] > pd.Timestamp(results["as_of_date"].iloc[0]).date():
+        as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date() if len(results) else None
+        if as_of is not None and held[0][0] > as_of:
+            lost = any(rows for day, _, rows in held if day > as_of)
             print(
-                f"  the attribution above stops at {pd.Timestamp(results['as_of_date'].iloc[0]).date()}: later days were held back"
+                f"  the attribution above stops at {as_of}: "
+                + (
+                    "later days were held back"
+                    if lost
+                    else "the later days held back had no rows (if the data ended there, nothing is left out)"
+                )
             )
     if leads:
         print("\nLeading indicators (details: marts.leading_lagging)")

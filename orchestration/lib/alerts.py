@@ -369,9 +369,14 @@ def summarise_breaches(rows: pd.DataFrame, model_id: str, first: object, last: o
         values = values.dropna()
         if len(values):
             worst[metric] = round(float(values.loc[_SEVERITY.get(metric, lambda v: v)(values).idxmax()]), 4)
+    # the breaches' own days: the window re-evaluated starts a label lookback before the run, maybe before the data
+    on = sorted({pd.Timestamp(d).date() for d in rows["date"]}) if "date" in rows and len(rows) else []
+    when = f" on {on[0]}" + (f" .. {on[-1]}" if on[-1] != on[0] else "") if on else ""
     return {
         "passed": rows.empty,
-        "description": f"{len(rows)} breach(es) for {model_id} between {first} and {last}" if len(rows) else "healthy",
+        "description": f"{len(rows)} breach(es) for {model_id}{when} (days {first} .. {last} re-evaluated)"
+        if len(rows)
+        else "healthy",
         "breaches": len(rows),
         "worst_value_by_metric": worst,
     }

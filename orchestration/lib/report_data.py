@@ -189,8 +189,12 @@ def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
         # both written by the same run: read the same window
         day = min(rates["date"].max(), verdicts["date"].max())
         rates, verdicts = rates[rates["date"] == day], verdicts[verdicts["date"] == day]
-    verdicts = verdicts.assign(**{c: verdicts[c].map(_as_list) for c in LIST_COLUMNS if c in verdicts})
-    return rates.reset_index(drop=True), verdicts.reset_index(drop=True)
+    return rates.reset_index(drop=True), verdicts_with_lists(verdicts).reset_index(drop=True)
+
+
+def verdicts_with_lists(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """marts.bias_verdicts rows with their list columns (stored as comma-separated text) as lists."""
+    return verdicts.assign(**{c: verdicts[c].map(_as_list) for c in LIST_COLUMNS if c in verdicts})
 
 
 def quarantine_tables(conn) -> list[str]:

@@ -249,15 +249,19 @@ def test_health_check_verdict_reports_the_worst_value_of_each_metric():
         {
             "metric": ["psi", "psi", "volume_change", "volume_change", "label_coverage", "label_coverage"],
             "value": [0.3, 0.5, 0.6, -1.0, 0.4, 0.1],
+            "date": [day(3), day(5), day(3), day(4), day(5), day(3)],
         }
     )
-    verdict = summarise_breaches(rows, "m", day(0).date(), day(2).date())
+    verdict = summarise_breaches(rows, "m", day(0).date(), day(6).date())
     assert verdict == {
-        "passed": False,
-        "description": "6 breach(es) for m between 2026-03-01 and 2026-03-03",
+        "passed": False,  # the breaches' days, not the window's (which begins a label lookback before the run)
+        "description": "6 breach(es) for m on 2026-03-04 .. 2026-03-06 (days 2026-03-01 .. 2026-03-07 re-evaluated)",
         "breaches": 6,
         "worst_value_by_metric": {"label_coverage": 0.1, "psi": 0.5, "volume_change": -1.0},
     }
+    assert summarise_breaches(rows.iloc[:1], "m", day(0).date(), day(6).date())["description"].startswith(
+        "1 breach(es) for m on 2026-03-04 (days"
+    )
     healthy = summarise_breaches(rows.iloc[:0], "m", day(0).date(), day(2).date())
     assert healthy["passed"] and healthy["description"] == "healthy" and healthy["worst_value_by_metric"] == {}
 

@@ -280,8 +280,8 @@ def test_a_dagster_home_without_settings_gets_the_projects_and_keeps_its_own(tmp
 
 
 def test_a_rerun_of_the_past_is_told_which_later_days_to_run_again(tmp_path, monkeypatch):
-    # re-running one old day rewinds label-based metrics to what was known on it (README: known limits); the
-    # operator was not told, and the summary's precision quietly fell
+    # re-running one old day rewinds label-based metrics to what was known on it, and leaves the later days'
+    # cumulative experiment results without what it reloaded (README: known limits); the operator was not told
     import duckdb
     from datetime import date
 
@@ -296,3 +296,9 @@ def test_a_rerun_of_the_past_is_told_which_later_days_to_run_again(tmp_path, mon
         conn.execute("CREATE TABLE raw.labels AS SELECT DATE '2025-03-26' AS _partition_date")
     assert _days_after(date(2025, 3, 5)) == date(2025, 3, 26)
     assert _days_after(date(2025, 3, 26)) is None
+    # late orders re-run into an experiment's day: the later days' cumulative results read the old orders
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE TABLE raw.orders AS SELECT DATE '2025-03-28' AS _partition_date")
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute("CREATE TABLE marts.experiment_stats AS SELECT DATE '2025-03-30' AS as_of_date")
+    assert _days_after(date(2025, 3, 26)) == date(2025, 3, 30)

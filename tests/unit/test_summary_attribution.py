@@ -155,3 +155,82 @@ def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_befor
     assert out.index(str(later[1])) < out.index(f"  {later[0]}:")  # the latest first
     assert f"the attribution above stops at {as_of}: later days were held back" in out
     assert "widen gates.volume" in out  # why, and what to do if the activity really ended
+
+
+def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
+    # an experiment whose activity ended: the freshness rule holds back the empty days after it, which lose no
+    # row; the summary blamed them for the attribution stopping ("later days were held back")
+    from orchestration.lib.quality_gate import ensure_gate_results
+
+    path, results, _ = warehouse
+    as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    later = as_of + pd.Timedelta(days=1)
+    with duckdb.connect(str(path)) as conn:
+        ensure_gate_results(conn)
+        conn.execute(
+            "INSERT INTO quality.gate_results (suite, table_name, date, passed, failed_expectations, rows_validated) "
+            "VALUES ('raw_orders', 'orders', ?, false, '[\"fresh\"]', 0)",
+            [later],
+        )
+    out = _summary(path, capsys)
+    assert f"  {later}: raw_orders (fresh) [no rows that day: nothing of it is left out]" in out
+    assert "later days were held back" not in out
+    assert f"stops at {as_of}: the later days held back had no rows" in out
+
+
+def _verdict(day: str, attribute: str, di: float, eligible: str, flagged: str = "") -> dict:
+    limits = {"disparate_impact_min": 0.8, "equal_opportunity_max_difference": 0.1}
+    limits |= {"equalized_odds_max_difference": 0.1, "calibration_gap_max": 0.1, "min_labelled": 500.0}
+    return {
+        "date": pd.Timestamp(day).date(),
+        "window_start": (pd.Timestamp(day) - pd.Timedelta(days=13)).date(),
+        "model_id": "m",
+        "attribute": attribute,
+        "positive_decision": "favourable",
+        "equal_opportunity_rate": "tpr",
+        "disparate_impact_ratio": di,
+        "equal_opportunity_difference": 0.01,
+        "tpr_difference": 0.01,
+        "fpr_difference": 0.01,
+        "equalized_odds_difference": 0.01,
+        "calibration_gap": 0.01,
+        "passes_disparate_impact": di >= 0.8,
+        "passes_equal_opportunity": True,
+        "passes_equalized_odds": True,
+        "passes_calibration": True,
+        "passed": di >= 0.8,
+        "flagged_groups_disparate_impact": flagged,
+        "flagged_groups_equal_opportunity": "",
+        "calibration_extremes": "",
+        "eligible_groups": eligible,
+        "excluded_groups": "",
+        "groups_without_tpr": "",
+        "note": "",
+        **limits,
+    }
+
+
+def test_summary_prints_the_newest_fairness_window_and_how_many_recent_windows_failed(warehouse, capsys):
+    # neither summary nor anything but the report showed fairness; the report only the newest window
+    path, _, _ = warehouse
+    verdicts = pd.DataFrame(
+        [
+            _verdict("2026-03-10", "gender", 0.70, "a, b", flagged="b"),
+            _verdict("2026-03-11", "gender", 0.90, "a"),  # one group with enough labels: not assessed
+            _verdict("2026-03-12", "gender", 0.95, "a, b"),
+            _verdict("2026-03-12", "region", 0.50, "x, y, z", flagged="y, z"),
+        ]
+    )
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
+    out = _summary(path, capsys)
+    assert "Fairness: the newest trailing window's verdicts" in out
+    assert (
+        "  m / gender, window 2026-02-27 .. 2026-03-12: all fairness verdicts pass "
+        "(the last 3 days' windows: 1 failed, 1 not assessed)" in out
+    )
+    assert (
+        "  m / region, window 2026-02-27 .. 2026-03-12: disparate impact ratio 0.50 < 0.80; disadvantaged: y, z "
+        "(the last 1 days' windows: 1 failed, 0 not assessed)" in out
+    )
