@@ -49,6 +49,7 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
 
 # a warned check's held-back days and failed expectations: its description's first lines, each cut at this width
 NOTE_LINES, NOTE_WIDTH = 4, 240
+NOTE_DAYS = 5  # the days a passed check's warning lists
 
 
 class StepProgress:
@@ -93,6 +94,16 @@ class StepProgress:
             if warn and not check.passed and check.description:  # a failure is printed with the run's outcome
                 lines = check.description.splitlines()
                 self.notes.setdefault(step, []).extend(line[:NOTE_WIDTH] for line in lines[:NOTE_LINES])
+            elif check.passed:  # a gate's warnings (a paused label feed) pass the check: still say them
+                failed = check.metadata.get("failed_expectations")
+                for name, seen in (
+                    failed.value if failed is not None and isinstance(failed.value, dict) else {}
+                ).items():
+                    days = seen.get("failed_days") or []
+                    shown = ", ".join(days[:NOTE_DAYS]) + (" ..." if len(days) > NOTE_DAYS else "")
+                    self.notes.setdefault(step, []).append(
+                        f"warning (blocks nothing): {name}" + (f" on {len(days)} day(s): {shown}" if days else "")
+                    )
 
     def _summary(self, step: str) -> str:
         """One line for a step of many assets or checks (dbt): ": 20 assets, 45 checks passed, 1 FAILED"."""

@@ -321,6 +321,12 @@ def read_and_print(conn, reports: Path) -> None:
                 "activity really ended (an experiment's enrolment closed), widen gates.volume in the project "
                 "file and run those days again"
             )
+        if any("(fresh)" in why for _, why, _ in held):
+            print(
+                "  fresh: no rows after steady days (an outage?); a day closed every week passes once the week "
+                "before shows it; where the activity really ended, raise gates.volume.z (an empty held-back day "
+                "loses no rows)"
+            )
         as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date() if len(results) else None
         if as_of is not None and held[0][0] > as_of:
             lost = any(rows for day, _, rows in held if day > as_of)

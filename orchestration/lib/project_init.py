@@ -156,6 +156,7 @@ class Inference:
     unread: dict[str, str] = field(default_factory=dict)  # table -> its folder's files no format reads (unread_note)
     arms: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment_id -> variant -> users assigned
     volume_holds: dict[str, list[date]] = field(default_factory=dict)  # table -> days its volume gate holds back
+    stale_holds: dict[str, list[date]] = field(default_factory=dict)  # of those, the days without rows
 
     @property
     def first_day(self) -> date | None:
@@ -411,7 +412,17 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         ).fetchall():
             arms.setdefault(experiment_id, {})[variant] = units
     holds = _volume_holds(conn, {n for n in found if CONTRACTS[n].time_column})
-    return Inference(source, tables, models, attributes, experiments, users, arms=arms, volume_holds=holds)
+    return Inference(
+        source,
+        tables,
+        models,
+        attributes,
+        experiments,
+        users,
+        arms=arms,
+        volume_holds=holds,
+        stale_holds=_stale_days(holds, conn),
+    )
 
 
 def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str, list[date]]:
@@ -449,6 +460,16 @@ def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str,
         if len(held):
             holds[table] = sorted({d.date() if hasattr(d, "date") else d for d in held["day"]})
     return holds
+
+
+def _stale_days(holds: dict[str, list[date]], conn: duckdb.DuckDBPyConnection) -> dict[str, list[date]]:
+    """Of each table's held-back days, those without rows (freshness's, not the volume band's)."""
+    stale = {}
+    for table, days in holds.items():
+        active = {d for (d,) in conn.execute(f"SELECT DISTINCT _partition_date FROM raw.{table}").fetchall()}
+        if empty := [d for d in days if d not in active]:
+            stale[table] = empty
+    return stale
 
 
 def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
@@ -715,7 +736,11 @@ def render(inf: Inference) -> str:
     add("    # a day's rows vs the trailing days, judged when the trailing median reaches min_count. Rows a day:")
     for t in inf.tables.values():
         if t.days:
-            judged = "judged" if t.daily_median >= vol.min_count else f"not judged (median below {vol.min_count})"
+            judged = (
+                "judged"
+                if t.daily_median >= vol.min_count
+                else f"volume not judged (median below {vol.min_count}; empty days still are)"
+            )
             add(
                 f"    #   {t.name}: {t.rows} rows on {t.days} day(s), median {t.daily_median:g} (min {t.daily_min}, "
                 f"max {t.daily_max}): {judged}"
@@ -755,6 +780,10 @@ def render(inf: Inference) -> str:
     return text
 
 
+def _shown(days: list[date]) -> str:
+    return ", ".join(map(str, days[:VOLUME_DAYS_SHOWN])) + (" ..." if len(days) > VOLUME_DAYS_SHOWN else "")
+
+
 def review(inf: Inference) -> list[str]:
     """What the user should check before the first materialize, one line each."""
     out = [
@@ -774,13 +803,21 @@ def review(inf: Inference) -> list[str]:
             )
         if t.refused:
             out.append(f"{t.refused}: materialize stops at this file until its values are fixed")
-    for table, days in inf.volume_holds.items():
-        shown = ", ".join(map(str, days[:VOLUME_DAYS_SHOWN])) + (" ..." if len(days) > VOLUME_DAYS_SHOWN else "")
-        out.append(
-            f"gates.volume: the volume gate will hold back {len(days)} day(s) of {table} ({shown}): rows far from "
-            "the trailing median, or none after steady days; if that is the data (a last day exported part-way, "
-            "activity that ended), widen gates.volume (tolerance, min_count) or leave those days out"
-        )
+    for table, held in inf.volume_holds.items():
+        empty = inf.stale_holds.get(table, [])
+        if band := [d for d in held if d not in empty]:
+            out.append(
+                f"gates.volume: the volume gate will hold back {len(band)} day(s) of {table} ({_shown(band)}): rows "
+                "far from the trailing median; if that is the data (a last day exported part-way, a ramp-up, "
+                "activity that ended), widen gates.volume (tolerance, min_count) or leave those days out"
+            )
+        if empty:
+            out.append(
+                f"gates.volume: the freshness rule will hold back {len(empty)} day(s) of {table} ({_shown(empty)}): "
+                "no rows after steady days (a day closed every week passes once the week before shows it); if that "
+                "is the data (activity that ended), raise gates.volume.z or leave those days out (an empty held-back "
+                "day loses no rows)"
+            )
     for experiment_id, arms in inf.arms.items():
         from orchestration.lib.attribution import AttributionSettings  # scipy: only with an experiment
 

@@ -1230,7 +1230,9 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     deviations: noise at low volume). volume_deviation = (rows - median) / half-width, in [-1, 1] when
     inside the band, null when not judged or empty. An empty day is freshness's failure: stale when
     0 rows is less likely under Poisson(trailing median) than a z standard-normal deviation,
-    i.e. exp(-median) < Phi(-z) (at z = 4: a median above 10.4 rows), judged from the first day of history.
+    i.e. exp(-median) < Phi(-z) (at z = 4: a median above 10.4 rows), judged from the first day of history,
+    unless the same weekday a week before was empty too (within the group's history): a day the business is
+    closed every week (a weekday-only business's weekends) is not an outage.
     """
     if volume is None:
         from orchestration.lib.project_config import load_config
@@ -1238,6 +1240,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         volume = load_config().gates.volume
     t, min_count, tolerance, z = volume.trailing_days, volume.min_count, volume.tolerance, volume.z
     stale_above = stale_median(z)
+    span = max(t, WEEK)  # the calendar reaches back to the trailing window and to the day a week before
     table, by = suite["table"], suite.get("volume_by")
     group = f', "{by}"' if by else ""
     cgroup = f', c."{by}"' if by else ""
@@ -1264,12 +1267,12 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         ),
         counts AS (
             SELECT CAST(day AS DATE) AS day{group}, rows FROM _day_counts
-            WHERE day BETWEEN DATE '{first}' - INTERVAL {t} DAY AND DATE '{last}'
+            WHERE day BETWEEN DATE '{first}' - INTERVAL {span} DAY AND DATE '{last}'
         ),
         groups AS (SELECT DISTINCT 1 AS one{group} FROM counts),
         days AS (
             SELECT CAST(day AS DATE) AS day FROM (
-                SELECT unnest(generate_series(DATE '{first}' - INTERVAL {t} DAY, DATE '{last}', INTERVAL 1 DAY)) AS day
+                SELECT unnest(generate_series(DATE '{first}' - INTERVAL {span} DAY, DATE '{last}', INTERVAL 1 DAY)) AS day
             ) s
         ),
         calendar AS (
@@ -1283,11 +1286,13 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         stats AS (
             SELECT c.day{cgroup}, c.rows,
                 -- calendar days of the window the group existed on, and the non-empty ones
-                count(CASE WHEN w.day >= w.first_day THEN 1 END) AS trailing_days,
-                count(CASE WHEN w.rows > 0 THEN 1 END) AS trailing_active_days,
-                median(CASE WHEN w.day >= w.first_day THEN w.rows END) AS trailing_median
+                count(CASE WHEN w.day >= c.day - {t} AND w.day >= w.first_day THEN 1 END) AS trailing_days,
+                count(CASE WHEN w.day >= c.day - {t} AND w.rows > 0 THEN 1 END) AS trailing_active_days,
+                median(CASE WHEN w.day >= c.day - {t} AND w.day >= w.first_day THEN w.rows END) AS trailing_median,
+                -- the same weekday a week before, within the group's history (else null)
+                max(CASE WHEN w.day = c.day - {WEEK} AND w.day >= w.first_day THEN w.rows END) AS rows_week_before
             FROM calendar c
-            LEFT JOIN calendar w ON w.day BETWEEN c.day - {t} AND c.day - 1 {wjoin}
+            LEFT JOIN calendar w ON w.day BETWEEN c.day - {span} AND c.day - 1 {wjoin}
             GROUP BY c.day{cgroup}, c.rows
         ),
         banded AS (
@@ -1299,13 +1304,17 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             trailing_median - volume_half_width AS volume_low,
             trailing_median + volume_half_width AS volume_high,
             CASE WHEN rows > 0 THEN (rows - trailing_median) / volume_half_width END AS volume_deviation,
-            rows > 0 OR trailing_active_days = 0 OR coalesce(trailing_median, 0) <= {stale_above!r} AS fresh
+            rows > 0 OR trailing_active_days = 0 OR coalesce(trailing_median, 0) <= {stale_above!r}
+                OR coalesce(rows_week_before = 0, false) AS fresh
         FROM banded
         WHERE day BETWEEN DATE '{first}' AND DATE '{last}'
         ORDER BY day{group}
         """
         ).df()
     return frame
+
+
+WEEK = 7  # days: an empty day is expected when its weekday was empty a week before (days_frame)
 
 
 def stale_median(z: float) -> float:

@@ -237,16 +237,29 @@ def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skippe
     def report():
         return dg.MaterializeResult(metadata={"skipped": "nothing to report for 2025-03-19"})
 
-    job = dg.Definitions(assets=[sessions, report]).resolve_implicit_global_asset_job_def()
+    # a paused label feed only warns: its check passes, and its failed expectation was said nowhere
+    days = [f"2025-03-{d:02d}" for d in range(10, 17)]
+    fresh = {"expect_column_values_to_be_in_set(fresh)": {"blocking": False, "failed_days": days}}
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("gate", asset="labels")])
+    def labels():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(
+            check_name="gate", passed=True, metadata={"failed_expectations": dg.MetadataValue.json(fresh)}
+        )
+
+    job = dg.Definitions(assets=[sessions, report, labels]).resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.ephemeral() as instance:
         assert execute_with_progress(job, instance, lines.append, "D").success
     said = [line.split("] D ", 1)[1] for line in lines]
     assert any(re.fullmatch(r"sessions done in \d+\.\ds: 1 check\(s\) warned", line) for line in said), said
-    assert [line for line in said if line.startswith(("sessions: ", "report: "))] == [
+    assert sorted(line for line in said if line.startswith(("sessions: ", "report: ", "labels: "))) == [
+        "labels: warning (blocks nothing): expect_column_values_to_be_in_set(fresh) on 7 day(s): 2025-03-10, "
+        "2025-03-11, 2025-03-12, 2025-03-13, 2025-03-14 ...",
+        "report: skipped: nothing to report for 2025-03-19",
+        "sessions: - why",
         "sessions: held back 1 of 2 days (2025-03-19): the other days proceed",
         "sessions: suite s: 1 of 3 failed",
-        "sessions: - why",
-        "report: skipped: nothing to report for 2025-03-19",
     ]
 
 

@@ -391,11 +391,21 @@ def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(
     said = [line for line in review(infer(source)) if line.startswith("gates.volume")]
     assert said == [
         f"gates.volume: the volume gate will hold back 1 day(s) of sessions ({last}): rows far from the trailing "
-        "median, or none after steady days; if that is the data (a last day exported part-way, activity that "
-        "ended), widen gates.volume (tolerance, min_count) or leave those days out"
+        "median; if that is the data (a last day exported part-way, a ramp-up, activity that ended), widen "
+        "gates.volume (tolerance, min_count) or leave those days out"
     ]
     _write(source, "sessions", sessions[sessions["started_at"].dt.date < last])
     assert not [line for line in review(infer(source)) if line.startswith("gates.volume")]
+    # a day without rows after steady ones is freshness's: its remedy is z, not the band's tolerance
+    gap = (START + timedelta(days=12)).date()
+    _write(
+        source, "sessions", sessions[(sessions["started_at"].dt.date != gap) & (sessions["started_at"].dt.date < last)]
+    )
+    said = [line for line in review(infer(source)) if line.startswith("gates.volume")]
+    assert len(said) == 1 and said[0].startswith(
+        f"gates.volume: the freshness rule will hold back 1 day(s) of sessions ({gap}): no rows after steady days"
+    )
+    assert "raise gates.volume.z" in said[0]
 
 
 def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsys):

@@ -176,6 +176,7 @@ def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
     assert f"  {later}: raw_orders (fresh) [no rows that day: nothing of it is left out]" in out
     assert "later days were held back" not in out
     assert f"stops at {as_of}: the later days held back had no rows" in out
+    assert "fresh: no rows after steady days" in out and "raise gates.volume.z" in out
 
 
 def _verdict(day: str, attribute: str, di: float, eligible: str, flagged: str = "") -> dict:

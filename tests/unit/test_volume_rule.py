@@ -49,7 +49,14 @@ def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
         judged = i >= t and median >= volume.min_count
         half = max(volume.tolerance * median, volume.z * math.sqrt(median)) if judged else math.nan
         inside = None if not judged or rows == 0 else abs(rows - median) <= half
-        stale = rows == 0 and len(window) > 0 and window.sum() > 0 and median > -math.log(norm.cdf(-volume.z))
+        closed_weekly = i >= 7 and counts[i - 7] == 0  # the same weekday a week before was empty too
+        stale = (
+            rows == 0
+            and len(window) > 0
+            and window.sum() > 0
+            and median > -math.log(norm.cdf(-volume.z))
+            and not closed_weekly
+        )
         out.append({"rows": rows, "trailing_median": median, "inside": inside, "fresh": not stale})
     return pd.DataFrame(out)
 
@@ -151,3 +158,16 @@ def test_an_outage_of_a_small_table_is_caught_by_freshness():
     last = frame_for(counts).iloc[-1]
     assert pd.isna(last["volume_deviation"]) and not last["fresh"]
     assert poisson.pmf(0, 15) < 1e-6
+
+
+def test_a_business_closed_every_weekend_is_not_stale_on_its_weekends():
+    # a weekday-only business (a job-training programme's sessions): every Saturday and Sunday was an
+    # "outage", held back, and made every attribution row untrustworthy
+    week = [40, 42, 38, 41, 39, 0, 0]  # five open days, two closed
+    counts = week * 6
+    counts[30] = 0  # an outage on an open day: its weekday had rows a week before
+    frame = frame_for(counts)
+    assert verdicts(frame).equals(oracle(counts).drop(columns="trailing_median"))
+    stale = [START + timedelta(days=int(i)) for i in np.flatnonzero(~frame["fresh"].astype(bool))]
+    # the first weekend has no weekend before it in the history: stale, as is the weekday outage
+    assert stale == [START + timedelta(days=i) for i in (5, 6, 30)]
