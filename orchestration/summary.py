@@ -321,6 +321,13 @@ def read_and_print(conn, reports: Path) -> None:
                 "activity really ended (an experiment's enrolment closed), widen gates.volume in the project "
                 "file and run those days again"
             )
+        if any("(in_partition_day)" in why for _, why, _ in held):
+            print(
+                "  in_partition_day: rows whose time column falls on another day than their file's (late rows "
+                "re-sent in a later day's file, stamped with their first day?): the loader quarantines them "
+                "(raw_quarantine.<table>._reason); deliver them in files of their own days, or stamped when "
+                "they were sent, and run the days again"
+            )
         if any("(fresh)" in why for _, why, _ in held):
             print(
                 "  fresh: no rows after steady days (an outage?); a day closed every week passes once the week "

@@ -235,3 +235,22 @@ def test_summary_prints_the_newest_fairness_window_and_how_many_recent_windows_f
         "  m / region, window 2026-02-27 .. 2026-03-12: disparate impact ratio 0.50 < 0.80; disadvantaged: y, z "
         "(the last 1 days' windows: 1 failed, 0 not assessed)" in out
     )
+
+
+def test_a_day_held_back_for_rows_of_other_days_says_how_to_deliver_them(warehouse, capsys):
+    # late labels appended to the next day's file with their own (earlier) labeled_at: quarantined, the day's
+    # good labels held back with them, and the summary named the rule without a remedy
+    from orchestration.lib.quality_gate import ensure_gate_results
+
+    path, results, _ = warehouse
+    day = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    with duckdb.connect(str(path)) as conn:
+        ensure_gate_results(conn)
+        conn.execute(
+            "INSERT INTO quality.gate_results (suite, table_name, date, passed, failed_expectations, rows_validated) "
+            "VALUES ('raw_labels', 'labels', ?, false, '[\"expect_column_values_to_be_in_set(in_partition_day)\"]', 651)",
+            [day],
+        )
+    out = _summary(path, capsys)
+    assert f"  {day}: raw_labels (expect_column_values_to_be_in_set(in_partition_day))" in out
+    assert "in_partition_day: rows whose time column falls on another day than their file's" in out
