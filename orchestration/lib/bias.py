@@ -209,9 +209,30 @@ def _groups(names: np.ndarray, mask) -> list[str]:
     return sorted(str(n) for n in names[mask])
 
 
-# the rate columns a verdict reads; one model and attribute has a handful of groups, so the verdict works on
-# plain arrays (pandas' per-call overhead made it most of a small run's bias step)
-JUDGED_COLUMNS = ["labelled", "selection_rate", "tpr", "fpr", "calibration_gap_group"]
+# the rate columns a verdict reads (with their Wilson intervals); one model and attribute has a handful of groups,
+# so the verdict works on plain arrays (pandas' per-call overhead made it most of a small run's bias step)
+JUDGED_RATES = ["selection_rate", "tpr", "fpr", "observed_positive_rate"]
+JUDGED_COLUMNS = [
+    "labelled",
+    "calibration_gap_group",
+    "mean_score",
+    *[c for r in JUDGED_RATES for c in (r, f"{r}_ci_low", f"{r}_ci_high")],
+]
+
+
+def _behind(rate: np.ndarray, low: np.ndarray, high: np.ndarray, beyond) -> np.ndarray:
+    """Per group: another group is ahead of it beyond the limit (``beyond(ahead, behind)``, elementwise) and
+    their 95% intervals do not overlap, so the gap is not sampling noise. NaN rates compare as nothing."""
+    with np.errstate(invalid="ignore"):
+        ahead = beyond(rate[None, :], rate[:, None]) & (high[:, None] < low[None, :])  # [behind, ahead]
+    return np.nan_to_num(ahead, nan=0).astype(bool).any(axis=1)
+
+
+def _within_noise(what: str, breached: bool, significant) -> list[str]:
+    """A note when a metric is beyond its limit but no gap behind it is beyond noise (the verdict passes)."""
+    if breached and not np.any(significant):
+        return [f"{what} beyond its limit within noise (the groups' 95% intervals overlap): passes"]
+    return []
 
 
 def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Thresholds, direction: str) -> dict:
@@ -224,6 +245,11 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     disparate impact compares the rates of NOT being flagged, equal opportunity
     false-positive rates (wrongly flagged), and the disadvantaged are the groups
     flagged most often / wrongly flagged most often.
+
+    The metrics are the point estimates (fairlearn's). A verdict fails only on a gap beyond its limit between
+    two groups whose 95% Wilson intervals do not overlap: with a few dozen labelled positives a group's TPR
+    moves by +-0.1 from window to window, and a point-estimate verdict failed fair models on noise (and blocked
+    their retraining). The groups a failed verdict names are those behind such a gap.
     """
     harmful = direction == "harmful"
     keep = g["labelled"] >= t.min_labelled
@@ -233,21 +259,35 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     if keep.sum() < 2:
         notes.append(f"fewer than 2 groups with >= {t.min_labelled:g} labelled predictions: nothing to compare")
 
+    def rate(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return eligible[name], eligible[f"{name}_ci_low"], eligible[f"{name}_ci_high"]
+
+    def apart(values: tuple, limit: float) -> np.ndarray:  # behind another by more than limit, beyond noise
+        return _behind(*values, lambda ahead, behind: ahead - behind > limit)
+
+    def flipped(values: tuple) -> tuple:  # a rate where lower is better, as one where higher is
+        value, low, high = values
+        return -value, -high, -low
+
     # disparate impact (four-fifths rule) on the favourable outcome; flags use the same ratio as the verdict so they agree
-    favourable = 1 - eligible["selection_rate"] if harmful else eligible["selection_rate"]
-    defined = ~np.isnan(favourable)
-    if defined.sum() >= 2 and favourable[defined].max() > 0:
-        relative = favourable / favourable[defined].max()
+    selection = rate("selection_rate")
+    favourable = (1 - selection[0], 1 - selection[2], 1 - selection[1]) if harmful else selection
+    defined = ~np.isnan(favourable[0])
+    if defined.sum() >= 2 and favourable[0][defined].max() > 0:
+        relative = favourable[0] / favourable[0][defined].max()
         di = float(relative[defined].min())
-        flagged_di = _groups(names, defined & (relative < t.disparate_impact_min))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            behind = _behind(*favourable, lambda ahead, behind: behind / ahead < t.disparate_impact_min)
+        flagged_di = _groups(names, defined & behind)
+        notes += _within_noise("disparate impact", di < t.disparate_impact_min, behind)
     else:
         di, flagged_di = math.nan, []
 
     # TPR needs labelled positives and FPR labelled negatives: groups without
     # them drop out of the TPR / FPR based verdicts instead of turning them NaN
-    tpr, fpr = eligible["tpr"], eligible["fpr"]
-    no_tpr = _groups(names, np.isnan(tpr))
-    no_fpr = _groups(names, np.isnan(fpr))
+    tpr, fpr = rate("tpr"), rate("fpr")
+    no_tpr = _groups(names, np.isnan(tpr[0]))
+    no_fpr = _groups(names, np.isnan(fpr[0]))
     opportunity = "FPR" if harmful else "TPR"
     if no_tpr:
         notes.append(
@@ -259,20 +299,20 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
             f"no labelled negatives, excluded from {'equal opportunity and ' if harmful else ''}"
             f"the FPR part of equalised odds: {', '.join(no_fpr)}"
         )
-    tpr_difference = _spread(tpr)
-    fpr_difference = _spread(fpr)
+    tpr_difference = _spread(tpr[0])
+    fpr_difference = _spread(fpr[0])
     # equal opportunity: the qualified are selected alike (TPR) / the innocent are flagged alike (FPR)
     eo = fpr_difference if harmful else tpr_difference
     # worst of the two ranges over what can be measured; NaN only if neither can
     odds = max((x for x in (tpr_difference, fpr_difference) if not math.isnan(x)), default=math.nan)
-    # a spread is defined, so the rate it compares has a defined minimum / maximum
-    if math.isnan(eo):
-        flagged_eo = []
-    else:
-        rate = fpr if harmful else tpr
-        defined = ~np.isnan(rate)
-        shortfall = rate - rate[defined].min() if harmful else rate[defined].max() - rate
-        flagged_eo = _groups(names, defined & (shortfall > t.equal_opportunity_max_difference))
+    eo_limit, odds_limit = t.equal_opportunity_max_difference, t.equalized_odds_max_difference
+    # the disadvantaged: behind another group beyond the limit, beyond noise (a harmful decision: flagged more)
+    eo_behind = apart(flipped(fpr), eo_limit) if harmful else apart(tpr, eo_limit)
+    flagged_eo = [] if math.isnan(eo) else _groups(names, eo_behind)
+    notes += _within_noise("equal opportunity", eo > eo_limit, eo_behind)
+    # equalised odds: any two groups apart on TPR or on FPR
+    odds_apart = np.concatenate([apart(tpr, odds_limit), apart(fpr, odds_limit)])
+    notes += _within_noise("equalised odds", odds > odds_limit, odds_apart)
 
     gap = eligible["calibration_gap_group"]
     calibration = _spread(gap)
@@ -283,6 +323,11 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         if defined.sum() >= 2
         else []
     )
+    # the gap's interval: the mean score minus the observed rate's
+    observed = rate("observed_positive_rate")
+    gaps = (gap, eligible["mean_score"] - observed[2], eligible["mean_score"] - observed[1])
+    calibration_apart = apart(gaps, t.calibration_gap_max)
+    notes += _within_noise("calibration gap", calibration > t.calibration_gap_max, calibration_apart)
 
     if keep.sum() >= 2 and any(math.isnan(x) for x in (di, eo, odds, calibration)):
         notes.append("a metric is undefined (NaN) for lack of comparable groups and passes by default")
@@ -298,10 +343,10 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "equalized_odds_difference": odds,
         "calibration_gap": calibration,
         # an undefined metric cannot show a disparity: it passes, and the note says why
-        "passes_disparate_impact": bool(math.isnan(di) or di >= t.disparate_impact_min),
-        "passes_equal_opportunity": bool(math.isnan(eo) or eo <= t.equal_opportunity_max_difference),
-        "passes_equalized_odds": bool(math.isnan(odds) or odds <= t.equalized_odds_max_difference),
-        "passes_calibration": bool(math.isnan(calibration) or calibration <= t.calibration_gap_max),
+        "passes_disparate_impact": not flagged_di,
+        "passes_equal_opportunity": not flagged_eo,
+        "passes_equalized_odds": not odds_apart.any(),
+        "passes_calibration": not calibration_apart.any(),
         "flagged_groups_disparate_impact": flagged_di,
         "flagged_groups_equal_opportunity": flagged_eo,
         "calibration_extremes": extremes,

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
 from sklearn.metrics import precision_score, recall_score
+from statsmodels.stats.proportion import proportion_confint
 
 from tests.acceptance.datasets import ROSSI_MODEL
 from tests.e2e.oracles import psi_numeric
@@ -123,8 +124,16 @@ def test_disadvantaged_group_of_a_harmful_score_is_the_most_flagged(rossi_run, r
     # min/max of (1 - selection rate); 0.84 here, below the test's 0.9 rule
     favourable = 1 - rates
     assert last["disparate_impact_ratio"] == pytest.approx(favourable.min() / favourable.max(), abs=1e-9)
-    assert not last["passes_disparate_impact"]
-    assert _groups(last["flagged_groups_disparate_impact"]) == [most_flagged]
+    # a verdict fails only when the gap is beyond noise: the two groups' Wilson 95% intervals (statsmodels) of
+    # not being flagged lie apart; with 432 people, one group a few dozen, they may not
+    counts = raw.groupby("race")["flagged"].agg(["sum", "size"])
+    bounds = {g: proportion_confint(n - k, n, method="wilson") for g, (k, n) in counts.iterrows()}
+    apart = bounds[most_flagged][1] < bounds[least_flagged][0]
+    assert bool(last["passes_disparate_impact"]) is not (last["disparate_impact_ratio"] < 0.9 and apart)
+    if last["passes_disparate_impact"]:
+        assert "disparate impact beyond its limit within noise" in last["note"]
+    else:
+        assert _groups(last["flagged_groups_disparate_impact"]) == [most_flagged]
     named = {
         g
         for _, v in verdicts.iterrows()
