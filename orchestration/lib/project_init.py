@@ -21,7 +21,15 @@ from pathlib import Path
 import duckdb
 
 from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
-from orchestration.lib.project_config import AlertRules, Bias, ModelSpec, VolumeGate, load_config, parse_config
+from orchestration.lib.project_config import (
+    Alerts,
+    AlertRules,
+    Bias,
+    ModelSpec,
+    VolumeGate,
+    load_config,
+    parse_config,
+)
 from orchestration.lib.raw_loader import (
     _file_columns,
     _is_reader_error,
@@ -138,10 +146,13 @@ class AttributeCandidate:
     nulls: int
     values: list[str]
     protected_name: bool
+    scored_distinct: int | None = None  # distinct values among the users with predictions (None: not known)
 
     @property
     def proposed(self) -> bool:
-        return self.protected_name and 2 <= self.distinct <= MAX_GROUPS
+        """A protected name, a group column, and at least two groups among the users the models score."""
+        scored = self.distinct if self.scored_distinct is None else self.scored_distinct
+        return self.protected_name and 2 <= self.distinct <= MAX_GROUPS and scored >= 2
 
 
 @dataclass
@@ -374,7 +385,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             continue
         _need(name, files, present[name], tc)
         keep = {
-            "predictions": ["prediction_id", "model_id", "model_version", "score", "threshold"],
+            "predictions": ["prediction_id", "model_id", "model_version", "score", "threshold", "user_id"],
             "labels": ["prediction_id"],
             "assignments": ["experiment_id", "variant", "user_id"],
         }.get(name, [])
@@ -566,8 +577,18 @@ def _outside_unit_interval(conn, files: list[Path], score: str, threshold: str) 
     return out
 
 
+def _scored_users(conn, found, present) -> str:
+    """The users fairness is judged on: those with predictions (a column only unscored users have is no group
+    of a model's), or every user when predictions name none of them."""
+    if "predictions" not in found or not {"user_id"} <= present["predictions"] & present["users"]:
+        return "t_users"
+    scored = "(SELECT * FROM t_users WHERE CAST(user_id AS VARCHAR) IN (SELECT user_id FROM t_predictions)) AS scored"
+    return scored if conn.execute(f"SELECT count(*) FROM {scored}").fetchone()[0] else "t_users"
+
+
 def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
     users = conn.execute("SELECT count(*) FROM t_users").fetchone()[0]
+    scope = _scored_users(conn, found, present)
     described = conn.execute("DESCRIBE t_users").fetchall()
     columns = [
         name
@@ -580,6 +601,10 @@ def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
         return [], users
     counts = conn.execute(
         "SELECT " + ", ".join(f"count(DISTINCT {_q(c)}), count_if({_q(c)} IS NULL)" for c in columns) + " FROM t_users"
+    ).fetchone()
+    # a group column is one over every user (cardinality); judged it can be only where scored users differ in it
+    scored = conn.execute(
+        "SELECT " + ", ".join(f"count(DISTINCT {_q(c)})" for c in columns) + f" FROM {scope}"
     ).fetchone()
     out = []
     for i, col in enumerate(columns):
@@ -597,7 +622,8 @@ def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
                     f"GROUP BY v ORDER BY n DESC, v LIMIT {SHOWN_VALUES}"
                 ).fetchall()
             ]
-        out.append(AttributeCandidate(col, distinct, nulls, values, protected))
+        among = scored[i] if scope != "t_users" else None
+        out.append(AttributeCandidate(col, distinct, nulls, values, protected, among))
     out.sort(key=lambda a: (not a.proposed, a.distinct < 2, a.column))
     return out, users
 
@@ -841,6 +867,16 @@ def review(inf: Inference) -> list[str]:
                 f"judged only on days with {psi_min} values (alerts.rules.psi.min_count): below it, noise alone "
                 "crosses the threshold"
             )
+        share = m.mature_labelled / m.mature if m.mature else (m.labelled / m.predictions if m.predictions else 0)
+        if m.labelled and m.daily_median * share < (needed := Alerts().min_labelled):
+            bias = Bias()
+            out.append(
+                f"models.{m.model_id}: about {m.daily_median * share:.0f} labelled predictions a day (median "
+                f"{m.daily_median:g} a day, {share:.0%} labelled): precision and recall alerts are judged only on days "
+                f"with {needed} (alerts.min_labelled), fairness only on groups with {bias.min_labelled} in "
+                f"{bias.window_days} days (bias.min_labelled): lower them to judge this model (smaller counts are "
+                "noisier), or read its health in the marts"
+            )
         if m.threshold is None:
             out.append(f"models.{m.model_id}: predictions carry {len(m.thresholds)} thresholds; each row's own is used")
         elif not [t for t, _ in m.thresholds if t is not None]:
@@ -908,5 +944,8 @@ def describe(inf: Inference) -> list[str]:
             f"label horizon {m.label_horizon_days} day(s) (p99 delay {_days(m.delay_p99_days)})"
         )
     for a in inf.attributes:
-        out.append(f"  users.{a.column}: {a.distinct} distinct value(s)" + (" -> proposed" if a.proposed else ""))
+        among = "" if a.scored_distinct is None else f" ({a.scored_distinct} among scored users)"
+        out.append(
+            f"  users.{a.column}: {a.distinct} distinct value(s){among}" + (" -> proposed" if a.proposed else "")
+        )
     return out

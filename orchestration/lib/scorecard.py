@@ -4,7 +4,8 @@ Per as-of date, experiment (treatment arm) and metric of the dbt var
 experiment_metrics, the criteria of a good business metric:
 
 * attributable: the experiment (a perpetual holdout here) has cumulative
-  results for it that day;
+  results for it that day that could be tested (not degenerate: e.g. no
+  variance in an arm, "not tested" in the results);
 * sensitive: its minimum detectable effect (MDE) at today's traffic, the units
   so far and the new units per day over the trailing week;
 * cheap: maturity_days, how long a unit takes to count (D7 retention: 7);
@@ -80,6 +81,12 @@ ASOF LEFT JOIN units p
    AND p.as_of_date <= u.as_of_date - {TRAILING_DAYS}
 WHERE u.as_of_date BETWEEN ? AND ?
 """
+
+
+def _degenerate(result) -> bool:
+    """A result row the attribution could not test (its degenerate_reason says why)."""
+    reason = getattr(result, "degenerate_reason", None)
+    return isinstance(reason, str) and bool(reason)
 
 
 def planning_variance(control: pd.Series, metric_type: str, estimate: str | None, cuped_theta: float) -> float:
@@ -220,7 +227,7 @@ def metric_scorecard(
                         "metric": metric,
                         "metric_type": spec.get("type"),
                         "is_guardrail": bool(spec.get("guardrail", False)),
-                        "attributable": r is not None,
+                        "attributable": r is not None and not _degenerate(r),
                         "units": units,
                         "units_per_day": per_day,
                         "mde_relative": float(r.mde_relative) if r is not None else NAN,

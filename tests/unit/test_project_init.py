@@ -144,6 +144,20 @@ def test_protected_attribute_candidates(zone):
     assert "city" not in by_name and "user_id" not in by_name and "signup_at" not in by_name
 
 
+def test_a_protected_column_the_scored_users_do_not_differ_in_is_not_proposed(zone):
+    # `race` recorded only for users the models never scored: proposed, its verdicts "not assessed" forever
+    source, users, preds, _ = zone
+    scored = set(preds["user_id"])
+    users = users.assign(
+        race=[("a" if i % 2 else "b") if u not in scored else None for i, u in enumerate(users["user_id"])]
+    )
+    _write(source, "users", users)
+    by_name = {a.column: a for a in infer(source).attributes}
+    assert by_name["race"].distinct == 2 and by_name["race"].scored_distinct == 0  # by hand: all scored are null
+    assert not by_name["race"].proposed and by_name["gender"].proposed
+    assert by_name["gender"].scored_distinct == users[users["user_id"].isin(scored)]["gender"].nunique()
+
+
 def test_written_config_validates_and_says_what_it_inferred(zone):
     source, _, _, _ = zone
     inf = infer(source)
@@ -522,3 +536,14 @@ def test_a_million_predictions_take_seconds(tmp_path):
     assert sum(m.predictions for m in inf.models) == n
     assert all(m.label_horizon_days == 3 for m in inf.models)
     assert took < 30, f"init took {took:.1f}s on 1M predictions"
+
+
+def test_a_model_too_small_for_label_based_alerts_and_fairness_is_named(zone):
+    # ~130 predictions a day never reach 300 labelled: no precision alert, no fairness verdict, ever, unsaid
+    source, _, preds, labels = zone
+    said = [line for line in review(infer(source)) if "alerts.min_labelled" in line]
+    daily = preds[preds["model_id"] == "a"].groupby(preds["predicted_at"].dt.date).size()
+    # by hand: model a's calendar days (day 4 empty counts as 0) have a median of 20 predictions
+    calendar = daily.reindex(pd.date_range(daily.index.min(), daily.index.max()).date, fill_value=0)
+    assert any(line.startswith("models.a: about ") and f"(median {calendar.median():g} a day" in line for line in said)
+    assert any(line.startswith("models.b: about ") for line in said)

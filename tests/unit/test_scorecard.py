@@ -291,6 +291,13 @@ def test_scorecard_grid_binding_and_criteria():
     assert not retention["attributable"] and retention["maturity_days"] == 7 and retention["units"] == 0
     assert "retention: no d7_retention results for e_rec" in retention["warning"]
 
+    # a result the attribution could not test (no variance in an arm) attributes nothing
+    untested = results.assign(degenerate_reason=["no variance in either arm", None])
+    again = metric_scorecard(
+        [day], experiments, variants, untested, stats, traffic, METRICS, [conversion_kr], ALPHA, POWER
+    ).set_index("metric")
+    assert not again.loc["conversion", "attributable"] and again.loc["refund_rate", "attributable"]
+
     assert [
         k.id for k in bound_key_results([conversion_kr, retention_kr, other_model_kr], "e_late", "late", "conversion")
     ] == ["site_conversion", "other"]
