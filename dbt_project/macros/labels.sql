@@ -141,3 +141,31 @@
     {{ semi_join() }} {{ ref('int_label_refresh_days') }} r on r.model_id = p.model_id and r.date = p.prediction_date
     where p.predicted_at >= {{ label_scan_start() }} and {{ known_by_max_date('p.predicted_at') }}
 {%- endmacro %}
+
+{#- The days a version's calibration is learnt from (its reference window up to its labels' maturing, reference
+    end + the label horizon) have a day in this run's range: a learnt calibration is learnt again, with the labels
+    re-run into those days (int_score_calibration). -#}
+{% macro calibration_days_in_run(alias) -%}
+    ({{ alias }}.reference_start_date <= {{ max_date() }}
+     and {{ alias }}.reference_end_date + {{ label_horizon_days(alias ~ '.model_id') }} >= {{ min_date() }})
+{%- endmacro %}
+
+{#- int_score_calibration's pre-hook: the learnt calibrations this run learns again (matured by its last day, and
+    calibration_days_in_run), removed first; a run that learns nothing again deletes nothing (on Spark a delete
+    rewrites the table). -#}
+{% macro delete_relearnt_calibrations() -%}
+    {%- set predicate -%}
+        exists (
+            select 1 from {{ ref('int_model_versions') }} as v
+            where v.model_id = old.model_id and v.model_version = old.model_version
+              and v.reference_end_date + {{ label_horizon_days('v.model_id') }} <= {{ max_date() }}
+              and {{ calibration_days_in_run('v') }}
+        )
+    {%- endset %}
+    {%- if is_incremental() and execute
+            and run_query('select count(*) from ' ~ this ~ ' as old where ' ~ predicate).columns[0].values()[0] > 0 -%}
+        {{ delete_rows_where(none, predicate) }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -393,3 +393,47 @@ def test_a_fixed_drift_reference_gives_psi_against_exactly_those_dates(built):
         preds[(preds["model_id"] == "recommender") & (preds["date"] == some["date"])]["score"].to_numpy(float),
     )
     assert not np.isclose(some["psi"], default, rtol=1e-6)
+
+
+def test_a_calibration_learnt_without_late_labels_is_learnt_again_when_their_days_run(world, tmp_path):
+    # labels of the reference window delivered late: the CBPE calibration was learnt without them and kept
+    # forever, even after every day the re-run notes named had run again
+    horizons = {"recommender": 3, "churn_offer": 3}
+    ref = reference_settings(world)
+    calibration = "SELECT * FROM intermediate.int_score_calibration ORDER BY ALL"
+
+    def copy(name: str) -> Path:
+        query(world["db"], "CHECKPOINT")
+        (tmp_path / name).mkdir()
+        db = tmp_path / name / "warehouse.duckdb"
+        shutil.copy(world["db"], db)
+        return db
+
+    whole = copy("whole")
+    build(whole, world["start"], world["end"], horizons, ref, tmp_path / "t1")
+    learnt = query(whole, calibration)
+    window = query(whole, "SELECT * FROM intermediate.int_model_versions WHERE model_id = 'churn_offer'").iloc[0]
+    matured = window["reference_end_date"].date() + timedelta(days=3)
+    # the labels of the window's predictions stamped the day before it matured: withheld from the first run
+    late = query(
+        whole,
+        "SELECT l.prediction_id FROM raw.labels l JOIN raw.predictions p USING (prediction_id) "
+        "WHERE p.model_id = 'churn_offer' AND CAST(p.predicted_at AS DATE) BETWEEN ? AND ? "
+        "AND CAST(l.labeled_at AS DATE) = ?",
+        [window["reference_start_date"], window["reference_end_date"], matured - timedelta(days=1)],
+    )
+    assert len(late) >= 20
+
+    db = copy("late")
+    ids = late["prediction_id"].tolist()
+    query(db, "CREATE TABLE withheld AS SELECT * FROM raw.labels WHERE list_contains(?, prediction_id)", [ids])
+    query(db, "DELETE FROM raw.labels WHERE prediction_id IN (SELECT prediction_id FROM withheld)")
+    build(db, world["start"], world["end"], horizons, ref, tmp_path / "t2")
+    without = query(db, calibration)
+    assert not without.equals(learnt)  # the withheld labels mattered
+    # they land; the operator re-runs their day, then the later days as materialize's note says
+    query(db, "INSERT INTO raw.labels SELECT * FROM withheld")
+    build(db, matured - timedelta(days=1), matured - timedelta(days=1), horizons, ref, tmp_path / "t2")
+    pd.testing.assert_frame_equal(query(db, calibration), without)  # not matured by that run's last day
+    build(db, matured, world["end"], horizons, ref, tmp_path / "t2")
+    pd.testing.assert_frame_equal(query(db, calibration), learnt)  # learnt again, as with every label at once

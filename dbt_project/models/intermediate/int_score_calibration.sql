@@ -1,22 +1,28 @@
 {#- a version's rows are written once (see `ready`): appended, on either engine; on DuckDB by the short
     incremental path, which needs on_schema_change `fail` (macros/duckdb_materialisations.sql) -#}
 {{ config(materialized='incremental', unique_key=['model_id', 'model_version', 'score_bin'],
-          incremental_strategy='append', on_schema_change='fail' if target.type == 'duckdb' else 'ignore') }}
+          incremental_strategy='append', on_schema_change='fail' if target.type == 'duckdb' else 'ignore',
+          pre_hook="{{ delete_relearnt_calibrations() }}") }}
 
 -- Histogram-binning calibration of each model version, learnt once from its
 -- reference window (int_model_versions) when that window's labels have
 -- matured: reference end + the model's label_horizon_days. Used by the
 -- label-free (CBPE) precision/recall estimates. Written once per version, so
--- each run reads a bounded window.
+-- each run reads a bounded window; learnt again by a run that covers a day of
+-- the window or of its labels' maturing (late labels re-run into those days:
+-- delete_relearnt_calibrations) and reaches its matured day.
 
 {%- set ready_sql %}
     select v.model_id, v.model_version, v.reference_start_date, v.reference_end_date
     from {{ ref('int_model_versions') }} v
     where v.reference_end_date + {{ label_horizon_days('v.model_id') }} <= {{ max_date() }}
     {% if is_incremental() %}
-      and not exists (
-          select 1 from {{ this }} t
-          where t.model_id = v.model_id and t.model_version = v.model_version
+      and (
+          not exists (
+              select 1 from {{ this }} t
+              where t.model_id = v.model_id and t.model_version = v.model_version
+          )
+          or {{ calibration_days_in_run('v') }}
       )
     {% endif %}
 {%- endset %}
