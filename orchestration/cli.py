@@ -141,8 +141,9 @@ def _use_config(args: argparse.Namespace):
         raise CliError(str(err)) from None
 
 
-def _use_paths(args: argparse.Namespace) -> Path:
-    """Export --source/--db for every component (ingest assets, DuckDB resource, dbt)."""
+def _use_paths(args: argparse.Namespace, sources: dict | None = None) -> Path:
+    """Export --source/--db for every component (ingest assets, DuckDB resource, dbt); ``sources``: the project
+    file's (then the landing zone may be absent: every table it would hold is optional or comes from them)."""
     if getattr(args, "db", None):
         os.environ["IMPACT_LEDGER_DB"] = str(Path(args.db).resolve())
     os.environ["IMPACT_LEDGER_DB"] = str(warehouse_path())
@@ -154,12 +155,12 @@ def _use_paths(args: argparse.Namespace) -> Path:
             f"source '{source}' is not a directory; point --source / IMPACT_LEDGER_SOURCE at a folder of "
             "<table>/*.parquet|csv|csv.gz files"
         )
-    if not source.is_dir():
+    if not source.is_dir() and not sources:
         raise CliError(
             f"source directory '{source}' does not exist; generate one with `impact-ledger generate --out {source}` "
             "or point --source / IMPACT_LEDGER_SOURCE at a folder of <table>/*.parquet|csv|csv.gz files"
         )
-    return source
+    return source  # with the project file's sources, a missing landing zone holds no table
 
 
 PROJECT_DAGSTER_YAML = PROJECT_ROOT / ".dagster_home" / "dagster.yaml"
@@ -239,7 +240,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     # dbt's own lines only with -v: the progress lines say what ran (orchestration/defs/transform/dbt_assets.py)
     os.environ["IMPACT_LEDGER_DBT_OUTPUT"] = "full" if args.verbose else "quiet"
     config = _use_config(args)
-    source = _use_paths(args)
+    source = _use_paths(args, config.sources)
     try:  # the settings read from the environment, checked before any work (named, without a traceback)
         duckdb_threads()
         dbt_threads()

@@ -1,5 +1,6 @@
 """The command line: help works, bad input gives a message, not a traceback, and a run streams its progress."""
 
+import argparse
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from orchestration import cli
 from orchestration.runs import execute_with_progress
 from orchestration.lib.settings import PROJECT_ROOT
 
@@ -71,6 +73,17 @@ def test_bad_source_path_is_a_clear_message(tmp_path):
     assert result.returncode == 2
     assert "source directory" in result.stderr and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_project_whose_tables_come_from_sources_needs_no_landing_zone(tmp_path, monkeypatch):
+    # every table in a database: materialize refused to start without an (empty) landing-zone folder
+    from orchestration.cli import _use_paths
+
+    args = argparse.Namespace(source=str(tmp_path / "missing"), db=str(tmp_path / "w.duckdb"))
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "w.duckdb"))
+    with pytest.raises(cli.CliError, match="does not exist"):
+        _use_paths(args, {})
+    assert _use_paths(args, {"orders": object()}) == tmp_path / "missing"
 
 
 @pytest.mark.parametrize(
