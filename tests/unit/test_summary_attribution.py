@@ -2,6 +2,7 @@
 named, ROI as net return per unit of cost with its CI, money in the project file's currency (issue 13)."""
 
 import argparse
+import json
 
 import duckdb
 import numpy as np
@@ -55,6 +56,19 @@ def warehouse(tmp_path, monkeypatch):
     monkeypatch.setattr(summary, "_leading_indicators", lambda conn, as_of: [])
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     return path, results, impact
+
+
+def _gate_results(path, rows: list[tuple]) -> None:
+    """quality.gate_results rows (suite, table, day, passed, failed expectations, rows validated) in the warehouse."""
+    from orchestration.lib.quality_gate import ensure_gate_results
+
+    with duckdb.connect(str(path)) as conn:
+        ensure_gate_results(conn)
+        conn.executemany(
+            "INSERT INTO quality.gate_results (suite, table_name, date, passed, failed_expectations, rows_validated) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [[suite, table, day, passed, json.dumps(failed), n] for suite, table, day, passed, failed, n in rows],
+        )
 
 
 def _summary(path, capsys) -> str:
@@ -132,20 +146,17 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
 def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_before_them_says_so(warehouse, capsys):
     # the last days of a time-boxed experiment held back by the volume gate: the results stopped three days
     # early with nothing said (rates ~6 points off on a real experiment)
-    from orchestration.lib.quality_gate import ensure_gate_results
-
     path, results, _ = warehouse
     as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
     later = [as_of + pd.Timedelta(days=d) for d in (1, 2)]
-    with duckdb.connect(str(path)) as conn:
-        ensure_gate_results(conn)
-        conn.execute(
-            "INSERT INTO quality.gate_results (suite, table_name, date, passed, failed_expectations, rows_validated) "
-            "VALUES ('raw_sessions', 'sessions', ?, false, '[\"volume_deviation\"]', 27), "
-            "('raw_orders', 'orders', ?, false, '[\"volume_deviation\"]', 3), "
-            "('raw_orders', 'orders', ?, true, '[]', 400)",
-            [later[0], later[1], as_of],
-        )
+    _gate_results(
+        path,
+        [
+            ("raw_sessions", "sessions", later[0], False, ["volume_deviation"], 27),
+            ("raw_orders", "orders", later[1], False, ["volume_deviation"], 3),
+            ("raw_orders", "orders", as_of, True, [], 400),
+        ],
+    )
     out = _summary(path, capsys)
     assert "Days held back by the quality gates (2;" in out
     assert (
@@ -160,18 +171,10 @@ def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_befor
 def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
     # an experiment whose activity ended: the freshness rule holds back the empty days after it, which lose no
     # row; the summary blamed them for the attribution stopping ("later days were held back")
-    from orchestration.lib.quality_gate import ensure_gate_results
-
     path, results, _ = warehouse
     as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
     later = as_of + pd.Timedelta(days=1)
-    with duckdb.connect(str(path)) as conn:
-        ensure_gate_results(conn)
-        conn.execute(
-            "INSERT INTO quality.gate_results (suite, table_name, date, passed, failed_expectations, rows_validated) "
-            "VALUES ('raw_orders', 'orders', ?, false, '[\"fresh\"]', 0)",
-            [later],
-        )
+    _gate_results(path, [("raw_orders", "orders", later, False, ["fresh"], 0)])
     out = _summary(path, capsys)
     assert f"  {later}: raw_orders (fresh) [no rows that day: nothing of it is left out]" in out
     assert "later days were held back" not in out
@@ -240,17 +243,10 @@ def test_summary_prints_the_newest_fairness_window_and_how_many_recent_windows_f
 def test_a_day_held_back_for_rows_of_other_days_says_how_to_deliver_them(warehouse, capsys):
     # late labels appended to the next day's file with their own (earlier) labeled_at: quarantined, the day's
     # good labels held back with them, and the summary named the rule without a remedy
-    from orchestration.lib.quality_gate import ensure_gate_results
-
     path, results, _ = warehouse
     day = pd.Timestamp(results["as_of_date"].iloc[0]).date()
-    with duckdb.connect(str(path)) as conn:
-        ensure_gate_results(conn)
-        conn.execute(
-            "INSERT INTO quality.gate_results (suite, table_name, date, passed, failed_expectations, rows_validated) "
-            "VALUES ('raw_labels', 'labels', ?, false, '[\"expect_column_values_to_be_in_set(in_partition_day)\"]', 651)",
-            [day],
-        )
+    failed = ["expect_column_values_to_be_in_set(in_partition_day)"]
+    _gate_results(path, [("raw_labels", "labels", day, False, failed, 651)])
     out = _summary(path, capsys)
     assert f"  {day}: raw_labels (expect_column_values_to_be_in_set(in_partition_day))" in out
     assert "in_partition_day: rows whose time column falls on another day than their file's" in out
