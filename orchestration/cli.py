@@ -274,6 +274,7 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
         instance = _dagster_instance()
     days = (last - first).days + 1
     print(f"materialising {first} .. {last} ({days} day(s)) from {source} into {warehouse_path()}")
+    settings_before = _experiment_settings()
     chunk = days_per_run or days
     day = first
     while day <= last:
@@ -296,7 +297,48 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
             f"(label-based metrics, a drift reference it covered) as known on {last}; run --start "
             f"{last + timedelta(days=1)} --end {later} to bring the later days up to date (README: known limits)"
         )
+    if settings_before is not None and _experiment_settings() != settings_before and (past := _results_before(first)):
+        print(
+            f"note: the experiments' settings changed (raw.experiments / raw.experiment_variants: dates, expected "
+            f"shares, ...): the results as of {past[0]} .. {past[1]} were computed with the old ones (e.g. the sample "
+            f"ratio check); run --start {past[0]} --end {past[1]} to compute them again"
+        )
     return 0
+
+
+# what the attribution reads of each experiment's snapshot tables (the loader's own _columns left out)
+SETTINGS_SQL = (
+    "SELECT md5(coalesce(string_agg(CAST(s AS VARCHAR), '|' ORDER BY CAST(s AS VARCHAR)), '')) "
+    "FROM (SELECT COLUMNS(c -> NOT starts_with(c, '_')) FROM raw.{table}) AS s"
+)
+
+
+def _experiment_settings() -> tuple | None:
+    """A digest of raw.experiments and raw.experiment_variants as loaded (None: no such tables yet)."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+            return tuple(
+                conn.execute(SETTINGS_SQL.format(table=t)).fetchone()[0] for t in ("experiments", "experiment_variants")
+            )
+    except duckdb.Error:  # no warehouse or no experiments yet
+        return None
+
+
+def _results_before(first: date) -> tuple[date, date] | None:
+    """The as-of days of experiment results before ``first`` (built by earlier runs), if any."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+            days = conn.execute(
+                "SELECT min(as_of_date), max(as_of_date) FROM attribution.experiment_results WHERE as_of_date < ?",
+                [first],
+            ).fetchone()
+    except duckdb.Error:
+        return None
+    return days if days[0] is not None else None
 
 
 # the days a later run built: raw days loaded, and the days experiment results are cumulative up to

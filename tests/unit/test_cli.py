@@ -328,3 +328,35 @@ def test_a_rerun_of_the_past_is_told_which_later_days_to_run_again(tmp_path, mon
         conn.execute("CREATE SCHEMA marts")
         conn.execute("CREATE TABLE marts.experiment_stats AS SELECT DATE '2025-03-30' AS as_of_date")
     assert _days_after(date(2025, 3, 26)) == date(2025, 3, 30)
+
+
+def test_changed_experiment_settings_name_the_results_computed_with_the_old_ones(tmp_path, monkeypatch):
+    # expected shares corrected in the source: the published sample-ratio verdict of earlier days stayed "not
+    # trustworthy", and nothing said which days to run again
+    import duckdb
+    from datetime import date
+
+    from orchestration.cli import _experiment_settings, _results_before
+
+    db = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
+    assert _experiment_settings() is None and _results_before(date(2026, 9, 1)) is None
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE SCHEMA raw; CREATE SCHEMA attribution")
+        conn.execute("CREATE TABLE raw.experiments AS SELECT 'e' AS experiment_id, 'f1' AS _source_file")
+        conn.execute(
+            "CREATE TABLE raw.experiment_variants AS SELECT * FROM (VALUES ('e', 'c', 0.25, 'f1'), ('e', 't', 0.75, 'f1')) "
+            "AS v(experiment_id, variant, expected_share, _source_file)"
+        )
+        conn.execute(
+            "CREATE TABLE attribution.experiment_results AS SELECT DATE '2026-09-01' + CAST(i AS INTEGER) AS as_of_date FROM range(10) t(i)"
+        )
+    before = _experiment_settings()
+    with duckdb.connect(str(db)) as conn:  # reloaded from another file: the loader's columns do not count
+        conn.execute("UPDATE raw.experiment_variants SET _source_file = 'f2'")
+    assert _experiment_settings() == before
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("UPDATE raw.experiment_variants SET expected_share = 1 - expected_share")
+    assert _experiment_settings() != before
+    assert _results_before(date(2026, 9, 8)) == (date(2026, 9, 1), date(2026, 9, 7))
+    assert _results_before(date(2026, 9, 1)) is None
