@@ -318,6 +318,9 @@ def daily_volume(
     return out.reset_index()
 
 
+WEEK = 7  # days: a day off every week is a weekday off a week before too
+
+
 def _volume_breaches(
     rows: pd.DataFrame,
     model_id: str,
@@ -328,7 +331,9 @@ def _volume_breaches(
 ) -> pd.DataFrame:
     """Days whose prediction volume is outside ±outside of the trailing calendar-day median (value: relative change).
 
-    Judged only once the trailing median reaches the rule's ``min_count``.
+    Judged only once the trailing median reaches the rule's ``min_count``. A day without predictions whose
+    weekday had none a week before either is a day the model is off every week (a weekday-only model's
+    weekends), not an outage, as the volume gate's freshness rule reads it.
     """
     volume = config.rule("volume_change", model_id)
     trailing_days = int(volume["trailing_days"])
@@ -342,7 +347,8 @@ def _volume_breaches(
         change = series["predictions"] / trailing - 1
     # a trailing median below min_count is too small to tell an outage from noise (a new or tiny model)
     judged = trailing >= float(volume.get("min_count") or 0)
-    hit = (series["date"] >= first) & judged & (change.abs() > volume["outside"])
+    off_weekly = (series["predictions"] == 0) & (series["predictions"].shift(WEEK) == 0)
+    hit = (series["date"] >= first) & judged & ~off_weekly & (change.abs() > volume["outside"])
     out = series[hit].assign(model_id=model_id)
     return _breaches(
         out,

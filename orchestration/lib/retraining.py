@@ -48,7 +48,10 @@ def retraining_requests(
     least ``min_labelled`` labels in the last ``persist_days`` days had precision
     (recall) below it. Without a floor, a precision drop is an alert, not a request.
     Only the alerts' own dates count (not when a run detected them), so a
-    backfill and day-by-day runs raise the same requests.
+    backfill and day-by-day runs raise the same requests. Days count as the
+    model's days with predictions (``health``'s rows with predictions), where it
+    has them: a weekday-only model's weekends neither break nor end a streak
+    (its requests repeated every week); else calendar days.
     """
     k, floors = int(rules["persist_days"]), floors or {}
     until = pd.Timestamp(day)
@@ -59,11 +62,12 @@ def retraining_requests(
         reasons, evidence = [], {}
         drift = alerts[(alerts["model_id"] == model_id) & alerts["metric"].isin(DRIFT_METRICS)]
         alert_days = {pd.Timestamp(d).date() for d in drift["date"]}
-        for end in (day - timedelta(days=lag) for lag in range(3)):
-            if all(end - timedelta(days=i) in alert_days for i in range(k)):
+        for streak in _streaks(_days_of(health, model_id, day), k):
+            if all(d in alert_days for d in streak):
+                end = streak[-1]
                 reasons.append(f"drift/calibration alerts on {k} consecutive days up to {end}")
                 dates = pd.to_datetime(drift["date"])
-                recent = drift[(dates > pd.Timestamp(end - timedelta(days=k))) & (dates <= pd.Timestamp(end))]
+                recent = drift[(dates >= pd.Timestamp(streak[0])) & (dates <= pd.Timestamp(end))]
                 evidence["worst"] = recent.groupby("metric")["value"].max().round(4).to_dict()
                 break
         recent_health = health[
@@ -94,6 +98,26 @@ def retraining_requests(
                 }
             )
     return pd.DataFrame(rows, columns=list(REQUEST_SCHEMA))
+
+
+def _days_of(health: pd.DataFrame, model_id: str, day: date) -> list[date]:
+    """The days up to ``day`` a streak counts, oldest first: the model's days with predictions (``health`` rows),
+    or, without them, the calendar days of the last persist window (a few weeks back)."""
+    if "predictions" in health:
+        rows = health[(health["model_id"] == model_id) & (health["predictions"] > 0)]
+        days = sorted({pd.Timestamp(d).date() for d in rows["date"]})
+        if days:
+            return days
+    return [day - timedelta(days=i) for i in range(CALENDAR_DAYS, -1, -1)]
+
+
+CALENDAR_DAYS = 60  # calendar days a streak may span without prediction days (far more than persist_days)
+
+
+def _streaks(days: list[date], k: int) -> list[list[date]]:
+    """The runs of ``k`` consecutive ``days`` ending on one of the last three (the newest first): calibration needs
+    a day or two of labels."""
+    return [days[len(days) - lag - k : len(days) - lag] for lag in range(3) if len(days) - lag - k >= 0]
 
 
 def requests_between(

@@ -472,3 +472,11 @@ def test_one_check_per_declared_model_and_one_for_the_rest():
     assert check_targets([]) == [("other_models", None)]
     with pytest.raises(ValueError, match="'a-b' and 'a_b'"):
         check_targets(["a-b", "a_b"])
+
+
+def test_a_weekday_only_models_weekends_are_no_volume_outage():
+    # 60 predictions each weekday, none at weekends: each weekend was a -100% volume_change alert
+    counts = {f"d{i}": {"predictions": 60 if i % 7 < 5 else 0} for i in range(35)}
+    counts["d23"] = {"predictions": 0}  # an outage on a weekday: that weekday had 60 a week before
+    found = by_metric(alerts(steady(range(35), **counts), 7, 34), "volume_change")
+    assert found == [(day(23), "", -1.0, 0.5)]

@@ -234,3 +234,29 @@ def test_the_sensor_starts_one_retraining_run_per_pending_day():
 def test_a_window_without_requests_gives_an_empty_table_with_every_column():
     quiet = requests_between(NO_ALERTS, NO_HEALTH, RULES, MIN_LABELLED, day(0), day(5), "/exports")
     assert quiet.empty and list(quiet.columns) == list(REQUEST_SCHEMA)
+
+
+def test_a_weekday_only_models_weekends_neither_break_nor_end_its_streaks():
+    # a model that scores on trading days only: calendar streaks broke every weekend, and the same incident
+    # raised a request a week (75 in 18 months on S&P 500 data)
+    weekdays = [i for i in range(28) if day(i).weekday() < 5]
+    health = pd.DataFrame(
+        {
+            "date": [pd.Timestamp(day(i)) for i in weekdays],
+            "model_id": "m",
+            "labelled": 0,
+            "precision": 1.0,
+            "predictions": 1,
+        }
+    )
+    alerts = drift_alerts(*weekdays)
+    between = requests_between(alerts, health, RULES, MIN_LABELLED, day(0), day(27), "/exports")
+    # by hand: the third prediction day with an alert is the first due day; one episode over the four weeks
+    assert [(r.date, r.model_id) for r in between.itertuples()] == [(day(weekdays[2]), "m")]
+    # two alert days, a weekend, one more: three consecutive prediction days
+    friday = next(i for i in weekdays if day(i).weekday() == 4)
+    streak = drift_alerts(friday - 1, friday, friday + 3)
+    raised = requests(streak, on=friday + 3, health=health)
+    assert raised.iloc[0]["reason"] == f"drift/calibration alerts on 3 consecutive days up to {day(friday + 3)}"
+    # without prediction rows, calendar days count: the weekend breaks it
+    assert requests(streak, on=friday + 3).empty

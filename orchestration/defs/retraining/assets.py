@@ -110,13 +110,11 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
     # raise, from the alerts' dates only, so a backfill and daily runs end with the same requests
     first, last = evaluation_window(context)
     k = int(config.retraining["persist_days"])
+    # streaks count a model's prediction days: k + 2 of them before the window, a weekly model's included
+    since = first - timedelta(days=7 * (k + 2))
     with duckdb.get_connection() as conn:
-        alerts = conn.execute(
-            "SELECT * FROM marts.alerts WHERE date BETWEEN ? AND ?", [first - timedelta(days=k + 3), last]
-        ).df()
-        health = conn.execute(
-            "SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [first - timedelta(days=k), last]
-        ).df()
+        alerts = conn.execute("SELECT * FROM marts.alerts WHERE date BETWEEN ? AND ?", [since, last]).df()
+        health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [since, last]).df()
         ensure_requests_table(conn)
         existing = conn.execute(f"SELECT * FROM {REQUESTS_TABLE} WHERE date BETWEEN ? AND ?", [first, last]).df()
         requests = keep_decisions(
