@@ -22,6 +22,9 @@ DAY_COLUMNS = {
 }
 
 LABELS_LANDED = "marts.model_health_daily"  # its labels_as_of: the day of the last label counted in a row
+# a row's labels_as_of is at least its day + label_lookback_days (a recent row is stamped with the run's day):
+# only a later one says labels (or feedback) landed that day
+LANDED_SQL = f"SELECT {{what}} FROM {LABELS_LANDED} WHERE labels_as_of > date + {{lookback}}"
 
 # The estimate the attribution step reports as headline (CUPED where it applies).
 HEADLINE_LIFT_SQL = """
@@ -55,9 +58,7 @@ def _latest(conn, tables: set[str]) -> dict[str, date]:
     for t, column in DAY_COLUMNS.items():
         if t in tables and (day := conn.execute(f"SELECT max({column}) FROM {t}").fetchone()[0]) is not None:
             out[t] = pd.Timestamp(day).date()
-    if _labels_landed(conn, tables) and (
-        day := conn.execute(f"SELECT max(labels_as_of) FROM {LABELS_LANDED}").fetchone()[0]
-    ):
+    if _labels_landed(conn, tables) and (day := conn.execute(_landed("max(labels_as_of)")).fetchone()[0]):
         out[f"{LABELS_LANDED}.labels_as_of"] = max(pd.Timestamp(day).date(), out.get(LABELS_LANDED, date.min))
     return out
 
@@ -80,8 +81,15 @@ def has_data_on(conn, tables: set[str], as_of: date) -> bool:
         if t in tables and conn.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [as_of]).fetchone()[0]:
             return True
     return _labels_landed(conn, tables) and bool(
-        conn.execute(f"SELECT count(*) FROM {LABELS_LANDED} WHERE labels_as_of = ?", [as_of]).fetchone()[0]
+        conn.execute(_landed("count(*)") + " AND labels_as_of = ?", [as_of]).fetchone()[0]
     )
+
+
+def _landed(what: str) -> str:
+    """LANDED_SQL selecting ``what``, with the project's label lookback."""
+    from orchestration.lib.settings import dbt_var
+
+    return LANDED_SQL.format(what=what, lookback=int(dbt_var("label_lookback_days")))
 
 
 def require_data_on(conn, tables: set[str], as_of: date) -> None:

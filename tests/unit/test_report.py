@@ -606,6 +606,36 @@ def test_a_day_whose_labels_landed_is_reported_after_the_model_stopped_predictin
             render_report(conn, landed - timedelta(days=2))  # nothing landed that day
 
 
+def test_a_day_only_stamped_by_the_label_lookback_is_not_a_day_labels_landed(tmp_path):
+    # a recent row's labels_as_of is its day + label_lookback_days (or the run's day): a weekday-only model got a
+    # report for every weekend and holiday, "labels landed" there though none had
+    db = tmp_path / "weekdays.duckdb"
+    friday = AS_OF
+    with duckdb.connect(str(db)) as conn:
+        put(
+            conn,
+            "marts.model_health_daily",
+            [
+                dict(
+                    date=friday - timedelta(days=i),
+                    model_id="m",
+                    model_version="v1",
+                    predictions=1,
+                    labelled=1,
+                    precision=1.0,
+                    recall=1.0,
+                    expected_calibration_error=0.0,
+                    labels_as_of=friday - timedelta(days=i) + timedelta(days=7),
+                )
+                for i in range(5)
+            ],
+        )
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert latest_report_date(conn) == friday  # its last prediction day, not friday + 7
+        with pytest.raises(ReportDataError):
+            render_report(conn, friday + timedelta(days=1))
+
+
 def test_a_backfill_ending_on_days_without_data_reports_its_latest_day_with_data(warehouse):
     # the partitions run to yesterday, the data ended a day earlier: a whole backfill left no report
     from orchestration.defs.report.assets import reported_day
