@@ -208,6 +208,39 @@ def _file_path_column():
     return F.expr("url_decode(replace(regexp_replace(input_file_name(), '^file:(//)?', ''), '+', '%2B'))")
 
 
+def spark_readable(path: Path) -> Path:
+    """``path``, or for a Parquet file with nanosecond timestamps (pandas' default ``to_parquet``), which Spark
+    refuses (PARQUET_TYPE_ILLEGAL), a copy with them in microseconds, DuckDB's own precision (the loader on
+    DuckDB truncates them alike). The copy is kept under IMPACT_LEDGER_SPARK_DIR/landing_micros/ for that file
+    as it is (path, size, time): a re-run reads it again, a changed file makes another."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from orchestration.lib.engine import spark_dir
+
+    if file_format(path) != "parquet":
+        return path
+    schema = pq.read_schema(path)
+    nanos = {f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
+    if not nanos:
+        return path
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+    target = spark_dir() / "landing_micros" / f"{path.stem}-{key}.parquet"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        micros = pa.schema([f.with_type(pa.timestamp("us", f.type.tz)) if f.name in nanos else f for f in schema])
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        source = pq.ParquetFile(path)
+        with pq.ParquetWriter(tmp, micros) as writer:  # a row group at a time: memory stays bounded
+            for batch in source.iter_batches():
+                writer.write_table(pa.Table.from_batches([batch]).cast(micros, safe=False))
+        tmp.replace(target)
+    return target
+
+
 def _read(session, contract: TableContract, files: list[Path], encoding: str):
     """The files as Spark reads them (every CSV value a string, columns by the header), with ``filename``."""
     from pyspark.sql import functions as F
@@ -274,9 +307,10 @@ def _scan(session, conn, contract: TableContract, files: list[Path], encoding: s
     from pyspark.sql import functions as F
 
     check_columns(conn, contract, files, encoding)  # headers and Parquet footers: metadata only
-    order = {os.path.abspath(p): i for i, p in enumerate(files)}
+    readable = [spark_readable(p) for p in files]  # what Spark reads of each file (named as the file itself)
+    order = {os.path.abspath(p): i for i, p in enumerate(readable)}
     try:
-        frame, text_columns = _read(session, contract, files, encoding)
+        frame, text_columns = _read(session, contract, readable, encoding)
         pos = F.create_map(*[F.lit(x) for kv in order.items() for x in kv])[F.col("_path")]
         # `filename` as DuckDB's scan names the file: the path as listed
         named = F.array(*[F.lit(str(p)) for p in files])[F.col("_file_pos")]

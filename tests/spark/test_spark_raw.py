@@ -527,3 +527,27 @@ def test_clean_days_copy_an_empty_quarantine_day_and_a_new_column_still_reaches_
         assert [f.name for f in folders] == [f"_partition_date={d}" for d in days]
         columns = {tuple(pq.read_schema(f).names) for f in (root / schema / "predictions").glob("*/*.parquet")}
         assert len(columns) == 1 and "feature_device" in next(iter(columns)), (schema, columns)
+
+
+def test_parquet_with_nanosecond_times_loads_on_spark_as_on_duckdb(tmp_path, spark_session):
+    # pandas' to_parquet of a datetime64[ns] column (pandas 2's default) writes TIMESTAMP(NANOS), which Spark
+    # refuses (PARQUET_TYPE_ILLEGAL): the Spark engine stopped at the first such file
+    import pyarrow as pa
+
+    source = tmp_path / "landing"
+    landing_zone(source)
+    for day in (D1, D2):
+        path = source / "predictions" / f"predictions_{day}.parquet"
+        table = pq.read_table(path)
+        at = table.schema.get_field_index("predicted_at")
+        nanos = pa.compute.add(table.column(at).cast(pa.timestamp("ns")), pa.scalar(123, pa.duration("ns")))
+        pq.write_table(table.set_column(at, "predicted_at", nanos), path)
+        assert pq.read_schema(path).field("predicted_at").type == pa.timestamp("ns")
+    results = on_both_engines(tmp_path, lambda conn: (load_everything(conn, source), frames(conn)))
+    (duck_reports, duck), (spark_reports, spark) = results["duckdb"], results["spark"]
+    assert spark_reports == duck_reports
+    for name, want in duck.items():
+        pd.testing.assert_frame_equal(spark[name], want, obj=name)
+    # the landing file is untouched; Spark read a microsecond copy beside its own data
+    assert pq.read_schema(source / "predictions" / f"predictions_{D1}.parquet").field("predicted_at").type.unit == "ns"
+    assert len(list((tmp_path / "spark" / "spark" / "landing_micros").glob("*.parquet"))) == 2
