@@ -20,6 +20,7 @@ No Dagster imports here: the dbt asset calls ``before_build`` and ``after_build`
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -221,14 +222,19 @@ def _missing_in_duckdb(conn: duckdb.DuckDBPyConnection, relations: list[dict]) -
     return [f"{r['schema']}.{r['name']}" for r in relations if (r["schema"], r["name"]) not in present]
 
 
-def create_duckdb_shells(dbt_executable: str, target_path: Path) -> None:
+SHELLS_VARS = "duckdb_shells_vars.json"  # in the shells' target folder: the dbt vars they were made with
+
+
+def create_duckdb_shells(dbt_executable: str, target_path: Path, dbt_vars: dict) -> None:
     """Create every dbt relation in DuckDB without rows (dbt --empty): the tables the Spark marts are copied
     into get the DuckDB engine's own column names, order and types; the staging views read DuckDB's raw.
     ``target_path``: dbt's folder for these runs, never dbt_project/target itself, whose manifest the
-    definitions load (another process may be reading it)."""
+    definitions load (another process may be reading it). ``dbt_vars``: the project file's, as the build's
+    (the views' columns follow them: stg_users has the protected attributes)."""
     env = {**os.environ, ENGINE_ENV: "duckdb"}
     base = [dbt_executable, "run", "--quiet", "--target", dbt_target("duckdb"), "--target-path", str(target_path)]
     base += ["--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR)]
+    base += ["--vars", json.dumps(dbt_vars)]
     # the views as they are (an --empty view would stay empty), then the tables on them without rows (--empty)
     for extra in (
         ["--select", "config.materialized:view"],
@@ -271,11 +277,19 @@ def after_build(conn_factory, manifest: dict, dbt_executable: str, target_path: 
     (closed before dbt runs: one writer). DuckDB: nothing. Returns {schema.name: rows copied}."""
     if engine() != "spark":
         return {}
+    from orchestration.lib.project_config import config_dbt_vars, load_config
+
     relations = built_relations(manifest)
+    dbt_vars = config_dbt_vars(load_config().config)
+    # the shells as the project file last made them: another set of vars (an attribute added) makes them anew
+    made_with = Path(target_path) / SHELLS_VARS
+    fingerprint = json.dumps(dbt_vars, sort_keys=True, default=str)
     with conn_factory() as conn:
         missing = _missing_in_duckdb(conn, built_relations(manifest, views=True))
-    if missing:
-        create_duckdb_shells(dbt_executable, target_path)
+    if missing or not made_with.is_file() or made_with.read_text() != fingerprint:
+        create_duckdb_shells(dbt_executable, target_path, dbt_vars)
+        made_with.parent.mkdir(parents=True, exist_ok=True)
+        made_with.write_text(fingerprint)
     with conn_factory() as conn, transaction(conn):
         copied = copy_from_spark(conn, relations)
     return copied

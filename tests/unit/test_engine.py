@@ -134,3 +134,46 @@ def test_the_run_process_spark_session_uses_the_settings_of_dbts_spark_target():
     spark = yaml.safe_load(text)["impact_ledger"]["outputs"]["spark"]["server_side_parameters"]
     for key in set(spark) & set(FIXED_SETTINGS):
         assert str(spark[key]) == FIXED_SETTINGS[key], key
+
+
+def test_the_duckdb_shells_follow_the_project_files_vars(tmp_path, monkeypatch):
+    # on Spark, staging.stg_users was made once, without the project's protected attributes (no --vars), and
+    # kept: the retraining job's bias check then failed on a missing attribute column
+    import contextlib
+    import json
+
+    from orchestration.lib import project_config
+
+    config = tmp_path / "project.yml"
+    config.write_text("protected_attributes: [store]\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setenv("IMPACT_LEDGER_ENGINE", "spark")
+    made = []
+    monkeypatch.setattr(engine.subprocess, "run", lambda args, **kw: made.append(args) or _done())
+    monkeypatch.setattr(engine, "copy_from_spark", lambda conn, relations: {})
+    monkeypatch.setattr(engine, "_missing_in_duckdb", lambda conn, relations: [])  # every relation there
+
+    @contextlib.contextmanager
+    def conn():
+        with duckdb.connect() as c:
+            yield c
+
+    def build():
+        made.clear()
+        engine.after_build(conn, {"nodes": {}}, "dbt", tmp_path / "shells")
+        return made
+
+    first = build()
+    assert len(first) == 2  # the views, then the tables without rows
+    given = json.loads(first[0][first[0].index("--vars") + 1])
+    assert given == json.loads(json.dumps(project_config.config_dbt_vars(load_config().config), default=str))
+    assert "store" in json.dumps(given)
+    assert build() == []  # the same vars: nothing made again
+    config.write_text("protected_attributes: [store, region]\n")
+    assert len(build()) == 2 and "region" in " ".join(made[0])
+
+
+def _done():
+    import subprocess
+
+    return subprocess.CompletedProcess([], 0, "", "")
