@@ -409,6 +409,12 @@ def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(
         "gates.volume (tolerance, min_count) or leave those days out"
     ]
     _write(source, "sessions", sessions[sessions["started_at"].dt.date < last])
+    # materialize runs to the landing zone's last day (the labels'): the sessions' empty last day is freshness's
+    said = [line for line in review(infer(source)) if line.startswith("gates.volume")]
+    assert len(said) == 1 and said[0].startswith(
+        f"gates.volume: the freshness rule will hold back 1 day(s) of sessions ({last})"
+    )
+    _write(source, "labels", labels[labels["labeled_at"].dt.date < last].assign(label=1, label_source="implicit"))
     assert not [line for line in review(infer(source)) if line.startswith("gates.volume")]
     # a day without rows after steady ones is freshness's: its remedy is z, not the band's tolerance
     gap = (START + timedelta(days=12)).date()
