@@ -28,12 +28,13 @@ ORDER BY model_id
 """
 
 
+# one line per model and alert metric, and per model and request status (a request's reason names its day)
 SUMMARY_HEALTH_SQL = """
 SELECT 'alerts' AS what, model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END AS detail,
-       min(date) AS since, count(*) AS days
+       min(date) AS since, max(date) AS latest, count(*) AS days
 FROM marts.alerts GROUP BY ALL
 UNION ALL
-SELECT 'retraining request', model_id, reason || ' -> ' || status, min(date), count(*)
+SELECT 'retraining requests', model_id, status, min(date), max(date), count(*)
 FROM marts.retraining_requests GROUP BY ALL
 ORDER BY 1, 2, 4
 """
@@ -141,7 +142,7 @@ def _print_attribution(results, impact) -> None:
     alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
     correction = correction_name(results["multiple_testing"].iloc[0])
     as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
-    print(f"Attribution as of {as_of}: treatment vs never-exposed holdout, cumulative since assignment")
+    print(f"Attribution as of {as_of}: each treatment arm vs its experiment's control, cumulative since assignment")
     yes_no = {True: "yes", False: "NO"}
     view = pd.DataFrame(
         {
@@ -295,9 +296,9 @@ def read_and_print(conn, reports: Path) -> None:
     if len(health):
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
         for _, row in health.iterrows():
-            print(
-                f"  {row['what']}: {row['model_id']} {row['detail']}, from {pd.Timestamp(row['since']).date()} on {row['days']} day(s)"
-            )
+            since, latest = (pd.Timestamp(row[c]).date() for c in ("since", "latest"))
+            when = f"on {since}" if since == latest else f"from {since} to {latest}"
+            print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     if fairness := _fairness(conn):

@@ -250,3 +250,24 @@ def test_a_day_held_back_for_rows_of_other_days_says_how_to_deliver_them(warehou
     out = _summary(path, capsys)
     assert f"  {day}: raw_labels (expect_column_values_to_be_in_set(in_partition_day))" in out
     assert "in_partition_day: rows whose time column falls on another day than their file's" in out
+
+
+def test_alerts_and_requests_are_one_line_per_model_and_kind_with_their_first_and_latest_day(warehouse, capsys):
+    # a request's reason names its day: 75 weekly requests of one model printed 75 lines, and an alert's line
+    # did not say it was four years old
+    path, _, _ = warehouse
+    days = [pd.Timestamp("2026-03-02") + pd.Timedelta(days=7 * i) for i in range(3)]
+    with duckdb.connect(str(path)) as conn:
+        for d in days:
+            conn.execute(
+                "INSERT INTO marts.retraining_requests (date, model_id, reason, status) VALUES (?, 'm', ?, 'requested')",
+                [d, f"drift/calibration alerts on 3 consecutive days up to {d.date()}"],
+            )
+        conn.execute(
+            "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+            "VALUES ('2022-01-03', 'm', 'v1', 'psi', 'score', 0.4, 0.2, '> 0.2')"
+        )
+    out = _summary(path, capsys)
+    assert f"  retraining requests: m requested, from {days[0].date()} to {days[-1].date()} (3 day(s))" in out
+    assert "  alerts: m psi (score), on 2022-01-03 (1 day(s))" in out
+    assert out.count("retraining requests:") == 1
