@@ -360,3 +360,17 @@ def test_changed_experiment_settings_name_the_results_computed_with_the_old_ones
     assert _experiment_settings() != before
     assert _results_before(date(2026, 9, 8)) == (date(2026, 9, 1), date(2026, 9, 7))
     assert _results_before(date(2026, 9, 1)) is None
+
+
+def test_a_run_lists_a_warned_check_as_warned_not_failed():
+    # the progress said "1 check(s) warned" and the run's closing lines "check ... failed" for the same verdict
+    from orchestration.runs import _failures
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("gate", asset="sessions"), dg.AssetCheckSpec("hard", asset="sessions")])
+    def sessions():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(check_name="gate", passed=False, severity=dg.AssetCheckSeverity.WARN, description="d")
+        yield dg.AssetCheckResult(check_name="hard", passed=False, description="e")
+
+    result = dg.materialize([sessions], raise_on_error=False)
+    assert sorted(_failures(result)) == ["check sessions:gate warned: d", "check sessions:hard failed: e"]
