@@ -227,12 +227,11 @@ def _empty(names: list[str]):
 
 def _check_columns(present: list[str], contract: TableContract, label: str) -> None:
     """The loader's own message, naming the database table: the extract keeps the source's columns as they are."""
+    from orchestration.lib.raw_loader import missing_column
+
     for col in contract.columns:
         if col.required and col.name not in present:
-            raise SourceError(
-                f"{label}: table '{contract.name}' is missing required column '{col.name}' "
-                f"(the contract requires {', '.join(contract.column_names)})"
-            )
+            raise SourceError(missing_column(label, contract, col.name, present))
 
 
 def extract_days(table: str, db: DatabaseSource, days: list[date], cache: Path, label: str = "") -> list[Extract]:

@@ -35,7 +35,7 @@ from orchestration.lib.raw_loader import (
     _is_reader_error,
     _scan_columns,
     _scan_sql,
-    case_hint,
+    missing_column,
     check_types,
     reader_error,
     table_files,
@@ -232,10 +232,7 @@ def _refusal(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: li
 def _need(table: str, files: list[Path], present: set[str], *cols: str) -> None:
     for col in cols:
         if col not in present:
-            raise InitError(
-                f"{files[0]}: table '{table}' has no column '{col}' (the contract requires "
-                f"{', '.join(CONTRACTS[table].column_names)}){case_hint(col, present)}"
-            )
+            raise InitError(missing_column(str(files[0]), CONTRACTS[table], col, present))
 
 
 def _stage(conn: duckdb.DuckDBPyConnection, name: str, files: list[Path], select: str) -> None:
@@ -648,6 +645,11 @@ def _thresholds_text(m: ModelProfile) -> str:
     return f"{len(seen)} distinct thresholds in predictions: {shown}; each row's own is used"
 
 
+def _printable(value: str) -> str:
+    """A data value as a YAML comment may hold it: a control character (a cp1252 byte read as latin-1) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+
+
 def render(inf: Inference) -> str:
     """The commented project file; it validates with ``parse_config`` (tested)."""
     L: list[str] = []
@@ -741,7 +743,8 @@ def render(inf: Inference) -> str:
         )
     for a in inf.attributes:
         nulls = f", {a.nulls} null" if a.nulls else ""
-        values = f": {', '.join(a.values)}" + (" ..." if a.distinct > len(a.values) else "") if a.values else ""
+        shown = [_printable(v) for v in a.values]
+        values = f": {', '.join(shown)}" + (" ..." if a.distinct > len(a.values) else "") if a.values else ""
         if a.proposed:
             add(f"#   {a.column}: {a.distinct} groups{nulls}{values} (a protected name: proposed, REVIEW)")
         elif a.protected_name:

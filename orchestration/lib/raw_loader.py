@@ -142,9 +142,10 @@ def files_for_day(source: Path, contract: TableContract, files: list[Path], day:
 
 def _encoding_advice(table: str, encoding: str) -> str:
     return (
-        f"re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`) or declare its encoding in the "
-        f"project file (csv: {{table_encoding: {{{table or '<table>'}: latin-1}}}}; utf-8, utf-16 and latin-1 are read; "
-        f"now read as {encoding})"
+        "re-save it as UTF-8 (a Windows/Excel export is usually cp1252: `iconv -f cp1252 -t utf-8 in.csv > out.csv`; "
+        "ISO-8859-1: `-f latin1`) or declare its encoding in the project file (csv: {table_encoding: "
+        f"{{{table or '<table>'}: latin-1}}}}; utf-8, utf-16 and latin-1 are read; before a project file exists, a file "
+        f"with only that block goes to `impact-ledger init --config FILE`; now read as {encoding})"
     )
 
 
@@ -310,16 +311,29 @@ def check_columns(
         present = set(_file_columns(conn, path, contract.name, encoding))
         for col in contract.columns:
             if col.required and col.name not in present:
-                raise ContractError(
-                    f"{path}: table '{contract.name}' is missing required column '{col.name}' "
-                    f"(the contract requires {', '.join(contract.column_names)}){case_hint(col.name, present)}"
-                )
+                raise ContractError(missing_column(str(path), contract, col.name, present))
+
+
+def _bare(name: str) -> str:
+    """A column name without case, spaces or separators: 'Prediction ID', 'predictionId', 'prediction_id' alike."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
 def case_hint(column: str, present: Collection[str]) -> str:
-    """'' or the file's column that differs from a contract column only in case or surrounding spaces."""
-    near = [p for p in present if p.strip().lower() == column]
-    return f"; the file has {near[0]!r}: contract column names are matched exactly (lower case)" if near else ""
+    """'' or the file's column that differs from a contract column only in case, spaces or separators."""
+    near = [p for p in present if _bare(p) == _bare(column)]
+    return f"; the file has {near[0]!r}: contract column names are matched exactly (lower case, with _)" if near else ""
+
+
+def missing_column(where: str, contract: TableContract, column: str, present: Collection[str]) -> str:
+    """The one-line message of a required column that a file (or database table) lacks."""
+    required = [c.name for c in contract.columns if c.required]
+    optional = [c.name for c in contract.columns if not c.required]
+    return (
+        f"{where}: table '{contract.name}' is missing required column '{column}' (required: {', '.join(required)}"
+        + (f"; optional: {', '.join(optional)}" if optional else "")
+        + f"){case_hint(column, present)}"
+    )
 
 
 def check_types(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: Collection[str]) -> None:

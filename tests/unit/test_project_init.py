@@ -553,3 +553,13 @@ def test_a_model_too_small_for_label_based_alerts_and_fairness_is_named(zone):
     calendar = daily.reindex(pd.date_range(daily.index.min(), daily.index.max()).date, fill_value=0)
     assert any(line.startswith("models.a: about ") and f"(median {calendar.median():g} a day" in line for line in said)
     assert any(line.startswith("models.b: about ") for line in said)
+
+
+def test_a_control_character_in_a_users_value_is_escaped_in_the_written_file(zone):
+    # a cp1252 'Š' read as latin-1 is U+008A: init crashed with a YAML traceback writing it into a comment
+    source, users, _, _ = zone
+    users = users.assign(gender=["f\x8a" if i % 2 else "m" for i in range(len(users))])
+    _write(source, "users", users)
+    text = render(infer(source))
+    assert "f\\x8a" in text and "\x8a" not in text
+    assert parse_config(yaml.safe_load(text)).protected_attributes == ["gender"]

@@ -122,7 +122,23 @@ def test_a_required_column_named_in_another_case_is_named_beside_the_missing_one
     write(tmp_path, "predictions", predictions().rename(columns={"score": " Score"}), fmt=fmt)
     with pytest.raises(ContractError, match="missing required column 'score'") as err:
         load_partition(conn, "predictions", tmp_path, DAY)
-    assert str(err.value).endswith("; the file has ' Score': contract column names are matched exactly (lower case)")
+    assert str(err.value).endswith(
+        "; the file has ' Score': contract column names are matched exactly (lower case, with _)"
+    )
+
+
+@pytest.mark.parametrize("named", ["Prediction ID", "predictionId", "PREDICTION-ID"])
+def test_a_required_column_named_with_spaces_or_camel_case_is_named_and_optional_ones_are_not_required(
+    tmp_path, conn, named
+):
+    # 'Prediction ID' from a BI export got no hint, and the message listed the optional threshold as required
+    write(tmp_path, "predictions", predictions().rename(columns={"prediction_id": named}))
+    with pytest.raises(ContractError, match="missing required column 'prediction_id'") as err:
+        load_partition(conn, "predictions", tmp_path, DAY)
+    message = str(err.value)
+    assert f"the file has {named!r}" in message
+    required = message.split("(required: ")[1].split(";")[0]
+    assert "threshold" not in required and "score" in required and "threshold" in message.split("optional: ")[1]
 
 
 def test_uncastable_value_names_file_table_and_column(tmp_path, conn):
