@@ -313,7 +313,7 @@ def read_and_print(conn, reports: Path) -> None:
             "builds after the hold; details: quality.gate_results)"
         )
         for day, why, rows in held[:HELD_SHOWN]:
-            print(f"  {day}: {why}" + ("" if rows else " [no rows that day: nothing of it is left out]"))
+            print(f"  {day}: {why}" + ("" if rows else " [no rows that day: none excluded]"))
         if len(held) > HELD_SHOWN:
             print(f"  ... and {len(held) - HELD_SHOWN} earlier day(s)")
         if any("volume_deviation" in why for _, why, _ in held):
@@ -332,8 +332,9 @@ def read_and_print(conn, reports: Path) -> None:
         if any("(fresh)" in why for _, why, _ in held):
             print(
                 "  fresh: no rows after steady days (an outage?); a day closed every week passes once the week "
-                "before shows it; where the activity really ended, raise gates.volume.z (an empty held-back day "
-                "loses no rows)"
+                "before shows it; an empty held-back day excludes no rows, but the experiment results covering "
+                "it stay untrustworthy (rows may be missing); where the activity really ended, raise "
+                "gates.volume.z and run those days again"
             )
         as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date() if len(results) else None
         if as_of is not None and held[0][0] > as_of:
@@ -343,7 +344,7 @@ def read_and_print(conn, reports: Path) -> None:
                 + (
                     "later days were held back"
                     if lost
-                    else "the later days held back had no rows (if the data ended there, nothing is left out)"
+                    else "the later days held back had no rows (if the data ended there, none are missing)"
                 )
             )
     if leads:

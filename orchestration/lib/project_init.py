@@ -847,8 +847,8 @@ def review(inf: Inference) -> list[str]:
             out.append(
                 f"gates.volume: the freshness rule will hold back {len(empty)} day(s) of {table} ({_shown(empty)}): "
                 "no rows after steady days (a day closed every week passes once the week before shows it); if that "
-                "is the data (activity that ended), raise gates.volume.z or leave those days out (an empty held-back "
-                "day loses no rows)"
+                "is the data (activity that ended), raise gates.volume.z or leave those days out (a held-back day "
+                "makes the experiment results covering it untrustworthy)"
             )
     for experiment_id, arms in inf.arms.items():
         from orchestration.lib.attribution import AttributionSettings  # scipy: only with an experiment

@@ -713,9 +713,10 @@ def source_files(table: str, source: Path, days: list[date]) -> tuple[TableContr
     """The table's contract, source folder, files, and whether its files are undated (read once for all days)."""
     contract = CONTRACTS[table]
     source = Path(source)
-    if not source.is_dir():
+    if not source.is_dir() and not contract.optional:
         raise ContractError(f"source directory '{source}' does not exist (set IMPACT_LEDGER_SOURCE or --source)")
-    all_files = table_files(source, contract)
+    # a project whose tables come from its sources needs no landing zone: an optional table is then absent
+    all_files = table_files(source, contract) if source.is_dir() else []
     if not all_files and (unread := unread_note(source, contract)):  # not an absent table: one not understood
         raise ContractError(f"{source}: {unread}; convert them, or move them out of {source / table}")
     if not all_files and not contract.optional:

@@ -629,3 +629,17 @@ def test_a_range_loaded_at_once_equals_its_days_loaded_one_by_one(tmp_path, monk
     assert want[-1].note == "no source rows for this day"
     one_by_one.close()
     together.close()
+
+
+def test_an_optional_table_of_a_missing_landing_zone_is_absent_and_a_required_one_stops(tmp_path, conn):
+    # every table from a database: materialize started without a landing folder, then raw.feedback failed on it
+    from orchestration.lib.contract import CONTRACTS
+    from orchestration.lib.raw_loader import load_days
+
+    missing = tmp_path / "no_landing_zone"
+    optional = next(t for t, c in CONTRACTS.items() if c.optional and c.time_column)
+    required = next(t for t, c in CONTRACTS.items() if not c.optional)
+    (report,) = load_days(conn, optional, missing, [DAY])
+    assert report.rows_read == 0 and not missing.exists()
+    with pytest.raises(ContractError, match="does not exist"):
+        load_days(conn, required, missing, [DAY])

@@ -176,7 +176,7 @@ def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
     later = as_of + pd.Timedelta(days=1)
     _gate_results(path, [("raw_orders", "orders", later, False, ["fresh"], 0)])
     out = _summary(path, capsys)
-    assert f"  {later}: raw_orders (fresh) [no rows that day: nothing of it is left out]" in out
+    assert f"  {later}: raw_orders (fresh) [no rows that day: none excluded]" in out
     assert "later days were held back" not in out
     assert f"stops at {as_of}: the later days held back had no rows" in out
     assert "fresh: no rows after steady days" in out and "raise gates.volume.z" in out
