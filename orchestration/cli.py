@@ -297,6 +297,14 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
             f"(label-based metrics, a drift reference it covered) as known on {last}; run --start "
             f"{last + timedelta(days=1)} --end {later} to bring the later days up to date (README: known limits)"
         )
+    if late := _late_files(first, last):
+        days = sorted({f.day for f in late})
+        shown = ", ".join(f"{f.table} {f.day} ({f.path.name})" for f in late[:NOTE_FILES])
+        print(
+            f"note: {len(late)} landing file(s) of days already run arrived or changed since those days were loaded: "
+            f"{shown}{' ...' if len(late) > NOTE_FILES else ''}; their rows reach the warehouse when those days run "
+            f"again: run --start {days[0]} --end {days[-1]} (then the later days, as materialize then says)"
+        )
     if settings_before is not None and _experiment_settings() != settings_before and (past := _results_before(first)):
         print(
             f"note: the experiments' settings changed (raw.experiments / raw.experiment_variants: dates, expected "
@@ -304,6 +312,24 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
             f"ratio check); run --start {past[0]} --end {past[1]} to compute them again"
         )
     return 0
+
+
+NOTE_FILES = 5  # late landing files a note names
+
+
+def _late_files(first: date, last: date) -> list:
+    """The landing (and lake) files of days outside first..last new or changed since their day was loaded."""
+    import duckdb
+
+    from orchestration.lib.db_sources import source_of
+    from orchestration.lib.landing_files import changed_since_loaded
+
+    roots = {t: s.root for t in CONTRACTS if (s := source_of(t)).kind != "database"}
+    try:
+        with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+            return changed_since_loaded(conn, roots, first, last)
+    except duckdb.Error:
+        return []
 
 
 # what the attribution reads of each experiment's snapshot tables (the loader's own _columns left out)

@@ -123,7 +123,8 @@ def test_marts_from_postgres_and_a_lake_equal_a_file_only_run(file_only_db, mixe
             ).fetchone()[0]
             == truth["dirty_rows"]["orders"]["duplicate_key"]
         )
-        for table in tables:
+        # which files each day read differs by design (database tables have none recorded)
+        for table in (t for t in tables if t != "quality.landing_files"):
             columns = [
                 c
                 for (c,) in conn.execute(

@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
-from orchestration.lib import early_gates
+from orchestration.lib import early_gates, landing_files
 from orchestration.lib.contract import CONTRACTS, ContractError
 from orchestration.lib.db_sources import prepare, source_of
 from orchestration.lib.project_config import load_config
@@ -84,6 +84,8 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             source, _ = prepare(table, days)
             with duckdb.get_connection() as conn:
                 reports = load_days(conn, table, source.root, days)
+                if source.kind != "database":  # the files each day read: one arriving later is noticed
+                    landing_files.record(conn, table, source.root, reports)
                 if _checks_in_run(context):  # the table's gates judged while the next tables load
                     early_gates.begin(conn, table, loaded, context.run.run_id, *run_date_range(context), gx_docs_dir())
         except ContractError as err:

@@ -1,0 +1,81 @@
+"""Which landing files each loaded day read, so a file that arrives (or changes) after its day ran is noticed.
+
+A run loads only its own days: a labels file dropped into the landing zone for a day that already ran stays
+out of the warehouse until that day runs again, and nothing said so. The raw steps record, per table and day,
+the dated files they read (name, size, modification time; a day read without files gets an empty entry) in
+``quality.landing_files``; ``changed_since_loaded`` lists the files of days outside a run that are new or
+differ from what was recorded. Only tables whose files carry their day in the name (``labels_2026-05-10.csv``):
+undated files are placed by their rows' times and are read whole by every run. No Dagster imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from orchestration.lib.contract import CONTRACTS
+from orchestration.lib.raw_loader import DATE_IN_NAME, LoadReport, table_files
+
+TABLE = "quality.landing_files"
+SCHEMA = "table_name VARCHAR, day DATE, file VARCHAR, bytes BIGINT, mtime_ns BIGINT"
+
+
+@dataclass(frozen=True)
+class LateFile:
+    table: str
+    day: date
+    path: Path
+
+
+def _dated(root: Path, table: str) -> dict[Path, date] | None:
+    """The table's files and the day in each name, or None when the table's files are not all dated."""
+    files = table_files(root, CONTRACTS[table]) if root.is_dir() else []
+    days = {p: DATE_IN_NAME.search(str(p.relative_to(root))) for p in files}
+    if not files or not all(days.values()):
+        return None
+    return {p: date.fromisoformat(m.group(1)) for p, m in days.items()}
+
+
+def record(conn: duckdb.DuckDBPyConnection, table: str, root: Path, reports: list[LoadReport]) -> None:
+    """What the loaded days of ``table`` read from ``root`` (a landing zone or lake folder)."""
+    if CONTRACTS[table].time_column is None or _dated(root, table) is None:
+        return
+    rows = []
+    for report in reports:
+        files = [Path(f) for f in report.files]
+        for f in files:
+            stat = f.stat()
+            rows.append((table, report.partition_date, str(f.resolve()), stat.st_size, stat.st_mtime_ns))
+        if not files:  # read, and found nothing: a file that arrives later is late
+            rows.append((table, report.partition_date, "", 0, 0))
+    conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({SCHEMA})")
+    days = sorted({r.partition_date for r in reports})
+    conn.execute(f"DELETE FROM {TABLE} WHERE table_name = ? AND list_contains(?, day)", [table, days])
+    if rows:
+        conn.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path], first: date, last: date) -> list:
+    """The dated files of days outside first..last that a run loaded before and that are new or changed since
+    (``roots``: table -> its landing or lake folder). Days never loaded are not judged."""
+    try:
+        recorded = conn.execute(f"SELECT table_name, day, file, bytes, mtime_ns FROM {TABLE}").fetchall()
+    except duckdb.CatalogException:  # no day recorded yet
+        return []
+    seen: dict[tuple[str, date], dict[str, tuple[int, int]]] = {}
+    for table, day, file, size, mtime in recorded:
+        seen.setdefault((table, day), {})[file] = (size, mtime)
+    late = []
+    for table, root in sorted(roots.items()):
+        for path, day in sorted((_dated(root, table) or {}).items(), key=lambda kv: (kv[1], kv[0])):
+            known = seen.get((table, day))
+            if known is None or first <= day <= last:
+                continue
+            stat = path.stat()
+            if known.get(str(path.resolve())) != (stat.st_size, stat.st_mtime_ns):
+                late.append(LateFile(table, day, path))
+    return late

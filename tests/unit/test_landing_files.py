@@ -1,0 +1,48 @@
+"""A landing file that arrives or changes after its day ran is named (orchestration/lib/landing_files.py)."""
+
+import os
+from datetime import date
+
+import duckdb
+
+from orchestration.lib.landing_files import changed_since_loaded, record
+from orchestration.lib.raw_loader import LoadReport
+
+D1, D2, D3 = date(2026, 5, 10), date(2026, 5, 11), date(2026, 5, 12)
+
+
+def _file(root, day, text="a,b\n1,2\n"):
+    path = root / "labels" / f"labels_{day}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_file_new_or_changed_after_its_day_ran_is_named_and_days_never_run_are_not(tmp_path):
+    root = tmp_path / "landing"
+    first = _file(root, D1)
+    with duckdb.connect() as conn:
+        # D1 read one file, D2 none (its export had not come); D3 never ran
+        record(conn, "labels", root, [LoadReport("labels", D1, [str(first)]), LoadReport("labels", D2, [])])
+        assert changed_since_loaded(conn, {"labels": root}, D3, D3) == []
+        late_d2 = _file(root, D2)  # the day's labels, delivered after it ran
+        _file(root, D3)  # a day no run has loaded yet: the next run reads it anyway
+        first.write_text("a,b\n1,2\n3,4\n")  # re-delivered with more rows
+        os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))
+        late = changed_since_loaded(conn, {"labels": root}, D3, D3)
+        assert [(f.table, f.day, f.path) for f in late] == [("labels", D1, first), ("labels", D2, late_d2)]
+        # the days a run loads itself are not late to it
+        assert [f.day for f in changed_since_loaded(conn, {"labels": root}, D1, D1)] == [D2]
+        # once they ran again, nothing is late
+        record(conn, "labels", root, [LoadReport("labels", D1, [str(first)]), LoadReport("labels", D2, [str(late_d2)])])
+        assert changed_since_loaded(conn, {"labels": root}, D3, D3) == []
+
+
+def test_undated_files_are_not_tracked(tmp_path):
+    root = tmp_path / "landing"
+    (root / "labels").mkdir(parents=True)
+    (root / "labels" / "all_labels.csv").write_text("a\n1\n")
+    with duckdb.connect() as conn:
+        record(conn, "labels", root, [LoadReport("labels", D1, [str(root / "labels" / "all_labels.csv")])])
+        (root / "labels" / "all_labels.csv").write_text("a\n1\n2\n")
+        assert changed_since_loaded(conn, {"labels": root}, D3, D3) == []
