@@ -82,6 +82,8 @@ class TableProfile:
     missing_columns: list[str] = field(default_factory=list)  # required by the contract, absent in a file
     refused: str | None = None  # the loader's error on a value its contract type cannot hold: materialize stops
     source: str = ""  # a database table or a lake folder of the project file's sources (else the landing zone)
+    naive_times: int = 0  # time-column values without a UTC offset (read as UTC)
+    text_numbers: dict[str, str] = field(default_factory=dict)  # feature column -> a value: numbers kept as text
 
 
 @dataclass
@@ -395,6 +397,11 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         )
         profile.rows = conn.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
         _volume(profile, _daily(conn, f"t_{name}", "_ts"))
+        scan = _scan_sql(files, name, load_config().csv.encoding_of(name))
+        profile.naive_times = _naive_times(conn, scan, tc)
+        if name == "predictions":
+            features = sorted(c for c in present[name] if c.startswith("feature_"))
+            profile.text_numbers = _text_numbers(conn, scan, features)
 
     for name in ("users", "experiments", "experiment_variants"):
         if name in found:
@@ -431,6 +438,38 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         volume_holds=holds,
         stale_holds=_stale_days(holds, conn),
     )
+
+
+# a time written with its offset or as UTC ('Z'); epoch numbers are UTC too
+OFFSET_OR_EPOCH = r"(.*(Z|[+-][0-9]{2}(:?[0-9]{2})?)|[0-9]+([.][0-9]+)?)"
+
+
+def _naive_times(conn: duckdb.DuckDBPyConnection, scan: str, column: str) -> int:
+    """How many values of the time column carry no UTC offset: the loader reads them as UTC."""
+    return conn.execute(
+        f"SELECT count(*) FROM (SELECT trim(CAST({_q(column)} AS VARCHAR)) AS v FROM {scan}) "
+        f"WHERE v IS NOT NULL AND v <> '' AND NOT regexp_full_match(v, '{OFFSET_OR_EPOCH}')"
+    ).fetchone()[0]
+
+
+# numbers as exports write them for people: thousands separators (44,361.63) or decimal commas (0,25)
+SEPARATED_NUMBER = r"[+-]?([0-9]{1,3}(,[0-9]{3})+([.][0-9]+)?|[0-9]+,[0-9]+)"
+
+
+def _text_numbers(conn: duckdb.DuckDBPyConnection, scan: str, columns: list[str]) -> dict[str, str]:
+    """Feature columns whose values are numbers written with separators (so the loader keeps them as text and
+    drift reads them as categories): column -> one such value."""
+    out = {}
+    for column in columns:
+        v = f"trim(CAST({_q(column)} AS VARCHAR))"
+        total, separated, example = conn.execute(
+            f"SELECT count(v), count(*) FILTER (WHERE regexp_full_match(v, '{SEPARATED_NUMBER}')), "
+            f"any_value(v) FILTER (WHERE regexp_full_match(v, '{SEPARATED_NUMBER}')) "
+            f"FROM (SELECT {v} AS v FROM {scan}) WHERE v <> ''"
+        ).fetchone()
+        if total and separated and separated >= 0.9 * total:
+            out[column] = example
+    return out
 
 
 def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str, list[date]]:
@@ -849,6 +888,20 @@ def review(inf: Inference) -> list[str]:
                 "no rows after steady days (a day closed every week passes once the week before shows it); if that "
                 "is the data (activity that ended), raise gates.volume.z or leave those days out (a held-back day "
                 "makes the experiment results covering it untrustworthy)"
+            )
+    naive = [t for t in inf.tables.values() if t.naive_times]
+    if naive:
+        listed = ", ".join(f"{t.name}.{CONTRACTS[t.name].time_column} ({t.naive_times} values)" for t in naive)
+        out.append(
+            f"times without a UTC offset are read as UTC: {listed}; if your systems write local time (e.g. "
+            "Europe/Berlin), export them with their offset (2026-03-29T03:30:00+02:00) or in UTC, or each day "
+            "and label delay shifts by the offset"
+        )
+    for t in inf.tables.values():
+        for column, value in t.text_numbers.items():
+            out.append(
+                f"{t.name}.{column}: numbers written with separators ({value!r}) are kept as text, so drift reads "
+                "them as categories: export the column without thousands separators and with a decimal point"
             )
     for experiment_id, arms in inf.arms.items():
         from orchestration.lib.attribution import AttributionSettings  # scipy: only with an experiment

@@ -563,3 +563,25 @@ def test_a_control_character_in_a_users_value_is_escaped_in_the_written_file(zon
     text = render(infer(source))
     assert "f\\x8a" in text and "\x8a" not in text
     assert parse_config(yaml.safe_load(text)).protected_attributes == ["gender"]
+
+
+def test_times_without_an_offset_and_numbers_with_separators_get_review_lines(zone):
+    # a Berlin export of local times was read as UTC (9 of 35 days counted differently), and a feature written
+    # "44,361.63" stayed text, so drift read it as categories (PSI 4.7 a day): neither was said
+    source, _, preds, _ = zone
+    said = review(infer(source))
+    naive = [line for line in said if line.startswith("times without a UTC offset")]
+    # by hand: the zone's CSV and Parquet times carry no offset; predictions' are naive datetimes
+    assert naive and f"predictions.predicted_at ({len(preds)} values)" in naive[0]
+    shifted = preds.assign(
+        predicted_at=preds["predicted_at"].dt.strftime("%Y-%m-%dT%H:%M:%S+02:00"),
+        feature_income=[f"{40000 + 7 * i:,}.50" for i in range(len(preds))],
+        feature_rate=[f"{i % 10},5" for i in range(len(preds))],
+        feature_plain=[f"{i / 3:.4f}" for i in range(len(preds))],
+    )
+    _write(source, "predictions", shifted, "csv")
+    (source / "predictions" / "predictions.parquet").unlink()
+    said = review(infer(source))
+    assert not any("predictions.predicted_at" in line for line in said if line.startswith("times without"))
+    flagged = {line.split(":")[0] for line in said if "numbers written with separators" in line}
+    assert flagged == {"predictions.feature_income", "predictions.feature_rate"}

@@ -299,7 +299,7 @@ def test_undated_files_are_split_by_time_column(tmp_path, conn):
 
 def test_missing_source_and_missing_table_are_clear_errors(tmp_path, conn):
     with pytest.raises(ContractError, match="does not exist"):
-        load_partition(conn, "predictions", tmp_path / "nowhere", DAY)
+        load_partition(conn, "users", tmp_path / "nowhere", DAY)
     with pytest.raises(ContractError, match="no files for table 'users'.*the one table every source needs"):
         load_partition(conn, "users", tmp_path, DAY)
 
