@@ -575,11 +575,8 @@ def test_a_day_without_data_is_a_clear_error_and_write_is_atomic(warehouse, tmp_
     assert parse(path.read_text()).summary["as_of"] == "2026-03-10"
 
 
-def test_a_day_whose_labels_landed_is_reported_after_the_model_stopped_predicting(tmp_path):
-    # months-late labels: the runs after the last prediction day wrote no report while they were what made
-    # precision and recall known (labels_as_of: the day of the last label a row counts)
-    landed = AS_OF + timedelta(days=40)
-    db = tmp_path / "late_labels.duckdb"
+def _health_days(db, labels_as_of):
+    """A warehouse whose model health has the 5 days up to AS_OF, row i's labels known by ``labels_as_of(i)``."""
     with duckdb.connect(str(db)) as conn:
         put(
             conn,
@@ -594,11 +591,19 @@ def test_a_day_whose_labels_landed_is_reported_after_the_model_stopped_predictin
                     precision=0.5,
                     recall=0.5,
                     expected_calibration_error=0.05,
-                    labels_as_of=landed - timedelta(days=i % 2),
+                    labels_as_of=labels_as_of(i),
                 )
                 for i in range(5)
             ],
         )
+    return db
+
+
+def test_a_day_whose_labels_landed_is_reported_after_the_model_stopped_predicting(tmp_path):
+    # months-late labels: the runs after the last prediction day wrote no report while they were what made
+    # precision and recall known (labels_as_of: the day of the last label a row counts)
+    landed = AS_OF + timedelta(days=40)
+    db = _health_days(tmp_path / "late_labels.duckdb", lambda i: landed - timedelta(days=i % 2))
     with duckdb.connect(str(db), read_only=True) as conn:
         assert latest_report_date(conn) == landed
         assert parse(render_report(conn, landed).html).summary["as_of"] == landed.isoformat()
@@ -609,27 +614,8 @@ def test_a_day_whose_labels_landed_is_reported_after_the_model_stopped_predictin
 def test_a_day_only_stamped_by_the_label_lookback_is_not_a_day_labels_landed(tmp_path):
     # a recent row's labels_as_of is its day + label_lookback_days (or the run's day): a weekday-only model got a
     # report for every weekend and holiday, "labels landed" there though none had
-    db = tmp_path / "weekdays.duckdb"
     friday = AS_OF
-    with duckdb.connect(str(db)) as conn:
-        put(
-            conn,
-            "marts.model_health_daily",
-            [
-                dict(
-                    date=friday - timedelta(days=i),
-                    model_id="m",
-                    model_version="v1",
-                    predictions=1,
-                    labelled=1,
-                    precision=1.0,
-                    recall=1.0,
-                    expected_calibration_error=0.0,
-                    labels_as_of=friday - timedelta(days=i) + timedelta(days=7),
-                )
-                for i in range(5)
-            ],
-        )
+    db = _health_days(tmp_path / "weekdays.duckdb", lambda i: friday - timedelta(days=i) + timedelta(days=7))
     with duckdb.connect(str(db), read_only=True) as conn:
         assert latest_report_date(conn) == friday  # its last prediction day, not friday + 7
         with pytest.raises(ReportDataError):
