@@ -84,6 +84,28 @@ def _held_back_days(conn) -> list[tuple]:
     return [(day, ", ".join(why), counts[day]) for day, why in days.items()]
 
 
+def _gate_warnings(conn) -> list[str]:
+    """Per suite and expectation that only warns (a paused label feed's freshness): its days of the last
+    RECENT_DAYS days with gate results, first and latest."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            "SELECT suite, warnings, date FROM quality.gate_results WHERE warnings IS NOT NULL AND warnings <> '[]' "
+            f"AND date > (SELECT max(date) FROM quality.gate_results) - {RECENT_DAYS} ORDER BY date"
+        ).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):  # no gate yet, or results from before the column
+        return []
+    days: dict = {}
+    for suite, warnings, day in rows:
+        for name in json.loads(warnings):
+            days.setdefault((suite, name), []).append(day)
+    return [
+        f"{suite} {name}: {len(d)} day(s), " + (f"{d[0]}" if len(d) == 1 else f"{d[0]} .. {d[-1]}")
+        for (suite, name), d in sorted(days.items())
+    ]
+
+
 RECENT_DAYS = 30
 # per model and version, the last RECENT_DAYS days: volume and the confusion counts of the labels known so far
 RECENT_HEALTH_SQL = f"""
@@ -347,6 +369,13 @@ def read_and_print(conn, reports: Path) -> None:
                     else "the later days held back had no rows (if the data ended there, none are missing)"
                 )
             )
+    if warned := _gate_warnings(conn):
+        print(
+            f"\nWarnings of the quality gates, last {RECENT_DAYS} days (they hold nothing back, e.g. a label feed "
+            "that paused; details: quality.gate_results.warnings)"
+        )
+        for line in warned:
+            print(f"  {line}")
     if leads:
         print("\nLeading indicators (details: marts.leading_lagging)")
         for line in leads:

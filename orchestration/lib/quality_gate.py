@@ -86,6 +86,7 @@ GATE_RESULTS_SCHEMA = {
     "passed": "BOOLEAN",
     "failed_expectations": "VARCHAR",
     "rows_validated": "BIGINT",
+    "warnings": "VARCHAR",  # the day's failed expectations that only warn (a paused label feed), JSON
 }
 
 
@@ -162,6 +163,10 @@ class SuiteResult:
     def day_failures(self, day: date) -> list[ExpectationOutcome]:
         """The blocking expectations that fail ``day``."""
         return [o for o in self.outcomes if o.blocking and not o.success and day in o.failed_days]
+
+    def day_warnings(self, day: date) -> list[ExpectationOutcome]:
+        """The expectations that only warn and fail ``day``."""
+        return [o for o in self.outcomes if not o.blocking and not o.success and day in o.failed_days]
 
     @property
     def failed_days(self) -> list[date]:

@@ -44,7 +44,7 @@ def write_snapshot(path, alerts, gates):
         ):
             ensure_table(conn, table, schema)
             if rows:
-                conn.register("_rows", pd.DataFrame(rows)[list(schema)])
+                conn.register("_rows", pd.DataFrame(rows).reindex(columns=list(schema)))
                 conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
     os.replace(tmp, path)
 

@@ -180,6 +180,8 @@ def test_a_model_that_stops_predicting_or_a_paused_label_feed_is_reported_not_bl
         (stale,) = result.failed
         assert stale.name == "expect_column_values_to_be_in_set(fresh)" and not stale.blocking
         assert "expect_column_values_to_be_in_set on fresh" in result.summary() and "[warning]" in result.summary()
+        # the day's warning is recorded beside its verdict (quality.gate_results said only "passed")
+        assert result.day_warnings(result.days[-1]) == [stale] and result.day_failures(result.days[-1]) == []
 
 
 def test_a_day_delivered_twice_names_both_files(world):

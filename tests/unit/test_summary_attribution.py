@@ -58,16 +58,21 @@ def warehouse(tmp_path, monkeypatch):
     return path, results, impact
 
 
-def _gate_results(path, rows: list[tuple]) -> None:
-    """quality.gate_results rows (suite, table, day, passed, failed expectations, rows validated) in the warehouse."""
+def _gate_results(path, rows: list[tuple], warnings: dict | None = None) -> None:
+    """quality.gate_results rows (suite, table, day, passed, failed expectations, rows validated) in the warehouse;
+    ``warnings``: (suite, day) -> the expectations that only warned."""
     from orchestration.lib.quality_gate import ensure_gate_results
 
+    warnings = warnings or {}
     with duckdb.connect(str(path)) as conn:
         ensure_gate_results(conn)
         conn.executemany(
-            "INSERT INTO quality.gate_results (suite, table_name, date, passed, failed_expectations, rows_validated) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [[suite, table, day, passed, json.dumps(failed), n] for suite, table, day, passed, failed, n in rows],
+            "INSERT INTO quality.gate_results (suite, table_name, date, passed, failed_expectations, rows_validated, "
+            "warnings) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                [suite, table, day, passed, json.dumps(failed), n, json.dumps(warnings.get((suite, day), []))]
+                for suite, table, day, passed, failed, n in rows
+            ],
         )
 
 
@@ -271,3 +276,19 @@ def test_alerts_and_requests_are_one_line_per_model_and_kind_with_their_first_an
     assert f"  retraining requests: m requested, from {days[0].date()} to {days[-1].date()} (3 day(s))" in out
     assert "  alerts: m psi (score), on 2022-01-03 (1 day(s))" in out
     assert out.count("retraining requests:") == 1
+
+
+def test_a_gates_warnings_are_listed_with_their_days(warehouse, capsys):
+    # a paused label feed only warns: quality.gate_results said passed with nothing failed, and summary was silent
+    path, results, _ = warehouse
+    day = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    stale = "expect_column_values_to_be_in_set(fresh)"
+    days = [day - pd.Timedelta(days=d) for d in (2, 1, 0)]
+    _gate_results(
+        path,
+        [("raw_labels", "labels", d, True, [], 0) for d in days] + [("raw_orders", "orders", day, True, [], 40)],
+        warnings={("raw_labels", d): [stale] for d in days},
+    )
+    out = _summary(path, capsys)
+    assert f"  raw_labels {stale}: 3 day(s), {days[0]} .. {days[-1]}" in out
+    assert "raw_orders expect" not in out and "Days held back" not in out

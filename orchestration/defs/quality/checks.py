@@ -93,6 +93,7 @@ def gate_rows(conn, suite: dict, result: SuiteResult) -> pd.DataFrame:
             "passed": [not result.day_failures(d) for d in days],
             "failed_expectations": [json.dumps([o.name for o in result.day_failures(d)]) for d in days],
             "rows_validated": [rows.get(pd.Timestamp(d).date(), 0) for d in days],
+            "warnings": [json.dumps([o.name for o in result.day_warnings(d)]) for d in days],
         }
     )
 
