@@ -1,11 +1,14 @@
 {# The monitored features: every feature_* column of raw.predictions (found at
-   run time, so a new feature is monitored without code changes), plus score. #}
+   run time, so a new feature is monitored without code changes), plus score.
+   A DECIMAL(p, s) column (a database's numeric) is a number: dbt's is_number() knows only the bare
+   type names. #}
 {% macro monitored_features() %}
     {%- set features = [{'name': 'score', 'numeric': true}] -%}
     {%- if execute -%}
         {%- for col in adapter.get_columns_in_relation(source('raw', 'predictions')) -%}
             {%- if col.name.startswith('feature_') -%}
-                {%- do features.append({'name': col.name, 'numeric': col.is_number()}) -%}
+                {%- set decimal = col.dtype.lower().startswith('decimal') or col.dtype.lower().startswith('numeric') -%}
+                {%- do features.append({'name': col.name, 'numeric': col.is_number() or decimal}) -%}
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}

@@ -34,6 +34,8 @@ class Column:
 class RowRule:
     reason: str
     violated_when: str  # SQL over the typed row; NULL counts as "not violated"
+    column: str = ""  # a value-set rule's column and its values (init names the other values a table holds)
+    allowed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def _not_null(*cols: str) -> tuple[RowRule, ...]:
 
 def _in_set(col: str, values: tuple[str, ...]) -> RowRule:
     allowed = ", ".join(f"'{v}'" for v in values)
-    return RowRule(f"{col} not in ({', '.join(values)})", f"{col} NOT IN ({allowed})")
+    return RowRule(f"{col} not in ({', '.join(values)})", f"{col} NOT IN ({allowed})", col, values)
 
 
 def _between(col: str, low: float, high: float | None = None) -> RowRule:

@@ -84,6 +84,8 @@ class TableProfile:
     source: str = ""  # a database table or a lake folder of the project file's sources (else the landing zone)
     naive_times: int = 0  # time-column values without a UTC offset (read as UTC)
     text_numbers: dict[str, str] = field(default_factory=dict)  # feature column -> a value: numbers kept as text
+    # a value-set rule's column -> (rows whose value is outside the set, its most frequent such values)
+    outside_sets: dict[str, tuple[int, list[tuple[str, int]]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -402,6 +404,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         if name == "predictions":
             features = sorted(c for c in present[name] if c.startswith("feature_"))
             profile.text_numbers = _text_numbers(conn, scan, features)
+        profile.outside_sets = _outside_sets(conn, contract, scan, present[name])
 
     for name in ("users", "experiments", "experiment_variants"):
         if name in found:
@@ -470,6 +473,25 @@ def _text_numbers(conn: duckdb.DuckDBPyConnection, scan: str, columns: list[str]
         if total and separated and separated >= 0.9 * total:
             out[column] = example
     return out
+
+
+def _outside_sets(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: set[str]) -> dict:
+    """Per value-set rule of the contract (label_source, status, ...): the rows whose value the loader would
+    quarantine and the most frequent such values. A source's own names (e.g. 'billing_disconnect') lose every
+    row of the table, which the user should map in the export before the first run."""
+    found = {}
+    for rule in contract.rules:
+        if not rule.allowed or rule.column not in present:
+            continue
+        value = f"CAST({_q(rule.column)} AS VARCHAR)"
+        rows = conn.execute(
+            f"SELECT {value} AS v, count(*) AS n FROM {scan} WHERE NOT list_contains(?::VARCHAR[], {value})"
+            " GROUP BY 1 ORDER BY 2 DESC, 1",
+            [list(rule.allowed)],
+        ).fetchall()
+        if rows:
+            found[rule.column] = (sum(n for _, n in rows), rows[:SHOWN_VALUES])
+    return found
 
 
 def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str, list[date]]:
@@ -898,6 +920,14 @@ def review(inf: Inference) -> list[str]:
             "and label delay shifts by the offset"
         )
     for t in inf.tables.values():
+        for column, (n, values) in t.outside_sets.items():
+            allowed = next(r.allowed for r in CONTRACTS[t.name].rules if r.column == column)
+            shown = ", ".join(f"{_printable(v)!r} ({c})" for v, c in values)
+            out.append(
+                f"{t.name}.{column}: {n} of {t.rows or n} rows hold values outside {', '.join(allowed)} ({shown}): "
+                f"the loader quarantines them; map them in the export (e.g. CASE {column} WHEN ... THEN "
+                f"'{allowed[0]}' END AS {column})"
+            )
         for column, value in t.text_numbers.items():
             out.append(
                 f"{t.name}.{column}: numbers written with separators ({value!r}) are kept as text, so drift reads "

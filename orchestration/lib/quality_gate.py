@@ -1323,8 +1323,11 @@ WEEK = 7  # days: an empty day is expected when its weekday was empty a week bef
 
 
 def stale_median(z: float) -> float:
-    """The trailing median above which an empty day is stale: P(0 | Poisson(m)) = exp(-m) < Phi(-z)."""
-    return -math.log(0.5 * math.erfc(z / math.sqrt(2)))
+    """The trailing median above which an empty day is stale: P(0 | Poisson(m)) = exp(-m) < Phi(-z).
+    In log space: Phi(-z) underflows to 0 from z ~ 38 (a z that large all but turns the volume rule off)."""
+    from scipy.special import log_ndtr
+
+    return -float(log_ndtr(-z))
 
 
 def resolve_parameters(conn, suite: dict, first: date, last: date, config=None) -> dict:

@@ -585,3 +585,21 @@ def test_times_without_an_offset_and_numbers_with_separators_get_review_lines(zo
     assert not any("predictions.predicted_at" in line for line in said if line.startswith("times without"))
     flagged = {line.split(":")[0] for line in said if "numbers written with separators" in line}
     assert flagged == {"predictions.feature_income", "predictions.feature_rate"}
+
+
+def test_values_outside_a_contract_set_are_named_with_their_counts(zone):
+    # a database's outcome names as label_source ('billing_disconnect', ...): the loader quarantined every label,
+    # and init had said nothing
+    source, _, _, labels = zone
+    assert not any(line.startswith("labels.label_source") for line in review(infer(source)))
+    renamed = labels.assign(label_source=["billing_disconnect" if i % 3 else "billing_renewal" for i in range(len(labels))])
+    renamed.loc[renamed.index[:5], "label_source"] = "human_review"  # allowed: not counted
+    _write(source, "labels", renamed)
+    said = [line for line in review(infer(source)) if line.startswith("labels.label_source")]
+    # by hand: every third label is a renewal, the rest disconnects, 5 of them allowed
+    outside = renamed[~renamed["label_source"].isin(["implicit", "human_review"])]["label_source"].value_counts()
+    assert len(said) == 1
+    assert f"{outside.sum()} of {len(renamed)} rows" in said[0]
+    assert f"'billing_disconnect' ({outside['billing_disconnect']})" in said[0]
+    assert f"'billing_renewal' ({outside['billing_renewal']})" in said[0]
+    assert "quarantines" in said[0] and "implicit, human_review" in said[0]

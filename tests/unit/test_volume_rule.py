@@ -93,6 +93,10 @@ def test_stale_median_is_where_an_empty_day_is_as_unlikely_as_z_sigma():
     for z in (2.0, 3.0, 4.0):
         m = stale_median(z)
         assert poisson.pmf(0, m) == pytest.approx(norm.cdf(-z), rel=1e-9)
+    # a z so large that Phi(-z) underflows (a user turning the rule all but off) is still a number
+    for z in (40.0, 100.0):
+        assert stale_median(z) == pytest.approx(-norm.logcdf(-z), rel=1e-12)
+        assert stale_median(z) > z * z / 2
 
 
 @pytest.mark.parametrize("lam, seed", [(15, 1), (40, 2), (400, 3)])

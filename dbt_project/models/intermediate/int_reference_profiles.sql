@@ -64,7 +64,7 @@ categorical_values as (
 ),
 
 -- a feature with no value in the window gets no profile (and no PSI)
-edges as (
+interpolated_edges as (
     select
         model_id,
         model_version,
@@ -74,6 +74,41 @@ edges as (
     from numeric_values
     group by model_id, model_version, feature
     having count(value) > 0
+),
+
+-- A decile between two equal values is that value, but DuckDB's interpolation (lo * (1 - d) + hi * d)
+-- can land an ulp beside it (1.5.6: 0.2425373134328358 for 0.24253731343283583): the value's rows then
+-- fall in another bin than numpy's, in the empty interval (edge_k, edge_k+1] of a model with few
+-- distinct scores (a tree's). Each edge snaps to a reference value within a few ulps, and the edges
+-- never decrease.
+snapped_edges as (
+    select
+        e.model_id,
+        e.model_version,
+        e.feature,
+        e.reference_rows,
+        {%- for i in range(1, 10) %}
+        coalesce(
+            min(n.value) filter (where abs(n.value - e.edge_{{ i }}) <= 1e-15 * abs(e.edge_{{ i }})), e.edge_{{ i }}
+        ) as edge_{{ i }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from interpolated_edges as e
+    inner join numeric_values as n
+        on n.model_id = e.model_id and n.model_version = e.model_version and n.feature = e.feature
+    group by e.model_id, e.model_version, e.feature, e.reference_rows
+        {%- for i in range(1, 10) %}, e.edge_{{ i }}{% endfor %}
+),
+
+edges as (
+    select
+        model_id,
+        model_version,
+        feature,
+        {%- for i in range(1, 10) %}
+        {% if i == 1 %}edge_1{% else %}greatest({% for j in range(1, i + 1) %}edge_{{ j }}{{ ', ' if not loop.last }}{% endfor %}){% endif %} as edge_{{ i }},
+        {%- endfor %}
+        reference_rows
+    from snapped_edges
 ),
 
 numeric_counts as (
