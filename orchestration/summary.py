@@ -233,8 +233,9 @@ ORDER BY model_id, attribute, date
 
 
 def _fairness(conn) -> list[str]:
-    """Per model and attribute: the newest window's verdicts, and on how many of the last RECENT_DAYS days' windows
-    a verdict failed or nothing could be compared."""
+    """Per model and attribute: the verdicts of the newest window that compared groups (newer windows of nothing,
+    e.g. after the model stopped, are counted, not shown), and on how many of the last RECENT_DAYS days' windows
+    a verdict failed (the latest named) or nothing could be compared."""
     import duckdb
     import pandas as pd
 
@@ -245,16 +246,24 @@ def _fairness(conn) -> list[str]:
         verdicts = verdicts_with_lists(conn.execute(FAIRNESS_SQL).df())
     except (duckdb.CatalogException, duckdb.BinderException):  # no protected attributes, or built before
         return []
+
+    def window(row) -> str:
+        return f"{pd.Timestamp(row['window_start']).date()} .. {pd.Timestamp(row['date']).date()}"
+
     lines = []
     for (model, attribute), rows in verdicts.groupby(["model_id", "attribute"], sort=False):
-        newest = rows.iloc[-1]
         judged = rows[[assessed(v) for _, v in rows.iterrows()]]
-        failed = int((~judged[list(VERDICT_TEXT)].astype(bool).all(axis=1)).sum())
-        window = f"{pd.Timestamp(newest['window_start']).date()} .. {pd.Timestamp(newest['date']).date()}"
-        verdict = summarise_verdicts(rows.iloc[[-1]]).replace(f"{model} / {attribute}: ", "").replace("\n", "; ")
+        failing = judged[~judged[list(VERDICT_TEXT)].astype(bool).all(axis=1)]
+        shown = judged.iloc[[-1]] if len(judged) else rows.iloc[[-1]]
+        verdict = summarise_verdicts(shown).replace(f"{model} / {attribute}: ", "").replace("\n", "; ")
+        newer = int((rows["date"] > shown["date"].iloc[0]).sum())
+        after = f"; the {newer} newer window(s) compared nothing" if newer else ""
+        latest_failure = (
+            f", latest {window(failing.iloc[-1])}" if len(failing) and failing.index[-1] != shown.index[0] else ""
+        )
         lines.append(
-            f"{model} / {attribute}, window {window}: {verdict} (the last {len(rows)} days' windows: "
-            f"{failed} failed, {len(rows) - len(judged)} not assessed)"
+            f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the last {len(rows)} days' windows: "
+            f"{len(failing)} failed{latest_failure}, {len(rows) - len(judged)} not assessed{after})"
         )
     return lines
 
@@ -325,7 +334,8 @@ def read_and_print(conn, reports: Path) -> None:
         print("\nModel health: no alerts, no retraining requests")
     if fairness := _fairness(conn):
         print(
-            "\nFairness: the newest trailing window's verdicts (details: marts.bias_verdicts, marts.bias_group_rates)"
+            "\nFairness: the newest trailing window's verdicts that compared groups (details: marts.bias_verdicts, "
+            "marts.bias_group_rates)"
         )
         for line in fairness:
             print(f"  {line}")

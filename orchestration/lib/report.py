@@ -600,12 +600,16 @@ class ReportBuilder:
             return s
         limit = verdicts.iloc[0]
         floor, minimum = float(limit["disparate_impact_min"]), float(limit["min_labelled"])
-        start, end = _day(rates["window_start"].iloc[0]), _day(rates["date"].iloc[0])
+        windows = {
+            m: (_day(r["window_start"].iloc[0]), _day(r["date"].iloc[0])) for m, r in rates.groupby("model_id")
+        }
+        start, end = max(windows.values(), key=lambda w: w[1])
         s.add(
             paragraph(
-                f"Favourable-outcome rate of each group relative to the model's best-off group over {start} .. "
-                f"{end} (the selection rate; for a model whose positive decision is harmful, such as a "
-                f"fraud flag, 1 - selection rate: not being flagged); below {floor:g} (shaded) fails the "
+                f"Favourable-outcome rate of each group relative to the model's best-off group over its newest "
+                f"window that compared groups (named with the model; a model that stopped predicting, or whose "
+                f"labels lag, keeps its last verdict) (the selection rate; for a model whose positive decision is "
+                f"harmful, such as a fraud flag, 1 - selection rate: not being flagged); below {floor:g} (shaded) fails the "
                 f"four-fifths rule. Equal opportunity compares true-positive rates, or false-positive rates "
                 f"(wrongly flagged) for a harmful positive decision. Error bars are the group's "
                 f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
@@ -643,7 +647,9 @@ class ReportBuilder:
             fig.update_layout(showlegend=False, hovermode="closest")
             self.model(model_id)["relative_selection_rate"] = relative_by_attribute
             self.model(model_id)["selection_rate_wilson_95"] = intervals_by_attribute
-            s.add(f"<h3>{html.escape(str(model_id))}</h3>")
+            first, last = windows[model_id]
+            self.model(model_id)["fairness_window"] = {"start": first, "end": last}
+            s.add(f"<h3>{html.escape(str(model_id))}, window {first} .. {last}</h3>")
             s.plot(f"bias-{model_id}", rf.done(fig), f"No fairness rates for {model_id}.")
             s.add(self._bias_interval_table(r, verdicts))
         failing = verdicts[~verdicts["passed"].astype(bool)]

@@ -186,18 +186,30 @@ def _as_list(text) -> list[str]:
 
 
 def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(group rates, verdicts) as published for the newest window ending on or before as_of.
+    """(group rates, verdicts) as published, per model for its newest window ending on or before as_of that
+    compared groups (a model that stopped predicting, or whose labels lag, has newer windows of nothing to
+    compare: its last verdict is the news), else its newest window.
 
     marts.bias_group_rates / marts.bias_verdicts are what the bias asset judged (one computation, one
     answer); their list columns are stored as comma-separated text and come back as lists.
     """
-    rates = _latest_rows(conn, "marts.bias_group_rates", "date", as_of)
-    verdicts = _latest_rows(conn, "marts.bias_verdicts", "date", as_of)
-    if len(rates) and len(verdicts):
-        # both written by the same run: read the same window
-        day = min(rates["date"].max(), verdicts["date"].max())
-        rates, verdicts = rates[rates["date"] == day], verdicts[verdicts["date"] == day]
-    return rates.reset_index(drop=True), verdicts_with_lists(verdicts).reset_index(drop=True)
+    from orchestration.lib.bias import assessed
+
+    rates = _frame(conn, "SELECT * FROM marts.bias_group_rates WHERE date <= ?", [as_of])
+    verdicts = verdicts_with_lists(_frame(conn, "SELECT * FROM marts.bias_verdicts WHERE date <= ?", [as_of]))
+    # both written by the same run: a model's window has rates and verdicts
+    published = set(zip(rates["model_id"], rates["date"]))
+    verdicts = verdicts[[key in published for key in zip(verdicts["model_id"], verdicts["date"])]]
+    chosen = {}
+    for model, rows in verdicts.groupby("model_id"):
+        judged = rows[[assessed(v) for _, v in rows.iterrows()]]
+        chosen[model] = (judged if len(judged) else rows)["date"].max()
+
+    def window(frame: pd.DataFrame) -> pd.DataFrame:
+        keep = [chosen.get(m) == d for m, d in zip(frame["model_id"], frame["date"])]
+        return frame[keep].sort_values(["model_id"], kind="stable").reset_index(drop=True)
+
+    return window(rates), window(verdicts)
 
 
 def verdicts_with_lists(verdicts: pd.DataFrame) -> pd.DataFrame:

@@ -675,6 +675,24 @@ def test_fairness_shows_the_published_verdicts_not_a_recomputation(warehouse, tm
     assert "0.777" in report.html and "all fairness verdicts pass" in report.html
 
 
+def test_a_model_whose_newest_window_compared_nothing_shows_its_last_verdict(warehouse, tmp_path):
+    # a model that stopped predicting months before the as-of day: the report showed only its newest window,
+    # every group grey and "passed: yes", while the window before had failed
+    model = MODELS[0]  # the fixture's model with fairness rows
+    assert parse(build(warehouse, as_of=LATER).html).summary["models"][model]["fairness_window"]["end"] == str(LATER)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute(
+            "UPDATE marts.bias_verdicts SET eligible_groups = '', passed = true WHERE date = ? AND model_id = ?",
+            [LATER, model],
+        )
+    report = build(warehouse, as_of=LATER)
+    assert parse(report.html).summary["models"][model]["fairness_window"] == {
+        "start": str(AS_OF - timedelta(days=int(CONFIG.bias["window_days"]) - 1)),
+        "end": str(AS_OF),
+    }
+    assert f"window {AS_OF - timedelta(days=int(CONFIG.bias['window_days']) - 1)} .. {AS_OF}</h3>" in report.html
+
+
 def test_layout_cues_units_counts_gates_cbpe_and_significance(warehouse, tmp_path):
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN estimated_precision DOUBLE")

@@ -234,14 +234,35 @@ def test_summary_prints_the_newest_fairness_window_and_how_many_recent_windows_f
         conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
         conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
     out = _summary(path, capsys)
-    assert "Fairness: the newest trailing window's verdicts" in out
+    assert "Fairness: the newest trailing window's verdicts that compared groups" in out
     assert (
         "  m / gender, window 2026-02-27 .. 2026-03-12: all fairness verdicts pass "
-        "(the last 3 days' windows: 1 failed, 1 not assessed)" in out
+        "(the last 3 days' windows: 1 failed, latest 2026-02-25 .. 2026-03-10, 1 not assessed)" in out
     )
     assert (
         "  m / region, window 2026-02-27 .. 2026-03-12: disparate impact ratio 0.50 < 0.80; disadvantaged: y, z "
         "(the last 1 days' windows: 1 failed, 0 not assessed)" in out
+    )
+
+
+def test_windows_that_compared_nothing_do_not_hide_the_last_verdict(warehouse, capsys):
+    # a model that stopped predicting (or whose labels lag) has newer windows with one group or none: the summary
+    # showed "not assessed" for the newest of them, and the failing window before only as a count
+    path, _, _ = warehouse
+    verdicts = pd.DataFrame(
+        [
+            _verdict("2026-03-10", "race", 0.70, "a, b", flagged="b"),
+            _verdict("2026-03-11", "race", 0.90, "a"),
+            _verdict("2026-03-12", "race", 1.0, ""),
+        ]
+    )
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
+    out = _summary(path, capsys)
+    assert (
+        "  m / race, window 2026-02-25 .. 2026-03-10: disparate impact ratio 0.70 < 0.80; disadvantaged: b "
+        "(the last 3 days' windows: 1 failed, 2 not assessed; the 2 newer window(s) compared nothing)" in out
     )
 
 
