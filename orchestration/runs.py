@@ -85,9 +85,20 @@ class StepProgress:
         counts = self.counts.setdefault(step, {"assets": set(), "passed": 0, "warned": 0, "failed": 0})
         if kind == "ASSET_MATERIALIZATION":
             counts["assets"].add(event.asset_key)
-            skipped = event.event_specific_data.materialization.metadata.get("skipped")
+            metadata = event.event_specific_data.materialization.metadata
+            skipped = metadata.get("skipped")
             if skipped is not None:
                 self.notes.setdefault(step, []).append(f"skipped: {skipped.value}")
+            quarantined = metadata.get("rows_quarantined")
+            if quarantined is not None and quarantined.value:  # a raw table's rows that broke a row rule
+                reasons = metadata.get("quarantine_reasons")
+                why = reasons.value if reasons is not None and isinstance(reasons.value, dict) else {}
+                listed = "; ".join(f"{reason}: {n}" for reason, n in list(why.items())[:NOTE_LINES])
+                self.notes.setdefault(step, []).append(
+                    f"{quarantined.value} row(s) quarantined"
+                    + (f" ({listed})" if listed else "")
+                    + f" in raw_quarantine.{event.asset_key.path[-1]}, with _reason"
+                )
         elif kind == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             warn = check.severity == dg.AssetCheckSeverity.WARN

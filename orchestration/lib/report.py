@@ -600,9 +600,7 @@ class ReportBuilder:
             return s
         limit = verdicts.iloc[0]
         floor, minimum = float(limit["disparate_impact_min"]), float(limit["min_labelled"])
-        windows = {
-            m: (_day(r["window_start"].iloc[0]), _day(r["date"].iloc[0])) for m, r in rates.groupby("model_id")
-        }
+        windows = {m: (_day(r["window_start"].iloc[0]), _day(r["date"].iloc[0])) for m, r in rates.groupby("model_id")}
         start, end = max(windows.values(), key=lambda w: w[1])
         s.add(
             paragraph(

@@ -261,11 +261,28 @@ def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skippe
             check_name="gate", passed=True, metadata={"failed_expectations": dg.MetadataValue.json(fresh)}
         )
 
-    job = dg.Definitions(assets=[sessions, report, labels]).resolve_implicit_global_asset_job_def()
+    # rows that broke a row rule went to quarantine, and the run said only "done" (the gate passed: few rows)
+    reasons = {"score outside [0, 1]": 2, "null user_id": 1}
+
+    @dg.asset(key=["raw", "predictions"])
+    def predictions():
+        return dg.MaterializeResult(
+            metadata={"rows_quarantined": 3, "quarantine_reasons": dg.MetadataValue.json(reasons)}
+        )
+
+    @dg.asset(key=["raw", "orders"])
+    def orders():
+        return dg.MaterializeResult(metadata={"rows_quarantined": 0, "quarantine_reasons": dg.MetadataValue.json({})})
+
+    job = dg.Definitions(assets=[sessions, report, labels, predictions, orders]).resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.ephemeral() as instance:
         assert execute_with_progress(job, instance, lines.append, "D").success
     said = [line.split("] D ", 1)[1] for line in lines]
     assert any(re.fullmatch(r"sessions done in \d+\.\ds: 1 check\(s\) warned", line) for line in said), said
+    assert [line for line in said if line.startswith("raw.") and ": " in line and " done" not in line] == [
+        "raw.predictions: 3 row(s) quarantined (score outside [0, 1]: 2; null user_id: 1) in "
+        "raw_quarantine.predictions, with _reason"
+    ]
     assert sorted(line for line in said if line.startswith(("sessions: ", "report: ", "labels: "))) == [
         "labels: warning (blocks nothing): expect_column_values_to_be_in_set(fresh) on 7 day(s): 2025-03-10, "
         "2025-03-11, 2025-03-12, 2025-03-13, 2025-03-14 ...",

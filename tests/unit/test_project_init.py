@@ -592,7 +592,9 @@ def test_values_outside_a_contract_set_are_named_with_their_counts(zone):
     # and init had said nothing
     source, _, _, labels = zone
     assert not any(line.startswith("labels.label_source") for line in review(infer(source)))
-    renamed = labels.assign(label_source=["billing_disconnect" if i % 3 else "billing_renewal" for i in range(len(labels))])
+    renamed = labels.assign(
+        label_source=["billing_disconnect" if i % 3 else "billing_renewal" for i in range(len(labels))]
+    )
     renamed.loc[renamed.index[:5], "label_source"] = "human_review"  # allowed: not counted
     _write(source, "labels", renamed)
     said = [line for line in review(infer(source)) if line.startswith("labels.label_source")]
