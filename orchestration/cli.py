@@ -396,6 +396,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     from orchestration.summary import read_and_print
 
+    _use_config(args)  # its bias limits, leading-indicator and report settings
     db = Path(args.db).resolve() if args.db else warehouse_path()
     if not db.is_file():
         raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
@@ -433,6 +434,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from orchestration.lib.report import ReportDataError, latest_report_date, write_report
 
+    _use_config(args)
     db = Path(args.db).resolve() if args.db else analytics_path()
     if not db.is_file():
         raise CliError(
@@ -484,6 +486,9 @@ def _command(sub, name: str, summary: str, **kwargs) -> argparse.ArgumentParser:
     )
 
 
+CONFIG_HELP = "project file (default: IMPACT_LEDGER_CONFIG, else ./impact_ledger.yml, else defaults)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="impact-ledger",
@@ -512,9 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     ini.set_defaults(func=cmd_init)
 
     mat = _command(sub, "materialize", "load, transform, gate and attribute a range of days", aliases=["materialise"])
-    mat.add_argument(
-        "--config", help="project file (default: IMPACT_LEDGER_CONFIG, else ./impact_ledger.yml, else defaults)"
-    )
+    mat.add_argument("--config", help=CONFIG_HELP)
     mat.add_argument("--source", help="landing zone (default: IMPACT_LEDGER_SOURCE or data/raw)")
     mat.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
     mat.add_argument("--start", type=_date, help="first day, YYYY-MM-DD (default: the source's first day)")
@@ -527,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     summ = _command(sub, "summary", "print the latest attribution results, model value, alerts and leading indicators")
     summ.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
+    summ.add_argument("--config", help=CONFIG_HELP)
     summ.set_defaults(func=cmd_summary)
 
     query = _command(sub, "query", "run read-only SQL against the analytics snapshot and print a table")
@@ -539,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--date", type=_date, help="as-of day (default: the latest day with data)")
     rep.add_argument("--db", help="database to read (default: the analytics snapshot, IMPACT_LEDGER_ANALYTICS_DB)")
     rep.add_argument("--out", help="output folder (default: IMPACT_LEDGER_REPORTS or data/reports)")
+    rep.add_argument("--config", help=CONFIG_HELP)
     rep.set_defaults(func=cmd_report)
     return parser
 

@@ -391,3 +391,12 @@ def test_a_run_lists_a_warned_check_as_warned_not_failed():
 
     result = dg.materialize([sessions], raise_on_error=False)
     assert sorted(_failures(result)) == ["check sessions:gate warned: d", "check sessions:hard failed: e"]
+
+
+def test_summary_and_report_take_the_project_file_as_materialize_does(tmp_path, capsys):
+    # `summary --config FILE` was refused: only IMPACT_LEDGER_CONFIG worked there
+    from orchestration.cli import main
+
+    for command in ("summary", "report"):
+        assert main([command, "--config", str(tmp_path / "nope.yml"), "--db", str(tmp_path / "w.duckdb")]) == 2
+        assert "--config" in capsys.readouterr().err
