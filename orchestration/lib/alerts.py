@@ -20,18 +20,13 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from orchestration.lib.project_config import AlertRules, ProjectConfig, load_config
+from orchestration.lib.project_config import AlertRules, ModelSpec, ProjectConfig, load_config
 
 ALERT_COLUMNS = ["date", "model_id", "model_version", "metric", "subject", "value", "threshold", "rule"]
 KNOWN_RULES = set(AlertRules.model_fields)
 # reference counts of each version (evaluate_alerts' ``reference`` frame)
-REFERENCE_COLUMNS = [
-    "model_id",
-    "model_version",
-    "reference_true_positives",
-    "reference_false_positives",
-    "reference_false_negatives",
-]
+REFERENCE_COUNTS = ["reference_true_positives", "reference_false_positives", "reference_false_negatives"]
+REFERENCE_COLUMNS = ["model_id", "model_version", *REFERENCE_COUNTS, "reference_end_date"]
 # rule -> (metric, successes, the other cell of its denominator, reference columns)
 DROP_RULES = {
     "precision_drop": (
@@ -67,6 +62,11 @@ class AlertConfig:
     bias: dict = field(default_factory=dict)
     retraining: dict = field(default_factory=dict)
     floors: dict[str, dict[str, float]] = field(default_factory=dict)
+    label_horizons: dict[str, int] = field(default_factory=dict)  # models.<id>.label_horizon_days, as set
+    default_label_horizon: int = 30
+
+    def label_horizon(self, model_id: str) -> int:
+        return int(self.label_horizons.get(model_id, self.default_label_horizon))
 
     def rule(self, name: str, model_id: str) -> dict:
         if name not in self.rules:
@@ -152,6 +152,8 @@ def load_alert_config(config: ProjectConfig | None = None) -> AlertConfig:
         bias=c.bias.model_dump(),
         retraining=c.retraining.model_dump(),
         floors={m: f for m, f in floors.items() if f},
+        label_horizons={m: spec.label_horizon_days for m, spec in c.models.items()},
+        default_label_horizon=ModelSpec().label_horizon_days,
     )
 
 
@@ -199,7 +201,8 @@ def evaluate_alerts(
     ``health``: marts.model_health_daily rows from ``first - config.lookback_days`` on
     (the volume rule compares with trailing days); ``drift``: marts.feature_drift_daily
     rows; ``reference``: REFERENCE_COLUMNS, the confusion counts summed over each
-    version's reference window; ``versions``: model_id, model_version, first_date
+    version's reference window and its last day (the drop rules judge against it once the model's label
+    horizon has passed that day); ``versions``: model_id, model_version, first_date
     (intermediate.int_model_versions: when a model's life began).
     """
     first, last = pd.Timestamp(first), pd.Timestamp(last)
@@ -213,6 +216,12 @@ def evaluate_alerts(
         found.append(_breaches(rows, "expected_calibration_error", hit, ece["above"], f"> {ece['above']}"))
         ref = rows[["model_id", "model_version"]].merge(reference, on=["model_id", "model_version"], how="left")
         ref.index = rows.index  # each row's version's reference counts
+        # a reference whose labels are still landing is no yardstick: where one class's outcomes arrive first
+        # (churn known in days, staying only after 30), its early precision is far off its final one. Its counts
+        # are final once the label horizon has passed its last day (later labels are not counted)
+        horizon = pd.Timedelta(days=config.label_horizon(model_id))
+        landing = ~(pd.to_datetime(ref["reference_end_date"]) + horizon <= last)
+        ref.loc[landing, REFERENCE_COUNTS] = np.nan
         for name in DROP_RULES:
             found.append(_drop_breaches(rows, labelled, ref, name, config.rule(name, model_id)))
 

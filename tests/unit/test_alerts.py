@@ -69,6 +69,8 @@ REFERENCE = pd.DataFrame(
         "reference_true_positives": [1050],
         "reference_false_positives": [1050],
         "reference_false_negatives": [350],
+        # its labels had landed long before the days judged (a label horizon of 30 days)
+        "reference_end_date": [day(-31)],
     }
 )
 VERSIONS = pd.DataFrame({"model_id": ["m"], "model_version": ["v1"], "first_date": [day(0)]})
@@ -362,6 +364,7 @@ def reference_of(rows: pd.DataFrame, first_days: int = 7) -> pd.DataFrame:
             "reference_true_positives": [ref["true_positives"].sum()],
             "reference_false_positives": [ref["false_positives"].sum()],
             "reference_false_negatives": [ref["false_negatives"].sum()],
+            "reference_end_date": [ref["date"].max()],
         }
     )
 
@@ -405,6 +408,26 @@ def test_a_healthy_model_at_precision_030_to_033_raises_alerts_at_the_rate_alpha
     # the binomial bound of alpha over ~15,000 judged days, with room for the reference's own noise
     assert rate < 0.01 + 3 * np.sqrt(0.01 * 0.99 / judged) + 0.005, rate
     assert old_rule > 3 * max(alarms, 1), (old_rule, alarms)
+
+
+def test_drops_are_judged_only_against_a_reference_whose_labels_have_landed():
+    # churn outcomes landed within days, "stayed" ones only after 30: while the reference window's labels were
+    # landing its precision read 0.92 (final: 0.64), and every later day "dropped" against it; the alert stayed
+    rows = health(*[{"day": i, "true_positives": 64, "false_positives": 36} for i in range(12)])
+    early = REFERENCE.assign(
+        reference_true_positives=92 * 7, reference_false_positives=8 * 7, reference_end_date=day(6)
+    )
+    # as of day 11 the reference's last day (6) is 5 days old: a 30-day horizon has not passed it
+    assert by_metric(alerts(rows, 7, 11, reference=early), "precision_drop") == []
+    # a model whose labels all land within 3 days: its reference is final by day 9, and the drop is real
+    quick = load_alert_config(
+        parse_config({"alerts": {"min_labelled": 100}, "models": {"m": {"label_horizon_days": 3}}})
+    )
+    judged = by_metric(alerts(rows, 7, 11, cfg=quick, reference=early), "precision_drop")
+    assert [d for d, *_ in judged] == [day(i) for i in range(7, 12)]
+    # once the horizon has passed, the same counts are judged for the default horizon too
+    later = health(*[{"day": i, "true_positives": 64, "false_positives": 36} for i in range(40)])
+    assert by_metric(alerts(later, 36, 39, reference=early), "precision_drop")
 
 
 def test_a_real_precision_drop_is_caught():

@@ -44,7 +44,8 @@ REFERENCE_COUNTS_SQL = """
 SELECT h.model_id, h.model_version,
        sum(h.true_positives) AS reference_true_positives,
        sum(h.false_positives) AS reference_false_positives,
-       sum(h.false_negatives) AS reference_false_negatives
+       sum(h.false_negatives) AS reference_false_negatives,
+       max(v.reference_end_date) AS reference_end_date
 FROM marts.model_health_daily h
 JOIN intermediate.int_model_versions v ON v.model_id = h.model_id AND v.model_version = h.model_version
 WHERE h.date BETWEEN v.reference_start_date AND v.reference_end_date
