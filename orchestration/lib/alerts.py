@@ -173,6 +173,14 @@ def one_sided_drop_pvalue(successes, trials, reference_successes, reference_tria
     return special.ndtr(z)  # norm.cdf(z) as scipy.stats evaluates it, without importing scipy.stats
 
 
+def calibration_pvalue(chi2, bins) -> np.ndarray:
+    """P(chi-square with ``bins`` degrees of freedom >= ``chi2``): the Hosmer-Lemeshow test of a model scored on
+    labels it was not fitted to (one degree per bin). NaN without a bin. scipy.stats.chi2.sf computes the same."""
+    chi2, bins = np.asarray(chi2, float), np.asarray(bins, float)
+    with np.errstate(invalid="ignore"):
+        return np.where(bins > 0, special.chdtrc(np.where(bins > 0, bins, 1), chi2), np.nan)
+
+
 def _breaches(
     frame: pd.DataFrame, metric: str, values: pd.Series, threshold: float, rule: str, subject=None
 ) -> pd.DataFrame:
@@ -212,8 +220,13 @@ def evaluate_alerts(
     for model_id, rows in in_range.groupby("model_id"):
         labelled = rows["labelled"] >= config.min_labelled
         ece = config.rule("expected_calibration_error", model_id)
-        hit = rows["expected_calibration_error"][labelled & (rows["expected_calibration_error"] > ece["above"])]
-        found.append(_breaches(rows, "expected_calibration_error", hit, ece["above"], f"> {ece['above']}"))
+        over = labelled & (rows["expected_calibration_error"] > ece["above"])
+        rule = f"> {ece['above']}"
+        if ece.get("alpha") is not None:  # and more than the number of labels explains
+            over &= calibration_pvalue(rows["calibration_chi2"], rows["calibration_bins"]) < float(ece["alpha"])
+            rule += f" and Hosmer-Lemeshow p < {ece['alpha']:g}"
+        hit = rows["expected_calibration_error"][over]
+        found.append(_breaches(rows, "expected_calibration_error", hit, ece["above"], rule))
         ref = rows[["model_id", "model_version"]].merge(reference, on=["model_id", "model_version"], how="left")
         ref.index = rows.index  # each row's version's reference counts
         # a reference whose labels are still landing is no yardstick: where one class's outcomes arrive first

@@ -45,6 +45,20 @@ def ece(labels: np.ndarray, scores: np.ndarray) -> float:
     return total / len(scores)
 
 
+def hosmer_lemeshow(labels: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
+    """(chi-square, bins): sum over the ECE bins of (observed - expected positives)^2 / (expected * (1 - expected
+    / n)), the bins whose expected share is strictly between 0 and 1 (no such bin: NaN)."""
+    bins = np.minimum(np.floor(scores * 10).astype(int), 9)
+    chi2, used = 0.0, 0
+    for b in np.unique(bins):
+        m = bins == b
+        n, observed, expected = m.sum(), labels[m].sum(), scores[m].sum()
+        if 1e-12 < (expected / n) * (1 - expected / n):
+            chi2 += (observed - expected) ** 2 / (expected * (1 - expected / n))
+            used += 1
+    return (chi2 if used else np.nan), used
+
+
 def psi_numeric(reference: np.ndarray, current: np.ndarray) -> float:
     reference, current = reference[~np.isnan(reference)], current[~np.isnan(current)]
     edges = np.quantile(reference, np.arange(1, 10) / 10, method="linear")

@@ -6,10 +6,12 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import chi2
 from statsmodels.stats.proportion import proportions_ztest
 
 from orchestration.lib.alerts import (
     AlertConfig,
+    calibration_pvalue,
     check_targets,
     daily_volume,
     evaluate_alerts,
@@ -49,6 +51,9 @@ def health(*rows: dict, model_id: str = "m") -> pd.DataFrame:
                 "false_positives": 150,
                 "false_negatives": 50,
                 "expected_calibration_error": 0.05,
+                # far beyond chance on 500 labels: a day over the ECE limit is judged miscalibrated
+                "calibration_chi2": 100.0,
+                "calibration_bins": 10,
                 "precision": 0.5,
                 "label_coverage": 0.9,
                 "labels_as_of": day(i + 10),
@@ -107,7 +112,7 @@ def test_calibration_alert_just_over_the_threshold_and_only_with_enough_labels()
     )
     found = alerts(rows, 0, 2)
     assert by_metric(found, "expected_calibration_error") == [(day(0), "", 0.0801, 0.08)]
-    assert found.loc[0, "rule"] == "> 0.08" and found.loc[0, "model_version"] == "v1"
+    assert found.loc[0, "rule"] == "> 0.08 and Hosmer-Lemeshow p < 0.01" and found.loc[0, "model_version"] == "v1"
 
 
 def test_label_coverage_is_judged_only_once_the_day_is_old_enough():
@@ -181,7 +186,7 @@ def test_per_model_override_replaces_the_threshold():
     assert len(by_metric(alerts(rows, 0, 0), "expected_calibration_error")) == 1
     cfg = config(m={"expected_calibration_error": {"above": 0.1}})
     assert not by_metric(alerts(rows, 0, 0, cfg=cfg), "expected_calibration_error")
-    assert cfg.rule("expected_calibration_error", "other") == {"above": 0.08}  # only m's own rule changed
+    assert cfg.rule("expected_calibration_error", "other") == {"above": 0.08, "alpha": 0.01}  # only m's changed
 
 
 def test_volume_change_against_the_trailing_seven_day_median():
@@ -348,6 +353,8 @@ def simulate(rng, days: int, decided: int, precision_of_day) -> pd.DataFrame:
             "false_positives": n - tp,
             "false_negatives": rng.binomial(3 * n - n, 0.2),
             "expected_calibration_error": 0.02,
+            "calibration_chi2": 10.0,
+            "calibration_bins": 10,
             "precision": tp / n,
             "label_coverage": 0.9,
             "labels_as_of": [day(i + 10) for i in range(days)],
@@ -443,6 +450,46 @@ def test_a_real_precision_drop_is_caught():
     assert (hits["date"] >= day(30)).sum() >= 8 and (hits["date"] < day(30)).sum() <= 1, hits
     assert hits["threshold"].to_numpy() == pytest.approx(ref_precision)
     assert (hits["value"] < hits["threshold"]).all()
+
+
+# ---------------------------------------------------------------- calibration: ECE beyond what the labels explain
+
+
+def calibration_day(rng, labelled: int, truth=lambda s: s) -> dict:
+    """A day's ECE and Hosmer-Lemeshow statistic (by hand, scipy's chi-square) of ``labelled`` risk scores
+    whose labels are Bernoulli(truth(score)): truth = identity is a perfectly calibrated model."""
+    scores = rng.beta(1.2, 5, labelled)
+    labels = rng.random(labelled) < truth(scores)
+    bins = np.minimum(np.floor(scores * 10).astype(int), 9)
+    ece = chi2 = 0.0
+    used = 0
+    for b in np.unique(bins):
+        m = bins == b
+        n, o, e = m.sum(), labels[m].sum(), scores[m].sum()
+        ece += abs(o - e) / labelled
+        chi2 += (o - e) ** 2 / (e * (1 - e / n))
+        used += 1
+    return {"expected_calibration_error": ece, "calibration_chi2": chi2, "calibration_bins": used}
+
+
+def test_calibration_alerts_need_more_than_the_noise_of_few_labels():
+    # a well-calibrated risk model with ~45 labels a day breached ECE > 0.08 on 42 of 61 days (and asked for
+    # retraining); the Hosmer-Lemeshow test of the same bins fires at its alpha on such days
+    rng = np.random.default_rng(45)
+    days = 400
+    rows = health(*[{"day": i, "labelled": 45, **calibration_day(rng, 45)} for i in range(days)])
+    cfg = config(min_labelled=40)
+    found = by_metric(alerts(rows, 0, days - 1, cfg=cfg), "expected_calibration_error")
+    assert (rows["expected_calibration_error"] > 0.08).sum() > days / 3  # the fixed limit alone: noise
+    assert len(found) <= days * 0.01 + 3 * np.sqrt(days * 0.01)
+    # the p-value is scipy's chi-square survival function of the statistic
+    p = calibration_pvalue(rows["calibration_chi2"], rows["calibration_bins"])
+    assert p == pytest.approx(chi2.sf(rows["calibration_chi2"], rows["calibration_bins"]), rel=1e-10)
+    # a real miscalibration (outcomes at 40% of the scores) on 500 labels is caught on every day over the limit
+    bad = health(*[{"day": i, **calibration_day(rng, 500, lambda s: 0.4 * s)} for i in range(20)])
+    over = bad["expected_calibration_error"] > 0.08
+    assert over.sum() >= 15
+    assert len(by_metric(alerts(bad, 0, 19, cfg=cfg), "expected_calibration_error")) == over.sum()
 
 
 # ---------------------------------------------------------------- settings from the project file

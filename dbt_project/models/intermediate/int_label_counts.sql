@@ -23,7 +23,7 @@
     'median_label_delay_hours', 'brier_score', 'expected_calibration_error', 'human_labelled',
     'human_true_positives', 'human_false_positives', 'human_false_negatives', 'expected_true_positives',
     'expected_false_positives', 'expected_false_negatives', 'cbpe_calibrated', 'feedback_rate',
-    'feedback_up_share'] %}
+    'feedback_up_share', 'calibration_chi2', 'calibration_bins'] %}
 {%- set shared = ['predictions', 'labelled', 'true_positives', 'false_positives', 'false_negatives',
                   'true_negatives'] %}
 
@@ -66,9 +66,16 @@ calibration_bins as (
     group by date, model_id, model_version, score_bin
 ),
 
+-- ECE is biased upwards on few labels (~1 / sqrt(labelled) for a perfectly calibrated model): the alert
+-- also needs the Hosmer-Lemeshow statistic, sum over bins of n (mean_label - mean_score)^2 /
+-- (mean_score (1 - mean_score)), chi-square with one degree of freedom per bin on a calibrated model (bins
+-- whose scores are all 0 or 1 have no variance and are left out)
 ece as (
     select date, model_id, model_version,
-        {{ exact_sum('n * abs(mean_label - mean_score)') }} / sum(n) as expected_calibration_error
+        {{ exact_sum('n * abs(mean_label - mean_score)') }} / sum(n) as expected_calibration_error,
+        {{ exact_sum('n * (mean_label - mean_score) * (mean_label - mean_score) / (mean_score * (1 - mean_score))',
+            where='mean_score * (1 - mean_score) > 1e-12') }} as calibration_chi2,
+        count(case when mean_score * (1 - mean_score) > 1e-12 then 1 end) as calibration_bins
     from calibration_bins
     group by date, model_id, model_version
 ),
@@ -112,7 +119,9 @@ health as (
     select d.*,
         {{ item('d.score_quantiles', 1) }} as p50_score,
         {{ item('d.score_quantiles', 2) }} as p90_score,
-        e.expected_calibration_error
+        e.expected_calibration_error,
+        e.calibration_chi2,
+        e.calibration_bins
     from daily d
     left join ece e on e.date = d.date and e.model_id = d.model_id and e.model_version = d.model_version
 ),

@@ -89,14 +89,21 @@ snapped_edges as (
         e.reference_rows,
         {%- for i in range(1, 10) %}
         coalesce(
-            min(n.value) filter (where abs(n.value - e.edge_{{ i }}) <= 1e-15 * abs(e.edge_{{ i }})), e.edge_{{ i }}
+            min(n.value) filter (where abs(n.value - e.edge_{{ i }}) <= 1e-15 * abs(e.edge_{{ i }})),
+            e.edge_{{ i }}
         ) as edge_{{ i }}{{ ',' if not loop.last }}
         {%- endfor %}
     from interpolated_edges as e
     inner join numeric_values as n
         on n.model_id = e.model_id and n.model_version = e.model_version and n.feature = e.feature
-    group by e.model_id, e.model_version, e.feature, e.reference_rows
-        {%- for i in range(1, 10) %}, e.edge_{{ i }}{% endfor %}
+    group by
+        e.model_id,
+        e.model_version,
+        e.feature,
+        e.reference_rows,
+        {%- for i in range(1, 10) %}
+        e.edge_{{ i }}{{ ',' if not loop.last }}
+        {%- endfor %}
 ),
 
 edges as (
@@ -104,10 +111,15 @@ edges as (
         model_id,
         model_version,
         feature,
-        {%- for i in range(1, 10) %}
-        {% if i == 1 %}edge_1{% else %}greatest({% for j in range(1, i + 1) %}edge_{{ j }}{{ ', ' if not loop.last }}{% endfor %}){% endif %} as edge_{{ i }},
+        reference_rows,
+        edge_1,
+        {%- for i in range(2, 10) %}
+        greatest(
+            {%- for j in range(1, i + 1) %}
+            edge_{{ j }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        ) as edge_{{ i }}{{ ',' if not loop.last }}
         {%- endfor %}
-        reference_rows
     from snapped_edges
 ),
 

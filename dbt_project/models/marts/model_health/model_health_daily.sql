@@ -34,6 +34,8 @@ select
     2 * d.true_positives::double / nullif(2 * d.true_positives + d.false_positives + d.false_negatives, 0) as f1,
     d.brier_score,
     d.expected_calibration_error,
+    d.calibration_chi2,
+    d.calibration_bins,
     d.human_labelled,
     d.human_true_positives::double / nullif(d.human_true_positives + d.human_false_positives, 0) as human_precision,
     d.human_true_positives::double / nullif(d.human_true_positives + d.human_false_negatives, 0) as human_recall,
