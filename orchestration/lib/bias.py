@@ -214,6 +214,7 @@ def _groups(names: np.ndarray, mask) -> list[str]:
 JUDGED_RATES = ["selection_rate", "tpr", "fpr", "observed_positive_rate"]
 JUDGED_COLUMNS = [
     "labelled",
+    "predictions",
     "calibration_gap_group",
     "mean_score",
     *[c for r in JUDGED_RATES for c in (r, f"{r}_ci_low", f"{r}_ci_high")],
@@ -257,7 +258,14 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     names = eligible["group_value"]
     notes = []
     if keep.sum() < 2:
-        notes.append(f"fewer than 2 groups with >= {t.min_labelled:g} labelled predictions: nothing to compare")
+        notes.append(
+            f"fewer than 2 groups with >= {t.min_labelled:g} labelled predictions: "
+            + (
+                "only disparate impact (decisions, no labels) is compared"
+                if (g["predictions"] >= t.min_labelled).sum() >= 2
+                else "nothing to compare"
+            )
+        )
 
     def rate(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return eligible[name], eligible[f"{name}_ci_low"], eligible[f"{name}_ci_high"]
@@ -269,8 +277,11 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         value, low, high = values
         return -value, -high, -low
 
-    # disparate impact (four-fifths rule) on the favourable outcome; flags use the same ratio as the verdict so they agree
-    selection = rate("selection_rate")
+    # disparate impact (four-fifths rule) on the favourable outcome; flags use the same ratio as the verdict so they
+    # agree. Selection rates need no label: a group takes part once it has min_labelled predictions (a risk score
+    # whose labels land months late is judged on its decisions from the first window)
+    decided = g["predictions"] >= t.min_labelled
+    selection = tuple(g[c][decided] for c in ("selection_rate", "selection_rate_ci_low", "selection_rate_ci_high"))
     favourable = (1 - selection[0], 1 - selection[2], 1 - selection[1]) if harmful else selection
     defined = ~np.isnan(favourable[0])
     if defined.sum() >= 2 and favourable[0][defined].max() > 0:
@@ -278,7 +289,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         di = float(relative[defined].min())
         with np.errstate(invalid="ignore", divide="ignore"):
             behind = _behind(*favourable, lambda ahead, behind: behind / ahead < t.disparate_impact_min)
-        flagged_di = _groups(names, defined & behind)
+        flagged_di = _groups(g["group_value"][decided], defined & behind)
         notes += _within_noise("disparate impact", di < t.disparate_impact_min, behind)
     else:
         di, flagged_di = math.nan, []
@@ -405,7 +416,8 @@ def bias_verdicts(
 
     ``rates``: the output of ``group_rates``. Groups with fewer labelled
     predictions than ``min_labelled`` are listed in ``excluded_groups`` and take
-    no part in any verdict; eligible groups without labelled positives have no
+    no part in the label-based verdicts (disparate impact compares the selection
+    rates of the groups with ``min_labelled`` predictions); eligible groups without labelled positives have no
     TPR and drop out of the TPR-based verdicts (named in ``groups_without_tpr``
     and ``note``). A metric that cannot be computed (fewer than 2 comparable
     groups) is NaN and its verdict passes, with the reason in ``note``.
@@ -503,7 +515,7 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             minimum = float(v["min_labelled"]) if pd.notna(v.get("min_labelled")) else fallback.min_labelled
             unassessed.append(
                 f"{v['model_id']} / {v['attribute']}: not assessed: fewer than 2 groups with >= {minimum:g} "
-                "labelled predictions (bias.min_labelled)"
+                "predictions (bias.min_labelled)"
             )
             continue
         for flag, (label, column, op, limit_key) in VERDICT_TEXT.items():
@@ -522,9 +534,11 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
 
 
 def assessed(verdict) -> bool:
-    """Whether a verdict compared anything: two groups or more with enough labelled predictions."""
+    """Whether a verdict compared anything: two groups or more with enough labelled predictions, or a disparate
+    impact ratio (selection rates of groups with enough predictions: no label needed)."""
     groups = verdict["eligible_groups"]
-    return groups is not None and not isinstance(groups, float) and len(groups) >= 2
+    labelled = groups is not None and not isinstance(groups, float) and len(groups) >= 2
+    return labelled or pd.notna(verdict.get("disparate_impact_ratio"))
 
 
 # rate -> the verdicts it feeds and the verdict column naming the groups it is about

@@ -611,9 +611,10 @@ class ReportBuilder:
                 f"four-fifths rule. Equal opportunity compares true-positive rates, or false-positive rates "
                 f"(wrongly flagged) for a harmful positive decision. Error bars are the group's "
                 f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
-                f"uncertain. Groups with fewer than {minimum:g} labelled predictions are grey and take no "
-                f"part in the verdicts. Rates and verdicts as published in marts.bias_group_rates and "
-                f"marts.bias_verdicts."
+                f"uncertain. Groups with fewer than {minimum:g} predictions are grey and take no part in "
+                f"disparate impact (decisions need no label); the label-based verdicts take groups with "
+                f"{minimum:g} labelled predictions (the table's excluded column). Rates and verdicts as "
+                f"published in marts.bias_group_rates and marts.bias_verdicts."
             )
         )
         self.summary["fairness_window"] = {"start": start, "end": end}
@@ -628,7 +629,7 @@ class ReportBuilder:
             relative_by_attribute, intervals_by_attribute = {}, {}
             for i, attribute in enumerate(attributes):
                 g = r[r["attribute"] == attribute].sort_values("group_value", ascending=False)
-                eligible = ~g["excluded"].astype(bool)
+                eligible = (g["predictions"] >= minimum).to_numpy()  # disparate impact's groups
                 best = g.loc[eligible, "favourable_rate"].max() if eligible.any() else g["favourable_rate"].max()
                 relative = g["favourable_rate"] / best if best and best > 0 else g["favourable_rate"] * float("nan")
                 relative_by_attribute[attribute] = dict(zip(g["group_value"].astype(str), jsonable(relative)))

@@ -23,7 +23,15 @@ from fairlearn.metrics import (
 from sklearn.metrics import precision_score
 from statsmodels.stats.proportion import proportion_confint
 
-from orchestration.lib.bias import DEFAULTS, bias_verdicts, group_rates, summarise_verdicts, wilson_interval
+from orchestration.lib.bias import (
+    COUNT_COLUMNS,
+    DEFAULTS,
+    assessed,
+    bias_verdicts,
+    group_rates,
+    summarise_verdicts,
+    wilson_interval,
+)
 
 EXACT = dict(rel=1e-9, abs=1e-12)
 ATTRIBUTES = ["gender", "age_band", "country", "gender_x_age_band"]
@@ -362,8 +370,10 @@ def test_a_group_without_labelled_positives_leaves_only_the_tpr_verdicts(world):
 def test_fewer_than_two_eligible_groups_pass_with_nan_metrics_and_a_note(world):
     rates = group_rates(fair_country_rows(world)).sort_values("labelled")
     only_the_largest = (rates["labelled"].iloc[-2] + rates["labelled"].iloc[-1]) / 2
-    verdict = bias_verdicts(rates, {"min_labelled": only_the_largest}).iloc[0]
-    assert verdict["eligible_groups"] == ["DE"] and verdict["excluded_groups"] == ["FR", "NL"]
+    # a minimum no group reaches even in predictions: nothing at all to compare
+    nothing = rates["predictions"].max() + 1
+    verdict = bias_verdicts(rates, {"min_labelled": nothing}).iloc[0]
+    assert verdict["eligible_groups"] == [] and sorted(verdict["excluded_groups"]) == ["DE", "FR", "NL"]
     for metric in (
         "disparate_impact_ratio",
         "equal_opportunity_difference",
@@ -371,16 +381,58 @@ def test_fewer_than_two_eligible_groups_pass_with_nan_metrics_and_a_note(world):
         "calibration_gap",
     ):
         assert math.isnan(verdict[metric]), metric
-    assert verdict["passed"] and "fewer than 2 groups" in verdict["note"]
+    assert verdict["passed"] and "nothing to compare" in verdict["note"]
     # it passes (nothing to compare), but its summary must not read as a finding of fairness
     text = summarise_verdicts(pd.DataFrame([verdict]))
     assert "fairness verdicts pass" not in text
-    assert text.endswith(
-        f"not assessed: fewer than 2 groups with >= {only_the_largest:g} labelled predictions (bias.min_labelled)"
-    )
+    assert text.endswith(f"not assessed: fewer than 2 groups with >= {nothing:g} predictions (bias.min_labelled)")
     fair = bias_verdicts(rates, {"min_labelled": 0}).iloc[0]
     both = summarise_verdicts(pd.DataFrame([fair, verdict]))
     assert both.splitlines()[0] == "the assessed fairness verdicts pass" and "not assessed" in both.splitlines()[1]
+    # one group with enough labels: the label-based metrics are NaN, disparate impact still compares decisions
+    few_labels = bias_verdicts(rates, {"min_labelled": only_the_largest}).iloc[0]
+    assert few_labels["eligible_groups"] == ["DE"] and few_labels["excluded_groups"] == ["FR", "NL"]
+    assert math.isnan(few_labels["equal_opportunity_difference"]) and math.isnan(few_labels["calibration_gap"])
+    decided = rates[rates["predictions"] >= only_the_largest]
+    assert len(decided) >= 2
+    # by hand: the lowest selection rate over the highest, of the groups with enough predictions
+    hand = decided["positives"] / decided["predictions"]
+    assert few_labels["disparate_impact_ratio"] == pytest.approx(hand.min() / hand.max(), rel=1e-12)
+    assert "only disparate impact (decisions, no labels) is compared" in few_labels["note"]
+    assert assessed(few_labels)
+
+
+def test_a_risk_score_whose_labels_have_not_landed_is_judged_on_its_decisions():
+    # labels 60-120 days late: one group flagged 28.7% of the time (n=348), the other 13.2% (n=1027), and the
+    # verdict said "fewer than 2 groups with >= 100 labelled predictions", passed
+    rows = pd.DataFrame(
+        {
+            "model_id": "risk",
+            "attribute": "race",
+            "group_value": ["Black", "White"],
+            "predictions": [348, 1027],
+            "positives": [100, 136],
+            **{c: 0 for c in COUNT_COLUMNS if c not in ("predictions", "positives")},
+            "population_users": [500, 1500],
+            "population_total": 2000,
+        }
+    )
+    rates = group_rates(rows.assign(date=pd.Timestamp("2025-04-09")), positive_decision={"risk": "harmful"})
+    verdict = bias_verdicts(rates, {"min_labelled": 100}, {"risk": "harmful"}).iloc[0]
+    # by hand: the rates of not being flagged, 248/348 and 891/1027
+    assert verdict["disparate_impact_ratio"] == pytest.approx((248 / 348) / (891 / 1027), rel=1e-12)
+    # 0.82: within the four-fifths rule on the rates of not being flagged, but judged, not "not assessed"
+    assert verdict["passes_disparate_impact"] and assessed(verdict) and verdict["eligible_groups"] == []
+    # flagged at 28.7% vs 5%: judged and failed, with no label yet
+    worse = bias_verdicts(
+        group_rates(
+            rows.assign(date=pd.Timestamp("2025-04-09"), positives=[100, 51]), positive_decision={"risk": "harmful"}
+        ),
+        {"min_labelled": 100},
+        {"risk": "harmful"},
+    ).iloc[0]
+    assert worse["disparate_impact_ratio"] == pytest.approx((248 / 348) / (976 / 1027), rel=1e-12)
+    assert not worse["passed"] and worse["flagged_groups_disparate_impact"] == ["Black"]
 
 
 def test_no_rows_give_empty_frames_with_every_column(world):

@@ -682,7 +682,8 @@ def test_a_model_whose_newest_window_compared_nothing_shows_its_last_verdict(war
     assert parse(build(warehouse, as_of=LATER).html).summary["models"][model]["fairness_window"]["end"] == str(LATER)
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute(
-            "UPDATE marts.bias_verdicts SET eligible_groups = '', passed = true WHERE date = ? AND model_id = ?",
+            "UPDATE marts.bias_verdicts SET eligible_groups = '', disparate_impact_ratio = NULL, passed = true "
+            "WHERE date = ? AND model_id = ?",
             [LATER, model],
         )
     report = build(warehouse, as_of=LATER)

@@ -187,6 +187,9 @@ def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
     assert "fresh: no rows after steady days" in out and "raise gates.volume.z" in out
 
 
+NAN = float("nan")
+
+
 def _verdict(day: str, attribute: str, di: float, eligible: str, flagged: str = "") -> dict:
     limits = {"disparate_impact_min": 0.8, "equal_opportunity_max_difference": 0.1}
     limits |= {"equalized_odds_max_difference": 0.1, "calibration_gap_max": 0.1, "min_labelled": 500.0}
@@ -203,11 +206,11 @@ def _verdict(day: str, attribute: str, di: float, eligible: str, flagged: str = 
         "fpr_difference": 0.01,
         "equalized_odds_difference": 0.01,
         "calibration_gap": 0.01,
-        "passes_disparate_impact": di >= 0.8,
+        "passes_disparate_impact": not di < 0.8,  # NaN: nothing compared, passes
         "passes_equal_opportunity": True,
         "passes_equalized_odds": True,
         "passes_calibration": True,
-        "passed": di >= 0.8,
+        "passed": not di < 0.8,
         "flagged_groups_disparate_impact": flagged,
         "flagged_groups_equal_opportunity": "",
         "calibration_extremes": "",
@@ -225,7 +228,7 @@ def test_summary_prints_the_newest_fairness_window_and_how_many_recent_windows_f
     verdicts = pd.DataFrame(
         [
             _verdict("2026-03-10", "gender", 0.70, "a, b", flagged="b"),
-            _verdict("2026-03-11", "gender", 0.90, "a"),  # one group with enough labels: not assessed
+            _verdict("2026-03-11", "gender", NAN, "a"),  # one group with enough data: not assessed
             _verdict("2026-03-12", "gender", 0.95, "a, b"),
             _verdict("2026-03-12", "region", 0.50, "x, y, z", flagged="y, z"),
         ]
@@ -252,8 +255,8 @@ def test_windows_that_compared_nothing_do_not_hide_the_last_verdict(warehouse, c
     verdicts = pd.DataFrame(
         [
             _verdict("2026-03-10", "race", 0.70, "a, b", flagged="b"),
-            _verdict("2026-03-11", "race", 0.90, "a"),
-            _verdict("2026-03-12", "race", 1.0, ""),
+            _verdict("2026-03-11", "race", NAN, "a"),
+            _verdict("2026-03-12", "race", NAN, ""),
         ]
     )
     with duckdb.connect(str(path)) as conn:
