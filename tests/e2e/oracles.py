@@ -205,8 +205,11 @@ def feedback(source: Path, known_by: date) -> pd.DataFrame:
     )
 
 
+CBPE_PRIOR = 10  # int_score_calibration's pseudo-labels
+
+
 def score_calibration(source: Path, predictions: pd.DataFrame, reference_days: int, label_lookback_days: int) -> dict:
-    """Histogram-binning calibration per (model_id, model_version): score bin -> mean label.
+    """Histogram-binning calibration per (model_id, model_version): score bin -> mean label, shrunk to the mean score.
 
     Learnt on the first `reference_days` days of each version, from the labels known
     `label_lookback_days` after its reference window ended (the documented CBPE calibration).
@@ -218,7 +221,10 @@ def score_calibration(source: Path, predictions: pd.DataFrame, reference_days: i
         reference = preds[preds["date"] <= reference_end]
         known = resolved_labels(source, (reference_end + pd.Timedelta(days=label_lookback_days)).date())
         labelled = reference.join(known, on="prediction_id", how="inner")
-        bins = labelled.groupby(score_bin(labelled["score"]))["label"].mean()
+        grouped = labelled.groupby(score_bin(labelled["score"]))
+        n, positives, mean_score = grouped["label"].count(), grouped["label"].sum(), grouped["score"].mean()
+        # the observed rate under a beta prior of CBPE_PRIOR pseudo-labels at the bin's mean score
+        bins = (positives + CBPE_PRIOR * mean_score) / (n + CBPE_PRIOR)
         out[(model, version)] = (reference_end, bins.to_dict())
     return out
 

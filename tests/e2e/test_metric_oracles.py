@@ -65,7 +65,7 @@ def health_oracle(day: pd.DataFrame, calibration: dict | None) -> dict:
         "brier_score": brier_score_loss(y, s) if len(y) else np.nan,
         "expected_calibration_error": ece(y.astype(float), s) if len(y) else np.nan,
         "calibration_chi2": hosmer_lemeshow(y.astype(float), s)[0] if len(y) else np.nan,
-        "calibration_bins": hosmer_lemeshow(y.astype(float), s)[1] if len(y) else np.nan,
+        "calibration_bins": hosmer_lemeshow(y.astype(float), s)[1] if len(y) else 0,
         "estimated_precision": estimated_precision,
         "estimated_recall": estimated_recall,
         "cbpe_calibrated": calibrated,

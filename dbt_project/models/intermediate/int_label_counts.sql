@@ -121,7 +121,7 @@ health as (
         {{ item('d.score_quantiles', 2) }} as p90_score,
         e.expected_calibration_error,
         e.calibration_chi2,
-        e.calibration_bins
+        coalesce(e.calibration_bins, 0) as calibration_bins
     from daily d
     left join ece e on e.date = d.date and e.model_id = d.model_id and e.model_version = d.model_version
 ),

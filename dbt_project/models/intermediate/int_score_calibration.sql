@@ -61,12 +61,26 @@ labels as (
     where label_rank = 1
 )
 
+{%- set prior = 10 %}
+
+-- A bin's labelled share, shrunk towards what its scores claim by {{ prior }} pseudo-labels at its mean
+-- score (a beta prior centred on the model's own calibration): a bin learnt from 1-3 labels said 1.000 or
+-- fell below its neighbour; from hundreds the prior is a rounding error.
 select
     model_id,
     model_version,
     score_bin,
-    count(*) as labelled,
-    avg(label) as calibrated_probability,
-    {{ exact_avg('score', width=18) }} as mean_score
-from labels
-group by model_id, model_version, score_bin
+    labelled,
+    (label_sum + {{ prior }} * mean_score) / (labelled + {{ prior }}) as calibrated_probability,
+    mean_score
+from (
+    select
+        model_id,
+        model_version,
+        score_bin,
+        count(*) as labelled,
+        sum(label) as label_sum,
+        {{ exact_avg('score', width=18) }} as mean_score
+    from labels
+    group by model_id, model_version, score_bin
+) as bins
