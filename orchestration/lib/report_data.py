@@ -199,17 +199,22 @@ def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     verdicts = verdicts_with_lists(_frame(conn, "SELECT * FROM marts.bias_verdicts WHERE date <= ?", [as_of]))
     # both written by the same run: a model's window has rates and verdicts
     published = set(zip(rates["model_id"], rates["date"]))
-    verdicts = verdicts[[key in published for key in zip(verdicts["model_id"], verdicts["date"])]]
+    verdicts = verdicts.loc[_mask(verdicts, [key in published for key in zip(verdicts["model_id"], verdicts["date"])])]
     chosen = {}
     for model, rows in verdicts.groupby("model_id"):
-        judged = rows[[assessed(v) for _, v in rows.iterrows()]]
+        judged = rows.loc[_mask(rows, [assessed(v) for _, v in rows.iterrows()])]
         chosen[model] = (judged if len(judged) else rows)["date"].max()
 
     def window(frame: pd.DataFrame) -> pd.DataFrame:
-        keep = [chosen.get(m) == d for m, d in zip(frame["model_id"], frame["date"])]
-        return frame[keep].sort_values(["model_id"], kind="stable").reset_index(drop=True)
+        keep = _mask(frame, [chosen.get(m) == d for m, d in zip(frame["model_id"], frame["date"])])
+        return frame.loc[keep].sort_values(["model_id"], kind="stable").reset_index(drop=True)
 
     return window(rates), window(verdicts)
+
+
+def _mask(frame: pd.DataFrame, flags: list[bool]) -> pd.Series:
+    """Row flags as a boolean Series (an empty list would select no columns, not no rows)."""
+    return pd.Series(flags, index=frame.index, dtype=bool)
 
 
 def verdicts_with_lists(verdicts: pd.DataFrame) -> pd.DataFrame:

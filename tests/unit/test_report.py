@@ -675,6 +675,13 @@ def test_fairness_shows_the_published_verdicts_not_a_recomputation(warehouse, tm
     assert "0.777" in report.html and "all fairness verdicts pass" in report.html
 
 
+def test_empty_fairness_tables_say_there_are_no_verdicts(warehouse):
+    # a project whose models have no protected attribute (or no prediction yet): the tables exist without rows
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("DELETE FROM marts.bias_group_rates; DELETE FROM marts.bias_verdicts")
+    assert "No fairness verdicts (marts.bias_verdicts)" in build(warehouse).html
+
+
 def test_a_model_whose_newest_window_compared_nothing_shows_its_last_verdict(warehouse, tmp_path):
     # a model that stopped predicting months before the as-of day: the report showed only its newest window,
     # every group grey and "passed: yes", while the window before had failed
