@@ -351,8 +351,8 @@ def read_and_print(conn, reports: Path) -> None:
         if any("volume_deviation" in why for _, why, _ in held):
             print(
                 "  volume_deviation: the day's rows are far from the trailing median (an outage?); where the "
-                "activity really ended (an experiment's enrolment closed), widen gates.volume in the project "
-                "file and run those days again"
+                "activity really ended (an experiment's enrolment closed), widen that table's band in the project "
+                "file (gates.volume.tables.<table>: tolerance, z) and run those days again"
             )
         if any("(in_partition_day)" in why for _, why, _ in held):
             print(
@@ -365,8 +365,8 @@ def read_and_print(conn, reports: Path) -> None:
             print(
                 "  fresh: no rows after steady days (an outage?); a day closed every week passes once the week "
                 "before shows it; an empty held-back day excludes no rows, but the experiment results covering "
-                "it stay untrustworthy (rows may be missing); where the activity really ended, raise "
-                "gates.volume.z and run those days again"
+                "it stay untrustworthy (rows may be missing); where the activity really ended, raise that "
+                "table's z (gates.volume.tables.<table>.z, e.g. 30) and run those days again"
             )
         as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date() if len(results) else None
         if as_of is not None and held[0][0] > as_of:

@@ -150,6 +150,15 @@ class RowGate(_Strict):
     min_count: int = Field(default=10, ge=0)
 
 
+class VolumeTable(_Strict):
+    """One table's own volume settings (gates.volume.tables.<table>); unset fields keep gates.volume's."""
+
+    trailing_days: int | None = Field(default=None, ge=2)
+    min_count: int | None = Field(default=None, ge=0)
+    tolerance: float | None = Field(default=None, gt=0)
+    z: float | None = Field(default=None, gt=0)
+
+
 class VolumeGate(_Strict):
     """A day's rows vs the trailing days: judged only with history and enough rows to tell noise from breakage."""
 
@@ -157,6 +166,25 @@ class VolumeGate(_Strict):
     min_count: int = Field(default=20, ge=0)  # days whose trailing median is below this are not judged
     tolerance: float = Field(default=0.5, gt=0)  # relative band around the trailing median ...
     z: float = Field(default=4.0, gt=0)  # ... widened to z Poisson standard deviations on small counts
+    # per table: e.g. sessions that end with an experiment get a wider band, the other tables keep theirs
+    tables: dict[str, VolumeTable] = Field(default_factory=dict)
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, tables: dict) -> dict:
+        from orchestration.lib.contract import CONTRACTS
+
+        dated = sorted(n for n, c in CONTRACTS.items() if c.time_column)
+        unknown = sorted(set(tables) - set(dated))
+        if unknown:
+            raise ValueError(f"unknown table(s) {unknown}: the volume gate judges {dated}")
+        return tables
+
+    def for_table(self, table: str) -> VolumeGate:
+        """These settings with ``table``'s own (gates.volume.tables) in place."""
+        own = self.tables.get(table)
+        fields = own.model_dump(exclude_none=True) if own is not None else {}
+        return self.model_copy(update={**fields, "tables": {}})
 
 
 class Gates(_Strict):

@@ -902,14 +902,15 @@ def review(inf: Inference) -> list[str]:
             out.append(
                 f"gates.volume: the volume gate will hold back {len(band)} day(s) of {table} ({_shown(band)}): rows "
                 "far from the trailing median; if that is the data (a last day exported part-way, a ramp-up, "
-                "activity that ended), widen gates.volume (tolerance, min_count) or leave those days out"
+                f"activity that ended), widen that table's band (gates.volume.tables.{table}: tolerance, z) or "
+                "leave those days out"
             )
         if empty:
             out.append(
                 f"gates.volume: the freshness rule will hold back {len(empty)} day(s) of {table} ({_shown(empty)}): "
                 "no rows after steady days (a day closed every week passes once the week before shows it); if that "
-                "is the data (activity that ended), raise gates.volume.z or leave those days out (a held-back day "
-                "makes the experiment results covering it untrustworthy)"
+                f"is the data (activity that ended), raise gates.volume.tables.{table}.z (e.g. 30) or leave those "
+                "days out (a held-back day makes the experiment results covering it untrustworthy)"
             )
     naive = [t for t in inf.tables.values() if t.naive_times]
     if naive:

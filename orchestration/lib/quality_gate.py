@@ -1227,7 +1227,8 @@ def table_is_empty(conn, table: str) -> bool:
 def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.DataFrame:
     """One row per day (and per `volume_by` group): rows read, trailing median, volume band, freshness.
 
-    ``volume``: gates.volume of the project file (trailing_days T, min_count, tolerance, z). The trailing
+    ``volume``: gates.volume of the project file (trailing_days T, min_count, tolerance, z; a table's own in
+    gates.volume.tables). The trailing
     median is over the T calendar days before the day (empty days count as 0), once the group has
     rows on or before the first of them (a launch or a ramp-up is not judged against a history it does
     not have). A day is judged only when that median is at least min_count; its band is the wider of
@@ -1243,6 +1244,8 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         from orchestration.lib.project_config import load_config
 
         volume = load_config().gates.volume
+    if getattr(volume, "tables", None):  # the table's own settings (gates.volume.tables)
+        volume = volume.for_table(suite["table"])
     t, min_count, tolerance, z = volume.trailing_days, volume.min_count, volume.tolerance, volume.z
     stale_above = stale_median(z)
     span = max(t, WEEK)  # the calendar reaches back to the trailing window and to the day a week before

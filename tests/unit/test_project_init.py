@@ -406,7 +406,7 @@ def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(
     assert said == [
         f"gates.volume: the volume gate will hold back 1 day(s) of sessions ({last}): rows far from the trailing "
         "median; if that is the data (a last day exported part-way, a ramp-up, activity that ended), widen "
-        "gates.volume (tolerance, min_count) or leave those days out"
+        "that table's band (gates.volume.tables.sessions: tolerance, z) or leave those days out"
     ]
     _write(source, "sessions", sessions[sessions["started_at"].dt.date < last])
     # materialize runs to the landing zone's last day (the labels'): the sessions' empty last day is freshness's
@@ -425,7 +425,7 @@ def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(
     assert len(said) == 1 and said[0].startswith(
         f"gates.volume: the freshness rule will hold back 1 day(s) of sessions ({gap}): no rows after steady days"
     )
-    assert "raise gates.volume.z" in said[0]
+    assert "raise gates.volume.tables.sessions.z" in said[0]
 
 
 def test_cli_writes_refuses_to_overwrite_and_prints_review(zone, tmp_path, capsys):

@@ -170,7 +170,7 @@ def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_befor
     )
     assert out.index(str(later[1])) < out.index(f"  {later[0]}:")  # the latest first
     assert f"the attribution above stops at {as_of}: later days were held back" in out
-    assert "widen gates.volume" in out  # why, and what to do if the activity really ended
+    assert "gates.volume.tables.<table>: tolerance, z" in out  # why, and what to do if the activity really ended
 
 
 def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
@@ -184,7 +184,7 @@ def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
     assert f"  {later}: raw_orders (fresh) [no rows that day: none excluded]" in out
     assert "later days were held back" not in out
     assert f"stops at {as_of}: the later days held back had no rows" in out
-    assert "fresh: no rows after steady days" in out and "raise gates.volume.z" in out
+    assert "fresh: no rows after steady days" in out and "gates.volume.tables.<table>.z" in out
 
 
 NAN = float("nan")

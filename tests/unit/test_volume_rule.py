@@ -175,3 +175,26 @@ def test_a_business_closed_every_weekend_is_not_stale_on_its_weekends():
     stale = [START + timedelta(days=int(i)) for i in np.flatnonzero(~frame["fresh"].astype(bool))]
     # the first weekend has no weekend before it in the history: stale, as is the weekday outage
     assert stale == [START + timedelta(days=i) for i in (5, 6, 30)]
+
+
+def test_a_tables_own_settings_apply_to_it_alone():
+    # sessions that end with an experiment: a run held back its tail (42 rows vs a median of 199) and the empty days
+    # after; only a z of ~20 for every table let them through, which widened every other table's band too
+    counts = [200] * 20 + [42, 0, 0]
+    held = frame_for(counts).iloc[20:]
+    assert (held["volume_deviation"].abs() > 1).iloc[0] and not held["fresh"].iloc[1:].any()
+    own = VolumeGate(tables={"orders": {"z": 30.0, "tolerance": 0.9}})
+    assert own.for_table("orders").z == 30.0 and own.for_table("orders").trailing_days == DEFAULT.trailing_days
+    assert own.for_table("sessions") == DEFAULT  # another table keeps gates.volume's settings
+    passed = frame_for(counts, own).iloc[20:]
+    # by the rule's own numbers: a band of max(0.9 x 200, 30 x sqrt(200)) = 424 rows; exp(-200) > Phi(-30)? no:
+    # -log Phi(-30) = 454.3 > 200, so an empty day after 200-row days is no longer stale
+    assert (passed["volume_deviation"].abs() <= 1).iloc[0] and passed["fresh"].iloc[1:].all()
+    assert -norm.logcdf(-30.0) > 200 > -norm.logcdf(-4.0)
+
+
+def test_a_table_the_volume_gate_does_not_judge_is_refused():
+    from orchestration.lib.project_config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="users"):
+        parse_config({"gates": {"volume": {"tables": {"users": {"z": 10}}}}})
