@@ -111,7 +111,7 @@ RECENT_DAYS = 30
 RECENT_HEALTH_SQL = f"""
 SELECT model_id AS model, model_version AS version, max(date) AS last_day, sum(predictions)::BIGINT AS predictions,
        sum(labelled)::BIGINT AS labelled, sum(true_positives)::BIGINT AS tp, sum(false_positives)::BIGINT AS fp,
-       sum(false_negatives)::BIGINT AS fn
+       sum(false_negatives)::BIGINT AS fn, sum(true_negatives)::BIGINT AS tn
 FROM marts.model_health_daily
 WHERE date > (SELECT max(date) FROM marts.model_health_daily) - {RECENT_DAYS}
 GROUP BY model_id, model_version ORDER BY model_id, model_version
@@ -128,8 +128,15 @@ def _recent_health(conn):
     except (duckdb.CatalogException, duckdb.BinderException):  # a run that stopped before the marts, or older ones
         return pd.DataFrame()
 
+    # labels of one class only (e.g. churners' outcomes land in days, "stayed" only after 30): precision or recall
+    # of 1.000 or 0.000 says when the other class's labels have not landed yet, not how good the model is
+    one_class = ((counts["tp"] + counts["fn"] == 0) | (counts["fp"] + counts["tn"] == 0)) & (counts["labelled"] > 0)
+
     def share(part, whole):
-        return [f"{p / w:.3f}" if w else "n/a" for p, w in zip(part, whole, strict=True)]
+        return [
+            (f"{p / w:.3f}" + ("*" if single else "")) if w else "n/a"
+            for p, w, single in zip(part, whole, one_class, strict=True)
+        ]
 
     return pd.DataFrame(
         {
@@ -324,6 +331,8 @@ def read_and_print(conn, reports: Path) -> None:
             "marts.model_health_daily)"
         )
         print(recent.drop(columns="last_day").to_string(index=False))
+        if any("*" in str(v) for v in recent["precision"]) or any("*" in str(v) for v in recent["recall"]):
+            print("  * every label so far is of one class: the other's may still be landing (label horizon)")
     if len(health):
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
         for _, row in health.iterrows():

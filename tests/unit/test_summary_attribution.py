@@ -114,16 +114,18 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
     # a risk score without an experiment: summary printed one line ("experiment_results is empty") and nothing
     # of the model; the last 30 prediction days are summed, older ones left out
     days = pd.date_range("2026-03-01", periods=40, freq="D")
+    # churn: only churners' outcomes have landed (every label positive): its precision of 1.000 is marked
     health = pd.DataFrame(
         {
-            "date": [d.date() for d in days] * 2,
-            "model_id": ["risk"] * 40 + ["ranker"] * 40,
-            "model_version": ["v1"] * 40 + ["v1"] * 35 + ["v2"] * 5,  # the ranker's v2 from its 36th day
-            "predictions": [10] * 40 + [100] * 40,
-            "labelled": [4] * 40 + [0] * 40,
-            "true_positives": [1] * 40 + [0] * 40,
-            "false_positives": [2] * 40 + [0] * 40,
-            "false_negatives": [1] * 40 + [0] * 40,
+            "date": [d.date() for d in days] * 3,
+            "model_id": ["risk"] * 40 + ["ranker"] * 40 + ["churn"] * 40,
+            "model_version": ["v1"] * 40 + ["v1"] * 35 + ["v2"] * 5 + ["v1"] * 40,  # the ranker's v2 from day 36
+            "predictions": [10] * 40 + [100] * 40 + [10] * 40,
+            "labelled": [4] * 40 + [0] * 40 + [5] * 40,
+            "true_positives": [1] * 40 + [0] * 40 + [3] * 40,
+            "false_positives": [2] * 40 + [0] * 40 + [0] * 40,
+            "false_negatives": [1] * 40 + [0] * 40 + [2] * 40,
+            "true_negatives": [0] * 40 + [0] * 40 + [0] * 40,
         }
     )
     path = tmp_path / "w.duckdb"
@@ -139,13 +141,15 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
     rows = {
         tuple(line.split()[:2]): line.split()[2:]
         for line in out.splitlines()
-        if line.strip().startswith(("risk", "ranker"))
+        if line.strip().startswith(("risk", "ranker", "churn"))
     }
     # by hand over 30 days: risk 300 predictions, 120 labelled, precision 30 / 90, recall 30 / 60; the
     # ranker's two versions apart (25 days of v1, 5 of v2)
     assert rows[("risk", "v1")] == ["300", "120", "(40%)", f"{30 / 90:.3f}", f"{30 / 60:.3f}"]
     assert rows[("ranker", "v1")] == ["2500", "0", "(0%)", "n/a", "n/a"]
     assert rows[("ranker", "v2")] == ["500", "0", "(0%)", "n/a", "n/a"]
+    assert rows[("churn", "v1")] == ["300", "150", "(50%)", "1.000*", f"{90 / 150:.3f}*"]
+    assert "* every label so far is of one class" in out
 
 
 def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_before_them_says_so(warehouse, capsys):
