@@ -83,6 +83,7 @@ class TableProfile:
     refused: str | None = None  # the loader's error on a value its contract type cannot hold: materialize stops
     source: str = ""  # a database table or a lake folder of the project file's sources (else the landing zone)
     naive_times: int = 0  # time-column values without a UTC offset (read as UTC)
+    naive_column: str = ""  # the column they are in: the time column, or users.signup_at
     text_numbers: dict[str, str] = field(default_factory=dict)  # feature column -> a value: numbers kept as text
     # a value-set rule's column -> (rows whose value is outside the set, its most frequent such values)
     outside_sets: dict[str, tuple[int, list[tuple[str, int]]]] = field(default_factory=dict)
@@ -400,7 +401,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         profile.rows = conn.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
         _volume(profile, _daily(conn, f"t_{name}", "_ts"))
         scan = _scan_sql(files, name, load_config().csv.encoding_of(name))
-        profile.naive_times = _naive_times(conn, scan, tc)
+        profile.naive_times, profile.naive_column = _naive_times(conn, scan, tc), tc
         if name == "predictions":
             features = sorted(c for c in present[name] if c.startswith("feature_"))
             profile.text_numbers = _text_numbers(conn, scan, features)
@@ -410,6 +411,9 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         if name in found:
             _stage(conn, f"t_{name}", found[name], "*")
             tables[name].rows = conn.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
+    if "users" in found and "signup_at" in present["users"]:  # cohorts and retention are cut by its day
+        scan = _scan_sql(found["users"], "users", load_config().csv.encoding_of("users"))
+        tables["users"].naive_times, tables["users"].naive_column = _naive_times(conn, scan, "signup_at"), "signup_at"
 
     experiments: dict[str, str] = {}
     if "experiments" in found:
@@ -914,7 +918,7 @@ def review(inf: Inference) -> list[str]:
             )
     naive = [t for t in inf.tables.values() if t.naive_times]
     if naive:
-        listed = ", ".join(f"{t.name}.{CONTRACTS[t.name].time_column} ({t.naive_times} values)" for t in naive)
+        listed = ", ".join(f"{t.name}.{t.naive_column} ({t.naive_times} values)" for t in naive)
         out.append(
             f"times without a UTC offset are read as UTC: {listed}; if your systems write local time (e.g. "
             "Europe/Berlin), export them with their offset (2026-03-29T03:30:00+02:00) or in UTC, or each day "

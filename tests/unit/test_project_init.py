@@ -573,6 +573,12 @@ def test_times_without_an_offset_and_numbers_with_separators_get_review_lines(zo
     naive = [line for line in said if line.startswith("times without a UTC offset")]
     # by hand: the zone's CSV and Parquet times carry no offset; predictions' are naive datetimes
     assert naive and f"predictions.predicted_at ({len(preds)} values)" in naive[0]
+    # users.signup_at too (cohorts and retention are cut by its day), once it holds times, not dates alone
+    assert "users.signup_at" not in naive[0]
+    users = pd.read_csv(source / "users" / "users.csv")
+    _write(source, "users", users.assign(signup_at=users["signup_at"] + " 23:30:00"))
+    said = review(infer(source))
+    assert f"users.signup_at ({len(users)} values)" in next(line for line in said if line.startswith("times without"))
     shifted = preds.assign(
         predicted_at=preds["predicted_at"].dt.strftime("%Y-%m-%dT%H:%M:%S+02:00"),
         feature_income=[f"{40000 + 7 * i:,}.50" for i in range(len(preds))],
