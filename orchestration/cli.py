@@ -305,6 +305,15 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
             f"{shown}{' ...' if len(late) > NOTE_FILES else ''}; their rows reach the warehouse when those days run "
             f"again: run --start {days[0]} --end {days[-1]} (then the later days, as materialize then says)"
         )
+    if changed := _changed_database_days(first, last):
+        days = sorted({day for _, day, _, _ in changed})
+        shown = ", ".join(f"{t} {day} ({now} now, {was} loaded)" for t, day, now, was in changed[:NOTE_FILES])
+        print(
+            f"note: the database rows of {len(changed)} table-day(s) already run changed in number since they were "
+            f"loaded: {shown}{' ...' if len(changed) > NOTE_FILES else ''}; they reach the warehouse when those days "
+            f"run again: run --start {days[0]} --end {days[-1]} (then the later days, as materialize then says); "
+            "a row updated in place keeps the count and is not seen"
+        )
     if settings_before is not None and _experiment_settings() != settings_before and (past := _results_before(first)):
         print(
             f"note: the experiments' settings changed (raw.experiments / raw.experiment_variants: dates, expected "
@@ -330,6 +339,31 @@ def _late_files(first: date, last: date) -> list:
             return changed_since_loaded(conn, roots, first, last)
     except duckdb.Error:
         return []
+
+
+def _changed_database_days(first: date, last: date) -> list[tuple[str, date, int, int]]:
+    """(table, day, rows in the database now, rows loaded) of database-sourced days already run, outside
+    first..last, whose row count changed since they were loaded (one grouped query per table)."""
+    import duckdb
+
+    from orchestration.lib.db_sources import SourceError, changed_database_days, source_of
+
+    sources = [(t, s) for t, c in CONTRACTS.items() if c.time_column and (s := source_of(t)).kind == "database"]
+    if not sources:
+        return []
+    out = []
+    try:
+        with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+            for table, source in sources:
+                try:
+                    out += [(table, *c) for c in changed_database_days(conn, table, source.database, first, last)]
+                except duckdb.CatalogException:  # the table was never loaded
+                    continue
+                except SourceError as err:  # the run itself read the database: say why this check could not
+                    print(f"note: days already run not compared with the database: {err}")
+    except duckdb.Error:
+        return out
+    return out
 
 
 # what the attribution reads of each experiment's snapshot tables (the loader's own _columns left out)

@@ -425,6 +425,67 @@ def _extract_query(
     return _finish_days(table, days, folder, rows)
 
 
+# ------------------------------------------------------------------ rows changed after their day was loaded
+
+
+def database_day_counts(table: str, db: DatabaseSource, first: date, last: date, label: str = "") -> dict[date, int]:
+    """The rows of ``table`` in the database per UTC day of its time column, ``first``..``last``: one grouped
+    query (a table's own, or over the project file's query bound to the whole range)."""
+    import sqlalchemy as sa
+
+    contract = CONTRACTS[table]
+    label = label or database_label(table, db)
+    time_column = db.time_column or contract.time_column
+    start, end = datetime.combine(first, time()), datetime.combine(last + timedelta(days=1), time())
+    engine = _engine(db, table, label)
+    secret = os.environ.get(db.password_env) if db.password_env else None
+    try:
+        with engine.connect() as conn:
+            if db.table:
+                schema, name = _split_name(db.table)
+                reflected = sa.Table(name, sa.MetaData(schema=schema), autoload_with=conn)
+                column = reflected.c[time_column]
+                low, high = _bounds(column, first, last + timedelta(days=1))
+                day = sa.cast(column, sa.Date)
+                statement = sa.select(day, sa.func.count()).where(column >= low, column < high).group_by(day)
+                rows = conn.execute(statement).all()
+            else:
+                text, named = _day_query(db, contract)
+                col = '"' + time_column.replace('"', '""') + '"'
+                counted = sa.text(f"SELECT CAST(_c.{col} AS DATE), count(*) FROM ({text.text}) AS _c GROUP BY 1")
+                params = {"day_start": start, "day_end": end}
+                rows = conn.execute(counted.bindparams(**{k: v for k, v in params.items() if k in named})).all()
+    except sa.exc.SQLAlchemyError as err:
+        raise _db_error(err, table, db, label, secret) from None
+    finally:
+        engine.dispose()
+    return {(d if isinstance(d, date) and not isinstance(d, datetime) else d.date()): int(n) for d, n in rows if d}
+
+
+def changed_database_days(conn, table: str, db: DatabaseSource, first: date, last: date) -> list[tuple[date, int, int]]:
+    """(day, rows in the database now, rows loaded) of the days already run outside ``first``..``last`` whose
+    database rows changed in number since (rows inserted or deleted later; an update in place keeps the count).
+    ``conn``: the warehouse, read only. The days run are those with gate results for the table."""
+    loaded = dict(
+        conn.execute(
+            f"""
+            SELECT g.date, coalesce(r.n, 0) FROM (
+                SELECT DISTINCT date FROM quality.gate_results WHERE table_name = ? AND (date < ? OR date > ?)
+            ) g LEFT JOIN (
+                SELECT _partition_date AS day, count(*) AS n FROM (
+                    SELECT _partition_date FROM raw.{table} UNION ALL SELECT _partition_date FROM raw_quarantine.{table}
+                ) GROUP BY 1
+            ) r ON r.day = g.date
+            """,
+            [table, first, last],
+        ).fetchall()
+    )
+    if not loaded:
+        return []
+    now = database_day_counts(table, db, min(loaded), max(loaded))
+    return [(day, now.get(day, 0), n) for day, n in sorted(loaded.items()) if now.get(day, 0) != n]
+
+
 # ------------------------------------------------------------------ inspection (impact-ledger init)
 
 

@@ -393,3 +393,71 @@ def test_init_profiles_database_tables_as_it_profiles_the_same_tables_as_files(p
     start, end = truth["start_date"], from_files.last_day.isoformat()
     assert materialize_command(from_db, Path("p.yml"), "in").endswith(f"--start {start} --end {end}")
     assert "--start" not in materialize_command(from_files, Path("p.yml"), "in")
+
+
+# ------------------------------------------------------------------ rows changed in the database after their day ran
+
+
+def test_rows_inserted_or_deleted_in_the_database_after_their_day_ran_are_named(
+    pg, pg_world, mixed_db, monkeypatch, tmp_path
+):
+    # late outcome rows inserted for days already run, and a row deleted, went unnoticed: landing files are compared
+    # with what was loaded, database sources were not
+    from orchestration.lib.db_sources import changed_database_days
+    from orchestration.lib.project_config import DatabaseSource
+
+    _, truth = pg_world
+    monkeypatch.setenv(PASSWORD_ENV, pg.password)
+    engine = sa.create_engine(pg.url())
+    try:
+        with engine.begin() as conn:  # a copy: the shared world's orders stay as the other tests read them
+            conn.execute(
+                sa.text("DROP TABLE IF EXISTS orders_later; CREATE TABLE orders_later AS SELECT * FROM orders")
+            )
+    finally:
+        engine.dispose()
+    url = pg.url(with_password=False)
+    as_table = DatabaseSource(url=url, password_env=PASSWORD_ENV, table="orders_later")
+    as_query = DatabaseSource(url=url, password_env=PASSWORD_ENV, query="SELECT * FROM orders_later")
+    run_first, run_last = _day(truth, 20), _day(truth, 23)  # a later run's own days are not "already run"
+    with duckdb.connect(str(mixed_db), read_only=True) as conn:
+        for source in (as_table, as_query):
+            assert changed_database_days(conn, "orders", source, run_first, run_last) == []
+    inserted, deleted = _day(truth, 3), _day(truth, 5)
+    loaded = {
+        d: _count(mixed_db, "SELECT count(*) FROM raw.orders WHERE _partition_date = ?", [d])
+        + _count(mixed_db, "SELECT count(*) FROM raw_quarantine.orders WHERE _partition_date = ?", [d])
+        for d in (inserted, deleted)
+    }
+    # UTC sessions, as the extraction's: a timestamptz's day is its UTC day
+    engine = sa.create_engine(pg.url(), connect_args={"options": "-c timezone=UTC"})
+    try:
+        with engine.begin() as conn:  # two rows again (duplicates: quarantined, still rows of the day) and one less
+            conn.execute(
+                sa.text("INSERT INTO orders_later SELECT * FROM orders_later WHERE ordered_at::date = :d LIMIT 2"),
+                {"d": inserted},
+            )
+            conn.execute(
+                sa.text(
+                    "DELETE FROM orders_later WHERE ctid = "
+                    "(SELECT ctid FROM orders_later WHERE ordered_at::date = :d LIMIT 1)"
+                ),
+                {"d": deleted},
+            )
+    finally:
+        engine.dispose()
+    expected = [(inserted, loaded[inserted] + 2, loaded[inserted]), (deleted, loaded[deleted] - 1, loaded[deleted])]
+    with duckdb.connect(str(mixed_db), read_only=True) as conn:
+        for source in (as_table, as_query):
+            assert changed_database_days(conn, "orders", source, run_first, run_last) == expected
+        # the days of the run itself are its own: not reported
+        assert changed_database_days(conn, "orders", as_table, inserted, deleted) == []
+    # what materialize's closing note reads: every database-sourced table of the project file
+    from orchestration.cli import _changed_database_days
+
+    config = _config(
+        tmp_path, {"orders": {"database": {"url": url, "password_env": PASSWORD_ENV, "table": "orders_later"}}}
+    )
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(mixed_db))
+    assert _changed_database_days(run_first, run_last) == [("orders", *row) for row in expected]
