@@ -343,10 +343,14 @@ def _late_files(first: date, last: date) -> list:
 
 def _changed_database_days(first: date, last: date) -> list[tuple[str, date, int, int]]:
     """(table, day, rows in the database now, rows loaded) of database-sourced days already run, outside
-    first..last, whose row count changed since they were loaded (one grouped query per table)."""
+    first..last, whose row count changed since they were loaded (one grouped query per table). Days up to the
+    longest label horizon (at least 31 days) before the run: where late rows land, and a bounded scan."""
     import duckdb
 
     from orchestration.lib.db_sources import SourceError, changed_database_days, source_of
+    from orchestration.lib.project_config import load_config
+
+    since = first - timedelta(days=max(31, load_config().config.max_label_horizon_days))
 
     sources = [(t, s) for t, c in CONTRACTS.items() if c.time_column and (s := source_of(t)).kind == "database"]
     if not sources:
@@ -356,7 +360,8 @@ def _changed_database_days(first: date, last: date) -> list[tuple[str, date, int
         with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
             for table, source in sources:
                 try:
-                    out += [(table, *c) for c in changed_database_days(conn, table, source.database, first, last)]
+                    changed = changed_database_days(conn, table, source.database, first, last, since)
+                    out += [(table, *c) for c in changed]
                 except duckdb.CatalogException:  # the table was never loaded
                     continue
                 except SourceError as err:  # the run itself read the database: say why this check could not

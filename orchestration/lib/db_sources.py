@@ -462,22 +462,25 @@ def database_day_counts(table: str, db: DatabaseSource, first: date, last: date,
     return {(d if isinstance(d, date) and not isinstance(d, datetime) else d.date()): int(n) for d, n in rows if d}
 
 
-def changed_database_days(conn, table: str, db: DatabaseSource, first: date, last: date) -> list[tuple[date, int, int]]:
-    """(day, rows in the database now, rows loaded) of the days already run outside ``first``..``last`` whose
-    database rows changed in number since (rows inserted or deleted later; an update in place keeps the count).
-    ``conn``: the warehouse, read only. The days run are those with gate results for the table."""
+def changed_database_days(
+    conn, table: str, db: DatabaseSource, first: date, last: date, since: date | None = None
+) -> list[tuple[date, int, int]]:
+    """(day, rows in the database now, rows loaded) of the days already run outside ``first``..``last`` (from
+    ``since`` on) whose database rows changed in number since (rows inserted or deleted later; an update in place
+    keeps the count). ``conn``: the warehouse, read only. The days run are those with gate results for the table."""
     loaded = dict(
         conn.execute(
             f"""
             SELECT g.date, coalesce(r.n, 0) FROM (
-                SELECT DISTINCT date FROM quality.gate_results WHERE table_name = ? AND (date < ? OR date > ?)
+                SELECT DISTINCT date FROM quality.gate_results
+                WHERE table_name = ? AND (date < ? OR date > ?) AND date >= ?
             ) g LEFT JOIN (
                 SELECT _partition_date AS day, count(*) AS n FROM (
                     SELECT _partition_date FROM raw.{table} UNION ALL SELECT _partition_date FROM raw_quarantine.{table}
                 ) GROUP BY 1
             ) r ON r.day = g.date
             """,
-            [table, first, last],
+            [table, first, last, since or date.min],
         ).fetchall()
     )
     if not loaded:
