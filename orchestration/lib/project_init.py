@@ -688,7 +688,8 @@ def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
                 ).fetchall()
             ]
         among = scored[i] if scope != "t_users" else None
-        out.append(AttributeCandidate(col, distinct, nulls, values, protected, among))
+        # named as the loader keeps it: 'gender ' in a header is the column 'gender'
+        out.append(AttributeCandidate(col.strip(), distinct, nulls, values, protected, among))
     out.sort(key=lambda a: (not a.proposed, a.distinct < 2, a.column))
     return out, users
 

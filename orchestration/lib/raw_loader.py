@@ -412,13 +412,27 @@ def _typed_select(
     """Typed contract columns, extra columns as read, and the meta columns (``partition_date`` and the
     row's position in the scan ``source_row`` are SQL). ``present``: the scan's columns (_scan_columns' types
     spare the casts of columns of their contract type)."""
+    # an export's header 'gender ' (a space around the name) is the column 'gender': read under the name the
+    # contract, a project file and the staging views use (as written, a protected attribute read 'unknown'
+    # for every user). A required column so written is named by check_columns' hint instead.
+    named: dict[str, str] = {}
+    for c in present:
+        if c == "filename" or c in META_COLUMNS or (c in contract.column_names):
+            continue
+        name = c.strip()
+        if name in named or (name != c and name in present):
+            raise ContractError(
+                f"table '{contract.name}': columns {sorted({c, named.get(name, name)})!r} are the same column "
+                "but for spaces around the name: keep one"
+            )
+        named[name] = c
     parts = []
     for col in contract.columns:
         q = _quote(col.name)
-        cast = _cast(q, col.type, _source_type(present, col.name))
-        parts.append(f"{cast} AS {q}" if col.name in present else f"CAST(NULL AS {col.type}) AS {q}")
-    extras = [c for c in present if c not in contract.column_names and c != "filename" and c not in META_COLUMNS]
-    parts += [_quote(c) for c in extras]
+        source = col.name if col.name in present else named.pop(col.name, None)
+        cast = _cast(_quote(source), col.type, _source_type(present, source)) if source else None
+        parts.append(f"{cast} AS {q}" if source else f"CAST(NULL AS {col.type}) AS {q}")
+    parts += [_quote(c) if c == name else f"{_quote(c)} AS {_quote(name)}" for name, c in named.items()]
     parts += [f"{partition_date} AS _partition_date", "filename AS _source_file", f"{source_row} AS _source_row"]
     return ", ".join(parts)
 

@@ -611,3 +611,10 @@ def test_values_outside_a_contract_set_are_named_with_their_counts(zone):
     assert f"'billing_disconnect' ({outside['billing_disconnect']})" in said[0]
     assert f"'billing_renewal' ({outside['billing_renewal']})" in said[0]
     assert "quarantines" in said[0] and "implicit, human_review" in said[0]
+
+
+def test_a_protected_column_with_a_space_in_its_header_is_proposed_under_its_name(zone):
+    # 'gender ' was written as protected_attributes: [gender ] (YAML: 'gender'), while the loader kept 'gender '
+    source, users, _, _ = zone
+    _write(source, "users", users.rename(columns={"gender": "gender "}))
+    assert "gender" in infer(source).proposed_attributes

@@ -643,3 +643,26 @@ def test_an_optional_table_of_a_missing_landing_zone_is_absent_and_a_required_on
     assert report.rows_read == 0 and not missing.exists()
     with pytest.raises(ContractError, match="does not exist"):
         load_days(conn, required, missing, [DAY])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_spaces_around_a_column_name_are_not_part_of_it(tmp_path, conn, fmt):
+    # a users header 'gender ' loaded as its own column: stg_users read gender 'unknown' for every user and the
+    # fairness verdicts on it were "not assessed" (or, for an intersection, passed)
+    users = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2"],
+            "signup_at": pd.to_datetime(["2026-01-01", "2026-01-02"]),
+            "gender ": ["female", "male"],
+            " ethnicity": ["a", "b"],
+        }
+    )
+    write(tmp_path, "users", users, day=None, fmt=fmt)
+    report = load_partition(conn, "users", tmp_path, DAY)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (2, 2, 0)
+    rows = conn.execute("SELECT user_id, gender, ethnicity FROM raw.users ORDER BY 1").fetchall()
+    assert rows == [("u1", "female", "a"), ("u2", "male", "b")]
+    # the same column twice, but for the spaces: which one is meant cannot be told
+    write(tmp_path, "users", users.assign(ethnicity=["c", "d"]), day=None, fmt=fmt)
+    with pytest.raises(ContractError, match="same column but for spaces"):
+        load_partition(conn, "users", tmp_path, DAY)
