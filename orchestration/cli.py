@@ -282,8 +282,15 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
         print(f"  {day} .. {end}: starting", flush=True)
         outcome = materialize_days(day, end, instance=instance, progress=_progress_line)
         status = "ok" if outcome.success else "FAILED"
+        held = _held_back(day, end) if outcome.success else 0
         print(
             f"  {day} .. {end}: {status} in {outcome.seconds:.1f}s, {len(outcome.materialized)} assets (run {outcome.run_id[:8]})"
+            + (
+                f"; the quality gates held back {held} of its {(end - day).days + 1} day(s) "
+                "(`impact-ledger summary` says why)"
+                if held
+                else ""
+            )
         )
         if not outcome.success:
             for failure in outcome.failures:
@@ -324,6 +331,20 @@ def _materialize_range(first: date, last: date, source: Path, days_per_run: int 
 
 
 NOTE_FILES = 5  # late landing files a note names
+
+
+def _held_back(first: date, last: date) -> int:
+    """How many days of first..last a quality gate held back (quality.gate_results; 0 if unreadable)."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+            return conn.execute(
+                "SELECT count(DISTINCT date) FROM quality.gate_results WHERE NOT passed AND date BETWEEN ? AND ?",
+                [first, last],
+            ).fetchone()[0]
+    except duckdb.Error:
+        return 0
 
 
 def _late_files(first: date, last: date) -> list:

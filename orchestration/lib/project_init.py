@@ -173,6 +173,9 @@ class Inference:
     arms: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment_id -> variant -> users assigned
     volume_holds: dict[str, list[date]] = field(default_factory=dict)  # table -> days its volume gate holds back
     stale_holds: dict[str, list[date]] = field(default_factory=dict)  # of those, the days without rows
+    # table -> (rows whose user_id is not a users row, rows, rows that match once leading zeros are dropped)
+    unknown_users: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    repeated_users: int = 0  # user_ids with more than one users row (the loader keeps the earliest signup)
 
     @property
     def first_day(self) -> date | None:
@@ -390,6 +393,8 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             "predictions": ["prediction_id", "model_id", "model_version", "score", "threshold", "user_id"],
             "labels": ["prediction_id"],
             "assignments": ["experiment_id", "variant", "user_id"],
+            "sessions": ["user_id"],
+            "orders": ["user_id"],
         }.get(name, [])
         keep = [c for c in keep if c in present[name]]
         _stage(
@@ -434,6 +439,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         ).fetchall():
             arms.setdefault(experiment_id, {})[variant] = units
     holds = _volume_holds(conn, {n for n in found if CONTRACTS[n].time_column})
+    unknown, repeated = _user_references(conn, found, present)
     return Inference(
         source,
         tables,
@@ -444,6 +450,8 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         arms=arms,
         volume_holds=holds,
         stale_holds=_stale_days(holds, conn),
+        unknown_users=unknown,
+        repeated_users=repeated,
     )
 
 
@@ -640,6 +648,35 @@ def _outside_unit_interval(conn, files: list[Path], score: str, threshold: str) 
             )
         out[model_id] = bad
     return out
+
+
+def _user_references(conn, found, present) -> tuple[dict[str, tuple[int, int, int]], int]:
+    """Per table naming users (predictions, assignments, sessions, orders): its rows whose user_id is no users row (the gate's
+    user_known holds such a day back), and how many would match once leading zeros are dropped on both sides
+    (an id written 000001 in one export and 1 in another); and the user_ids the users table repeats."""
+    if "users" not in found or "user_id" not in present["users"]:
+        return {}, 0
+    repeated = conn.execute(
+        "SELECT count(*) FROM (SELECT user_id FROM t_users WHERE user_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
+    ).fetchone()[0]
+    unknown = {}
+    for table in ("predictions", "assignments", "sessions", "orders"):
+        if table not in found or "user_id" not in present[table]:
+            continue
+        missing, rows, padded = conn.execute(
+            f"""
+            WITH known AS (SELECT DISTINCT CAST(user_id AS VARCHAR) AS user_id FROM t_users)
+            SELECT count(*) FILTER (WHERE k.user_id IS NULL), count(*),
+                count(*) FILTER (
+                    WHERE k.user_id IS NULL AND ltrim(t.user_id, '0') IN (SELECT ltrim(user_id, '0') FROM known)
+                )
+            FROM t_{table} t LEFT JOIN known k ON k.user_id = t.user_id
+            WHERE t.user_id IS NOT NULL
+            """
+        ).fetchone()
+        if missing:
+            unknown[table] = (missing, rows, padded)
+    return unknown, repeated
 
 
 def _scored_users(conn, found, present) -> str:
@@ -917,6 +954,23 @@ def review(inf: Inference) -> list[str]:
                 f"is the data (activity that ended), raise gates.volume.tables.{table}.z (e.g. 30) or leave those "
                 "days out (a held-back day makes the experiment results covering it untrustworthy)"
             )
+    for table, (missing, rows, padded) in inf.unknown_users.items():
+        out.append(
+            f"{table}.user_id: {missing} of {rows} rows ({missing / rows:.0%}) name a user_id the users table does not "
+            "have: the quality gate (user_known) holds back a day where they exceed gates.rows (1% and 10 rows)"
+            + (
+                f"; {padded} of them match once leading zeros are dropped: the exports write ids differently "
+                "(000001 and 1): write them alike"
+                if padded
+                else "; export every user the other tables name"
+            )
+        )
+    if inf.repeated_users:
+        out.append(
+            f"users: {inf.repeated_users} user_id(s) have more than one row (history?): materialize keeps each user's "
+            "earliest signup_at row and quarantines the others, so later changes (a moved city, a corrected "
+            "attribute) are not used: export the current row per user"
+        )
     naive = [t for t in inf.tables.values() if t.naive_times]
     if naive:
         listed = ", ".join(f"{t.name}.{t.naive_column} ({t.naive_times} values)" for t in naive)

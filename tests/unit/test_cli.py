@@ -400,3 +400,27 @@ def test_summary_and_report_take_the_project_file_as_materialize_does(tmp_path, 
     for command in ("summary", "report"):
         assert main([command, "--config", str(tmp_path / "nope.yml"), "--db", str(tmp_path / "w.duckdb")]) == 2
         assert "--config" in capsys.readouterr().err
+
+
+def test_the_closing_line_counts_the_days_the_gates_held_back(tmp_path, monkeypatch):
+    # every day with data held back (user ids written differently in two tables) and the run said only "ok"
+    from datetime import date
+
+    import duckdb
+
+    from orchestration.cli import _held_back
+    from orchestration.lib.quality_gate import GATE_RESULTS_SCHEMA
+    from orchestration.lib.warehouse import ensure_table
+
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        ensure_table(conn, "quality.gate_results", GATE_RESULTS_SCHEMA)
+        conn.execute(
+            "INSERT INTO quality.gate_results (date, suite, table_name, passed) VALUES "
+            "('2025-05-05', 'raw_orders', 'orders', false), ('2025-05-05', 'raw_sessions', 'sessions', false), "
+            "('2025-05-06', 'raw_orders', 'orders', true), ('2025-05-07', 'raw_orders', 'orders', false), "
+            "('2025-06-01', 'raw_orders', 'orders', false)"
+        )
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
+    assert _held_back(date(2025, 5, 5), date(2025, 5, 31)) == 2  # one count per day, the range's days only
+    assert _held_back(date(2025, 5, 6), date(2025, 5, 6)) == 0

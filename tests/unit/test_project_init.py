@@ -618,3 +618,22 @@ def test_a_protected_column_with_a_space_in_its_header_is_proposed_under_its_nam
     source, users, _, _ = zone
     _write(source, "users", users.rename(columns={"gender": "gender "}))
     assert "gender" in infer(source).proposed_attributes
+
+
+def test_user_ids_written_differently_and_repeated_users_are_named(zone):
+    # ids 000001 in predictions and 1 in users: every day with data held back (user_known), init had said nothing;
+    # users with history rows: the earliest kept, the later changes quarantined, nothing said either
+    source, users, preds, _ = zone
+    assert not any(line.startswith(("predictions.user_id", "users:")) for line in review(infer(source)))
+    numbered = users.assign(user_id=[str(i) for i in range(len(users))])
+    history = numbered.head(7).assign(city="moved")
+    _write(source, "users", pd.concat([numbered, history]))
+    padded = preds.assign(user_id=[f"{int(u[1:]):06d}" for u in preds["user_id"]])
+    padded.loc[padded.index[:3], "user_id"] = "ghost"  # unknown however written
+    _write(source, "predictions", padded, "parquet")
+    said = review(infer(source))
+    line = next(x for x in said if x.startswith("predictions.user_id"))
+    # by hand: every prediction's user is unknown as written; all but the 3 ghosts match without the zeros
+    assert line.startswith(f"predictions.user_id: {len(preds)} of {len(preds)} rows (100%)")
+    assert f"; {len(preds) - 3} of them match once leading zeros are dropped" in line
+    assert any(x.startswith("users: 7 user_id(s) have more than one row") for x in said)
