@@ -321,8 +321,12 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     eo_behind = apart(flipped(fpr), eo_limit) if harmful else apart(tpr, eo_limit)
     flagged_eo = [] if math.isnan(eo) else _groups(names, eo_behind)
     notes += _within_noise("equal opportunity", eo > eo_limit, eo_behind)
-    # equalised odds: any two groups apart on TPR or on FPR
-    odds_apart = np.concatenate([apart(tpr, odds_limit), apart(fpr, odds_limit)])
+    # equalised odds: any two groups apart on TPR or on FPR (which of the two says the verdict's message)
+    tpr_apart, fpr_apart = apart(tpr, odds_limit), apart(fpr, odds_limit)
+    odds_apart = np.concatenate([tpr_apart, fpr_apart])
+    odds_rate = {(True, True): "tpr, fpr", (True, False): "tpr", (False, True): "fpr"}.get(
+        (bool(tpr_apart.any()), bool(fpr_apart.any()))
+    )
     notes += _within_noise("equalised odds", odds > odds_limit, odds_apart)
 
     gap = eligible["calibration_gap_group"]
@@ -347,6 +351,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "attribute": attribute,
         "positive_decision": direction,
         "equal_opportunity_rate": opportunity.lower(),
+        "equalized_odds_rate": odds_rate,
         "disparate_impact_ratio": di,
         "equal_opportunity_difference": eo,
         "tpr_difference": tpr_difference,
@@ -390,6 +395,7 @@ VERDICT_COLUMNS = [
     "attribute",
     "positive_decision",
     "equal_opportunity_rate",
+    "equalized_odds_rate",
     "disparate_impact_ratio",
     "equal_opportunity_difference",
     "tpr_difference",
@@ -481,11 +487,19 @@ def _who(v: pd.Series, flag: str) -> str:
     if flag == "passes_equalized_odds" and "fpr_difference" in v:
         fpr_range = v["fpr_difference"]
         tpr_range = v["tpr_difference"] if "tpr_difference" in v else v["equal_opportunity_difference"]
-        wider = "fpr" if pd.notna(fpr_range) and (pd.isna(tpr_range) or fpr_range > tpr_range) else "tpr"
+        rate = v.get("equalized_odds_rate")
+        if not isinstance(rate, str) or not rate:  # a verdict stored before the column: the wider range
+            rate = "fpr" if pd.notna(fpr_range) and (pd.isna(tpr_range) or fpr_range > tpr_range) else "tpr"
+        # the rate(s) whose groups are apart beyond noise, with their range
+        limit = v.get("equalized_odds_max_difference")
+        limit = float(limit) if limit is not None and pd.notna(limit) else DEFAULTS["equalized_odds_max_difference"]
+        ranges = " and ".join(
+            f"{r.upper()} range {_format(fpr_range if r == 'fpr' else tpr_range, limit)}" for r in rate.split(", ")
+        )
         groups = v["flagged_groups_equal_opportunity"]
         # the equal-opportunity groups are about one of the two ranges: name them with that one
-        named = len(groups) and wider == v.get("equal_opportunity_rate", "tpr")
-        return f" ({wider.upper()} range)" + (f"; disadvantaged: {', '.join(groups)}" if named else "")
+        named = len(groups) and v.get("equal_opportunity_rate", "tpr") in rate.split(", ")
+        return f" ({ranges})" + (f"; disadvantaged: {', '.join(groups)}" if named else "")
     if flag == "passes_calibration" and len(v.get("calibration_extremes", [])) == 2:
         low, high = v["calibration_extremes"]
         return f"; most under-scored: {low}, most over-scored: {high}"
@@ -691,7 +705,7 @@ def windows_by_day(
 def _duckdb_type(column: str) -> str:
     if column in ("date", "window_start"):
         return "DATE"
-    if column in (*KEYS, *LIST_COLUMNS, "note", "positive_decision", "equal_opportunity_rate"):
+    if column in (*KEYS, *LIST_COLUMNS, "note", "positive_decision", "equal_opportunity_rate", "equalized_odds_rate"):
         return "VARCHAR"
     if column in (*PASS_COLUMNS, "passed", "excluded"):
         return "BOOLEAN"

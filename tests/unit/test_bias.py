@@ -456,11 +456,44 @@ def test_summary_names_metric_value_limit_and_group(rates):
         f"recommender / age_band: disparate impact ratio {age['disparate_impact_ratio']:.2f} < 0.80; disadvantaged: 55+"
     )
     assert eo in lines and di in lines
+    assert age["equalized_odds_rate"] == "tpr"
     assert any(
-        line.startswith("recommender / age_band: equalised odds difference") and "(TPR range)" in line for line in lines
+        line.startswith("recommender / age_band: equalised odds difference")
+        and f"(TPR range {age['tpr_difference']:.2f})" in line
+        for line in lines
     )
     assert not any("/ gender:" in line or "/ country:" in line for line in lines)  # passing verdicts say nothing
     assert len(lines) == sum((~verdicts[c]).sum() for c in verdicts.columns if c.startswith("passes_"))
+
+
+def test_equalised_odds_names_the_rate_whose_groups_are_apart_beyond_noise():
+    # TPR range 0.21 on 40 labelled positives a group (within noise: equal opportunity passed) and FPR range 0.14
+    # on 2,000 negatives (apart): the message said "(TPR range)"
+    tp, fp = (20, 29), (640, 360)
+    rows = pd.DataFrame(
+        {
+            "model_id": "m",
+            "attribute": "sex",
+            "group_value": ["a", "b"],
+            "predictions": 2040,
+            "positives": [tp[0] + fp[0], tp[1] + fp[1]],
+            "labelled": 2040,
+            "labelled_positives": 40,
+            "true_positives": tp,
+            "false_positives": fp,
+            "false_negatives": [40 - tp[0], 40 - tp[1]],
+            "true_negatives": [2000 - fp[0], 2000 - fp[1]],
+            "score_sum": 600.0,
+            "label_sum": 40,
+            "population_users": 1000,
+            "population_total": 2000,
+        }
+    )
+    verdict = bias_verdicts(group_rates(rows.assign(date=pd.Timestamp("2025-05-05"))), {"min_labelled": 100}).iloc[0]
+    assert verdict["passes_equal_opportunity"] and not verdict["passes_equalized_odds"]
+    assert verdict["equalized_odds_rate"] == "fpr"
+    # by hand: FPR 640/2000 - 360/2000
+    assert f"(FPR range {640 / 2000 - 360 / 2000:.2f})" in summarise_verdicts(pd.DataFrame([verdict]))
 
 
 def test_summary_quotes_the_limits_the_verdict_was_judged_against(rates):
