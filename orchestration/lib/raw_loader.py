@@ -389,8 +389,13 @@ def cast_hint(sql_type: str, values: list[str]) -> str:
             f" (epoch {unit}? write ISO 8601 text, e.g. 2025-03-16 14:17:00 or 2025-03-16T14:17:00+02:00, "
             "or a Parquet timestamp)"
         )
+    if sql_type in ("TIMESTAMP", "DATE") and all(re.match(r"\d{1,2}[/.]\d{1,2}[/.]\d{2,4}\b", v) for v in shown):
+        return (
+            " (day/month or month/day order? it is ambiguous: write ISO 8601 text, e.g. 2025-03-16 14:17:00 or "
+            "2025-03-16T14:17:00+02:00)"
+        )
     if sql_type == "BIGINT" and all(v in YES_NO for v in shown):
-        return " (yes/no words? write 1 or 0)"
+        return " (yes/no or true/false words? write 1 or 0)"
     if sql_type in ("DOUBLE", "BIGINT") and all(_is_number(v.replace(",", ".", 1)) and "," in v for v in shown):
         return " (decimal commas? write a point, e.g. 0.5)"
     if sql_type == "BIGINT" and all(_is_number(v) for v in shown):

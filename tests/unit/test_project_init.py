@@ -243,7 +243,7 @@ def test_values_materialize_would_refuse_are_named_before_it_runs_with_what_they
     assert "2 value(s) cannot be cast to TIMESTAMP" in epoch_line and str(epoch[0]) in epoch_line
     assert "epoch seconds?" in epoch_line and "materialize stops" in epoch_line
     label_line = next(line for line in said if "'label'" in line)
-    assert "cannot be cast to BIGINT" in label_line and "yes/no words? write 1 or 0" in label_line
+    assert "cannot be cast to BIGINT" in label_line and "yes/no or true/false words? write 1 or 0" in label_line
     assert any("no label matched with readable times" in line for line in said)  # labels there, times unreadable
     with duckdb.connect() as conn, pytest.raises(ContractError) as refused:
         load_partition(conn, "predictions", source, date(2025, 2, 1))

@@ -666,3 +666,12 @@ def test_spaces_around_a_column_name_are_not_part_of_it(tmp_path, conn, fmt):
     write(tmp_path, "users", users.assign(ethnicity=["c", "d"]), day=None, fmt=fmt)
     with pytest.raises(ContractError, match="same column but for spaces"):
         load_partition(conn, "users", tmp_path, DAY)
+
+
+def test_a_day_month_date_stops_the_load_saying_the_order_is_ambiguous(tmp_path, conn):
+    # "05/06/2025 09:49" got "cannot be cast to TIMESTAMP" and no hint; is it May 6th or June 5th?
+    frame = predictions().astype({"predicted_at": str})
+    frame["predicted_at"] = [f"0{DAY.day % 9 + 1}/{DAY.month:02d}/{DAY.year} 09:{m:02d}" for m in range(len(frame))]
+    write(tmp_path, "predictions", frame, fmt="csv")
+    with pytest.raises(ContractError, match="ambiguous: write ISO 8601"):
+        load_partition(conn, "predictions", tmp_path, DAY)
