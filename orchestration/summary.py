@@ -231,15 +231,18 @@ def _print_attribution(results, impact) -> None:
         print(f"  {ROI_NOTE}")
 
 
-# the fairness verdicts of the last RECENT_DAYS days' trailing windows (one row a day per model and attribute)
+# the fairness verdicts of the last RECENT_DAYS days' trailing windows (one row a day per model and attribute) up to
+# $1 (the newest report's day, which shows the same windows; null: the newest window)
 FAIRNESS_SQL = f"""
+WITH newest AS (SELECT max(date) AS day FROM marts.bias_verdicts),
+upto AS (SELECT coalesce(least($1::DATE, day), day) AS day FROM newest)
 SELECT * FROM marts.bias_verdicts
-WHERE date > (SELECT max(date) FROM marts.bias_verdicts) - {RECENT_DAYS}
+WHERE date <= (SELECT day FROM upto) AND date > (SELECT day FROM upto) - {RECENT_DAYS}
 ORDER BY model_id, attribute, date
 """
 
 
-def _fairness(conn) -> list[str]:
+def _fairness(conn, upto=None) -> list[str]:
     """Per model and attribute: the verdicts of the newest window that compared groups (newer windows of nothing,
     e.g. after the model stopped, are counted, not shown), and on how many of the last RECENT_DAYS days' windows
     a verdict failed (the latest named) or nothing could be compared."""
@@ -250,7 +253,7 @@ def _fairness(conn) -> list[str]:
     from orchestration.lib.report_data import verdicts_with_lists
 
     try:
-        verdicts = verdicts_with_lists(conn.execute(FAIRNESS_SQL).df())
+        verdicts = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto]).df())
     except (duckdb.CatalogException, duckdb.BinderException):  # no protected attributes, or built before
         return []
 
@@ -341,7 +344,7 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
-    if fairness := _fairness(conn):
+    if fairness := _fairness(conn, newest):
         print(
             "\nFairness: the newest trailing window's verdicts that compared groups (details: marts.bias_verdicts, "
             "marts.bias_group_rates)"

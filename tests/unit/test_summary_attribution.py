@@ -273,6 +273,24 @@ def test_windows_that_compared_nothing_do_not_hide_the_last_verdict(warehouse, c
     )
 
 
+def test_fairness_is_read_as_of_the_newest_report_day(warehouse, capsys):
+    # the summary showed the window ending on the run's last day, the report (its "details") the one ending on the
+    # last day with data: two windows, two answers
+    path, results, _ = warehouse
+    day = pd.Timestamp(results["as_of_date"].max()).date()
+    verdicts = pd.DataFrame(
+        [
+            _verdict(str(day), "gender", 0.70, "a, b", flagged="b"),
+            _verdict(str(day + pd.Timedelta(days=2)), "gender", 0.95, "a, b"),  # after the last day with data
+        ]
+    )
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
+    out = _summary(path, capsys)
+    assert f"  m / gender, window {day - pd.Timedelta(days=13)} .. {day}: disparate impact ratio 0.70" in out
+
+
 def test_a_day_held_back_for_rows_of_other_days_says_how_to_deliver_them(warehouse, capsys):
     # late labels appended to the next day's file with their own (earlier) labeled_at: quarantined, the day's
     # good labels held back with them, and the summary named the rule without a remedy
