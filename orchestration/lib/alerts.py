@@ -381,9 +381,23 @@ def _volume_breaches(
     )
 
 
-# how far past its threshold a breach is, per metric: coverage breaches are low
+# how far past its threshold a breach is, per metric: coverage and precision/recall-drop breaches are low
 # values, volume breaches are large changes either way, the rest are high values
-_SEVERITY = {"label_coverage": lambda v: -v, "volume_change": lambda v: v.abs()}
+_SEVERITY = {
+    "label_coverage": lambda v: -v,
+    "precision_drop": lambda v: -v,
+    "recall_drop": lambda v: -v,
+    "volume_change": lambda v: v.abs(),
+}
+
+
+def worst_value(metric: str, values: pd.Series) -> float:
+    """The breach value furthest past its threshold (NaN without values): the lowest coverage or dropped
+    precision/recall, the largest volume change either way, else the highest value."""
+    values = values.dropna()
+    if values.empty:
+        return float("nan")
+    return float(values.loc[_SEVERITY.get(metric, lambda v: v)(values).idxmax()])
 
 
 def summarise_breaches(rows: pd.DataFrame, model_id: str, first: object, last: object) -> dict:
@@ -394,9 +408,8 @@ def summarise_breaches(rows: pd.DataFrame, model_id: str, first: object, last: o
     """
     worst = {}
     for metric, values in rows.groupby("metric")["value"]:
-        values = values.dropna()
-        if len(values):
-            worst[metric] = round(float(values.loc[_SEVERITY.get(metric, lambda v: v)(values).idxmax()]), 4)
+        if values.notna().any():
+            worst[metric] = round(worst_value(metric, values), 4)
     # the breaches' own days: the window re-evaluated starts a label lookback before the run, maybe before the data
     on = sorted({pd.Timestamp(d).date() for d in rows["date"]}) if "date" in rows and len(rows) else []
     when = f" on {on[0]}" + (f" .. {on[-1]}" if on[-1] != on[0] else "") if on else ""

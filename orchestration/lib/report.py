@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestration.lib.alerts import AlertConfig, load_alert_config
+from orchestration.lib.alerts import AlertConfig, load_alert_config, worst_value
 from orchestration.lib.attribution import ROI_LABEL, ROI_NOTE, correction_name, roi_text, significance_text
 from orchestration.lib import report_data as data
 from orchestration.lib import report_figures as rf
@@ -551,19 +551,25 @@ class ReportBuilder:
         if alerts.empty:
             s.add(note(f"No alert up to {self.as_of}."))
         else:
+            # per version: a drop's threshold is its own version's reference rate
+            keys = ["model_id", "model_version", "metric", "subject"]
+            frame = alerts.assign(
+                subject=alerts["subject"].fillna(""), model_version=alerts["model_version"].fillna("")
+            )
             grouped = (
-                alerts.assign(subject=alerts["subject"].fillna(""))
-                .groupby(["model_id", "metric", "subject"], sort=True)
+                frame.groupby(keys, sort=True)
                 .agg(
                     first_date=("date", "min"),
                     last_date=("date", "max"),
                     days=("date", "nunique"),
-                    worst_value=("value", "max"),
                     threshold=("threshold", "last"),
                     rule=("rule", "last"),
                 )
                 .reset_index()
             )
+            # the value furthest past the threshold: the lowest for a coverage or a precision/recall drop
+            worst = {k: worst_value(k[2], g["value"]) for k, g in frame.groupby(keys, sort=True)}
+            grouped.insert(7, "worst_value", [worst[tuple(r)] for r in grouped[keys].itertuples(index=False)])
             grouped["active on as-of day"] = grouped["last_date"] == pd.Timestamp(self.as_of)
             for model_id, rows in alerts.groupby("model_id"):
                 self.model(model_id)["first_alert"] = {

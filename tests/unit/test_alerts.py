@@ -252,19 +252,21 @@ def test_one_evaluation_over_a_range_equals_one_per_day():
 
 
 def test_health_check_verdict_reports_the_worst_value_of_each_metric():
+    # a drop's worst is its lowest precision (recall): the highest was reported, the mildest of the breaches
     rows = pd.DataFrame(
         {
-            "metric": ["psi", "psi", "volume_change", "volume_change", "label_coverage", "label_coverage"],
-            "value": [0.3, 0.5, 0.6, -1.0, 0.4, 0.1],
-            "date": [day(3), day(5), day(3), day(4), day(5), day(3)],
+            "metric": ["psi", "psi", "volume_change", "volume_change", "label_coverage", "label_coverage"]
+            + ["recall_drop", "recall_drop"],
+            "value": [0.3, 0.5, 0.6, -1.0, 0.4, 0.1, 0.3103, 0.1867],
+            "date": [day(3), day(5), day(3), day(4), day(5), day(3), day(4), day(5)],
         }
     )
     verdict = summarise_breaches(rows, "m", day(0).date(), day(6).date())
     assert verdict == {
         "passed": False,  # the breaches' days, not the window's (which begins a label lookback before the run)
-        "description": "6 breach(es) for m on 2026-03-04 .. 2026-03-06 (days 2026-03-01 .. 2026-03-07 re-evaluated)",
-        "breaches": 6,
-        "worst_value_by_metric": {"label_coverage": 0.1, "psi": 0.5, "volume_change": -1.0},
+        "description": "8 breach(es) for m on 2026-03-04 .. 2026-03-06 (days 2026-03-01 .. 2026-03-07 re-evaluated)",
+        "breaches": 8,
+        "worst_value_by_metric": {"label_coverage": 0.1, "psi": 0.5, "recall_drop": 0.1867, "volume_change": -1.0},
     }
     assert summarise_breaches(rows.iloc[:1], "m", day(0).date(), day(6).date())["description"].startswith(
         "1 breach(es) for m on 2026-03-04 (days"

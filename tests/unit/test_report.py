@@ -675,6 +675,27 @@ def test_fairness_shows_the_published_verdicts_not_a_recomputation(warehouse, tm
     assert "0.777" in report.html and "all fairness verdicts pass" in report.html
 
 
+def test_a_drops_worst_value_is_its_lowest_rate_per_version(warehouse):
+    # recall drops of two versions: the table said worst 0.3103 (the highest) under v2's threshold
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("DELETE FROM marts.alerts")
+        for version, value, threshold, d in (
+            ("v1", 0.30, 0.47, DAYS[3]),
+            ("v1", 0.25, 0.47, DAYS[4]),
+            ("v2", 0.3103, 0.49, DAYS[5]),
+            ("v2", 0.1867, 0.49, DAYS[6]),
+        ):
+            conn.execute(
+                "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+                "VALUES (?, 'churn', ?, 'recall_drop', '', ?, ?, 'z-test')",
+                [d, version, value, threshold],
+            )
+    alerts = {
+        (a["model_version"], a["worst_value"], a["threshold"]) for a in parse(build(warehouse).html).summary["alerts"]
+    }
+    assert alerts == {("v1", 0.25, 0.47), ("v2", 0.1867, 0.49)}
+
+
 def test_empty_fairness_tables_say_there_are_no_verdicts(warehouse):
     # a project whose models have no protected attribute (or no prediction yet): the tables exist without rows
     with duckdb.connect(str(warehouse)) as conn:
