@@ -197,9 +197,19 @@ def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     rates = _frame(conn, "SELECT * FROM marts.bias_group_rates WHERE date <= ?", [as_of])
     verdicts = verdicts_with_lists(_frame(conn, "SELECT * FROM marts.bias_verdicts WHERE date <= ?", [as_of]))
-    # both written by the same run: a model's window has rates and verdicts
+    # both written by the same run: a model's window has rates and verdicts; and it ends by the model's last
+    # prediction day (later windows hold fewer and fewer of its days: a verdict flipped to "pass" as they thinned)
     published = set(zip(rates["model_id"], rates["date"]))
-    verdicts = verdicts.loc[_mask(verdicts, [key in published for key in zip(verdicts["model_id"], verdicts["date"])])]
+    last = last_prediction_days(conn, as_of)
+    verdicts = verdicts.loc[
+        _mask(
+            verdicts,
+            [
+                (m, d) in published and (m not in last or d <= last[m])
+                for m, d in zip(verdicts["model_id"], verdicts["date"])
+            ],
+        )
+    ]
     chosen = {}
     for model, rows in verdicts.groupby("model_id"):
         judged = rows.loc[_mask(rows, [assessed(v) for _, v in rows.iterrows()])]
@@ -210,6 +220,20 @@ def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
         return frame.loc[keep].sort_values(["model_id"], kind="stable").reset_index(drop=True)
 
     return window(rates), window(verdicts)
+
+
+def last_prediction_days(conn, as_of: date) -> dict[str, pd.Timestamp]:
+    """Each model's last day with predictions up to as_of (marts.model_health_daily; {} if unreadable)."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            "SELECT model_id, max(date) FROM marts.model_health_daily WHERE predictions > 0 AND date <= ? GROUP BY 1",
+            [as_of],
+        ).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return {}
+    return {m: pd.Timestamp(d) for m, d in rows}
 
 
 def _mask(frame: pd.DataFrame, flags: list[bool]) -> pd.Series:

@@ -696,6 +696,18 @@ def test_a_drops_worst_value_is_its_lowest_rate_per_version(warehouse):
     assert alerts == {("v1", 0.25, 0.47), ("v2", 0.1867, 0.49)}
 
 
+def test_fairness_ends_at_the_models_last_prediction_day(warehouse):
+    # a window ending after the model stopped holds fewer of its days: its verdict is not the model's news
+    model = MODELS[0]
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 1000")
+        conn.execute(
+            "UPDATE marts.model_health_daily SET predictions = 0 WHERE model_id = ? AND date > ?", [model, AS_OF]
+        )
+    summary = parse(build(warehouse, as_of=LATER).html).summary
+    assert summary["models"][model]["fairness_window"]["end"] == str(AS_OF)
+
+
 def test_empty_fairness_tables_say_there_are_no_verdicts(warehouse):
     # a project whose models have no protected attribute (or no prediction yet): the tables exist without rows
     with duckdb.connect(str(warehouse)) as conn:

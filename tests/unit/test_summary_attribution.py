@@ -291,6 +291,27 @@ def test_fairness_is_read_as_of_the_newest_report_day(warehouse, capsys):
     assert f"  m / gender, window {day - pd.Timedelta(days=13)} .. {day}: disparate impact ratio 0.70" in out
 
 
+def test_fairness_ends_at_the_models_last_prediction_day(warehouse, capsys):
+    # ten days after the model stopped, its window held 4 days of predictions: the failing verdict (DI 0.20)
+    # became "all fairness verdicts pass" (DI 0.66 within noise)
+    path, _, _ = warehouse
+    days = pd.date_range("2026-03-08", periods=5).date
+    verdicts = pd.DataFrame(
+        [
+            _verdict(str(d), "age_band", 0.20 if d <= days[1] else 0.95, "a, b", flagged="b" if d <= days[1] else "")
+            for d in days
+        ]
+    )
+    health = pd.DataFrame({"date": days, "model_id": "m", "predictions": [100, 100, 0, 0, 0]})
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
+        conn.execute("DROP TABLE IF EXISTS marts.model_health_daily")
+        conn.execute("CREATE TABLE marts.model_health_daily AS SELECT * FROM health")
+    out = _summary(path, capsys)
+    assert f"  m / age_band, window {days[1] - pd.Timedelta(days=13)} .. {days[1]}: disparate impact ratio 0.20" in out
+
+
 def test_a_day_held_back_for_rows_of_other_days_says_how_to_deliver_them(warehouse, capsys):
     # late labels appended to the next day's file with their own (earlier) labeled_at: quarantined, the day's
     # good labels held back with them, and the summary named the rule without a remedy
