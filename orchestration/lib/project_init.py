@@ -815,7 +815,8 @@ def render(inf: Inference) -> str:
             why = []
             if coverage == {"below": 0}:
                 why.append(
-                    f"90% of labels take more than {COVERAGE_WAIT_MAX} days: off (below 0); to judge it, set "
+                    f"90% of labels arrive only after more than {COVERAGE_WAIT_MAX} days (p90 of the delay): off "
+                    "(below 0); to judge it, set "
                     "after_days N (each run then recomputes N days; notify.horizon_days >= N + 2)"
                 )
             if "after_days" in coverage:
@@ -1033,6 +1034,15 @@ def review(inf: Inference) -> list[str]:
         if m.scores_outside:
             out.append(
                 f"models.{m.model_id}: {m.scores_outside} score(s) outside [0, 1]: the loader quarantines those rows"
+            )
+        # a delay can be seen only up to the zone's end: under twice the horizon after the first prediction, no
+        # prediction had time to show a delay beyond it (a young feed's 7 days read as a 7-day horizon)
+        span = (inf.last_day - m.first_day).days if inf.last_day and m.first_day else 0
+        if m.delay_p99_days is not None and span < 2 * m.label_horizon_days:
+            out.append(
+                f"models.{m.model_id}.label_horizon_days: {m.label_horizon_days} from delays seen in {span} days "
+                "after the first prediction: delays longer than that could not be seen yet (the delays are cut at "
+                "its end); set the horizon from what you know of the outcome, else later labels are never counted"
             )
         if m.delay_p99_days is None:
             why = "no labels yet" if labels is None or not labels.rows else "no label matched with readable times"

@@ -637,3 +637,37 @@ def test_user_ids_written_differently_and_repeated_users_are_named(zone):
     assert line.startswith(f"predictions.user_id: {len(preds)} of {len(preds)} rows (100%)")
     assert f"; {len(preds) - 3} of them match once leading zeros are dropped" in line
     assert any(x.startswith("users: 7 user_id(s) have more than one row") for x in said)
+
+
+def test_a_horizon_read_from_delays_cut_at_the_landing_zones_end_is_named(tmp_path):
+    # init on the first 7 days of a feed whose labels take 3-20 days proposed a 7-day horizon, saying nothing:
+    # most labels would never have been counted
+    rng = np.random.default_rng(3)
+    source = tmp_path / "young"
+    _write(source, "users", pd.DataFrame({"user_id": ["u1"], "signup_at": [START]}))
+    at = [START + timedelta(days=int(d), hours=9) for d in rng.integers(0, 7, 300)]
+    preds = pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(300)],
+            "model_id": "m",
+            "model_version": "v1",
+            "user_id": "u1",
+            "predicted_at": at,
+            "score": rng.random(300),
+        }
+    )
+    delays = pd.to_timedelta(rng.integers(3, 21, 300), unit="D")
+    labels = preds.assign(labeled_at=preds["predicted_at"] + delays, label=1, label_source="implicit")
+    end = START + timedelta(days=7)  # the export ends: only the labels landed by then
+    _write(source, "predictions", preds)
+    _write(
+        source, "labels", labels[labels["labeled_at"] < end][["prediction_id", "label", "labeled_at", "label_source"]]
+    )
+    said = [x for x in review(infer(source)) if x.startswith("models.m.label_horizon_days")]
+    assert said and "the delays are cut at its end" in said[0]
+    # 60 days of the feed with every label: a zone long enough to have seen 2 x the 20-day horizon
+    at = [START + timedelta(days=int(d), hours=9) for d in rng.integers(0, 40, 300)]
+    later = labels.assign(predicted_at=at, labeled_at=pd.Series(at) + delays)
+    _write(source, "predictions", later.drop(columns=["labeled_at", "label", "label_source"]))
+    _write(source, "labels", later[["prediction_id", "label", "labeled_at", "label_source"]])
+    assert not [x for x in review(infer(source)) if "the delays are cut at its end" in x]
