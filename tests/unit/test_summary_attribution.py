@@ -194,6 +194,15 @@ def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
 NAN = float("nan")
 
 
+def _publish_verdicts(path, verdicts: pd.DataFrame, health: pd.DataFrame | None = None) -> None:
+    """marts.bias_verdicts as given (and marts.model_health_daily replaced by ``health``)."""
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
+        if health is not None:
+            conn.execute("CREATE OR REPLACE TABLE marts.model_health_daily AS SELECT * FROM health")
+
+
 def _verdict(day: str, attribute: str, di: float, eligible: str, flagged: str = "") -> dict:
     limits = {"disparate_impact_min": 0.8, "equal_opportunity_max_difference": 0.1}
     limits |= {"equalized_odds_max_difference": 0.1, "calibration_gap_max": 0.1, "min_labelled": 500.0}
@@ -237,9 +246,7 @@ def test_summary_prints_the_newest_fairness_window_and_how_many_recent_windows_f
             _verdict("2026-03-12", "region", 0.50, "x, y, z", flagged="y, z"),
         ]
     )
-    with duckdb.connect(str(path)) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
+    _publish_verdicts(path, verdicts)
     out = _summary(path, capsys)
     assert "Fairness: the newest trailing window's verdicts that compared groups" in out
     assert (
@@ -263,9 +270,7 @@ def test_windows_that_compared_nothing_do_not_hide_the_last_verdict(warehouse, c
             _verdict("2026-03-12", "race", NAN, ""),
         ]
     )
-    with duckdb.connect(str(path)) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
+    _publish_verdicts(path, verdicts)
     out = _summary(path, capsys)
     assert (
         "  m / race, window 2026-02-25 .. 2026-03-10: disparate impact ratio 0.70 < 0.80; disadvantaged: b "
@@ -284,9 +289,7 @@ def test_fairness_is_read_as_of_the_newest_report_day(warehouse, capsys):
             _verdict(str(day + pd.Timedelta(days=2)), "gender", 0.95, "a, b"),  # after the last day with data
         ]
     )
-    with duckdb.connect(str(path)) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
+    _publish_verdicts(path, verdicts)
     out = _summary(path, capsys)
     assert f"  m / gender, window {day - pd.Timedelta(days=13)} .. {day}: disparate impact ratio 0.70" in out
 
@@ -303,11 +306,7 @@ def test_fairness_ends_at_the_models_last_prediction_day(warehouse, capsys):
         ]
     )
     health = pd.DataFrame({"date": days, "model_id": "m", "predictions": [100, 100, 0, 0, 0]})
-    with duckdb.connect(str(path)) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        conn.execute("CREATE TABLE marts.bias_verdicts AS SELECT * FROM verdicts")
-        conn.execute("DROP TABLE IF EXISTS marts.model_health_daily")
-        conn.execute("CREATE TABLE marts.model_health_daily AS SELECT * FROM health")
+    _publish_verdicts(path, verdicts, health)
     out = _summary(path, capsys)
     assert f"  m / age_band, window {days[1] - pd.Timedelta(days=13)} .. {days[1]}: disparate impact ratio 0.20" in out
 
