@@ -991,6 +991,15 @@ def _gx_validate(session: GxSession, gx, name, batch_definition, gx_suite, frame
     )
 
 
+# what a failing reference check most often means (its sample is only True/False): said beside it
+REFERENCE_HINTS = {
+    "prediction_known": "the predictions they point to are not loaded: a predictions file of those days missing "
+    "or late? deliver it, then run the days again",
+    "user_known": "user ids the users table lacks: a users export behind the others, or ids written differently "
+    "(000001 and 1)?",
+}
+
+
 def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> ExpectationOutcome:
     """A row expectation's outcome: GX's verdict on the per-day frame, DuckDB's counts and sample."""
     details = r.result or {}
@@ -1010,6 +1019,7 @@ def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> Expectatio
         blocking=blocking,
         detail=count.error
         or (f"the duplicated rows come from {', '.join(count.files)}: a file delivered twice?" if count.files else "")
+        or (REFERENCE_HINTS.get(count.spec["kwargs"].get("column")) if failed_days else None)
         or _detail(details, r.exception_info),
         failed_days=failed_days,
         unexpected_by_day=count.unexpected_by_day,

@@ -211,6 +211,9 @@ def test_schema_types_are_checked(world):
 def test_labels_must_point_to_known_predictions(world):
     result = gate(world, "labels", lambda f: f.assign(prediction_id=["ghost"] + list(f["prediction_id"][1:])))
     assert failed(result) == {"expect_column_values_to_be_in_set(prediction_known)"}
+    # its sample is only False: the failure says what it most often means (a predictions file missing or late)
+    [outcome] = result.failed
+    assert "a predictions file of those days missing or late?" in outcome.describe()
 
 
 def test_label_values_and_sources_are_value_sets(world):
