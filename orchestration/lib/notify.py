@@ -39,7 +39,7 @@ DEFAULT_HORIZON_DAYS = 31
 
 @dataclass(frozen=True)
 class Notification:
-    kind: str  # 'alert' | 'gate'
+    kind: str  # 'alert' | 'gate' | 'run' (a run that failed at a step)
     date: str  # the day the breach / gate is about (YYYY-MM-DD)
     model_id: str | None
     metric: str  # alert: the rule's metric; gate: 'quality_gate'

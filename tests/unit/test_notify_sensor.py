@@ -215,3 +215,34 @@ def test_a_failed_gate_is_notified_the_tick_after_it_fails_without_a_new_snapsho
         assert sent(jsonl)[3:] == ["gate|2026-10-14||quality_gate|unique_orders_order_id"]
         result, cursor = tick(instance, cursor)
         assert len(sent(jsonl)) == 4
+
+
+def test_a_run_that_fails_at_a_step_is_notified_once_per_day_it_covered(paths):
+    # a predictions file with a renamed column stopped the day's run: the team watching notifications never knew
+    snapshot, jsonl = paths
+
+    @dg.asset(key=["raw", "predictions"], partitions_def=daily_partitions, backfill_policy=single_run)
+    def predictions() -> None:
+        raise ValueError("predictions_2026-09-20.csv: table 'predictions' is missing required column 'score'")
+
+    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
+        write_snapshot(snapshot, [], [])
+        _, cursor = tick(instance, None)
+        dg.materialize(
+            [predictions],
+            instance=instance,
+            raise_on_error=False,
+            tags={RANGE_START_TAG: "2026-09-20", RANGE_END_TAG: "2026-09-21"},
+        )
+        _, cursor = tick(instance, cursor)
+        assert sent(jsonl) == [
+            "run|2026-09-20||run_failed|raw__predictions",
+            "run|2026-09-21||run_failed|raw__predictions",
+        ]
+        line = json.loads(jsonl.read_text().splitlines()[0])
+        assert (
+            "missing required column 'score'" in line["message"]
+            and "nothing of those days was published" in line["message"]
+        )
+        _, cursor = tick(instance, cursor)
+        assert len(sent(jsonl)) == 2  # once

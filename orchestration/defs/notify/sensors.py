@@ -1,8 +1,8 @@
-"""A sensor that sends each new model-health alert and failed quality gate once.
+"""A sensor that sends each new model-health alert, failed quality gate and failed run once.
 
 Two sources, neither of them the warehouse, so it never collides with a running
 pipeline's DuckDB write lock:
-- Dagster's own event log: each failed *blocking* check evaluation (GX suites,
+- Dagster's own event log: each failed run (its first failed step and why), and each failed *blocking* check evaluation (GX suites,
   dbt tests of severity error, Python gates; a new gate needs no wiring), read
   run by run the tick after the run finished, so a gate is notified on the day
   it fails (a failed blocking gate skips publish/analytics_snapshot, so the
@@ -68,9 +68,10 @@ def failed_blocking_checks(
         order_by="update_timestamp",
         ascending=True,
     )
-    rows = []
+    rows, failed_runs = [], []
     for record in records:
         run = record.dagster_run
+        gates_before = len(rows)
         for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             check = entry.dagster_event.event_specific_data
             if check.passed or not check.blocking:
@@ -95,8 +96,40 @@ def failed_blocking_checks(
                 }
                 for day in days
             ]
+        # a failed run whose gates all passed failed at a step (a failed blocking gate also fails its step: said
+        # once, as the gate)
+        if run.status == dg.DagsterRunStatus.FAILURE and len(rows) == gates_before:
+            failed_runs += _run_failure(instance, run)
     last = records[-1].update_timestamp.timestamp() if records else after
-    return (gate_notifications(pd.DataFrame(rows)) if rows else []), last
+    return (gate_notifications(pd.DataFrame(rows)) if rows else []) + failed_runs, last
+
+
+def _run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notification]:
+    """A run that failed at a step (a file the loader refused, a database it could not read): one notification
+    per day it covered, with the first failed step and why; nothing of those days was published."""
+    failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    if not failures:
+        return []
+    event = failures[0].dagster_event
+    error = event.event_specific_data.error
+    while error is not None and error.cause is not None:  # the root cause says why
+        error = error.cause
+    why = error.message.strip().splitlines()[0] if error is not None and error.message.strip() else "see the run"
+    days = _run_days(run, None)
+    return [
+        Notification(
+            kind="run",
+            date=day.isoformat(),
+            model_id=None,
+            metric="run_failed",
+            subject=event.step_key or "",
+            value=None,
+            threshold=None,
+            message=f"run {run.run_id[:8]} of {days[0]} .. {days[-1]} failed at step {event.step_key}: {why}; "
+            "nothing of those days was published",
+        )
+        for day in days
+    ]
 
 
 # RUNNING by default: nobody should have to click to be told a model drifted.
