@@ -964,7 +964,8 @@ def judge_levels(
                     observed_value=_plain(details.get("observed_value")),
                     level=level,
                     blocking=blocking,
-                    detail=_detail(details, r.exception_info),
+                    detail=(DAY_HINTS.get(_columns(r.expectation_config.kwargs)) if failed_days else None)
+                    or _detail(details, r.exception_info),
                     failed_days=failed_days,
                     unexpected_by_day=by_day or {},
                 )
@@ -991,6 +992,12 @@ def _gx_validate(session: GxSession, gx, name, batch_definition, gx_suite, frame
     )
 
 
+# what a failing day check's values are: said beside its sample
+DAY_HINTS = {
+    "volume_deviation": "(rows - trailing median) / the band's half-width: beyond +-1 is outside the band "
+    "(gates.volume); +0.8 at a median of 200 with tolerance 0.5 is 280 rows",
+    "fresh": "no rows after steady days (the trailing median says how many were expected)",
+}
 # what a failing reference check most often means (its sample is only True/False): said beside it
 REFERENCE_HINTS = {
     "prediction_known": "the predictions they point to are not loaded: a predictions file of those days missing "

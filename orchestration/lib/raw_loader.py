@@ -329,11 +329,25 @@ def missing_column(where: str, contract: TableContract, column: str, present: Co
     """The one-line message of a required column that a file (or database table) lacks."""
     required = [c.name for c in contract.columns if c.required]
     optional = [c.name for c in contract.columns if not c.required]
+    hint = case_hint(column, present)
+    if not hint:  # a renamed column ('score' exported as 'probability') is among the ones the contract lacks
+        others = [
+            c
+            for c in present
+            if c not in contract.column_names
+            and c != "filename"
+            and c not in META_COLUMNS
+            and not (contract.extra_column_prefix and c.startswith(contract.extra_column_prefix))
+        ]
+        hint = f"; the file's other columns: {', '.join(others[:SHOWN_OTHERS])}: one of them renamed?" if others else ""
     return (
         f"{where}: table '{contract.name}' is missing required column '{column}' (required: {', '.join(required)}"
         + (f"; optional: {', '.join(optional)}" if optional else "")
-        + f"){case_hint(column, present)}"
+        + f"){hint}"
     )
+
+
+SHOWN_OTHERS = 5  # the columns outside the contract a missing column's message lists
 
 
 def check_types(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: Collection[str]) -> None:

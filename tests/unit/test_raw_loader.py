@@ -115,6 +115,11 @@ def test_missing_required_column_names_file_table_and_column(tmp_path, conn):
     message = str(err.value)
     assert str(path) in message and "'predictions'" in message and "'score'" in message
     assert "the file has" not in message  # no column like it
+    assert "the file's other columns" not in message  # and none outside the contract (features are its own)
+    # 'score' exported as 'probability': the column outside the contract is named as the likely rename
+    write(tmp_path, "predictions", predictions().rename(columns={"score": "probability"}))
+    with pytest.raises(ContractError, match="the file's other columns: probability: one of them renamed"):
+        load_partition(conn, "predictions", tmp_path, DAY)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
