@@ -250,15 +250,14 @@ def _fairness(conn, upto=None) -> list[str]:
     import pandas as pd
 
     from orchestration.lib.bias import VERDICT_TEXT, assessed, summarise_verdicts
-    from orchestration.lib.report_data import last_prediction_days, verdicts_with_lists
+    from orchestration.lib.report_data import ending_by_last_prediction, verdicts_with_lists
 
     try:
         verdicts = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto]).df())
     except (duckdb.CatalogException, duckdb.BinderException):  # no protected attributes, or built before
         return []
     # windows ending after a model's last prediction day hold fewer and fewer of its days: not its news
-    last = last_prediction_days(conn, upto or pd.Timestamp.max.date())
-    verdicts = verdicts.loc[[m not in last or d <= last[m] for m, d in zip(verdicts["model_id"], verdicts["date"])]]
+    verdicts = ending_by_last_prediction(conn, verdicts, upto or pd.Timestamp.max.date())
 
     def window(row) -> str:
         return f"{pd.Timestamp(row['window_start']).date()} .. {pd.Timestamp(row['date']).date()}"

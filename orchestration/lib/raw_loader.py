@@ -325,20 +325,19 @@ def case_hint(column: str, present: Collection[str]) -> str:
     return f"; the file has {near[0]!r}: contract column names are matched exactly (lower case, with _)" if near else ""
 
 
+def _extra_columns(contract: TableContract, present: Collection[str]) -> list[str]:
+    """The scan's columns outside the contract (the reader's filename and the loader's own columns left out)."""
+    return [c for c in present if c not in contract.column_names and c != "filename" and c not in META_COLUMNS]
+
+
 def missing_column(where: str, contract: TableContract, column: str, present: Collection[str]) -> str:
     """The one-line message of a required column that a file (or database table) lacks."""
     required = [c.name for c in contract.columns if c.required]
     optional = [c.name for c in contract.columns if not c.required]
     hint = case_hint(column, present)
     if not hint:  # a renamed column ('score' exported as 'probability') is among the ones the contract lacks
-        others = [
-            c
-            for c in present
-            if c not in contract.column_names
-            and c != "filename"
-            and c not in META_COLUMNS
-            and not (contract.extra_column_prefix and c.startswith(contract.extra_column_prefix))
-        ]
+        prefix = contract.extra_column_prefix
+        others = [c for c in _extra_columns(contract, present) if not (prefix and c.startswith(prefix))]
         hint = f"; the file's other columns: {', '.join(others[:SHOWN_OTHERS])}: one of them renamed?" if others else ""
     return (
         f"{where}: table '{contract.name}' is missing required column '{column}' (required: {', '.join(required)}"
@@ -435,9 +434,7 @@ def _typed_select(
     # contract, a project file and the staging views use (as written, a protected attribute read 'unknown'
     # for every user). A required column so written is named by check_columns' hint instead.
     named: dict[str, str] = {}
-    for c in present:
-        if c == "filename" or c in META_COLUMNS or (c in contract.column_names):
-            continue
+    for c in _extra_columns(contract, present):
         name = c.strip()
         if name in named or (name != c and name in present):
             raise ContractError(

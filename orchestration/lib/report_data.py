@@ -200,16 +200,8 @@ def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     # both written by the same run: a model's window has rates and verdicts; and it ends by the model's last
     # prediction day (later windows hold fewer and fewer of its days: a verdict flipped to "pass" as they thinned)
     published = set(zip(rates["model_id"], rates["date"]))
-    last = last_prediction_days(conn, as_of)
-    verdicts = verdicts.loc[
-        _mask(
-            verdicts,
-            [
-                (m, d) in published and (m not in last or d <= last[m])
-                for m, d in zip(verdicts["model_id"], verdicts["date"])
-            ],
-        )
-    ]
+    verdicts = ending_by_last_prediction(conn, verdicts, as_of)
+    verdicts = verdicts.loc[_mask(verdicts, [k in published for k in zip(verdicts["model_id"], verdicts["date"])])]
     chosen = {}
     for model, rows in verdicts.groupby("model_id"):
         judged = rows.loc[_mask(rows, [assessed(v) for _, v in rows.iterrows()])]
@@ -222,8 +214,9 @@ def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     return window(rates), window(verdicts)
 
 
-def last_prediction_days(conn, as_of: date) -> dict[str, pd.Timestamp]:
-    """Each model's last day with predictions up to as_of (marts.model_health_daily; {} if unreadable)."""
+def ending_by_last_prediction(conn, verdicts: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The verdict (or rate) rows of windows ending by their model's last day with predictions up to as_of
+    (marts.model_health_daily; every row when unreadable): later windows hold fewer and fewer of its days."""
     import duckdb
 
     try:
@@ -232,8 +225,10 @@ def last_prediction_days(conn, as_of: date) -> dict[str, pd.Timestamp]:
             [as_of],
         ).fetchall()
     except (duckdb.CatalogException, duckdb.BinderException):
-        return {}
-    return {m: pd.Timestamp(d) for m, d in rows}
+        return verdicts
+    last = {m: pd.Timestamp(d) for m, d in rows}
+    keep = [m not in last or d <= last[m] for m, d in zip(verdicts["model_id"], verdicts["date"])]
+    return verdicts.loc[_mask(verdicts, keep)]
 
 
 def _mask(frame: pd.DataFrame, flags: list[bool]) -> pd.Series:
