@@ -269,9 +269,18 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 def _materialize_range(first: date, last: date, source: Path, days_per_run: int | None) -> int:
     nothing_to_collect_yet()  # this process has only imported and read settings (orchestration/lib/long_lived.py)
     with collection_paused():  # Dagster's imports and instance (orchestration/lib/long_lived.py)
-        from orchestration.runs import materialize_days
+        import orchestration.runs  # noqa: F401 (Dagster's and the definitions' imports, collection paused)
 
         instance = _dagster_instance()
+    try:
+        return _materialize_chunks(first, last, source, days_per_run, instance)
+    finally:
+        instance.dispose()  # the run's event log files closed (dagster_storage: their WAL folded in)
+
+
+def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int | None, instance) -> int:
+    from orchestration.runs import materialize_days
+
     days = (last - first).days + 1
     print(f"materialising {first} .. {last} ({days} day(s)) from {source} into {warehouse_path()}")
     settings_before = _experiment_settings()

@@ -116,6 +116,16 @@ class ProjectSqliteEventLogStorage(_CheaperPerEvent, SqliteEventLogStorage):
             engines.popitem(last=False)[1].dispose()
         return engine
 
+    def dispose(self) -> None:
+        """Dagster's, then the kept engines closed: SQLite folds a file's WAL into it and deletes the WAL (and
+        its shm) when the file's last connection closes; kept open until the process ended, each run's shard
+        left ~4 MB of WAL behind (1.5 GB a year of daily runs)."""
+        super().dispose()
+        with self._db_lock:
+            engines = self.__dict__.pop("_project_engines", {})
+            for engine in engines.values():
+                engine.dispose()
+
     @contextmanager
     def _connect(self, shard: str):
         # as SqliteEventLogStorage._connect, with the shard's engine kept

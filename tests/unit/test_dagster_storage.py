@@ -123,4 +123,12 @@ def test_a_ranged_run_is_stored_once_per_day_and_read_back_by_dagsters_own_stora
         assert dg.materialize([daily], instance=instance, partition_key=day).success
     assert len(instance.event_log_storage._project_engines) <= OPEN_SHARDS  # 13 runs, few files open
     assert len(instance.fetch_materializations(daily.key, limit=100).records) == 52
+    runs_dir = tmp_path / "history" / "runs"
+    assert list(runs_dir.glob("*.db-wal"))  # the open files' write-ahead logs, while the instance lives
     instance.dispose()
+    # closed, each file's WAL is folded into it and deleted (a year of daily runs left ~1.5 GB of them)
+    assert sorted(p.name for p in runs_dir.iterdir() if not p.name.endswith(".db")) == []
+    again = dg.DagsterInstance.from_config(str(tmp_path))
+    assert len(again.fetch_materializations(daily.key, limit=100).records) == 52
+    assert [e.dagster_event_type for e in again.all_logs(result.run_id)] == [e.dagster_event_type for e in stored]
+    again.dispose()
