@@ -17,6 +17,7 @@ from orchestration.lib import gx_worker
 from orchestration.lib.long_lived import collection_paused, nothing_to_collect_yet
 from orchestration.lib.settings import (
     PROJECT_ROOT,
+    alerts_dir,
     analytics_path,
     dbt_threads,
     duckdb_threads,
@@ -259,21 +260,26 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         with exclusive_writer(warehouse_path(), f"impact-ledger materialize {first} .. {last}"):
             gx_worker.start(gx_docs_dir())  # GX imports in its own process meanwhile (orchestration/lib/gx_worker.py)
             try:
-                return _materialize_range(first, last, source, args.days_per_run)
+                return _materialize_range(first, last, source, args.days_per_run, args.notify)
             finally:
                 gx_worker.stop()
     except WarehouseBusy as err:
         raise CliError(str(err)) from None
 
 
-def _materialize_range(first: date, last: date, source: Path, days_per_run: int | None) -> int:
+def _materialize_range(first: date, last: date, source: Path, days_per_run: int | None, notify: bool = False) -> int:
     nothing_to_collect_yet()  # this process has only imported and read settings (orchestration/lib/long_lived.py)
     with collection_paused():  # Dagster's imports and instance (orchestration/lib/long_lived.py)
         import orchestration.runs  # noqa: F401 (Dagster's and the definitions' imports, collection paused)
 
         instance = _dagster_instance()
     try:
-        return _materialize_chunks(first, last, source, days_per_run, instance)
+        code = _materialize_chunks(first, last, source, days_per_run, instance)
+        if notify:  # failed runs and gates too: they are what someone must be told
+            from orchestration.defs.notify.sensors import CLI_CURSOR, notify_now
+
+            print(f"notifications: {notify_now(instance, alerts_dir() / CLI_CURSOR)}")
+        return code
     finally:
         instance.dispose()  # the run's event log files closed (dagster_storage: their WAL folded in)
 
@@ -594,6 +600,12 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("-v", "--verbose", action="store_true", help="also print dbt's own log lines")
     mat.add_argument(
         "--days-per-run", type=_positive_int, help="split the range into runs of this many days (default: one run)"
+    )
+    mat.add_argument(
+        "--notify",
+        action="store_true",
+        help="then send what the alert_notifications sensor would (new alerts, failed gates and runs, each once; "
+        "for cron, where no Dagster daemon runs the sensor)",
     )
     mat.set_defaults(func=cmd_materialize)
 

@@ -424,3 +424,19 @@ def test_the_closing_line_counts_the_days_the_gates_held_back(tmp_path, monkeypa
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
     assert _held_back(date(2025, 5, 5), date(2025, 5, 31)) == 2  # one count per day, the range's days only
     assert _held_back(date(2025, 5, 6), date(2025, 5, 6)) == 0
+
+
+def test_materialize_notify_runs_the_sensors_ticks_after_its_runs_failed_ones_too(tmp_path, monkeypatch, capsys):
+    # cron runs `materialize` without a Dagster daemon: nobody was told of a failed gate (tests/unit/test_notify_sensor.py
+    # checks what is sent; here, that --notify sends it after the runs, a failed run included)
+    from datetime import date
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("IMPACT_LEDGER_ALERTS", str(tmp_path / "alerts"))
+    monkeypatch.setenv("IMPACT_LEDGER_ANALYTICS_DB", str(tmp_path / "none.duckdb"))
+    monkeypatch.setattr(cli, "_materialize_chunks", lambda *args: 1)  # the runs failed
+    assert cli._materialize_range(date(2026, 1, 1), date(2026, 1, 1), tmp_path, None, notify=True) == 1
+    assert "notifications: no analytics snapshot at" in capsys.readouterr().out
+    assert cli._materialize_range(date(2026, 1, 1), date(2026, 1, 1), tmp_path, None) == 1
+    assert "notifications" not in capsys.readouterr().out
+    assert "--notify" in run("materialize", "--help").stdout

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
+from orchestration.defs.notify import sensors
 from orchestration.defs.notify.sensors import alert_notifications_sensor
 from orchestration.defs.partitions import daily_partitions, single_run
 from orchestration.defs.quality.checks import GATE_RESULTS_SCHEMA
@@ -246,3 +247,37 @@ def test_a_run_that_fails_at_a_step_is_notified_once_per_day_it_covered(paths):
         )
         _, cursor = tick(instance, cursor)
         assert len(sent(jsonl)) == 2  # once
+
+
+def test_materialize_notify_sends_what_the_sensor_would_once_catching_up_on_many_runs(paths, tmp_path, monkeypatch):
+    """`impact-ledger materialize --notify` (cron, no daemon): the sensor's ticks with a cursor file, until one
+    finds nothing new; a first use reads every finished run, RUNS_PER_TICK at a time."""
+    snapshot, jsonl = paths
+    cursor_file = tmp_path / "alerts" / sensors.CLI_CURSOR
+    monkeypatch.setattr(sensors, "RUNS_PER_TICK", 2)
+    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
+        write_snapshot(snapshot, [alert("2026-10-10", "psi", "basket_size", 0.41, 0.2)], [])
+        for day in (10, 11, 12, 13, 14):  # five failed gates: three ticks of two runs
+            gate_run(instance, passed=False, partition_key=f"2026-10-{day}")
+        message = sensors.notify_now(instance, cursor_file)
+        assert sorted(sent(jsonl)) == sorted(
+            ["alert|2026-10-10|recommender|psi|basket_size"]
+            + [f"gate|2026-10-{day}||quality_gate|raw_orders" for day in (10, 11, 12, 13, 14)]
+        )
+        assert message.startswith("sent ") and cursor_file.exists()
+
+        # the next cron run: nothing new, nothing sent
+        assert sensors.notify_now(instance, cursor_file) == "snapshot unchanged since the last tick"
+        assert len(sent(jsonl)) == 6
+
+        # a new failed gate and a new alert: each sent once
+        gate_run(instance, passed=False, partition_key="2026-10-15")
+        write_snapshot(snapshot, [alert("2026-10-15", "psi", "basket_size", 0.5, 0.2)], [])
+        os.utime(snapshot, (snapshot.stat().st_atime, snapshot.stat().st_mtime + 1))
+        sensors.notify_now(instance, cursor_file)
+        assert sorted(sent(jsonl)[6:]) == [
+            "alert|2026-10-15|recommender|psi|basket_size",
+            "gate|2026-10-15||quality_gate|raw_orders",
+        ]
+        sensors.notify_now(instance, cursor_file)
+        assert len(sent(jsonl)) == 8

@@ -15,6 +15,7 @@ the snapshot's mtime and the last finished run read (its update time) are kept i
 
 import json
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -35,6 +36,10 @@ from orchestration.lib.settings import alerts_dir, analytics_path
 from orchestration.lib.warehouse import analyst_connection
 
 RUNS_PER_TICK = 100
+# `impact-ledger materialize --notify` keeps its cursor here, in the alerts folder (not the sensor's: that one lives
+# in the Dagster instance's sensor state, which only the daemon's ticks write)
+CLI_CURSOR = "materialize_notify_cursor.json"
+MAX_CLI_TICKS = 1000  # 100,000 finished runs read at the first --notify
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
@@ -169,3 +174,21 @@ def alert_notifications_sensor(context: dg.SensorEvaluationContext):
     context.update_cursor(next_cursor.to_json())
     summary = f"sent {len(new)} notification(s) about days up to {max(days, default=None)}"
     return dg.SkipReason(summary + (f"; failed notifiers: {sorted(failed)}" if failed else ""))
+
+
+def notify_now(instance: dg.DagsterInstance, cursor_path: Path) -> str:
+    """The sensor's ticks, run by ``impact-ledger materialize --notify`` after its runs (cron, where no daemon
+    ticks): the same notifications, each once, with the cursor kept in ``cursor_path``. Ticks until one finds
+    nothing new (a tick reads at most RUNS_PER_TICK runs); returns what the ticks sent."""
+    cursor = cursor_path.read_text() if cursor_path.exists() else None
+    messages = []
+    for _ in range(MAX_CLI_TICKS):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, sensor_name="alert_notifications")
+        messages.append(alert_notifications_sensor.evaluate_tick(context).skip_message or "")
+        if context.cursor is None or context.cursor == cursor:  # nothing new read (or every notifier failed)
+            break
+        cursor = context.cursor
+        cursor_path.parent.mkdir(parents=True, exist_ok=True)
+        cursor_path.write_text(cursor)
+    sent = [m for m in messages if m.startswith("sent ")]
+    return "; ".join(sent) if sent else messages[-1]
