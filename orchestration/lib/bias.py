@@ -236,6 +236,33 @@ def _within_noise(what: str, breached: bool, significant) -> list[str]:
     return []
 
 
+def disparate_impact_relative(g, eligible: np.ndarray, harmful: bool) -> tuple[np.ndarray, ...]:
+    """Each group's disparate-impact ratio to the best-off ``eligible`` group, its 95% interval (the group's
+    Wilson interval over the same reference) and the rate it compares: 'selected', 'not flagged' or 'flagged'.
+
+    A favourable decision: selection rate / the highest. A harmful one: the lower of (1 - flag rate) / the
+    highest, the four-fifths rule on not being flagged, and the least-flagged group's flag rate / the group's,
+    its mirror on being flagged: for a rare flag only the latter sees a group flagged twice as often (0.887 vs
+    0.943 not flagged is 0.94; 0.113 vs 0.057 flagged is 0.50). The verdict's ratio is the groups' minimum."""
+    sel, sel_low, sel_high = (
+        np.asarray(g[c], dtype=float) for c in ("selection_rate", "selection_rate_ci_low", "selection_rate_ci_high")
+    )
+    fav, fav_low, fav_high = (1 - sel, 1 - sel_high, 1 - sel_low) if harmful else (sel, sel_low, sel_high)
+    usable = np.asarray(eligible, dtype=bool) & ~np.isnan(fav)
+    best = fav[usable].max() if usable.any() else math.nan
+    best = best if best > 0 else math.nan
+    relative, low, high = fav / best, fav_low / best, fav_high / best
+    what = np.full(len(sel), "not flagged" if harmful else "selected", dtype=object)
+    if harmful and usable.any():
+        least = sel[usable].min()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            flagged = least / sel, least / sel_high, least / sel_low
+        worse = flagged[0] < relative  # NaN (a group never flagged) compares false
+        relative, low, high = (np.where(worse, f, r) for f, r in zip(flagged, (relative, low, high), strict=True))
+        what = np.where(worse, "flagged", what)
+    return relative, low, high, what
+
+
 def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Thresholds, direction: str) -> dict:
     """The verdict row of one model and attribute (``g``: its groups' ``group_value`` and JUDGED_COLUMNS).
 
@@ -243,7 +270,8 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     impact compares selection rates, equal opportunity true-positive rates, and
     the disadvantaged are the least selected / the qualified missed most often.
     'harmful': a positive decision hurts (a fraud, default or recidivism flag):
-    disparate impact compares the rates of NOT being flagged, equal opportunity
+    disparate impact compares the rates of NOT being flagged and of being
+    flagged (the lower ratio; disparate_impact_relative), equal opportunity
     false-positive rates (wrongly flagged), and the disadvantaged are the groups
     flagged most often / wrongly flagged most often.
 
@@ -277,19 +305,21 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         value, low, high = values
         return -value, -high, -low
 
-    # disparate impact (four-fifths rule) on the favourable outcome; flags use the same ratio as the verdict so they
-    # agree. Selection rates need no label: a group takes part once it has min_labelled predictions (a risk score
-    # whose labels land months late is judged on its decisions from the first window)
+    # disparate impact (four-fifths rule); flags use the same ratios as the verdict so they agree. Selection rates
+    # need no label: a group takes part once it has min_labelled predictions (a risk score whose labels land months
+    # late is judged on its decisions from the first window)
     decided = g["predictions"] >= t.min_labelled
-    selection = tuple(g[c][decided] for c in ("selection_rate", "selection_rate_ci_low", "selection_rate_ci_high"))
-    favourable = (1 - selection[0], 1 - selection[2], 1 - selection[1]) if harmful else selection
-    defined = ~np.isnan(favourable[0])
-    if defined.sum() >= 2 and favourable[0][defined].max() > 0:
-        relative = favourable[0] / favourable[0][defined].max()
+    relative, _, _, _ = disparate_impact_relative(g, decided, harmful)
+    defined = decided & ~np.isnan(relative)
+    if defined.sum() >= 2:
         di = float(relative[defined].min())
+        selection = tuple(g[c][decided] for c in ("selection_rate", "selection_rate_ci_low", "selection_rate_ci_high"))
+        favourable = (1 - selection[0], 1 - selection[2], 1 - selection[1]) if harmful else selection
         with np.errstate(invalid="ignore", divide="ignore"):
             behind = _behind(*favourable, lambda ahead, behind: behind / ahead < t.disparate_impact_min)
-        flagged_di = _groups(g["group_value"][decided], defined & behind)
+            if harmful:  # flagged more than 1 / disparate_impact_min times as often as another group
+                behind |= _behind(*flipped(selection), lambda ahead, behind: ahead / behind < t.disparate_impact_min)
+        flagged_di = _groups(g["group_value"][decided], defined[decided] & behind)
         notes += _within_noise("disparate impact", di < t.disparate_impact_min, behind)
     else:
         di, flagged_di = math.nan, []
@@ -511,7 +541,7 @@ def _label(v: pd.Series, flag: str, label: str) -> str:
     if v.get("positive_decision") != "harmful":
         return label
     return {
-        "passes_disparate_impact": f"{label} (of not being flagged)",
+        "passes_disparate_impact": f"{label} (of being flagged, or of not being flagged: the lower)",
         "passes_equal_opportunity": f"{label} (false-positive rates)",
     }.get(flag, label)
 

@@ -334,19 +334,26 @@ def missing_column(where: str, contract: TableContract, column: str, present: Co
     """The one-line message of a required column that a file (or database table) lacks."""
     required = [c.name for c in contract.columns if c.required]
     optional = [c.name for c in contract.columns if not c.required]
+    present = present if isinstance(present, list | tuple) else sorted(present)  # a file's order, else a stable one
+    also = [c for c in required if c != column and c not in present]
     hint = case_hint(column, present)
     if not hint:  # a renamed column ('score' exported as 'probability') is among the ones the contract lacks
         prefix = contract.extra_column_prefix
         others = [c for c in _extra_columns(contract, present) if not (prefix and c.startswith(prefix))]
-        hint = f"; the file's other columns: {', '.join(others[:SHOWN_OTHERS])}: one of them renamed?" if others else ""
+        shown = ", ".join(others[:SHOWN_OTHERS]) + (
+            f" (and {len(others) - SHOWN_OTHERS} more)" if len(others) > SHOWN_OTHERS else ""
+        )
+        hint = f"; the file's other columns: {shown}: one of them renamed?" if others else ""
     return (
-        f"{where}: table '{contract.name}' is missing required column '{column}' (required: {', '.join(required)}"
+        f"{where}: table '{contract.name}' is missing required column '{column}'"
+        + (f" (also missing: {', '.join(also)})" if also else "")
+        + f" (required: {', '.join(required)}"
         + (f"; optional: {', '.join(optional)}" if optional else "")
         + f"){hint}"
     )
 
 
-SHOWN_OTHERS = 5  # the columns outside the contract a missing column's message lists
+SHOWN_OTHERS = 12  # the columns outside the contract a missing column's message lists
 
 
 def check_types(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan: str, present: Collection[str]) -> None:

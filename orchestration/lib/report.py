@@ -33,6 +33,7 @@ from orchestration.lib.bias import (
     HEADLINE_VERDICT_COLUMNS,
     NOT_ASSESSED,
     VERDICT_RATES,
+    disparate_impact_relative,
     group_intervals,
     summarise_verdicts,
 )
@@ -610,11 +611,12 @@ class ReportBuilder:
         start, end = max(windows.values(), key=lambda w: w[1])
         s.add(
             paragraph(
-                f"Favourable-outcome rate of each group relative to the model's best-off group over its newest "
-                f"window that compared groups (named with the model; a model that stopped predicting, or whose "
-                f"labels lag, keeps its last verdict) (the selection rate; for a model whose positive decision is "
-                f"harmful, such as a fraud flag, 1 - selection rate: not being flagged); below {floor:g} (shaded) fails the "
-                f"four-fifths rule. Equal opportunity compares true-positive rates, or false-positive rates "
+                f"Each group's disparate-impact ratio to the model's best-off group over its newest window that "
+                f"compared groups (named with the model; a model that stopped predicting, or whose labels lag, keeps "
+                f"its last verdict): its selection rate / the highest; for a model whose positive decision is "
+                f"harmful, such as a fraud flag, the lower of its rate of not being flagged / the highest and the "
+                f"least-flagged group's flag rate / its own (a group flagged twice as often scores 0.5, however rare "
+                f"the flag); below {floor:g} (shaded) fails the four-fifths rule. Equal opportunity compares true-positive rates, or false-positive rates "
                 f"(wrongly flagged) for a harmful positive decision. Error bars are the group's "
                 f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
                 f"uncertain. Groups with fewer than {minimum:g} predictions are grey and take no part in "
@@ -636,22 +638,19 @@ class ReportBuilder:
             for i, attribute in enumerate(attributes):
                 g = r[r["attribute"] == attribute].sort_values("group_value", ascending=False)
                 eligible = (g["predictions"] >= minimum).to_numpy()  # disparate impact's groups
-                best = g.loc[eligible, "favourable_rate"].max() if eligible.any() else g["favourable_rate"].max()
-                relative = g["favourable_rate"] / best if best and best > 0 else g["favourable_rate"] * float("nan")
-                relative_by_attribute[attribute] = dict(zip(g["group_value"].astype(str), jsonable(relative)))
+                harmful = bool((g["positive_decision"] == "harmful").all())
+                bars = disparate_impact_relative(g, eligible if eligible.any() else ~eligible, harmful)
+                names = g["group_value"].astype(str)
+                relative_by_attribute[attribute] = dict(zip(names, jsonable(bars[0])))
                 intervals_by_attribute[attribute] = {
-                    str(group): jsonable([low, high])
-                    for group, low, high in zip(
-                        g["group_value"], g["favourable_rate_ci_low"], g["favourable_rate_ci_high"]
-                    )
+                    name: jsonable([low, high]) for name, low, high in zip(names, bars[1], bars[2])
                 }
-                colors = [
-                    rf.EXCLUDED if not e else (rf.BAD if v < floor else rf.OK) for e, v in zip(eligible, relative)
-                ]
-                rf.bias_bars(fig, g, best, colors, i + 1, floor)
+                colors = [rf.EXCLUDED if not e else (rf.BAD if v < floor else rf.OK) for e, v in zip(eligible, bars[0])]
+                rf.bias_bars(fig, g, bars, colors, i + 1, floor)
             fig.update_layout(showlegend=False, hovermode="closest")
-            self.model(model_id)["relative_selection_rate"] = relative_by_attribute
-            self.model(model_id)["selection_rate_wilson_95"] = intervals_by_attribute
+            # each group's bar: its disparate-impact ratio to the best-off group, and that ratio's 95% interval
+            self.model(model_id)["disparate_impact_relative"] = relative_by_attribute
+            self.model(model_id)["disparate_impact_relative_95"] = intervals_by_attribute
             first, last = windows[model_id]
             self.model(model_id)["fairness_window"] = {"start": first, "end": last}
             s.add(f"<h3>{html.escape(str(model_id))}, window {first} .. {last}</h3>")

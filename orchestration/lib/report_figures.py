@@ -419,25 +419,20 @@ def count_axis(fig, largest, row=None, col=None) -> None:
     fig.update_yaxes(tickformat=",d", rangemode="tozero", **step, row=row, col=col)
 
 
-def bias_bars(fig, g, best, colors, row, floor) -> None:
-    """Horizontal bars of favourable_rate / best, each with its Wilson interval divided by the same best rate.
+def bias_bars(fig, g, bars, colors, row, floor) -> None:
+    """Horizontal bars of each group's disparate-impact ratio to the best-off group, with its Wilson interval over
+    the same reference (``bars``: bias.disparate_impact_relative's ratio, low, high and rate compared).
 
     Horizontal so a group's label (``female x 25-34``) is read in full on the y axis.
     """
 
-    reference = best if best and best > 0 else float("nan")
-    relative = g["favourable_rate"] / reference
-    low, high = g["favourable_rate_ci_low"] / reference, g["favourable_rate_ci_high"] / reference
-    what = "not flagged" if (g["positive_decision"] == "harmful").all() else "selection rate"
+    relative, low, high, what = bars
+    rates = {"selected": "selection_rate", "flagged": "selection_rate", "not flagged": "favourable_rate"}
     hover = [
-        f"{what} {sr:.3f} [95% CI {lo:.3f}, {hi:.3f}], {int(n):,} predictions, {int(lab):,} labelled"
-        for sr, lo, hi, n, lab in zip(
-            g["favourable_rate"],
-            g["favourable_rate_ci_low"],
-            g["favourable_rate_ci_high"],
-            g["predictions"],
-            g["labelled"],
-        )
+        f"{'selection rate' if w == 'selected' else w} {g[rates[w]].iloc[i]:.3f} [95% CI {g[rates[w] + '_ci_low'].iloc[i]:.3f}, "
+        f"{g[rates[w] + '_ci_high'].iloc[i]:.3f}], {int(g['predictions'].iloc[i]):,} predictions, "
+        f"{int(g['labelled'].iloc[i]):,} labelled"
+        for i, w in enumerate(what)
     ]
     fig.add_trace(
         dict(
@@ -446,7 +441,7 @@ def bias_bars(fig, g, best, colors, row, floor) -> None:
             x=values(relative),
             orientation="h",
             marker=dict(color=colors),
-            name="relative selection rate",
+            name="disparate impact ratio",
             hovertext=hover,
             error_x=dict(
                 type="data",

@@ -120,18 +120,19 @@ def test_disadvantaged_group_of_a_harmful_score_is_the_most_flagged(rossi_run, r
     )
     assert len(verdicts), "race was never judged"
     last = verdicts.iloc[-1]  # the window covers every prediction, every label is in
-    # being flagged is the harm: the favourable outcome is not being flagged, so the four-fifths ratio is
-    # min/max of (1 - selection rate); 0.84 here, below the test's 0.9 rule
+    # being flagged is the harm: the four-fifths ratio is the lower of min/max of (1 - selection rate), the rates
+    # of not being flagged, and min/max of the flag rates (a rare flag's disparity)
     favourable = 1 - rates
-    assert last["disparate_impact_ratio"] == pytest.approx(favourable.min() / favourable.max(), abs=1e-9)
+    ratios = {"not flagged": favourable.min() / favourable.max(), "flagged": rates.min() / rates.max()}
+    assert last["disparate_impact_ratio"] == pytest.approx(min(ratios.values()), abs=1e-9)
     # a verdict fails only when the gap is beyond noise: the two groups' Wilson 95% intervals (statsmodels) of
-    # not being flagged lie apart; with 432 people, one group a few dozen, they may not
+    # the rate the ratio compares lie apart; with 432 people, one group a few dozen, they may not
     counts = raw.groupby("race")["flagged"].agg(["sum", "size"])
-    bounds = {g: proportion_confint(n - k, n, method="wilson") for g, (k, n) in counts.iterrows()}
-    apart = bounds[most_flagged][1] < bounds[least_flagged][0]
+    bounds = {g: proportion_confint(k, n, method="wilson") for g, (k, n) in counts.iterrows()}
+    apart = bounds[least_flagged][1] < bounds[most_flagged][0]  # the same for the rates of not being flagged
     assert bool(last["passes_disparate_impact"]) is not (last["disparate_impact_ratio"] < 0.9 and apart)
     if last["passes_disparate_impact"]:
-        assert "disparate impact beyond its limit within noise" in last["note"]
+        assert last["disparate_impact_ratio"] >= 0.9 or "disparate impact beyond its limit within noise" in last["note"]
     else:
         assert _groups(last["flagged_groups_disparate_impact"]) == [most_flagged]
     named = {

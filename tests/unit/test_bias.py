@@ -419,20 +419,22 @@ def test_a_risk_score_whose_labels_have_not_landed_is_judged_on_its_decisions():
     )
     rates = group_rates(rows.assign(date=pd.Timestamp("2025-04-09")), positive_decision={"risk": "harmful"})
     verdict = bias_verdicts(rates, {"min_labelled": 100}, {"risk": "harmful"}).iloc[0]
-    # by hand: the rates of not being flagged, 248/348 and 891/1027
-    assert verdict["disparate_impact_ratio"] == pytest.approx((248 / 348) / (891 / 1027), rel=1e-12)
-    # 0.82: within the four-fifths rule on the rates of not being flagged, but judged, not "not assessed"
-    assert verdict["passes_disparate_impact"] and assessed(verdict) and verdict["eligible_groups"] == []
-    # flagged at 28.7% vs 5%: judged and failed, with no label yet
-    worse = bias_verdicts(
+    # by hand: 0.82 on the rates of not being flagged (248/348 vs 891/1027) passed the four-fifths rule, though
+    # one group is flagged 2.2 times as often: the ratio of the flag rates, 0.46, is the lower, beyond noise
+    assert (248 / 348) / (891 / 1027) > 0.8
+    assert verdict["disparate_impact_ratio"] == pytest.approx((136 / 1027) / (100 / 348), rel=1e-12)
+    assert not verdict["passed"] and verdict["flagged_groups_disparate_impact"] == ["Black"]
+    assert assessed(verdict) and verdict["eligible_groups"] == []  # judged with no label yet
+    # flagged at 28.7% vs 25%: within four-fifths both ways (0.87 flagged, 0.95 not flagged), passed
+    close = bias_verdicts(
         group_rates(
-            rows.assign(date=pd.Timestamp("2025-04-09"), positives=[100, 51]), positive_decision={"risk": "harmful"}
+            rows.assign(date=pd.Timestamp("2025-04-09"), positives=[100, 257]), positive_decision={"risk": "harmful"}
         ),
         {"min_labelled": 100},
         {"risk": "harmful"},
     ).iloc[0]
-    assert worse["disparate_impact_ratio"] == pytest.approx((248 / 348) / (976 / 1027), rel=1e-12)
-    assert not worse["passed"] and worse["flagged_groups_disparate_impact"] == ["Black"]
+    assert close["disparate_impact_ratio"] == pytest.approx((257 / 1027) / (100 / 348), rel=1e-12)
+    assert close["passed"] and "beyond its limit" not in close["note"]
 
 
 def test_no_rows_give_empty_frames_with_every_column(world):

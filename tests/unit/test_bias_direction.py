@@ -3,8 +3,8 @@
 A risk model ('fraud', positive decision harmful: being flagged is the harm) over users with a
 `race` column (not one of the demo's attributes) and a `region`, plus their intersection. Group
 'B' is flagged more often, and its innocent members wrongly flagged more often: the verdicts must
-name B, judging disparate impact on the rate of NOT being flagged (fairlearn's
-demographic_parity_ratio on the inverted decisions) and equal opportunity on false-positive rates
+name B, judging disparate impact on the rates of being flagged and of NOT being flagged, the lower
+(fairlearn's demographic_parity_ratio on the decisions and on the inverted decisions) and equal opportunity on false-positive rates
 (fairlearn's MetricFrame with false_positive_rate). Read as if a positive decision were favourable,
 the same counts would name the wrong groups (the ones flagged least).
 """
@@ -103,13 +103,16 @@ HARMFUL = {"fraud": "harmful"}
 
 
 @pytest.mark.parametrize("attribute", list(ATTRIBUTES))
-def test_harmful_disparate_impact_is_fairlearns_ratio_of_not_being_flagged(world, attribute):
+def test_harmful_disparate_impact_is_the_lower_of_fairlearns_ratios_of_being_and_not_being_flagged(world, attribute):
     rows, daily = world
     verdict = bias_verdicts(group_rates(daily, positive_decision=HARMFUL), {**LIMITS, "min_labelled": 0}).set_index(
         "attribute"
     )
-    not_flagged = 1 - rows["decision"]
-    oracle = demographic_parity_ratio(not_flagged, not_flagged, sensitive_features=rows[attribute])
+    flagged, not_flagged = rows["decision"], 1 - rows["decision"]
+    oracle = min(
+        demographic_parity_ratio(flagged, flagged, sensitive_features=rows[attribute]),
+        demographic_parity_ratio(not_flagged, not_flagged, sensitive_features=rows[attribute]),
+    )
     assert verdict.loc[attribute, "disparate_impact_ratio"] == pytest.approx(oracle, **EXACT)
     assert verdict.loc[attribute, "positive_decision"] == "harmful"
 
@@ -147,7 +150,7 @@ def test_the_verdict_names_the_group_flagged_most_not_the_one_flagged_least(worl
     assert all(g.startswith("B|") for g in harmful.loc["race_x_region", "flagged_groups_equal_opportunity"])
     assert harmful.loc["region", "passed"]  # region is not what the scores depend on
     text = summarise_verdicts(harmful.reset_index())
-    assert "fraud / race: disparate impact ratio (of not being flagged)" in text
+    assert "fraud / race: disparate impact ratio (of being flagged, or of not being flagged: the lower)" in text
     assert "disadvantaged (flagged most often): B" in text and "disadvantaged (wrongly flagged most often): B" in text
     # the same counts read as a favourable decision (the old assumption) blame A and C, the groups flagged least
     favourable = bias_verdicts(group_rates(daily, positive_decision={"fraud": "favourable"}), LIMITS).set_index(
@@ -193,3 +196,23 @@ def test_the_direction_comes_from_the_project_file(world, tmp_path, monkeypatch)
     pd.testing.assert_frame_equal(from_file, explicit)
     with pytest.raises(ValueError, match="positive_decision must be one of"):
         positive_decisions(["fraud"], {"fraud": "bad"})
+
+
+def test_the_reports_bars_are_each_groups_ratio_and_their_minimum_the_verdicts(world):
+    # the report drew a harmful model's rates of not being flagged (all near 1) beside a verdict on flag rates
+    from orchestration.lib import report_figures as rf
+    from orchestration.lib.bias import disparate_impact_relative
+
+    _, daily = world
+    rates = group_rates(daily, positive_decision=HARMFUL)
+    verdict = bias_verdicts(rates, LIMITS).set_index("attribute").loc["race"]
+    g = rates[rates["attribute"] == "race"].reset_index(drop=True)
+    bars = disparate_impact_relative(g, np.ones(len(g), bool), harmful=True)
+    flag = g.set_index("group_value")["selection_rate"]
+    by_group = dict(zip(g["group_value"], bars[0], strict=True))
+    assert by_group["B"] == pytest.approx(flag.min() / flag["B"], **EXACT)  # B: flagged most, its flag ratio
+    assert min(by_group.values()) == pytest.approx(verdict["disparate_impact_ratio"], **EXACT)
+    fig = rf.new_figure(1, 1, ["race"], height=300)
+    rf.bias_bars(fig, g, bars, ["#000"] * len(g), 1, 0.8)
+    hover = dict(zip(g["group_value"], rf.done(fig)["data"][0]["hovertext"], strict=True))
+    assert hover["B"].startswith(f"flagged {flag['B']:.3f}")

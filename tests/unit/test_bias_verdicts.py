@@ -172,3 +172,34 @@ def test_a_gap_within_noise_passes_and_a_gap_beyond_it_fails():
     assert _wilson_apart(rows)
     assert not real["passes_equal_opportunity"] and real["flagged_groups_equal_opportunity"] == ["b"]
     assert not real["passes_equalized_odds"] and not real["passed"]
+
+
+def test_a_rare_flag_twice_as_often_fails_and_a_fair_one_rarely_does():
+    # a credit-risk model declining ~6% of one group and ~11% of another: 0.94 on the rates of not being declined
+    # passed the four-fifths rule; the ratio of the flag rates (0.5) fails, and on a fair model flagging 5% of
+    # groups of 600 (30 flags each, the ratio often < 0.8 by the point estimate) only a gap beyond noise fails
+    rng = np.random.default_rng(11)
+
+    def verdict(flag_rates: dict[str, float], n: int) -> pd.Series:
+        parts = [
+            pd.DataFrame({"group_value": g, "label": 0, "decision": (rng.random(n) < rate).astype(int)})
+            for g, rate in flag_rates.items()
+        ]
+        rows = pd.concat(parts, ignore_index=True).assign(date="2026-09-01", score=0.1)
+        rates = group_rates(counts(rows), positive_decision={"m": "harmful"})
+        v = bias_verdicts(rates, {"min_labelled": 0}, {"m": "harmful"}).iloc[0]
+        flagged = rows.groupby("group_value")["decision"].agg(["sum", "size"])
+        bounds = {g: proportion_confint(k, m, method="wilson") for g, (k, m) in flagged.iterrows()}
+        (a_low, a_high), (b_low, b_high) = bounds["a"], bounds["b"]
+        share = flagged["sum"] / flagged["size"]
+        ratio = min(share.min() / share.max(), (1 - share.max()) / (1 - share.min()))  # by hand
+        assert v["disparate_impact_ratio"] == pytest.approx(ratio, rel=1e-12)
+        apart = a_high < b_low or b_high < a_low
+        assert bool(v["passes_disparate_impact"]) is not (ratio < 0.8 and apart)
+        return v
+
+    unfair = verdict({"a": 0.057, "b": 0.113}, 2000)
+    assert not unfair["passes_disparate_impact"] and unfair["flagged_groups_disparate_impact"] == ["b"]
+    fair = [verdict({"a": 0.05, "b": 0.05}, 600) for _ in range(200)]
+    assert sum(v["disparate_impact_ratio"] < 0.8 for v in fair) > 30  # the point estimate alone would fail these
+    assert sum(not v["passes_disparate_impact"] for v in fair) <= 0.05 * len(fair)

@@ -122,6 +122,26 @@ def test_missing_required_column_names_file_table_and_column(tmp_path, conn):
         load_partition(conn, "predictions", tmp_path, DAY)
 
 
+def test_a_missing_column_message_names_every_missing_column_and_the_others_in_a_stable_order():
+    # init passed a set of columns: each run named a different five, often not the renamed ones
+    from orchestration.lib.contract import CONTRACTS
+    from orchestration.lib.raw_loader import missing_column
+
+    present = {"application_id", "customer_id", "model", "version", "scored_at", "pd_score", "cutoff", "balance"}
+    messages = {missing_column("f.csv", CONTRACTS["predictions"], "prediction_id", set(present)) for _ in range(5)}
+    assert len(messages) == 1
+    [message] = messages
+    required = [c.name for c in CONTRACTS["predictions"].columns if c.required]
+    missing = [c for c in required if c != "prediction_id"]
+    assert f"(also missing: {', '.join(missing)})" in message
+    assert f"the file's other columns: {', '.join(sorted(present))}: one of them renamed?" in message
+    # a file's own order is kept (a header read from the file)
+    header = ["scored_at", "pd_score", "model"]
+    assert "other columns: scored_at, pd_score, model:" in missing_column(
+        "f.csv", CONTRACTS["predictions"], "score", header
+    )
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_a_required_column_named_in_another_case_is_named_beside_the_missing_one(tmp_path, conn, fmt):
     write(tmp_path, "predictions", predictions().rename(columns={"score": " Score"}), fmt=fmt)

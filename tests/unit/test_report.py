@@ -498,7 +498,7 @@ def test_bias_relative_selection_rates_and_four_fifths_band(warehouse):
     band = [s for s in bias["layout"]["shapes"] if s["type"] == "rect"][0]
     assert (band["x0"], band["x1"]) == (0, floor)
     assert {"model_id": EVIL, "attribute": "age_band"} in page.summary["fairness_failures"]
-    assert page.summary["models"][EVIL]["relative_selection_rate"]["age_band"]["old"] == pytest.approx(0.6)
+    assert page.summary["models"][EVIL]["disparate_impact_relative"]["age_band"]["old"] == pytest.approx(0.6)
 
 
 def test_bias_bars_and_table_show_wilson_intervals(warehouse):
@@ -514,8 +514,8 @@ def test_bias_bars_and_table_show_wilson_intervals(warehouse):
     order = [2, 1, 0]
     assert bars["error_x"]["array"] == pytest.approx([wilson[k][1] / 0.5 - relative[k] for k in order], rel=1e-9)
     assert bars["error_x"]["arrayminus"] == pytest.approx([relative[k] - wilson[k][0] / 0.5 for k in order], rel=1e-9)
-    assert page.summary["models"][EVIL]["selection_rate_wilson_95"]["age_band"]["tiny"] == pytest.approx(
-        list(wilson[1])
+    assert page.summary["models"][EVIL]["disparate_impact_relative_95"]["age_band"]["tiny"] == pytest.approx(
+        [bound / 0.5 for bound in wilson[1]]
     )
     # the table of intervals: the tiny group's selection rate with its (wide) interval, marked excluded
     row = re.search(r"<tr><td>age_band</td><td>tiny</td>(.*?)</tr>", report.html).group(1)
