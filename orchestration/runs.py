@@ -81,6 +81,11 @@ class StepProgress:
         self.counts: dict[str, dict] = {}  # per step: assets materialised, checks passed / warned / failed
         self.notes: dict[str, list[str]] = {}  # per step: what a warned check held back, why an asset was skipped
 
+    def _note(self, step: str, line: str) -> None:
+        # a ranged step's materialisations (one per day) carry the range's metadata each: said once
+        if line not in (notes := self.notes.setdefault(step, [])):
+            notes.append(line)
+
     def _count(self, step: str, kind: str, event) -> None:
         counts = self.counts.setdefault(step, {"assets": set(), "passed": 0, "warned": 0, "failed": 0})
         if kind == "ASSET_MATERIALIZATION":
@@ -88,16 +93,17 @@ class StepProgress:
             metadata = event.event_specific_data.materialization.metadata
             skipped = metadata.get("skipped")
             if skipped is not None:
-                self.notes.setdefault(step, []).append(f"skipped: {skipped.value}")
+                self._note(step, f"skipped: {skipped.value}")
             quarantined = metadata.get("rows_quarantined")
             if quarantined is not None and quarantined.value:  # a raw table's rows that broke a row rule
                 reasons = metadata.get("quarantine_reasons")
                 why = reasons.value if reasons is not None and isinstance(reasons.value, dict) else {}
                 listed = "; ".join(f"{reason}: {n}" for reason, n in list(why.items())[:NOTE_LINES])
-                self.notes.setdefault(step, []).append(
+                self._note(
+                    step,
                     f"{quarantined.value} row(s) quarantined"
                     + (f" ({listed})" if listed else "")
-                    + f" in raw_quarantine.{event.asset_key.path[-1]}, with _reason"
+                    + f" in raw_quarantine.{event.asset_key.path[-1]}, with _reason",
                 )
         elif kind == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
@@ -105,7 +111,8 @@ class StepProgress:
             counts["passed" if check.passed else "warned" if warn else "failed"] += 1
             if warn and not check.passed and check.description:  # a failure is printed with the run's outcome
                 lines = check.description.splitlines()
-                self.notes.setdefault(step, []).extend(line[:NOTE_WIDTH] for line in lines[:NOTE_LINES])
+                for line in lines[:NOTE_LINES]:
+                    self._note(step, line[:NOTE_WIDTH])
             elif check.passed:  # a gate's warnings (a paused label feed) pass the check: still say them
                 failed = check.metadata.get("failed_expectations")
                 for name, seen in (
@@ -113,8 +120,8 @@ class StepProgress:
                 ).items():
                     days = seen.get("failed_days") or []
                     shown = ", ".join(days[:NOTE_DAYS]) + (" ..." if len(days) > NOTE_DAYS else "")
-                    self.notes.setdefault(step, []).append(
-                        f"warning (blocks nothing): {name}" + (f" on {len(days)} day(s): {shown}" if days else "")
+                    self._note(
+                        step, f"warning (blocks nothing): {name}" + (f" on {len(days)} day(s): {shown}" if days else "")
                     )
 
     def _summary(self, step: str) -> str:

@@ -440,3 +440,27 @@ def test_materialize_notify_runs_the_sensors_ticks_after_its_runs_failed_ones_to
     assert cli._materialize_range(date(2026, 1, 1), date(2026, 1, 1), tmp_path, None) == 1
     assert "notifications" not in capsys.readouterr().out
     assert "--notify" in run("materialize", "--help").stdout
+
+
+def test_a_ranged_steps_quarantine_is_said_once_not_once_per_day():
+    # one duplicated users row printed the same line for each of a backfill's 162 days
+    from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions, single_run
+
+    reasons = {"duplicate key (user_id)": 1}
+
+    @dg.asset(key=["raw", "users"], partitions_def=daily_partitions, backfill_policy=single_run)
+    def users(context: dg.AssetExecutionContext):
+        assert len(context.partition_keys) == 5
+        return dg.MaterializeResult(
+            metadata={"rows_quarantined": 1, "quarantine_reasons": dg.MetadataValue.json(reasons)}
+        )
+
+    job = dg.Definitions(assets=[users]).resolve_implicit_global_asset_job_def()
+    lines = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        tags = {RANGE_START_TAG: "2026-03-10", RANGE_END_TAG: "2026-03-14"}
+        assert execute_with_progress(job, instance, lines.append, "D", tags=tags).success
+    said = [line.split("] D ", 1)[1] for line in lines]
+    assert [line for line in said if "quarantined" in line] == [
+        "raw.users: 1 row(s) quarantined (duplicate key (user_id): 1) in raw_quarantine.users, with _reason"
+    ]
