@@ -291,7 +291,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
             + (
                 "only disparate impact (decisions, no labels) is compared"
                 if (g["predictions"] >= t.min_labelled).sum() >= 2
-                else "nothing to compare"
+                else f"nor with >= {t.min_labelled:g} predictions (disparate impact's groups): nothing to compare"
             )
         )
 

@@ -154,6 +154,19 @@ class ReportBuilder:
         self.summary["sections"][section.anchor] = "absent"
         return section
 
+    def _no_value(self, what: str) -> str:
+        """Why there is no model value: none yet, or (no experiment at all) none to come."""
+        experiments = (
+            self.has("raw.experiments") and self.conn.execute("SELECT count(*) FROM raw.experiments").fetchone()[0]
+        )
+        if experiments:
+            return f"{what} yet."
+        return (
+            f"{what}: no experiment gives a model a never-exposed holdout (raw.experiments is empty, or every model "
+            "is `experiment: false`), so a model's worth cannot be measured; its health, drift and fairness below "
+            "still are."
+        )
+
     # headline ------------------------------------------------------------------
     def lifts(self) -> pd.DataFrame:
         if not self.has("attribution.experiment_results"):
@@ -176,7 +189,7 @@ class ReportBuilder:
             )
         )
         if impact.empty:
-            s.add(note(f"No model value (attribution.model_impact) up to {self.as_of} yet."))
+            s.add(note(self._no_value(f"No model value (attribution.model_impact) up to {self.as_of}")))
         else:
             latest = impact.groupby("model_id", sort=True).tail(1)
             for r in latest.itertuples():
@@ -369,7 +382,7 @@ class ReportBuilder:
             )
         )
         if impact.empty:
-            s.add(note(f"No model value up to {self.as_of} yet."))
+            s.add(note(self._no_value(f"No model value up to {self.as_of}")))
             return s
         models = sorted(impact["model_id"].unique())
         fig = rf.new_figure(len(models), 1, [f"{m}" for m in models], height=300 * len(models))

@@ -766,3 +766,16 @@ def test_layout_cues_units_counts_gates_cbpe_and_significance(warehouse, tmp_pat
     days = [d.isoformat() for d in DAYS[2:10]]
     assert [d for d, v in zip(filled["x"], filled["y"]) if v is not None] == [d for d in days if d >= "2026-03-08"]
     assert [d for d, v in zip(hollow["x"], hollow["y"]) if v is not None] == [d for d in days if d < "2026-03-08"]
+
+
+def test_a_project_without_experiments_is_told_its_models_worth_cannot_be_measured(warehouse):
+    # a monitoring-only project read "No model value ... yet", as if one were coming
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("DELETE FROM attribution.model_impact")
+    text = re.sub(r"<[^>]+>", "", build(warehouse).html)
+    assert "no experiment gives a model a never-exposed holdout" in text and " yet." not in text.split("holdout")[0][-80:]
+    with duckdb.connect(str(warehouse)) as conn:  # an experiment, its model's value not computed yet
+        conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        conn.execute("CREATE TABLE raw.experiments AS SELECT 'exp' AS experiment_id")
+    text = re.sub(r"<[^>]+>", "", build(warehouse).html)
+    assert f"No model value (attribution.model_impact) up to {AS_OF} yet." in text
