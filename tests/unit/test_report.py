@@ -773,7 +773,9 @@ def test_a_project_without_experiments_is_told_its_models_worth_cannot_be_measur
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("DELETE FROM attribution.model_impact")
     text = re.sub(r"<[^>]+>", "", build(warehouse).html)
-    assert "no experiment gives a model a never-exposed holdout" in text and " yet." not in text.split("holdout")[0][-80:]
+    assert (
+        "no experiment gives a model a never-exposed holdout" in text and " yet." not in text.split("holdout")[0][-80:]
+    )
     with duckdb.connect(str(warehouse)) as conn:  # an experiment, its model's value not computed yet
         conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
         conn.execute("CREATE TABLE raw.experiments AS SELECT 'exp' AS experiment_id")
