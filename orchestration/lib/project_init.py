@@ -460,10 +460,12 @@ OFFSET_OR_EPOCH = r"(.*(Z|[+-][0-9]{2}(:?[0-9]{2})?)|[0-9]+([.][0-9]+)?)"
 
 
 def _naive_times(conn: duckdb.DuckDBPyConnection, scan: str, column: str) -> int:
-    """How many values of the time column carry no UTC offset: the loader reads them as UTC."""
+    """How many values of the time column carry no UTC offset: the loader reads them as UTC. Values that do not
+    read as times at all (day/month text) are not counted: their own review line says so."""
     return conn.execute(
         f"SELECT count(*) FROM (SELECT trim(CAST({_q(column)} AS VARCHAR)) AS v FROM {scan}) "
-        f"WHERE v IS NOT NULL AND v <> '' AND NOT regexp_full_match(v, '{OFFSET_OR_EPOCH}')"
+        f"WHERE v IS NOT NULL AND v <> '' AND NOT regexp_full_match(v, '{OFFSET_OR_EPOCH}') "
+        "AND TRY_CAST(v AS TIMESTAMP) IS NOT NULL"
     ).fetchone()[0]
 
 
@@ -851,13 +853,13 @@ def render(inf: Inference) -> str:
         values = f": {', '.join(shown)}" + (" ..." if a.distinct > len(a.values) else "") if a.values else ""
         if a.proposed:
             add(f"#   {a.column}: {a.distinct} groups{nulls}{values} (a protected name: proposed, REVIEW)")
+        elif a.distinct < 2:  # a protected name too (one gender in the data): nothing to band
+            add(f"#   {a.column}: a single value{nulls}: nothing to compare")
         elif a.protected_name:
             add(
                 f"#   {a.column}: {a.distinct} distinct values{nulls}: too many groups; add a banded column "
                 f"(e.g. {a.column}_band) to users and judge that"
             )
-        elif a.distinct < 2:
-            add(f"#   {a.column}: a single value{nulls}: nothing to compare")
         else:
             add(f"#   {a.column}: {a.distinct} groups{nulls}{values}")
     add(f"protected_attributes: [{', '.join(proposed)}]")
@@ -1011,7 +1013,7 @@ def review(inf: Inference) -> list[str]:
             "recidivism) should say harmful"
         )
         psi_min = AlertRules().psi.min_count
-        if m.daily_median < psi_min:
+        if 0 < m.daily_median < psi_min:  # 0: no prediction time read (said above)
             out.append(
                 f"models.{m.model_id}: median {m.daily_median:g} predictions a day: drift (PSI) is reported but "
                 f"judged only on days with {psi_min} values (alerts.rules.psi.min_count): below it, noise alone "

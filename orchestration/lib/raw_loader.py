@@ -389,9 +389,14 @@ def check_types_with(run, contract: TableContract, scan: str, present: Collectio
                 f"WHERE {q} IS NOT NULL AND {_cast(q, col.type)} IS NULL LIMIT 3"
             )
             values = [e[1] for e in examples]
+            # a scan of several files (init reads a table's every file): the count is theirs, not the first's
+            files = run(
+                f"SELECT count(DISTINCT filename) FROM {scan} WHERE {q} IS NOT NULL AND {_cast(q, col.type)} IS NULL"
+            )
+            more = f" (and {files[0][0] - 1} more file(s))" if files[0][0] > 1 else ""
             raise ContractError(
-                f"{examples[0][0]}: table '{contract.name}', column '{col.name}': {n_bad} value(s) cannot be cast to "
-                f"{col.type}, e.g. {values}{cast_hint(col.type, values)}"
+                f"{examples[0][0]}{more}: table '{contract.name}', column '{col.name}': {n_bad} value(s) cannot be "
+                f"cast to {col.type}, e.g. {values}{cast_hint(col.type, values)}"
             )
 
 

@@ -142,6 +142,17 @@ def test_protected_attribute_candidates(zone):
     assert by_name["age"].distinct == users["age"].nunique() and not by_name["age"].proposed  # too many groups
     assert by_name["plan"].distinct == 1 and not by_name["plan"].proposed
     assert "city" not in by_name and "user_id" not in by_name and "signup_at" not in by_name
+    text = render(inf)
+    assert "#   age: " in text and "too many groups; add a banded column (e.g. age_band)" in text
+    assert "#   plan: a single value: nothing to compare" in text
+
+
+def test_a_protected_column_of_one_value_is_nothing_to_compare_not_too_many_groups(zone):
+    # a landing zone of men only: "gender: 1 distinct values: too many groups; add a banded column"
+    source, users, _, _ = zone
+    _write(source, "users", users.assign(gender="m"))
+    text = render(infer(source))
+    assert "#   gender: a single value: nothing to compare" in text and "gender_band" not in text
 
 
 def test_a_protected_column_the_scored_users_do_not_differ_in_is_not_proposed(zone):
@@ -671,3 +682,22 @@ def test_a_horizon_read_from_delays_cut_at_the_landing_zones_end_is_named(tmp_pa
     _write(source, "predictions", later.drop(columns=["labeled_at", "label", "label_source"]))
     _write(source, "labels", later[["prediction_id", "label", "labeled_at", "label_source"]])
     assert not [x for x in review(infer(source)) if "the delays are cut at its end" in x]
+
+
+def test_day_month_times_get_one_review_line_not_lines_read_from_values_init_could_not_read(tmp_path):
+    # dd/mm prediction times: after the right line, init said "median 0 predictions a day" and listed the very
+    # values it could not read as "times without a UTC offset"; the count of a table's bad values named one file
+    source = tmp_path / "zone"
+    days = ["04/05/2026 06:14", "05/05/2026 07:32"]
+    for i, day in enumerate(days):
+        frame = pd.DataFrame(
+            {"prediction_id": [f"p{i}"], "model_id": "m", "model_version": "1", "user_id": "u", "score": 0.4}
+            | {"predicted_at": [day]}
+        )
+        _write(source, "predictions", frame, file=f"predictions_2026-05-0{4 + i}")
+    said = review(infer(source))
+    [refused] = [line for line in said if "'predicted_at'" in line]
+    assert "predictions_2026-05-04.csv (and 1 more file(s))" in refused and "2 value(s) cannot be cast" in refused
+    assert "day/month or month/day order?" in refused
+    assert not any("predictions a day" in line for line in said)
+    assert not any("without a UTC offset" in line and "predicted_at" in line for line in said)
