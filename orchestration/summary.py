@@ -243,9 +243,9 @@ ORDER BY model_id, attribute, date
 
 
 def _fairness(conn, upto=None) -> list[str]:
-    """Per model and attribute: the verdicts of the newest window that compared groups (newer windows of nothing,
-    e.g. after the model stopped, are counted, not shown), and on how many of the last RECENT_DAYS days' windows
-    a verdict failed (the latest named) or nothing could be compared."""
+    """Per model and attribute: the verdicts of the newest window that compared groups and ends by the model's last
+    prediction day (newer windows, of nothing or after the model stopped, are counted, not shown), and on how many
+    of the last RECENT_DAYS days' windows a verdict failed (the latest named) or nothing could be compared."""
     import duckdb
     import pandas as pd
 
@@ -256,20 +256,31 @@ def _fairness(conn, upto=None) -> list[str]:
         verdicts = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto]).df())
     except (duckdb.CatalogException, duckdb.BinderException):  # no protected attributes, or built before
         return []
-    # windows ending after a model's last prediction day hold fewer and fewer of its days: not its news
-    verdicts = ending_by_last_prediction(conn, verdicts, upto or pd.Timestamp.max.date())
+    # windows ending after a model's last prediction day hold fewer and fewer of its days: not shown, but counted
+    # (one of them failing is said: a later window that fails is news however thin)
+    shown_from = ending_by_last_prediction(conn, verdicts, upto or pd.Timestamp.max.date())
 
     def window(row) -> str:
         return f"{pd.Timestamp(row['window_start']).date()} .. {pd.Timestamp(row['date']).date()}"
 
     lines = []
     for (model, attribute), rows in verdicts.groupby(["model_id", "attribute"], sort=False):
-        judged = rows[[assessed(v) for _, v in rows.iterrows()]]
+        is_judged = [assessed(v) for _, v in rows.iterrows()]
+        judged = rows[is_judged]
         failing = judged[~judged[list(VERDICT_TEXT)].astype(bool).all(axis=1)]
-        shown = judged.iloc[[-1]] if len(judged) else rows.iloc[[-1]]
+        candidates = shown_from.loc[shown_from.index.intersection(rows.index)]
+        candidates_judged = candidates[[assessed(v) for _, v in candidates.iterrows()]]
+        shown = next(f.iloc[[-1]] for f in (candidates_judged, candidates, rows) if len(f))
         verdict = summarise_verdicts(shown).replace(f"{model} / {attribute}: ", "").replace("\n", "; ")
-        newer = int((rows["date"] > shown["date"].iloc[0]).sum())
-        after = f"; the {newer} newer window(s) compared nothing" if newer else ""
+        newer = rows["date"] > shown["date"].iloc[0]
+        after = ""
+        if newer.any():
+            what = (
+                "compared nothing"
+                if not any(j for j, n in zip(is_judged, newer, strict=True) if n)
+                else "end after its last prediction day"
+            )
+            after = f"; the {int(newer.sum())} newer window(s) {what}"
         latest_failure = (
             f", latest {window(failing.iloc[-1])}" if len(failing) and failing.index[-1] != shown.index[0] else ""
         )
@@ -348,8 +359,9 @@ def read_and_print(conn, reports: Path) -> None:
         print("\nModel health: no alerts, no retraining requests")
     if fairness := _fairness(conn, newest):
         print(
-            "\nFairness: the newest trailing window's verdicts that compared groups (details: marts.bias_verdicts, "
-            "marts.bias_group_rates)"
+            "\nFairness: the newest trailing window's verdicts that compared groups, ending by the model's last "
+            f"prediction day; in brackets, the windows of the last {RECENT_DAYS} days that have verdicts (one a day) "
+            "(details: marts.bias_verdicts, marts.bias_group_rates)"
         )
         for line in fairness:
             print(f"  {line}")

@@ -311,6 +311,28 @@ def test_fairness_ends_at_the_models_last_prediction_day(warehouse, capsys):
     assert f"  m / age_band, window {days[1] - pd.Timedelta(days=13)} .. {days[1]}: disparate impact ratio 0.20" in out
 
 
+def test_a_window_after_the_last_prediction_day_that_fails_is_counted_and_named(warehouse, capsys):
+    # the window ending on the last prediction day passed; a later one (more labels landed) failed with DI 0.45,
+    # and the summary said "0 failed"
+    path, _, _ = warehouse
+    days = pd.date_range("2026-03-08", periods=4).date
+    verdicts = pd.DataFrame(
+        [
+            _verdict(str(d), "age_band", 0.45 if d == days[3] else 0.95, "a, b", flagged="b" if d == days[3] else "")
+            for d in days
+        ]
+    )
+    health = pd.DataFrame({"date": days, "model_id": "m", "predictions": [100, 100, 0, 0]})
+    _publish_verdicts(path, verdicts, health)
+    out = _summary(path, capsys)
+    window = f"{days[3] - pd.Timedelta(days=13)} .. {days[3]}"
+    assert (
+        f"  m / age_band, window {days[1] - pd.Timedelta(days=13)} .. {days[1]}: all fairness verdicts pass "
+        f"(the last 4 days' windows: 1 failed, latest {window}, 0 not assessed; the 2 newer window(s) end after "
+        "its last prediction day)" in out
+    )
+
+
 def test_a_day_held_back_for_rows_of_other_days_says_how_to_deliver_them(warehouse, capsys):
     # late labels appended to the next day's file with their own (earlier) labeled_at: quarantined, the day's
     # good labels held back with them, and the summary named the rule without a remedy
