@@ -184,7 +184,7 @@ def _print_attribution(results, impact) -> None:
             ],
             # the variance CUPED removed, where the row's estimate is CUPED's
             "estimate": [
-                e + (f" (-{_share(v)} var)" if e == "cuped" and v == v else "")
+                e + (f" ({_share(v)} less variance)" if e == "cuped" and v == v else "")
                 for e, v in zip(results["estimate"], results["cuped_variance_reduction"], strict=True)
             ],
             f"p ({correction})": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
@@ -322,6 +322,55 @@ def _p_text(p: float) -> str:
     return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
+# per model with a cost row: the days from its experiment's start to its newest net value without one, and the
+# cost landed after that day (results end on the last day with experiment data: no net value counts it yet)
+COST_GAPS_SQL = """
+WITH valued AS (
+    SELECT i.model_id, min(e.start_date) AS start_date, max(i.as_of_date) AS as_of
+    FROM attribution.model_impact i JOIN staging.stg_experiments e USING (experiment_id)
+    WHERE i.analysis_window = 'cumulative' GROUP BY ALL
+),
+costed AS (SELECT DISTINCT model_id, date FROM staging.stg_model_costs)
+SELECT v.model_id, v.as_of,
+    (SELECT count(*) FROM range(v.start_date, v.as_of + INTERVAL 1 DAY, INTERVAL 1 DAY) r(day)
+     WHERE CAST(r.day AS DATE) NOT IN (SELECT date FROM costed c WHERE c.model_id = v.model_id)) AS days_without,
+    (SELECT min(CAST(r.day AS DATE)) FROM range(v.start_date, v.as_of + INTERVAL 1 DAY, INTERVAL 1 DAY) r(day)
+     WHERE CAST(r.day AS DATE) NOT IN (SELECT date FROM costed c WHERE c.model_id = v.model_id)) AS first_without,
+    (SELECT count(DISTINCT date) FROM staging.stg_model_costs c WHERE c.model_id = v.model_id AND c.date > v.as_of)
+        AS days_after,
+    (SELECT sum(total_cost) FROM staging.stg_model_costs c WHERE c.model_id = v.model_id AND c.date > v.as_of)
+        AS cost_after
+FROM valued v
+WHERE v.model_id IN (SELECT model_id FROM costed)
+ORDER BY v.model_id
+"""
+
+
+def _cost_gaps(conn) -> list[str]:
+    """Notes on net values that miss a cost: days without a model_costs row (a late or lost cost file: one row a
+    model a day is too few for the volume gate to judge), and costs landed after the newest net value's day."""
+    import duckdb
+
+    try:
+        gaps = conn.execute(COST_GAPS_SQL).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return []
+    lines = []
+    for model, as_of, without, first, after, cost in gaps:
+        if without:
+            lines.append(
+                f"{model}: no model_costs row on {without} day(s) of its experiment up to {as_of} (first {first}): its "
+                "net value counts no cost on them (a late cost file? materialize names late files; run those days "
+                "again once it lands)"
+            )
+        if after:
+            lines.append(
+                f"{model}: {after} day(s) of model_costs after {as_of} ({cost:,.2f}) are in no net value yet: results "
+                "end on the last day with experiment data"
+            )
+    return lines
+
+
 def read_and_print(conn, reports: Path) -> None:
     """Print the summary of the warehouse ``conn`` (read-only); ``reports``: where the daily reports are. Raises
     duckdb's CatalogException / BinderException when the attribution tables are missing or older."""
@@ -340,6 +389,8 @@ def read_and_print(conn, reports: Path) -> None:
         print("No experiment results (attribution.experiment_results is empty): monitoring only")
     else:
         _print_attribution(results, impact)
+        for line in _cost_gaps(conn):
+            print(f"  note: {line}")
     if len(recent):
         last = pd.Timestamp(recent["last_day"].max()).date()
         print(

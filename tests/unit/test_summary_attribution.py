@@ -380,3 +380,25 @@ def test_a_gates_warnings_are_listed_with_their_days(warehouse, capsys):
     out = _summary(path, capsys)
     assert f"  raw_labels {stale}: 3 day(s), {days[0]} .. {days[-1]}" in out
     assert "raw_orders expect" not in out and "Days held back" not in out
+
+
+def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(warehouse, capsys):
+    # a late cost file: the day's net value counted no cost and nothing said so; costs landed after the last day
+    # with experiment data were in no net value
+    path, _, _ = warehouse
+    start = AS_OF - pd.Timedelta(days=4)
+    costed = [start + pd.Timedelta(days=d) for d in (0, 1, 3, 4, 5, 6)]  # day 2 missing; days 5, 6 after AS_OF
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA staging")
+        conn.execute(
+            "CREATE TABLE staging.stg_experiments AS SELECT 'e' AS experiment_id, ?::DATE AS start_date", [start]
+        )
+        conn.execute("CREATE TABLE staging.stg_model_costs (model_id VARCHAR, date DATE, total_cost DOUBLE)")
+        conn.executemany("INSERT INTO staging.stg_model_costs VALUES ('m', ?, 120.5)", [[d] for d in costed])
+    out = _summary(path, capsys)
+    missing = (start + pd.Timedelta(days=2)).date()
+    assert (
+        f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} (first {missing}): its net "
+        "value counts no cost on them" in out
+    )
+    assert f"  note: m: 2 day(s) of model_costs after {AS_OF.date()} (241.00) are in no net value yet" in out
