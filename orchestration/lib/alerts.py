@@ -4,7 +4,7 @@ Rules run over a few rows per model and day (the marts did the heavy lifting),
 so this is plain pandas. Each breach is one row: date, model, metric, subject
 (the feature for PSI), value, threshold.
 
-Precision and recall drops are judged by a one-sided two-proportion z-test of
+Precision and recall drops are judged by a one-sided exact test (Fisher's) of
 the day's labelled counts against the version's reference window (the same
 window drift is judged against), not by a fixed percentage: a model whose
 normal precision is 0.30 with 100 labelled positive decisions a day moves by
@@ -158,19 +158,30 @@ def load_alert_config(config: ProjectConfig | None = None) -> AlertConfig:
 
 
 def one_sided_drop_pvalue(successes, trials, reference_successes, reference_trials) -> np.ndarray:
-    """p-value of "the day's proportion is below the reference's": pooled two-proportion z-test, one-sided.
+    """p-value of "the day's proportion is below the reference's": Fisher's exact test, one-sided.
 
-    The test statsmodels' ``proportions_ztest([x, x_ref], [n, n_ref], alternative='smaller')``
-    computes. NaN where a denominator is 0 or the pooled proportion is 0 or 1 (no variance: nothing to judge).
+    P(X <= x) for X hypergeometric (the day's successes, given the day's trials and both rows' successes), the
+    test scipy.stats' ``fisher_exact([[x, n - x], [x_ref, n_ref - x_ref]], alternative='less')`` computes. Exact
+    at any count: the pooled z-test it replaced rejected 2 of 10 against 12 of 18 at p 0.009 (exact: 0.023), and
+    at such counts raised ~1.2-1.5x the alarms its alpha promised. NaN where a denominator is 0 or the pooled
+    proportion is 0 or 1 (no variance: nothing to judge).
     """
     x, n = np.asarray(successes, float), np.asarray(trials, float)
     xr, nr = np.asarray(reference_successes, float), np.asarray(reference_trials, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n, nr = np.where(n > 0, n, np.nan), np.where(nr > 0, nr, np.nan)
-        pooled = (x + xr) / (n + nr)
-        se = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / nr))
-        z = (x / n - xr / nr) / np.where(se > 0, se, np.nan)
-    return special.ndtr(z)  # norm.cdf(z) as scipy.stats evaluates it, without importing scipy.stats
+    x, n, xr, nr = np.broadcast_arrays(x, n, xr, nr)
+    out = np.full(x.shape, np.nan)
+    for i in np.ndindex(x.shape):
+        total, hits = n[i] + nr[i], x[i] + xr[i]
+        if not (n[i] > 0 and nr[i] > 0 and 0 < hits < total) or np.isnan(total + hits):
+            continue
+        k = np.arange(max(0.0, n[i] - (total - hits)), x[i] + 1)  # the day's possible successes up to its own
+        log_pmf = _log_choose(hits, k) + _log_choose(total - hits, n[i] - k) - _log_choose(total, n[i])
+        out[i] = min(1.0, float(np.exp(special.logsumexp(log_pmf))))
+    return out
+
+
+def _log_choose(n, k):
+    return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
 
 
 def calibration_pvalue(chi2, bins) -> np.ndarray:
@@ -280,7 +291,7 @@ def evaluate_alerts(
 def _drop_breaches(rows: pd.DataFrame, labelled: pd.Series, ref: pd.DataFrame, name: str, rule: dict) -> pd.DataFrame:
     """Days whose precision (recall) is significantly below the version's reference window's.
 
-    One-sided pooled two-proportion z-test of the day's counts against the
+    One-sided Fisher exact test of the day's counts against the
     reference window's; a breach when p < alpha. value = the day's rate,
     threshold = the reference rate. Days without enough labelled predictions
     (``min_labelled``, and the rule's ``min_count`` on the rate's denominator) are not judged.
@@ -299,7 +310,7 @@ def _drop_breaches(rows: pd.DataFrame, labelled: pd.Series, ref: pd.DataFrame, n
     hit = enough & (p < alpha)
     with np.errstate(invalid="ignore", divide="ignore"):
         value, threshold = (x / n)[hit], (xr / nr)[hit]
-    out = _breaches(rows, name, value, 0.0, f"one-sided z-test p < {alpha:g} vs reference {metric}")
+    out = _breaches(rows, name, value, 0.0, f"one-sided exact test p < {alpha:g} vs reference {metric}")
     if len(out):
         out["threshold"] = threshold.astype(float).to_numpy()
     return out

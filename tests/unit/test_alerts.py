@@ -1,12 +1,12 @@
 """Alert rules on hand-made mart rows: each rule just over and just under its threshold, values checked by hand;
-the precision / recall drop rules against statsmodels' two-proportion z-test, on noise and on a real drop."""
+the precision / recall drop rules against scipy's Fisher exact test, on noise and on a real drop."""
 
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import chi2
+from scipy.stats import chi2, fisher_exact
 from statsmodels.stats.proportion import proportions_ztest
 
 from orchestration.lib.alerts import (
@@ -291,17 +291,33 @@ def test_small_days_are_not_judged_by_the_volume_rule():
 # ---------------------------------------------------------------- precision / recall drop: a test, not a percentage
 
 
-def ztest_p(x, n, x_ref, n_ref) -> float:
-    """The oracle: statsmodels' pooled two-proportion z-test, H1 the day's proportion is smaller."""
-    return float(proportions_ztest([x, x_ref], [n, n_ref], alternative="smaller")[1])
+def exact_p(x, n, x_ref, n_ref) -> float:
+    """The oracle: scipy's Fisher exact test, H1 the day's proportion is smaller."""
+    return float(fisher_exact([[x, n - x], [x_ref, n_ref - x_ref]], alternative="less")[1])
 
 
 @pytest.mark.parametrize(
-    "x, n, x_ref, n_ref", [(30, 150, 1050, 2100), (70, 150, 330, 1000), (0, 5, 3, 9), (12, 40, 400, 1000)]
+    "x, n, x_ref, n_ref",
+    [(30, 150, 1050, 2100), (70, 150, 330, 1000), (0, 5, 3, 9), (12, 40, 400, 1000), (2, 10, 12, 18)]
+    + [(40_000, 100_000, 410_000, 1_000_000)],  # a big day: the sum of 40,001 terms
 )
-def test_drop_pvalue_is_statsmodels_one_sided_two_proportion_ztest(x, n, x_ref, n_ref):
-    assert one_sided_drop_pvalue(x, n, x_ref, n_ref) == pytest.approx(ztest_p(x, n, x_ref, n_ref), rel=1e-12)
+def test_drop_pvalue_is_scipys_one_sided_fisher_exact_test(x, n, x_ref, n_ref):
+    assert one_sided_drop_pvalue(x, n, x_ref, n_ref) == pytest.approx(exact_p(x, n, x_ref, n_ref), rel=1e-8)
     assert np.isnan(one_sided_drop_pvalue(0, 0, 5, 10)) and np.isnan(one_sided_drop_pvalue(0, 10, 0, 10))
+
+
+def test_a_drop_on_few_decisions_alerts_at_the_rate_its_alpha_promises():
+    # 2 of 10 declines against 12 of 18 in the reference: the z-test said p 0.009 < 0.01 (an alert), the exact
+    # test 0.023; over many days of an unchanged model with ~10 labelled declines a day, at most alpha alert
+    assert proportions_ztest([2, 12], [10, 18], alternative="smaller")[1] < 0.01 < one_sided_drop_pvalue(2, 10, 12, 18)
+    rng = np.random.default_rng(4)
+    n, n_ref, rate = 10, 18, 0.6
+    x, x_ref = rng.binomial(n, rate, 20_000), rng.binomial(n_ref, rate, 20_000)
+    exact = one_sided_drop_pvalue(x, np.full(x.shape, n), x_ref, np.full(x.shape, n_ref))
+    z = np.array(
+        [proportions_ztest([a, b], [n, n_ref], alternative="smaller")[1] for a, b in zip(x[:4000], x_ref[:4000])]
+    )
+    assert np.nanmean(exact < 0.01) <= 0.01 < np.nanmean(z < 0.01)
 
 
 def test_precision_drop_alerts_exactly_when_the_one_sided_test_rejects():
@@ -313,17 +329,17 @@ def test_precision_drop_alerts_exactly_when_the_one_sided_test_rejects():
     rows = steady(range(4), **changes)
     found = by_metric(alerts(rows, 0, 3), "precision_drop")
     expected = [
-        (day(i), "", round(t / 300, 12), 0.5) for i, t in tp.items() if i != 3 and ztest_p(t, 300, 1050, 2100) < 0.01
+        (day(i), "", round(t / 300, 12), 0.5) for i, t in tp.items() if i != 3 and exact_p(t, 300, 1050, 2100) < 0.01
     ]
     assert found == expected and [d for d, *_ in found] == [day(0), day(2)]  # day 1: p ~ 0.13, noise
     rule = alerts(rows, 0, 0)
     assert (
         rule.loc[rule["metric"] == "precision_drop", "rule"].iloc[0]
-        == "one-sided z-test p < 0.01 vs reference precision"
+        == "one-sided exact test p < 0.01 vs reference precision"
     )
     # a stricter alpha from the model's config keeps only the days the oracle rejects at that alpha
     strict = by_metric(alerts(rows, 0, 3, cfg=config(m={"precision_drop": {"alpha": 1e-4}})), "precision_drop")
-    assert [d for d, *_ in strict] == [day(i) for i in (0, 2) if ztest_p(tp[i], 300, 1050, 2100) < 1e-4]
+    assert [d for d, *_ in strict] == [day(i) for i in (0, 2) if exact_p(tp[i], 300, 1050, 2100) < 1e-4]
 
 
 def test_recall_drop_uses_the_labelled_positives_and_the_reference_recall():
@@ -331,7 +347,7 @@ def test_recall_drop_uses_the_labelled_positives_and_the_reference_recall():
     rows = steady(range(2), d0={"false_negatives": 100}, d1={"false_negatives": 60})
     found = by_metric(alerts(rows, 0, 1), "recall_drop")
     assert found == [(day(0), "", 0.6, 0.75)]
-    assert ztest_p(150, 250, 1050, 1400) < 0.01 < ztest_p(150, 210, 1050, 1400)
+    assert exact_p(150, 250, 1050, 1400) < 0.01 < exact_p(150, 210, 1050, 1400)
 
 
 def test_no_reference_counts_no_drop_verdict():
@@ -399,7 +415,7 @@ def test_a_healthy_model_at_precision_030_to_033_raises_alerts_at_the_rate_alpha
         oracle = [
             d
             for d, x, fp in zip(enough["date"], enough["true_positives"], enough["false_positives"])
-            if ztest_p(
+            if exact_p(
                 x,
                 x + fp,
                 ref["reference_true_positives"][0],
