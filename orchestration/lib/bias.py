@@ -349,8 +349,17 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     eo_limit, odds_limit = t.equal_opportunity_max_difference, t.equalized_odds_max_difference
     # the disadvantaged: behind another group beyond the limit, beyond noise (a harmful decision: flagged more)
     eo_behind = apart(flipped(fpr), eo_limit) if harmful else apart(tpr, eo_limit)
+    eo_ratio = math.nan
+    if harmful:  # a rare flag's FPRs (0.024 vs 0.056) are never 0.1 apart: wrongly flagged 1 / floor times as often
+        defined_fpr = fpr[0][~np.isnan(fpr[0])]
+        if len(defined_fpr) >= 2 and defined_fpr.max() > 0:
+            eo_ratio = float(defined_fpr.min() / defined_fpr.max())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio_behind = _behind(*flipped(fpr), lambda ahead, behind: ahead / behind < t.disparate_impact_min)
+        notes += _within_noise("equal opportunity ratio", eo_ratio < t.disparate_impact_min, ratio_behind)
+        eo_behind = eo_behind | ratio_behind
     flagged_eo = [] if math.isnan(eo) else _groups(names, eo_behind)
-    notes += _within_noise("equal opportunity", eo > eo_limit, eo_behind)
+    notes += _within_noise("equal opportunity", eo > eo_limit, apart(flipped(fpr), eo_limit) if harmful else eo_behind)
     # equalised odds: any two groups apart on TPR or on FPR (which of the two says the verdict's message)
     tpr_apart, fpr_apart = apart(tpr, odds_limit), apart(fpr, odds_limit)
     odds_apart = np.concatenate([tpr_apart, fpr_apart])
@@ -384,6 +393,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "equalized_odds_rate": odds_rate,
         "disparate_impact_ratio": di,
         "equal_opportunity_difference": eo,
+        "equal_opportunity_ratio": eo_ratio,
         "tpr_difference": tpr_difference,
         "fpr_difference": fpr_difference,
         "equalized_odds_difference": odds,
@@ -417,6 +427,7 @@ HEADLINE_VERDICT_COLUMNS = [
     "attribute",
     "disparate_impact_ratio",
     "equal_opportunity_difference",
+    "equal_opportunity_ratio",
     "equalized_odds_difference",
     "calibration_gap",
 ]
@@ -428,6 +439,7 @@ VERDICT_COLUMNS = [
     "equalized_odds_rate",
     "disparate_impact_ratio",
     "equal_opportunity_difference",
+    "equal_opportunity_ratio",
     "tpr_difference",
     "fpr_difference",
     "equalized_odds_difference",
@@ -542,7 +554,7 @@ def _label(v: pd.Series, flag: str, label: str) -> str:
         return label
     return {
         "passes_disparate_impact": f"{label} (of being flagged, or of not being flagged: the lower)",
-        "passes_equal_opportunity": f"{label} (false-positive rates)",
+        "passes_equal_opportunity": f"{label} (false-positive rates)",  # a difference, or a ratio (lowest / highest)
     }.get(flag, label)
 
 
@@ -566,6 +578,14 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             if v[flag]:
                 continue
             limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
+            ratio = v.get("equal_opportunity_ratio")
+            floor = (
+                float(v["disparate_impact_min"])
+                if pd.notna(v.get("disparate_impact_min"))
+                else fallback.disparate_impact_min
+            )
+            if flag == "passes_equal_opportunity" and pd.notna(ratio) and ratio < floor and not v[column] > limit:
+                label, column, op, limit = "equal opportunity ratio", "equal_opportunity_ratio", "<", floor
             lines.append(
                 f"{v['model_id']} / {v['attribute']}: {_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f}"
                 f"{_who(v, flag)}"

@@ -203,3 +203,38 @@ def test_a_rare_flag_twice_as_often_fails_and_a_fair_one_rarely_does():
     fair = [verdict({"a": 0.05, "b": 0.05}, 600) for _ in range(200)]
     assert sum(v["disparate_impact_ratio"] < 0.8 for v in fair) > 30  # the point estimate alone would fail these
     assert sum(not v["passes_disparate_impact"] for v in fair) <= 0.05 * len(fair)
+
+
+def test_a_harmful_models_innocent_wrongly_flagged_twice_as_often_fails_equal_opportunity_by_its_ratio():
+    # FPR 0.024 vs 0.056, intervals apart: 0.03 is well within the 0.1 limit of the difference, so equal
+    # opportunity passed a group wrongly declined 2.3 times as often. The ratio (fairlearn's between-groups ratio
+    # of false_positive_rate) fails it, naming that group; a fair model's rare FPRs rarely do
+    rng = np.random.default_rng(5)
+
+    def verdict(fpr: dict[str, float], n: int) -> tuple[pd.Series, pd.DataFrame]:
+        parts = [
+            pd.DataFrame({"group_value": g, "label": 0, "decision": (rng.random(n) < rate).astype(int)})
+            for g, rate in fpr.items()
+        ]
+        positives = [pd.DataFrame({"group_value": g, "label": 1, "decision": 1}, index=range(50)) for g in fpr]
+        rows = pd.concat(parts + positives, ignore_index=True).assign(date="2026-09-01", score=0.1)
+        rates = group_rates(counts(rows), positive_decision={"m": "harmful"})
+        limits = {"min_labelled": 0, "disparate_impact_min": 0.8}
+        return bias_verdicts(rates, limits, {"m": "harmful"}).iloc[0], rows
+
+    unfair, rows = verdict({"a": 0.024, "b": 0.056}, 4000)
+    frame = MetricFrame(
+        metrics=false_positive_rate,
+        y_true=rows["label"],
+        y_pred=rows["decision"],
+        sensitive_features=rows["group_value"],
+    )
+    assert unfair["equal_opportunity_ratio"] == pytest.approx(frame.ratio(method="between_groups"), rel=1e-12)
+    assert unfair["equal_opportunity_difference"] < 0.1 and unfair["equal_opportunity_ratio"] < 0.8
+    assert not unfair["passes_equal_opportunity"] and unfair["flagged_groups_equal_opportunity"] == ["b"]
+    text = summarise_verdicts(pd.DataFrame([unfair]))
+    assert f"equal opportunity ratio (false-positive rates) {unfair['equal_opportunity_ratio']:.2f} < 0.80" in text
+    assert "disadvantaged (wrongly flagged most often): b" in text
+    fair = [verdict({"a": 0.03, "b": 0.03}, 1500)[0] for _ in range(100)]
+    assert sum(v["equal_opportunity_ratio"] < 0.8 for v in fair) > 10  # the point estimate alone would fail these
+    assert sum(not v["passes_equal_opportunity"] for v in fair) <= 5
