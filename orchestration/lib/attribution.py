@@ -451,12 +451,19 @@ def srm_reason(srm_p: float) -> str | None:
     return None
 
 
-def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_gates: pd.DataFrame) -> pd.DataFrame:
-    """A result summarises every day since its experiment started: if any of those days failed a
-    quality gate (its data never reached the marts), the result is not trustworthy.
+# the raw tables a lift reads (marts.experiment_stats' sources and the experiment design): a failed gate holds back
+# its own table's day only (macros/held_back.sql), so a predictions or labels day held back changes no lift
+ATTRIBUTION_TABLES = frozenset({"assignments", "experiments", "experiment_variants", "orders", "sessions"})
 
-    ``experiments``: experiment_id, start_date; ``failed_gates``: date, suite.
+
+def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_gates: pd.DataFrame) -> pd.DataFrame:
+    """A result summarises every day since its experiment started: if any of those days failed a quality gate of
+    a table it reads (ATTRIBUTION_TABLES: that day's rows never reached the marts), the result is not trustworthy.
+
+    ``experiments``: experiment_id, start_date; ``failed_gates``: date, suite, table_name.
     """
+    if "table_name" in failed_gates:
+        failed_gates = failed_gates[failed_gates["table_name"].isin(ATTRIBUTION_TABLES)]
     if results.empty or failed_gates.empty:
         return results
     out = results.copy()

@@ -40,14 +40,15 @@ def test_corrupt_predictions_block_attribution_for_that_day(pipeline, tmp_path, 
     gate_log = pipeline.query("SELECT * FROM quality.gate_results WHERE date = ? AND suite = 'raw_predictions'", [day])
     assert not gate_log["passed"].iloc[0] and "score" in gate_log["failed_expectations"].iloc[0]
 
-    # the next day is clean and gets published, but its cumulative numbers miss the blocked day: not trustworthy
+    # the next day is clean and gets published; the held-back day is the predictions table's only, which no lift
+    # reads: the cumulative results are not marked untrustworthy for it (a held-back orders day does: below)
     assert pipeline.run(day + timedelta(days=1)).success
     results = pipeline.query(
         "SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [day + timedelta(days=1)]
     )
     cumulative = results[results["analysis_window"] == "cumulative"]
-    assert len(cumulative) and not cumulative["trustworthy"].any()
-    assert cumulative["untrusted_reason"].str.contains(f"quality gate raw_predictions failed on {day}").all()
+    assert len(cumulative)
+    assert not cumulative["untrusted_reason"].fillna("").str.contains("quality gate raw_predictions").any()
     # the quarantine still holds every bad row: nothing is lost
     quarantined = pipeline.query(
         "SELECT count(*) AS n FROM raw_quarantine.predictions WHERE _partition_date = ?", [day]

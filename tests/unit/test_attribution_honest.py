@@ -343,3 +343,42 @@ def test_effective_events_counts_units_with_equal_values_and_never_more_than_the
     skewed = np.r_[100.0, np.ones(9)]
     assert 1 < effective_events(skewed.sum(), (skewed**2).sum()) < np.count_nonzero(skewed)
     assert effective_events(0.0, 0.0) == 0
+
+
+def test_only_a_failed_gate_of_a_table_the_lift_reads_makes_it_untrustworthy():
+    # 15 bad scores of a monitoring-only model held back the predictions day, and the experiment's every result
+    # turned "not trustworthy" although no lift reads predictions (a gate holds back its own table's day only)
+    import json
+    from pathlib import Path
+
+    from orchestration.lib.attribution import ATTRIBUTION_TABLES, mark_failed_gates
+
+    rng = np.random.default_rng(3)
+    stats = pd.DataFrame(
+        [
+            _arm_row("e", v, "revenue_per_user", rng.gamma(2.0, 5.0, n))
+            for v, n in (("holdout", 300), ("treatment", 900))
+        ]
+    )
+    experiments = experiments_of(stats, model_id="m")
+    results = experiment_results(stats, experiments, variants_of(stats), DECLARED)
+    day = AS_OF - pd.Timedelta(days=2)
+    gates = pd.DataFrame(
+        {"date": [day, day], "suite": ["raw_predictions", "raw_labels"], "table_name": ["predictions", "labels"]}
+    )
+    assert mark_failed_gates(results, experiments, gates)["trustworthy"].equals(results["trustworthy"])
+    orders = pd.concat([gates, pd.DataFrame({"date": [day], "suite": ["raw_orders"], "table_name": ["orders"]})])
+    marked = mark_failed_gates(results, experiments, orders)
+    assert not marked["trustworthy"].any()
+    assert marked["untrusted_reason"].str.contains(f"quality gate raw_orders failed on {day.date()}").all()
+
+    # the tables are the lift's: experiment_stats' raw sources in the dbt manifest, and the experiment design
+    manifest = json.loads((Path(__file__).parents[2] / "dbt_project" / "target" / "manifest.json").read_text())
+    nodes = {**manifest["nodes"], **manifest["sources"]}
+    sources, todo = set(), ["model.impact_ledger.experiment_stats"]
+    while todo:
+        node = nodes[todo.pop()]
+        if node["resource_type"] == "source":
+            sources.add(node["name"])
+        todo += node.get("depends_on", {}).get("nodes", [])
+    assert sources | {"experiments", "experiment_variants"} == ATTRIBUTION_TABLES

@@ -218,6 +218,23 @@ def test_labels_must_point_to_known_predictions(world):
     assert "a predictions file of those days missing or late?" in outcome.describe()
 
 
+def test_labels_of_a_quarantined_prediction_point_to_a_known_prediction(world):
+    # 15 scores of 1.5 quarantined, and weeks later their labels failed prediction_known: every model's labels of
+    # that day held back. A quarantined prediction is known (its label is no broken reference); a ghost is not
+    def quarantine_one(conn):
+        labelled = f"(SELECT min(prediction_id) FROM raw.labels WHERE _partition_date = DATE '{TODAY}')"
+        conn.execute(
+            "INSERT INTO raw_quarantine.predictions BY NAME SELECT *, 'score outside [0, 1]' AS _reason "
+            f"FROM raw.predictions WHERE prediction_id = {labelled}"
+        )
+        assert conn.execute(f"DELETE FROM raw.predictions WHERE prediction_id = {labelled}").fetchone()[0] == 1
+
+    result = gate(world, "labels", conn_hook=quarantine_one)
+    assert result.success, result.summary()
+    ghost = gate(world, "labels", lambda f: f.assign(prediction_id=["ghost"] + list(f["prediction_id"][1:])))
+    assert failed(ghost) == {"expect_column_values_to_be_in_set(prediction_known)"}
+
+
 def test_label_values_and_sources_are_value_sets(world):
     result = gate(world, "labels", lambda f: f.assign(label_source=["crowd"] + list(f["label_source"][1:])))
     assert failed(result) == {"expect_column_values_to_be_in_set(label_source)"}
