@@ -52,9 +52,12 @@ CSV_OPTIONS = (
 # A CSV holds only text. A predictions feature_* column whose every value is a plain decimal number is stored as
 # DOUBLE when it first reaches the table (drift bins it at the reference deciles; as text every distinct value
 # was a category of its own, and PSI ~12 alerted every day). Codes with a leading zero ("007", "02134") stay text.
+# Only CSV text: a Parquet (or database) string column was typed by its exporter, e.g. a customer subtype coded
+# 1-41, a category (binned at deciles its PSI read 0.05 where it was 0.3-0.7).
 # The table's type then holds for later days: a value that does not cast to it stops the load, naming it.
 NUMBER_PATTERN = r"[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
 CODE_PATTERN = r"[+-]?0[0-9].*"
+CSV_SOURCE = r".*[.]csv([.]gz)?"  # a row's _source_file read as CSV text (any case)
 
 
 def is_numeric_feature_candidate(table: str, column: str) -> bool:
@@ -557,7 +560,8 @@ def _conform_extra_columns(conn: duckdb.DuckDBPyConnection, table: str, columns:
 
 
 def _all_numbers(conn: duckdb.DuckDBPyConnection, names: list[str]) -> list[str]:
-    """Those of the ``_checked`` text columns ``names`` with values, every one a plain number (NUMBER_PATTERN)."""
+    """Those of the ``_checked`` text columns ``names`` with values, every one a plain number (NUMBER_PATTERN), read
+    from CSV files only (CSV_SOURCE)."""
     if not names:
         return []
     tests = []
@@ -565,8 +569,9 @@ def _all_numbers(conn: duckdb.DuckDBPyConnection, names: list[str]) -> list[str]
         q = _quote(name)
         number = f"regexp_full_match({q}, '{NUMBER_PATTERN}') AND NOT regexp_full_match({q}, '{CODE_PATTERN}')"
         tests.append(f"count({q}) > 0 AND count(*) FILTER (WHERE {q} IS NOT NULL AND NOT ({number})) = 0")
-    verdicts = conn.execute(f"SELECT {', '.join(tests)} FROM _checked").fetchone()
-    return [name for name, numeric in zip(names, verdicts, strict=True) if numeric]
+    csv_only = f"count(*) FILTER (WHERE NOT regexp_full_match(lower(coalesce(_source_file, '')), '{CSV_SOURCE}')) = 0"
+    *verdicts, from_csv = conn.execute(f"SELECT {', '.join(tests)}, {csv_only} FROM _checked").fetchone()
+    return [name for name, numeric in zip(names, verdicts, strict=True) if numeric and from_csv]
 
 
 def _check_casts(conn: duckdb.DuckDBPyConnection, table: str, name: str, kind: str) -> None:

@@ -52,6 +52,7 @@ from orchestration.lib.raw_loader import (  # Spark's CSV reading mirrors raw_lo
     empty_day_note,
     file_format,
     files_for_day,
+    CSV_SOURCE,
     is_numeric_feature_candidate,
     reader_error,
     seen_sql,
@@ -441,7 +442,11 @@ def _numbers_as_double(session, checked, contract: TableContract, known_columns:
         value = F.col(f"`{name}`")
         number = value.rlike(f"^(?:{NUMBER_PATTERN})$") & ~value.rlike(f"^(?:{CODE_PATTERN})$")
         tests.append(((F.count(value) > 0) & (F.count(F.when(value.isNotNull() & ~number, 1)) == 0)).alias(name))
+    source = F.lower(F.coalesce(F.col("_source_file"), F.lit("")))
+    tests.append((F.count(F.when(~source.rlike(f"^(?:{CSV_SOURCE})$"), 1)) == 0).alias("_from_csv"))
     verdicts = checked.select(*tests).first()
+    if not verdicts["_from_csv"]:  # a Parquet (or database) string column: typed by its exporter
+        return checked
     for name in text:
         if verdicts[name]:
             checked = checked.withColumn(name, F.col(f"`{name}`").cast("double"))

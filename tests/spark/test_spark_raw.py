@@ -492,6 +492,24 @@ def test_a_csv_feature_of_numbers_is_a_double_and_codes_words_and_empty_columns_
     pd.testing.assert_frame_equal(results["spark"][1], frame)
 
 
+def test_a_parquet_string_feature_of_numbers_stays_text(tmp_path, spark_session):
+    # a customer subtype coded 1-41, written by its exporter as Parquet strings: turned into DOUBLE and binned at
+    # deciles, its PSI read 0.05 where as categories it was 0.3-0.7. Only a CSV's text is typed by its values
+    source = tmp_path / "landing"
+    (source / "predictions").mkdir(parents=True)
+    first = _predictions(D1, range(1, 5), [1.5, 2.0, None, 0.25])
+    first["feature_subtype"] = ["33", "8", "41", None]
+    first.to_parquet(source / "predictions" / f"predictions_{D1}.parquet")
+
+    def load(conn):
+        load_days(conn, "predictions", source, [D1])
+        types = dict(conn.execute("SELECT column_name, column_type FROM (DESCRIBE raw.predictions)").fetchall())
+        return types["feature_subtype"], types["feature_recency"]
+
+    results = on_both_engines(tmp_path, load)
+    assert results["duckdb"] == results["spark"] == ("VARCHAR", "DOUBLE")
+
+
 def test_clean_days_copy_an_empty_quarantine_day_and_a_new_column_still_reaches_every_day(
     tmp_path, monkeypatch, spark_session
 ):
