@@ -231,13 +231,13 @@ def _print_attribution(results, impact) -> None:
         print(f"  {ROI_NOTE}")
 
 
-# the fairness verdicts of the last RECENT_DAYS days' trailing windows (one row a day per model and attribute) up to
-# $1 (the newest report's day, which shows the same windows; null: the newest window)
-FAIRNESS_SQL = f"""
+# the fairness verdicts of the last $2 days' trailing windows (one row a day per model and attribute) up to $1 (the
+# newest report's day, which shows the same windows; null: the newest window)
+FAIRNESS_SQL = """
 WITH newest AS (SELECT max(date) AS day FROM marts.bias_verdicts),
 upto AS (SELECT coalesce(least($1::DATE, day), day) AS day FROM newest)
 SELECT * FROM marts.bias_verdicts
-WHERE date <= (SELECT day FROM upto) AND date > (SELECT day FROM upto) - {RECENT_DAYS}
+WHERE date <= (SELECT day FROM upto) AND date > (SELECT day FROM upto) - $2
 ORDER BY model_id, attribute, date
 """
 
@@ -253,12 +253,14 @@ def _fairness(conn, upto=None) -> list[str]:
     from orchestration.lib.report_data import ending_by_last_prediction, verdicts_with_lists
 
     try:
-        verdicts = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto]).df())
+        verdicts = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto, RECENT_DAYS]).df())
+        every = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto, 1_000_000]).df())
     except (duckdb.CatalogException, duckdb.BinderException):  # no protected attributes, or built before
         return []
     # windows ending after a model's last prediction day hold fewer and fewer of its days: not shown, but counted
-    # (one of them failing is said: a later window that fails is news however thin)
-    shown_from = ending_by_last_prediction(conn, verdicts, upto or pd.Timestamp.max.date())
+    # (one of them failing is said: a later window that fails is news however thin); the shown one may be older
+    # than the counted days (a model that stopped long ago: its last verdict, as the report shows it)
+    shown_from = ending_by_last_prediction(conn, every, upto or pd.Timestamp.max.date())
 
     def window(row) -> str:
         return f"{pd.Timestamp(row['window_start']).date()} .. {pd.Timestamp(row['date']).date()}"
@@ -268,7 +270,7 @@ def _fairness(conn, upto=None) -> list[str]:
         is_judged = [assessed(v) for _, v in rows.iterrows()]
         judged = rows[is_judged]
         failing = judged[~judged[list(VERDICT_TEXT)].astype(bool).all(axis=1)]
-        candidates = shown_from.loc[shown_from.index.intersection(rows.index)]
+        candidates = shown_from[(shown_from["model_id"] == model) & (shown_from["attribute"] == attribute)]
         candidates_judged = candidates[[assessed(v) for _, v in candidates.iterrows()]]
         shown = next(f.iloc[[-1]] for f in (candidates_judged, candidates, rows) if len(f))
         verdict = summarise_verdicts(shown).replace(f"{model} / {attribute}: ", "").replace("\n", "; ")
@@ -282,7 +284,9 @@ def _fairness(conn, upto=None) -> list[str]:
             )
             after = f"; the {int(newer.sum())} newer window(s) {what}"
         latest_failure = (
-            f", latest {window(failing.iloc[-1])}" if len(failing) and failing.index[-1] != shown.index[0] else ""
+            f", latest {window(failing.iloc[-1])}"
+            if len(failing) and failing["date"].iloc[-1] != shown["date"].iloc[0]
+            else ""
         )
         lines.append(
             f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the last {len(rows)} days' windows: "

@@ -333,6 +333,34 @@ def test_a_window_after_the_last_prediction_day_that_fails_is_counted_and_named(
     )
 
 
+def test_a_model_that_stopped_long_ago_shows_its_last_verdict_as_the_report_does(warehouse, capsys):
+    # its last prediction day was more than 30 days before the newest window: the summary showed "not assessed"
+    # (the newest window, of nothing) while the report showed the failing window ending on that day
+    from orchestration.lib.report_data import bias_window
+
+    path, _, _ = warehouse
+    days = pd.date_range("2026-01-01", periods=45).date
+    verdicts = pd.DataFrame(
+        [
+            _verdict(str(d), "race", 0.55 if d <= days[5] else NAN, "a, b" if d <= days[5] else "a", flagged="b")
+            for d in days
+        ]
+    )
+    verdicts.loc[verdicts["date"] > days[5], "flagged_groups_disparate_impact"] = ""
+    health = pd.DataFrame({"date": days, "model_id": "m", "predictions": [100] * 6 + [0] * 39})
+    _publish_verdicts(path, verdicts, health)
+    with duckdb.connect(str(path)) as conn:  # the report's window reads the rates the same run wrote
+        conn.execute("CREATE TABLE marts.bias_group_rates AS SELECT date, model_id FROM verdicts")
+        _, report = bias_window(conn, days[-1])
+    assert [pd.Timestamp(d).date() for d in report["date"]] == [days[5]]
+    out = _summary(path, capsys)
+    assert (
+        f"  m / race, window {days[5] - pd.Timedelta(days=13)} .. {days[5]}: disparate impact ratio 0.55 < 0.80; "
+        "disadvantaged: b (the last 30 days' windows: 0 failed, 30 not assessed; the 30 newer window(s) compared "
+        "nothing)" in out
+    )
+
+
 def test_a_day_held_back_for_rows_of_other_days_says_how_to_deliver_them(warehouse, capsys):
     # late labels appended to the next day's file with their own (earlier) labeled_at: quarantined, the day's
     # good labels held back with them, and the summary named the rule without a remedy
