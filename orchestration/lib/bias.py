@@ -517,6 +517,27 @@ def _format(value: float, limit: float) -> str:
     return f"{value:.{digits}f}"
 
 
+def _odds_groups(v: pd.Series, rate: str) -> str:
+    """The equal-opportunity groups, named with the equalised-odds rate(s) ``rate`` when they are about one of them."""
+    groups = v["flagged_groups_equal_opportunity"]
+    named = len(groups) and v.get("equal_opportunity_rate", "tpr") in rate.split(", ")
+    return f"; disadvantaged: {', '.join(groups)}" if named else ""
+
+
+def _one_rate_apart(v: pd.Series, limit: float) -> str | None:
+    """Equalised odds failed on one rate's range while the other's, wider, is within noise: the line quotes the one
+    that failed (it quoted the wider range, a TPR gap of one labelled positive, beside an FPR gap that failed)."""
+    rate = v.get("equalized_odds_rate")
+    if rate not in ("tpr", "fpr") or pd.isna(v.get(f"{rate}_difference")):
+        return None
+    other = "fpr" if rate == "tpr" else "tpr"
+    value, wider = v[f"{rate}_difference"], v.get(f"{other}_difference")
+    quiet = (
+        f" ({other.upper()} range {_format(wider, limit)} within noise)" if pd.notna(wider) and wider > limit else ""
+    )
+    return f"equalised odds: {rate.upper()} range {_format(value, limit)} > {limit:.2f}{quiet}{_odds_groups(v, rate)}"
+
+
 def _who(v: pd.Series, flag: str) -> str:
     """The groups a failed verdict is about (for a harmful positive decision: the groups flagged most / wrongly)."""
     harmful = v.get("positive_decision") == "harmful"
@@ -538,10 +559,7 @@ def _who(v: pd.Series, flag: str) -> str:
         ranges = " and ".join(
             f"{r.upper()} range {_format(fpr_range if r == 'fpr' else tpr_range, limit)}" for r in rate.split(", ")
         )
-        groups = v["flagged_groups_equal_opportunity"]
-        # the equal-opportunity groups are about one of the two ranges: name them with that one
-        named = len(groups) and v.get("equal_opportunity_rate", "tpr") in rate.split(", ")
-        return f" ({ranges})" + (f"; disadvantaged: {', '.join(groups)}" if named else "")
+        return f" ({ranges})" + _odds_groups(v, rate)
     if flag == "passes_calibration" and len(v.get("calibration_extremes", [])) == 2:
         low, high = v["calibration_extremes"]
         return f"; most under-scored: {low}, most over-scored: {high}"
@@ -586,6 +604,9 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             )
             if flag == "passes_equal_opportunity" and pd.notna(ratio) and ratio < floor and not v[column] > limit:
                 label, column, op, limit = "equal opportunity ratio", "equal_opportunity_ratio", "<", floor
+            if flag == "passes_equalized_odds" and (one := _one_rate_apart(v, limit)):
+                lines.append(f"{v['model_id']} / {v['attribute']}: {one}")
+                continue
             lines.append(
                 f"{v['model_id']} / {v['attribute']}: {_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f}"
                 f"{_who(v, flag)}"

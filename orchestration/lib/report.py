@@ -658,7 +658,13 @@ class ReportBuilder:
                 intervals_by_attribute[attribute] = {
                     name: jsonable([low, high]) for name, low, high in zip(names, bars[1], bars[2])
                 }
-                colors = [rf.EXCLUDED if not e else (rf.BAD if v < floor else rf.OK) for e, v in zip(eligible, bars[0])]
+                # red: a group the verdict names (behind beyond noise); amber: below the floor within noise
+                judged = verdicts[(verdicts["model_id"] == model_id) & (verdicts["attribute"] == attribute)]
+                named = set(judged["flagged_groups_disparate_impact"].iloc[0]) if len(judged) else set()
+                colors = [
+                    rf.EXCLUDED if not e else rf.BAD if n in named else rf.WITHIN_NOISE if v < floor else rf.OK
+                    for e, v, n in zip(eligible, bars[0], names, strict=True)
+                ]
                 rf.bias_bars(fig, g, bars, colors, i + 1, floor)
             fig.update_layout(showlegend=False, hovermode="closest")
             # each group's bar: its disparate-impact ratio to the best-off group, and that ratio's 95% interval

@@ -12,6 +12,7 @@ from orchestration.lib.report_html import jsonable
 
 COLORS = ["#1f5fa8", "#d9822b", "#2e7d32", "#8e24aa", "#00838f", "#6d4c41", "#c2185b", "#546e7a"]
 BAD, OK, EXCLUDED = "#c62828", "#1f5fa8", "#9aa5b1"
+WITHIN_NOISE = "#e0a030"  # below a limit by its point estimate, but not beyond noise: the verdict passes
 LAYOUT = dict(
     template="none",
     font=dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12, color="#1f2933"),

@@ -460,8 +460,7 @@ def test_summary_names_metric_value_limit_and_group(rates):
     assert eo in lines and di in lines
     assert age["equalized_odds_rate"] == "tpr"
     assert any(
-        line.startswith("recommender / age_band: equalised odds difference")
-        and f"(TPR range {age['tpr_difference']:.2f})" in line
+        line.startswith(f"recommender / age_band: equalised odds: TPR range {age['tpr_difference']:.2f} > 0.10")
         for line in lines
     )
     assert not any("/ gender:" in line or "/ country:" in line for line in lines)  # passing verdicts say nothing
@@ -495,7 +494,10 @@ def test_equalised_odds_names_the_rate_whose_groups_are_apart_beyond_noise():
     assert verdict["passes_equal_opportunity"] and not verdict["passes_equalized_odds"]
     assert verdict["equalized_odds_rate"] == "fpr"
     # by hand: FPR 640/2000 - 360/2000
-    assert f"(FPR range {640 / 2000 - 360 / 2000:.2f})" in summarise_verdicts(pd.DataFrame([verdict]))
+    assert (
+        f"m / sex: equalised odds: FPR range {640 / 2000 - 360 / 2000:.2f} > 0.10 (TPR range "
+        f"{29 / 40 - 20 / 40:.2f} within noise)"
+    ) in summarise_verdicts(pd.DataFrame([verdict])).splitlines()  # it quoted the TPR range, the wider one
 
 
 def test_summary_quotes_the_limits_the_verdict_was_judged_against(rates):

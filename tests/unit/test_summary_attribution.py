@@ -414,19 +414,26 @@ def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(wareho
     # a late cost file: the day's net value counted no cost and nothing said so; costs landed after the last day
     # with experiment data were in no net value
     path, _, _ = warehouse
-    start = AS_OF - pd.Timedelta(days=4)
-    costed = [start + pd.Timedelta(days=d) for d in (0, 1, 3, 4, 5, 6)]  # day 2 missing; days 5, 6 after AS_OF
-    with duckdb.connect(str(path)) as conn:
-        conn.execute("CREATE SCHEMA staging")
-        conn.execute(
-            "CREATE TABLE staging.stg_experiments AS SELECT 'e' AS experiment_id, ?::DATE AS start_date", [start]
+    start = (AS_OF - pd.Timedelta(days=4)).date()
+    days = [start + pd.Timedelta(days=d) for d in range(5)]
+    with duckdb.connect(str(path)) as conn:  # the 'day' rows of model_impact: day 2's counted no cost
+        conn.executemany(
+            "INSERT INTO attribution.model_impact (model_id, experiment_id, analysis_window, as_of_date, model_cost) "
+            "VALUES ('m', 'e', 'day', ?, ?)",
+            [[d, 0.0 if i == 2 else 120.5] for i, d in enumerate(days)],
         )
+        conn.execute("CREATE SCHEMA staging")
         conn.execute("CREATE TABLE staging.stg_model_costs (model_id VARCHAR, date DATE, total_cost DOUBLE)")
-        conn.executemany("INSERT INTO staging.stg_model_costs VALUES ('m', ?, 120.5)", [[d] for d in costed])
+        landed = [d for i, d in enumerate(days) if i != 2] + [days[-1] + pd.Timedelta(days=k) for k in (1, 2)]
+        conn.executemany("INSERT INTO staging.stg_model_costs VALUES ('m', ?, 120.5)", [[d] for d in landed])
     out = _summary(path, capsys)
-    missing = (start + pd.Timedelta(days=2)).date()
     assert (
-        f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} (first {missing}): its net "
+        f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} (first {days[2]}): its net "
         "value counts no cost on them" in out
     )
     assert f"  note: m: 2 day(s) of model_costs after {AS_OF.date()} (241.00) are in no net value yet" in out
+    # the analytics snapshot (no staging views) and a Spark warehouse (views the analyst may not read): the first
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("DROP TABLE staging.stg_model_costs")
+    out = _summary(path, capsys)
+    assert "no model_costs row on 1 day(s)" in out and "of model_costs after" not in out
