@@ -185,3 +185,14 @@
 {% macro spark__integer_rows(values, column) -%}
     (select explode(array({{ values | join(', ') }})) as {{ column }})
 {%- endmacro %}
+
+{#- A bin edge as text, the same on both engines: 4 decimals, trailing zeros dropped but one (0.0001, 12.5, 3.0).
+    A double cast to text differs (Spark writes 1.0E-4 below 0.001, DuckDB 0.0001): real risk scores' low deciles
+    gave the two engines different bin labels. -#}
+{% macro edge_text(value) -%}
+    regexp_replace(regexp_replace({{ adapter.dispatch('four_decimals')(value) }}, '0+$', ''), '[.]$', '.0')
+{%- endmacro %}
+
+{% macro default__four_decimals(value) -%}printf('%.4f', {{ value }}){%- endmacro %}
+
+{% macro spark__four_decimals(value) -%}format_string('%.4f', {{ value }}){%- endmacro %}

@@ -131,12 +131,9 @@ select
     bin,
     case
         when feature_type <> 'numeric' then bin
-        when lower_edge is null then concat('(-inf, ', cast(round(upper_edge, 4) as {{ dbt.type_string() }}), ']')
-        when upper_edge is null then concat('(', cast(round(lower_edge, 4) as {{ dbt.type_string() }}), ', inf)')
-        else concat(
-            '(', cast(round(lower_edge, 4) as {{ dbt.type_string() }}), ', ',
-            cast(round(upper_edge, 4) as {{ dbt.type_string() }}), ']'
-        )
+        when lower_edge is null then concat('(-inf, ', {{ edge_text('upper_edge') }}, ']')
+        when upper_edge is null then concat('(', {{ edge_text('lower_edge') }}, ', inf)')
+        else concat('(', {{ edge_text('lower_edge') }}, ', ', {{ edge_text('upper_edge') }}, ']')
     end as bin_label,
     -- numeric bins in value order; categories by reference share, then new ones, by name
     row_number() over (
