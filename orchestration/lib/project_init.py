@@ -35,6 +35,7 @@ from orchestration.lib.raw_loader import (
     _is_reader_error,
     _scan_columns,
     _scan_sql,
+    check_formats,
     missing_column,
     check_types,
     reader_error,
@@ -228,7 +229,7 @@ def _refusal(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: li
     """The loader's error on a value of the files that its contract type cannot hold (materialize stops at
     the file), checked as the loader checks it; None when every value casts."""
     try:
-        scan = _scan_sql(files, contract.name, load_config().csv.encoding_of(contract.name))
+        scan = _scan_sql(files, contract.name, load_config().csv.encoding_of(contract.name), mixed=True)
         check_types(conn, contract, scan, _scan_columns(conn, scan))
     except ContractError as err:
         return str(err)
@@ -248,7 +249,7 @@ def _stage(conn: duckdb.DuckDBPyConnection, name: str, files: list[Path], select
     table = name.removeprefix("t_")
     encoding = load_config().csv.encoding_of(table)
     try:
-        scan = _scan_sql(files, table, encoding)
+        scan = _scan_sql(files, table, encoding, mixed=True)
         conn.execute(f"CREATE TEMP TABLE {name} AS SELECT {select} FROM {scan}")
     except ContractError as err:
         raise InitError(str(err)) from None
@@ -381,6 +382,10 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
     present: dict[str, set[str]] = {}
     for name, files in found.items():
         contract = CONTRACTS[name]
+        try:
+            check_formats(source, contract, files)
+        except ContractError as err:
+            raise InitError(str(err)) from None
         present[name], missing = _columns(conn, contract, files)
         profile = tables[name] = TableProfile(
             name, files, missing_columns=missing, refused=_refusal(conn, contract, files)
@@ -405,7 +410,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         )
         profile.rows = conn.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
         _volume(profile, _daily(conn, f"t_{name}", "_ts"))
-        scan = _scan_sql(files, name, load_config().csv.encoding_of(name))
+        scan = _scan_sql(files, name, load_config().csv.encoding_of(name), mixed=True)
         profile.naive_times, profile.naive_column = _naive_times(conn, scan, tc), tc
         if name == "predictions":
             features = sorted(c for c in present[name] if c.startswith("feature_"))
@@ -417,7 +422,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             _stage(conn, f"t_{name}", found[name], "*")
             tables[name].rows = conn.execute(f"SELECT count(*) FROM t_{name}").fetchone()[0]
     if "users" in found and "signup_at" in present["users"]:  # cohorts and retention are cut by its day
-        scan = _scan_sql(found["users"], "users", load_config().csv.encoding_of("users"))
+        scan = _scan_sql(found["users"], "users", load_config().csv.encoding_of("users"), mixed=True)
         tables["users"].naive_times, tables["users"].naive_column = _naive_times(conn, scan, "signup_at"), "signup_at"
 
     experiments: dict[str, str] = {}

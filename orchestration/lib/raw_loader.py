@@ -143,6 +143,22 @@ def files_for_day(source: Path, contract: TableContract, files: list[Path], day:
     return files, False
 
 
+def check_formats(source: Path, contract: TableContract, files: list[Path]) -> None:
+    """A table's files may change format from one dated day to the next (an exporter moved from CSV to Parquet);
+    the files of one day, or undated files (read together), share one: else the loader's ContractError."""
+    formats = {file_format(p) for p in files}
+    if len(formats) < 2:
+        return
+    dated = {p: DATE_IN_NAME.search(str(p.relative_to(source))) for p in files}
+    if contract.time_column is not None and all(dated.values()):
+        by_day: dict[str, list[Path]] = {}
+        for p, m in dated.items():
+            by_day.setdefault(m.group(1), []).append(p)
+        files = next((day_files for day_files in by_day.values() if len({file_format(p) for p in day_files}) > 1), [])
+    if files:
+        _scan_sql(files, contract.name)  # its message names the formats, their counts and a file of each
+
+
 def _encoding_advice(table: str, encoding: str) -> str:
     return (
         "re-save it as UTF-8 (a Windows/Excel export is usually cp1252: `iconv -f cp1252 -t utf-8 in.csv > out.csv`; "
@@ -217,8 +233,14 @@ def _check_parquet(path: Path, table: str) -> None:
         )
 
 
-def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8") -> str:
-    """One DuckDB scan over a table's files (a table function, or a UNION ALL BY NAME of CSV files whose headers differ)."""
+def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8", mixed: bool = False) -> str:
+    """One DuckDB scan over a table's files (a table function, or a UNION ALL BY NAME of CSV files whose headers differ).
+    ``mixed``: Parquet and CSV files together as one UNION ALL BY NAME (columns both have read as text), for init's
+    profile of a table whose exporter changed format; a load stages each day's files of one format."""
+    formats = {file_format(p) for p in files}
+    if mixed and formats == {"parquet", "csv"}:
+        parts = [_scan_sql([p for p in files if file_format(p) == f], table, encoding) for f in ("parquet", "csv")]
+        return "(" + " UNION ALL BY NAME ".join(f"SELECT * FROM {x}" for x in parts) + ")"
     if all(file_format(p) == "parquet" for p in files):
         for path in files:
             _check_parquet(path, table)
@@ -238,8 +260,12 @@ def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8") -> st
         return (
             scans[0] if len(scans) == 1 else "(" + " UNION ALL BY NAME ".join(f"SELECT * FROM {x}" for x in scans) + ")"
         )
+    first = {f: next(p for p in files if file_format(p) == f) for f in ("parquet", "csv")}
+    counts = {f: sum(file_format(p) == f for p in files) for f in ("parquet", "csv")}
     raise ContractError(
-        f"mixed Parquet and CSV files for one table: {[str(p) for p in files]}; use one format per table"
+        f"mixed Parquet and CSV files for one day of table '{table}': {counts['parquet']} Parquet (e.g. "
+        f"{first['parquet']}) and {counts['csv']} CSV (e.g. {first['csv']}); one day's files share one format "
+        "(a table may change format from one day to the next)"
     )
 
 

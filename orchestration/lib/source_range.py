@@ -34,7 +34,7 @@ def _time_column_range(files: list[Path], column: str, table: str = "") -> tuple
 
     encoding = load_config().csv.encoding_of(table) if table else "utf-8"
     try:  # the loader's strict reader: a malformed file is the loader's one-line message here too
-        scan = _scan_sql(files, table, encoding)
+        scan = _scan_sql(files, table, encoding, mixed=True)  # a CSV day among Parquet days (the loader's rule)
     except ContractError as err:
         raise SourceRangeError(str(err)) from None
     col = '"' + column.replace('"', '""') + '"'

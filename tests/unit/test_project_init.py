@@ -701,3 +701,44 @@ def test_day_month_times_get_one_review_line_not_lines_read_from_values_init_cou
     assert "day/month or month/day order?" in refused
     assert not any("predictions a day" in line for line in said)
     assert not any("without a UTC offset" in line and "predicted_at" in line for line in said)
+
+
+def test_a_table_whose_exporter_moved_from_csv_to_parquet_is_read_day_by_day_as_materialize_reads_it(tmp_path):
+    # the first 12 days CSV, then Parquet once v2 shipped: init stopped with 23 full paths ("use one format per
+    # table"), though materialize loads a CSV day among Parquet days. One day mixing both is still an error.
+    import duckdb
+
+    from orchestration.lib.raw_loader import load_days
+
+    source = tmp_path / "zone"
+    days = [date(2025, 3, d) for d in (1, 2, 3)]
+    for i, day in enumerate(days):
+        frame = pd.DataFrame(
+            {
+                "prediction_id": [f"p{i}a", f"p{i}b"],
+                "model_id": "m",
+                "model_version": "v1" if i < 2 else "v2",
+                "user_id": "u",
+                "predicted_at": [f"{day} 10:00", f"{day} 11:00"],
+                "score": [0.2, 0.7],
+            }
+        )
+        if i == 2:  # Parquet: typed by its exporter
+            frame["predicted_at"] = pd.to_datetime(frame["predicted_at"])
+        _write(source, "predictions", frame, "csv" if i < 2 else "parquet", file=f"predictions_{day}")
+    inf = infer(source)
+    assert inf.tables["predictions"].rows == 6 and inf.models[0].predictions == 6
+    with duckdb.connect() as conn:  # the loader agrees, day by day and over the range
+        assert sum(r.rows_loaded for r in load_days(conn, "predictions", source, days)) == 6
+    from orchestration.lib.source_range import _time_column_range
+
+    files = sorted((source / "predictions").iterdir())  # materialize's default range reads the times of both
+    assert _time_column_range(files, "predicted_at", "predictions") == (days[0], days[-1])
+    # one day in both formats: the loader's error, naming the formats, their counts and a file of each
+    extra = pd.read_parquet(source / "predictions" / f"predictions_{days[2]}.parquet").assign(prediction_id=["x", "y"])
+    extra.to_csv(source / "predictions" / f"predictions_{days[2]}_late.csv", index=False)
+    with pytest.raises(InitError) as err:
+        infer(source)
+    message = str(err.value)
+    assert "mixed Parquet and CSV files for one day of table 'predictions': 1 Parquet" in message
+    assert f"predictions_{days[2]}_late.csv" in message and "one day's files share one format" in message
