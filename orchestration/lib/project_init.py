@@ -587,9 +587,10 @@ def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
         for model_id, labelled, p50, p90, p99, high in conn.execute("""
                 WITH first_label AS (SELECT prediction_id, min(_ts) AS labeled_at FROM t_labels
                                      WHERE _ts IS NOT NULL GROUP BY prediction_id),
-                     d AS (SELECT p.model_id, (epoch(l.labeled_at) - epoch(p._ts)) / 86400.0 AS days
+                     d AS (SELECT p.model_id, prediction_id, (epoch(l.labeled_at) - epoch(p._ts)) / 86400.0 AS days
                            FROM t_predictions p JOIN first_label l USING (prediction_id) WHERE p._ts IS NOT NULL)
-                SELECT model_id, count(*), quantile_cont(days, 0.5), quantile_cont(days, 0.9),
+                -- a prediction delivered twice (quarantined as a duplicate) is labelled once
+                SELECT model_id, count(DISTINCT prediction_id), quantile_cont(days, 0.5), quantile_cont(days, 0.9),
                        quantile_cont(days, 0.99), max(days)
                 FROM d GROUP BY model_id""").fetchall():
             delays[model_id] = (labelled, p50, p90, p99, high)

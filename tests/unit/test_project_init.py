@@ -742,3 +742,14 @@ def test_a_table_whose_exporter_moved_from_csv_to_parquet_is_read_day_by_day_as_
     message = str(err.value)
     assert "mixed Parquet and CSV files for one day of table 'predictions': 1 Parquet" in message
     assert f"predictions_{days[2]}_late.csv" in message and "one day's files share one format" in message
+
+
+def test_a_prediction_delivered_twice_is_labelled_once(zone):
+    # "4322 of 9029 predictions labelled" where the files held 4321 labels: a duplicated prediction's one label
+    source, _, preds, labels = zone
+    twice = preds[preds["prediction_id"].isin(labels["prediction_id"])].iloc[:1]
+    _write(source, "predictions", pd.concat([preds, twice]), "parquet")
+    by_model = {m.model_id: m for m in infer(source).models}
+    model = twice["model_id"].iloc[0]
+    labelled = preds[preds["model_id"] == model]["prediction_id"].isin(labels["prediction_id"]).sum()
+    assert by_model[model].labelled == labelled
