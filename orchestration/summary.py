@@ -372,6 +372,18 @@ def _cost_gaps(conn) -> list[str]:
     return lines
 
 
+def _print_unmeasured(conn, impact, results) -> None:
+    """The monitored models without a model value: their worth is not measured (no never-exposed holdout)."""
+    import pandas as pd
+
+    from orchestration.lib.project_config import load_config
+    from orchestration.lib.report_data import unmeasured_models, unmeasured_text
+
+    as_of = pd.Timestamp(results["as_of_date"].max()).date() if len(results) else pd.Timestamp.max.date()
+    if unmeasured := unmeasured_models(conn, as_of, impact["model_id"] if len(impact) else []):
+        print(f"  {unmeasured_text(unmeasured, '{:,.0f}'.format, load_config().currency)}")
+
+
 def read_and_print(conn, reports: Path) -> None:
     """Print the summary of the warehouse ``conn`` (read-only); ``reports``: where the daily reports are. Raises
     duckdb's CatalogException / BinderException when the attribution tables are missing or older."""
@@ -392,6 +404,7 @@ def read_and_print(conn, reports: Path) -> None:
         _print_attribution(results, impact)
         for line in _cost_gaps(conn):
             print(f"  note: {line}")
+    _print_unmeasured(conn, impact, results)
     if len(recent):
         last = pd.Timestamp(recent["last_day"].max()).date()
         print(

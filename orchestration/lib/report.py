@@ -256,6 +256,9 @@ class ReportBuilder:
                     )
                 )
             )
+        if unmeasured := data.unmeasured_models(self.conn, self.as_of, impact.get("model_id", [])):
+            s.add(note(data.unmeasured_text(unmeasured, _money, currency)))
+            self.summary["unmeasured_models"] = [m for m, _ in unmeasured]
         if lifts.empty:
             s.add(note(f"No experiment results (attribution.experiment_results) up to {self.as_of} yet."))
             return s

@@ -136,6 +136,45 @@ def model_impact(conn, as_of: date) -> pd.DataFrame:
     return frame.assign(**{c: None for c in IMPACT_DECISION_COLUMNS if c not in frame})
 
 
+def unmeasured_models(conn, as_of: date, measured) -> list[tuple[str, float | None]]:
+    """The models with predictions up to as_of but no model value among ``measured`` (no never-exposed holdout:
+    monitoring only), each with its model_costs up to as_of (None where unreadable: the analytics snapshot has no
+    staging views, nor may the analyst open a Spark warehouse's)."""
+    import duckdb
+
+    try:
+        models = [
+            m
+            for (m,) in conn.execute(
+                "SELECT DISTINCT model_id FROM marts.model_health_daily WHERE predictions > 0 AND date <= ? ORDER BY 1",
+                [as_of],
+            ).fetchall()
+            if m not in set(measured)
+        ]
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return []
+    try:
+        costs = dict(
+            conn.execute(
+                "SELECT model_id, sum(total_cost) FROM staging.stg_model_costs WHERE date <= ? GROUP BY 1", [as_of]
+            ).fetchall()
+        )
+    except duckdb.Error:
+        costs = None
+    return [(m, None if costs is None else costs.get(m)) for m in models]
+
+
+def unmeasured_text(unmeasured: list[tuple[str, float | None]], money, currency: str) -> str:
+    """One sentence on unmeasured_models (the summary's and the report's)."""
+    names = ", ".join(m for m, _ in unmeasured)
+    costs = [f"{m} {money(c)}" for m, c in unmeasured if c]
+    return (
+        f"Not measured: {names}: no never-exposed holdout (monitoring only), so what "
+        f"{'it is' if len(unmeasured) == 1 else 'each is'} worth cannot be measured; health, drift and fairness "
+        "still are" + (f". Model costs so far ({currency}): {', '.join(costs)}" if costs else "") + "."
+    )
+
+
 def model_health(conn, as_of: date) -> pd.DataFrame:
     """Daily health per model version; estimated_precision (label-free CBPE) where the mart has it."""
     have = set(_frame(conn, "SELECT * FROM marts.model_health_daily LIMIT 0").columns)

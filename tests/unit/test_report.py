@@ -781,3 +781,14 @@ def test_a_project_without_experiments_is_told_its_models_worth_cannot_be_measur
         conn.execute("CREATE TABLE raw.experiments AS SELECT 'exp' AS experiment_id")
     text = re.sub(r"<[^>]+>", "", build(warehouse).html)
     assert f"No model value (attribution.model_impact) up to {AS_OF} yet." in text
+
+
+def test_a_model_without_a_holdout_is_named_as_not_measured(warehouse):
+    # the headline listed only the models behind an experiment: the others vanished from "what each is worth"
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 100")
+        conn.execute("DELETE FROM attribution.model_impact WHERE model_id = 'churn'")
+    report = build(warehouse)
+    text = re.sub(r"<[^>]+>", "", report.html)
+    assert "Not measured: churn: no never-exposed holdout (monitoring only)" in text
+    assert parse(report.html).summary["unmeasured_models"] == ["churn"]

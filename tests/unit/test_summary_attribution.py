@@ -437,3 +437,23 @@ def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(wareho
         conn.execute("DROP TABLE staging.stg_model_costs")
     out = _summary(path, capsys)
     assert "no model_costs row on 1 day(s)" in out and "of model_costs after" not in out
+
+
+def test_a_monitoring_only_model_is_named_as_not_measured_with_its_costs(warehouse, capsys):
+    # three models, one behind an experiment: the other two vanished from "what is each model worth", their
+    # landed costs shown nowhere
+    path, _, _ = warehouse
+    health = pd.DataFrame({"date": [AS_OF.date()] * 3, "model_id": ["m", "watch", "idle"], "predictions": [5, 7, 0]})
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute("CREATE OR REPLACE TABLE marts.model_health_daily AS SELECT * FROM health")
+        conn.execute("CREATE SCHEMA staging")
+        conn.execute(
+            "CREATE TABLE staging.stg_model_costs AS SELECT * FROM (VALUES ('watch', DATE '2026-09-30', 1234.0), "
+            "('watch', DATE '2026-10-02', 99.0)) t(model_id, date, total_cost)"
+        )
+    out = _summary(path, capsys)
+    assert (
+        "  Not measured: watch: no never-exposed holdout (monitoring only), so what it is worth cannot be measured; "
+        "health, drift and fairness still are. Model costs so far (EUR): watch 1,234." in out
+    )  # 'idle' made no prediction; 'm' has its value; the cost after the as-of day is not counted
