@@ -490,6 +490,8 @@ class ReportBuilder:
             if len(psi):
                 rf.markers(fig, psi["date"], psi["value"], "PSI alert", 3)
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
+            if unjudged := self._not_judged(model_id, h, minimum):
+                s.add(note(unjudged))
             fig.update_yaxes(tickformat=".0%", title=dict(text="rate"), row=1, col=1)
             fig.update_yaxes(title=dict(text="ECE"), row=2, col=1)
             fig.update_yaxes(title=dict(text="PSI"), row=3, col=1)
@@ -497,6 +499,25 @@ class ReportBuilder:
             s.plot(f"health-{model_id}", rf.done(fig), f"No health metrics for {model_id} yet.")
             self._drift_distributions(s, model_id, a, distributions, lacking)
         return s
+
+    def _not_judged(self, model_id: str, h: pd.DataFrame, minimum: float) -> str:
+        """Why a small model's panels stay empty or carry no alert: too few labels, or values, a day to tell a change
+        from noise (the alert rules' minimums)."""
+        said = []
+        daily = h.groupby("date")[["labelled", "predictions"]].sum(min_count=1)
+        if len(daily) and daily["labelled"].max() < minimum:
+            said.append(
+                f"precision, recall and ECE are not shown nor judged: at most {daily['labelled'].max():,.0f} labelled "
+                f"predictions a day, fewer than alerts.min_labelled ({minimum:g})"
+            )
+        psi_min = self.config.rule("psi", model_id).get("min_count")
+        median = daily["predictions"].median() if daily["predictions"].notna().any() else None
+        if psi_min and median is not None and median < psi_min:
+            said.append(
+                f"its PSI is drawn but not judged: a median of {median:,.0f} predictions a day, fewer than "
+                f"alerts.rules.psi.min_count ({psi_min:g}), where noise alone crosses the threshold"
+            )
+        return f"{model_id}: " + "; ".join(said) + "." if said else ""
 
     def drift_distributions(self) -> tuple[pd.DataFrame | None, list[str]]:
         """The published bin shares of every alerted feature, or the columns the drift mart lacks for them."""

@@ -179,9 +179,10 @@ def model_health(conn, as_of: date) -> pd.DataFrame:
     """Daily health per model version; estimated_precision (label-free CBPE) where the mart has it."""
     have = set(_frame(conn, "SELECT * FROM marts.model_health_daily LIMIT 0").columns)
     estimated = "estimated_precision" if "estimated_precision" in have else "NULL::DOUBLE AS estimated_precision"
+    predictions = "predictions" if "predictions" in have else "NULL::BIGINT AS predictions"
     return _frame(
         conn,
-        f"SELECT date, model_id, model_version, labelled, precision, recall, {estimated}, "
+        f"SELECT date, model_id, model_version, labelled, {predictions}, precision, recall, {estimated}, "
         "expected_calibration_error FROM marts.model_health_daily WHERE date <= ? "
         "ORDER BY model_id, model_version, date",
         [as_of],

@@ -1,6 +1,7 @@
 """The daily HTML report on a small hand-made warehouse: every figure holds the right numbers, nothing is
 fetched from the network, text is escaped, missing tables become notes, and (if Chromium is installed) it renders."""
 
+import html
 import json
 import re
 from datetime import date, timedelta
@@ -792,3 +793,19 @@ def test_a_model_without_a_holdout_is_named_as_not_measured(warehouse):
     text = re.sub(r"<[^>]+>", "", report.html)
     assert "Not measured: churn: no never-exposed holdout (monitoring only)" in text
     assert parse(report.html).summary["unmeasured_models"] == ["churn"]
+
+
+def test_a_small_models_health_says_what_is_not_judged_and_why(warehouse):
+    # ~5 predictions a day: its PSI of 3-8 stood above the red 0.2 line with no alert, its precision panel empty,
+    # and nothing on the page said why (only init had)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 1000")
+        conn.execute("UPDATE marts.model_health_daily SET predictions = 5, labelled = 3 WHERE model_id = 'churn'")
+    text = re.sub(r"<[^>]+>", "", build(warehouse).html)
+    minimum, psi = CONFIG.min_labelled, CONFIG.rule("psi", "churn")["min_count"]
+    assert (
+        f"churn: precision, recall and ECE are not shown nor judged: at most 3 labelled predictions a day, fewer "
+        f"than alerts.min_labelled ({minimum:g}); its PSI is drawn but not judged: a median of 5 predictions a day, "
+        f"fewer than alerts.rules.psi.min_count ({psi:g})" in text
+    )
+    assert f"{html.unescape(EVIL)}: precision, recall" not in html.unescape(text)  # the big model: judged
