@@ -202,12 +202,17 @@ def metric_scorecard(
     }
     shares = {(r.experiment_id, r.variant): float(r.expected_share) for r in variants.itertuples(index=False)}
     guardrails = [m for m, spec in metrics.items() if spec.get("guardrail")]
+    # an experiment's days with data: after its last one (a run past the data's end) a row read "0 units, not
+    # attributable" beside 3,823 assigned users; the report shows the newest day with rows
+    with_data = {(k[0], k[3]) for k in result_at} | {(k[0], k[3]) for k in traffic_at}
     rows = []
     for day in days:
         ts = pd.Timestamp(day)
         for e in experiments.itertuples(index=False):
             if pd.isna(e.start_date) or pd.Timestamp(e.start_date) > ts:
                 continue  # not started: nothing can be attributed to it yet
+            if (e.experiment_id, ts) not in with_data and ts > pd.Timestamp(e.start_date):
+                continue  # no data as of this day (its first day is kept: an experiment that just started)
             control = e.control_variant
             for arm in sorted(v for (x, v) in shares if x == e.experiment_id and v != control):
                 share = shares[(e.experiment_id, arm)] / (

@@ -291,6 +291,22 @@ def test_scorecard_grid_binding_and_criteria():
     assert not retention["attributable"] and retention["maturity_days"] == 7 and retention["units"] == 0
     assert "retention: no d7_retention results for e_rec" in retention["warning"]
 
+    # a run past the data's end: days without results or traffic get no row ("0 units, not attributable" beside
+    # thousands assigned); the report shows the newest day with rows
+    later = metric_scorecard(
+        [day, day + dt.timedelta(days=1), day + dt.timedelta(days=2)],
+        experiments,
+        variants,
+        results,
+        stats,
+        traffic,
+        METRICS,
+        [conversion_kr],
+        ALPHA,
+        POWER,
+    )
+    assert set(later["date"]) == {day}
+
     # a result the attribution could not test (no variance in an arm) attributes nothing
     untested = results.assign(degenerate_reason=["no variance in either arm", None])
     again = metric_scorecard(
