@@ -484,7 +484,27 @@ def cmd_summary(args: argparse.Namespace) -> int:
             raise CliError(
                 f"the attribution tables in '{db}' predate this version ({err}); run `impact-ledger materialize` again"
             ) from err
+    if failed := _latest_run_failed():
+        print(f"\nThe latest run FAILED: {failed}")
     return 0
+
+
+def _latest_run_failed() -> str:
+    """The newest run of the Dagster instance, when it failed at a step (a file the loader refused): what the
+    warehouse above does not show, it being as of the run before. '' without an instance or a failed run."""
+    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+    if not (home / "dagster.yaml").is_file() or not (home / "history" / "runs.db").is_file():
+        return ""
+    import dagster as dg
+
+    from orchestration.defs.notify.sensors import run_failure
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(limit=1)
+        if not runs or runs[0].status != dg.DagsterRunStatus.FAILURE:
+            return ""
+        failure = run_failure(instance, runs[0])
+    return failure[0].message if failure else f"run {runs[0].run_id[:8]} (a gate held its days back: see above)"
 
 
 def cmd_query(args: argparse.Namespace) -> int:

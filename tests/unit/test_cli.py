@@ -464,3 +464,33 @@ def test_a_ranged_steps_quarantine_is_said_once_not_once_per_day():
     assert [line for line in said if "quarantined" in line] == [
         "raw.users: 1 row(s) quarantined (duplicate key (user_id): 1) in raw_quarantine.users, with _reason"
     ]
+
+
+def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch):
+    # a predictions file with a renamed column stopped the day's run; summary showed the day before as if current
+    import shutil
+
+    from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions, single_run
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert cli._latest_run_failed() == ""  # no run yet
+
+    def asset(fails: bool):
+        @dg.asset(key=["raw", "predictions"], partitions_def=daily_partitions, backfill_policy=single_run)
+        def predictions() -> None:
+            if fails:
+                raise ValueError("predictions_2026-09-20.csv: table 'predictions' is missing required column 'score'")
+
+        return predictions
+
+    tags = {RANGE_START_TAG: "2026-09-20", RANGE_END_TAG: "2026-09-20"}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        dg.materialize([asset(True)], instance=instance, raise_on_error=False, tags=tags)
+    failed = cli._latest_run_failed()
+    assert "failed at step raw__predictions" in failed and "missing required column 'score'" in failed
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert dg.materialize([asset(False)], instance=instance, tags=tags).success
+    assert cli._latest_run_failed() == ""  # the next run succeeded

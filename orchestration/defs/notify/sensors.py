@@ -104,12 +104,12 @@ def failed_blocking_checks(
         # a failed run whose gates all passed failed at a step (a failed blocking gate also fails its step: said
         # once, as the gate)
         if run.status == dg.DagsterRunStatus.FAILURE and len(rows) == gates_before:
-            failed_runs += _run_failure(instance, run)
+            failed_runs += run_failure(instance, run)
     last = records[-1].update_timestamp.timestamp() if records else after
     return (gate_notifications(pd.DataFrame(rows)) if rows else []) + failed_runs, last
 
 
-def _run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notification]:
+def run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notification]:
     """A run that failed at a step (a file the loader refused, a database it could not read): one notification
     per day it covered, with the first failed step and why; nothing of those days was published."""
     failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
