@@ -13,6 +13,7 @@ several points on noise alone.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -175,13 +176,18 @@ def one_sided_drop_pvalue(successes, trials, reference_successes, reference_tria
         if not (n[i] > 0 and nr[i] > 0 and 0 < hits < total) or np.isnan(total + hits):
             continue
         k = np.arange(max(0.0, n[i] - (total - hits)), x[i] + 1)  # the day's possible successes up to its own
-        log_pmf = _log_choose(hits, k) + _log_choose(total - hits, n[i] - k) - _log_choose(total, n[i])
-        out[i] = min(1.0, float(np.exp(special.logsumexp(log_pmf))))
+        # log C(hits, k) + log C(total - hits, n - k) - log C(total, n): the constant part once, per k four terms
+        lg = math.lgamma
+        const = lg(hits + 1) + lg(total - hits + 1) - lg(total + 1) + lg(n[i] + 1) + lg(total - n[i] + 1)
+        log_pmf = const - (
+            special.gammaln(k + 1)
+            + special.gammaln(hits - k + 1)
+            + special.gammaln(n[i] - k + 1)
+            + special.gammaln(total - hits - n[i] + k + 1)
+        )
+        top = log_pmf.max()
+        out[i] = min(1.0, math.exp(top) * float(np.exp(log_pmf - top).sum()))
     return out
-
-
-def _log_choose(n, k):
-    return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
 
 
 def calibration_pvalue(chi2, bins) -> np.ndarray:
