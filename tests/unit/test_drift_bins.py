@@ -42,6 +42,25 @@ def _predictions(day: date, i: int, rng) -> pa.Table:
             "threshold": [0.3] * n,
             # a Postgres numeric(8, 2) as a database extract writes it
             "feature_monthly_charges": pa.array([Decimal(f"{c:.2f}") for c in charges], pa.decimal128(8, 2)),
+            "feature_plan": pa.array([None] * n, pa.string()),  # the other model's feature: never this one's
+        }
+    )
+
+
+def _other_model(day: date, i: int) -> pa.Table:
+    """A second model in the same files, with a feature of its own and none of the tree's."""
+    at = [datetime(day.year, day.month, day.day, 9) + timedelta(minutes=k) for k in range(4)]
+    return pa.table(
+        {
+            "prediction_id": [f"o{i}-{k}" for k in range(4)],
+            "model_id": ["offer"] * 4,
+            "model_version": ["v1"] * 4,
+            "user_id": [f"u{k}" for k in range(4)],
+            "predicted_at": pa.array(at, pa.timestamp("us", tz="UTC")),
+            "score": [0.1, 0.4, 0.6, 0.9],
+            "threshold": [0.5] * 4,
+            "feature_monthly_charges": pa.array([None] * 4, pa.decimal128(8, 2)),
+            "feature_plan": ["basic", "pro", "basic", "pro"],
         }
     )
 
@@ -55,7 +74,9 @@ def drift(tmp_path_factory):
     for i, day in enumerate(DAYS):
         table = _predictions(day, i, rng)
         (source / "predictions").mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, source / "predictions" / f"predictions_{day}.parquet")
+        pq.write_table(
+            pa.concat_tables([table, _other_model(day, i)]), source / "predictions" / f"predictions_{day}.parquet"
+        )
         frames[day] = table.to_pandas()
     users = pd.DataFrame({"user_id": [f"u{k}" for k in range(25)], "signup_at": pd.Timestamp("2026-01-01")})
     (source / "users").mkdir(parents=True)
@@ -68,7 +89,7 @@ def drift(tmp_path_factory):
     variables = {
         "min_date": DAYS[0].isoformat(),
         "max_date": DAYS[-1].isoformat(),
-        "model_settings": {"tree": {"reference_days": REFERENCE_DAYS}},
+        "model_settings": {"tree": {"reference_days": REFERENCE_DAYS}, "offer": {"reference_days": REFERENCE_DAYS}},
     }
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
@@ -85,7 +106,7 @@ def test_psi_of_few_distinct_scores_and_a_decimal_feature_match_numpy(drift):
     frames, marts, _ = drift
     reference = pd.concat([frames[d] for d in DAYS[:REFERENCE_DAYS]])
     checked = 0
-    for row in marts[marts["psi"].notna()].itertuples():
+    for row in marts[marts["psi"].notna() & (marts["model_id"] == "tree")].itertuples():
         current = frames[row.date.date() if hasattr(row.date, "date") else row.date]
         column = "score" if row.feature == "score" else row.feature
         oracle = psi_numeric(reference[column].to_numpy(float), current[column].to_numpy(float))
@@ -100,5 +121,15 @@ def test_reference_edges_are_the_values_numpy_cuts_at(drift):
     frames, _, bins = drift
     reference = pd.concat([frames[d] for d in DAYS[:REFERENCE_DAYS]])["score"].to_numpy(float)
     expected = np.quantile(reference, np.arange(1, 10) / 10)
-    edges = bins[bins["feature"] == "score"].sort_values("bin", key=lambda b: b.astype(int))["upper_edge"]
+    tree = bins[(bins["feature"] == "score") & (bins["model_id"] == "tree")]
+    edges = tree.sort_values("bin", key=lambda b: b.astype(int))["upper_edge"]
     assert list(edges.iloc[:9]) == list(expected)  # exactly: a tie's decile is the tied value itself
+
+
+def test_a_feature_only_another_model_has_gets_no_drift_row(drift):
+    # three models over one predictions table: 518 of 728 drift rows were another model's features (null_rate 1)
+    _, marts, _ = drift
+    features = marts.groupby("model_id")["feature"].agg(set)
+    assert features["tree"] == {"score", "feature_monthly_charges"}
+    assert features["offer"] == {"score", "feature_plan"}
+    assert len(marts[marts["model_id"] == "tree"]) == 2 * len(DAYS)
