@@ -964,7 +964,7 @@ def judge_levels(
                     observed_value=_plain(details.get("observed_value")),
                     level=level,
                     blocking=blocking,
-                    detail=(DAY_HINTS.get(_columns(r.expectation_config.kwargs)) if failed_days else None)
+                    detail=(_day_hint(_columns(r.expectation_config.kwargs), frames.get("days"), failed_days))
                     or _detail(details, r.exception_info),
                     failed_days=failed_days,
                     unexpected_by_day=by_day or {},
@@ -998,6 +998,24 @@ DAY_HINTS = {
     "(gates.volume); +0.8 at a median of 200 with tolerance 0.5 is 280 rows",
     "fresh": "no rows after steady days (the trailing median says how many were expected)",
 }
+
+
+def _day_hint(column: str, days, failed_days: tuple) -> str | None:
+    """DAY_HINTS' words for a failed day expectation, with the first failed day's rows against its trailing median
+    (an empty day read "1 unexpected (100.00% of days), e.g. [False]", not how many rows were expected)."""
+    if not failed_days or column not in DAY_HINTS:
+        return None
+    hint = DAY_HINTS[column]
+    if isinstance(days, pd.DataFrame) and {"day", "rows", "trailing_median"} <= set(days.columns):
+        first = days[pd.to_datetime(days["day"]).dt.date == failed_days[0]]
+        if len(first) == 1 and pd.notna(first["trailing_median"].iloc[0]):
+            hint += (
+                f"; {failed_days[0]}: {int(first['rows'].iloc[0]):,} rows against a trailing median of "
+                f"{first['trailing_median'].iloc[0]:,.0f}"
+            )
+    return hint
+
+
 # what a failing reference check most often means (its sample is only True/False): said beside it
 REFERENCE_HINTS = {
     "prediction_known": "the predictions they point to are not loaded: a predictions file of those days missing "
