@@ -220,6 +220,7 @@ def evaluate_alerts(
     config: AlertConfig,
     first: object,
     last: object,
+    held_back: object = (),
 ) -> pd.DataFrame:
     """Breaches among rows dated ``first``..``last``.
 
@@ -228,7 +229,8 @@ def evaluate_alerts(
     rows; ``reference``: REFERENCE_COLUMNS, the confusion counts summed over each
     version's reference window and its last day (the drop rules judge against it once the model's label
     horizon has passed that day); ``versions``: model_id, model_version, first_date
-    (intermediate.int_model_versions: when a model's life began).
+    (intermediate.int_model_versions: when a model's life began); ``held_back``: the days a quality gate held
+    the predictions of back (their volume unknown, not 0: a 10x spike held back read as an outage, -100%).
     """
     first, last = pd.Timestamp(first), pd.Timestamp(last)
     found = []
@@ -274,7 +276,13 @@ def evaluate_alerts(
     for model_id in sorted(set(health["model_id"]) | set(versions["model_id"])):
         found.append(
             _volume_breaches(
-                health[health["model_id"] == model_id], model_id, _model_start(versions, model_id), config, first, last
+                health[health["model_id"] == model_id],
+                model_id,
+                _model_start(versions, model_id),
+                config,
+                first,
+                last,
+                {pd.Timestamp(d) for d in held_back},
             )
         )
 
@@ -367,18 +375,21 @@ def _volume_breaches(
     config: AlertConfig,
     first: pd.Timestamp,
     last: pd.Timestamp,
+    held_back: set = frozenset(),
 ) -> pd.DataFrame:
     """Days whose prediction volume is outside ±outside of the trailing calendar-day median (value: relative change).
 
     Judged only once the trailing median reaches the rule's ``min_count``. A day without predictions whose
     weekday had none a week before either is a day the model is off every week (a weekday-only model's
-    weekends), not an outage, as the volume gate's freshness rule reads it.
+    weekends), not an outage, as the volume gate's freshness rule reads it. A ``held_back`` day (its
+    predictions held back by a gate) is neither judged nor in the trailing medians: its volume is unknown.
     """
     volume = config.rule("volume_change", model_id)
     trailing_days = int(volume["trailing_days"])
     # the rows start `lookback_days` before `first` (evaluate_alerts' contract): a fixed
     # start, so a daily run and a backfill judge a day from the same calendar days
     series = daily_volume(rows, model_start, first - pd.Timedelta(days=config.lookback_days), last)
+    series = series[~series["date"].isin(held_back)].reset_index(drop=True)
     if series.empty:
         return series
     trailing = series["predictions"].shift(1).rolling(trailing_days, min_periods=trailing_days).median()

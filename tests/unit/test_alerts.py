@@ -208,6 +208,18 @@ def test_a_day_without_predictions_is_an_outage_alert():
     assert found.loc[0, "model_version"] == "v1"
 
 
+def test_a_day_whose_predictions_a_gate_held_back_is_no_outage():
+    # a 10x traffic spike failed the predictions volume gate: its rows held back, the day read as 0 predictions,
+    # and volume_change said -100% (an outage) for the busiest day of the year
+    rows = steady([i for i in range(10) if i != 7])
+    held = evaluate_alerts(rows, NO_DRIFT, REFERENCE, VERSIONS, config(), day(7), day(9), held_back=[day(7)])
+    assert by_metric(held, "volume_change") == []  # neither the held day nor the days after it
+    # the day after a held-back day is judged against the days before (a real drop still alerts)
+    dropped = steady([i for i in range(10) if i != 7], d8={"predictions": 100})
+    found = evaluate_alerts(dropped, NO_DRIFT, REFERENCE, VERSIONS, config(), day(7), day(9), held_back=[day(7)])
+    assert by_metric(found, "volume_change") == [(day(8), "", -0.9, 0.5)]
+
+
 def test_trailing_median_runs_over_calendar_days_not_rows():
     # 1000 a day on days 0..6, nothing on days 7..10, 1000 again on day 11
     rows = steady([i for i in range(12) if not 7 <= i <= 10])

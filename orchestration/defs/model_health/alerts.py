@@ -103,7 +103,7 @@ def evaluation_window(context) -> tuple:
     description=(
         "One row per breach of an alert rule of the project file (alerts.rules, per-model overrides): date, model, "
         "metric, subject, value, threshold (precision/recall drops: the day's rate, the reference window's rate, "
-        "breached when a one-sided z-test gives p < alpha), re-evaluated over the label lookback window; "
+        "breached when a one-sided exact test gives p < alpha), re-evaluated over the label lookback window; "
         "first_detected_on keeps the earliest run that saw it."
     ),
 )
@@ -118,7 +118,15 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         drift = conn.execute(DRIFT_SQL, [first, last]).df()
         reference = conn.execute(REFERENCE_COUNTS_SQL).df()
         versions = conn.execute("SELECT model_id, model_version, first_date FROM intermediate.int_model_versions").df()
-        breaches = evaluate_alerts(health, drift, reference, versions, config, first, last)
+        held_back = [
+            d
+            for (d,) in conn.execute(
+                "SELECT date FROM quality.gate_results WHERE table_name = 'predictions' AND NOT passed "
+                "AND date BETWEEN ? AND ?",
+                [history_start, last],
+            ).fetchall()
+        ]
+        breaches = evaluate_alerts(health, drift, reference, versions, config, first, last, held_back)
         ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
         seen = conn.execute(
             "SELECT date, model_id, model_version, metric, subject, first_detected_on FROM marts.alerts WHERE date BETWEEN ? AND ?",
