@@ -9,7 +9,8 @@ DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/te
 # Demo world: 60 days x 20,000 users. Seed 8, not the CLI's default 7: with
 # seed 7 one of the four planted lifts falls outside its 95% CI (README).
 DEMO_ARGS ?= --days 60 --users 20000 --seed 8
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# yours wins (an instance of your own: `make dev` gives it the project's dagster.yaml when it has none)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export GX_ANALYTICS_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # one planned event per asset for a backfill's range, not per day (orchestration/runs.py)
@@ -18,8 +19,10 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 .PHONY: install manifest demo test dev docs clean postgres-binaries chromium bench spark java
 
 # The demo's own project file names its models, protected attributes and OKRs;
-# your data gets its own (`impact-ledger init --source DIR`).
-demo dev: export IMPACT_LEDGER_CONFIG := $(CURDIR)/expectations/demo.yml
+# your data gets its own (`impact-ledger init --source DIR`): `make dev` runs on yours when
+# IMPACT_LEDGER_CONFIG (and IMPACT_LEDGER_SOURCE) are set, else on the demo's.
+demo: export IMPACT_LEDGER_CONFIG := $(CURDIR)/expectations/demo.yml
+dev: export IMPACT_LEDGER_CONFIG ?= $(CURDIR)/expectations/demo.yml
 
 install: $(INSTALLED)
 
@@ -103,6 +106,9 @@ docs: $(INSTALLED) $(MANIFEST)
 
 # The venv's bin on PATH: `dagster dev` re-parses the dbt project with `dbt`.
 dev: $(INSTALLED) $(MANIFEST)
+	@mkdir -p "$(DAGSTER_HOME)"; test -f "$(DAGSTER_HOME)/dagster.yaml" || \
+		{ cp .dagster_home/dagster.yaml "$(DAGSTER_HOME)/" && echo "wrote the project's dagster.yaml into $(DAGSTER_HOME)"; }
+	@echo "project file: $(IMPACT_LEDGER_CONFIG); Dagster home: $(DAGSTER_HOME)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster dev -w workspace.yaml
 
 clean:

@@ -236,13 +236,26 @@ def gate_notifications(gates: pd.DataFrame) -> list[Notification]:
             subject=r.suite,
             value=_number(r.rows_validated),
             threshold=None,
-            message=(
-                f"quality gate {r.suite} failed on {_day(r.date)} for raw.{r.table_name}: "
-                f"{r.failed_expectations}; downstream publication of that day is blocked"
-            ),
+            message=_gate_message(r),
         )
         for r in failed.itertuples(index=False)
     ]
+
+
+def _gate_message(r) -> str:
+    """A raw table's gate holds its day's publication back; another blocking check (a training snapshot's
+    fairness) stops only what depends on its own asset: said as such ("raw.training_candidates ... publication
+    blocked" misdescribed a retraining that fairness had stopped)."""
+    asset = getattr(r, "asset", None)
+    if not isinstance(asset, str) or asset.startswith("raw/"):
+        return (
+            f"quality gate {r.suite} failed on {_day(r.date)} for raw.{r.table_name}: "
+            f"{r.failed_expectations}; downstream publication of that day is blocked"
+        )
+    return (
+        f"blocking check {r.suite} failed on {_day(r.date)} for {asset}: {r.failed_expectations}; "
+        f"what depends on {asset} that day did not run (the day's publication is not affected)"
+    )
 
 
 @dataclass

@@ -197,6 +197,12 @@ class Notify(_Strict):
     webhook_url: str | None = None
 
 
+class Reports(_Strict):
+    # daily reports kept, counted back from the newest written (~5 MB each with plotly inline: ~2 GB a year);
+    # null keeps every one. An older day's report is written again by `impact-ledger report --date`
+    keep_days: int | None = Field(default=90, ge=1)
+
+
 CsvEncoding = Literal["utf-8", "utf-16", "latin-1"]  # the encodings DuckDB reads without an extension
 
 
@@ -284,6 +290,7 @@ class ProjectConfig(_Strict):
     retraining: Retraining = Retraining()
     gates: Gates = Gates()
     notify: Notify = Notify()
+    reports: Reports = Reports()
     csv: CsvFiles = CsvFiles()
     sources: dict[str, TableSourceSpec] = {}  # per table: a lake folder or a database; else the landing zone
 

@@ -288,8 +288,11 @@ def reader_error(err: duckdb.Error, table: str, files: list[Path], encoding: str
             'value as two quotes ("")'
         )
     elif columns:
+        found = columns.group(2)
+        if original and original.group(1).strip():  # DuckDB's count stops where it gave up (8 fields read "7")
+            found = str(len(next(csv.reader([original.group(1)]))))
         cause = (
-            f"the row has {columns.group(2)} fields but the header names {columns.group(1)} columns (a missing "
+            f"the row has {found} fields but the header names {columns.group(1)} columns (a missing "
             "or extra comma, or a comma inside a value that is not quoted)"
         )
     elif "Invalid unicode" in text or "not utf-8" in text.lower():

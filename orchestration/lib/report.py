@@ -19,8 +19,9 @@ import html
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -1094,6 +1095,24 @@ def save_report(report: Report, out_dir: Path) -> Path:
     tmp.write_text(report.html, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+REPORT_NAME = re.compile(r"impact_ledger_(\d{4}-\d{2}-\d{2})\.html")
+
+
+def prune_reports(out_dir: Path, newest: date, keep_days: int | None) -> list[Path]:
+    """Delete the daily reports of days more than ``keep_days`` before ``newest`` (None: keep all); returns them.
+    Only files named as save_report names them: anything else in the folder is left."""
+    if keep_days is None or not Path(out_dir).is_dir():
+        return []
+    oldest = newest - timedelta(days=keep_days - 1)
+    removed = []
+    for path in sorted(Path(out_dir).iterdir()):
+        match = REPORT_NAME.fullmatch(path.name)
+        if match and date.fromisoformat(match.group(1)) < oldest:
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def write_report(conn, as_of: date, out_dir: Path) -> Path:

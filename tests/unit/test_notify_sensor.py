@@ -281,3 +281,28 @@ def test_materialize_notify_sends_what_the_sensor_would_once_catching_up_on_many
         ]
         sensors.notify_now(instance, cursor_file)
         assert len(sent(jsonl)) == 8
+
+
+def test_a_blocking_check_of_another_asset_is_not_called_a_raw_tables_gate(paths):
+    # a training snapshot's fairness check stopped a retraining run: the notification said "quality gate
+    # training_bias failed ... for raw.training_candidates; downstream publication of that day is blocked"
+    snapshot, jsonl = paths
+
+    @dg.asset(key=["retraining", "training_candidates"], partitions_def=daily_partitions, backfill_policy=single_run)
+    def candidates() -> None:
+        return None
+
+    @dg.asset_check(asset=candidates, name="training_bias", blocking=True, partitions_def=daily_partitions)
+    def training_bias() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, description="disparate impact 0.6 < 0.8")
+
+    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
+        write_snapshot(snapshot, [], [])
+        _, cursor = tick(instance, None)
+        dg.materialize([candidates, training_bias], instance=instance, raise_on_error=False, partition_key="2026-11-29")
+        tick(instance, cursor)
+        [line] = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert line["message"].startswith(
+        "blocking check training_bias failed on 2026-11-29 for retraining/training_candidates"
+    )
+    assert "raw." not in line["message"] and "publication is not affected" in line["message"]

@@ -394,3 +394,17 @@ def test_materialize_prints_one_line_for_a_bad_file_and_no_traceback(tmp_path, c
     ), line
     for text in (result.stdout, result.stderr):
         assert "Traceback" not in text and "Stack Trace" not in text
+
+
+def test_a_row_two_fields_too_long_is_counted_right(tmp_path):
+    # DuckDB's "Found" stops where it gave up: a line of 8 fields under a 6-column header read "7 fields"
+    import duckdb
+
+    from orchestration.lib.raw_loader import _scan_sql, reader_error
+
+    path = tmp_path / "orders_2026-12-04.csv"
+    path.write_text("a,b,c,d,e,f\n1,2,3,4,5,6\n1,2,3,4,5,6,x,y\n")
+    with pytest.raises(duckdb.Error) as err:
+        duckdb.sql(f"SELECT * FROM {_scan_sql([path], 'orders')}").fetchall()
+    message = str(reader_error(err.value, "orders", [path]))
+    assert "line 3: the row has 8 fields but the header names 6 columns" in message

@@ -809,3 +809,26 @@ def test_a_small_models_health_says_what_is_not_judged_and_why(warehouse):
         f"fewer than alerts.rules.psi.min_count ({psi:g})" in text
     )
     assert f"{html.unescape(EVIL)}: precision, recall" not in html.unescape(text)  # the big model: judged
+
+
+def test_reports_older_than_keep_days_are_removed_and_nothing_else(tmp_path):
+    # a daily report is ~5 MB (plotly inline): a year of them was 2 GB, more than the warehouse
+    from datetime import timedelta
+
+    from orchestration.lib.project_config import parse_config
+    from orchestration.lib.report import prune_reports, report_path
+
+    newest = AS_OF
+    for back in range(5):
+        report_path(tmp_path, newest - timedelta(days=back)).write_text("x")
+    (tmp_path / "notes.html").write_text("mine")
+    assert prune_reports(tmp_path, newest, None) == []
+    removed = prune_reports(tmp_path, newest, 3)
+    assert [p.name for p in removed] == [f"impact_ledger_{newest - timedelta(days=b)}.html" for b in (4, 3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["notes.html"] + [f"impact_ledger_{newest - timedelta(days=b)}.html" for b in (0, 1, 2)]
+    )
+    assert (
+        parse_config({}).reports.keep_days == 90
+        and parse_config({"reports": {"keep_days": None}}).reports.keep_days is None
+    )

@@ -95,6 +95,7 @@ def failed_blocking_checks(
                     "date": day,
                     "suite": _gate_name(check.check_name),
                     "table_name": check.asset_key.path[-1],
+                    "asset": "/".join(check.asset_key.path),
                     "passed": False,
                     "failed_expectations": json.dumps(blocking or [check.description or check.check_name]),
                     "rows_validated": rows_validated.value if rows_validated and len(days) == 1 else None,

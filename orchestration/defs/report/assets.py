@@ -37,7 +37,8 @@ def reported_day(conn, days: list):
     ),
 )
 def daily_report_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    from orchestration.lib.report import ReportDataError, render_report, save_report
+    from orchestration.lib.project_config import load_config
+    from orchestration.lib.report import ReportDataError, prune_reports, render_report, save_report
 
     days = run_days(context)
     last = days[-1]
@@ -53,6 +54,7 @@ def daily_report_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             context.log.warning(str(err))
             return dg.MaterializeResult(metadata={"as_of": str(last), "skipped": str(err)})
     path = save_report(report, reports_dir())
+    pruned = prune_reports(reports_dir(), as_of, load_config().reports.keep_days)
     written = {
         "path": dg.MetadataValue.path(str(path)),
         "plots": len(report.plots),
@@ -61,5 +63,7 @@ def daily_report_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     }
     if as_of != last:
         written["as_of"] = f"{as_of}: the latest day of the run with data (none after it)"
+    if pruned:
+        written["reports_removed"] = f"{len(pruned)} older than reports.keep_days, e.g. {pruned[0].name}"
     context.add_asset_metadata(written, partition_key=last.isoformat())
     return dg.MaterializeResult(metadata={"as_of": str(as_of)})
