@@ -252,18 +252,13 @@ def test_scorecard_grid_binding_and_criteria():
     )
     retention_kr = kr(id="retention", metric="d7_retention", target=0.05)
     other_model_kr = kr(id="other", model_id="late", metric="conversion")
-    out = metric_scorecard(
-        [day],
-        experiments,
-        variants,
-        results,
-        stats,
-        traffic,
-        METRICS,
-        [conversion_kr, retention_kr, other_model_kr],
-        ALPHA,
-        POWER,
-    )
+
+    def card(days, key_results, results=results):
+        return metric_scorecard(
+            days, experiments, variants, results, stats, traffic, METRICS, key_results, ALPHA, POWER
+        )
+
+    out = card([day], [conversion_kr, retention_kr, other_model_kr])
 
     assert set(out["experiment_id"]) == {"e_rec"}  # e_late has not started
     assert len(out) == 3 and out["date"].eq(day).all()
@@ -293,25 +288,12 @@ def test_scorecard_grid_binding_and_criteria():
 
     # a run past the data's end: days without results or traffic get no row ("0 units, not attributable" beside
     # thousands assigned); the report shows the newest day with rows
-    later = metric_scorecard(
-        [day, day + dt.timedelta(days=1), day + dt.timedelta(days=2)],
-        experiments,
-        variants,
-        results,
-        stats,
-        traffic,
-        METRICS,
-        [conversion_kr],
-        ALPHA,
-        POWER,
-    )
+    later = card([day, day + dt.timedelta(days=1), day + dt.timedelta(days=2)], [conversion_kr])
     assert set(later["date"]) == {day}
 
     # a result the attribution could not test (no variance in an arm) attributes nothing
     untested = results.assign(degenerate_reason=["no variance in either arm", None])
-    again = metric_scorecard(
-        [day], experiments, variants, untested, stats, traffic, METRICS, [conversion_kr], ALPHA, POWER
-    ).set_index("metric")
+    again = card([day], [conversion_kr], untested).set_index("metric")
     assert not again.loc["conversion", "attributable"] and again.loc["refund_rate", "attributable"]
 
     assert [
