@@ -55,17 +55,15 @@ def first_sustained_drop(
     days = list(series.index)
     v = series.to_numpy()  # arrays, not pandas slices: the summary scans every day of the history
     span = timedelta(days=baseline_days + persist_days - 1)
+    run_start = [0] * len(days)  # where the unbroken run of consecutive days holding day i begins
+    for i in range(1, len(days)):
+        run_start[i] = run_start[i - 1] if days[i] - days[i - 1] == timedelta(days=1) else i
     for i in range(baseline_days, len(days) - persist_days + 1):
         baseline, window = v[i - baseline_days : i], v[i : i + persist_days]
         consecutive = days[i + persist_days - 1] - days[i - baseline_days] == span
         if not consecutive or np.isnan(baseline).any() or np.isnan(window).any():
             continue
-        reach = max(
-            j
-            for j in range(baseline_days, min(noise_days, i) + 1)
-            if days[i - 1] - days[i - j] == timedelta(days=j - 1)
-        )
-        history = v[i - reach : i]
+        history = v[max(i - noise_days, run_start[i - 1]) : i]
         changes = np.diff(history[~np.isnan(history)])
         noise = 1.4826 * float(np.median(np.abs(changes))) / math.sqrt(2)
         mean = float(baseline.mean())

@@ -200,8 +200,8 @@ def test_a_rare_flag_twice_as_often_fails_and_a_fair_one_rarely_does():
 
     unfair = verdict({"a": 0.057, "b": 0.113}, 2000)
     assert not unfair["passes_disparate_impact"] and unfair["flagged_groups_disparate_impact"] == ["b"]
-    fair = [verdict({"a": 0.05, "b": 0.05}, 600) for _ in range(200)]
-    assert sum(v["disparate_impact_ratio"] < 0.8 for v in fair) > 30  # the point estimate alone would fail these
+    fair = [verdict({"a": 0.05, "b": 0.05}, 600) for _ in range(100)]
+    assert sum(v["disparate_impact_ratio"] < 0.8 for v in fair) > 15  # the point estimate alone would fail these
     assert sum(not v["passes_disparate_impact"] for v in fair) <= 0.05 * len(fair)
 
 

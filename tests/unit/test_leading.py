@@ -127,7 +127,7 @@ def test_a_year_of_noise_rarely_drops():
     # "led" it; with the noise of the day-to-day changes under 3%
     rng = np.random.default_rng(0)
     days = [START + timedelta(days=i) for i in range(365)]
-    years = [rng.binomial(1600, 0.045, 365) / 1600 for _ in range(300)]
+    years = [rng.binomial(1600, 0.045, 365) / 1600 for _ in range(150)]
 
     def old_rule(v) -> bool:
         return any(
