@@ -173,7 +173,8 @@ def alert_notifications_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason(f"every notifier failed, will retry: {failed}")
     next_cursor.source_mtime, next_cursor.event_storage_id = mtime, last_event
     context.update_cursor(next_cursor.to_json())
-    summary = f"sent {len(new)} notification(s) about days up to {max(days, default=None)}"
+    newest = max(days, default=None)
+    summary = f"sent {len(new)} notification(s)" + (f" about days up to {newest}" if newest else "")
     return dg.SkipReason(summary + (f"; failed notifiers: {sorted(failed)}" if failed else ""))
 
 
