@@ -490,7 +490,7 @@ def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch
     with dg.DagsterInstance.from_config(str(home)) as instance:
         dg.materialize([asset(True)], instance=instance, raise_on_error=False, tags=tags)
     failed = cli._latest_run_failed()
-    assert "failed at step raw__predictions" in failed and "missing required column 'score'" in failed
+    assert "failed at step raw__predictions: predictions_2026-09-20.csv: table 'predictions' is missing" in failed
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert dg.materialize([asset(False)], instance=instance, tags=tags).success
     assert cli._latest_run_failed() == ""  # the next run succeeded

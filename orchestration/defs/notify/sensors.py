@@ -14,6 +14,7 @@ the snapshot's mtime and the last finished run read (its update time) are kept i
 """
 
 import json
+import re
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notifi
     while error is not None and error.cause is not None:  # the root cause says why
         error = error.cause
     why = error.message.strip().splitlines()[0] if error is not None and error.message.strip() else "see the run"
+    why = re.sub(r"^[\w.]+(Error|Exception): ", "", why)  # the message, not its class's dotted path
     days = _run_days(run, None)
     return [
         Notification(
