@@ -305,6 +305,10 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         value, low, high = values
         return -value, -high, -low
 
+    def flagged_more(values: tuple) -> np.ndarray:  # a harm rate 1 / disparate_impact_min times another's, beyond noise
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _behind(*flipped(values), lambda ahead, behind: ahead / behind < t.disparate_impact_min)
+
     # disparate impact (four-fifths rule); flags use the same ratios as the verdict so they agree. Selection rates
     # need no label: a group takes part once it has min_labelled predictions (a risk score whose labels land months
     # late is judged on its decisions from the first window)
@@ -317,8 +321,8 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         favourable = (1 - selection[0], 1 - selection[2], 1 - selection[1]) if harmful else selection
         with np.errstate(invalid="ignore", divide="ignore"):
             behind = _behind(*favourable, lambda ahead, behind: behind / ahead < t.disparate_impact_min)
-            if harmful:  # flagged more than 1 / disparate_impact_min times as often as another group
-                behind |= _behind(*flipped(selection), lambda ahead, behind: ahead / behind < t.disparate_impact_min)
+        if harmful:  # flagged more than 1 / disparate_impact_min times as often as another group
+            behind |= flagged_more(selection)
         flagged_di = _groups(g["group_value"][decided], defined[decided] & behind)
         notes += _within_noise("disparate impact", di < t.disparate_impact_min, behind)
     else:
@@ -348,18 +352,18 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     odds = max((x for x in (tpr_difference, fpr_difference) if not math.isnan(x)), default=math.nan)
     eo_limit, odds_limit = t.equal_opportunity_max_difference, t.equalized_odds_max_difference
     # the disadvantaged: behind another group beyond the limit, beyond noise (a harmful decision: flagged more)
-    eo_behind = apart(flipped(fpr), eo_limit) if harmful else apart(tpr, eo_limit)
+    eo_apart = apart(flipped(fpr), eo_limit) if harmful else apart(tpr, eo_limit)
+    eo_behind = eo_apart
     eo_ratio = math.nan
     if harmful:  # a rare flag's FPRs (0.024 vs 0.056) are never 0.1 apart: wrongly flagged 1 / floor times as often
         defined_fpr = fpr[0][~np.isnan(fpr[0])]
         if len(defined_fpr) >= 2 and defined_fpr.max() > 0:
             eo_ratio = float(defined_fpr.min() / defined_fpr.max())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio_behind = _behind(*flipped(fpr), lambda ahead, behind: ahead / behind < t.disparate_impact_min)
+        ratio_behind = flagged_more(fpr)
         notes += _within_noise("equal opportunity ratio", eo_ratio < t.disparate_impact_min, ratio_behind)
         eo_behind = eo_behind | ratio_behind
     flagged_eo = [] if math.isnan(eo) else _groups(names, eo_behind)
-    notes += _within_noise("equal opportunity", eo > eo_limit, apart(flipped(fpr), eo_limit) if harmful else eo_behind)
+    notes += _within_noise("equal opportunity", eo > eo_limit, eo_apart)
     # equalised odds: any two groups apart on TPR or on FPR (which of the two says the verdict's message)
     tpr_apart, fpr_apart = apart(tpr, odds_limit), apart(fpr, odds_limit)
     odds_apart = np.concatenate([tpr_apart, fpr_apart])

@@ -156,7 +156,7 @@ def check_formats(source: Path, contract: TableContract, files: list[Path]) -> N
             by_day.setdefault(m.group(1), []).append(p)
         files = next((day_files for day_files in by_day.values() if len({file_format(p) for p in day_files}) > 1), [])
     if files:
-        _scan_sql(files, contract.name)  # its message names the formats, their counts and a file of each
+        raise _mixed_formats(files, contract.name)
 
 
 def _encoding_advice(table: str, encoding: str) -> str:
@@ -260,9 +260,14 @@ def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8", mixed
         return (
             scans[0] if len(scans) == 1 else "(" + " UNION ALL BY NAME ".join(f"SELECT * FROM {x}" for x in scans) + ")"
         )
+    raise _mixed_formats(files, table)
+
+
+def _mixed_formats(files: list[Path], table: str) -> ContractError:
+    """The error of one day's (or undated) files in both formats: the formats, their counts and a file of each."""
     first = {f: next(p for p in files if file_format(p) == f) for f in ("parquet", "csv")}
     counts = {f: sum(file_format(p) == f for p in files) for f in ("parquet", "csv")}
-    raise ContractError(
+    return ContractError(
         f"mixed Parquet and CSV files for one day of table '{table}': {counts['parquet']} Parquet (e.g. "
         f"{first['parquet']}) and {counts['csv']} CSV (e.g. {first['csv']}); one day's files share one format "
         "(a table may change format from one day to the next)"

@@ -294,17 +294,22 @@ def test_fairness_is_read_as_of_the_newest_report_day(warehouse, capsys):
     assert f"  m / gender, window {day - pd.Timedelta(days=13)} .. {day}: disparate impact ratio 0.70" in out
 
 
+def _age_band_verdicts(days, failing, di: float) -> pd.DataFrame:
+    """age_band verdicts on ``days``: disparate impact ``di`` naming b on the days ``failing`` holds, 0.95 else."""
+    return pd.DataFrame(
+        [
+            _verdict(str(d), "age_band", di if failing(d) else 0.95, "a, b", flagged="b" if failing(d) else "")
+            for d in days
+        ]
+    )
+
+
 def test_fairness_ends_at_the_models_last_prediction_day(warehouse, capsys):
     # ten days after the model stopped, its window held 4 days of predictions: the failing verdict (DI 0.20)
     # became "all fairness verdicts pass" (DI 0.66 within noise)
     path, _, _ = warehouse
     days = pd.date_range("2026-03-08", periods=5).date
-    verdicts = pd.DataFrame(
-        [
-            _verdict(str(d), "age_band", 0.20 if d <= days[1] else 0.95, "a, b", flagged="b" if d <= days[1] else "")
-            for d in days
-        ]
-    )
+    verdicts = _age_band_verdicts(days, lambda d: d <= days[1], 0.20)
     health = pd.DataFrame({"date": days, "model_id": "m", "predictions": [100, 100, 0, 0, 0]})
     _publish_verdicts(path, verdicts, health)
     out = _summary(path, capsys)
@@ -316,12 +321,7 @@ def test_a_window_after_the_last_prediction_day_that_fails_is_counted_and_named(
     # and the summary said "0 failed"
     path, _, _ = warehouse
     days = pd.date_range("2026-03-08", periods=4).date
-    verdicts = pd.DataFrame(
-        [
-            _verdict(str(d), "age_band", 0.45 if d == days[3] else 0.95, "a, b", flagged="b" if d == days[3] else "")
-            for d in days
-        ]
-    )
+    verdicts = _age_band_verdicts(days, lambda d: d == days[3], 0.45)
     health = pd.DataFrame({"date": days, "model_id": "m", "predictions": [100, 100, 0, 0]})
     _publish_verdicts(path, verdicts, health)
     out = _summary(path, capsys)
