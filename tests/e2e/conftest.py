@@ -60,7 +60,12 @@ def _materialize(source: Path, db: Path, first: date, last: date, instance=None)
 def generated_pipeline(tmp_path: Path, monkeypatch, cfg: WorldConfig) -> Pipeline:
     """Generate a world into tmp_path, point every path there and materialise all its days in one run."""
     source = tmp_path / "world"
-    truth = generate_world(source, cfg, progress=None)
+    return materialised_pipeline(tmp_path, monkeypatch, source, generate_world(source, cfg, progress=None))
+
+
+def materialised_pipeline(tmp_path: Path, monkeypatch, source: Path, truth: dict) -> Pipeline:
+    """Point every path into tmp_path and materialise all of ``source``'s days (a world in tmp_path/world) in one
+    run."""
     for var, value in (
         ("IMPACT_LEDGER_DB", "warehouse.duckdb"),
         ("IMPACT_LEDGER_SOURCE", "world"),

@@ -17,7 +17,7 @@ from fairlearn.metrics import (
 from orchestration.lib.alerts import load_alert_config
 from orchestration.lib.bias import bias_verdicts, group_rates
 from orchestration.lib.synthetic_world import WorldConfig
-from tests.e2e.conftest import Pipeline, generated_pipeline
+from tests.e2e.conftest import Pipeline, generated_pipeline, materialised_pipeline
 from tests.e2e.oracles import clean_predictions, read, resolved_labels
 
 pytestmark = pytest.mark.slow
@@ -230,21 +230,7 @@ def test_a_users_column_of_the_project_file_and_a_harmful_model_agree_with_fairl
         "bias: {min_labelled: 100, window_days: 14}\n"
     )
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(project))
-    for var, value in (
-        ("IMPACT_LEDGER_DB", "warehouse.duckdb"),
-        ("IMPACT_LEDGER_SOURCE", "world"),
-        ("IMPACT_LEDGER_EXPORTS", "exports"),
-        ("IMPACT_LEDGER_ANALYTICS_DB", "analytics.duckdb"),
-    ):
-        monkeypatch.setenv(var, str(tmp_path / value))
-    p = Pipeline(
-        source,
-        tmp_path / "warehouse.duckdb",
-        truth,
-        date.fromisoformat(truth["start_date"]),
-        date.fromisoformat(truth["end_date"]),
-    )
-    assert p.run(p.first, p.last).success
+    p = materialised_pipeline(tmp_path, monkeypatch, source, truth)
 
     assert set(p.query("SELECT DISTINCT attribute FROM marts.bias_daily")["attribute"]) == {"race"}
     stored = p.query("SELECT * FROM marts.bias_verdicts WHERE date = ? AND model_id = ?", [p.last, model]).iloc[0]

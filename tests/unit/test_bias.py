@@ -23,6 +23,7 @@ from fairlearn.metrics import (
 from sklearn.metrics import precision_score
 from statsmodels.stats.proportion import proportion_confint
 
+from tests.oracles.bias_counts import bias_counts
 from orchestration.lib.bias import (
     COUNT_COLUMNS,
     DEFAULTS,
@@ -69,43 +70,15 @@ def make_world(
 
 def bias_daily(rows: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
     """What marts.bias_daily holds for these rows: counts per date, model, attribute and group."""
-    labelled = rows["label"].notna()
-    cells = rows.assign(
-        is_labelled=labelled,
-        tp=(rows["decision"] == 1) & (rows["label"] == 1),
-        fp=(rows["decision"] == 1) & (rows["label"] == 0),
-        fn=(rows["decision"] == 0) & (rows["label"] == 1),
-        tn=(rows["decision"] == 0) & (rows["label"] == 0),
-        labelled_positive=rows["label"] == 1,
-        labelled_score=rows["score"].where(labelled, 0.0),
-    )
-    parts = []
-    for attribute in ATTRIBUTES:
-        counts = (
-            cells.assign(attribute=attribute, group_value=cells[attribute])
-            .groupby(["date", "model_id", "attribute", "group_value"])
-            .agg(
-                predictions=("score", "size"),
-                positives=("decision", "sum"),
-                labelled=("is_labelled", "sum"),
-                labelled_positives=("labelled_positive", "sum"),
-                true_positives=("tp", "sum"),
-                false_positives=("fp", "sum"),
-                false_negatives=("fn", "sum"),
-                true_negatives=("tn", "sum"),
-                score_sum=("labelled_score", "sum"),
-                label_sum=("labelled_positive", "sum"),
-            )
-            .reset_index()
-        )
+    parts = bias_counts(rows, ATTRIBUTES)
+    day_index = {d: i for i, d in enumerate(DAYS)}
+    for attribute, counts in zip(ATTRIBUTES, parts, strict=True):
         # the population as the day's run saw the user table
-        day_index = {d: i for i, d in enumerate(DAYS)}
         counts["population_users"] = [
             int(((people[attribute] == g) & (people["signup_day"] <= day_index[d])).sum())
             for d, g in zip(counts["date"], counts["group_value"])
         ]
         counts["population_total"] = [int((people["signup_day"] <= day_index[d]).sum()) for d in counts["date"]]
-        parts.append(counts)
     return pd.concat(parts, ignore_index=True).assign(labels_as_of=DAYS[-1])  # an extra column is ignored
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame, demographic_parity_ratio, false_positive_rate, true_positive_rate
 
+from tests.oracles.bias_counts import bias_counts
 from orchestration.lib.bias import (
     bias_verdicts,
     group_intervals,
@@ -59,37 +60,9 @@ def make_rows(seed: int = 12, n: int = 30_000) -> pd.DataFrame:
 
 def bias_daily(rows: pd.DataFrame) -> pd.DataFrame:
     """What marts.bias_daily holds for these rows, for the attributes of ATTRIBUTES."""
-    labelled = rows["label"].notna()
-    cells = rows.assign(
-        is_labelled=labelled,
-        tp=(rows["decision"] == 1) & (rows["label"] == 1),
-        fp=(rows["decision"] == 1) & (rows["label"] == 0),
-        fn=(rows["decision"] == 0) & (rows["label"] == 1),
-        tn=(rows["decision"] == 0) & (rows["label"] == 0),
-        pos_label=rows["label"] == 1,
-        labelled_score=rows["score"].where(labelled, 0.0),
-    )
-    parts = []
-    for attribute in ATTRIBUTES:
-        counts = (
-            cells.assign(attribute=attribute, group_value=cells[attribute])
-            .groupby(["date", "model_id", "attribute", "group_value"])
-            .agg(
-                predictions=("score", "size"),
-                positives=("decision", "sum"),
-                labelled=("is_labelled", "sum"),
-                labelled_positives=("pos_label", "sum"),
-                true_positives=("tp", "sum"),
-                false_positives=("fp", "sum"),
-                false_negatives=("fn", "sum"),
-                true_negatives=("tn", "sum"),
-                score_sum=("labelled_score", "sum"),
-                label_sum=("pos_label", "sum"),
-            )
-            .reset_index()
-        )
+    parts = bias_counts(rows, ATTRIBUTES)
+    for counts in parts:
         counts["population_users"], counts["population_total"] = 100, 300
-        parts.append(counts)
     return pd.concat(parts, ignore_index=True)
 
 
