@@ -238,6 +238,15 @@ def _refusal(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: li
     return None
 
 
+def _refusal_in_database(refused: str, label: str) -> str:
+    """_refusal's error on a database table's extracted day files (gone when init ends), naming the table and
+    how many days hold such values instead."""
+    files, rest = refused.split(": table '", 1)
+    more = re.search(r"\(and (\d+) more file\(s\)\)$", files)
+    days = int(more.group(1)) + 1 if more else 1
+    return f"{label} ({days} day(s) of rows): table '{rest}"
+
+
 def _need(table: str, files: list[Path], present: set[str], *cols: str) -> None:
     for col in cols:
         if col not in present:
@@ -329,7 +338,10 @@ def infer(source: Path) -> Inference:
         if where[name].kind == "lake":
             inference.tables[name].source = where[name].label
     for name in extracted:  # its scratch files are gone: the table is named by its source
-        inference.tables[name].files, inference.tables[name].source = [], where[name].label
+        table = inference.tables[name]
+        table.files, table.source = [], where[name].label
+        if table.refused:
+            table.refused = _refusal_in_database(table.refused, where[name].label)
     inference.tables.update(inspected)  # a database table not extracted keeps its SQL profile
     inference.sources = {t: spec.model_dump(exclude_none=True) for t, spec in config.sources.items()}
     inference.unread = unread
@@ -946,7 +958,8 @@ def review(inf: Inference) -> list[str]:
                 "stop until they are added"
             )
         if t.refused:
-            out.append(f"{t.refused}: materialize stops at this file until its values are fixed")
+            where = "this file" if t.files else "this table"
+            out.append(f"{t.refused}: materialize stops at {where} until its values are fixed")
     for table, held in inf.volume_holds.items():
         empty = inf.stale_holds.get(table, [])
         if band := [d for d in held if d not in empty]:

@@ -395,6 +395,35 @@ def test_init_profiles_database_tables_as_it_profiles_the_same_tables_as_files(p
     assert "--start" not in materialize_command(from_files, Path("p.yml"), "in")
 
 
+def test_init_names_the_database_table_whose_values_its_type_refuses(pg, pg_world, tmp_path, monkeypatch):
+    """Labels written yes/no in the database: init's review names the table (not the scratch files it profiled,
+    gone when it ends) and the days holding such values."""
+    from orchestration.lib.project_init import infer, review
+    from tests.postgres.conftest import world_table
+
+    source, _ = pg_world
+    labels = world_table(source, "labels")
+    labels["label"] = labels["label"].map({1: "yes", 0: "no"})
+    engine = sa.create_engine(pg.url())
+    try:
+        labels.to_sql("labels_yes_no", engine, index=False, if_exists="replace", chunksize=5_000)
+    finally:
+        engine.dispose()
+    landing = tmp_path / "landing"
+    for table in ("predictions", "users"):
+        shutil.copytree(source / table, landing / table)
+    config = tmp_path / "sources.yml"
+    config.write_text(yaml.safe_dump({"sources": _db_sources(pg, tables=(), labels={"table": "labels_yes_no"})}))
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setenv(PASSWORD_ENV, pg.password)
+
+    [line] = [line for line in review(infer(landing)) if "cannot be cast" in line]
+    days = labels["labeled_at"].dt.date.nunique()  # the oracle: every day's labels are words
+    assert line.startswith(f"database table 'labels_yes_no' at {pg.url(with_password=False)} ({days} day(s) of rows)")
+    assert f"{len(labels)} value(s) cannot be cast" in line and "stops at this table" in line
+    assert "impact_ledger_init_" not in line
+
+
 # ------------------------------------------------------------------ rows changed in the database after their day ran
 
 
