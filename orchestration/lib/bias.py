@@ -581,13 +581,14 @@ def _label(v: pd.Series, flag: str, label: str) -> str:
 
 
 def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -> str:
-    """One short sentence per failed verdict (metric, value, limit, disadvantaged groups), one per line.
+    """One short sentence per failed verdict (metric, value, limit, disadvantaged groups), one per line; then
+    one per metric beyond its limit that passed because the gap is within noise.
 
     The limits are read from the verdict rows (they record what they were
     judged against); ``thresholds`` only fills in for frames without them.
     """
     fallback = Thresholds.from_mapping(thresholds)
-    lines, unassessed = [], []
+    lines, unassessed, within_noise = [], [], []
     for _, v in verdicts.iterrows():
         if not assessed(v):  # it passes (nothing to compare), but a pass is not a finding of fairness
             minimum = float(v["min_labelled"]) if pd.notna(v.get("min_labelled")) else fallback.min_labelled
@@ -597,8 +598,6 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             )
             continue
         for flag, (label, column, op, limit_key) in VERDICT_TEXT.items():
-            if v[flag]:
-                continue
             limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
             ratio = v.get("equal_opportunity_ratio")
             floor = (
@@ -608,6 +607,13 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             )
             if flag == "passes_equal_opportunity" and pd.notna(ratio) and ratio < floor and not v[column] > limit:
                 label, column, op, limit = "equal opportunity ratio", "equal_opportunity_ratio", "<", floor
+            if v[flag]:  # a pass beyond the limit is one within noise: said, so a reader of the value knows
+                if pd.notna(v[column]) and (v[column] < limit if op == "<" else v[column] > limit):
+                    within_noise.append(
+                        f"{v['model_id']} / {v['attribute']}: {_label(v, flag, label)} {_format(v[column], limit)} "
+                        f"{op} {limit:.2f} within noise (the groups' 95% intervals overlap): passes"
+                    )
+                continue
             if flag == "passes_equalized_odds" and (one := _one_rate_apart(v, limit)):
                 lines.append(f"{v['model_id']} / {v['attribute']}: {one}")
                 continue
@@ -619,7 +625,7 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
         lines = ["all fairness verdicts pass"]
     elif not lines and len(unassessed) < len(verdicts):
         lines = ["the assessed fairness verdicts pass"]
-    return "\n".join(lines + unassessed)
+    return "\n".join(lines + unassessed + within_noise)
 
 
 def assessed(verdict) -> bool:

@@ -166,6 +166,16 @@ def test_a_gap_within_noise_passes_and_a_gap_beyond_it_fails():
     # within noise is said, not silent
     noisy = next(v for v in breached if v["passes_equal_opportunity"])
     assert "equal opportunity beyond its limit within noise" in noisy["note"]
+    # and in the sentences the summary, the report and the checks print: a bare "pass" hid a value beyond the limit
+    difference = noisy["equal_opportunity_difference"]
+    said = summarise_verdicts(pd.DataFrame([noisy])).splitlines()
+    [line] = [line for line in said if "equal opportunity difference" in line]
+    assert said[0] == "all fairness verdicts pass" and line.endswith(
+        "within noise (the groups' 95% intervals overlap): passes"
+    )
+    assert float(line.split("equal opportunity difference ")[1].split(" > 0.10")[0]) == pytest.approx(
+        difference, abs=0.005
+    )
     # a real gap with enough labels fails, naming the group behind
     rows = _two_groups(rng, 400, {"a": 0.6, "b": 0.4})
     real = bias_verdicts(group_rates(counts(rows)), {"min_labelled": 0}).iloc[0]
