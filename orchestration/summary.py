@@ -244,8 +244,9 @@ ORDER BY model_id, attribute, date
 
 def _fairness(conn, upto=None) -> list[str]:
     """Per model and attribute: the verdicts of the newest window that compared groups and ends by the model's last
-    prediction day (newer windows, of nothing or after the model stopped, are counted, not shown), and on how many
-    of the last RECENT_DAYS days' windows a verdict failed (the latest named) or nothing could be compared."""
+    prediction day, on how many of the RECENT_DAYS windows up to it a verdict failed (the latest named) or nothing
+    could be compared, and how many newer windows (of nothing, or after the model stopped) there are, a failure
+    among them named."""
     import duckdb
     import pandas as pd
 
@@ -258,39 +259,45 @@ def _fairness(conn, upto=None) -> list[str]:
     except (duckdb.CatalogException, duckdb.BinderException):  # no protected attributes, or built before
         return []
     # windows ending after a model's last prediction day hold fewer and fewer of its days: not shown, but counted
-    # (one of them failing is said: a later window that fails is news however thin); the shown one may be older
-    # than the counted days (a model that stopped long ago: its last verdict, as the report shows it)
+    # (one of them failing is said: a later window that fails is news however thin); the shown one may be long
+    # before the newest (a model that stopped long ago: its last verdict, as the report shows it)
     shown_from = ending_by_last_prediction(conn, every, upto or pd.Timestamp.max.date())
 
     def window(row) -> str:
         return f"{pd.Timestamp(row['window_start']).date()} .. {pd.Timestamp(row['date']).date()}"
 
+    def failed(rows):
+        judged = rows[[assessed(v) for _, v in rows.iterrows()]]
+        return judged[~judged[list(VERDICT_TEXT)].astype(bool).all(axis=1)], len(rows) - len(judged)
+
     lines = []
     for (model, attribute), rows in verdicts.groupby(["model_id", "attribute"], sort=False):
-        is_judged = [assessed(v) for _, v in rows.iterrows()]
-        judged = rows[is_judged]
-        failing = judged[~judged[list(VERDICT_TEXT)].astype(bool).all(axis=1)]
         candidates = shown_from[(shown_from["model_id"] == model) & (shown_from["attribute"] == attribute)]
         candidates_judged = candidates[[assessed(v) for _, v in candidates.iterrows()]]
         shown = next(f.iloc[[-1]] for f in (candidates_judged, candidates, rows) if len(f))
+        shown_day = shown["date"].iloc[0]
         verdict = summarise_verdicts(shown).replace(f"{model} / {attribute}: ", "").replace("\n", "; ")
-        newer = rows["date"] > shown["date"].iloc[0]
-        after = ""
-        if newer.any():
-            what = (
-                "compared nothing"
-                if not any(j for j, n in zip(is_judged, newer, strict=True) if n)
-                else "end after its last prediction day"
-            )
-            after = f"; the {int(newer.sum())} newer window(s) {what}"
-        latest_failure = (
-            f", latest {window(failing.iloc[-1])}"
-            if len(failing) and failing["date"].iloc[-1] != shown["date"].iloc[0]
-            else ""
+        pair = every[(every["model_id"] == model) & (every["attribute"] == attribute)]
+        # counted: the RECENT_DAYS windows up to the shown one (a model that stopped long ago: those before it
+        # stopped, not the thinning ones after); the newer ones apart, a failure among them named
+        counted, newer = pair[pair["date"] <= shown_day].tail(RECENT_DAYS), pair[pair["date"] > shown_day]
+        failing, unassessed = failed(counted)
+        latest = (
+            f", latest {window(failing.iloc[-1])}" if len(failing) and failing["date"].iloc[-1] != shown_day else ""
         )
+        counts = f"{len(failing)} failed{latest}, {unassessed} not assessed"
+        if newer.empty:
+            lines.append(
+                f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the last {len(counted)} days' windows: {counts})"
+            )
+            continue
+        newer_failing, newer_unassessed = failed(newer)
+        what = "compared nothing" if newer_unassessed == len(newer) else "end after its last prediction day"
+        if len(newer_failing):
+            what += f", {len(newer_failing)} failed, latest {window(newer_failing.iloc[-1])}"
         lines.append(
-            f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the last {len(rows)} days' windows: "
-            f"{len(failing)} failed{latest_failure}, {len(rows) - len(judged)} not assessed{after})"
+            f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the {len(counted)} window(s) up to "
+            f"it: {counts}; the {len(newer)} newer window(s) {what})"
         )
     return lines
 

@@ -274,7 +274,7 @@ def test_windows_that_compared_nothing_do_not_hide_the_last_verdict(warehouse, c
     out = _summary(path, capsys)
     assert (
         "  m / race, window 2026-02-25 .. 2026-03-10: disparate impact ratio 0.70 < 0.80; disadvantaged: b "
-        "(the last 3 days' windows: 1 failed, 2 not assessed; the 2 newer window(s) compared nothing)" in out
+        "(the 1 window(s) up to it: 1 failed, 0 not assessed; the 2 newer window(s) compared nothing)" in out
     )
 
 
@@ -328,14 +328,15 @@ def test_a_window_after_the_last_prediction_day_that_fails_is_counted_and_named(
     window = f"{days[3] - pd.Timedelta(days=13)} .. {days[3]}"
     assert (
         f"  m / age_band, window {days[1] - pd.Timedelta(days=13)} .. {days[1]}: all fairness verdicts pass "
-        f"(the last 4 days' windows: 1 failed, latest {window}, 0 not assessed; the 2 newer window(s) end after "
-        "its last prediction day)" in out
+        "(the 2 window(s) up to it: 0 failed, 0 not assessed; the 2 newer window(s) end after its last prediction "
+        f"day, 1 failed, latest {window})" in out
     )
 
 
 def test_a_model_that_stopped_long_ago_shows_its_last_verdict_as_the_report_does(warehouse, capsys):
     # its last prediction day was more than 30 days before the newest window: the summary showed "not assessed"
-    # (the newest window, of nothing) while the report showed the failing window ending on that day
+    # (the newest window, of nothing) while the report showed the failing window ending on that day; then it counted
+    # the 30 newest windows, all after the model stopped ("0 failed, 30 not assessed"), not the 6 before, all failed
     from orchestration.lib.report_data import bias_window
 
     path, _, _ = warehouse
@@ -356,7 +357,7 @@ def test_a_model_that_stopped_long_ago_shows_its_last_verdict_as_the_report_does
     out = _summary(path, capsys)
     assert (
         f"  m / race, window {days[5] - pd.Timedelta(days=13)} .. {days[5]}: disparate impact ratio 0.55 < 0.80; "
-        "disadvantaged: b (the last 30 days' windows: 0 failed, 30 not assessed; the 30 newer window(s) compared "
+        "disadvantaged: b (the 6 window(s) up to it: 6 failed, 0 not assessed; the 39 newer window(s) compared "
         "nothing)" in out
     )
 
