@@ -316,7 +316,7 @@ def _leading_indicators(conn, as_of) -> list[str]:
     except (duckdb.CatalogException, duckdb.BinderException):  # built before marts.leading_lagging (or its p-values)
         return lines
     lines += [
-        f"{r.kpi}: {r.model_id} {r.health_metric} leads by {r.lag_days} day(s) "
+        f"{r.kpi}: {r.model_id} {r.health_metric} {_lead_text(r.lag_days)} "
         f"(correlation of daily changes {r.correlation:+.2f} over {r.n_days} days, "
         f"p {_p_text(r.p_value_adjusted)} after Holm over the {r.family_size} correlations searched)"
         for r in best.itertuples()
@@ -327,6 +327,11 @@ def _leading_indicators(conn, as_of) -> list[str]:
             f"(Holm over the {searched} correlations searched; marts.leading_lagging.significant)."
         )
     return lines
+
+
+def _lead_text(lag_days: int) -> str:
+    """A lag of 0 days is a metric moving with the KPI, not ahead of it."""
+    return "moves with it on the same day (lag 0: not a lead)" if lag_days == 0 else f"leads by {lag_days} day(s)"
 
 
 def _p_text(p: float) -> str:

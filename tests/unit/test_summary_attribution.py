@@ -18,6 +18,8 @@ from orchestration.lib.warehouse import ensure_table, replace_date_range
 from tests.unit.test_attribution_honest import AS_OF, DECLARED, _arm_row, _binary
 from tests.unit.test_attribution_engine import experiments_of, variants_of
 
+LEADING_INDICATORS = summary._leading_indicators  # the warehouse fixture stubs it
+
 COST = 2000.0
 
 
@@ -458,3 +460,27 @@ def test_a_monitoring_only_model_is_named_as_not_measured_with_its_costs(warehou
         "  Not measured: watch: no never-exposed holdout (monitoring only), so what it is worth cannot be measured; "
         "health, drift and fairness still are. Model costs so far (EUR): watch 1,234." in out
     )  # 'idle' made no prediction; 'm' has its value; the cost after the as-of day is not counted
+
+
+def test_a_health_metric_moving_with_a_kpi_on_the_same_day_is_not_called_a_lead(warehouse, capsys, monkeypatch):
+    # a trial's label coverage and conversion rate were the same quantity: "leads by 0 day(s)", a lead it is not
+    from orchestration.lib import leading
+
+    path, results, _ = warehouse
+    monkeypatch.setattr(summary, "_leading_indicators", LEADING_INDICATORS)  # the fixture's stub undone
+    monkeypatch.setattr(leading, "kpi_drop_leads", lambda *args: [])  # no marts.kpi_daily here
+    as_of = pd.Timestamp(results["as_of_date"].max()).date()
+    rows = [("conversion_rate", "label_coverage", 0, 1.0), ("revenue", "precision", 3, 0.6)]
+    searched = pd.DataFrame(
+        [
+            {"as_of_date": as_of, "kpi": kpi, "model_id": "m", "health_metric": metric, "lag_days": lag}
+            | {"correlation": r, "n_days": 28, "p_value_adjusted": 1e-6, "family_size": 30, "significant": True}
+            for kpi, metric, lag, r in rows
+        ]
+    )
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute("CREATE TABLE marts.leading_lagging AS SELECT * FROM searched")
+    out = _summary(path, capsys)
+    assert "conversion_rate: m label_coverage moves with it on the same day (lag 0: not a lead)" in out
+    assert "revenue: m precision leads by 3 day(s)" in out and "leads by 0" not in out
