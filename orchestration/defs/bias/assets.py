@@ -4,9 +4,10 @@ with the per-model fairness checks of the run's last day (bias/checks.py)."""
 from datetime import timedelta
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from orchestration.defs.bias.checks import BIAS_KEY, bias_check_results, bias_check_specs
+from orchestration.defs.bias.checks import BIAS_KEY, bias_check_results, bias_check_specs, judged_window_ends
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import (
@@ -97,7 +98,8 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     yield dg.MaterializeResult(
         asset_key=VERDICTS_KEY, metadata={**assessed, "rows_written": len(verdicts), "dates": window}
     )
-    yield from bias_check_results(rows, last, config, VERDICTS_KEY)
+    ends = judged_window_ends(rows[pd.to_datetime(rows["date"]) >= pd.Timestamp(start)], last)
+    yield from bias_check_results(rates, verdicts, ends, last, config, VERDICTS_KEY)
 
 
 def _add_new_columns(conn, table: str, schema: dict[str, str]) -> None:

@@ -19,9 +19,7 @@ from orchestration.lib.bias import (
     INTERVAL_COLUMNS,
     NOT_ASSESSED,
     assessed,
-    bias_verdicts,
     group_intervals,
-    group_rates,
     summarise_verdicts,
 )
 from orchestration.lib.project_config import ProjectConfig, load_config
@@ -71,13 +69,24 @@ def _passed_text(verdicts: pd.DataFrame, thresholds: dict, window: str) -> str:
     return f"over {window}: " + summarise_verdicts(verdicts, thresholds).replace("\n", "; ")
 
 
-def bias_check_results(rows: pd.DataFrame, last, config: ProjectConfig, asset: dg.AssetKey):
-    """Each per-model fairness check's result over the trailing window ending on ``last``; ``rows``: the
-    marts.bias_daily rows read by the run (covering at least that window). Rates and verdicts are per model,
-    so they are computed once for every model and each check takes its models' rows."""
+def judged_window_ends(rows: pd.DataFrame, last) -> dict:
+    """Per model of ``rows`` (marts.bias_daily): the day its checked window ends, ``last`` or, for a model whose
+    rows stop before it (a model that stopped), its last day with rows: a backfill ending weeks after a model
+    stopped judged an empty window and passed, while every window with its data failed."""
+    last = pd.Timestamp(last)
+    ends = pd.to_datetime(rows["date"]).groupby(rows["model_id"]).max()
+    return {model: min(day, last) for model, day in ends.items()}
+
+
+def bias_check_results(
+    rates_by_day: pd.DataFrame, verdicts_by_day: pd.DataFrame, ends: dict, last, config: ProjectConfig, asset
+):
+    """Each per-model fairness check's result over its model's trailing window ending on ``ends[model]`` (by
+    default ``last``): the rates and verdicts of that day among those the run computed (bias.windows_by_day),
+    taken, not computed again."""
     thresholds = config.bias.model_dump()
-    start = last - timedelta(days=int(thresholds["window_days"]) - 1)
-    window = f"{start} .. {last}"
+    width = timedelta(days=int(thresholds["window_days"]) - 1)
+    window = f"{last - width} .. {last}"
     if not config.attribute_columns:
         for name in BIAS_CHECKS:
             # nothing to judge is not a pass to be proud of: say why
@@ -90,20 +99,27 @@ def bias_check_results(rows: pd.DataFrame, last, config: ProjectConfig, asset: d
                 metadata={"window": window},
             )
         return
-    dates = pd.to_datetime(rows["date"])
-    all_rates = group_rates(rows[(dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(last))])
-    all_verdicts = bias_verdicts(all_rates, thresholds)
+
+    def on_its_end(by_day: pd.DataFrame) -> pd.DataFrame:
+        ends_of_rows = by_day["model_id"].map(ends).fillna(pd.Timestamp(last))
+        return by_day[pd.to_datetime(by_day["date"]) == ends_of_rows]
+
+    all_rates, all_verdicts = on_its_end(rates_by_day), on_its_end(verdicts_by_day)
+    if "passed" in all_verdicts:  # object when the days' frames were concatenated
+        all_verdicts = all_verdicts.astype({"passed": bool})
     for name, model_id in BIAS_CHECKS.items():
         rates = in_scope(all_rates, model_id, _DECLARED).reset_index(drop=True)
         verdicts = in_scope(all_verdicts, model_id, _DECLARED).reset_index(drop=True)
         passed = bool(verdicts["passed"].all()) if len(verdicts) else True
+        stopped = sorted({str(ends[m].date()) for m in verdicts["model_id"] if ends[m] < pd.Timestamp(last)})
+        where = f"its last day with rows, {', '.join(stopped)}: " if stopped else ""
+        checked = window if not stopped else f"the window ending on {', '.join(stopped)}"
         yield dg.AssetCheckResult(
             asset_key=asset,
             check_name=name,
             passed=passed,
             severity=dg.AssetCheckSeverity.WARN,
-            description=summarise_verdicts(verdicts, thresholds)
-            if not passed
-            else _passed_text(verdicts, thresholds, window),
-            metadata={"window": window, **verdict_metadata(verdicts, rates)},
+            description=where
+            + (summarise_verdicts(verdicts, thresholds) if not passed else _passed_text(verdicts, thresholds, checked)),
+            metadata={"window": window if not stopped else checked, **verdict_metadata(verdicts, rates)},
         )
