@@ -9,7 +9,8 @@ from pathlib import Path
 from orchestration.lib.settings import dbt_var
 
 SUMMARY_RESULTS_SQL = """
-SELECT model_id, metric, as_of_date, n_control, n_treatment, estimate,
+SELECT model_id, experiment_id, treatment_variant, control_variant, metric, as_of_date, n_control, n_treatment,
+       estimate,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high,
@@ -17,14 +18,15 @@ SELECT model_id, metric, as_of_date, n_control, n_treatment, estimate,
        guardrail_verdict, trustworthy, untrusted_reason, decision_grade, decision_grade_reason
 FROM attribution.experiment_results
 WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.experiment_results)
-ORDER BY model_id, metric
+ORDER BY model_id, treatment_variant, metric
 """
 SUMMARY_IMPACT_SQL = """
-SELECT model_id, treated_units, incremental_value, model_cost, net_value, net_value_ci_low, net_value_ci_high,
-       roi, roi_ci_low, roi_ci_high, trustworthy, decision_grade, decision_grade_reason
+SELECT model_id, experiment_id, treatment_variant, treated_units, incremental_value, model_cost, net_value,
+       net_value_ci_low, net_value_ci_high, roi, roi_ci_low, roi_ci_high, trustworthy, decision_grade,
+       decision_grade_reason
 FROM attribution.model_impact
 WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.model_impact)
-ORDER BY model_id
+ORDER BY model_id, treatment_variant
 """
 
 
@@ -162,6 +164,7 @@ def _print_attribution(results, impact) -> None:
         ROI_NOTE,
         AttributionSettings,
         correction_name,
+        model_arms,
         roi_text,
         significance_text,
     )
@@ -173,9 +176,11 @@ def _print_attribution(results, impact) -> None:
     as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
     print(f"Attribution as of {as_of}: each treatment arm vs its experiment's control, cumulative since assignment")
     yes_no = {True: "yes", False: "NO"}
+    # a model's rows of one treatment arm, named 'class_size: small vs regular' where its experiment has several
+    results = results.assign(model=model_arms(results))
     view = pd.DataFrame(
         {
-            "model": results["model_id"],
+            "model": results["model"],
             "metric": results["metric"],
             "units (holdout/treated)": results["n_control"].astype(str) + "/" + results["n_treatment"].astype(str),
             "relative lift [95% CI]": [
@@ -201,9 +206,9 @@ def _print_attribution(results, impact) -> None:
         "(adjusted_*_ci_* in attribution.experiment_results: the intervals at the adjusted level)."
     )
     for r in results[results["degenerate_reason"].notna()].itertuples():
-        print(f"  not tested: {r.model_id} {r.metric}: {r.degenerate_reason}")
+        print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}")
     for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():
-        print(f"  not decision-grade: {r.model_id} {r.metric}: {r.decision_grade_reason}")
+        print(f"  not decision-grade: {r.model} {r.metric}: {r.decision_grade_reason}")
     untrusted = results[~results["trustworthy"].astype(bool)]
     for reason in sorted(set(untrusted["untrusted_reason"].dropna())):
         print(f"  not trustworthy: {reason}")
@@ -212,9 +217,10 @@ def _print_attribution(results, impact) -> None:
             f"\nModel value since its experiment started, in {currency} (revenue-per-user lift x treated users, "
             "net of model cost)"
         )
+        controls = dict(zip(results["experiment_id"], results["control_variant"]))
         money = pd.DataFrame(
             {
-                "model": impact["model_id"],
+                "model": model_arms(impact, controls),
                 "treated users": impact["treated_units"],
                 f"incremental revenue ({currency})": impact["incremental_value"].map("{:,.0f}".format),
                 f"model cost ({currency})": impact["model_cost"].map("{:,.0f}".format),

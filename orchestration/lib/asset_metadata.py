@@ -111,10 +111,9 @@ def _rounded(x, digits: int) -> float | None:
 
 
 def _arm_suffixes(latest: pd.DataFrame) -> list[str]:
-    if "experiment_id" not in latest or "treatment_variant" not in latest:
-        return [""] * len(latest)
-    arms = latest.groupby("experiment_id")["treatment_variant"].nunique()
-    return [f"/{v}" if arms[e] > 1 else "" for e, v in zip(latest["experiment_id"], latest["treatment_variant"])]
+    from orchestration.lib.attribution import arm_variants
+
+    return ["" if v is None else f"/{v}" for v in arm_variants(latest)]
 
 
 def relative_lift_metadata(results: pd.DataFrame) -> dict[str, float]:

@@ -619,3 +619,34 @@ def significance_text(significant) -> str:
 
 def correction_name(method) -> str:
     return {"holm": "Holm", "bh": "BH"}.get(method, str(method))
+
+
+def arm_variants(rows: pd.DataFrame) -> list:
+    """Each row's treatment arm where its experiment has several among ``rows``, else None (one arm, or rows
+    without treatment_variant): the arms every surface names (asset metadata, summary, report)."""
+    if "experiment_id" not in rows or "treatment_variant" not in rows:
+        return [None] * len(rows)
+    arms = rows.groupby("experiment_id", dropna=False)["treatment_variant"].transform("nunique")
+    return [v if n > 1 else None for v, n in zip(rows["treatment_variant"], arms)]
+
+
+def arm_names(rows: pd.DataFrame, controls: dict | None = None) -> list[str]:
+    """'small vs regular' for a row of an experiment with several treatment arms, '' for one with a single arm;
+    the control is the row's control_variant, else ``controls`` (experiment_id -> control_variant)."""
+    if "control_variant" in rows:
+        controls = dict(zip(rows["experiment_id"], rows["control_variant"]))
+    controls = controls or {}
+    return [
+        "" if v is None else f"{v} vs {controls[e]}" if not _is_missing(controls.get(e)) else str(v)
+        for v, e in zip(arm_variants(rows), rows.get("experiment_id", [None] * len(rows)))
+    ]
+
+
+def model_arm(model_id, arm: str) -> str:
+    """A model as the summary and report name it: 'class_size: small vs regular' for an arm, else its id."""
+    return f"{model_id}: {arm}" if arm else str(model_id)
+
+
+def model_arms(rows: pd.DataFrame, controls: dict | None = None) -> list[str]:
+    """Each row's model_arm (its arm as arm_names names it)."""
+    return [model_arm(m, a) for m, a in zip(rows["model_id"], arm_names(rows, controls))]

@@ -27,7 +27,15 @@ from pathlib import Path
 import pandas as pd
 
 from orchestration.lib.alerts import AlertConfig, load_alert_config, worst_value
-from orchestration.lib.attribution import ROI_LABEL, ROI_NOTE, correction_name, roi_text, significance_text
+from orchestration.lib.attribution import (
+    ROI_LABEL,
+    ROI_NOTE,
+    arm_names,
+    correction_name,
+    model_arm,
+    roi_text,
+    significance_text,
+)
 from orchestration.lib import report_data as data
 from orchestration.lib import report_figures as rf
 from orchestration.lib.bias import (
@@ -110,6 +118,27 @@ def _day(x) -> str | None:
     return None if _missing(x) or x is pd.NaT else pd.Timestamp(x).date().isoformat()
 
 
+def _with_arms(lifts: pd.DataFrame, impact: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both with `arm`: 'small vs regular' where the row's experiment has several treatment arms, '' where it has
+    one (each arm is a row, a line and a panel of its own); the model value's control_variant from the lifts."""
+    controls = dict(zip(lifts["experiment_id"], lifts["control_variant"])) if len(lifts) else {}
+    if len(lifts):
+        lifts = lifts.assign(arm=arm_names(lifts))
+    if len(impact):
+        impact = impact.assign(arm=arm_names(impact, controls), control_variant=impact["experiment_id"].map(controls))
+    return lifts, impact
+
+
+def _models(rows: pd.DataFrame) -> list[str]:
+    """The rows' models as the page names them: 'class_size: small vs regular' for an arm of several."""
+    return [model_arm(m, a) for m, a in zip(rows["model_id"], rows["arm"])]
+
+
+def _of_arm(name: str, arm: str) -> str:
+    """A trace's name, led by its treatment arm where the experiment has several."""
+    return f"{arm}: {name}" if arm else name
+
+
 def _expectations(value) -> str:
     """A gate's failed expectations (stored as a JSON list) as readable text: none is empty, not '[]'."""
     if _missing(value):
@@ -149,6 +178,14 @@ class ReportBuilder:
 
     def model(self, model_id: str) -> dict:
         return self.summary["models"].setdefault(str(model_id), {})
+
+    def arm(self, r) -> dict:
+        """The summary's entry of a result row: its model's, or where its experiment has several treatment arms
+        the arm's (``models.<id>.arms.<treatment_variant>``, with the arm's control_variant)."""
+        if not r.arm:
+            return self.model(r.model_id)
+        arms = self.model(r.model_id).setdefault("arms", {})
+        return arms.setdefault(str(r.treatment_variant), {"control_variant": jsonable(r.control_variant)})
 
     def missing(self, section: Section, table: str, why: str = "") -> Section:
         section.add(note(f"{table} is not in this database{why}, so this section is empty."))
@@ -192,9 +229,9 @@ class ReportBuilder:
         if impact.empty:
             s.add(note(self._no_value(f"No model value (attribution.model_impact) up to {self.as_of}")))
         else:
-            latest = impact.groupby("model_id", sort=True).tail(1)
+            latest = impact.groupby(["model_id", "arm"], sort=True).tail(1)
             for r in latest.itertuples():
-                self.model(r.model_id)["net_value"] = jsonable(
+                self.arm(r)["net_value"] = jsonable(
                     {
                         "as_of_date": _day(r.as_of_date),
                         "experiment_id": r.experiment_id,
@@ -220,7 +257,7 @@ class ReportBuilder:
                 table(
                     pd.DataFrame(
                         {
-                            "model": latest["model_id"],
+                            "model": _models(latest),
                             "experiment": latest["experiment_id"],
                             "as of": latest["as_of_date"],
                             "treated users": latest["treated_units"],
@@ -263,9 +300,9 @@ class ReportBuilder:
         if lifts.empty:
             s.add(note(f"No experiment results (attribution.experiment_results) up to {self.as_of} yet."))
             return s
-        latest = lifts.groupby(["model_id", "metric"], sort=True).tail(1)
+        latest = lifts.groupby(["model_id", "arm", "metric"], sort=True).tail(1)
         for r in latest.itertuples():
-            self.model(r.model_id).setdefault("lift", {})[r.metric] = jsonable(
+            self.arm(r).setdefault("lift", {})[r.metric] = jsonable(
                 {
                     "as_of_date": _day(r.as_of_date),
                     "experiment_id": r.experiment_id,
@@ -299,7 +336,7 @@ class ReportBuilder:
             table(
                 pd.DataFrame(
                     {
-                        "model": latest["model_id"],
+                        "model": _models(latest),
                         "metric": latest["metric"] + latest["is_guardrail"].map({True: " (guardrail)", False: ""}),
                         "as of": latest["as_of_date"],
                         "units (holdout/treated)": latest["n_control"].astype(str)
@@ -351,23 +388,28 @@ class ReportBuilder:
                 m + (" (guardrail)" if rows.loc[rows["metric"] == m, "is_guardrail"].any() else "") for m in metrics
             ]
             fig = rf.new_figure(math.ceil(len(metrics) / cols), cols, titles)
+            arms = sorted(rows["arm"].unique())  # [''] for a single treatment arm, else one line each
             for i, metric in enumerate(metrics):
-                m = rows[rows["metric"] == metric]
                 row, col = i // cols + 1, i % cols + 1
-                rf.band(fig, m["as_of_date"], m["ci_low"], m["ci_high"], "lift", rf.COLORS[0], row, col)
-                rf.line(
-                    fig,
-                    m["as_of_date"],
-                    m["lift"],
-                    "relative lift (95% CI shaded)",
-                    rf.COLORS[0],
-                    row,
-                    col,
-                    legend=i == 0,
-                )
-                # significance cue per day: filled = significant after the correction, hollow grey = not
-                significant = _significant(m)
-                rf.significance_markers(fig, m["as_of_date"], m["lift"], significant, row, col, legend=i == 0)
+                for j, arm in enumerate(arms):
+                    m = rows[(rows["metric"] == metric) & (rows["arm"] == arm)]
+                    color = rf.COLORS[j % len(rf.COLORS)]
+                    rf.band(fig, m["as_of_date"], m["ci_low"], m["ci_high"], _of_arm("lift", arm), color, row, col)
+                    rf.line(
+                        fig,
+                        m["as_of_date"],
+                        m["lift"],
+                        _of_arm("relative lift (95% CI shaded)", arm),
+                        color,
+                        row,
+                        col,
+                        legend=i == 0,
+                    )
+                    # significance cue per day: filled = significant after the correction, hollow grey = not
+                    significant = _significant(m)
+                    rf.significance_markers(
+                        fig, m["as_of_date"], m["lift"], significant, row, col, legend=i == j == 0, color=color
+                    )
                 rf.zero(fig, row, col)
             fig.update_yaxes(tickformat="+.0%", title=dict(text="relative lift"))
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
@@ -388,10 +430,11 @@ class ReportBuilder:
         if impact.empty:
             s.add(note(self._no_value(f"No model value up to {self.as_of}")))
             return s
-        models = sorted(impact["model_id"].unique())
-        fig = rf.new_figure(len(models), 1, [f"{m}" for m in models], height=300 * len(models))
-        for i, model_id in enumerate(models):
-            m = impact[impact["model_id"] == model_id]
+        # one panel per model, or per treatment arm of an experiment with several
+        panels = impact[["model_id", "arm"]].drop_duplicates().sort_values(["model_id", "arm"])
+        fig = rf.new_figure(len(panels), 1, _models(panels), height=300 * len(panels))
+        for i, (model_id, arm) in enumerate(panels.itertuples(index=False)):
+            m = impact[(impact["model_id"] == model_id) & (impact["arm"] == arm)]
             first = i == 0
             rf.band(
                 fig,
@@ -1042,7 +1085,8 @@ class ReportBuilder:
     # ---------------------------------------------------------------------------
     def build(self) -> Report:
         data.require_data_on(self.conn, self.tables, self.as_of)
-        lifts, impact, alerts = self.lifts(), self.impact(), self.alerts()
+        lifts, impact = _with_arms(self.lifts(), self.impact())
+        alerts = self.alerts()
         sections = [
             self.headline(lifts, impact),
             self.lift_section(lifts),

@@ -28,15 +28,17 @@ LANDED_SQL = f"SELECT {{what}} FROM {LABELS_LANDED} WHERE labels_as_of > date + 
 
 # The estimate the attribution step reports as headline (CUPED where it applies).
 HEADLINE_LIFT_SQL = """
-SELECT model_id, experiment_id, metric, as_of_date, estimate, is_guardrail, guardrail_verdict,
+SELECT model_id, experiment_id, {arm}, metric, as_of_date, estimate, is_guardrail, guardrail_verdict,
        n_control, n_treatment, p_value_adjusted, trustworthy, untrusted_reason,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high, {decision}
 FROM attribution.experiment_results
 WHERE analysis_window = 'cumulative' AND as_of_date <= ?
-ORDER BY model_id, metric, as_of_date
+ORDER BY model_id, treatment_variant, metric, as_of_date
 """
+# The treatment arm and its control (one row per arm of an experiment with several); older tables: unknown.
+ARM_COLUMNS = ("treatment_variant", "control_variant")
 # Decision columns (issue 13); a table written before they existed shows them as unknown.
 DECISION_COLUMNS = ("significant", "multiple_testing", "degenerate_reason", "decision_grade", "decision_grade_reason")
 IMPACT_DECISION_COLUMNS = ("roi_ci_low", "roi_ci_high", "decision_grade", "decision_grade_reason")
@@ -123,17 +125,20 @@ def experiment_lifts(conn, as_of: date) -> pd.DataFrame:
     """Cumulative results up to as_of with the headline estimate (CUPED where it applies) as lift/ci_low/ci_high."""
     have = set(_frame(conn, "SELECT * FROM attribution.experiment_results LIMIT 0").columns)
     decision = ", ".join(c if c in have else f"NULL AS {c}" for c in DECISION_COLUMNS)
-    return _frame(conn, HEADLINE_LIFT_SQL.format(decision=decision), [as_of])
+    arm = ", ".join(c if c in have else f"NULL::VARCHAR AS {c}" for c in ARM_COLUMNS)
+    return _frame(conn, HEADLINE_LIFT_SQL.format(decision=decision, arm=arm), [as_of])
 
 
 def model_impact(conn, as_of: date) -> pd.DataFrame:
+    """Cumulative model value up to as_of, one series per model and treatment arm (in that order, then by day)."""
     frame = _frame(
         conn,
         "SELECT * FROM attribution.model_impact WHERE analysis_window = 'cumulative' "
         "AND as_of_date <= ? ORDER BY model_id, as_of_date",
         [as_of],
     )
-    return frame.assign(**{c: None for c in IMPACT_DECISION_COLUMNS if c not in frame})
+    frame = frame.assign(**{c: None for c in (*IMPACT_DECISION_COLUMNS, "treatment_variant") if c not in frame})
+    return frame.sort_values(["model_id", "treatment_variant"], kind="stable", ignore_index=True)
 
 
 def unmeasured_models(conn, as_of: date, measured) -> list[tuple[str, float | None]]:

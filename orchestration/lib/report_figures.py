@@ -462,12 +462,13 @@ def bias_bars(fig, g, bars, colors, row, floor) -> None:
     vline(fig, floor, dict(color=BAD, dash="dash", width=1.5), "four-fifths", BAD, row=row)
 
 
-def significance_markers(fig, x, y, significant, row=1, col=1, legend=True) -> None:
-    """One marker per day on the lift line: filled where the lift is significant, hollow grey where it is not."""
+def significance_markers(fig, x, y, significant, row=1, col=1, legend=True, color=COLORS[0]) -> None:
+    """One marker per day on the lift line: filled (in the line's ``color``) where the lift is significant, hollow
+    grey where it is not."""
 
     x, y = values(x), values(y)
     for flag, name, marker in (
-        (True, "significant (adjusted p < alpha)", dict(color=COLORS[0], size=7, symbol="circle")),
+        (True, "significant (adjusted p < alpha)", dict(color=color, size=7, symbol="circle")),
         (
             False,
             "not significant (interval crosses 0 or adjusted p >= alpha)",

@@ -1,0 +1,164 @@
+"""An experiment with two treatment arms (AER STAR's class_size_g1: control 'regular', arms 'small' and
+'regular+aide') in the report and the summary: each arm is a row, a line and a JSON entry of its own, named
+'class_size: small vs regular'; a single-arm experiment beside it looks as it always did."""
+
+import argparse
+import re
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchestration import cli, summary
+from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
+from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA, experiment_results, model_impact
+from orchestration.lib.report import render_report
+from orchestration.lib.retraining import REQUEST_SCHEMA
+from orchestration.lib.warehouse import ensure_table, replace_date_range
+from tests.unit.test_attribution_honest import DECLARED, _arm_row, _binary
+from tests.unit.test_report import parse, trace
+
+DAYS = list(pd.date_range("2026-09-01", periods=5))
+# experiment -> (model, control, {treatment arm: planted revenue lift})
+EXPERIMENTS = {
+    "class_size_g1": ("class_size", "regular", {"small": 1.5, "regular+aide": 0.2}),
+    "e1": ("m1", "holdout", {"treatment": 1.0}),
+}
+TWO_ARMS = {"small": "class_size: small vs regular", "regular+aide": "class_size: regular+aide vs regular"}
+METRICS = ["conversion", "revenue_per_user"]  # the lift figure's subplots, sorted
+
+
+def _stats() -> pd.DataFrame:
+    rng = np.random.default_rng(43)
+    rows = []
+    for i, day in enumerate(DAYS, start=1):
+        for experiment_id, (_, control, arms) in EXPERIMENTS.items():
+            for variant, lift in {control: 0.0, **arms}.items():
+                n = 200 * i
+                for metric, y in (
+                    ("revenue_per_user", rng.gamma(2.0, 5.0, n) + lift),
+                    ("conversion", _binary(int(n * (0.2 + lift / 20)), n)),
+                ):
+                    row = _arm_row(experiment_id, variant, metric, y)
+                    rows.append(row | {"as_of_date": day, "is_control": variant == control})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def arms(tmp_path, monkeypatch):
+    stats = _stats()
+    experiments = pd.DataFrame(
+        [
+            {"experiment_id": e, "model_id": m, "control_variant": c, "start_date": DAYS[0]}
+            for e, (m, c, _) in EXPERIMENTS.items()
+        ]
+    )
+    variants = pd.DataFrame(
+        [
+            {"experiment_id": e, "variant": v, "expected_share": 1 / (1 + len(a))}
+            for e, (_, c, a) in EXPERIMENTS.items()
+            for v in (c, *a)
+        ]
+    )
+    results = experiment_results(stats, experiments, variants, DECLARED)
+    costs = pd.DataFrame(
+        [
+            {
+                "model_id": m,
+                "experiment_id": e,
+                "analysis_window": "cumulative",
+                "as_of_date": d,
+                "model_cost": 50.0 * i,
+            }
+            for e, (m, _, _) in EXPERIMENTS.items()
+            for i, d in enumerate(DAYS, start=1)
+        ]
+    )
+    impact = model_impact(results, stats, costs, "revenue_per_user")
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        for table, schema, frame in (
+            ("attribution.experiment_results", RESULT_SCHEMA, results),
+            ("attribution.model_impact", IMPACT_SCHEMA, impact),
+        ):
+            replace_date_range(conn, table, schema, frame, "as_of_date", DAYS[0], DAYS[-1])
+        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
+        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
+    monkeypatch.setattr(summary, "_leading_indicators", lambda conn, as_of: [])
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    # the oracle: the published rows themselves, the decision estimate picked by each row's `estimate`
+    cuped = results["estimate"] == "cuped"
+    results = results.assign(lift=results["cuped_relative_lift"].where(cuped, results["relative_lift"]))
+    return path, results.sort_values("as_of_date"), impact.sort_values("as_of_date")
+
+
+def _of(rows: pd.DataFrame, arm: str, metric: str | None = None) -> pd.DataFrame:
+    rows = rows[rows["treatment_variant"] == arm]
+    return rows if metric is None else rows[rows["metric"] == metric]
+
+
+def _days(rows: pd.DataFrame) -> list[str]:
+    return [pd.Timestamp(d).date().isoformat() for d in rows["as_of_date"]]
+
+
+def test_each_treatment_arm_has_its_row_line_and_summary_entry(arms):
+    path, results, impact = arms
+    assert sorted(results.loc[results["model_id"] == "class_size", "treatment_variant"].unique()) == sorted(TWO_ARMS)
+    with duckdb.connect(str(path), read_only=True) as conn:
+        report = render_report(conn, DAYS[-1].date())
+    page = parse(report.html)
+    cells = [t.strip() for t in page.texts]
+    models = page.summary["models"]
+
+    lift = page.figures["lift-class-size"]
+    for arm, label in TWO_ARMS.items():
+        # the headline: a row in the value table and one per metric in the lift table, named with the arm
+        assert cells.count(label) == 1 + len(METRICS), label
+        entry = models["class_size"]["arms"][arm]
+        assert entry["control_variant"] == "regular"
+        last = _of(impact, arm).iloc[-1]
+        assert (entry["net_value"]["value"], entry["net_value"]["treated_units"]) == (
+            pytest.approx(last["net_value"]),
+            last["treated_units"],
+        )
+        for i, metric in enumerate(METRICS):
+            rows = _of(results, arm, metric)
+            assert entry["lift"][metric]["relative_lift"] == pytest.approx(rows["lift"].iloc[-1])
+            # its own line: one point per day, this arm's lifts only
+            line = trace(lift, f"{arm} vs regular: relative lift (95% CI shaded)", i)
+            assert line["x"] == _days(rows) and len(set(line["x"])) == len(DAYS)
+            assert line["y"] == pytest.approx(rows["lift"].tolist())
+    assert "lift" not in models["class_size"] and "net_value" not in models["class_size"]  # no arm stands for both
+
+    # the value figure: a panel per arm (titled with it) and per single-arm model, one point per day each
+    value = page.figures["value"]
+    panels = [a["text"] for a in value["layout"]["annotations"] if a["text"] in (*TWO_ARMS.values(), "m1")]
+    assert panels == ["class_size: regular+aide vs regular", "class_size: small vs regular", "m1"]
+    expected = [_of(impact, "regular+aide"), _of(impact, "small"), _of(impact, "treatment")]
+    for line, rows in zip([t for t in value["data"] if t["name"] == "net value"], expected, strict=True):
+        assert line["x"] == _days(rows) and line["y"] == pytest.approx(rows["net_value"].tolist())
+
+    # the single-arm experiment: named by its model alone, its entries where they always were
+    assert cells.count("m1") == 1 + len(METRICS) + 1 and "m1: " not in report.html  # + its lift figure's heading
+    assert "arms" not in models["m1"]
+    assert models["m1"]["net_value"]["value"] == pytest.approx(_of(impact, "treatment")["net_value"].iloc[-1])
+    single = trace(page.figures["lift-m1"], "relative lift (95% CI shaded)", 1)
+    assert single["y"] == pytest.approx(_of(results, "treatment", "revenue_per_user")["lift"].tolist())
+
+
+def test_the_summary_names_each_treatment_arm_and_its_control(arms, capsys):
+    path, results, impact = arms
+    assert cli.cmd_summary(argparse.Namespace(db=str(path))) == 0
+    lines = [re.sub(r"\s+", " ", line.strip()) for line in capsys.readouterr().out.splitlines()]
+    for arm, label in TWO_ARMS.items():
+        for metric in METRICS:
+            last = _of(results, arm, metric).iloc[-1]
+            (row,) = [line for line in lines if line.startswith(f"{label} {metric} ")]
+            assert f"{last['n_control']}/{last['n_treatment']}" in row
+        net = _of(impact, arm).iloc[-1]
+        (row,) = [line for line in lines if line.startswith(f"{label} {net['treated_units']} ")]
+        assert f"{net['net_value']:,.0f} [{net['net_value_ci_low']:,.0f}, {net['net_value_ci_high']:,.0f}]" in row
+    # the single-arm model's rows are named as before
+    assert sum(line.startswith("m1 ") for line in lines) == len(METRICS) + 1
+    assert not any(line.startswith("m1:") for line in lines)
