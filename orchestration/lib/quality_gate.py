@@ -168,6 +168,16 @@ class SuiteResult:
         """The expectations that only warn and fail ``day``."""
         return [o for o in self.outcomes if not o.blocking and not o.success and day in o.failed_days]
 
+    def day_tolerated(self, day: date, rule: "RowRule") -> list[str]:
+        """Warnings for the row expectations ``day`` passes only by ``rule``'s min_count: unexpected rows beyond its
+        max_share of the day's rows (a small label feed whose every label points to an unknown prediction)."""
+        rows = self.rows_by_day.get(day, 0)
+        return [
+            f"{o.name} (tolerated by gates.rows.min_count)"
+            for o in self.outcomes
+            if o.success and o.level == "rows" and o.unexpected_by_day.get(day, 0) > rule.max_share * rows
+        ]
+
     @property
     def failed_days(self) -> list[date]:
         return [d for d in self.days if self.day_failures(d)]
@@ -469,9 +479,11 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
             count.error = f"error: column(s) {absent} not among the rows of raw.{suite['table']} ({sorted(types)})"
             continue
         try:
-            checks.append((count, *_row_check_sql(spec, types, parameters, where)))
+            considered, unexpected, key, sample_columns = _row_check_sql(spec, types, parameters, where)
         except ValueError as error:  # e.g. a range on a VARCHAR column: GX's own evaluation raised too
             count.error = f"error: {error}"
+            continue
+        checks.append((count, considered, unexpected, key, _flag_sources(suite, types, columns) or sample_columns))
 
     day = _q(DAY_COLUMN)
     select = [f"{day}", "count(*)"]
@@ -496,6 +508,16 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
 
 
 SOURCE_FILE = "_source_file"
+
+
+def _flag_sources(suite: dict, types: dict, columns: list[str]) -> list[str]:
+    """For a derived flag (prediction_known, variant_known ...): the table's columns its SQL reads, whose values
+    the sample shows instead of the flag's (a sample of [False, False] never named the unknown prediction id)."""
+    derived = suite.get("derived") or {}
+    if len(columns) != 1 or columns[0] not in derived or types.get(columns[0]) != "BOOLEAN":
+        return []
+    words = dict.fromkeys(re.findall(r"[A-Za-z_]\w*", derived[columns[0]]))
+    return [w for w in words if w in types and w not in derived and w not in (DAY_COLUMN, SOURCE_FILE)]
 
 
 def _duplicates_files(conn, sql: str, considered: str, key: list[str]) -> list[str]:

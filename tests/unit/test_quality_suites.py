@@ -325,3 +325,55 @@ def test_experiments_and_their_variants_fail_on_any_bad_row_under_the_default_ru
     finally:
         conn.execute("ROLLBACK")
     assert failed(variants) == {"expect_column_values_to_be_between(experiment_share_total)"}
+
+
+@pytest.mark.parametrize(
+    "table, breaks, expectation, sample",
+    [
+        (
+            "assignments",
+            [f"UPDATE raw.assignments SET variant = 'Ghost' {ONE_ROW % 'assignments'}"],
+            "expect_column_values_to_be_in_set(variant_known)",
+            [{"experiment_id": "e1", "variant": "Ghost"}],
+        ),
+        (
+            "labels",
+            [f"UPDATE raw.labels SET prediction_id = 'p-unknown' {ONE_ROW % 'labels'}"],
+            "expect_column_values_to_be_in_set(prediction_known)",
+            ["p-unknown"],
+        ),
+    ],
+)
+def test_a_broken_reference_names_the_values_its_flag_read(conn, table, breaks, expectation, sample):
+    # a trial's variant 'Small' (for 'small') and labels of unknown predictions were sampled as "e.g. [False, False]"
+    [outcome] = [o for o in gate(conn, table, *breaks).failed if o.name == expectation]
+    assert outcome.sample_unexpected == sample
+    assert str(sample[0]) in outcome.describe()
+
+
+def test_a_small_days_broken_references_within_min_count_pass_with_a_warning(conn):
+    # a label feed of ~20 rows a day: 7 of 7 labels pointing to unknown predictions passed gates.rows (at most 10
+    # unexpected rows are tolerated) with no warning anywhere; 3 of 40 here: beyond 1% of the day, within 10 rows
+    import json
+
+    from orchestration.defs.quality.checks import gate_rows
+
+    suite = load_suite("raw_labels")
+    today = f"DATE '{TODAY}'"
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(
+            f"UPDATE raw.labels SET prediction_id = 'p-unknown-' || rowid WHERE rowid IN "
+            f"(SELECT rowid FROM raw.labels WHERE _partition_date = {today} ORDER BY rowid LIMIT 3)"
+        )
+        result = run_suite(conn, suite, TODAY, TODAY)
+        frame = gate_rows(conn, suite, result)
+        conn.execute(f"UPDATE raw.labels SET prediction_id = 'p-unknown-' || rowid WHERE _partition_date = {today}")
+        failing = run_suite(conn, suite, TODAY, TODAY)
+    finally:
+        conn.execute("ROLLBACK")
+    assert result.success and frame["passed"].all()
+    assert json.loads(frame["warnings"].iloc[0]) == [
+        "expect_column_values_to_be_in_set(prediction_known) (tolerated by gates.rows.min_count)"
+    ]
+    assert not failing.success  # 40 of 40: beyond both

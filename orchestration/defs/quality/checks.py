@@ -26,6 +26,7 @@ from orchestration.lib.quality_gate import (
     GATE_RESULTS_SCHEMA,  # noqa: F401  (re-exported: tests and other domains name it here)
     SuiteResult,
     ensure_gate_results,
+    configured_row_rule,
     gate_sql,
     gx_session,
     load_suite,
@@ -85,6 +86,7 @@ def gate_rows(conn, suite: dict, result: SuiteResult) -> pd.DataFrame:
     expectations and the rows it read (counted where the gate counted: ``conn`` a DuckDB connection or gate_sql())."""
     days = list(result.days)
     rows = rows_read_per_day(conn, suite["table"], days[0], days[-1])
+    rule = configured_row_rule()
     return pd.DataFrame(
         {
             "date": days,
@@ -93,7 +95,9 @@ def gate_rows(conn, suite: dict, result: SuiteResult) -> pd.DataFrame:
             "passed": [not result.day_failures(d) for d in days],
             "failed_expectations": [json.dumps([o.name for o in result.day_failures(d)]) for d in days],
             "rows_validated": [rows.get(pd.Timestamp(d).date(), 0) for d in days],
-            "warnings": [json.dumps([o.name for o in result.day_warnings(d)]) for d in days],
+            "warnings": [
+                json.dumps([o.name for o in result.day_warnings(d)] + result.day_tolerated(d, rule)) for d in days
+            ],
         }
     )
 
