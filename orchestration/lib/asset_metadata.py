@@ -264,13 +264,17 @@ def row_count_query(dbt_node: Mapping, first, last) -> tuple[str, list]:
 
 
 def experiment_results_by_day(results: pd.DataFrame, days: Iterable[date]) -> dict[date, dict]:
-    """Per as-of day: the decision estimates in percent, the preview and the untrusted rows of that day."""
+    """Per as-of day: the decision estimates in percent, the preview, the untrusted rows of that day and those of
+    them whose pre-period covariate was imbalanced (CUPED not used)."""
+    from orchestration.lib.attribution import covariate_imbalanced
+
     return by_day(
         results,
         "as_of_date",
         days,
         lambda rows: {
             "untrusted_rows": int((~rows["trustworthy"].astype(bool)).sum()),
+            "covariate_imbalanced_rows": int(covariate_imbalanced(rows).sum()),
             "latest": Markdown(results_preview(rows)),
             **relative_lift_metadata(rows),
         },

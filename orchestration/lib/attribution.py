@@ -24,6 +24,7 @@ from orchestration.lib.stats import (
     compare_cuped,
     compare_means,
     compare_ratios,
+    covariate_balance_p_value,
     effective_events,
     guardrail_verdict,
     has_no_variance,
@@ -73,6 +74,12 @@ RESULT_SCHEMA = {
     "cuped_p_value": F,
     "cuped_theta": F,
     "cuped_variance_reduction": F,
+    # pre-period covariate balance (CUPED metrics): pooled t-test p of equal covariate means; p < covariate_balance_alpha
+    # means the arms differed before assignment: the decision estimate is then 'welch' and the row not trustworthy
+    "covariate_mean_control": F,
+    "covariate_mean_treatment": F,
+    "covariate_balance_p_value": F,
+    "covariate_balanced": B,
     # estimate: which result decisions use (cuped | welch | delta_method_ratio); the sequential CI,
     # decision_p_value and p_value_adjusted all belong to that estimate
     "estimate": V,
@@ -118,6 +125,8 @@ class AttributionSettings:
     # below these an arm cannot carry a normal-approximation test (events) or a decision (units)
     min_events_per_arm: float = 5
     min_units_per_arm: int = 30
+    # a pre-period covariate whose arm means differ at t-test p below this is imbalanced (0: never)
+    covariate_balance_alpha: float = 0.001
 
     @classmethod
     def from_config(cls, cfg: dict, where: str = "vars.attribution") -> AttributionSettings:
@@ -131,6 +140,9 @@ class AttributionSettings:
         ]
         if not isinstance(values["alpha"], (int, float)) or not 0 < values["alpha"] < 1:
             problems.append(f"{where}.alpha: must be between 0 and 1 (got {values['alpha']!r})")
+        balance = values["covariate_balance_alpha"]
+        if not isinstance(balance, (int, float)) or not 0 <= balance < 1:
+            problems.append(f"{where}.covariate_balance_alpha: must be >= 0 and < 1 (got {balance!r})")
         if values["multiple_testing"] not in ("holm", "bh"):
             problems.append(f"{where}.multiple_testing: must be 'holm' or 'bh' (got {values['multiple_testing']!r})")
         if problems:
@@ -221,6 +233,42 @@ def degenerate_reason(control, treatment, metric_type: str, s: AttributionSettin
     return "; ".join(reasons) or None
 
 
+def covariate_balance(control, treatment, s: AttributionSettings) -> float:
+    """p-value of equal pre-period covariate means between the arms (stats.covariate_balance_p_value).
+
+    NaN (not tested) when the covariate could not carry the test by the rule a
+    metric's own test follows (degenerate_reason): an arm with n < 2, no
+    covariate variance, or fewer than min_events_per_arm events in it (a 0/1
+    covariate counts as a proportion): a mean over a handful of events is too
+    far from normal for a verdict at p < 0.001.
+    """
+    arms = [
+        {
+            "variant": a["variant"],
+            "n": a["n"],
+            "value_sum": float(a["covariate_sum"]),
+            "value_sum_sq": float(a["covariate_sum_sq"]),
+        }
+        for a in (control, treatment)
+    ]
+    binary = all(a["value_sum_sq"] == a["value_sum"] for a in arms)  # every x is 0 or 1
+    if degenerate_reason(*arms, "proportion" if binary else "mean", s):
+        return NAN
+    return covariate_balance_p_value(cuped_arm_stats(control), cuped_arm_stats(treatment))
+
+
+def covariate_imbalance_reason(row: dict, s: AttributionSettings) -> str | None:
+    """Why a result row's pre-period covariate makes it untrustworthy, or None (balanced, not tested, ratio)."""
+    p = row["covariate_balance_p_value"]
+    if _is_missing(p) or not p < s.covariate_balance_alpha:
+        return None
+    return (
+        f"pre-period covariate imbalanced: mean {row['covariate_mean_control']:.4g} ({row['control_variant']}) "
+        f"vs {row['covariate_mean_treatment']:.4g} ({row['treatment_variant']}), t-test p = {p:.2g} "
+        f"< covariate_balance_alpha {s.covariate_balance_alpha:g}; CUPED not used"
+    )
+
+
 INFERENCE_COLUMNS = (
     "absolute_se",
     "absolute_ci_low",
@@ -279,14 +327,24 @@ def _compare_all(control, treatment, metric_type: str, window: str, s: Attributi
                 "variance_reduction",
             )
         }
+        out |= {
+            "covariate_mean_control": NAN,
+            "covariate_mean_treatment": NAN,
+            "covariate_balance_p_value": NAN,
+            "covariate_balanced": None,
+        }
         out |= primary.as_dict() | {"estimate": "delta_method_ratio"}
         mde = minimum_detectable_effect(
             c.unit_variance, c.n, t.unit_variance, t.n, s.alpha, s.power, primary.mean_control
         )
     else:
         fixed = compare_means(arm_stats(control), arm_stats(treatment), s.alpha)
-        cuped = compare_cuped(cuped_arm_stats(control), cuped_arm_stats(treatment), s.alpha)
-        usable = not math.isnan(cuped.variance_reduction) and cuped.variance_reduction > 0
+        c_arm, t_arm = cuped_arm_stats(control), cuped_arm_stats(treatment)
+        cuped = compare_cuped(c_arm, t_arm, s.alpha)
+        balance_p = covariate_balance(control, treatment, s)
+        # an imbalanced covariate would shift the estimate by theta x its difference, not only narrow the CI
+        balanced = not balance_p < s.covariate_balance_alpha  # not testable (NaN): CUPED's own rule decides
+        usable = balanced and not math.isnan(cuped.variance_reduction) and cuped.variance_reduction > 0
         primary = cuped.result if usable else fixed
         r = cuped.result
         out |= fixed.as_dict() | {
@@ -299,9 +357,12 @@ def _compare_all(control, treatment, metric_type: str, window: str, s: Attributi
             "cuped_p_value": r.p_value,
             "cuped_theta": cuped.theta,
             "cuped_variance_reduction": cuped.variance_reduction,
+            "covariate_mean_control": c_arm.x_sum / c_arm.n if c_arm.n else NAN,
+            "covariate_mean_treatment": t_arm.x_sum / t_arm.n if t_arm.n else NAN,
+            "covariate_balance_p_value": balance_p,
+            "covariate_balanced": None if math.isnan(balance_p) else balanced,
             "estimate": "cuped" if usable else "welch",
         }
-        c_arm, t_arm = cuped_arm_stats(control), cuped_arm_stats(treatment)
         var_c, var_t = (
             (c_arm.adjusted_variance(cuped.theta), t_arm.adjusted_variance(cuped.theta))
             if usable
@@ -372,7 +433,11 @@ def experiment_results(
             primaries.append(primary)
             srm_p = srm.get((experiment_id, as_of), NAN)
             guardrail = bool(spec.get("guardrail", False))
-            trusted = srm_p >= SRM_THRESHOLD  # NaN (untestable) is not trustworthy either
+            imbalance = covariate_imbalance_reason(
+                result | {"control_variant": c["variant"], "treatment_variant": t["variant"]}, settings
+            )
+            untrusted = [r for r in (srm_reason(srm_p), imbalance) if r]
+            trusted = not untrusted  # an untestable SRM (NaN) is not trustworthy either
             grade_reasons = [degenerate] if degenerate else []
             grade_reasons += [
                 f"{a['variant']} arm: {int(a['n'])} units (< min_units_per_arm {settings.min_units_per_arm:g})"
@@ -400,7 +465,7 @@ def experiment_results(
                     else None,
                     "srm_p_value": srm_p,
                     "trustworthy": trusted,
-                    "untrusted_reason": srm_reason(srm_p),
+                    "untrusted_reason": "; ".join(untrusted) or None,
                     "events_control": arm_events(c, c["metric_type"]),
                     "events_treatment": arm_events(t, c["metric_type"]),
                     "degenerate_reason": degenerate,
@@ -449,6 +514,31 @@ def srm_reason(srm_p: float) -> str | None:
     if srm_p < SRM_THRESHOLD:
         return f"sample ratio mismatch (p = {srm_p:.2g})"
     return None
+
+
+def covariate_imbalanced(results: pd.DataFrame) -> pd.Series:
+    """Per result row: whether its pre-period covariate was found imbalanced (False where balanced or not tested)."""
+    if "covariate_balanced" not in results:
+        return pd.Series(False, index=results.index)
+    return results["covariate_balanced"].map(lambda b: not _is_missing(b) and not bool(b)).astype(bool)
+
+
+def covariate_imbalance_notes(results: pd.DataFrame) -> list[str]:
+    """For the asset's log: one line per experiment arm, metric and window whose covariate was imbalanced, with
+    how many of the run's days were and the latest one's means, p-value and the lift reported instead of CUPED's."""
+    bad = results[covariate_imbalanced(results)]
+    notes = []
+    keys = ["experiment_id", "treatment_variant", "metric", "analysis_window"]
+    for key, rows in bad.sort_values("as_of_date").groupby(keys, sort=True):
+        r = rows.iloc[-1]
+        notes.append(
+            f"{' / '.join(map(str, key))}: {len(rows)} day(s), latest {pd.Timestamp(r['as_of_date']).date()}: "
+            f"covariate mean {r['covariate_mean_control']:.4g} ({r['control_variant']}) vs "
+            f"{r['covariate_mean_treatment']:.4g}, t-test p = {r['covariate_balance_p_value']:.2g}; "
+            f"reports the unadjusted lift {r['absolute_lift']:+.4g}, not CUPED's {r['cuped_absolute_lift']:+.4g}; "
+            "not trustworthy"
+        )
+    return notes
 
 
 # the raw tables a lift reads (marts.experiment_stats' sources and the experiment design): a failed gate holds back

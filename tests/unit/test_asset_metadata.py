@@ -59,6 +59,7 @@ def results_rows():
                         "cuped_relative_lift": 9.0,
                         "cuped_relative_ci_low": 8.0,
                         "cuped_relative_ci_high": 10.0,
+                        "covariate_balanced": True,
                     }
                 )
     return pd.DataFrame(rows)
@@ -213,6 +214,7 @@ def test_model_health_by_day_takes_each_days_worst_feature_last_mature_day_and_b
 def test_a_ranged_runs_days_each_get_their_own_decision_estimate_and_preview():
     results = results_rows()
     results["trustworthy"] = [True] * 4 + [False, True, True, True]
+    results["covariate_balanced"] = [True] * 4 + [False, None, True, True]  # the untrusted row: its covariate
     days = [date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)]
     per_day = experiment_results_by_day(results, days)
     assert set(per_day) == set(days[:2])  # a day without rows gets nothing (the run's facts only)
@@ -223,6 +225,7 @@ def test_a_ranged_runs_days_each_get_their_own_decision_estimate_and_preview():
     assert per_day[date(2026, 10, 1)]["relative_lift_pct/recommender/revenue_per_user"] == 5.0
     assert per_day[date(2026, 10, 2)]["relative_lift_pct/recommender/revenue_per_user"] == 7.0
     assert (per_day[date(2026, 10, 1)]["untrusted_rows"], per_day[date(2026, 10, 2)]["untrusted_rows"]) == (0, 1)
+    assert [per_day[day]["covariate_imbalanced_rows"] for day in days[:2]] == [0, 1]
     assert "+5.0%" in per_day[date(2026, 10, 1)]["latest"] and "+7.0%" in per_day[date(2026, 10, 2)]["latest"]
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from orchestration.lib.attribution import experiment_results, model_impact
+from orchestration.lib.attribution import covariate_imbalanced, experiment_results, model_impact
 from orchestration.lib.settings import dbt_var
 
 WORLDS = 2000
@@ -152,7 +152,9 @@ def test_the_published_estimate_covers_the_planted_lift_95_percent_of_the_time(
 ):
     _, _, results = planted
     rows = results[results["metric"] == metric]
-    assert len(rows) == WORLDS and rows["trustworthy"].all()
+    assert len(rows) == WORLDS
+    # untrustworthy only where the pre-period covariate tripped the balance check (~0.1% of randomised worlds)
+    assert (rows["trustworthy"] | covariate_imbalanced(rows)).all() and rows["trustworthy"].mean() >= 0.995
     if metric != "average_order_value":
         # the covariate predicts the outcome, so CUPED is chosen unless its estimated reduction is <= 0 by chance
         assert (rows["estimate"] == "cuped").mean() > 0.9

@@ -14,6 +14,8 @@ from orchestration.lib.attribution import (
     IMPACT_SCHEMA,
     RESULT_SCHEMA,
     AttributionSettings,
+    covariate_imbalance_notes,
+    covariate_imbalanced,
     experiment_design,
     experiment_results,
     mark_failed_gates,
@@ -66,6 +68,7 @@ def attribution_settings() -> AttributionSettings:
         "Per experiment, metric, treatment arm, window and as-of date: Welch and CUPED lifts with 95% CIs "
         "(delta method for relative and ratio metrics), always-valid sequential CIs, MDE, Holm/BH-adjusted "
         "p-values with `significant` and intervals at the adjusted level, guardrail verdicts, SRM p-value, "
+        "pre-period covariate balance (an imbalanced covariate: no CUPED, not trustworthy), "
         "trustworthy / untrusted_reason; degenerate comparisons (no variance, too few events) publish no p-value "
         "or CI (degenerate_reason), small arms are not decision_grade."
     ),
@@ -87,10 +90,18 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
         rows = replace_date_range(
             conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", first, last
         )
+    # a pre-period covariate that differs between the arms: CUPED not used, the row not trustworthy (README)
+    imbalanced = covariate_imbalance_notes(results)
+    for note in imbalanced:
+        context.log.warning(f"pre-period covariate imbalanced, the unadjusted (Welch) lift is reported: {note}")
     # each day: its decision estimates (CUPED where used) in percent, plotted over partitions, and its preview
     # worded and rounded as the summary and report show it
     add_daily_metadata(context, experiment_results_by_day(results, run_days(context)))
-    return dg.MaterializeResult(metadata={"rows": rows, "as_of_dates": f"{first} .. {last}"})
+    metadata = {"rows": rows, "as_of_dates": f"{first} .. {last}"}
+    metadata["covariate_imbalanced_rows"] = int(covariate_imbalanced(results).sum())
+    if imbalanced:
+        metadata["covariate_imbalance"] = dg.MetadataValue.md("\n".join(f"- {note}" for note in imbalanced))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
