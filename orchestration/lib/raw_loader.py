@@ -20,6 +20,7 @@ first seen.
 from __future__ import annotations
 
 import csv
+import difflib
 import gzip
 import re
 from collections.abc import Collection, Mapping
@@ -360,6 +361,23 @@ def case_hint(column: str, present: Collection[str]) -> str:
     """'' or the file's column that differs from a contract column only in case, spaces or separators."""
     near = [p for p in present if _bare(p) == _bare(column)]
     return f"; the file has {near[0]!r}: contract column names are matched exactly (lower case, with _)" if near else ""
+
+
+def check_attribute_columns(conn: duckdb.DuckDBPyConnection, attributes: dict[str, list[str]]) -> None:
+    """The project file's protected_attributes name columns raw.users has (once it has rows): a misspelt one
+    failed only in dbt's compile step, after every raw table had loaded, inside ~60 lines of its output."""
+    columns = [r[0] for r in conn.execute("DESCRIBE raw.users").fetchall()]
+    wanted = dict.fromkeys(c for cols in attributes.values() for c in cols)
+    missing = [c for c in wanted if c not in columns]
+    if not missing or not conn.execute("SELECT EXISTS (SELECT 1 FROM raw.users)").fetchone()[0]:
+        return
+    near = {c: difflib.get_close_matches(c, columns, n=1) for c in missing}
+    hints = "".join(f"; {c!r}: did you mean {m[0]!r}?" for c, m in near.items() if m)
+    raise ContractError(
+        f"the project file's protected_attributes name column(s) {', '.join(map(repr, missing))} that the users "
+        f"table does not have (its columns: {', '.join(c for c in columns if not c.startswith('_'))}){hints}: fix "
+        "protected_attributes, or add the column to the users table"
+    )
 
 
 def _extra_columns(contract: TableContract, present: Collection[str]) -> list[str]:

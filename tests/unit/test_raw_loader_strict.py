@@ -408,3 +408,28 @@ def test_a_row_two_fields_too_long_is_counted_right(tmp_path):
         duckdb.sql(f"SELECT * FROM {_scan_sql([path], 'orders')}").fetchall()
     message = str(reader_error(err.value, "orders", [path]))
     assert "line 3: the row has 8 fields but the header names 6 columns" in message
+
+
+def test_a_misspelt_protected_attribute_stops_the_run_at_the_users_table_naming_it(tmp_path, monkeypatch):
+    # `afram` for the users column `afam` failed only in dbt's compile step, after every raw table had loaded and
+    # passed its gate, inside ~60 lines of dbt's output
+    zone = tmp_path / "zone"
+    put(zone, "users", b"user_id,signup_at,afam\nu1,2026-01-01,yes\nu2,2026-01-01,no\n", day=None)
+    write_day(zone, "predictions", frame_for("predictions", ["a"], DAY2), DAY2)
+    project = tmp_path / "project.yml"
+    project.write_text("protected_attributes: [afram]\n")
+    for var, value in (
+        ("IMPACT_LEDGER_CONFIG", project),
+        ("IMPACT_LEDGER_DB", tmp_path / "w.duckdb"),
+        ("IMPACT_LEDGER_SOURCE", zone),
+        ("IMPACT_LEDGER_EXPORTS", tmp_path / "exports"),
+        ("IMPACT_LEDGER_ANALYTICS_DB", tmp_path / "analytics.duckdb"),
+    ):
+        monkeypatch.setenv(var, str(value))
+    from orchestration.runs import materialize_days
+
+    outcome = materialize_days(DAY2, DAY2)
+    assert not outcome.success
+    [failure] = [f for f in outcome.failures if "protected_attributes" in f]
+    assert "raw.users" in failure and "'afram'" in failure and "did you mean 'afam'?" in failure
+    assert not any("dbt" in f for f in outcome.failures)

@@ -11,7 +11,8 @@ from orchestration.lib import early_gates, landing_files
 from orchestration.lib.contract import CONTRACTS, ContractError
 from orchestration.lib.db_sources import prepare, source_of
 from orchestration.lib.project_config import load_config
-from orchestration.lib.raw_loader import LoadReport, load_days
+from orchestration.lib.engine import engine
+from orchestration.lib.raw_loader import LoadReport, check_attribute_columns, load_days
 from orchestration.lib.settings import gx_docs_dir
 
 # Referential rules and gates read these tables, so they load (and pass their gates) first.
@@ -84,6 +85,8 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             source, _ = prepare(table, days)
             with duckdb.get_connection() as conn:
                 reports = load_days(conn, table, source.root, days)
+                if table == "users" and engine() == "duckdb":  # before any table that joins it
+                    check_attribute_columns(conn, load_config().attribute_columns)
                 if source.kind != "database":  # the files each day read: one arriving later is noticed
                     landing_files.record(conn, table, source.root, reports)
                 if _checks_in_run(context):  # the table's gates judged while the next tables load

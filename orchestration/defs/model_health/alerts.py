@@ -168,7 +168,8 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
             ),
         }
     )
-    yield from health_check_results(merged, first, last)
+    # the lookback may reach before the first partition (no data there): the days said start at it
+    yield from health_check_results(merged, max(first, daily_partitions.start.date()), last)
 
 
 def health_check_results(merged: pd.DataFrame, first, last):
