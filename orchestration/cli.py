@@ -624,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument(
         "--notify",
         action="store_true",
-        help="then send what the alert_notifications sensor would (new alerts, failed gates and runs, each once; "
+        help="then send what the alert_notifications sensor would (new alerts, failed gates and runs, fairness "
+        "verdicts that start failing, each once; "
         "for cron, where no Dagster daemon runs the sensor)",
     )
     mat.set_defaults(func=cmd_materialize)

@@ -1,11 +1,13 @@
-"""Alert notifications: new rows of marts.alerts and failed quality gates, sent once each.
+"""Alert notifications: new rows of marts.alerts, failed quality gates, fairness verdicts that start failing and
+failed runs, sent once each.
 
 Pure Python (no Dagster): the sensor in orchestration/defs/notify/ reads the
 analysts' snapshot and the failed gate checks of Dagster's event log, and hands
 the rows here. Each breach (date, model, metric,
-subject) and each failed gate (suite, date) has a stable dedup key; a key
-already sent is never sent again, even when the alert lookback re-evaluates
-old days. Notifiers are pluggable; the default ones write to the log and to a
+subject), each failed gate (suite, date), each failed run (its days and step) and each
+fairness failure (model, attribute and the first failing window of a run of failing ones)
+has a stable dedup key; a key already sent is never sent again, even when the alert lookback
+re-evaluates old days. Notifiers are pluggable; the default ones write to the log and to a
 JSON-lines file, a webhook is added only when configured.
 """
 
@@ -31,27 +33,34 @@ NOTIFICATIONS_FILE = "notifications.jsonl"
 # Older rows are history, not news: the sender ignores them and forgets their
 # keys. Must exceed how far back every run re-evaluates alerts (the fixed
 # label_lookback_days window plus the run's own range). A breach that late labels
-# reveal on an older day (up to the label horizon) stays in marts.alerts but is
-# sent only if that day is within the horizon: raise horizon_days to the label
-# horizon to be told about those.
+# reveal on an older day (up to the label horizon) is computed only when they land:
+# load_notify_config widens the horizon to the longest label horizon + 1 day.
 DEFAULT_HORIZON_DAYS = 31
 
 
 @dataclass(frozen=True)
 class Notification:
-    kind: str  # 'alert' | 'gate' | 'run' (a run that failed at a step)
-    date: str  # the day the breach / gate is about (YYYY-MM-DD)
+    kind: str  # 'alert' | 'gate' | 'run' (a run that failed at a step) | 'fairness' (a verdict started failing)
+    date: str  # the day the breach / gate is about, a failed run's first day, a fairness failure's first (YYYY-MM-DD)
     model_id: str | None
-    metric: str  # alert: the rule's metric; gate: 'quality_gate'
-    subject: str  # alert: the feature for PSI ('' otherwise); gate: the suite
+    metric: str  # alert: the rule's metric; gate: 'quality_gate'; run: 'run_failed'; fairness: 'fairness'
+    subject: str  # alert: the feature for PSI ('' otherwise); gate: the suite; run: the step; fairness: the attribute
     value: float | None
     threshold: float | None
     message: str
+    # the last day it is about, when more than `date`: a failed run's last day (part of its key); the last window
+    # of a fairness failure (not part of its key: it grows while the failure lasts, which is one notification)
+    until: str | None = None
 
     @property
     def dedup_key(self) -> str:
         parts = (self.kind, self.date, self.model_id or "", self.metric, self.subject)
-        return "|".join(parts)
+        return "|".join(parts + ((self.until,) if self.until and self.kind != "fairness" else ()))
+
+    @property
+    def last_day(self) -> str:
+        """The day the horizon judges it by (and the cursor keeps its key by)."""
+        return max(self.date, self.until or self.date)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "dedup_key": self.dedup_key}
@@ -138,11 +147,13 @@ class WebhookNotifier:
 @dataclass(frozen=True)
 class NotifyConfig:
     webhook_url: str | None = None
-    horizon_days: int = DEFAULT_HORIZON_DAYS
+    horizon_days: int = DEFAULT_HORIZON_DAYS  # in effect: notify.horizon_days, widened to the label horizons
 
 
 def load_notify_config(path: Path | None = None, env: Mapping[str, str] = os.environ) -> NotifyConfig:
-    """The project file's `notify:` section (or the one at ``path``); env IMPACT_LEDGER_ALERT_WEBHOOK overrides webhook_url."""
+    """The project file's `notify:` section (or the one at ``path``); env IMPACT_LEDGER_ALERT_WEBHOOK overrides webhook_url.
+
+    The horizon is notify.horizon_days, or the longest models.<id>.label_horizon_days + 1 where that is longer."""
     from orchestration.lib.project_config import ConfigError, load_config
 
     try:
@@ -167,7 +178,9 @@ def load_notify_config(path: Path | None = None, env: Mapping[str, str] = os.env
             f"{path}: notify.horizon_days must be an integer >= {shortest} (alerts are re-evaluated "
             f"label_lookback_days back; a shorter horizon would send them again), got {horizon!r}"
         )
-    return NotifyConfig(webhook_url=url or None, horizon_days=horizon)
+    # a label-based alert of a day (precision, calibration) is computed only once its labels land, up to the
+    # longest label horizon later (and a day more in hours): the horizon reaches that far whatever is set
+    return NotifyConfig(webhook_url=url or None, horizon_days=max(horizon, config.max_label_horizon_days + 1))
 
 
 def build_notifiers(logger, alerts_directory: Path, config: NotifyConfig) -> list[Notifier]:
@@ -242,6 +255,57 @@ def gate_notifications(gates: pd.DataFrame) -> list[Notification]:
     ]
 
 
+# The windows where a (model, attribute) verdict starts failing (its first, or the first after a passing or
+# not-assessed one: a pass within noise is a pass), each with `until`, the last window of that run of failing
+# ones; the whole history is read so that a failure that began long ago is not taken for a new one.
+FAIRNESS_SQL = """
+WITH judged AS (
+    SELECT *, coalesce(NOT passed, false) AS failing_ FROM marts.bias_verdicts
+), marked AS (
+    SELECT *, failing_ AND NOT coalesce(lag(failing_) OVER pair, false) AS onset_
+    FROM judged WINDOW pair AS (PARTITION BY model_id, attribute ORDER BY date)
+), numbered AS (
+    SELECT *, sum(onset_::INTEGER) OVER (PARTITION BY model_id, attribute ORDER BY date) AS run_ FROM marked
+), spans AS (
+    SELECT *, max(CASE WHEN failing_ THEN date END) OVER (PARTITION BY model_id, attribute, run_) AS until
+    FROM numbered
+)
+SELECT * EXCLUDE (failing_, onset_, run_) FROM spans WHERE onset_ AND until >= ?
+"""
+
+
+def fairness_notifications(onsets: pd.DataFrame) -> list[Notification]:
+    """Rows of FAIRNESS_SQL (marts.bias_verdicts rows where a verdict starts failing, with `until`) -> one
+    notification each: the metric(s), value, limit and disadvantaged groups of that first failing window."""
+    from orchestration.lib.bias import VERDICT_TEXT, summarise_verdicts
+    from orchestration.lib.report_data import verdicts_with_lists
+
+    out = []
+    for _, v in verdicts_with_lists(onsets).sort_values(["date", "model_id", "attribute"]).iterrows():
+        pair = f"{v['model_id']} / {v['attribute']}"
+        said = summarise_verdicts(pd.DataFrame([v])).replace(f"{pair}: ", "").replace("\n", "; ")
+        # the first metric that failed gives the value and limit (the message names each one that failed)
+        failed = [(c, limit) for flag, (_, c, _, limit) in VERDICT_TEXT.items() if pd.notna(v[flag]) and not v[flag]]
+        column, limit = failed[0] if failed else ("", "")
+        first, until = _day(v["date"]), _day(v["until"])
+        lasting = f" through the one ending {until}" if until != first else ""
+        out.append(
+            Notification(
+                kind="fairness",
+                date=first,
+                model_id=v["model_id"],
+                metric="fairness",
+                subject=v["attribute"],
+                value=_number(v.get(column)),
+                threshold=_number(v.get(limit)),
+                message=f"fairness of {pair} fails from the window {_day(v['window_start'])} .. {first}{lasting}: "
+                f"{said}",
+                until=until,
+            )
+        )
+    return out
+
+
 def _gate_message(r) -> str:
     """A raw table's gate holds its day's publication back; another blocking check (a training snapshot's
     fairness) stops only what depends on its own asset: said as such ("raw.training_candidates ... publication
@@ -290,19 +354,23 @@ def select_new(
     newest_day: date | None,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
 ) -> tuple[list[Notification], NotifyCursor]:
-    """The candidates not sent yet and not older than ``horizon_days`` before ``newest_day``, and the next cursor.
+    """The candidates not sent yet whose last day is not older than ``horizon_days`` before ``newest_day``, and
+    the next cursor.
 
     ``newest_day`` is the latest day in the source (not the wall clock, so a
-    backfill of last year behaves like the live run did).
+    backfill of last year behaves like the live run did). A key is kept by the
+    newest last day it was seen with: a fairness failure that lasts longer than
+    the horizon is not sent again.
     """
     if newest_day is None:
         return [], cursor
     oldest = (newest_day - timedelta(days=horizon_days)).isoformat()
     # a failed gate is seen twice in one tick (its check's event and the snapshot's gate row): sent once
     unique = {n.dedup_key: n for n in reversed(candidates)}
-    new = [n for n in candidates if unique[n.dedup_key] is n and n.date >= oldest and n.dedup_key not in cursor.sent]
+    current = [n for n in candidates if unique[n.dedup_key] is n and n.last_day >= oldest]
+    new = [n for n in current if n.dedup_key not in cursor.sent]
     sent = {k: d for k, d in cursor.sent.items() if d >= oldest}
-    sent.update({n.dedup_key: n.date for n in new})
+    sent.update({n.dedup_key: max(n.last_day, sent.get(n.dedup_key, "")) for n in current})
     return new, replace(cursor, sent=sent)
 
 
@@ -317,12 +385,13 @@ SOURCES = {
         "FROM quality.gate_results WHERE date >= ?",
         gate_notifications,
     ),
+    "marts.bias_verdicts": (FAIRNESS_SQL, fairness_notifications),
 }
 
 
 def read_candidates(conn, horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[list[Notification], date | None]:
-    """Alert and failed-gate notifications of the horizon, and the newest day, from a database with
-    marts.alerts and/or quality.gate_results (a missing table contributes nothing)."""
+    """Alert, failed-gate and fairness notifications of the horizon, and the newest day, from a database with
+    marts.alerts, quality.gate_results and/or marts.bias_verdicts (a missing table contributes nothing)."""
     present = {
         f"{s}.{t}"
         for s, t in conn.execute(

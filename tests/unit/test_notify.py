@@ -2,11 +2,14 @@
 
 import json
 import logging
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
+import duckdb
 import pandas as pd
 import pytest
 
+from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
+from orchestration.lib.bias import VERDICTS_SCHEMA
 from orchestration.lib.notify import (
     JsonLinesNotifier,
     LogNotifier,
@@ -17,8 +20,10 @@ from orchestration.lib.notify import (
     dispatch,
     gate_notifications,
     load_notify_config,
+    read_candidates,
     select_new,
 )
+from orchestration.lib.warehouse import ensure_table
 
 
 def alerts_frame(rows):
@@ -112,6 +117,7 @@ def test_json_lines_file_holds_one_object_per_notification(tmp_path):
         "value": 0.41,
         "threshold": 0.2,
         "message": notes[1].message,
+        "until": None,
         "dedup_key": "alert|2026-10-10|recommender|psi|basket_size",
         "sent_at": "2026-10-12T06:30:00+00:00",
     }
@@ -166,7 +172,10 @@ def test_webhook_only_when_configured(tmp_path):
         "jsonl",
     ]
 
-    thresholds.write_text("notify:\n  webhook_url: https://hooks.example.com/from-yaml\n  horizon_days: 20\n")
+    thresholds.write_text(
+        "notify:\n  webhook_url: https://hooks.example.com/from-yaml\n  horizon_days: 20\n"
+        "models:\n  fraud:\n    label_horizon_days: 10\n"
+    )
     config = load_notify_config(thresholds, env={})
     assert (config.webhook_url, config.horizon_days) == ("https://hooks.example.com/from-yaml", 20)
     env = {"IMPACT_LEDGER_ALERT_WEBHOOK": "https://hooks.example.com/from-env"}
@@ -189,3 +198,118 @@ def test_webhook_only_when_configured(tmp_path):
 def test_the_demo_project_file_configures_no_webhook(monkeypatch):
     monkeypatch.delenv("IMPACT_LEDGER_ALERT_WEBHOOK", raising=False)
     assert load_notify_config().webhook_url is None
+
+
+def test_the_horizon_reaches_the_longest_label_horizon(tmp_path):
+    # a mortgage model's labels land up to 89 days late: its precision alert of a day exists only then, and the
+    # default 31-day horizon dropped every one of them
+    project = tmp_path / "impact_ledger.yml"
+    project.write_text("models:\n  mortgage:\n    label_horizon_days: 89\n")
+    horizon = load_notify_config(project, env={}).horizon_days
+    assert horizon == 90
+    newest = date(2026, 12, 31)
+    conn = duckdb.connect()
+    ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
+    for back in (0, 60, 91):  # 60: older than notify.horizon_days, within the label horizon; 91: older than both
+        day = newest - timedelta(days=back)
+        conn.execute(
+            "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+            "VALUES (?, 'mortgage', 'v1', 'precision_drop', '', 0.4, 0.6, 'p < 0.01')",
+            [day],
+        )
+    candidates, day = read_candidates(conn, horizon)
+    new, _ = select_new(candidates, NotifyCursor(), day, horizon)
+    assert [n.date for n in new] == ["2026-11-01", "2026-12-31"]
+    # a project without a declared model: every model's label horizon is the default 30 days, so 31 stays
+    project.write_text("currency: EUR\n")
+    assert load_notify_config(project, env={}).horizon_days == 31
+
+
+def verdict(day: int, passed: bool, ratio: float, model: str = "mortgage"):
+    """A marts.bias_verdicts row of the window ending 2026-10-<day> (disparate impact the only metric judged)."""
+    end = date(2026, 10, day)
+    return {
+        "date": end,
+        "window_start": end - timedelta(days=13),
+        "model_id": model,
+        "attribute": "afam",
+        "positive_decision": "harmful",
+        "disparate_impact_ratio": ratio,
+        "passes_disparate_impact": passed,
+        "passes_equal_opportunity": True,
+        "passes_equalized_odds": True,
+        "passes_calibration": True,
+        "passed": passed,
+        "flagged_groups_disparate_impact": "" if passed else "1",
+        "eligible_groups": "0, 1",
+        "disparate_impact_min": 0.8,
+    }
+
+
+def verdicts_warehouse(rows) -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect()
+    ensure_table(conn, "marts.bias_verdicts", VERDICTS_SCHEMA)
+    add_verdicts(conn, rows)
+    return conn
+
+
+def add_verdicts(conn, rows) -> None:
+    conn.register("_rows", pd.DataFrame(rows).reindex(columns=list(VERDICTS_SCHEMA)))
+    conn.execute("INSERT INTO marts.bias_verdicts BY NAME SELECT * FROM _rows")
+    conn.unregister("_rows")
+
+
+def notify_run(conn, cursor, horizon_days=31):
+    """One `materialize --notify`: the candidates of the warehouse, those not sent yet, the next cursor."""
+    candidates, newest = read_candidates(conn, horizon_days)
+    new, cursor = select_new(candidates, cursor, newest, horizon_days)
+    return new, NotifyCursor.from_json(cursor.to_json())
+
+
+def test_a_fairness_verdict_is_notified_when_it_starts_failing_not_every_day_it_fails():
+    # afam's disparate impact failed (0.33 < 0.80) on every run, and nobody was told
+    conn = verdicts_warehouse(
+        [verdict(1, True, 0.92), verdict(2, True, 0.9)] + [verdict(d, False, 0.33) for d in range(3, 7)]
+    )
+    new, cursor = notify_run(conn, NotifyCursor())
+    [n] = new
+    assert (n.kind, n.date, n.until, n.model_id, n.subject, n.value, n.threshold) == (
+        "fairness",
+        "2026-10-03",
+        "2026-10-06",
+        "mortgage",
+        "afam",
+        0.33,
+        0.8,
+    )
+    assert n.message.startswith(
+        "fairness of mortgage / afam fails from the window 2026-09-20 .. 2026-10-03 through the one ending 2026-10-06: "
+    )
+    assert "disparate impact ratio" in n.message and "0.33 < 0.80" in n.message
+    assert "disadvantaged (flagged most often): 1" in n.message
+    # the next run over the same days, and one more failing day: nothing new
+    assert notify_run(conn, cursor)[0] == []
+    add_verdicts(conn, [verdict(7, False, 0.35)])
+    new, cursor = notify_run(conn, cursor)
+    assert new == []
+    # a pass within noise is a pass, then a new failure: told again
+    add_verdicts(conn, [verdict(8, True, 0.76), verdict(9, False, 0.3)])
+    new, cursor = notify_run(conn, cursor)
+    assert [(n.date, n.until) for n in new] == [("2026-10-09", "2026-10-09")]
+
+
+def test_a_fairness_failure_first_seen_and_lasting_longer_than_the_horizon_is_sent_once():
+    conn = verdicts_warehouse([verdict(1, False, 0.4)])
+    sent = []
+    cursor = NotifyCursor()
+    for day in range(1, 31):  # a daily run each day, the failure lasting all month; a 9-day horizon
+        if day > 1:
+            add_verdicts(conn, [verdict(day, False, 0.4)])
+        new, cursor = notify_run(conn, cursor, horizon_days=9)
+        sent += new
+    assert [(n.date, n.until) for n in sent] == [("2026-10-01", "2026-10-01")]
+    # a failure that ended before the horizon is history: a backfill does not send it
+    backfill = verdicts_warehouse(
+        [verdict(1, False, 0.4), verdict(2, True, 0.9)] + [verdict(d, True, 0.9) for d in range(3, 20)]
+    )
+    assert notify_run(backfill, NotifyCursor(), horizon_days=9)[0] == []

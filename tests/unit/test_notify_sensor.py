@@ -16,7 +16,9 @@ from orchestration.defs.notify.sensors import alert_notifications_sensor
 from orchestration.defs.partitions import daily_partitions, single_run
 from orchestration.defs.quality.checks import GATE_RESULTS_SCHEMA
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from orchestration.lib.bias import VERDICTS_SCHEMA
 from orchestration.lib.warehouse import ensure_table
+from tests.unit.test_notify import verdict
 
 
 def alert(day, metric, subject, value, threshold):
@@ -34,7 +36,7 @@ def alert(day, metric, subject, value, threshold):
     }
 
 
-def write_snapshot(path, alerts, gates):
+def write_snapshot(path, alerts, gates, verdicts=()):
     """A snapshot as publish/analytics_snapshot leaves it (rebuilt whole, then renamed over the old file)."""
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
@@ -42,6 +44,7 @@ def write_snapshot(path, alerts, gates):
         for table, schema, rows in (
             ("marts.alerts", ALERTS_SCHEMA, alerts),
             ("quality.gate_results", GATE_RESULTS_SCHEMA, gates),
+            ("marts.bias_verdicts", VERDICTS_SCHEMA, verdicts),
         ):
             ensure_table(conn, table, schema)
             if rows:
@@ -125,6 +128,20 @@ def test_each_alert_and_failed_gate_is_notified_once(paths):
         result, cursor = tick(instance, cursor)
         assert result.skip_message.startswith("sent 0 notification(s)")
         assert len(sent(jsonl)) == 4
+
+
+def test_a_fairness_verdict_that_starts_failing_is_notified_once_from_the_snapshot(paths):
+    # afam's disparate impact failed in marts.bias_verdicts on every run and the sensor sent nothing
+    snapshot, jsonl = paths
+    failing = [verdict(1, True, 0.9)] + [verdict(d, False, 0.33) for d in (2, 3)]
+    with dg.DagsterInstance.ephemeral() as instance:
+        write_snapshot(snapshot, [], [], failing)
+        _, cursor = tick(instance, None)
+        assert sent(jsonl) == ["fairness|2026-10-02|mortgage|fairness|afam"]
+        write_snapshot(snapshot, [], [], [*failing, verdict(4, False, 0.33)])  # the next day: still failing
+        os.utime(snapshot, (snapshot.stat().st_atime, snapshot.stat().st_mtime + 1))
+        result, cursor = tick(instance, cursor)
+        assert result.skip_message.startswith("sent 0 notification(s)") and len(sent(jsonl)) == 1
 
 
 def test_the_sensor_runs_without_clicking():
@@ -218,8 +235,9 @@ def test_a_failed_gate_is_notified_the_tick_after_it_fails_without_a_new_snapsho
         assert len(sent(jsonl)) == 4
 
 
-def test_a_run_that_fails_at_a_step_is_notified_once_per_day_it_covered(paths):
-    # a predictions file with a renamed column stopped the day's run: the team watching notifications never knew
+def test_a_run_that_fails_at_a_step_is_notified_once_naming_the_days_it_covered(paths):
+    # a predictions file with a renamed column stopped the day's run: the team watching notifications never knew;
+    # then a 30-day run failing on one cause wrote 30 identical lines
     snapshot, jsonl = paths
 
     @dg.asset(key=["raw", "predictions"], partitions_def=daily_partitions, backfill_policy=single_run)
@@ -233,20 +251,17 @@ def test_a_run_that_fails_at_a_step_is_notified_once_per_day_it_covered(paths):
             [predictions],
             instance=instance,
             raise_on_error=False,
-            tags={RANGE_START_TAG: "2026-09-20", RANGE_END_TAG: "2026-09-21"},
+            tags={RANGE_START_TAG: "2026-09-01", RANGE_END_TAG: "2026-09-30"},
         )
         _, cursor = tick(instance, cursor)
-        assert sent(jsonl) == [
-            "run|2026-09-20||run_failed|raw__predictions",
-            "run|2026-09-21||run_failed|raw__predictions",
-        ]
+        assert sent(jsonl) == ["run|2026-09-01||run_failed|raw__predictions|2026-09-30"]
         line = json.loads(jsonl.read_text().splitlines()[0])
-        assert (
-            "missing required column 'score'" in line["message"]
-            and "nothing of those days was published" in line["message"]
-        )
+        assert (line["date"], line["until"]) == ("2026-09-01", "2026-09-30")
+        assert " of 2026-09-01 .. 2026-09-30 failed at step raw__predictions: " in line["message"]
+        assert line["message"].count("missing required column 'score'") == 1
+        assert "nothing of those days was published" in line["message"]
         _, cursor = tick(instance, cursor)
-        assert len(sent(jsonl)) == 2  # once
+        assert len(sent(jsonl)) == 1  # once
 
 
 def test_materialize_notify_sends_what_the_sensor_would_once_catching_up_on_many_runs(paths, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""A sensor that sends each new model-health alert, failed quality gate and failed run once.
+"""A sensor that sends each new model-health alert, failed quality gate, failed run and fairness failure once.
 
 Two sources, neither of them the warehouse, so it never collides with a running
 pipeline's DuckDB write lock:
@@ -8,7 +8,8 @@ pipeline's DuckDB write lock:
   it fails (a failed blocking gate skips publish/analytics_snapshot, so the
   snapshot would tell only after the next successful run);
 - the analysts' read-only snapshot (rebuilt by publish/analytics_snapshot after
-  each run): new rows of marts.alerts, and of quality.gate_results.
+  each run): new rows of marts.alerts, and of quality.gate_results, and each (model, attribute) of
+  marts.bias_verdicts whose verdict starts failing (once per run of failing windows, not once a day).
 A failed gate has the same dedup key in both, so it is sent once. What was sent,
 the snapshot's mtime and the last finished run read (its update time) are kept in the sensor's cursor.
 """
@@ -113,7 +114,8 @@ def failed_blocking_checks(
 
 def run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notification]:
     """A run that failed at a step (a file the loader refused, a database it could not read): one notification
-    per day it covered, with the first failed step and why; nothing of those days was published."""
+    naming the days it covered (first .. last), the first failed step and why; nothing of those days was
+    published."""
     failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     if not failures:
         return []
@@ -124,19 +126,23 @@ def run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notifi
     why = error.message.strip().splitlines()[0] if error is not None and error.message.strip() else "see the run"
     why = re.sub(r"^[\w.]+(Error|Exception): ", "", why)  # the message, not its class's dotted path
     days = _run_days(run, None)
+    if not days:
+        return []
+    first, last = days[0].isoformat(), days[-1].isoformat()
+    covered = f"{first} .. {last}" if last != first else first
     return [
         Notification(
             kind="run",
-            date=day.isoformat(),
+            date=first,
             model_id=None,
             metric="run_failed",
             subject=event.step_key or "",
             value=None,
             threshold=None,
-            message=f"run {run.run_id[:8]} of {days[0]} .. {days[-1]} failed at step {event.step_key}: {why}; "
-            "nothing of those days was published",
+            message=f"run {run.run_id[:8]} of {covered} failed at step {event.step_key}: {why}; "
+            f"nothing of {'those days' if last != first else 'that day'} was published",
+            until=last if last != first else None,
         )
-        for day in days
     ]
 
 
@@ -147,14 +153,15 @@ def run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notifi
     name="alert_notifications",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Each new row of marts.alerts and each failed quality gate (the tick after it fails), once, to "
-    "the log, data/alerts/notifications.jsonl and an optional webhook (IMPACT_LEDGER_ALERT_WEBHOOK).",
+    description="Each new row of marts.alerts, each failed quality gate (the tick after it fails), each failed run "
+    "and each fairness verdict that starts failing, once, to the log, data/alerts/notifications.jsonl and an "
+    "optional webhook (IMPACT_LEDGER_ALERT_WEBHOOK).",
 )
 def alert_notifications_sensor(context: dg.SensorEvaluationContext):
     cursor = NotifyCursor.from_json(context.cursor)
     config = load_notify_config()
     candidates, last_event = failed_blocking_checks(context.instance, cursor.event_storage_id)
-    days = [date.fromisoformat(n.date) for n in candidates]
+    days = [date.fromisoformat(n.last_day) for n in candidates]
     snapshot = analytics_path()
     mtime = snapshot.stat().st_mtime if snapshot.exists() else None
     if mtime is not None and mtime != cursor.source_mtime:
