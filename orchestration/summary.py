@@ -167,6 +167,7 @@ def _print_attribution(results, impact) -> None:
         model_arms,
         roi_text,
         significance_text,
+        units_header,
     )
     from orchestration.lib.project_config import load_config
 
@@ -182,7 +183,9 @@ def _print_attribution(results, impact) -> None:
         {
             "model": results["model"],
             "metric": results["metric"],
-            "units (holdout/treated)": results["n_control"].astype(str) + "/" + results["n_treatment"].astype(str),
+            units_header(results["control_variant"]): results["n_control"].astype(str)
+            + "/"
+            + results["n_treatment"].astype(str),
             "relative lift [95% CI]": [
                 f"{_pct(r)} [{_pct(lo)}, {_pct(hi)}]"
                 for r, lo, hi in zip(results["lift"], results["ci_low"], results["ci_high"])

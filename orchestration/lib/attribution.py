@@ -740,3 +740,10 @@ def model_arm(model_id, arm: str) -> str:
 def model_arms(rows: pd.DataFrame, controls: dict | None = None) -> list[str]:
     """Each row's model_arm (its arm as arm_names names it)."""
     return [model_arm(m, a) for m, a in zip(rows["model_id"], arm_names(rows, controls))]
+
+
+def units_header(controls) -> str:
+    """The header of the 'control units/treated units' column: 'units (holdout/treated)' where every control arm is
+    a holdout (or unknown), else 'units (control/treated)' (class_size's control 'regular' is no holdout)."""
+    holdouts = all(_is_missing(c) or c == "holdout" for c in controls)
+    return f"units ({'holdout' if holdouts else 'control'}/treated)"

@@ -4,7 +4,9 @@ The project file's `okrs` section declares objectives, each with key results bou
 metric: a KPI column of marts.kpi_daily (``kpi``), a model-health column of
 marts.model_health_daily (``health``), a model's cumulative net value
 (``net_value``, attribution.model_impact) or its cumulative relative lift on an
-experiment metric (``lift``, attribution.experiment_results). SQL selects and
+experiment metric (``lift``, attribution.experiment_results), both of one
+treatment arm (``variant``, required where the model's experiment has several:
+check_arms). SQL selects and
 smooths the values (a few rows per key result and day); progress against the
 linear pace from start to deadline is plain arithmetic here. No Dagster.
 """
@@ -19,18 +21,20 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from orchestration.lib.attribution import experiment_design
 from orchestration.lib.settings import DBT_PROJECT_DIR
 from orchestration.lib.yaml_files import read_yaml
 
 KINDS = ("kpi", "health", "net_value", "lift")
+ARM_KINDS = ("net_value", "lift")  # one treatment arm's value vs its experiment's control
 DEFAULT_WINDOW_DAYS = 7
 # Columns of the dbt marts that are not metrics a key result can track.
 _NOT_METRICS = {"date", "model_id", "model_version", "cbpe_calibrated", "labels_as_of"}
 _BINDING_KEYS = {
     "kpi": {"kind", "name", "weight"},
     "health": {"kind", "model", "name", "weight"},
-    "net_value": {"kind", "model", "experiment"},
-    "lift": {"kind", "model", "metric", "experiment"},
+    "net_value": {"kind", "model", "experiment", "variant"},
+    "lift": {"kind", "model", "metric", "experiment", "variant"},
 }
 _KR_KEYS = {
     "id",
@@ -86,6 +90,7 @@ class KeyResult:
     deadline: dt.date
     window_days: int  # trailing days averaged for kpi / health values
     attribution_metric: str | None  # kpi: the experiment metric that attributes it (e.g. conversion)
+    variant: str | None = None  # net_value / lift: the treatment arm (None: the experiment's only one)
 
     @property
     def lower_is_better(self) -> bool:
@@ -196,6 +201,9 @@ def _parse_key_result(raw, objective: dict, where: str, experiment_metrics: dict
                 f"{where}: field 'attribution_metric': {attribution_metric!r} is not a declared "
                 f"experiment metric (dbt var experiment_metrics: {sorted(experiment_metrics)})"
             )
+    variant = binding.get("variant")
+    if variant is not None and (not isinstance(variant, str) or not variant):
+        raise OkrConfigError(f"{where}: field 'metric.variant': {variant!r} is not a treatment arm's name")
     if raw.get("model") is not None and kind != "kpi":
         raise OkrConfigError(f"{where}: field 'model' belongs inside 'metric' for kind {kind}")
     window = raw.get("window_days", DEFAULT_WINDOW_DAYS)
@@ -233,6 +241,7 @@ def _parse_key_result(raw, objective: dict, where: str, experiment_metrics: dict
         deadline=deadline,
         window_days=window,
         attribution_metric=attribution_metric,
+        variant=variant,
     )
 
 
@@ -313,9 +322,10 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
     health value is the live version's: the version with the most predictions
     that day (ties: the highest version id), so a canary never blends in.
     net_value / lift: the cumulative (since experiment start) value as of that
-    day, from the model's experiment (the pinned one, else the one with the most
-    treated units). A lift is the relative lift of the decision estimate (CUPED
-    when the results used it).
+    day, of the named treatment arm (``variant``; none named: the model's
+    experiments have one arm each, check_arms), from the model's experiment (the
+    pinned one, else the one with the most treated units). A lift is the
+    relative lift of the decision estimate (CUPED when the results used it).
     """
     if kr.kind == "kpi":
         return _trailing_mean_sql("SELECT * FROM marts.kpi_daily", kr.metric, kr.weight), [first, last, kr.window_days]
@@ -338,15 +348,67 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
             "FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND model_id = ? AND metric = ?"
         )
         params = [kr.model_id, kr.metric]
-    if kr.experiment_id:
-        source += " AND experiment_id = ?"
-        params.append(kr.experiment_id)
+    for column, value in (("experiment_id", kr.experiment_id), ("treatment_variant", kr.variant)):
+        if value:
+            source += f" AND {column} = ?"
+            params.append(value)
     sql = f"""
 WITH days AS ({_DAYS}), m AS ({source}
     QUALIFY row_number() OVER (PARTITION BY as_of_date ORDER BY units DESC, experiment_id) = 1)
 SELECT days.date, m.value AS current_value FROM days LEFT JOIN m USING (date) ORDER BY days.date
 """
     return sql, [first, last, *params]
+
+
+def check_arms(okrs: OkrFile, experiments: pd.DataFrame, variants: pd.DataFrame) -> None:
+    """Every net_value / lift key result reads one treatment arm of its model's experiments, or fails naming them.
+
+    ``experiments``: experiment_id, model_id, control_variant; ``variants``:
+    experiment_id, variant (the design, attribution.experiment_design). Each
+    arm is compared with its experiment's control on its own treated users: a
+    key result without ``variant`` reads the only arm, and is an error where an
+    experiment of the model (the pinned one, if any) has several (the query
+    would take each day's larger arm). Their sum is no key result: the arms
+    share the control, so their estimates are correlated and their intervals do
+    not add up. A named variant that is no treatment arm of the model's
+    experiments is an error too; a model without experiments yet has no value.
+    """
+    for kr in okrs.key_results:
+        if kr.kind not in ARM_KINDS:
+            continue
+        where = f"{okrs.path}: objective '{kr.objective}' key result '{kr.id}': field 'metric.variant'"
+        mine = experiments[experiments["model_id"] == kr.model_id]
+        if kr.experiment_id:
+            mine = mine[mine["experiment_id"] == kr.experiment_id]
+        arms = {
+            (e.experiment_id, e.control_variant): sorted(
+                variants.loc[
+                    (variants["experiment_id"] == e.experiment_id) & (variants["variant"] != e.control_variant),
+                    "variant",
+                ]
+            )
+            for e in mine.itertuples(index=False)
+        }
+        named = "; ".join(f"{e}: {', '.join(a)} (control {c})" for (e, c), a in sorted(arms.items()))
+        if kr.variant is None and any(len(a) > 1 for a in arms.values()):
+            raise OkrConfigError(
+                f"{where} is required: model {kr.model_id}'s experiment has several treatment arms ({named}); "
+                f"a {kr.kind} key result reads one arm vs the control: name it (one key result per arm)"
+            )
+        if kr.variant is not None and arms and not any(kr.variant in a for a in arms.values()):
+            raise OkrConfigError(f"{where}: {kr.variant!r} is not a treatment arm of model {kr.model_id} ({named})")
+
+
+def key_result_values(conn, okrs: OkrFile, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """(key_result, date, current_value) of every key result and day first..last (metric_value_query), once
+    check_arms has found each net_value / lift key result its arm in the experiment design."""
+    if any(kr.kind in ARM_KINDS for kr in okrs.key_results):
+        check_arms(okrs, *experiment_design(conn))
+    values = [pd.DataFrame(columns=["date", "current_value", "key_result"])]  # no OKRs declared: no rows
+    for kr in okrs.key_results:
+        sql, params = metric_value_query(kr, first, last)
+        values.append(conn.execute(sql, params).df().assign(key_result=kr.id))
+    return pd.concat(values, ignore_index=True)
 
 
 # --- progress -------------------------------------------------------------------

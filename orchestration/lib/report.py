@@ -35,6 +35,7 @@ from orchestration.lib.attribution import (
     model_arm,
     roi_text,
     significance_text,
+    units_header,
 )
 from orchestration.lib import report_data as data
 from orchestration.lib import report_figures as rf
@@ -339,7 +340,7 @@ class ReportBuilder:
                         "model": _models(latest),
                         "metric": latest["metric"] + latest["is_guardrail"].map({True: " (guardrail)", False: ""}),
                         "as of": latest["as_of_date"],
-                        "units (holdout/treated)": latest["n_control"].astype(str)
+                        units_header(latest["control_variant"]): latest["n_control"].astype(str)
                         + "/"
                         + latest["n_treatment"].astype(str),
                         "relative lift [95% CI]": [

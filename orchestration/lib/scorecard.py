@@ -158,15 +158,17 @@ def key_result_feasibility(
 
 
 def bound_key_results(
-    key_results: Iterable[KeyResult], experiment_id: str, model_id: str, metric: str
+    key_results: Iterable[KeyResult], experiment_id: str, model_id: str, metric: str, arm: str
 ) -> list[KeyResult]:
-    """Key results whose target is an effect on ``metric`` that this experiment can attribute."""
+    """Key results whose target is an effect on ``metric`` that this experiment's treatment ``arm`` can attribute
+    (a lift key result naming another arm cannot)."""
     return [
         kr
         for kr in key_results
         if kr.experiment_metric == metric
         and (kr.model_id is None or kr.model_id == model_id)
         and (kr.experiment_id is None or kr.experiment_id == experiment_id)
+        and (kr.variant is None or kr.variant == arm)
     ]
 
 
@@ -239,7 +241,7 @@ def metric_scorecard(
                         "maturity_days": int(spec.get("maturity_days", 0)),
                         "balanced_by_guardrail": None if spec.get("guardrail") else balanced,
                     }
-                    bound = bound_key_results(key_results, e.experiment_id, e.model_id, metric)
+                    bound = bound_key_results(key_results, e.experiment_id, e.model_id, metric, arm)
                     if not bound:
                         rows.append(base)
                         continue

@@ -159,7 +159,9 @@ def test_the_ui_lift_is_the_summarys_decision_estimate_of_the_same_row(tmp_path,
     monkeypatch.setattr(summary, "_leading_indicators", lambda conn, as_of: [])
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     assert cli.cmd_summary(argparse.Namespace(db=str(path))) == 0
-    shown = _summary_lift(capsys.readouterr().out, "m", "revenue_per_user")
+    out = capsys.readouterr().out
+    assert "units (holdout/treated)" in out  # the control is a holdout: the header says so
+    shown = _summary_lift(out, "m", "revenue_per_user")
     ui = relative_lift_metadata(results)["relative_lift_pct/m/revenue_per_user"]
     # the same figure: the CUPED lift (not Welch's), to the same 0.1 percentage point
     assert shown.startswith(f"{ui:+.1f}%") and f"{row['cuped_relative_lift']:+.1%}" == f"{ui:+.1f}%"

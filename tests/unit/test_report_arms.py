@@ -110,6 +110,8 @@ def test_each_treatment_arm_has_its_row_line_and_summary_entry(arms):
     page = parse(report.html)
     cells = [t.strip() for t in page.texts]
     models = page.summary["models"]
+    # class_size's control ('regular') is no holdout: the lift table's unit counts are control/treated
+    assert "units (control/treated)" in cells and "holdout/treated" not in report.html
 
     lift = page.figures["lift-class-size"]
     for arm, label in TWO_ARMS.items():
@@ -151,6 +153,7 @@ def test_the_summary_names_each_treatment_arm_and_its_control(arms, capsys):
     path, results, impact = arms
     assert cli.cmd_summary(argparse.Namespace(db=str(path))) == 0
     lines = [re.sub(r"\s+", " ", line.strip()) for line in capsys.readouterr().out.splitlines()]
+    assert any("units (control/treated)" in line for line in lines)  # not every control is a holdout
     for arm, label in TWO_ARMS.items():
         for metric in METRICS:
             last = _of(results, arm, metric).iloc[-1]

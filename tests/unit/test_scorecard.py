@@ -297,5 +297,8 @@ def test_scorecard_grid_binding_and_criteria():
     assert not again.loc["conversion", "attributable"] and again.loc["refund_rate", "attributable"]
 
     assert [
-        k.id for k in bound_key_results([conversion_kr, retention_kr, other_model_kr], "e_late", "late", "conversion")
+        k.id
+        for k in bound_key_results(
+            [conversion_kr, retention_kr, other_model_kr], "e_late", "late", "conversion", "treatment"
+        )
     ] == ["site_conversion", "other"]

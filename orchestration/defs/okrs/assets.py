@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import dagster as dg
-import pandas as pd
 from dagster_dbt import get_asset_key_for_model
 from dagster_duckdb import DuckDBResource
 
@@ -15,7 +14,7 @@ from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.asset_metadata import okr_progress_by_day, scorecard_by_day
 from orchestration.lib.attribution import experiment_design
 from orchestration.lib.label_refresh import refresh_start as label_refresh_start
-from orchestration.lib.okrs import PROGRESS_SCHEMA, load_okrs, metric_value_query, okr_progress
+from orchestration.lib.okrs import PROGRESS_SCHEMA, check_arms, key_result_values, load_okrs, okr_progress
 from orchestration.lib.scorecard import SCORECARD_SCHEMA, TRAFFIC_SQL, metric_scorecard
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.warehouse import replace_date_range
@@ -47,10 +46,17 @@ def _dbt_key(model: str) -> dg.AssetKey:
 @dg.asset(
     key=OKR_PROGRESS_KEY,
     **DAILY_ANALYTICS_ASSET,
-    deps=[_dbt_key("kpi_daily"), _dbt_key("model_health_daily"), RESULTS_KEY, IMPACT_KEY],
+    deps=[
+        _dbt_key("kpi_daily"),
+        _dbt_key("model_health_daily"),
+        RESULTS_KEY,
+        IMPACT_KEY,
+        _dbt_key("stg_experiments"),  # the arms a net value or lift key result must name (okrs.check_arms)
+        _dbt_key("stg_experiment_variants"),
+    ],
     description=(
         "Per day and key result of the project file's okrs (each run also recomputes from the oldest day it refreshed for late labels): the bound metric's current value (trailing mean of a KPI or "
-        "health metric, cumulative net value or lift), progress = (current - baseline) / (target - baseline), the "
+        "health metric, cumulative net value or lift of one treatment arm), progress = (current - baseline) / (target - baseline), the "
         "linear pace from start_date to deadline, on_track and status (achieved, on_track, behind, missed, "
         "not_started, no_data)."
     ),
@@ -60,11 +66,7 @@ def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
         first = refresh_start(conn, first, last)
-        values = [pd.DataFrame(columns=["date", "current_value", "key_result"])]  # no OKRs declared: no rows
-        for kr in okrs.key_results:
-            sql, params = metric_value_query(kr, first, last)
-            values.append(conn.execute(sql, params).df().assign(key_result=kr.id))
-        progress = okr_progress(okrs, pd.concat(values, ignore_index=True))
+        progress = okr_progress(okrs, key_result_values(conn, okrs, first, last))
         rows = replace_date_range(conn, "marts.okr_progress", PROGRESS_SCHEMA, progress, "date", first, last)
     # each day of the run: its key results by status and its table (the run also rewrote its lookback days)
     add_daily_metadata(context, okr_progress_by_day(progress, run_days(context)))
@@ -95,6 +97,7 @@ def metric_scorecard_asset(context: dg.AssetExecutionContext, duckdb: DuckDBReso
         stats = conn.execute(f"SELECT * FROM marts.experiment_stats WHERE {window}", [first, last]).df()
         traffic = conn.execute(TRAFFIC_SQL, [first, last]).df()
         experiments, variants = experiment_design(conn)
+        check_arms(okrs, experiments, variants)  # a lift key result names its arm where there are several
         scorecard = metric_scorecard(
             run_days(context),
             experiments,
