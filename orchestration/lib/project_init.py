@@ -177,6 +177,7 @@ class Inference:
     # table -> (rows whose user_id is not a users row, rows, rows that match once leading zeros are dropped)
     unknown_users: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     repeated_users: int = 0  # user_ids with more than one users row (the loader keeps the earliest signup)
+    variant_problems: list[str] = field(default_factory=list)  # what the experiments' gates will hold back
 
     @property
     def first_day(self) -> date | None:
@@ -457,6 +458,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             arms.setdefault(experiment_id, {})[variant] = units
     holds = _volume_holds(conn, {n for n in found if CONTRACTS[n].time_column})
     unknown, repeated = _user_references(conn, found, present)
+    declared = _declared_variants(conn, found, present)
     return Inference(
         source,
         tables,
@@ -469,7 +471,51 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         stale_holds=_stale_days(holds, conn),
         unknown_users=unknown,
         repeated_users=repeated,
+        variant_problems=_variant_problems(arms, declared),
     )
+
+
+def _declared_variants(conn: duckdb.DuckDBPyConnection, found: dict, present: dict) -> dict[str, dict[str, float]]:
+    """experiment_id -> variant -> expected_share, as experiment_variants declares them (staged as t_experiment_variants)."""
+    if "experiment_variants" not in found or not {"experiment_id", "variant", "expected_share"} <= present.get(
+        "experiment_variants", set()
+    ):
+        return {}
+    declared: dict[str, dict[str, float]] = {}
+    for experiment_id, variant, share in conn.execute(
+        "SELECT CAST(experiment_id AS VARCHAR), CAST(variant AS VARCHAR), TRY_CAST(expected_share AS DOUBLE) "
+        "FROM t_experiment_variants WHERE experiment_id IS NOT NULL AND variant IS NOT NULL ORDER BY ALL"
+    ).fetchall():
+        declared.setdefault(experiment_id, {})[variant] = share
+    return declared
+
+
+def _variant_problems(arms: dict[str, dict[str, int]], declared: dict[str, dict[str, float]]) -> list[str]:
+    """Review lines for what the gates of assignments and experiment_variants will fail on: variants assigned that
+    experiment_variants does not declare (a case typo: 'Small' for 'small'), and shares that do not sum to 1."""
+    out = []
+    for experiment_id, variants in declared.items():
+        total = sum(share for share in variants.values() if share is not None)
+        if abs(total - 1) > 0.001:  # the gate's tolerance (raw_experiment_variants: 0.999 .. 1.001)
+            out.append(
+                f"experiment_variants: the expected_share of experiment {experiment_id!r} sum to {total:g}, not 1 "
+                f"({', '.join(f'{v} {s:g}' for v, s in variants.items() if s is not None)}): every day of it fails "
+                "its gate until they do"
+            )
+    for experiment_id, assigned in arms.items():
+        known = declared.get(str(experiment_id))
+        if known is None:
+            continue
+        for variant, units in assigned.items():
+            if str(variant) in known:
+                continue
+            near = [k for k in known if k.lower() == variant.lower()]
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            out.append(
+                f"assignments: variant {variant!r} of experiment {experiment_id!r} ({units} user(s)) is not one "
+                f"experiment_variants declares ({', '.join(known)}){hint}: the days assigning it fail their gate"
+            )
+    return out
 
 
 # a time written with its offset or as UTC ('Z'); epoch numbers are UTC too
@@ -987,6 +1033,7 @@ def review(inf: Inference) -> list[str]:
                 else "; export every user the other tables name"
             )
         )
+    out += inf.variant_problems
     if inf.repeated_users:
         out.append(
             f"users: {inf.repeated_users} user_id(s) have more than one row (history?): materialize keeps each user's "

@@ -511,13 +511,15 @@ SOURCE_FILE = "_source_file"
 
 
 def _flag_sources(suite: dict, types: dict, columns: list[str]) -> list[str]:
-    """For a derived flag (prediction_known, variant_known ...): the table's columns its SQL reads, whose values
-    the sample shows instead of the flag's (a sample of [False, False] never named the unknown prediction id)."""
+    """For a derived column: the table's columns its SQL reads, whose values the sample shows instead of a flag's
+    (prediction_known's [False, False] never named the unknown prediction id) or beside a value's (a share total
+    of 1.02, and which experiment's)."""
     derived = suite.get("derived") or {}
-    if len(columns) != 1 or columns[0] not in derived or types.get(columns[0]) != "BOOLEAN":
+    if len(columns) != 1 or columns[0] not in derived:
         return []
     words = dict.fromkeys(re.findall(r"[A-Za-z_]\w*", derived[columns[0]]))
-    return [w for w in words if w in types and w not in derived and w not in (DAY_COLUMN, SOURCE_FILE)]
+    read = [w for w in words if w in types and w not in derived and w not in (DAY_COLUMN, SOURCE_FILE)]
+    return read if types.get(columns[0]) == "BOOLEAN" or not read else [*read, columns[0]]
 
 
 def _duplicates_files(conn, sql: str, considered: str, key: list[str]) -> list[str]:

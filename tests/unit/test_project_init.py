@@ -391,6 +391,41 @@ def test_an_experiment_with_an_arm_too_small_for_a_decision_is_named_in_the_revi
     assert not any(line.startswith("experiment e1") for line in review(infer(source)))
 
 
+def test_a_misspelt_variant_and_shares_not_summing_to_one_are_named_before_the_first_run(tmp_path):
+    # a trial's 56 students assigned 'Small' (declared 'small') and shares summing to 1.02: init said nothing, and
+    # materialize held the days back naming neither the variant nor the experiment
+    source = tmp_path / "zone"
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(90)], "signup_at": START}))
+    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m"], "control_variant": ["c"]}))
+    shares = {"c": 0.5, "small": 0.52}
+    _write(
+        source,
+        "experiment_variants",
+        pd.DataFrame({"experiment_id": "e1", "variant": list(shares), "expected_share": list(shares.values())}),
+    )
+    variants = ["c"] * 40 + ["small"] * 40 + ["Small"] * 10
+    assignments = pd.DataFrame(
+        {"experiment_id": "e1", "user_id": [f"u{i}" for i in range(90)], "variant": variants, "assigned_at": START}
+    )
+    _write(source, "assignments", assignments)
+    said = review(infer(source))
+    total = sum(shares.values())  # 1.02
+    assert any(f"expected_share of experiment 'e1' sum to {total:g}, not 1" in line for line in said), said
+    [unknown] = [line for line in said if "variant 'Small'" in line]
+    assert f"({variants.count('Small')} user(s))" in unknown and "did you mean 'small'?" in unknown
+    shares["small"] = 0.5
+    _write(
+        source,
+        "experiment_variants",
+        pd.DataFrame({"experiment_id": "e1", "variant": list(shares), "expected_share": list(shares.values())}),
+    )
+    assignments["variant"] = assignments["variant"].str.lower()
+    _write(source, "assignments", assignments)
+    assert not any(
+        "expected_share" in line or "is not one experiment_variants" in line for line in review(infer(source))
+    )
+
+
 def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(tmp_path):
     # a time-boxed experiment's last days (and any export's last, part-way day) were held back by the volume
     # gate and the results silently stopped early; 100 sessions a day, then 10 on the day the export was taken

@@ -377,3 +377,11 @@ def test_a_small_days_broken_references_within_min_count_pass_with_a_warning(con
         "expect_column_values_to_be_in_set(prediction_known) (tolerated by gates.rows.min_count)"
     ]
     assert not failing.success  # 40 of 40: beyond both
+
+
+def test_a_share_total_off_one_is_sampled_with_its_experiment(conn):
+    # "experiment_share_total: 3 unexpected, e.g. [1.02, 1.02, 1.02]" named no experiment
+    result = gate(conn, "experiment_variants", "UPDATE raw.experiment_variants SET expected_share = 0.6")
+    [outcome] = [o for o in result.failed if o.name == "expect_column_values_to_be_between(experiment_share_total)"]
+    assert [s["experiment_id"] for s in outcome.sample_unexpected] == ["e1", "e1"]  # its two variants
+    assert [s["experiment_share_total"] for s in outcome.sample_unexpected] == [pytest.approx(1.2)] * 2
