@@ -109,24 +109,17 @@ def _gate_warnings(conn) -> list[str]:
 
 
 RECENT_DAYS = 30
-# per model and version, the last RECENT_DAYS days: volume and the confusion counts of the labels known so far
-RECENT_HEALTH_SQL = f"""
-SELECT model_id AS model, model_version AS version, max(date) AS last_day, sum(predictions)::BIGINT AS predictions,
-       sum(labelled)::BIGINT AS labelled, sum(true_positives)::BIGINT AS tp, sum(false_positives)::BIGINT AS fp,
-       sum(false_negatives)::BIGINT AS fn, sum(true_negatives)::BIGINT AS tn
-FROM marts.model_health_daily
-WHERE date > (SELECT max(date) FROM marts.model_health_daily) - {RECENT_DAYS}
-GROUP BY model_id, model_version ORDER BY model_id, model_version
-"""
 
 
 def _recent_health(conn):
-    """RECENT_HEALTH_SQL's counts as a table to print: predictions, the share labelled, precision and recall."""
+    """recent_health_counts as a table to print: predictions, the share labelled, precision and recall."""
     import duckdb
     import pandas as pd
 
+    from orchestration.lib.report_data import recent_health_counts
+
     try:
-        counts = conn.execute(RECENT_HEALTH_SQL).df()
+        counts = recent_health_counts(conn, None, RECENT_DAYS)
     except (duckdb.CatalogException, duckdb.BinderException):  # a run that stopped before the marts, or older ones
         return pd.DataFrame()
 

@@ -46,6 +46,7 @@ from orchestration.lib.bias import (
     disparate_impact_relative,
     group_intervals,
     summarise_verdicts,
+    wilson_interval,
 )
 from orchestration.lib.leading import describe, kpi_drop_leads
 from orchestration.lib.project_config import load_config
@@ -100,6 +101,7 @@ def _interval(value, low, high, fmt) -> str:
     return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
 
 
+POOLED_DAYS = 30  # a small model's pooled precision and recall (as `summary` pools them)
 SIGN_TEXT = {
     "positive": "above 0 (95% CI)",
     "negative": "BELOW 0 (95% CI)",
@@ -468,6 +470,12 @@ class ReportBuilder:
         if self.has("marts.feature_drift_daily"):
             drift = data.max_drift(self.conn, self.as_of)
         minimum = self.config.min_labelled
+        import duckdb
+
+        try:
+            recent = data.recent_health_counts(self.conn, self.as_of, POOLED_DAYS)
+        except duckdb.BinderException:  # a mart built before its confusion counts
+            recent = pd.DataFrame(columns=["model"])
         s.add(
             paragraph(
                 f"Precision and recall, expected calibration error and the largest PSI over the model's "
@@ -537,6 +545,8 @@ class ReportBuilder:
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
             if unjudged := self._not_judged(model_id, h, minimum):
                 s.add(note(unjudged))
+                if pooled := self._pooled_health(model_id, recent):
+                    s.add(note(pooled))
             fig.update_yaxes(tickformat=".0%", title=dict(text="rate"), row=1, col=1)
             fig.update_yaxes(title=dict(text="ECE"), row=2, col=1)
             fig.update_yaxes(title=dict(text="PSI"), row=3, col=1)
@@ -544,6 +554,28 @@ class ReportBuilder:
             s.plot(f"health-{model_id}", rf.done(fig), f"No health metrics for {model_id} yet.")
             self._drift_distributions(s, model_id, a, distributions, lacking)
         return s
+
+    def _pooled_health(self, model_id: str, recent: pd.DataFrame) -> str:
+        """A small model's precision and recall pooled over the last POOLED_DAYS days (the labels known so far), with
+        Wilson 95% intervals: its days are too small to show, the pool is not."""
+        parts = []
+        for r in recent[recent["model"] == model_id].itertuples():
+            rates = []
+            for name, hits, trials, of in (
+                ("precision", r.tp, r.tp + r.fp, "flagged and labelled"),
+                ("recall", r.tp, r.tp + r.fn, "labelled positives"),
+            ):
+                if trials:
+                    low, high = wilson_interval(hits, trials)
+                    rates.append(f"{name} {hits / trials:.3f} [{low:.3f}, {high:.3f}] of {trials:,} {of}")
+            if rates:
+                parts.append(f"{r.version}: " + ", ".join(rates))
+        if not parts:
+            return ""
+        return (
+            f"{model_id}, pooled over the {POOLED_DAYS} days to {self.as_of} (labels known so far; Wilson 95% "
+            f"intervals): " + "; ".join(parts) + "."
+        )
 
     def _not_judged(self, model_id: str, h: pd.DataFrame, minimum: float) -> str:
         """Why a small model's panels stay empty or carry no alert: too few labels, or values, a day to tell a change

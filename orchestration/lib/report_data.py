@@ -194,6 +194,21 @@ def model_health(conn, as_of: date) -> pd.DataFrame:
     )
 
 
+def recent_health_counts(conn, as_of: date | None, days: int) -> pd.DataFrame:
+    """Per model and version, the ``days`` days to ``as_of`` (None: the mart's newest day): volume and the confusion
+    counts of the labels known so far (a new version's precision is its own, not blended with the old one's)."""
+    return conn.execute(
+        "SELECT model_id AS model, model_version AS version, max(date) AS last_day, "
+        "sum(predictions)::BIGINT AS predictions, sum(labelled)::BIGINT AS labelled, "
+        "sum(true_positives)::BIGINT AS tp, sum(false_positives)::BIGINT AS fp, "
+        "sum(false_negatives)::BIGINT AS fn, sum(true_negatives)::BIGINT AS tn "
+        "FROM marts.model_health_daily, (SELECT coalesce(?::DATE, max(date)) AS upto FROM marts.model_health_daily) "
+        "WHERE date > upto - ?::INTEGER AND date <= upto "
+        "GROUP BY model_id, model_version ORDER BY model_id, model_version",
+        [as_of, days],
+    ).df()
+
+
 def max_drift(conn, as_of: date) -> pd.DataFrame:
     """Per model and day: the largest PSI over features and score, and which feature it was."""
     return _frame(

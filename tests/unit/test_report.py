@@ -812,6 +812,33 @@ def test_a_small_models_health_says_what_is_not_judged_and_why(warehouse):
     assert f"{html.unescape(EVIL)}: precision, recall" not in html.unescape(text)  # the big model: judged
 
 
+def test_a_small_models_precision_and_recall_are_pooled_over_30_days(warehouse):
+    # ~50 predictions a day of a lender's model: the report showed no realised precision or recall at all (each day
+    # below alerts.min_labelled) while `summary` pooled 30 days to 0.547 / 0.488
+    from statsmodels.stats.proportion import proportion_confint
+
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 1000")
+        for column in ("true_positives", "false_positives", "false_negatives", "true_negatives"):
+            conn.execute(f"ALTER TABLE marts.model_health_daily ADD COLUMN {column} BIGINT DEFAULT 0")
+        conn.execute(
+            "UPDATE marts.model_health_daily SET predictions = 5, labelled = 3, true_positives = 2, "
+            "false_positives = 1, false_negatives = 1 WHERE model_id = 'churn'"
+        )
+        days = conn.execute(
+            "SELECT count(*) FROM marts.model_health_daily WHERE model_id = 'churn' AND date > ?::DATE - 30 "
+            "AND date <= ?",
+            [AS_OF, AS_OF],
+        ).fetchone()[0]
+    text = re.sub(r"<[^>]+>", "", build(warehouse).html)
+    tp, flagged, positives = 2 * days, 3 * days, 3 * days  # the oracle: the days' counts summed
+    said = [f"churn, pooled over the 30 days to {AS_OF} (labels known so far; Wilson 95% intervals):"]
+    for name, trials in (("precision", flagged), ("recall", positives)):
+        low, high = proportion_confint(tp, trials, method="wilson")
+        said.append(f"{name} {tp / trials:.3f} [{low:.3f}, {high:.3f}] of {trials:,}")
+    assert all(part in text for part in said), said
+
+
 def test_reports_older_than_keep_days_are_removed_and_nothing_else(tmp_path):
     # a daily report is ~5 MB (plotly inline): a year of them was 2 GB, more than the warehouse
     from datetime import timedelta
