@@ -77,6 +77,7 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(
     with duckdb.connect(str(analytics_path()), read_only=True) as snapshot:
         snapshot_alerts = snapshot.execute("SELECT DISTINCT date, model_id, metric, subject FROM marts.alerts").df()
         failed_gates = snapshot.execute("SELECT DISTINCT date, suite FROM quality.gate_results WHERE NOT passed").df()
+        verdicts = snapshot.execute("SELECT date, model_id, attribute, passed FROM marts.bias_verdicts").df()
     assert len(snapshot_alerts) > 0
     with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(instance=instance, cursor=None)
@@ -94,6 +95,17 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(
             for r in failed_gates.itertuples()
             if r.date.date().isoformat() >= horizon_start
         }
+        # a fairness verdict that starts failing (after a pass, or first seen), sent while its failing run lasts
+        for (model, attribute), pair in verdicts.sort_values("date").groupby(["model_id", "attribute"]):
+            failing = (~pair["passed"].astype(bool)).tolist()
+            dates = [d.date().isoformat() for d in pair["date"]]
+            for i, fails in enumerate(failing):
+                if fails and (i == 0 or not failing[i - 1]):
+                    end = i
+                    while end + 1 < len(failing) and failing[end + 1]:
+                        end += 1
+                    if dates[end] >= horizon_start:
+                        expected.add(f"fairness|{dates[i]}|{model}|fairness|{attribute}")
         assert sorted(n["dedup_key"] for n in sent) == sorted(expected)
         second = alert_notifications_sensor.evaluate_tick(
             dg.build_sensor_context(instance=instance, cursor=context.cursor)
