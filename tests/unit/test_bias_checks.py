@@ -33,6 +33,8 @@ def test_a_backfill_ending_after_a_model_stopped_judges_its_last_window_not_an_e
     assert stopped.passed is False
     assert stopped.description.startswith(f"its last day with rows, {DAYS[-1]}: ")
     assert stopped.metadata["failing_verdicts"].value == int((~oracle["passed"]).sum())
+    flagged = oracle.loc[~oracle["passed"], "flagged_groups_disparate_impact"].iloc[0]
+    assert f"disadvantaged: {', '.join(flagged)}" in stopped.description  # the groups, not their letters
 
     live = _results(rows, DAYS[-1])[name]  # the run ends on its last day: that window, as before
     assert live.passed is False and not live.description.startswith("its last day")

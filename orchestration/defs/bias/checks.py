@@ -23,6 +23,7 @@ from orchestration.lib.bias import (
     summarise_verdicts,
 )
 from orchestration.lib.project_config import ProjectConfig, load_config
+from orchestration.lib.report_data import verdicts_with_lists
 
 BIAS_KEY = get_asset_key_for_model([impact_ledger_dbt], "bias_daily")
 
@@ -104,7 +105,8 @@ def bias_check_results(
         ends_of_rows = by_day["model_id"].map(ends).fillna(pd.Timestamp(last))
         return by_day[pd.to_datetime(by_day["date"]) == ends_of_rows]
 
-    all_rates, all_verdicts = on_its_end(rates_by_day), on_its_end(verdicts_by_day)
+    # the days' verdicts as stored (their group lists as text): lists again, as the sentences name groups
+    all_rates, all_verdicts = on_its_end(rates_by_day), verdicts_with_lists(on_its_end(verdicts_by_day))
     if "passed" in all_verdicts:  # object when the days' frames were concatenated
         all_verdicts = all_verdicts.astype({"passed": bool})
     for name, model_id in BIAS_CHECKS.items():
