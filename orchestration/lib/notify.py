@@ -314,7 +314,8 @@ def _gate_message(r) -> str:
     if not isinstance(asset, str) or asset.startswith("raw/"):
         return (
             f"quality gate {r.suite} failed on {_day(r.date)} for raw.{r.table_name}: "
-            f"{r.failed_expectations}; downstream publication of that day is blocked"
+            f"{r.failed_expectations}; that day is held back: its rows stay out of the marts until it passes "
+            "(the other days of a backfill go on)"
         )
     return (
         f"blocking check {r.suite} failed on {_day(r.date)} for {asset}: {r.failed_expectations}; "

@@ -59,6 +59,10 @@ def test_one_notification_per_breach_and_per_failed_gate():
     gates = gate_notifications(GATES)
     assert [(n.kind, n.date, n.subject, n.value) for n in gates] == [("gate", "2026-10-11", "raw_orders", 880.0)]
     assert "revenue_not_negative" in gates[0].message
+    # a backfill's failed day is held back, the other days go on: "publication blocked" read as the whole run's
+    assert gates[0].message.endswith(
+        "that day is held back: its rows stay out of the marts until it passes (the other days of a backfill go on)"
+    )
     # two model versions breaching the same rule on the same day are one notification
     two_versions = alerts_frame(
         [("2026-10-10", "recommender", v, "psi", "age", 0.3, 0.2, "> 0.2") for v in ("v1", "v2")]

@@ -300,7 +300,7 @@ def test_materialize_notify_sends_what_the_sensor_would_once_catching_up_on_many
 
 def test_a_blocking_check_of_another_asset_is_not_called_a_raw_tables_gate(paths):
     # a training snapshot's fairness check stopped a retraining run: the notification said "quality gate
-    # training_bias failed ... for raw.training_candidates; downstream publication of that day is blocked"
+    # training_bias failed ... for raw.training_candidates; downstream publication of that day is blocked" (now: "that day is held back")
     snapshot, jsonl = paths
 
     @dg.asset(key=["retraining", "training_candidates"], partitions_def=daily_partitions, backfill_policy=single_run)
