@@ -433,6 +433,10 @@ def read_and_print(conn, reports: Path) -> None:
         for _, row in health.iterrows():
             since, latest = (pd.Timestamp(row[c]).date() for c in ("since", "latest"))
             when = f"on {since}" if since == latest else f"from {since} to {latest}"
+            if row["what"] == "retraining requests" and since != latest:  # requests, not a span: each one's day
+                when = f"{row['days']} request(s), the first on {since}, the latest on {latest}"
+                print(f"  {row['what']}: {row['model_id']} {row['detail']}: {when}")
+                continue
             print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")

@@ -392,7 +392,11 @@ def test_alerts_and_requests_are_one_line_per_model_and_kind_with_their_first_an
             "VALUES ('2022-01-03', 'm', 'v1', 'psi', 'score', 0.4, 0.2, '> 0.2')"
         )
     out = _summary(path, capsys)
-    assert f"  retraining requests: m requested, from {days[0].date()} to {days[-1].date()} (3 day(s))" in out
+    # three requests a week apart, not a span of requests ("from .. to (3 day(s))" read as one 15-day episode)
+    assert (
+        f"  retraining requests: m requested: 3 request(s), the first on {days[0].date()}, the latest on "
+        f"{days[-1].date()}" in out
+    )
     assert "  alerts: m psi (score), on 2022-01-03 (1 day(s))" in out
     assert out.count("retraining requests:") == 1
 
