@@ -483,16 +483,17 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
         except ValueError as error:  # e.g. a range on a VARCHAR column: GX's own evaluation raised too
             count.error = f"error: {error}"
             continue
-        checks.append((count, considered, unexpected, key, _flag_sources(suite, types, columns) or sample_columns))
+        read = _flag_sources(suite, types, columns)
+        checks.append((count, considered, unexpected, key, read or sample_columns, bool(read)))
 
     day = _q(DAY_COLUMN)
     select = [f"{day}", "count(*)"]
-    for j, (_, considered, unexpected, key, _) in enumerate(checks):
+    for j, (_, considered, unexpected, key, _, _) in enumerate(checks):
         select.append(f"sum(CASE WHEN {considered} THEN 1 ELSE 0 END)")
         select.append("0" if key else f"sum(CASE WHEN {unexpected} THEN 1 ELSE 0 END)")
     per_day = conn.fetchall(f"SELECT {', '.join(select)} FROM ({sql}) r GROUP BY {day}")
     rows_by_day = {_day(r[0]): int(r[1]) for r in per_day}
-    for j, (count, considered, unexpected, key, sample_columns) in enumerate(checks):
+    for j, (count, considered, unexpected, key, sample_columns, distinct) in enumerate(checks):
         count.considered = sum(int(r[2 + 2 * j] or 0) for r in per_day)
         if key:
             by_day = _duplicated_rows_by_day(conn, sql, considered, key)
@@ -501,7 +502,7 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
         count.unexpected_by_day = {d: n for d, n in by_day.items() if n}
         count.unexpected = sum(count.unexpected_by_day.values())
         if count.unexpected:
-            count.sample = _sample(conn, sql, considered, unexpected, key, sample_columns)
+            count.sample = _sample(conn, sql, considered, unexpected, key, sample_columns, distinct)
         if count.unexpected and key and SOURCE_FILE in types:
             count.files = _duplicates_files(conn, sql, considered, key)
     return rows_by_day, counts
@@ -550,8 +551,11 @@ def _duplicated_rows_by_day(conn, sql: str, considered: str, key: list[str]) -> 
     return {_day(d): int(n) for d, n in result}
 
 
-def _sample(conn, sql: str, considered: str, unexpected: str, key: list[str], columns: list[str]) -> list:
-    """Up to SAMPLE_SIZE unexpected values (a dict per row for a compound key), as GX's partial list."""
+def _sample(
+    conn, sql: str, considered: str, unexpected: str, key: list[str], columns: list[str], distinct: bool = False
+) -> list:
+    """Up to SAMPLE_SIZE unexpected values (a dict per row for a compound key), as GX's partial list; ``distinct``:
+    each value once (the columns a derived flag read: the same unknown variant on every row of a day)."""
     cols = ", ".join(_q(c) for c in columns)
     if key:  # a duplicated key's value once per row, as GX lists each unexpected row
         # the lowest keys: a GROUP BY's order is its hash table's, so a re-run sampled other keys
@@ -561,7 +565,9 @@ def _sample(conn, sql: str, considered: str, unexpected: str, key: list[str], co
         )
         rows = [r[:-1] for r in rows for _ in range(r[-1])]
     else:
-        rows = conn.fetchall(f"SELECT {cols} FROM ({sql}) r WHERE {unexpected} LIMIT {SAMPLE_SIZE}")
+        rows = conn.fetchall(
+            f"SELECT {'DISTINCT ' if distinct else ''}{cols} FROM ({sql}) r WHERE {unexpected} LIMIT {SAMPLE_SIZE}"
+        )
     if len(columns) > 1:
         return [{c: _plain(v) for c, v in zip(columns, r)} for r in rows[:SAMPLE_SIZE]]
     return [_plain(r[0]) for r in rows[:SAMPLE_SIZE]]
