@@ -8,12 +8,14 @@ value. Nothing here names a demo model: the demo's own file is ``expectations/de
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import types
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -400,6 +402,46 @@ def mask_secrets(text: str) -> str:
     return re.sub(r"(://[^/\s:@'\"]*:)[^@\s'\"]*@", r"\1***@", text)
 
 
+def _models_at(loc: tuple) -> list[type[BaseModel]]:
+    """The project-file sections (models) the error location ``loc`` (its last element the key) may be in: the
+    keys' fields followed from ProjectConfig through mappings, lists and optional or union types."""
+    kinds: list[Any] = [ProjectConfig]
+    for k in loc[:-1]:
+        found: list[Any] = []
+        while kinds:
+            kind = kinds.pop()
+            origin = get_origin(kind)
+            if origin in (Union, types.UnionType):
+                kinds += get_args(kind)
+            elif origin is dict:
+                found.append(get_args(kind)[1])
+            elif origin in (list, tuple) and isinstance(k, int):
+                found.append(get_args(kind)[0])
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                field = kind.model_fields.get(k) if isinstance(k, str) else None
+                # a name that is no field is a union member's tag (e.g. 'date'): the same section
+                found.append(field.annotation if field is not None else kind)
+        kinds = found
+    models, seen = [], list(kinds)
+    while seen:
+        kind = seen.pop()
+        if get_origin(kind) in (Union, types.UnionType):
+            seen += get_args(kind)
+        elif isinstance(kind, type) and issubclass(kind, BaseModel) and kind not in models:
+            models.append(kind)
+    return models
+
+
+def _nearest_key(loc: tuple) -> str:
+    """'' or "; did you mean 'min_labelled'?": the known key of the section nearest an unknown one."""
+    key = loc[-1] if loc else None
+    if not isinstance(key, str):
+        return ""
+    known = sorted({name for model in _models_at(loc) for name in model.model_fields})
+    near = difflib.get_close_matches(key, known, n=1)
+    return f"; did you mean '{near[0]}'?" if near else ""
+
+
 def _format(error: ValidationError, path: Path | None, raw: dict) -> str:
     """One line per key: the file, the key path as written, what is wrong, and the value found."""
     by_key: dict[str, tuple[list[str], Any, bool]] = {}
@@ -420,7 +462,7 @@ def _format(error: ValidationError, path: Path | None, raw: dict) -> str:
         where = ".".join(keys) or "(top level)"
         messages, _, _ = by_key.setdefault(where, ([], value, present))
         msg = (
-            "unknown key (see the README's project-file reference)"
+            f"unknown key{_nearest_key(tuple(e['loc']))} (see the README's project-file reference)"
             if e["type"] == "extra_forbidden"
             else e["msg"].removeprefix("Value error, ")
         )

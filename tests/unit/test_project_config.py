@@ -65,6 +65,36 @@ def test_errors_name_the_file_the_key_and_the_value(tmp_path, text, key, fragmen
     assert fragment in message
 
 
+@pytest.mark.parametrize(
+    "text, key, nearest",
+    [
+        ("modles: {}\n", "modles", "models"),  # top level
+        ("alerts: {min_labeled: 10}\n", "alerts.min_labeled", "min_labelled"),  # a section
+        ("models:\n  m: {threshhold: 0.5}\n", "models.m.threshhold", "threshold"),  # a model, keyed by its name
+        ("gates:\n  volume: {tables: {orders: {min_cout: 3}}}\n", "gates.volume.tables.orders.min_cout", "min_count"),
+        (  # through an optional section
+            "sources:\n  orders: {database: {url: 'postgresql://h/db', tabel: x}}\n",
+            "sources.orders.database.tabel",
+            "table",
+        ),
+    ],
+)
+def test_an_unknown_key_names_the_nearest_known_key_of_its_section(tmp_path, text, key, nearest):
+    path = tmp_path / "impact_ledger.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: key '{key}': unknown key; did you mean '{nearest}'? (see the README")
+
+
+def test_an_unknown_key_unlike_any_known_one_suggests_none(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"alerts": {"zzz": 1}})
+    assert str(err.value) == (
+        "project config: key 'alerts.zzz': unknown key (see the README's project-file reference) (got 1)"
+    )
+
+
 def test_not_yaml_and_not_a_mapping_are_clear(tmp_path):
     path = tmp_path / "c.yml"
     path.write_text("models: [unclosed\n")
