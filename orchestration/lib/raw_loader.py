@@ -245,8 +245,7 @@ def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8", mixed
     if all(file_format(p) == "parquet" for p in files):
         for path in files:
             _check_parquet(path, table)
-        listed = ", ".join(_sql_str(str(p)) for p in files)
-        return f"read_parquet([{listed}], union_by_name = true, filename = true)"
+        return _parquet_scan(files)
     if all(file_format(p) == "csv" for p in files):
         by_header: dict[tuple[str, ...], list[Path]] = {}
         for path in files:
@@ -264,6 +263,83 @@ def _scan_sql(files: list[Path], table: str = "", encoding: str = "utf-8", mixed
     raise _mixed_formats(files, table)
 
 
+def _read_parquet(files: list[Path]) -> str:
+    listed = ", ".join(_sql_str(str(p)) for p in files)
+    return f"read_parquet([{listed}], union_by_name = true, filename = true)"
+
+
+def _type_family(sql_type: str) -> str:
+    """The kind of a DuckDB type as union_by_name combines them: numbers (and booleans) with numbers, dates and
+    timestamps with each other, anything with text (it becomes text); any other type only with itself."""
+    if sql_type == "VARCHAR":
+        return "text"
+    if sql_type == "DATE" or sql_type.startswith("TIMESTAMP"):
+        return "time"
+    numbers = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "BOOLEAN")
+    if sql_type.removeprefix("U").startswith(numbers):
+        return "number"
+    return sql_type
+
+
+def parquet_clashes(files: list[Path]) -> dict[Path, dict[str, str]]:
+    """The columns whose types disagree across Parquet ``files`` in a way one ``read_parquet(..., union_by_name)``
+    cannot read (a BIGINT of epoch seconds in one file, a TIMESTAMP in another: DuckDB stops at the first such
+    file with a Conversion Error advising union_by_name, which is on): each file's such columns and their types
+    ({} when none; a file DuckDB cannot read is left to the scan, whose reader error names it). Reads footers."""
+    if len(files) < 2:
+        return {}
+    with duckdb.connect() as conn:
+        try:
+            rows = conn.execute(
+                "SELECT file_name, list((name, type, converted_type, logical_type)) "
+                f"FROM parquet_schema([{', '.join(_sql_str(str(p)) for p in files)}]) GROUP BY file_name"
+            ).fetchall()
+            by_layout: dict[str, list[Path]] = {}  # the files of one footer layout share their columns' types
+            layouts = {name: str(sorted(layout, key=str)) for name, layout in rows}
+            for p in files:
+                by_layout.setdefault(layouts.get(str(p), str(p)), []).append(p)
+            if len(by_layout) < 2:
+                return {}
+            types = {}
+            for same in by_layout.values():
+                described = conn.execute(f"DESCRIBE SELECT * FROM {_read_parquet(same[:1])}").fetchall()
+                types |= dict.fromkeys(same, {name: dtype for name, dtype, *_ in described})
+        except duckdb.Error:
+            return {}
+    seen: dict[str, set[str]] = {}
+    for file_types in types.values():
+        for name, dtype in file_types.items():
+            seen.setdefault(name, set()).add(dtype)
+    clashing = {
+        name
+        for name, kinds in seen.items()
+        if len(families := {_type_family(k) for k in kinds}) > 1 and "text" not in families
+    }
+    if not clashing:
+        return {}
+    return {p: {c: t for c, t in types[p].items() if c in clashing} for p in files}
+
+
+def _parquet_scan(files: list[Path]) -> str:
+    """One scan of Parquet files (read_parquet, union_by_name). Columns whose types the files disagree on beyond
+    what union_by_name combines (parquet_clashes) are read as text, a UNION ALL BY NAME of the files in their
+    order, a scan per run of files that agree: the contract's casts then name the values (and file) that fail."""
+    clashes = parquet_clashes(files)
+    if not clashes:
+        return _read_parquet(files)
+    runs: list[list[Path]] = []
+    for p in files:
+        if runs and clashes[runs[-1][0]] == clashes[p]:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    parts = []
+    for run in runs:
+        as_text = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote(c)}" for c in clashes[run[0]])
+        parts.append(f"SELECT * {f'REPLACE ({as_text}) ' if as_text else ''}FROM {_read_parquet(run)}")
+    return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+
+
 def _mixed_formats(files: list[Path], table: str) -> ContractError:
     """The error of one day's (or undated) files in both formats: the formats, their counts and a file of each."""
     first = {f: next(p for p in files if file_format(p) == f) for f in ("parquet", "csv")}
@@ -276,14 +352,21 @@ def _mixed_formats(files: list[Path], table: str) -> ContractError:
 
 
 def _is_reader_error(err: duckdb.Error) -> bool:
-    """DuckDB's CSV / Parquet reader errors (a corrupt Parquet page raises the bare duckdb.Error); others propagate."""
+    """DuckDB's CSV / Parquet reader errors (a corrupt Parquet page raises the bare duckdb.Error, a file's column
+    of a type the scan's cannot be cast from a Conversion Error naming the file); others propagate."""
+    if isinstance(err, duckdb.ConversionException):
+        return str(err).startswith("Conversion Error: Error while reading file")
     return isinstance(err, (duckdb.InvalidInputException, duckdb.IOException)) or type(err) is duckdb.Error
 
 
 def reader_error(err: duckdb.Error, table: str, files: list[Path], encoding: str = "utf-8") -> ContractError:
     """A DuckDB reader error as one line naming the file, table, line and cause (DuckDB's own runs to 40 lines)."""
     text = str(err)
-    named = re.search(r"^\s*file = (.+)$", text, re.M) or re.search(r"file '([^']+)'", text)
+    named = (
+        re.search(r"^\s*file = (.+)$", text, re.M)
+        or re.search(r"file '([^']+)'", text)
+        or re.search(r'reading file "([^"]+)"', text)
+    )
     path = named.group(1).strip() if named else str(files[0] if len(files) == 1 else files[0].parent)
     line = re.search(r"CSV Error on Line: (\d+)", text)
     original = re.search(r"Original Line: (.*)", text)
@@ -305,6 +388,11 @@ def reader_error(err: duckdb.Error, table: str, files: list[Path], encoding: str
         cause = f"bytes that are not valid {encoding}: " + _encoding_advice(table, encoding)
     elif "Maximum line size" in text or "maximum_line_size" in text:
         cause = "a line longer than DuckDB's line limit (often an unclosed quote that runs to the end of the file)"
+    elif cast := re.search(r'failed to cast column "([^"]+)" from type (.+?) to (.+?):', text):
+        cause = (
+            f"column '{cast.group(1)}' is {cast.group(2)} in this file but {cast.group(3)} in the other files read "
+            "with it; write it with one type in every file"
+        )
     else:
         cause = text.splitlines()[0].removeprefix("Invalid Input Error: ").removeprefix("IO Error: ")
         if path.lower().endswith(".parquet"):
@@ -943,6 +1031,9 @@ def _load_together(
             if file_format(p) == "csv"
         }
         if len(headers) > 1:
+            return None
+        # nor Parquet files whose types disagree (read as text, a scan per run of files): a day names its file
+        if parquet_clashes([p for d in with_rows for p in day_files[d][0] if file_format(p) == "parquet"]):
             return None
     _clear_days(conn, contract, [day for day in days if day not in with_rows])
     reasons: dict[date, dict[str, int]] = {}

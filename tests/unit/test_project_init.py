@@ -267,6 +267,28 @@ def test_values_materialize_would_refuse_are_named_before_it_runs_with_what_they
     assert not [line for line in review(infer(source)) if "materialize stops" in line]
 
 
+def test_a_parquet_day_with_its_time_column_in_epoch_seconds_is_named_as_materialize_names_it(tmp_path):
+    """One read of Parquet days whose time column is a TIMESTAMP on one day and epoch seconds (BIGINT) on the next
+    stopped at DuckDB's Conversion Error (advising union_by_name, on already): init's review quotes the loader."""
+    import duckdb
+
+    from orchestration.lib.raw_loader import load_partition
+
+    source = tmp_path / "zone"
+    base = {"model_id": "m", "model_version": "1", "user_id": "u", "score": 0.5}
+    days = [pd.to_datetime([f"2026-04-{d} 10:00", f"2026-04-{d} 11:30"]) for d in (20, 21)]
+    epoch = (days[1] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    for day, at in zip((20, 21), (days[0], epoch)):
+        frame = pd.DataFrame(base | {"prediction_id": [f"p{day}a", f"p{day}b"], "predicted_at": at})
+        _write(source, "predictions", frame, fmt="parquet", file=f"predictions_2026-04-{day}")
+    line = next(line for line in review(infer(source)) if "'predicted_at'" in line)
+    with duckdb.connect() as conn, pytest.raises(ContractError) as refused:
+        load_partition(conn, "predictions", source, date(2026, 4, 21))
+    assert str(refused.value) in line and "materialize stops" in line
+    assert refused.value.args[0].startswith(f"{source / 'predictions' / 'predictions_2026-04-21.parquet'}: table")
+    assert "2 value(s) cannot be cast to TIMESTAMP" in line and str(epoch[0]) in line and "epoch seconds?" in line
+
+
 def test_scores_or_thresholds_in_another_unit_are_one_line_errors_and_a_few_bad_scores_a_review(tmp_path, capsys):
     """Percent scores (27.7, threshold 30) would have every row quarantined; init says so instead of writing a file
     (the threshold used to fail the written file's own validation with a traceback)."""

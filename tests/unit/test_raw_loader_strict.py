@@ -346,10 +346,78 @@ def test_the_lookup_reads_only_the_keys_of_the_day_being_loaded(tmp_path, conn):
     assert "SEMI JOIN (SELECT DISTINCT" in lookup and "_partition_date < DATE '2026-09-03'" in lookup
 
 
+# ------------------------------------------------- a column's type changes between files
+
+
+def epoch_seconds(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``frame`` with ``column`` written as epoch seconds (BIGINT), as some exporters write times."""
+    return frame.assign(**{column: (frame[column] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)})
+
+
+def test_a_parquet_day_whose_time_column_is_another_type_is_named_as_a_day_alone_names_it(tmp_path, conn):
+    # one read_parquet(union_by_name) over both days stopped at a DuckDB Conversion Error advising union_by_name
+    # (on already); the range now loads the good day and names the bad one as loading it alone does
+    write_day(tmp_path, "orders", frame_for("orders", ["a", "b"], DAY1), DAY1)
+    write_day(tmp_path, "orders", epoch_seconds(frame_for("orders", ["c", "d", "e"], DAY2), "ordered_at"), DAY2)
+    alone = load_error(conn, tmp_path, "orders", DAY2)
+    assert alone.startswith(f"{tmp_path / 'orders' / f'orders_{DAY2}.parquet'}: table 'orders', column 'ordered_at'")
+    assert "3 value(s) cannot be cast to TIMESTAMP" in alone and "(epoch seconds?" in alone
+    with duckdb.connect() as fresh:
+        with pytest.raises(ContractError) as err:
+            load_days(fresh, "orders", tmp_path, [DAY1, DAY2])
+        assert str(err.value) == alone
+        assert fresh.execute("SELECT _partition_date, count(*) FROM raw.orders GROUP BY ALL").fetchall() == [(DAY1, 2)]
+
+
+def test_undated_parquet_files_whose_types_disagree_name_the_file_of_the_bad_values(tmp_path, conn):
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    frame_for("orders", ["a"], DAY1).to_parquet(folder / "orders_part1.parquet", index=False)
+    epoch_seconds(frame_for("orders", ["b", "c"], DAY2), "ordered_at").to_parquet(folder / "orders_part2.parquet")
+    with pytest.raises(ContractError) as err:
+        load_days(conn, "orders", tmp_path, [DAY1, DAY2])
+    message = str(err.value)
+    assert message.startswith(f"{folder / 'orders_part2.parquet'}: table 'orders', column 'ordered_at': 2 value(s)")
+    assert "(epoch seconds?" in message
+
+
+def test_parquet_types_union_by_name_combines_are_read_as_they_were(tmp_path):
+    # only types one scan cannot combine are read as text: a BIGINT and a DOUBLE stay one DOUBLE column
+    from orchestration.lib.raw_loader import _scan_sql, parquet_clashes
+
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pd.DataFrame({"x": [1], "t": pd.to_datetime(["2026-01-01"])}).to_parquet(first)
+    pd.DataFrame({"x": [1.5], "t": pd.to_datetime(["2026-01-02"]).date}).to_parquet(second)
+    assert parquet_clashes([first, second]) == {}
+    assert duckdb.sql(f"DESCRIBE SELECT x, t FROM {_scan_sql([first, second])}").fetchall()[0][1] == "DOUBLE"
+    pd.DataFrame({"x": [1], "t": [20260102]}).to_parquet(second)
+    assert parquet_clashes([first, second]) == {first: {"t": "TIMESTAMP"}, second: {"t": "BIGINT"}}
+    read = duckdb.sql(f"SELECT filename, x, t FROM {_scan_sql([first, second])}").fetchall()
+    assert read == [(str(first), 1, "2026-01-01 00:00:00"), (str(second), 1, "20260102")]  # the files' order
+
+
+def test_a_conversion_error_reading_a_file_is_one_line_naming_it():
+    # the loader's safety net, should a scan meet types it cannot combine: DuckDB's 8-line advice to enable
+    # union_by_name (on already) as one line naming the file and the column
+    from orchestration.lib.raw_loader import _is_reader_error, reader_error
+
+    text = (
+        'Conversion Error: Error while reading file "/z/orders/orders_2026-04-21.parquet": failed to cast column '
+        '"ordered_at" from type BIGINT to TIMESTAMP: : Unimplemented type for cast (BIGINT -> TIMESTAMP)\n\n'
+        "This can happen when reading multiple Parquet files. ...\n* Enable the union_by_name=True option"
+    )
+    err = duckdb.ConversionException(text)
+    assert _is_reader_error(err) and not _is_reader_error(duckdb.ConversionException("Conversion Error: x"))
+    assert str(reader_error(err, "orders", [])) == (
+        "/z/orders/orders_2026-04-21.parquet: table 'orders': column 'ordered_at' is BIGINT in this file but "
+        "TIMESTAMP in the other files read with it; write it with one type in every file"
+    )
+
+
 # ------------------------------------------------------------------- the CLI
 
 
-@pytest.mark.parametrize("case", ["unclosed_quote", "zero_byte_parquet"])
+@pytest.mark.parametrize("case", ["unclosed_quote", "zero_byte_parquet", "epoch_parquet_day"])
 def test_materialize_prints_one_line_for_a_bad_file_and_no_traceback(tmp_path, case):
     import os
     import subprocess
@@ -360,11 +428,17 @@ def test_materialize_prints_one_line_for_a_bad_file_and_no_traceback(tmp_path, c
 
     zone = tmp_path / "zone"
     put(zone, "users", b"user_id,signup_at\nu1,2026-01-01\n", day=None)
-    path = (
-        put(zone, "predictions", BAD_CSV["unclosed_quote"][0].encode())
-        if case == "unclosed_quote"
-        else put(zone, "predictions", b"", suffix="parquet")
-    )
+    if case == "epoch_parquet_day":  # a range of Parquet days, the second's time column in epoch seconds
+        write_day(zone, "predictions", frame_for("predictions", ["a", "b"], DAY1), DAY1)
+        bad = epoch_seconds(frame_for("predictions", ["c", "d", "e"], DAY2), "predicted_at")
+        write_day(zone, "predictions", bad, DAY2)
+        path = zone / "predictions" / f"predictions_{DAY2}.parquet"
+    else:
+        path = (
+            put(zone, "predictions", BAD_CSV["unclosed_quote"][0].encode())
+            if case == "unclosed_quote"
+            else put(zone, "predictions", b"", suffix="parquet")
+        )
     (tmp_path / "dagster").mkdir()
     (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DAGSTER_HOME": str(tmp_path / "dagster")}
@@ -378,7 +452,7 @@ def test_materialize_prints_one_line_for_a_bad_file_and_no_traceback(tmp_path, c
             "--db",
             str(tmp_path / "w.duckdb"),
             "--start",
-            str(DAY2),
+            str(DAY1 if case == "epoch_parquet_day" else DAY2),
             "--end",
             str(DAY2),
         ],
@@ -390,7 +464,10 @@ def test_materialize_prints_one_line_for_a_bad_file_and_no_traceback(tmp_path, c
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert f"{path}: table 'predictions'" in line and (
-        "line 3: a quoted value is never closed" in line or "the Parquet file is empty (0 bytes)" in line
+        "line 3: a quoted value is never closed" in line
+        or "the Parquet file is empty (0 bytes)" in line
+        or "column 'predicted_at': 3 value(s) cannot be cast to TIMESTAMP" in line
+        and "(epoch seconds?" in line
     ), line
     for text in (result.stdout, result.stderr):
         assert "Traceback" not in text and "Stack Trace" not in text
