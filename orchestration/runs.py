@@ -190,10 +190,16 @@ def materialize_days(
     progress: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Materialise every asset (and run every check) for ``first``..``last`` in one run (one day: that day's
-    partition, as the schedule runs it).
+    partition, as the schedule runs it). Malformed OKRs in the project file fail it before it starts.
 
     ``progress``, if given, receives a line as each step starts and ends (see StepProgress).
     """
+    from orchestration.lib.okrs import OkrConfigError, check_before_loading
+
+    try:  # a misspelt KPI fails here, not at the okr_progress step after every table has loaded
+        check_before_loading()
+    except OkrConfigError as err:
+        return RunOutcome(False, "none", 0.0, [f"the project file's okrs: {err}"])
     if progress is not None:
         progress("loading definitions (Dagster, dbt manifest, checks)")
     job = load_job("daily_impact_ledger")

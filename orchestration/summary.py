@@ -205,9 +205,10 @@ def _print_attribution(results, impact) -> None:
         print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}")
     for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():
         print(f"  not decision-grade: {r.model} {r.metric}: {r.decision_grade_reason}")
-    untrusted = results[~results["trustworthy"].astype(bool)]
-    for reason in sorted(set(untrusted["untrusted_reason"].dropna())):
-        print(f"  not trustworthy: {reason}")
+    # one line per arm and reason (an SRM fails every metric of the arm): the metrics it concerns named
+    untrusted = results[~results["trustworthy"].astype(bool)].fillna({"untrusted_reason": "reason not recorded"})
+    for (model, reason), rows in untrusted.groupby(["model", "untrusted_reason"], sort=True):
+        print(f"  not trustworthy: {model} {', '.join(sorted(rows['metric']))}: {reason}")
     if len(impact):
         print(
             f"\nModel value since its experiment started, in {currency} (revenue-per-user lift x treated users, "

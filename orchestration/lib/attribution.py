@@ -742,8 +742,13 @@ def model_arms(rows: pd.DataFrame, controls: dict | None = None) -> list[str]:
     return [model_arm(m, a) for m, a in zip(rows["model_id"], arm_names(rows, controls))]
 
 
+def control_word(controls) -> str:
+    """'holdout' where every control arm is a holdout (or unknown), else 'control' (class_size's control 'regular'
+    is no holdout): what the surfaces call the arm a treatment is compared with."""
+    return "holdout" if all(_is_missing(c) or c == "holdout" for c in controls) else "control"
+
+
 def units_header(controls) -> str:
-    """The header of the 'control units/treated units' column: 'units (holdout/treated)' where every control arm is
-    a holdout (or unknown), else 'units (control/treated)' (class_size's control 'regular' is no holdout)."""
-    holdouts = all(_is_missing(c) or c == "holdout" for c in controls)
-    return f"units ({'holdout' if holdouts else 'control'}/treated)"
+    """The header of the 'control units/treated units' column: 'units (holdout/treated)' or 'units
+    (control/treated)' (control_word)."""
+    return f"units ({control_word(controls)}/treated)"

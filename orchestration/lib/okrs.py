@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from orchestration.lib.attribution import experiment_design
-from orchestration.lib.settings import DBT_PROJECT_DIR
+from orchestration.lib.settings import DBT_PROJECT_DIR, dbt_var
 from orchestration.lib.yaml_files import read_yaml
 
 KINDS = ("kpi", "health", "net_value", "lift")
@@ -58,16 +58,22 @@ PROGRESS_SCHEMA = {
     "metric_kind": V,
     "metric": V,
     "model_id": V,
+    "treatment_variant": V,
     "baseline": F,
     "target": F,
     "start_date": D,
     "deadline": D,
     "current_value": F,
+    "value_as_of": D,
     "progress": F,
     "expected_progress": F,
     "on_track": B,
     "status": V,
+    "trustworthy": B,
+    "untrusted_reason": V,
 }
+# what key_result_values returns beside key_result, date and current_value (kpi / health: value_as_of only)
+VALUE_COLUMNS = ["value_as_of", "treatment_variant", "trustworthy", "untrusted_reason"]
 
 
 class OkrConfigError(ValueError):
@@ -293,6 +299,7 @@ def load_okrs(experiment_metrics: dict, path: Path | None = None) -> OkrFile:
 
 # --- selecting each key result's value per day (SQL) --------------------------
 
+_ARM_COLUMNS = "experiment_id, treatment_variant, trustworthy, untrusted_reason"
 # One row per day of the range, even when the metric has no value that day.
 _DAYS = (
     "SELECT CAST(d AS DATE) AS date FROM range(CAST(? AS DATE), CAST(? AS DATE) + INTERVAL 1 DAY, INTERVAL 1 DAY) t(d)"
@@ -304,11 +311,12 @@ def _trailing_mean_sql(source: str, column: str, weight: str | None) -> str:
     # (e.g. sessions for conversion_rate) makes it the pooled rate of the window.
     # Exact decimal sums: parallel double sums differ in the last bits between
     # runs, and a backfill must give the rows that daily runs give.
+    # value_as_of: the window's newest day with a value.
     w = f'm."{weight}"' if weight else "1.0"
     return f"""
 WITH days AS ({_DAYS}), m AS ({source})
 SELECT days.date, CAST(sum(CAST(m."{column}" * {w} AS DECIMAL(38, 15))) AS DOUBLE)
-    / nullif(CAST(sum(CAST({w} AS DECIMAL(38, 15))) AS DOUBLE), 0) AS current_value
+    / nullif(CAST(sum(CAST({w} AS DECIMAL(38, 15))) AS DOUBLE), 0) AS current_value, max(m.date) AS value_as_of
 FROM days
 LEFT JOIN m ON m.date BETWEEN days.date - (? - 1) AND days.date AND m."{column}" IS NOT NULL AND {w} IS NOT NULL
 GROUP BY days.date ORDER BY days.date
@@ -316,15 +324,18 @@ GROUP BY days.date ORDER BY days.date
 
 
 def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[str, list]:
-    """SQL + parameters returning (date, current_value) for every day first..last.
+    """SQL + parameters returning (date, current_value, value_as_of, ...) for every day first..last.
 
-    kpi / health: trailing mean over ``window_days`` days ending that day. A
-    health value is the live version's: the version with the most predictions
-    that day (ties: the highest version id), so a canary never blends in.
-    net_value / lift: the cumulative (since experiment start) value as of that
-    day, of the named treatment arm (``variant``; none named: the model's
-    experiments have one arm each, check_arms), from the model's experiment (the
-    pinned one, else the one with the most treated units). A lift is the
+    kpi / health: trailing mean over ``window_days`` days ending that day
+    (value_as_of: the window's newest day with a value). A health value is the
+    live version's: the version with the most predictions that day (ties: the
+    highest version id), so a canary never blends in. net_value / lift: the
+    cumulative (since experiment start) value of the newest day up to that day
+    with one (value_as_of; after an experiment's data ends its final value is
+    carried forward), of the named treatment arm (``variant``; none named: the
+    model's experiments have one arm each, check_arms), from the model's
+    experiment (the pinned one, else the one with the most treated units), with
+    the arm read and the row's trustworthy / untrusted_reason. A lift is the
     relative lift of the decision estimate (CUPED when the results used it).
     """
     if kr.kind == "kpi":
@@ -337,14 +348,14 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
         return _trailing_mean_sql(live, kr.metric, kr.weight), [first, last, kr.model_id, kr.window_days]
     if kr.kind == "net_value":
         source = (
-            "SELECT as_of_date AS date, net_value AS value, treated_units AS units, experiment_id "
+            f"SELECT as_of_date AS date, net_value AS value, treated_units AS units, {_ARM_COLUMNS} "
             "FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND model_id = ?"
         )
         params = [kr.model_id]
     else:
         source = (
             "SELECT as_of_date AS date, CASE WHEN estimate = 'cuped' THEN cuped_relative_lift "
-            "ELSE relative_lift END AS value, n_treatment AS units, experiment_id "
+            f"ELSE relative_lift END AS value, n_treatment AS units, {_ARM_COLUMNS} "
             "FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND model_id = ? AND metric = ?"
         )
         params = [kr.model_id, kr.metric]
@@ -355,7 +366,9 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
     sql = f"""
 WITH days AS ({_DAYS}), m AS ({source}
     QUALIFY row_number() OVER (PARTITION BY as_of_date ORDER BY units DESC, experiment_id) = 1)
-SELECT days.date, m.value AS current_value FROM days LEFT JOIN m USING (date) ORDER BY days.date
+SELECT days.date, m.value AS current_value, m.date AS value_as_of, m.treatment_variant, m.trustworthy,
+    m.untrusted_reason
+FROM days ASOF LEFT JOIN m ON days.date >= m.date ORDER BY days.date
 """
     return sql, [first, last, *params]
 
@@ -399,12 +412,27 @@ def check_arms(okrs: OkrFile, experiments: pd.DataFrame, variants: pd.DataFrame)
             raise OkrConfigError(f"{where}: {kr.variant!r} is not a treatment arm of model {kr.model_id} ({named})")
 
 
+def check_before_loading(conn=None) -> OkrFile:
+    """The run's OKRs, checked before its data loads rather than at the okr_progress and metric_scorecard steps
+    (which check again): the project file's section (load_okrs: fields, kinds, the KPI and health columns, the
+    experiment metrics) at the run's start; given ``conn`` once raw.experiments and raw.experiment_variants are
+    loaded (the run's first tables, which staging's experiment design selects as they are), each net_value /
+    lift key result's treatment arm (check_arms). Raises OkrConfigError."""
+    okrs = load_okrs(dbt_var("experiment_metrics"))
+    if conn is not None and any(kr.kind in ARM_KINDS for kr in okrs.key_results):
+        experiments = conn.execute("SELECT experiment_id, model_id, control_variant FROM raw.experiments").df()
+        check_arms(okrs, experiments, conn.execute("SELECT experiment_id, variant FROM raw.experiment_variants").df())
+    return okrs
+
+
 def key_result_values(conn, okrs: OkrFile, first: dt.date, last: dt.date) -> pd.DataFrame:
-    """(key_result, date, current_value) of every key result and day first..last (metric_value_query), once
-    check_arms has found each net_value / lift key result its arm in the experiment design."""
+    """(key_result, date, current_value, VALUE_COLUMNS) of every key result and day first..last
+    (metric_value_query), once check_arms has found each net_value / lift key result its arm in the experiment
+    design."""
     if any(kr.kind in ARM_KINDS for kr in okrs.key_results):
         check_arms(okrs, *experiment_design(conn))
-    values = [pd.DataFrame(columns=["date", "current_value", "key_result"])]  # no OKRs declared: no rows
+    # no OKRs declared: no rows
+    values = [pd.DataFrame(columns=["date", "current_value", *VALUE_COLUMNS, "key_result"])]
     for kr in okrs.key_results:
         sql, params = metric_value_query(kr, first, last)
         values.append(conn.execute(sql, params).df().assign(key_result=kr.id))
@@ -436,16 +464,22 @@ def okr_progress(okrs: OkrFile, values: pd.DataFrame) -> pd.DataFrame:
 
     progress = (current - baseline) / (target - baseline): 0 at the baseline,
     1 at the target, negative when the metric moved the wrong way, whichever
-    direction the target lies in. on_track = progress >= the linear pace.
+    direction the target lies in. on_track = progress >= the linear pace. The
+    status is the progress's alone; ``trustworthy`` (net_value / lift: the
+    attribution row read, NULL for kpi / health) says whether to believe it.
+    ``values`` may lack VALUE_COLUMNS (then NULL; value_as_of: the date itself
+    where there is a value).
     """
     by_id = {kr.id: kr for kr in okrs.key_results}
     rows = []
-    for _, v in values.iterrows():
+    for _, v in values.reindex(columns=[*values.columns.union(VALUE_COLUMNS, sort=False)]).iterrows():
         kr = by_id[v["key_result"]]
         day = pd.Timestamp(v["date"]).date()
         current = float(v["current_value"]) if pd.notna(v["current_value"]) else math.nan
         progress = (current - kr.baseline) / (kr.target - kr.baseline)
         expected = expected_progress(day, kr.start_date, kr.deadline)
+        as_of = v["value_as_of"] if "value_as_of" in values else day
+        trusted = _or_none(v["trustworthy"])
         rows.append(
             {
                 "date": day,
@@ -455,15 +489,23 @@ def okr_progress(okrs: OkrFile, values: pd.DataFrame) -> pd.DataFrame:
                 "metric_kind": kr.kind,
                 "metric": kr.metric,
                 "model_id": kr.model_id,
+                "treatment_variant": _or_none(v["treatment_variant"]),
                 "baseline": kr.baseline,
                 "target": kr.target,
                 "start_date": kr.start_date,
                 "deadline": kr.deadline,
                 "current_value": current,
+                "value_as_of": None if math.isnan(current) or _or_none(as_of) is None else pd.Timestamp(as_of).date(),
                 "progress": progress,
                 "expected_progress": expected,
                 "on_track": None if math.isnan(progress) else bool(progress >= expected),
                 "status": progress_status(day, kr, progress, expected),
+                "trustworthy": None if math.isnan(current) or trusted is None else bool(trusted),
+                "untrusted_reason": None if math.isnan(current) else _or_none(v["untrusted_reason"]),
             }
         )
     return pd.DataFrame(rows, columns=list(PROGRESS_SCHEMA))
+
+
+def _or_none(x):
+    return None if x is None or x is pd.NaT or (not isinstance(x, str) and pd.isna(x)) else x

@@ -31,8 +31,10 @@ from orchestration.lib.attribution import (
     ROI_LABEL,
     ROI_NOTE,
     arm_names,
+    control_word,
     correction_name,
     model_arm,
+    model_arms,
     roi_text,
     significance_text,
     units_header,
@@ -124,12 +126,17 @@ def _day(x) -> str | None:
 def _with_arms(lifts: pd.DataFrame, impact: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both with `arm`: 'small vs regular' where the row's experiment has several treatment arms, '' where it has
     one (each arm is a row, a line and a panel of its own); the model value's control_variant from the lifts."""
-    controls = dict(zip(lifts["experiment_id"], lifts["control_variant"])) if len(lifts) else {}
+    controls = _controls(lifts)
     if len(lifts):
         lifts = lifts.assign(arm=arm_names(lifts))
     if len(impact):
         impact = impact.assign(arm=arm_names(impact, controls), control_variant=impact["experiment_id"].map(controls))
     return lifts, impact
+
+
+def _controls(lifts: pd.DataFrame) -> dict:
+    """experiment_id -> its control_variant, from the result rows."""
+    return dict(zip(lifts["experiment_id"], lifts["control_variant"])) if len(lifts) else {}
 
 
 def _models(rows: pd.DataFrame) -> list[str]:
@@ -222,9 +229,14 @@ class ReportBuilder:
     def headline(self, lifts: pd.DataFrame, impact: pd.DataFrame) -> Section:
         s = Section("Headline")
         currency = load_config().currency
+        against = (
+            "its never-exposed holdout"
+            if control_word(_controls(lifts).values()) == "holdout"
+            else "its experiment's control arm (each treatment arm on its own where there are several)"
+        )
         s.add(
             paragraph(
-                f"Each model against its never-exposed holdout, cumulative since its experiment started, "
+                f"Each model against {against}, cumulative since its experiment started, "
                 f"as of {self.as_of}. Value = revenue-per-user lift x treated users, net of the model's cost, "
                 f"in {currency}. {ROI_NOTE}"
             )
@@ -374,9 +386,10 @@ class ReportBuilder:
         s = Section("Relative lift over time")
         if not self.has("attribution.experiment_results"):
             return self.missing(s, "attribution.experiment_results")
+        versus = control_word(_controls(lifts).values())
         s.add(
             paragraph(
-                "Cumulative relative lift of treatment vs holdout with its 95% CI (shaded; CUPED-adjusted where "
+                f"Cumulative relative lift of treatment vs {versus} with its 95% CI (shaded; CUPED-adjusted where "
                 "the metric allows), one metric at a time: whether a lift is significant once all the "
                 "experiment's metrics are tested together is the 'significant' column of the headline table."
             )
@@ -921,7 +934,7 @@ class ReportBuilder:
         s.plot("kpis", rf.done(fig), f"No KPI rows up to {self.as_of}.")
         return s
 
-    def okr_section(self) -> Section:
+    def okr_section(self, lifts: pd.DataFrame) -> Section:
         s = Section("OKR progress")
         if not self.has("marts.okr_progress"):
             return self.missing(s, "marts.okr_progress")
@@ -931,6 +944,14 @@ class ReportBuilder:
             return s
 
         okrs = okrs.sort_values(["objective", "key_result"])
+        if "treatment_variant" in okrs:  # the arm a net value or lift reads, named as the headline names it
+            arms = {} if lifts.empty else dict(zip(zip(lifts["model_id"], lifts["treatment_variant"]), lifts["arm"]))
+            okrs = okrs.assign(
+                model_id=[
+                    m if _missing(m) else model_arm(m, arms.get((m, v), ""))
+                    for m, v in zip(okrs["model_id"], okrs["treatment_variant"])
+                ]
+            )
         labels = rf.values(okrs["key_result"].astype(str))
         fig = rf.new_figure(height=360)
         fig.add_trace(
@@ -957,7 +978,10 @@ class ReportBuilder:
         s.add(
             paragraph(
                 f"Progress from baseline to target of each key result as of {_day(okrs['date'].iloc[0])}, "
-                f"next to the progress a linear pace to its deadline would have reached."
+                f"next to the progress a linear pace to its deadline would have reached. A net value or lift is "
+                f"its treatment arm's cumulative value of the newest day with one ('value as of': after its "
+                f"experiment's data ends, its final value); 'trustworthy' is that attribution row's (n/a for a KPI "
+                f"or health metric): an achieved key result that is not trustworthy is no achievement yet."
             )
         )
         self.summary["okr_progress"] = jsonable(
@@ -973,6 +997,10 @@ class ReportBuilder:
                         "expected_progress",
                         "on_track",
                         "status",
+                        "treatment_variant",
+                        "value_as_of",
+                        "trustworthy",
+                        "untrusted_reason",
                     )
                     if c in okrs
                 ]
@@ -990,6 +1018,7 @@ class ReportBuilder:
                 "baseline",
                 "target",
                 "current_value",
+                "value_as_of",
                 "progress",
                 "expected_progress",
                 "deadline",
@@ -1005,10 +1034,13 @@ class ReportBuilder:
         for c in ("baseline", "target", "current_value"):
             if c in shown:
                 shown_okrs.loc[money, c] = okrs.loc[money, c].map(money_text)
+        if "trustworthy" in okrs:
+            shown_okrs["trustworthy"] = [_grade(f, r) for f, r in zip(okrs["trustworthy"], okrs["untrusted_reason"])]
+        shown_okrs = shown_okrs.rename(columns={"model_id": "model", "value_as_of": "value as of"})
         s.add(table(shown_okrs, {"progress": _pct, "expected_progress": _pct}))
         return s
 
-    def scorecard_section(self) -> Section:
+    def scorecard_section(self, lifts: pd.DataFrame) -> Section:
         s = Section("Metric scorecard")
         if not self.has("marts.metric_scorecard"):
             return self.missing(s, "marts.metric_scorecard")
@@ -1017,11 +1049,13 @@ class ReportBuilder:
             s.add(note(f"No scorecard rows up to {self.as_of}."))
             return s
         s.add(paragraph(f"Which metrics each experiment can detect, and by when (as of {_day(card['date'].iloc[0])})."))
+        # a row per treatment arm: named 'class_size: small vs regular' where the experiment has several
+        card = card.assign(model=model_arms(card, _controls(lifts)))
         shown = [
             c
             for c in (
                 "experiment_id",
-                "model_id",
+                "model",
                 "metric",
                 "is_guardrail",
                 "attributable",
@@ -1085,7 +1119,7 @@ class ReportBuilder:
                 "changes. Correlation is not causation: a lead says which indicator to watch."
             )
         )
-        shown = leads.assign(lag=leads["lag_days"].map(lambda d: f"{int(d)} day(s)"))
+        shown = leads.assign(lag=leads["lag_days"].map(lambda d: f"{int(d)} day(s)" if d else "same day (not a lead)"))
         s.add(
             table(
                 shown[["model_id", "health_metric", "kpi", "lag", "correlation", "n_days", "p_value_adjusted"]],
@@ -1128,8 +1162,8 @@ class ReportBuilder:
             self.alerts_section(alerts),
             self.bias_section(),
             self.kpi_section(),
-            self.okr_section(),
-            self.scorecard_section(),
+            self.okr_section(lifts),
+            self.scorecard_section(lifts),
             self.leading_section(),
             self.quarantine_section(),
             self.gates_section(),

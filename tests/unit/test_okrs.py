@@ -250,7 +250,7 @@ def test_net_value_and_lift_read_the_cumulative_row_of_the_main_experiment(conn)
             "treated_units": [900, 900, 10, 950],
             "net_value": [100.0, 7.0, 5.0, 120.0],
         }
-    )
+    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None)
     conn.execute("CREATE TABLE attribution.model_impact AS SELECT * FROM impact")
     k = kr(kind="net_value", metric="net_value", model_id="rec", baseline=0, target=1000)
     got = _values(conn, k, D(2026, 9, 1), D(2026, 9, 3))
@@ -275,7 +275,7 @@ def test_net_value_and_lift_read_the_cumulative_row_of_the_main_experiment(conn)
             "relative_lift": [0.10, 0.12, 0.5],
             "cuped_relative_lift": [0.09, 0.11, 0.4],
         }
-    )
+    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None)
     conn.execute("CREATE TABLE attribution.experiment_results AS SELECT * FROM results")
     lift = kr(kind="lift", metric="revenue_per_user", model_id="rec", baseline=0, target=0.2)
     assert _values(conn, lift, D(2026, 9, 2), D(2026, 9, 3)).tolist() == [0.10, 0.11]  # CUPED when the results use it

@@ -455,6 +455,7 @@ def test_lift_value_and_headline_numbers(warehouse):
     assert net["value"] == pytest.approx(900.0 * n) and net["ci_low"] == pytest.approx(900.0 * n - 500)
     assert "NO: sample ratio mismatch" in report.html
     assert "units (holdout/treated)" in report.html  # a table without control_variant: holdouts, as before
+    assert "against its never-exposed holdout" in report.html and "treatment vs holdout" in report.html
 
     value = page.figures["value"]
     net_lines = [t for t in value["data"] if t["name"] == "net value"]

@@ -3,6 +3,7 @@
 'class_size: small vs regular'; a single-arm experiment beside it looks as it always did."""
 
 import argparse
+import html
 import re
 
 import duckdb
@@ -17,7 +18,7 @@ from orchestration.lib.report import render_report
 from orchestration.lib.retraining import REQUEST_SCHEMA
 from orchestration.lib.warehouse import ensure_table, replace_date_range
 from tests.unit.test_attribution_honest import DECLARED, _arm_row, _binary
-from tests.unit.test_report import parse, trace
+from tests.unit.test_report import parse, put, trace
 
 DAYS = list(pd.date_range("2026-09-01", periods=5))
 # experiment -> (model, control, {treatment arm: planted revenue lift})
@@ -165,3 +166,130 @@ def test_the_summary_names_each_treatment_arm_and_its_control(arms, capsys):
     # the single-arm model's rows are named as before
     assert sum(line.startswith("m1 ") for line in lines) == len(METRICS) + 1
     assert not any(line.startswith("m1:") for line in lines)
+
+
+REASON = "pre-period covariate imbalanced: sessions 3.1 (regular) vs 4.2 (small), t-test p = 1e-05"
+
+
+def _tables(page_html: str) -> dict[str, list[dict]]:
+    """Each table of the page, by its header cells joined with '|': its rows as header -> cell text."""
+    out = {}
+    for body in re.findall(r"<table>(.*?)</table>", page_html, re.S):
+        head = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", body, re.S)]
+        rows = re.findall(r"<tr>(.*?)</tr>", body.split("</thead>")[1], re.S)
+        cells = [[html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)] for r in rows]
+        out["|".join(head)] = [dict(zip(head, c, strict=True)) for c in cells]
+    return out
+
+
+def _table_with(tables: dict, column: str) -> list[dict]:
+    (rows,) = [rows for head, rows in tables.items() if column in head.split("|")]
+    return rows
+
+
+def test_the_okr_scorecard_and_leading_tables_name_arms_ages_trust_and_same_day_lags(arms):
+    """OKR rows (one per arm of class_size, the single-arm m1's, a KPI's), scorecard rows (one per arm and metric)
+    and leading-indicator rows (lags 0 and 2) as the OKR, scorecard and leading steps write them; the control of
+    class_size is no holdout."""
+    path, results, _ = arms
+    day, ended = DAYS[-1].date(), DAYS[-3].date()  # the m1 key result's value is of its experiment's end
+    okr = dict(objective="o", description="", baseline=0.0, target=1000.0, start_date=DAYS[0].date())
+    okr |= dict(deadline=day, expected_progress=1.0, on_track=True, date=day)
+    with duckdb.connect(str(path)) as conn:
+        put(
+            conn,
+            "marts.okr_progress",
+            [
+                okr
+                | dict(key_result="kr_small", metric_kind="net_value", metric="net_value", model_id="class_size")
+                | dict(treatment_variant="small", current_value=1500.0, value_as_of=day, progress=1.5)
+                | dict(status="achieved", trustworthy=False, untrusted_reason=REASON),
+                okr
+                | dict(key_result="kr_aide", metric_kind="lift", metric="conversion", model_id="class_size")
+                | dict(treatment_variant="regular+aide", current_value=0.02, value_as_of=day, progress=0.00002)
+                | dict(status="missed", trustworthy=True, untrusted_reason=None),
+                okr
+                | dict(key_result="kr_m1", metric_kind="net_value", metric="net_value", model_id="m1")
+                | dict(treatment_variant="treatment", current_value=1200.0, value_as_of=ended, progress=1.2)
+                | dict(status="achieved", trustworthy=True, untrusted_reason=None),
+                okr
+                | dict(key_result="kr_kpi", metric_kind="kpi", metric="revenue", model_id=None)
+                | dict(treatment_variant=None, current_value=1100.0, value_as_of=day, progress=1.1)
+                | dict(status="achieved", trustworthy=None, untrusted_reason=None),
+            ],
+        )
+        arms_of = [("class_size_g1", "class_size", "small"), ("class_size_g1", "class_size", "regular+aide")]
+        put(
+            conn,
+            "marts.metric_scorecard",
+            [
+                dict(date=day, experiment_id=e, model_id=m, treatment_variant=v, metric=metric, units=100)
+                for e, m, v in [*arms_of, ("e1", "m1", "treatment")]
+                for metric in METRICS
+            ],
+        )
+        put(
+            conn,
+            "marts.leading_lagging",
+            [
+                dict(as_of_date=day, model_id="m1", health_metric=h, kpi="revenue", lag_days=lag, correlation=0.8)
+                | dict(n_days=30, p_value_adjusted=p, family_size=40, significant=True)
+                for h, lag, p in (("label_coverage", 0, 0.001), ("precision", 2, 0.002))
+            ],
+        )
+    with duckdb.connect(str(path), read_only=True) as conn:
+        report = render_report(conn, day)
+    tables = _tables(report.html)
+
+    okrs = {r["key_result"]: r for r in _table_with(tables, "key_result")}
+    # an arm of class_size's two named as the headline names it; m1's only arm and the KPI by their model alone
+    assert {k: r["model"] for k, r in okrs.items()} == {
+        "kr_small": TWO_ARMS["small"],
+        "kr_aide": TWO_ARMS["regular+aide"],
+        "kr_m1": "m1",
+        "kr_kpi": "",
+    }
+    assert okrs["kr_m1"]["value as of"] == ended.isoformat() and okrs["kr_small"]["value as of"] == day.isoformat()
+    # achieved, with the caveat of the row it read; a KPI has no attribution row to trust
+    assert (okrs["kr_small"]["status"], okrs["kr_small"]["trustworthy"]) == ("achieved", f"NO: {REASON}")
+    assert [okrs[k]["trustworthy"] for k in ("kr_aide", "kr_m1", "kr_kpi")] == ["yes", "yes", "n/a"]
+    summary = {r["key_result"]: r for r in parse(report.html).summary["okr_progress"]}
+    assert (summary["kr_small"]["treatment_variant"], summary["kr_small"]["untrusted_reason"]) == ("small", REASON)
+    assert summary["kr_m1"]["value_as_of"] == ended.isoformat()
+
+    card = _table_with(tables, "experiment_id")
+    assert [(r["model"], r["metric"]) for r in card] == [
+        (label, metric) for label in (TWO_ARMS["small"], TWO_ARMS["regular+aide"], "m1") for metric in METRICS
+    ]
+
+    leads = _table_with(tables, "lag")
+    assert [(r["health_metric"], r["lag"]) for r in leads] == [
+        ("label_coverage", "same day (not a lead)"),
+        ("precision", "2 day(s)"),
+    ]
+
+    # class_size's control is no holdout: the headline and the lift plot say control
+    text = html.unescape(report.html)
+    assert "against its experiment's control arm" in text and "never-exposed holdout" not in text
+    assert "treatment vs control" in text and "treatment vs holdout" not in text
+
+
+def test_the_summary_names_the_arm_and_metrics_a_result_is_not_trustworthy_for(arms, capsys):
+    path, results, _ = arms
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("UPDATE attribution.experiment_results SET trustworthy = true, untrusted_reason = NULL")
+        conn.execute(
+            "UPDATE attribution.experiment_results SET trustworthy = false, untrusted_reason = ? "
+            "WHERE treatment_variant = 'small' AND metric = 'revenue_per_user'",
+            [REASON],
+        )
+        conn.execute(
+            "UPDATE attribution.experiment_results SET trustworthy = false, untrusted_reason = 'sample ratio mismatch' "
+            "WHERE treatment_variant = 'regular+aide'"
+        )
+    assert cli.cmd_summary(argparse.Namespace(db=str(path))) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines() if "not trustworthy" in line]
+    assert lines == [
+        f"not trustworthy: {TWO_ARMS['regular+aide']} conversion, revenue_per_user: sample ratio mismatch",
+        f"not trustworthy: {TWO_ARMS['small']} revenue_per_user: {REASON}",
+    ]

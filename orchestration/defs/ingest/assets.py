@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
-from orchestration.lib import early_gates, landing_files
+from orchestration.lib import early_gates, landing_files, okrs
 from orchestration.lib.contract import CONTRACTS, ContractError
 from orchestration.lib.db_sources import prepare, source_of
 from orchestration.lib.project_config import load_config
@@ -87,6 +87,8 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
                 reports = load_days(conn, table, source.root, days)
                 if table == "users" and engine() == "duckdb":  # before any table that joins it
                     check_attribute_columns(conn, load_config().attribute_columns)
+                if table == "experiment_variants":  # an OKR's treatment arm, before the data loads
+                    okrs.check_before_loading(conn)
                 if source.kind != "database":  # the files each day read: one arriving later is noticed
                     landing_files.record(conn, table, source.root, reports)
                 if _checks_in_run(context):  # the table's gates judged while the next tables load

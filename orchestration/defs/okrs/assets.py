@@ -56,9 +56,10 @@ def _dbt_key(model: str) -> dg.AssetKey:
     ],
     description=(
         "Per day and key result of the project file's okrs (each run also recomputes from the oldest day it refreshed for late labels): the bound metric's current value (trailing mean of a KPI or "
-        "health metric, cumulative net value or lift of one treatment arm), progress = (current - baseline) / (target - baseline), the "
+        "health metric, cumulative net value or lift of one treatment arm, carried from the newest day with one: "
+        "value_as_of), progress = (current - baseline) / (target - baseline), the "
         "linear pace from start_date to deadline, on_track and status (achieved, on_track, behind, missed, "
-        "not_started, no_data)."
+        "not_started, no_data), and whether a net value's or lift's row is trustworthy."
     ),
 )
 def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
