@@ -299,7 +299,8 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
         status = "ok" if outcome.success else "FAILED"
         held = _held_back(day, end) if outcome.success else 0
         print(
-            f"  {day} .. {end}: {status} in {outcome.seconds:.1f}s, {len(outcome.materialized)} assets (run {outcome.run_id[:8]})"
+            f"  {day} .. {end}: {status} in {outcome.seconds:.1f}s, {len(outcome.materialized)} assets "
+            + (f"(run {outcome.run_id[:8]})" if outcome.run_id else "(not started)")
             + (
                 f"; the quality gates held back {held} of its {(end - day).days + 1} day(s) "
                 "(`impact-ledger summary` says why)"

@@ -199,7 +199,7 @@ def materialize_days(
     try:  # a misspelt KPI fails here, not at the okr_progress step after every table has loaded
         check_before_loading()
     except OkrConfigError as err:
-        return RunOutcome(False, "none", 0.0, [f"the project file's okrs: {err}"])
+        return RunOutcome(False, "", 0.0, [str(err)])
     if progress is not None:
         progress("loading definitions (Dagster, dbt manifest, checks)")
     job = load_job("daily_impact_ledger")
