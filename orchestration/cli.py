@@ -9,6 +9,7 @@ import argparse
 import atexit
 import os
 import sys
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -268,18 +269,25 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def _materialize_range(first: date, last: date, source: Path, days_per_run: int | None, notify: bool = False) -> int:
+    with _cli_instance(notify) as instance:
+        return _materialize_chunks(first, last, source, days_per_run, instance)
+
+
+@contextmanager
+def _cli_instance(notify: bool):
+    """The project's Dagster instance for a command's runs; with ``notify``, once they ended, what the
+    alert_notifications sensor would send (failed runs and gates too: they are what someone must be told)."""
     nothing_to_collect_yet()  # this process has only imported and read settings (orchestration/lib/long_lived.py)
     with collection_paused():  # Dagster's imports and instance (orchestration/lib/long_lived.py)
         import orchestration.runs  # noqa: F401 (Dagster's and the definitions' imports, collection paused)
 
         instance = _dagster_instance()
     try:
-        code = _materialize_chunks(first, last, source, days_per_run, instance)
-        if notify:  # failed runs and gates too: they are what someone must be told
+        yield instance
+        if notify:
             from orchestration.defs.notify.sensors import CLI_CURSOR, notify_now
 
             print(f"notifications: {notify_now(instance, alerts_dir() / CLI_CURSOR)}")
-        return code
     finally:
         instance.dispose()  # the run's event log files closed (dagster_storage: their WAL folded in)
 
@@ -467,6 +475,65 @@ def _days_after(last: date) -> date | None:
     return newest if newest is not None and newest > last else None
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """The retraining job for each day with pending requests up to --date, as the sensor starts it under
+    `make dev` (for cron, where no Dagster daemon runs the sensor)."""
+    config = _use_config(args)
+    if args.db:
+        os.environ["IMPACT_LEDGER_DB"] = str(Path(args.db).resolve())
+    db = warehouse_path()
+    if not db.is_file():
+        raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
+    from orchestration.lib.writer_lock import WarehouseBusy, exclusive_writer
+
+    upto = f" up to {args.date}" if args.date else ""
+    try:
+        with exclusive_writer(db, f"impact-ledger retrain{upto}"):
+            pending = _pending_requests(db, args.date)
+            if not pending:
+                print(f"no pending retraining request{upto} in {db}")
+                return 0
+            _partitions_cover(config, date.fromisoformat(min(pending)), None)
+            with _cli_instance(args.notify) as instance:
+                return _retrain_days(pending, instance)
+    except WarehouseBusy as err:
+        raise CliError(str(err)) from None
+
+
+def _pending_requests(db: Path, until: date | None) -> dict[str, list[str]]:
+    """marts.retraining_requests still 'requested' (up to ``until``): ISO day -> models."""
+    import duckdb
+
+    from orchestration.lib.retraining import pending_by_day
+
+    with duckdb.connect(str(db), read_only=True) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT date, model_id, status FROM marts.retraining_requests WHERE date <= coalesce(?, date)", [until]
+            ).df()
+        except duckdb.CatalogException:  # no request was ever raised
+            return {}
+    return pending_by_day(rows)
+
+
+def _retrain_days(pending: dict[str, list[str]], instance) -> int:
+    from orchestration.runs import run_retraining
+
+    print(f"retraining {sum(map(len, pending.values()))} request(s) of {len(pending)} day(s) in {warehouse_path()}")
+    failed = 0
+    for day, models in pending.items():
+        print(f"  {day} ({', '.join(models)}): starting", flush=True)
+        outcome = run_retraining(date.fromisoformat(day), instance=instance, progress=_progress_line)
+        print(
+            f"  {day} ({', '.join(models)}): {'ok' if outcome.success else 'FAILED'} in {outcome.seconds:.1f}s, "
+            f"{len(outcome.materialized)} assets (run {outcome.run_id[:8]})"
+        )
+        for failure in outcome.failures:  # a blocked snapshot: marts.retraining_requests.status_reason says it too
+            print(f"    {failure}", file=sys.stderr)
+        failed += not outcome.success
+    return 1 if failed else 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -563,6 +630,7 @@ EXAMPLES = {
         "impact-ledger materialize --config impact_ledger.yml --source landing/",
         "impact-ledger materialize --start 2026-09-01 --end 2026-09-30 --days-per-run 7",
     ],
+    "retrain": ["impact-ledger retrain", "impact-ledger retrain --date 2026-10-30 --notify"],
     "summary": ["impact-ledger summary", "impact-ledger summary --db data/warehouse.duckdb"],
     "query": ['impact-ledger query "SELECT * FROM marts.alerts ORDER BY date DESC" --max-rows 20'],
     "report": ["impact-ledger report --date 2026-10-30 --out data/reports"],
@@ -630,6 +698,17 @@ def build_parser() -> argparse.ArgumentParser:
         "for cron, where no Dagster daemon runs the sensor)",
     )
     mat.set_defaults(func=cmd_materialize)
+
+    ret = _command(
+        sub, "retrain", "run the retraining job (clean, fair training snapshot) for the pending retraining requests"
+    )
+    ret.add_argument("--date", type=_date, help="only the requests of this day and before (default: every one)")
+    ret.add_argument("--config", help=CONFIG_HELP)
+    ret.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")
+    ret.add_argument(
+        "--notify", action="store_true", help="then send what the alert_notifications sensor would (as materialize)"
+    )
+    ret.set_defaults(func=cmd_retrain)
 
     summ = _command(sub, "summary", "print the latest attribution results, model value, alerts and leading indicators")
     summ.add_argument("--db", help="DuckDB warehouse file (default: IMPACT_LEDGER_DB or data/warehouse.duckdb)")

@@ -232,17 +232,22 @@ def partitions_of_run(first: date, last: date) -> dict:
     return {"tags": {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}}
 
 
-def run_retraining(day: date, instance: dg.DagsterInstance | None = None) -> RunOutcome:
-    """The retraining job (candidates -> bias gate -> snapshot) for ``day``, as the sensor would start it."""
+def run_retraining(
+    day: date, instance: dg.DagsterInstance | None = None, progress: Callable[[str], None] | None = None
+) -> RunOutcome:
+    """The retraining job (candidates -> bias gate -> snapshot) for ``day``, as the sensor would start it.
+    ``progress``, if given, receives a line as each step starts and ends (see StepProgress)."""
+    if progress is not None:
+        progress("loading definitions (Dagster, dbt manifest, checks)")
     job = load_job("retraining")
     started = time.monotonic()
     result = execute_with_progress(
         job,
         instance or ephemeral_instance(),
-        None,
+        progress,
         str(day),
-        partition_key=day.isoformat(),
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        **partitions_of_run(day, day),
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL" if progress else "WARNING"}}}},
     )
     materialized = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
     return RunOutcome(result.success, result.run_id, time.monotonic() - started, _failures(result), materialized)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -38,6 +39,7 @@ def retraining_requests(
     day: date,
     exports: str,
     floors: dict[str, dict[str, float]] | None = None,
+    psi_min_count: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Requests raised on ``day``, from the alert and health rows dated up to ``day``.
 
@@ -51,9 +53,13 @@ def retraining_requests(
     backfill and day-by-day runs raise the same requests. Days count as the
     model's days with predictions (``health``'s rows with predictions), where it
     has them: a weekday-only model's weekends neither break nor end a streak
-    (its requests repeated every week); else calendar days.
+    (its requests repeated every week); else calendar days. A prediction day too
+    small to judge (fewer predictions than the PSI rule's ``psi_min_count`` of the
+    model and fewer than ``min_labelled`` labels, so no drift or calibration
+    verdict, and no alert) does not count either: it neither continues nor ends an
+    episode (one continuous drift raised two requests across a few tiny days).
     """
-    k, floors = int(rules["persist_days"]), floors or {}
+    k, floors, psi_min_count = int(rules["persist_days"]), floors or {}, psi_min_count or {}
     until = pd.Timestamp(day)
     alerts = alerts[pd.to_datetime(alerts["date"]) <= until]
     health = health[pd.to_datetime(health["date"]) <= until]
@@ -62,7 +68,8 @@ def retraining_requests(
         reasons, evidence = [], {}
         drift = alerts[(alerts["model_id"] == model_id) & alerts["metric"].isin(DRIFT_METRICS)]
         alert_days = {pd.Timestamp(d).date() for d in drift["date"]}
-        for streak in _streaks(_days_of(health, model_id, day), k):
+        judged = _days_of(health, model_id, day, psi_min_count.get(model_id, 0), min_labelled, alert_days)
+        for streak in _streaks(judged, k):
             if all(d in alert_days for d in streak):
                 end = streak[-1]
                 reasons.append(f"drift/calibration alerts on {k} consecutive days up to {end}")
@@ -100,14 +107,19 @@ def retraining_requests(
     return pd.DataFrame(rows, columns=list(REQUEST_SCHEMA))
 
 
-def _days_of(health: pd.DataFrame, model_id: str, day: date) -> list[date]:
-    """The days up to ``day`` a streak counts, oldest first: the model's days with predictions (``health`` rows),
-    or, without them, the calendar days of the last persist window (a few weeks back)."""
+def _days_of(
+    health: pd.DataFrame, model_id: str, day: date, min_predictions: float, min_labelled: int, alert_days: set[date]
+) -> list[date]:
+    """The days up to ``day`` a streak counts, oldest first: the model's judged days with predictions (``health``
+    rows: at least ``min_predictions`` predictions or ``min_labelled`` labels, or an alert), or, without
+    prediction rows, the calendar days of the last persist window (a few weeks back)."""
     if "predictions" in health:
         rows = health[(health["model_id"] == model_id) & (health["predictions"] > 0)]
-        days = sorted({pd.Timestamp(d).date() for d in rows["date"]})
-        if days:
-            return days
+        if len(rows):
+            totals = rows.assign(date=pd.to_datetime(rows["date"]).dt.date).groupby("date")[["predictions", "labelled"]]
+            totals = totals.sum()  # a day served by two versions is judged on both together
+            judged = (totals["predictions"] >= min_predictions) | (totals["labelled"] >= min_labelled)
+            return sorted(set(totals.index[judged]) | {d for d in alert_days if d in totals.index})
     return [day - timedelta(days=i) for i in range(CALENDAR_DAYS, -1, -1)]
 
 
@@ -129,6 +141,7 @@ def requests_between(
     last: date,
     exports: str,
     floors: dict[str, dict[str, float]] | None = None,
+    psi_min_count: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """The requests of days ``first``..``last``: one per episode, on the first day a model is due.
 
@@ -137,7 +150,9 @@ def requests_between(
     ``first`` is judged too, so an episode that began earlier raises nothing.
     """
     frames = [
-        retraining_requests(alerts, health, rules, min_labelled, first + timedelta(days=i), exports, floors)
+        retraining_requests(
+            alerts, health, rules, min_labelled, first + timedelta(days=i), exports, floors, psi_min_count
+        )
         for i in range(-1, (last - first).days + 1)
     ]
     due = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(REQUEST_SCHEMA))
@@ -169,11 +184,13 @@ def keep_decisions(recomputed: pd.DataFrame, existing: pd.DataFrame) -> pd.DataF
 
     Re-evaluating a window must not forget that a snapshot was exported or
     blocked: such a row keeps its status and reason, and stays even if later
-    labels mean the rules would no longer raise it.
+    labels mean the rules would no longer raise it. So does a blocked request
+    re-queued (``requeue``: pending again, with a status_reason saying so).
     """
     key = ["date", "model_id"]
     recomputed = recomputed.assign(date=pd.to_datetime(recomputed["date"]))
-    acted = existing[existing["status"].isin(ACTED_ON)].assign(date=lambda f: pd.to_datetime(f["date"]))
+    decided = existing["status"].isin(ACTED_ON) | existing["status_reason"].notna()
+    acted = existing[decided].assign(date=lambda f: pd.to_datetime(f["date"]))
     merged = recomputed.merge(acted[[*key, "status", "status_reason"]], on=key, how="left", suffixes=("", "_decided"))
     decided = merged["status_decided"].notna()
     merged.loc[decided, "status"] = merged.loc[decided, "status_decided"]
@@ -182,6 +199,10 @@ def keep_decisions(recomputed: pd.DataFrame, existing: pd.DataFrame) -> pd.DataF
     gone = gone[gone["_merge"] == "left_only"]
     out = pd.concat([merged[list(REQUEST_SCHEMA)], gone[list(REQUEST_SCHEMA)]], ignore_index=True)
     return out.sort_values(key).reset_index(drop=True)
+
+
+NOT_CLEAN = " is not clean: "  # in a request blocked by its window's quality gates (snapshot_gate's reason)
+REQUEUED = "re-queued: "  # starts the status_reason of a blocked request pending again (requeue)
 
 
 @dataclass(frozen=True)
@@ -225,8 +246,30 @@ def snapshot_gate(gates: pd.DataFrame, tables: tuple[str, ...], first: date, las
     problems = [f"{t} failed its quality gate on {_days_text(d)}" for t, d in failed.items()]
     problems += [f"{t} has no quality gate result (not validated) on {_days_text(d)}" for t, d in missing.items()]
     reason = (
-        (f"training window {first} .. {last} is not clean: " + "; ".join(problems))
+        (f"training window {first} .. {last}{NOT_CLEAN}" + "; ".join(problems))
         if problems
         else f"every input table ({', '.join(tables)}) passed its quality gate on every day {first} .. {last}"
     )
     return SnapshotGate(not problems, reason, missing, failed)
+
+
+def blocked_by_gate(status: str, status_reason: str | None) -> bool:
+    """Was the request blocked by its window's quality gates (not by a fairness verdict)? Only such a block
+    can lift: when the user fixes and re-runs the failed days."""
+    return status == "blocked" and isinstance(status_reason, str) and NOT_CLEAN in status_reason
+
+
+def requeue(gate: SnapshotGate, status_reason: str) -> tuple[str, str]:
+    """(status, status_reason) of a request blocked by its window's gates, judged again on today's gates: pending
+    again once the window is clean, else still blocked with what is wrong now (not what was wrong then)."""
+    if gate.passed:
+        return "requested", f"{REQUEUED}{gate.reason} (blocked before: {status_reason})"
+    return "blocked", gate.reason
+
+
+def gate_digest(gates: pd.DataFrame) -> str:
+    """A short digest of a training window's quality.gate_results rows: it changes when a day of the window is
+    validated again with another outcome (a fixed day re-run), so a retry gets its own run key."""
+    columns = sorted(gates.columns)
+    rows = sorted(json.dumps([str(v) for v in row], sort_keys=True) for row in gates[columns].itertuples(index=False))
+    return hashlib.sha256("\n".join([",".join(columns), *rows]).encode()).hexdigest()[:12]

@@ -184,17 +184,25 @@ def test_retraining_snapshot_is_blocked_when_bias_is_planted(latest_copy):
     requests = p.query("SELECT status, status_reason FROM marts.retraining_requests WHERE date = ?", [day])
     assert (requests["status"] == "blocked").all()
     assert requests["status_reason"].str.startswith("retraining blocked: ").all()
+    with duckdb.connect(str(p.db.parent / "analytics.duckdb"), read_only=True) as conn:  # what analysts read
+        published = conn.execute(
+            "SELECT status, status_reason FROM marts.retraining_requests WHERE date = ?", [day]
+        ).df()
+    assert published.equals(requests)
     assert requests["status_reason"].str.contains("equal opportunity").all(), requests
 
 
-def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkeypatch):
-    from orchestration.runs import run_retraining
+def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkeypatch, capsys):
+    from orchestration.cli import main
 
     cfg = WorldConfig(days=30, users=6000, seed=21, predictions_per_day=2000, bias_logit_shift=0.0)
     p = generated_pipeline(tmp_path, monkeypatch, cfg)
     day = last_retraining_request(p)
-    outcome = run_retraining(day)
-    assert outcome.success, outcome.failures
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("IMPACT_LEDGER_START_DATE", p.first.isoformat())
+    assert main(["retrain", "--date", day.isoformat()]) == 0  # what cron runs (the sensor, under `make dev`)
+    out = capsys.readouterr().out
+    assert f"  {day} (" in out and "retraining/training_snapshot done" in out, out
     files = list((tmp_path / "exports").rglob("snapshot.parquet"))
     assert files
     snapshot = pd.read_parquet(files[0])
@@ -202,6 +210,11 @@ def test_retraining_snapshot_is_exported_when_the_world_is_fair(tmp_path, monkey
     assert {"feature_recency", "feature_device", "score", "age_band"} <= set(snapshot.columns)
     requests = p.query("SELECT status, status_reason FROM marts.retraining_requests WHERE date = ?", [day])
     assert (requests["status"] == "snapshot_ready").all() and requests["status_reason"].isna().all()
+    # what analysts read says so too: the snapshot (`impact-ledger query`) and the Parquet exports said 'requested'
+    assert main(["query", f"SELECT status FROM marts.retraining_requests WHERE date = DATE '{day}'"]) == 0
+    assert capsys.readouterr().out.split()[1:] == ["snapshot_ready"] * len(requests)
+    exported = pd.read_parquet(tmp_path / "exports" / "retraining_requests" / f"date={day}")
+    assert list(exported["status"]) == ["snapshot_ready"] * len(requests)
 
 
 def test_a_users_column_of_the_project_file_and_a_harmful_model_agree_with_fairlearn(tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ from orchestration import cli
 from orchestration.runs import execute_with_progress
 from orchestration.lib.settings import PROJECT_ROOT
 
-COMMANDS = ("generate", "init", "materialize", "summary", "query", "report")
+COMMANDS = ("generate", "init", "materialize", "retrain", "summary", "query", "report")
 CONSOLE_SCRIPT = Path(sys.executable).parent / "impact-ledger"
 
 
@@ -440,6 +440,57 @@ def test_materialize_notify_runs_the_sensors_ticks_after_its_runs_failed_ones_to
     assert cli._materialize_range(date(2026, 1, 1), date(2026, 1, 1), tmp_path, None) == 1
     assert "notifications" not in capsys.readouterr().out
     assert "--notify" in run("materialize", "--help").stdout
+
+
+def test_retrain_runs_the_retraining_job_for_each_pending_day_up_to_date_with_progress(tmp_path, monkeypatch, capsys):
+    # cron users had no command for the job the retraining sensor starts under `make dev`
+    from datetime import date
+
+    import duckdb
+
+    import orchestration.runs
+    from orchestration.defs.retraining.assets import REQUESTS_TABLE, ensure_requests_table
+    from orchestration.runs import RunOutcome
+
+    db = tmp_path / "warehouse.duckdb"
+    for var, value in (("DAGSTER_HOME", tmp_path / "home"), ("IMPACT_LEDGER_DB", db)):
+        monkeypatch.setenv(var, str(value))
+    monkeypatch.setenv("IMPACT_LEDGER_START_DATE", "2026-01-01")
+    assert cli.main(["retrain"]) == 2 and "does not exist yet" in capsys.readouterr().err
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE SCHEMA marts")
+        ensure_requests_table(conn)
+        for d, m, status in (
+            ("2026-03-03", "m", "snapshot_ready"),
+            ("2026-03-05", "n", "requested"),
+            ("2026-03-05", "m", "requested"),
+            ("2026-03-07", "m", "blocked"),
+            ("2026-03-09", "n", "requested"),
+        ):
+            conn.execute(f"INSERT INTO {REQUESTS_TABLE} VALUES (?, ?, 'r', '{{}}', 'p', ?, NULL)", [d, m, status])
+    ran = []
+
+    def fake_run(day, instance=None, progress=None):
+        ran.append(day)
+        progress(f"[    0.1s] {day} retraining/training_candidates started")
+        failures = (
+            [] if day == date(2026, 3, 5) else ["check retraining/training_candidates:training_bias_suite failed"]
+        )
+        return RunOutcome(not failures, "abcdef0123", 1.5, failures, ["retraining/training_candidates"])
+
+    monkeypatch.setattr(orchestration.runs, "run_retraining", fake_run)
+    assert cli.main(["retrain", "--date", "2026-03-08"]) == 0
+    out = capsys.readouterr().out
+    assert ran == [date(2026, 3, 5)]  # the pending requests up to --date; the acted-on ones are not run again
+    assert "retraining 2 request(s) of 1 day(s)" in out
+    assert "  2026-03-05 (m, n): starting\n    [    0.1s] 2026-03-05 retraining/training_candidates started\n" in out
+    assert "  2026-03-05 (m, n): ok in 1.5s, 1 assets (run abcdef01)" in out
+    assert cli.main(["retrain"]) == 1  # every pending day: 03-09 is blocked (the runs are faked: still pending)
+    captured = capsys.readouterr()
+    assert ran[1:] == [date(2026, 3, 5), date(2026, 3, 9)] and "2026-03-09 (n): FAILED" in captured.out
+    assert "training_bias_suite failed" in captured.err
+    assert cli.main(["retrain", "--date", "2026-03-04"]) == 0
+    assert "no pending retraining request up to 2026-03-04" in capsys.readouterr().out
 
 
 def test_a_ranged_steps_quarantine_is_said_once_not_once_per_day():

@@ -7,9 +7,13 @@ import pandas as pd
 
 from orchestration.lib.retraining import (
     REQUEST_SCHEMA,
+    REQUEUED,
+    blocked_by_gate,
+    gate_digest,
     keep_decisions,
     pending_by_day,
     requests_between,
+    requeue,
     retraining_requests,
     snapshot_gate,
 )
@@ -231,6 +235,31 @@ def test_the_sensor_starts_one_retraining_run_per_pending_day():
     ]
 
 
+def test_the_run_key_names_the_windows_gate_state_so_a_fixed_window_starts_again():
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.defs.retraining.assets import REQUESTS_KEY, retraining_sensor
+
+    def keys(gates: dict) -> list[str]:
+        with dg.DagsterInstance.ephemeral() as instance:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=REQUESTS_KEY,
+                    partition=day(6).isoformat(),
+                    metadata={
+                        "pending_requests": dg.MetadataValue.json({day(6).isoformat(): ["m"]}),
+                        "pending_gates": dg.MetadataValue.json(gates),
+                    },
+                )
+            )
+            tick = retraining_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        return [r.run_key for r in tick.run_requests]
+
+    assert keys({day(6).isoformat(): "abc"}) == [f"{day(6)}:m:gates=abc"]
+    assert keys({day(6).isoformat(): "def"}) == [f"{day(6)}:m:gates=def"]  # another gate state: another run
+
+
 def test_a_window_without_requests_gives_an_empty_table_with_every_column():
     quiet = requests_between(NO_ALERTS, NO_HEALTH, RULES, MIN_LABELLED, day(0), day(5), "/exports")
     assert quiet.empty and list(quiet.columns) == list(REQUEST_SCHEMA)
@@ -260,3 +289,73 @@ def test_a_weekday_only_models_weekends_neither_break_nor_end_its_streaks():
     assert raised.iloc[0]["reason"] == f"drift/calibration alerts on 3 consecutive days up to {day(friday + 3)}"
     # without prediction rows, calendar days count: the weekend breaks it
     assert requests(streak, on=friday + 3).empty
+
+
+def test_days_too_small_to_judge_neither_continue_nor_end_a_drift_episode():
+    """The trial: PSI is judged only on days with the rule's min_count predictions; a few tiny days inside one
+    continuous drift broke the streak and raised a second request (03-11 and 03-28)."""
+    sizes = {i: 500 for i in range(1, 13)} | {4: 50, 5: 50, 6: 50}  # days 4-6: 50 predictions, under 200
+    health = pd.DataFrame(
+        {
+            "date": [pd.Timestamp(day(i)) for i in sizes],
+            "model_id": "m",
+            "labelled": 0,
+            "precision": 1.0,
+            "predictions": list(sizes.values()),
+        }
+    )
+    alerts = drift_alerts(1, 2, 3, 7, 8, 9)  # days 4-6 were not judged; days 10-12 judged calm
+
+    def between(psi_min):
+        found = requests_between(alerts, health, RULES, MIN_LABELLED, day(0), day(14), "/exports", None, psi_min)
+        return [(r.date, r.model_id) for r in found.itertuples()]
+
+    # before: prediction days 4-6 without alerts end the episode (due days 3-5), 7-9 start a new one (due 9-11)
+    assert between(None) == [(day(3), "m"), (day(9), "m")]
+    # by hand, judged days 1 2 3 7 8 9 10 11 12: due on days 3-6 (run 1-2-3), 7 (2-3-7), 8 (3-7-8), 9-11 (7-8-9,
+    # ending within the last three judged days): one episode, one request
+    assert between({"m": 200}) == [(day(3), "m")]
+    # enough labels judge a tiny day (calibration): a calm one then ends the episode as before
+    judged = health.assign(labelled=[MIN_LABELLED] * len(health))
+    found = requests_between(alerts, judged, RULES, MIN_LABELLED, day(0), day(14), "/exports", None, {"m": 200})
+    assert [r.date for r in found.itertuples()] == [day(3), day(9)]
+
+    # nor do they continue one: two alert days, two tiny days, one alert day make three consecutive judged days
+    def raised(on: int):
+        return retraining_requests(drift_alerts(2, 3, 7), health, RULES, MIN_LABELLED, day(on), "/x", None, {"m": 200})
+
+    assert raised(6).empty  # judged days 1 2 3: day 1 had no alert
+    assert list(raised(7)["reason"]) == [f"drift/calibration alerts on 3 consecutive days up to {day(7)}"]
+    # a model whose every day is too small: no days to count, and no calendar fallback
+    tiny = health.assign(predictions=50)
+    assert retraining_requests(NO_ALERTS, tiny, RULES, MIN_LABELLED, day(7), "/x", None, {"m": 200}).empty
+
+
+def test_a_request_blocked_by_its_windows_gates_is_re_queued_once_the_window_is_clean():
+    failed = pd.concat([CLEAN, gate_rows("labels", [5], passed=False)])
+    blocked = snapshot_gate(failed, INPUTS, day(2), day(9))
+    assert blocked_by_gate("blocked", blocked.reason)
+    assert not blocked_by_gate("blocked", "retraining blocked: equal opportunity (age_band: 55+)")  # fairness
+    assert not blocked_by_gate("requested", blocked.reason) and not blocked_by_gate("blocked", None)
+    # still not clean: still blocked, with what is wrong now (day 5 fixed, day 6 broke)
+    now = snapshot_gate(pd.concat([CLEAN, gate_rows("labels", [6], passed=False)]), INPUTS, day(2), day(9))
+    assert requeue(now, blocked.reason) == (
+        "blocked",
+        f"training window {day(2)} .. {day(9)} is not clean: labels failed its quality gate on {day(6)}",
+    )
+    clean = snapshot_gate(CLEAN, INPUTS, day(2), day(9))
+    status, reason = requeue(clean, blocked.reason)
+    assert status == "requested" and reason == f"{REQUEUED}{clean.reason} (blocked before: {blocked.reason})"
+    # the gate state the sensor's run key names: a re-validated day with another outcome changes it
+    window = CLEAN[CLEAN["date"] >= pd.Timestamp(day(2))]
+    fixed = window[~((window["table_name"] == "labels") & (window["date"] == pd.Timestamp(day(5))))]
+    was = pd.concat([fixed, gate_rows("labels", [5], passed=False)])
+    assert gate_digest(window) != gate_digest(was)
+    assert gate_digest(window) == gate_digest(window.iloc[::-1])  # row order does not matter
+    # a later run keeps the re-queued request, its reason and all, like a decision of the job
+    existing = request_rows((3, "m", "requested", reason), (4, "n", "requested", None))
+    kept = keep_decisions(request_rows((4, "n", "requested", None)), existing)
+    assert [(r.date.date(), r.model_id, r.status_reason) for r in kept.itertuples()] == [
+        (day(3), "m", reason),
+        (day(4), "n", None),
+    ]

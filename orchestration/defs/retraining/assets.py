@@ -5,10 +5,13 @@ new request into a run of the retraining job: training_candidates (labelled
 predictions with features over a window, only if every input table passed its
 quality gate on every day of it) -> blocking bias gate -> training_snapshot
 (Parquet export). A blocked run records why on the request (status 'blocked',
-status_reason).
+status_reason), and the job republishes the requests, so analysts' copies
+show the status it set. A request its window's gates blocked is judged again
+by each daily run and pending again once the window is clean (the sensor's run
+key names the window's gate state, so the retry starts).
 """
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -32,8 +35,21 @@ from orchestration.lib.bias import (
     summarise_verdicts,
 )
 from orchestration.lib.project_config import load_config
-from orchestration.lib.retraining import REQUEST_SCHEMA, keep_decisions, pending_by_day, requests_between, snapshot_gate
-from orchestration.lib.settings import exports_dir
+from orchestration.lib.publish import PUBLISHED, export_table, refresh_snapshot
+from orchestration.lib.quality_gate import ensure_gate_results
+from orchestration.lib.retraining import (
+    REQUEST_SCHEMA,
+    REQUEUED,
+    SnapshotGate,
+    blocked_by_gate,
+    gate_digest,
+    keep_decisions,
+    pending_by_day,
+    requests_between,
+    requeue,
+    snapshot_gate,
+)
+from orchestration.lib.settings import analytics_path, exports_dir
 from orchestration.lib.warehouse import ensure_table, replace_date_range
 
 REQUESTS_KEY = dg.AssetKey(["marts", "retraining_requests"])
@@ -78,8 +94,33 @@ def ensure_requests_table(conn) -> None:
     conn.execute(f"ALTER TABLE {REQUESTS_TABLE} ADD COLUMN IF NOT EXISTS status_reason VARCHAR")
 
 
+def export_requests(conn, exports: Path, first: date, last: date) -> tuple[int, int]:
+    """The Parquet exports of marts.retraining_requests, whole: first..last and every day it holds (a few rows).
+    The retraining job sets a request's status, and a daily run re-queues a blocked one, on days no run's
+    lookback may reach. Returns (files, rows) written."""
+    ensure_requests_table(conn)
+    lo, hi = conn.execute(f"SELECT min(date), max(date) FROM {REQUESTS_TABLE}").fetchone()
+    first, last = min(first, lo or first), max(last, hi or last)
+    folder = exports / REQUESTS_TABLE.split(".")[1]
+    return export_table(conn, REQUESTS_TABLE, PUBLISHED[REQUESTS_TABLE].day_column, folder, first, last)
+
+
+# every other published table gets an empty range (after any day): the snapshot keeps it as the last run
+# published it (copied whole only if its row count differs from the warehouse's); the requests, not named, are
+# copied whole
+KEEP_OTHERS = {t: date.max for t in PUBLISHED if t != REQUESTS_TABLE}
+
+
+def publish_requests(conn, day: date) -> None:
+    """Analysts' copies of the requests (Parquet exports, the analytics snapshot) take the status the retraining
+    run for ``day`` just set: `impact-ledger query` and the exports said 'requested' while the warehouse said
+    'snapshot_ready', the daily publish covering only its run's days."""
+    export_requests(conn, exports_dir(), day, day)
+    refresh_snapshot(conn, analytics_path(), KEEP_OTHERS, day)
+
+
 def record_blocked(conn, day, models: list[str], reason: str) -> None:
-    """The retraining run for ``day`` stopped: the requests say so, and why."""
+    """The retraining run for ``day`` stopped: the requests say so, and why (published at once)."""
     ensure_requests_table(conn)
     if models:
         conn.execute(
@@ -87,6 +128,46 @@ def record_blocked(conn, day, models: list[str], reason: str) -> None:
             f"({', '.join('?' for _ in models)})",
             [reason, day, *models],
         )
+        publish_requests(conn, day)
+
+
+def window_gate(conn, day: date, models: list[str]) -> tuple[date, SnapshotGate, pd.DataFrame]:
+    """The training window of ``day``'s requests (``models``): its first day, whether every input table passed
+    its quality gate on every day of it, and those gate rows."""
+    window_start = day - timedelta(days=int(load_config().retraining.training_window_days) - 1)
+    start = _training_start(conn, models, window_start)
+    ensure_gate_results(conn)
+    gates = conn.execute(
+        "SELECT date, table_name, suite, passed, failed_expectations, rows_validated FROM quality.gate_results "
+        f"WHERE table_name IN ({', '.join('?' for _ in TRAINING_INPUTS)}) AND date BETWEEN ? AND ?",
+        [*TRAINING_INPUTS, start, day],
+    ).df()
+    return start, snapshot_gate(gates, TRAINING_INPUTS, start, day), gates
+
+
+def requeue_blocked(conn) -> int:
+    """Each model's newest request that its window's quality gates blocked, judged again on today's gates (the
+    user may have fixed and re-run the failed days): pending again once the window is clean, else blocked with
+    what is wrong now. A fairness block stays (the same rows give the same verdicts); an older request is
+    superseded by its model's newer one. Returns how many were re-queued."""
+    newest = conn.execute(
+        f"SELECT date, model_id, status, status_reason FROM {REQUESTS_TABLE} "
+        "QUALIFY date = max(date) OVER (PARTITION BY model_id)"
+    ).df()
+    gated = [blocked_by_gate(s, r) for s, r in zip(newest["status"], newest["status_reason"])]
+    blocked = newest[pd.Series(gated, index=newest.index, dtype=bool)]
+    requeued = 0
+    for day in sorted({pd.Timestamp(d).date() for d in blocked["date"]}):
+        _, gate, _ = window_gate(conn, day, _requested_models(conn, day))
+        rows = blocked[pd.to_datetime(blocked["date"]).dt.date == day]
+        for model_id, was in zip(rows["model_id"], rows["status_reason"]):
+            status, reason = requeue(gate, was)
+            conn.execute(
+                f"UPDATE {REQUESTS_TABLE} SET status = ?, status_reason = ? WHERE date = ? AND model_id = ?",
+                [status, reason, day, model_id],
+            )
+            requeued += status == "requested"
+    return requeued
 
 
 @dg.asset(
@@ -117,21 +198,45 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
         health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [since, last]).df()
         ensure_requests_table(conn)
         existing = conn.execute(f"SELECT * FROM {REQUESTS_TABLE} WHERE date BETWEEN ? AND ?", [first, last]).df()
+        # days too small for PSI (and without enough labels) neither continue nor end a streak
+        psi_min_count = {m: config.rule("psi", m).get("min_count") or 0 for m in set(health["model_id"])}
         requests = keep_decisions(
             requests_between(
-                alerts, health, config.retraining, config.min_labelled, first, last, str(exports_dir()), config.floors
+                alerts,
+                health,
+                config.retraining,
+                config.min_labelled,
+                first,
+                last,
+                str(exports_dir()),
+                config.floors,
+                psi_min_count,
             ),
             existing,
         )
         replace_date_range(conn, REQUESTS_TABLE, REQUEST_SCHEMA, requests, "date", first, last)
-    pending = requests[requests["status"] == "requested"]  # pending_by_day filters the same way
+        requeued = requeue_blocked(conn)  # any day: the publish asset exports the requests whole
+        requests = conn.execute(f"SELECT * FROM {REQUESTS_TABLE} WHERE date BETWEEN ? AND ?", [first, last]).df()
+        # the window's pending requests and the re-queued ones (outside it too); pending_by_day filters the same way
+        pending = conn.execute(
+            f"SELECT * FROM {REQUESTS_TABLE} WHERE status = 'requested' "
+            "AND (date BETWEEN ? AND ? OR starts_with(status_reason, ?)) ORDER BY date, model_id",
+            [first, last, REQUEUED],
+        ).df()
+        by_day = pending_by_day(pending)
+        # the sensor's run key names each window's gate state: a request blocked by it starts again once fixed
+        gate_state = {
+            d: gate_digest(window_gate(conn, date.fromisoformat(d), models)[2]) for d, models in by_day.items()
+        }
     add_daily_metadata(context, requests_by_day(requests, run_days(context)))  # each day's own requests
     return dg.MaterializeResult(
         metadata={
             "requests_in_window": len(requests),
             "window": f"{first} .. {last}",
+            "requeued": requeued,
             # read by the retraining sensor (it never opens the warehouse: one writer): day -> models
-            "pending_requests": dg.MetadataValue.json(pending_by_day(pending)),
+            "pending_requests": dg.MetadataValue.json(by_day),
+            "pending_gates": dg.MetadataValue.json(gate_state),
             "reasons": dg.MetadataValue.json(
                 {
                     f"{pd.Timestamp(d).date()} {m}": r
@@ -176,7 +281,6 @@ def _training_start(conn, models: list[str], window_start):
 )
 def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     _, day = run_date_range(context)
-    window_start = day - timedelta(days=int(load_config().retraining.training_window_days) - 1)
     with duckdb.get_connection() as conn:
         models = _requested_models(conn, day)
         if not models:  # e.g. "materialize all" on any day: nothing to build, and no older candidates left behind
@@ -186,13 +290,7 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
             )
             conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {empty}")
             return dg.MaterializeResult(metadata={"models": dg.MetadataValue.json([]), "note": no_request(day)})
-        start = _training_start(conn, models, window_start)
-        gates = conn.execute(
-            f"SELECT date, table_name, passed FROM quality.gate_results WHERE table_name IN ({', '.join('?' for _ in TRAINING_INPUTS)}) "
-            "AND date BETWEEN ? AND ?",
-            [*TRAINING_INPUTS, start, day],
-        ).df()
-        gate = snapshot_gate(gates, TRAINING_INPUTS, start, day)
+        start, gate, _ = window_gate(conn, day, models)
         if gate.passed:
             conn.execute("CREATE SCHEMA IF NOT EXISTS retraining")
             listed = ", ".join(f"'{m}'" for m in models) or "NULL"
@@ -310,6 +408,8 @@ def training_snapshot_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRes
                 [day, model_id],
             )
             written[model_id] = str(target)
+        if written:
+            publish_requests(conn, day)
     return dg.MaterializeResult(metadata={"snapshots": dg.MetadataValue.json(written)})
 
 
@@ -326,8 +426,13 @@ def retraining_sensor(context: dg.SensorEvaluationContext, asset_event: dg.Event
 
     Requests are re-evaluated over the label lookback, so one can appear for an
     earlier day of the run's window (late calibration alerts); the run key
-    makes each day's request start once however often it is seen.
+    makes each day's request start once however often it is seen. It names the
+    window's gate state too (``pending_gates``): a request blocked by a failed
+    gate and re-queued once the user fixed and re-ran that day starts again.
     """
-    pending = asset_event.asset_materialization.metadata.get("pending_requests")
+    metadata = asset_event.asset_materialization.metadata
+    pending, gates = metadata.get("pending_requests"), metadata.get("pending_gates")
+    state = gates.value if gates else {}
     for day, models in sorted((pending.value if pending else {}).items()):
-        yield dg.RunRequest(run_key=f"{day}:{','.join(models)}", partition_key=day)
+        key = f"{day}:{','.join(models)}" + (f":gates={state[day]}" if day in state else "")
+        yield dg.RunRequest(run_key=key, partition_key=day)
