@@ -398,7 +398,13 @@ class ReportBuilder:
             s.add(note(f"No experiment results up to {self.as_of} yet."))
             return s
         for model_id, rows in lifts.groupby("model_id", sort=True):
-            metrics = sorted(rows["metric"].unique())
+            # a metric never estimated (no variance: every unit's value the same) would be an empty panel
+            estimated = rows.groupby("metric")["lift"].apply(lambda v: v.notna().any())
+            metrics, untested = sorted(estimated[estimated].index), sorted(estimated[~estimated].index)
+            if not metrics:
+                s.add(f"<h3>{html.escape(str(model_id))}</h3>")
+                s.add(note(f"No lift estimated for {', '.join(untested)}: the headline table says why."))
+                continue
             cols = 2 if len(metrics) > 1 else 1
             titles = [
                 m + (" (guardrail)" if rows.loc[rows["metric"] == m, "is_guardrail"].any() else "") for m in metrics
@@ -430,6 +436,8 @@ class ReportBuilder:
             fig.update_yaxes(tickformat="+.0%", title=dict(text="relative lift"))
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
             s.plot(f"lift-{model_id}", rf.done(fig), f"No lift estimates for {model_id} yet.")
+            if untested:
+                s.add(note(f"Not drawn, no lift estimated: {', '.join(untested)} (the headline table says why)."))
         return s
 
     # value over time -----------------------------------------------------------

@@ -462,6 +462,20 @@ def test_lift_value_and_headline_numbers(warehouse):
     assert [t["y"] for t in net_lines] == [pytest.approx([900.0 * i for i in range(1, n + 1)])] * 2
 
 
+def test_a_metric_never_estimated_is_named_not_drawn_as_an_empty_panel(warehouse):
+    # a refund rate of 0 in every unit has no variance: no lift, and an empty panel with no word on why
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute(
+            "UPDATE attribution.experiment_results SET relative_lift = NULL, cuped_relative_lift = NULL "
+            "WHERE metric = 'refund_rate'"
+        )
+    report = build(warehouse)
+    lift = parse(report.html).figures[[p for p in report.plots if p.startswith("lift-rec")][0]]
+    titles = [a["text"] for a in lift["layout"]["annotations"]]
+    assert "refund_rate" not in titles and "revenue_per_user" in titles
+    assert "Not drawn, no lift estimated: refund_rate (the headline table says why)." in report.html
+
+
 def test_health_trends_thresholds_and_alerts(warehouse):
     report = build(warehouse)
     page = parse(report.html)
