@@ -858,7 +858,10 @@ def render(inf: Inference) -> str:
         add(f"    # REVIEW{rate}: favourable if a positive decision (score >= threshold) helps the person (an offer, a")
         add("    # recommendation); harmful if it hurts (a risk score: fraud, credit default, churn risk, recidivism).")
         if HARMFUL_HINT.search(m.model_id):
-            add(f"    # '{m.model_id}' sounds like a risk score: harmful is likely.")
+            add(
+                f"    # '{m.model_id}' sounds like a risk score: if a positive decision flags the person (not an "
+                "offer to them), write harmful below."
+            )
         add("    positive_decision: favourable")
         add(f"    # {_thresholds_text(m)}")
         if m.threshold is not None:

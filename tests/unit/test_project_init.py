@@ -812,3 +812,25 @@ def test_a_prediction_delivered_twice_is_labelled_once(zone):
     model = twice["model_id"].iloc[0]
     labelled = preds[preds["model_id"] == model]["prediction_id"].isin(labels["prediction_id"]).sum()
     assert by_model[model].labelled == labelled
+
+
+def test_a_risk_named_model_is_pointed_to_harmful_without_a_contradiction(tmp_path):
+    # the file said "sounds like a risk score: harmful is likely" above "positive_decision: favourable"
+    source = tmp_path / "zone"
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(20)], "signup_at": START}))
+    preds = pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(40)],
+            "model_id": "mortgage_deny_risk",
+            "model_version": "v1",
+            "user_id": [f"u{i % 20}" for i in range(40)],
+            "predicted_at": [START + timedelta(hours=i) for i in range(40)],
+            "score": [i / 40 for i in range(40)],
+            "threshold": 0.5,
+        }
+    )
+    _write(source, "predictions", preds)
+    text = render(infer(source))
+    said = "'mortgage_deny_risk' sounds like a risk score: if a positive decision flags the person"
+    assert said in text and "harmful is likely" not in text
+    assert text.index(said) < text.index("positive_decision: favourable")  # the REVIEW default, explained above it
