@@ -111,8 +111,8 @@ class StepProgress:
             counts["passed" if check.passed else "warned" if warn else "failed"] += 1
             if warn and not check.passed and check.description:  # a failure is printed with the run's outcome
                 lines = check.description.splitlines()
-                for line in lines[:NOTE_LINES]:
-                    self._note(step, line[:NOTE_WIDTH])
+                for line in lines[:NOTE_LINES]:  # a cut line says so (a hint cut mid-word read as the whole)
+                    self._note(step, line if len(line) <= NOTE_WIDTH else line[: NOTE_WIDTH - 1] + "…")
             elif check.passed:  # a gate's warnings (a paused label feed) pass the check: still say them
                 failed = check.metadata.get("failed_expectations")
                 for name, seen in (

@@ -231,6 +231,9 @@ def test_progress_lines_stream_while_the_run_executes():
     assert elapsed == sorted(elapsed)
 
 
+WHY = "- why: " + "the predictions they point to are not loaded " * 8  # longer than a progress note
+
+
 def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skipped():
     # a gate holding back the last days of a time-boxed experiment said only "1 check(s) warned"; a report
     # with nothing to show said "done"
@@ -243,7 +246,7 @@ def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skippe
             check_name="volume",
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
-            description="held back 1 of 2 days (2025-03-19): the other days proceed\nsuite s: 1 of 3 failed\n- why",
+            description="held back 1 of 2 days (2025-03-19): the other days proceed\nsuite s: 1 of 3 failed\n" + WHY,
         )
 
     @dg.asset(deps=[sessions])
@@ -287,7 +290,7 @@ def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skippe
         "labels: warning (blocks nothing): expect_column_values_to_be_in_set(fresh) on 7 day(s): 2025-03-10, "
         "2025-03-11, 2025-03-12, 2025-03-13, 2025-03-14 ...",
         "report: skipped: nothing to report for 2025-03-19",
-        "sessions: - why",
+        f"sessions: {WHY[:239]}…",  # cut, and said to be (a hint cut mid-word read as the whole)
         "sessions: held back 1 of 2 days (2025-03-19): the other days proceed",
         "sessions: suite s: 1 of 3 failed",
     ]
