@@ -567,9 +567,10 @@ def _sample(
         )
         rows = [r[:-1] for r in rows for _ in range(r[-1])]
     else:
-        rows = conn.fetchall(
-            f"SELECT {'DISTINCT ' if distinct else ''}{cols} FROM ({sql}) r WHERE {unexpected} LIMIT {SAMPLE_SIZE}"
-        )
+        # from the days with the most unexpected rows first: a run's failing day, not a tolerated one before it
+        per_day = f"SELECT {cols}, count(*) OVER (PARTITION BY {_q(DAY_COLUMN)}) AS day_rows_ FROM ({sql}) r WHERE {unexpected}"
+        grouped = f"GROUP BY {cols} ORDER BY max(day_rows_) DESC" if distinct else "ORDER BY day_rows_ DESC"
+        rows = conn.fetchall(f"SELECT {cols} FROM ({per_day}) u {grouped} LIMIT {SAMPLE_SIZE}")
     if len(columns) > 1:
         return [{c: _plain(v) for c, v in zip(columns, r)} for r in rows[:SAMPLE_SIZE]]
     return [_plain(r[0]) for r in rows[:SAMPLE_SIZE]]

@@ -396,8 +396,16 @@ def test_a_tolerated_day_keeps_its_warning_when_another_day_of_the_run_fails(con
             )
         result = run_suite(conn, suite, first, TODAY)
         frame = gate_rows(conn, suite, result).set_index("date")
+        failing_day = {
+            u
+            for (u,) in conn.execute(
+                f"SELECT user_id FROM raw.orders WHERE _partition_date = DATE '{TODAY}'"
+            ).fetchall()
+        }
     finally:
         conn.execute("ROLLBACK")
+    [failed] = [o for o in result.failed if o.name == "expect_column_values_to_be_in_set(user_known)"]
+    assert set(failed.sample_unexpected) <= failing_day  # the failing day's unknown users, not a tolerated day's
     tolerated = ["expect_column_values_to_be_in_set(user_known) (tolerated by gates.rows.min_count)"]
     # 1 and 3 of 20 are beyond 1% of the day and within 10 rows; 20 of 20 beyond both: failed, not a warning
     assert [json.loads(frame.loc[d, "warnings"]) for d in (DAYS[-3], DAYS[-2])] == [tolerated, tolerated]
