@@ -148,7 +148,7 @@ def test_the_sensor_runs_without_clicking():
     assert alert_notifications_sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def gate_run(instance, passed, dbt_test_fails=False, **run):
+def gate_run(instance, passed, dbt_test_fails=False, failed_days=None, **run):
     """A real run whose blocking raw_orders gate check passes or fails, its evaluation stored in ``instance``."""
 
     @dg.asset(key=["raw", "orders"], partitions_def=daily_partitions, backfill_policy=single_run)
@@ -162,7 +162,11 @@ def gate_run(instance, passed, dbt_test_fails=False, **run):
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR,
             description="raw_orders",
-            metadata={"rows_validated": 900, "failed_expectations": dg.MetadataValue.json(failed)},
+            metadata={
+                "rows_validated": 900,
+                "failed_expectations": dg.MetadataValue.json(failed),
+                **({"failed_days": dg.MetadataValue.json(failed_days)} if failed_days else {}),
+            },
         )
 
     @dg.asset_check(asset=orders, name="not_a_gate", partitions_def=daily_partitions)
@@ -209,6 +213,17 @@ def test_a_failed_gate_is_notified_the_tick_after_it_fails_without_a_new_snapsho
         result, cursor = tick(instance, cursor)
         assert result.skip_message == "snapshot unchanged since the last tick"
 
+        # a backfill of two days whose gate held back one: its value is not the run's 900 rows (not that day's)
+        gate_run(
+            instance,
+            passed=False,
+            failed_days=["2026-10-09"],
+            tags={RANGE_START_TAG: "2026-10-08", RANGE_END_TAG: "2026-10-09"},
+        )
+        result, cursor = tick(instance, cursor)
+        held = [json.loads(line) for line in jsonl.read_text().splitlines()][-1]
+        assert (held["dedup_key"], held["value"]) == ("gate|2026-10-09||quality_gate|raw_orders", None)
+
         # the next successful run publishes the same failures in quality.gate_results: not sent again
         gates = [
             {
@@ -225,14 +240,14 @@ def test_a_failed_gate_is_notified_the_tick_after_it_fails_without_a_new_snapsho
         os.utime(snapshot, (snapshot.stat().st_atime, snapshot.stat().st_mtime + 1))
         result, cursor = tick(instance, cursor)
         assert result.skip_message.startswith("sent 0 notification(s)")
-        assert len(sent(jsonl)) == 3
+        assert len(sent(jsonl)) == 4
 
         # a later run whose blocking dbt-style test fails is notified on the next tick, once
         gate_run(instance, passed=True, dbt_test_fails=True, partition_key="2026-10-14")
         result, cursor = tick(instance, cursor)
-        assert sent(jsonl)[3:] == ["gate|2026-10-14||quality_gate|unique_orders_order_id"]
+        assert sent(jsonl)[4:] == ["gate|2026-10-14||quality_gate|unique_orders_order_id"]
         result, cursor = tick(instance, cursor)
-        assert len(sent(jsonl)) == 4
+        assert len(sent(jsonl)) == 5
 
 
 def test_a_run_that_fails_at_a_step_is_notified_once_naming_the_days_it_covered(paths):

@@ -91,7 +91,8 @@ def failed_blocking_checks(
                 if failed_days is not None
                 else _run_days(run, check.partition)
             )
-            rows_validated = check.metadata.get("rows_validated")
+            rows_validated = check.metadata.get("rows_validated")  # the run's rows: a day's only in a one-day run
+            one_day = len(_run_days(run, None)) == 1
             rows += [
                 {
                     "date": day,
@@ -100,7 +101,7 @@ def failed_blocking_checks(
                     "asset": "/".join(check.asset_key.path),
                     "passed": False,
                     "failed_expectations": json.dumps(blocking or [check.description or check.check_name]),
-                    "rows_validated": rows_validated.value if rows_validated and len(days) == 1 else None,
+                    "rows_validated": rows_validated.value if rows_validated and one_day else None,
                 }
                 for day in days
             ]
