@@ -239,8 +239,8 @@ def _print_attribution(results, impact) -> None:
 FAIRNESS_SQL = """
 WITH newest AS (SELECT max(date) AS day FROM marts.bias_verdicts),
 upto AS (SELECT coalesce(least($1::DATE, day), day) AS day FROM newest)
-SELECT * FROM marts.bias_verdicts
-WHERE date <= (SELECT day FROM upto) AND date > (SELECT day FROM upto) - $2
+SELECT *, (SELECT day FROM upto) AS upto_day_ FROM marts.bias_verdicts
+WHERE date <= (SELECT day FROM upto)
 ORDER BY model_id, attribute, date
 """
 
@@ -257,10 +257,13 @@ def _fairness(conn, upto=None) -> list[str]:
     from orchestration.lib.report_data import ending_by_last_prediction, verdicts_with_lists
 
     try:
-        verdicts = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto, RECENT_DAYS]).df())
-        every = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto, 1_000_000]).df())
+        every = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto]).df())
     except (duckdb.CatalogException, duckdb.BinderException):  # no protected attributes, or built before
         return []
+    # the last RECENT_DAYS days' windows (those of the pairs shown), read with the whole history
+    recent = every["date"] > every["upto_day_"] - pd.Timedelta(days=RECENT_DAYS)
+    every = every.drop(columns="upto_day_")
+    verdicts = every[recent]
     # windows ending after a model's last prediction day hold fewer and fewer of its days: not shown, but counted
     # (one of them failing is said: a later window that fails is news however thin); the shown one may be long
     # before the newest (a model that stopped long ago: its last verdict, as the report shows it)
