@@ -168,12 +168,16 @@ def _use_paths(args: argparse.Namespace, sources: dict | None = None) -> Path:
 PROJECT_DAGSTER_YAML = PROJECT_ROOT / ".dagster_home" / "dagster.yaml"
 
 
+def _dagster_home() -> Path:
+    """The Dagster instance's folder: DAGSTER_HOME, else the project-local one (so `make dev` shows the runs)."""
+    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+
+
 def _dagster_instance():
     import dagster as dg
 
-    # Runs land in the project-local instance, so `make dev` shows them.
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
-    home = Path(os.environ["DAGSTER_HOME"])
+    home = _dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     _give_project_settings(home)
     return dg.DagsterInstance.get()
@@ -560,7 +564,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def _latest_run_failed() -> str:
     """The newest run of the Dagster instance, when it failed at a step (a file the loader refused): what the
     warehouse above does not show, it being as of the run before. '' without an instance or a failed run."""
-    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+    home = _dagster_home()
     if not (home / "dagster.yaml").is_file() or not (home / "history" / "runs.db").is_file():
         return ""
     import dagster as dg

@@ -200,17 +200,41 @@ def materialize_days(
         check_before_loading()
     except OkrConfigError as err:
         return RunOutcome(False, "", 0.0, [str(err)])
+    return _run_job(
+        "daily_impact_ledger",
+        first,
+        last,
+        f"{first} .. {last}",
+        instance,
+        progress,
+        log_level,
+        f"{(last - first).days + 1} partition(s)",
+    )
+
+
+def _run_job(
+    name: str,
+    first: date,
+    last: date,
+    label: str,
+    instance: dg.DagsterInstance | None,
+    progress: Callable[[str], None] | None,
+    log_level: str | None = None,
+    recorded: str | None = None,
+) -> RunOutcome:
+    """Job ``name`` run over ``first``..``last`` (partitions_of_run) with progress lines headed ``label``; ``recorded``: what the
+    run records in the Dagster instance before its first step, said before it starts."""
     if progress is not None:
         progress("loading definitions (Dagster, dbt manifest, checks)")
-    job = load_job("daily_impact_ledger")
-    if progress is not None:
-        progress(f"starting the run ({(last - first).days + 1} partition(s) recorded in the Dagster instance first)")
+    job = load_job(name)
+    if progress is not None and recorded:
+        progress(f"starting the run ({recorded} recorded in the Dagster instance first)")
     started = time.monotonic()
     result = execute_with_progress(
         job,
         instance or ephemeral_instance(),
         progress,
-        f"{first} .. {last}",
+        label,
         **partitions_of_run(first, last),
         # with progress lines the caller prints outcome.failures (one line each): Dagster's console logger
         # would add every failure's stack trace (100+ lines for one malformed file)
@@ -237,17 +261,4 @@ def run_retraining(
 ) -> RunOutcome:
     """The retraining job (candidates -> bias gate -> snapshot) for ``day``, as the sensor would start it.
     ``progress``, if given, receives a line as each step starts and ends (see StepProgress)."""
-    if progress is not None:
-        progress("loading definitions (Dagster, dbt manifest, checks)")
-    job = load_job("retraining")
-    started = time.monotonic()
-    result = execute_with_progress(
-        job,
-        instance or ephemeral_instance(),
-        progress,
-        str(day),
-        **partitions_of_run(day, day),
-        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL" if progress else "WARNING"}}}},
-    )
-    materialized = sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
-    return RunOutcome(result.success, result.run_id, time.monotonic() - started, _failures(result), materialized)
+    return _run_job("retraining", day, day, str(day), instance, progress)

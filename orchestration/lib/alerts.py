@@ -273,6 +273,7 @@ def evaluate_alerts(
             )
         )
 
+    held_days = {pd.Timestamp(d) for d in held_back}
     for model_id in sorted(set(health["model_id"]) | set(versions["model_id"])):
         found.append(
             _volume_breaches(
@@ -282,7 +283,7 @@ def evaluate_alerts(
                 config,
                 first,
                 last,
-                {pd.Timestamp(d) for d in held_back},
+                held_days,
             )
         )
 

@@ -147,6 +147,7 @@ def unmeasured_models(conn, as_of: date, measured) -> list[tuple[str, float | No
     staging views, nor may the analyst open a Spark warehouse's)."""
     import duckdb
 
+    measured = set(measured)
     try:
         models = [
             m
@@ -154,7 +155,7 @@ def unmeasured_models(conn, as_of: date, measured) -> list[tuple[str, float | No
                 "SELECT DISTINCT model_id FROM marts.model_health_daily WHERE predictions > 0 AND date <= ? ORDER BY 1",
                 [as_of],
             ).fetchall()
-            if m not in set(measured)
+            if m not in measured
         ]
     except (duckdb.CatalogException, duckdb.BinderException):
         return []

@@ -79,6 +79,7 @@ def failed_blocking_checks(
     for record in records:
         run = record.dagster_run
         gates_before = len(rows)
+        one_day = len(_run_days(run, None)) == 1  # a check's rows_validated are a day's only in a one-day run
         for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             check = entry.dagster_event.event_specific_data
             if check.passed or not check.blocking:
@@ -91,8 +92,7 @@ def failed_blocking_checks(
                 if failed_days is not None
                 else _run_days(run, check.partition)
             )
-            rows_validated = check.metadata.get("rows_validated")  # the run's rows: a day's only in a one-day run
-            one_day = len(_run_days(run, None)) == 1
+            rows_validated = check.metadata.get("rows_validated")
             rows += [
                 {
                     "date": day,
