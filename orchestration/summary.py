@@ -253,8 +253,8 @@ def _fairness(conn, upto=None) -> list[str]:
     import duckdb
     import pandas as pd
 
-    from orchestration.lib.bias import VERDICT_TEXT, assessed, summarise_verdicts
-    from orchestration.lib.report_data import ending_by_last_prediction, verdicts_with_lists
+    from orchestration.lib.bias import VERDICT_TEXT, assessed, summarise_verdicts, verdicts_with_lists
+    from orchestration.lib.report_data import ending_by_last_prediction
 
     try:
         every = verdicts_with_lists(conn.execute(FAIRNESS_SQL, [upto]).df())

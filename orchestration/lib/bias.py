@@ -783,6 +783,17 @@ def windows_by_day(
     return pd.concat(rates, ignore_index=True), pd.concat(verdicts, ignore_index=True)
 
 
+def _as_list(text) -> list[str]:
+    return (
+        [] if text is None or (isinstance(text, float) and pd.isna(text)) else [g for g in str(text).split(", ") if g]
+    )
+
+
+def verdicts_with_lists(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """marts.bias_verdicts rows with their list columns (stored as comma-separated text) as lists."""
+    return verdicts.assign(**{c: verdicts[c].map(_as_list) for c in LIST_COLUMNS if c in verdicts})
+
+
 def _duckdb_type(column: str) -> str:
     if column in ("date", "window_start"):
         return "DATE"

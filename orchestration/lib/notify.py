@@ -277,8 +277,7 @@ SELECT * EXCLUDE (failing_, onset_, run_) FROM spans WHERE onset_ AND until >= ?
 def fairness_notifications(onsets: pd.DataFrame) -> list[Notification]:
     """Rows of FAIRNESS_SQL (marts.bias_verdicts rows where a verdict starts failing, with `until`) -> one
     notification each: the metric(s), value, limit and disadvantaged groups of that first failing window."""
-    from orchestration.lib.bias import VERDICT_TEXT, summarise_verdicts
-    from orchestration.lib.report_data import verdicts_with_lists
+    from orchestration.lib.bias import VERDICT_TEXT, summarise_verdicts, verdicts_with_lists
 
     out = []
     for _, v in verdicts_with_lists(onsets).sort_values(["date", "model_id", "attribute"]).iterrows():

@@ -12,7 +12,7 @@ from datetime import date
 
 import pandas as pd
 
-from orchestration.lib.bias import LIST_COLUMNS
+from orchestration.lib.bias import verdicts_with_lists
 
 # Which day columns tell whether a day has data at all (table -> column).
 DAY_COLUMNS = {
@@ -240,12 +240,6 @@ def retraining_requests(conn, as_of: date) -> pd.DataFrame:
     )
 
 
-def _as_list(text) -> list[str]:
-    return (
-        [] if text is None or (isinstance(text, float) and pd.isna(text)) else [g for g in str(text).split(", ") if g]
-    )
-
-
 def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(group rates, verdicts) as published, per model for its newest window ending on or before as_of that
     compared groups (a model that stopped predicting, or whose labels lag, has newer windows of nothing to
@@ -295,11 +289,6 @@ def ending_by_last_prediction(conn, verdicts: pd.DataFrame, as_of: date) -> pd.D
 def _mask(frame: pd.DataFrame, flags: list[bool]) -> pd.Series:
     """Row flags as a boolean Series (an empty list would select no columns, not no rows)."""
     return pd.Series(flags, index=frame.index, dtype=bool)
-
-
-def verdicts_with_lists(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """marts.bias_verdicts rows with their list columns (stored as comma-separated text) as lists."""
-    return verdicts.assign(**{c: verdicts[c].map(_as_list) for c in LIST_COLUMNS if c in verdicts})
 
 
 def quarantine_tables(conn) -> list[str]:

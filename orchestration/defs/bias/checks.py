@@ -21,9 +21,9 @@ from orchestration.lib.bias import (
     assessed,
     group_intervals,
     summarise_verdicts,
+    verdicts_with_lists,
 )
 from orchestration.lib.project_config import ProjectConfig, load_config
-from orchestration.lib.report_data import verdicts_with_lists
 
 BIAS_KEY = get_asset_key_for_model([impact_ledger_dbt], "bias_daily")
 
