@@ -3,7 +3,8 @@
 `history_db`: every day before the planted incident, in one run (a backfill).
 `full_db`: history plus the seven days from the incident to two days before the world ends, as one backfill run
 (recorded in `full_instance`).
-`daily_db`: history plus the same seven days, each in its own run.
+`daily_db`: history plus the same seven days as the schedule and an operator would run them: the incident's
+first three days and the last one each in its own run, the three between as one catch-up run.
 Each test gets a private copy (`pipeline`) and runs the days it needs, or reads a shared one.
 """
 
@@ -164,6 +165,11 @@ def latest_copy(e2e_world, latest_db, tmp_path, monkeypatch) -> Pipeline:
     return _private_copy(latest_db, e2e_world, tmp_path, monkeypatch)
 
 
+# daily_db's runs, as offsets from the incident: the incident's days one at a time (alerts must follow them day by
+# day), a catch-up run in the middle (a ranged run after daily ones and a daily one after it), the last day alone
+DAILY_RUNS = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 6))
+
+
 @pytest.fixture(scope="session")
 def daily_instance():
     """The Dagster instance of `daily_db`'s runs: their materialisation events and metadata."""
@@ -175,19 +181,19 @@ def daily_instance():
 
 @pytest.fixture(scope="session")
 def daily_db(e2e_world, history_db, daily_instance, tmp_path_factory):
-    """history_db plus full_db's seven backfilled days, each as its own run (as the daily schedule runs them)."""
+    """history_db plus full_db's seven backfilled days in the runs DAILY_RUNS names (days from the incident)."""
     source, truth = e2e_world
     db = tmp_path_factory.mktemp("daily") / "warehouse.duckdb"
     shutil.copy(history_db, db)
-    first = date.fromisoformat(truth["incident"]["start_date"])
-    for offset in range(7):
-        _materialize(source, db, first + timedelta(days=offset), first + timedelta(days=offset), daily_instance)
+    incident = date.fromisoformat(truth["incident"]["start_date"])
+    for first, last in DAILY_RUNS:
+        _materialize(source, db, incident + timedelta(days=first), incident + timedelta(days=last), daily_instance)
     return db
 
 
 @pytest.fixture
 def daily_runs(e2e_world, daily_db) -> Pipeline:
-    """Read-only view of `daily_db`: seven days from the incident, run one at a time."""
+    """Read-only view of `daily_db`: seven days from the incident, in DAILY_RUNS' runs."""
     source, truth = e2e_world
     return Pipeline(
         source, daily_db, truth, date.fromisoformat(truth["start_date"]), date.fromisoformat(truth["end_date"])

@@ -115,7 +115,7 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(
 
 
 def test_exports_equal_the_snapshot_on_every_exported_day(daily_runs):
-    """After seven daily runs, each exported day holds exactly the snapshot's rows of that day: a run re-exports
+    """After daily_db's runs (daily ones and a catch-up), each exported day holds exactly the snapshot's rows of that day: a run re-exports
     the days its lookback recomputed (label-based health, yesterday's KPIs), so no day's export goes stale."""
     p = daily_runs
     last_run_day = p.incident + timedelta(days=6)
