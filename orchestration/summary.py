@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from orchestration.lib.report_data import RECENT_DAYS
 from orchestration.lib.settings import dbt_var
 
 SUMMARY_RESULTS_SQL = """
@@ -108,9 +109,6 @@ def _gate_warnings(conn) -> list[str]:
     ]
 
 
-RECENT_DAYS = 30
-
-
 def _recent_health(conn):
     """recent_health_counts as a table to print: predictions, the share labelled, precision and recall."""
     import duckdb
@@ -162,6 +160,7 @@ def _print_attribution(results, impact) -> None:
         significance_text,
         units_header,
     )
+    from orchestration.lib.money import money
     from orchestration.lib.project_config import load_config
 
     currency = load_config().currency
@@ -215,14 +214,14 @@ def _print_attribution(results, impact) -> None:
             "net of model cost)"
         )
         controls = dict(zip(results["experiment_id"], results["control_variant"]))
-        money = pd.DataFrame(
+        value_table = pd.DataFrame(
             {
                 "model": model_arms(impact, controls),
                 "treated users": impact["treated_units"],
-                f"incremental revenue ({currency})": impact["incremental_value"].map("{:,.0f}".format),
-                f"model cost ({currency})": impact["model_cost"].map("{:,.0f}".format),
+                f"incremental revenue ({currency})": impact["incremental_value"].map(money),
+                f"model cost ({currency})": impact["model_cost"].map(money),
                 f"net value ({currency}) [95% CI]": [
-                    f"{v:,.0f} [{lo:,.0f}, {hi:,.0f}]" if lo == lo else f"{v:,.0f} [n/a]"
+                    f"{money(v)} [{money(lo)}, {money(hi)}]" if lo == lo else f"{money(v)} [n/a]"
                     for v, lo, hi in zip(impact["net_value"], impact["net_value_ci_low"], impact["net_value_ci_high"])
                 ],
                 ROI_LABEL: [roi_text(*v) for v in zip(impact["roi"], impact["roi_ci_low"], impact["roi_ci_high"])],
@@ -230,7 +229,7 @@ def _print_attribution(results, impact) -> None:
                 "trustworthy": impact["trustworthy"].map(yes_no),
             }
         )
-        print(money.to_string(index=False))
+        print(value_table.to_string(index=False))
         print(f"  {ROI_NOTE}")
 
 
@@ -394,12 +393,13 @@ def _print_unmeasured(conn, impact, results) -> None:
     """The monitored models without a model value: their worth is not measured (no never-exposed holdout)."""
     import pandas as pd
 
+    from orchestration.lib.money import money
     from orchestration.lib.project_config import load_config
     from orchestration.lib.report_data import unmeasured_models, unmeasured_text
 
     as_of = pd.Timestamp(results["as_of_date"].max()).date() if len(results) else pd.Timestamp.max.date()
     if unmeasured := unmeasured_models(conn, as_of, impact["model_id"] if len(impact) else []):
-        print(f"  {unmeasured_text(unmeasured, '{:,.0f}'.format, load_config().currency)}")
+        print(f"  {unmeasured_text(unmeasured, money, load_config().currency)}")
 
 
 def read_and_print(conn, reports: Path) -> None:

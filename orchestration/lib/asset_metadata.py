@@ -21,6 +21,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from orchestration.lib.money import money
+
 PREVIEW_ROWS = 20
 
 
@@ -179,7 +181,6 @@ def impact_preview(impact: pd.DataFrame, currency: str, max_rows: int = PREVIEW_
     latest = latest_cumulative(impact)
     if latest.empty:
         return "none"
-    money = lambda x: "n/a" if x is None or pd.isna(x) else f"{x:,.0f}"  # noqa: E731
     frame = pd.DataFrame(
         {
             "model": latest["model_id"].to_numpy(),

@@ -51,6 +51,7 @@ from orchestration.lib.bias import (
     wilson_interval,
 )
 from orchestration.lib.leading import describe, kpi_drop_leads
+from orchestration.lib.money import money
 from orchestration.lib.project_config import load_config
 from orchestration.lib.report_data import ReportDataError, existing_tables, latest_report_date
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
@@ -82,13 +83,9 @@ def _pct(x) -> str:
     return "n/a" if _missing(x) else f"{x:+.1%}"
 
 
-def _money(x) -> str:
-    return "n/a" if _missing(x) else f"{x:,.0f}"
-
-
 def _currency_amount(currency: str):
     """Money with thousands separators and the project's currency (never 1e+05)."""
-    return lambda x: "n/a" if _missing(x) else f"{x:,.0f} {currency}"
+    return lambda x: "n/a" if _missing(x) else f"{money(x)} {currency}"
 
 
 def _significant(rows: pd.DataFrame) -> list[bool]:
@@ -103,7 +100,6 @@ def _interval(value, low, high, fmt) -> str:
     return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
 
 
-POOLED_DAYS = 30  # a small model's pooled precision and recall (as `summary` pools them)
 SIGN_TEXT = {
     "positive": "above 0 (95% CI)",
     "negative": "BELOW 0 (95% CI)",
@@ -277,16 +273,16 @@ class ReportBuilder:
                             "as of": latest["as_of_date"],
                             "treated users": latest["treated_units"],
                             f"incremental value ({currency}) [95% CI]": [
-                                _interval(*v, _money)
+                                _interval(*v, money)
                                 for v in zip(
                                     latest["incremental_value"],
                                     latest["incremental_value_ci_low"],
                                     latest["incremental_value_ci_high"],
                                 )
                             ],
-                            f"model cost ({currency})": latest["model_cost"].map(_money),
+                            f"model cost ({currency})": latest["model_cost"].map(money),
                             f"net value ({currency}) [95% CI]": [
-                                _interval(*v, _money)
+                                _interval(*v, money)
                                 for v in zip(
                                     latest["net_value"], latest["net_value_ci_low"], latest["net_value_ci_high"]
                                 )
@@ -310,7 +306,7 @@ class ReportBuilder:
                 )
             )
         if unmeasured := data.unmeasured_models(self.conn, self.as_of, impact.get("model_id", [])):
-            s.add(note(data.unmeasured_text(unmeasured, _money, currency)))
+            s.add(note(data.unmeasured_text(unmeasured, money, currency)))
             self.summary["unmeasured_models"] = [m for m, _ in unmeasured]
         if lifts.empty:
             s.add(note(f"No experiment results (attribution.experiment_results) up to {self.as_of} yet."))
@@ -494,7 +490,7 @@ class ReportBuilder:
         import duckdb
 
         try:
-            recent = data.recent_health_counts(self.conn, self.as_of, POOLED_DAYS)
+            recent = data.recent_health_counts(self.conn, self.as_of, data.RECENT_DAYS)
         except duckdb.BinderException:  # a mart built before its confusion counts
             recent = pd.DataFrame(columns=["model"])
         s.add(
@@ -577,7 +573,7 @@ class ReportBuilder:
         return s
 
     def _pooled_health(self, model_id: str, recent: pd.DataFrame) -> str:
-        """A small model's precision and recall pooled over the last POOLED_DAYS days (the labels known so far), with
+        """A small model's precision and recall pooled over the last RECENT_DAYS days (the labels known so far), with
         Wilson 95% intervals: its days are too small to show, the pool is not."""
         parts = []
         for r in recent[recent["model"] == model_id].itertuples():
@@ -594,7 +590,7 @@ class ReportBuilder:
         if not parts:
             return ""
         return (
-            f"{model_id}, pooled over the {POOLED_DAYS} days to {self.as_of} (labels known so far; Wilson 95% "
+            f"{model_id}, pooled over the {data.RECENT_DAYS} days to {self.as_of} (labels known so far; Wilson 95% "
             f"intervals): " + "; ".join(parts) + "."
         )
 

@@ -195,6 +195,10 @@ def model_health(conn, as_of: date) -> pd.DataFrame:
     )
 
 
+# the recent days `summary` and the report look back over (a small model's pooled precision and recall, ...)
+RECENT_DAYS = 30
+
+
 def recent_health_counts(conn, as_of: date | None, days: int) -> pd.DataFrame:
     """Per model and version, the ``days`` days to ``as_of`` (None: the mart's newest day): volume and the confusion
     counts of the labels known so far (a new version's precision is its own, not blended with the old one's)."""

@@ -112,6 +112,17 @@ def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency
     assert f"{row.roi:.1f}x" not in out  # no 'x' multiple that reads as value / cost
 
 
+def test_money_rounds_its_halves_away_from_zero_as_a_reader_would(warehouse, capsys):
+    path, _, _ = warehouse
+    with duckdb.connect(str(path)) as conn:  # halves, which Python's own format rounds to even (2,362 and -0)
+        conn.execute(
+            "UPDATE attribution.model_impact SET net_value = 2362.5, net_value_ci_low = -0.5, "
+            "net_value_ci_high = 4725.5, model_cost = 1000.5, incremental_value = 3363.0"
+        )
+    out = _summary(path, capsys)
+    assert "2,363 [-1, 4,726]" in out and "1,001" in out and "3,363" in out
+
+
 def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_table_line(tmp_path, capsys, monkeypatch):
     # a risk score without an experiment: summary printed one line ("experiment_results is empty") and nothing
     # of the model; the last 30 prediction days are summed, older ones left out
