@@ -154,6 +154,7 @@ def _print_attribution(results, impact) -> None:
         ROI_LABEL,
         ROI_NOTE,
         AttributionSettings,
+        controls_of,
         correction_name,
         model_arms,
         roi_text,
@@ -213,7 +214,7 @@ def _print_attribution(results, impact) -> None:
             f"\nModel value since its experiment started, in {currency} (revenue-per-user lift x treated users, "
             "net of model cost)"
         )
-        controls = dict(zip(results["experiment_id"], results["control_variant"]))
+        controls = controls_of(results)
         value_table = pd.DataFrame(
             {
                 "model": model_arms(impact, controls),

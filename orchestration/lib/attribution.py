@@ -720,11 +720,16 @@ def arm_variants(rows: pd.DataFrame) -> list:
     return [v if n > 1 else None for v, n in zip(rows["treatment_variant"], arms)]
 
 
+def controls_of(results: pd.DataFrame) -> dict:
+    """experiment_id -> its control_variant, from result rows (experiment_results, or rows carrying both)."""
+    return dict(zip(results["experiment_id"], results["control_variant"])) if len(results) else {}
+
+
 def arm_names(rows: pd.DataFrame, controls: dict | None = None) -> list[str]:
     """'small vs regular' for a row of an experiment with several treatment arms, '' for one with a single arm;
     the control is the row's control_variant, else ``controls`` (experiment_id -> control_variant)."""
     if "control_variant" in rows:
-        controls = dict(zip(rows["experiment_id"], rows["control_variant"]))
+        controls = controls_of(rows)
     controls = controls or {}
     return [
         "" if v is None else f"{v} vs {controls[e]}" if not _is_missing(controls.get(e)) else str(v)

@@ -32,6 +32,7 @@ from orchestration.lib.attribution import (
     ROI_NOTE,
     arm_names,
     control_word,
+    controls_of,
     correction_name,
     model_arm,
     model_arms,
@@ -122,17 +123,12 @@ def _day(x) -> str | None:
 def _with_arms(lifts: pd.DataFrame, impact: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both with `arm`: 'small vs regular' where the row's experiment has several treatment arms, '' where it has
     one (each arm is a row, a line and a panel of its own); the model value's control_variant from the lifts."""
-    controls = _controls(lifts)
+    controls = controls_of(lifts)
     if len(lifts):
         lifts = lifts.assign(arm=arm_names(lifts))
     if len(impact):
         impact = impact.assign(arm=arm_names(impact, controls), control_variant=impact["experiment_id"].map(controls))
     return lifts, impact
-
-
-def _controls(lifts: pd.DataFrame) -> dict:
-    """experiment_id -> its control_variant, from the result rows."""
-    return dict(zip(lifts["experiment_id"], lifts["control_variant"])) if len(lifts) else {}
 
 
 def _models(rows: pd.DataFrame) -> list[str]:
@@ -227,7 +223,7 @@ class ReportBuilder:
         currency = load_config().currency
         against = (
             "its never-exposed holdout"
-            if control_word(_controls(lifts).values()) == "holdout"
+            if control_word(controls_of(lifts).values()) == "holdout"
             else "its experiment's control arm (each treatment arm on its own where there are several)"
         )
         s.add(
@@ -382,7 +378,7 @@ class ReportBuilder:
         s = Section("Relative lift over time")
         if not self.has("attribution.experiment_results"):
             return self.missing(s, "attribution.experiment_results")
-        versus = control_word(_controls(lifts).values())
+        versus = control_word(controls_of(lifts).values())
         s.add(
             paragraph(
                 f"Cumulative relative lift of treatment vs {versus} with its 95% CI (shaded; CUPED-adjusted where "
@@ -1054,7 +1050,7 @@ class ReportBuilder:
             return s
         s.add(paragraph(f"Which metrics each experiment can detect, and by when (as of {_day(card['date'].iloc[0])})."))
         # a row per treatment arm: named 'class_size: small vs regular' where the experiment has several
-        card = card.assign(model=model_arms(card, _controls(lifts)))
+        card = card.assign(model=model_arms(card, controls_of(lifts)))
         shown = [
             c
             for c in (
