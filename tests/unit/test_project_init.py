@@ -448,6 +448,15 @@ def test_a_misspelt_variant_and_shares_not_summing_to_one_are_named_before_the_f
     assert not any(
         "expected_share" in line or "is not one experiment_variants" in line for line in review(infer(source))
     )
+    # the gate's own bounds (its suite file: 0.999 .. 1.001): rounding within them is no problem, beyond them is
+    for small, flagged in ((0.5009, False), (0.4991, False), (0.5011, True), (0.4989, True)):
+        shares["small"] = small
+        _write(
+            source,
+            "experiment_variants",
+            pd.DataFrame({"experiment_id": "e1", "variant": list(shares), "expected_share": list(shares.values())}),
+        )
+        assert any("expected_share" in line for line in review(infer(source))) == flagged, small
 
 
 def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(tmp_path):
