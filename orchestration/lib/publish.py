@@ -25,10 +25,12 @@ from orchestration.lib.settings import dbt_var
 class Published:
     """A published table: its day column, and the dbt vars saying how many days before a run's range its
     producer recomputes (labels and late orders arrive late), so those days' exports are rewritten too.
-    Label-based tables also go back to the oldest day the run refreshed for late labels."""
+    Label-based tables also go back to the oldest day the run refreshed for late labels. A ``whole`` table is
+    exported and copied whole by every run: its rows change on days no run's lookback reaches."""
 
     day_column: str
     lookback_vars: tuple[str, ...] = ()
+    whole: bool = False
 
     def lookback_days(self) -> int:
         """The fixed part: days before every run's range that its producer recomputes."""
@@ -55,7 +57,8 @@ PUBLISHED = {
     "marts.alerts": Published("date", (LABELS,)),
     "marts.okr_progress": Published("date", (LABELS, KPIS)),
     "marts.metric_scorecard": Published("date"),
-    "marts.retraining_requests": Published("date", (LABELS,)),  # re-evaluated with the alerts
+    # re-evaluated with the alerts; the retraining job sets a status, and a run re-queues a request, on any day
+    "marts.retraining_requests": Published("date", (LABELS,), whole=True),
     "quality.gate_results": Published("date"),
 }
 
@@ -130,6 +133,16 @@ def export_table(
     return files, rows
 
 
+def export_whole(
+    conn: duckdb.DuckDBPyConnection, table: str, exports: Path, first: date, last: date
+) -> tuple[int, int]:
+    """Export the published ``table`` whole: first..last and every day it holds. Returns (files, rows) written."""
+    day_column = PUBLISHED[table].day_column
+    lo, hi = conn.execute(f"SELECT min({day_column}), max({day_column}) FROM {table}").fetchone()
+    first, last = min(first, lo or first), max(last, hi or last)
+    return export_table(conn, table, day_column, exports / table.split(".")[1], first, last)
+
+
 def changed_since(conn: duckdb.DuckDBPyConnection, first: date, last: date) -> dict[str, date]:
     """Each published table of the warehouse -> the first day a run over first..last may have changed: ``first``
     minus the table's lookback, or the oldest day refreshed for late labels (asked once per run)."""
@@ -148,11 +161,15 @@ def export_days(
 ) -> tuple[int, int]:
     """Export each published table's days that a run over first..last (re)computed: from ``first`` minus the
     table's lookback (or the oldest day refreshed for late labels) to ``last``, replacing those hive partitions,
-    so exports always equal the warehouse. ``since``: changed_since() if the caller has it."""
+    so exports always equal the warehouse; a ``whole`` table from there or its first day to its last.
+    ``since``: changed_since() if the caller has it."""
     files = rows = 0
     since = since if since is not None else changed_since(conn, first, last)
     for table, start in since.items():
-        f, r = export_table(conn, table, PUBLISHED[table].day_column, exports / table.split(".")[1], start, last)
+        if PUBLISHED[table].whole:
+            f, r = export_whole(conn, table, exports, start, last)
+        else:
+            f, r = export_table(conn, table, PUBLISHED[table].day_column, exports / table.split(".")[1], start, last)
         files, rows = files + f, rows + r
     return files, rows
 
@@ -274,6 +291,9 @@ def refresh_snapshot(
 
 
 def publish(conn: duckdb.DuckDBPyConnection, exports: Path, snapshot: Path, first: date, last: date) -> PublishReport:
+    """A run over first..last published: its changed days exported, the snapshot refreshed (``whole`` tables
+    exported whole and, left out of the days given to refresh_snapshot, copied whole)."""
     since = changed_since(conn, first, last)
     files, rows = export_days(conn, exports, first, last, since)
-    return PublishReport(files, rows, snapshot, refresh_snapshot(conn, snapshot, since, last))
+    days = {t: start for t, start in since.items() if not PUBLISHED[t].whole}
+    return PublishReport(files, rows, snapshot, refresh_snapshot(conn, snapshot, days, last))

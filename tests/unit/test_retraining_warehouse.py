@@ -111,6 +111,20 @@ def test_a_status_the_retraining_job_sets_is_what_the_snapshot_and_the_exports_s
         assert conn.execute("SELECT sessions FROM marts.kpi_daily").fetchall() == [(100,)]
 
 
+def test_publish_takes_a_status_set_on_a_day_no_lookback_reaches(warehouse, tmp_path):
+    """The requests are published whole: a status set at day -30 reaches the exports and the snapshot's copy
+    (kept from the last run, patched elsewhere) though the run covers day 10 only."""
+    exports, snapshot = tmp_path / "exports", tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(warehouse)) as conn:
+        publish(conn, exports, snapshot, day(9), day(9))
+        assert exported(exports, day(-30)) == [("o", "requested")]
+        conn.execute(f"UPDATE {REQUESTS_TABLE} SET status = 'snapshot_ready' WHERE model_id = 'o'")
+        publish(conn, exports, snapshot, day(10), day(10))
+        assert exported(exports, day(-30)) == [("o", "snapshot_ready")]
+        assert exported(exports, day(3)) == [("m", "blocked")]
+        assert snapshot_requests(snapshot) == statuses(conn)
+
+
 def test_the_daily_publish_exports_the_requests_whole(warehouse, tmp_path):
     import dagster as dg
     from dagster_duckdb import DuckDBResource

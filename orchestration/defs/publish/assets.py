@@ -9,8 +9,8 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.model_health.alerts import ALERTS_KEY
 from orchestration.defs.okrs.assets import OKR_PROGRESS_KEY, SCORECARD_KEY
 from orchestration.defs.partitions import daily_partitions, run_date_range, single_run
-from orchestration.defs.retraining.assets import REQUESTS_KEY, REQUESTS_TABLE, export_requests
-from orchestration.lib.publish import changed_since, export_days, refresh_snapshot
+from orchestration.defs.retraining.assets import REQUESTS_KEY, upgrade_requests_table
+from orchestration.lib.publish import publish
 from orchestration.lib.settings import analytics_path, exports_dir
 
 MART_KEYS = [
@@ -58,20 +58,13 @@ PUBLISHED_TABLE_KEYS = [
 def analytics_snapshot_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
-        # each table's days the run may have changed; the requests whole (the retraining job sets a status and
-        # the run re-queues blocked requests on older days): left out of `since`, refresh_snapshot copies them whole
-        since = changed_since(conn, first, last)
-        requests_since = since.pop(REQUESTS_TABLE, None)
-        files, rows = export_days(conn, exports_dir(), first, last, since)
-        if requests_since is not None:
-            more = export_requests(conn, exports_dir(), requests_since, last)
-            files, rows = files + more[0], rows + more[1]
-        tables = refresh_snapshot(conn, analytics_path(), since, last)
+        upgrade_requests_table(conn)
+        report = publish(conn, exports_dir(), analytics_path(), first, last)  # the requests whole (PUBLISHED)
     return dg.MaterializeResult(
         metadata={
-            "parquet_files": files,
-            "rows_exported": rows,
-            "snapshot": dg.MetadataValue.path(str(analytics_path())),
-            "snapshot_tables": tables,
+            "parquet_files": report.files,
+            "rows_exported": report.rows,
+            "snapshot": dg.MetadataValue.path(str(report.snapshot)),
+            "snapshot_tables": report.snapshot_tables,
         }
     )

@@ -35,8 +35,9 @@ from orchestration.lib.bias import (
     summarise_verdicts,
 )
 from orchestration.lib.project_config import load_config
-from orchestration.lib.publish import PUBLISHED, export_table, refresh_snapshot
+from orchestration.lib.publish import PUBLISHED, export_whole, refresh_snapshot
 from orchestration.lib.quality_gate import ensure_gate_results
+from orchestration.lib.report_data import existing_tables
 from orchestration.lib.retraining import (
     REQUEST_SCHEMA,
     REQUEUED,
@@ -94,15 +95,11 @@ def ensure_requests_table(conn) -> None:
     conn.execute(f"ALTER TABLE {REQUESTS_TABLE} ADD COLUMN IF NOT EXISTS status_reason VARCHAR")
 
 
-def export_requests(conn, exports: Path, first: date, last: date) -> tuple[int, int]:
-    """The Parquet exports of marts.retraining_requests, whole: first..last and every day it holds (a few rows).
-    The retraining job sets a request's status, and a daily run re-queues a blocked one, on days no run's
-    lookback may reach. Returns (files, rows) written."""
-    ensure_requests_table(conn)
-    lo, hi = conn.execute(f"SELECT min(date), max(date) FROM {REQUESTS_TABLE}").fetchone()
-    first, last = min(first, lo or first), max(last, hi or last)
-    folder = exports / REQUESTS_TABLE.split(".")[1]
-    return export_table(conn, REQUESTS_TABLE, PUBLISHED[REQUESTS_TABLE].day_column, folder, first, last)
+def upgrade_requests_table(conn) -> None:
+    """An existing marts.retraining_requests as ensure_requests_table leaves it (status_reason added to an older
+    one), before it is published; a missing one stays missing: nothing to publish yet."""
+    if REQUESTS_TABLE in existing_tables(conn):
+        ensure_requests_table(conn)
 
 
 # every other published table gets an empty range (after any day): the snapshot keeps it as the last run
@@ -115,7 +112,7 @@ def publish_requests(conn, day: date) -> None:
     """Analysts' copies of the requests (Parquet exports, the analytics snapshot) take the status the retraining
     run for ``day`` just set: `impact-ledger query` and the exports said 'requested' while the warehouse said
     'snapshot_ready', the daily publish covering only its run's days."""
-    export_requests(conn, exports_dir(), day, day)
+    export_whole(conn, REQUESTS_TABLE, exports_dir(), day, day)
     refresh_snapshot(conn, analytics_path(), KEEP_OTHERS, day)
 
 
