@@ -88,24 +88,14 @@ def _held_back_days(conn) -> list[tuple]:
 
 
 def _gate_warnings(conn) -> list[str]:
-    """Per suite and expectation that only warns (a paused label feed's freshness): its days of the last
-    RECENT_DAYS days with gate results, first and latest."""
-    import duckdb
+    """Per suite and expectation that only warns (a paused label feed's freshness, a day passed only by
+    gates.rows.min_count): its days of the last RECENT_DAYS days with gate results, first and latest."""
+    from orchestration.lib.report_data import gate_warnings
 
-    try:
-        rows = conn.execute(
-            "SELECT suite, warnings, date FROM quality.gate_results WHERE warnings IS NOT NULL AND warnings <> '[]' "
-            f"AND date > (SELECT max(date) FROM quality.gate_results) - {RECENT_DAYS} ORDER BY date"
-        ).fetchall()
-    except (duckdb.CatalogException, duckdb.BinderException):  # no gate yet, or results from before the column
-        return []
-    days: dict = {}
-    for suite, warnings, day in rows:
-        for name in json.loads(warnings):
-            days.setdefault((suite, name), []).append(day)
     return [
-        f"{suite} {name}: {len(d)} day(s), " + (f"{d[0]}" if len(d) == 1 else f"{d[0]} .. {d[-1]}")
-        for (suite, name), d in sorted(days.items())
+        f"{r.suite} {r.warning}: {r.days} day(s), "
+        + (f"{r.first_day}" if r.first_day == r.last_day else f"{r.first_day} .. {r.last_day}")
+        for r in gate_warnings(conn, None, RECENT_DAYS).itertuples()
     ]
 
 

@@ -154,6 +154,14 @@ def _expectations(value) -> str:
     return "; ".join(str(i if not isinstance(i, dict) else i.get("expectation_type") or i) for i in items)
 
 
+def _readable_gates(gates: pd.DataFrame) -> pd.DataFrame:
+    """Gate rows with their failed expectations and warnings as text."""
+    return gates.assign(
+        failed_expectations=gates["failed_expectations"].map(_expectations),
+        warnings=gates["warnings"].map(_expectations),
+    )
+
+
 def _trust(flag, reason) -> str:
     return "yes" if bool(flag) else f"NO: {reason or 'reason not recorded'}"
 
@@ -887,28 +895,35 @@ class ReportBuilder:
             "suites_on_as_of": int(len(today)),
             "failed_on_as_of": sorted(today.loc[~today["passed"].astype(bool), "suite"]),
             "failed_days": int(failed["date"].nunique()),
+            "warnings_on_as_of": {
+                suite: json.loads(w) for suite, w in zip(today["suite"], today["warnings"]) if _expectations(w)
+            },
         }
         s.add(
             paragraph(
                 "Great Expectations suites validate each raw table per day; a failed blocking suite stops "
-                "everything downstream of that table for the day."
+                "everything downstream of that table for the day. A warning holds nothing back: a failed "
+                "expectation of severity warning, or a row expectation the day passed only by gates.rows.min_count."
             )
         )
+        today, failed = _readable_gates(today), _readable_gates(failed)
         if today.empty:
             s.add(note(f"No gate results for {self.as_of}."))
         else:
             s.add(f"<h3>{self.as_of}</h3>")
             s.add(
                 table(
-                    today.assign(
-                        passed=today["passed"].map({True: "pass", False: "FAIL"}),
-                        failed_expectations=today["failed_expectations"].map(_expectations),
-                    )[["suite", "table_name", "passed", "rows_validated", "failed_expectations"]]
+                    today.assign(passed=today["passed"].map({True: "pass", False: "FAIL"}))[
+                        ["suite", "table_name", "passed", "rows_validated", "failed_expectations", "warnings"]
+                    ]
                 )
             )
         s.add("<h3>Failed gates up to the as-of day</h3>")
-        failed = failed.assign(failed_expectations=failed["failed_expectations"].map(_expectations))
         s.add(table(failed, scroll=True) if len(failed) else note(f"No gate failed up to {self.as_of}.", kind="ok"))
+        warned = data.gate_warnings(self.conn, self.as_of)
+        if len(warned):
+            s.add(f"<h3>Warnings of the {data.WARNING_DAYS} days up to the as-of day</h3>")
+            s.add(table(warned.rename(columns={"first_day": "first", "last_day": "latest"}), scroll=True))
         return s
 
     # KPIs and optional marts ---------------------------------------------------------

@@ -8,6 +8,7 @@ No Dagster, no plotting here.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pandas as pd
@@ -322,12 +323,47 @@ def quarantine_counts(conn, tables: list[str], as_of: date) -> pd.DataFrame:
     return _frame(conn, f"SELECT * FROM ({union}) ORDER BY date, table_name", [as_of] * len(tables))
 
 
+GATE_RESULTS = "quality.gate_results"
+WARNING_DAYS = 30  # the window of the gates' warnings that `summary` and the report list
+
+
+def _has_gate_warnings(conn) -> bool:
+    """Whether GATE_RESULTS exists with its warnings column (results written before it have none)."""
+    return GATE_RESULTS in existing_tables(conn) and "warnings" in set(
+        _frame(conn, f"SELECT * FROM {GATE_RESULTS} LIMIT 0")
+    )
+
+
 def gate_results(conn, as_of: date) -> pd.DataFrame:
+    warnings = "warnings" if _has_gate_warnings(conn) else "NULL::VARCHAR AS warnings"
     return _frame(
         conn,
-        "SELECT date, suite, table_name, passed, failed_expectations, rows_validated "
-        "FROM quality.gate_results WHERE date <= ? ORDER BY date, suite",
+        f"SELECT date, suite, table_name, passed, failed_expectations, rows_validated, {warnings} "
+        f"FROM {GATE_RESULTS} WHERE date <= ? ORDER BY date, suite",
         [as_of],
+    )
+
+
+def gate_warnings(conn, as_of: date | None = None, days: int = WARNING_DAYS) -> pd.DataFrame:
+    """Per suite and warning of the ``days`` days to ``as_of`` (None: the newest gate result): on how many days it
+    warned, first and latest. A warning holds nothing back: an expectation of severity warning (a paused label
+    feed's freshness), or a row expectation a day passed only by gates.rows.min_count."""
+    columns = ["suite", "warning", "days", "first_day", "last_day"]
+    if not _has_gate_warnings(conn):
+        return pd.DataFrame(columns=columns)
+    rows = conn.execute(
+        f"SELECT suite, warnings, date FROM {GATE_RESULTS}, "
+        f"(SELECT coalesce(?::DATE, max(date)) AS upto FROM {GATE_RESULTS}) "
+        "WHERE warnings IS NOT NULL AND warnings <> '[]' AND date > upto - ?::INTEGER AND date <= upto "
+        "ORDER BY date",
+        [as_of, days],
+    ).fetchall()
+    seen: dict = {}
+    for suite, names, day in rows:
+        for name in json.loads(names):
+            seen.setdefault((suite, name), []).append(day)
+    return pd.DataFrame(
+        [(suite, name, len(set(d)), d[0], d[-1]) for (suite, name), d in sorted(seen.items())], columns=columns
     )
 
 
