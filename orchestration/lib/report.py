@@ -172,6 +172,8 @@ def _grade(flag, reason) -> str:
     return "yes" if bool(flag) else f"NO: {reason or 'reason not recorded'}"
 
 
+UNTRUSTED_PROGRESS = "progress, not trustworthy"  # the OKR plot's hatched bars
+
 # -------------------------------------------------------------------- sections
 
 
@@ -968,16 +970,24 @@ class ReportBuilder:
                 ]
             )
         labels = rf.values(okrs["key_result"].astype(str))
+        progress = rf.values(okrs["progress"])
+        colors = [rf.OK if t else rf.BAD for t in okrs["on_track"].fillna(False)]
+        trust = okrs.get("trustworthy", pd.Series(None, index=okrs.index, dtype=object))
+        reasons = okrs.get("untrusted_reason", pd.Series(None, index=okrs.index, dtype=object))
+        # false only: a KPI's or health metric's value has no attribution row to trust (NULL)
+        untrusted = [not _missing(f) and not bool(f) for f in trust]
         fig = rf.new_figure(height=360)
-        fig.add_trace(
-            dict(
-                type="bar",
-                x=labels,
-                y=rf.values(okrs["progress"]),
-                name="progress",
-                marker=dict(color=[rf.OK if t else rf.BAD for t in okrs["on_track"].fillna(False)]),
-            )
-        )
+        for marked, name in ((False, "progress"), (True, UNTRUSTED_PROGRESS)):
+            rows = [i for i, u in enumerate(untrusted) if u is marked]
+            if not rows:
+                continue
+            marker = dict(color=[colors[i] for i in rows])
+            bars = dict(type="bar", x=[labels[i] for i in rows], y=[progress[i] for i in rows], name=name)
+            if marked:  # hatched (stripes on white: faded), the reason on hover as the tables give it
+                marker.update(pattern=dict(shape="/"), line=dict(color=marker["color"], width=1.5))
+                bars["hovertext"] = [f"trustworthy: {_grade(trust.iloc[i], reasons.iloc[i])}" for i in rows]
+            # one slot per key result, whichever of the two traces its bar is in
+            fig.add_trace(dict(bars, marker=marker, offsetgroup="progress"))
         fig.add_trace(
             dict(
                 type="bar",
@@ -985,10 +995,12 @@ class ReportBuilder:
                 y=rf.values(okrs["expected_progress"]),
                 name="expected by now (linear pace)",
                 marker=dict(color=rf.EXCLUDED),
+                offsetgroup="expected",
             )
         )
         rf.hline(fig, 1, dict(color=rf.COLORS[2], dash="dash"), "target")
         fig.update_yaxes(tickformat=".0%")
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
         fig.update_layout(barmode="group")
         s.add(
             paragraph(
@@ -997,6 +1009,11 @@ class ReportBuilder:
                 f"its treatment arm's cumulative value of the newest day with one ('value as of': after its "
                 f"experiment's data ends, its final value); 'trustworthy' is that attribution row's (n/a for a KPI "
                 f"or health metric): an achieved key result that is not trustworthy is no achievement yet."
+                + (
+                    " A hatched bar is a value that is not trustworthy (why: on hover and in the table)."
+                    if any(untrusted)
+                    else ""
+                )
             )
         )
         self.summary["okr_progress"] = jsonable(

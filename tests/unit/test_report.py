@@ -20,6 +20,7 @@ LATER = AS_OF + timedelta(days=1)  # rows after the as-of day must not show up
 DAYS = [date(2026, 3, 1) + timedelta(days=i) for i in range(11)]  # 03-01 .. 03-11
 EVIL = 'rec<script>alert("x")</script>'  # a model name that must be escaped
 MODELS = [EVIL, "churn"]
+UNTRUSTED = "sample ratio mismatch (p=1e-6)"  # why churn's results are not trustworthy
 CONFIG = load_alert_config()
 
 
@@ -58,7 +59,7 @@ def lift_rows(model: str) -> list[dict]:
                     n_treatment=900 * i,
                     p_value_adjusted=0.5,
                     trustworthy=model != "churn",
-                    untrusted_reason="sample ratio mismatch (p=1e-6)" if model == "churn" else None,
+                    untrusted_reason=UNTRUSTED if model == "churn" else None,
                     relative_lift=raw,
                     relative_ci_low=raw - 0.05,
                     relative_ci_high=raw + 0.05,
@@ -151,6 +152,29 @@ def publish_bias(conn, rows: list[dict]) -> None:
         stored = pd.concat([t[part] for t in tables], ignore_index=True)
         conn.execute(f"CREATE TABLE {name} ({', '.join(f'{c} {k}' for c, k in schema.items())})")
         conn.execute(f"INSERT INTO {name} SELECT {', '.join(schema)} FROM stored")
+
+
+def okr_rows() -> list[dict]:
+    """Two key results: a net value read from a trustworthy row, and a lift read from churn's results (not
+    trustworthy up to the as-of day, trustworthy on the day after it)."""
+    common = dict(start_date=DAYS[0], deadline=date(2026, 6, 30), expected_progress=0.1)
+    rows = []
+    for day, value, lift in ((DAYS[8], 500.0, 0.01), (AS_OF, 7200.0, 0.03), (LATER, 9999.0, 0.09)):
+        rows.append(
+            dict(date=day, objective="Grow revenue", key_result="kr_value", description="net value 10k")
+            | dict(metric_kind="net_value", metric="net_value", model_id=EVIL, baseline=0.0, target=10000.0)
+            | dict(current_value=value, progress=value / 10000, on_track=value / 10000 >= 0.1)
+            | dict(status="on track" if value >= 1000 else "behind", trustworthy=True, untrusted_reason=None)
+            | common
+        )
+        rows.append(
+            dict(date=day, objective="Keep users", key_result="kr_lift", description="revenue per user +5%")
+            | dict(metric_kind="lift", metric="revenue_per_user", model_id="churn", baseline=0.0, target=0.05)
+            | dict(current_value=lift, progress=lift / 0.05, on_track=lift / 0.05 >= 0.1, status="on track")
+            | dict(trustworthy=day == LATER, untrusted_reason=None if day == LATER else UNTRUSTED)
+            | common
+        )
+    return rows
 
 
 def make_warehouse(path, optional: bool = False):
@@ -263,31 +287,7 @@ def make_warehouse(path, optional: bool = False):
             ],
         )
         if optional:
-            put(
-                conn,
-                "marts.okr_progress",
-                [
-                    dict(
-                        date=day,
-                        objective="Grow revenue",
-                        key_result="kr_value",
-                        description="net value 10k",
-                        metric_kind="net_value",
-                        metric="net_value",
-                        model_id=EVIL,
-                        baseline=0.0,
-                        target=10000.0,
-                        start_date=DAYS[0],
-                        deadline=date(2026, 6, 30),
-                        current_value=value,
-                        progress=value / 10000,
-                        expected_progress=0.1,
-                        on_track=value / 10000 >= 0.1,
-                        status="on track" if value >= 1000 else "behind",
-                    )
-                    for day, value in ((DAYS[8], 500.0), (AS_OF, 7200.0), (LATER, 9999.0))
-                ],
-            )
+            put(conn, "marts.okr_progress", okr_rows())
             put(
                 conn,
                 "marts.metric_scorecard",
@@ -575,7 +575,7 @@ def test_optional_sections_absent_are_notes_and_present_are_shown(warehouse, tmp
     )
     okr = page.figures["okr-progress"]
     assert trace(okr, "progress")["y"] == pytest.approx([0.72])  # the as-of day's row, not the later one
-    assert trace(okr, "expected by now (linear pace)")["y"] == pytest.approx([0.1])
+    assert trace(okr, "expected by now (linear pace)")["y"] == pytest.approx([0.1, 0.1])
     assert page.summary["okr_progress"][0]["current_value"] == 7200.0
     assert "needs 200 days" in full.html and "revenue_per_active_user" in full.html
     # the net-value key result is money in the project's currency, thousands separated (not 1e+04)
