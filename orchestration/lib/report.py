@@ -924,7 +924,7 @@ class ReportBuilder:
         s.add(table(failed, scroll=True) if len(failed) else note(f"No gate failed up to {self.as_of}.", kind="ok"))
         warned = data.gate_warnings(self.conn, self.as_of)
         if len(warned):
-            s.add(f"<h3>Warnings of the {data.WARNING_DAYS} days up to the as-of day</h3>")
+            s.add(f"<h3>Warnings of the {data.RECENT_DAYS} days up to the as-of day</h3>")
             s.add(table(warned.rename(columns={"first_day": "first", "last_day": "latest"}), scroll=True))
         return s
 

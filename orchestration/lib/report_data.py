@@ -324,7 +324,6 @@ def quarantine_counts(conn, tables: list[str], as_of: date) -> pd.DataFrame:
 
 
 GATE_RESULTS = "quality.gate_results"
-WARNING_DAYS = 30  # the window of the gates' warnings that `summary` and the report list
 
 
 def _has_gate_warnings(conn) -> bool:
@@ -344,7 +343,7 @@ def gate_results(conn, as_of: date) -> pd.DataFrame:
     )
 
 
-def gate_warnings(conn, as_of: date | None = None, days: int = WARNING_DAYS) -> pd.DataFrame:
+def gate_warnings(conn, as_of: date | None = None, days: int = RECENT_DAYS) -> pd.DataFrame:
     """Per suite and warning of the ``days`` days to ``as_of`` (None: the newest gate result): on how many days it
     warned, first and latest. A warning holds nothing back: an expectation of severity warning (a paused label
     feed's freshness), or a row expectation a day passed only by gates.rows.min_count."""
