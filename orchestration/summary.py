@@ -380,6 +380,36 @@ def _cost_gaps(conn) -> list[str]:
     return lines
 
 
+REASSIGNED_SQL = """
+WITH again AS (
+    SELECT q.experiment_id, count(DISTINCT q.user_id) AS users
+    FROM raw_quarantine.assignments q JOIN raw.assignments r USING (experiment_id, user_id)
+    WHERE q._reason LIKE 'duplicate key%' AND q.variant IS DISTINCT FROM r.variant
+    GROUP BY ALL
+)
+SELECT again.experiment_id, again.users, count(DISTINCT r.user_id) AS assigned
+FROM again JOIN raw.assignments r USING (experiment_id)
+GROUP BY ALL ORDER BY 1
+"""
+
+
+def _reassigned(conn) -> list[str]:
+    """Notes on users assigned again to another variant: the loader keeps the first assignment and quarantines the
+    later ones as duplicate keys, which says nothing of the arm switch (a user who saw both arms dilutes the lift)."""
+    import duckdb
+
+    try:  # the raw layer: not in the analytics snapshot
+        rows = conn.execute(REASSIGNED_SQL).fetchall()
+    except duckdb.Error:
+        return []
+    return [
+        f"experiment {experiment}: {users:,} of {assigned:,} assigned users ({users / assigned:.1%}) were assigned "
+        "again to another variant; their first assignment counts, the later ones are quarantined "
+        "(raw_quarantine.assignments): a user who saw both arms dilutes the measured lift"
+        for experiment, users, assigned in rows
+    ]
+
+
 def _print_unmeasured(conn, impact, results) -> None:
     """The monitored models without a model value: their worth is not measured (no never-exposed holdout)."""
     import pandas as pd
@@ -411,7 +441,7 @@ def read_and_print(conn, reports: Path) -> None:
         print("No experiment results (attribution.experiment_results is empty): monitoring only")
     else:
         _print_attribution(results, impact)
-        for line in _cost_gaps(conn):
+        for line in _cost_gaps(conn) + _reassigned(conn):
             print(f"  note: {line}")
     _print_unmeasured(conn, impact, results)
     if len(recent):

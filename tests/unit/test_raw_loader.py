@@ -313,6 +313,22 @@ def test_unknown_variant_and_reassignment_are_quarantined(tmp_path, conn):
     # the generic cross-day key rule: the first assignment wins
     assert second.quarantine_reasons == {"duplicate key (experiment_id, user_id), first seen on 2026-09-02": 1}
     assert conn.execute("SELECT user_id, variant FROM raw.assignments").fetchall() == [("u1", "treatment")]
+    # `summary` says the quarantined duplicate was an arm switch (a re-sent row with its first variant is not one)
+    from orchestration.summary import _reassigned
+
+    day3 = pd.DataFrame(
+        {
+            "experiment_id": ["e1", "e1"],
+            "user_id": ["u1", "u3"],
+            "variant": ["treatment", "holdout"],
+            "assigned_at": pd.to_datetime(["2026-09-04 10:00", "2026-09-04 11:00"]),
+        }
+    )
+    write(tmp_path, "assignments", day3, day=date(2026, 9, 4))
+    load_partition(conn, "assignments", tmp_path, date(2026, 9, 4))
+    assert sorted(quarantine(conn, "assignments")["user_id"]) == ["u1", "u1", "u2"]
+    [note] = _reassigned(conn)  # u1 switched arms; of u1 and u3 assigned
+    assert note.startswith("experiment e1: 1 of 2 assigned users (50.0%) were assigned again to another variant")
 
 
 def test_undated_files_are_split_by_time_column(tmp_path, conn):
