@@ -999,7 +999,10 @@ class ReportBuilder:
             )
         )
         rf.hline(fig, 1, dict(color=rf.COLORS[2], dash="dash"), "target")
-        fig.update_yaxes(tickformat=".0%")
+        # the target line in view when every bar is below it (autorange follows the bars only)
+        drawn = [v for v in [*progress, *rf.values(okrs["expected_progress"])] if not _missing(v)]
+        low, high = min([0.0, *drawn]), max([1.0, *drawn])
+        fig.update_yaxes(tickformat=".0%", range=[low - 0.05 * (high - low), high + 0.05 * (high - low)])
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
         fig.update_layout(barmode="group")
         s.add(
