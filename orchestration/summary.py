@@ -104,7 +104,8 @@ def _recent_health(conn):
     import duckdb
     import pandas as pd
 
-    from orchestration.lib.report_data import recent_health_counts
+    from orchestration.lib.project_config import load_config
+    from orchestration.lib.report_data import label_maturity, recent_health_counts
 
     try:
         counts = recent_health_counts(conn, None, RECENT_DAYS)
@@ -121,7 +122,7 @@ def _recent_health(conn):
             for p, w, single in zip(part, whole, one_class, strict=True)
         ]
 
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "model": counts["model"],
             "version": counts["version"],  # a new version's precision is its own, not blended with the old one's
@@ -133,6 +134,18 @@ def _recent_health(conn):
             ],
             "precision": share(counts["tp"], counts["tp"] + counts["fp"]),
             "recall": share(counts["tp"], counts["tp"] + counts["fn"]),
+        }
+    )
+    config = load_config()
+    maturity = label_maturity(conn, None, RECENT_DAYS, lambda m: config.model(m).label_horizon_days)
+    if maturity.empty:
+        return table
+    # beside the labels known so far: how many days have all theirs, and the label-free estimate
+    maturity = table[["model", "version"]].merge(maturity, on=["model", "version"], how="left")
+    return table.assign(
+        **{
+            "labels complete": [f"{c:.0f}/{d:.0f} days" for c, d in zip(maturity["complete_days"], maturity["days"])],
+            "est. precision": [f"{v:.3f}" if v == v else "n/a" for v in maturity["estimated_precision"]],
         }
     )
 
@@ -453,6 +466,13 @@ def read_and_print(conn, reports: Path) -> None:
         print(recent.drop(columns="last_day").to_string(index=False))
         if any("*" in str(v) for v in recent["precision"]) or any("*" in str(v) for v in recent["recall"]):
             print("  * every label so far is of one class: the other's may still be landing (label horizon)")
+        if "labels complete" in recent:
+            print(
+                "  labels complete: the days past the model's label horizon (label_horizon_days) when their labels "
+                "were counted; before it, precision and recall read the labels known so far, which can be far off "
+                "when some outcomes land sooner than others. est. precision: the label-free estimate (CBPE) over "
+                "the same days' positive decisions (right if the scores are calibrated)"
+            )
     if len(health):
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
         for _, row in health.iterrows():

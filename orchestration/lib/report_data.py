@@ -215,6 +215,39 @@ def recent_health_counts(conn, as_of: date | None, days: int) -> pd.DataFrame:
     ).df()
 
 
+MATURITY_COLUMNS = ["model", "version", "days", "complete_days", "estimated_precision"]
+
+
+def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFrame:
+    """Per model and version, of the ``days`` days to ``as_of`` (None: the mart's newest day): how many are past
+    their model's label horizon (``horizon_of(model_id)`` days) on the day their labels were counted (labels_as_of),
+    so every label they will get is in; and the label-free (CBPE) precision over the days' predicted positives.
+    Before its horizon a day's precision reads the labels known so far, which can be far off when some outcomes
+    land sooner than others (a default is known months before a repaid loan). Empty for a mart without these
+    columns (older warehouses)."""
+    have = set(_frame(conn, "SELECT * FROM marts.model_health_daily LIMIT 0").columns)
+    if not {"labels_as_of", "estimated_precision", "positive_rate"} <= have:
+        return pd.DataFrame(columns=MATURITY_COLUMNS)
+    daily = _frame(
+        conn,
+        "SELECT model_id AS model, model_version AS version, date, labels_as_of, estimated_precision, "
+        "predictions * positive_rate AS positives "
+        "FROM marts.model_health_daily, (SELECT coalesce(?::DATE, max(date)) AS upto FROM marts.model_health_daily) "
+        "WHERE date > upto - ?::INTEGER AND date <= upto",
+        [as_of, days],
+    )
+    horizon = pd.to_timedelta(daily["model"].map(horizon_of).astype(int), unit="D")
+    daily["complete"] = pd.to_datetime(daily["date"]) + horizon <= pd.to_datetime(daily["labels_as_of"])
+    estimated = daily["estimated_precision"].notna() & (daily["positives"] > 0)
+    daily["weighted"] = (daily["estimated_precision"] * daily["positives"]).where(estimated)
+    daily["weight"] = daily["positives"].where(estimated)
+    out = daily.groupby(["model", "version"], as_index=False).agg(
+        days=("date", "size"), complete_days=("complete", "sum"), weighted=("weighted", "sum"), weight=("weight", "sum")
+    )
+    out["estimated_precision"] = (out["weighted"] / out["weight"]).where(out["weight"] > 0)
+    return out[MATURITY_COLUMNS]
+
+
 def max_drift(conn, as_of: date) -> pd.DataFrame:
     """Per model and day: the largest PSI over features and score, and which feature it was."""
     return _frame(

@@ -2,6 +2,7 @@
 named, ROI as net return per unit of cost with its CI, money in the project file's currency (issue 13)."""
 
 import argparse
+from datetime import timedelta
 import json
 
 import duckdb
@@ -163,6 +164,54 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
     assert rows[("ranker", "v2")] == ["500", "0", "(0%)", "n/a", "n/a"]
     assert rows[("churn", "v1")] == ["300", "150", "(50%)", "1.000*", f"{90 / 150:.3f}*"]
     assert "* every label so far is of one class" in out
+
+
+def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_theirs_and_the_label_free_estimate(
+    tmp_path, capsys, monkeypatch
+):
+    # a credit-default score (label horizon 125 days): defaults land first, so the labels known so far put its
+    # precision at 0.79 where the whole outcome gives 0.44; summary showed 0.786 with nothing said
+    days = pd.date_range("2026-03-01", periods=40, freq="D")
+    as_of = [d + pd.Timedelta(days=100) for d in days]  # each day's labels counted 100 days on: none complete
+    churn_as_of = [d + pd.Timedelta(days=10) for d in days]  # a 7-day horizon: complete 3 days before
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days] * 2,
+            "model_id": ["risk"] * 40 + ["churn"] * 40,
+            "model_version": "v1",
+            "predictions": [100] * 80,
+            "positive_rate": [0.2] * 40 + [0.1] * 40,
+            "labelled": [30] * 80,
+            "true_positives": [8] * 80,
+            "false_positives": [2] * 80,
+            "false_negatives": [5] * 80,
+            "true_negatives": [15] * 80,
+            "estimated_precision": [0.4 if i % 2 else 0.5 for i in range(40)] + [None] * 39 + [0.7],
+            "labels_as_of": [d.date() for d in as_of + churn_as_of],
+        }
+    )
+    # the churn model's last 3 days: counted before their 7 days were up
+    health.loc[77:, "labels_as_of"] = [d + timedelta(days=5) for d in health.loc[77:, "date"]]
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        ensure_table(conn, "attribution.experiment_results", RESULT_SCHEMA)
+        ensure_table(conn, "attribution.model_impact", IMPACT_SCHEMA)
+        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
+        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
+        conn.execute("CREATE TABLE marts.model_health_daily AS SELECT * FROM health")
+    config = tmp_path / "project.yml"
+    config.write_text(
+        "models:\n  risk: {positive_decision: harmful, label_horizon_days: 125}\n  churn: {label_horizon_days: 7}\n"
+    )
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(("risk", "churn"))}
+    # by hand over the last 30 days: the risk model's days alternate 0.5 / 0.4 at equal positives (20 a day)
+    assert "0/30 days" in " ".join(rows["risk"]) and rows["risk"][-1] == f"{(15 * 0.5 + 15 * 0.4) / 30:.3f}"
+    # the churn model: 27 of 30 days complete; one day with an estimate
+    assert "27/30 days" in " ".join(rows["churn"]) and rows["churn"][-1] == "0.700"
+    assert "labels complete: the days past the model's label horizon" in out
 
 
 def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_before_them_says_so(warehouse, capsys):
