@@ -308,6 +308,21 @@ def _compare(
     return out
 
 
+# a covariate that predicts every unit's outcome (it is the outcome: a buyer's pre-period conversion repeated after)
+# leaves CUPED no noise to estimate: a zero-width interval and no p-value, published as "not tested" but
+# decision-grade with an MDE of 0; the unadjusted estimate is the honest one
+MAX_VARIANCE_REDUCTION = 1 - 1e-6
+
+
+def _cuped_has_noise(cuped, c_arm, t_arm) -> bool:
+    """Whether CUPED narrows the interval without emptying it: some variance reduction, not all of it, and
+    adjusted variance left in each arm."""
+    reduction = cuped.variance_reduction
+    if math.isnan(reduction) or not 0 < reduction < MAX_VARIANCE_REDUCTION:
+        return False
+    return c_arm.adjusted_variance(cuped.theta) > 0 and t_arm.adjusted_variance(cuped.theta) > 0
+
+
 def _compare_all(control, treatment, metric_type: str, window: str, s: AttributionSettings) -> dict:
     out: dict = {}
     if metric_type == "ratio":
@@ -344,7 +359,7 @@ def _compare_all(control, treatment, metric_type: str, window: str, s: Attributi
         balance_p = covariate_balance(control, treatment, s)
         # an imbalanced covariate would shift the estimate by theta x its difference, not only narrow the CI
         balanced = not balance_p < s.covariate_balance_alpha  # not testable (NaN): CUPED's own rule decides
-        usable = balanced and not math.isnan(cuped.variance_reduction) and cuped.variance_reduction > 0
+        usable = balanced and _cuped_has_noise(cuped, c_arm, t_arm)
         primary = cuped.result if usable else fixed
         r = cuped.result
         out |= fixed.as_dict() | {

@@ -382,3 +382,20 @@ def test_only_a_failed_gate_of_a_table_the_lift_reads_makes_it_untrustworthy():
             sources.add(node["name"])
         todo += node.get("depends_on", {}).get("nodes", [])
     assert sources | {"experiments", "experiment_variants"} == ATTRIBUTION_TABLES
+
+
+def test_a_covariate_that_is_the_outcome_leaves_cuped_nothing_to_estimate_and_the_welch_estimate_decides():
+    # a trial's buyers converted once before assignment and once after: post == pre for every unit, theta 1, the
+    # adjusted outcome constant; the row said "+0.0%, not tested" yet decision-grade with an MDE of 0
+    rng = np.random.default_rng(7)
+    c_y, t_y = rng.binomial(1, 0.30, 268).astype(float), rng.binomial(1, 0.31, 1051).astype(float)
+    rows = [_arm_row("e", "holdout", "conversion", c_y, x=c_y), _arm_row("e", "treatment", "conversion", t_y, x=t_y)]
+    (row,) = [r for _, r in _results(rows, shares=(268 / 1319, 1051 / 1319)).iterrows()]
+    assert row["cuped_variance_reduction"] == pytest.approx(1.0)
+    assert row["estimate"] == "welch"
+    welch = st.ttest_ind(t_y, c_y, equal_var=False)
+    assert row["decision_p_value"] == pytest.approx(welch.pvalue, rel=1e-9)
+    assert row["absolute_lift"] == pytest.approx(t_y.mean() - c_y.mean())
+    # the MDE from the arms' own variances (two-sided 5%, 80% power), not 0
+    se = np.sqrt(c_y.var(ddof=1) / len(c_y) + t_y.var(ddof=1) / len(t_y))
+    assert row["mde_absolute"] == pytest.approx((st.norm.ppf(0.975) + st.norm.ppf(0.8)) * se, rel=1e-6)
