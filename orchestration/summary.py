@@ -16,7 +16,7 @@ SELECT model_id, experiment_id, treatment_variant, control_variant, metric, as_o
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high,
        cuped_variance_reduction, p_value_adjusted, multiple_testing, significant, degenerate_reason,
-       guardrail_verdict, trustworthy, untrusted_reason, decision_grade, decision_grade_reason
+       guardrail_verdict, trustworthy, untrusted_reason, decision_grade, decision_grade_reason, mde_relative
 FROM attribution.experiment_results
 WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.experiment_results)
 ORDER BY model_id, treatment_variant, metric
@@ -168,7 +168,8 @@ def _print_attribution(results, impact) -> None:
     from orchestration.lib.project_config import load_config
 
     currency = load_config().currency
-    alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
+    settings = AttributionSettings.from_config(dbt_var("attribution"), "attribution")
+    alpha = settings.alpha
     correction = correction_name(results["multiple_testing"].iloc[0])
     as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
     print(f"Attribution as of {as_of}: each treatment arm vs its experiment's control, cumulative since assignment")
@@ -196,9 +197,15 @@ def _print_attribution(results, impact) -> None:
             "decision-grade": results["decision_grade"].map(lambda g: yes_no[bool(g)]),
             "guardrail": results["guardrail_verdict"].fillna(""),
             "trustworthy": results["trustworthy"].map(yes_no),
+            # a lift this large would be detected: a non-significant row with a wide MDE says little, not "no effect"
+            "MDE": results["mde_relative"].map(lambda m: "n/a" if m != m else f"±{m:.0%}"),
         }
     )
     print(view.to_string(index=False))
+    print(
+        f"  MDE: the smallest relative lift the test detects with {settings.power:.0%} power at its sample size; a row that is "
+        "not significant with a large MDE leaves any smaller effect, harm included, possible"
+    )
     print(
         f"  significant: the {correction}-adjusted p-value over the experiment's metrics is below {alpha:g}. A 95% CI "
         "that excludes 0 on a row marked 'no' is not significant once the metrics are tested together "

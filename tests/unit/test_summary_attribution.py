@@ -113,6 +113,18 @@ def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency
     assert f"{row.roi:.1f}x" not in out  # no 'x' multiple that reads as value / cost
 
 
+def test_every_lift_shows_the_smallest_lift_its_test_would_detect(warehouse, capsys):
+    # a trial's d7 retention: -17% [-56%, +22%], not significant, read as "no harm"; its MDE of 64% was only in
+    # the scorecard
+    path, results, _ = warehouse
+    out = _summary(path, capsys)
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("    m ") or line.startswith("m ")}
+    for r in results[results["analysis_window"] == "cumulative"].itertuples():
+        expected = "n/a" if pd.isna(r.mde_relative) else f"±{r.mde_relative:.0%}"
+        assert lines[r.metric].split()[-1] == expected, lines[r.metric]
+    assert "MDE: the smallest relative lift the test detects with 80% power" in out
+
+
 def test_money_rounds_its_halves_away_from_zero_as_a_reader_would(warehouse, capsys):
     path, _, _ = warehouse
     with duckdb.connect(str(path)) as conn:  # halves, which Python's own format rounds to even (2,362 and -0)
