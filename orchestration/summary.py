@@ -4,6 +4,7 @@ days the gates held back, leading indicators)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 from orchestration.lib.report_data import RECENT_DAYS
@@ -430,6 +431,33 @@ def _reassigned(conn) -> list[str]:
     ]
 
 
+def _unjudged_drift(conn) -> list[str]:
+    """Per model version and feature, the days of the last RECENT_DAYS whose PSI is above the threshold but too few
+    values were compared to judge it (no alert): the highest of them named."""
+    import duckdb
+
+    from orchestration.lib.alerts import DRIFT_SQL, load_alert_config, unjudged_drift
+
+    try:
+        last = conn.execute("SELECT max(date) FROM marts.feature_drift_daily").fetchone()[0]
+        if last is None:
+            return []
+        drift = conn.execute(DRIFT_SQL, [last - timedelta(days=RECENT_DAYS - 1), last]).df()
+    except (duckdb.CatalogException, duckdb.BinderException):  # older warehouses, the analysts' snapshot
+        return []
+    lines = []
+    for (model, version, feature), days in unjudged_drift(drift, load_alert_config()).groupby(
+        ["model_id", "model_version", "feature"], dropna=False
+    ):
+        top = days.loc[days["psi"].idxmax()]
+        values = int(min(top["current_values"], top["reference_values"]))
+        lines.append(
+            f"{model} {version} {feature}: PSI above its threshold on {len(days)} day(s) with too few values to "
+            f"judge, the highest {top['psi']:.2f} on {top['date']:%Y-%m-%d} ({values} values)"
+        )
+    return lines
+
+
 def _print_unmeasured(conn, impact, results) -> None:
     """The monitored models without a model value: their worth is not measured (no never-exposed holdout)."""
     import pandas as pd
@@ -492,6 +520,13 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
+    if unjudged := _unjudged_drift(conn):
+        print(
+            "\nDrift reported but not judged (fewer values a day than alerts.rules.psi.min_count: no alert; far "
+            "above the threshold it is still worth a look; details: marts.feature_drift_daily)"
+        )
+        for line in unjudged:
+            print(f"  {line}")
     if fairness := _fairness(conn, newest):
         print(
             "\nFairness: the newest trailing window's verdicts that compared groups, ending by the model's last "

@@ -18,6 +18,7 @@ from orchestration.lib.alerts import (
     load_alert_config,
     one_sided_drop_pvalue,
     summarise_breaches,
+    unjudged_drift,
 )
 from orchestration.lib.project_config import parse_config
 
@@ -580,3 +581,30 @@ def test_a_weekday_only_models_weekends_are_no_volume_outage():
     counts["d23"] = {"predictions": 0}  # an outage on a weekday: that weekday had 60 a week before
     found = by_metric(alerts(steady(range(35), **counts), 7, 34), "volume_change")
     assert found == [(day(23), "", -1.0, 0.5)]
+
+
+def test_drift_above_its_threshold_on_a_day_too_small_to_judge_is_listed_and_raises_no_alert():
+    # a trial's drifted week: PSI 0.85-0.94 on 169-201 values a day, below min_count 200: no alert and nothing said
+    cfg = load_alert_config(parse_config({"models": {"small": {"alerts": {"psi": {"min_count": 100}}}}}))
+    psi = cfg.rule("psi", "big")
+    assert psi["min_count"] > 150 > 100
+    drift = pd.DataFrame(
+        {
+            "date": [day(d) for d in (1, 2, 3, 4, 5)],
+            "model_id": ["big", "big", "big", "big", "small"],
+            "model_version": "v1",
+            "feature": "feature_x",
+            "psi": [0.9, 0.9, psi["above"] / 2, 0.9, 0.9],
+            "current_values": [150, 5000, 150, 5000, 150],
+            "reference_values": [5000, 5000, 5000, 150, 5000],
+        }
+    )
+    unjudged = unjudged_drift(drift, cfg)
+    # by hand: above the threshold with the fewer side under the model's min_count (200 default, 100 for small)
+    assert unjudged["date"].tolist() == [day(1), day(4)]
+    models = ["big", "small"]
+    rows = pd.concat([health(*[{"day": i} for i in range(1, 6)], model_id=m) for m in models])
+    versions = pd.DataFrame({"model_id": models, "model_version": "v1", "first_date": day(0)})
+    reference = pd.concat([REFERENCE.assign(model_id=m) for m in models])
+    found = evaluate_alerts(rows, drift, reference, versions, cfg, day(1), day(5))
+    assert sorted(found.loc[found["metric"] == "psi", "date"]) == [day(2), day(5)]  # the judged ones only

@@ -2,7 +2,7 @@
 named, ROI as net return per unit of cost with its CI, money in the project file's currency (issue 13)."""
 
 import argparse
-from datetime import timedelta
+from datetime import date, timedelta
 import json
 
 import duckdb
@@ -224,6 +224,38 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     # the churn model: 27 of 30 days complete; one day with an estimate
     assert "27/30 days" in " ".join(rows["churn"]) and rows["churn"][-1] == "0.700"
     assert "labels complete: the days past the model's label horizon" in out
+
+
+def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_path, capsys, monkeypatch):
+    # a trial's drifted week: PSI 0.85-0.94 on 169-201 values a day (min_count 200): no alert, nothing said
+    drift = pd.DataFrame(
+        {
+            "date": [date(2026, 2, d) for d in (3, 4, 5, 6)],
+            "model_id": "risk",
+            "model_version": "v1",
+            "feature": "feature_balance",
+            "psi": [0.85, 0.94, 0.05, 0.91],
+        }
+    )
+    bins = drift[["date", "model_id", "model_version", "feature"]].assign(
+        current_count=[169, 182, 150, 250], reference_count=[1500] * 4
+    )
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as conn:
+        ensure_table(conn, "attribution.experiment_results", RESULT_SCHEMA)
+        ensure_table(conn, "attribution.model_impact", IMPACT_SCHEMA)
+        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
+        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
+        conn.execute("CREATE TABLE marts.feature_drift_daily AS SELECT * FROM drift")
+        conn.execute("CREATE TABLE marts.feature_drift_bins AS SELECT * FROM bins")
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    # by hand: 02-03 and 02-04 above 0.2 on fewer than 200 values; 02-05 below the threshold, 02-06 judged
+    assert "Drift reported but not judged" in out
+    assert (
+        "  risk v1 feature_balance: PSI above its threshold on 2 day(s) with too few values to judge, the highest "
+        "0.94 on 2026-02-04 (182 values)" in out
+    )
 
 
 def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_before_them_says_so(warehouse, capsys):

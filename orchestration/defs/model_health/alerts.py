@@ -15,7 +15,14 @@ from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
-from orchestration.lib.alerts import evaluate_alerts, in_scope, load_alert_config, per_model_checks, summarise_breaches
+from orchestration.lib.alerts import (
+    DRIFT_SQL,
+    evaluate_alerts,
+    in_scope,
+    load_alert_config,
+    per_model_checks,
+    summarise_breaches,
+)
 from orchestration.lib.asset_metadata import (
     MODEL_HEALTH_BY_DAY_SQL,
     breaches_by_day,
@@ -50,19 +57,6 @@ FROM marts.model_health_daily h
 JOIN intermediate.int_model_versions v ON v.model_id = h.model_id AND v.model_version = h.model_version
 WHERE h.date BETWEEN v.reference_start_date AND v.reference_end_date
 GROUP BY ALL
-"""
-# each day's PSI with the non-null values it compared on each side (the psi rule's min_count)
-DRIFT_SQL = """
-SELECT d.date, d.model_id, d.model_version, d.feature, d.psi,
-       coalesce(b.current_values, 0) AS current_values, coalesce(b.reference_values, 0) AS reference_values
-FROM marts.feature_drift_daily d
-LEFT JOIN (
-    SELECT date, model_id, model_version, feature,
-           sum(current_count) AS current_values, sum(reference_count) AS reference_values
-    FROM marts.feature_drift_bins WHERE date BETWEEN $1 AND $2 GROUP BY ALL
-) b ON b.date = d.date AND b.model_id = d.model_id AND b.feature = d.feature
-    AND b.model_version IS NOT DISTINCT FROM d.model_version
-WHERE d.date BETWEEN $1 AND $2
 """
 KEY = ["date", "model_id", "model_version", "metric", "subject"]
 BREACH_COLUMNS = ["date", "model_id", "metric", "subject", "value", "threshold", "rule", "first_detected_on"]
