@@ -335,7 +335,12 @@ class ProjectConfig(_Strict):
                 raise ValueError(f"intersections: {combo} needs at least two attributes")
             unknown = [a for a in combo if a not in self.protected_attributes]
             if unknown:
-                raise ValueError(f"intersections: {unknown} not in protected_attributes {self.protected_attributes}")
+                # a misspelt protected attribute shows here first: name the spelling the intersection expects
+                near = {a: difflib.get_close_matches(a, self.protected_attributes, n=1) for a in unknown}
+                hints = "".join(f"; is {m[0]!r} meant to be {a!r}?" for a, m in near.items() if m)
+                raise ValueError(
+                    f"intersections: {unknown} not in protected_attributes {self.protected_attributes}{hints}"
+                )
         return self
 
     # ------------------------------------------------------------- derived

@@ -50,6 +50,11 @@ def test_the_demo_file_declares_the_demo_and_nothing_else_does():
             "(top level)",
             "['sex'] not in protected_attributes",
         ),
+        (  # a misspelt attribute meets the intersection's check first: the spelling it expects is named
+            "protected_attributes: [studnet, band]\nintersections: [[student, band]]\n",
+            "(top level)",
+            "['student'] not in protected_attributes ['studnet', 'band']; is 'studnet' meant to be 'student'?",
+        ),
         ("partitions: {start: yesterday}\n", "partitions.start", "(got 'yesterday')"),
         ("gates:\n  rows: {max_share: 2}\n", "gates.rows.max_share", "less than or equal to 1 (got 2)"),
         ("modles: {}\n", "modles", "unknown key"),
