@@ -813,11 +813,14 @@ class ReportBuilder:
 
     @staticmethod
     def _bias_interval_table(rates, verdicts) -> str:
-        """The rates behind the verdicts with their Wilson 95% intervals, one row per attribute and group."""
+        """The rates behind the verdicts with their Wilson 95% intervals and denominators, one row per attribute and
+        group."""
         intervals = group_intervals(rates, verdicts)
+        # each rate's own denominator beside it: the selection rate is over every prediction, TPR over the
+        # labelled positives, ... (the labelled column alone read as every rate's n)
         intervals["interval"] = [
-            _interval(v, lo, hi, _rate)
-            for v, lo, hi in zip(intervals["value"], intervals["ci_low"], intervals["ci_high"])
+            f"{_interval(v, lo, hi, _rate)} (n {n:,})"
+            for v, lo, hi, n in zip(intervals["value"], intervals["ci_low"], intervals["ci_high"], intervals["trials"])
         ]
         wide = intervals.pivot_table(
             index=["attribute", "group_value", "labelled", "excluded"],

@@ -536,7 +536,8 @@ def test_bias_bars_and_table_show_wilson_intervals(warehouse):
     )
     # the table of intervals: the tiny group's selection rate with its (wide) interval, marked excluded
     row = re.search(r"<tr><td>age_band</td><td>tiny</td>(.*?)</tr>", report.html).group(1)
-    assert f"0.200 [{wilson[1][0]:.3f}, {wilson[1][1]:.3f}]" in row and row.endswith("<td>yes</td>")
+    # with its own denominator: the selection rate's is every prediction of the group (50), not its labelled rows
+    assert f"0.200 [{wilson[1][0]:.3f}, {wilson[1][1]:.3f}] (n 50)" in row and row.endswith("<td>yes</td>")
     assert "Wilson 95%" in report.html
 
 
