@@ -81,6 +81,7 @@ class TableProfile:
     daily_median: float = 0.0
     daily_max: int = 0
     missing_columns: list[str] = field(default_factory=list)  # required by the contract, absent in a file
+    missing_notes: list[str] = field(default_factory=list)  # the loader's message of each, naming the file
     refused: str | None = None  # the loader's error on a value its contract type cannot hold: materialize stops
     source: str = ""  # a database table or a lake folder of the project file's sources (else the landing zone)
     naive_times: int = 0  # time-column values without a UTC offset (read as UTC)
@@ -210,20 +211,43 @@ def _as_timestamp(col: str) -> str:
     return f"TRY_CAST(CAST({_q(col)} AS VARCHAR) AS TIMESTAMPTZ)"
 
 
-def _columns(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path]) -> tuple[set[str], list[str]]:
-    """Columns present in every file of the table, and required contract columns missing from some file."""
-    present: set[str] | None = None
-    missing: set[str] = set()
+def _columns(
+    conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path]
+) -> tuple[dict[Path, list[str]], list[str]]:
+    """Each file's columns, and the loader's one line for each file that cannot be read (every one, not the
+    first: a user fixing an export wants them all at once)."""
+    columns: dict[Path, list[str]] = {}
+    problems: list[str] = []
+    encoding = load_config().csv.encoding_of(contract.name)
     for path in files:
         try:
-            cols = set(_file_columns(conn, path, contract.name))
+            columns[path] = _file_columns(conn, path, contract.name, encoding)
         except ContractError as err:  # an empty, truncated or malformed file: the loader's one-line message
-            raise InitError(str(err)) from None
+            problems.append(str(err))
         except duckdb.Error as err:
-            raise InitError(f"{path}: cannot read table '{contract.name}': {_first_line(err)}") from None
-        present = cols if present is None else present & cols
-        missing |= {c.name for c in contract.columns if c.required and c.name not in cols}
-    return present or set(), sorted(missing)
+            problems.append(f"{path}: cannot read table '{contract.name}': {_first_line(err)}")
+    return columns, problems
+
+
+def _unreadable(problems: list[str]) -> InitError:
+    if len(problems) == 1:
+        return InitError(problems[0])
+    # one line still (the CLI prints one), numbered: each message has its own ';'
+    return InitError(
+        f"{len(problems)} problems reading the tables' files: "
+        + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+    )
+
+
+def _lacking(table: str, columns: dict[Path, list[str]], column: str) -> str | None:
+    """The loader's message for a column that some of a table's files lack, said of the first such file (and
+    how many more) with that file's own columns, so its near-match hint is the one materialize gives; None when
+    every file has it."""
+    lacking = [path for path, cols in columns.items() if column not in cols]
+    if not lacking:
+        return None
+    more = f" (and {len(lacking) - 1} more file(s) without it)" if len(lacking) > 1 else ""
+    return missing_column(f"{lacking[0]}{more}", CONTRACTS[table], column, columns[lacking[0]])
 
 
 def _refusal(conn: duckdb.DuckDBPyConnection, contract: TableContract, files: list[Path]) -> str | None:
@@ -248,10 +272,10 @@ def _refusal_in_database(refused: str, label: str) -> str:
     return f"{label} ({days} day(s) of rows): table '{rest}"
 
 
-def _need(table: str, files: list[Path], present: set[str], *cols: str) -> None:
+def _need(table: str, columns: dict[Path, list[str]], *cols: str) -> None:
     for col in cols:
-        if col not in present:
-            raise InitError(missing_column(str(files[0]), CONTRACTS[table], col, present))
+        if message := _lacking(table, columns, col):
+            raise InitError(message)
 
 
 def _stage(conn: duckdb.DuckDBPyConnection, name: str, files: list[Path], select: str) -> None:
@@ -392,21 +416,34 @@ def _inspect_database(table: str, spec, label: str) -> TableProfile:
 
 def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[Path]]) -> Inference:
     tables: dict[str, TableProfile] = {}
-    present: dict[str, set[str]] = {}
+    columns: dict[str, dict[Path, list[str]]] = {}
+    problems: list[str] = []
+    for name, files in found.items():  # every table's headers first: all unreadable files said together
+        try:
+            check_formats(source, CONTRACTS[name], files)
+        except ContractError as err:  # its files' headers are read still: one may be empty too
+            problems.append(str(err))
+        columns[name], unread = _columns(conn, CONTRACTS[name], files)
+        problems += unread
+    if problems:
+        raise _unreadable(problems)
+    # the columns every file of a table has: what a scan over all of them can read
+    present = {name: set.intersection(*map(set, cols.values())) for name, cols in columns.items()}
     for name, files in found.items():
         contract = CONTRACTS[name]
-        try:
-            check_formats(source, contract, files)
-        except ContractError as err:
-            raise InitError(str(err)) from None
-        present[name], missing = _columns(conn, contract, files)
+        required = [c.name for c in contract.columns if c.required]
+        notes = [note for c in required if (note := _lacking(name, columns[name], c))]
         profile = tables[name] = TableProfile(
-            name, files, missing_columns=missing, refused=_refusal(conn, contract, files)
+            name,
+            files,
+            missing_columns=[c for c in required if c not in present[name]],
+            missing_notes=notes,
+            refused=_refusal(conn, contract, files),
         )
         tc = contract.time_column
         if tc is None:
             continue
-        _need(name, files, present[name], tc)
+        _need(name, columns[name], tc)
         keep = {
             "predictions": ["prediction_id", "model_id", "model_version", "score", "threshold", "user_id"],
             "labels": ["prediction_id"],
@@ -440,14 +477,14 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
 
     experiments: dict[str, str] = {}
     if "experiments" in found:
-        _need("experiments", found["experiments"], present["experiments"], "experiment_id", "model_id")
+        _need("experiments", columns["experiments"], "experiment_id", "model_id")
         experiments = dict(
             conn.execute(
                 "SELECT DISTINCT CAST(experiment_id AS VARCHAR), CAST(model_id AS VARCHAR) "
                 "FROM t_experiments WHERE experiment_id IS NOT NULL ORDER BY 1"
             ).fetchall()
         )
-    models = _models(conn, found, present, tables, experiments)
+    models = _models(conn, found, present, columns, tables, experiments)
     attributes, users = _attributes(conn, found, present) if "users" in found else ([], 0)
     arms: dict[str, dict[str, int]] = {}
     if "assignments" in found and {"experiment_id", "variant", "user_id"} <= present["assignments"]:
@@ -633,10 +670,10 @@ def _stale_days(holds: dict[str, list[date]], conn: duckdb.DuckDBPyConnection) -
     return stale
 
 
-def _models(conn, found, present, tables, experiments) -> list[ModelProfile]:
+def _models(conn, found, present, columns, tables, experiments) -> list[ModelProfile]:
     if "predictions" not in found:
         return []
-    _need("predictions", found["predictions"], present["predictions"], "model_id")
+    _need("predictions", columns["predictions"], "model_id")
     has = present["predictions"]
     threshold = "TRY_CAST(threshold AS DOUBLE)" if "threshold" in has else "CAST(NULL AS DOUBLE)"
     score = "TRY_CAST(score AS DOUBLE)" if "score" in has else "CAST(NULL AS DOUBLE)"
@@ -1013,7 +1050,8 @@ def review(inf: Inference) -> list[str]:
         for table, note in inf.unread.items()
     ]
     for t in inf.tables.values():
-        if t.missing_columns:
+        out += [f"{note}; materialize will stop at that file until it has the column" for note in t.missing_notes]
+        if t.missing_columns and not t.missing_notes:  # a database table's (no file to name)
             out.append(
                 f"table '{t.name}' lacks contract column(s) {', '.join(t.missing_columns)}: materialize will "
                 "stop until they are added"

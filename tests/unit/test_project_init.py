@@ -580,6 +580,106 @@ def test_cli_errors_are_one_line(tmp_path, capsys, case):
         infer(source)
 
 
+DAYS = ["2026-01-01", "2026-01-02", "2026-01-03"]
+
+
+def _daily_zone(source: Path, fmt: str, renamed: dict[str, dict[str, str]], from_day: int = 2) -> Path:
+    """Predictions and orders, one file a day; ``renamed``: table -> {column: its name} in the files from ``from_day``."""
+    for i, day in enumerate(DAYS):
+        tables = {
+            "predictions": pd.DataFrame(
+                {
+                    "prediction_id": [f"p{i}a", f"p{i}b"],
+                    "model_id": "m",
+                    "model_version": "v",
+                    "user_id": "u",
+                    "predicted_at": [f"{day} 10:00", f"{day} 11:00"],
+                    "score": [0.2, 0.7],
+                }
+            ),
+            "orders": pd.DataFrame(
+                {
+                    "order_id": [f"o{i}"],
+                    "user_id": "u",
+                    "ordered_at": f"{day} 12:00",
+                    "revenue": 3.5,
+                    "status": "completed",
+                }
+            ),
+        }
+        for name, frame in tables.items():
+            if i >= from_day:
+                frame = frame.rename(columns=renamed.get(name, {}))
+            _write(source, name, frame, fmt, file=f"{name}_{day}")
+    return source
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_column_renamed_in_one_file_is_said_of_that_file_as_materialize_says_it(tmp_path, fmt):
+    # init named the table's first file (which has the column) and gave no hint; materialize named the right one
+    import duckdb
+
+    from orchestration.lib.raw_loader import load_days
+
+    source = _daily_zone(tmp_path / "zone", fmt, {"predictions": {"predicted_at": "predicted_on"}})
+    with pytest.raises(InitError) as err:
+        infer(source)
+    bad = source / "predictions" / f"predictions_{DAYS[2]}.{fmt}"
+    assert str(err.value).startswith(f"{bad}: table 'predictions' is missing required column 'predicted_at'")
+    assert str(err.value).endswith("; the file's other columns: predicted_on: one of them renamed?")
+    with duckdb.connect() as conn, pytest.raises(ContractError) as loader:
+        load_days(conn, "predictions", source, [date.fromisoformat(DAYS[2])])
+    assert str(err.value) == str(loader.value)  # the loader's own words
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_required_column_misspelt_in_some_files_names_them_with_the_near_match(tmp_path, fmt):
+    # init said only "table 'orders' lacks contract column(s) revenue", materialize "the file has 'Revenue '"
+    source = _daily_zone(tmp_path / "zone", fmt, {"orders": {"revenue": "Revenue "}})
+    said = [line for line in review(infer(source)) if "revenue" in line]
+    bad = source / "orders" / f"orders_{DAYS[2]}.{fmt}"
+    assert len(said) == 1 and said[0].startswith(f"{bad}: table 'orders' is missing required column 'revenue'")
+    assert "the file has 'Revenue ': contract column names are matched exactly" in said[0]
+    assert f"orders_{DAYS[0]}" not in said[0]
+    # two files without it: the first, and how many more
+    source = _daily_zone(tmp_path / "two", fmt, {"orders": {"revenue": "Revenue "}}, from_day=1)
+    said = [line for line in review(infer(source)) if "revenue" in line]
+    first = source / "orders" / f"orders_{DAYS[1]}.{fmt}"
+    assert said[0].startswith(f"{first} (and 1 more file(s) without it): table 'orders' is missing required column")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_optional_column_absent_is_not_a_missing_column(tmp_path, fmt):
+    # threshold (optional) in two files of three, session_id (optional) in none: the loader reads both
+    source = _daily_zone(tmp_path / "zone", fmt, {})
+    for day in DAYS[:2]:
+        path = source / "predictions" / f"predictions_{day}.{fmt}"
+        frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+        _write(source, "predictions", frame.assign(threshold=0.5), fmt, file=path.name.split(".")[0])
+    inf = infer(source)
+    assert not inf.tables["predictions"].missing_columns and not inf.tables["orders"].missing_columns
+    assert not [line for line in review(inf) if "missing" in line or "lacks" in line]
+
+
+def test_every_unreadable_file_is_named_at_once(tmp_path, capsys):
+    # init stopped at the first 0-byte file: a user fixed it, ran again and met the next
+    source = _daily_zone(tmp_path / "zone", "csv", {})
+    empty = [source / "predictions" / f"predictions_{DAYS[1]}.csv", source / "orders" / f"orders_{DAYS[2]}.csv"]
+    for path in empty:
+        path.write_bytes(b"")
+    (source / "predictions" / "p.parquet").write_bytes(b"not parquet at all")  # and a table's mixed formats
+    out = tmp_path / "cfg.yml"
+    assert main(["init", "--source", str(source), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("impact-ledger: error: 4 problems reading the tables' files")
+    assert "mixed Parquet and CSV files" in err and f"{empty[1]}: table 'orders': the file is empty (0 bytes)" in err
+    assert f"{source / 'predictions' / 'p.parquet'}: table 'predictions': not a Parquet file" in err
+    (source / "predictions" / "p.parquet").unlink()
+    with pytest.raises(InitError) as raised:
+        infer(source)
+    assert all(f"{path}: table '" in str(raised.value) for path in empty) and "(2) " in str(raised.value)
+
+
 def test_a_million_predictions_take_seconds(tmp_path):
     rng = np.random.default_rng(1)
     n = 1_000_000
