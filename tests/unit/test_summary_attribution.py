@@ -136,6 +136,18 @@ def test_money_rounds_its_halves_away_from_zero_as_a_reader_would(warehouse, cap
     assert "2,363 [-1, 4,726]" in out and "1,001" in out and "3,363" in out
 
 
+def _monitoring_only(path, **marts: pd.DataFrame):
+    """A warehouse without experiment results or alerts, and the given marts tables."""
+    with duckdb.connect(str(path)) as conn:
+        ensure_table(conn, "attribution.experiment_results", RESULT_SCHEMA)
+        ensure_table(conn, "attribution.model_impact", IMPACT_SCHEMA)
+        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
+        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
+        for name, frame in marts.items():
+            conn.execute(f"CREATE TABLE marts.{name} AS SELECT * FROM frame")
+    return path
+
+
 def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_table_line(tmp_path, capsys, monkeypatch):
     # a risk score without an experiment: summary printed one line ("experiment_results is empty") and nothing
     # of the model; the last 30 prediction days are summed, older ones left out
@@ -154,13 +166,7 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
             "true_negatives": [0] * 40 + [0] * 40 + [0] * 40,
         }
     )
-    path = tmp_path / "w.duckdb"
-    with duckdb.connect(str(path)) as conn:
-        ensure_table(conn, "attribution.experiment_results", RESULT_SCHEMA)
-        ensure_table(conn, "attribution.model_impact", IMPACT_SCHEMA)
-        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
-        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
-        conn.execute("CREATE TABLE marts.model_health_daily AS SELECT * FROM health")
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     out = _summary(path, capsys)
     assert "monitoring only" in out and "Model health over the 30 days to 2026-04-09" in out
@@ -204,13 +210,7 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     )
     # the churn model's last 3 days: counted before their 7 days were up
     health.loc[77:, "labels_as_of"] = [d + timedelta(days=5) for d in health.loc[77:, "date"]]
-    path = tmp_path / "w.duckdb"
-    with duckdb.connect(str(path)) as conn:
-        ensure_table(conn, "attribution.experiment_results", RESULT_SCHEMA)
-        ensure_table(conn, "attribution.model_impact", IMPACT_SCHEMA)
-        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
-        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
-        conn.execute("CREATE TABLE marts.model_health_daily AS SELECT * FROM health")
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
     config = tmp_path / "project.yml"
     config.write_text(
         "models:\n  risk: {positive_decision: harmful, label_horizon_days: 125}\n  churn: {label_horizon_days: 7}\n"
@@ -240,14 +240,7 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
     bins = drift[["date", "model_id", "model_version", "feature"]].assign(
         current_count=[169, 182, 150, 250], reference_count=[1500] * 4
     )
-    path = tmp_path / "w.duckdb"
-    with duckdb.connect(str(path)) as conn:
-        ensure_table(conn, "attribution.experiment_results", RESULT_SCHEMA)
-        ensure_table(conn, "attribution.model_impact", IMPACT_SCHEMA)
-        ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
-        ensure_table(conn, "marts.retraining_requests", REQUEST_SCHEMA)
-        conn.execute("CREATE TABLE marts.feature_drift_daily AS SELECT * FROM drift")
-        conn.execute("CREATE TABLE marts.feature_drift_bins AS SELECT * FROM bins")
+    path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift, feature_drift_bins=bins)
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     out = _summary(path, capsys)
     # by hand: 02-03 and 02-04 above 0.2 on fewer than 200 values; 02-05 below the threshold, 02-06 judged
