@@ -273,3 +273,38 @@ def gate_digest(gates: pd.DataFrame) -> str:
     columns = sorted(gates.columns)
     rows = sorted(json.dumps([str(v) for v in row], sort_keys=True) for row in gates[columns].itertuples(index=False))
     return hashlib.sha256("\n".join([",".join(columns), *rows]).encode()).hexdigest()[:12]
+
+
+NO_LABELS = "no labelled predictions known by "  # starts the status_reason of a request blocked for want of labels
+
+
+def label_free(
+    models: list[str], labelled: dict[str, int], predicted: dict[str, int], first: date, last: date
+) -> dict[str, str]:
+    """The requested ``models`` whose snapshot would hold no row (``labelled``: model -> candidate rows), and why.
+
+    A snapshot for a request on ``last`` is point-in-time: it holds only the labels known by then, so rebuilding
+    it later gives the same rows, and it reads only labels of days its quality gates checked. A window whose
+    predictions (``predicted``: model -> count) are all labelled after ``last`` (a request on a model's first
+    days, judged on labels that landed later) thus has none, and an empty snapshot cannot train a model: it is
+    blocked, never 'snapshot_ready'. Such a block is final (the labels known by ``last`` do not change).
+    """
+    out = {}
+    for model_id in models:
+        if labelled.get(model_id, 0):
+            continue
+        n = predicted.get(model_id, 0)
+        why = f"{n} prediction(s), none labelled by then: labels land later" if n else "no predictions in it"
+        out[model_id] = (
+            f"{NO_LABELS}{last} in the window {first} .. {last} ({why}); a snapshot as of {last} holds only the "
+            f"labels known by {last} (point-in-time), and an empty one cannot train a model: not exported"
+        )
+    return out
+
+
+def not_judged(models: list[str]) -> str:
+    """Why the training bias check does not pass over candidates with no rows: no verdict is not a fair one."""
+    return (
+        f"not judged: the training candidates hold no labelled prediction of {', '.join(models)} "
+        "(no rows to judge fairness on; nothing is exported, the requests' status_reason says why)"
+    )

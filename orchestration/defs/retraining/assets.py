@@ -4,7 +4,9 @@ The daily job raises requests (marts.retraining_requests). A sensor turns a
 new request into a run of the retraining job: training_candidates (labelled
 predictions with features over a window, only if every input table passed its
 quality gate on every day of it) -> blocking bias gate -> training_snapshot
-(Parquet export). A blocked run records why on the request (status 'blocked',
+(Parquet export). A snapshot is point-in-time: the labels known by the
+request's day (see CANDIDATES_SQL), so a model with none there is blocked, never
+exported empty. A blocked run records why on the request (status 'blocked',
 status_reason), and the job republishes the requests, so analysts' copies
 show the status it set. A request its window's gates blocked is judged again
 by each daily run and pending again once the window is clean (the sensor's run
@@ -45,6 +47,8 @@ from orchestration.lib.retraining import (
     blocked_by_gate,
     gate_digest,
     keep_decisions,
+    label_free,
+    not_judged,
     pending_by_day,
     requests_between,
     requeue,
@@ -57,6 +61,8 @@ REQUESTS_KEY = dg.AssetKey(["marts", "retraining_requests"])
 CANDIDATES_KEY = dg.AssetKey(["retraining", "training_candidates"])
 SNAPSHOT_KEY = dg.AssetKey(["retraining", "training_snapshot"])
 
+# labels known by the request's day only: a snapshot rebuilt later holds the same rows, and reads no label of a day
+# after the window its quality gates checked (a window labelled only later gives no rows: label_free blocks it)
 CANDIDATES_SQL = """
 SELECT p.*, l.label, l.label_source{attributes},
        DATE '{day}' AS snapshot_date
@@ -178,7 +184,8 @@ def requeue_blocked(conn) -> int:
     deps=[ALERTS_KEY, dg.AssetKey(["marts", "model_health_daily"])],
     description=(
         "One row per retraining request: model, reason, evidence values, planned snapshot path, status "
-        "('requested', 'snapshot_ready', or 'blocked' with status_reason naming the failed gates or fairness verdicts). "
+        "('requested', 'snapshot_ready', or 'blocked' with status_reason naming the failed gates or fairness verdicts, "
+        "or saying no label was known by the request's day: a snapshot is never exported empty). "
         "Re-evaluated with the alerts over the label lookback window, from the alerts' dates only."
     ),
 )
@@ -272,8 +279,10 @@ def _training_start(conn, models: list[str], window_start):
     deps=[REQUESTS_KEY, dg.AssetKey(["raw", "predictions"]), dg.AssetKey(["raw", "labels"])],
     description=(
         "Labelled predictions with features and protected attributes over the training window of each model with "
-        "a retraining request that day. Refuses to build (and marks the requests 'blocked' with the reason) unless "
-        f"every input table ({', '.join(TRAINING_INPUTS)}) passed its quality gate on every day of the window."
+        "a retraining request that day, with the labels known by that day. Refuses to build (and marks the "
+        "requests 'blocked' with the reason) unless every input table "
+        f"({', '.join(TRAINING_INPUTS)}) passed its quality gate on every day of the window; a model with no "
+        "labelled prediction there is blocked too (its labels land later), and the run fails if every one is."
     ),
 )
 def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -288,6 +297,7 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
             conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {empty}")
             return dg.MaterializeResult(metadata={"models": dg.MetadataValue.json([]), "note": no_request(day)})
         start, gate, _ = window_gate(conn, day, models)
+        unlabelled: dict[str, str] = {}  # model -> why its snapshot would be empty
         if gate.passed:
             conn.execute("CREATE SCHEMA IF NOT EXISTS retraining")
             listed = ", ".join(f"'{m}'" for m in models) or "NULL"
@@ -298,8 +308,20 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
             counts = dict(
                 conn.execute("SELECT model_id, count(*) FROM retraining.training_candidates GROUP BY 1").fetchall()
             )
+            predicted = dict(
+                conn.execute(
+                    "SELECT model_id, count(*) FROM staging.stg_predictions WHERE model_id IN "
+                    f"({listed}) AND prediction_date BETWEEN ? AND ? GROUP BY 1",
+                    [start, day],
+                ).fetchall()
+            )
+            unlabelled = label_free(models, counts, predicted, start, day)
+            for model_id, reason in unlabelled.items():
+                record_blocked(conn, day, [model_id], reason)
         else:
             record_blocked(conn, day, models, gate.reason)
+    if gate.passed and len(unlabelled) == len(models):  # nothing to export: the run fails, as a blocked gate does
+        raise dg.Failure(description="; ".join(f"{m}: {r}" for m, r in unlabelled.items()))
     if not gate.passed:  # raised outside the `with`: DuckDBResource closes its connection only on a clean exit
         raise dg.Failure(
             description=gate.reason,
@@ -316,6 +338,8 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
             "rows_by_model": dg.MetadataValue.json(counts),
             "window": f"{start} .. {day}",
             "quality_gate": gate.reason,
+            # progress lines print it: the other models' snapshots go on
+            **({"skipped": "; ".join(f"{m}: {r}" for m, r in unlabelled.items())} if unlabelled else {}),
         }
     )
 
@@ -357,8 +381,15 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
             )
         passed = bool(verdicts["passed"].all()) if len(verdicts) else True
         requested = _requested_models(conn, day)
+        # a label-free model is blocked already (training_candidates): its status_reason stays
+        with_rows = {
+            r[0] for r in conn.execute("SELECT DISTINCT model_id FROM retraining.training_candidates").fetchall()
+        }
+        judged = [m for m in requested if m in with_rows]
         if not requested:
             reason = no_request(day)
+        elif not judged:  # 0 rows: no group is unfair, yet nothing was judged either
+            passed, reason = False, not_judged(requested)
         elif not attributes:
             reason = f"snapshot may be exported; {NOT_ASSESSED}"
         else:
@@ -367,8 +398,10 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
                 if passed
                 else f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
             )
-        if not passed:
-            record_blocked(conn, day, requested, reason)
+        if requested and judged and len(judged) < len(requested):
+            reason += f" (not judged: {', '.join(m for m in requested if m not in judged)}, no labelled prediction)"
+        if not passed:  # a model blocked for want of labels keeps that reason
+            record_blocked(conn, day, judged or requested, reason)
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -391,8 +424,11 @@ def training_snapshot_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRes
     written = {}
     with duckdb.get_connection() as conn:
         ensure_requests_table(conn)
+        # a model without candidate rows was blocked by training_candidates: an empty snapshot is never ready
         for model_id, path in conn.execute(
-            f"SELECT model_id, snapshot_path FROM {REQUESTS_TABLE} WHERE date = ?", [day]
+            f"SELECT model_id, snapshot_path FROM {REQUESTS_TABLE} WHERE date = ? AND model_id IN "
+            "(SELECT model_id FROM retraining.training_candidates)",
+            [day],
         ).fetchall():
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)

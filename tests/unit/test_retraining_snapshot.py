@@ -1,0 +1,168 @@
+"""The retraining job on a small hand-made warehouse: a snapshot holds the labels known by its request's day
+(point-in-time), so a window labelled only later is blocked, never exported empty as 'snapshot_ready'.
+
+Found by a real-data trial: a min_precision floor raised a request on the model's first day (judged on labels
+that landed 2-6 days later); the job said ok, the bias check passed, and the exported snapshot had 0 rows.
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from orchestration.defs.retraining.assets import (
+    REQUESTS_TABLE,
+    ensure_requests_table,
+    training_bias_check,
+    training_candidates_asset,
+    training_snapshot_asset,
+)
+from orchestration.lib.quality_gate import ensure_gate_results
+from orchestration.lib.retraining import snapshot_path
+
+D0 = date(2026, 3, 1)  # the models' first day, and the request's
+PREDICTIONS = {"m": 40, "n": 30}
+# days after D0 each model's labels land: m's all after the request's day (the trial: 2-6 days), n's partly on it
+LABEL_DELAYS = {"m": [2, 3, 4, 5, 6], "n": [0, 0, 1, 4, 6]}
+
+
+def predictions() -> pd.DataFrame:
+    rows = [
+        (f"{m}{i}", m, D0, f"u{i}", (i % 10) / 10, i % 10 >= 5, D0 + timedelta(days=LABEL_DELAYS[m][i % 5]))
+        for m, n in PREDICTIONS.items()
+        for i in range(n)
+    ]
+    return pd.DataFrame(
+        rows, columns=["prediction_id", "model_id", "prediction_date", "user_id", "score", "decision", "labeled_at"]
+    )
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMPACT_LEDGER_EXPORTS", str(tmp_path / "exports"))
+    monkeypatch.setenv("IMPACT_LEDGER_ANALYTICS_DB", str(tmp_path / "analytics.duckdb"))
+    project = tmp_path / "project.yml"
+    project.write_text("protected_attributes: [age_band]\nbias: {min_labelled: 1}\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(project))
+    db = tmp_path / "warehouse.duckdb"
+    preds = predictions()
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE SCHEMA marts; CREATE SCHEMA intermediate; CREATE SCHEMA staging")
+        conn.register("preds", preds)
+        conn.execute(
+            "CREATE TABLE staging.stg_predictions AS "
+            "SELECT prediction_id, model_id, prediction_date, user_id, score, decision FROM preds"
+        )
+        conn.execute(
+            "CREATE TABLE staging.stg_labels AS SELECT prediction_id, CAST(decision AS INTEGER) AS label, "
+            "'outcome' AS label_source, CAST(labeled_at AS TIMESTAMP) + INTERVAL 9 HOUR AS labeled_at, "
+            "1 AS source_priority FROM preds"
+        )
+        conn.execute(
+            "CREATE TABLE staging.stg_users AS SELECT DISTINCT user_id, "
+            "CASE WHEN CAST(substr(user_id, 2) AS INTEGER) // 10 % 2 = 0 THEN '55+' ELSE '25-34' END AS age_band "
+            "FROM preds"
+        )
+        conn.execute(
+            "CREATE TABLE intermediate.int_model_versions AS SELECT model_id, min(prediction_date) AS first_date "
+            "FROM preds GROUP BY 1"
+        )
+        ensure_gate_results(conn)
+        for table in ("predictions", "labels", "users"):
+            conn.execute(
+                "INSERT INTO quality.gate_results (date, suite, table_name, passed, failed_expectations, "
+                "rows_validated) VALUES (?, ?, ?, true, '[]', 100)",
+                [D0, f"raw_{table}", table],
+            )
+        conn.execute("CREATE TABLE marts.kpi_daily AS SELECT DATE '2026-03-01' AS date, 100 AS sessions")
+    return db
+
+
+def request(db, models: list[str]) -> None:
+    with duckdb.connect(str(db)) as conn:
+        ensure_requests_table(conn)
+        for m in models:
+            conn.execute(
+                f"INSERT INTO {REQUESTS_TABLE} VALUES (?, ?, 'precision below 0.92', '{{}}', ?, 'requested', NULL)",
+                [D0, m, snapshot_path(str(db.parent / "exports"), m, D0)],
+            )
+
+
+def retrain(db) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [training_candidates_asset, training_bias_check, training_snapshot_asset],
+        partition_key=D0.isoformat(),
+        resources={"duckdb": DuckDBResource(database=str(db))},
+        raise_on_error=False,
+    )
+
+
+def known_by_d0(model_id: str) -> int:
+    """The test's own count: the model's predictions whose label landed by the end of the request's day."""
+    preds = predictions()
+    return int(((preds["model_id"] == model_id) & (preds["labeled_at"] <= D0)).sum())
+
+
+def requests(db) -> dict[str, tuple[str, str | None]]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        rows = conn.execute(f"SELECT model_id, status, status_reason FROM {REQUESTS_TABLE}").fetchall()
+    return {m: (s, r) for m, s, r in rows}
+
+
+def snapshots(db) -> list:
+    return sorted((db.parent / "exports").rglob("snapshot.parquet"))
+
+
+def reason_of(model_id: str) -> str:
+    return (
+        f"no labelled predictions known by {D0} in the window {D0} .. {D0} ({PREDICTIONS[model_id]} prediction(s), "
+        "none labelled by then: labels land later)"
+    )
+
+
+def test_a_request_whose_labels_all_land_after_its_day_is_blocked_not_exported_empty(warehouse):
+    assert known_by_d0("m") == 0  # the trial's case: every label of the window lands after the request's day
+    request(warehouse, ["m"])
+    result = retrain(warehouse)
+    # it used to succeed: candidates with 0 rows, the bias check passed on no rows, an empty snapshot 'ready'
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert len(failure) == 1 and reason_of("m") in str(failure[0].event_specific_data.error.message)
+    assert not [e for e in result.get_asset_check_evaluations() if e.passed]  # nothing claimed as passed
+    assert not snapshots(warehouse)
+    status, why = requests(warehouse)["m"]
+    assert status == "blocked" and why.startswith(reason_of("m")) and "point-in-time" in why
+    with duckdb.connect(str(warehouse.parent / "analytics.duckdb"), read_only=True) as conn:  # what analysts read
+        assert conn.execute(f"SELECT status FROM {REQUESTS_TABLE}").fetchall() == [("blocked",)]
+
+
+def test_a_labelled_model_is_exported_beside_a_label_free_one_with_the_labels_known_by_the_day(warehouse):
+    request(warehouse, ["m", "n"])
+    result = retrain(warehouse)
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed and "not judged: m," in check.description  # judged on n's rows only
+    [snapshot] = snapshots(warehouse)
+    assert "model=n" in str(snapshot)
+    rows = pd.read_parquet(snapshot)
+    assert 0 < len(rows) == known_by_d0("n") < PREDICTIONS["n"]  # later labels stay out: point-in-time
+    status = requests(warehouse)
+    assert status["n"] == ("snapshot_ready", None)
+    assert status["m"][0] == "blocked" and status["m"][1].startswith(reason_of("m"))
+
+
+def test_the_bias_check_does_not_pass_on_no_rows(warehouse, monkeypatch):
+    """Were the candidates built empty (the step's own block taken away here), the blocking check would not
+    pass either: no verdict is not a fair one, and nothing is exported."""
+    import orchestration.defs.retraining.assets as assets
+
+    monkeypatch.setattr(assets, "label_free", lambda *args: {})
+    request(warehouse, ["m"])
+    result = retrain(warehouse)
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and check.description.startswith("not judged: ") and " of m " in check.description
+    assert not result.success and not snapshots(warehouse)
+    assert requests(warehouse)["m"] == ("blocked", check.description)
