@@ -503,8 +503,8 @@ def read_and_print(conn, reports: Path) -> None:
             print("  * every label so far is of one class: the other's may still be landing (label horizon)")
         if "labels complete" in recent:
             print(
-                "  labels complete: the days past the model's label horizon (label_horizon_days) when their labels "
-                "were counted; before it, precision and recall read the labels known so far, which can be far off "
+                "  labels complete: the days past the model's label horizon (label_horizon_days) by the newest day "
+                "labels were counted for; before it, precision and recall read the labels known so far, which can be far off "
                 "when some outcomes land sooner than others. est. precision: the label-free estimate (CBPE) over "
                 "the same days' positive decisions (right if the scores are calibrated)"
             )

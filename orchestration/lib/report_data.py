@@ -220,8 +220,9 @@ MATURITY_COLUMNS = ["model", "version", "days", "complete_days", "estimated_prec
 
 def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFrame:
     """Per model and version, of the ``days`` days to ``as_of`` (None: the mart's newest day): how many are past
-    their model's label horizon (``horizon_of(model_id)`` days) on the day their labels were counted (labels_as_of),
-    so every label they will get is in; and the label-free (CBPE) precision over the days' predicted positives.
+    their model's label horizon (``horizon_of(model_id)`` days) by the newest day labels were counted for
+    (the mart's latest labels_as_of: a row not recomputed since got no label after its own labels_as_of), so every
+    label they will get is in; and the label-free (CBPE) precision over the days' predicted positives.
     Before its horizon a day's precision reads the labels known so far, which can be far off when some outcomes
     land sooner than others (a default is known months before a repaid loan). Empty for a mart without these
     columns (older warehouses)."""
@@ -230,14 +231,16 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
         return pd.DataFrame(columns=MATURITY_COLUMNS)
     daily = _frame(
         conn,
-        "SELECT model_id AS model, model_version AS version, date, labels_as_of, estimated_precision, "
+        "SELECT model_id AS model, model_version AS version, date, known_through, estimated_precision, "
         "predictions * positive_rate AS positives "
-        "FROM marts.model_health_daily, (SELECT coalesce(?::DATE, max(date)) AS upto FROM marts.model_health_daily) "
+        "FROM marts.model_health_daily, (SELECT coalesce(?::DATE, max(date)) AS upto, "
+        "max(labels_as_of) FILTER (WHERE date <= coalesce(?::DATE, date)) AS known_through "
+        "FROM marts.model_health_daily) "
         "WHERE date > upto - ?::INTEGER AND date <= upto",
-        [as_of, days],
+        [as_of, as_of, days],
     )
     horizon = pd.to_timedelta(daily["model"].map(horizon_of).astype(int), unit="D")
-    daily["complete"] = pd.to_datetime(daily["date"]) + horizon <= pd.to_datetime(daily["labels_as_of"])
+    daily["complete"] = pd.to_datetime(daily["date"]) + horizon <= pd.to_datetime(daily["known_through"])
     estimated = daily["estimated_precision"].notna() & (daily["positives"] > 0)
     daily["weighted"] = (daily["estimated_precision"] * daily["positives"]).where(estimated)
     daily["weight"] = daily["positives"].where(estimated)

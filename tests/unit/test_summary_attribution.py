@@ -2,7 +2,7 @@
 named, ROI as net return per unit of cost with its CI, money in the project file's currency (issue 13)."""
 
 import argparse
-from datetime import date, timedelta
+from datetime import date
 import json
 
 import duckdb
@@ -190,8 +190,10 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     # a credit-default score (label horizon 125 days): defaults land first, so the labels known so far put its
     # precision at 0.79 where the whole outcome gives 0.44; summary showed 0.786 with nothing said
     days = pd.date_range("2026-03-01", periods=40, freq="D")
-    as_of = [d + pd.Timedelta(days=100) for d in days]  # each day's labels counted 100 days on: none complete
-    churn_as_of = [d + pd.Timedelta(days=10) for d in days]  # a 7-day horizon: complete 3 days before
+    run_day = days[-1]
+    # as the marts stamp it: a row is recomputed while labels may land (its lookback, 10 days here), so its
+    # labels_as_of stops there: the run's newest day, not each row's own stamp, says what is known by now
+    as_of = [min(run_day, d + pd.Timedelta(days=10)).date() for d in days]
     health = pd.DataFrame(
         {
             "date": [d.date() for d in days] * 2,
@@ -205,15 +207,13 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
             "false_negatives": [5] * 80,
             "true_negatives": [15] * 80,
             "estimated_precision": [0.4 if i % 2 else 0.5 for i in range(40)] + [None] * 39 + [0.7],
-            "labels_as_of": [d.date() for d in as_of + churn_as_of],
+            "labels_as_of": as_of * 2,
         }
     )
-    # the churn model's last 3 days: counted before their 7 days were up
-    health.loc[77:, "labels_as_of"] = [d + timedelta(days=5) for d in health.loc[77:, "date"]]
     path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
     config = tmp_path / "project.yml"
     config.write_text(
-        "models:\n  risk: {positive_decision: harmful, label_horizon_days: 125}\n  churn: {label_horizon_days: 7}\n"
+        "models:\n  risk: {positive_decision: harmful, label_horizon_days: 125}\n  churn: {label_horizon_days: 11}\n"
     )
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
@@ -221,8 +221,9 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(("risk", "churn"))}
     # by hand over the last 30 days: the risk model's days alternate 0.5 / 0.4 at equal positives (20 a day)
     assert "0/30 days" in " ".join(rows["risk"]) and rows["risk"][-1] == f"{(15 * 0.5 + 15 * 0.4) / 30:.3f}"
-    # the churn model: 27 of 30 days complete; one day with an estimate
-    assert "27/30 days" in " ".join(rows["churn"]) and rows["churn"][-1] == "0.700"
+    # the churn model (11 days): its days to 03-29 are past their horizon by the run's day 04-09 (19 of the 30 from
+    # 03-11), though each row's own labels_as_of stopped 10 days after it; one day with an estimate
+    assert "19/30 days" in " ".join(rows["churn"]) and rows["churn"][-1] == "0.700"
     assert "labels complete: the days past the model's label horizon" in out
 
 
