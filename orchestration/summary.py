@@ -323,10 +323,10 @@ def _leading_indicators(conn, as_of) -> list[str]:
     """KPI drops and the alert that preceded each; the health metric that best leads each KPI."""
     import duckdb
 
-    from orchestration.lib.leading import describe, kpi_drop_leads
+    from orchestration.lib.leading import describe, kpi_drop_leads_of
 
     settings = dbt_var("leading_lagging")
-    lines = [describe(lead, drop) for drop, lead in kpi_drop_leads(conn, as_of, settings["kpis"]) if drop is not None]
+    lines = [describe(lead, drop) for drop, lead in kpi_drop_leads_of(conn, as_of, settings) if drop is not None]
     try:
         best = conn.execute(LEADING_SQL, [as_of]).df()
         searched = conn.execute(LEADING_SEARCHED_SQL, [as_of]).fetchone()[0]

@@ -1,9 +1,10 @@
 """Did a model-health alert warn before a KPI dropped, and by how many days?
 
-A KPI drop is a sustained shift, not one bad day: the first day from which
-`persist_days` consecutive daily values all lie below the lower control
-limit (mean - k standard deviations) of the `baseline_days` days before it
-(a run rule in the spirit of the Western Electric rules). The lead time is
+A KPI drop is a sustained shift for the worse, not one bad day: the first day
+from which `persist_days` consecutive daily values all lie below the lower
+control limit (mean - k standard deviations) of the `baseline_days` days
+before it (a run rule in the spirit of the Western Electric rules); for a KPI
+where lower is better (a refund rate) above the upper one. The lead time is
 the drop's first day minus the day of the earliest alert breach in the
 `max_lead_days` before it.
 """
@@ -11,6 +12,7 @@ the drop's first day minus the day of the earliest alert breach in the
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -26,6 +28,7 @@ class KpiDrop:
     baseline_mean: float
     lower_limit: float
     drop_mean: float  # mean of the persist_days days that confirmed the drop
+    rising: bool = False  # a lower-is-better KPI: the worse shift is a rise (lower_limit is then the upper limit)
 
     @property
     def relative_change(self) -> float:
@@ -39,6 +42,7 @@ def first_sustained_drop(
     persist_days: int = 3,
     k: float = 3.0,
     noise_days: int = 28,
+    rising: bool = False,
 ) -> KpiDrop | None:
     """First sustained drop of a daily KPI series (index: consecutive dates), or None: ``persist_days`` days in a
     row below the mean of the ``baseline_days`` before them minus k x the series' day-to-day noise.
@@ -47,13 +51,15 @@ def first_sustained_drop(
     median absolute value / sqrt 2: a Gaussian's standard deviation, which a level shift, e.g. an experiment's
     launch, moves little). The standard deviation of 7 days it replaced was so noisy that 9% of year-long series
     of pure binomial noise "dropped" (tests/unit/test_leading.py), and the summary named an alert that "led" it.
-    Only days with a full baseline before them qualify; missing days break the run.
+    Only days with a full baseline before them qualify; missing days break the run. ``rising``: a lower-is-better
+    KPI, whose worse shift is ``persist_days`` days above the mean plus k x the noise.
     """
     if baseline_days < 2 or persist_days < 1:
         raise ValueError("baseline_days must be >= 2 and persist_days >= 1")
     series = values.sort_index().astype(float)
     days = list(series.index)
-    v = series.to_numpy()  # arrays, not pandas slices: the summary scans every day of the history
+    sign = -1.0 if rising else 1.0  # a rise of the KPI is a drop of its negation
+    v = sign * series.to_numpy()  # arrays, not pandas slices: the summary scans every day of the history
     span = timedelta(days=baseline_days + persist_days - 1)
     run_start = [0] * len(days)  # where the unbroken run of consecutive days holding day i begins
     for i in range(1, len(days)):
@@ -69,7 +75,8 @@ def first_sustained_drop(
         mean = float(baseline.mean())
         limit = mean - k * noise
         if (window < limit).all():
-            return KpiDrop(kpi, pd.Timestamp(days[i]).date(), mean, limit, float(window.mean()))
+            day = pd.Timestamp(days[i]).date()
+            return KpiDrop(kpi, day, sign * mean, sign * limit, sign * float(window.mean()), rising)
     return None
 
 
@@ -110,7 +117,11 @@ def describe(lead: AlertLead | None, drop: KpiDrop | None) -> str:
     """One sentence for the summary and the report."""
     if drop is None:
         return "No sustained KPI drop detected."
-    change = f"{drop.kpi} fell {-drop.relative_change:.0%} below its baseline from {drop.start_date}"
+    change = (
+        f"{drop.kpi} rose {drop.relative_change:.0%} above its baseline from {drop.start_date} (lower is better)"
+        if drop.rising
+        else f"{drop.kpi} fell {-drop.relative_change:.0%} below its baseline from {drop.start_date}"
+    )
     if lead is None:
         return f"{change}; no model-health alert preceded it."
     what = f"{lead.metric} ({lead.subject})" if lead.subject else lead.metric
@@ -120,10 +131,20 @@ def describe(lead: AlertLead | None, drop: KpiDrop | None) -> str:
     )
 
 
+def kpi_drop_leads_of(conn: duckdb.DuckDBPyConnection, as_of: date, settings: dict):
+    """kpi_drop_leads for the ``leading_lagging`` var: its kpis, those of them lower_is_better."""
+    return kpi_drop_leads(conn, as_of, settings["kpis"], lower_is_better=settings.get("lower_is_better") or ())
+
+
 def kpi_drop_leads(
-    conn: duckdb.DuckDBPyConnection, as_of: date, kpis: list[str], max_lead_days: int = 14
+    conn: duckdb.DuckDBPyConnection,
+    as_of: date,
+    kpis: list[str],
+    max_lead_days: int = 14,
+    lower_is_better: Collection[str] = (),
 ) -> list[tuple[KpiDrop | None, AlertLead | None]]:
-    """For each KPI of marts.kpi_daily: its first sustained drop up to ``as_of`` and the alert that preceded it."""
+    """For each KPI of marts.kpi_daily: its first sustained drop up to ``as_of`` (a rise for those of
+    ``lower_is_better``) and the alert that preceded it."""
     if not kpis:
         return []
     columns = set(conn.execute("SELECT * FROM marts.kpi_daily LIMIT 0").df().columns)
@@ -132,6 +153,8 @@ def kpi_drop_leads(
         raise ValueError(
             f"leading_lagging kpis {unknown} are not columns of marts.kpi_daily (known: {sorted(columns)})"
         )
+    if stray := sorted(set(lower_is_better) - set(kpis)):
+        raise ValueError(f"leading_lagging lower_is_better {stray} are not among its kpis {sorted(kpis)}")
     daily = (
         conn.execute(f"SELECT date, {', '.join(kpis)} FROM marts.kpi_daily WHERE date <= ? ORDER BY date", [as_of])
         .df()
@@ -140,6 +163,6 @@ def kpi_drop_leads(
     alerts = conn.execute("SELECT date, model_id, metric, subject FROM marts.alerts WHERE date <= ?", [as_of]).df()
     out = []
     for kpi in kpis:
-        drop = first_sustained_drop(daily[kpi], kpi)
+        drop = first_sustained_drop(daily[kpi], kpi, rising=kpi in lower_is_better)
         out.append((drop, None if drop is None else earliest_preceding_alert(alerts, drop, max_lead_days)))
     return out

@@ -51,7 +51,7 @@ from orchestration.lib.bias import (
     summarise_verdicts,
     wilson_interval,
 )
-from orchestration.lib.leading import describe, kpi_drop_leads
+from orchestration.lib.leading import describe, kpi_drop_leads_of
 from orchestration.lib.money import money
 from orchestration.lib.project_config import load_config
 from orchestration.lib.report_data import ReportDataError, existing_tables, latest_report_date
@@ -1171,7 +1171,7 @@ class ReportBuilder:
 
     def _kpi_drops(self, s: Section) -> None:
         """Each KPI's first sustained drop and how many days the first alert before it gave."""
-        leads = kpi_drop_leads(self.conn, self.as_of, dbt_var("leading_lagging")["kpis"])
+        leads = kpi_drop_leads_of(self.conn, self.as_of, dbt_var("leading_lagging"))
         drops = [(drop, lead) for drop, lead in leads if drop is not None]
         self.summary["kpi_drops"] = [
             {

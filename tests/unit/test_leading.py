@@ -136,3 +136,29 @@ def test_a_year_of_noise_rarely_drops():
 
     assert sum(first_sustained_drop(pd.Series(v, index=days), "kpi") is not None for v in years) <= 0.03 * len(years)
     assert sum(old_rule(v) for v in years) > 0.05 * len(years)
+
+
+def test_a_lower_is_better_kpi_worsens_by_rising_and_its_fall_is_no_drop():
+    # a trial's refund rate went from 0.12-0.22 to 0 for three days: the summary said it "fell 100%" as a KPI drop
+    values = _noisy(40)
+    risen, fallen = values.copy(), values.copy()
+    risen[30:] += 0.02  # ten standard deviations up
+    fallen[30:] -= 0.02
+    drop = first_sustained_drop(_series(risen), "refund_rate", baseline_days=14, rising=True)
+    assert drop is not None and drop.rising and drop.start_date == START + timedelta(days=30)
+    baseline = risen[16:30]
+    noise = 1.4826 * np.median(np.abs(np.diff(risen[2:30]))) / np.sqrt(2)  # by hand, as for a fall
+    assert drop.baseline_mean == pytest.approx(baseline.mean(), abs=1e-12)
+    assert drop.lower_limit == pytest.approx(baseline.mean() + 3 * noise, abs=1e-12)  # the upper limit here
+    assert drop.drop_mean == pytest.approx(risen[30:33].mean(), abs=1e-12)
+    said = describe(None, drop)
+    assert said.startswith(f"refund_rate rose {risen[30:33].mean() / baseline.mean() - 1:.0%} above its baseline")
+    assert first_sustained_drop(_series(fallen), "refund_rate", baseline_days=14, rising=True) is None
+    assert first_sustained_drop(_series(risen), "refund_rate", baseline_days=14) is None  # higher-is-better: no drop
+
+
+def test_a_lower_is_better_name_outside_the_kpis_is_a_clear_error():
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA marts; CREATE TABLE marts.kpi_daily (date DATE, refund_rate DOUBLE)")
+        with pytest.raises(ValueError, match=r"lower_is_better \['refunds'\] are not among its kpis"):
+            kpi_drop_leads(conn, START, ["refund_rate"], lower_is_better=["refunds"])

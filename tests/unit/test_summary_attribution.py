@@ -570,7 +570,7 @@ def test_a_health_metric_moving_with_a_kpi_on_the_same_day_is_not_called_a_lead(
 
     path, results, _ = warehouse
     monkeypatch.setattr(summary, "_leading_indicators", LEADING_INDICATORS)  # the fixture's stub undone
-    monkeypatch.setattr(leading, "kpi_drop_leads", lambda *args: [])  # no marts.kpi_daily here
+    monkeypatch.setattr(leading, "kpi_drop_leads", lambda *args, **kwargs: [])  # no marts.kpi_daily here
     as_of = pd.Timestamp(results["as_of_date"].max()).date()
     rows = [("conversion_rate", "label_coverage", 0, 1.0), ("revenue", "precision", 3, 0.6)]
     searched = pd.DataFrame(
