@@ -431,6 +431,38 @@ def _reassigned(conn) -> list[str]:
     ]
 
 
+def _unjudged_health(conn) -> list[str]:
+    """Per model, the label-based and volume alert rules no day of the last RECENT_DAYS could judge (too few labels
+    or predictions a day): "no alerts" there means "not judged", not "healthy"."""
+    import duckdb
+
+    from orchestration.lib.alerts import load_alert_config
+
+    try:
+        rows = conn.execute(
+            "SELECT model_id, max(labelled), quantile_cont(predictions, 0.5) FROM marts.model_health_daily "
+            "WHERE date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
+            [RECENT_DAYS],
+        ).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return []
+    config = load_alert_config()
+    lines = []
+    for model, labelled, predictions in rows:
+        if (labelled or 0) < config.min_labelled:
+            lines.append(
+                f"{model}: precision, recall and calibration alerts not judged: at most {labelled or 0:.0f} labelled "
+                f"predictions a day (alerts.min_labelled {config.min_labelled})"
+            )
+        volume = config.rule("volume_change", model)
+        if (predictions or 0) < float(volume.get("min_count") or 0):
+            lines.append(
+                f"{model}: volume alerts not judged: a median of {predictions or 0:g} predictions a day "
+                f"(alerts.rules.volume_change.min_count {volume['min_count']:g})"
+            )
+    return lines
+
+
 def _unjudged_drift(conn) -> list[str]:
     """Per model version and feature, the days of the last RECENT_DAYS whose PSI is above the threshold but too few
     values were compared to judge it (no alert): the highest of them named."""
@@ -520,6 +552,8 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
+    for line in _unjudged_health(conn) if len(recent) else []:
+        print(f"  {line}")
     if unjudged := _unjudged_drift(conn):
         print(
             "\nDrift reported but not judged (fewer values a day than alerts.rules.psi.min_count: no alert; far "

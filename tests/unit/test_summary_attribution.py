@@ -182,6 +182,19 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
     assert rows[("ranker", "v2")] == ["500", "0", "(0%)", "n/a", "n/a"]
     assert rows[("churn", "v1")] == ["300", "150", "(50%)", "1.000*", f"{90 / 150:.3f}*"]
     assert "* every label so far is of one class" in out
+    # "no alerts" says which rules could not judge: every model's days have under min_labelled labels; only the
+    # ranker scores the volume rule's min_count a day
+    from orchestration.lib.alerts import load_alert_config
+
+    config = load_alert_config()
+    assert config.min_labelled > 5 and 10 < config.rule("volume_change", "risk")["min_count"] <= 100
+    for model, most in (("churn", 5), ("ranker", 0), ("risk", 4)):
+        assert (
+            f"  {model}: precision, recall and calibration alerts not judged: at most {most} labelled predictions a "
+            f"day (alerts.min_labelled {config.min_labelled})" in out
+        )
+    assert "  risk: volume alerts not judged: a median of 10 predictions a day" in out
+    assert "ranker: volume alerts not judged" not in out
 
 
 def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_theirs_and_the_label_free_estimate(
