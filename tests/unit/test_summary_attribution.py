@@ -133,7 +133,7 @@ def test_money_rounds_its_halves_away_from_zero_as_a_reader_would(warehouse, cap
             "net_value_ci_high = 4725.5, model_cost = 1000.5, incremental_value = 3363.0"
         )
     out = _summary(path, capsys)
-    assert "2,363 [-1, 4,726]" in out and "1,001" in out and "3,363" in out
+    assert "2,363 [-0.50, 4,726]" in out and "1,001" in out and "3,363" in out  # cents under 100
 
 
 def _monitoring_only(path, **marts: pd.DataFrame):
