@@ -56,7 +56,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,7 @@ class ExpectationOutcome:
         if self.unexpected_count is not None:
             detail = (
                 f": {self.unexpected_count} unexpected ({self.unexpected_percent or 0:.2f}% of {self.level}), "
-                f"e.g. {self.sample_unexpected}"
+                f"e.g. {_readable(self.sample_unexpected)}"
             )
         else:
             detail = f": observed {self.observed_value}"
@@ -1146,6 +1146,20 @@ def _detail(details: dict, exception_info: dict | None) -> str | None:
     infos = [exception_info or {}] + [v for v in (exception_info or {}).values() if isinstance(v, dict)]
     messages = [i["exception_message"] for i in infos if i.get("raised_exception") and i.get("exception_message")]
     return f"error: {messages[0]}" if messages else None
+
+
+def _readable(value: Any) -> Any:
+    """A sample as a person reads it: days and times in ISO form ('2026-11-10', not datetime.date(2026, 11, 10)),
+    inside lists and rows too."""
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items()}
+    if isinstance(value, datetime) and value == datetime.combine(value.date(), datetime.min.time()):
+        return value.date().isoformat()  # a day read back as midnight
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def _plain(value: Any) -> Any:

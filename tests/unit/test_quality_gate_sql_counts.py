@@ -190,6 +190,9 @@ def test_each_failure_kind_counted_by_hand_on_a_tiny_frame():
             + [{"key": "c", "_day": pd.Timestamp(d2).to_pydatetime()}] * 3,
         )
     )
+    # as a person reads it: the day in ISO form, not datetime.datetime(2026, ...)
+    said = duplicated.describe()
+    assert f"{{'key': 'a', '_day': '{d1.isoformat()}'}}" in said and "datetime" not in said
 
 
 def test_gx_is_given_aggregates_never_the_rows(monkeypatch):
