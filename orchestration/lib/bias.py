@@ -589,14 +589,23 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
     """
     fallback = Thresholds.from_mapping(thresholds)
     lines, unassessed, within_noise = [], [], []
+    nothing = 0  # rows that compared nothing at all
     for _, v in verdicts.iterrows():
+        minimum = float(v["min_labelled"]) if pd.notna(v.get("min_labelled")) else fallback.min_labelled
         if not assessed(v):  # it passes (nothing to compare), but a pass is not a finding of fairness
-            minimum = float(v["min_labelled"]) if pd.notna(v.get("min_labelled")) else fallback.min_labelled
             unassessed.append(
                 f"{v['model_id']} / {v['attribute']}: not assessed: fewer than 2 groups with >= {minimum:g} "
                 "predictions (bias.min_labelled)"
             )
+            nothing += 1
             continue
+        # a verdict without a value passes, having compared nothing (the label-based ones of tiny labelled groups)
+        blank = [label for flag, (label, column, _, _) in VERDICT_TEXT.items() if v[flag] and pd.isna(v[column])]
+        if blank:
+            unassessed.append(
+                f"{v['model_id']} / {v['attribute']}: {', '.join(blank)} not assessed: fewer than 2 groups with "
+                f">= {minimum:g} labelled predictions (bias.min_labelled)"
+            )
         for flag, (label, column, op, limit_key) in VERDICT_TEXT.items():
             limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
             ratio = v.get("equal_opportunity_ratio")
@@ -623,7 +632,7 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             )
     if not lines and not unassessed:
         lines = ["all fairness verdicts pass"]
-    elif not lines and len(unassessed) < len(verdicts):
+    elif not lines and nothing < len(verdicts):
         lines = ["the assessed fairness verdicts pass"]
     return "\n".join(lines + unassessed + within_noise)
 

@@ -408,6 +408,13 @@ def test_a_risk_score_whose_labels_have_not_landed_is_judged_on_its_decisions():
     ).iloc[0]
     assert close["disparate_impact_ratio"] == pytest.approx((257 / 1027) / (100 / 348), rel=1e-12)
     assert close["passed"] and "beyond its limit" not in close["note"]
+    # the label-based verdicts compared nothing (no group has a label): said, not read as passes
+    said = summarise_verdicts(pd.DataFrame([close])).splitlines()
+    assert said == [
+        "the assessed fairness verdicts pass",
+        "risk / race: equal opportunity difference, equalised odds difference, calibration gap not assessed: fewer "
+        "than 2 groups with >= 100 labelled predictions (bias.min_labelled)",
+    ]
 
 
 def test_no_rows_give_empty_frames_with_every_column(world):
