@@ -136,14 +136,14 @@ class ExpectationOutcome:
     def describe(self) -> str:
         where = f" on {self.column}" if self.column else ""
         if self.unexpected_count is not None:
+            # the detail (which files, what to do) before the sample: a long sample is what a progress line cuts
+            said = f"; {self.detail}" if self.detail else ""
             detail = (
-                f": {self.unexpected_count} unexpected ({self.unexpected_percent or 0:.2f}% of {self.level}), "
+                f": {self.unexpected_count} unexpected ({self.unexpected_percent or 0:.2f}% of {self.level}{said}), "
                 f"e.g. {_readable(self.sample_unexpected)}"
             )
         else:
-            detail = f": observed {self.observed_value}"
-        if self.detail:
-            detail += f" ({self.detail})"
+            detail = f": observed {self.observed_value}" + (f" ({self.detail})" if self.detail else "")
         return f"{self.expectation}{where}{detail}" + ("" if self.blocking else " [warning]")
 
 
