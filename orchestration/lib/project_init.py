@@ -110,6 +110,7 @@ class ModelProfile:
     mature: int = 0
     mature_labelled: int = 0
     daily_median: float = 0.0  # predictions a day over its calendar days
+    version_daily_medians: dict[str, float] = field(default_factory=dict)  # the same per version, over its own days
     scores_outside: int = 0  # scores outside [0, 1]: the loader quarantines their rows
 
     @property
@@ -709,12 +710,17 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
                    WHERE model_id = ? AND _ts <= (SELECT max(_ts) FROM t_labels) - to_days(CAST(? AS INTEGER))""",
                 [model_id, math.ceil(p99 - 1e-9)],
             ).fetchone()
-    by_model_day = {}
-    for model_id, day, n in conn.execute(
-        "SELECT model_id, _ts::DATE AS d, count(*) FROM t_predictions "
-        "WHERE _ts IS NOT NULL AND model_id IS NOT NULL GROUP BY ALL"
+    by_model_day, by_version_day = {}, {}
+    for model_id, version, day, n in conn.execute(
+        "SELECT model_id, CAST(model_version AS VARCHAR), _ts::DATE AS d, count(*) FROM t_predictions "
+        "WHERE _ts IS NOT NULL AND model_id IS NOT NULL GROUP BY ALL ORDER BY ALL"
     ).fetchall():
-        by_model_day.setdefault(model_id, []).append((day, n))
+        by_version_day.setdefault((model_id, version), []).append((day, n))
+    for (model_id, _), days in by_version_day.items():
+        for day, n in days:
+            by_model_day.setdefault(model_id, {}).setdefault(day, 0)
+            by_model_day[model_id][day] += n
+    by_model_day = {m: list(days.items()) for m, days in by_model_day.items()}
     out = []
     for model_id, n, first, last, versions, positive_rate in rows:
         m = ModelProfile(
@@ -735,6 +741,11 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
         daily = TableProfile(model_id, [])
         _volume(daily, sorted(by_model_day.get(model_id, [])))
         m.daily_median = daily.daily_median
+        for (mid, version), days in by_version_day.items():
+            if mid == model_id:  # drift is judged per version: over the version's own days
+                own = TableProfile(f"{model_id} {version}", [])
+                _volume(own, days)
+                m.version_daily_medians[version] = own.daily_median
         m.scores_outside = outside.get(model_id, 0)
         out.append(m)
     return out
@@ -1137,6 +1148,13 @@ def review(inf: Inference) -> list[str]:
                 f"models.{m.model_id}: median {m.daily_median:g} predictions a day: drift (PSI) is reported but "
                 f"judged only on days with {psi_min} values (alerts.rules.psi.min_count): below it, noise alone "
                 "crosses the threshold"
+            )
+        elif small := {v: n for v, n in m.version_daily_medians.items() if 0 < n < psi_min}:
+            out.append(
+                f"models.{m.model_id}: drift (PSI) is judged per version, on days with {psi_min} values "
+                f"(alerts.rules.psi.min_count); median predictions a day of "
+                + ", ".join(f"{v} {n:g}" for v, n in small.items())
+                + ": their drift is reported but not judged"
             )
         share = m.mature_labelled / m.mature if m.mature else (m.labelled / m.predictions if m.predictions else 0)
         if m.labelled and m.daily_median * share < (needed := Alerts().min_labelled):

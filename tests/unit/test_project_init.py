@@ -943,3 +943,26 @@ def test_a_risk_named_model_is_pointed_to_harmful_without_a_contradiction(tmp_pa
     said = "'mortgage_deny_risk' sounds like a risk score: if a positive decision flags the person"
     assert said in text and "harmful is likely" not in text
     assert text.index(said) < text.index("positive_decision: favourable")  # the REVIEW default, explained above it
+
+
+def test_a_version_too_small_for_its_drift_to_be_judged_is_named_though_its_model_is_not(tmp_path):
+    # a trial's v2 scored ~60 a day beside v1's ~250: drift is judged per version (min_count 200), so v2's was
+    # never judged, and init compared only the model's 310 a day with 200
+    source = tmp_path / "zone"
+    rows = [
+        (f"{version}-{day}-{k}", "m", version, f"u{k}", START + timedelta(days=day, hours=k % 20), 0.3, 0.5)
+        for day in range(10)
+        for version, per_day in (("v1", 250), ("v2", 60 if day >= 5 else 0))
+        for k in range(per_day)
+    ]
+    preds = pd.DataFrame(
+        rows, columns=["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"]
+    )
+    _write(source, "predictions", preds, "parquet")
+    said = review(infer(source))
+    # by hand: the model's median 250 (days 0-4) / 310 (days 5-9) a day is above 200; v2's, over its own days, 60
+    assert not any(line.startswith("models.m: median") for line in said)
+    assert (
+        "models.m: drift (PSI) is judged per version, on days with 200 values (alerts.rules.psi.min_count); median "
+        "predictions a day of v2 60: their drift is reported but not judged"
+    ) in said
