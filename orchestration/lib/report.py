@@ -86,7 +86,7 @@ def _pct(x) -> str:
 
 def _currency_amount(currency: str):
     """Money with thousands separators and the project's currency (never 1e+05)."""
-    return lambda x: "n/a" if _missing(x) else f"{money(x)} {currency}"
+    return lambda x: "n/a" if _missing(x) else f"{money(x)} {currency}"  # "n/a" alone: no currency after it
 
 
 def _significant(rows: pd.DataFrame) -> list[bool]:
@@ -973,7 +973,7 @@ class ReportBuilder:
                 ]
             )
         labels = rf.values(okrs["key_result"].astype(str))
-        progress = rf.values(okrs["progress"])
+        progress, expected = rf.values(okrs["progress"]), rf.values(okrs["expected_progress"])
         colors = [rf.OK if t else rf.BAD for t in okrs["on_track"].fillna(False)]
         trust = okrs.get("trustworthy", pd.Series(None, index=okrs.index, dtype=object))
         reasons = okrs.get("untrusted_reason", pd.Series(None, index=okrs.index, dtype=object))
@@ -995,7 +995,7 @@ class ReportBuilder:
             dict(
                 type="bar",
                 x=labels,
-                y=rf.values(okrs["expected_progress"]),
+                y=expected,
                 name="expected by now (linear pace)",
                 marker=dict(color=rf.EXCLUDED),
                 offsetgroup="expected",
@@ -1003,7 +1003,7 @@ class ReportBuilder:
         )
         rf.hline(fig, 1, dict(color=rf.COLORS[2], dash="dash"), "target")
         # the target line in view when every bar is below it (autorange follows the bars only)
-        drawn = [v for v in [*progress, *rf.values(okrs["expected_progress"])] if not _missing(v)]
+        drawn = [v for v in [*progress, *expected] if not _missing(v)]
         low, high = min([0.0, *drawn]), max([1.0, *drawn])
         fig.update_yaxes(tickformat=".0%", range=[low - 0.05 * (high - low), high + 0.05 * (high - low)])
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
