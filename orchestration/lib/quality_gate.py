@@ -189,6 +189,13 @@ class SuiteResult:
         """Every day passes every blocking expectation."""
         return all(o.success for o in self.outcomes if o.blocking)
 
+    def _day_failure(self, outcome: ExpectationOutcome, day: date) -> str:
+        """The expectation, with the day's own share for a row expectation: the run's share is of every day's rows."""
+        rows, unexpected = self.rows_by_day.get(day), outcome.unexpected_by_day.get(day)
+        if outcome.level != "rows" or not rows or unexpected is None:
+            return outcome.name
+        return f"{outcome.name}: {unexpected} of {rows} rows, {100 * unexpected / rows:.2f}%"
+
     def summary(self) -> str:
         if self.note:
             return f"suite {self.suite}: {self.note}"
@@ -204,7 +211,10 @@ class SuiteResult:
         if len(self.days) > 1 and self.failed_days:
             lines.append(
                 f"failed days ({len(self.failed_days)} of {len(self.days)}): "
-                + ", ".join(f"{d} [{', '.join(o.name for o in self.day_failures(d))}]" for d in self.failed_days)
+                + ", ".join(
+                    f"{d} [{', '.join(self._day_failure(o, d) for o in self.day_failures(d))}]"
+                    for d in self.failed_days
+                )
             )
         if tolerated:
             lines.append(

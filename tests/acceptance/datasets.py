@@ -139,8 +139,9 @@ def write_thornton(source: Path) -> dict[str, pd.DataFrame]:
     the conversion.
 
     Respondents with a known treatment and outcome are assigned over 40 days (about 72 a day); each has a
-    session at assignment, and one who learns the result places a completed order in a second session the
-    same day (a few dozen conversions a day).
+    session at assignment, and one who learns the result does so at a centre one to three days later: a
+    completed order without a session (a few dozen conversions a day), so the last days hold orders and no
+    sessions or assignments.
     """
     raw = thornton().dropna(subset=["any", "got"]).reset_index(drop=True)
     rng = np.random.default_rng(20250602)
@@ -184,16 +185,14 @@ def write_thornton(source: Path) -> dict[str, pd.DataFrame]:
             "started_at": assigned_at + pd.Timedelta(minutes=1),
         }
     )
-    later = assigned_at[converted] + pd.to_timedelta(rng.integers(60, 5 * 60, int(converted.sum())), unit="min")
-    result_ids = [f"s_{i:04d}_b" for i in np.flatnonzero(converted)]
-    back = pd.DataFrame({"session_id": result_ids, "user_id": np.asarray(ids)[converted], "started_at": later.values})
-    sessions = pd.concat([visit, back], ignore_index=True).sort_values("started_at", kind="stable")
+    later = assigned_at[converted] + pd.to_timedelta(rng.integers(1, 4, int(converted.sum())), unit="D")
+    sessions = visit.sort_values("started_at", kind="stable")
     orders = pd.DataFrame(
         {
             "order_id": [f"o_{i:04d}" for i in np.flatnonzero(converted)],
             "user_id": np.asarray(ids)[converted],
-            "session_id": result_ids,
-            "ordered_at": later.values + pd.Timedelta(minutes=5),
+            "session_id": None,
+            "ordered_at": later.values,
             "revenue": 1.0,
             "status": "completed",
         }

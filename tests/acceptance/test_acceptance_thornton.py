@@ -6,6 +6,8 @@ completed order. Only `impact-ledger init` + `impact-ledger materialize`; each a
 test over three arms and the Holm adjustment are checked against scipy / statsmodels on the raw files.
 """
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -34,6 +36,12 @@ def test_init_finds_the_experiment_and_no_model_to_monitor(thornton_run):
     assert cfg["protected_attributes"] == []
     # nothing to say about models when the landing zone has no predictions
     assert "no models declared" not in thornton_run.materialize.stdout
+    # the days without visits after the enrolment, and the last day's few results, named before any run
+    t = thornton_run.tables
+    last_visit, last_result = t["sessions"]["started_at"].max().date(), t["orders"]["ordered_at"].max().date()
+    quiet = [str(last_visit + timedelta(days=d)) for d in range(1, (last_result - last_visit).days + 1)]
+    assert f"hold back {len(quiet)} day(s) of sessions ({', '.join(quiet)})" in thornton_run.init_output
+    assert f"hold back 1 day(s) of orders ({last_result})" in thornton_run.init_output
 
 
 def test_small_days_pass_the_gates(thornton_run):
@@ -41,7 +49,10 @@ def test_small_days_pass_the_gates(thornton_run):
     gates = thornton_run.query("SELECT * FROM quality.gate_results")
     failed = gates[~gates["passed"].astype(bool)]
     assert failed.empty, f"gates failed on ordinary small days:\n{failed.to_string()}"
-    days = thornton_run.tables["assignments"]["assigned_at"].dt.date.nunique()
+    # every day from the first assignment to the last result learnt, the last ones without sessions
+    t = thornton_run.tables
+    days = (t["orders"]["ordered_at"].max().normalize() - t["assignments"]["assigned_at"].min().normalize()).days + 1
+    assert t["sessions"]["started_at"].max().date() < t["orders"]["ordered_at"].max().date()
     assert gates.loc[gates["suite"].str.contains("orders"), "date"].nunique() == days
 
 
@@ -62,7 +73,8 @@ def test_each_arms_cumulative_conversion_lift_matches_scipy_and_statsmodels(thor
         "small_incentive",
     ]
     res = rows[(rows["metric"] == "conversion") & (rows["treatment_variant"] == arm)].iloc[0]
-    assert str(res["as_of_date"])[:10] == str(units["assigned_at"].max().date())
+    # results go on while outcomes land: to the last result learnt, days after the last visit
+    assert str(res["as_of_date"])[:10] == str(thornton_run.tables["orders"]["ordered_at"].max().date())
     control = units.loc[units["variant"] == "no_incentive", "converted"].to_numpy()
     treated = units.loc[units["variant"] == arm, "converted"].to_numpy()
     assert (res["n_control"], res["n_treatment"]) == (len(control), len(treated))

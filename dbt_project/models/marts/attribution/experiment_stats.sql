@@ -16,6 +16,17 @@
 {%- set measures = var('experiment_measures') %}
 {%- set metrics = var('experiment_metrics') %}
 {%- set pre_days = var('pre_period_days') %}
+{#- the run's last day with experiment activity, sessions or orders: outcomes keep landing after the last visit
+    (an order days after a contact), and each as-of date counts them -#}
+{%- set last_activity_day -%}
+    (select max(activity_day) from (
+        select cast(max(started_at) as date) as activity_day from {{ ref('stg_sessions') }}
+        where started_at >= {{ min_date() }}
+        union all
+        select cast(max(ordered_at) as date) as activity_day from {{ ref('stg_orders') }}
+        where ordered_at >= {{ min_date() }}
+    ) as activity)
+{%- endset %}
 
 with experiments as (
     select experiment_id, control_variant, start_date, end_date
@@ -27,8 +38,7 @@ as_of as (
     select e.experiment_id, e.control_variant, d.as_of_date
     from experiments e
     cross join {{ days_from_to(min_date(),
-        'least(' ~ max_date() ~ ', coalesce((select cast(max(started_at) as date) from ' ~ ref('stg_sessions')
-            ~ ' where started_at >= ' ~ min_date() ~ '), ' ~ min_date() ~ ' - 1))', 'as_of_date') }} as d
+        'least(' ~ max_date() ~ ', coalesce(' ~ last_activity_day ~ ', ' ~ min_date() ~ ' - 1))', 'as_of_date') }} as d
     where d.as_of_date >= e.start_date
       and (e.end_date is null or d.as_of_date <= e.end_date)
 ),
