@@ -761,6 +761,7 @@ def _outside_unit_interval(conn, files: list[Path], score: str, threshold: str) 
             SELECT model_id, count({score}), count_if({score} NOT BETWEEN 0 AND 1), max({score}),
                    count_if({threshold} NOT BETWEEN 0 AND 1), max({threshold})
             FROM t_predictions WHERE model_id IS NOT NULL GROUP BY model_id ORDER BY model_id""").fetchall():
+        bad, bad_threshold = bad or 0, bad_threshold or 0  # NULL: a file lacks the column (noted at that file)
         hint = "scores and thresholds are probabilities in [0, 1] (percentages? divide both by 100)"
         if bad_threshold:
             raise InitError(

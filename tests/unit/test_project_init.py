@@ -649,6 +649,16 @@ def test_a_required_column_misspelt_in_some_files_names_them_with_the_near_match
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_score_misspelt_in_one_file_is_named_there_not_a_traceback(tmp_path, fmt):
+    # the scores' unit check met NULL counts (no score column in every file) and raised a TypeError
+    source = _daily_zone(tmp_path / "zone", fmt, {"predictions": {"score": "scor"}}, from_day=2)
+    said = [line for line in review(infer(source)) if "'score'" in line]
+    bad = source / "predictions" / f"predictions_{DAYS[2]}.{fmt}"
+    assert len(said) == 1 and said[0].startswith(f"{bad}: table 'predictions' is missing required column 'score'")
+    assert "the file's other columns: scor: one of them renamed?" in said[0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_an_optional_column_absent_is_not_a_missing_column(tmp_path, fmt):
     # threshold (optional) in two files of three, session_id (optional) in none: the loader reads both
     source = _daily_zone(tmp_path / "zone", fmt, {})
