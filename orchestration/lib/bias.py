@@ -111,7 +111,10 @@ def _wilson(successes, trials, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         denominator = 1 + z2 / n
         centre = (p + z2 / (2 * n)) / denominator
         half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    # no success (or no failure) bounds the interval at 0 (1) exactly: centre - half rounds to ~1e-17 there
+    low = np.where(successes == 0, 0.0, np.clip(centre - half, 0, 1))
+    high = np.where(successes == trials, 1.0, np.clip(centre + half, 0, 1))
+    return np.where(np.isnan(n), np.nan, low), np.where(np.isnan(n), np.nan, high)
 
 
 def wilson_interval(successes: float, trials: float, alpha: float = 0.05) -> tuple[float, float]:

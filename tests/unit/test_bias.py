@@ -106,6 +106,13 @@ def test_wilson_matches_statsmodels(successes, trials, alpha):
     assert wilson_interval(successes, trials, alpha) == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize("trials", [79, 44, 1_000_000])
+def test_wilson_bounds_no_success_at_zero_and_no_failure_at_one_exactly(trials):
+    # the bound is 0 (1) analytically; the formula's rounding published 2.8e-17 for 0 of 79
+    assert wilson_interval(0, trials)[0] == 0.0 and wilson_interval(trials, trials)[1] == 1.0
+    assert 0 < wilson_interval(1, trials)[0] and wilson_interval(trials - 1, trials)[1] < 1
+
+
 def test_wilson_without_trials_is_nan():
     low, high = wilson_interval(0, 0)
     assert math.isnan(low) and math.isnan(high)
