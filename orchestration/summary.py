@@ -465,7 +465,7 @@ def _unjudged_health(conn) -> list[str]:
 
 def _unjudged_drift(conn) -> list[str]:
     """Per model version and feature, the days of the last RECENT_DAYS whose PSI is above the threshold but too few
-    values were compared to judge it (no alert): the highest of them named."""
+    values were compared to judge it, or within the bins' sampling noise (no alert): the highest of them named."""
     import duckdb
 
     from orchestration.lib.alerts import DRIFT_SQL, load_alert_config, unjudged_drift
@@ -478,14 +478,19 @@ def _unjudged_drift(conn) -> list[str]:
     except (duckdb.CatalogException, duckdb.BinderException):  # older warehouses, the analysts' snapshot
         return []
     lines = []
-    for (model, version, feature), days in unjudged_drift(drift, load_alert_config()).groupby(
-        ["model_id", "model_version", "feature"], dropna=False
+    for (model, version, feature, why), days in unjudged_drift(drift, load_alert_config()).groupby(
+        ["model_id", "model_version", "feature", "why"], dropna=False
     ):
         top = days.loc[days["psi"].idxmax()]
         values = int(min(top["current_values"], top["reference_values"]))
+        reason = (
+            "with too few values to judge"
+            if why == "few values"
+            else f"within the sampling noise of its {int(top['drift_bins'])} bins"
+        )
         lines.append(
-            f"{model} {version} {feature}: PSI above its threshold on {len(days)} day(s) with too few values to "
-            f"judge, the highest {top['psi']:.2f} on {top['date']:%Y-%m-%d} ({values} values)"
+            f"{model} {version} {feature}: PSI above its threshold on {len(days)} day(s) {reason}, "
+            f"the highest {top['psi']:.2f} on {top['date']:%Y-%m-%d} ({values} values)"
         )
     return lines
 
@@ -556,8 +561,9 @@ def read_and_print(conn, reports: Path) -> None:
         print(f"  {line}")
     if unjudged := _unjudged_drift(conn):
         print(
-            "\nDrift reported but not judged (fewer values a day than alerts.rules.psi.min_count: no alert; far "
-            "above the threshold it is still worth a look; details: marts.feature_drift_daily)"
+            "\nDrift above the PSI threshold without an alert (fewer values a day than alerts.rules.psi.min_count, "
+            "or bins that differ no more than sampling explains at alerts.rules.psi.alpha; far above the threshold "
+            "on few values it is still worth a look; details: marts.feature_drift_daily)"
         )
         for line in unjudged:
             print(f"  {line}")

@@ -129,15 +129,27 @@ def _set(rule) -> dict:
     return rule.model_dump(exclude_none=True)
 
 
-# each day's PSI with the non-null values it compared on each side (the psi rule's min_count)
+# each day's PSI with the non-null values it compared on each side (the psi rule's min_count), and the
+# chi-square statistic of homogeneity of the day's and the reference's bin counts (a 2 x bins table): with
+# C, R the two sides' values and c, r a bin's, C R sum((c/C - r/R)^2 / (c + r)) over the bins either side holds,
+# on bins - 1 degrees of freedom (scipy.stats.chi2_contingency without correction computes the same)
 DRIFT_SQL = """
 SELECT d.date, d.model_id, d.model_version, d.feature, d.psi,
-       coalesce(b.current_values, 0) AS current_values, coalesce(b.reference_values, 0) AS reference_values
+       coalesce(b.current_values, 0) AS current_values, coalesce(b.reference_values, 0) AS reference_values,
+       b.drift_chi2, coalesce(b.drift_bins, 0) AS drift_bins
 FROM marts.feature_drift_daily d
 LEFT JOIN (
-    SELECT date, model_id, model_version, feature,
-           sum(current_count) AS current_values, sum(reference_count) AS reference_values
-    FROM marts.feature_drift_bins WHERE date BETWEEN $1 AND $2 GROUP BY ALL
+    SELECT date, model_id, model_version, feature, current_values, reference_values,
+           count(*) FILTER (WHERE current_count + reference_count > 0) AS drift_bins,
+           current_values * reference_values * sum(
+               (current_count / current_values - reference_count / reference_values) ** 2
+               / (current_count + reference_count)
+           ) FILTER (WHERE current_count + reference_count > 0) AS drift_chi2
+    FROM (
+        SELECT *, sum(current_count) OVER side AS current_values, sum(reference_count) OVER side AS reference_values
+        FROM marts.feature_drift_bins WHERE date BETWEEN $1 AND $2
+        WINDOW side AS (PARTITION BY date, model_id, model_version, feature)
+    ) GROUP BY date, model_id, model_version, feature, current_values, reference_values
 ) b ON b.date = d.date AND b.model_id = d.model_id AND b.feature = d.feature
     AND b.model_version IS NOT DISTINCT FROM d.model_version
 WHERE d.date BETWEEN $1 AND $2
@@ -150,14 +162,35 @@ def _psi_counted(rows: pd.DataFrame, psi: dict) -> pd.Series:
     return rows[["current_values", "reference_values"]].min(axis=1) >= float(psi.get("min_count") or 0)
 
 
+def drift_pvalue(chi2, bins) -> np.ndarray:
+    """P(chi-square with ``bins`` - 1 degrees of freedom >= ``chi2``): the day's bin counts and the reference's
+    drawn from one distribution (DRIFT_SQL's drift_chi2, drift_bins). NaN with fewer than two bins."""
+    chi2, bins = np.asarray(chi2, float), np.asarray(bins, float)
+    with np.errstate(invalid="ignore"):
+        return np.where(bins > 1, special.chdtrc(np.where(bins > 1, bins - 1, 1), chi2), np.nan)
+
+
+def _psi_beyond_noise(rows: pd.DataFrame, psi: dict) -> pd.Series:
+    """Drift rows whose bins differ from the reference's more than sampling explains (the psi rule's alpha; every
+    row without one): PSI's noise grows with the bins, (bins - 1) (1/n + 1/m) on average, so a 40-category
+    feature at 200 values a day crosses 0.2 on most unchanged days."""
+    if psi.get("alpha") is None:
+        return pd.Series(True, index=rows.index)
+    return pd.Series(drift_pvalue(rows["drift_chi2"], rows["drift_bins"]) < float(psi["alpha"]), index=rows.index)
+
+
 def unjudged_drift(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
-    """marts.feature_drift_daily rows above their model's PSI threshold on days too small to judge
-    (alerts.rules.psi.min_count): no alert, yet a PSI of 0.9 on 169 values is far beyond noise."""
+    """DRIFT_SQL rows above their model's PSI threshold that raise no alert, ``why``: 'few values' on days too
+    small to judge (alerts.rules.psi.min_count: yet a PSI of 0.9 on 169 values is far beyond noise), 'noise'
+    where the bins' differences are within sampling noise (alerts.rules.psi.alpha)."""
     out = []
     for model_id, rows in drift[drift["psi"].notna()].groupby("model_id"):
         psi = config.rule("psi", model_id)
-        out.append(rows[~_psi_counted(rows, psi) & (rows["psi"] > psi["above"])])
-    return pd.concat(out) if out else drift.iloc[:0]
+        counted = _psi_counted(rows, psi)
+        above = rows["psi"] > psi["above"]
+        out.append(rows[above & ~counted].assign(why="few values"))
+        out.append(rows[above & counted & ~_psi_beyond_noise(rows, psi)].assign(why="noise"))
+    return pd.concat(out).sort_values(["date", "model_id", "feature"]) if out else drift.iloc[:0].assign(why="")
 
 
 def load_alert_config(config: ProjectConfig | None = None) -> AlertConfig:
@@ -321,8 +354,9 @@ def evaluate_alerts(
     drift = drift[(drift["date"] >= first) & (drift["date"] <= last) & drift["psi"].notna()]
     for (model_id, feature), rows in drift.groupby(["model_id", "feature"]):
         psi = config.rule("psi", model_id)
-        hit = rows["psi"][_psi_counted(rows, psi) & (rows["psi"] > psi["above"])]
-        found.append(_breaches(rows, "psi", hit, psi["above"], f"> {psi['above']}", subject=feature))
+        hit = rows["psi"][_psi_counted(rows, psi) & (rows["psi"] > psi["above"]) & _psi_beyond_noise(rows, psi)]
+        rule = f"> {psi['above']}" + (f" and chi-square p < {psi['alpha']:g}" if psi.get("alpha") is not None else "")
+        found.append(_breaches(rows, "psi", hit, psi["above"], rule, subject=feature))
 
     found = [f for f in found if len(f)]
     if not found:

@@ -6,10 +6,12 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import chi2, fisher_exact
+from scipy.stats import chi2, chi2_contingency, fisher_exact
 from statsmodels.stats.proportion import proportions_ztest
 
 from orchestration.lib.alerts import (
+    DRIFT_SQL,
+    drift_pvalue,
     AlertConfig,
     calibration_pvalue,
     check_targets,
@@ -65,8 +67,20 @@ def health(*rows: dict, model_id: str = "m") -> pd.DataFrame:
 
 
 NO_DRIFT = pd.DataFrame(
-    columns=["date", "model_id", "model_version", "feature", "psi", "current_values", "reference_values"]
+    columns=[
+        "date",
+        "model_id",
+        "model_version",
+        "feature",
+        "psi",
+        "current_values",
+        "reference_values",
+        "drift_chi2",
+        "drift_bins",
+    ]
 )
+# bins far beyond sampling noise (chi-square 1,000 on 9 degrees of freedom): the PSI threshold decides
+BEYOND_NOISE = {"drift_chi2": 1000.0, "drift_bins": 10}
 # the reference window's summed counts: precision 0.5, recall 0.75
 REFERENCE = pd.DataFrame(
     {
@@ -136,6 +150,7 @@ def test_psi_alert_names_the_feature():
             "psi": [0.2001, 0.2, 0.1999, np.nan],
             "current_values": 2000,
             "reference_values": 14000,
+            **BEYOND_NOISE,
         }
     )
     assert by_metric(alerts(steady(range(2)), 0, 1, drift=drift), "psi") == [(day(0), "score", 0.2001, 0.2)]
@@ -175,11 +190,102 @@ def test_psi_is_judged_only_with_min_count_values_on_both_sides_where_noise_stay
             "psi": 3.0,
             "current_values": [10, n, n - 1, 5 * n],
             "reference_values": [70, n, 7 * n, n - 1],
+            **BEYOND_NOISE,
         }
     )
     assert by_metric(alerts(steady(range(2)), 0, 1, drift=drift), "psi") == [(day(0), "feature_a", 3.0, 0.2)]
     judged_all = config(m={"psi": {"min_count": 0}})  # a model judged on any count
     assert len(by_metric(alerts(steady(range(2)), 0, 1, drift=drift, cfg=judged_all), "psi")) == 4
+
+
+def test_drift_chi2_is_scipys_homogeneity_test_of_the_days_and_the_references_bin_counts():
+    import duckdb
+
+    # bins (current, reference): an empty one on either side, one empty on both (no degree of freedom), a
+    # version-less model, a categorical feature with a category only today
+    cases = {
+        (day(0), "m", "v1", "score"): [(30, 700), (0, 690), (45, 710), (0, 0), (125, 700)],
+        (day(1), "m", "v1", "score"): [(50, 700), (50, 690), (55, 710), (45, 700)],
+        (day(1), "n", None, "feature_kind"): [(12, 0), (80, 400), (108, 610), (0, 2)],
+    }
+    bins = pd.DataFrame(
+        [
+            {
+                "date": d,
+                "model_id": m,
+                "model_version": v,
+                "feature": f,
+                "bin": str(i),
+                "current_count": c,
+                "reference_count": r,
+            }
+            for (d, m, v, f), counts in cases.items()
+            for i, (c, r) in enumerate(counts)
+        ]
+    )
+    daily = bins[["date", "model_id", "model_version", "feature"]].drop_duplicates().assign(psi=0.5)
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute("CREATE TABLE marts.feature_drift_bins AS SELECT * FROM bins")
+        conn.execute("CREATE TABLE marts.feature_drift_daily AS SELECT * FROM daily")
+        got = conn.execute(DRIFT_SQL, [day(0), day(1)]).df()
+    assert len(got) == len(cases)
+    for (d, m, v, f), counts in cases.items():
+        row = got[(got["date"] == pd.Timestamp(d)) & (got["model_id"] == m) & (got["feature"] == f)].iloc[0]
+        table = np.array([pair for pair in counts if sum(pair)]).T  # 2 x the bins either side holds
+        statistic, p, dof, _ = chi2_contingency(table, correction=False)
+        assert row["drift_chi2"] == pytest.approx(statistic, rel=1e-12) and row["drift_bins"] - 1 == dof
+        assert drift_pvalue(row["drift_chi2"], row["drift_bins"]) == pytest.approx(p, rel=1e-9)
+        assert (row["current_values"], row["reference_values"]) == tuple(table.sum(axis=1))
+    assert np.isnan(drift_pvalue(0.0, 1)) and np.isnan(drift_pvalue(np.nan, 0))
+
+
+def _category_days(rng, reference: np.ndarray, current: np.ndarray, n: int, m: int, days: int) -> pd.DataFrame:
+    """``days`` drift rows of a categorical feature: ``n`` values a day drawn with shares ``current`` against a
+    reference of ``m`` drawn with ``reference``, PSI as feature_drift_daily computes it (a category empty on a
+    side counts as 1e-4) and the chi-square of the two sides' counts by scipy."""
+    out = []
+    for i in range(days):
+        ref, cur = rng.multinomial(m, reference), rng.multinomial(n, current)
+        seen = (ref + cur) > 0
+        p, q = np.where(cur == 0, 1e-4, cur / n)[seen], np.where(ref == 0, 1e-4, ref / m)[seen]
+        statistic = chi2_contingency(np.array([cur[seen], ref[seen]]), correction=False)[0]
+        out.append(
+            {
+                "date": day(i),
+                "model_id": "m",
+                "model_version": "v1",
+                "feature": "feature_kind",
+                "psi": float(np.sum((p - q) * np.log(p / q))),
+                "current_values": n,
+                "reference_values": m,
+                "drift_chi2": statistic,
+                "drift_bins": int(seen.sum()),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def test_psi_of_many_categories_alerts_beyond_sampling_noise_not_on_it():
+    # a trial's 40-category feature at ~200 values a day against a 7-day reference: PSI crossed 0.2 on every
+    # unchanged day (noise ~ (categories - 1) (1/n + 1/m)) and raised a retraining request
+    rng = np.random.default_rng(11)
+    shares = rng.dirichlet(np.full(40, 0.8))
+    days = 400
+    unchanged = _category_days(rng, shares, shares, 200, 1400, days)
+    moved = shares.copy()
+    top = np.argsort(shares)[-4:]  # a real shift: the four largest categories lose three quarters of their share
+    moved[top] /= 4
+    moved /= moved.sum()
+    drifted = _category_days(rng, shares, moved, 200, 1400, days)
+    psi = config().rule("psi", "m")
+    assert (unchanged["psi"] > psi["above"]).mean() > 0.5  # noise alone crosses the threshold on most days
+    noise = by_metric(alerts(steady(range(days)), 0, days - 1, drift=unchanged), "psi")
+    shift = by_metric(alerts(steady(range(days)), 0, days - 1, drift=drifted), "psi")
+    # at alpha 0.01: 1-2% of unchanged days (the chi-square approximation on sparse categories; binomial sd of 400
+    # days 0.5-0.7%), and nearly every shifted one
+    assert len(noise) / days < 0.03 and len(shift) / days > 0.95
+    assert (drifted["psi"] > psi["above"]).mean() > 0.8
 
 
 def test_per_model_override_replaces_the_threshold():
@@ -545,7 +651,11 @@ def test_settings_come_from_the_project_file_not_from_a_demo_list():
         )
     )
     assert cfg.models == ["fraud", "ranker"] and cfg.min_labelled == 50
-    assert cfg.rule("psi", "ranker") == {"above": 0.3, "min_count": 200}  # the fields left out keep their defaults
+    assert cfg.rule("psi", "ranker") == {
+        "above": 0.3,
+        "min_count": 200,
+        "alpha": 0.01,
+    }  # the fields left out keep their defaults
     assert cfg.rule("precision_drop", "fraud") == {"alpha": 0.001} and cfg.rule("precision_drop", "ranker") == {
         "alpha": 0.01
     }
@@ -597,6 +707,7 @@ def test_drift_above_its_threshold_on_a_day_too_small_to_judge_is_listed_and_rai
             "psi": [0.9, 0.9, psi["above"] / 2, 0.9, 0.9],
             "current_values": [150, 5000, 150, 5000, 150],
             "reference_values": [5000, 5000, 5000, 150, 5000],
+            **BEYOND_NOISE,
         }
     )
     unjudged = unjudged_drift(drift, cfg)

@@ -251,14 +251,20 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
             "psi": [0.85, 0.94, 0.05, 0.91],
         }
     )
-    bins = drift[["date", "model_id", "model_version", "feature"]].assign(
-        current_count=[169, 182, 150, 250], reference_count=[1500] * 4
+    # two bins a day: the shares moved from 1/2 to ~4/5 (02-06's 250 values far beyond noise: judged)
+    keys = drift[["date", "model_id", "model_version", "feature"]]
+    bins = pd.concat(
+        [
+            keys.assign(bin="low", current_count=[135, 146, 75, 200], reference_count=750),
+            keys.assign(bin="high", current_count=[34, 36, 75, 50], reference_count=750),
+        ]
     )
     path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift, feature_drift_bins=bins)
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     out = _summary(path, capsys)
     # by hand: 02-03 and 02-04 above 0.2 on fewer than 200 values; 02-05 below the threshold, 02-06 judged
-    assert "Drift reported but not judged" in out
+    assert "Drift above the PSI threshold without an alert" in out
+    assert "2026-02-06" not in out
     assert (
         "  risk v1 feature_balance: PSI above its threshold on 2 day(s) with too few values to judge, the highest "
         "0.94 on 2026-02-04 (182 values)" in out
