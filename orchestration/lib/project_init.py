@@ -58,7 +58,19 @@ PROTECTED_TOKENS = {
     "disabled",
     "nationality",
     "caste",
+    # human rights codes name these too (Canada's, Ontario's, the UK's Equality Act)
+    "colour",
+    "color",
+    "citizenship",
+    "citizen",
+    "religious",
+    "marital",
+    "pregnancy",
+    "orientation",
 }
+# a column of more groups than MAX_GROUPS is still a candidate (listed, not proposed) when its groups hold this
+# many users on average: a customer subtype of 40 values, not an id-like city of one user each
+MIN_USERS_PER_GROUP = 10
 # columns that identify or time a row are never attributes
 NOT_ATTRIBUTE = re.compile(r"(^id$|_id$|^id_|_at$|_date$|^date$|_ts$|timestamp)", re.IGNORECASE)
 HARMFUL_HINT = re.compile(r"(risk|fraud|default|churn|recidiv|credit|abuse|spam|toxic|anomal)", re.IGNORECASE)
@@ -840,7 +852,7 @@ def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
         distinct, nulls = counts[2 * i], counts[2 * i + 1]
         tokens = set(re.split(r"[^a-z]+", col.lower()))
         protected = bool(tokens & PROTECTED_TOKENS)
-        if distinct > MAX_GROUPS and not protected:
+        if distinct > MAX_GROUPS and not protected and distinct * MIN_USERS_PER_GROUP > users:
             continue  # an id-like or continuous column: not a group
         values = []
         if distinct <= MAX_GROUPS:
@@ -987,6 +999,12 @@ def render(inf: Inference) -> str:
             add(
                 f"#   {a.column}: {a.distinct} distinct values{nulls}: too many groups; add a banded column "
                 f"(e.g. {a.column}_band) to users and judge that"
+            )
+        elif a.distinct > MAX_GROUPS:
+            add(
+                f"#   {a.column}: {a.distinct} groups{nulls}: more than fairness judges well (each group needs "
+                "bias.min_labelled labels, and more groups more chance gaps); to judge it, add a column of fewer "
+                "groups to users"
             )
         else:
             add(f"#   {a.column}: {a.distinct} groups{nulls}{values}")

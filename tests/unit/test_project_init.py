@@ -41,6 +41,7 @@ def zone(tmp_path):
             "gender": rng.choice(["f", "m", "x"], n_users),
             "segment": rng.choice(["new", "loyal"], n_users),
             "city": [f"city{i}" for i in range(n_users)],  # one value per user: not a group
+            "subtype": [f"t{i % 25}" for i in range(n_users)],  # 25 groups of 12 users: listed, not proposed
             "age": rng.integers(18, 80, n_users),  # protected name, too many values
             "plan": "basic",  # one value: nothing to compare
         }
@@ -142,9 +143,23 @@ def test_protected_attribute_candidates(zone):
     assert by_name["age"].distinct == users["age"].nunique() and not by_name["age"].proposed  # too many groups
     assert by_name["plan"].distinct == 1 and not by_name["plan"].proposed
     assert "city" not in by_name and "user_id" not in by_name and "signup_at" not in by_name
+    assert by_name["subtype"].distinct == 25 and not by_name["subtype"].proposed  # a trial's 40 went unmentioned
     text = render(inf)
     assert "#   age: " in text and "too many groups; add a banded column (e.g. age_band)" in text
     assert "#   plan: a single value: nothing to compare" in text
+    assert "#   subtype: 25 groups: more than fairness judges well" in text
+
+
+def test_colour_and_citizenship_are_protected_names(zone):
+    # a trial's arrests data: `colour` (a race proxy) and `citizen` only commented out, `sex` proposed
+    source, users, _, _ = zone
+    rng = np.random.default_rng(5)
+    _write(
+        source,
+        "users",
+        users.assign(colour=rng.choice(["Black", "White"], len(users)), citizen=rng.choice(["Yes", "No"], len(users))),
+    )
+    assert infer(source).proposed_attributes == ["citizen", "colour", "gender"]
 
 
 def test_a_protected_column_of_one_value_is_nothing_to_compare_not_too_many_groups(zone):
