@@ -46,6 +46,7 @@ from orchestration.lib.bias import (
     HEADLINE_VERDICT_COLUMNS,
     NOT_ASSESSED,
     VERDICT_RATES,
+    assessed,
     disparate_impact_relative,
     group_intervals,
     summarise_verdicts,
@@ -739,8 +740,8 @@ class ReportBuilder:
         # the verdicts the bias asset published for the newest window ending by the as-of day: never recomputed
         rates, verdicts = data.bias_window(self.conn, self.as_of)
         if rates.empty or verdicts.empty:
-            assessed = "" if load_config().attribute_columns else f" ({NOT_ASSESSED})"
-            s.add(note(f"No fairness verdicts (marts.bias_verdicts) up to {self.as_of}{assessed}."))
+            why = "" if load_config().attribute_columns else f" ({NOT_ASSESSED})"
+            s.add(note(f"No fairness verdicts (marts.bias_verdicts) up to {self.as_of}{why}."))
             return s
         limit = verdicts.iloc[0]
         floor, minimum = float(limit["disparate_impact_min"]), float(limit["min_labelled"])
@@ -803,12 +804,9 @@ class ReportBuilder:
         self.summary["fairness_failures"] = jsonable(failing[["model_id", "attribute"]].to_dict("records"))
         s.add("<h3>Verdicts</h3>")
         s.add(bullets(summarise_verdicts(verdicts).splitlines()))
-        s.add(
-            table(
-                verdicts[[*HEADLINE_VERDICT_COLUMNS, "passed"]],
-                scroll=True,
-            )
-        )
+        # a verdict that compared nothing passes, but it is no finding of fairness: said so, not "passed: yes"
+        said = [("pass" if v["passed"] else "FAIL") if assessed(v) else "not assessed" for _, v in verdicts.iterrows()]
+        s.add(table(verdicts[HEADLINE_VERDICT_COLUMNS].assign(verdict=said), scroll=True))
         return s
 
     @staticmethod

@@ -757,6 +757,28 @@ def test_a_model_whose_newest_window_compared_nothing_shows_its_last_verdict(war
     assert f"window {AS_OF - timedelta(days=int(CONFIG.bias['window_days']) - 1)} .. {AS_OF}</h3>" in report.html
 
 
+def test_a_verdict_that_compared_no_groups_reads_not_assessed_not_passed(warehouse):
+    # a trial's risk score: "passed: yes" with every metric blank beside the text "not assessed"
+    model = MODELS[0]
+    with duckdb.connect(str(warehouse)) as conn:
+        attributes = [
+            a
+            for (a,) in conn.execute(
+                "SELECT DISTINCT attribute FROM marts.bias_verdicts WHERE date = ? AND model_id = ? ORDER BY 1",
+                [AS_OF, model],
+            ).fetchall()
+        ]
+        conn.execute(
+            "UPDATE marts.bias_verdicts SET eligible_groups = '', disparate_impact_ratio = NULL, passed = true "
+            "WHERE date = ? AND model_id = ? AND attribute = ?",
+            [AS_OF, model, attributes[0]],
+        )
+    html = build(warehouse).html
+    start = html.index("<h3>Verdicts</h3>")
+    verdicts = html[start : html.index("</table>", start)]
+    assert verdicts.count("<td>not assessed</td>") == 1 and "<th>passed</th>" not in verdicts
+
+
 def test_layout_cues_units_counts_gates_cbpe_and_significance(warehouse, tmp_path):
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN estimated_precision DOUBLE")
