@@ -425,6 +425,9 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "note": "; ".join(notes),
     }
     row["passed"] = all(row[k] for k in PASS_COLUMNS)
+    # a failed verdict says what failed in its own row (the note listed only the passes within noise)
+    if failed := _verdict_sentences(pd.Series(row), t)[0]:
+        row["note"] = "; ".join([f"fails {sentence}" for sentence in failed] + notes)
     return row
 
 
@@ -583,6 +586,34 @@ def _label(v: pd.Series, flag: str, label: str) -> str:
     }.get(flag, label)
 
 
+def _verdict_sentences(v, fallback: "Thresholds") -> tuple[list[str], list[str]]:
+    """One verdict row's failed metrics (value, limit, the groups behind), and its metrics beyond their limit that
+    pass because the gap is within noise."""
+    failed, within_noise = [], []
+    for flag, (label, column, op, limit_key) in VERDICT_TEXT.items():
+        limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
+        ratio = v.get("equal_opportunity_ratio")
+        floor = (
+            float(v["disparate_impact_min"])
+            if pd.notna(v.get("disparate_impact_min"))
+            else fallback.disparate_impact_min
+        )
+        if flag == "passes_equal_opportunity" and pd.notna(ratio) and ratio < floor and not v[column] > limit:
+            label, column, op, limit = "equal opportunity ratio", "equal_opportunity_ratio", "<", floor
+        if v[flag]:  # a pass beyond the limit is one within noise: said, so a reader of the value knows
+            if pd.notna(v[column]) and (v[column] < limit if op == "<" else v[column] > limit):
+                within_noise.append(
+                    f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f} within noise (the groups' "
+                    "95% intervals overlap): passes"
+                )
+            continue
+        if flag == "passes_equalized_odds" and (one := _one_rate_apart(v, limit)):
+            failed.append(one)
+            continue
+        failed.append(f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f}{_who(v, flag)}")
+    return failed, within_noise
+
+
 def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -> str:
     """One short sentence per failed verdict (metric, value, limit, disadvantaged groups), one per line; then
     one per metric beyond its limit that passed because the gap is within noise.
@@ -609,30 +640,9 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
                 f"{v['model_id']} / {v['attribute']}: {', '.join(blank)} not assessed: fewer than 2 groups with "
                 f">= {minimum:g} labelled predictions (bias.min_labelled)"
             )
-        for flag, (label, column, op, limit_key) in VERDICT_TEXT.items():
-            limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
-            ratio = v.get("equal_opportunity_ratio")
-            floor = (
-                float(v["disparate_impact_min"])
-                if pd.notna(v.get("disparate_impact_min"))
-                else fallback.disparate_impact_min
-            )
-            if flag == "passes_equal_opportunity" and pd.notna(ratio) and ratio < floor and not v[column] > limit:
-                label, column, op, limit = "equal opportunity ratio", "equal_opportunity_ratio", "<", floor
-            if v[flag]:  # a pass beyond the limit is one within noise: said, so a reader of the value knows
-                if pd.notna(v[column]) and (v[column] < limit if op == "<" else v[column] > limit):
-                    within_noise.append(
-                        f"{v['model_id']} / {v['attribute']}: {_label(v, flag, label)} {_format(v[column], limit)} "
-                        f"{op} {limit:.2f} within noise (the groups' 95% intervals overlap): passes"
-                    )
-                continue
-            if flag == "passes_equalized_odds" and (one := _one_rate_apart(v, limit)):
-                lines.append(f"{v['model_id']} / {v['attribute']}: {one}")
-                continue
-            lines.append(
-                f"{v['model_id']} / {v['attribute']}: {_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f}"
-                f"{_who(v, flag)}"
-            )
+        failed, passed_in_noise = _verdict_sentences(v, fallback)
+        lines += [f"{v['model_id']} / {v['attribute']}: {sentence}" for sentence in failed]
+        within_noise += [f"{v['model_id']} / {v['attribute']}: {sentence}" for sentence in passed_in_noise]
     if not lines and not unassessed:
         lines = ["all fairness verdicts pass"]
     elif not lines and nothing < len(verdicts):

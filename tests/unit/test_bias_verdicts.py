@@ -245,6 +245,12 @@ def test_a_harmful_models_innocent_wrongly_flagged_twice_as_often_fails_equal_op
     text = summarise_verdicts(pd.DataFrame([unfair]))
     assert f"equal opportunity ratio (false-positive rates) {unfair['equal_opportunity_ratio']:.2f} < 0.80" in text
     assert "disadvantaged (wrongly flagged most often): b" in text
+    # the verdict's own row says what failed (a trial's note named only a pass within noise beside passed false)
+    assert (
+        f"fails equal opportunity ratio (false-positive rates) {unfair['equal_opportunity_ratio']:.2f} < 0.80; "
+        "disadvantaged (wrongly flagged most often): b"
+    ) in unfair["note"]
     fair = [verdict({"a": 0.03, "b": 0.03}, 1500)[0] for _ in range(100)]
+    assert not any(v["note"].startswith("fails") for v in fair if v["passed"])
     assert sum(v["equal_opportunity_ratio"] < 0.8 for v in fair) > 10  # the point estimate alone would fail these
     assert sum(not v["passes_equal_opportunity"] for v in fair) <= 5
