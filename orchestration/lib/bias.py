@@ -805,6 +805,13 @@ def windows_by_day(
     return pd.concat(rates, ignore_index=True), pd.concat(verdicts, ignore_index=True)
 
 
+def clip_window_starts(frame: pd.DataFrame, first_days: dict) -> pd.DataFrame:
+    """``frame``'s window_start no earlier than its model's first prediction day (``first_days``: model_id -> day):
+    a window reaching back before the model began holds only its days since, not window_days of them."""
+    first = pd.to_datetime(frame["model_id"].map(first_days))
+    return frame.assign(window_start=frame["window_start"].where(~(first > frame["window_start"]), first))
+
+
 def _as_list(text) -> list[str]:
     return (
         [] if text is None or (isinstance(text, float) and pd.isna(text)) else [g for g in str(text).split(", ") if g]

@@ -17,6 +17,7 @@ from orchestration.lib.bias import (
     group_intervals,
     group_rates,
     window_tables,
+    clip_window_starts,
     windows_by_day,
 )
 from orchestration.lib.warehouse import replace_date_range
@@ -126,6 +127,19 @@ def test_check_metadata_shows_a_markdown_table_of_the_groups_with_their_interval
     assert metadata["failing_verdicts"] == 1
     # without the rates (an older caller) the verdict table alone is unchanged
     assert "group_intervals" not in verdict_metadata(bias_verdicts(rates, LIMITS))
+
+
+def test_a_window_reaching_back_before_its_model_began_starts_on_the_models_first_day(rows):
+    # a trial's verdicts read "window 08-26 .. 09-08" for a model predicting since 09-02
+    rates, verdicts = window_tables(rows, DAY2, LIMITS)
+    model = verdicts["model_id"].iloc[0]
+    later = pd.Timestamp(DAY1) + pd.Timedelta(days=3)
+    clipped = clip_window_starts(verdicts, {model: later.date()})
+    assert (clipped["window_start"] == later).all() and (clipped["date"] == verdicts["date"]).all()
+    # a model that began before the window, or one without a first day: the window as it was
+    early = clip_window_starts(rates, {model: (pd.Timestamp(DAY1) - pd.Timedelta(days=30)).date()})
+    assert (early["window_start"] == pd.Timestamp(DAY1)).all()
+    assert clip_window_starts(rates, {}).equals(rates)
 
 
 def test_window_tables_judge_only_the_trailing_window_and_store_round_trip(rows):

@@ -26,6 +26,7 @@ from orchestration.lib.bias import (
     NOT_ASSESSED,
     VERDICTS_SCHEMA,
     windows_by_day,
+    clip_window_starts,
 )
 from orchestration.lib.project_config import load_config
 from orchestration.lib.warehouse import ensure_table, replace_date_range
@@ -47,7 +48,8 @@ SPEC = dict(
             GROUP_RATES_KEY,
             **SPEC,
             description=(
-                "Per day (date = last day of the trailing bias window, window_start = first), model, attribute and "
+                "Per day (date = last day of the trailing bias window, window_start = first, never before the model's "
+                "first prediction day), model, attribute and "
                 "group: the window's summed marts.bias_daily counts with rates, Wilson 95% intervals "
                 "(*_ci_low/high), calibration and representation re-derived from the totals; excluded = fewer than "
                 "min_labelled labelled rows (shown, not judged). Each run also recomputes the days of its label "
@@ -83,6 +85,12 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             [start - timedelta(days=int(thresholds["window_days"]) - 1), last],
         ).df()
         rates, verdicts = windows_by_day(rows, days_between(start, last), thresholds)
+        first_days = dict(
+            conn.execute(
+                "SELECT model_id, min(first_date) FROM intermediate.int_model_versions GROUP BY ALL"
+            ).fetchall()
+        )
+        rates, verdicts = clip_window_starts(rates, first_days), clip_window_starts(verdicts, first_days)
         _add_new_columns(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA)
         _add_new_columns(conn, "marts.bias_verdicts", VERDICTS_SCHEMA)
         replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", start, last)
