@@ -68,8 +68,9 @@ HELD_SHOWN = 10  # the latest days a gate held back, listed by summary
 
 
 def _held_back_days(conn) -> list[tuple]:
-    """(day, "suite (failed expectations), ...", rows the held-back tables had that day) of every day a gate held
-    back, the latest first."""
+    """(day, "suite (failed expectations), ...", rows the held-back tables had that day, the suites the week around
+    it ran but it did not) of every day a gate held back, the latest first. A day run alone stops at its failed
+    gate, so the tables loaded after it (labels, feedback after predictions) were never loaded that day."""
     import duckdb
 
     try:
@@ -77,6 +78,18 @@ def _held_back_days(conn) -> list[tuple]:
             "SELECT date, suite, failed_expectations, rows_validated FROM quality.gate_results WHERE NOT passed "
             "ORDER BY date DESC, suite"
         ).fetchall()
+        missing = dict(
+            conn.execute(
+                """
+                WITH held AS (SELECT DISTINCT date FROM quality.gate_results WHERE NOT passed)
+                SELECT h.date, list(DISTINCT n.suite ORDER BY n.suite)
+                FROM held h
+                JOIN quality.gate_results n ON n.date BETWEEN h.date - 7 AND h.date + 7 AND n.date <> h.date
+                WHERE n.suite NOT IN (SELECT suite FROM quality.gate_results WHERE date = h.date)
+                GROUP BY h.date
+                """
+            ).fetchall()
+        )
     except duckdb.CatalogException:
         return []
     days: dict = {}
@@ -85,7 +98,7 @@ def _held_back_days(conn) -> list[tuple]:
         names = ", ".join(json.loads(failed)) if failed else ""
         days.setdefault(day, []).append(f"{suite} ({names})" if names else suite)
         counts[day] = counts.get(day, 0) + (n or 0)
-    return [(day, ", ".join(why), counts[day]) for day, why in days.items()]
+    return [(day, ", ".join(why), counts[day], missing.get(day, [])) for day, why in days.items()]
 
 
 def _gate_warnings(conn) -> list[str]:
@@ -580,24 +593,29 @@ def read_and_print(conn, reports: Path) -> None:
             f"\nDays held back by the quality gates ({len(held)}; their rows are left out of the marts each run "
             "builds after the hold; details: quality.gate_results)"
         )
-        for day, why, rows in held[:HELD_SHOWN]:
+        for day, why, rows, unloaded in held[:HELD_SHOWN]:
             print(f"  {day}: {why}" + ("" if rows else " [no rows that day: none excluded]"))
+            if unloaded:
+                print(
+                    f"    not loaded that day ({', '.join(unloaded)}): its run stopped at the failed gate, so their rows "
+                    "of that day (labels of earlier days' predictions too) count nowhere until the day runs again"
+                )
         if len(held) > HELD_SHOWN:
             print(f"  ... and {len(held) - HELD_SHOWN} earlier day(s)")
-        if any("volume_deviation" in why for _, why, _ in held):
+        if any("volume_deviation" in why for _, why, *_ in held):
             print(
                 "  volume_deviation: the day's rows are far from the trailing median (an outage?); where the "
                 "activity really ended (an experiment's enrolment closed), widen that table's band in the project "
                 "file (gates.volume.tables.<table>: tolerance, z) and run those days again"
             )
-        if any("(in_partition_day)" in why for _, why, _ in held):
+        if any("(in_partition_day)" in why for _, why, *_ in held):
             print(
                 "  in_partition_day: rows whose time column falls on another day than their file's (late rows "
                 "re-sent in a later day's file, stamped with their first day?): the loader quarantines them "
                 "(raw_quarantine.<table>._reason); deliver them in files of their own days, or stamped when "
                 "they were sent, and run the days again"
             )
-        if any("(fresh)" in why for _, why, _ in held):
+        if any("(fresh)" in why for _, why, *_ in held):
             print(
                 "  fresh: no rows after steady days (an outage?); a day closed every week passes once the week "
                 "before shows it; an empty held-back day excludes no rows, but the experiment results covering "
@@ -606,7 +624,7 @@ def read_and_print(conn, reports: Path) -> None:
             )
         as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date() if len(results) else None
         if as_of is not None and held[0][0] > as_of:
-            lost = any(rows for day, _, rows in held if day > as_of)
+            lost = any(rows for day, _, rows, _ in held if day > as_of)
             print(
                 f"  the attribution above stops at {as_of}: "
                 + (

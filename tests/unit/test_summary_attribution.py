@@ -310,6 +310,27 @@ def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
     assert "fresh: no rows after steady days" in out and "gates.volume.tables.<table>.z" in out
 
 
+def test_a_held_back_day_names_the_tables_its_run_never_loaded(warehouse, capsys):
+    # a trial's predictions gate failed a day run alone: its labels were never loaded, and later runs stamped the
+    # earlier days' rows as labelled up to date with nothing said
+    path, results, _ = warehouse
+    day = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    around = [day - pd.Timedelta(days=1), day + pd.Timedelta(days=1)]
+    suites = [("raw_users", "users"), ("raw_predictions", "predictions"), ("raw_labels", "labels")]
+    _gate_results(
+        path,
+        [(suite, table, d, True, [], 100) for d in around for suite, table in suites]
+        + [
+            ("raw_users", "users", day, True, [], 100),
+            ("raw_predictions", "predictions", day, False, ["volume_deviation"], 200),
+        ],
+    )
+    out = _summary(path, capsys)
+    assert f"  {day}: raw_predictions (volume_deviation)" in out
+    assert "    not loaded that day (raw_labels): its run stopped at the failed gate" in out
+    assert out.count("not loaded that day") == 1  # the days around it loaded everything
+
+
 NAN = float("nan")
 
 
