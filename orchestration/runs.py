@@ -18,6 +18,7 @@ os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 from orchestration.dagster_storage import ephemeral_instance
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from orchestration.lib.long_lived import collection_paused, freeze_long_lived_objects
+from orchestration.lib.raw_loader import ABSENT
 
 
 @dataclass
@@ -94,6 +95,9 @@ class StepProgress:
             skipped = metadata.get("skipped")
             if skipped is not None:
                 self._note(step, f"skipped: {skipped.value}")
+            notes = metadata.get("notes")
+            if notes is not None and ABSENT in str(notes.value):  # said only in the asset's metadata before
+                self._note(step, "absent from the source: loaded empty (an optional table)")
             quarantined = metadata.get("rows_quarantined")
             if quarantined is not None and quarantined.value:  # a raw table's rows that broke a row rule
                 reasons = metadata.get("quarantine_reasons")

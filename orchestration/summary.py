@@ -514,11 +514,12 @@ def _print_unmeasured(conn, impact, results) -> None:
 
     from orchestration.lib.money import money
     from orchestration.lib.project_config import load_config
-    from orchestration.lib.report_data import unmeasured_models, unmeasured_text
+    from orchestration.lib.report_data import declared_experiments, unmeasured_models, unmeasured_text
 
     as_of = pd.Timestamp(results["as_of_date"].max()).date() if len(results) else pd.Timestamp.max.date()
     if unmeasured := unmeasured_models(conn, as_of, impact["model_id"] if len(impact) else []):
-        print(f"  {unmeasured_text(unmeasured, money, load_config().currency)}")
+        config = load_config()
+        print(f"  {unmeasured_text(unmeasured, money, config.currency, declared_experiments(config))}")
 
 
 def read_and_print(conn, reports: Path) -> None:

@@ -1129,12 +1129,11 @@ def count_reasons(report: LoadReport, reasons: dict[str, int]) -> None:
     report.rows_loaded = report.rows_read - report.rows_quarantined
 
 
+ABSENT = "table absent from source (optional)"
+
+
 def empty_day_note(table: str, table_present: bool) -> str:
-    return (
-        f"table absent from source (optional): raw.{table} is empty"
-        if not table_present
-        else "no source rows for this day"
-    )
+    return f"{ABSENT}: raw.{table} is empty" if not table_present else "no source rows for this day"
 
 
 def _delete_days(conn: duckdb.DuckDBPyConnection, contract: TableContract, days: list[date]) -> None:

@@ -313,7 +313,7 @@ class ReportBuilder:
                 )
             )
         if unmeasured := data.unmeasured_models(self.conn, self.as_of, impact.get("model_id", [])):
-            s.add(note(data.unmeasured_text(unmeasured, money, currency)))
+            s.add(note(data.unmeasured_text(unmeasured, money, currency, data.declared_experiments(load_config()))))
             self.summary["unmeasured_models"] = [m for m, _ in unmeasured]
         if lifts.empty:
             s.add(note(f"No experiment results (attribution.experiment_results) up to {self.as_of} yet."))

@@ -171,15 +171,31 @@ def unmeasured_models(conn, as_of: date, measured) -> list[tuple[str, float | No
     return [(m, None if costs is None else costs.get(m)) for m in models]
 
 
-def unmeasured_text(unmeasured: list[tuple[str, float | None]], money, currency: str) -> str:
-    """One sentence on unmeasured_models (the summary's and the report's)."""
+def unmeasured_text(unmeasured: list[tuple[str, float | None]], money, currency: str, declared=()) -> str:
+    """One sentence on unmeasured_models (the summary's and the report's); ``declared``: the models the project
+    file says are experiments (`experiment: true`), whose missing holdout is then news, not a design."""
     names = ", ".join(m for m, _ in unmeasured)
     costs = [f"{m} {money(c)}" for m, c in unmeasured if c]
+    expected = [m for m, _ in unmeasured if m in set(declared)]
     return (
         f"Not measured: {names}: no never-exposed holdout (monitoring only), so what "
         f"{'it is' if len(unmeasured) == 1 else 'each is'} worth cannot be measured; health, drift and fairness "
-        "still are" + (f". Model costs so far ({currency}): {', '.join(costs)}" if costs else "") + "."
+        "still are"
+        + (
+            f". The project file says experiment: true for {', '.join(expected)}, yet no experiment results name "
+            f"{'it' if len(expected) == 1 else 'them'}: is the experiments table (or its assignments, sessions, "
+            "orders) missing from the source?"
+            if expected
+            else ""
+        )
+        + (f". Model costs so far ({currency}): {', '.join(costs)}" if costs else "")
+        + "."
     )
+
+
+def declared_experiments(config) -> list[str]:
+    """The models the project file says are experiments (`experiment: true`)."""
+    return [m for m, spec in config.models.items() if spec.experiment]
 
 
 def model_health(conn, as_of: date) -> pd.DataFrame:

@@ -604,6 +604,21 @@ def test_a_monitoring_only_model_is_named_as_not_measured_with_its_costs(warehou
     )  # 'idle' made no prediction; 'm' has its value; the cost after the as-of day is not counted
 
 
+def test_a_model_declared_an_experiment_without_results_is_said_to_lack_its_experiment():
+    # a trial's project file said experiment: true, its landing zone had no experiment tables: "monitoring only"
+    # and nothing more
+    from orchestration.lib.money import money
+    from orchestration.lib.project_config import parse_config
+    from orchestration.lib.report_data import declared_experiments, unmeasured_text
+
+    config = parse_config({"models": {"watch": {"experiment": True}, "idle": {"experiment": False}, "plain": {}}})
+    assert declared_experiments(config) == ["watch"]
+    text = unmeasured_text([("watch", None), ("plain", 12.0)], money, "EUR", declared_experiments(config))
+    assert "The project file says experiment: true for watch, yet no experiment results name it" in text
+    assert "plain" not in text.split("The project file")[1].split(".")[0]
+    assert "experiment: true" not in unmeasured_text([("plain", None)], money, "EUR", ["watch"])
+
+
 def test_a_health_metric_moving_with_a_kpi_on_the_same_day_is_not_called_a_lead(warehouse, capsys, monkeypatch):
     # a trial's label coverage and conversion rate were the same quantity: "leads by 0 day(s)", a lead it is not
     from orchestration.lib import leading
