@@ -2,14 +2,16 @@
 
 A run loads only its own days: a labels file dropped into the landing zone for a day that already ran stays
 out of the warehouse until that day runs again, and nothing said so. The raw steps record, per table and day,
-the dated files they read (name, size, modification time; a day read without files gets an empty entry) in
+the dated files they read (name, size, modification time, content digest; a day read without files gets an
+empty entry) in
 ``quality.landing_files``; ``changed_since_loaded`` lists the files of days outside a run that are new or
-differ from what was recorded. Only tables whose files carry their day in the name (``labels_2026-05-10.csv``):
+differ from what was recorded (a copy of the same bytes delivered again is no change). Only tables whose files carry their day in the name (``labels_2026-05-10.csv``):
 undated files are placed by their rows' times and are read whole by every run. No Dagster imports.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,7 +22,7 @@ from orchestration.lib.contract import CONTRACTS
 from orchestration.lib.raw_loader import DATE_IN_NAME, LoadReport, table_files
 
 TABLE = "quality.landing_files"
-SCHEMA = "table_name VARCHAR, day DATE, file VARCHAR, bytes BIGINT, mtime_ns BIGINT"
+SCHEMA = "table_name VARCHAR, day DATE, file VARCHAR, bytes BIGINT, mtime_ns BIGINT, digest VARCHAR"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ def _dated(root: Path, table: str) -> dict[Path, date] | None:
     return {p: date.fromisoformat(m.group(1)) for p, m in days.items()}
 
 
+def _digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "blake2b").hexdigest()
+
+
 def record(conn: duckdb.DuckDBPyConnection, table: str, root: Path, reports: list[LoadReport]) -> None:
     """What the loaded days of ``table`` read from ``root`` (a landing zone or lake folder)."""
     if CONTRACTS[table].time_column is None or _dated(root, table) is None:
@@ -48,27 +55,33 @@ def record(conn: duckdb.DuckDBPyConnection, table: str, root: Path, reports: lis
         files = [Path(f) for f in report.files]
         for f in files:
             stat = f.stat()
-            rows.append((table, report.partition_date, str(f.resolve()), stat.st_size, stat.st_mtime_ns))
+            rows.append((table, report.partition_date, str(f.resolve()), stat.st_size, stat.st_mtime_ns, _digest(f)))
         if not files:  # read, and found nothing: a file that arrives later is late
-            rows.append((table, report.partition_date, "", 0, 0))
+            rows.append((table, report.partition_date, "", 0, 0, None))
     conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({SCHEMA})")
+    conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS digest VARCHAR")  # a table recorded before it
     days = sorted({r.partition_date for r in reports})
     conn.execute(f"DELETE FROM {TABLE} WHERE table_name = ? AND list_contains(?, day)", [table, days])
     if rows:
-        conn.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)",  # digest last in an altered table too
+            rows,
+        )
 
 
 def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path], first: date, last: date) -> list:
     """The dated files of days outside first..last that a run loaded before and that are new or changed since
     (``roots``: table -> its landing or lake folder). Days never loaded are not judged."""
     try:
-        recorded = conn.execute(f"SELECT table_name, day, file, bytes, mtime_ns FROM {TABLE}").fetchall()
+        recorded = conn.execute(f"SELECT table_name, day, file, bytes, mtime_ns, digest FROM {TABLE}").fetchall()
+    except duckdb.BinderException:  # recorded before digests: every touched file reads as changed
+        recorded = conn.execute(f"SELECT table_name, day, file, bytes, mtime_ns, NULL FROM {TABLE}").fetchall()
     except duckdb.CatalogException:  # no day recorded yet
         return []
-    seen: dict[tuple[str, date], dict[str, tuple[int, int]]] = {}
-    for table, day, file, size, mtime in recorded:
-        seen.setdefault((table, day), {})[file] = (size, mtime)
+    seen: dict[tuple[str, date], dict[str, tuple[int, int, str | None]]] = {}
+    for table, day, file, size, mtime, digest in recorded:
+        seen.setdefault((table, day), {})[file] = (size, mtime, digest)
     late = []
     for table, root in sorted(roots.items()):
         for path, day in sorted((_dated(root, table) or {}).items(), key=lambda kv: (kv[1], kv[0])):
@@ -76,6 +89,10 @@ def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path]
             if known is None or first <= day <= last:
                 continue
             stat = path.stat()
-            if known.get(str(path.resolve())) != (stat.st_size, stat.st_mtime_ns):
-                late.append(LateFile(table, day, path))
+            size, mtime, digest = known.get(str(path.resolve()), (None, None, None))
+            if (size, mtime) == (stat.st_size, stat.st_mtime_ns):
+                continue
+            if size == stat.st_size and digest is not None and _digest(path) == digest:
+                continue  # the same bytes delivered again (a re-sent copy): nothing to load
+            late.append(LateFile(table, day, path))
     return late

@@ -46,3 +46,42 @@ def test_undated_files_are_not_tracked(tmp_path):
         record(conn, "labels", root, [LoadReport("labels", D1, [str(root / "labels" / "all_labels.csv")])])
         (root / "labels" / "all_labels.csv").write_text("a\n1\n2\n")
         assert changed_since_loaded(conn, {"labels": root}, D3, D3) == []
+
+
+def test_the_same_bytes_delivered_again_are_no_change_and_a_same_size_edit_is(tmp_path):
+    # a trial re-sent a day's file unchanged: every later run said "arrived or changed ... run it again"
+    root = tmp_path / "landing"
+    first = _file(root, D1)
+    with duckdb.connect() as conn:
+        record(conn, "labels", root, [LoadReport("labels", D1, [str(first)])])
+        first.write_text("a,b\n1,2\n")  # copied over again: new time, same bytes
+        os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))
+        assert changed_since_loaded(conn, {"labels": root}, D3, D3) == []
+        first.write_text("a,b\n1,3\n")  # the same size, another value
+        os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 2 * 10**9))
+        assert [f.path for f in changed_since_loaded(conn, {"labels": root}, D3, D3)] == [first]
+
+
+def test_days_recorded_before_digests_still_name_a_touched_file(tmp_path):
+    root = tmp_path / "landing"
+    first = _file(root, D1)
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA quality")
+        conn.execute(
+            "CREATE TABLE quality.landing_files (table_name VARCHAR, day DATE, file VARCHAR, bytes BIGINT, "
+            "mtime_ns BIGINT)"
+        )
+        stat = first.stat()
+        conn.execute(
+            "INSERT INTO quality.landing_files VALUES ('labels', ?, ?, ?, ?)",
+            [D1, str(first.resolve()), stat.st_size, stat.st_mtime_ns],
+        )
+        assert changed_since_loaded(conn, {"labels": root}, D3, D3) == []
+        os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert [f.path for f in changed_since_loaded(conn, {"labels": root}, D3, D3)] == [first]
+        # the next record adds the column and digests
+        second = _file(root, D2)
+        record(conn, "labels", root, [LoadReport("labels", D2, [str(second)])])
+        second.write_text("a,b\n1,2\n")
+        os.utime(second, ns=(second.stat().st_atime_ns, second.stat().st_mtime_ns + 10**9))
+        assert [f.day for f in changed_since_loaded(conn, {"labels": root}, D3, D3)] == [D1]
