@@ -1037,10 +1037,11 @@ def render(inf: Inference) -> str:
 
     bias = Bias()
     add("bias:")
-    daily = sorted(m.daily_median for m in inf.models)
-    if daily:
+    # a model live fewer days than the window has no more than its predictions in any window
+    held = sorted(min(int(m.daily_median * bias.window_days), m.predictions) for m in inf.models)
+    if held:
         add(
-            f"  # a {bias.window_days}-day window holds about {int(daily[0] * bias.window_days)} predictions of the "
+            f"  # a {bias.window_days}-day window holds about {held[0]} predictions of the "
             f"smallest model; groups with fewer labelled ones than min_labelled are reported, not judged"
         )
     add(f"  window_days: {bias.window_days}  # trailing days each day's fairness verdict sums")

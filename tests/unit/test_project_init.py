@@ -150,6 +150,16 @@ def test_protected_attribute_candidates(zone):
     assert "#   subtype: 25 groups: more than fairness judges well" in text
 
 
+def test_the_bias_window_note_counts_no_more_predictions_than_a_short_lived_model_made(zone):
+    # init said "a 14-day window holds about 980 predictions" of a model that made 700 in its 10 days
+    source, _, preds, _ = zone
+    inf = infer(source)
+    days = {m: preds[preds["model_id"] == m]["predicted_at"].dt.date.nunique() for m in preds["model_id"].unique()}
+    assert all(d < 14 for d in days.values())  # every model of the zone lived fewer days than the window
+    smallest = min(len(preds[preds["model_id"] == m]) for m in days)
+    assert f"# a 14-day window holds about {smallest} predictions of the smallest model" in render(inf)
+
+
 def test_colour_and_citizenship_are_protected_names(zone):
     # a trial's arrests data: `colour` (a race proxy) and `citizen` only commented out, `sex` proposed
     source, users, _, _ = zone
