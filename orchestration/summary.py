@@ -427,6 +427,38 @@ GROUP BY ALL ORDER BY 1
 """
 
 
+# per experiment, the completed orders of its units placed after its newest result's day, and its end_date
+ORDERS_AFTER_SQL = """
+WITH latest AS (SELECT experiment_id, max(as_of_date) AS as_of FROM attribution.experiment_results GROUP BY ALL)
+SELECT l.experiment_id, l.as_of, e.end_date, count(DISTINCT o.order_id) AS orders
+FROM latest l
+JOIN staging.stg_experiments e USING (experiment_id)
+JOIN staging.stg_assignments a USING (experiment_id)
+JOIN staging.stg_orders o ON o.user_id = a.user_id AND o.order_date > l.as_of AND o.status = 'completed'
+GROUP BY ALL HAVING count(*) > 0 ORDER BY l.experiment_id
+"""
+
+
+def _orders_after(conn) -> list[str]:
+    """Notes on outcomes after an experiment's newest result: its units' completed orders placed later count in no
+    result (its end_date ends the analysis, or their days have not run yet)."""
+    import duckdb
+
+    try:  # the staging views: not in the analytics snapshot, nor readable by the analyst on engine: spark
+        rows = conn.execute(ORDERS_AFTER_SQL).fetchall()
+    except duckdb.Error:
+        return []
+    lines = []
+    for experiment, as_of, end_date, orders in rows:
+        why = (
+            f"its end_date ({end_date}) ends the analysis: set it later, or leave it empty, while outcomes land"
+            if end_date is not None and end_date <= as_of
+            else "the days they fall on have not run yet"
+        )
+        lines.append(f"{experiment}: {orders} completed order(s) of its units after {as_of} are in no result: {why}")
+    return lines
+
+
 def _reassigned(conn) -> list[str]:
     """Notes on users assigned again to another variant: the loader keeps the first assignment and quarantines the
     later ones as duplicate keys, which says nothing of the arm switch (a user who saw both arms dilutes the lift)."""
@@ -540,7 +572,7 @@ def read_and_print(conn, reports: Path) -> None:
         print("No experiment results (attribution.experiment_results is empty): monitoring only")
     else:
         _print_attribution(results, impact)
-        for line in _cost_gaps(conn) + _reassigned(conn):
+        for line in _cost_gaps(conn) + _orders_after(conn) + _reassigned(conn):
             print(f"  note: {line}")
     _print_unmeasured(conn, impact, results)
     if len(recent):

@@ -604,6 +604,41 @@ def test_a_monitoring_only_model_is_named_as_not_measured_with_its_costs(warehou
     )  # 'idle' made no prediction; 'm' has its value; the cost after the as-of day is not counted
 
 
+@pytest.mark.parametrize("ended", [True, False])
+def test_orders_of_an_experiments_units_after_its_newest_result_are_counted_and_why(warehouse, capsys, ended):
+    # a trial's experiment ended on its last visit day (end_date), its units' purchases of the next four days
+    # (8% of the orders) counted nowhere with nothing said
+    path, _, _ = warehouse
+    day = AS_OF.date()
+    after, before = day + pd.Timedelta(days=2), day - pd.Timedelta(days=1)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA staging")
+        conn.execute(
+            "CREATE TABLE staging.stg_experiments AS SELECT 'e' AS experiment_id, ?::DATE AS end_date",
+            [day if ended else None],
+        )
+        conn.execute(
+            "CREATE TABLE staging.stg_assignments AS SELECT * FROM (VALUES ('e', 'u1'), ('e', 'u2')) "
+            "t(experiment_id, user_id)"
+        )
+        # by hand: u1's and u2's completed orders after the as-of day count (2); not the cancelled one, the one
+        # before, nor an unassigned user's
+        conn.execute(
+            "CREATE TABLE staging.stg_orders AS SELECT * FROM (VALUES "
+            "('o1', 'u1', ?::DATE, 'completed'), ('o2', 'u2', ?::DATE, 'completed'), ('o3', 'u2', ?::DATE, "
+            "'cancelled'), ('o4', 'u1', ?::DATE, 'completed'), ('o5', 'x', ?::DATE, 'completed')) "
+            "t(order_id, user_id, order_date, status)",
+            [after, after, after, before, after],
+        )
+    out = _summary(path, capsys)
+    why = (
+        f"its end_date ({day}) ends the analysis: set it later, or leave it empty, while outcomes land"
+        if ended
+        else "the days they fall on have not run yet"
+    )
+    assert f"  note: e: 2 completed order(s) of its units after {day} are in no result: {why}" in out
+
+
 def test_a_model_declared_an_experiment_without_results_is_said_to_lack_its_experiment():
     # a trial's project file said experiment: true, its landing zone had no experiment tables: "monitoring only"
     # and nothing more
