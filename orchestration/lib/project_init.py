@@ -63,7 +63,6 @@ PROTECTED_TOKENS = {
     "color",
     "citizenship",
     "citizen",
-    "religious",
     "marital",
     "pregnancy",
     "orientation",
