@@ -500,6 +500,8 @@ class ReportBuilder:
             recent = data.recent_health_counts(self.conn, self.as_of, data.RECENT_DAYS)
         except duckdb.BinderException:  # a mart built before its confusion counts
             recent = pd.DataFrame(columns=["model"])
+        # as summary says beside its pooled rates: the days whose labels are all in, and the label-free estimate
+        maturity = data.label_maturity(self.conn, self.as_of, data.RECENT_DAYS, self.config.label_horizon)
         s.add(
             paragraph(
                 f"Precision and recall, expected calibration error and the largest PSI over the model's "
@@ -569,7 +571,7 @@ class ReportBuilder:
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
             if unjudged := self._not_judged(model_id, h, minimum):
                 s.add(note(unjudged))
-                if pooled := self._pooled_health(model_id, recent):
+                if pooled := self._pooled_health(model_id, recent, maturity):
                     s.add(note(pooled))
             fig.update_yaxes(tickformat=".0%", title=dict(text="rate"), row=1, col=1)
             fig.update_yaxes(title=dict(text="ECE"), row=2, col=1)
@@ -579,10 +581,13 @@ class ReportBuilder:
             self._drift_distributions(s, model_id, a, distributions, lacking)
         return s
 
-    def _pooled_health(self, model_id: str, recent: pd.DataFrame) -> str:
+    def _pooled_health(self, model_id: str, recent: pd.DataFrame, maturity: pd.DataFrame) -> str:
         """A small model's precision and recall pooled over the last RECENT_DAYS days (the labels known so far), with
-        Wilson 95% intervals: its days are too small to show, the pool is not."""
+        Wilson 95% intervals: its days are too small to show, the pool is not. Beside them, how many of those days
+        have all their labels (past the label horizon) and the label-free estimate: a risk score's early labels
+        (defaults known first) read far from its final precision."""
         parts = []
+        complete = maturity.set_index(["model", "version"])
         for r in recent[recent["model"] == model_id].itertuples():
             rates = []
             for name, hits, trials, of in (
@@ -592,6 +597,11 @@ class ReportBuilder:
                 if trials:
                     low, high = wilson_interval(hits, trials)
                     rates.append(f"{name} {hits / trials:.3f} [{low:.3f}, {high:.3f}] of {trials:,} {of}")
+            if (model_id, r.version) in complete.index:
+                m = complete.loc[(model_id, r.version)]
+                rates.append(f"labels complete on {m['complete_days']:.0f} of {m['days']:.0f} days")
+                if pd.notna(m["estimated_precision"]):
+                    rates.append(f"label-free estimated precision {m['estimated_precision']:.3f}")
             if rates:
                 parts.append(f"{r.version}: " + ", ".join(rates))
         if not parts:

@@ -882,6 +882,41 @@ def test_a_small_models_precision_and_recall_are_pooled_over_30_days(warehouse):
     assert all(part in text for part in said), said
 
 
+def test_a_small_models_pooled_rates_say_how_many_days_have_all_their_labels(warehouse):
+    # summary said "labels complete 0/30 days, est. precision 0.786" beside a risk score's early precision; the
+    # report's pooled note gave the early precision alone
+    horizon = CONFIG.label_horizon("churn")
+    known_through = AS_OF + timedelta(days=horizon - 5)  # the newest labels counted: days to AS_OF - 5 complete
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 1000")
+        for column in ("true_positives", "false_positives", "false_negatives", "true_negatives"):
+            conn.execute(f"ALTER TABLE marts.model_health_daily ADD COLUMN {column} BIGINT DEFAULT 0")
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN positive_rate DOUBLE DEFAULT 0.5")
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN estimated_precision DOUBLE")
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN labels_as_of DATE")
+        conn.execute(
+            "UPDATE marts.model_health_daily SET predictions = 5, labelled = 3, true_positives = 2, "
+            "false_positives = 1, false_negatives = 1, labels_as_of = ?, "
+            "estimated_precision = CASE WHEN day(date) % 2 = 0 THEN 0.6 ELSE 0.7 END WHERE model_id = 'churn'",
+            [known_through],
+        )
+        dates = [
+            d
+            for (d,) in conn.execute(
+                "SELECT date FROM marts.model_health_daily WHERE model_id = 'churn' AND date > ?::DATE - 30 "
+                "AND date <= ?",
+                [AS_OF, AS_OF],
+            ).fetchall()
+        ]
+    text = re.sub(r"<[^>]+>", "", build(warehouse).html)
+    # by hand: a day's labels are all in once its horizon has passed by the newest labels_as_of;
+    # the estimate weighs each day by its predicted positives (equal here)
+    complete = sum(d + timedelta(days=horizon) <= known_through for d in dates)
+    estimate = sum(0.6 if d.day % 2 == 0 else 0.7 for d in dates) / len(dates)
+    assert 0 < complete < len(dates)  # some days past their horizon, some not
+    assert f"labels complete on {complete} of {len(dates)} days, label-free estimated precision {estimate:.3f}" in text
+
+
 def test_reports_older_than_keep_days_are_removed_and_nothing_else(tmp_path):
     # a daily report is ~5 MB (plotly inline): a year of them was 2 GB, more than the warehouse
     from datetime import timedelta
