@@ -26,9 +26,9 @@ class KpiDrop:
     kpi: str
     start_date: date
     baseline_mean: float
-    lower_limit: float
+    limit: float  # the control limit, baseline - k noise sds (+ for a rising KPI): crossed, the KPI worsened
     drop_mean: float  # mean of the persist_days days that confirmed the drop
-    rising: bool = False  # a lower-is-better KPI: the worse shift is a rise (lower_limit is then the upper limit)
+    rising: bool = False  # a lower-is-better KPI: the worse shift is a rise
 
     @property
     def relative_change(self) -> float:

@@ -29,7 +29,7 @@ def test_a_planted_step_is_found_on_its_first_day_with_the_hand_computed_limit()
     assert drop.baseline_mean == pytest.approx(baseline.mean(), abs=1e-12)
     # the noise by hand: the 28 days before, their day-to-day changes' median absolute value, as a Gaussian's sd
     noise = 1.4826 * np.median(np.abs(np.diff(values[2:30]))) / np.sqrt(2)
-    assert drop.lower_limit == pytest.approx(baseline.mean() - 3 * noise, abs=1e-12)
+    assert drop.limit == pytest.approx(baseline.mean() - 3 * noise, abs=1e-12)
     assert drop.drop_mean == pytest.approx(values[30:33].mean(), abs=1e-12)
     assert drop.relative_change == pytest.approx(values[30:33].mean() / baseline.mean() - 1)
 
@@ -149,7 +149,7 @@ def test_a_lower_is_better_kpi_worsens_by_rising_and_its_fall_is_no_drop():
     baseline = risen[16:30]
     noise = 1.4826 * np.median(np.abs(np.diff(risen[2:30]))) / np.sqrt(2)  # by hand, as for a fall
     assert drop.baseline_mean == pytest.approx(baseline.mean(), abs=1e-12)
-    assert drop.lower_limit == pytest.approx(baseline.mean() + 3 * noise, abs=1e-12)  # the upper limit here
+    assert drop.limit == pytest.approx(baseline.mean() + 3 * noise, abs=1e-12)
     assert drop.drop_mean == pytest.approx(risen[30:33].mean(), abs=1e-12)
     said = describe(None, drop)
     assert said.startswith(f"refund_rate rose {risen[30:33].mean() / baseline.mean() - 1:.0%} above its baseline")
