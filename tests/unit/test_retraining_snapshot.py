@@ -166,3 +166,19 @@ def test_the_bias_check_does_not_pass_on_no_rows(warehouse, monkeypatch):
     assert not check.passed and check.description.startswith("not judged: ") and " of m " in check.description
     assert not result.success and not snapshots(warehouse)
     assert requests(warehouse)["m"] == ("blocked", check.description)
+
+
+def test_a_snapshot_too_small_to_compare_groups_is_exported_as_not_assessed_never_fair(warehouse, tmp_path):
+    # a trial's snapshot groups held 45-65 labelled rows under bias.min_labelled 100: every verdict NaN, and the
+    # check said "fair: snapshot may be exported" (the README: not assessed, never "fair")
+    (tmp_path / "project.yml").write_text("protected_attributes: [age_band]\nbias: {min_labelled: 100000}\n")
+    request(warehouse, ["n"])
+    result = retrain(warehouse)
+    [check] = result.get_asset_check_evaluations()
+    assert result.success and check.passed  # it blocks nothing
+    assert "fair:" not in check.description and "not assessed" in check.description
+    assert snapshots(warehouse) and requests(warehouse)["n"] == ("snapshot_ready", None)
+    (tmp_path / "project.yml").write_text("protected_attributes: [age_band]\nbias: {min_labelled: 1}\n")
+    request(warehouse, ["n"])
+    [check] = retrain(warehouse).get_asset_check_evaluations()
+    assert check.description.startswith("fair: snapshot may be exported")  # groups compared, and they pass

@@ -32,6 +32,7 @@ from orchestration.lib.bias import (
     KEYS,
     NOT_ASSESSED,
     POPULATION_COLUMNS,
+    assessed,
     bias_verdicts,
     group_rates,
     summarise_verdicts,
@@ -392,12 +393,13 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
             passed, reason = False, not_judged(requested)
         elif not attributes:
             reason = f"snapshot may be exported; {NOT_ASSESSED}"
-        else:
-            reason = (
-                "fair: snapshot may be exported"
-                if passed
-                else f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
-            )
+        elif not passed:
+            reason = f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
+        elif all(assessed(v) for _, v in verdicts.iterrows()):
+            reason = "fair: snapshot may be exported"
+        else:  # a verdict that compared nothing passes (it blocks nothing) but is no finding of fairness
+            said = summarise_verdicts(verdicts, thresholds).replace("\n", "; ")
+            reason = f"snapshot may be exported, its fairness not assessed where too few rows: {said}"
         if requested and judged and len(judged) < len(requested):
             reason += f" (not judged: {', '.join(m for m in requested if m not in judged)}, no labelled prediction)"
         if not passed:  # a model blocked for want of labels keeps that reason
