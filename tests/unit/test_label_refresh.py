@@ -77,3 +77,23 @@ def test_exports_reach_back_to_the_oldest_day_refreshed_for_late_labels(tmp_path
         ).fetchall()
     assert health == [(old, 0.7), (RUN - timedelta(days=1), 0.5), (RUN, 0.6)]
     assert cohorts == [(0.3,)]
+
+
+def test_okr_progress_recomputes_late_labelled_days_of_a_project_without_kpis():
+    # a monitoring-only trial: its run refreshed health from 60 days back, yet okr_progress stayed "no_data" there
+    # (the start was bounded by marts.kpi_daily's first day, and an empty table gave the run's own first day)
+    from orchestration.defs.okrs.assets import refresh_start as okr_refresh_start
+
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute("CREATE TABLE marts.kpi_daily (date DATE)")
+        conn.execute("CREATE TABLE marts.model_health_daily AS SELECT DATE '2026-06-01' AS date")
+        refresh_table(conn, [("m1", RUN, "run"), ("m1", d(19, 8), "late_labels")])
+        assert okr_refresh_start(conn, RUN, RUN) == d(19, 8)
+        # never before the first day either input holds
+        conn.execute("UPDATE marts.model_health_daily SET date = DATE '2026-09-01'")
+        assert okr_refresh_start(conn, RUN, RUN) == d(1, 9)
+        # KPIs alone (no health yet): their own lookback, bounded by their first day
+        conn.execute("DELETE FROM marts.model_health_daily")
+        conn.execute("INSERT INTO marts.kpi_daily VALUES (DATE '2026-10-18')")
+        assert okr_refresh_start(conn, RUN, RUN) == d(18)

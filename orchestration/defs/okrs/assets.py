@@ -32,11 +32,15 @@ DAILY_ANALYTICS_ASSET = dict(
 )
 
 
+INPUTS = ("marts.kpi_daily", "marts.model_health_daily")  # the tables whose late rows move a key result
+
+
 def refresh_start(conn, first, last):
     """Recompute the days whose inputs changed: yesterday's KPIs, and every day from the oldest health day the
     run refreshed for late labels (a key result's trailing window reads it)."""
     oldest = min(first - timedelta(days=int(dbt_var("kpi_lookback_days"))), label_refresh_start(conn, first, last))
-    return lookback_start(conn, first, (first - oldest).days, "marts.kpi_daily")
+    # bounded by the first day either input holds (a monitoring-only project has no KPI rows at all)
+    return min(lookback_start(conn, first, (first - oldest).days, t) for t in INPUTS)
 
 
 def _dbt_key(model: str) -> dg.AssetKey:
