@@ -435,8 +435,25 @@ def key_result_values(conn, okrs: OkrFile, first: dt.date, last: dt.date) -> pd.
     values = [pd.DataFrame(columns=["date", "current_value", *VALUE_COLUMNS, "key_result"])]
     for kr in okrs.key_results:
         sql, params = metric_value_query(kr, first, last)
-        values.append(conn.execute(sql, params).df().assign(key_result=kr.id))
+        values.append(_after_deadline(conn, kr, conn.execute(sql, params).df()).assign(key_result=kr.id))
     return pd.concat(values, ignore_index=True)
+
+
+def _after_deadline(conn, kr: KeyResult, frame: pd.DataFrame) -> pd.DataFrame:
+    """A day after the deadline whose window has no value keeps the deadline's (value_as_of saying which day): the
+    key result's outcome, not 'no_data' once a model stops or a KPI's data ends."""
+    gap = (pd.to_datetime(frame["date"]).dt.date > kr.deadline) & frame["current_value"].isna()
+    if not gap.any():
+        return frame
+    at = conn.execute(*metric_value_query(kr, kr.deadline, kr.deadline)).df()
+    if at.empty or at["current_value"].isna().all():
+        return frame
+    frame = frame.copy()
+    for column in ["current_value", *(c for c in VALUE_COLUMNS if c in at.columns and c in frame.columns)]:
+        frame[column] = frame[column].astype(object)
+        frame.loc[gap, column] = at[column].iloc[0]
+    frame["current_value"] = frame["current_value"].astype(float)
+    return frame
 
 
 # --- progress -------------------------------------------------------------------

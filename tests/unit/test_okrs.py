@@ -217,6 +217,30 @@ def test_kpi_trailing_weighted_mean_matches_pandas_rolling(conn):
     assert math.isnan(_values(conn, k, D(2026, 8, 20), D(2026, 8, 20)).iloc[0])
 
 
+def test_a_key_result_keeps_its_deadlines_value_after_it_once_its_window_has_none(conn):
+    # a trial's model stopped after the deadline: its key result went from "missed" to "no_data" a week later,
+    # the outcome lost from the report
+    from orchestration.lib.okrs import key_result_values, okr_progress
+
+    kpis = pd.DataFrame({"date": pd.date_range("2026-09-01", "2026-09-30").date, "conversion_rate": 0.06})
+    kpis.loc[kpis["date"] >= D(2026, 9, 20), "conversion_rate"] = None  # the data ends on 09-19
+    conn.execute("CREATE TABLE marts.kpi_daily AS SELECT * FROM kpis")
+    k = kr(deadline=D(2026, 9, 22), window_days=3)
+    okrs = type("Okrs", (), {"key_results": [k]})()
+    values = key_result_values(conn, okrs, D(2026, 9, 18), D(2026, 9, 30))
+    values = values.set_index(pd.to_datetime(values["date"]).dt.date)
+    # by hand: the 3-day window of the deadline 09-22 holds 09-20..09-22, no value: nothing to keep after it
+    assert values["current_value"].isna().loc[[D(2026, 9, 23), D(2026, 9, 30)]].all()
+    k = kr(deadline=D(2026, 9, 21), window_days=3)  # the window of 09-21 holds 09-19's 0.06
+    okrs.key_results = [k]
+    values = key_result_values(conn, okrs, D(2026, 9, 18), D(2026, 9, 30))
+    rows = okr_progress(okrs, values).set_index("date")
+    assert rows.loc[D(2026, 9, 30), "current_value"] == pytest.approx(0.06)
+    assert rows.loc[D(2026, 9, 30), "value_as_of"] == D(2026, 9, 19)  # the deadline window's newest day
+    assert rows.loc[D(2026, 9, 30), "status"] == "missed"  # progress 0.5 at the deadline
+    assert rows.loc[D(2026, 9, 25), "status"] == "missed" and rows.loc[D(2026, 9, 20), "status"] == "behind"
+
+
 def test_health_value_is_the_live_versions(conn):
     health = pd.DataFrame(
         {
