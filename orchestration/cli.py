@@ -338,7 +338,7 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
         print(
             f"note: {len(late)} landing file(s) of days already run arrived or changed since those days were loaded: "
             f"{shown}{' ...' if len(late) > NOTE_FILES else ''}; their rows reach the warehouse when those days run "
-            f"again: run --start {days[0]} --end {days[-1]} (then the later days, as materialize then says)"
+            f"again: {_rerun_through_newest(days)}"
         )
     if changed := _changed_database_days(first, last):
         days = sorted({day for _, day, _, _ in changed})
@@ -346,7 +346,7 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
         print(
             f"note: the database rows of {len(changed)} table-day(s) already run changed in number since they were "
             f"loaded: {shown}{' ...' if len(changed) > NOTE_FILES else ''}; they reach the warehouse when those days "
-            f"run again: run --start {days[0]} --end {days[-1]} (then the later days, as materialize then says); "
+            f"run again: {_rerun_through_newest(days)}; "
             "a row updated in place keeps the count and is not seen"
         )
     if settings_before is not None and _experiment_settings() != settings_before and (past := _results_before(first)):
@@ -359,6 +359,13 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
 
 
 NOTE_FILES = 5  # late landing files a note names
+
+
+def _rerun_through_newest(days: list[date]) -> str:
+    """The run that brings ``days`` up to date: from the first of them through the newest day the warehouse holds,
+    in one run (re-run alone, their label-based rows rewind to what was known on them until the later days run)."""
+    newest = max(days[-1], _days_after(days[-1]) or days[-1])
+    return f"run --start {days[0]} --end {newest} (one run: the later days read those rows too)"
 
 
 def _held_back(first: date, last: date) -> int:

@@ -358,6 +358,14 @@ def test_a_rerun_of_the_past_is_told_which_later_days_to_run_again(tmp_path, mon
         conn.execute("CREATE SCHEMA marts")
         conn.execute("CREATE TABLE marts.experiment_stats AS SELECT DATE '2025-03-30' AS as_of_date")
     assert _days_after(date(2025, 3, 26)) == date(2025, 3, 30)
+    # a late file of an old day: one run from it through the newest day, not that day alone then the rest (between
+    # the two runs, a trial's summary read "labels complete 30/30 days" at 50% labelled)
+    from orchestration.cli import _rerun_through_newest
+
+    assert _rerun_through_newest([date(2025, 3, 5), date(2025, 3, 7)]).startswith(
+        "run --start 2025-03-05 --end 2025-03-30 (one run"
+    )
+    assert _rerun_through_newest([date(2025, 3, 30)]).startswith("run --start 2025-03-30 --end 2025-03-30")
 
 
 def test_changed_experiment_settings_name_the_results_computed_with_the_old_ones(tmp_path, monkeypatch):
