@@ -359,6 +359,16 @@ def _leading_indicators(conn, as_of) -> list[str]:
     return lines
 
 
+def _newest(conn, table: str, column: str):
+    """The newest ``column`` of ``table``; None when it is empty or not built."""
+    import duckdb
+
+    try:
+        return conn.execute(f"SELECT max({column}) FROM {table}").fetchone()[0]
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return None
+
+
 def _lead_text(lag_days: int) -> str:
     """A lag of 0 days is a metric moving with the KPI, not ahead of it."""
     return "moves with it on the same day (lag 0: not a lead)" if lag_days == 0 else f"leads by {lag_days} day(s)"
@@ -564,7 +574,9 @@ def read_and_print(conn, reports: Path) -> None:
     results = conn.execute(SUMMARY_RESULTS_SQL).df()
     impact = conn.execute(SUMMARY_IMPACT_SQL).df()
     health = conn.execute(SUMMARY_HEALTH_SQL).df()
-    leads = _leading_indicators(conn, results["as_of_date"].max()) if len(results) else []
+    # a project without experiments has KPIs and health all the same: its leads as of the newest day searched
+    leads_as_of = results["as_of_date"].max() if len(results) else _newest(conn, "marts.leading_lagging", "as_of_date")
+    leads = _leading_indicators(conn, leads_as_of) if leads_as_of is not None else []
     recent = _recent_health(conn)
     newest = latest_report_date(conn)
     held = _held_back_days(conn)

@@ -676,3 +676,23 @@ def test_a_health_metric_moving_with_a_kpi_on_the_same_day_is_not_called_a_lead(
     out = _summary(path, capsys)
     assert "conversion_rate: m label_coverage moves with it on the same day (lag 0: not a lead)" in out
     assert "revenue: m precision leads by 3 day(s)" in out and "leads by 0" not in out
+
+
+def test_a_project_without_experiments_still_gets_its_leading_indicators(tmp_path, capsys, monkeypatch):
+    # a trial with KPIs and a model but no experiment: summary printed no leading-indicators section at all (the
+    # report had one), its as-of day taken from the experiment results only
+    from orchestration.lib import leading
+
+    monkeypatch.setattr(leading, "kpi_drop_leads", lambda *args, **kwargs: [])  # no marts.kpi_daily here
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    day = date(2026, 7, 19)
+    searched = pd.DataFrame(
+        [
+            {"as_of_date": d, "kpi": "conversion_rate", "model_id": "m", "health_metric": "precision", "lag_days": 2}
+            | {"correlation": 0.1, "n_days": 28, "p_value_adjusted": 0.9, "family_size": 420, "significant": False}
+            for d in (day - pd.Timedelta(days=1), day)
+        ]
+    )
+    out = _summary(_monitoring_only(tmp_path / "w.duckdb", leading_lagging=searched), capsys)
+    assert "Leading indicators (details: marts.leading_lagging)" in out
+    assert "No health metric's changes precede a KPI's beyond chance (Holm over the 420 correlations" in out
