@@ -116,6 +116,8 @@ class ModelProfile:
     delay_median_days: float | None = None
     delay_p99_days: float | None = None
     delay_max_days: float | None = None
+    # a label counts until the end of its prediction's day + the horizon: the most calendar days between the two
+    delay_max_calendar_days: int | None = None
     delay_p90_days: float | None = None
     # predictions made a label horizon or more before the last label, and how many of them are labelled
     mature: int = 0
@@ -703,18 +705,19 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
     delays: dict[str, tuple] = {}
     if "labels" in found and "prediction_id" in has and "prediction_id" in present["labels"]:
         # a prediction's delay is its first label's: that is when the outcome was first known
-        for model_id, labelled, p50, p90, p99, high in conn.execute("""
+        for model_id, labelled, p50, p90, p99, high, calendar in conn.execute("""
                 WITH first_label AS (SELECT prediction_id, min(_ts) AS labeled_at FROM t_labels
                                      WHERE _ts IS NOT NULL GROUP BY prediction_id),
-                     d AS (SELECT p.model_id, prediction_id, (epoch(l.labeled_at) - epoch(p._ts)) / 86400.0 AS days
+                     d AS (SELECT p.model_id, prediction_id, (epoch(l.labeled_at) - epoch(p._ts)) / 86400.0 AS days,
+                                  date_diff('day', p._ts::DATE, l.labeled_at::DATE) AS calendar_days
                            FROM t_predictions p JOIN first_label l USING (prediction_id) WHERE p._ts IS NOT NULL)
                 -- a prediction delivered twice (quarantined as a duplicate) is labelled once
                 SELECT model_id, count(DISTINCT prediction_id), quantile_cont(days, 0.5), quantile_cont(days, 0.9),
-                       quantile_cont(days, 0.99), max(days)
+                       quantile_cont(days, 0.99), max(days), max(calendar_days)
                 FROM d GROUP BY model_id""").fetchall():
-            delays[model_id] = (labelled, p50, p90, p99, high)
+            delays[model_id] = (labelled, p50, p90, p99, high, calendar)
         # the share labelled among predictions old enough for (nearly) all of their labels to have landed
-        for model_id, (*_, p99, _high) in list(delays.items()):
+        for model_id, (_, _, _, p99, *_) in list(delays.items()):
             delays[model_id] += conn.execute(
                 """SELECT count(*), count(*) FILTER (WHERE prediction_id IN (SELECT prediction_id FROM t_labels))
                    FROM t_predictions
@@ -745,8 +748,9 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
             sorted(e for e, mid in experiments.items() if mid == model_id),
         )
         if model_id in delays:
-            labelled, p50, p90, p99, high, *mature = delays[model_id]
+            labelled, p50, p90, p99, high, calendar, *mature = delays[model_id]
             m.labelled, m.delay_median_days, m.delay_p99_days, m.delay_max_days = labelled, p50, p99, high
+            m.delay_max_calendar_days = calendar
             m.delay_p90_days = p90
             m.mature, m.mature_labelled = mature or (0, 0)
         daily = TableProfile(model_id, [])
@@ -945,9 +949,9 @@ def render(inf: Inference) -> str:
                 f"    # labels: {m.labelled} of {m.predictions} predictions labelled; delay in days after the prediction: "
                 f"median {_days(m.delay_median_days)}, p99 {_days(m.delay_p99_days)}, max {_days(m.delay_max_days)}"
             )
-            if m.delay_max_days is not None and m.delay_max_days > m.label_horizon_days:
+            if m.delay_max_calendar_days is not None and m.delay_max_calendar_days > m.label_horizon_days:
                 add(
-                    f"    # (labels later than the horizon are not counted: {math.ceil(m.delay_max_days)} keeps them all)"
+                    f"    # (labels later than the horizon are not counted: {m.delay_max_calendar_days} keeps them all)"
                 )
         add(f"    label_horizon_days: {m.label_horizon_days}  # p99 of the label delay, rounded up")
         coverage = m.label_coverage_rule()

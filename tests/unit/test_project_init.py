@@ -160,6 +160,50 @@ def test_the_bias_window_note_counts_no_more_predictions_than_a_short_lived_mode
     assert f"# a 14-day window holds about {smallest} predictions of the smallest model" in render(inf)
 
 
+def test_the_horizon_that_keeps_every_label_counts_calendar_days_as_the_marts_do(zone):
+    # a label counts until the end of its prediction's day + the horizon: init said "22 keeps them all" for a
+    # 21.04-day delay (10:00 -> 11:00 21 days later), which 21 keeps
+    source, _, preds, _ = zone
+    first = preds[preds["model_id"] == "a"].iloc[0]
+    predicted = pd.Timestamp(first["predicted_at"]).normalize() + pd.Timedelta(hours=10)
+    late = pd.DataFrame(
+        {
+            "prediction_id": ["late-1"],
+            "model_id": "a",
+            "model_version": "v1",
+            "user_id": "u1",
+            "predicted_at": [predicted],
+            "score": 0.5,
+            "threshold": 0.4,
+        }
+    )
+    _write(source, "predictions", pd.concat([preds, late]), "parquet")
+    labels = pd.read_csv(source / "labels" / "labels.csv", parse_dates=["labeled_at"])
+    when = labels.merge(preds[["prediction_id", "predicted_at"]], on="prediction_id")
+    labels = labels[
+        labels["prediction_id"].isin(
+            when.loc[when["labeled_at"] - when["predicted_at"] < pd.Timedelta(days=9), "prediction_id"]
+        )
+    ]
+    at = predicted + pd.Timedelta(days=21, hours=1)  # 21.04 days later, on the 21st calendar day
+    _write(
+        source,
+        "labels",
+        pd.concat(
+            [
+                labels,
+                pd.DataFrame(
+                    {"prediction_id": ["late-1"], "label": [1], "labeled_at": [at], "label_source": "implicit"}
+                ),
+            ]
+        ),
+    )
+    inf = infer(source)
+    a = next(m for m in inf.models if m.model_id == "a")
+    assert a.delay_max_days > 21 and a.delay_max_calendar_days == 21 and a.label_horizon_days < 21
+    assert "(labels later than the horizon are not counted: 21 keeps them all)" in render(inf)
+
+
 def test_colour_and_citizenship_are_protected_names(zone):
     # a trial's arrests data: `colour` (a race proxy) and `citizen` only commented out, `sex` proposed
     source, users, _, _ = zone
