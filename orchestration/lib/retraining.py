@@ -68,7 +68,8 @@ def retraining_requests(
         reasons, evidence = [], {}
         drift = alerts[(alerts["model_id"] == model_id) & alerts["metric"].isin(DRIFT_METRICS)]
         alert_days = {pd.Timestamp(d).date() for d in drift["date"]}
-        judged = _days_of(health, model_id, day, psi_min_count.get(model_id, 0), min_labelled, alert_days)
+        kinds = drift.assign(day=pd.to_datetime(drift["date"]).dt.date).groupby("day")["metric"].agg(set).to_dict()
+        judged = _days_of(health, model_id, day, psi_min_count.get(model_id, 0), min_labelled, kinds)
         for streak in _streaks(judged, k):
             if all(d in alert_days for d in streak):
                 end = streak[-1]
@@ -108,18 +109,35 @@ def retraining_requests(
 
 
 def _days_of(
-    health: pd.DataFrame, model_id: str, day: date, min_predictions: float, min_labelled: int, alert_days: set[date]
+    health: pd.DataFrame,
+    model_id: str,
+    day: date,
+    min_predictions: float,
+    min_labelled: int,
+    alert_kinds: dict[date, set[str]],
 ) -> list[date]:
-    """The days up to ``day`` a streak counts, oldest first: the model's judged days with predictions (``health``
-    rows: at least ``min_predictions`` predictions or ``min_labelled`` labels, or an alert), or, without
-    prediction rows, the calendar days of the last persist window (a few weeks back)."""
+    """The days up to ``day`` a streak counts, oldest first: the model's days with predictions (``health`` rows)
+    with an alert (``alert_kinds``: day -> its alerts' metrics), or judged calm on what the alerts before them were
+    about: drift with at least ``min_predictions`` predictions, calibration with ``min_labelled`` labels (a day
+    too small for drift whose few labels pass calibration says nothing of a drift that goes on: a trial's one
+    drift raised four requests across such days). Without prediction rows, the calendar days of the last persist
+    window (a few weeks back)."""
     if "predictions" in health:
         rows = health[(health["model_id"] == model_id) & (health["predictions"] > 0)]
         if len(rows):
             totals = rows.assign(date=pd.to_datetime(rows["date"]).dt.date).groupby("date")[["predictions", "labelled"]]
             totals = totals.sum()  # a day served by two versions is judged on both together
-            judged = (totals["predictions"] >= min_predictions) | (totals["labelled"] >= min_labelled)
-            return sorted(set(totals.index[judged]) | {d for d in alert_days if d in totals.index})
+            counted, last_kinds = [], set(DRIFT_METRICS)
+            for d, predictions, labelled in totals.itertuples():
+                if d in alert_kinds:
+                    counted.append(d)
+                    last_kinds = alert_kinds[d]
+                    continue
+                judged = {"psi"} if predictions >= min_predictions else set()
+                judged |= {"expected_calibration_error"} if labelled >= min_labelled else set()
+                if judged & last_kinds:
+                    counted.append(d)
+            return counted
     return [day - timedelta(days=i) for i in range(CALENDAR_DAYS, -1, -1)]
 
 

@@ -315,9 +315,14 @@ def test_days_too_small_to_judge_neither_continue_nor_end_a_drift_episode():
     # by hand, judged days 1 2 3 7 8 9 10 11 12: due on days 3-6 (run 1-2-3), 7 (2-3-7), 8 (3-7-8), 9-11 (7-8-9,
     # ending within the last three judged days): one episode, one request
     assert between({"m": 200}) == [(day(3), "m")]
-    # enough labels judge a tiny day (calibration): a calm one then ends the episode as before
+    # enough labels judge a tiny day's calibration: that says nothing of the drift going on around it (a trial's
+    # one drift raised four requests across such days), so one request still
     judged = health.assign(labelled=[MIN_LABELLED] * len(health))
     found = requests_between(alerts, judged, RULES, MIN_LABELLED, day(0), day(14), "/exports", None, {"m": 200})
+    assert [r.date for r in found.itertuples()] == [day(3)]
+    # a calibration episode: the same calm tiny days judged its calibration, and end it (two episodes, as by hand)
+    calibration = drift_alerts(1, 2, 3, 7, 8, 9, metric="expected_calibration_error")
+    found = requests_between(calibration, judged, RULES, MIN_LABELLED, day(0), day(14), "/exports", None, {"m": 200})
     assert [r.date for r in found.itertuples()] == [day(3), day(9)]
 
     # nor do they continue one: two alert days, two tiny days, one alert day make three consecutive judged days
