@@ -552,8 +552,13 @@ class ReportBuilder:
                 floor = self.config.floor(model_id, key)
                 if floor is not None:  # no floor unless the model's config sets one
                     rf.threshold(fig, floor, f"retraining below this {metric}", 1)
-            rf.threshold(fig, self.config.rule("expected_calibration_error", model_id)["above"], "ECE alert", 2)
-            rf.threshold(fig, self.config.rule("psi", model_id)["above"], "PSI alert", 3)
+            ece_rule = self.config.rule("expected_calibration_error", model_id)
+            # above the line alone is no alert where the Hosmer-Lemeshow test finds the labels' noise explains it
+            also = f" where Hosmer-Lemeshow p < {ece_rule['alpha']:g}" if ece_rule.get("alpha") is not None else ""
+            rf.threshold(fig, ece_rule["above"], f"ECE alert{also}", 2)
+            psi_rule = self.config.rule("psi", model_id)
+            beyond = f" where chi-square p < {psi_rule['alpha']:g}" if psi_rule.get("alpha") is not None else ""
+            rf.threshold(fig, psi_rule["above"], f"PSI alert{beyond}", 3)
             a = alerts[alerts["model_id"] == model_id]
             drop = (
                 a[a["metric"] == "precision_drop"][["date"]]

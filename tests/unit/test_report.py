@@ -492,6 +492,11 @@ def test_health_trends_thresholds_and_alerts(warehouse):
         [CONFIG.rule("psi", EVIL)["above"], CONFIG.rule("expected_calibration_error", EVIL)["above"]]
     )
     assert trace(health, "ECE alert")["x"] == [d.isoformat() for d in DAYS[7:10]]
+    # a value above a line is no alert by itself: each line says what else its alert needs (a trial's ECE curve
+    # stood above 0.08 on most days with eight alerts, unexplained)
+    labels = {a["text"] for a in health["layout"]["annotations"]}
+    assert f"ECE alert where Hosmer-Lemeshow p < {CONFIG.rule('expected_calibration_error', EVIL)['alpha']:g}" in labels
+    assert f"PSI alert where chi-square p < {CONFIG.rule('psi', EVIL)['alpha']:g}" in labels
 
     first = page.summary["models"][EVIL]["first_alert"]
     assert first == {"expected_calibration_error": DAYS[7].isoformat(), "psi": DAYS[7].isoformat()}
