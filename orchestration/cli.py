@@ -300,7 +300,7 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
     from orchestration.runs import materialize_days
 
     days = (last - first).days + 1
-    print(f"materialising {first} .. {last} ({days} day(s)) from {source} into {warehouse_path()}")
+    print(f"materialising {first} .. {last} ({days} day(s)) from {source}{_elsewhere()} into {warehouse_path()}")
     settings_before = _experiment_settings()
     chunk = days_per_run or days
     day = first
@@ -359,6 +359,19 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
 
 
 NOTE_FILES = 5  # late landing files a note names
+
+
+def _elsewhere() -> str:
+    """The tables the project file's sources read from elsewhere than the landing zone, said beside it."""
+    from orchestration.lib.project_config import load_config
+
+    sources = load_config().config.sources
+    kinds = {
+        kind: sorted(t for t, spec in sources.items() if (spec.database is not None) == (kind == "a database"))
+        for kind in ("a database", "a lake folder")
+    }
+    said = [f"{', '.join(tables)} from {kind}" for kind, tables in kinds.items() if tables]
+    return f" ({'; '.join(said)}: the project file's sources)" if said else ""
 
 
 def _rerun_through_newest(days: list[date]) -> str:

@@ -566,3 +566,21 @@ def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert dg.materialize([asset(False)], instance=instance, tags=tags).success
     assert cli._latest_run_failed() == ""  # the next run succeeded
+
+
+def test_materialize_says_which_tables_come_from_the_project_files_sources(tmp_path, monkeypatch):
+    # a trial's header said "from landing_db" while three tables came from PostgreSQL and one from a lake folder
+    from orchestration.cli import _elsewhere
+
+    project = tmp_path / "impact_ledger.yml"
+    project.write_text("currency: EUR\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(project))
+    assert _elsewhere() == ""
+    url = "postgresql+psycopg2://reader@db:5432/shop"
+    project.write_text(
+        "sources:\n"
+        f"  users: {{database: {{url: '{url}', password_env: PW, table: public.users}}}}\n"
+        f"  labels: {{database: {{url: '{url}', password_env: PW, table: outcomes}}}}\n"
+        "  feedback: {path: lake}\n"
+    )
+    assert _elsewhere() == " (labels, users from a database; feedback from a lake folder: the project file's sources)"
