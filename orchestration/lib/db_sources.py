@@ -231,7 +231,7 @@ def _check_columns(present: list[str], contract: TableContract, label: str) -> N
 
     for col in contract.columns:
         if col.required and col.name not in present:
-            raise SourceError(missing_column(label, contract, col.name, present))
+            raise SourceError(missing_column(label, contract, col.name, present, of="database table"))
 
 
 def extract_days(table: str, db: DatabaseSource, days: list[date], cache: Path, label: str = "") -> list[Extract]:

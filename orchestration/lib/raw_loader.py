@@ -445,10 +445,11 @@ def _bare(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
-def case_hint(column: str, present: Collection[str]) -> str:
-    """'' or the file's column that differs from a contract column only in case, spaces or separators."""
+def case_hint(column: str, present: Collection[str], of: str = "file") -> str:
+    """'' or the ``of``'s (file's, query's) column that differs from a contract column only in case, spaces or
+    separators."""
     near = [p for p in present if _bare(p) == _bare(column)]
-    return f"; the file has {near[0]!r}: contract column names are matched exactly (lower case, with _)" if near else ""
+    return f"; the {of} has {near[0]!r}: contract column names are matched exactly (lower case, with _)" if near else ""
 
 
 def check_attribute_columns(conn: duckdb.DuckDBPyConnection, attributes: dict[str, list[str]]) -> None:
@@ -473,20 +474,20 @@ def _extra_columns(contract: TableContract, present: Collection[str]) -> list[st
     return [c for c in present if c not in contract.column_names and c != "filename" and c not in META_COLUMNS]
 
 
-def missing_column(where: str, contract: TableContract, column: str, present: Collection[str]) -> str:
-    """The one-line message of a required column that a file (or database table) lacks."""
+def missing_column(where: str, contract: TableContract, column: str, present: Collection[str], of: str = "file") -> str:
+    """The one-line message of a required column that a file (``of``: or a database's table or query) lacks."""
     required = [c.name for c in contract.columns if c.required]
     optional = [c.name for c in contract.columns if not c.required]
     present = present if isinstance(present, list | tuple) else sorted(present)  # a file's order, else a stable one
     also = [c for c in required if c != column and c not in present]
-    hint = case_hint(column, present)
+    hint = case_hint(column, present, of)
     if not hint:  # a renamed column ('score' exported as 'probability') is among the ones the contract lacks
         prefix = contract.extra_column_prefix
         others = [c for c in _extra_columns(contract, present) if not (prefix and c.startswith(prefix))]
         shown = ", ".join(others[:SHOWN_OTHERS]) + (
             f" (and {len(others) - SHOWN_OTHERS} more)" if len(others) > SHOWN_OTHERS else ""
         )
-        hint = f"; the file's other columns: {shown}: one of them renamed?" if others else ""
+        hint = f"; the {of}'s other columns: {shown}: one of them renamed?" if others else ""
     return (
         f"{where}: table '{contract.name}' is missing required column '{column}'"
         + (f" (also missing: {', '.join(also)})" if also else "")

@@ -124,12 +124,17 @@ def test_a_query_without_the_day_parameters_is_filtered_on_the_time_column(shop,
 def test_a_missing_column_or_table_names_the_database_table(shop, tmp_path):
     engine = sa.create_engine(shop)
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE orders_old AS SELECT order_id, user_id, ordered_at, status FROM orders"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE orders_old AS SELECT order_id, user_id, ordered_at, status, revenue AS amount FROM orders"
+            )
+        )
     engine.dispose()
+    # said of the database table, not of "the file" (a trial's query read "the file's other columns: outcome")
     with pytest.raises(
         ContractError,
         match=r"database table 'orders_old' at sqlite:.*: table 'orders' is missing "
-        r"required column 'revenue'",
+        r"required column 'revenue'.*; the database table's other columns: amount: one of them renamed\?",
     ):
         extract_days("orders", DatabaseSource(url=shop, table="orders_old"), [D1], tmp_path)
     with pytest.raises(SourceError, match="database table 'nope' .* does not exist"):
