@@ -327,9 +327,10 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         if harmful:  # flagged more than 1 / disparate_impact_min times as often as another group
             behind |= flagged_more(selection)
         flagged_di = _groups(g["group_value"][decided], defined[decided] & behind)
+        di_groups = _groups(g["group_value"], defined)
         notes += _within_noise("disparate impact", di < t.disparate_impact_min, behind)
     else:
-        di, flagged_di = math.nan, []
+        di, flagged_di, di_groups = math.nan, [], []
 
     # TPR needs labelled positives and FPR labelled negatives: groups without
     # them drop out of the TPR / FPR based verdicts instead of turning them NaN
@@ -414,6 +415,8 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "flagged_groups_equal_opportunity": flagged_eo,
         "calibration_extremes": extremes,
         "eligible_groups": _groups(names, slice(None)),
+        # disparate impact's own groups, by predictions (no label needed): one can be excluded from the rest
+        "disparate_impact_groups": di_groups,
         "excluded_groups": _groups(g["group_value"], ~keep),
         "groups_without_tpr": no_tpr,
         # the limits travel with the verdict so its summary cannot quote other ones
@@ -462,6 +465,7 @@ VERDICT_COLUMNS = [
     "eligible_groups",
     "excluded_groups",
     "groups_without_tpr",
+    "disparate_impact_groups",
     *DEFAULTS,
     "note",
 ]
@@ -752,6 +756,7 @@ LIST_COLUMNS = [
     "eligible_groups",
     "excluded_groups",
     "groups_without_tpr",
+    "disparate_impact_groups",
 ]
 WINDOW_COLUMNS = ["date", "window_start"]
 

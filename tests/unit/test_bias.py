@@ -378,6 +378,9 @@ def test_fewer_than_two_eligible_groups_pass_with_nan_metrics_and_a_note(world):
     # by hand: the lowest selection rate over the highest, of the groups with enough predictions
     hand = decided["positives"] / decided["predictions"]
     assert few_labels["disparate_impact_ratio"] == pytest.approx(hand.min() / hand.max(), rel=1e-12)
+    # the groups it compared are said: an excluded group can be one of them (a trial could not tell which were)
+    assert few_labels["disparate_impact_groups"] == sorted(decided["group_value"])
+    assert set(few_labels["disparate_impact_groups"]) & set(few_labels["excluded_groups"])
     assert "only disparate impact (decisions, no labels) is compared" in few_labels["note"]
     assert assessed(few_labels)
 
