@@ -19,6 +19,7 @@ from orchestration.dagster_storage import ephemeral_instance
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from orchestration.lib.long_lived import collection_paused, freeze_long_lived_objects
 from orchestration.lib.raw_loader import ABSENT
+from orchestration.lib.quality_gate import in_words
 
 
 @dataclass
@@ -125,7 +126,9 @@ class StepProgress:
                     days = seen.get("failed_days") or []
                     shown = ", ".join(days[:NOTE_DAYS]) + (" ..." if len(days) > NOTE_DAYS else "")
                     self._note(
-                        step, f"warning (blocks nothing): {name}" + (f" on {len(days)} day(s): {shown}" if days else "")
+                        step,
+                        f"warning (blocks nothing): {name}{in_words(name)}"
+                        + (f" on {len(days)} day(s): {shown}" if days else ""),
                     )
 
     def _summary(self, step: str) -> str:

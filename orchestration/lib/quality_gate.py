@@ -109,6 +109,24 @@ class RowRule:
 EVERY_ROW = RowRule(max_share=0.0, min_count=0)  # any unexpected row fails
 
 
+# the derived columns the suites check, in words: a progress line named only the GX expectation
+# ("expect_column_values_to_be_in_set(fresh)" for a paused label feed)
+FLAG_WORDS = {
+    "fresh": "freshness: no rows after steady days",
+    "volume_deviation": "volume: the day's rows far from the trailing median",
+    "in_partition_day": "rows stamped on another day than their file's",
+    "user_known": "rows naming a user the users table lacks",
+    "prediction_known": "rows of predictions not loaded",
+    "variant_known": "assignments to a variant the experiment lacks",
+}
+
+
+def in_words(expectation_name: str) -> str:
+    """' (what it checks)' for an expectation on a derived column ('expect_...(fresh)'), else ''."""
+    column = expectation_name.rsplit("(", 1)[-1].rstrip(")") if expectation_name.endswith(")") else ""
+    return f" ({FLAG_WORDS[column]})" if column in FLAG_WORDS else ""
+
+
 @dataclass(frozen=True)
 class ExpectationOutcome:
     expectation: str
@@ -135,15 +153,16 @@ class ExpectationOutcome:
 
     def describe(self) -> str:
         where = f" on {self.column}" if self.column else ""
+        why = self.detail or FLAG_WORDS.get(self.column or "")  # a derived column's check in words
         if self.unexpected_count is not None:
             # the detail (which files, what to do) before the sample: a long sample is what a progress line cuts
-            said = f"; {self.detail}" if self.detail else ""
+            said = f"; {why}" if why else ""
             detail = (
                 f": {self.unexpected_count} unexpected ({self.unexpected_percent or 0:.2f}% of {self.level}{said}), "
                 f"e.g. {_readable(self.sample_unexpected)}"
             )
         else:
-            detail = f": observed {self.observed_value}" + (f" ({self.detail})" if self.detail else "")
+            detail = f": observed {self.observed_value}" + (f" ({why})" if why else "")
         return f"{self.expectation}{where}{detail}" + ("" if self.blocking else " [warning]")
 
 

@@ -297,8 +297,8 @@ def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skippe
         "raw_quarantine.predictions, with _reason",
     ]
     assert sorted(line for line in said if line.startswith(("sessions: ", "report: ", "labels: "))) == [
-        "labels: warning (blocks nothing): expect_column_values_to_be_in_set(fresh) on 7 day(s): 2025-03-10, "
-        "2025-03-11, 2025-03-12, 2025-03-13, 2025-03-14 ...",
+        "labels: warning (blocks nothing): expect_column_values_to_be_in_set(fresh) (freshness: no rows after steady "
+        "days) on 7 day(s): 2025-03-10, 2025-03-11, 2025-03-12, 2025-03-13, 2025-03-14 ...",
         "report: skipped: nothing to report for 2025-03-19",
         f"sessions: {WHY[:239]}…",  # cut, and said to be (a hint cut mid-word read as the whole)
         "sessions: held back 1 of 2 days (2025-03-19): the other days proceed",
