@@ -1267,6 +1267,8 @@ def describe(inf: Inference) -> list[str]:
     for a in inf.attributes:
         among = "" if a.scored_distinct is None else f" ({a.scored_distinct} among scored users)"
         out.append(
-            f"  users.{a.column}: {a.distinct} distinct value(s){among}" + (" -> proposed" if a.proposed else "")
+            f"  users.{a.column}: {a.distinct} distinct value(s){among}"
+            + (f", {a.nulls} null (an 'unknown' group)" if a.nulls else "")
+            + (" -> proposed" if a.proposed else "")
         )
     return out

@@ -14,7 +14,7 @@ from orchestration.cli import main
 from orchestration.lib.notify import load_notify_config
 from orchestration.lib.project_config import Rule, parse_config
 from orchestration.lib.contract import ContractError
-from orchestration.lib.project_init import InitError, infer, render, review
+from orchestration.lib.project_init import InitError, describe, infer, render, review
 
 START = datetime(2025, 1, 6)
 
@@ -202,6 +202,18 @@ def test_the_horizon_that_keeps_every_label_counts_calendar_days_as_the_marts_do
     a = next(m for m in inf.models if m.model_id == "a")
     assert a.delay_max_days > 21 and a.delay_max_calendar_days == 21 and a.label_horizon_days < 21
     assert "(labels later than the horizon are not counted: 21 keeps them all)" in render(inf)
+
+
+def test_a_candidate_columns_nulls_are_said_as_the_unknown_group_they_become(zone):
+    # a trial: "nwhite: 2 distinct value(s)", and 3 users without a value became a third group, 'unknown'
+    source, users, _, _ = zone
+    _write(source, "users", users.assign(gender=[None] * 3 + list(users["gender"][3:])))
+    lines = describe(infer(source))
+    assert any(
+        line.startswith("  users.gender: 3 distinct value(s)") and ", 3 null (an 'unknown' group)" in line
+        for line in lines
+    ), lines
+    assert not any("segment" in line and "null" in line for line in lines)
 
 
 def test_colour_and_citizenship_are_protected_names(zone):
