@@ -4,7 +4,7 @@ days the gates held back, leading indicators)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from orchestration.lib.report_data import RECENT_DAYS
@@ -518,6 +518,28 @@ def _unjudged_health(conn) -> list[str]:
     return lines
 
 
+def _day(value) -> date:
+    return value if type(value) is date else value.date()
+
+
+def _uncounted_labels(conn) -> list[str]:
+    """Per model, the recent days whose health and fairness rows miss labels that have landed: rewound by a re-run of
+    an earlier day alone, or a late file not run yet (their precision read as if complete)."""
+    from orchestration.lib.project_config import load_config
+    from orchestration.lib.report_data import uncounted_labels
+
+    config = load_config()
+    lines = []
+    for r in uncounted_labels(conn, RECENT_DAYS, lambda m: config.model(m).label_horizon_days).itertuples():
+        first, last, through = (_day(d) for d in (r.first, r.last, r.through))
+        lines.append(
+            f"{r.model}: the rows of {r.days} day(s) from {first} to {last} miss {r.labels} label(s) that have "
+            f"landed (computed before they were loaded: a re-run of an earlier day alone, or a late file): run "
+            f"--start {first} --end {through}"
+        )
+    return lines
+
+
 def _unjudged_drift(conn) -> list[str]:
     """Per model version and feature, the days of the last RECENT_DAYS whose PSI is above the threshold but too few
     values were compared to judge it, or within the bins' sampling noise (no alert): the highest of them named."""
@@ -617,6 +639,8 @@ def read_and_print(conn, reports: Path) -> None:
         print("\nModel health: no alerts, no retraining requests")
     for line in _unjudged_health(conn) if len(recent) else []:
         print(f"  {line}")
+    for line in _uncounted_labels(conn) if len(recent) else []:
+        print(f"  note: {line}")
     if unjudged := _unjudged_drift(conn):
         print(
             "\nDrift above the PSI threshold without an alert (fewer values a day than alerts.rules.psi.min_count, "

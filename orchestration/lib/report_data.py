@@ -267,6 +267,48 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
     return out[MATURITY_COLUMNS]
 
 
+# per model and prediction day of the last ``days`` days: the labels landed after the day's row counted its labels
+# (labels_as_of) and known by the newest day labels were counted for (a consistent warehouse has none: each run
+# recomputes every day that got a label, int_label_refresh_days)
+UNCOUNTED_LABELS_SQL = """
+WITH h AS (SELECT model_id, date, max(labels_as_of) AS labels_as_of FROM marts.model_health_daily GROUP BY ALL),
+known AS (SELECT max(labels_as_of) AS through FROM marts.model_health_daily)
+SELECT h.model_id, h.date, CAST(l.labeled_at AS DATE) AS labeled_on, count(*) AS labels, any_value(k.through) AS through
+FROM h CROSS JOIN known k
+JOIN staging.stg_predictions p ON p.model_id = h.model_id AND p.prediction_date = h.date
+JOIN staging.stg_labels l ON l.prediction_id = p.prediction_id
+WHERE h.date > k.through - ?::INTEGER AND l.labeled_at >= h.labels_as_of + 1 AND l.labeled_at < k.through + 1
+GROUP BY ALL
+"""
+
+
+def uncounted_labels(conn, days: int, horizon_of) -> pd.DataFrame:
+    """Per model, the prediction days of the last ``days`` whose label-based rows miss labels that have landed
+    within the model's label horizon (``horizon_of(model_id)`` days): rows computed before those labels were loaded
+    (a re-run of an earlier day alone rewinds the days after it; a late file not run yet). Columns: model, first,
+    last, days, labels, through (the newest day labels were counted for). Empty without the staging views (the
+    analytics snapshot) or label columns."""
+    import duckdb
+
+    columns = ["model", "first", "last", "days", "labels", "through"]
+    try:
+        late = conn.execute(UNCOUNTED_LABELS_SQL, [days]).df()
+    except duckdb.Error:
+        return pd.DataFrame(columns=columns)
+    if late.empty:
+        return pd.DataFrame(columns=columns)
+    horizon = pd.to_timedelta(late["model_id"].map(horizon_of).astype(int), unit="D")
+    late = late[pd.to_datetime(late["labeled_on"]) <= pd.to_datetime(late["date"]) + horizon]  # the marts' rule
+    out = late.groupby("model_id", as_index=False).agg(
+        first=("date", "min"),
+        last=("date", "max"),
+        days=("date", "nunique"),
+        labels=("labels", "sum"),
+        through=("through", "max"),
+    )
+    return out.rename(columns={"model_id": "model"})[columns]
+
+
 def max_drift(conn, as_of: date) -> pd.DataFrame:
     """Per model and day: the largest PSI over features and score, and which feature it was."""
     return _frame(

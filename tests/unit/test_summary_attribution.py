@@ -696,3 +696,55 @@ def test_a_project_without_experiments_still_gets_its_leading_indicators(tmp_pat
     out = _summary(_monitoring_only(tmp_path / "w.duckdb", leading_lagging=searched), capsys)
     assert "Leading indicators (details: marts.leading_lagging)" in out
     assert "No health metric's changes precede a KPI's beyond chance (Holm over the 420 correlations" in out
+
+
+def test_rows_that_miss_labels_which_have_landed_are_named_with_the_run_that_counts_them(tmp_path, capsys, monkeypatch):
+    # a trial re-ran an early day alone after a late label file: the days up to it were computed again with the
+    # labels known on it, and summary read "labels complete 30/30 days" at 50% labelled, with nothing said
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    config = tmp_path / "project.yml"
+    config.write_text("models:\n  m: {label_horizon_days: 5}\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    days = [date(2026, 3, d) for d in range(1, 11)]
+    health = pd.DataFrame(
+        {
+            "date": days,
+            "model_id": "m",
+            "model_version": "v1",
+            "predictions": 10,
+            "labelled": 5,
+            "true_positives": 2,
+            "false_positives": 1,
+            "false_negatives": 1,
+            "true_negatives": 1,
+            # 03-05 re-run alone: the days up to it rewound to what was known on it; the later ones as of 03-10
+            "labels_as_of": [date(2026, 3, 5)] * 5 + [date(2026, 3, 10)] * 5,
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    # by hand, a label each: 03-03's on 03-07 (after its row, within 5 days: uncounted), 03-02's on 03-09 (beyond
+    # its horizon: never counted), 03-04's on 03-04 (counted), 03-08's on 03-09 (counted)
+    labels = [
+        ("p3", date(2026, 3, 3), "2026-03-07 10:00"),
+        ("p2", date(2026, 3, 2), "2026-03-09 10:00"),
+        ("p4", date(2026, 3, 4), "2026-03-04 10:00"),
+        ("p8", date(2026, 3, 8), "2026-03-09 10:00"),
+    ]
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA staging")
+        conn.execute(
+            "CREATE TABLE staging.stg_predictions (prediction_id VARCHAR, model_id VARCHAR, prediction_date DATE)"
+        )
+        conn.execute("CREATE TABLE staging.stg_labels (prediction_id VARCHAR, labeled_at TIMESTAMP)")
+        for pid, day, at in labels:
+            conn.execute("INSERT INTO staging.stg_predictions VALUES (?, 'm', ?)", [pid, day])
+            conn.execute("INSERT INTO staging.stg_labels VALUES (?, ?::TIMESTAMP)", [pid, at])
+    out = _summary(path, capsys)
+    assert (
+        "  note: m: the rows of 1 day(s) from 2026-03-03 to 2026-03-03 miss 1 label(s) that have landed (computed "
+        "before they were loaded: a re-run of an earlier day alone, or a late file): run --start 2026-03-03 --end "
+        "2026-03-10" in out
+    )
+    with duckdb.connect(str(path)) as conn:  # the rows computed again with it: nothing to say
+        conn.execute("UPDATE marts.model_health_daily SET labels_as_of = DATE '2026-03-10'")
+    assert "miss" not in _summary(path, capsys)
