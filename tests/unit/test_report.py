@@ -860,19 +860,24 @@ def test_a_small_models_health_says_what_is_not_judged_and_why(warehouse):
     assert f"{html.unescape(EVIL)}: precision, recall" not in html.unescape(text)  # the big model: judged
 
 
+def _small_churn_model(conn) -> None:
+    """The fixture's churn model at ~5 predictions and 3 labels a day (2 TP, 1 FP, 1 FN): too few to judge a day."""
+    conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 1000")
+    for column in ("true_positives", "false_positives", "false_negatives", "true_negatives"):
+        conn.execute(f"ALTER TABLE marts.model_health_daily ADD COLUMN {column} BIGINT DEFAULT 0")
+    conn.execute(
+        "UPDATE marts.model_health_daily SET predictions = 5, labelled = 3, true_positives = 2, "
+        "false_positives = 1, false_negatives = 1 WHERE model_id = 'churn'"
+    )
+
+
 def test_a_small_models_precision_and_recall_are_pooled_over_30_days(warehouse):
     # ~50 predictions a day of a lender's model: the report showed no realised precision or recall at all (each day
     # below alerts.min_labelled) while `summary` pooled 30 days to 0.547 / 0.488
     from statsmodels.stats.proportion import proportion_confint
 
     with duckdb.connect(str(warehouse)) as conn:
-        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 1000")
-        for column in ("true_positives", "false_positives", "false_negatives", "true_negatives"):
-            conn.execute(f"ALTER TABLE marts.model_health_daily ADD COLUMN {column} BIGINT DEFAULT 0")
-        conn.execute(
-            "UPDATE marts.model_health_daily SET predictions = 5, labelled = 3, true_positives = 2, "
-            "false_positives = 1, false_negatives = 1 WHERE model_id = 'churn'"
-        )
+        _small_churn_model(conn)
         days = conn.execute(
             "SELECT count(*) FROM marts.model_health_daily WHERE model_id = 'churn' AND date > ?::DATE - 30 "
             "AND date <= ?",
@@ -893,15 +898,12 @@ def test_a_small_models_pooled_rates_say_how_many_days_have_all_their_labels(war
     horizon = CONFIG.label_horizon("churn")
     known_through = AS_OF + timedelta(days=horizon - 5)  # the newest labels counted: days to AS_OF - 5 complete
     with duckdb.connect(str(warehouse)) as conn:
-        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 1000")
-        for column in ("true_positives", "false_positives", "false_negatives", "true_negatives"):
-            conn.execute(f"ALTER TABLE marts.model_health_daily ADD COLUMN {column} BIGINT DEFAULT 0")
+        _small_churn_model(conn)
         conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN positive_rate DOUBLE DEFAULT 0.5")
         conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN estimated_precision DOUBLE")
         conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN labels_as_of DATE")
         conn.execute(
-            "UPDATE marts.model_health_daily SET predictions = 5, labelled = 3, true_positives = 2, "
-            "false_positives = 1, false_negatives = 1, labels_as_of = ?, "
+            "UPDATE marts.model_health_daily SET labels_as_of = ?, "
             "estimated_precision = CASE WHEN day(date) % 2 = 0 THEN 0.6 ELSE 0.7 END WHERE model_id = 'churn'",
             [known_through],
         )
