@@ -4,7 +4,7 @@ days the gates held back, leading indicators)."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from orchestration.lib.report_data import RECENT_DAYS
@@ -518,10 +518,6 @@ def _unjudged_health(conn) -> list[str]:
     return lines
 
 
-def _day(value) -> date:
-    return value if type(value) is date else value.date()
-
-
 def _uncounted_labels(conn) -> list[str]:
     """Per model, the recent days whose health and fairness rows miss labels that have landed: rewound by a re-run of
     an earlier day alone, or a late file not run yet (their precision read as if complete)."""
@@ -531,11 +527,10 @@ def _uncounted_labels(conn) -> list[str]:
     config = load_config()
     lines = []
     for r in uncounted_labels(conn, RECENT_DAYS, lambda m: config.model(m).label_horizon_days).itertuples():
-        first, last, through = (_day(d) for d in (r.first, r.last, r.through))
         lines.append(
-            f"{r.model}: the rows of {r.days} day(s) from {first} to {last} miss {r.labels} label(s) that have "
+            f"{r.model}: the rows of {r.days} day(s) from {r.first} to {r.last} miss {r.labels} label(s) that have "
             f"landed (computed before they were loaded: a re-run of an earlier day alone, or a late file): run "
-            f"--start {first} --end {through}"
+            f"--start {r.first} --end {r.through}"
         )
     return lines
 

@@ -165,9 +165,7 @@ def _psi_counted(rows: pd.DataFrame, psi: dict) -> pd.Series:
 def drift_pvalue(chi2, bins) -> np.ndarray:
     """P(chi-square with ``bins`` - 1 degrees of freedom >= ``chi2``): the day's bin counts and the reference's
     drawn from one distribution (DRIFT_SQL's drift_chi2, drift_bins). NaN with fewer than two bins."""
-    chi2, bins = np.asarray(chi2, float), np.asarray(bins, float)
-    with np.errstate(invalid="ignore"):
-        return np.where(bins > 1, special.chdtrc(np.where(bins > 1, bins - 1, 1), chi2), np.nan)
+    return calibration_pvalue(chi2, np.asarray(bins, float) - 1)  # the same chi-square tail, on bins - 1 degrees
 
 
 def _psi_beyond_noise(rows: pd.DataFrame, psi: dict) -> pd.Series:

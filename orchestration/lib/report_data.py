@@ -176,7 +176,8 @@ def unmeasured_text(unmeasured: list[tuple[str, float | None]], money, currency:
     file says are experiments (`experiment: true`), whose missing holdout is then news, not a design."""
     names = ", ".join(m for m, _ in unmeasured)
     costs = [f"{m} {money(c)}" for m, c in unmeasured if c]
-    expected = [m for m, _ in unmeasured if m in set(declared)]
+    declared = set(declared)
+    expected = [m for m, _ in unmeasured if m in declared]
     return (
         f"Not measured: {names}: no never-exposed holdout (monitoring only), so what "
         f"{'it is' if len(unmeasured) == 1 else 'each is'} worth cannot be measured; health, drift and fairness "
@@ -306,6 +307,8 @@ def uncounted_labels(conn, days: int, horizon_of) -> pd.DataFrame:
         labels=("labels", "sum"),
         through=("through", "max"),
     )
+    for day in ("first", "last", "through"):
+        out[day] = pd.to_datetime(out[day]).dt.date
     return out.rename(columns={"model_id": "model"})[columns]
 
 
