@@ -174,9 +174,33 @@ def _db_error(err: BaseException, table: str, db: DatabaseSource, label: str, se
     url = sa.engine.make_url(db.url)
     where = f"host {url.host or 'localhost'}" + (f" port {url.port}" if url.port else "")
     message = f"table '{table}': cannot read {label} ({where}): {text}"
+    if _unreachable(err, cause) and (others := _same_server_tables(table, url)):
+        # the run stops at the first table it cannot read: the others would fail alike
+        message += f" (tables {', '.join(others)} read from the same server too)"
     if secret:
         message = message.replace(secret, "***")
     return SourceError(mask_secrets(message))
+
+
+def _unreachable(err: BaseException, cause: BaseException) -> bool:
+    """A failure to connect (server down, refused, unknown host), not one of this table's query."""
+    import sqlalchemy as sa
+
+    return isinstance(err, sa.exc.OperationalError | ConnectionError) or (
+        type(cause).__name__ == "OperationalError" and "psycopg" in type(cause).__module__
+    )
+
+
+def _same_server_tables(table: str, url) -> list[str]:
+    """The other tables the project file reads from the server of ``url`` (host, port and database)."""
+    import sqlalchemy as sa
+
+    try:
+        urls = {n: sa.engine.make_url(s.database.url) for n, s in load_config().sources.items() if s.database}
+    except Exception:  # noqa: BLE001 - the message stays useful without the list
+        return []
+    server = (url.host, url.port, url.database)
+    return sorted(n for n, u in urls.items() if n != table and (u.host, u.port, u.database) == server)
 
 
 def _split_name(name: str) -> tuple[str | None, str]:

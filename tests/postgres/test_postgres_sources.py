@@ -208,11 +208,15 @@ def test_unreachable_server_is_one_error_naming_the_table_and_host(bad_source, p
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"postgresql+psycopg2://app@127.0.0.1:{port}/shop"
-    db = bad_source({"orders": {"database": {"url": url, "password_env": PASSWORD_ENV, "table": "orders"}}})
+    db = bad_source(
+        {t: {"database": {"url": url, "password_env": PASSWORD_ENV, "table": t}} for t in ("orders", "sessions")}
+    )
     result, failures, _ = _raw_run(["users", "orders"], _day(truth, 3), _day(truth, 3))
     assert not result.success and len(failures) == 1
     assert "raw.orders" in failures[0] and "table 'orders'" in failures[0]
     assert f"host 127.0.0.1 port {port}" in failures[0] and "Connection refused" in failures[0]
+    # the run stops at the first table: the message names the others that wait on the same server
+    assert "(tables sessions read from the same server too)" in failures[0]
     assert _count(db, "SELECT count(*) FROM raw.orders") == 0
 
 
