@@ -644,6 +644,8 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
                 f"{v['model_id']} / {v['attribute']}: {', '.join(blank)} not assessed: fewer than 2 groups with "
                 f">= {minimum:g} labelled predictions (bias.min_labelled)"
             )
+        if left_out := _left_out(v, minimum):
+            unassessed.append(f"{v['model_id']} / {v['attribute']}: {left_out}")
         failed, passed_in_noise = _verdict_sentences(v, fallback)
         lines += [f"{v['model_id']} / {v['attribute']}: {sentence}" for sentence in failed]
         within_noise += [f"{v['model_id']} / {v['attribute']}: {sentence}" for sentence in passed_in_noise]
@@ -652,6 +654,28 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
     elif not lines and nothing < len(verdicts):
         lines = ["the assessed fairness verdicts pass"]
     return "\n".join(lines + unassessed + within_noise)
+
+
+def _left_out(v, minimum: float) -> str:
+    """The groups an assessed verdict did not judge (too few predictions or labelled predictions), or ''.
+
+    A pass over the groups that were judged says nothing of these: the smallest groups are often the ones a
+    verdict is for (an intersection's minorities)."""
+    excluded = _group_list(v.get("excluded_groups"))
+    if not excluded:
+        return ""
+    compared = set(_group_list(v.get("disparate_impact_groups")))
+    every = [g for g in excluded if g not in compared]  # too few predictions for disparate impact too
+    # the label-based verdicts of fewer than two groups are said "not assessed" already
+    labels = [g for g in excluded if g in compared] if len(_group_list(v.get("eligible_groups"))) >= 2 else []
+    said = []
+    if every:
+        said.append(f"{', '.join(every)} left out of every verdict (fewer than {minimum:g} predictions)")
+    if labels:
+        said.append(
+            f"{', '.join(labels)} left out of all but disparate impact (fewer than {minimum:g} labelled predictions)"
+        )
+    return "; ".join(said) + " (bias.min_labelled)" if said else ""
 
 
 def assessed(verdict) -> bool:
@@ -815,6 +839,13 @@ def clip_window_starts(frame: pd.DataFrame, first_days: dict) -> pd.DataFrame:
     a window reaching back before the model began holds only its days since, not window_days of them."""
     first = pd.to_datetime(frame["model_id"].map(first_days))
     return frame.assign(window_start=frame["window_start"].where(~(first > frame["window_start"]), first))
+
+
+def _group_list(value) -> list[str]:
+    """A verdict's group list as judged (a list or array) or as stored (comma-joined text)."""
+    if isinstance(value, str) or value is None or (isinstance(value, float) and pd.isna(value)):
+        return _as_list(value)
+    return [str(g) for g in value]
 
 
 def _as_list(text) -> list[str]:

@@ -427,6 +427,54 @@ def test_a_risk_score_whose_labels_have_not_landed_is_judged_on_its_decisions():
     ]
 
 
+def test_a_pass_over_the_larger_groups_names_the_groups_it_left_out():
+    # a trial's intersection (real resume data): the two male groups had 315 and 300 predictions, under
+    # min_labelled 500, and the summary said "all fairness verdicts pass" over the two female groups alone
+    groups = ["afam|female", "afam|male", "cauc|female", "cauc|male"]
+    predictions, positives, labelled = [1300, 315, 1310, 300], [351, 58, 360, 59], [1300, 315, 1310, 300]
+    rows = pd.DataFrame(
+        {
+            "model_id": "screener",
+            "attribute": "ethnicity_x_gender",
+            "group_value": groups,
+            "predictions": predictions,
+            "positives": positives,
+            "labelled": labelled,
+            "labelled_positives": [80, 20, 120, 28],
+            "true_positives": [40, 8, 60, 12],
+            "false_positives": [311, 50, 300, 47],
+            "false_negatives": [40, 12, 60, 16],
+            "true_negatives": [909, 245, 890, 225],
+            "score_sum": [100.0, 25.0, 100.0, 24.0],
+            "label_sum": [80, 20, 120, 28],
+            "population_users": [1300, 315, 1310, 300],
+            "population_total": 3225,
+        }
+    )
+    rates = group_rates(rows.assign(date=pd.Timestamp("2026-03-26")))
+    verdict = bias_verdicts(rates, {"min_labelled": 500}).iloc[0]
+    assert verdict["passed"] and verdict["excluded_groups"] == ["afam|male", "cauc|male"]
+    said = summarise_verdicts(pd.DataFrame([verdict])).splitlines()
+    assert said == [
+        "the assessed fairness verdicts pass",
+        "screener / ethnicity_x_gender: afam|male, cauc|male left out of every verdict (fewer than 500 predictions) "
+        "(bias.min_labelled)",
+    ]
+    # with enough predictions but too few labels, disparate impact judges them and the rest leaves them out
+    labels_only = bias_verdicts(rates, {"min_labelled": 310}).iloc[0]
+    line = summarise_verdicts(pd.DataFrame([labels_only])).splitlines()[-1]
+    assert line == (
+        "screener / ethnicity_x_gender: cauc|male left out of every verdict (fewer than 310 predictions) "
+        "(bias.min_labelled)"
+    )
+    rows["predictions"] = [1300, 600, 1310, 600]
+    more = bias_verdicts(group_rates(rows.assign(date=pd.Timestamp("2026-03-26"))), {"min_labelled": 500}).iloc[0]
+    assert summarise_verdicts(pd.DataFrame([more])).splitlines()[-1] == (
+        "screener / ethnicity_x_gender: afam|male, cauc|male left out of all but disparate impact (fewer than 500 "
+        "labelled predictions) (bias.min_labelled)"
+    )
+
+
 def test_no_rows_give_empty_frames_with_every_column(world):
     empty = world[2].iloc[0:0]
     rates = group_rates(empty)
@@ -453,8 +501,15 @@ def test_summary_names_metric_value_limit_and_group(rates):
         line.startswith(f"recommender / age_band: equalised odds: TPR range {age['tpr_difference']:.2f} > 0.10")
         for line in lines
     )
-    assert not any("/ gender:" in line or "/ country:" in line for line in lines)  # passing verdicts say nothing
-    assert len(lines) == sum((~verdicts[c]).sum() for c in verdicts.columns if c.startswith("passes_"))
+    # passing verdicts say nothing but the groups they left out (fewer than 500 labelled predictions)
+    passing = [line for line in lines if "/ gender:" in line or "/ country:" in line]
+    for line in passing:
+        attribute = line.split(" / ")[1].split(":")[0]
+        small = rates[(rates["attribute"] == attribute) & (rates["labelled"] < 500)]["group_value"]
+        assert "left out of" in line and len(small) and all(str(g) in line for g in small), line
+    assert len(passing) == len({line.split(":")[0] for line in passing})  # one line per verdict
+    failing = [line for line in lines if "left out of" not in line]
+    assert len(failing) == sum((~verdicts[c]).sum() for c in verdicts.columns if c.startswith("passes_"))
 
 
 def test_equalised_odds_names_the_rate_whose_groups_are_apart_beyond_noise():

@@ -113,6 +113,13 @@ def test_fair_rows_pass(rows):
     fair = rows[rows["group_value"] != "c"]
     verdict = bias_verdicts(group_rates(counts(fair)), {"min_labelled": 200}).iloc[0]
     assert verdict["passed"] and verdict["flagged_groups_equal_opportunity"] == []
+    # its group "tiny" is too small to judge: the pass is of the others, and says so
+    assert summarise_verdicts(pd.DataFrame([verdict])).splitlines() == [
+        "the assessed fairness verdicts pass",
+        "m / segment: tiny left out of every verdict (fewer than 200 predictions) (bias.min_labelled)",
+    ]
+    judged = fair[fair["group_value"] != "tiny"]
+    verdict = bias_verdicts(group_rates(counts(judged)), {"min_labelled": 200}).iloc[0]
     assert summarise_verdicts(pd.DataFrame([verdict])) == "all fairness verdicts pass"
 
 
