@@ -159,7 +159,10 @@ def _recent_health(conn):
     return table.assign(
         **{
             "labels complete": [f"{c:.0f}/{d:.0f} days" for c, d in zip(maturity["complete_days"], maturity["days"])],
-            "est. precision": [f"{v:.3f}" if v == v else "n/a" for v in maturity["estimated_precision"]],
+            "est. precision": [
+                f"{v:.3f}" + (" raw" if pd.notna(raw) and bool(raw) else "") if v == v else "n/a"
+                for v, raw in zip(maturity["estimated_precision"], maturity["raw_estimate"], strict=True)
+            ],
         }
     )
 
@@ -620,6 +623,12 @@ def read_and_print(conn, reports: Path) -> None:
                 "when some outcomes land sooner than others. est. precision: the label-free estimate (CBPE) over "
                 "the same days' positive decisions (right if the scores are calibrated)"
             )
+            if any(str(v).endswith(" raw") for v in recent.get("est. precision", [])):
+                print(
+                    "  raw: no calibration learnt from labels yet (learnt once the version's reference window has all "
+                    "its labels: its end + label_horizon_days): the raw scores are read as probabilities, far off "
+                    "unless they are"
+                )
     if len(health):
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
         for _, row in health.iterrows():

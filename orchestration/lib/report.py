@@ -606,7 +606,8 @@ class ReportBuilder:
                 m = complete.loc[(model_id, r.version)]
                 rates.append(f"labels complete on {m['complete_days']:.0f} of {m['days']:.0f} days")
                 if pd.notna(m["estimated_precision"]):
-                    rates.append(f"label-free estimated precision {m['estimated_precision']:.3f}")
+                    raw = " (raw scores: no calibration learnt from labels yet)" if m["raw_estimate"] == 1 else ""
+                    rates.append(f"label-free estimated precision {m['estimated_precision']:.3f}{raw}")
             if rates:
                 parts.append(f"{r.version}: " + ", ".join(rates))
         if not parts:

@@ -232,7 +232,7 @@ def recent_health_counts(conn, as_of: date | None, days: int) -> pd.DataFrame:
     ).df()
 
 
-MATURITY_COLUMNS = ["model", "version", "days", "complete_days", "estimated_precision"]
+MATURITY_COLUMNS = ["model", "version", "days", "complete_days", "estimated_precision", "raw_estimate"]
 
 
 def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFrame:
@@ -241,14 +241,17 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
     (the mart's latest labels_as_of: a row not recomputed since got no label after its own labels_as_of), so every
     label they will get is in; and the label-free (CBPE) precision over the days' predicted positives.
     Before its horizon a day's precision reads the labels known so far, which can be far off when some outcomes
-    land sooner than others (a default is known months before a repaid loan). Empty for a mart without these
+    land sooner than others (a default is known months before a repaid loan). ``raw_estimate``: no day's estimate
+    used a calibration learnt from labels (raw scores read as probabilities). Empty for a mart without these
     columns (older warehouses)."""
     have = set(_frame(conn, "SELECT * FROM marts.model_health_daily LIMIT 0").columns)
     if not {"labels_as_of", "estimated_precision", "positive_rate"} <= have:
         return pd.DataFrame(columns=MATURITY_COLUMNS)
+    calibrated = "cbpe_calibrated" if "cbpe_calibrated" in have else "NULL"  # older marts: not known
     daily = _frame(
         conn,
-        "SELECT model_id AS model, model_version AS version, date, known_through, estimated_precision, "
+        f"SELECT model_id AS model, model_version AS version, date, known_through, estimated_precision, "
+        f"{calibrated}::BOOLEAN AS cbpe_calibrated, "
         "predictions * positive_rate AS positives "
         "FROM marts.model_health_daily, (SELECT coalesce(?::DATE, max(date)) AS upto, "
         "max(labels_as_of) FILTER (WHERE date <= coalesce(?::DATE, date)) AS known_through "
@@ -261,10 +264,18 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
     estimated = daily["estimated_precision"].notna() & (daily["positives"] > 0)
     daily["weighted"] = (daily["estimated_precision"] * daily["positives"]).where(estimated)
     daily["weight"] = daily["positives"].where(estimated)
+    # an estimate from raw scores only (no calibration learnt from labels yet) is right only if the scores are
+    # probabilities: a trial's interest-rate score "estimated" 0.609 where the realised precision came to 0.035
+    daily["calibrated"] = daily["cbpe_calibrated"].astype("boolean").fillna(False) & estimated
     out = daily.groupby(["model", "version"], as_index=False).agg(
-        days=("date", "size"), complete_days=("complete", "sum"), weighted=("weighted", "sum"), weight=("weight", "sum")
+        days=("date", "size"),
+        complete_days=("complete", "sum"),
+        weighted=("weighted", "sum"),
+        weight=("weight", "sum"),
+        calibrated_days=("calibrated", "sum"),
     )
     out["estimated_precision"] = (out["weighted"] / out["weight"]).where(out["weight"] > 0)
+    out["raw_estimate"] = out["estimated_precision"].notna() & (out["calibrated_days"] == 0) & (calibrated != "NULL")
     return out[MATURITY_COLUMNS]
 
 

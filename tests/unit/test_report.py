@@ -924,6 +924,17 @@ def test_a_small_models_pooled_rates_say_how_many_days_have_all_their_labels(war
     estimate = sum(0.6 if d.day % 2 == 0 else 0.7 for d in dates) / len(dates)
     assert 0 < complete < len(dates)  # some days past their horizon, some not
     assert f"labels complete on {complete} of {len(dates)} days, label-free estimated precision {estimate:.3f}" in text
+    assert "raw scores" not in text  # a mart without cbpe_calibrated does not say which scores it used
+    # no day's estimate used a calibration learnt from labels: said (a trial's rate-based score "estimated" 0.609
+    # where the realised precision came to 0.035); one calibrated day and it is the estimate as before
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN cbpe_calibrated BOOLEAN DEFAULT false")
+    raw = f"label-free estimated precision {estimate:.3f} (raw scores: no calibration learnt from labels yet)"
+    assert raw in re.sub(r"<[^>]+>", "", build(warehouse).html)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("UPDATE marts.model_health_daily SET cbpe_calibrated = true WHERE date = ?", [dates[-1]])
+    text = re.sub(r"<[^>]+>", "", build(warehouse).html)
+    assert f"estimated precision {estimate:.3f}" in text and "raw scores" not in text
 
 
 def test_reports_older_than_keep_days_are_removed_and_nothing_else(tmp_path):

@@ -221,6 +221,8 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
             "true_negatives": [15] * 80,
             "estimated_precision": [0.4 if i % 2 else 0.5 for i in range(40)] + [None] * 39 + [0.7],
             "labels_as_of": as_of * 2,
+            # the risk score's calibration is learnt only once its reference window's labels are in (months)
+            "cbpe_calibrated": [False] * 40 + [True] * 40,
         }
     )
     path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
@@ -233,7 +235,8 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     out = _summary(path, capsys)
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(("risk", "churn"))}
     # by hand over the last 30 days: the risk model's days alternate 0.5 / 0.4 at equal positives (20 a day)
-    assert "0/30 days" in " ".join(rows["risk"]) and rows["risk"][-1] == f"{(15 * 0.5 + 15 * 0.4) / 30:.3f}"
+    assert "0/30 days" in " ".join(rows["risk"]) and rows["risk"][-2:] == [f"{(15 * 0.5 + 15 * 0.4) / 30:.3f}", "raw"]
+    assert "raw: no calibration learnt from labels yet" in out
     # the churn model (11 days): its days to 03-29 are past their horizon by the run's day 04-09 (19 of the 30 from
     # 03-11), though each row's own labels_as_of stopped 10 days after it; one day with an estimate
     assert "19/30 days" in " ".join(rows["churn"]) and rows["churn"][-1] == "0.700"
