@@ -513,12 +513,32 @@ def _unjudged_health(conn) -> list[str]:
                 f"predictions a day (alerts.min_labelled {config.min_labelled})"
             )
         volume = config.rule("volume_change", model)
-        if (predictions or 0) < float(volume.get("min_count") or 0):
+        if (predictions or 0) < float(volume.get("min_count") or 0) and not _volume_judged(conn, model, volume):
             lines.append(
                 f"{model}: volume alerts not judged: a median of {predictions or 0:g} predictions a day "
                 f"(alerts.rules.volume_change.min_count {volume['min_count']:g})"
             )
     return lines
+
+
+def _volume_judged(conn, model: str, volume: dict) -> bool:
+    """Whether the volume rule judged any of the model's last RECENT_DAYS days: its trailing calendar-day median
+    reached min_count (busy weeks can, where the 30 days' median does not: a trial's summary said "not judged"
+    under the model's volume alerts)."""
+    import pandas as pd
+
+    trailing = int(volume["trailing_days"])
+    daily = conn.execute(
+        "SELECT date, sum(predictions) AS predictions FROM marts.model_health_daily WHERE model_id = ? "
+        "AND date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
+        [model, RECENT_DAYS + trailing],
+    ).df()
+    if daily.empty:
+        return False
+    series = daily.set_index(pd.to_datetime(daily["date"]))["predictions"].astype(float)
+    series = series.reindex(pd.date_range(series.index.min(), series.index.max(), freq="D"), fill_value=0)
+    medians = series.shift(1).rolling(trailing, min_periods=trailing).median().tail(RECENT_DAYS)
+    return bool((medians >= float(volume.get("min_count") or 0)).any())
 
 
 def _uncounted_labels(conn) -> list[str]:

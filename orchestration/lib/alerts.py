@@ -428,6 +428,7 @@ def daily_volume(
 
 
 WEEK = 7  # days: a day off every week is a weekday off a week before too
+WEEKS_BACK = 3  # weeks of the same weekday whose median is that weekday's level
 
 
 def _volume_breaches(
@@ -441,8 +442,10 @@ def _volume_breaches(
 ) -> pd.DataFrame:
     """Days whose prediction volume is outside ±outside of the trailing calendar-day median (value: relative change).
 
-    Judged only once the trailing median reaches the rule's ``min_count``. A day without predictions whose
-    weekday had none a week before either is a day the model is off every week (a weekday-only model's
+    Judged only once the trailing median reaches the rule's ``min_count``. A day within ±outside of its weekday a
+    weekday's level (the median of the same weekday in the 3 weeks before) is the data's weekly cycle (a quiet
+    weekend like the last ones), and a day without predictions whose weekday had none before a day the model is
+    off every week (a weekday-only model's
     weekends), not an outage, as the volume gate's freshness rule reads it. A ``held_back`` day (its
     predictions held back by a gate) is neither judged nor in the trailing medians: its volume is unknown.
     """
@@ -459,8 +462,18 @@ def _volume_breaches(
         change = series["predictions"] / trailing - 1
     # a trailing median below min_count is too small to tell an outage from noise (a new or tiny model)
     judged = trailing >= float(volume.get("min_count") or 0)
-    off_weekly = (series["predictions"] == 0) & (series["predictions"].shift(WEEK) == 0)
-    hit = (series["date"] >= first) & judged & ~off_weekly & (change.abs() > volume["outside"])
+    # a weekly cycle: a day within the band of its weekday's level (the median of the same weekday in the up to
+    # WEEKS_BACK weeks before: one odd week does not move it) is the data's rhythm, not an outage: a quiet weekend
+    # like the last ones, a day off every week. Two real data sets with weekends at 40% of weekdays alerted
+    # every weekend.
+    weekday_level = pd.concat([series["predictions"].shift(WEEK * k) for k in range(1, WEEKS_BACK + 1)], axis=1).median(
+        axis=1
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        like_its_weekday = (series["predictions"] / weekday_level - 1).abs() <= volume["outside"]
+    off_weekly = (series["predictions"] == 0) & (weekday_level == 0)
+    weekly = off_weekly | (like_its_weekday & (weekday_level > 0))
+    hit = (series["date"] >= first) & judged & ~weekly & (change.abs() > volume["outside"])
     out = series[hit].assign(model_id=model_id)
     return _breaches(
         out,

@@ -693,6 +693,20 @@ def test_a_weekday_only_models_weekends_are_no_volume_outage():
     assert found == [(day(23), "", -1.0, 0.5)]
 
 
+def test_quiet_weekends_like_the_last_ones_are_no_volume_alert():
+    # two real data sets (resumes, an inbox) with weekends at 40% of weekdays: volume_change fired every weekend
+    weekday, weekend = 100, 40
+    counts = {f"d{i}": {"predictions": weekday if i % 7 < 5 else weekend} for i in range(35)}
+    counts["d23"] = {"predictions": 30}  # a weekday at 30: its weekday had 100 a week before, the median is 100
+    counts["d26"] = {"predictions": 5}  # a weekend day at 5: 88% below the weekend before (40)
+    found = by_metric(alerts(steady(range(35), **counts), 7, 34), "volume_change")
+    # by hand: trailing 7-day median 100 (five weekdays of 7); 40 / 100 - 1 = -0.6 is beyond ±0.5, but 40 is the
+    # weekends before's level (median of the same weekday 1-3 weeks back) exactly; day 23: 30 / 100 - 1 = -0.7,
+    # its weekday's level 100: alert; day 26: 5 / 100 - 1 = -0.95, its weekday's level 40: alert; day 33, a
+    # weekend day at 40 a week after day 26's 5: the level is median(5, 40, 40) = 40, no alert
+    assert found == [(day(23), "", -0.7, 0.5), (day(26), "", -0.95, 0.5)]
+
+
 def test_drift_above_its_threshold_on_a_day_too_small_to_judge_is_listed_and_raises_no_alert():
     # a trial's drifted week: PSI 0.85-0.94 on 169-201 values a day, below min_count 200: no alert and nothing said
     cfg = load_alert_config(parse_config({"models": {"small": {"alerts": {"psi": {"min_count": 100}}}}}))

@@ -197,6 +197,33 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
     assert "ranker: volume alerts not judged" not in out
 
 
+def test_volume_is_said_unjudged_only_when_no_days_trailing_median_reached_min_count(tmp_path, capsys, monkeypatch):
+    # an inbox: a median of 41 emails a day over 30 days, busy weeks above 50; summary said "volume alerts not
+    # judged" right under that model's volume alerts
+    from orchestration.lib.alerts import load_alert_config
+
+    minimum = load_alert_config().rule("volume_change", "inbox")["min_count"]
+    days = pd.date_range("2026-03-01", periods=30, freq="D")
+    busy = [minimum + 10 if 10 <= i < 18 else minimum - 10 for i in range(30)]  # 8 busy days in the middle
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days] * 2,
+            "model_id": ["inbox"] * 30 + ["tiny"] * 30,
+            "model_version": "v1",
+            "predictions": busy + [minimum - 10] * 30,
+            "labelled": 0,
+            **{c: 0 for c in ("true_positives", "false_positives", "false_negatives", "true_negatives")},
+        }
+    )
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(_monitoring_only(tmp_path / "w.duckdb", model_health_daily=health), capsys)
+    # by hand: the 30 days' median is min_count - 10 for both; the inbox's trailing 7-day median reaches min_count
+    # + 10 from day 17 (days 10..16 busy), the tiny model's never does
+    assert pd.Series(busy).median() < minimum and pd.Series(busy).shift(1).rolling(7).median().max() >= minimum
+    assert "inbox: volume alerts not judged" not in out
+    assert f"  tiny: volume alerts not judged: a median of {minimum - 10:g} predictions a day" in out
+
+
 def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_theirs_and_the_label_free_estimate(
     tmp_path, capsys, monkeypatch
 ):
