@@ -26,12 +26,31 @@ def test_a_planted_step_is_found_on_its_first_day_with_the_hand_computed_limit()
     drop = first_sustained_drop(_series(values), "conversion_rate", baseline_days=14, persist_days=3, k=3.0)
     assert drop is not None and drop.start_date == START + timedelta(days=30)
     baseline = values[16:30]
-    assert drop.baseline_mean == pytest.approx(baseline.mean(), abs=1e-12)
+    assert drop.baseline_level == pytest.approx(np.median(baseline), abs=1e-12)
     # the noise by hand: the 28 days before, their day-to-day changes' median absolute value, as a Gaussian's sd
     noise = 1.4826 * np.median(np.abs(np.diff(values[2:30]))) / np.sqrt(2)
-    assert drop.limit == pytest.approx(baseline.mean() - 3 * noise, abs=1e-12)
+    assert drop.limit == pytest.approx(np.median(baseline) - 3 * noise, abs=1e-12)
     assert drop.drop_mean == pytest.approx(values[30:33].mean(), abs=1e-12)
-    assert drop.relative_change == pytest.approx(values[30:33].mean() / baseline.mean() - 1)
+    assert drop.relative_change == pytest.approx(values[30:33].mean() / np.median(baseline) - 1)
+
+
+def test_a_weekly_cycles_busy_days_in_the_baseline_are_no_drop_after_them():
+    # a trial's revenue per active user: weekdays ~3-4, weekends 11 and 18 (callbacks landing on quiet days); the
+    # 7-day baseline's mean (~6) put three ordinary weekdays after a weekend 53% "below" it
+    rng = np.random.default_rng(3)
+    values = 3.5 + rng.normal(0, 0.3, 42)
+    values[[5, 6, 12, 13, 19, 20, 26, 27, 33, 34, 40, 41]] = [11, 18] * 6
+    drop = first_sustained_drop(_series(values), "revenue_per_active_user")
+    mean_rule = [  # what the mean baseline said: some weekday run below mean - 3 x noise
+        i
+        for i in range(7, 40)
+        if (
+            values[i : i + 3] < values[i - 7 : i].mean() - 3 * 1.4826 * np.median(np.abs(np.diff(values[:i]))) / 2**0.5
+        ).all()
+    ]
+    assert mean_rule and drop is None
+    values[28:] -= 3.3  # the weekdays fall to a tenth (the weekly jumps widen the noise: a halving is missed)
+    assert first_sustained_drop(_series(values), "revenue_per_active_user").start_date == START + timedelta(days=28)
 
 
 def test_one_bad_day_is_not_a_drop_and_noise_alone_never_is():
@@ -148,11 +167,11 @@ def test_a_lower_is_better_kpi_worsens_by_rising_and_its_fall_is_no_drop():
     assert drop is not None and drop.rising and drop.start_date == START + timedelta(days=30)
     baseline = risen[16:30]
     noise = 1.4826 * np.median(np.abs(np.diff(risen[2:30]))) / np.sqrt(2)  # by hand, as for a fall
-    assert drop.baseline_mean == pytest.approx(baseline.mean(), abs=1e-12)
-    assert drop.limit == pytest.approx(baseline.mean() + 3 * noise, abs=1e-12)
+    assert drop.baseline_level == pytest.approx(np.median(baseline), abs=1e-12)
+    assert drop.limit == pytest.approx(np.median(baseline) + 3 * noise, abs=1e-12)
     assert drop.drop_mean == pytest.approx(risen[30:33].mean(), abs=1e-12)
     said = describe(None, drop)
-    assert said.startswith(f"refund_rate rose {risen[30:33].mean() / baseline.mean() - 1:.0%} above its baseline")
+    assert said.startswith(f"refund_rate rose {risen[30:33].mean() / np.median(baseline) - 1:.0%} above its baseline")
     assert first_sustained_drop(_series(fallen), "refund_rate", baseline_days=14, rising=True) is None
     assert first_sustained_drop(_series(risen), "refund_rate", baseline_days=14) is None  # higher-is-better: no drop
 
