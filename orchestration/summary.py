@@ -521,6 +521,35 @@ def _unjudged_health(conn) -> list[str]:
     return lines
 
 
+# days without predictions after which a model is said silent: the volume rule alerts on the first days of an
+# outage (until its trailing median falls below min_count), and a weekday-only model rests two or three
+SILENT_DAYS = 4
+
+
+def _silent_models(conn) -> list[str]:
+    """Models without predictions on the newest SILENT_DAYS days run or more: the volume rule falls silent a few
+    days into an outage, and a trial's model that stopped scoring 36 days before the newest run day was named
+    nowhere."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            "WITH newest AS (SELECT greatest((SELECT max(date) FROM quality.gate_results), "
+            "(SELECT max(labels_as_of) FROM marts.model_health_daily)) AS day) "
+            "SELECT model_id, max(date) AS last_day, any_value(newest.day) AS newest "
+            "FROM marts.model_health_daily, newest WHERE predictions > 0 GROUP BY 1 "
+            "HAVING max(date) <= any_value(newest.day) - ?::INTEGER ORDER BY 1",
+            [SILENT_DAYS],
+        ).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return []
+    return [
+        f"{model}: no predictions since {last} ({(newest - last).days} day(s) to {newest}, the newest day run): "
+        "stopped, or its predictions no longer reach the landing zone?"
+        for model, last, newest in rows
+    ]
+
+
 def _volume_judged(conn, model: str, volume: dict) -> bool:
     """Whether the volume rule judged any of the model's last RECENT_DAYS days: its trailing calendar-day median
     reached min_count (busy weeks can, where the 30 days' median does not: a trial's summary said "not judged"
@@ -661,7 +690,7 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
-    for line in _unjudged_health(conn) if len(recent) else []:
+    for line in _unjudged_health(conn) + _silent_models(conn) if len(recent) else []:
         print(f"  {line}")
     for line in _uncounted_labels(conn) if len(recent) else []:
         print(f"  note: {line}")

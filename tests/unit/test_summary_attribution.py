@@ -224,6 +224,47 @@ def test_volume_is_said_unjudged_only_when_no_days_trailing_median_reached_min_c
     assert f"  tiny: volume alerts not judged: a median of {minimum - 10:g} predictions a day" in out
 
 
+def test_a_model_that_stopped_scoring_is_named_with_its_last_day(tmp_path, capsys, monkeypatch):
+    # a trial's risk scores stopped on 10-10 and the runs went on to 11-15 (labels landing): the volume alert
+    # fell silent after four days and summary said nothing of 36 days without predictions
+    days = pd.date_range("2026-09-01", periods=40, freq="D")
+    runs = pd.date_range("2026-09-01", "2026-11-15", freq="D")
+    weekdays = [d for d in days if d.dayofweek < 5]
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days] + [d.date() for d in weekdays],
+            "model_id": ["risk"] * 40 + ["office"] * len(weekdays),
+            "model_version": "v1",
+            "predictions": 100,
+            "labelled": 0,
+            **{c: 0 for c in ("true_positives", "false_positives", "false_negatives", "true_negatives")},
+            "labels_as_of": [min(d + pd.Timedelta(days=60), runs[-1]).date() for d in [*days, *weekdays]],
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
+        conn.execute(
+            "CREATE TABLE quality.gate_results (date DATE, suite VARCHAR, table_name VARCHAR, passed BOOLEAN, "
+            "failed_expectations VARCHAR, rows_validated BIGINT, warnings VARCHAR)"
+        )
+        conn.executemany(
+            "INSERT INTO quality.gate_results VALUES (?, 'raw_labels', 'labels', true, NULL, 10, NULL)",
+            [[d.date()] for d in runs],
+        )
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    # by hand: risk's last day 2026-10-10, 36 days before the newest run day 2026-11-15; the weekday-only model's
+    # last day is a Friday (2026-10-09), also long before; both named, each once
+    assert "  risk: no predictions since 2026-10-10 (36 day(s) to 2026-11-15, the newest day run)" in out
+    assert out.count("no predictions since") == 2
+    # the runs end with the predictions (a weekday-only model on a Sunday): nothing said
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("DELETE FROM quality.gate_results WHERE date > '2026-10-11'")
+        conn.execute("UPDATE marts.model_health_daily SET labels_as_of = least(labels_as_of, DATE '2026-10-11')")
+    assert "no predictions since" not in _summary(path, capsys)
+
+
 def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_theirs_and_the_label_free_estimate(
     tmp_path, capsys, monkeypatch
 ):
