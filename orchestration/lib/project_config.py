@@ -145,6 +145,8 @@ class Bias(_Strict):
 class Retraining(_Strict):
     persist_days: int = Field(default=3, ge=1)  # drift / calibration alerts on this many consecutive days
     training_window_days: int = Field(default=28, ge=1)
+    # a day below a model's min_precision / min_recall counts beyond noise: one-sided exact binomial test at this level
+    floor_alpha: float = Field(default=0.01, gt=0, lt=1)
 
 
 class RowGate(_Strict):

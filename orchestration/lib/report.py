@@ -551,7 +551,10 @@ class ReportBuilder:
             for key, metric in (("min_precision", "precision"), ("min_recall", "recall")):
                 floor = self.config.floor(model_id, key)
                 if floor is not None:  # no floor unless the model's config sets one
-                    rf.threshold(fig, floor, f"retraining below this {metric}", 1)
+                    # below the line alone raises no request where the day's few labels explain it
+                    alpha = self.config.retraining.get("floor_alpha")
+                    beyond = f" where binomial p < {alpha:g}" if alpha is not None else ""
+                    rf.threshold(fig, floor, f"retraining below this {metric}{beyond}", 1)
             ece_rule = self.config.rule("expected_calibration_error", model_id)
             # above the line alone is no alert where the Hosmer-Lemeshow test finds the labels' noise explains it
             also = f" where Hosmer-Lemeshow p < {ece_rule['alpha']:g}" if ece_rule.get("alpha") is not None else ""

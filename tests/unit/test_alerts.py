@@ -662,6 +662,7 @@ def test_settings_come_from_the_project_file_not_from_a_demo_list():
     assert cfg.floor("fraud", "min_recall") == 0.4 and cfg.floor("fraud", "min_precision") is None
     assert cfg.floor("ranker", "min_precision") is None and cfg.floor("undeclared", "min_precision") is None
     assert cfg.bias["window_days"] == 28 and cfg.retraining["persist_days"] == 2
+    assert cfg.retraining["floor_alpha"] == 0.01  # the retraining fields left out keep their defaults
     assert cfg.lookback_days >= cfg.rule("volume_change", "fraud")["trailing_days"]
     empty = load_alert_config(parse_config({}))
     assert (

@@ -4,6 +4,8 @@ import json
 from datetime import date, timedelta
 
 import pandas as pd
+import pytest
+from scipy.stats import binomtest
 
 from orchestration.lib.retraining import (
     REQUEST_SCHEMA,
@@ -36,8 +38,26 @@ def drift_alerts(*days: int, metric: str = "psi", model_id: str = "m", value: fl
     )
 
 
-def requests(alerts: pd.DataFrame, on: int, health: pd.DataFrame = NO_HEALTH, floors=FLOORS) -> pd.DataFrame:
-    return retraining_requests(alerts, health, RULES, MIN_LABELLED, day(on), "/exports", floors)
+def requests(
+    alerts: pd.DataFrame, on: int, health: pd.DataFrame = NO_HEALTH, floors=FLOORS, rules=RULES
+) -> pd.DataFrame:
+    return retraining_requests(alerts, health, rules, MIN_LABELLED, day(on), "/exports", floors)
+
+
+def labelled_days(days, true_positives, false_positives=0, false_negatives=0, labelled=MIN_LABELLED) -> pd.DataFrame:
+    """model_health_daily rows of model m: the confusion counts and the rates they give."""
+    rows = pd.DataFrame(
+        {
+            "date": [pd.Timestamp(day(i)) for i in days],
+            "model_id": "m",
+            "labelled": labelled,
+            "true_positives": true_positives,
+            "false_positives": false_positives,
+            "false_negatives": false_negatives,
+        }
+    )
+    tp = rows["true_positives"]
+    return rows.assign(precision=tp / (tp + rows["false_positives"]), recall=tp / (tp + rows["false_negatives"]))
 
 
 def test_k_minus_one_days_of_drift_raise_nothing_and_k_days_raise_a_request():
@@ -74,18 +94,18 @@ def test_a_run_ending_up_to_two_days_earlier_still_counts_and_later_alerts_do_no
 
 
 def test_precision_below_the_floor_with_enough_labels_requests_retraining():
-    health = pd.DataFrame(
-        {
-            "date": [pd.Timestamp(day(i)) for i in (1, 5, 6, 7)],
-            "model_id": "m",
-            "labelled": [500, 500, 99, 500],
-            "precision": [0.1, 0.2999, 0.1, 0.3001],
-        }
-    )
+    health = labelled_days((1, 5, 6, 7), true_positives=[20, 40, 10, 50], false_positives=[180, 160, 90, 150])
+    health = health.assign(labelled=[500, 500, 99, 500])
     raised = requests(NO_ALERTS, on=7, health=health)
     assert list(raised["reason"]) == ["precision below 0.3"]
-    # day 1 is older than persist_days, day 6 has too few labels, day 7 is above the floor
-    assert json.loads(raised.iloc[0]["evidence"]) == {"precision": {str(day(5)): 0.2999}}
+    # day 1 is older than persist_days, day 6 has too few labels, day 7 (50 of 200: 0.25) is within noise of 0.3
+    assert (
+        binomtest(50, 200, 0.3, alternative="less").pvalue > 0.01 > binomtest(40, 200, 0.3, alternative="less").pvalue
+    )
+    assert json.loads(raised.iloc[0]["evidence"]) == {
+        "precision": {str(day(5)): 0.2},
+        "precision_counts": {str(day(5)): "40/200"},
+    }
     assert requests(NO_ALERTS, on=4, health=health).empty
     both = requests(drift_alerts(5, 6, 7), on=7, health=health)
     assert (
@@ -95,22 +115,90 @@ def test_precision_below_the_floor_with_enough_labels_requests_retraining():
 
 def test_no_floor_unless_the_model_sets_one():
     """The issue: a healthy model at precision 0.30-0.33 got four requests from a demo floor of 0.3."""
-    health = pd.DataFrame(
-        {
-            "date": [pd.Timestamp(day(i)) for i in (5, 6, 7)],
-            "model_id": "m",
-            "labelled": 500,
-            "precision": [0.29, 0.31, 0.295],
-            "recall": [0.5, 0.39, 0.5],
-        }
+    # precision 0.1, 0.31, 0.3 and recall 0.5, 0.2562, 0.6
+    health = labelled_days(
+        (5, 6, 7), true_positives=[10, 31, 30], false_positives=[90, 69, 70], false_negatives=[10, 90, 20]
     )
     assert requests(NO_ALERTS, on=7, health=health, floors={}).empty
     assert requests(NO_ALERTS, on=7, health=health, floors={"other": {"min_precision": 0.9}}).empty
     recall = requests(NO_ALERTS, on=7, health=health, floors={"m": {"min_recall": 0.4}})
     assert list(recall["reason"]) == ["recall below 0.4"]
-    assert json.loads(recall.iloc[0]["evidence"]) == {"recall": {str(day(6)): 0.39}}
+    assert json.loads(recall.iloc[0]["evidence"]) == {
+        "recall": {str(day(6)): 0.2562},
+        "recall_counts": {str(day(6)): "31/121"},
+    }
     both = requests(NO_ALERTS, on=7, health=health, floors={"m": {"min_recall": 0.4, "min_precision": 0.3}})
     assert list(both["reason"]) == ["precision below 0.3; recall below 0.4"]
+
+
+def binomial_p(true_positives: int, trials: int, floor: float) -> float:
+    """The oracle: scipy's exact binomial test, H1 the day's rate is below the floor."""
+    return binomtest(true_positives, trials, floor, alternative="less").pvalue
+
+
+def test_a_floor_breach_is_a_day_below_it_beyond_sampling_noise():
+    """The trial: a spam filter flagging 1-6 emails a day; 1 spam of 3 flagged (0.33) raised 'precision below 0.6'
+    and such days kept it due for a month."""
+    floors = {"m": {"min_precision": 0.6}}
+    assert binomial_p(1, 3, 0.6) == pytest.approx(0.352)  # by hand: 0.4^3 + 3 x 0.6 x 0.4^2
+    assert requests(NO_ALERTS, on=7, health=labelled_days([7], 1, false_positives=2), floors=floors).empty
+    assert binomial_p(20, 100, 0.6) < 1e-12
+    raised = requests(NO_ALERTS, on=7, health=labelled_days([7], 20, false_positives=80), floors=floors)
+    assert list(raised["reason"]) == ["precision below 0.6"]
+    assert json.loads(raised.iloc[0]["evidence"])["precision_counts"] == {str(day(7)): "20/100"}
+    # at the boundary: the most true positives of 100 decisions whose p is below alpha breach, one more does not
+    edge = max(x for x in range(101) if binomial_p(x, 100, 0.6) < 0.01)
+    assert binomial_p(edge + 1, 100, 0.6) >= 0.01
+    assert len(requests(NO_ALERTS, on=7, health=labelled_days([7], edge, false_positives=100 - edge), floors=floors))
+    assert requests(
+        NO_ALERTS, on=7, health=labelled_days([7], edge + 1, false_positives=99 - edge), floors=floors
+    ).empty
+    # the level is retraining.floor_alpha: at 0.5 the trial's 1 of 3 (p 0.352) is a breach
+    lenient = {**RULES, "floor_alpha": 0.5}
+    small = labelled_days([7], 1, false_positives=2)
+    assert len(requests(NO_ALERTS, on=7, health=small, floors=floors, rules=lenient))
+    # a few labels are still too few, however far below: min_labelled holds too
+    assert requests(NO_ALERTS, on=7, health=labelled_days([7], 0, 100, labelled=MIN_LABELLED - 1), floors=floors).empty
+    # health rows without the day's counts cannot be judged against a floor
+    with pytest.raises(ValueError, match="false_positives"):
+        requests(NO_ALERTS, on=7, health=labelled_days([7], 20, 80).drop(columns="false_positives"), floors=floors)
+
+
+def test_a_recall_floor_counts_the_labelled_positives():
+    floors = {"m": {"min_recall": 0.6}}
+    # 1 of 3 positives found; the many false positives do not make it a breach
+    assert binomial_p(1, 3, 0.6) > 0.01
+    small = labelled_days([7], 1, false_positives=500, false_negatives=2)
+    assert requests(NO_ALERTS, on=7, health=small, floors=floors).empty
+    assert binomial_p(20, 100, 0.6) < 0.01
+    raised = requests(NO_ALERTS, on=7, health=labelled_days([7], 20, false_negatives=80), floors=floors)
+    assert list(raised["reason"]) == ["recall below 0.6"]
+    assert json.loads(raised.iloc[0]["evidence"]) == {
+        "recall": {str(day(7)): 0.2},
+        "recall_counts": {str(day(7)): "20/100"},
+    }
+
+
+def test_a_drift_streak_due_inside_a_floor_episode_raises_its_own_request():
+    """The trial: a month of floor breaches made one episode, and the drift requests that began inside it were
+    never raised."""
+    breaches = labelled_days(range(1, 11), 10, false_positives=90)  # precision 0.1 vs 0.3, every day 1-10
+    alerts = drift_alerts(4, 5, 6)
+    between = requests_between(alerts, breaches, RULES, MIN_LABELLED, day(0), day(14), "/exports", FLOORS)
+    # the floor is due days 1-12 (a breach in the last 3 days), drift days 6-8: drift opens its own request on 6
+    assert [(r.date, r.reason) for r in between.itertuples()] == [
+        (day(1), "precision below 0.3"),
+        (day(6), f"drift/calibration alerts on 3 consecutive days up to {day(6)}; precision below 0.3"),
+    ]
+    assert set(json.loads(between.iloc[1]["evidence"])) == {"worst", "precision", "precision_counts"}
+    # and the other way round: a floor breach inside a drift episode
+    drift = drift_alerts(*range(1, 11))
+    late_breach = labelled_days([7], 10, false_positives=90)
+    found = requests_between(drift, late_breach, RULES, MIN_LABELLED, day(0), day(14), "/exports", FLOORS)
+    assert [(r.date, r.reason) for r in found.itertuples()] == [
+        (day(3), f"drift/calibration alerts on 3 consecutive days up to {day(3)}"),
+        (day(7), f"drift/calibration alerts on 3 consecutive days up to {day(7)}; precision below 0.3"),
+    ]
 
 
 def test_requests_between_raises_one_request_per_episode_on_its_first_due_day():
