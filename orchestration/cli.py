@@ -611,11 +611,31 @@ def cmd_query(args: argparse.Namespace) -> int:
     with _analyst_connection(db) as conn:
         try:
             frame = conn.execute(args.sql).df()
+        except duckdb.CatalogException as err:
+            raise CliError(f"query failed: {err}{_snapshot_hint(conn, db, args.db)}") from err
         except duckdb.Error as err:
             raise CliError(f"query failed: {err}") from err
     with __import__("pandas").option_context("display.max_rows", args.max_rows, "display.width", 200):
         print(frame.to_string(index=False, max_rows=args.max_rows) if len(frame) else "(no rows)")
     return 0
+
+
+def _snapshot_hint(conn, db: Path, given: str | None) -> str:
+    """What the analytics snapshot holds, and where the rest is: a user sent to intermediate.int_score_calibration
+    by the README read only "schema intermediate does not exist"."""
+    if given:
+        return ""
+    schemas = [
+        s
+        for (s,) in conn.execute(
+            "SELECT DISTINCT schema_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1"
+        ).fetchall()
+    ]
+    return (
+        f"\n  the analytics snapshot ({db}) holds the published schemas {', '.join(schemas)}; the warehouse's other "
+        f"tables (staging, intermediate, raw, quality) are read with --db {warehouse_path()} (read-only, when no run "
+        "is writing)"
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -147,6 +147,24 @@ def test_query_prints_a_table_and_reports_sql_errors(tmp_path):
     assert write.returncode == 2 and "read-only" in write.stderr.lower()
 
 
+def test_a_table_outside_the_analytics_snapshot_is_answered_with_where_it_is(tmp_path):
+    # the README points at intermediate.int_score_calibration; a trial's query of it read only "schema
+    # intermediate does not exist"
+    import duckdb
+
+    snapshot, warehouse = tmp_path / "analytics.duckdb", tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(snapshot)) as conn:
+        conn.execute("CREATE SCHEMA marts; CREATE TABLE marts.alerts AS SELECT 1 AS a")
+    env = {**os.environ, "IMPACT_LEDGER_ANALYTICS_DB": str(snapshot), "IMPACT_LEDGER_DB": str(warehouse)}
+    missing = run("query", "SELECT * FROM intermediate.int_score_calibration", env=env)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert f"the analytics snapshot ({snapshot}) holds the published schemas marts" in missing.stderr
+    assert f"are read with --db {warehouse}" in missing.stderr
+    # a file named with --db is what the user meant: no advice about the snapshot
+    given = run("query", "SELECT * FROM intermediate.x", "--db", str(snapshot))
+    assert given.returncode == 2 and "holds the published schemas" not in given.stderr
+
+
 def test_a_reader_that_stops_early_ends_the_output_without_a_traceback(tmp_path):
     # `impact-ledger query ... | head`: the pipe closes while the table is printed (was a BrokenPipeError traceback)
     import duckdb
