@@ -119,6 +119,12 @@ class ModelSpec(_Strict):
     min_precision: float | None = Field(default=None, ge=0, le=1)  # retraining floor; none unless set
     min_recall: float | None = Field(default=None, ge=0, le=1)
 
+    @field_validator("positive_decision", mode="before")
+    @classmethod
+    def _either_spelling(cls, value):
+        # a trial wrote the US spelling and got only "Input should be 'favourable' or 'harmful'"
+        return "favourable" if isinstance(value, str) and value.strip().lower() == "favorable" else value
+
     @field_validator("alerts")
     @classmethod
     def _known_rules(cls, value: dict[str, Rule]) -> dict[str, Rule]:

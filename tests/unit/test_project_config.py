@@ -24,6 +24,9 @@ def test_the_demo_file_declares_the_demo_and_nothing_else_does():
     defaults = ProjectConfig()
     assert defaults.models == {} and defaults.protected_attributes == [] and defaults.okrs == {}
     assert defaults.model("anything").positive_decision == "favourable"
+    # the US spelling is the same decision (a trial's project file said "favorable" and was refused)
+    spelt = parse_config({"models": {"m": {"positive_decision": "favorable"}}})
+    assert spelt.model("m").positive_decision == "favourable"
 
 
 @pytest.mark.parametrize(
