@@ -528,15 +528,12 @@ def check_types_with(run, contract: TableContract, scan: str, present: Collectio
     for col, n_bad in zip(cols, bad):
         if n_bad:
             q = _quote(col.name)
-            examples = run(
-                f"SELECT filename, CAST({q} AS VARCHAR) FROM {scan} "
-                f"WHERE {q} IS NOT NULL AND {_cast(q, col.type)} IS NULL LIMIT 3"
-            )
-            values = [e[1] for e in examples]
+            failing = f"{scan} WHERE {q} IS NOT NULL AND {_cast(q, col.type)} IS NULL"
+            examples = run(f"SELECT filename FROM {failing} LIMIT 1")
+            # distinct values: three times 'no' hid the column's 'yes'
+            values = [v for (v,) in run(f"SELECT DISTINCT CAST({q} AS VARCHAR) FROM {failing} ORDER BY 1 LIMIT 3")]
             # a scan of several files (init reads a table's every file): the count is theirs, not the first's
-            files = run(
-                f"SELECT count(DISTINCT filename) FROM {scan} WHERE {q} IS NOT NULL AND {_cast(q, col.type)} IS NULL"
-            )
+            files = run(f"SELECT count(DISTINCT filename) FROM {failing}")
             more = f" (and {files[0][0] - 1} more file(s))" if files[0][0] > 1 else ""
             raise ContractError(
                 f"{examples[0][0]}{more}: table '{contract.name}', column '{col.name}': {n_bad} value(s) cannot be "

@@ -216,6 +216,16 @@ def test_a_score_with_a_decimal_comma_stops_the_load_saying_so(tmp_path, conn):
     )
 
 
+def test_the_examples_of_values_that_cannot_be_cast_are_distinct(tmp_path, conn):
+    # a trial's yes/no labels: "210 value(s) cannot be cast to BIGINT, e.g. ['no', 'no', 'no']" hid the 'yes'
+    path = write(tmp_path, "labels", labels(["no", "no", "no", "yes", "no"]), fmt="csv")
+    with pytest.raises(ContractError) as err:
+        load_partition(conn, "labels", tmp_path, DAY)
+    assert str(err.value).startswith(
+        f"{path}: table 'labels', column 'label': 5 value(s) cannot be cast to BIGINT, e.g. ['no', 'yes']"
+    )
+
+
 def test_csv_source_is_typed_like_parquet(tmp_path, conn):
     write(tmp_path, "predictions", predictions(), fmt="csv")
     load_partition(conn, "predictions", tmp_path, DAY)
