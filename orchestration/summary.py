@@ -35,11 +35,12 @@ ORDER BY model_id, treatment_variant
 # one line per model and alert metric, and per model and request status (a request's reason names its day)
 SUMMARY_HEALTH_SQL = """
 SELECT 'alerts' AS what, model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END AS detail,
-       min(date) AS since, max(date) AS latest, count(*) AS days
+       min(date) AS since, max(date) AS latest, count(*) AS days, NULL AS latest_reason
 FROM marts.alerts GROUP BY ALL
 UNION ALL
-SELECT 'retraining requests', model_id, status, min(date), max(date), count(*)
-FROM marts.retraining_requests GROUP BY ALL
+SELECT 'retraining requests', model_id, status, min(date), max(date), count(*),
+       arg_max(status_reason, date) FILTER (WHERE status = 'blocked')
+FROM marts.retraining_requests GROUP BY model_id, status
 ORDER BY 1, 2, 4
 """
 # The strongest *significant* lead of each KPI on the as-of date: the best of the
@@ -686,8 +687,10 @@ def read_and_print(conn, reports: Path) -> None:
             if row["what"] == "retraining requests" and since != latest:  # requests, not a span: each one's day
                 when = f"{row['days']} request(s), the first on {since}, the latest on {latest}"
                 print(f"  {row['what']}: {row['model_id']} {row['detail']}: {when}")
-                continue
-            print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
+            else:
+                print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
+            if isinstance(row["latest_reason"], str):  # why the job would not export it (a trial saw "blocked" alone)
+                print(f"    why ({latest}): {row['latest_reason']}")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     for line in _unjudged_health(conn) + _silent_models(conn) if len(recent) else []:
