@@ -988,7 +988,8 @@ def render(inf: Inference) -> str:
         add("# REVIEW: no low-cardinality users columns found; fairness is not assessed")
     else:
         add(
-            f"# Candidates: users columns with few distinct values ({inf.users} users); add one to the list to judge it:"
+            f"# Candidates ({inf.users} users): columns of few groups can be judged (add one to the list); wider ones "
+            "need a banded column first:"
         )
     for a in inf.attributes:
         nulls = f", {a.nulls} null" if a.nulls else ""

@@ -145,6 +145,9 @@ def test_protected_attribute_candidates(zone):
     assert "city" not in by_name and "user_id" not in by_name and "signup_at" not in by_name
     assert by_name["subtype"].distinct == 25 and not by_name["subtype"].proposed  # a trial's 40 went unmentioned
     text = render(inf)
+    # the header promised "few distinct values" above columns of 596 and 97 (a trial): wide ones are listed too
+    assert f"# Candidates ({len(users)} users): columns of few groups can be judged (add one to the list); " in text
+    assert "wider ones need a banded column first:" in text and "few distinct values" not in text
     assert "#   age: " in text and "too many groups; add a banded column (e.g. age_band)" in text
     assert "#   plan: a single value: nothing to compare" in text
     assert "#   subtype: 25 groups: more than fairness judges well" in text
