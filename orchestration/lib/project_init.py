@@ -125,6 +125,13 @@ class ModelProfile:
     daily_median: float = 0.0  # predictions a day over its calendar days
     version_daily_medians: dict[str, float] = field(default_factory=dict)  # the same per version, over its own days
     scores_outside: int = 0  # scores outside [0, 1]: the loader quarantines their rows
+    label_positive_rate: float | None = None  # share of labelled predictions whose label is 1
+
+    @property
+    def rarer_outcome_rate(self) -> float | None:
+        """min(p, 1 - p) of the labels: how often the rarer of the two outcomes happens."""
+        p = self.label_positive_rate
+        return None if p is None else min(p, 1 - p)
 
     @property
     def label_horizon_days(self) -> int:
@@ -460,7 +467,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         _need(name, columns[name], tc)
         keep = {
             "predictions": ["prediction_id", "model_id", "model_version", "score", "threshold", "user_id"],
-            "labels": ["prediction_id"],
+            "labels": ["prediction_id", "label", "label_source"],
             "assignments": ["experiment_id", "variant", "user_id"],
             "sessions": ["user_id"],
             "orders": ["user_id"],
@@ -724,6 +731,7 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
                    WHERE model_id = ? AND _ts <= (SELECT max(_ts) FROM t_labels) - to_days(CAST(? AS INTEGER))""",
                 [model_id, math.ceil(p99 - 1e-9)],
             ).fetchone()
+    label_rates = _label_positive_rates(conn, present) if "labels" in found and "prediction_id" in has else {}
     by_model_day, by_version_day = {}, {}
     for model_id, version, day, n in conn.execute(
         "SELECT model_id, CAST(model_version AS VARCHAR), _ts::DATE AS d, count(*) FROM t_predictions "
@@ -762,8 +770,43 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
                 _volume(own, days)
                 m.version_daily_medians[version] = own.daily_median
         m.scores_outside = outside.get(model_id, 0)
+        m.label_positive_rate = label_rates.get(model_id)
         out.append(m)
     return out
+
+
+def _label_positive_rates(conn, present) -> dict[str, float]:
+    """Per model, the share of its labelled predictions whose label is 1, each prediction's label resolved as
+    stg_labels resolves it: a human review's over an implicit one, then the latest."""
+    if not {"prediction_id", "label"} <= present["labels"]:
+        return {}
+    human_first = "label_source = 'human_review' DESC, " if "label_source" in present["labels"] else ""
+    return dict(
+        conn.execute(f"""
+            WITH resolved AS (
+                SELECT prediction_id, first(TRY_CAST(label AS INTEGER) ORDER BY {human_first}_ts DESC) AS label
+                FROM t_labels WHERE TRY_CAST(label AS INTEGER) IN (0, 1) GROUP BY prediction_id)
+            SELECT model_id, avg(label)
+            FROM (SELECT DISTINCT model_id, prediction_id FROM t_predictions WHERE model_id IS NOT NULL)
+            JOIN resolved USING (prediction_id) GROUP BY model_id""").fetchall()
+    )
+
+
+# the default calibration_gap_max is for labels half positive: a rarer outcome's gaps are as much smaller
+CALIBRATION_GAP_PER_RATE = Bias().calibration_gap_max / 0.5
+
+
+def calibration_gap_max(models: list[ModelProfile]) -> tuple[float, ModelProfile | None]:
+    """bias.calibration_gap_max scaled to the rarest outcome among the models' labels, 0.2 x min(p, 1 - p) to 2
+    significant figures (the default's 0.1 at p = 0.5 and never above it), and the model whose labels set it
+    (None: the default). The bias settings are project-wide: the rarest outcome's model needs the smallest."""
+    default = Bias().calibration_gap_max
+    rates = [m for m in models if m.rarer_outcome_rate]  # 0 or None: nothing to scale by
+    if not rates:
+        return default, None
+    rarest = min(rates, key=lambda m: m.rarer_outcome_rate)
+    scaled = float(f"{CALIBRATION_GAP_PER_RATE * rarest.rarer_outcome_rate:.2g}")
+    return (scaled, rarest) if scaled < default else (default, None)
 
 
 def _outside_unit_interval(conn, files: list[Path], score: str, threshold: str) -> dict[str, int]:
@@ -1053,7 +1096,20 @@ def render(inf: Inference) -> str:
     add(f"  disparate_impact_min: {bias.disparate_impact_min}  # four-fifths rule on favourable-outcome rates")
     add(f"  equal_opportunity_max_difference: {bias.equal_opportunity_max_difference}")
     add(f"  equalized_odds_max_difference: {bias.equalized_odds_max_difference}")
-    add(f"  calibration_gap_max: {bias.calibration_gap_max}")
+    gap_max, rarest = calibration_gap_max(inf.models)
+    if rarest is not None:
+        p, rate, default = rarest.label_positive_rate, rarest.rarer_outcome_rate, bias.calibration_gap_max
+        negative = f" ({1 - p:.1%} negative)" if p > 0.5 else ""
+        compared = (
+            "exceed the rarer outcome's rate: no real miscalibration could fail"
+            if default > rate
+            else (f"be {default / rate:.0%} of the rarer outcome's rate")
+        )
+        add(f"  # {rarest.model_id}'s labels are {p:.1%} positive{negative}: a gap of {default:g} would {compared};")
+        add(f"  # {CALIBRATION_GAP_PER_RATE:g} x min(p, 1 - p) scales the default ({default:g} at 50%)")
+        if len([m for m in inf.models if m.label_positive_rate is not None]) > 1:
+            add("  # (bias settings are project-wide: set for the model whose labels have the rarest outcome)")
+    add(f"  calibration_gap_max: {gap_max:g}")
     add("")
     add("# Experiment metrics, attribution settings and alert rules: the defaults (README). OKRs: none yet.")
     add("okrs: {}")
@@ -1214,6 +1270,12 @@ def review(inf: Inference) -> list[str]:
         proposed = inf.proposed_attributes
         out.append(f"protected_attributes: proposed {proposed or 'none'}; other candidates are commented out")
     bias = Bias()
+    gap_max, rarest = calibration_gap_max(inf.models)
+    if rarest is not None:
+        out.append(
+            f"bias.calibration_gap_max: {gap_max:g}, scaled to the rarer outcome of {rarest.model_id}'s labels "
+            f"({rarest.rarer_outcome_rate:.1%}; the default {bias.calibration_gap_max:g} suits labels half positive)"
+        )
     small = [m.model_id for m in inf.models if m.daily_median * bias.window_days < bias.min_labelled]
     if small:
         out.append(

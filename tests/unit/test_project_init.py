@@ -1060,3 +1060,57 @@ def test_a_version_too_small_for_its_drift_to_be_judged_is_named_though_its_mode
         "models.m: drift (PSI) is judged per version, on days with 200 values (alerts.rules.psi.min_count); median "
         "predictions a day of v2 60: their drift is reported but not judged"
     ) in said
+
+
+def _scored_zone(source: Path, positive_share: dict[str, float], days: int = 20, per_day: int = 50) -> pd.DataFrame:
+    """Users, and models scored `per_day` a day for `days` days, each prediction labelled a day later with 1 at
+    about the model's `positive_share`; returns the labels joined to their predictions' model_id."""
+    rng = np.random.default_rng(11)
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(100)], "signup_at": START}))
+    preds, labels = [], []
+    for model, share in positive_share.items():
+        for i in range(days * per_day):
+            at = START + timedelta(days=i // per_day, minutes=i % per_day)
+            preds.append((f"{model}-{i}", model, "v1", f"u{i % 100}", at, float(rng.random()), 0.5))
+            labels.append((f"{model}-{i}", int(rng.random() < share), at + timedelta(days=1), "implicit"))
+    columns = ["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"]
+    _write(source, "predictions", pd.DataFrame(preds, columns=columns))
+    labels = pd.DataFrame(labels, columns=["prediction_id", "label", "labeled_at", "label_source"])
+    _write(source, "labels", labels)
+    return labels.assign(model_id=labels["prediction_id"].str.split("-").str[0])
+
+
+def test_the_calibration_gap_limit_is_scaled_to_the_labels_rarer_outcome(tmp_path):
+    # a resume screen's callbacks were 8% positive: groups over-scored by 34% and under-scored by 19% (gaps +0.02
+    # and -0.018) could never fail a limit of 0.1, which exceeds the base rate itself
+    source = tmp_path / "zone"
+    labels = _scored_zone(source, {"screen": 0.08})
+    # a human review overrides the implicit label (stg_labels): the rate is of the labels the marts use
+    reviewed = labels.head(8).assign(label=1, labeled_at=lambda f: f["labeled_at"] - pd.Timedelta(hours=12))
+    _write(source, "labels", pd.concat([labels, reviewed.assign(label_source="human_review")]).drop(columns="model_id"))
+    used = labels.set_index("prediction_id")["label"].copy()
+    used[reviewed["prediction_id"]] = 1
+    p = used.mean()
+    assert 0.06 < p < 0.1 and (labels.head(8)["label"] == 0).any()
+    expected = float(f"{0.2 * min(p, 1 - p):.2g}")  # 0.1 at p = 0.5, to 2 significant figures
+    inf = infer(source)
+    text = render(inf)
+    assert parse_config(yaml.safe_load(text)).bias.calibration_gap_max == expected
+    assert f"# screen's labels are {p:.1%} positive: a gap of 0.1 would exceed the rarer outcome's rate" in text
+    assert any(line.startswith(f"bias.calibration_gap_max: {expected:g}, scaled to") for line in review(inf))
+
+    # labels half positive keep the default; several models share the bias settings: the rarest outcome sets them
+    source = tmp_path / "two"
+    labels = _scored_zone(source, {"even": 0.5, "mostly": 0.85})
+    labels.loc[labels["model_id"] == "even", "label"] = np.arange((labels["model_id"] == "even").sum()) % 2
+    _write(source, "labels", labels.drop(columns="model_id"))
+    rates = labels.groupby("model_id")["label"].mean()
+    assert rates["even"] == 0.5
+    text = render(infer(source))
+    expected = float(f"{0.2 * (1 - rates['mostly']):.2g}")
+    assert parse_config(yaml.safe_load(text)).bias.calibration_gap_max == expected < 0.1
+    assert f"# mostly's labels are {rates['mostly']:.1%} positive ({1 - rates['mostly']:.1%} negative)" in text
+    assert "bias settings are project-wide" in text
+    _write(source, "labels", labels[labels["model_id"] == "even"].drop(columns="model_id"))
+    text = render(infer(source))
+    assert parse_config(yaml.safe_load(text)).bias.calibration_gap_max == 0.1 and "labels are" not in text
