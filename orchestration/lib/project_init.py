@@ -15,7 +15,7 @@ import re
 import statistics
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -27,6 +27,7 @@ from orchestration.lib.project_config import (
     Bias,
     ModelSpec,
     VolumeGate,
+    VolumeTable,
     load_config,
     parse_config,
 )
@@ -91,6 +92,7 @@ class TableProfile:
     daily_min: int = 0  # over those calendar days (a day without rows counts as 0)
     daily_median: float = 0.0
     daily_max: int = 0
+    daily_counts: list[int] = field(default_factory=list)  # rows of each calendar day from first_day (0: none)
     missing_columns: list[str] = field(default_factory=list)  # required by the contract, absent in a file
     missing_notes: list[str] = field(default_factory=list)  # the loader's message of each, naming the file
     refused: str | None = None  # the loader's error on a value its contract type cannot hold: materialize stops
@@ -100,6 +102,71 @@ class TableProfile:
     text_numbers: dict[str, str] = field(default_factory=dict)  # feature column -> a value: numbers kept as text
     # a value-set rule's column -> (rows whose value is outside the set, its most frequent such values)
     outside_sets: dict[str, tuple[int, list[tuple[str, int]]]] = field(default_factory=dict)
+
+
+WEEK = 7
+WEEKEND = (5, 6)  # date.weekday() of Saturdays and Sundays
+BAND_STEP = 0.05  # a band init widens for a weekly cycle is the first step of this beyond the deepest weekend
+
+
+@dataclass
+class WeeklyCycle:
+    """Weekends apart from the weekdays, week after week, by more than a volume band passes."""
+
+    weekend_median: float
+    weekday_median: float
+    deepest: float  # the judged weekend day furthest from its trailing median: rows / median - 1
+
+    @property
+    def passing_band(self) -> float:
+        """The band around the trailing median that passes every weekend seen."""
+        return round((math.floor(abs(self.deepest) / BAND_STEP + 1e-9) + 1) * BAND_STEP, 2)
+
+    def said(self, rows: str) -> str:
+        """The cycle in a few words: 'a median 40 rows on weekends, 100 on weekdays; the deepest 60% below ...'."""
+        side = "below" if self.deepest < 0 else "above"
+        return (
+            f"a median {self.weekend_median:g} {rows} on weekends, {self.weekday_median:g} on weekdays; the "
+            f"deepest weekend {abs(self.deepest):.0%} {side} its trailing median"
+        )
+
+
+def _weekly_cycle(
+    first_day: date | None, counts: list[int], band: float, trailing_days: int, min_median: float
+) -> WeeklyCycle | None:
+    """The weekly cycle of a calendar-day series that a +-band around its trailing median would flag on
+    weekends: two weeks or more, the weekends' median outside +-band of the weekdays', and a judged weekend day
+    (a full trailing window whose median reaches min_median) beyond the band. An empty weekend is no band's:
+    the volume gate and the alert both pass a day empty a week before too."""
+    if first_day is None or len(counts) < 2 * WEEK:
+        return None
+    weekend = {i for i in range(len(counts)) if (first_day + timedelta(days=i)).weekday() in WEEKEND}
+    weekend_median = statistics.median(counts[i] for i in weekend)
+    weekday_median = statistics.median(n for i, n in enumerate(counts) if i not in weekend)
+    if not weekday_median or abs(weekend_median / weekday_median - 1) <= band:
+        return None
+    changes = []
+    for i in weekend:
+        trailing = statistics.median(counts[i - trailing_days : i]) if i >= trailing_days else 0
+        if counts[i] and trailing and trailing >= min_median:
+            changes.append(counts[i] / trailing - 1)
+    if not any(abs(change) > band for change in changes):
+        return None
+    return WeeklyCycle(float(weekend_median), float(weekday_median), max(changes, key=abs))
+
+
+@dataclass
+class WeeklyBand:
+    """A table's volume band widened for a weekly cycle, and the days the default band held back."""
+
+    cycle: WeeklyCycle
+    weekend_days: int  # of the days held back, Saturdays or Sundays
+    band_days: int  # every day the default band held back (the freshness rule's apart)
+    model_id: str | None = None  # predictions are judged per model: the one with the deepest weekend
+
+    @property
+    def tolerance(self) -> float:
+        return self.cycle.passing_band
 
 
 @dataclass
@@ -123,8 +190,11 @@ class ModelProfile:
     mature: int = 0
     mature_labelled: int = 0
     daily_median: float = 0.0  # predictions a day over its calendar days
+    daily_counts: list[int] = field(default_factory=list)  # predictions of each calendar day from first_day
     version_daily_medians: dict[str, float] = field(default_factory=dict)  # the same per version, over its own days
     scores_outside: int = 0  # scores outside [0, 1]: the loader quarantines their rows
+    # weekends apart from weekdays beyond the volume_change alert's band: the band that lets them pass
+    weekly_volume: WeeklyCycle | None = None
     label_positive_rate: float | None = None  # share of labelled predictions whose label is 1
 
     @property
@@ -196,6 +266,7 @@ class Inference:
     arms: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment_id -> variant -> users assigned
     volume_holds: dict[str, list[date]] = field(default_factory=dict)  # table -> days its volume gate holds back
     stale_holds: dict[str, list[date]] = field(default_factory=dict)  # of those, the days without rows
+    weekly_bands: dict[str, WeeklyBand] = field(default_factory=dict)  # table -> its band written for a weekly cycle
     # table -> (rows whose user_id is not a users row, rows, rows that match once leading zeros are dropped)
     unknown_users: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     repeated_users: int = 0  # user_ids with more than one users row (the loader keeps the earliest signup)
@@ -336,6 +407,7 @@ def _volume(profile: TableProfile, per_day: list[tuple[date, int]]) -> None:
     profile.days = (profile.last_day - profile.first_day).days + 1
     # calendar days: a day without rows is a day of 0, as the volume gate sees it
     series = [counts.get(date.fromordinal(profile.first_day.toordinal() + i), 0) for i in range(profile.days)]
+    profile.daily_counts = series
     profile.daily_min, profile.daily_max = min(series), max(series)
     profile.daily_median = float(statistics.median(series))
 
@@ -514,7 +586,11 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             "WHERE experiment_id IS NOT NULL AND variant IS NOT NULL GROUP BY ALL ORDER BY ALL"
         ).fetchall():
             arms.setdefault(experiment_id, {})[variant] = units
-    holds = _volume_holds(conn, {n for n in found if CONTRACTS[n].time_column})
+    dated = {n for n in found if CONTRACTS[n].time_column}
+    holds = _volume_holds(conn, dated, VolumeGate())
+    weekly = _weekly_bands(tables, models, holds, _stale_days(holds, conn))
+    if weekly:  # the days held back with the bands written
+        holds = _volume_holds(conn, dated, _volume_gate(weekly))
     unknown, repeated = _user_references(conn, found, present)
     declared = _declared_variants(conn, found, present)
     return Inference(
@@ -527,6 +603,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         arms=arms,
         volume_holds=holds,
         stale_holds=_stale_days(holds, conn),
+        weekly_bands=weekly,
         unknown_users=unknown,
         repeated_users=repeated,
         variant_problems=_variant_problems(arms, declared),
@@ -641,8 +718,44 @@ def _outside_sets(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan
     return found
 
 
-def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str, list[date]]:
-    """The days each table's volume gate would hold back with the gates.volume init writes: the gate's own
+def _volume_gate(weekly: dict[str, WeeklyBand]) -> VolumeGate:
+    """gates.volume as init writes it: the defaults, and each weekly table's own tolerance."""
+    return VolumeGate(tables={table: VolumeTable(tolerance=band.tolerance) for table, band in weekly.items()})
+
+
+def _weekly_bands(
+    tables: dict[str, TableProfile],
+    models: list[ModelProfile],
+    holds: dict[str, list[date]],
+    stale: dict[str, list[date]],
+) -> dict[str, WeeklyBand]:
+    """The tables whose days the default volume band holds back are mostly Saturdays or Sundays of a weekly
+    cycle (quiet weekends): each with the band that passes its weekends. Predictions are judged per model."""
+    gate = VolumeGate()
+    out = {}
+    for table, held in holds.items():
+        band_days = [d for d in held if d not in stale.get(table, [])]
+        weekend = [d for d in band_days if d.weekday() in WEEKEND]
+        if not weekend or 2 * len(weekend) < len(band_days):
+            continue
+        series = (
+            {m.model_id: (m.first_day, m.daily_counts) for m in models}
+            if table == "predictions"
+            else {None: (tables[table].first_day, tables[table].daily_counts)}
+        )
+        cycles = {
+            group: cycle
+            for group, (first, counts) in series.items()
+            if (cycle := _weekly_cycle(first, counts, gate.tolerance, gate.trailing_days, gate.min_count))
+        }
+        if cycles:
+            group = max(cycles, key=lambda g: abs(cycles[g].deepest))
+            out[table] = WeeklyBand(cycles[group], len(weekend), len(band_days), group)
+    return out
+
+
+def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str], gate: VolumeGate) -> dict[str, list[date]]:
+    """The days each table's volume gate would hold back with ``gate`` (gates.volume): the gate's own
     days_frame over the staged rows. A last day exported part-way, or activity that ended (an experiment's
     enrolment), is held back, which a user should know before the first run, not find in the results."""
     from orchestration.lib.quality_gate import days_frame, load_suite, suite_names
@@ -672,7 +785,7 @@ def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str]) -> dict[str,
         first = conn.execute(f"SELECT min(_partition_date) FROM raw.{table}").fetchone()[0]
         if first is None:
             continue
-        days = days_frame(conn, suite, first, end, VolumeGate())
+        days = days_frame(conn, suite, first, end, gate)
         outside = days["volume_deviation"].abs() > 1 if "volume_deviation" in blocking else False
         stale = ~days["fresh"].astype(bool) if "fresh" in blocking else False
         held = days[outside | stale]
@@ -763,7 +876,11 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
             m.mature, m.mature_labelled = mature or (0, 0)
         daily = TableProfile(model_id, [])
         _volume(daily, sorted(by_model_day.get(model_id, [])))
-        m.daily_median = daily.daily_median
+        m.daily_median, m.daily_counts = daily.daily_median, daily.daily_counts
+        volume = AlertRules().volume_change
+        m.weekly_volume = _weekly_cycle(
+            daily.first_day, daily.daily_counts, volume.outside, volume.trailing_days, volume.min_count
+        )
         for (mid, version), days in by_version_day.items():
             if mid == model_id:  # drift is judged per version: over the version's own days
                 own = TableProfile(f"{model_id} {version}", [])
@@ -933,6 +1050,11 @@ def _thresholds_text(m: ModelProfile) -> str:
     return f"{len(seen)} distinct thresholds in predictions: {shown}; each row's own is used"
 
 
+def _flow(mapping: dict) -> str:
+    """A mapping of numbers (or of mappings of them) in YAML flow style: {a: {b: 0.5}}."""
+    return "{" + ", ".join(f"{k}: {_flow(v) if isinstance(v, dict) else f'{v:g}'}" for k, v in mapping.items()) + "}"
+
+
 def _printable(value: str) -> str:
     """A data value as a YAML comment may hold it: a control character (a cp1252 byte read as latin-1) escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
@@ -1017,7 +1139,15 @@ def render(inf: Inference) -> str:
                     f"(default: alert below {default.below})"
                 )
             add(f"    # label coverage alert: {'; '.join(why)}")
-            add(f"    alerts: {{label_coverage: {{{', '.join(f'{k}: {v:g}' for k, v in coverage.items())}}}}}")
+        rules = {"label_coverage": coverage} if coverage else {}
+        if weekly := m.weekly_volume:
+            rules["volume_change"] = {"outside": weekly.passing_band}
+            add(
+                f"    # volume change alert: a weekly cycle ({weekly.said('predictions')}): outside "
+                f"{weekly.passing_band:g} so ordinary weekends do not alert (default {AlertRules().volume_change.outside:g})"
+            )
+        if rules:
+            add(f"    alerts: {_flow(rules)}")
         add("    drift_reference: {first_days: 7}  # or {start: YYYY-MM-DD, end: YYYY-MM-DD}")
     orphans = sorted({mid for mid in inf.experiments.values()} - {m.model_id for m in inf.models})
     for mid in orphans:
@@ -1080,6 +1210,10 @@ def render(inf: Inference) -> str:
     add(f"    min_count: {vol.min_count}")
     add(f"    tolerance: {vol.tolerance}")
     add(f"    z: {vol.z}")
+    if inf.weekly_bands:
+        add("    tables:  # a weekly cycle: the band that passes every weekend seen (REVIEW lists what it held back)")
+        for table, band in inf.weekly_bands.items():
+            add(f"      {table}: {_flow({'tolerance': band.tolerance})}")
     add("")
 
     bias = Bias()
@@ -1150,6 +1284,14 @@ def review(inf: Inference) -> list[str]:
         if t.refused:
             where = "this file" if t.files else "this table"
             out.append(f"{t.refused}: materialize stops at {where} until its values are fixed")
+    default_band = VolumeGate().tolerance
+    for table, band in inf.weekly_bands.items():
+        of_model = f" (model {band.model_id})" if band.model_id else ""
+        out.append(
+            f"gates.volume.tables.{table}: tolerance {band.tolerance:g} written for a weekly cycle{of_model}: "
+            f"{band.weekend_days} of the {band.band_days} day(s) the default band (±{default_band:g}) would hold "
+            f"back are Saturdays or Sundays ({band.cycle.said('rows')}); a weekday as far off passes too"
+        )
     for table, held in inf.volume_holds.items():
         empty = inf.stale_holds.get(table, [])
         if band := [d for d in held if d not in empty]:
@@ -1250,6 +1392,12 @@ def review(inf: Inference) -> list[str]:
             out.append(f"models.{m.model_id}: predictions carry {len(m.thresholds)} thresholds; each row's own is used")
         elif not [t for t, _ in m.thresholds if t is not None]:
             out.append(f"models.{m.model_id}.threshold: none in predictions, 0.5 assumed")
+        if weekly := m.weekly_volume:
+            out.append(
+                f"models.{m.model_id}.alerts.volume_change: outside {weekly.passing_band:g} written for a weekly "
+                f"cycle ({weekly.said('predictions')}): the default ±{AlertRules().volume_change.outside:g} "
+                "alerts on every ordinary weekend; a weekday as far off no longer alerts"
+            )
         if m.scores_outside:
             out.append(
                 f"models.{m.model_id}: {m.scores_outside} score(s) outside [0, 1]: the loader quarantines those rows"

@@ -1114,3 +1114,94 @@ def test_the_calibration_gap_limit_is_scaled_to_the_labels_rarer_outcome(tmp_pat
     _write(source, "labels", labels[labels["model_id"] == "even"].drop(columns="model_id"))
     text = render(infer(source))
     assert parse_config(yaml.safe_load(text)).bias.calibration_gap_max == 0.1 and "labels are" not in text
+
+
+def _weekly_zone(source: Path, weekend_share: dict[str, float], days: int = 38, weekday: int = 200) -> list[date]:
+    """Predictions of model m and sessions, `weekday` rows a weekday and the table's `weekend_share` of it on
+    Saturdays and Sundays, the last day (a Wednesday) exported part-way (20 rows); returns the calendar days."""
+    calendar = [(START + timedelta(days=d)).date() for d in range(days)]
+    assert START.weekday() == 0 and calendar[-1].weekday() == 2
+
+    def rows(table: str, day: date) -> int:
+        return 20 if day == calendar[-1] else round(weekday * weekend_share[table]) if day.weekday() >= 5 else weekday
+
+    stamps = {
+        t: [
+            datetime.combine(d, datetime.min.time()) + timedelta(minutes=k) for d in calendar for k in range(rows(t, d))
+        ]
+        for t in weekend_share
+    }
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(100)], "signup_at": START}))
+    at = stamps["predictions"]
+    _write(
+        source,
+        "predictions",
+        pd.DataFrame(
+            {
+                "prediction_id": [f"p{i}" for i in range(len(at))],
+                "model_id": "m",
+                "model_version": "v1",
+                "user_id": [f"u{i % 100}" for i in range(len(at))],
+                "predicted_at": at,
+                "score": 0.3,
+            }
+        ),
+    )
+    at = stamps["sessions"]
+    _write(
+        source,
+        "sessions",
+        pd.DataFrame({"session_id": [f"s{i}" for i in range(len(at))], "user_id": "u1", "started_at": at}),
+    )
+    return calendar
+
+
+def test_quiet_weekends_get_a_band_and_a_volume_alert_that_pass_them_and_the_review_says_why(tmp_path):
+    # two real data sets, weekends at 40% of the weekdays: init named every Saturday and Sunday as a day the
+    # volume gate holds back without naming the weekly cycle, and volume_change then alerted every weekend
+    source = tmp_path / "zone"
+    calendar = _weekly_zone(source, {"predictions": 0.4, "sessions": 0.3})
+    inf = infer(source)
+    config = parse_config(yaml.safe_load(render(inf)))
+    # by hand: a weekend day's trailing 7 days are 5 weekdays (200) and a weekend (80): median 200, so 80 is 60%
+    # below it (sessions: 60 rows, 70%), outside the default +-0.5 band (+-100 rows; 4 x sqrt(200) is 57); the
+    # first 0.05 step beyond: 0.65 (0.75), i.e. +-130 rows, which 80 passes; the 20-row last day does not
+    assert config.gates.volume.tables["predictions"].tolerance == 0.65
+    assert config.gates.volume.tables["sessions"].tolerance == 0.75
+    assert config.models["m"].alerts["volume_change"] == Rule(outside=0.65)  # the alert's trailing 7 days alike
+    judged_weekends = [d for d in calendar[7:] if d.weekday() >= 5]  # a full trailing week before them
+    said = review(inf)
+    assert (
+        f"gates.volume.tables.predictions: tolerance 0.65 written for a weekly cycle (model m): "
+        f"{len(judged_weekends)} of the {len(judged_weekends) + 1} day(s) the default band (±0.5) would hold back "
+        "are Saturdays or Sundays (a median 80 rows on weekends, 200 on weekdays; the deepest weekend 60% below its "
+        "trailing median); a weekday as far off passes too"
+    ) in said
+    assert any(
+        line.startswith("gates.volume.tables.sessions: tolerance 0.75 written for a weekly cycle: ") for line in said
+    )
+    assert any(
+        line.startswith("models.m.alerts.volume_change: outside 0.65 written for a weekly cycle") for line in said
+    )
+    # with the bands written only the part-way last day is held back, and said as before
+    held = [line for line in said if "will hold back" in line]
+    assert held == [
+        f"gates.volume: the volume gate will hold back 1 day(s) of {t} ({calendar[-1]}): rows far from the trailing "
+        "median; if that is the data (a last day exported part-way, a ramp-up, activity that ended), widen that "
+        f"table's band (gates.volume.tables.{t}: tolerance, z) or leave those days out"
+        for t in ("predictions", "sessions")
+    ]
+
+
+@pytest.mark.parametrize("weekend", [1.0, 0.7])
+def test_weekends_within_the_band_get_no_weekly_advice(tmp_path, weekend):
+    # no cycle (1.0), or weekends 30% below the weekdays, inside the default +-0.5 band (0.7)
+    source = tmp_path / "zone"
+    calendar = _weekly_zone(source, {"predictions": weekend, "sessions": weekend})
+    inf = infer(source)
+    text = render(inf)
+    config = parse_config(yaml.safe_load(text))
+    assert config.gates.volume.tables == {} and config.models["m"].alerts == {} and "weekly" not in text
+    said = review(inf)
+    assert not [line for line in said if "weekly" in line or "Saturdays" in line]
+    assert [line for line in said if "will hold back" in line and f"({calendar[-1]})" in line]
