@@ -4,8 +4,9 @@ Reads every contract table found under the source (CSV or Parquet, one folder or
 in-memory DuckDB (never the warehouse), aggregates in SQL (a 1M-row file costs a second or two) and writes a
 commented YAML in the schema of ``project_config.py``: the partition start, the models found in predictions
 (and which have an experiment), candidate protected attributes (low-cardinality users columns), observed
-label delays (p99 -> label horizon), daily volumes per table (-> volume gate), thresholds seen, and what the
-user should review. Dagster-free.
+label delays (p99 -> label horizon), the labels' base rate (-> calibration_gap_max), daily volumes per table
+(-> volume gate; a weekly cycle -> its own band and volume_change alert), thresholds seen, and what the user
+should review (among it the groups too small for a fairness verdict). Dagster-free.
 """
 
 from __future__ import annotations
@@ -198,6 +199,17 @@ class ModelProfile:
     label_positive_rate: float | None = None  # share of labelled predictions whose label is 1
 
     @property
+    def labelled_share(self) -> float:
+        """The share of predictions labelled: of those old enough for their labels to have landed, when any."""
+        if self.mature:
+            return self.mature_labelled / self.mature
+        return self.labelled / self.predictions if self.predictions else 0.0
+
+    def predictions_in(self, days: int) -> float:
+        """About how many predictions a window of ``days`` holds: no more than the model made."""
+        return min(self.daily_median * days, self.predictions)
+
+    @property
     def rarer_outcome_rate(self) -> float | None:
         """min(p, 1 - p) of the labels: how often the rarer of the two outcomes happens."""
         p = self.label_positive_rate
@@ -271,6 +283,9 @@ class Inference:
     unknown_users: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     repeated_users: int = 0  # user_ids with more than one users row (the loader keeps the earliest signup)
     variant_problems: list[str] = field(default_factory=list)  # what the experiments' gates will hold back
+    # model -> judged attribute (its users columns: a proposed one, or the intersection suggested) -> group ->
+    # labelled predictions over the landing zone
+    group_labelled: dict[str, dict[tuple[str, ...], dict[str, int]]] = field(default_factory=dict)
 
     @property
     def first_day(self) -> date | None:
@@ -284,7 +299,16 @@ class Inference:
 
     @property
     def proposed_attributes(self) -> list[str]:
-        return [a.column for a in self.attributes if a.proposed]
+        return _proposed(self.attributes)
+
+
+def _proposed(attributes: list[AttributeCandidate]) -> list[str]:
+    return [a.column for a in attributes if a.proposed]
+
+
+def _suggested_intersection(proposed: list[str]) -> list[str] | None:
+    """The intersection init writes (commented out) for the user to judge too: the first two proposed."""
+    return proposed[:2] if len(proposed) >= 2 else None
 
 
 # ------------------------------------------------------------------ reading
@@ -593,6 +617,10 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         holds = _volume_holds(conn, dated, _volume_gate(weekly))
     unknown, repeated = _user_references(conn, found, present)
     declared = _declared_variants(conn, found, present)
+    proposed = _proposed(attributes)
+    judged = [(c,) for c in proposed]
+    if pair := _suggested_intersection(proposed):
+        judged.append(tuple(pair))
     return Inference(
         source,
         tables,
@@ -607,6 +635,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         unknown_users=unknown,
         repeated_users=repeated,
         variant_problems=_variant_problems(arms, declared),
+        group_labelled=_group_labelled(conn, found, present, judged),
     )
 
 
@@ -990,6 +1019,38 @@ def _scored_users(conn, found, present) -> str:
     return scored if conn.execute(f"SELECT count(*) FROM {scored}").fetchone()[0] else "t_users"
 
 
+def _group_labelled(conn, found, present, judged: list[tuple[str, ...]]) -> dict:
+    """Per model and judged attribute (its users columns), the labelled predictions of each group over the
+    landing zone, grouped as the marts group them: values joined with '|', a null value or a user the users
+    table lacks 'unknown', each user's earliest signup row (the loader keeps it)."""
+    linked = {"prediction_id", "user_id"} <= present.get("predictions", set()) and "user_id" in present.get(
+        "users", set()
+    )
+    if not judged or not linked or "prediction_id" not in present.get("labels", set()):
+        return {}
+    header = {name.strip(): name for name, *_ in conn.execute("DESCRIBE t_users").fetchall()}  # 'gender ' too
+    columns = sorted({c for combo in judged for c in combo})
+    earliest = _q(header["signup_at"]) if "signup_at" in header else "NULL"
+    values = ", ".join(f"coalesce(CAST({_q(header[c])} AS VARCHAR), 'unknown') AS {_q(c)}" for c in columns)
+    groups = " UNION ALL ".join(
+        f"SELECT l.model_id, {i} AS judged, CASE WHEN u.user_id IS NULL THEN 'unknown' ELSE "
+        f"concat_ws('|', {', '.join(f'u.{_q(c)}' for c in combo)}) END AS group_value FROM labelled l "
+        "LEFT JOIN users u USING (user_id)"
+        for i, combo in enumerate(judged)
+    )
+    out: dict = {}
+    for model_id, i, group, n in conn.execute(f"""
+            WITH users AS (
+                SELECT CAST(user_id AS VARCHAR) AS user_id, {values} FROM t_users
+                QUALIFY row_number() OVER (PARTITION BY CAST(user_id AS VARCHAR) ORDER BY {earliest}) = 1),
+            labelled AS (
+                SELECT DISTINCT model_id, prediction_id, user_id FROM t_predictions
+                WHERE model_id IS NOT NULL AND prediction_id IN (SELECT prediction_id FROM t_labels))
+            SELECT model_id, judged, group_value, count(*) FROM ({groups}) GROUP BY ALL ORDER BY ALL""").fetchall():
+        out.setdefault(model_id, {}).setdefault(judged[i], {})[group] = n
+    return out
+
+
 def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
     users = conn.execute("SELECT count(*) FROM t_users").fetchone()[0]
     scope = _scored_users(conn, found, present)
@@ -1186,8 +1247,8 @@ def render(inf: Inference) -> str:
         else:
             add(f"#   {a.column}: {a.distinct} groups{nulls}{values}")
     add(f"protected_attributes: [{', '.join(proposed)}]")
-    if len(proposed) >= 2:
-        add(f"# intersections: [[{proposed[0]}, {proposed[1]}]]  # each combination judged as one attribute")
+    if pair := _suggested_intersection(proposed):
+        add(f"# intersections: [[{', '.join(pair)}]]  # each combination judged as one attribute")
     add("")
 
     vol = VolumeGate()
@@ -1219,7 +1280,7 @@ def render(inf: Inference) -> str:
     bias = Bias()
     add("bias:")
     # a model live fewer days than the window has no more than its predictions in any window
-    held = sorted(min(int(m.daily_median * bias.window_days), m.predictions) for m in inf.models)
+    held = sorted(int(m.predictions_in(bias.window_days)) for m in inf.models)
     if held:
         add(
             f"  # a {bias.window_days}-day window holds about {held[0]} predictions of the "
@@ -1378,15 +1439,19 @@ def review(inf: Inference) -> list[str]:
                 + ", ".join(f"{v} {n:g}" for v, n in small.items())
                 + ": their drift is reported but not judged"
             )
-        share = m.mature_labelled / m.mature if m.mature else (m.labelled / m.predictions if m.predictions else 0)
+        share = m.labelled_share
         if m.labelled and m.daily_median * share < (needed := Alerts().min_labelled):
-            bias = Bias()
             out.append(
                 f"models.{m.model_id}: about {m.daily_median * share:.0f} labelled predictions a day (median "
                 f"{m.daily_median:g} a day, {share:.0%} labelled): precision and recall alerts are judged only on days "
-                f"with {needed} (alerts.min_labelled), fairness only on groups with {bias.min_labelled} in "
-                f"{bias.window_days} days (bias.min_labelled): lower them to judge this model (smaller counts are "
-                "noisier), or read its health in the marts"
+                f"with {needed} (alerts.min_labelled): lower it to judge this model (smaller counts are noisier), or "
+                "read its health in the marts"
+            )
+        if few := _groups_under_min_labelled(m, inf.group_labelled.get(m.model_id, {})):
+            bias = Bias()
+            out.append(
+                f"models.{m.model_id}: groups under bias.min_labelled ({bias.min_labelled} labelled predictions) in a "
+                f"{bias.window_days}-day window, left out of the label-based verdicts: {few}"
             )
         if m.threshold is None:
             out.append(f"models.{m.model_id}: predictions carry {len(m.thresholds)} thresholds; each row's own is used")
@@ -1432,6 +1497,25 @@ def review(inf: Inference) -> list[str]:
         )
     out.append("currency: USD assumed")
     return out
+
+
+def _groups_under_min_labelled(m: ModelProfile, groups: dict[tuple[str, ...], dict[str, int]]) -> str:
+    """The groups of each judged attribute that a bias window would hold fewer labelled predictions of than
+    bias.min_labelled: the model's labelled predictions in a window, shared as the groups share its labels
+    ('users.gender: m (~390); users.ethnicity x gender: b|f (~250), b|m (~170)'); '' when none."""
+    bias = Bias()
+    labelled_in_window = m.predictions_in(bias.window_days) * m.labelled_share
+    said = []
+    for columns, counts in groups.items():
+        total = sum(counts.values())
+        expected = {g: labelled_in_window * n / total for g, n in counts.items()}
+        few = sorted((g for g, n in expected.items() if n < bias.min_labelled), key=lambda g: (-expected[g], g))
+        if few:
+            shown = ", ".join(f"{_printable(g)} (~{expected[g]:.0f})" for g in few[:SHOWN_VALUES])
+            more = f" and {len(few) - SHOWN_VALUES} more" if len(few) > SHOWN_VALUES else ""
+            every = " (all its groups)" if len(few) == len(counts) else ""
+            said.append(f"users.{' x '.join(columns)}: {shown}{more}{every}")
+    return "; ".join(said)
 
 
 def _kind(t: TableProfile) -> str:
