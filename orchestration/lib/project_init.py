@@ -5,7 +5,7 @@ in-memory DuckDB (never the warehouse), aggregates in SQL (a 1M-row file costs a
 commented YAML in the schema of ``project_config.py``: the partition start, the models found in predictions
 (and which have an experiment), candidate protected attributes (low-cardinality users columns), observed
 label delays (p99 -> label horizon), the labels' base rate (-> calibration_gap_max), daily volumes per table
-(-> volume gate; a weekly cycle -> its own band and volume_change alert), thresholds seen, and what the user
+(-> volume gate; a weekly cycle -> its own band; the volume_change alert reads a weekday's own level itself), thresholds seen, and what the user
 should review (among it the groups too small for a fairness verdict). Dagster-free.
 """
 
@@ -194,8 +194,6 @@ class ModelProfile:
     daily_counts: list[int] = field(default_factory=list)  # predictions of each calendar day from first_day
     version_daily_medians: dict[str, float] = field(default_factory=dict)  # the same per version, over its own days
     scores_outside: int = 0  # scores outside [0, 1]: the loader quarantines their rows
-    # weekends apart from weekdays beyond the volume_change alert's band: the band that lets them pass
-    weekly_volume: WeeklyCycle | None = None
     label_positive_rate: float | None = None  # share of labelled predictions whose label is 1
 
     @property
@@ -906,10 +904,6 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
         daily = TableProfile(model_id, [])
         _volume(daily, sorted(by_model_day.get(model_id, [])))
         m.daily_median, m.daily_counts = daily.daily_median, daily.daily_counts
-        volume = AlertRules().volume_change
-        m.weekly_volume = _weekly_cycle(
-            daily.first_day, daily.daily_counts, volume.outside, volume.trailing_days, volume.min_count
-        )
         for (mid, version), days in by_version_day.items():
             if mid == model_id:  # drift is judged per version: over the version's own days
                 own = TableProfile(f"{model_id} {version}", [])
@@ -1201,12 +1195,6 @@ def render(inf: Inference) -> str:
                 )
             add(f"    # label coverage alert: {'; '.join(why)}")
         rules = {"label_coverage": coverage} if coverage else {}
-        if weekly := m.weekly_volume:
-            rules["volume_change"] = {"outside": weekly.passing_band}
-            add(
-                f"    # volume change alert: a weekly cycle ({weekly.said('predictions')}): outside "
-                f"{weekly.passing_band:g} so ordinary weekends do not alert (default {AlertRules().volume_change.outside:g})"
-            )
         if rules:
             add(f"    alerts: {_flow(rules)}")
         add("    drift_reference: {first_days: 7}  # or {start: YYYY-MM-DD, end: YYYY-MM-DD}")
@@ -1457,12 +1445,6 @@ def review(inf: Inference) -> list[str]:
             out.append(f"models.{m.model_id}: predictions carry {len(m.thresholds)} thresholds; each row's own is used")
         elif not [t for t, _ in m.thresholds if t is not None]:
             out.append(f"models.{m.model_id}.threshold: none in predictions, 0.5 assumed")
-        if weekly := m.weekly_volume:
-            out.append(
-                f"models.{m.model_id}.alerts.volume_change: outside {weekly.passing_band:g} written for a weekly "
-                f"cycle ({weekly.said('predictions')}): the default ±{AlertRules().volume_change.outside:g} "
-                "alerts on every ordinary weekend; a weekday as far off no longer alerts"
-            )
         if m.scores_outside:
             out.append(
                 f"models.{m.model_id}: {m.scores_outside} score(s) outside [0, 1]: the loader quarantines those rows"

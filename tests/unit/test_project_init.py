@@ -1159,9 +1159,10 @@ def _weekly_zone(source: Path, weekend_share: dict[str, float], days: int = 38, 
     return calendar
 
 
-def test_quiet_weekends_get_a_band_and_a_volume_alert_that_pass_them_and_the_review_says_why(tmp_path):
+def test_quiet_weekends_get_a_band_that_passes_them_and_the_review_says_why(tmp_path):
     # two real data sets, weekends at 40% of the weekdays: init named every Saturday and Sunday as a day the
-    # volume gate holds back without naming the weekly cycle, and volume_change then alerted every weekend
+    # volume gate holds back without naming the weekly cycle (the volume_change alert reads a weekday's own
+    # level itself: no wider alert band is written)
     source = tmp_path / "zone"
     calendar = _weekly_zone(source, {"predictions": 0.4, "sessions": 0.3})
     inf = infer(source)
@@ -1171,7 +1172,7 @@ def test_quiet_weekends_get_a_band_and_a_volume_alert_that_pass_them_and_the_rev
     # first 0.05 step beyond: 0.65 (0.75), i.e. +-130 rows, which 80 passes; the 20-row last day does not
     assert config.gates.volume.tables["predictions"].tolerance == 0.65
     assert config.gates.volume.tables["sessions"].tolerance == 0.75
-    assert config.models["m"].alerts["volume_change"] == Rule(outside=0.65)  # the alert's trailing 7 days alike
+    assert "volume_change" not in config.models["m"].alerts
     judged_weekends = [d for d in calendar[7:] if d.weekday() >= 5]  # a full trailing week before them
     said = review(inf)
     assert (
@@ -1182,9 +1183,6 @@ def test_quiet_weekends_get_a_band_and_a_volume_alert_that_pass_them_and_the_rev
     ) in said
     assert any(
         line.startswith("gates.volume.tables.sessions: tolerance 0.75 written for a weekly cycle: ") for line in said
-    )
-    assert any(
-        line.startswith("models.m.alerts.volume_change: outside 0.65 written for a weekly cycle") for line in said
     )
     # with the bands written only the part-way last day is held back, and said as before
     held = [line for line in said if "will hold back" in line]
