@@ -27,6 +27,7 @@ from orchestration.lib.project_config import (
     AlertRules,
     Bias,
     ModelSpec,
+    Retraining,
     VolumeGate,
     VolumeTable,
     load_config,
@@ -1461,6 +1462,15 @@ def review(inf: Inference) -> list[str]:
         if m.delay_p99_days is None:
             why = "no labels yet" if labels is None or not labels.rows else "no label matched with readable times"
             out.append(f"models.{m.model_id}.label_horizon_days: {why}, default {m.label_horizon_days} days")
+        window = Retraining().training_window_days
+        if m.delay_p99_days is not None and m.label_horizon_days > window:
+            # a trial's 125-day credit labels: its first request was blocked (no label known by its day), for good
+            out.append(
+                f"models.{m.model_id}: labels land up to {m.label_horizon_days} days after the prediction, more than "
+                f"retraining.training_window_days ({window}): a retraining snapshot holds the window's labels known "
+                "by the request's day, the outcomes that land first only (none on a model's first days: such a "
+                f"request is blocked); set training_window_days above {m.label_horizon_days} for matured labels"
+            )
     if inf.attributes:
         proposed = inf.proposed_attributes
         out.append(f"protected_attributes: proposed {proposed or 'none'}; other candidates are commented out")

@@ -471,6 +471,14 @@ def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_
     assert reviewed.after_days is None and reviewed.below == math.floor(share / 2 * 100) / 100 and 0.1 < share < 0.5
     said = review(inference)
     assert any(line.startswith("models.late_outcome: median 10 predictions a day: drift (PSI)") for line in said)
+    # labels landing later than the retraining window is long: its snapshots hold the early outcomes only
+    horizon = config.models["late_outcome"].label_horizon_days
+    assert horizon > 28 >= config.models["week_late"].label_horizon_days
+    assert (
+        f"models.late_outcome: labels land up to {horizon} days after the prediction, more than "
+        "retraining.training_window_days (28)"
+    ) in " ".join(said)
+    assert not any(line.startswith("models.week_late: labels land up to") for line in said)
 
 
 def test_an_experiment_with_an_arm_too_small_for_a_decision_is_named_in_the_review(tmp_path):
