@@ -659,10 +659,10 @@ def read_and_print(conn, reports: Path) -> None:
     _print_unmeasured(conn, impact, results)
     if len(recent):
         last = pd.Timestamp(recent["last_day"].max()).date()
-        print(
-            f"\nModel health over the {RECENT_DAYS} days to {last} (labels known so far; details: "
-            "marts.model_health_daily)"
-        )
+        span = f"the {RECENT_DAYS} days to {last}"
+        if recent.groupby("model")["last_day"].max().nunique() > 1:  # a model that stopped keeps its last days
+            span = f"each model's {RECENT_DAYS} days to its newest (the newest: {last})"
+        print(f"\nModel health over {span} (labels known so far; details: marts.model_health_daily)")
         print(recent.drop(columns="last_day").to_string(index=False))
         if any("*" in str(v) for v in recent["precision"]) or any("*" in str(v) for v in recent["recall"]):
             print("  * every label so far is of one class: the other's may still be landing (label horizon)")

@@ -615,8 +615,10 @@ class ReportBuilder:
                 parts.append(f"{r.version}: " + ", ".join(rates))
         if not parts:
             return ""
+        # the model's own newest day: one that stopped predicting is pooled over its last days
+        upto = pd.Timestamp(recent.loc[recent["model"] == model_id, "last_day"].max()).date()
         return (
-            f"{model_id}, pooled over the {data.RECENT_DAYS} days to {self.as_of} (labels known so far; Wilson 95% "
+            f"{model_id}, pooled over the {data.RECENT_DAYS} days to {upto} (labels known so far; Wilson 95% "
             f"intervals): " + "; ".join(parts) + "."
         )
 

@@ -225,11 +225,19 @@ def recent_health_counts(conn, as_of: date | None, days: int) -> pd.DataFrame:
         "sum(predictions)::BIGINT AS predictions, sum(labelled)::BIGINT AS labelled, "
         "sum(true_positives)::BIGINT AS tp, sum(false_positives)::BIGINT AS fp, "
         "sum(false_negatives)::BIGINT AS fn, sum(true_negatives)::BIGINT AS tn "
-        "FROM marts.model_health_daily, (SELECT coalesce(?::DATE, max(date)) AS upto FROM marts.model_health_daily) "
+        f"FROM marts.model_health_daily JOIN ({MODEL_WINDOW_END_SQL}) USING (model_id) "
         "WHERE date > upto - ?::INTEGER AND date <= upto "
         "GROUP BY model_id, model_version ORDER BY model_id, model_version",
         [as_of, days],
     ).df()
+
+
+# each model's window ends on its newest day up to the as-of day (None: the mart's newest): a model that stopped
+# predicting keeps its last days (a report on a day of late labels only pooled nothing, where summary showed them)
+MODEL_WINDOW_END_SQL = (
+    "SELECT model_id, max(date) AS upto FROM marts.model_health_daily WHERE date <= coalesce(?::DATE, date) "
+    "GROUP BY model_id"
+)
 
 
 MATURITY_COLUMNS = ["model", "version", "days", "complete_days", "estimated_precision", "raw_estimate"]
@@ -253,8 +261,8 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
         f"SELECT model_id AS model, model_version AS version, date, known_through, estimated_precision, "
         f"{calibrated}::BOOLEAN AS cbpe_calibrated, "
         "predictions * positive_rate AS positives "
-        "FROM marts.model_health_daily, (SELECT coalesce(?::DATE, max(date)) AS upto, "
-        "max(labels_as_of) FILTER (WHERE date <= coalesce(?::DATE, date)) AS known_through "
+        f"FROM marts.model_health_daily JOIN ({MODEL_WINDOW_END_SQL}) USING (model_id), "
+        "(SELECT max(labels_as_of) FILTER (WHERE date <= coalesce(?::DATE, date)) AS known_through "
         "FROM marts.model_health_daily) "
         "WHERE date > upto - ?::INTEGER AND date <= upto",
         [as_of, as_of, days],

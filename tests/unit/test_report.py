@@ -892,6 +892,22 @@ def test_a_small_models_precision_and_recall_are_pooled_over_30_days(warehouse):
         low, high = proportion_confint(tp, trials, method="wilson")
         said.append(f"{name} {tp / trials:.3f} [{low:.3f}, {high:.3f}] of {trials:,}")
     assert all(part in text for part in said), said
+    # the model stopped 4 days before the report's day (labels still landing): its last 30 days are pooled (a
+    # trial's report on a later day pooled nothing where summary showed them)
+    stop = AS_OF - timedelta(days=4)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("DELETE FROM marts.model_health_daily WHERE model_id = 'churn' AND date > ?", [stop])
+        days = conn.execute(
+            "SELECT count(*) FROM marts.model_health_daily WHERE model_id = 'churn' AND date > ?::DATE - 30 "
+            "AND date <= ?",
+            [stop, stop],
+        ).fetchone()[0]
+    low, high = proportion_confint(2 * days, 3 * days, method="wilson")
+    text = re.sub(r"<[^>]+>", "", build(warehouse).html)
+    assert (
+        f"churn, pooled over the 30 days to {stop} (labels known so far; Wilson 95% intervals): v1: precision "
+        f"{2 / 3:.3f} [{low:.3f}, {high:.3f}] of {3 * days:,}"
+    ) in text
 
 
 def test_a_small_models_pooled_rates_say_how_many_days_have_all_their_labels(warehouse):
