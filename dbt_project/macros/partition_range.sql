@@ -73,8 +73,10 @@
    whole group's exactly (sum them, then cast to double once). Always a
    decimal(38, scale), whatever `width` the values were summed at. #}
 {% macro exact_partial_sum(expr, scale=15, where=none, width=38) -%}
+    {#- `where` inside the cast, not an aggregate FILTER: a filter still casts every row, and a row it leaves out
+        may not fit the decimal (a bin of scores all 0: inf, "Could not cast value inf") #}
     {%- set summed -%}
-    sum(cast({{ expr }} as decimal({{ width }}, {{ scale }}))){% if where %} filter (where {{ where }}){% endif %}
+    sum(cast({% if where %}case when {{ where }} then {{ expr }} end{% else %}{{ expr }}{% endif %} as decimal({{ width }}, {{ scale }})))
     {%- endset -%}
     {%- if width == 38 %}{{ summed }}{% else %}cast({{ summed }} as decimal(38, {{ scale }})){% endif %}
 {%- endmacro %}

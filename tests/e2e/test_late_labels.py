@@ -22,6 +22,7 @@ from orchestration.lib.synthetic_world import WorldConfig, generate_world
 from tests.e2e.oracles import (
     clean_predictions,
     end_of,
+    hosmer_lemeshow,
     known_predictions,
     label_metrics,
     psi_categorical,
@@ -225,6 +226,37 @@ def test_labels_95_days_late_update_that_days_precision_and_recall_and_only_that
     # every other row is as the history left it
     others = lambda frame: frame[frame["date"] != pd.Timestamp(w["day"])].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(others(after), others(before))
+
+
+def test_scores_of_exactly_0_and_1_are_scored_and_left_out_of_the_calibration_test(built, tmp_path):
+    # a trial's risk score scaled to [0, 1] had 66 scores of exactly 0: the Hosmer-Lemeshow sum divided by
+    # mean_score (1 - mean_score) = 0 in that bin and the whole run failed ("Could not cast value inf"), though
+    # the bin was filtered out of the sum
+    w = built
+    db = private_copy(w, tmp_path)
+    day = w["day"] - timedelta(days=2)  # labels known on time
+    query(
+        db,
+        "UPDATE raw.predictions SET score = CASE WHEN score < 0.1 THEN 0.0 WHEN score >= 0.9 THEN 1.0 ELSE score END "
+        "WHERE CAST(predicted_at AS DATE) = ?",
+        [day],
+    )
+    later = day + timedelta(days=7)  # a run a week on: the day's labels have landed
+    build(db, day, later, {"recommender": HORIZON, "churn_offer": HORIZON}, reference_settings(w), tmp_path / "t")
+    rows = query(db, "SELECT * FROM marts.model_health_daily WHERE date = ?", [day]).set_index("model_id")
+    extremes = 0
+    for model_id, row in rows.iterrows():
+        known = known_predictions(w["source"], row["labels_as_of"].date())  # the labels the run knew
+        labelled = known[
+            (known["date"] == pd.Timestamp(day)) & known["label"].notna() & (known["model_id"] == model_id)
+        ]
+        assert len(labelled) == row["labelled"] > 0
+        scores = labelled["score"].to_numpy()
+        scores = np.where(scores < 0.1, 0.0, np.where(scores >= 0.9, 1.0, scores))
+        extremes += int((scores == 0).sum() + (scores == 1).sum())
+        chi2, bins = hosmer_lemeshow(labelled["label"].to_numpy(float), scores)
+        assert row["calibration_bins"] == bins and row["calibration_chi2"] == pytest.approx(chi2, rel=1e-9)
+    assert extremes > 20  # labelled scores of exactly 0 or 1 were there to break it
 
 
 def test_labels_beyond_the_models_horizon_do_not_count(built, tmp_path):
