@@ -1348,8 +1348,9 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     inside the band, null when not judged or empty. An empty day is freshness's failure: stale when
     0 rows is less likely under Poisson(trailing median) than a z standard-normal deviation,
     i.e. exp(-median) < Phi(-z) (at z = 4: a median above 10.4 rows), judged from the first day of history,
-    unless the same weekday a week before was empty too (within the group's history): a day the business is
-    closed every week (a weekday-only business's weekends) is not an outage.
+    unless the same weekday a week before had no more rows than that (within the group's history): a day the
+    business is closed every week (a weekday-only business's weekends) is not an outage, nor an empty quiet
+    Saturday after one of 2 rows (a trial's ~10 patients a weekday: Poisson(2) is 0 one Saturday in seven).
     """
     if volume is None:
         from orchestration.lib.project_config import load_config
@@ -1424,7 +1425,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             trailing_median + volume_half_width AS volume_high,
             CASE WHEN rows > 0 THEN (rows - trailing_median) / volume_half_width END AS volume_deviation,
             rows > 0 OR trailing_active_days = 0 OR coalesce(trailing_median, 0) <= {stale_above!r}
-                OR coalesce(rows_week_before = 0, false) AS fresh
+                OR coalesce(rows_week_before <= {stale_above!r}, false) AS fresh
         FROM banded
         WHERE day BETWEEN DATE '{first}' AND DATE '{last}'
         ORDER BY day{group}
@@ -1433,7 +1434,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     return frame
 
 
-WEEK = 7  # days: an empty day is expected when its weekday was empty a week before (days_frame)
+WEEK = 7  # days: an empty day is plausible when its weekday was (nearly) empty a week before (days_frame)
 
 
 def stale_median(z: float) -> float:
