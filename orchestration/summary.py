@@ -382,9 +382,29 @@ def _p_text(p: float) -> str:
     return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
-# per model whose net value has costs: the days of its experiment whose 'day' row counted none (attribution.model_impact:
-# in the warehouse and the analytics snapshot, on either engine)
+# per model whose net value has costs: the days of its experiment without a model_costs row while it ran (up to
+# its last cost row, or scoring that day): a row of 0 is a cost, and the days of outcomes after the model
+# stopped have none to miss (two trials' notes counted both as missing rows)
 COST_GAPS_SQL = """
+WITH days AS (
+    SELECT model_id, as_of_date, sum(model_cost) AS cost FROM attribution.model_impact
+    WHERE analysis_window = 'day' GROUP BY ALL
+),
+costs AS (SELECT model_id, date, max(date) OVER (PARTITION BY model_id) AS last_cost FROM staging.stg_model_costs),
+missing AS (
+    SELECT d.model_id, d.as_of_date FROM days d
+    WHERE NOT EXISTS (SELECT 1 FROM costs c WHERE c.model_id = d.model_id AND c.date = d.as_of_date)
+      AND (d.as_of_date <= (SELECT max(last_cost) FROM costs c WHERE c.model_id = d.model_id)
+           OR EXISTS (SELECT 1 FROM marts.model_health_daily h
+                      WHERE h.model_id = d.model_id AND h.date = d.as_of_date AND h.predictions > 0))
+)
+SELECT d.model_id, max(d.as_of_date) AS as_of, count(m.as_of_date) AS days_without,
+    min(m.as_of_date) AS first_without
+FROM days d LEFT JOIN missing m ON m.model_id = d.model_id AND m.as_of_date = d.as_of_date
+GROUP BY d.model_id HAVING max(d.cost) > 0 ORDER BY d.model_id
+"""
+# without the staging views (the analytics snapshot; engine: spark): the days whose 'day' row counted no cost
+COST_ZERO_DAYS_SQL = """
 WITH days AS (
     SELECT model_id, as_of_date, sum(model_cost) AS cost FROM attribution.model_impact
     WHERE analysis_window = 'day' GROUP BY ALL
@@ -406,8 +426,11 @@ def _cost_gaps(conn) -> list[str]:
 
     try:
         gaps = conn.execute(COST_GAPS_SQL).fetchall()
-    except (duckdb.CatalogException, duckdb.BinderException):
-        return []
+    except duckdb.Error:
+        try:
+            gaps = conn.execute(COST_ZERO_DAYS_SQL).fetchall()
+        except (duckdb.CatalogException, duckdb.BinderException):
+            return []
     lines = []
     for model, as_of, without, first in gaps:
         if without:

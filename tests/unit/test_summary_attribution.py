@@ -662,6 +662,25 @@ def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(wareho
         "value counts no cost on them" in out
     )
     assert f"  note: m: 2 day(s) of model_costs after {AS_OF.date()} (241.00) are in no net value yet" in out
+    # two trials: a row of cost 0 (no patient treated that day) and the days of outcomes after the model's last
+    # cost row, on which it scored nothing, were counted as missing rows
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("INSERT INTO staging.stg_model_costs VALUES ('m', ?, 0.0)", [days[2]])
+        conn.execute("DELETE FROM staging.stg_model_costs WHERE date > ?", [days[1]])
+        conn.execute("UPDATE attribution.model_impact SET model_cost = 0 WHERE as_of_date > ?", [days[1]])
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute(
+            "CREATE OR REPLACE TABLE marts.model_health_daily (model_id VARCHAR, date DATE, predictions BIGINT)"
+        )
+        conn.execute("INSERT INTO marts.model_health_daily VALUES ('m', ?, 50)", [days[3]])  # scored on day 3 only
+    out = _summary(path, capsys)
+    # by hand: day 2 has its row (0); days 3 and 4 are after the last cost row (day 2), day 3 with predictions
+    assert f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} (first {days[3]})" in out
+    with duckdb.connect(str(path)) as conn:  # as it was for the rest
+        conn.execute("DELETE FROM staging.stg_model_costs WHERE date = ?", [days[2]])
+        conn.executemany(
+            "UPDATE attribution.model_impact SET model_cost = 120.5 WHERE as_of_date = ?", [[d] for d in days[3:]]
+        )
     # the analytics snapshot (no staging views) and a Spark warehouse (views the analyst may not read): the first
     with duckdb.connect(str(path)) as conn:
         conn.execute("DROP TABLE staging.stg_model_costs")
