@@ -567,10 +567,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
     db = Path(args.db).resolve() if args.db else warehouse_path()
     if not db.is_file():
         raise CliError(f"warehouse '{db}' does not exist yet; run `impact-ledger materialize` first")
-    with _analyst_connection(db) as conn:
+    with _summary_connection(db) as conn:
         try:
             read_and_print(conn, reports_dir())
         except duckdb.CatalogException as err:
+            if failed := _latest_run_failed():  # a first run that stopped at a step: say which, not "run it"
+                raise CliError(f"no attribution tables in '{db}' yet: the latest run FAILED: {failed}") from err
             raise CliError(f"no attribution tables in '{db}' yet; run `impact-ledger materialize` first") from err
         except duckdb.BinderException as err:  # written before a column existed; the next run adds it
             raise CliError(
@@ -579,6 +581,22 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if failed := _latest_run_failed():
         print(f"\nThe latest run FAILED: {failed}")
     return 0
+
+
+def _summary_connection(db: Path):
+    """The warehouse read-only. summary runs only its own SQL, and on engine: spark the staging views read the
+    Spark Parquet files, which the analysts' locked-down connection may not (a trial's summary on Spark dropped
+    its model costs silently)."""
+    import duckdb
+
+    from orchestration.lib.engine import engine
+
+    if engine() != "spark":
+        return _analyst_connection(db)
+    try:
+        return duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as err:
+        raise CliError(f"cannot open '{db}' as a DuckDB database: {str(err).splitlines()[0]}") from None
 
 
 def _latest_run_failed() -> str:
@@ -613,6 +631,12 @@ def cmd_query(args: argparse.Namespace) -> int:
             frame = conn.execute(args.sql).df()
         except duckdb.CatalogException as err:
             raise CliError(f"query failed: {err}{_snapshot_hint(conn, db, args.db)}") from err
+        except duckdb.PermissionException as err:  # a view over files: the Spark engine's raw and staging
+            raise CliError(
+                f"query failed: {err}\n  query reads the database file only; on engine: spark the warehouse's raw "
+                "and staging schemas are views over the Spark engine's Parquet files (IMPACT_LEDGER_SPARK_DIR): read "
+                "them with DuckDB's read_parquet or Spark; the marts are tables here"
+            ) from err
         except duckdb.Error as err:
             raise CliError(f"query failed: {err}") from err
     with __import__("pandas").option_context("display.max_rows", args.max_rows, "display.width", 200):

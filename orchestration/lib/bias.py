@@ -42,6 +42,9 @@ POPULATION_COLUMNS = ["population_users", "population_total"]
 
 DEFAULTS = {
     "min_labelled": 200,
+    # disparate impact compares decisions, which need no label: a group takes part with this many predictions (two
+    # trials' most-flagged group, 378 and 487 predictions in a window, was left out at min_labelled's 500)
+    "min_predictions": 100,
     "disparate_impact_min": 0.8,
     "equal_opportunity_max_difference": 0.1,
     "equalized_odds_max_difference": 0.1,
@@ -189,6 +192,7 @@ class Thresholds:
     """Verdict limits; unknown keys (e.g. window_days from the same config block) are ignored."""
 
     min_labelled: float = DEFAULTS["min_labelled"]
+    min_predictions: float = DEFAULTS["min_predictions"]
     disparate_impact_min: float = DEFAULTS["disparate_impact_min"]
     equal_opportunity_max_difference: float = DEFAULTS["equal_opportunity_max_difference"]
     equalized_odds_max_difference: float = DEFAULTS["equalized_odds_max_difference"]
@@ -293,8 +297,8 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
             f"fewer than 2 groups with >= {t.min_labelled:g} labelled predictions: "
             + (
                 "only disparate impact (decisions, no labels) is compared"
-                if (g["predictions"] >= t.min_labelled).sum() >= 2
-                else f"nor with >= {t.min_labelled:g} predictions (disparate impact's groups): nothing to compare"
+                if (g["predictions"] >= t.min_predictions).sum() >= 2
+                else f"nor with >= {t.min_predictions:g} predictions (disparate impact's groups): nothing to compare"
             )
         )
 
@@ -313,9 +317,9 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
             return _behind(*flipped(values), lambda ahead, behind: ahead / behind < t.disparate_impact_min)
 
     # disparate impact (four-fifths rule); flags use the same ratios as the verdict so they agree. Selection rates
-    # need no label: a group takes part once it has min_labelled predictions (a risk score whose labels land months
+    # need no label: a group takes part once it has min_predictions predictions (a risk score whose labels land months
     # late is judged on its decisions from the first window)
-    decided = g["predictions"] >= t.min_labelled
+    decided = g["predictions"] >= t.min_predictions
     relative, _, _, _ = disparate_impact_relative(g, decided, harmful)
     defined = decided & ~np.isnan(relative)
     if defined.sum() >= 2:
@@ -421,6 +425,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "groups_without_tpr": no_tpr,
         # the limits travel with the verdict so its summary cannot quote other ones
         "min_labelled": t.min_labelled,
+        "min_predictions": t.min_predictions,
         "disparate_impact_min": t.disparate_impact_min,
         "equal_opportunity_max_difference": t.equal_opportunity_max_difference,
         "equalized_odds_max_difference": t.equalized_odds_max_difference,
@@ -479,7 +484,7 @@ def bias_verdicts(
     ``rates``: the output of ``group_rates``. Groups with fewer labelled
     predictions than ``min_labelled`` are listed in ``excluded_groups`` and take
     no part in the label-based verdicts (disparate impact compares the selection
-    rates of the groups with ``min_labelled`` predictions); eligible groups without labelled positives have no
+    rates of the groups with ``min_predictions`` predictions); eligible groups without labelled positives have no
     TPR and drop out of the TPR-based verdicts (named in ``groups_without_tpr``
     and ``note``). A metric that cannot be computed (fewer than 2 comparable
     groups) is NaN and its verdict passes, with the reason in ``note``.
@@ -630,10 +635,12 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
     nothing = 0  # rows that compared nothing at all
     for _, v in verdicts.iterrows():
         minimum = float(v["min_labelled"]) if pd.notna(v.get("min_labelled")) else fallback.min_labelled
+        # a verdict stored before min_predictions judged disparate impact at min_labelled predictions
+        decisions = float(v["min_predictions"]) if pd.notna(v.get("min_predictions")) else minimum
         if not assessed(v):  # it passes (nothing to compare), but a pass is not a finding of fairness
             unassessed.append(
-                f"{v['model_id']} / {v['attribute']}: not assessed: fewer than 2 groups with >= {minimum:g} "
-                "predictions (bias.min_labelled)"
+                f"{v['model_id']} / {v['attribute']}: not assessed: fewer than 2 groups with >= {decisions:g} "
+                "predictions (bias.min_predictions)"
             )
             nothing += 1
             continue
@@ -644,7 +651,7 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
                 f"{v['model_id']} / {v['attribute']}: {', '.join(blank)} not assessed: fewer than 2 groups with "
                 f">= {minimum:g} labelled predictions (bias.min_labelled)"
             )
-        if left_out := _left_out(v, minimum):
+        if left_out := _left_out(v, minimum, decisions):
             unassessed.append(f"{v['model_id']} / {v['attribute']}: {left_out}")
         failed, passed_in_noise = _verdict_sentences(v, fallback)
         lines += [f"{v['model_id']} / {v['attribute']}: {sentence}" for sentence in failed]
@@ -656,7 +663,7 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
     return "\n".join(lines + unassessed + within_noise)
 
 
-def _left_out(v, minimum: float) -> str:
+def _left_out(v, minimum: float, decisions: float) -> str:
     """The groups an assessed verdict did not judge (too few predictions or labelled predictions), or ''.
 
     A pass over the groups that were judged says nothing of these: the smallest groups are often the ones a
@@ -670,12 +677,15 @@ def _left_out(v, minimum: float) -> str:
     labels = [g for g in excluded if g in compared] if len(_group_list(v.get("eligible_groups"))) >= 2 else []
     said = []
     if every:
-        said.append(f"{', '.join(every)} left out of every verdict (fewer than {minimum:g} predictions)")
+        said.append(
+            f"{', '.join(every)} left out of every verdict (fewer than {decisions:g} predictions, bias.min_predictions)"
+        )
     if labels:
         said.append(
-            f"{', '.join(labels)} left out of all but disparate impact (fewer than {minimum:g} labelled predictions)"
+            f"{', '.join(labels)} left out of all but disparate impact (fewer than {minimum:g} labelled predictions, "
+            "bias.min_labelled)"
         )
-    return "; ".join(said) + " (bias.min_labelled)" if said else ""
+    return "; ".join(said)
 
 
 def assessed(verdict) -> bool:
@@ -720,8 +730,8 @@ def group_intervals(rates: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame
 
     ``trials`` is the rate's denominator (predictions for the selection rate,
     labelled positives for TPR, ...), ``excluded`` marks groups with fewer
-    labelled rows than the verdict's ``min_labelled`` (shown, not judged) and
-    ``flagged`` the groups a failed verdict names (calibration: the extremes).
+    labelled rows than the verdict's ``min_labelled`` (the selection rate's: fewer predictions than its
+    ``min_predictions``; shown, not judged) and ``flagged`` the groups a failed verdict names (calibration: the extremes).
     """
     if rates.empty:
         return pd.DataFrame(columns=INTERVAL_COLUMNS)
@@ -739,7 +749,11 @@ def group_intervals(rates: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame
             ci_high=rates[f"{rate}_ci_high"],
         )
         verdict = judged.reindex(pd.MultiIndex.from_frame(part[["model_id", "attribute"]]))
-        part["excluded"] = (part["labelled"] < verdict["min_labelled"].to_numpy()).to_numpy()
+        if rate == "selection_rate":  # disparate impact's groups: enough predictions, no label needed
+            needed = verdict.get("min_predictions", verdict["min_labelled"]).fillna(verdict["min_labelled"])
+            part["excluded"] = (part["trials"] < needed.to_numpy()).to_numpy()  # its trials: the predictions
+        else:
+            part["excluded"] = (part["labelled"] < verdict["min_labelled"].to_numpy()).to_numpy()
         harmful = (
             (verdict["positive_decision"] == "harmful").to_numpy()
             if "positive_decision" in verdict

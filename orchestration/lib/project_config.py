@@ -142,6 +142,7 @@ class Alerts(_Strict):
 class Bias(_Strict):
     window_days: int = Field(default=14, ge=1)
     min_labelled: int = Field(default=500, ge=0)  # groups with fewer labelled predictions are reported, not judged
+    min_predictions: int = Field(default=100, ge=0)  # disparate impact's groups: decisions need no label
     disparate_impact_min: float = Field(default=0.8, gt=0, le=1)  # four-fifths rule on favourable-outcome rates
     equal_opportunity_max_difference: float = Field(default=0.1, ge=0, le=1)
     equalized_odds_max_difference: float = Field(default=0.1, ge=0, le=1)

@@ -352,7 +352,7 @@ def test_fewer_than_two_eligible_groups_pass_with_nan_metrics_and_a_note(world):
     only_the_largest = (rates["labelled"].iloc[-2] + rates["labelled"].iloc[-1]) / 2
     # a minimum no group reaches even in predictions: nothing at all to compare
     nothing = rates["predictions"].max() + 1
-    verdict = bias_verdicts(rates, {"min_labelled": nothing}).iloc[0]
+    verdict = bias_verdicts(rates, {"min_labelled": nothing, "min_predictions": nothing}).iloc[0]
     assert verdict["eligible_groups"] == [] and sorted(verdict["excluded_groups"]) == ["DE", "FR", "NL"]
     for metric in (
         "disparate_impact_ratio",
@@ -365,12 +365,12 @@ def test_fewer_than_two_eligible_groups_pass_with_nan_metrics_and_a_note(world):
     # it passes (nothing to compare), but its summary must not read as a finding of fairness
     text = summarise_verdicts(pd.DataFrame([verdict]))
     assert "fairness verdicts pass" not in text
-    assert text.endswith(f"not assessed: fewer than 2 groups with >= {nothing:g} predictions (bias.min_labelled)")
+    assert text.endswith(f"not assessed: fewer than 2 groups with >= {nothing:g} predictions (bias.min_predictions)")
     fair = bias_verdicts(rates, {"min_labelled": 0}).iloc[0]
     both = summarise_verdicts(pd.DataFrame([fair, verdict]))
     assert both.splitlines()[0] == "the assessed fairness verdicts pass" and "not assessed" in both.splitlines()[1]
     # one group with enough labels: the label-based metrics are NaN, disparate impact still compares decisions
-    few_labels = bias_verdicts(rates, {"min_labelled": only_the_largest}).iloc[0]
+    few_labels = bias_verdicts(rates, {"min_labelled": only_the_largest, "min_predictions": only_the_largest}).iloc[0]
     assert few_labels["eligible_groups"] == ["DE"] and few_labels["excluded_groups"] == ["FR", "NL"]
     assert math.isnan(few_labels["equal_opportunity_difference"]) and math.isnan(few_labels["calibration_gap"])
     decided = rates[rates["predictions"] >= only_the_largest]
@@ -452,26 +452,23 @@ def test_a_pass_over_the_larger_groups_names_the_groups_it_left_out():
         }
     )
     rates = group_rates(rows.assign(date=pd.Timestamp("2026-03-26")))
-    verdict = bias_verdicts(rates, {"min_labelled": 500}).iloc[0]
+    # disparate impact's groups needing min_labelled's 500 predictions (as it did): a pass of the female groups
+    verdict = bias_verdicts(rates, {"min_labelled": 500, "min_predictions": 500}).iloc[0]
     assert verdict["passed"] and verdict["excluded_groups"] == ["afam|male", "cauc|male"]
     said = summarise_verdicts(pd.DataFrame([verdict])).splitlines()
     assert said == [
         "the assessed fairness verdicts pass",
-        "screener / ethnicity_x_gender: afam|male, cauc|male left out of every verdict (fewer than 500 predictions) "
-        "(bias.min_labelled)",
+        "screener / ethnicity_x_gender: afam|male, cauc|male left out of every verdict (fewer than 500 predictions, "
+        "bias.min_predictions)",
     ]
-    # with enough predictions but too few labels, disparate impact judges them and the rest leaves them out
-    labels_only = bias_verdicts(rates, {"min_labelled": 310}).iloc[0]
-    line = summarise_verdicts(pd.DataFrame([labels_only])).splitlines()[-1]
-    assert line == (
-        "screener / ethnicity_x_gender: cauc|male left out of every verdict (fewer than 310 predictions) "
-        "(bias.min_labelled)"
-    )
-    rows["predictions"] = [1300, 600, 1310, 600]
-    more = bias_verdicts(group_rates(rows.assign(date=pd.Timestamp("2026-03-26"))), {"min_labelled": 500}).iloc[0]
-    assert summarise_verdicts(pd.DataFrame([more])).splitlines()[-1] == (
+    # decisions need no label: at the default 100 predictions disparate impact compares all four, and fails (by
+    # hand: the male groups' selection rates 58/315 and 59/300 against 360/1310, Wilson intervals apart)
+    verdict = bias_verdicts(rates, {"min_labelled": 500}).iloc[0]
+    assert verdict["disparate_impact_groups"] == groups and not verdict["passes_disparate_impact"]
+    assert verdict["disparate_impact_ratio"] == pytest.approx((58 / 315) / (360 / 1310), rel=1e-12)
+    assert summarise_verdicts(pd.DataFrame([verdict])).splitlines()[-1] == (
         "screener / ethnicity_x_gender: afam|male, cauc|male left out of all but disparate impact (fewer than 500 "
-        "labelled predictions) (bias.min_labelled)"
+        "labelled predictions, bias.min_labelled)"
     )
 
 
@@ -550,7 +547,7 @@ def test_summary_quotes_the_limits_the_verdict_was_judged_against(rates):
         rates,
         {"equal_opportunity_max_difference": 0.05, "disparate_impact_min": 0.5, "equalized_odds_max_difference": 0.5},
     )
-    text = summarise_verdicts(strict)
+    text = "\n".join(line for line in summarise_verdicts(strict).splitlines() if "left out of" not in line)
     assert "equal opportunity difference" in text and "> 0.05; disadvantaged: 55+" in text
     assert "disparate impact" not in text and "equalised odds" not in text
 

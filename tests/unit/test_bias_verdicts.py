@@ -116,7 +116,7 @@ def test_fair_rows_pass(rows):
     # its group "tiny" is too small to judge: the pass is of the others, and says so
     assert summarise_verdicts(pd.DataFrame([verdict])).splitlines() == [
         "the assessed fairness verdicts pass",
-        "m / segment: tiny left out of every verdict (fewer than 200 predictions) (bias.min_labelled)",
+        "m / segment: tiny left out of every verdict (fewer than 100 predictions, bias.min_predictions)",
     ]
     judged = fair[fair["group_value"] != "tiny"]
     verdict = bias_verdicts(group_rates(counts(judged)), {"min_labelled": 200}).iloc[0]

@@ -165,6 +165,42 @@ def test_a_table_outside_the_analytics_snapshot_is_answered_with_where_it_is(tmp
     assert given.returncode == 2 and "holds the published schemas" not in given.stderr
 
 
+def test_a_view_over_files_is_answered_with_where_to_read_them(tmp_path):
+    # on engine: spark the warehouse's raw and staging are views over Parquet, which query may not read
+    import duckdb
+    import pandas as pd
+
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "part.parquet")
+    db = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute(
+            f"CREATE SCHEMA raw; CREATE VIEW raw.labels AS SELECT * FROM read_parquet('{tmp_path}/part.parquet')"
+        )
+    denied = run("query", "SELECT * FROM raw.labels", "--db", str(db))
+    assert denied.returncode == 2 and "Traceback" not in denied.stderr
+    assert "views over the Spark engine's Parquet files (IMPACT_LEDGER_SPARK_DIR)" in denied.stderr
+
+
+def test_summary_reads_the_spark_engines_views_over_its_parquet(tmp_path, monkeypatch):
+    # a trial on Spark: summary's locked-down connection could not read staging.stg_model_costs (a view over the
+    # Spark engine's Parquet) and its model costs went missing without a word; summary runs only its own SQL
+    import duckdb
+    import pandas as pd
+
+    pd.DataFrame({"total_cost": [12.5, 7.5]}).to_parquet(tmp_path / "costs.parquet")
+    db = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute(
+            f"CREATE SCHEMA staging; CREATE VIEW staging.costs AS SELECT * FROM read_parquet('{tmp_path}/costs.parquet')"
+        )
+    monkeypatch.setenv("IMPACT_LEDGER_ENGINE", "spark")
+    with cli._summary_connection(db) as conn:
+        assert conn.execute("SELECT sum(total_cost) FROM staging.costs").fetchone()[0] == 20.0
+    monkeypatch.setenv("IMPACT_LEDGER_ENGINE", "duckdb")  # the DuckDB engine's staging reads tables: locked down
+    with cli._summary_connection(db) as conn, pytest.raises(duckdb.PermissionException):
+        conn.execute("SELECT sum(total_cost) FROM staging.costs")
+
+
 def test_a_reader_that_stops_early_ends_the_output_without_a_traceback(tmp_path):
     # `impact-ledger query ... | head`: the pipe closes while the table is printed (was a BrokenPipeError traceback)
     import duckdb
@@ -581,6 +617,14 @@ def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch
         dg.materialize([asset(True)], instance=instance, raise_on_error=False, tags=tags)
     failed = cli._latest_run_failed()
     assert "failed at step raw__predictions: predictions_2026-09-20.csv: table 'predictions' is missing" in failed
+    # a first run that failed so: summary said "no attribution tables ... run materialize first" (it had been run)
+    import duckdb
+
+    empty = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(empty)).close()
+    with pytest.raises(cli.CliError) as said:
+        cli.cmd_summary(argparse.Namespace(db=str(empty), config=None))
+    assert "yet: the latest run FAILED: " in str(said.value) and "missing required column 'score'" in str(said.value)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert dg.materialize([asset(False)], instance=instance, tags=tags).success
     assert cli._latest_run_failed() == ""  # the next run succeeded

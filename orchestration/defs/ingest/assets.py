@@ -11,7 +11,6 @@ from orchestration.lib import early_gates, landing_files, okrs
 from orchestration.lib.contract import CONTRACTS, ContractError
 from orchestration.lib.db_sources import prepare, source_of
 from orchestration.lib.project_config import load_config
-from orchestration.lib.engine import engine
 from orchestration.lib.raw_loader import LoadReport, check_attribute_columns, load_days
 from orchestration.lib.settings import gx_docs_dir
 
@@ -85,7 +84,7 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             source, _ = prepare(table, days)
             with duckdb.get_connection() as conn:
                 reports = load_days(conn, table, source.root, days)
-                if table == "users" and engine() == "duckdb":  # before any table that joins it
+                if table == "users":  # before any table that joins it (Spark's: DuckDB's views over its Parquet)
                     check_attribute_columns(conn, load_config().attribute_columns)
                 if table == "experiment_variants":  # an OKR's treatment arm, before the data loads
                     okrs.check_before_loading(conn)
