@@ -198,6 +198,13 @@ class Thresholds:
     equalized_odds_max_difference: float = DEFAULTS["equalized_odds_max_difference"]
     calibration_gap_max: float = DEFAULTS["calibration_gap_max"]
 
+    @property
+    def decisions_needed(self) -> float:
+        """Predictions a group needs for disparate impact: never more than the label-based verdicts' minimum (a
+        group judged on its labels has as many predictions; a project lowering min_labelled to 30 for a small
+        data set keeps its small groups in disparate impact too)."""
+        return min(self.min_predictions, self.min_labelled)
+
     @classmethod
     def from_mapping(cls, thresholds: dict | None) -> "Thresholds":
         return cls(**{k: float(v) for k, v in (thresholds or {}).items() if k in DEFAULTS})
@@ -297,8 +304,8 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
             f"fewer than 2 groups with >= {t.min_labelled:g} labelled predictions: "
             + (
                 "only disparate impact (decisions, no labels) is compared"
-                if (g["predictions"] >= t.min_predictions).sum() >= 2
-                else f"nor with >= {t.min_predictions:g} predictions (disparate impact's groups): nothing to compare"
+                if (g["predictions"] >= t.decisions_needed).sum() >= 2
+                else f"nor with >= {t.decisions_needed:g} predictions (disparate impact's groups): nothing to compare"
             )
         )
 
@@ -319,7 +326,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     # disparate impact (four-fifths rule); flags use the same ratios as the verdict so they agree. Selection rates
     # need no label: a group takes part once it has min_predictions predictions (a risk score whose labels land months
     # late is judged on its decisions from the first window)
-    decided = g["predictions"] >= t.min_predictions
+    decided = g["predictions"] >= t.decisions_needed
     relative, _, _, _ = disparate_impact_relative(g, decided, harmful)
     defined = decided & ~np.isnan(relative)
     if defined.sum() >= 2:
@@ -425,7 +432,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "groups_without_tpr": no_tpr,
         # the limits travel with the verdict so its summary cannot quote other ones
         "min_labelled": t.min_labelled,
-        "min_predictions": t.min_predictions,
+        "min_predictions": t.decisions_needed,  # as applied
         "disparate_impact_min": t.disparate_impact_min,
         "equal_opportunity_max_difference": t.equal_opportunity_max_difference,
         "equalized_odds_max_difference": t.equalized_odds_max_difference,

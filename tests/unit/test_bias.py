@@ -27,6 +27,7 @@ from tests.oracles.bias_counts import bias_counts
 from orchestration.lib.bias import (
     COUNT_COLUMNS,
     DEFAULTS,
+    Thresholds,
     assessed,
     bias_verdicts,
     group_rates,
@@ -461,6 +462,9 @@ def test_a_pass_over_the_larger_groups_names_the_groups_it_left_out():
         "screener / ethnicity_x_gender: afam|male, cauc|male left out of every verdict (fewer than 500 predictions, "
         "bias.min_predictions)",
     ]
+    # a project that lowers min_labelled for small data lowers disparate impact's minimum with it
+    assert Thresholds.from_mapping({"min_labelled": 30}).decisions_needed == 30
+    assert Thresholds.from_mapping({"min_labelled": 500}).decisions_needed == 100
     # decisions need no label: at the default 100 predictions disparate impact compares all four, and fails (by
     # hand: the male groups' selection rates 58/315 and 59/300 against 360/1310, Wilson intervals apart)
     verdict = bias_verdicts(rates, {"min_labelled": 500}).iloc[0]
