@@ -351,7 +351,7 @@ def _leading_indicators(conn, as_of) -> list[str]:
         return lines
     lines += [
         f"{r.kpi}: {r.model_id} {r.health_metric} {_lead_text(r.lag_days)} "
-        f"(correlation of daily changes {r.correlation:+.2f} over {r.n_days} days, "
+        f"(correlation of daily changes net of weekday {r.correlation:+.2f} over {r.n_days} days, "
         f"p {_p_text(r.p_value_adjusted)} after Holm over the {r.family_size} correlations searched)"
         for r in best.itertuples()
     ]

@@ -1172,8 +1172,9 @@ class ReportBuilder:
         s.add(
             paragraph(
                 f"Health metrics whose daily changes precede a KPI's by the lag shown, beyond chance: Holm-adjusted "
-                f"over the {searched} correlations searched, with an effective sample size for autocorrelated "
-                "changes. Correlation is not causation: a lead says which indicator to watch."
+                f"over the {searched} correlations searched, of changes net of each weekday's mean (a shared weekly "
+                "cycle is no lead), with an effective sample size for autocorrelated changes. Correlation is not "
+                "causation: a lead says which indicator to watch."
             )
         )
         shown = leads.assign(lag=leads["lag_days"].map(lambda d: f"{int(d)} day(s)" if d else "same day (not a lead)"))

@@ -6,16 +6,15 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.tsa.stattools import acf
 
 from orchestration.lib.leading import kpi_drop_leads
 from orchestration.lib.settings import dbt_var
 from tests.dbt_in_process import run_dbt
+from tests.oracles.leading_correlation import correlate
 
 
-def test_correlations_of_daily_changes_match_pandas_at_every_lag(latest):
+def test_correlations_of_daily_changes_partial_on_weekday_match_pandas_at_every_lag(latest):
     cfg = dbt_var("leading_lagging")
     as_of = latest.last
     table = latest.query("SELECT * FROM marts.leading_lagging WHERE as_of_date = ?", [as_of])
@@ -28,27 +27,26 @@ def test_correlations_of_daily_changes_match_pandas_at_every_lag(latest):
     for metric, kpi in (("mean_score", "conversion_rate"), ("precision", "revenue_per_active_user")):
         h, k = health[metric].diff(), kpis[kpi].diff()
         for lag in range(cfg["max_lag_days"] + 1):
-            window = [as_of - timedelta(days=i) for i in range(cfg["window_days"])]
-            pairs = pd.DataFrame(
-                {"k": k.reindex(window), "h": h.reindex([d - timedelta(days=lag) for d in window]).to_numpy()}
-            ).dropna()
+            window = [as_of - timedelta(days=i) for i in range(cfg["window_days"])][::-1]
+            x, y = h.reindex([d - timedelta(days=lag) for d in window]), k.reindex(window)
+            expected = correlate(x.to_numpy(), y.to_numpy(), window)  # partial on weekday
             row = table[
                 (table["model_id"] == "recommender")
                 & (table["health_metric"] == metric)
                 & (table["kpi"] == kpi)
                 & (table["lag_days"] == lag)
             ].iloc[0]
-            assert row["n_days"] == len(pairs)
-            days = list(pairs.index)  # newest first
-            consecutive = all(a - b == timedelta(days=1) for a, b in zip(days, days[1:]))
-            if len(pairs) >= cfg["min_days"]:
-                r = np.corrcoef(pairs["h"], pairs["k"])[0, 1]
-                assert row["correlation"] == pytest.approx(r, abs=1e-9)
+            assert row["n_days"] == expected.n_days
+            known = [d for d, a, b in zip(window, x, y) if pd.notna(a) and pd.notna(b)]
+            consecutive = all(b - a == timedelta(days=1) for a, b in zip(known, known[1:]))
+            if expected.n_days >= cfg["min_days"]:
+                assert row["correlation"] == pytest.approx(expected.correlation, abs=1e-9, nan_ok=True)
                 if consecutive:  # no day missing: the lag-1 autocorrelations are statsmodels' acf
-                    n_eff = len(pairs) / max(1.0, 1 + 2 * acf(pairs["h"], nlags=1)[1] * acf(pairs["k"], nlags=1)[1])
-                    assert row["n_effective"] == pytest.approx(n_eff, rel=1e-9)
-                    p = 2 * stats.norm.sf(abs(np.arctanh(r)) * np.sqrt(n_eff - 3))
-                    assert row["p_value"] == pytest.approx(p, rel=1e-6, abs=1e-12)
+                    assert row["n_effective"] == pytest.approx(expected.n_effective, rel=1e-9)
+                    if np.isnan(expected.p_value):  # the weekday controls leave too few pairs
+                        assert pd.isna(row["p_value"])
+                    else:
+                        assert row["p_value"] == pytest.approx(expected.p_value, rel=1e-6, abs=1e-12)
             else:
                 assert pd.isna(row["correlation"]) and pd.isna(row["p_value"])
     best = table[table["is_best_lag"]].groupby(["model_id", "health_metric", "kpi"])["lag_days"].count()

@@ -1,7 +1,8 @@
-"""marts.leading_lagging's p-values: built by dbt on simulated series, checked against scipy and statsmodels.
+"""marts.leading_lagging's p-values: built by dbt on simulated series, checked against pandas, scipy and statsmodels.
 
 Null worlds (no health metric moves the KPIs) must print a lead on fewer than 5% of
-as-of dates although ~840 correlations are searched each day; a planted lead is found.
+as-of dates although ~840 correlations are searched each day, also when a health metric
+and a KPI share a weekly cycle (a common cause, not a lead); a planted lead is found.
 """
 
 from datetime import date, timedelta
@@ -10,12 +11,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.tsa.stattools import acf
 
 from orchestration.lib.settings import dbt_var
 from tests.dbt_in_process import run_dbt
+from tests.oracles.leading_correlation import correlate
 
 START = date(2025, 1, 1)
 MODELS = ("model_a", "model_b")
@@ -72,8 +72,9 @@ def _null_world(days: int, seed: int) -> dict[str, pd.DataFrame]:
     return {"kpi_daily": kpis, "model_health_daily": pd.concat(health), "feature_drift_daily": pd.concat(drift)}
 
 
-def _build(tmp_path, tables: dict[str, pd.DataFrame], monkeypatch) -> pd.DataFrame:
-    """Write the marts leading_lagging reads, run the dbt model over every day, return it."""
+def _build(tmp_path, tables: dict[str, pd.DataFrame], monkeypatch, **settings) -> pd.DataFrame:
+    """Write the marts leading_lagging reads, run the dbt model over every day (``settings`` override the
+    leading_lagging var's), return it."""
 
     db = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(db)) as conn:
@@ -88,6 +89,8 @@ def _build(tmp_path, tables: dict[str, pd.DataFrame], monkeypatch) -> pd.DataFra
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
     monkeypatch.setenv("IMPACT_LEDGER_TEMP_DIR", str(tmp_path / "tmp"))
     variables = {"min_date": min(days).isoformat(), "max_date": max(days).isoformat()}
+    if settings:
+        variables["leading_lagging"] = {**dbt_var("leading_lagging"), **settings}
     result = run_dbt("run", ["leading_lagging"], str(tmp_path / "target"), variables)
     assert result.success, result.exception
     with duckdb.connect(str(db)) as conn:
@@ -107,7 +110,7 @@ def null_world(tmp_path_factory):
         return tables, _build(tmp_path_factory.mktemp("null_world"), tables, mp)
 
 
-def test_p_values_match_fisher_z_with_bartletts_effective_sample_size_and_holm(null_world):
+def test_p_values_match_fisher_z_partial_on_weekday_with_bartletts_effective_sample_size_and_holm(null_world):
     tables, table = null_world
     cfg = dbt_var("leading_lagging")
     as_of = _full_window_dates(table)[-1]
@@ -119,23 +122,22 @@ def test_p_values_match_fisher_z_with_bartletts_effective_sample_size_and_holm(n
         ("model_a", "precision", "conversion_rate", 0),
         ("model_b", "label_coverage", "revenue_per_active_user", 7),
         ("model_a", "mean_score", "average_order_value", 14),
+        ("model_b", "recall", "refund_rate", 3),
     ):
-        y = kpis[kpi].diff().reindex(window).to_numpy()
-        x = health.loc[model][metric].diff().reindex([d - timedelta(days=lag) for d in window]).to_numpy()
-        r = np.corrcoef(x, y)[0, 1]
-        rx, ry = acf(x, nlags=1)[1], acf(y, nlags=1)[1]
-        n_eff = len(x) / max(1.0, 1 + 2 * rx * ry)
-        p = 2 * stats.norm.sf(abs(np.arctanh(r)) * np.sqrt(n_eff - 3))
+        y = kpis[kpi].diff().reindex(window)
+        x = health.loc[model][metric].diff().reindex([d - timedelta(days=lag) for d in window])
+        expected = correlate(x, y, window)
         row = day[
             (day["model_id"] == model)
             & (day["health_metric"] == metric)
             & (day["kpi"] == kpi)
             & (day["lag_days"] == lag)
         ].iloc[0]
-        assert row["n_days"] == len(x) == cfg["window_days"]
-        assert row["correlation"] == pytest.approx(r, abs=1e-9)
-        assert row["n_effective"] == pytest.approx(n_eff, rel=1e-9)
-        assert row["p_value"] == pytest.approx(p, rel=1e-6, abs=1e-12)  # erfc approximation: relative error < 1.2e-7
+        assert row["n_days"] == expected.n_days == cfg["window_days"] and expected.controls == 6
+        assert row["correlation"] == pytest.approx(expected.correlation, abs=1e-9)
+        assert row["n_effective"] == pytest.approx(expected.n_effective, rel=1e-9)
+        # erfc approximation: relative error < 1.2e-7
+        assert row["p_value"] == pytest.approx(expected.p_value, rel=1e-6, abs=1e-12)
     tested = day.dropna(subset=["p_value"])
     # every model x metric (6 + max_psi) x KPI x lag with enough days is in the family
     assert len(tested) == (day["family_size"] == len(tested)).sum() == 2 * 7 * 4 * (cfg["max_lag_days"] + 1)
@@ -174,12 +176,101 @@ def test_a_planted_lead_is_significant_at_its_lag(tmp_path, monkeypatch):
     rate = health.loc[health["model_id"] == "model_b", "positive_rate"].to_numpy()
     kpis["conversion_rate"] = kpis["conversion_rate"] - 0.6 * np.concatenate([np.full(4, rate[0]), rate[:-4]])
     table = _build(tmp_path, tables, monkeypatch)
-    last = table[table["as_of_date"] == table["as_of_date"].max()]
-    significant = last[last["significant"]]
-    assert len(significant) and set(significant["kpi"]) == {"conversion_rate"}
-    best = significant.sort_values("p_value_adjusted").iloc[0]
-    assert (best["model_id"], best["health_metric"], best["lag_days"]) == ("model_b", "positive_rate", 4)
-    assert best["correlation"] < 0 and best["is_best_lag"]
+    dates = _full_window_dates(table)
+    significant = table[table["significant"] & table["as_of_date"].isin(dates)]
+    assert set(significant["kpi"]) == {"conversion_rate"}  # nothing else is a lead on any day
+    best = significant.sort_values("p_value_adjusted").groupby("as_of_date").head(1)
+    assert (best["model_id"] == "model_b").all() and (best["health_metric"] == "positive_rate").all()
+    assert (best["lag_days"] == 4).all() and (best["correlation"] < 0).all() and best["is_best_lag"].all()
+    # Found on 17 of the 18 full windows: on the last, r = -0.88 over n_effective 18.5 leaves 9.5 degrees of
+    # freedom after the six weekday controls, Holm p 0.015 (p of the plain correlation times 840: 3e-5).
+    assert len(best) >= 0.9 * len(dates), f"found on {len(best)} of {len(dates)} as-of dates"
+    as_of = best["as_of_date"].max().date()
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
-        lines = [line for line in _leading_indicators(conn, best["as_of_date"].date()) if "leads by" in line]
+        lines = [line for line in _leading_indicators(conn, as_of) if "leads by" in line]
     assert len(lines) == 1 and "model_b positive_rate leads by 4 day(s)" in lines[0]
+
+
+def _weekend(dates) -> np.ndarray:
+    return np.array([d.weekday() >= 5 for d in dates], dtype=float)
+
+
+def test_a_weekly_cycle_shared_by_a_health_metric_and_a_kpi_is_no_lead(tmp_path, monkeypatch):
+    """Daily business metrics share the week: on weekends model_a's positive rate and conversion both jump (by
+    ~6 times their levels' day-to-day noise), otherwise they are independent. The weekday is a common cause: plain
+    correlations of the changes would call it a lead on nearly every day; partial on weekday they do not."""
+    cfg = dbt_var("leading_lagging")
+    tables = _null_world(days=120, seed=23)
+    kpis, health = tables["kpi_daily"], tables["model_health_daily"]
+    kpis["conversion_rate"] += 0.02 * _weekend(kpis["date"])
+    cycled = health["model_id"] == "model_a"
+    health.loc[cycled, "positive_rate"] += 0.06 * _weekend(health.loc[cycled, "date"])
+    table = _build(tmp_path, tables, monkeypatch)
+    dates = _full_window_dates(table)
+    pair = table[
+        (table["model_id"] == "model_a")
+        & (table["health_metric"] == "positive_rate")
+        & (table["kpi"] == "conversion_rate")
+    ]
+    y_all = kpis.set_index("date")["conversion_rate"].diff()
+    x_all = health[cycled].set_index("date")["positive_rate"].diff()
+    before, after = [], []
+    for as_of in dates:
+        window = [as_of.date() - timedelta(days=i) for i in range(cfg["window_days"])][::-1]
+        y = y_all.reindex(window)
+        day = pair[pair["as_of_date"] == as_of].set_index("lag_days")
+        plain = []
+        for lag in range(cfg["max_lag_days"] + 1):
+            x = x_all.reindex([d - timedelta(days=lag) for d in window])
+            plain.append(correlate(x, y, window, by_weekday=False).p_value)
+            partial = correlate(x, y, window)
+            assert day.loc[lag, "correlation"] == pytest.approx(partial.correlation, abs=1e-9)
+            assert day.loc[lag, "p_value"] == pytest.approx(partial.p_value, rel=1e-6, abs=1e-12)
+        # Plain Pearson + Fisher z (Bartlett's n_effective), Holm over the day's search: Holm's adjusted p of a
+        # p-value is at most p times the family size, so below alpha here means significant there
+        family = table.loc[table["as_of_date"] == as_of, "family_size"].max()
+        assert family == 2 * 7 * 4 * (cfg["max_lag_days"] + 1)
+        before.append(min(plain) * family < cfg.get("alpha", 0.01))
+        after.append(day["significant"].any())
+    print(
+        f"weekly cycle, {len(dates)} as-of dates: significant before (plain) {np.mean(before):.0%}, "
+        f"after (partial on weekday) {np.mean(after):.0%}"
+    )
+    assert np.mean(before) > 0.9, f"plain correlations significant on {np.mean(before):.0%} of days"
+    assert np.mean(after) < 0.05, f"partial correlations significant on {np.mean(after):.0%} of days"
+    # and no other pair turns into a lead on more days either
+    assert table[table["as_of_date"].isin(dates)].groupby("as_of_date")["significant"].any().mean() < 0.05
+
+
+def test_too_few_pairs_for_the_weekday_controls_have_a_correlation_but_no_p_value(tmp_path, monkeypatch):
+    """With min_days 3, a window's first pairs leave n_effective - 3 - (weekdays - 1) <= 0: no p-value, out of
+    the Holm family, never significant."""
+    cfg = dbt_var("leading_lagging")
+    tables = _null_world(days=16, seed=3)
+    table = _build(tmp_path, tables, monkeypatch, min_days=3)
+    kpis = tables["kpi_daily"].set_index("date")
+    health = tables["model_health_daily"].set_index(["model_id", "date"])
+    rows = table[
+        (table["model_id"] == "model_a") & (table["health_metric"] == "recall") & (table["kpi"] == "refund_rate")
+    ]
+    seen = {"p_value": 0, "none": 0}
+    for row in rows.itertuples():
+        window = [row.as_of_date.date() - timedelta(days=i) for i in range(cfg["window_days"])][::-1]
+        y = kpis["refund_rate"].diff().reindex(window)
+        x = health.loc["model_a"]["recall"].diff().reindex([d - timedelta(days=row.lag_days) for d in window])
+        expected = correlate(x, y, window)
+        assert row.n_days == expected.n_days
+        if expected.n_days < 3 or np.isnan(expected.correlation):  # a weekday's lone pair demeans to 0
+            assert pd.isna(row.correlation) and pd.isna(row.p_value) and not row.significant
+            continue
+        assert row.correlation == pytest.approx(expected.correlation, abs=1e-9)
+        # the window's pairs are consecutive days (a null world has every day): statsmodels' acf applies
+        assert row.n_effective == pytest.approx(expected.n_effective, rel=1e-9)
+        if np.isnan(expected.p_value):
+            assert pd.isna(row.p_value) and pd.isna(row.p_value_adjusted) and not row.significant
+            seen["none"] += 1
+        else:
+            assert row.p_value == pytest.approx(expected.p_value, rel=1e-6, abs=1e-12)
+            seen["p_value"] += 1
+    assert seen["none"] > 0 and seen["p_value"] > 0, seen
+    assert (table.groupby("as_of_date")["p_value"].count() == table.groupby("as_of_date")["family_size"].max()).all()

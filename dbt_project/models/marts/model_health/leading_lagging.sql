@@ -3,15 +3,23 @@
     ~ "{% else %}select 1{% endif %}", partition_by=day_partitions('as_of_date')) }}
 
 -- Which leading model-health metric moves before which lagging KPI, and by
--- how long: for every as-of date, the Pearson correlation of day-over-day
--- changes, health metric on day t - lag against KPI on day t, over the
--- trailing var('leading_lagging').window_days, for lags 0..max_lag_days.
+-- how long: for every as-of date, the correlation of day-over-day changes,
+-- health metric on day t - lag against KPI on day t, over the trailing
+-- var('leading_lagging').window_days, for lags 0..max_lag_days.
 -- Changes, not levels: two trending series correlate at every lag.
+-- Partial on weekday: daily business metrics share a weekly cycle (a
+-- weekend's volume moves every rate), and a shared cycle is a common cause,
+-- not a lead. Each weekday's mean within the window (by the KPI day's
+-- weekday; at a fixed lag the health day's weekday is a constant shift of
+-- it) is taken off both changes before correlating them: the partial
+-- correlation given weekday dummies.
 -- With ~15 lags x every metric x model x KPI searched over a few weeks,
 -- |r| of 0.6 arises by chance: each correlation gets a p-value from Fisher's z
 -- with an effective sample size (daily changes are autocorrelated: Bartlett's
--- n / (1 + 2 r1x r1y), lag-1 autocorrelations), Holm-adjusted over every
--- correlation searched on the as-of date; only `significant` rows are leads.
+-- n / (1 + 2 r1x r1y), lag-1 autocorrelations of the demeaned changes) less
+-- the weekdays partialled out (sqrt(n_effective - 3 - c), c = weekdays - 1),
+-- Holm-adjusted over every correlation searched on the as-of date; only
+-- `significant` rows are leads.
 -- Health rows keep changing as labels arrive, so each run also recomputes
 -- the as-of dates whose windows read a health day it refreshed
 -- (int_label_refresh_days).
@@ -86,13 +94,25 @@ lags as (select lag_days from {{ integer_rows(range(cfg.max_lag_days + 1) | list
 -- a pair of changes counts when both are known
 paired as (
     select a.as_of_date, h.model_id, h.health_metric, k.kpi, l.lag_days, k.date as day,
-        case when k.change is not null then h.change end as x,
-        case when h.change is not null then k.change end as y
+        dayofweek(k.date) as weekday,
+        case when k.change is not null then h.change end as x_raw,
+        case when h.change is not null then k.change end as y_raw
     from as_of_dates a
     cross join lags l
     join kpi_changes k
         on k.date between a.as_of_date - interval {{ cfg.window_days - 1 }} day and a.as_of_date
     join health_changes h on h.date = k.date - cast(l.lag_days as integer)
+),
+
+-- partial on weekday: each change less its weekday's mean over the window's pairs (the
+-- KPI day's weekday; at a fixed lag the health day's is a constant shift of it). The
+-- means are exact sums, as below: a double sum's last bits vary between runs.
+demeaned as (
+    select *,
+        x_raw - cast(sum(cast(x_raw as decimal(38, 18))) over wd as double) / count(x_raw) over wd as x,
+        y_raw - cast(sum(cast(y_raw as decimal(38, 18))) over wd as double) / count(y_raw) over wd as y
+    from paired
+    window wd as (partition by as_of_date, model_id, health_metric, kpi, lag_days, weekday)
 ),
 
 -- each pair beside the previous day's (both known): lag-1 autocorrelations
@@ -102,15 +122,17 @@ paired_prev as (
             then lag(x) over w end as x_prev,
         case when lag(day) over w = day - interval 1 day and lag(y) over w is not null and y is not null
             then lag(y) over w end as y_prev
-    from paired
+    from demeaned
     window w as (partition by as_of_date, model_id, health_metric, kpi, lag_days order by day)
 ),
 
--- Pearson r from exact sums: corr() sums doubles in parallel, and its last
--- bits would differ between a backfill and daily runs.
+-- Pearson r of the demeaned changes from exact sums: corr() sums doubles in
+-- parallel, and its last bits would differ between a backfill and daily runs.
 pair_sums as (
     select as_of_date, model_id, health_metric, kpi, lag_days,
         count(x) as n_days,
+        -- the weekday dummies partialled out: one per weekday among the pairs, less the intercept
+        count(distinct case when x is not null then weekday end) - 1 as n_controls,
         {{ exact_sum('x', 18) }} as sx, {{ exact_sum('y', 18) }} as sy,
         {{ exact_sum('x * x', 18) }} as sxx, {{ exact_sum('y * y', 18) }} as syy,
         {{ exact_sum('x * y', 18) }} as sxy,
@@ -147,10 +169,12 @@ tested as (
 ),
 
 fisher as (
-    -- |Fisher z| / sqrt(2) = |atanh(r)| sqrt(n_effective - 3) / sqrt(2); r = +-1 is certainly not chance
-    select *, case when correlation is not null and n_effective > 3
+    -- |Fisher z| / sqrt(2) = |atanh(r)| sqrt(n_effective - 3 - c) / sqrt(2), c = n_controls (a partial
+    -- correlation's degrees of freedom); none when the controls leave too few pairs; r = +-1 is certainly not chance
+    select *, case when correlation is not null and n_effective - 3 - n_controls > 0
         then least(
-            abs(atanh(greatest(least(correlation, 1 - 1e-15), -1 + 1e-15))) * sqrt(n_effective - 3), 37
+            abs(atanh(greatest(least(correlation, 1 - 1e-15), -1 + 1e-15))) * sqrt(n_effective - 3 - n_controls),
+            37
         ) / sqrt(2)
         end as u
     from tested
