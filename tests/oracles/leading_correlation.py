@@ -16,7 +16,8 @@ class Correlation:
     controls: int  # weekday dummies partialled out: distinct weekdays among the pairs - 1 (0 for plain Pearson)
     correlation: float
     n_effective: float  # Bartlett's, from the lag-1 autocorrelations (statsmodels' acf) of the correlated series
-    p_value: float  # two-sided, Fisher's z on sqrt(n_effective - 3 - controls); nan when that is not positive
+    p_value: float  # two-sided, Fisher's z on sqrt(n_effective - 3 - controls); nan when that is not positive or
+    # the pairs are fewer than 3 x (controls + 1)
     # correlation, n_effective and p_value are nan without a correlation (fewer than 2 pairs, a constant series)
 
 
@@ -39,5 +40,7 @@ def correlate(x, y, days: list[date], by_weekday: bool = True) -> Correlation:
     rx, ry = acf(values["x"], nlags=1)[1], acf(values["y"], nlags=1)[1]
     n_effective = len(pairs) / max(1.0, 1 + 2 * rx * ry)
     dof = n_effective - 3 - controls
-    p = 2 * stats.norm.sf(abs(np.arctanh(r)) * np.sqrt(dof)) if dof > 0 else np.nan
+    # and three pairs a weekday on average: two demean one spike into two high-leverage points
+    enough = dof > 0 and len(pairs) >= 3 * (controls + 1)
+    p = 2 * stats.norm.sf(abs(np.arctanh(r)) * np.sqrt(dof)) if enough else np.nan
     return Correlation(len(pairs), controls, r, n_effective, p)

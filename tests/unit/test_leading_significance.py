@@ -243,10 +243,10 @@ def test_a_weekly_cycle_shared_by_a_health_metric_and_a_kpi_is_no_lead(tmp_path,
 
 
 def test_too_few_pairs_for_the_weekday_controls_have_a_correlation_but_no_p_value(tmp_path, monkeypatch):
-    """With min_days 3, a window's first pairs leave n_effective - 3 - (weekdays - 1) <= 0: no p-value, out of
-    the Holm family, never significant."""
+    """With min_days 3, a window's first pairs leave n_effective - 3 - (weekdays - 1) <= 0, or fewer than three
+    pairs a weekday: no p-value, out of the Holm family, never significant."""
     cfg = dbt_var("leading_lagging")
-    tables = _null_world(days=16, seed=3)
+    tables = _null_world(days=30, seed=3)
     table = _build(tmp_path, tables, monkeypatch, min_days=3)
     kpis = tables["kpi_daily"].set_index("date")
     health = tables["model_health_daily"].set_index(["model_id", "date"])

@@ -170,8 +170,11 @@ tested as (
 
 fisher as (
     -- |Fisher z| / sqrt(2) = |atanh(r)| sqrt(n_effective - 3 - c) / sqrt(2), c = n_controls (a partial
-    -- correlation's degrees of freedom); none when the controls leave too few pairs; r = +-1 is certainly not chance
+    -- correlation's degrees of freedom); none when the controls leave too few pairs, or under three pairs a
+    -- weekday (two a weekday demean one spike into two high-leverage points: a lead of one event);
+    -- r = +-1 is certainly not chance
     select *, case when correlation is not null and n_effective - 3 - n_controls > 0
+            and n_days >= 3 * (n_controls + 1)
         then least(
             abs(atanh(greatest(least(correlation, 1 - 1e-15), -1 + 1e-15))) * sqrt(n_effective - 3 - n_controls),
             37
