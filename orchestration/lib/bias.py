@@ -547,7 +547,14 @@ def _odds_groups(v: pd.Series, rate: str) -> str:
     """The equal-opportunity groups, named with the equalised-odds rate(s) ``rate`` when they are about one of them."""
     groups = v["flagged_groups_equal_opportunity"]
     named = len(groups) and v.get("equal_opportunity_rate", "tpr") in rate.split(", ")
-    return f"; disadvantaged: {', '.join(groups)}" if named else ""
+    return f"; disadvantaged: {_named(v, groups)}" if named else ""
+
+
+def _named(v: pd.Series, groups) -> str:
+    """Groups as a sentence names them: a coded one with its attribute ("disadvantaged: 0" read as a count, where
+    it meant the users whose senior_citizen is 0)."""
+    coded = any(part.lstrip("-").replace(".", "", 1).isdigit() for g in groups for part in str(g).split("|"))
+    return ", ".join(f"{v['attribute']}={g}" if coded else str(g) for g in groups)
 
 
 def _one_rate_apart(v: pd.Series, limit: float) -> str | None:
@@ -569,10 +576,10 @@ def _who(v: pd.Series, flag: str) -> str:
     harmful = v.get("positive_decision") == "harmful"
     if flag == "passes_disparate_impact" and len(v["flagged_groups_disparate_impact"]):
         what = " (flagged most often)" if harmful else ""
-        return f"; disadvantaged{what}: {', '.join(v['flagged_groups_disparate_impact'])}"
+        return f"; disadvantaged{what}: {_named(v, v['flagged_groups_disparate_impact'])}"
     if flag == "passes_equal_opportunity" and len(v["flagged_groups_equal_opportunity"]):
         what = " (wrongly flagged most often)" if harmful else ""
-        return f"; disadvantaged{what}: {', '.join(v['flagged_groups_equal_opportunity'])}"
+        return f"; disadvantaged{what}: {_named(v, v['flagged_groups_equal_opportunity'])}"
     if flag == "passes_equalized_odds" and "fpr_difference" in v:
         fpr_range = v["fpr_difference"]
         tpr_range = v["tpr_difference"] if "tpr_difference" in v else v["equal_opportunity_difference"]
@@ -588,7 +595,7 @@ def _who(v: pd.Series, flag: str) -> str:
         return f" ({ranges})" + _odds_groups(v, rate)
     if flag == "passes_calibration" and len(v.get("calibration_extremes", [])) == 2:
         low, high = v["calibration_extremes"]
-        return f"; most under-scored: {low}, most over-scored: {high}"
+        return f"; most under-scored: {_named(v, [low])}, most over-scored: {_named(v, [high])}"
     return ""
 
 

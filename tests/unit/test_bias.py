@@ -476,6 +476,27 @@ def test_a_pass_over_the_larger_groups_names_the_groups_it_left_out():
     )
 
 
+def test_a_coded_group_is_named_with_its_attribute():
+    # a trial's senior_citizen 0/1: "disparate impact ratio 0.51 < 0.80; disadvantaged: 0" read as a count
+    rows = pd.DataFrame(
+        {
+            "model_id": "churn",
+            "attribute": "senior_citizen",
+            "group_value": ["0", "1"],
+            "predictions": [2000, 400],
+            "positives": [586, 230],
+            **{c: 0 for c in COUNT_COLUMNS if c not in ("predictions", "positives")},
+            "population_users": [5900, 1140],
+            "population_total": 7040,
+        }
+    )
+    verdict = bias_verdicts(group_rates(rows.assign(date=pd.Timestamp("2026-11-03"))), {"min_labelled": 500})
+    # by hand: 586/2000 = 0.293 selected against 230/400 = 0.575, ratio 0.51
+    assert verdict.iloc[0]["disparate_impact_ratio"] == pytest.approx((586 / 2000) / (230 / 400), rel=1e-12)
+    said = summarise_verdicts(verdict)
+    assert "disparate impact ratio 0.51 < 0.80; disadvantaged: senior_citizen=0" in said
+
+
 def test_no_rows_give_empty_frames_with_every_column(world):
     empty = world[2].iloc[0:0]
     rates = group_rates(empty)
