@@ -2,7 +2,7 @@
 
 A run loads only its own days: a labels file dropped into the landing zone for a day that already ran stays
 out of the warehouse until that day runs again, and nothing said so. The raw steps record, per table and day,
-the dated files they read (name, size, modification time, content digest; a day read without files gets an
+the dated files they read (path within the zone, size, modification time, content digest; a day read without files gets an
 empty entry) in
 ``quality.landing_files``; ``changed_since_loaded`` lists the files of days outside a run that are new or
 differ from what was recorded (a copy of the same bytes delivered again is no change). Only tables whose files carry their day in the name (``labels_2026-05-10.csv``):
@@ -41,6 +41,13 @@ def _dated(root: Path, table: str) -> dict[Path, date] | None:
     return {p: date.fromisoformat(m.group(1)) for p, m in days.items()}
 
 
+def _key(path: Path, root: Path) -> str:
+    """How a file is recorded: its path within the landing zone (a zone moved or mounted elsewhere holds the same
+    files: a trial's moved zone named all 191 as changed), else its absolute path."""
+    path, root = path.resolve(), root.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def _digest(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "blake2b").hexdigest()
@@ -55,7 +62,7 @@ def record(conn: duckdb.DuckDBPyConnection, table: str, root: Path, reports: lis
         files = [Path(f) for f in report.files]
         for f in files:
             stat = f.stat()
-            rows.append((table, report.partition_date, str(f.resolve()), stat.st_size, stat.st_mtime_ns, _digest(f)))
+            rows.append((table, report.partition_date, _key(f, root), stat.st_size, stat.st_mtime_ns, _digest(f)))
         if not files:  # read, and found nothing: a file that arrives later is late
             rows.append((table, report.partition_date, "", 0, 0, None))
     conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
@@ -89,7 +96,8 @@ def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path]
             if known is None or first <= day <= last:
                 continue
             stat = path.stat()
-            size, mtime, digest = known.get(str(path.resolve()), (None, None, None))
+            # recorded within the zone (or, before that, by its absolute path)
+            size, mtime, digest = known.get(_key(path, root)) or known.get(str(path.resolve()), (None, None, None))
             if (size, mtime) == (stat.st_size, stat.st_mtime_ns):
                 continue
             if size == stat.st_size and digest is not None and _digest(path) == digest:

@@ -85,3 +85,19 @@ def test_days_recorded_before_digests_still_name_a_touched_file(tmp_path):
         second.write_text("a,b\n1,2\n")
         os.utime(second, ns=(second.stat().st_atime_ns, second.stat().st_mtime_ns + 10**9))
         assert [f.day for f in changed_since_loaded(conn, {"labels": root}, D3, D3)] == [D1]
+
+
+def test_a_landing_zone_moved_elsewhere_holds_the_same_files(tmp_path):
+    # a trial moved its landing zone (and warehouse) to another folder: all 191 files were named as changed
+    import shutil
+
+    root = tmp_path / "landing"
+    files = [_file(root, D1), _file(root, D2, "a,b\n5,6\n")]
+    with duckdb.connect() as conn:
+        record(conn, "labels", root, [LoadReport("labels", d, [str(f)]) for d, f in zip((D1, D2), files)])
+        moved = tmp_path / "elsewhere" / "landing"
+        shutil.copytree(root, moved)  # copied: new modification times, the same bytes
+        os.utime(moved / "labels" / f"labels_{D1}.csv", ns=(0, 10**18))
+        assert changed_since_loaded(conn, {"labels": moved}, D3, D3) == []
+        edited = _file(moved, D2, "a,b\n5,7\n")  # one file of the moved zone edited after its day ran
+        assert [(f.day, f.path) for f in changed_since_loaded(conn, {"labels": moved}, D3, D3)] == [(D2, edited)]
