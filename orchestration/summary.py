@@ -161,11 +161,34 @@ def _recent_health(conn):
         **{
             "labels complete": [f"{c:.0f}/{d:.0f} days" for c, d in zip(maturity["complete_days"], maturity["days"])],
             "est. precision": [
-                f"{v:.3f}" + (" raw" if pd.notna(raw) and bool(raw) else "") if v == v else "n/a"
-                for v, raw in zip(maturity["estimated_precision"], maturity["raw_estimate"], strict=True)
+                _estimate(v, raw, learnt)
+                for v, raw, learnt in zip(
+                    maturity["estimated_precision"],
+                    maturity["raw_estimate"],
+                    maturity["calibration_labels"],
+                    strict=True,
+                )
             ],
         }
     )
+
+
+# a calibration learnt from fewer labels is mostly the raw scores (10 pseudo-labels a bin: int_score_calibration)
+FEW_CALIBRATION_LABELS = 200
+
+
+def _estimate(value: float, raw, learnt: float) -> str:
+    """A CBPE estimate as the table prints it: ' raw' without a calibration learnt from labels, and the labels it
+    was learnt from when they are few."""
+    import pandas as pd
+
+    if value != value:
+        return "n/a"
+    if pd.notna(raw) and bool(raw):
+        return f"{value:.3f} raw"
+    if pd.notna(learnt) and learnt < FEW_CALIBRATION_LABELS:
+        return f"{value:.3f} ({learnt:.0f} labels)"
+    return f"{value:.3f}"
 
 
 def _print_attribution(results, impact) -> None:
@@ -696,6 +719,11 @@ def read_and_print(conn, reports: Path) -> None:
                 "when some outcomes land sooner than others. est. precision: the label-free estimate (CBPE) over "
                 "the same days' positive decisions (right if the scores are calibrated)"
             )
+            if any(str(v).endswith(" labels)") for v in recent.get("est. precision", [])):
+                print(
+                    "  (N labels): the calibration was learnt from N labels of the version's reference window, each "
+                    "score bin shrunk towards its raw scores by 10 pseudo-labels: with few, mostly the raw scores"
+                )
             if any(str(v).endswith(" raw") for v in recent.get("est. precision", [])):
                 print(
                     "  raw: no calibration learnt from labels yet (learnt once the version's reference window has all "

@@ -305,6 +305,17 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     # by hand over the last 30 days: the risk model's days alternate 0.5 / 0.4 at equal positives (20 a day)
     assert "0/30 days" in " ".join(rows["risk"]) and rows["risk"][-2:] == [f"{(15 * 0.5 + 15 * 0.4) / 30:.3f}", "raw"]
     assert "raw: no calibration learnt from labels yet" in out
+    assert "(N labels)" not in out  # no intermediate.int_score_calibration here: nothing to say of it
+    # a calibration learnt from a few dozen labels is mostly the raw scores: its labels are said (a trial's 67)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA intermediate")
+        conn.execute(
+            "CREATE TABLE intermediate.int_score_calibration AS SELECT 'churn' AS model_id, 'v1' AS model_version, "
+            "range AS score_bin, 7 AS labelled FROM range(10)"
+        )
+    out = _summary(path, capsys)
+    churn = next(line.split() for line in out.splitlines() if line.strip().startswith("churn"))
+    assert churn[-3:] == ["0.700", "(70", "labels)"] and "(N labels): the calibration was learnt from N labels" in out
     # the churn model (11 days): its days to 03-29 are past their horizon by the run's day 04-09 (19 of the 30 from
     # 03-11), though each row's own labels_as_of stopped 10 days after it; one day with an estimate
     assert "19/30 days" in " ".join(rows["churn"]) and rows["churn"][-1] == "0.700"
