@@ -759,7 +759,7 @@ def read_and_print(conn, reports: Path) -> None:
     if fairness := _fairness(conn, newest):
         print(
             "\nFairness: the newest trailing window's verdicts that compared groups, ending by the model's last "
-            f"prediction day; in brackets, the windows of the last {RECENT_DAYS} days that have verdicts (one a day) "
+            f"prediction day; in brackets, the windows (one a day) of the {RECENT_DAYS} days up to the one shown, and any newer "
             "(details: marts.bias_verdicts, marts.bias_group_rates)"
         )
         for line in fairness:
