@@ -386,21 +386,26 @@ def test_fewer_than_two_eligible_groups_pass_with_nan_metrics_and_a_note(world):
     assert assessed(few_labels)
 
 
+def _decisions_only(model: str, attribute: str, groups, predictions, positives, users) -> pd.DataFrame:
+    """bias_daily-like rows of one model and attribute with decisions and no label yet."""
+    return pd.DataFrame(
+        {
+            "model_id": model,
+            "attribute": attribute,
+            "group_value": groups,
+            "predictions": predictions,
+            "positives": positives,
+            **{c: 0 for c in COUNT_COLUMNS if c not in ("predictions", "positives")},
+            "population_users": users,
+            "population_total": sum(users),
+        }
+    )
+
+
 def test_a_risk_score_whose_labels_have_not_landed_is_judged_on_its_decisions():
     # labels 60-120 days late: one group flagged 28.7% of the time (n=348), the other 13.2% (n=1027), and the
     # verdict said "fewer than 2 groups with >= 100 labelled predictions", passed
-    rows = pd.DataFrame(
-        {
-            "model_id": "risk",
-            "attribute": "race",
-            "group_value": ["Black", "White"],
-            "predictions": [348, 1027],
-            "positives": [100, 136],
-            **{c: 0 for c in COUNT_COLUMNS if c not in ("predictions", "positives")},
-            "population_users": [500, 1500],
-            "population_total": 2000,
-        }
-    )
+    rows = _decisions_only("risk", "race", ["Black", "White"], [348, 1027], [100, 136], [500, 1500])
     rates = group_rates(rows.assign(date=pd.Timestamp("2025-04-09")), positive_decision={"risk": "harmful"})
     verdict = bias_verdicts(rates, {"min_labelled": 100}, {"risk": "harmful"}).iloc[0]
     # by hand: 0.82 on the rates of not being flagged (248/348 vs 891/1027) passed the four-fifths rule, though
@@ -478,18 +483,7 @@ def test_a_pass_over_the_larger_groups_names_the_groups_it_left_out():
 
 def test_a_coded_group_is_named_with_its_attribute():
     # a trial's senior_citizen 0/1: "disparate impact ratio 0.51 < 0.80; disadvantaged: 0" read as a count
-    rows = pd.DataFrame(
-        {
-            "model_id": "churn",
-            "attribute": "senior_citizen",
-            "group_value": ["0", "1"],
-            "predictions": [2000, 400],
-            "positives": [586, 230],
-            **{c: 0 for c in COUNT_COLUMNS if c not in ("predictions", "positives")},
-            "population_users": [5900, 1140],
-            "population_total": 7040,
-        }
-    )
+    rows = _decisions_only("churn", "senior_citizen", ["0", "1"], [2000, 400], [586, 230], [5900, 1140])
     verdict = bias_verdicts(group_rates(rows.assign(date=pd.Timestamp("2026-11-03"))), {"min_labelled": 500})
     # by hand: 586/2000 = 0.293 selected against 230/400 = 0.575, ratio 0.51
     assert verdict.iloc[0]["disparate_impact_ratio"] == pytest.approx((586 / 2000) / (230 / 400), rel=1e-12)
