@@ -200,7 +200,7 @@ def test_a_weekly_cycle_shared_by_a_health_metric_and_a_kpi_is_no_lead(tmp_path,
     ~6 times their levels' day-to-day noise), otherwise they are independent. The weekday is a common cause: plain
     correlations of the changes would call it a lead on nearly every day; partial on weekday they do not."""
     cfg = dbt_var("leading_lagging")
-    tables = _null_world(days=120, seed=23)
+    tables = _null_world(days=75, seed=23)
     kpis, health = tables["kpi_daily"], tables["model_health_daily"]
     kpis["conversion_rate"] += 0.02 * _weekend(kpis["date"])
     cycled = health["model_id"] == "model_a"
