@@ -62,6 +62,14 @@ from orchestration.lib.settings import dbt_var
 __all__ = ["ReportDataError", "Report", "latest_report_date", "render_report", "build_report", "write_report"]
 
 
+def _decisions_needed(verdict) -> float:
+    """The predictions a group needed for the verdict's disparate impact (min_predictions as applied; a verdict
+    judged before it: min_labelled). The report drew groups of 50-99 predictions grey at min_labelled's 100 while
+    the verdict, at 50, had judged them."""
+    value = verdict.get("min_predictions")
+    return float(value) if value is not None and pd.notna(value) else float(verdict["min_labelled"])
+
+
 @dataclass
 class Report:
     as_of: date
@@ -766,6 +774,7 @@ class ReportBuilder:
             return s
         limit = verdicts.iloc[0]
         floor, minimum = float(limit["disparate_impact_min"]), float(limit["min_labelled"])
+        decisions = _decisions_needed(limit)
         windows = {m: (_day(r["window_start"].iloc[0]), _day(r["date"].iloc[0])) for m, r in rates.groupby("model_id")}
         start, end = max(windows.values(), key=lambda w: w[1])
         s.add(
@@ -778,7 +787,7 @@ class ReportBuilder:
                 f"the flag); below {floor:g} (shaded) fails the four-fifths rule. Equal opportunity compares true-positive rates, or false-positive rates "
                 f"(wrongly flagged) for a harmful positive decision. Error bars are the group's "
                 f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
-                f"uncertain. Groups with fewer than {minimum:g} predictions are grey and take no part in "
+                f"uncertain. Groups with fewer than {decisions:g} predictions are grey and take no part in "
                 f"disparate impact (decisions need no label); the label-based verdicts take groups with "
                 f"{minimum:g} labelled predictions (the table's excluded column). Rates and verdicts as "
                 f"published in marts.bias_group_rates and marts.bias_verdicts."
@@ -796,7 +805,9 @@ class ReportBuilder:
             relative_by_attribute, intervals_by_attribute = {}, {}
             for i, attribute in enumerate(attributes):
                 g = r[r["attribute"] == attribute].sort_values("group_value", ascending=False)
-                eligible = (g["predictions"] >= minimum).to_numpy()  # disparate impact's groups
+                judged = verdicts[(verdicts["model_id"] == model_id) & (verdicts["attribute"] == attribute)]
+                needed = _decisions_needed(judged.iloc[0]) if len(judged) else decisions
+                eligible = (g["predictions"] >= needed).to_numpy()  # disparate impact's groups, as the verdict
                 harmful = bool((g["positive_decision"] == "harmful").all())
                 bars = disparate_impact_relative(g, eligible if eligible.any() else ~eligible, harmful)
                 names = g["group_value"].astype(str)
@@ -805,7 +816,6 @@ class ReportBuilder:
                     name: jsonable([low, high]) for name, low, high in zip(names, bars[1], bars[2])
                 }
                 # red: a group the verdict names (behind beyond noise); amber: below the floor within noise
-                judged = verdicts[(verdicts["model_id"] == model_id) & (verdicts["attribute"] == attribute)]
                 named = set(judged["flagged_groups_disparate_impact"].iloc[0]) if len(judged) else set()
                 colors = [
                     rf.EXCLUDED if not e else rf.BAD if n in named else rf.WITHIN_NOISE if v < floor else rf.OK

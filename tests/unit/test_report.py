@@ -523,6 +523,24 @@ def test_bias_relative_selection_rates_and_four_fifths_band(warehouse):
     assert page.summary["models"][EVIL]["disparate_impact_relative"]["age_band"]["old"] == pytest.approx(0.6)
 
 
+def test_disparate_impacts_groups_are_greyed_by_the_verdicts_own_minimum_of_predictions(warehouse):
+    # a trial set bias.min_predictions 50 under min_labelled 100: the verdict judged groups of 50-99 predictions,
+    # the report greyed them and said "fewer than 100 predictions"
+    from orchestration.lib import report_figures as rf
+
+    def tiny_colour() -> tuple[str, str]:
+        report = build(warehouse)
+        bars = parse(report.html).figures[[p for p in report.plots if p.startswith("bias-")][0]]["data"][0]
+        return report.html, bars["marker"]["color"][bars["y"].index("tiny")]
+
+    html, colour = tiny_colour()
+    assert colour == rf.EXCLUDED  # 50 predictions, under the fixture's minimum
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("UPDATE marts.bias_verdicts SET min_predictions = 40")
+    html, colour = tiny_colour()
+    assert colour != rf.EXCLUDED and "Groups with fewer than 40 predictions are grey" in re.sub(r"<[^>]+>", "", html)
+
+
 def test_bias_bars_and_table_show_wilson_intervals(warehouse):
     from statsmodels.stats.proportion import proportion_confint
 
