@@ -306,17 +306,32 @@ _DAYS = (
 )
 
 
-def _trailing_mean_sql(source: str, column: str, weight: str | None) -> str:
+# health metrics read from labels: their window's value rests on its labelled predictions
+LABEL_BASED = {
+    "precision",
+    "recall",
+    "f1",
+    "human_precision",
+    "human_recall",
+    "brier_score",
+    "expected_calibration_error",
+}
+
+
+def _trailing_mean_sql(source: str, column: str, weight: str | None, labelled: bool = False) -> str:
     # Mean over the non-null values of the trailing window; a weight column
     # (e.g. sessions for conversion_rate) makes it the pooled rate of the window.
     # Exact decimal sums: parallel double sums differ in the last bits between
     # runs, and a backfill must give the rows that daily runs give.
     # value_as_of: the window's newest day with a value.
+    # labelled: also the window's labelled predictions (window_labelled)
     w = f'm."{weight}"' if weight else "1.0"
+    window_labelled = ", CAST(coalesce(sum(m.labelled), 0) AS BIGINT) AS window_labelled" if labelled else ""
     return f"""
 WITH days AS ({_DAYS}), m AS ({source})
 SELECT days.date, CAST(sum(CAST(m."{column}" * {w} AS DECIMAL(38, 15))) AS DOUBLE)
     / nullif(CAST(sum(CAST({w} AS DECIMAL(38, 15))) AS DOUBLE), 0) AS current_value, max(m.date) AS value_as_of
+    {window_labelled}
 FROM days
 LEFT JOIN m ON m.date BETWEEN days.date - (? - 1) AND days.date AND m."{column}" IS NOT NULL AND {w} IS NOT NULL
 GROUP BY days.date ORDER BY days.date
@@ -345,7 +360,8 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
             "SELECT * FROM marts.model_health_daily WHERE model_id = ? "
             "QUALIFY row_number() OVER (PARTITION BY date ORDER BY predictions DESC, model_version DESC) = 1"
         )
-        return _trailing_mean_sql(live, kr.metric, kr.weight), [first, last, kr.model_id, kr.window_days]
+        labelled = kr.metric in LABEL_BASED
+        return _trailing_mean_sql(live, kr.metric, kr.weight, labelled), [first, last, kr.model_id, kr.window_days]
     if kr.kind == "net_value":
         source = (
             f"SELECT as_of_date AS date, net_value AS value, treated_units AS units, {_ARM_COLUMNS} "
@@ -425,18 +441,39 @@ def check_before_loading(conn=None) -> OkrFile:
     return okrs
 
 
-def key_result_values(conn, okrs: OkrFile, first: dt.date, last: dt.date) -> pd.DataFrame:
+def key_result_values(
+    conn, okrs: OkrFile, first: dt.date, last: dt.date, min_labelled: int | None = None
+) -> pd.DataFrame:
     """(key_result, date, current_value, VALUE_COLUMNS) of every key result and day first..last
     (metric_value_query), once check_arms has found each net_value / lift key result its arm in the experiment
-    design."""
+    design. A label-based health value whose window holds fewer than ``min_labelled`` labelled predictions
+    (alerts.min_labelled) is not trustworthy: a trial's precision key result was "achieved" on one label."""
     if any(kr.kind in ARM_KINDS for kr in okrs.key_results):
         check_arms(okrs, *experiment_design(conn))
     # no OKRs declared: no rows
     values = [pd.DataFrame(columns=["date", "current_value", *VALUE_COLUMNS, "key_result"])]
     for kr in okrs.key_results:
         sql, params = metric_value_query(kr, first, last)
-        values.append(_after_deadline(conn, kr, conn.execute(sql, params).df()).assign(key_result=kr.id))
+        frame = _after_deadline(conn, kr, conn.execute(sql, params).df()).assign(key_result=kr.id)
+        if "window_labelled" in frame and min_labelled:
+            frame = _few_labels(frame, min_labelled)
+        values.append(frame)
     return pd.concat(values, ignore_index=True)
+
+
+def _few_labels(frame: pd.DataFrame, min_labelled: int) -> pd.DataFrame:
+    """A label-based value of too few labelled predictions: not trustworthy, with the count (its status stays the
+    value's, as a net value's does beside its trustworthy flag)."""
+    valued = frame["current_value"].notna()
+    few = valued & (frame["window_labelled"] < min_labelled)
+    frame = frame.assign(
+        trustworthy=valued.where(~few, False).where(valued, None),
+        untrusted_reason=[
+            f"{n} labelled prediction(s) in the window, fewer than alerts.min_labelled ({min_labelled})" if f else None
+            for n, f in zip(frame["window_labelled"], few, strict=True)
+        ],
+    )
+    return frame.drop(columns="window_labelled")
 
 
 def _after_deadline(conn, kr: KeyResult, frame: pd.DataFrame) -> pd.DataFrame:
@@ -483,7 +520,8 @@ def okr_progress(okrs: OkrFile, values: pd.DataFrame) -> pd.DataFrame:
     1 at the target, negative when the metric moved the wrong way, whichever
     direction the target lies in. on_track = progress >= the linear pace. The
     status is the progress's alone; ``trustworthy`` (net_value / lift: the
-    attribution row read, NULL for kpi / health) says whether to believe it.
+    attribution row read; a label-based health value: enough labelled predictions in its window; NULL for kpi
+    and other health metrics) says whether to believe it.
     ``values`` may lack VALUE_COLUMNS (then NULL; value_as_of: the date itself
     where there is a value).
     """

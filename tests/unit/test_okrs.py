@@ -14,6 +14,7 @@ from orchestration.lib.okrs import (
     OkrConfigError,
     OkrFile,
     expected_progress,
+    key_result_values,
     load_okrs,
     metric_value_query,
     okr_progress,
@@ -262,6 +263,36 @@ def test_health_value_is_the_live_versions(conn):
         D(2026, 9, 2),
     ).iloc[0]
     assert two_days == pytest.approx((0.6 * 100 + 0.8 * 80) / 180)
+
+
+def test_a_label_based_health_value_on_few_labels_is_not_trustworthy(conn):
+    # a trial's precision key result was "achieved" at 1.0 on a window holding one labelled decline
+    health = pd.DataFrame(
+        {
+            "date": [D(2026, 10, d) for d in range(10, 17)],
+            "model_id": "risk",
+            "model_version": "v1",
+            "predictions": 80,
+            "labelled": [1, 0, 0, 0, 0, 0, 0],
+            "precision": [1.0] + [None] * 6,
+            "mean_score": 0.3,
+        }
+    )
+    conn.execute("CREATE TABLE marts.model_health_daily AS SELECT * FROM health")
+    precision = kr(kind="health", metric="precision", model_id="risk", baseline=0.5, target=0.6, window_days=7)
+    okrs = type("Okrs", (), {"key_results": [precision]})()
+    rows = okr_progress(okrs, key_result_values(conn, okrs, D(2026, 10, 16), D(2026, 10, 16), min_labelled=50))
+    row = rows.iloc[0]
+    # by hand: the window 10-10..10-16 holds 1 labelled prediction, under 50
+    assert row["status"] == "achieved" and row["trustworthy"] == False  # noqa: E712
+    assert row["untrusted_reason"] == "1 labelled prediction(s) in the window, fewer than alerts.min_labelled (50)"
+    enough = okr_progress(okrs, key_result_values(conn, okrs, D(2026, 10, 16), D(2026, 10, 16), min_labelled=1))
+    assert enough.iloc[0]["trustworthy"] == True and enough.iloc[0]["untrusted_reason"] is None  # noqa: E712
+    # a metric not read from labels says nothing of them
+    score = kr(kind="health", metric="mean_score", model_id="risk", baseline=0.5, target=0.2, window_days=7)
+    okrs.key_results = [score]
+    plain = okr_progress(okrs, key_result_values(conn, okrs, D(2026, 10, 16), D(2026, 10, 16), min_labelled=50))
+    assert plain.iloc[0]["trustworthy"] is None and plain.iloc[0]["untrusted_reason"] is None
 
 
 def test_net_value_and_lift_read_the_cumulative_row_of_the_main_experiment(conn):

@@ -15,6 +15,7 @@ from orchestration.lib.asset_metadata import okr_progress_by_day, scorecard_by_d
 from orchestration.lib.attribution import experiment_design
 from orchestration.lib.label_refresh import refresh_start as label_refresh_start
 from orchestration.lib.okrs import PROGRESS_SCHEMA, check_arms, key_result_values, load_okrs, okr_progress
+from orchestration.lib.project_config import load_config
 from orchestration.lib.scorecard import SCORECARD_SCHEMA, TRAFFIC_SQL, metric_scorecard
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.warehouse import replace_date_range
@@ -71,7 +72,8 @@ def okr_progress_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     first, last = run_date_range(context)
     with duckdb.get_connection() as conn:
         first = refresh_start(conn, first, last)
-        progress = okr_progress(okrs, key_result_values(conn, okrs, first, last))
+        values = key_result_values(conn, okrs, first, last, load_config().alerts.min_labelled)
+        progress = okr_progress(okrs, values)
         rows = replace_date_range(conn, "marts.okr_progress", PROGRESS_SCHEMA, progress, "date", first, last)
     # each day of the run: its key results by status and its table (the run also rewrote its lookback days)
     add_daily_metadata(context, okr_progress_by_day(progress, run_days(context)))
