@@ -39,7 +39,7 @@ SELECT 'alerts' AS what, model_id, metric || CASE WHEN subject <> '' THEN ' (' |
 FROM marts.alerts GROUP BY ALL
 UNION ALL
 SELECT 'retraining requests', model_id, status, min(date), max(date), count(*),
-       arg_max(status_reason, date) FILTER (WHERE status = 'blocked')
+       arg_max(status_reason, date) FILTER (WHERE status_reason IS NOT NULL)
 FROM marts.retraining_requests GROUP BY model_id, status
 ORDER BY 1, 2, 4
 """
@@ -741,7 +741,8 @@ def read_and_print(conn, reports: Path) -> None:
             else:
                 print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
             if isinstance(row["latest_reason"], str):  # why the job would not export it (a trial saw "blocked" alone)
-                print(f"    why ({latest}): {row['latest_reason']}")
+                said = "why" if row["detail"] == "blocked" else "note"  # an export's thin coverage, a re-queue
+                print(f"    {said}: {row['latest_reason']}")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     for line in _unjudged_health(conn) + _silent_models(conn) if len(recent) else []:

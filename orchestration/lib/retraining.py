@@ -358,6 +358,19 @@ def label_free(
     return out
 
 
+def coverage_note(rows: int, predicted: int, first: date | None, last: date | None, day: date) -> str | None:
+    """A note for an exported snapshot holding under half its window's predictions (``rows`` of ``predicted``,
+    predicted ``first`` .. ``last``), or None: the labels known by ``day`` are those that landed first (a trial's
+    drift request exported 132 of 2,069, all from before the drift, as 'snapshot_ready' with nothing said)."""
+    if not predicted or rows * 2 >= predicted:
+        return None
+    return (
+        f"exported with {rows:,} of the window's {predicted:,} predictions ({rows / predicted:.0%}): those labelled "
+        f"by {day}, predicted {first} .. {last}; the rest's labels land later (a training_window_days above the "
+        "label horizon holds matured labels)"
+    )
+
+
 def not_judged(models: list[str]) -> str:
     """Why the training bias check does not pass over candidates with no rows: no verdict is not a fair one."""
     return (

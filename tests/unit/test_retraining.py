@@ -452,3 +452,17 @@ def test_a_request_blocked_by_its_windows_gates_is_re_queued_once_the_window_is_
         (day(3), "m", reason),
         (day(4), "n", None),
     ]
+
+
+def test_a_snapshot_of_under_half_its_windows_predictions_says_so():
+    # a trial's drift request exported 132 of the window's 2,069 predictions (those labelled by its day, all from
+    # before the drift) as 'snapshot_ready' with nothing said
+    from orchestration.lib.retraining import coverage_note
+
+    note = coverage_note(132, 2069, date(2026, 9, 2), date(2026, 9, 9), date(2026, 9, 29))
+    assert note.startswith(
+        "exported with 132 of the window's 2,069 predictions (6%): those labelled by 2026-09-29, predicted "
+        "2026-09-02 .. 2026-09-09"
+    )
+    assert coverage_note(1100, 2069, date(2026, 9, 2), date(2026, 9, 29), date(2026, 9, 29)) is None  # over half
+    assert coverage_note(0, 0, None, None, date(2026, 9, 29)) is None

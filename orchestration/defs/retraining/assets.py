@@ -46,6 +46,7 @@ from orchestration.lib.retraining import (
     REQUEUED,
     SnapshotGate,
     blocked_by_gate,
+    coverage_note,
     gate_digest,
     keep_decisions,
     label_free,
@@ -439,13 +440,28 @@ def training_snapshot_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRes
                 [model_id],
             )
             conn.execute(
-                f"UPDATE {REQUESTS_TABLE} SET status = 'snapshot_ready', status_reason = NULL WHERE date = ? AND model_id = ?",
-                [day, model_id],
+                f"UPDATE {REQUESTS_TABLE} SET status = 'snapshot_ready', status_reason = ? WHERE date = ? AND model_id = ?",
+                [_coverage(conn, day, model_id), day, model_id],
             )
             written[model_id] = str(target)
         if written:
             publish_requests(conn, day)
     return dg.MaterializeResult(metadata={"snapshots": dg.MetadataValue.json(written)})
+
+
+def _coverage(conn, day: date, model_id: str) -> str | None:
+    """coverage_note of the model's exported snapshot: its rows against the window's predictions."""
+    start, _, _ = window_gate(conn, day, [model_id])
+    rows, first, last = conn.execute(
+        "SELECT count(*), min(prediction_date), max(prediction_date) FROM retraining.training_candidates "
+        "WHERE model_id = ?",
+        [model_id],
+    ).fetchone()
+    (predicted,) = conn.execute(
+        "SELECT count(*) FROM staging.stg_predictions WHERE model_id = ? AND prediction_date BETWEEN ? AND ?",
+        [model_id, start, day],
+    ).fetchone()
+    return coverage_note(rows, predicted, first, last, day)
 
 
 retraining_job = dg.define_asset_job(
