@@ -1181,7 +1181,8 @@ class ReportBuilder:
             return s
         s.add(
             paragraph(
-                f"Health metrics whose daily changes precede a KPI's by the lag shown, beyond chance: Holm-adjusted "
+                f"Health metrics whose daily changes precede a KPI's by the lag shown (or move with it the same "
+                f"day: no lead, the same event seen twice), beyond chance: Holm-adjusted "
                 f"over the {searched} correlations searched, of changes net of each weekday's mean (a shared weekly "
                 "cycle is no lead), with an effective sample size for autocorrelated changes. Correlation is not "
                 "causation: a lead says which indicator to watch."
