@@ -179,14 +179,18 @@ def _psi_beyond_noise(rows: pd.DataFrame, psi: dict) -> pd.Series:
 
 def unjudged_drift(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
     """DRIFT_SQL rows above their model's PSI threshold that raise no alert, ``why``: 'few values' on days too
-    small to judge (alerts.rules.psi.min_count: yet a PSI of 0.9 on 169 values is far beyond noise), 'noise'
-    where the bins' differences are within sampling noise (alerts.rules.psi.alpha)."""
+    small to judge (alerts.rules.psi.min_count: yet a PSI of 0.9 on 169 values is far beyond noise; days under a
+    quarter of min_count are not listed), 'noise' where the bins' differences are within sampling noise
+    (alerts.rules.psi.alpha)."""
     out = []
     for model_id, rows in drift[drift["psi"].notna()].groupby("model_id"):
         psi = config.rule("psi", model_id)
         counted = _psi_counted(rows, psi)
         above = rows["psi"] > psi["above"]
-        out.append(rows[above & ~counted].assign(why="few values"))
+        # a quarter of min_count at least: a PSI of 8.9 on one value (a trial's ~10 patients a day, every day
+        # listed) is the empty bins' floor, nothing to look at
+        worth_a_look = rows[["current_values", "reference_values"]].min(axis=1) >= float(psi.get("min_count") or 0) / 4
+        out.append(rows[above & ~counted & worth_a_look].assign(why="few values"))
         out.append(rows[above & counted & ~_psi_beyond_noise(rows, psi)].assign(why="noise"))
     return pd.concat(out).sort_values(["date", "model_id", "feature"]) if out else drift.iloc[:0].assign(why="")
 

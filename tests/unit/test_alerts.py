@@ -728,6 +728,10 @@ def test_drift_above_its_threshold_on_a_day_too_small_to_judge_is_listed_and_rai
     unjudged = unjudged_drift(drift, cfg)
     # by hand: above the threshold with the fewer side under the model's min_count (200 default, 100 for small)
     assert unjudged["date"].tolist() == [day(1), day(4)]
+    # a day of one value (a trial's tiny model: PSI 8.9, listed every day) is below a quarter of min_count: unlisted
+    tiny = drift.assign(psi=8.9, current_values=[1, 49, 50, 5000, 24], reference_values=5000)
+    # by hand: the fewer side >= 200 / 4 = 50 (big) or 100 / 4 = 25 (small), and under min_count
+    assert unjudged_drift(tiny, cfg)["date"].tolist() == [day(3)]
     models = ["big", "small"]
     rows = pd.concat([health(*[{"day": i} for i in range(1, 6)], model_id=m) for m in models])
     versions = pd.DataFrame({"model_id": models, "model_version": "v1", "first_date": day(0)})
