@@ -34,9 +34,12 @@ ORDER BY model_id, treatment_variant
 
 # one line per model and alert metric, and per model and request status (a request's reason names its day)
 SUMMARY_HEALTH_SQL = """
-SELECT 'alerts' AS what, model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END AS detail,
+SELECT 'alerts' AS what, model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END
+       -- a model whose alerts span versions: each version's apart (a span ran from v1's alert to v2's)
+       || CASE WHEN versions > 1 THEN ' of ' || model_version ELSE '' END AS detail,
        min(date) AS since, max(date) AS latest, count(*) AS days, NULL AS latest_reason
-FROM marts.alerts GROUP BY ALL
+FROM (SELECT *, count(DISTINCT model_version) OVER (PARTITION BY model_id) AS versions FROM marts.alerts)
+GROUP BY ALL
 UNION ALL
 SELECT 'retraining requests', model_id, status, min(date), max(date), count(*),
        arg_max(status_reason, date) FILTER (WHERE status_reason IS NOT NULL)

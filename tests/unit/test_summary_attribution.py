@@ -620,6 +620,17 @@ def test_alerts_and_requests_are_one_line_per_model_and_kind_with_their_first_an
     assert "  alerts: m psi (score), on 2022-01-03 (1 day(s))" in out
     assert out.count("retraining requests:") == 1
     assert "why:" not in out and "note:" not in out  # requested, no reason: nothing to explain
+    # a model whose alerts span two versions: each version's line apart (a trial's psi span ran from v1 to v2)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+            "VALUES ('2022-02-07', 'm', 'v2', 'psi', 'score', 0.5, 0.2, '> 0.2')"
+        )
+    versions = _summary(path, capsys)
+    assert "  alerts: m psi (score) of v1, on 2022-01-03 (1 day(s))" in versions
+    assert "  alerts: m psi (score) of v2, on 2022-02-07 (1 day(s))" in versions
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("DELETE FROM marts.alerts WHERE model_version = 'v2'")
     # a blocked request says why, the latest one's reason (a trial's summary said "blocked" alone, the reason being
     # that the months-late labels were not known by the request's day)
     with duckdb.connect(str(path)) as conn:
