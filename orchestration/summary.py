@@ -220,10 +220,12 @@ def _print_attribution(results, impact) -> None:
     yes_no = {True: "yes", False: "NO"}
     # a model's rows of one treatment arm, named 'class_size: small vs regular' where its experiment has several
     results = results.assign(model=model_arms(results))
+    # a lower-is-better metric's fall is the good news: its name says so beside a negative lift
+    lower = {name for name, spec in dbt_var("experiment_metrics").items() if spec.get("direction") == "lower_is_better"}
     view = pd.DataFrame(
         {
             "model": results["model"],
-            "metric": results["metric"],
+            "metric": [f"{m} (lower is better)" if m in lower else m for m in results["metric"]],
             units_header(results["control_variant"]): results["n_control"].astype(str)
             + "/"
             + results["n_treatment"].astype(str),

@@ -596,6 +596,18 @@ def test_a_day_held_back_for_rows_of_other_days_says_how_to_deliver_them(warehou
     assert "in_partition_day: rows whose time column falls on another day than their file's" in out
 
 
+def test_a_lower_is_better_metric_says_so_beside_its_lift(warehouse, capsys):
+    # a trial's pancreatitis rate fell 46%, "significant yes": a fall read as bad news at a glance
+    from orchestration.lib.settings import dbt_var
+
+    path, _, _ = warehouse
+    assert dbt_var("experiment_metrics")["refund_rate"]["direction"] == "lower_is_better"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("UPDATE attribution.experiment_results SET metric = 'refund_rate' WHERE metric = 'conversion'")
+    out = _summary(path, capsys)
+    assert "refund_rate (lower is better)" in out and "revenue_per_user (lower" not in out
+
+
 def test_alerts_and_requests_are_one_line_per_model_and_kind_with_their_first_and_latest_day(warehouse, capsys):
     # a request's reason names its day: 75 weekly requests of one model printed 75 lines, and an alert's line
     # did not say it was four years old
