@@ -118,6 +118,8 @@ class StepProgress:
                 lines = check.description.splitlines()
                 for line in lines[:NOTE_LINES]:  # a cut line says so (a hint cut mid-word read as the whole)
                     self._note(step, line if len(line) <= NOTE_WIDTH else line[: NOTE_WIDTH - 1] + "…")
+                if len(lines) > NOTE_LINES:  # the lines left out are said (a verdict's other failures went unsaid)
+                    self._note(step, f"… and {len(lines) - NOTE_LINES} more line(s): impact-ledger summary")
             elif check.passed:  # a gate's warnings (a paused label feed) pass the check: still say them
                 failed = check.metadata.get("failed_expectations")
                 for name, seen in (

@@ -301,7 +301,10 @@ def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skippe
             check_name="volume",
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
-            description="held back 1 of 2 days (2025-03-19): the other days proceed\nsuite s: 1 of 3 failed\n" + WHY,
+            # five lines: four shown, the fifth said to be left out (a verdict's other failures went unsaid)
+            description="held back 1 of 2 days (2025-03-19): the other days proceed\nsuite s: 1 of 3 failed\n"
+            + WHY
+            + "\nequal opportunity 0.29\nequalised odds 0.30",
         )
 
     @dg.asset(deps=[sessions])
@@ -355,8 +358,10 @@ def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skippe
         "days) on 7 day(s): 2025-03-10, 2025-03-11, 2025-03-12, 2025-03-13, 2025-03-14 ...",
         "report: skipped: nothing to report for 2025-03-19",
         f"sessions: {WHY[:239]}…",  # cut, and said to be (a hint cut mid-word read as the whole)
+        "sessions: equal opportunity 0.29",
         "sessions: held back 1 of 2 days (2025-03-19): the other days proceed",
         "sessions: suite s: 1 of 3 failed",
+        "sessions: … and 1 more line(s): impact-ledger summary",
     ]
 
 
