@@ -510,3 +510,22 @@ def test_a_misspelt_protected_attribute_stops_the_run_at_the_users_table_naming_
     [failure] = [f for f in outcome.failures if "protected_attributes" in f]
     assert "raw.users" in failure and "'afram'" in failure and "did you mean 'afam'?" in failure
     assert not any("dbt" in f for f in outcome.failures)
+
+
+def test_a_misspelt_attribute_is_offered_only_the_users_tables_own_columns():
+    # a trial's users had no gender column; `gendr` was answered "did you mean 'gender'?" and a column list with the
+    # contract's optional columns the loader adds empty (gender, age_band)
+    import duckdb
+
+    from orchestration.lib.raw_loader import check_attribute_columns
+
+    with duckdb.connect() as conn:
+        conn.execute(
+            "CREATE SCHEMA raw; CREATE TABLE raw.users AS SELECT 'u1' AS user_id, DATE '2026-01-01' AS signup_at, "
+            "NULL::VARCHAR AS country, 'v' AS segment, NULL::VARCHAR AS gender, NULL::VARCHAR AS age_band, "
+            "'1' AS male"
+        )
+        with pytest.raises(ContractError) as err:
+            check_attribute_columns(conn, {"gendr": ["gendr"]})
+    said = str(err.value)
+    assert "(its columns: user_id, signup_at, segment, male)" in said and "did you mean" not in said
