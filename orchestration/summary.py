@@ -671,6 +671,27 @@ def _unjudged_drift(conn) -> list[str]:
     return lines
 
 
+def _vanished_features(conn) -> list[str]:
+    """Features with values in their version's reference and none on days of the last RECENT_DAYS: a column
+    renamed or dropped upstream (a trial's renamed feature passed every gate and no line said so)."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            "SELECT model_id, model_version, feature, count(*), min(date), max(date) FROM marts.feature_drift_daily "
+            "WHERE null_rate = 1 AND date > (SELECT max(date) FROM marts.feature_drift_daily) - ?::INTEGER "
+            "GROUP BY ALL ORDER BY ALL",
+            [RECENT_DAYS],
+        ).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return []
+    return [
+        f"{model} {version} {feature}: no value on {days} day(s) ({first} .. {last}) though its reference has values: "
+        "renamed or dropped upstream? (details: marts.feature_drift_daily.null_rate)"
+        for model, version, feature, days, first, last in rows
+    ]
+
+
 def _print_unmeasured(conn, impact, results) -> None:
     """The monitored models without a model value: their worth is not measured (no never-exposed holdout)."""
     import pandas as pd
@@ -754,6 +775,10 @@ def read_and_print(conn, reports: Path) -> None:
         print(f"  {line}")
     for line in _uncounted_labels(conn) if len(recent) else []:
         print(f"  note: {line}")
+    if vanished := _vanished_features(conn):
+        print("\nFeatures that went missing")
+        for line in vanished:
+            print(f"  {line}")
     if unjudged := _unjudged_drift(conn):
         print(
             "\nDrift above the PSI threshold without an alert (fewer values a day than alerts.rules.psi.min_count, "

@@ -73,6 +73,11 @@ def drift(tmp_path_factory):
     frames = {}
     for i, day in enumerate(DAYS):
         table = _predictions(day, i, rng)
+        if day == DAYS[-1]:  # the feature's column renamed upstream: no value of it that day
+            nulls = pa.array([None] * len(table), pa.decimal128(8, 2))
+            table = table.set_column(
+                table.schema.get_field_index("feature_monthly_charges"), "feature_monthly_charges", nulls
+            )
         (source / "predictions").mkdir(parents=True, exist_ok=True)
         pq.write_table(
             pa.concat_tables([table, _other_model(day, i)]), source / "predictions" / f"predictions_{day}.parquet"
@@ -112,7 +117,7 @@ def test_psi_of_few_distinct_scores_and_a_decimal_feature_match_numpy(drift):
         oracle = psi_numeric(reference[column].to_numpy(float), current[column].to_numpy(float))
         assert row.psi == pytest.approx(oracle, rel=1e-9, abs=1e-12), (row.date, row.feature)
         checked += 1
-    assert checked >= 2 * (len(DAYS) - REFERENCE_DAYS)
+    assert checked >= 2 * (len(DAYS) - REFERENCE_DAYS) - 1  # the last day's feature has no value (no PSI)
     # the DECIMAL column is a number (binned at deciles), not 600 categories
     assert set(marts.loc[marts["feature"] == "feature_monthly_charges", "feature_type"]) == {"numeric"}
 
@@ -133,3 +138,10 @@ def test_a_feature_only_another_model_has_gets_no_drift_row(drift):
     assert features["tree"] == {"score", "feature_monthly_charges"}
     assert features["offer"] == {"score", "feature_plan"}
     assert len(marts[marts["model_id"] == "tree"]) == 2 * len(DAYS)
+
+
+def test_a_feature_without_a_value_on_a_day_has_no_psi_not_the_floors(drift):
+    # a trial's feature renamed upstream on a day: null_rate 1 and a PSI of 7.67 (every empty bin at the floor)
+    _, marts, _ = drift
+    row = marts[(marts["model_id"] == "tree") & (marts["feature"] == "feature_monthly_charges")].iloc[-1]
+    assert row["date"] == pd.Timestamp(DAYS[-1]) and row["null_rate"] == 1 and pd.isna(row["psi"])

@@ -351,6 +351,30 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
         "  risk v1 feature_balance: PSI above its threshold on 2 day(s) with too few values to judge, the highest "
         "0.94 on 2026-02-04 (182 values)" in out
     )
+    assert "Features that went missing" not in out  # every day has values (null_rate absent here: none said)
+
+
+def test_a_feature_without_values_on_recent_days_is_named(tmp_path, capsys, monkeypatch):
+    # a trial's feature column renamed upstream on a day: every gate passed and no line said so
+    days = [date(2026, 3, d) for d in (2, 3, 4, 5)]
+    drift = pd.DataFrame(
+        {
+            "date": days * 2,
+            "model_id": "m",
+            "model_version": "v1",
+            "feature": ["feature_education"] * 4 + ["feature_age"] * 4,
+            "null_rate": [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.02, 0.0],
+            "psi": [0.01, None, None, 0.02, 0.01, 0.01, 0.03, 0.02],
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift)
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    assert (
+        "  m v1 feature_education: no value on 2 day(s) (2026-03-03 .. 2026-03-04) though its reference has values"
+        in out
+    )
+    assert "feature_age: no value" not in out
 
 
 def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_before_them_says_so(warehouse, capsys):

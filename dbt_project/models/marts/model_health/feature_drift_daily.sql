@@ -58,7 +58,8 @@ select
     t.feature_type,
     t.rows_total,
     1 - cast(t.rows_non_null as double) / nullif(t.rows_total, 0) as null_rate,
-    case when t.date > v.reference_end_date then p.psi end as psi,
+    -- no value today (a column renamed upstream): no PSI, not the empty bins' floor (a trial's 7.67)
+    case when t.date > v.reference_end_date and t.rows_non_null > 0 then p.psi end as psi,
     t.date > v.reference_end_date as reference_complete,
     v.reference_start_date,
     v.reference_end_date
