@@ -543,6 +543,11 @@ def _format(value: float, limit: float) -> str:
     return f"{value:.{digits}f}"
 
 
+def _limit(limit: float) -> str:
+    """A limit as set: two decimals, more where it has them (init's 0.097 printed as 0.10 beside a gap of 0.11)."""
+    return f"{limit:.2f}" if round(limit, 2) == limit else f"{limit:g}"
+
+
 def _odds_groups(v: pd.Series, rate: str) -> str:
     """The equal-opportunity groups, named with the equalised-odds rate(s) ``rate`` when they are about one of them."""
     groups = v["flagged_groups_equal_opportunity"]
@@ -568,7 +573,9 @@ def _one_rate_apart(v: pd.Series, limit: float) -> str | None:
     quiet = (
         f" ({other.upper()} range {_format(wider, limit)} within noise)" if pd.notna(wider) and wider > limit else ""
     )
-    return f"equalised odds: {rate.upper()} range {_format(value, limit)} > {limit:.2f}{quiet}{_odds_groups(v, rate)}"
+    return (
+        f"equalised odds: {rate.upper()} range {_format(value, limit)} > {_limit(limit)}{quiet}{_odds_groups(v, rate)}"
+    )
 
 
 def _who(v: pd.Series, flag: str) -> str:
@@ -626,14 +633,14 @@ def _verdict_sentences(v, fallback: "Thresholds") -> tuple[list[str], list[str]]
         if v[flag]:  # a pass beyond the limit is one within noise: said, so a reader of the value knows
             if pd.notna(v[column]) and (v[column] < limit if op == "<" else v[column] > limit):
                 within_noise.append(
-                    f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f} within noise (the groups' "
+                    f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)} within noise (the groups' "
                     "95% intervals overlap): passes"
                 )
             continue
         if flag == "passes_equalized_odds" and (one := _one_rate_apart(v, limit)):
             failed.append(one)
             continue
-        failed.append(f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {limit:.2f}{_who(v, flag)}")
+        failed.append(f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)}{_who(v, flag)}")
     return failed, within_noise
 
 

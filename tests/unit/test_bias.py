@@ -571,6 +571,13 @@ def test_summary_quotes_the_limits_the_verdict_was_judged_against(rates):
     assert "disparate impact" not in text and "equalised odds" not in text
 
 
+def test_a_limit_of_three_decimals_is_printed_as_set(rates):
+    # init scales calibration_gap_max to the base rate (0.097 for a trial): the line said "0.11 > 0.10"
+    verdict = bias_verdicts(rates).set_index("attribute").loc[["age_band"]].reset_index()
+    verdict["equal_opportunity_difference"], verdict["equal_opportunity_max_difference"] = 0.1079, 0.097
+    assert "equal opportunity difference 0.11 > 0.097" in summarise_verdicts(verdict)
+
+
 def test_summary_shows_more_digits_when_two_would_equal_the_limit(rates):
     verdict = bias_verdicts(rates).set_index("attribute").loc[["age_band"]].reset_index()
     verdict["equal_opportunity_difference"] = 0.1004
