@@ -28,7 +28,8 @@ def test_correlations_of_daily_changes_partial_on_weekday_match_pandas_at_every_
         h, k = health[metric].diff(), kpis[kpi].diff()
         for lag in range(cfg["max_lag_days"] + 1):
             window = [as_of - timedelta(days=i) for i in range(cfg["window_days"])][::-1]
-            x, y = h.reindex([d - timedelta(days=lag) for d in window]), k.reindex(window)
+            x = h.reindex(pd.to_datetime([d - timedelta(days=lag) for d in window]))
+            y = k.reindex(pd.to_datetime(window))
             expected = correlate(x.to_numpy(), y.to_numpy(), window)  # partial on weekday
             row = table[
                 (table["model_id"] == "recommender")

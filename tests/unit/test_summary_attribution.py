@@ -229,7 +229,7 @@ def test_a_model_that_stopped_scoring_is_named_with_its_last_day(tmp_path, capsy
     # fell silent after four days and summary said nothing of 36 days without predictions
     days = pd.date_range("2026-09-01", periods=40, freq="D")
     runs = pd.date_range("2026-09-01", "2026-11-15", freq="D")
-    weekdays = [d for d in days if d.dayofweek < 5]
+    weekdays = [d for d in days if d.day_of_week < 5]
     health = pd.DataFrame(
         {
             "date": [d.date() for d in days] + [d.date() for d in weekdays],
