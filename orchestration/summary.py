@@ -692,6 +692,29 @@ def _vanished_features(conn) -> list[str]:
     ]
 
 
+def _unreferenced_versions(conn) -> list[str]:
+    """Model versions of the last RECENT_DAYS with values past their reference window and no PSI on any day: their
+    drift reference holds none of their predictions (a fixed-date reference set for an earlier version: a trial's
+    second version had no drift computed, and nothing said so)."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            "SELECT model_id, model_version, any_value(reference_start_date), any_value(reference_end_date) "
+            "FROM marts.feature_drift_daily "
+            "WHERE date > (SELECT max(date) FROM marts.feature_drift_daily) - ?::INTEGER AND reference_complete "
+            "GROUP BY ALL HAVING count(psi) = 0 AND min(null_rate) < 1 ORDER BY ALL",
+            [RECENT_DAYS],
+        ).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return []
+    return [
+        f"{model} {version}: no drift computed: its reference window {start} .. {end} holds none of its "
+        f"predictions (models.{model}.drift_reference: a window of this version's days, or first_days)"
+        for model, version, start, end in rows
+    ]
+
+
 def _print_unmeasured(conn, impact, results) -> None:
     """The monitored models without a model value: their worth is not measured (no never-exposed holdout)."""
     import pandas as pd
@@ -775,8 +798,8 @@ def read_and_print(conn, reports: Path) -> None:
         print(f"  {line}")
     for line in _uncounted_labels(conn) if len(recent) else []:
         print(f"  note: {line}")
-    if vanished := _vanished_features(conn):
-        print("\nFeatures that went missing")
+    if vanished := _vanished_features(conn) + _unreferenced_versions(conn):
+        print("\nDrift not measured")
         for line in vanished:
             print(f"  {line}")
     if unjudged := _unjudged_drift(conn):

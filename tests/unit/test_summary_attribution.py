@@ -351,7 +351,7 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
         "  risk v1 feature_balance: PSI above its threshold on 2 day(s) with too few values to judge, the highest "
         "0.94 on 2026-02-04 (182 values)" in out
     )
-    assert "Features that went missing" not in out  # every day has values (null_rate absent here: none said)
+    assert "Drift not measured" not in out  # every day has values (null_rate absent here: none said)
 
 
 def test_a_feature_without_values_on_recent_days_is_named(tmp_path, capsys, monkeypatch):
@@ -375,6 +375,32 @@ def test_a_feature_without_values_on_recent_days_is_named(tmp_path, capsys, monk
         in out
     )
     assert "feature_age: no value" not in out
+    assert "no drift computed" not in out  # v1 has PSI
+
+
+def test_a_version_whose_fixed_reference_holds_none_of_its_predictions_is_named(tmp_path, capsys, monkeypatch):
+    # a trial's fixed-date reference (the first version's days): the second version's drift was never computed
+    days = [date(2026, 3, d) for d in (16, 17, 18)]
+    drift = pd.DataFrame(
+        {
+            "date": days * 2,
+            "model_id": "m",
+            "model_version": ["v1"] * 3 + ["v2"] * 3,
+            "feature": "feature_age",
+            "null_rate": 0.0,
+            "psi": [0.01, 0.02, 0.03, None, None, None],
+            "reference_complete": True,
+            "reference_start_date": date(2026, 3, 2),
+            "reference_end_date": date(2026, 3, 8),
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift)
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    assert (
+        "  m v2: no drift computed: its reference window 2026-03-02 .. 2026-03-08 holds none of its predictions" in out
+    )
+    assert "m v1: no drift" not in out
 
 
 def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_before_them_says_so(warehouse, capsys):
