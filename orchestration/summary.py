@@ -401,6 +401,17 @@ def _newest(conn, table: str, column: str):
         return None
 
 
+def _rows(conn, sql: str, params: list) -> list[tuple]:
+    """The rows of ``sql``; none when a table or column it reads is not built (a run that stopped before it, an
+    older warehouse): the summary's optional notes say nothing then."""
+    import duckdb
+
+    try:
+        return conn.execute(sql, params).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return []
+
+
 def _lead_text(lag_days: int) -> str:
     """A lag of 0 days is a metric moving with the KPI, not ahead of it."""
     return "moves with it on the same day (lag 0: not a lead)" if lag_days == 0 else f"leads by {lag_days} day(s)"
@@ -544,17 +555,15 @@ def _reassigned(conn) -> list[str]:
 def _unjudged_health(conn) -> list[str]:
     """Per model, the label-based and volume alert rules no day of the last RECENT_DAYS could judge (too few labels
     or predictions a day): "no alerts" there means "not judged", not "healthy"."""
-    import duckdb
-
     from orchestration.lib.alerts import load_alert_config
 
-    try:
-        rows = conn.execute(
-            "SELECT model_id, max(labelled), quantile_cont(predictions, 0.5) FROM marts.model_health_daily "
-            "WHERE date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
-            [RECENT_DAYS],
-        ).fetchall()
-    except (duckdb.CatalogException, duckdb.BinderException):
+    rows = _rows(
+        conn,
+        "SELECT model_id, max(labelled), quantile_cont(predictions, 0.5) FROM marts.model_health_daily "
+        "WHERE date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
+        [RECENT_DAYS],
+    )
+    if not rows:
         return []
     config = load_alert_config()
     lines = []
@@ -582,19 +591,15 @@ def _silent_models(conn) -> list[str]:
     """Models without predictions on the newest SILENT_DAYS days run or more: the volume rule falls silent a few
     days into an outage, and a trial's model that stopped scoring 36 days before the newest run day was named
     nowhere."""
-    import duckdb
-
-    try:
-        rows = conn.execute(
-            "WITH newest AS (SELECT greatest((SELECT max(date) FROM quality.gate_results), "
-            "(SELECT max(labels_as_of) FROM marts.model_health_daily)) AS day) "
-            "SELECT model_id, max(date) AS last_day, any_value(newest.day) AS newest "
-            "FROM marts.model_health_daily, newest WHERE predictions > 0 GROUP BY 1 "
-            "HAVING max(date) <= any_value(newest.day) - ?::INTEGER ORDER BY 1",
-            [SILENT_DAYS],
-        ).fetchall()
-    except (duckdb.CatalogException, duckdb.BinderException):
-        return []
+    rows = _rows(
+        conn,
+        "WITH newest AS (SELECT greatest((SELECT max(date) FROM quality.gate_results), "
+        "(SELECT max(labels_as_of) FROM marts.model_health_daily)) AS day) "
+        "SELECT model_id, max(date) AS last_day, any_value(newest.day) AS newest "
+        "FROM marts.model_health_daily, newest WHERE predictions > 0 GROUP BY 1 "
+        "HAVING max(date) <= any_value(newest.day) - ?::INTEGER ORDER BY 1",
+        [SILENT_DAYS],
+    )
     return [
         f"{model}: no predictions since {last} ({(newest - last).days} day(s) to {newest}, the newest day run): "
         "stopped, or its predictions no longer reach the landing zone?"
@@ -674,17 +679,13 @@ def _unjudged_drift(conn) -> list[str]:
 def _vanished_features(conn) -> list[str]:
     """Features with values in their version's reference and none on days of the last RECENT_DAYS: a column
     renamed or dropped upstream (a trial's renamed feature passed every gate and no line said so)."""
-    import duckdb
-
-    try:
-        rows = conn.execute(
-            "SELECT model_id, model_version, feature, count(*), min(date), max(date) FROM marts.feature_drift_daily "
-            "WHERE null_rate = 1 AND date > (SELECT max(date) FROM marts.feature_drift_daily) - ?::INTEGER "
-            "GROUP BY ALL ORDER BY ALL",
-            [RECENT_DAYS],
-        ).fetchall()
-    except (duckdb.CatalogException, duckdb.BinderException):
-        return []
+    rows = _rows(
+        conn,
+        "SELECT model_id, model_version, feature, count(*), min(date), max(date) FROM marts.feature_drift_daily "
+        "WHERE null_rate = 1 AND date > (SELECT max(date) FROM marts.feature_drift_daily) - ?::INTEGER "
+        "GROUP BY ALL ORDER BY ALL",
+        [RECENT_DAYS],
+    )
     return [
         f"{model} {version} {feature}: no value on {days} day(s) ({first} .. {last}) though its reference has values: "
         "renamed or dropped upstream? (details: marts.feature_drift_daily.null_rate)"
@@ -696,18 +697,14 @@ def _unreferenced_versions(conn) -> list[str]:
     """Model versions of the last RECENT_DAYS with values past their reference window and no PSI on any day: their
     drift reference holds none of their predictions (a fixed-date reference set for an earlier version: a trial's
     second version had no drift computed, and nothing said so)."""
-    import duckdb
-
-    try:
-        rows = conn.execute(
-            "SELECT model_id, model_version, any_value(reference_start_date), any_value(reference_end_date) "
-            "FROM marts.feature_drift_daily "
-            "WHERE date > (SELECT max(date) FROM marts.feature_drift_daily) - ?::INTEGER AND reference_complete "
-            "GROUP BY ALL HAVING count(psi) = 0 AND min(null_rate) < 1 ORDER BY ALL",
-            [RECENT_DAYS],
-        ).fetchall()
-    except (duckdb.CatalogException, duckdb.BinderException):
-        return []
+    rows = _rows(
+        conn,
+        "SELECT model_id, model_version, any_value(reference_start_date), any_value(reference_end_date) "
+        "FROM marts.feature_drift_daily "
+        "WHERE date > (SELECT max(date) FROM marts.feature_drift_daily) - ?::INTEGER AND reference_complete "
+        "GROUP BY ALL HAVING count(psi) = 0 AND min(null_rate) < 1 ORDER BY ALL",
+        [RECENT_DAYS],
+    )
     return [
         f"{model} {version}: no drift computed: its reference window {start} .. {end} holds none of its "
         f"predictions (models.{model}.drift_reference: a window of this version's days, or first_days)"
