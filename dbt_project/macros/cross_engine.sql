@@ -175,6 +175,17 @@
         as {{ column }}) as days where {{ column }} <= {{ end }})
 {%- endmacro %}
 
+{#- one row per day from column `start` to column `end` of the one-row relation `source` (no row when either is null) -#}
+{% macro days_of_bounds(start, end, column, source) -%}
+    {{ return(adapter.dispatch('days_of_bounds')(start, end, column, source)) }}
+{%- endmacro %}
+{% macro default__days_of_bounds(start, end, column, source) -%}
+    (select cast(unnest(generate_series({{ start }}, {{ end }}, interval 1 day)) as date) as {{ column }} from {{ source }})
+{%- endmacro %}
+{% macro spark__days_of_bounds(start, end, column, source) -%}
+    (select explode(sequence({{ start }}, {{ end }}, interval 1 day)) as {{ column }} from {{ source }})
+{%- endmacro %}
+
 {#- one row per integer of the Jinja list `values`, column `column` -#}
 {% macro integer_rows(values, column) -%}
     {{ return(adapter.dispatch('integer_rows')(values, column)) }}

@@ -34,6 +34,7 @@ with as_of_dates as (
 
 bounds as (
     select min(as_of_date) - interval {{ cfg.window_days + cfg.max_lag_days }} day as first_day,
+           cast(min(as_of_date) - interval {{ cfg.window_days - 1 }} day as date) as window_first,
            max(as_of_date) as last_day
     from as_of_dates
 ),
@@ -91,72 +92,136 @@ kpi_changes as (
 
 lags as (select lag_days from {{ integer_rows(range(cfg.max_lag_days + 1) | list, 'lag_days') }} as l),
 
--- a pair of changes counts when both are known
-paired as (
-    select a.as_of_date, h.model_id, h.health_metric, k.kpi, l.lag_days, k.date as day,
-        dayofweek(k.date) as weekday,
+-- One row per KPI day and lag (not per as-of date and window day: a year's backfill would expand each day
+-- window_days times): the KPI's change that day and the health metric's change lag_days before it, both
+-- known or neither.
+day_pairs as (
+    select h.model_id, h.health_metric, k.kpi, l.lag_days, k.date as day,
         case when k.change is not null then h.change end as x_raw,
         case when h.change is not null then k.change end as y_raw
-    from as_of_dates a
+    from kpi_changes k
     cross join lags l
-    join kpi_changes k
-        on k.date between a.as_of_date - interval {{ cfg.window_days - 1 }} day and a.as_of_date
+    cross join bounds b
     join health_changes h on h.date = k.date - cast(l.lag_days as integer)
+    where k.date >= b.window_first
 ),
 
--- partial on weekday: each change less its weekday's mean over the window's pairs (the
--- KPI day's weekday; at a fixed lag the health day's is a constant shift of it). The
--- means are exact sums, as below: a double sum's last bits vary between runs.
-demeaned as (
+-- every day of the windows, numbered: a window is then the window_days rows up to its as-of date, and
+-- day_index % 7 is a weekday (7 days apart, the same slot)
+calendar as (
+    select day, row_number() over (order by day) - 1 as day_index
+    from {{ days_of_bounds('window_first', 'last_day', 'day', 'bounds') }} as d
+),
+
+grid as (
+    select g.model_id, g.health_metric, g.kpi, g.lag_days, c.day, c.day_index % 7 as slot,
+        p.day is not null as paired_day, p.x_raw, p.y_raw
+    from (select distinct model_id, health_metric, kpi, lag_days from day_pairs) as g
+    cross join calendar c
+    left join day_pairs p
+        on p.model_id = g.model_id and p.health_metric = g.health_metric and p.kpi = g.kpi
+        and p.lag_days = g.lag_days and p.day = c.day
+),
+
+-- the day before's pair (the grid has every day): consecutive pairs give the lag-1 autocorrelations
+with_prev as (
     select *,
-        x_raw - cast(sum(cast(x_raw as decimal(38, 18))) over wd as double) / count(x_raw) over wd as x,
-        y_raw - cast(sum(cast(y_raw as decimal(38, 18))) over wd as double) / count(y_raw) over wd as y
-    from paired
-    window wd as (partition by as_of_date, model_id, health_metric, kpi, lag_days, weekday)
+        case when x_raw is not null then lag(x_raw) over d end as x_prev,
+        case when y_raw is not null then lag(y_raw) over d end as y_prev
+    from grid
+    window d as (partition by model_id, health_metric, kpi, lag_days order by day)
 ),
 
--- each pair beside the previous day's (both known): lag-1 autocorrelations
-paired_prev as (
+-- Each as-of date's window as sums over its rows, per weekday slot where the weekday means enter: the
+-- correlation partial on weekday is that of each change less its weekday's mean over the window's pairs,
+-- and the sums of those residuals follow from these (below). Exact sums, as elsewhere: a double sum's last
+-- bits vary with the order it is added in, and a backfill would differ from daily runs.
+window_sums as (
+    select model_id, health_metric, kpi, lag_days, day as as_of_date,
+        count(case when paired_day then 1 end) over w as paired_days,
+        {%- for s in range(7) %}
+        count(case when slot = {{ s }} then x_raw end) over w as n_{{ s }},
+        cast({{ exact_partial_sum('x_raw', 18, where='slot = ' ~ s) }} over w as double) as sx_{{ s }},
+        cast({{ exact_partial_sum('y_raw', 18, where='slot = ' ~ s) }} over w as double) as sy_{{ s }},
+        -- consecutive pairs ending on a slot-{{ s }} day (both inside the window): count, today's and the
+        -- day before's changes
+        count(case when slot = {{ s }} then x_prev end) over w1 as c_{{ s }},
+        cast({{ exact_partial_sum('x_raw', 18, where='slot = ' ~ s ~ ' and x_prev is not null') }} over w1 as double)
+            as bx_{{ s }},
+        cast({{ exact_partial_sum('x_prev', 18, where='slot = ' ~ s) }} over w1 as double) as dx_{{ s }},
+        cast({{ exact_partial_sum('y_raw', 18, where='slot = ' ~ s ~ ' and y_prev is not null') }} over w1 as double)
+            as by_{{ s }},
+        cast({{ exact_partial_sum('y_prev', 18, where='slot = ' ~ s) }} over w1 as double) as dy_{{ s }},
+        {%- endfor %}
+        cast({{ exact_partial_sum('x_raw * x_raw', 18) }} over w as double) as sxx_raw,
+        cast({{ exact_partial_sum('y_raw * y_raw', 18) }} over w as double) as syy_raw,
+        cast({{ exact_partial_sum('x_raw * y_raw', 18) }} over w as double) as sxy_raw,
+        cast({{ exact_partial_sum('x_raw * x_prev', 18) }} over w1 as double) as ax,
+        cast({{ exact_partial_sum('y_raw * y_prev', 18) }} over w1 as double) as ay
+    from with_prev
+    window w as (partition by model_id, health_metric, kpi, lag_days order by day
+                 rows between {{ cfg.window_days - 1 }} preceding and current row),
+        w1 as (partition by model_id, health_metric, kpi, lag_days order by day
+               rows between {{ cfg.window_days - 2 }} preceding and current row)
+),
+
+-- the weekday means of the window (none for a weekday without pairs)
+window_means as (
+    select s.*
+        {%- for s in range(7) %},
+        sx_{{ s }} / nullif(n_{{ s }}, 0) as mx_{{ s }}, sy_{{ s }} / nullif(n_{{ s }}, 0) as my_{{ s }}
+        {%- endfor %}
+    from window_sums s
+    join as_of_dates a on a.as_of_date = s.as_of_date
+    where s.paired_days > 0
+),
+
+-- Sums of the residuals r = v - mean(weekday): sum r^2 = sum v^2 - sum_w S_w^2 / n_w, and over consecutive
+-- days sum r_t r_t-1 = sum v_t v_t-1 - sum_w (m_w-1 B_w + m_w D_w - C_w m_w m_w-1) (B_w, D_w: today's and the
+-- day before's sums over the C_w pairs ending on weekday w, whose previous weekday is w-1). The residuals sum
+-- to 0, so their mean drops out of the correlation and the autocorrelations.
+residual_sums as (
     select *,
-        case when lag(day) over w = day - interval 1 day and lag(x) over w is not null and x is not null
-            then lag(x) over w end as x_prev,
-        case when lag(day) over w = day - interval 1 day and lag(y) over w is not null and y is not null
-            then lag(y) over w end as y_prev
-    from demeaned
-    window w as (partition by as_of_date, model_id, health_metric, kpi, lag_days order by day)
-),
-
--- Pearson r of the demeaned changes from exact sums: corr() sums doubles in
--- parallel, and its last bits would differ between a backfill and daily runs.
-pair_sums as (
-    select as_of_date, model_id, health_metric, kpi, lag_days,
-        count(x) as n_days,
-        -- the weekday dummies partialled out: one per weekday among the pairs, less the intercept
-        count(distinct case when x is not null then weekday end) - 1 as n_controls,
-        {{ exact_sum('x', 18) }} as sx, {{ exact_sum('y', 18) }} as sy,
-        {{ exact_sum('x * x', 18) }} as sxx, {{ exact_sum('y * y', 18) }} as syy,
-        {{ exact_sum('x * y', 18) }} as sxy,
-        -- consecutive pairs: count, the sums of today's and yesterday's values, and of their products
-        count(x_prev) as n_consecutive,
-        {{ exact_sum('case when x_prev is not null then x end', 18) }} as sx_today,
-        {{ exact_sum('x_prev', 18) }} as sx_prev, {{ exact_sum('x * x_prev', 18) }} as sx_lag1,
-        {{ exact_sum('case when y_prev is not null then y end', 18) }} as sy_today,
-        {{ exact_sum('y_prev', 18) }} as sy_prev, {{ exact_sum('y * y_prev', 18) }} as sy_lag1
-    from paired_prev
-    group by all
+        sxx_raw
+        {%- for s in range(7) %}
+            - coalesce(sx_{{ s }} * mx_{{ s }}, 0)
+        {%- endfor %} as sxx,
+        syy_raw
+        {%- for s in range(7) %}
+            - coalesce(sy_{{ s }} * my_{{ s }}, 0)
+        {%- endfor %} as syy,
+        sxy_raw
+        {%- for s in range(7) %}
+            - coalesce(sx_{{ s }} * my_{{ s }}, 0)
+        {%- endfor %} as sxy,
+        {%- for v in ('x', 'y') %}
+        a{{ v }}
+        {%- for s in range(7) %}{% set p = (s + 6) % 7 %}
+            - case when c_{{ s }} > 0 then m{{ v }}_{{ p }} * b{{ v }}_{{ s }} + m{{ v }}_{{ s }} * d{{ v }}_{{ s }}
+                - c_{{ s }} * m{{ v }}_{{ s }} * m{{ v }}_{{ p }} else 0 end
+        {%- endfor %} as s{{ v }}_lag1{{ ',' if not loop.last }}
+        {%- endfor %}
+    from window_means
 ),
 
 pairs as (
-    select *, (n_days * sxy - sx * sy)
-        -- a constant series (zero variance, or rounding just below it) has no correlation
-        / sqrt(nullif(greatest(n_days * sxx - sx * sx, 0) * greatest(n_days * syy - sy * sy, 0), 0)) as r,
-        -- the sample autocorrelation at lag 1 (as statsmodels' acf): sum over consecutive days of
-        -- (v_t - mean)(v_t-1 - mean) / sum over all days of (v_t - mean)^2
-        (sx_lag1 - sx / n_days * (sx_today + sx_prev) + n_consecutive * (sx / n_days) * (sx / n_days))
-            / nullif(sxx - sx * sx / n_days, 0) as x_autocorrelation,
-        (sy_lag1 - sy / n_days * (sy_today + sy_prev) + n_consecutive * (sy / n_days) * (sy / n_days))
-            / nullif(syy - sy * sy / n_days, 0) as y_autocorrelation
-    from pair_sums
+    select as_of_date, model_id, health_metric, kpi, lag_days,
+        n_0
+        {%- for s in range(1, 7) %}
+            + n_{{ s }}
+        {%- endfor %} as n_days,
+        -- the weekday dummies partialled out: one per weekday among the pairs, less the intercept
+        -1
+        {%- for s in range(7) %}
+            + case when n_{{ s }} > 0 then 1 else 0 end
+        {%- endfor %} as n_controls,
+        -- a constant series (no variance left beyond its weekday means, or rounding of them) has no correlation
+        case when sxx > 1e-12 * sxx_raw and syy > 1e-12 * syy_raw then sxy / sqrt(sxx * syy) end as r,
+        -- the sample autocorrelation at lag 1 (as statsmodels' acf): sum over consecutive days of r_t r_t-1
+        -- / sum r^2
+        sx_lag1 / nullif(sxx, 0) as x_autocorrelation,
+        sy_lag1 / nullif(syy, 0) as y_autocorrelation
+    from residual_sums
 ),
 
 tested as (
