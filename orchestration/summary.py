@@ -600,11 +600,26 @@ def _silent_models(conn) -> list[str]:
         "HAVING max(date) <= any_value(newest.day) - ?::INTEGER ORDER BY 1",
         [SILENT_DAYS],
     )
-    return [
-        f"{model}: no predictions since {last} ({(newest - last).days} day(s) to {newest}, the newest day run): "
-        "stopped, or its predictions no longer reach the landing zone?"
-        for model, last, newest in rows
-    ]
+    return [_silent_line(conn, model, last, newest) for model, last, newest in rows]
+
+
+def _silent_line(conn, model: str, last, newest) -> str:
+    """Why a silent model is silent, as far as the warehouse knows: its later days' predictions loaded but held
+    back by the quality gates (a trial's Mondays and Tuesdays read as "stopped"), or none landed."""
+    held = _rows(
+        conn,
+        "SELECT count(DISTINCT _partition_date), min(_partition_date), max(_partition_date) FROM raw.predictions "
+        "WHERE model_id = ? AND _partition_date > ?",
+        [model, last],
+    )
+    span = f"({(newest - last).days} day(s) to {newest}, the newest day run)"
+    if held and held[0][0]:
+        days, first, final = held[0]
+        return (
+            f"{model}: no predictions published since {last} {span}: the predictions of {days} later day(s) "
+            f"({first} .. {final}) loaded but were held back by the quality gates (the days held back are listed)"
+        )
+    return f"{model}: no predictions since {last} {span}: stopped, or its predictions no longer reach the landing zone?"
 
 
 def _volume_judged(conn, model: str, volume: dict) -> bool:

@@ -579,8 +579,7 @@ def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_g
         hit = failed_gates[(gate_days >= start) & (gate_days <= as_of)]
         if hit.empty:
             continue
-        first = hit.sort_values("date").iloc[0]
-        reason = f"quality gate {first['suite']} failed on {pd.Timestamp(first['date']).date()}"
+        reason = _failed_gates_reason(hit)
         out.at[i, "trustworthy"] = False
         out.at[i, "untrusted_reason"] = "; ".join(r for r in (row["untrusted_reason"], reason) if isinstance(r, str))
         if "decision_grade" in out.columns:
@@ -590,6 +589,22 @@ def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_g
                 grade if NOT_TRUSTED in grade else "; ".join(r for r in (grade, NOT_TRUSTED) if r)
             )
     return out
+
+
+# the days of one suite a result's reason names before "and N more"
+GATE_DAYS_SHOWN = 3
+
+
+def _failed_gates_reason(hit: pd.DataFrame) -> str:
+    """Every suite that failed on a result's days, with its days (the first few): a trial's reason named only the
+    first (a sessions day), not the orders days held back that moved its revenue lift."""
+    parts = []
+    by_first_day = hit.assign(date=pd.to_datetime(hit["date"])).sort_values(["date", "suite"])
+    for suite, rows in by_first_day.groupby("suite", sort=False):
+        days = sorted({d.date() for d in rows["date"]})
+        more = f" and {len(days) - GATE_DAYS_SHOWN} more day(s)" if len(days) > GATE_DAYS_SHOWN else ""
+        parts.append(f"quality gate {suite} failed on {', '.join(map(str, days[:GATE_DAYS_SHOWN]))}{more}")
+    return "; ".join(parts)
 
 
 def _srm_by_experiment_day(merged: pd.DataFrame, variants: pd.DataFrame) -> dict:

@@ -455,17 +455,20 @@ def case_hint(column: str, present: Collection[str], of: str = "file") -> str:
 def check_attribute_columns(conn: duckdb.DuckDBPyConnection, attributes: dict[str, list[str]]) -> None:
     """The project file's protected_attributes name columns raw.users has (once it has rows): a misspelt one
     failed only in dbt's compile step, after every raw table had loaded, inside ~60 lines of its output."""
-    columns = [r[0] for r in conn.execute("DESCRIBE raw.users").fetchall()]
-    wanted = dict.fromkeys(c for cols in attributes.values() for c in cols)
-    missing = [c for c in wanted if c not in columns]
-    if not missing or not conn.execute("SELECT EXISTS (SELECT 1 FROM raw.users)").fetchone()[0]:
+    if not conn.execute("SELECT EXISTS (SELECT 1 FROM raw.users)").fetchone()[0]:
         return
-    # the contract's optional columns the files lack are in raw.users, all null: not the user's columns (a trial
-    # misspelt 'gender' in a table without it and was offered "did you mean 'gender'?")
+    columns = [r[0] for r in conn.execute("DESCRIBE raw.users").fetchall()]
+    # the contract's optional columns the files lack are in raw.users, all null: not the user's columns. Named as
+    # an attribute, one was a single 'unknown' group judged "not assessed" (a trial wrote 'gender' for its 'sex');
+    # offered as a near match, it misled ("did you mean 'gender'?")
     optional = [c.name for c in CONTRACTS["users"].columns if not c.required and c.name in columns]
     if optional:
         counts = conn.execute(f"SELECT {', '.join(f'count({_quote(c)})' for c in optional)} FROM raw.users").fetchone()
         columns = [c for c in columns if c not in {name for name, n in zip(optional, counts) if n == 0}]
+    wanted = dict.fromkeys(c for cols in attributes.values() for c in cols)
+    missing = [c for c in wanted if c not in columns]
+    if not missing:
+        return
     near = {c: difflib.get_close_matches(c, columns, n=1) for c in missing}
     hints = "".join(f"; {c!r}: did you mean {m[0]!r}?" for c, m in near.items() if m)
     raise ContractError(

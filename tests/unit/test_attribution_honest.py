@@ -371,6 +371,22 @@ def test_only_a_failed_gate_of_a_table_the_lift_reads_makes_it_untrustworthy():
     marked = mark_failed_gates(results, experiments, orders)
     assert not marked["trustworthy"].any()
     assert marked["untrusted_reason"].str.contains(f"quality gate raw_orders failed on {day.date()}").all()
+    # every suite that failed, each with its days (a trial's reason named only a sessions day, not the four orders
+    # days that moved its lift)
+    days = [day - pd.Timedelta(days=k) for k in (9, 7, 5, 4, 3)]
+    more = pd.DataFrame(
+        {
+            "date": [day - pd.Timedelta(days=8), *days],
+            "suite": ["raw_sessions"] + ["raw_orders"] * len(days),
+            "table_name": ["sessions"] + ["orders"] * len(days),
+        }
+    )
+    said = mark_failed_gates(results, experiments, more)["untrusted_reason"].iloc[0]
+    listed = ", ".join(str(d.date()) for d in days[:3])
+    assert said.endswith(
+        f"quality gate raw_orders failed on {listed} and 2 more day(s); "
+        f"quality gate raw_sessions failed on {(day - pd.Timedelta(days=8)).date()}"
+    ), said
 
     # the tables are the lift's: experiment_stats' raw sources in the dbt manifest, and the experiment design
     manifest = json.loads((Path(__file__).parents[2] / "dbt_project" / "target" / "manifest.json").read_text())

@@ -427,7 +427,8 @@ def test_materialize_prints_one_line_for_a_bad_file_and_no_traceback(tmp_path, c
     from orchestration.lib.settings import PROJECT_ROOT
 
     zone = tmp_path / "zone"
-    put(zone, "users", b"user_id,signup_at\nu1,2026-01-01\n", day=None)
+    # the columns the demo's project file (the tests' default) names as protected attributes
+    put(zone, "users", b"user_id,signup_at,gender,age_band,country\nu1,2026-01-01,f,25-34,DE\n", day=None)
     if case == "epoch_parquet_day":  # a range of Parquet days, the second's time column in epoch seconds
         write_day(zone, "predictions", frame_for("predictions", ["a", "b"], DAY1), DAY1)
         bad = epoch_seconds(frame_for("predictions", ["c", "d", "e"], DAY2), "predicted_at")
@@ -529,3 +530,22 @@ def test_a_misspelt_attribute_is_offered_only_the_users_tables_own_columns():
             check_attribute_columns(conn, {"gendr": ["gendr"]})
     said = str(err.value)
     assert "(its columns: user_id, signup_at, segment, male)" in said and "did you mean" not in said
+
+
+def test_an_attribute_naming_an_optional_column_the_users_files_lack_is_missing_not_one_unknown_group():
+    # a trial named 'gender' for its 'sex': the contract's optional gender column, all null, made one group
+    # 'gender=unknown' judged "not assessed" in every window, the run a success
+    import duckdb
+
+    from orchestration.lib.raw_loader import check_attribute_columns
+
+    with duckdb.connect() as conn:
+        conn.execute(
+            "CREATE SCHEMA raw; CREATE TABLE raw.users AS SELECT * FROM (VALUES ('u1', 'female', NULL::VARCHAR), "
+            "('u2', 'male', NULL::VARCHAR)) AS t(user_id, sex, gender)"
+        )
+        with pytest.raises(ContractError) as err:
+            check_attribute_columns(conn, {"gender": ["gender"], "sex": ["sex"]})
+        assert "column(s) 'gender' that the users table does not have (its columns: user_id, sex)" in str(err.value)
+        conn.execute("UPDATE raw.users SET gender = sex WHERE user_id = 'u1'")  # one value: the files have it
+        check_attribute_columns(conn, {"gender": ["gender"], "sex": ["sex"]})

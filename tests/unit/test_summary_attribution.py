@@ -258,6 +258,22 @@ def test_a_model_that_stopped_scoring_is_named_with_its_last_day(tmp_path, capsy
     # last day is a Friday (2026-10-09), also long before; both named, each once
     assert "  risk: no predictions since 2026-10-10 (36 day(s) to 2026-11-15, the newest day run)" in out
     assert out.count("no predictions since") == 2
+    # the later days' predictions loaded but the gates held them back (a trial's quiet Mondays and Tuesdays read
+    # as "stopped"): said so, with the days
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        conn.execute(
+            "CREATE TABLE raw.predictions AS SELECT 'risk' AS model_id, d::DATE AS _partition_date "
+            "FROM range(DATE '2026-10-09', DATE '2026-10-14', INTERVAL 1 DAY) AS t(d)"
+        )
+    held = _summary(path, capsys)
+    assert (
+        "  risk: no predictions published since 2026-10-10 (36 day(s) to 2026-11-15, the newest day run): the "
+        "predictions of 3 later day(s) (2026-10-11 .. 2026-10-13) loaded but were held back by the quality gates"
+    ) in held
+    assert "office: no predictions since" in held
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("DROP TABLE raw.predictions")
     # the runs end with the predictions (a weekday-only model on a Sunday): nothing said
     with duckdb.connect(str(path)) as conn:
         conn.execute("DELETE FROM quality.gate_results WHERE date > '2026-10-11'")

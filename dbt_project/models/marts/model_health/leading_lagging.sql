@@ -106,15 +106,16 @@ day_pairs as (
     where k.date >= b.window_first
 ),
 
--- every day of the windows, numbered: a window is then the window_days rows up to its as-of date, and
--- day_index % 7 is a weekday (7 days apart, the same slot)
+-- every day of the windows: a window is then the window_days rows up to its as-of date
 calendar as (
-    select day, row_number() over (order by day) - 1 as day_index
-    from {{ days_of_bounds('window_first', 'last_day', 'day', 'bounds') }} as d
+    select day from {{ days_of_bounds('window_first', 'last_day', 'day', 'bounds') }} as d
 ),
 
+-- slot: the weekday, numbered so that the day before's is (slot + 6) % 7 on both engines (DuckDB's dayofweek is
+-- 0-6 from Sunday, Spark's 1-7), and the same whatever the run's first day (the sums over the slots below are
+-- added in slot order: a backfill and daily runs must add them alike)
 grid as (
-    select g.model_id, g.health_metric, g.kpi, g.lag_days, c.day, c.day_index % 7 as slot,
+    select g.model_id, g.health_metric, g.kpi, g.lag_days, c.day, dayofweek(c.day) % 7 as slot,
         p.day is not null as paired_day, p.x_raw, p.y_raw
     from (select distinct model_id, health_metric, kpi, lag_days from day_pairs) as g
     cross join calendar c
