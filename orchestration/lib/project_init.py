@@ -108,53 +108,103 @@ class TableProfile:
 
 WEEK = 7
 WEEKEND = (5, 6)  # date.weekday() of Saturdays and Sundays
-BAND_STEP = 0.05  # a band init widens for a weekly cycle is the first step of this beyond the deepest weekend
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+BAND_STEP = 0.05  # a band init widens for a weekly cycle is the first step of this beyond its deepest day
+
+
+def _weekdays(days: tuple[int, ...], conjunction: str) -> str:
+    """'Mondays and Tuesdays', 'Saturdays or Sundays', 'Sundays': the weekdays (date.weekday()) named."""
+    names = [f"{WEEKDAY_NAMES[d]}s" for d in sorted(days)]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
 
 
 @dataclass
 class WeeklyCycle:
-    """Weekends apart from the weekdays, week after week, by more than a volume band passes."""
+    """Weekdays apart from the others, week after week, by more than a volume band passes: quiet ones (an order
+    feed a day late, a B2B weekend, a shop closed midweek) or busy ones."""
 
-    weekend_median: float
-    weekday_median: float
-    deepest: float  # the judged weekend day furthest from its trailing median: rows / median - 1
+    quiet: tuple[int, ...]  # date.weekday() of the days below the band most weeks
+    busy: tuple[int, ...]  # ... above it
+    quiet_median: float  # rows of the quiet weekdays' days (0 when none)
+    busy_median: float
+    other_median: float  # rows of the other weekdays' days
+    deepest: float  # the judged day of the cycle furthest from its trailing median: rows / median - 1
+    deepest_day: date
+
+    @property
+    def days(self) -> tuple[int, ...]:
+        return tuple(sorted(self.quiet + self.busy))
 
     @property
     def passing_band(self) -> float:
-        """The band around the trailing median that passes every weekend seen."""
+        """The band around the trailing median that passes every day of the cycle seen."""
         return round((math.floor(abs(self.deepest) / BAND_STEP + 1e-9) + 1) * BAND_STEP, 2)
 
     def said(self, rows: str) -> str:
-        """The cycle in a few words: 'a median 40 rows on weekends, 100 on weekdays; the deepest 60% below ...'."""
+        """The cycle in a few words: 'a median 40 rows on weekends, 100 on weekdays; the deepest weekend 60%
+        below ...', 'a median 46 rows on Mondays and Tuesdays, 155 on the other days; the deepest day (a Monday) ...'."""
+        weekend = self.days == WEEKEND
+        levels = [
+            (median, "weekends" if days == WEEKEND else _weekdays(days, "and"))
+            for days, median in ((self.quiet, self.quiet_median), (self.busy, self.busy_median))
+            if days
+        ] + [(self.other_median, "weekdays" if weekend else "the other days")]
         side = "below" if self.deepest < 0 else "above"
+        deepest = "weekend" if weekend else f"day (a {WEEKDAY_NAMES[self.deepest_day.weekday()]})"
         return (
-            f"a median {self.weekend_median:g} {rows} on weekends, {self.weekday_median:g} on weekdays; the "
-            f"deepest weekend {abs(self.deepest):.0%} {side} its trailing median"
+            f"a median {levels[0][0]:g} {rows} on {levels[0][1]}, "
+            + ", ".join(f"{median:g} on {days}" for median, days in levels[1:])
+            + f"; the deepest {deepest} {abs(self.deepest):.0%} {side} its trailing median"
         )
 
 
 def _weekly_cycle(
     first_day: date | None, counts: list[int], band: float, trailing_days: int, min_median: float
 ) -> WeeklyCycle | None:
-    """The weekly cycle of a calendar-day series that a +-band around its trailing median would flag on
-    weekends: two weeks or more, the weekends' median outside +-band of the weekdays', and a judged weekend day
-    (a full trailing window whose median reaches min_median) beyond the band. An empty weekend is no band's:
-    the volume gate and the alert both pass a day empty a week before too."""
+    """The weekly cycle of a calendar-day series that a +-band around its trailing median would flag: two weeks
+    or more; the cycle's weekdays are those whose days lie outside +-band of the median of all days in most weeks
+    (a weekday's one-off quiet day is no cycle); and a judged day of them (a full trailing window whose median
+    reaches min_median) beyond the band. An empty day is no band's: the volume gate and the alert both pass a day
+    empty a week before too."""
     if first_day is None or len(counts) < 2 * WEEK:
         return None
-    weekend = {i for i in range(len(counts)) if (first_day + timedelta(days=i)).weekday() in WEEKEND}
-    weekend_median = statistics.median(counts[i] for i in weekend)
-    weekday_median = statistics.median(n for i, n in enumerate(counts) if i not in weekend)
-    if not weekday_median or abs(weekend_median / weekday_median - 1) <= band:
+    level = statistics.median(counts)
+    if not level:
+        return None
+    weekday = [(first_day + timedelta(days=i)).weekday() for i in range(len(counts))]
+
+    def most_weeks(outside) -> tuple[int, ...]:
+        """The weekdays more than half of whose days are outside (rows -> bool)."""
+        return tuple(
+            w for w in range(WEEK) if 2 * sum(outside(n) for n, d in zip(counts, weekday) if d == w) > weekday.count(w)
+        )
+
+    quiet = most_weeks(lambda n: n < (1 - band) * level)
+    busy = most_weeks(lambda n: n > (1 + band) * level)
+    cycle = set(quiet + busy)
+    if not cycle or len(cycle) == WEEK:
         return None
     changes = []
-    for i in weekend:
-        trailing = statistics.median(counts[i - trailing_days : i]) if i >= trailing_days else 0
-        if counts[i] and trailing and trailing >= min_median:
-            changes.append(counts[i] / trailing - 1)
-    if not any(abs(change) > band for change in changes):
+    for i in range(trailing_days, len(counts)):
+        trailing = statistics.median(counts[i - trailing_days : i])
+        if weekday[i] in cycle and counts[i] and trailing and trailing >= min_median:
+            changes.append((counts[i] / trailing - 1, i))
+    if not any(abs(change) > band for change, _ in changes):
         return None
-    return WeeklyCycle(float(weekend_median), float(weekday_median), max(changes, key=abs))
+    deepest, i = max(changes, key=lambda c: abs(c[0]))
+
+    def median_on(days) -> float:
+        return float(statistics.median(n for n, d in zip(counts, weekday) if d in days)) if days else 0.0
+
+    return WeeklyCycle(
+        quiet,
+        busy,
+        median_on(quiet),
+        median_on(busy),
+        median_on(set(range(WEEK)) - cycle),
+        deepest,
+        first_day + timedelta(days=i),
+    )
 
 
 @dataclass
@@ -162,9 +212,10 @@ class WeeklyBand:
     """A table's volume band widened for a weekly cycle, and the days the default band held back."""
 
     cycle: WeeklyCycle
-    weekend_days: int  # of the days held back, Saturdays or Sundays
+    days: tuple[int, ...]  # date.weekday() of the cycle's days (predictions: of every model's cycle)
+    cycle_days: int  # of the days held back, those on the cycle's weekdays
     band_days: int  # every day the default band held back (the freshness rule's apart)
-    model_id: str | None = None  # predictions are judged per model: the one with the deepest weekend
+    model_id: str | None = None  # predictions are judged per model: the one with the deepest cycle day
 
     @property
     def tolerance(self) -> float:
@@ -203,6 +254,17 @@ class ModelProfile:
         if self.mature:
             return self.mature_labelled / self.mature
         return self.labelled / self.predictions if self.predictions else 0.0
+
+    @property
+    def labelled_said(self) -> str:
+        """labelled_share in words: of which predictions, and, where that is the mature ones, how many of all are
+        labelled so far (a trial's labels, 30-45 days late, read '100% labelled' at 37% labelled so far)."""
+        if not self.mature or self.mature >= self.predictions:  # the share is of all predictions
+            return f"{self.labelled_share:.0%} labelled"
+        return (
+            f"labelled: {self.labelled_share:.0%} of the {self.mature} predictions old enough for their labels, "
+            f"{self.labelled} of all {self.predictions} so far"
+        )
 
     def predictions_in(self, days: int) -> float:
         """About how many predictions a window of ``days`` holds: no more than the model made."""
@@ -757,14 +819,13 @@ def _weekly_bands(
     holds: dict[str, list[date]],
     stale: dict[str, list[date]],
 ) -> dict[str, WeeklyBand]:
-    """The tables whose days the default volume band holds back are mostly Saturdays or Sundays of a weekly
-    cycle (quiet weekends): each with the band that passes its weekends. Predictions are judged per model."""
+    """The tables whose days the default volume band holds back are mostly the quiet (or busy) weekdays of a
+    weekly cycle: each with the band that passes those days. Predictions are judged per model."""
     gate = VolumeGate()
     out = {}
     for table, held in holds.items():
         band_days = [d for d in held if d not in stale.get(table, [])]
-        weekend = [d for d in band_days if d.weekday() in WEEKEND]
-        if not weekend or 2 * len(weekend) < len(band_days):
+        if not band_days:
             continue
         series = (
             {m.model_id: (m.first_day, m.daily_counts) for m in models}
@@ -776,9 +837,12 @@ def _weekly_bands(
             for group, (first, counts) in series.items()
             if (cycle := _weekly_cycle(first, counts, gate.tolerance, gate.trailing_days, gate.min_count))
         }
-        if cycles:
-            group = max(cycles, key=lambda g: abs(cycles[g].deepest))
-            out[table] = WeeklyBand(cycles[group], len(weekend), len(band_days), group)
+        days = tuple(sorted({d for cycle in cycles.values() for d in cycle.days}))
+        on_cycle = [d for d in band_days if d.weekday() in days]
+        if not on_cycle or 2 * len(on_cycle) < len(band_days):
+            continue
+        group = max(cycles, key=lambda g: abs(cycles[g].deepest))
+        out[table] = WeeklyBand(cycles[group], days, len(on_cycle), len(band_days), group)
     return out
 
 
@@ -1261,9 +1325,9 @@ def render(inf: Inference) -> str:
     add(f"    tolerance: {vol.tolerance}")
     add(f"    z: {vol.z}")
     if inf.weekly_bands:
-        add("    tables:  # a weekly cycle: the band that passes every weekend seen (REVIEW lists what it held back)")
+        add("    tables:  # a weekly cycle: the band that passes every day of it seen (REVIEW lists what it held back)")
         for table, band in inf.weekly_bands.items():
-            add(f"      {table}: {_flow({'tolerance': band.tolerance})}")
+            add(f"      {table}: {_flow({'tolerance': band.tolerance})}  # {_weekdays(band.days, 'and')}")
     add("")
 
     bias = Bias()
@@ -1337,10 +1401,11 @@ def review(inf: Inference) -> list[str]:
     default_band = VolumeGate().tolerance
     for table, band in inf.weekly_bands.items():
         of_model = f" (model {band.model_id})" if band.model_id else ""
+        other = "a weekday" if band.days == WEEKEND else "any other day"
         out.append(
             f"gates.volume.tables.{table}: tolerance {band.tolerance:g} written for a weekly cycle{of_model}: "
-            f"{band.weekend_days} of the {band.band_days} day(s) the default band (±{default_band:g}) would hold "
-            f"back are Saturdays or Sundays ({band.cycle.said('rows')}); a weekday as far off passes too"
+            f"{band.cycle_days} of the {band.band_days} day(s) the default band (±{default_band:g}) would hold "
+            f"back are {_weekdays(band.days, 'or')} ({band.cycle.said('rows')}); {other} as far off passes too"
         )
     for table, held in inf.volume_holds.items():
         empty = inf.stale_holds.get(table, [])
@@ -1432,7 +1497,7 @@ def review(inf: Inference) -> list[str]:
         if m.labelled and m.daily_median * share < (needed := Alerts().min_labelled):
             out.append(
                 f"models.{m.model_id}: about {m.daily_median * share:.0f} labelled predictions a day (median "
-                f"{m.daily_median:g} a day, {share:.0%} labelled): precision and recall alerts are judged only on days "
+                f"{m.daily_median:g} a day; {m.labelled_said}): precision and recall alerts are judged only on days "
                 f"with {needed} (alerts.min_labelled): lower it to judge this model (smaller counts are noisier), or "
                 "read its health in the marts"
             )

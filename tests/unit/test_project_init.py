@@ -1127,20 +1127,31 @@ def test_the_calibration_gap_limit_is_scaled_to_the_labels_rarer_outcome(tmp_pat
     assert parse_config(yaml.safe_load(text)).bias.calibration_gap_max == 0.1 and "labels are" not in text
 
 
-def _weekly_zone(source: Path, weekend_share: dict[str, float], days: int = 38, weekday: int = 200) -> list[date]:
-    """Predictions of model m and sessions, `weekday` rows a weekday and the table's `weekend_share` of it on
-    Saturdays and Sundays, the last day (a Wednesday) exported part-way (20 rows); returns the calendar days."""
+def _weekly_zone(
+    source: Path,
+    share: dict[str, float],
+    days: int = 38,
+    weekday: int = 200,
+    quiet: tuple[int, ...] = (5, 6),
+    one_off: tuple[int, ...] = (),
+) -> list[date]:
+    """Predictions of model m and sessions, `weekday` rows a day and the table's `share` of it on the `quiet`
+    weekdays (date.weekday(): Saturdays and Sundays) and on the `one_off` days (indexes into the calendar), the
+    last day (a Wednesday) exported part-way (20 rows); returns the calendar days."""
     calendar = [(START + timedelta(days=d)).date() for d in range(days)]
     assert START.weekday() == 0 and calendar[-1].weekday() == 2
+    odd = {calendar[i] for i in one_off}
 
     def rows(table: str, day: date) -> int:
-        return 20 if day == calendar[-1] else round(weekday * weekend_share[table]) if day.weekday() >= 5 else weekday
+        if day == calendar[-1]:
+            return 20
+        return round(weekday * share[table]) if day.weekday() in quiet or day in odd else weekday
 
     stamps = {
         t: [
             datetime.combine(d, datetime.min.time()) + timedelta(minutes=k) for d in calendar for k in range(rows(t, d))
         ]
-        for t in weekend_share
+        for t in share
     }
     _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(100)], "signup_at": START}))
     at = stamps["predictions"]
@@ -1214,6 +1225,113 @@ def test_weekends_within_the_band_get_no_weekly_advice(tmp_path, weekend):
     said = review(inf)
     assert not [line for line in said if "weekly" in line or "Saturdays" in line]
     assert [line for line in said if "will hold back" in line and f"({calendar[-1]})" in line]
+
+
+def _held(said: list[str]) -> list[str]:
+    return [line for line in said if "will hold back" in line]
+
+
+def test_quiet_mondays_and_tuesdays_get_their_band_and_the_review_names_them(tmp_path):
+    # a trial's orders lagging a day made Mondays and Tuesdays quiet (0.3x the other days): init knew weekends
+    # only, wrote no band and said the volume gate would hold back every Monday and Tuesday
+    source = tmp_path / "zone"
+    calendar = _weekly_zone(source, {"predictions": 0.3, "sessions": 0.2}, quiet=(0, 1))
+    inf = infer(source)
+    config = parse_config(yaml.safe_load(render(inf)))
+    # by hand: a Monday's trailing 7 days are the Monday and Tuesday before (60 rows) and five days of 200, a
+    # Tuesday's the Tuesday before, five days of 200 and the Monday: median 200 either way, so 60 is 70% below
+    # (sessions: 40 rows, 80%), outside the default +-0.5 band (+-100 rows; 4 x sqrt(200) is 57); the first 0.05
+    # step beyond: 0.75 (0.85), i.e. +-150 rows, which 60 passes; the 20-row last day does not
+    assert config.gates.volume.tables["predictions"].tolerance == 0.75
+    assert config.gates.volume.tables["sessions"].tolerance == 0.85
+    assert "volume_change" not in config.models["m"].alerts
+    judged = [d for d in calendar[7:] if d.weekday() in (0, 1)]  # a full trailing week before them
+    assert len(judged) == 10
+    said = review(inf)
+    assert (
+        "gates.volume.tables.predictions: tolerance 0.75 written for a weekly cycle (model m): 10 of the 11 day(s) "
+        "the default band (±0.5) would hold back are Mondays or Tuesdays (a median 60 rows on Mondays and "
+        "Tuesdays, 200 on the other days; the deepest day (a Monday) 70% below its trailing median); any other "
+        "day as far off passes too"
+    ) in said
+    assert any(
+        line.startswith(
+            "gates.volume.tables.sessions: tolerance 0.85 written for a weekly cycle: 10 of the 11 day(s) the "
+            "default band (±0.5) would hold back are Mondays or Tuesdays (a median 40 rows on Mondays and Tuesdays"
+        )
+        for line in said
+    )
+    # no Monday or Tuesday held back: only the part-way last day
+    assert [f"({calendar[-1]})" in line for line in _held(said)] == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("quiet", "one_off"),
+    [
+        ((0, 1), ()),  # Mondays and Tuesdays at 70% of the other days: inside the default band
+        ((), (14, 24, 28)),  # two Mondays of six and a Thursday at 30%: one-off quiet days, not a weekly cycle
+    ],
+)
+def test_quiet_days_within_the_band_or_not_weekly_get_no_weekly_band(tmp_path, quiet, one_off):
+    source = tmp_path / "zone"
+    share = 0.7 if quiet else 0.3
+    calendar = _weekly_zone(source, {"predictions": share, "sessions": share}, quiet=quiet, one_off=one_off)
+    assert [calendar[i].weekday() for i in one_off] == [0, 3, 0][: len(one_off)]
+    inf = infer(source)
+    text = render(inf)
+    assert parse_config(yaml.safe_load(text)).gates.volume.tables == {} and "weekly" not in text
+    said = review(inf)
+    assert not [line for line in said if "weekly" in line]
+    # the one-off days are held back as before (60 rows vs a trailing median of 200), with the last day
+    held = [str(calendar[i]) for i in one_off] + [str(calendar[-1])]
+    assert _held(said) == [
+        f"gates.volume: the volume gate will hold back {len(held)} day(s) of {t} ({', '.join(held)}): rows far from "
+        "the trailing median; if that is the data (a last day exported part-way, a ramp-up, activity that ended), "
+        f"widen that table's band (gates.volume.tables.{t}: tolerance, z) or leave those days out"
+        for t in ("predictions", "sessions")
+    ]
+
+
+def test_the_labelled_share_says_it_is_of_the_predictions_old_enough_and_how_many_are_labelled_so_far(tmp_path):
+    # a trial's labels, 30-45 days late, were 37% of the predictions in the landing zone, and init said "100%
+    # labelled": the share of the predictions old enough for their labels, without saying so
+    source = tmp_path / "zone"
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(100)], "signup_at": START}))
+    days, per_day = 40, 100
+    preds = pd.DataFrame(
+        [
+            (f"p{d}-{i}", "m", "v1", f"u{i}", START + timedelta(days=d, minutes=i), 0.4)
+            for d in range(days)
+            for i in range(per_day)
+        ],
+        columns=["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score"],
+    )
+    _write(source, "predictions", preds)
+    # 4 in 5 predictions labelled, 5 to 10 days late; the export stops at the predictions' last day
+    i = np.arange(len(preds)) % per_day
+    labels = pd.DataFrame(
+        {
+            "prediction_id": preds["prediction_id"],
+            "label": 1,
+            "labeled_at": preds["predicted_at"] + pd.to_timedelta(5 + i % 6, unit="D"),
+            "label_source": "implicit",
+        }
+    )[(i % 5 != 0)]
+    labels = labels[labels["labeled_at"] < START + timedelta(days=days)]
+    _write(source, "labels", labels)
+    # oracle: the label horizon is the p99 delay rounded up; predictions made a horizon or more before the
+    # last label are old enough for their labels
+    delay = labels["labeled_at"] - preds.set_index("prediction_id").loc[labels["prediction_id"], "predicted_at"].values
+    horizon = math.ceil(np.quantile(delay.dt.total_seconds() / 86400, 0.99))
+    mature = preds[preds["predicted_at"] <= labels["labeled_at"].max() - timedelta(days=horizon)]
+    share = mature["prediction_id"].isin(labels["prediction_id"]).mean()
+    assert horizon == 10 and len(mature) == 3000 and share == 0.8 and len(labels) < 0.7 * len(preds)
+    said = review(infer(source))
+    assert (
+        f"models.m: about {per_day * share:.0f} labelled predictions a day (median {per_day} a day; labelled: "
+        f"{share:.0%} of the {len(mature)} predictions old enough for their labels, {len(labels)} of all "
+        f"{len(preds)} so far): precision and recall alerts are judged only on days with 300"
+    ) in "\n".join(said)
 
 
 def test_groups_a_bias_window_would_hold_too_few_labels_of_are_named_per_attribute_and_intersection(tmp_path):
