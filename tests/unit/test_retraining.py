@@ -1,11 +1,12 @@
 """Retraining requests and the training-snapshot gate on hand-made alert, health and gate rows."""
 
 import json
+from math import comb
 from datetime import date, timedelta
 
 import pandas as pd
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binom, binomtest
 
 from orchestration.lib.retraining import (
     REQUEST_SCHEMA,
@@ -93,18 +94,20 @@ def test_a_run_ending_up_to_two_days_earlier_still_counts_and_later_alerts_do_no
     assert requests(drift_alerts(2, 3, 4), on=3).empty
 
 
-def test_precision_below_the_floor_with_enough_labels_requests_retraining():
+def test_precision_below_the_floor_requests_retraining():
     health = labelled_days((1, 5, 6, 7), true_positives=[20, 40, 10, 50], false_positives=[180, 160, 90, 150])
     health = health.assign(labelled=[500, 500, 99, 500])
     raised = requests(NO_ALERTS, on=7, health=health)
     assert list(raised["reason"]) == ["precision below 0.3"]
-    # day 1 is older than persist_days, day 6 has too few labels, day 7 (50 of 200: 0.25) is within noise of 0.3
+    # day 1 is older than persist_days, day 7 (50 of 200: 0.25) is within noise of 0.3; day 6, with fewer labels
+    # than min_labelled, is judged all the same (10 of 100)
     assert (
         binomtest(50, 200, 0.3, alternative="less").pvalue > 0.01 > binomtest(40, 200, 0.3, alternative="less").pvalue
     )
+    assert binomtest(10, 100, 0.3, alternative="less").pvalue < 0.01
     assert json.loads(raised.iloc[0]["evidence"]) == {
-        "precision": {str(day(5)): 0.2},
-        "precision_counts": {str(day(5)): "40/200"},
+        "precision": {str(day(5)): 0.2, str(day(6)): 0.1},
+        "precision_counts": {str(day(5)): "40/200", str(day(6)): "10/100"},
     }
     assert requests(NO_ALERTS, on=4, health=health).empty
     both = requests(drift_alerts(5, 6, 7), on=7, health=health)
@@ -157,11 +160,35 @@ def test_a_floor_breach_is_a_day_below_it_beyond_sampling_noise():
     lenient = {**RULES, "floor_alpha": 0.5}
     small = labelled_days([7], 1, false_positives=2)
     assert len(requests(NO_ALERTS, on=7, health=small, floors=floors, rules=lenient))
-    # a few labels are still too few, however far below: min_labelled holds too
-    assert requests(NO_ALERTS, on=7, health=labelled_days([7], 0, 100, labelled=MIN_LABELLED - 1), floors=floors).empty
+    # fewer labels than min_labelled (the drift and calibration rules' minimum) are judged too: 0 of 100 is no noise
+    assert len(requests(NO_ALERTS, on=7, health=labelled_days([7], 0, 100, labelled=MIN_LABELLED - 1), floors=floors))
     # health rows without the day's counts cannot be judged against a floor
     with pytest.raises(ValueError, match="false_positives"):
         requests(NO_ALERTS, on=7, health=labelled_days([7], 20, 80).drop(columns="false_positives"), floors=floors)
+
+
+def test_a_small_day_is_judged_against_the_floor_by_its_counts_alone():
+    """The trial: a model of ~60 labels a day, 25 of 39 decisions right against a floor of 0.95, raised nothing
+    (every day had fewer labels than alerts.min_labelled) and nothing said so."""
+    floors, few = {"m": {"min_precision": 0.95}}, 39
+    assert few < MIN_LABELLED
+    # the oracle by hand: P(X <= 25), X ~ Binomial(39, 0.95), summed term by term
+    by_hand = sum(comb(few, i) * 0.95**i * 0.05 ** (few - i) for i in range(26))
+    assert binom.cdf(25, few, 0.95) == pytest.approx(by_hand, rel=1e-9) and by_hand < 1e-8
+    far_below = labelled_days([7], 25, false_positives=few - 25, labelled=few)
+    raised = requests(NO_ALERTS, on=7, health=far_below, floors=floors)
+    assert list(raised["reason"]) == ["precision below 0.95"]
+    assert json.loads(raised.iloc[0]["evidence"])["precision_counts"] == {str(day(7)): "25/39"}
+    # 36 of 39 (0.92) is below 0.95 as a point but within noise of it: P(X <= 36) = 0.31
+    assert binom.cdf(36, few, 0.95) == pytest.approx(0.3094, abs=1e-4) and binom.cdf(36, few, 0.95) > 0.01
+    within_noise = labelled_days([7], 36, false_positives=few - 36, labelled=few)
+    assert requests(NO_ALERTS, on=7, health=within_noise, floors=floors).empty
+    # a day with no label at all says nothing of precision
+    assert requests(NO_ALERTS, on=7, health=labelled_days([7], 0, labelled=0), floors=floors).empty
+    # the days the request is judged over: one request for a run of small breaching days, on the first
+    run = labelled_days([5, 6, 7], 25, false_positives=few - 25, labelled=few)
+    between = requests_between(NO_ALERTS, run, RULES, MIN_LABELLED, day(4), day(7), "/exports", floors)
+    assert [(r.date, r.reason) for r in between.itertuples()] == [(day(5), "precision below 0.95")]
 
 
 def test_a_recall_floor_counts_the_labelled_positives():
