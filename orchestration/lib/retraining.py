@@ -361,7 +361,19 @@ def label_free(
     return out
 
 
-def coverage_note(rows: int, predicted: int, first: date | None, last: date | None, day: date) -> str | None:
+@dataclass(frozen=True)
+class LabelTiming:
+    """What says why a snapshot's labels are few: when the model's predictions in the window ``began``, its label
+    horizon (``models.<id>.label_horizon_days``) and ``retraining.training_window_days``."""
+
+    began: date | None
+    horizon_days: int
+    window_days: int
+
+
+def coverage_note(
+    rows: int, predicted: int, first: date | None, last: date | None, day: date, timing: LabelTiming
+) -> str | None:
     """A note for an exported snapshot holding under half its window's predictions (``rows`` of ``predicted``,
     predicted ``first`` .. ``last``), or None: the labels known by ``day`` are those that landed first (a trial's
     drift request exported 132 of 2,069, all from before the drift, as 'snapshot_ready' with nothing said)."""
@@ -369,9 +381,27 @@ def coverage_note(rows: int, predicted: int, first: date | None, last: date | No
         return None
     return (
         f"exported with {rows:,} of the window's {predicted:,} predictions ({rows / predicted:.0%}): those labelled "
-        f"by {day}, predicted {first} .. {last}; the rest's labels land later (a training_window_days above the "
-        "label horizon holds matured labels)"
+        f"by {day}, predicted {first} .. {last}; {_later_labels(day, timing)}"
     )
+
+
+def _later_labels(day: date, timing: LabelTiming) -> str:
+    """Why the rest of a window's labels are not there yet. A longer window helps only where the window is not
+    longer than the label horizon: a trial's request on its model's first day (a 28-day window, a 10-day horizon)
+    held 3 of 66 predictions, and the note's advice to lengthen the window fitted nothing."""
+    horizon = timing.horizon_days
+    if timing.began is not None and (day - timing.began).days < horizon:
+        ago = (day - timing.began).days
+        return (
+            f"the model's predictions in the window began on {timing.began}, {ago} day(s) before the request, "
+            f"within the label horizon ({horizon} days): most of their labels land later"
+        )
+    if timing.window_days <= horizon:
+        return (
+            f"the rest's labels land later (training_window_days {timing.window_days} is not above the label "
+            f"horizon of {horizon} days: a longer window holds matured labels)"
+        )
+    return "the rest's labels land later"
 
 
 def not_judged(models: list[str]) -> str:

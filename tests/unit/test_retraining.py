@@ -484,12 +484,49 @@ def test_a_request_blocked_by_its_windows_gates_is_re_queued_once_the_window_is_
 def test_a_snapshot_of_under_half_its_windows_predictions_says_so():
     # a trial's drift request exported 132 of the window's 2,069 predictions (those labelled by its day, all from
     # before the drift) as 'snapshot_ready' with nothing said
-    from orchestration.lib.retraining import coverage_note
+    from orchestration.lib.retraining import LabelTiming, coverage_note
 
-    note = coverage_note(132, 2069, date(2026, 9, 2), date(2026, 9, 9), date(2026, 9, 29))
+    timing = LabelTiming(began=date(2026, 9, 2), horizon_days=10, window_days=28)
+    note = coverage_note(132, 2069, date(2026, 9, 2), date(2026, 9, 9), date(2026, 9, 29), timing)
     assert note.startswith(
         "exported with 132 of the window's 2,069 predictions (6%): those labelled by 2026-09-29, predicted "
         "2026-09-02 .. 2026-09-09"
     )
-    assert coverage_note(1100, 2069, date(2026, 9, 2), date(2026, 9, 29), date(2026, 9, 29)) is None  # over half
-    assert coverage_note(0, 0, None, None, date(2026, 9, 29)) is None
+    assert coverage_note(1100, 2069, date(2026, 9, 2), date(2026, 9, 29), date(2026, 9, 29), timing) is None
+    assert coverage_note(0, 0, None, None, date(2026, 9, 29), timing) is None
+
+
+def test_the_coverage_note_says_why_the_labels_are_few():
+    """The trial: a request on the model's first day (a 28-day window, a 10-day label horizon) exported 3 of 66
+    predictions, and the note advised a training_window_days above the horizon, which it already was."""
+    from orchestration.lib.retraining import LabelTiming, coverage_note
+
+    request = date(2026, 9, 29)
+
+    def note(began: date, horizon: int, window: int) -> str:
+        return coverage_note(3, 66, began, request, request, LabelTiming(began, horizon, window))
+
+    head = f"exported with 3 of the window's 66 predictions (5%): those labelled by {request}, predicted "
+    # predictions began on the request's day (0 days before it, under the 10-day horizon): the window is no cure
+    assert note(request, 10, 28) == (
+        f"{head}{request} .. {request}; the model's predictions in the window began on {request}, 0 day(s) before "
+        "the request, within the label horizon (10 days): most of their labels land later"
+    )
+    # 9 days before (2026-09-20 to 2026-09-29) is still inside a 10-day horizon, and comes first even when the
+    # window is not above it: a longer window holds no older predictions of this model
+    nine = date(2026, 9, 20)
+    for window in (28, 5):
+        assert note(nine, 10, window).endswith(
+            f"began on {nine}, 9 day(s) before the request, within the label horizon (10 days): most of their "
+            "labels land later"
+        )
+    # 10 days before: past the horizon; a 10-day window is not above it, so the window advice fits
+    ten = date(2026, 9, 19)
+    assert note(ten, 10, 10).endswith(
+        "; the rest's labels land later (training_window_days 10 is not above the label horizon of 10 days: a "
+        "longer window holds matured labels)"
+    )
+    # a 28-day window above a 10-day horizon, predictions from 28 days back: the labels simply land later
+    assert note(date(2026, 9, 2), 10, 28).endswith(
+        f"predicted {date(2026, 9, 2)} .. {request}; the rest's labels land later"
+    )

@@ -44,6 +44,7 @@ from orchestration.lib.report_data import existing_tables
 from orchestration.lib.retraining import (
     REQUEST_SCHEMA,
     REQUEUED,
+    LabelTiming,
     SnapshotGate,
     blocked_by_gate,
     coverage_note,
@@ -450,18 +451,22 @@ def training_snapshot_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRes
 
 
 def _coverage(conn, day: date, model_id: str) -> str | None:
-    """coverage_note of the model's exported snapshot: its rows against the window's predictions."""
+    """coverage_note of the model's exported snapshot: its rows against the window's predictions, and when those
+    began against the model's label horizon."""
     start, _, _ = window_gate(conn, day, [model_id])
     rows, first, last = conn.execute(
         "SELECT count(*), min(prediction_date), max(prediction_date) FROM retraining.training_candidates "
         "WHERE model_id = ?",
         [model_id],
     ).fetchone()
-    (predicted,) = conn.execute(
-        "SELECT count(*) FROM staging.stg_predictions WHERE model_id = ? AND prediction_date BETWEEN ? AND ?",
+    predicted, began = conn.execute(
+        "SELECT count(*), min(prediction_date) FROM staging.stg_predictions "
+        "WHERE model_id = ? AND prediction_date BETWEEN ? AND ?",
         [model_id, start, day],
     ).fetchone()
-    return coverage_note(rows, predicted, first, last, day)
+    config = load_config()
+    timing = LabelTiming(began, config.model(model_id).label_horizon_days, int(config.retraining.training_window_days))
+    return coverage_note(rows, predicted, first, last, day, timing)
 
 
 retraining_job = dg.define_asset_job(
