@@ -20,6 +20,7 @@ from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_
 from orchestration.lib.long_lived import collection_paused, freeze_long_lived_objects
 from orchestration.lib.raw_loader import ABSENT
 from orchestration.lib.quality_gate import in_words
+from orchestration.lib.retraining import NOT_ASSESSED_KEY
 
 
 @dataclass
@@ -121,6 +122,9 @@ class StepProgress:
                 if len(lines) > NOTE_LINES:  # the lines left out are said (a verdict's other failures went unsaid)
                     self._note(step, f"… and {len(lines) - NOTE_LINES} more line(s): impact-ledger summary")
             elif check.passed:  # a gate's warnings (a paused label feed) pass the check: still say them
+                unjudged = check.metadata.get(NOT_ASSESSED_KEY)  # a pass that judged nothing is no finding either
+                if unjudged is not None:
+                    self._note(step, str(unjudged.value))
                 failed = check.metadata.get("failed_expectations")
                 for name, seen in (
                     failed.value if failed is not None and isinstance(failed.value, dict) else {}

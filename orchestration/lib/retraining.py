@@ -404,6 +404,38 @@ def _later_labels(day: date, timing: LabelTiming) -> str:
     return "the rest's labels land later"
 
 
+FAIRNESS_UNASSESSED = "fairness not assessed: "  # starts the note of a snapshot whose groups were too small to judge
+NOT_ASSESSED_KEY = "not_assessed"  # the training bias check's metadata holding that note (`retrain` prints it)
+
+
+def unassessed(verdicts: pd.DataFrame, models: list[str]) -> list[str]:
+    """The ``models`` whose training bias verdicts (``bias_verdicts`` rows) all compared nothing: no attribute had
+    two groups big enough. Their check passes (no verdict is not a failure), which is no finding of fairness."""
+    from orchestration.lib.bias import assessed  # the bias module is heavy: only where verdicts are judged
+
+    return [m for m in models if not any(assessed(v) for _, v in verdicts[verdicts["model_id"] == m].iterrows())]
+
+
+def unassessed_note(verdicts: pd.DataFrame, models: list[str]) -> str:
+    """What the CLI and the request say of ``models`` whose snapshot no verdict judged (``unassessed``): a trial's
+    3-row snapshot showed its blocking check as '1 check(s) passed' in `retrain`, and nothing more."""
+    rows = verdicts[verdicts["model_id"].isin(models)]
+    limit = rows["min_predictions"].max() if "min_predictions" in rows and len(rows) else None  # as applied
+    size = f"fewer than {limit:g} rows per group" if pd.notna(limit) else "too few rows per group"
+    return (
+        f"{FAIRNESS_UNASSESSED}{size} in the snapshot of {', '.join(models)} (bias.min_predictions, or "
+        "bias.min_labelled where lower: no two groups of any attribute to compare); it passes, blocking nothing, "
+        "and is no finding of fairness"
+    )
+
+
+def ready_reason(before: str | None, coverage: str | None) -> str | None:
+    """The status_reason of an exported snapshot: the bias check's note that no verdict judged it (``before``, the
+    request's status_reason as the check left it) and its coverage note, either or both or None."""
+    kept = before if isinstance(before, str) and before.startswith(FAIRNESS_UNASSESSED) else None
+    return "; ".join(n for n in (kept, coverage) if n) or None
+
+
 def not_judged(models: list[str]) -> str:
     """Why the training bias check does not pass over candidates with no rows: no verdict is not a fair one."""
     return (

@@ -530,3 +530,15 @@ def test_the_coverage_note_says_why_the_labels_are_few():
     assert note(date(2026, 9, 2), 10, 28).endswith(
         f"predicted {date(2026, 9, 2)} .. {request}; the rest's labels land later"
     )
+
+
+def test_an_exported_snapshot_keeps_the_bias_checks_not_assessed_note_beside_its_coverage_note():
+    from orchestration.lib.retraining import ready_reason
+
+    unassessed = "fairness not assessed: fewer than 100 rows per group in the snapshot of m (...)"
+    coverage = "exported with 3 of the window's 66 predictions (5%): ..."
+    assert ready_reason(unassessed, coverage) == f"{unassessed}; {coverage}"
+    assert ready_reason(unassessed, None) == unassessed
+    assert ready_reason(None, coverage) == coverage and ready_reason(None, None) is None
+    # any other reason the request held (a re-queue's) is the job's past, not the export's note
+    assert ready_reason(f"{REQUEUED}every input table passed", None) is None

@@ -5,6 +5,7 @@ Found by a real-data trial: a min_precision floor raised a request on the model'
 that landed 2-6 days later); the job said ok, the bias check passed, and the exported snapshot had 0 rows.
 """
 
+import re
 from datetime import date, timedelta
 
 import dagster as dg
@@ -22,6 +23,7 @@ from orchestration.defs.retraining.assets import (
 )
 from orchestration.lib.quality_gate import ensure_gate_results
 from orchestration.lib.retraining import snapshot_path
+from orchestration.runs import execute_with_progress
 
 D0 = date(2026, 3, 1)  # the models' first day, and the request's
 PREDICTIONS = {"m": 40, "n": 30}
@@ -187,8 +189,49 @@ def test_a_snapshot_too_small_to_compare_groups_is_exported_as_not_assessed_neve
     [check] = result.get_asset_check_evaluations()
     assert result.success and check.passed  # it blocks nothing
     assert "fair:" not in check.description and "not assessed" in check.description
-    assert snapshots(warehouse) and requests(warehouse)["n"][0] == "snapshot_ready"
+    # said first, where the CLI prints it (the check's metadata) and on the request beside its coverage note
+    assert check.description.startswith(UNASSESSED_N) and check.metadata["not_assessed"].value.startswith(UNASSESSED_N)
+    status, why = requests(warehouse)["n"]
+    assert snapshots(warehouse) and status == "snapshot_ready"
+    assert why.startswith(UNASSESSED_N) and f"; exported with {known_by_d0('n')} of the window's" in why
     (tmp_path / "project.yml").write_text("protected_attributes: [age_band]\nbias: {min_labelled: 1}\n")
     request(warehouse, ["n"])
     [check] = retrain(warehouse).get_asset_check_evaluations()
     assert check.description.startswith("fair: snapshot may be exported")  # groups compared, and they pass
+    assert "not_assessed" not in check.metadata
+    # the earlier run's note is gone: only the coverage note is left
+    assert requests(warehouse)["n"][1].startswith(f"exported with {known_by_d0('n')} of the window's")
+
+
+def age_bands_known_by_d0(model_id: str) -> pd.Series:
+    """The test's own count of the snapshot's rows per age band (the fixture's rule for a user's band)."""
+    preds = predictions()
+    known = preds[(preds["model_id"] == model_id) & (preds["labeled_at"] <= D0)]
+    band = known["user_id"].str[1:].astype(int) // 10 % 2
+    return band.map({0: "55+", 1: "25-34"}).value_counts()
+
+
+# bias.min_predictions (100 by default) is below bias.min_labelled (100000 here): groups need 100 rows
+UNASSESSED_N = "fairness not assessed: fewer than 100 rows per group in the snapshot of n "
+
+
+def test_retrain_prints_that_a_too_small_snapshot_was_not_assessed(warehouse, tmp_path):
+    """A trial's 3-row snapshot showed its blocking fairness check as '1 check(s) passed' in `retrain`, and
+    nothing more: the 'not assessed' was only in the check's Dagster description."""
+    (tmp_path / "project.yml").write_text("protected_attributes: [age_band]\nbias: {min_labelled: 100000}\n")
+    bands = age_bands_known_by_d0("n")
+    assert len(bands) == 2 and bands.max() < 100  # by hand: two groups, each far under 100 rows
+    request(warehouse, ["n"])
+    job = dg.Definitions(
+        assets=[training_candidates_asset, training_snapshot_asset],
+        asset_checks=[training_bias_check],
+        resources={"duckdb": DuckDBResource(database=str(warehouse))},
+    ).resolve_implicit_global_asset_job_def()
+    lines = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert execute_with_progress(job, instance, lines.append, "D", partition_key=D0.isoformat()).success
+    said = [line.split("] D ", 1)[1] for line in lines]
+    step = "retraining/training_candidates_training_bias_suite"
+    assert any(re.fullmatch(rf"{step} done in \d+\.\ds: 1 check\(s\) passed", line) for line in said), said
+    [note] = [line for line in said if line.startswith(f"{step}: ")]
+    assert note.startswith(f"{step}: {UNASSESSED_N}") and "blocking nothing" in note

@@ -44,6 +44,8 @@ from orchestration.lib.report_data import existing_tables
 from orchestration.lib.retraining import (
     REQUEST_SCHEMA,
     REQUEUED,
+    FAIRNESS_UNASSESSED,
+    NOT_ASSESSED_KEY,
     LabelTiming,
     SnapshotGate,
     blocked_by_gate,
@@ -53,9 +55,12 @@ from orchestration.lib.retraining import (
     label_free,
     not_judged,
     pending_by_day,
+    ready_reason,
     requests_between,
     requeue,
     snapshot_gate,
+    unassessed,
+    unassessed_note,
 )
 from orchestration.lib.settings import analytics_path, exports_dir
 from orchestration.lib.warehouse import ensure_table, replace_date_range
@@ -389,6 +394,8 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
             r[0] for r in conn.execute("SELECT DISTINCT model_id FROM retraining.training_candidates").fetchall()
         }
         judged = [m for m in requested if m in with_rows]
+        unjudged = unassessed(verdicts, judged) if passed and attributes else []
+        note = unassessed_note(verdicts, unjudged) if unjudged else None
         if not requested:
             reason = no_request(day)
         elif not judged:  # 0 rows: no group is unfair, yet nothing was judged either
@@ -401,17 +408,38 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
             reason = "fair: snapshot may be exported"
         else:  # a verdict that compared nothing passes (it blocks nothing) but is no finding of fairness
             said = summarise_verdicts(verdicts, thresholds).replace("\n", "; ")
-            reason = f"snapshot may be exported, its fairness not assessed where too few rows: {said}"
+            where = f"snapshot may be exported, its fairness not assessed where too few rows: {said}"
+            reason = f"{note} ({said})" if note else where
         if requested and judged and len(judged) < len(requested):
             reason += f" (not judged: {', '.join(m for m in requested if m not in judged)}, no labelled prediction)"
         if not passed:  # a model blocked for want of labels keeps that reason
             record_blocked(conn, day, judged or requested, reason)
+        else:
+            record_unassessed(conn, day, judged, unjudged, note)
     return dg.AssetCheckResult(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
         description=reason,
-        metadata=verdict_metadata(verdicts),
+        # `retrain` prints it beside '1 check(s) passed' (StepProgress)
+        metadata={**verdict_metadata(verdicts), **({NOT_ASSESSED_KEY: note} if note else {})},
     )
+
+
+def record_unassessed(conn, day, judged: list[str], unjudged: list[str], note: str | None) -> None:
+    """The requests of ``unjudged`` models (no verdict compared anything) carry ``note`` until the snapshot step
+    puts it beside its coverage note (summary prints it); the other ``judged`` ones lose such a note an earlier
+    run of the day left."""
+    if judged:
+        conn.execute(
+            f"UPDATE {REQUESTS_TABLE} SET status_reason = NULL WHERE date = ? AND model_id IN ({', '.join('?' for _ in judged)}) "
+            "AND starts_with(status_reason, ?)",
+            [day, *judged, FAIRNESS_UNASSESSED],
+        )
+    if unjudged:
+        conn.execute(
+            f"UPDATE {REQUESTS_TABLE} SET status_reason = ? WHERE date = ? AND model_id IN ({', '.join('?' for _ in unjudged)})",
+            [note, day, *unjudged],
+        )
 
 
 @dg.asset(
@@ -440,9 +468,12 @@ def training_snapshot_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRes
                 f"COPY (SELECT * FROM retraining.training_candidates WHERE model_id = ?) TO '{target}' (FORMAT parquet)",
                 [model_id],
             )
+            (before,) = conn.execute(
+                f"SELECT status_reason FROM {REQUESTS_TABLE} WHERE date = ? AND model_id = ?", [day, model_id]
+            ).fetchone()
             conn.execute(
                 f"UPDATE {REQUESTS_TABLE} SET status = 'snapshot_ready', status_reason = ? WHERE date = ? AND model_id = ?",
-                [_coverage(conn, day, model_id), day, model_id],
+                [ready_reason(before, _coverage(conn, day, model_id)), day, model_id],
             )
             written[model_id] = str(target)
         if written:
