@@ -674,6 +674,8 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             )
         if left_out := _left_out(v, minimum, decisions):
             unassessed.append(f"{v['model_id']} / {v['attribute']}: {left_out}")
+        if missing := _missing_value_groups(v):
+            unassessed.append(f"{v['model_id']} / {v['attribute']}: {missing}")
         failed, passed_in_noise = _verdict_sentences(v, fallback)
         lines += [f"{v['model_id']} / {v['attribute']}: {sentence}" for sentence in failed]
         within_noise += [f"{v['model_id']} / {v['attribute']}: {sentence}" for sentence in passed_in_noise]
@@ -707,6 +709,30 @@ def _left_out(v, minimum: float, decisions: float) -> str:
             "bias.min_labelled)"
         )
     return "; ".join(said)
+
+
+# the group of users without a value for the attribute (dbt's macros/protected_attributes.sql)
+MISSING_GROUP = "unknown"
+
+
+def _missing_value_groups(v) -> str:
+    """'' or, for a failed disparate impact, a note that users without a value took part as a group of their own,
+    not among the disadvantaged: their rate may be the one the others' ratios are to (a trial's 263 passengers
+    without an age were the most-selected age group, and every band's ratio was to them, unsaid)."""
+    if v.get("passes_disparate_impact", True):
+        return ""
+    flagged = set(_group_list(v.get("flagged_groups_disparate_impact")))
+    groups = [
+        g
+        for g in _group_list(v.get("disparate_impact_groups"))
+        if MISSING_GROUP in str(g).split("|") and g not in flagged
+    ]
+    if not groups:
+        return ""
+    return (
+        f"{', '.join(groups)} (users without a value) compared in disparate impact as group(s) of their own: the "
+        "ratios may be to their rate (marts.bias_daily: each group's rate)"
+    )
 
 
 def assessed(verdict) -> bool:

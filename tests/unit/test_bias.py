@@ -524,7 +524,11 @@ def test_summary_names_metric_value_limit_and_group(rates):
         small = rates[(rates["attribute"] == attribute) & (rates["labelled"] < 500)]["group_value"]
         assert "left out of" in line and len(small) and all(str(g) in line for g in small), line
     assert len(passing) == len({line.split(":")[0] for line in passing})  # one line per verdict
-    failing = [line for line in lines if "left out of" not in line]
+    # the demo's users without a gender form 'unknown' groups: said where a failed disparate impact compared them
+    missing = [line for line in lines if "(users without a value)" in line]
+    failed_di = set(verdicts.loc[~verdicts["passes_disparate_impact"], "attribute"])
+    assert all(line.split(" / ")[1].split(":")[0] in failed_di for line in missing)
+    failing = [line for line in lines if "left out of" not in line and line not in missing]
     assert len(failing) == sum((~verdicts[c]).sum() for c in verdicts.columns if c.startswith("passes_"))
 
 
@@ -582,3 +586,29 @@ def test_summary_shows_more_digits_when_two_would_equal_the_limit(rates):
     verdict = bias_verdicts(rates).set_index("attribute").loc[["age_band"]].reset_index()
     verdict["equal_opportunity_difference"] = 0.1004
     assert "equal opportunity difference 0.1004 > 0.10" in summarise_verdicts(verdict)
+
+
+def test_users_without_a_value_compared_as_their_own_group_are_said_to_be():
+    # a trial's 263 passengers without an age were 'unknown', the most-selected age group: every band's disparate
+    # impact was a ratio to them, unsaid
+    from orchestration.lib.bias import _missing_value_groups
+
+    rows = _decisions_only("assist", "age_band", ["0-17", "18-39", "unknown"], [150, 400, 200], [70, 210, 140], [1] * 3)
+    verdict = bias_verdicts(group_rates(rows.assign(date=pd.Timestamp("2026-11-20"))), {}).iloc[0]
+    # by hand: the ratio is to the unknown group's 140/200 = 0.7; 0-17's 70/150 gives 0.667
+    assert verdict["disparate_impact_ratio"] == pytest.approx((70 / 150) / (140 / 200), rel=1e-12)
+    assert not verdict["passes_disparate_impact"]
+    assert summarise_verdicts(pd.DataFrame([verdict])).splitlines()[-1] == (
+        "assist / age_band: unknown (users without a value) compared in disparate impact as group(s) of their own: "
+        "the ratios may be to their rate (marts.bias_daily: each group's rate)"
+    )
+    # an intersection's group with a missing part counts too; a passing verdict, or one whose missing-value group
+    # is itself disadvantaged, or none at all: nothing said
+    failed = {"passes_disparate_impact": False, "flagged_groups_disparate_impact": ["0-17|male"]}
+    assert "unknown|male" in _missing_value_groups({**failed, "disparate_impact_groups": ["unknown|male", "0-17|male"]})
+    assert (
+        _missing_value_groups({"passes_disparate_impact": True, "disparate_impact_groups": ["unknown", "0-17"]}) == ""
+    )
+    flagged_unknown = {"passes_disparate_impact": False, "flagged_groups_disparate_impact": ["unknown"]}
+    assert _missing_value_groups({**flagged_unknown, "disparate_impact_groups": ["unknown", "0-17"]}) == ""
+    assert _missing_value_groups({**failed, "disparate_impact_groups": ["0-17", "18-39"]}) == ""
