@@ -588,22 +588,26 @@ SILENT_DAYS = 4
 
 
 def _silent_models(conn) -> list[str]:
-    """Models without predictions on the newest SILENT_DAYS days run or more: the volume rule falls silent a few
-    days into an outage, and a trial's model that stopped scoring 36 days before the newest run day was named
-    nowhere."""
+    """Models without predictions for SILENT_DAYS days past their usual gap between prediction days (1 for a daily
+    model, 7 for a weekly batch) up to the newest day run: the volume rule falls silent a few days into an outage,
+    and a trial's model that stopped scoring 36 days before the newest run day was named nowhere; a weekly model
+    was called stopped three days of every week."""
     rows = _rows(
         conn,
         "WITH newest AS (SELECT greatest((SELECT max(date) FROM quality.gate_results), "
-        "(SELECT max(labels_as_of) FROM marts.model_health_daily)) AS day) "
-        "SELECT model_id, max(date) AS last_day, any_value(newest.day) AS newest "
-        "FROM marts.model_health_daily, newest WHERE predictions > 0 GROUP BY 1 "
-        "HAVING max(date) <= any_value(newest.day) - ?::INTEGER ORDER BY 1",
+        "(SELECT max(labels_as_of) FROM marts.model_health_daily)) AS day), "
+        "days AS (SELECT DISTINCT model_id, date FROM marts.model_health_daily WHERE predictions > 0), "
+        "gaps AS (SELECT model_id, date, date - lag(date) OVER (PARTITION BY model_id ORDER BY date) AS gap "
+        "FROM days), "
+        "usual AS (SELECT model_id, max(date) AS last_day, coalesce(median(gap), 1) AS gap FROM gaps GROUP BY 1) "
+        "SELECT model_id, last_day, newest.day, gap FROM usual, newest "
+        "WHERE last_day <= newest.day - CAST(gap + ?::INTEGER - 1 AS INTEGER) ORDER BY 1",
         [SILENT_DAYS],
     )
-    return [_silent_line(conn, model, last, newest) for model, last, newest in rows]
+    return [_silent_line(conn, model, last, newest, gap) for model, last, newest, gap in rows]
 
 
-def _silent_line(conn, model: str, last, newest) -> str:
+def _silent_line(conn, model: str, last, newest, gap: float = 1) -> str:
     """Why a silent model is silent, as far as the warehouse knows: its later days' predictions loaded but held
     back by the quality gates (a trial's Mondays and Tuesdays read as "stopped"), or none landed."""
     held = _rows(
@@ -612,7 +616,8 @@ def _silent_line(conn, model: str, last, newest) -> str:
         "WHERE model_id = ? AND _partition_date > ?",
         [model, last],
     )
-    span = f"({(newest - last).days} day(s) to {newest}, the newest day run)"
+    usually = f"; it predicts every ~{gap:g} days" if gap > 1 else ""
+    span = f"({(newest - last).days} day(s) to {newest}, the newest day run{usually})"
     if held and held[0][0]:
         days, first, final = held[0]
         return (

@@ -1424,8 +1424,11 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             trailing_median - volume_half_width AS volume_low,
             trailing_median + volume_half_width AS volume_high,
             CASE WHEN rows > 0 THEN (rows - trailing_median) / volume_half_width END AS volume_deviation,
-            rows > 0 OR trailing_active_days = 0 OR coalesce(trailing_median, 0) <= {stale_above!r}
-                OR coalesce(rows_week_before <= {stale_above!r}, false) AS fresh
+            -- an empty day is stale where its weekday a week before had more rows than an empty day allows (a
+            -- weekly batch's missing week: its trailing median is 0), else where the trailing median did
+            rows > 0 OR trailing_active_days = 0 OR CASE WHEN rows_week_before IS NOT NULL
+                THEN rows_week_before <= {stale_above!r} ELSE coalesce(trailing_median, 0) <= {stale_above!r} END
+                AS fresh
         FROM banded
         WHERE day BETWEEN DATE '{first}' AND DATE '{last}'
         ORDER BY day{group}

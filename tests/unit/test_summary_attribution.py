@@ -281,6 +281,47 @@ def test_a_model_that_stopped_scoring_is_named_with_its_last_day(tmp_path, capsy
     assert "no predictions since" not in _summary(path, capsys)
 
 
+def test_a_weekly_batch_model_is_silent_only_past_its_usual_gap(tmp_path, capsys, monkeypatch):
+    # a trial's weekly model (every Monday) was called "stopped" every Friday, Saturday and Sunday
+    mondays = pd.date_range("2026-11-02", periods=8, freq="7D")
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in mondays],
+            "model_id": "coupon",
+            "model_version": "v1",
+            "predictions": 25,
+            "labelled": 25,
+            **{c: 5 for c in ("true_positives", "false_positives", "false_negatives", "true_negatives")},
+            "labels_as_of": [(d + pd.Timedelta(days=3)).date() for d in mondays],
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+
+    def runs_up_to(day: str) -> str:
+        with duckdb.connect(str(path)) as conn:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
+            conn.execute(
+                "CREATE OR REPLACE TABLE quality.gate_results (date DATE, suite VARCHAR, table_name VARCHAR, "
+                "passed BOOLEAN, failed_expectations VARCHAR, rows_validated BIGINT, warnings VARCHAR)"
+            )
+            conn.execute(
+                "INSERT INTO quality.gate_results SELECT d::DATE, 'raw_labels', 'labels', true, NULL, 10, NULL "
+                "FROM range(DATE '2026-11-02', ?::DATE + 1, INTERVAL 1 DAY) AS t(d)",
+                [day],
+            )
+        return _summary(path, capsys)
+
+    last = mondays[-1].date()  # 2026-12-21
+    # by hand: a usual gap of 7 days, silent from 7 + 4 - 1 = 10 days after the last batch
+    assert "no predictions" not in runs_up_to("2026-12-25")  # a Friday, 4 days after the batch
+    assert "no predictions" not in runs_up_to("2026-12-30")  # 9 days: the next batch is 2 days late
+    assert (
+        f"coupon: no predictions since {last} (10 day(s) to 2026-12-31, the newest day run; it predicts every ~7 days)"
+        in (runs_up_to("2026-12-31"))
+    )
+
+
 def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_theirs_and_the_label_free_estimate(
     tmp_path, capsys, monkeypatch
 ):

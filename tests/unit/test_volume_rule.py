@@ -49,15 +49,11 @@ def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
         judged = i >= t and median >= volume.min_count
         half = max(volume.tolerance * median, volume.z * math.sqrt(median)) if judged else math.nan
         inside = None if not judged or rows == 0 else abs(rows - median) <= half
-        # the same weekday a week before was empty too, or held no more rows than make an empty day plausible
-        closed_weekly = i >= 7 and counts[i - 7] <= -math.log(norm.cdf(-volume.z))
-        stale = (
-            rows == 0
-            and len(window) > 0
-            and window.sum() > 0
-            and median > -math.log(norm.cdf(-volume.z))
-            and not closed_weekly
-        )
+        # an empty day is implausible after a level above -log Phi(-z): the same weekday's a week before where the
+        # history has it (a weekday closed every week, or a weekly batch's missing week), else the trailing median
+        stale_above = -math.log(norm.cdf(-volume.z))
+        level = counts[i - 7] if i >= 7 else median
+        stale = rows == 0 and len(window) > 0 and window.sum() > 0 and level > stale_above
         out.append({"rows": rows, "trailing_median": median, "inside": inside, "fresh": not stale})
     return pd.DataFrame(out)
 
@@ -190,6 +186,21 @@ def test_an_empty_quiet_saturday_after_a_saturday_of_two_rows_is_not_stale():
     stale = [int(i) for i in np.flatnonzero(~frame["fresh"].astype(bool))]
     # by hand: the Saturday's trailing median (11) is above the stale median (10.4): stale but for the week before
     assert stale == [23] and 2 < stale_median(DEFAULT.z) < frame["trailing_median"].iloc[19] == 11
+
+
+def test_a_weekly_batchs_missing_week_is_stale_and_its_empty_weekdays_are_not():
+    # a trial's weekly source (every purchase of a week landed on its Monday): the trailing median of every day is
+    # 0, so a missing Monday batch passed every gate and the experiment stayed decision-grade
+    week = [22, 0, 0, 0, 0, 0, 0]
+    counts = week * 5
+    counts[21] = 0  # the fourth Monday's batch never landed: 22 the Monday before
+    frame = frame_for(counts)
+    assert verdicts(frame).equals(oracle(counts).drop(columns="trailing_median"))
+    stale = [int(i) for i in np.flatnonzero(~frame["fresh"].astype(bool))]
+    # by hand: the first week's first empty days have no week before them and trailing medians of 22 and 11 (above
+    # -log Phi(-4) = 10.4), the next ones 0; later empty weekdays had 0 a week before; the missing Monday had 22
+    assert stale == [1, 2, 21] and frame["trailing_median"].iloc[21] == 0
+    assert poisson.pmf(0, 22) < norm.cdf(-DEFAULT.z)
 
 
 def test_a_tables_own_settings_apply_to_it_alone():
