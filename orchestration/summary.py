@@ -490,6 +490,37 @@ def _cost_gaps(conn) -> list[str]:
     return lines
 
 
+# the models whose cost would count: a net value, an experiment, predictions (each table read where it is built)
+COUNTED_MODELS_SQL = (
+    "SELECT model_id FROM attribution.model_impact",
+    "SELECT model_id FROM staging.stg_experiments",
+    "SELECT model_id FROM marts.model_health_daily WHERE predictions > 0",
+)
+
+
+def _costless_models(conn) -> list[str]:
+    """Notes on models with no model_costs row at all while the table has rows (a misspelt model_id in the cost
+    export: a trial's model showed cost 0 and net value 0, unsaid), with the model_costs ids no model has and the
+    nearest model to each. A project without costs (no rows, or no staging views) is not told every day."""
+    from orchestration.lib.project_config import load_config, nearest
+
+    costed = {m for (m,) in _rows(conn, "SELECT DISTINCT model_id FROM staging.stg_model_costs", [])} - {None}
+    if not costed:
+        return []
+    counted = {m for sql in COUNTED_MODELS_SQL for (m,) in _rows(conn, sql, [])} - {None}
+    known = counted | set(load_config().models)  # a declared model without predictions may have costs
+    strangers = sorted(costed - known)
+    named = ", ".join(f"{s} (did you mean {near}?)" if (near := nearest(s, known)) else s for s in strangers)
+    lines = [
+        f"model {m}: no model_costs rows at all (its cost is counted as 0)"
+        + (f"; model_costs names no model's id: {named}" if named else "")
+        for m in sorted(counted - costed)
+    ]
+    if strangers and not lines:
+        lines.append(f"model_costs names no model's id: {named}: their costs count toward no model")
+    return lines
+
+
 REASSIGNED_SQL = """
 WITH again AS (
     SELECT q.experiment_id, count(DISTINCT q.user_id) AS users
@@ -762,12 +793,14 @@ def read_and_print(conn, reports: Path) -> None:
     recent = _recent_health(conn)
     newest = latest_report_date(conn)
     held = _held_back_days(conn)
+    notes = _costless_models(conn)
     if results.empty:
         print("No experiment results (attribution.experiment_results is empty): monitoring only")
     else:
         _print_attribution(results, impact)
-        for line in _cost_gaps(conn) + _orders_after(conn) + _reassigned(conn):
-            print(f"  note: {line}")
+        notes = _cost_gaps(conn) + notes + _orders_after(conn) + _reassigned(conn)
+    for line in notes:
+        print(f"  note: {line}")
     _print_unmeasured(conn, impact, results)
     if len(recent):
         last = pd.Timestamp(recent["last_day"].max()).date()

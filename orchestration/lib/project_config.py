@@ -454,8 +454,14 @@ def _nearest_key(loc: tuple) -> str:
     if not isinstance(key, str):
         return ""
     known = sorted({name for model in _models_at(loc) for name in model.model_fields})
-    near = difflib.get_close_matches(key, known, n=1)
-    return f"; did you mean '{near[0]}'?" if near else ""
+    near = nearest(key, known)
+    return f"; did you mean '{near}'?" if near else ""
+
+
+def nearest(name: str, known) -> str | None:
+    """The known name closest to a misspelt one (difflib's ratio >= 0.6), or None."""
+    near = difflib.get_close_matches(name, sorted(known), n=1)
+    return near[0] if near else None
 
 
 def _format(error: ValidationError, path: Path | None, raw: dict) -> str:

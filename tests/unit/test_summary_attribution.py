@@ -829,6 +829,39 @@ def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(wareho
     assert "no model_costs row on 1 day(s)" in out and "of model_costs after" not in out
 
 
+def test_a_model_without_any_cost_row_is_named_with_the_cost_ids_no_model_has(warehouse, capsys):
+    # a trial's cost export misspelt its model (reply_likelihod): the model showed cost 0 and net value 0, unsaid
+    path, _, _ = warehouse
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA staging")
+        conn.execute("CREATE TABLE staging.stg_model_costs (model_id VARCHAR, date DATE, total_cost DOUBLE)")
+    assert "model_costs" not in _summary(path, capsys)  # a project without costs is not told every day
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute(
+            "CREATE TABLE marts.model_health_daily AS SELECT * FROM (VALUES ('reply_likelihood', DATE '2026-09-30', "
+            "40), ('watch', DATE '2026-09-30', 7), ('idle', DATE '2026-09-30', 0)) t(model_id, date, predictions)"
+        )
+        conn.executemany(
+            "INSERT INTO staging.stg_model_costs VALUES (?, DATE '2026-09-30', 2.5)",
+            [["reply_likelihod"], ["watch"], ["zzz"]],
+        )
+    out = _summary(path, capsys)
+    # by hand: m (a net value) and reply_likelihood (predictions) have no cost row; watch has one; idle made no
+    # prediction; reply_likelihod and zzz are no model's, the first one letter short of reply_likelihood
+    strangers = "model_costs names no model's id: reply_likelihod (did you mean reply_likelihood?), zzz"
+    for model in ("m", "reply_likelihood"):
+        assert f"  note: model {model}: no model_costs rows at all (its cost is counted as 0); {strangers}\n" in out
+    assert "model watch:" not in out and "model idle:" not in out
+    with duckdb.connect(str(path)) as conn:  # every model with costs: the strangers alone are said
+        conn.execute(
+            "INSERT INTO staging.stg_model_costs VALUES ('m', DATE '2026-09-30', 1), ('reply_likelihood', DATE '2026-09-30', 1)"
+        )
+    out = _summary(path, capsys)
+    assert "no model_costs rows at all" not in out
+    assert f"  note: {strangers}: their costs count toward no model\n" in out
+
+
 def test_a_monitoring_only_model_is_named_as_not_measured_with_its_costs(warehouse, capsys):
     # three models, one behind an experiment: the other two vanished from "what is each model worth", their
     # landed costs shown nowhere
