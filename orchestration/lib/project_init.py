@@ -347,6 +347,8 @@ class Inference:
     # model -> judged attribute (its users columns: a proposed one, or the intersection suggested) -> group ->
     # labelled predictions over the landing zone
     group_labelled: dict[str, dict[tuple[str, ...], dict[str, int]]] = field(default_factory=dict)
+    # model_costs model_id that is no model of predictions or experiments -> (its rows, the nearest model or '')
+    cost_strangers: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def first_day(self) -> date | None:
@@ -628,6 +630,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             "assignments": ["experiment_id", "variant", "user_id"],
             "sessions": ["user_id"],
             "orders": ["user_id"],
+            "model_costs": ["model_id"],
         }.get(name, [])
         keep = [c for c in keep if c in present[name]]
         _stage(
@@ -663,6 +666,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             ).fetchall()
         )
     models = _models(conn, found, present, columns, tables, experiments)
+    cost_strangers = _cost_strangers(conn, present, {m.model_id for m in models} | set(experiments.values()))
     attributes, users = _attributes(conn, found, present) if "users" in found else ([], 0)
     arms: dict[str, dict[str, int]] = {}
     if "assignments" in found and {"experiment_id", "variant", "user_id"} <= present["assignments"]:
@@ -697,7 +701,21 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         repeated_users=repeated,
         variant_problems=_variant_problems(arms, declared),
         group_labelled=_group_labelled(conn, found, present, judged),
+        cost_strangers=cost_strangers,
     )
+
+
+def _cost_strangers(conn: duckdb.DuckDBPyConnection, present: dict, known: set[str]) -> dict[str, tuple[int, str]]:
+    """model_costs ids no model has (staged as t_model_costs) -> (rows, the nearest model or ''): a misspelt id's
+    cost counts toward no model, and its model's net value counts none. Nothing to compare with no model known."""
+    from orchestration.lib.project_config import nearest
+
+    if not known or "model_id" not in present.get("model_costs", ()):
+        return {}
+    rows = conn.execute(
+        "SELECT model_id, count(*) FROM t_model_costs WHERE model_id IS NOT NULL GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    return {m: (n, nearest(m, known) or "") for m, n in rows if m not in known}
 
 
 def _declared_variants(conn: duckdb.DuckDBPyConnection, found: dict, present: dict) -> dict[str, dict[str, float]]:
@@ -1435,6 +1453,13 @@ def review(inf: Inference) -> list[str]:
             )
         )
     out += inf.variant_problems
+    for model_id, (rows, near) in inf.cost_strangers.items():
+        out.append(
+            f"model_costs.model_id: {rows} row(s) name {model_id!r}, no model of predictions or experiments"
+            + (f" (did you mean {near!r}?)" if near else "")
+            + ": their cost counts toward no model (the raw_model_costs gate flags them), and a model without "
+            "cost rows has its cost counted as 0: fix the id in the cost export"
+        )
     if inf.repeated_users:
         out.append(
             f"users: {inf.repeated_users} user_id(s) have more than one row (history?): materialize keeps each user's "

@@ -923,6 +923,28 @@ def test_user_ids_written_differently_and_repeated_users_are_named(zone):
     assert any(x.startswith("users: 7 user_id(s) have more than one row") for x in said)
 
 
+def test_a_model_costs_id_no_model_has_is_named_with_its_nearest_model(zone):
+    # a trial's cost export misspelt its model (reply_likelihod): init said nothing, the model's cost counted as 0
+    source, _, preds, _ = zone
+    _write(source, "predictions", preds.replace({"model_id": {"b": "reply_likelihood"}}), "parquet")
+    days = [(START + timedelta(days=d)).date() for d in range(3)]
+
+    def costs(ids: list[str]) -> pd.DataFrame:
+        return pd.DataFrame({"date": days[: len(ids)], "model_id": ids, "serving_cost": 2.5, "review_cost": 0.0})
+
+    _write(source, "model_costs", costs(["a", "reply_likelihood", "a"]))  # every id a model's: nothing to say
+    assert not any(x.startswith("model_costs.model_id") for x in review(infer(source)))
+    _write(source, "model_costs", costs(["reply_likelihod", "reply_likelihod", "zzz"]))
+    said = [x for x in review(infer(source)) if x.startswith("model_costs.model_id")]
+    # by hand: 2 rows of reply_likelihod, one letter short of the model reply_likelihood; 1 of zzz, like no model
+    assert said[0].startswith(
+        "model_costs.model_id: 2 row(s) name 'reply_likelihod', no model of predictions or experiments (did you "
+        "mean 'reply_likelihood'?): their cost counts toward no model"
+    )
+    assert said[1].startswith("model_costs.model_id: 1 row(s) name 'zzz', no model of predictions or experiments: ")
+    assert len(said) == 2
+
+
 def test_a_horizon_read_from_delays_cut_at_the_landing_zones_end_is_named(tmp_path):
     # init on the first 7 days of a feed whose labels take 3-20 days proposed a 7-day horizon, saying nothing:
     # most labels would never have been counted
