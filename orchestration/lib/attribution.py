@@ -579,15 +579,99 @@ def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_g
         hit = failed_gates[(gate_days >= start) & (gate_days <= as_of)]
         if hit.empty:
             continue
-        reason = _failed_gates_reason(hit)
-        out.at[i, "trustworthy"] = False
-        out.at[i, "untrusted_reason"] = "; ".join(r for r in (row["untrusted_reason"], reason) if isinstance(r, str))
-        if "decision_grade" in out.columns:
-            grade = row["decision_grade_reason"] if isinstance(row["decision_grade_reason"], str) else ""
-            out.at[i, "decision_grade"] = False
-            out.at[i, "decision_grade_reason"] = (
-                grade if NOT_TRUSTED in grade else "; ".join(r for r in (grade, NOT_TRUSTED) if r)
-            )
+        _untrust(out, i, row, _failed_gates_reason(hit))
+    return out
+
+
+def _untrust(out: pd.DataFrame, i, row: dict | pd.Series, reason: str) -> None:
+    """Result row ``i`` of ``out`` is not trustworthy for ``reason`` too (beside any reason it had), so not
+    decision-grade either."""
+    out.at[i, "trustworthy"] = False
+    out.at[i, "untrusted_reason"] = "; ".join(r for r in (row["untrusted_reason"], reason) if isinstance(r, str))
+    if "decision_grade" in out.columns:
+        grade = row["decision_grade_reason"] if isinstance(row["decision_grade_reason"], str) else ""
+        out.at[i, "decision_grade"] = False
+        out.at[i, "decision_grade_reason"] = (
+            grade if NOT_TRUSTED in grade else "; ".join(r for r in (grade, NOT_TRUSTED) if r)
+        )
+
+
+# Per experiment naming a model and as-of date of the run (the days marts.experiment_stats has): its control
+# (holdout) units assigned by the end of that day, and those of them with a prediction of the experiment's model
+# at or after their assignment and by the end of that day (cumulative, as the results are). One pass: each
+# control unit's first such prediction, then a count per day.
+CONTROL_EXPOSURE_SQL = """
+WITH days AS (
+    SELECT DISTINCT s.experiment_id, s.as_of_date, e.model_id, e.control_variant
+    FROM marts.experiment_stats s JOIN staging.stg_experiments e USING (experiment_id)
+    WHERE s.as_of_date BETWEEN $first AND $last AND e.model_id IS NOT NULL
+),
+controls AS (
+    SELECT a.experiment_id, a.user_id, a.assigned_date, min(p.prediction_date) AS exposed_date
+    FROM staging.stg_assignments a
+    JOIN (SELECT DISTINCT experiment_id, model_id, control_variant FROM days) e
+        ON e.experiment_id = a.experiment_id AND e.control_variant = a.variant
+    LEFT JOIN staging.stg_predictions p
+        ON p.model_id = e.model_id AND p.user_id = a.user_id AND p.predicted_at >= a.assigned_at
+       AND p.prediction_date <= $last
+    WHERE a.assigned_date <= $last
+    GROUP BY a.experiment_id, a.user_id, a.assigned_date
+)
+SELECT d.experiment_id, d.as_of_date, d.model_id,
+    count(c.user_id) AS control_units,
+    count(c.user_id) FILTER (WHERE c.exposed_date <= d.as_of_date) AS exposed_units
+FROM days d
+LEFT JOIN controls c ON c.experiment_id = d.experiment_id AND c.assigned_date <= d.as_of_date
+GROUP BY d.experiment_id, d.as_of_date, d.model_id
+ORDER BY d.experiment_id, d.as_of_date
+"""
+
+
+def control_exposure(conn, first, last) -> pd.DataFrame:
+    """CONTROL_EXPOSURE_SQL over the as-of dates ``first`` .. ``last``: experiment_id, as_of_date, model_id,
+    control_units, exposed_units."""
+    return conn.execute(CONTROL_EXPOSURE_SQL, {"first": first, "last": last}).df()
+
+
+def control_exposure_reason(model_id: str, exposed: int, units: int) -> str | None:
+    """Why a lift credited to ``model_id`` is not its value: its holdout was scored by it. Any exposed unit counts:
+    the holdout is defined as never scored, and the count and share say how much it matters."""
+    if not exposed:
+        return None
+    return (
+        f"control arm exposed: {exposed:,} of {units:,} control units ({exposed / units:.1%}) have predictions of "
+        f"model {model_id} (the holdout must never be scored)"
+    )
+
+
+def exposed_control_notes(exposure: pd.DataFrame) -> list[str]:
+    """For the asset's log: per experiment whose holdout its model scored, the run's last day's reason."""
+    if not len(exposure):
+        return []
+    latest = exposure.sort_values("as_of_date").groupby("experiment_id", sort=True).tail(1)
+    return [
+        f"{r.experiment_id} as of {pd.Timestamp(r.as_of_date).date()}: "
+        + control_exposure_reason(r.model_id, int(r.exposed_units), int(r.control_units))
+        for r in latest[latest["exposed_units"] > 0].itertuples()
+    ]
+
+
+def mark_exposed_controls(results: pd.DataFrame, exposure: pd.DataFrame) -> pd.DataFrame:
+    """Results whose experiment's control units were scored by its model by the as-of date are not trustworthy
+    (a contaminated holdout biases the lift, toward zero where the model helps). ``exposure``: control_exposure's."""
+    hit = exposure[exposure["exposed_units"] > 0] if len(exposure) else exposure
+    if results.empty or hit.empty:
+        return results
+    reasons = {
+        (r.experiment_id, pd.Timestamp(r.as_of_date)): control_exposure_reason(
+            r.model_id, int(r.exposed_units), int(r.control_units)
+        )
+        for r in hit.itertuples()
+    }
+    out = results.copy()
+    for i, row in out.iterrows():
+        if reason := reasons.get((row["experiment_id"], pd.Timestamp(row["as_of_date"]))):
+            _untrust(out, i, row, reason)
     return out
 
 

@@ -344,6 +344,8 @@ class Inference:
     unknown_users: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     repeated_users: int = 0  # user_ids with more than one users row (the loader keeps the earliest signup)
     variant_problems: list[str] = field(default_factory=list)  # what the experiments' gates will hold back
+    # experiment_id -> (its model, control-arm users that model scored after their assignment, control-arm users)
+    exposed_controls: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     # model -> judged attribute (its users columns: a proposed one, or the intersection suggested) -> group ->
     # labelled predictions over the landing zone
     group_labelled: dict[str, dict[tuple[str, ...], dict[str, int]]] = field(default_factory=dict)
@@ -700,6 +702,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         unknown_users=unknown,
         repeated_users=repeated,
         variant_problems=_variant_problems(arms, declared),
+        exposed_controls=_exposed_controls(conn, found, present),
         group_labelled=_group_labelled(conn, found, present, judged),
         cost_strangers=cost_strangers,
     )
@@ -716,6 +719,49 @@ def _cost_strangers(conn: duckdb.DuckDBPyConnection, present: dict, known: set[s
         "SELECT model_id, count(*) FROM t_model_costs WHERE model_id IS NOT NULL GROUP BY ALL ORDER BY ALL"
     ).fetchall()
     return {m: (n, nearest(m, known) or "") for m, n in rows if m not in known}
+
+
+def _exposed_controls(conn: duckdb.DuckDBPyConnection, found: dict, present: dict) -> dict[str, tuple[str, int, int]]:
+    """Per experiment whose control arm its model scored: the model, the control-arm users with a prediction of it
+    at or after their (first) assignment, and the control-arm users, as attribution counts them."""
+    needed = {
+        "experiments": {"experiment_id", "model_id", "control_variant"},
+        "assignments": {"experiment_id", "variant", "user_id"},
+        "predictions": {"model_id", "user_id"},
+    }
+    if any(table not in found or not cols <= present[table] for table, cols in needed.items()):
+        return {}
+    rows = conn.execute("""
+        WITH first_assignment AS (
+            SELECT experiment_id, user_id, variant, _ts FROM (
+                SELECT *, row_number() OVER (PARTITION BY experiment_id, user_id ORDER BY _ts, variant) AS rank
+                FROM t_assignments WHERE experiment_id IS NOT NULL AND user_id IS NOT NULL
+            ) WHERE rank = 1
+        ),
+        controls AS (
+            SELECT a.experiment_id, e.model_id, a.user_id, a._ts AS assigned_at
+            FROM first_assignment a
+            JOIN (SELECT DISTINCT CAST(experiment_id AS VARCHAR) AS experiment_id, CAST(model_id AS VARCHAR) AS model_id,
+                         CAST(control_variant AS VARCHAR) AS control_variant FROM t_experiments) e
+                ON e.experiment_id = a.experiment_id AND e.control_variant = a.variant
+        )
+        SELECT experiment_id, model_id,
+            count(*) FILTER (WHERE EXISTS (SELECT 1 FROM t_predictions p
+                WHERE p.model_id = c.model_id AND p.user_id = c.user_id AND p._ts >= c.assigned_at)) AS exposed,
+            count(*) AS units
+        FROM controls c GROUP BY ALL ORDER BY ALL""").fetchall()
+    return {experiment_id: (model_id, exposed, units) for experiment_id, model_id, exposed, units in rows if exposed}
+
+
+def _exposed_control_lines(exposed: dict[str, tuple[str, int, int]]) -> list[str]:
+    """Review lines for experiments whose holdout their model scored: attribution will not trust their results."""
+    return [
+        f"experiments.{experiment_id}: {n:,} of {units:,} control-arm users ({n / units:.1%}) have predictions of "
+        f"model {model_id} made after their assignment: a holdout must never be scored, so the lift is not "
+        f"{model_id}'s value and its results are marked not trustworthy; name the model the experiment really "
+        f"tests, or keep the holdout out of {model_id}'s scoring"
+        for experiment_id, (model_id, n, units) in exposed.items()
+    ]
 
 
 def _declared_variants(conn: duckdb.DuckDBPyConnection, found: dict, present: dict) -> dict[str, dict[str, float]]:
@@ -1460,6 +1506,7 @@ def review(inf: Inference) -> list[str]:
             + ": their cost counts toward no model (the raw_model_costs gate flags them), and a model without "
             "cost rows has its cost counted as 0: fix the id in the cost export"
         )
+    out += _exposed_control_lines(inf.exposed_controls)
     if inf.repeated_users:
         out.append(
             f"users: {inf.repeated_users} user_id(s) have more than one row (history?): materialize keeps each user's "

@@ -1415,3 +1415,45 @@ def test_groups_a_bias_window_would_hold_too_few_labels_of_are_named_per_attribu
     # the model's 100 labelled a day are said for its precision and recall alerts, no longer for fairness
     [alerts] = [line for line in said if "alerts.min_labelled" in line]
     assert alerts.startswith("models.m: about 100 labelled predictions a day") and "fairness" not in alerts
+
+
+def test_an_experiment_whose_control_arm_its_model_scored_is_named_in_the_review(tmp_path):
+    # a trial's experiment named model M while M had scored every one of its 2,814 control-arm users: the summary
+    # credited the lift to M, and nothing said the holdout was no holdout
+    source = tmp_path / "zone"
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(40)], "signup_at": START}))
+    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m"], "control_variant": ["c"]}))
+    assignments = pd.DataFrame(
+        {
+            "experiment_id": "e1",
+            # u39 first assigned t, then c: its first assignment counts, as in staging
+            "user_id": [f"u{i}" for i in range(40)] + ["u39"],
+            "variant": ["c"] * 10 + ["t"] * 30 + ["c"],
+            "assigned_at": [START] * 40 + [START + timedelta(hours=1)],
+        }
+    )
+    _write(source, "assignments", assignments)
+    later, earlier = START + timedelta(days=1), START - timedelta(days=1)
+    # by hand: control users u0..u9; m scored u0, u1, u2 after their assignment (exposed), u3 only before it, u4
+    # by another model; the treated u10..u39 are scored as they should be: 3 of 10 control-arm users exposed
+    scored = [("u0", "m", later), ("u1", "m", later), ("u2", "m", later), ("u2", "m", later + timedelta(hours=2))]
+    scored += [("u3", "m", earlier), ("u4", "other", later)] + [(f"u{i}", "m", later) for i in range(10, 40)]
+    predictions = pd.DataFrame(
+        {
+            "prediction_id": [f"p{k}" for k in range(len(scored))],
+            "model_id": [m for _, m, _ in scored],
+            "model_version": "v1",
+            "user_id": [u for u, _, _ in scored],
+            "predicted_at": [t for _, _, t in scored],
+            "score": 0.3,
+        }
+    )
+    _write(source, "predictions", predictions)
+    said = [line for line in review(infer(source)) if line.startswith("experiments.e1")]
+    assert said == [
+        "experiments.e1: 3 of 10 control-arm users (30.0%) have predictions of model m made after their assignment: "
+        "a holdout must never be scored, so the lift is not m's value and its results are marked not trustworthy; "
+        "name the model the experiment really tests, or keep the holdout out of m's scoring"
+    ], said
+    _write(source, "predictions", predictions[predictions["user_id"].isin([f"u{i}" for i in range(3, 40)])])
+    assert not any(line.startswith("experiments.e1") for line in review(infer(source)))

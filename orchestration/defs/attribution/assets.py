@@ -16,8 +16,11 @@ from orchestration.lib.attribution import (
     AttributionSettings,
     covariate_imbalance_notes,
     covariate_imbalanced,
+    control_exposure,
     experiment_design,
     experiment_results,
+    exposed_control_notes,
+    mark_exposed_controls,
     mark_failed_gates,
     model_impact,
 )
@@ -68,7 +71,8 @@ def attribution_settings() -> AttributionSettings:
         "Per experiment, metric, treatment arm, window and as-of date: Welch and CUPED lifts with 95% CIs "
         "(delta method for relative and ratio metrics), always-valid sequential CIs, MDE, Holm/BH-adjusted "
         "p-values with `significant` and intervals at the adjusted level, guardrail verdicts, SRM p-value, "
-        "pre-period covariate balance (an imbalanced covariate: no CUPED, not trustworthy), "
+        "pre-period covariate balance (an imbalanced covariate: no CUPED, not trustworthy), a control arm the "
+        "experiment's model scored (not trustworthy), "
         "trustworthy / untrusted_reason; degenerate comparisons (no variance, too few events) publish no p-value "
         "or CI (degenerate_reason), small arms are not decision_grade."
     ),
@@ -87,10 +91,15 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
             stats, experiments, variants, dbt_var("experiment_metrics"), attribution_settings()
         )
         results = mark_failed_gates(results, experiments, failed_gates)
+        # a holdout the model scored is no holdout: the lift is not the model's value (README)
+        exposure = control_exposure(conn, first, last)
+        results = mark_exposed_controls(results, exposure)
         rows = replace_date_range(
             conn, "attribution.experiment_results", RESULT_SCHEMA, results, "as_of_date", first, last
         )
     # a pre-period covariate that differs between the arms: CUPED not used, the row not trustworthy (README)
+    for note in exposed_control_notes(exposure):
+        context.log.warning(f"holdout scored, results not trustworthy: {note}")
     imbalanced = covariate_imbalance_notes(results)
     for note in imbalanced:
         context.log.warning(f"pre-period covariate imbalanced, the unadjusted (Welch) lift is reported: {note}")
