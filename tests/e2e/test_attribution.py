@@ -1,5 +1,7 @@
 """Attribution on generated worlds: every declared metric, CUPED, sequential CIs, guardrails, SRM, net value."""
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
 
@@ -113,62 +115,70 @@ def test_no_significance_without_variance_and_flags_follow_the_adjusted_p_value(
 
 
 def test_a_holdout_its_model_scored_makes_its_experiment_untrustworthy_and_the_summary_says_so(
-    tmp_path, monkeypatch, capsys
+    pipeline, capsys, monkeypatch
 ):
     """A trial's experiment linked to model M had every control user scored by M, and the lift was credited as M's
     value: a few holdout users scored on the last day make that experiment's rows of that day untrustworthy."""
     import duckdb
 
     from orchestration import summary
-    from orchestration.lib.synthetic_world import generate_world
-    from tests.e2e.conftest import materialised_pipeline
 
-    cfg = WorldConfig(days=24, users=6000, seed=5, predictions_per_day=200)
-    source = tmp_path / "world"
-    truth = generate_world(source, cfg, progress=None)
-    model, last = cfg.models[0], cfg.day_date(cfg.days - 1)
-    assignments = pd.concat(pd.read_parquet(f) for f in (source / "assignments").glob("*.parquet"))
+    shared, private = pipeline.source, pipeline.db.parent / "world"
+    # the shared world stays as it is: a private landing zone of links, the last day's predictions a changed copy
+    for table in shared.iterdir():
+        if table.name != "predictions":
+            (private / table.name).parent.mkdir(parents=True, exist_ok=True)
+            (private / table.name).symlink_to(table)
+    (private / "predictions").mkdir()
+    for f in (shared / "predictions").iterdir():
+        (private / "predictions" / f.name).symlink_to(f)
+    model = pipeline.truth["models"][0]  # a model with its holdout experiment
+    model_id, experiment_id = model["model_id"], model["experiment_id"]
+    last = pipeline.last
+    assignments = pd.concat(pd.read_parquet(f) for f in (shared / "assignments").glob("*.parquet"))
     holdout = assignments[
-        (assignments["experiment_id"] == model.experiment_id)
+        (assignments["experiment_id"] == experiment_id)
         & (assignments["variant"] == "holdout")
         & (assignments["assigned_at"] < pd.Timestamp(last, tz=assignments["assigned_at"].dt.tz))
     ]
-    day_file = source / "predictions" / f"predictions_{last.isoformat()}.parquet"
+    day_file = private / "predictions" / f"predictions_{last.isoformat()}.parquet"
     day = pd.read_parquet(day_file)
+    day_file.unlink()
     # five holdout users scored at noon of the last day (after their assignment): few enough for no gate to notice
     scored = holdout["user_id"].drop_duplicates().head(5)
-    extra = day[day["model_id"] == model.model_id].head(len(scored)).copy()
+    extra = day[day["model_id"] == model_id].head(len(scored)).copy()
     extra["user_id"] = scored.to_numpy()
     extra["prediction_id"] = [f"scored-holdout-{i}" for i in range(len(extra))]
     extra["predicted_at"] = pd.Timestamp(last, tz=day["predicted_at"].dt.tz) + pd.Timedelta(hours=12)
     pd.concat([day, extra], ignore_index=True).to_parquet(day_file, index=False)
 
-    p = materialised_pipeline(tmp_path, monkeypatch, source, truth)
-    results = p.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [p.last])
-    units = p.query(
+    monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(private))
+    outcome = pipeline.run(last - timedelta(days=1), last)
+    assert outcome.success, outcome.failures
+    results = pipeline.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [last])
+    units = pipeline.query(
         "SELECT count(*) AS n FROM staging.stg_assignments WHERE experiment_id = ? AND variant = 'holdout' "
         "AND assigned_date <= ?",
-        [model.experiment_id, p.last],
+        [experiment_id, last],
     )["n"].iloc[0]
-    scored_rows = results[results["experiment_id"] == model.experiment_id]
+    scored_rows = results[results["experiment_id"] == experiment_id]
     assert len(scored_rows) and not scored_rows["trustworthy"].any()
     reason = (
         f"control arm exposed: 5 of {units:,} control units ({5 / units:.1%}) have predictions of model "
-        f"{model.model_id} (the holdout must never be scored)"
+        f"{model_id} (the holdout must never be scored)"
     )
     assert scored_rows["untrusted_reason"].str.contains(reason, regex=False).all(), scored_rows["untrusted_reason"]
-    others = results[results["experiment_id"] != model.experiment_id]
+    others = results[results["experiment_id"] != experiment_id]
     assert len(others) and not others["untrusted_reason"].fillna("").str.contains("control arm exposed").any()
     # the day before: nothing scored yet
-    before = p.query(
-        "SELECT untrusted_reason FROM attribution.experiment_results WHERE as_of_date = ?",
-        [p.last - pd.Timedelta(days=1)],
+    before = pipeline.query(
+        "SELECT untrusted_reason FROM attribution.experiment_results WHERE as_of_date = ?", [last - timedelta(days=1)]
     )
     assert not before["untrusted_reason"].fillna("").str.contains("control arm exposed").any()
-    impact = p.query(
-        "SELECT * FROM attribution.model_impact WHERE as_of_date = ? AND model_id = ?", [p.last, model.model_id]
+    impact = pipeline.query(
+        "SELECT * FROM attribution.model_impact WHERE as_of_date = ? AND model_id = ?", [last, model_id]
     )
     assert len(impact) and not impact["trustworthy"].any()
-    with duckdb.connect(str(p.db), read_only=True) as conn:
-        summary.read_and_print(conn, tmp_path / "reports")
+    with duckdb.connect(str(pipeline.db), read_only=True) as conn:
+        summary.read_and_print(conn, pipeline.db.parent / "reports")
     assert reason in capsys.readouterr().out
