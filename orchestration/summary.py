@@ -638,7 +638,7 @@ def _silent_models(conn) -> list[str]:
     return [_silent_line(conn, model, last, newest, gap) for model, last, newest, gap in rows]
 
 
-def _silent_line(conn, model: str, last, newest, gap: float = 1) -> str:
+def _silent_line(conn, model: str, last, newest, gap: float) -> str:
     """Why a silent model is silent, as far as the warehouse knows: its later days' predictions loaded but held
     back by the quality gates (a trial's Mondays and Tuesdays read as "stopped"), or none landed."""
     held = _rows(
