@@ -70,11 +70,42 @@ PROTECTED_TOKENS = {
     "pregnancy",
     "orientation",
 }
+# words naming a protected group (not a characteristic): a column so named holding two values (0/1, yes/no,
+# true/false) is an indicator of membership, proposed with its groups named by the values (leg_black, isFemale)
+GROUP_TOKENS = {
+    "black",
+    "white",
+    "hispanic",
+    "latino",
+    "latina",
+    "asian",
+    "female",
+    "male",
+    "woman",
+    "women",
+    "nonbinary",
+    "transgender",
+    "minority",
+    "immigrant",
+    "disabled",
+    "citizen",
+    "married",
+    "pregnant",
+    "muslim",
+    "jewish",
+    "christian",
+    "gay",
+    "lesbian",
+}
+# an indicator's two values, the member's first (compared lower-cased)
+INDICATOR_VALUES = (("1", "0"), ("yes", "no"), ("true", "false"), ("y", "n"))
 # a column of more groups than MAX_GROUPS is still a candidate (listed, not proposed) when its groups hold this
 # many users on average: a customer subtype of 40 values, not an id-like city of one user each
 MIN_USERS_PER_GROUP = 10
 # columns that identify or time a row are never attributes
-NOT_ATTRIBUTE = re.compile(r"(^id$|_id$|^id_|_at$|_date$|^date$|_ts$|timestamp)", re.IGNORECASE)
+NOT_ATTRIBUTE = re.compile(r"(^id$|^user_id$|^id_|_at$|_date$|^date$|_ts$|timestamp)", re.IGNORECASE)
+# an *_id column is an identifier when unique per user (dropped), else a grouping (store_id, region_id): a candidate
+ID_NAME = re.compile(r"_id$", re.IGNORECASE)
 HARMFUL_HINT = re.compile(r"(risk|fraud|default|churn|recidiv|credit|abuse|spam|toxic|anomal)", re.IGNORECASE)
 SHOWN_VALUES = 6
 
@@ -318,6 +349,7 @@ class AttributeCandidate:
     values: list[str]
     protected_name: bool
     scored_distinct: int | None = None  # distinct values among the users with predictions (None: not known)
+    indicator: tuple[str, str] | None = None  # a protected group's 0/1 column: (member's value, the other's)
 
     @property
     def proposed(self) -> bool:
@@ -1154,7 +1186,7 @@ def _group_labelled(conn, found, present, judged: list[tuple[str, ...]]) -> dict
     header = {name.strip(): name for name, *_ in conn.execute("DESCRIBE t_users").fetchall()}  # 'gender ' too
     columns = sorted({c for combo in judged for c in combo})
     earliest = _q(header["signup_at"]) if "signup_at" in header else "NULL"
-    values = ", ".join(f"coalesce(CAST({_q(header[c])} AS VARCHAR), 'unknown') AS {_q(c)}" for c in columns)
+    values = ", ".join(f"coalesce({_group_text(header[c])}, 'unknown') AS {_q(c)}" for c in columns)
     groups = " UNION ALL ".join(
         f"SELECT l.model_id, {i} AS judged, CASE WHEN u.user_id IS NULL THEN 'unknown' ELSE "
         f"concat_ws('|', {', '.join(f'u.{_q(c)}' for c in combo)}) END AS group_value FROM labelled l "
@@ -1174,6 +1206,29 @@ def _group_labelled(conn, found, present, judged: list[tuple[str, ...]]) -> dict
     return out
 
 
+def _group_text(column: str) -> str:
+    """A users value as SQL text as the marts name its group (dbt macro group_text): '2', not '2.0', for a whole
+    number of a float column (both engines cast 2.0 to '2.0')."""
+    text = f"CAST({_q(column)} AS VARCHAR)"
+    return f"CASE WHEN regexp_replace({text}, '^-?[0-9]+[.]0$', '') = '' THEN regexp_replace({text}, '[.]0$', '') ELSE {text} END"
+
+
+def _name_tokens(column: str) -> set[str]:
+    """A column name's words, split on separators and case: leg_black, isFemale -> {leg, black}, {is, female}."""
+    return set(re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", column).lower()))
+
+
+def _indicator(tokens: set[str], values: list[str], distinct: int) -> tuple[str, str] | None:
+    """(member's value, the other's) of a column naming a protected group and holding two values such as 0/1."""
+    if distinct != 2 or not tokens & GROUP_TOKENS:
+        return None
+    by_lower = {v.lower(): v for v in values}
+    for member, other in INDICATOR_VALUES:
+        if set(by_lower) == {member, other}:
+            return by_lower[member], by_lower[other]
+    return None
+
+
 def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
     users = conn.execute("SELECT count(*) FROM t_users").fetchone()[0]
     scope = _scored_users(conn, found, present)
@@ -1181,23 +1236,30 @@ def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
     columns = [
         name
         for name, dtype, *_ in described
-        if not NOT_ATTRIBUTE.search(name)
+        if not NOT_ATTRIBUTE.search(name.strip())
         and name not in ("filename",)
         and not any(k in dtype.upper() for k in ("TIMESTAMP", "DATE", "TIME"))
     ]
     if not columns:
         return [], users
+    # counted as the marts group them (group_text): the distinct values are the groups
     counts = conn.execute(
-        "SELECT " + ", ".join(f"count(DISTINCT {_q(c)}), count_if({_q(c)} IS NULL)" for c in columns) + " FROM t_users"
+        "SELECT "
+        + ", ".join(f"count(DISTINCT {_group_text(c)}), count_if({_q(c)} IS NULL)" for c in columns)
+        + (", count(DISTINCT user_id)" if "user_id" in present["users"] else ", count(*)")
+        + " FROM t_users"
     ).fetchone()
+    per_user = counts[-1]
     # a group column is one over every user (cardinality); judged it can be only where scored users differ in it
     scored = conn.execute(
-        "SELECT " + ", ".join(f"count(DISTINCT {_q(c)})" for c in columns) + f" FROM {scope}"
+        "SELECT " + ", ".join(f"count(DISTINCT {_group_text(c)})" for c in columns) + f" FROM {scope}"
     ).fetchone()
     out = []
     for i, col in enumerate(columns):
         distinct, nulls = counts[2 * i], counts[2 * i + 1]
-        tokens = set(re.split(r"[^a-z]+", col.lower()))
+        tokens = _name_tokens(col)
+        if ID_NAME.search(col.strip()) and distinct >= per_user:
+            continue  # an identifier, one value per user: no group
         protected = bool(tokens & PROTECTED_TOKENS)
         if distinct > MAX_GROUPS and not protected and distinct * MIN_USERS_PER_GROUP > users:
             continue  # an id-like or continuous column: not a group
@@ -1206,13 +1268,16 @@ def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
             values = [
                 str(v[0])
                 for v in conn.execute(
-                    f"SELECT CAST({_q(col)} AS VARCHAR) AS v, count(*) AS n FROM t_users WHERE {_q(col)} IS NOT NULL "
+                    f"SELECT {_group_text(col)} AS v, count(*) AS n FROM t_users WHERE {_q(col)} IS NOT NULL "
                     f"GROUP BY v ORDER BY n DESC, v LIMIT {SHOWN_VALUES}"
                 ).fetchall()
             ]
+        indicator = _indicator(tokens, values, distinct)
         among = scored[i] if scope != "t_users" else None
         # named as the loader keeps it: 'gender ' in a header is the column 'gender'
-        out.append(AttributeCandidate(col.strip(), distinct, nulls, values, protected, among))
+        out.append(
+            AttributeCandidate(col.strip(), distinct, nulls, values, protected or bool(indicator), among, indicator)
+        )
     out.sort(key=lambda a: (not a.proposed, a.distinct < 2, a.column))
     return out, users
 
@@ -1346,7 +1411,13 @@ def render(inf: Inference) -> str:
         nulls = f", {a.nulls} null" if a.nulls else ""
         shown = [_printable(v) for v in a.values]
         values = f": {', '.join(shown)}" + (" ..." if a.distinct > len(a.values) else "") if a.values else ""
-        if a.proposed:
+        if a.proposed and a.indicator:
+            member, other = a.indicator
+            add(
+                f"#   {a.column}: {a.distinct} groups{nulls}{values} (an indicator of a protected group: groups "
+                f"{member} vs {other}, proposed, REVIEW)"
+            )
+        elif a.proposed:
             add(f"#   {a.column}: {a.distinct} groups{nulls}{values} (a protected name: proposed, REVIEW)")
         elif a.distinct < 2:  # a protected name too (one gender in the data): nothing to band
             add(f"#   {a.column}: a single value{nulls}: nothing to compare")
@@ -1611,6 +1682,7 @@ def review(inf: Inference) -> list[str]:
     if inf.attributes:
         proposed = inf.proposed_attributes
         out.append(f"protected_attributes: proposed {proposed or 'none'}; other candidates are commented out")
+        out += [_indicator_line(a) for a in inf.attributes if a.proposed and a.indicator]
     bias = Bias()
     gap_max, rarest = calibration_gap_max(inf.models)
     if rarest is not None:
@@ -1626,6 +1698,14 @@ def review(inf: Inference) -> list[str]:
         )
     out.append("currency: USD assumed")
     return out
+
+
+def _indicator_line(a: AttributeCandidate) -> str:
+    member, other = a.indicator
+    return (
+        f"protected_attributes: {a.column} is an indicator (groups {member} vs {other}): its verdicts compare the "
+        f"users it marks (group '{member}') with the others (group '{other}'); check which value marks the group"
+    )
 
 
 def _groups_under_min_labelled(m: ModelProfile, groups: dict[tuple[str, ...], dict[str, int]]) -> str:

@@ -1457,3 +1457,81 @@ def test_an_experiment_whose_control_arm_its_model_scored_is_named_in_the_review
     ], said
     _write(source, "predictions", predictions[predictions["user_id"].isin([f"u{i}" for i in range(3, 40)])])
     assert not any(line.startswith("experiments.e1") for line in review(infer(source)))
+
+
+def test_an_indicator_of_a_protected_group_is_proposed_with_its_groups_named_by_its_values(zone):
+    # a trial's legislators: `leg_black` (0/1) got no protected attribute proposed, init matching whole names only
+    source, users, _, _ = zone
+    n = len(users)
+    _write(
+        source,
+        "users",
+        users.assign(
+            leg_black=[i % 2 for i in range(n)],
+            isFemale=["yes" if i % 3 else "no" for i in range(n)],
+            is_hispanic=["true" if i % 4 else "false" for i in range(n)],
+            blackberry_user=[i % 2 for i in range(n)],  # 'black' inside a word: no group's name
+            white_score=[i % 5 for i in range(n)],  # a group's name, five values: no indicator
+        ),
+    )
+    inf = infer(source)
+    by_name = {a.column: a for a in inf.attributes}
+    assert {"leg_black", "isFemale", "is_hispanic"} <= set(inf.proposed_attributes)
+    assert not {"blackberry_user", "white_score"} & set(inf.proposed_attributes)
+    assert by_name["leg_black"].indicator == ("1", "0") and by_name["isFemale"].indicator == ("yes", "no")
+    assert by_name["is_hispanic"].indicator == ("true", "false") and by_name["white_score"].indicator is None
+    text = render(inf)
+    assert "#   leg_black: 2 groups: 0, 1 (an indicator of a protected group: groups 1 vs 0, proposed, REVIEW)" in text
+    said = review(inf)
+    assert (
+        "protected_attributes: leg_black is an indicator (groups 1 vs 0): its verdicts compare the users it marks "
+        "(group '1') with the others (group '0'); check which value marks the group"
+    ) in said
+    assert any(line.startswith("protected_attributes: isFemale is an indicator (groups yes vs no)") for line in said)
+
+
+def test_an_id_column_of_few_values_is_a_candidate_and_one_unique_per_user_is_not(zone):
+    # a trial: store_id (a grouping a user may judge) was dropped unsaid with the identifiers
+    source, users, _, _ = zone
+    n = len(users)
+    _write(source, "users", users.assign(store_id=[f"s{i % 4}" for i in range(n)], account_id=range(n)))
+    inf = infer(source)
+    by_name = {a.column: a for a in inf.attributes}
+    assert by_name["store_id"].distinct == 4 and not by_name["store_id"].proposed  # listed, not a protected name
+    assert "account_id" not in by_name and "user_id" not in by_name
+    assert "#   store_id: 4 groups: s0, s1, s2, s3" in render(inf)
+    assert any(line.startswith("  users.store_id: 4 distinct value(s)") for line in describe(inf))
+
+
+def test_coded_groups_of_a_parquet_float_column_read_as_whole_numbers(tmp_path):
+    # a trial's Parquet users: race coded 1.0, 2.0 was proposed as '1.0, 2.0' (and so named in the marts)
+    source = tmp_path / "zone"
+    n = 60
+    users = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(n)],
+            "signup_at": START,
+            "race": [float(1 + i % 3) for i in range(n)],
+            "leg_black": [float(i % 2) for i in range(n)],
+            "share": [0.5 + i % 2 for i in range(n)],  # a fraction keeps its decimals
+        }
+    )
+    _write(source, "users", users, "parquet")
+    preds = pd.DataFrame(
+        [(f"p{i}", "m", "v1", f"u{i}", START + timedelta(minutes=i), 0.4, 0.5) for i in range(n)],
+        columns=["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"],
+    )
+    _write(source, "predictions", preds)
+    _write(
+        source,
+        "labels",
+        pd.DataFrame({"prediction_id": preds["prediction_id"], "label": 1, "labeled_at": START + timedelta(days=1)}),
+    )
+    inf = infer(source)
+    by_name = {a.column: a for a in inf.attributes}
+    assert by_name["race"].values == ["1", "2", "3"] and by_name["leg_black"].indicator == ("1", "0")
+    assert by_name["share"].values == ["0.5", "1.5"]
+    assert "#   race: 3 groups: 1, 2, 3 (a protected name: proposed, REVIEW)" in render(inf)
+    # the labelled predictions per group, under the names the marts give them: 20 users of each race code
+    assert inf.group_labelled["m"][("race",)] == {"1": 20, "2": 20, "3": 20}
+    assert inf.group_labelled["m"][("leg_black",)] == {"0": 30, "1": 30}

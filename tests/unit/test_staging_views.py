@@ -32,6 +32,9 @@ def staged(tmp_path_factory):
                 "signup_at": pd.Timestamp("2026-01-01"),
                 "country": ["DE", None],
                 "race": ["b", None],
+                # coded groups as a Parquet float holds them, and a 0/1 indicator
+                "race_code": [2.0, 2.5],
+                "leg_black": [1.0, 0.0],
             }
         ),
     )
@@ -76,7 +79,12 @@ def staged(tmp_path_factory):
         )
     variables = {
         "model_settings": {"fraud": {"threshold": 0.6, "positive_decision": "harmful"}, "churn": {"threshold": None}},
-        "protected_attributes": {"race": ["race"], "country": ["country"]},
+        "protected_attributes": {
+            "race": ["race"],
+            "country": ["country"],
+            "race_code": ["race_code"],
+            "leg_black": ["leg_black"],
+        },
     }
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
@@ -125,3 +133,10 @@ def test_missing_and_null_descriptive_and_protected_values_are_unknown(staged):
 
 def test_an_absent_table_stages_empty(staged):
     assert query(staged, "SELECT count(*) AS n FROM staging.stg_labels")["n"][0] == 0
+
+
+def test_a_whole_number_of_a_float_column_is_its_group_without_decimals(staged):
+    # a trial's coded Parquet column: groups '1.0', '2.0' in the marts (both engines cast 2.0 to '2.0'); init
+    # proposes the same names (project_init._group_text)
+    users = query(staged, "SELECT user_id, race_code, leg_black FROM staging.stg_users ORDER BY user_id")
+    assert users.values.tolist() == [["u1", "2", "1"], ["u2", "2.5", "0"]]

@@ -11,11 +11,12 @@
 {%- endfor %}
 {%- endif %}
 -- country, segment, gender and age_band are optional in the contract (a source without them loads
--- nulls); a null descriptive or protected value is the group 'unknown', so every user has a group
+-- nulls); a null descriptive or protected value is the group 'unknown', so every user has a group;
+-- a whole number of a float column reads '2', not '2.0' (group_text)
 select
     user_id,
     signup_at
     {%- for c in base[2:] + extra %},
-    coalesce(cast({{ adapter.quote(c) }} as {{ dbt.type_string() }}), 'unknown') as {{ adapter.quote(c) }}
+    coalesce({{ group_text('cast(' ~ adapter.quote(c) ~ ' as ' ~ dbt.type_string() ~ ')') }}, 'unknown') as {{ adapter.quote(c) }}
     {%- endfor %}
 from {{ source('raw', 'users') }}
