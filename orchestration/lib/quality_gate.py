@@ -1346,11 +1346,12 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     +-tolerance x median (breakage at high volume) and +-z x sqrt(median) (z Poisson standard
     deviations: noise at low volume). volume_deviation = (rows - median) / half-width, in [-1, 1] when
     inside the band, null when not judged or empty. An empty day is freshness's failure: stale when
-    0 rows is less likely under Poisson(trailing median) than a z standard-normal deviation,
-    i.e. exp(-median) < Phi(-z) (at z = 4: a median above 10.4 rows), judged from the first day of history,
-    unless the same weekday a week before had no more rows than that (within the group's history): a day the
-    business is closed every week (a weekday-only business's weekends) is not an outage, nor an empty quiet
-    Saturday after one of 2 rows (a trial's ~10 patients a weekday: Poisson(2) is 0 one Saturday in seven).
+    0 rows is less likely under Poisson(the same weekday a week before's rows) than a z standard-normal
+    deviation, i.e. exp(-rows) < Phi(-z) (at z = 4: above 10.4 rows a week before, within the group's history):
+    the history must say rows were due that weekday. A day the business is closed every week (a weekday-only
+    business's weekends), an empty quiet Saturday after one of 2 rows (a trial's ~10 patients a weekday:
+    Poisson(2) is 0 one Saturday in seven) or a weekly batch's other weekdays are no outage, in their first
+    week too (no week before: the trailing median cannot tell a weekly batch's empty Tuesday from an outage).
     """
     if volume is None:
         from orchestration.lib.project_config import load_config
@@ -1407,7 +1408,6 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             SELECT c.day{cgroup}, c.rows,
                 -- calendar days of the window the group existed on, and the non-empty ones
                 count(CASE WHEN w.day >= c.day - {t} AND w.day >= w.first_day THEN 1 END) AS trailing_days,
-                count(CASE WHEN w.day >= c.day - {t} AND w.rows > 0 THEN 1 END) AS trailing_active_days,
                 median(CASE WHEN w.day >= c.day - {t} AND w.day >= w.first_day THEN w.rows END) AS trailing_median,
                 -- the same weekday a week before, within the group's history (else null)
                 max(CASE WHEN w.day = c.day - {WEEK} AND w.day >= w.first_day THEN w.rows END) AS rows_week_before
@@ -1424,11 +1424,11 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             trailing_median - volume_half_width AS volume_low,
             trailing_median + volume_half_width AS volume_high,
             CASE WHEN rows > 0 THEN (rows - trailing_median) / volume_half_width END AS volume_deviation,
-            -- an empty day is stale where its weekday a week before had more rows than an empty day allows (a
-            -- weekly batch's missing week: its trailing median is 0), else where the trailing median did
-            rows > 0 OR trailing_active_days = 0 OR CASE WHEN rows_week_before IS NOT NULL
-                THEN rows_week_before <= {stale_above!r} ELSE coalesce(trailing_median, 0) <= {stale_above!r} END
-                AS fresh
+            -- an empty day is stale only where its weekday a week before had more rows than an empty day allows
+            -- (a weekly batch's missing week: its trailing median is 0); with no such day in the history nothing
+            -- says rows were due (a weekly batch's first week, a closed weekend's first): the trailing median
+            -- cannot tell those from an outage
+            rows > 0 OR coalesce(rows_week_before, 0) <= {stale_above!r} AS fresh
         FROM banded
         WHERE day BETWEEN DATE '{first}' AND DATE '{last}'
         ORDER BY day{group}
