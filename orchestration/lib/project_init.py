@@ -26,6 +26,7 @@ from orchestration.lib.project_config import (
     Alerts,
     AlertRules,
     Bias,
+    DriftReference,
     ModelSpec,
     Retraining,
     VolumeGate,
@@ -126,6 +127,7 @@ class TableProfile:
     daily_median: float = 0.0
     daily_max: int = 0
     daily_counts: list[int] = field(default_factory=list)  # rows of each calendar day from first_day (0: none)
+    batch: WeeklyBatch | None = None  # rows land on one or a few weekdays a week, the others empty
     missing_columns: list[str] = field(default_factory=list)  # required by the contract, absent in a file
     missing_notes: list[str] = field(default_factory=list)  # the loader's message of each, naming the file
     refused: str | None = None  # the loader's error on a value its contract type cannot hold: materialize stops
@@ -143,9 +145,10 @@ WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturd
 BAND_STEP = 0.05  # a band init widens for a weekly cycle is the first step of this beyond its deepest day
 
 
-def _weekdays(days: tuple[int, ...], conjunction: str) -> str:
-    """'Mondays and Tuesdays', 'Saturdays or Sundays', 'Sundays': the weekdays (date.weekday()) named."""
-    names = [f"{WEEKDAY_NAMES[d]}s" for d in sorted(days)]
+def _weekdays(days: tuple[int, ...], conjunction: str, plural: str = "s") -> str:
+    """'Mondays and Tuesdays', 'Saturdays or Sundays', 'Sundays' ('Monday and Thursday' with plural ''): the
+    weekdays (date.weekday()) named."""
+    names = [f"{WEEKDAY_NAMES[d]}{plural}" for d in sorted(days)]
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
 
 
@@ -189,6 +192,62 @@ class WeeklyCycle:
         )
 
 
+def _weekday_of(first_day: date, counts: list[int]) -> list[int]:
+    """date.weekday() of each day of a calendar-day series from first_day."""
+    return [(first_day + timedelta(days=i)).weekday() for i in range(len(counts))]
+
+
+def _most_weeks(counts: list[int], weekday: list[int], outside) -> tuple[int, ...]:
+    """The weekdays more than half of whose days are outside (rows -> bool)."""
+    return tuple(
+        w for w in range(WEEK) if 2 * sum(outside(n) for n, d in zip(counts, weekday) if d == w) > weekday.count(w)
+    )
+
+
+MAX_BATCH_DAYS = 3  # a weekly batch source lands on at most this many weekdays (a weekday-only business is daily)
+BATCH_SHARE = 0.95  # ... and those weekdays hold at least this share of its rows (a stray late row is no day)
+
+
+@dataclass
+class WeeklyBatch:
+    """A weekly cycle whose other weekdays are empty: every row lands on one or a few weekdays a week (a model
+    scoring once a week, an export taken every Monday). Its windows and volumes are counted in batches."""
+
+    days: tuple[int, ...]  # date.weekday() of the batch days
+    batches: int  # days with rows on them
+    median: float  # rows of a batch (the median over those days)
+
+    def rows_in(self, days: int) -> float:
+        """About how many rows a window of ``days`` holds: its batches' (a week holds len(days) of them)."""
+        return self.median * len(self.days) * days / WEEK
+
+    def weeks_for(self, rows: float) -> int:
+        """The whole weeks whose batches hold ``rows`` (at least one)."""
+        return max(1, math.ceil(rows / (self.median * len(self.days)) - 1e-9))
+
+    def said(self, rows: str) -> str:
+        """'every Monday, 52 batches of a median 20 rows'."""
+        return f"every {_weekdays(self.days, 'and', '')}, {self.batches} batches of a median {self.median:g} {rows}"
+
+
+def _weekly_batch(first_day: date | None, counts: list[int]) -> WeeklyBatch | None:
+    """The weekly batches of a calendar-day series: two weeks or more; rows on at most MAX_BATCH_DAYS weekdays in
+    most weeks (the batch days), the other weekdays' days empty in most weeks, and BATCH_SHARE of the rows on the
+    batch days. The weekly cycle's weekday machinery (_weekly_cycle finds none: the median day is empty)."""
+    if first_day is None or len(counts) < 2 * WEEK:
+        return None
+    weekday = _weekday_of(first_day, counts)
+    days = _most_weeks(counts, weekday, lambda n: n > 0)
+    if not days or len(days) > MAX_BATCH_DAYS:
+        return None
+    if len(_most_weeks(counts, weekday, lambda n: n == 0)) != WEEK - len(days):
+        return None
+    on_batch = [n for n, d in zip(counts, weekday) if d in days and n]
+    if sum(on_batch) < BATCH_SHARE * sum(counts):
+        return None
+    return WeeklyBatch(days, len(on_batch), float(statistics.median(on_batch)))
+
+
 def _weekly_cycle(
     first_day: date | None, counts: list[int], band: float, trailing_days: int, min_median: float
 ) -> WeeklyCycle | None:
@@ -202,16 +261,9 @@ def _weekly_cycle(
     level = statistics.median(counts)
     if not level:
         return None
-    weekday = [(first_day + timedelta(days=i)).weekday() for i in range(len(counts))]
-
-    def most_weeks(outside) -> tuple[int, ...]:
-        """The weekdays more than half of whose days are outside (rows -> bool)."""
-        return tuple(
-            w for w in range(WEEK) if 2 * sum(outside(n) for n, d in zip(counts, weekday) if d == w) > weekday.count(w)
-        )
-
-    quiet = most_weeks(lambda n: n < (1 - band) * level)
-    busy = most_weeks(lambda n: n > (1 + band) * level)
+    weekday = _weekday_of(first_day, counts)
+    quiet = _most_weeks(counts, weekday, lambda n: n < (1 - band) * level)
+    busy = _most_weeks(counts, weekday, lambda n: n > (1 + band) * level)
     cycle = set(quiet + busy)
     if not cycle or len(cycle) == WEEK:
         return None
@@ -275,6 +327,7 @@ class ModelProfile:
     mature_labelled: int = 0
     daily_median: float = 0.0  # predictions a day over its calendar days
     daily_counts: list[int] = field(default_factory=list)  # predictions of each calendar day from first_day
+    batch: WeeklyBatch | None = None  # scored once (or a few times) a week: its counts are a batch's
     version_daily_medians: dict[str, float] = field(default_factory=dict)  # the same per version, over its own days
     scores_outside: int = 0  # scores outside [0, 1]: the loader quarantines their rows
     label_positive_rate: float | None = None  # share of labelled predictions whose label is 1
@@ -298,8 +351,15 @@ class ModelProfile:
         )
 
     def predictions_in(self, days: int) -> float:
-        """About how many predictions a window of ``days`` holds: no more than the model made."""
-        return min(self.daily_median * days, self.predictions)
+        """About how many predictions a window of ``days`` holds (its batches' for a weekly batch model, whose
+        median day is empty): no more than the model made."""
+        held = self.batch.rows_in(days) if self.batch else self.daily_median * days
+        return min(held, self.predictions)
+
+    @property
+    def per_unit(self) -> tuple[float, str]:
+        """The model's usual predictions and their unit: (20, 'a batch') for a weekly batch, else a day's."""
+        return (self.batch.median, "a batch") if self.batch else (self.daily_median, "a day")
 
     @property
     def rarer_outcome_rate(self) -> float | None:
@@ -531,6 +591,7 @@ def _volume(profile: TableProfile, per_day: list[tuple[date, int]]) -> None:
     profile.daily_counts = series
     profile.daily_min, profile.daily_max = min(series), max(series)
     profile.daily_median = float(statistics.median(series))
+    profile.batch = _weekly_batch(profile.first_day, series)
 
 
 def infer(source: Path) -> Inference:
@@ -1064,7 +1125,7 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
             m.mature, m.mature_labelled = mature or (0, 0)
         daily = TableProfile(model_id, [])
         _volume(daily, sorted(by_model_day.get(model_id, [])))
-        m.daily_median, m.daily_counts = daily.daily_median, daily.daily_counts
+        m.daily_median, m.daily_counts, m.batch = daily.daily_median, daily.daily_counts, daily.batch
         for (mid, version), days in by_version_day.items():
             if mid == model_id:  # drift is judged per version: over the version's own days
                 own = TableProfile(f"{model_id} {version}", [])
@@ -1309,6 +1370,57 @@ def _printable(value: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
 
 
+def _drift_reference(m: ModelProfile) -> tuple[int, str]:
+    """drift_reference.first_days for a model, and why when not the default: a weekly batch model's reference
+    holds the whole weeks whose batches reach the PSI rule's min_count (one batch of 20 is judged against nothing)."""
+    default = DriftReference().days
+    if not m.batch:
+        return default, ""
+    psi_min = AlertRules().psi.min_count
+    days = max(default, WEEK * m.batch.weeks_for(psi_min))
+    held = m.batch.rows_in(days)
+    return days, (
+        f"{days} days hold {days // WEEK * len(m.batch.days)} batch(es), about {held:.0f} predictions: PSI is judged "
+        f"where the reference has alerts.rules.psi.min_count ({psi_min}) values"
+    )
+
+
+def _bias_window(models: list[ModelProfile]) -> tuple[int, str]:
+    """bias.window_days, and why when not the default: the whole weeks whose batches hold bias.min_labelled
+    labelled predictions of each weekly batch model (the window is project-wide: the one needing most sets it)."""
+    bias = Bias()
+    needed = [
+        (WEEK * m.batch.weeks_for(bias.min_labelled / m.labelled_share), m)
+        for m in models
+        if m.batch and m.labelled_share
+    ]
+    days, m = max(needed, key=lambda x: x[0], default=(0, None))
+    if m is None or days <= bias.window_days:
+        return bias.window_days, ""
+    labelled = m.batch.rows_in(days) * m.labelled_share
+    return days, (
+        f"{m.model_id} is scored in weekly batches: {days} days hold {days // WEEK * len(m.batch.days)} batches, about "
+        f"{labelled:.0f} labelled predictions (bias.min_labelled: {bias.min_labelled}; the default "
+        f"{bias.window_days} days hold about {m.batch.rows_in(bias.window_days) * m.labelled_share:.0f})"
+    )
+
+
+def _batch_volume(batch: WeeklyBatch, vol: VolumeGate) -> str:
+    """What the volume gate makes of a weekly batch table's days, in words."""
+    from orchestration.lib.quality_gate import stale_median
+
+    stale = stale_median(vol.z)
+    missing = (
+        f"a missing batch (its weekday empty a week after a batch of more than {stale:.1f} rows) is held back"
+        if batch.median > stale
+        else f"a missing batch passes too (a batch of {stale:.1f} rows or fewer may be empty by chance)"
+    )
+    return (
+        f"the band never judges a batch (the trailing {vol.trailing_days}-day median is 0); the freshness rule "
+        f"passes the other weekdays, empty every week; {missing}"
+    )
+
+
 def render(inf: Inference) -> str:
     """The commented project file; it validates with ``parse_config`` (tested)."""
     L: list[str] = []
@@ -1339,9 +1451,9 @@ def render(inf: Inference) -> str:
             if m.experiments
             else "no experiment in raw experiments: monitoring only"
         )
+        made = f"weekly batches: {m.batch.said('predictions')}" if m.batch else f"median {m.daily_median:g} a day"
         add(
-            f"    # {m.predictions} predictions on {m.first_day} .. {m.last_day} (median {m.daily_median:g} a day), "
-            f"{m.versions} version(s); {exp}"
+            f"    # {m.predictions} predictions on {m.first_day} .. {m.last_day} ({made}), {m.versions} version(s); {exp}"
         )
         add(f"    experiment: {'true' if m.experiments else 'false'}")
         rate = "" if m.positive_rate is None else f" ({m.positive_rate:.1%} of predictions are positive decisions)"
@@ -1391,7 +1503,10 @@ def render(inf: Inference) -> str:
         rules = {"label_coverage": coverage} if coverage else {}
         if rules:
             add(f"    alerts: {_flow(rules)}")
-        add("    drift_reference: {first_days: 7}  # or {start: YYYY-MM-DD, end: YYYY-MM-DD}")
+        days, why = _drift_reference(m)
+        if why:
+            add(f"    # {why}")
+        add(f"    drift_reference: {{first_days: {days}}}  # or {{start: YYYY-MM-DD, end: YYYY-MM-DD}}")
     orphans = sorted({mid for mid in inf.experiments.values()} - {m.model_id for m in inf.models})
     for mid in orphans:
         ids = [e for e, x in inf.experiments.items() if x == mid]
@@ -1445,7 +1560,10 @@ def render(inf: Inference) -> str:
     add("  volume:")
     add("    # a day's rows vs the trailing days, judged when the trailing median reaches min_count. Rows a day:")
     for t in inf.tables.values():
-        if t.days:
+        if t.batch:
+            add(f"    #   {t.name}: {t.rows} rows on {t.days} day(s) in weekly batches, {t.batch.said('rows')}:")
+            add(f"    #     {_batch_volume(t.batch, vol)}")
+        elif t.days:
             judged = (
                 "judged"
                 if t.daily_median >= vol.min_count
@@ -1468,13 +1586,16 @@ def render(inf: Inference) -> str:
     bias = Bias()
     add("bias:")
     # a model live fewer days than the window has no more than its predictions in any window
-    held = sorted(int(m.predictions_in(bias.window_days)) for m in inf.models)
+    window, why = _bias_window(inf.models)
+    held = sorted(int(m.predictions_in(window)) for m in inf.models)
     if held:
         add(
-            f"  # a {bias.window_days}-day window holds about {held[0]} predictions of the "
+            f"  # a {window}-day window holds about {held[0]} predictions of the "
             f"smallest model; groups with fewer labelled ones than min_labelled are reported, not judged"
         )
-    add(f"  window_days: {bias.window_days}  # trailing days each day's fairness verdict sums")
+    if why:
+        add(f"  # {why}")
+    add(f"  window_days: {window}  # trailing days each day's fairness verdict sums")
     add(f"  min_labelled: {bias.min_labelled}")
     add(f"  disparate_impact_min: {bias.disparate_impact_min}  # four-fifths rule on favourable-outcome rates")
     add(f"  equal_opportunity_max_difference: {bias.equal_opportunity_max_difference}")
@@ -1617,15 +1738,18 @@ def review(inf: Inference) -> list[str]:
                 "(attribution.min_units_per_arm) its results are reported but not decision-grade"
             )
     labels = inf.tables.get("labels")
+    bias_window = _bias_window(inf.models)[0]
+    out += _batch_lines(inf, bias_window)
     for m in inf.models:
         out.append(
             f"models.{m.model_id}.positive_decision: favourable was assumed; a risk score (fraud, default, "
             "recidivism) should say harmful"
         )
         psi_min = AlertRules().psi.min_count
-        if 0 < m.daily_median < psi_min:  # 0: no prediction time read (said above)
+        usual, unit = m.per_unit
+        if 0 < usual < psi_min:  # 0: no prediction time read (said above)
             out.append(
-                f"models.{m.model_id}: median {m.daily_median:g} predictions a day: drift (PSI) is reported but "
+                f"models.{m.model_id}: median {usual:g} predictions {unit}: drift (PSI) is reported but "
                 f"judged only on days with {psi_min} values (alerts.rules.psi.min_count): below it, noise alone "
                 "crosses the threshold"
             )
@@ -1637,18 +1761,17 @@ def review(inf: Inference) -> list[str]:
                 + ": their drift is reported but not judged"
             )
         share = m.labelled_share
-        if m.labelled and m.daily_median * share < (needed := Alerts().min_labelled):
+        if m.labelled and usual * share < (needed := Alerts().min_labelled):
             out.append(
-                f"models.{m.model_id}: about {m.daily_median * share:.0f} labelled predictions a day (median "
-                f"{m.daily_median:g} a day; {m.labelled_said}): precision and recall alerts are judged only on days "
+                f"models.{m.model_id}: about {usual * share:.0f} labelled predictions {unit} (median "
+                f"{usual:g} {unit}; {m.labelled_said}): precision and recall alerts are judged only on days "
                 f"with {needed} (alerts.min_labelled): lower it to judge this model (smaller counts are noisier), or "
                 "read its health in the marts"
             )
-        if few := _groups_under_min_labelled(m, inf.group_labelled.get(m.model_id, {})):
-            bias = Bias()
+        if few := _groups_under_min_labelled(m, inf.group_labelled.get(m.model_id, {}), bias_window):
             out.append(
-                f"models.{m.model_id}: groups under bias.min_labelled ({bias.min_labelled} labelled predictions) in a "
-                f"{bias.window_days}-day window, left out of the label-based verdicts: {few}"
+                f"models.{m.model_id}: groups under bias.min_labelled ({Bias().min_labelled} labelled predictions) in "
+                f"a {bias_window}-day window, left out of the label-based verdicts: {few}"
             )
         if m.threshold is None:
             out.append(f"models.{m.model_id}: predictions carry {len(m.thresholds)} thresholds; each row's own is used")
@@ -1690,11 +1813,15 @@ def review(inf: Inference) -> list[str]:
             f"bias.calibration_gap_max: {gap_max:g}, scaled to the rarer outcome of {rarest.model_id}'s labels "
             f"({rarest.rarer_outcome_rate:.1%}; the default {bias.calibration_gap_max:g} suits labels half positive)"
         )
-    small = [m.model_id for m in inf.models if m.daily_median * bias.window_days < bias.min_labelled]
+    small = [
+        m.model_id
+        for m in inf.models
+        if (m.batch.rows_in(bias_window) if m.batch else m.daily_median * bias_window) < bias.min_labelled
+    ]
     if small:
         out.append(
             f"bias: {', '.join(small)} make(s) fewer than {bias.min_labelled} predictions in "
-            f"{bias.window_days} days: widen bias.window_days or lower bias.min_labelled for verdicts"
+            f"{bias_window} days: widen bias.window_days or lower bias.min_labelled for verdicts"
         )
     out.append("currency: USD assumed")
     return out
@@ -1708,12 +1835,33 @@ def _indicator_line(a: AttributeCandidate) -> str:
     )
 
 
-def _groups_under_min_labelled(m: ModelProfile, groups: dict[tuple[str, ...], dict[str, int]]) -> str:
-    """The groups of each judged attribute that a bias window would hold fewer labelled predictions of than
-    bias.min_labelled: the model's labelled predictions in a window, shared as the groups share its labels
-    ('users.gender: m (~390); users.ethnicity x gender: b|f (~250), b|m (~170)'); '' when none."""
+def _batch_lines(inf: Inference, window: int) -> list[str]:
+    """Review lines for the tables and models whose rows land in weekly batches: said plainly, with what init
+    counted in batches."""
+    vol = VolumeGate()
+    out = [
+        f"{t.name}: rows land in weekly batches, {t.batch.said('rows')}, the other weekdays empty: volumes are "
+        f"counted a batch, windows in whole weeks; {_batch_volume(t.batch, vol)}"
+        for t in inf.tables.values()
+        if t.batch
+    ]
+    for m in inf.models:
+        if m.batch:
+            reference = _drift_reference(m)[0]
+            out.append(
+                f"models.{m.model_id}: scored in weekly batches, {m.batch.said('predictions')}: drift_reference "
+                f"first_days {reference} holds about {m.batch.rows_in(reference):.0f} predictions, bias.window_days "
+                f"{window} about {m.predictions_in(window):.0f}"
+            )
+    return out
+
+
+def _groups_under_min_labelled(m: ModelProfile, groups: dict[tuple[str, ...], dict[str, int]], window: int) -> str:
+    """The groups of each judged attribute that a bias window of ``window`` days would hold fewer labelled
+    predictions of than bias.min_labelled: the model's labelled predictions in a window, shared as the groups share
+    its labels ('users.gender: m (~390); users.ethnicity x gender: b|f (~250), b|m (~170)'); '' when none."""
     bias = Bias()
-    labelled_in_window = m.predictions_in(bias.window_days) * m.labelled_share
+    labelled_in_window = m.predictions_in(window) * m.labelled_share
     said = []
     for columns, counts in groups.items():
         total = sum(counts.values())
@@ -1756,6 +1904,8 @@ def describe(inf: Inference) -> list[str]:
     out = [f"{len(inf.tables)} table(s), {inf.first_day} .. {inf.last_day}: {', '.join(where)}"]
     for t in inf.tables.values():
         span = f", median {t.daily_median:g} rows a day over {t.days} day(s)" if t.days else ""
+        if t.batch:
+            span = f", weekly batches over {t.days} day(s): {t.batch.said('rows')}"
         where = f" ({t.source})" if t.source else ""
         held = f"{t.rows} rows" + (
             f" in {len(t.files)} file(s)" if t.files or not t.source.startswith("database") else ""
@@ -1764,8 +1914,9 @@ def describe(inf: Inference) -> list[str]:
     for m in inf.models:
         exp = f"experiment {', '.join(m.experiments)}" if m.experiments else "monitoring only"
         thr = "several thresholds" if m.threshold is None else f"threshold {m.threshold:g}"
+        batches = f" in weekly batches ({m.batch.said('each')})" if m.batch else ""
         out.append(
-            f"  model {m.model_id}: {m.predictions} predictions, {exp}, {thr}, "
+            f"  model {m.model_id}: {m.predictions} predictions{batches}, {exp}, {thr}, "
             f"label horizon {m.label_horizon_days} day(s) (p99 delay {_days(m.delay_p99_days)})"
         )
     for a in inf.attributes:

@@ -1535,3 +1535,70 @@ def test_coded_groups_of_a_parquet_float_column_read_as_whole_numbers(tmp_path):
     # the labelled predictions per group, under the names the marts give them: 20 users of each race code
     assert inf.group_labelled["m"][("race",)] == {"1": 20, "2": 20, "3": 20}
     assert inf.group_labelled["m"][("leg_black",)] == {"0": 30, "1": 30}
+
+
+def _batch_zone(source: Path, weeks: int, per_batch: int, every: int = 1, offset: int = 0) -> pd.DataFrame:
+    """ISLR's OJ purchases as a user laid them out: predictions of model m (labelled an hour later) landing in one
+    batch of ``per_batch`` rows every ``every`` days from START + ``offset`` days, ``weeks`` weeks long."""
+    days = [START + timedelta(days=offset + d) for d in range(0, 7 * weeks, every)]
+    at = [day + timedelta(hours=9, minutes=k) for day in days for k in range(per_batch)]
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(100)], "signup_at": START}))
+    preds = pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(len(at))],
+            "model_id": "m",
+            "model_version": "v1",
+            "user_id": [f"u{i % 100}" for i in range(len(at))],
+            "predicted_at": at,
+            "score": 0.3,
+        }
+    )
+    _write(source, "predictions", preds)
+    labels = preds[["prediction_id"]].assign(labeled_at=preds["predicted_at"] + timedelta(hours=1), label=1)
+    _write(source, "labels", labels.assign(label_source="implicit"))
+    return preds
+
+
+def test_a_weekly_batch_source_is_said_and_its_windows_and_volumes_are_counted_in_batches(tmp_path):
+    # a trial laid OJ out as Monday batches: init said 'median 0 rows a day', a 7-day drift reference of one batch
+    # and 'about 0 predictions' in a 14-day fairness window
+    source = tmp_path / "zone"
+    _batch_zone(source, weeks=20, per_batch=30, every=7, offset=2)  # every Wednesday
+    inf = infer(source)
+    assert inf.tables["predictions"].daily_median == 0  # the median day is empty: no daily unit fits
+    text = render(inf)
+    config = parse_config(yaml.safe_load(text))
+    # by hand: PSI needs 200 values in the reference: ceil(200 / 30) = 7 weekly batches = 49 days; fairness needs
+    # 500 labelled predictions: ceil(500 / 30) = 17 batches = 119 days (every prediction is labelled)
+    assert config.models["m"].drift_reference.first_days == 7 * math.ceil(200 / 30) == 49
+    assert config.bias.window_days == 7 * math.ceil(500 / 30) == 119
+    assert "20 batches of a median 30 predictions" in text and "every Wednesday" in text
+    assert "a 119-day window holds about 510 predictions" in text  # 17 batches of 30 (of the 600 made)
+    said = review(inf)
+    assert any(
+        line.startswith(
+            "predictions: rows land in weekly batches, every Wednesday, 20 batches of a median 30 rows, the other "
+            "weekdays empty"
+        )
+        and line.endswith(
+            "a missing batch (its weekday empty a week after a batch of more than 10.4 rows) is held back"
+        )
+        for line in said
+    )
+    assert any(line.startswith("models.m: median 30 predictions a batch: drift (PSI)") for line in said)
+    assert not [line for line in said if "a day" in line and line.startswith("models.m")]
+    assert not [line for line in said if "will hold back" in line]  # the other weekdays are no outage
+    assert any("weekly batches over 134 day(s): every Wednesday" in line for line in describe(inf))
+
+
+def test_a_daily_source_and_a_every_other_day_source_get_the_daily_settings(tmp_path):
+    # rows every day (or every other day: no weekday is empty week after week) are no weekly batch
+    for every in (1, 2):
+        source = tmp_path / f"zone{every}"
+        _batch_zone(source, weeks=4, per_batch=30, every=every)
+        inf = infer(source)
+        assert inf.tables["predictions"].batch is None and inf.models[0].batch is None
+        text = render(inf)
+        config = parse_config(yaml.safe_load(text))
+        assert config.models["m"].drift_reference.first_days == 7 and config.bias.window_days == 14
+        assert "batch" not in text and not [line for line in review(inf) if "batch" in line]
