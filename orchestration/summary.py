@@ -105,6 +105,25 @@ def _held_back_days(conn) -> list[tuple]:
     return [(day, ", ".join(why), counts[day], missing.get(day, [])) for day, why in days.items()]
 
 
+def _percent_days(conn, held: list[tuple]) -> dict:
+    """Per held-back day whose predictions failed a [0, 1] range (score, threshold) because every value outside it
+    lies above 1 and at most 100, the gate's percentage hint: gate_results keep only the expectations' names."""
+    import duckdb
+
+    from orchestration.lib.quality_gate import unit_slips_of_table
+
+    hints: dict = {}
+    for column in ("score", "threshold"):
+        days = [day for day, why, *_ in held if f"expect_column_values_to_be_between({column})" in why]
+        try:
+            slips = unit_slips_of_table(conn, "predictions", column, days) if days else {}
+        except duckdb.CatalogException:  # a warehouse without raw tables
+            slips = {}
+        for day, hint in slips.items():
+            hints.setdefault(day, []).append(hint)
+    return hints
+
+
 def _gate_warnings(conn) -> list[str]:
     """Per suite and expectation that only warns (a paused label feed's freshness, a day passed only by
     gates.rows.min_count): its days of the last RECENT_DAYS days with gate results, first and latest."""
@@ -873,8 +892,11 @@ def read_and_print(conn, reports: Path) -> None:
             f"\nDays held back by the quality gates ({len(held)}; their rows are left out of the marts each run "
             "builds after the hold; details: quality.gate_results)"
         )
+        percent = _percent_days(conn, held[:HELD_SHOWN])
         for day, why, rows, unloaded in held[:HELD_SHOWN]:
             print(f"  {day}: {why}" + ("" if rows else " [no rows that day: none excluded]"))
+            for hint in percent.get(day, []):
+                print(f"    {hint}")
             if unloaded:
                 print(
                     f"    not loaded that day ({', '.join(unloaded)}): its run stopped at the failed gate, so their rows "

@@ -72,6 +72,9 @@ def _between(col: str, low: float, high: float | None = None) -> RowRule:
 
 TS, DATE, STR, DBL, INT = "TIMESTAMP", "DATE", "VARCHAR", "DOUBLE", "BIGINT"
 
+# scores and thresholds are probabilities: init and the quality gate say a unit slip (percentages) in these words
+PROBABILITY_HINT = "scores and thresholds are probabilities in [0, 1] (percentages? divide both by 100)"
+
 CONTRACTS: dict[str, TableContract] = {
     c.name: c
     for c in (

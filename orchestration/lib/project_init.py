@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
+from orchestration.lib.contract import CONTRACTS, PROBABILITY_HINT, ContractError, TableContract
 from orchestration.lib.project_config import (
     Alerts,
     AlertRules,
@@ -1182,16 +1182,15 @@ def _outside_unit_interval(conn, files: list[Path], score: str, threshold: str) 
                    count_if({threshold} NOT BETWEEN 0 AND 1), max({threshold})
             FROM t_predictions WHERE model_id IS NOT NULL GROUP BY model_id ORDER BY model_id""").fetchall():
         bad, bad_threshold = bad or 0, bad_threshold or 0  # NULL: a file lacks the column (noted at that file)
-        hint = "scores and thresholds are probabilities in [0, 1] (percentages? divide both by 100)"
         if bad_threshold:
             raise InitError(
                 f"{where}: model '{model_id}': {bad_threshold} threshold(s) outside [0, 1], e.g. {top_threshold:g}: "
-                + hint
+                + PROBABILITY_HINT
             )
         if bad > scored / 2:
             raise InitError(
                 f"{where}: model '{model_id}': {bad} of {scored} scores are outside [0, 1] (the largest {top:g}), "
-                f"and the loader quarantines such rows: {hint}"
+                f"and the loader quarantines such rows: {PROBABILITY_HINT}"
             )
         out[model_id] = bad
     return out

@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from orchestration.lib import gx_worker
-from orchestration.lib.contract import CONTRACTS
+from orchestration.lib.contract import CONTRACTS, PROBABILITY_HINT
 from orchestration.lib.gx_archive import archive_older_results
 from orchestration.lib.gx_import import import_great_expectations
 from orchestration.lib.settings import EXPECTATIONS_DIR, gx_docs_index_limit
@@ -378,6 +378,7 @@ class RowCount:
     sample: list = field(default_factory=list)
     error: str | None = None  # e.g. a column the rows lack: fails every day, as GX's error did
     files: list = field(default_factory=list)  # a duplicated key's source files, when they are several
+    unit_slips: dict = field(default_factory=dict)  # day -> the percentage hint of a [0, 1] range (unit_slips)
 
     @property
     def percent(self) -> float | None:
@@ -536,7 +537,40 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
             count.sample = _sample(conn, sql, considered, unexpected, key, sample_columns, distinct)
         if count.unexpected and key and SOURCE_FILE in types:
             count.files = _duplicates_files(conn, sql, considered, key)
+        if count.unexpected and _is_unit_range(count.spec, parameters):
+            count.unit_slips = unit_slips(conn, sql, count.spec["kwargs"]["column"])
     return rows_by_day, counts
+
+
+def _is_unit_range(spec: dict, parameters: dict) -> bool:
+    """A range check of a probability: values between 0 and 1."""
+    kwargs = spec["kwargs"]
+    bounds = [_resolve(kwargs.get(b), parameters, spec["type"]) for b in ("min_value", "max_value")]
+    return spec["type"] == "expect_column_values_to_be_between" and bounds == [0, 1]
+
+
+def unit_slips(conn, sql: str, column: str) -> dict:
+    """Per day (``_day``) of ``sql``'s rows whose ``column`` values outside [0, 1] all lie above 1 and at most 100,
+    init's percentage hint, with the day and its count: a day of scores exported as percentages read only "values
+    between 0 and 1" (a few strays, or negatives, are something else: no hint)."""
+    col, day = _q(column), _q(DAY_COLUMN)
+    rows = _runner(conn).fetchall(
+        f"SELECT {day}, count(*), sum(CASE WHEN {col} < 0 OR {col} > 1 THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN {col} > 1 AND {col} <= 100 THEN 1 ELSE 0 END) FROM ({sql}) r GROUP BY {day}"
+    )
+    return {
+        _day(d): f"{column} above 1 on {_day(d)}: {out} of {n} rows, each at most 100: {PROBABILITY_HINT}"
+        for d, n, out, percent in rows
+        if out and out == percent
+    }
+
+
+def unit_slips_of_table(conn, table: str, column: str, days: list[date]) -> dict:
+    """unit_slips of raw.<table>'s rows of ``days``, loaded and quarantined (the loader quarantines a score above 1):
+    what a summary says of a day the gate held back."""
+    listed = ", ".join(f"DATE '{d}'" for d in days)
+    select = f'{_q(column)}, _partition_date AS "{DAY_COLUMN}"'
+    return unit_slips(conn, _read_sql(conn, table, f"_partition_date IN ({listed})", select), column)
 
 
 SOURCE_FILE = "_source_file"
@@ -1107,6 +1141,7 @@ def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> Expectatio
         detail=count.error
         or (f"the duplicated rows come from {', '.join(count.files)}: a file delivered twice?" if count.files else "")
         or (REFERENCE_HINTS.get(count.spec["kwargs"].get("column")) if failed_days else None)
+        or next((count.unit_slips[d] for d in failed_days if d in count.unit_slips), None)
         or _detail(details, r.exception_info),
         failed_days=failed_days,
         unexpected_by_day=count.unexpected_by_day,

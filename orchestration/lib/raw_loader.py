@@ -539,15 +539,34 @@ def check_types_with(run, contract: TableContract, scan: str, present: Collectio
             q = _quote(col.name)
             failing = f"{scan} WHERE {q} IS NOT NULL AND {_cast(q, col.type)} IS NULL"
             examples = run(f"SELECT filename FROM {failing} LIMIT 1")
-            # distinct values: three times 'no' hid the column's 'yes'
-            values = [v for (v,) in run(f"SELECT DISTINCT CAST({q} AS VARCHAR) FROM {failing} ORDER BY 1 LIMIT 3")]
             # a scan of several files (init reads a table's every file): the count is theirs, not the first's
             files = run(f"SELECT count(DISTINCT filename) FROM {failing}")
             more = f" (and {files[0][0] - 1} more file(s))" if files[0][0] > 1 else ""
+            where = f"{examples[0][0]}{more}: table '{contract.name}', column '{col.name}'"
+            if col.type == "BIGINT":  # the 0/1 label, the contract's one whole-number column
+                raise ContractError(f"{where}: {not_labels(run, failing, q, n_bad)}")
+            # distinct values: three times 'no' hid the column's 'yes'
+            values = [v for (v,) in run(f"SELECT DISTINCT CAST({q} AS VARCHAR) FROM {failing} ORDER BY 1 LIMIT 3")]
             raise ContractError(
-                f"{examples[0][0]}{more}: table '{contract.name}', column '{col.name}': {n_bad} value(s) cannot be "
-                f"cast to {col.type}, e.g. {values}{cast_hint(col.type, values)}"
+                f"{where}: {n_bad} value(s) cannot be cast to {col.type}, e.g. {values}{cast_hint(col.type, values)}"
             )
+
+
+SHOWN_LABELS = 3  # the distinct refused label values a message names, the most frequent first
+
+
+def not_labels(run, failing: str, column: str, n_bad: int) -> str:
+    """What a label column holds instead of 0/1, each value with its count (an outcome written as its category
+    names, 'MM' and 'CH', read "cannot be cast to BIGINT"), and what to write instead."""
+    counted = run(
+        f"SELECT CAST({column} AS VARCHAR) AS v, count(*) AS n, count(*) OVER () AS distinct_values "
+        f"FROM {failing} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {SHOWN_LABELS}"
+    )
+    values = [v for v, _, _ in counted]
+    found = ", ".join(f"{v!r} ({n})" for v, n, _ in counted)
+    if counted[0][2] > SHOWN_LABELS:
+        found += f" and {counted[0][2] - SHOWN_LABELS} other value(s)"
+    return f"labels must be 0 or 1, and {n_bad} value(s) are not: {found}{cast_hint('BIGINT', values)}"
 
 
 YES_NO = frozenset({"true", "false", "yes", "no", "t", "f", "y", "n"})
@@ -575,6 +594,8 @@ def cast_hint(sql_type: str, values: list[str]) -> str:
         return " (decimal commas? write a point, e.g. 0.5)"
     if sql_type == "BIGINT" and all(_is_number(v) for v in shown):
         return " (not whole numbers: a 0/1 label is never a fraction or a probability)"
+    if sql_type == "BIGINT" and not any(_is_number(v) for v in shown):
+        return " (the outcome's names? map the outcome to 1 for the positive class and 0 for the other)"
     return ""
 
 

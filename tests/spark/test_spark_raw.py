@@ -383,7 +383,7 @@ def test_a_fractional_label_stops_both_engines_and_a_whole_float_loads_as_its_in
     assert whole["spark"] == whole["duckdb"] == [("p1", 1), ("p2", 0), ("p3", 1)]
     fraction = on_both_engines(tmp_path / "runs_fraction", load(tmp_path / "fraction"))
     assert fraction["spark"] == fraction["duckdb"]
-    assert "column 'label': 1 value(s) cannot be cast to BIGINT, e.g. ['0.7']" in fraction["duckdb"]
+    assert "column 'label': labels must be 0 or 1, and 1 value(s) are not: '0.7' (1)" in fraction["duckdb"]
 
 
 GOOD_DAY = ((HEADER + row(1, day=D1) + row(2, day=D1)).encode(), "csv")

@@ -338,7 +338,8 @@ def test_values_materialize_would_refuse_are_named_before_it_runs_with_what_they
     assert "2 value(s) cannot be cast to TIMESTAMP" in epoch_line and str(epoch[0]) in epoch_line
     assert "epoch seconds?" in epoch_line and "materialize stops" in epoch_line
     label_line = next(line for line in said if "'label'" in line)
-    assert "cannot be cast to BIGINT" in label_line and "yes/no or true/false words? write 1 or 0" in label_line
+    assert "labels must be 0 or 1, and 2 value(s) are not: 'no' (1), 'yes' (1)" in label_line
+    assert "yes/no or true/false words? write 1 or 0" in label_line
     assert any("no label matched with readable times" in line for line in said)  # labels there, times unreadable
     with duckdb.connect() as conn, pytest.raises(ContractError) as refused:
         load_partition(conn, "predictions", source, date(2025, 2, 1))
@@ -349,6 +350,27 @@ def test_values_materialize_would_refuse_are_named_before_it_runs_with_what_they
     _write(source, "predictions", pd.DataFrame(base | {"predicted_at": at.strftime("%Y-%m-%d %H:%M:%S")}))
     _write(source, "labels", pd.DataFrame({"prediction_id": ["p1"], "label": [1], "labeled_at": [at[0]]}))
     assert not [line for line in review(infer(source)) if "materialize stops" in line]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_labels_written_as_the_outcomes_names_are_named_before_materialize_in_its_words(tmp_path, fmt):
+    """Labels holding the brand bought ('MM', 'CH'): init's review says what materialize will stop with."""
+    import duckdb
+
+    from orchestration.lib.raw_loader import load_partition
+
+    source = tmp_path / "zone"
+    at = pd.to_datetime(["2025-02-01 10:00", "2025-02-01 11:00", "2025-02-01 12:00"])
+    ids = ["p1", "p2", "p3"]
+    base = {"prediction_id": ids, "model_id": "m", "model_version": "1", "user_id": "u", "score": 0.5}
+    _write(source, "predictions", pd.DataFrame(base | {"predicted_at": at}), fmt=fmt)
+    frame = {"prediction_id": ids, "label": ["MM", "CH", "MM"], "labeled_at": at + pd.Timedelta(days=1)}
+    _write(source, "labels", pd.DataFrame(frame | {"label_source": "implicit"}), fmt=fmt)
+    line = next(line for line in review(infer(source)) if "'label'" in line)
+    assert "labels must be 0 or 1, and 3 value(s) are not: 'MM' (2), 'CH' (1) (the outcome's names?" in line
+    with duckdb.connect() as conn, pytest.raises(ContractError) as refused:
+        load_partition(conn, "labels", source, date(2025, 2, 2))
+    assert str(refused.value) in line and "materialize stops" in line  # init quotes the loader's own error
 
 
 def test_a_parquet_day_with_its_time_column_in_epoch_seconds_is_named_as_materialize_names_it(tmp_path):

@@ -12,7 +12,15 @@ import pandas as pd
 import pytest
 
 from orchestration.lib.project_config import parse_config
-from orchestration.lib.quality_gate import RowRule, load_suite, run_suite, suite_columns, suite_names, validate_frame
+from orchestration.lib.quality_gate import (
+    RowRule,
+    load_suite,
+    run_suite,
+    suite_columns,
+    suite_names,
+    unit_slips,
+    validate_frame,
+)
 from orchestration.lib.raw_loader import load_partition
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(9)]
@@ -223,6 +231,39 @@ def test_labels_must_point_to_known_predictions(world):
     # its sample is only False: the failure says what it most often means (a predictions file missing or late)
     [outcome] = result.failed
     assert "a predictions file of those days missing or late?" in outcome.describe()
+
+
+PERCENT_HINT = "scores and thresholds are probabilities in [0, 1] (percentages? divide both by 100)"
+
+
+def _scored(scores: list, day: date = TODAY) -> pd.DataFrame:
+    """A day's rows of raw_predictions' row level, every check passing but the score's range."""
+    return predictions_for(day, len(scores)).assign(score=scores, user_known=True, in_partition_day=True, _day=day)
+
+
+def test_a_day_of_percent_scores_fails_the_range_saying_percentages_as_init_does():
+    """A later day's scores exported as percentages: the range check's failure names the day, how many scores lie
+    above 1 and init's hint (the description materialize prints)."""
+    percent = [2.5 * i for i in range(ROWS_PER_DAY)]  # 0 .. 97.5: one score (0) still inside [0, 1]
+    above = sum(v > 1 for v in percent)  # 39
+    frame = pd.concat([_scored([0.5] * ROWS_PER_DAY, DAYS[-2]), _scored(percent)], ignore_index=True)
+    result = validate_frame(frame, load_suite("raw_predictions"), {"known_model_ids": ["m1"]}, RowRule(0.01, 10))
+    assert failed(result) == {"expect_column_values_to_be_between(score)"} and result.failed_days == [TODAY]
+    [outcome] = result.failed
+    said = f"score above 1 on {TODAY}: {above} of {ROWS_PER_DAY} rows, each at most 100: {PERCENT_HINT}"
+    assert said in outcome.describe() and said in result.summary()
+
+
+@pytest.mark.parametrize("stray", [150.0, -3.0, None], ids=["above_100", "negative", "none_outside"])
+def test_scores_outside_0_100_are_no_percentages(stray):
+    """One score above 100 or below 0 among a day of percentages: not a unit slip, no hint (nor on a clean day)."""
+    percent = [2.5 * i for i in range(ROWS_PER_DAY)]
+    scores = [0.5] * ROWS_PER_DAY if stray is None else percent[:-1] + [stray]
+    with duckdb.connect() as conn:
+        conn.register("rows_", _scored(scores))
+        assert unit_slips(conn, "SELECT * FROM rows_", "score") == {}
+        conn.register("rows_", _scored(percent))  # the same day without it: the hint
+        assert list(unit_slips(conn, "SELECT * FROM rows_", "score")) == [TODAY]
 
 
 def test_labels_of_a_quarantined_prediction_point_to_a_known_prediction(world):

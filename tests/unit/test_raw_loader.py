@@ -201,7 +201,7 @@ def test_a_label_written_as_a_whole_float_loads_and_a_fraction_stops_the_load(tm
     with pytest.raises(ContractError) as err:
         load_partition(conn, "labels", tmp_path / "fraction", DAY)
     assert str(err.value) == (
-        f"{path}: table 'labels', column 'label': 1 value(s) cannot be cast to BIGINT, e.g. ['0.7'] "
+        f"{path}: table 'labels', column 'label': labels must be 0 or 1, and 1 value(s) are not: '0.7' (1) "
         "(not whole numbers: a 0/1 label is never a fraction or a probability)"
     )
 
@@ -218,11 +218,40 @@ def test_a_score_with_a_decimal_comma_stops_the_load_saying_so(tmp_path, conn):
 
 def test_the_examples_of_values_that_cannot_be_cast_are_distinct(tmp_path, conn):
     # a trial's yes/no labels: "210 value(s) cannot be cast to BIGINT, e.g. ['no', 'no', 'no']" hid the 'yes'
+    # (now each with its count, the most frequent first)
     path = write(tmp_path, "labels", labels(["no", "no", "no", "yes", "no"]), fmt="csv")
     with pytest.raises(ContractError) as err:
         load_partition(conn, "labels", tmp_path, DAY)
-    assert str(err.value).startswith(
-        f"{path}: table 'labels', column 'label': 5 value(s) cannot be cast to BIGINT, e.g. ['no', 'yes']"
+    assert str(err.value) == (
+        f"{path}: table 'labels', column 'label': labels must be 0 or 1, and 5 value(s) are not: 'no' (4), 'yes' (1) "
+        "(yes/no or true/false words? write 1 or 0)"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_labels_written_as_the_outcomes_names_are_named_with_their_counts_and_what_to_write(tmp_path, conn, fmt):
+    # a trial's labels held the brand bought ('MM', 'CH'): "1000 value(s) cannot be cast to BIGINT" said neither
+    # what a label is nor what to do
+    names = ["CH"] * 588 + ["MM"] * 412
+    path = write(tmp_path, "labels", labels(names), fmt=fmt)
+    with pytest.raises(ContractError) as err:
+        load_partition(conn, "labels", tmp_path, DAY)
+    counts = pd.Series(names).value_counts()  # the oracle: the most frequent first
+    found = ", ".join(f"'{v}' ({n})" for v, n in counts.items())
+    assert str(err.value) == (
+        f"{path}: table 'labels', column 'label': labels must be 0 or 1, and {len(names)} value(s) are not: {found} "
+        "(the outcome's names? map the outcome to 1 for the positive class and 0 for the other)"
+    )
+
+
+def test_a_label_column_of_many_names_shows_the_most_frequent_and_counts_the_others(tmp_path, conn):
+    names = ["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"] * 2 + ["e"] + ["1"] * 6  # the 1s are labels: not counted
+    write(tmp_path, "labels", labels(names), fmt="csv")
+    with pytest.raises(ContractError) as err:
+        load_partition(conn, "labels", tmp_path, DAY)
+    assert str(err.value).endswith(
+        "labels must be 0 or 1, and 15 value(s) are not: 'a' (5), 'b' (4), 'c' (3) and 2 other value(s) "
+        "(the outcome's names? map the outcome to 1 for the positive class and 0 for the other)"
     )
 
 

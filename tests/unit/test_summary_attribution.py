@@ -499,6 +499,44 @@ def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
     assert "fresh: no rows after steady days" in out and "gates.volume.tables.<table>.z" in out
 
 
+def test_a_day_held_back_for_percent_scores_says_percentages_under_it(warehouse, tmp_path, capsys):
+    # a later day's scores exported as percentages: the loader quarantines them and the gate holds the day back;
+    # summary listed only the expectation's name, not the hint the gate's description gave
+    from orchestration.lib.raw_loader import load_partition
+
+    path, results, _ = warehouse
+    day = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    scores = [0.4, 12.0, 55.5, 99.0]  # three above 1, each at most 100
+    zone = tmp_path / "zone" / "predictions"
+    zone.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(len(scores))],
+            "model_id": "m",
+            "model_version": "v1",
+            "user_id": "u1",
+            "predicted_at": pd.Timestamp(day) + pd.Timedelta(hours=9),
+            "score": scores,
+        }
+    ).to_parquet(zone / f"predictions_{day}.parquet", index=False)
+    with duckdb.connect(str(path)) as conn:
+        load_partition(conn, "predictions", zone.parent, day)
+    before = day - pd.Timedelta(days=1)
+    _gate_results(
+        path,
+        [
+            ("raw_predictions", "predictions", day, False, ["expect_column_values_to_be_between(score)"], 4),
+            ("raw_predictions", "predictions", before, False, ["volume_deviation"], 4),
+        ],
+    )
+    out = _summary(path, capsys)
+    assert (
+        f"  {day}: raw_predictions (expect_column_values_to_be_between(score))\n    score above 1 on {day}: 3 of 4 "
+        "rows, each at most 100: scores and thresholds are probabilities in [0, 1] (percentages? divide both by 100)"
+    ) in out
+    assert out.count("percentages?") == 1  # the day held back for its volume: nothing about units
+
+
 def test_a_held_back_day_names_the_tables_its_run_never_loaded(warehouse, capsys):
     # a trial's predictions gate failed a day run alone: its labels were never loaded, and later runs stamped the
     # earlier days' rows as labelled up to date with nothing said
