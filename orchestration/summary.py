@@ -217,9 +217,12 @@ def _print_attribution(results, impact) -> None:
     import pandas as pd
 
     from orchestration.lib.attribution import (
+        CI_SIGN_TEXT,
+        NET_VALUE_NOT_SHOWN,
         ROI_LABEL,
         ROI_NOTE,
         AttributionSettings,
+        ci_sign,
         controls_of,
         correction_name,
         model_arms,
@@ -290,6 +293,7 @@ def _print_attribution(results, impact) -> None:
             "net of model cost)"
         )
         controls = controls_of(results)
+        signs = [ci_sign(lo, hi) for lo, hi in zip(impact["net_value_ci_low"], impact["net_value_ci_high"])]
         value_table = pd.DataFrame(
             {
                 "model": model_arms(impact, controls),
@@ -301,12 +305,18 @@ def _print_attribution(results, impact) -> None:
                     for v, lo, hi in zip(impact["net_value"], impact["net_value_ci_low"], impact["net_value_ci_high"])
                 ],
                 ROI_LABEL: [roi_text(*v) for v in zip(impact["roi"], impact["roi_ci_low"], impact["roi_ci_high"])],
+                # as the report: decision-grade is enough trustworthy data, not a value that differs from 0
+                "net value vs 0": [CI_SIGN_TEXT[s] for s in signs],
                 "decision-grade": impact["decision_grade"].map(lambda g: yes_no[bool(g)]),
                 "trustworthy": impact["trustworthy"].map(yes_no),
             }
         )
         print(value_table.to_string(index=False))
         print(f"  {ROI_NOTE}")
+        for arm, sign, grade in zip(value_table["model"], signs, impact["decision_grade"]):
+            if sign == "includes_zero":
+                grade_too = "; decision-grade says only that it rests on enough trustworthy data" if grade else ""
+                print(f"  net value not significant: {arm}: {NET_VALUE_NOT_SHOWN}{grade_too}")
 
 
 # the fairness verdicts of the last $2 days' trailing windows (one row a day per model and attribute) up to $1 (the

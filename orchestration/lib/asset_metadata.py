@@ -176,7 +176,7 @@ def results_preview(results: pd.DataFrame, max_rows: int = PREVIEW_ROWS) -> str:
 
 def impact_preview(impact: pd.DataFrame, currency: str, max_rows: int = PREVIEW_ROWS) -> str:
     """Markdown of the newest cumulative value rows: money in ``currency`` with 95% CIs, ROI = net value / cost."""
-    from orchestration.lib.attribution import ROI_LABEL, roi_text
+    from orchestration.lib.attribution import CI_SIGN_TEXT, ROI_LABEL, ci_sign, roi_text
 
     latest = latest_cumulative(impact)
     if latest.empty:
@@ -191,6 +191,9 @@ def impact_preview(impact: pd.DataFrame, currency: str, max_rows: int = PREVIEW_
             ],
             f"model cost ({currency})": latest["model_cost"].map(money).to_numpy(),
             ROI_LABEL: [roi_text(*v) for v in zip(latest["roi"], latest["roi_ci_low"], latest["roi_ci_high"])],
+            "net value vs 0": [
+                CI_SIGN_TEXT[ci_sign(lo, hi)] for lo, hi in zip(latest["net_value_ci_low"], latest["net_value_ci_high"])
+            ],
             "decision-grade": ["yes" if bool(g) else "NO" for g in latest["decision_grade"]]
             if "decision_grade" in latest
             else "n/a",

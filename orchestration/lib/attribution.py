@@ -821,6 +821,24 @@ def significance_text(significant) -> str:
     return "not tested" if _is_missing(significant) else ("yes" if bool(significant) else "no")
 
 
+# Where a 95% interval lies against 0, and how the net value's is worded beside it (summary, report): the money's
+# significance cue, since decision_grade says only that the numbers rest on enough trustworthy data
+CI_SIGN_TEXT = {
+    "positive": "above 0 (95% CI)",
+    "negative": "BELOW 0 (95% CI)",
+    "includes_zero": "not significant: 95% CI includes 0",
+    "unknown": "n/a",
+}
+NET_VALUE_NOT_SHOWN = "its 95% CI includes 0, so the model's value is not shown to differ from zero"
+
+
+def ci_sign(low, high) -> str:
+    """Where a 95% interval lies against 0: 'positive', 'negative', 'includes_zero' or 'unknown'."""
+    if _is_missing(low) or _is_missing(high):
+        return "unknown"
+    return "positive" if low > 0 else "negative" if high < 0 else "includes_zero"
+
+
 def correction_name(method) -> str:
     return {"holm": "Holm", "bh": "BH"}.get(method, str(method))
 

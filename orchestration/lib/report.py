@@ -29,8 +29,10 @@ import pandas as pd
 from orchestration.lib.alerts import AlertConfig, load_alert_config, worst_value
 from orchestration.lib.attribution import (
     ROI_LABEL,
+    CI_SIGN_TEXT,
     ROI_NOTE,
     arm_names,
+    ci_sign,
     control_word,
     controls_of,
     correction_name,
@@ -108,21 +110,6 @@ def _significant(rows: pd.DataFrame) -> list[bool]:
 
 def _interval(value, low, high, fmt) -> str:
     return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
-
-
-SIGN_TEXT = {
-    "positive": "above 0 (95% CI)",
-    "negative": "BELOW 0 (95% CI)",
-    "includes_zero": "not significant: 95% CI includes 0",
-    "unknown": "n/a",
-}
-
-
-def _sign(low, high) -> str:
-    """Where a 95% interval lies against 0: 'positive', 'negative', 'includes_zero' or 'unknown'."""
-    if _missing(low) or _missing(high):
-        return "unknown"
-    return "positive" if low > 0 else "negative" if high < 0 else "includes_zero"
 
 
 def _day(x) -> str | None:
@@ -272,7 +259,7 @@ class ReportBuilder:
                         "roi": r.roi,
                         "roi_ci_low": r.roi_ci_low,
                         "roi_ci_high": r.roi_ci_high,
-                        "net_value_sign": _sign(r.net_value_ci_low, r.net_value_ci_high),
+                        "net_value_sign": ci_sign(r.net_value_ci_low, r.net_value_ci_high),
                         "currency": currency,
                         "decision_grade": r.decision_grade,
                         "trustworthy": r.trustworthy,
@@ -307,7 +294,7 @@ class ReportBuilder:
                             ],
                             # the money's significance cue: an interval that crosses 0 is no evidence of value
                             "net value vs 0": [
-                                SIGN_TEXT[_sign(lo, hi)]
+                                CI_SIGN_TEXT[ci_sign(lo, hi)]
                                 for lo, hi in zip(latest["net_value_ci_low"], latest["net_value_ci_high"])
                             ],
                             "decision-grade": [

@@ -124,6 +124,10 @@ def test_net_value_in_the_project_currency_and_roi_in_percent_per_model():
     preview = impact_preview(impact, "EUR")
     assert "net value (EUR) [95% CI]" in preview and "1,200 [-300, 2,700]" in preview
     assert "+300% [-75%, +675%]" in preview and "-25% [-45%, -5%]" in preview and "1200.4" not in preview
+    # the money's significance beside decision-grade, as the summary and report word it: [-300, 2,700] holds 0
+    rows = {line.split("|")[1].strip(): line for line in preview.splitlines() if line.count("|") > 2}
+    assert "not significant: 95% CI includes 0" in rows["recommender"]
+    assert "BELOW 0 (95% CI)" in rows["churn_offer"]
 
 
 def _summary_lift(out: str, model: str, metric: str) -> str:

@@ -136,6 +136,29 @@ def test_money_rounds_its_halves_away_from_zero_as_a_reader_would(warehouse, cap
     assert "2,363 [-0.50, 4,726]" in out and "1,001" in out and "3,363" in out  # cents under 100
 
 
+def test_a_net_value_whose_ci_includes_0_is_called_not_significant_beside_decision_grade(warehouse, capsys):
+    # a trial in which the model did nothing: "net value 1,982 [-5,313, 9,278], ROI +330%, decision-grade yes" and no
+    # word that the value is not shown to differ from 0 (the report's "net value vs 0" column said it)
+    path, _, _ = warehouse
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "UPDATE attribution.model_impact SET net_value = 1982, net_value_ci_low = -5313, net_value_ci_high = 9278,"
+            " decision_grade = true, trustworthy = true"
+        )
+    out = _summary(path, capsys)
+    row = next(line for line in out.splitlines() if "1,982 [-5,313, 9,278]" in line)
+    assert "net value vs 0" in out and "not significant: 95% CI includes 0" in row
+    assert row.split("includes 0")[1].split()[:2] == ["yes", "yes"]  # decision-grade and trustworthy stay
+    assert (
+        "  net value not significant: m: its 95% CI includes 0, so the model's value is not shown to differ from "
+        "zero; decision-grade says only that it rests on enough trustworthy data"
+    ) in out
+    with duckdb.connect(str(path)) as conn:  # 500 > 0: a value shown, no such line
+        conn.execute("UPDATE attribution.model_impact SET net_value_ci_low = 500")
+    out = _summary(path, capsys)
+    assert "above 0 (95% CI)" in out and "net value not significant" not in out
+
+
 def _monitoring_only(path, **marts: pd.DataFrame):
     """A warehouse without experiment results or alerts, and the given marts tables."""
     with duckdb.connect(str(path)) as conn:
