@@ -75,6 +75,28 @@ TS, DATE, STR, DBL, INT = "TIMESTAMP", "DATE", "VARCHAR", "DOUBLE", "BIGINT"
 # scores and thresholds are probabilities: init and the quality gate say a unit slip (percentages) in these words
 PROBABILITY_HINT = "scores and thresholds are probabilities in [0, 1] (percentages? divide both by 100)"
 
+UNKNOWN_VARIANT = "unknown variant for experiment"
+DECLARED_VARIANTS_SQL = "SELECT experiment_id, variant FROM raw.experiment_variants"
+
+
+def variant_hints(pairs, declared) -> str:
+    """ "'Treatment' of experiment 'e': did you mean 'treatment'?" per (experiment_id, variant) of ``pairs`` whose
+    experiment declares a variant near it (``declared``: (experiment_id, variant) rows), '; '-joined, '' for none:
+    init names the nearest variant of a case typo, and materialize's quarantine and gate said only 'unknown'."""
+    from orchestration.lib.project_config import nearest
+
+    known: dict[str, list[str]] = {}
+    for experiment, variant in declared:
+        known.setdefault(str(experiment), []).append(str(variant))
+    hints = []
+    for experiment, variant in dict.fromkeys((str(e), str(v)) for e, v in pairs):
+        arms = known.get(experiment, [])
+        near = next((a for a in arms if a.lower() == variant.lower()), None) or nearest(variant, arms)
+        if near is not None:
+            hints.append(f"{variant!r} of experiment {experiment!r}: did you mean {near!r}?")
+    return "; ".join(hints)
+
+
 CONTRACTS: dict[str, TableContract] = {
     c.name: c
     for c in (
@@ -123,7 +145,7 @@ CONTRACTS: dict[str, TableContract] = {
             rules=_not_null("experiment_id", "user_id", "variant")
             + (
                 RowRule(
-                    "unknown variant for experiment",
+                    UNKNOWN_VARIANT,
                     "NOT EXISTS (SELECT 1 FROM raw.experiment_variants v "
                     "WHERE v.experiment_id = t.experiment_id AND v.variant = t.variant)",
                 ),

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 CONFIG_ENV = "IMPACT_LEDGER_CONFIG"
 DEFAULT_CONFIG_NAME = "impact_ledger.yml"
@@ -339,20 +347,21 @@ class ProjectConfig(_Strict):
             check_experiment_definitions(*(effective[name] for name in EXPERIMENT_SETTINGS))
         return self
 
-    @model_validator(mode="after")
-    def _intersections_of_declared(self):
-        for combo in self.intersections:
+    @field_validator("intersections")
+    @classmethod
+    def _intersections_of_declared(cls, value: list[list[str]], info: ValidationInfo) -> list[list[str]]:
+        # a field's validator, so the error names its key (a model validator's said '(top level)')
+        declared = info.data.get("protected_attributes")
+        for combo in value:
             if len(combo) < 2:
-                raise ValueError(f"intersections: {combo} needs at least two attributes")
-            unknown = [a for a in combo if a not in self.protected_attributes]
+                raise ValueError(f"{combo} needs at least two attributes")
+            unknown = [a for a in combo if declared is not None and a not in declared]
             if unknown:
                 # a misspelt protected attribute shows here first: name the spelling the intersection expects
-                near = {a: difflib.get_close_matches(a, self.protected_attributes, n=1) for a in unknown}
+                near = {a: difflib.get_close_matches(a, declared, n=1) for a in unknown}
                 hints = "".join(f"; is {m[0]!r} meant to be {a!r}?" for a, m in near.items() if m)
-                raise ValueError(
-                    f"intersections: {unknown} not in protected_attributes {self.protected_attributes}{hints}"
-                )
-        return self
+                raise ValueError(f"{unknown} not in protected_attributes {declared}{hints}")
+        return value
 
     # ------------------------------------------------------------- derived
 

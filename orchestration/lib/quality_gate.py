@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from orchestration.lib import gx_worker
-from orchestration.lib.contract import CONTRACTS, PROBABILITY_HINT
+from orchestration.lib.contract import CONTRACTS, DECLARED_VARIANTS_SQL, PROBABILITY_HINT, variant_hints
 from orchestration.lib.gx_archive import archive_older_results
 from orchestration.lib.gx_import import import_great_expectations
 from orchestration.lib.settings import EXPECTATIONS_DIR, gx_docs_index_limit
@@ -379,6 +379,7 @@ class RowCount:
     error: str | None = None  # e.g. a column the rows lack: fails every day, as GX's error did
     files: list = field(default_factory=list)  # a duplicated key's source files, when they are several
     unit_slips: dict = field(default_factory=dict)  # day -> the percentage hint of a [0, 1] range (unit_slips)
+    hint: str | None = None  # what a failure most likely means, from its sample (a variant's nearest declared one)
 
     @property
     def percent(self) -> float | None:
@@ -535,6 +536,7 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
         count.unexpected = sum(count.unexpected_by_day.values())
         if count.unexpected:
             count.sample = _sample(conn, sql, considered, unexpected, key, sample_columns, distinct)
+            count.hint = _variant_hint(conn, count.spec["kwargs"].get("column"), count.sample)
         if count.unexpected and key and SOURCE_FILE in types:
             count.files = _duplicates_files(conn, sql, considered, key)
         if count.unexpected and _is_unit_range(count.spec, parameters):
@@ -574,6 +576,17 @@ def unit_slips_of_table(conn, table: str, column: str, days: list[date]) -> dict
 
 
 SOURCE_FILE = "_source_file"
+
+
+def _variant_hint(conn, column: str | None, sample: list) -> str | None:
+    """variant_known's words with the declared variant nearest each sampled unknown one, as init says it."""
+    if column != "variant_known" or not all(
+        isinstance(s, dict) and {"experiment_id", "variant"} <= s.keys() for s in sample
+    ):
+        return None
+    pairs = [(s["experiment_id"], s["variant"]) for s in sample]
+    hints = variant_hints(pairs, conn.fetchall(DECLARED_VARIANTS_SQL))
+    return f"{FLAG_WORDS['variant_known']}: {hints}" if hints else None
 
 
 def _flag_sources(suite: dict, types: dict, columns: list[str]) -> list[str]:
@@ -1140,7 +1153,7 @@ def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> Expectatio
         blocking=blocking,
         detail=count.error
         or (f"the duplicated rows come from {', '.join(count.files)}: a file delivered twice?" if count.files else "")
-        or (REFERENCE_HINTS.get(count.spec["kwargs"].get("column")) if failed_days else None)
+        or (count.hint or REFERENCE_HINTS.get(count.spec["kwargs"].get("column")) if failed_days else None)
         or next((count.unit_slips[d] for d in failed_days if d in count.unit_slips), None)
         or _detail(details, r.exception_info),
         failed_days=failed_days,

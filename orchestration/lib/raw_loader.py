@@ -30,7 +30,14 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
+from orchestration.lib.contract import (
+    CONTRACTS,
+    DECLARED_VARIANTS_SQL,
+    UNKNOWN_VARIANT,
+    ContractError,
+    TableContract,
+    variant_hints,
+)
 from orchestration.lib.project_config import load_config
 from orchestration.lib.quality_gate import ensure_gate_results
 from orchestration.lib.warehouse import transaction
@@ -965,6 +972,32 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
         from orchestration.lib.spark_raw import load_days as load_days_on_spark
 
         return load_days_on_spark(conn, table, source, days)
+    return _with_variant_hints(conn, _load_days(conn, table, source, days))
+
+
+def _with_variant_hints(conn: duckdb.DuckDBPyConnection, reports: list[LoadReport]) -> list[LoadReport]:
+    """The unknown-variant reason of the days' quarantined assignments with the declared variant nearest each
+    (a 'Treatment' for 'treatment'), as init names it."""
+    days = [r.partition_date for r in reports if UNKNOWN_VARIANT in r.quarantine_reasons and r.table == "assignments"]
+    if not days:
+        return reports
+    listed = ", ".join(f"DATE '{day.isoformat()}'" for day in days)
+    rows = conn.execute(
+        "SELECT DISTINCT _partition_date, experiment_id, variant FROM raw_quarantine.assignments "
+        f"WHERE _partition_date IN ({listed}) AND _reason = ? ORDER BY ALL",
+        [UNKNOWN_VARIANT],
+    ).fetchall()
+    declared = conn.execute(DECLARED_VARIANTS_SQL).fetchall()
+    for r in reports:
+        if r.partition_date in days and (
+            hint := variant_hints([(e, v) for d, e, v in rows if d == r.partition_date], declared)
+        ):
+            named = f"{UNKNOWN_VARIANT} ({hint})"
+            r.quarantine_reasons = {named if k == UNKNOWN_VARIANT else k: n for k, n in r.quarantine_reasons.items()}
+    return reports
+
+
+def _load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
     contract, source, all_files, undated = source_files(table, source, days)
     conn.execute("SET TimeZone = 'UTC'")
     _ensure_all_tables(conn)

@@ -48,14 +48,15 @@ def test_the_demo_file_declares_the_demo_and_nothing_else_does():
             "models.m.drift_reference",
             "need both start and end",
         ),
-        (
-            "protected_attributes: [race]\nintersections: [[race, sex]]\n",
-            "(top level)",
-            "['sex'] not in protected_attributes",
+        (  # its key named, with what it holds (a trial's said '(top level)')
+            "protected_attributes: [country]\nintersections: [[country, company_size]]\n",
+            "intersections",
+            "['company_size'] not in protected_attributes ['country'] (got [['country', 'company_size']])",
         ),
+        ("protected_attributes: [race]\nintersections: [[race]]\n", "intersections", "needs at least two attributes"),
         (  # a misspelt attribute meets the intersection's check first: the spelling it expects is named
             "protected_attributes: [studnet, band]\nintersections: [[student, band]]\n",
-            "(top level)",
+            "intersections",
             "['student'] not in protected_attributes ['studnet', 'band']; is 'studnet' meant to be 'student'?",
         ),
         ("partitions: {start: yesterday}\n", "partitions.start", "(got 'yesterday')"),

@@ -803,3 +803,43 @@ def test_the_sample_of_duplicated_keys_is_their_lowest_keys_on_every_run(tmp_pat
     lowest = sorted(f"o-{DAYS[3]}-{i}" for i in range(12))[:3]
     expected = [{"order_id": k, "_day": DAYS[3]} for k in (lowest[0], lowest[0], lowest[1], lowest[1], lowest[2])]
     assert samples == {str(expected)}
+
+
+def test_an_assignment_to_a_misspelt_variant_is_quarantined_and_held_back_naming_the_declared_one(world):
+    # a trial's 'Treatment' for 'treatment': init said "did you mean 'treatment'?", materialize only "unknown variant"
+    write(
+        world,
+        "assignments",
+        pd.DataFrame(
+            {
+                "experiment_id": "e1",
+                "user_id": ["u0", "u1", "u2", "u3"],
+                "variant": ["Treatment", "Treatment", "ghost", "holdout"],
+                "assigned_at": [datetime(TODAY.year, TODAY.month, TODAY.day, 9 + i) for i in range(4)],
+            }
+        ),
+        TODAY,
+    )
+    hint = "'Treatment' of experiment 'e1': did you mean 'treatment'?"
+    with duckdb.connect() as conn:
+        for t in ("users", "experiments", "experiment_variants"):
+            load_partition(conn, t, world, TODAY)
+        loaded = load_partition(conn, "assignments", world, TODAY)
+        result = run_suite(conn, load_suite("raw_assignments"), TODAY, TODAY, config=EVERY_ROW)
+    # 'ghost' is near no declared variant (difflib's ratio to 'holdout' is 2 x 3 / 12 = 0.5 < 0.6): no guess for it
+    assert loaded.quarantine_reasons == {f"unknown variant for experiment ({hint})": 3}
+    [outcome] = [o for o in result.failed if o.column == "variant_known"]
+    assert outcome.unexpected_count == 3
+    assert f"assignments to a variant the experiment lacks: {hint}" in outcome.describe()
+    assert "ghost" not in outcome.describe().split("e.g.")[0]
+
+
+def test_the_nearest_declared_variant_is_the_same_one_whatever_its_case_and_only_of_its_own_experiment():
+    from orchestration.lib.contract import variant_hints
+
+    declared = [("e1", "holdout"), ("e1", "treatment"), ("e2", "A"), ("e2", "B")]
+    # 'a' is no difflib match for 'A' (ratio 0): the case-blind match finds it; 'tretment' is 16/17 = 0.94 near
+    assert variant_hints([("e2", "a"), ("e1", "tretment"), ("e2", "treatment"), ("e3", "x")], declared) == (
+        "'a' of experiment 'e2': did you mean 'A'?; 'tretment' of experiment 'e1': did you mean 'treatment'?"
+    )
+    assert variant_hints([("e1", "ghost")], declared) == ""
