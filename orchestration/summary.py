@@ -330,6 +330,15 @@ ORDER BY model_id, attribute, date
 """
 
 
+# passes_* column -> the verdict's name in the windows' failure count
+VERDICT_NAMES = {
+    "passes_disparate_impact": "disparate impact",
+    "passes_equal_opportunity": "equal opportunity",
+    "passes_equalized_odds": "equalised odds",
+    "passes_calibration": "calibration",
+}
+
+
 def _fairness(conn, upto=None) -> list[str]:
     """Per model and attribute: the verdicts of the newest window that compared groups and ends by the model's last
     prediction day, on how many of the RECENT_DAYS windows up to it a verdict failed (the latest named) or nothing
@@ -338,7 +347,7 @@ def _fairness(conn, upto=None) -> list[str]:
     import duckdb
     import pandas as pd
 
-    from orchestration.lib.bias import VERDICT_TEXT, assessed, summarise_verdicts, verdicts_with_lists
+    from orchestration.lib.bias import VERDICT_TEXT, assessed, fails, summarise_verdicts, verdicts_with_lists
     from orchestration.lib.report_data import ending_by_last_prediction
 
     try:
@@ -359,7 +368,12 @@ def _fairness(conn, upto=None) -> list[str]:
 
     def failed(rows):
         judged = rows[[assessed(v) for _, v in rows.iterrows()]]
-        return judged[~judged[list(VERDICT_TEXT)].astype(bool).all(axis=1)], len(rows) - len(judged)
+        failing = judged[[any(fails(v[flag]) for flag in VERDICT_TEXT) for _, v in judged.iterrows()]]
+        return failing, len(rows) - len(judged)
+
+    def which(failing) -> str:  # the verdicts that failed, each with its count: not all of them disparate impact
+        counts = {name: sum(fails(f) for f in failing[flag]) for flag, name in VERDICT_NAMES.items()}
+        return f" ({', '.join(f'{name} {n}' for name, n in counts.items() if n)})" if len(failing) else ""
 
     lines = []
     for (model, attribute), rows in verdicts.groupby(["model_id", "attribute"], sort=False):
@@ -367,8 +381,9 @@ def _fairness(conn, upto=None) -> list[str]:
         candidates_judged = candidates[[assessed(v) for _, v in candidates.iterrows()]]
         shown = next(f.iloc[[-1]] for f in (candidates_judged, candidates, rows) if len(f))
         shown_day = shown["date"].iloc[0]
-        verdict = summarise_verdicts(shown).replace(f"{model} / {attribute}: ", "").replace("\n", "; ")
         pair = every[(every["model_id"] == model) & (every["attribute"] == attribute)]
+        # a verdict the shown window could not judge (labels not in yet): the newest window that did, and its finding
+        verdict = summarise_verdicts(shown, history=pair).replace(f"{model} / {attribute}: ", "").replace("\n", "; ")
         # counted: the RECENT_DAYS windows up to the shown one (a model that stopped long ago: those before it
         # stopped, not the thinning ones after); the newer ones apart, a failure among them named
         counted, newer = pair[pair["date"] <= shown_day].tail(RECENT_DAYS), pair[pair["date"] > shown_day]
@@ -376,7 +391,7 @@ def _fairness(conn, upto=None) -> list[str]:
         latest = (
             f", latest {window(failing.iloc[-1])}" if len(failing) and failing["date"].iloc[-1] != shown_day else ""
         )
-        counts = f"{len(failing)} failed{latest}, {unassessed} not assessed"
+        counts = f"{len(failing)} failed{which(failing)}{latest}, {unassessed} not assessed"
         if newer.empty:
             lines.append(
                 f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the last {len(counted)} days' windows: {counts})"
@@ -385,7 +400,7 @@ def _fairness(conn, upto=None) -> list[str]:
         newer_failing, newer_unassessed = failed(newer)
         what = "compared nothing" if newer_unassessed == len(newer) else "end after its last prediction day"
         if len(newer_failing):
-            what += f", {len(newer_failing)} failed, latest {window(newer_failing.iloc[-1])}"
+            what += f", {len(newer_failing)} failed{which(newer_failing)}, latest {window(newer_failing.iloc[-1])}"
         lines.append(
             f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the {len(counted)} window(s) up to "
             f"it: {counts}; the {len(newer)} newer window(s) {what})"

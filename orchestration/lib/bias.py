@@ -219,6 +219,16 @@ def _spread(values: np.ndarray) -> float:
     return float(values.max() - values.min()) if len(values) >= 2 else math.nan
 
 
+def _judged(value: float, passes: bool) -> bool | None:
+    """A verdict's pass flag: None (stored NULL) where its metric could not be computed."""
+    return None if math.isnan(value) else bool(passes)
+
+
+def fails(flag) -> bool:
+    """Whether a pass flag (as judged or as stored) says failed: True and NULL (not assessed) do not."""
+    return flag is not None and not pd.isna(flag) and not bool(flag)
+
+
 def _groups(names: np.ndarray, mask) -> list[str]:
     return sorted(str(n) for n in names[mask])
 
@@ -417,11 +427,12 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "fpr_difference": fpr_difference,
         "equalized_odds_difference": odds,
         "calibration_gap": calibration,
-        # an undefined metric cannot show a disparity: it passes, and the note says why
-        "passes_disparate_impact": not flagged_di,
-        "passes_equal_opportunity": not flagged_eo,
-        "passes_equalized_odds": not odds_apart.any(),
-        "passes_calibration": not calibration_apart.any(),
+        # an undefined metric (too few groups to compare) is not assessed: NULL, not a pass (a late-labelled
+        # model's newest windows said passes_equal_opportunity = true where every judged window failed)
+        "passes_disparate_impact": _judged(di, not flagged_di),
+        "passes_equal_opportunity": _judged(eo, not flagged_eo),
+        "passes_equalized_odds": _judged(odds, not odds_apart.any()),
+        "passes_calibration": _judged(calibration, not calibration_apart.any()),
         "flagged_groups_disparate_impact": flagged_di,
         "flagged_groups_equal_opportunity": flagged_eo,
         "calibration_extremes": extremes,
@@ -439,7 +450,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "calibration_gap_max": t.calibration_gap_max,
         "note": "; ".join(notes),
     }
-    row["passed"] = all(row[k] for k in PASS_COLUMNS)
+    row["passed"] = not any(fails(row[k]) for k in PASS_COLUMNS)  # not assessed blocks nothing
     # a failed verdict says what failed in its own row (the note listed only the passes within noise)
     if failed := _verdict_sentences(pd.Series(row), t)[0]:
         row["note"] = "; ".join([f"fails {sentence}" for sentence in failed] + notes)
@@ -616,40 +627,87 @@ def _label(v: pd.Series, flag: str, label: str) -> str:
     }.get(flag, label)
 
 
+def _flag_sentence(v, flag: str, fallback: "Thresholds") -> tuple[str | None, str | None]:
+    """One verdict's (failed sentence, within-noise sentence) of a row, either or both None: the metric's value,
+    limit and the groups behind."""
+    label, column, op, limit_key = VERDICT_TEXT[flag]
+    limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
+    ratio = v.get("equal_opportunity_ratio")
+    floor = (
+        float(v["disparate_impact_min"]) if pd.notna(v.get("disparate_impact_min")) else fallback.disparate_impact_min
+    )
+    if flag == "passes_equal_opportunity" and pd.notna(ratio) and ratio < floor and not v[column] > limit:
+        label, column, op, limit = "equal opportunity ratio", "equal_opportunity_ratio", "<", floor
+    if not fails(v[flag]):  # a pass beyond the limit is one within noise: said, so a reader of the value knows
+        if pd.notna(v[column]) and (v[column] < limit if op == "<" else v[column] > limit):
+            return None, (
+                f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)} within noise (the groups' "
+                "95% intervals overlap): passes"
+            )
+        return None, None
+    if flag == "passes_equalized_odds" and (one := _one_rate_apart(v, limit)):
+        return one, None
+    return f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)}{_who(v, flag)}", None
+
+
 def _verdict_sentences(v, fallback: "Thresholds") -> tuple[list[str], list[str]]:
     """One verdict row's failed metrics (value, limit, the groups behind), and its metrics beyond their limit that
     pass because the gap is within noise."""
-    failed, within_noise = [], []
-    for flag, (label, column, op, limit_key) in VERDICT_TEXT.items():
-        limit = float(v[limit_key]) if limit_key in v and pd.notna(v[limit_key]) else getattr(fallback, limit_key)
-        ratio = v.get("equal_opportunity_ratio")
-        floor = (
-            float(v["disparate_impact_min"])
-            if pd.notna(v.get("disparate_impact_min"))
-            else fallback.disparate_impact_min
+    said = [_flag_sentence(v, flag, fallback) for flag in VERDICT_TEXT]
+    return [f for f, _ in said if f], [n for _, n in said if n]
+
+
+def unjudged(v) -> list[str]:
+    """The flags of a verdict row whose metric could not be computed (too few groups): not assessed."""
+    return [flag for flag, (_, column, _, _) in VERDICT_TEXT.items() if pd.isna(v[column])]
+
+
+def fully_assessed(v) -> bool:
+    """Whether every verdict of a row was judged: a pass on disparate impact alone (the label-based verdicts not
+    assessed) is no finding of fairness."""
+    return assessed(v) and not unjudged(v)
+
+
+def _window(v) -> str:
+    start = f"{pd.Timestamp(v['window_start']).date()} .. " if pd.notna(v.get("window_start")) else ""
+    return f"{start}{pd.Timestamp(v['date']).date()}"
+
+
+def last_judged(v, history: pd.DataFrame, fallback: "Thresholds") -> list[str]:
+    """For each verdict ``v`` did not assess, the newest earlier window of ``history`` (verdict rows with list
+    columns as lists) that judged it and what it found: a model whose labels lag keeps its last verdict (its
+    newest windows hold no labels yet, and a failing equal opportunity was shown as not assessed only)."""
+    if history is None or "date" not in v or not len(history):
+        return []
+    pair = history[
+        (history["model_id"] == v["model_id"])
+        & (history["attribute"] == v["attribute"])
+        & (pd.to_datetime(history["date"]) < pd.Timestamp(v["date"]))
+    ].sort_values("date")
+    found: dict[str, list[str]] = {}  # window -> what it found, one line a window (usually one for all)
+    for flag in unjudged(v):
+        label, column, _, _ = VERDICT_TEXT[flag]
+        judged = pair[pair[column].notna()]
+        if judged.empty:
+            continue
+        last = judged.iloc[-1]
+        failed, _ = _flag_sentence(last, flag, fallback)
+        found.setdefault(_window(last), []).append(
+            f"FAILED {failed}" if failed else f"{label} {last[column]:.2f} passed"
         )
-        if flag == "passes_equal_opportunity" and pd.notna(ratio) and ratio < floor and not v[column] > limit:
-            label, column, op, limit = "equal opportunity ratio", "equal_opportunity_ratio", "<", floor
-        if v[flag]:  # a pass beyond the limit is one within noise: said, so a reader of the value knows
-            if pd.notna(v[column]) and (v[column] < limit if op == "<" else v[column] > limit):
-                within_noise.append(
-                    f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)} within noise (the groups' "
-                    "95% intervals overlap): passes"
-                )
-            continue
-        if flag == "passes_equalized_odds" and (one := _one_rate_apart(v, limit)):
-            failed.append(one)
-            continue
-        failed.append(f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)}{_who(v, flag)}")
-    return failed, within_noise
+    return [f"last judged on the window {window}: {'; '.join(said)}" for window, said in found.items()]
 
 
-def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -> str:
+def summarise_verdicts(
+    verdicts: pd.DataFrame, thresholds: dict | None = None, history: pd.DataFrame | None = None
+) -> str:
     """One short sentence per failed verdict (metric, value, limit, disadvantaged groups), one per line; then
     one per metric beyond its limit that passed because the gap is within noise.
 
     The limits are read from the verdict rows (they record what they were
     judged against); ``thresholds`` only fills in for frames without them.
+    ``history``: earlier verdict rows; a metric a row could not compute is given with the newest of them that did
+    (``last_judged``).
     """
     fallback = Thresholds.from_mapping(thresholds)
     lines, unassessed, within_noise = [], [], []
@@ -666,12 +724,13 @@ def summarise_verdicts(verdicts: pd.DataFrame, thresholds: dict | None = None) -
             nothing += 1
             continue
         # a verdict without a value passes, having compared nothing (the label-based ones of tiny labelled groups)
-        blank = [label for flag, (label, column, _, _) in VERDICT_TEXT.items() if v[flag] and pd.isna(v[column])]
+        blank = [VERDICT_TEXT[flag][0] for flag in unjudged(v)]
         if blank:
             unassessed.append(
                 f"{v['model_id']} / {v['attribute']}: {', '.join(blank)} not assessed: fewer than 2 groups with "
                 f">= {minimum:g} labelled predictions (bias.min_labelled)"
             )
+            unassessed += [f"{v['model_id']} / {v['attribute']}: {line}" for line in last_judged(v, history, fallback)]
         if left_out := _left_out(v, minimum, decisions):
             unassessed.append(f"{v['model_id']} / {v['attribute']}: {left_out}")
         if missing := _missing_value_groups(v):
@@ -719,7 +778,7 @@ def _missing_value_groups(v) -> str:
     """'' or, for a failed disparate impact, a note that users without a value took part as a group of their own,
     not among the disadvantaged: their rate may be the one the others' ratios are to (a trial's 263 passengers
     without an age were the most-selected age group, and every band's ratio was to them, unsaid)."""
-    if v.get("passes_disparate_impact", True):
+    if not fails(v.get("passes_disparate_impact")):
         return ""
     flagged = set(_group_list(v.get("flagged_groups_disparate_impact")))
     groups = [

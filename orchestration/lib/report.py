@@ -72,6 +72,24 @@ def _decisions_needed(verdict) -> float:
     return float(value) if value is not None and pd.notna(value) else float(verdict["min_labelled"])
 
 
+def _exclusions(intervals: pd.DataFrame) -> dict[tuple, str]:
+    """(attribute, group) -> which verdicts leave the group out (bias.group_intervals' excluded): 'none', 'the
+    label-based verdicts (< min labelled); in disparate impact' or 'every verdict (< min predictions)'."""
+    out = {}
+    for (attribute, group), rows in intervals.groupby(["attribute", "group_value"], sort=False):
+        by_rate = dict(zip(rows["rate"], rows["excluded"].astype(bool)))
+        decisions = by_rate.pop("selection_rate", False)
+        labels = any(by_rate.values())
+        out[(attribute, group)] = (
+            "every verdict (< min predictions)"
+            if decisions
+            else "the label-based verdicts (< min labelled); in disparate impact"
+            if labels
+            else "none"
+        )
+    return out
+
+
 @dataclass
 class Report:
     as_of: date
@@ -776,7 +794,7 @@ class ReportBuilder:
                 f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
                 f"uncertain. Groups with fewer than {decisions:g} predictions are grey and take no part in "
                 f"disparate impact (decisions need no label); the label-based verdicts take groups with "
-                f"{minimum:g} labelled predictions (the table's excluded column). Rates and verdicts as "
+                f'{minimum:g} labelled predictions (the table\'s "excluded from" column). Rates and verdicts as '
                 f"published in marts.bias_group_rates and marts.bias_verdicts."
             )
         )
@@ -821,7 +839,9 @@ class ReportBuilder:
         failing = verdicts[~verdicts["passed"].astype(bool)]
         self.summary["fairness_failures"] = jsonable(failing[["model_id", "attribute"]].to_dict("records"))
         s.add("<h3>Verdicts</h3>")
-        s.add(bullets(summarise_verdicts(verdicts).splitlines()))
+        # a verdict the window could not judge (labels not in yet): the newest window that did, and what it found
+        history = data.bias_verdict_history(self.conn, self.as_of)
+        s.add(bullets(summarise_verdicts(verdicts, history=history).splitlines()))
         # a verdict that compared nothing passes, but it is no finding of fairness: said so, not "passed: yes"
         said = [("pass" if v["passed"] else "FAIL") if assessed(v) else "not assessed" for _, v in verdicts.iterrows()]
         s.add(table(verdicts[HEADLINE_VERDICT_COLUMNS].assign(verdict=said), scroll=True))
@@ -838,22 +858,24 @@ class ReportBuilder:
             f"{_interval(v, lo, hi, _rate)} (n {n:,})"
             for v, lo, hi, n in zip(intervals["value"], intervals["ci_low"], intervals["ci_high"], intervals["trials"])
         ]
+        # one row per group: the selection rate's exclusion (too few predictions) and the label-based rates' (too
+        # few labelled) differ, and as pivot keys they split a group in two rows, each half blank
+        excluded = _exclusions(intervals)
         wide = intervals.pivot_table(
-            index=["attribute", "group_value", "labelled", "excluded"],
+            index=["attribute", "group_value", "labelled"],
             columns="rate",
             values="interval",
             aggfunc="first",
             sort=False,
         ).reset_index()
-        wide = wide[
-            ["attribute", "group_value", "labelled", *[r for r in VERDICT_RATES if r in wide.columns], "excluded"]
-        ]
+        wide = wide[["attribute", "group_value", "labelled", *[r for r in VERDICT_RATES if r in wide.columns]]]
+        wide["excluded"] = [excluded[(a, g)] for a, g in zip(wide["attribute"], wide["group_value"])]
         wide.columns = [
             "attribute",
             "group",
             "labelled",
             *[f"{r} [95% CI]" for r in VERDICT_RATES if r in wide.columns],
-            "excluded (< min labelled)",
+            "excluded from",
         ]
         return (
             "<details><summary>Per-group rates with Wilson 95% intervals</summary>"

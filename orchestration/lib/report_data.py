@@ -411,6 +411,12 @@ def bias_window(conn, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     return window(rates), window(verdicts)
 
 
+def bias_verdict_history(conn, as_of: date) -> pd.DataFrame:
+    """Every published verdict up to as_of (list columns as lists): where the shown window could not judge a
+    verdict, the newest one that did is said (bias.last_judged)."""
+    return verdicts_with_lists(_frame(conn, "SELECT * FROM marts.bias_verdicts WHERE date <= ?", [as_of]))
+
+
 def ending_by_last_prediction(conn, verdicts: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """The verdict (or rate) rows of windows ending by their model's last day with predictions up to as_of
     (marts.model_health_daily; every row when unreadable): later windows hold fewer and fewer of its days."""

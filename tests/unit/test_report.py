@@ -560,8 +560,27 @@ def test_bias_bars_and_table_show_wilson_intervals(warehouse):
     # the table of intervals: the tiny group's selection rate with its (wide) interval, marked excluded
     row = re.search(r"<tr><td>age_band</td><td>tiny</td>(.*?)</tr>", report.html).group(1)
     # with its own denominator: the selection rate's is every prediction of the group (50), not its labelled rows
-    assert f"0.200 [{wilson[1][0]:.3f}, {wilson[1][1]:.3f}] (n 50)" in row and row.endswith("<td>yes</td>")
+    assert f"0.200 [{wilson[1][0]:.3f}, {wilson[1][1]:.3f}] (n 50)" in row
+    assert row.endswith("<td>every verdict (&lt; min predictions)</td>")  # 50 predictions: under disparate impact's 100
     assert "Wilson 95%" in report.html
+
+
+def test_a_group_too_small_in_labels_is_one_row_excluded_from_the_label_based_verdicts_only(warehouse):
+    # a trial's table listed each such group twice: its selection rate with "excluded: no" (enough predictions)
+    # and its label-based rates with "excluded: yes", each row half blank
+    with duckdb.connect(str(warehouse)) as conn:  # tiny's 50 predictions now count for disparate impact
+        conn.execute("UPDATE marts.bias_verdicts SET min_predictions = 40")
+        labelled, minimum, excluded = conn.execute(
+            "SELECT r.labelled, v.min_labelled, r.excluded FROM marts.bias_group_rates r JOIN marts.bias_verdicts v USING "
+            "(date, model_id, attribute) WHERE r.group_value = 'tiny' ORDER BY r.date DESC LIMIT 1"
+        ).fetchone()
+    assert labelled < minimum and excluded  # the mart says excluded: the table says from what
+    html = build(warehouse).html
+    rows = re.findall(r"<tr><td>age_band</td><td>tiny</td>(.*?)</tr>", html)
+    assert len(rows) == 1 and "n/a" not in rows[0].split("</td>")[1]  # its selection rate beside its other rates
+    assert rows[0].endswith("<td>the label-based verdicts (&lt; min labelled); in disparate impact</td>")
+    old = re.search(r"<tr><td>age_band</td><td>old</td>(.*?)</tr>", html).group(1)
+    assert old.endswith("<td>none</td>")
 
 
 def test_quarantine_counts_and_gates(warehouse):

@@ -201,6 +201,16 @@ def test_a_snapshot_too_small_to_compare_groups_is_exported_as_not_assessed_neve
     assert "not_assessed" not in check.metadata
     # the earlier run's note is gone: only the coverage note is left
     assert requests(warehouse)["n"][1].startswith(f"exported with {known_by_d0('n')} of the window's")
+    # groups big enough for disparate impact (1 row) but not for the label-based verdicts: a pass on disparate
+    # impact alone was "fair"; equal opportunity, equalised odds and calibration were never judged
+    (tmp_path / "project.yml").write_text(
+        "protected_attributes: [age_band]\nbias: {min_labelled: 100000, min_predictions: 1}\n"
+    )
+    request(warehouse, ["n"])
+    [check] = retrain(warehouse).get_asset_check_evaluations()
+    assert check.passed and "fair:" not in check.description
+    assert check.description.startswith("snapshot may be exported, its fairness not assessed where too few rows")
+    assert "equal opportunity difference, equalised odds difference, calibration gap not assessed" in check.description
 
 
 def age_bands_known_by_d0(model_id: str) -> pd.Series:

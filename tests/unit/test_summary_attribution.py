@@ -641,7 +641,8 @@ def test_summary_prints_the_newest_fairness_window_and_how_many_recent_windows_f
     assert "Fairness: the newest trailing window's verdicts that compared groups" in out
     assert (
         "  m / gender, window 2026-02-27 .. 2026-03-12: all fairness verdicts pass "
-        "(the last 3 days' windows: 1 failed, latest 2026-02-25 .. 2026-03-10, 1 not assessed)" in out
+        "(the last 3 days' windows: 1 failed (disparate impact 1), latest 2026-02-25 .. 2026-03-10, 1 not assessed)"
+        in out
     )
     assert (
         "  m / region, window 2026-02-27 .. 2026-03-12: disparate impact ratio 0.50 < 0.80; disadvantaged: y, z "
@@ -664,7 +665,8 @@ def test_windows_that_compared_nothing_do_not_hide_the_last_verdict(warehouse, c
     out = _summary(path, capsys)
     assert (
         "  m / race, window 2026-02-25 .. 2026-03-10: disparate impact ratio 0.70 < 0.80; disadvantaged: b "
-        "(the 1 window(s) up to it: 1 failed, 0 not assessed; the 2 newer window(s) compared nothing)" in out
+        "(the 1 window(s) up to it: 1 failed (disparate impact 1), 0 not assessed; the 2 newer window(s) compared nothing)"
+        in out
     )
 
 
@@ -719,7 +721,7 @@ def test_a_window_after_the_last_prediction_day_that_fails_is_counted_and_named(
     assert (
         f"  m / age_band, window {days[1] - pd.Timedelta(days=13)} .. {days[1]}: all fairness verdicts pass "
         "(the 2 window(s) up to it: 0 failed, 0 not assessed; the 2 newer window(s) end after its last prediction "
-        f"day, 1 failed, latest {window})" in out
+        f"day, 1 failed (disparate impact 1), latest {window})" in out
     )
 
 
@@ -747,7 +749,7 @@ def test_a_model_that_stopped_long_ago_shows_its_last_verdict_as_the_report_does
     out = _summary(path, capsys)
     assert (
         f"  m / race, window {days[5] - pd.Timedelta(days=13)} .. {days[5]}: disparate impact ratio 0.55 < 0.80; "
-        "disadvantaged: b (the 6 window(s) up to it: 6 failed, 0 not assessed; the 39 newer window(s) compared "
+        "disadvantaged: b (the 6 window(s) up to it: 6 failed (disparate impact 6), 0 not assessed; the 39 newer window(s) compared "
         "nothing)" in out
     )
 
@@ -1087,3 +1089,40 @@ def test_rows_that_miss_labels_which_have_landed_are_named_with_the_run_that_cou
     with duckdb.connect(str(path)) as conn:  # the rows computed again with it: nothing to say
         conn.execute("UPDATE marts.model_health_daily SET labels_as_of = DATE '2026-03-10'")
     assert "miss" not in _summary(path, capsys)
+
+
+def test_a_verdict_the_newest_window_could_not_judge_shows_its_last_judged_window_and_the_failures_are_named(
+    warehouse, capsys
+):
+    # a late-labelled harmful model: every window with labels failed equal opportunity, the newest (no labels yet)
+    # could not judge it; the summary said only "not assessed" and counted every window as failed, unsaid on what
+    path, _, _ = warehouse
+    rows = []
+    for day in ("2026-03-10", "2026-03-11", "2026-03-12"):
+        labelled = day == "2026-03-10"
+        row = _verdict(day, "gender", 0.53, "female, male" if labelled else "", flagged="female")
+        row |= {"positive_decision": "harmful", "equal_opportunity_rate": "fpr", "equal_opportunity_ratio": NAN}
+        row |= {c: 0.249 if labelled else NAN for c in ("equal_opportunity_difference", "fpr_difference")}
+        row |= {"equalized_odds_difference": 0.249 if labelled else NAN, "equalized_odds_rate": "fpr"}
+        row |= {"tpr_difference": 0.02 if labelled else NAN, "calibration_gap": 0.03 if labelled else NAN}
+        row |= {"flagged_groups_equal_opportunity": "female" if labelled else ""}
+        row |= {
+            "passes_equal_opportunity": False if labelled else None,
+            "passes_equalized_odds": False if labelled else None,
+        }
+        row |= {"passes_disparate_impact": False, "passes_calibration": True if labelled else None, "passed": False}
+        rows.append(row)
+    _publish_verdicts(path, pd.DataFrame(rows))
+    out = _summary(path, capsys)
+    line = next(line for line in out.splitlines() if line.startswith("  m / gender"))
+    assert line.startswith("  m / gender, window 2026-02-27 .. 2026-03-12: disparate impact ratio")
+    assert (
+        "last judged on the window 2026-02-25 .. 2026-03-10: FAILED equal opportunity difference (false-positive "
+        "rates) 0.25 > 0.10; disadvantaged (wrongly flagged most often): female; FAILED equalised odds: FPR range 0.25 "
+        "> 0.10; disadvantaged: female; calibration gap 0.03 passed" in line
+    )
+    # 3 windows failed disparate impact, 1 of them equal opportunity and equalised odds too (the NULLs are no failure)
+    assert line.endswith(
+        "(the last 3 days' windows: 3 failed (disparate impact 3, equal opportunity 1, equalised odds 1), "
+        "0 not assessed)"
+    )

@@ -18,7 +18,7 @@ from orchestration.lib.bias import (
     HEADLINE_VERDICT_COLUMNS,
     INTERVAL_COLUMNS,
     NOT_ASSESSED,
-    assessed,
+    fully_assessed,
     group_intervals,
     summarise_verdicts,
     verdicts_with_lists,
@@ -65,7 +65,7 @@ def bias_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
 def _passed_text(verdicts: pd.DataFrame, thresholds: dict, window: str) -> str:
     if not len(verdicts):
         return f"no fairness rows over {window}"
-    if verdicts.apply(assessed, axis=1).all():
+    if verdicts.apply(fully_assessed, axis=1).all():  # disparate impact alone judged is not 'fair'
         return f"fair over {window}"
     return f"over {window}: " + summarise_verdicts(verdicts, thresholds).replace("\n", "; ")
 

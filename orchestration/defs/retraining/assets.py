@@ -32,8 +32,8 @@ from orchestration.lib.bias import (
     KEYS,
     NOT_ASSESSED,
     POPULATION_COLUMNS,
-    assessed,
     bias_verdicts,
+    fully_assessed,
     group_rates,
     summarise_verdicts,
 )
@@ -404,9 +404,10 @@ def training_bias_check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBRe
             reason = f"snapshot may be exported; {NOT_ASSESSED}"
         elif not passed:
             reason = f"retraining blocked: {summarise_verdicts(verdicts, thresholds)}"
-        elif all(assessed(v) for _, v in verdicts.iterrows()):
+        elif all(fully_assessed(v) for _, v in verdicts.iterrows()):
             reason = "fair: snapshot may be exported"
-        else:  # a verdict that compared nothing passes (it blocks nothing) but is no finding of fairness
+        else:  # a verdict that compared nothing (e.g. equal opportunity of groups too small in labels) passes, blocking
+            # nothing, but is no finding of fairness
             said = summarise_verdicts(verdicts, thresholds).replace("\n", "; ")
             where = f"snapshot may be exported, its fairness not assessed where too few rows: {said}"
             reason = f"{note} ({said})" if note else where
