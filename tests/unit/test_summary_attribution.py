@@ -646,7 +646,7 @@ def test_summary_prints_the_newest_fairness_window_and_how_many_recent_windows_f
     )
     assert (
         "  m / region, window 2026-02-27 .. 2026-03-12: disparate impact ratio 0.50 < 0.80; disadvantaged: y, z "
-        "(the last 1 days' windows: 1 failed, 0 not assessed)" in out
+        "(the last 1 days' windows: 1 failed (disparate impact 1), 0 not assessed)" in out
     )
 
 
