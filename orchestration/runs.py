@@ -36,8 +36,12 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     out = []
     for ev in result.get_asset_check_evaluations():
         if not ev.passed:  # a WARN verdict held back some days and let the others through: "warned", as progress says
-            verdict = "warned" if ev.severity == dg.AssetCheckSeverity.WARN else "failed"
-            out.append(f"check {ev.asset_key.to_user_string()}:{ev.check_name} {verdict}: {ev.description or ''}")
+            warned = ev.severity == dg.AssetCheckSeverity.WARN
+            # a warning's details were its step's progress notes already: its first line (what it held back) here
+            said = (ev.description or "").split("\n", 1)[0] if warned else ev.description or ""
+            out.append(
+                f"check {ev.asset_key.to_user_string()}:{ev.check_name} {'warned' if warned else 'failed'}: {said}"
+            )
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
             err = ev.event_specific_data.error

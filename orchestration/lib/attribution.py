@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
+from orchestration.lib.quality_gate import GATE_DAYS_SHOWN, days_in_words
 from orchestration.lib.stats import (
     ArmStats,
     CupedArmStats,
@@ -675,19 +676,15 @@ def mark_exposed_controls(results: pd.DataFrame, exposure: pd.DataFrame) -> pd.D
     return out
 
 
-# the days of one suite a result's reason names before "and N more"
-GATE_DAYS_SHOWN = 3
-
-
 def _failed_gates_reason(hit: pd.DataFrame) -> str:
-    """Every suite that failed on a result's days, with its days (the first few): a trial's reason named only the
-    first (a sessions day), not the orders days held back that moved its revenue lift."""
+    """Every suite that failed on a result's days, with its days (the first few, consecutive ones as a range): a
+    trial's reason named only the first (a sessions day), not the orders days held back that moved its revenue
+    lift."""
     parts = []
     by_first_day = hit.assign(date=pd.to_datetime(hit["date"])).sort_values(["date", "suite"])
     for suite, rows in by_first_day.groupby("suite", sort=False):
-        days = sorted({d.date() for d in rows["date"]})
-        more = f" and {len(days) - GATE_DAYS_SHOWN} more day(s)" if len(days) > GATE_DAYS_SHOWN else ""
-        parts.append(f"quality gate {suite} failed on {', '.join(map(str, days[:GATE_DAYS_SHOWN]))}{more}")
+        days = {d.date() for d in rows["date"]}
+        parts.append(f"quality gate {suite} failed on {days_in_words(days, GATE_DAYS_SHOWN)}")
     return "; ".join(parts)
 
 

@@ -127,6 +127,31 @@ def in_words(expectation_name: str) -> str:
     return f" ({FLAG_WORDS[column]})" if column in FLAG_WORDS else ""
 
 
+# the days (or runs of consecutive days) a line names before "and N more day(s)": a month-long failure listed each
+# day with its expectations (~4 KB a line, printed twice by materialize)
+GATE_DAYS_SHOWN = 3
+
+
+def days_in_words(days, shown: int = GATE_DAYS_SHOWN, detail: Callable[[date], str | None] | None = None) -> str:
+    """``days`` (dates) compactly: consecutive days as one 'first .. last', the first ``shown`` of those, then
+    'and N more day(s)'; a lone day followed by ``detail(day)`` in brackets where that says something."""
+    runs: list[list[date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+
+    def said(run: list[date]) -> str:
+        if len(run) > 1:
+            return f"{run[0]} .. {run[-1]}"
+        extra = detail(run[0]) if detail else None
+        return f"{run[0]}" + (f" ({extra})" if extra else "")
+
+    left = sum(len(run) for run in runs[shown:])
+    return ", ".join(said(run) for run in runs[:shown]) + (f" and {left} more day(s)" if left else "")
+
+
 @dataclass(frozen=True)
 class ExpectationOutcome:
     expectation: str
@@ -208,12 +233,19 @@ class SuiteResult:
         """Every day passes every blocking expectation."""
         return all(o.success for o in self.outcomes if o.blocking)
 
-    def _day_failure(self, outcome: ExpectationOutcome, day: date) -> str:
-        """The expectation, with the day's own share for a row expectation: the run's share is of every day's rows."""
+    def _day_share(self, outcome: ExpectationOutcome, day: date) -> str | None:
+        """A row expectation's unexpected rows of ``day`` as the day's own share (the run's is of every day's rows)."""
         rows, unexpected = self.rows_by_day.get(day), outcome.unexpected_by_day.get(day)
         if outcome.level != "rows" or not rows or unexpected is None:
-            return outcome.name
-        return f"{outcome.name}: {unexpected} of {rows} rows, {100 * unexpected / rows:.2f}%"
+            return None
+        return f"{unexpected} of {rows} rows, {100 * unexpected / rows:.2f}%"
+
+    def _failure_line(self, outcome: ExpectationOutcome) -> str:
+        """'- <its days>: <the failure>': the days first (compact: a month-long failure listed every day with its
+        expectations, ~4 KB a line), so a progress note cut at its width still names them."""
+        days = [d for d in self.days if d in outcome.failed_days] if len(self.days) > 1 else []
+        said = days_in_words(days, detail=functools.partial(self._day_share, outcome)) if days else ""
+        return f"- {said}: {outcome.describe()}" if said else f"- {outcome.describe()}"
 
     def summary(self) -> str:
         if self.note:
@@ -226,15 +258,9 @@ class SuiteResult:
             head = (
                 f"suite {self.suite}: {len(blocking)} of {len(self.outcomes)} expectations failed on {self.rows} rows"
             )
-        lines = [head] + [f"- {o.describe()}" for o in self.failed]
         if len(self.days) > 1 and self.failed_days:
-            lines.append(
-                f"failed days ({len(self.failed_days)} of {len(self.days)}): "
-                + ", ".join(
-                    f"{d} [{', '.join(self._day_failure(o, d) for o in self.day_failures(d))}]"
-                    for d in self.failed_days
-                )
-            )
+            head += f", on {len(self.failed_days)} of {len(self.days)} days"
+        lines = [head] + [self._failure_line(o) for o in self.failed]
         if tolerated:
             lines.append(
                 "tolerated (within gates.rows max_share and min_count on every day): "

@@ -373,7 +373,7 @@ def test_only_a_failed_gate_of_a_table_the_lift_reads_makes_it_untrustworthy():
     assert marked["untrusted_reason"].str.contains(f"quality gate raw_orders failed on {day.date()}").all()
     # every suite that failed, each with its days (a trial's reason named only a sessions day, not the four orders
     # days that moved its lift)
-    days = [day - pd.Timedelta(days=k) for k in (9, 7, 5, 4, 3)]
+    days = [day - pd.Timedelta(days=k) for k in (9, 7, 5, 4, 3, 1)]
     more = pd.DataFrame(
         {
             "date": [day - pd.Timedelta(days=8), *days],
@@ -382,9 +382,10 @@ def test_only_a_failed_gate_of_a_table_the_lift_reads_makes_it_untrustworthy():
         }
     )
     said = mark_failed_gates(results, experiments, more)["untrusted_reason"].iloc[0]
-    listed = ", ".join(str(d.date()) for d in days[:3])
+    # the first three days or runs of consecutive days, then how many more
+    listed = f"{days[0].date()}, {days[1].date()}, {days[2].date()} .. {days[4].date()}"
     assert said.endswith(
-        f"quality gate raw_orders failed on {listed} and 2 more day(s); "
+        f"quality gate raw_orders failed on {listed} and 1 more day(s); "
         f"quality gate raw_sessions failed on {(day - pd.Timedelta(days=8)).date()}"
     ), said
 

@@ -466,11 +466,14 @@ def test_a_run_lists_a_warned_check_as_warned_not_failed():
     @dg.asset(check_specs=[dg.AssetCheckSpec("gate", asset="sessions"), dg.AssetCheckSpec("hard", asset="sessions")])
     def sessions():
         yield dg.MaterializeResult()
-        yield dg.AssetCheckResult(check_name="gate", passed=False, severity=dg.AssetCheckSeverity.WARN, description="d")
-        yield dg.AssetCheckResult(check_name="hard", passed=False, description="e")
+        # a warning's details were the step's progress notes: the closing lines printed them again in full
+        yield dg.AssetCheckResult(
+            check_name="gate", passed=False, severity=dg.AssetCheckSeverity.WARN, description="d\n- its details"
+        )
+        yield dg.AssetCheckResult(check_name="hard", passed=False, description="e\n- why")
 
     result = dg.materialize([sessions], raise_on_error=False)
-    assert sorted(_failures(result)) == ["check sessions:gate warned: d", "check sessions:hard failed: e"]
+    assert sorted(_failures(result)) == ["check sessions:gate warned: d", "check sessions:hard failed: e\n- why"]
 
 
 def test_summary_and_report_take_the_project_file_as_materialize_does(tmp_path, capsys):

@@ -14,6 +14,7 @@ import pytest
 from orchestration.lib.project_config import parse_config
 from orchestration.lib.quality_gate import (
     RowRule,
+    days_in_words,
     load_suite,
     run_suite,
     suite_columns,
@@ -398,8 +399,43 @@ def test_each_day_of_a_range_is_judged_on_its_own_rows():
     assert result.failed_days == [days[1]]
     revenue = [o for o in result.outcomes if o.name == "expect_column_values_to_be_between(revenue)"][0]
     assert revenue.unexpected_by_day == {days[1]: 12, days[2]: 5, days[3]: 15}
-    # the failed day's own share (12 of 83), not the range's (32 of 2,249: 1.42%)
-    assert f"{days[1]} [expect_column_values_to_be_between(revenue): 12 of 83 rows, 14.46%]" in result.summary()
+    # the failed day's own share (12 of 83), not the range's (32 of 2,249: 1.42%), before the failure it names
+    assert f"- {days[1]} (12 of 83 rows, 14.46%): expect_column_values_to_be_between on revenue" in result.summary()
+
+
+def test_a_long_failure_is_one_line_per_expectation_with_its_days_compact():
+    # a trial's experiment shares failed two expectations on every day of a month: its failed-days line named
+    # both on every day (~4 KB, printed twice by materialize)
+    days = [date(2026, 1, 5) + timedelta(days=i) for i in range(28)]
+    frame = pd.concat([_day_frame(83, 12, d) for d in days], ignore_index=True)
+    frame.loc[frame["order_id"].str.endswith("-20"), "user_known"] = False  # 1 of 83 a day: within gates.rows
+    for d in (days[2], days[9], days[10], days[11], days[20], days[27]):  # user_known fails these six days only
+        frame.loc[(frame["_day"] == pd.Timestamp(d)) & (frame.index % 83 < 15), "user_known"] = False
+    result = validate_frame(frame, load_suite("raw_orders"), row_rule=RowRule(0.01, 10))
+    lines = result.summary().splitlines()
+    assert lines[0] == "suite raw_orders: 2 of 9 expectations failed on 2324 rows, on 28 of 28 days"
+    assert [line.split(": ", 1)[0] for line in lines[1:]] == [
+        "- 2026-01-05 .. 2026-02-01",  # every day: one range
+        # the first three days or runs of days (a lone day with its own share: 15 + the stray of its 83 rows), then
+        # the rest
+        "- 2026-01-07 (16 of 83 rows, 19.28%), 2026-01-14 .. 2026-01-16, 2026-01-25 (16 of 83 rows, 19.28%) and 1 "
+        "more day(s)",
+    ]
+    assert len(result.summary()) < 800
+
+
+@pytest.mark.parametrize(
+    "days, shown, said",
+    [
+        ([], 3, ""),
+        ([TODAY], 3, f"{TODAY}"),
+        (DAYS[:4], 3, f"{DAYS[0]} .. {DAYS[3]}"),
+        ([DAYS[3], DAYS[0], DAYS[1], DAYS[0]], 3, f"{DAYS[0]} .. {DAYS[1]}, {DAYS[3]}"),  # sorted, each once
+        ([DAYS[0], DAYS[2], DAYS[4], DAYS[5], DAYS[7]], 2, f"{DAYS[0]}, {DAYS[2]} and 3 more day(s)"),
+    ],
+)
+def test_days_in_words_names_runs_of_days_and_counts_the_rest(days, shown, said):
+    assert days_in_words(days, shown) == said
 
 
 def _orders_world(source, duplicated: dict[date, int], rows_per_day: int = 83):

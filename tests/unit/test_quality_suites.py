@@ -410,3 +410,36 @@ def test_a_tolerated_day_keeps_its_warning_when_another_day_of_the_run_fails(con
     # 1 and 3 of 20 are beyond 1% of the day and within 10 rows; 20 of 20 beyond both: failed, not a warning
     assert [json.loads(frame.loc[d, "warnings"]) for d in (DAYS[-3], DAYS[-2])] == [tolerated, tolerated]
     assert not frame.loc[TODAY, "passed"] and json.loads(frame.loc[TODAY, "warnings"]) == []
+
+
+@pytest.mark.parametrize("table", ["experiments", "experiment_variants", "assignments", "orders"])
+def test_only_a_gate_outside_the_experiment_design_blocks_the_run_when_every_day_failed(table):
+    # a trial's experiment shares written as 50 and 50 failed raw_experiment_variants on every day: the blocking
+    # check stopped every mart, those of models without an experiment too
+    import dagster as dg
+
+    from orchestration.defs.quality.checks import _check_result
+    from orchestration.lib.quality_gate import ExpectationOutcome, SuiteResult
+
+    days = tuple(date(2026, 1, 5) + timedelta(days=i) for i in range(28))
+    broken = ExpectationOutcome("expect_column_values_to_be_between", "expected_share", False, 2, 100.0, [50.0, 50.0])
+    every_day = SuiteResult("s", 2, [ExpectationOutcome(**{**broken.__dict__, "failed_days": days})], days)
+    check = _check_result(every_day, table)
+    first = check.description.splitlines()[0]
+    assert not check.passed
+    if table == "orders":  # blocks: says so, that every model's marts wait, and what to fix
+        assert check.severity == dg.AssetCheckSeverity.ERROR
+        assert first == (
+            "blocked: raw.orders failed on 28 of 28 days (2026-01-05 .. 2026-02-01), every day of the run, so "
+            "nothing downstream of it runs, every model's marts included; fix raw.orders's rows (below) and run the "
+            "days again"
+        )
+    else:  # the experiments' results are untrustworthy (attribution.mark_failed_gates), the rest proceeds
+        assert check.severity == dg.AssetCheckSeverity.WARN
+        assert first == (
+            "failed on 28 of 28 days (2026-01-05 .. 2026-02-01): experiment design: the experiments' results of "
+            f"those days are untrustworthy, the models' other marts proceed; fix raw.{table} and run the days again"
+        )
+    # some days: held back, the others proceed (any table)
+    some = SuiteResult("s", 2, [ExpectationOutcome(**{**broken.__dict__, "failed_days": days[:2]})], days)
+    assert _check_result(some, table).severity == dg.AssetCheckSeverity.WARN

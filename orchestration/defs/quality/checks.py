@@ -7,7 +7,9 @@ failed, so the marts never include them, in a backfill as in day-by-day runs.
 The check fails with severity ERROR (blocking: nothing downstream of the table
 runs) when every day of the run failed, and with WARN when only some did
 (Dagster 1.13 blocks only on ERROR, execute_step.py), naming the held-back days
-so the other days proceed. The metadata names each failed expectation with
+so the other days proceed. The experiment design's gates (EXPERIMENT_DESIGN_TABLES)
+only warn: their failed days make the experiments' results untrustworthy, not the
+models' marts wait. The metadata names each failed expectation with
 counts, sample values and its failed days. The gates of a run share one GX
 session; the Data Docs pages are rendered once per run (quality/data_docs), or
 at once by a failed gate.
@@ -27,6 +29,7 @@ from orchestration.lib.quality_gate import (
     SuiteResult,
     ensure_gate_results,
     configured_row_rule,
+    days_in_words,
     gate_sql,
     gx_session,
     load_suite,
@@ -37,6 +40,29 @@ from orchestration.lib.quality_gate import (
 )
 from orchestration.lib.settings import gx_docs_dir
 from orchestration.lib.warehouse import transaction
+
+
+# The experiment design: read by the experiments' attribution (and the marts built on its assignments) only. Its
+# gate failing on every day of a run does not block the run: attribution marks the results of those days
+# untrustworthy, naming the gate (mark_failed_gates), while every model's health, drift and bias marts proceed (a
+# trial's shares written as 50 and 50 stopped every mart, monitoring-only models' too, every day).
+EXPERIMENT_DESIGN_TABLES = frozenset({"experiments", "experiment_variants", "assignments"})
+
+
+def _consequence(table: str, failed_days: list, days: int, blocks: bool) -> str:
+    """The check's first line: what the failed days do to the run, and what to fix."""
+    said = f"{len(failed_days)} of {days} days ({days_in_words(failed_days)})"
+    if blocks:
+        return (
+            f"blocked: raw.{table} failed on {said}, every day of the run, so nothing downstream of it runs, "
+            f"every model's marts included; fix raw.{table}'s rows (below) and run the days again"
+        )
+    if table in EXPERIMENT_DESIGN_TABLES:
+        return (
+            f"failed on {said}: experiment design: the experiments' results of those days are untrustworthy, the "
+            f"models' other marts proceed; fix raw.{table} and run the days again"
+        )
+    return f"held back {said}: the staging views exclude raw.{table}'s rows of those days; the other days proceed"
 
 
 def _check_result(result: SuiteResult, table: str) -> dg.AssetCheckResult:
@@ -57,18 +83,14 @@ def _check_result(result: SuiteResult, table: str) -> dg.AssetCheckResult:
         for o in result.failed
     }
     failed_days = result.failed_days
-    every_day = bool(failed_days) and len(failed_days) == len(result.days)
+    blocks = bool(failed_days) and len(failed_days) == len(result.days) and table not in EXPERIMENT_DESIGN_TABLES
     description = result.summary()
-    if failed_days and not every_day:
-        description = (
-            f"held back {len(failed_days)} of {len(result.days)} days ({', '.join(map(str, failed_days))}): "
-            f"the staging views exclude raw.{table}'s rows of those days; "
-            f"the other days proceed\n{description}"
-        )
+    if failed_days:
+        description = f"{_consequence(table, failed_days, len(result.days), blocks)}\n{description}"
     return dg.AssetCheckResult(
         passed=not failed_days,
         # ERROR blocks everything downstream; WARN reports the held-back days and lets the others through
-        severity=dg.AssetCheckSeverity.ERROR if every_day or not failed_days else dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR if blocks or not failed_days else dg.AssetCheckSeverity.WARN,
         description=description,
         metadata={
             "rows_validated": result.rows,
@@ -130,7 +152,8 @@ def build_suite_check(suite_name: str) -> dg.AssetChecksDefinition:
         partitions_def=daily_partitions,
         description=(
             f"Great Expectations suite expectations/suites/{suite_name}.yml on the partition's rows of raw.{table}, "
-            "a verdict per day: ERROR when every day failed, WARN naming the held-back days otherwise."
+            "a verdict per day: ERROR when every day failed (WARN for the experiment design: its results are then "
+            "untrustworthy), WARN naming the held-back days otherwise."
         ),
     )
     def _check(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
