@@ -207,3 +207,39 @@ def test_a_backfill_holds_back_only_its_bad_day_and_equals_day_by_day_runs(e2e_w
         ).fetchall()
         assert after and not any(t for t, _ in after)
         assert all(f"quality gate raw_orders failed on {bad_day}" in r for _, r in after)
+
+
+def test_an_experiment_design_error_untrusts_its_results_and_blocks_no_model_marts(pipeline, monkeypatch):
+    """Wrong experiment shares (one experiment's arms not summing to 1) fail raw_experiment_variants on every
+    day; the blocking check stopped every mart, the health, drift and bias marts of every model included."""
+    shared, private = pipeline.source, pipeline.db.parent / "world"
+    private.mkdir()
+    for table in shared.iterdir():  # the shared world stays as it is: links, the variants a changed copy
+        if table.name != "experiment_variants":
+            (private / table.name).symlink_to(table)
+    (private / "experiment_variants").mkdir()
+    variants = pd.read_parquet(shared / "experiment_variants")
+    experiment = variants["experiment_id"].iloc[0]
+    variants.loc[variants["experiment_id"] == experiment, "expected_share"] = 0.4  # 0.8 in all
+    variants.to_parquet(private / "experiment_variants" / "experiment_variants.parquet", index=False)
+    monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(private))
+    first, last = pipeline.last - timedelta(days=1), pipeline.last
+
+    outcome = pipeline.run(first, last)
+
+    assert outcome.success, outcome.failures
+    assert [f for f in outcome.failures if "raw_experiment_variants" in f] == [
+        "check raw/experiment_variants:raw_experiment_variants_suite warned: failed on 2 of 2 days "
+        f"({first} .. {last}): experiment design: the experiments' results of those days are untrustworthy, the "
+        "models' other marts proceed; fix raw.experiment_variants and run the days again"
+    ]
+    models = {m["model_id"] for m in pipeline.truth["models"]}
+    for mart in ("model_health_daily", "feature_drift_daily", "bias_daily"):
+        built = pipeline.query(f"SELECT DISTINCT model_id FROM marts.{mart} WHERE date = ?", [last])
+        assert set(built["model_id"]) == models, mart
+    results = pipeline.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [last])
+    assert experiment in set(results["experiment_id"]) and not results["trustworthy"].any()
+    reason = f"quality gate raw_experiment_variants failed on {first} .. {last}"
+    assert results["untrusted_reason"].str.contains(reason, regex=False).all(), results["untrusted_reason"]
+    impact = pipeline.query("SELECT * FROM attribution.model_impact WHERE as_of_date = ?", [last])
+    assert len(impact) and not impact["trustworthy"].any()

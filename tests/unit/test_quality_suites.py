@@ -414,7 +414,7 @@ def test_a_tolerated_day_keeps_its_warning_when_another_day_of_the_run_fails(con
 
 @pytest.mark.parametrize("table", ["experiments", "experiment_variants", "assignments", "orders"])
 def test_only_a_gate_outside_the_experiment_design_blocks_the_run_when_every_day_failed(table):
-    # a trial's experiment shares written as 50 and 50 failed raw_experiment_variants on every day: the blocking
+    # wrong experiment shares (50 and 50 for 0.5) failed raw_experiment_variants on every day: the blocking
     # check stopped every mart, those of models without an experiment too
     import dagster as dg
 

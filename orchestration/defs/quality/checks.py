@@ -45,7 +45,7 @@ from orchestration.lib.warehouse import transaction
 # The experiment design: read by the experiments' attribution (and the marts built on its assignments) only. Its
 # gate failing on every day of a run does not block the run: attribution marks the results of those days
 # untrustworthy, naming the gate (mark_failed_gates), while every model's health, drift and bias marts proceed (a
-# trial's shares written as 50 and 50 stopped every mart, monitoring-only models' too, every day).
+# trial's wrong expected_share, e.g. 50 and 50 for 0.5, stopped every mart, monitoring-only models' too, every day).
 EXPERIMENT_DESIGN_TABLES = frozenset({"experiments", "experiment_variants", "assignments"})
 
 
