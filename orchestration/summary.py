@@ -741,7 +741,8 @@ def _uncounted_labels(conn) -> list[str]:
 
 def _unjudged_drift(conn) -> list[str]:
     """Per model version and feature, the days of the last RECENT_DAYS whose PSI is above the threshold but too few
-    values were compared to judge it, or within the bins' sampling noise (no alert): the highest of them named."""
+    values were compared to judge it, or within the bins' sampling noise (no alert): the highest of them named (the
+    pool's PSI and values on a day judged on its pool)."""
     import duckdb
 
     from orchestration.lib.alerts import DRIFT_SQL, load_alert_config, unjudged_drift
@@ -763,7 +764,7 @@ def _unjudged_drift(conn) -> list[str]:
             "with too few values to judge"
             if why == "few values"
             else f"within the sampling noise of its {int(top['drift_bins'])} bins"
-        )
+        ) + (" (pooled)" if top["pooled"] else "")
         lines.append(
             f"{model} {version} {feature}: PSI above its threshold on {len(days)} day(s) {reason}, "
             f"the highest {top['psi']:.2f} on {top['date']:%Y-%m-%d} ({values} values)"
@@ -898,7 +899,8 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  {line}")
     if unjudged := _unjudged_drift(conn):
         print(
-            "\nDrift above the PSI threshold without an alert (fewer values a day than alerts.rules.psi.min_count, "
+            "\nDrift above the PSI threshold without an alert (fewer values than alerts.rules.psi.min_count, on the day "
+            "and in its pool of alerts.rules.psi.pool_days, "
             "or bins that differ no more than sampling explains at alerts.rules.psi.alpha; far above the threshold "
             "on few values it is still worth a look; details: marts.feature_drift_daily)"
         )

@@ -132,11 +132,13 @@ def _set(rule) -> dict:
 # each day's PSI with the non-null values it compared on each side (the psi rule's min_count), and the
 # chi-square statistic of homogeneity of the day's and the reference's bin counts (a 2 x bins table): with
 # C, R the two sides' values and c, r a bin's, C R sum((c/C - r/R)^2 / (c + r)) over the bins either side holds,
-# on bins - 1 degrees of freedom (scipy.stats.chi2_contingency without correction computes the same)
+# on bins - 1 degrees of freedom (scipy.stats.chi2_contingency without correction computes the same); and the
+# mart's pooled figures, the same over the version's days of the psi rule's pool_days window (judged on small days)
 DRIFT_SQL = """
 SELECT d.date, d.model_id, d.model_version, d.feature, d.psi,
        coalesce(b.current_values, 0) AS current_values, coalesce(b.reference_values, 0) AS reference_values,
-       b.drift_chi2, coalesce(b.drift_bins, 0) AS drift_bins
+       b.drift_chi2, coalesce(b.drift_bins, 0) AS drift_bins,
+       d.pooled_values, d.pooled_psi, d.pooled_chi2, d.pooled_bins
 FROM marts.feature_drift_daily d
 LEFT JOIN (
     SELECT date, model_id, model_version, feature, current_values, reference_values,
@@ -156,10 +158,34 @@ WHERE d.date BETWEEN $1 AND $2
 """
 
 
+POOLED = ("pooled_values", "pooled_psi", "pooled_chi2", "pooled_bins")
+
+
 def _psi_counted(rows: pd.DataFrame, psi: dict) -> pd.Series:
     """Drift rows with enough values on both sides to judge: with few, the bins' sampling noise alone exceeds any
     threshold."""
     return rows[["current_values", "reference_values"]].min(axis=1) >= float(psi.get("min_count") or 0)
+
+
+def _psi_pooled(rows: pd.DataFrame, psi: dict) -> pd.Series:
+    """Drift rows judged on their pool (the version's last pool_days days, the mart's pooled_*): too few values
+    on the day alone, enough in the pool. Rows without pooled figures (an older mart) are not."""
+    pooled = rows["pooled_values"] if "pooled_values" in rows else pd.Series(np.nan, index=rows.index)
+    enough = np.minimum(pooled, rows["reference_values"]) >= float(psi.get("min_count") or 0)
+    return ~_psi_counted(rows, psi) & enough.fillna(False).astype(bool)
+
+
+def psi_judged(rows: pd.DataFrame, psi: dict) -> pd.DataFrame:
+    """The figures each drift row is judged on: ``psi``, ``values``, ``drift_chi2``, ``drift_bins`` the day's, or on
+    a day too small alone whose pool holds enough (``pooled`` true) the pool's; ``judged`` where either holds
+    enough values on both sides."""
+    pooled = _psi_pooled(rows, psi)
+    own = rows[["psi", "current_values", "drift_chi2", "drift_bins"]].rename(columns={"current_values": "values"})
+    out = own.assign(pooled=pooled, judged=_psi_counted(rows, psi) | pooled)
+    if pooled.any():
+        for column, name in zip(("values", "psi", "drift_chi2", "drift_bins"), POOLED):
+            out[column] = out[column].where(~pooled, rows[name])
+    return out
 
 
 def drift_pvalue(chi2, bins) -> np.ndarray:
@@ -168,30 +194,38 @@ def drift_pvalue(chi2, bins) -> np.ndarray:
     return calibration_pvalue(chi2, np.asarray(bins, float) - 1)  # the same chi-square tail, on bins - 1 degrees
 
 
-def _psi_beyond_noise(rows: pd.DataFrame, psi: dict) -> pd.Series:
+def _psi_beyond_noise(judged: pd.DataFrame, psi: dict) -> pd.Series:
     """Drift rows whose bins differ from the reference's more than sampling explains (the psi rule's alpha; every
-    row without one): PSI's noise grows with the bins, (bins - 1) (1/n + 1/m) on average, so a 40-category
-    feature at 200 values a day crosses 0.2 on most unchanged days."""
+    row without one; ``judged``: psi_judged's figures): PSI's noise grows with the bins, (bins - 1) (1/n + 1/m) on
+    average, so a 40-category feature at 200 values a day crosses 0.2 on most unchanged days."""
     if psi.get("alpha") is None:
-        return pd.Series(True, index=rows.index)
-    return pd.Series(drift_pvalue(rows["drift_chi2"], rows["drift_bins"]) < float(psi["alpha"]), index=rows.index)
+        return pd.Series(True, index=judged.index)
+    p = drift_pvalue(judged["drift_chi2"], judged["drift_bins"])
+    return pd.Series(p < float(psi["alpha"]), index=judged.index)
 
 
 def unjudged_drift(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
     """DRIFT_SQL rows above their model's PSI threshold that raise no alert, ``why``: 'few values' on days too
-    small to judge (alerts.rules.psi.min_count: yet a PSI of 0.9 on 169 values is far beyond noise; days under a
-    quarter of min_count are not listed), 'noise' where the bins' differences are within sampling noise
-    (alerts.rules.psi.alpha)."""
+    small to judge, alone or pooled (alerts.rules.psi.min_count: yet a PSI of 0.9 on 169 values is far beyond
+    noise; days under a quarter of min_count are not listed), 'noise' where the bins' differences are within
+    sampling noise (alerts.rules.psi.alpha). ``psi``, ``current_values``, ``drift_bins`` are the figures judged (the
+    pool's on a pooled day, ``pooled`` true)."""
     out = []
     for model_id, rows in drift[drift["psi"].notna()].groupby("model_id"):
         psi = config.rule("psi", model_id)
-        counted = _psi_counted(rows, psi)
+        judged = psi_judged(rows, psi)
+        rows = rows.assign(
+            psi=judged["psi"],
+            current_values=judged["values"],
+            drift_bins=judged["drift_bins"],
+            pooled=judged["pooled"],
+        )
         above = rows["psi"] > psi["above"]
         # a quarter of min_count at least: a PSI of 8.9 on one value (a trial's ~10 patients a day, every day
         # listed) is the empty bins' floor, nothing to look at
         worth_a_look = rows[["current_values", "reference_values"]].min(axis=1) >= float(psi.get("min_count") or 0) / 4
-        out.append(rows[above & ~counted & worth_a_look].assign(why="few values"))
-        out.append(rows[above & counted & ~_psi_beyond_noise(rows, psi)].assign(why="noise"))
+        out.append(rows[above & ~judged["judged"] & worth_a_look].assign(why="few values"))
+        out.append(rows[above & judged["judged"] & ~_psi_beyond_noise(judged, psi)].assign(why="noise"))
     return pd.concat(out).sort_values(["date", "model_id", "feature"]) if out else drift.iloc[:0].assign(why="")
 
 
@@ -355,10 +389,7 @@ def evaluate_alerts(
 
     drift = drift[(drift["date"] >= first) & (drift["date"] <= last) & drift["psi"].notna()]
     for (model_id, feature), rows in drift.groupby(["model_id", "feature"]):
-        psi = config.rule("psi", model_id)
-        hit = rows["psi"][_psi_counted(rows, psi) & (rows["psi"] > psi["above"]) & _psi_beyond_noise(rows, psi)]
-        rule = f"> {psi['above']}" + (f" and chi-square p < {psi['alpha']:g}" if psi.get("alpha") is not None else "")
-        found.append(_breaches(rows, "psi", hit, psi["above"], rule, subject=feature))
+        found.extend(_psi_breaches(rows, config.rule("psi", model_id), feature))
 
     found = [f for f in found if len(f)]
     if not found:
@@ -366,6 +397,19 @@ def evaluate_alerts(
     out = pd.concat(found, ignore_index=True)[ALERT_COLUMNS]
     out["value"] = out["value"].replace([np.inf, -np.inf], np.nan)
     return out.sort_values(["date", "model_id", "metric", "subject"]).reset_index(drop=True)
+
+
+def _psi_breaches(rows: pd.DataFrame, psi: dict, feature: str) -> list[pd.DataFrame]:
+    """One model's and feature's PSI alerts: judged days (psi_judged) above the threshold beyond the bins' noise,
+    the value the day's PSI or, on a day too small alone, the pooled one (its rule says so)."""
+    judged = psi_judged(rows, psi)
+    hit = judged["judged"] & (judged["psi"] > psi["above"]) & _psi_beyond_noise(judged, psi)
+    rule = f"> {psi['above']}" + (f" and chi-square p < {psi['alpha']:g}" if psi.get("alpha") is not None else "")
+    pooled = f"{rule}, pooled over the version's last {int(psi.get('pool_days') or 1)} days (too few values on the day)"
+    return [
+        _breaches(rows, "psi", judged["psi"][hit & ~judged["pooled"]], psi["above"], rule, subject=feature),
+        _breaches(rows, "psi", judged["psi"][hit & judged["pooled"]], psi["above"], pooled, subject=feature),
+    ]
 
 
 def _drop_breaches(rows: pd.DataFrame, labelled: pd.Series, ref: pd.DataFrame, name: str, rule: dict) -> pd.DataFrame:

@@ -61,6 +61,7 @@ class Rule(_Strict):
     trailing_days: int | None = Field(default=None, ge=1)
     alpha: float | None = Field(default=None, gt=0, lt=1)
     min_count: int | None = Field(default=None, ge=0)
+    pool_days: int | None = Field(default=None, ge=1)  # psi: a day below min_count is judged over this many days
 
 
 class AlertRules(_Strict):
@@ -70,7 +71,9 @@ class AlertRules(_Strict):
     # values: with 10 a day (70 in a 7-day reference) PSI of an unchanged model is ~3 (tests/unit/test_alerts.py)
     # and beyond the bins' sampling noise at alpha (a chi-square test of the day's bin counts against the
     # reference's): a 40-category feature at 200 a day crosses 0.2 on most unchanged days
-    psi: Rule = Rule(above=0.2, min_count=200, alpha=0.01)
+    # a day with fewer than min_count values is judged on its version's last pool_days calendar days pooled (the
+    # day's included), once they hold min_count: a model of 30 a day drifted strongly and was never judged
+    psi: Rule = Rule(above=0.2, min_count=200, alpha=0.01, pool_days=7)
     # 10 equal-width bins, count-weighted; judged only where the Hosmer-Lemeshow test of the same bins rejects
     # calibration at alpha: ECE grows as 1 / sqrt(labelled) on a calibrated model (0.08 on most days at 45)
     expected_calibration_error: Rule = Rule(above=0.08, alpha=0.01)
@@ -562,12 +565,14 @@ def config_dbt_vars(config: ProjectConfig) -> dict[str, Any]:
             "reference_days": None if ref.is_fixed else ref.days,
             "reference_start": ref.start.isoformat() if ref.is_fixed else None,
             "reference_end": ref.end.isoformat() if ref.is_fixed else None,
+            "psi_pool_days": _psi_pool_days(config, model_id),
         }
     out: dict[str, Any] = {
         "protected_attributes": config.attribute_columns,
         "model_settings": settings,
         "default_label_horizon_days": defaults.label_horizon_days,
         "default_reference_days": defaults.drift_reference.days,
+        "default_psi_pool_days": _psi_pool_days(config, None),
         "max_label_horizon_days": config.max_label_horizon_days,
         # every run recomputes this many days before its range, so a day that gets no label at all still
         # reaches the label-coverage rule's after_days (late labels beyond it refresh their days on arrival)
@@ -594,6 +599,13 @@ def config_dbt_vars(config: ProjectConfig) -> dict[str, Any]:
 
         out["attribution"] = _attribution_over(dbt_project_vars(), config.attribution)
     return out
+
+
+def _psi_pool_days(config: ProjectConfig, model_id: str | None) -> int:
+    """The PSI rule's pool_days of a model (None: of the models the file does not override it for)."""
+    override = config.models[model_id].alerts.get("psi") if model_id is not None else None
+    days = [override and override.pool_days, config.alerts.rules.psi.pool_days, AlertRules().psi.pool_days]
+    return next(int(d) for d in days if d is not None)
 
 
 def _attribution_over(defaults: dict, given: dict | None) -> dict[str, Any]:

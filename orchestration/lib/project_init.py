@@ -1632,6 +1632,14 @@ def _shown(days: list[date]) -> str:
     return ", ".join(map(str, days[:VOLUME_DAYS_SHOWN])) + (" ..." if len(days) > VOLUME_DAYS_SHOWN else "")
 
 
+def _pooled_psi(pooled: float, psi_min: int, pool: int) -> str:
+    """What a model of about ``pooled`` predictions in ``pool`` days gets of the PSI rule's pooling
+    (alerts.rules.psi.pool_days)."""
+    if pooled >= psi_min:
+        return f"a smaller day is judged on its version's last {pool} days pooled (alerts.rules.psi.pool_days)"
+    return f"its drift is reported but not judged, even pooled over {pool} days (alerts.rules.psi.pool_days)"
+
+
 def review(inf: Inference) -> list[str]:
     """What the user should check before the first materialize, one line each."""
     out = [
@@ -1744,20 +1752,21 @@ def review(inf: Inference) -> list[str]:
             f"models.{m.model_id}.positive_decision: favourable was assumed; a risk score (fraud, default, "
             "recidivism) should say harmful"
         )
-        psi_min = AlertRules().psi.min_count
+        psi_min, pool = AlertRules().psi.min_count, AlertRules().psi.pool_days
         usual, unit = m.per_unit
         if 0 < usual < psi_min:  # 0: no prediction time read (said above)
+            pooled = m.batch.rows_in(pool) if m.batch else usual * pool
             out.append(
-                f"models.{m.model_id}: median {usual:g} predictions {unit}: drift (PSI) is reported but "
-                f"judged only on days with {psi_min} values (alerts.rules.psi.min_count): below it, noise alone "
-                "crosses the threshold"
+                f"models.{m.model_id}: median {usual:g} predictions {unit}: drift (PSI) is judged alone only "
+                f"on days with {psi_min} values (alerts.rules.psi.min_count): below it, noise alone crosses the "
+                f"threshold; {_pooled_psi(pooled, psi_min, pool)}"
             )
         elif small := {v: n for v, n in m.version_daily_medians.items() if 0 < n < psi_min}:
             out.append(
-                f"models.{m.model_id}: drift (PSI) is judged per version, on days with {psi_min} values "
+                f"models.{m.model_id}: drift (PSI) is judged per version, alone on days with {psi_min} values "
                 f"(alerts.rules.psi.min_count); median predictions a day of "
                 + ", ".join(f"{v} {n:g}" for v, n in small.items())
-                + ": their drift is reported but not judged"
+                + f": {_pooled_psi(min(small.values()) * pool, psi_min, pool)}"
             )
         share = m.labelled_share
         if m.labelled and usual * share < (needed := Alerts().min_labelled):

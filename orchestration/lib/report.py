@@ -646,10 +646,16 @@ class ReportBuilder:
                 f"predictions a day, fewer than alerts.min_labelled ({minimum:g})"
             )
         psi_min = self.config.rule("psi", model_id).get("min_count")
+        pool = int(self.config.rule("psi", model_id).get("pool_days") or 1)
         median = daily["predictions"].median() if daily["predictions"].notna().any() else None
         if psi_min and median is not None and median < psi_min:
+            verdict = (
+                f"judged on its version's last {pool} days pooled (alerts.rules.psi.pool_days)"
+                if median * pool >= psi_min
+                else "drawn but not judged"
+            )
             said.append(
-                f"its PSI is drawn but not judged: a median of {median:,.0f} predictions a day, fewer than "
+                f"its PSI is {verdict}: a median of {median:,.0f} predictions a day, fewer than "
                 f"alerts.rules.psi.min_count ({psi_min:g}), where noise alone crosses the threshold"
             )
         return f"{model_id}: " + "; ".join(said) + "." if said else ""

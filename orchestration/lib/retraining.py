@@ -43,6 +43,7 @@ def retraining_requests(
     exports: str,
     floors: dict[str, dict[str, float]] | None = None,
     psi_min_count: dict[str, float] | None = None,
+    psi_pool_days: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """Requests raised on ``day``, from the alert and health rows dated up to ``day``.
 
@@ -64,8 +65,14 @@ def retraining_requests(
     model and fewer than ``min_labelled`` labels, so no drift or calibration
     verdict, and no alert) does not count either: it neither continues nor ends an
     episode (one continuous drift raised two requests across a few tiny days).
+    Unless its PSI was judged on its pool (``psi_pool_days``: the model's
+    alerts.rules.psi.pool_days, 1 unless given): once the trailing pool_days
+    calendar days hold ``psi_min_count`` predictions, a small day's pooled
+    verdict (alert or calm) counts, but once per pool window: the days of one
+    window share their values, so persist_days pooled days span persist_days
+    windows of their own.
     """
-    due = _due(alerts, health, rules, min_labelled, day, floors or {}, psi_min_count or {})
+    due = _due(alerts, health, rules, min_labelled, day, floors or {}, psi_min_count or {}, psi_pool_days or {})
     rows = [_request(model_id, kinds, day, exports) for model_id, kinds in due.items()]
     return pd.DataFrame(rows, columns=list(REQUEST_SCHEMA))
 
@@ -78,6 +85,7 @@ def _due(
     day: date,
     floors: dict[str, dict[str, float]],
     psi_min_count: dict[str, float],
+    psi_pool_days: dict[str, int],
 ) -> dict[str, dict[str, tuple[str, dict]]]:
     """What makes each model due on ``day`` (``retraining_requests``' rules): model -> kind -> (reason, evidence);
     a model that is not due is left out."""
@@ -91,7 +99,14 @@ def _due(
         drift = alerts[(alerts["model_id"] == model_id) & alerts["metric"].isin(DRIFT_METRICS)]
         alert_days = {pd.Timestamp(d).date() for d in drift["date"]}
         metrics_by_day = drift.assign(day=pd.to_datetime(drift["date"]).dt.date).groupby("day")["metric"].agg(set)
-        judged = _days_of(health, model_id, day, psi_min_count.get(model_id, 0), min_labelled, metrics_by_day.to_dict())
+        judged = _days_of(
+            health,
+            model_id,
+            day,
+            (psi_min_count.get(model_id, 0), psi_pool_days.get(model_id, 1)),
+            min_labelled,
+            metrics_by_day.to_dict(),
+        )
         for streak in _streaks(judged, k):
             if all(d in alert_days for d in streak):
                 end = streak[-1]
@@ -157,33 +172,49 @@ def _days_of(
     health: pd.DataFrame,
     model_id: str,
     day: date,
-    min_predictions: float,
+    psi_rule: tuple[float, int],
     min_labelled: int,
     alert_kinds: dict[date, set[str]],
 ) -> list[date]:
     """The days up to ``day`` a streak counts, oldest first: the model's days with predictions (``health`` rows)
     with an alert (``alert_kinds``: day -> its alerts' metrics), or judged calm on what the alerts before them were
-    about: drift with at least ``min_predictions`` predictions, calibration with ``min_labelled`` labels (a day
-    too small for drift whose few labels pass calibration says nothing of a drift that goes on: a trial's one
-    drift raised four requests across such days). Without prediction rows, the calendar days of the last persist
-    window (a few weeks back)."""
+    about: drift with at least min_predictions predictions (``psi_rule``: min_predictions, pool_days), calibration
+    with ``min_labelled`` labels (a day too small for drift whose few labels pass calibration says nothing of a drift
+    that goes on: a trial's one drift raised four requests across such days). A day too small for both counts
+    only where its drift was judged on its pool (the trailing pool_days days hold min_predictions), once per pool
+    window. Without prediction rows, the calendar days of the last persist window (a few weeks back)."""
+    min_predictions, pool_days = psi_rule
     if "predictions" in health:
         rows = health[(health["model_id"] == model_id) & (health["predictions"] > 0)]
         if len(rows):
             totals = rows.assign(date=pd.to_datetime(rows["date"]).dt.date).groupby("date")[["predictions", "labelled"]]
             totals = totals.sum()  # a day served by two versions is judged on both together
-            counted, last_kinds = [], set(DRIFT_METRICS)
+            pooled = _trailing_sums(totals["predictions"], pool_days)
+            counted, last_kinds, last_pooled = [], set(DRIFT_METRICS), None
             for d, predictions, labelled in totals.itertuples():
+                small = predictions < min_predictions and labelled < min_labelled
+                if small:
+                    in_last_window = last_pooled is not None and (d - last_pooled).days < pool_days
+                    if in_last_window or not (d in alert_kinds or pooled[d] >= min_predictions):
+                        continue
+                    last_pooled = d
                 if d in alert_kinds:
                     counted.append(d)
                     last_kinds = alert_kinds[d]
                     continue
-                judged = {"psi"} if predictions >= min_predictions else set()
+                judged = {"psi"} if predictions >= min_predictions or small else set()
                 judged |= {"expected_calibration_error"} if labelled >= min_labelled else set()
                 if judged & last_kinds:
                     counted.append(d)
             return counted
     return [day - timedelta(days=i) for i in range(CALENDAR_DAYS, -1, -1)]
+
+
+def _trailing_sums(by_day: pd.Series, days: int) -> dict[date, float]:
+    """Each day's sum of ``by_day`` (indexed by date) over the ``days`` calendar days ending on it."""
+    series = pd.Series(by_day.to_numpy(float), index=pd.to_datetime(by_day.index))
+    sums = series.rolling(f"{days}D").sum()
+    return dict(zip(by_day.index, sums))
 
 
 CALENDAR_DAYS = 60  # calendar days a streak may span without prediction days (far more than persist_days)
@@ -205,6 +236,7 @@ def requests_between(
     exports: str,
     floors: dict[str, dict[str, float]] | None = None,
     psi_min_count: dict[str, float] | None = None,
+    psi_pool_days: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """The requests of days ``first``..``last``: one per episode of each kind of reason (drift/calibration, each
     floor's metric), on the first day the model is due for it, naming every reason due that day.
@@ -215,9 +247,9 @@ def requests_between(
     inside it. The day before ``first`` is judged too, so an episode that began
     earlier raises nothing.
     """
-    floors, psi_min_count = floors or {}, psi_min_count or {}
+    floors, psi_min_count, psi_pool_days = floors or {}, psi_min_count or {}, psi_pool_days or {}
     days = [first + timedelta(days=i) for i in range(-1, (last - first).days + 1)]
-    due = {d: _due(alerts, health, rules, min_labelled, d, floors, psi_min_count) for d in days}
+    due = {d: _due(alerts, health, rules, min_labelled, d, floors, psi_min_count, psi_pool_days) for d in days}
     rows = [
         _request(model_id, kinds, d, exports)
         for before, d in zip(days, days[1:])

@@ -224,6 +224,7 @@ def test_drift_chi2_is_scipys_homogeneity_test_of_the_days_and_the_references_bi
         ]
     )
     daily = bins[["date", "model_id", "model_version", "feature"]].drop_duplicates().assign(psi=0.5)
+    daily = daily.assign(pooled_values=None, pooled_psi=None, pooled_chi2=None, pooled_bins=None)
     with duckdb.connect() as conn:
         conn.execute("CREATE SCHEMA marts")
         conn.execute("CREATE TABLE marts.feature_drift_bins AS SELECT * FROM bins")
@@ -655,6 +656,7 @@ def test_settings_come_from_the_project_file_not_from_a_demo_list():
         "above": 0.3,
         "min_count": 200,
         "alpha": 0.01,
+        "pool_days": 7,
     }  # the fields left out keep their defaults
     assert cfg.rule("precision_drop", "fraud") == {"alpha": 0.001} and cfg.rule("precision_drop", "ranker") == {
         "alpha": 0.01

@@ -137,9 +137,11 @@ def test_dbt_vars_carry_models_attributes_and_metric_overrides():
                     "label_horizon_days": 120,
                     "threshold": 0.7,
                     "drift_reference": {"start": "2026-01-01", "end": "2026-01-14"},
+                    "alerts": {"psi": {"pool_days": 14}},
                 },
                 "ranker": {},
             },
+            "alerts": {"rules": {"psi": {"above": 0.3, "pool_days": 10}}},
             "protected_attributes": ["race", "sex"],
             "intersections": [["race", "sex"]],
             "attribution": {
@@ -160,8 +162,12 @@ def test_dbt_vars_carry_models_attributes_and_metric_overrides():
         "reference_days": None,
         "reference_start": "2026-01-01",
         "reference_end": "2026-01-14",
+        "psi_pool_days": 14,
     }
     assert got["model_settings"]["ranker"]["reference_days"] == 7
+    # the PSI rule's pool: a model's own, else the project file's rule, for undeclared models too
+    assert got["model_settings"]["ranker"]["psi_pool_days"] == 10 and got["default_psi_pool_days"] == 10
+    assert config_dbt_vars(parse_config({}))["default_psi_pool_days"] == 7
     assert got["max_label_horizon_days"] == 120
     assert got["attribution"]["value_metric"] == "conversion"
     assert "experiment_metrics" not in got  # not set: dbt_project.yml's defaults apply

@@ -1109,11 +1109,13 @@ def test_a_version_too_small_for_its_drift_to_be_judged_is_named_though_its_mode
     )
     _write(source, "predictions", preds, "parquet")
     said = review(infer(source))
-    # by hand: the model's median 250 (days 0-4) / 310 (days 5-9) a day is above 200; v2's, over its own days, 60
+    # by hand: the model's median 250 (days 0-4) / 310 (days 5-9) a day is above 200; v2's, over its own days, 60,
+    # 420 in 7 days
     assert not any(line.startswith("models.m: median") for line in said)
     assert (
-        "models.m: drift (PSI) is judged per version, on days with 200 values (alerts.rules.psi.min_count); median "
-        "predictions a day of v2 60: their drift is reported but not judged"
+        "models.m: drift (PSI) is judged per version, alone on days with 200 values (alerts.rules.psi.min_count); "
+        "median predictions a day of v2 60: a smaller day is judged on its version's last 7 days pooled "
+        "(alerts.rules.psi.pool_days)"
     ) in said
 
 

@@ -451,6 +451,34 @@ def test_days_too_small_to_judge_neither_continue_nor_end_a_drift_episode():
     assert retraining_requests(NO_ALERTS, tiny, RULES, MIN_LABELLED, day(7), "/x", None, {"m": 200}).empty
 
 
+def test_a_small_models_pooled_drift_counts_once_per_pool_window():
+    """A model of 30 a day is judged on its last 7 days pooled (alerts.rules.psi.pool_days): consecutive days share
+    six of their seven days of values, so a pooled verdict counts once per window, not every day."""
+    health = pd.DataFrame(
+        {
+            "date": [pd.Timestamp(day(i)) for i in range(1, 31)],
+            "model_id": "m",
+            "labelled": 0,
+            "precision": 1.0,
+            "predictions": 30,
+        }
+    )
+
+    def between(alerts, pool_days):
+        found = requests_between(
+            alerts, health, RULES, MIN_LABELLED, day(0), day(30), "/x", None, {"m": 200}, pool_days
+        )
+        return [r.date for r in found.itertuples()]
+
+    # by hand: the pool first holds 200 on day 7 (210); counted days 7, 14, 21, 28: three pooled alerts due on 21
+    every_day = drift_alerts(*range(7, 31))
+    assert between(every_day, {"m": 7}) == [day(21)]
+    # counted every day, three days of one week's values would have raised it on day 9
+    assert between(every_day, None) == [day(9)]
+    # a calm pooled verdict ends the run: alerts on days 7-20, none from 21 on (counted 7, 14 alerted, 21 calm)
+    assert between(drift_alerts(*range(7, 21)), {"m": 7}) == []
+
+
 def test_a_request_blocked_by_its_windows_gates_is_re_queued_once_the_window_is_clean():
     failed = pd.concat([CLEAN, gate_rows("labels", [5], passed=False)])
     blocked = snapshot_gate(failed, INPUTS, day(2), day(9))

@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import chi2_contingency
 from statsmodels.stats.multitest import multipletests
 
 from orchestration import cli, summary
@@ -415,21 +416,32 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
     )
     # two bins a day: the shares moved from 1/2 to ~4/5 (02-06's 250 values far beyond noise: judged)
     keys = drift[["date", "model_id", "model_version", "feature"]]
+    low, high = np.array([135, 146, 75, 200]), np.array([34, 36, 75, 50])
     bins = pd.concat(
         [
-            keys.assign(bin="low", current_count=[135, 146, 75, 200], reference_count=750),
-            keys.assign(bin="high", current_count=[34, 36, 75, 50], reference_count=750),
+            keys.assign(bin="low", current_count=low, reference_count=750),
+            keys.assign(bin="high", current_count=high, reference_count=750),
         ]
+    )
+    # the mart's pooled figures: the days so far summed (02-03 the version's first after its reference)
+    pooled = np.array([np.cumsum(low), np.cumsum(high)])
+    shares = pooled / pooled.sum(axis=0)
+    drift = drift.assign(
+        pooled_values=pooled.sum(axis=0),
+        pooled_psi=((shares - 0.5) * np.log(shares / 0.5)).sum(axis=0),
+        pooled_chi2=[chi2_contingency([[c, 750] for c in day_counts], correction=False)[0] for day_counts in pooled.T],
+        pooled_bins=2,
     )
     path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift, feature_drift_bins=bins)
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     out = _summary(path, capsys)
-    # by hand: 02-03 and 02-04 above 0.2 on fewer than 200 values; 02-05 below the threshold, 02-06 judged
+    # by hand: 02-03 above 0.2 on fewer than 200 values, alone or pooled; 02-04 judged on its pool of 351 (PSI
+    # 0.41, far beyond noise: alerted); 02-05's pool (501) below the threshold (0.19), 02-06 judged alone
     assert "Drift above the PSI threshold without an alert" in out
-    assert "2026-02-06" not in out
+    assert "2026-02-04" not in out and "2026-02-06" not in out
     assert (
-        "  risk v1 feature_balance: PSI above its threshold on 2 day(s) with too few values to judge, the highest "
-        "0.94 on 2026-02-04 (182 values)" in out
+        "  risk v1 feature_balance: PSI above its threshold on 1 day(s) with too few values to judge, the highest "
+        "0.85 on 2026-02-03 (169 values)" in out
     )
     assert "Drift not measured" not in out  # every day has values (null_rate absent here: none said)
 

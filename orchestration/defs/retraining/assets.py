@@ -203,8 +203,10 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
     # raise, from the alerts' dates only, so a backfill and daily runs end with the same requests
     first, last = evaluation_window(context)
     k = int(config.retraining["persist_days"])
-    # streaks count a model's prediction days: k + 2 of them before the window, a weekly model's included
-    since = first - timedelta(days=7 * (k + 2))
+    # streaks count a model's prediction days: k + 2 of them before the window, a weekly model's included; a small
+    # model's pooled days one per pool window (and its first one's pool before it)
+    pool = max(int(config.rule("psi", m).get("pool_days") or 1) for m in [*config.models, ""])
+    since = first - timedelta(days=max(7, pool) * (k + 2) + pool)
     with duckdb.get_connection() as conn:
         alerts = conn.execute("SELECT * FROM marts.alerts WHERE date BETWEEN ? AND ?", [since, last]).df()
         health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [since, last]).df()
@@ -212,6 +214,8 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
         existing = conn.execute(f"SELECT * FROM {REQUESTS_TABLE} WHERE date BETWEEN ? AND ?", [first, last]).df()
         # days too small for PSI (and without enough labels) neither continue nor end a streak
         psi_min_count = {m: config.rule("psi", m).get("min_count") or 0 for m in set(health["model_id"])}
+        # unless their pool was judged: once per pool window (its days share their values)
+        psi_pool_days = {m: config.rule("psi", m).get("pool_days") or 1 for m in set(health["model_id"])}
         requests = keep_decisions(
             requests_between(
                 alerts,
@@ -223,6 +227,7 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
                 str(exports_dir()),
                 config.floors,
                 psi_min_count,
+                psi_pool_days,
             ),
             existing,
         )

@@ -1,0 +1,152 @@
+"""Drift of models scoring 30 a day, fewer than the PSI rule's min_count (200): each day is judged on the
+version's last pool_days (7) calendar days pooled, once they hold 200 values. The mart's pooled figures
+against numpy and scipy over hand-pooled counts, and the alerts they raise: a model whose feature shifts after
+its reference is alerted, one that stays the same is not.
+
+One small world, built by dbt in two runs (the second reads the first's stored bins for its pools): ~20 s.
+"""
+
+from datetime import date, datetime, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy.stats import chi2_contingency
+
+from orchestration.lib.alerts import DRIFT_SQL, evaluate_alerts, load_alert_config
+from orchestration.lib.project_config import config_dbt_vars, parse_config
+from orchestration.lib.raw_loader import load_partition
+from tests.dbt_in_process import run_dbt
+from tests.e2e.oracles import PSI_FLOOR
+
+REFERENCE_DAYS = 7
+DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(REFERENCE_DAYS + 14)]
+FIRST_RUN = 16  # days 0-15, then 16-20: the second run's pools reach back into the first's days
+PER_DAY = 30
+# a day without predictions of the drifting model: the pool spans calendar days, not the model's days
+GAP = DAYS[REFERENCE_DAYS + 9]
+PROJECT = {"models": {m: {"drift_reference": {"first_days": REFERENCE_DAYS}} for m in ("drifting", "steady")}}
+
+
+def _day(model_id: str, i: int, day: date, rng) -> pd.DataFrame:
+    shift = 0.8 if model_id == "drifting" and i >= REFERENCE_DAYS else 0.0  # 0.8 sd after the reference
+    at = [datetime(day.year, day.month, day.day, 8) + timedelta(minutes=5 * k) for k in range(PER_DAY)]
+    return pd.DataFrame(
+        {
+            "prediction_id": [f"{model_id}-{i}-{k}" for k in range(PER_DAY)],
+            "model_id": model_id,
+            "model_version": "v1",
+            "user_id": [f"u{k}" for k in range(PER_DAY)],
+            "predicted_at": pd.to_datetime(at, utc=True),
+            "score": rng.uniform(0, 1, PER_DAY),
+            "threshold": 0.5,
+            "feature_x": rng.normal(shift, 1, PER_DAY),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drift_pooled")
+    source, db = root / "landing", root / "warehouse.duckdb"
+    rng = np.random.default_rng(11)
+    frames = []
+    (source / "predictions").mkdir(parents=True)
+    for i, day in enumerate(DAYS):
+        models = ["steady"] + ([] if day == GAP else ["drifting"])
+        table = pd.concat([_day(m, i, day, rng) for m in models], ignore_index=True)
+        pq.write_table(pa.Table.from_pandas(table, preserve_index=False), source / "predictions" / f"p_{day}.parquet")
+        frames.append(table.assign(date=pd.Timestamp(day)))
+    users = pd.DataFrame({"user_id": [f"u{k}" for k in range(PER_DAY)], "signup_at": pd.Timestamp("2026-01-01")})
+    (source / "users").mkdir()
+    users.to_parquet(source / "users" / "users.parquet", index=False)
+    with duckdb.connect(str(db)) as conn:
+        load_partition(conn, "users", source, DAYS[-1])
+        for day in DAYS:
+            for table in ("predictions", "labels"):  # labels: absent from the source, loaded empty
+                load_partition(conn, table, source, day)
+    variables = config_dbt_vars(parse_config(PROJECT))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMPACT_LEDGER_DB", str(db))
+        mp.setenv("IMPACT_LEDGER_TEMP_DIR", str(root / "tmp"))
+        for first, last in ((DAYS[0], DAYS[FIRST_RUN - 1]), (DAYS[FIRST_RUN], DAYS[-1])):
+            span = {"min_date": first.isoformat(), "max_date": last.isoformat()}
+            result = run_dbt("run", ["+feature_drift_daily"], str(root / "target"), variables | span)
+            assert result.success, result.exception
+    with duckdb.connect(str(db)) as conn:
+        marts = conn.execute("SELECT * FROM marts.feature_drift_daily ORDER BY model_id, feature, date").df()
+        drift = conn.execute(DRIFT_SQL, [DAYS[0], DAYS[-1]]).df()
+    return pd.concat(frames, ignore_index=True), marts, drift
+
+
+def _pooled_oracle(predictions: pd.DataFrame, model_id: str, feature: str, day: pd.Timestamp) -> dict:
+    """PSI and the chi-square test of homogeneity of the bin counts of the model's post-reference days in the 7
+    calendar days to ``day`` against the reference's, binned at the reference deciles (numpy, scipy)."""
+    rows = predictions[predictions["model_id"] == model_id]
+    reference_end = rows["date"].min() + pd.Timedelta(days=REFERENCE_DAYS - 1)
+    reference = rows.loc[rows["date"] <= reference_end, feature].to_numpy(float)
+    window = (rows["date"] > max(reference_end, day - pd.Timedelta(days=7))) & (rows["date"] <= day)
+    pool = rows.loc[window, feature].to_numpy(float)
+    edges = np.quantile(reference, np.arange(1, 10) / 10)
+    counts = np.array([np.bincount(np.searchsorted(edges, v, side="left"), minlength=10) for v in (pool, reference)])
+    shares = np.where(counts == 0, PSI_FLOOR, counts / counts.sum(axis=1, keepdims=True))
+    statistic, p, dof, _ = chi2_contingency(counts[:, counts.sum(axis=0) > 0], correction=False)
+    psi = float(np.sum((shares[0] - shares[1]) * np.log(shares[0] / shares[1])))
+    return {"values": len(pool), "psi": psi, "chi2": statistic, "bins": dof + 1, "p": p}
+
+
+def _judged(marts: pd.DataFrame) -> pd.DataFrame:
+    return marts[marts["psi"].notna()]
+
+
+def test_pooled_figures_are_numpy_and_scipy_over_the_hand_pooled_days(world):
+    predictions, marts, _ = world
+    rows = _judged(marts)
+    # 14 days after the reference, both features; the gap day has no row of the drifting model
+    assert len(rows) == 2 * (14 + 13)
+    for r in rows.itertuples():
+        oracle = _pooled_oracle(predictions, r.model_id, r.feature, r.date)
+        assert r.pooled_values == oracle["values"], (r.model_id, r.feature, r.date)
+        assert r.pooled_psi == pytest.approx(oracle["psi"], rel=1e-9)
+        assert r.pooled_chi2 == pytest.approx(oracle["chi2"], rel=1e-9) and r.pooled_bins == oracle["bins"]
+    # by hand: a week after the reference both pools hold 7 days (210 values); the 7 days to the day after the
+    # gap, or to the last day, hold 6 of the drifting model's (180) and 7 of the steady one's
+    for offset, drifting in ((7, 7), (11, 6), (14, 6)):
+        pools = rows[rows["date"] == pd.Timestamp(DAYS[REFERENCE_DAYS - 1] + timedelta(days=offset))]
+        got = pools.groupby("model_id")["pooled_values"].agg(set).to_dict()
+        assert got == {"drifting": {drifting * PER_DAY}, "steady": {7 * PER_DAY}}, offset
+
+
+def test_a_small_model_that_drifts_is_alerted_on_its_pool_and_one_that_does_not_is_not(world):
+    predictions, _, drift = world
+    config = load_alert_config(parse_config(PROJECT))
+    health = pd.DataFrame(columns=["date", "model_id", "model_version", "labels_as_of"])
+    versions = pd.DataFrame(columns=["model_id", "model_version", "first_date"])
+    reference = pd.DataFrame(columns=["model_id", "model_version"])
+    found = evaluate_alerts(health, drift, reference, versions, config, DAYS[0], DAYS[-1])
+    # by hand: a day alone has 30 values, so a day is judged where its pool holds 200 and the reference 210:
+    # alerted where the pooled PSI > 0.2 and the chi-square p < 0.01 (numpy, scipy)
+    expected = {}
+    for r in drift[drift["psi"].notna()].itertuples():
+        oracle = _pooled_oracle(predictions, r.model_id, r.feature, r.date)
+        if oracle["values"] >= 200 and oracle["psi"] > 0.2 and oracle["p"] < 0.01:
+            expected[(r.date, r.model_id, r.feature)] = oracle["psi"]
+    got = {(a.date, a.model_id, a.subject): a.value for a in found.itertuples()}
+    assert got.keys() == expected.keys()
+    assert all(got[k] == pytest.approx(v, rel=1e-9) for k, v in expected.items())
+    assert {m for _, m, _ in got} == {"drifting"}  # the steady model: no alert
+    assert {(m, f) for _, m, f in got} == {("drifting", "feature_x")}  # its score did not drift
+    # by hand: the drifting model's pool holds 200 on the 7th-9th days after its reference (210 values); from the
+    # gap on (the 10th) its 7 days hold 6 of its days, 180 values: not judged
+    reference_end = pd.Timestamp(DAYS[REFERENCE_DAYS - 1])
+    assert sorted(d for d, _, _ in got) == [reference_end + pd.Timedelta(days=k) for k in (7, 8, 9)]
+    assert set(found["rule"]) == {
+        "> 0.2 and chi-square p < 0.01, pooled over the version's last 7 days (too few values on the day)"
+    }
+    # without pooling (pool_days 1) the same days are too small to judge: no alert, as before
+    alone = load_alert_config(parse_config({**PROJECT, "alerts": {"rules": {"psi": {"pool_days": 1}}}}))
+    no_pool = drift.assign(pooled_values=drift["current_values"], pooled_psi=drift["psi"])
+    assert evaluate_alerts(health, no_pool, reference, versions, alone, DAYS[0], DAYS[-1]).empty
