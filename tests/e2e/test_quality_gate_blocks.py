@@ -73,6 +73,9 @@ BUILT_FROM_THE_BLOCKED_DAY = {
     "marts.leading_lagging": "health_metric = 'max_psi' AND as_of_date >= DATE '{day}'",
     # drift alerts on 3 consecutive days: the blocked day has no drift alerts day by day
     "marts.retraining_requests": "date >= DATE '{day}'",
+    # PSI pooled over a version's last 7 days (alerts.rules.psi.pool_days): the blocked day has no drift bins
+    # day by day, so the week after it pools one day fewer
+    "marts.feature_drift_daily": "date > DATE '{day}' AND date < DATE '{day}' + INTERVAL 7 DAY",
 }
 
 
