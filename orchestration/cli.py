@@ -599,6 +599,21 @@ def _summary_connection(db: Path):
         raise CliError(f"cannot open '{db}' as a DuckDB database: {str(err).splitlines()[0]}") from None
 
 
+@contextmanager
+def _dagster_home_set(home: Path):
+    """DAGSTER_HOME = ``home`` meanwhile: the event log's default folder is read from it (a shell without it, after
+    runs in the project-local instance, stopped `summary` with a KeyError)."""
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = before
+
+
 def _latest_run_failed() -> str:
     """The newest run of the Dagster instance, when it failed at a step (a file the loader refused): what the
     warehouse above does not show, it being as of the run before. '' without an instance or a failed run."""
@@ -609,7 +624,7 @@ def _latest_run_failed() -> str:
 
     from orchestration.defs.notify.sensors import run_failure
 
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with _dagster_home_set(home), dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs(limit=1)
         if not runs or runs[0].status != dg.DagsterRunStatus.FAILURE:
             return ""

@@ -636,6 +636,14 @@ def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert dg.materialize([asset(False)], instance=instance, tags=tags).success
     assert cli._latest_run_failed() == ""  # the next run succeeded
+    # a shell without DAGSTER_HOME reads the project-local instance: its event log's folder is that home's too
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        dg.materialize([asset(True)], instance=instance, raise_on_error=False, tags=tags)
+    monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path)
+    (tmp_path / ".dagster_home").symlink_to(home)
+    assert "missing required column 'score'" in cli._latest_run_failed()
+    assert "DAGSTER_HOME" not in os.environ
 
 
 def test_materialize_says_which_tables_come_from_the_project_files_sources(tmp_path, monkeypatch):
