@@ -138,6 +138,19 @@ class TableProfile:
     # a value-set rule's column -> (rows whose value is outside the set, its most frequent such values)
     outside_sets: dict[str, tuple[int, list[tuple[str, int]]]] = field(default_factory=dict)
 
+    @property
+    def daily_rate(self) -> float:
+        """Rows a calendar day, for counting what a window of days holds: the median over the series' 7-day
+        windows of their rows, / 7. Whole weeks hold every weekday once, so a weekday-only feed's empty weekends
+        count (its median day, 80 on a Monday-Friday model, made a 14-day window 1,120 where one held 806); the
+        median week, not the mean day, keeps a ramp-up or a one-off spike from setting it. Under a week: the mean
+        day."""
+        counts = self.daily_counts
+        if len(counts) < WEEK:
+            return sum(counts) / len(counts) if counts else 0.0
+        weeks = [sum(counts[i : i + WEEK]) for i in range(len(counts) - WEEK + 1)]
+        return float(statistics.median(weeks)) / WEEK
+
 
 WEEK = 7
 WEEKEND = (5, 6)  # date.weekday() of Saturdays and Sundays
@@ -326,9 +339,11 @@ class ModelProfile:
     mature: int = 0
     mature_labelled: int = 0
     daily_median: float = 0.0  # predictions a day over its calendar days
+    daily_rate: float = 0.0  # predictions a calendar day, weekly (TableProfile.daily_rate): windows are counted by it
     daily_counts: list[int] = field(default_factory=list)  # predictions of each calendar day from first_day
     batch: WeeklyBatch | None = None  # scored once (or a few times) a week: its counts are a batch's
     version_daily_medians: dict[str, float] = field(default_factory=dict)  # the same per version, over its own days
+    version_daily_rates: dict[str, float] = field(default_factory=dict)  # daily_rate per version, over its own days
     scores_outside: int = 0  # scores outside [0, 1]: the loader quarantines their rows
     label_positive_rate: float | None = None  # share of labelled predictions whose label is 1
 
@@ -350,11 +365,14 @@ class ModelProfile:
             f"{self.labelled} of all {self.predictions} so far"
         )
 
+    def made_in(self, days: int) -> float:
+        """About how many predictions a window of ``days`` calendar days holds at the model's pace: its batches'
+        for a weekly batch model (whose median day is empty), else its calendar rate's (both a week's / 7)."""
+        return self.batch.rows_in(days) if self.batch else self.daily_rate * days
+
     def predictions_in(self, days: int) -> float:
-        """About how many predictions a window of ``days`` holds (its batches' for a weekly batch model, whose
-        median day is empty): no more than the model made."""
-        held = self.batch.rows_in(days) if self.batch else self.daily_median * days
-        return min(held, self.predictions)
+        """made_in, but no more than the model made (a short-lived model)."""
+        return min(self.made_in(days), self.predictions)
 
     @property
     def per_unit(self) -> tuple[float, str]:
@@ -1126,11 +1144,13 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
         daily = TableProfile(model_id, [])
         _volume(daily, sorted(by_model_day.get(model_id, [])))
         m.daily_median, m.daily_counts, m.batch = daily.daily_median, daily.daily_counts, daily.batch
+        m.daily_rate = daily.daily_rate
         for (mid, version), days in by_version_day.items():
             if mid == model_id:  # drift is judged per version: over the version's own days
                 own = TableProfile(f"{model_id} {version}", [])
                 _volume(own, days)
                 m.version_daily_medians[version] = own.daily_median
+                m.version_daily_rates[version] = own.daily_rate
         m.scores_outside = outside.get(model_id, 0)
         m.label_positive_rate = label_rates.get(model_id)
         out.append(m)
@@ -1369,18 +1389,45 @@ def _printable(value: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
 
 
+# the longest PSI pool (and drift reference) init writes for a daily model: a pool averages its days, so a drift
+# starting today shows only once it fills enough of them, and retraining counts a pooled verdict once per pool
+# window (retraining.persist_days 3 of 28-day pools: 12 weeks); four weeks is also retraining's training window
+POOL_DAYS_MAX = 28
+
+
+def _psi_days(m: ModelProfile) -> int | None:
+    """The calendar days whose predictions reach the PSI rule's min_count, where the default pool_days' do not:
+    a weekly batch model's whole weeks of batches (a batch of 150 needs 14 days: two batches); a daily model's
+    whole weeks at its calendar rate, up to POOL_DAYS_MAX. Whole weeks: any pool of them holds every weekday
+    once (a 10-day pool of a weekday-only or every-other-day model holds fewer predictions ending on some days
+    than on others). None: the default suffices, or no pool within the cap does."""
+    psi = AlertRules().psi
+    if not m.made_in(1) or m.made_in(psi.pool_days) >= psi.min_count:
+        return None
+    if m.batch:
+        return WEEK * m.batch.weeks_for(psi.min_count)
+    days = WEEK * math.ceil(psi.min_count / m.made_in(WEEK) - 1e-9)
+    return days if days <= POOL_DAYS_MAX else None
+
+
+def _held_said(m: ModelProfile, days: int) -> str:
+    """'about 210 predictions' in ``days`` ('7 batch(es), about 210 predictions' for a weekly batch model)."""
+    batches = f"{days // WEEK * len(m.batch.days)} batch(es), " if m.batch else ""
+    return f"{batches}about {m.made_in(days):.0f} predictions"
+
+
 def _drift_reference(m: ModelProfile) -> tuple[int, str]:
     """drift_reference.first_days for a model, and why when not the default: a weekly batch model's reference
-    holds the whole weeks whose batches reach the PSI rule's min_count (one batch of 20 is judged against nothing)."""
+    holds the whole weeks whose batches reach the PSI rule's min_count (one batch of 20 is judged against nothing),
+    a small daily model's the days whose predictions do (as its pool: _psi_days)."""
     default = DriftReference().days
-    if not m.batch:
-        return default, ""
     psi_min = AlertRules().psi.min_count
-    days = max(default, WEEK * m.batch.weeks_for(psi_min))
-    held = m.batch.rows_in(days)
+    days = max(default, WEEK * m.batch.weeks_for(psi_min)) if m.batch else max(default, _psi_days(m) or 0)
+    if days == default:
+        return default, ""
     return days, (
-        f"{days} days hold {days // WEEK * len(m.batch.days)} batch(es), about {held:.0f} predictions: PSI is judged "
-        f"where the reference has alerts.rules.psi.min_count ({psi_min}) values"
+        f"{days} days hold {_held_said(m, days)}: PSI is judged where the reference has "
+        f"alerts.rules.psi.min_count ({psi_min}) values"
     )
 
 
@@ -1500,6 +1547,9 @@ def render(inf: Inference) -> str:
                 )
             add(f"    # label coverage alert: {'; '.join(why)}")
         rules = {"label_coverage": coverage} if coverage else {}
+        if pool := _psi_days(m):
+            add(f"    # PSI of a smaller day pooled over {pool} days ({_held_said(m, pool)}; REVIEW says why)")
+            rules["psi"] = {"pool_days": pool}
         if rules:
             add(f"    alerts: {_flow(rules)}")
         days, why = _drift_reference(m)
@@ -1640,6 +1690,22 @@ def _pooled_psi(pooled: float, psi_min: int, pool: int) -> str:
     return f"its drift is reported but not judged, even pooled over {pool} days (alerts.rules.psi.pool_days)"
 
 
+def _model_pool_said(m: ModelProfile, psi_min: int, pool: int) -> str:
+    """_pooled_psi of a model, with the pool init writes for it (_psi_days), or why it writes none."""
+    own = _psi_days(m)
+    if own:
+        return (
+            f"init writes models.{m.model_id}.alerts.psi.pool_days: {own} and drift_reference first_days {own} "
+            f"({_held_said(m, own)}; the default {pool} days hold about {m.made_in(pool):.0f}): a smaller day is "
+            f"judged on its version's last {own} days pooled"
+        )
+    said = _pooled_psi(m.made_in(pool), psi_min, pool)
+    if m.made_in(pool) < psi_min and m.daily_rate:
+        needed = math.ceil(psi_min / m.daily_rate - 1e-9)
+        said += f"; {psi_min} values take about {needed} days, more than the {POOL_DAYS_MAX} init writes"
+    return said
+
+
 def review(inf: Inference) -> list[str]:
     """What the user should check before the first materialize, one line each."""
     out = [
@@ -1755,18 +1821,17 @@ def review(inf: Inference) -> list[str]:
         psi_min, pool = AlertRules().psi.min_count, AlertRules().psi.pool_days
         usual, unit = m.per_unit
         if 0 < usual < psi_min:  # 0: no prediction time read (said above)
-            pooled = m.batch.rows_in(pool) if m.batch else usual * pool
             out.append(
                 f"models.{m.model_id}: median {usual:g} predictions {unit}: drift (PSI) is judged alone only "
                 f"on days with {psi_min} values (alerts.rules.psi.min_count): below it, noise alone crosses the "
-                f"threshold; {_pooled_psi(pooled, psi_min, pool)}"
+                f"threshold; {_model_pool_said(m, psi_min, pool)}"
             )
         elif small := {v: n for v, n in m.version_daily_medians.items() if 0 < n < psi_min}:
             out.append(
                 f"models.{m.model_id}: drift (PSI) is judged per version, alone on days with {psi_min} values "
                 f"(alerts.rules.psi.min_count); median predictions a day of "
                 + ", ".join(f"{v} {n:g}" for v, n in small.items())
-                + f": {_pooled_psi(min(small.values()) * pool, psi_min, pool)}"
+                + f": {_pooled_psi(min(m.version_daily_rates[v] for v in small) * pool, psi_min, pool)}"
             )
         share = m.labelled_share
         if m.labelled and usual * share < (needed := Alerts().min_labelled):
@@ -1821,11 +1886,7 @@ def review(inf: Inference) -> list[str]:
             f"bias.calibration_gap_max: {gap_max:g}, scaled to the rarer outcome of {rarest.model_id}'s labels "
             f"({rarest.rarer_outcome_rate:.1%}; the default {bias.calibration_gap_max:g} suits labels half positive)"
         )
-    small = [
-        m.model_id
-        for m in inf.models
-        if (m.batch.rows_in(bias_window) if m.batch else m.daily_median * bias_window) < bias.min_labelled
-    ]
+    small = [m.model_id for m in inf.models if m.made_in(bias_window) < bias.min_labelled]
     if small:
         out.append(
             f"bias: {', '.join(small)} make(s) fewer than {bias.min_labelled} predictions in "

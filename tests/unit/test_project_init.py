@@ -163,6 +163,37 @@ def test_the_bias_window_note_counts_no_more_predictions_than_a_short_lived_mode
     assert f"# a 14-day window holds about {smallest} predictions of the smallest model" in render(inf)
 
 
+def test_a_weekday_only_models_windows_count_its_empty_weekends(tmp_path):
+    # a trial's Monday-Friday model (80 a weekday): init said a 14-day window held 1,120 (80 x 14), one held 806;
+    # its groups' estimates were inflated alike, so a group under bias.min_labelled read as judged
+    source = tmp_path / "zone"
+    users = pd.DataFrame(
+        {"user_id": [f"u{i}" for i in range(100)], "signup_at": START, "gender": ["f"] * 45 + ["m"] * 55}
+    )
+    _write(source, "users", users)
+    weekdays = [START + timedelta(days=d) for d in range(28) if (START + timedelta(days=d)).weekday() < 5]
+    preds = pd.DataFrame(
+        [
+            (f"p{d:%m%d}-{i}", "m", "v1", f"u{i}", d + timedelta(minutes=i), 0.4, 0.5)
+            for d in weekdays
+            for i in range(100)
+        ],
+        columns=["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"],
+    )
+    _write(source, "predictions", preds)
+    labels = preds[["prediction_id"]].assign(labeled_at=preds["predicted_at"] + timedelta(days=1), label=1)
+    _write(source, "labels", labels.assign(label_source="implicit"))
+    inf = infer(source)
+    assert inf.models[0].daily_median == 100  # the median calendar day is a weekday's
+    # by hand: any 14 calendar days hold two weekends and 10 weekdays of 100, every prediction labelled: 1,000,
+    # f's 45% of them 450 (under 500: named), m's 550 (judged)
+    assert "# a 14-day window holds about 1000 predictions of the smallest model" in render(inf)
+    [few] = [line for line in review(inf) if "groups under bias.min_labelled" in line]
+    assert few.endswith("in a 14-day window, left out of the label-based verdicts: users.gender: f (~450)")
+    # the 7-day PSI pool holds 5 weekdays, 500 values (>= 200): the default pool, none of its own
+    assert "psi" not in parse_config(yaml.safe_load(render(inf))).models["m"].alerts
+
+
 def test_the_horizon_that_keeps_every_label_counts_calendar_days_as_the_marts_do(zone):
     # a label counts until the end of its prediction's day + the horizon: init said "22 keeps them all" for a
     # 21.04-day delay (10:00 -> 11:00 21 days later), which 21 keeps
@@ -487,7 +518,7 @@ def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_
     longest = max(spec.label_horizon_days for spec in config.models.values())
     assert load_notify_config().horizon_days == max(31, longest + 1)
     # a share above the default's 0.5 keeps the default too: only a share under it needs its own floor
-    assert "mostly_labelled" not in [m for m, spec in config.models.items() if spec.alerts]
+    assert "mostly_labelled" not in [m for m, spec in config.models.items() if "label_coverage" in spec.alerts]
     reviewed = config.models["reviewed_if_flagged"].alerts["label_coverage"]
     share = labels["prediction_id"].str.startswith("reviewed").sum() / 300  # every prediction is old enough
     assert reviewed.after_days is None and reviewed.below == math.floor(share / 2 * 100) / 100 and 0.1 < share < 0.5
@@ -1609,10 +1640,35 @@ def test_a_weekly_batch_source_is_said_and_its_windows_and_volumes_are_counted_i
         )
         for line in said
     )
-    assert any(line.startswith("models.m: median 30 predictions a batch: drift (PSI)") for line in said)
+    # a 7-day PSI pool holds one batch of 30: the model's own pool is the reference's 7 batches (210 >= 200)
+    assert config.models["m"].alerts["psi"] == Rule(pool_days=49)
+    [psi] = [line for line in said if line.startswith("models.m: median 30 predictions a batch: drift (PSI)")]
+    assert psi.endswith(
+        "init writes models.m.alerts.psi.pool_days: 49 and drift_reference first_days 49 (7 batch(es), about 210 "
+        "predictions; the default 7 days hold about 30): a smaller day is judged on its version's last 49 days pooled"
+    )
     assert not [line for line in said if "a day" in line and line.startswith("models.m")]
     assert not [line for line in said if "will hold back" in line]  # the other weekdays are no outage
     assert any("weekly batches over 134 day(s): every Wednesday" in line for line in describe(inf))
+
+
+def test_a_small_daily_models_own_psi_pool_is_whole_weeks_up_to_four(tmp_path):
+    # by hand: 10 a day, 70 a week: 200 values take 3 weeks (210), written; 5 a day, 35 a week: 6 weeks, beyond
+    # the 28 days init writes (a longer pool dilutes a new drift in old values), so the default stays, said
+    for per_day, written in ((10, 21), (5, None)):
+        source = tmp_path / f"zone{per_day}"
+        _batch_zone(source, weeks=4, per_batch=per_day)
+        inf = infer(source)
+        model = parse_config(yaml.safe_load(render(inf))).models["m"]
+        assert model.alerts.get("psi") == (written and Rule(pool_days=written))
+        assert model.drift_reference.first_days == (written or 7)
+        [psi] = [line for line in review(inf) if "drift (PSI)" in line]
+        assert psi.endswith(
+            f"its version's last {written} days pooled"
+            if written
+            else "even pooled over 7 days (alerts.rules.psi.pool_days); 200 values take about 40 days, more than the "
+            "28 init writes"
+        )
 
 
 def test_a_daily_source_and_a_every_other_day_source_get_the_daily_settings(tmp_path):
@@ -1624,5 +1680,9 @@ def test_a_daily_source_and_a_every_other_day_source_get_the_daily_settings(tmp_
         assert inf.tables["predictions"].batch is None and inf.models[0].batch is None
         text = render(inf)
         config = parse_config(yaml.safe_load(text))
-        assert config.models["m"].drift_reference.first_days == 7 and config.bias.window_days == 14
+        # by hand: every day's 30 fill a 7-day pool and reference (210); every other day's, 3 or 4 days of 30 in any
+        # 7 days (90 or 120), do not: two weeks (210 or 240) do, written as the model's own pool and reference
+        weeks = 1 if every == 1 else 2
+        assert config.models["m"].drift_reference.first_days == 7 * weeks and config.bias.window_days == 14
+        assert config.models["m"].alerts.get("psi") == (None if every == 1 else Rule(pool_days=14))
         assert "batch" not in text and not [line for line in review(inf) if "batch" in line]
