@@ -9,6 +9,7 @@ from pathlib import Path
 
 from orchestration.lib.report_data import RECENT_DAYS
 from orchestration.lib.settings import dbt_var
+from orchestration.lib.version_changes import CHANGE_DAYS
 
 SUMMARY_RESULTS_SQL = """
 SELECT model_id, experiment_id, treatment_variant, control_variant, metric, as_of_date, n_control, n_treatment,
@@ -722,6 +723,14 @@ def _volume_judged(conn, model: str, volume: dict) -> bool:
     return bool((medians >= float(volume.get("min_count") or 0)).any())
 
 
+def _version_changes(conn) -> list[str]:
+    """A line per change of a model's live version in the health table's window: its positive rate and score
+    distribution against the version before (the drift of each is judged against its own reference only)."""
+    from orchestration.lib.version_changes import change_text, version_changes
+
+    return [change_text(c) for c in version_changes(conn, None, RECENT_DAYS).itertuples()]
+
+
 def _uncounted_labels(conn) -> list[str]:
     """Per model, the recent days whose health and fairness rows miss labels that have landed: rewound by a re-run of
     an earlier day alone, or a late file not run yet (their precision read as if complete)."""
@@ -874,6 +883,14 @@ def read_and_print(conn, reports: Path) -> None:
                     "its labels: its end + label_horizon_days): the raw scores are read as probabilities, far off "
                     "unless they are"
                 )
+    if changes := _version_changes(conn):
+        print(
+            f"\nModel version changes in the last {RECENT_DAYS} days (each version's drift is judged against its own "
+            f"reference window, so only these lines compare it with the one before: {CHANGE_DAYS} days with "
+            "predictions on either side; details: marts.model_health_daily)"
+        )
+        for line in changes:
+            print(f"  {line}")
     if len(health):
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
         for _, row in health.iterrows():

@@ -60,6 +60,7 @@ from orchestration.lib.project_config import load_config
 from orchestration.lib.report_data import ReportDataError, existing_tables, latest_report_date
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
 from orchestration.lib.settings import dbt_var
+from orchestration.lib.version_changes import change_text, version_changes
 
 __all__ = ["ReportDataError", "Report", "latest_report_date", "render_report", "build_report", "write_report"]
 
@@ -530,6 +531,8 @@ class ReportBuilder:
             s.add(note(f"No model-health rows up to {self.as_of} yet."))
             return s
         distributions, lacking = self.drift_distributions()
+        # a retrain's change of behaviour: each version's drift is judged against its own reference only
+        changes = version_changes(self.conn, self.as_of, data.RECENT_DAYS)
         for model_id in sorted(health["model_id"].unique()):
             h = health[health["model_id"] == model_id].copy()
             few = h["labelled"] < minimum
@@ -590,6 +593,7 @@ class ReportBuilder:
             if len(psi):
                 rf.markers(fig, psi["date"], psi["value"], "PSI alert", 3)
             s.add(f"<h3>{html.escape(str(model_id))}</h3>")
+            self._version_changes(s, model_id, changes)
             if unjudged := self._not_judged(model_id, h, minimum):
                 s.add(note(unjudged))
                 if pooled := self._pooled_health(model_id, recent, maturity):
@@ -601,6 +605,27 @@ class ReportBuilder:
             s.plot(f"health-{model_id}", rf.done(fig), f"No health metrics for {model_id} yet.")
             self._drift_distributions(s, model_id, a, distributions, lacking)
         return s
+
+    def _version_changes(self, s: Section, model_id, changes: pd.DataFrame) -> None:
+        """The model's changes of version in the last RECENT_DAYS days, as summary says them, and in the summary
+        JSON (models.<id>.version_changes)."""
+        mine = changes[changes["model_id"] == model_id] if len(changes) else changes
+        for c in mine.itertuples():
+            s.add(note(change_text(c)))
+        if len(mine):
+            self.model(model_id)["version_changes"] = [
+                jsonable(
+                    {
+                        "date": _day(c.change_day),
+                        "old_version": c.old_version,
+                        "new_version": c.new_version,
+                        "old_positive_rate": c.old_positives / c.old_predictions,
+                        "new_positive_rate": c.new_positives / c.new_predictions,
+                        "score_psi": c.score_psi,
+                    }
+                )
+                for c in mine.itertuples()
+            ]
 
     def _pooled_health(self, model_id: str, recent: pd.DataFrame, maturity: pd.DataFrame) -> str:
         """A small model's precision and recall pooled over the last RECENT_DAYS days (the labels known so far), with

@@ -1,0 +1,152 @@
+"""A model's change of live version (a retrain), said where summary and the report show model health.
+
+Each version's drift is judged against its own reference window, so a retrain's change of behaviour is compared
+with nothing: a trial's retrained model flagged a quarter more students and no line said so. Per change: the
+positive rate of the old version's last CHANGE_DAYS days with predictions against the new version's first
+CHANGE_DAYS (counts from marts.model_health_daily), and the PSI of those new days' scores against the old
+version's reference bins (intermediate.int_reference_profiles: its score deciles and counts)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+CHANGE_DAYS = 7  # the days with predictions compared on either side of a change
+PSI_FLOOR = 1e-4  # an empty bin's share, as marts.feature_drift_daily floors it
+
+# Per model, its versions ordered by their first day with predictions up to $1 (null: the mart's newest); a change
+# is a version after another, kept when it is within the last $3 days of the model's newest day (the window of
+# summary's health table, RECENT_DAYS). Its counts: the old version's last $2 days with predictions, the new one's
+# first $2.
+VERSION_CHANGES_SQL = """
+WITH rows_ AS (
+    SELECT model_id, model_version, date, predictions, round(positive_rate * predictions) AS positives
+    FROM marts.model_health_daily WHERE date <= coalesce($1::DATE, date)
+),
+newest AS (SELECT model_id, max(date) AS newest FROM rows_ GROUP BY ALL),
+days AS (
+    SELECT *, row_number() OVER (PARTITION BY model_id, model_version ORDER BY date DESC) AS from_last,
+        row_number() OVER (PARTITION BY model_id, model_version ORDER BY date) AS from_first
+    FROM rows_ WHERE predictions > 0
+),
+windows AS (
+    SELECT model_id, model_version, min(date) AS first_day,
+        min(date) FILTER (WHERE from_last <= $2) AS last_from, max(date) AS last_to,
+        count(*) FILTER (WHERE from_last <= $2) AS last_days,
+        sum(predictions) FILTER (WHERE from_last <= $2) AS last_predictions,
+        sum(positives) FILTER (WHERE from_last <= $2) AS last_positives,
+        max(date) FILTER (WHERE from_first <= $2) AS first_to,
+        count(*) FILTER (WHERE from_first <= $2) AS first_days,
+        sum(predictions) FILTER (WHERE from_first <= $2) AS first_predictions,
+        sum(positives) FILTER (WHERE from_first <= $2) AS first_positives
+    FROM days GROUP BY ALL
+),
+changes AS (
+    SELECT model_id, model_version AS new_version, first_day AS change_day,
+        lag(model_version) OVER (PARTITION BY model_id ORDER BY first_day, model_version) AS old_version
+    FROM windows
+)
+SELECT c.model_id, c.old_version, c.new_version, c.change_day,
+    o.last_from AS old_from, o.last_to AS old_to, o.last_days AS old_days,
+    o.last_predictions::BIGINT AS old_predictions, o.last_positives::BIGINT AS old_positives,
+    n.first_day AS new_from, n.first_to AS new_to, n.first_days AS new_days,
+    n.first_predictions::BIGINT AS new_predictions, n.first_positives::BIGINT AS new_positives
+FROM changes c
+JOIN windows o ON o.model_id = c.model_id AND o.model_version = c.old_version
+JOIN windows n ON n.model_id = c.model_id AND n.model_version = c.new_version
+JOIN newest w ON w.model_id = c.model_id
+WHERE c.change_day > w.newest - $3::INTEGER
+ORDER BY c.model_id, c.change_day
+"""
+
+# The old version's score reference bins (bin k holds edge_k < score <= edge_k+1, as int_reference_profiles cuts
+# them), with the count of the new version's scores of $4 .. $5 in each: the only raw rows read, one version's days.
+SCORE_BINS_SQL = """
+WITH reference AS (
+    SELECT CAST(bin AS INTEGER) AS bin, lower_edge, reference_count, reference_start_date, reference_end_date
+    FROM intermediate.int_reference_profiles
+    WHERE model_id = $1 AND model_version = $2 AND feature = 'score' AND feature_type = 'numeric'
+),
+scores AS (
+    SELECT row_number() OVER () AS id, score FROM staging.stg_predictions
+    WHERE model_id = $1 AND model_version = $3 AND prediction_date BETWEEN $4 AND $5 AND score IS NOT NULL
+),
+binned AS (
+    SELECT s.id, count(r.lower_edge) AS bin FROM scores s LEFT JOIN reference r ON s.score > r.lower_edge GROUP BY s.id
+)
+SELECT r.bin, r.reference_count, count(b.id) AS current_count, r.reference_start_date, r.reference_end_date
+FROM reference r LEFT JOIN binned b USING (bin)
+GROUP BY ALL ORDER BY r.bin
+"""
+
+
+def psi(reference_counts, current_counts) -> float:
+    """PSI of two count vectors over the same bins, an empty bin's share floored at PSI_FLOOR (feature_drift_daily's
+    rule); NaN when either side has no values."""
+    ref, cur = np.asarray(reference_counts, dtype=float), np.asarray(current_counts, dtype=float)
+    if ref.sum() == 0 or cur.sum() == 0:
+        return float("nan")
+    ref = np.where(ref == 0, PSI_FLOOR, ref / ref.sum())
+    cur = np.where(cur == 0, PSI_FLOOR, cur / cur.sum())
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def _score_psi(conn, change) -> tuple[float, str]:
+    """The PSI of the new version's first days' scores against the old version's reference bins, and that
+    reference window as text; NaN and '' without the old version's score profile or the predictions (the analytics
+    snapshot holds neither)."""
+    import duckdb
+
+    try:
+        bins = conn.execute(
+            SCORE_BINS_SQL,
+            [change.model_id, change.old_version, change.new_version, change.new_from, change.new_to],
+        ).df()
+    except duckdb.Error:
+        return float("nan"), ""
+    if bins.empty:
+        return float("nan"), ""
+    start, end = (pd.Timestamp(bins[c].iloc[0]).date() for c in ("reference_start_date", "reference_end_date"))
+    return psi(bins["reference_count"], bins["current_count"]), f"{start} .. {end}"
+
+
+def version_changes(conn, as_of: date | None, recent_days: int) -> pd.DataFrame:
+    """One row per change of a model's version within ``recent_days`` of its newest day up to ``as_of`` (None: the
+    newest): the day, both versions, their compared days' predictions and positives, and the score PSI."""
+    import duckdb
+
+    try:
+        changes = conn.execute(VERSION_CHANGES_SQL, [as_of, CHANGE_DAYS, recent_days]).df()
+    except (duckdb.CatalogException, duckdb.BinderException):  # a run that stopped before the mart
+        return pd.DataFrame()
+    scored = [_score_psi(conn, c) for c in changes.itertuples()]
+    return changes.assign(score_psi=[p for p, _ in scored], reference_window=[w for _, w in scored])
+
+
+def _day(value) -> date:
+    return pd.Timestamp(value).date()
+
+
+def _span(days: int, first, last, predictions: int) -> str:
+    span = f"{_day(first)}" + ("" if _day(first) == _day(last) else f" .. {_day(last)}")
+    return f"{days} day(s) with predictions, {span} ({predictions:,} predictions)"
+
+
+def change_text(change) -> str:
+    """One line per change, as summary and the report say it: the rates and PSI first, the days they cover after."""
+    new_rate = change.new_positives / change.new_predictions
+    old_rate = change.old_positives / change.old_predictions
+    psi_text = (
+        f"score PSI {change.score_psi:.2f} against {change.old_version}'s reference ({change.reference_window})"
+        if change.score_psi == change.score_psi
+        else f"score PSI not computed ({change.old_version} has no score reference, or this database lacks "
+        "staging.stg_predictions and intermediate.int_reference_profiles: read the warehouse)"
+    )
+    return (
+        f"{change.model_id}: version {change.old_version} -> {change.new_version} on {_day(change.change_day)}: "
+        f"flags {new_rate:.1%} (was {old_rate:.1%}); {psi_text}; over the new version's first "
+        f"{_span(change.new_days, change.new_from, change.new_to, change.new_predictions)} and the old one's last "
+        f"{_span(change.old_days, change.old_from, change.old_to, change.old_predictions)}"
+    )

@@ -1,0 +1,141 @@
+"""A model's change of live version is said, once per change, by summary and the report: the positive rate of the
+new version's first 7 days with predictions against the old version's last 7, and the PSI of those new scores
+against the old version's reference bins (each version's own drift never compares the two). On a hand-made
+warehouse, against numbers worked out by hand."""
+
+import html
+import math
+from datetime import date, timedelta
+
+import duckdb
+import pytest
+
+from orchestration import summary
+from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA
+from orchestration.lib.retraining import REQUEST_SCHEMA
+from orchestration.lib.report import render_report
+from orchestration.lib.version_changes import version_changes
+from orchestration.lib.warehouse import ensure_table
+from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
+from tests.unit.test_report import parse, put
+
+DAY = date(2026, 3, 1)
+
+
+def day(i: int) -> date:
+    return DAY + timedelta(days=i)
+
+
+def health(model: str, version: str, days: range, positives) -> list[dict]:
+    """10 predictions a day, ``positives(i)`` of them flagged on day i."""
+    return [
+        dict(
+            date=day(i),
+            model_id=model,
+            model_version=version,
+            predictions=10,
+            positive_rate=positives(i) / 10,
+            labelled=0,
+            precision=None,
+            recall=None,
+            expected_calibration_error=None,
+            estimated_precision=None,
+        )
+        for i in days
+    ]
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    path = tmp_path / "w.duckdb"
+    rows = (
+        # m: v1 on days 0-8 (5 flagged a day on days 0-1, 2 on the last 7), v2 from day 9 (3 a day on its first 7,
+        # day 13 missing: a day without predictions is not one of the 7; 9 a day after them)
+        health("m", "v1", range(9), lambda i: 5 if i < 2 else 2)
+        + health("m", "v2", [i for i in range(9, 20) if i != 13], lambda i: 3 if i <= 16 else 9)
+        # n: one version; old: its change is 40 days before its newest day (not within the 30)
+        + health("n", "a", range(20), lambda i: 1)
+        + health("old", "a", range(-40, -35), lambda i: 1)
+        + health("old", "b", range(-35, 20), lambda i: 1)
+    )
+    # v1's score reference: the deciles 0.1 .. 0.9, 10 values in each bin (bin k: edge_k < score <= edge_k+1)
+    profiles = [
+        dict(
+            model_id="m",
+            model_version="v1",
+            feature="score",
+            feature_type="numeric",
+            bin=str(k),
+            lower_edge=k / 10 if k else None,
+            reference_count=10,
+            reference_start_date=day(0),
+            reference_end_date=day(6),
+        )
+        for k in range(10)
+    ]
+    # v2's first 7 days (9-16 but 13): 30 scores of 0.05 and 5 on the edge 0.1 (bin 0), 35 of 0.95 (bin 9); not
+    # counted: a null score, a score of day 17, and v1's scores of the same days
+    scores = [(day(9 + i % 8 if 9 + i % 8 != 13 else 9), "v2", 0.05) for i in range(30)]
+    scores += [(day(10), "v2", 0.1)] * 5 + [(day(16), "v2", 0.95)] * 35
+    scores += [(day(10), "v2", None), (day(17), "v2", 0.5), (day(10), "v1", 0.5)]
+    predictions = [dict(model_id="m", model_version=v, prediction_date=d, score=s) for d, v, s in scores]
+    with duckdb.connect(str(path)) as conn:
+        put(conn, "marts.model_health_daily", rows)
+        put(conn, "intermediate.int_reference_profiles", profiles)
+        put(conn, "staging.stg_predictions", predictions)
+        for table, schema in (
+            ("attribution.experiment_results", RESULT_SCHEMA),
+            ("attribution.model_impact", IMPACT_SCHEMA),
+            ("marts.alerts", ALERTS_SCHEMA),
+            ("marts.retraining_requests", REQUEST_SCHEMA),
+        ):
+            ensure_table(conn, table, schema)
+    return path
+
+
+# by hand: reference shares 0.1 in each bin; v2's shares 0.5 in bins 0 and 9, none (the 1e-4 floor) in 8 bins
+EXPECTED_PSI = 2 * (0.5 - 0.1) * math.log(0.5 / 0.1) + 8 * (1e-4 - 0.1) * math.log(1e-4 / 0.1)
+
+
+def test_a_change_compares_the_new_versions_first_days_with_the_old_versions_last(warehouse):
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        changes = version_changes(conn, None, 30)
+        before = version_changes(conn, day(8), 30)  # as of the old version's last day: no change yet
+    assert before.empty
+    [c] = changes.itertuples()  # n never changed; old's change is more than 30 days before its newest day
+    assert (c.model_id, c.old_version, c.new_version, c.change_day.date()) == ("m", "v1", "v2", day(9))
+    assert (c.old_from.date(), c.old_to.date(), c.old_predictions, c.old_positives) == (day(2), day(8), 70, 14)
+    # the new version's first 7 days with predictions: 9-16 without 13
+    assert (c.new_from.date(), c.new_to.date(), c.new_predictions, c.new_positives) == (day(9), day(16), 70, 21)
+    assert c.score_psi == pytest.approx(EXPECTED_PSI, rel=1e-12)
+
+
+def test_summary_and_report_say_the_change_in_the_same_words(warehouse, capsys, tmp_path):
+    line = (
+        f"m: version v1 -> v2 on {day(9)}: flags 30.0% (was 20.0%); score PSI {EXPECTED_PSI:.2f} against v1's "
+        f"reference ({day(0)} .. {day(6)}); over the new version's first 7 day(s) with predictions, {day(9)} .. "
+        f"{day(16)} (70 predictions) and the old one's last 7 day(s) with predictions, {day(2)} .. {day(8)} "
+        "(70 predictions)"
+    )
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        summary.read_and_print(conn, tmp_path)
+        report = render_report(conn, day(19))
+    printed = capsys.readouterr().out
+    assert f"\n  {line}\n" in printed and printed.count(" -> ") == 1
+    assert f'<p class="note">{html.escape(line)}</p>' in report.html
+    [said] = parse(report.html).summary["models"]["m"]["version_changes"]
+    assert said == {
+        "date": day(9).isoformat(),
+        "old_version": "v1",
+        "new_version": "v2",
+        "old_positive_rate": pytest.approx(0.2),
+        "new_positive_rate": pytest.approx(0.3),
+        "score_psi": pytest.approx(EXPECTED_PSI, rel=1e-12),
+    }
+
+
+def test_without_the_predictions_the_rates_are_said_and_the_psi_is_not(warehouse):
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("DROP TABLE staging.stg_predictions")  # the analytics snapshot: published marts only
+        [c] = version_changes(conn, None, 30).itertuples()
+    assert (c.old_positives, c.new_positives) == (14, 21) and math.isnan(c.score_psi)
