@@ -368,8 +368,10 @@ def _fairness(conn, upto=None) -> list[str]:
         return f"{pd.Timestamp(row['window_start']).date()} .. {pd.Timestamp(row['date']).date()}"
 
     def failed(rows):
-        judged = rows[[assessed(v) for _, v in rows.iterrows()]]
-        failing = judged[[any(fails(v[flag]) for flag in VERDICT_TEXT) for _, v in judged.iterrows()]]
+        judged = rows.loc[
+            [assessed(v) for _, v in rows.iterrows()]
+        ]  # .loc: an empty list selects no rows, not no columns
+        failing = judged.loc[[any(fails(v[flag]) for flag in VERDICT_TEXT) for _, v in judged.iterrows()]]
         return failing, len(rows) - len(judged)
 
     def which(failing) -> str:  # the verdicts that failed, each with its count: not all of them disparate impact
@@ -379,7 +381,7 @@ def _fairness(conn, upto=None) -> list[str]:
     lines = []
     for (model, attribute), rows in verdicts.groupby(["model_id", "attribute"], sort=False):
         candidates = shown_from[(shown_from["model_id"] == model) & (shown_from["attribute"] == attribute)]
-        candidates_judged = candidates[[assessed(v) for _, v in candidates.iterrows()]]
+        candidates_judged = candidates.loc[[assessed(v) for _, v in candidates.iterrows()]]
         shown = next(f.iloc[[-1]] for f in (candidates_judged, candidates, rows) if len(f))
         shown_day = shown["date"].iloc[0]
         pair = every[(every["model_id"] == model) & (every["attribute"] == attribute)]

@@ -1138,3 +1138,23 @@ def test_a_verdict_the_newest_window_could_not_judge_shows_its_last_judged_windo
         "(the last 3 days' windows: 3 failed (disparate impact 3, equal opportunity 1, equalised odds 1), "
         "0 not assessed)"
     )
+
+
+def test_an_attribute_no_window_could_judge_is_said_not_assessed_beside_one_that_was(warehouse, capsys):
+    # a trial's 25-a-day model: no ethnicity window had two groups of bias.min_predictions; summary stopped with a
+    # KeyError (an empty list of row flags selected no columns) instead of printing its fairness lines
+    path, _, _ = warehouse
+    rows = []
+    for day in ("2026-03-11", "2026-03-12"):
+        rows.append(_verdict(day, "gender", 0.95, "female, male"))
+        nothing = _verdict(day, "ethnicity", NAN, "")
+        nothing |= {c: NAN for c in ("equal_opportunity_difference", "tpr_difference", "fpr_difference")}
+        nothing |= {"equalized_odds_difference": NAN, "calibration_gap": NAN, "passed": True}
+        nothing |= {f"passes_{v}": None for v in ("disparate_impact", "equal_opportunity", "equalized_odds")}
+        rows.append(nothing | {"passes_calibration": None})
+    _publish_verdicts(path, pd.DataFrame(rows))
+    out = _summary(path, capsys)
+    lines = {line.split(",")[0].strip(): line for line in out.splitlines() if line.startswith("  m / ")}
+    assert "not assessed" in lines["m / ethnicity"]
+    assert lines["m / ethnicity"].endswith("(the last 2 days' windows: 0 failed, 2 not assessed)")
+    assert lines["m / gender"].endswith("(the last 2 days' windows: 0 failed, 0 not assessed)")
