@@ -77,12 +77,27 @@ PROBABILITY_HINT = "scores and thresholds are probabilities in [0, 1] (percentag
 
 UNKNOWN_VARIANT = "unknown variant for experiment"
 DECLARED_VARIANTS_SQL = "SELECT experiment_id, variant FROM raw.experiment_variants"
+# why an experiment's variant rows were not loaded: its assignments are unknown because of them, not of themselves
+QUARANTINED_VARIANTS_SQL = (
+    "SELECT DISTINCT experiment_id, _reason FROM raw_quarantine.experiment_variants ORDER BY experiment_id, _reason"
+)
+FIX_VARIANTS = "fix experiment_variants"
 
 
-def variant_hints(pairs, declared) -> str:
+def _no_variants_hint(experiment: str, quarantined) -> str:
+    """Why an experiment has no loaded variant: its experiment_variants rows were quarantined (and for what), or it
+    has none; what to fix is experiment_variants (shares written 50 and 50 read as every assignment's fault)."""
+    reasons = list(dict.fromkeys(str(r) for e, r in quarantined if str(e) == experiment))
+    why = f"its experiment_variants rows were quarantined ({'; '.join(reasons)})" if reasons else "it has none"
+    return f"experiment {experiment!r} has no loaded variants: {why}: {FIX_VARIANTS}"
+
+
+def variant_hints(pairs, declared, quarantined=()) -> str:
     """ "'Treatment' of experiment 'e': did you mean 'treatment'?" per (experiment_id, variant) of ``pairs`` whose
     experiment declares a variant near it (``declared``: (experiment_id, variant) rows), '; '-joined, '' for none:
-    init names the nearest variant of a case typo, and materialize's quarantine and gate said only 'unknown'."""
+    init names the nearest variant of a case typo, and materialize's quarantine and gate said only 'unknown'. An
+    experiment with no declared variant is said once, with why (``quarantined``: its (experiment_id, _reason) rows
+    of raw_quarantine.experiment_variants)."""
     from orchestration.lib.project_config import nearest
 
     known: dict[str, list[str]] = {}
@@ -90,7 +105,11 @@ def variant_hints(pairs, declared) -> str:
         known.setdefault(str(experiment), []).append(str(variant))
     hints = []
     for experiment, variant in dict.fromkeys((str(e), str(v)) for e, v in pairs):
-        arms = known.get(experiment, [])
+        if experiment not in known:
+            hints.append(_no_variants_hint(experiment, quarantined))
+            known[experiment] = []  # said once per experiment
+            continue
+        arms = known[experiment]
         near = next((a for a in arms if a.lower() == variant.lower()), None) or nearest(variant, arms)
         if near is not None:
             hints.append(f"{variant!r} of experiment {experiment!r}: did you mean {near!r}?")

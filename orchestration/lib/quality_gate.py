@@ -65,7 +65,13 @@ import numpy as np
 import pandas as pd
 
 from orchestration.lib import gx_worker
-from orchestration.lib.contract import CONTRACTS, DECLARED_VARIANTS_SQL, PROBABILITY_HINT, variant_hints
+from orchestration.lib.contract import (
+    CONTRACTS,
+    DECLARED_VARIANTS_SQL,
+    PROBABILITY_HINT,
+    QUARANTINED_VARIANTS_SQL,
+    variant_hints,
+)
 from orchestration.lib.gx_archive import archive_older_results
 from orchestration.lib.gx_import import import_great_expectations
 from orchestration.lib.settings import EXPECTATIONS_DIR, gx_docs_index_limit
@@ -611,7 +617,7 @@ def _variant_hint(conn, column: str | None, sample: list) -> str | None:
     ):
         return None
     pairs = [(s["experiment_id"], s["variant"]) for s in sample]
-    hints = variant_hints(pairs, conn.fetchall(DECLARED_VARIANTS_SQL))
+    hints = variant_hints(pairs, conn.fetchall(DECLARED_VARIANTS_SQL), conn.fetchall(QUARANTINED_VARIANTS_SQL))
     return f"{FLAG_WORDS['variant_known']}: {hints}" if hints else None
 
 

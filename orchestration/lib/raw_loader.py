@@ -33,6 +33,7 @@ import duckdb
 from orchestration.lib.contract import (
     CONTRACTS,
     DECLARED_VARIANTS_SQL,
+    QUARANTINED_VARIANTS_SQL,
     UNKNOWN_VARIANT,
     ContractError,
     TableContract,
@@ -988,9 +989,10 @@ def _with_variant_hints(conn: duckdb.DuckDBPyConnection, reports: list[LoadRepor
         [UNKNOWN_VARIANT],
     ).fetchall()
     declared = conn.execute(DECLARED_VARIANTS_SQL).fetchall()
+    quarantined = conn.execute(QUARANTINED_VARIANTS_SQL).fetchall()
     for r in reports:
         if r.partition_date in days and (
-            hint := variant_hints([(e, v) for d, e, v in rows if d == r.partition_date], declared)
+            hint := variant_hints([(e, v) for d, e, v in rows if d == r.partition_date], declared, quarantined)
         ):
             named = f"{UNKNOWN_VARIANT} ({hint})"
             r.quarantine_reasons = {named if k == UNKNOWN_VARIANT else k: n for k, n in r.quarantine_reasons.items()}

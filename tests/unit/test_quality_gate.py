@@ -870,12 +870,60 @@ def test_an_assignment_to_a_misspelt_variant_is_quarantined_and_held_back_naming
     assert "ghost" not in outcome.describe().split("e.g.")[0]
 
 
+def test_assignments_of_an_experiment_whose_variants_were_quarantined_point_at_experiment_variants(world):
+    # shares written as percentages (50 and 50): both variant rows quarantined, then every assignment as an unknown
+    # variant, and the assignments gate said "fix raw.assignments"
+    from orchestration.defs.quality.checks import _check_result
+
+    write(
+        world,
+        "experiment_variants",
+        pd.DataFrame({"experiment_id": "e1", "variant": ["holdout", "treatment"], "expected_share": [50.0, 50.0]}),
+    )
+    write(
+        world,
+        "assignments",
+        pd.DataFrame(
+            {
+                "experiment_id": "e1",
+                "user_id": ["u0", "u1", "u2"],
+                "variant": ["holdout", "treatment", "treatment"],
+                "assigned_at": [datetime(TODAY.year, TODAY.month, TODAY.day, 9 + i) for i in range(3)],
+            }
+        ),
+        TODAY,
+    )
+    hint = (
+        "experiment 'e1' has no loaded variants: its experiment_variants rows were quarantined (expected_share "
+        "outside [0, 1]): fix experiment_variants"
+    )
+    with duckdb.connect() as conn:
+        for t in ("users", "experiments", "experiment_variants"):
+            load_partition(conn, t, world, TODAY)
+        loaded = load_partition(conn, "assignments", world, TODAY)
+        result = run_suite(conn, load_suite("raw_assignments"), TODAY, TODAY, config=EVERY_ROW)
+    assert loaded.quarantine_reasons == {f"unknown variant for experiment ({hint})": 3}  # said once, not per row
+    [outcome] = [o for o in result.failed if o.column == "variant_known"]
+    assert f"assignments to a variant the experiment lacks: {hint}" in outcome.describe()
+    first = _check_result(result, "assignments").description.splitlines()[0]
+    assert first.endswith("fix raw.experiment_variants and run the days again"), first
+
+
 def test_the_nearest_declared_variant_is_the_same_one_whatever_its_case_and_only_of_its_own_experiment():
     from orchestration.lib.contract import variant_hints
 
     declared = [("e1", "holdout"), ("e1", "treatment"), ("e2", "A"), ("e2", "B")]
     # 'a' is no difflib match for 'A' (ratio 0): the case-blind match finds it; 'tretment' is 16/17 = 0.94 near
-    assert variant_hints([("e2", "a"), ("e1", "tretment"), ("e2", "treatment"), ("e3", "x")], declared) == (
+    assert variant_hints([("e2", "a"), ("e1", "tretment"), ("e2", "treatment")], declared) == (
         "'a' of experiment 'e2': did you mean 'A'?; 'tretment' of experiment 'e1': did you mean 'treatment'?"
+    )
+    # an experiment with no declared variant: said once, with why (none at all, or its rows quarantined)
+    assert variant_hints([("e3", "x"), ("e3", "y")], declared) == (
+        "experiment 'e3' has no loaded variants: it has none: fix experiment_variants"
+    )
+    quarantined = [("e3", "null variant"), ("e3", "expected_share outside [0, 1]"), ("e4", "null variant")]
+    assert variant_hints([("e3", "x")], declared, quarantined) == (
+        "experiment 'e3' has no loaded variants: its experiment_variants rows were quarantined (null variant; "
+        "expected_share outside [0, 1]): fix experiment_variants"
     )
     assert variant_hints([("e1", "ghost")], declared) == ""

@@ -23,6 +23,7 @@ from dagster_duckdb import DuckDBResource
 
 from orchestration.defs.partitions import daily_partitions, run_date_range
 from orchestration.lib import early_gates
+from orchestration.lib.contract import FIX_VARIANTS
 from orchestration.lib.quality_gate import (
     GATE_RESULTS,
     GATE_RESULTS_SCHEMA,  # noqa: F401  (re-exported: tests and other domains name it here)
@@ -49,7 +50,13 @@ from orchestration.lib.warehouse import transaction
 EXPERIMENT_DESIGN_TABLES = frozenset({"experiments", "experiment_variants", "assignments"})
 
 
-def _consequence(table: str, failed_days: list, days: int, blocks: bool) -> str:
+def _to_fix(result: SuiteResult, table: str) -> str:
+    """The table to fix: experiment_variants when the failures are assignments whose experiment has no loaded
+    variant (its rows quarantined: shares of 50 and 50), not the assignments themselves."""
+    return "experiment_variants" if any(FIX_VARIANTS in o.describe() for o in result.failed) else table
+
+
+def _consequence(table: str, failed_days: list, days: int, blocks: bool, fix: str) -> str:
     """The check's first line: what the failed days do to the run, and what to fix."""
     said = f"{len(failed_days)} of {days} days ({days_in_words(failed_days)})"
     if blocks:
@@ -60,7 +67,7 @@ def _consequence(table: str, failed_days: list, days: int, blocks: bool) -> str:
     if table in EXPERIMENT_DESIGN_TABLES:
         return (
             f"failed on {said}: experiment design: the experiments' results of those days are untrustworthy, the "
-            f"models' other marts proceed; fix raw.{table} and run the days again"
+            f"models' other marts proceed; fix raw.{fix} and run the days again"
         )
     return f"held back {said}: the staging views exclude raw.{table}'s rows of those days; the other days proceed"
 
@@ -86,7 +93,8 @@ def _check_result(result: SuiteResult, table: str) -> dg.AssetCheckResult:
     blocks = bool(failed_days) and len(failed_days) == len(result.days) and table not in EXPERIMENT_DESIGN_TABLES
     description = result.summary()
     if failed_days:
-        description = f"{_consequence(table, failed_days, len(result.days), blocks)}\n{description}"
+        consequence = _consequence(table, failed_days, len(result.days), blocks, _to_fix(result, table))
+        description = f"{consequence}\n{description}"
     return dg.AssetCheckResult(
         passed=not failed_days,
         # ERROR blocks everything downstream; WARN reports the held-back days and lets the others through
