@@ -78,15 +78,17 @@ def _held_back_days(conn) -> list[tuple]:
     gate, so the tables loaded after it (labels, feedback after predictions) were never loaded that day."""
     import duckdb
 
-    try:
+    from orchestration.lib.quality_gate import NOT_DESIGN_SQL
+
+    try:  # an experiment design gate holds no day back: _design_failures says its days
         rows = conn.execute(
             "SELECT date, suite, failed_expectations, rows_validated FROM quality.gate_results WHERE NOT passed "
-            "ORDER BY date DESC, suite"
+            f"AND {NOT_DESIGN_SQL} ORDER BY date DESC, suite"
         ).fetchall()
         missing = dict(
             conn.execute(
-                """
-                WITH held AS (SELECT DISTINCT date FROM quality.gate_results WHERE NOT passed)
+                f"""
+                WITH held AS (SELECT DISTINCT date FROM quality.gate_results WHERE NOT passed AND {NOT_DESIGN_SQL})
                 SELECT h.date, list(DISTINCT n.suite ORDER BY n.suite)
                 FROM held h
                 JOIN quality.gate_results n ON n.date BETWEEN h.date - 7 AND h.date + 7 AND n.date <> h.date
@@ -104,6 +106,33 @@ def _held_back_days(conn) -> list[tuple]:
         days.setdefault(day, []).append(f"{suite} ({names})" if names else suite)
         counts[day] = counts.get(day, 0) + (n or 0)
     return [(day, ", ".join(why), counts[day], missing.get(day, [])) for day, why in days.items()]
+
+
+def _design_failures(conn) -> list[str]:
+    """Per experiment design gate that failed: its table, failed expectations and days, compactly. Those days'
+    experiment results are untrustworthy, but nothing is held back from the models' marts (listed as held-back
+    days, a trial's 50/50 shares read as if every mart had lost its 24 days)."""
+    import duckdb
+
+    from orchestration.lib.quality_gate import NOT_DESIGN_SQL, days_in_words, design_gate_failures
+
+    try:
+        failures = design_gate_failures(conn)
+        rows = conn.execute(
+            "SELECT DISTINCT suite, table_name, failed_expectations FROM quality.gate_results "
+            f"WHERE NOT passed AND NOT ({NOT_DESIGN_SQL}) ORDER BY ALL"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+    tables = {suite: table for suite, table, _ in rows}
+    names: dict[str, dict] = {}
+    for suite, _, failed in rows:
+        names.setdefault(suite, {}).update(dict.fromkeys(json.loads(failed) if failed else []))
+    return [
+        f"{suite} (raw.{tables[suite]}: {', '.join(names[suite]) or 'failed'}) on {len(days)} day(s): "
+        f"{days_in_words(days)}"
+        for suite, days in failures.items()
+    ]
 
 
 def _percent_days(conn, held: list[tuple]) -> dict:
@@ -981,6 +1010,13 @@ def read_and_print(conn, reports: Path) -> None:
                     else "the later days held back had no rows (if the data ended there, none are missing)"
                 )
             )
+    if design := _design_failures(conn):
+        print(
+            "\nExperiment design gates that failed: those days' experiment results are untrustworthy; the models' "
+            "marts were built (fix the table named and run those days again; details: quality.gate_results)"
+        )
+        for line in design:
+            print(f"  {line}")
     if warned := _gate_warnings(conn):
         print(
             f"\nWarnings of the quality gates, last {RECENT_DAYS} days (they hold nothing back, e.g. a label feed "

@@ -158,6 +158,37 @@ def days_in_words(days, shown: int = GATE_DAYS_SHOWN, detail: Callable[[date], s
     return ", ".join(said(run) for run in runs[:shown]) + (f" and {left} more day(s)" if left else "")
 
 
+# The experiment design: read by the experiments' attribution (and the marts built on its assignments) only. Its
+# gate failing on every day of a run does not block the run: attribution marks the results of those days
+# untrustworthy, naming the gate (mark_failed_gates), while every model's health, drift and bias marts proceed (a
+# trial's wrong expected_share, e.g. 50 and 50 for 0.5, stopped every mart, monitoring-only models' too, every day).
+EXPERIMENT_DESIGN_TABLES = frozenset({"experiments", "experiment_variants", "assignments"})
+# gate_results rows of the gates that hold days back (rows kept out of the marts), not of the experiment design
+NOT_DESIGN_SQL = f"table_name NOT IN ({', '.join(repr(t) for t in sorted(EXPERIMENT_DESIGN_TABLES))})"
+
+
+def design_gate_failures(conn, first: date | None = None, last: date | None = None) -> dict[str, list[date]]:
+    """suite -> the days (of first..last, or all) an experiment design gate failed, from quality.gate_results."""
+    design = ", ".join(repr(t) for t in sorted(EXPERIMENT_DESIGN_TABLES))
+    within = " AND date BETWEEN ? AND ?" if first is not None else ""
+    rows = conn.execute(
+        f"SELECT suite, list(DISTINCT date ORDER BY date) FROM {GATE_RESULTS} "
+        f"WHERE NOT passed AND table_name IN ({design}){within} GROUP BY suite ORDER BY suite",
+        [first, last] if first is not None else [],
+    ).fetchall()
+    return {suite: list(days) for suite, days in rows}
+
+
+def design_failures_in_words(failures: dict[str, list[date]]) -> str:
+    """What design gates failing means (the closing line of materialize): the experiments' results of those days
+    are untrustworthy, not the days held back (a run said "held back 24 of its 24 day(s)" of marts all built)."""
+    gates = ", ".join(f"{suite} failed on {len(days)} day(s)" for suite, days in failures.items())
+    return (
+        f"experiment design gate{'s' if len(failures) > 1 else ''} {gates}: those days' experiment results are "
+        "untrustworthy; the models' marts were built"
+    )
+
+
 @dataclass(frozen=True)
 class ExpectationOutcome:
     expectation: str

@@ -485,15 +485,18 @@ def test_summary_and_report_take_the_project_file_as_materialize_does(tmp_path, 
         assert "--config" in capsys.readouterr().err
 
 
-def test_the_closing_line_counts_the_days_the_gates_held_back(tmp_path, monkeypatch):
-    # every day with data held back (user ids written differently in two tables) and the run said only "ok"
+def test_the_closing_line_counts_the_days_the_gates_held_back(tmp_path, monkeypatch, capsys):
+    # every day with data held back (user ids written differently in two tables) and the run said only "ok";
+    # a design gate's failed days were counted as held back too, though every model's marts were built
     from datetime import date
 
     import duckdb
 
+    import orchestration.runs
     from orchestration.cli import _held_back
     from orchestration.lib.quality_gate import GATE_RESULTS_SCHEMA
     from orchestration.lib.warehouse import ensure_table
+    from orchestration.runs import RunOutcome
 
     db = tmp_path / "w.duckdb"
     with duckdb.connect(str(db)) as conn:
@@ -502,11 +505,23 @@ def test_the_closing_line_counts_the_days_the_gates_held_back(tmp_path, monkeypa
             "INSERT INTO quality.gate_results (date, suite, table_name, passed) VALUES "
             "('2025-05-05', 'raw_orders', 'orders', false), ('2025-05-05', 'raw_sessions', 'sessions', false), "
             "('2025-05-06', 'raw_orders', 'orders', true), ('2025-05-07', 'raw_orders', 'orders', false), "
-            "('2025-06-01', 'raw_orders', 'orders', false)"
+            "('2025-06-01', 'raw_orders', 'orders', false), "
+            "('2025-05-06', 'raw_experiment_variants', 'experiment_variants', false), "
+            "('2025-05-07', 'raw_experiment_variants', 'experiment_variants', false)"
         )
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
-    assert _held_back(date(2025, 5, 5), date(2025, 5, 31)) == 2  # one count per day, the range's days only
-    assert _held_back(date(2025, 5, 6), date(2025, 5, 6)) == 0
+    design = {"raw_experiment_variants": [date(2025, 5, 6), date(2025, 5, 7)]}
+    # one count per day, the range's days only; a design gate's days apart
+    assert _held_back(date(2025, 5, 5), date(2025, 5, 31)) == (2, design)
+    assert _held_back(date(2025, 5, 6), date(2025, 5, 6)) == (0, {"raw_experiment_variants": [date(2025, 5, 6)]})
+    ok = RunOutcome(True, "abcdef0123", 1.5, [], ["raw/orders"])
+    monkeypatch.setattr(orchestration.runs, "materialize_days", lambda *args, **kwargs: ok)
+    assert cli._materialize_chunks(date(2025, 5, 6), date(2025, 5, 6), tmp_path, None, None) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "  2025-05-06 .. 2025-05-06: ok in 1.5s, 1 assets (run abcdef01); experiment design gate "
+        "raw_experiment_variants failed on 1 day(s): those days' experiment results are untrustworthy; the "
+        "models' marts were built (`impact-ledger summary` says why)"
+    )
 
 
 def test_materialize_notify_runs_the_sensors_ticks_after_its_runs_failed_ones_too(tmp_path, monkeypatch, capsys):

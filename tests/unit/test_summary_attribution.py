@@ -520,6 +520,28 @@ def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_befor
     assert "gates.volume.tables.<table>: tolerance, z" in out  # why, and what to do if the activity really ended
 
 
+def test_an_experiment_design_gates_days_are_untrustworthy_results_not_days_held_back(warehouse, capsys):
+    # shares written 50 and 50 failed raw_experiment_variants on every day: summary listed each as "held back",
+    # though every model's marts were built; only the experiments' results of those days are untrustworthy
+    path, results, _ = warehouse
+    as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    days = [as_of - pd.Timedelta(days=d) for d in (4, 3, 2, 0)]
+    share = "expect_column_values_to_be_between(expected_share)"
+    _gate_results(
+        path,
+        [("raw_experiment_variants", "experiment_variants", d, False, [share], 2) for d in days]
+        + [("raw_orders", "orders", days[0], False, ["volume_deviation"], 3)],
+    )
+    out = _summary(path, capsys)
+    assert "Days held back by the quality gates (1;" in out  # the orders day alone
+    assert f"  {days[0]}: raw_orders (volume_deviation)" in out and f"  {days[1]}: " not in out
+    assert "Experiment design gates that failed: those days' experiment results are untrustworthy" in out
+    assert (
+        f"  raw_experiment_variants (raw.experiment_variants: {share}) on 4 day(s): {days[0]} .. {days[2]}, {days[3]}"
+        in out
+    )
+
+
 def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
     # an experiment whose activity ended: the freshness rule holds back the empty days after it, which lose no
     # row; the summary blamed them for the attribution stopping ("later days were held back")

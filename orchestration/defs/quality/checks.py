@@ -27,6 +27,7 @@ from orchestration.lib.contract import FIX_VARIANTS
 from orchestration.lib.quality_gate import (
     GATE_RESULTS,
     GATE_RESULTS_SCHEMA,  # noqa: F401  (re-exported: tests and other domains name it here)
+    EXPERIMENT_DESIGN_TABLES,  # the experiment design's gates only warn (lib: cli and summary read it too)
     SuiteResult,
     ensure_gate_results,
     configured_row_rule,
@@ -41,13 +42,6 @@ from orchestration.lib.quality_gate import (
 )
 from orchestration.lib.settings import gx_docs_dir
 from orchestration.lib.warehouse import transaction
-
-
-# The experiment design: read by the experiments' attribution (and the marts built on its assignments) only. Its
-# gate failing on every day of a run does not block the run: attribution marks the results of those days
-# untrustworthy, naming the gate (mark_failed_gates), while every model's health, drift and bias marts proceed (a
-# trial's wrong expected_share, e.g. 50 and 50 for 0.5, stopped every mart, monitoring-only models' too, every day).
-EXPERIMENT_DESIGN_TABLES = frozenset({"experiments", "experiment_variants", "assignments"})
 
 
 def _to_fix(result: SuiteResult, table: str) -> str:
