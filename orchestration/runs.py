@@ -18,7 +18,7 @@ os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 from orchestration.dagster_storage import ephemeral_instance
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from orchestration.lib.long_lived import collection_paused, freeze_long_lived_objects
-from orchestration.lib.raw_loader import ABSENT
+from orchestration.lib.raw_loader import ABSENT, QUARANTINE_BY_REASON
 from orchestration.lib.quality_gate import in_words
 from orchestration.lib.retraining import NOT_ASSESSED_KEY
 
@@ -93,6 +93,16 @@ class StepProgress:
         if line not in (notes := self.notes.setdefault(step, [])):
             notes.append(line)
 
+    def _note_quarantine(self, step: str, table: str, by_reason: dict) -> None:
+        """One line per reason for the run, its rows and days (a ranged run's days each said their own count)."""
+        for reason, seen in list(by_reason.items())[:NOTE_LINES]:
+            days = f" on {seen['days']}" if seen.get("days") else ""
+            self._note(
+                step, f"{seen['rows']} row(s) quarantined ({reason}){days} in raw_quarantine.{table}, with _reason"
+            )
+        if len(by_reason) > NOTE_LINES:
+            self._note(step, f"… and {len(by_reason) - NOTE_LINES} more reason(s): raw_quarantine.{table}._reason")
+
     def _count(self, step: str, kind: str, event) -> None:
         counts = self.counts.setdefault(step, {"assets": set(), "passed": 0, "warned": 0, "failed": 0})
         if kind == "ASSET_MATERIALIZATION":
@@ -104,8 +114,11 @@ class StepProgress:
             notes = metadata.get("notes")
             if notes is not None and ABSENT in str(notes.value):  # said only in the asset's metadata before
                 self._note(step, "absent from the source: loaded empty (an optional table)")
-            quarantined = metadata.get("rows_quarantined")
-            if quarantined is not None and quarantined.value:  # a raw table's rows that broke a row rule
+            by_reason = metadata.get(QUARANTINE_BY_REASON)
+            if by_reason is not None and isinstance(by_reason.value, dict):  # the run's, the same on every day
+                self._note_quarantine(step, event.asset_key.path[-1], by_reason.value)
+            elif (quarantined := metadata.get("rows_quarantined")) is not None and quarantined.value:
+                # a raw table's rows that broke a row rule (an asset without the run's reasons: its own counts)
                 reasons = metadata.get("quarantine_reasons")
                 why = reasons.value if reasons is not None and isinstance(reasons.value, dict) else {}
                 listed = "; ".join(f"{reason}: {n}" for reason, n in list(why.items())[:NOTE_LINES])

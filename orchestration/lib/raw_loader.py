@@ -86,6 +86,23 @@ class LoadReport:
     note: str = ""
 
 
+QUARANTINE_BY_REASON = "quarantine_by_reason"  # a raw asset's metadata key: quarantine_by_reason of its run
+
+
+def quarantine_by_reason(reports: list[LoadReport], dated: bool = True) -> dict[str, dict]:
+    """reason -> {"rows": the run's quarantined rows of it, "days": its days compactly ('' for a snapshot, reloaded
+    whole)}: what a run's progress says once per reason (a ranged run said one line a day, each with its count)."""
+    from orchestration.lib.quality_gate import days_in_words
+
+    days: dict[str, list[date]] = {}
+    rows: dict[str, int] = {}
+    for r in reports:
+        for reason, n in r.quarantine_reasons.items():
+            rows[reason] = rows.get(reason, 0) + n
+            days.setdefault(reason, []).append(r.partition_date)
+    return {reason: {"rows": n, "days": days_in_words(days[reason]) if dated else ""} for reason, n in rows.items()}
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

@@ -615,6 +615,53 @@ def test_a_ranged_steps_quarantine_is_said_once_not_once_per_day():
     ]
 
 
+def test_a_ranged_steps_quarantine_is_one_line_per_reason_with_its_total_and_days():
+    # a 9-day run said the assignments' quarantine once per day, each line with its own day's count
+    from datetime import date
+
+    from orchestration.defs.partition_metadata import add_daily_metadata
+    from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions, single_run
+    from orchestration.lib.raw_loader import QUARANTINE_BY_REASON, LoadReport, quarantine_by_reason
+
+    unknown = "unknown variant for experiment"
+    counts = {10: 4, 11: 7, 12: 5, 14: 2}  # none on the 13th
+    reports = [LoadReport("assignments", date(2026, 3, d), rows_quarantined=counts.get(d, 0)) for d in range(10, 15)]
+    for r in reports:
+        if r.rows_quarantined:
+            r.quarantine_reasons = {unknown: r.rows_quarantined}
+    reports[0].quarantine_reasons["null user_id"] = 1
+
+    @dg.asset(key=["raw", "assignments"], partitions_def=daily_partitions, backfill_policy=single_run)
+    def assignments(context: dg.AssetExecutionContext):
+        add_daily_metadata(
+            context,
+            {
+                r.partition_date: {"rows_quarantined": r.rows_quarantined, "quarantine_reasons": r.quarantine_reasons}
+                for r in reports
+            },
+        )
+        return dg.MaterializeResult(
+            metadata={QUARANTINE_BY_REASON: dg.MetadataValue.json(quarantine_by_reason(reports))}
+        )
+
+    job = dg.Definitions(assets=[assignments]).resolve_implicit_global_asset_job_def()
+    lines = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        tags = {RANGE_START_TAG: "2026-03-10", RANGE_END_TAG: "2026-03-14"}
+        assert execute_with_progress(job, instance, lines.append, "D", tags=tags).success
+    said = [line.split("] D ", 1)[1] for line in lines]
+    assert [line for line in said if "quarantined" in line] == [
+        f"raw.assignments: 18 row(s) quarantined ({unknown}) on 2026-03-10 .. 2026-03-12, 2026-03-14 in "
+        "raw_quarantine.assignments, with _reason",  # 4 + 7 + 5 + 2
+        "raw.assignments: 1 row(s) quarantined (null user_id) on 2026-03-10 in raw_quarantine.assignments, with _reason",
+    ]
+    # a snapshot (reloaded whole) has no days to name
+    assert quarantine_by_reason(reports[:1], dated=False) == {
+        unknown: {"rows": 4, "days": ""},
+        "null user_id": {"rows": 1, "days": ""},
+    }
+
+
 def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch):
     # a predictions file with a renamed column stopped the day's run; summary showed the day before as if current
     import shutil

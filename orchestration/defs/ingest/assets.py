@@ -11,7 +11,13 @@ from orchestration.lib import early_gates, landing_files, okrs
 from orchestration.lib.contract import CONTRACTS, ContractError
 from orchestration.lib.db_sources import prepare, source_of
 from orchestration.lib.project_config import load_config
-from orchestration.lib.raw_loader import LoadReport, check_attribute_columns, load_days
+from orchestration.lib.raw_loader import (
+    QUARANTINE_BY_REASON,
+    LoadReport,
+    check_attribute_columns,
+    load_days,
+    quarantine_by_reason,
+)
 from orchestration.lib.settings import gx_docs_dir
 
 # Referential rules and gates read these tables, so they load (and pass their gates) first.
@@ -97,6 +103,9 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
                 description=f"raw.{table}: {source.explain(err)}", metadata={"table": table, "source": source.label}
             ) from (err if source.kind != "database" else None)
         meta = _metadata(reports)
+        # on every day's event alike (the days' own metadata leaves it): progress says each reason once per run
+        by_reason = quarantine_by_reason(reports, dated=contract.time_column is not None)
+        meta[QUARANTINE_BY_REASON] = dg.MetadataValue.json(by_reason)
         # each day of a ranged run: its own counts (the run's totals stay on the run)
         add_daily_metadata(context, {r.partition_date: _metadata([r]) for r in reports})
         meta["source"] = source.label
