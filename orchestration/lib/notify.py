@@ -309,7 +309,14 @@ def _gate_message(r) -> str:
     """A raw table's gate holds its day's publication back; another blocking check (a training snapshot's
     fairness) stops only what depends on its own asset: said as such ("raw.training_candidates ... publication
     blocked" misdescribed a retraining that fairness had stopped)."""
+    from orchestration.lib.quality_gate import EXPERIMENT_DESIGN_TABLES
+
     asset = getattr(r, "asset", None)
+    if r.table_name in EXPERIMENT_DESIGN_TABLES:  # it warns: only the experiments' attribution reads these tables
+        return (
+            f"experiment design gate {r.suite} failed on {_day(r.date)} for raw.{r.table_name}: "
+            f"{r.failed_expectations}; that day's experiment results are untrustworthy (the models' marts were built)"
+        )
     if not isinstance(asset, str) or asset.startswith("raw/"):
         return (
             f"quality gate {r.suite} failed on {_day(r.date)} for raw.{r.table_name}: "

@@ -63,6 +63,11 @@ def test_one_notification_per_breach_and_per_failed_gate():
     assert gates[0].message.endswith(
         "that day is held back: its rows stay out of the marts until it passes (the other days of a backfill go on)"
     )
+    # an experiment design gate holds no day back: it untrusts that day's experiment results only
+    design = GATES.iloc[[1]].assign(suite="raw_experiment_variants", table_name="experiment_variants")
+    [said] = gate_notifications(design)
+    assert said.message.startswith("experiment design gate raw_experiment_variants failed on 2026-10-11")
+    assert said.message.endswith("that day's experiment results are untrustworthy (the models' marts were built)")
     # two model versions breaching the same rule on the same day are one notification
     two_versions = alerts_frame(
         [("2026-10-10", "recommender", v, "psi", "age", 0.3, 0.2, "> 0.2") for v in ("v1", "v2")]
