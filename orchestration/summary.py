@@ -4,7 +4,6 @@ days the gates held back, leading indicators)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 
 from orchestration.lib.report_data import RECENT_DAYS
@@ -779,35 +778,54 @@ def _uncounted_labels(conn) -> list[str]:
     return lines
 
 
-def _unjudged_drift(conn) -> list[str]:
-    """Per model version and feature, the days of the last RECENT_DAYS whose PSI is above the threshold but too few
-    values were compared to judge it, or within the bins' sampling noise (no alert): the highest of them named (the
-    pool's PSI and values on a day judged on its pool)."""
+def _recent_drift(conn):
+    """DRIFT_SQL's rows of the last RECENT_DAYS of marts.feature_drift_daily, or None (no drift marts)."""
     import duckdb
 
-    from orchestration.lib.alerts import DRIFT_SQL, load_alert_config, unjudged_drift
+    from orchestration.lib.report_data import recent_drift
 
     try:
         last = conn.execute("SELECT max(date) FROM marts.feature_drift_daily").fetchone()[0]
-        if last is None:
-            return []
-        drift = conn.execute(DRIFT_SQL, [last - timedelta(days=RECENT_DAYS - 1), last]).df()
-    except (duckdb.CatalogException, duckdb.BinderException):  # older warehouses, the analysts' snapshot
+    except duckdb.CatalogException:
+        return None
+    return recent_drift(conn, last, RECENT_DAYS) if last is not None else None
+
+
+def _drift_not_judged(drift) -> list[str]:
+    """Per model version, a line when no day of the last RECENT_DAYS could judge its PSI, even pooled: "no alerts"
+    there means "not judged" (a trial's real shift, PSI 1.2 on its pools, said nowhere)."""
+    from orchestration.lib.alerts import drift_not_judged, drift_not_judged_text, load_alert_config
+
+    if drift is None:
         return []
+    return [drift_not_judged_text(r) for r in drift_not_judged(drift, load_alert_config()).itertuples()]
+
+
+def _unjudged_drift(drift) -> list[str]:
+    """Per model version and feature, the days of the last RECENT_DAYS whose PSI is above the threshold but too few
+    values were compared to judge it, or within the bins' sampling noise (no alert): the highest of them named (the
+    pool's PSI and values on a day too small alone whose pool holds more)."""
+    from orchestration.lib.alerts import POOLED_RULE, load_alert_config, unjudged_drift
+
+    if drift is None:
+        return []
+    config = load_alert_config()
     lines = []
-    for (model, version, feature, why), days in unjudged_drift(drift, load_alert_config()).groupby(
+    for (model, version, feature, why), days in unjudged_drift(drift, config).groupby(
         ["model_id", "model_version", "feature", "why"], dropna=False
     ):
         top = days.loc[days["psi"].idxmax()]
-        values = int(min(top["current_values"], top["reference_values"]))
         reason = (
             "with too few values to judge"
             if why == "few values"
             else f"within the sampling noise of its {int(top['drift_bins'])} bins"
-        ) + (" (pooled)" if top["pooled"] else "")
+        )
+        pool = int(config.rule("psi", model).get("pool_days") or 1)
+        pooled = f" {POOLED_RULE.format(days=pool)}" if top["pooled"] else ""
         lines.append(
             f"{model} {version} {feature}: PSI above its threshold on {len(days)} day(s) {reason}, "
-            f"the highest {top['psi']:.2f} on {top['date']:%Y-%m-%d} ({values} values)"
+            f"the highest {top['psi']:.2f} on {top['date']:%Y-%m-%d} ({int(top['current_values'])} values{pooled}, "
+            f"the reference {int(top['reference_values'])})"
         )
     return lines
 
@@ -937,7 +955,8 @@ def read_and_print(conn, reports: Path) -> None:
                 print(f"    {said}: {row['latest_reason']}")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
-    for line in _unjudged_health(conn) + _silent_models(conn) if len(recent) else []:
+    drift = _recent_drift(conn)
+    for line in _unjudged_health(conn) + _drift_not_judged(drift) + _silent_models(conn) if len(recent) else []:
         print(f"  {line}")
     for line in _uncounted_labels(conn) if len(recent) else []:
         print(f"  note: {line}")
@@ -945,7 +964,7 @@ def read_and_print(conn, reports: Path) -> None:
         print("\nDrift not measured")
         for line in vanished:
             print(f"  {line}")
-    if unjudged := _unjudged_drift(conn):
+    if unjudged := _unjudged_drift(drift):
         print(
             "\nDrift above the PSI threshold without an alert (fewer values than alerts.rules.psi.min_count, on the day "
             "and in its pool of alerts.rules.psi.pool_days, "

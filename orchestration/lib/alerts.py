@@ -159,6 +159,9 @@ WHERE d.date BETWEEN $1 AND $2
 
 
 POOLED = ("pooled_values", "pooled_psi", "pooled_chi2", "pooled_bins")
+# a pooled PSI alert's rule says its pool (the report reads the days back: POOLED_RULE_DAYS, a regular expression)
+POOLED_RULE = "pooled over the version's last {days} days"
+POOLED_RULE_DAYS = POOLED_RULE.format(days=r"(\d+)")
 
 
 def _psi_counted(rows: pd.DataFrame, psi: dict) -> pd.Series:
@@ -175,17 +178,28 @@ def _psi_pooled(rows: pd.DataFrame, psi: dict) -> pd.Series:
     return ~_psi_counted(rows, psi) & enough.fillna(False).astype(bool)
 
 
-def psi_judged(rows: pd.DataFrame, psi: dict) -> pd.DataFrame:
-    """The figures each drift row is judged on: ``psi``, ``values``, ``drift_chi2``, ``drift_bins`` the day's, or on
-    a day too small alone whose pool holds enough (``pooled`` true) the pool's; ``judged`` where either holds
-    enough values on both sides."""
-    pooled = _psi_pooled(rows, psi)
-    own = rows[["psi", "current_values", "drift_chi2", "drift_bins"]].rename(columns={"current_values": "values"})
-    out = own.assign(pooled=pooled, judged=_psi_counted(rows, psi) | pooled)
+def _figures(rows: pd.DataFrame, pooled: pd.Series) -> pd.DataFrame:
+    """``psi``, ``values``, ``drift_chi2``, ``drift_bins`` of each drift row: the pool's where ``pooled``, else the
+    day's."""
+    out = rows[["psi", "current_values", "drift_chi2", "drift_bins"]].rename(columns={"current_values": "values"})
     if pooled.any():
         for column, name in zip(("values", "psi", "drift_chi2", "drift_bins"), POOLED):
             out[column] = out[column].where(~pooled, rows[name])
-    return out
+    return out.assign(pooled=pooled)
+
+
+def psi_judged(rows: pd.DataFrame, psi: dict) -> pd.DataFrame:
+    """The figures each drift row is judged on (_figures): the day's, or on a day too small alone whose pool holds
+    enough (``pooled`` true) the pool's; ``judged`` where either holds enough values on both sides."""
+    pooled = _psi_pooled(rows, psi)
+    return _figures(rows, pooled).assign(judged=_psi_counted(rows, psi) | pooled)
+
+
+def _psi_larger_pool(rows: pd.DataFrame, psi: dict) -> pd.Series:
+    """Drift rows too small alone whose pool holds more values than the day, enough or not: the figures to show
+    (a trial's pools of 180 against a reference of 177 had PSI 1.2 while each day's 25 values were not listed)."""
+    pooled = rows["pooled_values"] if "pooled_values" in rows else pd.Series(np.nan, index=rows.index)
+    return ~_psi_counted(rows, psi) & (pooled > rows["current_values"]).fillna(False).astype(bool)
 
 
 def drift_pvalue(chi2, bins) -> np.ndarray:
@@ -208,17 +222,19 @@ def unjudged_drift(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
     """DRIFT_SQL rows above their model's PSI threshold that raise no alert, ``why``: 'few values' on days too
     small to judge, alone or pooled (alerts.rules.psi.min_count: yet a PSI of 0.9 on 169 values is far beyond
     noise; days under a quarter of min_count are not listed), 'noise' where the bins' differences are within
-    sampling noise (alerts.rules.psi.alpha). ``psi``, ``current_values``, ``drift_bins`` are the figures judged (the
-    pool's on a pooled day, ``pooled`` true)."""
+    sampling noise (alerts.rules.psi.alpha). ``psi``, ``current_values``, ``drift_bins`` are the figures judged or,
+    on a day too small alone, its pool's where the pool holds more values (``pooled`` true)."""
     out = []
     for model_id, rows in drift[drift["psi"].notna()].groupby("model_id"):
         psi = config.rule("psi", model_id)
         judged = psi_judged(rows, psi)
+        # listed on the larger pool's figures (a pool judged is one): a day of 25 values is below the cutoff
+        shown = _figures(rows, _psi_larger_pool(rows, psi))
         rows = rows.assign(
-            psi=judged["psi"],
-            current_values=judged["values"],
-            drift_bins=judged["drift_bins"],
-            pooled=judged["pooled"],
+            psi=shown["psi"],
+            current_values=shown["values"],
+            drift_bins=shown["drift_bins"],
+            pooled=shown["pooled"],
         )
         above = rows["psi"] > psi["above"]
         # a quarter of min_count at least: a PSI of 8.9 on one value (a trial's ~10 patients a day, every day
@@ -227,6 +243,47 @@ def unjudged_drift(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
         out.append(rows[above & ~judged["judged"] & worth_a_look].assign(why="few values"))
         out.append(rows[above & judged["judged"] & ~_psi_beyond_noise(judged, psi)].assign(why="noise"))
     return pd.concat(out).sort_values(["date", "model_id", "feature"]) if out else drift.iloc[:0].assign(why="")
+
+
+def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
+    """DRIFT_SQL rows' model versions whose PSI no row judged, alone or pooled: ``reference`` (the most values of a
+    feature in the reference), ``values`` (the most on a day or in its pool), ``min_count``, ``pool_days`` (a
+    trial's 25 a day: references of 177 and pools of 180 under 200, a real shift, and no line said drift was not
+    judged)."""
+    out = []
+    for (model_id, version), rows in drift[drift["psi"].notna()].groupby(["model_id", "model_version"]):
+        psi = config.rule("psi", model_id)
+        if psi_judged(rows, psi)["judged"].any():
+            continue
+        pooled = rows["pooled_values"].fillna(0) if "pooled_values" in rows else 0
+        out.append(
+            {
+                "model_id": model_id,
+                "model_version": version,
+                "reference": int(rows["reference_values"].max()),
+                "values": int(np.maximum(rows["current_values"], pooled).max()),
+                "min_count": int(psi.get("min_count") or 0),
+                "pool_days": int(psi.get("pool_days") or 1),
+            }
+        )
+    return pd.DataFrame(out, columns=["model_id", "model_version", "reference", "values", "min_count", "pool_days"])
+
+
+def drift_not_judged_text(r) -> str:
+    """A drift_not_judged row said, with the settings to change: the model's own pool and drift reference (init
+    proposes both for such a model)."""
+    short = []
+    both = r.reference >= r.min_count and r.values >= r.min_count  # each side reached it, never on one row
+    if r.reference < r.min_count or both:
+        short.append(
+            f"models.{r.model_id}.drift_reference.first_days (its reference holds at most {r.reference} values of a feature)"
+        )
+    if r.values < r.min_count or both:
+        short.append(f"models.{r.model_id}.alerts.psi.pool_days (its {r.pool_days}-day pools hold at most {r.values})")
+    return (
+        f"{r.model_id} {r.model_version}: drift (PSI) alerts not judged, even pooled: the reference and the pool "
+        f"need alerts.rules.psi.min_count ({r.min_count}) values each; lengthen " + " and ".join(short)
+    )
 
 
 def load_alert_config(config: ProjectConfig | None = None) -> AlertConfig:
@@ -405,7 +462,7 @@ def _psi_breaches(rows: pd.DataFrame, psi: dict, feature: str) -> list[pd.DataFr
     judged = psi_judged(rows, psi)
     hit = judged["judged"] & (judged["psi"] > psi["above"]) & _psi_beyond_noise(judged, psi)
     rule = f"> {psi['above']}" + (f" and chi-square p < {psi['alpha']:g}" if psi.get("alpha") is not None else "")
-    pooled = f"{rule}, pooled over the version's last {int(psi.get('pool_days') or 1)} days (too few values on the day)"
+    pooled = f"{rule}, {POOLED_RULE.format(days=int(psi.get('pool_days') or 1))} (too few values on the day)"
     return [
         _breaches(rows, "psi", judged["psi"][hit & ~judged["pooled"]], psi["above"], rule, subject=feature),
         _breaches(rows, "psi", judged["psi"][hit & judged["pooled"]], psi["above"], pooled, subject=feature),

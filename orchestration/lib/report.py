@@ -26,7 +26,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestration.lib.alerts import AlertConfig, load_alert_config, worst_value
+from orchestration.lib.alerts import (
+    POOLED_RULE,
+    AlertConfig,
+    drift_not_judged,
+    drift_not_judged_text,
+    load_alert_config,
+    worst_value,
+)
 from orchestration.lib.attribution import (
     ROI_LABEL,
     CI_SIGN_TEXT,
@@ -673,17 +680,30 @@ class ReportBuilder:
         psi_min = self.config.rule("psi", model_id).get("min_count")
         pool = int(self.config.rule("psi", model_id).get("pool_days") or 1)
         median = daily["predictions"].median() if daily["predictions"].notna().any() else None
+        unjudged = self._drift_not_judged(model_id)
         if psi_min and median is not None and median < psi_min:
+            # the pools' counts when the mart has them (a median of 29 x 7 passed 200, yet every pool held 177-180)
+            judged = median * pool >= psi_min if unjudged is None else unjudged.empty
             verdict = (
                 f"judged on its version's last {pool} days pooled (alerts.rules.psi.pool_days)"
-                if median * pool >= psi_min
+                if judged
                 else "drawn but not judged"
             )
             said.append(
                 f"its PSI is {verdict}: a median of {median:,.0f} predictions a day, fewer than "
                 f"alerts.rules.psi.min_count ({psi_min:g}), where noise alone crosses the threshold"
             )
-        return f"{model_id}: " + "; ".join(said) + "." if said else ""
+        lines = [f"{model_id}: " + "; ".join(said) + "."] if said else []
+        lines += [f"{drift_not_judged_text(r)}." for r in ([] if unjudged is None else unjudged.itertuples())]
+        return " ".join(lines)
+
+    def _drift_not_judged(self, model_id: str) -> pd.DataFrame | None:
+        """alerts.drift_not_judged of the model's last RECENT_DAYS drift rows (None without the drift marts)."""
+        if not hasattr(self, "_recent_drift"):  # read once for every model
+            self._recent_drift = data.recent_drift(self.conn, self.as_of, data.RECENT_DAYS)
+        if self._recent_drift is None:
+            return None
+        return drift_not_judged(self._recent_drift[self._recent_drift["model_id"] == model_id], self.config)
 
     def drift_distributions(self) -> tuple[pd.DataFrame | None, list[str]]:
         """The published bin shares of every alerted feature, or the columns the drift mart lacks for them."""
@@ -713,16 +733,25 @@ class ReportBuilder:
             day = _day(r.date)
             several = (rows["feature"] == r.feature).sum() > 1
             who = f"{r.feature}{f' ({r.model_version})' if several else ''}"
+            # an alert judged on its pool shows the pool: its days, values and pooled PSI (the alert's value)
+            pooled = r.pool_days > 1 and pd.notna(r.first_day)
+            side = f"{_day(r.first_day)} .. {day}" if pooled else str(day)
+            pool = f"{POOLED_RULE.format(days=r.pool_days)}, {r.values:,.0f} values; " if pooled else ""
             s.add(
-                f"<h4>Distribution of {html.escape(who)}: reference window vs {day} "
-                f"(PSI {_rate(r.psi)}, alert above {self.config.rule('psi', model_id)['above']:g})</h4>"
+                f"<h4>Distribution of {html.escape(who)}: reference window vs {side} ({html.escape(pool, quote=False)}"
+                f"PSI {_rate(r.psi)}, alert above {self.config.rule('psi', model_id)['above']:g})</h4>"
             )
             s.plot(
                 f"drift-{model_id}-{r.feature}-{r.model_version}",
-                rf.distribution_bars(r.bin_labels, r.reference_shares, r.current_shares, str(day)),
+                rf.distribution_bars(r.bin_labels, r.reference_shares, r.current_shares, side),
                 f"No bin shares of {who} on {day}.",
             )
-            shown[str(r.feature)] = {"date": day, "psi": jsonable(r.psi), "model_version": str(r.model_version)}
+            shown[str(r.feature)] = {
+                "date": day,
+                "psi": jsonable(r.psi),
+                "model_version": str(r.model_version),
+                "pool_days": int(r.pool_days),
+            }
 
     def _precision_pair(self, model_id, h: pd.DataFrame) -> None:
         """The newest realised precision beside the label-free estimate of the same day, and today's estimate."""

@@ -528,6 +528,8 @@ def latest_rows(conn, table: str, day_column: str, as_of: date) -> pd.DataFrame:
 DISTRIBUTION_COLUMNS = ("bin_labels", "reference_shares", "current_shares")
 BINS_TABLE = "marts.feature_drift_bins"
 BIN_COLUMNS = ("bin_order", "bin_label", "reference_share", "current_share")
+# the days an alerted distribution covers: the alert's pool (1: the day alone), its first day, its values
+POOL_COLUMNS = ("pool_days", "first_day", "values")
 
 
 def drift_distribution_columns(conn) -> list[str]:
@@ -542,35 +544,81 @@ def drift_distribution_columns(conn) -> list[str]:
 def alerted_feature_distributions(conn, as_of: date) -> pd.DataFrame:
     """For each (model, feature) with a PSI alert up to as_of: the published reference and current bin shares
     of the newest alerted day, one row per model version (the PSI the alert judged, read, never recomputed),
-    with the bins of marts.feature_drift_bins as the lists bin_labels, reference_shares, current_shares."""
+    with the bins of marts.feature_drift_bins as the lists bin_labels, reference_shares, current_shares. An alert
+    judged on its pool (its rule says so: alerts.POOLED_RULE) shows the pool: the current side the bin counts of
+    the version's days of its ``pool_days`` summed (as the mart's pooled_psi), from ``first_day``, ``values`` in
+    all; ``pool_days`` 1 the day alone (a trial's heading said the day's PSI 0.57 beside an alert of 0.83)."""
+    from orchestration.lib.alerts import POOLED_RULE_DAYS
+
     keys = ["date", "model_id", "model_version", "feature"]
+    # a mart older than pooling has no pooled PSI (nor pooled alerts)
+    has_pool = "pooled_psi" in _frame(conn, "SELECT * FROM marts.feature_drift_daily LIMIT 0").columns
+    pooled_psi = "d.pooled_psi" if has_pool else "d.psi"
     bins = _frame(
         conn,
         f"""
-        WITH alerted AS (
+        WITH newest AS (
             SELECT model_id, subject AS feature, max(date) AS date
             FROM marts.alerts WHERE metric = 'psi' AND coalesce(subject, '') <> '' AND date <= ?
             GROUP BY ALL
+        ),
+        alerted AS (
+            SELECT n.model_id, n.feature, n.date,
+                   coalesce(max(TRY_CAST(regexp_extract(a.rule, ?, 1) AS INTEGER)), 1) AS pool_days
+            FROM newest n
+            JOIN marts.alerts a ON a.metric = 'psi' AND a.model_id = n.model_id AND a.subject = n.feature
+                AND a.date = n.date
+            GROUP BY ALL
+        ),
+        pooled AS (
+            SELECT a.date, b.model_id, b.model_version, b.feature, b.bin_order, any_value(b.bin_label) AS bin_label,
+                   any_value(b.reference_share) AS reference_share, any_value(b.current_share) AS day_share,
+                   sum(b.current_count) AS current_count, min(b.date) AS first_day
+            FROM alerted a
+            JOIN {BINS_TABLE} b ON b.model_id = a.model_id AND b.feature = a.feature
+                AND b.date <= a.date AND b.date > a.date - a.pool_days
+            GROUP BY ALL
         )
-        SELECT d.date, d.model_id, d.model_version, d.feature, d.psi,
-               b.bin_order, b.bin_label, b.reference_share, b.current_share
+        SELECT d.date, d.model_id, d.model_version, d.feature, a.pool_days,
+               CASE WHEN a.pool_days > 1 THEN {pooled_psi} ELSE d.psi END AS psi,
+               p.bin_order, p.bin_label, p.reference_share,
+               CASE WHEN a.pool_days > 1 THEN p.current_count / sum(p.current_count) OVER side ELSE p.day_share END
+                   AS current_share,
+               min(p.first_day) OVER side AS first_day, sum(p.current_count) OVER side AS "values"
         FROM marts.feature_drift_daily d
         JOIN alerted a USING (model_id, feature, date)
-        LEFT JOIN {BINS_TABLE} b USING (date, model_id, model_version, feature)
-        ORDER BY d.model_id, d.feature, d.model_version, b.bin_order
+        LEFT JOIN pooled p USING (date, model_id, model_version, feature)
+        WINDOW side AS (PARTITION BY d.date, d.model_id, d.model_version, d.feature)
+        ORDER BY d.model_id, d.feature, d.model_version, p.bin_order
         """,
-        [as_of],
+        [as_of, POOLED_RULE_DAYS],
     )
     rows = []
     for key, group in bins.groupby(keys, sort=False, dropna=False):
         present = group.dropna(subset=["bin_order"])  # a day without bins (no reference yet) gets empty lists
+        first = group.iloc[0]
         rows.append(
             {
                 **dict(zip(keys, key, strict=True)),
-                "psi": group["psi"].iloc[0],
+                "psi": first["psi"],
+                "pool_days": int(first["pool_days"]),
+                "first_day": first["first_day"],
+                "values": first["values"],
                 "bin_labels": [str(b) for b in present["bin_label"]],
                 "reference_shares": [float(x) for x in present["reference_share"]],
                 "current_shares": [float(x) for x in present["current_share"]],
             }
         )
-    return pd.DataFrame(rows, columns=[*keys, "psi", *DISTRIBUTION_COLUMNS])
+    return pd.DataFrame(rows, columns=[*keys, "psi", *POOL_COLUMNS, *DISTRIBUTION_COLUMNS])
+
+
+def recent_drift(conn, last: date, days: int) -> pd.DataFrame | None:
+    """alerts.DRIFT_SQL's rows of the ``days`` days to ``last``; None without the drift marts (or older ones)."""
+    import duckdb
+
+    from orchestration.lib.alerts import DRIFT_SQL
+
+    try:
+        return _frame(conn, DRIFT_SQL, [pd.Timestamp(last).date() - pd.Timedelta(days=days - 1), last])
+    except (duckdb.CatalogException, duckdb.BinderException):  # older warehouses, the analysts' snapshot
+        return None

@@ -16,7 +16,14 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.stats import chi2_contingency
 
-from orchestration.lib.alerts import DRIFT_SQL, evaluate_alerts, load_alert_config
+from orchestration.lib.alerts import (
+    DRIFT_SQL,
+    drift_not_judged,
+    drift_not_judged_text,
+    evaluate_alerts,
+    load_alert_config,
+    unjudged_drift,
+)
 from orchestration.lib.project_config import config_dbt_vars, parse_config
 from orchestration.lib.raw_loader import load_partition
 from tests.dbt_in_process import run_dbt
@@ -152,3 +159,44 @@ def test_a_small_model_that_drifts_is_alerted_on_its_pool_and_one_that_does_not_
     alone = load_alert_config(parse_config({**PROJECT, "alerts": {"rules": {"psi": {"pool_days": 1}}}}))
     no_pool = drift.assign(pooled_values=drift["current_values"], pooled_psi=drift["psi"])
     assert evaluate_alerts(health, no_pool, reference, versions, alone, DAYS[0], DAYS[-1]).empty
+
+
+def test_days_too_small_alone_and_pooled_are_listed_on_their_pools_figures(world):
+    # a trial's 25 a day: pools of 180 under 200, PSI 1.2, while the days' own 16-29 values fell below the cutoff
+    predictions, _, drift = world
+    listed = unjudged_drift(drift, load_alert_config(parse_config(PROJECT)))
+    few = listed[listed["why"] == "few values"]
+    # by hand: a day's 30 values are listed on its pool when the pool holds more (the 2nd day after the reference
+    # on), under 200 (not judged), at least 50 (a quarter of min_count) and its PSI above 0.2 (numpy, scipy)
+    expected = {}
+    for r in drift[drift["psi"].notna()].itertuples():
+        oracle = _pooled_oracle(predictions, r.model_id, r.feature, r.date)
+        if PER_DAY < oracle["values"] < 200 and oracle["values"] >= 50 and oracle["psi"] > 0.2:
+            expected[(r.date, r.model_id, r.feature)] = (oracle["psi"], oracle["values"])
+    got = {(r.date, r.model_id, r.feature): (r.psi, r.current_values) for r in few.itertuples()}
+    assert got.keys() == expected.keys() and few["pooled"].all()
+    assert all(got[k] == (pytest.approx(v[0], rel=1e-9), v[1]) for k, v in expected.items())
+    # the drifting model's 180-value pools after its gap day are among them
+    gap = pd.Timestamp(GAP)
+    assert {(d, v) for (d, m, f), (_, v) in got.items() if m == "drifting" and f == "feature_x" and d > gap} == {
+        (gap + pd.Timedelta(days=k), 6 * PER_DAY) for k in range(1, 5)
+    }
+
+
+def test_a_model_whose_reference_and_pools_stay_under_min_count_is_said_not_judged(world):
+    # a trial's model of 25 a day: reference 177 and pools 177-180 under 200, and no line said drift was not judged
+    _, _, drift = world
+    assert drift_not_judged(drift, load_alert_config(parse_config(PROJECT))).empty  # judged on 210-value pools
+    strict = load_alert_config(parse_config({**PROJECT, "alerts": {"rules": {"psi": {"min_count": 250}}}}))
+    found = drift_not_judged(drift, strict)
+    # by hand: a reference of 7 days x 30 = 210 values, the largest pool 7 x 30 = 210, both under 250
+    assert found[["model_id", "model_version", "reference", "values"]].values.tolist() == [
+        ["drifting", "v1", 7 * PER_DAY, 7 * PER_DAY],
+        ["steady", "v1", 7 * PER_DAY, 7 * PER_DAY],
+    ]
+    assert drift_not_judged_text(next(found.itertuples())) == (
+        "drifting v1: drift (PSI) alerts not judged, even pooled: the reference and the pool need "
+        "alerts.rules.psi.min_count (250) values each; lengthen models.drifting.drift_reference.first_days (its "
+        "reference holds at most 210 values of a feature) and models.drifting.alerts.psi.pool_days (its 7-day "
+        "pools hold at most 210)"
+    )

@@ -2,6 +2,7 @@
 of every feature that alerted (newest alerted day up to the as-of day), none for a feature that did not."""
 
 import duckdb
+import pytest
 
 from tests.unit.test_report import AS_OF, DAYS, EVIL, build, make_warehouse, numbers, parse
 
@@ -56,6 +57,7 @@ def test_an_alerted_feature_shows_its_reference_and_current_distribution(tmp_pat
         "date": AS_OF.isoformat(),
         "psi": 0.4,
         "model_version": "v1",
+        "pool_days": 1,
     }
     assert "Distribution of f2: reference window vs 2026-03-10" in report.html
 
@@ -87,3 +89,39 @@ def test_day_axes_tick_whole_days_and_show_a_single_day_with_a_day_either_side()
     month = rf.new_figure()
     rf.line(month, [f"2026-10-{d:02d}" for d in range(1, 32)], [1.0] * 31, "c", rf.COLORS[0])
     assert rf.done(month)["layout"]["xaxis"]["dtick"] == 4 * 86_400_000  # 30 days / 8 ticks -> every 4th day
+
+
+def test_an_alert_judged_on_its_pool_shows_the_pooled_distribution_and_psi(tmp_path):
+    # a trial's heading said the day's PSI 0.572 beside an alert of 0.8273 "pooled over the version's last 9 days"
+    import numpy as np
+
+    path = with_bin_shares(make_warehouse(tmp_path / "w.duckdb"))
+    newest = DAYS.index(AS_OF)
+    counts = {i: [5 + 2 * i, 20, 9 + i] for i in range(len(DAYS))}  # each day's bin counts, by hand
+    pool = np.array([counts[i] for i in range(newest - 2, newest + 1)]).sum(axis=0)  # the 3 days to AS_OF
+    shares = pool / pool.sum()
+    psi = float(np.sum((shares - np.array(REFERENCE_SHARES)) * np.log(shares / np.array(REFERENCE_SHARES))))
+    with duckdb.connect(str(path)) as conn:
+        for i, day_counts in counts.items():
+            for order, count in enumerate(day_counts):
+                conn.execute(
+                    "UPDATE marts.feature_drift_bins SET current_count = ? WHERE date = ? AND bin_order = ?",
+                    [count, DAYS[i], order],
+                )
+        conn.execute("ALTER TABLE marts.feature_drift_daily ADD COLUMN pooled_psi DOUBLE")
+        conn.execute("UPDATE marts.feature_drift_daily SET pooled_psi = ? WHERE date = ?", [psi, AS_OF])
+        conn.execute(
+            "UPDATE marts.alerts SET rule = '> 0.2, pooled over the version''s last 3 days (too few values on "
+            "the day)' WHERE metric = 'psi'"
+        )
+    report = build(path)
+    [name] = drift_plots(report)
+    bars = {t["name"]: t for t in parse(report.html).figures[name]["data"]}
+    first = DAYS[newest - 2].isoformat()
+    assert numbers(bars[f"{first} .. {AS_OF}"]["y"]) == pytest.approx(list(shares))
+    assert numbers(bars["reference window"]["y"]) == REFERENCE_SHARES
+    assert (
+        f"Distribution of f2: reference window vs {first} .. {AS_OF} (pooled over the version's last 3 days, "
+        f"{pool.sum()} values; PSI {psi:.3f}" in report.html
+    )
+    assert parse(report.html).summary["models"][EVIL]["drifted_features"]["f2"]["pool_days"] == 3

@@ -441,7 +441,7 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
     assert "2026-02-04" not in out and "2026-02-06" not in out
     assert (
         "  risk v1 feature_balance: PSI above its threshold on 1 day(s) with too few values to judge, the highest "
-        "0.85 on 2026-02-03 (169 values)" in out
+        "0.85 on 2026-02-03 (169 values, the reference 1500)" in out  # 750 + 750 reference values
     )
     assert "Drift not measured" not in out  # every day has values (null_rate absent here: none said)
 
