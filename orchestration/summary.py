@@ -658,31 +658,45 @@ def _reassigned(conn) -> list[str]:
     ]
 
 
+# each model's usual days between its days with predictions (1: daily; 7: a weekly batch) and its last such day
+USUAL_GAP_SQL = (
+    "days AS (SELECT DISTINCT model_id, date FROM marts.model_health_daily WHERE predictions > 0), "
+    "gaps AS (SELECT model_id, date, date - lag(date) OVER (PARTITION BY model_id ORDER BY date) AS gap FROM days), "
+    "usual AS (SELECT model_id, max(date) AS last_day, coalesce(median(gap), 1) AS gap FROM gaps GROUP BY 1)"
+)
+
+
 def _unjudged_health(conn) -> list[str]:
     """Per model, the label-based and volume alert rules no day of the last RECENT_DAYS could judge (too few labels
     or predictions a day): "no alerts" there means "not judged", not "healthy"."""
     from orchestration.lib.alerts import load_alert_config
 
+    # a model scoring in batches (days apart: a weekly batch) is counted a batch, its days with predictions (a
+    # trial's weekly model read "a median of 26 predictions a day", its batch's median)
     rows = _rows(
         conn,
-        "SELECT model_id, max(labelled), quantile_cont(predictions, 0.5) FROM marts.model_health_daily "
-        "WHERE date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
+        f"WITH {USUAL_GAP_SQL} "
+        "SELECT h.model_id, max(h.labelled), quantile_cont(h.predictions, 0.5) FILTER "
+        "(WHERE coalesce(u.gap, 1) <= 1 OR h.predictions > 0), coalesce(any_value(u.gap), 1) > 1 "
+        "FROM marts.model_health_daily h LEFT JOIN usual u USING (model_id) "
+        "WHERE h.date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
         [RECENT_DAYS],
     )
     if not rows:
         return []
     config = load_alert_config()
     lines = []
-    for model, labelled, predictions in rows:
+    for model, labelled, predictions, batched in rows:
+        unit = "a batch" if batched else "a day"
         if (labelled or 0) < config.min_labelled:
             lines.append(
                 f"{model}: precision, recall and calibration alerts not judged: at most {labelled or 0:.0f} labelled "
-                f"predictions a day (alerts.min_labelled {config.min_labelled})"
+                f"predictions {unit} (alerts.min_labelled {config.min_labelled})"
             )
         volume = config.rule("volume_change", model)
         if (predictions or 0) < float(volume.get("min_count") or 0) and not _volume_judged(conn, model, volume):
             lines.append(
-                f"{model}: volume alerts not judged: a median of {predictions or 0:g} predictions a day "
+                f"{model}: volume alerts not judged: a median of {predictions or 0:g} predictions {unit} "
                 f"(alerts.rules.volume_change.min_count {volume['min_count']:g})"
             )
     return lines
@@ -702,10 +716,7 @@ def _silent_models(conn) -> list[str]:
         conn,
         "WITH newest AS (SELECT greatest((SELECT max(date) FROM quality.gate_results), "
         "(SELECT max(labels_as_of) FROM marts.model_health_daily)) AS day), "
-        "days AS (SELECT DISTINCT model_id, date FROM marts.model_health_daily WHERE predictions > 0), "
-        "gaps AS (SELECT model_id, date, date - lag(date) OVER (PARTITION BY model_id ORDER BY date) AS gap "
-        "FROM days), "
-        "usual AS (SELECT model_id, max(date) AS last_day, coalesce(median(gap), 1) AS gap FROM gaps GROUP BY 1) "
+        f"{USUAL_GAP_SQL} "
         "SELECT model_id, last_day, newest.day, gap FROM usual, newest "
         "WHERE last_day <= newest.day - CAST(gap + ?::INTEGER - 1 AS INTEGER) ORDER BY 1",
         [SILENT_DAYS],

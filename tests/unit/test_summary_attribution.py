@@ -1180,3 +1180,36 @@ def test_an_attribute_no_window_could_judge_is_said_not_assessed_beside_one_that
     assert "not assessed" in lines["m / ethnicity"]
     assert lines["m / ethnicity"].endswith("(the last 2 days' windows: 0 failed, 2 not assessed)")
     assert lines["m / gender"].endswith("(the last 2 days' windows: 0 failed, 0 not assessed)")
+
+
+def test_a_weekly_batch_models_unjudged_health_is_counted_a_batch(tmp_path, capsys, monkeypatch):
+    # a trial's model scored every Monday: summary said "a median of 26 predictions a day" and "at most 39 labelled
+    # predictions a day", its batches' counts; a daily model beside it keeps its days
+    from orchestration.lib.alerts import load_alert_config
+
+    config = load_alert_config()
+    days = pd.date_range("2026-01-05", periods=63, freq="D")  # 9 weeks from a Monday
+    batch = [20 + 2 * (i // 7) if d.weekday() == 0 else 0 for i, d in enumerate(days)]  # 20, 22, .. 36
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days] * 2,
+            "model_id": ["weekly"] * 63 + ["daily"] * 63,
+            "model_version": "v1",
+            "predictions": batch + [12] * 63,
+            "labelled": [n // 2 for n in batch] + [3] * 63,
+            **{c: 0 for c in ("true_positives", "false_positives", "false_negatives", "true_negatives")},
+        }
+    )
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(_monitoring_only(tmp_path / "w.duckdb", model_health_daily=health), capsys)
+    # by hand: the last 30 days (from day 33) hold the Mondays of weeks 5..8: 30, 32, 34, 36 -> median 33, the most
+    # labelled 36 // 2 = 18
+    recent = [n for i, n in enumerate(batch) if i >= 33 and n]
+    assert recent == [30, 32, 34, 36] and pd.Series(recent).median() == 33
+    assert (
+        f"  weekly: precision, recall and calibration alerts not judged: at most 18 labelled predictions a batch "
+        f"(alerts.min_labelled {config.min_labelled})" in out
+    )
+    assert "  weekly: volume alerts not judged: a median of 33 predictions a batch" in out
+    assert "  daily: volume alerts not judged: a median of 12 predictions a day" in out
+    assert "at most 3 labelled predictions a day" in out
