@@ -344,6 +344,7 @@ class ModelProfile:
     batch: WeeklyBatch | None = None  # scored once (or a few times) a week: its counts are a batch's
     version_daily_medians: dict[str, float] = field(default_factory=dict)  # the same per version, over its own days
     version_daily_rates: dict[str, float] = field(default_factory=dict)  # daily_rate per version, over its own days
+    version_days: dict[str, list[tuple[date, int]]] = field(default_factory=dict)  # version -> (day, predictions)
     scores_outside: int = 0  # scores outside [0, 1]: the loader quarantines their rows
     label_positive_rate: float | None = None  # share of labelled predictions whose label is 1
 
@@ -369,6 +370,18 @@ class ModelProfile:
         """About how many predictions a window of ``days`` calendar days holds at the model's pace: its batches'
         for a weekly batch model (whose median day is empty), else its calendar rate's (both a week's / 7)."""
         return self.batch.rows_in(days) if self.batch else self.daily_rate * days
+
+    def first_days_hold(self, days: int) -> dict[str, int]:
+        """The predictions each version made in its first ``days`` calendar days: what its drift reference holds
+        (the pace of made_in can be far off: a trial's early batches of 8-15 rows held 138 where 205 were said)."""
+        return {v: sum(n for d, n in rows if (d - rows[0][0]).days < days) for v, rows in self.version_days.items()}
+
+    def pool_fills(self, version: str, reference: int, pool: int, min_count: int) -> bool:
+        """Whether any day of the version after its reference window has ``min_count`` predictions in its last
+        ``pool`` days of that version after the reference (the PSI pool leaves the reference's days out)."""
+        rows = self.version_days[version]
+        after = [(d, n) for d, n in rows if (d - rows[0][0]).days >= reference]
+        return any(sum(n for d, n in after if 0 <= (day - d).days < pool) >= min_count for day, _ in after)
 
     def predictions_in(self, days: int) -> float:
         """made_in, but no more than the model made (a short-lived model)."""
@@ -449,6 +462,7 @@ class Inference:
     arms: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment_id -> variant -> users assigned
     volume_holds: dict[str, list[date]] = field(default_factory=dict)  # table -> days its volume gate holds back
     stale_holds: dict[str, list[date]] = field(default_factory=dict)  # of those, the days without rows
+    stale_warnings: dict[str, list[date]] = field(default_factory=dict)  # table -> empty days its gate warns of
     weekly_bands: dict[str, WeeklyBand] = field(default_factory=dict)  # table -> its band written for a weekly cycle
     # table -> (rows whose user_id is not a users row, rows, rows that match once leading zeros are dropped)
     unknown_users: dict[str, tuple[int, int, int]] = field(default_factory=dict)
@@ -789,10 +803,10 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         ).fetchall():
             arms.setdefault(experiment_id, {})[variant] = units
     dated = {n for n in found if CONTRACTS[n].time_column}
-    holds = _volume_holds(conn, dated, VolumeGate())
+    holds, stale_warnings = _volume_holds(conn, dated, VolumeGate())
     weekly = _weekly_bands(tables, models, holds, _stale_days(holds, conn))
     if weekly:  # the days held back with the bands written
-        holds = _volume_holds(conn, dated, _volume_gate(weekly))
+        holds, stale_warnings = _volume_holds(conn, dated, _volume_gate(weekly))
     unknown, repeated = _user_references(conn, found, present)
     declared = _declared_variants(conn, found, present)
     proposed = _proposed(attributes)
@@ -809,6 +823,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         arms=arms,
         volume_holds=holds,
         stale_holds=_stale_days(holds, conn),
+        stale_warnings=stale_warnings,
         weekly_bands=weekly,
         unknown_users=unknown,
         repeated_users=repeated,
@@ -1021,27 +1036,46 @@ def _weekly_bands(
     return out
 
 
-def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str], gate: VolumeGate) -> dict[str, list[date]]:
+VOLUME_RULES = {"volume_deviation", "fresh"}  # the day expectations of the volume gate (gates.volume)
+
+
+def _volume_rules(suite: dict, blocking: bool) -> set[str]:
+    """The volume gate's day expectations of a suite that hold a day back (``blocking``) or only warn."""
+    return {
+        e["kwargs"].get("column")
+        for e in suite.get("day_expectations", [])
+        if ((e.get("meta") or {}).get("severity", "error") != "warning") == blocking
+    } & VOLUME_RULES
+
+
+def _fresh_blocks(table: str) -> bool:
+    """Whether ``table``'s freshness rule holds a stale day back; else it warns (predictions, labels: a model
+    that stops or a paused label feed has no rows to hold back)."""
+    from orchestration.lib.quality_gate import load_suite, suite_names
+
+    suites = [load_suite(name) for name in suite_names()]
+    return any("fresh" in _volume_rules(s, True) for s in suites if s["table"] == table)
+
+
+def _volume_holds(
+    conn: duckdb.DuckDBPyConnection, dated: set[str], gate: VolumeGate
+) -> tuple[dict[str, list[date]], dict[str, list[date]]]:
     """The days each table's volume gate would hold back with ``gate`` (gates.volume): the gate's own
     days_frame over the staged rows. A last day exported part-way, or activity that ended (an experiment's
-    enrolment), is held back, which a user should know before the first run, not find in the results."""
+    enrolment), is held back, which a user should know before the first run, not find in the results. And the
+    days its freshness rule only warns of (predictions, labels): a weekly batch missing from the landing zone."""
     from orchestration.lib.quality_gate import days_frame, load_suite, suite_names
 
     conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
     # materialize runs every day the landing zone covers: a table's days after its own last are judged too
     ends = [conn.execute(f"SELECT max(CAST(_ts AS DATE)) FROM t_{t}").fetchone()[0] for t in sorted(dated)]
     end = max((d for d in ends if d is not None), default=None)
-    holds = {}
+    holds, warns = {}, {}
     for name in suite_names():
         suite = load_suite(name)
         table, by = suite["table"], suite.get("volume_by")
-        # the day expectations that hold a day back (a warning's is only reported)
-        blocking = {
-            e["kwargs"].get("column")
-            for e in suite.get("day_expectations", [])
-            if (e.get("meta") or {}).get("severity", "error") != "warning"
-        } & {"volume_deviation", "fresh"}
-        if table not in dated or not blocking:
+        blocking, warning = _volume_rules(suite, True), _volume_rules(suite, False)
+        if table not in dated or not blocking | warning:
             continue
         group = f", {_q(by)}" if by else ""
         conn.execute(
@@ -1053,12 +1087,19 @@ def _volume_holds(conn: duckdb.DuckDBPyConnection, dated: set[str], gate: Volume
         if first is None:
             continue
         days = days_frame(conn, suite, first, end, gate)
-        outside = days["volume_deviation"].abs() > 1 if "volume_deviation" in blocking else False
-        stale = ~days["fresh"].astype(bool) if "fresh" in blocking else False
-        held = days[outside | stale]
-        if len(held):
-            holds[table] = sorted({d.date() if hasattr(d, "date") else d for d in held["day"]})
-    return holds
+        outside = days["volume_deviation"].abs() > 1
+        stale = ~days["fresh"].astype(bool)
+        held = (outside & ("volume_deviation" in blocking)) | (stale & ("fresh" in blocking))
+        if held := _days_of(days[held]):
+            holds[table] = held
+        if "fresh" in warning and (warned := _days_of(days[stale])):
+            warns[table] = warned
+    return holds, warns
+
+
+def _days_of(frame) -> list[date]:
+    """The distinct days of a days_frame's rows, in order."""
+    return sorted({d.date() if hasattr(d, "date") else d for d in frame["day"]})
 
 
 def _stale_days(holds: dict[str, list[date]], conn: duckdb.DuckDBPyConnection) -> dict[str, list[date]]:
@@ -1151,6 +1192,7 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
                 _volume(own, days)
                 m.version_daily_medians[version] = own.daily_median
                 m.version_daily_rates[version] = own.daily_rate
+                m.version_days[version] = days
         m.scores_outside = outside.get(model_id, 0)
         m.label_positive_rate = label_rates.get(model_id)
         out.append(m)
@@ -1405,6 +1447,8 @@ def _psi_days(m: ModelProfile) -> int | None:
     if not m.made_in(1) or m.made_in(psi.pool_days) >= psi.min_count:
         return None
     if m.batch:
+        # not capped: a batch under min_count is judged only on a pool of the weeks that reach it, and a cap (4
+        # batches of 20: 80 values) would leave its drift never judged; the cost, a slow verdict, is said in REVIEW
         return WEEK * m.batch.weeks_for(psi.min_count)
     days = WEEK * math.ceil(psi.min_count / m.made_in(WEEK) - 1e-9)
     return days if days <= POOL_DAYS_MAX else None
@@ -1416,19 +1460,64 @@ def _held_said(m: ModelProfile, days: int) -> str:
     return f"{batches}about {m.made_in(days):.0f} predictions"
 
 
+def _reference_grown(m: ModelProfile, days: int, min_count: int) -> int:
+    """``days`` grown in whole weeks until each version's first days hold ``min_count`` predictions, as far as the
+    landing zone shows them: a version that made fewer in all (or so far) leaves it be (said: _short_references);
+    a daily model's no further than POOL_DAYS_MAX, as its pool."""
+    for v, rows in m.version_days.items():
+        if sum(n for _, n in rows) < min_count:
+            continue
+        needed = days
+        while m.first_days_hold(needed)[v] < min_count:
+            needed += WEEK
+        if m.batch or needed <= POOL_DAYS_MAX:
+            days = max(days, needed)
+    return days
+
+
 def _drift_reference(m: ModelProfile) -> tuple[int, str]:
-    """drift_reference.first_days for a model, and why when not the default: a weekly batch model's reference
-    holds the whole weeks whose batches reach the PSI rule's min_count (one batch of 20 is judged against nothing),
-    a small daily model's the days whose predictions do (as its pool: _psi_days)."""
+    """drift_reference.first_days for a model, and why when not the default: the whole weeks whose predictions
+    reach the PSI rule's min_count in each version's first days, counted in the landing zone (a weekly batch
+    model's pace is its median batch: one batch of 20 is judged against nothing; a small daily model's as its pool,
+    _psi_days), grown where a version's first weeks held fewer (_reference_grown)."""
     default = DriftReference().days
     psi_min = AlertRules().psi.min_count
     days = max(default, WEEK * m.batch.weeks_for(psi_min)) if m.batch else max(default, _psi_days(m) or 0)
-    if days == default:
+    days = _reference_grown(m, days, psi_min)
+    short = _short_references(m, days, psi_min)
+    if days == default and not short:
         return default, ""
     return days, (
-        f"{days} days hold {_held_said(m, days)}: PSI is judged where the reference has "
-        f"alerts.rules.psi.min_count ({psi_min}) values"
+        f"each version's first {_reference_said(m, days)}: PSI is judged where the reference has "
+        f"alerts.rules.psi.min_count ({psi_min}) values" + (f"; {short}" if short else "")
     )
+
+
+def _reference_said(m: ModelProfile, days: int) -> str:
+    """What each version's first ``days`` days hold: '98 days (14 weeks) hold v1 204, v2 303 predictions'."""
+    held = m.first_days_hold(days)
+    weeks = f" ({days // WEEK} weeks)" if m.batch else ""
+    return f"{days} days{weeks} hold " + ", ".join(f"{v} {n}" for v, n in held.items()) + " predictions"
+
+
+def _short_references(m: ModelProfile, days: int, min_count: int) -> str:
+    """The versions whose first ``days`` days hold fewer than min_count predictions, said plainly: their drift is
+    never judged ('version v3's first 84 days hold only 90 (so far: the landing zone holds its first 15 days)')."""
+    said = []
+    for v, n in m.first_days_hold(days).items():
+        if n < min_count:
+            rows = m.version_days[v]
+            seen, made = (rows[-1][0] - rows[0][0]).days + 1, sum(k for _, k in rows)
+            if seen < days:
+                why = f"so far: the landing zone holds its first {seen} days"
+            elif made < min_count:
+                why = f"it made {made} in all"
+            else:
+                why = f"a daily model's reference grows to {POOL_DAYS_MAX} days at most"
+            said.append(f"version {v}'s first {days} days hold only {n} ({why})")
+    if not said:
+        return ""
+    return "; ".join(said) + ": its drift is reported, not judged (or set drift_reference: {start, end} to a window)"
 
 
 def _bias_window(models: list[ModelProfile]) -> tuple[int, str]:
@@ -1451,14 +1540,16 @@ def _bias_window(models: list[ModelProfile]) -> tuple[int, str]:
     )
 
 
-def _batch_volume(batch: WeeklyBatch, vol: VolumeGate) -> str:
-    """What the volume gate makes of a weekly batch table's days, in words."""
+def _batch_volume(t: TableProfile, vol: VolumeGate) -> str:
+    """What the volume gate makes of a weekly batch table's days, in words: a missing batch is held back, or only
+    warned of where the table's freshness rule is a warning (predictions, labels)."""
     from orchestration.lib.quality_gate import stale_median
 
     stale = stale_median(vol.z)
+    flagged = "is held back" if _fresh_blocks(t.name) else "is a warning (it blocks nothing)"
     missing = (
-        f"a missing batch (its weekday empty a week after a batch of more than {stale:.1f} rows) is held back"
-        if batch.median > stale
+        f"a missing batch (its weekday empty a week after a batch of more than {stale:.1f} rows) {flagged}"
+        if t.batch.median > stale
         else f"a missing batch passes too (a batch of {stale:.1f} rows or fewer may be empty by chance)"
     )
     return (
@@ -1611,7 +1702,7 @@ def render(inf: Inference) -> str:
     for t in inf.tables.values():
         if t.batch:
             add(f"    #   {t.name}: {t.rows} rows on {t.days} day(s) in weekly batches, {t.batch.said('rows')}:")
-            add(f"    #     {_batch_volume(t.batch, vol)}")
+            add(f"    #     {_batch_volume(t, vol)}")
         elif t.days:
             judged = (
                 "judged"
@@ -1694,16 +1785,38 @@ def _model_pool_said(m: ModelProfile, psi_min: int, pool: int) -> str:
     """_pooled_psi of a model, with the pool init writes for it (_psi_days), or why it writes none."""
     own = _psi_days(m)
     if own:
-        return (
-            f"init writes models.{m.model_id}.alerts.psi.pool_days: {own} and drift_reference first_days {own} "
-            f"({_held_said(m, own)}; the default {pool} days hold about {m.made_in(pool):.0f}): a smaller day is "
+        reference, _ = _drift_reference(m)
+        said = (
+            f"init writes models.{m.model_id}.alerts.psi.pool_days: {own} ({_held_said(m, own)}; the default {pool} "
+            f"days hold about {m.made_in(pool):.0f}) and drift_reference first_days {reference}: a smaller day is "
             f"judged on its version's last {own} days pooled"
         )
+        return said + (_batch_pool_cost(m, own, reference) if m.batch else "")
     said = _pooled_psi(m.made_in(pool), psi_min, pool)
     if m.made_in(pool) < psi_min and m.daily_rate:
         needed = math.ceil(psi_min / m.daily_rate - 1e-9)
         said += f"; {psi_min} values take about {needed} days, more than the {POOL_DAYS_MAX} init writes"
     return said
+
+
+def _batch_pool_cost(m: ModelProfile, pool: int, reference: int) -> str:
+    """What a weekly batch model's long pool costs, said: the pool leaves the reference's days out, so a version's
+    drift is first judged once the weeks after its reference fill it; and retraining counts a pooled verdict once
+    per pool window. The versions whose pool never filled in the landing zone are named."""
+    persist = Retraining().persist_days
+    unjudged = [v for v in m.version_days if not m.pool_fills(v, reference, pool, AlertRules().psi.min_count)]
+    never = (
+        f"; in the landing zone no pool of {' or '.join(unjudged)} after its reference filled: its drift would not "
+        "have been judged (a fixed drift_reference {start, end} or a lower alerts.rules.psi.min_count judges sooner)"
+        if unjudged
+        else ""
+    )
+    return (
+        f" (not capped at the {POOL_DAYS_MAX} days of a daily model: fewer weeks hold too few to judge at all); a "
+        f"version's drift is first judged about {reference + pool} days after its first batch (the pool follows its "
+        f"reference), and retraining counts a pooled verdict once per {pool}-day pool: {persist} persisting "
+        f"verdicts (retraining.persist_days) take {persist * pool} days ({persist * pool // WEEK} weeks){never}"
+    )
 
 
 def review(inf: Inference) -> list[str]:
@@ -1752,6 +1865,12 @@ def review(inf: Inference) -> list[str]:
                 f"is the data (activity that ended), raise gates.volume.tables.{table}.z (e.g. 30) or leave those "
                 "days out (a held-back day makes the experiment results covering it untrustworthy)"
             )
+    for table, empty in inf.stale_warnings.items():
+        out.append(
+            f"gates.volume: the freshness rule will warn of {len(empty)} day(s) of {table} ({_shown(empty)}): no "
+            "rows after steady days (rows missing from the landing zone: an export not taken, a model or a label "
+            "feed that stopped); a warning blocks nothing, the day is built without them: add them if they exist"
+        )
     for table, (missing, rows, padded) in inf.unknown_users.items():
         out.append(
             f"{table}.user_id: {missing} of {rows} rows ({missing / rows:.0%}) name a user_id the users table does not "
@@ -1819,6 +1938,8 @@ def review(inf: Inference) -> list[str]:
             "recidivism) should say harmful"
         )
         psi_min, pool = AlertRules().psi.min_count, AlertRules().psi.pool_days
+        if short := _short_references(m, _drift_reference(m)[0], psi_min):
+            out.append(f"models.{m.model_id}.drift_reference: {short}")
         usual, unit = m.per_unit
         if 0 < usual < psi_min:  # 0: no prediction time read (said above)
             out.append(
@@ -1910,7 +2031,7 @@ def _batch_lines(inf: Inference, window: int) -> list[str]:
     vol = VolumeGate()
     out = [
         f"{t.name}: rows land in weekly batches, {t.batch.said('rows')}, the other weekdays empty: volumes are "
-        f"counted a batch, windows in whole weeks; {_batch_volume(t.batch, vol)}"
+        f"counted a batch, windows in whole weeks; {_batch_volume(t, vol)}"
         for t in inf.tables.values()
         if t.batch
     ]
@@ -1919,8 +2040,8 @@ def _batch_lines(inf: Inference, window: int) -> list[str]:
             reference = _drift_reference(m)[0]
             out.append(
                 f"models.{m.model_id}: scored in weekly batches, {m.batch.said('predictions')}: drift_reference "
-                f"first_days {reference} holds about {m.batch.rows_in(reference):.0f} predictions, bias.window_days "
-                f"{window} about {m.predictions_in(window):.0f}"
+                f"first_days {reference}: each version's first {_reference_said(m, reference)} (the landing zone's), "
+                f"bias.window_days {window} about {m.predictions_in(window):.0f}"
             )
     return out
 

@@ -1592,17 +1592,22 @@ def test_coded_groups_of_a_parquet_float_column_read_as_whole_numbers(tmp_path):
     assert inf.group_labelled["m"][("leg_black",)] == {"0": 30, "1": 30}
 
 
-def _batch_zone(source: Path, weeks: int, per_batch: int, every: int = 1, offset: int = 0) -> pd.DataFrame:
+def _batch_zone(
+    source: Path, weeks: int, per_batch: int | list[int], every: int = 1, offset: int = 0, versions: list[str] = ()
+) -> pd.DataFrame:
     """ISLR's OJ purchases as a user laid them out: predictions of model m (labelled an hour later) landing in one
-    batch of ``per_batch`` rows every ``every`` days from START + ``offset`` days, ``weeks`` weeks long."""
+    batch of ``per_batch`` rows (or the list's, batch by batch; and of the ``versions``' model version, else v1) every
+    ``every`` days from START + ``offset`` days, ``weeks`` weeks long."""
     days = [START + timedelta(days=offset + d) for d in range(0, 7 * weeks, every)]
-    at = [day + timedelta(hours=9, minutes=k) for day in days for k in range(per_batch)]
+    sizes = per_batch if isinstance(per_batch, list) else [per_batch] * len(days)
+    at = [day + timedelta(hours=9, minutes=k) for day, n in zip(days, sizes) for k in range(n)]
+    version = [v for i, n in enumerate(sizes) for v in [versions[i] if versions else "v1"] * n]
     _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(100)], "signup_at": START}))
     preds = pd.DataFrame(
         {
             "prediction_id": [f"p{i}" for i in range(len(at))],
             "model_id": "m",
-            "model_version": "v1",
+            "model_version": version,
             "user_id": [f"u{i % 100}" for i in range(len(at))],
             "predicted_at": at,
             "score": 0.3,
@@ -1636,16 +1641,21 @@ def test_a_weekly_batch_source_is_said_and_its_windows_and_volumes_are_counted_i
             "weekdays empty"
         )
         and line.endswith(
-            "a missing batch (its weekday empty a week after a batch of more than 10.4 rows) is held back"
+            "a missing batch (its weekday empty a week after a batch of more than 10.4 rows) is a warning (it blocks "
+            "nothing)"
         )
         for line in said
     )
     # a 7-day PSI pool holds one batch of 30: the model's own pool is the reference's 7 batches (210 >= 200)
     assert config.models["m"].alerts["psi"] == Rule(pool_days=49)
     [psi] = [line for line in said if line.startswith("models.m: median 30 predictions a batch: drift (PSI)")]
+    # by hand: first judged 49 + 49 days after the first batch; 3 pooled verdicts once per 49 days: 147 days
     assert psi.endswith(
-        "init writes models.m.alerts.psi.pool_days: 49 and drift_reference first_days 49 (7 batch(es), about 210 "
-        "predictions; the default 7 days hold about 30): a smaller day is judged on its version's last 49 days pooled"
+        "init writes models.m.alerts.psi.pool_days: 49 (7 batch(es), about 210 predictions; the default 7 days hold "
+        "about 30) and drift_reference first_days 49: a smaller day is judged on its version's last 49 days pooled "
+        "(not capped at the 28 days of a daily model: fewer weeks hold too few to judge at all); a version's drift is "
+        "first judged about 98 days after its first batch (the pool follows its reference), and retraining counts a "
+        "pooled verdict once per 49-day pool: 3 persisting verdicts (retraining.persist_days) take 147 days (21 weeks)"
     )
     assert not [line for line in said if "a day" in line and line.startswith("models.m")]
     assert not [line for line in said if "will hold back" in line]  # the other weekdays are no outage
@@ -1686,3 +1696,56 @@ def test_a_daily_source_and_a_every_other_day_source_get_the_daily_settings(tmp_
         assert config.models["m"].drift_reference.first_days == 7 * weeks and config.bias.window_days == 14
         assert config.models["m"].alerts.get("psi") == (None if every == 1 else Rule(pool_days=14))
         assert "batch" not in text and not [line for line in review(inf) if "batch" in line]
+
+
+def test_a_batch_models_drift_reference_holds_min_count_in_each_versions_first_weeks_counted(tmp_path):
+    # a trial: init sized the reference from the median batch (70 days, "about 205 predictions") while v1's first
+    # 70 days held 138 (early batches of 8-15 rows): v1's drift was never judged in 18 weeks
+    source = tmp_path / "zone"
+    sizes = [10] * 8 + [30] * 31  # 39 Monday batches: v1's first 8 small
+    versions = ["v1"] * 12 + ["v2"] * 24 + ["v3"] * 3  # v3 launched two weeks before the zone ends
+    _batch_zone(source, weeks=39, per_batch=sizes, every=7, versions=versions)
+    inf = infer(source)
+    # by hand: the median batch is 30, 7 of them 210 (49 days); v1's first 7 weeks hold 70, its first 12 weeks 8 x
+    # 10 + 4 x 30 = 200: 84 days; v2's first 12 weeks 360; v3's 3 batches 90, the zone holding its first 15 days
+    model = parse_config(yaml.safe_load(render(inf))).models["m"]
+    assert model.drift_reference.first_days == 84 and model.alerts["psi"] == Rule(pool_days=49)
+    said = review(inf)
+    [batch] = [line for line in said if line.startswith("models.m: scored in weekly batches")]
+    assert "drift_reference first_days 84: each version's first 84 days (12 weeks) hold v1 200, v2 360, v3 90 " in batch
+    assert any(
+        line.startswith(
+            "models.m.drift_reference: version v3's first 84 days hold only 90 (so far: the landing zone holds its "
+            "first 15 days): its drift is reported, not judged"
+        )
+        for line in said
+    )
+    # by hand: no v1 days follow its 84-day reference; v2's 12 weeks after it hold 7 batches (210 >= 200) in a
+    # 49-day pool; v3 has none after it
+    [psi] = [line for line in said if line.startswith("models.m: median 30 predictions a batch: drift (PSI)")]
+    assert "first judged about 133 days after its first batch" in psi
+    assert psi.endswith(
+        "no pool of v1 or v3 after its reference filled: its drift would not have been judged "
+        "(a fixed drift_reference {start, end} or a lower alerts.rules.psi.min_count judges sooner)"
+    )
+
+
+def test_a_missing_weekly_batch_is_named_as_the_warning_its_gate_gives(tmp_path):
+    # a trial's 2025-12-01 batch was missing from the landing zone: init said "is held back" three times though the
+    # predictions and labels gates only warn of a stale day, and named no day
+    source = tmp_path / "zone"
+    preds = _batch_zone(source, weeks=8, per_batch=30, every=7)
+    missing = (START + timedelta(days=35)).date()  # the sixth Monday
+    kept = preds[preds["predicted_at"].dt.date != missing]
+    _write(source, "predictions", kept)
+    labels = kept[["prediction_id"]].assign(labeled_at=kept["predicted_at"] + timedelta(hours=1), label=1)
+    _write(source, "labels", labels.assign(label_source="implicit"))
+    said = review(infer(source))
+    # by hand: 30 rows a week before > 10.4: stale, for both tables; the freshness of both is a warning
+    for table in ("predictions", "labels"):
+        assert (
+            f"gates.volume: the freshness rule will warn of 1 day(s) of {table} ({missing}): no rows after steady days"
+        ) in "\n".join(said)
+        [line] = [line for line in said if line.startswith(f"{table}: rows land in weekly batches")]
+        assert line.endswith("is a warning (it blocks nothing)")
+    assert not [line for line in said if "will hold back" in line]
