@@ -591,9 +591,21 @@ def test_retrain_runs_the_retraining_job_for_each_pending_day_up_to_date_with_pr
     assert "no pending retraining request up to 2026-03-04" in capsys.readouterr().out
 
 
+def _quarantine_lines_of_a_ranged_run(asset) -> list[str]:
+    """The progress lines about quarantined rows of ``asset`` run over 2026-03-10 .. 03-14 as one range."""
+    from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG
+
+    job = dg.Definitions(assets=[asset]).resolve_implicit_global_asset_job_def()
+    lines = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        tags = {RANGE_START_TAG: "2026-03-10", RANGE_END_TAG: "2026-03-14"}
+        assert execute_with_progress(job, instance, lines.append, "D", tags=tags).success
+    return [said for line in lines if "quarantined" in (said := line.split("] D ", 1)[1])]
+
+
 def test_a_ranged_steps_quarantine_is_said_once_not_once_per_day():
     # one duplicated users row printed the same line for each of a backfill's 162 days
-    from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions, single_run
+    from orchestration.defs.partitions import daily_partitions, single_run
 
     reasons = {"duplicate key (user_id)": 1}
 
@@ -604,13 +616,7 @@ def test_a_ranged_steps_quarantine_is_said_once_not_once_per_day():
             metadata={"rows_quarantined": 1, "quarantine_reasons": dg.MetadataValue.json(reasons)}
         )
 
-    job = dg.Definitions(assets=[users]).resolve_implicit_global_asset_job_def()
-    lines = []
-    with dg.DagsterInstance.ephemeral() as instance:
-        tags = {RANGE_START_TAG: "2026-03-10", RANGE_END_TAG: "2026-03-14"}
-        assert execute_with_progress(job, instance, lines.append, "D", tags=tags).success
-    said = [line.split("] D ", 1)[1] for line in lines]
-    assert [line for line in said if "quarantined" in line] == [
+    assert _quarantine_lines_of_a_ranged_run(users) == [
         "raw.users: 1 row(s) quarantined (duplicate key (user_id): 1) in raw_quarantine.users, with _reason"
     ]
 
@@ -620,7 +626,7 @@ def test_a_ranged_steps_quarantine_is_one_line_per_reason_with_its_total_and_day
     from datetime import date
 
     from orchestration.defs.partition_metadata import add_daily_metadata
-    from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions, single_run
+    from orchestration.defs.partitions import daily_partitions, single_run
     from orchestration.lib.raw_loader import QUARANTINE_BY_REASON, LoadReport, quarantine_by_reason
 
     unknown = "unknown variant for experiment"
@@ -644,13 +650,7 @@ def test_a_ranged_steps_quarantine_is_one_line_per_reason_with_its_total_and_day
             metadata={QUARANTINE_BY_REASON: dg.MetadataValue.json(quarantine_by_reason(reports))}
         )
 
-    job = dg.Definitions(assets=[assignments]).resolve_implicit_global_asset_job_def()
-    lines = []
-    with dg.DagsterInstance.ephemeral() as instance:
-        tags = {RANGE_START_TAG: "2026-03-10", RANGE_END_TAG: "2026-03-14"}
-        assert execute_with_progress(job, instance, lines.append, "D", tags=tags).success
-    said = [line.split("] D ", 1)[1] for line in lines]
-    assert [line for line in said if "quarantined" in line] == [
+    assert _quarantine_lines_of_a_ranged_run(assignments) == [
         f"raw.assignments: 18 row(s) quarantined ({unknown}) on 2026-03-10 .. 2026-03-12, 2026-03-14 in "
         "raw_quarantine.assignments, with _reason",  # 4 + 7 + 5 + 2
         "raw.assignments: 1 row(s) quarantined (null user_id) on 2026-03-10 in raw_quarantine.assignments, with _reason",
