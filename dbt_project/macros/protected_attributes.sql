@@ -21,5 +21,9 @@
     Spark both cast 2.0 to '2.0'; a coded Parquet column read 1.0, 2.0); the same SQL on both engines, and
     impact-ledger init shows its proposal's values so (orchestration/lib/project_init.py _group_text). -#}
 {% macro group_text(value) -%}
-    case when regexp_replace({{ value }}, '^-?[0-9]+[.]0$', '') = '' then regexp_replace({{ value }}, '[.]0$', '') else {{ value }} end
+    case
+        when regexp_replace({{ value }}, '^-?[0-9]+[.]0$', '') = ''
+            then regexp_replace({{ value }}, '[.]0$', '')
+        else {{ value }}
+    end
 {%- endmacro %}

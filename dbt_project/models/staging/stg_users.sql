@@ -17,6 +17,7 @@ select
     user_id,
     signup_at
     {%- for c in base[2:] + extra %},
-    coalesce({{ group_text('cast(' ~ adapter.quote(c) ~ ' as ' ~ dbt.type_string() ~ ')') }}, 'unknown') as {{ adapter.quote(c) }}
+    {%- set as_text = 'cast(' ~ adapter.quote(c) ~ ' as ' ~ dbt.type_string() ~ ')' %}
+    coalesce({{ group_text(as_text) }}, 'unknown') as {{ adapter.quote(c) }}
     {%- endfor %}
 from {{ source('raw', 'users') }}
