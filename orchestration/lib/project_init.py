@@ -1937,7 +1937,8 @@ def review(inf: Inference) -> list[str]:
             f"models.{m.model_id}.positive_decision: favourable was assumed; a risk score (fraud, default, "
             "recidivism) should say harmful"
         )
-        psi_min, pool = AlertRules().psi.min_count, AlertRules().psi.pool_days
+        psi_rule = AlertRules().psi
+        psi_min, pool = psi_rule.min_count, psi_rule.pool_days
         if short := _short_references(m, _drift_reference(m)[0], psi_min):
             out.append(f"models.{m.model_id}.drift_reference: {short}")
         usual, unit = m.per_unit

@@ -534,11 +534,17 @@ def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_
     assert not any(line.startswith("models.week_late: labels land up to") for line in said)
 
 
+def _experiment_zone(tmp_path: Path, users: int) -> Path:
+    """A landing zone of ``users`` users u0.. and experiment e1 of model m, control arm c."""
+    source = tmp_path / "zone"
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(users)], "signup_at": START}))
+    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m"], "control_variant": ["c"]}))
+    return source
+
+
 def test_an_experiment_with_an_arm_too_small_for_a_decision_is_named_in_the_review(tmp_path):
     # 32 students (a real data set): nothing said so before the results came out not decision-grade
-    source = tmp_path / "zone"
-    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(60)], "signup_at": START}))
-    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m"], "control_variant": ["c"]}))
+    source = _experiment_zone(tmp_path, users=60)
     assignments = pd.DataFrame(
         {
             "experiment_id": "e1",
@@ -563,9 +569,7 @@ def test_an_experiment_with_an_arm_too_small_for_a_decision_is_named_in_the_revi
 def test_a_misspelt_variant_and_shares_not_summing_to_one_are_named_before_the_first_run(tmp_path):
     # a trial's 56 students assigned 'Small' (declared 'small') and shares summing to 1.02: init said nothing, and
     # materialize held the days back naming neither the variant nor the experiment
-    source = tmp_path / "zone"
-    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(90)], "signup_at": START}))
-    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m"], "control_variant": ["c"]}))
+    source = _experiment_zone(tmp_path, users=90)
     shares = {"c": 0.5, "small": 0.52}
     _write(
         source,
@@ -1475,9 +1479,7 @@ def test_groups_a_bias_window_would_hold_too_few_labels_of_are_named_per_attribu
 def test_an_experiment_whose_control_arm_its_model_scored_is_named_in_the_review(tmp_path):
     # a trial's experiment named model M while M had scored every one of its 2,814 control-arm users: the summary
     # credited the lift to M, and nothing said the holdout was no holdout
-    source = tmp_path / "zone"
-    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(40)], "signup_at": START}))
-    _write(source, "experiments", pd.DataFrame({"experiment_id": ["e1"], "model_id": ["m"], "control_variant": ["c"]}))
+    source = _experiment_zone(tmp_path, users=40)
     assignments = pd.DataFrame(
         {
             "experiment_id": "e1",
