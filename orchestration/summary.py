@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestration.lib.report_data import RECENT_DAYS
+from orchestration.lib.report_data import RECENT_DAYS, USUAL_GAP_SQL, batch_models, count_unit
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.version_changes import CHANGE_DAYS
 
@@ -658,36 +658,27 @@ def _reassigned(conn) -> list[str]:
     ]
 
 
-# each model's usual days between its days with predictions (1: daily; 7: a weekly batch) and its last such day
-USUAL_GAP_SQL = (
-    "days AS (SELECT DISTINCT model_id, date FROM marts.model_health_daily WHERE predictions > 0), "
-    "gaps AS (SELECT model_id, date, date - lag(date) OVER (PARTITION BY model_id ORDER BY date) AS gap FROM days), "
-    "usual AS (SELECT model_id, max(date) AS last_day, coalesce(median(gap), 1) AS gap FROM gaps GROUP BY 1)"
-)
-
-
 def _unjudged_health(conn) -> list[str]:
     """Per model, the label-based and volume alert rules no day of the last RECENT_DAYS could judge (too few labels
     or predictions a day): "no alerts" there means "not judged", not "healthy"."""
     from orchestration.lib.alerts import load_alert_config
 
-    # a model scoring in batches (days apart: a weekly batch) is counted a batch, its days with predictions (a
-    # trial's weekly model read "a median of 26 predictions a day", its batch's median)
+    # the median over every day, and over the days with predictions only (a batch model's, see batch_models)
     rows = _rows(
         conn,
-        f"WITH {USUAL_GAP_SQL} "
-        "SELECT h.model_id, max(h.labelled), quantile_cont(h.predictions, 0.5) FILTER "
-        "(WHERE coalesce(u.gap, 1) <= 1 OR h.predictions > 0), coalesce(any_value(u.gap), 1) > 1 "
-        "FROM marts.model_health_daily h LEFT JOIN usual u USING (model_id) "
-        "WHERE h.date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
+        "SELECT model_id, max(labelled), quantile_cont(predictions, 0.5), "
+        "quantile_cont(predictions, 0.5) FILTER (WHERE predictions > 0) FROM marts.model_health_daily "
+        "WHERE date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
         [RECENT_DAYS],
     )
     if not rows:
         return []
+    batches = batch_models(conn)
     config = load_alert_config()
     lines = []
-    for model, labelled, predictions, batched in rows:
-        unit = "a batch" if batched else "a day"
+    for model, labelled, every_day, predicting_days in rows:
+        predictions = predicting_days if model in batches else every_day
+        unit = count_unit(model in batches)
         if (labelled or 0) < config.min_labelled:
             lines.append(
                 f"{model}: precision, recall and calibration alerts not judged: at most {labelled or 0:.0f} labelled "
@@ -719,7 +710,7 @@ def _silent_models(conn) -> list[str]:
         f"{USUAL_GAP_SQL} "
         "SELECT model_id, last_day, newest.day, gap FROM usual, newest "
         "WHERE last_day <= newest.day - CAST(gap + ?::INTEGER - 1 AS INTEGER) ORDER BY 1",
-        [SILENT_DAYS],
+        [None, SILENT_DAYS],
     )
     return [_silent_line(conn, model, last, newest, gap) for model, last, newest, gap in rows]
 

@@ -672,30 +672,47 @@ class ReportBuilder:
         from noise (the alert rules' minimums)."""
         said = []
         daily = h.groupby("date")[["labelled", "predictions"]].sum(min_count=1)
+        # a batch model's counts are its batches' (as summary says them), not the empty days' between
+        gap = self._batch_models().get(model_id)
+        unit = data.count_unit(gap is not None)
+        if gap is not None:
+            daily = daily[daily["predictions"] > 0]
         if len(daily) and daily["labelled"].max() < minimum:
             said.append(
                 f"precision, recall and ECE are not shown nor judged: at most {daily['labelled'].max():,.0f} labelled "
-                f"predictions a day, fewer than alerts.min_labelled ({minimum:g})"
+                f"predictions {unit}, fewer than alerts.min_labelled ({minimum:g})"
             )
         psi_min = self.config.rule("psi", model_id).get("min_count")
         pool = int(self.config.rule("psi", model_id).get("pool_days") or 1)
         median = daily["predictions"].median() if daily["predictions"].notna().any() else None
         unjudged = self._drift_not_judged(model_id)
         if psi_min and median is not None and median < psi_min:
-            # the pools' counts when the mart has them (a median of 29 x 7 passed 200, yet every pool held 177-180)
-            judged = median * pool >= psi_min if unjudged is None else unjudged.empty
+            # the pools' counts when the mart has them (a median of 29 x 7 passed 200, yet every pool held 177-180);
+            # else the median day's count times the pool's days, a batch's times its batches (2 in 14 days of weekly)
+            judged = median * math.ceil(pool / (gap or 1)) >= psi_min if unjudged is None else unjudged.empty
             verdict = (
                 f"judged on its version's last {pool} days pooled (alerts.rules.psi.pool_days)"
                 if judged
                 else "drawn but not judged"
             )
             said.append(
-                f"its PSI is {verdict}: a median of {median:,.0f} predictions a day, fewer than "
+                f"its PSI is {verdict}: a median of {median:,.0f} predictions {unit}, fewer than "
                 f"alerts.rules.psi.min_count ({psi_min:g}), where noise alone crosses the threshold"
             )
         lines = [f"{model_id}: " + "; ".join(said) + "."] if said else []
         lines += [f"{drift_not_judged_text(r)}." for r in ([] if unjudged is None else unjudged.itertuples())]
         return " ".join(lines)
+
+    def _batch_models(self) -> dict[str, float]:
+        """data.batch_models to the report's day, read once for every model (none in a mart before its predictions)."""
+        if not hasattr(self, "_batches"):
+            import duckdb
+
+            try:
+                self._batches = data.batch_models(self.conn, self.as_of)
+            except duckdb.BinderException:
+                self._batches = {}
+        return self._batches
 
     def _drift_not_judged(self, model_id: str) -> pd.DataFrame | None:
         """alerts.drift_not_judged of the model's last RECENT_DAYS drift rows (None without the drift marts)."""

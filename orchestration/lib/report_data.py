@@ -240,6 +240,28 @@ MODEL_WINDOW_END_SQL = (
 )
 
 
+# each model's usual days between its days with predictions (1: daily; 7: a weekly batch) and its last such day, up
+# to the as-of day (None: the mart's newest)
+USUAL_GAP_SQL = (
+    "days AS (SELECT DISTINCT model_id, date FROM marts.model_health_daily WHERE predictions > 0 "
+    "AND date <= coalesce(?::DATE, date)), "
+    "gaps AS (SELECT model_id, date, date - lag(date) OVER (PARTITION BY model_id ORDER BY date) AS gap FROM days), "
+    "usual AS (SELECT model_id, max(date) AS last_day, coalesce(median(gap), 1) AS gap FROM gaps GROUP BY 1)"
+)
+
+
+def batch_models(conn, as_of: date | None = None) -> dict[str, float]:
+    """The models scoring in batches days apart (a weekly batch) up to ``as_of`` (None: the mart's newest day), with
+    their usual days between batches. Their counts are a batch's, over their days with predictions: a trial's weekly
+    model read "a median of 26 predictions a day", its batches' median."""
+    return dict(conn.execute(f"WITH {USUAL_GAP_SQL} SELECT model_id, gap FROM usual WHERE gap > 1", [as_of]).fetchall())
+
+
+def count_unit(batched: bool) -> str:
+    """What a model's counts are counted per, in `summary` and the report alike."""
+    return "a batch" if batched else "a day"
+
+
 MATURITY_COLUMNS = [
     "model",
     "version",

@@ -899,6 +899,33 @@ def test_a_small_models_health_says_what_is_not_judged_and_why(warehouse):
     assert f"{html.unescape(EVIL)}: precision, recall" not in html.unescape(text)  # the big model: judged
 
 
+def test_a_weekly_batch_models_health_is_counted_a_batch(warehouse):
+    # summary said "a batch" of a weekly model where the report said "a median of 0 predictions a day" (the days
+    # between its batches empty); a small daily model keeps its days
+    from orchestration.lib.report_data import batch_models
+
+    mondays = {date(2026, 3, 2): (6, 4), date(2026, 3, 9): (8, 2)}  # predictions, labelled
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 0")
+        conn.execute("UPDATE marts.model_health_daily SET labelled = 0 WHERE model_id = 'churn'")
+        for day, (predictions, labelled) in mondays.items():
+            conn.execute(
+                "UPDATE marts.model_health_daily SET predictions = ?, labelled = ? WHERE model_id = 'churn' "
+                "AND date = ?",
+                [predictions, labelled, day],
+            )
+        conn.execute("UPDATE marts.model_health_daily SET predictions = 5, labelled = 3 WHERE model_id = ?", [EVIL])
+        # the decision is the report day's: one Monday by 03-08 is no batch yet
+        assert batch_models(conn, AS_OF) == {"churn": 7} and batch_models(conn, date(2026, 3, 8)) == {}
+    text = html.unescape(re.sub(r"<[^>]+>", "", build(warehouse).html))
+    psi = CONFIG.rule("psi", "churn")["min_count"]
+    # by hand: the batches' median (6 + 8) / 2 = 7, their most labelled 4
+    assert "churn: precision, recall and ECE are not shown nor judged: at most 4 labelled predictions a batch" in text
+    assert f"a median of 7 predictions a batch, fewer than alerts.rules.psi.min_count ({psi:g})" in text
+    assert f"{EVIL}: precision, recall and ECE are not shown nor judged: at most 3 labelled predictions a day" in text
+    assert f"a median of 5 predictions a day, fewer than alerts.rules.psi.min_count ({psi:g})" in text
+
+
 def _small_churn_model(conn) -> None:
     """The fixture's churn model at ~5 predictions and 3 labels a day (2 TP, 1 FP, 1 FN): too few to judge a day."""
     conn.execute("ALTER TABLE marts.model_health_daily ADD COLUMN predictions BIGINT DEFAULT 1000")
