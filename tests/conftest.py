@@ -25,6 +25,16 @@ os.environ.setdefault("IMPACT_LEDGER_START_DATE", "2026-01-01")
 if worker := os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("IMPACT_LEDGER_DBT_TARGET", f"dagster_{worker}")
 
+# The session's own Dagster instance, not the checkout's .dagster_home (the default without DAGSTER_HOME, and what
+# the Makefile exports): `summary` reports the newest run's failure, so a developer's failed `make demo` showed in
+# the tests' output. Set, not defaulted, and anew in each xdist worker (which inherits the controller's), so one
+# worker's failed runs are not the other's; tests needing another home monkeypatch it. With the project's settings,
+# as the CLI would copy them in (and say so).
+DAGSTER_TEST_HOME = Path(tempfile.mkdtemp(prefix="pytest-dagster-home-"))
+if (_project_settings := Path(__file__).resolve().parents[1] / ".dagster_home" / "dagster.yaml").is_file():
+    shutil.copy(_project_settings, DAGSTER_TEST_HOME / "dagster.yaml")
+os.environ["DAGSTER_HOME"] = str(DAGSTER_TEST_HOME)
+
 
 def _shared_fixtures(item) -> list[str]:
     """The session- and module-scoped fixtures of this repository's tests that ``item`` uses, as keys."""
@@ -80,6 +90,7 @@ def pytest_configure_node(node):  # the controller, once per worker
 def pytest_unconfigure(config):
     if hasattr(config, "groups_file"):
         shutil.rmtree(config.groups_file.parent, ignore_errors=True)
+    shutil.rmtree(DAGSTER_TEST_HOME, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

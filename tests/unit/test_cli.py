@@ -662,29 +662,40 @@ def test_a_ranged_steps_quarantine_is_one_line_per_reason_with_its_total_and_day
     }
 
 
-def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch):
-    # a predictions file with a renamed column stopped the day's run; summary showed the day before as if current
+MISSING_SCORE = "predictions_2026-09-20.csv: table 'predictions' is missing required column 'score'"
+
+
+def _dagster_home_with_settings(home: Path) -> Path:
+    """A Dagster home with the project's dagster.yaml, as `impact-ledger` gives one."""
     import shutil
 
+    home.mkdir(parents=True)
+    shutil.copy(cli.PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    return home
+
+
+def _run_predictions(home: Path, fails: bool) -> None:
+    """One run of raw.predictions in the Dagster instance at ``home``, failing as a file without its score did."""
     from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions, single_run
 
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    @dg.asset(key=["raw", "predictions"], partitions_def=daily_partitions, backfill_policy=single_run)
+    def predictions() -> None:
+        if fails:
+            raise ValueError(MISSING_SCORE)
+
+    tags = {RANGE_START_TAG: "2026-09-20", RANGE_END_TAG: "2026-09-20"}
+    # the event log finds its folder from DAGSTER_HOME
+    with cli._dagster_home_set(home), dg.DagsterInstance.from_config(str(home)) as instance:
+        dg.materialize([predictions], instance=instance, raise_on_error=not fails, tags=tags)
+
+
+def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch):
+    # a predictions file with a renamed column stopped the day's run; summary showed the day before as if current
+    home = _dagster_home_with_settings(tmp_path / "home")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     assert cli._latest_run_failed() == ""  # no run yet
 
-    def asset(fails: bool):
-        @dg.asset(key=["raw", "predictions"], partitions_def=daily_partitions, backfill_policy=single_run)
-        def predictions() -> None:
-            if fails:
-                raise ValueError("predictions_2026-09-20.csv: table 'predictions' is missing required column 'score'")
-
-        return predictions
-
-    tags = {RANGE_START_TAG: "2026-09-20", RANGE_END_TAG: "2026-09-20"}
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        dg.materialize([asset(True)], instance=instance, raise_on_error=False, tags=tags)
+    _run_predictions(home, fails=True)
     failed = cli._latest_run_failed()
     assert "failed at step raw__predictions: predictions_2026-09-20.csv: table 'predictions' is missing" in failed
     # a first run that failed so: summary said "no attribution tables ... run materialize first" (it had been run)
@@ -695,17 +706,35 @@ def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch
     with pytest.raises(cli.CliError) as said:
         cli.cmd_summary(argparse.Namespace(db=str(empty), config=None))
     assert "yet: the latest run FAILED: " in str(said.value) and "missing required column 'score'" in str(said.value)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert dg.materialize([asset(False)], instance=instance, tags=tags).success
+    _run_predictions(home, fails=False)
     assert cli._latest_run_failed() == ""  # the next run succeeded
     # a shell without DAGSTER_HOME reads the project-local instance: its event log's folder is that home's too
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        dg.materialize([asset(True)], instance=instance, raise_on_error=False, tags=tags)
+    _run_predictions(home, fails=True)
     monkeypatch.delenv("DAGSTER_HOME")
     monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path)
     (tmp_path / ".dagster_home").symlink_to(home)
     assert "missing required column 'score'" in cli._latest_run_failed()
     assert "DAGSTER_HOME" not in os.environ
+
+
+def test_the_tests_summary_reads_the_suites_dagster_instance_not_the_checkouts(tmp_path, monkeypatch):
+    # summary tests read the checkout's .dagster_home: a developer's failed `make demo` showed in their output
+    import duckdb
+
+    suites = Path(os.environ["DAGSTER_HOME"])  # tests/conftest.py's, as every test starts with it
+    assert not suites.resolve().is_relative_to(PROJECT_ROOT.resolve())
+    assert (suites / "dagster.yaml").read_text() == cli.PROJECT_DAGSTER_YAML.read_text()
+    # a checkout whose own instance's newest run failed
+    checkout = tmp_path / "checkout"
+    _run_predictions(_dagster_home_with_settings(checkout / ".dagster_home"), fails=True)
+    monkeypatch.setattr(cli, "PROJECT_ROOT", checkout)
+    empty = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(empty)).close()
+    with pytest.raises(cli.CliError) as said:
+        cli.cmd_summary(argparse.Namespace(db=str(empty), config=None))
+    assert "FAILED" not in str(said.value)
+    monkeypatch.delenv("DAGSTER_HOME")  # as before the suite set it: the checkout's failure read
+    assert MISSING_SCORE in cli._latest_run_failed()
 
 
 def test_materialize_says_which_tables_come_from_the_project_files_sources(tmp_path, monkeypatch):
