@@ -17,9 +17,12 @@
     {%- endif -%}
     {%- do run_query('create database if not exists raw') -%}
     {%- do run_query('create database if not exists quality') -%}
-    {%- for node in graph.sources.values() if node.source_name == 'raw' -%}
-        {%- do run_query('create or replace view raw.' ~ node.name ~ ' as select * from parquet.`' ~ root ~ '/raw/' ~ node.name ~ '`') -%}
-    {%- endfor -%}
+    {#- a run process's own dbt registered the raw tables already (orchestration/lib/engine.py: before_build) -#}
+    {%- if env_var('IMPACT_LEDGER_SPARK_RAW_REGISTERED', '') != '1' -%}
+        {%- for node in graph.sources.values() if node.source_name == 'raw' -%}
+            {%- do run_query('create or replace view raw.' ~ node.name ~ ' as select * from parquet.`' ~ root ~ '/raw/' ~ node.name ~ '`') -%}
+        {%- endfor -%}
+    {%- endif -%}
     {%- do run_query('create or replace view quality.gate_results as select * from parquet.`' ~ root ~ '/quality/gate_results`') -%}
 {%- endmacro %}
 

@@ -6,11 +6,13 @@ dbt_project/macros/cross_engine.sql). With Spark, in this first version:
 
 * the raw layer is read, contract-checked and written by Spark in the run's process (spark_raw.py: the
   same rules, reasons and messages as raw_loader.py) as date-partitioned Parquet under ``spark_dir()/raw``
-  and ``raw_quarantine``, which dbt's Spark reads as its sources (``raw.<table>`` views created by the
-  ``on-run-start`` hook) and DuckDB through views; before each dbt build quality.gate_results (and the
-  days of any raw table still held in DuckDB, loaded before the switch to Spark) land as Parquet too;
-* dbt builds staging, intermediate and marts in Spark (tables under ``spark_dir()/warehouse``, a Derby
-  metastore in ``spark_dir()/metastore_db``; a cluster by configuration, README: Apache Spark);
+  and ``raw_quarantine``, which dbt's Spark reads as its sources (``raw.<table>`` tables registered before
+  the build; a hand-run dbt's ``on-run-start`` hook creates views instead) and DuckDB through views; before
+  each dbt build quality.gate_results (and the days of any raw table still held in DuckDB, loaded before the
+  switch to Spark) land as Parquet too;
+* dbt, in the run's process and its Spark session (spark_session.py), builds staging, intermediate and
+  marts in Spark (tables under ``spark_dir()/warehouse``, a Derby metastore in ``spark_dir()/metastore_db``;
+  a cluster by configuration, README: Apache Spark);
 * after the build the marts and intermediate tables (sufficient statistics: small) are copied into the
   DuckDB warehouse, so attribution, alerts, exports, the analysts' snapshot and the report read the
   same tables whatever built them.
@@ -69,7 +71,7 @@ def spark_dir() -> Path:
 
 
 def export_env() -> None:
-    """Pin IMPACT_LEDGER_SPARK_DIR (absolute) and IMPACT_LEDGER_ENGINE for dbt, a subprocess in another cwd."""
+    """Pin IMPACT_LEDGER_SPARK_DIR (absolute) and IMPACT_LEDGER_ENGINE for dbt's profile and macros."""
     os.environ[SPARK_DIR_ENV] = str(spark_dir())
     os.environ[ENGINE_ENV] = engine()
 
@@ -190,6 +192,26 @@ def before_build(conn: duckdb.DuckDBPyConnection, first: date, last: date) -> No
     days = sorted(set(days_between(first, last)) | set(_days_without_parquet(conn, root)))
     export_raw_days(conn, days, root)
     export_gate_results(conn, root)
+    register_dbt_sources()
+
+
+# set while dbt runs in the run process: its on-run-start hook leaves the raw tables registered here as they are
+RAW_REGISTERED_ENV = "IMPACT_LEDGER_SPARK_RAW_REGISTERED"
+
+
+def register_dbt_sources() -> None:
+    """The raw tables in the catalog dbt's session uses (this process's, for spark_dir()), as the loader and
+    the gates register them: dbt's sources then read the day folders listed once, not a view over the folder
+    listing them in every query."""
+    from orchestration.lib.contract import CONTRACTS
+    from orchestration.lib.spark_raw import register_spark_tables
+    from orchestration.lib.spark_session import MANAGE_PARTITIONS, spark_for_dbt
+
+    session = spark_for_dbt()
+    register_spark_tables(session, sorted(CONTRACTS), ("raw",))
+    # dbt's incremental marts drop the partitions they replace: the catalog tracks the partitions of the tables
+    # it creates (as in a dbt process of its own, Spark's default; register_spark_tables switches it off again)
+    session.conf.set(MANAGE_PARTITIONS, "true")
 
 
 # ------------------------------------------------------------------ marts back into DuckDB

@@ -97,8 +97,9 @@ def register_spark_tables(session, tables, schemas=SCHEMAS) -> None:
     ``parquet.`<folder>``` did both again in each query naming it (~0.2 s a time; a gate's queries name their
     tables a dozen times). Registering again is how a run sees the days it just landed; a table whose files
     are those it was registered over is left as it is (each gate registers its tables: ~1 s each time)."""
-    from orchestration.lib.spark_session import to_spark_sql
+    from orchestration.lib.spark_session import MANAGE_PARTITIONS, to_spark_sql
 
+    session.conf.set(MANAGE_PARTITIONS, "false")  # the day folders are listed, never tracked (dbt's run sets it)
     registered = _registered_files(session)
     for schema in schemas:
         session.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")

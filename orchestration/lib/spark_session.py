@@ -1,10 +1,14 @@
-"""The Spark session of the Dagster run process (engine: spark): the raw loader and the quality gates run here.
+"""The Spark session of the Dagster run process (engine: spark): the raw loader, the quality gates and dbt run here.
 
 One local session, created on first use and reused by every step of the run (and by later runs of the same
-process), stopped at process exit. It has no Hive metastore: dbt's own session (a subprocess) owns the embedded
-Derby metastore, and embedded Derby admits one process; the ``raw`` / ``raw_quarantine`` views this session
-needs live in Spark's in-memory catalog. It uses the settings of dbt's ``spark`` target (profiles.yml:
-spark.master, driver memory, shuffle partitions, UTC) and logs to spark.log in ``spark_dir()`` as dbt's does.
+process), stopped at process exit. It is dbt's ``spark`` target's session (profiles.yml, method: session):
+its Hive catalog is the embedded Derby metastore in ``spark_dir()/metastore_db`` and its managed tables live in
+``spark_dir()/warehouse``; the loader's ``raw`` / ``raw_quarantine`` tables are registered in the same catalog.
+dbt runs in this process (dbt_runner) on this session: one JVM a run, warmed up by the loader and the gates,
+instead of a second one for a dbt subprocess (embedded Derby admits one process: the two could not share the
+metastore). Static settings (the catalog, the warehouse folder) are fixed when a session starts, so a process
+that moves to another ``spark_dir()`` (the tests do) gets a new session for its dbt step (``spark_for_dbt``);
+the JVM, and the code it compiled, stays.
 
 pyspark is imported only here, lazily: the duckdb engine never starts a JVM.
 
@@ -15,8 +19,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
-import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +35,7 @@ SESSION_SETTINGS = {
     "spark.sql.adaptive.enabled": ("IMPACT_LEDGER_SPARK_ADAPTIVE", "true"),
     "spark.sql.codegen.wholeStage": ("IMPACT_LEDGER_SPARK_CODEGEN", "true"),
 }
+MANAGE_PARTITIONS = "spark.sql.hive.manageFilesourcePartitions"
 FIXED_SETTINGS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.enabled": "false",
@@ -45,57 +48,100 @@ FIXED_SETTINGS = {
     # no _SUCCESS markers or .crc files beside the day's Parquet (DuckDB lists the folders)
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
     "spark.hadoop.parquet.enable.summary-metadata": "false",
-    # the loader's `raw` / `raw_quarantine` tables: an in-memory catalog, never the dbt session's Derby
-    "spark.sql.catalogImplementation": "in-memory",
-    # and their day folders found by listing them, as a view over the folder would (a catalog that tracks
-    # partitions would see none until a repair, and need one after every landed day)
-    "spark.sql.hive.manageFilesourcePartitions": "false",
+    # dbt's catalog: Hive's, kept between runs in the Derby metastore (the folders: hive_settings)
+    "spark.sql.catalogImplementation": "hive",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    # the loader's raw day folders found by listing them, as a view over the folder would (a catalog that tracks
+    # partitions would see none until a repair, and need one after every landed day); dbt's runs switch it on
+    # (engine.register_dbt_sources), register_spark_tables off again
+    MANAGE_PARTITIONS: "false",
     # Spark 4's ANSI mode raises where the DuckDB SQL run here yields NULL (a division by zero)
     "spark.sql.ansi.enabled": "false",
 }
 _LOCK = threading.Lock()
 
 
-def session_settings(log_dir: Path) -> dict[str, str]:
+def hive_settings(root: Path) -> dict[str, str]:
+    """Where the catalog keeps tables and metastore, as profiles.yml's spark target has them (a unit test
+    compares them)."""
+    return {
+        "spark.sql.warehouse.dir": f"{root}/warehouse",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={root}/metastore_db;create=true",
+        # Hive's per-session resources folder, made when a session starts: beside the metastore, not in /tmp
+        "spark.hadoop.hive.downloaded.resources.dir": f"{root}/hive_resources",
+    }
+
+
+def session_settings(root: Path) -> dict[str, str]:
+    """The settings of a session keeping its catalog in ``root`` (a ``spark_dir()``)."""
     settings = {key: os.environ.get(var) or default for key, (var, default) in SESSION_SETTINGS.items()}
-    settings |= FIXED_SETTINGS
-    # the in-memory catalog's databases get folders: in a temporary one, not the working directory
-    settings["spark.sql.warehouse.dir"] = tempfile.mkdtemp(prefix="impact-ledger-spark-catalog-")
+    settings |= FIXED_SETTINGS | hive_settings(root)
+    # the JVM's options apply when the first session starts it (its logs stay in that session's folder)
     log4j = DBT_PROJECT_DIR / "spark-log4j2.properties"  # its log file is ${derby.system.home}/spark.log
     more = os.environ.get("IMPACT_LEDGER_SPARK_JVM_OPTIONS", "")  # as profiles.yml adds them to dbt's session
     settings["spark.driver.extraJavaOptions"] = (
-        f"-Dderby.system.home={log_dir} -Dlog4j2.configurationFile={log4j} {more}".strip()
+        f"-Dderby.system.home={root} -Dlog4j2.configurationFile={log4j} {more}".strip()
     )
     return settings
 
 
-@lru_cache(maxsize=1)
-def _started():
+_session = None  # this process's session, if one was started
+_stop_registered = False
+
+
+def _start(root: Path):
+    global _session, _stop_registered
     from pyspark.sql import SparkSession
 
-    from orchestration.lib.engine import require_spark_runtime, spark_dir
+    from orchestration.lib.engine import require_spark_runtime
 
     require_spark_runtime()
-    log_dir = spark_dir()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    builder = SparkSession.builder.appName("impact-ledger")
-    settings = session_settings(log_dir)
-    for key, value in settings.items():
+    root.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.appName("impact-ledger").enableHiveSupport()
+    for key, value in session_settings(root).items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    atexit.register(shutil.rmtree, settings["spark.sql.warehouse.dir"], ignore_errors=True)
-    atexit.register(session.stop)  # atexit runs last-in first-out: the session stops, then its folder goes
-    return session
+    _session = builder.getOrCreate()
+    if not _stop_registered:
+        atexit.register(_stop)
+        _stop_registered = True
+    return _session
+
+
+def _stop() -> None:
+    global _session
+    if _session is not None:
+        _session.stop()
+        _session = None
+
+
+def _catalog_root(session) -> Path:
+    return Path(session.conf.get("spark.sql.warehouse.dir").removeprefix("file:")).parent
 
 
 def spark():
-    """This process's Spark session (started on first use)."""
+    """This process's Spark session (started on first use, for the catalog in ``spark_dir()``). A process that
+    moved to another spark_dir keeps its session for loading and gating (their tables name their folders); dbt
+    needs ``spark_for_dbt``."""
+    from orchestration.lib.engine import spark_dir
+
     with _LOCK:
-        session = _started()
-        if session.sparkContext._jsc is None:  # stopped (e.g. by a test): start a new one
-            _started.cache_clear()
-            session = _started()
-        return session
+        if _session is None or _session.sparkContext._jsc is None:  # none yet, or stopped (e.g. by a test)
+            return _start(spark_dir().absolute())
+        return _session
+
+
+def spark_for_dbt():
+    """The session whose catalog and warehouse are ``spark_dir()``'s (a new one if this process's keeps
+    another folder's): dbt's tables are found, and written, where the engine copies them from."""
+    from orchestration.lib.engine import spark_dir
+
+    root = spark_dir().absolute()
+    session = spark()
+    with _LOCK:
+        if _catalog_root(session) != root:
+            _stop()
+            session = _start(root)
+    return session
 
 
 # ------------------------------------------------------------------ DuckDB's SQL on Spark

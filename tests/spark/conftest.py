@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-# The Spark tests' worlds are tiny, and each dbt run starts a new JVM: its CPU goes to compiling Spark's generated
-# code, not to rows. The JVM's quick-start compiler alone (C1; a larger code cache, which the small default
+# The Spark tests' worlds are tiny: a JVM's CPU goes to compiling Spark's generated code, not to rows (measured when
+# each dbt run started a JVM of its own; dbt now builds in the test process's session, one JVM for every Spark test). The JVM's quick-start compiler alone (C1; a larger code cache, which the small default
 # outgrows) took a one-day dbt build of the parity world from ~79 s to ~49 s; adaptive execution and whole-stage
 # code generation off, to ~44 s. The throughput collector (ParallelGC) instead of G1, whose concurrent threads
 # compete with the other test worker on this 2-core machine: the parity module alone used 327 CPU-s against

@@ -206,3 +206,13 @@ def test_the_raw_layer_its_quarantine_and_the_gate_verdicts_are_the_same(warehou
     for name in [*names, "quality.gate_results"]:
         assert_same_table(name, _relation(duck, name), _relation(spark, name))
     assert len(_relation(duck, "raw_quarantine.predictions")) > 0  # the world's planted bad rows
+
+
+def test_dbt_built_in_the_run_process_session(runs):
+    # one JVM a run: the session the loader started holds dbt's tables (no dbt subprocess with a JVM of its own)
+    from orchestration.lib import spark_session
+
+    (spark_db, _) = runs[1]
+    session = spark_session.spark()
+    assert spark_session._catalog_root(session) == spark_db.parent / "spark"
+    assert session.catalog.tableExists("marts.kpi_daily") and session.catalog.tableExists("raw.predictions")

@@ -4,6 +4,8 @@ engines end to end)."""
 
 from datetime import date
 
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import pytest
@@ -126,7 +128,7 @@ def test_the_run_process_spark_session_uses_the_settings_of_dbts_spark_target():
     import yaml
 
     from orchestration.lib.settings import DBT_PROJECT_DIR
-    from orchestration.lib.spark_session import FIXED_SETTINGS, SESSION_SETTINGS
+    from orchestration.lib.spark_session import FIXED_SETTINGS, SESSION_SETTINGS, hive_settings
 
     text = (DBT_PROJECT_DIR / "profiles.yml").read_text()
     for key, (var, default) in SESSION_SETTINGS.items():
@@ -134,6 +136,10 @@ def test_the_run_process_spark_session_uses_the_settings_of_dbts_spark_target():
     spark = yaml.safe_load(text)["impact_ledger"]["outputs"]["spark"]["server_side_parameters"]
     for key in set(spark) & set(FIXED_SETTINGS):
         assert str(spark[key]) == FIXED_SETTINGS[key], key
+    # and the same catalog: a hand-run `dbt build --target spark` finds the tables the run process's dbt made
+    root = "{{ env_var('IMPACT_LEDGER_SPARK_DIR', '../data/spark') }}"
+    for key, value in hive_settings(Path("ROOT")).items():
+        assert spark[key] == value.replace("ROOT", root), key
 
 
 def test_the_duckdb_shells_follow_the_project_files_vars(tmp_path, monkeypatch):

@@ -5,7 +5,8 @@ from datetime import date
 
 import pytest
 
-from orchestration.defs.transform.dbt_assets import RUN_DATE_ENV, run_dates_in_env
+from orchestration.defs.transform.dbt_assets import RUN_DATE_ENV, run_date_env
+from orchestration.lib.settings import temporary_env
 from tests.dbt_in_process import run_dbt
 
 MODEL = "int_label_refresh_days"  # reads min_date() and max_date()
@@ -63,10 +64,11 @@ def test_a_malformed_date_names_its_environment_variable(tmp_path):
     assert "environment variable IMPACT_LEDGER_MIN_DATE must be a date YYYY-MM-DD, got 2026/03/04" in error
 
 
-def test_the_dates_are_set_only_while_the_dbt_subprocess_starts(monkeypatch):
+def test_the_dates_are_set_only_while_dbt_runs(monkeypatch):
+    # as the dbt asset's in-process invocation sets them (dbt_in_process.py)
     monkeypatch.setenv("IMPACT_LEDGER_MAX_DATE", "2020-01-01")
     monkeypatch.delenv("IMPACT_LEDGER_MIN_DATE", raising=False)
-    with run_dates_in_env(date(2026, 3, 4), date(2026, 3, 6)):
+    with temporary_env(run_date_env(date(2026, 3, 4), date(2026, 3, 6))):
         assert (os.environ["IMPACT_LEDGER_MIN_DATE"], os.environ["IMPACT_LEDGER_MAX_DATE"]) == (
             "2026-03-04",
             "2026-03-06",

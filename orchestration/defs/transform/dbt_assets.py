@@ -23,10 +23,10 @@ from orchestration.defs.transform.dbt_in_process import InProcessDbtInvocation
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.defs.resources import WarehouseResource
 from orchestration.lib.asset_metadata import row_count_query, row_counts_by_day, row_counts_by_day_query
-from orchestration.lib.engine import SyncAfterStream, after_build, before_build, dbt_target, engine
+from orchestration.lib.engine import RAW_REGISTERED_ENV, SyncAfterStream, after_build, before_build, dbt_target, engine
 from orchestration.lib.engine import export_env as export_engine_env
 from orchestration.lib.project_config import config_dbt_vars, load_config
-from orchestration.lib.settings import DBT_PROJECT_DIR, export_env, temporary_env
+from orchestration.lib.settings import DBT_PROJECT_DIR, export_env
 
 # The run's partition range as dbt reads it (macros/partition_range.sql)
 RUN_DATE_ENV = {"min_date": "IMPACT_LEDGER_MIN_DATE", "max_date": "IMPACT_LEDGER_MAX_DATE"}
@@ -90,11 +90,6 @@ def run_date_env(first, last) -> dict[str, str]:
     return {RUN_DATE_ENV["min_date"]: first.isoformat(), RUN_DATE_ENV["max_date"]: last.isoformat()}
 
 
-def run_dates_in_env(first, last):
-    """The run's dates set in os.environ inside the block (dbt started there copies them), then restored."""
-    return temporary_env(run_date_env(first, last))
-
-
 def with_row_counts(
     context: dg.AssetExecutionContext, invocation: DbtCliInvocation, duckdb: DuckDBResource, first, last
 ):
@@ -148,7 +143,7 @@ def with_row_counts(
 )
 def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: WarehouseResource):
     first, last = run_date_range(context)
-    export_env()  # absolute paths: dbt resolves them from its project folder (Spark: a subprocess there)
+    export_env()  # absolute paths: dbt resolves them from its project folder
     export_engine_env()
     with duckdb.get_connection() as conn:  # Spark reads the run's raw days as Parquet (DuckDB: nothing)
         before_build(conn, first, last)
@@ -167,13 +162,15 @@ def impact_ledger_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, du
     # event stream and the definitions' own manifest), and writing them is ~1 s a run
     args = [*colours, "build", "--target", dbt_target(), "--no-write-json", "--vars", json.dumps(dbt_vars)]
     args += ["--log-level-file", os.environ.get(DBT_LOG_LEVEL_ENV, "info")]
-    if engine() == "duckdb":  # dbt in this process (no interpreter start), the dates set while it runs
-        invocation = InProcessDbtInvocation(dbt, args, context, target, env=run_date_env(first, last))
+    # dbt in this process (no interpreter start; Spark: the loader's session, its JVM warm), the dates set while
+    # it runs
+    env = run_date_env(first, last)
+    if engine() == "duckdb":
+        invocation = InProcessDbtInvocation(dbt, args, context, target, env=env)
         yield from with_row_counts(context, invocation, duckdb, first, last)
         return
-    with run_dates_in_env(first, last):  # the dbt subprocess starts (and copies the environment) inside
-        built = dbt.cli(args, context=context, target_path=target)
-    # Spark: the built tables are copied into DuckDB once dbt exits, before the row counts and Python assets
+    built = InProcessDbtInvocation(dbt, args, context, target, env={**env, RAW_REGISTERED_ENV: "1"})
+    # Spark: the built tables are copied into DuckDB once dbt is done, before the row counts and Python assets
     # (a dbt subprocess may create their DuckDB shells meanwhile: the warehouse is left closed around it)
     shells = target.with_name(f"{target.name}_duckdb_shells")  # the DuckDB tables the marts are copied into
     invocation = SyncAfterStream(

@@ -2,8 +2,8 @@
 
 dagster-dbt starts `dbt` as a subprocess and reads its JSON log lines; here dbt runs through
 `orchestration.lib.dbt_runner` and its result events go through the same dagster-dbt conversion
-(`DbtCoreCliEventMessage.to_default_asset_events`), with the same node selection for a subset run. Used for
-the DuckDB engine; Spark keeps the subprocess (its JVM and Hive catalog belong to dbt's process).
+(`DbtCoreCliEventMessage.to_default_asset_events`), with the same node selection for a subset run. Both
+engines: Spark's dbt uses the run process's session (orchestration/lib/spark_session.py).
 """
 
 from pathlib import Path
