@@ -104,7 +104,29 @@ def _start(root: Path):
     if not _stop_registered:
         atexit.register(_stop)
         _stop_registered = True
+    try:
+        open_metastore(_session, root)
+    except Exception:
+        _stop()  # the next call starts afresh
+        raise
     return _session
+
+
+def open_metastore(session, root: Path) -> None:
+    """Open the catalog now, to say why it cannot be: embedded Derby admits one process, and Hive's own error
+    ("Unable to instantiate ...SessionHiveMetaStoreClient") does not say which, or what to do."""
+    from orchestration.lib.engine import SPARK_DIR_ENV, EngineError
+
+    try:
+        session.catalog.listDatabases()
+    except Exception as err:
+        if "MetaStoreClient" not in str(err):
+            raise
+        raise EngineError(
+            f"the Spark engine's metastore {root / 'metastore_db'} is open in another process (embedded Derby "
+            "admits one at a time): another impact-ledger run, or a dbt run by hand, on the same folder. Wait for "
+            f"it to end, or give this run a folder of its own ({SPARK_DIR_ENV})"
+        ) from None
 
 
 def _stop() -> None:

@@ -142,6 +142,33 @@ def test_the_run_process_spark_session_uses_the_settings_of_dbts_spark_target():
         assert spark[key] == value.replace("ROOT", root), key
 
 
+def test_a_metastore_held_by_another_process_is_said_with_what_to_do(tmp_path):
+    # Hive's own words when embedded Derby is booted by another JVM (seen with two processes on one folder)
+    from orchestration.lib.spark_session import open_metastore
+
+    class Catalog:
+        def __init__(self, error):
+            self.error = error
+
+        def listDatabases(self):
+            raise self.error
+
+    class Session:
+        def __init__(self, error):
+            self.catalog = Catalog(error)
+
+    held = RuntimeError(
+        "org.apache.hadoop.hive.ql.metadata.HiveException: java.lang.RuntimeException: Unable to instantiate "
+        "org.apache.hadoop.hive.ql.metadata.SessionHiveMetaStoreClient"
+    )
+    with pytest.raises(engine.EngineError) as err:
+        open_metastore(Session(held), tmp_path)
+    assert str(err.value).startswith(f"the Spark engine's metastore {tmp_path / 'metastore_db'} is open in another")
+    assert "IMPACT_LEDGER_SPARK_DIR" in str(err.value)
+    with pytest.raises(ValueError, match="something else"):  # any other failure is left as it is
+        open_metastore(Session(ValueError("something else")), tmp_path)
+
+
 def test_the_duckdb_shells_follow_the_project_files_vars(tmp_path, monkeypatch):
     # on Spark, staging.stg_users was made once, without the project's protected attributes (no --vars), and
     # kept: the retraining job's bias check then failed on a missing attribute column
