@@ -143,8 +143,9 @@ def _file_columns(path: str) -> tuple:
 
 
 def _same_columns(before: Registered, files: tuple) -> bool:
-    """The table's folder is the same, and every file new since ``before`` has the columns the table was registered with (the loader gives every
-    day folder of a table the same columns: a new column rewrites them all)."""
+    """The table's folder is the same, and every file new since ``before`` has the columns the table was
+    registered with (the loader gives every day folder of a table the same columns: a new column rewrites them
+    all)."""
     if before.files[0] != files[0]:  # another folder (a process moving to another spark_dir): registered anew
         return False
     known = set(before.files[1])

@@ -86,11 +86,10 @@ def session_settings(root: Path) -> dict[str, str]:
 
 
 _session = None  # this process's session, if one was started
-_stop_registered = False
 
 
 def _start(root: Path):
-    global _session, _stop_registered
+    global _session
     from pyspark.sql import SparkSession
 
     from orchestration.lib.engine import require_spark_runtime
@@ -101,9 +100,6 @@ def _start(root: Path):
     for key, value in session_settings(root).items():
         builder = builder.config(key, value)
     _session = builder.getOrCreate()
-    if not _stop_registered:
-        atexit.register(_stop)
-        _stop_registered = True
     try:
         open_metastore(_session, root)
     except Exception:
@@ -134,6 +130,9 @@ def _stop() -> None:
     if _session is not None:
         _session.stop()
         _session = None
+
+
+atexit.register(_stop)  # the session (if any) stops with the process
 
 
 def _catalog_root(session) -> Path:
