@@ -1002,7 +1002,7 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  ... and {len(held) - HELD_SHOWN} earlier day(s)")
         if any("volume_deviation" in why for _, why, *_ in held):
             print(
-                "  volume_deviation: the day's rows are far from the trailing median (an outage?); where the "
+                "  volume_deviation: the day's rows are far below the trailing median (a file missing, an outage?); where the "
                 "activity really ended (an experiment's enrolment closed), widen that table's band in the project "
                 "file (gates.volume.tables.<table>: tolerance, z) and run those days again"
             )

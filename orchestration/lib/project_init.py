@@ -1036,7 +1036,7 @@ def _weekly_bands(
     return out
 
 
-VOLUME_RULES = {"volume_deviation", "fresh"}  # the day expectations of the volume gate (gates.volume)
+VOLUME_RULES = {"volume_deviation", "volume_spike", "fresh"}  # the volume gate's day expectations (gates.volume)
 
 
 def _volume_rules(suite: dict, blocking: bool) -> set[str]:
@@ -1087,9 +1087,10 @@ def _volume_holds(
         if first is None:
             continue
         days = days_frame(conn, suite, first, end, gate)
-        outside = days["volume_deviation"].abs() > 1
+        below, above = days["volume_deviation"] < -1, days["volume_spike"] > 1
         stale = ~days["fresh"].astype(bool)
-        held = (outside & ("volume_deviation" in blocking)) | (stale & ("fresh" in blocking))
+        held = (below & ("volume_deviation" in blocking)) | (above & ("volume_spike" in blocking))
+        held |= stale & ("fresh" in blocking)
         if held := _days_of(days[held]):
             holds[table] = held
         if "fresh" in warning and (warned := _days_of(days[stale])):

@@ -119,7 +119,8 @@ EVERY_ROW = RowRule(max_share=0.0, min_count=0)  # any unexpected row fails
 # ("expect_column_values_to_be_in_set(fresh)" for a paused label feed)
 FLAG_WORDS = {
     "fresh": "freshness: no rows after steady days",
-    "volume_deviation": "volume: the day's rows far from the trailing median",
+    "volume_deviation": "volume: the day's rows far below the trailing median",
+    "volume_spike": "volume: the day's rows far above the trailing median",
     "in_partition_day": "rows stamped on another day than their file's",
     "user_known": "rows naming a user the users table lacks",
     "prediction_known": "rows of predictions not loaded",
@@ -1166,7 +1167,9 @@ def _gx_validate(session: GxSession, gx, name, batch_definition, gx_suite, frame
 
 # what a failing day check's values are: said beside its sample
 DAY_HINTS = {
-    "volume_deviation": "(rows - trailing median) / the band's half-width: beyond +-1 is outside the band "
+    "volume_deviation": "(rows - trailing median) / the band's half-width: below -1 is under the band "
+    "(gates.volume); -0.8 at a median of 200 with tolerance 0.5 is 120 rows",
+    "volume_spike": "(rows - trailing median) / the band's half-width: above +1 is over the band "
     "(gates.volume); +0.8 at a median of 200 with tolerance 0.5 is 280 rows",
     "fresh": "no rows after steady days (the trailing median says how many were expected)",
 }
@@ -1456,7 +1459,8 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     not have). A day is judged only when that median is at least min_count; its band is the wider of
     +-tolerance x median (breakage at high volume) and +-z x sqrt(median) (z Poisson standard
     deviations: noise at low volume). volume_deviation = (rows - median) / half-width, in [-1, 1] when
-    inside the band, null when not judged or empty. An empty day is freshness's failure: stale when
+    inside the band, null when not judged or empty; volume_spike is the same above the median (null below:
+    the suites hold a drop back and only warn of a rise). An empty day is freshness's failure: stale when
     0 rows is less likely under Poisson(the same weekday a week before's rows) than a z standard-normal
     deviation, i.e. exp(-rows) < Phi(-z) (at z = 4: above 10.4 rows a week before, within the group's history):
     the history must say rows were due that weekday. A day the business is closed every week (a weekday-only
@@ -1535,6 +1539,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             trailing_median - volume_half_width AS volume_low,
             trailing_median + volume_half_width AS volume_high,
             CASE WHEN rows > 0 THEN (rows - trailing_median) / volume_half_width END AS volume_deviation,
+            CASE WHEN rows > trailing_median THEN (rows - trailing_median) / volume_half_width END AS volume_spike,
             -- an empty day is stale only where its weekday a week before had more rows than an empty day allows
             -- (a weekly batch's missing week: its trailing median is 0); with no such day in the history nothing
             -- says rows were due (a weekly batch's first week, a closed weekend's first): the trailing median
