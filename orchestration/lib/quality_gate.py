@@ -1467,6 +1467,9 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     business's weekends), an empty quiet Saturday after one of 2 rows (a trial's ~10 patients a weekday:
     Poisson(2) is 0 one Saturday in seven) or a weekly batch's other weekdays are no outage, in their first
     week too (no week before: the trailing median cannot tell a weekly batch's empty Tuesday from an outage).
+    A source delivering every other day is read by parity: an empty day whose parity (2, 4, ..., 14 days back)
+    had no rows due while the other parity's days mostly had is its off day, not stale for the busy weekday a
+    week before; an empty day whose parity had rows due on all seven of those days is a missed delivery.
     """
     if volume is None:
         from orchestration.lib.project_config import load_config
@@ -1476,12 +1479,14 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         volume = volume.for_table(suite["table"])
     t, min_count, tolerance, z = volume.trailing_days, volume.min_count, volume.tolerance, volume.z
     stale_above = stale_median(z)
-    span = max(t, WEEK)  # the calendar reaches back to the trailing window and to the day a week before
+    span = max(t, 2 * WEEK)  # the calendar reaches back to the trailing window and two weeks (freshness)
     table, by = suite["table"], suite.get("volume_by")
     group = f', "{by}"' if by else ""
     cgroup = f', c."{by}"' if by else ""
     gby = f' GROUP BY "{by}"' if by else ""
     join = f'AND c."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
+    back = f"w.day >= w.first_day AND c.day - w.day <= {2 * WEEK}"  # in the group's history, two weeks back
+    even, odd = f"{back} AND (c.day - w.day) % 2 = 0", f"{back} AND (c.day - w.day) % 2 = 1"
     hjoin = f'AND h."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
     wjoin = f'AND w."{by}" IS NOT DISTINCT FROM c."{by}"' if by else ""
     read = (
@@ -1525,7 +1530,13 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
                 count(CASE WHEN w.day >= c.day - {t} AND w.day >= w.first_day THEN 1 END) AS trailing_days,
                 median(CASE WHEN w.day >= c.day - {t} AND w.day >= w.first_day THEN w.rows END) AS trailing_median,
                 -- the same weekday a week before, within the group's history (else null)
-                max(CASE WHEN w.day = c.day - {WEEK} AND w.day >= w.first_day THEN w.rows END) AS rows_week_before
+                max(CASE WHEN w.day = c.day - {WEEK} AND w.day >= w.first_day THEN w.rows END) AS rows_week_before,
+                -- the days 2, 4, ..., 14 back (the day's parity) and 1, 3, ..., 13 back, within the group's
+                -- history: how many, and how many had rows due (an every-other-day source's rhythm)
+                count(CASE WHEN {even} THEN 1 END) AS even_days,
+                count(CASE WHEN {even} AND w.rows > {stale_above!r} THEN 1 END) AS even_due,
+                count(CASE WHEN {odd} THEN 1 END) AS odd_days,
+                count(CASE WHEN {odd} AND w.rows > {stale_above!r} THEN 1 END) AS odd_due
             FROM calendar c
             LEFT JOIN calendar w ON w.day BETWEEN c.day - {span} AND c.day - 1 {wjoin}
             GROUP BY c.day{cgroup}, c.rows
@@ -1543,8 +1554,13 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             -- an empty day is stale only where its weekday a week before had more rows than an empty day allows
             -- (a weekly batch's missing week: its trailing median is 0); with no such day in the history nothing
             -- says rows were due (a weekly batch's first week, a closed weekend's first): the trailing median
-            -- cannot tell those from an outage
-            rows > 0 OR coalesce(rows_week_before, 0) <= {stale_above!r} AS fresh
+            -- cannot tell those from an outage. A week is odd: an every-other-day source's empty day had rows a
+            -- week before, so a day whose parity had none in two weeks while the other parity mostly had is its
+            -- off day; and a day whose parity had rows due on all of the seven is due (its missed delivery)
+            rows > 0 OR NOT (
+                (coalesce(rows_week_before, 0) > {stale_above!r} AND NOT (even_due = 0 AND 2 * odd_due > odd_days))
+                OR even_due = {WEEK}
+            ) AS fresh
         FROM banded
         WHERE day BETWEEN DATE '{first}' AND DATE '{last}'
         ORDER BY day{group}

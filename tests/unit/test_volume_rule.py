@@ -51,9 +51,14 @@ def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
         inside = None if not judged or rows == 0 else abs(rows - median) <= half
         # an empty day is implausible after a level above -log Phi(-z) of the same weekday a week before, where the
         # history has it (a weekday closed every week, or a weekly batch's missing week); without it nothing says
-        # rows were due
+        # rows were due. Unless the day's parity had no rows due in two weeks while the other parity mostly had
+        # (an every-other-day source's off day); a day whose parity had rows due all seven times is due.
         stale_above = -math.log(norm.cdf(-volume.z))
-        stale = rows == 0 and i >= 7 and counts[i - 7] > stale_above
+        even = [counts[i - k] > stale_above for k in range(2, 15, 2) if i - k >= 0]
+        odd = [counts[i - k] > stale_above for k in range(1, 14, 2) if i - k >= 0]
+        off_day = not any(even) and 2 * sum(odd) > len(odd)
+        weekly = i >= 7 and counts[i - 7] > stale_above and not off_day
+        stale = rows == 0 and (weekly or sum(even) == 7)
         out.append({"rows": rows, "trailing_median": median, "inside": inside, "fresh": not stale})
     return pd.DataFrame(out)
 
@@ -216,6 +221,27 @@ def test_a_weekly_batchs_first_weeks_pass_from_any_start_and_a_missing_batch_fai
     missing = start + 21
     assert stale == [missing]  # by hand: the only empty day whose weekday had 30 > 10.4 rows a week before
     assert verdicts(frame).equals(oracle(counts[start:]).drop(columns="trailing_median"))
+
+
+def test_an_every_other_day_source_is_not_stale_on_its_off_days_and_a_missed_delivery_is():
+    # a source delivering every other day: each empty day had rows on its weekday a week before (7 is odd), so
+    # every off day after the first week was "stale"
+    counts = [30, 0] * 14
+    counts[22] = 0  # a delivery day whose file never came: 30 rows on each of the 7 days 2, 4, ..., 14 back
+    counts[23] = 0  # the off day after it: its parity (the off days) had no rows, the other parity 6 of 7
+    frame = frame_for(counts)
+    assert verdicts(frame).equals(oracle(counts).drop(columns="trailing_median"))
+    stale = [int(i) for i in np.flatnonzero(~frame["fresh"].astype(bool))]
+    assert stale == [22] and counts[22 - 7] == 0 and counts[23 - 7] == 30
+
+
+def test_a_weekly_batch_missing_in_its_second_week_is_stale():
+    # its parity days in history (2, 4, 6 back) are empty weekdays, but the other parity had one batch of four
+    # days: no every-other-day rhythm, the Monday a week before says the batch was due
+    counts = [30, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    stale = [int(i) for i in np.flatnonzero(~frame_for(counts)["fresh"].astype(bool))]
+    assert stale == [7]
+    assert verdicts(frame_for(counts)).equals(oracle(counts).drop(columns="trailing_median"))
 
 
 def test_a_daily_tables_first_week_empty_day_has_no_weekday_history_to_be_stale_by():
