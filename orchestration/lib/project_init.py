@@ -175,7 +175,7 @@ class WeeklyCycle:
     quiet_median: float  # rows of the quiet weekdays' days (0 when none)
     busy_median: float
     other_median: float  # rows of the other weekdays' days
-    deepest: float  # the judged day of the cycle furthest from its trailing median: rows / median - 1
+    deepest: float  # the judged day of the cycle furthest below its trailing median: rows / median - 1
     deepest_day: date
 
     @property
@@ -196,12 +196,11 @@ class WeeklyCycle:
             for days, median in ((self.quiet, self.quiet_median), (self.busy, self.busy_median))
             if days
         ] + [(self.other_median, "weekdays" if weekend else "the other days")]
-        side = "below" if self.deepest < 0 else "above"
         deepest = "weekend" if weekend else f"day (a {WEEKDAY_NAMES[self.deepest_day.weekday()]})"
         return (
             f"a median {levels[0][0]:g} {rows} on {levels[0][1]}, "
             + ", ".join(f"{median:g} on {days}" for median, days in levels[1:])
-            + f"; the deepest {deepest} {abs(self.deepest):.0%} {side} its trailing median"
+            + f"; the deepest {deepest} {abs(self.deepest):.0%} below its trailing median"
         )
 
 
@@ -267,7 +266,7 @@ def _weekly_cycle(
     """The weekly cycle of a calendar-day series that a +-band around its trailing median would flag: two weeks
     or more; the cycle's weekdays are those whose days lie outside +-band of the median of all days in most weeks
     (a weekday's one-off quiet day is no cycle); and a judged day of them (a full trailing window whose median
-    reaches min_median) beyond the band. An empty day is no band's: the volume gate and the alert both pass a day
+    reaches min_median) below the band. An empty day is no band's: the volume gate and the alert both pass a day
     empty a week before too."""
     if first_day is None or len(counts) < 2 * WEEK:
         return None
@@ -283,7 +282,8 @@ def _weekly_cycle(
     changes = []
     for i in range(trailing_days, len(counts)):
         trailing = statistics.median(counts[i - trailing_days : i])
-        if weekday[i] in cycle and counts[i] and trailing and trailing >= min_median:
+        # drops only: a day above the band only warns (volume_spike), so busy weekdays need no wider band
+        if weekday[i] in cycle and counts[i] and trailing and trailing >= min_median and counts[i] < trailing:
             changes.append((counts[i] / trailing - 1, i))
     if not any(abs(change) > band for change, _ in changes):
         return None
@@ -1855,7 +1855,7 @@ def review(inf: Inference) -> list[str]:
         if band := [d for d in held if d not in empty]:
             out.append(
                 f"gates.volume: the volume gate will hold back {len(band)} day(s) of {table} ({_shown(band)}): rows "
-                "far from the trailing median; if that is the data (a last day exported part-way, a ramp-up, "
+                "far below the trailing median; if that is the data (a last day exported part-way, a wind-down, "
                 f"activity that ended), widen that table's band (gates.volume.tables.{table}: tolerance, z) or "
                 "leave those days out"
             )

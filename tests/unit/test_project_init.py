@@ -632,8 +632,8 @@ def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(
     # by hand: its trailing median is 100, the band 100 +- max(0.5 x 100, 4 x sqrt(100)) = [50, 150]: 10 is out
     said = [line for line in review(infer(source)) if line.startswith("gates.volume")]
     assert said == [
-        f"gates.volume: the volume gate will hold back 1 day(s) of sessions ({last}): rows far from the trailing "
-        "median; if that is the data (a last day exported part-way, a ramp-up, activity that ended), widen "
+        f"gates.volume: the volume gate will hold back 1 day(s) of sessions ({last}): rows far below the trailing "
+        "median; if that is the data (a last day exported part-way, a wind-down, activity that ended), widen "
         "that table's band (gates.volume.tables.sessions: tolerance, z) or leave those days out"
     ]
     _write(source, "sessions", sessions[sessions["started_at"].dt.date < last])
@@ -1287,8 +1287,8 @@ def test_quiet_weekends_get_a_band_that_passes_them_and_the_review_says_why(tmp_
     # with the bands written only the part-way last day is held back, and said as before
     held = [line for line in said if "will hold back" in line]
     assert held == [
-        f"gates.volume: the volume gate will hold back 1 day(s) of {t} ({calendar[-1]}): rows far from the trailing "
-        "median; if that is the data (a last day exported part-way, a ramp-up, activity that ended), widen that "
+        f"gates.volume: the volume gate will hold back 1 day(s) of {t} ({calendar[-1]}): rows far below the trailing "
+        "median; if that is the data (a last day exported part-way, a wind-down, activity that ended), widen that "
         f"table's band (gates.volume.tables.{t}: tolerance, z) or leave those days out"
         for t in ("predictions", "sessions")
     ]
@@ -1306,6 +1306,31 @@ def test_weekends_within_the_band_get_no_weekly_advice(tmp_path, weekend):
     said = review(inf)
     assert not [line for line in said if "weekly" in line or "Saturdays" in line]
     assert [line for line in said if "will hold back" in line and f"({calendar[-1]})" in line]
+
+
+def test_busy_weekends_are_no_held_days_and_get_no_band(tmp_path):
+    # weekends at 2.5x the weekdays: a rise only warns (volume_spike), so init neither names them as held back
+    # nor widens the band that judges drops (before, every weekend was held back and a +-1.55 band written)
+    source = tmp_path / "zone"
+    calendar = _weekly_zone(source, {"predictions": 2.5, "sessions": 2.5})
+    inf = infer(source)
+    config = parse_config(yaml.safe_load(render(inf)))
+    assert config.gates.volume.tables == {}
+    # by hand: a weekend day's trailing median is 200 (five weekdays), 500 is +150%, over the band but a warning;
+    # a Monday's trailing 7 days are five of 200 and two of 500: median 200, inside; only the 20-row last day drops
+    assert inf.volume_holds == {"predictions": [calendar[-1]], "sessions": [calendar[-1]]}
+
+
+def test_a_cycles_band_is_set_by_its_deepest_drop_not_its_busiest_day():
+    from orchestration.lib.project_init import _weekly_cycle
+
+    # quiet Mondays (60) and busy Saturdays (600) around 200 on the other days, from a Monday
+    week = [60, 200, 200, 200, 200, 600, 200]
+    cycle = _weekly_cycle(date(2026, 1, 5), week * 4, 0.5, 7, 20)
+    assert cycle.quiet == (0,) and cycle.busy == (5,)
+    # by hand: a Monday's trailing 7 days are 60, 200 x5, 600: median 200, so 60 is 70% below; a Saturday's 600
+    # is 200% above, which only warns: the band passing the cycle's drops is the first 0.05 step beyond 0.7
+    assert cycle.deepest == pytest.approx(-0.7) and cycle.passing_band == 0.75
 
 
 def _held(said: list[str]) -> list[str]:
@@ -1366,8 +1391,8 @@ def test_quiet_days_within_the_band_or_not_weekly_get_no_weekly_band(tmp_path, q
     # the one-off days are held back as before (60 rows vs a trailing median of 200), with the last day
     held = [str(calendar[i]) for i in one_off] + [str(calendar[-1])]
     assert _held(said) == [
-        f"gates.volume: the volume gate will hold back {len(held)} day(s) of {t} ({', '.join(held)}): rows far from "
-        "the trailing median; if that is the data (a last day exported part-way, a ramp-up, activity that ended), "
+        f"gates.volume: the volume gate will hold back {len(held)} day(s) of {t} ({', '.join(held)}): rows far below "
+        "the trailing median; if that is the data (a last day exported part-way, a wind-down, activity that ended), "
         f"widen that table's band (gates.volume.tables.{t}: tolerance, z) or leave those days out"
         for t in ("predictions", "sessions")
     ]
