@@ -35,6 +35,7 @@ from orchestration.lib.project_config import (
     parse_config,
 )
 from orchestration.lib.raw_loader import (
+    _cast,
     _file_columns,
     _is_reader_error,
     _scan_columns,
@@ -1269,17 +1270,22 @@ def _user_references(conn, found, present) -> tuple[dict[str, tuple[int, int, in
         "SELECT count(*) FROM (SELECT user_id FROM t_users WHERE user_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"
     ).fetchone()[0]
     unknown = {}
+
+    def as_text(table: str) -> str:  # the user_id as the loader lands it (a float 2.0 is '2')
+        return _cast("user_id", "VARCHAR", _scan_columns(conn, f"t_{table}").get("user_id"))
+
     for table in ("predictions", "assignments", "sessions", "orders"):
         if table not in found or "user_id" not in present[table]:
             continue
         missing, rows, padded = conn.execute(
             f"""
-            WITH known AS (SELECT DISTINCT CAST(user_id AS VARCHAR) AS user_id FROM t_users)
+            WITH known AS (SELECT DISTINCT {as_text("users")} AS user_id FROM t_users),
+            named AS (SELECT {as_text(table)} AS user_id FROM t_{table})
             SELECT count(*) FILTER (WHERE k.user_id IS NULL), count(*),
                 count(*) FILTER (
                     WHERE k.user_id IS NULL AND ltrim(t.user_id, '0') IN (SELECT ltrim(user_id, '0') FROM known)
                 )
-            FROM t_{table} t LEFT JOIN known k ON k.user_id = t.user_id
+            FROM named t LEFT JOIN known k ON k.user_id = t.user_id
             WHERE t.user_id IS NOT NULL
             """
         ).fetchone()

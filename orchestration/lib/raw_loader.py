@@ -441,7 +441,15 @@ def _cast(expr: str, dtype: str, source_type: str | None = None) -> str:
         # fraction in a 0/1 label column would silently become a label
         number = f"TRY_CAST({expr} AS DOUBLE)"
         return f"CASE WHEN {number} = floor({number}) THEN coalesce(TRY_CAST({expr} AS BIGINT), TRY_CAST({number} AS BIGINT)) END"
+    if dtype == "VARCHAR" and source_type and source_type.startswith(FRACTIONAL):
+        # pandas writes whole-number ids with a gap as float64: 123.0 is the id '123' another table's integers
+        # read as (DuckDB and Spark both print '123.0'); a fraction stays as printed
+        whole = f"{expr} = floor({expr}) AND abs({expr}) < {2**53}"
+        return f"CASE WHEN {whole} THEN CAST(CAST({expr} AS BIGINT) AS VARCHAR) ELSE CAST({expr} AS VARCHAR) END"
     return f"TRY_CAST({expr} AS {dtype})"
+
+
+FRACTIONAL = ("DOUBLE", "FLOAT", "REAL", "DECIMAL")  # a scan's number types that print whole numbers as '123.0'
 
 
 def _file_columns(conn: duckdb.DuckDBPyConnection, path: Path, table: str = "", encoding: str = "utf-8") -> list[str]:

@@ -386,7 +386,10 @@ def _typed(session, sql, contract, files, dated, encoding, day_sql: str, conn, f
     check_types_with(sql.fetchall, contract, "_scan", set(present))
     if contract.time_column and not dated:
         check_undated_times(sql.fetchall, contract, files, "_scan")
-    return sql.frame(f"SELECT {_typed_select(contract, present, day_sql, '_source_row')} FROM _scan")
+    # the scan's fractional number columns, named as DuckDB's: a whole 123.0 id lands as '123' on both engines
+    fractional = {n for n, t in session.table("_scan").dtypes if t in ("double", "float") or t.startswith("decimal")}
+    typed = {n: "DOUBLE" if n in fractional else None for n in present}
+    return sql.frame(f"SELECT {_typed_select(contract, typed, day_sql, '_source_row')} FROM _scan")
 
 
 # ------------------------------------------------------------------ the day, checked and landed

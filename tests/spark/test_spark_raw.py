@@ -386,6 +386,21 @@ def test_a_fractional_label_stops_both_engines_and_a_whole_float_loads_as_its_in
     assert "column 'label': labels must be 0 or 1, and 1 value(s) are not: '0.7' (1)" in fraction["duckdb"]
 
 
+def test_whole_float_ids_land_as_integers_on_both_engines(tmp_path, spark_session):
+    # a Parquet float64 user id (pandas, an id column with a gap): '2.0' on both engines before, now '2'
+    source = tmp_path / "zone"
+    (source / "users").mkdir(parents=True)
+    users = pd.DataFrame({"user_id": [1.0, 2.0, None, 2.5], "signup_at": pd.Timestamp("2026-01-01")})
+    users.to_parquet(source / "users" / "users.parquet", index=False)
+
+    def run(conn):
+        load_days(conn, "users", source, [D1])
+        return conn.execute("SELECT user_id FROM raw.users ORDER BY 1").fetchall()
+
+    loaded = on_both_engines(tmp_path / "runs", run)
+    assert loaded["spark"] == loaded["duckdb"] == [("1",), ("2",), ("2.5",)]
+
+
 GOOD_DAY = ((HEADER + row(1, day=D1) + row(2, day=D1)).encode(), "csv")
 
 

@@ -206,6 +206,20 @@ def test_a_label_written_as_a_whole_float_loads_and_a_fraction_stops_the_load(tm
     )
 
 
+def test_whole_float_ids_land_as_the_integers_other_tables_hold(tmp_path, conn):
+    # pandas writes integer user ids with a gap as float64: raw.users held '2.0', the predictions' user_id '2', so
+    # the gate's user_known rule failed every prediction of a known user
+    users = pd.DataFrame({"user_id": [1.0, 2.0, None, 2.5], "signup_at": pd.Timestamp("2026-01-01")})
+    write(tmp_path, "users", users, day=None)
+    write(tmp_path, "predictions", predictions(user_id=[1, 2, 3]))
+    report = load_partition(conn, "users", tmp_path, DAY)
+    assert report.quarantine_reasons == {"null user_id": 1}
+    load_partition(conn, "predictions", tmp_path, DAY)
+    assert conn.execute("SELECT user_id FROM raw.users ORDER BY 1").fetchall() == [("1",), ("2",), ("2.5",)]
+    known = conn.execute("SELECT user_id FROM raw.predictions WHERE user_id IN (SELECT user_id FROM raw.users)")
+    assert sorted(known.fetchall()) == [("1",), ("2",)]
+
+
 def test_a_score_with_a_decimal_comma_stops_the_load_saying_so(tmp_path, conn):
     path = write(tmp_path, "predictions", predictions(score=["0,1", "0,6", "0,9"]), fmt="csv")
     with pytest.raises(ContractError) as err:
