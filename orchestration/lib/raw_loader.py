@@ -997,8 +997,10 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     if engine() == "spark":  # the same contract, checked in Spark SQL where the data is
         from orchestration.lib.spark_raw import load_days as load_days_on_spark
 
-        return load_days_on_spark(conn, table, source, days)
-    return _with_variant_hints(conn, _load_days(conn, table, source, days))
+        reports = load_days_on_spark(conn, table, source, days)  # DuckDB's raw views read Spark's Parquet
+    else:
+        reports = _load_days(conn, table, source, days)
+    return _with_variant_hints(conn, reports)
 
 
 def _with_variant_hints(conn: duckdb.DuckDBPyConnection, reports: list[LoadReport]) -> list[LoadReport]:

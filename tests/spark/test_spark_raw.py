@@ -75,7 +75,8 @@ def landing_zone(source):
                     "experiment_id": ["e1"] * len(ids),
                     # D2: an unknown variant, a key twice in the day, a key of D1
                     "user_id": ["u3", "u3", "u1"] if day == D2 else ["u1", "u2"],
-                    "variant": ["nope", "control", "control"] if day == D2 else ["control", "treatment"],
+                    # 'Treatment': quarantined as unknown, its report naming 'treatment' on both engines
+                    "variant": ["Treatment", "control", "control"] if day == D2 else ["control", "treatment"],
                     "assigned_at": [f"{day} 0{i}:00:00" for i in range(len(ids))],
                 }
             ),
@@ -200,6 +201,7 @@ def test_the_same_days_load_and_quarantine_the_same_rows_on_both_engines(tmp_pat
         part for r in reasons for part in r.split("; ")
     }
     assert "unknown variant for experiment" in set(duck["raw_quarantine.assignments"]["_reason"])
+    assert "did you mean 'treatment'?" in str(spark_reports["assignments"])
     assert set(spark) == set(duck)
     for name, want in duck.items():
         got = spark[name]
