@@ -1531,9 +1531,8 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
                 median(CASE WHEN w.day >= c.day - {t} AND w.day >= w.first_day THEN w.rows END) AS trailing_median,
                 -- the same weekday a week before, within the group's history (else null)
                 max(CASE WHEN w.day = c.day - {WEEK} AND w.day >= w.first_day THEN w.rows END) AS rows_week_before,
-                -- the days 2, 4, ..., 14 back (the day's parity) and 1, 3, ..., 13 back, within the group's
-                -- history: how many, and how many had rows due (an every-other-day source's rhythm)
-                count(CASE WHEN {even} THEN 1 END) AS even_days,
+                -- of the days 2, 4, ..., 14 back (the day's parity), within the group's history, those with rows
+                -- due; of the days 1, 3, ..., 13 back, how many and those with rows due (an every-other-day rhythm)
                 count(CASE WHEN {even} AND w.rows > {stale_above!r} THEN 1 END) AS even_due,
                 count(CASE WHEN {odd} THEN 1 END) AS odd_days,
                 count(CASE WHEN {odd} AND w.rows > {stale_above!r} THEN 1 END) AS odd_due
