@@ -1274,12 +1274,13 @@ def _user_references(conn, found, present) -> tuple[dict[str, tuple[int, int, in
     def as_text(table: str) -> str:  # the user_id as the loader lands it (a float 2.0 is '2')
         return _cast("user_id", "VARCHAR", _scan_columns(conn, f"t_{table}").get("user_id"))
 
+    known_ids = as_text("users")
     for table in ("predictions", "assignments", "sessions", "orders"):
         if table not in found or "user_id" not in present[table]:
             continue
         missing, rows, padded = conn.execute(
             f"""
-            WITH known AS (SELECT DISTINCT {as_text("users")} AS user_id FROM t_users),
+            WITH known AS (SELECT DISTINCT {known_ids} AS user_id FROM t_users),
             named AS (SELECT {as_text(table)} AS user_id FROM t_{table})
             SELECT count(*) FILTER (WHERE k.user_id IS NULL), count(*),
                 count(*) FILTER (

@@ -103,11 +103,11 @@ def register_spark_tables(session, tables, schemas=SCHEMAS) -> None:
     from orchestration.lib.spark_session import MANAGE_PARTITIONS, to_spark_sql
 
     session.conf.set(MANAGE_PARTITIONS, "false")  # the day folders are listed, never tracked (dbt's run sets it)
-    registered = _registered_files(session)
+    registered, databases = _registered_files(session), _created_databases(session)
     for schema in schemas:
-        if schema not in registered.setdefault("_databases", set()):
+        if schema not in databases:
             session.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
-            registered["_databases"].add(schema)
+            databases.add(schema)
         for table in tables:
             name, folder = f"{schema}.{table}", table_folder(schema, table)
             files = _files_signature(folder)
@@ -153,8 +153,13 @@ def _same_columns(before: Registered, files: tuple) -> bool:
 
 
 def _registered_files(session) -> dict:
-    """Per table of the session's catalog, the files it was registered over (and the databases it made)."""
+    """Per table of the session's catalog, the files it was registered over."""
     return session.__dict__.setdefault("_impact_ledger_registered_files", {})
+
+
+def _created_databases(session) -> set:
+    """The databases this session created (each CREATE DATABASE IF NOT EXISTS is a metastore call)."""
+    return session.__dict__.setdefault("_impact_ledger_created_databases", set())
 
 
 def _files_signature(folder: Path) -> tuple:
