@@ -76,6 +76,11 @@ TS, DATE, STR, DBL, INT = "TIMESTAMP", "DATE", "VARCHAR", "DOUBLE", "BIGINT"
 PROBABILITY_HINT = "scores and thresholds are probabilities in [0, 1] (percentages? divide both by 100)"
 
 UNKNOWN_VARIANT = "unknown variant for experiment"
+# A keyed row equal to an earlier row of its day in every column (a file delivered twice, an export repeating rows):
+# its reason is this alone, whatever else it breaks (the earlier row says that). Quarantined, so nothing is lost,
+# but left out of what the quality gates read: the copy says nothing new, and its duplicated key held the day back.
+COPY_REASON = "copy of an earlier row of the day (every column the same)"
+SOURCE_COLUMNS = ("_source_file", "_source_row")  # where the loader read a row, not what the row says
 DECLARED_VARIANTS_SQL = "SELECT experiment_id, variant FROM raw.experiment_variants"
 # why an experiment's variant rows were not loaded: its assignments are unknown because of them, not of themselves
 QUARANTINED_VARIANTS_SQL = (

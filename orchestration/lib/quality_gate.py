@@ -67,6 +67,7 @@ import pandas as pd
 from orchestration.lib import gx_worker
 from orchestration.lib.contract import (
     CONTRACTS,
+    COPY_REASON,
     DECLARED_VARIANTS_SQL,
     PROBABILITY_HINT,
     QUARANTINED_VARIANTS_SQL,
@@ -1362,6 +1363,19 @@ def schema_frame(conn, table: str) -> pd.DataFrame:
     return pd.DataFrame({name: [dtype] for name, dtype in _runner(conn).types(f"SELECT * FROM raw.{table}").items()})
 
 
+# the quarantined rows a gate reads: all but a day's copies of a row (the loader's COPY_REASON), which say nothing
+# the row does not, and whose duplicated keys failed the uniqueness rule for a file delivered twice
+READ_QUARANTINE = "_reason IS DISTINCT FROM '" + COPY_REASON.replace("'", "''") + "'"
+
+
+def _read_days(table: str, group: str = "") -> str:
+    """SQL of the day (``day``, and ``group``'s columns) of each row read of raw.<table>: loaded and quarantined."""
+    return (
+        f"SELECT _partition_date AS day{group} FROM raw.{table} UNION ALL "
+        f"SELECT _partition_date AS day{group} FROM raw_quarantine.{table} WHERE {READ_QUARANTINE}"
+    )
+
+
 def _read_sides(conn, table: str) -> dict[str, dict[str, str]]:
     """The columns and types of raw.<table> and raw_quarantine.<table> (``_reason`` left out)."""
     conn = _runner(conn)
@@ -1371,17 +1385,19 @@ def _read_sides(conn, table: str) -> dict[str, dict[str, str]]:
 
 
 def _read_sql(conn, table: str, where: str, select: str = "*", sides: dict | None = None) -> str:
-    """``select`` over the rows read of raw.<table> (loaded and quarantined, ``_reason`` left out, each side as
-    ``t``) as one UNION ALL by name, written out column by column (Spark has no UNION BY NAME nor EXCLUDE): a
+    """``select`` over the rows read of raw.<table> (loaded, and quarantined but READ_QUARANTINE's copies; ``_reason``
+    left out, each side as ``t``) as one UNION ALL by name, written out column by column (Spark has no UNION BY
+    NAME nor EXCLUDE): a
     column one side lacks is NULL there. ``select`` runs on each side: Spark 4.0 loses a correlated subquery's
     column when it pushes a projection through a union itself (NoSuchElementException: key not found)."""
     conn = _runner(conn)
     sides = sides or _read_sides(conn, table)
     types = sides["raw"] | {c: t for c, t in sides["raw_quarantine"].items() if c not in sides["raw"]}
+    read = {"raw": where, "raw_quarantine": f"{where} AND {READ_QUARANTINE}"}
     selects = [
         f"SELECT {select} FROM (SELECT "
         + ", ".join(_q(c) if c in have else f"CAST(NULL AS {types[c]}) AS {_q(c)}" for c in types)
-        + f" FROM {schema}.{table} WHERE {where}) t"
+        + f" FROM {schema}.{table} WHERE {read[schema]}) t"
         for schema, have in sides.items()
     ]
     return " UNION ALL ".join(selects)
@@ -1426,18 +1442,16 @@ def missing_columns(suite: dict, schema: pd.DataFrame) -> list[str]:
 
 
 def rows_read_per_day(conn, table: str, first: date, last: date) -> dict[date, int]:
-    """Rows read (loaded + quarantined) of each day first..last: what a day's gate validated.
+    """Rows read (loaded + quarantined, a row's copies left out) of each day first..last: what a day's gate validated.
 
     An undated table (a dimension snapshot) is read whole by every run, so each day validated all of it.
     """
-    conn = _runner(conn)
-    read = f"SELECT _partition_date FROM raw.{table} UNION ALL SELECT _partition_date FROM raw_quarantine.{table}"
+    conn, read = _runner(conn), _read_days(table)
     if CONTRACTS[table].time_column is None:
         total = conn.fetchall(f"SELECT count(*) FROM ({read}) r")[0][0]
         return {day.date(): total for day in pd.date_range(first, last)}
     counts = conn.fetchall(
-        f"SELECT _partition_date, count(*) FROM ({read}) r "
-        f"WHERE _partition_date BETWEEN DATE '{first}' AND DATE '{last}' GROUP BY _partition_date"
+        f"SELECT day, count(*) FROM ({read}) r WHERE day BETWEEN DATE '{first}' AND DATE '{last}' GROUP BY day"
     )
     return {pd.Timestamp(day).date(): n for day, n in counts}
 
@@ -1489,10 +1503,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     even, odd = f"{back} AND (c.day - w.day) % 2 = 0", f"{back} AND (c.day - w.day) % 2 = 1"
     hjoin = f'AND h."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
     wjoin = f'AND w."{by}" IS NOT DISTINCT FROM c."{by}"' if by else ""
-    read = (
-        f"SELECT _partition_date AS day{group} FROM raw.{table} UNION ALL "
-        f"SELECT _partition_date AS day{group} FROM raw_quarantine.{table}"
-    )
+    read = _read_days(table, group)
     # The engine counts the rows of each day (and group) up to the run's last day: one aggregate, a few rows
     # per day. The calendar, trailing medians and bands are a self-join over those rows, done here in an
     # in-memory DuckDB: on Spark the whole query was one job of eight Parquet scans (CTEs are inlined there).

@@ -23,7 +23,7 @@ import csv
 import difflib
 import gzip
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,7 +32,9 @@ import duckdb
 
 from orchestration.lib.contract import (
     CONTRACTS,
+    COPY_REASON,
     DECLARED_VARIANTS_SQL,
+    SOURCE_COLUMNS,
     QUARANTINED_VARIANTS_SQL,
     UNKNOWN_VARIANT,
     ContractError,
@@ -709,6 +711,19 @@ def _reasons(cases: list[str]) -> str:
     return "concat_ws('; ', " + ", ".join(cases) + ")" if cases else "''"
 
 
+def _or_copy(reason: str, columns: Sequence[str]) -> str:
+    """``reason``, or COPY_REASON for a row whose every column but SOURCE_COLUMNS (``columns``: the rows', its day
+    ``_partition_date`` among them) equals an earlier row's (by ``_source_row``); ``reason`` without ``columns``."""
+    values = [c for c in columns if c not in SOURCE_COLUMNS]
+    if not values:
+        return reason
+    partition = ", ".join(map(_quote, values))
+    return (
+        f"CASE WHEN row_number() OVER (PARTITION BY {partition} ORDER BY _source_row) > 1 "
+        f"THEN {_sql_str(COPY_REASON)} ELSE {reason} END"
+    )
+
+
 def _reason_sql(contract: TableContract, day: date | None, dated: bool) -> str:
     alone, seen, placed = _reason_cases(contract, day, dated)
     return _reasons(alone + seen + placed)
@@ -849,11 +864,17 @@ def seen_sql(contract: TableContract, day: date) -> str | None:
 
 
 def checked_sql(
-    contract: TableContract, day: date, dated: bool, duplicates: bool = True, seen_before: bool = True
+    contract: TableContract,
+    day: date,
+    dated: bool,
+    duplicates: bool = True,
+    seen_before: bool = True,
+    columns: Sequence[str] = (),
 ) -> str:
     """SQL of the day's typed rows (``_typed``) with ``_reason`` ('' when loaded), ``_key_rank`` and ``_first_seen``
     (the caller drops those two); ``_seen`` holds seen_sql()'s rows when it is not None. ``duplicates`` False:
-    the day's keys are known to be unique (no ranking window); ``seen_before`` False: ``_seen`` is known empty."""
+    the day's keys are known to be unique (no ranking window); ``seen_before`` False: ``_seen`` is known empty.
+    ``columns``: ``_typed``'s, to tell a repeated row's copies (COPY_REASON) from a key's conflicting rows."""
     rank, seen = "1", "CAST(NULL AS DATE)"
     if contract.key and duplicates:
         keys = _keys_sql(contract)
@@ -865,13 +886,15 @@ def checked_sql(
             + " AND ".join(f"s.{k} = _typed.{k}" for k in map(_quote, contract.key))
             + ")"
         )
-    return (
-        f"SELECT *, {_reason_sql(contract, day, dated)} AS _reason "
-        f"FROM (SELECT *, {rank} AS _key_rank, {seen} AS _first_seen FROM _typed) t"
-    )
+    reason = _reason_sql(contract, day, dated)
+    if contract.key and duplicates:  # a copy's key is duplicated
+        reason = _or_copy(reason, columns)
+    return f"SELECT *, {reason} AS _reason FROM (SELECT *, {rank} AS _key_rank, {seen} AS _first_seen FROM _typed) t"
 
 
-def checked_days_sql(contract: TableContract, days: list[date], dated: bool, repeats: bool = True) -> str:
+def checked_days_sql(
+    contract: TableContract, days: list[date], dated: bool, repeats: bool = True, columns: Sequence[str] = ()
+) -> str:
     """checked_sql for several days at once (``_typed`` holds their rows, each row's day in ``_partition_date``),
     with the reasons loading the days one by one, in order, gives; the caller drops the columns from
     ``_key_rank`` on (``_case_*``, ``_first_clean``, ``_first_seen``).
@@ -880,15 +903,17 @@ def checked_days_sql(contract: TableContract, days: list[date], dated: bool, rep
     ``days`` (those are being replaced), or the first of ``days`` on which a row of the key had no reason of its
     own (no broken rule, first of its key that day, on its day), which is the one loaded: a later one is a
     duplicate, and an earlier loaded day outside ``days`` makes it one too, at a still earlier first sighting.
-    ``repeats`` False: no key occurs twice among the days' rows (neither window is needed)."""
+    ``repeats`` False: no key occurs twice among the days' rows (neither window is needed). ``columns``: as
+    checked_sql's (a copy is of an earlier row of its own day)."""
     alone, seen, placed = _reason_cases(contract, None, dated)
+    copies = columns if contract.key and repeats else ()
     rank, keys = "1", _keys_sql(contract)
     if contract.key and repeats:
         order = _quote(contract.key_order or contract.time_column or contract.key[0])
         rank = f"row_number() OVER (PARTITION BY {keys}, _partition_date ORDER BY {order}, _source_row)"
     ranked = f"SELECT *, {rank} AS _key_rank FROM _typed"
     if not seen:
-        return f"SELECT *, {_reasons(alone + placed)} AS _reason FROM ({ranked}) t"
+        return f"SELECT *, {_or_copy(_reasons(alone + placed), copies)} AS _reason FROM ({ranked}) t"
     # each reason once per row (a rule may be a subquery), read twice: without and with the key's history
     cases = [f"_case_{i}" for i in range(len(alone) + len(placed))]
     own, later = cases[: len(alone)], cases[len(alone) :]
@@ -911,7 +936,7 @@ def checked_days_sql(contract: TableContract, days: list[date], dated: bool, rep
     joined = " AND ".join(f"e.{k} = c.{k}" for k in map(_quote, [*contract.key, "_partition_date"]))
     first_seen = "least(e._earlier, CASE WHEN c._first_clean < c._partition_date THEN c._first_clean END)"
     return (
-        f"SELECT *, {_reasons(own + seen + later)} AS _reason FROM ("
+        f"SELECT *, {_or_copy(_reasons(own + seen + later), copies)} AS _reason FROM ("
         f"SELECT c.*, {first_seen} AS _first_seen FROM ("
         f"SELECT *, {first_clean} AS _first_clean FROM (SELECT *, {each} FROM ({ranked}) t) r"
         f") c LEFT JOIN ({earlier}) e ON {joined}"
@@ -947,7 +972,8 @@ def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: s
     seen_before = seen is not None and conn.execute("SELECT count(*) FROM _seen").fetchone()[0] > 0
     duplicates = _has_duplicate_keys(conn, contract)
     if duplicates or seen_before:
-        kind, checked = "TABLE", checked_sql(contract, day, dated, duplicates, seen_before)
+        columns = [r[0] for r in conn.execute("DESCRIBE _typed").fetchall()]
+        kind, checked = "TABLE", checked_sql(contract, day, dated, duplicates, seen_before, columns)
         rows = f"SELECT * EXCLUDE (_key_rank, _first_seen) FROM ({checked})"
     else:  # the rules read the stored rows: over a Parquet scan DuckDB folds them with the file's statistics,
         # which leave NaN out (NOT (score >= 0 AND score <= 1) was false for a NaN score; DuckDB 1.5.6)
@@ -1180,7 +1206,8 @@ def _load_batch(
     try:
         with transaction(conn):
             conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
-            checked = checked_days_sql(contract, batch, dated, _has_duplicate_keys(conn, contract))
+            typed = [r[0] for r in conn.execute("DESCRIBE _typed").fetchall()]
+            checked = checked_days_sql(contract, batch, dated, _has_duplicate_keys(conn, contract), typed)
             helpers = checked_days_helpers([r[0] for r in conn.execute(f"DESCRIBE {checked}").fetchall()])
             conn.execute(
                 f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE ({', '.join(helpers)}) FROM ({checked})"

@@ -520,7 +520,13 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
                     sessions_df if table == "sessions" else orders_df if table == "orders" else assignments_df
                 ).iloc[:0]
             if table == "orders" and cfg.dirty_rows and day % 7 == 3 and len(frame):
-                frame = pd.concat([frame, frame.iloc[:1]], ignore_index=True)  # a duplicated order
+                # a duplicated order, sent again a second later with another revenue (a conflict; an exact copy is
+                # none: see predictions); the earlier one wins in whichever order a database returns them
+                first = frame.loc[[frame["ordered_at"].idxmin()]]  # a second later is still its day
+                again = first.assign(
+                    revenue=first["revenue"] + 1.0, ordered_at=first["ordered_at"] + pd.Timedelta(1, "s")
+                )
+                frame = pd.concat([frame, again], ignore_index=True)
                 dirty["orders"]["duplicate_key"] = dirty["orders"].get("duplicate_key", 0) + 1
             writer.day(table, day, frame)
 
@@ -555,12 +561,17 @@ def generate_world(out: str | Path, cfg: WorldConfig, progress=print) -> dict:
             daily_cost[model.model_id][day] = costs[-1]["serving_cost"] + costs[-1]["review_cost"]
         predictions = pd.concat(pred_frames, ignore_index=True) if pred_frames else None
         if predictions is not None and cfg.dirty_rows and day % 5 == 4:
-            bad = predictions.iloc[:2].copy()
-            bad.loc[bad.index[1], "prediction_id"] = bad.iloc[1]["prediction_id"] + "-bad"
-            bad.loc[bad.index[1], "score"] = 1.5  # out of range; row 0 stays an exact duplicate
+            # the day's first prediction (a second later is still its day), then two more rows
+            first = predictions.loc[[predictions["predicted_at"].idxmin()]]
+            bad = pd.concat([first, predictions.iloc[1:3]], ignore_index=True)
+            # its key again, scored anew a second later: a conflict (the earlier row wins)
+            bad.loc[0, "score"] = bad.loc[0, "score"] / 2
+            bad.loc[0, "predicted_at"] = bad.loc[0, "predicted_at"] + pd.Timedelta(1, "s")
+            bad.loc[1, "prediction_id"] = bad.loc[1, "prediction_id"] + "-bad"
+            bad.loc[1, "score"] = 1.5  # out of range; row 2 stays an exact copy (a row sent twice)
             predictions = pd.concat([predictions, bad], ignore_index=True)
-            dirty["predictions"]["duplicate_key"] = dirty["predictions"].get("duplicate_key", 0) + 1
-            dirty["predictions"]["score_out_of_range"] = dirty["predictions"].get("score_out_of_range", 0) + 1
+            for kind in ("duplicate_key", "score_out_of_range", "exact_copy"):
+                dirty["predictions"][kind] = dirty["predictions"].get(kind, 0) + 1
         if predictions is not None:
             writer.day("predictions", day, predictions)
             writer.day("model_costs", day, pd.DataFrame(costs))

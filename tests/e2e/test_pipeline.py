@@ -9,7 +9,7 @@ import pytest
 
 from orchestration.dagster_storage import ephemeral_instance
 from orchestration.lib.alerts import per_model_checks
-from orchestration.lib.contract import CONTRACTS
+from orchestration.lib.contract import CONTRACTS, COPY_REASON
 from orchestration.lib.project_config import load_config
 
 pytestmark = pytest.mark.slow
@@ -109,6 +109,7 @@ def test_the_last_two_days_land_everything_and_a_rerun_changes_nothing(latest_co
     )["n"]
     assert reasons["duplicate key (prediction_id)"] == planted["duplicate_key"]
     assert reasons["score outside [0, 1]"] == planted["score_out_of_range"]
+    assert reasons[COPY_REASON] == planted["exact_copy"]
 
     # sane marts for the new days
     kpi = pipeline.query("SELECT * FROM marts.kpi_daily WHERE date IN (?, ?)", [day1, day2])

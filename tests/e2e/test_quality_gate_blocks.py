@@ -20,7 +20,8 @@ def test_corrupt_predictions_block_attribution_for_that_day(pipeline, tmp_path, 
     path = source / "predictions" / f"predictions_{day.isoformat()}.parquet"
     frame = pd.read_parquet(path)
     frame.loc[frame.index[:50], "score"] = 1.7  # systemic: 5% of the day
-    frame = pd.concat([frame, frame.iloc[100:150]], ignore_index=True)  # 50 duplicate ids
+    # 50 duplicate ids, scored anew (conflicts), and 20 rows sent twice (exact copies: quarantined, not counted)
+    frame = pd.concat([frame, frame.iloc[100:150].assign(score=lambda f: f["score"] / 2), frame.iloc[200:220]])
     frame.to_parquet(path, index=False)
     monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(source))
 
@@ -53,7 +54,7 @@ def test_corrupt_predictions_block_attribution_for_that_day(pipeline, tmp_path, 
     quarantined = pipeline.query(
         "SELECT count(*) AS n FROM raw_quarantine.predictions WHERE _partition_date = ?", [day]
     )["n"][0]
-    assert quarantined >= 100
+    assert quarantined >= 120
 
 
 # Columns that record when the pipeline saw something (as tests/e2e/test_backfill.py), not what the data says.

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.lib.contract import TABLE_ORDER, ContractError
+from orchestration.lib.contract import COPY_REASON, TABLE_ORDER, ContractError
 from orchestration.lib.raw_loader import load_days
 from orchestration.lib.spark_raw import SCHEMAS
 from tests.unit.test_raw_loader_strict import BAD_CSV, HEADER, parquet_bytes, put, row
@@ -107,12 +107,14 @@ def landing_zone(source):
         "orders",
         pd.DataFrame(
             {
-                "order_id": ["o1", "o2", "o3", "o4", "o4"],
-                "user_id": ["u1", "u2", "u3", "u1", "u1"],
-                "session_id": [None, "s1", None, None, None],
-                "ordered_at": [f"{D1} 10:00:00", f"{D1} 11:00:00", f"{D2} 10:00:00", f"{D2} 12:00:00", f"{D2} 13:00"],
-                "revenue": ["10.5", "-1", "3", "1e2", "7"],
-                "status": ["completed", "completed", "lost", "refunded", "completed"],
+                # o4 twice with other values (a duplicate key); o1 and o2 (a negative revenue) copied exactly
+                "order_id": ["o1", "o2", "o3", "o4", "o4", "o2", "o1"],
+                "user_id": ["u1", "u2", "u3", "u1", "u1", "u2", "u1"],
+                "session_id": [None, "s1", None, None, None, "s1", None],
+                "ordered_at": [f"{D1} 10:00:00", f"{D1} 11:00:00", f"{D2} 10:00:00", f"{D2} 12:00:00", f"{D2} 13:00"]
+                + [f"{D1} 11:00:00", f"{D1} 10:00:00"],
+                "revenue": ["10.5", "-1", "3", "1e2", "7", "-1", "10.5"],
+                "status": ["completed", "completed", "lost", "refunded", "completed", "completed", "completed"],
             }
         ),
     )
@@ -201,6 +203,14 @@ def test_the_same_days_load_and_quarantine_the_same_rows_on_both_engines(tmp_pat
         part for r in reasons for part in r.split("; ")
     }
     assert "unknown variant for experiment" in set(duck["raw_quarantine.assignments"]["_reason"])
+    # an exact copy is quarantined as one, whatever else it breaks (its original says that)
+    orders = duck["raw_quarantine.orders"].set_index("order_id")["_reason"]
+    assert orders.groupby(level=0).agg(sorted).to_dict() == {
+        "o1": [COPY_REASON],
+        "o2": [COPY_REASON, "revenue outside >= 0"],
+        "o3": ["status not in (completed, cancelled, refunded)"],
+        "o4": ["duplicate key (order_id)"],
+    }, orders
     assert "did you mean 'treatment'?" in str(spark_reports["assignments"])
     assert set(spark) == set(duck)
     for name, want in duck.items():

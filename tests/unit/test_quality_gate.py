@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from orchestration.lib.contract import COPY_REASON
 from orchestration.lib.project_config import parse_config
 from orchestration.lib.quality_gate import (
     RowRule,
@@ -197,19 +198,42 @@ def test_a_model_that_stops_predicting_or_a_paused_label_feed_is_reported_not_bl
         assert result.day_warnings(result.days[-1]) == [stale] and result.day_failures(result.days[-1]) == []
 
 
-def test_a_day_delivered_twice_names_both_files(world):
-    # a copy of a day's file beside it: the gate held the day back but said only "44 unexpected", not which
-    # file to remove (an operator had to query the quarantine)
+def test_a_day_delivered_twice_passes_with_the_copy_quarantined_as_copies(world):
+    # a copy of a day's file beside it (an upload retried): every key twice held the whole day back, and every
+    # model's attribution with it, though no row said anything new
+    original = world / "predictions" / f"predictions_{TODAY}.parquet"
+    original.with_name(f"predictions_{TODAY}_copy.parquet").write_bytes(original.read_bytes())
+    caught = {}
+    result = gate(world, "predictions", conn_hook=lambda c: caught.update(quarantine=_quarantine(c, "predictions")))
+    assert result.success and not result.failed, result.summary()
+    assert result.rows == ROWS_PER_DAY  # what the gate read: the rows, once (no volume spike either)
+    # nothing lost: the copy's rows are all in the quarantine, with their reason
+    assert caught["quarantine"] == {COPY_REASON: ROWS_PER_DAY}
+
+
+def _quarantine(conn, table: str) -> dict:
+    return dict(conn.execute(f"SELECT _reason, count(*) FROM raw_quarantine.{table} GROUP BY ALL").fetchall())
+
+
+def test_a_day_delivered_twice_with_a_changed_row_names_both_files(world):
+    # a re-export that differs in one row is no copy: which row is right, the gate cannot say. The day is held back
+    # and the files named (the gate said only "44 unexpected", not which file to remove)
     original = world / "predictions" / f"predictions_{TODAY}.parquet"
     copy = original.with_name(f"predictions_{TODAY}_copy.parquet")
-    copy.write_bytes(original.read_bytes())
-    result = gate(world, "predictions")
+    frame = pd.read_parquet(original)
+    frame.loc[3, "score"] = 0.75
+    frame.to_parquet(copy, index=False)
+    caught = {}
+    result = gate(world, "predictions", conn_hook=lambda c: caught.update(quarantine=_quarantine(c, "predictions")))
     (duplicated,) = [o for o in result.failed if o.name.startswith("expect_compound_columns_to_be_unique")]
     assert duplicated.name == "expect_compound_columns_to_be_unique(prediction_id, _day)"
+    # the changed row's key, twice (loaded and quarantined); the other keys' copies are left out
+    assert duplicated.unexpected_count == 2, duplicated.describe()
     assert duplicated.detail == (
         f"the duplicated rows come from {original.name}, {copy.name}: a file delivered twice?"
     ), duplicated.detail
     assert f"{original.name}, {copy.name}" in result.summary()
+    assert caught["quarantine"] == {COPY_REASON: ROWS_PER_DAY - 1, "duplicate key (prediction_id)": 1}
     # before the sample of keys: a progress line cuts a long sample, and the run's output lost the file names
     said = duplicated.describe()
     assert said.index("a file delivered twice?") < said.index("e.g.")
@@ -455,7 +479,8 @@ def test_days_in_words_names_runs_of_days_and_counts_the_rest(days, shown, said)
 
 
 def _orders_world(source, duplicated: dict[date, int], rows_per_day: int = 83):
-    """users and `rows_per_day` orders a day over DAYS; `duplicated[day]` orders of that day appear twice."""
+    """users and `rows_per_day` orders a day over DAYS; `duplicated[day]` orders of that day appear twice, the second
+    time with another revenue (a conflict: an exact copy of a row is quarantined without failing uniqueness)."""
     write(
         source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(5)], "signup_at": pd.Timestamp("2026-01-01")})
     )
@@ -471,7 +496,8 @@ def _orders_world(source, duplicated: dict[date, int], rows_per_day: int = 83):
                 "status": "completed",
             }
         )
-        write(source, "orders", pd.concat([orders, orders.iloc[: duplicated.get(day, 0)]], ignore_index=True), day)
+        again = orders.iloc[: duplicated.get(day, 0)].assign(revenue=12.0)
+        write(source, "orders", pd.concat([orders, again], ignore_index=True), day)
 
 
 def _load(conn, source):
@@ -766,7 +792,7 @@ def test_a_later_run_reuses_the_stored_suites_and_a_changed_suite_is_stored_and_
     assert stored_files() != written
 
 
-def test_rows_read_per_day_counts_loaded_and_quarantined_rows_and_a_snapshot_whole_on_every_day():
+def test_rows_read_per_day_counts_loaded_and_quarantined_rows_but_copies_and_a_snapshot_whole_on_every_day():
     from datetime import date
 
     import duckdb
@@ -778,9 +804,14 @@ def test_rows_read_per_day_counts_loaded_and_quarantined_rows_and_a_snapshot_who
         conn.execute(
             "CREATE TABLE raw.orders AS SELECT DATE '2026-09-01' + (i % 2)::int AS _partition_date FROM range(5) t(i)"
         )
-        conn.execute("CREATE TABLE raw_quarantine.orders AS SELECT DATE '2026-09-02' AS _partition_date")
+        # a quarantined row of 2026-09-02 is read; a copy of a row is not (COPY_REASON)
+        conn.execute(
+            "CREATE TABLE raw_quarantine.orders AS SELECT DATE '2026-09-02' AS _partition_date, reason AS _reason "
+            "FROM (VALUES ('revenue below 0'), (?)) t(reason)",
+            [COPY_REASON],
+        )
         conn.execute("CREATE TABLE raw.users AS SELECT DATE '2026-09-03' AS _partition_date FROM range(7)")
-        conn.execute("CREATE TABLE raw_quarantine.users AS SELECT DATE '2026-09-03' AS _partition_date")
+        conn.execute("CREATE TABLE raw_quarantine.users AS SELECT DATE '2026-09-03' AS _partition_date, 'x' AS _reason")
         first, last = date(2026, 9, 1), date(2026, 9, 3)
         assert rows_read_per_day(conn, "orders", first, last) == {date(2026, 9, 1): 3, date(2026, 9, 2): 3}
         assert rows_read_per_day(conn, "users", first, last) == {date(2026, 9, d): 8 for d in (1, 2, 3)}

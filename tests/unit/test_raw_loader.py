@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.lib.contract import ContractError
+from orchestration.lib.contract import COPY_REASON, ContractError
 from orchestration.lib.raw_loader import load_days, load_partition
 
 DAY = date(2026, 9, 3)
@@ -659,16 +659,18 @@ def _run_rows(conn, days) -> dict[str, list]:
 def test_a_range_loaded_at_once_equals_its_days_loaded_one_by_one(tmp_path, monkeypatch):
     # The oracle is the loader's day-by-day path. Key histories: first seen outside the run (before it and between
     # its days), loaded only on the day its earlier sighting broke a rule or another day's, twice in a day, NULL;
-    # a row stamped with the next day; two files on one day; a day without a file inside the run.
+    # a row stamped with the next day; two files on one day; a day without a file inside the run; exact copies of a
+    # loaded row and of a row seen before.
     from orchestration.lib import raw_loader
 
     d0, d1, d2, d3, d4, d5 = (DAY + timedelta(days=i) for i in range(6))
     days = {  # (prediction_id, score, the day of predicted_at)
         d0: [("pA", 0.1, d0), ("pX", 0.2, d0)],
         d1: [("pB", 1.5, d1), ("pC", 0.3, d1), ("pC", 0.4, d1), ("pF", 0.5, d2), (None, 0.5, d1)],
-        d2: [("pA", 0.1, d2), ("pB", 0.2, d2), ("pC", 0.3, d2), ("pD", 0.4, d2), ("pF", 0.5, d2), (None, 0.5, d2)],
+        d2: [("pA", 0.1, d2), ("pB", 0.2, d2), ("pC", 0.3, d2), ("pD", 0.4, d2), ("pF", 0.5, d2), (None, 0.5, d2)]
+        + [("pD", 0.4, d2)],
         d3: [("pD", 0.4, d3), ("pE", 0.6, d3)],
-        d4: [("pB", 0.2, d4), ("pD", 0.4, d4), ("pE", 0.6, d4), ("pF", 0.7, d4), ("pG", 0.8, d4)],
+        d4: [("pB", 0.2, d4), ("pD", 0.4, d4), ("pE", 0.6, d4), ("pF", 0.7, d4), ("pG", 0.8, d4), ("pB", 0.2, d4)],
     }
     for day, rows in days.items():
         ids, scores, at = zip(*rows, strict=True)
@@ -706,7 +708,8 @@ def test_a_range_loaded_at_once_equals_its_days_loaded_one_by_one(tmp_path, monk
         (day, key): reason
         for day, _, key, reason in one_by_one.execute(
             "SELECT _partition_date, _source_row, prediction_id, _reason FROM raw_quarantine.predictions "
-            "UNION ALL SELECT _partition_date, _source_row, prediction_id, '' FROM raw.predictions"
+            "WHERE _reason <> ? UNION ALL SELECT _partition_date, _source_row, prediction_id, '' FROM raw.predictions",
+            [COPY_REASON],
         ).fetchall()
     }
     # the histories by hand
@@ -718,8 +721,14 @@ def test_a_range_loaded_at_once_equals_its_days_loaded_one_by_one(tmp_path, monk
     assert reasons[(d4, "pE")] == first_seen + str(d3)
     assert reasons[(d1, "pF")] == f"predicted_at outside partition day {d1}" and reasons[(d2, "pF")] == ""
     assert reasons[(d2, None)].startswith("null prediction_id") and reasons[(d4, "pH")] == ""
-    # d1: pB, the second pC, pF, NULL; d2: pA, pC, NULL; d4: pB, pD, pE, pF and the second file's pG
-    assert [r.rows_quarantined for r in want] == [4, 3, 5, 0]
+    # the copies: the last pD of d2 (its first loaded) and pB of d4 (its first seen on d2), this reason alone
+    copies = one_by_one.execute(
+        "SELECT _partition_date, prediction_id FROM raw_quarantine.predictions WHERE _reason = ? ORDER BY 1",
+        [COPY_REASON],
+    ).fetchall()
+    assert copies == [(d2, "pD"), (d4, "pB")]
+    # d1: pB, the second pC, pF, NULL; d2: pA, pC, NULL, pD's copy; d4: pB twice, pD, pE, pF and the second file's pG
+    assert [r.rows_quarantined for r in want] == [4, 4, 6, 0]
     assert want[-1].note == "no source rows for this day"
     one_by_one.close()
     together.close()

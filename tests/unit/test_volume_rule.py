@@ -34,7 +34,7 @@ def frame_for(counts, volume: VolumeGate = DEFAULT, first_index: int = 0) -> pd.
         conn.execute(
             "CREATE TABLE raw.orders AS SELECT day AS _partition_date FROM (SELECT day, unnest(range(n)) FROM days)"
         )
-        conn.execute("CREATE TABLE raw_quarantine.orders (_partition_date DATE)")
+        conn.execute("CREATE TABLE raw_quarantine.orders (_partition_date DATE, _reason VARCHAR)")
         return days_frame(
             conn, SUITE, START + timedelta(days=first_index), START + timedelta(days=len(counts) - 1), volume
         )
