@@ -9,6 +9,7 @@ var('experiment_metrics') in dbt_project.yml.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, fields
 
@@ -565,8 +566,10 @@ ATTRIBUTION_TABLES = frozenset({"assignments", "experiments", "experiment_varian
 def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_gates: pd.DataFrame) -> pd.DataFrame:
     """A result summarises every day since its experiment started: if any of those days failed a quality gate of
     a table it reads (ATTRIBUTION_TABLES: that day's rows never reached the marts), the result is not trustworthy.
+    A failed day that names the experiments its failing rows belong to (``experiments``, JSON: an experiment design
+    gate's) concerns those only: another experiment's wrong shares say nothing of this one's.
 
-    ``experiments``: experiment_id, start_date; ``failed_gates``: date, suite, table_name.
+    ``experiments``: experiment_id, start_date; ``failed_gates``: date, suite, table_name (and experiments).
     """
     if "table_name" in failed_gates:
         failed_gates = failed_gates[failed_gates["table_name"].isin(ATTRIBUTION_TABLES)]
@@ -575,9 +578,14 @@ def mark_failed_gates(results: pd.DataFrame, experiments: pd.DataFrame, failed_g
     out = results.copy()
     starts = experiments.set_index("experiment_id")["start_date"].map(pd.Timestamp)
     gate_days = pd.to_datetime(failed_gates["date"])
+    named = [
+        set(json.loads(e)) if isinstance(e, str) else None
+        for e in failed_gates.get("experiments", pd.Series(None, index=failed_gates.index))
+    ]
     for i, row in out.iterrows():
         start, as_of = starts.get(row["experiment_id"]), pd.Timestamp(row["as_of_date"])
-        hit = failed_gates[(gate_days >= start) & (gate_days <= as_of)]
+        concerned = pd.Series([ids is None or row["experiment_id"] in ids for ids in named], index=failed_gates.index)
+        hit = failed_gates[(gate_days >= start) & (gate_days <= as_of) & concerned]
         if hit.empty:
             continue
         _untrust(out, i, row, _failed_gates_reason(hit))

@@ -94,6 +94,9 @@ GATE_RESULTS_SCHEMA = {
     "failed_expectations": "VARCHAR",
     "rows_validated": "BIGINT",
     "warnings": "VARCHAR",  # the day's failed expectations that only warn (a paused label feed), JSON
+    # a failed day of an experiment design gate: the experiment ids its failing rows name, JSON (attribution
+    # untrusts those experiments' results only); NULL: every experiment's (a row without one, a table-wide failure)
+    "experiments": "VARCHAR",
 }
 
 
@@ -205,6 +208,7 @@ class ExpectationOutcome:
     detail: str | None = None  # the columns a table lacks, or why GX could not evaluate the expectation
     failed_days: tuple[date, ...] = ()  # the days this expectation fails
     unexpected_by_day: dict = field(default_factory=dict)  # day -> unexpected rows (rows and days levels)
+    experiments_by_day: dict = field(default_factory=dict)  # day -> its unexpected rows' experiment ids (RowCount's)
 
     @property
     def name(self) -> str:
@@ -263,9 +267,26 @@ class SuiteResult:
             and o.unexpected_by_day.get(day, 0) > rule.max_share * rows
         ]
 
+    def day_experiments(self, day: date) -> list[str] | None:
+        """The experiments whose rows fail ``day``'s blocking expectations; None when a failure is not one of rows
+        naming an experiment (a row without an experiment id, a missing column, a table's rows without one)."""
+        named: set[str] = set()
+        for outcome in self.day_failures(day):
+            ids = outcome.experiments_by_day.get(day)
+            if not ids or None in ids:
+                return None
+            named.update(ids)
+        return sorted(named)
+
     @property
     def failed_days(self) -> list[date]:
         return [d for d in self.days if self.day_failures(d)]
+
+    @property
+    def failed_experiments(self) -> list[str] | None:
+        """day_experiments over every failed day: the experiments the failures concern (None: every one)."""
+        named = [self.day_experiments(d) for d in self.failed_days]
+        return None if any(n is None for n in named) else sorted(set().union(*named))
 
     @property
     def success(self) -> bool:
@@ -445,6 +466,7 @@ class RowCount:
     files: list = field(default_factory=list)  # a duplicated key's source files, when they are several
     unit_slips: dict = field(default_factory=dict)  # day -> the percentage hint of a [0, 1] range (unit_slips)
     hint: str | None = None  # what a failure most likely means, from its sample (a variant's nearest declared one)
+    experiments_by_day: dict = field(default_factory=dict)  # day -> the experiment ids of its unexpected rows
 
     @property
     def percent(self) -> float | None:
@@ -604,6 +626,8 @@ def row_counts(rows: SqlRows, suite: dict, parameters: dict | None = None) -> tu
             count.hint = _variant_hint(conn, count.spec["kwargs"].get("column"), count.sample)
         if count.unexpected and key and SOURCE_FILE in types:
             count.files = _duplicates_files(conn, sql, considered, key)
+        if count.unexpected and EXPERIMENT_ID in types:
+            count.experiments_by_day = _experiments_by_day(conn, sql, considered, unexpected, key)
         if count.unexpected and _is_unit_range(count.spec, parameters):
             count.unit_slips = unit_slips(conn, sql, count.spec["kwargs"]["column"])
     return rows_by_day, counts
@@ -676,6 +700,31 @@ def _duplicates_files(conn, sql: str, considered: str, key: list[str]) -> list[s
     )
     names = [Path(str(r[0])).name for r in rows if r[0] is not None]
     return names if len(names) > 1 else []
+
+
+EXPERIMENT_ID = "experiment_id"
+
+
+def _experiments_by_day(conn, sql: str, considered: str, unexpected: str, key: list[str]) -> dict:
+    """day -> the experiment ids of its unexpected rows, sorted (None for a row without one): the experiments an
+    experiment design gate's failure concerns. A duplicated key's rows are all unexpected, as GX counts them."""
+    day, experiment = _q(DAY_COLUMN), _q(EXPERIMENT_ID)
+    if key:
+        partition = ", ".join(_q(c) for c in key)
+        rows = (
+            f"SELECT {day}, {experiment} FROM (SELECT {day}, {experiment}, count(*) OVER (PARTITION BY {partition}) "
+            f"AS n FROM ({sql}) r WHERE {considered}) d WHERE n > 1"
+        )
+    else:
+        rows = f"SELECT {day}, {experiment} FROM ({sql}) r WHERE {unexpected}"
+    found: dict = {}
+    for d, experiment_id in conn.fetchall(f"SELECT DISTINCT {day}, {experiment} FROM ({rows}) u"):
+        found.setdefault(_day(d), set()).add(experiment_id)
+    return {d: _sorted_ids(ids) for d, ids in found.items()}
+
+
+def _sorted_ids(ids: set) -> list:
+    return sorted(ids, key=lambda i: (i is None, str(i)))
 
 
 def _duplicated_rows_by_day(conn, sql: str, considered: str, key: list[str]) -> dict:
@@ -1064,6 +1113,10 @@ def start_validation(
     snapshot = _is_snapshot(suite)
     if snapshot:  # a dimension snapshot is read whole by every run: each day validated all of it
         rows_by_day = {d: n_rows for d in days}
+        for count in counts or []:  # and its failing rows are every day's
+            if count.experiments_by_day:
+                named = _sorted_ids(set().union(*count.experiments_by_day.values()))
+                count.experiments_by_day = dict.fromkeys(days, named)
     rule = EVERY_ROW if suite.get("row_rule") == "every_row" else (row_rule or configured_row_rule())
 
     frames = {level: frame.reset_index(drop=True) for level, frame in frames.items()}  # GX's indexes are positions
@@ -1225,6 +1278,7 @@ def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> Expectatio
         or _detail(details, r.exception_info),
         failed_days=failed_days,
         unexpected_by_day=count.unexpected_by_day,
+        experiments_by_day=count.experiments_by_day,
     )
 
 

@@ -234,16 +234,27 @@ def test_an_experiment_design_error_untrusts_its_results_and_blocks_no_model_mar
     assert outcome.success, outcome.failures
     assert [f for f in outcome.failures if "raw_experiment_variants" in f] == [
         "check raw/experiment_variants:raw_experiment_variants_suite warned: failed on 2 of 2 days "
-        f"({first} .. {last}): experiment design: the experiments' results of those days are untrustworthy, the "
+        f"({first} .. {last}): experiment design: the results of {experiment} of those days are untrustworthy, the "
         "models' other marts proceed; fix raw.experiment_variants and run the days again"
     ]
     models = {m["model_id"] for m in pipeline.truth["models"]}
     for mart in ("model_health_daily", "feature_drift_daily", "bias_daily"):
         built = pipeline.query(f"SELECT DISTINCT model_id FROM marts.{mart} WHERE date = ?", [last])
         assert set(built["model_id"]) == models, mart
+    gate_log = pipeline.query(
+        "SELECT DISTINCT experiments FROM quality.gate_results WHERE suite = ? AND date = ?",
+        ["raw_experiment_variants", last],
+    )
+    assert gate_log["experiments"].tolist() == [f'["{experiment}"]']  # the experiment its failing rows name
     results = pipeline.query("SELECT * FROM attribution.experiment_results WHERE as_of_date = ?", [last])
-    assert experiment in set(results["experiment_id"]) and not results["trustworthy"].any()
+    broken = results["experiment_id"] == experiment
+    assert broken.any() and (~broken).any() and not results.loc[broken, "trustworthy"].any()
     reason = f"quality gate raw_experiment_variants failed on {first} .. {last}"
-    assert results["untrusted_reason"].str.contains(reason, regex=False).all(), results["untrusted_reason"]
+    said = results["untrusted_reason"].fillna("").str.contains(reason, regex=False)
+    # the other experiment, declared right, is not untrusted for this one's shares
+    assert said.equals(broken), results[["experiment_id", "untrusted_reason"]]
     impact = pipeline.query("SELECT * FROM attribution.model_impact WHERE as_of_date = ?", [last])
-    assert len(impact) and not impact["trustworthy"].any()
+    its_model = set(
+        pipeline.query("SELECT model_id FROM staging.stg_experiments WHERE experiment_id = ?", [experiment])["model_id"]
+    )
+    assert len(impact) and not impact.loc[impact["model_id"].isin(its_model), "trustworthy"].any(), its_model

@@ -401,6 +401,42 @@ def test_only_a_failed_gate_of_a_table_the_lift_reads_makes_it_untrustworthy():
     assert sources | {"experiments", "experiment_variants"} == ATTRIBUTION_TABLES
 
 
+def test_a_design_gate_failure_naming_one_experiment_untrusts_only_its_results():
+    # a trial's second experiment declared shares summing to 1.5: the first experiment's results, declared right,
+    # were marked untrustworthy too (a failed gate day concerned every experiment)
+    from orchestration.lib.attribution import mark_failed_gates
+
+    rng = np.random.default_rng(5)
+    stats = pd.DataFrame(
+        [
+            _arm_row(e, v, "revenue_per_user", rng.gamma(2.0, 5.0, n))
+            for e in ("e1", "e2")
+            for v, n in (("holdout", 300), ("treatment", 900))
+        ]
+    )
+    experiments = experiments_of(stats, model_id="m")
+    results = experiment_results(stats, experiments, variants_of(stats, shares=(0.25, 0.75)), DECLARED)
+    assert results["trustworthy"].all() and set(results["experiment_id"]) == {"e1", "e2"}
+    day = AS_OF - pd.Timedelta(days=2)
+
+    def failed(experiments_named):
+        gates = pd.DataFrame(
+            {
+                "date": [day],
+                "suite": ["raw_experiment_variants"],
+                "table_name": ["experiment_variants"],
+                "experiments": [experiments_named],
+            }
+        )
+        marked = mark_failed_gates(results, experiments, gates)
+        return dict(zip(marked["experiment_id"], marked["trustworthy"], strict=True))
+
+    assert failed('["e2"]') == {"e1": True, "e2": False}
+    assert failed('["e1", "e2"]') == {"e1": False, "e2": False}
+    assert failed(None) == {"e1": False, "e2": False}  # a failure naming no experiment concerns every one
+    assert failed('["e9"]') == {"e1": True, "e2": True}  # variants of an experiment without results
+
+
 def test_a_covariate_that_is_the_outcome_leaves_cuped_nothing_to_estimate_and_the_welch_estimate_decides():
     # a trial's buyers converted once before assignment and once after: post == pre for every unit, theta 1, the
     # adjusted outcome constant; the row said "+0.0%, not tested" yet decision-grade with an MDE of 0

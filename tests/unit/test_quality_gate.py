@@ -974,3 +974,58 @@ def test_the_nearest_declared_variant_is_the_same_one_whatever_its_case_and_only
         "expected_share outside [0, 1]): fix experiment_variants"
     )
     assert variant_hints([("e1", "ghost")], declared) == ""
+
+
+def test_a_design_failure_names_the_experiments_its_rows_belong_to(world):
+    # a trial's second experiment declared its arms 0.5 and 1.0: the day's gate failed, and attribution untrusted
+    # every experiment's results, the first one's (declared right) too
+    from orchestration.defs.quality.checks import gate_rows
+
+    experiments = pd.read_parquet(world / "experiments" / "experiments.parquet")
+    second = experiments.assign(experiment_id="e2")
+    write(world, "experiments", pd.concat([experiments, second], ignore_index=True))
+    arms = {"experiment_id": ["e1", "e1", "e2", "e2"], "variant": ["holdout", "treatment"] * 2}
+    shares = {"e2 wrong": [0.1, 0.9, 0.5, 1.0], "e2 and a row without an experiment": [0.1, 0.9, 0.5, 0.5]}
+    named = {}
+    for case, share in shares.items():
+        variants = pd.DataFrame({**arms, "expected_share": share})
+        if case.endswith("without an experiment"):
+            variants = pd.concat([variants, pd.DataFrame({"variant": ["x"], "expected_share": [1.0]})])
+        write(world, "experiment_variants", variants)
+        with duckdb.connect() as conn:
+            for t in ("users", "experiments", "experiment_variants"):
+                load_partition(conn, t, world, TODAY)
+            suite = load_suite("raw_experiment_variants")
+            # two days: a snapshot's rows are every day's (each day's verdict names them)
+            result = run_suite(conn, suite, DAYS[-2], TODAY, config=EVERY_ROW)
+            rows = gate_rows(conn, suite, result)
+        assert result.failed_days == [DAYS[-2], TODAY], result.summary()
+        named[case] = (result.day_experiments(DAYS[-2]), result.failed_experiments, rows["experiments"].tolist())
+    # e2's shares sum to 1.5: its two rows fail experiment_share_total, e1's pass
+    assert named["e2 wrong"] == (["e2"], ["e2"], ['["e2"]', '["e2"]'])
+    # a row naming no experiment (null experiment_id) concerns every experiment: NULL, as a table-wide failure
+    assert named["e2 and a row without an experiment"] == (None, None, [None, None])
+
+
+@pytest.mark.parametrize("broken", ["unknown_variant", "assigned_twice"])
+def test_a_days_assignments_failure_names_its_experiment(world, broken):
+    # a dated design table: the failing rows of the day (a value check, or a duplicated key's every row)
+    assigned = {"experiment_id": "e1", "user_id": ["u0", "u1", "u2"], "variant": ["holdout", "treatment", "holdout"]}
+    frame = pd.DataFrame(assigned).assign(assigned_at=datetime(TODAY.year, TODAY.month, TODAY.day, 9))
+    if broken == "unknown_variant":
+        frame.loc[2, "variant"] = "ghost"
+    else:  # u1 again in the other arm, an hour later: a conflict (an exact copy would be quarantined as one)
+        frame = pd.concat(
+            [
+                frame,
+                frame.iloc[[1]].assign(variant="holdout", assigned_at=frame["assigned_at"][1:2] + timedelta(hours=1)),
+            ]
+        )
+    write(world, "assignments", frame, TODAY)
+    with duckdb.connect() as conn:
+        for t in ("users", "experiments", "experiment_variants"):
+            load_partition(conn, t, world, TODAY)
+        load_partition(conn, "assignments", world, TODAY)
+        result = run_suite(conn, load_suite("raw_assignments"), TODAY, TODAY, config=EVERY_ROW)
+    assert result.failed_days == [TODAY], result.summary()
+    assert result.day_experiments(TODAY) == ["e1"]

@@ -73,8 +73,9 @@ def staged(tmp_path_factory):
                 load_partition(conn, table, source, day)
         # the orders gate failed on the middle day (and passed on the others); predictions passed everywhere
         conn.execute(
-            "INSERT INTO quality.gate_results VALUES (?, 'raw_orders', 'orders', false, '[]', 3, '[]'), "
-            "(?, 'raw_orders', 'orders', true, '[]', 3, '[]'), (?, 'raw_predictions', 'predictions', false, '[]', 4, '[]')",
+            "INSERT INTO quality.gate_results VALUES (?, 'raw_orders', 'orders', false, '[]', 3, '[]', NULL), "
+            "(?, 'raw_orders', 'orders', true, '[]', 3, '[]', NULL), "
+            "(?, 'raw_predictions', 'predictions', false, '[]', 4, '[]', NULL)",
             [HELD_BACK, DAYS[0], date(2026, 8, 1)],
         )
     variables = {

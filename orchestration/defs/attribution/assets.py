@@ -85,7 +85,8 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
         ).df()
         experiments, variants = experiment_design(conn)
         failed_gates = conn.execute(
-            "SELECT date, suite, table_name FROM quality.gate_results WHERE NOT passed AND date <= ?", [last]
+            "SELECT date, suite, table_name, experiments FROM quality.gate_results WHERE NOT passed AND date <= ?",
+            [last],
         ).df()
         results = experiment_results(
             stats, experiments, variants, dbt_var("experiment_metrics"), attribution_settings()

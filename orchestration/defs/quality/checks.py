@@ -50,8 +50,11 @@ def _to_fix(result: SuiteResult, table: str) -> str:
     return "experiment_variants" if any(FIX_VARIANTS in o.describe() for o in result.failed) else table
 
 
-def _consequence(table: str, failed_days: list, days: int, blocks: bool, fix: str) -> str:
-    """The check's first line: what the failed days do to the run, and what to fix."""
+def _consequence(
+    table: str, failed_days: list, days: int, blocks: bool, fix: str, experiments: list[str] | None = None
+) -> str:
+    """The check's first line: what the failed days do to the run, and what to fix; ``experiments``: those an
+    experiment design gate's failures concern (None: every one)."""
     said = f"{len(failed_days)} of {days} days ({days_in_words(failed_days)})"
     if blocks:
         return (
@@ -59,8 +62,9 @@ def _consequence(table: str, failed_days: list, days: int, blocks: bool, fix: st
             f"every model's marts included; fix raw.{table}'s rows (below) and run the days again"
         )
     if table in EXPERIMENT_DESIGN_TABLES:
+        whose = f"the results of {', '.join(experiments)}" if experiments else "the experiments' results"
         return (
-            f"failed on {said}: experiment design: the experiments' results of those days are untrustworthy, the "
+            f"failed on {said}: experiment design: {whose} of those days are untrustworthy, the "
             f"models' other marts proceed; fix raw.{fix} and run the days again"
         )
     return f"held back {said}: the staging views exclude raw.{table}'s rows of those days; the other days proceed"
@@ -87,7 +91,8 @@ def _check_result(result: SuiteResult, table: str) -> dg.AssetCheckResult:
     blocks = bool(failed_days) and len(failed_days) == len(result.days) and table not in EXPERIMENT_DESIGN_TABLES
     description = result.summary()
     if failed_days:
-        consequence = _consequence(table, failed_days, len(result.days), blocks, _to_fix(result, table))
+        fix = _to_fix(result, table)
+        consequence = _consequence(table, failed_days, len(result.days), blocks, fix, result.failed_experiments)
         description = f"{consequence}\n{description}"
     return dg.AssetCheckResult(
         passed=not failed_days,
@@ -121,6 +126,12 @@ def gate_rows(conn, suite: dict, result: SuiteResult) -> pd.DataFrame:
             "rows_validated": [rows.get(pd.Timestamp(d).date(), 0) for d in days],
             "warnings": [
                 json.dumps([o.name for o in result.day_warnings(d)] + result.day_tolerated(d, rule)) for d in days
+            ],
+            "experiments": [
+                json.dumps(named)
+                if result.day_failures(d) and (named := result.day_experiments(d)) is not None
+                else None
+                for d in days
             ],
         }
     )
