@@ -725,8 +725,9 @@ EXAMPLES = {
 
 
 def _command(sub, name: str, summary: str, **kwargs) -> argparse.ArgumentParser:
-    """A subcommand whose --help says what it does, with examples (dates are YYYY-MM-DD, UTC days)."""
-    epilog = "examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]) + "\n\ndates are YYYY-MM-DD (UTC days)"
+    """A subcommand whose --help says what it does, with examples (dates are YYYY-MM-DD, the project's days)."""
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name])
+    epilog += "\n\ndates are YYYY-MM-DD (days of the project file's timezone, UTC by default)"
     return sub.add_parser(
         name,
         help=summary,
@@ -764,7 +765,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help=f"project file to write (default: IMPACT_LEDGER_CONFIG if set, else ./{DEFAULT_INIT_OUT})"
     )
     ini.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    ini.add_argument("--config", help="a project file whose `sources:` (databases, lake folders) init also inspects")
+    ini.add_argument(
+        "--config",
+        help="a project file whose `sources:` (databases, lake folders) init also inspects, and whose `timezone:` "
+        "it reads times in (both copied into the file it writes)",
+    )
     ini.set_defaults(func=cmd_init)
 
     mat = _command(sub, "materialize", "load, transform, gate and attribute a range of days", aliases=["materialise"])

@@ -1,7 +1,8 @@
 """How stale a published asset may get: yesterday's partition must land by a morning deadline.
 
-The daily schedule runs at IMPACT_LEDGER_SCHEDULE_HOUR (06:00 UTC) for the day
-that ended at midnight; we allow DEADLINE_GRACE_HOURS for the run to finish.
+The daily schedule runs at IMPACT_LEDGER_SCHEDULE_HOUR (06:00 in the project's
+time zone, UTC by default) for the day that ended at midnight; we allow
+DEADLINE_GRACE_HOURS for the run to finish.
 A published asset is fresh when it was materialised between midnight and that
 deadline (or later that day); otherwise the UI shows it failing its freshness
 policy until the next run. The partition-level freshness checks (publish/
@@ -17,6 +18,13 @@ from orchestration.lib.settings import schedule_hour
 DEADLINE_GRACE_HOURS = 2
 
 
+def project_zone() -> str:
+    """The project's time zone: its days' midnights, so the schedule's hour and the deadline are its."""
+    from orchestration.lib.project_config import load_config
+
+    return load_config().timezone
+
+
 def deadline_hour() -> int:
     return min(schedule_hour() + DEADLINE_GRACE_HOURS, 23)
 
@@ -27,7 +35,9 @@ def deadline_cron() -> str:
 
 def published_freshness_policy() -> dg.FreshnessPolicy:
     # lower bound = midnight: a materialisation before yesterday's partition closed cannot hold it
-    return dg.FreshnessPolicy.cron(deadline_cron=deadline_cron(), lower_bound_delta=timedelta(hours=deadline_hour()))
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=deadline_cron(), lower_bound_delta=timedelta(hours=deadline_hour()), timezone=project_zone()
+    )
 
 
 PUBLISHED_FRESHNESS = published_freshness_policy()

@@ -4,9 +4,12 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import partitions_start
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date=partitions_start(), timezone="UTC")
+# a partition is a calendar day of the project's time zone (its `timezone`, UTC by default): the schedule's run
+# for a day starts after that day's midnight there
+daily_partitions = dg.DailyPartitionsDefinition(start_date=partitions_start(), timezone=load_config().timezone)
 
 # A run over a range of days carries it in these tags (the CLI's runs, Dagster's single-run backfills).
 RANGE_START_TAG = "dagster/asset_partition_range_start"

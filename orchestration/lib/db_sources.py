@@ -7,9 +7,9 @@ into dated Parquet files, ``<cache>/<table>/<table>_<YYYY-MM-DD>.parquet``, whic
 a dated landing zone: the contract, quarantine, gates and messages are exactly those of files.
 
 - ``table:`` sources read the run's days in one query, incremental on the time column over the closed
-  window [first day 00:00, last day + 1 00:00) UTC (no dlt state: the window is given every run, so a
-  re-run reads the same rows), and are split into one file per UTC day of the time column.
-- ``query:`` sources run once per day with ``:day_start`` / ``:day_end`` bound to the day's UTC window
+  window [first day 00:00, last day + 1 00:00) of the project's time zone (no dlt state: the window is given
+  every run, so a re-run reads the same rows), and are split into one file per day of the time column there.
+- ``query:`` sources run once per day with ``:day_start`` / ``:day_end`` bound to the day's window
   (a query naming neither is filtered on the time column); whatever the query returns goes into that
   day's file, so rows of another day are quarantined "outside partition day" by the loader.
 - Snapshots (users, experiments, experiment_variants) are read whole into ``<table>.parquet``.
@@ -17,7 +17,8 @@ a dated landing zone: the contract, quarantine, gates and messages are exactly t
 A file is written under a temporary name and renamed, and a day without rows removes the day's old file:
 the loader never reads half a day or a stale one. Extraction ends before loading starts, so a failed
 extraction loads nothing. The password comes only from the environment variable the file names; every
-message shows the URL with the password masked. PostgreSQL sessions run in UTC.
+message shows the URL with the password masked. PostgreSQL sessions run in the project's time zone (its
+``timezone``, UTC by default): a ``timestamptz``'s day and a naive bound are that zone's, as in the loader.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Iterator
+from zoneinfo import ZoneInfo
 
 from orchestration.lib.contract import CONTRACTS, ContractError, TableContract
 from orchestration.lib.project_config import DatabaseSource, LoadedConfig, load_config, mask_secrets
@@ -144,8 +146,9 @@ def _engine(db: DatabaseSource, table: str, label: str):
         url = url.set(password=secret)
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
-        # UTC sessions: a day's window and a timestamptz's day are UTC, as in the loader; fail fast when unreachable
-        connect_args = {"connect_timeout": 15, "options": "-c timezone=UTC"}
+        # sessions in the project's zone: a day's window and a timestamptz's day are its, as in the loader; fail
+        # fast when unreachable
+        connect_args = {"connect_timeout": 15, "options": f"-c timezone={_zone()}"}
     elif url.get_backend_name() == "mysql":
         connect_args = {"connect_timeout": 15}
     return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=False)
@@ -208,26 +211,32 @@ def _split_name(name: str) -> tuple[str | None, str]:
     return schema or None, table
 
 
+def _zone() -> str:
+    from orchestration.lib.project_config import load_config
+
+    return load_config().timezone
+
+
 def _bounds(column, first: date, end: date) -> tuple[Any, Any]:
     """The window's ends in the time column's own type (dlt filters rows in Python too and compares like types)."""
     import sqlalchemy as sa
 
     if isinstance(column.type, sa.DateTime):
-        tz = timezone.utc if column.type.timezone else None
+        tz = ZoneInfo(_zone()) if column.type.timezone else None
         return datetime.combine(first, time(), tz), datetime.combine(end, time(), tz)
     if isinstance(column.type, sa.Date):
         return first, end
     return datetime.combine(first, time()), datetime.combine(end, time())
 
 
-def _utc_days(column) -> Any:
-    """The UTC day (date32) of each value of a timestamp or date column."""
+def _days(column) -> Any:
+    """The day (date32) of each value of a timestamp or date column in the project's time zone (a naive time is
+    in it already)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_timestamp(column.type) and column.type.tz is not None:
-        column = pc.cast(column, pa.timestamp(column.type.unit, "UTC"))  # tz-aware: the UTC day
-        column = pc.cast(column, pa.timestamp(column.type.unit))
+        column = pc.local_timestamp(pc.cast(column, pa.timestamp(column.type.unit, _zone())))  # its wall clock
     if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
         return pc.cast(column, pa.date32())
     raise TypeError(f"time column of type {column.type} is neither a timestamp nor a date")
@@ -348,7 +357,7 @@ def _extract_table(
     writers: dict[date, _DayWriter] = {}
     try:
         for batch in _batches(sql_table(**common, incremental=incremental)):
-            day_of = _utc_days(batch.column(time_column))
+            day_of = _days(batch.column(time_column))
             for day in sorted(set(day_of.to_pylist()) & wanted):
                 rows = batch.filter(pc.equal(day_of, pa.scalar(day, pa.date32())))
                 w = writers.get(day)
@@ -440,7 +449,7 @@ def _extract_query(
         return [Extract(table, None, whole.num_rows, folder / f"{table}.parquet")]
     rows: dict[date, int] = {}
     for day in days:
-        start = datetime.combine(day, time())  # UTC sessions: a naive bound is UTC
+        start = datetime.combine(day, time())  # sessions in the project's zone: a naive bound is its time
         whole, names = run({"day_start": start, "day_end": start + timedelta(days=1)})
         _check_columns(names, contract, label)
         if whole is not None:
@@ -453,7 +462,7 @@ def _extract_query(
 
 
 def database_day_counts(table: str, db: DatabaseSource, first: date, last: date, label: str = "") -> dict[date, int]:
-    """The rows of ``table`` in the database per UTC day of its time column, ``first``..``last``: one grouped
+    """The rows of ``table`` in the database per day of its time column (the project's zone), ``first``..``last``: one grouped
     query (a table's own, or over the project file's query bound to the whole range)."""
     import sqlalchemy as sa
 

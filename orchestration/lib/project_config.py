@@ -252,7 +252,7 @@ class DatabaseSource(_Strict):
     url: str
     password_env: str | None = None  # the environment variable holding the password (never the file)
     table: str | None = None  # a table or view, optionally schema-qualified (public.orders) ...
-    query: str | None = None  # ... or a SELECT; :day_start and :day_end are bound to the day's UTC window
+    query: str | None = None  # ... or a SELECT; :day_start and :day_end: the day's window (the project's timezone)
     time_column: str | None = None  # the column placing a row in a day (default: the contract's)
 
     @field_validator("url")
@@ -301,6 +301,11 @@ class ProjectConfig(_Strict):
     # where dbt builds the marts: embedded DuckDB, or Apache Spark (IMPACT_LEDGER_ENGINE overrides; lib/engine.py)
     engine: Literal["duckdb", "spark"] = "duckdb"
     currency: str = "USD"
+    # the business's days: an IANA zone (Europe/Berlin). Times with an offset are loaded as this zone's wall-clock
+    # time, times without one are taken as written in it, and every day (a file's, a partition's, a KPI's) is its
+    # calendar day. UTC by default: a Berlin export dated by local day with `+02:00` (or `Z`) times had its rows
+    # of 00:00-02:00 quarantined as stamped on the day before, and so the day held back (README: Time zone)
+    timezone: str = "UTC"
     models: dict[str, ModelSpec] = {}
     protected_attributes: list[str] = []  # columns of users; judged for every model
     intersections: list[list[str]] = []  # e.g. [[gender, age_band]]: one attribute per combination
@@ -317,6 +322,21 @@ class ProjectConfig(_Strict):
     reports: Reports = Reports()
     csv: CsvFiles = CsvFiles()
     sources: dict[str, TableSourceSpec] = {}  # per table: a lake folder or a database; else the landing zone
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            near = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(
+                f"unknown time zone {value!r}: an IANA name such as Europe/Berlin or America/New_York{hint}"
+            ) from None
+        return value
 
     @field_validator("protected_attributes")
     @classmethod

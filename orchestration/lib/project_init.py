@@ -133,8 +133,11 @@ class TableProfile:
     missing_notes: list[str] = field(default_factory=list)  # the loader's message of each, naming the file
     refused: str | None = None  # the loader's error on a value its contract type cannot hold: materialize stops
     source: str = ""  # a database table or a lake folder of the project file's sources (else the landing zone)
-    naive_times: int = 0  # time-column values without a UTC offset (read as UTC)
+    naive_times: int = 0  # time-column values without a UTC offset (read in the project's time zone)
     naive_column: str = ""  # the column they are in: the time column, or users.signup_at
+    # rows of files dated by name whose time falls on another day in the project's zone (the loader quarantines
+    # them): their count, the dated files' rows, and one such time as written with its file's name
+    off_day: tuple[int, int, str] | None = None
     text_numbers: dict[str, str] = field(default_factory=dict)  # feature column -> a value: numbers kept as text
     # a value-set rule's column -> (rows whose value is outside the set, its most frequent such values)
     outside_sets: dict[str, tuple[int, list[tuple[str, int]]]] = field(default_factory=dict)
@@ -459,6 +462,7 @@ class Inference:
     experiments: dict[str, str]  # experiment_id -> model_id
     users: int = 0
     sources: dict = field(default_factory=dict)  # the project file's sources, as written (copied into the new file)
+    timezone: str = "UTC"  # the project file's (--config), in which times are read: copied into the new file
     unread: dict[str, str] = field(default_factory=dict)  # table -> its folder's files no format reads (unread_note)
     arms: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment_id -> variant -> users assigned
     volume_holds: dict[str, list[date]] = field(default_factory=dict)  # table -> days its volume gate holds back
@@ -663,7 +667,7 @@ def infer(source: Path) -> Inference:
         extracted, inspected = _extract_databases(databases, config, where, Path(scratch))
         conn = duckdb.connect()  # in memory: init never touches the warehouse
         try:
-            conn.execute("SET TimeZone = 'UTC'")
+            conn.execute(f"SET TimeZone = '{config.timezone}'")  # the loader's zone (--config's timezone)
             inference = _infer(conn, source, {**found, **extracted})
         finally:
             conn.close()
@@ -677,6 +681,7 @@ def infer(source: Path) -> Inference:
             table.refused = _refusal_in_database(table.refused, where[name].label)
     inference.tables.update(inspected)  # a database table not extracted keeps its SQL profile
     inference.sources = {t: spec.model_dump(exclude_none=True) for t, spec in config.sources.items()}
+    inference.timezone = config.timezone
     inference.unread = unread
     return inference
 
@@ -771,6 +776,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         _volume(profile, _daily(conn, f"t_{name}", "_ts"))
         scan = _scan_sql(files, name, load_config().csv.encoding_of(name), mixed=True)
         profile.naive_times, profile.naive_column = _naive_times(conn, scan, tc), tc
+        profile.off_day = _off_day_rows(conn, scan, tc)
         if name == "predictions":
             features = sorted(c for c in present[name] if c.startswith("feature_"))
             profile.text_numbers = _text_numbers(conn, scan, features)
@@ -951,13 +957,29 @@ OFFSET_OR_EPOCH = r"(.*(Z|[+-][0-9]{2}(:?[0-9]{2})?)|[0-9]+([.][0-9]+)?)"
 
 
 def _naive_times(conn: duckdb.DuckDBPyConnection, scan: str, column: str) -> int:
-    """How many values of the time column carry no UTC offset: the loader reads them as UTC. Values that do not
+    """How many values of the time column carry no UTC offset: the loader reads them in the project's time zone
+    (UTC by default). Values that do not
     read as times at all (day/month text) are not counted: their own review line says so."""
     return conn.execute(
         f"SELECT count(*) FROM (SELECT trim(CAST({_q(column)} AS VARCHAR)) AS v FROM {scan}) "
         f"WHERE v IS NOT NULL AND v <> '' AND NOT regexp_full_match(v, '{OFFSET_OR_EPOCH}') "
         "AND TRY_CAST(v AS TIMESTAMP) IS NOT NULL"
     ).fetchone()[0]
+
+
+def _off_day_rows(conn: duckdb.DuckDBPyConnection, scan: str, column: str) -> tuple[int, int, str] | None:
+    """Rows of files dated by name (the loader's rule: a date in the file's name) whose time falls on another day
+    in the session's zone, the loader's: (such rows, the dated files' rows, one such time and its file's name)."""
+    named = r"regexp_extract(filename, '(\d{4}-\d{2}-\d{2})[^/]*$', 1)"
+    rows = (
+        f"SELECT TRY_CAST({named} AS DATE) AS file_day, CAST(CAST({_q(column)} AS VARCHAR) AS VARCHAR) AS written, "
+        f"CAST({_as_timestamp(column)} AS DATE) AS day, filename FROM {scan}"
+    )
+    off, dated, example, file = conn.execute(
+        "SELECT count(*) FILTER (WHERE day <> file_day), count(*), min(written) FILTER (WHERE day <> file_day), "
+        f"arg_min(filename, written) FILTER (WHERE day <> file_day) FROM ({rows}) r WHERE file_day IS NOT NULL"
+    ).fetchone()
+    return (off, dated, f"{example} in {Path(file).name}") if off else None
 
 
 # numbers as exports write them for people: thousands separators (44,361.63) or decimal commas (0,25)
@@ -1589,6 +1611,7 @@ def render(inf: Inference) -> str:
     else:
         add("  start: from_data  # no dated rows found")
     add("currency: USD  # REVIEW: the currency of orders.revenue and model_costs")
+    add(f"timezone: {inf.timezone}  # REVIEW: the zone your days are in (files dated by day, KPIs per day)")
     add("")
 
     add("models:" + ("" if inf.models else " {}  # no predictions found: nothing to monitor"))
@@ -1912,10 +1935,19 @@ def review(inf: Inference) -> list[str]:
     if naive:
         listed = ", ".join(f"{t.name}.{t.naive_column} ({t.naive_times} values)" for t in naive)
         out.append(
-            f"times without a UTC offset are read as UTC: {listed}; if your systems write local time (e.g. "
-            "Europe/Berlin), export them with their offset (2026-03-29T03:30:00+02:00) or in UTC, or each day "
-            "and label delay shifts by the offset"
+            f"times without a UTC offset are read as {inf.timezone} time: {listed}; if your systems write another "
+            "zone's local time (e.g. Europe/Berlin), set `timezone:` to it (or export the times with their offset, "
+            "2026-03-29T03:30:00+02:00), or each day and label delay shifts by the difference"
         )
+    for t in inf.tables.values():
+        if t.off_day:
+            off, dated, example = t.off_day
+            out.append(
+                f"{t.name}: {off:,} of {dated:,} rows of its dated files fall on another day than their file's in "
+                f"{inf.timezone} time (e.g. {example}): the loader quarantines them, and holds the day back when "
+                "they are more than gates.rows allows; files dated by a local day with times in UTC or with an "
+                "offset? set `timezone:` to the zone they are dated in (e.g. Europe/Berlin)"
+            )
     for t in inf.tables.values():
         for column, (n, values) in t.outside_sets.items():
             allowed = next(r.allowed for r in CONTRACTS[t.name].rules if r.column == column)

@@ -431,8 +431,8 @@ def reader_error(err: duckdb.Error, table: str, files: list[Path], encoding: str
 
 def _cast(expr: str, dtype: str, source_type: str | None = None) -> str:
     """TRY_CAST to a contract type. Timestamps go through TIMESTAMPTZ: an offset (`Z`, `+02:00`, `-05:00`)
-    moves the value to UTC (a plain TRY_CAST to TIMESTAMP drops it); naive values are UTC already
-    (the loader's session time zone is UTC). A column read as its contract type already (``source_type``,
+    moves the value to the session's time zone, the project's `timezone` (UTC by default; a plain TRY_CAST to
+    TIMESTAMP drops the offset); naive values are in it already. A column read as its contract type already (``source_type``,
     e.g. a Parquet TIMESTAMP) is taken as it is: the round trip through TIMESTAMPTZ was ~0.5 s a million rows."""
     if source_type == dtype:
         return expr
@@ -672,7 +672,8 @@ def _typed_select(
 
 
 def _time_day(contract: TableContract, present: Collection[str] = ()) -> str:
-    """The UTC day of a row's time column, as SQL over the raw (untyped) scan of columns ``present``."""
+    """The day of a row's time column (in the session's zone, the project's), as SQL over the raw (untyped) scan of
+    columns ``present``."""
     time_type = {c.name: c.type for c in contract.columns}[contract.time_column]
     cast = _cast(_quote(contract.time_column), time_type, _source_type(present, contract.time_column))
     return f"CAST({cast} AS DATE)"
@@ -1053,8 +1054,16 @@ def _with_variant_hints(conn: duckdb.DuckDBPyConnection, reports: list[LoadRepor
 
 
 def _load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
+    # the casts' zone (_cast): an offset moves a time to the project's zone, a time without one is in it already
+    conn.execute(f"SET TimeZone = '{load_config().timezone}'")
+    try:
+        return _load_days_in_zone(conn, table, source, days)
+    finally:
+        conn.execute("SET TimeZone = 'UTC'")  # the connection's other users see the loader's default
+
+
+def _load_days_in_zone(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
     contract, source, all_files, undated = source_files(table, source, days)
-    conn.execute("SET TimeZone = 'UTC'")
     _ensure_all_tables(conn)
     if not all_files:  # an optional table the source does not have: every day cleared at once
         _clear_days(conn, contract, days)

@@ -160,7 +160,8 @@ def alerts_dir() -> Path:
 
 
 def schedule_hour() -> int:
-    """UTC hour at which the daily schedule runs yesterday's partition (IMPACT_LEDGER_SCHEDULE_HOUR, 0-23)."""
+    """Hour (in the project's time zone) at which the daily schedule runs yesterday's partition
+    (IMPACT_LEDGER_SCHEDULE_HOUR, 0-23)."""
     raw = os.environ.get("IMPACT_LEDGER_SCHEDULE_HOUR", "6")
     if not raw.isdigit() or not 0 <= int(raw) <= 23:
         raise ValueError(f"IMPACT_LEDGER_SCHEDULE_HOUR must be an hour 0-23, got {raw!r}")

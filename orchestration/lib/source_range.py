@@ -39,9 +39,9 @@ def _time_column_range(files: list[Path], column: str, table: str = "") -> tuple
         raise SourceRangeError(str(err)) from None
     col = '"' + column.replace('"', '""') + '"'
     with duckdb.connect() as conn:
-        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute(f"SET TimeZone = '{load_config().timezone}'")  # the loader's zone: its days
         try:
-            # via TIMESTAMPTZ: an offset such as +02:00 moves the row to its UTC day
+            # via TIMESTAMPTZ: an offset such as +02:00 moves the row to its day in the project's time zone
             low, high = conn.execute(
                 f"SELECT min(d), max(d) FROM (SELECT CAST(TRY_CAST(CAST({col} AS VARCHAR) AS TIMESTAMPTZ) AS DATE) AS d "
                 f"FROM {scan})"

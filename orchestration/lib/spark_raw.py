@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -682,6 +683,19 @@ def _copy_empty_day(written: Path, target: Path) -> None:
 REFERENCED = re.compile(r"\braw\.(\w+)")
 
 
+TIME_ZONE = "spark.sql.session.timeZone"
+
+
+@contextmanager
+def _time_zone(session, zone: str):
+    """The session's time zone ``zone`` while the block runs, UTC (FIXED_SETTINGS') after it."""
+    session.conf.set(TIME_ZONE, zone)
+    try:
+        yield
+    finally:
+        session.conf.set(TIME_ZONE, "UTC")
+
+
 def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
     """raw_loader.load_days on Spark: each day's rows of ``raw.<table>`` (and its quarantine) replaced from
     ``source``; DuckDB's views then read the Parquet. Undated files are read once for all the days."""
@@ -691,43 +705,46 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
     encoding = load_config().csv.encoding_of(table)
     sql = SparkSql()
     session = sql.session
-    # the table itself (keys seen on earlier days) and the tables its referential rules read (raw only: the
-    # quarantine is read by the gates, which register their tables themselves)
-    referenced = {table} | {m for r in contract.rules for m in REFERENCED.findall(r.violated_when)}
-    register_spark_tables(session, sorted(referenced), ("raw",))
-    known_columns: dict = {}
-    empty_days: dict = {}
-    reports = []
-    staged = None
-    try:
-        if undated:
-            day = _time_day(contract)
-            staged = _typed(session, sql, contract, all_files, False, encoding, day, conn)
-            first, last = min(days).isoformat(), max(days).isoformat()
-            staged = staged.filter(f"_partition_date BETWEEN DATE '{first}' AND DATE '{last}'")
-            staged = staged.localCheckpoint(eager=True)  # read once for every day of the run
-        day_files = {day: files_for_day(source, contract, all_files, day) for day in days}
-        together = _land_together(sql, conn, contract, day_files, staged, encoding, known_columns, empty_days)
-        for day in days:
-            files, dated = day_files[day]
-            if day in together:
-                reports.append(together[day])
-                continue
-            report = LoadReport(table, day, [str(p) for p in files])
+    # the casts' zone, as DuckDB's loader sets it: an offset moves a time to the project's zone (TIMESTAMP to
+    # TIMESTAMP_NTZ), a time without one is in it already; the session's other users keep UTC
+    with _time_zone(session, load_config().timezone):
+        # the table itself (keys seen on earlier days) and the tables its referential rules read (raw only: the
+        # quarantine is read by the gates, which register their tables themselves)
+        referenced = {table} | {m for r in contract.rules for m in REFERENCED.findall(r.violated_when)}
+        register_spark_tables(session, sorted(referenced), ("raw",))
+        known_columns: dict = {}
+        empty_days: dict = {}
+        reports = []
+        staged = None
+        try:
             if undated:
-                rows = staged.filter(f"_partition_date = DATE '{day.isoformat()}'")
-            elif files:
-                rows = _typed(session, sql, contract, files, dated, encoding, f"DATE '{day.isoformat()}'", conn)
-            if files:
-                if reports:  # this day's seen keys and rules read the days this run landed before it
-                    _relist_days(session, table)
-                _land(sql, contract, rows, day, dated, report, known_columns, empty_days)
-            else:
-                _land_empty(session, contract, day, known_columns, empty_days)
-                report.note = empty_day_note(table, bool(all_files))
-            reports.append(report)
-    finally:
-        for view in ("_scan", "_typed", "_seen"):
-            session.catalog.dropTempView(view)
-        attach_duckdb_views(conn, [table])
-    return reports
+                day = _time_day(contract)
+                staged = _typed(session, sql, contract, all_files, False, encoding, day, conn)
+                first, last = min(days).isoformat(), max(days).isoformat()
+                staged = staged.filter(f"_partition_date BETWEEN DATE '{first}' AND DATE '{last}'")
+                staged = staged.localCheckpoint(eager=True)  # read once for every day of the run
+            day_files = {day: files_for_day(source, contract, all_files, day) for day in days}
+            together = _land_together(sql, conn, contract, day_files, staged, encoding, known_columns, empty_days)
+            for day in days:
+                files, dated = day_files[day]
+                if day in together:
+                    reports.append(together[day])
+                    continue
+                report = LoadReport(table, day, [str(p) for p in files])
+                if undated:
+                    rows = staged.filter(f"_partition_date = DATE '{day.isoformat()}'")
+                elif files:
+                    rows = _typed(session, sql, contract, files, dated, encoding, f"DATE '{day.isoformat()}'", conn)
+                if files:
+                    if reports:  # this day's seen keys and rules read the days this run landed before it
+                        _relist_days(session, table)
+                    _land(sql, contract, rows, day, dated, report, known_columns, empty_days)
+                else:
+                    _land_empty(session, contract, day, known_columns, empty_days)
+                    report.note = empty_day_note(table, bool(all_files))
+                reports.append(report)
+        finally:
+            for view in ("_scan", "_typed", "_seen"):
+                session.catalog.dropTempView(view)
+            attach_duckdb_views(conn, [table])
+        return reports

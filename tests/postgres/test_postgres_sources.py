@@ -312,6 +312,47 @@ def test_query_returning_another_days_rows_has_them_quarantined(bad_source, pg, 
     assert _count(db, "SELECT count(*) FROM raw_quarantine.orders") == day_before + rows_same_day - same_day
 
 
+def test_a_timestamptz_table_is_split_into_the_projects_days(bad_source, pg, pg_world, tmp_path):
+    # timezone: Europe/Berlin: a day's window and each row's day are Berlin's (the session's zone), and the
+    # rows land as Berlin wall-clock times, as a file's would (the oracle: pandas' tz_convert of the world's rows)
+    import pandas as pd
+
+    from tests.postgres.conftest import world_table
+
+    source, truth = pg_world
+    day = _day(truth, 5)
+    engine = sa.create_engine(pg.url())
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS orders_tz"))
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE orders_tz AS SELECT order_id, user_id, session_id, "
+                    "ordered_at AT TIME ZONE 'UTC' AS ordered_at, revenue, status FROM orders"
+                )
+            )
+    finally:
+        engine.dispose()
+    db = bad_source(_db_sources(pg, ["users"], orders={"table": "orders_tz"}))
+    config = tmp_path / "impact_ledger.yml"
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "timezone": "Europe/Berlin"}))
+    result, failures, _ = _raw_run(["users", "orders"], day, day)
+    assert result.success, failures
+    orders = world_table(source, "orders")
+    utc = pd.to_datetime(orders["ordered_at"]).dt.tz_localize("UTC")
+    berlin = utc.dt.tz_convert("Europe/Berlin")
+    # the day's Berlin rows include some of the UTC day before (its 22:00-24:00 UTC): a UTC window would miss them
+    assert ((berlin.dt.date == day) & (utc.dt.date != day)).any()
+    orders = orders.assign(wall=berlin.dt.tz_localize(None))[berlin.dt.date == day]
+    want = sorted(zip(orders["order_id"], orders["wall"].dt.to_pydatetime(), strict=True))
+    with duckdb.connect(str(db), read_only=True) as conn:
+        got = conn.execute(
+            "SELECT order_id, ordered_at FROM raw.orders UNION ALL SELECT order_id, ordered_at FROM raw_quarantine.orders"
+        ).fetchall()
+    assert len(want) > 10 and sorted(got) == want  # every Berlin-day row, read once, none of another day's
+    assert _count(db, "SELECT count(*) FROM raw_quarantine.orders WHERE _reason LIKE '%outside partition day%'") == 0
+
+
 def test_an_extraction_failing_on_one_day_loads_no_day_of_the_run(bad_source, pg, pg_world):
     _, truth = pg_world
     first, bad = _day(truth, 6), _day(truth, 7)

@@ -613,3 +613,22 @@ def test_parquet_with_nanosecond_times_loads_on_spark_as_on_duckdb(tmp_path, spa
     # the landing file is untouched; Spark read a microsecond copy beside its own data
     assert pq.read_schema(source / "predictions" / f"predictions_{D1}.parquet").field("predicted_at").type.unit == "ns"
     assert len(list((tmp_path / "spark" / "spark" / "landing_micros").glob("*.parquet"))) == 2
+
+
+def test_a_berlin_day_loads_as_the_same_wall_clock_times_on_both_engines(tmp_path, monkeypatch, spark_session):
+    # the project's time zone is the casts' on Spark too (its session's, while loading): offsets, Z and naive
+    # times of a file dated by a Berlin day land on that day, as DuckDB lands them (the oracle: zoneinfo there)
+    from tests.unit.test_time_zone import BERLIN, DAY, WRITTEN, landing, project, wall
+
+    source = landing(tmp_path)
+    project(tmp_path, monkeypatch, BERLIN)
+
+    def load(conn):
+        (report,) = load_days(conn, "predictions", source, [DAY])
+        rows = conn.execute("SELECT prediction_id, predicted_at FROM raw.predictions ORDER BY 1").fetchall()
+        return report.quarantine_reasons, rows
+
+    results = on_both_engines(tmp_path, load)
+    assert results["spark"] == results["duckdb"]
+    assert results["duckdb"] == ({}, [(f"p{i}", wall(w, BERLIN)) for i, w in enumerate(WRITTEN)])
+    assert spark_session.conf.get("spark.sql.session.timeZone") == "UTC"  # the session's other users: UTC

@@ -211,18 +211,21 @@ def test_dlt_runs_without_telemetry():
     assert os.environ["RUNTIME__DLTHUB_TELEMETRY"] == "false"
 
 
-def test_utc_day_of_aware_timestamps():
+def test_the_day_of_aware_timestamps_is_the_projects(tmp_path, monkeypatch):
     import pyarrow as pa
 
-    from orchestration.lib.db_sources import _utc_days
+    from orchestration.lib.db_sources import _days
 
-    # 23:30 at -05:00 is 04:30 UTC the next day; arrow stores the instant, the day is UTC's
+    # 23:30 at -05:00 is 04:30 UTC the next day; arrow stores the instant, the day is the project's zone's (UTC)
     at = pa.array([datetime(2026, 1, 2, 4, 30)], pa.timestamp("us", "UTC")).cast(pa.timestamp("us", "America/New_York"))
-    assert _utc_days(at).to_pylist() == [date(2026, 1, 2)]
-    assert _utc_days(pa.array([date(2026, 1, 5)], pa.date32())).to_pylist() == [date(2026, 1, 5)]
-    assert _utc_days(
-        pa.array([datetime(2026, 1, 1) + timedelta(hours=23, minutes=59)], pa.timestamp("us"))
-    ).to_pylist() == [D1]
+    assert _days(at).to_pylist() == [date(2026, 1, 2)]
+    assert _days(pa.array([date(2026, 1, 5)], pa.date32())).to_pylist() == [date(2026, 1, 5)]
+    naive = pa.array([datetime(2026, 1, 1) + timedelta(hours=23, minutes=59)], pa.timestamp("us"))
+    assert _days(naive).to_pylist() == [D1]
+    # timezone: America/New_York: the instant's New York day; a naive time is New York's already
+    (tmp_path / "p.yml").write_text("timezone: America/New_York\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(tmp_path / "p.yml"))
+    assert _days(at).to_pylist() == [date(2026, 1, 1)] and _days(naive).to_pylist() == [D1]
 
 
 def test_init_profiles_a_database_table_and_a_lake_folder_and_keeps_the_sources(shop, tmp_path, monkeypatch):

@@ -12,14 +12,17 @@ import warnings
 
 import dagster as dg
 
-from orchestration.defs.freshness import deadline_cron
+from orchestration.defs.freshness import deadline_cron, project_zone
 from orchestration.defs.publish.assets import PUBLISHED_TABLE_KEYS, SNAPSHOT_KEY
 
 with warnings.catch_warnings():
     # Superseded by FreshnessPolicy, which has no per-partition view yet; both exist in Dagster 1.13.
     warnings.simplefilter("ignore", category=dg.SupersessionWarning)
     published_freshness_checks = dg.build_time_partition_freshness_checks(
-        assets=[*PUBLISHED_TABLE_KEYS, SNAPSHOT_KEY], deadline_cron=deadline_cron(), severity=dg.AssetCheckSeverity.WARN
+        assets=[*PUBLISHED_TABLE_KEYS, SNAPSHOT_KEY],
+        deadline_cron=deadline_cron(),
+        timezone=project_zone(),
+        severity=dg.AssetCheckSeverity.WARN,
     )
     freshness_checks_sensor = dg.build_sensor_for_freshness_checks(
         freshness_checks=published_freshness_checks,

@@ -19,8 +19,8 @@ daily_job = dg.define_asset_job(
     description="Ingest, dbt build (with tests), quality gates and attribution for one day.",
 )
 
-# The schedule fires at 06:00 UTC (IMPACT_LEDGER_SCHEDULE_HOUR) and targets the
-# partition that ended at midnight, i.e. yesterday.
+# The schedule fires at 06:00 (IMPACT_LEDGER_SCHEDULE_HOUR) in the partitions' time zone, the project's (UTC by
+# default), and targets the partition that ended at midnight, i.e. yesterday.
 daily_schedule = dg.build_schedule_from_partitioned_job(
     daily_job,
     hour_of_day=schedule_hour(),
