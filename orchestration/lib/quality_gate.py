@@ -1537,7 +1537,9 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     week too (no week before: the trailing median cannot tell a weekly batch's empty Tuesday from an outage).
     A source delivering every other day is read by parity: an empty day whose parity (2, 4, ..., 14 days back)
     had no rows due while the other parity's days mostly had is its off day, not stale for the busy weekday a
-    week before; an empty day whose parity had rows due on all seven of those days is a missed delivery.
+    week before; an empty day whose parity had rows due on all seven of those days is a missed delivery. A day
+    whose other parity had no rows due while its own mostly had (``alternating``) is a delivery day: its
+    trailing median is over the T days of its parity (2, 4, ..., 2T back) instead, so its volume is judged.
     """
     if volume is None:
         from orchestration.lib.project_config import load_config
@@ -1547,7 +1549,8 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         volume = volume.for_table(suite["table"])
     t, min_count, tolerance, z = volume.trailing_days, volume.min_count, volume.tolerance, volume.z
     stale_above = stale_median(z)
-    span = max(t, 2 * WEEK)  # the calendar reaches back to the trailing window and two weeks (freshness)
+    # the calendar reaches back to the trailing window, its parity days (an every-other-day source) and two weeks
+    span = max(2 * t, 2 * WEEK)
     table, by = suite["table"], suite.get("volume_by")
     group = f', "{by}"' if by else ""
     cgroup = f', c."{by}"' if by else ""
@@ -1555,6 +1558,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     join = f'AND c."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
     back = f"w.day >= w.first_day AND c.day - w.day <= {2 * WEEK}"  # in the group's history, two weeks back
     even, odd = f"{back} AND (c.day - w.day) % 2 = 0", f"{back} AND (c.day - w.day) % 2 = 1"
+    parity = f"w.day >= w.first_day AND (c.day - w.day) % 2 = 0 AND c.day - w.day <= {2 * t}"  # t days of its parity
     hjoin = f'AND h."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
     wjoin = f'AND w."{by}" IS NOT DISTINCT FROM c."{by}"' if by else ""
     read = _read_days(table, group)
@@ -1598,17 +1602,34 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
                 max(CASE WHEN w.day = c.day - {WEEK} AND w.day >= w.first_day THEN w.rows END) AS rows_week_before,
                 -- of the days 2, 4, ..., 14 back (the day's parity), within the group's history, those with rows
                 -- due; of the days 1, 3, ..., 13 back, how many and those with rows due (an every-other-day rhythm)
+                count(CASE WHEN {even} THEN 1 END) AS even_days,
                 count(CASE WHEN {even} AND w.rows > {stale_above!r} THEN 1 END) AS even_due,
                 count(CASE WHEN {odd} THEN 1 END) AS odd_days,
-                count(CASE WHEN {odd} AND w.rows > {stale_above!r} THEN 1 END) AS odd_due
+                count(CASE WHEN {odd} AND w.rows > {stale_above!r} THEN 1 END) AS odd_due,
+                -- the trailing window of the day's parity (2, 4, ..., 2t back): an every-other-day source's volume
+                count(CASE WHEN {parity} THEN 1 END) AS parity_days,
+                median(CASE WHEN {parity} THEN w.rows END) AS parity_median
             FROM calendar c
             LEFT JOIN calendar w ON w.day BETWEEN c.day - {span} AND c.day - 1 {wjoin}
             GROUP BY c.day{cgroup}, c.rows
         ),
+        -- A source delivering every other day (the other parity had no rows due in two weeks, this one mostly
+        -- had) is judged against its own parity's days: its 7-day window is half empty, so its median was 0 or
+        -- an off day's and its volume never judged. Of a daily source, that window is t days too.
+        judged AS (
+            SELECT * REPLACE (
+                CASE WHEN alternating THEN parity_days ELSE trailing_days END AS trailing_days,
+                CASE WHEN alternating THEN parity_median ELSE trailing_median END AS trailing_median
+            ) FROM (
+                SELECT *, odd_days = {WEEK} AND even_days = {WEEK} AND odd_due = 0 AND 2 * even_due > even_days
+                    AS alternating  -- over two whole weeks of history: not a weekly batch's or a launch's first days
+                FROM stats
+            ) a
+        ),
         banded AS (
             SELECT *, CASE WHEN trailing_days >= {t} AND trailing_median >= {min_count}
                 THEN greatest({tolerance} * trailing_median, {z} * sqrt(trailing_median)) END AS volume_half_width
-            FROM stats
+            FROM judged
         )
         SELECT *,
             trailing_median - volume_half_width AS volume_low,

@@ -43,19 +43,23 @@ def frame_for(counts, volume: VolumeGate = DEFAULT, first_index: int = 0) -> pd.
 def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
     """The rule by hand (numpy); counts[0] > 0 is the table's first day."""
     t, out = volume.trailing_days, []
+    stale_above = -math.log(norm.cdf(-volume.z))
     for i, rows in enumerate(counts):
-        window = np.asarray(counts[max(0, i - t) : i], dtype=float)
+        even = [counts[i - k] > stale_above for k in range(2, 15, 2) if i - k >= 0]
+        odd = [counts[i - k] > stale_above for k in range(1, 14, 2) if i - k >= 0]
+        # the other parity had no rows due in two weeks, this one mostly had: an every-other-day source's delivery
+        # day, judged against the t days of its parity (2, 4, ..., 2t back) instead of the t days before it
+        alternating = len(odd) == len(even) == 7 and not any(odd) and 2 * sum(even) > len(even)  # two whole weeks
+        lags = range(2, 2 * t + 1, 2) if alternating else range(1, t + 1)
+        window = np.asarray([counts[i - k] for k in lags if i - k >= 0], dtype=float)
         median = float(np.median(window)) if len(window) else math.nan
-        judged = i >= t and median >= volume.min_count
+        judged = len(window) >= t and median >= volume.min_count
         half = max(volume.tolerance * median, volume.z * math.sqrt(median)) if judged else math.nan
         inside = None if not judged or rows == 0 else abs(rows - median) <= half
         # an empty day is implausible after a level above -log Phi(-z) of the same weekday a week before, where the
         # history has it (a weekday closed every week, or a weekly batch's missing week); without it nothing says
         # rows were due. Unless the day's parity had no rows due in two weeks while the other parity mostly had
         # (an every-other-day source's off day); a day whose parity had rows due all seven times is due.
-        stale_above = -math.log(norm.cdf(-volume.z))
-        even = [counts[i - k] > stale_above for k in range(2, 15, 2) if i - k >= 0]
-        odd = [counts[i - k] > stale_above for k in range(1, 14, 2) if i - k >= 0]
         off_day = not any(even) and 2 * sum(odd) > len(odd)
         weekly = i >= 7 and counts[i - 7] > stale_above and not off_day
         stale = rows == 0 and (weekly or sum(even) == 7)
@@ -233,6 +237,23 @@ def test_an_every_other_day_source_is_not_stale_on_its_off_days_and_a_missed_del
     assert verdicts(frame).equals(oracle(counts).drop(columns="trailing_median"))
     stale = [int(i) for i in np.flatnonzero(~frame["fresh"].astype(bool))]
     assert stale == [22] and counts[22 - 7] == 0 and counts[23 - 7] == 30
+
+
+def test_an_every_other_day_sources_short_delivery_is_held_back_and_its_full_ones_pass():
+    # its 7-day window held 3 or 4 deliveries of 30 and the rest 0: a median of 0 (or of an off day), so no
+    # delivery was ever judged, and a file cut short to 8 rows went through
+    counts = [30, 0] * 14
+    counts[24] = 8  # by hand: the 7 deliveries 2, 4, ..., 14 back held 30 each: (8 - 30) / max(15, 4 sqrt 30) = -1.0
+    counts[26] = 45  # a busy delivery: (45 - 30) / 21.9 = +0.68, inside the band
+    frame = frame_for(counts)
+    assert verdicts(frame).equals(oracle(counts).drop(columns="trailing_median"))
+    half = max(0.5 * 30, 4 * math.sqrt(30))
+    delivered = frame.iloc[16::2]  # from the third week: a full window of its parity
+    assert (delivered["trailing_median"] == 30).all()
+    assert frame["volume_deviation"][24] == pytest.approx((8 - 30) / half) and frame["volume_deviation"][24] < -1
+    assert [int(i) for i in np.flatnonzero(frame["volume_deviation"] < -1)] == [24]
+    assert frame["volume_deviation"][26] == pytest.approx((45 - 30) / half)
+    assert frame["fresh"].all()  # the off days are not stale
 
 
 def test_a_weekly_batch_missing_in_its_second_week_is_stale():
