@@ -310,12 +310,12 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
         print(f"  {day} .. {end}: starting", flush=True)
         outcome = materialize_days(day, end, instance=instance, progress=_progress_line)
         status = "ok" if outcome.success else "FAILED"
-        held, design = _held_back(day, end) if outcome.success else (0, {})
+        held, design, named = _held_back(day, end) if outcome.success else (0, {}, {})
         print(
             f"  {day} .. {end}: {status} in {outcome.seconds:.1f}s, {len(outcome.materialized)} assets "
             + (f"(run {outcome.run_id[:8]})" if outcome.run_id else "(not started)")
             + (f"; the quality gates held back {held} of its {(end - day).days + 1} day(s)" if held else "")
-            + (f"; {design_failures_in_words(design)}" if design else "")
+            + (f"; {design_failures_in_words(design, named)}" if design else "")
             + (" (`impact-ledger summary` says why)" if held or design else "")
         )
         if not outcome.success:
@@ -379,13 +379,13 @@ def _rerun_through_newest(days: list[date]) -> str:
     return f"run --start {days[0]} --end {newest} (one run: the later days read those rows too)"
 
 
-def _held_back(first: date, last: date) -> tuple[int, dict]:
-    """How many days of first..last a quality gate held back (rows kept out of the marts), and the days each
-    experiment design gate failed (their experiment results untrustworthy, the marts built): quality.gate_results,
-    (0, {}) if unreadable."""
+def _held_back(first: date, last: date) -> tuple[int, dict, dict]:
+    """How many days of first..last a quality gate held back (rows kept out of the marts), the days each
+    experiment design gate failed (their experiment results untrustworthy, the marts built) and the experiments
+    they name: quality.gate_results, (0, {}, {}) if unreadable."""
     import duckdb
 
-    from orchestration.lib.quality_gate import NOT_DESIGN_SQL, design_gate_failures
+    from orchestration.lib.quality_gate import NOT_DESIGN_SQL, design_gate_experiments, design_gate_failures
 
     try:
         with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
@@ -394,9 +394,9 @@ def _held_back(first: date, last: date) -> tuple[int, dict]:
                 f"WHERE NOT passed AND {NOT_DESIGN_SQL} AND date BETWEEN ? AND ?",
                 [first, last],
             ).fetchone()[0]
-            return held, design_gate_failures(conn, first, last)
+            return held, design_gate_failures(conn, first, last), design_gate_experiments(conn, first, last)
     except duckdb.Error:
-        return 0, {}
+        return 0, {}, {}
 
 
 def _late_files(first: date, last: date) -> list:

@@ -113,10 +113,15 @@ def _design_failures(conn) -> list[str]:
     days, a trial's 50/50 shares read as if every mart had lost its 24 days)."""
     import duckdb
 
-    from orchestration.lib.quality_gate import NOT_DESIGN_SQL, days_in_words, design_gate_failures
+    from orchestration.lib.quality_gate import (
+        NOT_DESIGN_SQL,
+        days_in_words,
+        design_gate_experiments,
+        design_gate_failures,
+    )
 
     try:
-        failures = design_gate_failures(conn)
+        failures, named = design_gate_failures(conn), design_gate_experiments(conn)
         rows = conn.execute(
             "SELECT DISTINCT suite, table_name, failed_expectations FROM quality.gate_results "
             f"WHERE NOT passed AND NOT ({NOT_DESIGN_SQL}) ORDER BY ALL"
@@ -129,7 +134,7 @@ def _design_failures(conn) -> list[str]:
         names.setdefault(suite, {}).update(dict.fromkeys(json.loads(failed) if failed else []))
     return [
         f"{suite} (raw.{tables[suite]}: {', '.join(names[suite]) or 'failed'}) on {len(days)} day(s): "
-        f"{days_in_words(days)}"
+        f"{days_in_words(days)}" + (f" (the results of {', '.join(named[suite])})" if named.get(suite) else "")
         for suite, days in failures.items()
     ]
 

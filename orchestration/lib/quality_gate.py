@@ -184,13 +184,44 @@ def design_gate_failures(conn, first: date | None = None, last: date | None = No
     return {suite: list(days) for suite, days in rows}
 
 
-def design_failures_in_words(failures: dict[str, list[date]]) -> str:
+def design_gate_experiments(conn, first: date | None = None, last: date | None = None) -> dict[str, list[str] | None]:
+    """suite -> the experiments its failed days (of first..last, or all) name (quality.gate_results.experiments),
+    None when a day names none (its failure concerns every experiment)."""
+    design = ", ".join(repr(t) for t in sorted(EXPERIMENT_DESIGN_TABLES))
+    within = " AND date BETWEEN ? AND ?" if first is not None else ""
+    schema, table = GATE_RESULTS.split(".")
+    recorded = conn.execute(  # a warehouse an older version wrote (read, not written, here) has no such column
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "AND column_name = 'experiments'",
+        [schema, table],
+    ).fetchone()[0]
+    named: dict[str, set | None] = {}
+    for suite, experiments in conn.execute(
+        f"SELECT suite, {'experiments' if recorded else 'NULL'} FROM {GATE_RESULTS} "
+        f"WHERE NOT passed AND table_name IN ({design}){within}",
+        [first, last] if first is not None else [],
+    ).fetchall():
+        ids = set(json.loads(experiments)) if experiments else None
+        if suite not in named:
+            named[suite] = ids
+        elif named[suite] is not None:
+            named[suite] = None if ids is None else named[suite] | ids
+    return {suite: None if ids is None else sorted(ids) for suite, ids in sorted(named.items())}
+
+
+def design_failures_in_words(failures: dict[str, list[date]], experiments: dict | None = None) -> str:
     """What design gates failing means (the closing line of materialize): the experiments' results of those days
-    are untrustworthy, not the days held back (a run said "held back 24 of its 24 day(s)" of marts all built)."""
-    gates = ", ".join(f"{suite} failed on {len(days)} day(s)" for suite, days in failures.items())
+    are untrustworthy, not the days held back (a run said "held back 24 of its 24 day(s)" of marts all built).
+    ``experiments``: design_gate_experiments' (the results of those only)."""
+    named = experiments or {}
+    gates = ", ".join(
+        f"{suite} failed on {len(days)} day(s)" + (f" for {', '.join(named[suite])}" if named.get(suite) else "")
+        for suite, days in failures.items()
+    )
+    whose = "results of those experiments" if all(named.get(s) for s in failures) else "experiment results"
     return (
-        f"experiment design gate{'s' if len(failures) > 1 else ''} {gates}: those days' experiment results are "
-        "untrustworthy; the models' marts were built"
+        f"experiment design gate{'s' if len(failures) > 1 else ''} {gates}: those days' {whose} are untrustworthy; "
+        "the models' marts were built"
     )
 
 

@@ -509,11 +509,14 @@ def test_the_closing_line_counts_the_days_the_gates_held_back(tmp_path, monkeypa
             "('2025-05-06', 'raw_experiment_variants', 'experiment_variants', false), "
             "('2025-05-07', 'raw_experiment_variants', 'experiment_variants', false)"
         )
+        # the 7th's failing rows name one experiment (the 6th's none: every experiment)
+        conn.execute("UPDATE quality.gate_results SET experiments = '[\"e2\"]' WHERE date = '2025-05-07'")
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
     design = {"raw_experiment_variants": [date(2025, 5, 6), date(2025, 5, 7)]}
     # one count per day, the range's days only; a design gate's days apart
-    assert _held_back(date(2025, 5, 5), date(2025, 5, 31)) == (2, design)
-    assert _held_back(date(2025, 5, 6), date(2025, 5, 6)) == (0, {"raw_experiment_variants": [date(2025, 5, 6)]})
+    every = {"raw_experiment_variants": None}
+    assert _held_back(date(2025, 5, 5), date(2025, 5, 31)) == (2, design, every)
+    assert _held_back(date(2025, 5, 6), date(2025, 5, 6)) == (0, {"raw_experiment_variants": [date(2025, 5, 6)]}, every)
     ok = RunOutcome(True, "abcdef0123", 1.5, [], ["raw/orders"])
     monkeypatch.setattr(orchestration.runs, "materialize_days", lambda *args, **kwargs: ok)
     assert cli._materialize_chunks(date(2025, 5, 6), date(2025, 5, 6), tmp_path, None, None) == 0
@@ -521,6 +524,12 @@ def test_the_closing_line_counts_the_days_the_gates_held_back(tmp_path, monkeypa
         "  2025-05-06 .. 2025-05-06: ok in 1.5s, 1 assets (run abcdef01); experiment design gate "
         "raw_experiment_variants failed on 1 day(s): those days' experiment results are untrustworthy; the "
         "models' marts were built (`impact-ledger summary` says why)"
+    )
+    assert cli._materialize_chunks(date(2025, 5, 7), date(2025, 5, 7), tmp_path, None, None) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "  2025-05-07 .. 2025-05-07: ok in 1.5s, 1 assets (run abcdef01); the quality gates held back 1 of its 1 "
+        "day(s); experiment design gate raw_experiment_variants failed on 1 day(s) for e2: those days' results of "
+        "those experiments are untrustworthy; the models' marts were built (`impact-ledger summary` says why)"
     )
 
 

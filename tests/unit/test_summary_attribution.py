@@ -540,6 +540,16 @@ def test_an_experiment_design_gates_days_are_untrustworthy_results_not_days_held
         f"  raw_experiment_variants (raw.experiment_variants: {share}) on 4 day(s): {days[0]} .. {days[2]}, {days[3]}"
         in out
     )
+    # failing rows that name their experiment: the line names whose results (each day's named ones together)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("UPDATE quality.gate_results SET experiments = '[\"e2\"]' WHERE suite = 'raw_experiment_variants'")
+        conn.execute(
+            "UPDATE quality.gate_results SET experiments = '[\"e1\", \"e2\"]' WHERE suite = 'raw_experiment_variants' "
+            "AND date = ?",
+            [days[3]],
+        )
+    out = _summary(path, capsys)
+    assert f"on 4 day(s): {days[0]} .. {days[2]}, {days[3]} (the results of e1, e2)" in out
 
 
 def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
