@@ -721,14 +721,20 @@ def _flag_sources(suite: dict, types: dict, columns: list[str]) -> list[str]:
     return read if types.get(columns[0]) == "BOOLEAN" or not read else [*read, columns[0]]
 
 
+def _duplicated_rows(sql: str, considered: str, key: list[str], columns: str) -> str:
+    """SQL of ``columns`` of the considered rows of ``sql`` whose key occurs more than once (GX's unexpected rows)."""
+    partition = ", ".join(_q(c) for c in key)
+    return (
+        f"SELECT {columns} FROM (SELECT {columns}, count(*) OVER (PARTITION BY {partition}) AS n "
+        f"FROM ({sql}) r WHERE {considered}) d WHERE n > 1"
+    )
+
+
 def _duplicates_files(conn, sql: str, considered: str, key: list[str]) -> list[str]:
     """The names of the files a duplicated key's rows come from, when there are several (a file delivered
     twice, or an export that overlaps another): what to remove, which the sample of keys does not say."""
-    partition = ", ".join(_q(c) for c in key)
-    rows = conn.fetchall(
-        f"SELECT {_q(SOURCE_FILE)} FROM (SELECT {_q(SOURCE_FILE)}, count(*) OVER (PARTITION BY {partition}) AS n "
-        f"FROM ({sql}) r WHERE {considered}) d WHERE n > 1 GROUP BY 1 ORDER BY 1 LIMIT {SAMPLE_SIZE}"
-    )
+    duplicated = _duplicated_rows(sql, considered, key, _q(SOURCE_FILE))
+    rows = conn.fetchall(f"SELECT {_q(SOURCE_FILE)} FROM ({duplicated}) d GROUP BY 1 ORDER BY 1 LIMIT {SAMPLE_SIZE}")
     names = [Path(str(r[0])).name for r in rows if r[0] is not None]
     return names if len(names) > 1 else []
 
@@ -739,17 +745,13 @@ EXPERIMENT_ID = "experiment_id"
 def _experiments_by_day(conn, sql: str, considered: str, unexpected: str, key: list[str]) -> dict:
     """day -> the experiment ids of its unexpected rows, sorted (None for a row without one): the experiments an
     experiment design gate's failure concerns. A duplicated key's rows are all unexpected, as GX counts them."""
-    day, experiment = _q(DAY_COLUMN), _q(EXPERIMENT_ID)
+    columns = f"{_q(DAY_COLUMN)}, {_q(EXPERIMENT_ID)}"
     if key:
-        partition = ", ".join(_q(c) for c in key)
-        rows = (
-            f"SELECT {day}, {experiment} FROM (SELECT {day}, {experiment}, count(*) OVER (PARTITION BY {partition}) "
-            f"AS n FROM ({sql}) r WHERE {considered}) d WHERE n > 1"
-        )
+        rows = _duplicated_rows(sql, considered, key, columns)
     else:
-        rows = f"SELECT {day}, {experiment} FROM ({sql}) r WHERE {unexpected}"
+        rows = f"SELECT {columns} FROM ({sql}) r WHERE {unexpected}"
     found: dict = {}
-    for d, experiment_id in conn.fetchall(f"SELECT DISTINCT {day}, {experiment} FROM ({rows}) u"):
+    for d, experiment_id in conn.fetchall(f"SELECT DISTINCT {columns} FROM ({rows}) u"):
         found.setdefault(_day(d), set()).add(experiment_id)
     return {d: _sorted_ids(ids) for d, ids in found.items()}
 

@@ -24,6 +24,7 @@ import difflib
 import gzip
 import re
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -1026,7 +1027,8 @@ def load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: l
 
         reports = load_days_on_spark(conn, table, source, days)  # DuckDB's raw views read Spark's Parquet
     else:
-        reports = _load_days(conn, table, source, days)
+        with _project_zone(conn):
+            reports = _load_days(conn, table, source, days)
     return _with_variant_hints(conn, reports)
 
 
@@ -1053,16 +1055,18 @@ def _with_variant_hints(conn: duckdb.DuckDBPyConnection, reports: list[LoadRepor
     return reports
 
 
-def _load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
-    # the casts' zone (_cast): an offset moves a time to the project's zone, a time without one is in it already
+@contextmanager
+def _project_zone(conn: duckdb.DuckDBPyConnection):
+    """The casts' zone (_cast) while the block runs: an offset moves a time to the project's zone, a time without
+    one is in it already; UTC after (the connection's other users see the loader's default)."""
     conn.execute(f"SET TimeZone = '{load_config().timezone}'")
     try:
-        return _load_days_in_zone(conn, table, source, days)
+        yield
     finally:
-        conn.execute("SET TimeZone = 'UTC'")  # the connection's other users see the loader's default
+        conn.execute("SET TimeZone = 'UTC'")
 
 
-def _load_days_in_zone(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
+def _load_days(conn: duckdb.DuckDBPyConnection, table: str, source: Path, days: list[date]) -> list[LoadReport]:
     contract, source, all_files, undated = source_files(table, source, days)
     _ensure_all_tables(conn)
     if not all_files:  # an optional table the source does not have: every day cleared at once
