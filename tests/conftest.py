@@ -17,6 +17,11 @@ os.environ.setdefault("IMPACT_LEDGER_CONFIG", os.path.join(os.path.dirname(__fil
 # the tests' small data gains nothing from a second one (a warm e2e day: ~8 CPU-s instead of ~9, same wall).
 # Results do not depend on it. Acceptance runs start from a user's environment (DuckDB's default).
 os.environ.setdefault("IMPACT_LEDGER_DUCKDB_THREADS", "1")
+# The command line's GX worker (orchestration/lib/gx_worker.py) imports GX on the machine's other core, which here
+# is the other test worker's: the tests' `impact-ledger materialize` subprocesses keep GX in their own process
+# (a run that stops at loading never imports it). tests/unit/test_gx_worker.py starts the worker itself;
+# acceptance runs start from a user's environment (the worker on, its default).
+os.environ.setdefault("IMPACT_LEDGER_GX_WORKER", "0")
 # Daily partitions are defined once per process (at import), so in-process runs of several worlds
 # share one start before all of them; subprocess tests of other data drop it to start from their data.
 os.environ.setdefault("IMPACT_LEDGER_START_DATE", "2026-01-01")

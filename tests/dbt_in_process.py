@@ -1,25 +1,76 @@
 """dbt run inside the test process, as the tests that build a few models against a prepared warehouse need it."""
 
 import json
+import os
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
 
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
+# dbt's parse state (target/partial_parse.msgpack) per --vars text, kept for the process: each test builds in a
+# target folder of its own, where dbt would parse the whole project again (~2.5 s, its macros most of it). dbt
+# checks the state it is given (project files, vars, profile, the environment variables its files read) and
+# parses again whatever changed, so a state from another test's folder is used only where it still holds.
+_PARSE_STATES: dict[str, bytes] = {}
+PARSE_STATE = "partial_parse.msgpack"
 
-def run_dbt(command: str, select: list[str], target, variables: dict | str | None = None, callbacks=()):
+
+@contextmanager
+def _run_dates(dates: tuple[date, date] | None):
+    """The run's dates as the pipeline passes them (environment variables the macros read when the SQL runs:
+    new dates keep the parse state, where --vars would not), the environment as it was after."""
+    if dates is None:
+        yield
+        return
+    from orchestration.defs.transform.dbt_assets import RUN_DATE_ENV
+
+    before = {name: os.environ.get(name) for name in RUN_DATE_ENV.values()}
+    os.environ.update({RUN_DATE_ENV[key]: day.isoformat() for key, day in zip(("min_date", "max_date"), dates)})
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_dbt(
+    command: str,
+    select: list[str],
+    target,
+    variables: dict | str | None = None,
+    callbacks=(),
+    dates: tuple[date, date] | None = None,
+):
     """`dbt <command> --select ...` on this project with its own target folder; returns dbt's result.
+    ``dates``: the run's first and last day, as the pipeline passes them (``variables``' min_date / max_date, if
+    given instead, win, as in a hand run).
 
     dbt-duckdb caches its database handle (opened with the profile's config_options) for the process, and DuckDB
     refuses a second handle with another configuration; it is closed after the invocation (as the pipeline's own
     in-process dbt does, orchestration/lib/dbt_runner.py) and the test may open the warehouse itself."""
     from dbt.cli.main import dbtRunner
 
-    from orchestration.lib.dbt_runner import close_duckdb_handles
+    from orchestration.lib.dbt_runner import close_duckdb_handles, keep_partial_parse_across_warehouses
 
     args = [command, "--select", *select, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     args += ["--target-path", str(target), "--quiet"]
+    key = ""
     if variables is not None:  # a dict, or the JSON/YAML text exactly as given
-        args += ["--vars", variables if isinstance(variables, str) else json.dumps(variables)]
+        key = variables if isinstance(variables, str) else json.dumps(variables, sort_keys=True)
+        args += ["--vars", key]
+    state = Path(target) / PARSE_STATE
+    if key in _PARSE_STATES and not state.exists():
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_bytes(_PARSE_STATES[key])
+    keep_partial_parse_across_warehouses()  # as the pipeline's dbt: the warehouse's path is not the project's
     try:
-        return dbtRunner(callbacks=list(callbacks)).invoke(args)
+        with _run_dates(dates):
+            return dbtRunner(callbacks=list(callbacks)).invoke(args)
     finally:
         close_duckdb_handles()
+        if state.exists():
+            _PARSE_STATES[key] = state.read_bytes()

@@ -55,7 +55,7 @@ def invoke_dbt(args: list[str], tail: int = 30) -> DbtOutcome:
         if info.name in RESULT_EVENTS:
             outcome.results.append(msg_to_dict(msg))
 
-    _keep_partial_parse_across_warehouses()
+    keep_partial_parse_across_warehouses()
     _find_behavior_flag_sources_cheaply()
     _drop_debug_events_no_logger_writes()
     dbt_caches.install(DBT_CACHES)
@@ -72,7 +72,7 @@ def invoke_dbt(args: list[str], tail: int = 30) -> DbtOutcome:
     return outcome
 
 
-def _keep_partial_parse_across_warehouses() -> None:
+def keep_partial_parse_across_warehouses() -> None:
     """Leave LOCATION_KEYS out of the profile's fingerprint in dbt's partial-parse check (once per process)."""
     from dbt.contracts.files import FileHash
     from dbt.parser.manifest import ManifestLoader

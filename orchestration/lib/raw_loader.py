@@ -745,10 +745,19 @@ def _ensure_all_tables(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(f"DROP VIEW {schema}.{_quote(name)}")
         conn.execute(f"ALTER TABLE {schema}.{_quote('_' + name)} RENAME TO {_quote(name)}")
     meta = "_partition_date DATE, _source_file VARCHAR, _source_row BIGINT"
+    # read first: a statement is a transaction of its own, and every loading step calls this
+    tables = set(
+        conn.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name IN ('raw', 'raw_quarantine')"
+        ).fetchall()
+    )
     for contract in CONTRACTS.values():
         cols = ", ".join(f"{_quote(c.name)} {c.type}" for c in contract.columns)
-        conn.execute(f"CREATE TABLE IF NOT EXISTS raw.{contract.name} ({cols}, {meta})")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS raw_quarantine.{contract.name} ({cols}, {meta}, _reason VARCHAR)")
+        if ("raw", contract.name) not in tables:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS raw.{contract.name} ({cols}, {meta})")
+        if ("raw_quarantine", contract.name) not in tables:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS raw_quarantine.{contract.name} ({cols}, {meta}, _reason VARCHAR)")
     ensure_gate_results(conn)
 
 

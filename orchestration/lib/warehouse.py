@@ -33,12 +33,25 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, schema: dict[str, str]) -> None:
     """Create ``table`` (schema.name) from ``schema`` (column -> DuckDB type) if it does not exist."""
-    columns = ", ".join(f'"{c}" {t}' for c, t in schema.items())
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+    schema_name, name = table.split(".")
+    # read first: a statement is a transaction of its own, and a run calls this for every table it writes
+    existing = {
+        row[0]
+        for row in conn.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ?",
+            [schema_name, name],
+        ).fetchall()
+    }
+    if not existing:
+        columns = ", ".join(f'"{c}" {t}' for c, t in schema.items())
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_name}")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+        return
     # a table written by an older version gains the columns added since (NULL on its old rows)
     for column, kind in schema.items():
-        conn.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {kind}')
+        if column not in existing:
+            conn.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {kind}')
 
 
 def replace_date_range(

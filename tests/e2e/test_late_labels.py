@@ -74,8 +74,6 @@ def build(db, first: date, last: date, horizons: dict[str, int], reference: dict
         for m, h in horizons.items()
     }
     variables = {
-        "min_date": first.isoformat(),
-        "max_date": last.isoformat(),
         "model_settings": settings,
         "max_label_horizon_days": max(horizons.values()),
         "label_lookback_days": 7,
@@ -83,7 +81,7 @@ def build(db, first: date, last: date, horizons: dict[str, int], reference: dict
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
         mp.setenv("IMPACT_LEDGER_TEMP_DIR", spill_dir(db))
-        result = run_dbt("run", MODELS, str(target), variables)
+        result = run_dbt("run", MODELS, str(target), variables, dates=(first, last))
     assert result.success, result.exception
 
 

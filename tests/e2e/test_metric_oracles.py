@@ -202,8 +202,6 @@ def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, mo
     shutil.copy(p.db, tmp_path / "warehouse.duckdb")
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "warehouse.duckdb"))
     variables = {
-        "min_date": p.last.isoformat(),
-        "max_date": p.last.isoformat(),
         "label_lookback_days": lookback,
         "default_label_horizon_days": horizon,
         "max_label_horizon_days": horizon,
@@ -213,6 +211,7 @@ def test_cbpe_with_a_learnt_calibration_matches_numpy(materialized, tmp_path, mo
         ["int_label_refresh_days", "int_score_calibration", "int_label_counts", "model_health_daily"],
         str(tmp_path / "target"),
         variables,
+        dates=(p.last, p.last),
     )
     assert result.success, result.exception
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:  # dbt-duckdb keeps its in-process handle open

@@ -92,14 +92,12 @@ def drift(tmp_path_factory):
             for table in ("predictions", "labels"):  # labels: absent from the source, loaded empty
                 load_partition(conn, table, source, day)
     variables = {
-        "min_date": DAYS[0].isoformat(),
-        "max_date": DAYS[-1].isoformat(),
         "model_settings": {"tree": {"reference_days": REFERENCE_DAYS}, "offer": {"reference_days": REFERENCE_DAYS}},
     }
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
         mp.setenv("IMPACT_LEDGER_TEMP_DIR", str(root / "tmp"))
-        result = run_dbt("run", ["+feature_drift_daily"], str(root / "target"), variables)
+        result = run_dbt("run", ["+feature_drift_daily"], str(root / "target"), variables, dates=(DAYS[0], DAYS[-1]))
     assert result.success, result.exception
     with duckdb.connect(str(db)) as conn:
         marts = conn.execute("SELECT * FROM marts.feature_drift_daily ORDER BY date, feature").df()

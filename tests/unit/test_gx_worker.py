@@ -19,6 +19,12 @@ from orchestration.lib.raw_loader import load_partition
 from tests.unit.test_quality_gate import DAYS, _load, _orders_world
 
 
+@pytest.fixture(autouse=True)
+def worker_on(monkeypatch):
+    """The worker's default (tests/conftest.py turns it off for the other tests' command lines)."""
+    monkeypatch.setenv(gx_worker.ENV, "1")
+
+
 @pytest.fixture
 def orders(tmp_path):
     # 12 orders of DAYS[3] appear twice (24 rows unexpected: the day fails), 3 of DAYS[6] (tolerated)

@@ -88,10 +88,8 @@ def _build(tmp_path, tables: dict[str, pd.DataFrame], monkeypatch, **settings) -
     days = tables["kpi_daily"]["date"]
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
     monkeypatch.setenv("IMPACT_LEDGER_TEMP_DIR", str(tmp_path / "tmp"))
-    variables = {"min_date": min(days).isoformat(), "max_date": max(days).isoformat()}
-    if settings:
-        variables["leading_lagging"] = {**dbt_var("leading_lagging"), **settings}
-    result = run_dbt("run", ["leading_lagging"], str(tmp_path / "target"), variables)
+    variables = {"leading_lagging": {**dbt_var("leading_lagging"), **settings}} if settings else None
+    result = run_dbt("run", ["leading_lagging"], str(tmp_path / "target"), variables, dates=(min(days), max(days)))
     assert result.success, result.exception
     with duckdb.connect(str(db)) as conn:
         return conn.execute("SELECT * FROM marts.leading_lagging ORDER BY ALL").df()
