@@ -1,12 +1,10 @@
 """dbt run inside the test process, as the tests that build a few models against a prepared warehouse need it."""
 
 import json
-import os
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from orchestration.lib.settings import DBT_PROJECT_DIR
+from orchestration.lib.settings import DBT_PROJECT_DIR, temporary_env
 
 # dbt's parse state (target/partial_parse.msgpack) per --vars text, kept for the process: each test builds in a
 # target folder of its own, where dbt would parse the whole project again (~2.5 s, its macros most of it). dbt
@@ -14,27 +12,6 @@ from orchestration.lib.settings import DBT_PROJECT_DIR
 # parses again whatever changed, so a state from another test's folder is used only where it still holds.
 _PARSE_STATES: dict[str, bytes] = {}
 PARSE_STATE = "partial_parse.msgpack"
-
-
-@contextmanager
-def _run_dates(dates: tuple[date, date] | None):
-    """The run's dates as the pipeline passes them (environment variables the macros read when the SQL runs:
-    new dates keep the parse state, where --vars would not), the environment as it was after."""
-    if dates is None:
-        yield
-        return
-    from orchestration.defs.transform.dbt_assets import RUN_DATE_ENV
-
-    before = {name: os.environ.get(name) for name in RUN_DATE_ENV.values()}
-    os.environ.update({RUN_DATE_ENV[key]: day.isoformat() for key, day in zip(("min_date", "max_date"), dates)})
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def run_dbt(
@@ -67,8 +44,15 @@ def run_dbt(
         state.parent.mkdir(parents=True, exist_ok=True)
         state.write_bytes(_PARSE_STATES[key])
     keep_partial_parse_across_warehouses()  # as the pipeline's dbt: the warehouse's path is not the project's
+    # the dates as the pipeline passes them: environment variables the macros read when the SQL runs (new dates
+    # keep the parse state, where new --vars would not)
+    env = {}
+    if dates is not None:
+        from orchestration.defs.transform.dbt_assets import run_date_env
+
+        env = run_date_env(*dates)
     try:
-        with _run_dates(dates):
+        with temporary_env(env):
             return dbtRunner(callbacks=list(callbacks)).invoke(args)
     finally:
         close_duckdb_handles()
