@@ -80,6 +80,8 @@ UNKNOWN_VARIANT = "unknown variant for experiment"
 # its reason is this alone, whatever else it breaks (the earlier row says that). Quarantined, so nothing is lost,
 # but left out of what the quality gates read: the copy says nothing new, and its duplicated key held the day back.
 COPY_REASON = "copy of an earlier row of the day (every column the same)"
+# a row delivered again on a later day (an overlapping export): the same in every column as its key's loaded row
+RESENT_REASON = "copy of a row loaded on an earlier day (every column the same)"
 SOURCE_COLUMNS = ("_source_file", "_source_row")  # where the loader read a row, not what the row says
 DECLARED_VARIANTS_SQL = "SELECT experiment_id, variant FROM raw.experiment_variants"
 # why an experiment's variant rows were not loaded: its assignments are unknown because of them, not of themselves

@@ -68,6 +68,7 @@ from orchestration.lib import gx_worker
 from orchestration.lib.contract import (
     CONTRACTS,
     COPY_REASON,
+    RESENT_REASON,
     DECLARED_VARIANTS_SQL,
     PROBABILITY_HINT,
     QUARANTINED_VARIANTS_SQL,
@@ -1450,9 +1451,14 @@ def schema_frame(conn, table: str) -> pd.DataFrame:
     return pd.DataFrame({name: [dtype] for name, dtype in _runner(conn).types(f"SELECT * FROM raw.{table}").items()})
 
 
-# the quarantined rows a gate reads: all but a day's copies of a row (the loader's COPY_REASON), which say nothing
-# the row does not, and whose duplicated keys failed the uniqueness rule for a file delivered twice
-READ_QUARANTINE = "_reason IS DISTINCT FROM '" + COPY_REASON.replace("'", "''") + "'"
+# the quarantined rows a gate reads: all but copies of a row (the loader's COPY_REASON within a day, RESENT_REASON
+# of a row loaded on an earlier day), which say nothing the row does not, and whose duplicated keys failed the
+# uniqueness rule for a file delivered twice, or every day's overlapping export
+READ_QUARANTINE = (
+    "coalesce(_reason, '') NOT IN ("
+    + ", ".join("'" + r.replace("'", "''") + "'" for r in (COPY_REASON, RESENT_REASON))
+    + ")"
+)
 
 
 def _read_days(table: str, group: str = "") -> str:

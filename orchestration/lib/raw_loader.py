@@ -34,6 +34,7 @@ import duckdb
 from orchestration.lib.contract import (
     CONTRACTS,
     COPY_REASON,
+    RESENT_REASON,
     DECLARED_VARIANTS_SQL,
     SOURCE_COLUMNS,
     QUARANTINED_VARIANTS_SQL,
@@ -726,6 +727,40 @@ def _or_copy(reason: str, columns: Sequence[str]) -> str:
     )
 
 
+def _resent_lookup(
+    contract: TableContract, columns: Sequence[str], stored: Sequence[str], where: str, keys_from: str, alias: str
+) -> tuple[str, str] | None:
+    """(SQL of the loaded rows a day's rows may be copies of, its join condition): raw.<table>'s rows ``where``
+    selects (as ``o``) among the keys of ``keys_from``, one row per set of values with the first day it was loaded
+    (``_resent_on``); a day's row (as ``alias``) matches one equal in each of ``columns`` (the typed rows', but the
+    day and SOURCE_COLUMNS; an extra column as text, a column the loaded rows lack NULL on the day's row). None
+    without ``stored`` (raw.<table>'s columns) or a key and time column."""
+    if not (stored and contract.key and contract.time_column):
+        return None
+    declared = {c.name for c in contract.columns}
+
+    def value(side: str, column: str) -> str:
+        ref = f"{side}.{_quote(column)}"
+        return ref if column in declared else f"CAST({ref} AS VARCHAR)"  # an extra's type may differ by day
+
+    values = [c for c in columns if c not in SOURCE_COLUMNS and c != "_partition_date"]
+    common = [c for c in values if c in stored]
+    picked = ", ".join(f"{value('o', c)} AS {_quote(c)}" for c in common)
+    lookup = (
+        f"SELECT {picked}, min(o._partition_date) AS _resent_on FROM raw.{contract.name} o "
+        f"SEMI JOIN {keys_from} USING ({_keys_sql(contract)}) WHERE {where} "
+        f"GROUP BY {', '.join(value('o', c) for c in common)}"
+    )
+    same = [f"{value(alias, c)} IS NOT DISTINCT FROM r.{_quote(c)}" for c in common]
+    same += [f"{alias}.{_quote(c)} IS NULL" for c in values if c not in stored]
+    return lookup, " AND ".join(same)
+
+
+def _or_resent(reason: str, resent: str) -> str:
+    """``reason``, or RESENT_REASON alone where ``resent`` (SQL) holds."""
+    return f"CASE WHEN {resent} THEN {_sql_str(RESENT_REASON)} ELSE {reason} END"
+
+
 def _reason_sql(contract: TableContract, day: date | None, dated: bool) -> str:
     alone, seen, placed = _reason_cases(contract, day, dated)
     return _reasons(alone + seen + placed)
@@ -881,11 +916,14 @@ def checked_sql(
     duplicates: bool = True,
     seen_before: bool = True,
     columns: Sequence[str] = (),
+    stored: Sequence[str] = (),
 ) -> str:
-    """SQL of the day's typed rows (``_typed``) with ``_reason`` ('' when loaded), ``_key_rank`` and ``_first_seen``
-    (the caller drops those two); ``_seen`` holds seen_sql()'s rows when it is not None. ``duplicates`` False:
-    the day's keys are known to be unique (no ranking window); ``seen_before`` False: ``_seen`` is known empty.
-    ``columns``: ``_typed``'s, to tell a repeated row's copies (COPY_REASON) from a key's conflicting rows."""
+    """SQL of the day's typed rows (``_typed``) with ``_reason`` ('' when loaded), ``_key_rank``, ``_first_seen``
+    and ``_resent_on`` (the caller drops those three); ``_seen`` holds seen_sql()'s rows when it is not None.
+    ``duplicates`` False: the day's keys are known to be unique (no ranking window); ``seen_before`` False:
+    ``_seen`` is known empty. ``columns``: ``_typed``'s, to tell a repeated row's copies (COPY_REASON) from a key's
+    conflicting rows; ``stored``: raw.<table>'s, to tell a row loaded on an earlier day delivered again
+    (RESENT_REASON) from a key's new values."""
     rank, seen = "1", "CAST(NULL AS DATE)"
     if contract.key and duplicates:
         keys = _keys_sql(contract)
@@ -900,11 +938,24 @@ def checked_sql(
     reason = _reason_sql(contract, day, dated)
     if contract.key and duplicates:  # a copy's key is duplicated
         reason = _or_copy(reason, columns)
-    return f"SELECT *, {reason} AS _reason FROM (SELECT *, {rank} AS _key_rank, {seen} AS _first_seen FROM _typed) t"
+    rows = f"SELECT *, {rank} AS _key_rank, {seen} AS _first_seen FROM _typed"
+    earlier = f"o._partition_date < DATE '{day.isoformat()}'"
+    resent = _resent_lookup(contract, columns, stored, earlier, "_seen", "t") if seen != "CAST(NULL AS DATE)" else None
+    if resent is None:
+        rows = f"SELECT *, CAST(NULL AS DATE) AS _resent_on FROM ({rows}) t"
+    else:
+        rows = f"SELECT t.*, r._resent_on FROM ({rows}) t LEFT JOIN ({resent[0]}) r ON {resent[1]}"
+        reason = _or_resent(reason, "_resent_on IS NOT NULL")
+    return f"SELECT *, {reason} AS _reason FROM ({rows}) t"
 
 
 def checked_days_sql(
-    contract: TableContract, days: list[date], dated: bool, repeats: bool = True, columns: Sequence[str] = ()
+    contract: TableContract,
+    days: list[date],
+    dated: bool,
+    repeats: bool = True,
+    columns: Sequence[str] = (),
+    stored: Sequence[str] = (),
 ) -> str:
     """checked_sql for several days at once (``_typed`` holds their rows, each row's day in ``_partition_date``),
     with the reasons loading the days one by one, in order, gives; the caller drops the columns from
@@ -914,8 +965,9 @@ def checked_days_sql(
     ``days`` (those are being replaced), or the first of ``days`` on which a row of the key had no reason of its
     own (no broken rule, first of its key that day, on its day), which is the one loaded: a later one is a
     duplicate, and an earlier loaded day outside ``days`` makes it one too, at a still earlier first sighting.
-    ``repeats`` False: no key occurs twice among the days' rows (neither window is needed). ``columns``: as
-    checked_sql's (a copy is of an earlier row of its own day)."""
+    ``repeats`` False: no key occurs twice among the days' rows (neither window is needed). ``columns``,
+    ``stored``: as checked_sql's (a copy is of an earlier row of its own day; a row delivered again, of the row its
+    key loaded on an earlier day: outside ``days``, or the one loaded on the key's first day among them)."""
     alone, seen, placed = _reason_cases(contract, None, dated)
     copies = columns if contract.key and repeats else ()
     rank, keys = "1", _keys_sql(contract)
@@ -939,6 +991,7 @@ def checked_days_sql(
     same_key = " AND ".join(f"o.{k} = d.{k}" for k in map(_quote, contract.key))
     listed = ", ".join(f"DATE '{day.isoformat()}'" for day in days)
     by = ", ".join(f"d.{k}" for k in map(_quote, [*contract.key, "_partition_date"]))
+    distinct_keys = f"(SELECT DISTINCT {keys} FROM _typed) d"
     earlier = (
         f"SELECT {by}, min(o._partition_date) AS _earlier FROM (SELECT DISTINCT {keys}, _partition_date FROM _typed) d "
         f"JOIN raw.{contract.name} o ON {same_key} AND o._partition_date < d._partition_date "
@@ -946,13 +999,31 @@ def checked_days_sql(
     )
     joined = " AND ".join(f"e.{k} = c.{k}" for k in map(_quote, [*contract.key, "_partition_date"]))
     first_seen = "least(e._earlier, CASE WHEN c._first_clean < c._partition_date THEN c._first_clean END)"
+    reason = _or_copy(_reasons(own + seen + later), copies)
+    # a row delivered again: equal to its key's row loaded on a day outside ``days`` (the lookup), or to the one
+    # loaded on the key's first day among them (that day's clean row of the same values)
+    values = [c for c in columns if c not in SOURCE_COLUMNS and c != "_partition_date"]
+    copy_of, resent_join, resent_on = "CAST(NULL AS DATE)", "", "CAST(NULL AS DATE)"
+    resent = _resent_lookup(contract, columns, stored, f"o._partition_date NOT IN ({listed})", distinct_keys, "c")
+    if resent is not None:
+        resent_join = f" LEFT JOIN ({resent[0]}) r ON {resent[1]} AND r._resent_on < c._partition_date"
+        resent_on = "r._resent_on"
+        if repeats and values:
+            clean = f"CASE WHEN {_reasons(cases)} = '' THEN _partition_date END"
+            copy_of = f"min({clean}) OVER (PARTITION BY {', '.join(map(_quote, values))})"
+        reason = _or_resent(reason, "_resent_on IS NOT NULL OR (_copy_of < _partition_date AND _copy_of = _first_seen)")
     return (
-        f"SELECT *, {_or_copy(_reasons(own + seen + later), copies)} AS _reason FROM ("
-        f"SELECT c.*, {first_seen} AS _first_seen FROM ("
-        f"SELECT *, {first_clean} AS _first_clean FROM (SELECT *, {each} FROM ({ranked}) t) r"
-        f") c LEFT JOIN ({earlier}) e ON {joined}"
+        f"SELECT *, {reason} AS _reason FROM ("
+        f"SELECT c.*, {first_seen} AS _first_seen, {resent_on} AS _resent_on FROM ("
+        f"SELECT *, {first_clean} AS _first_clean, {copy_of} AS _copy_of FROM (SELECT *, {each} FROM ({ranked}) t) r"
+        f") c LEFT JOIN ({earlier}) e ON {joined}{resent_join}"
         ") s"
     )
+
+
+def stored_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """raw.<table>'s columns."""
+    return [r[0] for r in conn.execute(f"DESCRIBE raw.{table}").fetchall()]
 
 
 def _has_duplicate_keys(conn: duckdb.DuckDBPyConnection, contract: TableContract) -> bool:
@@ -984,8 +1055,9 @@ def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: s
     duplicates = _has_duplicate_keys(conn, contract)
     if duplicates or seen_before:
         columns = [r[0] for r in conn.execute("DESCRIBE _typed").fetchall()]
-        kind, checked = "TABLE", checked_sql(contract, day, dated, duplicates, seen_before, columns)
-        rows = f"SELECT * EXCLUDE (_key_rank, _first_seen) FROM ({checked})"
+        stored = stored_columns(conn, contract.name)
+        kind, checked = "TABLE", checked_sql(contract, day, dated, duplicates, seen_before, columns, stored)
+        rows = f"SELECT * EXCLUDE (_key_rank, _first_seen, _resent_on) FROM ({checked})"
     else:  # the rules read the stored rows: over a Parquet scan DuckDB folds them with the file's statistics,
         # which leave NaN out (NOT (score >= 0 AND score <= 1) was false for a NaN score; DuckDB 1.5.6)
         kind, rows = "VIEW", f"SELECT *, {row_reason_sql(contract, day, dated)} AS _reason FROM _typed t"
@@ -1229,7 +1301,8 @@ def _load_batch(
         with transaction(conn):
             conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
             typed = [r[0] for r in conn.execute("DESCRIBE _typed").fetchall()]
-            checked = checked_days_sql(contract, batch, dated, _has_duplicate_keys(conn, contract), typed)
+            repeats = _has_duplicate_keys(conn, contract)
+            checked = checked_days_sql(contract, batch, dated, repeats, typed, stored_columns(conn, contract.name))
             helpers = checked_days_helpers([r[0] for r in conn.execute(f"DESCRIBE {checked}").fetchall()])
             conn.execute(
                 f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE ({', '.join(helpers)}) FROM ({checked})"

@@ -531,7 +531,9 @@ def _land(
     seen = seen_sql(contract, day)
     if seen is not None:
         sql.frame(seen).createOrReplaceTempView("_seen")
-    checked = sql.frame(checked_sql(contract, day, dated, columns=rows.columns)).drop("_key_rank", "_first_seen")
+    stored = sql.session.table(f"raw.{contract.name}").columns
+    checked = sql.frame(checked_sql(contract, day, dated, columns=rows.columns, stored=stored))
+    checked = checked.drop("_key_rank", "_first_seen", "_resent_on")
     checked = checked.localCheckpoint(eager=True)  # computed once: counted, then written twice
     checked = _numbers_as_double(sql.session, checked, contract, known_columns)
     count_reasons(report, {r[0]: r[1] for r in checked.groupBy("_reason").count().collect()})
@@ -608,7 +610,8 @@ def _land_batch(
             file_days = [day for day in batch for _ in day_files[day][0]]
             rows, dated = _typed(sql.session, sql, contract, files, True, encoding, DAY, conn, file_days), True
         rows.createOrReplaceTempView("_typed")
-        checked = sql.frame(checked_days_sql(contract, batch + replaced, dated, columns=rows.columns))
+        stored = sql.session.table(f"raw.{contract.name}").columns
+        checked = sql.frame(checked_days_sql(contract, batch + replaced, dated, columns=rows.columns, stored=stored))
         checked = checked.drop(*checked_days_helpers(checked.columns)).localCheckpoint(eager=True)  # read 3 times
         checked = _numbers_as_double(sql.session, checked, contract, known_columns)
         sides = {

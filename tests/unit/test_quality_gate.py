@@ -211,6 +211,32 @@ def test_a_day_delivered_twice_passes_with_the_copy_quarantined_as_copies(world)
     assert caught["quarantine"] == {COPY_REASON: ROWS_PER_DAY}
 
 
+def test_a_day_whose_file_sends_the_day_before_again_passes_with_those_rows_quarantined_as_copies(world):
+    # a 48-hour export: the day before's rows again, unchanged, held every such day back (each a duplicate key,
+    # first seen the day before, and off its day); they say nothing new. One of them changed is still counted.
+    from orchestration.lib.contract import RESENT_REASON
+
+    yesterday = pd.read_parquet(world / "predictions" / f"predictions_{DAYS[-2]}.parquet")
+    changed = yesterday.index[:1]
+
+    def resend(today: pd.DataFrame) -> pd.DataFrame:
+        again = yesterday.copy()
+        again.loc[changed, "score"] = 0.75
+        return pd.concat([today, again], ignore_index=True)
+
+    caught = {}
+    result = gate(
+        world, "predictions", resend, conn_hook=lambda c: caught.update(quarantine=_quarantine(c, "predictions"))
+    )
+    assert result.rows == ROWS_PER_DAY + 1  # the day's rows and the changed one: no volume spike
+    (off_day,) = result.failed  # the changed row, stamped the day before, counted (every row counts here)
+    assert off_day.name == "expect_column_values_to_be_in_set(in_partition_day)" and off_day.unexpected_count == 1
+    reasons = {reason.split(";")[0]: n for reason, n in caught["quarantine"].items()}
+    assert reasons == {RESENT_REASON: ROWS_PER_DAY - 1, f"duplicate key (prediction_id), first seen on {DAYS[-2]}": 1}
+    # at the project's default share (1%) and count (10), the one changed row does not hold the day back
+    assert gate(world, "predictions", config=parse_config({"models": {"m1": {}}})).success
+
+
 def _quarantine(conn, table: str) -> dict:
     return dict(conn.execute(f"SELECT _reason, count(*) FROM raw_quarantine.{table} GROUP BY ALL").fetchall())
 

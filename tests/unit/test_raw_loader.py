@@ -734,6 +734,65 @@ def test_a_range_loaded_at_once_equals_its_days_loaded_one_by_one(tmp_path, monk
     together.close()
 
 
+def overlapping_exports(source) -> dict[date, list]:
+    """Three days of predictions, each day's file a 48-hour export (the day before's rows again), written to
+    ``source``: d1 re-sends pA unchanged and pB with another score; d2 re-sends d1's rows, pC twice, and a row
+    sent on d1 with a broken score; an extra column, the same on both days but for pD's."""
+    d0, d1, d2 = (DAY + timedelta(days=i) for i in range(3))
+    days = {  # (prediction_id, score, the day of predicted_at, channel)
+        d0: [("pA", 0.1, d0, "web"), ("pB", 0.2, d0, "web")],
+        d1: [("pA", 0.1, d0, "web"), ("pB", 0.3, d0, "web"), ("pC", 0.4, d1, "app"), ("pD", 0.5, d1, "app")]
+        + [("pE", 1.5, d1, "app")],
+        d2: [("pC", 0.4, d1, "app"), ("pC", 0.4, d1, "app"), ("pD", 0.5, d1, "web"), ("pE", 1.5, d1, "app")]
+        + [("pF", 0.6, d2, "web")],
+    }
+    for day, rows in days.items():
+        ids, scores, at, channels = zip(*rows, strict=True)
+        frame = pd.DataFrame({"prediction_id": ids, "model_id": "m1", "model_version": "v1", "user_id": "u1"})
+        frame["predicted_at"] = pd.to_datetime([f"{t} 08:00" for t in at])
+        write(source, "predictions", frame.assign(score=scores, channel=channels), day)
+    return days
+
+
+@pytest.mark.parametrize("runs", ["day by day", "one range", "a day, then a range"])
+def test_a_row_delivered_again_on_a_later_day_is_a_copy_and_a_changed_one_a_duplicate(tmp_path, runs):
+    # an overlapping export: a row loaded on an earlier day, sent again unchanged, is quarantined as a copy alone
+    # (the gates leave it out), whichever way the days are loaded; a re-sent row with any value changed (pB's
+    # score, pD's extra column) is still a duplicate key, and a row that broke a rule stays broken
+    from orchestration.lib.contract import RESENT_REASON
+
+    days = overlapping_exports(tmp_path)
+    d0, d1, d2 = sorted(days)
+    plan = {"day by day": [[d0], [d1], [d2]], "one range": [[d0, d1, d2]], "a day, then a range": [[d0], [d1, d2]]}
+    with duckdb.connect() as conn:
+        for run in plan[runs]:
+            load_days(conn, "predictions", tmp_path, run)
+        reasons = sorted(
+            conn.execute(
+                "SELECT _partition_date, prediction_id, _reason FROM raw_quarantine.predictions UNION ALL "
+                "SELECT _partition_date, prediction_id, '' FROM raw.predictions"
+            ).fetchall(),
+            key=lambda r: (r[0], r[1], r[2]),
+        )
+    first_seen = "duplicate key (prediction_id), first seen on "
+    broken = "score outside [0, 1]"
+    assert reasons == [
+        (d0, "pA", ""),
+        (d0, "pB", ""),
+        (d1, "pA", RESENT_REASON),
+        (d1, "pB", f"{first_seen}{d0}; predicted_at outside partition day {d1}"),
+        (d1, "pC", ""),
+        (d1, "pD", ""),
+        (d1, "pE", broken),
+        (d2, "pC", RESENT_REASON),  # both copies of d1's row (the second one also of its own day's)
+        (d2, "pC", RESENT_REASON),
+        (d2, "pD", f"{first_seen}{d1}; predicted_at outside partition day {d2}"),
+        (d2, "pE", f"{broken}; predicted_at outside partition day {d2}"),
+        (d2, "pF", ""),
+    ]
+    assert len(reasons) == sum(map(len, days.values()))  # raw rows in = loaded + quarantined
+
+
 def test_an_optional_table_of_a_missing_landing_zone_is_absent_and_a_required_one_stops(tmp_path, conn):
     # every table from a database: materialize started without a landing folder, then raw.feedback failed on it
     from orchestration.lib.contract import CONTRACTS
