@@ -929,7 +929,8 @@ def checked_sql(
         keys = _keys_sql(contract)
         order = _quote(contract.key_order or contract.time_column or contract.key[0])
         rank = f"row_number() OVER (PARTITION BY {keys} ORDER BY {order}, _source_row)"
-    if seen_before and seen_sql(contract, day) is not None:
+    history = seen_before and seen_sql(contract, day) is not None  # ``_seen`` holds the day's keys seen before
+    if history:
         seen = (
             "(SELECT min(s._first_seen) FROM _seen s WHERE "
             + " AND ".join(f"s.{k} = _typed.{k}" for k in map(_quote, contract.key))
@@ -940,7 +941,7 @@ def checked_sql(
         reason = _or_copy(reason, columns)
     rows = f"SELECT *, {rank} AS _key_rank, {seen} AS _first_seen FROM _typed"
     earlier = f"o._partition_date < DATE '{day.isoformat()}'"
-    resent = _resent_lookup(contract, columns, stored, earlier, "_seen", "t") if seen != "CAST(NULL AS DATE)" else None
+    resent = _resent_lookup(contract, columns, stored, earlier, "_seen", "t") if history else None
     if resent is None:
         rows = f"SELECT *, CAST(NULL AS DATE) AS _resent_on FROM ({rows}) t"
     else:
