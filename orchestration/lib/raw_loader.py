@@ -796,14 +796,23 @@ def _ensure_all_tables(conn: duckdb.DuckDBPyConnection) -> None:
     ensure_gate_results(conn)
 
 
+def _known_columns(
+    conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str, dict[str, str]]
+) -> dict[str, dict[str, str]]:
+    """``columns``: each raw table's columns and types, read once for a run's days (kept current by
+    _conform_extra_columns as it adds columns)."""
+    for schema in ("raw", "raw_quarantine"):
+        if schema not in columns:
+            columns[schema] = {r[0]: r[1] for r in conn.execute(f"DESCRIBE {schema}.{table}").fetchall()}
+    return columns
+
+
 def _conform_extra_columns(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str, dict[str, str]]) -> None:
     """Extra source columns are kept: add any the raw tables do not have yet (a CSV feature of numbers as DOUBLE,
     NUMBER_PATTERN), and stop the load, naming file, column and values, when a day's values of a column the
     tables have do not cast to its type (a CSV day among Parquet days). ``columns`` holds each raw table's
     columns and types across a run's days (read once: an ALTER per column and day was ~30% of a 394-day load)."""
-    for schema in ("raw", "raw_quarantine"):
-        if schema not in columns:
-            columns[schema] = {r[0]: r[1] for r in conn.execute(f"DESCRIBE {schema}.{table}").fetchall()}
+    _known_columns(conn, table, columns)
     day_types = {r[0]: r[1] for r in conn.execute("DESCRIBE (SELECT * EXCLUDE (_reason) FROM _checked)").fetchall()}
     new = {name: kind for name, kind in day_types.items() if name not in columns["raw"]}
     text = [n for n, kind in new.items() if kind == "VARCHAR" and is_numeric_feature_candidate(table, n)]
@@ -1022,11 +1031,6 @@ def checked_days_sql(
     )
 
 
-def stored_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """raw.<table>'s columns."""
-    return [r[0] for r in conn.execute(f"DESCRIBE raw.{table}").fetchall()]
-
-
 def _has_duplicate_keys(conn: duckdb.DuckDBPyConnection, contract: TableContract) -> bool:
     """Whether two rows of ``_typed`` share a key (null keys as one, as in the ranking window's partitions)."""
     if not contract.key:
@@ -1042,8 +1046,11 @@ def row_reason_sql(contract: TableContract, day: date, dated: bool) -> str:
     return _reasons(alone[: len(contract.rules)] + placed)
 
 
-def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: str, day: date, dated: bool) -> str:
-    """The day's typed rows (``rows_sql``) in temp table ``_typed``, and ``_checked``: them with their ``_reason``.
+def _stage(
+    conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: str, day: date, dated: bool, known: dict
+) -> str:
+    """The day's typed rows (``rows_sql``) in temp table ``_typed``, and ``_checked``: them with their ``_reason``
+    (``known``: the raw tables' columns, _known_columns').
     Returns what ``_checked`` is: a VIEW over ``_typed`` when no key repeats or was seen before (the usual day:
     its rows are not copied again, ~7 s of a 10M-row day; the view's few rules are evaluated per read), else a
     TABLE."""
@@ -1056,7 +1063,7 @@ def _stage(conn: duckdb.DuckDBPyConnection, contract: TableContract, rows_sql: s
     duplicates = _has_duplicate_keys(conn, contract)
     if duplicates or seen_before:
         columns = [r[0] for r in conn.execute("DESCRIBE _typed").fetchall()]
-        stored = stored_columns(conn, contract.name)
+        stored = list(_known_columns(conn, contract.name, known)["raw"])
         kind, checked = "TABLE", checked_sql(contract, day, dated, duplicates, seen_before, columns, stored)
         rows = f"SELECT * EXCLUDE (_key_rank, _first_seen, _resent_on) FROM ({checked})"
     else:  # the rules read the stored rows: over a Parquet scan DuckDB folds them with the file's statistics,
@@ -1303,7 +1310,9 @@ def _load_batch(
             conn.execute(f"CREATE OR REPLACE TEMP TABLE _typed AS {rows_sql}")
             typed = [r[0] for r in conn.execute("DESCRIBE _typed").fetchall()]
             repeats = _has_duplicate_keys(conn, contract)
-            checked = checked_days_sql(contract, batch, dated, repeats, typed, stored_columns(conn, contract.name))
+            checked = checked_days_sql(
+                contract, batch, dated, repeats, typed, list(_known_columns(conn, contract.name, columns)["raw"])
+            )
             helpers = checked_days_helpers([r[0] for r in conn.execute(f"DESCRIBE {checked}").fetchall()])
             conn.execute(
                 f"CREATE OR REPLACE TEMP TABLE _checked AS SELECT * EXCLUDE ({', '.join(helpers)}) FROM ({checked})"
@@ -1381,7 +1390,7 @@ def _replace_day(
     report = LoadReport(table, day, [str(p) for p in files])
     with transaction(conn):
         if rows_sql is not None:
-            checked = _stage(conn, contract, rows_sql, day, dated)
+            checked = _stage(conn, contract, rows_sql, day, dated, columns)
             _conform_extra_columns(conn, table, columns)
         _delete_days(conn, contract, [day])
         if rows_sql is not None:

@@ -461,6 +461,13 @@ def _stored_schema(session, schema: str, contract: TableContract, known_columns:
     return known_columns[schema]
 
 
+def _stored_names(sql, contract: TableContract, known_columns: dict) -> list[str]:
+    """The column names of raw.<table>'s stored days (_stored_schema's, the run's cache _conform reads too); before
+    its first day, the contract's (the table is empty: a range's own days are still compared with each other)."""
+    known = _stored_schema(sql.session, "raw", contract, known_columns)
+    return [c.name for c in contract.columns] if known is None else known.fieldNames()
+
+
 def _numbers_as_double(session, checked, contract: TableContract, known_columns: dict):
     """raw_loader's rule for a CSV's text (NUMBER_PATTERN): a predictions feature_* column new to the table, its
     every value a plain number, is DOUBLE; decided on the day's loaded and quarantined rows together."""
@@ -531,8 +538,9 @@ def _land(
     seen = seen_sql(contract, day)
     if seen is not None:
         sql.frame(seen).createOrReplaceTempView("_seen")
-    stored = sql.session.table(f"raw.{contract.name}").columns
-    checked = sql.frame(checked_sql(contract, day, dated, columns=rows.columns, stored=stored))
+    checked = sql.frame(
+        checked_sql(contract, day, dated, columns=rows.columns, stored=_stored_names(sql, contract, known_columns))
+    )
     checked = checked.drop("_key_rank", "_first_seen", "_resent_on")
     checked = checked.localCheckpoint(eager=True)  # computed once: counted, then written twice
     checked = _numbers_as_double(sql.session, checked, contract, known_columns)
@@ -610,7 +618,7 @@ def _land_batch(
             file_days = [day for day in batch for _ in day_files[day][0]]
             rows, dated = _typed(sql.session, sql, contract, files, True, encoding, DAY, conn, file_days), True
         rows.createOrReplaceTempView("_typed")
-        stored = sql.session.table(f"raw.{contract.name}").columns
+        stored = _stored_names(sql, contract, known_columns)
         checked = sql.frame(checked_days_sql(contract, batch + replaced, dated, columns=rows.columns, stored=stored))
         checked = checked.drop(*checked_days_helpers(checked.columns)).localCheckpoint(eager=True)  # read 3 times
         checked = _numbers_as_double(sql.session, checked, contract, known_columns)
