@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -72,70 +73,102 @@ def retraining_requests(
     window share their values, so persist_days pooled days span persist_days
     windows of their own.
     """
-    due = _due(alerts, health, rules, min_labelled, day, floors or {}, psi_min_count or {}, psi_pool_days or {})
+    histories = _histories(alerts, health, min_labelled, floors or {}, psi_min_count or {}, psi_pool_days or {}, rules)
+    due = _due(histories, day, int(rules["persist_days"]))
     rows = [_request(model_id, kinds, day, exports) for model_id, kinds in due.items()]
     return pd.DataFrame(rows, columns=list(REQUEST_SCHEMA))
 
 
-def _due(
+@dataclass(frozen=True)
+class _History:
+    """One model's rows as every day of a range reads them. Each list is a scan in date order whose state depends on
+    earlier days only, so a day's view is the part dated up to it: what a run of that day alone saw (a backfill
+    once re-read and re-grouped every row for each of its days: 4 s of a 244-day run)."""
+
+    first_row: date  # the model's first alert or health row: not judged before it
+    prediction_days: list[date] | None  # the days a streak counts (_days_of); None: no prediction rows
+    first_prediction: date | None
+    drift: pd.DataFrame  # its drift and calibration alerts, 'when' their date as a timestamp
+    alert_days: frozenset[date]
+    below: dict[str, tuple[float, pd.DataFrame]]  # floor metric -> (floor, its labelled days below it beyond noise)
+
+
+def _histories(
     alerts: pd.DataFrame,
     health: pd.DataFrame,
-    rules: dict,
     min_labelled: int,
-    day: date,
     floors: dict[str, dict[str, float]],
     psi_min_count: dict[str, float],
     psi_pool_days: dict[str, int],
-) -> dict[str, dict[str, tuple[str, dict]]]:
-    """What makes each model due on ``day`` (``retraining_requests``' rules): model -> kind -> (reason, evidence);
-    a model that is not due is left out."""
-    k, alpha = int(rules["persist_days"]), float(rules.get("floor_alpha", 0.01))
-    until = pd.Timestamp(day)
-    alerts = alerts[pd.to_datetime(alerts["date"]) <= until]
-    health = health[pd.to_datetime(health["date"]) <= until]
+    rules: dict,
+) -> dict[str, _History]:
+    """Each model's _History, by model id in order."""
+    alpha = float(rules.get("floor_alpha", 0.01))
+    alerts = alerts.assign(when=pd.to_datetime(alerts["date"]))
+    health = health.assign(when=pd.to_datetime(health["date"]))
     out = {}
     for model_id in sorted(set(alerts["model_id"]) | set(health["model_id"])):
-        kinds = {}
-        drift = alerts[(alerts["model_id"] == model_id) & alerts["metric"].isin(DRIFT_METRICS)]
-        alert_days = {pd.Timestamp(d).date() for d in drift["date"]}
-        metrics_by_day = drift.assign(day=pd.to_datetime(drift["date"]).dt.date).groupby("day")["metric"].agg(set)
-        judged = _days_of(
-            health,
-            model_id,
-            day,
-            (psi_min_count.get(model_id, 0), psi_pool_days.get(model_id, 1)),
-            min_labelled,
-            metrics_by_day.to_dict(),
+        mine = alerts[alerts["model_id"] == model_id]
+        drift = mine[mine["metric"].isin(DRIFT_METRICS)]
+        drift_days = drift["when"].dt.date
+        rows = health[health["model_id"] == model_id]
+        predicted = rows[rows["predictions"] > 0] if "predictions" in rows else rows.iloc[:0]
+        labelled = rows[rows["labelled"] > 0]
+        out[model_id] = _History(
+            first_row=min(pd.concat([mine["when"], rows["when"]])).date(),
+            prediction_days=_days_of(
+                predicted,
+                (psi_min_count.get(model_id, 0), psi_pool_days.get(model_id, 1)),
+                min_labelled,
+                drift.assign(day=drift_days).groupby("day")["metric"].agg(set).to_dict(),
+            )
+            if len(predicted)
+            else None,
+            first_prediction=predicted["when"].min().date() if len(predicted) else None,
+            drift=drift,
+            alert_days=frozenset(drift_days),
+            below={
+                metric: (float(floor), _below_floor(labelled, metric, float(floor), alpha))
+                for key, metric in FLOOR_METRICS.items()
+                if (floor := floors.get(model_id, {}).get(key)) is not None and len(labelled)
+            },
         )
+    return out
+
+
+def _due(histories: dict[str, _History], day: date, k: int) -> dict[str, dict[str, tuple[str, dict]]]:
+    """What makes each model due on ``day`` (``retraining_requests``' rules), from the rows dated up to it: model ->
+    kind -> (reason, evidence); a model that is not due is left out."""
+    out = {}
+    until = pd.Timestamp(day)
+    for model_id, history in histories.items():
+        if history.first_row > day:
+            continue
+        kinds = {}
+        if history.prediction_days is not None and history.first_prediction <= day:
+            judged = history.prediction_days[: bisect_right(history.prediction_days, day)]
+        else:  # no prediction rows yet: the calendar days of the last persist window (a few weeks back)
+            judged = [day - timedelta(days=i) for i in range(CALENDAR_DAYS, -1, -1)]
         for streak in _streaks(judged, k):
-            if all(d in alert_days for d in streak):
-                end = streak[-1]
-                dates = pd.to_datetime(drift["date"])
-                recent = drift[(dates >= pd.Timestamp(streak[0])) & (dates <= pd.Timestamp(end))]
+            if all(d in history.alert_days for d in streak):
+                end, drift = streak[-1], history.drift
+                recent = drift[(drift["when"] >= pd.Timestamp(streak[0])) & (drift["when"] <= pd.Timestamp(end))]
                 worst = recent.groupby("metric")["value"].max().round(4).to_dict()
                 kinds[DRIFT_KIND] = (f"drift/calibration alerts on {k} consecutive days up to {end}", {"worst": worst})
                 break
         # every day with labels, not only those with min_labelled: the exact test guards a small day against
         # noise, and a trial's model of ~60 labels a day at 25 of 39 against 0.95 (p 1e-9) was never judged
-        recent_health = health[
-            (health["model_id"] == model_id)
-            & (health["labelled"] > 0)
-            & (pd.to_datetime(health["date"]) > pd.Timestamp(day - timedelta(days=k)))
-        ]
-        for key, metric in FLOOR_METRICS.items():
-            floor = floors.get(model_id, {}).get(key)
-            if floor is None or recent_health.empty:
-                continue
-            low = _below_floor(recent_health, metric, float(floor), alpha)
+        for metric, (floor, below) in history.below.items():
+            low = below[(below["when"] > pd.Timestamp(day - timedelta(days=k))) & (below["when"] <= until)]
             if len(low):
                 hits, misses = FLOOR_COUNTS[metric]
-                days = [str(pd.Timestamp(d).date()) for d in low["date"]]
+                days = [str(d.date()) for d in low["when"]]
                 counts = [f"{x:.0f}/{x + n:.0f}" for x, n in zip(low[hits], low[misses])]
                 evidence = {
                     metric: {d: round(float(v), 4) for d, v in zip(days, low[metric])},
                     f"{metric}_counts": dict(zip(days, counts)),
                 }
-                kinds[metric] = (f"{metric} below {float(floor)}", evidence)
+                kinds[metric] = (f"{metric} below {floor}", evidence)
         if kinds:
             out[model_id] = kinds
     return out
@@ -168,46 +201,35 @@ def _request(model_id: str, kinds: dict[str, tuple[str, dict]], day: date, expor
     }
 
 
-def _days_of(
-    health: pd.DataFrame,
-    model_id: str,
-    day: date,
-    psi_rule: tuple[float, int],
-    min_labelled: int,
-    alert_kinds: dict[date, set[str]],
-) -> list[date]:
-    """The days up to ``day`` a streak counts, oldest first: the model's days with predictions (``health`` rows)
-    with an alert (``alert_kinds``: day -> its alerts' metrics), or judged calm on what the alerts before them were
-    about: drift with at least min_predictions predictions (``psi_rule``: min_predictions, pool_days), calibration
-    with ``min_labelled`` labels (a day too small for drift whose few labels pass calibration says nothing of a drift
-    that goes on: a trial's one drift raised four requests across such days). A day too small for both counts
-    only where its drift was judged on its pool (the trailing pool_days days hold min_predictions), once per pool
-    window. Without prediction rows, the calendar days of the last persist window (a few weeks back)."""
+def _days_of(rows: pd.DataFrame, psi_rule: tuple[float, int], min_labelled: int, alert_kinds: dict) -> list[date]:
+    """The days a streak counts, oldest first: the model's days with predictions (``rows``: its health rows with
+    predictions, 'when' their date) with an alert (``alert_kinds``: day -> its alerts' metrics), or judged calm on
+    what the alerts before them were about: drift with at least min_predictions predictions (``psi_rule``:
+    min_predictions, pool_days), calibration with ``min_labelled`` labels (a day too small for drift whose few labels
+    pass calibration says nothing of a drift that goes on: a trial's one drift raised four requests across such
+    days). A day too small for both counts only where its drift was judged on its pool (the trailing pool_days days
+    hold min_predictions), once per pool window."""
     min_predictions, pool_days = psi_rule
-    if "predictions" in health:
-        rows = health[(health["model_id"] == model_id) & (health["predictions"] > 0)]
-        if len(rows):
-            totals = rows.assign(date=pd.to_datetime(rows["date"]).dt.date).groupby("date")[["predictions", "labelled"]]
-            totals = totals.sum()  # a day served by two versions is judged on both together
-            pooled = _trailing_sums(totals["predictions"], pool_days)
-            counted, last_kinds, last_pooled = [], set(DRIFT_METRICS), None
-            for d, predictions, labelled in totals.itertuples():
-                small = predictions < min_predictions and labelled < min_labelled
-                if small:
-                    in_last_window = last_pooled is not None and (d - last_pooled).days < pool_days
-                    if in_last_window or not (d in alert_kinds or pooled[d] >= min_predictions):
-                        continue
-                    last_pooled = d
-                if d in alert_kinds:
-                    counted.append(d)
-                    last_kinds = alert_kinds[d]
-                    continue
-                judged = {"psi"} if predictions >= min_predictions or small else set()
-                judged |= {"expected_calibration_error"} if labelled >= min_labelled else set()
-                if judged & last_kinds:
-                    counted.append(d)
-            return counted
-    return [day - timedelta(days=i) for i in range(CALENDAR_DAYS, -1, -1)]
+    totals = rows.assign(date=rows["when"].dt.date).groupby("date")[["predictions", "labelled"]]
+    totals = totals.sum()  # a day served by two versions is judged on both together
+    pooled = _trailing_sums(totals["predictions"], pool_days)
+    counted, last_kinds, last_pooled = [], set(DRIFT_METRICS), None
+    for d, predictions, labelled in totals.itertuples():
+        small = predictions < min_predictions and labelled < min_labelled
+        if small:
+            in_last_window = last_pooled is not None and (d - last_pooled).days < pool_days
+            if in_last_window or not (d in alert_kinds or pooled[d] >= min_predictions):
+                continue
+            last_pooled = d
+        if d in alert_kinds:
+            counted.append(d)
+            last_kinds = alert_kinds[d]
+            continue
+        judged = {"psi"} if predictions >= min_predictions or small else set()
+        judged |= {"expected_calibration_error"} if labelled >= min_labelled else set()
+        if judged & last_kinds:
+            counted.append(d)
+    return counted
 
 
 def _trailing_sums(by_day: pd.Series, days: int) -> dict[date, float]:
@@ -247,9 +269,9 @@ def requests_between(
     inside it. The day before ``first`` is judged too, so an episode that began
     earlier raises nothing.
     """
-    floors, psi_min_count, psi_pool_days = floors or {}, psi_min_count or {}, psi_pool_days or {}
+    histories = _histories(alerts, health, min_labelled, floors or {}, psi_min_count or {}, psi_pool_days or {}, rules)
     days = [first + timedelta(days=i) for i in range(-1, (last - first).days + 1)]
-    due = {d: _due(alerts, health, rules, min_labelled, d, floors, psi_min_count, psi_pool_days) for d in days}
+    due = {d: _due(histories, d, int(rules["persist_days"])) for d in days}
     rows = [
         _request(model_id, kinds, d, exports)
         for before, d in zip(days, days[1:])

@@ -4,6 +4,7 @@ import json
 from math import comb
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import binom, binomtest
@@ -570,3 +571,57 @@ def test_an_exported_snapshot_keeps_the_bias_checks_not_assessed_note_beside_its
     assert ready_reason(None, coverage) == coverage and ready_reason(None, None) is None
     # any other reason the request held (a re-queue's) is the job's past, not the export's note
     assert ready_reason(f"{REQUEUED}every input table passed", None) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_backfill_raises_the_requests_day_by_day_runs_raise(seed):
+    """requests_between over a range judges each day on the rows dated up to it, as a run of that day alone did
+    (only those rows existed then): random alerts, prediction days (small, pooled, missing) and floor breaches."""
+    rng = np.random.default_rng(seed)
+    health, alerts = [], []
+    for model_id, weekly in (("m", False), ("n", True), ("late", False)):
+        start = 15 if model_id == "late" else 0
+        for i in range(start, 45):
+            if weekly and i % 7 not in (0, 1, 2, 3):
+                continue
+            if rng.random() < 0.15:
+                continue  # a day without predictions
+            predictions = int(rng.choice([5, 50, 150, 400]))
+            labelled = int(rng.choice([0, 20, MIN_LABELLED, 150]))
+            tp = int(rng.integers(0, labelled + 1))
+            fp, fn = labelled - tp, int(rng.integers(0, 30))
+            health.append((pd.Timestamp(day(i)), model_id, predictions, labelled, tp, fp, fn))
+            if rng.random() < 0.45:
+                metric = str(rng.choice(["psi", "expected_calibration_error"]))
+                alerts.append((pd.Timestamp(day(i)), model_id, metric, float(rng.random())))
+    health = pd.DataFrame(
+        health,
+        columns=["date", "model_id", "predictions", "labelled", "true_positives", "false_positives", "false_negatives"],
+    )
+    tp = health["true_positives"]
+    health = health.assign(
+        precision=tp / (tp + health["false_positives"]), recall=tp / (tp + health["false_negatives"])
+    )
+    alerts = pd.DataFrame(alerts, columns=["date", "model_id", "metric", "value"])
+    floors = {"m": {"min_precision": 0.6}, "late": {"min_recall": 0.7}}
+    rules = {"persist_days": 3, "floor_alpha": 0.05}
+    psi = ({"m": 200, "n": 100, "late": 0}, {"m": 3, "n": 1, "late": 1})
+
+    def between(first: int, last: int, up_to: int) -> pd.DataFrame:
+        known = pd.Timestamp(day(up_to))
+        return requests_between(
+            alerts[alerts["date"] <= known],
+            health[health["date"] <= known],
+            rules,
+            MIN_LABELLED,
+            day(first),
+            day(last),
+            "/x",
+            floors,
+            *psi,
+        )
+
+    backfill = between(0, 44, 44)
+    daily = pd.concat([between(i, i, i) for i in range(45)], ignore_index=True)
+    assert len(backfill) >= 5, "the world raises too few requests to compare"
+    assert backfill.to_dict("records") == daily.to_dict("records")
