@@ -85,7 +85,9 @@ class AlertConfig:
         return max(
             max(
                 int(self.rule("label_coverage", m).get("after_days") or 0),
+                # the volume rule's trailing median, and its weekday's level: the same weekday WEEKS_BACK weeks back
                 int(self.rule("volume_change", m).get("trailing_days") or 0),
+                WEEK * WEEKS_BACK,
             )
             for m in models
         )
@@ -517,7 +519,8 @@ def daily_volume(
     outage day is itself a breach. A day's version is the one serving most of its
     predictions; a day without any keeps the version served before it.
     """
-    days = pd.date_range(max(model_start, start), last, freq="D", name="date")
+    # one resolution whichever bound starts it (the model's start read from rows, or a computed day)
+    days = pd.date_range(max(model_start, start), last, freq="D", name="date", unit="us")
     rows = rows[(rows["date"] >= days[0]) & (rows["date"] <= last)] if len(days) else rows.iloc[:0]
     per_version = rows.groupby(["date", "model_version"], as_index=False)["predictions"].sum()
     served = (
@@ -576,6 +579,9 @@ def _volume_breaches(
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         like_its_weekday = (series["predictions"] / weekday_level - 1).abs() <= volume["outside"]
+    # or within Poisson noise of it (a two-sided exact test at alpha): a weekend of ~10 varies by more than ±50%
+    # (a trial's Sunday at 16 against Sundays of 14, 10, 10 was judged against the weekdays' ~95: -83%)
+    like_its_weekday |= _poisson_two_sided(series["predictions"], weekday_level) >= float(volume.get("alpha") or 0)
     off_weekly = (series["predictions"] == 0) & (weekday_level == 0)
     weekly = off_weekly | (like_its_weekday & (weekday_level > 0))
     hit = (series["date"] >= first) & judged & ~weekly & (change.abs() > volume["outside"])
@@ -587,6 +593,16 @@ def _volume_breaches(
         volume["outside"],
         f"outside ±{volume['outside']} of trailing {trailing_days}-day median",
     )
+
+
+def _poisson_two_sided(counts: pd.Series, means: pd.Series) -> pd.Series:
+    """Two-sided exact p-value of each count against Poisson(its mean): twice the smaller tail, at most 1; NaN
+    without a mean (no weeks before)."""
+    from scipy.stats import poisson
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tails = np.minimum(poisson.cdf(counts, means), poisson.sf(counts - 1, means))
+    return pd.Series(np.minimum(1.0, 2 * tails), index=counts.index).where(means > 0)
 
 
 # how far past its threshold a breach is, per metric: coverage and precision/recall-drop breaches are low

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import chi2, chi2_contingency, fisher_exact
+from scipy.stats import chi2, chi2_contingency, fisher_exact, poisson
 from statsmodels.stats.proportion import proportions_ztest
 
 from orchestration.lib.alerts import (
@@ -708,6 +708,45 @@ def test_quiet_weekends_like_the_last_ones_are_no_volume_alert():
     # its weekday's level 100: alert; day 26: 5 / 100 - 1 = -0.95, its weekday's level 40: alert; day 33, a
     # weekend day at 40 a week after day 26's 5: the level is median(5, 40, 40) = 40, no alert
     assert found == [(day(23), "", -0.7, 0.5), (day(26), "", -0.95, 0.5)]
+
+
+# a trial's weekly shape: ~95 predictions each weekday, ~10 on weekend days (Poisson-like), one weekend outage
+SMALL_WEEKENDS = [12, 10, 14, 10, 10, 16, 7, 13, 11, 12, 0, 15, 8, 13]
+
+
+def small_weekends() -> pd.DataFrame:
+    weekend = iter(SMALL_WEEKENDS)
+    return steady(range(49), **{f"d{i}": {"predictions": 95 if i % 7 < 5 else next(weekend)} for i in range(49)})
+
+
+def test_a_weekend_day_within_poisson_noise_of_its_weekdays_level_is_no_volume_alert():
+    # the trial: a Sunday at 16 against Sundays of 14, 10 and 10 (level 10) is +60%, beyond ±0.5, yet within
+    # Poisson noise (two-sided exact p ~0.1 >= alpha 0.001): it was judged against the weekdays' ~95 instead (-83%)
+    assert 2 * poisson.sf(16 - 1, 10) > 0.001 and 16 / 10 - 1 > 0.5
+    rows = small_weekends()
+    assert rows.loc[rows["date"] == day(20), "predictions"].item() == 16  # its weekday's level: median(10, 10)
+    # a weekend outage stays one: 0 against a level of median(11, 7, 10) = 10, P(X = 0) = 4.5e-5
+    outage = day(40)
+    levels = [rows.loc[rows["date"] == outage - timedelta(days=7 * k), "predictions"].item() for k in (1, 2, 3)]
+    assert rows.loc[rows["date"] == outage, "predictions"].item() == 0 and np.median(levels) == 10
+    assert 2 * poisson.cdf(0, 10) < 0.001
+    assert by_metric(alerts(rows, 7, 48), "volume_change") == [(outage, "", -1.0, 0.5)]
+
+
+def test_a_daily_run_judges_volume_as_a_backfill_does():
+    # a daily run read lookback_days (7) before it, a backfill every day before: the weekday's level (3 weeks
+    # back) differed, and a daily run alerted on a Sunday the backfill had judged its rhythm (and vice versa)
+    cfg = config()
+    rows = small_weekends()
+    backfill = by_metric(alerts(rows, 21, 48, cfg), "volume_change")
+    daily = [
+        found
+        for d in range(21, 49)
+        for found in by_metric(
+            alerts(rows[rows["date"] >= day(d) - timedelta(days=cfg.lookback_days)], d, d, cfg), "volume_change"
+        )
+    ]
+    assert daily == backfill and len(backfill) == 1
 
 
 def test_drift_above_its_threshold_on_a_day_too_small_to_judge_is_listed_and_raises_no_alert():
