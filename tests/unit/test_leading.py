@@ -1,5 +1,6 @@
 """KPI drop detection and the lead time of the alert that preceded it."""
 
+import math
 from datetime import date, timedelta
 
 import duckdb
@@ -174,6 +175,17 @@ def test_a_lower_is_better_kpi_worsens_by_rising_and_its_fall_is_no_drop():
     assert said.startswith(f"refund_rate rose {risen[30:33].mean() / np.median(baseline) - 1:.0%} above its baseline")
     assert first_sustained_drop(_series(fallen), "refund_rate", baseline_days=14, rising=True) is None
     assert first_sustained_drop(_series(risen), "refund_rate", baseline_days=14) is None  # higher-is-better: no drop
+
+
+def test_a_rise_from_a_baseline_of_zero_is_said_in_levels_not_as_nan_percent():
+    # a trial's refund rate was 0 until the first purchases were refunded: "refund_rate rose nan% above its baseline"
+    values = np.zeros(40)
+    values[30:] = [0.05, 0.04, 0.06, 0.05, 0.05, 0.04, 0.06, 0.05, 0.05, 0.04]
+    drop = first_sustained_drop(_series(values), "refund_rate", baseline_days=14, rising=True)
+    assert drop is not None and drop.baseline_level == 0 and math.isnan(drop.relative_change)
+    said = describe(None, drop)
+    assert said.startswith(f"refund_rate rose from 0 to {np.mean(values[30:33]):.3g} above its baseline from")
+    assert "nan" not in said
 
 
 def test_a_lower_is_better_name_outside_the_kpis_is_a_clear_error():
