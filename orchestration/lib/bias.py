@@ -691,9 +691,10 @@ def last_judged(v, history: pd.DataFrame, fallback: "Thresholds") -> list[str]:
         if judged.empty:
             continue
         last = judged.iloc[-1]
-        failed, _ = _flag_sentence(last, flag, fallback)
+        failed, within_noise = _flag_sentence(last, flag, fallback)
+        # a pass beyond the limit says so (a trial's "equalised odds difference 0.12 passed" against 0.1)
         found.setdefault(_window(last), []).append(
-            f"FAILED {failed}" if failed else f"{label} {last[column]:.2f} passed"
+            f"FAILED {failed}" if failed else within_noise or f"{label} {last[column]:.2f} passed"
         )
     return [f"last judged on the window {window}: {'; '.join(said)}" for window, said in found.items()]
 
@@ -702,7 +703,7 @@ def summarise_verdicts(
     verdicts: pd.DataFrame, thresholds: dict | None = None, history: pd.DataFrame | None = None
 ) -> str:
     """One short sentence per failed verdict (metric, value, limit, disadvantaged groups), one per line; then
-    one per metric beyond its limit that passed because the gap is within noise.
+    one per metric beyond its limit that passed because the gap is within noise; then what was not assessed.
 
     The limits are read from the verdict rows (they record what they were
     judged against); ``thresholds`` only fills in for frames without them.
@@ -742,7 +743,9 @@ def summarise_verdicts(
         lines = ["all fairness verdicts pass"]
     elif not lines and nothing < len(verdicts):
         lines = ["the assessed fairness verdicts pass"]
-    return "\n".join(lines + unassessed + within_noise)
+    # the shown window's own findings before what other windows found: a line joined after "last judged on the
+    # window ..." read as that window's (a trial's newest disparate impact of 0.78 was read as July's)
+    return "\n".join(lines + within_noise + unassessed)
 
 
 def _left_out(v, minimum: float, decisions: float) -> str:

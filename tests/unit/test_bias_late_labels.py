@@ -114,3 +114,23 @@ def test_a_pass_on_disparate_impact_alone_is_not_fully_assessed():
     newest = verdicts.loc[DAYS[-1]]
     assert newest["passes_disparate_impact"] and newest["passed"]
     assert not fully_assessed(newest) and fully_assessed(verdicts.loc[DAYS[0]])
+
+
+def test_a_last_judged_pass_within_noise_says_so_and_the_newest_windows_findings_come_first():
+    # a trial: "last judged on the window ...: equalised odds difference 0.12 passed" against a limit of 0.1, and the
+    # newest window's "disparate impact ratio 0.78 < 0.80 within noise" joined after it, read as the older window's
+    verdicts = verdicts_with_lists(verdicts_of(FLAGGED).reset_index(drop=True))
+    older, newest = verdicts.index[0], verdicts.index[-1]
+    limit = verdicts.loc[older, "equal_opportunity_max_difference"]
+    verdicts.loc[older, ["equal_opportunity_difference", "passes_equal_opportunity"]] = [limit + 0.02, True]
+    floor = verdicts.loc[newest, "disparate_impact_min"]
+    verdicts.loc[newest, ["disparate_impact_ratio", "passes_disparate_impact"]] = [floor - 0.02, True]
+    lines = summarise_verdicts(verdicts.loc[[newest]], history=verdicts.loc[[older]]).splitlines()
+    within = [i for i, line in enumerate(lines) if line.startswith("m / gender: disparate impact ratio")]
+    judged = [i for i, line in enumerate(lines) if "last judged on the window" in line]
+    assert len(within) == 1 and len(judged) == 1 and within[0] < judged[0], lines
+    assert f"{floor - 0.02:.2f} < {floor:.2f} within noise" in lines[within[0]]
+    assert (
+        f"equal opportunity difference (false-positive rates) {limit + 0.02:.2f} > {limit:.2f} within noise"
+        in lines[judged[0]]
+    ), lines[judged[0]]
