@@ -183,30 +183,7 @@ def _recent_health(conn):
     except (duckdb.CatalogException, duckdb.BinderException):  # a run that stopped before the marts, or older ones
         return pd.DataFrame()
 
-    # labels of one class only (e.g. churners' outcomes land in days, "stayed" only after 30): precision or recall
-    # of 1.000 or 0.000 says when the other class's labels have not landed yet, not how good the model is
-    one_class = ((counts["tp"] + counts["fn"] == 0) | (counts["fp"] + counts["tn"] == 0)) & (counts["labelled"] > 0)
-
-    def share(part, whole):
-        return [
-            (f"{p / w:.3f}" + ("*" if single else "")) if w else "n/a"
-            for p, w, single in zip(part, whole, one_class, strict=True)
-        ]
-
-    table = pd.DataFrame(
-        {
-            "model": counts["model"],
-            "version": counts["version"],  # a new version's precision is its own, not blended with the old one's
-            "last_day": counts["last_day"],
-            "predictions": counts["predictions"],
-            "labelled": [
-                f"{n} ({n / w:.0%})" if w else str(n)
-                for n, w in zip(counts["labelled"], counts["predictions"], strict=True)
-            ],
-            "precision": share(counts["tp"], counts["tp"] + counts["fp"]),
-            "recall": share(counts["tp"], counts["tp"] + counts["fn"]),
-        }
-    )
+    table = _health_table(counts).assign(last_day=counts["last_day"])
     config = load_config()
     maturity = label_maturity(conn, None, RECENT_DAYS, lambda m: config.model(m).label_horizon_days)
     if maturity.empty:
@@ -227,6 +204,71 @@ def _recent_health(conn):
             ],
         }
     )
+
+
+def _health_table(counts):
+    """Health counts (recent_health_counts' columns) as printed: predictions, the share labelled, precision, recall."""
+    import pandas as pd
+
+    # labels of one class only (e.g. churners' outcomes land in days, "stayed" only after 30): precision or recall
+    # of 1.000 or 0.000 says when the other class's labels have not landed yet, not how good the model is
+    one_class = ((counts["tp"] + counts["fn"] == 0) | (counts["fp"] + counts["tn"] == 0)) & (counts["labelled"] > 0)
+
+    def share(part, whole):
+        return [
+            (f"{p / w:.3f}" + ("*" if single else "")) if w else "n/a"
+            for p, w, single in zip(part, whole, one_class, strict=True)
+        ]
+
+    return pd.DataFrame(
+        {
+            "model": counts["model"],
+            "version": counts["version"],  # a new version's precision is its own, not blended with the old one's
+            "predictions": counts["predictions"],
+            "labelled": [
+                f"{n} ({n / w:.0%})" if w else str(n)
+                for n, w in zip(counts["labelled"], counts["predictions"], strict=True)
+            ],
+            "precision": share(counts["tp"], counts["tp"] + counts["fp"]),
+            "recall": share(counts["tp"], counts["tp"] + counts["fn"]),
+        }
+    )
+
+
+def _matured_health(conn, recent) -> list[str]:
+    """The lines of the newest RECENT_DAYS days whose labels are all in, for the models whose recent days are not
+    (their labels land later than the recent days reach): a risk score's precision was "n/a" for good."""
+    import pandas as pd
+
+    from orchestration.lib.project_config import load_config
+    from orchestration.lib.report_data import matured_health_counts
+
+    if "labels complete" not in recent:
+        return []
+    waiting = {m for m, complete in zip(recent["model"], recent["labels complete"]) if not _all_complete(str(complete))}
+    if not waiting:
+        return []
+    config = load_config()
+    matured = matured_health_counts(conn, None, RECENT_DAYS, lambda m: config.model(m).label_horizon_days)
+    matured = matured[matured["model"].isin(waiting)]
+    spans = zip(pd.to_datetime(matured["first_day"]).dt.date, pd.to_datetime(matured["last_day"]).dt.date)
+    table = _health_table(matured).assign(days=[f"{a} .. {b}" for a, b in spans])
+    lines = [
+        f"\nModel health over each model's newest {RECENT_DAYS} days whose labels are all in (past its "
+        "label_horizon_days), for the models whose days above are not: final precision and recall",
+        *(table.to_string(index=False).splitlines() if len(table) else []),
+    ]
+    lines += [
+        f"  {m}: no day past its label horizon ({config.model(m).label_horizon_days} days) yet"
+        for m in sorted(waiting - set(matured["model"]))
+    ]
+    return lines
+
+
+def _all_complete(text: str) -> bool:
+    """'30/30 days' (every day's labels in), from the labels complete column."""
+    done, _, total = text.partition(" ")[0].partition("/")
+    return done == total
 
 
 # a calibration learnt from fewer labels is mostly the raw scores (10 pseudo-labels a bin: int_score_calibration)
@@ -939,6 +981,8 @@ def read_and_print(conn, reports: Path) -> None:
                     "its labels: its end + label_horizon_days): the raw scores are read as probabilities, far off "
                     "unless they are"
                 )
+        for line in _matured_health(conn, recent):
+            print(line)
     if changes := _version_changes(conn):
         print(
             f"\nModel version changes in the last {RECENT_DAYS} days (each version's drift is judged against its own "

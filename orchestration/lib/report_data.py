@@ -217,18 +217,46 @@ def model_health(conn, as_of: date) -> pd.DataFrame:
 RECENT_DAYS = 30
 
 
+HEALTH_COUNTS = ["predictions", "labelled", "tp", "fp", "fn", "tn"]
+HEALTH_SUMS = (
+    "sum(predictions)::BIGINT AS predictions, sum(labelled)::BIGINT AS labelled, "
+    "sum(true_positives)::BIGINT AS tp, sum(false_positives)::BIGINT AS fp, "
+    "sum(false_negatives)::BIGINT AS fn, sum(true_negatives)::BIGINT AS tn"
+)
+
+
 def recent_health_counts(conn, as_of: date | None, days: int) -> pd.DataFrame:
     """Per model and version, the ``days`` days to ``as_of`` (None: the mart's newest day): volume and the confusion
     counts of the labels known so far (a new version's precision is its own, not blended with the old one's)."""
     return conn.execute(
-        "SELECT model_id AS model, model_version AS version, max(date) AS last_day, "
-        "sum(predictions)::BIGINT AS predictions, sum(labelled)::BIGINT AS labelled, "
-        "sum(true_positives)::BIGINT AS tp, sum(false_positives)::BIGINT AS fp, "
-        "sum(false_negatives)::BIGINT AS fn, sum(true_negatives)::BIGINT AS tn "
+        f"SELECT model_id AS model, model_version AS version, max(date) AS last_day, {HEALTH_SUMS} "
         f"FROM marts.model_health_daily JOIN ({MODEL_WINDOW_END_SQL}) USING (model_id) "
         "WHERE date > upto - ?::INTEGER AND date <= upto "
         "GROUP BY model_id, model_version ORDER BY model_id, model_version",
         [as_of, days],
+    ).df()
+
+
+def matured_health_counts(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFrame:
+    """recent_health_counts over each model's newest ``days`` days whose labels are all in: days past its label
+    horizon (``horizon_of(model_id)`` days) by the newest day labels were counted for (as label_maturity). A risk
+    score's labels land months late: its last ``days`` days never have any, and their precision said "n/a" for
+    good. ``first_day`` / ``last_day``: the days summed. Empty for a mart without labels_as_of (older warehouses)."""
+    have = set(_frame(conn, "SELECT * FROM marts.model_health_daily LIMIT 0").columns)
+    models = [m for (m,) in conn.execute("SELECT DISTINCT model_id FROM marts.model_health_daily").fetchall()]
+    if "labels_as_of" not in have or not models:
+        return pd.DataFrame(columns=["model", "version", "first_day", "last_day", *HEALTH_COUNTS])
+    return conn.execute(
+        "WITH horizons AS (SELECT unnest(?::VARCHAR[]) AS model_id, unnest(?::INTEGER[]) AS horizon), "
+        "known AS (SELECT max(labels_as_of) FILTER (WHERE date <= coalesce(?::DATE, date)) AS known_through "
+        "FROM marts.model_health_daily), "
+        "ends AS (SELECT model_id, max(date) AS upto FROM marts.model_health_daily JOIN horizons USING (model_id), "
+        "known WHERE date <= coalesce(?::DATE, date) AND date + horizon <= known_through GROUP BY model_id) "
+        "SELECT model_id AS model, model_version AS version, min(date) AS first_day, max(date) AS last_day, "
+        f"{HEALTH_SUMS} FROM marts.model_health_daily JOIN ends USING (model_id) "
+        "WHERE date > upto - ?::INTEGER AND date <= upto "
+        "GROUP BY model_id, model_version ORDER BY model_id, model_version",
+        [models, [int(horizon_of(m)) for m in models], as_of, as_of, days],
     ).df()
 
 

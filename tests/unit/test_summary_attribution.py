@@ -382,7 +382,8 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     out = _summary(path, capsys)
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(("risk", "churn"))}
+    recent, matured = out.split("whose labels are all in")
+    rows = {line.split()[0]: line.split() for line in recent.splitlines() if line.strip().startswith(("risk", "churn"))}
     # by hand over the last 30 days: the risk model's days alternate 0.5 / 0.4 at equal positives (20 a day)
     assert "0/30 days" in " ".join(rows["risk"]) and rows["risk"][-2:] == [f"{(15 * 0.5 + 15 * 0.4) / 30:.3f}", "raw"]
     assert "raw: no calibration learnt from labels yet" in out
@@ -401,6 +402,16 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     # 03-11), though each row's own labels_as_of stopped 10 days after it; one day with an estimate
     assert "19/30 days" in " ".join(rows["churn"]) and rows["churn"][-1] == "0.700"
     assert "labels complete: the days past the model's label horizon" in out
+    # and the newest 30 days whose labels are all in (a trial's risk score showed "n/a" for good): the churn
+    # model's days to 03-29 (29 of them, from 03-01), by hand 29 x 100 predictions, 29 x 30 labelled, precision
+    # 8 / 10, recall 8 / 13; none of the risk model's 40 days is past 125 days
+    matured = matured.splitlines()
+    assert matured[2].split() == ["churn", "v1", "2900", "870", "(30%)", "0.800", f"{8 / 13:.3f}"] + [
+        "2026-03-01",
+        "..",
+        "2026-03-29",
+    ]
+    assert "  risk: no day past its label horizon (125 days) yet" in matured
 
 
 def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_path, capsys, monkeypatch):
