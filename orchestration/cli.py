@@ -647,7 +647,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     with _analyst_connection(db) as conn:
         try:
-            frame = conn.execute(args.sql).df()
+            result = conn.execute(args.sql)
+            frame = _whole_numbers(result.df(), result.description)
         except duckdb.CatalogException as err:
             raise CliError(f"query failed: {err}{_snapshot_hint(conn, db, args.db)}") from err
         except duckdb.PermissionException as err:  # a view over files: the Spark engine's raw and staging
@@ -661,6 +662,19 @@ def cmd_query(args: argparse.Namespace) -> int:
     with __import__("pandas").option_context("display.max_rows", args.max_rows, "display.width", 200):
         print(frame.to_string(index=False, max_rows=args.max_rows) if len(frame) else "(no rows)")
     return 0
+
+
+def _whole_numbers(frame, description):
+    """A query's 128-bit integer columns (DuckDB's sum of integers: the marts' order counts) as whole numbers, as
+    DuckDB prints them: pandas gets them as floats ('49.0'). Left as floats beyond 2^53, where a float is no longer
+    exact."""
+    import pandas as pd
+
+    for (_, kind, *_), column in zip(description or [], frame.columns):
+        values = frame[column]
+        if str(kind) in ("HUGEINT", "UHUGEINT") and values.dtype.kind == "f" and not (values.abs() >= 2**53).any():
+            frame[column] = values.astype(pd.Int64Dtype())
+    return frame
 
 
 def _snapshot_hint(conn, db: Path, given: str | None) -> str:

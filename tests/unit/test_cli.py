@@ -147,6 +147,22 @@ def test_query_prints_a_table_and_reports_sql_errors(tmp_path):
     assert write.returncode == 2 and "read-only" in write.stderr.lower()
 
 
+def test_query_prints_sums_of_counts_as_whole_numbers(tmp_path, capsys):
+    # a trial's kpi_daily.orders (a sum of counts: DuckDB's HUGEINT) printed as 49.0; a HUGEINT past 2^53, which a
+    # float cannot hold exactly, stays a float
+    import duckdb
+
+    db = tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute(
+            "CREATE TABLE t AS SELECT sum(x) AS orders, 1.5 AS rate, (1::HUGEINT << 60) AS huge FROM range(10) r(x)"
+        )
+    assert cli.cmd_query(argparse.Namespace(db=str(db), sql="SELECT * FROM t", max_rows=10)) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["orders", "rate", "huge"] and row.split()[:2] == ["45", "1.5"]
+    assert float(row.split()[2]) == pytest.approx(2.0**60, rel=1e-6) and "e+18" in row.split()[2]
+
+
 def test_a_table_outside_the_analytics_snapshot_is_answered_with_where_it_is(tmp_path):
     # the README points at intermediate.int_score_calibration; a trial's query of it read only "schema
     # intermediate does not exist"
