@@ -316,6 +316,7 @@ class WeeklyBand:
     cycle_days: int  # of the days held back, those on the cycle's weekdays
     band_days: int  # every day the default band held back (the freshness rule's apart)
     model_id: str | None = None  # predictions are judged per model: the one with the deepest cycle day
+    off_cycle: tuple[date, ...] = ()  # the held-back days on other weekdays
 
     @property
     def tolerance(self) -> float:
@@ -1055,7 +1056,8 @@ def _weekly_bands(
         if not on_cycle or 2 * len(on_cycle) < len(band_days):
             continue
         group = max(cycles, key=lambda g: abs(cycles[g].deepest))
-        out[table] = WeeklyBand(cycles[group], days, len(on_cycle), len(band_days), group)
+        off_cycle = tuple(d for d in band_days if d.weekday() not in days)
+        out[table] = WeeklyBand(cycles[group], days, len(on_cycle), len(band_days), group, off_cycle)
     return out
 
 
@@ -1878,10 +1880,19 @@ def review(inf: Inference) -> list[str]:
     for table, band in inf.weekly_bands.items():
         of_model = f" (model {band.model_id})" if band.model_id else ""
         other = "a weekday" if band.days == WEEKEND else "any other day"
+        # the days off the cycle the wider band passes (those it still holds back are said below): a trial's
+        # partial Tuesday export (15 rows against ~95) passed unnamed
+        passed = [d for d in band.off_cycle if d not in inf.volume_holds.get(table, [])]
         out.append(
             f"gates.volume.tables.{table}: tolerance {band.tolerance:g} written for a weekly cycle{of_model}: "
             f"{band.cycle_days} of the {band.band_days} day(s) the default band (±{default_band:g}) would hold "
             f"back are {_weekdays(band.days, 'or')} ({band.cycle.said('rows')}); {other} as far off passes too"
+            + (
+                f", as {_shown(passed)} will: check {'it is' if len(passed) == 1 else 'they are'} not a partial "
+                "export (or narrow that table's band)"
+                if passed
+                else ""
+            )
         )
     for table, held in inf.volume_holds.items():
         empty = inf.stale_holds.get(table, [])

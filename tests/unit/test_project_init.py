@@ -1307,6 +1307,26 @@ def test_quiet_weekends_get_a_band_that_passes_them_and_the_review_says_why(tmp_
     ]
 
 
+def test_a_weekday_as_far_off_as_the_weekends_is_named_as_one_the_weekly_band_passes(tmp_path):
+    # a trial: a partial Tuesday export (15 rows against ~95) was one of the days the default band held back, and
+    # the weekly band written for the weekends passed it without a word
+    source = tmp_path / "zone"
+    calendar = _weekly_zone(source, {"predictions": 0.4, "sessions": 1.0}, one_off=(23,))
+    partial = calendar[23]
+    assert partial.weekday() == 2  # a Wednesday at the weekends' 80 rows, 60% below its trailing median of 200
+    inf = infer(source)
+    line = next(line for line in review(inf) if line.startswith("gates.volume.tables.predictions: tolerance 0.65"))
+    assert line.endswith(
+        f"a weekday as far off passes too, as {partial} will: check it is not a partial export (or narrow that "
+        "table's band)"
+    )
+    # the part-way last day (20 rows) the wider band still holds back is not among them: it is said as held back
+    assert str(calendar[-1]) not in line
+    assert any(
+        line.startswith("gates.volume: the volume gate will hold back 1 day(s) of predictions") for line in review(inf)
+    )
+
+
 @pytest.mark.parametrize("weekend", [1.0, 0.7])
 def test_weekends_within_the_band_get_no_weekly_advice(tmp_path, weekend):
     # no cycle (1.0), or weekends 30% below the weekdays, inside the default +-0.5 band (0.7)
