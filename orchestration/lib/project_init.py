@@ -1855,6 +1855,51 @@ def _batch_pool_cost(m: ModelProfile, pool: int, reference: int) -> str:
     )
 
 
+# a well-known zone of each UTC offset, to name one where the data's times carry an offset (a zone's offset moves
+# with daylight saving: each is matched on the example's own day)
+WELL_KNOWN_ZONES = (
+    "Pacific/Honolulu",
+    "America/Anchorage",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Athens",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Karachi",
+    "Asia/Kolkata",
+    "Asia/Dhaka",
+    "Asia/Bangkok",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+
+
+def _zone_example(examples: list[str]) -> str:
+    """'e.g. Europe/Berlin', or where an example time carries a UTC offset other than 0 (a trial's labels at
+    +08:00), a zone at that offset on that day: 'times with an offset here carry +08:00: e.g. Asia/Shanghai'."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    for example in examples:
+        found = re.search(r"(\d{4}-\d{2}-\d{2})[T ][\d:.]+([+-]\d{2}):?(\d{2})?(?![\d:])", example)
+        if not found or (found[2][1:] == "00" and (found[3] or "00") == "00"):
+            continue
+        sign = -1 if found[2][0] == "-" else 1
+        offset = sign * timedelta(hours=int(found[2][1:]), minutes=int(found[3] or 0))
+        noon = datetime.fromisoformat(found[1]).replace(hour=12)
+        zones = [z for z in WELL_KNOWN_ZONES if noon.replace(tzinfo=ZoneInfo(z)).utcoffset() == offset]
+        said = f"{found[2]}:{found[3] or '00'}"
+        return f"times with an offset here carry {said}: e.g. {zones[0]}" if zones else f"times here carry {said}"
+    return "e.g. Europe/Berlin"
+
+
 def review(inf: Inference) -> list[str]:
     """What the user should check before the first materialize, one line each."""
     out = [
@@ -1943,13 +1988,21 @@ def review(inf: Inference) -> list[str]:
             "attribute) are not used: export the current row per user"
         )
     naive = [t for t in inf.tables.values() if t.naive_times]
+    zone = _zone_example([t.off_day[2] for t in inf.tables.values() if t.off_day])
+    rerun = (
+        "; init read the days in UTC: set it first, then run init again with --config <that file> --force so the "
+        "dates it infers (partitions.start, the days it counts) follow"
+        if inf.timezone == "UTC"
+        else ""
+    )
     if naive:
         listed = ", ".join(f"{t.name}.{t.naive_column} ({t.naive_times} values)" for t in naive)
         out.append(
             f"times without a UTC offset are read as {inf.timezone} time: {listed}; if your systems write another "
-            "zone's local time (e.g. Europe/Berlin), set `timezone:` to it (or export the times with their offset, "
-            "2026-03-29T03:30:00+02:00), or each day and label delay shifts by the difference"
+            f"zone's local time ({zone}), set `timezone:` to it (or export the times with their offset, "
+            f"2026-03-29T03:30:00+02:00), or each day and label delay shifts by the difference{rerun}"
         )
+        rerun = ""  # said once
     for t in inf.tables.values():
         if t.off_day:
             off, dated, example = t.off_day
@@ -1957,8 +2010,9 @@ def review(inf: Inference) -> list[str]:
                 f"{t.name}: {off:,} of {dated:,} rows of its dated files fall on another day than their file's in "
                 f"{inf.timezone} time (e.g. {example}): the loader quarantines them, and holds the day back when "
                 "they are more than gates.rows allows; files dated by a local day with times in UTC or with an "
-                "offset? set `timezone:` to the zone they are dated in (e.g. Europe/Berlin)"
+                f"offset? set `timezone:` to the zone they are dated in ({zone}){rerun}"
             )
+            rerun = ""
     for t in inf.tables.values():
         for column, (n, values) in t.outside_sets.items():
             allowed = next(r.allowed for r in CONTRACTS[t.name].rules if r.column == column)

@@ -3,7 +3,7 @@
 The oracle is Python's zoneinfo: each written time converted to the zone's wall-clock time by hand.
 """
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -122,6 +122,23 @@ def test_the_day_the_clocks_go_back_lands_whole_and_its_repeated_hour_reads_alik
     assert times[0] == times[1] == datetime(2026, 10, 25, 2, 30) and times[2] == datetime(2026, 10, 25, 0, 15)
 
 
+def test_init_names_a_zone_at_the_offset_the_times_carry(tmp_path, monkeypatch):
+    # a trial's labels at +08:00 in files dated by the Taipei day: init said "(e.g. Europe/Berlin)"
+    from orchestration.lib.project_init import infer, review
+
+    written = ["2026-09-02T00:30:00+08:00", "2026-09-02T12:00:00+08:00", "2026-09-02T07:59:00+08:00"]
+    source = landing(tmp_path, written)
+    project(tmp_path, monkeypatch, None)
+    [said] = [line for line in review(infer(source)) if "rows of its dated files" in line]
+    # 00:30 and 07:59 at +08:00 are the day before in UTC; at noon on that day Asia/Shanghai is UTC+08:00
+    assert said.startswith("predictions: 2 of 3 rows of its dated files fall on another day")
+    assert datetime(2026, 9, 2, 12, tzinfo=ZoneInfo("Asia/Shanghai")).utcoffset() == timedelta(hours=8)
+    assert (
+        "set `timezone:` to the zone they are dated in (times with an offset here carry +08:00: e.g. Asia/Shanghai)"
+        in said
+    )
+
+
 def test_an_unknown_zone_is_named_with_the_nearest_one():
     with pytest.raises(ConfigError, match=r"unknown time zone 'Europe/Berln'.*did you mean 'Europe/Berlin'"):
         parse_config({"timezone": "Europe/Berln"})
@@ -137,6 +154,7 @@ def test_init_names_rows_on_another_day_than_their_file_and_writes_the_zone(tmp_
     pd.DataFrame({"user_id": ["u1"], "signup_at": ["2026-01-01 00:00:00"]}).to_csv(users / "users.csv", index=False)
     project(tmp_path, monkeypatch, None)
     said = [line for line in review(infer(source)) if "rows of its dated files" in line]
+    # (the line on times without an offset, said first, tells to run init again once the zone is set)
     assert said == [
         "predictions: 2 of 4 rows of its dated files fall on another day than their file's in UTC time (e.g. "
         f"{WRITTEN[1]} in predictions_{DAY}.csv): the loader quarantines them, and holds the day back when they are "
