@@ -1259,7 +1259,7 @@ DAY_HINTS = {
     "(gates.volume); -0.8 at a median of 200 with tolerance 0.5 is 120 rows",
     "volume_spike": "(rows - trailing median) / the band's half-width: above +1 is over the band "
     "(gates.volume); +0.8 at a median of 200 with tolerance 0.5 is 280 rows",
-    "fresh": "no rows after steady days (the trailing median says how many were expected)",
+    "fresh": "no rows after steady days (the same weekday a week before had rows)",
 }
 
 
@@ -1271,7 +1271,15 @@ def _day_hint(column: str, days, failed_days: tuple) -> str | None:
     hint = DAY_HINTS[column]
     if isinstance(days, pd.DataFrame) and {"day", "rows", "trailing_median"} <= set(days.columns):
         first = days[pd.to_datetime(days["day"]).dt.date == failed_days[0]]
-        if len(first) == 1 and pd.notna(first["trailing_median"].iloc[0]):
+        week_before = first["rows_week_before"].iloc[0] if "rows_week_before" in first and len(first) == 1 else None
+        if column == "fresh" and pd.notna(week_before):
+            # what made the day due, then the median: a monthly batch's week after read "0 rows against a trailing
+            # median of 0"
+            hint += (
+                f"; {failed_days[0]}: {int(first['rows'].iloc[0]):,} rows, where the same weekday a week before had "
+                f"{int(week_before):,} (trailing median {first['trailing_median'].iloc[0]:,.0f})"
+            )
+        elif len(first) == 1 and pd.notna(first["trailing_median"].iloc[0]):
             hint += (
                 f"; {failed_days[0]}: {int(first['rows'].iloc[0]):,} rows against a trailing median of "
                 f"{first['trailing_median'].iloc[0]:,.0f}"

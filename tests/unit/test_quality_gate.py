@@ -192,8 +192,12 @@ def test_a_model_that_stops_predicting_or_a_paused_label_feed_is_reported_not_bl
         (stale,) = result.failed
         assert stale.name == "expect_column_values_to_be_in_set(fresh)" and not stale.blocking
         assert "expect_column_values_to_be_in_set on fresh" in result.summary() and "[warning]" in result.summary()
-        # how many rows were expected: the day's trailing median (by hand: every earlier day held ROWS_PER_DAY)
-        assert f"{result.days[-1]}: 0 rows against a trailing median of {ROWS_PER_DAY:,}" in stale.describe()
+        # what made the day due: its weekday a week before, then the trailing median (by hand: every earlier day
+        # held ROWS_PER_DAY); a monthly batch's week after read "0 rows against a trailing median of 0"
+        assert (
+            f"{result.days[-1]}: 0 rows, where the same weekday a week before had {ROWS_PER_DAY:,} (trailing median "
+            f"{ROWS_PER_DAY:,})"
+        ) in stale.describe()
         # the day's warning is recorded beside its verdict (quality.gate_results said only "passed")
         assert result.day_warnings(result.days[-1]) == [stale] and result.day_failures(result.days[-1]) == []
 
