@@ -18,6 +18,7 @@ os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 from orchestration.dagster_storage import ephemeral_instance
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from orchestration.lib.long_lived import collection_paused, freeze_long_lived_objects
+from orchestration.lib.project_config import load_config
 from orchestration.lib.raw_loader import ABSENT, QUARANTINE_BY_REASON
 from orchestration.lib.quality_gate import in_words
 from orchestration.lib.retraining import NOT_ASSESSED_KEY
@@ -97,8 +98,15 @@ class StepProgress:
         """One line per reason for the run, its rows and days (a ranged run's days each said their own count)."""
         for reason, seen in list(by_reason.items())[:NOTE_LINES]:
             days = f" on {seen['days']}" if seen.get("days") else ""
+            # a trial's monthly label files, dated by the Taipei day, quarantined whole in UTC: init had said why
+            zone = (
+                f"; files dated by another zone's days? set the project file's timezone (now {load_config().timezone})"
+                if "outside partition day" in reason
+                else ""
+            )
             self._note(
-                step, f"{seen['rows']} row(s) quarantined ({reason}){days} in raw_quarantine.{table}, with _reason"
+                step,
+                f"{seen['rows']} row(s) quarantined ({reason}){days} in raw_quarantine.{table}, with _reason{zone}",
             )
         if len(by_reason) > NOTE_LINES:
             self._note(step, f"… and {len(by_reason) - NOTE_LINES} more reason(s): raw_quarantine.{table}._reason")

@@ -661,6 +661,9 @@ def test_a_ranged_steps_quarantine_is_one_line_per_reason_with_its_total_and_day
         if r.rows_quarantined:
             r.quarantine_reasons = {unknown: r.rows_quarantined}
     reports[0].quarantine_reasons["null user_id"] = 1
+    # a file dated by another zone's day: the line says where the zone is set (a trial's label files at +08:00)
+    off_day = "assigned_at outside partition day 2026-03-14"
+    reports[4].quarantine_reasons[off_day] = 1
 
     @dg.asset(key=["raw", "assignments"], partitions_def=daily_partitions, backfill_policy=single_run)
     def assignments(context: dg.AssetExecutionContext):
@@ -679,6 +682,8 @@ def test_a_ranged_steps_quarantine_is_one_line_per_reason_with_its_total_and_day
         f"raw.assignments: 18 row(s) quarantined ({unknown}) on 2026-03-10 .. 2026-03-12, 2026-03-14 in "
         "raw_quarantine.assignments, with _reason",  # 4 + 7 + 5 + 2
         "raw.assignments: 1 row(s) quarantined (null user_id) on 2026-03-10 in raw_quarantine.assignments, with _reason",
+        f"raw.assignments: 1 row(s) quarantined ({off_day}) on 2026-03-14 in raw_quarantine.assignments, with _reason"
+        "; files dated by another zone's days? set the project file's timezone (now UTC)",
     ]
     # a snapshot (reloaded whole) has no days to name
     assert quarantine_by_reason(reports[:1], dated=False) == {
