@@ -317,6 +317,7 @@ class WeeklyBand:
     band_days: int  # every day the default band held back (the freshness rule's apart)
     model_id: str | None = None  # predictions are judged per model: the one with the deepest cycle day
     off_cycle: tuple[date, ...] = ()  # the held-back days on other weekdays
+    warns: bool = False  # the table's band only warns (assignments), holds nothing back
 
     @property
     def tolerance(self) -> float:
@@ -469,6 +470,7 @@ class Inference:
     volume_holds: dict[str, list[date]] = field(default_factory=dict)  # table -> days its volume gate holds back
     stale_holds: dict[str, list[date]] = field(default_factory=dict)  # of those, the days without rows
     stale_warnings: dict[str, list[date]] = field(default_factory=dict)  # table -> empty days its gate warns of
+    band_warnings: dict[str, list[date]] = field(default_factory=dict)  # table -> days its band only warns of
     weekly_bands: dict[str, WeeklyBand] = field(default_factory=dict)  # table -> its band written for a weekly cycle
     # table -> (rows whose user_id is not a users row, rows, rows that match once leading zeros are dropped)
     unknown_users: dict[str, tuple[int, int, int]] = field(default_factory=dict)
@@ -811,10 +813,11 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         ).fetchall():
             arms.setdefault(experiment_id, {})[variant] = units
     dated = {n for n in found if CONTRACTS[n].time_column}
-    holds, stale_warnings = _volume_holds(conn, dated, VolumeGate())
-    weekly = _weekly_bands(tables, models, holds, _stale_days(holds, conn))
+    holds, stale_warnings, band_warnings = _volume_holds(conn, dated, VolumeGate())
+    # a band that only warns (assignments: they ramp up) gets the weekly cycle's band too: a trial's weekends warned
+    weekly = _weekly_bands(tables, models, {**band_warnings, **holds}, _stale_days(holds, conn), set(band_warnings))
     if weekly:  # the days held back with the bands written
-        holds, stale_warnings = _volume_holds(conn, dated, _volume_gate(weekly))
+        holds, stale_warnings, band_warnings = _volume_holds(conn, dated, _volume_gate(weekly))
     unknown, repeated = _user_references(conn, found, present)
     declared = _declared_variants(conn, found, present)
     proposed = _proposed(attributes)
@@ -832,6 +835,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         volume_holds=holds,
         stale_holds=_stale_days(holds, conn),
         stale_warnings=stale_warnings,
+        band_warnings=band_warnings,
         weekly_bands=weekly,
         unknown_users=unknown,
         repeated_users=repeated,
@@ -1032,9 +1036,11 @@ def _weekly_bands(
     models: list[ModelProfile],
     holds: dict[str, list[date]],
     stale: dict[str, list[date]],
+    warns_only: set[str] = frozenset(),
 ) -> dict[str, WeeklyBand]:
-    """The tables whose days the default volume band holds back are mostly the quiet (or busy) weekdays of a
-    weekly cycle: each with the band that passes those days. Predictions are judged per model."""
+    """The tables whose days the default volume band holds back (``warns_only``: of these tables, only warns of)
+    are mostly the quiet (or busy) weekdays of a weekly cycle: each with the band that passes those days.
+    Predictions are judged per model."""
     gate = VolumeGate()
     out = {}
     for table, held in holds.items():
@@ -1057,7 +1063,9 @@ def _weekly_bands(
             continue
         group = max(cycles, key=lambda g: abs(cycles[g].deepest))
         off_cycle = tuple(d for d in band_days if d.weekday() not in days)
-        out[table] = WeeklyBand(cycles[group], days, len(on_cycle), len(band_days), group, off_cycle)
+        out[table] = WeeklyBand(
+            cycles[group], days, len(on_cycle), len(band_days), group, off_cycle, table in warns_only
+        )
     return out
 
 
@@ -1084,8 +1092,9 @@ def _fresh_blocks(table: str) -> bool:
 
 def _volume_holds(
     conn: duckdb.DuckDBPyConnection, dated: set[str], gate: VolumeGate
-) -> tuple[dict[str, list[date]], dict[str, list[date]]]:
-    """The days each table's volume gate would hold back with ``gate`` (gates.volume): the gate's own
+) -> tuple[dict[str, list[date]], dict[str, list[date]], dict[str, list[date]]]:
+    """The days each table's volume gate would hold back with ``gate`` (gates.volume), and those its band only
+    warns of (assignments: they ramp up after a launch): the gate's own
     days_frame over the staged rows. A last day exported part-way, or activity that ended (an experiment's
     enrolment), is held back, which a user should know before the first run, not find in the results. And the
     days its freshness rule only warns of (predictions, labels): a weekly batch missing from the landing zone."""
@@ -1095,7 +1104,7 @@ def _volume_holds(
     # materialize runs every day the landing zone covers: a table's days after its own last are judged too
     ends = [conn.execute(f"SELECT max(CAST(_ts AS DATE)) FROM t_{t}").fetchone()[0] for t in sorted(dated)]
     end = max((d for d in ends if d is not None), default=None)
-    holds, warns = {}, {}
+    holds, warns, band_warns = {}, {}, {}
     for name in suite_names():
         suite = load_suite(name)
         table, by = suite["table"], suite.get("volume_by")
@@ -1123,7 +1132,9 @@ def _volume_holds(
             holds[table] = held
         if "fresh" in warning and (warned := _days_of(days[stale])):
             warns[table] = warned
-    return holds, warns
+        if "volume_deviation" in warning and (band := _days_of(days[below])):
+            band_warns[table] = band
+    return holds, warns, band_warns
 
 
 def _days_of(frame) -> list[date]:
@@ -1927,11 +1938,13 @@ def review(inf: Inference) -> list[str]:
         other = "a weekday" if band.days == WEEKEND else "any other day"
         # the days off the cycle the wider band passes (those it still holds back are said below): a trial's
         # partial Tuesday export (15 rows against ~95) passed unnamed
-        passed = [d for d in band.off_cycle if d not in inf.volume_holds.get(table, [])]
+        still = (inf.band_warnings if band.warns else inf.volume_holds).get(table, [])
+        passed = [d for d in band.off_cycle if d not in still]
         out.append(
             f"gates.volume.tables.{table}: tolerance {band.tolerance:g} written for a weekly cycle{of_model}: "
-            f"{band.cycle_days} of the {band.band_days} day(s) the default band (±{default_band:g}) would hold "
-            f"back are {_weekdays(band.days, 'or')} ({band.cycle.said('rows')}); {other} as far off passes too"
+            f"{band.cycle_days} of the {band.band_days} day(s) the default band (±{default_band:g}) would "
+            f"{'warn of' if band.warns else 'hold back'} are {_weekdays(band.days, 'or')} "
+            f"({band.cycle.said('rows')}); {other} as far off passes too"
             + (
                 f", as {_shown(passed)} will: check {'it is' if len(passed) == 1 else 'they are'} not a partial "
                 "export (or narrow that table's band)"

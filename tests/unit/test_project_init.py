@@ -1269,6 +1269,14 @@ def _weekly_zone(
         "sessions",
         pd.DataFrame({"session_id": [f"s{i}" for i in range(len(at))], "user_id": "u1", "started_at": at}),
     )
+    if at := stamps.get("assignments"):
+        units = [f"a{i}" for i in range(len(at))]
+        variants = ["holdout", "treated"] * (len(at) // 2) + ["treated"] * (len(at) % 2)
+        _write(
+            source,
+            "assignments",
+            pd.DataFrame({"experiment_id": "e", "user_id": units, "variant": variants, "assigned_at": at}),
+        )
     return calendar
 
 
@@ -1325,6 +1333,27 @@ def test_a_weekday_as_far_off_as_the_weekends_is_named_as_one_the_weekly_band_pa
     assert any(
         line.startswith("gates.volume: the volume gate will hold back 1 day(s) of predictions") for line in review(inf)
     )
+
+
+def test_a_band_that_only_warns_gets_the_weekly_cycles_band_too(tmp_path):
+    # a trial: assignments (their volume band only warns: enrolment ramps up) with the same weekend dip as the
+    # predictions warned on every weekend; init wrote a band for the predictions only and said nothing of them
+    source = tmp_path / "zone"
+    calendar = _weekly_zone(source, {"predictions": 0.4, "sessions": 1.0, "assignments": 0.3})
+    inf = infer(source)
+    config = parse_config(yaml.safe_load(render(inf)))
+    # by hand: a weekend day of 60 against a trailing median of 200 is 70% below it, the first 0.05 step that
+    # passes 60 is 0.75 (as the sessions' of the same share, above)
+    assert config.gates.volume.tables["assignments"].tolerance == 0.75
+    weekends = [d for d in calendar[7:] if d.weekday() >= 5]
+    line = next(line for line in review(inf) if line.startswith("gates.volume.tables.assignments:"))
+    assert line.startswith(
+        f"gates.volume.tables.assignments: tolerance 0.75 written for a weekly cycle: {len(weekends)} of the "
+        f"{len(weekends) + 1} day(s) the default band (±0.5) would warn of are Saturdays or Sundays"
+    ), line
+    # with the band written only the part-way last day would warn (it holds nothing back: not said as held)
+    assert inf.band_warnings == {"assignments": [calendar[-1]]}
+    assert not [line for line in review(inf) if "will hold back" in line and "assignments" in line]
 
 
 @pytest.mark.parametrize("weekend", [1.0, 0.7])
