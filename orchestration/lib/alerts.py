@@ -597,12 +597,13 @@ def _volume_breaches(
 
 def _poisson_two_sided(counts: pd.Series, means: pd.Series) -> pd.Series:
     """Two-sided exact p-value of each count against Poisson(its mean): twice the smaller tail, at most 1; NaN
-    without a mean (no weeks before)."""
-    from scipy.stats import poisson
-
+    without a mean (no weeks before). scipy.special's Poisson tails (scipy.stats.poisson's cdf and sf) keep
+    scipy.stats out of the run."""
+    k, mean = counts.to_numpy(float), means.to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tails = np.minimum(poisson.cdf(counts, means), poisson.sf(counts - 1, means))
-    return pd.Series(np.minimum(1.0, 2 * tails), index=counts.index).where(means > 0)
+        at_most = special.pdtr(k, mean)
+        at_least = np.where(k > 0, special.pdtrc(k - 1, mean), 1.0)
+    return pd.Series(np.minimum(1.0, 2 * np.minimum(at_most, at_least)), index=counts.index).where(means > 0)
 
 
 # how far past its threshold a breach is, per metric: coverage and precision/recall-drop breaches are low
