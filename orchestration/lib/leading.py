@@ -121,16 +121,17 @@ def describe(lead: AlertLead | None, drop: KpiDrop | None) -> str:
     """One sentence for the summary and the report."""
     if drop is None:
         return "No sustained KPI drop detected."
+    direction, side = ("rose", "above") if drop.rising else ("fell", "below")
     # from a baseline of 0 there is no relative change (a refund rate before any refund): the levels say it
-    by = (
-        f"from {drop.baseline_level + 0.0:.3g} to {drop.drop_mean:.3g}"  # + 0.0: a negated 0 prints "-0"
-        if math.isnan(drop.relative_change)
-        else f"{abs(drop.relative_change):.0%}"
-    )
     change = (
-        f"{drop.kpi} rose {by} above its baseline from {drop.start_date} (lower is better)"
-        if drop.rising
-        else f"{drop.kpi} fell {by} below its baseline from {drop.start_date}"
+        (
+            # + 0.0: a negated 0 prints "-0"
+            f"{drop.kpi} {direction} from a baseline of {drop.baseline_level + 0.0:.3g} to {drop.drop_mean:.3g}"
+            if math.isnan(drop.relative_change)
+            else f"{drop.kpi} {direction} {abs(drop.relative_change):.0%} {side} its baseline"
+        )
+        + f" from {drop.start_date}"
+        + (" (lower is better)" if drop.rising else "")
     )
     if lead is None:
         return f"{change}; no model-health alert preceded it."

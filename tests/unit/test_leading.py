@@ -184,7 +184,9 @@ def test_a_rise_from_a_baseline_of_zero_is_said_in_levels_not_as_nan_percent():
     drop = first_sustained_drop(_series(values), "refund_rate", baseline_days=14, rising=True)
     assert drop is not None and drop.baseline_level == 0 and math.isnan(drop.relative_change)
     said = describe(None, drop)
-    assert said.startswith(f"refund_rate rose from 0 to {np.mean(values[30:33]):.3g} above its baseline from")
+    assert said.startswith(
+        f"refund_rate rose from a baseline of 0 to {np.mean(values[30:33]):.3g} from {START + timedelta(days=30)}"
+    )
     assert "nan" not in said
 
 
