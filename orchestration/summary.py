@@ -298,8 +298,10 @@ def _print_attribution(results, impact) -> None:
         ROI_LABEL,
         ROI_NOTE,
         AttributionSettings,
+        arms_family_notes,
         ci_sign,
         controls_of,
+        cost_split_notes,
         correction_name,
         model_arms,
         roi_text,
@@ -355,6 +357,8 @@ def _print_attribution(results, impact) -> None:
         "that excludes 0 on a row marked 'no' is not significant once the metrics are tested together "
         "(adjusted_*_ci_* in attribution.experiment_results: the intervals at the adjusted level)."
     )
+    for note in arms_family_notes(results, alpha):
+        print(f"  {note}")
     for r in results[results["degenerate_reason"].notna()].itertuples():
         print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}")
     for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():
@@ -389,6 +393,8 @@ def _print_attribution(results, impact) -> None:
         )
         print(value_table.to_string(index=False))
         print(f"  {ROI_NOTE}")
+        for line in cost_split_notes(impact):
+            print(f"  note: {line}")
         for arm, sign, grade in zip(value_table["model"], signs, impact["decision_grade"]):
             if sign == "includes_zero":
                 grade_too = "; decision-grade says only that it rests on enough trustworthy data" if grade else ""

@@ -844,6 +844,47 @@ def ci_sign(low, high) -> str:
     return "positive" if low > 0 else "negative" if high < 0 else "includes_zero"
 
 
+def arms_family_notes(results: pd.DataFrame, alpha: float) -> list[str]:
+    """For each experiment with several treatment arms among ``results`` (one window and day): each arm is its own
+    family of the correction, so the experiment tests one family per arm at alpha; the rows significant at alpha
+    but not at alpha / arms (a family-wise error over every arm) are named. A trial read two such rows as
+    significant: the footnote said the correction was over the experiment's metrics."""
+    notes = []
+    for experiment_id, rows in results.groupby("experiment_id", sort=True):
+        arms = rows["treatment_variant"].nunique()
+        if arms < 2:
+            continue
+        strict = alpha / arms
+        p = rows["p_value_adjusted"].astype(float)
+        borderline = rows[(p < alpha) & ~(p < strict)]
+        named = ", ".join(
+            f"{model_arm(r.model_id, r.treatment_variant)} {r.metric} ({r.p_value_adjusted:.4f})"
+            for r in borderline.itertuples()
+        )
+        notes.append(
+            f"{experiment_id} has {arms} treatment arms, each its own family: for an error rate over all of them, "
+            f"compare its adjusted p-values with alpha / {arms} = {strict:g}"
+            + (f"; significant at {alpha:g} only: {named}" if named else "")
+        )
+    return notes
+
+
+def cost_split_notes(impact: pd.DataFrame) -> list[str]:
+    """For each model whose cost ``impact`` splits across several treatment arms (by treated users: model_costs has
+    no arm), what that assumes: a trial's arm flagging twice as many users ran at +1,696% ROI against +795% for the
+    other, equal once each arm's own cost was counted."""
+    if "treatment_variant" not in impact:
+        return []
+    arms = impact.groupby("model_id", sort=True)["treatment_variant"].nunique()
+    return [
+        f"{model_id}: its model cost is split across its {n} treatment arms by treated users (model_costs has no "
+        "arm): where an arm costs more to run (more predictions, more actions), its net value and ROI are overstated "
+        "and the other's understated; compare the arms' lifts, or cost each arm as a model of its own"
+        for model_id, n in arms.items()
+        if n > 1
+    ]
+
+
 def correction_name(method) -> str:
     return {"holm": "Holm", "bh": "BH"}.get(method, str(method))
 

@@ -42,7 +42,10 @@ from orchestration.lib.attribution import (
     ci_sign,
     control_word,
     controls_of,
+    AttributionSettings,
+    arms_family_notes,
     correction_name,
+    cost_split_notes,
     model_arm,
     model_arms,
     roi_text,
@@ -269,6 +272,8 @@ class ReportBuilder:
             s.add(note(self._no_value(f"No model value (attribution.model_impact) up to {self.as_of}")))
         else:
             latest = impact.groupby(["model_id", "arm"], sort=True).tail(1)
+            for split in cost_split_notes(latest):
+                s.add(note(split))
             for r in latest.itertuples():
                 self.arm(r)["net_value"] = jsonable(
                     {
@@ -371,6 +376,9 @@ class ReportBuilder:
                 f"are tested together; 'not tested': too few events or no variance in an arm, so no p-value."
             )
         )
+        alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
+        for family in arms_family_notes(latest, alpha):
+            s.add(paragraph(family))
         s.add(
             table(
                 pd.DataFrame(

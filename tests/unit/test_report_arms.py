@@ -168,6 +168,50 @@ def test_the_summary_names_each_treatment_arm_and_its_control(arms, capsys):
     assert not any(line.startswith("m1:") for line in lines)
 
 
+def test_two_arms_say_their_families_and_the_cost_split_in_the_summary_and_the_report(arms, capsys):
+    # a trial: two rows at p 0.039 and 0.040 read as significant (the footnote said "over the experiment's
+    # metrics", each arm is its own family), and ROI +1,696% vs +795% from a cost split by treated users
+    path, results, _ = arms
+    latest = results[(results["as_of_date"] == DAYS[-1]) & (results["analysis_window"] == "cumulative")]
+    two = latest[latest["experiment_id"] == "class_size_g1"]
+    p = two["p_value_adjusted"]
+    between = two[(p < 0.05) & (p >= 0.025)]  # by hand: significant at alpha, not at alpha / 2 arms
+    assert cli.cmd_summary(argparse.Namespace(db=str(path))) == 0
+    out = capsys.readouterr().out
+    family = next(line.strip() for line in out.splitlines() if "treatment arms, each its own family" in line)
+    assert family.startswith(
+        "class_size_g1 has 2 treatment arms, each its own family: for an error rate over all of them, compare its "
+        "adjusted p-values with alpha / 2 = 0.025"
+    )
+    named = [f"class_size: {r.treatment_variant} {r.metric} ({r.p_value_adjusted:.4f})" for r in between.itertuples()]
+    assert family.endswith(f"significant at 0.05 only: {', '.join(named)}" if named else "0.025"), family
+    assert "e1 has" not in out  # one arm: one family, nothing to say
+    assert "note: class_size: its model cost is split across its 2 treatment arms by treated users" in out
+    assert "note: m1: its model cost is split" not in out
+    with duckdb.connect(str(path), read_only=True) as conn:
+        page = html.unescape(render_report(conn, DAYS[-1].date()).html)
+    assert family in page and "class_size: its model cost is split across its 2 treatment arms" in page
+
+
+def test_the_rows_significant_at_alpha_but_not_at_alpha_over_the_arms_are_named():
+    from orchestration.lib.attribution import arms_family_notes
+
+    rows = pd.DataFrame(
+        {
+            "experiment_id": ["x"] * 4 + ["y"],
+            "model_id": ["m"] * 4 + ["n"],
+            "treatment_variant": ["a", "a", "b", "b", "t"],
+            "metric": ["conversion", "revenue", "conversion", "revenue", "conversion"],
+            "p_value_adjusted": [0.01, 0.03, 0.0249, 0.2, 0.04],
+        }
+    )
+    # by hand: alpha 0.05 over 2 arms is 0.025; 0.03 lies between, 0.0249 passes both; y has one arm
+    assert arms_family_notes(rows, 0.05) == [
+        "x has 2 treatment arms, each its own family: for an error rate over all of them, compare its adjusted "
+        "p-values with alpha / 2 = 0.025; significant at 0.05 only: m: a revenue (0.0300)"
+    ]
+
+
 REASON = "pre-period covariate imbalanced: sessions 3.1 (regular) vs 4.2 (small), t-test p = 1e-05"
 
 
