@@ -16,13 +16,25 @@ import pandas as pd
 CHANGE_DAYS = 7  # the days with predictions compared on either side of a change
 PSI_FLOOR = 1e-4  # an empty bin's share, as marts.feature_drift_daily floors it
 
+# the labelled counts compared too (the labels known so far), and the daily ECEs weighted by their labels: a second
+# trial's retrain that broke calibration (ECE 0.027 -> 0.165) was said as its flag rate and score PSI only
+LABEL_SUMS = ("tp", "fp", "fn", "ece_weighted", "ece_labelled")
+
+
+def _sums(side: str, position: str) -> str:
+    return ", ".join(f"sum({c}) FILTER (WHERE {position} <= $2) AS {side}_{c}" for c in LABEL_SUMS)
+
+
 # Per model, its versions ordered by their first day with predictions up to $1 (null: the mart's newest); a change
 # is a version after another, kept when it is within the last $3 days of the model's newest day (the window of
 # summary's health table, RECENT_DAYS). Its counts: the old version's last $2 days with predictions, the new one's
 # first $2.
-VERSION_CHANGES_SQL = """
+VERSION_CHANGES_SQL = f"""
 WITH rows_ AS (
-    SELECT model_id, model_version, date, predictions, round(positive_rate * predictions) AS positives
+    SELECT model_id, model_version, date, predictions, round(positive_rate * predictions) AS positives,
+        coalesce(true_positives, 0) AS tp, coalesce(false_positives, 0) AS fp, coalesce(false_negatives, 0) AS fn,
+        expected_calibration_error * labelled AS ece_weighted,
+        CASE WHEN expected_calibration_error IS NOT NULL THEN labelled END AS ece_labelled
     FROM marts.model_health_daily WHERE date <= coalesce($1::DATE, date)
 ),
 newest AS (SELECT model_id, max(date) AS newest FROM rows_ GROUP BY ALL),
@@ -37,10 +49,12 @@ windows AS (
         count(*) FILTER (WHERE from_last <= $2) AS last_days,
         sum(predictions) FILTER (WHERE from_last <= $2) AS last_predictions,
         sum(positives) FILTER (WHERE from_last <= $2) AS last_positives,
+        {_sums("last", "from_last")},
         max(date) FILTER (WHERE from_first <= $2) AS first_to,
         count(*) FILTER (WHERE from_first <= $2) AS first_days,
         sum(predictions) FILTER (WHERE from_first <= $2) AS first_predictions,
-        sum(positives) FILTER (WHERE from_first <= $2) AS first_positives
+        sum(positives) FILTER (WHERE from_first <= $2) AS first_positives,
+        {_sums("first", "from_first")}
     FROM days GROUP BY ALL
 ),
 changes AS (
@@ -52,7 +66,8 @@ SELECT c.model_id, c.old_version, c.new_version, c.change_day,
     o.last_from AS old_from, o.last_to AS old_to, o.last_days AS old_days,
     o.last_predictions::BIGINT AS old_predictions, o.last_positives::BIGINT AS old_positives,
     n.first_day AS new_from, n.first_to AS new_to, n.first_days AS new_days,
-    n.first_predictions::BIGINT AS new_predictions, n.first_positives::BIGINT AS new_positives
+    n.first_predictions::BIGINT AS new_predictions, n.first_positives::BIGINT AS new_positives,
+    {", ".join(f"o.last_{c} AS old_{c}, n.first_{c} AS new_{c}" for c in LABEL_SUMS)}
 FROM changes c
 JOIN windows o ON o.model_id = c.model_id AND o.model_version = c.old_version
 JOIN windows n ON n.model_id = c.model_id AND n.model_version = c.new_version
@@ -134,6 +149,36 @@ def _span(days: int, first, last, predictions: int) -> str:
     return f"{days} day(s) with predictions, {span} ({predictions:,} predictions)"
 
 
+def _ratio(part, whole) -> float:
+    return float(part) / float(whole) if whole == whole and whole else float("nan")
+
+
+def _labelled_text(change) -> str:
+    """'; precision 0.350 (was 0.469), recall ..., mean daily ECE ... (labels known so far)' where both sides have
+    them, else ''."""
+    said = []
+    for name, new, old in (
+        (
+            "precision",
+            _ratio(change.new_tp, change.new_tp + change.new_fp),
+            _ratio(change.old_tp, change.old_tp + change.old_fp),
+        ),
+        (
+            "recall",
+            _ratio(change.new_tp, change.new_tp + change.new_fn),
+            _ratio(change.old_tp, change.old_tp + change.old_fn),
+        ),
+        (
+            "mean daily ECE",
+            _ratio(change.new_ece_weighted, change.new_ece_labelled),
+            _ratio(change.old_ece_weighted, change.old_ece_labelled),
+        ),
+    ):
+        if new == new and old == old:
+            said.append(f"{name} {new:.3f} (was {old:.3f})")
+    return f"; {', '.join(said)} (labels known so far)" if said else ""
+
+
 def change_text(change) -> str:
     """One line per change, as summary and the report say it: the rates and PSI first, the days they cover after."""
     new_rate = change.new_positives / change.new_predictions
@@ -146,7 +191,7 @@ def change_text(change) -> str:
     )
     return (
         f"{change.model_id}: version {change.old_version} -> {change.new_version} on {_day(change.change_day)}: "
-        f"flags {new_rate:.1%} (was {old_rate:.1%}); {psi_text}; over the new version's first "
+        f"flags {new_rate:.1%} (was {old_rate:.1%}){_labelled_text(change)}; {psi_text}; over the new version's first "
         f"{_span(change.new_days, change.new_from, change.new_to, change.new_predictions)} and the old one's last "
         f"{_span(change.old_days, change.old_from, change.old_to, change.old_predictions)}"
     )

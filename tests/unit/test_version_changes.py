@@ -14,7 +14,7 @@ from orchestration import summary
 from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA
 from orchestration.lib.retraining import REQUEST_SCHEMA
 from orchestration.lib.report import render_report
-from orchestration.lib.version_changes import version_changes
+from orchestration.lib.version_changes import change_text, version_changes
 from orchestration.lib.warehouse import ensure_table
 from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
 from tests.unit.test_report import parse, put
@@ -26,8 +26,10 @@ def day(i: int) -> date:
     return DAY + timedelta(days=i)
 
 
-def health(model: str, version: str, days: range, positives) -> list[dict]:
-    """10 predictions a day, ``positives(i)`` of them flagged on day i."""
+def health(model: str, version: str, days: range, positives, labels=None) -> list[dict]:
+    """10 predictions a day, ``positives(i)`` of them flagged on day i; ``labels``: (true positives, false
+    positives, false negatives, ECE) of each day, else none labelled."""
+    tp, fp, fn, ece = labels or (0, 0, 0, None)
     return [
         dict(
             date=day(i),
@@ -35,10 +37,13 @@ def health(model: str, version: str, days: range, positives) -> list[dict]:
             model_version=version,
             predictions=10,
             positive_rate=positives(i) / 10,
-            labelled=0,
+            labelled=tp + fp + fn + (1 if labels else 0),
+            true_positives=tp,
+            false_positives=fp,
+            false_negatives=fn,
             precision=None,
             recall=None,
-            expected_calibration_error=None,
+            expected_calibration_error=ece,
             estimated_precision=None,
         )
         for i in days
@@ -46,13 +51,14 @@ def health(model: str, version: str, days: range, positives) -> list[dict]:
 
 
 @pytest.fixture
-def warehouse(tmp_path):
+def warehouse(tmp_path, request):
     path = tmp_path / "w.duckdb"
+    labels = getattr(request, "param", (None, None))  # the labels of v1's and v2's days
     rows = (
         # m: v1 on days 0-8 (5 flagged a day on days 0-1, 2 on the last 7), v2 from day 9 (3 a day on its first 7,
         # day 13 missing: a day without predictions is not one of the 7; 9 a day after them)
-        health("m", "v1", range(9), lambda i: 5 if i < 2 else 2)
-        + health("m", "v2", [i for i in range(9, 20) if i != 13], lambda i: 3 if i <= 16 else 9)
+        health("m", "v1", range(9), lambda i: 5 if i < 2 else 2, labels[0])
+        + health("m", "v2", [i for i in range(9, 20) if i != 13], lambda i: 3 if i <= 16 else 9, labels[1])
         # n: one version; old: its change is 40 days before its newest day (not within the 30)
         + health("n", "a", range(20), lambda i: 1)
         + health("old", "a", range(-40, -35), lambda i: 1)
@@ -139,3 +145,17 @@ def test_without_the_predictions_the_rates_are_said_and_the_psi_is_not(warehouse
         conn.execute("DROP TABLE staging.stg_predictions")  # the analytics snapshot: published marts only
         [c] = version_changes(conn, None, 30).itertuples()
     assert (c.old_positives, c.new_positives) == (14, 21) and math.isnan(c.score_psi)
+
+
+@pytest.mark.parametrize("warehouse", [((8, 2, 10, 0.03), (3, 3, 1, 0.15))], indirect=True)
+def test_a_change_compares_the_labels_known_so_far_too(warehouse):
+    # a second trial: a retrain broke calibration (ECE 0.027 -> 0.165) and precision (0.469 -> 0.350); the line
+    # said the flag rate and the score PSI only. By hand over 7 days a side: v1 precision 56 / 70, recall 56 / 126,
+    # ECE 0.03 on every day; v2 21 / 42, 21 / 28, 0.15
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        [c] = version_changes(conn, None, 30).itertuples()
+    text = change_text(c)
+    assert (
+        f"flags 30.0% (was 20.0%); precision {21 / 42:.3f} (was {56 / 70:.3f}), recall {21 / 28:.3f} (was "
+        f"{56 / 126:.3f}), mean daily ECE 0.150 (was 0.030) (labels known so far); score PSI"
+    ) in text
