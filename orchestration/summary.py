@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from orchestration.lib.cost_gaps import cost_gap_notes
 from orchestration.lib.report_data import RECENT_DAYS, USUAL_GAP_SQL, batch_models, count_unit
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.version_changes import CHANGE_DAYS
@@ -549,75 +550,6 @@ def _p_text(p: float) -> str:
     return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
-# per model whose net value has costs: the days of its experiment without a model_costs row while it ran (up to
-# its last cost row, or scoring that day): a row of 0 is a cost, and the days of outcomes after the model
-# stopped have none to miss (two trials' notes counted both as missing rows)
-COST_GAPS_SQL = """
-WITH days AS (
-    SELECT model_id, as_of_date, sum(model_cost) AS cost FROM attribution.model_impact
-    WHERE analysis_window = 'day' GROUP BY ALL
-),
-costs AS (SELECT model_id, date, max(date) OVER (PARTITION BY model_id) AS last_cost FROM staging.stg_model_costs),
-missing AS (
-    SELECT d.model_id, d.as_of_date FROM days d
-    WHERE NOT EXISTS (SELECT 1 FROM costs c WHERE c.model_id = d.model_id AND c.date = d.as_of_date)
-      AND (d.as_of_date <= (SELECT max(last_cost) FROM costs c WHERE c.model_id = d.model_id)
-           OR EXISTS (SELECT 1 FROM marts.model_health_daily h
-                      WHERE h.model_id = d.model_id AND h.date = d.as_of_date AND h.predictions > 0))
-)
-SELECT d.model_id, max(d.as_of_date) AS as_of, count(m.as_of_date) AS days_without,
-    min(m.as_of_date) AS first_without
-FROM days d LEFT JOIN missing m ON m.model_id = d.model_id AND m.as_of_date = d.as_of_date
-GROUP BY d.model_id HAVING max(d.cost) > 0 ORDER BY d.model_id
-"""
-# without the staging views (the analytics snapshot; engine: spark): the days whose 'day' row counted no cost
-COST_ZERO_DAYS_SQL = """
-WITH days AS (
-    SELECT model_id, as_of_date, sum(model_cost) AS cost FROM attribution.model_impact
-    WHERE analysis_window = 'day' GROUP BY ALL
-)
-SELECT model_id, max(as_of_date) AS as_of, count(*) FILTER (WHERE cost = 0) AS days_without,
-    min(as_of_date) FILTER (WHERE cost = 0) AS first_without
-FROM days GROUP BY model_id HAVING max(cost) > 0 ORDER BY model_id
-"""
-# the cost landed after a model's newest net value (results end on the last day with experiment data)
-COSTS_AFTER_SQL = """
-SELECT count(DISTINCT date), sum(total_cost) FROM staging.stg_model_costs WHERE model_id = ? AND date > ?
-"""
-
-
-def _cost_gaps(conn) -> list[str]:
-    """Notes on net values that miss a cost: days without a model_costs row (a late or lost cost file: one row a
-    model a day is too few for the volume gate to judge), and costs landed after the newest net value's day."""
-    import duckdb
-
-    try:
-        gaps = conn.execute(COST_GAPS_SQL).fetchall()
-    except duckdb.Error:
-        try:
-            gaps = conn.execute(COST_ZERO_DAYS_SQL).fetchall()
-        except (duckdb.CatalogException, duckdb.BinderException):
-            return []
-    lines = []
-    for model, as_of, without, first in gaps:
-        if without:
-            lines.append(
-                f"{model}: no model_costs row on {without} day(s) of its experiment up to {as_of} (first {first}): its "
-                "net value counts no cost on them (a late cost file? materialize names late files; run those days "
-                "again once it lands)"
-            )
-        try:  # the staging view: not in the analytics snapshot, nor readable by the analyst on engine: spark
-            after, cost = conn.execute(COSTS_AFTER_SQL, [model, as_of]).fetchone()
-        except duckdb.Error:
-            continue
-        if after:
-            lines.append(
-                f"{model}: {after} day(s) of model_costs after {as_of} ({cost:,.2f}) are in no net value yet: results "
-                "end on the last day with experiment data"
-            )
-    return lines
-
-
 # the models whose cost would count: a net value, an experiment, predictions (each table read where it is built)
 COUNTED_MODELS_SQL = (
     "SELECT model_id FROM attribution.model_impact",
@@ -956,7 +888,7 @@ def read_and_print(conn, reports: Path) -> None:
         print("No experiment results (attribution.experiment_results is empty): monitoring only")
     else:
         _print_attribution(results, impact)
-        notes = _cost_gaps(conn) + notes + _orders_after(conn) + _reassigned(conn)
+        notes = cost_gap_notes(conn) + notes + _orders_after(conn) + _reassigned(conn)
     for line in notes:
         print(f"  note: {line}")
     _print_unmeasured(conn, impact, results)

@@ -69,6 +69,7 @@ from orchestration.lib.money import money
 from orchestration.lib.project_config import load_config
 from orchestration.lib.report_data import ReportDataError, existing_tables, latest_report_date
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
+from orchestration.lib.cost_gaps import cost_gap_notes
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.version_changes import change_text, version_changes
 
@@ -274,6 +275,9 @@ class ReportBuilder:
             latest = impact.groupby(["model_id", "arm"], sort=True).tail(1)
             for split in cost_split_notes(latest):
                 s.add(note(split))
+            # a day's net value that counted no cost (a second trial's report said nothing; summary did)
+            for gap in cost_gap_notes(self.conn, self.as_of, after=False):
+                s.add(note(gap))
             for r in latest.itertuples():
                 self.arm(r)["net_value"] = jsonable(
                     {

@@ -917,10 +917,17 @@ def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(wareho
         conn.executemany("INSERT INTO staging.stg_model_costs VALUES ('m', ?, 120.5)", [[d] for d in landed])
     out = _summary(path, capsys)
     assert (
-        f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} (first {days[2]}): its net "
+        f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} ({days[2]}): its net "
         "value counts no cost on them" in out
     )
     assert f"  note: m: 2 day(s) of model_costs after {AS_OF.date()} (241.00) are in no net value yet" in out
+    # the report of an earlier day says what its own days missed (a second trial's report said nothing)
+    from orchestration.lib.cost_gaps import cost_gap_notes
+
+    with duckdb.connect(str(path), read_only=True) as conn:
+        assert cost_gap_notes(conn, days[1], after=False) == []
+        [said] = cost_gap_notes(conn, days[2], after=False)
+    assert said.startswith(f"m: no model_costs row on 1 day(s) of its experiment up to {days[2]} ({days[2]})")
     # two trials: a row of cost 0 (no patient treated that day) and the days of outcomes after the model's last
     # cost row, on which it scored nothing, were counted as missing rows
     with duckdb.connect(str(path)) as conn:
@@ -934,7 +941,7 @@ def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(wareho
         conn.execute("INSERT INTO marts.model_health_daily VALUES ('m', ?, 50)", [days[3]])  # scored on day 3 only
     out = _summary(path, capsys)
     # by hand: day 2 has its row (0); days 3 and 4 are after the last cost row (day 2), day 3 with predictions
-    assert f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} (first {days[3]})" in out
+    assert f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} ({days[3]})" in out
     with duckdb.connect(str(path)) as conn:  # as it was for the rest
         conn.execute("DELETE FROM staging.stg_model_costs WHERE date = ?", [days[2]])
         conn.executemany(
@@ -945,6 +952,12 @@ def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(wareho
         conn.execute("DROP TABLE staging.stg_model_costs")
     out = _summary(path, capsys)
     assert "no model_costs row on 1 day(s)" in out and "of model_costs after" not in out
+    # nor a day after the model's last cost, on which it scored nothing (a second trial's snapshot report counted
+    # the 28 days after its model stopped): day 4 counted no cost, day 3 is the last with predictions
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("UPDATE attribution.model_impact SET model_cost = 0 WHERE as_of_date = ?", [days[4]])
+    out = _summary(path, capsys)
+    assert f"no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} ({days[2]})" in out
 
 
 def test_a_model_without_any_cost_row_is_named_with_the_cost_ids_no_model_has(warehouse, capsys):
