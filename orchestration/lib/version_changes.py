@@ -108,10 +108,15 @@ def psi(reference_counts, current_counts) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
+# why a change's score PSI was not computed (a second trial's user was left to guess which of the two)
+MISSING_TABLES = "missing tables"
+NO_REFERENCE = "no reference"
+
+
 def _score_psi(conn, change) -> tuple[float, str]:
     """The PSI of the new version's first days' scores against the old version's reference bins, and that
-    reference window as text; NaN and '' without the old version's score profile or the predictions (the analytics
-    snapshot holds neither)."""
+    reference window as text; NaN and why (MISSING_TABLES: the analytics snapshot holds neither the predictions nor
+    the profiles; NO_REFERENCE: the old version has no score profile)."""
     import duckdb
 
     try:
@@ -120,9 +125,9 @@ def _score_psi(conn, change) -> tuple[float, str]:
             [change.model_id, change.old_version, change.new_version, change.new_from, change.new_to],
         ).df()
     except duckdb.Error:
-        return float("nan"), ""
+        return float("nan"), MISSING_TABLES
     if bins.empty:
-        return float("nan"), ""
+        return float("nan"), NO_REFERENCE
     start, end = (pd.Timestamp(bins[c].iloc[0]).date() for c in ("reference_start_date", "reference_end_date"))
     return psi(bins["reference_count"], bins["current_count"]), f"{start} .. {end}"
 
@@ -183,12 +188,17 @@ def change_text(change) -> str:
     """One line per change, as summary and the report say it: the rates and PSI first, the days they cover after."""
     new_rate = change.new_positives / change.new_predictions
     old_rate = change.old_positives / change.old_predictions
-    psi_text = (
-        f"score PSI {change.score_psi:.2f} against {change.old_version}'s reference ({change.reference_window})"
-        if change.score_psi == change.score_psi
-        else f"score PSI not computed ({change.old_version} has no score reference, or this database lacks "
-        "staging.stg_predictions and intermediate.int_reference_profiles: read the warehouse)"
-    )
+    if change.score_psi == change.score_psi:
+        psi_text = (
+            f"score PSI {change.score_psi:.2f} against {change.old_version}'s reference ({change.reference_window})"
+        )
+    elif change.reference_window == NO_REFERENCE:
+        psi_text = f"score PSI not computed ({change.old_version} has no score reference)"
+    else:
+        psi_text = (
+            "score PSI not computed (this database lacks staging.stg_predictions and "
+            "intermediate.int_reference_profiles: the analytics snapshot; read the warehouse, report --db)"
+        )
     return (
         f"{change.model_id}: version {change.old_version} -> {change.new_version} on {_day(change.change_day)}: "
         f"flags {new_rate:.1%} (was {old_rate:.1%}){_labelled_text(change)}; {psi_text}; over the new version's first "

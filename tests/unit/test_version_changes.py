@@ -144,7 +144,14 @@ def test_without_the_predictions_the_rates_are_said_and_the_psi_is_not(warehouse
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("DROP TABLE staging.stg_predictions")  # the analytics snapshot: published marts only
         [c] = version_changes(conn, None, 30).itertuples()
-    assert (c.old_positives, c.new_positives) == (14, 21) and math.isnan(c.score_psi)
+        assert (c.old_positives, c.new_positives) == (14, 21) and math.isnan(c.score_psi)
+        assert "score PSI not computed (this database lacks staging.stg_predictions" in change_text(c)
+        # the tables there, but no score profile of the old version: said as that, not left to guess
+        conn.execute("CREATE TABLE staging.stg_predictions (model_id VARCHAR, model_version VARCHAR, "
+                     "prediction_date DATE, score DOUBLE)")  # fmt: skip
+        conn.execute("DELETE FROM intermediate.int_reference_profiles")
+        [c] = version_changes(conn, None, 30).itertuples()
+    assert "score PSI not computed (v1 has no score reference);" in change_text(c)
 
 
 @pytest.mark.parametrize("warehouse", [((8, 2, 10, 0.03), (3, 3, 1, 0.15))], indirect=True)
