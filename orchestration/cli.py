@@ -688,9 +688,12 @@ def _snapshot_hint(conn, db: Path, given: str | None) -> str:
             "SELECT DISTINCT schema_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1"
         ).fetchall()
     ]
+    # the warehouse's schemas the snapshot does not publish, or publishes in part (quality: gate results, not the
+    # suites' working tables)
+    others = [s for s in ("staging", "intermediate", "raw") if s not in schemas]
     return (
         f"\n  the analytics snapshot ({db}) holds the published schemas {', '.join(schemas)}; the warehouse's other "
-        f"tables (staging, intermediate, raw, quality) are read with --db {warehouse_path()} (read-only, when no run "
+        f"tables ({', '.join(others)} and the rest) are read with --db {warehouse_path()} (read-only, when no run "
         "is writing)"
     )
 

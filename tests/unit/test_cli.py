@@ -171,11 +171,13 @@ def test_a_table_outside_the_analytics_snapshot_is_answered_with_where_it_is(tmp
     snapshot, warehouse = tmp_path / "analytics.duckdb", tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(snapshot)) as conn:
         conn.execute("CREATE SCHEMA marts; CREATE TABLE marts.alerts AS SELECT 1 AS a")
+        conn.execute("CREATE SCHEMA quality; CREATE TABLE quality.gate_results AS SELECT 1 AS a")
     env = {**os.environ, "IMPACT_LEDGER_ANALYTICS_DB": str(snapshot), "IMPACT_LEDGER_DB": str(warehouse)}
     missing = run("query", "SELECT * FROM intermediate.int_score_calibration", env=env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    assert f"the analytics snapshot ({snapshot}) holds the published schemas marts" in missing.stderr
-    assert f"are read with --db {warehouse}" in missing.stderr
+    # a published schema is not listed again among the warehouse's others (a second trial: quality in both)
+    assert f"the analytics snapshot ({snapshot}) holds the published schemas marts, quality;" in missing.stderr
+    assert f"tables (staging, intermediate, raw and the rest) are read with --db {warehouse}" in missing.stderr
     # a file named with --db is what the user meant: no advice about the snapshot
     given = run("query", "SELECT * FROM intermediate.x", "--db", str(snapshot))
     assert given.returncode == 2 and "holds the published schemas" not in given.stderr
