@@ -266,6 +266,19 @@ def _matured_health(conn, recent) -> list[str]:
     return lines
 
 
+def _feedback(conn) -> list[str]:
+    """A line per model version with user feedback in the health table's days (a second trial's was shown nowhere)."""
+    from orchestration.lib.report_data import recent_feedback
+
+    return [
+        f"  feedback: {r.model} {r.version}: {r.with_feedback:,} of {r.predictions:,} predictions "
+        f"({r.with_feedback / r.predictions:.1%}) got feedback, "
+        + (f"{r.up_share:.0%} of it up" if r.up_share == r.up_share else "none of it up or down")
+        + " (each day's up share weighted by its predictions with feedback; marts.model_health_daily)"
+        for r in recent_feedback(conn, None, RECENT_DAYS).itertuples()
+    ]
+
+
 def _all_complete(text: str) -> bool:
     """'30/30 days' (every day's labels in), from the labels complete column."""
     done, _, total = text.partition(" ")[0].partition("/")
@@ -919,6 +932,8 @@ def read_and_print(conn, reports: Path) -> None:
                     "its labels: its end + label_horizon_days): the raw scores are read as probabilities, far off "
                     "unless they are"
                 )
+        for line in _feedback(conn):
+            print(line)
         for line in _matured_health(conn, recent):
             print(line)
     if changes := _version_changes(conn):

@@ -260,6 +260,28 @@ def matured_health_counts(conn, as_of: date | None, days: int, horizon_of) -> pd
     ).df()
 
 
+def recent_feedback(conn, as_of: date | None, days: int) -> pd.DataFrame:
+    """Per model and version with feedback in recent_health_counts' days: its predictions, those with feedback (each
+    day's feedback_rate x predictions, a count) and the up share of the days' feedback weighted by those counts (the
+    mart keeps each day's share, not its events). A second trial's feedback was computed and shown nowhere. Empty
+    for a mart without the feedback columns."""
+    have = set(_frame(conn, "SELECT * FROM marts.model_health_daily LIMIT 0").columns)
+    if not {"feedback_rate", "feedback_up_share"} <= have:
+        return pd.DataFrame(columns=["model", "version", "predictions", "with_feedback", "up_share"])
+    return conn.execute(
+        "WITH days AS (SELECT model_id, model_version, predictions, "
+        "round(coalesce(feedback_rate, 0) * predictions) AS with_feedback, feedback_up_share "
+        f"FROM marts.model_health_daily JOIN ({MODEL_WINDOW_END_SQL}) USING (model_id) "
+        "WHERE date > upto - ?::INTEGER AND date <= upto) "
+        "SELECT model_id AS model, model_version AS version, sum(predictions)::BIGINT AS predictions, "
+        "sum(with_feedback)::BIGINT AS with_feedback, "
+        "sum(feedback_up_share * with_feedback) / nullif(sum(with_feedback) FILTER (WHERE feedback_up_share IS NOT "
+        "NULL), 0) AS up_share "
+        "FROM days GROUP BY ALL HAVING sum(with_feedback) > 0 ORDER BY ALL",
+        [as_of, days],
+    ).df()
+
+
 # each model's window ends on its newest day up to the as-of day (None: the mart's newest): a model that stopped
 # predicting keeps its last days (a report on a day of late labels only pooled nothing, where summary showed them)
 MODEL_WINDOW_END_SQL = (

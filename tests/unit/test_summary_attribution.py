@@ -221,6 +221,30 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
     assert "ranker: volume alerts not judged" not in out
 
 
+def test_feedback_on_the_health_tables_days_is_said_per_version(tmp_path, capsys, monkeypatch):
+    # a second trial's thumbs up/down were computed (feedback_rate, feedback_up_share) and shown nowhere
+    days = pd.date_range("2026-03-01", periods=40, freq="D")
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days],
+            "model_id": "nudge",
+            "model_version": ["v1"] * 35 + ["v2"] * 5,
+            "predictions": 100,
+            "labelled": 0,
+            **{c: 0 for c in ("true_positives", "false_positives", "false_negatives", "true_negatives")},
+            # days 0-9: no feedback column value; then 10 of 100 with feedback, up share 0.6 (v1), 0.2 (v2)
+            "feedback_rate": [None] * 10 + [0.1] * 30,
+            "feedback_up_share": [None] * 10 + [0.6] * 25 + [0.2] * 5,
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    # by hand over the last 30 days (days 10-39): v1 25 days, 2,500 predictions, 250 with feedback, 60% up; v2 5 days
+    assert "  feedback: nudge v1: 250 of 2,500 predictions (10.0%) got feedback, 60% of it up (" in out
+    assert "  feedback: nudge v2: 50 of 500 predictions (10.0%) got feedback, 20% of it up (" in out
+
+
 def test_volume_is_said_unjudged_only_when_no_days_trailing_median_reached_min_count(tmp_path, capsys, monkeypatch):
     # an inbox: a median of 41 emails a day over 30 days, busy weeks above 50; summary said "volume alerts not
     # judged" right under that model's volume alerts
