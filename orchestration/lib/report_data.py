@@ -237,6 +237,28 @@ def recent_health_counts(conn, as_of: date | None, days: int) -> pd.DataFrame:
     ).df()
 
 
+def labels_known_through(conn, as_of: date | None) -> date | None:
+    """The newest day labels were counted for: the mart's newest labels_as_of (of its rows to ``as_of``; a row not
+    recomputed since got no label after its own), or a later day whose labels were loaded (the labels gate passed
+    it): a run that finds no new label recomputes no row (a second trial's labels counted through 05-28 read as
+    through 05-20, its last label's day, so days past their horizon read incomplete)."""
+    import duckdb
+
+    counted = conn.execute(
+        "SELECT max(labels_as_of) FILTER (WHERE date <= coalesce(?::DATE, date)) FROM marts.model_health_daily",
+        [as_of],
+    ).fetchone()[0]
+    try:
+        loaded = conn.execute(
+            "SELECT max(date) FROM quality.gate_results WHERE table_name = 'labels' AND passed "
+            "AND date <= coalesce(?::DATE, date)",
+            [as_of],
+        ).fetchone()[0]
+    except duckdb.Error:  # a warehouse without gate results (hand-made, or older)
+        loaded = None
+    return max((d for d in (counted, loaded) if d is not None), default=None)
+
+
 def matured_health_counts(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFrame:
     """recent_health_counts over each model's newest ``days`` days whose labels are all in: days past its label
     horizon (``horizon_of(model_id)`` days) by the newest day labels were counted for (as label_maturity). A risk
@@ -248,15 +270,13 @@ def matured_health_counts(conn, as_of: date | None, days: int, horizon_of) -> pd
         return pd.DataFrame(columns=["model", "version", "first_day", "last_day", *HEALTH_COUNTS])
     return conn.execute(
         "WITH horizons AS (SELECT unnest(?::VARCHAR[]) AS model_id, unnest(?::INTEGER[]) AS horizon), "
-        "known AS (SELECT max(labels_as_of) FILTER (WHERE date <= coalesce(?::DATE, date)) AS known_through "
-        "FROM marts.model_health_daily), "
-        "ends AS (SELECT model_id, max(date) AS upto FROM marts.model_health_daily JOIN horizons USING (model_id), "
-        "known WHERE date <= coalesce(?::DATE, date) AND date + horizon <= known_through GROUP BY model_id) "
+        "ends AS (SELECT model_id, max(date) AS upto FROM marts.model_health_daily JOIN horizons USING (model_id) "
+        "WHERE date <= coalesce(?::DATE, date) AND date + horizon <= ?::DATE GROUP BY model_id) "
         "SELECT model_id AS model, model_version AS version, min(date) AS first_day, max(date) AS last_day, "
         f"{HEALTH_SUMS} FROM marts.model_health_daily JOIN ends USING (model_id) "
         "WHERE date > upto - ?::INTEGER AND date <= upto "
         "GROUP BY model_id, model_version ORDER BY model_id, model_version",
-        [models, [int(horizon_of(m)) for m in models], as_of, as_of, days],
+        [models, [int(horizon_of(m)) for m in models], as_of, labels_known_through(conn, as_of), days],
     ).df()
 
 
@@ -326,8 +346,7 @@ MATURITY_COLUMNS = [
 def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFrame:
     """Per model and version, of the ``days`` days to ``as_of`` (None: the mart's newest day): how many are past
     their model's label horizon (``horizon_of(model_id)`` days) by the newest day labels were counted for
-    (the mart's latest labels_as_of: a row not recomputed since got no label after its own labels_as_of), so every
-    label they will get is in; and the label-free (CBPE) precision over the days' predicted positives.
+    (labels_known_through), so every label they will get is in; and the label-free (CBPE) precision over the days' predicted positives.
     Before its horizon a day's precision reads the labels known so far, which can be far off when some outcomes
     land sooner than others (a default is known months before a repaid loan). ``raw_estimate``: no day's estimate
     used a calibration learnt from labels (raw scores read as probabilities). Empty for a mart without these
@@ -338,14 +357,12 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
     calibrated = "cbpe_calibrated" if "cbpe_calibrated" in have else "NULL"  # older marts: not known
     daily = _frame(
         conn,
-        f"SELECT model_id AS model, model_version AS version, date, known_through, estimated_precision, "
+        f"SELECT model_id AS model, model_version AS version, date, ?::DATE AS known_through, estimated_precision, "
         f"{calibrated}::BOOLEAN AS cbpe_calibrated, "
         "predictions * positive_rate AS positives "
-        f"FROM marts.model_health_daily JOIN ({MODEL_WINDOW_END_SQL}) USING (model_id), "
-        "(SELECT max(labels_as_of) FILTER (WHERE date <= coalesce(?::DATE, date)) AS known_through "
-        "FROM marts.model_health_daily) "
+        f"FROM marts.model_health_daily JOIN ({MODEL_WINDOW_END_SQL}) USING (model_id) "
         "WHERE date > upto - ?::INTEGER AND date <= upto",
-        [as_of, as_of, days],
+        [labels_known_through(conn, as_of), as_of, days],
     )
     horizon = pd.to_timedelta(daily["model"].map(horizon_of).astype(int), unit="D")
     daily["complete"] = pd.to_datetime(daily["date"]) + horizon <= pd.to_datetime(daily["known_through"])

@@ -438,6 +438,46 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     assert "  risk: no day past its label horizon (125 days) yet" in matured
 
 
+def test_labels_loaded_after_a_models_last_day_count_it_complete(tmp_path, capsys, monkeypatch):
+    # a second trial: a model that stopped scoring on day 29, labels loaded by daily runs up to day 45; no row was
+    # recomputed after its last label landed, so "labels complete" read the days as of that label, not day 45
+    from orchestration.lib.quality_gate import GATE_RESULTS, ensure_gate_results
+
+    days = pd.date_range("2026-03-01", periods=30, freq="D")
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days],
+            "model_id": "frail",
+            "model_version": "v1",
+            "predictions": 100,
+            "positive_rate": 0.2,
+            "labelled": 40,
+            "true_positives": 8,
+            "false_positives": 12,
+            "false_negatives": 5,
+            "true_negatives": 15,
+            "estimated_precision": 0.4,
+            "labels_as_of": [min(d + pd.Timedelta(days=5), days[-1]).date() for d in days],
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    config = tmp_path / "project.yml"
+    config.write_text("models:\n  frail: {label_horizon_days: 16}\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    row = next(line for line in _summary(path, capsys).splitlines() if line.strip().startswith("frail"))
+    assert "14/30 days" in row  # by hand: d + 16 <= day 29, days 0-13
+    with duckdb.connect(str(path)) as conn:
+        ensure_gate_results(conn)
+        loaded = [(days[0] + pd.Timedelta(days=i)).date() for i in range(46)]
+        conn.executemany(
+            f"INSERT INTO {GATE_RESULTS} (date, table_name, suite, passed) VALUES (?, 'labels', 'raw_labels', ?)",
+            [[d, i != 45] for i, d in enumerate(loaded)],  # day 45's labels held back: counted through day 44
+        )
+    row = next(line for line in _summary(path, capsys).splitlines() if line.strip().startswith("frail"))
+    assert "29/30 days" in row  # by hand: d + 16 <= day 44 for days 0-28 (day 29 would need day 45's labels)
+
+
 def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_path, capsys, monkeypatch):
     # a trial's drifted week: PSI 0.85-0.94 on 169-201 values a day (min_count 200): no alert, nothing said
     drift = pd.DataFrame(
