@@ -61,7 +61,11 @@ def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
         # rows were due. Unless the day's parity had no rows due in two weeks while the other parity mostly had
         # (an every-other-day source's off day); a day whose parity had rows due all seven times is due.
         off_day = not any(even) and 2 * sum(odd) > len(odd)
-        weekly = i >= 7 and counts[i - 7] > stale_above and not off_day
+        # and a weekly rhythm on that weekday: two of its 1-4 weeks back had rows due, or fewer than two in the
+        # history (too short to tell); a monthly batch has rows on one of them
+        weeks = [counts[i - 7 * k] > stale_above for k in range(1, 5) if i - 7 * k >= 0]
+        rhythm = sum(weeks) >= 2 or len(weeks) < 2
+        weekly = i >= 7 and counts[i - 7] > stale_above and not off_day and rhythm
         stale = rows == 0 and (weekly or sum(even) == 7)
         out.append({"rows": rows, "trailing_median": median, "inside": inside, "fresh": not stale})
     return pd.DataFrame(out)
@@ -225,6 +229,24 @@ def test_a_weekly_batchs_first_weeks_pass_from_any_start_and_a_missing_batch_fai
     missing = start + 21
     assert stale == [missing]  # by hand: the only empty day whose weekday had 30 > 10.4 rows a week before
     assert verdicts(frame).equals(oracle(counts[start:]).drop(columns="trailing_median"))
+
+
+def test_a_monthly_batch_is_stale_only_a_week_after_its_first_and_a_daily_stop_still_is():
+    # a trial's labels, one batch at each month's end: the same weekday a week after every batch "had rows a week
+    # before" and warned "no rows after steady days", every month
+    counts = [0] * 120
+    for batch in (0, 30, 61, 91):  # month ends, about 30 days apart
+        counts[batch] = 2000
+    frame = frame_for(counts)
+    assert verdicts(frame).equals(oracle(counts).drop(columns="trailing_median"))
+    stale = [int(i) for i in np.flatnonzero(~frame["fresh"].astype(bool))]
+    # by hand: day 7's weekday had 2000 a week before and no other week in the history (too short to tell); days
+    # 37, 68 and 98 had it on one of their four weeks back only
+    assert stale == [7]
+    # a daily source that stops: its weekday had rows on all four weeks back
+    daily = [40] * 35 + [0]
+    assert not frame_for(daily)["fresh"].astype(bool).iloc[-1]
+    assert verdicts(frame_for(daily)).equals(oracle(daily).drop(columns="trailing_median"))
 
 
 def test_an_every_other_day_source_is_not_stale_on_its_off_days_and_a_missed_delivery_is():
