@@ -252,6 +252,10 @@ def _matured_health(conn, recent) -> list[str]:
     config = load_config()
     matured = matured_health_counts(conn, None, RECENT_DAYS, lambda m: config.model(m).label_horizon_days)
     matured = matured[matured["model"].isin(waiting)]
+    past_horizon = set(matured["model"])
+    matured = matured[matured["labelled"] > 0]  # a model without labels at all has nothing final to show
+    if matured.empty and not waiting - past_horizon:
+        return []
     spans = zip(pd.to_datetime(matured["first_day"]).dt.date, pd.to_datetime(matured["last_day"]).dt.date)
     table = _health_table(matured).assign(days=[f"{a} .. {b}" for a, b in spans])
     lines = [
@@ -261,7 +265,7 @@ def _matured_health(conn, recent) -> list[str]:
     ]
     lines += [
         f"  {m}: no day past its label horizon ({config.model(m).label_horizon_days} days) yet"
-        for m in sorted(waiting - set(matured["model"]))
+        for m in sorted(waiting - past_horizon)
     ]
     return lines
 

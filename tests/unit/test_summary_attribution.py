@@ -474,8 +474,20 @@ def test_labels_loaded_after_a_models_last_day_count_it_complete(tmp_path, capsy
             f"INSERT INTO {GATE_RESULTS} (date, table_name, suite, passed) VALUES (?, 'labels', 'raw_labels', ?)",
             [[d, i != 45] for i, d in enumerate(loaded)],  # day 45's labels held back: counted through day 44
         )
-    row = next(line for line in _summary(path, capsys).splitlines() if line.strip().startswith("frail"))
+    out = _summary(path, capsys)
+    row = next(line for line in out.splitlines() if line.strip().startswith("frail"))
     assert "29/30 days" in row  # by hand: d + 16 <= day 44 for days 0-28 (day 29 would need day 45's labels)
+    # its newest 30 days with every label in: days 0-28 (29 x 100 predictions, 29 x 40 labelled, 8 / 20, 8 / 13)
+    matured = out.split("whose labels are all in")[1].splitlines()
+    assert matured[2].split()[:7] == ["frail", "v1", "2900", "1160", "(40%)", f"{8 / 20:.3f}", f"{8 / 13:.3f}"]
+    # a model without any label has nothing final to show: not listed there
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("INSERT INTO marts.model_health_daily SELECT * REPLACE ('bare' AS model_id, 0 AS labelled, "
+                     "0 AS true_positives, 0 AS false_positives, 0 AS false_negatives, 0 AS true_negatives) "
+                     "FROM marts.model_health_daily")  # fmt: skip
+    out = _summary(path, capsys)
+    before, section = out.split("whose labels are all in")
+    assert "bare" not in section.split("\n\n")[0] and "bare" in before
 
 
 def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_path, capsys, monkeypatch):
