@@ -1,6 +1,8 @@
 """Where a model's net value misses a cost: days of its experiment without a model_costs row, and costs landed after
 its newest net value (said by summary and the report alike)."""
 
+from orchestration.lib.report_data import existing_tables
+
 DAYS_NAMED = 5  # the days without a cost row named in a note
 # the model scored on the net value's day ({scored} below; false where the health mart is not built)
 SCORED_SQL = (
@@ -59,11 +61,7 @@ def cost_gap_notes(conn, as_of=None, after: bool = True) -> list[str]:
     after the newest net value's day."""
     import duckdb
 
-    health = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'marts' AND table_name = "
-        "'model_health_daily' AND table_catalog = current_database()"
-    ).fetchone()[0]
-    scored = SCORED_SQL if health else "false"
+    scored = SCORED_SQL if "marts.model_health_daily" in existing_tables(conn) else "false"
     try:
         gaps = conn.execute(COST_GAPS_SQL.format(scored=scored), [as_of]).fetchall()
     except duckdb.Error:
@@ -84,12 +82,12 @@ def cost_gap_notes(conn, as_of=None, after: bool = True) -> list[str]:
         if not after:
             continue
         try:  # the staging view: not in the analytics snapshot, nor readable by the analyst on engine: spark
-            after, cost = conn.execute(COSTS_AFTER_SQL, [model, newest]).fetchone()
+            landed, cost = conn.execute(COSTS_AFTER_SQL, [model, newest]).fetchone()
         except duckdb.Error:
             continue
-        if after:
+        if landed:
             lines.append(
-                f"{model}: {after} day(s) of model_costs after {newest} ({cost:,.2f}) are in no net value yet: results "
+                f"{model}: {landed} day(s) of model_costs after {newest} ({cost:,.2f}) are in no net value yet: results "
                 "end on the last day with experiment data"
             )
     return lines

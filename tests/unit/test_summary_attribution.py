@@ -975,6 +975,31 @@ def test_a_gates_warnings_are_listed_with_their_days(warehouse, capsys):
     assert "raw_orders expect" not in out and "Days held back" not in out
 
 
+def test_costs_after_the_newest_net_value_are_said_for_every_model():
+    # the second model's note was lost once the first had no costs after its net value (a variable reused)
+    from orchestration.lib.cost_gaps import cost_gap_notes
+
+    days = [date(2026, 9, d) for d in (1, 2, 3)]
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA attribution; CREATE SCHEMA staging")
+        conn.execute(
+            "CREATE TABLE attribution.model_impact AS SELECT m AS model_id, 'day' AS analysis_window, "
+            "d AS as_of_date, 10.0 AS model_cost FROM unnest(['a', 'b']) t(m), unnest(?::DATE[]) s(d)",
+            [days],
+        )
+        # a: costs on its three days only; b: on them and two days after its newest net value
+        conn.execute(
+            "CREATE TABLE staging.stg_model_costs AS SELECT m AS model_id, d AS date, 10.0 AS total_cost "
+            "FROM unnest(['a', 'b']) t(m), unnest(?::DATE[]) s(d) "
+            "UNION ALL SELECT 'b', d, 5.0 FROM unnest(?::DATE[]) s(d)",
+            [days, [date(2026, 9, 4), date(2026, 9, 5)]],
+        )
+        assert cost_gap_notes(conn) == [
+            "b: 2 day(s) of model_costs after 2026-09-03 (10.00) are in no net value yet: results end on the last "
+            "day with experiment data"
+        ]
+
+
 def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(warehouse, capsys):
     # a late cost file: the day's net value counted no cost and nothing said so; costs landed after the last day
     # with experiment data were in no net value
