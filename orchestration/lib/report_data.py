@@ -346,8 +346,8 @@ MATURITY_COLUMNS = [
 def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFrame:
     """Per model and version, of the ``days`` days to ``as_of`` (None: the mart's newest day): how many are past
     their model's label horizon (``horizon_of(model_id)`` days) by the newest day labels were counted for
-    (labels_known_through), so every label they will get is in; and the label-free (CBPE) precision over the days' predicted positives.
-    Before its horizon a day's precision reads the labels known so far, which can be far off when some outcomes
+    (labels_known_through), so every label they will get is in; and the label-free (CBPE) precision over the
+    days' predicted positives. Before its horizon a day's precision reads the labels known so far, which can be far off when some outcomes
     land sooner than others (a default is known months before a repaid loan). ``raw_estimate``: no day's estimate
     used a calibration learnt from labels (raw scores read as probabilities). Empty for a mart without these
     columns (older warehouses)."""

@@ -108,15 +108,11 @@ def psi(reference_counts, current_counts) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-# why a change's score PSI was not computed (a second trial's user was left to guess which of the two)
-MISSING_TABLES = "missing tables"
-NO_REFERENCE = "no reference"
-
-
-def _score_psi(conn, change) -> tuple[float, str]:
+def _score_psi(conn, change) -> tuple[float, str, bool]:
     """The PSI of the new version's first days' scores against the old version's reference bins, and that
-    reference window as text; NaN and why (MISSING_TABLES: the analytics snapshot holds neither the predictions nor
-    the profiles; NO_REFERENCE: the old version has no score profile)."""
+    reference window as text, and whether the tables to compute it were there: NaN, '' and False in the analytics
+    snapshot (it holds neither the predictions nor the profiles), NaN, '' and True where the old version has no
+    score profile (a second trial's user was left to guess which)."""
     import duckdb
 
     try:
@@ -125,11 +121,11 @@ def _score_psi(conn, change) -> tuple[float, str]:
             [change.model_id, change.old_version, change.new_version, change.new_from, change.new_to],
         ).df()
     except duckdb.Error:
-        return float("nan"), MISSING_TABLES
+        return float("nan"), "", False
     if bins.empty:
-        return float("nan"), NO_REFERENCE
+        return float("nan"), "", True
     start, end = (pd.Timestamp(bins[c].iloc[0]).date() for c in ("reference_start_date", "reference_end_date"))
-    return psi(bins["reference_count"], bins["current_count"]), f"{start} .. {end}"
+    return psi(bins["reference_count"], bins["current_count"]), f"{start} .. {end}", True
 
 
 def version_changes(conn, as_of: date | None, recent_days: int) -> pd.DataFrame:
@@ -142,7 +138,11 @@ def version_changes(conn, as_of: date | None, recent_days: int) -> pd.DataFrame:
     except (duckdb.CatalogException, duckdb.BinderException):  # a run that stopped before the mart
         return pd.DataFrame()
     scored = [_score_psi(conn, c) for c in changes.itertuples()]
-    return changes.assign(score_psi=[p for p, _ in scored], reference_window=[w for _, w in scored])
+    return changes.assign(
+        score_psi=[p for p, _, _ in scored],
+        reference_window=[w for _, w, _ in scored],
+        psi_tables=[t for *_, t in scored],
+    )
 
 
 def _day(value) -> date:
@@ -192,7 +192,7 @@ def change_text(change) -> str:
         psi_text = (
             f"score PSI {change.score_psi:.2f} against {change.old_version}'s reference ({change.reference_window})"
         )
-    elif change.reference_window == NO_REFERENCE:
+    elif change.psi_tables:
         psi_text = f"score PSI not computed ({change.old_version} has no score reference)"
     else:
         psi_text = (
