@@ -269,16 +269,17 @@ def _weekly_cycle(
 ) -> WeeklyCycle | None:
     """The weekly cycle of a calendar-day series that a +-band around its trailing median would flag: two weeks
     or more; the cycle's weekdays are those whose days lie outside +-band of the median of all days in most weeks
-    (a weekday's one-off quiet day is no cycle); and a judged day of them (a full trailing window whose median
-    reaches min_median) below the band. An empty day is no band's: the volume gate and the alert both pass a day
-    empty a week before too."""
+    (a weekday's one-off quiet day is no cycle; a quiet weekday need only lie below half the band: a dip the band
+    catches in its deeper weeks only is the cycle still); and a judged day of them (a full trailing window whose
+    median reaches min_median) below the band. An empty day is no band's: the volume gate and the alert both pass
+    a day empty a week before too."""
     if first_day is None or len(counts) < 2 * WEEK:
         return None
     level = statistics.median(counts)
     if not level:
         return None
     weekday = _weekday_of(first_day, counts)
-    quiet = _most_weeks(counts, weekday, lambda n: n < (1 - band) * level)
+    quiet = _most_weeks(counts, weekday, lambda n: n < (1 - band / 2) * level)
     busy = _most_weeks(counts, weekday, lambda n: n > (1 + band) * level)
     cycle = set(quiet + busy)
     if not cycle or len(cycle) == WEEK:

@@ -1228,15 +1228,19 @@ def _weekly_zone(
     weekday: int = 200,
     quiet: tuple[int, ...] = (5, 6),
     one_off: tuple[int, ...] = (),
+    counts: dict[str, list[int]] | None = None,
 ) -> list[date]:
     """Predictions of model m and sessions, `weekday` rows a day and the table's `share` of it on the `quiet`
     weekdays (date.weekday(): Saturdays and Sundays) and on the `one_off` days (indexes into the calendar), the
-    last day (a Wednesday) exported part-way (20 rows); returns the calendar days."""
+    last day (a Wednesday) exported part-way (20 rows), or a table's rows of each day as `counts` give them;
+    returns the calendar days."""
     calendar = [(START + timedelta(days=d)).date() for d in range(days)]
     assert START.weekday() == 0 and calendar[-1].weekday() == 2
     odd = {calendar[i] for i in one_off}
 
     def rows(table: str, day: date) -> int:
+        if table in (counts or {}):
+            return counts[table][calendar.index(day)]
         if day == calendar[-1]:
             return 20
         return round(weekday * share[table]) if day.weekday() in quiet or day in odd else weekday
@@ -1381,6 +1385,35 @@ def test_busy_weekends_are_no_held_days_and_get_no_band(tmp_path):
     # by hand: a weekend day's trailing median is 200 (five weekdays), 500 is +150%, over the band but a warning;
     # a Monday's trailing 7 days are five of 200 and two of 500: median 200, inside; only the 20-row last day drops
     assert inf.volume_holds == {"predictions": [calendar[-1]], "sessions": [calendar[-1]]}
+
+
+def test_a_weekend_dip_the_band_catches_in_some_weeks_is_the_cycle_beside_a_wind_down(tmp_path):
+    # a trial: Saturdays at ~40-60% of the weekdays (held back in two weeks of six), Sundays at ~25% and a
+    # wind-down in the last two weeks: the cycle was Sundays only, 3 of the 8 held days, so no band was written
+    source = tmp_path / "zone"
+    steady = [200] * 5
+    weeks = [steady + [saturday, 60] for saturday in (110, 110, 90, 110)]
+    sessions = [n for week in weeks for n in week] + [40] * 9 + [20]
+    calendar = _weekly_zone(source, {"predictions": 0.4, "sessions": 1.0}, counts={"sessions": sessions})
+    inf = infer(source)
+    config = parse_config(yaml.safe_load(render(inf)))
+    # by hand: the median day is 200; every Saturday (110, 110, 90, 110 and the wind-down's 40) lies below 150,
+    # half the default band, though only the 90 is held back (55% below its trailing median of 200); the Sundays'
+    # 60 are 70% below theirs: the band is the first 0.05 step beyond, 0.75
+    assert config.gates.volume.tables["sessions"].tolerance == 0.75
+    held = [calendar[i] for i in (13, 19, 20, 27, 28, 29, 30)]  # the wind-down's first three days the last ones
+    on_cycle = [d for d in held if d.weekday() >= 5]
+    assert len(on_cycle) == 4
+    line = next(line for line in review(inf) if line.startswith("gates.volume.tables.sessions:"))
+    assert line.startswith(
+        f"gates.volume.tables.sessions: tolerance 0.75 written for a weekly cycle: 4 of the {len(held)} day(s) the "
+        "default band (±0.5) would hold back are Saturdays or Sundays"
+    ), line
+    # the wind-down's first two days (40 against a trailing median of 200: 80% below) are still held back; its
+    # third (40 against 110: 64% below) passes the wider band, and is named
+    assert line.endswith(f"as {calendar[30]} will: check it is not a partial export (or narrow that table's band)")
+    sessions_held = [line for line in _held(review(inf)) if "of sessions" in line]
+    assert len(sessions_held) == 1 and f"({calendar[28]}, {calendar[29]})" in sessions_held[0]
 
 
 def test_a_cycles_band_is_set_by_its_deepest_drop_not_its_busiest_day():
