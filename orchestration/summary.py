@@ -194,6 +194,7 @@ def _recent_health(conn):
     return table.assign(
         **{
             "labels complete": [f"{c:.0f}/{d:.0f} days" for c, d in zip(maturity["complete_days"], maturity["days"])],
+            WAITING: maturity["complete_days"] < maturity["days"],  # not printed: _matured_health's models
             "est. precision": [
                 _estimate(v, raw, learnt)
                 for v, raw, learnt in zip(
@@ -236,6 +237,9 @@ def _health_table(counts):
     )
 
 
+WAITING = "labels waiting"  # a column of _recent_health's table: some of the model version's days lack labels
+
+
 def _matured_health(conn, recent) -> list[str]:
     """The lines of the newest RECENT_DAYS days whose labels are all in, for the models whose recent days are not
     (their labels land later than the recent days reach): a risk score's precision was "n/a" for good."""
@@ -244,9 +248,9 @@ def _matured_health(conn, recent) -> list[str]:
     from orchestration.lib.project_config import load_config
     from orchestration.lib.report_data import matured_health_counts
 
-    if "labels complete" not in recent:
+    if WAITING not in recent:
         return []
-    waiting = {m for m, complete in zip(recent["model"], recent["labels complete"]) if not _all_complete(str(complete))}
+    waiting = set(recent.loc[recent[WAITING], "model"])
     if not waiting:
         return []
     config = load_config()
@@ -281,12 +285,6 @@ def _feedback(conn) -> list[str]:
         + " (each day's up share weighted by its predictions with feedback; marts.model_health_daily)"
         for r in recent_feedback(conn, None, RECENT_DAYS).itertuples()
     ]
-
-
-def _all_complete(text: str) -> bool:
-    """'30/30 days' (every day's labels in), from the labels complete column."""
-    done, _, total = text.partition(" ")[0].partition("/")
-    return done == total
 
 
 # a calibration learnt from fewer labels is mostly the raw scores (10 pseudo-labels a bin: int_score_calibration)
@@ -915,7 +913,7 @@ def read_and_print(conn, reports: Path) -> None:
         if recent.groupby("model")["last_day"].max().nunique() > 1:  # a model that stopped keeps its last days
             span = f"each model's {RECENT_DAYS} days to its newest (the newest: {last})"
         print(f"\nModel health over {span} (labels known so far; details: marts.model_health_daily)")
-        print(recent.drop(columns="last_day").to_string(index=False))
+        print(recent.drop(columns=["last_day", WAITING], errors="ignore").to_string(index=False))
         if any("*" in str(v) for v in recent["precision"]) or any("*" in str(v) for v in recent["recall"]):
             print("  * every label so far is of one class: the other's may still be landing (label horizon)")
         if "labels complete" in recent:

@@ -85,9 +85,9 @@ class AlertConfig:
         return max(
             max(
                 int(self.rule("label_coverage", m).get("after_days") or 0),
-                # the volume rule's trailing median, and its weekday's level: the same weekday WEEKS_BACK weeks back
+                # the volume rule's trailing median, and its weekday's level: the same weekday WEEKDAY_LEVEL_WEEKS weeks back
                 int(self.rule("volume_change", m).get("trailing_days") or 0),
-                WEEK * WEEKS_BACK,
+                WEEK * WEEKDAY_LEVEL_WEEKS,
             )
             for m in models
         )
@@ -536,7 +536,7 @@ def daily_volume(
 
 
 WEEK = 7  # days: a day off every week is a weekday off a week before too
-WEEKS_BACK = 3  # weeks of the same weekday whose median is that weekday's level
+WEEKDAY_LEVEL_WEEKS = 3  # weeks of the same weekday whose median is that weekday's level
 
 
 def _volume_breaches(
@@ -571,12 +571,12 @@ def _volume_breaches(
     # a trailing median below min_count is too small to tell an outage from noise (a new or tiny model)
     judged = trailing >= float(volume.get("min_count") or 0)
     # a weekly cycle: a day within the band of its weekday's level (the median of the same weekday in the up to
-    # WEEKS_BACK weeks before: one odd week does not move it) is the data's rhythm, not an outage: a quiet weekend
+    # WEEKDAY_LEVEL_WEEKS weeks before: one odd week does not move it) is the data's rhythm, not an outage: a quiet weekend
     # like the last ones, a day off every week. Two real data sets with weekends at 40% of weekdays alerted
     # every weekend.
-    weekday_level = pd.concat([series["predictions"].shift(WEEK * k) for k in range(1, WEEKS_BACK + 1)], axis=1).median(
-        axis=1
-    )
+    weekday_level = pd.concat(
+        [series["predictions"].shift(WEEK * k) for k in range(1, WEEKDAY_LEVEL_WEEKS + 1)], axis=1
+    ).median(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         like_its_weekday = (series["predictions"] / weekday_level - 1).abs() <= volume["outside"]
     # or within Poisson noise of it (a two-sided exact test at alpha): a weekend of ~10 varies by more than ±50%

@@ -1578,7 +1578,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     the suites hold a drop back and only warn of a rise). An empty day is freshness's failure: stale when
     0 rows is less likely under Poisson(the same weekday a week before's rows) than a z standard-normal
     deviation, i.e. exp(-rows) < Phi(-z) (at z = 4: above 10.4 rows a week before, within the group's history):
-    the history must say rows were due that weekday, and on two of its WEEKS_BACK weeks before where the history
+    the history must say rows were due that weekday, and on two of its RHYTHM_WEEKS weeks before where the history
     has two (a monthly batch's weekday a week after it is no missed delivery). A day the business is closed every week (a weekday-only
     business's weekends), an empty quiet Saturday after one of 2 rows (a trial's ~10 patients a weekday:
     Poisson(2) is 0 one Saturday in seven) or a weekly batch's other weekdays are no outage, in their first
@@ -1598,8 +1598,8 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     t, min_count, tolerance, z = volume.trailing_days, volume.min_count, volume.tolerance, volume.z
     stale_above = stale_median(z)
     # the calendar reaches back to the trailing window, its parity days (an every-other-day source) and the
-    # weekday's WEEKS_BACK weeks
-    span = max(2 * t, WEEKS_BACK * WEEK)
+    # weekday's RHYTHM_WEEKS weeks
+    span = max(2 * t, RHYTHM_WEEKS * WEEK)
     table, by = suite["table"], suite.get("volume_by")
     group = f', "{by}"' if by else ""
     cgroup = f', c."{by}"' if by else ""
@@ -1608,7 +1608,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     back = f"w.day >= w.first_day AND c.day - w.day <= {2 * WEEK}"  # in the group's history, two weeks back
     even, odd = f"{back} AND (c.day - w.day) % 2 = 0", f"{back} AND (c.day - w.day) % 2 = 1"
     parity = f"w.day >= w.first_day AND (c.day - w.day) % 2 = 0 AND c.day - w.day <= {2 * t}"  # t days of its parity
-    weekday = f"w.day >= w.first_day AND (c.day - w.day) % {WEEK} = 0 AND c.day - w.day <= {WEEKS_BACK * WEEK}"
+    weekday = f"w.day >= w.first_day AND (c.day - w.day) % {WEEK} = 0 AND c.day - w.day <= {RHYTHM_WEEKS * WEEK}"
     hjoin = f'AND h."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
     wjoin = f'AND w."{by}" IS NOT DISTINCT FROM c."{by}"' if by else ""
     read = _read_days(table, group)
@@ -1650,7 +1650,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
                 median(CASE WHEN w.day >= c.day - {t} AND w.day >= w.first_day THEN w.rows END) AS trailing_median,
                 -- the same weekday a week before, within the group's history (else null)
                 max(CASE WHEN w.day = c.day - {WEEK} AND w.day >= w.first_day THEN w.rows END) AS rows_week_before,
-                -- the same weekday 1 .. WEEKS_BACK weeks before within the history, and those with rows due
+                -- the same weekday 1 .. RHYTHM_WEEKS weeks before within the history, and those with rows due
                 count(CASE WHEN {weekday} THEN 1 END) AS weekday_weeks,
                 count(CASE WHEN {weekday} AND w.rows > {stale_above!r} THEN 1 END) AS weekday_due,
                 -- of the days 2, 4, ..., 14 back (the day's parity), within the group's history, those with rows
@@ -1714,7 +1714,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
 
 
 WEEK = 7  # days: an empty day is plausible when its weekday was (nearly) empty a week before (days_frame)
-WEEKS_BACK = 4  # weeks of a weekday read for its rhythm: a monthly batch has rows on one of them
+RHYTHM_WEEKS = 4  # weeks of a weekday read for its rhythm: a monthly batch has rows on one of them
 
 
 def stale_median(z: float) -> float:
