@@ -21,10 +21,11 @@ def run_dbt(
     variables: dict | str | None = None,
     callbacks=(),
     dates: tuple[date, date] | None = None,
+    inline: str | None = None,
 ):
     """`dbt <command> --select ...` on this project with its own target folder; returns dbt's result.
     ``dates``: the run's first and last day, as the pipeline passes them (``variables``' min_date / max_date, if
-    given instead, win, as in a hand run).
+    given instead, win, as in a hand run). ``inline``: `dbt show --inline` of this SQL instead of a selection.
 
     dbt-duckdb caches its database handle (opened with the profile's config_options) for the process, and DuckDB
     refuses a second handle with another configuration; it is closed after the invocation (as the pipeline's own
@@ -33,7 +34,8 @@ def run_dbt(
 
     from orchestration.lib.dbt_runner import close_duckdb_handles, keep_partial_parse_across_warehouses
 
-    args = [command, "--select", *select, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    chosen = ["--inline", inline] if inline is not None else ["--select", *select]
+    args = [command, *chosen, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     args += ["--target-path", str(target), "--quiet"]
     key = ""
     if variables is not None:  # a dict, or the JSON/YAML text exactly as given

@@ -94,12 +94,12 @@
 
 {#- ---- expressions -#}
 
-{#- DuckDB's count_if(cond): the rows where cond is true, but NULL (not 0) when no row has a non-NULL cond
-    (zero rows, or cond NULL on every row: count_if is a sum of booleans). Spark's count_if gives 0 there;
-    a sum of cond as 0/1 gives DuckDB's NULL, so a group with no labels publishes the same on both. -#}
+{#- the rows where cond is true: 0 when none (DuckDB's count_if, a sum of booleans, gives NULL when cond is NULL
+    on every row: a day without labels stored 0 true positives beside NULL false negatives); the types the
+    warehouses hold kept (DuckDB's HUGEINT, Spark's bigint) -#}
 {% macro count_where(cond) -%}{{ return(adapter.dispatch('count_where')(cond)) }}{%- endmacro %}
-{% macro default__count_where(cond) -%}count_if({{ cond }}){%- endmacro %}
-{% macro spark__count_where(cond) -%}sum(cast({{ cond }} as bigint)){%- endmacro %}
+{% macro default__count_where(cond) -%}coalesce(count_if({{ cond }}), 0){%- endmacro %}
+{% macro spark__count_where(cond) -%}coalesce(sum(cast({{ cond }} as bigint)), 0){%- endmacro %}
 
 {#- the list of quantiles `qs` (a Jinja list) of expr, linear interpolation (DuckDB quantile_cont, Spark
     percentile: the same definition) -#}

@@ -132,9 +132,9 @@ def joined_values(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
 def bias_oracle(preds: pd.DataFrame, people: pd.DataFrame, attributes: dict[str, list[str]]) -> pd.DataFrame:
     """marts.bias_daily's counts per day, model, attribute and group, from the rows in pandas: a user's missing
     attribute value is 'unknown', a prediction whose user is unknown is in group 'unknown' of every attribute.
-    A count is of the rows whose condition is true, and NULL when the condition is NULL on every row of the group
-    (SQL's three-valued logic: an unlabelled row's `label = 1` is NULL; `decision and ...` is false when not
-    decided), as count_if publishes it (dbt_project/macros/cross_engine.sql)."""
+    A count is of the rows whose condition is true: 0 when none is, also where the condition is NULL on every row
+    of the group (SQL's three-valued logic: an unlabelled row's `label = 1` is NULL), which DuckDB's count_if
+    published as NULL (a day without labels: 0 true positives beside NULL false negatives)."""
     known_user = preds["user_id"].isin(people["user_id"])
     rows = preds.merge(people, on="user_id", how="left")
     decided = pd.Series(rows["decision"].to_numpy(), dtype="boolean")
@@ -160,7 +160,8 @@ def bias_oracle(preds: pd.DataFrame, people: pd.DataFrame, attributes: dict[str,
         group = joined_values(rows, columns).where(known_user.to_numpy(), "unknown")
         sizes = joined_values(people, columns).value_counts()
         by_group = cells.assign(group_value=group.to_numpy()).groupby(["date", "model_id", "group_value"])
-        part = by_group[counted].sum(min_count=1).astype(float)  # NaN: no row with a non-NULL condition
+        part = by_group[counted].sum().astype(float)
+        part["score_sum"] = by_group["score_sum"].sum(min_count=1)  # NaN: no labelled row
         part["predictions"] = by_group.size()
         part["labelled"] = by_group["score_sum"].count()
         part = part.reset_index()
