@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import special
 
 from orchestration.lib.project_config import AlertRules, ModelSpec, ProjectConfig, load_config
+from orchestration.lib.quality_gate import WEEKDAY_LEVEL_WEEKS  # the volume gate's weekly level too
 
 ALERT_COLUMNS = ["date", "model_id", "model_version", "metric", "subject", "value", "threshold", "rule"]
 KNOWN_RULES = set(AlertRules.model_fields)
@@ -536,7 +537,6 @@ def daily_volume(
 
 
 WEEK = 7  # days: a day off every week is a weekday off a week before too
-WEEKDAY_LEVEL_WEEKS = 3  # weeks of the same weekday whose median is that weekday's level
 
 
 def _volume_breaches(

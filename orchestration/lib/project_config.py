@@ -183,6 +183,7 @@ class VolumeTable(_Strict):
     min_count: int | None = Field(default=None, ge=0)
     tolerance: float | None = Field(default=None, gt=0)
     z: float | None = Field(default=None, gt=0)
+    weekly: bool | None = None
 
 
 class VolumeGate(_Strict):
@@ -192,6 +193,9 @@ class VolumeGate(_Strict):
     min_count: int = Field(default=20, ge=0)  # days whose trailing median is below this are not judged
     tolerance: float = Field(default=0.5, gt=0)  # relative band around the trailing median ...
     z: float = Field(default=4.0, gt=0)  # ... widened to z Poisson standard deviations on small counts
+    # a day against its weekday's median of the weeks before instead of the trailing days' (quality_gate.days_frame):
+    # data with a weekly cycle (quiet weekends) keeps the band that catches a partial weekday export
+    weekly: bool = False
     # per table: e.g. sessions that end with an experiment get a wider band, the other tables keep theirs
     tables: dict[str, VolumeTable] = Field(default_factory=dict)
 

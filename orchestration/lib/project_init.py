@@ -34,6 +34,7 @@ from orchestration.lib.project_config import (
     load_config,
     parse_config,
 )
+from orchestration.lib.quality_gate import WEEKDAY_LEVEL_WEEKS
 from orchestration.lib.raw_loader import (
     _cast,
     _file_columns,
@@ -159,7 +160,6 @@ class TableProfile:
 WEEK = 7
 WEEKEND = (5, 6)  # date.weekday() of Saturdays and Sundays
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-BAND_STEP = 0.05  # a band init widens for a weekly cycle is the first step of this beyond its deepest day
 
 
 def _weekdays(days: tuple[int, ...], conjunction: str, plural: str = "s") -> str:
@@ -186,11 +186,6 @@ class WeeklyCycle:
     def days(self) -> tuple[int, ...]:
         return tuple(sorted(self.quiet + self.busy))
 
-    @property
-    def passing_band(self) -> float:
-        """The band around the trailing median that passes every day of the cycle seen."""
-        return round((math.floor(abs(self.deepest) / BAND_STEP + 1e-9) + 1) * BAND_STEP, 2)
-
     def said(self, rows: str) -> str:
         """The cycle in a few words: 'a median 40 rows on weekends, 100 on weekdays; the deepest weekend 60%
         below ...', 'a median 46 rows on Mondays and Tuesdays, 155 on the other days; the deepest day (a Monday) ...'."""
@@ -213,8 +208,8 @@ def _weekday_of(first_day: date, counts: list[int]) -> list[int]:
     return [(first_day + timedelta(days=i)).weekday() for i in range(len(counts))]
 
 
-def _most_weeks(counts: list[int], weekday: list[int], outside) -> tuple[int, ...]:
-    """The weekdays more than half of whose days are outside (rows -> bool)."""
+def _most_weeks(counts, weekday: list[int], outside) -> tuple[int, ...]:
+    """The weekdays more than half of whose days are outside (an item of ``counts``, e.g. rows -> bool)."""
     return tuple(
         w for w in range(WEEK) if 2 * sum(outside(n) for n, d in zip(counts, weekday) if d == w) > weekday.count(w)
     )
@@ -268,19 +263,23 @@ def _weekly_cycle(
     first_day: date | None, counts: list[int], band: float, trailing_days: int, min_median: float
 ) -> WeeklyCycle | None:
     """The weekly cycle of a calendar-day series that a +-band around its trailing median would flag: two weeks
-    or more; the cycle's weekdays are those whose days lie outside +-band of the median of all days in most weeks
-    (a weekday's one-off quiet day is no cycle; a quiet weekday need only lie below half the band: a dip the band
-    catches in its deeper weeks only is the cycle still); and a judged day of them (a full trailing window whose
-    median reaches min_median) below the band. An empty day is no band's: the volume gate and the alert both pass
-    a day empty a week before too."""
+    or more; the cycle's weekdays are those whose days lie outside +-band of their week's level (the median of the
+    seven days around them) in most weeks (a weekday's one-off quiet day is no cycle; a quiet weekday need only lie
+    below half the band: a dip the band catches in its deeper weeks only is the cycle still); and a judged day of
+    them (a full trailing window whose median reaches min_median) below the band. Against the median of all days,
+    weeks at levels far apart (a trial's 150 to 690 rows a weekday) put every weekday outside, and a month of
+    quiet days after a pilot put its weekends inside. An empty day is no band's: the volume gate and the alert
+    both pass a day empty a week before too."""
     if first_day is None or len(counts) < 2 * WEEK:
         return None
-    level = statistics.median(counts)
-    if not level:
+    if not statistics.median(counts):
         return None
     weekday = _weekday_of(first_day, counts)
-    quiet = _most_weeks(counts, weekday, lambda n: n < (1 - band / 2) * level)
-    busy = _most_weeks(counts, weekday, lambda n: n > (1 + band) * level)
+    half = WEEK // 2
+    week_level = [statistics.median(counts[max(0, i - half) : i + half + 1]) for i in range(len(counts))]
+    days = range(len(counts))
+    quiet = _most_weeks(days, weekday, lambda i: counts[i] < (1 - band / 2) * week_level[i])
+    busy = _most_weeks(days, weekday, lambda i: counts[i] > (1 + band) * week_level[i])
     cycle = set(quiet + busy)
     if not cycle or len(cycle) == WEEK:
         return None
@@ -310,19 +309,15 @@ def _weekly_cycle(
 
 @dataclass
 class WeeklyBand:
-    """A table's volume band widened for a weekly cycle, and the days the default band held back."""
+    """A table judged by its weekdays for a weekly cycle (gates.volume.tables.<table>.weekly), and the days the
+    default band held back."""
 
     cycle: WeeklyCycle
     days: tuple[int, ...]  # date.weekday() of the cycle's days (predictions: of every model's cycle)
     cycle_days: int  # of the days held back, those on the cycle's weekdays
     band_days: int  # every day the default band held back (the freshness rule's apart)
     model_id: str | None = None  # predictions are judged per model: the one with the deepest cycle day
-    off_cycle: tuple[date, ...] = ()  # the held-back days on other weekdays
     warns: bool = False  # the table's band only warns (assignments), holds nothing back
-
-    @property
-    def tolerance(self) -> float:
-        return self.cycle.passing_band
 
 
 @dataclass
@@ -1028,8 +1023,8 @@ def _outside_sets(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan
 
 
 def _volume_gate(weekly: dict[str, WeeklyBand]) -> VolumeGate:
-    """gates.volume as init writes it: the defaults, and each weekly table's own tolerance."""
-    return VolumeGate(tables={table: VolumeTable(tolerance=band.tolerance) for table, band in weekly.items()})
+    """gates.volume as init writes it: the defaults, and each table with a weekly cycle judged by its weekdays."""
+    return VolumeGate(tables={table: VolumeTable(weekly=True) for table in weekly})
 
 
 def _weekly_bands(
@@ -1063,10 +1058,7 @@ def _weekly_bands(
         if not on_cycle or 2 * len(on_cycle) < len(band_days):
             continue
         group = max(cycles, key=lambda g: abs(cycles[g].deepest))
-        off_cycle = tuple(d for d in band_days if d.weekday() not in days)
-        out[table] = WeeklyBand(
-            cycles[group], days, len(on_cycle), len(band_days), group, off_cycle, table in warns_only
-        )
+        out[table] = WeeklyBand(cycles[group], days, len(on_cycle), len(band_days), group, table in warns_only)
     return out
 
 
@@ -1766,9 +1758,12 @@ def render(inf: Inference) -> str:
     add(f"    tolerance: {vol.tolerance}")
     add(f"    z: {vol.z}")
     if inf.weekly_bands:
-        add("    tables:  # a weekly cycle: the band that passes every day of it seen (REVIEW lists what it held back)")
+        add(
+            "    tables:  # a weekly cycle: each day against the trailing median x its weekday's share of it "
+            f"({WEEKDAY_LEVEL_WEEKS} weeks before; REVIEW lists what the default band held back)"
+        )
         for table, band in inf.weekly_bands.items():
-            add(f"      {table}: {_flow({'tolerance': band.tolerance})}  # {_weekdays(band.days, 'and')}")
+            add(f"      {table}: {_flow({'weekly': True})}  # {_weekdays(band.days, 'and')}")
     add("")
 
     bias = Bias()
@@ -1936,31 +1931,27 @@ def review(inf: Inference) -> list[str]:
     default_band = VolumeGate().tolerance
     for table, band in inf.weekly_bands.items():
         of_model = f" (model {band.model_id})" if band.model_id else ""
-        other = "a weekday" if band.days == WEEKEND else "any other day"
-        # the days off the cycle the wider band passes (those it still holds back are said below): a trial's
-        # partial Tuesday export (15 rows against ~95) passed unnamed
-        still = (inf.band_warnings if band.warns else inf.volume_holds).get(table, [])
-        passed = [d for d in band.off_cycle if d not in still]
+        # judged against its weekday's level, the band keeps its width: a wider one for the weekends passed a
+        # trial's partial weekday exports (15 rows against ~95; 40% of a Thursday) and, at weekends of ~1% of the
+        # weekdays, every drop short of an empty day
         out.append(
-            f"gates.volume.tables.{table}: tolerance {band.tolerance:g} written for a weekly cycle{of_model}: "
-            f"{band.cycle_days} of the {band.band_days} day(s) the default band (±{default_band:g}) would "
+            f"gates.volume.tables.{table}: weekly written for a weekly cycle{of_model}: {band.cycle_days} of the "
+            f"{band.band_days} day(s) the default band (±{default_band:g}) would "
             f"{'warn of' if band.warns else 'hold back'} are {_weekdays(band.days, 'or')} "
-            f"({band.cycle.said('rows')}); {other} as far off passes too"
-            + (
-                f", as {_shown(passed)} will: check {'it is' if len(passed) == 1 else 'they are'} not a partial "
-                "export (or narrow that table's band)"
-                if passed
-                else ""
-            )
+            f"({band.cycle.said('rows')}); each day is judged against the trailing median times its weekday's "
+            f"share of it in the {WEEKDAY_LEVEL_WEEKS} weeks before instead (from the table's fourth week), in the "
+            "same band"
         )
     for table, held in inf.volume_holds.items():
         empty = inf.stale_holds.get(table, [])
+        weekly = table in inf.weekly_bands
+        level = "the trailing median x its weekday's share of it" if weekly else "the trailing median"
         if band := [d for d in held if d not in empty]:
             out.append(
                 f"gates.volume: the volume gate will hold back {len(band)} day(s) of {table} ({_shown(band)}): rows "
-                "far below the trailing median; if that is the data (a last day exported part-way, a wind-down, "
-                f"activity that ended), widen that table's band (gates.volume.tables.{table}: tolerance, z) or "
-                "leave those days out"
+                f"far below {level}; if that is the data (a last day exported part-way, a wind-down, activity that "
+                f"ended, a holiday), widen that table's band (gates.volume.tables.{table}: tolerance, z) or leave "
+                "days at its end out (a held-back day makes the experiment results covering it untrustworthy)"
             )
         if empty:
             out.append(

@@ -1280,10 +1280,14 @@ def _day_hint(column: str, days, failed_days: tuple) -> str | None:
                 f"{int(week_before):,} (trailing median {first['trailing_median'].iloc[0]:,.0f})"
             )
         elif len(first) == 1 and pd.notna(first["trailing_median"].iloc[0]):
-            hint += (
-                f"; {failed_days[0]}: {int(first['rows'].iloc[0]):,} rows against a trailing median of "
-                f"{first['trailing_median'].iloc[0]:,.0f}"
-            )
+            level = f"a trailing median of {first['trailing_median'].iloc[0]:,.0f}"
+            if "weekly" in first and bool(first["weekly"].iloc[0]):
+                share = first["weekday_share"].iloc[0]
+                level = (
+                    f"{first['trailing_median'].iloc[0]:,.0f} expected (the trailing median x {share:.2f}, its "
+                    "weekday's share of it in the weeks before)"
+                )
+            hint += f"; {failed_days[0]}: {int(first['rows'].iloc[0]):,} rows against {level}"
     return hint
 
 
@@ -1588,6 +1592,12 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     week before; an empty day whose parity had rows due on all seven of those days is a missed delivery. A day
     whose other parity had no rows due while its own mostly had (``alternating``) is a delivery day: its
     trailing median is over the T days of its parity (2, 4, ..., 2T back) instead, so its volume is judged.
+    ``weekly`` (a table with a weekly cycle): the median a day is judged against is the trailing median times its
+    weekday's share of it, the median of that weekday's rows over its trailing median in the WEEKDAY_LEVEL_WEEKS
+    weeks before where those were judged, and a day is judged once two of them were (a quiet Saturday against
+    0.4 of its trailing median, a partial Thursday against a whole one: a band wide enough for the weekends passed
+    every drop short of an empty day; a weekday's own rows of weeks before would hold a wind-down back for weeks,
+    the trailing median follows it in days). Columns ``weekly`` and ``weekday_share`` say so.
     """
     if volume is None:
         from orchestration.lib.project_config import load_config
@@ -1596,6 +1606,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     if getattr(volume, "tables", None):  # the table's own settings (gates.volume.tables)
         volume = volume.for_table(suite["table"])
     t, min_count, tolerance, z = volume.trailing_days, volume.min_count, volume.tolerance, volume.z
+    weekly = "true" if getattr(volume, "weekly", False) else "false"
     stale_above = stale_median(z)
     # the calendar reaches back to the trailing window, its parity days (an every-other-day source) and the
     # weekday's RHYTHM_WEEKS weeks
@@ -1611,6 +1622,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     weekday = f"w.day >= w.first_day AND (c.day - w.day) % {WEEK} = 0 AND c.day - w.day <= {RHYTHM_WEEKS * WEEK}"
     hjoin = f'AND h."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
     wjoin = f'AND w."{by}" IS NOT DISTINCT FROM c."{by}"' if by else ""
+    sjoin = f'AND s."{by}" IS NOT DISTINCT FROM j."{by}"' if by else ""
     read = _read_days(table, group)
     # The engine counts the rows of each day (and group) up to the run's last day: one aggregate, a few rows
     # per day. The calendar, trailing medians and bands are a self-join over those rows, done here in an
@@ -1679,10 +1691,26 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
                 FROM stats
             ) a
         ),
+        -- a weekly table's weekday: its rows over its trailing median, the median of the WEEKDAY_LEVEL_WEEKS weeks
+        -- before where those were judged (a quiet Saturday's 0.4), counted once two are
+        shares AS (
+            SELECT c.day{cgroup}, count(*) AS share_weeks, median(w.rows / w.trailing_median) AS weekday_share
+            FROM judged c
+            JOIN judged w ON (c.day - w.day) % {WEEK} = 0 AND c.day - w.day BETWEEN {WEEK} AND {WEEKDAY_LEVEL_WEEKS * WEEK}
+                {wjoin} AND w.trailing_days >= {t} AND w.trailing_median >= {min_count}
+            GROUP BY c.day{cgroup}
+        ),
+        levelled AS (
+            SELECT j.* REPLACE (
+                CASE WHEN {weekly} AND coalesce(s.share_weeks, 0) < 2 THEN 0 ELSE j.trailing_days END AS trailing_days,
+                CASE WHEN {weekly} THEN j.trailing_median * s.weekday_share ELSE j.trailing_median END AS trailing_median
+            ), s.weekday_share, {weekly} AS weekly
+            FROM judged j LEFT JOIN shares s ON s.day = j.day {sjoin}
+        ),
         banded AS (
             SELECT *, CASE WHEN trailing_days >= {t} AND trailing_median >= {min_count}
                 THEN greatest({tolerance} * trailing_median, {z} * sqrt(trailing_median)) END AS volume_half_width
-            FROM judged
+            FROM levelled
         )
         SELECT *,
             trailing_median - volume_half_width AS volume_low,
@@ -1715,6 +1743,9 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
 
 WEEK = 7  # days: an empty day is plausible when its weekday was (nearly) empty a week before (days_frame)
 RHYTHM_WEEKS = 4  # weeks of a weekday read for its rhythm: a monthly batch has rows on one of them
+# weeks of a weekday whose median is its level (a weekly table's volume, the volume_change alert's weekday level):
+# one odd week does not move it
+WEEKDAY_LEVEL_WEEKS = 3
 
 
 def stale_median(z: float) -> float:

@@ -608,6 +608,21 @@ def test_a_misspelt_variant_and_shares_not_summing_to_one_are_named_before_the_f
         assert any("expected_share" in line for line in review(infer(source))) == flagged, small
 
 
+WEEKLY_JUDGED = (
+    "each day is judged against the trailing median times its weekday's share of it in the 3 weeks before instead "
+    "(from the table's fourth week), in the same band"
+)
+
+
+def held_remedy(table: str) -> str:
+    """What init's line of days the volume band holds back says to do."""
+    return (
+        "if that is the data (a last day exported part-way, a wind-down, activity that ended, a holiday), widen that "
+        f"table's band (gates.volume.tables.{table}: tolerance, z) or leave days at its end out (a held-back day "
+        "makes the experiment results covering it untrustworthy)"
+    )
+
+
 def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(tmp_path):
     # a time-boxed experiment's last days (and any export's last, part-way day) were held back by the volume
     # gate and the results silently stopped early; 100 sessions a day, then 10 on the day the export was taken
@@ -633,8 +648,7 @@ def test_the_days_the_volume_gate_will_hold_back_are_named_before_the_first_run(
     said = [line for line in review(infer(source)) if line.startswith("gates.volume")]
     assert said == [
         f"gates.volume: the volume gate will hold back 1 day(s) of sessions ({last}): rows far below the trailing "
-        "median; if that is the data (a last day exported part-way, a wind-down, activity that ended), widen "
-        "that table's band (gates.volume.tables.sessions: tolerance, z) or leave those days out"
+        f"median; {held_remedy('sessions')}"
     ]
     _write(source, "sessions", sessions[sessions["started_at"].dt.date < last])
     # materialize runs to the landing zone's last day (the labels'): the sessions' empty last day is freshness's
@@ -1293,50 +1307,48 @@ def test_quiet_weekends_get_a_band_that_passes_them_and_the_review_says_why(tmp_
     inf = infer(source)
     config = parse_config(yaml.safe_load(render(inf)))
     # by hand: a weekend day's trailing 7 days are 5 weekdays (200) and a weekend (80): median 200, so 80 is 60%
-    # below it (sessions: 60 rows, 70%), outside the default +-0.5 band (+-100 rows; 4 x sqrt(200) is 57); the
-    # first 0.05 step beyond: 0.65 (0.75), i.e. +-130 rows, which 80 passes; the 20-row last day does not
-    assert config.gates.volume.tables["predictions"].tolerance == 0.65
-    assert config.gates.volume.tables["sessions"].tolerance == 0.75
+    # below it (sessions: 60 rows, 70%), outside the default +-0.5 band (+-100 rows; 4 x sqrt(200) is 57). Judged
+    # weekly, a Saturday's expected rows are that median x its share of it the weeks before (80 / 200): 80, in
+    # the band; a weekday's share is 1, so the 20-row last day (a Wednesday) against 200 is still held back
+    assert config.gates.volume.tables["predictions"].weekly is True
+    assert config.gates.volume.tables["sessions"].weekly is True
+    assert config.gates.volume.tables["sessions"].tolerance is None  # the band keeps its width
     assert "volume_change" not in config.models["m"].alerts
     judged_weekends = [d for d in calendar[7:] if d.weekday() >= 5]  # a full trailing week before them
     said = review(inf)
     assert (
-        f"gates.volume.tables.predictions: tolerance 0.65 written for a weekly cycle (model m): "
+        f"gates.volume.tables.predictions: weekly written for a weekly cycle (model m): "
         f"{len(judged_weekends)} of the {len(judged_weekends) + 1} day(s) the default band (±0.5) would hold back "
         "are Saturdays or Sundays (a median 80 rows on weekends, 200 on weekdays; the deepest weekend 60% below its "
-        "trailing median); a weekday as far off passes too"
+        f"trailing median); {WEEKLY_JUDGED}"
     ) in said
-    assert any(
-        line.startswith("gates.volume.tables.sessions: tolerance 0.75 written for a weekly cycle: ") for line in said
-    )
-    # with the bands written only the part-way last day is held back, and said as before
+    assert any(line.startswith("gates.volume.tables.sessions: weekly written for a weekly cycle: ") for line in said)
+    # with weekly written only the part-way last day is held back, said against the weekday's expected rows
     held = [line for line in said if "will hold back" in line]
     assert held == [
         f"gates.volume: the volume gate will hold back 1 day(s) of {t} ({calendar[-1]}): rows far below the trailing "
-        "median; if that is the data (a last day exported part-way, a wind-down, activity that ended), widen that "
-        f"table's band (gates.volume.tables.{t}: tolerance, z) or leave those days out"
+        f"median x its weekday's share of it; {held_remedy(t)}"
         for t in ("predictions", "sessions")
     ]
 
 
-def test_a_weekday_as_far_off_as_the_weekends_is_named_as_one_the_weekly_band_passes(tmp_path):
+def test_a_weekday_as_far_off_as_the_weekends_is_still_held_back_when_judged_weekly(tmp_path):
     # a trial: a partial Tuesday export (15 rows against ~95) was one of the days the default band held back, and
-    # the weekly band written for the weekends passed it without a word
+    # the band widened for the weekends passed it (named since); judged weekly it is held back, as it should be
     source = tmp_path / "zone"
     calendar = _weekly_zone(source, {"predictions": 0.4, "sessions": 1.0}, one_off=(23,))
     partial = calendar[23]
     assert partial.weekday() == 2  # a Wednesday at the weekends' 80 rows, 60% below its trailing median of 200
     inf = infer(source)
-    line = next(line for line in review(inf) if line.startswith("gates.volume.tables.predictions: tolerance 0.65"))
-    assert line.endswith(
-        f"a weekday as far off passes too, as {partial} will: check it is not a partial export (or narrow that "
-        "table's band)"
-    )
-    # the part-way last day (20 rows) the wider band still holds back is not among them: it is said as held back
-    assert str(calendar[-1]) not in line
-    assert any(
-        line.startswith("gates.volume: the volume gate will hold back 1 day(s) of predictions") for line in review(inf)
-    )
+    line = next(line for line in review(inf) if line.startswith("gates.volume.tables.predictions: weekly"))
+    assert line.endswith(WEEKLY_JUDGED)
+    # by hand: a Wednesday's share of its trailing median the weeks before is 200 / 200: 80 against 200 x 1 is
+    # out of the band (+-100), as the part-way last day (20 rows) is
+    assert inf.volume_holds == {"predictions": [partial, calendar[-1]], "sessions": [calendar[-1]]}
+    assert [line for line in _held(review(inf)) if "of predictions" in line] == [
+        f"gates.volume: the volume gate will hold back 2 day(s) of predictions ({partial}, {calendar[-1]}): rows far "
+        f"below the trailing median x its weekday's share of it; {held_remedy('predictions')}"
+    ]
 
 
 def test_a_band_that_only_warns_gets_the_weekly_cycles_band_too(tmp_path):
@@ -1346,13 +1358,13 @@ def test_a_band_that_only_warns_gets_the_weekly_cycles_band_too(tmp_path):
     calendar = _weekly_zone(source, {"predictions": 0.4, "sessions": 1.0, "assignments": 0.3})
     inf = infer(source)
     config = parse_config(yaml.safe_load(render(inf)))
-    # by hand: a weekend day of 60 against a trailing median of 200 is 70% below it, the first 0.05 step that
-    # passes 60 is 0.75 (as the sessions' of the same share, above)
-    assert config.gates.volume.tables["assignments"].tolerance == 0.75
+    # by hand: a weekend day of 60 against a trailing median of 200 is 70% below it; judged weekly, against 200 x
+    # its share of it the weeks before (0.3): in the band
+    assert config.gates.volume.tables["assignments"].weekly is True
     weekends = [d for d in calendar[7:] if d.weekday() >= 5]
     line = next(line for line in review(inf) if line.startswith("gates.volume.tables.assignments:"))
     assert line.startswith(
-        f"gates.volume.tables.assignments: tolerance 0.75 written for a weekly cycle: {len(weekends)} of the "
+        f"gates.volume.tables.assignments: weekly written for a weekly cycle: {len(weekends)} of the "
         f"{len(weekends) + 1} day(s) the default band (±0.5) would warn of are Saturdays or Sundays"
     ), line
     # with the band written only the part-way last day would warn (it holds nothing back: not said as held)
@@ -1397,26 +1409,24 @@ def test_a_weekend_dip_the_band_catches_in_some_weeks_is_the_cycle_beside_a_wind
     calendar = _weekly_zone(source, {"predictions": 0.4, "sessions": 1.0}, counts={"sessions": sessions})
     inf = infer(source)
     config = parse_config(yaml.safe_load(render(inf)))
-    # by hand: the median day is 200; every Saturday (110, 110, 90, 110 and the wind-down's 40) lies below 150,
-    # half the default band, though only the 90 is held back (55% below its trailing median of 200); the Sundays'
-    # 60 are 70% below theirs: the band is the first 0.05 step beyond, 0.75
-    assert config.gates.volume.tables["sessions"].tolerance == 0.75
-    held = [calendar[i] for i in (13, 19, 20, 27, 28, 29, 30)]  # the wind-down's first three days the last ones
-    on_cycle = [d for d in held if d.weekday() >= 5]
-    assert len(on_cycle) == 4
+    # by hand: each day's week level (the median of the 7 days around it) is 200 before the wind-down; every
+    # Saturday of the steady weeks (110, 110, 90, 110: most of five) lies below 150, half the default band below it,
+    # though only the 90 is held back (55% below its trailing median of 200); the Sundays' 60 are 70% below theirs
+    assert config.gates.volume.tables["sessions"].weekly is True
+    held = [calendar[i] for i in (13, 19, 20, 27, 28, 29, 30)]  # by the default band: the wind-down's first three last
     line = next(line for line in review(inf) if line.startswith("gates.volume.tables.sessions:"))
-    assert line.startswith(
-        f"gates.volume.tables.sessions: tolerance 0.75 written for a weekly cycle: 4 of the {len(held)} day(s) the "
-        "default band (±0.5) would hold back are Saturdays or Sundays"
-    ), line
-    # the wind-down's first two days (40 against a trailing median of 200: 80% below) are still held back; its
-    # third (40 against 110: 64% below) passes the wider band, and is named
-    assert line.endswith(f"as {calendar[30]} will: check it is not a partial export (or narrow that table's band)")
-    sessions_held = [line for line in _held(review(inf)) if "of sessions" in line]
-    assert len(sessions_held) == 1 and f"({calendar[28]}, {calendar[29]})" in sessions_held[0]
+    assert line == (
+        f"gates.volume.tables.sessions: weekly written for a weekly cycle: 4 of the {len(held)} day(s) the default "
+        "band (±0.5) would hold back are Saturdays or Sundays (a median 60 rows on weekends, 200 on weekdays; the "
+        f"deepest weekend 70% below its trailing median); {WEEKLY_JUDGED}"
+    )
+    # judged weekly, the wind-down's first three days are still held back: Monday's and Tuesday's 40 against 200 x
+    # 1 (their trailing median x their share of it the weeks before), Wednesday's against 110 x 1 (its trailing 7
+    # days: 200 x 3, 110, 60, 40, 40), out of +-55; Thursday's against 60 x 1 is inside max(30, 4 x sqrt(60) = 31)
+    assert inf.volume_holds["sessions"] == held[-3:]
 
 
-def test_a_cycles_band_is_set_by_its_deepest_drop_not_its_busiest_day():
+def test_a_cycles_deepest_day_is_its_deepest_drop_not_its_busiest_day():
     from orchestration.lib.project_init import _weekly_cycle
 
     # quiet Mondays (60) and busy Saturdays (600) around 200 on the other days, from a Monday
@@ -1424,8 +1434,8 @@ def test_a_cycles_band_is_set_by_its_deepest_drop_not_its_busiest_day():
     cycle = _weekly_cycle(date(2026, 1, 5), week * 4, 0.5, 7, 20)
     assert cycle.quiet == (0,) and cycle.busy == (5,)
     # by hand: a Monday's trailing 7 days are 60, 200 x5, 600: median 200, so 60 is 70% below; a Saturday's 600
-    # is 200% above, which only warns: the band passing the cycle's drops is the first 0.05 step beyond 0.7
-    assert cycle.deepest == pytest.approx(-0.7) and cycle.passing_band == 0.75
+    # is 200% above, which only warns: the cycle's deepest day is a drop
+    assert cycle.deepest == pytest.approx(-0.7)
 
 
 def _held(said: list[str]) -> list[str]:
@@ -1441,23 +1451,23 @@ def test_quiet_mondays_and_tuesdays_get_their_band_and_the_review_names_them(tmp
     config = parse_config(yaml.safe_load(render(inf)))
     # by hand: a Monday's trailing 7 days are the Monday and Tuesday before (60 rows) and five days of 200, a
     # Tuesday's the Tuesday before, five days of 200 and the Monday: median 200 either way, so 60 is 70% below
-    # (sessions: 40 rows, 80%), outside the default +-0.5 band (+-100 rows; 4 x sqrt(200) is 57); the first 0.05
-    # step beyond: 0.75 (0.85), i.e. +-150 rows, which 60 passes; the 20-row last day does not
-    assert config.gates.volume.tables["predictions"].tolerance == 0.75
-    assert config.gates.volume.tables["sessions"].tolerance == 0.85
+    # (sessions: 40 rows, 80%), outside the default +-0.5 band (+-100 rows; 4 x sqrt(200) is 57). Judged weekly,
+    # against 200 x their share of it the weeks before (0.3; sessions 0.2): in the band; the 20-row last day (a
+    # Wednesday, share 1) is not
+    assert config.gates.volume.tables["predictions"].weekly is True
+    assert config.gates.volume.tables["sessions"].weekly is True
     assert "volume_change" not in config.models["m"].alerts
     judged = [d for d in calendar[7:] if d.weekday() in (0, 1)]  # a full trailing week before them
     assert len(judged) == 10
     said = review(inf)
     assert (
-        "gates.volume.tables.predictions: tolerance 0.75 written for a weekly cycle (model m): 10 of the 11 day(s) "
+        "gates.volume.tables.predictions: weekly written for a weekly cycle (model m): 10 of the 11 day(s) "
         "the default band (±0.5) would hold back are Mondays or Tuesdays (a median 60 rows on Mondays and "
-        "Tuesdays, 200 on the other days; the deepest day (a Monday) 70% below its trailing median); any other "
-        "day as far off passes too"
+        f"Tuesdays, 200 on the other days; the deepest day (a Monday) 70% below its trailing median); {WEEKLY_JUDGED}"
     ) in said
     assert any(
         line.startswith(
-            "gates.volume.tables.sessions: tolerance 0.85 written for a weekly cycle: 10 of the 11 day(s) the "
+            "gates.volume.tables.sessions: weekly written for a weekly cycle: 10 of the 11 day(s) the "
             "default band (±0.5) would hold back are Mondays or Tuesdays (a median 40 rows on Mondays and Tuesdays"
         )
         for line in said
@@ -1487,8 +1497,7 @@ def test_quiet_days_within_the_band_or_not_weekly_get_no_weekly_band(tmp_path, q
     held = [str(calendar[i]) for i in one_off] + [str(calendar[-1])]
     assert _held(said) == [
         f"gates.volume: the volume gate will hold back {len(held)} day(s) of {t} ({', '.join(held)}): rows far below "
-        "the trailing median; if that is the data (a last day exported part-way, a wind-down, activity that ended), "
-        f"widen that table's band (gates.volume.tables.{t}: tolerance, z) or leave those days out"
+        f"the trailing median; {held_remedy(t)}"
         for t in ("predictions", "sessions")
     ]
 

@@ -43,6 +43,7 @@ def frame_for(counts, volume: VolumeGate = DEFAULT, first_index: int = 0) -> pd.
 def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
     """The rule by hand (numpy); counts[0] > 0 is the table's first day."""
     t, out = volume.trailing_days, []
+    medians = []  # each day's trailing median and whether it was judged, before a weekly table's share
     stale_above = -math.log(norm.cdf(-volume.z))
     for i, rows in enumerate(counts):
         even = [counts[i - k] > stale_above for k in range(2, 15, 2) if i - k >= 0]
@@ -54,6 +55,11 @@ def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
         window = np.asarray([counts[i - k] for k in lags if i - k >= 0], dtype=float)
         median = float(np.median(window)) if len(window) else math.nan
         judged = len(window) >= t and median >= volume.min_count
+        medians.append((median, judged))
+        if volume.weekly:  # times the weekday's share of its trailing median, 1-3 weeks back where judged
+            shares = [counts[i - k] / medians[i - k][0] for k in (7, 14, 21) if i - k >= 0 and medians[i - k][1]]
+            median = median * float(np.median(shares)) if len(shares) >= 2 else math.nan
+            judged = len(shares) >= 2 and len(window) >= t and median >= volume.min_count
         half = max(volume.tolerance * median, volume.z * math.sqrt(median)) if judged else math.nan
         inside = None if not judged or rows == 0 else abs(rows - median) <= half
         # an empty day is implausible after a level above -log Phi(-z) of the same weekday a week before, where the
@@ -309,6 +315,40 @@ def test_a_tables_own_settings_apply_to_it_alone():
     # -log Phi(-30) = 454.3 > 200, so an empty day after 200-row days is no longer stale
     assert (passed["volume_deviation"].abs() <= 1).iloc[0] and passed["fresh"].iloc[1:].all()
     assert -norm.logcdf(-30.0) > 200 > -norm.logcdf(-4.0)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_weekly_table_is_judged_against_its_weekdays_and_a_partial_weekday_still_fails(seed):
+    # a trial: weekends at ~1% of weekdays of 150-690 rows; the only band passing them against the trailing days
+    # was +-100%, which passed a Thursday exported at 40%. Against its trailing median times its weekday's share
+    rng = np.random.default_rng(seed)
+    weeks = rng.choice([150, 300, 690], 10)  # each week its own level, the ninth as the eighth
+    weeks[8] = weeks[7]
+    weekend = np.tile([1, 1, 1, 1, 1, 0.02, 0.02], 10)
+    counts = rng.poisson(np.repeat(weeks, 7) * weekend)
+    counts[0] = max(counts[0], 1)
+    partial = 7 * 8 + 3  # a Thursday of the ninth week, exported at 40%
+    counts[partial] = int(0.4 * counts[partial])
+    weekly = VolumeGate(weekly=True)
+    frame = frame_for(counts, weekly)
+    assert verdicts(frame).equals(oracle(counts, weekly).drop(columns="trailing_median"))
+    failed = [int(i) for i in np.flatnonzero(frame["volume_deviation"].to_numpy(float) < -1)]
+    assert partial in failed
+    # no weekend day is held back: each is judged against weekends (or not judged, under min_count)
+    assert not [i for i in failed if i % 7 in (5, 6)]
+    assert frame["weekly"].all() and frame["volume_deviation"].iloc[:14].isna().all()  # two weeks back first
+    # the gate's words for it say what it was judged against
+    from orchestration.lib.quality_gate import _day_hint
+
+    row = frame.iloc[partial]
+    hint = _day_hint("volume_deviation", frame, (START + timedelta(days=partial),))
+    assert hint.endswith(
+        f"{START + timedelta(days=partial)}: {int(row['rows']):,} rows against {row['trailing_median']:,.0f} expected "
+        f"(the trailing median x {row['weekday_share']:.2f}, its weekday's share of it in the weeks before)"
+    )
+    # against the trailing days, the default band holds back the weekends instead
+    plain = frame_for(counts)
+    assert (plain["volume_deviation"].iloc[14:].to_numpy(float)[[i % 7 == 5 for i in range(14, 70)]] < -1).all()
 
 
 def test_a_table_the_volume_gate_does_not_judge_is_refused():
