@@ -72,6 +72,28 @@ def _share(v: float) -> str:
 HELD_SHOWN = 10  # the latest days a gate held back, listed by summary
 
 
+def _why_attribution_stops(conn, as_of, held: list[tuple]) -> str:
+    """Why the attribution's newest day is before the newest held-back day: days of the tables a lift reads held
+    back after it, or none (a trial's held-back days after it were of labels only, which no lift reads, and the
+    summary said "later days were held back": its sessions and orders ended there)."""
+    from orchestration.lib.attribution import ATTRIBUTION_TABLES
+
+    tables = sorted(ATTRIBUTION_TABLES)
+    read = conn.execute(
+        "SELECT DISTINCT table_name FROM quality.gate_results WHERE NOT passed AND date > ? AND rows_validated > 0 "
+        f"AND table_name IN ({', '.join('?' for _ in tables)}) ORDER BY 1",
+        [as_of, *tables],
+    ).fetchall()
+    if read:
+        return f"later days of {', '.join(t for (t,) in read)} were held back"
+    if any(rows for day, _, rows, _ in held if day > as_of):
+        return (
+            "the later days held back are of tables no lift reads (labels, predictions); the experiments' own "
+            "tables (sessions, orders, assignments) have no later day that passed"
+        )
+    return "the later days held back had no rows (if the data ended there, none are missing)"
+
+
 def _held_back_days(conn) -> list[tuple]:
     """(day, "suite (failed expectations), ...", rows the held-back tables had that day, the suites the week around
     it ran but it did not) of every day a gate held back, the latest first. A day run alone stops at its failed
@@ -1026,15 +1048,7 @@ def read_and_print(conn, reports: Path) -> None:
             )
         as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date() if len(results) else None
         if as_of is not None and held[0][0] > as_of:
-            lost = any(rows for day, _, rows, _ in held if day > as_of)
-            print(
-                f"  the attribution above stops at {as_of}: "
-                + (
-                    "later days were held back"
-                    if lost
-                    else "the later days held back had no rows (if the data ended there, none are missing)"
-                )
-            )
+            print(f"  the attribution above stops at {as_of}: {_why_attribution_stops(conn, as_of, held)}")
     if design := _design_failures(conn):
         print(
             "\nExperiment design gates that failed: those days' experiment results are untrustworthy; the models' "

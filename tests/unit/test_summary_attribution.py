@@ -603,8 +603,21 @@ def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_befor
         and f"  {later[0]}: raw_sessions (volume_deviation)" in out
     )
     assert out.index(str(later[1])) < out.index(f"  {later[0]}:")  # the latest first
-    assert f"the attribution above stops at {as_of}: later days were held back" in out
+    assert f"the attribution above stops at {as_of}: later days of orders, sessions were held back" in out
     assert "gates.volume.tables.<table>: tolerance, z" in out  # why, and what to do if the activity really ended
+
+
+def test_an_attribution_that_stops_before_held_back_labels_days_does_not_blame_them(warehouse, capsys):
+    # a trial: labels days held back after the attribution's last day (its sessions and orders ended there), and
+    # the summary said "later days were held back" as their cause; no lift reads labels
+    path, results, _ = warehouse
+    as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    later = as_of + pd.Timedelta(days=3)
+    _gate_results(path, [("raw_labels", "labels", later, False, ["prediction_known"], 1201)])
+    out = _summary(path, capsys)
+    assert f"  {later}: raw_labels" in out
+    assert "were held back" not in out
+    assert f"stops at {as_of}: the later days held back are of tables no lift reads (labels, predictions)" in out
 
 
 def test_an_experiment_design_gates_days_are_untrustworthy_results_not_days_held_back(warehouse, capsys):
