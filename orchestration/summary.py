@@ -218,10 +218,11 @@ def _recent_health(conn):
             "labels complete": [f"{c:.0f}/{d:.0f} days" for c, d in zip(maturity["complete_days"], maturity["days"])],
             WAITING: maturity["complete_days"] < maturity["days"],  # not printed: _matured_health's models
             "est. precision": [
-                _estimate(v, raw, learnt)
-                for v, raw, learnt in zip(
+                _estimate(v, raw, learnt, partly)
+                for v, raw, partly, learnt in zip(
                     maturity["estimated_precision"],
                     maturity["raw_estimate"],
+                    maturity["partly_raw"],
                     maturity["calibration_labels"],
                     strict=True,
                 )
@@ -313,15 +314,17 @@ def _feedback(conn) -> list[str]:
 FEW_CALIBRATION_LABELS = 200
 
 
-def _estimate(value: float, raw, learnt: float) -> str:
-    """A CBPE estimate as the table prints it: ' raw' without a calibration learnt from labels, and the labels it
-    was learnt from when they are few."""
+def _estimate(value: float, raw, learnt: float, partly=False) -> str:
+    """A CBPE estimate as the table prints it: ' raw' without a calibration learnt from labels, ' part raw' where
+    some predictions fall in score bins it never learnt, and the labels it was learnt from when they are few."""
     import pandas as pd
 
     if value != value:
         return "n/a"
     if pd.notna(raw) and bool(raw):
         return f"{value:.3f} raw"
+    if pd.notna(partly) and bool(partly):
+        return f"{value:.3f} part raw"
     if pd.notna(learnt) and learnt < FEW_CALIBRATION_LABELS:
         return f"{value:.3f} ({learnt:.0f} labels)"
     return f"{value:.3f}"
@@ -950,11 +953,18 @@ def read_and_print(conn, reports: Path) -> None:
                     "  (N labels): the calibration was learnt from N labels of the version's reference window, each "
                     "score bin shrunk towards its raw scores by 10 pseudo-labels: with few, mostly the raw scores"
                 )
-            if any(str(v).endswith(" raw") for v in recent.get("est. precision", [])):
+            estimates = [str(v) for v in recent.get("est. precision", [])]
+            if any(v.endswith(" raw") and not v.endswith(" part raw") for v in estimates):
                 print(
                     "  raw: no calibration learnt from labels yet (learnt once the version's reference window has all "
                     "its labels: its end + label_horizon_days): the raw scores are read as probabilities, far off "
                     "unless they are"
+                )
+            if any(v.endswith(" part raw") for v in estimates):
+                print(
+                    "  part raw: a calibration was learnt, but some predictions fall in score bins the version's "
+                    "reference window never labelled: those read their raw scores as probabilities (the other bins "
+                    "their learnt rates; details: intermediate.int_score_calibration)"
                 )
         for line in _feedback(conn):
             print(line)

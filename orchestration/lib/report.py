@@ -667,6 +667,8 @@ class ReportBuilder:
                 rates.append(f"labels complete on {m['complete_days']:.0f} of {m['days']:.0f} days")
                 if pd.notna(m["estimated_precision"]):
                     raw = " (raw scores: no calibration learnt from labels yet)" if m["raw_estimate"] == 1 else ""
+                    if m["partly_raw"] == 1:
+                        raw = " (partly raw scores: some fall in score bins the calibration never learnt)"
                     rates.append(f"label-free estimated precision {m['estimated_precision']:.3f}{raw}")
             if rates:
                 parts.append(f"{r.version}: " + ", ".join(rates))

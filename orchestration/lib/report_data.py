@@ -339,6 +339,7 @@ MATURITY_COLUMNS = [
     "complete_days",
     "estimated_precision",
     "raw_estimate",
+    "partly_raw",
     "calibration_labels",
 ]
 
@@ -349,7 +350,9 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
     (labels_known_through), so every label they will get is in; and the label-free (CBPE) precision over the
     days' predicted positives. Before its horizon a day's precision reads the labels known so far, which can be far off when some outcomes
     land sooner than others (a default is known months before a repaid loan). ``raw_estimate``: no day's estimate
-    used a calibration learnt from labels (raw scores read as probabilities). Empty for a mart without these
+    used a calibration learnt from labels (raw scores read as probabilities); ``partly_raw``: one was learnt, but
+    some days' predictions fall in score bins its reference window never labelled, which read their raw scores (a
+    trial's 43% of predictions: "no calibration learnt yet" was said of it). Empty for a mart without these
     columns (older warehouses)."""
     have = set(_frame(conn, "SELECT * FROM marts.model_health_daily LIMIT 0").columns)
     if not {"labels_as_of", "estimated_precision", "positive_rate"} <= have:
@@ -378,6 +381,7 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
         weighted=("weighted", "sum"),
         weight=("weight", "sum"),
         calibrated_days=("calibrated", "sum"),
+        estimated_days=("weight", "count"),
     )
     out["estimated_precision"] = (out["weighted"] / out["weight"]).where(out["weight"] > 0)
     out["raw_estimate"] = out["estimated_precision"].notna() & (out["calibrated_days"] == 0) & (calibrated != "NULL")
@@ -394,6 +398,12 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
         out = out.merge(learnt, on=["model", "version"], how="left")
     except duckdb.Error:  # the analytics snapshot holds no intermediate tables
         out["calibration_labels"] = float("nan")
+    # a day is calibrated only if every prediction's score bin was learnt (int_label_counts: bool_and)
+    learnt_any = out["calibration_labels"].fillna(0) > 0
+    out["partly_raw"] = (
+        learnt_any & out["estimated_precision"].notna() & (out["calibrated_days"] < out["estimated_days"])
+    )
+    out["raw_estimate"] &= ~learnt_any
     return out[MATURITY_COLUMNS]
 
 

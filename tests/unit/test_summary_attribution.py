@@ -422,6 +422,14 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     out = _summary(path, capsys)
     churn = next(line.split() for line in out.splitlines() if line.strip().startswith("churn"))
     assert churn[-3:] == ["0.700", "(70", "labels)"] and "(N labels): the calibration was learnt from N labels" in out
+    # a calibration learnt whose days are still not calibrated: some predictions fall in score bins it never
+    # learnt (a trial's 43%), which read their raw scores; "no calibration learnt yet" was said of it
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("INSERT INTO intermediate.int_score_calibration SELECT 'risk', 'v1', range, 400 FROM range(3)")
+    out = _summary(path, capsys)
+    risk = next(line.split() for line in out.splitlines() if line.strip().startswith("risk"))
+    assert risk[-3:] == ["0.450", "part", "raw"] and "part raw: a calibration was learnt, but some" in out
+    assert "raw: no calibration learnt" not in out
     # the churn model (11 days): its days to 03-29 are past their horizon by the run's day 04-09 (19 of the 30 from
     # 03-11), though each row's own labels_as_of stopped 10 days after it; one day with an estimate
     assert "19/30 days" in " ".join(rows["churn"]) and rows["churn"][-1] == "0.700"
