@@ -136,6 +136,8 @@ def describe(lead: AlertLead | None, drop: KpiDrop | None) -> str:
     if lead is None:
         return f"{change}; no model-health alert preceded it."
     what = f"{lead.metric} ({lead.subject})" if lead.subject else lead.metric
+    if not lead.lead_days:  # on the drop's first day: with it, not before it (a trial's "0 day(s) earlier")
+        return f"{change}; the first alert by then was {what} on {lead.model_id} on the same day, {lead.alert_date}."
     return (
         f"{change}; the first alert before it was {what} on {lead.model_id} "
         f"on {lead.alert_date}, {lead.lead_days} day(s) earlier."

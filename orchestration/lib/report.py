@@ -1276,6 +1276,9 @@ class ReportBuilder:
                     f"No health metric's daily changes precede a KPI's beyond chance: none of the {searched} "
                     "correlations searched (models x health metrics x KPIs x lags) has a Holm-adjusted p-value "
                     "below the threshold (marts.leading_lagging.significant)."
+                    if searched
+                    else "No correlation of a health metric's daily changes with a KPI's has a p-value yet: too few "
+                    "days with both (marts.leading_lagging.n_days)."
                 )
             )
             return s

@@ -93,6 +93,12 @@ def test_the_earliest_alert_before_the_drop_gives_the_lead_time():
     )
     assert "3 day(s) earlier" in describe(lead, drop) and "conversion_rate fell" in describe(lead, drop)
     assert earliest_preceding_alert(alerts.iloc[[0, 3]], drop) is None
+    # an alert on the drop's first day is no lead: said as the same day (a trial read "0 day(s) earlier")
+    same_day = alerts.assign(date=[START + timedelta(days=d) for d in (5, 30, 31, 31)])
+    lead = earliest_preceding_alert(same_day, drop)
+    assert lead.lead_days == 0 and describe(lead, drop).endswith(
+        f"the first alert by then was psi (feature_device) on recommender on the same day, {START + timedelta(days=30)}."
+    )
     assert "no model-health alert" in describe(None, drop)
     assert describe(None, None) == "No sustained KPI drop detected."
 
