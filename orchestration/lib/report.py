@@ -262,10 +262,15 @@ class ReportBuilder:
             if control_word(controls_of(lifts).values()) == "holdout"
             else "its experiment's control arm (each treatment arm on its own where there are several)"
         )
+        # results stop where the experiments' tables do: a trial's headline read "as of" the report's day, its
+        # rows two months earlier
+        days = [pd.to_datetime(f["as_of_date"]).max().date() for f in (lifts, impact) if "as_of_date" in f and len(f)]
+        newest = max(days, default=self.as_of)
+        as_of = f"as of {newest}" + (f", the newest day with results up to {self.as_of}" if newest < self.as_of else "")
         s.add(
             paragraph(
                 f"Each model against {against}, cumulative since its experiment started, "
-                f"as of {self.as_of}. Value = revenue-per-user lift x treated users, net of the model's cost, "
+                f"{as_of}. Value = revenue-per-user lift x treated users, net of the model's cost, "
                 f"in {currency}. {ROI_NOTE}"
             )
         )

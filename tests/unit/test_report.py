@@ -1038,3 +1038,13 @@ def test_reports_older_than_keep_days_are_removed_and_nothing_else(tmp_path):
         parse_config({}).reports.keep_days == 90
         and parse_config({"reports": {"keep_days": None}}).reports.keep_days is None
     )
+
+
+def test_a_headline_whose_results_end_before_the_report_day_says_their_day(warehouse):
+    # a trial: the headline read "as of" the report's day, its rows two months older (the experiments' tables ended)
+    with duckdb.connect(str(warehouse)) as conn:
+        for table in ("attribution.experiment_results", "attribution.model_impact"):
+            conn.execute(f"DELETE FROM {table} WHERE as_of_date > ?", [AS_OF])
+    html = build(warehouse, LATER).html
+    assert f"cumulative since its experiment started, as of {AS_OF}, the newest day with results up to {LATER}." in html
+    assert f"cumulative since its experiment started, as of {AS_OF}. " in build(warehouse, AS_OF).html
