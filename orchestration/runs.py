@@ -2,6 +2,7 @@
 
 import os
 import re
+import textwrap
 import time
 import uuid
 from collections.abc import Callable
@@ -142,8 +143,9 @@ class StepProgress:
             counts["passed" if check.passed else "warned" if warn else "failed"] += 1
             if warn and not check.passed and check.description:  # a failure is printed with the run's outcome
                 lines = check.description.splitlines()
-                for line in lines[:NOTE_LINES]:  # a cut line says so (a hint cut mid-word read as the whole)
-                    self._note(step, line if len(line) <= NOTE_WIDTH else line[: NOTE_WIDTH - 1] + "…")
+                for line in lines[:NOTE_LINES]:  # wrapped, not cut: a trial's cut line lost its hint (what to do)
+                    for i, part in enumerate(textwrap.wrap(line, NOTE_WIDTH) or [line]):
+                        self._note(step, part if i == 0 else f"  {part}")
                 if len(lines) > NOTE_LINES:  # the lines left out are said (a verdict's other failures went unsaid)
                     self._note(step, f"… and {len(lines) - NOTE_LINES} more line(s): impact-ledger summary")
             elif check.passed:  # a gate's warnings (a paused label feed) pass the check: still say them
