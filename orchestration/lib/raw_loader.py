@@ -819,6 +819,7 @@ def _conform_extra_columns(conn: duckdb.DuckDBPyConnection, table: str, columns:
     for name in _all_numbers(conn, text):
         new[name] = "DOUBLE"
     extra = set(day_types) - set(CONTRACTS[table].column_names) - {*META_COLUMNS, "_reason"}
+    _numbers_into_empty_text(conn, table, columns, day_types, extra)
     for name in sorted(extra):
         if columns["raw"].get(name, day_types[name]) != day_types[name]:
             _check_casts(conn, table, name, columns["raw"][name])
@@ -828,6 +829,29 @@ def _conform_extra_columns(conn: duckdb.DuckDBPyConnection, table: str, columns:
                 kind = new.get(name, kind)
                 conn.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS {_quote(name)} {kind}")
                 columns[schema][name] = kind
+
+
+NUMBER_TYPES = ("DOUBLE", "FLOAT", "REAL", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "DECIMAL")
+
+
+def _numbers_into_empty_text(conn, table: str, columns: dict, day_types: dict, extra: set) -> None:
+    """A feature column the table holds as text without a value yet (its first CSV days left it empty, in raw and
+    raw_quarantine) becomes DOUBLE once a day brings numbers (a numeric Parquet column, or a CSV's text of numbers,
+    NUMBER_PATTERN): a trial's feature typed VARCHAR for good by its empty first days cast the later Parquet doubles
+    to text, and drift read 369 categories. spark_raw does the same (_promotes)."""
+    names = sorted(n for n in extra if is_numeric_feature_candidate(table, n) and columns["raw"].get(n) == "VARCHAR")
+    if not names:
+        return
+    text = [n for n in names if day_types[n] == "VARCHAR"]
+    numbers = set(_all_numbers(conn, text)) | {n for n in names if day_types[n].startswith(NUMBER_TYPES)}
+    for name in sorted(numbers):
+        q = _quote(name)
+        holding = [schema for schema in ("raw", "raw_quarantine") if name in columns[schema]]
+        if any(conn.execute(f"SELECT count({q}) FROM {schema}.{table}").fetchone()[0] for schema in holding):
+            continue  # a value of it is stored: its type stays
+        for schema in holding:
+            conn.execute(f"ALTER TABLE {schema}.{table} ALTER COLUMN {q} SET DATA TYPE DOUBLE")
+            columns[schema][name] = "DOUBLE"
 
 
 def _all_numbers(conn: duckdb.DuckDBPyConnection, names: list[str]) -> list[str]:

@@ -426,26 +426,64 @@ def _conform(session, frame, schema: str, contract: TableContract, known_columns
     ``known_columns`` caches each folder's schema for the run (read once, not once per day). Rows of several
     days keep their ``_partition_date``."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StructType
+    from pyspark.sql.types import DoubleType, StructField, StructType
 
     known = _stored_schema(session, schema, contract, known_columns)
     if known is None:  # a snapshot is replaced whole; a table's first day has nothing to conform to
         return frame
     folder = table_folder(schema, contract.name)
-    for field in known.fields:
+    fields, promoted = list(known.fields), []
+    for i, field in enumerate(known.fields):
         if field.name not in frame.columns:
             frame = frame.withColumn(field.name, F.lit(None).cast(field.dataType))
         elif frame.schema[field.name].dataType != field.dataType:
-            frame = _as_type(frame, field, contract.name)
+            if _promotes(session, frame.schema[field.name], field, contract, known_columns):
+                fields[i] = StructField(field.name, DoubleType(), True)
+                frame = frame.withColumn(field.name, F.col(f"`{field.name}`").cast("double"))
+                promoted.append(field.name)
+            else:
+                frame = _as_type(frame, field, contract.name)
     new = [f for f in frame.schema.fields if f.name not in known.fieldNames() and f.name != DAY]
-    if new:
+    if new or promoted:
         for day_folder in sorted(folder.glob("_partition_date=*")):
             old = session.read.parquet(str(day_folder))
             for field in new:
                 old = old.withColumn(field.name, F.lit(None).cast(field.dataType))
+            for name in promoted:
+                old = old.withColumn(name, F.col(f"`{name}`").cast("double"))
             _write(old.localCheckpoint(eager=True), day_folder)  # read before its folder is replaced
-    known_columns[schema] = StructType(known.fields + new)
+    known_columns[schema] = StructType(fields + new)
     return frame.select(*known.fieldNames(), *[f.name for f in new], *[DAY] * (DAY in frame.columns))
+
+
+def _promotes(session, day_field, stored_field, contract: TableContract, known_columns: dict) -> bool:
+    """A feature column stored as text without a value that a day brings numbers to becomes DOUBLE (raw_loader's
+    _numbers_into_empty_text): a numeric column of the day, or a CSV's numbers _numbers_as_double made one."""
+    from pyspark.sql.types import NumericType, StringType
+
+    return (
+        is_numeric_feature_candidate(contract.name, stored_field.name)
+        and isinstance(stored_field.dataType, StringType)
+        and isinstance(day_field.dataType, NumericType)
+        and stored_field.name in _empty_stored(session, contract, known_columns, [stored_field.name])
+    )
+
+
+def _empty_stored(session, contract: TableContract, known_columns: dict, names: list[str]) -> set[str]:
+    """Of ``names``, the columns no stored row of raw.<table> and raw_quarantine.<table> has a value of."""
+    from pyspark.sql import functions as F
+
+    empty = set(names)
+    for schema in ("raw", "raw_quarantine"):
+        stored = _stored_schema(session, schema, contract, known_columns)
+        present = [n for n in sorted(empty) if stored is not None and n in stored.fieldNames()]
+        if present:
+            folder = table_folder(schema, contract.name)
+            row = (
+                session.read.parquet(str(folder)).select(*[F.count(F.col(f"`{n}`")).alias(n) for n in present]).first()
+            )
+            empty -= {n for n in present if row[n]}
+    return empty
 
 
 def _stored_schema(session, schema: str, contract: TableContract, known_columns: dict):
@@ -469,19 +507,21 @@ def _stored_names(sql, contract: TableContract, known_columns: dict) -> list[str
 
 
 def _numbers_as_double(session, checked, contract: TableContract, known_columns: dict):
-    """raw_loader's rule for a CSV's text (NUMBER_PATTERN): a predictions feature_* column new to the table, its
-    every value a plain number, is DOUBLE; decided on the day's loaded and quarantined rows together."""
+    """raw_loader's rule for a CSV's text (NUMBER_PATTERN): a predictions feature_* column new to the table (or
+    stored as text without a value yet: _promotes), its every value a plain number, is DOUBLE; decided on the
+    day's loaded and quarantined rows together."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
 
     stored = _stored_schema(session, "raw", contract, known_columns)
-    known = set(stored.fieldNames()) if stored is not None else set()
+    known = {f.name: f.dataType for f in stored.fields} if stored is not None else {}
+    # new columns, and those stored as text without a value yet (_empty_stored: read only for a day of numbers)
     text = [
         f.name
         for f in checked.schema.fields
         if isinstance(f.dataType, StringType)
         and is_numeric_feature_candidate(contract.name, f.name)
-        and f.name not in known
+        and isinstance(known.get(f.name, StringType()), StringType)
     ]
     if not text:
         return checked
@@ -495,9 +535,12 @@ def _numbers_as_double(session, checked, contract: TableContract, known_columns:
     verdicts = checked.select(*tests).first()
     if not verdicts["_from_csv"]:  # a Parquet (or database) string column: typed by its exporter
         return checked
-    for name in text:
-        if verdicts[name]:
-            checked = checked.withColumn(name, F.col(f"`{name}`").cast("double"))
+    numbers = [name for name in text if verdicts[name]]
+    if stored_text := [name for name in numbers if name in known]:
+        kept = set(stored_text) - _empty_stored(session, contract, known_columns, stored_text)
+        numbers = [name for name in numbers if name not in kept]
+    for name in numbers:
+        checked = checked.withColumn(name, F.col(f"`{name}`").cast("double"))
     return checked
 
 

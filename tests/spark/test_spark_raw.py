@@ -511,8 +511,12 @@ def test_a_csv_feature_of_numbers_is_a_double_and_codes_words_and_empty_columns_
     first["feature_code"] = ["02134", "10001", "94105", None]  # a leading zero: a code, not a number
     first["feature_word"] = ["1", "2", "3", "n/a"]
     first["feature_empty"] = None
+    # empty on its first day, numbers the next: a trial's feature typed VARCHAR for good by its empty first days
+    first["feature_late"] = None
     _csv(source, "predictions", first, day=D1)
-    _csv(source, "predictions", _predictions(D2, range(5, 7), [".5", "7"]), day=D2)
+    second = _predictions(D2, range(5, 7), [".5", "7"])
+    second["feature_late"] = ["3.5", "4"]
+    _csv(source, "predictions", second, day=D2)
 
     def load(conn):
         for days in [[D1, D2]] if together else [[D1], [D2]]:
@@ -528,7 +532,9 @@ def test_a_csv_feature_of_numbers_is_a_double_and_codes_words_and_empty_columns_
         "feature_code": "VARCHAR",
         "feature_word": "VARCHAR",
         "feature_empty": "VARCHAR",
+        "feature_late": "DOUBLE",
     }
+    assert frame["feature_late"].tolist()[4:] == [3.5, 4.0] and frame["feature_late"].iloc[:4].isna().all()
     assert frame["feature_recency"].tolist()[:2] == [1.5, -2000.0]
     assert frame["feature_recency"].tolist()[3:] == [0.25, 0.5, 7.0]
     assert frame["feature_code"].tolist()[:3] == ["02134", "10001", "94105"]
@@ -552,6 +558,28 @@ def test_a_parquet_string_feature_of_numbers_stays_text(tmp_path, spark_session)
 
     results = on_both_engines(tmp_path, load)
     assert results["duckdb"] == results["spark"] == ("VARCHAR", "DOUBLE")
+
+
+def test_a_feature_empty_in_its_csv_days_becomes_a_double_with_a_parquet_day_of_numbers(tmp_path, spark_session):
+    # a trial: a feature empty on its first CSV days, Parquet doubles later: the doubles were stored as text
+    # (VARCHAR for good), and drift read 369 categories (PSI 6.2 where binned as numbers it was 1.6)
+    source = tmp_path / "landing"
+    first = _predictions(D1, range(1, 3), ["1.5", "2"])
+    first["feature_prior_mean"] = None
+    _csv(source, "predictions", first, day=D1)
+    second = _predictions(D2, range(3, 5), [0.5, 7.0])
+    second["feature_prior_mean"] = [0.125, 3.0]
+    second.to_parquet(source / "predictions" / f"predictions_{D2}.parquet")
+
+    def load(conn):
+        for day in (D1, D2):
+            load_days(conn, "predictions", source, [day])
+        types = dict(conn.execute("SELECT column_name, column_type FROM (DESCRIBE raw.predictions)").fetchall())
+        values = conn.execute("SELECT feature_prior_mean FROM raw.predictions ORDER BY prediction_id").fetchall()
+        return types["feature_prior_mean"], [v for (v,) in values]
+
+    results = on_both_engines(tmp_path, load)
+    assert results["duckdb"] == results["spark"] == ("DOUBLE", [None, None, 0.125, 3.0])
 
 
 def test_clean_days_copy_an_empty_quarantine_day_and_a_new_column_still_reaches_every_day(
