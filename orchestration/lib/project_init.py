@@ -29,6 +29,7 @@ from orchestration.lib.project_config import (
     DriftReference,
     ModelSpec,
     Retraining,
+    RowGate,
     VolumeGate,
     VolumeTable,
     load_config,
@@ -470,6 +471,8 @@ class Inference:
     weekly_bands: dict[str, WeeklyBand] = field(default_factory=dict)  # table -> its band written for a weekly cycle
     # table -> (rows whose user_id is not a users row, rows, rows that match once leading zeros are dropped)
     unknown_users: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # labels whose prediction_id is no predictions row: (such rows, label rows, the days the labels gate holds back)
+    orphan_labels: tuple[int, int, list[date]] | None = None
     repeated_users: int = 0  # user_ids with more than one users row (the loader keeps the earliest signup)
     variant_problems: list[str] = field(default_factory=list)  # what the experiments' gates will hold back
     # experiment_id -> (its model, control-arm users that model scored after their assignment, control-arm users)
@@ -815,6 +818,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
     if weekly:  # the days held back with the bands written
         holds, stale_warnings, band_warnings = _volume_holds(conn, dated, _volume_gate(weekly))
     unknown, repeated = _user_references(conn, found, present)
+    orphans = _orphan_labels(conn, found, present)
     declared = _declared_variants(conn, found, present)
     proposed = _proposed(attributes)
     judged = [(c,) for c in proposed]
@@ -834,6 +838,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         band_warnings=band_warnings,
         weekly_bands=weekly,
         unknown_users=unknown,
+        orphan_labels=orphans,
         repeated_users=repeated,
         variant_problems=_variant_problems(arms, declared),
         exposed_controls=_exposed_controls(conn, found, present),
@@ -1324,6 +1329,33 @@ def _user_references(conn, found, present) -> tuple[dict[str, tuple[int, int, in
         if missing:
             unknown[table] = (missing, rows, padded)
     return unknown, repeated
+
+
+def _orphan_labels(conn, found, present) -> tuple[int, int, list[date]] | None:
+    """Labels whose prediction_id is no predictions row in the landing zone: their rows, the label rows, and the
+    days (of labeled_at) where they exceed gates.rows' default, which the labels gate (prediction_known) holds back
+    whole: a trial's 469 predictions missing from their export held back 11 label days, 13,635 valid labels with
+    them, and init said nothing."""
+    if not {"labels", "predictions"} <= set(found) or "prediction_id" not in present["labels"] & present["predictions"]:
+        return None
+
+    def as_text(table: str) -> str:
+        return _cast("prediction_id", "VARCHAR", _scan_columns(conn, f"t_{table}").get("prediction_id"))
+
+    rule = RowGate()
+    days = conn.execute(
+        f"""
+        WITH known AS (SELECT DISTINCT {as_text("predictions")} AS id FROM t_predictions),
+        labels AS (SELECT {as_text("labels")} AS id, CAST(_ts AS DATE) AS day FROM t_labels WHERE _ts IS NOT NULL)
+        SELECT l.day, count(*) FILTER (WHERE k.id IS NULL AND l.id IS NOT NULL), count(*)
+        FROM labels l LEFT JOIN known k ON k.id = l.id GROUP BY ALL ORDER BY 1
+        """
+    ).fetchall()
+    missing = sum(m for _, m, _ in days)
+    if not missing:
+        return None
+    held = [day for day, m, rows in days if m > max(rule.max_share * rows, rule.min_count)]
+    return missing, sum(rows for *_, rows in days), held
 
 
 def _scored_users(conn, found, present) -> str:
@@ -1977,6 +2009,21 @@ def review(inf: Inference) -> list[str]:
                 else "; export every user the other tables name"
             )
         )
+    if inf.orphan_labels:
+        missing, rows, held = inf.orphan_labels
+        rule = RowGate()
+        out.append(
+            f"labels.prediction_id: {missing} of {rows} label rows name a prediction the predictions files do not "
+            f"have: the labels gate (prediction_known) holds back a day where they exceed gates.rows "
+            f"({rule.max_share:.0%} and {rule.min_count} rows)"
+            + (
+                f", {len(held)} day(s) here ({_shown(held)}), every label of those days with them (the valid ones "
+                "reach no health or fairness mart until the day runs again): deliver the missing predictions, or "
+                "leave those labels out of the export"
+                if held
+                else "; no day here exceeds it (those labels alone count toward nothing)"
+            )
+        )
     out += inf.variant_problems
     for model_id, (rows, near) in inf.cost_strangers.items():
         out.append(
@@ -2073,8 +2120,9 @@ def review(inf: Inference) -> list[str]:
             out.append(
                 f"models.{m.model_id}: about {usual * share:.0f} labelled predictions {unit} (median "
                 f"{usual:g} {unit}; {m.labelled_said}): precision and recall alerts are judged only on days "
-                f"with {needed} (alerts.min_labelled): lower it to judge this model (smaller counts are noisier), or "
-                "read its health in the marts"
+                f"with {needed} (alerts.min_labelled): lower it to judge this model (smaller counts are noisier; at "
+                "tens a day the calibration alert's chi-square test fires more often than its alpha: README, "
+                "alerts.min_labelled), or read its health in the marts"
             )
         if few := _groups_under_min_labelled(m, inf.group_labelled.get(m.model_id, {}), bias_window):
             out.append(
