@@ -2121,7 +2121,7 @@ def review(inf: Inference) -> list[str]:
                 f"models.{m.model_id}: about {usual * share:.0f} labelled predictions {unit} (median "
                 f"{usual:g} {unit}; {m.labelled_said}): precision and recall alerts are judged only on days "
                 f"with {needed} (alerts.min_labelled): lower it to judge this model (smaller counts are noisier; at "
-                "tens a day the calibration alert's chi-square test fires more often than its alpha: README, "
+                "tens of labels the calibration alert's chi-square test fires more often than its alpha: README, "
                 "alerts.min_labelled), or read its health in the marts"
             )
         if few := _groups_under_min_labelled(m, inf.group_labelled.get(m.model_id, {}), bias_window):
