@@ -615,19 +615,6 @@ def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_befor
     assert "gates.volume.tables.<table>: tolerance, z" in out  # why, and what to do if the activity really ended
 
 
-def test_an_attribution_that_stops_before_held_back_labels_days_does_not_blame_them(warehouse, capsys):
-    # a trial: labels days held back after the attribution's last day (its sessions and orders ended there), and
-    # the summary said "later days were held back" as their cause; no lift reads labels
-    path, results, _ = warehouse
-    as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
-    later = as_of + pd.Timedelta(days=3)
-    _gate_results(path, [("raw_labels", "labels", later, False, ["prediction_known"], 1201)])
-    out = _summary(path, capsys)
-    assert f"  {later}: raw_labels" in out
-    assert "were held back" not in out
-    assert f"stops at {as_of}: the later days held back are of tables no lift reads (labels, predictions)" in out
-
-
 def test_an_experiment_design_gates_days_are_untrustworthy_results_not_days_held_back(warehouse, capsys):
     # shares written 50 and 50 failed raw_experiment_variants on every day: summary listed each as "held back",
     # though every model's marts were built; only the experiments' results of those days are untrustworthy
@@ -660,18 +647,29 @@ def test_an_experiment_design_gates_days_are_untrustworthy_results_not_days_held
     assert f"on 4 day(s): {days[0]} .. {days[2]}, {days[3]} (the results of e1, e2)" in out
 
 
-def test_held_back_days_without_rows_say_nothing_is_left_out(warehouse, capsys):
-    # an experiment whose activity ended: the freshness rule holds back the empty days after it, which lose no
-    # row; the summary blamed them for the attribution stopping ("later days were held back")
+@pytest.mark.parametrize(
+    ("suite", "table", "reason", "rows", "said"),
+    [
+        # an experiment whose activity ended: the freshness rule holds back the empty days after it, which lose no
+        # row; the summary blamed them for the attribution stopping ("later days were held back")
+        ("raw_orders", "orders", "fresh", 0, "the later days held back had no rows"),
+        # a trial: labels days held back after the attribution's last day (its sessions and orders ended there)
+        ("raw_labels", "labels", "prediction_known", 1201, "the later days held back are of tables no lift reads"),
+    ],
+)
+def test_held_back_days_no_lift_lost_are_not_blamed_for_where_the_attribution_stops(
+    warehouse, capsys, suite, table, reason, rows, said
+):
     path, results, _ = warehouse
     as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
     later = as_of + pd.Timedelta(days=1)
-    _gate_results(path, [("raw_orders", "orders", later, False, ["fresh"], 0)])
+    _gate_results(path, [(suite, table, later, False, [reason], rows)])
     out = _summary(path, capsys)
-    assert f"  {later}: raw_orders (fresh) [no rows that day: none excluded]" in out
-    assert "later days were held back" not in out
-    assert f"stops at {as_of}: the later days held back had no rows" in out
-    assert "fresh: no rows after steady days" in out and "gates.volume.tables.<table>.z" in out
+    assert f"  {later}: {suite} ({reason})" in out and "were held back" not in out
+    assert f"stops at {as_of}: {said}" in out
+    if not rows:
+        assert f"  {later}: {suite} ({reason}) [no rows that day: none excluded]" in out
+        assert "fresh: no rows after steady days" in out and "gates.volume.tables.<table>.z" in out
 
 
 def test_a_day_held_back_for_percent_scores_says_percentages_under_it(warehouse, tmp_path, capsys):
