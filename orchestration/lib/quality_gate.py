@@ -1606,7 +1606,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     if getattr(volume, "tables", None):  # the table's own settings (gates.volume.tables)
         volume = volume.for_table(suite["table"])
     t, min_count, tolerance, z = volume.trailing_days, volume.min_count, volume.tolerance, volume.z
-    weekly = "true" if getattr(volume, "weekly", False) else "false"
+    weekly = bool(getattr(volume, "weekly", False))
     stale_above = stale_median(z)
     # the calendar reaches back to the trailing window, its parity days (an every-other-day source) and the
     # weekday's RHYTHM_WEEKS weeks
@@ -1622,8 +1622,17 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     weekday = f"w.day >= w.first_day AND (c.day - w.day) % {WEEK} = 0 AND c.day - w.day <= {RHYTHM_WEEKS * WEEK}"
     hjoin = f'AND h."{by}" IS NOT DISTINCT FROM g."{by}"' if by else ""
     wjoin = f'AND w."{by}" IS NOT DISTINCT FROM c."{by}"' if by else ""
-    sjoin = f'AND s."{by}" IS NOT DISTINCT FROM j."{by}"' if by else ""
+    joins = {
+        "cgroup": cgroup,
+        "wjoin": wjoin,
+        "sjoin": f'AND s."{by}" IS NOT DISTINCT FROM j."{by}"' if by else "",
+    }
     read = _read_days(table, group)
+    levelled = (
+        _WEEKLY_LEVEL.format(week=WEEK, weeks_back=WEEKDAY_LEVEL_WEEKS * WEEK, t=t, min_count=min_count, **joins)
+        if weekly
+        else "levelled AS (SELECT *, CAST(NULL AS DOUBLE) AS weekday_share, false AS weekly FROM judged),"
+    )
     # The engine counts the rows of each day (and group) up to the run's last day: one aggregate, a few rows
     # per day. The calendar, trailing medians and bands are a self-join over those rows, done here in an
     # in-memory DuckDB: on Spark the whole query was one job of eight Parquet scans (CTEs are inlined there).
@@ -1691,22 +1700,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
                 FROM stats
             ) a
         ),
-        -- a weekly table's weekday: its rows over its trailing median, the median of the WEEKDAY_LEVEL_WEEKS weeks
-        -- before where those were judged (a quiet Saturday's 0.4), counted once two are
-        shares AS (
-            SELECT c.day{cgroup}, count(*) AS share_weeks, median(w.rows / w.trailing_median) AS weekday_share
-            FROM judged c
-            JOIN judged w ON (c.day - w.day) % {WEEK} = 0 AND c.day - w.day BETWEEN {WEEK} AND {WEEKDAY_LEVEL_WEEKS * WEEK}
-                {wjoin} AND w.trailing_days >= {t} AND w.trailing_median >= {min_count}
-            GROUP BY c.day{cgroup}
-        ),
-        levelled AS (
-            SELECT j.* REPLACE (
-                CASE WHEN {weekly} AND coalesce(s.share_weeks, 0) < 2 THEN 0 ELSE j.trailing_days END AS trailing_days,
-                CASE WHEN {weekly} THEN j.trailing_median * s.weekday_share ELSE j.trailing_median END AS trailing_median
-            ), s.weekday_share, {weekly} AS weekly
-            FROM judged j LEFT JOIN shares s ON s.day = j.day {sjoin}
-        ),
+        {levelled}
         banded AS (
             SELECT *, CASE WHEN trailing_days >= {t} AND trailing_median >= {min_count}
                 THEN greatest({tolerance} * trailing_median, {z} * sqrt(trailing_median)) END AS volume_half_width
@@ -1739,6 +1733,25 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         """
         ).df()
     return frame
+
+
+# days_frame's level of a weekly table (gates.volume.tables.<table>.weekly): a weekday's rows over its trailing
+# median, the median of the WEEKDAY_LEVEL_WEEKS weeks before where those were judged (a quiet Saturday's 0.4),
+# counted once two are; the day is judged against its trailing median times that share
+_WEEKLY_LEVEL = """shares AS (
+            SELECT c.day{cgroup}, count(*) AS share_weeks, median(w.rows / w.trailing_median) AS weekday_share
+            FROM judged c
+            JOIN judged w ON (c.day - w.day) % {week} = 0 AND c.day - w.day BETWEEN {week} AND {weeks_back}
+                {wjoin} AND w.trailing_days >= {t} AND w.trailing_median >= {min_count}
+            GROUP BY c.day{cgroup}
+        ),
+        levelled AS (
+            SELECT j.* REPLACE (
+                CASE WHEN coalesce(s.share_weeks, 0) < 2 THEN 0 ELSE j.trailing_days END AS trailing_days,
+                j.trailing_median * s.weekday_share AS trailing_median
+            ), s.weekday_share, true AS weekly
+            FROM judged j LEFT JOIN shares s ON s.day = j.day {sjoin}
+        ),"""
 
 
 WEEK = 7  # days: an empty day is plausible when its weekday was (nearly) empty a week before (days_frame)
