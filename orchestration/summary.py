@@ -88,8 +88,8 @@ def _why_attribution_stops(conn, as_of, held: list[tuple]) -> str:
         return f"later days of {', '.join(t for (t,) in read)} were held back"
     if any(rows for day, _, rows, _ in held if day > as_of):
         return (
-            "the later days held back are of tables no lift reads (labels, predictions); the experiments' own "
-            "tables (sessions, orders, assignments) have no later day that passed"
+            "the later days held back are of tables no lift reads (labels, predictions): the results end where "
+            "the experiments' own data (assignments, sessions, orders) or their end dates do"
         )
     return "the later days held back had no rows (if the data ended there, none are missing)"
 
