@@ -1493,8 +1493,14 @@ def _thresholds_text(m: ModelProfile) -> str:
 
 
 def _flow(mapping: dict) -> str:
-    """A mapping of numbers (or of mappings of them) in YAML flow style: {a: {b: 0.5}}."""
-    return "{" + ", ".join(f"{k}: {_flow(v) if isinstance(v, dict) else f'{v:g}'}" for k, v in mapping.items()) + "}"
+    """A mapping of numbers and booleans (or of mappings of them) in YAML flow style: {a: {b: 0.5, c: true}}."""
+
+    def value(v) -> str:
+        if isinstance(v, dict):
+            return _flow(v)
+        return str(v).lower() if isinstance(v, bool) else f"{v:g}"  # a bool formats as 1 with :g
+
+    return "{" + ", ".join(f"{k}: {value(v)}" for k, v in mapping.items()) + "}"
 
 
 def _printable(value: str) -> str:

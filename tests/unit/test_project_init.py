@@ -1313,6 +1313,7 @@ def test_quiet_weekends_get_a_band_that_passes_them_and_the_review_says_why(tmp_
     assert config.gates.volume.tables["predictions"].weekly is True
     assert config.gates.volume.tables["sessions"].weekly is True
     assert config.gates.volume.tables["sessions"].tolerance is None  # the band keeps its width
+    assert "      sessions: {weekly: true}  # Saturdays and Sundays" in render(inf).splitlines()  # not 1
     assert "volume_change" not in config.models["m"].alerts
     judged_weekends = [d for d in calendar[7:] if d.weekday() >= 5]  # a full trailing week before them
     said = review(inf)
