@@ -1039,7 +1039,7 @@ def read_and_print(conn, reports: Path) -> None:
         if any("volume_deviation" in why for _, why, *_ in held):
             print(
                 "  volume_deviation: the day's rows are far below the trailing median (a weekly table's: times its "
-                "weekday's share of it; a file missing, an outage?); where the "
+                "weekday's share of its week; a file missing, an outage?); where the "
                 "activity really ended (an experiment's enrolment closed), widen that table's band in the project "
                 "file (gates.volume.tables.<table>: tolerance, z) and run those days again"
             )

@@ -1797,7 +1797,7 @@ def render(inf: Inference) -> str:
     add(f"    z: {vol.z}")
     if inf.weekly_bands:
         add(
-            "    tables:  # a weekly cycle: each day against the trailing median x its weekday's share of it "
+            "    tables:  # a weekly cycle: each day against the trailing median x its weekday's share of its week "
             f"({WEEKDAY_LEVEL_WEEKS} weeks before; REVIEW lists what the default band held back)"
         )
         for table, band in inf.weekly_bands.items():
@@ -1977,13 +1977,13 @@ def review(inf: Inference) -> list[str]:
             f"{band.band_days} day(s) the default band (±{default_band:g}) would "
             f"{'warn of' if band.warns else 'hold back'} are {_weekdays(band.days, 'or')} "
             f"({band.cycle.said('rows')}); each day is judged against the trailing median times its weekday's "
-            f"share of it in the {WEEKDAY_LEVEL_WEEKS} weeks before instead (from the table's fourth week), in the "
+            f"share of its week in the {WEEKDAY_LEVEL_WEEKS} weeks before instead (from the table's fourth week), in the "
             "same band"
         )
     for table, held in inf.volume_holds.items():
         empty = inf.stale_holds.get(table, [])
         weekly = table in inf.weekly_bands
-        level = "the trailing median x its weekday's share of it" if weekly else "the trailing median"
+        level = "the trailing median x its weekday's share of its week" if weekly else "the trailing median"
         if band := [d for d in held if d not in empty]:
             out.append(
                 f"gates.volume: the volume gate will hold back {len(band)} day(s) of {table} ({_shown(band)}): rows "

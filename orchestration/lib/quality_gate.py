@@ -1285,7 +1285,7 @@ def _day_hint(column: str, days, failed_days: tuple) -> str | None:
                 share = first["weekday_share"].iloc[0]
                 level = (
                     f"{first['trailing_median'].iloc[0]:,.0f} expected (the trailing median x {share:.2f}, its "
-                    "weekday's share of it in the weeks before)"
+                    "weekday's share of its week in the weeks before)"
                 )
             hint += f"; {failed_days[0]}: {int(first['rows'].iloc[0]):,} rows against {level}"
     return hint
@@ -1593,11 +1593,11 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     whose other parity had no rows due while its own mostly had (``alternating``) is a delivery day: its
     trailing median is over the T days of its parity (2, 4, ..., 2T back) instead, so its volume is judged.
     ``weekly`` (a table with a weekly cycle): the median a day is judged against is the trailing median times its
-    weekday's share of it, the median of that weekday's rows over its trailing median in the WEEKDAY_LEVEL_WEEKS
-    weeks before where those were judged, and a day is judged once two of them were (a quiet Saturday against
-    0.4 of its trailing median, a partial Thursday against a whole one: a band wide enough for the weekends passed
-    every drop short of an empty day; a weekday's own rows of weeks before would hold a wind-down back for weeks,
-    the trailing median follows it in days). Columns ``weekly`` and ``weekday_share`` say so.
+    weekday's share of its week (_WEEKLY_LEVEL: that weekday's rows over the median of the 7 days around them, the
+    median of the WEEKDAY_LEVEL_WEEKS weeks before), judged once two such weeks are (a quiet Saturday against 0.4 of
+    its trailing median, a partial Thursday against a whole one: a band wide enough for the weekends passed every
+    drop short of an empty day; a weekday's own rows of weeks before would hold a wind-down back for weeks, the
+    trailing median follows it in days). Columns ``weekly`` and ``weekday_share`` say so.
     """
     if volume is None:
         from orchestration.lib.project_config import load_config
@@ -1629,7 +1629,9 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     }
     read = _read_days(table, group)
     levelled = (
-        _WEEKLY_LEVEL.format(week=WEEK, weeks_back=WEEKDAY_LEVEL_WEEKS * WEEK, t=t, min_count=min_count, **joins)
+        _WEEKLY_LEVEL.format(
+            week=WEEK, half=WEEK // 2, weeks_back=WEEKDAY_LEVEL_WEEKS * WEEK, min_count=min_count, **joins
+        )
         if weekly
         else "levelled AS (SELECT *, CAST(NULL AS DOUBLE) AS weekday_share, false AS weekly FROM judged),"
     )
@@ -1735,14 +1737,22 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     return frame
 
 
-# days_frame's level of a weekly table (gates.volume.tables.<table>.weekly): a weekday's rows over its trailing
-# median, the median of the WEEKDAY_LEVEL_WEEKS weeks before where those were judged (a quiet Saturday's 0.4),
-# counted once two are; the day is judged against its trailing median times that share
-_WEEKLY_LEVEL = """shares AS (
-            SELECT c.day{cgroup}, count(*) AS share_weeks, median(w.rows / w.trailing_median) AS weekday_share
+# days_frame's level of a weekly table (gates.volume.tables.<table>.weekly): a weekday's share of its week, its rows
+# over the median of the 7 days around it (a quiet Saturday's 0.4), the median over the WEEKDAY_LEVEL_WEEKS weeks
+# before where that week lies in the group's history and is judged (min_count), counted once two are; the day is
+# judged against its trailing median times that share. Against the trailing median instead, a share lagged every
+# step in level: a trial's weeks doubling made a Tuesday's share 2.29 and held back three ordinary Tuesdays
+_WEEKLY_LEVEL = """weeks AS (
+            SELECT c.day{cgroup}, c.rows, median(w.rows) AS week_level, count(*) AS week_days
+            FROM calendar c
+            JOIN calendar w ON w.day BETWEEN c.day - {half} AND c.day + {half} {wjoin} AND w.day >= w.first_day
+            GROUP BY c.day{cgroup}, c.rows
+        ),
+        shares AS (
+            SELECT c.day{cgroup}, count(*) AS share_weeks, median(w.rows / w.week_level) AS weekday_share
             FROM judged c
-            JOIN judged w ON (c.day - w.day) % {week} = 0 AND c.day - w.day BETWEEN {week} AND {weeks_back}
-                {wjoin} AND w.trailing_days >= {t} AND w.trailing_median >= {min_count}
+            JOIN weeks w ON (c.day - w.day) % {week} = 0 AND c.day - w.day BETWEEN {week} AND {weeks_back}
+                {wjoin} AND w.week_days = {week} AND w.week_level >= {min_count}
             GROUP BY c.day{cgroup}
         ),
         levelled AS (

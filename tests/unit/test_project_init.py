@@ -609,7 +609,8 @@ def test_a_misspelt_variant_and_shares_not_summing_to_one_are_named_before_the_f
 
 
 WEEKLY_JUDGED = (
-    "each day is judged against the trailing median times its weekday's share of it in the 3 weeks before instead "
+    "each day is judged against the trailing median times its weekday's share of its week in the 3 weeks before "
+    "instead "
     "(from the table's fourth week), in the same band"
 )
 
@@ -1328,7 +1329,7 @@ def test_quiet_weekends_get_a_band_that_passes_them_and_the_review_says_why(tmp_
     held = [line for line in said if "will hold back" in line]
     assert held == [
         f"gates.volume: the volume gate will hold back 1 day(s) of {t} ({calendar[-1]}): rows far below the trailing "
-        f"median x its weekday's share of it; {held_remedy(t)}"
+        f"median x its weekday's share of its week; {held_remedy(t)}"
         for t in ("predictions", "sessions")
     ]
 
@@ -1348,7 +1349,7 @@ def test_a_weekday_as_far_off_as_the_weekends_is_still_held_back_when_judged_wee
     assert inf.volume_holds == {"predictions": [partial, calendar[-1]], "sessions": [calendar[-1]]}
     assert [line for line in _held(review(inf)) if "of predictions" in line] == [
         f"gates.volume: the volume gate will hold back 2 day(s) of predictions ({partial}, {calendar[-1]}): rows far "
-        f"below the trailing median x its weekday's share of it; {held_remedy('predictions')}"
+        f"below the trailing median x its weekday's share of its week; {held_remedy('predictions')}"
     ]
 
 

@@ -43,7 +43,6 @@ def frame_for(counts, volume: VolumeGate = DEFAULT, first_index: int = 0) -> pd.
 def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
     """The rule by hand (numpy); counts[0] > 0 is the table's first day."""
     t, out = volume.trailing_days, []
-    medians = []  # each day's trailing median and whether it was judged, before a weekly table's share
     stale_above = -math.log(norm.cdf(-volume.z))
     for i, rows in enumerate(counts):
         even = [counts[i - k] > stale_above for k in range(2, 15, 2) if i - k >= 0]
@@ -55,9 +54,9 @@ def oracle(counts, volume: VolumeGate = DEFAULT) -> pd.DataFrame:
         window = np.asarray([counts[i - k] for k in lags if i - k >= 0], dtype=float)
         median = float(np.median(window)) if len(window) else math.nan
         judged = len(window) >= t and median >= volume.min_count
-        medians.append((median, judged))
-        if volume.weekly:  # times the weekday's share of its trailing median, 1-3 weeks back where judged
-            shares = [counts[i - k] / medians[i - k][0] for k in (7, 14, 21) if i - k >= 0 and medians[i - k][1]]
+        if volume.weekly:  # times the weekday's share of its week (the 7 days around it), 1-3 weeks back
+            weeks = [(counts[i - k], np.median(counts[i - k - 3 : i - k + 4])) for k in (7, 14, 21) if i - k - 3 >= 0]
+            shares = [rows / level for rows, level in weeks if level >= volume.min_count]
             median = median * float(np.median(shares)) if len(shares) >= 2 else math.nan
             judged = len(shares) >= 2 and len(window) >= t and median >= volume.min_count
         half = max(volume.tolerance * median, volume.z * math.sqrt(median)) if judged else math.nan
@@ -344,11 +343,24 @@ def test_a_weekly_table_is_judged_against_its_weekdays_and_a_partial_weekday_sti
     hint = _day_hint("volume_deviation", frame, (START + timedelta(days=partial),))
     assert hint.endswith(
         f"{START + timedelta(days=partial)}: {int(row['rows']):,} rows against {row['trailing_median']:,.0f} expected "
-        f"(the trailing median x {row['weekday_share']:.2f}, its weekday's share of it in the weeks before)"
+        f"(the trailing median x {row['weekday_share']:.2f}, its weekday's share of its week in the weeks before)"
     )
     # against the trailing days, the default band holds back the weekends instead
     plain = frame_for(counts)
     assert (plain["volume_deviation"].iloc[14:].to_numpy(float)[[i % 7 == 5 for i in range(14, 70)]] < -1).all()
+
+
+def test_a_weekly_tables_steps_up_in_level_hold_back_no_weekday():
+    # a trial: weeks doubling in level; each weekday's share measured against its trailing median lagged the step
+    # (a Tuesday's 2.29), so ordinary Tuesdays after it were held back. By hand, that way: a Monday of a week at 3x
+    # the one before has a trailing median of the old weekdays, a share of 3, twice in a row; the next constant
+    # week's Monday is expected at 3x its own level and held back (days 28-31 and 35-38 here). Against the 7 days
+    # around it, a weekday's share is 1 and a weekend day's 0.3 in every week
+    weeks = [100, 100, 300, 900, 900, 900, 900, 2700, 2700, 2700]  # tripling twice
+    counts = [round(level * (0.3 if day >= 5 else 1)) for level in weeks for day in range(7)]
+    frame = frame_for(counts, VolumeGate(weekly=True))
+    assert verdicts(frame).equals(oracle(counts, VolumeGate(weekly=True)).drop(columns="trailing_median"))
+    assert not (frame["volume_deviation"].to_numpy(float) < -1).any()
 
 
 def test_a_table_the_volume_gate_does_not_judge_is_refused():
