@@ -893,6 +893,26 @@ def _unreferenced_versions(conn) -> list[str]:
     ]
 
 
+def _unreferenced_features(conn) -> list[str]:
+    """Features with values on days of the last RECENT_DAYS and no PSI on any, of a version whose other features have
+    one: the reference window holds no value of them (a trial's feature empty in its first days: two versions'
+    drift of it never computed, unsaid)."""
+    rows = _rows(
+        conn,
+        "WITH recent AS (SELECT * FROM marts.feature_drift_daily "
+        "WHERE date > (SELECT max(date) FROM marts.feature_drift_daily) - ?::INTEGER AND reference_complete) "
+        "SELECT model_id, model_version, feature, any_value(reference_start_date), any_value(reference_end_date) "
+        "FROM recent WHERE (model_id, model_version) IN (SELECT model_id, model_version FROM recent WHERE psi IS NOT NULL) "
+        "GROUP BY ALL HAVING count(psi) = 0 AND min(null_rate) < 1 ORDER BY ALL",
+        [RECENT_DAYS],
+    )
+    return [
+        f"{model} {version} {feature}: no drift computed: its reference window {start} .. {end} holds no value of it "
+        "(a feature that began later: a reference of later days, models.<model>.drift_reference)"
+        for model, version, feature, start, end in rows
+    ]
+
+
 def _print_unmeasured(conn, impact, results) -> None:
     """The monitored models without a model value: their worth is not measured (no never-exposed holdout)."""
     import pandas as pd
@@ -998,7 +1018,7 @@ def read_and_print(conn, reports: Path) -> None:
         print(f"  {line}")
     for line in _uncounted_labels(conn) if len(recent) else []:
         print(f"  note: {line}")
-    if vanished := _vanished_features(conn) + _unreferenced_versions(conn):
+    if vanished := _vanished_features(conn) + _unreferenced_versions(conn) + _unreferenced_features(conn):
         print("\nDrift not measured")
         for line in vanished:
             print(f"  {line}")

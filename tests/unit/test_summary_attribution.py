@@ -587,7 +587,17 @@ def test_a_version_whose_fixed_reference_holds_none_of_its_predictions_is_named(
     assert (
         "  m v2: no drift computed: its reference window 2026-03-02 .. 2026-03-08 holds none of its predictions" in out
     )
-    assert "m v1: no drift" not in out
+    assert "m v1: no drift" not in out and "feature_age: no drift" not in out  # v2 said once, as a version
+    # a feature with values but no PSI beside one with PSI: its reference holds none of it (a trial's feature empty
+    # in its first days)
+    late = drift.assign(feature="feature_late", psi=None, null_rate=[0.9, 0.5, 0.0] * 2)
+    path = _monitoring_only(tmp_path / "w2.duckdb", feature_drift_daily=pd.concat([drift, late]))
+    out = _summary(path, capsys)
+    assert (
+        "  m v1 feature_late: no drift computed: its reference window 2026-03-02 .. 2026-03-08 holds no value of it"
+        in out
+    )
+    assert "m v2 feature_late: no drift" not in out  # its version is said whole
 
 
 def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_before_them_says_so(warehouse, capsys):
