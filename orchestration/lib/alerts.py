@@ -561,10 +561,16 @@ def _volume_breaches(
     trailing_days = int(volume["trailing_days"])
     # the rows start `lookback_days` before `first` (evaluate_alerts' contract): a fixed
     # start, so a daily run and a backfill judge a day from the same calendar days
-    series = daily_volume(rows, model_start, first - pd.Timedelta(days=config.lookback_days), last)
-    series = series[~series["date"].isin(held_back)].reset_index(drop=True)
+    calendar = daily_volume(rows, model_start, first - pd.Timedelta(days=config.lookback_days), last)
+    held = calendar["date"].isin(held_back).to_numpy()
+    # a weekday's level reads the same weekday 1..WEEKDAY_LEVEL_WEEKS weeks before on the calendar, a held-back
+    # one left out (dropping its row first shifted every later day's weeks by one: another weekday's level)
+    seen = calendar["predictions"].where(~held)
+    levels = pd.concat([seen.shift(WEEK * k) for k in range(1, WEEKDAY_LEVEL_WEEKS + 1)], axis=1).median(axis=1)
+    series = calendar[~held].reset_index(drop=True)
     if series.empty:
         return series
+    weekday_level = levels[~held].reset_index(drop=True)
     trailing = series["predictions"].shift(1).rolling(trailing_days, min_periods=trailing_days).median()
     with np.errstate(divide="ignore", invalid="ignore"):
         change = series["predictions"] / trailing - 1
@@ -574,9 +580,6 @@ def _volume_breaches(
     # WEEKDAY_LEVEL_WEEKS weeks before: one odd week does not move it) is the data's rhythm, not an outage: a quiet weekend
     # like the last ones, a day off every week. Two real data sets with weekends at 40% of weekdays alerted
     # every weekend.
-    weekday_level = pd.concat(
-        [series["predictions"].shift(WEEK * k) for k in range(1, WEEKDAY_LEVEL_WEEKS + 1)], axis=1
-    ).median(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         like_its_weekday = (series["predictions"] / weekday_level - 1).abs() <= volume["outside"]
     # or within Poisson noise of it (a two-sided exact test at alpha): a weekend of ~10 varies by more than ±50%

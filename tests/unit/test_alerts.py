@@ -710,6 +710,21 @@ def test_quiet_weekends_like_the_last_ones_are_no_volume_alert():
     assert found == [(day(23), "", -0.7, 0.5), (day(26), "", -0.95, 0.5)]
 
 
+def test_a_held_back_day_does_not_shift_the_weekdays_a_later_day_is_compared_with():
+    # a re-trial's oracle: the held-back day's row was dropped before the weekday's level was read 7, 14 and 21 rows
+    # back, so for three weeks every later day read another weekday's level (a Saturday of 40 against weekdays'
+    # 100: an alert). By hand: a weekend day's level is its weekends before (40), a held-back weekday left out
+    counts = {f"d{i}": {"predictions": 100 if i % 7 < 5 else 40} for i in range(42)}
+    rows = steady([i for i in range(42) if i != 16], **counts)
+    found = evaluate_alerts(rows, NO_DRIFT, REFERENCE, VERSIONS, config(), day(17), day(41), held_back=[day(16)])
+    assert by_metric(found, "volume_change") == []
+    # a real weekend outage after it is still one: 0 against its weekends' level of 40
+    counts["d27"] = {"predictions": 0}
+    rows = steady([i for i in range(42) if i != 16], **counts)
+    found = evaluate_alerts(rows, NO_DRIFT, REFERENCE, VERSIONS, config(), day(17), day(41), held_back=[day(16)])
+    assert by_metric(found, "volume_change") == [(day(27), "", -1.0, 0.5)]
+
+
 # a trial's weekly shape: ~95 predictions each weekday, ~10 on weekend days (Poisson-like), one weekend outage
 SMALL_WEEKENDS = [12, 10, 14, 10, 10, 16, 7, 13, 11, 12, 0, 15, 8, 13]
 
