@@ -470,13 +470,17 @@ def _promotes(session, day_field, stored_field, contract: TableContract, known_c
 
 
 def _empty_stored(session, contract: TableContract, known_columns: dict, names: list[str]) -> set[str]:
-    """Of ``names``, the columns no stored row of raw.<table> and raw_quarantine.<table> has a value of."""
+    """Of ``names``, the columns no stored row of raw.<table> and raw_quarantine.<table> holds a text value of. A
+    schema whose column this day's load already made DOUBLE is not read: raw is conformed (and written) first, and
+    its new numbers had kept raw_quarantine's column text, where DuckDB alters both."""
     from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
 
     empty = set(names)
     for schema in ("raw", "raw_quarantine"):
         stored = _stored_schema(session, schema, contract, known_columns)
-        present = [n for n in sorted(empty) if stored is not None and n in stored.fieldNames()]
+        text = {f.name for f in stored.fields if isinstance(f.dataType, StringType)} if stored is not None else set()
+        present = [n for n in sorted(empty) if n in text]
         if present:
             folder = table_folder(schema, contract.name)
             row = (

@@ -574,12 +574,15 @@ def test_a_feature_empty_in_its_csv_days_becomes_a_double_with_a_parquet_day_of_
     def load(conn):
         for day in (D1, D2):
             load_days(conn, "predictions", source, [day])
-        types = dict(conn.execute("SELECT column_name, column_type FROM (DESCRIBE raw.predictions)").fetchall())
+        types = [
+            dict(conn.execute(f"SELECT column_name, column_type FROM (DESCRIBE {schema}.predictions)").fetchall())
+            for schema in ("raw", "raw_quarantine")
+        ]
         values = conn.execute("SELECT feature_prior_mean FROM raw.predictions ORDER BY prediction_id").fetchall()
-        return types["feature_prior_mean"], [v for (v,) in values]
+        return [t.get("feature_prior_mean") for t in types], [v for (v,) in values]
 
     results = on_both_engines(tmp_path, load)
-    assert results["duckdb"] == results["spark"] == ("DOUBLE", [None, None, 0.125, 3.0])
+    assert results["duckdb"] == results["spark"] == (["DOUBLE", "DOUBLE"], [None, None, 0.125, 3.0])
 
 
 def test_clean_days_copy_an_empty_quarantine_day_and_a_new_column_still_reaches_every_day(
