@@ -35,7 +35,7 @@ from orchestration.lib.project_config import (
     load_config,
     parse_config,
 )
-from orchestration.lib.quality_gate import WEEKDAY_LEVEL_WEEKS
+from orchestration.lib.quality_gate import WEEKDAY_LEVEL_WEEKS, allowance
 from orchestration.lib.raw_loader import (
     _cast,
     _file_columns,
@@ -1354,7 +1354,7 @@ def _orphan_labels(conn, found, present) -> tuple[int, int, list[date]] | None:
     missing = sum(m for _, m, _ in days)
     if not missing:
         return None
-    held = [day for day, m, rows in days if m > max(rule.max_share * rows, rule.min_count)]
+    held = [day for day, m, rows in days if m > allowance(rule, rows)]  # the gate's own rule
     return missing, sum(rows for *_, rows in days), held
 
 
