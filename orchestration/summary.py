@@ -184,11 +184,13 @@ def _percent_days(conn, held: list[tuple]) -> dict:
 def _gate_warnings(conn) -> list[str]:
     """Per suite and expectation that only warns (a paused label feed's freshness, a day passed only by
     gates.rows.min_count): its days of the last RECENT_DAYS days with gate results, first and latest."""
+    from orchestration.lib.quality_gate import tolerated_hint
     from orchestration.lib.report_data import gate_warnings
 
     return [
         f"{r.suite} {r.warning}: {r.days} day(s), "
         + (f"{r.first_day}" if r.first_day == r.last_day else f"{r.first_day} .. {r.last_day}")
+        + (f" ({hint})" if (hint := tolerated_hint(r.warning)) else "")
         for r in gate_warnings(conn, None, RECENT_DAYS).itertuples()
     ]
 
@@ -707,13 +709,13 @@ def _unjudged_health(conn) -> list[str]:
         if (labelled or 0) < config.min_labelled:
             lines.append(
                 f"{model}: precision, recall and calibration alerts not judged: at most {labelled or 0:.0f} labelled "
-                f"predictions {unit} (alerts.min_labelled {config.min_labelled})"
+                f"predictions {unit} in the last {RECENT_DAYS} days (alerts.min_labelled {config.min_labelled})"
             )
         volume = config.rule("volume_change", model)
         if (predictions or 0) < float(volume.get("min_count") or 0) and not _volume_judged(conn, model, volume):
             lines.append(
-                f"{model}: volume alerts not judged: a median of {predictions or 0:g} predictions {unit} "
-                f"(alerts.rules.volume_change.min_count {volume['min_count']:g})"
+                f"{model}: volume alerts not judged: a median of {predictions or 0:g} predictions {unit} in the last "
+                f"{RECENT_DAYS} days (alerts.rules.volume_change.min_count {volume['min_count']:g})"
             )
     return lines
 

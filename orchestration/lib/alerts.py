@@ -283,9 +283,12 @@ def drift_not_judged_text(r) -> str:
         )
     if r.values < r.min_count or both:
         short.append(f"models.{r.model_id}.alerts.psi.pool_days (its {r.pool_days}-day pools hold at most {r.values})")
+    # how long, at the pools' rate (a trial's reader got "lengthen" and init's "more than the 28 init writes")
+    rate = r.values / r.pool_days
+    days = f": about {math.ceil(r.min_count / rate - 1e-9)} days hold {r.min_count} at its pools' rate" if rate else ""
     return (
         f"{r.model_id} {r.model_version}: drift (PSI) alerts not judged, even pooled: the reference and the pool "
-        f"need alerts.rules.psi.min_count ({r.min_count}) values each; lengthen " + " and ".join(short)
+        f"need alerts.rules.psi.min_count ({r.min_count}) values each; lengthen " + " and ".join(short) + days
     )
 
 
@@ -348,6 +351,15 @@ def one_sided_drop_pvalue(successes, trials, reference_successes, reference_tria
         top = log_pmf.max()
         out[i] = min(1.0, math.exp(top) * float(np.exp(log_pmf - top).sum()))
     return out
+
+
+def coverage_pvalue(labelled, predictions, share: float) -> np.ndarray:
+    """P(X <= labelled) for X ~ Binomial(predictions, share): how surprising a day's labelled count is if each of
+    its predictions got its label with probability ``share`` (the rule's limit). NaN without predictions.
+    scipy.stats.binomtest(labelled, predictions, share, alternative="less") gives the same p-value."""
+    k, n = np.asarray(labelled, float), np.asarray(predictions, float)
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, special.bdtr(np.minimum(k, n), np.where(n > 0, n, 1), share), np.nan)
 
 
 def calibration_pvalue(chi2, bins) -> np.ndarray:
@@ -422,16 +434,13 @@ def evaluate_alerts(
         # a day's coverage is judged only once `after_days` of labels have had time to arrive
         after = pd.Timedelta(days=coverage["after_days"])
         mature = rows[(rows["date"] >= first) & (rows["date"] <= last) & (rows["labels_as_of"] >= rows["date"] + after)]
-        hit = mature["label_coverage"][mature["label_coverage"] < coverage["below"]]
-        found.append(
-            _breaches(
-                mature,
-                "label_coverage",
-                hit,
-                coverage["below"],
-                f"< {coverage['below']} after {coverage['after_days']} days",
-            )
-        )
+        below = mature["label_coverage"] < coverage["below"]
+        rule = f"< {coverage['below']} after {coverage['after_days']} days"
+        if coverage.get("alpha") is not None:  # and below it beyond chance: 0 of a day's 1 prediction is no outage
+            p = coverage_pvalue(mature["labelled"], mature["predictions"], coverage["below"])
+            below &= p < float(coverage["alpha"])
+            rule += f" and one-sided binomial p < {coverage['alpha']:g}"
+        found.append(_breaches(mature, "label_coverage", mature["label_coverage"][below], coverage["below"], rule))
 
     held_days = {pd.Timestamp(d) for d in held_back}
     for model_id in sorted(set(health["model_id"]) | set(versions["model_id"])):

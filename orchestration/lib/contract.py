@@ -66,8 +66,9 @@ def _in_set(col: str, values: tuple[str, ...]) -> RowRule:
 def _between(col: str, low: float, high: float | None = None) -> RowRule:
     # NOT (x >= low AND x <= high) is also true for NaN, which DuckDB orders above everything.
     upper = f" AND {col} <= {high}" if high is not None else f" AND NOT isnan({col})"
-    label = f"[{low}, {high}]" if high is not None else f">= {low}"
-    return RowRule(f"{col} outside {label}", f"NOT ({col} >= {low}{upper})")
+    # a bound on one side said as such (a trial read "revenue outside >= 0")
+    name = f"{col} outside [{low}, {high}]" if high is not None else f"{col} below {low} (or NaN)"
+    return RowRule(name, f"NOT ({col} >= {low}{upper})")
 
 
 TS, DATE, STR, DBL, INT = "TIMESTAMP", "DATE", "VARCHAR", "DOUBLE", "BIGINT"

@@ -80,7 +80,9 @@ class AlertRules(_Strict):
     # precision below the reference window's, judged by a one-sided two-proportion test on the labelled counts
     precision_drop: Rule = Rule(alpha=0.01)
     recall_drop: Rule = Rule(alpha=0.01)
-    label_coverage: Rule = Rule(below=0.5, after_days=7)  # share labelled once after_days have passed
+    # share labelled once after_days have passed, below the limit beyond chance (a one-sided exact binomial test of
+    # the day's labelled count against the limit): a day of one prediction whose label never came is no outage
+    label_coverage: Rule = Rule(below=0.5, after_days=7, alpha=0.01)
     # vs the trailing median; a day within ±outside of its weekday's level (the same weekday 1-3 weeks back), or
     # within Poisson noise of it (two-sided exact test, p >= alpha), is the data's weekly cycle
     volume_change: Rule = Rule(outside=0.5, trailing_days=7, min_count=50, alpha=0.001)

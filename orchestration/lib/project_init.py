@@ -1876,7 +1876,11 @@ def _model_pool_said(m: ModelProfile, psi_min: int, pool: int) -> str:
     said = _pooled_psi(m.made_in(pool), psi_min, pool)
     if m.made_in(pool) < psi_min and m.daily_rate:
         needed = math.ceil(psi_min / m.daily_rate - 1e-9)
-        said += f"; {psi_min} values take about {needed} days, more than the {POOL_DAYS_MAX} init writes"
+        said += (
+            f"; {psi_min} values take about {needed} days, more than the longest pool init writes ({POOL_DAYS_MAX} "
+            f"days: a longer one shows a new drift late), so it keeps the defaults; to judge drift anyway, set "
+            f"models.{m.model_id}.alerts.psi.pool_days and drift_reference.first_days to about {needed}"
+        )
     return said
 
 

@@ -292,7 +292,7 @@ class SuiteResult:
         max_share of the day's rows (a small label feed whose every label points to an unknown prediction)."""
         rows = self.rows_by_day.get(day, 0)
         return [
-            f"{o.name} (tolerated by gates.rows.min_count)"
+            f"{o.name}{in_words(o.name)} (tolerated by gates.rows.min_count)"
             for o in self.outcomes
             if o.level == "rows"
             and day not in o.failed_days  # judged per day: another day of the run may fail it
@@ -1298,6 +1298,14 @@ REFERENCE_HINTS = {
     "user_known": "user ids the users table lacks: a users export behind the others, or ids written differently "
     "(000001 and 1)?",
 }
+
+
+def tolerated_hint(warning: str) -> str:
+    """REFERENCE_HINTS' line for a day_tolerated warning (``expect_...(prediction_known) (...) (tolerated ...)``),
+    else '': a warning that names only its expectation says nothing to the reader of summary (a trial's only
+    trace of a missing predictions file)."""
+    column = re.match(r"expect_\w+\((\w+)\)", warning)
+    return REFERENCE_HINTS.get(column.group(1), "") if column else ""
 
 
 def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> ExpectationOutcome:

@@ -696,10 +696,12 @@ class ReportBuilder:
         unit = data.count_unit(gap is not None)
         if gap is not None:
             daily = daily[daily["predictions"] > 0]
+        # the figure's days (the model's whole history): summary's lines count its last RECENT_DAYS
+        shown = f"over the days shown ({h['date'].min():%Y-%m-%d} to {h['date'].max():%Y-%m-%d})" if len(h) else ""
         if len(daily) and daily["labelled"].max() < minimum:
             said.append(
                 f"precision, recall and ECE are not shown nor judged: at most {daily['labelled'].max():,.0f} labelled "
-                f"predictions {unit}, fewer than alerts.min_labelled ({minimum:g})"
+                f"predictions {unit} {shown}, fewer than alerts.min_labelled ({minimum:g})"
             )
         psi_min = self.config.rule("psi", model_id).get("min_count")
         pool = int(self.config.rule("psi", model_id).get("pool_days") or 1)
@@ -715,7 +717,7 @@ class ReportBuilder:
                 else "drawn but not judged"
             )
             said.append(
-                f"its PSI is {verdict}: a median of {median:,.0f} predictions {unit}, fewer than "
+                f"its PSI is {verdict}: a median of {median:,.0f} predictions {unit} {shown}, fewer than "
                 f"alerts.rules.psi.min_count ({psi_min:g}), where noise alone crosses the threshold"
             )
         lines = [f"{model_id}: " + "; ".join(said) + "."] if said else []
@@ -734,12 +736,17 @@ class ReportBuilder:
         return self._batches
 
     def _drift_not_judged(self, model_id: str) -> pd.DataFrame | None:
-        """alerts.drift_not_judged of the model's last RECENT_DAYS drift rows (None without the drift marts)."""
+        """alerts.drift_not_judged of the model's drift rows of the RECENT_DAYS to the newest drift day (as summary
+        reads them: a report day months after the last prediction, labels still landing, has none of its own);
+        None without the drift marts or without the model's rows there."""
         if not hasattr(self, "_recent_drift"):  # read once for every model
-            self._recent_drift = data.recent_drift(self.conn, self.as_of, data.RECENT_DAYS)
+            newest = data.newest_drift_day(self.conn, self.as_of)
+            self._recent_drift = None if newest is None else data.recent_drift(self.conn, newest, data.RECENT_DAYS)
         if self._recent_drift is None:
             return None
-        return drift_not_judged(self._recent_drift[self._recent_drift["model_id"] == model_id], self.config)
+        rows = self._recent_drift[self._recent_drift["model_id"] == model_id]
+        # no rows: nothing said judged (a trial's report said "judged ... pooled" where summary said not judged)
+        return drift_not_judged(rows, self.config) if len(rows) else None
 
     def drift_distributions(self) -> tuple[pd.DataFrame | None, list[str]]:
         """The published bin shares of every alerted feature, or the columns the drift mart lacks for them."""

@@ -711,6 +711,16 @@ def alerted_feature_distributions(conn, as_of: date) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*keys, "psi", *POOL_COLUMNS, *DISTRIBUTION_COLUMNS])
 
 
+def newest_drift_day(conn, as_of: date) -> date | None:
+    """The newest day of marts.feature_drift_daily up to ``as_of``; None without rows (or the mart)."""
+    import duckdb
+
+    try:
+        return conn.execute("SELECT max(date) FROM marts.feature_drift_daily WHERE date <= ?", [as_of]).fetchone()[0]
+    except duckdb.CatalogException:
+        return None
+
+
 def recent_drift(conn, last: date, days: int) -> pd.DataFrame | None:
     """alerts.DRIFT_SQL's rows of the ``days`` days to ``last``; None without the drift marts (or older ones)."""
     import duckdb

@@ -130,14 +130,45 @@ def test_calibration_alert_just_over_the_threshold_and_only_with_enough_labels()
     assert found.loc[0, "rule"] == "> 0.08 and Hosmer-Lemeshow p < 0.01" and found.loc[0, "model_version"] == "v1"
 
 
+def coverage(labelled: int, predictions: int = 1000) -> dict:
+    return {"labelled": labelled, "predictions": predictions, "label_coverage": labelled / predictions}
+
+
 def test_label_coverage_is_judged_only_once_the_day_is_old_enough():
     rows = steady(
         range(3),
-        d0={"label_coverage": 0.49, "labels_as_of": day(7)},
-        d1={"label_coverage": 0.51, "labels_as_of": day(8)},
-        d2={"label_coverage": 0.1, "labels_as_of": day(8)},
+        d0={**coverage(400), "labels_as_of": day(7)},
+        d1={**coverage(510), "labels_as_of": day(8)},
+        d2={**coverage(100), "labels_as_of": day(8)},
     )  # six days of labels: not judged yet
-    assert by_metric(alerts(rows, 0, 2), "label_coverage") == [(day(0), "", 0.49, 0.5)]
+    assert by_metric(alerts(rows, 0, 2), "label_coverage") == [(day(0), "", 0.4, 0.5)]
+
+
+def test_label_coverage_below_the_limit_alerts_only_beyond_chance():
+    """A day of one prediction whose label never came is 0% coverage and no outage (a real trial: 12 such alerts
+    at ~3 predictions a day): a day is judged below the limit when a one-sided exact binomial test of its labelled
+    count against the limit rejects at alpha (scipy's binomtest as the oracle)."""
+    from scipy.stats import binomtest
+
+    days = [(0, 1), (1, 4), (0, 7), (3, 10), (1, 10), (470, 1000), (460, 1000), (900, 1000)]
+    rows = steady(range(len(days)), **{f"d{i}": coverage(k, n) for i, (k, n) in enumerate(days)})
+    expected = [
+        (day(i), "", k / n, 0.5)
+        for i, (k, n) in enumerate(days)
+        if k / n < 0.5 and binomtest(k, n, 0.5, alternative="less").pvalue < 0.01
+    ]
+    found = alerts(rows, 0, len(days) - 1)
+    assert by_metric(found, "label_coverage") == expected
+    # 0 of 7 (p = 0.0078), 1 of 10 (0.0107: not), 460 of 1000 (0.0062), not 470 of 1000 (0.033)
+    assert [d for d, *_ in expected] == [day(2), day(6)]
+    assert set(found.loc[found["metric"] == "label_coverage", "rule"]) == {
+        "< 0.5 after 7 days and one-sided binomial p < 0.01"
+    }
+    # a model's own limit: the test is against it (0 of 4 is p = 0.0016 against 0.8)
+    cfg = config(m={"label_coverage": {"below": 0.8}})
+    assert [d for d, *_ in by_metric(alerts(rows, 0, len(days) - 1, cfg), "label_coverage")] == [
+        day(i) for i, (k, n) in enumerate(days) if binomtest(k, n, 0.8, alternative="less").pvalue < 0.01
+    ]
 
 
 def test_psi_alert_names_the_feature():

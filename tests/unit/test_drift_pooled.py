@@ -56,8 +56,12 @@ def _day(model_id: str, i: int, day: date, rng) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("drift_pooled")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("drift_pooled")
+
+
+@pytest.fixture(scope="module")
+def world(root):
     source, db = root / "landing", root / "warehouse.duckdb"
     rng = np.random.default_rng(11)
     frames = []
@@ -198,5 +202,23 @@ def test_a_model_whose_reference_and_pools_stay_under_min_count_is_said_not_judg
         "drifting v1: drift (PSI) alerts not judged, even pooled: the reference and the pool need "
         "alerts.rules.psi.min_count (250) values each; lengthen models.drifting.drift_reference.first_days (its "
         "reference holds at most 210 values of a feature) and models.drifting.alerts.psi.pool_days (its 7-day "
-        "pools hold at most 210)"
-    )
+        "pools hold at most 210): about 9 days hold 250 at its pools' rate"
+    )  # by hand: 250 / (210 / 7 a day) = 8.3 days
+
+
+def test_the_report_on_a_day_long_after_the_last_prediction_says_what_summary_says(world, root):
+    # a trial's report, drawn months after the last prediction while labels still landed, said "its PSI is judged
+    # on its version's last 7 days pooled" where summary said "not judged, even pooled": the report read the 30
+    # days to its own day (no drift rows), summary the 30 days to the mart's newest day
+    from orchestration import summary
+    from orchestration.lib.report import ReportBuilder
+
+    _, _, drift = world
+    strict = load_alert_config(parse_config({**PROJECT, "alerts": {"rules": {"psi": {"min_count": 250}}}}))
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as conn:
+        for as_of in (DAYS[-1], DAYS[-1] + timedelta(days=90)):
+            found = ReportBuilder(conn, as_of, strict)._drift_not_judged("drifting")
+            assert found is not None and found[["model_id", "values"]].values.tolist() == [["drifting", 7 * PER_DAY]]
+        # the days before any drift row: nothing to say (not "judged")
+        assert ReportBuilder(conn, DAYS[0] - timedelta(days=1), strict)._drift_not_judged("drifting") is None
+        assert summary._recent_drift(conn)[["date"]].max().iloc[0] == pd.Timestamp(DAYS[-1])

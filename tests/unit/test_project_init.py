@@ -1810,7 +1810,8 @@ def test_a_small_daily_models_own_psi_pool_is_whole_weeks_up_to_four(tmp_path):
             f"its version's last {written} days pooled"
             if written
             else "even pooled over 7 days (alerts.rules.psi.pool_days); 200 values take about 40 days, more than the "
-            "28 init writes"
+            "longest pool init writes (28 days: a longer one shows a new drift late), so it keeps the defaults; to "
+            "judge drift anyway, set models.m.alerts.psi.pool_days and drift_reference.first_days to about 40"
         )
 
 

@@ -891,10 +891,17 @@ def test_a_small_models_health_says_what_is_not_judged_and_why(warehouse):
         conn.execute("UPDATE marts.model_health_daily SET predictions = 5, labelled = 3 WHERE model_id = 'churn'")
     text = re.sub(r"<[^>]+>", "", build(warehouse).html)
     minimum, psi = CONFIG.min_labelled, CONFIG.rule("psi", "churn")["min_count"]
+    # the span the counts cover is said (summary counts its last 30 days; the figure shows every day)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        first, last = conn.execute(
+            "SELECT min(date), max(date) FROM marts.model_health_daily WHERE model_id = 'churn' AND date <= ?",
+            [AS_OF],
+        ).fetchone()
+    shown = f"over the days shown ({first} to {last})"
     assert (
-        f"churn: precision, recall and ECE are not shown nor judged: at most 3 labelled predictions a day, fewer "
-        f"than alerts.min_labelled ({minimum:g}); its PSI is drawn but not judged: a median of 5 predictions a day, "
-        f"fewer than alerts.rules.psi.min_count ({psi:g})" in text
+        f"churn: precision, recall and ECE are not shown nor judged: at most 3 labelled predictions a day {shown}, "
+        f"fewer than alerts.min_labelled ({minimum:g}); its PSI is drawn but not judged: a median of 5 predictions a "
+        f"day {shown}, fewer than alerts.rules.psi.min_count ({psi:g})" in text
     )
     assert f"{html.unescape(EVIL)}: precision, recall" not in html.unescape(text)  # the big model: judged
 
@@ -921,9 +928,17 @@ def test_a_weekly_batch_models_health_is_counted_a_batch(warehouse):
     psi = CONFIG.rule("psi", "churn")["min_count"]
     # by hand: the batches' median (6 + 8) / 2 = 7, their most labelled 4
     assert "churn: precision, recall and ECE are not shown nor judged: at most 4 labelled predictions a batch" in text
-    assert f"a median of 7 predictions a batch, fewer than alerts.rules.psi.min_count ({psi:g})" in text
+    assert re.search(
+        rf"a median of 7 predictions a batch over the days shown \(\S+ to \S+\), fewer than "
+        rf"alerts.rules.psi.min_count \({psi:g}\)",
+        text,
+    )
     assert f"{EVIL}: precision, recall and ECE are not shown nor judged: at most 3 labelled predictions a day" in text
-    assert f"a median of 5 predictions a day, fewer than alerts.rules.psi.min_count ({psi:g})" in text
+    assert re.search(
+        rf"a median of 5 predictions a day over the days shown \(\S+ to \S+\), fewer than "
+        rf"alerts.rules.psi.min_count \({psi:g}\)",
+        text,
+    )
 
 
 def _small_churn_model(conn) -> None:

@@ -215,7 +215,7 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
     for model, most in (("churn", 5), ("ranker", 0), ("risk", 4)):
         assert (
             f"  {model}: precision, recall and calibration alerts not judged: at most {most} labelled predictions a "
-            f"day (alerts.min_labelled {config.min_labelled})" in out
+            f"day in the last 30 days (alerts.min_labelled {config.min_labelled})" in out
         )
     assert "  risk: volume alerts not judged: a median of 10 predictions a day" in out
     assert "ranker: volume alerts not judged" not in out
@@ -1372,8 +1372,8 @@ def test_a_weekly_batch_models_unjudged_health_is_counted_a_batch(tmp_path, caps
     assert recent == [30, 32, 34, 36] and pd.Series(recent).median() == 33
     assert (
         f"  weekly: precision, recall and calibration alerts not judged: at most 18 labelled predictions a batch "
-        f"(alerts.min_labelled {config.min_labelled})" in out
+        f"in the last 30 days (alerts.min_labelled {config.min_labelled})" in out
     )
-    assert "  weekly: volume alerts not judged: a median of 33 predictions a batch" in out
+    assert "  weekly: volume alerts not judged: a median of 33 predictions a batch in the last 30 days" in out
     assert "  daily: volume alerts not judged: a median of 12 predictions a day" in out
     assert "at most 3 labelled predictions a day" in out
