@@ -499,9 +499,15 @@ def _nearest_key(loc: tuple) -> str:
 
 
 def nearest(name: str, known) -> str | None:
-    """The known name closest to a misspelt one (difflib's ratio >= 0.6), or None."""
-    near = difflib.get_close_matches(name, sorted(known), n=1)
-    return near[0] if near else None
+    """The known name closest to a misspelt one, or None: one equal but for case and separators (a trial's
+    'StoreID' for 'store_id', difflib's ratio 0.53), else difflib's closest (ratio >= 0.6) ignoring case."""
+    known = sorted(known)
+    plain = {re.sub(r"[^0-9a-z]", "", k.lower()): k for k in reversed(known)}
+    if same := plain.get(re.sub(r"[^0-9a-z]", "", name.lower())):
+        return same
+    by_lower = {k.lower(): k for k in reversed(known)}
+    near = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return by_lower[near[0]] if near else None
 
 
 def _format(error: ValidationError, path: Path | None, raw: dict) -> str:

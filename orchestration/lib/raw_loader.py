@@ -20,7 +20,6 @@ first seen.
 from __future__ import annotations
 
 import csv
-import difflib
 import gzip
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -43,7 +42,7 @@ from orchestration.lib.contract import (
     TableContract,
     variant_hints,
 )
-from orchestration.lib.project_config import load_config
+from orchestration.lib.project_config import load_config, nearest
 from orchestration.lib.quality_gate import ensure_gate_results
 from orchestration.lib.warehouse import transaction
 
@@ -506,8 +505,8 @@ def check_attribute_columns(conn: duckdb.DuckDBPyConnection, attributes: dict[st
     missing = [c for c in wanted if c not in columns]
     if not missing:
         return
-    near = {c: difflib.get_close_matches(c, columns, n=1) for c in missing}
-    hints = "".join(f"; {c!r}: did you mean {m[0]!r}?" for c, m in near.items() if m)
+    near = {c: nearest(c, [k for k in columns if not k.startswith("_")]) for c in missing}
+    hints = "".join(f"; {c!r}: did you mean {m!r}?" for c, m in near.items() if m)
     raise ContractError(
         f"the project file's protected_attributes name column(s) {', '.join(map(repr, missing))} that the users "
         f"table does not have (its columns: {', '.join(c for c in columns if not c.startswith('_'))}){hints}: fix "

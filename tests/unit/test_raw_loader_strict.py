@@ -532,6 +532,23 @@ def test_a_misspelt_attribute_is_offered_only_the_users_tables_own_columns():
     assert "(its columns: user_id, signup_at, segment, male)" in said and "did you mean" not in said
 
 
+def test_a_misspelt_attribute_of_another_case_and_separators_is_offered_its_column():
+    # a trial wrote the source's 'StoreID' for the users' 'store_id': difflib's ratio 0.53, no hint (README promises
+    # the nearest column)
+    import duckdb
+
+    from orchestration.lib.raw_loader import check_attribute_columns
+
+    with duckdb.connect() as conn:
+        conn.execute(
+            "CREATE SCHEMA raw; CREATE TABLE raw.users AS SELECT 'u1' AS user_id, 7 AS store_id, 'x' AS Region"
+        )
+        with pytest.raises(ContractError) as err:
+            check_attribute_columns(conn, {"StoreID": ["StoreID"], "regoin": ["regoin"]})
+    said = str(err.value)
+    assert "'StoreID': did you mean 'store_id'?" in said and "'regoin': did you mean 'Region'?" in said
+
+
 def test_an_attribute_naming_an_optional_column_the_users_files_lack_is_missing_not_one_unknown_group():
     # a trial named 'gender' for its 'sex': the contract's optional gender column, all null, made one group
     # 'gender=unknown' judged "not assessed" in every window, the run a success
