@@ -123,7 +123,8 @@ def test_the_last_two_days_land_everything_and_a_rerun_changes_nothing(latest_co
     assert (assigned["n_control"] > 1000).all() and (assigned["n_treatment"] > 10 * 1000).all()
 
 
-def test_planted_lift_lies_inside_the_95_percent_ci(latest):
+def test_planted_lift_and_net_value_lie_inside_their_95_percent_cis(latest):
+    # the shared world's (it was also checked on a 60-day world of its own: 36 s of the suite for the same property)
     pipeline = latest
     results = pipeline.query(
         "SELECT * FROM attribution.experiment_results WHERE as_of_date = ? AND analysis_window = 'cumulative' "
@@ -139,6 +140,18 @@ def test_planted_lift_lies_inside_the_95_percent_ci(latest):
         assert row["relative_ci_low"] <= planted["relative_lift"] <= row["relative_ci_high"], row.to_dict()
         assert row["cuped_absolute_ci_low"] <= planted["absolute_lift"] <= row["cuped_absolute_ci_high"], row.to_dict()
         assert row["cuped_relative_ci_low"] <= planted["relative_lift"] <= row["cuped_relative_ci_high"], row.to_dict()
+    # the models' money: the planted treated units, cost and net value (inside its 95% CI)
+    impact = pipeline.query(
+        "SELECT * FROM attribution.model_impact WHERE as_of_date = ? AND analysis_window = 'cumulative'",
+        [pipeline.last],
+    )
+    for experiment_id, truth in pipeline.truth["experiments"].items():
+        planted = truth["sample_average_treatment_effect"][pipeline.last.isoformat()]
+        value = impact[impact["experiment_id"] == experiment_id].iloc[0]
+        assert value["treated_units"] == planted["treated_units"]
+        assert value["model_cost"] == pytest.approx(planted["model_cost"], abs=0.01)
+        assert value["net_value_ci_low"] <= planted["net_value"] <= value["net_value_ci_high"], experiment_id
+        assert value["net_value"] == pytest.approx(value["incremental_value"] - value["model_cost"])
 
 
 def _unit_measures(src, as_of, pre_days: int) -> pd.DataFrame:
