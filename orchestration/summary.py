@@ -17,7 +17,7 @@ SELECT model_id, experiment_id, treatment_variant, control_variant, metric, as_o
        CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high,
-       cuped_variance_reduction, p_value_adjusted, multiple_testing, significant, degenerate_reason,
+       cuped_variance_reduction, p_value_adjusted, multiple_testing, significant, degenerate_reason, exact_p_value,
        guardrail_verdict, trustworthy, untrusted_reason, decision_grade, decision_grade_reason, mde_relative
 FROM attribution.experiment_results
 WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FROM attribution.experiment_results)
@@ -403,7 +403,9 @@ def _print_attribution(results, impact) -> None:
     for note in arms_family_notes(results, alpha):
         print(f"  {note}")
     for r in results[results["degenerate_reason"].notna()].itertuples():
-        print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}")
+        exact = r.exact_p_value  # a proportion's: what a sample too small for Welch still supports
+        said = "" if pd.isna(exact) else f"; Fisher's exact p {exact:.4f} (two-sided, unadjusted)"
+        print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}{said}")
     for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():
         print(f"  not decision-grade: {r.model} {r.metric}: {r.decision_grade_reason}")
     # one line per arm and reason (an SRM fails every metric of the arm): the metrics it concerns named

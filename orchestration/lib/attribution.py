@@ -28,6 +28,7 @@ from orchestration.lib.stats import (
     compare_ratios,
     covariate_balance_p_value,
     effective_events,
+    fisher_exact_p,
     guardrail_verdict,
     has_no_variance,
     incremental_value,
@@ -107,6 +108,8 @@ RESULT_SCHEMA = {
     "events_control": F,
     "events_treatment": F,
     "degenerate_reason": V,
+    # a degenerate proportion's exact test (Fisher's, two-sided, unadjusted): what the sample supports, not a decision
+    "exact_p_value": F,
     "is_guardrail": B,
     "guardrail_verdict": V,
     "srm_p_value": F,
@@ -486,6 +489,11 @@ def experiment_results(
                     "events_control": arm_events(c, c["metric_type"]),
                     "events_treatment": arm_events(t, c["metric_type"]),
                     "degenerate_reason": degenerate,
+                    "exact_p_value": fisher_exact_p(
+                        float(c["value_sum"]), int(c["n"]), float(t["value_sum"]), int(t["n"])
+                    )
+                    if degenerate and c["metric_type"] == "proportion"
+                    else NAN,
                     "decision_grade": not grade_reasons,
                     "decision_grade_reason": "; ".join(grade_reasons) or None,
                 }

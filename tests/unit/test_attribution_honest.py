@@ -126,6 +126,37 @@ def test_too_few_events_in_an_arm_is_degenerate_where_welch_and_boschloo_disagre
     assert lowered["degenerate_reason"].isna().all() and lowered["decision_p_value"].notna().all()
 
 
+def _fisher_by_hand(k_c: int, n_c: int, k_t: int, n_t: int) -> float:
+    """Fisher's two-sided p: the hypergeometric probability of every table with the margins as likely as, or less
+    likely than, the observed (math.comb), the way R's fisher.test sums them (a relative tolerance of 1e-7)."""
+    from math import comb
+
+    k, n = k_c + k_t, n_c + n_t
+
+    def pmf(x):
+        return comb(n_c, x) * comb(n_t, k - x) / comb(n, k)
+
+    observed = pmf(k_c)
+    return sum(pmf(x) for x in range(max(0, k - n_t), min(k, n_c) + 1) if pmf(x) <= observed * (1 + 1e-7))
+
+
+def test_a_degenerate_proportion_publishes_fishers_exact_p_and_nothing_else_does():
+    # a real trial's 32 students: 3 of 18 in the holdout improved, 8 of 14 taught the new way; "not tested" (3 events
+    # < 5) was all it said, where an exact test has an answer (p 0.027); a mean and a tested row publish none
+    row = _two_by_two(3, 18, 8, 14)
+    assert "holdout arm: 3 events" in row["degenerate_reason"] and np.isnan(row["decision_p_value"])
+    assert row["exact_p_value"] == pytest.approx(_fisher_by_hand(3, 18, 8, 14), rel=1e-12)
+    assert 0.02 < row["exact_p_value"] < 0.03 and not row["decision_grade"]
+    flat = _two_by_two(0, 29, 13, 300)  # no variance in an arm
+    assert flat["exact_p_value"] == pytest.approx(_fisher_by_hand(0, 29, 13, 300), rel=1e-12)
+    assert flat["exact_p_value"] > 0.6
+    assert np.isnan(_two_by_two(60, 200, 80, 200)["exact_p_value"])  # tested by Welch: no exact p
+    rng = np.random.default_rng(4)
+    rows = [_arm_row("e", v, "revenue_per_user", np.r_[rng.gamma(2, 5, 3), np.zeros(20)]) for v in ("holdout", "t")]
+    (mean_row,) = [r for _, r in _results(rows).iterrows()]
+    assert mean_row["degenerate_reason"] and np.isnan(mean_row["exact_p_value"])
+
+
 def test_no_published_p_value_below_alpha_on_small_tables_where_fisher_finds_no_evidence():
     # every 2x2 table with 10-30 units per arm: where a p-value is published and is < 0.05,
     # Fisher's exact test (conservative) is below 0.1; where Fisher is above 0.1, nothing < 0.05 is published

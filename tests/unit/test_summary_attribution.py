@@ -17,7 +17,7 @@ from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA, experime
 from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
 from orchestration.lib.retraining import REQUEST_SCHEMA
 from orchestration.lib.warehouse import ensure_table, replace_date_range
-from tests.unit.test_attribution_honest import AS_OF, DECLARED, _arm_row, _binary
+from tests.unit.test_attribution_honest import AS_OF, DECLARED, _arm_row, _binary, _fisher_by_hand
 from tests.unit.test_attribution_engine import experiments_of, variants_of
 
 LEADING_INDICATORS = summary._leading_indicators  # the warehouse fixture stubs it
@@ -80,6 +80,10 @@ def _gate_results(path, rows: list[tuple], warnings: dict | None = None) -> None
         )
 
 
+def lines_of(out: str, start: str) -> str:
+    return next(line for line in out.splitlines() if line.strip().startswith(start))
+
+
 def _summary(path, capsys) -> str:
     assert cli.cmd_summary(argparse.Namespace(db=str(path))) == 0
     return capsys.readouterr().out
@@ -97,7 +101,9 @@ def test_every_lift_shows_whether_it_is_significant_after_holm(warehouse, capsys
         assert f"{p:.4f}" in lines[metric]
         assert lines[metric].split(f"{p:.4f}")[1].split()[0] == ("yes" if p < 0.05 else "no"), lines[metric]
     assert "not tested" in lines["d7_retention"]
-    assert "not tested: m d7_retention: holdout arm: no variance" in out
+    # 0 of 300 vs 50 of 2700: Fisher's exact p summed by hand (hypergeometric probabilities)
+    fisher = _fisher_by_hand(0, 300, 50, 2700)
+    assert f"; Fisher's exact p {fisher:.4f} (two-sided, unadjusted)" in lines_of(out, "not tested: m d7_retention")
 
 
 def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency(warehouse, capsys):
