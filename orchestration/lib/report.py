@@ -406,8 +406,13 @@ class ReportBuilder:
                             lambda p: "n/a" if _missing(p) else f"{p:.4f}"
                         ),
                         f"significant ({correction})": [
-                            significance_text(v) if _missing(d) else f"not tested: {d}"
-                            for v, d in zip(latest["significant"], latest["degenerate_reason"])
+                            significance_text(v)
+                            if _missing(d)
+                            else f"not tested: {d}"
+                            + ("" if _missing(x) else f"; Fisher's exact p {x:.4f} (unadjusted)")
+                            for v, d, x in zip(
+                                latest["significant"], latest["degenerate_reason"], latest["exact_p_value"]
+                            )
                         ],
                         "decision-grade": [
                             _grade(g, r) for g, r in zip(latest["decision_grade"], latest["decision_grade_reason"])

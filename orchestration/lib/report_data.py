@@ -41,7 +41,14 @@ ORDER BY model_id, treatment_variant, metric, as_of_date
 # The treatment arm and its control (one row per arm of an experiment with several); older tables: unknown.
 ARM_COLUMNS = ("treatment_variant", "control_variant")
 # Decision columns (issue 13); a table written before they existed shows them as unknown.
-DECISION_COLUMNS = ("significant", "multiple_testing", "degenerate_reason", "decision_grade", "decision_grade_reason")
+DECISION_COLUMNS = (
+    "significant",
+    "multiple_testing",
+    "degenerate_reason",
+    "exact_p_value",
+    "decision_grade",
+    "decision_grade_reason",
+)
 IMPACT_DECISION_COLUMNS = ("roi_ci_low", "roi_ci_high", "decision_grade", "decision_grade_reason")
 
 

@@ -6,7 +6,7 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from orchestration.lib.report import render_report
-from tests.unit.test_attribution_honest import AS_OF
+from tests.unit.test_attribution_honest import AS_OF, _fisher_by_hand
 from tests.unit.test_summary_attribution import COST, warehouse  # noqa: F401 (fixture)
 
 
@@ -22,6 +22,8 @@ def test_the_headline_flags_significance_and_shows_roi_with_its_ci_in_the_config
         assert lifts[metric]["p_value_adjusted"] == pytest.approx(p, rel=1e-12)
     assert lifts["d7_retention"]["significant"] is None and "no variance" in lifts["d7_retention"]["degenerate_reason"]
     assert "not tested: holdout arm: no variance" in report.html
+    # as summary says it: 0 of 300 vs 50 of 2700, Fisher's exact p summed by hand
+    assert f"; Fisher&#x27;s exact p {_fisher_by_hand(0, 300, 50, 2700):.4f} (unadjusted)" in report.html
 
     (row,) = impact.itertuples()
     value = report.summary["models"]["m"]["net_value"]
