@@ -2179,11 +2179,22 @@ def review(inf: Inference) -> list[str]:
             f"bias.calibration_gap_max: {gap_max:g}, scaled to the rarer outcome of {rarest.model_id}'s labels "
             f"({rarest.rarer_outcome_rate:.1%}; the default {bias.calibration_gap_max:g} suits labels half positive)"
         )
-    small = [m.model_id for m in inf.models if m.made_in(bias_window) < bias.min_labelled]
+    small = [m for m in inf.models if m.made_in(bias_window) < bias.min_labelled]
     if small:
+        # how far either would have to go (a trial asked for numbers): days at the model's rate, and its whole life
+        sizes = "; ".join(
+            f"{m.model_id}: {m.predictions} predictions over {(m.last_day - m.first_day).days + 1} days"
+            + (
+                f", {bias.min_labelled} take about {math.ceil(bias.min_labelled / m.daily_rate)} days"
+                if m.daily_rate
+                else ""
+            )
+            for m in small
+        )
         out.append(
-            f"bias: {', '.join(small)} make(s) fewer than {bias.min_labelled} predictions in "
-            f"{bias_window} days: widen bias.window_days or lower bias.min_labelled for verdicts"
+            f"bias: {', '.join(m.model_id for m in small)} make(s) fewer than {bias.min_labelled} predictions in "
+            f"{bias_window} days ({sizes}): widen bias.window_days or lower bias.min_labelled for verdicts (a "
+            "window as long as a model's life holds every prediction by its last day)"
         )
     out.append("currency: USD assumed")
     return out

@@ -1815,6 +1815,17 @@ def test_a_small_daily_models_own_psi_pool_is_whole_weeks_up_to_four(tmp_path):
         )
 
 
+def test_a_model_too_small_for_the_bias_window_is_told_how_far_the_window_would_have_to_go(tmp_path):
+    # a trial asked for numbers beside "widen bias.window_days or lower bias.min_labelled"
+    _batch_zone(tmp_path, weeks=4, per_batch=10)
+    [line] = [line for line in review(infer(tmp_path)) if line.startswith("bias: ")]
+    # by hand: 10 a day for 28 days; 500 / 10 = 50 days; the default 14-day window holds 140
+    assert line.startswith(
+        "bias: m make(s) fewer than 500 predictions in 14 days (m: 280 predictions over 28 days, 500 take about 50 "
+        "days): widen bias.window_days or lower bias.min_labelled"
+    )
+
+
 def test_a_daily_source_and_a_every_other_day_source_get_the_daily_settings(tmp_path):
     # rows every day (or every other day: no weekday is empty week after week) are no weekly batch
     for every in (1, 2):
