@@ -36,6 +36,7 @@ class RowRule:
     violated_when: str  # SQL over the typed row; NULL counts as "not violated"
     column: str = ""  # a value-set rule's column and its values (init names the other values a table holds)
     allowed: tuple[str, ...] = ()
+    lower_bound: float | None = None  # a range rule's: rows below it are quarantined (a sum of them is never below)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def _between(col: str, low: float, high: float | None = None) -> RowRule:
     upper = f" AND {col} <= {high}" if high is not None else f" AND NOT isnan({col})"
     # a bound on one side said as such (a trial read "revenue outside >= 0")
     name = f"{col} outside [{low}, {high}]" if high is not None else f"{col} below {low} (or NaN)"
-    return RowRule(name, f"NOT ({col} >= {low}{upper})")
+    return RowRule(name, f"NOT ({col} >= {low}{upper})", col, lower_bound=low)
 
 
 TS, DATE, STR, DBL, INT = "TIMESTAMP", "DATE", "VARCHAR", "DOUBLE", "BIGINT"
@@ -122,6 +123,14 @@ def variant_hints(pairs, declared, quarantined=()) -> str:
         if near is not None:
             hints.append(f"{variant!r} of experiment {experiment!r}: did you mean {near!r}?")
     return "; ".join(hints)
+
+
+def non_negative_columns(table: str) -> set[str]:
+    """The columns of ``table`` whose loaded values are never negative (a range rule from 0 or above quarantines
+    the rest): what the relative lift of a metric summing them can rely on."""
+    contract = CONTRACTS.get(table)
+    rules = contract.rules if contract else ()
+    return {r.column for r in rules if r.lower_bound is not None and r.lower_bound >= 0}
 
 
 CONTRACTS: dict[str, TableContract] = {

@@ -101,3 +101,24 @@ def check_experiment_definitions(measures: dict, metrics: dict, attribution: dic
         )
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def non_negative_metrics(measures: dict, metrics: dict) -> set[str]:
+    """The metrics no unit's value of which is ever negative, so their relative lift is never below -100%: a
+    proportion, and a mean (a ratio) of measures that count rows or sum a column the loader keeps non-negative
+    (contract.non_negative_columns: orders.revenue). A sum of any other expression may be negative."""
+    from orchestration.lib.contract import non_negative_columns
+
+    def never_negative(name: str) -> bool:
+        spec = measures.get(name) or {}
+        if spec.get("aggregate") == "count":
+            return True
+        expression = str(spec.get("expression") or "").strip().strip('"')
+        return spec.get("aggregate") == "sum" and expression in non_negative_columns(str(spec.get("source")))
+
+    out = set()
+    for name, spec in (metrics or {}).items():
+        used = [spec.get(k) for k in ("measure", "numerator", "denominator") if spec.get(k)]
+        if spec.get("type") == "proportion" or (used and all(never_negative(m) for m in used)):
+            out.add(name)
+    return out

@@ -2077,7 +2077,7 @@ def review(inf: Inference) -> list[str]:
             rerun = ""
     for t in inf.tables.values():
         for column, (n, values) in t.outside_sets.items():
-            allowed = next(r.allowed for r in CONTRACTS[t.name].rules if r.column == column)
+            allowed = next(r.allowed for r in CONTRACTS[t.name].rules if r.column == column and r.allowed)
             shown = ", ".join(f"{_printable(v)!r} ({c})" for v, c in values)
             out.append(
                 f"{t.name}.{column}: {n} of {t.rows or n} rows hold values outside {', '.join(allowed)} ({shown}): "
@@ -2183,7 +2183,8 @@ def review(inf: Inference) -> list[str]:
     if small:
         # how far either would have to go (a trial asked for numbers): days at the model's rate, and its whole life
         sizes = "; ".join(
-            f"{m.model_id}: {m.predictions} predictions over {(m.last_day - m.first_day).days + 1} days"
+            f"{m.model_id}: {m.predictions} predictions"
+            + (f" over {(m.last_day - m.first_day).days + 1} days" if m.first_day and m.last_day else "")
             + (
                 f", {bias.min_labelled} take about {math.ceil(bias.min_labelled / m.daily_rate)} days"
                 if m.daily_rate

@@ -157,6 +157,55 @@ def test_a_degenerate_proportion_publishes_fishers_exact_p_and_nothing_else_does
     assert mean_row["degenerate_reason"] and np.isnan(mean_row["exact_p_value"])
 
 
+def test_a_never_negative_metrics_relative_interval_stops_at_minus_100_percent():
+    # a trial's 32 students, min_events_per_arm lowered to 3: conversion +242.9% [-177.5%, +663.2%]; a metric that is
+    # never negative cannot fall by more than 100%, so the interval cut to the possible values covers as often
+    from scipy.stats import t as student
+
+    from orchestration.lib.experiment_metrics import non_negative_metrics
+
+    measures = dbt_var("experiment_measures")
+    assert non_negative_metrics(measures, DECLARED) == set(DECLARED)  # counts, revenue (>= 0 by the contract)
+    profit = {"profit": {"source": "orders", "aggregate": "sum", "expression": "revenue - 5"}}
+    assert non_negative_metrics({**measures, **profit}, {"p": {"type": "mean", "measure": "profit"}}) == set()
+
+    settings = AttributionSettings(min_events_per_arm=3)
+    rows = [_arm_row("e", "holdout", "conversion", _binary(3, 18)), _arm_row("e", "t", "conversion", _binary(8, 14))]
+    (row,) = [r for _, r in _results(rows, (18 / 32, 14 / 32), settings).iterrows()]
+    # the delta method by hand (sample variances, Welch's df)
+    c, t, v_c, v_t = 3 / 18, 8 / 14, 3 / 18 * 15 / 18 * 18 / 17, 8 / 14 * 6 / 14 * 14 / 13
+    rel, se = t / c - 1, np.sqrt(v_t / (14 * c**2) + t**2 * v_c / (18 * c**4))
+    df = (v_c / 18 + v_t / 14) ** 2 / ((v_c / 18) ** 2 / 17 + (v_t / 14) ** 2 / 13)
+    q = student.ppf(0.975, df)
+    assert rel - q * se < -1 and row["relative_ci_low"] == -1.0
+    assert row["relative_ci_high"] == pytest.approx(rel + q * se, rel=1e-9)
+    assert row["sequential_relative_ci_low"] == -1.0 and row["adjusted_relative_ci_low"] >= -1.0
+    assert row["absolute_ci_low"] > 0  # the absolute interval is not cut
+    # a metric that may be negative keeps its interval
+    (free,) = [
+        r
+        for _, r in experiment_results(
+            pd.DataFrame(rows), *_design(rows, (18 / 32, 14 / 32)), DECLARED, settings, non_negative=frozenset()
+        ).iterrows()
+    ]
+    assert free["relative_ci_low"] == -1.0  # a proportion is never negative, whatever the caller says
+    means = [
+        _arm_row("e", "holdout", "revenue_per_user", np.r_[np.full(3, 100.0), np.zeros(15)]),
+        _arm_row("e", "t", "revenue_per_user", np.r_[np.full(8, 100.0), np.zeros(6)]),
+    ]
+    stats = pd.DataFrame(means)
+    design = (experiments_of(stats), variants_of(stats, (18 / 32, 14 / 32)))
+    kept = experiment_results(stats, *design, DECLARED, settings).iloc[0]
+    cut = experiment_results(stats, *design, DECLARED, settings, non_negative={"revenue_per_user"}).iloc[0]
+    assert kept["relative_ci_low"] < -1 and cut["relative_ci_low"] == -1.0
+    assert kept["relative_ci_high"] == cut["relative_ci_high"]
+
+
+def _design(rows, shares):
+    stats = pd.DataFrame(rows)
+    return experiments_of(stats), variants_of(stats, shares)
+
+
 def test_no_published_p_value_below_alpha_on_small_tables_where_fisher_finds_no_evidence():
     # every 2x2 table with 10-30 units per arm: where a p-value is published and is < 0.05,
     # Fisher's exact test (conservative) is below 0.1; where Fisher is above 0.1, nothing < 0.05 is published

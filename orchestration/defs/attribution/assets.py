@@ -24,6 +24,7 @@ from orchestration.lib.attribution import (
     mark_failed_gates,
     model_impact,
 )
+from orchestration.lib.experiment_metrics import non_negative_metrics
 from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.warehouse import replace_date_range
@@ -88,8 +89,14 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
             "SELECT date, suite, table_name, experiments FROM quality.gate_results WHERE NOT passed AND date <= ?",
             [last],
         ).df()
+        metrics = dbt_var("experiment_metrics")
         results = experiment_results(
-            stats, experiments, variants, dbt_var("experiment_metrics"), attribution_settings()
+            stats,
+            experiments,
+            variants,
+            metrics,
+            attribution_settings(),
+            non_negative_metrics(dbt_var("experiment_measures"), metrics),
         )
         results = mark_failed_gates(results, experiments, failed_gates)
         # a holdout the model scored is no holdout: the lift is not the model's value (README)
