@@ -695,9 +695,12 @@ def _unjudged_health(conn) -> list[str]:
     # the median over every day, and over the days with predictions only (a batch model's, see batch_models)
     rows = _rows(
         conn,
+        # each model's own last days, as the health table pools them (a model that stopped scoring months before
+        # the others was left out of the mart's last 30 days, and said nowhere)
         "SELECT model_id, max(labelled), quantile_cont(predictions, 0.5), "
-        "quantile_cont(predictions, 0.5) FILTER (WHERE predictions > 0) FROM marts.model_health_daily "
-        "WHERE date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
+        "quantile_cont(predictions, 0.5) FILTER (WHERE predictions > 0), max(date) FROM "
+        "(SELECT *, max(date) OVER (PARTITION BY model_id) AS newest FROM marts.model_health_daily) "
+        "WHERE date > newest - ?::INTEGER GROUP BY 1 ORDER BY 1",
         [RECENT_DAYS],
     )
     if not rows:
@@ -705,19 +708,20 @@ def _unjudged_health(conn) -> list[str]:
     batches = batch_models(conn)
     config = load_alert_config()
     lines = []
-    for model, labelled, every_day, predicting_days in rows:
+    for model, labelled, every_day, predicting_days, newest in rows:
         predictions = predicting_days if model in batches else every_day
         unit = count_unit(model in batches)
+        span = f"in the {RECENT_DAYS} days to {newest}"
         if (labelled or 0) < config.min_labelled:
             lines.append(
                 f"{model}: precision, recall and calibration alerts not judged: at most {labelled or 0:.0f} labelled "
-                f"predictions {unit} in the last {RECENT_DAYS} days (alerts.min_labelled {config.min_labelled})"
+                f"predictions {unit} {span} (alerts.min_labelled {config.min_labelled})"
             )
         volume = config.rule("volume_change", model)
         if (predictions or 0) < float(volume.get("min_count") or 0) and not _volume_judged(conn, model, volume):
             lines.append(
-                f"{model}: volume alerts not judged: a median of {predictions or 0:g} predictions {unit} in the last "
-                f"{RECENT_DAYS} days (alerts.rules.volume_change.min_count {volume['min_count']:g})"
+                f"{model}: volume alerts not judged: a median of {predictions or 0:g} predictions {unit} {span} "
+                f"(alerts.rules.volume_change.min_count {volume['min_count']:g})"
             )
     return lines
 
@@ -773,8 +777,9 @@ def _volume_judged(conn, model: str, volume: dict) -> bool:
     trailing = int(volume["trailing_days"])
     daily = conn.execute(
         "SELECT date, sum(predictions) AS predictions FROM marts.model_health_daily WHERE model_id = ? "
-        "AND date > (SELECT max(date) FROM marts.model_health_daily) - ?::INTEGER GROUP BY 1 ORDER BY 1",
-        [model, RECENT_DAYS + trailing],
+        "AND date > (SELECT max(date) FROM marts.model_health_daily WHERE model_id = ?) - ?::INTEGER "
+        "GROUP BY 1 ORDER BY 1",
+        [model, model, RECENT_DAYS + trailing],
     ).df()
     if daily.empty:
         return False

@@ -248,6 +248,9 @@ def unjudged_drift(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
     return pd.concat(out).sort_values(["date", "model_id", "feature"]) if out else drift.iloc[:0].assign(why="")
 
 
+NOT_JUDGED_COLUMNS = ("model_id", "model_version", "reference", "values", "daily", "min_count", "pool_days")
+
+
 def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
     """DRIFT_SQL rows' model versions whose PSI no row judged, alone or pooled: ``reference`` (the most values of a
     feature in the reference), ``values`` (the most on a day or in its pool), ``min_count``, ``pool_days`` (a
@@ -259,17 +262,22 @@ def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
         if psi_judged(rows, psi)["judged"].any():
             continue
         pooled = rows["pooled_values"].fillna(0) if "pooled_values" in rows else 0
+        # its values a calendar day (a day's count: its fullest feature's), the rate the advice's days are counted
+        # at: the fullest pool's told half the days a trial's model needed; a weekly batch's spread over its week
+        per_day = rows.groupby("date")["current_values"].max()
+        calendar_days = (pd.Timestamp(per_day.index.max()) - pd.Timestamp(per_day.index.min())).days + 1
         out.append(
             {
                 "model_id": model_id,
                 "model_version": version,
                 "reference": int(rows["reference_values"].max()),
                 "values": int(np.maximum(rows["current_values"], pooled).max()),
+                "daily": float(per_day.sum()) / calendar_days,
                 "min_count": int(psi.get("min_count") or 0),
                 "pool_days": int(psi.get("pool_days") or 1),
             }
         )
-    return pd.DataFrame(out, columns=["model_id", "model_version", "reference", "values", "min_count", "pool_days"])
+    return pd.DataFrame(out, columns=[*NOT_JUDGED_COLUMNS])
 
 
 def drift_not_judged_text(r) -> str:
@@ -283,9 +291,8 @@ def drift_not_judged_text(r) -> str:
         )
     if r.values < r.min_count or both:
         short.append(f"models.{r.model_id}.alerts.psi.pool_days (its {r.pool_days}-day pools hold at most {r.values})")
-    # how long, at the pools' rate (a trial's reader got "lengthen" and init's "more than the 28 init writes")
-    rate = r.values / r.pool_days
-    days = f": about {math.ceil(r.min_count / rate - 1e-9)} days hold {r.min_count} at its pools' rate" if rate else ""
+    # how long, at its rate (a trial's reader got "lengthen" alone)
+    days = f": about {math.ceil(r.min_count / r.daily - 1e-9)} days hold {r.min_count} at its rate" if r.daily else ""
     return (
         f"{r.model_id} {r.model_version}: drift (PSI) alerts not judged, even pooled: the reference and the pool "
         f"need alerts.rules.psi.min_count ({r.min_count}) values each; lengthen " + " and ".join(short) + days
@@ -438,7 +445,8 @@ def evaluate_alerts(
         rule = f"< {coverage['below']} after {coverage['after_days']} days"
         if coverage.get("alpha") is not None:  # and below it beyond chance: 0 of a day's 1 prediction is no outage
             p = coverage_pvalue(mature["labelled"], mature["predictions"], coverage["below"])
-            below &= p < float(coverage["alpha"])
+            # p < alpha, an exact p at alpha not rounded below it (0 of 2 against 0.9: 0.1 ** 2 = 0.00999...)
+            below &= p < float(coverage["alpha"]) * (1 - 1e-9)
             rule += f" and one-sided binomial p < {coverage['alpha']:g}"
         found.append(_breaches(mature, "label_coverage", mature["label_coverage"][below], coverage["below"], rule))
 

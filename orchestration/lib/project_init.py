@@ -1881,6 +1881,11 @@ def _model_pool_said(m: ModelProfile, psi_min: int, pool: int) -> str:
             f"days: a longer one shows a new drift late), so it keeps the defaults; to judge drift anyway, set "
             f"models.{m.model_id}.alerts.psi.pool_days and drift_reference.first_days to about {needed}"
         )
+        if m.predictions < psi_min:  # a trial's 14 predictions of a finished pilot were told 255 days
+            said += (
+                f" (its {m.predictions} predictions so far hold fewer than {psi_min}: none of its days can be judged "
+                "unless it scores on)"
+            )
     return said
 
 

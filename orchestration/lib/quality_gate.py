@@ -292,7 +292,7 @@ class SuiteResult:
         max_share of the day's rows (a small label feed whose every label points to an unknown prediction)."""
         rows = self.rows_by_day.get(day, 0)
         return [
-            f"{o.name}{in_words(o.name)} (tolerated by gates.rows.min_count)"
+            tolerated_warning(o.name)
             for o in self.outcomes
             if o.level == "rows"
             and day not in o.failed_days  # judged per day: another day of the run may fail it
@@ -1298,6 +1298,12 @@ REFERENCE_HINTS = {
     "user_known": "user ids the users table lacks: a users export behind the others, or ids written differently "
     "(000001 and 1)?",
 }
+
+
+def tolerated_warning(expectation: str) -> str:
+    """A row expectation a day passed only by gates.rows.min_count, as its warning is stored: with what it checks."""
+    words = in_words(expectation)[2:-1]  # " (what it checks)" -> "what it checks"
+    return f"{expectation} ({words + '; ' if words else ''}tolerated by gates.rows.min_count)"
 
 
 def tolerated_hint(warning: str) -> str:

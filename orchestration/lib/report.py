@@ -382,7 +382,7 @@ class ReportBuilder:
             paragraph(
                 f"significant: the {correction}-adjusted p-value over the experiment's metrics is below "
                 f"alpha. A 95% CI that excludes 0 on a row marked 'no' is not significant once the metrics "
-                f"are tested together; 'not tested': too few events or no variance in an arm, so no p-value."
+                f"are tested together; 'not tested': too few events or no variance in an arm, so no p-value (a proportion's Fisher exact p is given instead, two-sided and unadjusted)."
             )
         )
         alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
@@ -409,7 +409,7 @@ class ReportBuilder:
                             significance_text(v)
                             if _missing(d)
                             else f"not tested: {d}"
-                            + ("" if _missing(x) else f"; Fisher's exact p {x:.4f} (unadjusted)")
+                            + ("" if _missing(x) else f"; Fisher's exact p {x:.4f} (two-sided, unadjusted)")
                             for v, d, x in zip(
                                 latest["significant"], latest["degenerate_reason"], latest["exact_p_value"]
                             )

@@ -202,8 +202,8 @@ def test_a_model_whose_reference_and_pools_stay_under_min_count_is_said_not_judg
         "drifting v1: drift (PSI) alerts not judged, even pooled: the reference and the pool need "
         "alerts.rules.psi.min_count (250) values each; lengthen models.drifting.drift_reference.first_days (its "
         "reference holds at most 210 values of a feature) and models.drifting.alerts.psi.pool_days (its 7-day "
-        "pools hold at most 210): about 9 days hold 250 at its pools' rate"
-    )  # by hand: 250 / (210 / 7 a day) = 8.3 days
+        "pools hold at most 210): about 9 days hold 250 at its rate"
+    )  # by hand: 20 days of 30 values in 21 calendar days (GAP), 28.6 a day: 250 / 28.6 = 8.75 days
 
 
 def test_the_report_on_a_day_long_after_the_last_prediction_says_what_summary_says(world, root):

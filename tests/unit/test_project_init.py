@@ -1811,7 +1811,8 @@ def test_a_small_daily_models_own_psi_pool_is_whole_weeks_up_to_four(tmp_path):
             if written
             else "even pooled over 7 days (alerts.rules.psi.pool_days); 200 values take about 40 days, more than the "
             "longest pool init writes (28 days: a longer one shows a new drift late), so it keeps the defaults; to "
-            "judge drift anyway, set models.m.alerts.psi.pool_days and drift_reference.first_days to about 40"
+            "judge drift anyway, set models.m.alerts.psi.pool_days and drift_reference.first_days to about 40 (its "
+            "140 predictions so far hold fewer than 200: none of its days can be judged unless it scores on)"
         )
 
 

@@ -391,7 +391,7 @@ def test_a_small_days_broken_references_within_min_count_pass_with_a_warning(con
         conn.execute("ROLLBACK")
     assert result.success and frame["passed"].all()
     assert json.loads(frame["warnings"].iloc[0]) == [
-        "expect_column_values_to_be_in_set(prediction_known) (rows of predictions not loaded) (tolerated by "
+        "expect_column_values_to_be_in_set(prediction_known) (rows of predictions not loaded; tolerated by "
         "gates.rows.min_count)"
     ]
     assert not failing.success  # 40 of 40: beyond both
@@ -425,7 +425,7 @@ def test_a_tolerated_day_keeps_its_warning_when_another_day_of_the_run_fails(con
     [failed] = [o for o in result.failed if o.name == "expect_column_values_to_be_in_set(user_known)"]
     assert set(failed.sample_unexpected) <= failing_day  # the failing day's unknown users, not a tolerated day's
     tolerated = [
-        "expect_column_values_to_be_in_set(user_known) (rows naming a user the users table lacks) (tolerated by "
+        "expect_column_values_to_be_in_set(user_known) (rows naming a user the users table lacks; tolerated by "
         "gates.rows.min_count)"
     ]
     # 1 and 3 of 20 are beyond 1% of the day and within 10 rows; 20 of 20 beyond both: failed, not a warning

@@ -23,7 +23,7 @@ def test_the_headline_flags_significance_and_shows_roi_with_its_ci_in_the_config
     assert lifts["d7_retention"]["significant"] is None and "no variance" in lifts["d7_retention"]["degenerate_reason"]
     assert "not tested: holdout arm: no variance" in report.html
     # as summary says it: 0 of 300 vs 50 of 2700, Fisher's exact p summed by hand
-    assert f"; Fisher&#x27;s exact p {_fisher_by_hand(0, 300, 50, 2700):.4f} (unadjusted)" in report.html
+    assert f"; Fisher&#x27;s exact p {_fisher_by_hand(0, 300, 50, 2700):.4f} (two-sided, unadjusted)" in report.html
 
     (row,) = impact.itertuples()
     value = report.summary["models"]["m"]["net_value"]

@@ -12,7 +12,7 @@ from tests.unit.test_report import AS_OF, DAYS, LATER, build, make_warehouse, pa
 from tests.unit.test_report_arms import _table_with, _tables
 
 TOLERATED = (
-    "expect_column_values_to_be_in_set(prediction_known) (rows of predictions not loaded) (tolerated by "
+    "expect_column_values_to_be_in_set(prediction_known) (rows of predictions not loaded; tolerated by "
     "gates.rows.min_count)"
 )
 STALE = "expect_column_max_to_be_between(event_time)"  # an expectation of severity warning

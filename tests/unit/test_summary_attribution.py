@@ -221,7 +221,7 @@ def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_ta
     for model, most in (("churn", 5), ("ranker", 0), ("risk", 4)):
         assert (
             f"  {model}: precision, recall and calibration alerts not judged: at most {most} labelled predictions a "
-            f"day in the last 30 days (alerts.min_labelled {config.min_labelled})" in out
+            f"day in the 30 days to 2026-04-09 (alerts.min_labelled {config.min_labelled})" in out
         )
     assert "  risk: volume alerts not judged: a median of 10 predictions a day" in out
     assert "ranker: volume alerts not judged" not in out
@@ -1352,6 +1352,29 @@ def test_an_attribute_no_window_could_judge_is_said_not_assessed_beside_one_that
     assert lines["m / gender"].endswith("(the last 2 days' windows: 0 failed, 0 not assessed)")
 
 
+def test_a_model_that_stopped_long_before_the_others_is_judged_over_its_own_last_days(tmp_path, capsys, monkeypatch):
+    # a trial's tiny model scored for 12 days in spring; the others to the autumn: summary's "not judged" lines read
+    # the mart's last 30 days and left it out, where its health row pooled its own
+    days = pd.date_range("2026-01-01", periods=120, freq="D")
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days] + [d.date() for d in days[:12]],
+            "model_id": ["busy"] * 120 + ["spring"] * 12,
+            "model_version": "v1",
+            "predictions": [1000] * 120 + [3] * 12,
+            "labelled": [900] * 120 + [1] * 11 + [2],
+            **{c: 0 for c in ("true_positives", "false_positives", "false_negatives", "true_negatives")},
+        }
+    )
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(_monitoring_only(tmp_path / "w.duckdb", model_health_daily=health), capsys)
+    assert (
+        "  spring: precision, recall and calibration alerts not judged: at most 2 labelled predictions a day in " in out
+    )
+    assert "in the 30 days to 2026-01-12 (alerts.min_labelled" in out  # its own last day: the 12th
+    assert "busy: precision, recall" not in out
+
+
 def test_a_weekly_batch_models_unjudged_health_is_counted_a_batch(tmp_path, capsys, monkeypatch):
     # a trial's model scored every Monday: summary said "a median of 26 predictions a day" and "at most 39 labelled
     # predictions a day", its batches' counts; a daily model beside it keeps its days
@@ -1378,8 +1401,8 @@ def test_a_weekly_batch_models_unjudged_health_is_counted_a_batch(tmp_path, caps
     assert recent == [30, 32, 34, 36] and pd.Series(recent).median() == 33
     assert (
         f"  weekly: precision, recall and calibration alerts not judged: at most 18 labelled predictions a batch "
-        f"in the last 30 days (alerts.min_labelled {config.min_labelled})" in out
+        f"in the 30 days to 2026-03-08 (alerts.min_labelled {config.min_labelled})" in out
     )
-    assert "  weekly: volume alerts not judged: a median of 33 predictions a batch in the last 30 days" in out
+    assert "  weekly: volume alerts not judged: a median of 33 predictions a batch in the 30 days to 2026-03-08" in out
     assert "  daily: volume alerts not judged: a median of 12 predictions a day" in out
     assert "at most 3 labelled predictions a day" in out
