@@ -153,15 +153,19 @@ class StepProgress:
                 if unjudged is not None:
                     self._note(step, str(unjudged.value))
                 failed = check.metadata.get("failed_expectations")
-                for name, seen in (
-                    failed.value if failed is not None and isinstance(failed.value, dict) else {}
-                ).items():
-                    days = seen.get("failed_days") or []
+                tolerated = check.metadata.get("tolerated")  # its name says what it checks and why it passed
+                warned = [
+                    (f"{name}{in_words(name)}", seen.get("failed_days") or [])
+                    for name, seen in (
+                        failed.value if failed is not None and isinstance(failed.value, dict) else {}
+                    ).items()
+                ] + list(
+                    (tolerated.value if tolerated is not None and isinstance(tolerated.value, dict) else {}).items()
+                )
+                for name, days in warned:
                     shown = ", ".join(days[:NOTE_DAYS]) + (" ..." if len(days) > NOTE_DAYS else "")
                     self._note(
-                        step,
-                        f"warning (blocks nothing): {name}{in_words(name)}"
-                        + (f" on {len(days)} day(s): {shown}" if days else ""),
+                        step, f"warning (blocks nothing): {name}" + (f" on {len(days)} day(s): {shown}" if days else "")
                     )
 
     def _summary(self, step: str) -> str:

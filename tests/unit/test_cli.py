@@ -334,11 +334,22 @@ def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skippe
     days = [f"2025-03-{d:02d}" for d in range(10, 17)]
     fresh = {"expect_column_values_to_be_in_set(fresh)": {"blocking": False, "failed_days": days}}
 
+    # and a day whose few labels of unloaded predictions gates.rows.min_count tolerated (a trial's only trace of a
+    # missing predictions file): the run said "1 check(s) passed"
+    tolerated = {
+        "expect_x(prediction_known) (rows of predictions not loaded; tolerated by gates.rows.min_count)": [days[2]]
+    }
+
     @dg.asset(check_specs=[dg.AssetCheckSpec("gate", asset="labels")])
     def labels():
         yield dg.MaterializeResult()
         yield dg.AssetCheckResult(
-            check_name="gate", passed=True, metadata={"failed_expectations": dg.MetadataValue.json(fresh)}
+            check_name="gate",
+            passed=True,
+            metadata={
+                "failed_expectations": dg.MetadataValue.json(fresh),
+                "tolerated": dg.MetadataValue.json(tolerated),
+            },
         )
 
     # rows that broke a row rule went to quarantine, and the run said only "done" (the gate passed: few rows)
@@ -376,6 +387,8 @@ def test_progress_names_what_a_warned_gate_held_back_and_why_an_asset_was_skippe
         [
             "labels: warning (blocks nothing): expect_column_values_to_be_in_set(fresh) (freshness: no rows after steady "
             "days) on 7 day(s): 2025-03-10, 2025-03-11, 2025-03-12, 2025-03-13, 2025-03-14 ...",
+            "labels: warning (blocks nothing): expect_x(prediction_known) (rows of predictions not loaded; tolerated "
+            "by gates.rows.min_count) on 1 day(s): 2025-03-12",
             "report: skipped: nothing to report for 2025-03-19",
             # wrapped, whole: a trial's line cut at 240 characters lost its hint (what to do)
             *(

@@ -390,6 +390,13 @@ def test_a_small_days_broken_references_within_min_count_pass_with_a_warning(con
     finally:
         conn.execute("ROLLBACK")
     assert result.success and frame["passed"].all()
+    # the run's progress lines read the check's metadata: the tolerated day is said there too
+    from orchestration.defs.quality.checks import _check_result
+
+    check = _check_result(result, "labels")
+    assert check.passed and check.metadata["tolerated"].value == {
+        json.loads(frame["warnings"].iloc[0])[0]: [str(TODAY)]
+    }
     assert json.loads(frame["warnings"].iloc[0]) == [
         "expect_column_values_to_be_in_set(prediction_known) (rows of predictions not loaded; tolerated by "
         "gates.rows.min_count)"
