@@ -1590,7 +1590,7 @@ def _short_references(m: ModelProfile, days: int, min_count: int) -> str:
             elif made < min_count:
                 why = f"it made {made} in all"
             else:
-                why = f"a daily model's reference grows to {POOL_DAYS_MAX} days at most"
+                why = f"init writes a daily model's reference of {POOL_DAYS_MAX} days at most"
             said.append(f"version {v}'s first {days} days hold only {n} ({why})")
     if not said:
         return ""
