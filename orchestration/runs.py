@@ -62,6 +62,12 @@ NOTE_LINES, NOTE_WIDTH = 4, 240
 NOTE_DAYS = 5  # the days a passed check's warning lists
 
 
+def _json_mapping(metadata: dict, key: str) -> dict:
+    """A check's JSON metadata entry that holds a mapping, else {} (absent, or another kind of value)."""
+    entry = metadata.get(key)
+    return entry.value if entry is not None and isinstance(entry.value, dict) else {}
+
+
 class StepProgress:
     """A run's event listener printing one line when a step starts and when it ends, with elapsed times.
 
@@ -152,16 +158,10 @@ class StepProgress:
                 unjudged = check.metadata.get(NOT_ASSESSED_KEY)  # a pass that judged nothing is no finding either
                 if unjudged is not None:
                     self._note(step, str(unjudged.value))
-                failed = check.metadata.get("failed_expectations")
-                tolerated = check.metadata.get("tolerated")  # its name says what it checks and why it passed
-                warned = [
-                    (f"{name}{in_words(name)}", seen.get("failed_days") or [])
-                    for name, seen in (
-                        failed.value if failed is not None and isinstance(failed.value, dict) else {}
-                    ).items()
-                ] + list(
-                    (tolerated.value if tolerated is not None and isinstance(tolerated.value, dict) else {}).items()
-                )
+                failed = _json_mapping(check.metadata, "failed_expectations")
+                warned = [(f"{name}{in_words(name)}", seen.get("failed_days") or []) for name, seen in failed.items()]
+                # a day passed only by gates.rows.min_count: its name says what it checks and why it passed
+                warned += _json_mapping(check.metadata, "tolerated").items()
                 for name, days in warned:
                     shown = ", ".join(days[:NOTE_DAYS]) + (" ..." if len(days) > NOTE_DAYS else "")
                     self._note(

@@ -343,6 +343,7 @@ def _print_attribution(results, impact) -> None:
         AttributionSettings,
         arms_family_notes,
         ci_sign,
+        exact_test_text,
         controls_of,
         cost_split_notes,
         correction_name,
@@ -403,9 +404,7 @@ def _print_attribution(results, impact) -> None:
     for note in arms_family_notes(results, alpha):
         print(f"  {note}")
     for r in results[results["degenerate_reason"].notna()].itertuples():
-        exact = r.exact_p_value  # a proportion's: what a sample too small for Welch still supports
-        said = "" if pd.isna(exact) else f"; Fisher's exact p {exact:.4f} (two-sided, unadjusted)"
-        print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}{said}")
+        print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}{exact_test_text(r.exact_p_value)}")
     for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():
         print(f"  not decision-grade: {r.model} {r.metric}: {r.decision_grade_reason}")
     # one line per arm and reason (an SRM fails every metric of the arm): the metrics it concerns named
@@ -816,14 +815,9 @@ def _uncounted_labels(conn) -> list[str]:
 
 def _recent_drift(conn):
     """DRIFT_SQL's rows of the last RECENT_DAYS of marts.feature_drift_daily, or None (no drift marts)."""
-    import duckdb
+    from orchestration.lib.report_data import newest_drift_day, recent_drift
 
-    from orchestration.lib.report_data import recent_drift
-
-    try:
-        last = conn.execute("SELECT max(date) FROM marts.feature_drift_daily").fetchone()[0]
-    except duckdb.CatalogException:
-        return None
+    last = newest_drift_day(conn)
     return recent_drift(conn, last, RECENT_DAYS) if last is not None else None
 
 

@@ -277,7 +277,7 @@ def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
                 "pool_days": int(psi.get("pool_days") or 1),
             }
         )
-    return pd.DataFrame(out, columns=[*NOT_JUDGED_COLUMNS])
+    return pd.DataFrame(out, columns=list(NOT_JUDGED_COLUMNS))
 
 
 def drift_not_judged_text(r) -> str:

@@ -532,7 +532,7 @@ def experiment_results(
     # on a trial's 18-unit holdout; cut to the possible values it covers the lift as often as before
     possible = frame["metric_type"].eq("proportion") | frame["metric"].isin(non_negative)
     for column in RELATIVE_LOWER_BOUNDS:
-        frame[column] = frame[column].where(~possible | ~(frame[column] < -1.0), -1.0)
+        frame[column] = frame[column].mask(possible & (frame[column] < -1.0), -1.0)
     return frame[RESULT_COLUMNS]
 
 
@@ -857,6 +857,13 @@ CI_SIGN_TEXT = {
     "includes_zero": "not significant: 95% CI includes 0",
     "unknown": "n/a",
 }
+
+
+def exact_test_text(p: float) -> str:
+    """ "; Fisher's exact p 0.0265 (two-sided, unadjusted)" beside a degenerate proportion's "not tested", else ''."""
+    return "" if p is None or p != p else f"; Fisher's exact p {p:.4f} (two-sided, unadjusted)"
+
+
 NET_VALUE_NOT_SHOWN = "its 95% CI includes 0, so the model's value is not shown to differ from zero"
 
 

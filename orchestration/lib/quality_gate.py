@@ -133,10 +133,16 @@ FLAG_WORDS = {
 }
 
 
+def flag_words(expectation_name: str) -> str:
+    """What an expectation on a derived column ('expect_...(fresh)') checks, in words, else ''."""
+    column = expectation_name.rsplit("(", 1)[-1].rstrip(")") if expectation_name.endswith(")") else ""
+    return FLAG_WORDS.get(column, "")
+
+
 def in_words(expectation_name: str) -> str:
     """' (what it checks)' for an expectation on a derived column ('expect_...(fresh)'), else ''."""
-    column = expectation_name.rsplit("(", 1)[-1].rstrip(")") if expectation_name.endswith(")") else ""
-    return f" ({FLAG_WORDS[column]})" if column in FLAG_WORDS else ""
+    words = flag_words(expectation_name)
+    return f" ({words})" if words else ""
 
 
 # the days (or runs of consecutive days) a line names before "and N more day(s)": a month-long failure listed each
@@ -1302,12 +1308,12 @@ REFERENCE_HINTS = {
 
 def tolerated_warning(expectation: str) -> str:
     """A row expectation a day passed only by gates.rows.min_count, as its warning is stored: with what it checks."""
-    words = in_words(expectation)[2:-1]  # " (what it checks)" -> "what it checks"
+    words = flag_words(expectation)
     return f"{expectation} ({words + '; ' if words else ''}tolerated by gates.rows.min_count)"
 
 
 def tolerated_hint(warning: str) -> str:
-    """REFERENCE_HINTS' line for a day_tolerated warning (``expect_...(prediction_known) (...) (tolerated ...)``),
+    """REFERENCE_HINTS' line for a day_tolerated warning (``expect_...(prediction_known) (...; tolerated ...)``),
     else '': a warning that names only its expectation says nothing to the reader of summary (a trial's only
     trace of a missing predictions file)."""
     column = re.match(r"expect_\w+\((\w+)\)", warning)

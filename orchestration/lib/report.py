@@ -46,6 +46,7 @@ from orchestration.lib.attribution import (
     arms_family_notes,
     correction_name,
     cost_split_notes,
+    exact_test_text,
     model_arm,
     model_arms,
     roi_text,
@@ -406,10 +407,7 @@ class ReportBuilder:
                             lambda p: "n/a" if _missing(p) else f"{p:.4f}"
                         ),
                         f"significant ({correction})": [
-                            significance_text(v)
-                            if _missing(d)
-                            else f"not tested: {d}"
-                            + ("" if _missing(x) else f"; Fisher's exact p {x:.4f} (two-sided, unadjusted)")
+                            significance_text(v) if _missing(d) else f"not tested: {d}{exact_test_text(x)}"
                             for v, d, x in zip(
                                 latest["significant"], latest["degenerate_reason"], latest["exact_p_value"]
                             )

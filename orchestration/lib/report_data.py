@@ -718,12 +718,14 @@ def alerted_feature_distributions(conn, as_of: date) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*keys, "psi", *POOL_COLUMNS, *DISTRIBUTION_COLUMNS])
 
 
-def newest_drift_day(conn, as_of: date) -> date | None:
-    """The newest day of marts.feature_drift_daily up to ``as_of``; None without rows (or the mart)."""
+def newest_drift_day(conn, as_of: date | None = None) -> date | None:
+    """The newest day of marts.feature_drift_daily up to ``as_of`` (None: any); None without rows (or the mart)."""
     import duckdb
 
     try:
-        return conn.execute("SELECT max(date) FROM marts.feature_drift_daily WHERE date <= ?", [as_of]).fetchone()[0]
+        return conn.execute(
+            "SELECT max(date) FROM marts.feature_drift_daily WHERE date <= coalesce(?::DATE, date)", [as_of]
+        ).fetchone()[0]
     except duckdb.CatalogException:
         return None
 
