@@ -689,12 +689,17 @@ def _snapshot_hint(conn, db: Path, given: str | None) -> str:
         ).fetchall()
     ]
     # the warehouse's schemas the snapshot does not publish, or publishes in part (quality: gate results, not the
-    # suites' working tables)
-    others = [s for s in ("staging", "intermediate", "raw") if s not in schemas]
+    # suites' working tables; staging and intermediate: the report's inputs, publish.REPORT_INPUTS)
+    from orchestration.lib.publish import REPORT_INPUTS
+
+    partial = {t.split(".")[0] for t in REPORT_INPUTS}
+    published = [s for s in schemas if s not in partial]
+    inputs = [t for t in REPORT_INPUTS if t.split(".")[0] in schemas]
+    also = f" and the report's inputs {', '.join(inputs)}" if inputs else ""
     return (
-        f"\n  the analytics snapshot ({db}) holds the published schemas {', '.join(schemas)}; the warehouse's other "
-        f"tables ({', '.join(others)} and the rest) are read with --db {warehouse_path()} (read-only, when no run "
-        "is writing)"
+        f"\n  the analytics snapshot ({db}) holds the published schemas {', '.join(published)}{also}; the "
+        f"warehouse's other tables (staging, intermediate, raw and the rest) are read with --db {warehouse_path()} "
+        "(read-only, when no run is writing)"
     )
 
 

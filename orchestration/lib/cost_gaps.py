@@ -81,7 +81,7 @@ def cost_gap_notes(conn, as_of=None, after: bool = True) -> list[str]:
             )
         if not after:
             continue
-        try:  # the staging view: not in the analytics snapshot, nor readable by the analyst on engine: spark
+        try:  # the staging view (or the snapshot's copy): not readable by the analyst on engine: spark
             landed, cost = conn.execute(COSTS_AFTER_SQL, [model, newest]).fetchone()
         except duckdb.Error:
             continue

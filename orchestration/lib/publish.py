@@ -63,6 +63,14 @@ PUBLISHED = {
 }
 
 
+# Small warehouse relations the report reads besides the published tables (model costs per model and day, each
+# version's learnt calibration per score bin), copied whole into the snapshot under their own names, without
+# Parquet exports: `impact-ledger report` on the snapshot dropped the run's own report's cost lines and its
+# label-free estimate's caveats. (A version change's score PSI also reads the new version's predictions: not
+# published, so a report from the snapshot says it was not computed.)
+REPORT_INPUTS = ("staging.stg_model_costs", "intermediate.int_score_calibration")
+
+
 @dataclass
 class PublishReport:
     files: int
@@ -207,6 +215,16 @@ def _columns_by_table(conn: duckdb.DuckDBPyConnection, catalog: str) -> dict[str
     return out
 
 
+def _readable(conn: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    """``relation`` exists in the warehouse and can be read (a staging view over raw tables another engine keeps
+    may not)."""
+    try:
+        conn.execute(f"SELECT * FROM {relation} LIMIT 0")
+    except duckdb.Error:
+        return False
+    return True
+
+
 def _count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
@@ -266,7 +284,8 @@ def refresh_snapshot(
             "AND table_catalog = current_database() ORDER BY 1"
         ).fetchall()
     ]
-    tables = [*_existing(conn), *quarantine]
+    inputs = [t for t in REPORT_INPUTS if _readable(conn, t)]
+    tables = [*_existing(conn), *quarantine, *inputs]
     # a detached snapshot holds no WAL (DuckDB checkpoints it then): copying the file copies all of it
     wal = snapshot.with_name(f"{snapshot.name}.wal")
     if since is not None and last is not None and snapshot.exists() and not wal.exists():

@@ -151,8 +151,8 @@ def model_impact(conn, as_of: date) -> pd.DataFrame:
 
 def unmeasured_models(conn, as_of: date, measured) -> list[tuple[str, float | None]]:
     """The models with predictions up to as_of but no model value among ``measured`` (no never-exposed holdout:
-    monitoring only), each with its model_costs up to as_of (None where unreadable: the analytics snapshot has no
-    staging views, nor may the analyst open a Spark warehouse's)."""
+    monitoring only), each with its model_costs up to as_of (None where unreadable: a warehouse without costs, a
+    snapshot published before it held them, or a Spark warehouse's view the analyst may not open)."""
     import duckdb
 
     measured = set(measured)
@@ -403,7 +403,7 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
             "FROM intermediate.int_score_calibration GROUP BY ALL",
         )
         out = out.merge(learnt, on=["model", "version"], how="left")
-    except duckdb.Error:  # the analytics snapshot holds no intermediate tables
+    except duckdb.Error:  # a snapshot published before it held this table
         out["calibration_labels"] = float("nan")
     # a day is calibrated only if every prediction's score bin was learnt (int_label_counts: bool_and)
     learnt_any = out["calibration_labels"].fillna(0) > 0

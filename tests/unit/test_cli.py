@@ -173,11 +173,16 @@ def test_a_table_outside_the_analytics_snapshot_is_answered_with_where_it_is(tmp
     with duckdb.connect(str(snapshot)) as conn:
         conn.execute("CREATE SCHEMA marts; CREATE TABLE marts.alerts AS SELECT 1 AS a")
         conn.execute("CREATE SCHEMA quality; CREATE TABLE quality.gate_results AS SELECT 1 AS a")
+        conn.execute("CREATE SCHEMA staging; CREATE TABLE staging.stg_model_costs AS SELECT 1 AS a")
     env = {**os.environ, "IMPACT_LEDGER_ANALYTICS_DB": str(snapshot), "IMPACT_LEDGER_DB": str(warehouse)}
-    missing = run("query", "SELECT * FROM intermediate.int_score_calibration", env=env)
+    missing = run("query", "SELECT * FROM intermediate.int_label_counts", env=env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    # a published schema is not listed again among the warehouse's others (a second trial: quality in both)
-    assert f"the analytics snapshot ({snapshot}) holds the published schemas marts, quality;" in missing.stderr
+    # a published schema is not listed again among the warehouse's others (a second trial: quality in both); the
+    # report's inputs in staging are named as what they are, not as the staging schema
+    assert (
+        f"the analytics snapshot ({snapshot}) holds the published schemas marts, quality and the report's inputs "
+        "staging.stg_model_costs;"
+    ) in missing.stderr
     assert f"tables (staging, intermediate, raw and the rest) are read with --db {warehouse}" in missing.stderr
     # a file named with --db is what the user meant: no advice about the snapshot
     given = run("query", "SELECT * FROM intermediate.x", "--db", str(snapshot))

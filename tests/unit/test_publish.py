@@ -210,3 +210,38 @@ def test_a_snapshot_with_other_blocks_is_rebuilt_with_small_blocks(tmp_path):
         assert block_size() == SNAPSHOT_BLOCK_SIZE
         assert snapshot_differs(conn, snapshot, "marts.kpi_daily") == 0
     assert not list(tmp_path.glob(".analytics.duckdb.*"))
+
+
+def test_the_snapshot_holds_the_reports_small_inputs_and_skips_one_it_cannot_read(warehouse, tmp_path):
+    # a trial's `impact-ledger report` (the snapshot) left out a monitoring-only model's cost and the label-free
+    # estimate's "(N labels)" caveat, which read staging.stg_model_costs and intermediate.int_score_calibration
+    from orchestration.lib.report_data import unmeasured_models
+
+    exports, snapshot = tmp_path / "exports", tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("CREATE SCHEMA raw; CREATE SCHEMA staging; CREATE SCHEMA intermediate")
+        conn.execute(
+            "CREATE TABLE raw.model_costs AS SELECT 'm2' AS model_id, DATE '2026-09-01' + i::int AS date, "
+            "10.0 + i AS total_cost FROM range(3) t(i)"
+        )
+        conn.execute("CREATE VIEW staging.stg_model_costs AS SELECT * FROM raw.model_costs")
+        conn.execute(
+            "CREATE TABLE intermediate.int_score_calibration AS SELECT 'm2' AS model_id, 'v1' AS model_version, "
+            "i AS score_bin, 7 AS labelled FROM range(4) t(i)"
+        )
+        conn.execute(
+            "CREATE TABLE marts.model_health_daily AS SELECT 'm2' AS model_id, DATE '2026-09-02' AS date, 5 AS predictions"
+        )
+        publish(conn, exports, snapshot, DAY1, DAY2)
+    with duckdb.connect(str(snapshot), read_only=True) as copy:
+        assert copy.execute("SELECT sum(labelled) FROM intermediate.int_score_calibration").fetchone()[0] == 28
+        # the costs up to the report's day, as the warehouse's view sums them: 10 + 11
+        assert unmeasured_models(copy, DAY2, measured=()) == [("m2", 21.0)]
+        assert not (exports / "stg_model_costs").exists() and not (exports / "int_score_calibration").exists()
+    with duckdb.connect(str(warehouse)) as conn:  # a view over a raw table the warehouse does not keep
+        conn.execute("DROP TABLE raw.model_costs")
+        publish(conn, exports, snapshot, DAY2, DAY2)
+    with duckdb.connect(str(snapshot), read_only=True) as copy:
+        tables = {t for (t,) in copy.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables()").fetchall()}
+        assert "intermediate.int_score_calibration" in tables and "staging.stg_model_costs" not in tables
+        assert unmeasured_models(copy, DAY2, measured=()) == [("m2", None)]
