@@ -37,6 +37,9 @@ from orchestration.lib.project_config import (
 )
 from orchestration.lib.quality_gate import WEEKDAY_LEVEL_WEEKS, allowance
 from orchestration.lib.raw_loader import (
+    CODE_PATTERN,
+    CSV_SOURCE,
+    NUMBER_PATTERN,
     _cast,
     _file_columns,
     _is_reader_error,
@@ -141,6 +144,8 @@ class TableProfile:
     # them): their count, the dated files' rows, and one such time as written with its file's name
     off_day: tuple[int, int, str] | None = None
     text_numbers: dict[str, str] = field(default_factory=dict)  # feature column -> a value: numbers kept as text
+    # feature column -> (its distinct whole numbers, the decile bins they fall in, some of them): codes binned
+    numeric_codes: dict[str, tuple[int, int, list]] = field(default_factory=dict)
     # a value-set rule's column -> (rows whose value is outside the set, its most frequent such values)
     outside_sets: dict[str, tuple[int, list[tuple[str, int]]]] = field(default_factory=dict)
 
@@ -782,6 +787,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         if name == "predictions":
             features = sorted(c for c in present[name] if c.startswith("feature_"))
             profile.text_numbers = _text_numbers(conn, scan, features)
+            profile.numeric_codes = _numeric_codes(conn, scan, features)
         profile.outside_sets = _outside_sets(conn, contract, scan, present[name])
 
     for name in ("users", "experiments", "experiment_variants"):
@@ -1005,6 +1011,54 @@ def _text_numbers(conn: duckdb.DuckDBPyConnection, scan: str, columns: list[str]
         ).fetchone()
         if total and separated and separated >= 0.9 * total:
             out[column] = example
+    return out
+
+
+# at most this many distinct whole numbers in a numeric feature: maybe codes (a store, a region, a subtype)
+MAX_CODES = 50
+NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+
+
+def _numeric_codes(conn: duckdb.DuckDBPyConnection, scan: str, columns: list[str]) -> dict[str, tuple[int, int, list]]:
+    """Feature columns the loader stores as numbers (a numeric column, or CSV text of plain numbers) holding 3 to
+    MAX_CODES distinct whole numbers from 1 up that drift's decile bins (cut as int_reference_profiles cuts, here over every
+    row) put side by side in one bin: if they are codes, a shift between two of them shows no drift (a trial's
+    customer subtype coded 1-41: PSI 0.05 at deciles where it was 0.3-0.7 as categories). column -> (distinct
+    values, bins they fall in, the first few values)."""
+    types = dict(conn.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {scan})").fetchall())
+    out = {}
+    for column in columns:
+        sql_type = str(types.get(column, ""))
+        if sql_type.removeprefix("U").startswith(NUMBER_TYPES):
+            value = f"CAST({_q(column)} AS DOUBLE)"
+        elif sql_type == "VARCHAR":  # CSV text becomes DOUBLE when every value is a plain number (the loader's rule)
+            text = f"nullif(trim({_q(column)}), '')"
+            plain = conn.execute(
+                f"SELECT count({text}) > 0 AND bool_and(regexp_full_match({text}, '{NUMBER_PATTERN}') "
+                f"AND NOT regexp_full_match({text}, '{CODE_PATTERN}') "
+                f"AND regexp_full_match(lower(filename), '{CSV_SOURCE}')) FROM {scan}"
+            ).fetchone()[0]
+            if not plain:
+                continue
+            value = f"CAST({text} AS DOUBLE)"
+        else:
+            continue
+        distinct, whole, lowest = conn.execute(
+            f"SELECT count(DISTINCT v), bool_and(v = round(v)), min(v) FROM (SELECT {value} AS v FROM {scan}) "
+            "WHERE v IS NOT NULL"
+        ).fetchone()
+        # counts (of orders, of prior events) start at 0; codes seldom do: they are left out
+        if not whole or not 3 <= distinct <= MAX_CODES or lowest < 1:
+            continue
+        # bin k holds edge_k < v <= edge_k+1: the bins the values fall in, as drift's reference profile cuts them
+        bins, shown = conn.execute(
+            f"WITH v AS (SELECT {value} AS v FROM {scan}), "
+            "e AS (SELECT quantile_cont(v, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) AS edges FROM v) "
+            "SELECT count(DISTINCT len(list_filter(edges, x -> v > x))), "
+            "list(DISTINCT v ORDER BY v)[1:6] FROM v, e WHERE v IS NOT NULL"
+        ).fetchone()
+        if bins < distinct:
+            out[column] = (distinct, bins, [int(x) for x in shown])
     return out
 
 
@@ -2093,6 +2147,14 @@ def review(inf: Inference) -> list[str]:
             out.append(
                 f"{t.name}.{column}: numbers written with separators ({value!r}) are kept as text, so drift reads "
                 "them as categories: export the column without thousands separators and with a decimal point"
+            )
+        for column, (distinct, bins, shown) in t.numeric_codes.items():
+            more = ", ..." if distinct > len(shown) else ""
+            out.append(
+                f"{t.name}.{column}: {distinct} distinct whole numbers ({', '.join(map(str, shown))}{more}) fall in "
+                f"{bins} of drift's decile bins, so a shift between values sharing a bin shows no drift: if they are "
+                "codes (a store, a region, a subtype), export them as text with a letter (e.g. 'c7'; a Parquet "
+                "string column stays text as it is), so each is a category with its own share"
             )
     for experiment_id, arms in inf.arms.items():
         from orchestration.lib.attribution import AttributionSettings  # scipy: only with an experiment

@@ -949,6 +949,50 @@ def test_times_without_an_offset_and_numbers_with_separators_get_review_lines(zo
     assert flagged == {"predictions.feature_income", "predictions.feature_rate"}
 
 
+def _bins_shared(values) -> bool:
+    """numpy's side: whether drift's decile bins (edge_k < v <= edge_k+1, edges numpy's linear quantiles) hold two
+    of ``values``' distinct numbers in one bin."""
+    values = np.asarray(values, dtype=float)
+    edges = np.quantile(values, np.arange(1, 10) / 10)
+    distinct = np.unique(values)
+    return len({int((v > edges).sum()) for v in distinct}) < len(distinct)
+
+
+def test_whole_number_codes_that_share_a_decile_bin_are_named_and_other_numbers_are_not(zone):
+    # a trial's customer subtype coded 1-41 in a CSV: binned at the deciles its PSI read 0.05 where it was 0.3-0.7
+    source, _, preds, _ = zone
+    n = len(preds)
+    rng = np.random.default_rng(3)
+    coded = preds.assign(
+        feature_subtype=rng.integers(1, 42, n),  # codes: many share a bin
+        feature_store=[(1, 2, 3, 4, 7)[i % 5] for i in range(n)],  # five even shares: a bin each
+        feature_flag=[i % 2 for i in range(n)],  # two values
+        feature_orders=rng.poisson(1.5, n),  # a count from 0: not a code, though its values share bins
+        feature_age=rng.integers(18, 90, n),  # more than 50 values: a quantity
+        feature_amount=rng.random(n) * 100,  # not whole
+    )
+    (source / "predictions" / "predictions.parquet").unlink()
+    _write(source, "predictions", coded.assign(predicted_at=coded["predicted_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    expected = {f"predictions.{c}" for c in ("feature_subtype", "feature_store") if _bins_shared(coded[c])}
+    assert expected == {"predictions.feature_subtype"} and _bins_shared(coded["feature_orders"])  # the premise
+    said = review(infer(source))
+    lines = [line for line in said if "of drift's decile bins" in line]
+    assert {line.split(":")[0] for line in lines} == expected
+    distinct = coded["feature_subtype"].nunique()
+    assert lines[0].startswith(
+        f"predictions.feature_subtype: {distinct} distinct whole numbers (1, 2, 3, 4, 5, 6, ...)"
+    )
+    # a Parquet string column of the same codes stays text (a category each): nothing to say; a Parquet integer
+    # column is a number, as the CSV's
+    (source / "predictions" / "predictions.csv").unlink()
+    _write(source, "predictions", coded.assign(feature_subtype=coded["feature_subtype"].astype(str)), "parquet")
+    assert not any("of drift's decile bins" in line for line in review(infer(source)))
+    _write(source, "predictions", coded, "parquet")
+    assert [line.split(":")[0] for line in review(infer(source)) if "decile bins" in line] == [
+        "predictions.feature_subtype"
+    ]
+
+
 def test_values_outside_a_contract_set_are_named_with_their_counts(zone):
     # a database's outcome names as label_source ('billing_disconnect', ...): the loader quarantined every label,
     # and init had said nothing
