@@ -415,6 +415,31 @@ def label_free(
     return out
 
 
+ONE_CLASS = "labels of one class only known by "  # starts the status_reason of a request blocked for it
+
+
+def one_class(
+    models: list[str], labelled: dict[str, int], positives: dict[str, int], first: date, last: date
+) -> dict[str, str]:
+    """The requested ``models`` whose snapshot's labels (``labelled``: model -> candidate rows, ``positives``: those
+    labelled 1) are all of one class, and why. A classifier cannot be trained on one class: a trial's precision-floor
+    request, whose flagged patients' labels landed two years after their day, exported 4 rows all positive (the
+    early outcomes) as 'snapshot_ready'. Blocked, as an empty snapshot is, and as finally (the labels known by
+    ``last`` do not change)."""
+    out = {}
+    for model_id in models:
+        rows, ones = labelled.get(model_id, 0), positives.get(model_id, 0)
+        if not rows or 0 < ones < rows:
+            continue
+        only = "positive (1)" if ones else "negative (0)"
+        out[model_id] = (
+            f"{ONE_CLASS}{last}: the {rows} labelled prediction(s) of the window {first} .. {last} are all {only}; "
+            f"a snapshot as of {last} holds only the labels known by {last} (point-in-time: the others land later), "
+            "and one class cannot train a classifier: not exported"
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class LabelTiming:
     """What says why a snapshot's labels are few: when the model's predictions in the window ``began``, its label

@@ -166,6 +166,32 @@ def test_a_labelled_model_is_exported_beside_a_label_free_one_with_the_labels_kn
     assert status["m"][0] == "blocked" and status["m"][1].startswith(reason_of("m"))
 
 
+def test_a_snapshot_whose_known_labels_are_all_of_one_class_is_blocked_not_exported(warehouse):
+    # a trial's precision-floor request: the flagged patients' labels landed two years after their day, so the
+    # snapshot as of that day held 4 rows, all positive (the early outcomes), exported as 'snapshot_ready'
+    with duckdb.connect(str(warehouse)) as conn:  # n's negatives land after the day: only positives known by then
+        conn.execute(
+            "UPDATE staging.stg_labels SET labeled_at = labeled_at + INTERVAL 5 DAY WHERE label = 0 AND "
+            "prediction_id IN (SELECT prediction_id FROM staging.stg_predictions WHERE model_id = 'n')"
+        )
+    preds = predictions()
+    known = preds[(preds["model_id"] == "n") & (preds["labeled_at"] <= D0)]
+    positives = int(known["decision"].sum())
+    assert 0 < positives < len(known)  # before the change both classes were known: the test's premise
+    request(warehouse, ["n"])
+    result = retrain(warehouse)
+    assert not result.success and not snapshots(warehouse)
+    status, why = requests(warehouse)["n"]
+    assert status == "blocked"
+    assert why.startswith(
+        f"labels of one class only known by {D0}: the {positives} labelled prediction(s) of the window {D0} .. {D0} "
+        "are all positive (1)"
+    )
+    assert "one class cannot train a classifier: not exported" in why
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM retraining.training_candidates").fetchone()[0] == 0
+
+
 def test_the_bias_check_does_not_pass_on_no_rows(warehouse, monkeypatch):
     """Were the candidates built empty (the step's own block taken away here), the blocking check would not
     pass either: no verdict is not a fair one, and nothing is exported."""

@@ -53,6 +53,7 @@ from orchestration.lib.retraining import (
     gate_digest,
     keep_decisions,
     label_free,
+    one_class,
     not_judged,
     pending_by_day,
     ready_reason,
@@ -295,7 +296,8 @@ def _training_start(conn, models: list[str], window_start):
         "a retraining request that day, with the labels known by that day. Refuses to build (and marks the "
         "requests 'blocked' with the reason) unless every input table "
         f"({', '.join(TRAINING_INPUTS)}) passed its quality gate on every day of the window; a model with no "
-        "labelled prediction there is blocked too (its labels land later), and the run fails if every one is."
+        "labelled prediction there, or labels of one class only, is blocked too (its labels land later), and the run fails "
+        "if every one is."
     ),
 )
 def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -318,9 +320,11 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
                 day=day, start=start, models=listed, attributes=attribute_columns_sql(load_config().attribute_columns)
             )
             conn.execute(f"CREATE OR REPLACE TABLE retraining.training_candidates AS {select}")
-            counts = dict(
-                conn.execute("SELECT model_id, count(*) FROM retraining.training_candidates GROUP BY 1").fetchall()
-            )
+            labelled = conn.execute(
+                "SELECT model_id, count(*), count(*) FILTER (WHERE label = 1) FROM retraining.training_candidates "
+                "GROUP BY 1"
+            ).fetchall()
+            counts = {m: n for m, n, _ in labelled}
             predicted = dict(
                 conn.execute(
                     "SELECT model_id, count(*) FROM staging.stg_predictions WHERE model_id IN "
@@ -329,8 +333,15 @@ def training_candidates_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
                 ).fetchall()
             )
             unlabelled = label_free(models, counts, predicted, start, day)
+            unlabelled |= one_class(models, counts, {m: ones for m, _, ones in labelled}, start, day)
             for model_id, reason in unlabelled.items():
                 record_blocked(conn, day, [model_id], reason)
+            if blocked := [m for m in unlabelled if counts.get(m)]:  # one class: its rows are no candidates
+                conn.execute(
+                    f"DELETE FROM retraining.training_candidates WHERE model_id IN ({', '.join('?' for _ in blocked)})",
+                    blocked,
+                )
+                counts = {m: n for m, n in counts.items() if m not in blocked}
         else:
             record_blocked(conn, day, models, gate.reason)
     if gate.passed and len(unlabelled) == len(models):  # nothing to export: the run fails, as a blocked gate does
