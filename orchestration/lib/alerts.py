@@ -141,7 +141,7 @@ DRIFT_SQL = """
 SELECT d.date, d.model_id, d.model_version, d.feature, d.psi,
        coalesce(b.current_values, 0) AS current_values, coalesce(b.reference_values, 0) AS reference_values,
        b.drift_chi2, coalesce(b.drift_bins, 0) AS drift_bins,
-       d.pooled_values, d.pooled_psi, d.pooled_chi2, d.pooled_bins
+       d.pooled_values, d.pooled_psi, d.pooled_chi2, d.pooled_bins, d.reference_end_date
 FROM marts.feature_drift_daily d
 LEFT JOIN (
     SELECT date, model_id, model_version, feature, current_values, reference_values,
@@ -248,7 +248,16 @@ def unjudged_drift(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
     return pd.concat(out).sort_values(["date", "model_id", "feature"]) if out else drift.iloc[:0].assign(why="")
 
 
-NOT_JUDGED_COLUMNS = ("model_id", "model_version", "reference", "values", "daily", "min_count", "pool_days")
+NOT_JUDGED_COLUMNS = (
+    "model_id",
+    "model_version",
+    "reference",
+    "values",
+    "daily",
+    "min_count",
+    "pool_days",
+    "days_since_reference",
+)
 
 
 def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
@@ -265,7 +274,10 @@ def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
         # its values a calendar day (a day's count: its fullest feature's), the rate the advice's days are counted
         # at: the fullest pool's told half the days a trial's model needed; a weekly batch's spread over its week
         per_day = rows.groupby("date")["current_values"].max()
-        calendar_days = (pd.Timestamp(per_day.index.max()) - pd.Timestamp(per_day.index.min())).days + 1
+        newest = pd.Timestamp(per_day.index.max())
+        calendar_days = (newest - pd.Timestamp(per_day.index.min())).days + 1
+        ended = rows["reference_end_date"].dropna() if "reference_end_date" in rows else pd.Series(dtype=object)
+        since = (newest - pd.Timestamp(ended.max())).days if len(ended) else None
         out.append(
             {
                 "model_id": model_id,
@@ -275,6 +287,8 @@ def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
                 "daily": float(per_day.sum()) / calendar_days,
                 "min_count": int(psi.get("min_count") or 0),
                 "pool_days": int(psi.get("pool_days") or 1),
+                # the days after its reference window to its newest: a pool this long holds every value there is
+                "days_since_reference": since,
             }
         )
     return pd.DataFrame(out, columns=list(NOT_JUDGED_COLUMNS))
@@ -282,7 +296,29 @@ def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
 
 def drift_not_judged_text(r) -> str:
     """A drift_not_judged row said, with the settings to change: the model's own pool and drift reference (init
-    proposes both for such a model)."""
+    proposes both for such a model); or, once its pools span every day after its reference, that first_days alone
+    moves values between the two, and where both together hold fewer than twice min_count, that only the days to
+    come do (a trial's version of 353 predictions was told to lengthen a 140-day pool that already held all 135
+    after its reference)."""
+    head = f"{r.model_id} {r.model_version}: drift (PSI) alerts not judged, even pooled: the reference and the pool "
+    need = f"need alerts.rules.psi.min_count ({r.min_count}) values each"
+    since, m = r.days_since_reference, r.min_count
+    spans = since == since and since is not None and r.pool_days >= since  # not NaN or None, and pools span all
+    if spans and min(r.reference, r.values) < m:
+        total = r.reference + r.values
+        first_days = f"models.{r.model_id}.drift_reference.first_days"
+        said = (
+            f"{head}{need}; its {r.pool_days}-day pools span all {int(since)} days after its reference window, so "
+            f"first_days alone splits its {total} values between the two (reference {r.reference}, pool {r.values})"
+        )
+        if total < 2 * m:
+            wait = f": about {math.ceil((2 * m - total) / r.daily - 1e-9)} more days at its rate" if r.daily else ""
+            return (
+                f"{said}: fewer than the {2 * m} both need, so no setting judges it yet{wait}, with {first_days} "
+                f"holding {m} (or lower alerts.rules.psi.min_count: a noisier verdict)"
+            )
+        days = f" (about {math.ceil(m / r.daily - 1e-9)} days at its rate)" if r.daily else ""
+        return f"{said}: set {first_days} so its reference holds about {m}{days}, the pool the rest"
     short = []
     both = r.reference >= r.min_count and r.values >= r.min_count  # each side reached it, never on one row
     if r.reference < r.min_count or both:
@@ -293,10 +329,7 @@ def drift_not_judged_text(r) -> str:
         short.append(f"models.{r.model_id}.alerts.psi.pool_days (its {r.pool_days}-day pools hold at most {r.values})")
     # how long, at its rate (a trial's reader got "lengthen" alone)
     days = f": about {math.ceil(r.min_count / r.daily - 1e-9)} days hold {r.min_count} at its rate" if r.daily else ""
-    return (
-        f"{r.model_id} {r.model_version}: drift (PSI) alerts not judged, even pooled: the reference and the pool "
-        f"need alerts.rules.psi.min_count ({r.min_count}) values each; lengthen " + " and ".join(short) + days
-    )
+    return f"{head}{need}; lengthen " + " and ".join(short) + days
 
 
 def load_alert_config(config: ProjectConfig | None = None) -> AlertConfig:

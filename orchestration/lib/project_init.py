@@ -1935,10 +1935,16 @@ def _model_pool_said(m: ModelProfile, psi_min: int, pool: int) -> str:
             f"days: a longer one shows a new drift late), so it keeps the defaults; to judge drift anyway, set "
             f"models.{m.model_id}.alerts.psi.pool_days and drift_reference.first_days to about {needed}"
         )
-        if m.predictions < psi_min:  # a trial's 14 predictions of a finished pilot were told 255 days
+        # a trial's 14 predictions of a finished pilot were told 255 days; another's two versions of ~340 each were
+        # told 140 days, and no split of 340 fills a reference and a pool of 200 each
+        each = m.predictions / max(m.versions, 1)
+        if each < 2 * psi_min:
+            of = f"its {m.predictions} predictions so far" + (
+                f" over {m.versions} versions (about {each:.0f} each)" if m.versions > 1 else ""
+            )
             said += (
-                f" (its {m.predictions} predictions so far hold fewer than {psi_min}: none of its days can be judged "
-                "unless it scores on)"
+                f" ({of} are fewer than the {2 * psi_min} a version's reference and pool of {psi_min} each need: "
+                "none of its days can be judged unless it scores on)"
             )
     return said
 

@@ -255,7 +255,13 @@ def test_drift_chi2_is_scipys_homogeneity_test_of_the_days_and_the_references_bi
         ]
     )
     daily = bins[["date", "model_id", "model_version", "feature"]].drop_duplicates().assign(psi=0.5)
-    daily = daily.assign(pooled_values=None, pooled_psi=None, pooled_chi2=None, pooled_bins=None)
+    daily = daily.assign(
+        pooled_values=None,
+        pooled_psi=None,
+        pooled_chi2=None,
+        pooled_bins=None,
+        reference_end_date=day(0) - pd.Timedelta(days=1),
+    )
     with duckdb.connect() as conn:
         conn.execute("CREATE SCHEMA marts")
         conn.execute("CREATE TABLE marts.feature_drift_bins AS SELECT * FROM bins")

@@ -206,6 +206,37 @@ def test_a_model_whose_reference_and_pools_stay_under_min_count_is_said_not_judg
     )  # by hand: 20 days of 30 values in 21 calendar days (GAP), 28.6 a day: 250 / 28.6 = 8.75 days
 
 
+def test_pools_spanning_every_day_after_the_reference_are_not_told_to_lengthen(world):
+    # a trial's version of 353 predictions was told to lengthen a 140-day pool that already held all 135 values
+    # after its reference: no pool_days could add one, nor first_days make 200 + 200 of 353
+    _, _, drift = world
+    reference_end = pd.Timestamp(DAYS[REFERENCE_DAYS - 1])
+
+    def said(days_after: int, min_count: int) -> dict[str, str]:
+        """The lines on the drift rows up to ``days_after`` days after the reference (7-day pools span them all)."""
+        rows = drift[pd.to_datetime(drift["date"]) <= reference_end + pd.Timedelta(days=days_after)]
+        config = load_alert_config(parse_config({**PROJECT, "alerts": {"rules": {"psi": {"min_count": min_count}}}}))
+        return {r.model_id: drift_not_judged_text(r) for r in drift_not_judged(rows, config).itertuples()}
+
+    # by hand: 7 days after the reference each model holds 7 x 30 = 210 there and 210 in its reference (GAP comes
+    # later): 420 of the 2 x 250 = 500 both need; 80 more take 80 / 30 = 2.7 days
+    head = "v1: drift (PSI) alerts not judged, even pooled: the reference and the pool need alerts.rules.psi.min_count"
+    for model in ("drifting", "steady"):
+        assert said(7, 250)[model] == (
+            f"{model} {head} (250) values each; its 7-day pools span all 7 days after its reference window, so "
+            "first_days alone splits its 420 values between the two (reference 210, pool 210): fewer than the 500 "
+            f"both need, so no setting judges it yet: about 3 more days at its rate, with models.{model}."
+            "drift_reference.first_days holding 250 (or lower alerts.rules.psi.min_count: a noisier verdict)"
+        )
+    # 6 days after: 210 + 180 = 390, and 2 x 195 = 390: the pool is short, a shorter reference fills it
+    assert said(6, 195)["drifting"] == (
+        f"drifting {head} (195) values each; its 7-day pools span all 6 days after its reference window, so "
+        "first_days alone splits its 390 values between the two (reference 210, pool 180): set "
+        "models.drifting.drift_reference.first_days so its reference holds about 195 (about 7 days at its rate), "
+        "the pool the rest"
+    )  # 195 / 30 = 6.5 days
+
+
 def test_the_report_on_a_day_long_after_the_last_prediction_says_what_summary_says(world, root):
     # a trial's report, drawn months after the last prediction while labels still landed, said "its PSI is judged
     # on its version's last 7 days pooled" where summary said "not judged, even pooled": the report read the 30

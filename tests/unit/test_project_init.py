@@ -1856,8 +1856,20 @@ def test_a_small_daily_models_own_psi_pool_is_whole_weeks_up_to_four(tmp_path):
             else "even pooled over 7 days (alerts.rules.psi.pool_days); 200 values take about 40 days, more than the "
             "longest pool init writes (28 days: a longer one shows a new drift late), so it keeps the defaults; to "
             "judge drift anyway, set models.m.alerts.psi.pool_days and drift_reference.first_days to about 40 (its "
-            "140 predictions so far hold fewer than 200: none of its days can be judged unless it scores on)"
+            "140 predictions so far are fewer than the 400 a version's reference and pool of 200 each need: none of "
+            "its days can be judged unless it scores on)"
         )
+
+
+def test_a_version_too_small_for_a_reference_and_a_pool_is_said_so_beside_the_days_to_set(tmp_path):
+    # a trial's two versions of ~340 predictions each were told to set 140-day pools: no split of 340 holds 200 + 200
+    _batch_zone(tmp_path, weeks=12, per_batch=5, versions=["v1"] * 42 + ["v2"] * 42)  # by hand: 420, 210 a version
+    [psi] = [line for line in review(infer(tmp_path)) if "drift (PSI)" in line]
+    assert psi.endswith(
+        "set models.m.alerts.psi.pool_days and drift_reference.first_days to about 40 (its 420 predictions so far "
+        "over 2 versions (about 210 each) are fewer than the 400 a version's reference and pool of 200 each need: "
+        "none of its days can be judged unless it scores on)"
+    )
 
 
 def test_a_model_too_small_for_the_bias_window_is_told_how_far_the_window_would_have_to_go(tmp_path):

@@ -532,6 +532,7 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
         pooled_psi=((shares - 0.5) * np.log(shares / 0.5)).sum(axis=0),
         pooled_chi2=[chi2_contingency([[c, 750] for c in day_counts], correction=False)[0] for day_counts in pooled.T],
         pooled_bins=2,
+        reference_end_date=pd.Timestamp("2026-02-02"),  # 02-03 the version's first day after it
     )
     path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift, feature_drift_bins=bins)
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
