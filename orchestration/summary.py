@@ -185,14 +185,21 @@ def _gate_warnings(conn) -> list[str]:
     """Per suite and expectation that only warns (a paused label feed's freshness, a day passed only by
     gates.rows.min_count): its days of the last RECENT_DAYS days with gate results, first and latest."""
     from orchestration.lib.quality_gate import tolerated_hint
-    from orchestration.lib.report_data import gate_warnings
+    from orchestration.lib.report_data import earlier_gate_warnings, gate_warnings
 
-    return [
+    lines = [
         f"{r.suite} {r.warning}: {r.days} day(s), "
         + (f"{r.first_day}" if r.first_day == r.last_day else f"{r.first_day} .. {r.last_day}")
         + (f" ({hint})" if (hint := tolerated_hint(r.warning)) else "")
         for r in gate_warnings(conn, None, RECENT_DAYS).itertuples()
     ]
+    earlier, first, last = earlier_gate_warnings(conn, RECENT_DAYS)
+    if earlier:
+        lines.append(
+            f"{'and ' if lines else ''}{earlier} earlier day(s) warned, {first} .. {last}: impact-ledger query "
+            "\"SELECT date, suite, warnings FROM quality.gate_results WHERE warnings <> '[]' ORDER BY date\""
+        )
+    return lines
 
 
 def _recent_health(conn):

@@ -615,6 +615,20 @@ def gate_warnings(conn, as_of: date | None = None, days: int = RECENT_DAYS) -> p
     )
 
 
+def earlier_gate_warnings(conn, days: int = RECENT_DAYS) -> tuple[int, date | None, date | None]:
+    """The days with gate warnings before the ``days`` days to the newest gate result (which gate_warnings lists):
+    how many, first and last. A backfill's warnings of years ago (a missing predictions file's only trace) left
+    summary without a word of them."""
+    if not _has_gate_warnings(conn):
+        return 0, None, None
+    return conn.execute(
+        f"SELECT count(DISTINCT date), min(date), max(date) FROM {GATE_RESULTS} "
+        "WHERE warnings IS NOT NULL AND warnings <> '[]' "
+        f"AND date <= (SELECT max(date) FROM {GATE_RESULTS}) - ?::INTEGER",
+        [days],
+    ).fetchone()
+
+
 def kpis(conn, as_of: date) -> pd.DataFrame:
     return _frame(
         conn,

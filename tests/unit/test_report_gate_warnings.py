@@ -86,6 +86,9 @@ def test_summary_lists_the_same_warnings_over_the_30_days_to_its_newest_gate_res
         "predictions file of those days missing or late? deliver it, then run the days again)",
         f"raw_users {STALE}: 1 day(s), {DAYS[2]}",
         f"raw_users expect_later: 1 day(s), {LATER}",
+        # a backfill's warnings of years ago were said nowhere: the days before the 30 are counted (by hand: one)
+        f"and 1 earlier day(s) warned, {AS_OF - timedelta(days=30)} .. {AS_OF - timedelta(days=30)}: impact-ledger "
+        "query \"SELECT date, suite, warnings FROM quality.gate_results WHERE warnings <> '[]' ORDER BY date\"",
     ]
     with duckdb.connect(str(make_warehouse(tmp_path / "old.duckdb")), read_only=True) as conn:
         assert summary._gate_warnings(conn) == []  # results from before the warnings column
