@@ -783,7 +783,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         _volume(profile, _daily(conn, f"t_{name}", "_ts"))
         scan = _scan_sql(files, name, load_config().csv.encoding_of(name), mixed=True)
         profile.naive_times, profile.naive_column = _naive_times(conn, scan, tc), tc
-        profile.off_day = _off_day_rows(conn, scan, tc)
+        profile.off_day = _off_day_rows(conn, scan, tc, tuple(c for c in CONTRACTS[name].key if c in present[name]))
         if name == "predictions":
             features = sorted(c for c in present[name] if c.startswith("feature_"))
             profile.text_numbers = _text_numbers(conn, scan, features)
@@ -979,17 +979,25 @@ def _naive_times(conn: duckdb.DuckDBPyConnection, scan: str, column: str) -> int
     ).fetchone()[0]
 
 
-def _off_day_rows(conn: duckdb.DuckDBPyConnection, scan: str, column: str) -> tuple[int, int, str] | None:
+def _off_day_rows(
+    conn: duckdb.DuckDBPyConnection, scan: str, column: str, key: tuple[str, ...] = ()
+) -> tuple[int, int, str] | None:
     """Rows of files dated by name (the loader's rule: a date in the file's name) whose time falls on another day
-    in the session's zone, the loader's: (such rows, the dated files' rows, one such time and its file's name)."""
+    in the session's zone, the loader's: (such rows, the dated files' rows, one such time and its file's name).
+    A row whose ``key`` the file of its own day holds too is a re-send, which the loader quarantines as a copy
+    whatever the zone: not counted (a trial's one re-sent row kept init asking for the zone already set)."""
     named = r"regexp_extract(filename, '(\d{4}-\d{2}-\d{2})[^/]*$', 1)"
+    ids = f"[{', '.join(f'CAST({_q(c)} AS VARCHAR)' for c in key)}]" if key else "NULL"
     rows = (
         f"SELECT TRY_CAST({named} AS DATE) AS file_day, CAST(CAST({_q(column)} AS VARCHAR) AS VARCHAR) AS written, "
-        f"CAST({_as_timestamp(column)} AS DATE) AS day, filename FROM {scan}"
+        f"CAST({_as_timestamp(column)} AS DATE) AS day, filename, {ids} AS id FROM {scan}"
     )
+    astray = "r.day <> r.file_day AND own.id IS NULL"
     off, dated, example, file = conn.execute(
-        "SELECT count(*) FILTER (WHERE day <> file_day), count(*), min(written) FILTER (WHERE day <> file_day), "
-        f"arg_min(filename, written) FILTER (WHERE day <> file_day) FROM ({rows}) r WHERE file_day IS NOT NULL"
+        f"WITH r AS ({rows}) SELECT count(*) FILTER (WHERE {astray}), count(*), "
+        f"min(r.written) FILTER (WHERE {astray}), arg_min(r.filename, r.written) FILTER (WHERE {astray}) FROM r "
+        "LEFT JOIN (SELECT DISTINCT id, file_day FROM r WHERE id IS NOT NULL) own "
+        "ON own.id = r.id AND own.file_day = r.day WHERE r.file_day IS NOT NULL"
     ).fetchone()
     return (off, dated, f"{example} in {Path(file).name}") if off else None
 

@@ -139,6 +139,27 @@ def test_init_names_a_zone_at_the_offset_the_times_carry(tmp_path, monkeypatch):
     )
 
 
+def test_a_row_re_sent_in_the_next_days_file_is_no_reason_to_set_the_zone(tmp_path, monkeypatch):
+    # a trial's one unchanged re-send kept init asking for the zone already set: the loader quarantines such a
+    # row as a copy of the earlier day's, whatever the zone
+    from orchestration.lib.project_init import infer, review
+
+    source = landing(tmp_path, ["2026-09-02T10:00:00+02:00", "2026-09-02T11:00:00+02:00"])
+    resent = pd.read_csv(source / "predictions" / f"predictions_{DAY}.csv").head(1)
+    later = pd.DataFrame(
+        {**resent.iloc[0].to_dict(), "prediction_id": "p9", "predicted_at": "2026-09-03T09:00:00+02:00"}, index=[0]
+    )
+    pd.concat([resent, later]).to_csv(source / "predictions" / "predictions_2026-09-03.csv", index=False)
+    project(tmp_path, monkeypatch, BERLIN)
+    assert not [line for line in review(infer(source)) if "rows of its dated files" in line]
+    # a row of that day that its own day's file does not hold is still named
+    pd.concat([resent.assign(prediction_id="p8"), later]).to_csv(
+        source / "predictions" / "predictions_2026-09-03.csv", index=False
+    )
+    [said] = [line for line in review(infer(source)) if "rows of its dated files" in line]
+    assert said.startswith("predictions: 1 of 4 rows of its dated files fall on another day than their file's")
+
+
 def test_an_unknown_zone_is_named_with_the_nearest_one():
     with pytest.raises(ConfigError, match=r"unknown time zone 'Europe/Berln'.*did you mean 'Europe/Berlin'"):
         parse_config({"timezone": "Europe/Berln"})
