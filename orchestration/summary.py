@@ -181,6 +181,33 @@ def _percent_days(conn, held: list[tuple]) -> dict:
     return hints
 
 
+def _late_conversions(conn) -> str | None:
+    """Completed orders that came more days after their session than a run recomputes of KPIs (kpi_lookback_days):
+    their sessions converted only in a run over the session's day, so day-by-day runs undercount conversion where
+    a backfill does not (a trial's 4% against 42%)."""
+    import duckdb
+
+    from orchestration.lib.settings import dbt_var
+
+    lookback = int(dbt_var("kpi_lookback_days"))
+    try:
+        late, most = conn.execute(
+            "SELECT count(*), max(o.order_date - s.session_date) FROM staging.stg_orders o "
+            "JOIN staging.stg_sessions s USING (session_id) WHERE o.is_completed AND o.order_date - s.session_date > ?",
+            [lookback],
+        ).fetchone()
+    except duckdb.Error:  # a warehouse without the staging views, or older ones
+        return None
+    if not late:
+        return None
+    return (
+        f"{late:,} completed orders came more than kpi_lookback_days ({lookback}) after their session, up to {most} "
+        "days: a run counts such a session as converting only when it recomputes the session's day, so daily runs "
+        f"undercount conversion_rate where a backfill does not; set kpi_lookback_days: {min(most, 366)} in the "
+        "project file (init proposes it) and run the days since the first such session again"
+    )
+
+
 def _gate_warnings(conn) -> list[str]:
     """Per suite and expectation that only warns (a paused label feed's freshness, a day passed only by
     gates.rows.min_count): its days of the last RECENT_DAYS days with gate results, first and latest."""
@@ -1097,6 +1124,8 @@ def read_and_print(conn, reports: Path) -> None:
         )
         for line in design:
             print(f"  {line}")
+    if late := _late_conversions(conn):
+        print(f"\nBusiness KPIs (details: marts.kpi_daily)\n  {late}")
     if warned := _gate_warnings(conn):
         print(
             f"\nWarnings of the quality gates, last {RECENT_DAYS} days (they hold nothing back, e.g. a label feed "

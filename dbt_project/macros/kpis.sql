@@ -1,10 +1,12 @@
 {# Lagging business KPIs per day, optionally split by user attributes
    (`dimensions`, e.g. ['segment', 'country']). One definition serves
-   marts.kpi_daily and marts.kpi_daily_by_segment. An order completes up to
-   30 minutes after its session, so a session late on day d converts on day
-   d + 1: every run recomputes var('kpi_lookback_days') days before its range
-   too, and a day's numbers settle once the next day has run (identical in a
-   backfill and in daily runs). #}
+   marts.kpi_daily and marts.kpi_daily_by_segment. A session converts with a
+   completed order of its day or a later one (one late on day d with an order
+   after midnight; a reply days after an email): every run recomputes
+   var('kpi_lookback_days') days before its range too (the project file's,
+   init writes the orders' longest lag), and a day's numbers settle once the
+   runs of that many days after it have run (then identical in a backfill and
+   in daily runs). #}
 {% macro kpi_select(dimensions=[]) %}
 {%- set user_cols -%}{% for d in dimensions %}, coalesce(u.{{ d }}, 'unknown') as {{ d }}{% endfor %}{%- endset -%}
 {%- set user_join -%}{% if dimensions %}left join {{ ref('stg_users') }} u on u.user_id = x.user_id{% endif %}{%- endset -%}

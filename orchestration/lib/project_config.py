@@ -314,6 +314,10 @@ class ProjectConfig(_Strict):
     # calendar day. UTC by default: a Berlin export dated by local day with `+02:00` (or `Z`) times had its rows
     # of 00:00-02:00 quarantined as stamped on the day before, and so the day held back (README: Time zone)
     timezone: str = "UTC"
+    # the days before a run's range whose KPIs it recomputes: a session converts with a completed order of a later
+    # day (a reply days after an email: a trial's day-by-day runs counted 4% conversion where its backfill counted
+    # 42%); init writes the most days an order of the landing zone came after its session
+    kpi_lookback_days: int = Field(1, ge=1, le=366)
     models: dict[str, ModelSpec] = {}
     protected_attributes: list[str] = []  # columns of users; judged for every model
     intersections: list[list[str]] = []  # e.g. [[gender, age_band]]: one attribute per combination
@@ -608,6 +612,7 @@ def config_dbt_vars(config: ProjectConfig) -> dict[str, Any]:
         "default_reference_days": defaults.drift_reference.days,
         "default_psi_pool_days": _psi_pool_days(config, None),
         "max_label_horizon_days": config.max_label_horizon_days,
+        "kpi_lookback_days": config.kpi_lookback_days,
         # every run recomputes this many days before its range, so a day that gets no label at all still
         # reaches the label-coverage rule's after_days (late labels beyond it refresh their days on arrival)
         "label_lookback_days": max(

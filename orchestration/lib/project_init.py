@@ -487,6 +487,13 @@ class Inference:
     group_labelled: dict[str, dict[tuple[str, ...], dict[str, int]]] = field(default_factory=dict)
     # model_costs model_id that is no model of predictions or experiments -> (its rows, the nearest model or '')
     cost_strangers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # completed orders of a session: (such orders, the most days after their session's day, those after day 1)
+    order_lag: tuple[int, int, int] | None = None
+
+    @property
+    def kpi_lookback_days(self) -> int:
+        """The days a run's KPIs must reach back for a daily run to count every conversion a backfill counts."""
+        return min(max(self.order_lag[1], 1), KPI_LOOKBACK_MAX) if self.order_lag else 1
 
     @property
     def first_day(self) -> date | None:
@@ -768,8 +775,8 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             "predictions": ["prediction_id", "model_id", "model_version", "score", "threshold", "user_id"],
             "labels": ["prediction_id", "label", "label_source"],
             "assignments": ["experiment_id", "variant", "user_id"],
-            "sessions": ["user_id"],
-            "orders": ["user_id"],
+            "sessions": ["user_id", "session_id"],
+            "orders": ["user_id", "session_id", "status"],
             "model_costs": ["model_id"],
         }.get(name, [])
         keep = [c for c in keep if c in present[name]]
@@ -823,6 +830,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
     weekly = _weekly_bands(tables, models, {**band_warnings, **holds}, _stale_days(holds, conn), set(band_warnings))
     if weekly:  # the days held back with the bands written
         holds, stale_warnings, band_warnings = _volume_holds(conn, dated, _volume_gate(weekly))
+    order_lag = _order_lag(conn, found, present)
     unknown, repeated = _user_references(conn, found, present)
     orphans = _orphan_labels(conn, found, present)
     declared = _declared_variants(conn, found, present)
@@ -850,6 +858,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         exposed_controls=_exposed_controls(conn, found, present),
         group_labelled=_group_labelled(conn, found, present, judged),
         cost_strangers=cost_strangers,
+        order_lag=order_lag,
     )
 
 
@@ -977,6 +986,26 @@ def _naive_times(conn: duckdb.DuckDBPyConnection, scan: str, column: str) -> int
         f"WHERE v IS NOT NULL AND v <> '' AND NOT regexp_full_match(v, '{OFFSET_OR_EPOCH}') "
         "AND TRY_CAST(v AS TIMESTAMP) IS NOT NULL"
     ).fetchone()[0]
+
+
+KPI_LOOKBACK_MAX = 366  # project_config's bound on kpi_lookback_days
+
+
+def _order_lag(conn: duckdb.DuckDBPyConnection, found: dict, present: dict) -> tuple[int, int, int] | None:
+    """Completed orders naming a session of the sessions table: how many, the most calendar days (of the project's
+    zone) after their session's day, and how many came more than a day after it; None without both tables' ids."""
+    if not ("orders" in found and "sessions" in found):
+        return None
+    if not ("session_id" in present["orders"] and "session_id" in present["sessions"]):
+        return None
+    completed = "o.status = 'completed'" if "status" in present["orders"] else "TRUE"
+    orders, most, late = conn.execute(
+        "WITH s AS (SELECT session_id, CAST(min(_ts) AS DATE) AS day FROM t_sessions GROUP BY 1), "
+        "lag AS (SELECT CAST(o._ts AS DATE) - s.day AS days FROM t_orders o JOIN s USING (session_id) "
+        f"WHERE {completed} AND o._ts IS NOT NULL AND s.day IS NOT NULL) "
+        "SELECT count(*), coalesce(max(days), 0), count(*) FILTER (WHERE days > 1) FROM lag"
+    ).fetchone()
+    return (orders, int(most), late) if orders else None
 
 
 def _off_day_rows(
@@ -1718,6 +1747,12 @@ def render(inf: Inference) -> str:
         add("  start: from_data  # no dated rows found")
     add("currency: USD  # REVIEW: the currency of orders.revenue and model_costs")
     add(f"timezone: {inf.timezone}  # REVIEW: the zone your days are in (files dated by day, KPIs per day)")
+    if inf.kpi_lookback_days > 1:
+        orders, most, late = inf.order_lag
+        add(
+            f"kpi_lookback_days: {inf.kpi_lookback_days}  # {late} of {orders} completed orders came more than a day "
+            f"after their session, up to {most} days: a run recomputes the KPIs of this many days before its range"
+        )
     add("")
 
     add("models:" + ("" if inf.models else " {}  # no predictions found: nothing to monitor"))
@@ -2161,6 +2196,18 @@ def review(inf: Inference) -> list[str]:
             out.append(
                 f"{t.name}.{column}: numbers written with separators ({value!r}) are kept as text, so drift reads "
                 "them as categories: export the column without thousands separators and with a decimal point"
+            )
+        if t.name == "orders" and inf.kpi_lookback_days > 1:
+            orders, most, late = inf.order_lag
+            capped = (
+                f" (at most {KPI_LOOKBACK_MAX}: a later one counts only in a run over its session's day)"
+                if most > KPI_LOOKBACK_MAX
+                else ""
+            )
+            out.append(
+                f"orders: {late:,} of {orders:,} completed orders came more than a day after their session (up to "
+                f"{most} days): init writes kpi_lookback_days: {inf.kpi_lookback_days}{capped}, so each run recomputes "
+                "that many days of KPIs and daily runs count a session's conversion as a backfill does"
             )
         for column, (distinct, bins, shown) in t.numeric_codes.items():
             more = ", ..." if distinct > len(shown) else ""
