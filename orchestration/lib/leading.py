@@ -21,6 +21,16 @@ import numpy as np
 import pandas as pd
 
 
+# the units a ratio KPI of marts.kpi_daily averages over: a day on fewer units than usual is noisier by the square
+# root of the ratio (a mean's, a proportion's sampling variance goes as 1/n)
+RATIO_UNITS = {
+    "conversion_rate": ("sessions",),
+    "revenue_per_active_user": ("active_users",),
+    "average_order_value": ("orders",),
+    "refund_rate": ("orders", "refunded_orders"),
+}
+
+
 @dataclass(frozen=True)
 class KpiDrop:
     kpi: str
@@ -43,6 +53,7 @@ def first_sustained_drop(
     k: float = 3.0,
     noise_days: int = 28,
     rising: bool = False,
+    units: pd.Series | None = None,
 ) -> KpiDrop | None:
     """First sustained drop of a daily KPI series (index: consecutive dates), or None: ``persist_days`` days in a
     row below the median of the ``baseline_days`` before them minus k x the series' day-to-day noise.
@@ -57,6 +68,11 @@ def first_sustained_drop(
     of pure binomial noise "dropped" (tests/unit/test_leading.py), and the summary named an alert that "led" it.
     Only days with a full baseline before them qualify; missing days break the run. ``rising``: a lower-is-better
     KPI, whose worse shift is ``persist_days`` days above the mean plus k x the noise.
+
+    ``units`` (a ratio KPI's: the orders an average order value is of, same index): a day on fewer units than the
+    median of the noise days' has its limit widened by sqrt(median / units), the sampling noise of a mean of fewer
+    (never narrowed): a trial's average order value of single orders, as its replies wound down from ~30 a day,
+    read as a "48% fall" that an alert "led".
     """
     if baseline_days < 2 or persist_days < 1:
         raise ValueError("baseline_days must be >= 2 and persist_days >= 1")
@@ -64,6 +80,7 @@ def first_sustained_drop(
     days = list(series.index)
     sign = -1.0 if rising else 1.0  # a rise of the KPI is a drop of its negation
     v = sign * series.to_numpy()  # arrays, not pandas slices: the summary scans every day of the history
+    n = None if units is None else units.reindex(series.index).astype(float).to_numpy()
     span = timedelta(days=baseline_days + persist_days - 1)
     run_start = [0] * len(days)  # where the unbroken run of consecutive days holding day i begins
     for i in range(1, len(days)):
@@ -77,10 +94,17 @@ def first_sustained_drop(
         changes = np.diff(history[~np.isnan(history)])
         noise = 1.4826 * float(np.median(np.abs(changes))) / math.sqrt(2)
         level = float(np.median(baseline))
-        limit = level - k * noise
-        if (window < limit).all():
+        widen = np.ones(persist_days)
+        if n is not None:
+            counted = n[max(i - noise_days, run_start[i - 1]) : i]
+            typical = float(np.nanmedian(counted)) if np.isfinite(counted).any() else math.nan
+            with np.errstate(divide="ignore", invalid="ignore"):
+                widen = np.sqrt(np.maximum(1.0, typical / n[i : i + persist_days]))
+            widen = np.where(np.isnan(widen), 1.0, widen)  # units unknown: the plain limit
+        limits = level - k * noise * widen
+        if (window < limits).all():
             day = pd.Timestamp(days[i]).date()
-            return KpiDrop(kpi, day, sign * level, sign * limit, sign * float(window.mean()), rising)
+            return KpiDrop(kpi, day, sign * level, sign * float(limits[0]), sign * float(window.mean()), rising)
     return None
 
 
@@ -168,14 +192,20 @@ def kpi_drop_leads(
         )
     if stray := sorted(set(lower_is_better) - set(kpis)):
         raise ValueError(f"leading_lagging lower_is_better {stray} are not among its kpis {sorted(kpis)}")
+    # (a mart without the unit columns: the plain limits)
+    ratios = [k for k in kpis if set(RATIO_UNITS.get(k, ("-",))) <= columns]
+    counted = [f"{' + '.join(RATIO_UNITS[k])} AS units_{k}" for k in ratios]
     daily = (
-        conn.execute(f"SELECT date, {', '.join(kpis)} FROM marts.kpi_daily WHERE date <= ? ORDER BY date", [as_of])
+        conn.execute(
+            f"SELECT date, {', '.join([*kpis, *counted])} FROM marts.kpi_daily WHERE date <= ? ORDER BY date", [as_of]
+        )
         .df()
         .set_index("date")
     )
     alerts = conn.execute("SELECT date, model_id, metric, subject FROM marts.alerts WHERE date <= ?", [as_of]).df()
     out = []
     for kpi in kpis:
-        drop = first_sustained_drop(daily[kpi], kpi, rising=kpi in lower_is_better)
+        units = daily[f"units_{kpi}"] if kpi in ratios else None
+        drop = first_sustained_drop(daily[kpi], kpi, rising=kpi in lower_is_better, units=units)
         out.append((drop, None if drop is None else earliest_preceding_alert(alerts, drop, max_lead_days)))
     return out

@@ -72,6 +72,37 @@ def test_a_missing_day_breaks_the_run_and_a_short_series_has_no_drop():
         first_sustained_drop(series, "kpi", baseline_days=1)
 
 
+def _wind_down(rng, days: int = 40, typical: int = 30) -> tuple[pd.Series, pd.Series]:
+    """Average order values of a day's orders, each drawn from one lognormal (no shift), as the orders wind down from
+    ``typical`` a day to 1 over the last 8 days: a trial's replies tailing off after its emails stopped."""
+    counts = np.r_[np.full(days - 8, typical), [20, 12, 7, 4, 2, 1, 1, 1]]
+    aov = [rng.lognormal(3.2, 0.6, c).mean() for c in counts]
+    return _series(aov), _series(counts)
+
+
+def test_a_ratio_kpi_of_fewer_units_widens_its_limit_so_a_wind_down_is_no_drop():
+    # a trial's average order value of single orders (13.54 against a median of 31.87) read as a "48% fall"
+    rng = np.random.default_rng(7)
+    plain = widened = 0
+    for _ in range(300):
+        values, units = _wind_down(rng)
+        plain += first_sustained_drop(values, "average_order_value") is not None
+        widened += first_sustained_drop(values, "average_order_value", units=units) is not None
+    # by hand: lognormal(3.2, 0.6) has mean 29.4 and sd 19.3, so 30-order days' AOV varies by ~3.5 and the limit
+    # sits near 29.4 - 3 x 3.5 = 18.8; a single order falls below it with P = Phi((ln 18.8 - 3.2) / 0.6) = 0.33,
+    # three in a row 0.036, over the tail's windows a few % of series. Widened by sqrt(30) the limit is below 0
+    # for them: what is left is the steady days' own rate of a 3-sd run (~1%)
+    assert plain >= 12 and widened <= 6 and 3 * widened < plain, (plain, widened)
+    # a real fall on full days is still found, on its first day, with the plain limit (units as usual)
+    values, units = _wind_down(rng)
+    fallen = values.copy()
+    fallen.iloc[20:] *= 0.5
+    full = _series(np.full(len(values), 30))
+    found = first_sustained_drop(fallen.iloc[:32], "average_order_value", units=full.iloc[:32])
+    assert found is not None and found.start_date == START + timedelta(days=20)
+    assert found == first_sustained_drop(fallen.iloc[:32], "average_order_value")
+
+
 def test_the_earliest_alert_before_the_drop_gives_the_lead_time():
     values = _noisy(40)
     values[30:] -= 0.02
