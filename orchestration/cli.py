@@ -321,6 +321,13 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
         if not outcome.success:
             for failure in outcome.failures:
                 print(f"    {failure}", file=sys.stderr)
+            if end < last:  # a trial's 60 days after the failed one went unrun without a word
+                rest = end + timedelta(days=1)
+                print(
+                    f"  stopped: {rest} .. {last} ({(last - end).days} day(s)) not run; once the failure above is "
+                    f"mended, run --start {day} --end {last}",
+                    file=sys.stderr,
+                )
             return 1
         day = end + timedelta(days=1)
     if (later := _days_after(last)) is not None:

@@ -576,6 +576,30 @@ def test_the_closing_line_counts_the_days_the_gates_held_back(tmp_path, monkeypa
     )
 
 
+def test_a_failed_run_of_several_says_which_days_were_not_run(tmp_path, monkeypatch, capsys):
+    # a trial's --days-per-run 1 stopped at its failed day, and nothing said the 60 days after it were never run
+    from datetime import date
+
+    import orchestration.runs
+    from orchestration.runs import RunOutcome
+
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(tmp_path / "w.duckdb"))
+    ran = []
+
+    def run(first, last, **kwargs):
+        ran.append((first, last))
+        return RunOutcome(first != date(2025, 5, 8), "abcdef0123", 1.0, ["step raw.orders failed: boom"], [])
+
+    monkeypatch.setattr(orchestration.runs, "materialize_days", run)
+    assert cli._materialize_chunks(date(2025, 5, 6), date(2025, 5, 15), tmp_path, 2, None) == 1
+    assert ran == [(date(2025, 5, 6), date(2025, 5, 7)), (date(2025, 5, 8), date(2025, 5, 9))]
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        "  stopped: 2025-05-10 .. 2025-05-15 (6 day(s)) not run; once the failure above is mended, run --start "
+        "2025-05-08 --end 2025-05-15"
+    )
+
+
 def test_materialize_notify_runs_the_sensors_ticks_after_its_runs_failed_ones_too(tmp_path, monkeypatch, capsys):
     # cron runs `materialize` without a Dagster daemon: nobody was told of a failed gate (tests/unit/test_notify_sensor.py
     # checks what is sent; here, that --notify sends it after the runs, a failed run included)
