@@ -208,6 +208,27 @@ def _late_conversions(conn) -> str | None:
     )
 
 
+def _held_label_days(conn, since) -> str | None:
+    """The labels days the quality gates hold back from ``since`` on, said beside a label_coverage alert: labels
+    that landed then are not counted (a trial's coverage alerts were labels that came, on days held back)."""
+    days = [
+        d
+        for (d,) in _rows(
+            conn,
+            "SELECT DISTINCT date FROM quality.gate_results WHERE suite = 'raw_labels' AND NOT passed AND date >= ? "
+            "ORDER BY 1",
+            [since],
+        )
+    ]
+    if not days:
+        return None
+    shown = ", ".join(map(str, days[:HELD_SHOWN])) + (" ..." if len(days) > HELD_SHOWN else "")
+    return (
+        f"the quality gates hold back {len(days)} labels day(s) since {since} ({shown}): the labels that landed then "
+        "are not counted until those days pass and run again (Days held back, below)"
+    )
+
+
 def _gate_warnings(conn) -> list[str]:
     """Per suite and expectation that only warns (a paused label feed's freshness, a day passed only by
     gates.rows.min_count): its days of the last RECENT_DAYS days with gate results, first and latest."""
@@ -1048,6 +1069,9 @@ def read_and_print(conn, reports: Path) -> None:
             if isinstance(row["latest_reason"], str):  # why the job would not export it (a trial saw "blocked" alone)
                 said = "why" if row["detail"] == "blocked" else "note"  # an export's thin coverage, a re-queue
                 print(f"    {said}: {row['latest_reason']}")
+            if row["what"] == "alerts" and str(row["detail"]).startswith("label_coverage"):
+                if held := _held_label_days(conn, since):
+                    print(f"    note: {held}")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     drift = _recent_drift(conn)

@@ -92,3 +92,25 @@ def test_summary_lists_the_same_warnings_over_the_30_days_to_its_newest_gate_res
     ]
     with duckdb.connect(str(make_warehouse(tmp_path / "old.duckdb")), read_only=True) as conn:
         assert summary._gate_warnings(conn) == []  # results from before the warnings column
+
+
+def test_a_label_coverage_alert_is_told_of_the_labels_days_held_back_since_it_began(tmp_path):
+    # a trial's coverage alerts were labels that came, on days the prediction_known gate held back
+    from orchestration.lib.quality_gate import ensure_gate_results
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        ensure_gate_results(conn)
+        for day, suite, passed in (
+            (DAYS[0], "raw_labels", False),  # before the alert: not its concern
+            (DAYS[2], "raw_labels", False),
+            (DAYS[3], "raw_orders", False),  # another table's
+            (DAYS[4], "raw_labels", True),
+            (DAYS[5], "raw_labels", False),
+        ):
+            conn.execute(
+                "INSERT INTO quality.gate_results (date, suite, table_name, passed) VALUES (?, ?, ?, ?)",
+                [day, suite, suite.removeprefix("raw_"), passed],
+            )
+        said = summary._held_label_days(conn, DAYS[1])
+        assert said.startswith(f"the quality gates hold back 2 labels day(s) since {DAYS[1]} ({DAYS[2]}, {DAYS[5]})")
+        assert summary._held_label_days(conn, DAYS[6]) is None
