@@ -1070,8 +1070,8 @@ def read_and_print(conn, reports: Path) -> None:
                 said = "why" if row["detail"] == "blocked" else "note"  # an export's thin coverage, a re-queue
                 print(f"    {said}: {row['latest_reason']}")
             if row["what"] == "alerts" and str(row["detail"]).startswith("label_coverage"):
-                if held := _held_label_days(conn, since):
-                    print(f"    note: {held}")
+                if held_labels := _held_label_days(conn, since):  # not `held`: the held-back days listed below
+                    print(f"    note: {held_labels}")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     drift = _recent_drift(conn)

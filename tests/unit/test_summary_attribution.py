@@ -178,6 +178,34 @@ def _monitoring_only(path, **marts: pd.DataFrame):
     return path
 
 
+def test_a_label_coverage_alert_beside_held_label_days_prints_both_the_note_and_the_held_days(
+    tmp_path, capsys, monkeypatch
+):
+    # the re-trial of the held-labels note: its name shadowed the held-back days listed after it, and summary
+    # crashed on a warehouse with a coverage alert and a held labels day
+    from orchestration.lib.quality_gate import ensure_gate_results
+
+    days = pd.date_range("2026-03-01", periods=10, freq="D")
+    health = pd.DataFrame(
+        {"date": [d.date() for d in days], "model_id": "m", "model_version": "v1", "predictions": 50, "labelled": 5}
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+            "VALUES ('2026-03-02', 'm', 'v1', 'label_coverage', '', 0.1, 0.5, 'below 0.5')"
+        )
+        ensure_gate_results(conn)
+        conn.execute(
+            "INSERT INTO quality.gate_results (date, suite, table_name, passed, failed_expectations) "
+            "VALUES ('2026-03-04', 'raw_labels', 'labels', false, '[\"expect_column_values_to_be_in_set(prediction_known)\"]')"
+        )
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    assert "note: the quality gates hold back 1 labels day(s) since 2026-03-02 (2026-03-04)" in out
+    assert "Days held back by the quality gates (1;" in out and "  2026-03-04: " in out
+
+
 def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_table_line(tmp_path, capsys, monkeypatch):
     # a risk score without an experiment: summary printed one line ("experiment_results is empty") and nothing
     # of the model; the last 30 prediction days are summed, older ones left out
