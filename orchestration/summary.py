@@ -187,6 +187,7 @@ def _late_conversions(conn) -> str | None:
     a backfill does not (a trial's 4% against 42%)."""
     import duckdb
 
+    from orchestration.lib.project_config import KPI_LOOKBACK_MAX
     from orchestration.lib.settings import dbt_var
 
     lookback = int(dbt_var("kpi_lookback_days"))
@@ -203,7 +204,7 @@ def _late_conversions(conn) -> str | None:
     return (
         f"{late:,} completed orders came more than kpi_lookback_days ({lookback}) after their session, up to {most} "
         "days: a run counts such a session as converting only when it recomputes the session's day, so daily runs "
-        f"undercount conversion_rate where a backfill does not; set kpi_lookback_days: {min(most, 366)} in the "
+        f"undercount conversion_rate where a backfill does not; set kpi_lookback_days: {min(most, KPI_LOOKBACK_MAX)} in the "
         "project file (init proposes it) and run the days since the first such session again"
     )
 

@@ -32,6 +32,7 @@ CONFIG_ENV = "IMPACT_LEDGER_CONFIG"
 DEFAULT_CONFIG_NAME = "impact_ledger.yml"
 # the experiment settings a project file may override (dbt_project.yml vars of these names are the defaults)
 EXPERIMENT_SETTINGS = ("experiment_measures", "experiment_metrics", "attribution")
+KPI_LOOKBACK_MAX = 366  # the most days kpi_lookback_days may reach back (init and summary propose at most this)
 
 
 class ConfigError(ValueError):
@@ -317,7 +318,7 @@ class ProjectConfig(_Strict):
     # the days before a run's range whose KPIs it recomputes: a session converts with a completed order of a later
     # day (a reply days after an email: a trial's day-by-day runs counted 4% conversion where its backfill counted
     # 42%); init writes the most days an order of the landing zone came after its session
-    kpi_lookback_days: int = Field(1, ge=1, le=366)
+    kpi_lookback_days: int = Field(1, ge=1, le=KPI_LOOKBACK_MAX)
     models: dict[str, ModelSpec] = {}
     protected_attributes: list[str] = []  # columns of users; judged for every model
     intersections: list[list[str]] = []  # e.g. [[gender, age_band]]: one attribute per combination

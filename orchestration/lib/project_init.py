@@ -26,6 +26,7 @@ from orchestration.lib.project_config import (
     Alerts,
     AlertRules,
     Bias,
+    KPI_LOOKBACK_MAX,
     DriftReference,
     ModelSpec,
     Retraining,
@@ -40,6 +41,7 @@ from orchestration.lib.raw_loader import (
     CODE_PATTERN,
     CSV_SOURCE,
     NUMBER_PATTERN,
+    NUMBER_TYPES,
     _cast,
     _file_columns,
     _is_reader_error,
@@ -988,9 +990,6 @@ def _naive_times(conn: duckdb.DuckDBPyConnection, scan: str, column: str) -> int
     ).fetchone()[0]
 
 
-KPI_LOOKBACK_MAX = 366  # project_config's bound on kpi_lookback_days
-
-
 def _order_lag(conn: duckdb.DuckDBPyConnection, found: dict, present: dict) -> tuple[int, int, int] | None:
     """Completed orders naming a session of the sessions table: how many, the most calendar days (of the project's
     zone) after their session's day, and how many came more than a day after it; None without both tables' ids."""
@@ -1053,7 +1052,6 @@ def _text_numbers(conn: duckdb.DuckDBPyConnection, scan: str, columns: list[str]
 
 # at most this many distinct whole numbers in a numeric feature: maybe codes (a store, a region, a subtype)
 MAX_CODES = 50
-NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 
 
 def _numeric_codes(conn: duckdb.DuckDBPyConnection, scan: str, columns: list[str]) -> dict[str, tuple[int, int, list]]:
