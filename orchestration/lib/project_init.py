@@ -1052,39 +1052,48 @@ def _text_numbers(conn: duckdb.DuckDBPyConnection, scan: str, columns: list[str]
 
 # at most this many distinct whole numbers in a numeric feature: maybe codes (a store, a region, a subtype)
 MAX_CODES = 50
+CODES_FILL = 0.8  # the share of the whole numbers between their least and greatest that codes hold
 
 
 def _numeric_codes(conn: duckdb.DuckDBPyConnection, scan: str, columns: list[str]) -> dict[str, tuple[int, int, list]]:
     """Feature columns the loader stores as numbers (a numeric column, or CSV text of plain numbers) holding 3 to
-    MAX_CODES distinct whole numbers from 1 up that drift's decile bins (cut as int_reference_profiles cuts, here over every
-    row) put side by side in one bin: if they are codes, a shift between two of them shows no drift (a trial's
-    customer subtype coded 1-41: PSI 0.05 at deciles where it was 0.3-0.7 as categories). column -> (distinct
-    values, bins they fall in, the first few values)."""
+    MAX_CODES distinct whole numbers from 1 up, filling most of their range (CODES_FILL), that drift's decile bins
+    (cut as int_reference_profiles cuts, here over every row) put side by side in one bin: if they are codes, a shift
+    between two of them shows no drift (a trial's customer subtype coded 1-41: PSI 0.05 at deciles where it was
+    0.3-0.7 as categories). column -> (distinct values, bins they fall in, the first few values). One pass over the
+    scan for every column's counts; the bins only for the few that look like codes."""
     types = dict(conn.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {scan})").fetchall())
-    out = {}
-    for column in columns:
-        sql_type = str(types.get(column, ""))
-        if sql_type.removeprefix("U").startswith(NUMBER_TYPES):
-            value = f"CAST({_q(column)} AS DOUBLE)"
-        elif sql_type == "VARCHAR":  # CSV text becomes DOUBLE when every value is a plain number (the loader's rule)
-            text = f"nullif(trim({_q(column)}), '')"
-            plain = conn.execute(
-                f"SELECT count({text}) > 0 AND bool_and(regexp_full_match({text}, '{NUMBER_PATTERN}') "
-                f"AND NOT regexp_full_match({text}, '{CODE_PATTERN}') "
-                f"AND regexp_full_match(lower(filename), '{CSV_SOURCE}')) FROM {scan}"
-            ).fetchone()[0]
-            if not plain:
-                continue
-            value = f"CAST({text} AS DOUBLE)"
-        else:
-            continue
-        distinct, whole, lowest = conn.execute(
-            f"SELECT count(DISTINCT v), bool_and(v = round(v)), min(v) FROM (SELECT {value} AS v FROM {scan}) "
-            "WHERE v IS NOT NULL"
+    numeric = [c for c in columns if str(types.get(c, "")).removeprefix("U").startswith(NUMBER_TYPES)]
+    text = [c for c in columns if str(types.get(c, "")) == "VARCHAR"]
+    values = {c: f"CAST({_q(c)} AS DOUBLE)" for c in numeric}
+    if text:  # CSV text becomes DOUBLE when every value is a plain number (the loader's rule)
+        trimmed = {c: f"nullif(trim({_q(c)}), '')" for c in text}
+        plain = conn.execute(
+            "SELECT "
+            + ", ".join(
+                f"count({t}) > 0 AND bool_and(regexp_full_match({t}, '{NUMBER_PATTERN}') "
+                f"AND NOT regexp_full_match({t}, '{CODE_PATTERN}') AND regexp_full_match(lower(filename), '{CSV_SOURCE}'))"
+                for t in trimmed.values()
+            )
+            + f" FROM {scan}"
         ).fetchone()
-        # counts (of orders, of prior events) start at 0; codes seldom do: they are left out
-        if not whole or not 3 <= distinct <= MAX_CODES or lowest < 1:
+        values |= {c: f"CAST({trimmed[c]} AS DOUBLE)" for c, ok in zip(text, plain) if ok}
+    if not values:
+        return {}
+    names = list(values)
+    stats = conn.execute(
+        "SELECT "
+        + ", ".join(f"count(DISTINCT {v}), bool_and({v} = round({v})), min({v}), max({v})" for v in values.values())
+        + f" FROM {scan}"
+    ).fetchone()
+    out = {}
+    for i, column in enumerate(names):
+        distinct, whole, lowest, highest = stats[4 * i : 4 * i + 4]
+        # counts (of orders, of prior events) start at 0; codes seldom do, and fill most of their range where a
+        # count from 1 leaves gaps (a trial's lymph nodes: 30 values in 1..51)
+        if not whole or not 3 <= distinct <= MAX_CODES or lowest < 1 or distinct < CODES_FILL * (highest - lowest + 1):
             continue
+        value = values[column]
         # bin k holds edge_k < v <= edge_k+1: the bins the values fall in, as drift's reference profile cuts them
         bins, shown = conn.execute(
             f"WITH v AS (SELECT {value} AS v FROM {scan}), "

@@ -968,13 +968,16 @@ def test_whole_number_codes_that_share_a_decile_bin_are_named_and_other_numbers_
         feature_store=[(1, 2, 3, 4, 7)[i % 5] for i in range(n)],  # five even shares: a bin each
         feature_flag=[i % 2 for i in range(n)],  # two values
         feature_orders=rng.poisson(1.5, n),  # a count from 0: not a code, though its values share bins
+        # a count from 1 with gaps (a trial's lymph nodes: 30 values in 1..51): not codes either
+        feature_nodes=rng.choice([*range(1, 11), 15, 20, 25, 30, 40, 51], n, p=[0.08] * 10 + [0.05] * 2 + [0.025] * 4),
         feature_age=rng.integers(18, 90, n),  # more than 50 values: a quantity
         feature_amount=rng.random(n) * 100,  # not whole
     )
     (source / "predictions" / "predictions.parquet").unlink()
     _write(source, "predictions", coded.assign(predicted_at=coded["predicted_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")))
     expected = {f"predictions.{c}" for c in ("feature_subtype", "feature_store") if _bins_shared(coded[c])}
-    assert expected == {"predictions.feature_subtype"} and _bins_shared(coded["feature_orders"])  # the premise
+    assert expected == {"predictions.feature_subtype"}  # the premise: counts' values share bins too
+    assert _bins_shared(coded["feature_orders"]) and _bins_shared(coded["feature_nodes"])
     said = review(infer(source))
     lines = [line for line in said if "of drift's decile bins" in line]
     assert {line.split(":")[0] for line in lines} == expected
