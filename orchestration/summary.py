@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from orchestration.lib.cost_gaps import cost_gap_notes
-from orchestration.lib.report_data import RECENT_DAYS, USUAL_GAP_SQL, batch_models, count_unit
+from orchestration.lib.report_data import FEW_CALIBRATION_LABELS, RECENT_DAYS, USUAL_GAP_SQL, batch_models, count_unit
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.version_changes import CHANGE_DAYS
 
@@ -366,10 +366,6 @@ def _feedback(conn) -> list[str]:
         + " (each day's up share weighted by its predictions with feedback; marts.model_health_daily)"
         for r in recent_feedback(conn, None, RECENT_DAYS).itertuples()
     ]
-
-
-# a calibration learnt from fewer labels is mostly the raw scores (10 pseudo-labels a bin: int_score_calibration)
-FEW_CALIBRATION_LABELS = 200
 
 
 def _estimate(value: float, raw, learnt: float, partly=False) -> str:

@@ -677,6 +677,11 @@ class ReportBuilder:
                     raw = " (raw scores: no calibration learnt from labels yet)" if m["raw_estimate"] == 1 else ""
                     if m["partly_raw"] == 1:
                         raw = " (partly raw scores: some fall in score bins the calibration never learnt)"
+                    elif not raw and m["calibration_labels"] < data.FEW_CALIBRATION_LABELS:  # summary's "(N labels)"
+                        raw = (
+                            f" (its calibration learnt from {m['calibration_labels']:.0f} labels: each score bin "
+                            "shrunk towards its raw scores by 10 pseudo-labels, so mostly the raw scores)"
+                        )
                     rates.append(f"label-free estimated precision {m['estimated_precision']:.3f}{raw}")
             if rates:
                 parts.append(f"{r.version}: " + ", ".join(rates))

@@ -339,6 +339,9 @@ def count_unit(batched: bool) -> str:
     return "a batch" if batched else "a day"
 
 
+# a calibration learnt from fewer labels is mostly the raw scores (10 pseudo-labels a bin: int_score_calibration)
+FEW_CALIBRATION_LABELS = 200
+
 MATURITY_COLUMNS = [
     "model",
     "version",

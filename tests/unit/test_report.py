@@ -1030,6 +1030,21 @@ def test_a_small_models_pooled_rates_say_how_many_days_have_all_their_labels(war
         conn.execute("UPDATE marts.model_health_daily SET cbpe_calibrated = true WHERE date = ?", [dates[-1]])
     text = re.sub(r"<[^>]+>", "", build(warehouse).html)
     assert f"estimated precision {estimate:.3f}" in text and "raw scores" not in text
+    # a calibration learnt from few labels is mostly the raw scores: said, as summary's "(67 labels)" (a trial's
+    # report gave the estimate bare where summary named its 198 labels)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("UPDATE marts.model_health_daily SET cbpe_calibrated = true")  # every day's bins learnt
+        conn.execute("CREATE SCHEMA IF NOT EXISTS intermediate")
+        conn.execute(
+            "CREATE OR REPLACE TABLE intermediate.int_score_calibration AS SELECT 'churn' AS model_id, "
+            "'v1' AS model_version, b AS score_bin, 10 + b AS labelled FROM range(3) t(b)"
+        )
+    few = f"estimated precision {estimate:.3f} (its calibration learnt from {10 + 11 + 12} labels: each score bin"
+    assert few in re.sub(r"<[^>]+>", "", build(warehouse).html)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("UPDATE intermediate.int_score_calibration SET labelled = 100")
+    text = re.sub(r"<[^>]+>", "", build(warehouse).html)
+    assert f"estimated precision {estimate:.3f}" in text and "calibration learnt from" not in text
 
 
 def test_reports_older_than_keep_days_are_removed_and_nothing_else(tmp_path):
