@@ -398,8 +398,11 @@ def coverage_pvalue(labelled, predictions, share: float) -> np.ndarray:
     its predictions got its label with probability ``share`` (the rule's limit). NaN without predictions.
     scipy.stats.binomtest(labelled, predictions, share, alternative="less") gives the same p-value."""
     k, n = np.asarray(labelled, float), np.asarray(predictions, float)
-    with np.errstate(invalid="ignore"):
-        return np.where(n > 0, special.bdtr(np.minimum(k, n), np.where(n > 0, n, 1), share), np.nan)
+    judged = (n > 0) & ~np.isnan(k)
+    # whole counts as integers: scipy deprecates a float n (a warning on every call), and floors k as bdtr does
+    trials = np.where(judged, n, 1).astype(np.int64)
+    hits = np.where(judged, np.minimum(k, n), 0).astype(np.int64)
+    return np.where(judged, special.bdtr(hits, trials, share), np.nan)
 
 
 def calibration_pvalue(chi2, bins) -> np.ndarray:
