@@ -130,6 +130,49 @@ def _held_back_days(conn) -> list[tuple]:
     return [(day, ", ".join(why), counts[day], missing.get(day, [])) for day, why in days.items()]
 
 
+def _unjudged_days(conn) -> list[tuple]:
+    """(day, tables) of every day, the latest first, that a table's gates judged the days around but not that one,
+    on a day no gate held back (those list their own unloaded tables): its run stopped before loading the table (a
+    database extraction refused) or the day never ran. Its KPIs are left out (macro gate_judged), and later runs'
+    lookback reads its rows as none (a trial's day of 6 orders read 0, silently)."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            """
+            WITH spans AS (
+                SELECT table_name, min(date) AS lo, max(date) AS hi, list(DISTINCT date) AS judged
+                FROM quality.gate_results WHERE date IS NOT NULL GROUP BY table_name
+            )
+            SELECT d::DATE AS day, list(table_name ORDER BY table_name)
+            FROM spans, generate_series(lo, hi, INTERVAL 1 DAY) AS t(d)
+            WHERE NOT list_contains(judged, d::DATE)
+              AND d::DATE NOT IN (SELECT date FROM quality.gate_results WHERE NOT passed AND date IS NOT NULL)
+            GROUP BY 1 ORDER BY 1 DESC
+            """
+        ).fetchall()
+    except duckdb.Error:  # a warehouse without gate results, or older ones
+        return []
+    return [(day, tables) for day, tables in rows]
+
+
+def _print_unjudged(unjudged: list[tuple]) -> None:
+    """summary's section of the days not loaded (_unjudged_days)."""
+    if not unjudged:
+        return
+    first, last = min(d for d, _ in unjudged), max(d for d, _ in unjudged)
+    print(
+        f"\nDays not loaded ({len(unjudged)}): no quality gate judged these tables that day, so its run stopped "
+        "before loading them or never ran; the day's KPIs are left out, and the sessions of the kpi_lookback_days "
+        "before it convert without its orders, experiment results without its rows, until it runs "
+        f"(impact-ledger materialize --start {first} --end {last})"
+    )
+    for day, tables in unjudged[:HELD_SHOWN]:
+        print(f"  {day}: {', '.join(tables)}")
+    if len(unjudged) > HELD_SHOWN:
+        print(f"  ... and {len(unjudged) - HELD_SHOWN} earlier day(s)")
+
+
 def _design_failures(conn) -> list[str]:
     """Per experiment design gate that failed: its table, failed expectations and days, compactly. Those days'
     experiment results are untrustworthy, but nothing is held back from the models' marts (listed as held-back
@@ -230,6 +273,17 @@ def _held_label_days(conn, since) -> str | None:
     )
 
 
+def _span(days: int, first, last) -> str:
+    """``days`` days from ``first`` to ``last``: 'first .. last' only when they are every day between (as elsewhere),
+    'first to last' when some between are not among them (a trial read 2 days as '05-14 .. 05-18')."""
+    import pandas as pd
+
+    first, last = pd.Timestamp(first).date(), pd.Timestamp(last).date()
+    if first == last:
+        return f"{first}"
+    return f"{first} .. {last}" if days == (last - first).days + 1 else f"{first} to {last}"
+
+
 def _gate_warnings(conn) -> list[str]:
     """Per suite and expectation that only warns (a paused label feed's freshness, a day passed only by
     gates.rows.min_count): its days of the last RECENT_DAYS days with gate results, first and latest."""
@@ -237,15 +291,14 @@ def _gate_warnings(conn) -> list[str]:
     from orchestration.lib.report_data import earlier_gate_warnings, gate_warnings
 
     lines = [
-        f"{r.suite} {r.warning}: {r.days} day(s), "
-        + (f"{r.first_day}" if r.first_day == r.last_day else f"{r.first_day} .. {r.last_day}")
+        f"{r.suite} {r.warning}: {r.days} day(s), {_span(r.days, r.first_day, r.last_day)}"
         + (f" ({hint})" if (hint := tolerated_hint(r.warning)) else "")
         for r in gate_warnings(conn, None, RECENT_DAYS).itertuples()
     ]
     earlier, first, last = earlier_gate_warnings(conn, RECENT_DAYS)
     if earlier:
         lines.append(
-            f"{'and ' if lines else ''}{earlier} earlier day(s) warned, {first} .. {last}: impact-ledger query "
+            f"{'and ' if lines else ''}{earlier} earlier day(s) warned, {_span(earlier, first, last)}: impact-ledger query "
             "\"SELECT date, suite, warnings FROM quality.gate_results WHERE warnings <> '[]' ORDER BY date\""
         )
     return lines
@@ -1097,6 +1150,7 @@ def read_and_print(conn, reports: Path) -> None:
         )
         for line in fairness:
             print(f"  {line}")
+    _print_unjudged(_unjudged_days(conn))
     if held:
         print(
             f"\nDays held back by the quality gates ({len(held)}; their rows are left out of the marts each run "

@@ -25,3 +25,14 @@ not exists (
         where g.table_name = '{{ table }}' and not g.passed and g.date = {{ day_column }}
     )
 {%- endmacro %}
+
+{#- A day a table's gate never judged, after the first day it did: its run stopped before loading the table (a
+    database extraction refused) or the day never ran. A later run's lookback (kpi_lookback_days) would read its
+    missing rows as none (a trial's 6 orders became 0 revenue, silently); such a day is left out as a held-back
+    one until it runs. A table no gate judged yet keeps every day (dbt built without gates). -#}
+{% macro gate_judged(table, day_column) -%}
+({{ day_column }} in (select g.date from quality.gate_results g where g.table_name = '{{ table }}')
+    or coalesce({{ day_column }} < (
+        select min(g.date) from quality.gate_results g where g.table_name = '{{ table }}'
+    ), true))
+{%- endmacro %}

@@ -77,6 +77,8 @@ select
     revenue / nullif(orders, 0) as average_order_value,
     refunded_orders::double / nullif(orders + refunded_orders, 0) as refund_rate
 from joined j
--- a day whose orders or sessions a failed gate held back has no KPIs (0 orders would read as a collapse)
+-- a day whose orders or sessions a failed gate held back, or no gate judged (never loaded), has no KPIs (0 orders
+-- would read as a collapse)
 where {{ not_held_back('orders', 'j.date') }} and {{ not_held_back('sessions', 'j.date') }}
+    and {{ gate_judged('orders', 'j.date') }} and {{ gate_judged('sessions', 'j.date') }}
 {% endmacro %}

@@ -55,15 +55,25 @@ def _time_column_range(files: list[Path], column: str, table: str = "") -> tuple
     return (low, high) if low is not None else None
 
 
+def _generated_range(truth: Path) -> tuple[date, date] | None:
+    """The days a generated world's truth.json gives; None for no such file, or a user's own truth.json (a trial's
+    held its answers, not our keys: the run stopped on a KeyError)."""
+    if not truth.is_file():
+        return None
+    try:
+        meta = json.loads(truth.read_text())
+        return date.fromisoformat(meta["start_date"]), date.fromisoformat(meta["end_date"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def source_date_range(source: Path) -> tuple[date, date]:
     """First and last day of ``source``: truth.json, else dated file names, else the time columns."""
     source = Path(source)
     if not source.is_dir():
         raise SourceRangeError(f"source directory '{source}' does not exist")
-    truth = source / "truth.json"
-    if truth.is_file():
-        meta = json.loads(truth.read_text())
-        return date.fromisoformat(meta["start_date"]), date.fromisoformat(meta["end_date"])
+    if generated := _generated_range(source / "truth.json"):
+        return generated
     firsts, lasts = [], []
     for contract in CONTRACTS.values():
         if contract.time_column is None:

@@ -3,6 +3,8 @@ orders' lag, day-by-day runs of marts.kpi_daily count what a backfill counts; wi
 only the orders of a session's own and next day. Found by a real-data trial: 4% conversion day by day, 42% in its
 backfill. Oracle: the sessions' conversions counted with pandas."""
 
+import contextlib
+import io
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -40,14 +42,25 @@ def landing(root):
     return sessions, orders
 
 
-def build(root, source, runs: list[tuple[date, date]], lookback: int | None) -> pd.DataFrame:
+def build(
+    root, source, runs: list[tuple[date, date]], lookback: int | None, unloaded: tuple[date, ...] | None = None
+) -> pd.DataFrame:
+    """marts.kpi_daily after dbt ``runs`` over the landing zone's days. ``unloaded``: days whose orders never
+    loaded (their run stopped before them) among gate rows of every other day, as the Dagster checks write them;
+    None: no gate rows (dbt alone)."""
     root.mkdir(parents=True, exist_ok=True)
     db = root / "warehouse.duckdb"
     with duckdb.connect(str(db)) as conn:
         load_partition(conn, "users", source, DAYS[-1])
         for day in DAYS:
             for table in ("sessions", "orders"):
-                load_partition(conn, table, source, day)
+                if unloaded is None or not (table == "orders" and day in unloaded):
+                    load_partition(conn, table, source, day)
+                    if unloaded is not None:
+                        conn.execute(
+                            "INSERT INTO quality.gate_results (date, suite, table_name, passed) VALUES (?, ?, ?, true)",
+                            [day, f"raw_{table}", table],
+                        )
     project = {} if lookback is None else {"kpi_lookback_days": lookback}
     variables = config_dbt_vars(parse_config(project))
     with pytest.MonkeyPatch.context() as mp:
@@ -96,3 +109,27 @@ def test_init_writes_the_lookback_its_orders_need_and_summary_names_a_short_one(
         said = summary._late_conversions(conn)
     assert said.startswith(f"{late} completed orders came more than kpi_lookback_days (1) after their session, up to 5")
     assert "set kpi_lookback_days: 5 in the project file" in said
+
+
+def test_a_day_whose_orders_never_loaded_has_no_kpis_and_summary_names_it(tmp_path):
+    # a trial: the orders extraction of one day failed (its run stopped), the next day's run recomputed it through
+    # kpi_lookback_days and published 0 orders and 0 revenue for it, and nothing said so
+    sessions, orders = landing(tmp_path / "landing")
+    lost = DAYS[4]
+    kpis = build(tmp_path / "w", tmp_path / "landing", [(d, d) for d in DAYS], max(LAGS), unloaded=(lost,))
+    assert lost not in set(pd.to_datetime(kpis["date"]).dt.date)  # no row: 0 orders would read as a collapse
+    # the other days: their own sessions, converting with the orders that did load (the oracle, pandas)
+    loaded = orders[orders["ordered_at"].dt.date != lost]
+    converted = sessions.assign(
+        date=sessions["started_at"].dt.date, c=sessions["session_id"].isin(loaded["session_id"])
+    )
+    expected = converted[converted["date"] != lost].groupby("date")["c"].sum()
+    assert kpis["converting_sessions"].tolist() == expected.tolist()
+    with duckdb.connect(str(tmp_path / "w" / "warehouse.duckdb"), read_only=True) as conn:
+        assert summary._unjudged_days(conn) == [(lost, ["orders"])]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            summary._print_unjudged(summary._unjudged_days(conn))
+    said = out.getvalue()
+    assert "\nDays not loaded (1): no quality gate judged these tables that day" in said
+    assert f"(impact-ledger materialize --start {lost} --end {lost})\n  {lost}: orders\n" in said

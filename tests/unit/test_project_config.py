@@ -284,6 +284,10 @@ def test_dated_names_and_truth_json(tmp_path):
     assert source_date_range(tmp_path) == (date(2024, 2, 3), date(2024, 2, 5))
     (tmp_path / "truth.json").write_text('{"start_date": "2024-01-01", "end_date": "2024-01-31"}')
     assert source_date_range(tmp_path) == (date(2024, 1, 1), date(2024, 1, 31))
+    # a user's own truth.json (a trial's held its answers): not a generated world's, so the file names decide
+    for own in ('{"lift": 0.04}', "[1, 2]", '{"start_date": "soon"}', "not json"):
+        (tmp_path / "truth.json").write_text(own)
+        assert source_date_range(tmp_path) == (date(2024, 2, 3), date(2024, 2, 5))
 
 
 def test_a_source_without_dated_rows_says_what_to_pass(tmp_path):

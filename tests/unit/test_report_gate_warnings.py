@@ -79,15 +79,17 @@ def test_summary_lists_the_same_warnings_over_the_30_days_to_its_newest_gate_res
     with duckdb.connect(str(path), read_only=True) as conn:
         lines = summary._gate_warnings(conn)
     # the newest gate result is LATER's: its warning in, the day 30 days before AS_OF still out (31 before LATER)
+    assert AS_OF - DAYS[5] > timedelta(days=1)  # the premise of 'to'
     assert lines == [
         f"raw_orders {STALE}: 1 day(s), {AS_OF}",
         # what it most often means, as a failing day's line says it (a trial's only trace of a missing file)
-        f"raw_orders {TOLERATED}: 2 day(s), {DAYS[5]} .. {AS_OF} (the predictions they point to are not loaded: a "
+        # two days apart: 'to', not a range of consecutive days ('..', as everywhere else)
+        f"raw_orders {TOLERATED}: 2 day(s), {DAYS[5]} to {AS_OF} (the predictions they point to are not loaded: a "
         "predictions file of those days missing or late? deliver it, then run the days again)",
         f"raw_users {STALE}: 1 day(s), {DAYS[2]}",
         f"raw_users expect_later: 1 day(s), {LATER}",
         # a backfill's warnings of years ago were said nowhere: the days before the 30 are counted (by hand: one)
-        f"and 1 earlier day(s) warned, {AS_OF - timedelta(days=30)} .. {AS_OF - timedelta(days=30)}: impact-ledger "
+        f"and 1 earlier day(s) warned, {AS_OF - timedelta(days=30)}: impact-ledger "
         "query \"SELECT date, suite, warnings FROM quality.gate_results WHERE warnings <> '[]' ORDER BY date\"",
     ]
     with duckdb.connect(str(make_warehouse(tmp_path / "old.duckdb")), read_only=True) as conn:
