@@ -141,7 +141,8 @@ def _warehouse(conversion: np.ndarray, alert_days: list[int]) -> duckdb.DuckDBPy
         {
             "date": [START + timedelta(days=i) for i in range(len(conversion))],
             "conversion_rate": conversion,
-            "sessions": 1000,
+            # many: a conversion rate's day-to-day noise (0.002) at least its binomial's (sqrt(0.07 x 0.93 / n))
+            "sessions": 100_000,
         }
     )
     alerts = pd.DataFrame(
@@ -176,6 +177,34 @@ def test_kpi_drop_leads_reads_the_warehouse_up_to_the_as_of_day():
 def test_kpi_drop_leads_names_an_unknown_kpi():
     with _warehouse(_noisy(20), alert_days=[]) as conn, pytest.raises(ValueError, match=r"\['revenu'\].*kpi_daily"):
         kpi_drop_leads(conn, START + timedelta(days=19), ["conversion_rate", "revenu"])
+
+
+def test_a_rare_events_share_needs_a_binomial_rise_not_a_run_of_nonzero_days():
+    # a trial's constant 3% refund rate on ~25 orders a day: most days 0, so the baseline's median and its
+    # day-to-day noise were 0 and three days with a refund "rose from a baseline of 0 to 0.0538"
+    rng = np.random.default_rng(11)
+
+    def refunds(after: float) -> tuple[pd.Series, pd.Series]:
+        orders = rng.poisson(25, 120).clip(1)
+        shares = rng.binomial(orders, np.where(np.arange(120) >= 60, after, 0.03)) / orders
+        return _series(shares), _series(orders.astype(float))
+
+    plain = binomial = 0
+    for _ in range(100):
+        shares, orders = refunds(0.03)
+        plain += first_sustained_drop(shares, "refund_rate", rising=True, units=orders) is not None
+        binomial += first_sustained_drop(shares, "refund_rate", rising=True, units=orders, proportion=True) is not None
+    # by hand: with p = 3% a day of 25 orders has a refund with P = 1 - 0.97^25 = 0.53, three in a row 0.15 (the
+    # plain rule's limit is then 0); k binomial sds, 3 x sqrt(0.03 x 0.97 / 25) = 0.10, need 3 of 25 three days
+    # in a row (P = 0.04^3)
+    assert plain >= 15 and binomial <= 4, (plain, binomial)
+    # a real rise, to 30%, is found from its first days
+    found = 0
+    for _ in range(30):
+        shares, orders = refunds(0.30)
+        drop = first_sustained_drop(shares, "refund_rate", rising=True, units=orders, proportion=True)
+        found += drop is not None and START + timedelta(days=60) <= drop.start_date <= START + timedelta(days=63)
+    assert found >= 24, found
 
 
 def test_a_year_of_noise_rarely_drops():

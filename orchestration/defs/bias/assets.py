@@ -95,6 +95,12 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
         _add_new_columns(conn, "marts.bias_verdicts", VERDICTS_SCHEMA)
         replace_date_range(conn, "marts.bias_group_rates", GROUP_RATES_SCHEMA, rates, "date", start, last)
         replace_date_range(conn, "marts.bias_verdicts", VERDICTS_SCHEMA, verdicts, "date", start, last)
+        ends = judged_window_ends(rows[pd.to_datetime(rows["date"]) >= pd.Timestamp(start)], last)
+        # a model whose rows stopped before this run's days (no late labels today) is judged on the window of its
+        # last day as stored: a trial's stopped model failed on every day labels came and passed, on an empty
+        # window, on every other day
+        earlier = _stored_last_windows(conn, start, set(ends))
+        ends |= earlier["ends"]
     # each day of the run: its own rows, failing verdicts and which (the run also rewrote its lookback days)
     days = run_days(context)
     add_daily_metadata(context, count_by_day(rates, "date", days), GROUP_RATES_KEY)
@@ -106,8 +112,34 @@ def bias_window_assets(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     yield dg.MaterializeResult(
         asset_key=VERDICTS_KEY, metadata={**assessed, "rows_written": len(verdicts), "dates": window}
     )
-    ends = judged_window_ends(rows[pd.to_datetime(rows["date"]) >= pd.Timestamp(start)], last)
-    yield from bias_check_results(rates, verdicts, ends, last, config, VERDICTS_KEY)
+    judged_rates = pd.concat([rates, earlier["rates"]], ignore_index=True) if len(earlier["rates"]) else rates
+    judged = pd.concat([verdicts, earlier["verdicts"]], ignore_index=True) if len(earlier["verdicts"]) else verdicts
+    yield from bias_check_results(judged_rates, judged, ends, last, config, VERDICTS_KEY)
+
+
+def _stored_last_windows(conn, start, judged: set) -> dict:
+    """For each model with marts.bias_daily rows only before ``start`` (not among ``judged``): its last day with
+    rows ('ends': model -> Timestamp) and the group rates and verdicts stored for the window ending on it."""
+    last_days = {
+        model: pd.Timestamp(day)
+        for model, day in conn.execute(
+            "SELECT model_id, max(date) FROM marts.bias_daily WHERE date < ? GROUP BY 1", [start]
+        ).fetchall()
+        if model not in judged
+    }
+    pairs = [(model, day.date()) for model, day in last_days.items()]
+    frames = {}
+    for name, table in (("rates", "marts.bias_group_rates"), ("verdicts", "marts.bias_verdicts")):
+        frames[name] = (
+            conn.execute(
+                f"SELECT t.* FROM {table} t JOIN (SELECT unnest(?::VARCHAR[]) AS model_id, unnest(?::DATE[]) AS date) e "
+                "USING (model_id, date)",
+                [[m for m, _ in pairs], [d for _, d in pairs]],
+            ).df()
+            if pairs
+            else pd.DataFrame()
+        )
+    return {"ends": last_days, **frames}
 
 
 def _add_new_columns(conn, table: str, schema: dict[str, str]) -> None:
