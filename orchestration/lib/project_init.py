@@ -345,6 +345,8 @@ class ModelProfile:
     # a label counts until the end of its prediction's day + the horizon: the most calendar days between the two
     delay_max_calendar_days: int | None = None
     delay_p90_days: float | None = None
+    # the labels later than the p99 when they are all of one class: (how many, the class)
+    late_one_class: tuple[int, int] | None = None
     # predictions made a label horizon or more before the last label, and how many of them are labelled
     mature: int = 0
     mature_labelled: int = 0
@@ -410,10 +412,13 @@ class ModelProfile:
 
     @property
     def label_horizon_days(self) -> int:
-        """p99 of the label delay, rounded up (the default when nothing is labelled yet)."""
+        """p99 of the label delay, rounded up (the default when nothing is labelled yet); the latest label's calendar
+        days when those later than the p99 are all of one class: a horizon dropping only one class biases precision
+        and recall (a trial's deaths, the only labels after 340 days, up to 386)."""
         if self.delay_p99_days is None:
             return ModelSpec().label_horizon_days
-        return max(1, math.ceil(self.delay_p99_days - 1e-9))
+        p99 = max(1, math.ceil(self.delay_p99_days - 1e-9))
+        return max(p99, self.delay_max_calendar_days or 0) if self.late_one_class else p99
 
     def label_coverage_rule(self) -> dict:
         """What the label_coverage alert needs for these labels' timing, beyond its defaults: judged once 90% of
@@ -1291,7 +1296,7 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
     label_rates = _label_positive_rates(conn, present) if "labels" in found and "prediction_id" in has else {}
     by_model_day, by_version_day = {}, {}
     for model_id, version, day, n in conn.execute(
-        "SELECT model_id, CAST(model_version AS VARCHAR), _ts::DATE AS d, count(*) FROM t_predictions "
+        f"SELECT model_id, CAST({version} AS VARCHAR), _ts::DATE AS d, count(*) FROM t_predictions "
         "WHERE _ts IS NOT NULL AND model_id IS NOT NULL GROUP BY ALL ORDER BY ALL"
     ).fetchall():
         by_version_day.setdefault((model_id, version), []).append((day, n))
@@ -1317,6 +1322,8 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
             m.labelled, m.delay_median_days, m.delay_p99_days, m.delay_max_days = labelled, p50, p99, high
             m.delay_max_calendar_days = calendar
             m.delay_p90_days = p90
+            if "label" in present["labels"]:
+                m.late_one_class = _late_one_class(conn, model_id, math.ceil(p99 - 1e-9))
             m.mature, m.mature_labelled = mature or (0, 0)
         daily = TableProfile(model_id, [])
         _volume(daily, sorted(by_model_day.get(model_id, [])))
@@ -1333,6 +1340,27 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
         m.label_positive_rate = label_rates.get(model_id)
         out.append(m)
     return out
+
+
+LATE_ONE_CLASS_MIN = 3  # labels after the p99, all of one class, before init keeps them in the horizon
+
+
+def _late_one_class(conn, model_id: str, horizon: int) -> tuple[int, int] | None:
+    """(how many, the class) of the model's first labels later than ``horizon`` calendar days after their
+    prediction's day, when at least LATE_ONE_CLASS_MIN and all of one class (0 or 1); else None."""
+    late, classes, value = conn.execute(
+        """
+        WITH first_label AS (
+            SELECT prediction_id, min(_ts) AS labeled_at, arg_min(TRY_CAST(label AS INTEGER), _ts) AS label
+            FROM t_labels WHERE _ts IS NOT NULL GROUP BY prediction_id)
+        SELECT count(*), count(DISTINCT l.label), min(l.label)
+        FROM (SELECT DISTINCT model_id, prediction_id, _ts FROM t_predictions WHERE model_id = ? AND _ts IS NOT NULL) p
+        JOIN first_label l USING (prediction_id)
+        WHERE date_diff('day', p._ts::DATE, l.labeled_at::DATE) > ? AND l.label IN (0, 1)
+        """,
+        [model_id, horizon],
+    ).fetchone()
+    return (late, int(value)) if late >= LATE_ONE_CLASS_MIN and classes == 1 else None
 
 
 def _label_positive_rates(conn, present) -> dict[str, float]:
@@ -1798,7 +1826,16 @@ def render(inf: Inference) -> str:
                 add(
                     f"    # (labels later than the horizon are not counted: {m.delay_max_calendar_days} keeps them all)"
                 )
-        add(f"    label_horizon_days: {m.label_horizon_days}  # p99 of the label delay, rounded up")
+        if m.late_one_class:
+            late, value = m.late_one_class
+            p99 = max(1, math.ceil(m.delay_p99_days - 1e-9))
+            add(
+                f"    # the {late} labels later than the p99 ({p99} days) are all {value}: a horizon of {p99} would drop "
+                "only that class, biasing precision and recall, so the horizon keeps the latest label"
+            )
+            add(f"    label_horizon_days: {m.label_horizon_days}  # the latest label's calendar days")
+        else:
+            add(f"    label_horizon_days: {m.label_horizon_days}  # p99 of the label delay, rounded up")
         coverage = m.label_coverage_rule()
         if coverage:
             default = AlertRules().label_coverage

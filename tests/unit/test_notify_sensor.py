@@ -336,3 +336,36 @@ def test_a_blocking_check_of_another_asset_is_not_called_a_raw_tables_gate(paths
         "blocking check training_bias failed on 2026-11-29 for retraining/training_candidates"
     )
     assert "raw." not in line["message"] and "publication is not affected" in line["message"]
+
+
+def test_a_failed_retraining_run_says_no_snapshot_was_exported_not_that_nothing_was_published():
+    # a trial's blocked retraining run read "nothing of that day was published" in summary, though the day's marts
+    # were published by its daily run; the retraining job exports a snapshot, nothing else
+    from orchestration.defs.notify.sensors import RETRAINING_JOB, run_failure
+
+    @dg.asset(key=["retraining", "training_candidates"], partitions_def=daily_partitions)
+    def candidates() -> None:
+        raise dg.Failure("m: no labelled predictions known by 2026-03-25")
+
+    @dg.asset(key=["raw", "orders"], partitions_def=daily_partitions)
+    def orders() -> None:
+        raise ValueError("orders_2026-03-25.csv: unreadable")
+
+    defs = dg.Definitions(
+        assets=[candidates, orders],
+        jobs=[
+            dg.define_asset_job(RETRAINING_JOB, selection=[candidates]),
+            dg.define_asset_job("daily", selection=[orders]),
+        ],
+    )
+    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
+        said = {}
+        for job in (RETRAINING_JOB, "daily"):
+            result = defs.resolve_job_def(job).execute_in_process(
+                instance=instance, partition_key="2026-03-25", raise_on_error=False
+            )
+            (failure,) = run_failure(instance, instance.get_run_by_id(result.run_id))
+            said[job] = failure.message
+    assert said[RETRAINING_JOB].endswith("no training snapshot of that day was exported")
+    assert "no labelled predictions known by 2026-03-25" in said[RETRAINING_JOB]
+    assert said["daily"].endswith("nothing of that day was published")

@@ -1992,3 +1992,46 @@ def test_labels_naming_predictions_the_landing_zone_lacks_are_said_with_the_days
     ), line
     _write(source, "labels", pd.DataFrame({"prediction_id": ids, "labeled_at": days, "label": 1}))
     assert not [line for line in review(infer(source)) if line.startswith("labels.prediction_id")]
+
+
+def test_labels_later_than_the_p99_all_of_one_class_keep_the_horizon_to_the_latest(tmp_path):
+    # a trial's mortality score: every label after 340 days (the p99) was a death, up to 386 days; init proposed 340,
+    # so precision and recall were read without 13 deaths (and "labels complete" while they still landed)
+    # (its predictions carry no model_version: init stopped on a binder error before reading them)
+    source = tmp_path / "zone"
+    made = pd.Timestamp("2025-03-03 10:00")
+    preds = pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(400)],
+            "model_id": "risk",
+            "user_id": [f"u{i}" for i in range(400)],
+            "predicted_at": made,
+            "score": 0.5,
+        }
+    )
+    late = {f"p{i}": 100 + i - 397 for i in range(397, 400)}  # 100-102 days later, after the p99 (10 days)
+    labels = pd.DataFrame(
+        {
+            "prediction_id": preds["prediction_id"],
+            "label": [1 if p in late else i % 2 for i, p in enumerate(preds["prediction_id"])],
+            "labeled_at": [made + pd.Timedelta(days=late.get(p, 10)) for p in preds["prediction_id"]],
+        }
+    )
+    _write(source, "predictions", preds)
+    _write(source, "labels", labels)
+    (m,) = infer(source).models
+    assert math.ceil(m.delay_p99_days) == 10 and m.late_one_class == (3, 1)  # by hand: 3 of 400 later, all 1
+    assert m.label_horizon_days == 102
+    written = render(infer(source))
+    assert (
+        "# the 3 labels later than the p99 (10 days) are all 1: a horizon of 10 would drop only that class" in written
+    )
+    assert "label_horizon_days: 102  # the latest label's calendar days" in written
+    # one of them 0: both classes land late, the p99 as before
+    _write(
+        source,
+        "labels",
+        labels.assign(label=[0 if p == "p399" else v for p, v in zip(labels["prediction_id"], labels["label"])]),
+    )
+    (m,) = infer(source).models
+    assert m.late_one_class is None and m.label_horizon_days == 10

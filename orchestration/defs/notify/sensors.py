@@ -141,10 +141,18 @@ def run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notifi
             value=None,
             threshold=None,
             message=f"run {run.run_id[:8]} of {covered} failed at step {event.step_key}: {why}; "
-            f"nothing of {'those days' if last != first else 'that day'} was published",
+            + (
+                # the retraining job publishes no marts: its days' were published by their own runs
+                f"no training snapshot of {'those days' if last != first else 'that day'} was exported"
+                if run.job_name == RETRAINING_JOB
+                else f"nothing of {'those days' if last != first else 'that day'} was published"
+            ),
             until=last if last != first else None,
         )
     ]
+
+
+RETRAINING_JOB = "retraining"  # the retraining job's name (orchestration/defs/retraining/assets.py defines it)
 
 
 # RUNNING by default: nobody should have to click to be told a model drifted.

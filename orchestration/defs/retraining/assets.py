@@ -23,6 +23,7 @@ from dagster_duckdb import DuckDBResource
 from orchestration.defs.bias.checks import verdict_metadata
 from orchestration.defs.freshness import PUBLISHED_FRESHNESS
 from orchestration.defs.model_health.alerts import ALERTS_KEY, evaluation_window
+from orchestration.defs.notify.sensors import RETRAINING_JOB
 from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.lib.alerts import load_alert_config
@@ -518,7 +519,7 @@ def _coverage(conn, day: date, model_id: str) -> str | None:
 
 
 retraining_job = dg.define_asset_job(
-    "retraining",
+    RETRAINING_JOB,
     selection=dg.AssetSelection.assets(CANDIDATES_KEY, SNAPSHOT_KEY),
     description="Build a fair, clean training snapshot for the models with a retraining request.",
 )
