@@ -608,6 +608,7 @@ def _fairness(conn, upto=None) -> list[str]:
         counts = {name: sum(fails(f) for f in failing[flag]) for flag, name in VERDICT_NAMES.items()}
         return f" ({', '.join(f'{name} {n}' for name, n in counts.items() if n)})" if len(failing) else ""
 
+    known_through = _labels_known_through(conn, upto)
     lines = []
     for (model, attribute), rows in verdicts.groupby(["model_id", "attribute"], sort=False):
         candidates = shown_from[(shown_from["model_id"] == model) & (shown_from["attribute"] == attribute)]
@@ -625,6 +626,7 @@ def _fairness(conn, upto=None) -> list[str]:
             f", latest {window(failing.iloc[-1])}" if len(failing) and failing["date"].iloc[-1] != shown_day else ""
         )
         counts = f"{len(failing)} failed{which(failing)}{latest}, {unassessed} not assessed"
+        verdict += _window_labels_note(model, shown.iloc[0], known_through)
         if newer.empty:
             lines.append(
                 f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the last {len(counted)} days' windows: {counts})"
@@ -639,6 +641,40 @@ def _fairness(conn, upto=None) -> list[str]:
             f"it: {counts}; the {len(newer)} newer window(s) {what})"
         )
     return lines
+
+
+def _labels_known_through(conn, upto):
+    """The newest day labels were counted for (report_data.labels_known_through); None without it."""
+    import duckdb
+
+    from orchestration.lib.report_data import labels_known_through
+
+    try:
+        return labels_known_through(conn, upto)
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return None
+
+
+def _window_labels_note(model: str, window, known_through) -> str:
+    """'; labels complete on N of M days of the window ...' when some of a fairness window's days are not yet past
+    the model's label horizon by ``known_through``: its label-based verdicts read the outcomes known so far (a
+    trial's equal opportunity passed at 0.79 on half its labels and failed at 0.54 on all of them)."""
+    import pandas as pd
+
+    from orchestration.lib.project_config import load_config
+
+    if known_through is None:
+        return ""
+    horizon = load_config().model(model).label_horizon_days
+    start, end = pd.Timestamp(window["window_start"]).date(), pd.Timestamp(window["date"]).date()
+    days = (end - start).days + 1
+    complete = sum(start + pd.Timedelta(days=i + horizon).to_pytimedelta() <= known_through for i in range(days))
+    if complete >= days:
+        return ""
+    return (
+        f"; labels complete on {complete} of {days} days of the window (label_horizon_days {horizon}, labels "
+        f"counted to {known_through}): the label-based verdicts read the outcomes known so far"
+    )
 
 
 def _leading_indicators(conn, as_of) -> list[str]:

@@ -724,6 +724,18 @@ class ReportBuilder:
                 if judged
                 else "drawn but not judged"
             )
+            # per version: a trial's older version judged pooled, its newer not yet, read "drawn but not judged"
+            seen = (
+                set()
+                if unjudged is None
+                else set(map(str, self._recent_drift.loc[self._recent_drift["model_id"] == model_id, "model_version"]))
+            )
+            missing = set() if unjudged is None else set(map(str, unjudged["model_version"]))
+            if missing and seen - missing:
+                verdict = (
+                    f"judged on the last {pool} days pooled (alerts.rules.psi.pool_days) for "
+                    f"{', '.join(sorted(seen - missing))}, drawn but not judged for {', '.join(sorted(missing))}"
+                )
             said.append(
                 f"its PSI is {verdict}: a median of {median:,.0f} predictions {unit} {shown}, fewer than "
                 f"alerts.rules.psi.min_count ({psi_min:g}), where noise alone crosses the threshold"

@@ -101,21 +101,29 @@ def _histories(
     psi_min_count: dict[str, float],
     psi_pool_days: dict[str, int],
     rules: dict,
+    known_on: dict | None = None,
+    floor_health: pd.DataFrame | None = None,
 ) -> dict[str, _History]:
-    """Each model's _History, by model id in order."""
+    """Each model's _History, by model id in order. ``known_on``: (model_id, model_version, date, metric) -> the day
+    a floor breach of that health row was first known (first_breach_day); a breach not in it counts on its own
+    date. ``floor_health``: the rows the floors judge (default ``health``): older prediction days too, whose
+    breaches were known within the range."""
     alpha = float(rules.get("floor_alpha", 0.01))
     alerts = alerts.assign(when=pd.to_datetime(alerts["date"]))
     health = health.assign(when=pd.to_datetime(health["date"]))
+    known_on = known_on or {}
+    floor_health = health if floor_health is None else floor_health.assign(when=pd.to_datetime(floor_health["date"]))
     out = {}
-    for model_id in sorted(set(alerts["model_id"]) | set(health["model_id"])):
+    for model_id in sorted(set(alerts["model_id"]) | set(health["model_id"]) | set(floor_health["model_id"])):
         mine = alerts[alerts["model_id"] == model_id]
         drift = mine[mine["metric"].isin(DRIFT_METRICS)]
         drift_days = drift["when"].dt.date
         rows = health[health["model_id"] == model_id]
         predicted = rows[rows["predictions"] > 0] if "predictions" in rows else rows.iloc[:0]
-        labelled = rows[rows["labelled"] > 0]
+        floor_rows = floor_health[floor_health["model_id"] == model_id]
+        labelled = floor_rows[floor_rows["labelled"] > 0]
         out[model_id] = _History(
-            first_row=min(pd.concat([mine["when"], rows["when"]])).date(),
+            first_row=min(pd.concat([mine["when"], rows["when"], floor_rows["when"]])).date(),
             prediction_days=_days_of(
                 predicted,
                 (psi_min_count.get(model_id, 0), psi_pool_days.get(model_id, 1)),
@@ -128,7 +136,7 @@ def _histories(
             drift=drift,
             alert_days=frozenset(drift_days),
             below={
-                metric: (float(floor), _below_floor(labelled, metric, float(floor), alpha))
+                metric: (float(floor), _known(_below_floor(labelled, metric, float(floor), alpha), metric, known_on))
                 for key, metric in FLOOR_METRICS.items()
                 if (floor := floors.get(model_id, {}).get(key)) is not None and len(labelled)
             },
@@ -162,7 +170,7 @@ def _due(histories: dict[str, _History], day: date, k: int) -> dict[str, dict[st
             low = below[(below["when"] > pd.Timestamp(day - timedelta(days=k))) & (below["when"] <= until)]
             if len(low):
                 hits, misses = FLOOR_COUNTS[metric]
-                days = [str(d.date()) for d in low["when"]]
+                days = [str(pd.Timestamp(d).date()) for d in low["date"]]  # the prediction days
                 counts = [f"{x:.0f}/{x + n:.0f}" for x, n in zip(low[hits], low[misses])]
                 evidence = {
                     metric: {d: round(float(v), 4) for d, v in zip(days, low[metric])},
@@ -172,6 +180,51 @@ def _due(histories: dict[str, _History], day: date, k: int) -> dict[str, dict[st
         if kinds:
             out[model_id] = kinds
     return out
+
+
+def _known(below: pd.DataFrame, metric: str, known_on: dict) -> pd.DataFrame:
+    """``below`` (a floor's breaching health rows) with 'when' the day each breach was first known."""
+    if not known_on or below.empty:
+        return below
+    keys = zip(below["model_id"], below["model_version"], pd.to_datetime(below["date"]).dt.date)
+    known = [known_on.get((m, v, d, metric)) for m, v, d in keys]
+    return below.assign(when=[pd.Timestamp(k) if k is not None else w for k, w in zip(known, below["when"])])
+
+
+def floor_breaches(health: pd.DataFrame, floors: dict[str, dict[str, float]], alpha: float) -> list[tuple]:
+    """(model_id, model_version, date, metric, floor) of every health row below a model's floor beyond noise (the
+    rows _histories' floors judge)."""
+    out = []
+    for model_id, keys in floors.items():
+        labelled = health[(health["model_id"] == model_id) & (health["labelled"] > 0)]
+        for key, metric in FLOOR_METRICS.items():
+            if (floor := keys.get(key)) is not None and len(labelled):
+                low = _below_floor(labelled, metric, float(floor), alpha)
+                dates = pd.to_datetime(low["date"]).dt.date
+                out += [(model_id, v, d, metric, float(floor)) for v, d in zip(low["model_version"], dates)]
+    return out
+
+
+def first_breach_day(events: pd.DataFrame, metric: str, floor: float, alpha: float) -> date | None:
+    """The first day whose known labels put one prediction day's ``metric`` below ``floor`` beyond noise (the
+    floors' test), or None. ``events``: the label events of that day's predictions (of one model version) within
+    its label horizon: prediction_id, decision, label, priority (a human review's 2 outranks 1), at (when). A
+    prediction's label as of a day is its events' by then, resolved as the marts resolve them (priority, then the
+    latest). A breach found from labels months after the predictions is a request of the day it was known, so
+    its snapshot (point-in-time) holds them: dated on the prediction day it could hold none (a trial's deaths)."""
+    from scipy.stats import binom
+
+    if events.empty:
+        return None
+    events = events.assign(day=pd.to_datetime(events["at"]).dt.date).sort_values(["priority", "at"])
+    for day in sorted(set(events["day"])):
+        resolved = events[events["day"] <= day].groupby("prediction_id").last()
+        decided, positive = resolved["decision"].astype(bool), resolved["label"].astype(float) == 1
+        trials = decided if metric == "precision" else positive
+        hits = int((decided & positive).sum())
+        if trials.sum() and binom.cdf(hits, int(trials.sum()), floor) < alpha:
+            return day
+    return None
 
 
 def _below_floor(rows: pd.DataFrame, metric: str, floor: float, alpha: float) -> pd.DataFrame:
@@ -259,6 +312,8 @@ def requests_between(
     floors: dict[str, dict[str, float]] | None = None,
     psi_min_count: dict[str, float] | None = None,
     psi_pool_days: dict[str, int] | None = None,
+    known_on: dict | None = None,
+    floor_health: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The requests of days ``first``..``last``: one per episode of each kind of reason (drift/calibration, each
     floor's metric), on the first day the model is due for it, naming every reason due that day.
@@ -269,7 +324,17 @@ def requests_between(
     inside it. The day before ``first`` is judged too, so an episode that began
     earlier raises nothing.
     """
-    histories = _histories(alerts, health, min_labelled, floors or {}, psi_min_count or {}, psi_pool_days or {}, rules)
+    histories = _histories(
+        alerts,
+        health,
+        min_labelled,
+        floors or {},
+        psi_min_count or {},
+        psi_pool_days or {},
+        rules,
+        known_on,
+        floor_health,
+    )
     days = [first + timedelta(days=i) for i in range(-1, (last - first).days + 1)]
     due = {d: _due(histories, d, int(rules["persist_days"])) for d in days}
     rows = [

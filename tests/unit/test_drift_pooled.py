@@ -253,3 +253,26 @@ def test_the_report_on_a_day_long_after_the_last_prediction_says_what_summary_sa
         # the days before any drift row: nothing to say (not "judged")
         assert ReportBuilder(conn, DAYS[0] - timedelta(days=1), strict)._drift_not_judged("drifting") is None
         assert summary._recent_drift(conn)[["date"]].max().iloc[0] == pd.Timestamp(DAYS[-1])
+
+
+def test_the_report_says_which_versions_drift_is_judged_pooled(world, root):
+    # a trial's report said the model's PSI was "drawn but not judged" where its older version's days were judged
+    # pooled and only the newer version's were not
+    from orchestration.lib.report import ReportBuilder
+
+    _, _, drift = world
+    config = load_alert_config(parse_config(PROJECT))
+    assert drift_not_judged(drift, config).empty  # the premise: v1 judged on its pools
+    newer = drift[(drift["model_id"] == "drifting") & drift["psi"].notna()].tail(3)
+    newer = newer.assign(model_version="v2", current_values=5, pooled_values=5, reference_values=5)
+    health = pd.DataFrame({"date": DAYS, "labelled": 0, "predictions": PER_DAY, "model_version": "v1"})
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as conn:
+        builder = ReportBuilder(conn, DAYS[-1], config)
+        builder._recent_drift = pd.concat([drift, newer], ignore_index=True)
+        builder._batches = {}  # a daily model (the world builds no health mart to tell)
+        said = builder._not_judged("drifting", health, 300)
+    assert (
+        "its PSI is judged on the last 7 days pooled (alerts.rules.psi.pool_days) for v1, drawn but not judged for "
+        "v2: a median of 30 predictions a day" in said
+    )
+    assert "drifting v2: drift (PSI) alerts not judged, even pooled" in said  # the version's own line, as before

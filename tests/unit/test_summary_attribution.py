@@ -2,7 +2,7 @@
 named, ROI as net return per unit of cost with its CI, money in the project file's currency (issue 13)."""
 
 import argparse
-from datetime import date
+from datetime import date, timedelta
 import json
 
 import duckdb
@@ -13,6 +13,7 @@ from scipy.stats import chi2_contingency
 from statsmodels.stats.multitest import multipletests
 
 from orchestration import cli, summary
+from orchestration.lib.project_config import load_config
 from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA, experiment_results, model_impact
 from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
 from orchestration.lib.retraining import REQUEST_SCHEMA
@@ -1358,6 +1359,20 @@ def test_a_verdict_the_newest_window_could_not_judge_shows_its_last_judged_windo
     assert line.endswith(
         "(the last 3 days' windows: 3 failed (disparate impact 3, equal opportunity 1, equalised odds 1), "
         "0 not assessed)"
+    )
+    # labels counted to 03-20: of the shown window's 14 days (02-27 .. 03-12) those up to 03-20 - 30 (the horizon)
+    # have all theirs, none here; a trial's equal opportunity passed on half its labels, failed on all of them
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "CREATE TABLE marts.model_health_daily AS SELECT DATE '2026-03-12' AS date, 'm' AS model_id, "
+            "DATE '2026-03-20' AS labels_as_of"
+        )
+        horizon = load_config().model("m").label_horizon_days
+    complete = sum(date(2026, 2, 27) + timedelta(days=i + horizon) <= date(2026, 3, 20) for i in range(14))
+    line = next(line for line in _summary(path, capsys).splitlines() if line.startswith("  m / gender"))
+    assert (
+        f"; labels complete on {complete} of 14 days of the window (label_horizon_days {horizon}, labels counted to "
+        "2026-03-20): the label-based verdicts read the outcomes known so far (the last 3 days' windows" in line
     )
 
 

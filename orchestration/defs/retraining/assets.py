@@ -51,6 +51,8 @@ from orchestration.lib.retraining import (
     SnapshotGate,
     blocked_by_gate,
     coverage_note,
+    first_breach_day,
+    floor_breaches,
     gate_digest,
     keep_decisions,
     label_free,
@@ -122,6 +124,54 @@ def upgrade_requests_table(conn) -> None:
 # published it (copied whole only if its row count differs from the warehouse's); the requests, not named, are
 # copied whole
 KEEP_OTHERS = {t: date.max for t in PUBLISHED if t != REQUESTS_TABLE}
+
+
+def _floor_rows(conn, health: pd.DataFrame, floors: dict, since: date, first: date) -> pd.DataFrame:
+    """``health`` and, for the models with a floor, their older rows whose labels came on or after ``first``
+    (labels_as_of): a breach they show was known within the window."""
+    import duckdb
+
+    if not floors:
+        return health
+    try:
+        older = conn.execute(
+            "SELECT * FROM marts.model_health_daily WHERE date < ? AND labels_as_of >= ? AND model_id IN "
+            f"({', '.join('?' for _ in floors)})",
+            [since, first, *floors],
+        ).df()
+    except duckdb.BinderException:  # a mart from before labels_as_of
+        return health
+    return pd.concat([health, older], ignore_index=True) if len(older) else health
+
+
+# each label event of one prediction day's predictions (of one model version) within its label horizon, known by
+# the run's last day, as model_health_daily counts them
+BREACH_EVENTS_SQL = """
+    SELECT p.prediction_id, p.decision, l.label, l.source_priority AS priority, l.labeled_at AS at
+    FROM staging.stg_predictions p JOIN staging.stg_labels l USING (prediction_id)
+    WHERE p.model_id = ? AND p.model_version IS NOT DISTINCT FROM ?
+      AND p.predicted_at >= CAST(? AS DATE) AND p.predicted_at < CAST(? AS DATE) + INTERVAL 1 DAY
+      AND l.labeled_at < CAST(? AS DATE) + to_days(CAST(? AS INTEGER)) AND CAST(l.labeled_at AS DATE) <= ?
+"""
+
+
+def _breaches_known_on(conn, rows: pd.DataFrame, floors: dict, rules: dict, last: date) -> dict:
+    """(model_id, model_version, date, metric) -> the day each floor breach of ``rows`` was first known, from its
+    day's label events (first_breach_day); a breach whose events cannot be read counts on its prediction day."""
+    import duckdb
+
+    alpha = float(rules.get("floor_alpha", 0.01))
+    config = load_config()
+    out = {}
+    for model_id, version, day, metric, floor in floor_breaches(rows, floors, alpha):
+        horizon = int(config.model(model_id).label_horizon_days) + 1
+        try:
+            events = conn.execute(BREACH_EVENTS_SQL, [model_id, version, day, day, day, horizon, last]).df()
+        except duckdb.Error:  # staging views over files another engine wrote, or none
+            continue
+        if known := first_breach_day(events, metric, floor, alpha):
+            out[(model_id, version, day, metric)] = known
+    return out
 
 
 def publish_requests(conn, day: date) -> None:
@@ -212,6 +262,10 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
     with duckdb.get_connection() as conn:
         alerts = conn.execute("SELECT * FROM marts.alerts WHERE date BETWEEN ? AND ?", [since, last]).df()
         health = conn.execute("SELECT * FROM marts.model_health_daily WHERE date BETWEEN ? AND ?", [since, last]).df()
+        # floors judge older prediction days too, whose labels landed within the window: a breach is a request of
+        # the day it was known (its snapshot then holds the labels that showed it)
+        floor_health = _floor_rows(conn, health, config.floors, since, first)
+        known_on = _breaches_known_on(conn, floor_health, config.floors, config.retraining, last)
         ensure_requests_table(conn)
         existing = conn.execute(f"SELECT * FROM {REQUESTS_TABLE} WHERE date BETWEEN ? AND ?", [first, last]).df()
         # days too small for PSI (and without enough labels) neither continue nor end a streak
@@ -230,6 +284,8 @@ def retraining_requests_asset(context: dg.AssetExecutionContext, duckdb: DuckDBR
                 config.floors,
                 psi_min_count,
                 psi_pool_days,
+                known_on,
+                floor_health,
             ),
             existing,
         )
