@@ -257,10 +257,13 @@ def gate_notifications(gates: pd.DataFrame) -> list[Notification]:
 
 # The windows where a (model, attribute) verdict starts failing (its first, or the first after a passing or
 # not-assessed one: a pass within noise is a pass), each with `until`, the last window of that run of failing
-# ones; the whole history is read so that a failure that began long ago is not taken for a new one.
+# ones; the whole history is read so that a failure that began long ago is not taken for a new one. {scope}: the
+# windows read (all; with the health mart, those ending by the model's last prediction day: the later ones hold
+# fewer and fewer of its days, and a trial's flickered fail, pass, fail, a second notification 53 days after the
+# model stopped).
 FAIRNESS_SQL = """
 WITH judged AS (
-    SELECT *, coalesce(NOT passed, false) AS failing_ FROM marts.bias_verdicts
+    SELECT *, coalesce(NOT passed, false) AS failing_ FROM marts.bias_verdicts v WHERE {scope}
 ), marked AS (
     SELECT *, failing_ AND NOT coalesce(lag(failing_) OVER pair, false) AS onset_
     FROM judged WINDOW pair AS (PARTITION BY model_id, attribute ORDER BY date)
@@ -392,8 +395,12 @@ SOURCES = {
         "FROM quality.gate_results WHERE date >= ?",
         gate_notifications,
     ),
-    "marts.bias_verdicts": (FAIRNESS_SQL, fairness_notifications),
+    "marts.bias_verdicts": (FAIRNESS_SQL.format(scope="true"), fairness_notifications),
 }
+BY_LAST_PREDICTION = (
+    "v.date <= coalesce((SELECT max(h.date) FROM marts.model_health_daily h WHERE h.model_id = v.model_id "
+    "AND h.predictions > 0), v.date)"
+)
 
 
 def read_candidates(conn, horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[list[Notification], date | None]:
@@ -415,5 +422,7 @@ def read_candidates(conn, horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[lis
     candidates = []
     for table in tables:
         sql, to_notifications = SOURCES[table]
+        if table == "marts.bias_verdicts" and "marts.model_health_daily" in present:
+            sql = FAIRNESS_SQL.format(scope=BY_LAST_PREDICTION)
         candidates += to_notifications(conn.execute(sql, [oldest]).df())
     return candidates, newest

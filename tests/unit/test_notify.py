@@ -322,3 +322,19 @@ def test_a_fairness_failure_first_seen_and_lasting_longer_than_the_horizon_is_se
         [verdict(1, False, 0.4), verdict(2, True, 0.9)] + [verdict(d, True, 0.9) for d in range(3, 20)]
     )
     assert notify_run(backfill, NotifyCursor(), horizon_days=9)[0] == []
+
+
+def test_windows_ending_after_a_model_stopped_predicting_raise_no_new_fairness_notification():
+    # a trial's model stopped on its last prediction day; the windows after it held fewer and fewer of its days and
+    # flickered fail, pass, fail: a second "fails from the window" 53 days after it stopped
+    rows = [verdict(d, False, 0.4) for d in range(1, 6)] + [verdict(6, True, 0.85), verdict(7, False, 0.5)]
+    conn = verdicts_warehouse(rows)
+    flickered = [(n.date, n.until) for n in notify_run(conn, NotifyCursor())[0]]
+    assert flickered == [("2026-10-01", "2026-10-05"), ("2026-10-07", "2026-10-07")]  # without the health mart
+    # its health mart says it last predicted on 10-05: the windows after it are not read
+    conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    conn.execute(
+        "CREATE TABLE marts.model_health_daily AS SELECT DATE '2026-10-01' + INTERVAL (i) DAY AS date, 'mortgage' "
+        "AS model_id, CASE WHEN i < 5 THEN 40 ELSE 0 END AS predictions FROM range(7) t(i)"
+    )
+    assert [(n.date, n.until) for n in notify_run(conn, NotifyCursor())[0]] == [("2026-10-01", "2026-10-05")]
