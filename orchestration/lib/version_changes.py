@@ -76,17 +76,18 @@ WHERE c.change_day > w.newest - $3::INTEGER
 ORDER BY c.model_id, c.change_day
 """
 
-# The old version's score reference bins (bin k holds edge_k < score <= edge_k+1, as int_reference_profiles cuts
-# them), with the count of the new version's scores of $4 .. $5 in each: the only raw rows read, one version's days.
-SCORE_BINS_SQL = """
+# The old version's reference bins of one numeric feature ($6: 'score' or a feature_* column, read as {column};
+# bin k holds edge_k < value <= edge_k+1, as int_reference_profiles cuts them), with the count of the new version's
+# values of $4 .. $5 in each: the only raw rows read, one version's days.
+NUMERIC_BINS_SQL = """
 WITH reference AS (
     SELECT CAST(bin AS INTEGER) AS bin, lower_edge, reference_count, reference_start_date, reference_end_date
     FROM intermediate.int_reference_profiles
-    WHERE model_id = $1 AND model_version = $2 AND feature = 'score' AND feature_type = 'numeric'
+    WHERE model_id = $1 AND model_version = $2 AND feature = $6 AND feature_type = 'numeric'
 ),
 scores AS (
-    SELECT row_number() OVER () AS id, score FROM staging.stg_predictions
-    WHERE model_id = $1 AND model_version = $3 AND prediction_date BETWEEN $4 AND $5 AND score IS NOT NULL
+    SELECT row_number() OVER () AS id, CAST({column} AS DOUBLE) AS score FROM staging.stg_predictions
+    WHERE model_id = $1 AND model_version = $3 AND prediction_date BETWEEN $4 AND $5 AND {column} IS NOT NULL
 ),
 binned AS (
     SELECT s.id, count(r.lower_edge) AS bin FROM scores s LEFT JOIN reference r ON s.score > r.lower_edge GROUP BY s.id
@@ -95,6 +96,28 @@ SELECT r.bin, r.reference_count, count(b.id) AS current_count, r.reference_start
 FROM reference r LEFT JOIN binned b USING (bin)
 GROUP BY ALL ORDER BY r.bin
 """
+# A categorical feature's: its reference categories and the new version's, each category a bin (one seen on
+# either side only has none on the other, as feature_drift_daily counts them).
+CATEGORICAL_BINS_SQL = """
+WITH reference AS (
+    SELECT bin, reference_count FROM intermediate.int_reference_profiles
+    WHERE model_id = $1 AND model_version = $2 AND feature = $6 AND feature_type = 'categorical'
+),
+current_ AS (
+    SELECT CAST({column} AS VARCHAR) AS bin, count(*) AS current_count FROM staging.stg_predictions
+    WHERE model_id = $1 AND model_version = $3 AND prediction_date BETWEEN $4 AND $5 AND {column} IS NOT NULL
+    GROUP BY 1
+)
+SELECT bin, coalesce(r.reference_count, 0) AS reference_count, coalesce(c.current_count, 0) AS current_count
+FROM reference r FULL JOIN current_ c USING (bin) ORDER BY bin
+"""
+# the old version's profiled features (not the score) and how each is binned
+PROFILED_SQL = """
+SELECT DISTINCT feature, feature_type FROM intermediate.int_reference_profiles
+WHERE model_id = $1 AND model_version = $2 AND feature <> 'score' ORDER BY feature
+"""
+SCORE_BINS_SQL = NUMERIC_BINS_SQL.format(column="score")
+FEATURES_SAID = 3  # the largest feature PSIs a change's line names
 
 
 def psi(reference_counts, current_counts) -> float:
@@ -118,7 +141,7 @@ def _score_psi(conn, change) -> tuple[float, str, bool]:
     try:
         bins = conn.execute(
             SCORE_BINS_SQL,
-            [change.model_id, change.old_version, change.new_version, change.new_from, change.new_to],
+            [change.model_id, change.old_version, change.new_version, change.new_from, change.new_to, "score"],
         ).df()
     except duckdb.Error:
         return float("nan"), "", False
@@ -126,6 +149,29 @@ def _score_psi(conn, change) -> tuple[float, str, bool]:
         return float("nan"), "", True
     start, end = (pd.Timestamp(bins[c].iloc[0]).date() for c in ("reference_start_date", "reference_end_date"))
     return psi(bins["reference_count"], bins["current_count"]), f"{start} .. {end}", True
+
+
+def _feature_psis(conn, change) -> dict[str, float]:
+    """Each feature of the old version's reference profile: the PSI of the new version's first days' values against
+    that reference (each version's own drift starts from its own reference, so a population shift at a retrain
+    was absorbed by the new version's: a trial's version switch). Largest first; {} where the tables are not there
+    (the analytics snapshot)."""
+    import duckdb
+
+    key = [change.model_id, change.old_version, change.new_version, change.new_from, change.new_to]
+    out = {}
+    try:
+        profiled = conn.execute(PROFILED_SQL, key[:2]).fetchall()
+        for feature, kind in profiled:
+            sql = NUMERIC_BINS_SQL if kind == "numeric" else CATEGORICAL_BINS_SQL
+            column = '"' + feature.replace('"', '""') + '"'
+            bins = conn.execute(sql.format(column=column), [*key, feature]).df()
+            value = psi(bins["reference_count"], bins["current_count"]) if len(bins) else float("nan")
+            if value == value:
+                out[feature] = value
+    except duckdb.Error:  # the analytics snapshot, or a feature the predictions no longer have
+        return out
+    return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
 def version_changes(conn, as_of: date | None, recent_days: int) -> pd.DataFrame:
@@ -142,6 +188,7 @@ def version_changes(conn, as_of: date | None, recent_days: int) -> pd.DataFrame:
         score_psi=[p for p, _, _ in scored],
         reference_window=[w for _, w, _ in scored],
         psi_tables=[t for *_, t in scored],
+        feature_psi=[_feature_psis(conn, c) for c in changes.itertuples()],
     )
 
 
@@ -199,6 +246,11 @@ def change_text(change) -> str:
             "score PSI not computed (this database lacks staging.stg_predictions and "
             "intermediate.int_reference_profiles: the analytics snapshot; read the warehouse, report --db)"
         )
+    features = getattr(change, "feature_psi", None) or {}
+    if features:
+        largest = ", ".join(f"{name} {value:.2f}" for name, value in list(features.items())[:FEATURES_SAID])
+        of = f" (the largest {FEATURES_SAID} of {len(features)})" if len(features) > FEATURES_SAID else ""
+        psi_text += f"; feature PSI against {change.old_version}'s reference: {largest}{of}"
     return (
         f"{change.model_id}: version {change.old_version} -> {change.new_version} on {_day(change.change_day)}: "
         f"flags {new_rate:.1%} (was {old_rate:.1%}){_labelled_text(change)}; {psi_text}; over the new version's first "

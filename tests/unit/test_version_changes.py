@@ -166,3 +166,65 @@ def test_a_change_compares_the_labels_known_so_far_too(warehouse):
         f"flags 30.0% (was 20.0%); precision {21 / 42:.3f} (was {56 / 70:.3f}), recall {21 / 28:.3f} (was "
         f"{56 / 126:.3f}), mean daily ECE 0.150 (was 0.030) (labels known so far); score PSI"
     ) in text
+
+
+def test_a_change_says_each_features_psi_against_the_old_versions_reference(warehouse):
+    import pandas as pd
+
+    # a trial: a population shift at a retrain was absorbed into the new version's own reference, and the change's
+    # line compared the scores only
+    profiles = [
+        dict(
+            model_id="m",
+            model_version="v1",
+            feature="feature_x",
+            feature_type="numeric",
+            bin=str(k),
+            lower_edge=k / 10 if k else None,
+            reference_count=10,
+            reference_start_date=day(0),
+            reference_end_date=day(6),
+        )
+        for k in range(10)
+    ] + [
+        dict(
+            model_id="m",
+            model_version="v1",
+            feature="feature_c",
+            feature_type="categorical",
+            bin=b,
+            lower_edge=None,
+            reference_count=n,
+            reference_start_date=day(0),
+            reference_end_date=day(6),
+        )
+        for b, n in (("a", 60), ("b", 40))
+    ]
+    # v2's first days: feature_x all in bins 0-4 (0.05 .. 0.45), feature_c 'a' 20, 'b' 20 and a new 'z' 10
+    values = [(0.05 + 0.1 * (i % 5), "a" if i < 20 else "b" if i < 40 else "z") for i in range(50)]
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.register("_profiles", pd.DataFrame(profiles))
+        conn.execute("INSERT INTO intermediate.int_reference_profiles BY NAME SELECT * FROM _profiles")
+        conn.execute("ALTER TABLE staging.stg_predictions ADD COLUMN feature_x DOUBLE")
+        conn.execute("ALTER TABLE staging.stg_predictions ADD COLUMN feature_c VARCHAR")
+        for x, c in values:
+            conn.execute(
+                "INSERT INTO staging.stg_predictions (model_id, model_version, prediction_date, score, feature_x, "
+                "feature_c) VALUES ('m', 'v2', ?, NULL, ?, ?)",
+                [day(11), x, c],
+            )
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        [c] = version_changes(conn, None, 30).itertuples()
+    # by hand (numpy-free): x's shares 0.2 in bins 0-4, none (the 1e-4 floor) in 5-9 against 0.1 each;
+    # c's 0.4, 0.4, 0.2 against 0.6, 0.4 and none ('z': the floor)
+    x = 5 * (0.2 - 0.1) * math.log(0.2 / 0.1) + 5 * (1e-4 - 0.1) * math.log(1e-4 / 0.1)
+    cat = (0.4 - 0.6) * math.log(0.4 / 0.6) + 0 + (0.2 - 1e-4) * math.log(0.2 / 1e-4)
+    assert list(c.feature_psi) == sorted(
+        ["feature_x", "feature_c"], key=lambda f: -{"feature_x": x, "feature_c": cat}[f]
+    )
+    assert c.feature_psi["feature_x"] == pytest.approx(x, rel=1e-12)
+    assert c.feature_psi["feature_c"] == pytest.approx(cat, rel=1e-12)
+    first, second = sorted([("feature_x", x), ("feature_c", cat)], key=lambda p: -p[1])
+    assert f"; feature PSI against v1's reference: {first[0]} {first[1]:.2f}, {second[0]} {second[1]:.2f}; over" in (
+        change_text(c)
+    )
