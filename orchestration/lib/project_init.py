@@ -783,7 +783,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
             "labels": ["prediction_id", "label", "label_source"],
             "assignments": ["experiment_id", "variant", "user_id"],
             "sessions": ["user_id", "session_id"],
-            "orders": ["user_id", "session_id", "status"],
+            "orders": ["order_id", "user_id", "session_id", "status"],
             "model_costs": ["model_id"],
         }.get(name, [])
         keep = [c for c in keep if c in present[name]]
@@ -1003,11 +1003,13 @@ def _order_lag(conn: duckdb.DuckDBPyConnection, found: dict, present: dict) -> t
     if not ("session_id" in present["orders"] and "session_id" in present["sessions"]):
         return None
     completed = "o.status = 'completed'" if "status" in present["orders"] else "TRUE"
+    # an order delivered twice (the loader quarantines the copy) is one order (a trial's 655 held one copy)
+    order = "o.order_id" if "order_id" in present["orders"] else "o.rowid"
     orders, most, late = conn.execute(
         "WITH s AS (SELECT session_id, CAST(min(_ts) AS DATE) AS day FROM t_sessions GROUP BY 1), "
-        "lag AS (SELECT CAST(o._ts AS DATE) - s.day AS days FROM t_orders o JOIN s USING (session_id) "
+        f"lag AS (SELECT {order} AS id, CAST(o._ts AS DATE) - s.day AS days FROM t_orders o JOIN s USING (session_id) "
         f"WHERE {completed} AND o._ts IS NOT NULL AND s.day IS NOT NULL) "
-        "SELECT count(*), coalesce(max(days), 0), count(*) FILTER (WHERE days > 1) FROM lag"
+        "SELECT count(DISTINCT id), coalesce(max(days), 0), count(DISTINCT id) FILTER (WHERE days > 1) FROM lag"
     ).fetchone()
     return (orders, int(most), late) if orders else None
 

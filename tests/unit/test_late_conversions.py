@@ -97,6 +97,16 @@ def test_init_writes_the_lookback_its_orders_need_and_summary_names_a_short_one(
     # by hand: every order of lag 3 and 5 in the world (days 0-4 and 0-2 of 8) came more than a day later
     late = sum(i + lag < len(DAYS) for i in range(len(DAYS)) for lag in LAGS if lag > 1)
     assert inf.order_lag == (len(orders), 5, late)
+    # an order delivered twice (the loader quarantines the copy) counts once (a trial's 655 orders held a copy)
+    copied = orders[
+        orders["ordered_at"] - pd.to_datetime(orders["session_id"].map(sessions.set_index("session_id")["started_at"]))
+        > timedelta(days=2)
+    ].iloc[[0]]
+    day_file = tmp_path / "landing" / "orders" / f"orders_{copied['ordered_at'].dt.date.iloc[0]}.csv"
+    pd.concat([pd.read_csv(day_file), copied.assign(ordered_at=copied["ordered_at"].astype(str))]).to_csv(
+        day_file, index=False
+    )
+    assert infer(tmp_path / "landing").order_lag == (len(orders), 5, late)
     written = render(inf)
     assert f"\nkpi_lookback_days: 5  # {late} of {len(orders)} completed orders came more than a day after" in written
     import yaml
