@@ -93,29 +93,14 @@ def test_a_breach_known_months_later_is_a_request_of_that_day_naming_its_predict
         # the labels known by the run's last day are all of them: the breach was first known on day 250
         known_on = _breaches_known_on(conn, rows, floors, rules, run_last)
     assert known_on == {("m", "v", P, "precision"): known}
-    requests = requests_between(
-        pd.DataFrame(columns=["date", "model_id", "metric", "value"]),
-        window,
-        rules,
-        100,
-        run_first,
-        run_last,
-        "/x",
-        floors,
-        known_on=known_on,
-        floor_health=rows,
-    )
+
+    def raised(**known) -> pd.DataFrame:  # no alerts: the floor alone
+        no_alerts = pd.DataFrame(columns=["date", "model_id", "metric", "value"])
+        return requests_between(no_alerts, window, rules, 100, run_first, run_last, "/x", floors, **known)
+
+    requests = raised(known_on=known_on, floor_health=rows)
     assert requests["date"].tolist() == [known]  # not P: a snapshot as of P could hold none of these labels
     evidence = requests.iloc[0]["evidence"]
     assert f'"{P}": 0.2' in evidence and f'"{P}": "2/10"' in evidence  # the prediction day's final counts
     # without the day it was known (the old rule) the breach is dated on P, outside this run's window: nothing
-    assert requests_between(
-        pd.DataFrame(columns=["date", "model_id", "metric", "value"]),
-        window,
-        rules,
-        100,
-        run_first,
-        run_last,
-        "/x",
-        floors,
-    ).empty
+    assert raised().empty

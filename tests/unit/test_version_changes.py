@@ -50,6 +50,27 @@ def health(model: str, version: str, days: range, positives, labels=None) -> lis
     ]
 
 
+def profile(feature: str, kind: str, bin_: str, lower_edge, count: int) -> dict:
+    """An int_reference_profiles row of m's v1, its reference window days 0-6."""
+    return dict(
+        model_id="m",
+        model_version="v1",
+        feature=feature,
+        feature_type=kind,
+        bin=bin_,
+        lower_edge=lower_edge,
+        reference_count=count,
+        reference_start_date=day(0),
+        reference_end_date=day(6),
+    )
+
+
+def deciles(feature: str) -> list[dict]:
+    """v1's reference of a numeric feature: the deciles 0.1 .. 0.9, 10 values in each bin (bin k: edge_k < value <=
+    edge_k+1)."""
+    return [profile(feature, "numeric", str(k), k / 10 if k else None, 10) for k in range(10)]
+
+
 @pytest.fixture
 def warehouse(tmp_path, request):
     path = tmp_path / "w.duckdb"
@@ -65,20 +86,7 @@ def warehouse(tmp_path, request):
         + health("old", "b", range(-35, 20), lambda i: 1)
     )
     # v1's score reference: the deciles 0.1 .. 0.9, 10 values in each bin (bin k: edge_k < score <= edge_k+1)
-    profiles = [
-        dict(
-            model_id="m",
-            model_version="v1",
-            feature="score",
-            feature_type="numeric",
-            bin=str(k),
-            lower_edge=k / 10 if k else None,
-            reference_count=10,
-            reference_start_date=day(0),
-            reference_end_date=day(6),
-        )
-        for k in range(10)
-    ]
+    profiles = deciles("score")
     # v2's first 7 days (9-16 but 13): 30 scores of 0.05 and 5 on the edge 0.1 (bin 0), 35 of 0.95 (bin 9); not
     # counted: a null score, a score of day 17, and v1's scores of the same days
     scores = [(day(9 + i % 8 if 9 + i % 8 != 13 else 9), "v2", 0.05) for i in range(30)]
@@ -173,32 +181,8 @@ def test_a_change_says_each_features_psi_against_the_old_versions_reference(ware
 
     # a trial: a population shift at a retrain was absorbed into the new version's own reference, and the change's
     # line compared the scores only
-    profiles = [
-        dict(
-            model_id="m",
-            model_version="v1",
-            feature="feature_x",
-            feature_type="numeric",
-            bin=str(k),
-            lower_edge=k / 10 if k else None,
-            reference_count=10,
-            reference_start_date=day(0),
-            reference_end_date=day(6),
-        )
-        for k in range(10)
-    ] + [
-        dict(
-            model_id="m",
-            model_version="v1",
-            feature="feature_c",
-            feature_type="categorical",
-            bin=b,
-            lower_edge=None,
-            reference_count=n,
-            reference_start_date=day(0),
-            reference_end_date=day(6),
-        )
-        for b, n in (("a", 60), ("b", 40))
+    profiles = deciles("feature_x") + [
+        profile("feature_c", "categorical", b, None, n) for b, n in (("a", 60), ("b", 40))
     ]
     # v2's first days: feature_x all in bins 0-4 (0.05 .. 0.45), feature_c 'a' 20, 'b' 20 and a new 'z' 10
     values = [(0.05 + 0.1 * (i % 5), "a" if i < 20 else "b" if i < 40 else "z") for i in range(50)]
