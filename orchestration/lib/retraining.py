@@ -216,14 +216,34 @@ def first_breach_day(events: pd.DataFrame, metric: str, floor: float, alpha: flo
 
     if events.empty:
         return None
-    events = events.assign(day=pd.to_datetime(events["at"]).dt.date).sort_values(["priority", "at"])
-    for day in sorted(set(events["day"])):
-        resolved = events[events["day"] <= day].groupby("prediction_id").last()
-        decided, positive = resolved["decision"].astype(bool), resolved["label"].astype(float) == 1
-        trials = decided if metric == "precision" else positive
-        hits = int((decided & positive).sum())
-        if trials.sum() and binom.cdf(hits, int(trials.sum()), floor) < alpha:
-            return day
+    events = events.assign(day=pd.to_datetime(events["at"]).dt.date).sort_values(["day", "priority", "at"])
+    resolved: dict = {}  # prediction -> ((priority, at), decision, label) of its ranking event so far
+    hits = trials = 0  # one pass: each event updates its prediction's counts (a day of 10k: one regroup per label day)
+
+    def counted(decision: bool, label) -> tuple[int, int]:
+        positive = label == 1
+        return int(decision and positive), int(decision if metric == "precision" else positive)
+
+    days = events["day"].to_numpy()
+    for i, (pid, decision, label, rank) in enumerate(
+        zip(
+            events["prediction_id"],
+            events["decision"].astype(bool),
+            events["label"],
+            zip(events["priority"], events["at"]),
+        )
+    ):
+        before = resolved.get(pid)
+        if before is None or rank >= before[0]:
+            if before is not None:
+                h, t = counted(before[1], before[2])
+                hits, trials = hits - h, trials - t
+            resolved[pid] = (rank, decision, label)
+            h, t = counted(decision, label)
+            hits, trials = hits + h, trials + t
+        last_of_day = i + 1 == len(days) or days[i + 1] != days[i]
+        if last_of_day and trials and binom.cdf(hits, trials, floor) < alpha:
+            return days[i]
     return None
 
 

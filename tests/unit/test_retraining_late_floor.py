@@ -73,6 +73,7 @@ def test_a_breach_known_months_later_is_a_request_of_that_day_naming_its_predict
                 "model_id": "m",
                 "model_version": "v",
                 "predicted_at": datetime(2025, 3, 25, 12),
+                "prediction_date": P,
                 "decision": True,
             }
         )
@@ -104,3 +105,37 @@ def test_a_breach_known_months_later_is_a_request_of_that_day_naming_its_predict
     assert f'"{P}": 0.2' in evidence and f'"{P}": "2/10"' in evidence  # the prediction day's final counts
     # without the day it was known (the old rule) the breach is dated on P, outside this run's window: nothing
     assert raised().empty
+
+
+def test_the_one_pass_equals_resolving_every_days_labels_afresh():
+    # the oracle: each label day, every prediction's label resolved from scratch (pandas), then scipy's test
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    for trial in range(30):
+        n = int(rng.integers(5, 60))
+        rows = []
+        for i in range(n):
+            for _ in range(int(rng.integers(1, 4))):  # 1-3 events: revisions, a human review
+                rows.append(
+                    (
+                        f"p{i}",
+                        bool(i % 3),
+                        int(rng.integers(0, 2)),
+                        int(rng.integers(1, 3)),
+                        datetime(2025, 1, 1) + timedelta(days=int(rng.integers(0, 40)), hours=int(rng.integers(0, 24))),
+                    )
+                )
+        events = pd.DataFrame(rows, columns=["prediction_id", "decision", "label", "priority", "at"])
+        for metric in ("precision", "recall"):
+            expected = None
+            for day in sorted(set(events["at"].dt.date)):
+                known = events[events["at"].dt.date <= day].sort_values(["priority", "at"])
+                resolved = known.groupby("prediction_id").last()
+                flagged, positive = resolved["decision"], resolved["label"] == 1
+                n_trials = int((flagged if metric == "precision" else positive).sum())
+                hits = int((flagged & positive).sum())
+                if n_trials and binomtest(hits, n_trials, 0.7, alternative="less").pvalue < 0.2:
+                    expected = day
+                    break
+            assert first_breach_day(events, metric, 0.7, 0.2) == expected, (trial, metric)

@@ -144,14 +144,22 @@ def _floor_rows(conn, health: pd.DataFrame, floors: dict, since: date, first: da
     return pd.concat([health, older], ignore_index=True) if len(older) else health
 
 
-# each label event of one prediction day's predictions (of one model version) within its label horizon, known by
-# the run's last day, as model_health_daily counts them
+# each label event, within its prediction's label horizon and known by the run's last day ($6), of the predictions
+# of the breaching (model, version, day)s ($1-$4: lists, $4 the horizons + 1), as model_health_daily counts them:
+# one scan of each table for every breach, its predictions read within the breaches' span ($5: first day)
 BREACH_EVENTS_SQL = """
-    SELECT p.prediction_id, p.decision, l.label, l.source_priority AS priority, l.labeled_at AS at
-    FROM staging.stg_predictions p JOIN staging.stg_labels l USING (prediction_id)
-    WHERE p.model_id = ? AND p.model_version IS NOT DISTINCT FROM ?
-      AND p.predicted_at >= CAST(? AS DATE) AND p.predicted_at < CAST(? AS DATE) + INTERVAL 1 DAY
-      AND l.labeled_at < CAST(? AS DATE) + to_days(CAST(? AS INTEGER)) AND CAST(l.labeled_at AS DATE) <= ?
+    WITH b AS (
+        SELECT unnest($1::VARCHAR[]) AS model_id, unnest($2::VARCHAR[]) AS model_version,
+            unnest($3::DATE[]) AS day, unnest($4::INTEGER[]) AS horizon
+    )
+    SELECT b.model_id, b.model_version, b.day, p.prediction_id, p.decision, l.label,
+        l.source_priority AS priority, l.labeled_at AS at
+    FROM staging.stg_predictions p
+    JOIN b ON p.model_id = b.model_id AND CAST(p.model_version AS VARCHAR) IS NOT DISTINCT FROM b.model_version
+        AND p.prediction_date = b.day
+    JOIN staging.stg_labels l ON l.prediction_id = p.prediction_id
+    WHERE p.predicted_at >= CAST($5 AS DATE) AND p.predicted_at < CAST($6 AS DATE) + INTERVAL 1 DAY
+      AND l.labeled_at < b.day + to_days(b.horizon) AND CAST(l.labeled_at AS DATE) <= $6
 """
 
 
@@ -161,15 +169,31 @@ def _breaches_known_on(conn, rows: pd.DataFrame, floors: dict, rules: dict, last
     import duckdb
 
     alpha = float(rules.get("floor_alpha", 0.01))
+    breaches = floor_breaches(rows, floors, alpha)
+    if not breaches:
+        return {}
     config = load_config()
+    keys = sorted({(m, v, d) for m, v, d, _, _ in breaches}, key=lambda k: (k[0], str(k[1]), k[2]))
+    try:
+        events = conn.execute(
+            BREACH_EVENTS_SQL,
+            [
+                [m for m, _, _ in keys],
+                [None if v is None or v != v else str(v) for _, v, _ in keys],
+                [d for _, _, d in keys],
+                [int(config.model(m).label_horizon_days) + 1 for m, _, _ in keys],
+                min(d for _, _, d in keys),
+                last,
+            ],
+        ).df()
+    except duckdb.Error:  # staging views over files another engine wrote, or none
+        return {}
+    events["day"] = pd.to_datetime(events["day"]).dt.date
+    by_breach = dict(iter(events.groupby(["model_id", "model_version", "day"], dropna=False)))
     out = {}
-    for model_id, version, day, metric, floor in floor_breaches(rows, floors, alpha):
-        horizon = int(config.model(model_id).label_horizon_days) + 1
-        try:
-            events = conn.execute(BREACH_EVENTS_SQL, [model_id, version, day, day, day, horizon, last]).df()
-        except duckdb.Error:  # staging views over files another engine wrote, or none
-            continue
-        if known := first_breach_day(events, metric, floor, alpha):
+    for model_id, version, day, metric, floor in breaches:
+        mine = by_breach.get((model_id, None if version is None or version != version else str(version), day))
+        if mine is not None and (known := first_breach_day(mine, metric, floor, alpha)):
             out[(model_id, version, day, metric)] = known
     return out
 
