@@ -156,16 +156,18 @@ def _unjudged_days(conn) -> list[tuple]:
     return [(day, tables) for day, tables in rows]
 
 
-def _print_unjudged(unjudged: list[tuple]) -> None:
-    """summary's section of the days not loaded (_unjudged_days)."""
+def _print_unjudged(unjudged: list[tuple], newest) -> None:
+    """summary's section of the days not loaded (_unjudged_days); ``newest``: the newest day a gate judged. The days
+    after the first one not loaded run again too: their runs read it as empty (kpi_lookback_days, labels of its
+    predictions), and a re-run of the day alone left a trial's conversions and health rows short."""
     if not unjudged:
         return
-    first, last = min(d for d, _ in unjudged), max(d for d, _ in unjudged)
+    first = min(d for d, _ in unjudged)
     print(
         f"\nDays not loaded ({len(unjudged)}): no quality gate judged these tables that day, so its run stopped "
         "before loading them or never ran; the day's KPIs are left out, and the sessions of the kpi_lookback_days "
-        "before it convert without its orders, experiment results without its rows, until it runs "
-        f"(impact-ledger materialize --start {first} --end {last})"
+        "before it convert without its orders, experiment results and later days' health without its rows, until "
+        f"it runs with the days after it (impact-ledger materialize --start {first} --end {newest})"
     )
     for day, tables in unjudged[:HELD_SHOWN]:
         print(f"  {day}: {', '.join(tables)}")
@@ -1186,7 +1188,7 @@ def read_and_print(conn, reports: Path) -> None:
         )
         for line in fairness:
             print(f"  {line}")
-    _print_unjudged(_unjudged_days(conn))
+    _print_unjudged(_unjudged_days(conn), _newest(conn, "quality.gate_results", "date"))
     if held:
         print(
             f"\nDays held back by the quality gates ({len(held)}; their rows are left out of the marts each run "

@@ -558,14 +558,14 @@ def _later_labels(day: date, timing: LabelTiming) -> str:
         ago = (day - timing.began).days
         return (
             f"the model's predictions in the window began on {timing.began}, {ago} day(s) before the request, "
-            f"within the label horizon ({horizon} days): most of their labels land later"
+            f"within the label horizon ({horizon} days): the rest's labels land later, if at all"
         )
     if timing.window_days <= horizon:
         return (
-            f"the rest's labels land later (training_window_days {timing.window_days} is not above the label "
+            f"the rest's labels land later, if at all (training_window_days {timing.window_days} is not above the label "
             f"horizon of {horizon} days: a longer window holds matured labels)"
         )
-    return "the rest's labels land later"
+    return "the rest's labels land later, if at all"
 
 
 FAIRNESS_UNASSESSED = "fairness not assessed: "  # starts the note of a snapshot whose groups were too small to judge

@@ -539,25 +539,25 @@ def test_the_coverage_note_says_why_the_labels_are_few():
     # predictions began on the request's day (0 days before it, under the 10-day horizon): the window is no cure
     assert note(request, 10, 28) == (
         f"{head}{request} .. {request}; the model's predictions in the window began on {request}, 0 day(s) before "
-        "the request, within the label horizon (10 days): most of their labels land later"
+        "the request, within the label horizon (10 days): the rest's labels land later, if at all"
     )
     # 9 days before (2026-09-20 to 2026-09-29) is still inside a 10-day horizon, and comes first even when the
     # window is not above it: a longer window holds no older predictions of this model
     nine = date(2026, 9, 20)
     for window in (28, 5):
         assert note(nine, 10, window).endswith(
-            f"began on {nine}, 9 day(s) before the request, within the label horizon (10 days): most of their "
-            "labels land later"
+            f"began on {nine}, 9 day(s) before the request, within the label horizon (10 days): the rest's "
+            "labels land later, if at all"
         )
     # 10 days before: past the horizon; a 10-day window is not above it, so the window advice fits
     ten = date(2026, 9, 19)
     assert note(ten, 10, 10).endswith(
-        "; the rest's labels land later (training_window_days 10 is not above the label horizon of 10 days: a "
+        "; the rest's labels land later, if at all (training_window_days 10 is not above the label horizon of 10 days: a "
         "longer window holds matured labels)"
     )
     # a 28-day window above a 10-day horizon, predictions from 28 days back: the labels simply land later
     assert note(date(2026, 9, 2), 10, 28).endswith(
-        f"predicted {date(2026, 9, 2)} .. {request}; the rest's labels land later"
+        f"predicted {date(2026, 9, 2)} .. {request}; the rest's labels land later, if at all"
     )
 
 

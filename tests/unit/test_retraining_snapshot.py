@@ -161,7 +161,7 @@ def test_a_labelled_model_is_exported_beside_a_label_free_one_with_the_labels_kn
     # that a window longer than the horizon would help (the default 28-day window is not, yet it could not)
     assert status["n"][1].endswith(
         f"the model's predictions in the window began on {D0}, 0 day(s) before the request, within the label "
-        "horizon (30 days): most of their labels land later"
+        "horizon (30 days): the rest's labels land later, if at all"
     )
     assert status["m"][0] == "blocked" and status["m"][1].startswith(reason_of("m"))
 
