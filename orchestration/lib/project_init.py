@@ -1535,8 +1535,10 @@ def _group_text(column: str) -> str:
 
 
 def _name_tokens(column: str) -> set[str]:
-    """A column name's words, split on separators and case: leg_black, isFemale -> {leg, black}, {is, female}."""
-    return set(re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", column).lower()))
+    """A column name's words, split on separators and case: leg_black, isFemale -> {leg, black}, {is, female}; a
+    group's name after 'non' is its word too (a census's nonwhite -> {nonwhite, white})."""
+    words = set(re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", column).lower()))
+    return words | {w[3:] for w in words if w.startswith("non") and w[3:] in GROUP_TOKENS}
 
 
 def _indicator(tokens: set[str], values: list[str], distinct: int) -> tuple[str, str] | None:

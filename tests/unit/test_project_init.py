@@ -1705,13 +1705,14 @@ def test_an_indicator_of_a_protected_group_is_proposed_with_its_groups_named_by_
             leg_black=[i % 2 for i in range(n)],
             isFemale=["yes" if i % 3 else "no" for i in range(n)],
             is_hispanic=["true" if i % 4 else "false" for i in range(n)],
+            nonwhite=[i % 2 for i in range(n)],  # a trial's census column: the group 'non' + white
             blackberry_user=[i % 2 for i in range(n)],  # 'black' inside a word: no group's name
             white_score=[i % 5 for i in range(n)],  # a group's name, five values: no indicator
         ),
     )
     inf = infer(source)
     by_name = {a.column: a for a in inf.attributes}
-    assert {"leg_black", "isFemale", "is_hispanic"} <= set(inf.proposed_attributes)
+    assert {"leg_black", "isFemale", "is_hispanic", "nonwhite"} <= set(inf.proposed_attributes)
     assert not {"blackberry_user", "white_score"} & set(inf.proposed_attributes)
     assert by_name["leg_black"].indicator == ("1", "0") and by_name["isFemale"].indicator == ("yes", "no")
     assert by_name["is_hispanic"].indicator == ("true", "false") and by_name["white_score"].indicator is None
