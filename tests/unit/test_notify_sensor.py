@@ -369,3 +369,29 @@ def test_a_failed_retraining_run_says_no_snapshot_was_exported_not_that_nothing_
     assert said[RETRAINING_JOB].endswith("no training snapshot of that day was exported")
     assert "no labelled predictions known by 2026-03-25" in said[RETRAINING_JOB]
     assert said["daily"].endswith("nothing of that day was published")
+
+
+def test_a_run_stopped_by_a_blocking_check_says_which_check_and_why():
+    # a trial's summary: "failed at step raw__sessions_raw_sessions_suite: 1 blocking asset check failed with ERROR
+    # severity:;" and nothing of why
+    from orchestration.defs.notify.sensors import run_failure
+
+    @dg.asset(key=["raw", "sessions"], partitions_def=daily_partitions)
+    def sessions() -> None:
+        return None
+
+    @dg.asset_check(asset=sessions, name="raw_sessions_suite", blocking=True)
+    def suite() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="blocked: raw.sessions failed on 2026-05-01 (volume_deviation)\nthe rows of that day ...",
+        )
+
+    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
+        result = dg.materialize([sessions, suite], instance=instance, partition_key="2026-05-01", raise_on_error=False)
+        (failure,) = run_failure(instance, instance.get_run_by_id(result.run_id))
+    assert failure.message.endswith(
+        ": check raw_sessions_suite of raw/sessions failed: blocked: raw.sessions failed on 2026-05-01 "
+        "(volume_deviation); nothing of that day was published"
+    )

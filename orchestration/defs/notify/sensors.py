@@ -126,6 +126,8 @@ def run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notifi
         error = error.cause
     why = error.message.strip().splitlines()[0] if error is not None and error.message.strip() else "see the run"
     why = re.sub(r"^[\w.]+(Error|Exception): ", "", why)  # the message, not its class's dotted path
+    if why.endswith("failed with ERROR severity:"):  # Dagster's list of checks follows: say the first one's why
+        why = _failed_check(instance, run) or why.removesuffix(":")
     days = _run_days(run, None)
     if not days:
         return []
@@ -150,6 +152,20 @@ def run_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[Notifi
             until=last if last != first else None,
         )
     ]
+
+
+def _failed_check(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """'check <name> of <asset> failed: <its description's first line>' of the run's first blocking check that
+    failed (a trial's summary read "1 blocking asset check failed with ERROR severity:;" and no more)."""
+    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = record.dagster_event.event_specific_data
+        if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
+            continue
+        said = (evaluation.description or "").strip().splitlines()
+        return f"check {evaluation.check_name} of {evaluation.asset_key.to_user_string()} failed" + (
+            f": {said[0]}" if said else ""
+        )
+    return None
 
 
 RETRAINING_JOB = "retraining"  # the retraining job's name (orchestration/defs/retraining/assets.py defines it)
