@@ -6,6 +6,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import dagster as dg
 from scipy.stats import chi2, chi2_contingency, fisher_exact, poisson
 from statsmodels.stats.proportion import proportions_ztest
 
@@ -831,3 +832,33 @@ def test_drift_above_its_threshold_on_a_day_too_small_to_judge_is_listed_and_rai
     reference = pd.concat([REFERENCE.assign(model_id=m) for m in models])
     found = evaluate_alerts(rows, drift, reference, versions, cfg, day(1), day(5))
     assert sorted(found.loc[found["metric"] == "psi", "date"]) == [day(2), day(5)]  # the judged ones only
+
+
+def test_a_daily_runs_health_check_warns_of_new_breaches_not_again_of_those_earlier_runs_detected():
+    # a trial's daily runs, weeks after its models stopped, each warned of the same four breaches of May: late labels
+    # re-evaluate the window from its first day
+    from orchestration.defs.model_health.alerts import BREACH_COLUMNS, HEALTH_CHECKS, health_check_results
+
+    [(name, model)] = [(n, m) for n, m in HEALTH_CHECKS.items() if m == "recommender"]
+
+    def breach(on: int, detected: int) -> dict:
+        return dict(zip(BREACH_COLUMNS, [day(on), model, "psi", "feature_x", 0.5, 0.2, "psi", day(detected)]))
+
+    def check(rows) -> dg.AssetCheckResult:
+        merged = pd.DataFrame(rows, columns=BREACH_COLUMNS)
+        return {r.check_name: r for r in health_check_results(merged, day(0).date(), day(10).date(), day(9).date())}[
+            name
+        ]
+
+    old, new = breach(2, 3), breach(9, 10)  # the run covers days 9-10
+    both = check([old, new])
+    assert not both.passed
+    assert both.description.startswith(f"1 breach(es) for {model} on {day(9).date()} (days")
+    assert both.description.endswith(f"; 1 breach(es) of {day(2).date()} detected by earlier runs, not warned again")
+    only_old = check([old])
+    assert only_old.passed
+    assert only_old.description == (
+        f"no new breach for {model}; 1 breach(es) of {day(2).date()} detected by earlier runs, not warned again"
+    )
+    # an older day's breach this run found first (its labels came today) is news: warned
+    assert not check([breach(2, 10)]).passed

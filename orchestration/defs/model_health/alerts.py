@@ -163,14 +163,24 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         }
     )
     # the lookback may reach before the first partition (no data there): the days said start at it
-    yield from health_check_results(merged, max(first, daily_partitions.start.date()), last)
+    yield from health_check_results(merged, max(first, daily_partitions.start.date()), last, days[0])
 
 
-def health_check_results(merged: pd.DataFrame, first, last):
-    """Each per-model health check's result on the window's breaches (the rows just written to marts.alerts)."""
+def health_check_results(merged: pd.DataFrame, first, last, run_first=None):
+    """Each per-model health check's result on the window's breaches (the rows just written to marts.alerts): those
+    of the run's own days (from ``run_first``) or first detected by it warn; older ones an earlier run detected are
+    said, not warned again (a trial's daily runs, weeks after its models stopped, each warned of the same breaches
+    of May: late labels re-evaluate the window from its first day)."""
     rows = merged[BREACH_COLUMNS].sort_values(["date", "model_id", "metric", "subject"], kind="stable")
+    if run_first is not None:
+        told = (pd.to_datetime(rows["date"]) < pd.Timestamp(run_first)) & (
+            pd.to_datetime(rows["first_detected_on"]) < pd.Timestamp(last)
+        )
+    else:
+        told = pd.Series(False, index=rows.index)
     for name, model_id in HEALTH_CHECKS.items():
-        mine = in_scope(rows, model_id, _DECLARED)
+        earlier = in_scope(rows[told], model_id, _DECLARED)
+        mine = in_scope(rows[~told], model_id, _DECLARED)
         models = sorted(mine["model_id"].unique())
         label = (
             model_id
@@ -178,6 +188,15 @@ def health_check_results(merged: pd.DataFrame, first, last):
             else ("undeclared models " + ", ".join(models) if models else "undeclared models")
         )
         verdict = summarise_breaches(mine, label, first, last)
+        if len(earlier):
+            days = sorted({pd.Timestamp(d).date() for d in earlier["date"]})
+            if verdict["passed"]:
+                verdict["description"] = f"no new breach for {label}"
+            verdict["description"] += (
+                f"; {len(earlier)} breach(es) of {days[0]}"
+                + (f" .. {days[-1]}" if days[-1] != days[0] else "")
+                + " detected by earlier runs, not warned again"
+            )
         if model_id is not None:
             mine = mine.drop(columns="model_id")
         yield dg.AssetCheckResult(
