@@ -354,6 +354,14 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
             f"run again: {_rerun_through_newest(days)}; "
             "a row updated in place keeps the count and is not seen"
         )
+    if unloaded := _unloaded_days(first):
+        days = [day for day, _ in unloaded]
+        shown = ", ".join(f"{day} ({', '.join(tables)})" for day, tables in unloaded[:NOTE_FILES])
+        print(
+            f"note: {len(unloaded)} day(s) before this run were never loaded: {shown}"
+            f"{' ...' if len(unloaded) > NOTE_FILES else ''} (their runs stopped before loading those tables, or never "
+            f"ran); they have no KPIs and the runs after them read them as empty: {_rerun_through_newest([*days, last])}"
+        )
     if settings_before is not None and _experiment_settings() != settings_before and (past := _results_before(first)):
         print(
             f"note: the experiments' settings changed (raw.experiments / raw.experiment_variants: dates, expected "
@@ -404,6 +412,21 @@ def _held_back(first: date, last: date) -> tuple[int, dict, dict]:
             return held, design_gate_failures(conn, first, last), design_gate_experiments(conn, first, last)
     except duckdb.Error:
         return 0, {}, {}
+
+
+def _unloaded_days(first: date) -> list[tuple]:
+    """(day, tables) of the days before ``first`` that a table's gates judged the days around but not that one
+    (summary's Days not loaded): a trial's day whose orders extraction failed, read as empty by the next day's run,
+    which said nothing."""
+    import duckdb
+
+    from orchestration.summary import _unjudged_days
+
+    try:
+        with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
+            return sorted((day, tables) for day, tables in _unjudged_days(conn) if day < first)
+    except duckdb.Error:
+        return []
 
 
 def _late_files(first: date, last: date) -> list:

@@ -611,7 +611,7 @@ def _fairness(conn, upto=None) -> list[str]:
         return f" ({', '.join(f'{name} {n}' for name, n in counts.items() if n)})" if len(failing) else ""
 
     known_through = _labels_known_through(conn, upto)
-    lines = []
+    lines, notes = [], {}
     for (model, attribute), rows in verdicts.groupby(["model_id", "attribute"], sort=False):
         candidates = shown_from[(shown_from["model_id"] == model) & (shown_from["attribute"] == attribute)]
         candidates_judged = candidates.loc[[assessed(v) for _, v in candidates.iterrows()]]
@@ -628,7 +628,8 @@ def _fairness(conn, upto=None) -> list[str]:
             f", latest {window(failing.iloc[-1])}" if len(failing) and failing["date"].iloc[-1] != shown_day else ""
         )
         counts = f"{len(failing)} failed{which(failing)}{latest}, {unassessed} not assessed"
-        verdict += _window_labels_note(model, shown.iloc[0], known_through)
+        if note := _window_labels_note(model, shown.iloc[0], known_through):
+            notes.setdefault(model, note)  # one line per model after its attributes' (their windows are the same)
         if newer.empty:
             lines.append(
                 f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the last {len(counted)} days' windows: {counts})"
@@ -642,7 +643,7 @@ def _fairness(conn, upto=None) -> list[str]:
             f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the {len(counted)} window(s) up to "
             f"it: {counts}; the {len(newer)} newer window(s) {what})"
         )
-    return lines
+    return lines + [f"{model}: {note}" for model, note in notes.items()]
 
 
 def _labels_known_through(conn, upto):
@@ -658,7 +659,7 @@ def _labels_known_through(conn, upto):
 
 
 def _window_labels_note(model: str, window, known_through) -> str:
-    """'; labels complete on N of M days of the window ...' when some of a fairness window's days are not yet past
+    """'labels complete on N of M days of its window ...' when some of a fairness window's days are not yet past
     the model's label horizon by ``known_through``: its label-based verdicts read the outcomes known so far (a
     trial's equal opportunity passed at 0.79 on half its labels and failed at 0.54 on all of them)."""
     import pandas as pd
@@ -674,8 +675,8 @@ def _window_labels_note(model: str, window, known_through) -> str:
     if complete >= days:
         return ""
     return (
-        f"; labels complete on {complete} of {days} days of the window (label_horizon_days {horizon}, labels "
-        f"counted to {known_through}): the label-based verdicts read the outcomes known so far"
+        f"labels complete on {complete} of {days} days of its window {start} .. {end} (label_horizon_days {horizon}, "
+        f"labels counted to {known_through}): its label-based fairness verdicts read the outcomes known so far"
     )
 
 

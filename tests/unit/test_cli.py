@@ -834,3 +834,39 @@ def test_materialize_says_which_tables_come_from_the_project_files_sources(tmp_p
         "  feedback: {path: lake}\n"
     )
     assert _elsewhere() == " (labels, users from a database; feedback from a lake folder: the project file's sources)"
+
+
+def test_a_run_after_a_day_never_loaded_says_so_and_what_to_run(tmp_path, monkeypatch, capsys):
+    # a trial: the orders extraction of 04-20 failed, the 04-21 run read it as empty (0 orders) and said nothing
+    from datetime import date
+
+    import duckdb
+
+    import orchestration.runs
+    from orchestration.lib.quality_gate import GATE_RESULTS_SCHEMA
+    from orchestration.lib.warehouse import ensure_table
+    from orchestration.runs import RunOutcome
+
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        ensure_table(conn, "quality.gate_results", GATE_RESULTS_SCHEMA)
+        for day in ("2026-04-18", "2026-04-19", "2026-04-20", "2026-04-21"):
+            for table in ("orders", "sessions"):
+                if not (table == "orders" and day == "2026-04-20"):
+                    conn.execute(
+                        "INSERT INTO quality.gate_results (date, suite, table_name, passed) VALUES (?, ?, ?, true)",
+                        [day, f"raw_{table}", table],
+                    )
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
+    ok = RunOutcome(True, "abcdef0123", 1.5, [], ["raw/orders"])
+    monkeypatch.setattr(orchestration.runs, "materialize_days", lambda *args, **kwargs: ok)
+    assert cli._materialize_chunks(date(2026, 4, 21), date(2026, 4, 21), tmp_path, None, None) == 0
+    out = capsys.readouterr().out
+    assert (
+        "note: 1 day(s) before this run were never loaded: 2026-04-20 (orders) (their runs stopped before loading "
+        "those tables, or never ran); they have no KPIs and the runs after them read them as empty: run --start "
+        "2026-04-20 --end 2026-04-21 (one run: the later days read those rows too)"
+    ) in out
+    # the day itself run: nothing to say
+    assert cli._materialize_chunks(date(2026, 4, 20), date(2026, 4, 21), tmp_path, None, None) == 0
+    assert "never loaded" not in capsys.readouterr().out
