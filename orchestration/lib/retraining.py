@@ -182,11 +182,16 @@ def _due(histories: dict[str, _History], day: date, k: int) -> dict[str, dict[st
     return out
 
 
+def version_key(version) -> str | None:
+    """A model version as the floors' breaches are keyed: its text, None for a missing one (NULL, NaN or NA)."""
+    return None if pd.isna(version) else str(version)
+
+
 def _known(below: pd.DataFrame, metric: str, known_on: dict) -> pd.DataFrame:
     """``below`` (a floor's breaching health rows) with 'when' the day each breach was first known."""
     if not known_on or below.empty:
         return below
-    keys = zip(below["model_id"], below["model_version"], pd.to_datetime(below["date"]).dt.date)
+    keys = zip(below["model_id"], map(version_key, below["model_version"]), pd.to_datetime(below["date"]).dt.date)
     known = [known_on.get((m, v, d, metric)) for m, v, d in keys]
     return below.assign(when=[pd.Timestamp(k) if k is not None else w for k, w in zip(known, below["when"])])
 
@@ -201,7 +206,9 @@ def floor_breaches(health: pd.DataFrame, floors: dict[str, dict[str, float]], al
             if (floor := keys.get(key)) is not None and len(labelled):
                 low = _below_floor(labelled, metric, float(floor), alpha)
                 dates = pd.to_datetime(low["date"]).dt.date
-                out += [(model_id, v, d, metric, float(floor)) for v, d in zip(low["model_version"], dates)]
+                out += [
+                    (model_id, version_key(v), d, metric, float(floor)) for v, d in zip(low["model_version"], dates)
+                ]
     return out
 
 

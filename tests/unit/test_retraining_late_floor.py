@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 
 import duckdb
 import pandas as pd
+import pytest
 from scipy.stats import binomtest
 
 from orchestration.defs.retraining.assets import _breaches_known_on, _floor_rows
@@ -43,25 +44,26 @@ def test_the_first_day_its_known_labels_breach_the_floor_by_scipys_test():
     assert first_breach_day(_events().iloc[:0], "precision", FLOOR, ALPHA) is None
 
 
-def _health(rows) -> pd.DataFrame:
-    """model_health_daily rows of model m, version v (date, true positives, false positives, labels_as_of)."""
+def _health(rows, version="v") -> pd.DataFrame:
+    """model_health_daily rows of model m, ``version`` (date, true positives, false positives, labels_as_of)."""
     frame = pd.DataFrame(rows, columns=["date", "true_positives", "false_positives", "labels_as_of"])
-    frame = frame.assign(model_id="m", model_version="v", false_negatives=0, predictions=10)
+    frame = frame.assign(model_id="m", model_version=version, false_negatives=0, predictions=10)
     frame["labelled"] = frame["true_positives"] + frame["false_positives"]
     frame["precision"] = frame["true_positives"] / frame["labelled"]
     frame["recall"] = 1.0
     return frame.assign(date=pd.to_datetime(frame["date"]), labels_as_of=pd.to_datetime(frame["labels_as_of"]))
 
 
-def test_a_breach_known_months_later_is_a_request_of_that_day_naming_its_prediction_day(tmp_path, monkeypatch):
+@pytest.mark.parametrize("version", ["v", None])  # None: predictions without a model_version
+def test_a_breach_known_months_later_is_a_request_of_that_day_naming_its_prediction_day(tmp_path, monkeypatch, version):
     project = tmp_path / "impact_ledger.yml"  # labels count up to 400 days after their prediction
     project.write_text(f"models:\n  m:\n    label_horizon_days: 400\n    min_precision: {FLOOR}\n")
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(project))
     known = P + timedelta(days=250)
     run_first = known - timedelta(days=3)  # a daily run's window a few days after the labels came
     run_last = known + timedelta(days=2)
-    health = _health([(P, 2, 8, P + timedelta(days=300))])  # the final counts: 2 of 10 right
-    recent = _health([(run_last - timedelta(days=i), 5, 5, run_last) for i in range(5)])
+    health = _health([(P, 2, 8, P + timedelta(days=300))], version)  # the final counts: 2 of 10 right
+    recent = _health([(run_last - timedelta(days=i), 5, 5, run_last) for i in range(5)], version)
     with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
         conn.execute("CREATE SCHEMA marts; CREATE SCHEMA staging")
         all_rows = pd.concat([health, recent], ignore_index=True)
@@ -71,7 +73,7 @@ def test_a_breach_known_months_later_is_a_request_of_that_day_naming_its_predict
             {
                 "prediction_id": [f"p{i}" for i in range(10)],
                 "model_id": "m",
-                "model_version": "v",
+                "model_version": version,
                 "predicted_at": datetime(2025, 3, 25, 12),
                 "prediction_date": P,
                 "decision": True,
@@ -93,7 +95,7 @@ def test_a_breach_known_months_later_is_a_request_of_that_day_naming_its_predict
         rules = {"persist_days": 3, "floor_alpha": ALPHA}
         # the labels known by the run's last day are all of them: the breach was first known on day 250
         known_on = _breaches_known_on(conn, rows, floors, rules, run_last)
-    assert known_on == {("m", "v", P, "precision"): known}
+    assert known_on == {("m", version, P, "precision"): known}
 
     def raised(**known) -> pd.DataFrame:  # no alerts: the floor alone
         no_alerts = pd.DataFrame(columns=["date", "model_id", "metric", "value"])

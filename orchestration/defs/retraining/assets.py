@@ -179,7 +179,7 @@ def _breaches_known_on(conn, rows: pd.DataFrame, floors: dict, rules: dict, last
             BREACH_EVENTS_SQL,
             [
                 [m for m, _, _ in keys],
-                [None if v is None or v != v else str(v) for _, v, _ in keys],
+                [v for _, v, _ in keys],  # version_key's: text or None
                 [d for _, _, d in keys],
                 [int(config.model(m).label_horizon_days) + 1 for m, _, _ in keys],
                 min(d for _, _, d in keys),
@@ -189,10 +189,11 @@ def _breaches_known_on(conn, rows: pd.DataFrame, floors: dict, rules: dict, last
     except duckdb.Error:  # staging views over files another engine wrote, or none
         return {}
     events["day"] = pd.to_datetime(events["day"]).dt.date
-    by_breach = dict(iter(events.groupby(["model_id", "model_version", "day"], dropna=False)))
+    events["model_version"] = events["model_version"].astype(object).where(events["model_version"].notna(), "")
+    by_breach = dict(iter(events.groupby(["model_id", "model_version", "day"])))
     out = {}
     for model_id, version, day, metric, floor in breaches:
-        mine = by_breach.get((model_id, None if version is None or version != version else str(version), day))
+        mine = by_breach.get((model_id, "" if version is None else version, day))
         if mine is not None and (known := first_breach_day(mine, metric, floor, alpha)):
             out[(model_id, version, day, metric)] = known
     return out
