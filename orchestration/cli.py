@@ -420,11 +420,11 @@ def _unloaded_days(first: date) -> list[tuple]:
     which said nothing."""
     import duckdb
 
-    from orchestration.summary import _unjudged_days
+    from orchestration.lib.report_data import unloaded_days
 
     try:
         with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
-            return sorted((day, tables) for day, tables in _unjudged_days(conn) if day < first)
+            return sorted((day, tables) for day, tables in unloaded_days(conn) if day < first)
     except duckdb.Error:
         return []
 

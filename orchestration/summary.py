@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 
 from orchestration.lib.cost_gaps import cost_gap_notes
-from orchestration.lib.report_data import FEW_CALIBRATION_LABELS, RECENT_DAYS, USUAL_GAP_SQL, batch_models, count_unit
+from orchestration.lib.report_data import (
+    FEW_CALIBRATION_LABELS,
+    RECENT_DAYS,
+    USUAL_GAP_SQL,
+    batch_models,
+    count_unit,
+    unloaded_days,
+)
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.version_changes import CHANGE_DAYS
 
@@ -130,34 +137,8 @@ def _held_back_days(conn) -> list[tuple]:
     return [(day, ", ".join(why), counts[day], missing.get(day, [])) for day, why in days.items()]
 
 
-def _unjudged_days(conn) -> list[tuple]:
-    """(day, tables) of every day, the latest first, that a table's gates judged the days around but not that one,
-    on a day no gate held back (those list their own unloaded tables): its run stopped before loading the table (a
-    database extraction refused) or the day never ran. Its KPIs are left out (macro gate_judged), and later runs'
-    lookback reads its rows as none (a trial's day of 6 orders read 0, silently)."""
-    import duckdb
-
-    try:
-        rows = conn.execute(
-            """
-            WITH spans AS (
-                SELECT table_name, min(date) AS lo, max(date) AS hi, list(DISTINCT date) AS judged
-                FROM quality.gate_results WHERE date IS NOT NULL GROUP BY table_name
-            )
-            SELECT d::DATE AS day, list(table_name ORDER BY table_name)
-            FROM spans, generate_series(lo, hi, INTERVAL 1 DAY) AS t(d)
-            WHERE NOT list_contains(judged, d::DATE)
-              AND d::DATE NOT IN (SELECT date FROM quality.gate_results WHERE NOT passed AND date IS NOT NULL)
-            GROUP BY 1 ORDER BY 1 DESC
-            """
-        ).fetchall()
-    except duckdb.Error:  # a warehouse without gate results, or older ones
-        return []
-    return [(day, tables) for day, tables in rows]
-
-
 def _print_unjudged(unjudged: list[tuple], newest) -> None:
-    """summary's section of the days not loaded (_unjudged_days); ``newest``: the newest day a gate judged. The days
+    """summary's section of the days not loaded (report_data.unloaded_days); ``newest``: the newest day a gate judged. The days
     after the first one not loaded run again too: their runs read it as empty (kpi_lookback_days, labels of its
     predictions), and a re-run of the day alone left a trial's conversions and health rows short."""
     if not unjudged:
@@ -1189,7 +1170,7 @@ def read_and_print(conn, reports: Path) -> None:
         )
         for line in fairness:
             print(f"  {line}")
-    _print_unjudged(_unjudged_days(conn), _newest(conn, "quality.gate_results", "date"))
+    _print_unjudged(unloaded_days(conn), _newest(conn, "quality.gate_results", "date"))
     if held:
         print(
             f"\nDays held back by the quality gates ({len(held)}; their rows are left out of the marts each run "

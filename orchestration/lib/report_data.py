@@ -585,6 +585,32 @@ def _has_gate_warnings(conn) -> bool:
     )
 
 
+def unloaded_days(conn) -> list[tuple]:
+    """(day, tables) of every day, the latest first, that a table's gates judged the days around but not that one,
+    on a day no gate held back (those list their own unloaded tables): its run stopped before loading the table (a
+    database extraction refused) or the day never ran. Its KPIs are left out (macro gate_judged), and later runs'
+    lookback reads its rows as none (a trial's day of 6 orders read 0, silently)."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            """
+            WITH spans AS (
+                SELECT table_name, min(date) AS lo, max(date) AS hi, list(DISTINCT date) AS judged
+                FROM quality.gate_results WHERE date IS NOT NULL GROUP BY table_name
+            )
+            SELECT d::DATE AS day, list(table_name ORDER BY table_name)
+            FROM spans, generate_series(lo, hi, INTERVAL 1 DAY) AS t(d)
+            WHERE NOT list_contains(judged, d::DATE)
+              AND d::DATE NOT IN (SELECT date FROM quality.gate_results WHERE NOT passed AND date IS NOT NULL)
+            GROUP BY 1 ORDER BY 1 DESC
+            """
+        ).fetchall()
+    except duckdb.Error:  # a warehouse without gate results, or older ones
+        return []
+    return [(day, tables) for day, tables in rows]
+
+
 def gate_results(conn, as_of: date) -> pd.DataFrame:
     warnings = "warnings" if _has_gate_warnings(conn) else "NULL::VARCHAR AS warnings"
     return _frame(

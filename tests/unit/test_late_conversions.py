@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from orchestration import summary
+from orchestration.lib import report_data
 from orchestration.lib.project_config import config_dbt_vars, parse_config
 from orchestration.lib.project_init import infer, render, review
 from orchestration.lib.raw_loader import load_partition
@@ -136,10 +137,12 @@ def test_a_day_whose_orders_never_loaded_has_no_kpis_and_summary_names_it(tmp_pa
     expected = converted[converted["date"] != lost].groupby("date")["c"].sum()
     assert kpis["converting_sessions"].tolist() == expected.tolist()
     with duckdb.connect(str(tmp_path / "w" / "warehouse.duckdb"), read_only=True) as conn:
-        assert summary._unjudged_days(conn) == [(lost, ["orders"])]
+        assert report_data.unloaded_days(conn) == [(lost, ["orders"])]
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            summary._print_unjudged(summary._unjudged_days(conn), summary._newest(conn, "quality.gate_results", "date"))
+            summary._print_unjudged(
+                report_data.unloaded_days(conn), summary._newest(conn, "quality.gate_results", "date")
+            )
     said = out.getvalue()
     assert "\nDays not loaded (1): no quality gate judged these tables that day" in said
     # with the days after it: their runs read it as empty (a trial's re-run of the day alone left them short)
