@@ -239,6 +239,12 @@ JUDGED_RATES = ["selection_rate", "tpr", "fpr", "observed_positive_rate"]
 JUDGED_COLUMNS = [
     "labelled",
     "predictions",
+    "positives",
+    "true_positives",
+    "false_negatives",
+    "false_positives",
+    "true_negatives",
+    "label_sum",
     "calibration_gap_group",
     "mean_score",
     *[c for r in JUDGED_RATES for c in (r, f"{r}_ci_low", f"{r}_ci_high")],
@@ -253,10 +259,56 @@ def _behind(rate: np.ndarray, low: np.ndarray, high: np.ndarray, beyond) -> np.n
     return np.nan_to_num(ahead, nan=0).astype(bool).any(axis=1)
 
 
+# a verdict's family-wise level: over many groups (a trial's 48 states: ~1,100 pairs of 95% intervals) a fair model
+# failed 94 of 120 windows on pairs apart by chance; a test across the groups at this level must reject first
+ALPHA = 0.05
+WITHIN_NOISE = "within noise (no two groups' 95% intervals apart, or the groups alike by a chi-square test across them)"
+
+
+def _heterogeneity(deviations: np.ndarray, variances: np.ndarray) -> float:
+    """P-value of Cochran's Q (chi-square, groups - 1 df) that the groups share one value, from each group's
+    deviation from the pooled value and its variance; 1.0 with fewer than two groups to compare."""
+    usable = ~np.isnan(deviations) & (variances > 0)
+    if usable.sum() < 2:
+        return 1.0
+    q = float(np.sum(deviations[usable] ** 2 / variances[usable]))
+    return float(special.chdtrc(usable.sum() - 1, q))  # chi2.sf, without importing scipy.stats
+
+
+def rates_alike(successes, trials) -> float:
+    """P-value of Pearson's chi-square test of homogeneity of successes / trials across groups (scipy's
+    chi2_contingency on the groups x 2 table, without continuity correction); 1.0 where all share one outcome."""
+    successes, trials = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
+    keep = trials > 0
+    successes, trials = successes[keep], trials[keep]
+    pooled = successes.sum() / trials.sum() if trials.sum() else math.nan
+    if not 0 < pooled < 1:
+        return 1.0
+    return _heterogeneity(successes - trials * pooled, trials * pooled * (1 - pooled))
+
+
+def gaps_alike(gaps, scores, trials) -> float:
+    """P-value of the groups sharing one calibration gap (mean score - observed rate): Cochran's Q with each gap's
+    binomial variance at its mean score."""
+    gaps, scores, trials = (np.asarray(a, dtype=float) for a in (gaps, scores, trials))
+    keep = ~np.isnan(gaps) & (trials > 0)
+    gaps, scores, trials = gaps[keep], np.clip(scores[keep], 1e-6, 1 - 1e-6), trials[keep]
+    if len(gaps) < 2:
+        return 1.0
+    weights = trials / (scores * (1 - scores))
+    pooled = np.sum(weights * gaps) / np.sum(weights)
+    return _heterogeneity(gaps - pooled, 1 / weights)
+
+
+def _beyond_chance(apart: np.ndarray, p_value: float, alpha: float = ALPHA) -> np.ndarray:
+    """The groups apart beyond noise, kept only where the test across all of them rejects at ``alpha``."""
+    return apart if p_value < alpha else np.zeros_like(apart)
+
+
 def _within_noise(what: str, breached: bool, significant) -> list[str]:
     """A note when a metric is beyond its limit but no gap behind it is beyond noise (the verdict passes)."""
     if breached and not np.any(significant):
-        return [f"{what} beyond its limit within noise (the groups' 95% intervals overlap): passes"]
+        return [f"{what} beyond its limit {WITHIN_NOISE}: passes"]
     return []
 
 
@@ -302,7 +354,9 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     The metrics are the point estimates (fairlearn's). A verdict fails only on a gap beyond its limit between
     two groups whose 95% Wilson intervals do not overlap: with a few dozen labelled positives a group's TPR
     moves by +-0.1 from window to window, and a point-estimate verdict failed fair models on noise (and blocked
-    their retraining). The groups a failed verdict names are those behind such a gap.
+    their retraining). With many groups many pairs are compared, so the gap counts only where a chi-square test
+    across the groups (``rates_alike``, ``gaps_alike``) finds them unlike at ALPHA: a fair model fails about ALPHA
+    of its windows whatever the number of groups. The groups a failed verdict names are those behind such a gap.
     """
     harmful = direction == "harmful"
     keep = g["labelled"] >= t.min_labelled
@@ -319,8 +373,12 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
             )
         )
 
-    def rate(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return eligible[name], eligible[f"{name}_ci_low"], eligible[f"{name}_ci_high"]
+    def rate(successes: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A rate and the interval its groups are compared by: 95% with two groups; with k, each group compared
+        with k - 1 others, 1 - ALPHA / (k - 1) (Bonferroni), so that beside a group flagged far more often the
+        fair ones are not named on pairs apart by chance (a trial named up to 10 of 48 states)."""
+        compared = max(int(np.sum(trials > 0)) - 1, 1)
+        return (_ratio(successes, trials), *_wilson(successes, trials, ALPHA / compared))
 
     def apart(values: tuple, limit: float) -> np.ndarray:  # behind another by more than limit, beyond noise
         return _behind(*values, lambda ahead, behind: ahead - behind > limit)
@@ -341,12 +399,13 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     defined = decided & ~np.isnan(relative)
     if defined.sum() >= 2:
         di = float(relative[defined].min())
-        selection = tuple(g[c][decided] for c in ("selection_rate", "selection_rate_ci_low", "selection_rate_ci_high"))
+        selection = rate(g["positives"][decided], g["predictions"][decided])
         favourable = (1 - selection[0], 1 - selection[2], 1 - selection[1]) if harmful else selection
         with np.errstate(invalid="ignore", divide="ignore"):
             behind = _behind(*favourable, lambda ahead, behind: behind / ahead < t.disparate_impact_min)
         if harmful:  # flagged more than 1 / disparate_impact_min times as often as another group
             behind |= flagged_more(selection)
+        behind = _beyond_chance(behind, rates_alike(g["positives"][decided], g["predictions"][decided]))
         flagged_di = _groups(g["group_value"][decided], defined[decided] & behind)
         di_groups = _groups(g["group_value"], defined)
         notes += _within_noise("disparate impact", di < t.disparate_impact_min, behind)
@@ -355,7 +414,8 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
 
     # TPR needs labelled positives and FPR labelled negatives: groups without
     # them drop out of the TPR / FPR based verdicts instead of turning them NaN
-    tpr, fpr = rate("tpr"), rate("fpr")
+    tp, fn, fp, tn = (eligible[c] for c in ("true_positives", "false_negatives", "false_positives", "true_negatives"))
+    tpr, fpr = rate(tp, tp + fn), rate(fp, fp + tn)
     no_tpr = _groups(names, np.isnan(tpr[0]))
     no_fpr = _groups(names, np.isnan(fpr[0]))
     opportunity = "FPR" if harmful else "TPR"
@@ -377,20 +437,24 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     odds = max((x for x in (tpr_difference, fpr_difference) if not math.isnan(x)), default=math.nan)
     eo_limit, odds_limit = t.equal_opportunity_max_difference, t.equalized_odds_max_difference
     # the disadvantaged: behind another group beyond the limit, beyond noise (a harmful decision: flagged more)
-    eo_apart = apart(flipped(fpr), eo_limit) if harmful else apart(tpr, eo_limit)
+    tpr_alike, fpr_alike = rates_alike(tp, tp + fn), rates_alike(fp, fp + tn)
+    eo_alike = fpr_alike if harmful else tpr_alike
+    eo_apart = _beyond_chance(apart(flipped(fpr), eo_limit) if harmful else apart(tpr, eo_limit), eo_alike)
     eo_behind = eo_apart
     eo_ratio = math.nan
     if harmful:  # a rare flag's FPRs (0.024 vs 0.056) are never 0.1 apart: wrongly flagged 1 / floor times as often
         defined_fpr = fpr[0][~np.isnan(fpr[0])]
         if len(defined_fpr) >= 2 and defined_fpr.max() > 0:
             eo_ratio = float(defined_fpr.min() / defined_fpr.max())
-        ratio_behind = flagged_more(fpr)
+        ratio_behind = _beyond_chance(flagged_more(fpr), eo_alike)
         notes += _within_noise("equal opportunity ratio", eo_ratio < t.disparate_impact_min, ratio_behind)
         eo_behind = eo_behind | ratio_behind
     flagged_eo = [] if math.isnan(eo) else _groups(names, eo_behind)
     notes += _within_noise("equal opportunity", eo > eo_limit, eo_apart)
     # equalised odds: any two groups apart on TPR or on FPR (which of the two says the verdict's message)
-    tpr_apart, fpr_apart = apart(tpr, odds_limit), apart(fpr, odds_limit)
+    # two rates, each tested at half the level (Bonferroni): the verdict's own level stays ALPHA
+    tpr_apart = _beyond_chance(apart(tpr, odds_limit), tpr_alike, ALPHA / 2)
+    fpr_apart = _beyond_chance(apart(fpr, odds_limit), fpr_alike, ALPHA / 2)
     odds_apart = np.concatenate([tpr_apart, fpr_apart])
     odds_rate = {(True, True): "tpr, fpr", (True, False): "tpr", (False, True): "fpr"}.get(
         (bool(tpr_apart.any()), bool(fpr_apart.any()))
@@ -407,9 +471,11 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         else []
     )
     # the gap's interval: the mean score minus the observed rate's
-    observed = rate("observed_positive_rate")
+    observed = rate(eligible["label_sum"], eligible["labelled"])
     gaps = (gap, eligible["mean_score"] - observed[2], eligible["mean_score"] - observed[1])
-    calibration_apart = apart(gaps, t.calibration_gap_max)
+    calibration_apart = _beyond_chance(
+        apart(gaps, t.calibration_gap_max), gaps_alike(gap, eligible["mean_score"], eligible["labelled"])
+    )
     notes += _within_noise("calibration gap", calibration > t.calibration_gap_max, calibration_apart)
 
     if keep.sum() >= 2 and any(math.isnan(x) for x in (di, eo, odds, calibration)):
@@ -593,10 +659,10 @@ def _who(v: pd.Series, flag: str) -> str:
     """The groups a failed verdict is about (for a harmful positive decision: the groups flagged most / wrongly)."""
     harmful = v.get("positive_decision") == "harmful"
     if flag == "passes_disparate_impact" and len(v["flagged_groups_disparate_impact"]):
-        what = " (flagged most often)" if harmful else ""
+        what = " (flagged more often than another group, beyond the limit and noise)" if harmful else ""
         return f"; disadvantaged{what}: {_named(v, v['flagged_groups_disparate_impact'])}"
     if flag == "passes_equal_opportunity" and len(v["flagged_groups_equal_opportunity"]):
-        what = " (wrongly flagged most often)" if harmful else ""
+        what = " (wrongly flagged more often than another group, beyond the limit and noise)" if harmful else ""
         return f"; disadvantaged{what}: {_named(v, v['flagged_groups_equal_opportunity'])}"
     if flag == "passes_equalized_odds" and "fpr_difference" in v:
         fpr_range = v["fpr_difference"]
@@ -640,9 +706,9 @@ def _flag_sentence(v, flag: str, fallback: "Thresholds") -> tuple[str | None, st
         label, column, op, limit = "equal opportunity ratio", "equal_opportunity_ratio", "<", floor
     if not fails(v[flag]):  # a pass beyond the limit is one within noise: said, so a reader of the value knows
         if pd.notna(v[column]) and (v[column] < limit if op == "<" else v[column] > limit):
-            return None, (
-                f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)} within noise (the groups' "
-                "95% intervals overlap): passes"
+            return (
+                None,
+                f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)} {WITHIN_NOISE}: passes",
             )
         return None, None
     if flag == "passes_equalized_odds" and (one := _one_rate_apart(v, limit)):

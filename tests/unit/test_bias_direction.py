@@ -124,7 +124,10 @@ def test_the_verdict_names_the_group_flagged_most_not_the_one_flagged_least(worl
     assert harmful.loc["region", "passed"]  # region is not what the scores depend on
     text = summarise_verdicts(harmful.reset_index())
     assert "fraud / race: disparate impact ratio (of being flagged, or of not being flagged: the lower)" in text
-    assert "disadvantaged (flagged most often): B" in text and "disadvantaged (wrongly flagged most often): B" in text
+    assert (
+        "disadvantaged (flagged more often than another group, beyond the limit and noise): B" in text
+        and "disadvantaged (wrongly flagged more often than another group, beyond the limit and noise): B" in text
+    )
     # the same counts read as a favourable decision (the old assumption) blame A and C, the groups flagged least
     favourable = bias_verdicts(group_rates(daily, positive_decision={"fraud": "favourable"}), LIMITS).set_index(
         "attribute"

@@ -101,7 +101,8 @@ def test_the_newest_window_says_when_equal_opportunity_was_last_judged_and_that_
     text = summarise_verdicts(verdicts.iloc[[-1]], history=verdicts)
     assert (
         "m / gender: last judged on the window 2026-10-01 .. 2026-10-02: FAILED equal opportunity difference "
-        "(false-positive rates) 0.26 > 0.10; disadvantaged (wrongly flagged most often): female" in text
+        "(false-positive rates) 0.26 > 0.10; disadvantaged (wrongly flagged more often than another group, beyond the limit and noise): female"
+        in text
     )
     assert "m / gender: equal opportunity difference, equalised odds difference, calibration gap not assessed" in text
     # without the history: only that they were not assessed

@@ -178,7 +178,7 @@ def test_a_gap_within_noise_passes_and_a_gap_beyond_it_fails():
     said = summarise_verdicts(pd.DataFrame([noisy])).splitlines()
     [line] = [line for line in said if "equal opportunity difference" in line]
     assert said[0] == "all fairness verdicts pass" and line.endswith(
-        "within noise (the groups' 95% intervals overlap): passes"
+        "within noise (no two groups' 95% intervals apart, or the groups alike by a chi-square test across them): passes"
     )
     assert float(line.split("equal opportunity difference ")[1].split(" > 0.10")[0]) == pytest.approx(
         difference, abs=0.005
@@ -251,11 +251,11 @@ def test_a_harmful_models_innocent_wrongly_flagged_twice_as_often_fails_equal_op
     assert not unfair["passes_equal_opportunity"] and unfair["flagged_groups_equal_opportunity"] == ["b"]
     text = summarise_verdicts(pd.DataFrame([unfair]))
     assert f"equal opportunity ratio (false-positive rates) {unfair['equal_opportunity_ratio']:.2f} < 0.80" in text
-    assert "disadvantaged (wrongly flagged most often): b" in text
+    assert "disadvantaged (wrongly flagged more often than another group, beyond the limit and noise): b" in text
     # the verdict's own row says what failed (a trial's note named only a pass within noise beside passed false)
     assert (
         f"fails equal opportunity ratio (false-positive rates) {unfair['equal_opportunity_ratio']:.2f} < 0.80; "
-        "disadvantaged (wrongly flagged most often): b"
+        "disadvantaged (wrongly flagged more often than another group, beyond the limit and noise): b"
     ) in unfair["note"]
     fair = [verdict({"a": 0.03, "b": 0.03}, 1500)[0] for _ in range(100)]
     assert not any(v["note"].startswith("fails") for v in fair if v["passed"])

@@ -295,7 +295,9 @@ def test_a_fairness_verdict_is_notified_when_it_starts_failing_not_every_day_it_
         "fairness of mortgage / afam fails from the window 2026-09-20 .. 2026-10-03 through the one ending 2026-10-06: "
     )
     assert "disparate impact ratio" in n.message and "0.33 < 0.80" in n.message
-    assert "disadvantaged (flagged most often): afam=1" in n.message  # a coded group with its attribute
+    assert (
+        "disadvantaged (flagged more often than another group, beyond the limit and noise): afam=1" in n.message
+    )  # a coded group with its attribute
     # the next run over the same days, and one more failing day: nothing new
     assert notify_run(conn, cursor)[0] == []
     add_verdicts(conn, [verdict(7, False, 0.35)])

@@ -1352,7 +1352,7 @@ def test_a_verdict_the_newest_window_could_not_judge_shows_its_last_judged_windo
     assert line.startswith("  m / gender, window 2026-02-27 .. 2026-03-12: disparate impact ratio")
     assert (
         "last judged on the window 2026-02-25 .. 2026-03-10: FAILED equal opportunity difference (false-positive "
-        "rates) 0.25 > 0.10; disadvantaged (wrongly flagged most often): female; FAILED equalised odds: FPR range 0.25 "
+        "rates) 0.25 > 0.10; disadvantaged (wrongly flagged more often than another group, beyond the limit and noise): female; FAILED equalised odds: FPR range 0.25 "
         "> 0.10; disadvantaged: female; calibration gap 0.03 passed" in line
     )
     # 3 windows failed disparate impact, 1 of them equal opportunity and equalised odds too (the NULLs are no failure)
