@@ -445,7 +445,7 @@ def evaluate_alerts(
     version's reference window and its last day (the drop rules judge against it once the model's label
     horizon has passed that day); ``versions``: model_id, model_version, first_date
     (intermediate.int_model_versions: when a model's life began); ``held_back``: the days a quality gate held
-    the predictions of back (their volume unknown, not 0: a held-back day read as an outage, -100%).
+    the predictions of back, or that never loaded (their volume unknown, not 0: such a day read as an outage, -100%).
     """
     first, last = pd.Timestamp(first), pd.Timestamp(last)
     found = []

@@ -366,6 +366,24 @@ def test_a_day_whose_predictions_a_gate_held_back_is_no_outage():
     assert by_metric(found, "volume_change") == [(day(8), "", -0.9, 0.5)]
 
 
+def test_a_day_never_loaded_is_as_unknown_as_a_held_back_one():
+    # a trial: a truncated predictions file stopped a day's run; the next day's run notified "volume_change = -1.0"
+    # for the day it had never loaded (no gate judged it), while its closing note said the day never loaded
+    import duckdb
+
+    from orchestration.defs.model_health.alerts import UNKNOWN_VOLUME_SQL
+
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA quality")
+        conn.execute("CREATE TABLE quality.gate_results (date DATE, table_name VARCHAR, passed BOOLEAN)")
+        rows = [(2, "predictions", True), (3, "predictions", True), (3, "orders", False), (5, "predictions", False)]
+        rows += [(5, "predictions", True), (6, "predictions", True), (4, "orders", True)]  # day 4: orders alone
+        conn.executemany("INSERT INTO quality.gate_results VALUES (?, ?, ?)", [(day(d), t, p) for d, t, p in rows])
+        unknown = [d for (d,) in conn.execute(UNKNOWN_VOLUME_SQL, [day(0), day(7)]).fetchall()]
+    # days 0-1 came before the first gate (no history), 4 never loaded, 5 held back, 7 not run yet
+    assert sorted(unknown) == [day(4).date(), day(5).date(), day(7).date()]
+
+
 def test_trailing_median_runs_over_calendar_days_not_rows():
     # 1000 a day on days 0..6, nothing on days 7..10, 1000 again on day 11
     rows = steady([i for i in range(12) if not 7 <= i <= 10])

@@ -58,6 +58,17 @@ JOIN intermediate.int_model_versions v ON v.model_id = h.model_id AND v.model_ve
 WHERE h.date BETWEEN v.reference_start_date AND v.reference_end_date
 GROUP BY ALL
 """
+# days whose prediction volume is unknown, not 0: held back by the predictions gate, or never loaded (no gate judged
+# them after the first day one did: a trial's truncated file stopped a day's run, and the next day's run notified
+# "volume_change = -1.0" for it)
+UNKNOWN_VOLUME_SQL = """
+WITH judged AS (
+    SELECT date, bool_and(passed) AS passed FROM quality.gate_results
+    WHERE table_name = 'predictions' AND date IS NOT NULL GROUP BY date
+)
+SELECT d::DATE FROM (SELECT min(date) AS lo FROM judged), generate_series(greatest(lo, ?::DATE), ?::DATE, INTERVAL 1 DAY) AS t(d)
+WHERE d::DATE NOT IN (SELECT date FROM judged WHERE passed)
+"""
 KEY = ["date", "model_id", "model_version", "metric", "subject"]
 BREACH_COLUMNS = ["date", "model_id", "metric", "subject", "value", "threshold", "rule", "first_detected_on"]
 # built from the project file's declared models (never from the warehouse: definitions load without it)
@@ -112,14 +123,7 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         drift = conn.execute(DRIFT_SQL, [first, last]).df()
         reference = conn.execute(REFERENCE_COUNTS_SQL).df()
         versions = conn.execute("SELECT model_id, model_version, first_date FROM intermediate.int_model_versions").df()
-        held_back = [
-            d
-            for (d,) in conn.execute(
-                "SELECT date FROM quality.gate_results WHERE table_name = 'predictions' AND NOT passed "
-                "AND date BETWEEN ? AND ?",
-                [history_start, last],
-            ).fetchall()
-        ]
+        held_back = [d for (d,) in conn.execute(UNKNOWN_VOLUME_SQL, [history_start, last]).fetchall()]
         breaches = evaluate_alerts(health, drift, reference, versions, config, first, last, held_back)
         ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
         seen = conn.execute(
