@@ -688,7 +688,10 @@ def _reason_cases(contract: TableContract, day: date | None, dated: bool) -> tup
     seen, placed = [], []
     if contract.key:
         key = "(" + ", ".join(contract.key) + ")"
-        alone.append(f"CASE WHEN _key_rank > 1 THEN {_sql_str('duplicate key ' + key)} END")
+        # rows without a key (null prediction_id) are refused for it, not duplicates of each other (a trial's two
+        # empty ids read "null prediction_id; duplicate key (prediction_id)")
+        keyed = " AND ".join(f"{_quote(k)} IS NOT NULL" for k in contract.key)
+        alone.append(f"CASE WHEN _key_rank > 1 AND {keyed} THEN {_sql_str('duplicate key ' + key)} END")
         if contract.time_column:
             seen.append(
                 f"CASE WHEN _first_seen IS NOT NULL THEN {_sql_str('duplicate key ' + key + ', first seen on ')} "
