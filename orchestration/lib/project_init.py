@@ -85,6 +85,8 @@ GROUP_TOKENS = {
     "black",
     "white",
     "hispanic",
+    "hispan",  # NSW's and the CPS extracts' abbreviations
+    "hisp",
     "latino",
     "latina",
     "asian",
@@ -2086,9 +2088,10 @@ WELL_KNOWN_ZONES = (
 )
 
 
-def _zone_example(examples: list[str]) -> str:
-    """'e.g. Europe/Berlin', or where an example time carries a UTC offset other than 0 (a trial's labels at
-    +08:00), a zone at that offset on that day: 'times with an offset here carry +08:00: e.g. Asia/Shanghai'."""
+def _zone_example(examples: list[str], current: str = "UTC") -> str:
+    """'e.g. Europe/Berlin' (another zone where that is ``current``, the project's: a trial set to Europe/Berlin was
+    told to try it), or where an example time carries a UTC offset other than 0 (a trial's labels at +08:00), a zone
+    at that offset on that day: 'times with an offset here carry +08:00: e.g. Asia/Shanghai'."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
@@ -2099,10 +2102,10 @@ def _zone_example(examples: list[str]) -> str:
         sign = -1 if found[2][0] == "-" else 1
         offset = sign * timedelta(hours=int(found[2][1:]), minutes=int(found[3] or 0))
         noon = datetime.fromisoformat(found[1]).replace(hour=12)
-        zones = [z for z in WELL_KNOWN_ZONES if noon.replace(tzinfo=ZoneInfo(z)).utcoffset() == offset]
+        zones = [z for z in WELL_KNOWN_ZONES if z != current and noon.replace(tzinfo=ZoneInfo(z)).utcoffset() == offset]
         said = f"{found[2]}:{found[3] or '00'}"
         return f"times with an offset here carry {said}: e.g. {zones[0]}" if zones else f"times here carry {said}"
-    return "e.g. Europe/Berlin"
+    return "e.g. America/New_York" if current == "Europe/Berlin" else "e.g. Europe/Berlin"
 
 
 def review(inf: Inference) -> list[str]:
@@ -2206,7 +2209,7 @@ def review(inf: Inference) -> list[str]:
             "attribute) are not used: export the current row per user"
         )
     naive = [t for t in inf.tables.values() if t.naive_times]
-    zone = _zone_example([t.off_day[2] for t in inf.tables.values() if t.off_day])
+    zone = _zone_example([t.off_day[2] for t in inf.tables.values() if t.off_day], inf.timezone)
     rerun = (
         "; init read the days in UTC: set it first, then run init again with --config <that file> --force so the "
         "dates it infers (partitions.start, the days it counts) follow"

@@ -1706,13 +1706,14 @@ def test_an_indicator_of_a_protected_group_is_proposed_with_its_groups_named_by_
             isFemale=["yes" if i % 3 else "no" for i in range(n)],
             is_hispanic=["true" if i % 4 else "false" for i in range(n)],
             nonwhite=[i % 2 for i in range(n)],  # a trial's census column: the group 'non' + white
+            hisp=[(i // 2) % 2 for i in range(n)],  # the CPS extracts' abbreviation (a trial: listed, not proposed)
             blackberry_user=[i % 2 for i in range(n)],  # 'black' inside a word: no group's name
             white_score=[i % 5 for i in range(n)],  # a group's name, five values: no indicator
         ),
     )
     inf = infer(source)
     by_name = {a.column: a for a in inf.attributes}
-    assert {"leg_black", "isFemale", "is_hispanic", "nonwhite"} <= set(inf.proposed_attributes)
+    assert {"leg_black", "isFemale", "is_hispanic", "nonwhite", "hisp"} <= set(inf.proposed_attributes)
     assert not {"blackberry_user", "white_score"} & set(inf.proposed_attributes)
     assert by_name["leg_black"].indicator == ("1", "0") and by_name["isFemale"].indicator == ("yes", "no")
     assert by_name["is_hispanic"].indicator == ("true", "false") and by_name["white_score"].indicator is None
@@ -1724,6 +1725,17 @@ def test_an_indicator_of_a_protected_group_is_proposed_with_its_groups_named_by_
         "(group '1') with the others (group '0'); check which value marks the group"
     ) in said
     assert any(line.startswith("protected_attributes: isFemale is an indicator (groups yes vs no)") for line in said)
+
+
+def test_the_zone_example_is_never_the_projects_own_zone():
+    # a trial set to Europe/Berlin was told "if your systems write another zone's local time (e.g. Europe/Berlin)"
+    from orchestration.lib.project_init import _zone_example
+
+    assert _zone_example([], "UTC") == "e.g. Europe/Berlin"
+    assert _zone_example([], "Europe/Berlin") == "e.g. America/New_York"
+    summer = ["labels 2026-07-01T09:00:00+02:00"]
+    assert _zone_example(summer, "UTC") == "times with an offset here carry +02:00: e.g. Europe/Berlin"
+    assert _zone_example(summer, "Europe/Berlin") == "times here carry +02:00"  # Berlin alone has it in July
 
 
 def test_an_id_column_of_few_values_is_a_candidate_and_one_unique_per_user_is_not(zone):
