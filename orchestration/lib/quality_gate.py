@@ -263,10 +263,11 @@ class ExpectationOutcome:
         if self.unexpected_count is not None:
             # the detail (which files, what to do) before the sample: a long sample is what a progress line cuts
             said = f"; {why}" if why else ""
-            detail = (
-                f": {self.unexpected_count} unexpected ({self.unexpected_percent or 0:.2f}% of {self.level}{said}), "
-                f"e.g. {_readable(self.sample_unexpected)}"
-            )
+            # a derived flag's sample is its value only ("e.g. [False, False]" for labels stamped on another day):
+            # its words say what failed
+            flag = self.column in FLAG_WORDS and all(isinstance(v, bool) for v in self.sample_unexpected)
+            detail = f": {self.unexpected_count} unexpected ({self.unexpected_percent or 0:.2f}% of {self.level}{said})"
+            detail += "" if flag else f", e.g. {_readable(self.sample_unexpected)}"
         else:
             detail = f": observed {self.observed_value}" + (f" ({why})" if why else "")
         return f"{self.expectation}{where}{detail}" + ("" if self.blocking else " [warning]")

@@ -368,6 +368,15 @@ def test_a_broken_reference_names_the_values_its_flag_read(conn, table, breaks, 
     assert str(sample[0]) in outcome.describe()
 
 
+def test_a_flag_without_the_values_behind_it_says_its_words_not_a_sample_of_false(conn):
+    # a trial's week of labels in one day's file: "1136 unexpected (...; rows stamped on another day than their
+    # file's), e.g. [False, False, False, False, False]"
+    moved = f"UPDATE raw.labels SET labeled_at = labeled_at - INTERVAL 2 DAY {ONE_ROW % 'labels'}"
+    [outcome] = [o for o in gate(conn, "labels", moved).failed if o.name.endswith("(in_partition_day)")]
+    said = outcome.describe()
+    assert said.endswith("1 unexpected (2.50% of rows; rows stamped on another day than their file's)"), said
+
+
 def test_a_small_days_broken_references_within_min_count_pass_with_a_warning(conn):
     # a label feed of ~20 rows a day: 7 of 7 labels pointing to unknown predictions passed gates.rows (at most 10
     # unexpected rows are tolerated) with no warning anywhere; 3 of 40 here: beyond 1% of the day, within 10 rows
