@@ -691,6 +691,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             raise CliError(f"query failed: {err}") from err
     with __import__("pandas").option_context("display.max_rows", args.max_rows, "display.width", 200):
         print(frame.to_string(index=False, max_rows=args.max_rows) if len(frame) else "(no rows)")
+    if len(frame) > args.max_rows:  # pandas' "..." row alone hid how many were left out (a trial's 90 rows)
+        print(f"({len(frame):,} rows, {args.max_rows:,} shown: --max-rows N for more)")
     return 0
 
 

@@ -1102,7 +1102,7 @@ class ReportBuilder:
         # (column, subplot title with its unit, y tick format)
         shown = [
             ("active_users", "active users (users a day)", ",d"),
-            ("conversion_rate", "conversion rate (% of active users)", ".1%"),
+            ("conversion_rate", "conversion rate (% of sessions converting)", ".1%"),
             ("revenue_per_active_user", f"revenue per active user ({currency})", ",.2f"),
         ]
         fig = rf.new_figure(3, 1, [title for _, title, _ in shown], shared_x=True, height=640)

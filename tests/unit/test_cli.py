@@ -164,6 +164,19 @@ def test_query_prints_sums_of_counts_as_whole_numbers(tmp_path, capsys):
     assert float(row.split()[2]) == pytest.approx(2.0**60, rel=1e-6) and "e+18" in row.split()[2]
 
 
+def test_query_says_how_many_rows_it_left_out(tmp_path, capsys):
+    # a trial's 90-row result printed 50 lines and a "..." row, with no total
+    import duckdb
+
+    db = tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("CREATE TABLE t AS SELECT x FROM range(90) r(x)")
+    assert cli.cmd_query(argparse.Namespace(db=str(db), sql="SELECT * FROM t", max_rows=50)) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "(90 rows, 50 shown: --max-rows N for more)"
+    assert cli.cmd_query(argparse.Namespace(db=str(db), sql="SELECT * FROM t", max_rows=90)) == 0
+    assert "shown" not in capsys.readouterr().out
+
+
 def test_a_table_outside_the_analytics_snapshot_is_answered_with_where_it_is(tmp_path):
     # the README points at intermediate.int_score_calibration; a trial's query of it read only "schema
     # intermediate does not exist"
