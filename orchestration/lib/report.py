@@ -718,24 +718,11 @@ class ReportBuilder:
         if psi_min and median is not None and median < psi_min:
             # the pools' counts when the mart has them (a median of 29 x 7 passed 200, yet every pool held 177-180);
             # else the median day's count times the pool's days, a batch's times its batches (2 in 14 days of weekly)
-            judged = median * math.ceil(pool / (gap or 1)) >= psi_min if unjudged is None else unjudged.empty
-            verdict = (
-                f"judged on its version's last {pool} days pooled (alerts.rules.psi.pool_days)"
-                if judged
-                else "drawn but not judged"
-            )
-            # per version: a trial's older version judged pooled, its newer not yet, read "drawn but not judged"
-            seen = (
-                set()
-                if unjudged is None
-                else set(map(str, self._recent_drift.loc[self._recent_drift["model_id"] == model_id, "model_version"]))
-            )
-            missing = set() if unjudged is None else set(map(str, unjudged["model_version"]))
-            if missing and seen - missing:
-                verdict = (
-                    f"judged on the last {pool} days pooled (alerts.rules.psi.pool_days) for "
-                    f"{', '.join(sorted(seen - missing))}, drawn but not judged for {', '.join(sorted(missing))}"
-                )
+            pooled = f"judged on its version's last {pool} days pooled (alerts.rules.psi.pool_days)"
+            if unjudged is None:
+                verdict = pooled if median * math.ceil(pool / (gap or 1)) >= psi_min else "drawn but not judged"
+            else:
+                verdict = self._drift_verdict(model_id, unjudged, pooled, pool)
             said.append(
                 f"its PSI is {verdict}: a median of {median:,.0f} predictions {unit} {shown}, fewer than "
                 f"alerts.rules.psi.min_count ({psi_min:g}), where noise alone crosses the threshold"
@@ -743,6 +730,31 @@ class ReportBuilder:
         lines = [f"{model_id}: " + "; ".join(said) + "."] if said else []
         lines += [f"{drift_not_judged_text(r)}." for r in ([] if unjudged is None else unjudged.itertuples())]
         return " ".join(lines)
+
+    def _drift_verdict(self, model_id: str, unjudged: pd.DataFrame, pooled: str, pool: int) -> str:
+        """Which of the model's versions in the recent drift rows have their PSI judged (pooled), which not, and which
+        have none yet: a version whose reference window is still filling has drift rows without a PSI (a trial's
+        report said v2 was judged pooled, 0 of its 125 rows having one); a trial's older version judged pooled and
+        its newer not yet read "drawn but not judged"."""
+        recent = self._recent_drift[self._recent_drift["model_id"] == model_id]
+        with_psi = set(map(str, recent.loc[recent["psi"].notna(), "model_version"]))
+        filling = set(map(str, recent["model_version"])) - with_psi
+        missing = set(map(str, unjudged["model_version"]))
+        judged = with_psi - missing
+        if judged and not missing and not filling:
+            return pooled
+        if not judged and not filling:
+            return "drawn but not judged"
+        parts = []
+        if judged:
+            parts.append(
+                f"judged on the last {pool} days pooled (alerts.rules.psi.pool_days) for {', '.join(sorted(judged))}"
+            )
+        if missing:
+            parts.append(f"drawn but not judged for {', '.join(sorted(missing))}")
+        if filling:
+            parts.append(f"not computed yet for {', '.join(sorted(filling))} (its reference window still filling)")
+        return ", ".join(parts)
 
     def _batch_models(self) -> dict[str, float]:
         """data.batch_models to the report's day, read once for every model (none in a mart before its predictions)."""

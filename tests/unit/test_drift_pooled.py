@@ -276,3 +276,26 @@ def test_the_report_says_which_versions_drift_is_judged_pooled(world, root):
         "v2: a median of 30 predictions a day" in said
     )
     assert "drifting v2: drift (PSI) alerts not judged, even pooled" in said  # the version's own line, as before
+
+
+def test_a_version_whose_reference_is_still_filling_is_not_said_judged(world, root):
+    # a trial's report on a day v2's reference window was filling: "its PSI is judged on the last 7 days pooled"
+    # where none of v2's 125 drift rows had a PSI yet (summary later said "not judged, even pooled")
+    from orchestration.lib.report import ReportBuilder
+
+    _, _, drift = world
+    config = load_alert_config(parse_config(PROJECT))
+    filling = drift[drift["model_id"] == "drifting"].tail(3).assign(model_version="v2", psi=float("nan"))
+    health = pd.DataFrame({"date": DAYS, "labelled": 0, "predictions": PER_DAY, "model_version": "v1"})
+    with duckdb.connect(str(root / "warehouse.duckdb"), read_only=True) as conn:
+        builder = ReportBuilder(conn, DAYS[-1], config)
+        builder._batches = {}
+        builder._recent_drift = pd.concat([drift, filling], ignore_index=True)
+        said = builder._not_judged("drifting", health, 300)
+        assert (
+            "its PSI is judged on the last 7 days pooled (alerts.rules.psi.pool_days) for v1, not computed yet for v2 "
+            "(its reference window still filling): a median of 30 predictions a day" in said
+        )
+        builder._recent_drift = filling  # v2 alone
+        said = builder._not_judged("drifting", health, 300)
+    assert "its PSI is not computed yet for v2 (its reference window still filling)" in said
