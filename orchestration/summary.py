@@ -916,9 +916,10 @@ def _volume_judged(conn, model: str, volume: dict) -> bool:
 def _version_changes(conn) -> list[str]:
     """A line per change of a model's live version in the health table's window: its positive rate and score
     distribution against the version before (the drift of each is judged against its own reference only)."""
+    from orchestration.lib.alerts import load_alert_config
     from orchestration.lib.version_changes import change_text, version_changes
 
-    return [change_text(c) for c in version_changes(conn, None, RECENT_DAYS).itertuples()]
+    return [change_text(c) for c in version_changes(conn, None, RECENT_DAYS, load_alert_config()).itertuples()]
 
 
 def _uncounted_labels(conn) -> list[str]:

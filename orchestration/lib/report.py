@@ -559,7 +559,7 @@ class ReportBuilder:
             return s
         distributions, lacking = self.drift_distributions()
         # a retrain's change of behaviour: each version's drift is judged against its own reference only
-        changes = version_changes(self.conn, self.as_of, data.RECENT_DAYS)
+        changes = version_changes(self.conn, self.as_of, data.RECENT_DAYS, self.config)
         for model_id in sorted(health["model_id"].unique()):
             h = health[health["model_id"] == model_id].copy()
             few = h["labelled"] < minimum
