@@ -1207,8 +1207,9 @@ def read_and_print(conn, reports: Path) -> None:
             print(
                 "  fresh: no rows after steady days (an outage?); a day closed every week passes once the week "
                 "before shows it; an empty held-back day excludes no rows, but the experiment results covering "
-                "it stay untrustworthy (rows may be missing); where the activity really ended, raise that "
-                "table's z (gates.volume.tables.<table>.z, e.g. 30) and run those days again"
+                "it stay untrustworthy (rows may be missing); a day the business was closed (a holiday): list it "
+                "in gates.volume.closed_days; where the activity really ended, raise that table's z "
+                "(gates.volume.tables.<table>.z, e.g. 30); then run those days again"
             )
         as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date() if len(results) else None
         if as_of is not None and held[0][0] > as_of:

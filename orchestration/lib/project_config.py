@@ -199,6 +199,10 @@ class VolumeGate(_Strict):
     # a day against its weekday's median of the weeks before instead of the trailing days' (quality_gate.days_frame):
     # data with a weekly cycle (quiet weekends) keeps the band that catches a partial weekday export
     weekly: bool = False
+    # days the business was closed (a public holiday): every table may be empty or short then, and such a day is
+    # neither stale nor below its band, nor a model's volume outage (a trial's empty Easter Monday held the orders
+    # back and made every later experiment result untrustworthy; z: 30 for orders switched their outages off too)
+    closed_days: list[date] = Field(default_factory=list)
     # per table: e.g. sessions that end with an experiment get a wider band, the other tables keep theirs
     tables: dict[str, VolumeTable] = Field(default_factory=dict)
 

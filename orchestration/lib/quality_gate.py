@@ -1628,6 +1628,9 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         volume = volume.for_table(suite["table"])
     t, min_count, tolerance, z = volume.trailing_days, volume.min_count, volume.tolerance, volume.z
     weekly = bool(getattr(volume, "weekly", False))
+    # gates.volume.closed_days: neither stale nor below the band (a holiday's empty orders file)
+    listed = ", ".join(f"DATE '{d}'" for d in getattr(volume, "closed_days", ()) or ())
+    closed = f"day IN ({listed})" if listed else "false"
     stale_above = stale_median(z)
     # the calendar reaches back to the trailing window, its parity days (an every-other-day source) and the
     # weekday's RHYTHM_WEEKS weeks
@@ -1732,7 +1735,8 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
         SELECT *,
             trailing_median - volume_half_width AS volume_low,
             trailing_median + volume_half_width AS volume_high,
-            CASE WHEN rows > 0 THEN (rows - trailing_median) / volume_half_width END AS volume_deviation,
+            CASE WHEN rows > 0 AND NOT {closed} THEN (rows - trailing_median) / volume_half_width END
+                AS volume_deviation,
             CASE WHEN rows > trailing_median THEN (rows - trailing_median) / volume_half_width END AS volume_spike,
             -- an empty day is stale only where its weekday a week before had more rows than an empty day allows
             -- (a weekly batch's missing week: its trailing median is 0); with no such day in the history nothing
@@ -1740,7 +1744,7 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
             -- cannot tell those from an outage. A week is odd: an every-other-day source's empty day had rows a
             -- week before, so a day whose parity had none in two weeks while the other parity mostly had is its
             -- off day; and a day whose parity had rows due on all of the seven is due (its missed delivery)
-            rows > 0 OR NOT (
+            rows > 0 OR {closed} OR NOT (
                 (
                     coalesce(rows_week_before, 0) > {stale_above!r}
                     AND NOT (even_due = 0 AND 2 * odd_due > odd_days)

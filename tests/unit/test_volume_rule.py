@@ -192,6 +192,25 @@ def test_a_business_closed_every_weekend_is_not_stale_on_its_weekends():
     assert stale == [START + timedelta(days=30)]
 
 
+def test_a_declared_closed_day_is_neither_stale_nor_below_its_band_and_other_days_keep_their_verdicts():
+    # a trial's Easter Monday: an orders file with a header and no rows was held back, and every experiment result
+    # after it marked untrustworthy; the remedy (z: 30 for orders) switched the table's outage checks off for good
+    counts = [40, 42, 38, 41, 39, 44, 40] * 3
+    holiday, short, outage = 15, 16, 18
+    counts[holiday], counts[short], counts[outage] = 0, 5, 0
+    plain = frame_for(counts)
+    stale = [int(i) for i in np.flatnonzero(~plain["fresh"].astype(bool))]
+    below = [int(i) for i in np.flatnonzero(plain["volume_deviation"].fillna(0) < -1)]
+    assert stale == [holiday, outage] and below == [short]  # by hand: 0 after 40 a day; 5 against a median of 40
+    closed = VolumeGate(closed_days=[START + timedelta(days=holiday), START + timedelta(days=short)])
+    frame = frame_for(counts, closed)
+    assert [int(i) for i in np.flatnonzero(~frame["fresh"].astype(bool))] == [outage]
+    assert frame["volume_deviation"].iloc[[holiday, short]].isna().all()
+    # every other day is judged as before (the trailing medians still count the closed days' rows)
+    others = [i for i in range(len(counts)) if i not in (holiday, short)]
+    pd.testing.assert_frame_equal(frame.iloc[others], plain.iloc[others])
+
+
 def test_an_empty_quiet_saturday_after_a_saturday_of_two_rows_is_not_stale():
     # a trial's ~10 patients a weekday and 0-3 on weekends: a Saturday with none after one with 2 (Poisson(2) is
     # 0 one time in seven) was held back as an outage, and every experiment row after it became untrustworthy

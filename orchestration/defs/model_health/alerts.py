@@ -30,6 +30,7 @@ from orchestration.lib.asset_metadata import (
     model_health_by_day,
 )
 from orchestration.lib.label_refresh import refresh_start
+from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import dbt_var
 from orchestration.lib.warehouse import ensure_table, replace_date_range
 
@@ -124,6 +125,7 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         reference = conn.execute(REFERENCE_COUNTS_SQL).df()
         versions = conn.execute("SELECT model_id, model_version, first_date FROM intermediate.int_model_versions").df()
         held_back = [d for (d,) in conn.execute(UNKNOWN_VOLUME_SQL, [history_start, last]).fetchall()]
+        held_back += load_config().gates.volume.closed_days  # a holiday is no outage (gates.volume.closed_days)
         breaches = evaluate_alerts(health, drift, reference, versions, config, first, last, held_back)
         ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
         seen = conn.execute(
