@@ -299,7 +299,7 @@ class SuiteResult:
         max_share of the day's rows (a small label feed whose every label points to an unknown prediction)."""
         rows = self.rows_by_day.get(day, 0)
         return [
-            tolerated_warning(o.name)
+            tolerated_warning(o.name, o.detail if o.detail and o.detail.startswith(DUPLICATES_FROM) else "")
             for o in self.outcomes
             if o.level == "rows"
             and day not in o.failed_days  # judged per day: another day of the run may fail it
@@ -1307,10 +1307,15 @@ REFERENCE_HINTS = {
 }
 
 
-def tolerated_warning(expectation: str) -> str:
-    """A row expectation a day passed only by gates.rows.min_count, as its warning is stored: with what it checks."""
-    words = flag_words(expectation)
+def tolerated_warning(expectation: str, files: str = "") -> str:
+    """A row expectation a day passed only by gates.rows.min_count, as its warning is stored: with what it checks,
+    and ``files``, the files a duplicated key's rows come from (a trial's corrected re-delivery of 5 orders warned
+    of duplicates without naming the two files, one of which the loader kept by their names' order)."""
+    words = "; ".join(w for w in (flag_words(expectation), files) if w)
     return f"{expectation} ({words + '; ' if words else ''}tolerated by gates.rows.min_count)"
+
+
+DUPLICATES_FROM = "the duplicated rows come from"
 
 
 def tolerated_hint(warning: str) -> str:
@@ -1339,7 +1344,7 @@ def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> Expectatio
         level="rows",
         blocking=blocking,
         detail=count.error
-        or (f"the duplicated rows come from {', '.join(count.files)}: a file delivered twice?" if count.files else "")
+        or (f"{DUPLICATES_FROM} {', '.join(count.files)}: a file delivered twice?" if count.files else "")
         or (count.hint or REFERENCE_HINTS.get(count.spec["kwargs"].get("column")) if failed_days else None)
         or next((count.unit_slips[d] for d in failed_days if d in count.unit_slips), None)
         or _detail(details, r.exception_info),

@@ -405,6 +405,23 @@ def test_suite_file_errors_are_clear(tmp_path):
         load_suite("bad", tmp_path)
 
 
+def test_a_tolerated_redelivery_names_both_files_in_its_warning(world):
+    # a trial's corrected re-delivery of 5 orders: within gates.rows' 10 rows the day passed with a warning that
+    # named no file, while the loader kept one file's rows by the order of the names
+    original = world / "predictions" / f"predictions_{TODAY}.parquet"
+    copy = original.with_name(f"predictions_{TODAY} (1).parquet")
+    frame = pd.read_parquet(original)
+    frame.loc[3, "score"] = 0.75
+    frame.to_parquet(copy, index=False)
+    result = gate(world, "predictions", config=parse_config({"models": {"m1": {}}}))
+    assert result.success
+    [warning] = result.day_tolerated(TODAY, RowRule())
+    assert warning == (
+        "expect_compound_columns_to_be_unique(prediction_id, _day) (the duplicated rows come from "
+        f"{copy.name}, {original.name}: a file delivered twice?; tolerated by gates.rows.min_count)"
+    )
+
+
 def test_a_stray_bad_row_in_a_big_day_is_tolerated_by_the_day_rule():
     frame = pd.DataFrame(
         {
