@@ -1003,6 +1003,40 @@ def _vanished_features(conn) -> list[str]:
     ]
 
 
+# a day's share of missing values from which a feature counts as mostly missing, and the reference's below which
+# that is a change (a feature often empty from the start is not)
+MOSTLY_MISSING, USUALLY_PRESENT = 0.9, 0.5
+
+
+def _mostly_missing_features(conn) -> list[str]:
+    """Features at least MOSTLY_MISSING empty (not wholly: _vanished_features) on days of the last RECENT_DAYS whose
+    reference days had them mostly present: a trial's feature at 98-100% missing for 21 days read only "no value on
+    7 day(s)", and its PSI on the few values left was not judged."""
+    rows = _rows(
+        conn,
+        """
+        WITH drift AS (SELECT * FROM marts.feature_drift_daily),
+        reference AS (
+            SELECT model_id, model_version, feature, median(null_rate) AS reference_null_rate FROM drift
+            WHERE date BETWEEN reference_start_date AND reference_end_date GROUP BY ALL
+        )
+        SELECT model_id, model_version, feature, count(*), min(date), max(date), min(null_rate), max(null_rate),
+            any_value(reference_null_rate)
+        FROM drift JOIN reference USING (model_id, model_version, feature)
+        WHERE date > (SELECT max(date) FROM drift) - ?::INTEGER AND null_rate >= ? AND null_rate < 1
+            AND reference_null_rate < ?
+        GROUP BY ALL ORDER BY ALL
+        """,
+        [RECENT_DAYS, MOSTLY_MISSING, USUALLY_PRESENT],
+    )
+    return [
+        f"{model} {version} {feature}: mostly missing on {days} day(s) ({first} .. {last}: {low:.0%}-{high:.0%} "
+        f"missing, against {reference:.0%} in its reference days): a feed partly broken upstream? (details: "
+        "marts.feature_drift_daily.null_rate)"
+        for model, version, feature, days, first, last, low, high, reference in rows
+    ]
+
+
 def _unreferenced_versions(conn) -> list[str]:
     """Model versions of the last RECENT_DAYS with values past their reference window and no PSI on any day: their
     drift reference holds none of their predictions (a fixed-date reference set for an earlier version: a trial's
@@ -1150,7 +1184,12 @@ def read_and_print(conn, reports: Path) -> None:
         print(f"  {line}")
     for line in _uncounted_labels(conn) if len(recent) else []:
         print(f"  note: {line}")
-    if vanished := _vanished_features(conn) + _unreferenced_versions(conn) + _unreferenced_features(conn):
+    if vanished := (
+        _vanished_features(conn)
+        + _mostly_missing_features(conn)
+        + _unreferenced_versions(conn)
+        + _unreferenced_features(conn)
+    ):
         print("\nDrift not measured")
         for line in vanished:
             print(f"  {line}")

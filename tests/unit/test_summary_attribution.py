@@ -601,6 +601,36 @@ def test_a_feature_without_values_on_recent_days_is_named(tmp_path, capsys, monk
     assert "no drift computed" not in out  # v1 has PSI
 
 
+def test_a_feature_mostly_missing_on_recent_days_is_named_with_its_reference(tmp_path, capsys, monkeypatch):
+    # a trial's feature 98-100% missing for 21 days read only "no value on 7 day(s)"; its PSI on the few values left
+    # was below min_count (not judged), so no alert said it either
+    days = [date(2026, 3, d) for d in range(1, 11)]
+    reference = [date(2026, 3, 1), date(2026, 3, 3)]  # the version's reference window: days 1-3
+    drift = pd.DataFrame(
+        {
+            "date": days * 2,
+            "model_id": "m",
+            "model_version": "v1",
+            "feature": ["feature_prev_earn"] * 10 + ["feature_sparse"] * 10,
+            # prev_earn: present in its reference, then 98-100% missing; sparse: 95% missing from the start
+            "null_rate": [0.0, 0.02, 0.0, 0.1, 0.98, 1.0, 0.99, 1.0, 0.97, 0.98] + [0.95] * 10,
+            "psi": [0.01, 0.01, 0.01, 0.02, 8.3, None, 7.1, None, 6.0, 5.5] + [0.1] * 10,
+            "reference_start_date": reference[0],
+            "reference_end_date": reference[1],
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift)
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    # by hand: days 5, 7, 9, 10 are 97-99% missing (6 and 8 wholly: the line before); the reference's median 0%
+    assert (
+        "  m v1 feature_prev_earn: mostly missing on 4 day(s) (2026-03-05 .. 2026-03-10: 97%-99% missing, against 0% "
+        "in its reference days): a feed partly broken upstream?" in out
+    )
+    assert "  m v1 feature_prev_earn: no value on 2 day(s) (2026-03-06 .. 2026-03-08)" in out
+    assert "feature_sparse: mostly missing" not in out  # as empty in its reference: no change
+
+
 def test_a_version_whose_fixed_reference_holds_none_of_its_predictions_is_named(tmp_path, capsys, monkeypatch):
     # a trial's fixed-date reference (the first version's days): the second version's drift was never computed
     days = [date(2026, 3, d) for d in (16, 17, 18)]
