@@ -1847,10 +1847,11 @@ def render(inf: Inference) -> str:
             default = AlertRules().label_coverage
             why = []
             if coverage == {"below": 0}:
+                wait = math.ceil(m.delay_p90_days - 1e-9)
                 why.append(
-                    f"90% of labels arrive only after more than {COVERAGE_WAIT_MAX} days (p90 of the delay): off "
-                    "(below 0); to judge it, set "
-                    "after_days N (each run then recomputes N days; notify.horizon_days >= N + 2)"
+                    f"90% of labels arrive only after {wait} days (p90 of the delay; over {COVERAGE_WAIT_MAX}): off "
+                    f"(below 0), so predictions never labelled go unsaid; to judge it, set after_days: {wait} and "
+                    f"below (each run then recomputes {wait} days; notify.horizon_days >= {wait + 2})"
                 )
             if "after_days" in coverage:
                 why.append(

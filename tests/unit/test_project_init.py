@@ -509,6 +509,13 @@ def test_label_coverage_is_judged_when_labels_have_landed_and_against_the_share_
     late = delays[labels["prediction_id"].str.startswith("late")]
     assert math.ceil(np.quantile(late, 0.9)) > 14
     assert config.models["late_outcome"].alerts["label_coverage"] == Rule(below=0)  # off: 90% take ~4 months
+    # the comment says what to set to judge it anyway (a trial's predictions never labelled went unsaid)
+    wait = math.ceil(np.quantile(late, 0.9))
+    assert (
+        f"90% of labels arrive only after {wait} days (p90 of the delay; over 14): off (below 0), so predictions "
+        f"never labelled go unsaid; to judge it, set after_days: {wait} and below (each run then recomputes {wait} "
+        f"days; notify.horizon_days >= {wait + 2})"
+    ) in render(inference)
     week = delays[labels["prediction_id"].str.startswith("week")]
     assert config.models["week_late"].alerts["label_coverage"] == Rule(after_days=math.ceil(np.quantile(week, 0.9)))
     written = tmp_path / "impact_ledger.yml"
