@@ -334,7 +334,8 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
         print(
             f"note: the warehouse holds days after {last} (up to {later}), built before this run: their cumulative "
             f"experiment results do not include what this run reloaded, and the days this run recomputed read labels "
-            f"(label-based metrics, a drift reference it covered) as known on {last}; run --start "
+            f"(label-based metrics, a drift reference it covered) as known on {last} and orders through {last} (the "
+            f"KPIs' converting sessions of the kpi_lookback_days to {last} lose later conversions); run --start "
             f"{last + timedelta(days=1)} --end {later} to bring the later days up to date (README: known limits)"
         )
     if late := _late_files(first, last):
