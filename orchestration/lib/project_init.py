@@ -349,6 +349,8 @@ class ModelProfile:
     delay_p90_days: float | None = None
     # the labels later than the p99 when they are all of one class: (how many, the class)
     late_one_class: tuple[int, int] | None = None
+    # (how many, the latest's calendar days) of later label events (corrections) beyond the horizon
+    late_corrections: tuple[int, int] | None = None
     # predictions made a label horizon or more before the last label, and how many of them are labelled
     mature: int = 0
     mature_labelled: int = 0
@@ -1328,6 +1330,7 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
             m.delay_p90_days = p90
             if "label" in present["labels"]:
                 m.late_one_class = _late_one_class(conn, model_id, math.ceil(p99 - 1e-9))
+            m.late_corrections = _late_corrections(conn, model_id, m.label_horizon_days)
             m.mature, m.mature_labelled = mature or (0, 0)
         daily = TableProfile(model_id, [])
         _volume(daily, sorted(by_model_day.get(model_id, [])))
@@ -1365,6 +1368,26 @@ def _late_one_class(conn, model_id: str, horizon: int) -> tuple[int, int] | None
         [model_id, horizon],
     ).fetchone()
     return (late, int(value)) if late >= LATE_ONE_CLASS_MIN and classes == 1 else None
+
+
+def _late_corrections(conn, model_id: str, horizon: int) -> tuple[int, int] | None:
+    """(how many, the latest one's calendar days after its prediction's day) of the model's predictions with a label
+    event after their first later than ``horizon`` calendar days after their prediction's day (a human review's
+    correction), which runs never read: the horizon is set from first labels (a trial's correction 63 days after
+    its prediction, past a horizon of 61, left the wrong label in every metric); None without any."""
+    late, latest = conn.execute(
+        """
+        WITH events AS (
+            SELECT prediction_id, _ts, min(_ts) OVER (PARTITION BY prediction_id) AS first_at FROM t_labels
+            WHERE _ts IS NOT NULL)
+        SELECT count(DISTINCT prediction_id), max(date_diff('day', p._ts::DATE, e._ts::DATE))
+        FROM (SELECT DISTINCT prediction_id, _ts FROM t_predictions WHERE model_id = ? AND _ts IS NOT NULL) p
+        JOIN events e USING (prediction_id)
+        WHERE e._ts > e.first_at AND date_diff('day', p._ts::DATE, e._ts::DATE) > ?
+        """,
+        [model_id, horizon],
+    ).fetchone()
+    return (late, int(latest)) if late else None
 
 
 def _label_positive_rates(conn, present) -> dict[str, float]:
@@ -2339,6 +2362,14 @@ def review(inf: Inference) -> list[str]:
         if m.delay_p99_days is None:
             why = "no labels yet" if labels is None or not labels.rows else "no label matched with readable times"
             out.append(f"models.{m.model_id}.label_horizon_days: {why}, default {m.label_horizon_days} days")
+        if m.late_corrections:
+            late, latest = m.late_corrections
+            out.append(
+                f"models.{m.model_id}.label_horizon_days: {late} prediction(s) have a later label event (a "
+                f"correction?) beyond the {m.label_horizon_days} days written (the horizon follows first labels), "
+                f"the latest {latest} days after its prediction: runs never read them, their earlier label stands; "
+                f"set label_horizon_days to {latest} to count them"
+            )
         window = Retraining().training_window_days
         if m.delay_p99_days is not None and m.label_horizon_days > window:
             # a trial's 125-day credit labels: its first request was blocked (no label known by its day), for good

@@ -1734,6 +1734,53 @@ def test_an_indicator_of_a_protected_group_is_proposed_with_its_groups_named_by_
     assert any(line.startswith("protected_attributes: isFemale is an indicator (groups yes vs no)") for line in said)
 
 
+def test_a_correction_landing_after_the_horizon_is_said_with_the_horizon_that_counts_it(tmp_path):
+    # a trial: init set label_horizon_days from first labels (61), and a human review's correction 63 days after
+    # its prediction was never read, its wrong first label standing in every metric, unsaid
+    source = tmp_path / "zone"
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(20)], "signup_at": START}))
+    at = [START + timedelta(days=i // 5, hours=i % 5) for i in range(200)]
+    preds = pd.DataFrame(
+        {
+            "prediction_id": [f"p{i}" for i in range(200)],
+            "model_id": "m",
+            "model_version": "v1",
+            "user_id": [f"u{i % 20}" for i in range(200)],
+            "predicted_at": at,
+            "score": 0.6,
+            "threshold": 0.5,
+        }
+    )
+    first = pd.DataFrame(
+        {"prediction_id": preds["prediction_id"], "label": 1, "labeled_at": [t + timedelta(days=3) for t in at]}
+    )
+    corrections = pd.DataFrame(
+        {
+            "prediction_id": ["p7", "p9", "p11"],
+            "label": 0,
+            "labeled_at": [
+                at[7] + timedelta(days=2, hours=30),
+                at[9] + timedelta(days=40),
+                at[11] + timedelta(days=63),
+            ],
+        }
+    )
+    _write(source, "predictions", preds)
+    _write(source, "labels", pd.concat([first, corrections], ignore_index=True))
+    inf = infer(source)
+    [m] = inf.models
+    # by hand: first labels 3 days late (the horizon 3); p9's and p11's corrections land 40 and 63 calendar days
+    # after their predictions' days, p7's 3 (within the horizon: read)
+    assert m.label_horizon_days == 3
+    calendar = [(corrections["labeled_at"][i].date() - at[j].date()).days for i, j in enumerate((7, 9, 11))]
+    assert m.late_corrections == (sum(d > 3 for d in calendar), max(calendar)) == (2, 63)
+    assert (
+        "models.m.label_horizon_days: 2 prediction(s) have a later label event (a correction?) beyond the 3 days "
+        "written (the horizon follows first labels), the latest 63 days after its prediction: runs never read them, "
+        "their earlier label stands; set label_horizon_days to 63 to count them"
+    ) in review(inf)
+
+
 def test_the_zone_example_is_never_the_projects_own_zone():
     # a trial set to Europe/Berlin was told "if your systems write another zone's local time (e.g. Europe/Berlin)"
     from orchestration.lib.project_init import _zone_example
