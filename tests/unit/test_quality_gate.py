@@ -245,14 +245,20 @@ def _quarantine(conn, table: str) -> dict:
     return dict(conn.execute(f"SELECT _reason, count(*) FROM raw_quarantine.{table} GROUP BY ALL").fetchall())
 
 
-def test_a_day_delivered_twice_with_a_changed_row_names_both_files(world):
-    # a re-export that differs in one row is no copy: which row is right, the gate cannot say. The day is held back
-    # and the files named (the gate said only "44 unexpected", not which file to remove)
+def _redelivered(world, name: str) -> tuple[Path, Path]:
+    """The day's predictions file and a second delivery ``name`` of it with one row's score changed."""
     original = world / "predictions" / f"predictions_{TODAY}.parquet"
-    copy = original.with_name(f"predictions_{TODAY}_copy.parquet")
+    copy = original.with_name(name)
     frame = pd.read_parquet(original)
     frame.loc[3, "score"] = 0.75
     frame.to_parquet(copy, index=False)
+    return original, copy
+
+
+def test_a_day_delivered_twice_with_a_changed_row_names_both_files(world):
+    # a re-export that differs in one row is no copy: which row is right, the gate cannot say. The day is held back
+    # and the files named (the gate said only "44 unexpected", not which file to remove)
+    original, copy = _redelivered(world, f"predictions_{TODAY}_copy.parquet")
     caught = {}
     result = gate(world, "predictions", conn_hook=lambda c: caught.update(quarantine=_quarantine(c, "predictions")))
     (duplicated,) = [o for o in result.failed if o.name.startswith("expect_compound_columns_to_be_unique")]
@@ -408,11 +414,7 @@ def test_suite_file_errors_are_clear(tmp_path):
 def test_a_tolerated_redelivery_names_both_files_in_its_warning(world):
     # a trial's corrected re-delivery of 5 orders: within gates.rows' 10 rows the day passed with a warning that
     # named no file, while the loader kept one file's rows by the order of the names
-    original = world / "predictions" / f"predictions_{TODAY}.parquet"
-    copy = original.with_name(f"predictions_{TODAY} (1).parquet")
-    frame = pd.read_parquet(original)
-    frame.loc[3, "score"] = 0.75
-    frame.to_parquet(copy, index=False)
+    original, copy = _redelivered(world, f"predictions_{TODAY} (1).parquet")
     result = gate(world, "predictions", config=parse_config({"models": {"m1": {}}}))
     assert result.success
     [warning] = result.day_tolerated(TODAY, RowRule())
