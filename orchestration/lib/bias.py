@@ -253,7 +253,8 @@ JUDGED_COLUMNS = [
 
 def _behind(rate: np.ndarray, low: np.ndarray, high: np.ndarray, beyond) -> np.ndarray:
     """Per group: another group is ahead of it beyond the limit (``beyond(ahead, behind)``, elementwise) and
-    their 95% intervals do not overlap, so the gap is not sampling noise. NaN rates compare as nothing."""
+    their intervals (``low``, ``high``: _judge's rate()) do not overlap, so the gap is not sampling noise. NaN rates
+    compare as nothing."""
     with np.errstate(invalid="ignore"):
         ahead = beyond(rate[None, :], rate[:, None]) & (high[:, None] < low[None, :])  # [behind, ahead]
     return np.nan_to_num(ahead, nan=0).astype(bool).any(axis=1)
@@ -262,7 +263,10 @@ def _behind(rate: np.ndarray, low: np.ndarray, high: np.ndarray, beyond) -> np.n
 # a verdict's family-wise level: over many groups (a trial's 48 states: ~1,100 pairs of 95% intervals) a fair model
 # failed 94 of 120 windows on pairs apart by chance; a test across the groups at this level must reject first
 ALPHA = 0.05
-WITHIN_NOISE = "within noise (no two groups' 95% intervals apart, or the groups alike by a chi-square test across them)"
+WITHIN_NOISE = (
+    "within noise (no two groups' intervals apart, 95% ones or over k > 2 groups 1 - 5%/(k - 1) ones, or the groups "
+    "alike by a chi-square test across them)"
+)
 
 
 def _heterogeneity(deviations: np.ndarray, variances: np.ndarray) -> float:

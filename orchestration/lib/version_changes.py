@@ -241,7 +241,7 @@ def _labelled_text(change) -> str:
     minimum = getattr(change, "min_labelled", 0) or 0
     per_day = min(_ratio(change.new_ece_labelled, change.new_days), _ratio(change.old_ece_labelled, change.old_days))
     few = (
-        f"; ~{per_day:.0f} a day, fewer than alerts.min_labelled ({minimum:g}): noise at that size"
+        f"; ~{per_day:.0f} a day on the side with fewer, under alerts.min_labelled ({minimum:g}): noise at that size"
         if per_day == per_day and per_day < minimum
         else ""
     )

@@ -93,7 +93,7 @@ def test_a_fair_model_over_48_groups_fails_about_5_percent_of_its_windows(sizes)
         failed = (verdicts[flag] == False).mean()  # noqa: E712 (NULL: not assessed)
         assert failed <= 0.08, (flag, failed)  # 5% nominal; 200 windows' binomial noise ~1.5%
     said = verdicts["note"].iloc[int(np.argmax(verdicts["passed"]))]
-    assert "beyond its limit within noise (no two groups' 95% intervals apart, or the groups alike" in said
+    assert "beyond its limit within noise (no two groups' intervals apart, 95% ones or over k > 2 groups" in said
 
 
 def test_a_group_flagged_twice_as_often_among_48_still_fails_and_is_named(sizes):

@@ -178,7 +178,7 @@ def test_a_gap_within_noise_passes_and_a_gap_beyond_it_fails():
     said = summarise_verdicts(pd.DataFrame([noisy])).splitlines()
     [line] = [line for line in said if "equal opportunity difference" in line]
     assert said[0] == "all fairness verdicts pass" and line.endswith(
-        "within noise (no two groups' 95% intervals apart, or the groups alike by a chi-square test across them): passes"
+        "within noise (no two groups' intervals apart, 95% ones or over k > 2 groups 1 - 5%/(k - 1) ones, or the groups alike by a chi-square test across them): passes"
     )
     assert float(line.split("equal opportunity difference ")[1].split(" > 0.10")[0]) == pytest.approx(
         difference, abs=0.005

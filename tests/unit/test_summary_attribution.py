@@ -691,6 +691,19 @@ def test_days_held_back_by_a_gate_are_listed_and_an_attribution_that_stops_befor
     assert "gates.volume.tables.<table>: tolerance, z" in out  # why, and what to do if the activity really ended
 
 
+def test_an_attribution_stopped_by_an_empty_orders_day_names_the_empty_table(warehouse, capsys):
+    # a re-trial: an empty orders day among 300 sessions read "the later days held back had no rows"
+    path, results, _ = warehouse
+    as_of = pd.Timestamp(results["as_of_date"].iloc[0]).date()
+    later = as_of + pd.Timedelta(days=1)
+    _gate_results(path, [("raw_orders", "orders", later, False, ["fresh"], 0)])
+    out = _summary(path, capsys)
+    assert (
+        f"the attribution above stops at {as_of}: the later days held back had no rows of orders (if that data ended "
+        "there, none are missing; else an outage, or a day the business was closed: gates.volume.closed_days)"
+    ) in out
+
+
 def test_an_experiment_design_gates_days_are_untrustworthy_results_not_days_held_back(warehouse, capsys):
     # shares written 50 and 50 failed raw_experiment_variants on every day: summary listed each as "held back",
     # though every model's marts were built; only the experiments' results of those days are untrustworthy

@@ -192,7 +192,8 @@ def test_labels_and_values_too_few_for_the_alerts_are_said_so(warehouse):
     per_day = min(c.new_ece_labelled / c.new_days, c.old_ece_labelled / c.old_days)
     text = change_text(c)
     assert (
-        f"(labels known so far; ~{per_day:.0f} a day, fewer than alerts.min_labelled (30): noise at that size)" in text
+        f"(labels known so far; ~{per_day:.0f} a day on the side with fewer, under alerts.min_labelled (30): noise at that size)"
+        in text
     )
     assert "(on the new version's 70 predictions, fewer than alerts.rules.psi.min_count (200)" in text
     roomy = load_alert_config(parse_config({"alerts": {"min_labelled": 1, "rules": {"psi": {"min_count": 50}}}}))
