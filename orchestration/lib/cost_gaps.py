@@ -10,8 +10,8 @@ SCORED_SQL = (
     "WHERE h.model_id = d.model_id AND h.date = d.as_of_date AND h.predictions > 0)"
 )
 
-# per model whose net value has costs: the days of its experiment without a model_costs row while it ran (up to
-# its last cost row, or scoring that day): a row of 0 is a cost, and the days of outcomes after the model
+# per model whose net value has costs: the days of its experiment without a model_costs row while it ran ({ran}: the
+# days it scored, else up to its last cost row): a row of 0 is a cost, and the days of outcomes after the model
 # stopped have none to miss (two trials' notes counted both as missing rows)
 COST_GAPS_SQL = """
 WITH days AS (
@@ -22,8 +22,7 @@ costs AS (SELECT model_id, date, max(date) OVER (PARTITION BY model_id) AS last_
 missing AS (
     SELECT d.model_id, d.as_of_date FROM days d
     WHERE NOT EXISTS (SELECT 1 FROM costs c WHERE c.model_id = d.model_id AND c.date = d.as_of_date)
-      AND (d.as_of_date <= (SELECT max(last_cost) FROM costs c WHERE c.model_id = d.model_id)
-           OR {scored})
+      AND {ran}
 )
 SELECT d.model_id, max(d.as_of_date) AS as_of, count(m.as_of_date) AS days_without,
     list(m.as_of_date ORDER BY m.as_of_date) FILTER (WHERE m.as_of_date IS NOT NULL) AS without
@@ -39,16 +38,14 @@ WITH days AS (
     WHERE analysis_window = 'day' AND as_of_date <= coalesce(?::DATE, as_of_date) GROUP BY ALL
 ),
 judged AS (
-    SELECT d.*, d.cost = 0 AND (
-        d.as_of_date <= max(d.as_of_date) FILTER (WHERE d.cost > 0) OVER (PARTITION BY d.model_id)
-        OR {scored}
-    ) AS missing
+    SELECT d.*, d.cost = 0 AND {ran} AS missing
     FROM days d
 )
 SELECT model_id, max(as_of_date) AS as_of, count(*) FILTER (WHERE missing) AS days_without,
     list(as_of_date ORDER BY as_of_date) FILTER (WHERE missing) AS without
 FROM judged GROUP BY model_id HAVING max(cost) > 0 ORDER BY model_id
 """
+LAST_COST_SQL = "d.as_of_date <= max(d.as_of_date) FILTER (WHERE d.cost > 0) OVER (PARTITION BY d.model_id)"
 # the cost landed after a model's newest net value (results end on the last day with experiment data)
 COSTS_AFTER_SQL = """
 SELECT count(DISTINCT date), sum(total_cost) FROM staging.stg_model_costs WHERE model_id = ? AND date > ?
@@ -61,12 +58,20 @@ def cost_gap_notes(conn, as_of=None, after: bool = True) -> list[str]:
     after the newest net value's day."""
     import duckdb
 
-    scored = SCORED_SQL if "marts.model_health_daily" in existing_tables(conn) else "false"
+    # the days the model ran: those it scored (a weekly batch's six other days have no cost to miss: a trial was
+    # told of 108 days without a cost row, every Monday's there); without the health mart, those up to its last cost
+    scored = "marts.model_health_daily" in existing_tables(conn)
     try:
-        gaps = conn.execute(COST_GAPS_SQL.format(scored=scored), [as_of]).fetchall()
+        ran = (
+            SCORED_SQL
+            if scored
+            else "d.as_of_date <= (SELECT max(last_cost) FROM costs c WHERE c.model_id = d.model_id)"
+        )
+        gaps = conn.execute(COST_GAPS_SQL.format(ran=ran), [as_of]).fetchall()
     except duckdb.Error:
         try:
-            gaps = conn.execute(COST_ZERO_DAYS_SQL.format(scored=scored), [as_of]).fetchall()
+            ran = SCORED_SQL if scored else LAST_COST_SQL
+            gaps = conn.execute(COST_ZERO_DAYS_SQL.format(ran=ran), [as_of]).fetchall()
         except (duckdb.CatalogException, duckdb.BinderException):
             return []
     lines = []

@@ -1147,12 +1147,14 @@ def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(wareho
         conn.execute(
             "CREATE OR REPLACE TABLE marts.model_health_daily (model_id VARCHAR, date DATE, predictions BIGINT)"
         )
-        conn.execute("INSERT INTO marts.model_health_daily VALUES ('m', ?, 50)", [days[3]])  # scored on day 3 only
+        # scored on days 0, 1 and 3 (no case on day 2: its cost 0, then its row gone; none on day 4)
+        conn.executemany("INSERT INTO marts.model_health_daily VALUES ('m', ?, 50)", [[days[i]] for i in (0, 1, 3)])
     out = _summary(path, capsys)
     # by hand: day 2 has its row (0); days 3 and 4 are after the last cost row (day 2), day 3 with predictions
     assert f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} ({days[3]})" in out
     with duckdb.connect(str(path)) as conn:  # as it was for the rest
         conn.execute("DELETE FROM staging.stg_model_costs WHERE date = ?", [days[2]])
+        conn.execute("INSERT INTO marts.model_health_daily VALUES ('m', ?, 50)", [days[2]])  # day 2 scored again
         conn.executemany(
             "UPDATE attribution.model_impact SET model_cost = 120.5 WHERE as_of_date = ?", [[d] for d in days[3:]]
         )
@@ -1167,6 +1169,30 @@ def test_a_cost_day_missing_and_costs_after_the_newest_net_value_are_said(wareho
         conn.execute("UPDATE attribution.model_impact SET model_cost = 0 WHERE as_of_date = ?", [days[4]])
     out = _summary(path, capsys)
     assert f"no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} ({days[2]})" in out
+
+
+def test_a_weekly_batch_models_days_without_predictions_miss_no_cost(warehouse, capsys):
+    # a trial's weekly batch, billed on its Mondays: "no model_costs row on 108 day(s)", every Monday's row there
+    path, _, _ = warehouse
+    days = [(AS_OF - pd.Timedelta(days=d)).date() for d in range(20, -1, -1)]
+    mondays = days[::7]
+    with duckdb.connect(str(path)) as conn:
+        conn.executemany(
+            "INSERT INTO attribution.model_impact (model_id, experiment_id, analysis_window, as_of_date, model_cost) "
+            "VALUES ('m', 'e', 'day', ?, ?)",
+            [[d, 80.0 if d in mondays else 0.0] for d in days],
+        )
+        conn.execute("CREATE SCHEMA staging")
+        conn.execute("CREATE TABLE staging.stg_model_costs (model_id VARCHAR, date DATE, total_cost DOUBLE)")
+        conn.executemany("INSERT INTO staging.stg_model_costs VALUES ('m', ?, 80.0)", [[d] for d in mondays[:-1]])
+        conn.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        conn.execute(
+            "CREATE OR REPLACE TABLE marts.model_health_daily (model_id VARCHAR, date DATE, predictions BIGINT)"
+        )
+        conn.executemany("INSERT INTO marts.model_health_daily VALUES ('m', ?, 87)", [[d] for d in mondays])
+    out = _summary(path, capsys)
+    # by hand: the last Monday's cost row is missing (its batch scored); the 18 other days scored nothing
+    assert f"  note: m: no model_costs row on 1 day(s) of its experiment up to {AS_OF.date()} ({mondays[-1]})" in out
 
 
 def test_a_model_without_any_cost_row_is_named_with_the_cost_ids_no_model_has(warehouse, capsys):
