@@ -625,10 +625,14 @@ def _volume_breaches(
         return series
     weekday_level = levels[~held].reset_index(drop=True)
     trailing = series["predictions"].shift(1).rolling(trailing_days, min_periods=trailing_days).median()
+    minimum = float(volume.get("min_count") or 0)
+    # a weekly batch's trailing median is 0 (six empty days a week): its batch day is judged against its weekday's
+    # level instead, where that reaches min_count (a trial's Monday batch cut to 25 of ~87 went unsaid)
+    batch_day = (trailing < minimum) & (weekday_level >= minimum)
     with np.errstate(divide="ignore", invalid="ignore"):
-        change = series["predictions"] / trailing - 1
+        change = series["predictions"] / trailing.where(~batch_day, weekday_level) - 1
     # a trailing median below min_count is too small to tell an outage from noise (a new or tiny model)
-    judged = trailing >= float(volume.get("min_count") or 0)
+    judged = (trailing >= minimum) | batch_day
     # a weekly cycle: a day within the band of its weekday's level (the median of the same weekday in the up to
     # WEEKDAY_LEVEL_WEEKS weeks before: one odd week does not move it) is the data's rhythm, not an outage: a quiet weekend
     # like the last ones, a day off every week. Two real data sets with weekends at 40% of weekdays alerted
@@ -641,14 +645,18 @@ def _volume_breaches(
     off_weekly = (series["predictions"] == 0) & (weekday_level == 0)
     weekly = off_weekly | (like_its_weekday & (weekday_level > 0))
     hit = (series["date"] >= first) & judged & ~weekly & (change.abs() > volume["outside"])
-    out = series[hit].assign(model_id=model_id)
-    return _breaches(
-        out,
-        "volume_change",
-        change[hit],
-        volume["outside"],
-        f"outside ±{volume['outside']} of trailing {trailing_days}-day median",
-    )
+    rules = {
+        False: f"outside ±{volume['outside']} of trailing {trailing_days}-day median",
+        True: f"outside ±{volume['outside']} of its weekday's median of the {WEEKDAY_LEVEL_WEEKS} weeks before (a batch)",
+    }
+    parts = []
+    for by_weekday, rule in rules.items():
+        rows = hit & (batch_day == by_weekday)
+        parts.append(
+            _breaches(series[rows].assign(model_id=model_id), "volume_change", change[rows], volume["outside"], rule)
+        )
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _poisson_two_sided(counts: pd.Series, means: pd.Series) -> pd.Series:

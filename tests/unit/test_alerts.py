@@ -752,6 +752,22 @@ def test_a_weekday_only_models_weekends_are_no_volume_outage():
     assert found == [(day(23), "", -1.0, 0.5)]
 
 
+def test_a_weekly_batch_cut_short_or_missed_is_judged_against_its_weekday():
+    # a trial's Monday batch of ~87 cut to 25 went unsaid: the trailing 7-day median of a weekly batch is 0 (six
+    # empty days a week), so no day of it was ever judged
+    mondays = {0: 90, 7: 80, 14: 95, 21: 87, 28: 25, 42: 84}  # day 35: the batch missed
+    counts = {f"d{i}": {"predictions": mondays.get(i, 0)} for i in range(49)}
+    found = alerts(steady(range(49), **counts), 7, 48)
+    # by hand: day 28 against median(87, 95, 80) = 87: 25 / 87 - 1; day 35 against median(25, 87, 95) = 87: -1;
+    # day 42 against median(0, 25, 87) = 25, under the rule's min_count (50): not judged
+    assert by_metric(found, "volume_change") == [(day(28), "", round(25 / 87 - 1, 12), 0.5), (day(35), "", -1.0, 0.5)]
+    assert set(found.loc[found["metric"] == "volume_change", "rule"]) == {
+        "outside ±0.5 of its weekday's median of the 3 weeks before (a batch)"
+    }
+    # the batches within noise of their weekday and the six empty days a week: nothing (days 7-27)
+    assert by_metric(alerts(steady(range(28), **counts), 7, 27), "volume_change") == []
+
+
 def test_quiet_weekends_like_the_last_ones_are_no_volume_alert():
     # two real data sets (resumes, an inbox) with weekends at 40% of weekdays: volume_change fired every weekend
     weekday, weekend = 100, 40
