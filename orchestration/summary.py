@@ -496,6 +496,17 @@ def _print_attribution(results, impact) -> None:
     )
     for note in arms_family_notes(results, alpha):
         print(f"  {note}")
+    # a trial: "+113.8% [-5.1%, +232.7%], significant yes" on 14 control donors of 184 (99 of 165 such rows)
+    across = results[
+        results["significant"].fillna(False).astype(bool) & (results["ci_low"] < 0) & (results["ci_high"] > 0)
+    ]
+    if len(across):
+        named = ", ".join(f"{r.model} {r.metric}" for r in across.itertuples())
+        print(
+            f"  significant beside a relative interval across 0 ({named}): the test is of the absolute lift, whose "
+            "interval excludes 0; the relative interval (lift / the control's mean, by the delta method) widens where "
+            "the control's mean rests on few events: read the direction from the test, the size from absolute_ci_*"
+        )
     for r in results[results["degenerate_reason"].notna()].itertuples():
         print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}{exact_test_text(r.exact_p_value)}")
     for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():

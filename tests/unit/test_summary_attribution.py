@@ -107,6 +107,22 @@ def test_every_lift_shows_whether_it_is_significant_after_holm(warehouse, capsys
     assert f"; Fisher's exact p {fisher:.4f} (two-sided, unadjusted)" in lines_of(out, "not tested: m d7_retention")
 
 
+def test_a_significant_row_beside_a_relative_interval_across_0_is_explained(warehouse, capsys):
+    # a trial: "+113.8% [-5.1%, +232.7%], significant yes" (14 control donors of 184): the test is of the absolute
+    # lift; the relative interval's delta method widens on a small control mean
+    path, results, _ = warehouse
+    out = _summary(path, capsys)
+    assert "significant beside a relative interval across 0" not in out  # none in the world as built
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "UPDATE attribution.experiment_results SET significant = true, relative_ci_low = -0.05, "
+            "relative_ci_high = 2.3, cuped_relative_ci_low = -0.05, cuped_relative_ci_high = 2.3 "
+            "WHERE metric = 'conversion'"
+        )
+    out = _summary(path, capsys)
+    assert "significant beside a relative interval across 0 (m conversion): the test is of the absolute lift" in out
+
+
 def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency(warehouse, capsys):
     path, _, impact = warehouse
     out = _summary(path, capsys)
