@@ -625,7 +625,7 @@ def _fairness(conn, upto=None) -> list[str]:
             f", latest {window(failing.iloc[-1])}" if len(failing) and failing["date"].iloc[-1] != shown_day else ""
         )
         counts = f"{len(failing)} failed{which(failing)}{latest}, {unassessed} not assessed"
-        if note := _window_labels_note(model, shown.iloc[0], known_through):
+        if note := _window_labels_note(model, shown.iloc[0], known_through, _all_labelled_days(conn, model)):
             notes.setdefault(model, note)  # one line per model after its attributes' (their windows are the same)
         if newer.empty:
             lines.append(
@@ -655,7 +655,18 @@ def _labels_known_through(conn, upto):
         return None
 
 
-def _window_labels_note(model: str, window, known_through) -> str:
+def _all_labelled_days(conn, model: str) -> set:
+    """The model's days with every prediction labelled: complete whatever the horizon (a fixed-date outcome)."""
+    rows = _rows(
+        conn,
+        "SELECT date FROM marts.model_health_daily WHERE model_id = ? GROUP BY date "
+        "HAVING sum(labelled) >= sum(predictions) AND sum(predictions) > 0",
+        [model],
+    )
+    return {d.date() if hasattr(d, "date") and callable(d.date) else d for (d,) in rows}
+
+
+def _window_labels_note(model: str, window, known_through, all_labelled: set = frozenset()) -> str:
     """'labels complete on N of M days of its window ...' when some of a fairness window's days are not yet past
     the model's label horizon by ``known_through``: its label-based verdicts read the outcomes known so far (a
     trial's equal opportunity passed at 0.79 on half its labels and failed at 0.54 on all of them)."""
@@ -668,7 +679,11 @@ def _window_labels_note(model: str, window, known_through) -> str:
     horizon = load_config().model(model).label_horizon_days
     start, end = pd.Timestamp(window["window_start"]).date(), pd.Timestamp(window["date"]).date()
     days = (end - start).days + 1
-    complete = sum(start + pd.Timedelta(days=i + horizon).to_pytimedelta() <= known_through for i in range(days))
+    complete = sum(
+        start + pd.Timedelta(days=i + horizon).to_pytimedelta() <= known_through
+        or start + pd.Timedelta(days=i).to_pytimedelta() in all_labelled
+        for i in range(days)
+    )
     if complete >= days:
         return ""
     return (
@@ -1143,7 +1158,7 @@ def read_and_print(conn, reports: Path) -> None:
         if "labels complete" in recent:
             print(
                 "  labels complete: the days past the model's label horizon (label_horizon_days) by the newest day "
-                "labels were counted for; before it, precision and recall read the labels known so far, which can be far off "
+                "labels were counted for, or with every prediction labelled (a fixed-date outcome); before it, precision and recall read the labels known so far, which can be far off "
                 "when some outcomes land sooner than others. est. precision: the label-free estimate (CBPE) over "
                 "the same days' positive decisions (right if the scores are calibrated)"
             )

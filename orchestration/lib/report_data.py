@@ -372,13 +372,17 @@ def label_maturity(conn, as_of: date | None, days: int, horizon_of) -> pd.DataFr
         conn,
         f"SELECT model_id AS model, model_version AS version, date, ?::DATE AS known_through, estimated_precision, "
         f"{calibrated}::BOOLEAN AS cbpe_calibrated, "
-        "predictions * positive_rate AS positives "
+        "predictions * positive_rate AS positives, labelled >= predictions AND predictions > 0 AS all_labelled "
         f"FROM marts.model_health_daily JOIN ({MODEL_WINDOW_END_SQL}) USING (model_id) "
         "WHERE date > upto - ?::INTEGER AND date <= upto",
         [labels_known_through(conn, as_of), as_of, days],
     )
     horizon = pd.to_timedelta(daily["model"].map(horizon_of).astype(int), unit="D")
-    daily["complete"] = pd.to_datetime(daily["date"]) + horizon <= pd.to_datetime(daily["known_through"])
+    # or every prediction of the day labelled: a fixed-date outcome (a trial's election, every label on one day) is
+    # complete once it lands, not a horizon of 41 days later ("labels complete 0/30 days" with 760 of 760 labelled)
+    daily["complete"] = (pd.to_datetime(daily["date"]) + horizon <= pd.to_datetime(daily["known_through"])) | daily[
+        "all_labelled"
+    ].astype("boolean").fillna(False)
     estimated = daily["estimated_precision"].notna() & (daily["positives"] > 0)
     daily["weighted"] = (daily["estimated_precision"] * daily["positives"]).where(estimated)
     daily["weight"] = daily["positives"].where(estimated)

@@ -989,6 +989,26 @@ def test_a_small_models_precision_and_recall_are_pooled_over_30_days(warehouse):
     ) in text
 
 
+def test_a_day_with_every_prediction_labelled_is_complete_before_its_horizon(tmp_path):
+    # a trial's election: every label landed on one day; "labels complete 0/30 days" with 760 of 760 labelled
+    from orchestration.lib.report_data import label_maturity
+
+    days = [AS_OF - timedelta(days=i) for i in range(10)]
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute(
+            "CREATE TABLE marts.model_health_daily (model_id VARCHAR, model_version VARCHAR, date DATE, "
+            "labels_as_of DATE, predictions BIGINT, labelled BIGINT, positive_rate DOUBLE, estimated_precision DOUBLE)"
+        )
+        conn.executemany(
+            "INSERT INTO marts.model_health_daily VALUES ('m', 'v1', ?, ?, 20, ?, 0.5, NULL)",
+            [[d, AS_OF, 20 if i % 3 else 19] for i, d in enumerate(days)],  # days 0, 3, 6, 9 back: one unlabelled
+        )
+        maturity = label_maturity(conn, AS_OF, 30, lambda model: 41)
+    # by hand: no day is 41 days old; the 6 days with 20 of 20 labelled are complete
+    assert maturity[["days", "complete_days"]].values.tolist() == [[10, 6]]
+
+
 def test_a_small_models_pooled_rates_say_how_many_days_have_all_their_labels(warehouse):
     # summary said "labels complete 0/30 days, est. precision 0.786" beside a risk score's early precision; the
     # report's pooled note gave the early precision alone

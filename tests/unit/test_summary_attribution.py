@@ -1460,6 +1460,17 @@ def test_a_verdict_the_newest_window_could_not_judge_shows_its_last_judged_windo
         f"{horizon}, labels counted to 2026-03-20): its label-based fairness verdicts read the outcomes known so far\n"
     ) in out
     assert out.count("labels complete on") == 1  # once for the model, not on each attribute's line
+    # every prediction of the window labelled (a fixed-date outcome: a trial's election, every label on one day) is
+    # complete whatever the horizon: "labels complete on 1 of 40 days" was said with 760 of 760 labelled
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "CREATE OR REPLACE TABLE marts.model_health_daily AS SELECT d::DATE AS date, 'm' AS model_id, "
+            "DATE '2026-03-20' AS labels_as_of, 10 AS predictions, 10 - (d = DATE '2026-03-01')::INT AS labelled "
+            "FROM generate_series(DATE '2026-02-27', DATE '2026-03-12', INTERVAL 1 DAY) t(d)"
+        )
+    out = _summary(path, capsys)
+    # by hand: 13 of 14 days have all 10 labelled; 03-01 has 9 (and is not past the horizon)
+    assert complete == 0 and "m: labels complete on 13 of 14 days of its window" in out
 
 
 def test_an_attribute_no_window_could_judge_is_said_not_assessed_beside_one_that_was(warehouse, capsys):
