@@ -435,6 +435,7 @@ def _print_attribution(results, impact) -> None:
         ROI_NOTE,
         AttributionSettings,
         arms_family_notes,
+        relative_across_zero_note,
         ci_sign,
         exact_test_text,
         controls_of,
@@ -496,17 +497,8 @@ def _print_attribution(results, impact) -> None:
     )
     for note in arms_family_notes(results, alpha):
         print(f"  {note}")
-    # a trial: "+113.8% [-5.1%, +232.7%], significant yes" on 14 control donors of 184 (99 of 165 such rows)
-    across = results[
-        results["significant"].fillna(False).astype(bool) & (results["ci_low"] < 0) & (results["ci_high"] > 0)
-    ]
-    if len(across):
-        named = ", ".join(f"{r.model} {r.metric}" for r in across.itertuples())
-        print(
-            f"  significant beside a relative interval across 0 ({named}): the test is of the absolute lift, whose "
-            "interval excludes 0; the relative interval (lift / the control's mean, by the delta method) widens where "
-            "the control's mean rests on few events: read the direction from the test, the size from absolute_ci_*"
-        )
+    if across := relative_across_zero_note(results, results["model"]):
+        print(f"  {across}")
     for r in results[results["degenerate_reason"].notna()].itertuples():
         print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}{exact_test_text(r.exact_p_value)}")
     for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():
@@ -625,7 +617,7 @@ def _fairness(conn, upto=None) -> list[str]:
             f", latest {window(failing.iloc[-1])}" if len(failing) and failing["date"].iloc[-1] != shown_day else ""
         )
         counts = f"{len(failing)} failed{which(failing)}{latest}, {unassessed} not assessed"
-        if note := _window_labels_note(model, shown.iloc[0], known_through, _all_labelled_days(conn, model)):
+        if note := _window_labels_note(model, shown.iloc[0], known_through, _predicted_days(conn, model)):
             notes.setdefault(model, note)  # one line per model after its attributes' (their windows are the same)
         if newer.empty:
             lines.append(
@@ -655,21 +647,24 @@ def _labels_known_through(conn, upto):
         return None
 
 
-def _all_labelled_days(conn, model: str) -> set:
-    """The model's days with every prediction labelled: complete whatever the horizon (a fixed-date outcome)."""
+def _predicted_days(conn, model: str) -> dict:
+    """The model's days with predictions -> whether every one of them is labelled (complete whatever the horizon: a
+    fixed-date outcome); {} without the mart's counts."""
     rows = _rows(
         conn,
-        "SELECT date FROM marts.model_health_daily WHERE model_id = ? GROUP BY date "
-        "HAVING sum(labelled) >= sum(predictions) AND sum(predictions) > 0",
+        "SELECT date, sum(labelled) >= sum(predictions) FROM marts.model_health_daily WHERE model_id = ? "
+        "GROUP BY date HAVING sum(predictions) > 0",
         [model],
     )
-    return {d.date() if hasattr(d, "date") and callable(d.date) else d for (d,) in rows}
+    return {d: bool(all_labelled) for d, all_labelled in rows}
 
 
-def _window_labels_note(model: str, window, known_through, all_labelled: set = frozenset()) -> str:
+def _window_labels_note(model: str, window, known_through, predicted: dict | None = None) -> str:
     """'labels complete on N of M days of its window ...' when some of a fairness window's days are not yet past
     the model's label horizon by ``known_through``: its label-based verdicts read the outcomes known so far (a
-    trial's equal opportunity passed at 0.79 on half its labels and failed at 0.54 on all of them)."""
+    trial's equal opportunity passed at 0.79 on half its labels and failed at 0.54 on all of them). ``predicted``
+    (_predicted_days): the days counted are those with predictions, complete too when every one is labelled (a
+    weekly batch's window of 42 days read "14 of 42", its six empty days a week among them)."""
     import pandas as pd
 
     from orchestration.lib.project_config import load_config
@@ -678,16 +673,18 @@ def _window_labels_note(model: str, window, known_through, all_labelled: set = f
         return ""
     horizon = load_config().model(model).label_horizon_days
     start, end = pd.Timestamp(window["window_start"]).date(), pd.Timestamp(window["date"]).date()
-    days = (end - start).days + 1
+    every = [start + pd.Timedelta(days=i).to_pytimedelta() for i in range((end - start).days + 1)]
+    counted = [d for d in every if d in predicted] if predicted else every
+    days = len(counted)
     complete = sum(
-        start + pd.Timedelta(days=i + horizon).to_pytimedelta() <= known_through
-        or start + pd.Timedelta(days=i).to_pytimedelta() in all_labelled
-        for i in range(days)
+        d + pd.Timedelta(days=horizon).to_pytimedelta() <= known_through or (predicted or {}).get(d, False)
+        for d in counted
     )
     if complete >= days:
         return ""
     return (
-        f"labels complete on {complete} of {days} days of its window {start} .. {end} (label_horizon_days {horizon}, "
+        f"labels complete on {complete} of {days} days{' with predictions' if days < len(every) else ''} of its "
+        f"window {start} .. {end} (label_horizon_days {horizon}, "
         f"labels counted to {known_through}): its label-based fairness verdicts read the outcomes known so far"
     )
 

@@ -899,6 +899,23 @@ def arms_family_notes(results: pd.DataFrame, alpha: float) -> list[str]:
     return notes
 
 
+def relative_across_zero_note(results: pd.DataFrame, models: pd.Series) -> str | None:
+    """The significant rows of ``results`` (one window and day; ``ci_low``/``ci_high``: the relative interval shown,
+    ``models``: each row's model as said) whose relative interval includes 0, named: the test is of the absolute
+    lift. A trial's "+113.8% [-5.1%, +232.7%], significant yes" rested on 14 control donors of 184."""
+    significant = results["significant"].astype("boolean").fillna(False).astype(bool)
+    across = significant & (results["ci_low"] < 0) & (results["ci_high"] > 0)
+    if not across.any():
+        return None
+    models = pd.Series(list(models), index=results.index)
+    named = ", ".join(f"{m} {metric}" for m, metric in zip(models[across], results.loc[across, "metric"], strict=True))
+    return (
+        f"significant beside a relative interval across 0 ({named}): the test is of the absolute lift, whose interval "
+        "excludes 0; the relative interval (lift / the control's mean, by the delta method) widens where the "
+        "control's mean rests on few events: read the direction from the test, the size from absolute_ci_*"
+    )
+
+
 def cost_split_notes(impact: pd.DataFrame) -> list[str]:
     """For each model whose cost ``impact`` splits across several treatment arms (by treated users: model_costs has
     no arm), what that assumes: a trial's arm flagging twice as many users ran at +1,696% ROI against +795% for the

@@ -44,6 +44,7 @@ from orchestration.lib.attribution import (
     controls_of,
     AttributionSettings,
     arms_family_notes,
+    relative_across_zero_note,
     correction_name,
     cost_split_notes,
     exact_test_text,
@@ -389,6 +390,8 @@ class ReportBuilder:
         alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
         for family in arms_family_notes(latest, alpha):
             s.add(paragraph(family))
+        if across := relative_across_zero_note(latest, _models(latest)):
+            s.add(paragraph(across))
         s.add(
             table(
                 pd.DataFrame(

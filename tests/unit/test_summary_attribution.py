@@ -2,6 +2,7 @@
 named, ROI as net return per unit of cost with its CI, money in the project file's currency (issue 13)."""
 
 import argparse
+import html
 from datetime import date, timedelta
 import json
 
@@ -120,7 +121,14 @@ def test_a_significant_row_beside_a_relative_interval_across_0_is_explained(ware
             "WHERE metric = 'conversion'"
         )
     out = _summary(path, capsys)
-    assert "significant beside a relative interval across 0 (m conversion): the test is of the absolute lift" in out
+    said = "significant beside a relative interval across 0 (m conversion): the test is of the absolute lift"
+    assert said in out
+    # the report's headline table too (a re-trial found it there without the note)
+    from orchestration.lib.report import render_report
+
+    with duckdb.connect(str(path), read_only=True) as conn:
+        page = html.unescape(render_report(conn, AS_OF.date()).html)
+    assert said in page
 
 
 def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency(warehouse, capsys):
@@ -1471,6 +1479,13 @@ def test_a_verdict_the_newest_window_could_not_judge_shows_its_last_judged_windo
     out = _summary(path, capsys)
     # by hand: 13 of 14 days have all 10 labelled; 03-01 has 9 (and is not past the horizon)
     assert complete == 0 and "m: labels complete on 13 of 14 days of its window" in out
+    # a weekly batch: the days without predictions are not counted (a re-trial's "14 of 42 days": 13 empty days past
+    # the horizon and one batch)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("DELETE FROM marts.model_health_daily WHERE dayofweek(date) <> 1")  # Mondays: 03-02, 03-09
+        conn.execute("UPDATE marts.model_health_daily SET labelled = 9 WHERE date = DATE '2026-03-09'")
+    out = _summary(path, capsys)
+    assert "m: labels complete on 1 of 2 days with predictions of its window 2026-02-27 .. 2026-03-12" in out
 
 
 def test_an_attribute_no_window_could_judge_is_said_not_assessed_beside_one_that_was(warehouse, capsys):
