@@ -91,6 +91,14 @@ def _summary(path, capsys) -> str:
     return capsys.readouterr().out
 
 
+def _summary_after(path, capsys, *statements: str) -> str:
+    """summary's output once ``statements`` have run on the warehouse."""
+    with duckdb.connect(str(path)) as conn:
+        for sql in statements:
+            conn.execute(sql)
+    return _summary(path, capsys)
+
+
 def test_every_lift_shows_whether_it_is_significant_after_holm(warehouse, capsys):
     path, results, _ = warehouse
     out = _summary(path, capsys)
@@ -114,13 +122,12 @@ def test_a_significant_row_beside_a_relative_interval_across_0_is_explained(ware
     path, results, _ = warehouse
     out = _summary(path, capsys)
     assert "significant beside a relative interval across 0" not in out  # none in the world as built
-    with duckdb.connect(str(path)) as conn:
-        conn.execute(
-            "UPDATE attribution.experiment_results SET significant = true, relative_ci_low = -0.05, "
-            "relative_ci_high = 2.3, cuped_relative_ci_low = -0.05, cuped_relative_ci_high = 2.3 "
-            "WHERE metric = 'conversion'"
-        )
-    out = _summary(path, capsys)
+    out = _summary_after(
+        path,
+        capsys,
+        "UPDATE attribution.experiment_results SET significant = true, relative_ci_low = -0.05, "
+        "relative_ci_high = 2.3, cuped_relative_ci_low = -0.05, cuped_relative_ci_high = 2.3 WHERE metric = 'conversion'",
+    )
     said = "significant beside a relative interval across 0 (m conversion): the test is of the absolute lift"
     assert said in out
     # the report's headline table too (a re-trial found it there without the note)
@@ -1470,21 +1477,23 @@ def test_a_verdict_the_newest_window_could_not_judge_shows_its_last_judged_windo
     assert out.count("labels complete on") == 1  # once for the model, not on each attribute's line
     # every prediction of the window labelled (a fixed-date outcome: a trial's election, every label on one day) is
     # complete whatever the horizon: "labels complete on 1 of 40 days" was said with 760 of 760 labelled
-    with duckdb.connect(str(path)) as conn:
-        conn.execute(
-            "CREATE OR REPLACE TABLE marts.model_health_daily AS SELECT d::DATE AS date, 'm' AS model_id, "
-            "DATE '2026-03-20' AS labels_as_of, 10 AS predictions, 10 - (d = DATE '2026-03-01')::INT AS labelled "
-            "FROM generate_series(DATE '2026-02-27', DATE '2026-03-12', INTERVAL 1 DAY) t(d)"
-        )
-    out = _summary(path, capsys)
+    out = _summary_after(
+        path,
+        capsys,
+        "CREATE OR REPLACE TABLE marts.model_health_daily AS SELECT d::DATE AS date, 'm' AS model_id, "
+        "DATE '2026-03-20' AS labels_as_of, 10 AS predictions, 10 - (d = DATE '2026-03-01')::INT AS labelled "
+        "FROM generate_series(DATE '2026-02-27', DATE '2026-03-12', INTERVAL 1 DAY) t(d)",
+    )
     # by hand: 13 of 14 days have all 10 labelled; 03-01 has 9 (and is not past the horizon)
     assert complete == 0 and "m: labels complete on 13 of 14 days of its window" in out
     # a weekly batch: the days without predictions are not counted (a re-trial's "14 of 42 days": 13 empty days past
     # the horizon and one batch)
-    with duckdb.connect(str(path)) as conn:
-        conn.execute("DELETE FROM marts.model_health_daily WHERE dayofweek(date) <> 1")  # Mondays: 03-02, 03-09
-        conn.execute("UPDATE marts.model_health_daily SET labelled = 9 WHERE date = DATE '2026-03-09'")
-    out = _summary(path, capsys)
+    out = _summary_after(
+        path,
+        capsys,
+        "DELETE FROM marts.model_health_daily WHERE dayofweek(date) <> 1",  # Mondays: 03-02, 03-09
+        "UPDATE marts.model_health_daily SET labelled = 9 WHERE date = DATE '2026-03-09'",
+    )
     assert "m: labels complete on 1 of 2 days with predictions of its window 2026-02-27 .. 2026-03-12" in out
 
 
