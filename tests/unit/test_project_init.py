@@ -194,6 +194,27 @@ def test_a_weekday_only_models_windows_count_its_empty_weekends(tmp_path):
     assert "psi" not in parse_config(yaml.safe_load(render(inf))).models["m"].alerts
 
 
+def test_groups_too_small_for_disparate_impact_are_named_as_those_under_min_labelled_are(tmp_path):
+    # a trial's age band 45+ (71 predictions in a window, never offered enrolment: 0 against 97%) was left out of
+    # every fairness verdict, and init named only the groups under bias.min_labelled
+    source = tmp_path / "zone"
+    bands = ["18-29"] * 60 + ["30-44"] * 35 + ["45+"] * 5
+    _write(source, "users", pd.DataFrame({"user_id": [f"u{i}" for i in range(100)], "signup_at": START, "age": bands}))
+    days = [START + timedelta(days=d) for d in range(28)]
+    preds = pd.DataFrame(
+        [(f"p{d:%m%d}-{i}", "m", "v1", f"u{i}", d + timedelta(minutes=i), 0.4, 0.5) for d in days for i in range(100)],
+        columns=["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"],
+    )
+    _write(source, "predictions", preds)
+    inf = infer(source)
+    # by hand: a 14-day window holds 1,400 predictions; 45+ has 5% of them (70), under min_predictions (100)
+    [few] = [line for line in review(inf) if "groups under bias.min_predictions" in line]
+    assert few == (
+        "models.m: groups under bias.min_predictions (100 predictions) in a 14-day window, left out of disparate "
+        "impact too (lower it to judge them: the verdicts allow for the noise of small groups): users.age: 45+ (~70)"
+    )
+
+
 def test_the_horizon_that_keeps_every_label_counts_calendar_days_as_the_marts_do(zone):
     # a label counts until the end of its prediction's day + the horizon: init said "22 keeps them all" for a
     # 21.04-day delay (10:00 -> 11:00 21 days later), which 21 keeps
