@@ -233,9 +233,10 @@ def _groups(names: np.ndarray, mask) -> list[str]:
     return sorted(str(n) for n in names[mask])
 
 
-# the rate columns a verdict reads (with their Wilson intervals); one model and attribute has a handful of groups,
-# so the verdict works on plain arrays (pandas' per-call overhead made it most of a small run's bias step)
-JUDGED_RATES = ["selection_rate", "tpr", "fpr", "observed_positive_rate"]
+# the rate columns a verdict reads with their Wilson intervals (disparate_impact_relative's; the others' intervals
+# are drawn from the counts at the verdict's level); one model and attribute has a handful of groups, so the verdict
+# works on plain arrays (pandas' per-call overhead made it most of a small run's bias step)
+JUDGED_RATES = ["selection_rate"]
 JUDGED_COLUMNS = [
     "labelled",
     "predictions",

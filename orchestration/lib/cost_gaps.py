@@ -45,6 +45,9 @@ SELECT model_id, max(as_of_date) AS as_of, count(*) FILTER (WHERE missing) AS da
     list(as_of_date ORDER BY as_of_date) FILTER (WHERE missing) AS without
 FROM judged GROUP BY model_id HAVING max(cost) > 0 ORDER BY model_id
 """
+# without the health mart: the days up to the model's last cost row (COST_GAPS_SQL), or its last day that counted a
+# cost (COST_ZERO_DAYS_SQL, without the staging views)
+LAST_ROW_SQL = "d.as_of_date <= (SELECT max(last_cost) FROM costs c WHERE c.model_id = d.model_id)"
 LAST_COST_SQL = "d.as_of_date <= max(d.as_of_date) FILTER (WHERE d.cost > 0) OVER (PARTITION BY d.model_id)"
 # the cost landed after a model's newest net value (results end on the last day with experiment data)
 COSTS_AFTER_SQL = """
@@ -62,12 +65,7 @@ def cost_gap_notes(conn, as_of=None, after: bool = True) -> list[str]:
     # told of 108 days without a cost row, every Monday's there); without the health mart, those up to its last cost
     scored = "marts.model_health_daily" in existing_tables(conn)
     try:
-        ran = (
-            SCORED_SQL
-            if scored
-            else "d.as_of_date <= (SELECT max(last_cost) FROM costs c WHERE c.model_id = d.model_id)"
-        )
-        gaps = conn.execute(COST_GAPS_SQL.format(ran=ran), [as_of]).fetchall()
+        gaps = conn.execute(COST_GAPS_SQL.format(ran=SCORED_SQL if scored else LAST_ROW_SQL), [as_of]).fetchall()
     except duckdb.Error:
         try:
             ran = SCORED_SQL if scored else LAST_COST_SQL
