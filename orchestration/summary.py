@@ -617,8 +617,11 @@ def _fairness(conn, upto=None) -> list[str]:
             f", latest {window(failing.iloc[-1])}" if len(failing) and failing["date"].iloc[-1] != shown_day else ""
         )
         counts = f"{len(failing)} failed{which(failing)}{latest}, {unassessed} not assessed"
-        if note := _window_labels_note(model, shown.iloc[0], known_through, _predicted_days(conn, model)):
-            notes.setdefault(model, note)  # one line per model after its attributes' (their windows are the same)
+        # one line per model after its attributes' (their windows are the same): read for its first attribute only
+        if model not in notes and (
+            note := _window_labels_note(model, shown.iloc[0], known_through, _predicted_days(conn, model))
+        ):
+            notes[model] = note
         if newer.empty:
             lines.append(
                 f"{model} / {attribute}, window {window(shown.iloc[0])}: {verdict} (the last {len(counted)} days' windows: {counts})"
