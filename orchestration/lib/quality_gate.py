@@ -247,6 +247,7 @@ class ExpectationOutcome:
     failed_days: tuple[date, ...] = ()  # the days this expectation fails
     unexpected_by_day: dict = field(default_factory=dict)  # day -> unexpected rows (rows and days levels)
     experiments_by_day: dict = field(default_factory=dict)  # day -> its unexpected rows' experiment ids (RowCount's)
+    files: tuple = ()  # the files a duplicated key's rows come from, when several (RowCount's)
 
     @property
     def name(self) -> str:
@@ -299,7 +300,7 @@ class SuiteResult:
         max_share of the day's rows (a small label feed whose every label points to an unknown prediction)."""
         rows = self.rows_by_day.get(day, 0)
         return [
-            tolerated_warning(o.name, o.detail if o.detail and o.detail.startswith(DUPLICATES_FROM) else "")
+            tolerated_warning(o.name, duplicates_from(o.files))
             for o in self.outcomes
             if o.level == "rows"
             and day not in o.failed_days  # judged per day: another day of the run may fail it
@@ -1315,7 +1316,9 @@ def tolerated_warning(expectation: str, files: str = "") -> str:
     return f"{expectation} ({words + '; ' if words else ''}tolerated by gates.rows.min_count)"
 
 
-DUPLICATES_FROM = "the duplicated rows come from"
+def duplicates_from(files) -> str:
+    """What the files a duplicated key's rows come from say ('' for none)."""
+    return f"the duplicated rows come from {', '.join(files)}: a file delivered twice?" if files else ""
 
 
 def tolerated_hint(warning: str) -> str:
@@ -1344,13 +1347,14 @@ def _rows_outcome(r, count: RowCount, days: tuple, blocking: bool) -> Expectatio
         level="rows",
         blocking=blocking,
         detail=count.error
-        or (f"{DUPLICATES_FROM} {', '.join(count.files)}: a file delivered twice?" if count.files else "")
+        or duplicates_from(count.files)
         or (count.hint or REFERENCE_HINTS.get(count.spec["kwargs"].get("column")) if failed_days else None)
         or next((count.unit_slips[d] for d in failed_days if d in count.unit_slips), None)
         or _detail(details, r.exception_info),
         failed_days=failed_days,
         unexpected_by_day=count.unexpected_by_day,
         experiments_by_day=count.experiments_by_day,
+        files=tuple(count.files or ()),
     )
 
 
