@@ -1,3 +1,4 @@
+import gc
 import json
 import os
 import shutil
@@ -96,6 +97,21 @@ def pytest_unconfigure(config):
     if hasattr(config, "groups_file"):
         shutil.rmtree(config.groups_file.parent, ignore_errors=True)
     shutil.rmtree(DAGSTER_TEST_HOME, ignore_errors=True)
+
+
+_previous_module = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """When a worker moves on to another module, what is alive (imports, caches, session fixtures; the last
+    module's fixtures are released by then) is collected once and frozen (gc.freeze, as a run process freezes its
+    long-lived objects: orchestration/lib/long_lived.py). Each later full collection, two around every in-process
+    dbt run (orchestration/lib/dbt_runner.py), then walks what was made since instead of the session's heap."""
+    if _previous_module.get("module") is not item.module:
+        _previous_module["module"] = item.module
+        gc.collect()
+        gc.freeze()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from orchestration.lib.settings import DBT_PROJECT_DIR, temporary_env
 
-# dbt's parse state (target/partial_parse.msgpack) per --vars text, kept for the process: each test builds in a
-# target folder of its own, where dbt would parse the whole project again (~2.5 s, its macros most of it). dbt
-# checks the state it is given (project files, vars, profile, the environment variables its files read) and
-# parses again whatever changed, so a state from another test's folder is used only where it still holds.
-_PARSE_STATES: dict[str, bytes] = {}
+# dbt's last parse state (target/partial_parse.msgpack), kept for the process: each test builds in a target folder
+# of its own, where dbt would parse the whole project again (~2.5 s, its macros most of it). dbt checks the state
+# it is given (project files, profile, the environment variables its files read; not the vars, as in the
+# pipeline: orchestration/lib/dbt_runner.py) and parses again whatever changed, so a state from another test's
+# folder is used only where it still holds.
+_parse_state: dict[str, bytes] = {}
 PARSE_STATE = "partial_parse.msgpack"
 
 
@@ -37,15 +38,13 @@ def run_dbt(
     chosen = ["--inline", inline] if inline is not None else ["--select", *select]
     args = [command, *chosen, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     args += ["--target-path", str(target), "--quiet"]
-    key = ""
     if variables is not None:  # a dict, or the JSON/YAML text exactly as given
-        key = variables if isinstance(variables, str) else json.dumps(variables, sort_keys=True)
-        args += ["--vars", key]
+        args += ["--vars", variables if isinstance(variables, str) else json.dumps(variables, sort_keys=True)]
     state = Path(target) / PARSE_STATE
-    if key in _PARSE_STATES and not state.exists():
+    if "last" in _parse_state and not state.exists():
         state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_bytes(_PARSE_STATES[key])
-    keep_partial_parse_across_warehouses()  # as the pipeline's dbt: the warehouse's path is not the project's
+        state.write_bytes(_parse_state["last"])
+    keep_partial_parse_across_warehouses()  # as the pipeline's dbt: neither the warehouse's path nor vars re-parse
     # the dates as the pipeline passes them: environment variables the macros read when the SQL runs (new dates
     # keep the parse state, where new --vars would not)
     env = {}
@@ -59,4 +58,4 @@ def run_dbt(
     finally:
         close_duckdb_handles()
         if state.exists():
-            _PARSE_STATES[key] = state.read_bytes()
+            _parse_state["last"] = state.read_bytes()

@@ -25,6 +25,10 @@ CONSOLE_LEVELS = frozenset({"info", "warn", "error"})
 # warehouse (a test's, a second deployment's) cost a full parse, ~2 s. No model or macro reads them while parsing
 # (only the connection does), so they are left out of dbt's fingerprint of the profile; any other change counts.
 LOCATION_KEYS = frozenset({"path", "config_options"})
+# dbt re-parses the whole project too when the run's --vars change: the project file's settings (attributes, metrics,
+# horizons), so every edit of it, and every test world's, cost a full parse. The models read vars only in the SQL
+# dbt renders when a node runs, never in a ref, source or config a parse records (test_dbt_runner parses under two
+# var sets and compares the manifests), so the vars are left out of that check too; profile and target still count.
 # what dbt would derive afresh in each process, shared by every target folder (orchestration/lib/dbt_caches.py)
 DBT_CACHES = DBT_PROJECT_DIR / "target" / "dbt_caches"
 
@@ -73,9 +77,11 @@ def invoke_dbt(args: list[str], tail: int = 30) -> DbtOutcome:
 
 
 def keep_partial_parse_across_warehouses() -> None:
-    """Leave LOCATION_KEYS out of the profile's fingerprint in dbt's partial-parse check (once per process)."""
+    """Leave LOCATION_KEYS out of the profile's fingerprint in dbt's partial-parse check, and the --vars out of its
+    vars fingerprint (once per process)."""
     from dbt.contracts.files import FileHash
     from dbt.parser.manifest import ManifestLoader
+    from dbt.version import __version__ as dbt_version
 
     original = ManifestLoader.build_manifest_state_check
     if getattr(original, "location_free", False):
@@ -85,6 +91,9 @@ def keep_partial_parse_across_warehouses() -> None:
         check = original(self)
         info = [(k, v) for k, v in self.root_project.credentials.connection_info() if k not in LOCATION_KEYS]
         check.profile_hash = FileHash.from_contents(pprint.pformat(sorted(info)))  # as dbt hashes it, less those
+        args = self.root_project.args
+        fingerprint = ("", getattr(args, "profile", "") or "", getattr(args, "target", "") or "", dbt_version)
+        check.vars_hash = FileHash.from_contents("\x00".join(fingerprint))  # as dbt hashes it, less the vars
         return check
 
     build_manifest_state_check.location_free = True

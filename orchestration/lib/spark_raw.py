@@ -513,10 +513,14 @@ def _stored_names(sql, contract: TableContract, known_columns: dict) -> list[str
 def _numbers_as_double(session, checked, contract: TableContract, known_columns: dict):
     """raw_loader's rule for a CSV's text (NUMBER_PATTERN): a predictions feature_* column new to the table (or
     stored as text without a value yet: _promotes), its every value a plain number, is DOUBLE; decided on the
-    day's loaded and quarantined rows together."""
+    day's loaded and quarantined rows together. A single-precision column is DOUBLE too."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType
+    from pyspark.sql.types import FloatType, StringType
 
+    # a single-precision column new to the table is stored as DOUBLE, as raw_loader's SINGLE_PRECISION_STORED
+    for field in checked.schema.fields:
+        if isinstance(field.dataType, FloatType) and field.name not in contract.column_names:
+            checked = checked.withColumn(field.name, F.col(f"`{field.name}`").cast("double"))
     stored = _stored_schema(session, "raw", contract, known_columns)
     known = {f.name: f.dataType for f in stored.fields} if stored is not None else {}
     # new columns, and those stored as text without a value yet (_empty_stored: read only for a day of numbers)

@@ -560,6 +560,30 @@ def test_a_parquet_string_feature_of_numbers_stays_text(tmp_path, spark_session)
     assert results["duckdb"] == results["spark"] == ("VARCHAR", "DOUBLE")
 
 
+def test_a_float32_parquet_feature_is_a_double_and_a_later_csv_day_keeps_every_digit(tmp_path, spark_session):
+    # a trial: a first day of float32 Parquet typed the feature FLOAT for good, and every later CSV day's number
+    # was rounded to ~7 digits (reference deciles 2.6e-8 off the values as written)
+    import numpy as np
+
+    source = tmp_path / "landing"
+    (source / "predictions").mkdir(parents=True)
+    first = _predictions(D1, range(1, 3), np.array([0.1, 1 / 3], dtype="float32"))
+    first.to_parquet(source / "predictions" / f"predictions_{D1}.parquet")
+    _csv(source, "predictions", _predictions(D2, range(3, 5), ["0.123456789012", "98765.4321"]), day=D2)
+
+    def load(conn):
+        for day in (D1, D2):
+            load_days(conn, "predictions", source, [day])
+        types = dict(conn.execute("SELECT column_name, column_type FROM (DESCRIBE raw.predictions)").fetchall())
+        rows = conn.execute("SELECT feature_recency FROM raw.predictions ORDER BY prediction_id").fetchall()
+        return types["feature_recency"], [r[0] for r in rows]
+
+    results = on_both_engines(tmp_path, load)
+    # the float32 values as the file holds them (each exactly a double), the CSV's as written
+    expected = [float(np.float32(0.1)), float(np.float32(1 / 3)), 0.123456789012, 98765.4321]
+    assert results["duckdb"] == results["spark"] == ("DOUBLE", expected)
+
+
 def test_a_feature_empty_in_its_csv_days_becomes_a_double_with_a_parquet_day_of_numbers(tmp_path, spark_session):
     # a trial: a feature empty on its first CSV days, Parquet doubles later: the doubles were stored as text
     # (VARCHAR for good), and drift read 369 categories (PSI 6.2 where binned as numbers it was 1.6)
