@@ -265,8 +265,8 @@ def _behind(rate: np.ndarray, low: np.ndarray, high: np.ndarray, beyond) -> np.n
 # failed 94 of 120 windows on pairs apart by chance; a test across the groups at this level must reject first
 ALPHA = 0.05
 WITHIN_NOISE = (
-    "within noise (no two groups' intervals apart, 95% ones or over k > 2 groups 1 - 5%/(k - 1) ones, or the groups "
-    "alike by a chi-square test across them)"
+    "within noise (the groups alike by a test across them at 5%: Fisher's exact with two groups, a chi-square with "
+    "more; or, over k > 2 groups, no two groups' 1 - 5%/(k - 1) intervals apart)"
 )
 
 
@@ -281,15 +281,41 @@ def _heterogeneity(deviations: np.ndarray, variances: np.ndarray) -> float:
 
 
 def rates_alike(successes, trials) -> float:
-    """P-value of Pearson's chi-square test of homogeneity of successes / trials across groups (scipy's
-    chi2_contingency on the groups x 2 table, without continuity correction); 1.0 where all share one outcome."""
+    """P-value of the groups sharing one rate successes / trials: with two groups Fisher's exact test (two-sided,
+    scipy's fisher_exact), exact at the few dozen predictions a small business's groups hold; with more, Pearson's
+    chi-square test of homogeneity (scipy's chi2_contingency on the groups x 2 table, without continuity
+    correction). 1.0 where all share one outcome."""
     successes, trials = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
     keep = trials > 0
     successes, trials = successes[keep], trials[keep]
     pooled = successes.sum() / trials.sum() if trials.sum() else math.nan
     if not 0 < pooled < 1:
         return 1.0
+    if len(trials) == 2:
+        return _fisher_two_sided(successes[0], trials[0], successes[1], trials[1])
     return _heterogeneity(successes - trials * pooled, trials * pooled * (1 - pooled))
+
+
+def _fisher_two_sided(x: float, n: float, y: float, m: float) -> float:
+    """Fisher's exact test of x / n against y / m, two-sided: the hypergeometric probability of every table with
+    the same margins as likely as the observed one or less (scipy.stats.fisher_exact's rule, its 1e-7 relative
+    tolerance included), from log-gamma terms (scipy.special: scipy.stats stays out of the run)."""
+    total, hits = n + m, x + y
+    k = np.arange(max(0.0, n - (total - hits)), min(n, hits) + 1)  # the first group's possible successes
+
+    def log_pmf(first):
+        return -(
+            special.gammaln(first + 1)
+            + special.gammaln(hits - first + 1)
+            + special.gammaln(n - first + 1)
+            + special.gammaln(total - hits - n + first + 1)
+        )
+
+    logs = log_pmf(k)
+    top = logs.max()
+    weights = np.exp(logs - top)
+    observed = math.exp(float(log_pmf(np.float64(x))) - top)
+    return min(1.0, float(weights[weights <= observed * (1 + 1e-7)].sum() / weights.sum()))
 
 
 def gaps_alike(gaps, scores, trials) -> float:
@@ -356,12 +382,13 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     false-positive rates (wrongly flagged), and the disadvantaged are the groups
     flagged most often / wrongly flagged most often.
 
-    The metrics are the point estimates (fairlearn's). A verdict fails only on a gap beyond its limit between
-    two groups whose 95% Wilson intervals do not overlap: with a few dozen labelled positives a group's TPR
-    moves by +-0.1 from window to window, and a point-estimate verdict failed fair models on noise (and blocked
-    their retraining). With many groups many pairs are compared, so the gap counts only where a chi-square test
-    across the groups (``rates_alike``, ``gaps_alike``) finds them unlike at ALPHA: a fair model fails about ALPHA
-    of its windows whatever the number of groups. The groups a failed verdict names are those behind such a gap.
+    The metrics are the point estimates (fairlearn's). A verdict fails only on a gap beyond its limit that is
+    beyond noise: with a few dozen labelled positives a group's TPR moves by +-0.1 from window to window, and a
+    point-estimate verdict failed fair models on noise (and blocked their retraining). The gap counts only where a
+    test across the groups (``rates_alike``, ``gaps_alike``) finds them unlike at ALPHA, and with k > 2 groups
+    (many pairs) only between two groups whose 1 - ALPHA / (k - 1) Wilson intervals do not overlap: a fair model
+    fails about ALPHA of its windows whatever the number of groups. The groups a failed verdict names are those
+    behind such a gap.
     """
     harmful = direction == "harmful"
     keep = g["labelled"] >= t.min_labelled
@@ -379,11 +406,17 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         )
 
     def rate(successes: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A rate and the interval its groups are compared by: 95% with two groups; with k, each group compared
-        with k - 1 others, 1 - ALPHA / (k - 1) (Bonferroni), so that beside a group flagged far more often the
-        fair ones are not named on pairs apart by chance (a trial named up to 10 of 48 states)."""
-        compared = max(int(np.sum(trials > 0)) - 1, 1)
-        return (_ratio(successes, trials), *_wilson(successes, trials, ALPHA / compared))
+        """A rate and the interval its groups are compared by. With k > 2 groups each is compared with k - 1
+        others at 1 - ALPHA / (k - 1) (Bonferroni), so that beside a group flagged far more often the fair ones
+        are not named on pairs apart by chance (a trial named up to 10 of 48 states). With two, the test across
+        them is the pair's own test and decides alone (the rate is its own interval): two 95% intervals apart
+        are a test at ~0.5%, and a trial's owners increased 14 of 23 times and renters 10 of 37 (disparate impact
+        0.44, Fisher's p 0.015) "passed within noise"."""
+        value = _ratio(successes, trials)
+        compared = int(np.sum(trials > 0)) - 1
+        if compared < 2:
+            return value, value, value
+        return (value, *_wilson(successes, trials, ALPHA / compared))
 
     def apart(values: tuple, limit: float) -> np.ndarray:  # behind another by more than limit, beyond noise
         return _behind(*values, lambda ahead, behind: ahead - behind > limit)

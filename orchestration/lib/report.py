@@ -930,8 +930,9 @@ class ReportBuilder:
                 f"the flag); below {floor:g} (shaded) fails the four-fifths rule. Equal opportunity compares true-positive rates, or false-positive rates "
                 f"(wrongly flagged) for a harmful positive decision. Error bars are the group's "
                 f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
-                f"uncertain; a verdict fails only where a chi-square test across the groups finds them unlike at "
-                f"5% and, with k > 2 groups, two groups' 1 - 5%/(k - 1) intervals lie apart. Groups with fewer than {decisions:g} predictions are grey and take no part in "
+                f"uncertain; a verdict fails only where a test across the groups (Fisher's exact with two, a "
+                f"chi-square with more) finds them unlike at 5% and, with k > 2 groups, two groups' 1 - 5%/(k - 1) "
+                f"intervals lie apart. Groups with fewer than {decisions:g} predictions are grey and take no part in "
                 f"disparate impact (decisions need no label); the label-based verdicts take groups with "
                 f'{minimum:g} labelled predictions (the table\'s "excluded from" column). Rates and verdicts as '
                 f"published in marts.bias_group_rates and marts.bias_verdicts."

@@ -11,6 +11,7 @@ from fairlearn.metrics import (
     selection_rate,
     true_positive_rate,
 )
+from scipy.stats import fisher_exact
 from sklearn.metrics import precision_score
 from statsmodels.stats.proportion import proportion_confint
 
@@ -145,14 +146,13 @@ def _two_groups(rng, positives: int, tpr: dict[str, float]) -> pd.DataFrame:
     return frame.assign(date="2026-09-01", score=np.where(frame["decision"] == 1, 0.7, 0.1))
 
 
-def _wilson_apart(rows: pd.DataFrame) -> bool:
-    """The oracle: the two groups' TPR Wilson 95% intervals (statsmodels) do not overlap."""
-    bounds = [
-        proportion_confint(part["decision"].sum(), len(part), method="wilson")
+def _unlike(rows: pd.DataFrame) -> bool:
+    """The oracle: the two groups' TPRs unlike by scipy's Fisher exact test at 5% (two groups: the pair's test)."""
+    table = [
+        [part["decision"].sum(), len(part) - part["decision"].sum()]
         for _, part in rows[rows["label"] == 1].groupby("group_value")
     ]
-    (low_a, high_a), (low_b, high_b) = bounds
-    return high_a < low_b or high_b < low_a
+    return fisher_exact(table)[1] < 0.05
 
 
 def test_a_gap_within_noise_passes_and_a_gap_beyond_it_fails():
@@ -163,8 +163,8 @@ def test_a_gap_within_noise_passes_and_a_gap_beyond_it_fails():
     for _ in range(200):
         rows = _two_groups(rng, 30, {"a": 0.57, "b": 0.57})
         verdict = bias_verdicts(group_rates(counts(rows)), {"min_labelled": 0}).iloc[0]
-        # a verdict fails exactly on a gap beyond the limit between intervals apart
-        apart = _wilson_apart(rows) and verdict["equal_opportunity_difference"] > 0.1
+        # a verdict fails exactly on a gap beyond the limit between groups unlike beyond noise
+        apart = _unlike(rows) and verdict["equal_opportunity_difference"] > 0.1
         assert bool(verdict["passes_equal_opportunity"]) is (not apart)
         fair.append(verdict)
     breached = [v for v in fair if v["equal_opportunity_difference"] > 0.1]
@@ -178,7 +178,8 @@ def test_a_gap_within_noise_passes_and_a_gap_beyond_it_fails():
     said = summarise_verdicts(pd.DataFrame([noisy])).splitlines()
     [line] = [line for line in said if "equal opportunity difference" in line]
     assert said[0] == "all fairness verdicts pass" and line.endswith(
-        "within noise (no two groups' intervals apart, 95% ones or over k > 2 groups 1 - 5%/(k - 1) ones, or the groups alike by a chi-square test across them): passes"
+        "within noise (the groups alike by a test across them at 5%: Fisher's exact with two groups, a chi-square with "
+        "more; or, over k > 2 groups, no two groups' 1 - 5%/(k - 1) intervals apart): passes"
     )
     assert float(line.split("equal opportunity difference ")[1].split(" > 0.10")[0]) == pytest.approx(
         difference, abs=0.005
@@ -186,7 +187,7 @@ def test_a_gap_within_noise_passes_and_a_gap_beyond_it_fails():
     # a real gap with enough labels fails, naming the group behind
     rows = _two_groups(rng, 400, {"a": 0.6, "b": 0.4})
     real = bias_verdicts(group_rates(counts(rows)), {"min_labelled": 0}).iloc[0]
-    assert _wilson_apart(rows)
+    assert _unlike(rows)
     assert not real["passes_equal_opportunity"] and real["flagged_groups_equal_opportunity"] == ["b"]
     assert not real["passes_equalized_odds"] and not real["passed"]
 
@@ -206,13 +207,11 @@ def test_a_rare_flag_twice_as_often_fails_and_a_fair_one_rarely_does():
         rates = group_rates(counts(rows), positive_decision={"m": "harmful"})
         v = bias_verdicts(rates, {"min_labelled": 0}, {"m": "harmful"}).iloc[0]
         flagged = rows.groupby("group_value")["decision"].agg(["sum", "size"])
-        bounds = {g: proportion_confint(k, m, method="wilson") for g, (k, m) in flagged.iterrows()}
-        (a_low, a_high), (b_low, b_high) = bounds["a"], bounds["b"]
         share = flagged["sum"] / flagged["size"]
         ratio = min(share.min() / share.max(), (1 - share.max()) / (1 - share.min()))  # by hand
         assert v["disparate_impact_ratio"] == pytest.approx(ratio, rel=1e-12)
-        apart = a_high < b_low or b_high < a_low
-        assert bool(v["passes_disparate_impact"]) is not (ratio < 0.8 and apart)
+        unlike = fisher_exact(np.c_[flagged["sum"], flagged["size"] - flagged["sum"]])[1] < 0.05
+        assert bool(v["passes_disparate_impact"]) is not (ratio < 0.8 and unlike)
         return v
 
     unfair = verdict({"a": 0.057, "b": 0.113}, 2000)
@@ -261,3 +260,29 @@ def test_a_harmful_models_innocent_wrongly_flagged_twice_as_often_fails_equal_op
     assert not any(v["note"].startswith("fails") for v in fair if v["passed"])
     assert sum(v["equal_opportunity_ratio"] < 0.8 for v in fair) > 10  # the point estimate alone would fail these
     assert sum(not v["passes_equal_opportunity"] for v in fair) <= 5
+
+
+def test_two_small_groups_unlike_by_fishers_test_fail_where_their_95_percent_intervals_overlap():
+    # a trial's credit-line increases: owners 14 of 23, renters 10 of 37 (disparate impact 0.44; Fisher's p 0.015,
+    # Pearson's 0.009) "passed within noise" because the two Wilson 95% intervals overlapped by 0.02
+    def rows(counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
+        parts = [
+            pd.DataFrame({"group_value": g, "label": 0, "decision": np.r_[np.ones(k, int), np.zeros(n - k, int)]})
+            for g, (k, n) in counts.items()
+        ]
+        return pd.concat(parts, ignore_index=True).assign(date="2026-09-01", score=0.5)
+
+    trial = {"owner": (14, 23), "renter": (10, 37)}
+    (own_low, own_high), (rent_low, rent_high) = (proportion_confint(k, n, method="wilson") for k, n in trial.values())
+    assert rent_high > own_low  # the intervals overlap: the old rule passed it
+    assert fisher_exact([[14, 9], [10, 27]])[1] < 0.05
+    verdict = bias_verdicts(group_rates(counts(rows(trial))), {"min_labelled": 0, "min_predictions": 20}).iloc[0]
+    assert verdict["disparate_impact_ratio"] == pytest.approx((10 / 37) / (14 / 23), rel=1e-12)
+    assert not verdict["passes_disparate_impact"] and verdict["flagged_groups_disparate_impact"] == ["renter"]
+    assert "within noise" not in verdict["note"]
+    # the same ratio on fewer predictions is noise by the same test, and passes saying so
+    small = {"owner": (6, 10), "renter": (4, 15)}
+    assert fisher_exact([[6, 4], [4, 11]])[1] > 0.05
+    verdict = bias_verdicts(group_rates(counts(rows(small))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
+    assert verdict["disparate_impact_ratio"] < 0.8 and verdict["passes_disparate_impact"]
+    assert "disparate impact beyond its limit within noise" in verdict["note"]

@@ -247,7 +247,10 @@ def test_a_rise_from_a_baseline_of_zero_is_said_in_levels_not_as_nan_percent():
     # a trial's refund rate was 0 until the first purchases were refunded: "refund_rate rose nan% above its baseline"
     values = np.zeros(40)
     values[30:] = [0.05, 0.04, 0.06, 0.05, 0.05, 0.04, 0.06, 0.05, 0.05, 0.04]
-    drop = first_sustained_drop(_series(values), "refund_rate", baseline_days=14, rising=True)
+    orders = _series(np.full(40, 25))  # a share of 25 orders a day: judged by its binomial floor (no noise before)
+    drop = first_sustained_drop(
+        _series(values), "refund_rate", baseline_days=14, rising=True, units=orders, proportion=True
+    )
     assert drop is not None and drop.baseline_level == 0 and math.isnan(drop.relative_change)
     said = describe(None, drop)
     assert said.startswith(
@@ -261,3 +264,16 @@ def test_a_lower_is_better_name_outside_the_kpis_is_a_clear_error():
         conn.execute("CREATE SCHEMA marts; CREATE TABLE marts.kpi_daily (date DATE, refund_rate DOUBLE)")
         with pytest.raises(ValueError, match=r"lower_is_better \['refunds'\] are not among its kpis"):
             kpi_drop_leads(conn, START, ["refund_rate"], lower_is_better=["refunds"])
+
+
+def test_a_kpi_that_repeats_itself_exactly_has_no_noise_to_judge_a_dip_by():
+    # a trial's enrolment value: the same 21,600 on six days of 1-6 enrolments, then 19,800, 15,000 and 20,100: the
+    # median change 0 made the limit the baseline itself, and "average_order_value fell 15%" led every summary
+    values = [21_600.0] * 12 + [19_800.0, 15_000.0, 20_100.0, 21_600.0]
+    units = _series([1, 3, 2, 6, 1, 4, 2, 1, 3, 5, 2, 1, 1, 3, 6, 2])
+    assert np.median(np.abs(np.diff(values[:12]))) == 0  # by hand: no noise to read
+    assert first_sustained_drop(_series(values), "average_order_value", units=units) is None
+    # where the days do vary, the same fall is judged as before
+    varied = np.array(values) + np.tile([0.0, 150.0, -120.0, 90.0], 4)
+    drop = first_sustained_drop(_series(varied), "average_order_value")
+    assert drop is not None and drop.start_date == START + timedelta(days=12)
