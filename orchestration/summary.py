@@ -8,6 +8,7 @@ from pathlib import Path
 
 from orchestration.lib.cost_gaps import cost_gap_notes
 from orchestration.lib.report_data import (
+    ALERT_EPISODE_GAP_DAYS,
     FEW_CALIBRATION_LABELS,
     RECENT_DAYS,
     USUAL_GAP_SQL,
@@ -40,17 +41,33 @@ ORDER BY model_id, treatment_variant
 """
 
 
-# one line per model and alert metric, and per model and request status (a request's reason names its day)
-SUMMARY_HEALTH_SQL = """
-SELECT 'alerts' AS what, model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END
-       -- a model whose alerts span versions: each version's apart (a span ran from v1's alert to v2's)
-       || CASE WHEN versions > 1 THEN ' of ' || model_version ELSE '' END AS detail,
-       min(date) AS since, max(date) AS latest, count(*) AS days, NULL AS latest_reason
-FROM (SELECT *, count(DISTINCT model_version) OVER (PARTITION BY model_id) AS versions FROM marts.alerts)
+# one line per model and alert metric, and per model and request status (a request's reason names its day). An
+# alert's span is its latest episode (days no more than ALERT_EPISODE_GAP_DAYS apart), earlier days said apart: a
+# trial's two chance PSI alerts nine days before a real drift read as one span "from 09-21 to 10-07"
+SUMMARY_HEALTH_SQL = f"""
+WITH alerted AS (
+    SELECT model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END
+           -- a model whose alerts span versions: each version's apart (a span ran from v1's alert to v2's)
+           || CASE WHEN versions > 1 THEN ' of ' || model_version ELSE '' END AS detail, date
+    FROM (SELECT *, count(DISTINCT model_version) OVER (PARTITION BY model_id) AS versions FROM marts.alerts)
+), starts AS (
+    SELECT *, coalesce(date - lag(date) OVER (PARTITION BY model_id, detail ORDER BY date), 0)
+              > {ALERT_EPISODE_GAP_DAYS} AS starts_episode
+    FROM (SELECT DISTINCT * FROM alerted)
+), episodes AS (
+    SELECT *, max(date) FILTER (WHERE starts_episode) OVER (PARTITION BY model_id, detail) AS latest_start
+    FROM starts
+)
+SELECT 'alerts' AS what, model_id, detail,
+       min(date) FILTER (WHERE latest_start IS NULL OR date >= latest_start) AS since, max(date) AS latest,
+       count(*) FILTER (WHERE latest_start IS NULL OR date >= latest_start) AS days, NULL AS latest_reason,
+       count(*) FILTER (WHERE date < latest_start) AS earlier_days, min(date) AS earlier_since,
+       max(date) FILTER (WHERE date < latest_start) AS earlier_latest
+FROM episodes
 GROUP BY ALL
 UNION ALL
 SELECT 'retraining requests', model_id, status, min(date), max(date), count(*),
-       arg_max(status_reason, date) FILTER (WHERE status_reason IS NOT NULL)
+       arg_max(status_reason, date) FILTER (WHERE status_reason IS NOT NULL), 0, NULL, NULL
 FROM marts.retraining_requests GROUP BY model_id, status
 ORDER BY 1, 2, 4
 """
@@ -1201,7 +1218,14 @@ def read_and_print(conn, reports: Path) -> None:
                 when = f"{row['days']} request(s), the first on {since}, the latest on {latest}"
                 print(f"  {row['what']}: {row['model_id']} {row['detail']}: {when}")
             else:
-                print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s))")
+                earlier = ""
+                if row["earlier_days"]:
+                    first, last = (pd.Timestamp(row[c]).date() for c in ("earlier_since", "earlier_latest"))
+                    earlier = (
+                        f"; apart from it, earlier: {row['earlier_days']} day(s) "
+                        f"{f'on {first}' if first == last else f'from {first} to {last}'}"
+                    )
+                print(f"  {row['what']}: {row['model_id']} {row['detail']}, {when} ({row['days']} day(s)){earlier}")
             if isinstance(row["latest_reason"], str):  # why the job would not export it (a trial saw "blocked" alone)
                 said = "why" if row["detail"] == "blocked" else "note"  # an export's thin coverage, a re-queue
                 print(f"    {said}: {row['latest_reason']}")

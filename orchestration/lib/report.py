@@ -69,7 +69,7 @@ from orchestration.lib.bias import (
 from orchestration.lib.leading import describe, kpi_drop_leads_of
 from orchestration.lib.money import money
 from orchestration.lib.project_config import load_config
-from orchestration.lib.report_data import ReportDataError, existing_tables, latest_report_date
+from orchestration.lib.report_data import ReportDataError, alert_episodes, existing_tables, latest_report_date
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
 from orchestration.lib.cost_gaps import cost_gap_notes
 from orchestration.lib.settings import dbt_var
@@ -862,11 +862,13 @@ class ReportBuilder:
         if alerts.empty:
             s.add(note(f"No alert up to {self.as_of}."))
         else:
-            # per version: a drop's threshold is its own version's reference rate
-            keys = ["model_id", "model_version", "metric", "subject"]
+            # per version: a drop's threshold is its own version's reference rate; per episode (days no more than
+            # ALERT_EPISODE_GAP_DAYS apart): a chance alert days before a real drift is a row of its own
+            keys = ["model_id", "model_version", "metric", "subject", "episode"]
             frame = alerts.assign(
                 subject=alerts["subject"].fillna(""), model_version=alerts["model_version"].fillna("")
             )
+            frame["episode"] = frame.groupby(keys[:-1], sort=False)["date"].transform(alert_episodes)
             grouped = (
                 frame.groupby(keys, sort=True)
                 .agg(
@@ -882,6 +884,7 @@ class ReportBuilder:
             worst = {k: worst_value(k[2], g["value"]) for k, g in frame.groupby(keys, sort=True)}
             grouped.insert(7, "worst_value", [worst[tuple(r)] for r in grouped[keys].itertuples(index=False)])
             grouped["active on as-of day"] = grouped["last_date"] == pd.Timestamp(self.as_of)
+            grouped = grouped.drop(columns="episode")
             for model_id, rows in alerts.groupby("model_id"):
                 self.model(model_id)["first_alert"] = {
                     metric: _day(r["date"].min()) for metric, r in rows.groupby("metric")

@@ -22,6 +22,9 @@ DAY_COLUMNS = {
     "marts.kpi_daily": "date",
 }
 
+# an alert's days more than this apart are separate episodes (summary's and the report's alert spans): a PSI pooled
+# over a week alerts on consecutive days while it lasts, a chance alert days before a real drift is another story
+ALERT_EPISODE_GAP_DAYS = 7
 LABELS_LANDED = "marts.model_health_daily"  # its labels_as_of: the day of the last label counted in a row
 # a row's labels_as_of is at least its day + label_lookback_days (a recent row is stamped with the run's day):
 # only a later one says labels (or feedback) landed that day
@@ -787,3 +790,12 @@ def recent_drift(conn, last: date, days: int) -> pd.DataFrame | None:
         return _frame(conn, DRIFT_SQL, [pd.Timestamp(last).date() - pd.Timedelta(days=days - 1), last])
     except (duckdb.CatalogException, duckdb.BinderException):  # older warehouses, the analysts' snapshot
         return None
+
+
+def alert_episodes(dates: pd.Series) -> pd.Series:
+    """Each alert day's episode number (0, 1, ...), ``dates`` of one model, metric and subject in any order: a new
+    episode where a day follows the one before by more than ALERT_EPISODE_GAP_DAYS."""
+    days = pd.to_datetime(dates)
+    ordered = days.sort_values()
+    starts = ordered.diff().dt.days.gt(ALERT_EPISODE_GAP_DAYS)
+    return starts.cumsum().reindex(days.index)

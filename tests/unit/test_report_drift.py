@@ -125,3 +125,19 @@ def test_an_alert_judged_on_its_pool_shows_the_pooled_distribution_and_psi(tmp_p
         f"{pool.sum()} values; PSI {psi:.3f}" in report.html
     )
     assert parse(report.html).summary["models"][EVIL]["drifted_features"]["f2"]["pool_days"] == 3
+
+
+def test_an_alert_days_apart_from_its_earlier_days_is_a_row_of_its_own(tmp_path):
+    # a chance PSI alert days before a real drift is another episode (more than 7 days apart), not one span
+    path = make_warehouse(tmp_path / "w.duckdb")
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "INSERT INTO marts.alerts SELECT * REPLACE (DATE '2026-02-20' AS date) FROM marts.alerts "
+            "WHERE metric = 'psi' AND subject = 'f2' ORDER BY date LIMIT 1"
+        )
+    rows = [r for r in parse(build(path).html).summary["alerts"] if r["subject"] == "f2"]
+    assert [(r["first_date"], r["last_date"], r["days"]) for r in rows] == [
+        ("2026-02-20", "2026-02-20", 1),
+        ("2026-03-08", AS_OF.isoformat(), 3),
+    ]
+    assert [r["active"] for r in rows] == [False, True]

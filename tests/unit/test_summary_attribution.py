@@ -1083,6 +1083,23 @@ def test_alerts_and_requests_are_one_line_per_model_and_kind_with_their_first_an
     assert "  alerts: m psi (score) of v2, on 2022-02-07 (1 day(s))" in versions
     with duckdb.connect(str(path)) as conn:
         conn.execute("DELETE FROM marts.alerts WHERE model_version = 'v2'")
+    # a trial's two chance alerts nine days before a real drift read as one span "from 09-21 to 10-07 (6 days)":
+    # the span is the latest episode (days at most 7 apart), the earlier days said apart
+    with duckdb.connect(str(path)) as conn:
+        for day in ("2022-01-10", "2022-01-11", "2022-01-21", "2022-01-22", "2022-01-24", "2022-01-28"):
+            conn.execute(
+                "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+                "VALUES (?, 'm', 'v1', 'psi', 'f', 0.4, 0.2, '> 0.2')",
+                [day],
+            )
+    episodes = _summary(path, capsys)
+    assert (
+        "  alerts: m psi (f), from 2022-01-21 to 2022-01-28 (4 day(s)); apart from it, earlier: 2 day(s) from "
+        "2022-01-10 to 2022-01-11\n" in episodes
+    )
+    assert "  alerts: m psi (score), on 2022-01-03 (1 day(s))\n" in episodes  # one episode: as before
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("DELETE FROM marts.alerts WHERE subject = 'f'")
     # a blocked request says why, the latest one's reason (a trial's summary said "blocked" alone, the reason being
     # that the months-late labels were not known by the request's day)
     with duckdb.connect(str(path)) as conn:
