@@ -118,6 +118,16 @@ WHERE model_id = $1 AND model_version = $2 AND feature <> 'score' ORDER BY featu
 """
 SCORE_BINS_SQL = NUMERIC_BINS_SQL.format(column="score")
 FEATURES_SAID = 3  # the largest feature PSIs a change's line names
+# The old version's features (and score) with a PSI alert in the DRIFTING_DAYS before the new version's first day:
+# the new version's reference window is then made of inputs already drifted, and its own drift reads against
+# them. A trial's scanner recalibration alerted on v1 until v2 started; v2's alerts were silent ("active: no")
+# while the scanner was still 15% off.
+DRIFTING_DAYS = 7
+DRIFTING_SQL = """
+SELECT subject, max(date) AS latest FROM marts.alerts
+WHERE model_id = $1 AND model_version = $2 AND metric = 'psi' AND date >= $3::DATE - $4::INTEGER AND date <= $3::DATE
+GROUP BY subject ORDER BY subject
+"""
 
 
 def psi(reference_counts, current_counts) -> float:
@@ -174,6 +184,19 @@ def _feature_psis(conn, change) -> dict[str, float]:
     return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
+def _drifting(conn, change) -> dict[str, date]:
+    """DRIFTING_SQL's features of the old version: feature -> its latest alert day ({} without marts.alerts)."""
+    import duckdb
+
+    try:
+        rows = conn.execute(
+            DRIFTING_SQL, [change.model_id, change.old_version, change.change_day, DRIFTING_DAYS]
+        ).fetchall()
+    except duckdb.Error:  # a warehouse from before the alerts mart
+        return {}
+    return {subject: _day(latest) for subject, latest in rows}
+
+
 def version_changes(conn, as_of: date | None, recent_days: int, config=None) -> pd.DataFrame:
     """One row per change of a model's version within ``recent_days`` of its newest day up to ``as_of`` (None: the
     newest): the day, both versions, their compared days' predictions and positives, and the score PSI; with the
@@ -195,6 +218,7 @@ def version_changes(conn, as_of: date | None, recent_days: int, config=None) -> 
         reference_window=[w for _, w, _ in scored],
         psi_tables=[t for *_, t in scored],
         feature_psi=[_feature_psis(conn, c) for c in changes.itertuples()],
+        drifting=[_drifting(conn, c) for c in changes.itertuples()],
     )
 
 
@@ -277,6 +301,13 @@ def change_text(change) -> str:
         largest = ", ".join(f"{name} {value:.2f}" for name, value in list(features.items())[:FEATURES_SAID])
         of = f" (the largest {FEATURES_SAID} of {len(features)})" if len(features) > FEATURES_SAID else ""
         psi_text += f"; feature PSI against {change.old_version}'s reference: {largest}{of}"
+    if drifting := getattr(change, "drifting", None) or {}:
+        psi_text += (
+            f"; {change.old_version} was drifting when it stopped (PSI alerts on {', '.join(drifting)} up to "
+            f"{max(drifting.values())}): {change.new_version}'s reference window is made of those drifted inputs, "
+            f"so its own drift on them starts from there and stays silent while the shift lasts: the feature PSI "
+            f"against {change.old_version}'s reference measures it"
+        )
     return (
         f"{change.model_id}: version {change.old_version} -> {change.new_version} on {_day(change.change_day)}: "
         f"flags {new_rate:.1%} (was {old_rate:.1%}){_labelled_text(change)}; {psi_text}; over the new version's first "

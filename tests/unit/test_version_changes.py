@@ -238,3 +238,34 @@ def test_a_change_says_each_features_psi_against_the_old_versions_reference(ware
     assert f"; feature PSI against v1's reference: {first[0]} {first[1]:.2f}, {second[0]} {second[1]:.2f}; over" in (
         change_text(c)
     )
+
+
+def test_a_change_while_the_old_version_was_drifting_says_the_new_reference_is_drifted(warehouse):
+    # a trial: a scanner recalibration raised PSI alerts on v1's features until v2 started on day 9; v2's reference
+    # window (its first days) was made of the drifted inputs, and every alert then read "active: no"
+    with duckdb.connect(str(warehouse)) as conn:
+        for when, feature in ((1, "feature_old"), (6, "feature_a"), (8, "feature_a"), (7, "feature_b")):
+            conn.execute(
+                "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+                "VALUES (?, 'm', 'v1', 'psi', ?, 0.4, 0.2, '> 0.2')",
+                [day(when), feature],
+            )
+        conn.execute(  # another metric, and another model's drift: not the change's
+            "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+            "VALUES (?, 'm', 'v1', 'precision_drop', '', 0.4, 0.6, 'p < 0.01'), "
+            "(?, 'n', 'a', 'psi', 'feature_n', 0.4, 0.2, '> 0.2')",
+            [day(8), day(8)],
+        )
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        [c] = version_changes(conn, None, 30).itertuples()
+    # the 7 days before v2's first day (day 9): days 2-9; feature_old's alert on day 1 had ended
+    assert c.drifting == {"feature_a": day(8), "feature_b": day(7)}
+    assert (
+        f"; v1 was drifting when it stopped (PSI alerts on feature_a, feature_b up to {day(8)}): v2's reference window "
+        "is made of those drifted inputs" in change_text(c)
+    )
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("DELETE FROM marts.alerts")
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        [c] = version_changes(conn, None, 30).itertuples()
+    assert c.drifting == {} and "drifting" not in change_text(c)
