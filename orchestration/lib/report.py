@@ -69,7 +69,13 @@ from orchestration.lib.bias import (
 from orchestration.lib.leading import describe, kpi_drop_leads_of
 from orchestration.lib.money import money
 from orchestration.lib.project_config import load_config
-from orchestration.lib.report_data import ReportDataError, alert_episodes, existing_tables, latest_report_date
+from orchestration.lib.report_data import (
+    ReportDataError,
+    alert_episodes,
+    existing_tables,
+    labels_known_after,
+    latest_report_date,
+)
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
 from orchestration.lib.cost_gaps import cost_gap_notes
 from orchestration.lib.settings import dbt_var
@@ -1396,10 +1402,18 @@ class ReportBuilder:
             self.summary["sections"].setdefault(section.anchor, "present")
         plots = [name for section in sections for name in section.figures]
         self.summary["plots"] = plots
+        later = labels_known_after(self.conn, self.tables, self.as_of)
+        self.summary["labels_known_by"] = (later or self.as_of).isoformat()
+        rebuilt = (
+            f" Built again later: its label-based figures (precision, recall, calibration, the label-based "
+            f"fairness verdicts) count the labels known by {later}, not only those known on {self.as_of}."
+            if later
+            else ""
+        )
         html_text = page(
             f"Impact Ledger — daily report {self.as_of}",
             f"What each model is worth, whether it is healthy, and whether the data is fit to act on "
-            f"(data up to {self.as_of}).",
+            f"(data up to {self.as_of}).{rebuilt}",
             sections,
             self.summary,
         )

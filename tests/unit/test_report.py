@@ -1098,3 +1098,21 @@ def test_a_headline_whose_results_end_before_the_report_day_says_their_day(wareh
     html = build(warehouse, LATER).html
     assert f"cumulative since its experiment started, as of {AS_OF}, the newest day with results up to {LATER}." in html
     assert f"cumulative since its experiment started, as of {AS_OF}. " in build(warehouse, AS_OF).html
+
+
+def test_a_report_built_again_after_later_labels_says_they_are_counted(tmp_path):
+    # a trial's report of 2025-05-09 built again a year later: "data up to 2025-05-09" beside a precision only the
+    # later labels gave (the morning's report had none)
+    landed = AS_OF + timedelta(days=40)
+    later = _health_days(
+        tmp_path / "later.duckdb", lambda i: landed if i == 3 else AS_OF - timedelta(days=i) + timedelta(days=7)
+    )
+    with duckdb.connect(str(later), read_only=True) as conn:
+        report = render_report(conn, AS_OF)
+    assert parse(report.html).summary["labels_known_by"] == landed.isoformat()
+    assert f"count the labels known by {landed}, not only those known on {AS_OF}" in report.html
+    # the morning's own report: the recent rows stamped day + label_lookback_days are no later labels
+    morning = _health_days(tmp_path / "morning.duckdb", lambda i: AS_OF - timedelta(days=i) + timedelta(days=7))
+    with duckdb.connect(str(morning), read_only=True) as conn:
+        report = render_report(conn, AS_OF)
+    assert parse(report.html).summary["labels_known_by"] == AS_OF.isoformat() and "Built again later" not in report.html
