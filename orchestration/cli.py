@@ -691,10 +691,23 @@ def cmd_query(args: argparse.Namespace) -> int:
         except duckdb.Error as err:
             raise CliError(f"query failed: {err}") from err
     with __import__("pandas").option_context("display.max_rows", args.max_rows, "display.width", 200):
-        print(frame.to_string(index=False, max_rows=args.max_rows) if len(frame) else "(no rows)")
+        frame = _nulls_as_null(frame)
+        print(frame.to_string(index=False, max_rows=args.max_rows, na_rep="NULL") if len(frame) else "(no rows)")
     if len(frame) > args.max_rows:  # pandas' "..." row alone hid how many were left out (a trial's 90 rows)
         print(f"({len(frame):,} rows, {args.max_rows:,} shown: --max-rows N for more)")
     return 0
+
+
+def _nulls_as_null(frame):
+    """Missing values as DuckDB prints them, NULL: pandas' NaN and <NA> read as a failed computation (a trial's
+    "not tested" rows). Floats and text take to_string's na_rep; a nullable integer or boolean column prints <NA>
+    whatever na_rep says, so its values become objects, NULL written in."""
+    import pandas as pd
+
+    for column, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and frame[column].isna().any():
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), "NULL")
+    return frame
 
 
 def _whole_numbers(frame, description):

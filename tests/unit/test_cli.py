@@ -164,6 +164,20 @@ def test_query_prints_sums_of_counts_as_whole_numbers(tmp_path, capsys):
     assert float(row.split()[2]) == pytest.approx(2.0**60, rel=1e-6) and "e+18" in row.split()[2]
 
 
+def test_query_prints_null_as_null(tmp_path, capsys):
+    # a trial's "not tested" rows (NULL intervals) printed as NaN and <NA>, which read as a failed computation
+    import duckdb
+
+    db = tmp_path / "analytics.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute(
+            "CREATE TABLE t AS SELECT * FROM (VALUES (1, 0.5, 'a', true), (NULL, NULL, NULL, NULL)) v(n, x, s, b)"
+        )
+    assert cli.cmd_query(argparse.Namespace(db=str(db), sql="SELECT * FROM t ORDER BY n", max_rows=10)) == 0
+    header, first, second = capsys.readouterr().out.splitlines()
+    assert first.split() == ["1", "0.5", "a", "True"] and second.split() == ["NULL"] * 4
+
+
 def test_query_says_how_many_rows_it_left_out(tmp_path, capsys):
     # a trial's 90-row result printed 50 lines and a "..." row, with no total
     import duckdb
