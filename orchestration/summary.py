@@ -552,6 +552,11 @@ def _print_attribution(results, impact) -> None:
         print(f"  {ROI_NOTE}")
         for line in cost_split_notes(impact):
             print(f"  note: {line}")
+        # "[n/a]" beside a point value and an ROI said nothing of why (the report's table gives the reason)
+        reasons = impact["decision_grade_reason"].where(impact["decision_grade_reason"].notna(), None)
+        for arm, low, reason in zip(value_table["model"], impact["net_value_ci_low"], reasons, strict=True):
+            if low != low:
+                print(f"  net value without an interval: {arm}: {reason or 'its value metric has no lift interval'}")
         for arm, sign, grade in zip(value_table["model"], signs, impact["decision_grade"]):
             if sign == "includes_zero":
                 grade_too = "; decision-grade says only that it rests on enough trustworthy data" if grade else ""

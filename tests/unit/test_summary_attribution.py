@@ -196,6 +196,17 @@ def test_a_net_value_whose_ci_includes_0_is_called_not_significant_beside_decisi
         conn.execute("UPDATE attribution.model_impact SET net_value_ci_low = 500")
     out = _summary(path, capsys)
     assert "above 0 (95% CI)" in out and "net value not significant" not in out
+    assert "net value without an interval" not in out
+    # a trial's "net value -2,164 [n/a]" and an ROI with no word why (the value metric was not tested)
+    why = "revenue_per_user not tested: 4.48 events in control"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "UPDATE attribution.model_impact SET net_value_ci_low = NULL, net_value_ci_high = NULL, "
+            "decision_grade = false, decision_grade_reason = ?",
+            [why],
+        )
+    out = _summary(path, capsys)
+    assert "1,982 [n/a]" in out and f"  net value without an interval: m: {why}\n" in out
 
 
 def _monitoring_only(path, **marts: pd.DataFrame):
