@@ -453,6 +453,7 @@ def _print_attribution(results, impact) -> None:
         AttributionSettings,
         arms_family_notes,
         relative_across_zero_note,
+        relative_unbounded_note,
         ci_sign,
         exact_test_text,
         controls_of,
@@ -514,8 +515,12 @@ def _print_attribution(results, impact) -> None:
     )
     for note in arms_family_notes(results, alpha):
         print(f"  {note}")
-    if across := relative_across_zero_note(results, results["model"]):
-        print(f"  {across}")
+    for note in (
+        relative_across_zero_note(results, results["model"]),
+        relative_unbounded_note(results, results["model"]),
+    ):
+        if note:
+            print(f"  {note}")
     for r in results[results["degenerate_reason"].notna()].itertuples():
         print(f"  not tested: {r.model} {r.metric}: {r.degenerate_reason}{exact_test_text(r.exact_p_value)}")
     for r in results[~results["decision_grade"].astype(bool) & results["degenerate_reason"].isna()].itertuples():

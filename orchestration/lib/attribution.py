@@ -529,7 +529,9 @@ def experiment_results(
     ):
         frame[column] = [interval[i] for interval in intervals]
     # a metric never negative cannot fall by more than 100%: the delta method's interval, symmetric, reached -178%
-    # on a trial's 18-unit holdout; cut to the possible values it covers the lift as often as before
+    # on a trial's 18-unit holdout (CUPED's and the sequential intervals are still the delta method's); Fieller's
+    # (plain rows, fixed and adjusted) passes -100% where the treatment's mean is not itself distinguishable from 0.
+    # Cut to the possible values, each covers the lift as often as before and excludes 0 exactly when it did
     possible = frame["metric_type"].eq("proportion") | frame["metric"].isin(non_negative)
     for column in RELATIVE_LOWER_BOUNDS:
         frame[column] = frame[column].mask(possible & (frame[column] < -1.0), -1.0)
@@ -900,19 +902,42 @@ def arms_family_notes(results: pd.DataFrame, alpha: float) -> list[str]:
 
 
 def relative_across_zero_note(results: pd.DataFrame, models: pd.Series) -> str | None:
-    """The significant rows of ``results`` (one window and day; ``ci_low``/``ci_high``: the relative interval shown,
-    ``models``: each row's model as said) whose relative interval includes 0, named: the test is of the absolute
-    lift. A trial's "+113.8% [-5.1%, +232.7%], significant yes" rested on 14 control donors of 184."""
+    """The significant CUPED rows of ``results`` (one window and day; ``ci_low``/``ci_high``: the relative interval
+    shown, ``models``: each row's model as said) whose relative interval includes 0, named: the test is of the
+    absolute lift. A trial's "+113.8% [-5.1%, +232.7%], significant yes" rested on 14 control donors of 184.
+
+    Only CUPED's relative interval is still the delta method's: a plain (Welch or ratio) row's is Fieller's, which
+    excludes 0 whenever the unadjusted p-value is below alpha, so whenever the row is significant (the adjusted
+    p-value is no smaller). Without an ``estimate`` column every row is taken as it comes."""
     significant = results["significant"].astype("boolean").fillna(False).astype(bool)
-    across = significant & (results["ci_low"] < 0) & (results["ci_high"] > 0)
+    delta = results["estimate"].eq("cuped") if "estimate" in results else True
+    across = significant & delta & (results["ci_low"] < 0) & (results["ci_high"] > 0)
     if not across.any():
         return None
     models = pd.Series(list(models), index=results.index)
     named = ", ".join(f"{m} {metric}" for m, metric in zip(models[across], results.loc[across, "metric"], strict=True))
     return (
         f"significant beside a relative interval across 0 ({named}): the test is of the absolute lift, whose interval "
-        "excludes 0; the relative interval (lift / the control's mean, by the delta method) widens where the "
-        "control's mean rests on few events: read the direction from the test, the size from absolute_ci_*"
+        "excludes 0; CUPED's relative interval (its lift / the control's mean, by the delta method) widens where the "
+        "control's mean rests on few events: read the direction from the test, the size from cuped_absolute_ci_*"
+    )
+
+
+def relative_unbounded_note(results: pd.DataFrame, models: pd.Series) -> str | None:
+    """The tested rows of ``results`` (as relative_across_zero_note's) with a relative lift but no relative interval,
+    named: Fieller's interval is unbounded where the control's mean is not itself clear of 0 (a trial's conversion
+    of 3 of 18 controls), and "n/a" beside a significant lift said nothing of why."""
+    tested = results["degenerate_reason"].isna() if "degenerate_reason" in results else True
+    unbounded = tested & results["lift"].notna() & results["ci_low"].isna()
+    if not unbounded.any():
+        return None
+    models = pd.Series(list(models), index=results.index)
+    named = ", ".join(
+        f"{m} {metric}" for m, metric in zip(models[unbounded], results.loc[unbounded, "metric"], strict=True)
+    )
+    return (
+        f"no relative interval ({named}): the control's mean is not clear of 0 at the test's level, so the interval "
+        "of treatment / control (Fieller's) is unbounded; the absolute lift's interval (absolute_ci_*) holds"
     )
 
 

@@ -45,6 +45,7 @@ from orchestration.lib.attribution import (
     AttributionSettings,
     arms_family_notes,
     relative_across_zero_note,
+    relative_unbounded_note,
     correction_name,
     cost_split_notes,
     exact_test_text,
@@ -396,8 +397,12 @@ class ReportBuilder:
         alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
         for family in arms_family_notes(latest, alpha):
             s.add(paragraph(family))
-        if across := relative_across_zero_note(latest, _models(latest)):
-            s.add(paragraph(across))
+        for said in (
+            relative_across_zero_note(latest, _models(latest)),
+            relative_unbounded_note(latest, _models(latest)),
+        ):
+            if said:
+                s.add(paragraph(said))
         s.add(
             table(
                 pd.DataFrame(

@@ -7,9 +7,12 @@ same for 1,000 or 100 million units. Pure Python + scipy, no Dagster.
 Conventions follow GrowthBook's gbstats 0.8.0 frequentist engine (checked by
 tests/oracles/gbstats_cases.json): unbiased (n - 1) sample (co)variances,
 Welch–Satterthwaite degrees of freedom, first-order delta method for relative
-lifts, pooled-over-both-arms CUPED theta, and the asymptotic normal-mixture
-confidence sequence for always-valid intervals. Degenerate input (n < 2, zero
-variance, zero control mean) gives NaN, never an exception.
+lifts' standard errors, pooled-over-both-arms CUPED theta, and the asymptotic
+normal-mixture confidence sequence for always-valid intervals. One deliberate
+difference: the fixed-horizon relative CI of a plain (non-CUPED) comparison is
+Fieller's, not gbstats's delta-method one, so that it excludes 0 exactly when
+the Welch test of the absolute lift rejects (``fieller_interval``). Degenerate
+input (n < 2, zero variance, zero control mean) gives NaN, never an exception.
 """
 
 from __future__ import annotations
@@ -84,6 +87,10 @@ class LiftResult:
     relative_ci_high: float
     degrees_of_freedom: float
     p_value: float
+    # variances of the two arms' estimates (var / n; absolute_se^2 is their sum), which Fieller's relative interval
+    # needs at any level (interval_at); NaN where the relative interval is the delta method's (CUPED) or degenerate
+    variance_control: float = NAN
+    variance_treatment: float = NAN
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)  # flat: asdict's deep copy costs more than the statistics
@@ -94,6 +101,31 @@ def welch_df(var_c: float, n_c: int, var_t: float, n_t: int) -> float:
     a, b = var_c / n_c, var_t / n_t
     denominator = a**2 / (n_c - 1) + b**2 / (n_t - 1)
     return (a + b) ** 2 / denominator if denominator > 0 else NAN
+
+
+def fieller_interval(mean_c: float, mean_t: float, var_c: float, var_t: float, q: float) -> tuple[float, float]:
+    """Fieller's interval of the relative lift mean_t / mean_c - 1 of two independent estimates, given the variances
+    of the estimates themselves (var / n) and the t quantile ``q``: R - 1 over the ratios R with
+    (mean_t - R mean_c)^2 <= q^2 (var_t + R^2 var_c). At R = 1 that is |Welch t| <= q, so the interval excludes
+    0 exactly when the Welch test of mean_t - mean_c rejects at the same q.
+
+    Bounded only when the control's mean is itself distinguishable from 0 (mean_c^2 > q^2 var_c); otherwise the set
+    is the whole line or the complement of an interval, and both ends are NaN.
+    """
+    if not _finite(mean_c, mean_t, var_c, var_t, q):
+        return NAN, NAN
+    q2 = q * q
+    a = mean_c * mean_c - q2 * var_c  # R^2 a - 2 R b + c <= 0
+    if not a > 0:
+        return NAN, NAN
+    b = mean_t * mean_c
+    c = mean_t * mean_t - q2 * var_t
+    root = q * math.sqrt(max(var_t * a + var_c * mean_t * mean_t, 0.0))  # sqrt(b^2 - a c), never negative here
+    s = b + math.copysign(root, b)  # the roots as s / a and c / s: no cancellation between b and the root
+    if s == 0:  # b = root = 0: one double root at 0
+        return -1.0, -1.0
+    r1, r2 = s / a, c / s
+    return min(r1, r2) - 1, max(r1, r2) - 1
 
 
 def _welch_lift(
@@ -113,6 +145,13 @@ def _welch_lift(
     expressed against; they differ from ``est_*`` only for CUPED, where gbstats
     divides the adjusted difference by the unadjusted control mean and uses the
     unadjusted means in the delta method.
+
+    The relative CI: where the relative lift is against the means the test compares (est == base: means, ratios),
+    Fieller's interval for est_t / est_c with the test's variances and quantile, so it excludes 0 exactly when
+    p < alpha (the delta method's symmetric rel +- q relative_se did not: a trial's 11-unit holdout stored
+    -45.9% [-91.1%, -0.66%] beside p = 0.22; Fieller's [-73.7%, +124.6%]). CUPED keeps the delta method: its lift is
+    not a difference of the means it is relative to. ``relative_se`` stays the delta method's either way (guardrail
+    verdicts, sequential intervals and the MDE use it).
     """
     lift = est_t - est_c
     rel = lift / base_c if _finite(base_c) and base_c != 0 else NAN
@@ -129,6 +168,12 @@ def _welch_lift(
         rel_se = NAN
     else:
         rel_se = math.sqrt(var_t / (n_t * base_c**2) + base_t**2 * var_c / (n_c * base_c**4))
+    plain = est_c == base_c and est_t == base_t
+    v_c, v_t = (var_c / n_c, var_t / n_t) if plain else (NAN, NAN)
+    if plain and not math.isnan(rel):
+        rel_low, rel_high = fieller_interval(base_c, base_t, v_c, v_t, q)
+    else:  # CUPED: the delta method, as gbstats
+        rel_low, rel_high = rel - q * rel_se, rel + q * rel_se
     return LiftResult(
         n_control=n_c,
         n_treatment=n_t,
@@ -140,19 +185,23 @@ def _welch_lift(
         absolute_ci_high=lift + q * se,
         relative_lift=rel,
         relative_se=rel_se,
-        relative_ci_low=rel - q * rel_se,
-        relative_ci_high=rel + q * rel_se,
+        relative_ci_low=rel_low,
+        relative_ci_high=rel_high,
         degrees_of_freedom=df,
         p_value=p,
+        variance_control=v_c,
+        variance_treatment=v_t,
     )
 
 
 def compare_means(control: ArmStats, treatment: ArmStats, alpha: float = 0.05) -> LiftResult:
-    """Treatment vs control: Welch t-test, CI of the absolute lift, delta-method CI of the relative lift.
+    """Treatment vs control: Welch t-test, CI of the absolute lift, Fieller's CI of the relative lift.
 
-    The relative lift (mean_t / mean_c - 1) uses the first-order delta method
-    Var(r) = var_t / (n_t mean_c^2) + mean_t^2 var_c / (n_c mean_c^4), with the
-    same Welch t quantile as the absolute lift. Binary metrics go through here
+    The relative lift (mean_t / mean_c - 1) has the first-order delta-method SE
+    Var(r) = var_t / (n_t mean_c^2) + mean_t^2 var_c / (n_c mean_c^4); its CI is
+    Fieller's (``fieller_interval``) with the same Welch t quantile and variances
+    as the absolute lift, NaN where the control's mean is not itself
+    distinguishable from 0. Binary metrics go through here
     too (sum of squares = sum), with the unbiased variance p(1-p) n/(n-1);
     gbstats's ProportionStatistic uses p(1-p), a difference of O(1/n).
     """
@@ -203,7 +252,7 @@ def compare_ratios(control: RatioArmStats, treatment: RatioArmStats, alpha: floa
     """Treatment vs control for a ratio metric; ``mean_*`` fields hold the arm ratios.
 
     Absolute lift R_t - R_c with SE sqrt(Var(R_c) + Var(R_t)); relative lift
-    R_t / R_c - 1 by the same delta method as for means. Degrees of freedom
+    R_t / R_c - 1 with the same delta-method SE and Fieller CI as for means. Degrees of freedom
     are Welch–Satterthwaite on (n Var(R), n) per arm, as gbstats does (it
     treats the ratio's delta-method variance like a sample variance).
     """
@@ -291,8 +340,10 @@ def compare_cuped(
     per-arm variance var_y + theta^2 var_x - 2 theta cov(y, x) and Welch df on
     those adjusted variances. The relative lift divides the adjusted absolute
     lift by the UNADJUSTED control mean, and its delta-method variance uses the
-    unadjusted means (as gbstats). ``theta`` defaults to ``cuped_theta(...,
-    "total")``; pass ``cuped_theta(..., "within")`` to reproduce OLS.
+    unadjusted means (as gbstats); its CI stays the delta method's (no Fieller:
+    the adjusted lift is not a difference of the means it is relative to).
+    ``theta`` defaults to ``cuped_theta(..., "total")``; pass
+    ``cuped_theta(..., "within")`` to reproduce OLS.
     """
     if theta is None:
         theta = cuped_theta(control, treatment)
@@ -584,7 +635,7 @@ def without_inference(result: LiftResult) -> LiftResult:
         NAN,
         NAN,
         NAN,
-    )
+    )  # variance_control / variance_treatment: NaN by default
 
 
 def adjusted_alpha(p_value: float, p_adjusted: float, alpha: float) -> float:
@@ -604,16 +655,22 @@ def adjusted_alpha(p_value: float, p_adjusted: float, alpha: float) -> float:
 
 
 def interval_at(result: LiftResult, alpha: float) -> tuple[float, float, float, float]:
-    """(absolute low, high, relative low, high): the result's Welch intervals at level 1 - ``alpha``."""
+    """(absolute low, high, relative low, high): the result's Welch intervals at level 1 - ``alpha``.
+
+    The relative interval by the result's own rule: Fieller's where it has its arms' variances (a plain comparison),
+    else (CUPED) the delta method's."""
     se, rel_se, df = result.absolute_se, result.relative_se, result.degrees_of_freedom
     if not _finite(se, df, alpha) or se <= 0 or not 0 < alpha < 1:
         return NAN, NAN, NAN, NAN
     q = _t_quantile(1 - alpha / 2, df)
-    rel_low, rel_high = (
-        (result.relative_lift - q * rel_se, result.relative_lift + q * rel_se)
-        if _finite(rel_se, result.relative_lift)
-        else (NAN, NAN)
-    )
+    if not _finite(rel_se, result.relative_lift):
+        rel_low, rel_high = NAN, NAN
+    elif _finite(result.variance_control, result.variance_treatment):
+        rel_low, rel_high = fieller_interval(
+            result.mean_control, result.mean_treatment, result.variance_control, result.variance_treatment, q
+        )
+    else:
+        rel_low, rel_high = result.relative_lift - q * rel_se, result.relative_lift + q * rel_se
     return result.absolute_lift - q * se, result.absolute_lift + q * se, rel_low, rel_high
 
 

@@ -85,14 +85,20 @@ def test_each_arms_cumulative_conversion_lift_matches_scipy_and_statsmodels(thor
     assert res["p_value"] == pytest.approx(welch.pvalue, rel=1e-9, abs=1e-300)
     low, high = CompareMeans(DescrStatsW(treated), DescrStatsW(control)).tconfint_diff(alpha=0.05, usevar="unequal")
     assert (res["absolute_ci_low"], res["absolute_ci_high"]) == pytest.approx((low, high), abs=1e-9)
-    # relative lift by the delta method with the same Welch t quantile
+    # relative lift: delta-method SE; Fieller's CI with the same Welch variances and t quantile, the ratios R with
+    # (mt - R mc)^2 <= q^2 (vt / n_t + R^2 vc / n_c), minus 1
     mc, mt, vc, vt = control.mean(), treated.mean(), control.var(ddof=1), treated.var(ddof=1)
     se = np.sqrt(vt / (len(treated) * mc**2) + mt**2 * vc / (len(control) * mc**4))
     q = stats.t.ppf(0.975, welch.df)
     assert res["relative_lift"] == pytest.approx(mt / mc - 1, abs=1e-12)
+    assert res["relative_se"] == pytest.approx(se, rel=1e-9)
+    quad, half, const = mc**2 - q**2 * vc / len(control), mt * mc, mt**2 - q**2 * vt / len(treated)
+    root = np.sqrt(half**2 - quad * const)
     assert (res["relative_ci_low"], res["relative_ci_high"]) == pytest.approx(
-        (mt / mc - 1 - q * se, mt / mc - 1 + q * se), abs=1e-9
+        ((half - root) / quad - 1, (half + root) / quad - 1), abs=1e-9
     )
+    relative_excludes_0 = res["relative_ci_low"] > 0 or res["relative_ci_high"] < 0
+    assert relative_excludes_0 == (res["p_value"] < 0.05) == (res["absolute_ci_low"] > 0 or res["absolute_ci_high"] < 0)
     # sample ratio: chi-square of the three arms' sizes against the design's shares
     sizes = units["variant"].value_counts()
     srm = stats.chisquare([sizes[a] for a in THORNTON_SHARES], [s * len(units) for s in THORNTON_SHARES.values()])

@@ -158,8 +158,10 @@ def test_a_degenerate_proportion_publishes_fishers_exact_p_and_nothing_else_does
 
 
 def test_a_never_negative_metrics_relative_interval_stops_at_minus_100_percent():
-    # a trial's 32 students, min_events_per_arm lowered to 3: conversion +242.9% [-177.5%, +663.2%]; a metric that is
-    # never negative cannot fall by more than 100%, so the interval cut to the possible values covers as often
+    # a trial's 32 students, min_events_per_arm lowered to 3: conversion +242.9% [-177.5%, +663.2%] by the delta
+    # method; a metric that is never negative cannot fall by more than 100%, so the interval cut to the possible
+    # values covers as often. The fixed interval of a plain row is now Fieller's, which passes -100% where the
+    # treatment's mean is not itself clear of 0; the sequential one is still the delta method's
     from scipy.stats import t as student
 
     from orchestration.lib.experiment_metrics import non_negative_metrics
@@ -172,33 +174,51 @@ def test_a_never_negative_metrics_relative_interval_stops_at_minus_100_percent()
     settings = AttributionSettings(min_events_per_arm=3)
     rows = [_arm_row("e", "holdout", "conversion", _binary(3, 18)), _arm_row("e", "t", "conversion", _binary(8, 14))]
     (row,) = [r for _, r in _results(rows, (18 / 32, 14 / 32), settings).iterrows()]
-    # the delta method by hand (sample variances, Welch's df)
+    # the delta method by hand (sample variances, Welch's df): what the sequential interval still rests on
     c, t, v_c, v_t = 3 / 18, 8 / 14, 3 / 18 * 15 / 18 * 18 / 17, 8 / 14 * 6 / 14 * 14 / 13
     rel, se = t / c - 1, np.sqrt(v_t / (14 * c**2) + t**2 * v_c / (18 * c**4))
     df = (v_c / 18 + v_t / 14) ** 2 / ((v_c / 18) ** 2 / 17 + (v_t / 14) ** 2 / 13)
     q = student.ppf(0.975, df)
-    assert rel - q * se < -1 and row["relative_ci_low"] == -1.0
-    assert row["relative_ci_high"] == pytest.approx(rel + q * se, rel=1e-9)
-    assert row["sequential_relative_ci_low"] == -1.0 and row["adjusted_relative_ci_low"] >= -1.0
+    assert rel - q * se < -1 and row["relative_se"] == pytest.approx(se, rel=1e-9)
+    assert row["sequential_relative_ci_low"] == -1.0
     assert row["absolute_ci_low"] > 0  # the absolute interval is not cut
+    # 3 of 18 is not clear of 0 at the t quantile (c^2 < q^2 v_c / 18): Fieller's set is unbounded, no interval
+    assert c**2 < q**2 * v_c / 18
+    assert np.isnan(row["relative_ci_low"]) and np.isnan(row["relative_ci_high"])
+
+    # 8 of 14 against 3 of 40: the treatment's mean is not clear of 0, Fieller's lower end passes -100%
+    def fieller_by_hand(k_c, n_c, k_t, n_t):
+        c, t = k_c / n_c, k_t / n_t
+        a, b = c * (1 - c) / (n_c - 1), t * (1 - t) / (n_t - 1)  # unbiased variance / n
+        q = student.ppf(0.975, (a + b) ** 2 / (a**2 / (n_c - 1) + b**2 / (n_t - 1)))
+        quad, half, const = c**2 - q**2 * a, t * c, t**2 - q**2 * b  # R^2 quad - 2 R half + const <= 0
+        root = np.sqrt(half**2 - quad * const)
+        return (half - root) / quad - 1, (half + root) / quad - 1
+
+    rows = [_arm_row("e", "holdout", "conversion", _binary(8, 14)), _arm_row("e", "t", "conversion", _binary(3, 40))]
+    (row,) = [r for _, r in _results(rows, (14 / 54, 40 / 54), settings).iterrows()]
+    low, high = fieller_by_hand(8, 14, 3, 40)
+    assert low < -1 and row["relative_ci_low"] == -1.0
+    assert row["relative_ci_high"] == pytest.approx(high, rel=1e-9)
+    assert row["sequential_relative_ci_low"] == -1.0 and row["adjusted_relative_ci_low"] >= -1.0
     # a metric that may be negative keeps its interval
     (free,) = [
         r
         for _, r in experiment_results(
-            pd.DataFrame(rows), *_design(rows, (18 / 32, 14 / 32)), DECLARED, settings, non_negative=frozenset()
+            pd.DataFrame(rows), *_design(rows, (14 / 54, 40 / 54)), DECLARED, settings, non_negative=frozenset()
         ).iterrows()
     ]
     assert free["relative_ci_low"] == -1.0  # a proportion is never negative, whatever the caller says
     means = [
-        _arm_row("e", "holdout", "revenue_per_user", np.r_[np.full(3, 100.0), np.zeros(15)]),
-        _arm_row("e", "t", "revenue_per_user", np.r_[np.full(8, 100.0), np.zeros(6)]),
+        _arm_row("e", "holdout", "revenue_per_user", np.r_[np.full(8, 100.0), np.zeros(6)]),
+        _arm_row("e", "t", "revenue_per_user", np.r_[np.full(3, 100.0), np.zeros(37)]),
     ]
     stats = pd.DataFrame(means)
-    design = (experiments_of(stats), variants_of(stats, (18 / 32, 14 / 32)))
+    design = (experiments_of(stats), variants_of(stats, (14 / 54, 40 / 54)))
     kept = experiment_results(stats, *design, DECLARED, settings).iloc[0]
     cut = experiment_results(stats, *design, DECLARED, settings, non_negative={"revenue_per_user"}).iloc[0]
-    assert kept["relative_ci_low"] < -1 and cut["relative_ci_low"] == -1.0
-    assert kept["relative_ci_high"] == cut["relative_ci_high"]
+    assert kept["relative_ci_low"] == pytest.approx(low, rel=1e-9) and cut["relative_ci_low"] == -1.0
+    assert kept["relative_ci_high"] == cut["relative_ci_high"] == pytest.approx(high, rel=1e-9)
 
 
 def _design(rows, shares):

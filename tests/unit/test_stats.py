@@ -44,7 +44,14 @@ def test_binary_metric_and_relative_lift_by_hand():
     expected_se = math.sqrt(v_t / (150 * 0.09) + 0.09 * v_c / (100 * 0.3**4))
     assert r.relative_se == pytest.approx(expected_se, rel=1e-12)
     q = st.t.ppf(0.975, welch_df(v_c, 100, v_t, 150))
-    assert r.relative_ci_high == pytest.approx(q * expected_se, rel=1e-12)
+    # the CI is Fieller's: the ratios R with (0.3 - 0.3 R)^2 <= q^2 (v_t / 150 + R^2 v_c / 100), minus 1
+    a, b = v_c / 100, v_t / 150
+    quad, half, const = 0.09 - q**2 * a, 0.09, 0.09 - q**2 * b
+    root = math.sqrt(half**2 - quad * const)
+    assert r.relative_ci_low == pytest.approx((half - root) / quad - 1, rel=1e-12)
+    assert r.relative_ci_high == pytest.approx((half + root) / quad - 1, rel=1e-12)
+    # wider above than below, unlike the delta method's 0 +- q expected_se
+    assert r.relative_ci_high > q * expected_se > -r.relative_ci_low
 
 
 def test_degenerate_arms_give_nan_not_errors():

@@ -8,7 +8,11 @@ each tested explicitly below:
   default (expected 0, CI [0, 0], p 1), and we still report the absolute lift
   when only the control mean is zero;
 - LiftResult has one p-value, that of the absolute lift; gbstats's relative
-  p-value is the t-test of relative_lift / relative_se at the same df.
+  p-value is the t-test of relative_lift / relative_se at the same df;
+- the fixed-horizon relative CI of a plain (mean or ratio) comparison is
+  Fieller's, so that it excludes 0 exactly when the Welch p is below alpha;
+  gbstats's delta-method CI is relative_lift +- t * relative_se, checked here
+  from relative_se (the same), and CUPED's stored CI is still that one.
 """
 
 import json
@@ -57,8 +61,15 @@ def assert_matches(result, gb, alpha, tau):
     # fixed horizon, relative
     assert result.relative_lift == pytest.approx(fr["expected"], **close)
     assert result.relative_se == pytest.approx(fr["stddev"], **close)
-    assert result.relative_ci_low == pytest.approx(fr["ci_low"], **close)
-    assert result.relative_ci_high == pytest.approx(fr["ci_high"], **close)
+    q = st.t.ppf(1 - alpha / 2, result.degrees_of_freedom)
+    delta = (result.relative_lift - q * result.relative_se, result.relative_lift + q * result.relative_se)
+    assert delta == pytest.approx((fr["ci_low"], fr["ci_high"]), **close)
+    if math.isnan(result.variance_control):  # CUPED: the delta method's, as gbstats
+        assert (result.relative_ci_low, result.relative_ci_high) == pytest.approx(delta, **close)
+    else:  # Fieller's: around the same estimate, excluding 0 exactly when the test rejects
+        assert result.relative_ci_low < result.relative_lift < result.relative_ci_high
+        excludes = result.relative_ci_low > 0 or result.relative_ci_high < 0
+        assert excludes == (result.p_value < alpha)
     rel_p = 2 * st.t.sf(abs(result.relative_lift) / result.relative_se, result.degrees_of_freedom)
     assert rel_p == pytest.approx(fr["p_value"], **close)
     # always-valid (sequential): same point estimates, confidence-sequence width, e-value p

@@ -118,15 +118,19 @@ def test_every_lift_shows_whether_it_is_significant_after_holm(warehouse, capsys
 
 def test_a_significant_row_beside_a_relative_interval_across_0_is_explained(warehouse, capsys):
     # a trial: "+113.8% [-5.1%, +232.7%], significant yes" (14 control donors of 184): the test is of the absolute
-    # lift; the relative interval's delta method widens on a small control mean
+    # lift; the relative interval's delta method widens on a small control mean. A plain row's relative interval is
+    # now Fieller's, which excludes 0 whenever the row is significant: only a CUPED row's (delta method) can do this
     path, results, _ = warehouse
     out = _summary(path, capsys)
     assert "significant beside a relative interval across 0" not in out  # none in the world as built
-    out = _summary_after(
-        path,
-        capsys,
+    across = (
         "UPDATE attribution.experiment_results SET significant = true, relative_ci_low = -0.05, "
-        "relative_ci_high = 2.3, cuped_relative_ci_low = -0.05, cuped_relative_ci_high = 2.3 WHERE metric = 'conversion'",
+        "relative_ci_high = 2.3, cuped_relative_ci_low = -0.05, cuped_relative_ci_high = 2.3 WHERE metric = 'conversion'"
+    )
+    out = _summary_after(path, capsys, across)
+    assert "significant beside a relative interval across 0" not in out  # a Welch row: cannot happen, not named
+    out = _summary_after(
+        path, capsys, "UPDATE attribution.experiment_results SET estimate = 'cuped' WHERE metric = 'conversion'"
     )
     said = "significant beside a relative interval across 0 (m conversion): the test is of the absolute lift"
     assert said in out
@@ -136,6 +140,25 @@ def test_a_significant_row_beside_a_relative_interval_across_0_is_explained(ware
     with duckdb.connect(str(path), read_only=True) as conn:
         page = html.unescape(render_report(conn, AS_OF.date()).html)
     assert said in page
+
+
+def test_a_lift_without_a_relative_interval_says_why(warehouse, capsys):
+    # Fieller's relative interval is unbounded where the control's mean is not clear of 0 (a trial's 3 of 18
+    # controls converting): "n/a" beside a significant lift said nothing of why
+    path, _, _ = warehouse
+    assert "no relative interval" not in _summary(path, capsys)
+    out = _summary_after(
+        path,
+        capsys,
+        "UPDATE attribution.experiment_results SET significant = true, relative_ci_low = NULL, relative_ci_high = NULL "
+        "WHERE metric = 'conversion'",
+    )
+    said = "no relative interval (m conversion): the control's mean is not clear of 0 at the test's level"
+    assert said in out
+    from orchestration.lib.report import render_report
+
+    with duckdb.connect(str(path), read_only=True) as conn:
+        assert said in html.unescape(render_report(conn, AS_OF.date()).html)
 
 
 def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency(warehouse, capsys):
