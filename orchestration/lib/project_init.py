@@ -501,6 +501,8 @@ class Inference:
     cost_strangers: dict[str, tuple[int, str]] = field(default_factory=dict)
     # completed orders of a session: (such orders, the most days after their session's day, those after day 1)
     order_lag: tuple[int, int, int] | None = None
+    # proposed indicator columns that are one attribute's one-hot codes (_one_hot)
+    one_hot: list[str] = field(default_factory=list)
 
     @property
     def kpi_lookback_days(self) -> int:
@@ -526,9 +528,29 @@ def _proposed(attributes: list[AttributeCandidate]) -> list[str]:
     return [a.column for a in attributes if a.proposed]
 
 
-def _suggested_intersection(proposed: list[str]) -> list[str] | None:
-    """The intersection init writes (commented out) for the user to judge too: the first two proposed."""
+def _suggested_intersection(proposed: list[str], one_hot: list[str] = ()) -> list[str] | None:
+    """The intersection init writes (commented out) for the user to judge too: the first two proposed, or, where
+    they are one-hot codes of one attribute (``one_hot``: _one_hot's), all of those together."""
+    if len(one_hot) >= 2 and set(proposed[:2]) <= set(one_hot):
+        return list(one_hot)
     return proposed[:2] if len(proposed) >= 2 else None
+
+
+def _one_hot(conn, attributes: list[AttributeCandidate]) -> list[str]:
+    """The proposed indicator columns that never mark one user twice (no users row a member of two): one
+    attribute's one-hot codes. A pair of them is no intersection: a trial's black_male, white_male and
+    black_female (white women: none of them) got [black_female, black_male] suggested, whose '0|0' mixed white men
+    and women; all of them together name each group ('0|0|0': none of them)."""
+    family: list[AttributeCandidate] = []
+    for a in (a for a in attributes if a.proposed and a.indicator):
+        both = [f"{_group_text(a.column)} = ? AND {_group_text(b.column)} = ?" for b in family]
+        values = [v for b in family for v in (a.indicator[0], b.indicator[0])]
+        if (
+            not both
+            or not conn.execute(f"SELECT count(*) FROM t_users WHERE {' OR '.join(both)}", values).fetchone()[0]
+        ):
+            family.append(a)
+    return [a.column for a in family] if len(family) >= 2 else []
 
 
 # ------------------------------------------------------------------ reading
@@ -847,8 +869,9 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
     orphans = _orphan_labels(conn, found, present)
     declared = _declared_variants(conn, found, present)
     proposed = _proposed(attributes)
+    one_hot = _one_hot(conn, attributes)
     judged = [(c,) for c in proposed]
-    if pair := _suggested_intersection(proposed):
+    if pair := _suggested_intersection(proposed, one_hot):
         judged.append(tuple(pair))
     return Inference(
         source,
@@ -872,6 +895,7 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         group_predictions=_group_counts(conn, present, judged, labelled=False),
         cost_strangers=cost_strangers,
         order_lag=order_lag,
+        one_hot=one_hot,
     )
 
 
@@ -1840,8 +1864,9 @@ def render(inf: Inference) -> str:
         add("    # recommendation); harmful if it hurts (a risk score: fraud, credit default, churn risk, recidivism).")
         if HARMFUL_HINT.search(m.model_id):
             add(
-                f"    # '{m.model_id}' sounds like a risk score: if a positive decision flags the person (not an "
-                "offer to them), write harmful below."
+                f"    # '{m.model_id}' sounds like a risk score: the decision's effect on the person decides, not the "
+                "name: harmful if a positive decision works against them (a decline, a fraud hold, care deprioritised), "
+                "favourable if it gives them something (an offer, a credit-line increase, a referral for care)."
             )
         add("    positive_decision: favourable")
         add(f"    # {_thresholds_text(m)}")
@@ -1942,8 +1967,14 @@ def render(inf: Inference) -> str:
         else:
             add(f"#   {a.column}: {a.distinct} groups{nulls}{values}")
     add(f"protected_attributes: [{', '.join(proposed)}]")
-    if pair := _suggested_intersection(proposed):
+    if pair := _suggested_intersection(proposed, inf.one_hot):
         add(f"# intersections: [[{', '.join(pair)}]]  # each combination judged as one attribute")
+        if inf.one_hot and set(pair) == set(inf.one_hot):
+            others = {a.column: a.indicator[1] for a in inf.attributes if a.indicator}
+            add(
+                "#   (one-hot codes of one attribute, never two marking one user: together they name each group, "
+                f"{'|'.join(others[c] for c in pair)} being none of them; a pair of them would mix groups)"
+            )
     add("")
 
     vol = VolumeGate()

@@ -1227,8 +1227,10 @@ def test_a_risk_named_model_is_pointed_to_harmful_without_a_contradiction(tmp_pa
     )
     _write(source, "predictions", preds)
     text = render(infer(source))
-    said = "'mortgage_deny_risk' sounds like a risk score: if a positive decision flags the person"
+    said = "'mortgage_deny_risk' sounds like a risk score: the decision's effect on the person decides, not the name"
     assert said in text and "harmful is likely" not in text
+    # two trials read it the wrong way: a credit-line increase and a referral for a biopsy are favourable
+    assert "favourable if it gives them something (an offer, a credit-line increase, a referral for care)" in text
     assert text.index(said) < text.index("positive_decision: favourable")  # the REVIEW default, explained above it
 
 
@@ -2123,3 +2125,34 @@ def test_labels_later_than_the_p99_all_of_one_class_keep_the_horizon_to_the_late
     )
     (m,) = infer(source).models
     assert m.late_one_class is None and m.label_horizon_days == 10
+
+
+def test_one_hot_indicator_columns_are_suggested_together_not_as_a_mixing_pair(zone):
+    # a trial's black_male, white_male, black_female (white women: none of them): init suggested the pair
+    # [black_female, black_male], whose '0|0' mixed white men and white women
+    source, users, _, _ = zone
+    n = len(users)
+    kind = [i % 4 for i in range(n)]  # 0: black man, 1: white man, 2: black woman, 3: white woman
+    _write(
+        source,
+        "users",
+        users.assign(
+            black_male=[int(k == 0) for k in kind],
+            white_male=[int(k == 1) for k in kind],
+            black_female=[int(k == 2) for k in kind],
+        ),
+    )
+    inf = infer(source)
+    assert {"black_male", "white_male", "black_female"} <= set(inf.proposed_attributes)
+    assert inf.one_hot == [c for c in inf.proposed_attributes if c in ("black_male", "white_male", "black_female")]
+    text = render(inf)
+    assert f"# intersections: [[{', '.join(inf.one_hot)}]]" in text
+    assert "0|0|0 being none of them; a pair of them would mix groups" in text
+    # indicators that do mark one user twice are no one-hot family: the first two, as before
+    _write(
+        source,
+        "users",
+        users.assign(black=[i % 2 for i in range(n)], female=[(i // 2) % 2 for i in range(n)]),
+    )
+    inf = infer(source)
+    assert inf.one_hot == [] and "a pair of them would mix groups" not in render(inf)
