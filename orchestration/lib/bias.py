@@ -344,8 +344,11 @@ def _within_noise(what: str, breached: bool, significant) -> list[str]:
 
 
 def disparate_impact_relative(g, eligible: np.ndarray, harmful: bool) -> tuple[np.ndarray, ...]:
-    """Each group's disparate-impact ratio to the best-off ``eligible`` group, its 95% interval (the group's
-    Wilson interval over the same reference) and the rate it compares: 'selected', 'not flagged' or 'flagged'.
+    """Each group's disparate-impact ratio to the best-off ``eligible`` group, its 95% interval and the rate it
+    compares: 'selected', 'not flagged' or 'flagged'. The interval of another group's ratio spans both groups' Wilson
+    intervals (its low end over the reference's high end, and its high end over the reference's low end): over the
+    reference's point alone a trial's groups compared with a group never flagged (0 of 53) read 0.00 [0.00, 0.00],
+    certain, beside a verdict "within noise". The reference group's own bar is its interval over its point.
 
     A favourable decision: selection rate / the highest. A harmful one: the lower of (1 - flag rate) / the
     highest, the four-fifths rule on not being flagged, and the least-flagged group's flag rate / the group's,
@@ -358,16 +361,30 @@ def disparate_impact_relative(g, eligible: np.ndarray, harmful: bool) -> tuple[n
     usable = np.asarray(eligible, dtype=bool) & ~np.isnan(fav)
     best = fav[usable].max() if usable.any() else math.nan
     best = best if best > 0 else math.nan
-    relative, low, high = fav / best, fav_low / best, fav_high / best
+    reference = int(np.flatnonzero(usable & (fav == best))[0]) if best == best else None
+    others = np.arange(len(sel)) != reference
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref_low, ref_high = (fav_low[reference], fav_high[reference]) if reference is not None else (math.nan,) * 2
+        relative = fav / best
+        low = np.where(others, fav_low / ref_high, fav_low / best)
+        high = np.where(others, _ratio_bound(fav_high, ref_low), fav_high / best)
     what = np.full(len(sel), "not flagged" if harmful else "selected", dtype=object)
     if harmful and usable.any():
-        least = sel[usable].min()
+        least_at = int(np.flatnonzero(usable & (sel == sel[usable].min()))[0])
+        least, least_low, least_high = sel[least_at], sel_low[least_at], sel_high[least_at]
         with np.errstate(invalid="ignore", divide="ignore"):
-            flagged = least / sel, least / sel_high, least / sel_low
+            flagged = least / sel, least_low / sel_high, _ratio_bound(least_high, sel_low)
         worse = flagged[0] < relative  # NaN (a group never flagged) compares false
         relative, low, high = (np.where(worse, f, r) for f, r in zip(flagged, (relative, low, high), strict=True))
         what = np.where(worse, "flagged", what)
     return relative, low, high, what
+
+
+def _ratio_bound(numerator, denominator) -> np.ndarray:
+    """numerator / denominator, NaN (no upper bound) where the denominator's low end is 0."""
+    numerator, denominator = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / denominator, np.nan)
 
 
 def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Thresholds, direction: str) -> dict:

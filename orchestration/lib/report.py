@@ -893,7 +893,11 @@ class ReportBuilder:
             )
             # the value furthest past the threshold: the lowest for a coverage or a precision/recall drop
             worst = {k: worst_value(k[2], g["value"]) for k, g in frame.groupby(keys, sort=True)}
-            grouped.insert(7, "worst_value", [worst[tuple(r)] for r in grouped[keys].itertuples(index=False)])
+            grouped.insert(
+                grouped.columns.get_loc("days") + 1,
+                "worst_value",
+                [worst[tuple(r)] for r in grouped[keys].itertuples(index=False)],
+            )
             grouped["active on as-of day"] = grouped["last_date"] == pd.Timestamp(self.as_of)
             grouped = grouped.drop(columns="episode")
             for model_id, rows in alerts.groupby("model_id"):
@@ -942,9 +946,10 @@ class ReportBuilder:
                 f"harmful, such as a fraud flag, the lower of its rate of not being flagged / the highest and the "
                 f"least-flagged group's flag rate / its own (a group flagged twice as often scores 0.5, however rare "
                 f"the flag); below {floor:g} (shaded) fails the four-fifths rule. Equal opportunity compares true-positive rates, or false-positive rates "
-                f"(wrongly flagged) for a harmful positive decision. Error bars are the group's "
-                f"Wilson 95% interval divided by the same best rate, so a small group's bar is visibly "
-                f"uncertain; a verdict fails only where a test across the groups (Fisher's exact with two, a "
+                f"(wrongly flagged) for a harmful positive decision. Error bars span both groups' Wilson 95% "
+                f"intervals (the group's low end over the reference group's high end, and its high end over the "
+                f"reference's low end; the reference's own bar is its interval over its rate), so a small group's bar, "
+                f"or any bar against a small reference group, is visibly uncertain; a verdict fails only where a test across the groups (Fisher's exact with two, a "
                 f"chi-square with more) finds them unlike at 5% and, with k > 2 groups, two groups' 1 - 5%/(k - 1) "
                 f"intervals lie apart. Groups with fewer than {decisions:g} predictions are grey and take no part in "
                 f"disparate impact (decisions need no label); the label-based verdicts take groups with "

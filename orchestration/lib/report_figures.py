@@ -421,8 +421,8 @@ def count_axis(fig, largest, row=None, col=None) -> None:
 
 
 def bias_bars(fig, g, bars, colors, row, floor) -> None:
-    """Horizontal bars of each group's disparate-impact ratio to the best-off group, with its Wilson interval over
-    the same reference (``bars``: bias.disparate_impact_relative's ratio, low, high and rate compared).
+    """Horizontal bars of each group's disparate-impact ratio to the best-off group, with an interval spanning both
+    groups' Wilson intervals (``bars``: bias.disparate_impact_relative's ratio, low, high and rate compared).
 
     Horizontal so a group's label (``female x 25-34``) is read in full on the y axis.
     """

@@ -192,3 +192,25 @@ def test_the_reports_bars_are_each_groups_ratio_and_their_minimum_the_verdicts(w
     rf.bias_bars(fig, g, bars, ["#000"] * len(g), 1, 0.8)
     hover = dict(zip(g["group_value"], rf.done(fig)["data"][0]["hovertext"], strict=True))
     assert hover["B"].startswith(f"flagged {flag['B']:.3f}")
+
+
+def test_ratios_to_a_group_never_flagged_carry_that_groups_uncertainty():
+    # a trial's risk score never flagged one group (0 of 53): every other group's flag ratio read 0.00 [0.00, 0.00],
+    # certain, beside a verdict "within noise"; the bars now span the reference group's interval too
+    from statsmodels.stats.proportion import proportion_confint
+
+    from orchestration.lib.bias import disparate_impact_relative
+
+    counts = {"never": (0, 53), "some": (6, 40), "more": (9, 30)}
+    wilson = {g: proportion_confint(k, n, alpha=0.05, method="wilson") for g, (k, n) in counts.items()}
+    g = {
+        "group_value": np.array(list(counts)),
+        "selection_rate": np.array([k / n for k, n in counts.values()]),
+        "selection_rate_ci_low": np.array([wilson[c][0] for c in counts]),
+        "selection_rate_ci_high": np.array([wilson[c][1] for c in counts]),
+    }
+    relative, low, high, what = disparate_impact_relative(g, np.ones(3, bool), harmful=True)
+    assert list(what[1:]) == ["flagged", "flagged"] and list(relative[1:]) == [0.0, 0.0]
+    # by hand: the never-flagged group's upper bound over each group's lower bound
+    assert high[1:] == pytest.approx([wilson["never"][1] / wilson[c][0] for c in ("some", "more")], rel=1e-12)
+    assert list(low[1:]) == [0.0, 0.0] and (high[1:] > 0.1).all()

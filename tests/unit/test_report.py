@@ -547,15 +547,18 @@ def test_bias_bars_and_table_show_wilson_intervals(warehouse):
     report = build(warehouse)
     page = parse(report.html)
     bars = page.figures[[p for p in report.plots if p.startswith("bias-")][0]]["data"][0]
-    # window totals (old, tiny, young): 300/1000, 10/50, 500/1000; bars and their intervals are relative to young's 0.5
+    # window totals (old, tiny, young): 300/1000, 10/50, 500/1000; bars are relative to young's 0.5, and another
+    # group's interval spans both intervals (its low end over young's high end, its high end over young's low end)
     wilson = [proportion_confint(k, n, alpha=0.05, method="wilson") for k, n in ((300, 1000), (10, 50), (500, 1000))]
     relative = [0.6, 0.4, 1.0]
+    (young_low, young_high) = wilson[2]
+    bounds = [(w[0] / young_high, w[1] / young_low) for w in wilson[:2]] + [(young_low / 0.5, young_high / 0.5)]
     # the bars run young, tiny, old (top to bottom)
     order = [2, 1, 0]
-    assert bars["error_x"]["array"] == pytest.approx([wilson[k][1] / 0.5 - relative[k] for k in order], rel=1e-9)
-    assert bars["error_x"]["arrayminus"] == pytest.approx([relative[k] - wilson[k][0] / 0.5 for k in order], rel=1e-9)
+    assert bars["error_x"]["array"] == pytest.approx([bounds[k][1] - relative[k] for k in order], rel=1e-9)
+    assert bars["error_x"]["arrayminus"] == pytest.approx([relative[k] - bounds[k][0] for k in order], rel=1e-9)
     assert page.summary["models"][EVIL]["disparate_impact_relative_95"]["age_band"]["tiny"] == pytest.approx(
-        [bound / 0.5 for bound in wilson[1]]
+        list(bounds[1])
     )
     # the table of intervals: the tiny group's selection rate with its (wide) interval, marked excluded
     row = re.search(r"<tr><td>age_band</td><td>tiny</td>(.*?)</tr>", report.html).group(1)
