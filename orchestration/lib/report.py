@@ -139,11 +139,17 @@ def _currency_amount(currency: str):
     return lambda x: "n/a" if _missing(x) else f"{money(x)} {currency}"  # "n/a" alone: no currency after it
 
 
-def _significant(rows: pd.DataFrame) -> list[bool]:
-    """The published flag (adjusted p below alpha); a row without it: whether its 95% CI excludes 0."""
+def _significant(rows: pd.DataFrame) -> list[bool | None]:
+    """The published flag (adjusted p below alpha); a row without it: whether its 95% CI excludes 0; None for a row
+    not tested (degenerate_reason: drawn as such, not as "not significant", which a trial read as a tested null)."""
+    untested = rows["degenerate_reason"].notna() if "degenerate_reason" in rows else [False] * len(rows)
     return [
-        bool(flag) if not _missing(flag) else (not _missing(lo) and not _missing(hi) and (lo > 0 or hi < 0))
-        for flag, lo, hi in zip(rows["significant"], rows["ci_low"], rows["ci_high"])
+        None
+        if skip
+        else bool(flag)
+        if not _missing(flag)
+        else (not _missing(lo) and not _missing(hi) and (lo > 0 or hi < 0))
+        for flag, lo, hi, skip in zip(rows["significant"], rows["ci_low"], rows["ci_high"], untested)
     ]
 
 

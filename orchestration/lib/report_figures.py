@@ -464,7 +464,7 @@ def bias_bars(fig, g, bars, colors, row, floor) -> None:
 
 def significance_markers(fig, x, y, significant, row=1, col=1, legend=True, color=COLORS[0]) -> None:
     """One marker per day on the lift line: filled (in the line's ``color``) where the lift is significant, hollow
-    grey where it is not."""
+    grey where it is not, a grey cross where it was not tested (``significant`` None)."""
 
     x, y = values(x), values(y)
     for flag, name, marker in (
@@ -474,7 +474,10 @@ def significance_markers(fig, x, y, significant, row=1, col=1, legend=True, colo
             "not significant (interval crosses 0 or adjusted p >= alpha)",
             dict(color="white", size=7, symbol="circle-open", line=dict(color=EXCLUDED, width=1.5)),
         ),
+        (None, "not tested (no interval: the headline table says why)", dict(color=EXCLUDED, size=7, symbol="x")),
     ):
+        if flag is None and None not in significant:
+            continue  # every day tested: no legend entry for what is not there
         # None where the other kind is: the line stays, the markers tell which days are significant
         fig.add_trace(
             dict(

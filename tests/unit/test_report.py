@@ -858,6 +858,22 @@ def test_layout_cues_units_counts_gates_cbpe_and_significance(warehouse, tmp_pat
     days = [d.isoformat() for d in DAYS[2:10]]
     assert [d for d, v in zip(filled["x"], filled["y"]) if v is not None] == [d for d in days if d >= "2026-03-08"]
     assert [d for d, v in zip(hollow["x"], hollow["y"]) if v is not None] == [d for d in days if d < "2026-03-08"]
+    assert "not tested (no interval: the headline table says why)" not in [t["name"] for t in lift["data"]]
+    # a day not tested is drawn as such, not as "not significant" (a trial read its untested days as tested nulls)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("ALTER TABLE attribution.experiment_results ADD COLUMN degenerate_reason VARCHAR")
+        conn.execute(
+            "UPDATE attribution.experiment_results SET degenerate_reason = 'too few events', significant = NULL "
+            "WHERE as_of_date < DATE '2026-03-05'"
+        )
+    report = build(warehouse)
+    lift = parse(report.html).figures[[p for p in report.plots if p.startswith("lift-rec")][0]]
+    hollow = trace(lift, "not significant (interval crosses 0 or adjusted p >= alpha)")
+    untested = trace(lift, "not tested (no interval: the headline table says why)")
+    assert [d for d, v in zip(untested["x"], untested["y"]) if v is not None] == [d for d in days if d < "2026-03-05"]
+    assert [d for d, v in zip(hollow["x"], hollow["y"]) if v is not None] == [
+        d for d in days if "2026-03-05" <= d < "2026-03-08"
+    ]
 
 
 def test_a_project_without_experiments_is_told_its_models_worth_cannot_be_measured(warehouse):
