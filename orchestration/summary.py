@@ -309,6 +309,46 @@ def _gate_warnings(conn) -> list[str]:
     return lines
 
 
+def _quarantined_shares(conn) -> list[str]:
+    """Per raw table with days: its quarantined share of the last RECENT_DAYS days' rows where that is above
+    gates.rows.max_share and at least gates.rows.min_count rows, though no single day reached min_count (the gate
+    holds back only such days): a wrong time zone moved ~21% of a trial's rows out of their files' days, every day
+    under 10 rows, and the run ended "ok" with a warning per day."""
+    import duckdb
+
+    from orchestration.lib.project_config import load_config
+    from orchestration.lib.report_data import quarantine_tables
+
+    rows = load_config().gates.rows
+    lines = []
+    for table in quarantine_tables(conn):
+        try:
+            quarantined, loaded, most, reason = conn.execute(
+                f"""
+                WITH newest AS (SELECT max(_partition_date) AS day FROM raw."{table}"),
+                q AS (SELECT * FROM raw_quarantine."{table}" WHERE _partition_date > (SELECT day FROM newest) - {RECENT_DAYS})
+                SELECT (SELECT count(*) FROM q),
+                       (SELECT count(*) FROM raw."{table}" WHERE _partition_date > (SELECT day FROM newest) - {RECENT_DAYS}),
+                       (SELECT max(n) FROM (SELECT count(*) AS n FROM q GROUP BY _partition_date)),
+                       (SELECT mode(_reason) FROM q)
+                """
+            ).fetchone()
+        except duckdb.Error:  # a table without _reason, or raw without the table: nothing to say
+            continue
+        total = quarantined + loaded
+        if not total or quarantined < max(rows.min_count, 1) or quarantined / total <= rows.max_share:
+            continue
+        if (most or 0) >= rows.min_count:
+            continue  # a day reached the gate's count: judged there
+        lines.append(
+            f"raw.{table}: {quarantined:,} of {total:,} rows quarantined over its last {RECENT_DAYS} days "
+            f"({quarantined / total:.1%}, above gates.rows.max_share {rows.max_share:g}), no day reaching "
+            f"gates.rows.min_count ({rows.min_count}), so none held back: a steady cause, not a bad day (most often: "
+            f"{reason}; raw_quarantine.{table}._reason)"
+        )
+    return lines
+
+
 def _recent_health(conn):
     """recent_health_counts as a table to print: predictions, the share labelled, precision and recall."""
     import duckdb
@@ -1327,7 +1367,7 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  {line}")
     if late := _late_conversions(conn):
         print(f"\nBusiness KPIs (details: marts.kpi_daily)\n  {late}")
-    if warned := _gate_warnings(conn):
+    if warned := _gate_warnings(conn) + _quarantined_shares(conn):
         print(
             f"\nWarnings of the quality gates, last {RECENT_DAYS} days (they hold nothing back, e.g. a label feed "
             "that paused; details: quality.gate_results.warnings)"

@@ -1149,6 +1149,35 @@ def test_alerts_and_requests_are_one_line_per_model_and_kind_with_their_first_an
     assert "first reason" not in out
 
 
+def test_a_steady_quarantine_under_the_days_count_is_said_pooled(warehouse, capsys):
+    # a trial's wrong time zone quarantined ~21% of each table's rows, every day under gates.rows.min_count (10):
+    # no day was held back and the run ended "ok"
+    path, _, _ = warehouse
+    days = pd.date_range("2026-09-01", periods=10).date
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
+        conn.execute("CREATE TABLE raw.orders (order_id VARCHAR, _partition_date DATE)")
+        conn.execute("CREATE TABLE raw_quarantine.orders (order_id VARCHAR, _partition_date DATE, _reason VARCHAR)")
+        for day in days:
+            conn.executemany("INSERT INTO raw.orders VALUES (?, ?)", [[f"{day}-{i}", day] for i in range(7)])
+            conn.executemany(
+                "INSERT INTO raw_quarantine.orders VALUES (?, ?, 'ordered_at outside its file''s day')",
+                [[f"{day}-q{i}", day] for i in range(2)],
+            )
+    out = _summary(path, capsys)
+    # by hand: 20 of 90 rows (22.2%), 2 a day
+    assert (
+        "  raw.orders: 20 of 90 rows quarantined over its last 30 days (22.2%, above gates.rows.max_share 0.01), no "
+        "day reaching gates.rows.min_count (10), so none held back: a steady cause, not a bad day (most often: "
+        "ordered_at outside its file's day; raw_quarantine.orders._reason)"
+    ) in out
+    with duckdb.connect(str(path)) as conn:  # a day of 12: the gate judged it, nothing more to say
+        conn.executemany(
+            "INSERT INTO raw_quarantine.orders VALUES (?, ?, 'x')", [[f"x{i}", days[-1]] for i in range(10)]
+        )
+    assert "raw.orders:" not in _summary(path, capsys)
+
+
 def test_a_gates_warnings_are_listed_with_their_days(warehouse, capsys):
     # a paused label feed only warns: quality.gate_results said passed with nothing failed, and summary was silent
     path, results, _ = warehouse
