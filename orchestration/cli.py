@@ -700,12 +700,13 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def _nulls_as_null(frame):
     """Missing values as DuckDB prints them, NULL: pandas' NaN and <NA> read as a failed computation (a trial's
-    "not tested" rows). Floats and text take to_string's na_rep; a nullable integer or boolean column prints <NA>
-    whatever na_rep says, so its values become objects, NULL written in."""
+    "not tested" rows). Floats take to_string's na_rep; a nullable integer or boolean column prints <NA> and a text
+    column None whatever na_rep says, so their values become objects, NULL written in."""
     import pandas as pd
 
     for column, dtype in frame.dtypes.items():
-        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and frame[column].isna().any():
+        text_or_nullable = dtype.kind == "O" or isinstance(dtype, pd.api.extensions.ExtensionDtype)
+        if text_or_nullable and frame[column].isna().any():  # text's None printed "None", like the text 'None'
             frame[column] = frame[column].astype(object).where(frame[column].notna(), "NULL")
     return frame
 

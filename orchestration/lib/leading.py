@@ -71,9 +71,10 @@ def first_sustained_drop(
     launch, moves little). The standard deviation of 7 days it replaced was so noisy that 9% of year-long series
     of pure binomial noise "dropped" (tests/unit/test_leading.py), and the summary named an alert that "led" it.
     Only days with a full baseline before them qualify; missing days break the run. NO_NOISE: where most of the
-    noise days' changes are exactly 0 the noise reads 0 and any dip would be "sustained" (a trial's order value,
-    the same 21,600 on six days of 1-6 orders, "fell 15%" on the next three): such a day is not judged (a share
-    keeps its binomial floor). ``rising``: a lower-is-better
+    noise days' changes of a ratio KPI (``units`` given, a mean of its units) are exactly 0 the noise reads 0 and
+    any dip would be "sustained" (a trial's order value, the same 21,600 on six days of 1-6 orders, "fell 15%" on
+    the next three): such a day is not judged (a share keeps its binomial floor). A count or sum that sat exactly
+    flat and falls for days has changed (a trial's 7 active users a day, then none): judged as before. ``rising``: a lower-is-better
     KPI, whose worse shift is ``persist_days`` days above the mean plus k x the noise.
 
     ``units`` (a ratio KPI's: the orders an average order value is of, same index): a day on fewer units than the
@@ -107,8 +108,8 @@ def first_sustained_drop(
         history = v[past]
         changes = np.diff(history[~np.isnan(history)])
         noise = 1.4826 * float(np.median(np.abs(changes))) / math.sqrt(2)
-        if noise == 0 and not proportion:
-            continue  # most days repeat the day before exactly: no noise to judge a dip by (NO_NOISE)
+        if noise == 0 and n is not None and not proportion:
+            continue  # a mean whose days mostly repeat the day before exactly: no noise to judge a dip by (NO_NOISE)
         level = float(np.median(baseline))
         spread = np.full(persist_days, noise)
         if n is not None:

@@ -176,6 +176,9 @@ def test_query_prints_null_as_null(tmp_path, capsys):
     assert cli.cmd_query(argparse.Namespace(db=str(db), sql="SELECT * FROM t ORDER BY n", max_rows=10)) == 0
     header, first, second = capsys.readouterr().out.splitlines()
     assert first.split() == ["1", "0.5", "a", "True"] and second.split() == ["NULL"] * 4
+    # a text column of NULLs only (a re-trial's untrusted_reason) printed None, like the text 'None'
+    assert cli.cmd_query(argparse.Namespace(db=str(db), sql="SELECT CAST(NULL AS VARCHAR) AS why", max_rows=10)) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["NULL"]
 
 
 def test_query_says_how_many_rows_it_left_out(tmp_path, capsys):

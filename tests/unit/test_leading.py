@@ -277,3 +277,7 @@ def test_a_kpi_that_repeats_itself_exactly_has_no_noise_to_judge_a_dip_by():
     varied = np.array(values) + np.tile([0.0, 150.0, -120.0, 90.0], 4)
     drop = first_sustained_drop(_series(varied), "average_order_value")
     assert drop is not None and drop.start_date == START + timedelta(days=12)
+    # a count that sat exactly flat and stops has changed: a re-trial's 7 active users a day, then none
+    flat = _series([7.0] * 12 + [0.0] * 4)
+    drop = first_sustained_drop(flat, "active_users")
+    assert drop is not None and drop.start_date == START + timedelta(days=12) and drop.drop_mean == 0
