@@ -577,13 +577,33 @@ def _mtime(path: Path | None) -> tuple[int, int]:
     return (stat.st_mtime_ns, stat.st_size) if stat else (0, 0)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader refusing a key given twice in one mapping: YAML keeps the last one silently, and a
+    trial's `timezone:` added above init's `timezone: UTC` left the project in UTC, unsaid."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"'{key}' is given twice in one mapping (line {seen[key] + 1} and line {key_node.start_mark.line + 1}): "
+                    "YAML would keep the last one; keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 @lru_cache(maxsize=8)
 def _load(path: str | None, _version: tuple[int, int]) -> LoadedConfig:
     if path is None:
         return LoadedConfig(ProjectConfig(), None)
     file = Path(path)
     try:
-        raw = yaml.safe_load(file.read_text())
+        raw = yaml.load(file.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"{file}: not valid YAML: {err}") from None
     return LoadedConfig(parse_config(raw, file), file)

@@ -331,3 +331,17 @@ def test_a_range_before_the_partitions_is_refused_up_front(tmp_path, monkeypatch
     with pytest.raises(CliError, match="IMPACT_LEDGER_START_DATE=2025-05-01"):
         _partitions_cover(load_config(path), date(2025, 4, 1), None)
     assert Path(os.environ["IMPACT_LEDGER_CONFIG"]).name == "demo.yml"  # untouched by these calls
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    # a trial added `timezone: America/New_York` above init's `timezone: UTC`: YAML kept the last, the project stayed
+    # in UTC and nothing said so
+    path = tmp_path / "impact_ledger.yml"
+    path.write_text("timezone: America/New_York\ncurrency: USD\ntimezone: UTC\n")
+    with pytest.raises(ConfigError, match=r"'timezone' is given twice in one mapping \(line 1 and line 3\)"):
+        load_config(path)
+    path.write_text("models:\n  m:\n    threshold: 0.5\n    threshold: 0.7\n")  # inside a model too
+    with pytest.raises(ConfigError, match=r"'threshold' is given twice"):
+        load_config(path)
+    path.write_text("timezone: America/New_York\ncurrency: USD\n")
+    assert load_config(path).config.timezone == "America/New_York"
