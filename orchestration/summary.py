@@ -349,6 +349,77 @@ def _quarantined_shares(conn) -> list[str]:
     return lines
 
 
+def repeated_hours(zone: str, first, last) -> list[tuple]:
+    """The local wall-clock hours ``zone`` lives twice between the days ``first`` and ``last`` (clocks set back):
+    (start, end) naive datetimes, e.g. 01:00 and 02:00 on the night the US leaves daylight time."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    tz, out = ZoneInfo(zone), []
+    day = first
+    while day <= last:
+        midnight = datetime(day.year, day.month, day.day)
+        after = midnight + timedelta(days=1)
+        if midnight.replace(tzinfo=tz).utcoffset() > after.replace(tzinfo=tz).utcoffset():  # set back that day
+            for quarter in range(96):  # some zones move by half an hour
+                t = midnight + timedelta(minutes=15 * quarter)
+                early, late = t.replace(tzinfo=tz, fold=0).utcoffset(), t.replace(tzinfo=tz, fold=1).utcoffset()
+                if early > late:  # the same wall-clock time twice: the first pass has the larger offset
+                    out.append((t, t + (early - late)))
+                    break
+        day += timedelta(days=1)
+    return out
+
+
+def _repeated_hour_rows(conn) -> list[str]:
+    """A line per repeated hour (repeated_hours) the raw tables hold rows in: they store local wall-clock times, so
+    within it an event of the hour's second pass reads as before one of its first. A trial's 9 orders placed after
+    their traveller's assignment on the US fall-back night counted in the pre-period (the covariate, not the
+    outcome), and their label delays read an hour short."""
+    import duckdb
+
+    from orchestration.lib.contract import CONTRACTS
+    from orchestration.lib.project_config import load_config
+
+    zone = load_config().config.timezone
+    timed = {name: c.time_column for name, c in CONTRACTS.items() if c.time_column}
+    try:
+        bounds = [
+            conn.execute(f'SELECT min("{column}"), max("{column}") FROM raw."{name}"').fetchone()
+            for name, column in timed.items()
+            if conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = ?", [name]
+            ).fetchone()[0]
+        ]
+    except duckdb.Error:
+        return []
+    known = [b for b in bounds if b[0] is not None]
+    if not known or zone in ("UTC", "Etc/UTC"):
+        return []
+    lines = []
+    first, last = min(b[0] for b in known).date(), max(b[1] for b in known).date()
+    for start, end in repeated_hours(zone, first, last):
+        counts = {}
+        for name, column in timed.items():
+            try:
+                n = conn.execute(
+                    f'SELECT count(*) FROM raw."{name}" WHERE "{column}" >= ? AND "{column}" < ?', [start, end]
+                ).fetchone()[0]
+            except duckdb.Error:
+                continue
+            if n:
+                counts[name] = n
+        if counts:
+            held = ", ".join(f"{name} {n:,}" for name, n in counts.items())
+            lines.append(
+                f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} {zone} happened twice (clocks set back): {held} row(s) in it. Times "
+                "are kept as local wall-clock, so within that hour an event of its second pass reads as before one "
+                "of its first: an order after its assignment can count before it (the experiment's pre-period), a "
+                "label delay reads an hour short"
+            )
+    return lines
+
+
 def _recent_health(conn):
     """recent_health_counts as a table to print: predictions, the share labelled, precision and recall."""
     import duckdb
@@ -1367,7 +1438,7 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  {line}")
     if late := _late_conversions(conn):
         print(f"\nBusiness KPIs (details: marts.kpi_daily)\n  {late}")
-    if warned := _gate_warnings(conn) + _quarantined_shares(conn):
+    if warned := _gate_warnings(conn) + _quarantined_shares(conn) + _repeated_hour_rows(conn):
         print(
             f"\nWarnings of the quality gates, last {RECENT_DAYS} days (they hold nothing back, e.g. a label feed "
             "that paused; details: quality.gate_results.warnings)"

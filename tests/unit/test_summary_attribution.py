@@ -1178,6 +1178,32 @@ def test_a_steady_quarantine_under_the_days_count_is_said_pooled(warehouse, caps
     assert "raw.orders:" not in _summary(path, capsys)
 
 
+def test_rows_in_an_hour_the_time_zone_lives_twice_are_counted_and_what_that_does_is_said(
+    warehouse, capsys, tmp_path, monkeypatch
+):
+    # a trial's US fall-back night: 9 orders placed after their traveller's assignment read as before it (local
+    # wall-clock times), and nothing said the hour had happened twice
+    path, _, _ = warehouse
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        conn.execute(
+            "CREATE TABLE raw.orders AS SELECT * FROM (VALUES (TIMESTAMP '2025-11-01 23:00'), "
+            "(TIMESTAMP '2025-11-02 01:10'), (TIMESTAMP '2025-11-02 01:59:59'), (TIMESTAMP '2025-11-02 02:00')) "
+            "v(ordered_at)"
+        )
+        conn.execute("CREATE TABLE raw.assignments AS SELECT TIMESTAMP '2025-11-02 01:40' AS assigned_at")
+    assert "happened twice" not in _summary(path, capsys)  # the tests' project file: UTC
+    project = tmp_path / "ny.yml"
+    project.write_text("timezone: America/New_York\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(project))
+    out = _summary(path, capsys)
+    assert (
+        "  2025-11-02 01:00-02:00 America/New_York happened twice (clocks set back): assignments 1, orders 2 row(s) "
+        "in it. Times are kept as local wall-clock, so within that hour an event of its second pass reads as before "
+        "one of its first" in out
+    )
+
+
 def test_a_gates_warnings_are_listed_with_their_days(warehouse, capsys):
     # a paused label feed only warns: quality.gate_results said passed with nothing failed, and summary was silent
     path, results, _ = warehouse
