@@ -647,7 +647,11 @@ def _volume_breaches(
     hit = (series["date"] >= first) & judged & ~weekly & (change.abs() > volume["outside"])
     rules = {
         False: f"outside ±{volume['outside']} of trailing {trailing_days}-day median",
-        True: f"outside ±{volume['outside']} of its weekday's median of the {WEEKDAY_LEVEL_WEEKS} weeks before (a batch)",
+        # not "(a batch)": a daily model that stopped reaches this rule too once its trailing median falls
+        True: (
+            f"outside ±{volume['outside']} of its weekday's median of the {WEEKDAY_LEVEL_WEEKS} weeks before (its "
+            f"trailing {trailing_days}-day median under min_count)"
+        ),
     }
     parts = []
     for by_weekday, rule in rules.items():

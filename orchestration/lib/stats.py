@@ -718,15 +718,28 @@ def guardrail_verdict(result: LiftResult, margin: float, lower_is_better: bool, 
     - "pass" if harm_high < margin (harm is shown to be within the margin),
     - "fail" if harm_low > margin (harm is shown to exceed the margin),
     - "inconclusive" otherwise, or if the result has no usable SE.
+
+    A plain comparison's bounds are Fieller's at the same q (its relative interval's rule), "inconclusive" where they
+    are unbounded: the delta method's passed a trial's refund rate (6 of 82 refunds in the holdout, 26 of 702 in
+    the treated arm, margin 10%) on an upper bound of -12.8% beside a published interval reaching +128%; Fieller's
+    bound is +47.9%. A CUPED estimate keeps the delta method's bounds.
     """
     rel, se, df = result.relative_lift, result.relative_se, result.degrees_of_freedom
     if not _finite(rel, se, df, margin) or se <= 0:
         return "inconclusive"
-    harm = rel if lower_is_better else -rel
     q = _t_quantile(1 - alpha, df)
-    if harm + q * se < margin:
+    if _finite(result.variance_control, result.variance_treatment):
+        low, high = fieller_interval(
+            result.mean_control, result.mean_treatment, result.variance_control, result.variance_treatment, q
+        )
+        if not _finite(low, high):
+            return "inconclusive"
+    else:
+        low, high = rel - q * se, rel + q * se
+    harm_low, harm_high = (low, high) if lower_is_better else (-high, -low)
+    if harm_high < margin:
         return "pass"
-    if harm - q * se > margin:
+    if harm_low > margin:
         return "fail"
     return "inconclusive"
 

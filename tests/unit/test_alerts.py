@@ -762,7 +762,7 @@ def test_a_weekly_batch_cut_short_or_missed_is_judged_against_its_weekday():
     # day 42 against median(0, 25, 87) = 25, under the rule's min_count (50): not judged
     assert by_metric(found, "volume_change") == [(day(28), "", round(25 / 87 - 1, 12), 0.5), (day(35), "", -1.0, 0.5)]
     assert set(found.loc[found["metric"] == "volume_change", "rule"]) == {
-        "outside ±0.5 of its weekday's median of the 3 weeks before (a batch)"
+        "outside ±0.5 of its weekday's median of the 3 weeks before (its trailing 7-day median under min_count)"
     }
     # the batches within noise of their weekday and the six empty days a week: nothing (days 7-27)
     assert by_metric(alerts(steady(range(28), **counts), 7, 27), "volume_change") == []

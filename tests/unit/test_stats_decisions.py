@@ -132,6 +132,30 @@ def test_guardrail_boundaries_and_degenerate():
         assert guardrail_verdict(bad, margin, False) == "inconclusive"
 
 
+def test_a_plain_guardrail_is_judged_by_fiellers_bound_not_the_delta_methods():
+    # a trial's refund rate: 6 of 82 draws refunded in the holdout, 26 of 702 in the treated arm, margin 10%: the
+    # delta method's one-sided bound (-12.8%) passed it beside a published relative interval reaching +128%
+    from scipy.optimize import brentq
+
+    control, treatment = ArmStats(82, 6, 6), ArmStats(702, 26, 26)  # a proportion: sum of squares = sum
+    result = compare_means(control, treatment)
+    q = st.t.ppf(0.95, result.degrees_of_freedom)
+    assert result.relative_lift + q * result.relative_se < 0.10  # the old rule's pass
+    # the oracle: the largest ratio R the one-sided Welch test at q does not reject, by root finding
+    mc, mt = control.mean, treatment.mean
+    vc, vt = control.variance / control.n, treatment.variance / treatment.n
+
+    def t_stat(r):
+        return (mt - r * mc) / math.sqrt(vt + r * r * vc)
+
+    upper = brentq(lambda r: t_stat(r) + q, mt / mc, 50.0) - 1
+    assert upper > 0.10  # harm up to +48% is not ruled out
+    assert guardrail_verdict(result, 0.10, lower_is_better=True) == "inconclusive"
+    # a margin above that bound passes, as the bound says
+    assert guardrail_verdict(result, upper + 0.01, lower_is_better=True) == "pass"
+    assert guardrail_verdict(result, upper - 0.01, lower_is_better=True) == "inconclusive"
+
+
 # --- incremental value -------------------------------------------------------
 
 
