@@ -382,19 +382,21 @@ def _repeated_hour_rows(conn) -> list[str]:
     from orchestration.lib.project_config import load_config
 
     zone = load_config().config.timezone
-    timed = {name: c.time_column for name, c in CONTRACTS.items() if c.time_column}
+    if zone in ("UTC", "Etc/UTC"):
+        return []
+    # the loaded tables' time columns that hold times (model_costs' is a DATE: a day, in no hour)
+    contract_times = {name: c.time_column for name, c in CONTRACTS.items() if c.time_column}
+    typed = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'raw' "
+        "AND table_catalog = current_database() AND data_type LIKE 'TIMESTAMP%'"
+    ).fetchall()
+    timed = {name: column for name, column in typed if contract_times.get(name) == column}
     try:
-        bounds = [
-            conn.execute(f'SELECT min("{column}"), max("{column}") FROM raw."{name}"').fetchone()
-            for name, column in timed.items()
-            if conn.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = ?", [name]
-            ).fetchone()[0]
-        ]
+        bounds = [conn.execute(f'SELECT min("{c}"), max("{c}") FROM raw."{t}"').fetchone() for t, c in timed.items()]
     except duckdb.Error:
         return []
     known = [b for b in bounds if b[0] is not None]
-    if not known or zone in ("UTC", "Etc/UTC"):
+    if not known:
         return []
     lines = []
     first, last = min(b[0] for b in known).date(), max(b[1] for b in known).date()

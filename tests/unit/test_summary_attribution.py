@@ -1192,6 +1192,8 @@ def test_rows_in_an_hour_the_time_zone_lives_twice_are_counted_and_what_that_doe
             "v(ordered_at)"
         )
         conn.execute("CREATE TABLE raw.assignments AS SELECT TIMESTAMP '2025-11-02 01:40' AS assigned_at")
+        # a time column of days (model_costs): in no hour, and its DATEs beside the TIMESTAMPs crashed summary
+        conn.execute("CREATE TABLE raw.model_costs AS SELECT DATE '2025-11-02' AS date")
     assert "happened twice" not in _summary(path, capsys)  # the tests' project file: UTC
     project = tmp_path / "ny.yml"
     project.write_text("timezone: America/New_York\n")
