@@ -626,6 +626,12 @@ def _print_attribution(results, impact) -> None:
         "that excludes 0 on a row marked 'no' is not significant once the metrics are tested together "
         "(adjusted_*_ci_* in attribution.experiment_results: the intervals at the adjusted level)."
     )
+    if results["guardrail_verdict"].notna().any():  # a re-trial read "pass" beside a 95% interval past the margin
+        print(
+            f"  guardrail: non-inferiority against the metric's margin on a one-sided {1 - alpha:.0%} bound (the end "
+            f"of the {1 - 2 * alpha:.0%} two-sided interval, not of the {1 - alpha:.0%} one shown): 'pass' where the "
+            "worst bound is within the margin, 'fail' where even the best is beyond it"
+        )
     for note in arms_family_notes(results, alpha):
         print(f"  {note}")
     for note in (

@@ -161,6 +161,17 @@ def test_a_lift_without_a_relative_interval_says_why(warehouse, capsys):
         assert said in html.unescape(render_report(conn, AS_OF.date()).html)
 
 
+def test_a_guardrail_verdicts_one_sided_bound_is_said_beside_the_two_sided_interval(warehouse, capsys):
+    # a re-trial: refund_rate [-81.3%, +36.6%] beside "pass" at a 10% margin (a one-sided 95% bound of +2.85%)
+    path, _, _ = warehouse
+    said = "guardrail: non-inferiority against the metric's margin on a one-sided 95% bound (the end of the 90%"
+    assert said not in _summary(path, capsys)  # no guardrail row: nothing to explain
+    out = _summary_after(
+        path, capsys, "UPDATE attribution.experiment_results SET guardrail_verdict = 'pass' WHERE metric = 'conversion'"
+    )
+    assert said in out
+
+
 def test_roi_is_a_net_return_with_its_ci_and_money_is_in_the_configured_currency(warehouse, capsys):
     path, _, impact = warehouse
     out = _summary(path, capsys)
