@@ -8,7 +8,6 @@ from pathlib import Path
 
 from orchestration.lib.cost_gaps import cost_gap_notes
 from orchestration.lib.report_data import (
-    ALERT_EPISODE_GAP_DAYS,
     FEW_CALIBRATION_LABELS,
     RECENT_DAYS,
     USUAL_GAP_SQL,
@@ -41,36 +40,50 @@ ORDER BY model_id, treatment_variant
 """
 
 
-# one line per model and alert metric, and per model and request status (a request's reason names its day). An
-# alert's span is its latest episode (days no more than ALERT_EPISODE_GAP_DAYS apart), earlier days said apart: a
-# trial's two chance PSI alerts nine days before a real drift read as one span "from 09-21 to 10-07"
-SUMMARY_HEALTH_SQL = f"""
-WITH alerted AS (
-    SELECT model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END
-           -- a model whose alerts span versions: each version's apart (a span ran from v1's alert to v2's)
-           || CASE WHEN versions > 1 THEN ' of ' || model_version ELSE '' END AS detail, date
-    FROM (SELECT *, count(DISTINCT model_version) OVER (PARTITION BY model_id) AS versions FROM marts.alerts)
-), starts AS (
-    SELECT *, coalesce(date - lag(date) OVER (PARTITION BY model_id, detail ORDER BY date), 0)
-              > {ALERT_EPISODE_GAP_DAYS} AS starts_episode
-    FROM (SELECT DISTINCT * FROM alerted)
-), episodes AS (
-    SELECT *, max(date) FILTER (WHERE starts_episode) OVER (PARTITION BY model_id, detail) AS latest_start
-    FROM starts
-)
-SELECT 'alerts' AS what, model_id, detail,
-       min(date) FILTER (WHERE latest_start IS NULL OR date >= latest_start) AS since, max(date) AS latest,
-       count(*) FILTER (WHERE latest_start IS NULL OR date >= latest_start) AS days, NULL AS latest_reason,
-       count(*) FILTER (WHERE date < latest_start) AS earlier_days, min(date) AS earlier_since,
-       max(date) FILTER (WHERE date < latest_start) AS earlier_latest
-FROM episodes
-GROUP BY ALL
-UNION ALL
-SELECT 'retraining requests', model_id, status, min(date), max(date), count(*),
-       arg_max(status_reason, date) FILTER (WHERE status_reason IS NOT NULL), 0, NULL, NULL
-FROM marts.retraining_requests GROUP BY model_id, status
-ORDER BY 1, 2, 4
+# one line per model and alert metric (its days, each version's apart: a span ran from v1's alert to v2's), and per
+# model and request status (a request's reason names its day)
+ALERT_DAYS_SQL = """
+SELECT DISTINCT model_id, metric || CASE WHEN subject <> '' THEN ' (' || subject || ')' ELSE '' END
+       || CASE WHEN versions > 1 THEN ' of ' || model_version ELSE '' END AS detail, date
+FROM (SELECT *, count(DISTINCT model_version) OVER (PARTITION BY model_id) AS versions FROM marts.alerts)
 """
+REQUESTS_SQL = """
+SELECT 'retraining requests' AS what, model_id, status AS detail, min(date) AS since, max(date) AS latest,
+       count(*) AS days, arg_max(status_reason, date) FILTER (WHERE status_reason IS NOT NULL) AS latest_reason
+FROM marts.retraining_requests GROUP BY model_id, status
+"""
+
+
+def _health_lines(conn):
+    """ALERT_DAYS_SQL's alerts, one row per model and metric: the span of its latest episode (report_data's
+    alert_episodes: a trial's two chance PSI alerts nine days before a real drift read as one span "from 09-21 to
+    10-07") and its earlier days (earlier_*); then REQUESTS_SQL's requests."""
+    import pandas as pd
+
+    from orchestration.lib.report_data import alert_episodes
+
+    alerted = conn.execute(ALERT_DAYS_SQL).df()
+    keys = ["model_id", "detail"]
+    alerted["episode"] = alerted.groupby(keys)["date"].transform(alert_episodes)
+    latest = alerted["episode"] == alerted.groupby(keys)["episode"].transform("max")
+    spans = (
+        alerted[latest]
+        .groupby(keys)
+        .agg(since=("date", "min"), latest=("date", "max"), days=("date", "size"))
+        .join(
+            alerted[~latest]
+            .groupby(keys)
+            .agg(earlier_days=("date", "size"), earlier_since=("date", "min"), earlier_latest=("date", "max"))
+        )
+        .reset_index()
+        .assign(what="alerts", latest_reason=None)
+    )
+    spans["earlier_days"] = spans["earlier_days"].fillna(0).astype(int)
+    requests = conn.execute(REQUESTS_SQL).df().assign(earlier_days=0)
+    lines = pd.concat([spans, requests], ignore_index=True) if len(requests) else spans
+    return lines.sort_values(["what", "model_id", "since"], kind="stable").reset_index(drop=True)
+
+
 # The strongest *significant* lead of each KPI on the as-of date: the best of the
 # hundreds of correlations searched (models x metrics x KPIs x lags) is large by
 # chance alone, so only rows whose Holm-adjusted p-value clears alpha are leads.
@@ -1276,7 +1289,7 @@ def read_and_print(conn, reports: Path) -> None:
 
     results = conn.execute(SUMMARY_RESULTS_SQL).df()
     impact = conn.execute(SUMMARY_IMPACT_SQL).df()
-    health = conn.execute(SUMMARY_HEALTH_SQL).df()
+    health = _health_lines(conn)
     # a project without experiments has KPIs and health all the same: its leads as of the newest day searched
     leads_as_of = results["as_of_date"].max() if len(results) else _newest(conn, "marts.leading_lagging", "as_of_date")
     leads = _leading_indicators(conn, leads_as_of) if leads_as_of is not None else []
