@@ -362,28 +362,6 @@ def _quarantined_shares(conn) -> list[str]:
     return lines
 
 
-def repeated_hours(zone: str, first, last) -> list[tuple]:
-    """The local wall-clock hours ``zone`` lives twice between the days ``first`` and ``last`` (clocks set back):
-    (start, end) naive datetimes, e.g. 01:00 and 02:00 on the night the US leaves daylight time."""
-    from datetime import datetime, timedelta
-    from zoneinfo import ZoneInfo
-
-    tz, out = ZoneInfo(zone), []
-    day = first
-    while day <= last:
-        midnight = datetime(day.year, day.month, day.day)
-        after = midnight + timedelta(days=1)
-        if midnight.replace(tzinfo=tz).utcoffset() > after.replace(tzinfo=tz).utcoffset():  # set back that day
-            for quarter in range(96):  # some zones move by half an hour
-                t = midnight + timedelta(minutes=15 * quarter)
-                early, late = t.replace(tzinfo=tz, fold=0).utcoffset(), t.replace(tzinfo=tz, fold=1).utcoffset()
-                if early > late:  # the same wall-clock time twice: the first pass has the larger offset
-                    out.append((t, t + (early - late)))
-                    break
-        day += timedelta(days=1)
-    return out
-
-
 def _repeated_hour_rows(conn) -> list[str]:
     """A line per repeated hour (repeated_hours) the raw tables hold rows in: they store local wall-clock times, so
     within it an event of the hour's second pass reads as before one of its first. A trial's 9 orders placed after
@@ -391,6 +369,7 @@ def _repeated_hour_rows(conn) -> list[str]:
     outcome), and their label delays read an hour short."""
     import duckdb
 
+    from orchestration.lib.clock_changes import repeated_hours
     from orchestration.lib.contract import CONTRACTS
     from orchestration.lib.project_config import load_config
 

@@ -187,3 +187,23 @@ def test_init_names_rows_on_another_day_than_their_file_and_writes_the_zone(tmp_
     inferred = infer(source)
     assert not [line for line in review(inferred) if "rows of its dated files" in line]
     assert f"\ntimezone: {BERLIN}  #" in render(inferred)
+
+
+def test_the_hours_a_zone_lives_twice_are_its_set_back_nights():
+    # by hand from the zones' published rules: the US leaves daylight time at 02:00 EDT on 2025-11-02 (01:00-02:00
+    # twice), the EU at 03:00 CEST on 2026-10-25 (02:00-03:00 twice), Lord Howe Island by half an hour at 02:00 on
+    # 2025-04-06; the spring changes repeat nothing, and a zone without daylight time never does
+    from datetime import date, datetime
+
+    from orchestration.lib.clock_changes import repeated_hours
+
+    assert repeated_hours("America/New_York", date(2025, 3, 1), date(2025, 12, 31)) == [
+        (datetime(2025, 11, 2, 1), datetime(2025, 11, 2, 2))
+    ]
+    assert repeated_hours("Europe/Berlin", date(2026, 1, 1), date(2026, 12, 31)) == [
+        (datetime(2026, 10, 25, 2), datetime(2026, 10, 25, 3))
+    ]
+    assert repeated_hours("Australia/Lord_Howe", date(2025, 1, 1), date(2025, 12, 31)) == [
+        (datetime(2025, 4, 6, 1, 30), datetime(2025, 4, 6, 2))
+    ]
+    assert repeated_hours("Asia/Kolkata", date(2025, 1, 1), date(2025, 12, 31)) == []
