@@ -1,19 +1,39 @@
 {# The monitored features: every feature_* column of raw.predictions (found at
    run time, so a new feature is monitored without code changes), plus score.
    A DECIMAL(p, s) column (a database's numeric) is a number: dbt's is_number() knows only the bare
-   type names. #}
+   type names. `column` is the name quoted for SQL: an export's 'feature_od280/od315' or 'feature_abv_%'
+   is a column like any other (unquoted, the build failed on it). #}
 {% macro monitored_features() %}
-    {%- set features = [{'name': 'score', 'numeric': true}] -%}
+    {%- set features = [{'name': 'score', 'column': 'score', 'numeric': true}] -%}
     {%- if execute -%}
         {%- for col in adapter.get_columns_in_relation(source('raw', 'predictions')) -%}
             {%- if col.name.startswith('feature_') -%}
                 {%- set decimal = col.dtype.lower().startswith('decimal') or col.dtype.lower().startswith('numeric') -%}
-                {%- do features.append({'name': col.name, 'numeric': col.is_number() or decimal}) -%}
+                {%- do features.append({'name': col.name, 'column': feature_column(col.name), 'numeric': col.is_number() or decimal}) -%}
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
     {{ return(features) }}
 {% endmacro %}
+
+{#- A feature's column name quoted for the engine (its quote character doubled inside). -#}
+{% macro feature_column(name) -%}
+    {%- set q = adapter.quote('x')[0] -%}
+    {{- return(q ~ name.replace(q, q ~ q) ~ q) -}}
+{%- endmacro %}
+
+{#- A feature's name as a string literal: Spark SQL reads a backslash as an escape and '' as two literals. -#}
+{% macro feature_literal(name) -%}
+    {{- return(adapter.dispatch('feature_literal')(name)) -}}
+{%- endmacro %}
+
+{% macro default__feature_literal(name) -%}
+    {{- return("'" ~ name.replace("'", "''") ~ "'") -}}
+{%- endmacro %}
+
+{% macro spark__feature_literal(name) -%}
+    {{- return("'" ~ name.replace('\\', '\\\\').replace("'", "\\'") ~ "'") -}}
+{%- endmacro %}
 
 {# Long format of one kind of feature (numeric or categorical) of `relation`:
    one row per prediction and feature with `value`. #}
@@ -26,8 +46,8 @@
         where false
     {%- else -%}
         {%- for f in selected %}
-        select date, model_id, model_version, '{{ f.name }}' as feature,
-            cast({{ f.name }} as {{ 'double' if numeric else dbt.type_string() }}) as value
+        select date, model_id, model_version, {{ feature_literal(f.name) }} as feature,
+            cast({{ f.column }} as {{ 'double' if numeric else dbt.type_string() }}) as value
         from {{ relation }}
         {% if not loop.last %}union all{% endif %}
         {%- endfor -%}
@@ -42,20 +62,20 @@
     select c.date, c.model_id, c.model_version, f.feature, f.feature_type, c.rows_total,
         case f.feature
             {%- for feature in features %}
-            when '{{ feature.name }}' then c.non_null_{{ loop.index }}
+            when {{ feature_literal(feature.name) }} then c.non_null_{{ loop.index }}
             {%- endfor %}
         end as rows_non_null
     from (
         select date, model_id, model_version, count(*) as rows_total
             {%- for feature in features %},
-            count({{ feature.name }}) as non_null_{{ loop.index }}
+            count({{ feature.column }}) as non_null_{{ loop.index }}
             {%- endfor %}
         from {{ relation }}
         group by date, model_id, model_version
     ) as c
     cross join (
         {%- for feature in features %}
-        select '{{ feature.name }}' as feature, '{{ 'numeric' if feature.numeric else 'categorical' }}' as feature_type
+        select {{ feature_literal(feature.name) }} as feature, '{{ 'numeric' if feature.numeric else 'categorical' }}' as feature_type
         {{- ' union all' if not loop.last }}
         {%- endfor %}
     ) as f

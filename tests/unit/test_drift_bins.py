@@ -21,6 +21,9 @@ from tests.e2e.oracles import psi_numeric
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(6)]
 REFERENCE_DAYS = 3
 # a depth-3 tree's leaf probabilities (one of them a fraction that does not round-trip through an interpolation)
+# an export's names as they come (a slash, a percent sign, a space, quotes): quoted in every model's SQL
+CHARGES = "feature_monthly_charges/€ (%)"
+PLAN = 'feature_plan\'s "tier"'
 LEAVES = np.array([0.05, 0.12, 0.24253731343283583, 0.5])
 
 
@@ -41,8 +44,8 @@ def _predictions(day: date, i: int, rng) -> pa.Table:
             "score": rng.choice(LEAVES, n, p=p),
             "threshold": [0.3] * n,
             # a Postgres numeric(8, 2) as a database extract writes it
-            "feature_monthly_charges": pa.array([Decimal(f"{c:.2f}") for c in charges], pa.decimal128(8, 2)),
-            "feature_plan": pa.array([None] * n, pa.string()),  # the other model's feature: never this one's
+            CHARGES: pa.array([Decimal(f"{c:.2f}") for c in charges], pa.decimal128(8, 2)),
+            PLAN: pa.array([None] * n, pa.string()),  # the other model's feature: never this one's
         }
     )
 
@@ -59,8 +62,8 @@ def _other_model(day: date, i: int) -> pa.Table:
             "predicted_at": pa.array(at, pa.timestamp("us", tz="UTC")),
             "score": [0.1, 0.4, 0.6, 0.9],
             "threshold": [0.5] * 4,
-            "feature_monthly_charges": pa.array([None] * 4, pa.decimal128(8, 2)),
-            "feature_plan": ["basic", "pro", "basic", "pro"],
+            CHARGES: pa.array([None] * 4, pa.decimal128(8, 2)),
+            PLAN: ["basic", "pro", "basic", "pro"],
         }
     )
 
@@ -75,9 +78,7 @@ def drift(tmp_path_factory):
         table = _predictions(day, i, rng)
         if day == DAYS[-1]:  # the feature's column renamed upstream: no value of it that day
             nulls = pa.array([None] * len(table), pa.decimal128(8, 2))
-            table = table.set_column(
-                table.schema.get_field_index("feature_monthly_charges"), "feature_monthly_charges", nulls
-            )
+            table = table.set_column(table.schema.get_field_index(CHARGES), CHARGES, nulls)
         (source / "predictions").mkdir(parents=True, exist_ok=True)
         pq.write_table(
             pa.concat_tables([table, _other_model(day, i)]), source / "predictions" / f"predictions_{day}.parquet"
@@ -97,16 +98,23 @@ def drift(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
         mp.setenv("IMPACT_LEDGER_TEMP_DIR", str(root / "tmp"))
-        result = run_dbt("run", ["+feature_drift_daily"], str(root / "target"), variables, dates=(DAYS[0], DAYS[-1]))
+        result = run_dbt(
+            "run",
+            ["+feature_drift_daily", "+feature_drift_bins"],
+            str(root / "target"),
+            variables,
+            dates=(DAYS[0], DAYS[-1]),
+        )
     assert result.success, result.exception
     with duckdb.connect(str(db)) as conn:
         marts = conn.execute("SELECT * FROM marts.feature_drift_daily ORDER BY date, feature").df()
         bins = conn.execute("SELECT * FROM intermediate.int_reference_profiles").df()
-    return frames, marts, bins
+        day_bins = conn.execute("SELECT DISTINCT model_id, feature FROM marts.feature_drift_bins").fetchall()
+    return frames, marts, bins, day_bins
 
 
 def test_psi_of_few_distinct_scores_and_a_decimal_feature_match_numpy(drift):
-    frames, marts, _ = drift
+    frames, marts, _, _ = drift
     reference = pd.concat([frames[d] for d in DAYS[:REFERENCE_DAYS]])
     checked = 0
     for row in marts[marts["psi"].notna() & (marts["model_id"] == "tree")].itertuples():
@@ -117,11 +125,11 @@ def test_psi_of_few_distinct_scores_and_a_decimal_feature_match_numpy(drift):
         checked += 1
     assert checked >= 2 * (len(DAYS) - REFERENCE_DAYS) - 1  # the last day's feature has no value (no PSI)
     # the DECIMAL column is a number (binned at deciles), not 600 categories
-    assert set(marts.loc[marts["feature"] == "feature_monthly_charges", "feature_type"]) == {"numeric"}
+    assert set(marts.loc[marts["feature"] == CHARGES, "feature_type"]) == {"numeric"}
 
 
 def test_reference_edges_are_the_values_numpy_cuts_at(drift):
-    frames, _, bins = drift
+    frames, _, bins, _ = drift
     reference = pd.concat([frames[d] for d in DAYS[:REFERENCE_DAYS]])["score"].to_numpy(float)
     expected = np.quantile(reference, np.arange(1, 10) / 10)
     tree = bins[(bins["feature"] == "score") & (bins["model_id"] == "tree")]
@@ -131,15 +139,22 @@ def test_reference_edges_are_the_values_numpy_cuts_at(drift):
 
 def test_a_feature_only_another_model_has_gets_no_drift_row(drift):
     # three models over one predictions table: 518 of 728 drift rows were another model's features (null_rate 1)
-    _, marts, _ = drift
+    _, marts, _, _ = drift
     features = marts.groupby("model_id")["feature"].agg(set)
-    assert features["tree"] == {"score", "feature_monthly_charges"}
-    assert features["offer"] == {"score", "feature_plan"}
+    assert features["tree"] == {"score", CHARGES}
+    assert features["offer"] == {"score", PLAN}
     assert len(marts[marts["model_id"] == "tree"]) == 2 * len(DAYS)
 
 
 def test_a_feature_without_a_value_on_a_day_has_no_psi_not_the_floors(drift):
     # a trial's feature renamed upstream on a day: null_rate 1 and a PSI of 7.67 (every empty bin at the floor)
-    _, marts, _ = drift
-    row = marts[(marts["model_id"] == "tree") & (marts["feature"] == "feature_monthly_charges")].iloc[-1]
+    _, marts, _, _ = drift
+    row = marts[(marts["model_id"] == "tree") & (marts["feature"] == CHARGES)].iloc[-1]
     assert row["date"] == pd.Timestamp(DAYS[-1]) and row["null_rate"] == 1 and pd.isna(row["psi"])
+
+
+def test_features_named_with_slashes_percent_signs_and_quotes_are_binned_every_day(drift):
+    # a trial's 'feature_od280/od315_of_diluted_wines' failed the build (unquoted in the models' SQL)
+    _, marts, _, day_bins = drift
+    assert {CHARGES, PLAN} <= set(marts["feature"])
+    assert set(day_bins) == {("tree", "score"), ("tree", CHARGES), ("offer", "score"), ("offer", PLAN)}

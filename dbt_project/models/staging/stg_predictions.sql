@@ -34,7 +34,7 @@ select
         else 'default' end as threshold_source,
     score >= {{ threshold }} as decision
     {%- for f in monitored_features() if f.name != 'score' %},
-    {{ f.name }}
+    {{ f.column }}
     {%- endfor %}
 from {{ source('raw', 'predictions') }}
 where {{ not_held_back('predictions') }}
