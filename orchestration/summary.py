@@ -511,10 +511,32 @@ def _matured_health(conn, recent) -> list[str]:
         "label_horizon_days), for the models whose days above are not: final precision and recall",
         *(table.to_string(index=False).splitlines() if len(table) else []),
     ]
+    if any("*" in str(v) for v in [*table["precision"], *table["recall"]]):
+        lines.append("  * every label of these days is of one class")
+    lines += _lost_labels(matured)
     lines += [
         f"  {m}: no day past its label horizon ({config.model(m).label_horizon_days} days) yet"
         for m in sorted(waiting - past_horizon)
     ]
+    return lines
+
+
+def _lost_labels(matured) -> list[str]:
+    """A line per model version whose days past the label horizon hold a labelled share under its label_coverage
+    limit: their labels will not come, so 'final' precision rests on the few that did (a trial's 78-day label
+    outage read "final precision and recall: 7 (14%) labelled, 1.000")."""
+    from orchestration.lib.alerts import load_alert_config
+
+    alerts = load_alert_config()
+    lines = []
+    for r in matured.itertuples():
+        below = float(alerts.rule("label_coverage", r.model)["below"])
+        if r.predictions and r.labelled / r.predictions < below:
+            lines.append(
+                f"  {r.model} {r.version}: only {r.labelled / r.predictions:.0%} of these days' predictions got a "
+                f"label, though every label should be in: labels lost or never sent? (under its label_coverage "
+                f"limit {below:g}; a day's shortfall: marts.model_health_daily.label_coverage)"
+            )
     return lines
 
 
@@ -1135,7 +1157,7 @@ def _unjudged_drift(drift) -> list[str]:
     if drift is None:
         return []
     config = load_alert_config()
-    lines = []
+    lines: dict[tuple, list[tuple[float, str]]] = {}
     for (model, version, feature, why), days in unjudged_drift(drift, config).groupby(
         ["model_id", "model_version", "feature", "why"], dropna=False
     ):
@@ -1147,29 +1169,61 @@ def _unjudged_drift(drift) -> list[str]:
         )
         pool = int(config.rule("psi", model).get("pool_days") or 1)
         pooled = f" {POOLED_RULE.format(days=pool)}" if top["pooled"] else ""
-        lines.append(
-            f"{model} {version} {feature}: PSI above its threshold on {len(days)} day(s) {reason}, "
-            f"the highest {top['psi']:.2f} on {top['date']:%Y-%m-%d} ({int(top['current_values'])} values{pooled}, "
-            f"the reference {int(top['reference_values'])})"
+        lines.setdefault((model, version), []).append(
+            (
+                top["psi"],
+                f"{model} {version} {feature}: PSI above its threshold on {len(days)} day(s) {reason}, the highest "
+                f"{top['psi']:.2f} on {top['date']:%Y-%m-%d} ({int(top['current_values'])} values{pooled}, the "
+                f"reference {int(top['reference_values'])})",
+            )
         )
-    return lines
+    out = []
+    for (model, version), rows in lines.items():
+        # a model of many features, or one classifier monitored per class, listed 104 lines (a trial): the highest
+        shown = sorted(rows, key=lambda r: -r[0])[:UNJUDGED_SHOWN]
+        out += [line for psi, line in rows if (psi, line) in shown]
+        if len(rows) > len(shown):
+            out.append(
+                f"{model} {version}: and {len(rows) - len(shown)} more feature(s) so (lower PSI; "
+                "marts.feature_drift_daily)"
+            )
+    return out
+
+
+UNJUDGED_SHOWN = 5  # features a model version's unjudged drift lists, the highest PSI first chosen
 
 
 def _vanished_features(conn) -> list[str]:
     """Features with values in their version's reference and none on days of the last RECENT_DAYS: a column
-    renamed or dropped upstream (a trial's renamed feature passed every gate and no line said so)."""
+    renamed or dropped upstream (a trial's renamed feature passed every gate and no line said so). Only where so
+    many empty rows are beyond chance (VANISHED_ALPHA) at the reference's share of missing values (smoothed by one
+    each way: a reference without a missing value still allows one): a trial's one-row day whose one value was the
+    data's only missing one was said for a month."""
     rows = _rows(
         conn,
-        "SELECT model_id, model_version, feature, count(*), min(date), max(date) FROM marts.feature_drift_daily "
-        "WHERE null_rate = 1 AND date > (SELECT max(date) FROM marts.feature_drift_daily) - ?::INTEGER "
-        "GROUP BY ALL ORDER BY ALL",
-        [RECENT_DAYS],
+        """
+        WITH drift AS (SELECT * FROM marts.feature_drift_daily),
+        reference AS (
+            SELECT model_id, model_version, feature,
+                (sum(null_rate * rows_total) + 1) / (sum(rows_total) + 2) AS missing_share
+            FROM drift WHERE date BETWEEN reference_start_date AND reference_end_date GROUP BY ALL
+        )
+        SELECT model_id, model_version, feature, count(*), min(date), max(date)
+        FROM drift JOIN reference USING (model_id, model_version, feature)
+        WHERE null_rate = 1 AND date > (SELECT max(date) FROM drift) - ?::INTEGER
+        GROUP BY ALL HAVING ln(any_value(missing_share)) * sum(rows_total) < ln(?)
+        ORDER BY ALL
+        """,
+        [RECENT_DAYS, VANISHED_ALPHA],
     )
     return [
         f"{model} {version} {feature}: no value on {days} day(s) ({first} .. {last}) though its reference has values: "
         "renamed or dropped upstream? (details: marts.feature_drift_daily.null_rate)"
         for model, version, feature, days, first, last in rows
     ]
+
+
+VANISHED_ALPHA = 0.01  # how unlikely at the reference's missing share a vanished feature's empty rows must be
 
 
 # a day's share of missing values from which a feature counts as mostly missing, and the reference's below which

@@ -405,6 +405,25 @@ def coverage_pvalue(labelled, predictions, share: float) -> np.ndarray:
     return np.where(judged, special.bdtr(hits, trials, share), np.nan)
 
 
+def _coverage_pools(mature: pd.DataFrame, coverage: dict) -> tuple[pd.DataFrame, pd.Series]:
+    """Each mature row's counts the coverage rule judges, and which of them are pooled. A day whose predictions are
+    too few for even 0 labelled to reject at alpha ((1 - below) ** n >= alpha: at 0.5 and 0.01, under 7) can never
+    alert alone (a trial's 78-day label outage at ~2 predictions a day was never said): it is judged on its model's
+    mature days of the last ``pool_days`` calendar days summed, the day's included (every version's)."""
+    counts = mature[["labelled", "predictions", "label_coverage"]].astype(float)
+    share, alpha, days = float(coverage["below"]), float(coverage["alpha"]), int(coverage.get("pool_days") or 1)
+    alone = (1 - share) ** counts["predictions"] < alpha
+    pooled = ~alone & (days > 1) & (counts["predictions"] > 0)
+    if not pooled.any():
+        return counts, pooled
+    daily = mature.groupby("date")[["labelled", "predictions"]].sum().astype(float).sort_index()
+    window = daily.rolling(f"{days}D").sum()
+    summed = window.reindex(mature["date"]).set_axis(mature.index)
+    counts.loc[pooled, ["labelled", "predictions"]] = summed.loc[pooled, ["labelled", "predictions"]]
+    counts.loc[pooled, "label_coverage"] = counts["labelled"][pooled] / counts["predictions"][pooled]
+    return counts, pooled
+
+
 def calibration_pvalue(chi2, bins) -> np.ndarray:
     """P(chi-square with ``bins`` degrees of freedom >= ``chi2``): the Hosmer-Lemeshow test of a model scored on
     labels it was not fitted to (one degree per bin). NaN without a bin. scipy.stats.chi2.sf computes the same."""
@@ -476,15 +495,33 @@ def evaluate_alerts(
         coverage = config.rule("label_coverage", model_id)
         # a day's coverage is judged only once `after_days` of labels have had time to arrive
         after = pd.Timedelta(days=coverage["after_days"])
-        mature = rows[(rows["date"] >= first) & (rows["date"] <= last) & (rows["labels_as_of"] >= rows["date"] + after)]
-        below = mature["label_coverage"] < coverage["below"]
+        mature = rows[rows["labels_as_of"] >= rows["date"] + after]
+        counts = mature[["labelled", "predictions", "label_coverage"]]
         rule = f"< {coverage['below']} after {coverage['after_days']} days"
+        pooled = pd.Series(False, index=mature.index)
         if coverage.get("alpha") is not None:  # and below it beyond chance: 0 of a day's 1 prediction is no outage
-            p = coverage_pvalue(mature["labelled"], mature["predictions"], coverage["below"])
+            counts, pooled = _coverage_pools(mature, coverage)
+            p = coverage_pvalue(counts["labelled"], counts["predictions"], coverage["below"])
+            rule += f" and one-sided binomial p < {coverage['alpha']:g}"
+        rules = pd.Series(
+            [
+                f"{rule} on the model's last {coverage['pool_days']} days pooled ({k:g} of {n:g} labelled: a day "
+                "alone is too small to test)"
+                if pool
+                else rule
+                for pool, k, n in zip(pooled, counts["labelled"], counts["predictions"], strict=True)
+            ],
+            index=mature.index,
+            dtype=object,
+        )
+        judged = (mature["date"] >= first) & (mature["date"] <= last)
+        below = judged & (counts["label_coverage"] < coverage["below"])
+        if coverage.get("alpha") is not None:
             # p < alpha, an exact p at alpha not rounded below it (0 of 2 against 0.9: 0.1 ** 2 = 0.00999...)
             below &= p < float(coverage["alpha"]) * (1 - 1e-9)
-            rule += f" and one-sided binomial p < {coverage['alpha']:g}"
-        found.append(_breaches(mature, "label_coverage", mature["label_coverage"][below], coverage["below"], rule))
+        found.append(
+            _breaches(mature, "label_coverage", counts["label_coverage"][below], coverage["below"], rules[below])
+        )
 
     held_days = {pd.Timestamp(d) for d in held_back}
     for model_id in sorted(set(health["model_id"]) | set(versions["model_id"])):

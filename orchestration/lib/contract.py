@@ -211,7 +211,7 @@ CONTRACTS: dict[str, TableContract] = {
             time_column="labeled_at",
             rules=_not_null("prediction_id", "label", "label_source")
             + (
-                RowRule("label not in (0, 1)", "label NOT IN (0, 1)"),
+                RowRule("label not in (0, 1)", "label NOT IN (0, 1)", "label", ("0", "1")),
                 _in_set("label_source", ("implicit", "human_review")),
             ),
         ),

@@ -62,7 +62,7 @@ class Rule(_Strict):
     trailing_days: int | None = Field(default=None, ge=1)
     alpha: float | None = Field(default=None, gt=0, lt=1)
     min_count: int | None = Field(default=None, ge=0)
-    pool_days: int | None = Field(default=None, ge=1)  # psi: a day below min_count is judged over this many days
+    pool_days: int | None = Field(default=None, ge=1)  # psi, label_coverage: a small day is judged over this many days
 
 
 class AlertRules(_Strict):
@@ -82,8 +82,9 @@ class AlertRules(_Strict):
     precision_drop: Rule = Rule(alpha=0.01)
     recall_drop: Rule = Rule(alpha=0.01)
     # share labelled once after_days have passed, below the limit beyond chance (a one-sided exact binomial test of
-    # the day's labelled count against the limit): a day of one prediction whose label never came is no outage
-    label_coverage: Rule = Rule(below=0.5, after_days=7, alpha=0.01)
+    # the day's labelled count against the limit): a day of one prediction whose label never came is no outage;
+    # a day too small for any count to reject is judged on its model's mature days of the last pool_days pooled
+    label_coverage: Rule = Rule(below=0.5, after_days=7, alpha=0.01, pool_days=7)
     # vs the trailing median; a day within ±outside of its weekday's level (the same weekday 1-3 weeks back), or
     # within Poisson noise of it (two-sided exact test, p >= alpha), is the data's weekly cycle
     volume_change: Rule = Rule(outside=0.5, trailing_days=7, min_count=50, alpha=0.001)

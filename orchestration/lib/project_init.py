@@ -1152,10 +1152,12 @@ def _outside_sets(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan
         if not rule.allowed or rule.column not in present:
             continue
         value = f"CAST({_q(rule.column)} AS VARCHAR)"
+        outside = f"NOT list_contains(?::VARCHAR[], {value})"
+        if rule.column == "label":  # a number: 1.0 or '1' is the label 1
+            outside = f"coalesce(TRY_CAST({_q(rule.column)} AS DOUBLE) NOT IN (0, 1), {value} IS NOT NULL)"
         rows = conn.execute(
-            f"SELECT {value} AS v, count(*) AS n FROM {scan} WHERE NOT list_contains(?::VARCHAR[], {value})"
-            " GROUP BY 1 ORDER BY 2 DESC, 1",
-            [list(rule.allowed)],
+            f"SELECT {value} AS v, count(*) AS n FROM {scan} WHERE {outside} GROUP BY 1 ORDER BY 2 DESC, 1",
+            [list(rule.allowed)] if rule.column != "label" else [],
         ).fetchall()
         if rows:
             found[rule.column] = (sum(n for _, n in rows), rows[:SHOWN_VALUES])
@@ -2296,6 +2298,13 @@ def review(inf: Inference) -> list[str]:
         for column, (n, values) in t.outside_sets.items():
             allowed = next(r.allowed for r in CONTRACTS[t.name].rules if r.column == column and r.allowed)
             shown = ", ".join(f"{_printable(v)!r} ({c})" for v, c in values)
+            if column == "label":  # a classifier of more than two classes, or outcomes not yet made binary
+                out.append(
+                    f"labels.label: {n} of {t.rows or n} rows hold values other than 0 and 1 ({shown}): the loader "
+                    "quarantines them; a model's label is 1 when its positive outcome happened, else 0 (a model of "
+                    "more than two classes is monitored as one model per class: README, Bring your own data)"
+                )
+                continue
             out.append(
                 f"{t.name}.{column}: {n} of {t.rows or n} rows hold values outside {', '.join(allowed)} ({shown}): "
                 f"the loader quarantines them; map them in the export (e.g. CASE {column} WHEN ... THEN "

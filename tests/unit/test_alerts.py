@@ -172,6 +172,36 @@ def test_label_coverage_below_the_limit_alerts_only_beyond_chance():
     ]
 
 
+def test_a_label_outage_of_a_model_too_small_to_test_a_day_alone_is_judged_on_its_last_seven_days_pooled():
+    """A trial's 78-day label outage at ~2 predictions a day raised nothing: 0 of 6 is p 0.016 against 0.5, no
+    day could reject. A day whose 0 labelled could not reject alone is judged on its model's mature days of the
+    last pool_days (7) pooled; scipy's binomtest on hand sums is the oracle."""
+    from scipy.stats import binomtest
+
+    # 20 days of 2 predictions, both labelled, then labels stop from day 8; day 15 has 9 predictions (alone)
+    days = [(2, 2)] * 8 + [(0, 2)] * 7 + [(0, 9)] + [(0, 2)] * 4
+    rows = steady(range(len(days)), **{f"d{i}": coverage(k, n) for i, (k, n) in enumerate(days)})
+    found = alerts(rows, 0, len(days) - 1)
+    expected = []
+    for i, (k, n) in enumerate(days):
+        if 0.5**n >= 0.01:  # too small alone: the last 7 calendar days, the day's included
+            k, n = (sum(x) for x in zip(*days[max(0, i - 6) : i + 1], strict=True))
+        if k / n < 0.5 and binomtest(k, n, 0.5, alternative="less").pvalue < 0.01:
+            expected.append((day(i), "", round(k / n, 12), 0.5))
+    assert by_metric(found, "label_coverage") == expected
+    # by hand: day 12 pools days 6-12 (4 of 14 labelled, p 0.029: not), day 13 days 7-13 (2 of 14, p 0.0065)
+    assert [d for d, *_ in expected] == [day(i) for i in range(13, 20)]
+    rules = found.loc[found["metric"] == "label_coverage"].set_index("date")["rule"]
+    assert rules[day(13)] == (
+        "< 0.5 after 7 days and one-sided binomial p < 0.01 on the model's last 7 days pooled "
+        "(2 of 14 labelled: a day alone is too small to test)"
+    )
+    assert rules[day(15)] == "< 0.5 after 7 days and one-sided binomial p < 0.01"  # 9 predictions: alone
+    # pool_days 1: a small day is judged alone, as before (never, here, but day 15)
+    one = config(m={"label_coverage": {"pool_days": 1}})
+    assert [d for d, *_ in by_metric(alerts(rows, 0, len(days) - 1, one), "label_coverage")] == [day(15)]
+
+
 def test_psi_alert_names_the_feature():
     drift = pd.DataFrame(
         {

@@ -557,6 +557,45 @@ def test_a_model_whose_labels_land_months_late_shows_how_many_days_have_all_thei
     assert "  risk: no day past its label horizon (125 days) yet" in matured
 
 
+def test_final_health_says_when_labels_past_the_horizon_are_too_few_and_what_its_star_means(
+    tmp_path, capsys, monkeypatch
+):
+    # a trial's 78-day label outage read "final precision and recall: 50 predictions, 7 (14%) labelled, 1.000*
+    # 0.714*", the star unexplained and nothing said of the labels that never came
+    days = pd.date_range("2026-03-01", periods=40, freq="D")
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days] * 2,
+            "model_id": ["lost"] * 40 + ["whole"] * 40,
+            "model_version": "v1",
+            "predictions": 10,
+            # 'lost': 1 of 10 labelled, all positives (one class); 'whole': every prediction labelled
+            "labelled": [1] * 40 + [10] * 40,
+            "true_positives": [1] * 40 + [4] * 40,
+            "false_positives": [0] * 40 + [1] * 40,
+            "false_negatives": [0] * 40 + [1] * 40,
+            "true_negatives": [0] * 40 + [4] * 40,
+            "labels_as_of": [min(days[-1], d + pd.Timedelta(days=10)).date() for d in days] * 2,
+            "positive_rate": 0.5,
+            "estimated_precision": 0.5,
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    config = tmp_path / "project.yml"
+    # labels due within 15 days: the last 30 days are not all in, so the final table shows each model's earlier 30
+    config.write_text(
+        "models:\n  lost: {label_horizon_days: 15}\n  whole: {label_horizon_days: 15, alerts: "
+        "{label_coverage: {below: 0.05}}}\n"
+    )
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    matured = _summary(path, capsys).split("whose labels are all in")[1]
+    # by hand: days 03-01 .. 03-25 are past 15 days by 04-09: 25 x 10 predictions, 25 x 1 labelled (10%)
+    assert "lost v1: only 10% of these days' predictions got a label, though every label should be in" in matured
+    assert "(under its label_coverage limit 0.5;" in matured and "whole v1: only" not in matured
+    assert "  * every label of these days is of one class" in matured
+
+
 def test_labels_loaded_after_a_models_last_day_count_it_complete(tmp_path, capsys, monkeypatch):
     # a second trial: a model that stopped scoring on day 29, labels loaded by daily runs up to day 45; no row was
     # recomputed after its last label landed, so "labels complete" read the days as of that label, not day 45
@@ -653,27 +692,68 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
     assert "Drift not measured" not in out  # every day has values (null_rate absent here: none said)
 
 
+def test_unjudged_drift_lists_a_versions_five_highest_features_and_counts_the_rest(tmp_path, capsys, monkeypatch):
+    # a trial's three-class grader monitored as four views of 13 features listed 104 such lines
+    features = [f"feature_{k}" for k in "abcdefg"]
+    psis = [0.3, 0.9, 0.4, 0.8, 0.5, 0.7, 0.6]
+    drift = pd.DataFrame(
+        {
+            "date": date(2026, 2, 3),
+            "model_id": "risk",
+            "model_version": "v1",
+            "feature": features,
+            "psi": psis,
+            "pooled_values": 169,
+            "pooled_psi": psis,
+            "pooled_chi2": 30.0,
+            "pooled_bins": 2,
+            "reference_end_date": pd.Timestamp("2026-02-02"),
+        }
+    )
+    keys = drift[["date", "model_id", "model_version", "feature"]]
+    bins = pd.concat(
+        [
+            keys.assign(bin="low", current_count=135, reference_count=750),
+            keys.assign(bin="high", current_count=34, reference_count=750),
+        ]
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift, feature_drift_bins=bins)
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys).split("Drift above the PSI threshold without an alert")[1]
+    listed = [f for f in features if f"risk v1 {f}: PSI above" in out]
+    # by hand: the five highest PSIs are b, d, f, g, e (0.9 .. 0.5), listed in the features' order
+    assert listed == ["feature_b", "feature_d", "feature_e", "feature_f", "feature_g"]
+    assert "  risk v1: and 2 more feature(s) so (lower PSI; marts.feature_drift_daily)" in out
+
+
 def test_a_feature_without_values_on_recent_days_is_named(tmp_path, capsys, monkeypatch):
-    # a trial's feature column renamed upstream on a day: every gate passed and no line said so
+    # a trial's feature column renamed upstream on a day: every gate passed and no line said so; another trial's
+    # one-row day whose one value was the data's only missing one was said for a month
     days = [date(2026, 3, d) for d in (2, 3, 4, 5)]
     drift = pd.DataFrame(
         {
-            "date": days * 2,
+            "date": days * 3,
             "model_id": "m",
             "model_version": "v1",
-            "feature": ["feature_education"] * 4 + ["feature_age"] * 4,
-            "null_rate": [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.02, 0.0],
-            "psi": [0.01, None, None, 0.02, 0.01, 0.01, 0.03, 0.02],
+            "feature": ["feature_education"] * 4 + ["feature_age"] * 4 + ["feature_ecog"] * 4,
+            "rows_total": [100] * 8 + [14, 3, 2, 1],
+            "null_rate": [0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.02, 0.0, 0.0, 0.0, 0.0, 1.0],
+            "psi": [0.01, None, None, 0.02, 0.01, 0.01, 0.03, 0.02, 0.01, 0.01, 0.01, None],
+            "reference_start_date": date(2026, 3, 2),
+            "reference_end_date": date(2026, 3, 2),
         }
     )
     path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift)
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     out = _summary(path, capsys)
+    # by hand: education's reference 0 of 100 missing, smoothed 1 / 102; 200 empty rows: far beyond chance
     assert (
         "  m v1 feature_education: no value on 2 day(s) (2026-03-03 .. 2026-03-04) though its reference has values"
         in out
     )
     assert "feature_age: no value" not in out
+    # ecog: 0 of 14 missing, smoothed 1 / 16 = 0.0625: one empty row is that likely (above 0.01)
+    assert "feature_ecog: no value" not in out
     assert "no drift computed" not in out  # v1 has PSI
 
 
@@ -691,6 +771,7 @@ def test_a_feature_mostly_missing_on_recent_days_is_named_with_its_reference(tmp
             # prev_earn: present in its reference, then 98-100% missing; sparse: 95% missing from the start
             "null_rate": [0.0, 0.02, 0.0, 0.1, 0.98, 1.0, 0.99, 1.0, 0.97, 0.98] + [0.95] * 10,
             "psi": [0.01, 0.01, 0.01, 0.02, 8.3, None, 7.1, None, 6.0, 5.5] + [0.1] * 10,
+            "rows_total": 100,
             "reference_start_date": reference[0],
             "reference_end_date": reference[1],
         }
