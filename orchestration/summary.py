@@ -16,6 +16,7 @@ from orchestration.lib.report_data import (
     unloaded_days,
 )
 from orchestration.lib.settings import dbt_var
+from orchestration.lib.settings import value_metric as value_metric_setting
 from orchestration.lib.version_changes import CHANGE_DAYS
 
 SUMMARY_RESULTS_SQL = """
@@ -31,7 +32,7 @@ WHERE analysis_window = 'cumulative' AND as_of_date = (SELECT max(as_of_date) FR
 ORDER BY model_id, treatment_variant, metric
 """
 SUMMARY_IMPACT_SQL = """
-SELECT model_id, experiment_id, treatment_variant, treated_units, incremental_value, model_cost, net_value,
+SELECT model_id, experiment_id, treatment_variant, value_metric, treated_units, incremental_value, model_cost, net_value,
        net_value_ci_low, net_value_ci_high, roi, roi_ci_low, roi_ci_high, trustworthy, decision_grade,
        decision_grade_reason
 FROM attribution.model_impact
@@ -588,6 +589,7 @@ def _print_attribution(results, impact) -> None:
         correction_name,
         model_arms,
         roi_text,
+        value_basis,
         significance_text,
         units_header,
     )
@@ -664,8 +666,8 @@ def _print_attribution(results, impact) -> None:
         print(f"  not trustworthy: {model} {', '.join(sorted(rows['metric']))}: {reason}")
     if len(impact):
         print(
-            f"\nModel value since its experiment started, in {currency} (revenue-per-user lift x treated users, "
-            "net of model cost)"
+            f"\nModel value since its experiment started, in {currency} "
+            f"({value_basis(impact.get('value_metric'), value_metric_setting()[1])}, net of model cost)"
         )
         controls = controls_of(results)
         signs = [ci_sign(lo, hi) for lo, hi in zip(impact["net_value_ci_low"], impact["net_value_ci_high"])]
@@ -673,7 +675,7 @@ def _print_attribution(results, impact) -> None:
             {
                 "model": model_arms(impact, controls),
                 "treated users": impact["treated_units"],
-                f"incremental revenue ({currency})": impact["incremental_value"].map(money),
+                f"incremental value ({currency})": impact["incremental_value"].map(money),
                 f"model cost ({currency})": impact["model_cost"].map(money),
                 f"net value ({currency}) [95% CI]": [
                     f"{money(v)} [{money(lo)}, {money(hi)}]" if lo == lo else f"{money(v)} [n/a]"

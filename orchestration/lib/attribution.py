@@ -768,8 +768,10 @@ def model_impact(
     costs: pd.DataFrame,
     value_metric: str,
     settings: AttributionSettings = AttributionSettings(),
+    lower_is_better: bool = False,
 ) -> pd.DataFrame:
-    """Incremental value of each model = lift in ``value_metric`` per unit x treated units, net of model cost.
+    """Incremental value of each model = lift in ``value_metric`` per unit x treated units, net of model cost
+    (``lower_is_better``: the metric is a cost per unit, so its fall is the value).
 
     ``costs``: model_id, experiment_id, analysis_window, as_of_date, model_cost (the
     day's cost for 'day', cost since the experiment started for 'cumulative').
@@ -792,7 +794,7 @@ def model_impact(
         cost = float(cost_by_key.get((r["model_id"], *key), 0.0)) * (
             int(treatment["n"]) / treated_all if treated_all else 0.0
         )
-        value = incremental_value(result, int(treatment["n"]), cost, settings.alpha)
+        value = incremental_value(result, int(treatment["n"]), cost, settings.alpha, lower_is_better)
         rows.append(
             {
                 "model_id": r["model_id"],
@@ -823,6 +825,16 @@ def model_impact(
 
 
 # --- how every surface words the decisions (summary, report, UI) ---------------------------------
+
+
+def value_basis(metrics, lower_is_better: bool) -> str:
+    """What a model's value is made of, naming its value metric(s): 'revenue_per_user lift x treated users', or for
+    a cost per unit 'the fall in claims_cost x treated users (lower is better)' (a trial's headers said revenue)."""
+    names = ", ".join(sorted({str(m) for m in (metrics if metrics is not None else ()) if m == m})) or "value metric"
+    return (
+        f"the fall in {names} x treated users (lower is better)" if lower_is_better else f"{names} lift x treated users"
+    )
+
 
 ROI_LABEL = "ROI = net value / cost [95% CI]"
 ROI_NOTE = (

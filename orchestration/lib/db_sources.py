@@ -394,6 +394,20 @@ def _finish_days(table: str, days: list[date], folder: Path, rows: dict[date, in
     return out
 
 
+def present_in_database(reports: list) -> list:
+    """The loader's reports of a database table: a day without rows is the table's, not an absent table's (a trial's
+    empty labels table read "absent from the source: loaded empty")."""
+    from orchestration.lib.raw_loader import ABSENT
+
+    for report in reports:
+        if report.note.startswith(ABSENT):
+            report.note = NO_ROWS_IN_DATABASE
+    return reports
+
+
+NO_ROWS_IN_DATABASE = "no source rows for this day (the database table has none)"
+
+
 def _day_query(db: DatabaseSource, contract: TableContract):
     """The project file's query as SQL text: its :day_start / :day_end, else filtered on the time column."""
     import sqlalchemy as sa

@@ -433,6 +433,8 @@ class ModelProfile:
         months."""
         default = AlertRules().label_coverage
         rule = {}
+        if not self.labelled:  # no label yet: when they arrive is unknown (a trial's year-late labels alerted daily)
+            return {"below": 0}
         wait = None if self.delay_p90_days is None else math.ceil(self.delay_p90_days - 1e-9)
         if wait is not None and wait > COVERAGE_WAIT_MAX:
             return {"below": 0}
@@ -1899,7 +1901,13 @@ def render(inf: Inference) -> str:
         if coverage:
             default = AlertRules().label_coverage
             why = []
-            if coverage == {"below": 0}:
+            if coverage == {"below": 0} and not m.labelled:
+                why.append(
+                    "no label of this model in the landing zone, so when its labels arrive is unknown: off (below 0); "
+                    f"once they land, set after_days to the days by which most arrive (default {default.after_days}) "
+                    "and remove below, or run init again"
+                )
+            elif coverage == {"below": 0}:
                 wait = math.ceil(m.delay_p90_days - 1e-9)
                 why.append(
                     f"90% of labels arrive only after {wait} days (p90 of the delay; over {COVERAGE_WAIT_MAX}): off "

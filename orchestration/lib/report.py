@@ -53,6 +53,7 @@ from orchestration.lib.attribution import (
     model_arms,
     roi_text,
     significance_text,
+    value_basis,
     units_header,
 )
 from orchestration.lib import report_data as data
@@ -80,6 +81,7 @@ from orchestration.lib.report_data import (
 from orchestration.lib.report_html import Section, bullets, jsonable, note, page, paragraph, table
 from orchestration.lib.cost_gaps import cost_gap_notes
 from orchestration.lib.settings import dbt_var
+from orchestration.lib.settings import value_metric as value_metric_setting
 from orchestration.lib.version_changes import change_text, version_changes
 
 __all__ = ["ReportDataError", "Report", "latest_report_date", "render_report", "build_report", "write_report"]
@@ -285,7 +287,8 @@ class ReportBuilder:
         s.add(
             paragraph(
                 f"Each model against {against}, cumulative since its experiment started, "
-                f"{as_of}. Value = revenue-per-user lift x treated users, net of the model's cost, "
+                f"{as_of}. Value = {value_basis(impact.get('value_metric'), value_metric_setting()[1])}, net of the "
+                "model's cost, "
                 f"in {currency}. {ROI_NOTE}"
             )
         )

@@ -118,6 +118,12 @@ def dbt_var(name: str):
     return variables[name]
 
 
+def value_metric() -> tuple[str, bool]:
+    """attribution.value_metric, and whether it is lower_is_better (a cost per unit: its fall is the value)."""
+    metric = dbt_var("attribution")["value_metric"]
+    return metric, dbt_var("experiment_metrics").get(metric, {}).get("direction") == "lower_is_better"
+
+
 def exports_dir() -> Path:
     """Where Parquet exports and training snapshots go (IMPACT_LEDGER_EXPORTS)."""
     return _path_from_env("IMPACT_LEDGER_EXPORTS", PROJECT_ROOT / "data" / "exports")

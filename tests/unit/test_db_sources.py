@@ -196,6 +196,24 @@ def test_each_table_resolves_to_its_own_source(tmp_path, monkeypatch):
     assert explained.startswith("x.parquet: bad") and orders.label in explained
 
 
+def test_a_database_table_without_rows_is_present_not_absent(tmp_path):
+    # a trial's labels table in PostgreSQL with no row yet: progress said "absent from the source: loaded empty"
+    from orchestration.lib.db_sources import NO_ROWS_IN_DATABASE, present_in_database
+    from orchestration.lib.raw_loader import ABSENT
+
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    with sa.create_engine(url).begin() as conn:
+        conn.execute(sa.text("CREATE TABLE labels (prediction_id TEXT, label INTEGER, labeled_at TIMESTAMP, "
+                             "label_source TEXT)"))  # fmt: skip
+    cache = tmp_path / "cache"
+    extracts = extract_days("labels", DatabaseSource(url=url, table="labels"), [D1, D2], cache)
+    assert [e.rows for e in extracts] == [0, 0]
+    with duckdb.connect() as conn:
+        reports = load_days(conn, "labels", cache, [D1, D2])
+    assert all(r.note.startswith(ABSENT) for r in reports)  # the loader alone sees no file
+    assert [r.note for r in present_in_database(reports)] == [NO_ROWS_IN_DATABASE] * 2
+
+
 def test_inspect_reports_columns_days_and_volumes(shop):
     seen = inspect_database(DatabaseSource(url=shop, table="orders"), "orders")
     assert seen["missing"] == [] and "channel" in seen["columns"] and seen["rows"] == 4

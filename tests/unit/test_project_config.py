@@ -260,6 +260,23 @@ def test_a_project_of_its_own_experiment_metrics_loads_and_reaches_dbt():
     assert got["experiment_measures"]["spend"]["expression"] == "revenue"
 
 
+def test_the_value_metric_says_when_its_fall_is_the_value(tmp_path, monkeypatch):
+    # a trial's claims cost per patient (lower_is_better) as the value metric: its saving read as a loss
+    from orchestration.lib.settings import value_metric
+
+    path = tmp_path / "project.yml"
+    path.write_text(
+        "experiment_measures:\n  claims: {source: orders, aggregate: sum, expression: revenue}\n"
+        "experiment_metrics:\n  claims_per_patient: {type: mean, measure: claims, direction: lower_is_better}\n"
+        "  claims_made: {type: proportion, measure: claims}\n"
+        "attribution: {value_metric: claims_per_patient}\n"
+    )
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(path))
+    assert value_metric() == ("claims_per_patient", True)
+    path.write_text(path.read_text().replace("value_metric: claims_per_patient", "value_metric: claims_made"))
+    assert value_metric() == ("claims_made", False)
+
+
 # ------------------------------------------------------------ source range
 
 

@@ -1000,6 +1000,17 @@ def test_values_outside_a_contract_set_are_named_with_their_counts(zone):
     assert "quarantines" in said[0] and "implicit, human_review" in said[0]
 
 
+def test_a_model_without_any_label_gets_its_label_coverage_alert_off_and_says_how_to_turn_it_on(zone):
+    # a trial's labels a year late: none in the zone, the default rule (judged after 7 days) alerted 27 days
+    source, _, preds, labels = zone
+    _write(source, "labels", labels[labels["prediction_id"].isin(preds.loc[preds["model_id"] == "a", "prediction_id"])])
+    inf = infer(source)
+    config = parse_config(yaml.safe_load(render(inf)))
+    assert config.models["b"].alerts["label_coverage"].below == 0
+    assert config.models["a"].alerts["label_coverage"].below != 0  # labelled: judged (after its labels' p90)
+    assert "no label of this model in the landing zone, so when its labels arrive is unknown: off" in render(inf)
+
+
 def test_labels_other_than_0_and_1_are_named_with_how_to_monitor_more_than_two_classes(zone):
     # a trial's three-class classifier exported with labels 0/1/2: 29 rows quarantined at materialize, init silent
     source, _, _, labels = zone
@@ -1428,7 +1439,9 @@ def test_weekends_within_the_band_get_no_weekly_advice(tmp_path, weekend):
     inf = infer(source)
     text = render(inf)
     config = parse_config(yaml.safe_load(text))
-    assert config.gates.volume.tables == {} and config.models["m"].alerts == {} and "weekly" not in text
+    # (the model has no label: its label-coverage rule is off, nothing else)
+    assert config.gates.volume.tables == {} and set(config.models["m"].alerts) == {"label_coverage"}
+    assert "weekly" not in text
     said = review(inf)
     assert not [line for line in said if "weekly" in line or "Saturdays" in line]
     assert [line for line in said if "will hold back" in line and f"({calendar[-1]})" in line]

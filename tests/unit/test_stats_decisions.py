@@ -178,3 +178,21 @@ def test_incremental_value_scales_the_lift_ci():
     assert free.net_value == free.value and math.isnan(free.roi) and math.isnan(free.roi_ci_low)
     bad = incremental_value(replace(r, absolute_se=NAN), 13500, 5000.0)
     assert bad.value == v.value and math.isnan(bad.net_ci_low) and math.isnan(bad.roi_ci_high)
+
+
+def test_a_cost_per_unit_that_falls_is_money_made_with_scipys_welch_interval():
+    # a trial's coaching cut claims per patient by 26.6%: "incremental revenue -98,170, net value -123,235"
+    rng = np.random.default_rng(8)
+    control, treated = rng.gamma(2, 500, 60), rng.gamma(2, 370, 240)
+    r = compare_means(*(ArmStats(len(x), x.sum(), (x**2).sum()) for x in (control, treated)))
+    v = incremental_value(r, treated_units=240, cost=25_000.0, lower_is_better=True)
+    # the oracle: scipy's Welch test of the claims saved per treated patient (control - treatment)
+    welch = st.ttest_ind(control, treated, equal_var=False)
+    low, high = welch.confidence_interval(0.95)
+    saved = control.mean() - treated.mean()
+    assert saved > 0 and v.value == pytest.approx(saved * 240, rel=1e-12)
+    assert (v.value_ci_low, v.value_ci_high) == pytest.approx((low * 240, high * 240), rel=1e-9)
+    assert v.net_value == pytest.approx(saved * 240 - 25_000, rel=1e-12)
+    assert (v.roi_ci_low, v.roi_ci_high) == pytest.approx(
+        ((low * 240 - 25_000) / 25_000, (high * 240 - 25_000) / 25_000)
+    )

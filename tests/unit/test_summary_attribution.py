@@ -103,6 +103,8 @@ def test_every_lift_shows_whether_it_is_significant_after_holm(warehouse, capsys
     path, results, _ = warehouse
     out = _summary(path, capsys)
     assert "significant (Holm)" in out and "p (Holm)" in out
+    # the value's basis names its metric (a trial's claims cost read "revenue-per-user lift", "incremental revenue")
+    assert "(revenue_per_user lift x treated users, net of model cost)" in out and "incremental value (" in out
     tested = results[results["decision_p_value"].notna()]
     holm = dict(zip(tested["metric"], multipletests(tested["decision_p_value"], method="holm")[1]))
     assert set(holm) == {"revenue_per_user", "conversion"}  # the degenerate metric is not in the family

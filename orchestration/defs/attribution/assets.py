@@ -27,6 +27,7 @@ from orchestration.lib.attribution import (
 from orchestration.lib.experiment_metrics import non_negative_metrics
 from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import dbt_var
+from orchestration.lib.settings import value_metric as value_metric_setting
 from orchestration.lib.warehouse import replace_date_range
 
 RESULTS_KEY = dg.AssetKey(["attribution", "experiment_results"])
@@ -131,14 +132,15 @@ def experiment_results_asset(context: dg.AssetExecutionContext, duckdb: DuckDBRe
     freshness_policy=PUBLISHED_FRESHNESS,
     deps=[RESULTS_KEY, get_asset_key_for_model([impact_ledger_dbt], "stg_model_costs")],
     description=(
-        "Per model, window and as-of date: incremental value = lift in revenue per user x treated units with its "
+        "Per model, window and as-of date: incremental value = lift in the value metric (attribution.value_metric, "
+        "revenue per user by default; its fall when the metric is lower_is_better) per unit x treated units with its "
         "95% CI, model cost over the same period, net value and ROI = net value / cost (a return of +100% "
         "doubles the money spent) with 95% CIs (the net value's CI divided by the known cost)."
     ),
 )
 def model_impact_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     first, last = run_date_range(context)
-    value_metric = dbt_var("attribution")["value_metric"]
+    value_metric, lower_is_better = value_metric_setting()
     with duckdb.get_connection() as conn:
         results = conn.execute(
             "SELECT * FROM attribution.experiment_results WHERE as_of_date BETWEEN ? AND ? AND metric = ?",
@@ -149,7 +151,7 @@ def model_impact_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             [first, last, value_metric],
         ).df()
         costs = conn.execute(COSTS_SQL, [first, last]).df()
-        impact = model_impact(results, stats, costs, value_metric, attribution_settings())
+        impact = model_impact(results, stats, costs, value_metric, attribution_settings(), lower_is_better)
         rows = replace_date_range(conn, "attribution.model_impact", IMPACT_SCHEMA, impact, "as_of_date", first, last)
     # each day: net value in the project's currency and ROI in %, plotted over partitions, and its preview
     add_daily_metadata(context, model_impact_by_day(impact, load_config().currency, run_days(context)))

@@ -9,7 +9,7 @@ from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, run_date_range, run_days, single_run
 from orchestration.lib import early_gates, landing_files, okrs
 from orchestration.lib.contract import CONTRACTS, ContractError
-from orchestration.lib.db_sources import prepare, source_of
+from orchestration.lib.db_sources import prepare, present_in_database, source_of
 from orchestration.lib.project_config import load_config
 from orchestration.lib.raw_loader import (
     QUARANTINE_BY_REASON,
@@ -90,6 +90,8 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
             source, _ = prepare(table, days)
             with duckdb.get_connection() as conn:
                 reports = load_days(conn, table, source.root, days)
+                if source.kind == "database":
+                    present_in_database(reports)
                 if table == "users":  # before any table that joins it (Spark's: DuckDB's views over its Parquet)
                     check_attribute_columns(conn, load_config().attribute_columns)
                 if table == "experiment_variants":  # an OKR's treatment arm, before the data loads
