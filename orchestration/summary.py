@@ -1062,7 +1062,56 @@ def _silent_models(conn) -> list[str]:
         "WHERE last_day <= newest.day - CAST(gap + ?::INTEGER - 1 AS INTEGER) ORDER BY 1",
         [None, SILENT_DAYS],
     )
-    return [_silent_line(conn, model, last, newest, gap) for model, last, newest, gap in rows]
+    from orchestration.lib.project_config import load_config, retired_models
+
+    retired = retired_models(load_config().config)
+    lines = [
+        _silent_line(conn, model, last, newest, gap)
+        for model, last, newest, gap in rows
+        if not (model in retired and last <= retired[model])
+    ]
+    return lines + _retired_lines(conn, retired)
+
+
+def _never_labelled(conn, model: str) -> str | None:
+    """Beside a label_coverage alert of a model no label has ever landed for: its labels may simply not be due yet
+    (a trial's year-late labels alerted daily at the default 7-day wait); None once any label has landed."""
+    from orchestration.lib.alerts import load_alert_config
+
+    labelled = _rows(conn, "SELECT sum(labelled) FROM marts.model_health_daily WHERE model_id = ?", [model])
+    if not labelled or labelled[0][0]:
+        return None
+    alerts = load_alert_config()
+    wait, horizon = alerts.rule("label_coverage", model)["after_days"], alerts.label_horizon(model)
+    return (
+        f"no label of {model} has landed yet, and this alert judges a day {wait} days on while its labels may take "
+        f"up to {horizon} (label_horizon_days): if they are not due yet, set models.{model}.alerts.label_coverage "
+        "after_days to when most arrive, or below: 0 until they start"
+    )
+
+
+def _retired_lines(conn, retired: dict) -> list[str]:
+    """A line per model the project file retires (models.<id>.retired_after) whose retirement the newest run has
+    passed: said retired instead of silent, or named when it still predicts after the day."""
+    if not retired:
+        return []
+    rows = _rows(
+        conn,
+        "SELECT model_id, max(date) FILTER (WHERE predictions > 0), (SELECT max(date) FROM quality.gate_results) "
+        "FROM marts.model_health_daily WHERE list_contains(?::VARCHAR[], model_id) GROUP BY 1 ORDER BY 1",
+        [list(retired)],
+    )
+    lines = []
+    for model, last, newest in rows:
+        end = retired[model]
+        if last is not None and last > end:
+            lines.append(
+                f"{model}: predictions on {last} though retired after {end} (models.{model}.retired_after): "
+                "still scoring, or the date is wrong?"
+            )
+        elif newest is not None and newest > end:
+            lines.append(f"{model}: retired after {end} (models.{model}.retired_after); last predictions {last}")
+    return lines
 
 
 def _silent_line(conn, model: str, last, newest, gap: float) -> str:
@@ -1409,6 +1458,8 @@ def read_and_print(conn, reports: Path) -> None:
             if row["what"] == "alerts" and str(row["detail"]).startswith("label_coverage"):
                 if held_labels := _held_label_days(conn, since):  # not `held`: the held-back days listed below
                     print(f"    note: {held_labels}")
+                if never := _never_labelled(conn, row["model_id"]):
+                    print(f"    note: {never}")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     drift = _recent_drift(conn)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from orchestration.lib.project_config import AlertRules, ModelSpec, ProjectConfig, load_config
+from orchestration.lib.project_config import AlertRules, ModelSpec, ProjectConfig, load_config, retired_models
 from orchestration.lib.quality_gate import WEEKDAY_LEVEL_WEEKS  # the volume gate's weekly level too
 
 ALERT_COLUMNS = ["date", "model_id", "model_version", "metric", "subject", "value", "threshold", "rule"]
@@ -66,6 +66,7 @@ class AlertConfig:
     floors: dict[str, dict[str, float]] = field(default_factory=dict)
     label_horizons: dict[str, int] = field(default_factory=dict)  # models.<id>.label_horizon_days, as set
     default_label_horizon: int = 30
+    retired: dict[str, object] = field(default_factory=dict)  # models.<id>.retired_after: no volume judged after it
 
     def label_horizon(self, model_id: str) -> int:
         return int(self.label_horizons.get(model_id, self.default_label_horizon))
@@ -358,6 +359,7 @@ def load_alert_config(config: ProjectConfig | None = None) -> AlertConfig:
         floors={m: f for m, f in floors.items() if f},
         label_horizons={m: spec.label_horizon_days for m, spec in c.models.items()},
         default_label_horizon=ModelSpec().label_horizon_days,
+        retired=retired_models(c),
     )
 
 
@@ -525,17 +527,18 @@ def evaluate_alerts(
 
     held_days = {pd.Timestamp(d) for d in held_back}
     for model_id in sorted(set(health["model_id"]) | set(versions["model_id"])):
-        found.append(
-            _volume_breaches(
-                health[health["model_id"] == model_id],
-                model_id,
-                _model_start(versions, model_id),
-                config,
-                first,
-                last,
-                held_days,
-            )
+        breaches = _volume_breaches(
+            health[health["model_id"] == model_id],
+            model_id,
+            _model_start(versions, model_id),
+            config,
+            first,
+            last,
+            held_days,
         )
+        if model_id in config.retired and len(breaches):  # its days after retirement are no outage
+            breaches = breaches[breaches["date"] <= pd.Timestamp(config.retired[model_id])]
+        found.append(breaches)
 
     drift = drift[(drift["date"] >= first) & (drift["date"] <= last) & drift["psi"].notna()]
     for (model_id, feature), rows in drift.groupby(["model_id", "feature"]):

@@ -118,6 +118,11 @@ class DriftReference(_Strict):
         return self.first_days or 7
 
 
+def retired_models(config: ProjectConfig) -> dict[str, date]:
+    """models.<id>.retired_after of the models the project file retires."""
+    return {m: spec.retired_after for m, spec in config.models.items() if spec.retired_after is not None}
+
+
 class ModelSpec(_Strict):
     """One monitored model. Every field is optional."""
 
@@ -135,6 +140,9 @@ class ModelSpec(_Strict):
     alerts: dict[str, Rule] = {}  # overrides of the default alert rules
     min_precision: float | None = Field(default=None, ge=0, le=1)  # retraining floor; none unless set
     min_recall: float | None = Field(default=None, ge=0, le=1)
+    # its last day of predictions: the days after it without any are its retirement, not an outage (no volume
+    # alert, no stale-predictions warning, summary says retired; a trial's planned end raised 10 volume alerts)
+    retired_after: date | None = None
 
     @field_validator("positive_decision", mode="before")
     @classmethod

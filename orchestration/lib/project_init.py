@@ -1895,6 +1895,8 @@ def render(inf: Inference) -> str:
                 "only that class, biasing precision and recall, so the horizon keeps the latest label"
             )
             add(f"    label_horizon_days: {m.label_horizon_days}  # the latest label's calendar days")
+        elif m.delay_p99_days is None:
+            add(f"    label_horizon_days: {m.label_horizon_days}  # the default: no label to measure")
         else:
             add(f"    label_horizon_days: {m.label_horizon_days}  # p99 of the label delay, rounded up")
         coverage = m.label_coverage_rule()

@@ -1771,6 +1771,19 @@ def days_frame(conn, suite: dict, first: date, last: date, volume=None) -> pd.Da
     return frame
 
 
+def without_retired_days(days: pd.DataFrame, suite: dict, config) -> pd.DataFrame:
+    """days_frame's rows without a retired model's days after its models.<id>.retired_after (the predictions gate
+    judges each model's volume: a model's planned end warned of stale predictions every day)."""
+    from orchestration.lib.project_config import retired_models
+
+    retired = retired_models(config.config if hasattr(config, "config") else config)
+    if suite.get("volume_by") != "model_id" or not retired or days.empty:
+        return days
+    ends = days["model_id"].map(retired)
+    after = ends.notna() & (pd.to_datetime(days["day"]) > pd.to_datetime(ends))
+    return days[~after].reset_index(drop=True)
+
+
 # days_frame's level of a weekly table (gates.volume.tables.<table>.weekly): a weekday's share of its week, its rows
 # over the median of the 7 days around it (a quiet Saturday's 0.4), the median over the WEEKDAY_LEVEL_WEEKS weeks
 # before where that week lies in the group's history and is judged (min_count), counted once two are; the day is
@@ -1865,7 +1878,7 @@ def start_suite(
     frames = {"schema": schema_frame(conn, suite["table"])}
     if not missing_columns(suite, frames["schema"]):
         frames["rows"] = SqlRows(conn, rows_query(conn, suite, first, last, config))
-        frames["days"] = days_frame(conn, suite, first, last, config.gates.volume)
+        frames["days"] = without_retired_days(days_frame(conn, suite, first, last, config.gates.volume), suite, config)
     rows = config.gates.rows
     return start_validation(
         frames,

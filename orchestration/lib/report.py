@@ -514,8 +514,8 @@ class ReportBuilder:
             return self.missing(s, "attribution.model_impact")
         s.add(
             paragraph(
-                f"Cumulative incremental value (lift x treated users) and net value after the model's cost, "
-                f"each with its 95% CI, in {load_config().currency}."
+                f"Cumulative incremental value ({value_basis(impact.get('value_metric'), value_metric_setting()[1])}) "
+                f"and net value after the model's cost, each with its 95% CI, in {load_config().currency}."
             )
         )
         if impact.empty:

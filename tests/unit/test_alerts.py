@@ -384,6 +384,15 @@ def test_a_day_without_predictions_is_an_outage_alert():
     assert found.loc[0, "model_version"] == "v1"
 
 
+def test_a_retired_models_days_after_its_retirement_raise_no_volume_alert():
+    # a trial's planned end of a model raised 10 volume alerts; a drop before the date still alerts
+    rows = steady([i for i in range(15) if i not in (10, 12, 13, 14)])
+    retired = load_alert_config(parse_config({"models": {"m": {"retired_after": str(day(11).date())}}}))
+    # by hand: each empty day's trailing 7-day median is 1000 (at most three empty days among the seven)
+    assert [d for d, *_ in by_metric(alerts(rows, 10, 14), "volume_change")] == [day(10), day(12), day(13), day(14)]
+    assert by_metric(alerts(rows, 10, 14, retired), "volume_change") == [(day(10), "", -1.0, 0.5)]
+
+
 def test_a_day_whose_predictions_a_gate_held_back_is_no_outage():
     # a day the predictions gate held back (a 10x spike did, before a rise only warned) read as 0 predictions,
     # and volume_change said -100% (an outage) for the busiest day of the year

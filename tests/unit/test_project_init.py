@@ -1009,6 +1009,7 @@ def test_a_model_without_any_label_gets_its_label_coverage_alert_off_and_says_ho
     assert config.models["b"].alerts["label_coverage"].below == 0
     assert config.models["a"].alerts["label_coverage"].below != 0  # labelled: judged (after its labels' p90)
     assert "no label of this model in the landing zone, so when its labels arrive is unknown: off" in render(inf)
+    assert "label_horizon_days: 30  # the default: no label to measure" in render(inf)  # not "p99 of the delay"
 
 
 def test_labels_other_than_0_and_1_are_named_with_how_to_monitor_more_than_two_classes(zone):

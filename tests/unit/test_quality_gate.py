@@ -202,6 +202,21 @@ def test_a_model_that_stops_predicting_or_a_paused_label_feed_is_reported_not_bl
         assert result.day_warnings(result.days[-1]) == [stale] and result.day_failures(result.days[-1]) == []
 
 
+def test_a_retired_models_days_after_its_retirement_are_not_stale(world):
+    # a trial's planned end of a model: its stale-predictions warning every day after, and 10 volume alerts
+    retired = parse_config(
+        {"models": {"m1": {"retired_after": str(DAYS[-2])}}, "gates": {"rows": {"max_share": 0, "min_count": 0}}}
+    )
+    result = gate(world, "predictions", lambda f: f.iloc[0:0], config=retired)
+    assert result.success and not result.failed, result.summary()
+    # retired after today: today's empty day is still the model's, stale
+    early = parse_config(
+        {"models": {"m1": {"retired_after": str(DAYS[-1])}}, "gates": {"rows": {"max_share": 0, "min_count": 0}}}
+    )
+    result = gate(world, "predictions", lambda f: f.iloc[0:0], config=early)
+    assert [o.name for o in result.failed] == ["expect_column_values_to_be_in_set(fresh)"]
+
+
 def test_a_day_delivered_twice_passes_with_the_copy_quarantined_as_copies(world):
     # a copy of a day's file beside it (an upload retried): every key twice held the whole day back, and every
     # model's attribution with it, though no row said anything new

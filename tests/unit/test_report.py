@@ -430,6 +430,10 @@ def test_lift_value_and_headline_numbers(warehouse):
     report = build(warehouse)
     page = parse(report.html)
     n = (AS_OF - DAYS[2]).days + 1  # results from 03-03 to the as-of day, index i = 1..n
+    # the value's basis names its metric in the headline and the value plot's caption (a trial's claims cost read
+    # "revenue-per-user lift" and "lift x treated users")
+    assert "Value = revenue_per_user lift x treated users, net of" in report.html
+    assert "Cumulative incremental value (revenue_per_user lift x treated users) and net value" in report.html
     lift = page.figures[[p for p in report.plots if p.startswith("lift-rec")][0]]
     # CUPED where the metric has it (0.02 i), the plain estimate otherwise (0.01 i); nothing after the as-of day
     rpu = trace(lift, "relative lift (95% CI shaded)", 1)  # subplots are sorted: refund_rate, revenue_per_user

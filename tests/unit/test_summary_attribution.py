@@ -285,6 +285,32 @@ def test_a_label_coverage_alert_beside_held_label_days_prints_both_the_note_and_
     assert "Days held back by the quality gates (1;" in out and "  2026-03-04: " in out
 
 
+def test_a_label_coverage_alert_of_a_model_never_labelled_says_its_labels_may_not_be_due(tmp_path, capsys, monkeypatch):
+    # a trial's year-late labels (label_horizon_days 366) alerted daily at the default 7-day wait, unexplained
+    days = pd.date_range("2026-03-01", periods=10, freq="D")
+    health = pd.DataFrame(
+        {"date": [d.date() for d in days] * 2, "model_id": ["late"] * 10 + ["some"] * 10, "model_version": "v1",
+         "predictions": 50, "labelled": [0] * 10 + [0] * 9 + [3]}
+    )  # fmt: skip
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+            "VALUES ('2026-03-02', 'late', 'v1', 'label_coverage', '', 0, 0.5, 'below 0.5'), "
+            "('2026-03-02', 'some', 'v1', 'label_coverage', '', 0, 0.5, 'below 0.5')"
+        )
+    config = tmp_path / "project.yml"
+    config.write_text("models:\n  late: {label_horizon_days: 366}\n  some: {}\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    assert (
+        "note: no label of late has landed yet, and this alert judges a day 7 days on while its labels may take up "
+        "to 366 (label_horizon_days)"
+    ) in out
+    assert "no label of some has landed" not in out  # three labels landed: the alert stands on its own
+
+
 def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_table_line(tmp_path, capsys, monkeypatch):
     # a risk score without an experiment: summary printed one line ("experiment_results is empty") and nothing
     # of the model; the last 30 prediction days are summed, older ones left out
@@ -440,6 +466,40 @@ def test_a_model_that_stopped_scoring_is_named_with_its_last_day(tmp_path, capsy
         conn.execute("DELETE FROM quality.gate_results WHERE date > '2026-10-11'")
         conn.execute("UPDATE marts.model_health_daily SET labels_as_of = least(labels_as_of, DATE '2026-10-11')")
     assert "no predictions since" not in _summary(path, capsys)
+
+
+def test_a_retired_model_is_said_retired_not_stopped_and_one_still_scoring_is_named(tmp_path, capsys, monkeypatch):
+    # a trial's planned end of a model read "no predictions since ...: stopped?" on every summary
+    days = pd.date_range("2026-11-01", periods=10)
+    health = pd.DataFrame(
+        {
+            "date": [d.date() for d in days] * 2,
+            "model_id": ["old"] * 10 + ["late"] * 10,
+            "model_version": "v1",
+            "predictions": 25,
+            "labelled": 25,
+            **{c: 5 for c in ("true_positives", "false_positives", "false_negatives", "true_negatives")},
+            "labels_as_of": [d.date() for d in days] * 2,
+        }
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
+        conn.execute(
+            "CREATE TABLE quality.gate_results (date DATE, suite VARCHAR, table_name VARCHAR, passed BOOLEAN, "
+            "failed_expectations VARCHAR, rows_validated BIGINT, warnings VARCHAR)"
+        )
+        conn.execute(
+            "INSERT INTO quality.gate_results VALUES ('2026-11-30', 'raw_labels', 'labels', true, NULL, 1, NULL)"
+        )
+    config = tmp_path / "project.yml"
+    config.write_text("models:\n  old: {retired_after: 2026-11-10}\n  late: {retired_after: 2026-11-05}\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    assert "old: retired after 2026-11-10 (models.old.retired_after); last predictions 2026-11-10" in out
+    assert "old: no predictions since" not in out
+    assert "late: predictions on 2026-11-10 though retired after 2026-11-05 (models.late.retired_after)" in out
 
 
 def test_a_weekly_batch_model_is_silent_only_past_its_usual_gap(tmp_path, capsys, monkeypatch):
