@@ -227,7 +227,8 @@ def unjudged_drift(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
     small to judge, alone or pooled (alerts.rules.psi.min_count: yet a PSI of 0.9 on 169 values is far beyond
     noise; days under a quarter of min_count are not listed), 'noise' where the bins' differences are within
     sampling noise (alerts.rules.psi.alpha). ``psi``, ``current_values``, ``drift_bins`` are the figures judged or,
-    on a day too small alone, its pool's where the pool holds more values (``pooled`` true)."""
+    on a day too small alone, its pool's where the pool holds more values (``pooled`` true); ``p`` their bins'
+    chi-square p-value against the reference's."""
     out = []
     for model_id, rows in drift[drift["psi"].notna()].groupby("model_id"):
         psi = config.rule("psi", model_id)
@@ -239,6 +240,7 @@ def unjudged_drift(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
             current_values=shown["values"],
             drift_bins=shown["drift_bins"],
             pooled=shown["pooled"],
+            p=drift_pvalue(shown["drift_chi2"], shown["drift_bins"]),  # how far beyond noise: what ranks them
         )
         above = rows["psi"] > psi["above"]
         # a quarter of min_count at least: a PSI of 8.9 on one value (a trial's ~10 patients a day, every day

@@ -91,6 +91,15 @@ def _summary(path, capsys) -> str:
     return capsys.readouterr().out
 
 
+def _summary_under(path, capsys, monkeypatch, project: str) -> str:
+    """summary's output with ``project`` as the project file (written beside the warehouse)."""
+    config = path.parent / "project.yml"
+    config.write_text(project)
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    monkeypatch.setattr(cli, "reports_dir", lambda: path.parent)
+    return _summary(path, capsys)
+
+
 def _summary_after(path, capsys, *statements: str) -> str:
     """summary's output once ``statements`` have run on the warehouse."""
     with duckdb.connect(str(path)) as conn:
@@ -299,11 +308,7 @@ def test_a_label_coverage_alert_of_a_model_never_labelled_says_its_labels_may_no
             "VALUES ('2026-03-02', 'late', 'v1', 'label_coverage', '', 0, 0.5, 'below 0.5'), "
             "('2026-03-02', 'some', 'v1', 'label_coverage', '', 0, 0.5, 'below 0.5')"
         )
-    config = tmp_path / "project.yml"
-    config.write_text("models:\n  late: {label_horizon_days: 366}\n  some: {}\n")
-    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
-    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
-    out = _summary(path, capsys)
+    out = _summary_under(path, capsys, monkeypatch, "models:\n  late: {label_horizon_days: 366}\n  some: {}\n")
     assert (
         "note: no label of late has landed yet, and this alert judges a day 7 days on while its labels may take up "
         "to 366 (label_horizon_days)"
@@ -492,11 +497,9 @@ def test_a_retired_model_is_said_retired_not_stopped_and_one_still_scoring_is_na
         conn.execute(
             "INSERT INTO quality.gate_results VALUES ('2026-11-30', 'raw_labels', 'labels', true, NULL, 1, NULL)"
         )
-    config = tmp_path / "project.yml"
-    config.write_text("models:\n  old: {retired_after: 2026-11-10}\n  late: {retired_after: 2026-11-05}\n")
-    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
-    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
-    out = _summary(path, capsys)
+    out = _summary_under(
+        path, capsys, monkeypatch, "models:\n  old: {retired_after: 2026-11-10}\n  late: {retired_after: 2026-11-05}\n"
+    )
     assert "old: retired after 2026-11-10 (models.old.retired_after); last predictions 2026-11-10" in out
     assert "old: no predictions since" not in out
     assert "late: predictions on 2026-11-10 though retired after 2026-11-05 (models.late.retired_after)" in out
@@ -754,38 +757,43 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
     assert "Drift not measured" not in out  # every day has values (null_rate absent here: none said)
 
 
-def test_unjudged_drift_lists_a_versions_five_highest_features_and_counts_the_rest(tmp_path, capsys, monkeypatch):
-    # a trial's three-class grader monitored as four views of 13 features listed 104 such lines
+def test_unjudged_drift_lists_a_versions_five_features_furthest_beyond_noise_and_counts_the_rest(
+    tmp_path, capsys, monkeypatch
+):
+    # a trial's three-class grader monitored as four views of 13 features listed 104 such lines; ranked by PSI,
+    # 14-value pools at PSI 3 hid its one real shift (PSI 1.17 on 60 values, chi-square p 0.022)
     features = [f"feature_{k}" for k in "abcdefg"]
-    psis = [0.3, 0.9, 0.4, 0.8, 0.5, 0.7, 0.6]
-    drift = pd.DataFrame(
-        {
-            "date": date(2026, 2, 3),
-            "model_id": "risk",
-            "model_version": "v1",
-            "feature": features,
-            "psi": psis,
-            "pooled_values": 169,
-            "pooled_psi": psis,
-            "pooled_chi2": 30.0,
-            "pooled_bins": 2,
-            "reference_end_date": pd.Timestamp("2026-02-02"),
-        }
-    )
-    keys = drift[["date", "model_id", "model_version", "feature"]]
+    psis, highs = [0.3, 0.9, 0.4, 0.8, 0.5, 0.7, 0.6], [40, 80, 45, 78, 50, 75, 55]  # of 169 values a day
+    # feature_a again the next day, judged alone (250 values) and within noise: one line for it, not two
+    days = [(date(2026, 2, 3), f, p, 169 - h, h) for f, p, h in zip(features, psis, highs)]
+    days.append((date(2026, 2, 4), "feature_a", 0.25, 125, 125))
+    drift = pd.DataFrame(days, columns=["date", "feature", "psi", "low", "high"])
     bins = pd.concat(
         [
-            keys.assign(bin="low", current_count=135, reference_count=750),
-            keys.assign(bin="high", current_count=34, reference_count=750),
+            drift.assign(bin="low", current_count=drift["low"], reference_count=750),
+            drift.assign(bin="high", current_count=drift["high"], reference_count=750),
         ]
+    ).assign(model_id="risk", model_version="v1")[
+        ["date", "model_id", "model_version", "feature", "bin", "current_count", "reference_count"]
+    ]
+    drift = drift.drop(columns=["low", "high"]).assign(
+        model_id="risk",
+        model_version="v1",
+        pooled_values=None,
+        pooled_psi=None,
+        pooled_chi2=None,
+        pooled_bins=None,
+        reference_end_date=pd.Timestamp("2026-02-02"),
     )
     path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift, feature_drift_bins=bins)
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     out = _summary(path, capsys).split("Drift above the PSI threshold without an alert")[1]
-    listed = [f for f in features if f"risk v1 {f}: PSI above" in out]
-    # by hand: the five highest PSIs are b, d, f, g, e (0.9 .. 0.5), listed in the features' order
-    assert listed == ["feature_b", "feature_d", "feature_e", "feature_f", "feature_g"]
-    assert "  risk v1: and 2 more feature(s) so (lower PSI; marts.feature_drift_daily)" in out
+    listed = [line.split()[2].rstrip(":") for line in out.splitlines() if line.startswith("  risk v1 feature_")]
+    # the oracle: scipy's chi-square test of each day's two bins against the reference's 750 / 750
+    p = {f: chi2_contingency([[169 - h, 750], [h, 750]], correction=False)[1] for f, h in zip(features, highs)}
+    assert set(listed) == set(sorted(features, key=p.get)[:5]) == {f"feature_{k}" for k in "acefg"}
+    assert listed == sorted(listed)  # in the features' order, feature_a once
+    assert "  risk v1: and 2 more feature(s) so (further within noise; marts.feature_drift_daily)" in out
 
 
 def test_a_feature_without_values_on_recent_days_is_named(tmp_path, capsys, monkeypatch):
