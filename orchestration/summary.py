@@ -527,16 +527,22 @@ def _lost_labels(matured) -> list[str]:
     limit: their labels will not come, so 'final' precision rests on the few that did (a trial's 78-day label
     outage read "final precision and recall: 7 (14%) labelled, 1.000")."""
     from orchestration.lib.alerts import load_alert_config
+    from orchestration.lib.project_config import AlertRules
 
     alerts = load_alert_config()
     lines = []
     for r in matured.itertuples():
-        below = float(alerts.rule("label_coverage", r.model)["below"])
+        # the alert turned off (below: 0, init's for labels it cannot time) still expects every label here
+        own = float(alerts.rule("label_coverage", r.model)["below"])
+        below = own or AlertRules().label_coverage.below
+        limit = (
+            f"its label_coverage limit {below:g}" if own else f"{below:g}, label_coverage's default (its alert is off)"
+        )
         if r.predictions and r.labelled / r.predictions < below:
             lines.append(
                 f"  {r.model} {r.version}: only {r.labelled / r.predictions:.0%} of these days' predictions got a "
-                f"label, though every label should be in: labels lost or never sent? (under its label_coverage "
-                f"limit {below:g}; a day's shortfall: marts.model_health_daily.label_coverage)"
+                f"label, though every label should be in: labels lost or never sent? (under {limit}; a day's "
+                "shortfall: marts.model_health_daily.label_coverage)"
             )
     return lines
 

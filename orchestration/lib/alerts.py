@@ -726,13 +726,17 @@ _SEVERITY = {
 }
 
 
-def worst_value(metric: str, values: pd.Series) -> float:
-    """The breach value furthest past its threshold (NaN without values): the lowest coverage or dropped
-    precision/recall, the largest volume change either way, else the highest value."""
+def worst_index(metric: str, values: pd.Series):
+    """The index of the breach value furthest past its threshold (None without values): the lowest coverage or
+    dropped precision/recall, the largest volume change either way, else the highest value."""
     values = values.dropna()
-    if values.empty:
-        return float("nan")
-    return float(values.loc[_SEVERITY.get(metric, lambda v: v)(values).idxmax()])
+    return None if values.empty else _SEVERITY.get(metric, lambda v: v)(values).idxmax()
+
+
+def worst_value(metric: str, values: pd.Series) -> float:
+    """The breach value furthest past its threshold (worst_index's; NaN without values)."""
+    index = worst_index(metric, values)
+    return float("nan") if index is None else float(values.loc[index])
 
 
 def summarise_breaches(rows: pd.DataFrame, model_id: str, first: object, last: object) -> dict:

@@ -32,7 +32,7 @@ from orchestration.lib.alerts import (
     drift_not_judged,
     drift_not_judged_text,
     load_alert_config,
-    worst_value,
+    worst_index,
 )
 from orchestration.lib.attribution import (
     ROI_LABEL,
@@ -896,17 +896,21 @@ class ReportBuilder:
                     last_date=("date", "max"),
                     days=("date", "nunique"),
                     threshold=("threshold", "last"),
-                    rule=("rule", "last"),
                 )
                 .reset_index()
             )
-            # the value furthest past the threshold: the lowest for a coverage or a precision/recall drop
-            worst = {k: worst_value(k[2], g["value"]) for k, g in frame.groupby(keys, sort=True)}
-            grouped.insert(
-                grouped.columns.get_loc("days") + 1,
-                "worst_value",
-                [worst[tuple(r)] for r in grouped[keys].itertuples(index=False)],
-            )
+            # the day furthest past the threshold (the lowest coverage or precision/recall drop), with its value
+            # and its own rule text: a pooled rule's counts are the day's (a trial's row read the worst day's 0
+            # beside the last day's "2 of 18 labelled")
+            worst = {
+                k: g.iloc[-1] if (i := worst_index(k[2], g["value"])) is None else g.loc[i]
+                for k, g in frame.groupby(keys, sort=True)
+            }
+            rows = [worst[tuple(r)] for r in grouped[keys].itertuples(index=False)]
+            at = grouped.columns.get_loc("days") + 1
+            grouped.insert(at, "worst_value", [r["value"] for r in rows])
+            grouped.insert(at + 1, "worst_date", [pd.Timestamp(r["date"]).date() for r in rows])
+            grouped["rule"] = [r["rule"] for r in rows]
             grouped["active on as-of day"] = grouped["last_date"] == pd.Timestamp(self.as_of)
             grouped = grouped.drop(columns="episode")
             for model_id, rows in alerts.groupby("model_id"):

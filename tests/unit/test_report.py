@@ -754,20 +754,25 @@ def test_a_drops_worst_value_is_its_lowest_rate_per_version(warehouse):
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("DELETE FROM marts.alerts")
         for version, value, threshold, d in (
-            ("v1", 0.30, 0.47, DAYS[3]),
-            ("v1", 0.25, 0.47, DAYS[4]),
+            ("v1", 0.25, 0.47, DAYS[3]),  # the worst day before the last one
+            ("v1", 0.30, 0.47, DAYS[4]),
             ("v2", 0.3103, 0.49, DAYS[5]),
             ("v2", 0.1867, 0.49, DAYS[6]),
         ):
             conn.execute(
                 "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
-                "VALUES (?, 'churn', ?, 'recall_drop', '', ?, ?, 'z-test')",
-                [d, version, value, threshold],
+                "VALUES (?, 'churn', ?, 'recall_drop', '', ?, ?, ?)",
+                [d, version, value, threshold, f"z-test ({value} on {d})"],
             )
     alerts = {
-        (a["model_version"], a["worst_value"], a["threshold"]) for a in parse(build(warehouse).html).summary["alerts"]
+        (a["model_version"], a["worst_value"], a["threshold"], a["worst_date"], a["rule"])
+        for a in parse(build(warehouse).html).summary["alerts"]
     }
-    assert alerts == {("v1", 0.25, 0.47), ("v2", 0.1867, 0.49)}
+    # with the worst day's own rule text (a pooled coverage rule's counts are its day's)
+    assert alerts == {
+        ("v1", 0.25, 0.47, str(DAYS[3]), f"z-test (0.25 on {DAYS[3]})"),
+        ("v2", 0.1867, 0.49, str(DAYS[6]), f"z-test (0.1867 on {DAYS[6]})"),
+    }
 
 
 def test_fairness_ends_at_the_models_last_prediction_day(warehouse):

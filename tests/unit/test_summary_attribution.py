@@ -659,6 +659,12 @@ def test_final_health_says_when_labels_past_the_horizon_are_too_few_and_what_its
     assert "lost v1: only 10% of these days' predictions got a label, though every label should be in" in matured
     assert "(under its label_coverage limit 0.5;" in matured and "whole v1: only" not in matured
     assert "  * every label of these days is of one class" in matured
+    # the alert off (below: 0, as init writes it for labels it cannot time): past the horizon, still said
+    off = _summary_under(
+        path, capsys, monkeypatch, "models:\n  lost: {label_horizon_days: 15, alerts: {label_coverage: {below: 0}}}\n"
+    ).split("whose labels are all in")[1]
+    assert "lost v1: only 10% of these days' predictions got a label" in off
+    assert "(under 0.5, label_coverage's default (its alert is off);" in off
 
 
 def test_labels_loaded_after_a_models_last_day_count_it_complete(tmp_path, capsys, monkeypatch):
