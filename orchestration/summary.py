@@ -103,7 +103,10 @@ def _pct(x: float) -> str:
 
 
 def _share(v: float) -> str:
-    """A share as a percentage, with a decimal under 10% (a 0.4% variance cut is not "0%")."""
+    """A share as a percentage, with a decimal under 10% (a 0.4% variance cut is not "0%"), and two significant
+    digits under 0.1% (a trial's 0.04% variance cut read "0.0% less variance" beside the CUPED it chose)."""
+    if v and abs(v) < 0.001:
+        return f"{v * 100:.2g}%"
     return f"{v:.1%}" if abs(v) < 0.1 else f"{v:.0%}"
 
 
@@ -358,9 +361,16 @@ def _quarantined_shares(conn) -> list[str]:
             f"raw.{table}: {quarantined:,} of {total:,} rows quarantined over its last {RECENT_DAYS} days "
             f"({quarantined / total:.1%}, above gates.rows.max_share {rows.max_share:g}), no day reaching "
             f"gates.rows.min_count ({rows.min_count}), so none held back: a steady cause, not a bad day (most often: "
-            f"{reason}; raw_quarantine.{table}._reason)"
+            f"{reason}; raw_quarantine.{table}._reason){QUARANTINE_HINTS.get(reason, '')}"
         )
     return lines
+
+
+# what a steady quarantine reason most often means (a trial's three-class labels read only "label not in (0, 1)")
+QUARANTINE_HINTS = {
+    "label not in (0, 1)": ": labels of more than two classes? A model of K classes is monitored as one model per "
+    "class (README, Bring your own data: A model with more than two classes)",
+}
 
 
 def _repeated_hour_rows(conn) -> list[str]:

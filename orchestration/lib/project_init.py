@@ -1321,12 +1321,16 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
                        quantile_cont(days, 0.99), max(days), max(calendar_days)
                 FROM d GROUP BY model_id""").fetchall():
             delays[model_id] = (labelled, p50, p90, p99, high, calendar)
-        # the share labelled among predictions old enough for (nearly) all of their labels to have landed
+        # the share labelled among predictions old enough for (nearly) all of their labels to have landed by the
+        # zone's newest prediction or label: counted back from the last label alone, a trial's labels that stopped
+        # weeks before its predictions read "93% labelled" where 46% were
         for model_id, (_, _, _, p99, *_) in list(delays.items()):
             delays[model_id] += conn.execute(
                 """SELECT count(*), count(*) FILTER (WHERE prediction_id IN (SELECT prediction_id FROM t_labels))
                    FROM t_predictions
-                   WHERE model_id = ? AND _ts <= (SELECT max(_ts) FROM t_labels) - to_days(CAST(? AS INTEGER))""",
+                   WHERE model_id = ? AND _ts <= greatest((SELECT max(_ts) FROM t_labels),
+                                                          (SELECT max(_ts) FROM t_predictions))
+                                                 - to_days(CAST(? AS INTEGER))""",
                 [model_id, math.ceil(p99 - 1e-9)],
             ).fetchone()
     label_rates = _label_positive_rates(conn, present) if "labels" in found and "prediction_id" in has else {}

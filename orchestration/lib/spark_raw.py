@@ -250,7 +250,7 @@ def _file_path_column():
 def spark_readable(path: Path) -> Path:
     """``path``, or for a Parquet file with nanosecond timestamps (pandas' default ``to_parquet``), which Spark
     refuses (PARQUET_TYPE_ILLEGAL), a copy with them in microseconds, DuckDB's own precision (the loader on
-    DuckDB truncates them alike). The copy is kept under IMPACT_LEDGER_SPARK_DIR/landing_micros/ for that file
+    DuckDB truncates them alike), and its all-null columns as text. The copy is kept under IMPACT_LEDGER_SPARK_DIR/landing_micros/ for that file
     as it is (path, size, time): a re-run reads it again, a changed file makes another."""
     import hashlib
 
@@ -263,14 +263,26 @@ def spark_readable(path: Path) -> Path:
         return path
     schema = pq.read_schema(path)
     nanos = {f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
-    if not nanos:
+    # a column of nothing but nulls (pyarrow's null type) Spark reads as INT, which then cannot cast to a DATE or
+    # TIMESTAMP (a trial's experiments.end_date stopped the run): as text, every value NULL, it casts as DuckDB's
+    nulls = {f.name for f in schema if pa.types.is_null(f.type)}
+    if not nanos and not nulls:
         return path
     stat = path.stat()
     key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
     target = spark_dir() / "landing_micros" / f"{path.stem}-{key}.parquet"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        micros = pa.schema([f.with_type(pa.timestamp("us", f.type.tz)) if f.name in nanos else f for f in schema])
+        micros = pa.schema(
+            [
+                f.with_type(pa.timestamp("us", f.type.tz))
+                if f.name in nanos
+                else f.with_type(pa.string())
+                if f.name in nulls
+                else f
+                for f in schema
+            ]
+        )
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         source = pq.ParquetFile(path)
         with pq.ParquetWriter(tmp, micros) as writer:  # a row group at a time: memory stays bounded

@@ -670,6 +670,28 @@ def test_parquet_with_nanosecond_times_loads_on_spark_as_on_duckdb(tmp_path, spa
     assert len(list((tmp_path / "spark" / "spark" / "landing_micros").glob("*.parquet"))) == 2
 
 
+def test_a_parquet_column_of_only_nulls_loads_on_spark_as_on_duckdb(tmp_path, spark_session):
+    # pyarrow writes a column holding nothing but nulls as its null type, which Spark reads as INT: a trial's
+    # experiments.end_date (no experiment ended yet) stopped the Spark run, "cannot cast INT to DATE"
+    import pyarrow as pa
+
+    source = tmp_path / "landing"
+    landing_zone(source)
+    experiments = pd.read_csv(source / "experiments" / "experiments.csv")
+    (source / "experiments" / "experiments.csv").unlink()
+    table = pa.Table.from_pandas(experiments.drop(columns="end_date"), preserve_index=False)
+    pq.write_table(
+        table.append_column("end_date", pa.nulls(len(table))), source / "experiments" / "experiments.parquet"
+    )
+    assert pq.read_schema(source / "experiments" / "experiments.parquet").field("end_date").type == pa.null()
+    results = on_both_engines(tmp_path, lambda conn: (load_everything(conn, source), frames(conn)))
+    (duck_reports, duck), (spark_reports, spark) = results["duckdb"], results["spark"]
+    assert spark_reports == duck_reports
+    for name, want in duck.items():
+        pd.testing.assert_frame_equal(spark[name], want, obj=name)
+    assert duck["raw.experiments"]["end_date"].isna().all() and len(duck["raw.experiments"]) == 2
+
+
 def test_a_berlin_day_loads_as_the_same_wall_clock_times_on_both_engines(tmp_path, monkeypatch, spark_session):
     # the project's time zone is the casts' on Spark too (its session's, while loading): offsets, Z and naive
     # times of a file dated by a Berlin day land on that day, as DuckDB lands them (the oracle: zoneinfo there)

@@ -1012,6 +1012,30 @@ def test_a_model_without_any_label_gets_its_label_coverage_alert_off_and_says_ho
     assert "label_horizon_days: 30  # the default: no label to measure" in render(inf)  # not "p99 of the delay"
 
 
+def test_the_share_labelled_counts_back_from_the_zones_newest_prediction_when_labels_stopped(zone):
+    # a trial's labels stopped weeks before its predictions: counted back from the last label, init read "93%
+    # labelled" of the predictions old enough, where 46% were
+    source, _, preds, _ = zone
+    early = preds[preds["predicted_at"] < START + timedelta(days=4)]  # labels for days 0-3 only, a day late
+    labels = pd.DataFrame(
+        {
+            "prediction_id": early["prediction_id"],
+            "label": 1,
+            "labeled_at": early["predicted_at"] + timedelta(days=1),
+            "label_source": "implicit",
+        }
+    )
+    _write(source, "labels", labels)
+    (a,) = [m for m in infer(source).models if m.model_id == "a"]
+    # by hand: p99 of a delay of exactly one day is 1; old enough = made a day before the zone's newest prediction
+    mature = preds[
+        (preds["model_id"] == "a") & (preds["predicted_at"] <= preds["predicted_at"].max() - timedelta(days=1))
+    ]
+    done = mature["prediction_id"].isin(labels["prediction_id"]).sum()
+    assert (a.mature, a.mature_labelled) == (len(mature), done) and done < len(mature)
+    assert a.labelled_said.startswith(f"labelled: {done / len(mature):.0%} of the {len(mature)} predictions old enough")
+
+
 def test_labels_other_than_0_and_1_are_named_with_how_to_monitor_more_than_two_classes(zone):
     # a trial's three-class classifier exported with labels 0/1/2: 29 rows quarantined at materialize, init silent
     source, _, _, labels = zone

@@ -1344,6 +1344,15 @@ def test_a_steady_quarantine_under_the_days_count_is_said_pooled(warehouse, caps
             "INSERT INTO raw_quarantine.orders VALUES (?, ?, 'x')", [[f"x{i}", days[-1]] for i in range(10)]
         )
     assert "raw.orders:" not in _summary(path, capsys)
+    # three-class labels: the reason's hint points to how to monitor them (a trial's read the reason alone)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE TABLE raw.labels AS SELECT order_id AS prediction_id, _partition_date FROM raw.orders")
+        conn.execute(
+            "CREATE TABLE raw_quarantine.labels AS SELECT order_id AS prediction_id, _partition_date, "
+            "'label not in (0, 1)' AS _reason FROM raw_quarantine.orders WHERE _reason <> 'x'"
+        )
+    out = _summary(path, capsys)
+    assert "(most often: label not in (0, 1); raw_quarantine.labels._reason): labels of more than two classes?" in out
 
 
 def test_rows_in_an_hour_the_time_zone_lives_twice_are_counted_and_what_that_does_is_said(
@@ -1847,3 +1856,8 @@ def test_a_weekly_batch_models_unjudged_health_is_counted_a_batch(tmp_path, caps
     assert "  weekly: volume alerts not judged: a median of 33 predictions a batch in the 30 days to 2026-03-08" in out
     assert "  daily: volume alerts not judged: a median of 12 predictions a day" in out
     assert "at most 3 labelled predictions a day" in out
+
+
+def test_a_tiny_variance_cut_is_not_printed_as_zero():
+    # a trial's CUPED, chosen on a 0.04% variance cut, read "cuped (0.0% less variance)"
+    assert [summary._share(v) for v in (0.00037, 0.004, 0.25, 0.0)] == ["0.037%", "0.4%", "25%", "0.0%"]
