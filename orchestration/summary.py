@@ -1089,6 +1089,36 @@ def _silent_models(conn) -> list[str]:
     return lines + _retired_lines(conn, retired)
 
 
+def _piled_at_an_end(conn, model: str, detail: str, day) -> list[str]:
+    """Beside a numeric feature's PSI alert: where at least PILED_SHARE of the latest alert day's values fell beyond
+    the reference's outer decile (its lowest or highest bin, 10% of the reference each), how far and where: a unit
+    or scale change looks so (a trial's income sent in thousands by half the states, 56% below the lowest decile,
+    read only "psi (feature_income)"). Not of the score: its shift follows its inputs'."""
+    rows = _rows(
+        conn,
+        "SELECT b.feature, b.bin_label, b.current_share, b.reference_share, "
+        "b.bin_order = min(b.bin_order) OVER w AS lowest "
+        "FROM marts.feature_drift_bins b JOIN marts.alerts a ON a.date = b.date AND a.model_id = b.model_id "
+        "AND a.model_version IS NOT DISTINCT FROM b.model_version AND a.metric = 'psi' AND a.subject = b.feature "
+        "WHERE b.model_id = ? AND b.date = ? AND b.feature_type = 'numeric' AND b.feature <> 'score' "
+        "WINDOW w AS (PARTITION BY b.model_version, b.feature) "
+        "QUALIFY (b.bin_order = min(b.bin_order) OVER w OR b.bin_order = max(b.bin_order) OVER w) "
+        "AND b.current_share >= ? ORDER BY b.feature",
+        [model, day, PILED_SHARE],
+    )
+    return [
+        f"on {day} {share:.0%} of {feature}'s values fell {'below' if lowest else 'above'} the reference's "
+        f"{'lowest' if lowest else 'highest'} decile ({label}), against {reference:.0%} of the reference's: a shift "
+        "this far, or a unit or scale change upstream (thousands, cents, a percent as a fraction)? (details: "
+        "marts.feature_drift_bins)"
+        for feature, label, share, reference, lowest in rows
+        if detail == f"psi ({feature})" or detail.startswith(f"psi ({feature}) of ")
+    ]
+
+
+PILED_SHARE = 0.5  # of a day's values beyond the reference's outer decile (10% of the reference's) said beside PSI
+
+
 def _never_labelled(conn, model: str) -> str | None:
     """Beside a label_coverage alert of a model no label has ever landed for: its labels may simply not be due yet
     (a trial's year-late labels alerted daily at the default 7-day wait); None once any label has landed."""
@@ -1478,6 +1508,9 @@ def read_and_print(conn, reports: Path) -> None:
                     print(f"    note: {held_labels}")
                 if never := _never_labelled(conn, row["model_id"]):
                     print(f"    note: {never}")
+            if row["what"] == "alerts" and str(row["detail"]).startswith("psi ("):
+                for piled in _piled_at_an_end(conn, row["model_id"], str(row["detail"]), latest):
+                    print(f"    note: {piled}")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     drift = _recent_drift(conn)

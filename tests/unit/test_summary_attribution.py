@@ -1861,3 +1861,35 @@ def test_a_weekly_batch_models_unjudged_health_is_counted_a_batch(tmp_path, caps
 def test_a_tiny_variance_cut_is_not_printed_as_zero():
     # a trial's CUPED, chosen on a 0.04% variance cut, read "cuped (0.0% less variance)"
     assert [summary._share(v) for v in (0.00037, 0.004, 0.25, 0.0)] == ["0.037%", "0.4%", "25%", "0.0%"]
+
+
+def test_a_psi_alert_whose_values_piled_beyond_an_outer_decile_says_so(tmp_path, capsys, monkeypatch):
+    # a trial's income sent in thousands by half the states: 56% of a day's values below the reference's lowest
+    # decile, and summary said only "psi (feature_income)"
+    day = date(2026, 11, 5)
+    shares = {"feature_income": [139, 12, 12, 15, 16, 8, 9, 15, 7, 16], "feature_age": [60] + [21] * 9}
+    bins = pd.DataFrame(
+        [
+            (day, "m", "v1", feature, str(k), "numeric", f"bin {k}", k, 178, n, 0.1, n / sum(counts))
+            for feature, counts in shares.items()
+            for k, n in enumerate(counts)
+        ],
+        columns=["date", "model_id", "model_version", "feature", "bin", "feature_type", "bin_label", "bin_order",
+                 "reference_count", "current_count", "reference_share", "current_share"],
+    )  # fmt: skip
+    path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_bins=bins)
+    with duckdb.connect(str(path)) as conn:
+        for feature in shares:
+            conn.execute(
+                "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+                "VALUES (?, 'm', 'v1', 'psi', ?, 1.1, 0.2, '> 0.2')",
+                [day, feature],
+            )
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    # by hand: 139 of 249 (56%) in the lowest bin; the age's 60 of 249 (24%) is no pile
+    assert (
+        "    note: on 2026-11-05 56% of feature_income's values fell below the reference's lowest decile (bin 0), "
+        "against 10% of the reference's: a shift this far, or a unit or scale change upstream"
+    ) in out
+    assert "of feature_age's values fell" not in out
