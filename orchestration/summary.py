@@ -1119,6 +1119,26 @@ def _piled_at_an_end(conn, model: str, detail: str, day) -> list[str]:
 PILED_SHARE = 0.5  # of a day's values beyond the reference's outer decile (10% of the reference's) said beside PSI
 
 
+def _coverage_latest(conn, model: str, day) -> str | None:
+    """The latest label_coverage alert day's share and its rule (a pooled day's counts), and when its labels were
+    due: a trial's line named February prediction days, their labels due in August, with no share or count."""
+    from datetime import timedelta
+
+    from orchestration.lib.alerts import load_alert_config
+
+    rows = _rows(
+        conn,
+        "SELECT value, rule FROM marts.alerts WHERE model_id = ? AND metric = 'label_coverage' AND date = ? LIMIT 1",
+        [model, day],
+    )
+    if not rows:
+        return None
+    value, rule = rows[0]
+    wait = int(load_alert_config().rule("label_coverage", model)["after_days"])
+    due = day + timedelta(days=wait)
+    return f"latest: {value:.0%} of {day}'s predictions labelled, their labels due by {due} ({rule})"
+
+
 def _never_labelled(conn, model: str) -> str | None:
     """Beside a label_coverage alert of a model no label has ever landed for: its labels may simply not be due yet
     (a trial's year-late labels alerted daily at the default 7-day wait); None once any label has landed."""
@@ -1508,6 +1528,8 @@ def read_and_print(conn, reports: Path) -> None:
                     print(f"    note: {held_labels}")
                 if never := _never_labelled(conn, row["model_id"]):
                     print(f"    note: {never}")
+                if shortfall := _coverage_latest(conn, row["model_id"], latest):
+                    print(f"    {shortfall}")
             if row["what"] == "alerts" and str(row["detail"]).startswith("psi ("):
                 for piled in _piled_at_an_end(conn, row["model_id"], str(row["detail"]), latest):
                     print(f"    note: {piled}")

@@ -314,6 +314,8 @@ def test_a_label_coverage_alert_of_a_model_never_labelled_says_its_labels_may_no
         "to 366 (label_horizon_days)"
     ) in out
     assert "no label of some has landed" not in out  # three labels landed: the alert stands on its own
+    # the latest day's share and rule, and when its labels were due (the default wait: 7 days)
+    assert "    latest: 0% of 2026-03-02's predictions labelled, their labels due by 2026-03-09 (below 0.5)" in out
 
 
 def test_a_monitoring_only_project_gets_its_models_recent_health_not_an_empty_table_line(tmp_path, capsys, monkeypatch):
