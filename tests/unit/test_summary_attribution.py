@@ -1347,13 +1347,13 @@ def test_a_steady_quarantine_under_the_days_count_is_said_pooled(warehouse, caps
         )
     assert "raw.orders:" not in _summary(path, capsys)
     # three-class labels: the reason's hint points to how to monitor them (a trial's read the reason alone)
-    with duckdb.connect(str(path)) as conn:
-        conn.execute("CREATE TABLE raw.labels AS SELECT order_id AS prediction_id, _partition_date FROM raw.orders")
-        conn.execute(
-            "CREATE TABLE raw_quarantine.labels AS SELECT order_id AS prediction_id, _partition_date, "
-            "'label not in (0, 1)' AS _reason FROM raw_quarantine.orders WHERE _reason <> 'x'"
-        )
-    out = _summary(path, capsys)
+    out = _summary_after(
+        path,
+        capsys,
+        "CREATE TABLE raw.labels AS SELECT order_id AS prediction_id, _partition_date FROM raw.orders",
+        "CREATE TABLE raw_quarantine.labels AS SELECT order_id AS prediction_id, _partition_date, "
+        "'label not in (0, 1)' AS _reason FROM raw_quarantine.orders WHERE _reason <> 'x'",
+    )
     assert "(most often: label not in (0, 1); raw_quarantine.labels._reason): labels of more than two classes?" in out
 
 
