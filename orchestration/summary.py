@@ -1081,11 +1081,8 @@ def _silent_models(conn) -> list[str]:
     from orchestration.lib.project_config import load_config, retired_models
 
     retired = retired_models(load_config().config)
-    lines = [
-        _silent_line(conn, model, last, newest, gap)
-        for model, last, newest, gap in rows
-        if not (model in retired and last <= retired[model])
-    ]
+    # a retired model's silence is its retirement (said by _retired_lines, with any predictions after it)
+    lines = [_silent_line(conn, model, last, newest, gap) for model, last, newest, gap in rows if model not in retired]
     return lines + _retired_lines(conn, retired)
 
 
@@ -1163,17 +1160,21 @@ def _retired_lines(conn, retired: dict) -> list[str]:
         return []
     rows = _rows(
         conn,
-        "SELECT model_id, max(date) FILTER (WHERE predictions > 0), (SELECT max(date) FROM quality.gate_results) "
-        "FROM marts.model_health_daily WHERE list_contains(?::VARCHAR[], model_id) GROUP BY 1 ORDER BY 1",
-        [list(retired)],
+        "WITH h AS (SELECT h.model_id, h.date, h.predictions, r.retired_after FROM marts.model_health_daily h "
+        "JOIN (SELECT unnest(?::VARCHAR[]) AS model_id, unnest(?::DATE[]) AS retired_after) r USING (model_id)) "
+        "SELECT model_id, max(date) FILTER (WHERE predictions > 0), (SELECT max(date) FROM quality.gate_results), "
+        "sum(predictions) FILTER (WHERE date > retired_after), count(*) FILTER (WHERE date > retired_after "
+        "AND predictions > 0), min(date) FILTER (WHERE date > retired_after AND predictions > 0) "
+        "FROM h GROUP BY 1 ORDER BY 1",
+        [list(retired), list(retired.values())],
     )
     lines = []
-    for model, last, newest in rows:
+    for model, last, newest, after, days, first in rows:
         end = retired[model]
         if last is not None and last > end:
             lines.append(
-                f"{model}: predictions on {last} though retired after {end} (models.{model}.retired_after): "
-                "still scoring, or the date is wrong?"
+                f"{model}: {after:,} prediction(s) on {days} day(s) ({first} .. {last}) though retired after {end} "
+                f"(models.{model}.retired_after): still scoring, or the date is wrong?"
             )
         elif newest is not None and newest > end:
             lines.append(f"{model}: retired after {end} (models.{model}.retired_after); last predictions {last}")

@@ -504,7 +504,12 @@ def test_a_retired_model_is_said_retired_not_stopped_and_one_still_scoring_is_na
     )
     assert "old: retired after 2026-11-10 (models.old.retired_after); last predictions 2026-11-10" in out
     assert "old: no predictions since" not in out
-    assert "late: predictions on 2026-11-10 though retired after 2026-11-05 (models.late.retired_after)" in out
+    # by hand: 25 predictions on each of 11-06 .. 11-10; one line for it, not also "no predictions since"
+    assert (
+        "late: 125 prediction(s) on 5 day(s) (2026-11-06 .. 2026-11-10) though retired after 2026-11-05 "
+        "(models.late.retired_after)"
+    ) in out
+    assert "late: no predictions since" not in out
 
 
 def test_a_weekly_batch_model_is_silent_only_past_its_usual_gap(tmp_path, capsys, monkeypatch):
