@@ -300,8 +300,10 @@ def fairness_notifications(onsets: pd.DataFrame) -> list[Notification]:
                 subject=v["attribute"],
                 value=_number(v.get(column)),
                 threshold=_number(v.get(limit)),
-                message=f"fairness of {pair} fails from the window {_day(v['window_start'])} .. {first}{lasting}: "
-                f"{said}",
+                # the onset window's figures, sent once an episode: a trial read the first 2-day window's 0.46 as
+                # the state of things where the latest window's was 0.14 (summary has the newest)
+                message=f"fairness of {pair} fails from the window {_day(v['window_start'])} .. {first}{lasting}; "
+                f"the first failing window's figures (the newest: impact-ledger summary): {said}",
                 until=until,
             )
         )

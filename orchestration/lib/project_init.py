@@ -1155,8 +1155,8 @@ def _outside_sets(conn: duckdb.DuckDBPyConnection, contract: TableContract, scan
             continue
         value = f"CAST({_q(rule.column)} AS VARCHAR)"
         outside = f"NOT list_contains(?::VARCHAR[], {value})"
-        if rule.column == "label":  # a number: 1.0 or '1' is the label 1
-            outside = f"coalesce(TRY_CAST({_q(rule.column)} AS DOUBLE) NOT IN (0, 1), {value} IS NOT NULL)"
+        if rule.column == "label":  # a number: 1.0 or '1' is the label 1 (words stop the load: said elsewhere)
+            outside = f"coalesce(TRY_CAST({_q(rule.column)} AS DOUBLE) NOT IN (0, 1), false)"
         rows = conn.execute(
             f"SELECT {value} AS v, count(*) AS n FROM {scan} WHERE {outside} GROUP BY 1 ORDER BY 2 DESC, 1",
             [list(rule.allowed)] if rule.column != "label" else [],
@@ -2362,11 +2362,19 @@ def review(inf: Inference) -> list[str]:
     labels = inf.tables.get("labels")
     bias_window = _bias_window(inf.models)[0]
     out += _batch_lines(inf, bias_window)
+    newest = max((m.last_day for m in inf.models), default=None)
     for m in inf.models:
         out.append(
             f"models.{m.model_id}.positive_decision: favourable was assumed; a risk score (fraud, default, "
             "recidivism) should say harmful"
         )
+        # a model that stopped while others go on (a trial's v1 handed over to v2): its end reads as an outage
+        if newest is not None and (newest - m.last_day).days > (WEEK if m.batch else 1):
+            out.append(
+                f"models.{m.model_id}: its predictions stop on {m.last_day}, {(newest - m.last_day).days} day(s) before "
+                f"the newest ({newest}): if it was retired, set models.{m.model_id}.retired_after: {m.last_day} (no "
+                "volume alert nor stale-predictions warning after it; summary says retired)"
+            )
         psi_rule = AlertRules().psi
         psi_min, pool = psi_rule.min_count, psi_rule.pool_days
         if short := _short_references(m, _drift_reference(m)[0], psi_min):

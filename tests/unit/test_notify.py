@@ -292,7 +292,8 @@ def test_a_fairness_verdict_is_notified_when_it_starts_failing_not_every_day_it_
         0.8,
     )
     assert n.message.startswith(
-        "fairness of mortgage / afam fails from the window 2026-09-20 .. 2026-10-03 through the one ending 2026-10-06: "
+        "fairness of mortgage / afam fails from the window 2026-09-20 .. 2026-10-03 through the one ending 2026-10-06; "
+        "the first failing window's figures (the newest: impact-ledger summary): "
     )
     assert "disparate impact ratio" in n.message and "0.33 < 0.80" in n.message
     assert (

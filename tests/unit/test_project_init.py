@@ -1036,6 +1036,24 @@ def test_the_share_labelled_counts_back_from_the_zones_newest_prediction_when_la
     assert a.labelled_said.startswith(f"labelled: {done / len(mature):.0%} of the {len(mature)} predictions old enough")
 
 
+def test_a_model_that_stops_while_another_goes_on_is_offered_retired_after(zone):
+    # a trial's v1 handed over to a v2 model id: init warned only of a stopped feed, retired_after unsaid
+    source, _, preds, _ = zone
+    _write(
+        source,
+        "predictions",
+        preds[~((preds["model_id"] == "b") & (preds["predicted_at"] >= START + timedelta(days=6)))],
+        "parquet",
+    )
+    said = [line for line in review(infer(source)) if "retired_after" in line]
+    # by hand: b's last day is day 5, a's (the newest) day 9
+    last, newest = (START + timedelta(days=5)).date(), (START + timedelta(days=9)).date()
+    assert said == [
+        f"models.b: its predictions stop on {last}, 4 day(s) before the newest ({newest}): if it was retired, set "
+        f"models.b.retired_after: {last} (no volume alert nor stale-predictions warning after it; summary says retired)"
+    ]
+
+
 def test_labels_other_than_0_and_1_are_named_with_how_to_monitor_more_than_two_classes(zone):
     # a trial's three-class classifier exported with labels 0/1/2: 29 rows quarantined at materialize, init silent
     source, _, _, labels = zone
