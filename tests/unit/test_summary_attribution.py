@@ -490,14 +490,13 @@ def test_a_retired_model_is_said_retired_not_stopped_and_one_still_scoring_is_na
         }
     )
     path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    from orchestration.lib.quality_gate import ensure_gate_results
+
     with duckdb.connect(str(path)) as conn:
-        conn.execute("CREATE SCHEMA IF NOT EXISTS quality")
+        ensure_gate_results(conn)
         conn.execute(
-            "CREATE TABLE quality.gate_results (date DATE, suite VARCHAR, table_name VARCHAR, passed BOOLEAN, "
-            "failed_expectations VARCHAR, rows_validated BIGINT, warnings VARCHAR)"
-        )
-        conn.execute(
-            "INSERT INTO quality.gate_results VALUES ('2026-11-30', 'raw_labels', 'labels', true, NULL, 1, NULL)"
+            "INSERT INTO quality.gate_results (date, suite, table_name, passed) "
+            "VALUES ('2026-11-30', 'raw_labels', 'labels', true)"
         )
     out = _summary_under(
         path, capsys, monkeypatch, "models:\n  old: {retired_after: 2026-11-10}\n  late: {retired_after: 2026-11-05}\n"
