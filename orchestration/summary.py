@@ -1310,7 +1310,7 @@ def _unjudged_drift(drift) -> list[str]:
     return out
 
 
-UNJUDGED_SHOWN = 5  # features a model version's unjudged drift lists, the highest PSI first chosen
+UNJUDGED_SHOWN = 5  # features a model version's unjudged drift lists: those of the lowest chi-square p
 
 
 def _vanished_features(conn) -> list[str]:

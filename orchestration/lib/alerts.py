@@ -417,7 +417,7 @@ def _coverage_pools(mature: pd.DataFrame, coverage: dict) -> tuple[pd.DataFrame,
     counts = mature[["labelled", "predictions", "label_coverage"]].astype(float)
     share, alpha, days = float(coverage["below"]), float(coverage["alpha"]), int(coverage.get("pool_days") or 1)
     alone = (1 - share) ** counts["predictions"] < alpha
-    pooled = ~alone & (days > 1) & (counts["predictions"] > 0)
+    pooled = ~alone & (days > 1) & (counts["predictions"] > 0) & (share > 0)  # below 0: the rule is off
     if not pooled.any():
         return counts, pooled
     daily = mature.groupby("date")[["labelled", "predictions"]].sum().astype(float).sort_index()

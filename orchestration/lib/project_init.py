@@ -1324,14 +1324,14 @@ def _models(conn, found, present, columns, tables, experiments) -> list[ModelPro
         # the share labelled among predictions old enough for (nearly) all of their labels to have landed by the
         # zone's newest prediction or label: counted back from the last label alone, a trial's labels that stopped
         # weeks before its predictions read "93% labelled" where 46% were
+        (newest,) = conn.execute(
+            "SELECT greatest((SELECT max(_ts) FROM t_labels), (SELECT max(_ts) FROM t_predictions))"
+        ).fetchone()
         for model_id, (_, _, _, p99, *_) in list(delays.items()):
             delays[model_id] += conn.execute(
                 """SELECT count(*), count(*) FILTER (WHERE prediction_id IN (SELECT prediction_id FROM t_labels))
-                   FROM t_predictions
-                   WHERE model_id = ? AND _ts <= greatest((SELECT max(_ts) FROM t_labels),
-                                                          (SELECT max(_ts) FROM t_predictions))
-                                                 - to_days(CAST(? AS INTEGER))""",
-                [model_id, math.ceil(p99 - 1e-9)],
+                   FROM t_predictions WHERE model_id = ? AND _ts <= ? - to_days(CAST(? AS INTEGER))""",
+                [model_id, newest, math.ceil(p99 - 1e-9)],
             ).fetchone()
     label_rates = _label_positive_rates(conn, present) if "labels" in found and "prediction_id" in has else {}
     by_model_day, by_version_day = {}, {}

@@ -1776,7 +1776,7 @@ def without_retired_days(days: pd.DataFrame, suite: dict, config) -> pd.DataFram
     judges each model's volume: a model's planned end warned of stale predictions every day)."""
     from orchestration.lib.project_config import retired_models
 
-    retired = retired_models(config.config if hasattr(config, "config") else config)
+    retired = retired_models(config)  # a project file, or load_config()'s (which reads through to it)
     if suite.get("volume_by") != "model_id" or not retired or days.empty:
         return days
     ends = days["model_id"].map(retired)

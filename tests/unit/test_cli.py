@@ -148,37 +148,44 @@ def test_query_prints_a_table_and_reports_sql_errors(tmp_path):
     assert write.returncode == 2 and "read-only" in write.stderr.lower()
 
 
-def test_query_prints_sums_of_counts_as_whole_numbers(tmp_path, capsys):
-    # a trial's kpi_daily.orders (a sum of counts: DuckDB's HUGEINT) printed as 49.0; a HUGEINT past 2^53, which a
-    # float cannot hold exactly, stays a float
+def _query(tmp_path, capsys, create: str, sql: str) -> str:
+    """`query`'s output of ``sql`` on an analytics database made by ``create`` (in-process: cmd_query)."""
     import duckdb
 
     db = tmp_path / "analytics.duckdb"
     with duckdb.connect(str(db)) as conn:
-        conn.execute(
-            "CREATE TABLE t AS SELECT sum(x) AS orders, 1.5 AS rate, (1::HUGEINT << 60) AS huge FROM range(10) r(x)"
-        )
-    assert cli.cmd_query(argparse.Namespace(db=str(db), sql="SELECT * FROM t", max_rows=10)) == 0
-    header, row = capsys.readouterr().out.splitlines()
+        conn.execute(create)
+    assert cli.cmd_query(argparse.Namespace(db=str(db), sql=sql, max_rows=10)) == 0
+    return capsys.readouterr().out
+
+
+def test_query_prints_sums_of_counts_as_whole_numbers(tmp_path, capsys):
+    # a trial's kpi_daily.orders (a sum of counts: DuckDB's HUGEINT) printed as 49.0; a HUGEINT past 2^53, which a
+    # float cannot hold exactly, stays a float
+    out = _query(
+        tmp_path,
+        capsys,
+        "CREATE TABLE t AS SELECT sum(x) AS orders, 1.5 AS rate, (1::HUGEINT << 60) AS huge FROM range(10) r(x)",
+        "SELECT * FROM t",
+    )
+    header, row = out.splitlines()
     assert header.split() == ["orders", "rate", "huge"] and row.split()[:2] == ["45", "1.5"]
     assert float(row.split()[2]) == pytest.approx(2.0**60, rel=1e-6) and "e+18" in row.split()[2]
 
 
 def test_query_prints_null_as_null(tmp_path, capsys):
     # a trial's "not tested" rows (NULL intervals) printed as NaN and <NA>, which read as a failed computation
-    import duckdb
-
-    db = tmp_path / "analytics.duckdb"
-    with duckdb.connect(str(db)) as conn:
-        conn.execute(
-            "CREATE TABLE t AS SELECT * FROM (VALUES (1, 0.5, 'a', true), (NULL, NULL, NULL, NULL)) v(n, x, s, b)"
-        )
-    assert cli.cmd_query(argparse.Namespace(db=str(db), sql="SELECT * FROM t ORDER BY n", max_rows=10)) == 0
-    header, first, second = capsys.readouterr().out.splitlines()
+    out = _query(
+        tmp_path,
+        capsys,
+        "CREATE TABLE t AS SELECT * FROM (VALUES (1, 0.5, 'a', true), (NULL, NULL, NULL, NULL)) v(n, x, s, b)",
+        "SELECT * FROM t ORDER BY n",
+    )
+    header, first, second = out.splitlines()
     assert first.split() == ["1", "0.5", "a", "True"] and second.split() == ["NULL"] * 4
     # a text column of NULLs only (a re-trial's untrusted_reason) printed None, like the text 'None'
-    assert cli.cmd_query(argparse.Namespace(db=str(db), sql="SELECT CAST(NULL AS VARCHAR) AS why", max_rows=10)) == 0
-    assert capsys.readouterr().out.splitlines()[1].split() == ["NULL"]
+    why = _query(tmp_path, capsys, "CREATE TABLE u AS SELECT 1", "SELECT CAST(NULL AS VARCHAR) AS why")
+    assert why.splitlines()[1].split() == ["NULL"]
 
 
 def test_query_says_how_many_rows_it_left_out(tmp_path, capsys):
