@@ -12,6 +12,7 @@ import sys
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestration.lib.contract import CONTRACTS
 from orchestration.lib import gx_worker
@@ -29,6 +30,9 @@ from orchestration.lib.settings import (
     warehouse_path,
 )
 
+
+if TYPE_CHECKING:
+    from orchestration.lib.db_sources import ChangedDay
 
 DEFAULT_INIT_OUT = "impact_ledger.yml"  # project_config.DEFAULT_CONFIG_NAME (not imported: --help stays quick)
 
@@ -347,14 +351,7 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
             f"again: {_rerun_through_newest(days)}"
         )
     if changed := _changed_database_days(first, last):
-        days = sorted({day for _, day, _, _ in changed})
-        shown = ", ".join(f"{t} {day} ({now} now, {was} loaded)" for t, day, now, was in changed[:NOTE_FILES])
-        print(
-            f"note: the database rows of {len(changed)} table-day(s) already run changed in number since they were "
-            f"loaded: {shown}{' ...' if len(changed) > NOTE_FILES else ''}; they reach the warehouse when those days "
-            f"run again: {_rerun_through_newest(days)}; "
-            "a row updated in place keeps the count and is not seen"
-        )
+        print(_changed_database_note(changed))
     if unloaded := _unloaded_days(first):
         days = [day for day, _ in unloaded]
         shown = ", ".join(f"{day} ({', '.join(tables)})" for day, tables in unloaded[:NOTE_FILES])
@@ -445,9 +442,19 @@ def _late_files(first: date, last: date) -> list:
         return []
 
 
-def _changed_database_days(first: date, last: date) -> list[tuple[str, date, int, int]]:
-    """(table, day, rows in the database now, rows loaded) of database-sourced days already run, outside
-    first..last, whose row count changed since they were loaded (one grouped query per table). Days up to the
+def _changed_database_note(changed: list[tuple[str, ChangedDay]]) -> str:
+    days = sorted({c.day for _, c in changed})
+    shown = ", ".join(f"{t} {c.day} ({c.said()})" for t, c in changed[:NOTE_FILES])
+    return (
+        f"note: the database rows of {len(changed)} table-day(s) already run changed since they were loaded "
+        f"(in number, or a number updated in place): {shown}{' ...' if len(changed) > NOTE_FILES else ''}; "
+        f"they reach the warehouse when those days run again: {_rerun_through_newest(days)}"
+    )
+
+
+def _changed_database_days(first: date, last: date) -> list[tuple[str, ChangedDay]]:
+    """(table, day) of database-sourced days already run, outside first..last, whose rows changed since they were
+    loaded: their count or a numeric column's sum (one grouped query per table). Days up to the
     longest label horizon (at least 31 days) before the run: where late rows land, and a bounded scan."""
     import duckdb
 
@@ -465,7 +472,7 @@ def _changed_database_days(first: date, last: date) -> list[tuple[str, date, int
             for table, source in sources:
                 try:
                     changed = changed_database_days(conn, table, source.database, first, last, since)
-                    out += [(table, *c) for c in changed]
+                    out += [(table, c) for c in changed]
                 except duckdb.CatalogException:  # the table was never loaded
                     continue
                 except SourceError as err:  # the run itself read the database: say why this check could not

@@ -23,6 +23,7 @@ message shows the URL with the password masked. PostgreSQL sessions run in the p
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -475,9 +476,26 @@ def _extract_query(
 # ------------------------------------------------------------------ rows changed after their day was loaded
 
 
-def database_day_counts(table: str, db: DatabaseSource, first: date, last: date, label: str = "") -> dict[date, int]:
-    """The rows of ``table`` in the database per day of its time column (the project's zone), ``first``..``last``: one grouped
-    query (a table's own, or over the project file's query bound to the whole range)."""
+def numeric_columns(table: str) -> list[str]:
+    """The contract's numeric columns of ``table`` (a score, a label, an amount): their per-day sums show a row
+    updated in place, which keeps the day's count."""
+    return [c.name for c in CONTRACTS[table].columns if c.type in ("DOUBLE", "BIGINT")]
+
+
+@dataclass(frozen=True)
+class DayDigest:
+    """A day's rows of one table: how many, and the sum of each numeric column (None: no value, or not summed)."""
+
+    rows: int
+    sums: dict[str, float | None]
+
+
+def database_day_digests(
+    table: str, db: DatabaseSource, first: date, last: date, label: str = ""
+) -> dict[date, DayDigest]:
+    """The rows of ``table`` in the database per day of its time column (the project's zone), ``first``..``last``,
+    with the sums of its numeric columns (those a table holds as numbers; a query's, cast to a float, or none where
+    the database cannot): one grouped query (a table's own, or over the project file's query bound to the range)."""
     import sqlalchemy as sa
 
     contract = CONTRACTS[table]
@@ -486,6 +504,7 @@ def database_day_counts(table: str, db: DatabaseSource, first: date, last: date,
     start, end = datetime.combine(first, time()), datetime.combine(last + timedelta(days=1), time())
     engine = _engine(db, table, label)
     secret = os.environ.get(db.password_env) if db.password_env else None
+    summed: list[str] = []
     try:
         with engine.connect() as conn:
             if db.table:
@@ -494,46 +513,121 @@ def database_day_counts(table: str, db: DatabaseSource, first: date, last: date,
                 column = reflected.c[time_column]
                 low, high = _bounds(column, first, last + timedelta(days=1))
                 day = sa.cast(column, sa.Date)
-                statement = sa.select(day, sa.func.count()).where(column >= low, column < high).group_by(day)
+                summed = [
+                    c
+                    for c in numeric_columns(table)
+                    if c in reflected.c and isinstance(reflected.c[c].type, (sa.Numeric, sa.Integer))
+                ]
+                sums = [sa.func.sum(sa.cast(reflected.c[c], sa.Float)) for c in summed]
+                statement = sa.select(day, sa.func.count(), *sums).where(column >= low, column < high).group_by(day)
                 rows = conn.execute(statement).all()
             else:
                 text, named = _day_query(db, contract)
-                col = '"' + time_column.replace('"', '""') + '"'
-                counted = sa.text(f"SELECT CAST(_c.{col} AS DATE), count(*) FROM ({text.text}) AS _c GROUP BY 1")
-                params = {"day_start": start, "day_end": end}
-                rows = conn.execute(counted.bindparams(**{k: v for k, v in params.items() if k in named})).all()
+                params = {k: v for k, v in {"day_start": start, "day_end": end}.items() if k in named}
+
+                def grouped(columns: list[str]):
+                    quoted = ['"' + c.replace('"', '""') + '"' for c in (time_column, *columns)]
+                    sums = "".join(f", sum(CAST(_c.{q} AS FLOAT))" for q in quoted[1:])
+                    sql = f"SELECT CAST(_c.{quoted[0]} AS DATE), count(*){sums} FROM ({text.text}) AS _c GROUP BY 1"
+                    return conn.execute(sa.text(sql).bindparams(**params)).all()
+
+                names = set(
+                    conn.execute(sa.text(f"SELECT * FROM ({text.text}) AS _c LIMIT 0").bindparams(**params)).keys()
+                )
+                summed = [c for c in numeric_columns(table) if c in names]
+                try:
+                    rows = grouped(summed)
+                except sa.exc.SQLAlchemyError:  # a column the database cannot cast to a float: counts only
+                    conn.rollback()
+                    summed, rows = [], grouped([])
     except sa.exc.SQLAlchemyError as err:
         raise _db_error(err, table, db, label, secret) from None
     finally:
         engine.dispose()
-    return {(d if isinstance(d, date) and not isinstance(d, datetime) else d.date()): int(n) for d, n in rows if d}
+    return {
+        (d if isinstance(d, date) and not isinstance(d, datetime) else d.date()): DayDigest(
+            int(n), {c: None if v is None else float(v) for c, v in zip(summed, values, strict=True)}
+        )
+        for d, n, *values in rows
+        if d
+    }
+
+
+def _same_sum(now: float | None, loaded: float | None) -> bool:
+    """Equal up to the rounding of summing the same values in another order (NaN equals NaN)."""
+    if now is None or loaded is None:
+        return now is loaded
+    return math.isclose(now, loaded, rel_tol=SUM_TOLERANCE, abs_tol=SUM_TOLERANCE) or (
+        math.isnan(now) and math.isnan(loaded)
+    )
+
+
+SUM_TOLERANCE = 1e-9  # relative: a change smaller than this share of a day's sum is not told from rounding
+
+
+@dataclass(frozen=True)
+class ChangedDay:
+    """A database-sourced day already run whose rows changed since they were loaded."""
+
+    day: date
+    rows_now: int
+    rows_loaded: int
+    # the numeric columns whose day sum changed with the count unchanged (an update in place): (column, now, loaded)
+    updated: tuple[tuple[str, float | None, float | None], ...] = ()
+
+    def said(self) -> str:
+        if self.rows_now != self.rows_loaded:
+            return f"{self.rows_now} rows now, {self.rows_loaded} loaded"
+        return "; ".join(f"{c}'s sum {_sum_change(now, was)}" for c, now, was in self.updated)
+
+
+def _sum_change(now: float | None, was: float | None) -> str:
+    if now is None or was is None:
+        return f"{'none' if now is None else f'{now:,.2f}'} now, {'none' if was is None else f'{was:,.2f}'} loaded"
+    return f"{now:,.2f} now, {was:,.2f} loaded ({now - was:+,.6g})"
 
 
 def changed_database_days(
     conn, table: str, db: DatabaseSource, first: date, last: date, since: date | None = None
-) -> list[tuple[date, int, int]]:
-    """(day, rows in the database now, rows loaded) of the days already run outside ``first``..``last`` (from
-    ``since`` on) whose database rows changed in number since (rows inserted or deleted later; an update in place
-    keeps the count). ``conn``: the warehouse, read only. The days run are those with gate results for the table."""
-    loaded = dict(
-        conn.execute(
-            f"""
-            SELECT g.date, coalesce(r.n, 0) FROM (
-                SELECT DISTINCT date FROM quality.gate_results
-                WHERE table_name = ? AND (date < ? OR date > ?) AND date >= ?
-            ) g LEFT JOIN (
-                SELECT _partition_date AS day, count(*) AS n FROM (
-                    SELECT _partition_date FROM raw.{table} UNION ALL SELECT _partition_date FROM raw_quarantine.{table}
-                ) GROUP BY 1
-            ) r ON r.day = g.date
-            """,
-            [table, first, last, since or date.min],
-        ).fetchall()
-    )
+) -> list[ChangedDay]:
+    """The days already run outside ``first``..``last`` (from ``since`` on) whose database rows changed since
+    they were loaded: in number (rows inserted or deleted later) or, with the same count, in the sum of a numeric
+    column (a score, label or amount updated in place; a text column's update is not seen). ``conn``: the
+    warehouse, read only. The days run are those with gate results for the table."""
+    columns = numeric_columns(table)
+    sums = "".join(f", sum({_quote_ident(c)})" for c in columns)
+    picked = ", ".join(["_partition_date", *map(_quote_ident, columns)])
+    rows = conn.execute(
+        f"""
+        SELECT g.date, coalesce(r.n, 0), r.* EXCLUDE (day, n) FROM (
+            SELECT DISTINCT date FROM quality.gate_results
+            WHERE table_name = ? AND (date < ? OR date > ?) AND date >= ?
+        ) g LEFT JOIN (
+            SELECT _partition_date AS day, count(*) AS n{sums} FROM (
+                SELECT {picked} FROM raw.{table} UNION ALL SELECT {picked} FROM raw_quarantine.{table}
+            ) GROUP BY 1
+        ) r ON r.day = g.date
+        """,
+        [table, first, last, since or date.min],
+    ).fetchall()
+    loaded = {day: DayDigest(int(n), dict(zip(columns, values, strict=True))) for day, n, *values in rows}
     if not loaded:
         return []
-    now = database_day_counts(table, db, min(loaded), max(loaded))
-    return [(day, now.get(day, 0), n) for day, n in sorted(loaded.items()) if now.get(day, 0) != n]
+    now = database_day_digests(table, db, min(loaded), max(loaded))
+    changed = []
+    for day, was in sorted(loaded.items()):
+        is_ = now.get(day, DayDigest(0, {}))
+        if is_.rows != was.rows:
+            changed.append(ChangedDay(day, is_.rows, was.rows))
+            continue
+        updated = tuple((c, is_.sums[c], was.sums[c]) for c in is_.sums if not _same_sum(is_.sums[c], was.sums[c]))
+        if updated:
+            changed.append(ChangedDay(day, is_.rows, was.rows, updated))
+    return changed
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 # ------------------------------------------------------------------ inspection (impact-ledger init)

@@ -472,12 +472,13 @@ def test_init_names_the_database_table_whose_values_its_type_refuses(pg, pg_worl
 # ------------------------------------------------------------------ rows changed in the database after their day ran
 
 
-def test_rows_inserted_or_deleted_in_the_database_after_their_day_ran_are_named(
+def test_rows_inserted_deleted_or_updated_in_the_database_after_their_day_ran_are_named(
     pg, pg_world, mixed_db, monkeypatch, tmp_path
 ):
     # late outcome rows inserted for days already run, and a row deleted, went unnoticed: landing files are compared
-    # with what was loaded, database sources were not
-    from orchestration.lib.db_sources import changed_database_days
+    # with what was loaded, database sources were not; a claim's amount corrected in place kept the day's count
+    # and was never seen (a trial's health-insurer claims)
+    from orchestration.lib.db_sources import ChangedDay, changed_database_days
     from orchestration.lib.project_config import DatabaseSource
 
     _, truth = pg_world
@@ -497,41 +498,67 @@ def test_rows_inserted_or_deleted_in_the_database_after_their_day_ran_are_named(
     with duckdb.connect(str(mixed_db), read_only=True) as conn:
         for source in (as_table, as_query):
             assert changed_database_days(conn, "orders", source, run_first, run_last) == []
-    inserted, deleted = _day(truth, 3), _day(truth, 5)
+    inserted, deleted, updated, retagged = _day(truth, 3), _day(truth, 5), _day(truth, 7), _day(truth, 9)
     loaded = {
         d: _count(mixed_db, "SELECT count(*) FROM raw.orders WHERE _partition_date = ?", [d])
         + _count(mixed_db, "SELECT count(*) FROM raw_quarantine.orders WHERE _partition_date = ?", [d])
-        for d in (inserted, deleted)
+        for d in (inserted, deleted, updated)
     }
     # UTC sessions, as the extraction's: a timestamptz's day is its UTC day
     engine = sa.create_engine(pg.url(), connect_args={"options": "-c timezone=UTC"})
+    one_row = "ctid = (SELECT ctid FROM orders_later WHERE ordered_at::date = :d LIMIT 1)"
     try:
         with engine.begin() as conn:  # two rows again (duplicates: quarantined, still rows of the day) and one less
+            day_revenue = "SELECT sum(revenue)::float8 FROM orders_later WHERE ordered_at::date = :d"
+            revenue_before = conn.execute(sa.text(day_revenue), {"d": updated}).scalar_one()
             conn.execute(
                 sa.text("INSERT INTO orders_later SELECT * FROM orders_later WHERE ordered_at::date = :d LIMIT 2"),
                 {"d": inserted},
             )
-            conn.execute(
-                sa.text(
-                    "DELETE FROM orders_later WHERE ctid = "
-                    "(SELECT ctid FROM orders_later WHERE ordered_at::date = :d LIMIT 1)"
-                ),
-                {"d": deleted},
-            )
+            conn.execute(sa.text(f"DELETE FROM orders_later WHERE {one_row}"), {"d": deleted})
+            # an amount corrected in place, and a status changed in place (text: not seen)
+            conn.execute(sa.text(f"UPDATE orders_later SET revenue = revenue + 12.5 WHERE {one_row}"), {"d": updated})
+            conn.execute(sa.text(f"UPDATE orders_later SET status = 'refunded' WHERE {one_row}"), {"d": retagged})
     finally:
         engine.dispose()
-    expected = [(inserted, loaded[inserted] + 2, loaded[inserted]), (deleted, loaded[deleted] - 1, loaded[deleted])]
+    expected = [
+        ChangedDay(inserted, loaded[inserted] + 2, loaded[inserted]),
+        ChangedDay(deleted, loaded[deleted] - 1, loaded[deleted]),
+        ChangedDay(updated, loaded[updated], loaded[updated], (("revenue", revenue_before + 12.5, revenue_before),)),
+    ]
     with duckdb.connect(str(mixed_db), read_only=True) as conn:
         for source in (as_table, as_query):
-            assert changed_database_days(conn, "orders", source, run_first, run_last) == expected
+            found = changed_database_days(conn, "orders", source, run_first, run_last)
+            assert [(c.day, c.rows_now, c.rows_loaded) for c in found] == [
+                (c.day, c.rows_now, c.rows_loaded) for c in expected
+            ]
+            assert [bool(c.updated) for c in found] == [False, False, True]
+            [(column, now, was)] = found[-1].updated
+            assert column == "revenue"
+            assert now == pytest.approx(revenue_before + 12.5, rel=1e-12)
+            assert was == pytest.approx(revenue_before, rel=1e-12)
+            assert found[-1].said().startswith("revenue's sum ")
         # the days of the run itself are its own: not reported
-        assert changed_database_days(conn, "orders", as_table, inserted, deleted) == []
+        assert changed_database_days(conn, "orders", as_table, inserted, updated) == []
+        # a query whose amount PostgreSQL cannot cast to a float (a boolean): counts only, no error
+        flagged = "SELECT order_id, user_id, session_id, ordered_at, revenue > 100 AS revenue, status FROM orders_later"
+        by_count = DatabaseSource(url=url, password_env=PASSWORD_ENV, query=flagged)
+        found = changed_database_days(conn, "orders", by_count, run_first, run_last)
+        assert [(c.day, c.updated) for c in found] == [(inserted, ()), (deleted, ())]
     # what materialize's closing note reads: every database-sourced table of the project file
-    from orchestration.cli import _changed_database_days
+    from orchestration.cli import _changed_database_days, _changed_database_note
 
     config = _config(
         tmp_path, {"orders": {"database": {"url": url, "password_env": PASSWORD_ENV, "table": "orders_later"}}}
     )
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
     monkeypatch.setenv("IMPACT_LEDGER_DB", str(mixed_db))
-    assert _changed_database_days(run_first, run_last) == [("orders", *row) for row in expected]
+    changed = _changed_database_days(run_first, run_last)
+    assert [(t, c.day) for t, c in changed] == [("orders", c.day) for c in expected]
+    note = _changed_database_note(changed)
+    assert f"orders {deleted} ({loaded[deleted] - 1} rows now, {loaded[deleted]} loaded)" in note
+    assert (
+        f"orders {updated} (revenue's sum {revenue_before + 12.5:,.2f} now, {revenue_before:,.2f} loaded (+12.5))"
+        in note
+    )
+    assert f"run --start {inserted} --end " in note
