@@ -88,6 +88,11 @@ class AlertRules(_Strict):
     # vs the trailing median; a day within ±outside of its weekday's level (the same weekday 1-3 weeks back), or
     # within Poisson noise of it (two-sided exact test, p >= alpha), is the data's weekly cycle
     volume_change: Rule = Rule(outside=0.5, trailing_days=7, min_count=50, alpha=0.001)
+    # a version that followed another, on each of its first 7 days with predictions against the one before: its flag
+    # rate more than `outside` (relative) off that version's last 7 days and beyond chance (Fisher's exact), or its
+    # scores' PSI against that version's reference above `above` beyond the bins' noise, min_count scores a side
+    # (each version's drift reads against its own first days: a vendor's v2 scoring 0.1 higher went unsaid)
+    version_change: Rule = Rule(above=0.2, outside=0.5, alpha=0.01, min_count=200)
 
 
 class DriftReference(_Strict):

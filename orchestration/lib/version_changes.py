@@ -8,6 +8,7 @@ version's reference bins (intermediate.int_reference_profiles: its score deciles
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import numpy as np
@@ -141,24 +142,37 @@ def psi(reference_counts, current_counts) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def _score_psi(conn, change) -> tuple[float, str, bool]:
-    """The PSI of the new version's first days' scores against the old version's reference bins, and that
-    reference window as text, and whether the tables to compute it were there: NaN, '' and False in the analytics
-    snapshot (it holds neither the predictions nor the profiles), NaN, '' and True where the old version has no
-    score profile (a second trial's user was left to guess which)."""
+def _score_bins(conn, change) -> pd.DataFrame | None:
+    """SCORE_BINS_SQL's rows for ``change`` (the old version's score reference bins, the new version's first days
+    counted in them); None where the tables are not there (the analytics snapshot holds neither the predictions nor
+    the profiles)."""
     import duckdb
 
     try:
-        bins = conn.execute(
+        return conn.execute(
             SCORE_BINS_SQL,
             [change.model_id, change.old_version, change.new_version, change.new_from, change.new_to, "score"],
         ).df()
     except duckdb.Error:
+        return None
+
+
+def _score_psi(conn, change) -> tuple[float, str, bool]:
+    """The PSI of the new version's first days' scores against the old version's reference bins, and that
+    reference window as text, and whether the tables to compute it were there: NaN, '' and False in the analytics
+    snapshot, NaN, '' and True where the old version has no score profile (a second trial's user was left to guess
+    which)."""
+    bins = _score_bins(conn, change)
+    if bins is None:
         return float("nan"), "", False
     if bins.empty:
         return float("nan"), "", True
+    return psi(bins["reference_count"], bins["current_count"]), _reference_window(bins), True
+
+
+def _reference_window(bins: pd.DataFrame) -> str:
     start, end = (pd.Timestamp(bins[c].iloc[0]).date() for c in ("reference_start_date", "reference_end_date"))
-    return psi(bins["reference_count"], bins["current_count"]), f"{start} .. {end}", True
+    return f"{start} .. {end}"
 
 
 def _feature_psis(conn, change) -> dict[str, float]:
@@ -314,3 +328,130 @@ def change_text(change) -> str:
         f"{_span(change.new_days, change.new_from, change.new_to, change.new_predictions)} and the old one's last "
         f"{_span(change.old_days, change.old_from, change.old_to, change.old_predictions)}"
     )
+
+
+# ------------------------------------------------------------------ the version_change alert
+# A new version is judged on each of its first CHANGE_DAYS days with predictions against the version before it: a
+# trial's vendor shipped a v2 whose scores sat 0.1 higher (flags 3.5% -> 24.1%, score PSI 3.0 against v1's
+# reference) and no alert or notification said so: each version's drift reads against its own first days, and the
+# labels that would show the calibration came months later.
+
+
+def change_days(health: pd.DataFrame, versions: pd.DataFrame, first, last) -> list[tuple[str, str, date]]:
+    """(model, version, day) for each day of ``first``..``last`` among the first CHANGE_DAYS days with predictions of
+    a version that followed another (``health``: marts.model_health_daily rows from before ``first``; ``versions``:
+    model_id, model_version, first_date). A version whose first day precedes ``health`` is left out (its first days
+    were judged by earlier runs)."""
+    first, last = pd.Timestamp(first), pd.Timestamp(last)
+    since = pd.to_datetime(health["date"]).min() if len(health) else last
+    out = []
+    for model_id, own in versions.assign(first_date=pd.to_datetime(versions["first_date"])).groupby("model_id"):
+        for version, started in (
+            own.sort_values(["first_date", "model_version"])
+            .iloc[1:][["model_version", "first_date"]]
+            .itertuples(index=False)
+        ):
+            if started < since:
+                continue
+            mine = health[(health["model_id"] == model_id) & (health["model_version"] == version)]
+            days = sorted(pd.to_datetime(mine.loc[mine["predictions"] > 0, "date"]))[:CHANGE_DAYS]
+            out += [(model_id, version, d.date()) for d in days if first <= d <= last]
+    return out
+
+
+def flag_rate_pvalue(new_positives: int, new_predictions: int, old_positives: int, old_predictions: int) -> float:
+    """Two-sided Fisher's exact test of the two versions' flag rates (a 2 x 2 table of flagged and not)."""
+    from scipy.stats import fisher_exact
+
+    table = [[new_positives, new_predictions - new_positives], [old_positives, old_predictions - old_positives]]
+    return float(fisher_exact(table).pvalue)
+
+
+def bins_chi2(reference_counts, current_counts) -> tuple[float, int]:
+    """The chi-square statistic of homogeneity of two count vectors over the same bins, and the bins either side
+    holds (DRIFT_SQL's drift_chi2 and drift_bins)."""
+    ref, cur = np.asarray(reference_counts, dtype=float), np.asarray(current_counts, dtype=float)
+    held = (ref + cur) > 0
+    ref, cur = ref[held], cur[held]
+    r, c = ref.sum(), cur.sum()
+    if not r or not c:
+        return float("nan"), int(held.sum())
+    return float(c * r * np.sum((cur / c - ref / r) ** 2 / (cur + ref))), int(held.sum())
+
+
+def change_breaches(change, bins: pd.DataFrame | None, rule: dict) -> list[dict]:
+    """The version_change breaches of one change (VERSION_CHANGES_SQL's row as of a day of the new version): its flag
+    rate off the old version's by more than ``outside`` (relative) and beyond chance (Fisher's exact p < ``alpha``);
+    its scores' PSI against the old version's reference bins (``bins``: SCORE_BINS_SQL's) above ``above`` and beyond
+    the bins' sampling noise (chi-square p < ``alpha``), both sides holding ``min_count`` scores."""
+    from orchestration.lib.alerts import drift_pvalue
+
+    alpha = float(rule["alpha"])
+    replaced = f"{change.new_version} replaced {change.old_version} on {_day(change.change_day)}"
+    out = []
+    x1, n1, x0, n0 = (
+        int(v) for v in (change.new_positives, change.new_predictions, change.old_positives, change.old_predictions)
+    )
+    if n1 and n0:
+        new_rate, old_rate = x1 / n1, x0 / n0
+        moved = abs(new_rate / old_rate - 1) if old_rate else (math.inf if new_rate else 0.0)
+        if moved > float(rule["outside"]) and flag_rate_pvalue(x1, n1, x0, n0) < alpha:
+            out.append(
+                {
+                    "subject": "flag_rate",
+                    "value": new_rate,
+                    "threshold": old_rate,
+                    "rule": (
+                        f"{replaced}: flags {new_rate:.1%} over its first {change.new_days} day(s) ({x1:,} of {n1:,}) "
+                        f"against {old_rate:.1%} over {change.old_version}'s last {change.old_days} ({x0:,} of "
+                        f"{n0:,}): more than ±{float(rule['outside']):.0%} apart and Fisher's exact p < {alpha:g}"
+                    ),
+                }
+            )
+    if bins is not None and len(bins):
+        ref_n, cur_n = int(bins["reference_count"].sum()), int(bins["current_count"].sum())
+        if min(ref_n, cur_n) >= float(rule.get("min_count") or 0):
+            value = psi(bins["reference_count"], bins["current_count"])
+            chi2, held = bins_chi2(bins["reference_count"], bins["current_count"])
+            if value > float(rule["above"]) and float(drift_pvalue(chi2, held)) < alpha:
+                out.append(
+                    {
+                        "subject": "score",
+                        "value": value,
+                        "threshold": float(rule["above"]),
+                        "rule": (
+                            f"{replaced}: score PSI {value:.2f} over its first {change.new_days} day(s) ({cur_n:,} "
+                            f"scores) against {change.old_version}'s reference ({_reference_window(bins)}, {ref_n:,} "
+                            f"scores): above {float(rule['above']):g} and chi-square p < {alpha:g}"
+                        ),
+                    }
+                )
+    return out
+
+
+def version_change_breaches(conn, health: pd.DataFrame, versions: pd.DataFrame, config, first, last) -> pd.DataFrame:
+    """marts.alerts rows (alerts.ALERT_COLUMNS) of the version_change rule for the days ``first``..``last``
+    (change_days'), each judged on the new version's days up to it (``config``: alerts.AlertConfig)."""
+    from orchestration.lib.alerts import ALERT_COLUMNS
+
+    rows = []
+    candidates = change_days(health, versions, first, last)
+    for day in sorted({d for *_, d in candidates}):
+        wanted = {(m, v) for m, v, d in candidates if d == day}
+        # every change up to the day, however long ago its version started (weekly models: sparse days)
+        changes = conn.execute(VERSION_CHANGES_SQL, [day, CHANGE_DAYS, 100_000]).df()
+        for change in changes.itertuples():
+            if (change.model_id, change.new_version) not in wanted or _day(change.new_to) != day:
+                continue
+            rule = config.rule("version_change", change.model_id)
+            for breach in change_breaches(change, _score_bins(conn, change), rule):
+                rows.append(
+                    {
+                        "date": pd.Timestamp(day),
+                        "model_id": change.model_id,
+                        "model_version": change.new_version,
+                        "metric": "version_change",
+                        **breach,
+                    }
+                )
+    return pd.DataFrame(rows, columns=ALERT_COLUMNS)

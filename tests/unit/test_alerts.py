@@ -766,7 +766,15 @@ def test_settings_come_from_the_project_file_not_from_a_demo_list():
         empty.models == []
         and empty.floors == {}
         and set(empty.rules)
-        == {"psi", "expected_calibration_error", "precision_drop", "recall_drop", "label_coverage", "volume_change"}
+        == {
+            "psi",
+            "expected_calibration_error",
+            "precision_drop",
+            "recall_drop",
+            "label_coverage",
+            "volume_change",
+            "version_change",
+        }
     )
     with pytest.raises(KeyError, match="unknown alert rule 'psy'"):
         empty.rule("psy", "m")

@@ -269,3 +269,73 @@ def test_a_change_while_the_old_version_was_drifting_says_the_new_reference_is_d
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         [c] = version_changes(conn, None, 30).itertuples()
     assert c.drifting == {} and "drifting" not in change_text(c)
+
+
+def _fisher_two_sided(k1: int, n1: int, k0: int, n0: int) -> float:
+    """Fisher's exact two-sided p by its definition: the hypergeometric probability of every table with the margins
+    of the observed one that is no more likely than it."""
+    from scipy.stats import hypergeom
+
+    flagged, total = k1 + k0, n1 + n0
+    support = range(max(0, flagged - n0), min(flagged, n1) + 1)
+    observed = hypergeom.pmf(k1, total, flagged, n1)
+    return float(sum(p for x in support if (p := hypergeom.pmf(x, total, flagged, n1)) <= observed * (1 + 1e-7)))
+
+
+def test_a_new_version_whose_flag_rate_or_scores_move_raises_version_change_alerts(tmp_path):
+    # a vendor's v2 scored 0.1 higher (flags 3.5% -> 24.1%, score PSI 3.0 against v1's reference): each version's
+    # drift reads against its own first days and labels came months later, so no alert or notification said so
+    from scipy.stats import chi2_contingency
+
+    from orchestration.lib.alerts import load_alert_config
+    from orchestration.lib.project_config import parse_config
+    from orchestration.lib.version_changes import version_change_breaches
+
+    rows = health("m", "v1", range(9), lambda i: 1) + health("m", "v2", range(9, 13), lambda i: 6)
+    rows += health("n", "a", range(13), lambda i: 1)  # one version: nothing to compare
+    # v1's score reference: 30 values in each decile bin; v2's 60 scores a day, 50 in the top bin, 10 in bin 3
+    profiles = [{**p, "reference_count": 30} for p in deciles("score")]
+    scores = [(day(i), 0.95) for i in range(9, 13) for _ in range(50)] + [(day(i), 0.35) for i in range(9, 13)] * 10
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        put(conn, "marts.model_health_daily", rows)
+        put(conn, "intermediate.int_reference_profiles", profiles)
+        put(
+            conn,
+            "staging.stg_predictions",
+            [dict(model_id="m", model_version="v2", prediction_date=d, score=s) for d, s in scores],
+        )
+        health_rows = conn.execute("SELECT * FROM marts.model_health_daily").df()
+        versions = conn.execute(
+            "SELECT model_id, model_version, min(date) AS first_date FROM marts.model_health_daily GROUP BY ALL"
+        ).df()
+        config = load_alert_config(parse_config({}))
+        found = version_change_breaches(conn, health_rows, versions, config, day(0), day(12))
+        # judged only on the run's days
+        assert version_change_breaches(conn, health_rows, versions, config, day(13), day(20)).empty
+    expected = []
+    for i in range(1, 5):  # v2's day i: its first i days against v1's last 7 (7 of 70 flagged)
+        k, n = 6 * i, 10 * i
+        if abs((k / n) / 0.1 - 1) > 0.5 and _fisher_two_sided(k, n, 7, 70) < 0.01:
+            expected.append((day(8 + i), "flag_rate", k / n, 0.1))
+        current = [0, 0, 0, 10 * i, 0, 0, 0, 0, 0, 50 * i]
+        p = chi2_contingency([[30] * 10, current], correction=False).pvalue
+        shares = [max(c / sum(current), 1e-4) for c in current]
+        psi = sum((s - 0.1) * math.log(s / 0.1) for s in shares)
+        if sum(current) >= 200 and psi > 0.2 and p < 0.01:  # the default min_count: 200 a side
+            expected.append((day(8 + i), "score", psi, 0.2))
+    assert [e[:2] for e in expected] == [(day(9), "flag_rate"), (day(10), "flag_rate"), (day(11), "flag_rate")] + [
+        (day(12), "flag_rate"),
+        (day(12), "score"),
+    ]
+    assert [(r.date.date(), r.subject) for r in found.itertuples()] == [e[:2] for e in expected]
+    assert found["value"].tolist() == pytest.approx([e[2] for e in expected], rel=1e-12)
+    assert found["threshold"].tolist() == pytest.approx([e[3] for e in expected], rel=1e-12)
+    assert set(found["metric"]) == {"version_change"} and set(found["model_version"]) == {"v2"}
+    assert found["rule"].iloc[0] == (
+        "v2 replaced v1 on 2026-03-10: flags 60.0% over its first 1 day(s) (6 of 10) against 10.0% over v1's last 7 "
+        "(7 of 70): more than ±50% apart and Fisher's exact p < 0.01"
+    )
+    assert found["rule"].iloc[-1] == (
+        f"v2 replaced v1 on 2026-03-10: score PSI {expected[-1][2]:.2f} over its first 4 day(s) (240 scores) against "
+        "v1's reference (2026-03-01 .. 2026-03-07, 300 scores): above 0.2 and chi-square p < 0.01"
+    )

@@ -32,6 +32,7 @@ from orchestration.lib.asset_metadata import (
 from orchestration.lib.label_refresh import refresh_start
 from orchestration.lib.project_config import load_config
 from orchestration.lib.settings import dbt_var
+from orchestration.lib.version_changes import version_change_breaches
 from orchestration.lib.warehouse import ensure_table, replace_date_range
 
 ALERTS_KEY = dg.AssetKey(["marts", "alerts"])
@@ -127,6 +128,10 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         held_back = [d for (d,) in conn.execute(UNKNOWN_VOLUME_SQL, [history_start, last]).fetchall()]
         held_back += load_config().gates.volume.closed_days  # a holiday is no outage (gates.volume.closed_days)
         breaches = evaluate_alerts(health, drift, reference, versions, config, first, last, held_back)
+        changed = version_change_breaches(conn, health, versions, config, first, last)
+        if len(changed):
+            breaches = pd.concat([breaches, changed], ignore_index=True)
+            breaches = breaches.sort_values(["date", "model_id", "metric", "subject"], ignore_index=True)
         ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
         seen = conn.execute(
             "SELECT date, model_id, model_version, metric, subject, first_detected_on FROM marts.alerts WHERE date BETWEEN ? AND ?",
