@@ -1088,7 +1088,8 @@ def _silent_models(conn) -> list[str]:
 
 def _piled_at_an_end(conn, model: str, detail: str, day) -> list[str]:
     """Beside a numeric feature's PSI alert: where at least PILED_SHARE of the latest alert day's values fell beyond
-    the reference's outer decile (its lowest or highest bin, 10% of the reference each), how far and where: a unit
+    the reference's outer decile (its lowest or highest bin, 10% of the reference each unless its values tie), and
+    PILED_RATIO times the reference's share there, how far and where: a unit
     or scale change looks so (a trial's income sent in thousands by half the states, 56% below the lowest decile,
     read only "psi (feature_income)"). Not of the score: its shift follows its inputs'."""
     rows = _rows(
@@ -1100,8 +1101,8 @@ def _piled_at_an_end(conn, model: str, detail: str, day) -> list[str]:
         "WHERE b.model_id = ? AND b.date = ? AND b.feature_type = 'numeric' AND b.feature <> 'score' "
         "WINDOW w AS (PARTITION BY b.model_version, b.feature) "
         "QUALIFY (b.bin_order = min(b.bin_order) OVER w OR b.bin_order = max(b.bin_order) OVER w) "
-        "AND b.current_share >= ? ORDER BY b.feature",
-        [model, day, PILED_SHARE],
+        "AND b.current_share >= greatest(?, ? * b.reference_share) ORDER BY b.feature",
+        [model, day, PILED_SHARE, PILED_RATIO],
     )
     return [
         f"on {day} {share:.0%} of {feature}'s values fell {'below' if lowest else 'above'} the reference's "
@@ -1114,6 +1115,9 @@ def _piled_at_an_end(conn, model: str, detail: str, day) -> list[str]:
 
 
 PILED_SHARE = 0.5  # of a day's values beyond the reference's outer decile (10% of the reference's) said beside PSI
+# ... and at least this many times the reference's own share there: a pixel's reference held 51% at 0 (its deciles
+# tied), and 53% of a day's values there was said to be "a shift this far"
+PILED_RATIO = 2
 
 
 def _coverage_latest(conn, model: str, day) -> str | None:

@@ -1874,9 +1874,13 @@ def test_a_psi_alert_whose_values_piled_beyond_an_outer_decile_says_so(tmp_path,
     # decile, and summary said only "psi (feature_income)"
     day = date(2026, 11, 5)
     shares = {"feature_income": [139, 12, 12, 15, 16, 8, 9, 15, 7, 16], "feature_age": [60] + [21] * 9}
+    # a pixel's reference piled at 0 too (51% in its lowest bin): 53% there is no shift (a trial's note said it was)
+    shares["feature_px"] = [53] + [5] * 9 + [2]
+    reference = {"feature_px": [0.51] + [0.49 / 10] * 10}
     bins = pd.DataFrame(
         [
-            (day, "m", "v1", feature, str(k), "numeric", f"bin {k}", k, 178, n, 0.1, n / sum(counts))
+            (day, "m", "v1", feature, str(k), "numeric", f"bin {k}", k, 178, n,
+             reference.get(feature, [0.1] * 10)[k], n / sum(counts))
             for feature, counts in shares.items()
             for k, n in enumerate(counts)
         ],
@@ -1898,4 +1902,4 @@ def test_a_psi_alert_whose_values_piled_beyond_an_outer_decile_says_so(tmp_path,
         "    note: on 2026-11-05 56% of feature_income's values fell below the reference's lowest decile (bin 0), "
         "against 10% of the reference's: a shift this far, or a unit or scale change upstream"
     ) in out
-    assert "of feature_age's values fell" not in out
+    assert "of feature_age's values fell" not in out and "of feature_px's values fell" not in out
