@@ -343,13 +343,7 @@ def _materialize_chunks(first: date, last: date, source: Path, days_per_run: int
             f"{last + timedelta(days=1)} --end {later} to bring the later days up to date (README: known limits)"
         )
     if late := _late_files(first, last):
-        days = sorted({f.day for f in late})
-        shown = ", ".join(f"{f.table} {f.day} ({f.path.name})" for f in late[:NOTE_FILES])
-        print(
-            f"note: {len(late)} landing file(s) of days already run arrived or changed since those days were loaded: "
-            f"{shown}{' ...' if len(late) > NOTE_FILES else ''}; their rows reach the warehouse when those days run "
-            f"again: {_rerun_through_newest(days)}"
-        )
+        print(_late_files_note(late))
     if changed := _changed_database_days(first, last):
         print(_changed_database_note(changed))
     if unloaded := _unloaded_days(first):
@@ -440,6 +434,27 @@ def _late_files(first: date, last: date) -> list:
             return changed_since_loaded(conn, roots, first, last)
     except duckdb.Error:
         return []
+
+
+def _late_files_note(late: list) -> str:
+    days = sorted({f.day for f in late})
+    shown = ", ".join(
+        f"{f.table} {f.day} ({f.path.name}{', beside ' + ', '.join(p.name for p in f.beside) if f.beside else ''})"
+        for f in late[:NOTE_FILES]
+    )
+    note = (
+        f"note: {len(late)} landing file(s) of days already run arrived or changed since those days were loaded: "
+        f"{shown}{' ...' if len(late) > NOTE_FILES else ''}; their rows reach the warehouse when those days run "
+        f"again: {_rerun_through_newest(days)}"
+    )
+    if any(f.beside for f in late):
+        # a trial's corrected re-delivery beside the original: the run advised kept the original's amounts
+        note += (
+            "; a new file beside a loaded one of its day is read with it: a key in both keeps one row (the earlier "
+            "by time, then by file name) and quarantines the other (a copy, or a 'duplicate key'). If it corrects "
+            "the loaded file, remove the stale one before running the day again"
+        )
+    return note
 
 
 def _changed_database_note(changed: list[tuple[str, ChangedDay]]) -> str:

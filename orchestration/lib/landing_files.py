@@ -30,6 +30,9 @@ class LateFile:
     table: str
     day: date
     path: Path
+    # the day's other files a run loaded, still there: a new file beside them is read with them, and a key in both
+    # keeps one row (a trial's corrected re-delivery lost to the stale file's rows)
+    beside: tuple[Path, ...] = ()
 
 
 def _dated(root: Path, table: str) -> dict[Path, date] | None:
@@ -91,7 +94,8 @@ def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path]
         seen.setdefault((table, day), {})[file] = (size, mtime, digest)
     late = []
     for table, root in sorted(roots.items()):
-        for path, day in sorted((_dated(root, table) or {}).items(), key=lambda kv: (kv[1], kv[0])):
+        dated = _dated(root, table) or {}
+        for path, day in sorted(dated.items(), key=lambda kv: (kv[1], kv[0])):
             known = seen.get((table, day))
             if known is None or first <= day <= last:
                 continue
@@ -102,5 +106,12 @@ def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path]
                 continue
             if size == stat.st_size and digest is not None and _digest(path) == digest:
                 continue  # the same bytes delivered again (a re-sent copy): nothing to load
-            late.append(LateFile(table, day, path))
+            beside = () if _loaded(path, root, known) else (p for p, d in dated.items() if d == day and p != path)
+            late.append(LateFile(table, day, path, tuple(sorted(p for p in beside if _loaded(p, root, known)))))
     return late
+
+
+def _loaded(path: Path, root: Path, known: dict) -> bool:
+    """Whether a run loaded ``path`` (``known``: its day's recorded files, by their key within the zone or, before
+    that, their absolute path)."""
+    return _key(path, root) in known or str(path.resolve()) in known

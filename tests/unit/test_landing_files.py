@@ -101,3 +101,28 @@ def test_a_landing_zone_moved_elsewhere_holds_the_same_files(tmp_path):
         assert changed_since_loaded(conn, {"labels": moved}, D3, D3) == []
         edited = _file(moved, D2, "a,b\n5,7\n")  # one file of the moved zone edited after its day ran
         assert [(f.day, f.path) for f in changed_since_loaded(conn, {"labels": moved}, D3, D3)] == [(D2, edited)]
+
+
+def test_a_new_file_beside_a_loaded_one_of_its_day_names_it_and_the_note_says_to_remove_a_stale_one(tmp_path):
+    # a trial's corrected orders file landed beside the original: the note's advice (run the day again) read both,
+    # kept the original's amounts and quarantined the corrections as duplicate keys, and the run said ok
+    from orchestration.cli import _late_files_note
+
+    root = tmp_path / "landing"
+    original = _file(root, D1)
+    with duckdb.connect() as conn:
+        record(conn, "labels", root, [LoadReport("labels", D1, [str(original)])])
+        corrected = root / "labels" / f"labels_{D1}_corrected.csv"
+        corrected.write_text("a,b\n1,3\n")
+        changed = _file(root, D2)  # a day never loaded: not judged
+        [late] = changed_since_loaded(conn, {"labels": root}, D3, D3)
+        assert (late.path, late.beside) == (corrected, (original,))
+        record(conn, "labels", root, [LoadReport("labels", D2, [str(changed)])])
+        changed.write_text("a,b\n1,2\n5,6\n")  # a loaded file changed: nothing beside it is new
+        os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+        late = changed_since_loaded(conn, {"labels": root}, D3, D3)
+    assert [(f.path, f.beside) for f in late] == [(corrected, (original,)), (changed, ())]
+    note = _late_files_note(late)
+    assert f"labels {D1} ({corrected.name}, beside {original.name})" in note and f"labels {D2} ({changed.name})" in note
+    assert "If it corrects the loaded file, remove the stale one before running the day again" in note
+    assert "remove the stale one" not in _late_files_note(late[1:])
