@@ -395,3 +395,26 @@ def test_a_run_stopped_by_a_blocking_check_says_which_check_and_why():
         ": check raw_sessions_suite of raw/sessions failed: blocked: raw.sessions failed on 2026-05-01 "
         "(volume_deviation); nothing of that day was published"
     )
+
+
+def test_a_day_that_failed_its_gate_and_passed_again_before_the_tick_is_not_notified(paths):
+    # a trial fixed a held-back day's file and re-ran it before the sensor's first tick: the tick still sent
+    # "quality gate raw_predictions failed on 2026-10-19 ... that day is held back"
+    snapshot, jsonl = paths
+    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
+        write_snapshot(snapshot, [], [])
+        _, cursor = tick(instance, None)
+        gate_run(instance, passed=False, partition_key="2026-10-19")
+        gate_run(instance, passed=True, partition_key="2026-10-19")  # mended and run again
+        gate_run(instance, passed=True, partition_key="2026-10-20")
+        gate_run(instance, passed=False, partition_key="2026-10-20")  # a later run fails it: that one counts
+        # a backfill that held back one day of its range: the other day passed
+        gate_run(instance, passed=False, partition_key="2026-10-21")
+        gate_run(
+            instance,
+            passed=False,
+            failed_days=["2026-10-22"],
+            tags={RANGE_START_TAG: "2026-10-21", RANGE_END_TAG: "2026-10-22"},
+        )
+        tick(instance, cursor)
+    assert sent(jsonl) == ["gate|2026-10-20||quality_gate|raw_orders", "gate|2026-10-22||quality_gate|raw_orders"]

@@ -75,15 +75,22 @@ def failed_blocking_checks(
         order_by="update_timestamp",
         ascending=True,
     )
-    rows, failed_runs = [], []
+    # (gate, day) -> its latest evaluation among these runs, failed (the notification's row) or passed (None): a
+    # day re-run and passed before the tick is no failure to send (a trial's fixed day was notified as held back)
+    latest: dict[tuple[str, date], dict | None] = {}
+    failed_runs = []
     for record in records:
         run = record.dagster_run
-        gates_before = len(rows)
+        gates_failed = False
         one_day = len(_run_days(run, None)) == 1  # a check's rows_validated are a day's only in a one-day run
         for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
             check = entry.dagster_event.event_specific_data
-            if check.passed or not check.blocking:
+            if not check.blocking:
                 continue
+            if check.passed:
+                latest.update({(_gate_name(check.check_name), d): None for d in _run_days(run, check.partition)})
+                continue
+            gates_failed = True
             failures = check.metadata.get("failed_expectations")
             blocking = [name for name, f in (failures.data if failures else {}).items() if f.get("blocking", True)]
             failed_days = check.metadata.get("failed_days")  # a gate judging each day names the days it held back
@@ -93,8 +100,10 @@ def failed_blocking_checks(
                 else _run_days(run, check.partition)
             )
             rows_validated = check.metadata.get("rows_validated")
-            rows += [
-                {
+            for day in _run_days(run, check.partition):  # the range's days the gate did not hold back passed
+                latest[(_gate_name(check.check_name), day)] = None
+            for day in days:
+                latest[(_gate_name(check.check_name), day)] = {
                     "date": day,
                     "suite": _gate_name(check.check_name),
                     "table_name": check.asset_key.path[-1],
@@ -103,13 +112,12 @@ def failed_blocking_checks(
                     "failed_expectations": json.dumps(blocking or [check.description or check.check_name]),
                     "rows_validated": rows_validated.value if rows_validated and one_day else None,
                 }
-                for day in days
-            ]
         # a failed run whose gates all passed failed at a step (a failed blocking gate also fails its step: said
         # once, as the gate)
-        if run.status == dg.DagsterRunStatus.FAILURE and len(rows) == gates_before:
+        if run.status == dg.DagsterRunStatus.FAILURE and not gates_failed:
             failed_runs += run_failure(instance, run)
     last = records[-1].update_timestamp.timestamp() if records else after
+    rows = [row for row in latest.values() if row is not None]
     return (gate_notifications(pd.DataFrame(rows)) if rows else []) + failed_runs, last
 
 
