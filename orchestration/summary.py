@@ -85,6 +85,38 @@ def _health_lines(conn):
     return lines.sort_values(["what", "model_id", "since"], kind="stable").reset_index(drop=True)
 
 
+PSI_LINES = 5  # a model's PSI alert lines said one by one; the others folded into one line
+
+
+def _fold_psi_lines(health):
+    """_health_lines' rows but, per model, only its PSI_LINES PSI alert lines with the newest alerts (the latest day,
+    then the most days), and a line for the rest: a trial's 64 pixel features over 11 one-vs-rest views printed 245
+    alert lines."""
+    import pandas as pd
+
+    psi = (health["what"] == "alerts") & health["detail"].astype(str).str.startswith("psi (")
+    ranked = health[psi].sort_values(["latest", "days"], ascending=False, kind="stable")
+    shown = ranked.groupby("model_id").head(PSI_LINES).index
+    rest = ranked.drop(shown)
+    folded = []
+    for model, lines in rest.groupby("model_id", sort=True):
+        names = [str(d)[len("psi (") :].split(")")[0] for d in lines["detail"]]
+        listed = ", ".join(dict.fromkeys(names[:FOLDED_NAMES]))
+        more = " ..." if len(set(names)) > FOLDED_NAMES else ""
+        since, latest = (
+            pd.Timestamp(lines[c].min() if c == "since" else lines[c].max()).date() for c in ("since", "latest")
+        )
+        folded.append(
+            f"alerts: {model} psi of {len(lines)} more feature line(s) ({listed}{more}), from {since} to {latest} "
+            f"(the {PSI_LINES} with the newest alerts above; each: SELECT * FROM marts.alerts WHERE model_id = "
+            f"'{model}' AND metric = 'psi')"
+        )
+    return health.drop(rest.index), folded
+
+
+FOLDED_NAMES = 8  # the features a folded line names
+
+
 # The strongest *significant* lead of each KPI on the as-of date: the best of the
 # hundreds of correlations searched (models x metrics x KPIs x lags) is large by
 # chance alone, so only rows whose Holm-adjusted p-value clears alpha are leads.
@@ -1510,6 +1542,7 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  {line}")
     if len(health):
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
+        health, folded = _fold_psi_lines(health)
         for _, row in health.iterrows():
             since, latest = (pd.Timestamp(row[c]).date() for c in ("since", "latest"))
             when = f"on {since}" if since == latest else f"from {since} to {latest}"
@@ -1538,6 +1571,8 @@ def read_and_print(conn, reports: Path) -> None:
             if row["what"] == "alerts" and str(row["detail"]).startswith("psi ("):
                 for piled in _piled_at_an_end(conn, row["model_id"], str(row["detail"]), latest):
                     print(f"    note: {piled}")
+        for line in folded:
+            print(f"  {line}")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     drift = _recent_drift(conn)

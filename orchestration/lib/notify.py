@@ -234,7 +234,40 @@ def alert_notifications(alerts: pd.DataFrame) -> list[Notification]:
             ),
         )
         out.setdefault(n.dedup_key, n)
-    return list(out.values())
+    return _grouped(list(out.values()))
+
+
+GROUPED_AT = 5  # a model's alerts of one metric and day on more subjects than this are one notification
+GROUPED_NAMED = 10  # the subjects (highest values first) a grouped notification names
+
+
+def _grouped(notes: list[Notification]) -> list[Notification]:
+    """One notification per model, metric and day whose subjects are more than GROUPED_AT (subject '*', the highest
+    value, its subjects named): a trial's 64 pixel features over 11 one-vs-rest views sent 929 drift notifications
+    in one tick."""
+    by_day: dict[tuple, list[Notification]] = {}
+    for n in notes:
+        by_day.setdefault((n.date, n.model_id, n.metric), []).append(n)
+    out = []
+    for (day, model, metric), same in by_day.items():
+        if len(same) <= GROUPED_AT:
+            out += same
+            continue
+        ranked = sorted(same, key=lambda n: (n.value is None, -(n.value or 0), n.subject))
+        named = ", ".join(
+            f"{n.subject} {'n/a' if n.value is None else round(n.value, 4)}" for n in ranked[:GROUPED_NAMED]
+        )
+        more = f" and {len(ranked) - GROUPED_NAMED} more" if len(ranked) > GROUPED_NAMED else ""
+        top = ranked[0]
+        rule = top.message.split(", rule ", 1)[-1]
+        out.append(
+            replace(
+                top,
+                subject="*",
+                message=f"{model} on {day}: {metric} of {len(same)} subjects: {named}{more} (highest first; rule {rule})",
+            )
+        )
+    return out
 
 
 def gate_notifications(gates: pd.DataFrame) -> list[Notification]:

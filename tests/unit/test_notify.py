@@ -341,3 +341,27 @@ def test_windows_ending_after_a_model_stopped_predicting_raise_no_new_fairness_n
         "AS model_id, CASE WHEN i < 5 THEN 40 ELSE 0 END AS predictions FROM range(7) t(i)"
     )
     assert [(n.date, n.until) for n in notify_run(conn, NotifyCursor())[0]] == [("2026-10-01", "2026-10-05")]
+
+
+def test_a_models_alerts_of_one_metric_on_many_subjects_of_a_day_are_one_notification():
+    # a trial's 64 pixel features over 11 one-vs-rest views: 929 drift notifications in one tick
+    from orchestration.lib.notify import GROUPED_AT, GROUPED_NAMED
+
+    many = GROUPED_NAMED + 2
+    rows = [("2026-10-10", "ocr", "v1", "psi", f"px{k:02d}", 0.2 + k / 100, 0.2, "> 0.2") for k in range(many)]
+    rows += [("2026-10-10", "ocr", "v1", "psi", f"px{k:02d}", 0.3, 0.2, "> 0.2") for k in range(2)]  # other version
+    rows += [("2026-10-11", "ocr", "v1", "psi", f"px{k:02d}", 0.5, 0.2, "> 0.2") for k in range(GROUPED_AT)]
+    rows += [("2026-10-10", "other", "v1", "psi", f"px{k:02d}", 0.5, 0.2, "> 0.2") for k in range(GROUPED_AT + 1)]
+    notes = alert_notifications(alerts_frame(rows))
+    keys = [n.dedup_key for n in notes]
+    assert keys == [
+        "alert|2026-10-10|ocr|psi|*",
+        "alert|2026-10-10|other|psi|*",
+        *[f"alert|2026-10-11|ocr|psi|px{k:02d}" for k in range(GROUPED_AT)],  # as many as GROUPED_AT: one each
+    ]
+    grouped = notes[0]
+    assert grouped.value == pytest.approx(0.2 + (many - 1) / 100)  # the highest
+    named = ", ".join(f"px{k:02d} {round(0.2 + k / 100, 4)}" for k in range(many - 1, many - 1 - GROUPED_NAMED, -1))
+    assert (
+        grouped.message == f"ocr on 2026-10-10: psi of {many} subjects: {named} and 2 more (highest first; rule > 0.2)"
+    )

@@ -1903,3 +1903,41 @@ def test_a_psi_alert_whose_values_piled_beyond_an_outer_decile_says_so(tmp_path,
         "against 10% of the reference's: a shift this far, or a unit or scale change upstream"
     ) in out
     assert "of feature_age's values fell" not in out and "of feature_px's values fell" not in out
+
+
+def test_a_model_with_many_drifting_features_gets_its_newest_psi_lines_and_one_for_the_rest(
+    tmp_path, capsys, monkeypatch
+):
+    # a trial's 64 pixel features over 11 one-vs-rest views: 245 alert lines, the same features for every view
+    from orchestration.summary import PSI_LINES
+
+    days = pd.date_range("2026-03-01", periods=10, freq="D")
+    health = pd.DataFrame(
+        {"date": [d.date() for d in days], "model_id": "m", "model_version": "v1", "predictions": 50, "labelled": 5}
+    )
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    # feature k alerts on days 0 .. k (its latest day k): the newest are the highest k
+    features = [f"feature_px{k:02d}" for k in range(9)]
+    with duckdb.connect(str(path)) as conn:
+        for k, feature in enumerate(features):
+            for d in days[: k + 1]:
+                conn.execute(
+                    "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+                    "VALUES (?, 'm', 'v1', 'psi', ?, 0.5, 0.2, '> 0.2')",
+                    [d.date(), feature],
+                )
+        conn.execute(
+            "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+            "VALUES ('2026-03-05', 'm', 'v1', 'label_coverage', '', 0.1, 0.5, 'below 0.5')"
+        )
+    monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
+    out = _summary(path, capsys)
+    said = [line.strip() for line in out.splitlines() if line.strip().startswith("alerts: m psi")]
+    # the PSI_LINES newest one by one (px08 .. px04), then one line for px00 .. px03
+    assert sorted(line.split("(")[1].split(")")[0] for line in said[:PSI_LINES]) == features[-PSI_LINES:]
+    assert said[PSI_LINES:] == [
+        "alerts: m psi of 4 more feature line(s) (feature_px03, feature_px02, feature_px01, feature_px00), from "
+        "2026-03-01 to 2026-03-04 (the 5 with the newest alerts above; each: SELECT * FROM marts.alerts WHERE "
+        "model_id = 'm' AND metric = 'psi')"
+    ]
+    assert "alerts: m label_coverage, on 2026-03-05 (1 day(s))" in out
