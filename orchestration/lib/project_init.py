@@ -1825,6 +1825,17 @@ def _batch_volume(t: TableProfile, vol: VolumeGate) -> str:
     )
 
 
+def _delay_span(inf: Inference, m) -> int:
+    """The days from the model's first prediction to the zone's end: the longest label delay it could show."""
+    return (inf.last_day - m.first_day).days if inf.last_day and m.first_day else 0
+
+
+def _delays_cut(inf: Inference, m) -> bool:
+    """Whether the label delays seen are cut at the zone's end: under twice the horizon after the first prediction,
+    no prediction had time to show a delay beyond it (a young feed's 7 days read as a 7-day horizon)."""
+    return m.delay_p99_days is not None and _delay_span(inf, m) < 2 * m.label_horizon_days
+
+
 def render(inf: Inference) -> str:
     """The commented project file; it validates with ``parse_config`` (tested)."""
     L: list[str] = []
@@ -1904,7 +1915,8 @@ def render(inf: Inference) -> str:
         else:
             add(f"    label_horizon_days: {m.label_horizon_days}  # p99 of the label delay, rounded up")
         coverage = m.label_coverage_rule()
-        if coverage:
+        cut = bool(m.labelled) and _delays_cut(inf, m)
+        if coverage or cut:
             default = AlertRules().label_coverage
             why = []
             if coverage == {"below": 0} and not m.labelled:
@@ -1923,6 +1935,13 @@ def render(inf: Inference) -> str:
             if "after_days" in coverage:
                 why.append(
                     f"90% of labels arrive within {coverage['after_days']} days (default: judged after {default.after_days})"
+                )
+            if cut:
+                # a trial followed "set after_days: 71" from delays of 60-120 days seen in 74: four false alerts
+                why.append(
+                    f"but the delays were seen only up to the zone's end, {_delay_span(inf, m)} days after the first "
+                    "prediction (the later labels of these days had not landed): the true wait is longer, so take "
+                    "after_days from what you know of the outcome (at least label_horizon_days), not from this"
                 )
             if "below" in coverage and coverage["below"] > 0:
                 why.append(
@@ -2424,12 +2443,10 @@ def review(inf: Inference) -> list[str]:
             out.append(
                 f"models.{m.model_id}: {m.scores_outside} score(s) outside [0, 1]: the loader quarantines those rows"
             )
-        # a delay can be seen only up to the zone's end: under twice the horizon after the first prediction, no
-        # prediction had time to show a delay beyond it (a young feed's 7 days read as a 7-day horizon)
-        span = (inf.last_day - m.first_day).days if inf.last_day and m.first_day else 0
-        if m.delay_p99_days is not None and span < 2 * m.label_horizon_days:
+        if _delays_cut(inf, m):
             out.append(
-                f"models.{m.model_id}.label_horizon_days: {m.label_horizon_days} from delays seen in {span} days "
+                f"models.{m.model_id}.label_horizon_days: {m.label_horizon_days} from delays seen in "
+                f"{_delay_span(inf, m)} days "
                 "after the first prediction: delays longer than that could not be seen yet (the delays are cut at "
                 "its end); set the horizon from what you know of the outcome, else later labels are never counted"
             )

@@ -1154,12 +1154,17 @@ def test_a_horizon_read_from_delays_cut_at_the_landing_zones_end_is_named(tmp_pa
     )
     said = [x for x in review(infer(source)) if x.startswith("models.m.label_horizon_days")]
     assert said and "the delays are cut at its end" in said[0]
+    # and the label coverage comment: its wait read from the same cut delays is too short (a trial's 71 days from
+    # delays of 60-120 seen in 74 raised four false alerts)
+    [comment] = [x for x in render(infer(source)).splitlines() if "# label coverage alert:" in x]
+    assert "the delays were seen only up to the zone's end, 6 days after the first prediction" in comment
     # 60 days of the feed with every label: a zone long enough to have seen 2 x the 20-day horizon
     at = [START + timedelta(days=int(d), hours=9) for d in rng.integers(0, 40, 300)]
     later = labels.assign(predicted_at=at, labeled_at=pd.Series(at) + delays)
     _write(source, "predictions", later.drop(columns=["labeled_at", "label", "label_source"]))
     _write(source, "labels", later[["prediction_id", "label", "labeled_at", "label_source"]])
     assert not [x for x in review(infer(source)) if "the delays are cut at its end" in x]
+    assert "the delays were seen only up to" not in render(infer(source))
 
 
 def test_day_month_times_get_one_review_line_not_lines_read_from_values_init_could_not_read(tmp_path):
