@@ -463,9 +463,11 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         behind = _beyond_chance(behind, rates_alike(g["positives"][decided], g["predictions"][decided]))
         flagged_di = _groups(g["group_value"][decided], defined[decided] & behind)
         di_groups = _groups(g["group_value"], defined)
+        # the group whose ratio is the minimum: not always one of those behind beyond noise
+        di_lowest = [str(np.asarray(g["group_value"])[defined][np.argmin(relative[defined])])]
         notes += _within_noise("disparate impact", di < t.disparate_impact_min, behind)
     else:
-        di, flagged_di, di_groups = math.nan, [], []
+        di, flagged_di, di_groups, di_lowest = math.nan, [], [], []
 
     # TPR needs labelled positives and FPR labelled negatives: groups without
     # them drop out of the TPR / FPR based verdicts instead of turning them NaN
@@ -560,6 +562,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         "eligible_groups": _groups(names, slice(None)),
         # disparate impact's own groups, by predictions (no label needed): one can be excluded from the rest
         "disparate_impact_groups": di_groups,
+        "disparate_impact_lowest": di_lowest,
         "excluded_groups": _groups(g["group_value"], ~keep),
         "groups_without_tpr": no_tpr,
         # the limits travel with the verdict so its summary cannot quote other ones
@@ -610,6 +613,7 @@ VERDICT_COLUMNS = [
     "excluded_groups",
     "groups_without_tpr",
     "disparate_impact_groups",
+    "disparate_impact_lowest",
     *DEFAULTS,
     "note",
 ]
@@ -715,7 +719,12 @@ def _who(v: pd.Series, flag: str) -> str:
     harmful = v.get("positive_decision") == "harmful"
     if flag == "passes_disparate_impact" and len(v["flagged_groups_disparate_impact"]):
         what = " (flagged more often than another group, beyond the limit and noise)" if harmful else ""
-        return f"; disadvantaged{what}: {_named(v, v['flagged_groups_disparate_impact'])}"
+        lowest = [
+            g for g in _group_list(v.get("disparate_impact_lowest")) if g not in v["flagged_groups_disparate_impact"]
+        ]
+        # a trial's 0.52 was Manitoba's, within noise, beside "disadvantaged: New Brunswick" (0.65, beyond it)
+        whose = f" (the ratio is {_named(v, lowest)}'s, a gap within noise)" if lowest else ""
+        return f"; disadvantaged{what}: {_named(v, v['flagged_groups_disparate_impact'])}{whose}"
     if flag == "passes_equal_opportunity" and len(v["flagged_groups_equal_opportunity"]):
         what = " (wrongly flagged more often than another group, beyond the limit and noise)" if harmful else ""
         return f"; disadvantaged{what}: {_named(v, v['flagged_groups_equal_opportunity'])}"
@@ -1025,6 +1034,7 @@ LIST_COLUMNS = [
     "excluded_groups",
     "groups_without_tpr",
     "disparate_impact_groups",
+    "disparate_impact_lowest",
 ]
 WINDOW_COLUMNS = ["date", "window_start"]
 

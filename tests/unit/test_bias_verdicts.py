@@ -286,3 +286,29 @@ def test_two_small_groups_unlike_by_fishers_test_fail_where_their_95_percent_int
     verdict = bias_verdicts(group_rates(counts(rows(small))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
     assert verdict["disparate_impact_ratio"] < 0.8 and verdict["passes_disparate_impact"]
     assert "disparate impact beyond its limit within noise" in verdict["note"]
+
+
+def test_a_ratio_whose_lowest_group_is_within_noise_names_it_beside_the_group_behind_beyond_it():
+    # a trial's province verdict printed "DI 0.52 ... disadvantaged: New Brunswick": 0.52 was Manitoba's against
+    # British Columbia's (a small group, within noise), New Brunswick's 0.65 was the gap beyond noise
+    def rows(counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
+        parts = [
+            pd.DataFrame({"group_value": g, "label": 0, "decision": np.r_[np.ones(k, int), np.zeros(n - k, int)]})
+            for g, (k, n) in counts.items()
+        ]
+        return pd.concat(parts, ignore_index=True).assign(date="2026-09-01", score=0.5)
+
+    groups = {"top": (600, 1000), "small": (4, 12), "large": (350, 1000)}
+    assert fisher_exact([[600, 400], [4, 8]])[1] > 0.05 and fisher_exact([[600, 400], [350, 650]])[1] < 1e-6
+    verdict = bias_verdicts(group_rates(counts(rows(groups))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
+    # by hand: small (4 / 12) / 0.60 = 0.556, the lowest; large 0.35 / 0.60 = 0.583
+    assert verdict["disparate_impact_ratio"] == pytest.approx((4 / 12) / 0.6, rel=1e-12)
+    assert verdict["disparate_impact_lowest"] == ["small"]
+    assert verdict["flagged_groups_disparate_impact"] == ["large"]
+    said = summarise_verdicts(pd.DataFrame([verdict]))
+    assert "disadvantaged: large (the ratio is small's, a gap within noise)" in said
+    # where the lowest group is the one behind, nothing more is said
+    groups = {"top": (600, 1000), "large": (350, 1000)}
+    verdict = bias_verdicts(group_rates(counts(rows(groups))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
+    assert "disparate impact ratio 0.58 < 0.80; disadvantaged: large\n" in summarise_verdicts(pd.DataFrame([verdict]))
+    assert "a gap within noise" not in summarise_verdicts(pd.DataFrame([verdict]))
