@@ -1189,6 +1189,33 @@ def _never_labelled(conn, model: str) -> str | None:
     )
 
 
+def _labels_slower_than_wait(conn, model: str) -> str | None:
+    """Beside a label_coverage alert of a model whose labels so far landed later than the alert's wait (the median
+    of its days' median label delays, weighted by their labels): it judges days whose labels are not due yet (a
+    trial's claims due in 150-200 days, label_horizon_days 200, raised 53 alerts at the default 7-day wait)."""
+    from orchestration.lib.alerts import load_alert_config
+
+    rows = _rows(
+        conn,
+        "SELECT min(d) FROM (SELECT median_label_delay_hours AS d, sum(labelled) OVER (ORDER BY "
+        "median_label_delay_hours) AS below, sum(labelled) OVER () AS every FROM marts.model_health_daily "
+        "WHERE model_id = ? AND labelled > 0 AND median_label_delay_hours IS NOT NULL) WHERE below >= every / 2",
+        [model],
+    )
+    if not rows or rows[0][0] is None:
+        return None
+    alerts = load_alert_config()
+    wait, horizon = alerts.rule("label_coverage", model)["after_days"], alerts.label_horizon(model)
+    delay = float(rows[0][0]) / 24
+    if delay <= wait:
+        return None
+    return (
+        f"{model}'s labels so far landed a median {delay:.0f} days after their predictions (label_horizon_days "
+        f"{horizon}), later than this alert's wait of {wait} days: it judges days whose labels are not due yet; set "
+        f"models.{model}.alerts.label_coverage.after_days to when most arrive"
+    )
+
+
 def _retired_lines(conn, retired: dict) -> list[str]:
     """A line per model the project file retires (models.<id>.retired_after) whose retirement the newest run has
     passed: said retired instead of silent, or named when it still predicts after the day."""
@@ -1564,7 +1591,7 @@ def read_and_print(conn, reports: Path) -> None:
             if row["what"] == "alerts" and str(row["detail"]).startswith("label_coverage"):
                 if held_labels := _held_label_days(conn, since):  # not `held`: the held-back days listed below
                     print(f"    note: {held_labels}")
-                if never := _never_labelled(conn, row["model_id"]):
+                if never := _never_labelled(conn, row["model_id"]) or _labels_slower_than_wait(conn, row["model_id"]):
                     print(f"    note: {never}")
                 if shortfall := _coverage_latest(conn, row["model_id"], latest):
                     print(f"    {shortfall}")

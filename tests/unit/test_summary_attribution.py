@@ -1941,3 +1941,28 @@ def test_a_model_with_many_drifting_features_gets_its_newest_psi_lines_and_one_f
         "model_id = 'm' AND metric = 'psi')"
     ]
     assert "alerts: m label_coverage, on 2026-03-05 (1 day(s))" in out
+
+
+def test_a_label_coverage_alert_of_a_model_whose_labels_land_later_than_its_wait_says_so(tmp_path, capsys, monkeypatch):
+    # a trial's claims, due in 150-200 days (label_horizon_days 200): 53 coverage alerts at the default 7-day wait,
+    # "their labels due by ..." said a week on
+    days = pd.date_range("2026-03-01", periods=4, freq="D")
+    # slow: labelled days' medians 100 h (1 label), 3000 h (5), 4000 h (4): the labels' median is 3000 h, 125 days
+    health = pd.DataFrame(
+        {"date": [d.date() for d in days] * 2, "model_id": ["slow"] * 4 + ["quick"] * 4, "model_version": "v1",
+         "predictions": 50, "labelled": [1, 5, 4, 0, 9, 9, 9, 0],
+         "median_label_delay_hours": [100.0, 3000.0, 4000.0, None, 20.0, 30.0, 40.0, None]}
+    )  # fmt: skip
+    path = _monitoring_only(tmp_path / "w.duckdb", model_health_daily=health)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute(
+            "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+            "VALUES ('2026-03-02', 'slow', 'v1', 'label_coverage', '', 0, 0.5, 'below 0.5'), "
+            "('2026-03-02', 'quick', 'v1', 'label_coverage', '', 0, 0.5, 'below 0.5')"
+        )
+    out = _summary_under(path, capsys, monkeypatch, "models:\n  slow: {label_horizon_days: 200}\n  quick: {}\n")
+    assert (
+        "note: slow's labels so far landed a median 125 days after their predictions (label_horizon_days 200), later "
+        "than this alert's wait of 7 days: it judges days whose labels are not due yet"
+    ) in out
+    assert "quick's labels so far landed" not in out  # a day or two: the alert stands on its own
