@@ -425,13 +425,11 @@ def _late_files(first: date, last: date) -> list:
     """The landing (and lake) files of days outside first..last new or changed since their day was loaded."""
     import duckdb
 
-    from orchestration.lib.db_sources import source_of
-    from orchestration.lib.landing_files import changed_since_loaded
+    from orchestration.lib.source_changes import late_files
 
-    roots = {t: s.root for t in CONTRACTS if (s := source_of(t)).kind != "database"}
     try:
         with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
-            return changed_since_loaded(conn, roots, first, last)
+            return late_files(conn, first, last)
     except duckdb.Error:
         return []
 
@@ -469,32 +467,19 @@ def _changed_database_note(changed: list[tuple[str, ChangedDay]]) -> str:
 
 def _changed_database_days(first: date, last: date) -> list[tuple[str, ChangedDay]]:
     """(table, day) of database-sourced days already run, outside first..last, whose rows changed since they were
-    loaded: their count or a numeric column's sum (one grouped query per table). Days up to the
-    longest label horizon (at least 31 days) before the run: where late rows land, and a bounded scan."""
+    loaded: their count or a numeric column's sum (source_changes.changed_database_rows)."""
     import duckdb
 
-    from orchestration.lib.db_sources import SourceError, changed_database_days, source_of
-    from orchestration.lib.project_config import load_config
+    from orchestration.lib.source_changes import changed_database_rows
 
-    since = first - timedelta(days=max(31, load_config().config.max_label_horizon_days))
-
-    sources = [(t, s) for t, c in CONTRACTS.items() if c.time_column and (s := source_of(t)).kind == "database"]
-    if not sources:
-        return []
-    out = []
     try:
         with duckdb.connect(str(warehouse_path()), read_only=True) as conn:
-            for table, source in sources:
-                try:
-                    changed = changed_database_days(conn, table, source.database, first, last, since)
-                    out += [(table, c) for c in changed]
-                except duckdb.CatalogException:  # the table was never loaded
-                    continue
-                except SourceError as err:  # the run itself read the database: say why this check could not
-                    print(f"note: days already run not compared with the database: {err}")
+            changed, errors = changed_database_rows(conn, first, last)
     except duckdb.Error:
-        return out
-    return out
+        return []
+    for err in errors:
+        print(f"note: days already run not compared with the database: {err}")
+    return changed
 
 
 # what the attribution reads of each experiment's snapshot tables (the loader's own _columns left out)

@@ -1216,6 +1216,35 @@ def _labels_slower_than_wait(conn, model: str) -> str | None:
     )
 
 
+SOURCE_CHANGES_SHOWN = 10  # source changes listed one by one
+
+
+def _print_source_changes(conn) -> None:
+    """The latest run's source changes of earlier days (quality.source_changes): said by materialize's console only,
+    a trial's cron user never saw its in-place database corrections (lib/source_changes.py)."""
+    from orchestration.lib.source_changes import BESIDE, recorded
+
+    changes = recorded(conn)
+    if not changes:
+        return
+    newest = _newest(conn, "quality.gate_results", "date")
+    first = min(day for _, day, *_ in changes)
+    print(
+        f"\nSource rows changed since their days were loaded ({len(changes)}, found by the run ending "
+        f"{changes[0][4]}; they count once those days run again: run --start {first} --end {newest or first}, one "
+        "run; details: quality.source_changes)"
+    )
+    for table, day, kind, change, _ in changes[:SOURCE_CHANGES_SHOWN]:
+        print(f"  {day} {table}: {change}")
+    if len(changes) > SOURCE_CHANGES_SHOWN:
+        print(f"  ... and {len(changes) - SOURCE_CHANGES_SHOWN} more")
+    if any(kind == BESIDE for _, _, kind, *_ in changes):
+        print(
+            "  a new file beside a loaded one is read with it (a key in both keeps one row): if it corrects the "
+            "loaded file, remove the stale one before running the day again"
+        )
+
+
 def _retired_lines(conn, retired: dict) -> list[str]:
     """A line per model the project file retires (models.<id>.retired_after) whose retirement the newest run has
     passed: said retired instead of silent, or named when it still predicts after the day."""
@@ -1634,6 +1663,7 @@ def read_and_print(conn, reports: Path) -> None:
         for line in fairness:
             print(f"  {line}")
     _print_unjudged(unloaded_days(conn), _newest(conn, "quality.gate_results", "date"))
+    _print_source_changes(conn)
     if held:
         print(
             f"\nDays held back by the quality gates ({len(held)}; their rows are left out of the marts each run "

@@ -419,6 +419,33 @@ def select_new(
     return new, replace(cursor, sent=sent)
 
 
+def source_change_notifications(changes: pd.DataFrame) -> list[Notification]:
+    """quality.source_changes rows -> one notification per table and day: its rows changed since the day was loaded
+    and reach the warehouse when that day runs again (a trial's late labels file and in-place database corrections
+    were said on materialize's console only)."""
+    from orchestration.lib.source_changes import BESIDE, DATABASE
+
+    out = []
+    for r in changes.sort_values(["date", "table_name", "change"]).itertuples(index=False):
+        what = {
+            DATABASE: f"its database rows changed since it was loaded ({r.change})",
+            BESIDE: f"a new file beside the one it loaded ({r.change}): a correction? remove the stale file first",
+        }.get(r.kind, f"a landing file arrived or changed since it was loaded ({r.change})")
+        out.append(
+            Notification(
+                kind="source",
+                date=_day(r.date),
+                model_id=None,
+                metric="source_changed",
+                subject=r.table_name,
+                value=None,
+                threshold=None,
+                message=f"{r.table_name} {_day(r.date)}: {what}; its rows count once that day runs again",
+            )
+        )
+    return out
+
+
 SOURCES = {
     "marts.alerts": (
         "SELECT date, model_id, model_version, metric, coalesce(subject, '') AS subject, value, threshold, rule "
@@ -431,6 +458,10 @@ SOURCES = {
         gate_notifications,
     ),
     "marts.bias_verdicts": (FAIRNESS_SQL.format(scope="true"), fairness_notifications),
+    "quality.source_changes": (
+        "SELECT table_name, date, kind, change FROM quality.source_changes WHERE date >= ?",
+        source_change_notifications,
+    ),
 }
 BY_LAST_PREDICTION = (
     "v.date <= coalesce((SELECT max(h.date) FROM marts.model_health_daily h WHERE h.model_id = v.model_id "

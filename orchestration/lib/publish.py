@@ -68,7 +68,8 @@ PUBLISHED = {
 # Parquet exports: `impact-ledger report` on the snapshot dropped the run's own report's cost lines and its
 # label-free estimate's caveats. (A version change's score PSI also reads the new version's predictions: not
 # published, so a report from the snapshot says it was not computed.)
-REPORT_INPUTS = ("staging.stg_model_costs", "intermediate.int_score_calibration")
+# quality.source_changes too: replaced whole by every run (lib/source_changes.py), read by the notifications
+REPORT_INPUTS = ("staging.stg_model_costs", "intermediate.int_score_calibration", "quality.source_changes")
 
 
 @dataclass

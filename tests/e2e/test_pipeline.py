@@ -241,3 +241,52 @@ def test_experiment_stats_agree_with_pandas_on_the_raw_files(latest):
             )
         checked.add((row.experiment_id, row.variant, row.metric, row.analysis_window))
     assert len(checked) == 2 * 2 * len(metrics) * 2  # experiments x arms x metrics x windows
+
+
+def test_source_files_changed_after_their_day_ran_are_recorded_published_notified_and_summarised(
+    latest_copy, tmp_path, monkeypatch, capsys
+):
+    # materialize said a late file (or a database correction) on its console only: a trial's cron user read summary
+    # and notifications, and a corrected orders file beside the original went unsaid there
+    import argparse
+    import os
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from orchestration import cli
+    from orchestration.lib.notify import read_candidates
+    from orchestration.lib.settings import analytics_path
+
+    pipeline = latest_copy
+    zone = tmp_path / "zone"  # the shared world's files (hard links: the same files), a private copy of orders
+    shutil.copytree(pipeline.source, zone, copy_function=os.link, ignore=shutil.ignore_patterns("orders"))
+    shutil.copytree(pipeline.source / "orders", zone / "orders")
+    monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(zone))
+    edited, beside = pipeline.last - timedelta(days=3), pipeline.last - timedelta(days=4)
+    path = zone / "orders" / f"orders_{edited}.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.slice(1), path)  # one order withdrawn after the day ran
+    corrected = zone / "orders" / f"orders_{beside}_corrected.parquet"
+    shutil.copyfile(zone / "orders" / f"orders_{beside}.parquet", corrected)
+    outcome = pipeline.run(pipeline.last)
+    assert outcome.success, outcome.failures
+    expected = [
+        (beside, "orders", "file beside a loaded one", f"{corrected.name}, beside orders_{beside}.parquet"),
+        (edited, "orders", "file", path.name),
+    ]
+    stored = pipeline.query("SELECT date, table_name, kind, change, found_on FROM quality.source_changes ORDER BY date")
+    assert [(r.date.date(), r.table_name, r.kind, r.change) for r in stored.itertuples()] == expected
+    assert set(stored["found_on"].dt.date) == {pipeline.last}
+    with duckdb.connect(str(analytics_path()), read_only=True) as conn:  # published, and notified from there
+        candidates, _ = read_candidates(conn)
+    notes = [n for n in candidates if n.kind == "source"]
+    assert [(n.date, n.subject) for n in notes] == [(str(beside), "orders"), (str(edited), "orders")]
+    assert "remove the stale file first" in notes[0].message and path.name in notes[1].message
+    assert cli.cmd_summary(argparse.Namespace(db=str(pipeline.db))) == 0
+    out = capsys.readouterr().out
+    assert f"Source rows changed since their days were loaded (2, found by the run ending {pipeline.last}" in out
+    assert f"run --start {beside} --end {pipeline.last}" in out and f"  {edited} orders: {path.name}" in out
+    # run again, the changed days are up to date: nothing is recorded any more
+    assert pipeline.run(beside, pipeline.last).success
+    assert pipeline.query("SELECT count(*) AS n FROM quality.source_changes")["n"][0] == 0
