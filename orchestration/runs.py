@@ -20,7 +20,7 @@ from orchestration.dagster_storage import ephemeral_instance
 from orchestration.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, daily_partitions
 from orchestration.lib.long_lived import collection_paused, freeze_long_lived_objects
 from orchestration.lib.project_config import load_config
-from orchestration.lib.raw_loader import ABSENT, QUARANTINE_BY_REASON
+from orchestration.lib.raw_loader import ABSENT, NEW_COLUMNS, QUARANTINE_BY_REASON
 from orchestration.lib.quality_gate import in_words
 from orchestration.lib.retraining import NOT_ASSESSED_KEY
 
@@ -129,6 +129,13 @@ class StepProgress:
             notes = metadata.get("notes")
             if notes is not None and ABSENT in str(notes.value):  # said only in the asset's metadata before
                 self._note(step, "absent from the source: loaded empty (an optional table)")
+            if (added := metadata.get(NEW_COLUMNS)) is not None and isinstance(added.value, list):
+                table = event.asset_key.path[-1]
+                self._note(
+                    step,
+                    f"new source column(s) kept in raw.{table} (as extra columns, empty on earlier days): "
+                    f"{', '.join(added.value)}",
+                )
             by_reason = metadata.get(QUARANTINE_BY_REASON)
             if by_reason is not None and isinstance(by_reason.value, dict):  # the run's, the same on every day
                 self._note_quarantine(step, event.asset_key.path[-1], by_reason.value)

@@ -90,6 +90,7 @@ class LoadReport:
 
 
 QUARANTINE_BY_REASON = "quarantine_by_reason"  # a raw asset's metadata key: quarantine_by_reason of its run
+NEW_COLUMNS = "new_columns"  # a raw asset's metadata key: the source columns its run added to the raw table
 
 
 def quarantine_by_reason(reports: list[LoadReport], dated: bool = True) -> dict[str, dict]:
@@ -1379,6 +1380,17 @@ def count_reasons(report: LoadReport, reasons: dict[str, int]) -> None:
     )
     report.rows_quarantined = sum(report.quarantine_reasons.values())
     report.rows_loaded = report.rows_read - report.rows_quarantined
+
+
+def stored_columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str] | None:
+    """The columns of ``raw.<table>`` once it holds rows (None before: a first load's columns are all new), to name
+    the columns a later load adds (a vendor's new `model_build_id` in predictions was kept without a word)."""
+    try:
+        if not conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM raw.{table} LIMIT 1)").fetchone()[0]:
+            return None
+        return {r[0] for r in conn.execute(f"DESCRIBE raw.{table}").fetchall()}
+    except duckdb.Error:  # not loaded yet (or the Spark engine's table)
+        return None
 
 
 ABSENT = "table absent from source (optional)"

@@ -554,3 +554,30 @@ def test_an_attribute_naming_an_optional_column_the_users_files_lack_is_missing_
         assert "column(s) 'gender' that the users table does not have (its columns: user_id, sex)" in str(err.value)
         conn.execute("UPDATE raw.users SET gender = sex WHERE user_id = 'u1'")  # one value: the files have it
         check_attribute_columns(conn, {"gender": ["gender"], "sex": ["sex"]})
+
+
+def test_a_source_column_that_appears_on_a_later_day_is_said_by_the_run_that_adds_it(tmp_path, monkeypatch):
+    # a vendor added `model_build_id` to predictions on day 28: kept as an extra column without a word
+    zone = tmp_path / "zone"
+    put(zone, "users", b"user_id,signup_at,gender,age_band,country\nu1,2026-01-01,f,25-34,DE\n", day=None)
+    write_day(zone, "predictions", frame_for("predictions", ["a", "b"], DAY1), DAY1)
+    later = frame_for("predictions", ["c"], DAY2).assign(model_build_id="b-17")
+    write_day(zone, "predictions", later, DAY2)
+    for var, value in (
+        ("IMPACT_LEDGER_DB", tmp_path / "w.duckdb"),
+        ("IMPACT_LEDGER_SOURCE", zone),
+        ("IMPACT_LEDGER_EXPORTS", tmp_path / "exports"),
+        ("IMPACT_LEDGER_ANALYTICS_DB", tmp_path / "analytics.duckdb"),
+    ):
+        monkeypatch.setenv(var, str(value))
+    from orchestration.runs import materialize_days
+
+    said = []
+    assert materialize_days(DAY1, DAY1, progress=said.append).success
+    assert not [line for line in said if "new source column" in line]  # a first load's columns are all new
+    assert materialize_days(DAY2, DAY2, progress=said.append).success
+    [line] = [line for line in said if "new source column" in line]
+    assert line.endswith(
+        "raw.predictions: new source column(s) kept in raw.predictions (as extra columns, empty on earlier days): "
+        "model_build_id"
+    )

@@ -12,11 +12,13 @@ from orchestration.lib.contract import CONTRACTS, ContractError
 from orchestration.lib.db_sources import prepare, present_in_database, source_of
 from orchestration.lib.project_config import load_config
 from orchestration.lib.raw_loader import (
+    NEW_COLUMNS,
     QUARANTINE_BY_REASON,
     LoadReport,
     check_attribute_columns,
     load_days,
     quarantine_by_reason,
+    stored_columns,
 )
 from orchestration.lib.settings import gx_docs_dir
 
@@ -89,7 +91,9 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
         try:
             source, _ = prepare(table, days)
             with duckdb.get_connection() as conn:
+                before = stored_columns(conn, table)
                 reports = load_days(conn, table, source.root, days)
+                added = sorted((stored_columns(conn, table) or set()) - before) if before is not None else []
                 if source.kind == "database":
                     present_in_database(reports)
                 if table == "users":  # before any table that joins it (Spark's: DuckDB's views over its Parquet)
@@ -111,6 +115,8 @@ def build_raw_asset(table: str) -> dg.AssetsDefinition:
         # each day of a ranged run: its own counts (the run's totals stay on the run)
         add_daily_metadata(context, {r.partition_date: _metadata([r]) for r in reports})
         meta["source"] = source.label
+        if added:  # said once by the run's progress (runs.StepProgress)
+            meta[NEW_COLUMNS] = dg.MetadataValue.json(added)
         context.log.info(f"raw.{table}: {json.dumps({k: v for k, v in meta.items() if isinstance(v, int)})}")
         return dg.MaterializeResult(metadata=meta)
 
