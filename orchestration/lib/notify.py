@@ -234,17 +234,18 @@ def alert_notifications(alerts: pd.DataFrame) -> list[Notification]:
             ),
         )
         out.setdefault(n.dedup_key, n)
-    return _grouped(list(out.values()))
+    return list(out.values())
 
 
-GROUPED_AT = 5  # a model's alerts of one metric and day on more subjects than this are one notification
+GROUPED_AT = 5  # a model's new alerts of one metric and day on more subjects than this are sent as one notification
 GROUPED_NAMED = 10  # the subjects (highest values first) a grouped notification names
 
 
-def _grouped(notes: list[Notification]) -> list[Notification]:
-    """One notification per model, metric and day whose subjects are more than GROUPED_AT (subject '*', the highest
-    value, its subjects named): a trial's 64 pixel features over 11 one-vs-rest views sent 929 drift notifications
-    in one tick."""
+def grouped(notes: list[Notification]) -> list[Notification]:
+    """The notifications to send (select_new's, each still deduplicated by its own key): one per model, metric and
+    day whose new alerts are about more than GROUPED_AT subjects (subject '*', the highest value, its subjects
+    named): a trial's 64 pixel features over 11 one-vs-rest views sent 929 drift notifications in one tick. A
+    subject alerting on that day in a later run is sent then (grouped with the others new then)."""
     by_day: dict[tuple, list[Notification]] = {}
     for n in notes:
         by_day.setdefault((n.date, n.model_id, n.metric), []).append(n)

@@ -345,14 +345,14 @@ def test_windows_ending_after_a_model_stopped_predicting_raise_no_new_fairness_n
 
 def test_a_models_alerts_of_one_metric_on_many_subjects_of_a_day_are_one_notification():
     # a trial's 64 pixel features over 11 one-vs-rest views: 929 drift notifications in one tick
-    from orchestration.lib.notify import GROUPED_AT, GROUPED_NAMED
+    from orchestration.lib.notify import GROUPED_AT, GROUPED_NAMED, grouped
 
     many = GROUPED_NAMED + 2
     rows = [("2026-10-10", "ocr", "v1", "psi", f"px{k:02d}", 0.2 + k / 100, 0.2, "> 0.2") for k in range(many)]
     rows += [("2026-10-10", "ocr", "v1", "psi", f"px{k:02d}", 0.3, 0.2, "> 0.2") for k in range(2)]  # other version
     rows += [("2026-10-11", "ocr", "v1", "psi", f"px{k:02d}", 0.5, 0.2, "> 0.2") for k in range(GROUPED_AT)]
     rows += [("2026-10-10", "other", "v1", "psi", f"px{k:02d}", 0.5, 0.2, "> 0.2") for k in range(GROUPED_AT + 1)]
-    notes = alert_notifications(alerts_frame(rows))
+    notes = grouped(alert_notifications(alerts_frame(rows)))
     keys = [n.dedup_key for n in notes]
     assert keys == [
         "alert|2026-10-10|ocr|psi|*",
@@ -365,3 +365,21 @@ def test_a_models_alerts_of_one_metric_on_many_subjects_of_a_day_are_one_notific
     assert (
         grouped.message == f"ocr on 2026-10-10: psi of {many} subjects: {named} and 2 more (highest first; rule > 0.2)"
     )
+
+
+def test_a_subject_that_joins_a_grouped_day_later_is_sent_then_and_the_sent_ones_are_not_again():
+    # a re-trial halved 34 more pixels of a day already notified as one group: its 363 new alerts were never sent
+    from orchestration.lib.notify import grouped
+
+    def day_of(subjects):
+        return alert_notifications(
+            alerts_frame([("2026-10-10", "ocr", "v1", "psi", s, 0.5, 0.2, "> 0.2") for s in subjects])
+        )
+
+    first, cursor = select_new(day_of([f"px{k:02d}" for k in range(8)]), NotifyCursor(), date(2026, 10, 10))
+    assert [n.subject for n in grouped(first)] == ["*"] and "psi of 8 subjects" in grouped(first)[0].message
+    later, cursor = select_new(day_of([f"px{k:02d}" for k in range(30)]), cursor, date(2026, 10, 10))
+    [sent] = grouped(later)
+    assert "psi of 22 subjects" in sent.message and "px00" not in sent.message  # only the new ones
+    again, _ = select_new(day_of([f"px{k:02d}" for k in range(30)]), cursor, date(2026, 10, 10))
+    assert again == []

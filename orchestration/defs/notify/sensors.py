@@ -30,6 +30,7 @@ from orchestration.lib.notify import (
     build_notifiers,
     dispatch,
     gate_notifications,
+    grouped,
     load_notify_config,
     read_candidates,
     select_new,
@@ -209,14 +210,15 @@ def alert_notifications_sensor(context: dg.SensorEvaluationContext):
         )
     new, next_cursor = select_new(candidates, cursor, max(days, default=None), config.horizon_days)
     notifiers = build_notifiers(context.log, alerts_dir(), config)
-    failed = dispatch(new, notifiers, context.log) if new else {}
+    sent = grouped(new)
+    failed = dispatch(sent, notifiers, context.log) if new else {}
     if new and len(failed) == len(notifiers):
         # nobody was told: keep the old cursor so the next tick tries again
         return dg.SkipReason(f"every notifier failed, will retry: {failed}")
     next_cursor.source_mtime, next_cursor.event_storage_id = mtime, last_event
     context.update_cursor(next_cursor.to_json())
     newest = max(days, default=None)
-    summary = f"sent {len(new)} notification(s)" + (f" about days up to {newest}" if newest else "")
+    summary = f"sent {len(sent)} notification(s)" + (f" about days up to {newest}" if newest else "")
     return dg.SkipReason(summary + (f"; failed notifiers: {sorted(failed)}" if failed else ""))
 
 
