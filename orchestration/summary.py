@@ -88,30 +88,48 @@ def _health_lines(conn):
 PSI_LINES = 5  # a model's PSI alert lines said one by one; the others folded into one line
 
 
-def _fold_psi_lines(health):
+def _fold_psi_lines(conn, health):
     """_health_lines' rows but, per model, only its PSI_LINES PSI alert lines with the newest alerts (the latest day,
-    then the most days), and a line for the rest: a trial's 64 pixel features over 11 one-vs-rest views printed 245
-    alert lines."""
+    then the highest PSI of the latest day), and after them a row (``what`` 'folded') for the rest, naming the
+    highest first: a trial's 64 pixel features over 11 one-vs-rest views printed 245 alert lines."""
     import pandas as pd
 
     psi = (health["what"] == "alerts") & health["detail"].astype(str).str.startswith("psi (")
-    ranked = health[psi].sort_values(["latest", "days"], ascending=False, kind="stable")
+    if not psi.any():
+        return health
+    # each line's PSI on its latest day (a tie on the latest day fell back to the features' names)
+    peak = conn.execute(
+        "SELECT model_id, date, metric || ' (' || subject || ')' AS detail, max(value) AS peak FROM marts.alerts "
+        "WHERE metric = 'psi' GROUP BY ALL"
+    ).df()
+    peaks = {(m, d, pd.Timestamp(t)): v for m, t, d, v in peak.itertuples(index=False)}
+    lines = health[psi].copy()
+    versionless = lines["detail"].astype(str).str.replace(r" of [^()]*$", "", regex=True)  # 'psi (x) of v2'
+    lines["peak"] = [
+        peaks.get((m, d, pd.Timestamp(t))) for m, d, t in zip(lines["model_id"], versionless, lines["latest"])
+    ]
+    ranked = lines.sort_values(["latest", "peak"], ascending=False, kind="stable")
     shown = ranked.groupby("model_id").head(PSI_LINES).index
     rest = ranked.drop(shown)
-    folded = []
-    for model, lines in rest.groupby("model_id", sort=True):
-        names = [str(d)[len("psi (") :].split(")")[0] for d in lines["detail"]]
-        listed = ", ".join(dict.fromkeys(names[:FOLDED_NAMES]))
-        more = " ..." if len(set(names)) > FOLDED_NAMES else ""
-        since, latest = (
-            pd.Timestamp(lines[c].min() if c == "since" else lines[c].max()).date() for c in ("since", "latest")
+    folded_lines = {}
+    for model, folded in rest.groupby("model_id", sort=True):
+        names = list(dict.fromkeys(str(d)[len("psi (") :].split(")")[0] for d in folded["detail"]))
+        more = f" and {len(names) - FOLDED_NAMES} more" if len(names) > FOLDED_NAMES else ""
+        since, latest = pd.Timestamp(folded["since"].min()).date(), pd.Timestamp(folded["latest"].max()).date()
+        folded_lines[model] = (
+            f"alerts: {model} psi of {len(folded)} more feature line(s), the newest and highest PSI first: "
+            f"{', '.join(names[:FOLDED_NAMES])}{more}, from {since} to {latest} (each: SELECT * FROM marts.alerts "
+            f"WHERE model_id = '{model}' AND metric = 'psi')"
         )
-        folded.append(
-            f"alerts: {model} psi of {len(lines)} more feature line(s) ({listed}{more}), from {since} to {latest} "
-            f"(the {PSI_LINES} with the newest alerts above; each: SELECT * FROM marts.alerts WHERE model_id = "
-            f"'{model}' AND metric = 'psi')"
-        )
-    return health.drop(rest.index), folded
+    # each model's folded row right after its last PSI line shown
+    last_shown = {model: index for index, model in health.loc[psi & ~health.index.isin(rest.index), "model_id"].items()}
+    rows = []
+    for index, row in health.drop(rest.index).iterrows():
+        rows.append(row.to_dict())
+        if last_shown.get(row["model_id"]) == index and row["model_id"] in folded_lines:
+            rows.append({"what": "folded", "model_id": row["model_id"], "detail": folded_lines[row["model_id"]]})
+    counts = {c: "Int64" for c in ("days", "earlier_days") if c in health}  # whole numbers beside a folded row
+    return pd.DataFrame(rows, columns=health.columns).astype(counts)
 
 
 FOLDED_NAMES = 8  # the features a folded line names
@@ -1598,8 +1616,10 @@ def read_and_print(conn, reports: Path) -> None:
             print(f"  {line}")
     if len(health):
         print("\nModel health: alerts and retraining requests (details: marts.alerts, marts.retraining_requests)")
-        health, folded = _fold_psi_lines(health)
-        for _, row in health.iterrows():
+        for _, row in _fold_psi_lines(conn, health).iterrows():
+            if row["what"] == "folded":
+                print(f"  {row['detail']}")
+                continue
             since, latest = (pd.Timestamp(row[c]).date() for c in ("since", "latest"))
             when = f"on {since}" if since == latest else f"from {since} to {latest}"
             if row["what"] == "retraining requests" and since != latest:  # requests, not a span: each one's day
@@ -1627,8 +1647,6 @@ def read_and_print(conn, reports: Path) -> None:
             if row["what"] == "alerts" and str(row["detail"]).startswith("psi ("):
                 for piled in _piled_at_an_end(conn, row["model_id"], str(row["detail"]), latest):
                     print(f"    note: {piled}")
-        for line in folded:
-            print(f"  {line}")
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     drift = _recent_drift(conn)

@@ -1936,11 +1936,21 @@ def test_a_model_with_many_drifting_features_gets_its_newest_psi_lines_and_one_f
     # the PSI_LINES newest one by one (px08 .. px04), then one line for px00 .. px03
     assert sorted(line.split("(")[1].split(")")[0] for line in said[:PSI_LINES]) == features[-PSI_LINES:]
     assert said[PSI_LINES:] == [
-        "alerts: m psi of 4 more feature line(s) (feature_px03, feature_px02, feature_px01, feature_px00), from "
-        "2026-03-01 to 2026-03-04 (the 5 with the newest alerts above; each: SELECT * FROM marts.alerts WHERE "
+        "alerts: m psi of 4 more feature line(s), the newest and highest PSI first: feature_px03, feature_px02, "
+        "feature_px01, feature_px00, from 2026-03-01 to 2026-03-04 (each: SELECT * FROM marts.alerts WHERE "
         "model_id = 'm' AND metric = 'psi')"
     ]
+    lines = out.splitlines()  # the folded line right after the model's PSI lines
+    assert lines.index("  " + said[PSI_LINES]) == lines.index("  " + said[PSI_LINES - 1]) + 1
     assert "alerts: m label_coverage, on 2026-03-05 (1 day(s))" in out
+    # features alerting on the same days: the highest PSI of their latest day shown first (a re-trial's ties fell
+    # back to the names: px02 .. px13 shown, px60 at 7.28 folded behind "...")
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("UPDATE marts.alerts SET date = '2026-03-09' WHERE metric = 'psi'")  # every feature: one day
+        conn.execute("UPDATE marts.alerts SET value = 7.28 WHERE subject = 'feature_px00'")
+    out = _summary(path, capsys)
+    said = [line.strip() for line in out.splitlines() if line.strip().startswith("alerts: m psi")]
+    assert said[0].startswith("alerts: m psi (feature_px00)")
 
 
 def test_a_label_coverage_alert_of_a_model_whose_labels_land_later_than_its_wait_says_so(tmp_path, capsys, monkeypatch):
