@@ -726,16 +726,21 @@ _SEVERITY = {
 }
 
 
-def worst_index(metric: str, values: pd.Series):
+def worst_index(metric: str, values: pd.Series, thresholds: pd.Series | None = None):
     """The index of the breach value furthest past its threshold (None without values): the lowest coverage or
-    dropped precision/recall, the largest volume change either way, else the highest value."""
+    dropped precision/recall, the largest volume change either way, a version change's flag rate furthest from the
+    old version's (its threshold: a re-trial's report named the day least off), else the highest value."""
     values = values.dropna()
-    return None if values.empty else _SEVERITY.get(metric, lambda v: v)(values).idxmax()
+    if values.empty:
+        return None
+    if metric == "version_change" and thresholds is not None:
+        return (values / thresholds.loc[values.index] - 1).abs().idxmax()
+    return _SEVERITY.get(metric, lambda v: v)(values).idxmax()
 
 
-def worst_value(metric: str, values: pd.Series) -> float:
+def worst_value(metric: str, values: pd.Series, thresholds: pd.Series | None = None) -> float:
     """The breach value furthest past its threshold (worst_index's; NaN without values)."""
-    index = worst_index(metric, values)
+    index = worst_index(metric, values, thresholds)
     return float("nan") if index is None else float(values.loc[index])
 
 
@@ -746,9 +751,14 @@ def summarise_breaches(rows: pd.DataFrame, model_id: str, first: object, last: o
     value of each metric (the one furthest past its threshold).
     """
     worst = {}
-    for metric, values in rows.groupby("metric")["value"]:
-        if values.notna().any():
-            worst[metric] = round(worst_value(metric, values), 4)
+    # a version change's flag rate and score PSI apart (a rate and a PSI are not one scale)
+    said = rows["metric"]
+    if "subject" in rows:
+        said = said.where(said != "version_change", said + " (" + rows["subject"].fillna("") + ")")
+    for name, breaches in rows.groupby(said):
+        if breaches["value"].notna().any():
+            metric = breaches["metric"].iloc[0]
+            worst[name] = round(worst_value(metric, breaches["value"], breaches.get("threshold")), 4)
     # the breaches' own days: the window re-evaluated starts a label lookback before the run, maybe before the data
     on = sorted({pd.Timestamp(d).date() for d in rows["date"]}) if "date" in rows and len(rows) else []
     when = f" on {on[0]}" + (f" .. {on[-1]}" if on[-1] != on[0] else "") if on else ""

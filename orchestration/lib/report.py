@@ -903,7 +903,7 @@ class ReportBuilder:
             # and its own rule text: a pooled rule's counts are the day's (a trial's row read the worst day's 0
             # beside the last day's "2 of 18 labelled")
             worst = {
-                k: g.iloc[-1] if (i := worst_index(k[2], g["value"])) is None else g.loc[i]
+                k: g.iloc[-1] if (i := worst_index(k[2], g["value"], g["threshold"])) is None else g.loc[i]
                 for k, g in frame.groupby(keys, sort=True)
             }
             rows = [worst[tuple(r)] for r in grouped[keys].itertuples(index=False)]

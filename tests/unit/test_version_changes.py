@@ -339,3 +339,27 @@ def test_a_new_version_whose_flag_rate_or_scores_move_raises_version_change_aler
         f"v2 replaced v1 on 2026-03-10: score PSI {expected[-1][2]:.2f} over its first 4 day(s) (240 scores) against "
         "v1's reference (2026-03-01 .. 2026-03-07, 300 scores): above 0.2 and chi-square p < 0.01"
     )
+
+
+def test_the_worst_version_change_is_the_flag_rate_furthest_from_the_old_versions():
+    # a re-trial's report named the day least off (0.012 against 0.26) as the worst of a flag-rate drop, and the
+    # health check took one maximum over a rate and a PSI
+    import pandas as pd
+
+    from orchestration.lib.alerts import summarise_breaches, worst_index
+
+    rows = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2026-10-21", "2026-10-26", "2026-10-21", "2026-10-26"]),
+            "metric": "version_change",
+            "subject": ["flag_rate", "flag_rate", "score", "score"],
+            "value": [0.01195, 0.0074, 3.2, 2.1],
+            "threshold": [0.2577, 0.2577, 0.2, 0.2],
+        }
+    )
+    rates = rows[rows["subject"] == "flag_rate"]
+    assert worst_index("version_change", rates["value"], rates["threshold"]) == 1  # |0.0074 / 0.2577 - 1| largest
+    assert summarise_breaches(rows, "m", "2026-10-21", "2026-10-26")["worst_value_by_metric"] == {
+        "version_change (flag_rate)": 0.0074,
+        "version_change (score)": 3.2,
+    }
