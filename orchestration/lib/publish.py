@@ -68,8 +68,9 @@ PUBLISHED = {
 # Parquet exports: `impact-ledger report` on the snapshot dropped the run's own report's cost lines and its
 # label-free estimate's caveats. (A version change's score PSI also reads the new version's predictions: not
 # published, so a report from the snapshot says it was not computed.)
-# quality.source_changes too: replaced whole by every run (lib/source_changes.py), read by the notifications
-REPORT_INPUTS = ("staging.stg_model_costs", "intermediate.int_score_calibration", "quality.source_changes")
+REPORT_INPUTS = ("staging.stg_model_costs", "intermediate.int_score_calibration")
+# copied whole the same way: replaced whole by every run (lib/source_changes.py), read by the notifications
+COPIED_WHOLE = (*REPORT_INPUTS, "quality.source_changes")
 
 
 @dataclass
@@ -285,7 +286,7 @@ def refresh_snapshot(
             "AND table_catalog = current_database() ORDER BY 1"
         ).fetchall()
     ]
-    inputs = [t for t in REPORT_INPUTS if _readable(conn, t)]
+    inputs = [t for t in COPIED_WHOLE if _readable(conn, t)]
     tables = [*_existing(conn), *quarantine, *inputs]
     # a detached snapshot holds no WAL (DuckDB checkpoints it then): copying the file copies all of it
     wal = snapshot.with_name(f"{snapshot.name}.wal")
