@@ -1972,8 +1972,8 @@ def test_a_label_coverage_alert_of_a_model_whose_labels_land_later_than_its_wait
         )
     out = _summary_under(path, capsys, monkeypatch, "models:\n  slow: {label_horizon_days: 200}\n  quick: {}\n")
     assert (
-        "note: slow's labels so far landed a median 125 days after their predictions (label_horizon_days 200), later "
-        "than this alert's wait of 7 days: it judges days whose labels are not due yet"
+        "note: slow's labels may take up to 200 days (label_horizon_days); those landed so far took a median 125.0 "
+        "days (cut at the newest day: the later ones are not among them yet), and this alert judges a day 7 days on"
     ) in out
     assert "quick's labels" not in out  # a day or two: the alert stands on its own
     # labels seen so far quicker than the wait, but a horizon far beyond it (a re-trial's 64-day median, cut at the
@@ -1985,6 +1985,6 @@ def test_a_label_coverage_alert_of_a_model_whose_labels_land_later_than_its_wait
         "models:\n  slow: {label_horizon_days: 200, alerts: {label_coverage: {after_days: 130}}}\n  quick: {}\n",
     )
     assert (
-        "note: slow's labels may take up to 200 days (label_horizon_days) (those landed so far: a median 125 days, "
-        "cut at the newest day), and this alert judges a day 130 days on"
+        "note: slow's labels may take up to 200 days (label_horizon_days); those landed so far took a median 125.0 "
+        "days (cut at the newest day: the later ones are not among them yet), and this alert judges a day 130 days on"
     ) in out
