@@ -437,11 +437,13 @@ def _late_files(first: date, last: date) -> list:
 def _late_files_note(late: list) -> str:
     days = sorted({f.day for f in late})
     shown = ", ".join(
-        f"{f.table} {f.day} ({f.path.name}{', beside ' + ', '.join(p.name for p in f.beside) if f.beside else ''})"
+        f"{f.table} {f.day} ({f.path.name}{', beside ' + ', '.join(p.name for p in f.beside) if f.beside else ''}"
+        f"{' removed' if f.removed else ''})"
         for f in late[:NOTE_FILES]
     )
     note = (
-        f"note: {len(late)} landing file(s) of days already run arrived or changed since those days were loaded: "
+        f"note: {len(late)} landing file(s) of days already run arrived, changed or were removed since those days "
+        "were loaded: "
         f"{shown}{' ...' if len(late) > NOTE_FILES else ''}; their rows reach the warehouse when those days run "
         f"again: {_rerun_through_newest(days)}"
     )

@@ -33,6 +33,7 @@ class LateFile:
     # the day's other files a run loaded, still there: a new file beside them is read with them, and a key in both
     # keeps one row (a trial's corrected re-delivery lost to the stale file's rows)
     beside: tuple[Path, ...] = ()
+    removed: bool = False  # a file a run loaded that is no longer there (its rows stay until the day runs again)
 
 
 def _dated(root: Path, table: str) -> dict[Path, date] | None:
@@ -94,7 +95,9 @@ def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path]
         seen.setdefault((table, day), {})[file] = (size, mtime, digest)
     late = []
     for table, root in sorted(roots.items()):
-        dated = _dated(root, table) or {}
+        dated = _dated(root, table)
+        if dated is None:  # no files, or not every one dated: not tracked (as record() does)
+            continue
         for path, day in sorted(dated.items(), key=lambda kv: (kv[1], kv[0])):
             known = seen.get((table, day))
             if known is None or first <= day <= last:
@@ -108,7 +111,15 @@ def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path]
                 continue  # the same bytes delivered again (a re-sent copy): nothing to load
             beside = () if _loaded(path, root, known) else (p for p, d in dated.items() if d == day and p != path)
             late.append(LateFile(table, day, path, tuple(sorted(p for p in beside if _loaded(p, root, known)))))
-    return late
+        # files a run loaded that are gone (a re-trial removed a day's sessions file: its rows stayed, unsaid)
+        present = {_key(p, root) for p in dated} | {str(p.resolve()) for p in dated}
+        for (recorded_table, day), known in sorted(seen.items()):
+            if recorded_table != table or first <= day <= last:
+                continue
+            for key in sorted(k for k in known if k and k not in present):
+                path = Path(key) if Path(key).is_absolute() else root / key
+                late.append(LateFile(table, day, path, removed=True))
+    return sorted(late, key=lambda f: (f.table, f.day, str(f.path)))
 
 
 def _loaded(path: Path, root: Path, known: dict) -> bool:

@@ -438,7 +438,8 @@ def source_change_notifications(changes: pd.DataFrame) -> list[Notification]:
                 date=_day(r.date),
                 model_id=None,
                 metric="source_changed",
-                subject=r.table_name,
+                # the change in the key: a second correction of the same day is news (a re-trial's was never sent)
+                subject=f"{r.table_name} ({r.change})",
                 value=None,
                 threshold=None,
                 message=f"{r.table_name} {_day(r.date)}: {what}; its rows count once that day runs again",

@@ -281,7 +281,9 @@ def test_source_files_changed_after_their_day_ran_are_recorded_published_notifie
     with duckdb.connect(str(analytics_path()), read_only=True) as conn:  # published, and notified from there
         candidates, _ = read_candidates(conn)
     notes = [n for n in candidates if n.kind == "source"]
-    assert [(n.date, n.subject) for n in notes] == [(str(beside), "orders"), (str(edited), "orders")]
+    assert [(n.date, n.subject) for n in notes] == [(str(beside), f"orders ({c})") for _, _, _, c in expected[:1]] + [
+        (str(edited), f"orders ({path.name})")
+    ]
     assert "remove the stale file first" in notes[0].message and path.name in notes[1].message
     assert cli.cmd_summary(argparse.Namespace(db=str(pipeline.db))) == 0
     out = capsys.readouterr().out

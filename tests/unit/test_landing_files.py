@@ -126,3 +126,18 @@ def test_a_new_file_beside_a_loaded_one_of_its_day_names_it_and_the_note_says_to
     assert f"labels {D1} ({corrected.name}, beside {original.name})" in note and f"labels {D2} ({changed.name})" in note
     assert "If it corrects the loaded file, remove the stale one before running the day again" in note
     assert "remove the stale one" not in _late_files_note(late[1:])
+
+
+def test_a_loaded_file_removed_after_its_day_ran_is_named(tmp_path):
+    # a re-trial removed a day's sessions file: its rows stayed in the warehouse and nothing said so
+    from orchestration.cli import _late_files_note
+
+    root = tmp_path / "landing"
+    first, second = _file(root, D1), _file(root, D2)
+    with duckdb.connect() as conn:
+        record(conn, "labels", root, [LoadReport("labels", D1, [str(first)]), LoadReport("labels", D2, [str(second)])])
+        first.unlink()
+        late = changed_since_loaded(conn, {"labels": root}, D3, D3)
+        assert [(f.day, f.path, f.removed) for f in late] == [(D1, first, True)]
+        assert f"labels {D1} ({first.name} removed)" in _late_files_note(late)
+        assert changed_since_loaded(conn, {"labels": root}, D1, D1) == []  # the run's own day: loaded as it is now

@@ -383,3 +383,22 @@ def test_a_subject_that_joins_a_grouped_day_later_is_sent_then_and_the_sent_ones
     assert "psi of 22 subjects" in sent.message and "px00" not in sent.message  # only the new ones
     again, _ = select_new(day_of([f"px{k:02d}" for k in range(30)]), cursor, date(2026, 10, 10))
     assert again == []
+
+
+def test_a_second_change_of_the_same_source_day_is_notified_too():
+    # a re-trial's second corrected file of an already-notified orders day was never sent (the key held the day only)
+    from orchestration.lib.notify import source_change_notifications
+
+    def changes(*said):
+        return source_change_notifications(
+            pd.DataFrame(
+                {"table_name": "orders", "date": pd.to_datetime("2026-10-01"), "kind": "file", "change": list(said)}
+            )
+        )
+
+    first, cursor = select_new(changes("orders_2026-10-01_corrected.csv"), NotifyCursor(), date(2026, 10, 3))
+    assert len(first) == 1 and first[0].kind == "source" and "orders 2026-10-01" in first[0].message
+    again, cursor = select_new(changes("orders_2026-10-01_corrected.csv"), cursor, date(2026, 10, 4))
+    assert again == []
+    second, _ = select_new(changes("orders_2026-10-01_corrected_v2.csv"), cursor, date(2026, 10, 5))
+    assert [n.subject for n in second] == ["orders (orders_2026-10-01_corrected_v2.csv)"]
