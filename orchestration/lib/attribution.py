@@ -362,9 +362,11 @@ def _compare_all(control, treatment, metric_type: str, window: str, s: Attributi
         c_arm, t_arm = cuped_arm_stats(control), cuped_arm_stats(treatment)
         cuped = compare_cuped(c_arm, t_arm, s.alpha)
         balance_p = covariate_balance(control, treatment, s)
-        # an imbalanced covariate would shift the estimate by theta x its difference, not only narrow the CI
-        balanced = not balance_p < s.covariate_balance_alpha  # not testable (NaN): CUPED's own rule decides
-        usable = balanced and _cuped_has_noise(cuped, c_arm, t_arm)
+        # an imbalanced covariate would shift the estimate by theta x its difference, not only narrow the CI; one
+        # too thin to test (fewer than min_events_per_arm events in an arm, no variance) is too thin to adjust by: a
+        # trial's theta of -18.6, fitted on the one unit with a pre-period order, moved the value by 68.5 a unit
+        balanced = not balance_p < s.covariate_balance_alpha
+        usable = balanced and not math.isnan(balance_p) and _cuped_has_noise(cuped, c_arm, t_arm)
         primary = cuped.result if usable else fixed
         r = cuped.result
         out |= fixed.as_dict() | {
