@@ -262,28 +262,30 @@ def test_a_harmful_models_innocent_wrongly_flagged_twice_as_often_fails_equal_op
     assert sum(not v["passes_equal_opportunity"] for v in fair) <= 5
 
 
+def _decisions(flagged: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """Unlabelled row-level decisions of one day: group -> (positive decisions, predictions)."""
+    parts = [
+        pd.DataFrame({"group_value": g, "label": 0, "decision": np.r_[np.ones(k, int), np.zeros(n - k, int)]})
+        for g, (k, n) in flagged.items()
+    ]
+    return pd.concat(parts, ignore_index=True).assign(date="2026-09-01", score=0.5)
+
+
 def test_two_small_groups_unlike_by_fishers_test_fail_where_their_95_percent_intervals_overlap():
     # a trial's credit-line increases: owners 14 of 23, renters 10 of 37 (disparate impact 0.44; Fisher's p 0.015,
     # Pearson's 0.009) "passed within noise" because the two Wilson 95% intervals overlapped by 0.02
-    def rows(counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
-        parts = [
-            pd.DataFrame({"group_value": g, "label": 0, "decision": np.r_[np.ones(k, int), np.zeros(n - k, int)]})
-            for g, (k, n) in counts.items()
-        ]
-        return pd.concat(parts, ignore_index=True).assign(date="2026-09-01", score=0.5)
-
     trial = {"owner": (14, 23), "renter": (10, 37)}
     (own_low, own_high), (rent_low, rent_high) = (proportion_confint(k, n, method="wilson") for k, n in trial.values())
     assert rent_high > own_low  # the intervals overlap: the old rule passed it
     assert fisher_exact([[14, 9], [10, 27]])[1] < 0.05
-    verdict = bias_verdicts(group_rates(counts(rows(trial))), {"min_labelled": 0, "min_predictions": 20}).iloc[0]
+    verdict = bias_verdicts(group_rates(counts(_decisions(trial))), {"min_labelled": 0, "min_predictions": 20}).iloc[0]
     assert verdict["disparate_impact_ratio"] == pytest.approx((10 / 37) / (14 / 23), rel=1e-12)
     assert not verdict["passes_disparate_impact"] and verdict["flagged_groups_disparate_impact"] == ["renter"]
     assert "within noise" not in verdict["note"]
     # the same ratio on fewer predictions is noise by the same test, and passes saying so
     small = {"owner": (6, 10), "renter": (4, 15)}
     assert fisher_exact([[6, 4], [4, 11]])[1] > 0.05
-    verdict = bias_verdicts(group_rates(counts(rows(small))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
+    verdict = bias_verdicts(group_rates(counts(_decisions(small))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
     assert verdict["disparate_impact_ratio"] < 0.8 and verdict["passes_disparate_impact"]
     assert "disparate impact beyond its limit within noise" in verdict["note"]
 
@@ -291,16 +293,9 @@ def test_two_small_groups_unlike_by_fishers_test_fail_where_their_95_percent_int
 def test_a_ratio_whose_lowest_group_is_within_noise_names_it_beside_the_group_behind_beyond_it():
     # a trial's province verdict printed "DI 0.52 ... disadvantaged: New Brunswick": 0.52 was Manitoba's against
     # British Columbia's (a small group, within noise), New Brunswick's 0.65 was the gap beyond noise
-    def rows(counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
-        parts = [
-            pd.DataFrame({"group_value": g, "label": 0, "decision": np.r_[np.ones(k, int), np.zeros(n - k, int)]})
-            for g, (k, n) in counts.items()
-        ]
-        return pd.concat(parts, ignore_index=True).assign(date="2026-09-01", score=0.5)
-
     groups = {"top": (600, 1000), "small": (4, 12), "large": (350, 1000)}
     assert fisher_exact([[600, 400], [4, 8]])[1] > 0.05 and fisher_exact([[600, 400], [350, 650]])[1] < 1e-6
-    verdict = bias_verdicts(group_rates(counts(rows(groups))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
+    verdict = bias_verdicts(group_rates(counts(_decisions(groups))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
     # by hand: small (4 / 12) / 0.60 = 0.556, the lowest; large 0.35 / 0.60 = 0.583
     assert verdict["disparate_impact_ratio"] == pytest.approx((4 / 12) / 0.6, rel=1e-12)
     assert verdict["disparate_impact_lowest"] == ["small"]
@@ -309,6 +304,6 @@ def test_a_ratio_whose_lowest_group_is_within_noise_names_it_beside_the_group_be
     assert "disadvantaged: large (the ratio is small's, a gap within noise)" in said
     # where the lowest group is the one behind, nothing more is said
     groups = {"top": (600, 1000), "large": (350, 1000)}
-    verdict = bias_verdicts(group_rates(counts(rows(groups))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
+    verdict = bias_verdicts(group_rates(counts(_decisions(groups))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
     assert "disparate impact ratio 0.58 < 0.80; disadvantaged: large\n" in summarise_verdicts(pd.DataFrame([verdict]))
     assert "a gap within noise" not in summarise_verdicts(pd.DataFrame([verdict]))
