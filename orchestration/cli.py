@@ -770,6 +770,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             "(`impact-ledger materialize`), or pass --db"
         )
     out = Path(args.out).resolve() if args.out else reports_dir()
+    if out.suffix.lower() in (".html", ".htm") and not out.is_dir():  # a trial's X.html became a folder
+        raise CliError(
+            f"--out names the folder the report is written to (as impact_ledger_<date>.html): '{out}' reads as a "
+            f"file name; give its folder (--out {out.parent})"
+        )
     with _analyst_connection(db) as conn:
         day = args.date or latest_report_date(conn)
         if day is None:

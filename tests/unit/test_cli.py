@@ -565,6 +565,20 @@ def test_summary_and_report_take_the_project_file_as_materialize_does(tmp_path, 
         assert "--config" in capsys.readouterr().err
 
 
+def test_report_out_given_a_file_name_says_it_names_a_folder(tmp_path, capsys):
+    # a trial's `report --out X.html` wrote X.html/impact_ledger_<date>.html
+    import duckdb
+
+    from orchestration.cli import main
+
+    snapshot = tmp_path / "analytics.duckdb"
+    duckdb.connect(str(snapshot)).close()
+    assert main(["report", "--db", str(snapshot), "--out", str(tmp_path / "daily.html")]) == 2
+    said = capsys.readouterr().err
+    assert "--out names the folder the report is written to" in said and f"--out {tmp_path}" in said
+    assert not (tmp_path / "daily.html").exists()
+
+
 def test_the_closing_line_counts_the_days_the_gates_held_back(tmp_path, monkeypatch, capsys):
     # every day with data held back (user ids written differently in two tables) and the run said only "ok";
     # a design gate's failed days were counted as held back too, though every model's marts were built
