@@ -261,11 +261,13 @@ def grouped(notes: list[Notification]) -> list[Notification]:
         more = f" and {len(ranked) - GROUPED_NAMED} more" if len(ranked) > GROUPED_NAMED else ""
         top = ranked[0]
         rule = top.message.split(", rule ", 1)[-1]
+        # the model and its version as the single alerts say them ("m (v2)")
+        who = top.message[: top.message.index(") on ") + 1] if top.message.startswith(f"{model} (") else model
         out.append(
             replace(
                 top,
                 subject="*",
-                message=f"{model} on {day}: {metric} of {len(same)} subjects: {named}{more} (highest first; rule {rule})",
+                message=f"{who} on {day}: {metric} of {len(same)} subjects: {named}{more} (highest first; rule {rule})",
             )
         )
     return out

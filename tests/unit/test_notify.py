@@ -363,7 +363,8 @@ def test_a_models_alerts_of_one_metric_on_many_subjects_of_a_day_are_one_notific
     assert grouped.value == pytest.approx(0.2 + (many - 1) / 100)  # the highest
     named = ", ".join(f"px{k:02d} {round(0.2 + k / 100, 4)}" for k in range(many - 1, many - 1 - GROUPED_NAMED, -1))
     assert (
-        grouped.message == f"ocr on 2026-10-10: psi of {many} subjects: {named} and 2 more (highest first; rule > 0.2)"
+        grouped.message
+        == f"ocr (v1) on 2026-10-10: psi of {many} subjects: {named} and 2 more (highest first; rule > 0.2)"
     )
 
 
