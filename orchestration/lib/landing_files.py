@@ -91,8 +91,10 @@ def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path]
     except duckdb.CatalogException:  # no day recorded yet
         return []
     seen: dict[tuple[str, date], dict[str, tuple[int, int, str | None]]] = {}
+    days_of: dict[str, set[date]] = {}  # each table's recorded days
     for table, day, file, size, mtime, digest in recorded:
         seen.setdefault((table, day), {})[file] = (size, mtime, digest)
+        days_of.setdefault(table, set()).add(day)
     late = []
     for table, root in sorted(roots.items()):
         dated = _dated(root, table)
@@ -113,10 +115,8 @@ def changed_since_loaded(conn: duckdb.DuckDBPyConnection, roots: dict[str, Path]
             late.append(LateFile(table, day, path, tuple(sorted(p for p in beside if _loaded(p, root, known)))))
         # files a run loaded that are gone (a re-trial removed a day's sessions file: its rows stayed, unsaid)
         present = {_key(p, root) for p in dated} | {str(p.resolve()) for p in dated}
-        for (recorded_table, day), known in sorted(seen.items()):
-            if recorded_table != table or first <= day <= last:
-                continue
-            for key in sorted(k for k in known if k and k not in present):
+        for day in sorted(d for d in days_of.get(table, ()) if not first <= d <= last):
+            for key in sorted(k for k in seen[(table, day)] if k and k not in present):
                 path = Path(key) if Path(key).is_absolute() else root / key
                 late.append(LateFile(table, day, path, removed=True))
     return sorted(late, key=lambda f: (f.table, f.day, str(f.path)))

@@ -18,6 +18,18 @@ from orchestration.lib.project_init import InitError, describe, infer, render, r
 START = datetime(2025, 1, 6)
 
 
+def _positive_a_day_later(preds: pd.DataFrame) -> pd.DataFrame:
+    """A positive implicit label for each of ``preds``, landed a day after its prediction."""
+    return pd.DataFrame(
+        {
+            "prediction_id": preds["prediction_id"],
+            "label": 1,
+            "labeled_at": preds["predicted_at"] + timedelta(days=1),
+            "label_source": "implicit",
+        }
+    )
+
+
 def _write(source: Path, name: str, frame: pd.DataFrame, fmt: str = "csv", file: str | None = None) -> None:
     (source / name).mkdir(parents=True, exist_ok=True)
     path = source / name / f"{file or name}.{fmt}"
@@ -1017,21 +1029,13 @@ def test_the_share_labelled_counts_back_from_the_zones_newest_prediction_when_la
     # labelled" of the predictions old enough, where 46% were
     source, _, preds, _ = zone
     early = preds[preds["predicted_at"] < START + timedelta(days=4)]  # labels for days 0-3 only, a day late
-    labels = pd.DataFrame(
-        {
-            "prediction_id": early["prediction_id"],
-            "label": 1,
-            "labeled_at": early["predicted_at"] + timedelta(days=1),
-            "label_source": "implicit",
-        }
-    )
-    _write(source, "labels", labels)
+    _write(source, "labels", _positive_a_day_later(early))
     (a,) = [m for m in infer(source).models if m.model_id == "a"]
     # by hand: p99 of a delay of exactly one day is 1; old enough = made a day before the zone's newest prediction
     mature = preds[
         (preds["model_id"] == "a") & (preds["predicted_at"] <= preds["predicted_at"].max() - timedelta(days=1))
     ]
-    done = mature["prediction_id"].isin(labels["prediction_id"]).sum()
+    done = mature["prediction_id"].isin(early["prediction_id"]).sum()
     assert (a.mature, a.mature_labelled) == (len(mature), done) and done < len(mature)
     assert a.labelled_said.startswith(f"labelled: {done / len(mature):.0%} of the {len(mature)} predictions old enough")
 
@@ -1677,15 +1681,7 @@ def test_groups_a_bias_window_would_hold_too_few_labels_of_are_named_per_attribu
         columns=["prediction_id", "model_id", "model_version", "user_id", "predicted_at", "score", "threshold"],
     )
     _write(source, "predictions", preds)
-    labels = pd.DataFrame(
-        {
-            "prediction_id": preds["prediction_id"],
-            "label": 1,
-            "labeled_at": preds["predicted_at"] + timedelta(days=1),
-            "label_source": "implicit",
-        }
-    )
-    _write(source, "labels", labels)
+    _write(source, "labels", _positive_a_day_later(preds))
     inf = infer(source)
     assert inf.proposed_attributes == ["ethnicity", "gender"]
     assert "# intersections: [[ethnicity, gender]]" in render(inf)

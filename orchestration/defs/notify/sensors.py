@@ -88,25 +88,21 @@ def failed_blocking_checks(
             check = entry.dagster_event.event_specific_data
             if not check.blocking:
                 continue
+            gate, evaluated = _gate_name(check.check_name), _run_days(run, check.partition)
+            # the days it evaluated passed, unless it names them failed below
+            latest.update({(gate, d): None for d in evaluated})
             if check.passed:
-                latest.update({(_gate_name(check.check_name), d): None for d in _run_days(run, check.partition)})
                 continue
             gates_failed = True
             failures = check.metadata.get("failed_expectations")
             blocking = [name for name, f in (failures.data if failures else {}).items() if f.get("blocking", True)]
             failed_days = check.metadata.get("failed_days")  # a gate judging each day names the days it held back
-            days = (
-                [date.fromisoformat(d) for d in failed_days.data]
-                if failed_days is not None
-                else _run_days(run, check.partition)
-            )
+            days = [date.fromisoformat(d) for d in failed_days.data] if failed_days is not None else evaluated
             rows_validated = check.metadata.get("rows_validated")
-            for day in _run_days(run, check.partition):  # the range's days the gate did not hold back passed
-                latest[(_gate_name(check.check_name), day)] = None
             for day in days:
-                latest[(_gate_name(check.check_name), day)] = {
+                latest[(gate, day)] = {
                     "date": day,
-                    "suite": _gate_name(check.check_name),
+                    "suite": gate,
                     "table_name": check.asset_key.path[-1],
                     "asset": "/".join(check.asset_key.path),
                     "passed": False,
