@@ -49,13 +49,14 @@ class Notification:
     threshold: float | None
     message: str
     # the last day it is about, when more than `date`: a failed run's last day (part of its key); the last window
-    # of a fairness failure (not part of its key: it grows while the failure lasts, which is one notification)
+    # of a fairness failure or the last day of a version change (not part of their keys: they grow while it
+    # lasts, which is one notification)
     until: str | None = None
 
     @property
     def dedup_key(self) -> str:
         parts = (self.kind, self.date, self.model_id or "", self.metric, self.subject)
-        return "|".join(parts + ((self.until,) if self.until and self.kind != "fairness" else ()))
+        return "|".join(parts + ((self.until,) if self.until and self.kind == "run" else ()))
 
     @property
     def last_day(self) -> str:
@@ -214,24 +215,37 @@ def _day(value) -> str:
 
 
 def alert_notifications(alerts: pd.DataFrame) -> list[Notification]:
-    """marts.alerts rows -> notifications (one per date, model, metric, subject; model versions collapse)."""
+    """marts.alerts rows -> notifications (one per date, model, metric, subject; model versions collapse). A
+    version change is one notification (its first day's figures) however many of the new version's days breach:
+    a trial's one change was 13 notifications over 7 mornings."""
     out = {}
+    changes = {}  # (model, version, subject) -> (first day, last day) of its version_change rows
+    for r in alerts[alerts["metric"] == "version_change"].itertuples(index=False):
+        key, day = (r.model_id, r.model_version, r.subject or ""), _day(r.date)
+        first, last = changes.get(key, (day, day))
+        changes[key] = (min(first, day), max(last, day))
     for r in alerts.sort_values(["date", "model_id", "metric", "subject"]).itertuples(index=False):
         subject = r.subject or ""
         about = f"{r.metric}" + (f" of {subject}" if subject else "")
         value = _number(r.value)
+        changed = changes.get((r.model_id, r.model_version, subject)) if r.metric == "version_change" else None
+        first, until = changed or (_day(r.date), None)
+        if first != _day(r.date):
+            continue  # a later day of a version change: its first day's notification says it
+        lasting = f" (and on its version's days through {until})" if until and until != first else ""
         n = Notification(
             kind="alert",
-            date=_day(r.date),
+            date=first,
             model_id=r.model_id,
             metric=r.metric,
             subject=subject,
             value=value,
             threshold=_number(r.threshold),
             message=(
-                f"{r.model_id} ({r.model_version}) on {_day(r.date)}: {about} = "
+                f"{r.model_id} ({r.model_version}) on {first}{lasting}: {about} = "
                 f"{'n/a' if value is None else round(value, 4)}, rule {r.rule}"
             ),
+            until=until if until != first else None,
         )
         out.setdefault(n.dedup_key, n)
     return list(out.values())
@@ -453,7 +467,10 @@ def source_change_notifications(changes: pd.DataFrame) -> list[Notification]:
 SOURCES = {
     "marts.alerts": (
         "SELECT date, model_id, model_version, metric, coalesce(subject, '') AS subject, value, threshold, rule "
-        "FROM marts.alerts WHERE date >= ?",
+        # a version change's first day too, while any of its days is in the horizon (its notification's key)
+        "FROM marts.alerts a WHERE date >= $1 OR (metric = 'version_change' AND EXISTS (SELECT 1 FROM marts.alerts "
+        "b WHERE b.metric = 'version_change' AND b.date >= $1 AND b.model_id = a.model_id AND b.model_version = "
+        "a.model_version AND coalesce(b.subject, '') = coalesce(a.subject, '')))",
         alert_notifications,
     ),
     "quality.gate_results": (

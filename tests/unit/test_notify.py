@@ -403,3 +403,38 @@ def test_a_second_change_of_the_same_source_day_is_notified_too():
     assert again == []
     second, _ = select_new(changes("orders_2026-10-01_corrected_v2.csv"), cursor, date(2026, 10, 5))
     assert [n.subject for n in second] == ["orders (orders_2026-10-01_corrected_v2.csv)"]
+
+
+def test_a_version_change_is_one_notification_however_many_of_its_days_breach():
+    # a trial's one vendor change was 13 notifications over 7 mornings (flag rate and score PSI, each day)
+    conn = duckdb.connect()
+    ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
+
+    def add(day: int, version: str, metric: str, subject: str) -> None:
+        conn.execute(
+            "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+            "VALUES (DATE '2026-10-01' + INTERVAL (?) DAY, 'fraud', ?, ?, ?, 0.24, 0.035, 'as said')",
+            [day - 1, version, metric, subject],
+        )
+
+    sent, cursor = [], NotifyCursor()
+    for day in range(1, 15):  # a daily run each day, a 3-day horizon shorter than the change's 7 days
+        if 3 <= day <= 9:  # v2's first 7 days breach on both subjects
+            add(day, "v2", "version_change", "flag_rate")
+            add(day, "v2", "version_change", "score")
+        add(day, "v2", "psi", "score")  # a drift alert of a feature named like the subject: every day is news
+        if day == 12:
+            add(day, "v3", "version_change", "flag_rate")  # the next version's change is news too
+        candidates, newest = read_candidates(conn, horizon_days=3)
+        new, cursor = select_new(candidates, NotifyCursor.from_json(cursor.to_json()), newest, horizon_days=3)
+        sent += new
+    changes = [(n.date, n.subject, n.message.split(":")[0]) for n in sent if n.metric == "version_change"]
+    assert changes == [
+        ("2026-10-03", "flag_rate", "fraud (v2) on 2026-10-03"),
+        ("2026-10-03", "score", "fraud (v2) on 2026-10-03"),
+        ("2026-10-12", "flag_rate", "fraud (v3) on 2026-10-12"),
+    ]
+    assert sorted(n.date for n in sent if n.metric == "psi") == [f"2026-10-{d:02d}" for d in range(1, 15)]
+    # read back later, the first day's notification says how long the change breached
+    [said, *_] = alert_notifications(conn.execute("SELECT * FROM marts.alerts WHERE metric = 'version_change'").df())
+    assert said.message.startswith("fraud (v2) on 2026-10-03 (and on its version's days through 2026-10-09): ")
