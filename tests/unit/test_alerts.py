@@ -82,6 +82,9 @@ NO_DRIFT = pd.DataFrame(
 )
 # bins far beyond sampling noise (chi-square 1,000 on 9 degrees of freedom): the PSI threshold decides
 BEYOND_NOISE = {"drift_chi2": 1000.0, "drift_bins": 10}
+# beyond the rule's alpha (0.01), not a tenth of it (chi-square 23 on 9 degrees: p 0.0062): a day under min_count is
+# not judged alone
+NEAR_NOISE = {"drift_chi2": 23.0, "drift_bins": 10}
 # the reference window's summed counts: precision 0.5, recall 0.75
 REFERENCE = pd.DataFrame(
     {
@@ -252,7 +255,7 @@ def test_psi_is_judged_only_with_min_count_values_on_both_sides_where_noise_stay
             "psi": 3.0,
             "current_values": [10, n, n - 1, 5 * n],
             "reference_values": [70, n, 7 * n, n - 1],
-            **BEYOND_NOISE,
+            **NEAR_NOISE,
         }
     )
     assert by_metric(alerts(steady(range(2)), 0, 1, drift=drift), "psi") == [(day(0), "feature_a", 3.0, 0.2)]
@@ -883,6 +886,60 @@ def test_a_daily_run_judges_volume_as_a_backfill_does():
     assert daily == backfill and len(backfill) == 1
 
 
+def _drift_row(rng, reference: np.ndarray, current: np.ndarray) -> dict:
+    """A drift row binned as the project bins a numeric feature (_null_psi's), its chi-square by scipy."""
+    from scipy.stats import chi2_contingency
+
+    edges = np.quantile(reference, np.linspace(0, 1, 11)[1:-1])
+    ref = np.bincount(np.searchsorted(edges, reference), minlength=10)
+    cur = np.bincount(np.searchsorted(edges, current), minlength=10)
+    held = (ref + cur) > 0
+    r, c = np.where(ref == 0, 1e-4, ref / ref.sum()), np.where(cur == 0, 1e-4, cur / cur.sum())
+    chi2 = chi2_contingency(np.vstack([ref[held], cur[held]]), correction=False)[0]
+    return {
+        "psi": float(np.sum((c - r) * np.log(c / r))),
+        "current_values": len(current),
+        "reference_values": len(reference),
+        "drift_chi2": chi2,
+        "drift_bins": int(held.sum()),
+    }
+
+
+def test_a_small_days_overwhelming_shift_is_alerted_on_its_day_and_an_unchanged_small_day_rarely_is():
+    # a trial's sample year jumped by 5 on a day of 96 values (PSI 9.4, every value above the reference's top
+    # decile): its 7-day pool, diluted by six unchanged days, read 0.11 and the alert came a day late
+    from scipy.stats import chi2
+
+    from orchestration.lib.alerts import ALONE_ALPHA_SHARE
+
+    rule = config().rule("psi", "m")
+    rng = np.random.default_rng(11)
+    reference = rng.normal(size=700)
+    days = [_drift_row(rng, reference, rng.normal(size=96)) for _ in range(1500)]  # unchanged days
+    days += [_drift_row(rng, reference, rng.normal(3, 1, size=96)), _drift_row(rng, reference, rng.normal(size=40))]
+    days.append(_drift_row(rng, reference, rng.normal(3, 1, size=40)))  # under a quarter of min_count (50)
+    drift = pd.DataFrame(
+        [{"date": day(i), "model_id": "m", "model_version": "v1", "feature": "x", **r} for i, r in enumerate(days)]
+    )
+    # the pools (the mart's) hold enough and read nothing: the day alone decides
+    drift = drift.assign(pooled_values=700, pooled_psi=0.05, pooled_chi2=5.0, pooled_bins=10)
+    found = alerts(steady(range(len(days))), 0, len(days) - 1, drift=drift)
+    got = {r.date: r.value for r in found[found["metric"] == "psi"].itertuples()}
+    # by hand (scipy's chi-square p): a day of >= 50 values, PSI above 0.2 and p < a tenth of alpha
+    level = rule["alpha"] * ALONE_ALPHA_SHARE
+    p = chi2.sf(drift["drift_chi2"], drift["drift_bins"] - 1)
+    expected = drift[(drift["current_values"] >= 50) & (drift["psi"] > rule["above"]) & (p < level)]
+    assert got == dict(zip(expected["date"], expected["psi"]))
+    assert day(1500) in got and got[day(1500)] > 3 and day(1502) not in got  # the jump; 40 values: not judged
+    # unchanged days of 96 values: alerted at about the tenth of alpha (1 in 1,000), not more
+    assert sum(d < day(1500) for d in got) <= 4
+    [said] = set(found["rule"])
+    assert said == (
+        "> 0.2 and chi-square p < 0.001 on the day's values alone (fewer than min_count 200: a shift beyond a tenth "
+        "of alpha)"
+    )
+
+
 def test_drift_above_its_threshold_on_a_day_too_small_to_judge_is_listed_and_raises_no_alert():
     # a trial's drifted week: PSI 0.85-0.94 on 169-201 values a day, below min_count 200: no alert and nothing said
     cfg = load_alert_config(parse_config({"models": {"small": {"alerts": {"psi": {"min_count": 100}}}}}))
@@ -897,7 +954,7 @@ def test_drift_above_its_threshold_on_a_day_too_small_to_judge_is_listed_and_rai
             "psi": [0.9, 0.9, psi["above"] / 2, 0.9, 0.9],
             "current_values": [150, 5000, 150, 5000, 150],
             "reference_values": [5000, 5000, 5000, 150, 5000],
-            **BEYOND_NOISE,
+            **NEAR_NOISE,
         }
     )
     unjudged = unjudged_drift(drift, cfg)

@@ -736,9 +736,10 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
             "psi": [0.85, 0.94, 0.05, 0.91],
         }
     )
-    # two bins a day: the shares moved from 1/2 to ~4/5 (02-06's 250 values far beyond noise: judged)
+    # two bins a day: the shares moved from 1/2 to ~3/5 on 02-03 (beyond alpha, not a tenth of it: chi-square p
+    # 0.024), ~4/5 after it (02-04's 182 values far beyond noise: judged alone; 02-06's 250: judged)
     keys = drift[["date", "model_id", "model_version", "feature"]]
-    low, high = np.array([135, 146, 75, 200]), np.array([34, 36, 75, 50])
+    low, high = np.array([100, 146, 75, 200]), np.array([69, 36, 75, 50])
     bins = pd.concat(
         [
             keys.assign(bin="low", current_count=low, reference_count=750),
@@ -758,8 +759,8 @@ def test_drift_far_above_its_threshold_on_days_too_small_to_judge_is_named(tmp_p
     path = _monitoring_only(tmp_path / "w.duckdb", feature_drift_daily=drift, feature_drift_bins=bins)
     monkeypatch.setattr(cli, "reports_dir", lambda: tmp_path)
     out = _summary(path, capsys)
-    # by hand: 02-03 above 0.2 on fewer than 200 values, alone or pooled; 02-04 judged on its pool of 351 (PSI
-    # 0.41, far beyond noise: alerted); 02-05's pool (501) below the threshold (0.19), 02-06 judged alone
+    # by hand: 02-03 above 0.2 on fewer than 200 values, alone or pooled, within a tenth of alpha; 02-04 judged on
+    # its own 182 values (p < 0.001: alerted); 02-05's pool (501) below the threshold, 02-06 judged alone
     assert "Drift above the PSI threshold without an alert" in out
     assert "2026-02-04" not in out and "2026-02-06" not in out
     assert (
@@ -775,7 +776,8 @@ def test_unjudged_drift_lists_a_versions_five_features_furthest_beyond_noise_and
     # a trial's three-class grader monitored as four views of 13 features listed 104 such lines; ranked by PSI,
     # 14-value pools at PSI 3 hid its one real shift (PSI 1.17 on 60 values, chi-square p 0.022)
     features = [f"feature_{k}" for k in "abcdefg"]
-    psis, highs = [0.3, 0.9, 0.4, 0.8, 0.5, 0.7, 0.6], [40, 80, 45, 78, 50, 75, 55]  # of 169 values a day
+    # of 169 values a day, each within a tenth of alpha (chi-square p 0.007-0.51: not judged alone, listed)
+    psis, highs = [0.3, 0.9, 0.4, 0.8, 0.5, 0.7, 0.6], [66, 80, 67, 78, 68, 75, 69]
     # feature_a again the next day, judged alone (250 values) and within noise: one line for it, not two
     days = [(date(2026, 2, 3), f, p, 169 - h, h) for f, p, h in zip(features, psis, highs)]
     days.append((date(2026, 2, 4), "feature_a", 0.25, 125, 125))
