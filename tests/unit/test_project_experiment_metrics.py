@@ -59,9 +59,12 @@ SESSIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stats(tmp_path_factory):
-    root = tmp_path_factory.mktemp("experiment_metrics")
+QUIET = date(2026, 9, 4)  # a day without sessions or orders, its (empty) days passed by the quality gates
+
+
+def _world(root, gated: bool = False):
+    """The landing zone loaded into a warehouse; ``gated``: with the quiet day too, and every day's sessions and
+    orders passed by the gates (quality.gate_results rows, as the Dagster checks write them)."""
     source, db = root / "landing", root / "warehouse.duckdb"
     experiment = {"experiment_id": "e1", "model_id": "m1", "control_variant": "holdout"}
     write_parquet(
@@ -75,7 +78,7 @@ def stats(tmp_path_factory):
     sessions.insert(0, "session_id", [f"s{i}" for i in range(len(sessions))])
     assignments = pd.DataFrame({"experiment_id": "e1", "user_id": list(ARMS), "variant": list(ARMS.values())})
     write_parquet(source, "assignments", assignments.assign(assigned_at=ASSIGNED), START)
-    days = sorted({t.date() for t in [*orders["ordered_at"], *sessions["started_at"]]})
+    days = sorted({t.date() for t in [*orders["ordered_at"], *sessions["started_at"]]} | ({QUIET} if gated else set()))
     for day in days:
         write_parquet(source, "orders", orders[orders["ordered_at"].dt.date == day], day)
         write_parquet(source, "sessions", sessions[sessions["started_at"].dt.date == day], day)
@@ -85,16 +88,52 @@ def stats(tmp_path_factory):
         for day in days:
             for table in ("assignments", "orders", "sessions"):
                 load_partition(conn, table, source, day)
+                if gated and table != "assignments":
+                    conn.execute(
+                        "INSERT INTO quality.gate_results (date, suite, table_name, passed) VALUES (?, ?, ?, true)",
+                        [day, f"raw_{table}", table],
+                    )
+    return db
+
+
+def _experiment_stats(root, db, runs: list[tuple[date, date]]) -> pd.DataFrame:
+    """marts.experiment_stats after dbt ``runs`` (first, last day) over the warehouse."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
         mp.setenv("IMPACT_LEDGER_TEMP_DIR", str(root / "tmp"))
-        mp.setenv("IMPACT_LEDGER_MIN_DATE", AS_OF.isoformat())
-        mp.setenv("IMPACT_LEDGER_MAX_DATE", AS_OF.isoformat())
-        models = ["stg_experiments", "stg_assignments", "stg_orders", "stg_sessions", "experiment_stats"]
-        result = run_dbt("run", models, str(root / "target"), config_dbt_vars(parse_config(PROJECT)))
-    assert result.success, result.exception
+        for first, last in runs:
+            mp.setenv("IMPACT_LEDGER_MIN_DATE", first.isoformat())
+            mp.setenv("IMPACT_LEDGER_MAX_DATE", last.isoformat())
+            models = ["stg_experiments", "stg_assignments", "stg_orders", "stg_sessions", "experiment_stats"]
+            result = run_dbt("run", models, str(root / "target"), config_dbt_vars(parse_config(PROJECT)))
+            assert result.success, result.exception
     with duckdb.connect(str(db), read_only=True) as conn:
         return conn.execute("SELECT * FROM marts.experiment_stats").df()
+
+
+@pytest.fixture(scope="module")
+def stats(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiment_metrics")
+    return _experiment_stats(root, _world(root), [(AS_OF, AS_OF)])
+
+
+def test_a_quiet_day_run_alone_gets_the_as_of_rows_a_backfill_over_it_gets(tmp_path):
+    # a trial's 14 days between its last enrolment and its late outcomes: no sessions, no orders; its backfill wrote
+    # their as-of rows (each day's cumulative sums), its daily runs none
+    daily = _experiment_stats(tmp_path / "daily", _world(tmp_path / "daily", True), [(d, d) for d in [*DAYS, QUIET]])
+    backfill = _experiment_stats(tmp_path / "backfill", _world(tmp_path / "backfill", True), [(START, QUIET)])
+    keys = ["experiment_id", "variant", "metric", "analysis_window", "as_of_date"]
+    assert set(daily["as_of_date"].dt.date) == {*DAYS, QUIET}
+    pd.testing.assert_frame_equal(
+        daily.drop(columns="built_at", errors="ignore").sort_values(keys).reset_index(drop=True),
+        backfill.drop(columns="built_at", errors="ignore").sort_values(keys).reset_index(drop=True),
+    )
+    # by hand: nothing happened on the quiet day, so its cumulative sums are the day before's, its day's zero
+    cumulative = daily[daily["analysis_window"] == "cumulative"].set_index(["variant", "metric", "as_of_date"])
+    quiet, before = (cumulative.xs(pd.Timestamp(d), level="as_of_date") for d in (QUIET, AS_OF))
+    assert quiet["value_sum"].tolist() == before["value_sum"].tolist() and quiet["value_sum"].sum() > 0
+    day = daily[(daily["analysis_window"] == "day") & (daily["as_of_date"] == pd.Timestamp(QUIET))]
+    assert len(day) and (day["value_sum"] == 0).all()
 
 
 def _per_unit(window: str) -> pd.DataFrame:

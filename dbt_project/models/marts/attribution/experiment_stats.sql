@@ -17,7 +17,9 @@
 {%- set metrics = var('experiment_metrics') %}
 {%- set pre_days = var('pre_period_days') %}
 {#- the run's last day with experiment activity, sessions or orders: outcomes keep landing after the last visit
-    (an order days after a contact), and each as-of date counts them -#}
+    (an order days after a contact), and each as-of date counts them; or the run's last day whose sessions or
+    orders the quality gates passed, rows or none: a quiet day run alone gets its as-of rows as a backfill over
+    it does (a trial's 14 days between enrolment and its late outcomes were in a backfill only) -#}
 {%- set last_activity_day -%}
     (select max(activity_day) from (
         select cast(max(started_at) as date) as activity_day from {{ ref('stg_sessions') }}
@@ -25,6 +27,10 @@
         union all
         select cast(max(ordered_at) as date) as activity_day from {{ ref('stg_orders') }}
         where ordered_at >= {{ min_date() }}
+        union all
+        select max(g.date) as activity_day from quality.gate_results g
+        where g.table_name in ('sessions', 'orders') and g.passed
+          and g.date between {{ min_date() }} and {{ max_date() }}
     ) as activity)
 {%- endset %}
 
