@@ -299,7 +299,13 @@ def load_okrs(experiment_metrics: dict, path: Path | None = None) -> OkrFile:
 
 # --- selecting each key result's value per day (SQL) --------------------------
 
-_ARM_COLUMNS = "experiment_id, treatment_variant, trustworthy, untrusted_reason"
+# an attribution row is believed when trustworthy and decision-grade: a trial's lift key result read "achieved,
+# trustworthy" on rows of 14 and 18 students, untested (3 events in the holdout)
+_ARM_COLUMNS = (
+    "experiment_id, treatment_variant, trustworthy AND coalesce(decision_grade, true) AS trustworthy, "
+    "CASE WHEN trustworthy AND NOT coalesce(decision_grade, true) THEN 'not decision-grade: ' || "
+    "CAST(decision_grade_reason AS VARCHAR) ELSE CAST(untrusted_reason AS VARCHAR) END AS untrusted_reason"
+)
 # One row per day of the range, even when the metric has no value that day.
 _DAYS = (
     "SELECT CAST(d AS DATE) AS date FROM range(CAST(? AS DATE), CAST(? AS DATE) + INTERVAL 1 DAY, INTERVAL 1 DAY) t(d)"

@@ -168,6 +168,8 @@ def test_missing_or_empty_files_are_named(tmp_path):
 
 # --- selecting values (SQL) ---------------------------------------------------------
 
+DECIDED = {"decision_grade": True, "decision_grade_reason": None}  # an attribution row a decision may rest on
+
 
 @pytest.fixture
 def conn():
@@ -305,7 +307,7 @@ def test_net_value_and_lift_read_the_cumulative_row_of_the_main_experiment(conn)
             "treated_units": [900, 900, 10, 950],
             "net_value": [100.0, 7.0, 5.0, 120.0],
         }
-    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None)
+    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None, **DECIDED)
     conn.execute("CREATE TABLE attribution.model_impact AS SELECT * FROM impact")
     k = kr(kind="net_value", metric="net_value", model_id="rec", baseline=0, target=1000)
     got = _values(conn, k, D(2026, 9, 1), D(2026, 9, 3))
@@ -330,10 +332,41 @@ def test_net_value_and_lift_read_the_cumulative_row_of_the_main_experiment(conn)
             "relative_lift": [0.10, 0.12, 0.5],
             "cuped_relative_lift": [0.09, 0.11, 0.4],
         }
-    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None)
+    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None, **DECIDED)
     conn.execute("CREATE TABLE attribution.experiment_results AS SELECT * FROM results")
     lift = kr(kind="lift", metric="revenue_per_user", model_id="rec", baseline=0, target=0.2)
     assert _values(conn, lift, D(2026, 9, 2), D(2026, 9, 3)).tolist() == [0.10, 0.11]  # CUPED when the results use it
+
+
+def test_a_lift_or_net_value_of_a_row_that_is_not_decision_grade_is_not_trustworthy(conn):
+    # a trial's lift key result read "achieved, trustworthy" at +157% .. +800% on 14 against 18 students, untested
+    small = "control arm: 18 units (< min_units_per_arm 30); not tested: 3 events in the control arm (< 5)"
+    results = pd.DataFrame(
+        {
+            "model_id": "rec",
+            "experiment_id": "e",
+            "metric": "conversion",
+            "analysis_window": "cumulative",
+            "as_of_date": [D(2026, 9, 1), D(2026, 9, 2), D(2026, 9, 3)],
+            "n_treatment": 14,
+            "estimate": "welch",
+            "relative_lift": [1.57, 8.0, 2.43],
+            "cuped_relative_lift": None,
+            "treatment_variant": "treatment",
+            "trustworthy": [True, True, False],
+            "untrusted_reason": [None, None, "sample ratio mismatch"],
+            "decision_grade": [True, False, False],
+            "decision_grade_reason": [None, small, f"{small}; not trustworthy"],
+        }
+    )
+    conn.execute("CREATE TABLE attribution.experiment_results AS SELECT * FROM results")
+    k = kr(kind="lift", metric="conversion", model_id="rec", baseline=0, target=0.2)
+    sql, params = metric_value_query(k, D(2026, 9, 1), D(2026, 9, 3))
+    frame = conn.execute(sql, params).df()
+    assert frame["trustworthy"].tolist() == [True, False, False]
+    # the grade's reason where the row was trusted, the trust's own where it was not
+    reasons = frame["untrusted_reason"].tolist()
+    assert pd.isna(reasons[0]) and reasons[1:] == [f"not decision-grade: {small}", "sample ratio mismatch"]
 
 
 # --- progress --------------------------------------------------------------------
