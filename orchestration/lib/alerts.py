@@ -162,6 +162,22 @@ WHERE d.date BETWEEN $1 AND $2
 """
 
 
+# each day after a version's reference window: its rows and share without a value of each feature, and the
+# reference days' rows and rows without one (the null_rate rule)
+NULL_RATE_SQL = """
+SELECT d.date, d.model_id, d.model_version, d.feature, d.rows_total, d.null_rate, d.reference_end_date,
+       r.reference_rows, r.reference_nulls
+FROM marts.feature_drift_daily d
+JOIN (
+    SELECT model_id, model_version, feature, sum(rows_total) AS reference_rows,
+           sum(round(null_rate * rows_total)) AS reference_nulls
+    FROM marts.feature_drift_daily WHERE date BETWEEN reference_start_date AND reference_end_date
+    GROUP BY model_id, model_version, feature
+) r ON r.model_id = d.model_id AND r.feature = d.feature AND r.model_version IS NOT DISTINCT FROM d.model_version
+WHERE d.date BETWEEN $1 AND $2 AND d.date > d.reference_end_date
+"""
+
+
 POOLED = ("pooled_values", "pooled_psi", "pooled_chi2", "pooled_bins")
 # a pooled PSI alert's rule says its pool (the report reads the days back: POOLED_RULE_DAYS, a regular expression)
 POOLED_RULE = "pooled over the version's last {days} days"
@@ -483,6 +499,7 @@ def evaluate_alerts(
     first: object,
     last: object,
     held_back: object = (),
+    null_rates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Breaches among rows dated ``first``..``last``.
 
@@ -492,7 +509,8 @@ def evaluate_alerts(
     version's reference window and its last day (the drop rules judge against it once the model's label
     horizon has passed that day); ``versions``: model_id, model_version, first_date
     (intermediate.int_model_versions: when a model's life began); ``held_back``: the days a quality gate held
-    the predictions of back, or that never loaded (their volume unknown, not 0: such a day read as an outage, -100%).
+    the predictions of back, or that never loaded (their volume unknown, not 0: such a day read as an outage, -100%);
+    ``null_rates``: NULL_RATE_SQL's rows (the null_rate rule; None: not judged).
     """
     first, last = pd.Timestamp(first), pd.Timestamp(last)
     found = []
@@ -569,6 +587,10 @@ def evaluate_alerts(
     drift = drift[(drift["date"] >= first) & (drift["date"] <= last) & drift["psi"].notna()]
     for (model_id, feature), rows in drift.groupby(["model_id", "feature"]):
         found.extend(_psi_breaches(rows, config.rule("psi", model_id), feature))
+    if null_rates is not None:
+        null_rates = null_rates[(null_rates["date"] >= first) & (null_rates["date"] <= last)]
+        for (model_id, feature), rows in null_rates.groupby(["model_id", "feature"]):
+            found.append(_null_rate_breaches(rows, config.rule("null_rate", model_id), feature))
 
     found = [f for f in found if len(f)]
     if not found:
@@ -595,6 +617,31 @@ def _psi_breaches(rows: pd.DataFrame, psi: dict, feature: str) -> list[pd.DataFr
         _breaches(rows, "psi", judged["psi"][hit & judged["pooled"]], psi["above"], pooled, subject=feature),
         _breaches(rows, "psi", judged["psi"][hit & judged["alone"]], psi["above"], alone, subject=feature),
     ]
+
+
+def _null_rate_breaches(rows: pd.DataFrame, rule: dict, feature: str) -> pd.DataFrame:
+    """One model's and feature's days after its reference window whose share of rows without a value rose more than
+    ``above`` (absolute) over the reference days' share, beyond chance: a one-sided exact test of the day's rows with
+    a value against the reference's (Fisher's, as the drop rules). value = the day's null rate, threshold = the
+    reference's. A trial's lab feed lost creatinine on 90% of rows (29% before): PSI read the values left, and
+    nothing said it for a day."""
+    after = pd.to_datetime(rows["date"]) > pd.to_datetime(rows["reference_end_date"])
+    n, nulls = rows["rows_total"].astype(float), (rows["null_rate"].astype(float) * rows["rows_total"]).round()
+    nr, xr = rows["reference_rows"].astype(float), rows["reference_nulls"].astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share, reference_share = nulls / n, xr / nr
+    alpha = float(rule.get("alpha", 0.01))
+    hit = after & (n > 0) & (nr > 0) & (share - reference_share > float(rule["above"]))
+    if hit.any():  # P(the day's empty rows >= its own) given both sides' totals: Fisher's one-sided exact test
+        from scipy.stats import hypergeom
+
+        p = hypergeom.sf(nulls[hit] - 1, n[hit] + nr[hit], nulls[hit] + xr[hit], n[hit])
+        hit.loc[hit] = p < alpha
+    said = f"missing share more than {float(rule['above']):.0%} above the reference days' and one-sided exact p < {alpha:g}"
+    out = _breaches(rows, "null_rate", share[hit], 0.0, said, subject=feature)
+    if len(out):
+        out["threshold"] = reference_share[hit].astype(float).to_numpy()
+    return out
 
 
 def _drop_breaches(rows: pd.DataFrame, labelled: pd.Series, ref: pd.DataFrame, name: str, rule: dict) -> pd.DataFrame:

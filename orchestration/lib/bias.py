@@ -463,8 +463,10 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
         behind = _beyond_chance(behind, rates_alike(g["positives"][decided], g["predictions"][decided]))
         flagged_di = _groups(g["group_value"][decided], defined[decided] & behind)
         di_groups = _groups(g["group_value"], defined)
-        # the group whose ratio is the minimum: not always one of those behind beyond noise
-        di_lowest = [str(np.asarray(g["group_value"])[defined][np.argmin(relative[defined])])]
+        # the groups whose ratio is the minimum (ties: every one; a trial's four bands at 0.00 named the first
+        # alone): not always those behind beyond noise
+        at_min = np.isclose(np.asarray(relative[defined], float), di, rtol=1e-9, atol=1e-12)
+        di_lowest = [str(v) for v in np.asarray(g["group_value"])[defined][at_min]]
         notes += _within_noise("disparate impact", di < t.disparate_impact_min, behind)
     else:
         di, flagged_di, di_groups, di_lowest = math.nan, [], [], []
@@ -719,11 +721,12 @@ def _who(v: pd.Series, flag: str) -> str:
     harmful = v.get("positive_decision") == "harmful"
     if flag == "passes_disparate_impact" and len(v["flagged_groups_disparate_impact"]):
         what = " (flagged more often than another group, beyond the limit and noise)" if harmful else ""
-        lowest = [
-            g for g in _group_list(v.get("disparate_impact_lowest")) if g not in v["flagged_groups_disparate_impact"]
-        ]
-        # a trial's 0.52 was Manitoba's, within noise, beside "disadvantaged: New Brunswick" (0.65, beyond it)
-        whose = f" (the ratio is {_named(v, lowest)}'s, a gap within noise)" if lowest else ""
+        at_min = _group_list(v.get("disparate_impact_lowest"))
+        lowest = [g for g in at_min if g not in v["flagged_groups_disparate_impact"]]
+        # a trial's 0.52 was Manitoba's, within noise, beside "disadvantaged: New Brunswick" (0.65, beyond it); where a
+        # group at the minimum is beyond noise, the ratio is its too (a tie at 0.00 named a group within noise alone)
+        apart = lowest and len(lowest) == len(at_min)
+        whose = f" (the ratio is {_named(v, lowest)}'s, a gap within noise)" if apart else ""
         return f"; disadvantaged{what}: {_named(v, v['flagged_groups_disparate_impact'])}{whose}"
     if flag == "passes_equal_opportunity" and len(v["flagged_groups_equal_opportunity"]):
         what = " (wrongly flagged more often than another group, beyond the limit and noise)" if harmful else ""

@@ -93,6 +93,9 @@ class AlertRules(_Strict):
     # scores' PSI against that version's reference above `above` beyond the bins' noise, min_count scores a side
     # (each version's drift reads against its own first days: a vendor's v2 scoring 0.1 higher went unsaid)
     version_change: Rule = Rule(above=0.2, outside=0.5, alpha=0.01, min_count=200)
+    # a feature's share of rows without a value, more than `above` (absolute) over its reference days' share and
+    # beyond chance (a one-sided exact test): a lab feed that lost a value on 90% of rows (29% before) went unsaid
+    null_rate: Rule = Rule(above=0.1, alpha=0.01)
 
 
 class DriftReference(_Strict):

@@ -777,6 +777,7 @@ def test_settings_come_from_the_project_file_not_from_a_demo_list():
             "label_coverage",
             "volume_change",
             "version_change",
+            "null_rate",
         }
     )
     with pytest.raises(KeyError, match="unknown alert rule 'psy'"):
@@ -938,6 +939,56 @@ def test_a_small_days_overwhelming_shift_is_alerted_on_its_day_and_an_unchanged_
         "> 0.2 and chi-square p < 0.001 on the day's values alone (fewer than min_count 200: a shift beyond a tenth "
         "of alpha)"
     )
+
+
+def test_a_features_missing_share_rising_beyond_chance_and_the_margin_is_alerted():
+    # a trial's lab feed lost creatinine on 90% of rows (29% in the reference days): PSI read the few values left,
+    # and the only line came a day later, under "drift not measured" at its fixed 90%
+    from scipy.stats import fisher_exact
+
+    rule = config().rule("null_rate", "m")
+    days = {  # day -> (rows, rows without a value): the reference days 290 of 1,000
+        1: (100, 85),  # the incident: 85% missing
+        2: (100, 100),  # wholly missing: no PSI at all
+        3: (20000, 7000),  # 6 points up: beyond chance at these counts, within the margin
+        4: (20, 9),  # 16 points up on 20 rows: within chance
+        5: (5000, 2000),  # 11 points up on 5,000 rows
+    }
+    drift = pd.DataFrame(
+        [
+            {
+                "date": day(d),
+                "model_id": "m",
+                "model_version": "v1",
+                "feature": "feature_creatinine",
+                "psi": None if nulls == rows else 0.01,
+                "current_values": rows - nulls,
+                "reference_values": 710,
+                "rows_total": rows,
+                "null_rate": nulls / rows,
+                "reference_rows": 1000,
+                "reference_nulls": 290,
+                "reference_end_date": day(0),
+                **BEYOND_NOISE,
+            }
+            for d, (rows, nulls) in days.items()
+        ]
+    )
+    nulls = drift[drift["date"] > drift["reference_end_date"]]  # NULL_RATE_SQL's rows: the days after it
+    found = evaluate_alerts(steady(range(-1, 6)), drift, REFERENCE, VERSIONS, config(), day(-1), day(5), (), nulls)
+    assert by_metric(alerts(steady(range(-1, 6)), -1, 5, drift=drift), "null_rate") == []  # without them: none
+    got = by_metric(found, "null_rate")
+    # the oracle: scipy's one-sided Fisher test of the day's empty rows against the reference's, and the margin
+    expected = []
+    for d, (rows, nulls) in sorted(days.items()):
+        p = fisher_exact([[nulls, rows - nulls], [290, 710]], alternative="greater").pvalue
+        if d > 0 and nulls / rows - 0.29 > rule["above"] and p < rule["alpha"]:
+            expected.append((day(d), "feature_creatinine", round(nulls / rows, 12), 0.29))
+    assert got == expected and [g[0] for g in got] == [day(1), day(2), day(5)]
+    assert set(found.loc[found["metric"] == "null_rate", "rule"]) == {
+        "missing share more than 10% above the reference days' and one-sided exact p < 0.01"
+    }
+    assert by_metric(found, "psi") == []  # the values left did not drift
 
 
 def test_drift_above_its_threshold_on_a_day_too_small_to_judge_is_listed_and_raises_no_alert():

@@ -307,3 +307,17 @@ def test_a_ratio_whose_lowest_group_is_within_noise_names_it_beside_the_group_be
     verdict = bias_verdicts(group_rates(counts(_decisions(groups))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
     assert "disparate impact ratio 0.58 < 0.80; disadvantaged: large\n" in summarise_verdicts(pd.DataFrame([verdict]))
     assert "a gap within noise" not in summarise_verdicts(pd.DataFrame([verdict]))
+    # a tie at the minimum (a trial's four age bands at 0.00 named the first, within noise, alone): every group at
+    # it is named, and where one of them is behind beyond noise the ratio is its too
+    groups = {"top": (600, 1000), "small": (4, 12), "large": (350, 1000), "tiny": (2, 6)}
+    verdict = bias_verdicts(group_rates(counts(_decisions(groups))), {"min_labelled": 0, "min_predictions": 6}).iloc[0]
+    # by hand: small 4 / 12 and tiny 2 / 6 tie at 1 / 3 against 0.60 (0.556), large 0.35 (0.583)
+    assert sorted(verdict["disparate_impact_lowest"]) == ["small", "tiny"]
+    said = summarise_verdicts(pd.DataFrame([verdict]))
+    assert "(the ratio is small, tiny's, a gap within noise)" in said or "(the ratio is tiny, small's" in said
+    tied = {"top": (600, 1000), "small": (4, 12), "large": (1000, 3000)}  # large 1 / 3 too, beyond noise
+    verdict = bias_verdicts(group_rates(counts(_decisions(tied))), {"min_labelled": 0, "min_predictions": 10}).iloc[0]
+    assert sorted(verdict["disparate_impact_lowest"]) == ["large", "small"]
+    assert verdict["flagged_groups_disparate_impact"] == ["large"]
+    said = summarise_verdicts(pd.DataFrame([verdict]))
+    assert "disadvantaged: large\n" in said and "a gap within noise" not in said

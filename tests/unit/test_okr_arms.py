@@ -230,11 +230,13 @@ REASON = "pre-period covariate imbalanced: sessions 3.1 (regular) vs 4.2 (small)
 
 
 def _trusted(conn, untrusted: str = "false") -> None:
-    """The world's rows trustworthy (its arms' unequal sizes fail the sample ratio test) except where ``untrusted``
-    (SQL over treatment_variant and as_of_date) holds: those fail the covariate balance check (REASON)."""
+    """The world's rows trustworthy (its arms' unequal sizes fail the sample ratio test) and decision-grade (its
+    arms are small) except where ``untrusted`` (SQL over treatment_variant and as_of_date) holds: those fail the
+    covariate balance check (REASON)."""
     for table in ("attribution.model_impact", "attribution.experiment_results"):
         conn.execute(
-            f"UPDATE {table} SET trustworthy = NOT ({untrusted}), untrusted_reason = CASE WHEN {untrusted} THEN ? END",
+            f"UPDATE {table} SET trustworthy = NOT ({untrusted}), decision_grade = true, "
+            f"untrusted_reason = CASE WHEN {untrusted} THEN ? END",
             [REASON],
         )
 

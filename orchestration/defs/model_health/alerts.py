@@ -17,6 +17,7 @@ from orchestration.defs.partitions import daily_partitions, run_date_range, run_
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.alerts import (
     DRIFT_SQL,
+    NULL_RATE_SQL,
     evaluate_alerts,
     in_scope,
     load_alert_config,
@@ -127,7 +128,8 @@ def alerts_asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         versions = conn.execute("SELECT model_id, model_version, first_date FROM intermediate.int_model_versions").df()
         held_back = [d for (d,) in conn.execute(UNKNOWN_VOLUME_SQL, [history_start, last]).fetchall()]
         held_back += load_config().gates.volume.closed_days  # a holiday is no outage (gates.volume.closed_days)
-        breaches = evaluate_alerts(health, drift, reference, versions, config, first, last, held_back)
+        null_rates = conn.execute(NULL_RATE_SQL, [first, last]).df()
+        breaches = evaluate_alerts(health, drift, reference, versions, config, first, last, held_back, null_rates)
         changed = version_change_breaches(conn, health, versions, config, first, last)
         if len(changed):
             breaches = pd.concat([breaches, changed], ignore_index=True)
