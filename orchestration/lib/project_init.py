@@ -1129,8 +1129,9 @@ def _numeric_codes(conn: duckdb.DuckDBPyConnection, scan: str, columns: list[str
     for i, column in enumerate(names):
         distinct, whole, lowest, highest = stats[4 * i : 4 * i + 4]
         # counts (of orders, of prior events) start at 0; codes seldom do, and fill most of their range where a
-        # count from 1 leaves gaps (a trial's lymph nodes: 30 values in 1..51)
-        if not whole or not 3 <= distinct <= MAX_CODES or lowest < 1 or distinct < CODES_FILL * (highest - lowest + 1):
+        # count from 1 leaves gaps (a trial's lymph nodes: 30 values in 1..51); they start at 1 (a trial's ages
+        # 50-101 and sample years 1995-2008 were proposed as codes)
+        if not whole or not 3 <= distinct <= MAX_CODES or lowest != 1 or distinct < CODES_FILL * (highest - lowest + 1):
             continue
         value = values[column]
         # bin k holds edge_k < v <= edge_k+1: the bins the values fall in, as drift's reference profile cuts them

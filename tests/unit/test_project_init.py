@@ -967,13 +967,16 @@ def test_whole_number_codes_that_share_a_decile_bin_are_named_and_other_numbers_
         # a count from 1 with gaps (a trial's lymph nodes: 30 values in 1..51): not codes either
         feature_nodes=rng.choice([*range(1, 11), 15, 20, 25, 30, 40, 51], n, p=[0.08] * 10 + [0.05] * 2 + [0.025] * 4),
         feature_age=rng.integers(18, 90, n),  # more than 50 values: a quantity
+        # fewer than 50 whole numbers filling their range, not from 1 (a trial's ages 50-101, sample years): quantities
+        feature_elder=rng.integers(50, 90, n),
+        feature_year=rng.integers(1995, 2009, n),
         feature_amount=rng.random(n) * 100,  # not whole
     )
     (source / "predictions" / "predictions.parquet").unlink()
     _write(source, "predictions", coded.assign(predicted_at=coded["predicted_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")))
     expected = {f"predictions.{c}" for c in ("feature_subtype", "feature_store") if _bins_shared(coded[c])}
     assert expected == {"predictions.feature_subtype"}  # the premise: counts' values share bins too
-    assert _bins_shared(coded["feature_orders"]) and _bins_shared(coded["feature_nodes"])
+    assert all(_bins_shared(coded[c]) for c in ("feature_orders", "feature_nodes", "feature_elder", "feature_year"))
     said = review(infer(source))
     lines = [line for line in said if "of drift's decile bins" in line]
     assert {line.split(":")[0] for line in lines} == expected
