@@ -696,7 +696,9 @@ def _odds_groups(v: pd.Series, rate: str) -> str:
 def _named(v: pd.Series, groups) -> str:
     """Groups as a sentence names them: a coded one with its attribute ("disadvantaged: 0" read as a count, where
     it meant the users whose senior_citizen is 0)."""
-    coded = any(part.lstrip("-").replace(".", "", 1).isdigit() for g in groups for part in str(g).split("|"))
+    # judged over the attribute's every group, so its groups read alike in every line ("3+" and "party_size=2")
+    every = [*groups, *_group_list(v.get("eligible_groups")), *_group_list(v.get("disparate_impact_groups"))]
+    coded = any(part.lstrip("-").replace(".", "", 1).isdigit() for g in every for part in str(g).split("|"))
     return ", ".join(f"{v['attribute']}={g}" if coded else str(g) for g in groups)
 
 

@@ -489,6 +489,11 @@ def test_a_coded_group_is_named_with_its_attribute():
     assert verdict.iloc[0]["disparate_impact_ratio"] == pytest.approx((586 / 2000) / (230 / 400), rel=1e-12)
     said = summarise_verdicts(verdict)
     assert "disparate impact ratio 0.51 < 0.80; disadvantaged: senior_citizen=0" in said
+    # a group that is no number, of an attribute whose other groups are: named alike (a trial's "disadvantaged: 3+"
+    # beside "party_size=2, party_size=3+")
+    rows = _decisions_only("churn", "party_size", ["2", "3+"], [2000, 2000], [1000, 300], [5900, 5900])
+    said = summarise_verdicts(bias_verdicts(group_rates(rows.assign(date=pd.Timestamp("2026-11-03"))), {}))
+    assert "disadvantaged: party_size=3+" in said
 
 
 def test_no_rows_give_empty_frames_with_every_column(world):
