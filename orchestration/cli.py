@@ -666,10 +666,12 @@ def _latest_run_failed() -> str:
         return ""
     import dagster as dg
 
-    from orchestration.defs.notify.sensors import run_failure
+    from orchestration.defs.notify.sensors import RETRAINING_JOB, run_failure
 
     with _dagster_home_set(home), dg.DagsterInstance.from_config(str(home)) as instance:
-        runs = instance.get_runs(limit=1)
+        # a retraining run stopped by its blocked request fails too: that is the request's status (summary's
+        # retraining lines), not a failed run of the pipeline (a trial's summary ended "The latest run FAILED")
+        runs = [r for r in instance.get_runs(limit=20) if r.job_name != RETRAINING_JOB][:1]
         if not runs or runs[0].status != dg.DagsterRunStatus.FAILURE:
             return ""
         failure = run_failure(instance, runs[0])

@@ -840,6 +840,21 @@ def test_summary_says_when_the_latest_run_failed_at_a_step(tmp_path, monkeypatch
     assert "yet: the latest run FAILED: " in str(said.value) and "missing required column 'score'" in str(said.value)
     _run_predictions(home, fails=False)
     assert cli._latest_run_failed() == ""  # the next run succeeded
+    # a retraining run stopped by its blocked request (a trial's summary ended "The latest run FAILED"): the
+    # request's status, said by the retraining lines, not a failed run of the pipeline
+    from orchestration.defs.notify.sensors import RETRAINING_JOB
+
+    @dg.op
+    def blocked() -> None:
+        raise dg.Failure("blocked: labels of one class only")
+
+    @dg.job(name=RETRAINING_JOB)
+    def retraining() -> None:
+        blocked()
+
+    with cli._dagster_home_set(home), dg.DagsterInstance.from_config(str(home)) as instance:
+        run = retraining.execute_in_process(instance=instance, raise_on_error=False)
+    assert not run.success and cli._latest_run_failed() == ""
     # a shell without DAGSTER_HOME reads the project-local instance: its event log's folder is that home's too
     _run_predictions(home, fails=True)
     monkeypatch.delenv("DAGSTER_HOME")
