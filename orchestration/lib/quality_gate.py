@@ -300,7 +300,7 @@ class SuiteResult:
         max_share of the day's rows (a small label feed whose every label points to an unknown prediction)."""
         rows = self.rows_by_day.get(day, 0)
         return [
-            tolerated_warning(o.name, duplicates_from(o.files))
+            tolerated_warning(o.name, duplicates_from(o.files), outside_set(o))
             for o in self.outcomes
             if o.level == "rows"
             and day not in o.failed_days  # judged per day: another day of the run may fail it
@@ -1308,12 +1308,29 @@ REFERENCE_HINTS = {
 }
 
 
-def tolerated_warning(expectation: str, files: str = "") -> str:
+def tolerated_warning(expectation: str, *said: str) -> str:
     """A row expectation a day passed only by gates.rows.min_count, as its warning is stored: with what it checks,
-    and ``files``, the files a duplicated key's rows come from (a trial's corrected re-delivery of 5 orders warned
-    of duplicates without naming the two files, one of which the loader kept by their names' order)."""
-    words = "; ".join(w for w in (flag_words(expectation), files) if w)
+    and what else ``said`` names: the files a duplicated key's rows come from (a trial's corrected re-delivery of
+    5 orders warned of duplicates without naming the two files, one of which the loader kept by their names'
+    order), the values outside a set (outside_set)."""
+    words = "; ".join(w for w in (flag_words(expectation), *said) if w)
     return f"{expectation} ({words + '; ' if words else ''}tolerated by gates.rows.min_count)"
+
+
+OUTSIDE_SHOWN = 5  # the values outside a set a warning names
+
+
+def outside_set(outcome: ExpectationOutcome) -> str:
+    """The values a set expectation found outside its set, as a warning names them ('' for another expectation):
+    a trial's new model warned "expect_column_values_to_be_in_set(model_id)" without naming it or what to do."""
+    if outcome.expectation != "expect_column_values_to_be_in_set" or not outcome.sample_unexpected:
+        return ""
+    values = sorted({str(v) for v in outcome.sample_unexpected})
+    more = ", ..." if len(values) > OUTSIDE_SHOWN else ""
+    said = f"outside the set: {', '.join(values[:OUTSIDE_SHOWN])}{more}"
+    if outcome.column == "model_id":
+        said += " (models the project file does not declare: add them under models:)"
+    return said
 
 
 def duplicates_from(files) -> str:

@@ -439,6 +439,23 @@ def test_a_tolerated_redelivery_names_both_files_in_its_warning(world):
     )
 
 
+def test_a_tolerated_undeclared_model_is_named_with_what_to_do(world):
+    # a trial's second model warned "expect_column_values_to_be_in_set(model_id) (tolerated by gates.rows.min_count)"
+    # without naming it: neither materialize nor summary said which id, or to declare it
+    result = gate(
+        world,
+        "predictions",
+        lambda f: f.assign(model_id=["nudge" if i < 2 else "m1" for i in range(len(f))]),
+        config=parse_config({"models": {"m1": {}}}),
+    )
+    assert result.success
+    [warning] = result.day_tolerated(TODAY, RowRule())
+    assert warning == (
+        "expect_column_values_to_be_in_set(model_id) (outside the set: nudge (models the project file does not "
+        "declare: add them under models:); tolerated by gates.rows.min_count)"
+    )
+
+
 def test_a_stray_bad_row_in_a_big_day_is_tolerated_by_the_day_rule():
     frame = pd.DataFrame(
         {
