@@ -462,11 +462,17 @@ def test_a_csv_day_among_parquet_days_gives_its_extra_columns_the_tables_type(tm
     (source / "predictions").mkdir(parents=True)
     _predictions(D1, range(1, 4), [1.5, None, 3.0]).to_parquet(source / "predictions" / f"predictions_{D1}.parquet")
     _csv(source, "predictions", _predictions(D2, range(4, 7), [0.25, 1e-3, None]), day=D2)
+    _csv(source, "predictions", _predictions(D3, range(7, 9), [2.0, 4.5]), day=D3)
 
     def load(conn):
-        load_days(conn, "predictions", source, [D1, D2])
+        load_days(conn, "predictions", source, [D1, D2, D3])
         return conn.execute("SELECT * FROM raw.predictions ORDER BY prediction_id").df()
 
+    # landed a batch of days of one format at a time, not day by day (a trial's one Parquet day among 40 CSV days
+    # sent the whole range day by day: 3x slower)
+    from orchestration.lib import spark_raw
+
+    monkeypatch.setattr(spark_raw, "_land", lambda *args: pytest.fail("the range was landed day by day"))
     results = on_both_engines(tmp_path, load)
     assert str(results["duckdb"]["feature_recency"].dtype) == "float64"
     pd.testing.assert_frame_equal(results["spark"], results["duckdb"])
