@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from orchestration.lib.cost_gaps import cost_gap_notes
+from orchestration.lib.missing_features import missing_feature_lines
 from orchestration.lib.report_data import (
     FEW_CALIBRATION_LABELS,
     RECENT_DAYS,
@@ -1432,73 +1433,6 @@ def _unjudged_drift(drift) -> list[str]:
 UNJUDGED_SHOWN = 5  # features a model version's unjudged drift lists: those of the lowest chi-square p
 
 
-def _vanished_features(conn) -> list[str]:
-    """Features with values in their version's reference and none on days of the last RECENT_DAYS: a column
-    renamed or dropped upstream (a trial's renamed feature passed every gate and no line said so). Only where so
-    many empty rows are beyond chance (VANISHED_ALPHA) at the reference's share of missing values (smoothed by one
-    each way: a reference without a missing value still allows one): a trial's one-row day whose one value was the
-    data's only missing one was said for a month."""
-    rows = _rows(
-        conn,
-        """
-        WITH drift AS (SELECT * FROM marts.feature_drift_daily),
-        reference AS (
-            SELECT model_id, model_version, feature,
-                (sum(null_rate * rows_total) + 1) / (sum(rows_total) + 2) AS missing_share
-            FROM drift WHERE date BETWEEN reference_start_date AND reference_end_date GROUP BY ALL
-        )
-        SELECT model_id, model_version, feature, count(*), min(date), max(date)
-        FROM drift JOIN reference USING (model_id, model_version, feature)
-        WHERE null_rate = 1 AND date > (SELECT max(date) FROM drift) - ?::INTEGER
-        GROUP BY ALL HAVING ln(any_value(missing_share)) * sum(rows_total) < ln(?)
-        ORDER BY ALL
-        """,
-        [RECENT_DAYS, VANISHED_ALPHA],
-    )
-    return [
-        f"{model} {version} {feature}: no value on {days} day(s) ({first} .. {last}) though its reference has values: "
-        "renamed or dropped upstream? (details: marts.feature_drift_daily.null_rate)"
-        for model, version, feature, days, first, last in rows
-    ]
-
-
-VANISHED_ALPHA = 0.01  # how unlikely at the reference's missing share a vanished feature's empty rows must be
-
-
-# a day's share of missing values from which a feature counts as mostly missing, and the reference's below which
-# that is a change (a feature often empty from the start is not)
-MOSTLY_MISSING, USUALLY_PRESENT = 0.9, 0.5
-
-
-def _mostly_missing_features(conn) -> list[str]:
-    """Features at least MOSTLY_MISSING empty (not wholly: _vanished_features) on days of the last RECENT_DAYS whose
-    reference days had them mostly present: a trial's feature at 98-100% missing for 21 days read only "no value on
-    7 day(s)", and its PSI on the few values left was not judged."""
-    rows = _rows(
-        conn,
-        """
-        WITH drift AS (SELECT * FROM marts.feature_drift_daily),
-        reference AS (
-            SELECT model_id, model_version, feature, median(null_rate) AS reference_null_rate FROM drift
-            WHERE date BETWEEN reference_start_date AND reference_end_date GROUP BY ALL
-        )
-        SELECT model_id, model_version, feature, count(*), min(date), max(date), min(null_rate), max(null_rate),
-            any_value(reference_null_rate)
-        FROM drift JOIN reference USING (model_id, model_version, feature)
-        WHERE date > (SELECT max(date) FROM drift) - ?::INTEGER AND null_rate >= ? AND null_rate < 1
-            AND reference_null_rate < ?
-        GROUP BY ALL ORDER BY ALL
-        """,
-        [RECENT_DAYS, MOSTLY_MISSING, USUALLY_PRESENT],
-    )
-    return [
-        f"{model} {version} {feature}: mostly missing on {days} day(s) ({first} .. {last}: {low:.0%}-{high:.0%} "
-        f"missing, against {reference:.0%} in its reference days): a feed partly broken upstream? (details: "
-        "marts.feature_drift_daily.null_rate)"
-        for model, version, feature, days, first, last, low, high, reference in rows
-    ]
-
-
 def _unreferenced_versions(conn) -> list[str]:
     """Model versions of the last RECENT_DAYS with values past their reference window and no PSI on any day: their
     drift reference holds none of their predictions (a fixed-date reference set for an earlier version: a trial's
@@ -1664,10 +1598,7 @@ def read_and_print(conn, reports: Path) -> None:
     for line in _uncounted_labels(conn) if len(recent) else []:
         print(f"  note: {line}")
     if vanished := (
-        _vanished_features(conn)
-        + _mostly_missing_features(conn)
-        + _unreferenced_versions(conn)
-        + _unreferenced_features(conn)
+        missing_feature_lines(conn, RECENT_DAYS) + _unreferenced_versions(conn) + _unreferenced_features(conn)
     ):
         print("\nDrift not measured")
         for line in vanished:

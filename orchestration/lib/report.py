@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from orchestration.lib.missing_features import missing_feature_lines
 from orchestration.lib.alerts import (
     POOLED_RULE,
     AlertConfig,
@@ -752,6 +753,8 @@ class ReportBuilder:
             )
         lines = [f"{model_id}: " + "; ".join(said) + "."] if said else []
         lines += [f"{drift_not_judged_text(r)}." for r in ([] if unjudged is None else unjudged.itertuples())]
+        # drift not measured, as summary says it (a trial's feature 85-90% missing was in summary only)
+        lines += [f"{line}." for line in missing_feature_lines(self.conn, data.RECENT_DAYS, self.as_of, model_id)]
         return " ".join(lines)
 
     def _drift_verdict(self, model_id: str, unjudged: pd.DataFrame, pooled: str, pool: int) -> str:

@@ -14,7 +14,7 @@ from scipy.stats import chi2_contingency
 from statsmodels.stats.multitest import multipletests
 
 from orchestration import cli, summary
-from orchestration.lib.project_config import load_config
+from orchestration.lib.project_config import load_config, parse_config
 from orchestration.lib.attribution import IMPACT_SCHEMA, RESULT_SCHEMA, experiment_results, model_impact
 from orchestration.defs.model_health.alerts import ALERTS_SCHEMA
 from orchestration.lib.retraining import REQUEST_SCHEMA
@@ -870,6 +870,22 @@ def test_a_feature_mostly_missing_on_recent_days_is_named_with_its_reference(tmp
     )
     assert "  m v1 feature_prev_earn: no value on 2 day(s) (2026-03-06 .. 2026-03-08)" in out
     assert "feature_sparse: mostly missing" not in out  # as empty in its reference: no change
+    # the daily report says them under the model's health too (a trial's 85-90% missing feature was in summary only),
+    # as of its own day: by hand, to 03-07 days 5 and 7 are mostly missing, 6 wholly
+    from orchestration.lib.alerts import load_alert_config
+    from orchestration.lib.report import ReportBuilder
+
+    health = pd.DataFrame({"date": days, "model_id": "m", "model_version": "v1", "labelled": 0, "predictions": 100})
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE TABLE marts.model_health_daily AS SELECT * FROM health")
+        builder = ReportBuilder(conn, date(2026, 3, 7), load_alert_config(parse_config({})))
+        said = builder._not_judged("m", health, 100)
+        assert builder._not_judged("other", health, 100).count("missing") == 0
+    assert (
+        "m v1 feature_prev_earn: mostly missing on 2 day(s) (2026-03-05 .. 2026-03-07: 98%-99% missing, against 0% in "
+        "its reference days)" in said
+    )
+    assert "m v1 feature_prev_earn: no value on 1 day(s) (2026-03-06 .. 2026-03-06)" in said
 
 
 def test_a_version_whose_fixed_reference_holds_none_of_its_predictions_is_named(tmp_path, capsys, monkeypatch):
@@ -1611,7 +1627,6 @@ def test_a_model_declared_an_experiment_without_results_is_said_to_lack_its_expe
     # a trial's project file said experiment: true, its landing zone had no experiment tables: "monitoring only"
     # and nothing more
     from orchestration.lib.money import money
-    from orchestration.lib.project_config import parse_config
     from orchestration.lib.report_data import declared_experiments, unmeasured_text
 
     config = parse_config({"models": {"watch": {"experiment": True}, "idle": {"experiment": False}, "plain": {}}})
