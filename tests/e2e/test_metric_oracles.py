@@ -155,26 +155,30 @@ def bias_oracle(preds: pd.DataFrame, people: pd.DataFrame, attributes: dict[str,
         }
     )
     counted = [c for c in cells.columns if c not in ("date", "model_id")]
+    # a day's population: the users signed up by that day (a backfill's snapshot holds later days' users too)
+    signed = pd.to_datetime(people["signup_at"]).dt.normalize()
     parts = []
     for attribute, columns in attributes.items():
         group = joined_values(rows, columns).where(known_user.to_numpy(), "unknown")
-        sizes = joined_values(people, columns).value_counts()
+        values = joined_values(people, columns)
         by_group = cells.assign(group_value=group.to_numpy()).groupby(["date", "model_id", "group_value"])
         part = by_group[counted].sum().astype(float)
         part["score_sum"] = by_group["score_sum"].sum(min_count=1)  # NaN: no labelled row
         part["predictions"] = by_group.size()
         part["labelled"] = by_group["score_sum"].count()
         part = part.reset_index()
-        part["population_users"] = part["group_value"].map(sizes).fillna(0).astype(int)
+        sizes = {day: values[signed <= day].value_counts() for day in part["date"].unique()}
+        part["population_users"] = [int(sizes[d].get(g, 0)) for d, g in zip(part["date"], part["group_value"])]
+        part["population_total"] = [int((signed <= d).sum()) for d in part["date"]]
         parts.append(part.assign(attribute=attribute))
-    return pd.concat(parts, ignore_index=True).assign(population_total=len(people))
+    return pd.concat(parts, ignore_index=True)
 
 
 def test_every_bias_count_matches_pandas(materialized):
     """Each row's counts from the labels known by its labels_as_of, against pandas on the raw files."""
     p = materialized
     attributes = load_config().attribute_columns
-    people = users(p.source)[["user_id", *{c for columns in attributes.values() for c in columns}]]
+    people = users(p.source)[["user_id", "signup_at", *{c for columns in attributes.values() for c in columns}]]
     bias = p.query("SELECT * FROM marts.bias_daily")
     keys = ["date", "model_id", "attribute", "group_value"]
     assert set(bias["attribute"]) == set(attributes) and len(bias) > 100

@@ -21,7 +21,11 @@
                     'false_negatives', 'true_negatives'] %}
 
 with users as (
-    {{ attribute_users() }}
+    -- a user counts in a day's population from the day they signed up: a backfill's users snapshot holds the
+    -- users of later days too (a trial's first day counted 6,533 users where its daily run had 6,241)
+    select a.*, cast(s.signup_at as date) as signup_day
+    from ({{ attribute_users() }}) as a
+    join {{ ref('stg_users') }} as s on s.user_id = a.user_id
 ),
 
 grouped as (
@@ -34,20 +38,36 @@ grouped as (
     where grain = 'attribute_group'
 ),
 
-population as (
+signups as (
     {%- for attribute, cols in attributes.items() %}
     select '{{ attribute }}' as attribute,
         {% for c in cols %}u.{{ adapter.quote(c) }}{% if not loop.last %} || '|' || {% endif %}{% endfor %} as group_value,
-        count(*) as population_users
+        u.signup_day,
+        count(*) as users
     from users u
     group by all
     {% if not loop.last %}union all{% endif %}
     {%- else %}
     select
         cast(null as {{ dbt.type_string() }}) as attribute, cast(null as {{ dbt.type_string() }}) as group_value,
-        cast(0 as bigint) as population_users
+        cast(null as date) as signup_day, cast(0 as bigint) as users
     where false
     {%- endfor %}
+),
+
+-- each day's users signed up by then, per group and in all
+population as (
+    select g.date, g.attribute, g.group_value, sum(s.users) as population_users
+    from (select distinct date, attribute, group_value from grouped) g
+    join signups s on s.attribute = g.attribute and s.group_value = g.group_value and s.signup_day <= g.date
+    group by g.date, g.attribute, g.group_value
+),
+
+population_totals as (
+    select d.date, count(u.user_id) as population_total
+    from (select distinct date from grouped) d
+    join users u on u.signup_day <= d.date
+    group by d.date
 ),
 
 counts as (
@@ -62,10 +82,11 @@ counts as (
         cast(g.score_sum as double) as score_sum,
         g.labelled_positives as label_sum,
         coalesce(p.population_users, 0) as population_users,
-        (select count(*) from users) as population_total,
+        coalesce(t.population_total, 0) as population_total,
         r.labels_as_of
     from grouped g
-    left join population p on p.attribute = g.attribute and p.group_value = g.group_value
+    left join population p on p.date = g.date and p.attribute = g.attribute and p.group_value = g.group_value
+    left join population_totals t on t.date = g.date
     left join {{ ref('int_label_refresh_days') }} r on r.model_id = g.model_id and r.date = g.date
 )
 
