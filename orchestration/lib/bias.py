@@ -878,6 +878,11 @@ def summarise_verdicts(
         lines = ["all fairness verdicts pass"]
     elif not lines and nothing < len(verdicts):
         lines = ["the assessed fairness verdicts pass"]
+    if within_noise and lines[:1] in (["all fairness verdicts pass"], ["the assessed fairness verdicts pass"]):
+        # a trial's disparate impact of 0.00 on groups of 5 and 9 read "all fairness verdicts pass"
+        lines[0] += (
+            f"; {len(within_noise)} gap(s) beyond a limit within noise below: inconclusive (too few to tell), not fair"
+        )
     # the shown window's own findings before what other windows found: a line joined after "last judged on the
     # window ..." read as that window's (a trial's newest disparate impact of 0.78 was read as July's)
     return "\n".join(lines + within_noise + unassessed)
