@@ -637,7 +637,8 @@ def _null_rate_breaches(rows: pd.DataFrame, rule: dict, feature: str) -> pd.Data
 
         p = hypergeom.sf(nulls[hit] - 1, n[hit] + nr[hit], nulls[hit] + xr[hit], n[hit])
         hit.loc[hit] = p < alpha
-    said = f"missing share more than {float(rule['above']):.0%} above the reference days' and one-sided exact p < {alpha:g}"
+    points = f"{float(rule['above']) * 100:g} percentage points"  # absolute: 29% -> 39%, not 29% -> 31.9%
+    said = f"missing share more than {points} above the reference days' and one-sided exact p < {alpha:g}"
     out = _breaches(rows, "null_rate", share[hit], 0.0, said, subject=feature)
     if len(out):
         out["threshold"] = reference_share[hit].astype(float).to_numpy()

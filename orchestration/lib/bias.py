@@ -880,8 +880,9 @@ def summarise_verdicts(
         lines = ["the assessed fairness verdicts pass"]
     if within_noise and lines[:1] in (["all fairness verdicts pass"], ["the assessed fairness verdicts pass"]):
         # a trial's disparate impact of 0.00 on groups of 5 and 9 read "all fairness verdicts pass"
-        lines[0] += (
-            f"; {len(within_noise)} gap(s) beyond a limit within noise below: inconclusive (too few to tell), not fair"
+        said = "no fairness verdict fails" if lines[0].startswith("all") else "no assessed fairness verdict fails"
+        lines[0] = (
+            f"{said}; {len(within_noise)} gap(s) beyond a limit only within noise: inconclusive (too few to tell)"
         )
     # the shown window's own findings before what other windows found: a line joined after "last judged on the
     # window ..." read as that window's (a trial's newest disparate impact of 0.78 was read as July's)

@@ -1323,7 +1323,8 @@ OUTSIDE_SHOWN = 5  # the values outside a set a warning names
 def outside_set(outcome: ExpectationOutcome) -> str:
     """The values a set expectation found outside its set, as a warning names them ('' for another expectation):
     a trial's new model warned "expect_column_values_to_be_in_set(model_id)" without naming it or what to do."""
-    if outcome.expectation != "expect_column_values_to_be_in_set" or not outcome.sample_unexpected:
+    derived = flag_words(outcome.name)  # a reference check's flag: its sample is rows' ids, said by its words
+    if outcome.expectation != "expect_column_values_to_be_in_set" or not outcome.sample_unexpected or derived:
         return ""
     values = sorted({str(v) for v in outcome.sample_unexpected})
     more = ", ..." if len(values) > OUTSIDE_SHOWN else ""

@@ -742,7 +742,10 @@ class ReportBuilder:
         if psi_min and median is not None and median < psi_min:
             # the pools' counts when the mart has them (a median of 29 x 7 passed 200, yet every pool held 177-180);
             # else the median day's count times the pool's days, a batch's times its batches (2 in 14 days of weekly)
-            pooled = f"judged on its version's last {pool} days pooled (alerts.rules.psi.pool_days)"
+            pooled = (
+                f"judged on its version's last {pool} days pooled (alerts.rules.psi.pool_days; a day alone too where "
+                "its own shift is overwhelming)"
+            )
             if unjudged is None:
                 verdict = pooled if median * math.ceil(pool / (gap or 1)) >= psi_min else "drawn but not judged"
             else:

@@ -986,7 +986,7 @@ def test_a_features_missing_share_rising_beyond_chance_and_the_margin_is_alerted
             expected.append((day(d), "feature_creatinine", round(nulls / rows, 12), 0.29))
     assert got == expected and [g[0] for g in got] == [day(1), day(2), day(5)]
     assert set(found.loc[found["metric"] == "null_rate", "rule"]) == {
-        "missing share more than 10% above the reference days' and one-sided exact p < 0.01"
+        "missing share more than 10 percentage points above the reference days' and one-sided exact p < 0.01"
     }
     assert by_metric(found, "psi") == []  # the values left did not drift
 

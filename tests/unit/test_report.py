@@ -744,7 +744,8 @@ def test_fairness_shows_the_published_verdicts_not_a_recomputation(warehouse, tm
     page = parse(report.html)
     assert page.summary["fairness_failures"] == []
     assert page.summary["fairness_window"]["end"] == AS_OF.isoformat()  # not the later window
-    assert "0.777" in report.html and "the assessed fairness verdicts pass" in report.html
+    # 0.777 below 0.80 yet passing: a gap within noise, inconclusive
+    assert "0.777" in report.html and "no assessed fairness verdict fails; 2 gap(s) beyond a limit only" in report.html
     # the groups too small to judge are named beside the pass (its group "tiny" has 5 predictions)
     assert "age_band: tiny left out of every verdict (fewer than" in report.html
 

@@ -65,9 +65,11 @@ def bias_check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
 def _passed_text(verdicts: pd.DataFrame, thresholds: dict, window: str) -> str:
     if not len(verdicts):
         return f"no fairness rows over {window}"
-    if verdicts.apply(fully_assessed, axis=1).all():  # disparate impact alone judged is not 'fair'
+    said = summarise_verdicts(verdicts, thresholds)
+    # disparate impact alone judged is not 'fair', nor is a gap beyond a limit within noise (inconclusive)
+    if verdicts.apply(fully_assessed, axis=1).all() and said == "all fairness verdicts pass":
         return f"fair over {window}"
-    return f"over {window}: " + summarise_verdicts(verdicts, thresholds).replace("\n", "; ")
+    return f"over {window}: " + said.replace("\n", "; ")
 
 
 def judged_window_ends(rows: pd.DataFrame, last) -> dict:
