@@ -86,7 +86,6 @@ def mostly_missing_features(conn, days: int, upto: date | None = None) -> list[t
     ]
 
 
-def missing_feature_lines(conn, days: int, upto: date | None = None, model_id: str | None = None) -> list[str]:
-    """vanished_features' and mostly_missing_features' lines (of ``model_id`` only, when given)."""
-    found = vanished_features(conn, days, upto) + mostly_missing_features(conn, days, upto)
-    return [line for model, line in found if model_id is None or model == model_id]
+def missing_feature_lines(conn, days: int) -> list[str]:
+    """vanished_features' and mostly_missing_features' lines, every model's, to the newest drift day."""
+    return [line for _, line in vanished_features(conn, days) + mostly_missing_features(conn, days)]

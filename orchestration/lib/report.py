@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestration.lib.missing_features import missing_feature_lines
+from orchestration.lib.missing_features import mostly_missing_features, vanished_features
 from orchestration.lib.alerts import (
     POOLED_RULE,
     AlertConfig,
@@ -757,7 +757,7 @@ class ReportBuilder:
         lines = [f"{model_id}: " + "; ".join(said) + "."] if said else []
         lines += [f"{drift_not_judged_text(r)}." for r in ([] if unjudged is None else unjudged.itertuples())]
         # drift not measured, as summary says it (a trial's feature 85-90% missing was in summary only)
-        lines += [f"{line}." for line in missing_feature_lines(self.conn, data.RECENT_DAYS, self.as_of, model_id)]
+        lines += [f"{line}." for model, line in self._missing_features() if model == model_id]
         return " ".join(lines)
 
     def _drift_verdict(self, model_id: str, unjudged: pd.DataFrame, pooled: str, pool: int) -> str:
@@ -784,6 +784,13 @@ class ReportBuilder:
         if filling:
             parts.append(f"not computed yet for {', '.join(sorted(filling))} (its reference window still filling)")
         return ", ".join(parts)
+
+    def _missing_features(self) -> list[tuple[str, str]]:
+        """(model, line) of every model's features gone missing to the report's day, read once for every model."""
+        if not hasattr(self, "_missing"):
+            days, upto = data.RECENT_DAYS, self.as_of
+            self._missing = vanished_features(self.conn, days, upto) + mostly_missing_features(self.conn, days, upto)
+        return self._missing
 
     def _batch_models(self) -> dict[str, float]:
         """data.batch_models to the report's day, read once for every model (none in a mart before its predictions)."""
