@@ -3,8 +3,8 @@ failed runs, sent once each.
 
 Pure Python (no Dagster): the sensor in orchestration/defs/notify/ reads the
 analysts' snapshot and the failed gate checks of Dagster's event log, and hands
-the rows here. Each breach (date, model, metric,
-subject), each failed gate (suite, date), each failed run (its days and step) and each
+the rows here. Each alert incident (model, metric, subject and its first day
+of a run of alerting days), each failed gate (suite, date), each failed run (its days and step) and each
 fairness failure (model, attribute and the first failing window of a run of failing ones)
 has a stable dedup key; a key already sent is never sent again, even when the alert lookback
 re-evaluates old days. Notifiers are pluggable; the default ones write to the log and to a
@@ -21,9 +21,11 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
 from orchestration.lib.settings import dbt_var
@@ -214,41 +216,77 @@ def _day(value) -> str:
     return pd.Timestamp(value).date().isoformat()
 
 
-def alert_notifications(alerts: pd.DataFrame) -> list[Notification]:
-    """marts.alerts rows -> notifications (one per date, model, metric, subject; model versions collapse). A
-    version change is one notification (its first day's figures) however many of the new version's days breach:
-    a trial's one change was 13 notifications over 7 mornings."""
-    out = {}
-    changes = {}  # (model, version, subject) -> (first day, last day) of its version_change rows
-    for r in alerts[alerts["metric"] == "version_change"].itertuples(index=False):
-        key, day = (r.model_id, r.model_version, r.subject or ""), _day(r.date)
-        first, last = changes.get(key, (day, day))
-        changes[key] = (min(first, day), max(last, day))
-    for r in alerts.sort_values(["date", "model_id", "metric", "subject"]).itertuples(index=False):
-        subject = r.subject or ""
-        about = f"{r.metric}" + (f" of {subject}" if subject else "")
-        value = _number(r.value)
-        changed = changes.get((r.model_id, r.model_version, subject)) if r.metric == "version_change" else None
-        first, until = changed or (_day(r.date), None)
-        if first != _day(r.date):
-            continue  # a later day of a version change: its first day's notification says it
-        lasting = f" (and on its version's days through {until})" if until and until != first else ""
-        n = Notification(
-            kind="alert",
-            date=first,
-            model_id=r.model_id,
-            metric=r.metric,
-            subject=subject,
-            value=value,
-            threshold=_number(r.threshold),
-            message=(
-                f"{r.model_id} ({r.model_version}) on {first}{lasting}: {about} = "
-                f"{'n/a' if value is None else round(value, 4)}, rule {r.rule}"
-            ),
-            until=until if until != first else None,
+def _day_numbers(dates) -> np.ndarray:
+    return pd.to_datetime(pd.Series(dates)).to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+def _incidents(alerts: pd.DataFrame, prediction_days: pd.DataFrame | None) -> list[pd.DataFrame]:
+    """marts.alerts rows split into incidents: one model's alerts of one metric and subject (versions collapse) on
+    days in a row. A day the model made predictions without that alert ends one; days it made none (a weekend, a
+    weekly batch's gap) do not; with no days known for the model, only consecutive calendar days continue one. A
+    version change (breaching on up to 7 of its version's first days) is one incident per version and subject."""
+    active: dict[str, np.ndarray] = {}
+    if prediction_days is not None:
+        for model, days in prediction_days.groupby("model_id")["date"]:
+            active[model] = np.sort(_day_numbers(days))
+    rows = alerts.assign(
+        subject=alerts["subject"].fillna(""),
+        day=_day_numbers(alerts["date"]),
+        version_=alerts["model_version"].where(alerts["metric"] == "version_change", ""),
+    ).sort_values(["date", "model_id", "metric", "subject"], kind="stable")
+    out = []
+    for (model, metric, _, _), same in rows.groupby(["model_id", "metric", "subject", "version_"], sort=False):
+        days = np.unique(same["day"].to_numpy())
+        made = active.get(model)
+        if metric == "version_change":
+            breaks = np.zeros(len(days) - 1, dtype=bool)
+        elif made is None:
+            breaks = np.diff(days) > 1
+        else:  # a prediction day strictly between two alert days
+            breaks = np.searchsorted(made, days[1:]) - np.searchsorted(made, days[:-1], side="right") > 0
+        run_of_day = dict(zip(days, np.concatenate([[0], np.cumsum(breaks)]), strict=True))
+        out += [run for _, run in same.groupby(same["day"].map(run_of_day), sort=False)]
+    return out
+
+
+def alert_notifications(alerts: pd.DataFrame, prediction_days: pd.DataFrame | None = None) -> list[Notification]:
+    """marts.alerts rows -> one notification per incident (_incidents; ``prediction_days``: model_id, date of each
+    day a model made predictions), dated its first day with that day's figures, ``until`` its last (not in the key:
+    an incident that goes on is not news again; one that ends and comes back is). A trial's drift of three weeks
+    was 21 notifications a feature; fairness failures were already sent once per run of failing windows."""
+    out = []
+    for run in _incidents(alerts, prediction_days):
+        r = run.iloc[0]
+        first, until = _day(r["date"]), _day(run["date"].max())
+        subject = r["subject"]
+        about = f"{r['metric']}" + (f" of {subject}" if subject else "")
+        value = _number(r["value"])
+        lasting = ""
+        if until != first and r["metric"] == "version_change":
+            lasting = f" (and on its version's days through {until})"
+        elif until != first:
+            peak = run.loc[run["value"].idxmax()] if run["value"].notna().any() else r
+            lasting = (
+                f" (alerting on {run['day'].nunique()} days through {until}, highest "
+                f"{'n/a' if _number(peak['value']) is None else round(float(peak['value']), 4)} on {_day(peak['date'])})"
+            )
+        out.append(
+            Notification(
+                kind="alert",
+                date=first,
+                model_id=r["model_id"],
+                metric=r["metric"],
+                subject=subject,
+                value=value,
+                threshold=_number(r["threshold"]),
+                message=(
+                    f"{r['model_id']} ({r['model_version']}) on {first}{lasting}: {about} = "
+                    f"{'n/a' if value is None else round(value, 4)}, rule {r['rule']}"
+                ),
+                until=until if until != first else None,
+            )
         )
-        out.setdefault(n.dedup_key, n)
-    return list(out.values())
+    return sorted(out, key=lambda n: (n.date, n.model_id, n.metric, n.subject))
 
 
 GROUPED_AT = 5  # a model's new alerts of one metric and day on more subjects than this are sent as one notification
@@ -467,10 +505,9 @@ def source_change_notifications(changes: pd.DataFrame) -> list[Notification]:
 SOURCES = {
     "marts.alerts": (
         "SELECT date, model_id, model_version, metric, coalesce(subject, '') AS subject, value, threshold, rule "
-        # a version change's first day too, while any of its days is in the horizon (its notification's key)
-        "FROM marts.alerts a WHERE date >= $1 OR (metric = 'version_change' AND EXISTS (SELECT 1 FROM marts.alerts "
-        "b WHERE b.metric = 'version_change' AND b.date >= $1 AND b.model_id = a.model_id AND b.model_version = "
-        "a.model_version AND coalesce(b.subject, '') = coalesce(a.subject, '')))",
+        # every day of a (model, metric, subject) alerting within the horizon: an incident's first day is its key
+        "FROM marts.alerts a WHERE EXISTS (SELECT 1 FROM marts.alerts b WHERE b.date >= $1 AND b.model_id = "
+        "a.model_id AND b.metric = a.metric AND coalesce(b.subject, '') = coalesce(a.subject, ''))",
         alert_notifications,
     ),
     "quality.gate_results": (
@@ -484,6 +521,7 @@ SOURCES = {
         source_change_notifications,
     ),
 }
+PREDICTION_DAYS_SQL = "SELECT DISTINCT model_id, date FROM marts.model_health_daily WHERE predictions > 0"
 BY_LAST_PREDICTION = (
     "v.date <= coalesce((SELECT max(h.date) FROM marts.model_health_daily h WHERE h.model_id = v.model_id "
     "AND h.predictions > 0), v.date)"
@@ -511,5 +549,8 @@ def read_candidates(conn, horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[lis
         sql, to_notifications = SOURCES[table]
         if table == "marts.bias_verdicts" and "marts.model_health_daily" in present:
             sql = FAIRNESS_SQL.format(scope=BY_LAST_PREDICTION)
+        if table == "marts.alerts" and "marts.model_health_daily" in present:
+            made = conn.execute(PREDICTION_DAYS_SQL).df()
+            to_notifications = partial(alert_notifications, prediction_days=made)
         candidates += to_notifications(conn.execute(sql, [oldest]).df())
     return candidates, newest

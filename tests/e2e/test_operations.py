@@ -75,7 +75,11 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(
 
     # the sensor, ticked twice against the snapshot the run published
     with duckdb.connect(str(analytics_path()), read_only=True) as snapshot:
-        snapshot_alerts = snapshot.execute("SELECT DISTINCT date, model_id, metric, subject FROM marts.alerts").df()
+        snapshot_alerts = snapshot.execute(
+            "SELECT DISTINCT date, model_id, metric, coalesce(subject, '') AS subject, CASE WHEN metric = "
+            "'version_change' THEN model_version ELSE '' END AS version FROM marts.alerts ORDER BY date"
+        ).df()
+        made = snapshot.execute("SELECT model_id, date FROM marts.model_health_daily WHERE predictions > 0").df()
         failed_gates = snapshot.execute("SELECT DISTINCT date, suite FROM quality.gate_results WHERE NOT passed").df()
         verdicts = snapshot.execute("SELECT date, model_id, attribute, passed FROM marts.bias_verdicts").df()
     assert len(snapshot_alerts) > 0
@@ -85,11 +89,20 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(
         jsonl = alerts_dir / "notifications.jsonl"
         sent = [json.loads(line) for line in jsonl.read_text().splitlines()]
         horizon_start = (day - timedelta(days=31)).isoformat()
-        expected = {
-            f"alert|{r.date.date().isoformat()}|{r.model_id}|{r.metric}|{r.subject or ''}"
-            for r in snapshot_alerts.itertuples()
-            if r.date.date().isoformat() >= horizon_start
-        }
+        # an alert incident: its first day, the next alert after a day the model predicted without one a new one
+        expected = set()
+        for (model, metric, subject, _), same in snapshot_alerts.groupby(["model_id", "metric", "subject", "version"]):
+            predicted = set(made.loc[made["model_id"] == model, "date"])
+            days = sorted(set(same["date"]))
+            starts = [
+                i
+                for i, d in enumerate(days)
+                if i == 0 or (metric != "version_change" and any(days[i - 1] < x < d for x in predicted))
+            ]
+            for i, start in enumerate(starts):
+                last = days[(starts[i + 1] if i + 1 < len(starts) else len(days)) - 1]
+                if last.date().isoformat() >= horizon_start:
+                    expected.add(f"alert|{days[start].date().isoformat()}|{model}|{metric}|{subject}")
         expected |= {
             f"gate|{r.date.date().isoformat()}||quality_gate|{r.suite}"
             for r in failed_gates.itertuples()

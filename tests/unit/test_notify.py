@@ -13,6 +13,7 @@ from orchestration.lib.bias import VERDICTS_SCHEMA
 from orchestration.lib.notify import (
     JsonLinesNotifier,
     LogNotifier,
+    PREDICTION_DAYS_SQL,
     NotifyCursor,
     WebhookNotifier,
     alert_notifications,
@@ -34,7 +35,7 @@ def alerts_frame(rows):
 ALERT_ROWS = [
     ("2026-10-10", "recommender", "v1", "psi", "basket_size", 0.41, 0.2, "> 0.2"),
     ("2026-10-10", "recommender", "v1", "expected_calibration_error", "", 0.13, 0.08, "> 0.08"),
-    ("2026-10-11", "recommender", "v1", "psi", "basket_size", 0.52, 0.2, "> 0.2"),
+    ("2026-10-11", "recommender", "v1", "psi", "tenure_days", 0.52, 0.2, "> 0.2"),
 ]
 ALERTS = alerts_frame(ALERT_ROWS)
 GATES = pd.DataFrame(
@@ -54,7 +55,7 @@ def test_one_notification_per_breach_and_per_failed_gate():
     assert [(n.date, n.metric, n.subject, n.value) for n in alerts] == [
         ("2026-10-10", "expected_calibration_error", "", 0.13),
         ("2026-10-10", "psi", "basket_size", 0.41),
-        ("2026-10-11", "psi", "basket_size", 0.52),
+        ("2026-10-11", "psi", "tenure_days", 0.52),
     ]
     gates = gate_notifications(GATES)
     assert [(n.kind, n.date, n.subject, n.value) for n in gates] == [("gate", "2026-10-11", "raw_orders", 880.0)]
@@ -350,14 +351,14 @@ def test_a_models_alerts_of_one_metric_on_many_subjects_of_a_day_are_one_notific
     many = GROUPED_NAMED + 2
     rows = [("2026-10-10", "ocr", "v1", "psi", f"px{k:02d}", 0.2 + k / 100, 0.2, "> 0.2") for k in range(many)]
     rows += [("2026-10-10", "ocr", "v1", "psi", f"px{k:02d}", 0.3, 0.2, "> 0.2") for k in range(2)]  # other version
-    rows += [("2026-10-11", "ocr", "v1", "psi", f"px{k:02d}", 0.5, 0.2, "> 0.2") for k in range(GROUPED_AT)]
+    rows += [("2026-10-11", "ocr", "v1", "psi", f"py{k:02d}", 0.5, 0.2, "> 0.2") for k in range(GROUPED_AT)]
     rows += [("2026-10-10", "other", "v1", "psi", f"px{k:02d}", 0.5, 0.2, "> 0.2") for k in range(GROUPED_AT + 1)]
     notes = grouped(alert_notifications(alerts_frame(rows)))
     keys = [n.dedup_key for n in notes]
     assert keys == [
         "alert|2026-10-10|ocr|psi|*",
         "alert|2026-10-10|other|psi|*",
-        *[f"alert|2026-10-11|ocr|psi|px{k:02d}" for k in range(GROUPED_AT)],  # as many as GROUPED_AT: one each
+        *[f"alert|2026-10-11|ocr|psi|py{k:02d}" for k in range(GROUPED_AT)],  # as many as GROUPED_AT: one each
     ]
     grouped = notes[0]
     assert grouped.value == pytest.approx(0.2 + (many - 1) / 100)  # the highest
@@ -422,7 +423,7 @@ def test_a_version_change_is_one_notification_however_many_of_its_days_breach():
         if 3 <= day <= 9:  # v2's first 7 days breach on both subjects
             add(day, "v2", "version_change", "flag_rate")
             add(day, "v2", "version_change", "score")
-        add(day, "v2", "psi", "score")  # a drift alert of a feature named like the subject: every day is news
+        add(day, "v2", "psi", "score")  # a drift alert of a feature named like the subject: its own incident
         if day == 12:
             add(day, "v3", "version_change", "flag_rate")  # the next version's change is news too
         candidates, newest = read_candidates(conn, horizon_days=3)
@@ -434,7 +435,49 @@ def test_a_version_change_is_one_notification_however_many_of_its_days_breach():
         ("2026-10-03", "score", "fraud (v2) on 2026-10-03"),
         ("2026-10-12", "flag_rate", "fraud (v3) on 2026-10-12"),
     ]
-    assert sorted(n.date for n in sent if n.metric == "psi") == [f"2026-10-{d:02d}" for d in range(1, 15)]
+    assert [n.date for n in sent if n.metric == "psi"] == ["2026-10-01"]
     # read back later, the first day's notification says how long the change breached
     [said, *_] = alert_notifications(conn.execute("SELECT * FROM marts.alerts WHERE metric = 'version_change'").df())
     assert said.message.startswith("fraud (v2) on 2026-10-03 (and on its version's days through 2026-10-09): ")
+
+
+def test_an_alert_that_goes_on_is_one_notification_until_a_day_of_predictions_passes_without_it():
+    # a trial's creatinine went missing for weeks: one null_rate notification a day (and so for a PSI pool's 7 days)
+    conn = duckdb.connect()
+    ensure_table(conn, "marts.alerts", ALERTS_SCHEMA)
+    # weekday model: predictions Monday-Friday only (2026-10-05 is a Monday)
+    conn.execute(
+        "CREATE TABLE marts.model_health_daily AS SELECT DATE '2026-10-05' + INTERVAL (i) DAY AS date, 'lender' "
+        "AS model_id, CASE WHEN dayofweek(DATE '2026-10-05' + INTERVAL (i) DAY) IN (0, 6) THEN 0 ELSE 50 END AS "
+        "predictions FROM range(28) t(i)"
+    )
+    # Mon 10-05 .. Mon 10-12 breaching (no predictions that weekend), Tue 10-13 judged clean, Wed 10-14 again
+    breaching = {5: 0.30, 6: 0.35, 7: 0.90, 8: 0.40, 9: 0.31, 12: 0.33, 14: 0.50}
+    sent, cursor = [], NotifyCursor()
+    for day in range(5, 19):
+        if day in breaching:
+            conn.execute(
+                "INSERT INTO marts.alerts (date, model_id, model_version, metric, subject, value, threshold, rule) "
+                "VALUES (DATE '2026-10-01' + INTERVAL (?) DAY, 'lender', 'v1', 'null_rate', 'creatinine', ?, 0.1, "
+                "'as said')",
+                [day - 1, breaching[day]],
+            )
+        candidates, newest = read_candidates(conn, horizon_days=3)
+        new, cursor = select_new(candidates, NotifyCursor.from_json(cursor.to_json()), newest, horizon_days=3)
+        sent += new
+    assert [(n.date, n.value) for n in sent] == [("2026-10-05", 0.30), ("2026-10-14", 0.50)]
+    # read back, the first incident says how long it lasted and its worst day
+    first, second = alert_notifications(
+        conn.execute("SELECT * FROM marts.alerts").df(), conn.execute(PREDICTION_DAYS_SQL).df()
+    )
+    assert first.until == "2026-10-12" and second.until is None
+    assert first.message == (
+        "lender (v1) on 2026-10-05 (alerting on 6 days through 2026-10-12, highest 0.9 on 2026-10-07): "
+        "null_rate of creatinine = 0.3, rule as said"
+    )
+    # without the days a model made predictions, only calendar days in a row are one incident (the weekend splits)
+    assert [(n.date, n.until) for n in alert_notifications(conn.execute("SELECT * FROM marts.alerts").df())] == [
+        ("2026-10-05", "2026-10-09"),
+        ("2026-10-12", None),
+        ("2026-10-14", None),
+    ]

@@ -117,13 +117,13 @@ def test_each_alert_and_failed_gate_is_notified_once(paths):
         assert result.skip_message == "snapshot unchanged since the last tick"
 
         # the next run republishes: day 10-10 re-evaluated (same breaches), day 10-11 adds one
-        write_snapshot(snapshot, [*day1, alert("2026-10-11", "psi", "basket_size", 0.5, 0.2)], gates)
+        write_snapshot(snapshot, [*day1, alert("2026-10-11", "psi", "tenure_days", 0.5, 0.2)], gates)
         os.utime(snapshot, (snapshot.stat().st_atime, snapshot.stat().st_mtime + 1))  # a coarse clock must not hide it
         result, cursor = tick(instance, cursor)
-        assert sent(jsonl)[3:] == ["alert|2026-10-11|recommender|psi|basket_size"]
+        assert sent(jsonl)[3:] == ["alert|2026-10-11|recommender|psi|tenure_days"]
 
         # republished again with nothing new: a second tick notifies nothing new
-        write_snapshot(snapshot, [*day1, alert("2026-10-11", "psi", "basket_size", 0.5, 0.2)], gates)
+        write_snapshot(snapshot, [*day1, alert("2026-10-11", "psi", "tenure_days", 0.5, 0.2)], gates)
         os.utime(snapshot, (snapshot.stat().st_atime, snapshot.stat().st_mtime + 2))
         result, cursor = tick(instance, cursor)
         assert result.skip_message.startswith("sent 0 notification(s)")

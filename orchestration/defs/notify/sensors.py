@@ -8,8 +8,9 @@ pipeline's DuckDB write lock:
   it fails (a failed blocking gate skips publish/analytics_snapshot, so the
   snapshot would tell only after the next successful run);
 - the analysts' read-only snapshot (rebuilt by publish/analytics_snapshot after
-  each run): new rows of marts.alerts, and of quality.gate_results, and each (model, attribute) of
-  marts.bias_verdicts whose verdict starts failing (once per run of failing windows, not once a day).
+  each run): new incidents of marts.alerts (a run of alerting days), new rows of quality.gate_results, and
+  each (model, attribute) of marts.bias_verdicts whose verdict starts failing (once per run of failing windows,
+  not once a day).
 A failed gate has the same dedup key in both, so it is sent once. What was sent,
 the snapshot's mtime and the last finished run read (its update time) are kept in the sensor's cursor.
 """
@@ -183,8 +184,8 @@ RETRAINING_JOB = "retraining"  # the retraining job's name (orchestration/defs/r
     name="alert_notifications",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Each new row of marts.alerts, each failed quality gate (the tick after it fails), each failed run "
-    "and each fairness verdict that starts failing, once, to the log, data/alerts/notifications.jsonl and an "
+    description="Each new incident of marts.alerts (an alert on days in a row), each failed quality gate (the tick "
+    "after it fails), each failed run and each fairness verdict that starts failing, once, to the log, data/alerts/notifications.jsonl and an "
     "optional webhook (IMPACT_LEDGER_ALERT_WEBHOOK).",
 )
 def alert_notifications_sensor(context: dg.SensorEvaluationContext):
