@@ -216,7 +216,10 @@ def _grade(flag, reason) -> str:
     return "yes" if bool(flag) else f"NO: {reason or 'reason not recorded'}"
 
 
-UNTRUSTED_PROGRESS = "progress, not trustworthy"  # the OKR plot's hatched bars
+UNTRUSTED_PROGRESS = "progress, not trustworthy or not decision-grade"  # the OKR plot's hatched bars
+# the OKR table's column: an OKR value counts only when its attribution row is both (a re-trial read a row's "yes"
+# under the model-value table's "trustworthy" beside the OKR table's "trustworthy: NO: not decision-grade")
+OKR_TRUST = "trustworthy and decision-grade"
 
 # -------------------------------------------------------------------- sections
 
@@ -1211,7 +1214,7 @@ class ReportBuilder:
             bars = dict(type="bar", x=[labels[i] for i in rows], y=[progress[i] for i in rows], name=name)
             if marked:  # hatched (stripes on white: faded), the reason on hover as the tables give it
                 marker.update(pattern=dict(shape="/"), line=dict(color=marker["color"], width=1.5))
-                bars["hovertext"] = [f"trustworthy: {_grade(trust.iloc[i], reasons.iloc[i])}" for i in rows]
+                bars["hovertext"] = [f"{OKR_TRUST}: {_grade(trust.iloc[i], reasons.iloc[i])}" for i in rows]
             # one slot per key result, whichever of the two traces its bar is in
             fig.add_trace(dict(bars, marker=marker, offsetgroup="progress"))
         fig.add_trace(
@@ -1236,10 +1239,10 @@ class ReportBuilder:
                 f"Progress from baseline to target of each key result as of {_day(okrs['date'].iloc[0])}, "
                 f"next to the progress a linear pace to its deadline would have reached. A net value or lift is "
                 f"its treatment arm's cumulative value of the newest day with one ('value as of': after its "
-                f"experiment's data ends, its final value); 'trustworthy' is that attribution row's (n/a for a KPI "
-                f"or health metric): an achieved key result that is not trustworthy is no achievement yet."
+                f"experiment's data ends, its final value); '{OKR_TRUST}' is whether that attribution row is both "
+                f"(n/a for a KPI or health metric): an achieved key result without both is no achievement yet."
                 + (
-                    " A hatched bar is a value that is not trustworthy (why: on hover and in the table)."
+                    " A hatched bar is a value that is not (why: on hover and in the table)."
                     if any(untrusted)
                     else ""
                 )
@@ -1296,7 +1299,7 @@ class ReportBuilder:
             if c in shown:
                 shown_okrs.loc[money, c] = okrs.loc[money, c].map(money_text)
         if "trustworthy" in okrs:
-            shown_okrs["trustworthy"] = [_grade(f, r) for f, r in zip(okrs["trustworthy"], okrs["untrusted_reason"])]
+            shown_okrs[OKR_TRUST] = [_grade(f, r) for f, r in zip(okrs["trustworthy"], okrs["untrusted_reason"])]
         shown_okrs = shown_okrs.rename(columns={"model_id": "model", "value_as_of": "value as of"})
         s.add(table(shown_okrs, {"progress": _pct, "expected_progress": _pct}))
         return s

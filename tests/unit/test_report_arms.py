@@ -295,8 +295,9 @@ def test_the_okr_scorecard_and_leading_tables_name_arms_ages_trust_and_same_day_
     }
     assert okrs["kr_m1"]["value as of"] == ended.isoformat() and okrs["kr_small"]["value as of"] == day.isoformat()
     # achieved, with the caveat of the row it read; a KPI has no attribution row to trust
-    assert (okrs["kr_small"]["status"], okrs["kr_small"]["trustworthy"]) == ("achieved", f"NO: {REASON}")
-    assert [okrs[k]["trustworthy"] for k in ("kr_aide", "kr_m1", "kr_kpi")] == ["yes", "yes", "n/a"]
+    trust = "trustworthy and decision-grade"  # one column name, not the model-value table's "trustworthy"
+    assert (okrs["kr_small"]["status"], okrs["kr_small"][trust]) == ("achieved", f"NO: {REASON}")
+    assert [okrs[k][trust] for k in ("kr_aide", "kr_m1", "kr_kpi")] == ["yes", "yes", "n/a"]
     summary = {r["key_result"]: r for r in parse(report.html).summary["okr_progress"]}
     assert (summary["kr_small"]["treatment_variant"], summary["kr_small"]["untrusted_reason"]) == ("small", REASON)
     assert summary["kr_m1"]["value_as_of"] == ended.isoformat()
