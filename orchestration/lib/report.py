@@ -1241,11 +1241,7 @@ class ReportBuilder:
                 f"its treatment arm's cumulative value of the newest day with one ('value as of': after its "
                 f"experiment's data ends, its final value); '{OKR_TRUST}' is whether that attribution row is both "
                 f"(n/a for a KPI or health metric): an achieved key result without both is no achievement yet."
-                + (
-                    " A hatched bar is a value that is not (why: on hover and in the table)."
-                    if any(untrusted)
-                    else ""
-                )
+                + (" A hatched bar is a value that is not (why: on hover and in the table)." if any(untrusted) else "")
             )
         )
         self.summary["okr_progress"] = jsonable(
