@@ -28,7 +28,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from orchestration.lib.attribution import arm_stats, cuped_arm_stats, ratio_arm_stats
+from orchestration.lib.attribution import AttributionSettings, arm_stats, cuped_arm_stats, ratio_arm_stats
 from orchestration.lib.okrs import KeyResult
 from orchestration.lib.stats import minimum_detectable_effect, required_sample_size
 
@@ -89,6 +89,12 @@ def _degenerate(result) -> bool:
     return isinstance(reason, str) and bool(reason)
 
 
+def _fewer_events(result) -> float:
+    """The fewer of a result row's arms' events (NaN when neither is known)."""
+    known = [float(e) for e in (result.events_control, result.events_treatment) if pd.notna(e)]
+    return min(known) if known else NAN
+
+
 def planning_variance(control: pd.Series, metric_type: str, estimate: str | None, cuped_theta: float) -> float:
     """Per-unit variance of the control arm for the estimate the results use.
 
@@ -113,6 +119,8 @@ def key_result_feasibility(
     treatment_share: float,
     alpha: float,
     power: float,
+    events: float = NAN,
+    min_events: float = 0,
 ) -> dict:
     """Can the experiment detect ``kr``'s target effect by its deadline?
 
@@ -121,7 +129,10 @@ def key_result_feasibility(
     ``treatment_share`` of units is treated; days_needed = required_units /
     units_per_day (days of today's traffic); by the deadline the experiment has
     units + units_per_day x days_to_deadline units, whose MDE is
-    mde_relative_at_deadline.
+    mde_relative_at_deadline. ``events``: the fewer of the arms' events today (attribution.arm_events), which
+    grow with the units: where fewer than ``min_events`` (min_events_per_arm) are expected by the deadline, the
+    result would still not be tested there, whatever its power says (a trial's key result read "detectable by
+    its deadline" beside 3 control events).
     """
     effect = kr.target_relative_effect
     size = required_sample_size(variance, variance, abs(effect) * abs(control_mean), alpha, power, treatment_share)
@@ -139,7 +150,16 @@ def key_result_feasibility(
     required = size.n_total
     detectable = None if math.isnan(required) else bool(by_deadline >= required)
     warning = None
-    if detectable is False:
+    expected_events = events * by_deadline / units if units > 0 else NAN
+    if expected_events < min_events:  # False for NaN: events unknown
+        mde, detectable = NAN, False
+        when = "already passed" if days_to_deadline < 0 else f"in {days_to_deadline} days"
+        warning = (
+            f"{kr.id}: by its deadline {kr.deadline} ({when}) an arm would hold about {expected_events:,.1f} "
+            f"events at today's rate ({events:,.3g} in {units:,.0f} units today; < min_events_per_arm "
+            f"{min_events:g}): its result would not be tested, whatever the target"
+        )
+    elif detectable is False:
         when = "already passed" if days_to_deadline < 0 else f"in {days_to_deadline} days"
         warning = (
             f"{kr.id}: target effect {effect:+.2%} is smaller than the {mde:.2%} MDE reachable by its "
@@ -183,6 +203,7 @@ def metric_scorecard(
     key_results: list[KeyResult],
     alpha: float,
     power: float,
+    min_events_per_arm: float = AttributionSettings().min_events_per_arm,
 ) -> pd.DataFrame:
     """One row per day, started experiment, treatment arm, declared metric and bound key result (or none).
 
@@ -190,7 +211,8 @@ def metric_scorecard(
     ``variants``: experiment_id, variant, expected_share; ``results``: cumulative
     attribution.experiment_results rows; ``stats``: cumulative
     marts.experiment_stats rows; ``traffic``: TRAFFIC_SQL rows; ``metrics``: the
-    experiment_metrics config.
+    experiment_metrics config. A result that is not tested today (attribution's degenerate_reason: too few events
+    in an arm) has no MDE at today's traffic: its normal approximation is what the rule refuses.
     """
     result_at = {
         (r.experiment_id, r.treatment_variant, r.metric, pd.Timestamp(r.as_of_date)): r
@@ -237,7 +259,7 @@ def metric_scorecard(
                         "attributable": r is not None and not _degenerate(r),
                         "units": units,
                         "units_per_day": per_day,
-                        "mde_relative": float(r.mde_relative) if r is not None else NAN,
+                        "mde_relative": float(r.mde_relative) if r is not None and not _degenerate(r) else NAN,
                         "maturity_days": int(spec.get("maturity_days", 0)),
                         "balanced_by_guardrail": None if spec.get("guardrail") else balanced,
                     }
@@ -262,7 +284,17 @@ def metric_scorecard(
                         rows.append(
                             base
                             | key_result_feasibility(
-                                kr, day, units, per_day, variance, float(r.mean_control), share, alpha, power
+                                kr,
+                                day,
+                                units,
+                                per_day,
+                                variance,
+                                float(r.mean_control),
+                                share,
+                                alpha,
+                                power,
+                                events=_fewer_events(r),
+                                min_events=min_events_per_arm,
                             )
                         )
     return pd.DataFrame(rows, columns=list(SCORECARD_SCHEMA))

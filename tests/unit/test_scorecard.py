@@ -211,6 +211,8 @@ def test_scorecard_grid_binding_and_criteria():
                 mde_relative=0.2,
                 estimate="welch",
                 cuped_theta=float("nan"),
+                events_control=300.0,
+                events_treatment=2_700.0,
             )
             for m, t in (("conversion", "proportion"), ("refund_rate", "ratio"))
         ]
@@ -295,6 +297,8 @@ def test_scorecard_grid_binding_and_criteria():
     untested = results.assign(degenerate_reason=["no variance in either arm", None])
     again = card([day], [conversion_kr], untested).set_index("metric")
     assert not again.loc["conversion", "attributable"] and again.loc["refund_rate", "attributable"]
+    # ... and has no MDE at today's traffic: the normal approximation it rests on is what the rule refuses
+    assert math.isnan(again.loc["conversion", "mde_relative"]) and again.loc["refund_rate", "mde_relative"] == 0.2
 
     assert [
         k.id
@@ -302,3 +306,24 @@ def test_scorecard_grid_binding_and_criteria():
             [conversion_kr, retention_kr, other_model_kr], "e_late", "late", "conversion", "treatment"
         )
     ] == ["site_conversion", "other"]
+
+
+def test_a_key_result_whose_arms_would_hold_too_few_events_by_its_deadline_is_not_detectable():
+    # a trial: 3 control events today, and "detectable by its deadline" from the variance alone
+    as_of, units, rate, var, mean, share = D(2026, 10, 30), 40, 0.5, 0.075 * 0.925, 0.075, 0.5
+    by_deadline = units + rate * 62  # 71 units by 2026-12-31
+    few = key_result_feasibility(
+        kr(target=3.0), as_of, units, rate, var, mean, share, ALPHA, POWER, events=3.0, min_events=10
+    )
+    expected_events = 3.0 * by_deadline / units  # 5.3 events at today's rate, by hand
+    assert few["detectable_by_deadline"] is False and math.isnan(few["mde_relative_at_deadline"])
+    assert f"about {expected_events:,.1f} events" in few["warning"] and "min_events_per_arm 10" in few["warning"]
+    assert "would not be tested" in few["warning"]
+    # the same target without the events rule: the variance alone calls it detectable
+    plain = key_result_feasibility(kr(target=3.0), as_of, units, rate, var, mean, share, ALPHA, POWER)
+    assert plain["detectable_by_deadline"] and plain["warning"] is None
+    # enough events by the deadline (not today): judged by power as before
+    later = key_result_feasibility(
+        kr(target=3.0), as_of, units, rate, var, mean, share, ALPHA, POWER, events=3.0, min_events=5
+    )
+    assert {k: later[k] for k in plain} == plain

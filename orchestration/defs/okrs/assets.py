@@ -12,7 +12,7 @@ from orchestration.defs.partition_metadata import add_daily_metadata
 from orchestration.defs.partitions import daily_partitions, lookback_start, run_date_range, run_days, single_run
 from orchestration.defs.transform.dbt_assets import impact_ledger_dbt
 from orchestration.lib.asset_metadata import okr_progress_by_day, scorecard_by_day
-from orchestration.lib.attribution import experiment_design
+from orchestration.lib.attribution import AttributionSettings, experiment_design
 from orchestration.lib.label_refresh import refresh_start as label_refresh_start
 from orchestration.lib.okrs import PROGRESS_SCHEMA, check_arms, key_result_values, load_okrs, okr_progress
 from orchestration.lib.project_config import load_config
@@ -116,6 +116,7 @@ def metric_scorecard_asset(context: dg.AssetExecutionContext, duckdb: DuckDBReso
             okrs.key_results,
             float(attribution["alpha"]),
             float(attribution["power"]),
+            AttributionSettings.from_config(attribution).min_events_per_arm,
         )
         rows = replace_date_range(conn, "marts.metric_scorecard", SCORECARD_SCHEMA, scorecard, "date", first, last)
     # each day of the run: its warnings, unattributable metrics and table
