@@ -863,8 +863,7 @@ def summarise_verdicts(
         blank = [VERDICT_TEXT[flag][0] for flag in unjudged(v)]
         if blank:
             unassessed.append(
-                f"{v['model_id']} / {v['attribute']}: {', '.join(blank)} not assessed: fewer than 2 groups with "
-                f">= {minimum:g} labelled predictions (bias.min_labelled)"
+                f"{v['model_id']} / {v['attribute']}: {', '.join(blank)} not assessed: {_unjudged_reason(v, minimum)}"
             )
             unassessed += [f"{v['model_id']} / {v['attribute']}: {line}" for line in last_judged(v, history, fallback)]
         if left_out := _left_out(v, minimum, decisions):
@@ -887,6 +886,24 @@ def summarise_verdicts(
     # the shown window's own findings before what other windows found: a line joined after "last judged on the
     # window ..." read as that window's (a trial's newest disparate impact of 0.78 was read as July's)
     return "\n".join(lines + within_noise + unassessed)
+
+
+def _unjudged_reason(v, minimum: float) -> str:
+    """Why a label-based verdict of an assessed row has no value: too few groups with enough labels, or enough
+    groups of which fewer than two hold the labels it compares (a trial's 343 and 63 labelled were said "fewer
+    than 2 groups with >= 30 labelled": one had no labelled positive, as the row's note said)."""
+    eligible = _group_list(v.get("eligible_groups"))
+    if len(eligible) < 2:
+        return f"fewer than 2 groups with >= {minimum:g} labelled predictions (bias.min_labelled)"
+    lacking = [
+        part
+        for part in str(v.get("note") or "").split("; ")
+        if part.startswith(("no labelled positives", "no labelled negatives"))
+    ]
+    return (
+        f"of the {len(eligible)} groups with >= {minimum:g} labelled predictions, fewer than 2 hold the labels it compares"
+        + (f" ({'; '.join(lacking)})" if lacking else "")
+    )
 
 
 def _left_out(v, minimum: float, decisions: float) -> str:

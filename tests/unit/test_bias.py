@@ -617,3 +617,42 @@ def test_users_without_a_value_compared_as_their_own_group_are_said_to_be():
     flagged_unknown = {"passes_disparate_impact": False, "flagged_groups_disparate_impact": ["unknown"]}
     assert _missing_value_groups({**flagged_unknown, "disparate_impact_groups": ["unknown", "0-17"]}) == ""
     assert _missing_value_groups({**failed, "disparate_impact_groups": ["0-17", "18-39"]}) == ""
+
+
+def test_a_verdict_unjudged_for_want_of_positives_says_so_not_too_few_labelled_groups():
+    # a trial: ivdrug groups of 343 and 63 labelled, one without a labelled positive, read "not assessed: fewer
+    # than 2 groups with >= 30 labelled predictions"; its verdict row's note said why
+    counts = {  # group: (predictions, positives, tp, fp, fn, tn)
+        "1": (343, 40, 10, 30, 5, 298),
+        "3": (63, 5, 0, 5, 0, 58),
+    }
+    rows = pd.DataFrame(
+        {
+            "date": pd.Timestamp("2026-01-15"),
+            "model_id": "risk",
+            "attribute": "ivdrug",
+            "group_value": list(counts),
+            "predictions": [c[0] for c in counts.values()],
+            "positives": [c[1] for c in counts.values()],
+            "labelled": [sum(c[2:]) for c in counts.values()],
+            "labelled_positives": [c[2] + c[4] for c in counts.values()],
+            "true_positives": [c[2] for c in counts.values()],
+            "false_positives": [c[3] for c in counts.values()],
+            "false_negatives": [c[4] for c in counts.values()],
+            "true_negatives": [c[5] for c in counts.values()],
+            "score_sum": [0.1 * c[0] for c in counts.values()],
+            "label_sum": [c[2] + c[4] for c in counts.values()],
+            "population_users": [343, 63],
+            "population_total": 406,
+        }
+    )
+    verdict = bias_verdicts(group_rates(rows), {"min_labelled": 30, "min_predictions": 30}).iloc[0]
+    assert sorted(verdict["eligible_groups"]) == ["1", "3"] and verdict["groups_without_tpr"] == ["3"]
+    assert math.isnan(verdict["equal_opportunity_difference"])  # one TPR (10/15) left: nothing to compare
+    text = summarise_verdicts(pd.DataFrame([verdict]))
+    assert "fewer than 2 groups with >= 30 labelled" not in text
+    assert (
+        "risk / ivdrug: equal opportunity difference not assessed: of the 2 groups with >= 30 labelled predictions, "
+        "fewer than 2 hold the labels it compares (no labelled positives, excluded from equal opportunity and "
+        "equalised odds: 3)"
+    ) in text
