@@ -349,11 +349,22 @@ def gate_notifications(gates: pd.DataFrame) -> list[Notification]:
 # windows read (all; with the health mart, those ending by the model's last prediction day: the later ones hold
 # fewer and fewer of its days, and a trial's flickered fail, pass, fail, a second notification 53 days after the
 # model stopped).
-FAIRNESS_SQL = """
+# the verdicts failing in a window as bits, in bias.PASS_COLUMNS' order (a failed one is false; NULL: not judged)
+FAILING_BITS = " + ".join(
+    f"CASE WHEN NOT coalesce({c}, true) THEN {1 << i} ELSE 0 END"
+    for i, c in enumerate(
+        ("passes_disparate_impact", "passes_equal_opportunity", "passes_equalized_odds", "passes_calibration")
+    )
+)
+# A window where a verdict starts failing: the pair's first failing window, or one where a verdict fails that did not
+# in the window before (a trial's equal opportunity, failing beyond noise once late labels landed, was never sent:
+# disparate impact had been failing for months). `until`: the last window of the pair's run of failing ones.
+FAIRNESS_SQL = f"""
 WITH judged AS (
-    SELECT *, coalesce(NOT passed, false) AS failing_ FROM marts.bias_verdicts v WHERE {scope}
+    SELECT *, coalesce(NOT passed, false) AS failing_, {FAILING_BITS} AS bits_ FROM marts.bias_verdicts v WHERE {{scope}}
 ), marked AS (
-    SELECT *, failing_ AND NOT coalesce(lag(failing_) OVER pair, false) AS onset_
+    SELECT *, failing_ AND NOT coalesce(lag(failing_) OVER pair, false) AS onset_,
+           bits_ & ~coalesce(lag(bits_) OVER pair, 0) AS newly_failing
     FROM judged WINDOW pair AS (PARTITION BY model_id, attribute ORDER BY date)
 ), numbered AS (
     SELECT *, sum(onset_::INTEGER) OVER (PARTITION BY model_id, attribute ORDER BY date) AS run_ FROM marked
@@ -361,24 +372,34 @@ WITH judged AS (
     SELECT *, max(CASE WHEN failing_ THEN date END) OVER (PARTITION BY model_id, attribute, run_) AS until
     FROM numbered
 )
-SELECT * EXCLUDE (failing_, onset_, run_) FROM spans WHERE onset_ AND until >= ?
+SELECT * EXCLUDE (failing_, onset_, run_, bits_) FROM spans WHERE (onset_ OR newly_failing > 0) AND until >= ?
 """
 
 
 def fairness_notifications(onsets: pd.DataFrame) -> list[Notification]:
-    """Rows of FAIRNESS_SQL (marts.bias_verdicts rows where a verdict starts failing, with `until`) -> one
-    notification each: the metric(s), value, limit and disadvantaged groups of that first failing window."""
-    from orchestration.lib.bias import VERDICT_TEXT, summarise_verdicts, verdicts_with_lists
+    """Rows of FAIRNESS_SQL (marts.bias_verdicts rows where a verdict starts failing, with `until` and the bits of
+    the verdicts `newly_failing`) -> one notification each: the metric(s), value, limit and disadvantaged groups of
+    that window; where others were failing already, the newly failing one's value and limit, said as such."""
+    from orchestration.lib.bias import PASS_COLUMNS, VERDICT_TEXT, summarise_verdicts, verdicts_with_lists
 
     out = []
     for _, v in verdicts_with_lists(onsets).sort_values(["date", "model_id", "attribute"]).iterrows():
         pair = f"{v['model_id']} / {v['attribute']}"
         said = summarise_verdicts(pd.DataFrame([v])).replace(f"{pair}: ", "").replace("\n", "; ")
-        # the first metric that failed gives the value and limit (the message names each one that failed)
-        failed = [(c, limit) for flag, (_, c, _, limit) in VERDICT_TEXT.items() if pd.notna(v[flag]) and not v[flag]]
-        column, limit = failed[0] if failed else ("", "")
+        failing = [flag for flag in PASS_COLUMNS if pd.notna(v[flag]) and not v[flag]]
+        bits = int(v["newly_failing"]) if pd.notna(v.get("newly_failing")) else 0
+        new = [flag for i, flag in enumerate(PASS_COLUMNS) if bits & (1 << i)] or failing
+        # the first newly failing metric gives the value and limit (the message names each one that fails)
+        column, limit = (VERDICT_TEXT[new[0]][1], VERDICT_TEXT[new[0]][3]) if new else ("", "")
         first, until = _day(v["date"]), _day(v["until"])
         lasting = f" through the one ending {until}" if until != first else ""
+        already = [VERDICT_TEXT[flag][0] for flag in failing if flag not in new]
+        what = (
+            f"{', '.join(VERDICT_TEXT[flag][0] for flag in new)} of {pair} fails too from the window "
+            f"{_day(v['window_start'])} .. {first} ({', '.join(already)} failing before it)"
+            if already
+            else f"fairness of {pair} fails from the window {_day(v['window_start'])} .. {first}{lasting}"
+        )
         out.append(
             Notification(
                 kind="fairness",
@@ -390,8 +411,8 @@ def fairness_notifications(onsets: pd.DataFrame) -> list[Notification]:
                 threshold=_number(v.get(limit)),
                 # the onset window's figures, sent once an episode: a trial read the first 2-day window's 0.46 as
                 # the state of things where the latest window's was 0.14 (summary has the newest)
-                message=f"fairness of {pair} fails from the window {_day(v['window_start'])} .. {first}{lasting}; "
-                f"the first failing window's figures (the newest: impact-ledger summary): {said}",
+                message=f"{what}; {'that' if already else 'the first failing'} window's figures (the newest: "
+                f"impact-ledger summary): {said}",
                 until=until,
             )
         )

@@ -481,3 +481,33 @@ def test_an_alert_that_goes_on_is_one_notification_until_a_day_of_predictions_pa
         ("2026-10-12", None),
         ("2026-10-14", None),
     ]
+
+
+def test_a_second_verdict_that_starts_failing_during_a_failure_is_notified_too():
+    # a trial: equal opportunity failed beyond noise once late labels landed (TPR 7/13 vs 34/34) and nobody was told,
+    # for disparate impact had been failing on the same model and attribute for months
+    def with_eo(day: int, eo_passes: bool | None) -> dict:
+        row = verdict(day, False, 0.42)
+        difference = 0.46 if eo_passes is False else 0.05
+        return (
+            row
+            | {"passes_equal_opportunity": eo_passes, "equal_opportunity_difference": difference}
+            | {"equal_opportunity_max_difference": 0.1}
+        )
+
+    conn = verdicts_warehouse([with_eo(1, None), with_eo(2, True)])
+    first, cursor = notify_run(conn, NotifyCursor())
+    assert [(n.date, n.value) for n in first] == [("2026-10-01", 0.42)]  # disparate impact's onset, as before
+    add_verdicts(conn, [with_eo(3, False), with_eo(4, False)])
+    second, cursor = notify_run(conn, cursor)
+    [n] = second
+    assert (n.date, n.value, n.threshold, n.until) == ("2026-10-03", 0.46, 0.1, "2026-10-04")
+    assert n.message.startswith(
+        "equal opportunity difference of mortgage / afam fails too from the window 2026-09-20 .. 2026-10-03 "
+        "(disparate impact ratio failing before it); that window's figures"
+    )
+    # going on is not news; passing and failing again is
+    add_verdicts(conn, [with_eo(5, False)])
+    assert notify_run(conn, cursor)[0] == []
+    add_verdicts(conn, [with_eo(6, True), with_eo(7, False)])
+    assert [n.date for n in notify_run(conn, cursor)[0]] == ["2026-10-07"]
