@@ -26,6 +26,7 @@ SELECT model_id, experiment_id, treatment_variant, control_variant, metric, as_o
        CASE WHEN estimate = 'cuped' THEN cuped_relative_lift ELSE relative_lift END AS lift,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high,
+       sequential_relative_ci_low AS sequential_ci_low, sequential_relative_ci_high AS sequential_ci_high,
        cuped_variance_reduction, p_value_adjusted, multiple_testing, significant, degenerate_reason, exact_p_value,
        guardrail_verdict, trustworthy, untrusted_reason, decision_grade, decision_grade_reason, mde_relative
 FROM attribution.experiment_results
@@ -389,11 +390,16 @@ def _quarantined_shares(conn) -> list[str]:
 
     rows = load_config().gates.rows
     lines = []
+    unloaded = {table for table, *_ in _mostly_quarantined(conn)}  # said louder, at the top
     for table in quarantine_tables(conn):
+        if table in unloaded:
+            continue
         try:
             quarantined, loaded, most, reason = conn.execute(
                 f"""
-                WITH newest AS (SELECT max(_partition_date) AS day FROM raw."{table}"),
+                -- the newest day of either: a table whose last weeks were all quarantined has no newer raw day
+                WITH newest AS (SELECT greatest((SELECT max(_partition_date) FROM raw."{table}"),
+                                                (SELECT max(_partition_date) FROM raw_quarantine."{table}")) AS day),
                 q AS (SELECT * FROM raw_quarantine."{table}" WHERE _partition_date > (SELECT day FROM newest) - {RECENT_DAYS})
                 SELECT (SELECT count(*) FROM q),
                        (SELECT count(*) FROM raw."{table}" WHERE _partition_date > (SELECT day FROM newest) - {RECENT_DAYS}),
@@ -415,6 +421,76 @@ def _quarantined_shares(conn) -> list[str]:
             f"{reason}; raw_quarantine.{table}._reason){QUARANTINE_HINTS.get(reason, '')}"
         )
     return lines
+
+
+def _mostly_quarantined(conn) -> list[tuple[str, int, int, str]]:
+    """(table, quarantined rows, all its rows, the commonest reason) of the raw tables more of whose rows were
+    quarantined than loaded, over all their days: a trial's weekly exports, every file dated after the days it held,
+    were quarantined whole; each day stayed under gates.rows.min_count, the run said "ok", and the pooled line
+    above read the last 30 days before the newest loaded day, of which there was none."""
+    import duckdb
+
+    from orchestration.lib.report_data import quarantine_tables
+
+    out = []
+    for table in quarantine_tables(conn):
+        try:
+            quarantined, loaded, reason = conn.execute(
+                f'SELECT (SELECT count(*) FROM raw_quarantine."{table}"), (SELECT count(*) FROM raw."{table}"), '
+                f'(SELECT mode(_reason) FROM raw_quarantine."{table}")'
+            ).fetchone()
+        except duckdb.Error:  # a table without _reason, or raw without the table: nothing to say
+            continue
+        if quarantined and quarantined > loaded:
+            out.append((table, quarantined, quarantined + loaded, reason))
+    return out
+
+
+def _models_without_predictions(conn) -> list[str]:
+    """The project file's models raw.predictions holds no row of, with their quarantined rows and why: a trial's
+    only model had none loaded (every row quarantined), and summary printed no model section and no word of it."""
+    import duckdb
+
+    from orchestration.lib.project_config import load_config
+
+    lines = []
+    for model in load_config().models:
+        try:
+            loaded, quarantined, reason = conn.execute(
+                "SELECT (SELECT count(*) FROM raw.predictions WHERE model_id = $m), "
+                "(SELECT count(*) FROM raw_quarantine.predictions WHERE model_id = $m), "
+                "(SELECT mode(_reason) FROM raw_quarantine.predictions WHERE model_id = $m)",
+                {"m": model},
+            ).fetchone()
+        except duckdb.Error:  # no predictions table: a project of experiments only
+            return []
+        if loaded:
+            continue
+        lines.append(
+            f"model {model} (declared in the project file): no prediction loaded, so no health, drift or fairness "
+            + (
+                f"for it; its {quarantined:,} prediction row(s) are all quarantined (most often: {reason}; "
+                "raw_quarantine.predictions._reason)"
+                if quarantined
+                else "for it; the predictions files hold no row of it either (its model_id spelt otherwise?)"
+            )
+        )
+    return lines
+
+
+def _print_nothing_loaded(conn) -> None:
+    """The tables whose rows were mostly quarantined and the declared models without a loaded prediction, first:
+    everything downstream of them is empty, and a run that ends "ok" does not say why."""
+    lines = [
+        f"raw.{table}: {quarantined:,} of its {total:,} rows quarantined"
+        + (", none loaded" if quarantined == total else f" ({quarantined / total:.0%})")
+        + f" (most often: {reason}; raw_quarantine.{table}._reason){QUARANTINE_HINTS.get(reason, '')}"
+        for table, quarantined, total, reason in _mostly_quarantined(conn)
+    ] + _models_without_predictions(conn)
+    if lines:
+        print("\nMost rows quarantined: the marts read only the rows loaded (details: raw_quarantine.<table>._reason)")
+        for line in lines:
+            print(f"  {line}")
 
 
 # what a steady quarantine reason most often means (a trial's three-class labels read only "label not in (0, 1)")
@@ -653,7 +729,10 @@ def _print_attribution(results, impact) -> None:
         exact_test_text,
         controls_of,
         cost_split_notes,
+        DAILY_LOOKS,
+        DAILY_LOOKS_NOTE,
         correction_name,
+        daily_looks_text,
         model_arms,
         roi_text,
         value_basis,
@@ -692,6 +771,10 @@ def _print_attribution(results, impact) -> None:
             ],
             f"p ({correction})": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
             f"significant ({correction})": results["significant"].map(significance_text),
+            DAILY_LOOKS: [
+                daily_looks_text(lo, hi, _pct)
+                for lo, hi in zip(results["sequential_ci_low"], results["sequential_ci_high"])
+            ],
             "decision-grade": results["decision_grade"].map(lambda g: yes_no[bool(g)]),
             "guardrail": results["guardrail_verdict"].fillna(""),
             "trustworthy": results["trustworthy"].map(yes_no),
@@ -715,6 +798,7 @@ def _print_attribution(results, impact) -> None:
             f"of the {1 - 2 * alpha:.0%} two-sided interval, not of the {1 - alpha:.0%} one shown): 'pass' where the "
             "worst bound is within the margin, 'fail' where even the best is beyond it"
         )
+    print(f"  {DAILY_LOOKS_NOTE}")
     for note in arms_family_notes(results, alpha):
         print(f"  {note}")
     for note in (
@@ -1510,6 +1594,7 @@ def read_and_print(conn, reports: Path) -> None:
         notes = cost_gap_notes(conn) + notes + _orders_after(conn) + _reassigned(conn)
     for line in notes:
         print(f"  note: {line}")
+    _print_nothing_loaded(conn)
     _print_unmeasured(conn, impact, results)
     if len(recent):
         last = pd.Timestamp(recent["last_day"].max()).date()

@@ -860,6 +860,23 @@ def roi_text(roi, low, high) -> str:
     return percent_text(roi) + ("" if _is_missing(low) else f" [{percent_text(low)}, {percent_text(high)}]")
 
 
+# the always-valid interval (sequential_relative_ci_*): the one that keeps its error rate when results are read every
+# day (a trial's conversion read "significant: yes" on five mornings in a row, its confidence sequence on none)
+DAILY_LOOKS = "always-valid CI (daily looks)"
+DAILY_LOOKS_NOTE = (
+    "always-valid CI (daily looks): the relative lift's confidence sequence, valid however often the results are "
+    "read; a row 'significant' whose always-valid CI includes 0 may be a peeking artefact: wait for it to exclude 0 "
+    "(or decide on the planned day alone)"
+)
+
+
+def daily_looks_text(low: float, high: float, pct) -> str:
+    """'[low, high]' and whether it excludes 0, or 'n/a' (a day window or a test that was not run)."""
+    if low != low or high != high or low is None or high is None:
+        return "n/a"
+    return f"[{pct(low)}, {pct(high)}] " + ("excludes 0" if low > 0 or high < 0 else "includes 0")
+
+
 def significance_text(significant) -> str:
     """'yes' / 'no' after the multiple-testing correction; 'not tested' for a degenerate comparison."""
     return "not tested" if _is_missing(significant) else ("yes" if bool(significant) else "no")

@@ -71,9 +71,22 @@ PROGRESS_SCHEMA = {
     "status": V,
     "trustworthy": B,
     "untrusted_reason": V,
+    # net_value / lift: the value's 95% interval and whether it excludes 0 (a lift: the row's Holm-adjusted
+    # `significant`): two trials read "achieved, trustworthy" beside a headline "not significant: CI includes 0"
+    "ci_low": F,
+    "ci_high": F,
+    "significant": B,
 }
 # what key_result_values returns beside key_result, date and current_value (kpi / health: value_as_of only)
-VALUE_COLUMNS = ["value_as_of", "treatment_variant", "trustworthy", "untrusted_reason"]
+VALUE_COLUMNS = [
+    "value_as_of",
+    "treatment_variant",
+    "trustworthy",
+    "untrusted_reason",
+    "ci_low",
+    "ci_high",
+    "significant",
+]
 
 
 class OkrConfigError(ValueError):
@@ -370,15 +383,20 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
         return _trailing_mean_sql(live, kr.metric, kr.weight, labelled), [first, last, kr.model_id, kr.window_days]
     if kr.kind == "net_value":
         source = (
-            f"SELECT as_of_date AS date, net_value AS value, treated_units AS units, {_ARM_COLUMNS} "
+            f"SELECT as_of_date AS date, net_value AS value, treated_units AS units, {_ARM_COLUMNS}, "
+            "net_value_ci_low AS ci_low, net_value_ci_high AS ci_high, "
+            "CASE WHEN isnan(net_value_ci_low) OR isnan(net_value_ci_high) THEN NULL "
+            "ELSE net_value_ci_low > 0 OR net_value_ci_high < 0 END AS significant "
             "FROM attribution.model_impact WHERE analysis_window = 'cumulative' AND model_id = ?"
         )
         params = [kr.model_id]
     else:
         source = (
             "SELECT as_of_date AS date, CASE WHEN estimate = 'cuped' THEN cuped_relative_lift "
-            f"ELSE relative_lift END AS value, n_treatment AS units, {_ARM_COLUMNS} "
-            "FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND model_id = ? AND metric = ?"
+            f"ELSE relative_lift END AS value, n_treatment AS units, {_ARM_COLUMNS}, "
+            "CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low, "
+            "CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high, "
+            "significant FROM attribution.experiment_results WHERE analysis_window = 'cumulative' AND model_id = ? AND metric = ?"
         )
         params = [kr.model_id, kr.metric]
     for column, value in (("experiment_id", kr.experiment_id), ("treatment_variant", kr.variant)):
@@ -389,7 +407,7 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
 WITH days AS ({_DAYS}), m AS ({source}
     QUALIFY row_number() OVER (PARTITION BY as_of_date ORDER BY units DESC, experiment_id) = 1)
 SELECT days.date, m.value AS current_value, m.date AS value_as_of, m.treatment_variant, m.trustworthy,
-    m.untrusted_reason
+    m.untrusted_reason, m.ci_low, m.ci_high, m.significant
 FROM days ASOF LEFT JOIN m ON days.date >= m.date ORDER BY days.date
 """
     return sql, [first, last, *params]
@@ -527,7 +545,8 @@ def okr_progress(okrs: OkrFile, values: pd.DataFrame) -> pd.DataFrame:
     direction the target lies in. on_track = progress >= the linear pace. The
     status is the progress's alone; ``trustworthy`` (net_value / lift: the
     attribution row read; a label-based health value: enough labelled predictions in its window; NULL for kpi
-    and other health metrics) says whether to believe it.
+    and other health metrics) says whether to believe it, and ``significant`` (net_value / lift) whether it is
+    more than noise: an achieved key result that is not is no achievement yet.
     ``values`` may lack VALUE_COLUMNS (then NULL; value_as_of: the date itself
     where there is a value).
     """
@@ -563,9 +582,18 @@ def okr_progress(okrs: OkrFile, values: pd.DataFrame) -> pd.DataFrame:
                 "status": progress_status(day, kr, progress, expected),
                 "trustworthy": None if math.isnan(current) or trusted is None else bool(trusted),
                 "untrusted_reason": None if math.isnan(current) else _or_none(v["untrusted_reason"]),
+                "ci_low": _float(v["ci_low"]) if not math.isnan(current) else math.nan,
+                "ci_high": _float(v["ci_high"]) if not math.isnan(current) else math.nan,
+                "significant": None
+                if math.isnan(current) or _or_none(v["significant"]) is None
+                else bool(v["significant"]),
             }
         )
     return pd.DataFrame(rows, columns=list(PROGRESS_SCHEMA))
+
+
+def _float(x) -> float:
+    return math.nan if _or_none(x) is None else float(x)
 
 
 def _or_none(x):

@@ -40,6 +40,8 @@ from orchestration.lib.quality_gate import WEEKDAY_LEVEL_WEEKS, allowance
 from orchestration.lib.raw_loader import (
     CODE_PATTERN,
     CSV_SOURCE,
+    DATE_IN_NAME,
+    EXPORT_DAYS_BEFORE,
     NUMBER_PATTERN,
     NUMBER_TYPES,
     _cast,
@@ -78,7 +80,17 @@ PROTECTED_TOKENS = {
     "marital",
     "pregnancy",
     "orientation",
+    "racial",
+    # short forms exports use: a European Social Survey's gndr, a census extract's maritl
+    "gndr",
+    "maritl",
 }
+# a word starting so is a protected name cut short or run together (_protected_word): every English word starting
+# with ethn is ethnic's (ethn, ethnicgrp); race then eth is race/ethnicity (ACTG 320's raceth, raceethn), where
+# words merely starting with race (racetrack, racer) are not
+PROTECTED_PREFIXES = ("ethn", "raceth", "raceeth")
+# ... and a protected name run together with a word for its coding (agegrp, sexcat, racecd), not any ending (agent)
+GROUPING_SUFFIXES = ("grp", "group", "groups", "cat", "category", "band", "bands", "bin", "bucket", "cd", "code")
 # words naming a protected group (not a characteristic): a column so named holding two values (0/1, yes/no,
 # true/false) is an indicator of membership, proposed with its groups named by the values (leg_black, isFemale)
 GROUP_TOKENS = {
@@ -147,6 +159,9 @@ class TableProfile:
     # rows of files dated by name whose time falls on another day in the project's zone (the loader quarantines
     # them): their count, the dated files' rows, and one such time as written with its file's name
     off_day: tuple[int, int, str] | None = None
+    # dated files every row of which falls 2-31 days before their name's date (raw_loader.EXPORT_DAYS_BEFORE): exports
+    # named after the day they were written: (such files, dated files with rows, their rows, one and the days it holds)
+    exported_after: tuple[int, int, int, str] | None = None
     text_numbers: dict[str, str] = field(default_factory=dict)  # feature column -> a value: numbers kept as text
     # feature column -> (its distinct whole numbers, the decile bins they fall in, some of them): codes binned
     numeric_codes: dict[str, tuple[int, int, list]] = field(default_factory=dict)
@@ -347,7 +362,8 @@ class ModelProfile:
     # a label counts until the end of its prediction's day + the horizon: the most calendar days between the two
     delay_max_calendar_days: int | None = None
     delay_p90_days: float | None = None
-    # the labels later than the p99 when they are all of one class: (how many, the class)
+    # the labels a horizon of the p99 rounded up drops (more calendar days after their prediction's day) when they
+    # are all of one class: (how many, the class)
     late_one_class: tuple[int, int] | None = None
     # (how many, the latest's calendar days) of later label events (corrections) beyond the horizon
     late_corrections: tuple[int, int] | None = None
@@ -718,7 +734,9 @@ def infer(source: Path) -> Inference:
         conn = duckdb.connect()  # in memory: init never touches the warehouse
         try:
             conn.execute(f"SET TimeZone = '{config.timezone}'")  # the loader's zone (--config's timezone)
-            inference = _infer(conn, source, {**found, **extracted})
+            inference = _infer(
+                conn, source, {**found, **extracted}, {**roots, **dict.fromkeys(extracted, Path(scratch))}
+            )
         finally:
             conn.close()
     for name in found:
@@ -777,7 +795,10 @@ def _inspect_database(table: str, spec, label: str) -> TableProfile:
     return profile
 
 
-def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[Path]]) -> Inference:
+def _infer(
+    conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[Path]], roots: dict[str, Path] | None = None
+) -> Inference:
+    roots = roots or {}  # a table's folder's parent where not the landing zone (a lake folder, a database's scratch)
     tables: dict[str, TableProfile] = {}
     columns: dict[str, dict[Path, list[str]]] = {}
     problems: list[str] = []
@@ -826,7 +847,10 @@ def _infer(conn: duckdb.DuckDBPyConnection, source: Path, found: dict[str, list[
         _volume(profile, _daily(conn, f"t_{name}", "_ts"))
         scan = _scan_sql(files, name, load_config().csv.encoding_of(name), mixed=True)
         profile.naive_times, profile.naive_column = _naive_times(conn, scan, tc), tc
-        profile.off_day = _off_day_rows(conn, scan, tc, tuple(c for c in CONTRACTS[name].key if c in present[name]))
+        key = tuple(c for c in CONTRACTS[name].key if c in present[name])
+        # dated as the loader dates them: under the table's own root (a lake folder's date=YYYY-MM-DD/ too)
+        profile.off_day = _off_day_rows(conn, scan, tc, key, file_days=_file_days(files, roots.get(name, source)))
+        profile.exported_after = _exported_after(conn, scan, tc, _file_days(files, roots.get(name, source)))
         if name == "predictions":
             features = sorted(c for c in present[name] if c.startswith("feature_"))
             profile.text_numbers = _text_numbers(conn, scan, features)
@@ -1046,27 +1070,101 @@ def _order_lag(conn: duckdb.DuckDBPyConnection, found: dict, present: dict) -> t
     return (orders, int(most), late) if orders else None
 
 
+def _file_days(files: list[Path], root: Path) -> dict[str, tuple[date, str]]:
+    """Each file's day as the loader dates it (files_for_day: the first date in its path under the table's root, a
+    lake's ``date=2025-09-01/part.parquet`` too), with the name to show it by: file -> (day, name); {} when some
+    file carries no date (the loader then splits every file's rows by their time: no row is off its file's day)."""
+    named = {p: DATE_IN_NAME.search(str(p.relative_to(root))) for p in files}
+    if not files or not all(named.values()):
+        return {}
+    days = {}
+    for p, found in named.items():
+        try:
+            day = date.fromisoformat(found.group(1))
+        except ValueError:  # 2025-13-01: no day the loader reads
+            continue
+        days[str(p)] = (day, p.name if DATE_IN_NAME.search(p.name) else str(p.relative_to(root)))
+    return days
+
+
 def _off_day_rows(
-    conn: duckdb.DuckDBPyConnection, scan: str, column: str, key: tuple[str, ...] = ()
+    conn: duckdb.DuckDBPyConnection,
+    scan: str,
+    column: str,
+    key: tuple[str, ...] = (),
+    *,
+    file_days: dict[str, tuple[date, str]],
 ) -> tuple[int, int, str] | None:
-    """Rows of files dated by name (the loader's rule: a date in the file's name) whose time falls on another day
-    in the session's zone, the loader's: (such rows, the dated files' rows, one such time and its file's name).
+    """Rows of files dated by name (``file_days``: the loader's rule) whose time falls on another day in the
+    session's zone, the loader's: (such rows, the dated files' rows, one such time and its file's name).
     A row whose ``key`` the file of its own day holds too is a re-send, which the loader quarantines as a copy
     whatever the zone: not counted (a trial's one re-sent row kept init asking for the zone already set)."""
-    named = r"regexp_extract(filename, '(\d{4}-\d{2}-\d{2})[^/]*$', 1)"
+    if not file_days:
+        return None
+    # joined by file name (names no export's column has: the scan's own are in scope)
+    conn.execute("CREATE OR REPLACE TEMP TABLE _file_days (_file VARCHAR, _file_day DATE, _shown VARCHAR)")
+    conn.executemany("INSERT INTO _file_days VALUES (?, ?, ?)", [(f, d, s) for f, (d, s) in file_days.items()])
     ids = f"[{', '.join(f'CAST({_q(c)} AS VARCHAR)' for c in key)}]" if key else "NULL"
     rows = (
-        f"SELECT TRY_CAST({named} AS DATE) AS file_day, CAST(CAST({_q(column)} AS VARCHAR) AS VARCHAR) AS written, "
-        f"CAST({_as_timestamp(column)} AS DATE) AS day, filename, {ids} AS id FROM {scan}"
+        f"SELECT _file_day AS file_day, CAST(CAST({_q(column)} AS VARCHAR) AS VARCHAR) AS written, "
+        f"CAST({_as_timestamp(column)} AS DATE) AS day, _shown AS shown, {ids} AS id FROM {scan} s "
+        "JOIN _file_days ON _file = s.filename"
     )
     astray = "r.day <> r.file_day AND own.id IS NULL"
     off, dated, example, file = conn.execute(
         f"WITH r AS ({rows}) SELECT count(*) FILTER (WHERE {astray}), count(*), "
-        f"min(r.written) FILTER (WHERE {astray}), arg_min(r.filename, r.written) FILTER (WHERE {astray}) FROM r "
+        f"min(r.written) FILTER (WHERE {astray}), arg_min(r.shown, r.written) FILTER (WHERE {astray}) FROM r "
         "LEFT JOIN (SELECT DISTINCT id, file_day FROM r WHERE id IS NOT NULL) own "
-        "ON own.id = r.id AND own.file_day = r.day WHERE r.file_day IS NOT NULL"
+        "ON own.id = r.id AND own.file_day = r.day"
     ).fetchone()
-    return (off, dated, f"{example} in {Path(file).name}") if off else None
+    return (off, dated, f"{example} in {file}") if off else None
+
+
+def _exported_after(
+    conn: duckdb.DuckDBPyConnection, scan: str, column: str, file_days: dict[str, tuple[date, str]]
+) -> tuple[int, int, int, str] | None:
+    """Dated files (``file_days``, _file_days') every row of which falls shortly before the date in the name, none
+    on it (the loader's rule, raw_loader.EXPORT_DAYS_BEFORE): a weekly export named after its Monday, not a time
+    zone (a trial set the zone init asked for, and was asked again). (such files, dated files, their rows, one such
+    file and its rows' first and last day), or None."""
+    if not file_days:
+        return None
+    low, high = EXPORT_DAYS_BEFORE
+    per_file = (
+        f"SELECT filename, count(*) AS n, min(CAST({_as_timestamp(column)} AS DATE)) AS first, "
+        f"max(CAST({_as_timestamp(column)} AS DATE)) AS last FROM {scan} GROUP BY filename"
+    )
+    days = conn.execute(per_file).fetchall()
+    exported = [
+        (name, n, first, last)
+        for name, n, first, last in days
+        if name in file_days
+        and first is not None
+        and last < file_days[name][0]
+        and low <= (file_days[name][0] - first).days <= high
+    ]
+    if not exported:
+        return None
+    name, _, first, last = min(exported, key=lambda f: file_days[f[0]][0])
+    held = f"{file_days[name][1]} holds {first}" + (f" .. {last}" if last != first else "")
+    with_rows = sum(name in file_days for name, *_ in days)  # a header-only file is neither
+    return len(exported), with_rows, sum(n for _, n, _, _ in exported), held
+
+
+def _exported_after_line(t: TableProfile) -> str | None:
+    """init's advice for a table whose dated files are mostly exports dated after the days they hold, in place of
+    the time zone's (None when they hold under half of its rows off their file's day)."""
+    if not (t.exported_after and t.off_day) or 2 * t.exported_after[2] < t.off_day[0]:
+        return None
+    files, dated, rows, held = t.exported_after
+    return (
+        f"{t.name}: every row of {files:,} of its {dated:,} dated files with rows ({rows:,} rows) falls "
+        f"{EXPORT_DAYS_BEFORE[0]}-{EXPORT_DAYS_BEFORE[1]} days before the date in the file's name, none on it (e.g. "
+        f"{held}): exports dated after the days they hold (a weekly export?), not a time zone; the loader reads "
+        "a dated file as that day's rows and would quarantine them all: name the files without a YYYY-MM-DD date "
+        f"(e.g. {t.name}_20250113.csv) so each row is placed by its {CONTRACTS[t.name].time_column}, and run "
+        "materialize over the days each export holds (README: Exports dated after their days)"
+    )
 
 
 # numbers as exports write them for people: thousands separators (44,361.63) or decimal commas (0,25)
@@ -1459,6 +1557,30 @@ def calibration_gap_max(models: list[ModelProfile]) -> tuple[float, ModelProfile
     return (scaled, rarest) if scaled < default else (default, None)
 
 
+def _unscaled_gap(models: list[ModelProfile], rarest: ModelProfile | None) -> str:
+    """Why calibration_gap_max could not be scaled to a model's labels ('' where it was, or needed not be): labels of
+    one class so far (a trial's deaths landed months before its survivors: 0.1 kept, unsaid) or none yet."""
+    one_class = [m for m in models if m.label_positive_rate in (0, 1)]
+    if one_class:
+        said = ", ".join(f"{m.model_id}'s labels so far are all {m.label_positive_rate:g}" for m in one_class)
+        scale = f"{CALIBRATION_GAP_PER_RATE:g} x min(p, 1 - p), p their share positive"
+        if rarest is not None:
+            return (
+                f"({said}: no rarer outcome to scale by yet, so {rarest.model_id}'s sets it; once both outcomes have "
+                f"landed, run init again, or set {scale} should theirs be rarer)"
+            )
+        return (
+            f"the default {Bias().calibration_gap_max:g}, unscaled: {said}, so there is no rarer outcome to scale it "
+            f"by yet; once both outcomes have landed, set {scale}, or run init again"
+        )
+    if rarest is None and models and all(m.label_positive_rate is None for m in models):
+        return (
+            f"the default {Bias().calibration_gap_max:g}: no label of 0 or 1 yet to scale it by "
+            f"({CALIBRATION_GAP_PER_RATE:g} x min(p, 1 - p), p the labels' share positive)"
+        )
+    return ""
+
+
 def _outside_unit_interval(conn, files: list[Path], score: str, threshold: str) -> dict[str, int]:
     """Per model, the scores outside [0, 1] (the loader quarantines those rows). Scores and thresholds are
     probabilities; a threshold outside [0, 1], or mostly such scores, is a unit problem (percentages, logits)
@@ -1602,6 +1724,15 @@ def _name_tokens(column: str) -> set[str]:
     return words | {w[3:] for w in words if w.startswith("non") and w[3:] in GROUP_TOKENS}
 
 
+def _protected_word(word: str) -> bool:
+    """A word of a column's name (_name_tokens) naming a protected characteristic: a PROTECTED_TOKENS name, one cut
+    short or run together by a PROTECTED_PREFIXES start (raceth, ethn), or a name with a GROUPING_SUFFIXES coding
+    word (agegrp); racetrack, racer, tracer and agent are none."""
+    if word in PROTECTED_TOKENS or word.startswith(PROTECTED_PREFIXES):
+        return True
+    return any(word.endswith(end) and word[: -len(end)] in PROTECTED_TOKENS for end in GROUPING_SUFFIXES)
+
+
 def _indicator(tokens: set[str], values: list[str], distinct: int) -> tuple[str, str] | None:
     """(member's value, the other's) of a column naming a protected group and holding two values such as 0/1."""
     if distinct != 2 or not tokens & GROUP_TOKENS:
@@ -1644,7 +1775,7 @@ def _attributes(conn, found, present) -> tuple[list[AttributeCandidate], int]:
         tokens = _name_tokens(col)
         if ID_NAME.search(col.strip()) and distinct >= per_user:
             continue  # an identifier, one value per user: no group
-        protected = bool(tokens & PROTECTED_TOKENS)
+        protected = any(map(_protected_word, tokens))
         if distinct > MAX_GROUPS and not protected and distinct * MIN_USERS_PER_GROUP > users:
             continue  # an id-like or continuous column: not a group
         values = []
@@ -1906,9 +2037,12 @@ def render(inf: Inference) -> str:
         if m.late_one_class:
             late, value = m.late_one_class
             p99 = max(1, math.ceil(m.delay_p99_days - 1e-9))
+            # counted as a horizon counts: calendar days after the prediction's day (a label past the p99 of
+            # 347.99 days on the 348th day is kept by a horizon of 348: a trial counted 5 past it where 4 were dropped)
             add(
-                f"    # the {late} labels later than the p99 ({p99} days) are all {value}: a horizon of {p99} would drop "
-                "only that class, biasing precision and recall, so the horizon keeps the latest label"
+                f"    # the {late} labels more than {p99} calendar days after their prediction's day, which a horizon "
+                f"of {p99} (the p99, {m.delay_p99_days:.2f} days, rounded up) would drop, are all {value}: dropping "
+                "only that class biases precision and recall, so the horizon keeps the latest label"
             )
             add(f"    label_horizon_days: {m.label_horizon_days}  # the latest label's calendar days")
         elif m.delay_p99_days is None:
@@ -2059,6 +2193,10 @@ def render(inf: Inference) -> str:
         add(f"  # {why}")
     add(f"  window_days: {window}  # trailing days each day's fairness verdict sums")
     add(f"  min_labelled: {bias.min_labelled}")
+    add(
+        f"  min_predictions: {bias.min_predictions}  # disparate impact's groups: decisions need no label (never "
+        "more than min_labelled)"
+    )
     add(f"  disparate_impact_min: {bias.disparate_impact_min}  # four-fifths rule on favourable-outcome rates")
     add(f"  equal_opportunity_max_difference: {bias.equal_opportunity_max_difference}")
     add(f"  equalized_odds_max_difference: {bias.equalized_odds_max_difference}")
@@ -2075,6 +2213,8 @@ def render(inf: Inference) -> str:
         add(f"  # {CALIBRATION_GAP_PER_RATE:g} x min(p, 1 - p) scales the default ({default:g} at 50%)")
         if len([m for m in inf.models if m.label_positive_rate is not None]) > 1:
             add("  # (bias settings are project-wide: set for the model whose labels have the rarest outcome)")
+    if unscaled := _unscaled_gap(inf.models, rarest):
+        add(f"  # {unscaled}")
     add(f"  calibration_gap_max: {gap_max:g}")
     add("")
     add("# Experiment metrics, attribution settings and alert rules: the defaults (README). OKRs: none yet.")
@@ -2318,8 +2458,9 @@ def review(inf: Inference) -> list[str]:
             f"2026-03-29T03:30:00+02:00), or each day and label delay shifts by the difference{rerun}"
         )
         rerun = ""  # said once
+    out += [line for t in inf.tables.values() if (line := _exported_after_line(t))]
     for t in inf.tables.values():
-        if t.off_day:
+        if t.off_day and not _exported_after_line(t):  # not the zone: said above
             off, dated, example = t.off_day
             out.append(
                 f"{t.name}: {off:,} of {dated:,} rows of its dated files fall on another day than their file's in "
@@ -2482,6 +2623,8 @@ def review(inf: Inference) -> list[str]:
             f"bias.calibration_gap_max: {gap_max:g}, scaled to the rarer outcome of {rarest.model_id}'s labels "
             f"({rarest.rarer_outcome_rate:.1%}; the default {bias.calibration_gap_max:g} suits labels half positive)"
         )
+    if any(m.label_positive_rate in (0, 1) for m in inf.models):  # its value waits for the other outcome
+        out.append(f"bias.calibration_gap_max: {_unscaled_gap(inf.models, rarest)}")
     small = [m for m in inf.models if m.made_in(bias_window) < bias.min_labelled]
     if small:
         # how far either would have to go (a trial asked for numbers): days at the model's rate, and its whole life

@@ -700,7 +700,6 @@ def _reason_cases(contract: TableContract, day: date | None, dated: bool) -> tup
             )
     if contract.time_column and dated:
         tc = _quote(contract.time_column)
-        outside = _sql_str(f"{contract.time_column} outside partition day ")
         on, named = (
             ("_partition_date", "strftime(_partition_date, '%Y-%m-%d')")
             if day is None
@@ -708,9 +707,35 @@ def _reason_cases(contract: TableContract, day: date | None, dated: bool) -> tup
         )
         placed.append(
             f"CASE WHEN {tc} IS NULL THEN {_sql_str('null ' + contract.time_column)} "
-            f"WHEN CAST({tc} AS DATE) <> {on} THEN {outside} || {named} END"
+            f"WHEN CAST({tc} AS DATE) <> {on} THEN {_off_day_reason(contract.time_column, on, named)} END"
         )
     return alone, seen, placed
+
+
+# A dated file every row of which falls 2 to 31 days before the date in its name, none on it: a periodic export
+# named after the day it was written (a trial's weekly predictions_2025-01-13.csv held 01-06..01-10), not a time
+# zone's shift (at most a day: a zone's rows straddle the file's day). Its rows' reason says so, not "outside
+# partition day", whose line materialize follows with "set the project file's timezone" (a trial set it and was
+# told the same again). A file of the day before alone stays the zone's case.
+EXPORT_DAYS_BEFORE = (2, 31)
+EXPORTED_AFTER = "before its file's date"
+
+
+def _off_day_reason(column: str, on: str, named: str) -> str:
+    """SQL of the reason of a row of a dated file stamped on another day than ``on`` (its file's day; ``named``: it
+    as text): ``<column> outside partition day <day>``, or, when its whole file holds only days shortly before it
+    (EXPORT_DAYS_BEFORE), what the file looks like and where the README says what to do."""
+    day = f"CAST({_quote(column)} AS DATE)"
+    of_file = "OVER (PARTITION BY _source_file)"
+    low, high = EXPORT_DAYS_BEFORE
+    earliest = f"date_diff('day', min({day}) {of_file}, {on})"
+    exported = f"max({day}) {of_file} < {on} AND {earliest} BETWEEN {low} AND {high}"
+    return (
+        f"CASE WHEN {exported} THEN {_sql_str(f'{column} {EXPORTED_AFTER} ')} || {named} || "
+        f"{_sql_str(', as is every row of that file (the earliest ')} || CAST({earliest} AS VARCHAR) || "
+        f"{_sql_str(' days before it): an export dated after the days it holds? README: Exports dated after their days')} "
+        f"ELSE {_sql_str(f'{column} outside partition day ')} || {named} END"
+    )
 
 
 def _reasons(cases: list[str]) -> str:

@@ -38,8 +38,11 @@ from orchestration.lib.alerts import (
 from orchestration.lib.attribution import (
     ROI_LABEL,
     CI_SIGN_TEXT,
+    DAILY_LOOKS,
+    DAILY_LOOKS_NOTE,
     ROI_NOTE,
     arm_names,
+    daily_looks_text,
     ci_sign,
     control_word,
     controls_of,
@@ -210,13 +213,27 @@ def _trust(flag, reason) -> str:
     return "yes" if bool(flag) else f"NO: {reason or 'reason not recorded'}"
 
 
+def _okr_significance(row, money_text) -> str:
+    """'yes', 'NO: 95% CI [low, high] includes 0' (a net value in money, a lift in percent), or 'n/a' (a KPI or
+    health value, or a row without an interval)."""
+    flag = row.get("significant")
+    if _missing(flag):
+        return "n/a"
+    if bool(flag):
+        return "yes"
+    show = money_text if row.get("metric_kind") == "net_value" else (lambda x: f"{x:+.1%}")
+    low, high = row.get("ci_low"), row.get("ci_high")
+    interval = "" if _missing(low) or _missing(high) else f" 95% CI [{show(low)}, {show(high)}] includes 0"
+    return f"NO:{interval or ' not tested'}"
+
+
 def _grade(flag, reason) -> str:
     if _missing(flag):
         return "n/a"
     return "yes" if bool(flag) else f"NO: {reason or 'reason not recorded'}"
 
 
-UNTRUSTED_PROGRESS = "progress, not trustworthy or not decision-grade"  # the OKR plot's hatched bars
+UNTRUSTED_PROGRESS = "progress, not trustworthy, decision-grade or significant"  # the OKR plot's hatched bars
 # the OKR table's column: an OKR value counts only when its attribution row is both (a re-trial read a row's "yes"
 # under the model-value table's "trustworthy" beside the OKR table's "trustworthy: NO: not decision-grade")
 OKR_TRUST = "trustworthy and decision-grade"
@@ -408,6 +425,7 @@ class ReportBuilder:
             )
         )
         alpha = AttributionSettings.from_config(dbt_var("attribution"), "attribution").alpha
+        s.add(paragraph(DAILY_LOOKS_NOTE[0].upper() + DAILY_LOOKS_NOTE[1:] + "."))
         for family in arms_family_notes(latest, alpha):
             s.add(paragraph(family))
         for said in (
@@ -437,6 +455,12 @@ class ReportBuilder:
                             significance_text(v) if _missing(d) else f"not tested: {d}{exact_test_text(x)}"
                             for v, d, x in zip(
                                 latest["significant"], latest["degenerate_reason"], latest["exact_p_value"]
+                            )
+                        ],
+                        DAILY_LOOKS: [
+                            daily_looks_text(lo, hi, _pct) if not (_missing(lo) or _missing(hi)) else "n/a"
+                            for lo, hi in zip(
+                                latest["sequential_relative_ci_low"], latest["sequential_relative_ci_high"]
                             )
                         ],
                         "decision-grade": [
@@ -1190,6 +1214,7 @@ class ReportBuilder:
             return s
 
         okrs = okrs.sort_values(["objective", "key_result"])
+        money_text = _currency_amount(load_config().currency)
         if "treatment_variant" in okrs:  # the arm a net value or lift reads, named as the headline names it
             arms = {} if lifts.empty else dict(zip(zip(lifts["model_id"], lifts["treatment_variant"]), lifts["arm"]))
             okrs = okrs.assign(
@@ -1203,8 +1228,13 @@ class ReportBuilder:
         colors = [rf.OK if t else rf.BAD for t in okrs["on_track"].fillna(False)]
         trust = okrs.get("trustworthy", pd.Series(None, index=okrs.index, dtype=object))
         reasons = okrs.get("untrusted_reason", pd.Series(None, index=okrs.index, dtype=object))
-        # false only: a KPI's or health metric's value has no attribution row to trust (NULL)
-        untrusted = [not _missing(f) and not bool(f) for f in trust]
+        # false only: a KPI's or health metric's value has no attribution row to trust (NULL); a value within
+        # noise (not significant) is no more counted than an untrusted one
+        significant = okrs.get("significant", pd.Series(None, index=okrs.index, dtype=object))
+        untrusted = [
+            (not _missing(f) and not bool(f)) or (not _missing(g) and not bool(g))
+            for f, g in zip(trust, significant, strict=True)
+        ]
         fig = rf.new_figure(height=360)
         for marked, name in ((False, "progress"), (True, UNTRUSTED_PROGRESS)):
             rows = [i for i, u in enumerate(untrusted) if u is marked]
@@ -1214,7 +1244,11 @@ class ReportBuilder:
             bars = dict(type="bar", x=[labels[i] for i in rows], y=[progress[i] for i in rows], name=name)
             if marked:  # hatched (stripes on white: faded), the reason on hover as the tables give it
                 marker.update(pattern=dict(shape="/"), line=dict(color=marker["color"], width=1.5))
-                bars["hovertext"] = [f"{OKR_TRUST}: {_grade(trust.iloc[i], reasons.iloc[i])}" for i in rows]
+                bars["hovertext"] = [
+                    f"{OKR_TRUST}: {_grade(trust.iloc[i], reasons.iloc[i])}; significant: "
+                    f"{_okr_significance(okrs.iloc[i], money_text)}"
+                    for i in rows
+                ]
             # one slot per key result, whichever of the two traces its bar is in
             fig.add_trace(dict(bars, marker=marker, offsetgroup="progress"))
         fig.add_trace(
@@ -1240,8 +1274,14 @@ class ReportBuilder:
                 f"next to the progress a linear pace to its deadline would have reached. A net value or lift is "
                 f"its treatment arm's cumulative value of the newest day with one ('value as of': after its "
                 f"experiment's data ends, its final value); '{OKR_TRUST}' is whether that attribution row is both "
-                f"(n/a for a KPI or health metric): an achieved key result without both is no achievement yet."
-                + (" A hatched bar is a value that is not (why: on hover and in the table)." if any(untrusted) else "")
+                f"(n/a for a KPI or health metric), and 'significant' whether its 95% interval excludes 0 (a lift: "
+                f"the Holm-adjusted decision the headline gives): an achieved key result without all three is no "
+                f"achievement yet."
+                + (
+                    " A hatched bar is a value that is not all three (why: on hover and in the table)."
+                    if any(untrusted)
+                    else ""
+                )
             )
         )
         self.summary["okr_progress"] = jsonable(
@@ -1261,6 +1301,9 @@ class ReportBuilder:
                         "value_as_of",
                         "trustworthy",
                         "untrusted_reason",
+                        "ci_low",
+                        "ci_high",
+                        "significant",
                     )
                     if c in okrs
                 ]
@@ -1289,13 +1332,14 @@ class ReportBuilder:
         ]
         # a net-value key result is money: thousands separated, in the project's currency
         money = okrs.get("metric_kind", pd.Series("", index=okrs.index)) == "net_value"
-        money_text = _currency_amount(load_config().currency)
         shown_okrs = okrs[shown].astype({c: object for c in ("baseline", "target", "current_value") if c in shown})
         for c in ("baseline", "target", "current_value"):
             if c in shown:
                 shown_okrs.loc[money, c] = okrs.loc[money, c].map(money_text)
         if "trustworthy" in okrs:
             shown_okrs[OKR_TRUST] = [_grade(f, r) for f, r in zip(okrs["trustworthy"], okrs["untrusted_reason"])]
+        if "significant" in okrs:
+            shown_okrs["significant"] = [_okr_significance(r, money_text) for _, r in okrs.iterrows()]
         shown_okrs = shown_okrs.rename(columns={"model_id": "model", "value_as_of": "value as of"})
         s.add(table(shown_okrs, {"progress": _pct, "expected_progress": _pct}))
         return s
@@ -1414,6 +1458,19 @@ class ReportBuilder:
         for drop, lead in drops or [(None, None)]:
             s.add(paragraph(describe(lead, drop)))
 
+    def _labels_only_note(self) -> str:
+        """The note of a day reported for the labels (or feedback) that landed on it alone (has_data_on): a
+        stopped model's months-late labels, which its runs' reports would otherwise not show."""
+        if data.has_rows_on(self.conn, self.tables, self.as_of):
+            return ""
+        newest = data.newest_rows_day(self.conn, self.tables, self.as_of)
+        return (
+            f" No results, model-health or KPI rows of {self.as_of} itself"
+            + (f" (the newest are of {newest})" if newest else "")
+            + ": dated for the labels (or feedback) that landed on it for earlier days' predictions, counted in their "
+            "precision, recall, calibration and label-based fairness verdicts."
+        )
+
     # ---------------------------------------------------------------------------
     def build(self) -> Report:
         data.require_data_on(self.conn, self.tables, self.as_of)
@@ -1448,7 +1505,7 @@ class ReportBuilder:
         html_text = page(
             f"Impact Ledger — daily report {self.as_of}",
             f"What each model is worth, whether it is healthy, and whether the data is fit to act on "
-            f"(data up to {self.as_of}).{rebuilt}",
+            f"(data up to {self.as_of}).{self._labels_only_note()}{rebuilt}",
             sections,
             self.summary,
         )

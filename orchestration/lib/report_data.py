@@ -25,10 +25,21 @@ DAY_COLUMNS = {
 # an alert's days more than this apart are separate episodes (summary's and the report's alert spans): a PSI pooled
 # over a week alerts on consecutive days while it lasts, a chance alert days before a real drift is another story
 ALERT_EPISODE_GAP_DAYS = 7
-LABELS_LANDED = "marts.model_health_daily"  # its labels_as_of: the day of the last label counted in a row
-# a row's labels_as_of is at least its day + label_lookback_days (a recent row is stamped with the run's day):
-# only a later one says labels (or feedback) landed that day
-LANDED_SQL = f"SELECT {{what}} FROM {LABELS_LANDED} WHERE labels_as_of > date + {{lookback}}"
+LABELS_LANDED = "marts.model_health_daily"  # its labels_as_of: the labels (or feedback) a row counts are known by it
+GATES = "quality.gate_results"
+# The days labels (or feedback) landed that the model health of an earlier day counts, by two witnesses:
+# (a) a row whose labels_as_of is past its day + label_lookback_days: the day of its last counted label (a recent row
+#     is stamped with that day, or the run's, whatever landed; only a later stamp says labels landed that day);
+# (b) a day the labels or feedback gate passed rows on, counted by an earlier day's row (its labels_as_of reaches the
+#     day, within the longest label horizon: later labels count nowhere). (a) alone cannot see labels landing within the lookback, and label_coverage.after_days sets the lookback:
+#     a trial's 184 covered its whole label horizon, every row was stamped with its run's day, and months-late labels
+#     left no report (the summary linked a stale one).
+STAMPED_LANDINGS_SQL = f"SELECT labels_as_of AS day FROM {LABELS_LANDED} WHERE labels_as_of > date + {{lookback}}"
+GATED_LANDINGS_SQL = (
+    f"SELECT g.date AS day FROM {GATES} g WHERE g.table_name IN ('labels', 'feedback') AND g.passed "
+    f"AND g.rows_validated > 0 AND EXISTS (SELECT 1 FROM {LABELS_LANDED} m WHERE m.date < g.date "
+    "AND m.labels_as_of >= g.date AND g.date <= m.date + {horizon})"
+)
 
 # The estimate the attribution step reports as headline (CUPED where it applies).
 HEADLINE_LIFT_SQL = """
@@ -45,6 +56,8 @@ ORDER BY model_id, treatment_variant, metric, as_of_date
 ARM_COLUMNS = ("treatment_variant", "control_variant")
 # Decision columns (issue 13); a table written before they existed shows them as unknown.
 DECISION_COLUMNS = (
+    "sequential_relative_ci_low",
+    "sequential_relative_ci_high",
     "significant",
     "multiple_testing",
     "degenerate_reason",
@@ -71,7 +84,7 @@ def _latest(conn, tables: set[str]) -> dict[str, date]:
     for t, column in DAY_COLUMNS.items():
         if t in tables and (day := conn.execute(f"SELECT max({column}) FROM {t}").fetchone()[0]) is not None:
             out[t] = pd.Timestamp(day).date()
-    if _labels_landed(conn, tables) and (day := conn.execute(_landed("max(labels_as_of)")).fetchone()[0]):
+    if (landed := _landings(conn, tables)) and (day := conn.execute(f"SELECT max(day) FROM ({landed})").fetchone()[0]):
         out[f"{LABELS_LANDED}.labels_as_of"] = max(pd.Timestamp(day).date(), out.get(LABELS_LANDED, date.min))
     return out
 
@@ -82,40 +95,68 @@ def _labels_landed(conn, tables: set[str]) -> bool:
 
 
 def latest_report_date(conn) -> date | None:
-    """The newest day any core table (attribution results, model health, KPIs) has rows for."""
+    """The newest day any core table (attribution results, model health, KPIs) has rows for, or labels (or
+    feedback) landed on for earlier days (has_data_on)."""
     days = _latest(conn, existing_tables(conn)).values()
     return max(days) if days else None
 
 
-def has_data_on(conn, tables: set[str], as_of: date) -> bool:
-    """Rows of a core table for ``as_of``, or labels (or feedback) that landed on it and changed earlier days'
-    model health (months-late labels of a model that has stopped predicting)."""
-    for t, column in DAY_COLUMNS.items():
-        if t in tables and conn.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [as_of]).fetchone()[0]:
-            return True
-    return _labels_landed(conn, tables) and bool(
-        conn.execute(_landed("count(*)") + " AND labels_as_of = ?", [as_of]).fetchone()[0]
+def has_rows_on(conn, tables: set[str], as_of: date) -> bool:
+    """Rows of a core table (DAY_COLUMNS) for ``as_of`` itself."""
+    return any(
+        t in tables and conn.execute(f"SELECT count(*) FROM {t} WHERE {column} = ?", [as_of]).fetchone()[0]
+        for t, column in DAY_COLUMNS.items()
     )
 
 
-def labels_known_after(conn, tables: set[str], as_of: date) -> date | None:
-    """The newest day whose labels the model health rows of ``as_of`` and before count, where it is after ``as_of``
-    (a report built again after later labels landed), else None. Such a report is not the one of that morning: a
-    trial's rebuilt report showed precision 0.353 where the morning's had none."""
-    if not _labels_landed(conn, tables):
-        return None
-    # a recent day's row is stamped its day + label_lookback_days however early it was built (LANDED_SQL)
-    day = conn.execute(_landed("max(labels_as_of)") + " AND date <= ? AND labels_as_of > ?", [as_of, as_of]).fetchone()[
-        0
+def newest_rows_day(conn, tables: set[str], as_of: date) -> date | None:
+    """The newest day up to ``as_of`` a core table (DAY_COLUMNS) has rows for."""
+    days = [
+        conn.execute(f"SELECT max({column}) FROM {t} WHERE {column} <= ?", [as_of]).fetchone()[0]
+        for t, column in DAY_COLUMNS.items()
+        if t in tables
     ]
+    return max((pd.Timestamp(d).date() for d in days if d is not None), default=None)
+
+
+def has_data_on(conn, tables: set[str], as_of: date) -> bool:
+    """Rows of a core table for ``as_of``, or labels (or feedback) that landed on it and changed earlier days'
+    model health (months-late labels of a model that has stopped predicting): a run that brought only those still
+    leaves its report."""
+    if has_rows_on(conn, tables, as_of):
+        return True
+    landed = _landings(conn, tables)
+    return bool(landed) and bool(conn.execute(f"SELECT count(*) FROM ({landed}) WHERE day = ?", [as_of]).fetchone()[0])
+
+
+def labels_known_after(conn, tables: set[str], as_of: date) -> date | None:
+    """The newest day after ``as_of`` whose labels (or feedback) landed (has_data_on) and are counted by the model
+    health rows of ``as_of`` and before (a row's labels_as_of reaches it): a report built again after later labels
+    landed, else None. Such a report is not the one of that morning: a trial's rebuilt report showed precision
+    0.353 where the morning's had none. A later stamp alone is no later label (a recent row is stamped with its
+    run's day, whatever landed)."""
+    if not (landed := _landings(conn, tables)):
+        return None
+    day = conn.execute(
+        f"SELECT max(day) FROM ({landed}) WHERE day > ?::DATE "
+        f"AND day <= (SELECT max(labels_as_of) FROM {LABELS_LANDED} WHERE date <= ?::DATE)",
+        [as_of, as_of],
+    ).fetchone()[0]
     return None if day is None else pd.Timestamp(day).date()
 
 
-def _landed(what: str) -> str:
-    """LANDED_SQL selecting ``what``, with the project's label lookback."""
+def _landings(conn, tables: set[str]) -> str | None:
+    """The days labels (or feedback) landed for earlier days' model health (STAMPED_LANDINGS_SQL, GATED_LANDINGS_SQL
+    where the warehouse has gate results, with the project's label lookback and horizons); None without labels_as_of."""
     from orchestration.lib.settings import dbt_var
 
-    return LANDED_SQL.format(what=what, lookback=int(dbt_var("label_lookback_days")))
+    if not _labels_landed(conn, tables):
+        return None
+    witnesses = [STAMPED_LANDINGS_SQL.format(lookback=int(dbt_var("label_lookback_days")))]
+    if GATES in tables:
+        horizon = max(int(dbt_var("max_label_horizon_days")), int(dbt_var("default_label_horizon_days")))
+        witnesses.append(GATED_LANDINGS_SQL.format(horizon=horizon))
+    return " UNION ".join(witnesses)
 
 
 def require_data_on(conn, tables: set[str], as_of: date) -> None:
@@ -127,7 +168,8 @@ def require_data_on(conn, tables: set[str], as_of: date) -> None:
         f"; the latest day with data is {max(latest.values())}" if latest else "; the database has no report tables yet"
     )
     raise ReportDataError(
-        f"nothing to report for {as_of}: none of {', '.join(DAY_COLUMNS)} has rows for that day{hint}"
+        f"nothing to report for {as_of}: none of {', '.join(DAY_COLUMNS)} has rows for that day, and no labels (or "
+        f"feedback) for earlier days landed on it{hint}"
     )
 
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 
 from orchestration.defs.notify.sensors import alert_notifications_sensor
@@ -81,7 +82,10 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(
         ).df()
         made = snapshot.execute("SELECT model_id, date FROM marts.model_health_daily WHERE predictions > 0").df()
         failed_gates = snapshot.execute("SELECT DISTINCT date, suite FROM quality.gate_results WHERE NOT passed").df()
-        verdicts = snapshot.execute("SELECT date, model_id, attribute, passed FROM marts.bias_verdicts").df()
+        verdicts = snapshot.execute(
+            "SELECT date, model_id, attribute, passed, passes_disparate_impact, passes_equal_opportunity, "
+            "passes_equalized_odds, passes_calibration FROM marts.bias_verdicts"
+        ).df()
     assert len(snapshot_alerts) > 0
     with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_sensor_context(instance=instance, cursor=None)
@@ -108,12 +112,15 @@ def test_one_day_carries_plottable_metadata_and_its_alerts_are_notified_once(
             for r in failed_gates.itertuples()
             if r.date.date().isoformat() >= horizon_start
         }
-        # a fairness verdict that starts failing (after a pass, or first seen), sent while its failing run lasts
+        # a fairness verdict that starts failing (after a pass, or first seen, or beside another failing one), sent
+        # while its pair's failing run lasts
+        checks = ["passes_disparate_impact", "passes_equal_opportunity", "passes_equalized_odds", "passes_calibration"]
         for (model, attribute), pair in verdicts.sort_values("date").groupby(["model_id", "attribute"]):
             failing = (~pair["passed"].astype(bool)).tolist()
+            failed = [{c for c in checks if pd.notna(r[c]) and not bool(r[c])} for _, r in pair.iterrows()]
             dates = [d.date().isoformat() for d in pair["date"]]
             for i, fails in enumerate(failing):
-                if fails and (i == 0 or not failing[i - 1]):
+                if fails and (i == 0 or not failing[i - 1] or failed[i] - failed[i - 1]):
                     end = i
                     while end + 1 < len(failing) and failing[end + 1]:
                         end += 1

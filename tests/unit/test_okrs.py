@@ -169,6 +169,18 @@ def test_missing_or_empty_files_are_named(tmp_path):
 # --- selecting values (SQL) ---------------------------------------------------------
 
 DECIDED = {"decision_grade": True, "decision_grade_reason": None}  # an attribution row a decision may rest on
+# the intervals an attribution row carries (not read by the tests that do not look at significance)
+INTERVALS = {
+    c: float("nan")
+    for c in (
+        "net_value_ci_low",
+        "net_value_ci_high",
+        "relative_ci_low",
+        "relative_ci_high",
+        "cuped_relative_ci_low",
+        "cuped_relative_ci_high",
+    )
+} | {"significant": None}
 
 
 @pytest.fixture
@@ -307,7 +319,7 @@ def test_net_value_and_lift_read_the_cumulative_row_of_the_main_experiment(conn)
             "treated_units": [900, 900, 10, 950],
             "net_value": [100.0, 7.0, 5.0, 120.0],
         }
-    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None, **DECIDED)
+    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None, **DECIDED, **INTERVALS)
     conn.execute("CREATE TABLE attribution.model_impact AS SELECT * FROM impact")
     k = kr(kind="net_value", metric="net_value", model_id="rec", baseline=0, target=1000)
     got = _values(conn, k, D(2026, 9, 1), D(2026, 9, 3))
@@ -332,7 +344,7 @@ def test_net_value_and_lift_read_the_cumulative_row_of_the_main_experiment(conn)
             "relative_lift": [0.10, 0.12, 0.5],
             "cuped_relative_lift": [0.09, 0.11, 0.4],
         }
-    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None, **DECIDED)
+    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None, **DECIDED, **INTERVALS)
     conn.execute("CREATE TABLE attribution.experiment_results AS SELECT * FROM results")
     lift = kr(kind="lift", metric="revenue_per_user", model_id="rec", baseline=0, target=0.2)
     assert _values(conn, lift, D(2026, 9, 2), D(2026, 9, 3)).tolist() == [0.10, 0.11]  # CUPED when the results use it
@@ -358,7 +370,7 @@ def test_a_lift_or_net_value_of_a_row_that_is_not_decision_grade_is_not_trustwor
             "decision_grade": [True, False, False],
             "decision_grade_reason": [None, small, f"{small}; not trustworthy"],
         }
-    )
+    ).assign(**INTERVALS)
     conn.execute("CREATE TABLE attribution.experiment_results AS SELECT * FROM results")
     k = kr(kind="lift", metric="conversion", model_id="rec", baseline=0, target=0.2)
     sql, params = metric_value_query(k, D(2026, 9, 1), D(2026, 9, 3))
@@ -431,3 +443,58 @@ def test_a_project_file_without_okrs_has_none(tmp_path, monkeypatch):
     config.write_text("currency: EUR\n")
     monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
     assert load_okrs(METRICS).key_results == []
+
+
+def _frame(conn, okrs, first, last) -> pd.DataFrame:
+    [k] = okrs.key_results
+    return conn.execute(*metric_value_query(k, first, last)).df().assign(key_result=k.id)
+
+
+def test_a_net_value_or_lift_says_its_interval_and_whether_it_excludes_0(conn):
+    # two trials: "achieved, trustworthy" beside the headline's net value 7,123 [-910, 15,156], not significant
+    impact = pd.DataFrame(
+        {
+            "model_id": "rec",
+            "experiment_id": "e",
+            "analysis_window": "cumulative",
+            "as_of_date": [D(2026, 9, 1), D(2026, 9, 2), D(2026, 9, 3)],
+            "treated_units": 900,
+            "net_value": [7_123.0, 9_000.0, 8_000.0],
+            "net_value_ci_low": [-910.0, 1_200.0, float("nan")],
+            "net_value_ci_high": [15_156.0, 16_800.0, float("nan")],
+        }
+    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None, **DECIDED)
+    conn.execute("CREATE TABLE attribution.model_impact AS SELECT * FROM impact")
+    okrs = OkrFile(
+        "okrs", {"obj": ""}, [kr(kind="net_value", metric="net_value", model_id="rec", baseline=0, target=5000)]
+    )
+    rows = okr_progress(okrs, _frame(conn, okrs, D(2026, 9, 1), D(2026, 9, 3))).set_index("date")
+    # achieved on each day by progress alone; significant only where the interval excludes 0 (by hand)
+    assert rows["status"].tolist() == ["achieved"] * 3
+    assert rows["significant"].tolist() == [False, True, None]
+    assert (rows.loc[D(2026, 9, 1), "ci_low"], rows.loc[D(2026, 9, 1), "ci_high"]) == (-910.0, 15_156.0)
+
+    results = pd.DataFrame(
+        {
+            "model_id": "rec",
+            "experiment_id": "e",
+            "metric": "conversion",
+            "analysis_window": "cumulative",
+            "as_of_date": [D(2026, 9, 1), D(2026, 9, 2)],
+            "n_treatment": 900,
+            "estimate": ["welch", "cuped"],
+            "relative_lift": [0.31, 0.44],
+            "relative_ci_low": [-0.128, 0.10],
+            "relative_ci_high": [1.40, 0.90],
+            "cuped_relative_lift": [0.30, 0.435],
+            "cuped_relative_ci_low": [-0.2, 0.156],
+            "cuped_relative_ci_high": [1.3, 0.863],
+            "significant": [False, True],  # the Holm-adjusted decision, as the headline says it
+        }
+    ).assign(treatment_variant="treatment", trustworthy=True, untrusted_reason=None, **DECIDED)
+    conn.execute("CREATE TABLE attribution.experiment_results AS SELECT * FROM results")
+    okrs = OkrFile("okrs", {"obj": ""}, [kr(kind="lift", metric="conversion", model_id="rec", baseline=0, target=0.3)])
+    lift = okr_progress(okrs, _frame(conn, okrs, D(2026, 9, 1), D(2026, 9, 2))).set_index("date")
+    assert lift["status"].tolist() == ["achieved", "achieved"] and lift["significant"].tolist() == [False, True]
+    # the decision estimate's interval: Welch's on the first day, CUPED's on the second
+    assert lift[["ci_low", "ci_high"]].values.tolist() == [[-0.128, 1.40], [0.156, 0.863]]

@@ -2143,7 +2143,8 @@ def test_labels_later_than_the_p99_all_of_one_class_keep_the_horizon_to_the_late
     assert m.label_horizon_days == 102
     written = render(infer(source))
     assert (
-        "# the 3 labels later than the p99 (10 days) are all 1: a horizon of 10 would drop only that class" in written
+        "# the 3 labels more than 10 calendar days after their prediction's day, which a horizon of 10 (the p99, "
+        "10.00 days, rounded up) would drop, are all 1: dropping only that class" in written
     )
     assert "label_horizon_days: 102  # the latest label's calendar days" in written
     # one of them 0: both classes land late, the p99 as before

@@ -247,15 +247,18 @@ def test_the_okr_scorecard_and_leading_tables_name_arms_ages_trust_and_same_day_
                 okr
                 | dict(key_result="kr_small", metric_kind="net_value", metric="net_value", model_id="class_size")
                 | dict(treatment_variant="small", current_value=1500.0, value_as_of=day, progress=1.5)
-                | dict(status="achieved", trustworthy=False, untrusted_reason=REASON),
+                | dict(status="achieved", trustworthy=False, untrusted_reason=REASON)
+                | dict(ci_low=-910.0, ci_high=3_900.0, significant=False),
                 okr
                 | dict(key_result="kr_aide", metric_kind="lift", metric="conversion", model_id="class_size")
                 | dict(treatment_variant="regular+aide", current_value=0.02, value_as_of=day, progress=0.00002)
-                | dict(status="missed", trustworthy=True, untrusted_reason=None),
+                | dict(status="missed", trustworthy=True, untrusted_reason=None)
+                | dict(ci_low=-0.128, ci_high=0.4, significant=False),
                 okr
                 | dict(key_result="kr_m1", metric_kind="net_value", metric="net_value", model_id="m1")
                 | dict(treatment_variant="treatment", current_value=1200.0, value_as_of=ended, progress=1.2)
-                | dict(status="achieved", trustworthy=True, untrusted_reason=None),
+                | dict(status="achieved", trustworthy=True, untrusted_reason=None)
+                | dict(ci_low=200.0, ci_high=2_200.0, significant=True),
                 okr
                 | dict(key_result="kr_kpi", metric_kind="kpi", metric="revenue", model_id=None)
                 | dict(treatment_variant=None, current_value=1100.0, value_as_of=day, progress=1.1)
@@ -298,6 +301,14 @@ def test_the_okr_scorecard_and_leading_tables_name_arms_ages_trust_and_same_day_
     trust = "trustworthy and decision-grade"  # one column name, not the model-value table's "trustworthy"
     assert (okrs["kr_small"]["status"], okrs["kr_small"][trust]) == ("achieved", f"NO: {REASON}")
     assert [okrs[k][trust] for k in ("kr_aide", "kr_m1", "kr_kpi")] == ["yes", "yes", "n/a"]
+    # achieved within noise is said beside it: the interval in the value's unit (two trials read "achieved,
+    # trustworthy yes" beside a headline "not significant")
+    assert [okrs[k]["significant"] for k in ("kr_small", "kr_aide", "kr_m1", "kr_kpi")] == [
+        "NO: 95% CI [-910 USD, 3,900 USD] includes 0",
+        "NO: 95% CI [-12.8%, +40.0%] includes 0",
+        "yes",
+        "n/a",
+    ]
     summary = {r["key_result"]: r for r in parse(report.html).summary["okr_progress"]}
     assert (summary["kr_small"]["treatment_variant"], summary["kr_small"]["untrusted_reason"]) == ("small", REASON)
     assert summary["kr_m1"]["value_as_of"] == ended.isoformat()

@@ -45,11 +45,13 @@ def test_an_untrustworthy_okr_value_is_hatched_with_its_reason_on_hover(tmp_path
     # each key result keeps its place (and one bar slot) whichever trace its bar is in
     assert marked["offsetgroup"] == plain["offsetgroup"]
     assert figure["layout"]["xaxis"]["categoryarray"] == [r["key_result"] for r in rows]
-    assert "A hatched bar is a value that is not trustworthy" in report.html
+    assert "A hatched bar is a value that is not all three" in report.html
     # the 100% target line stays in view though every bar is below it
     assert max(r["progress"] for r in rows) < 1 and figure["layout"]["yaxis"]["range"][1] > 1
 
-    shown = {r["key_result"]: r["trustworthy"] for r in _table_with(_tables(report.html), "objective")}
+    shown = {
+        r["key_result"]: r["trustworthy and decision-grade"] for r in _table_with(_tables(report.html), "objective")
+    }
     assert shown == {"kr_lift": f"NO: {untrusted['kr_lift']['untrusted_reason']}", "kr_value": "yes", "kr_kpi": "n/a"}
 
 

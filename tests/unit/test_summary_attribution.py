@@ -1379,6 +1379,76 @@ def test_a_steady_quarantine_under_the_days_count_is_said_pooled(warehouse, caps
     assert "(most often: label not in (0, 1); raw_quarantine.labels._reason): labels of more than two classes?" in out
 
 
+def test_a_table_quarantined_whole_and_its_model_without_predictions_open_the_summary(warehouse, capsys, monkeypatch):
+    # a trial's weekly exports, each file dated the Monday after its week: every row quarantined, each day under
+    # gates.rows.min_count (10), the run "ok", and summary said nothing of it (its pooled line read the 30 days
+    # before the newest loaded day, of which there was none)
+    path, _, _ = warehouse
+    reason = "predicted_at before its file's date 2026-09-14, as is every row of that file"
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
+        conn.execute("CREATE TABLE raw.predictions (prediction_id VARCHAR, model_id VARCHAR, _partition_date DATE)")
+        conn.execute(
+            "CREATE TABLE raw_quarantine.predictions (prediction_id VARCHAR, model_id VARCHAR, _partition_date DATE, "
+            "_reason VARCHAR)"
+        )
+        for week, day in enumerate(pd.date_range("2026-09-14", periods=3, freq="7D").date):  # 8 rows each
+            conn.executemany(
+                "INSERT INTO raw_quarantine.predictions VALUES (?, 'risk', ?, ?)",
+                [[f"{week}-{i}", day, reason if week == 0 else f"other {week}"] for i in range(8 - week)],
+            )
+    out = _summary_under(path, capsys, monkeypatch, "models:\n  risk: {}\n  quiet: {}\n")
+    section = out.split("Most rows quarantined", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    # by hand: 8 + 7 + 6 = 21 rows, none loaded; the first week's reason the commonest (8)
+    assert section == [
+        f"  raw.predictions: 21 of its 21 rows quarantined, none loaded (most often: {reason}; "
+        "raw_quarantine.predictions._reason)",
+        "  model risk (declared in the project file): no prediction loaded, so no health, drift or fairness for it; "
+        f"its 21 prediction row(s) are all quarantined (most often: {reason}; raw_quarantine.predictions._reason)",
+        "  model quiet (declared in the project file): no prediction loaded, so no health, drift or fairness for it; "
+        "the predictions files hold no row of it either (its model_id spelt otherwise?)",
+    ], section
+    assert "raw.predictions: 21 of 21 rows quarantined over its last 30 days" not in out  # said once, above
+    # some rows loaded, but fewer than quarantined (9 + 2 of 30): still "mostly", with the share
+    with duckdb.connect(str(path)) as conn:
+        conn.executemany(
+            "INSERT INTO raw.predictions VALUES (?, 'risk', DATE '2026-09-21')", [[f"l{i}"] for i in range(9)]
+        )
+        conn.executemany(
+            "INSERT INTO raw.predictions VALUES (?, 'quiet', DATE '2026-09-21')", [[f"q{i}"] for i in range(2)]
+        )
+    out = _summary(path, capsys)
+    assert (
+        f"  raw.predictions: 21 of its 32 rows quarantined (66%) (most often: {reason}; "
+        "raw_quarantine.predictions._reason)"
+    ) in out
+    assert "no prediction loaded" not in out
+
+
+def test_the_pooled_quarantine_reads_the_30_days_to_the_newest_day_quarantined_too(warehouse, capsys):
+    # the table's last weeks all quarantined: its newest loaded day was weeks older, and the pooled line read the
+    # 30 days before it, which held no quarantined row
+    path, _, _ = warehouse
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS raw_quarantine")
+        conn.execute("CREATE TABLE raw.orders (order_id VARCHAR, _partition_date DATE)")
+        conn.execute("CREATE TABLE raw_quarantine.orders (order_id VARCHAR, _partition_date DATE, _reason VARCHAR)")
+        for day in pd.date_range("2026-08-01", periods=10).date:  # 3 loaded a day
+            conn.executemany("INSERT INTO raw.orders VALUES (?, ?)", [[f"{day}-{i}", day] for i in range(3)])
+        for day in pd.date_range("2026-09-20", periods=6).date:  # 2 quarantined a day, 6 weeks later
+            conn.executemany(
+                "INSERT INTO raw_quarantine.orders VALUES (?, ?, 'ordered_at outside partition day')",
+                [[f"{day}-q{i}", day] for i in range(2)],
+            )
+    out = _summary(path, capsys)
+    # by hand: the 30 days to 09-25 (08-27 .. 09-25) hold the 12 quarantined rows and no loaded one
+    assert (
+        "  raw.orders: 12 of 12 rows quarantined over its last 30 days (100.0%, above gates.rows.max_share 0.01), no "
+        "day reaching gates.rows.min_count (10), so none held back"
+    ) in out
+    assert "Most rows quarantined" not in out  # 12 of 42 over all its days: not most
+
+
 def test_rows_in_an_hour_the_time_zone_lives_twice_are_counted_and_what_that_does_is_said(
     warehouse, capsys, tmp_path, monkeypatch
 ):
@@ -2005,3 +2075,21 @@ def test_a_label_coverage_alert_of_a_model_whose_labels_land_later_than_its_wait
         "note: slow's labels may take up to 200 days (label_horizon_days); those landed so far took a median 125.0 "
         "days (cut at the newest day: the later ones are not among them yet), and this alert judges a day 130 days on"
     ) in out
+
+
+def test_every_lift_shows_its_always_valid_interval_for_daily_looks(warehouse, capsys):
+    # a trial's conversion read "significant: yes" on five mornings in a row; its confidence sequence on none
+    path, results, _ = warehouse
+    out = _summary(path, capsys)
+    assert "always-valid CI (daily looks)" in out and "may be a peeking artefact" in out
+    lines = {line.split()[1]: line for line in out.splitlines() if line.strip().startswith("m ")}
+    for r in results[results["analysis_window"] == "cumulative"].itertuples():
+        low, high = r.sequential_relative_ci_low, r.sequential_relative_ci_high
+        if low != low:  # not tested: no interval
+            assert "n/a" in lines[r.metric]
+            continue
+        # the row's confidence sequence, and by hand whether it excludes 0
+        said = f"[{low:+.1%}, {high:+.1%}] " + ("excludes 0" if low > 0 or high < 0 else "includes 0")
+        assert said in lines[r.metric], lines[r.metric]
+        # wider than the fixed-horizon interval it sits beside: the price of reading it every day
+        assert low <= r.relative_ci_low or r.estimate == "cuped"

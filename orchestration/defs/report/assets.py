@@ -13,7 +13,9 @@ SNAPSHOT_KEY = dg.AssetKey(["publish", "analytics_snapshot"])
 
 def reported_day(conn, days: list):
     """The run's last day, or, when a range ends on days without data (the partitions run to yesterday, the
-    data ended earlier), its latest day with something to report: a backfill still leaves its report."""
+    data ended earlier), its latest day with something to report: a backfill still leaves its report. Labels (or
+    feedback) that landed for earlier days count (has_data_on): a stopped model's months-late labels get a report
+    dated the last day they landed on."""
     from orchestration.lib.report_data import existing_tables, has_data_on
 
     tables = existing_tables(conn)
