@@ -16,8 +16,10 @@ one with an ``attribution_metric``), the sample size its target effect needs at
 the attribution alpha and power, how many days of today's traffic that is, the
 MDE reachable by its deadline and a warning when the target is smaller. Sample
 sizes use the variance of the estimate the results use (CUPED-adjusted when
-they did, delta method for ratios) from the control arm's sufficient
-statistics, for both arms. No Dagster: frames in, frame out.
+they did, delta method for ratios) from each arm's sufficient statistics, at
+the arms' split so far (the design's before any unit), as the results' MDE
+does: a deadline that brings no new unit has today's MDE. No Dagster: frames
+in, frame out.
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ def _degenerate(result) -> bool:
     return isinstance(reason, str) and bool(reason)
 
 
+def _split(counts: list, expected: float) -> float:
+    """The treated arm's share of the two arms' units so far, or the design's ``expected`` share before any: a plan
+    with the design's split and the control's variance for both arms gave a trial an MDE of 61.6% by a deadline
+    that brought no new unit, beside today's 53.5% (the results' own, each arm as it is)."""
+    control, treated = (float(c.n) if c is not None else 0.0 for c in counts)
+    return treated / (control + treated) if control > 0 and treated > 0 else expected
+
+
 def _fewer_events(result) -> float:
     """The fewer of a result row's arms' events (NaN when neither is known)."""
     known = [float(e) for e in (result.events_control, result.events_treatment) if pd.notna(e)]
@@ -121,12 +131,14 @@ def key_result_feasibility(
     power: float,
     events: float = NAN,
     min_events: float = 0,
+    treatment_variance: float | None = None,
 ) -> dict:
     """Can the experiment detect ``kr``'s target effect by its deadline?
 
     required_units: both arms together, for a two-sided level-alpha test with
     the given power to detect target_relative_effect x |control mean| when a
-    ``treatment_share`` of units is treated; days_needed = required_units /
+    ``treatment_share`` of units is treated, each arm with its own per-unit variance (``variance`` the control's,
+    ``treatment_variance`` the treated arm's; None: the control's); days_needed = required_units /
     units_per_day (days of today's traffic); by the deadline the experiment has
     units + units_per_day x days_to_deadline units, whose MDE is
     mde_relative_at_deadline. ``events``: the fewer of the arms' events today (attribution.arm_events), which
@@ -135,13 +147,14 @@ def key_result_feasibility(
     its deadline" beside 3 control events).
     """
     effect = kr.target_relative_effect
-    size = required_sample_size(variance, variance, abs(effect) * abs(control_mean), alpha, power, treatment_share)
+    treated = variance if treatment_variance is None else treatment_variance
+    size = required_sample_size(variance, treated, abs(effect) * abs(control_mean), alpha, power, treatment_share)
     days_to_deadline = (kr.deadline - as_of).days
     by_deadline = units + (units_per_day if units_per_day > 0 else 0.0) * max(days_to_deadline, 0)
     mde = minimum_detectable_effect(
         variance,
         by_deadline * (1 - treatment_share),
-        variance,
+        treated,
         by_deadline * treatment_share,
         alpha,
         power,
@@ -281,6 +294,7 @@ def metric_scorecard(
                             )
                             continue
                         variance = planning_variance(control_stats, r.metric_type, r.estimate, r.cuped_theta)
+                        treated_stats = stats_at.get((e.experiment_id, arm, metric, ts))
                         rows.append(
                             base
                             | key_result_feasibility(
@@ -290,11 +304,14 @@ def metric_scorecard(
                                 per_day,
                                 variance,
                                 float(r.mean_control),
-                                share,
+                                _split(counts, share),
                                 alpha,
                                 power,
                                 events=_fewer_events(r),
                                 min_events=min_events_per_arm,
+                                treatment_variance=None
+                                if treated_stats is None
+                                else planning_variance(treated_stats, r.metric_type, r.estimate, r.cuped_theta),
                             )
                         )
     return pd.DataFrame(rows, columns=list(SCORECARD_SCHEMA))

@@ -327,3 +327,68 @@ def test_a_key_result_whose_arms_would_hold_too_few_events_by_its_deadline_is_no
         kr(target=3.0), as_of, units, rate, var, mean, share, ALPHA, POWER, events=3.0, min_events=5
     )
     assert {k: later[k] for k in plain} == plain
+
+
+def test_a_deadline_that_brings_no_new_unit_has_todays_mde_with_each_arms_own_variance_and_split():
+    # a trial (37 of 397 control events, 18 of 409 treated): MDE 53.5% today, 61.6% "by the deadline" with no new
+    # patient, the plan using the control's variance for both arms and the design's 50/50 split
+    day = D(2026, 1, 15)
+    counts = {"holdout": (397, 37), "treatment": (409, 18)}
+    experiments = pd.DataFrame(
+        {"experiment_id": ["e"], "model_id": ["m"], "control_variant": ["holdout"], "start_date": [D(2025, 12, 1)]}
+    )
+    variants = pd.DataFrame({"experiment_id": "e", "variant": ["holdout", "treatment"], "expected_share": 0.5})
+    stats = pd.DataFrame(
+        [
+            dict(experiment_id="e", variant=v, metric="conversion", as_of_date=day, n=n, value_sum=x, value_sum_sq=x)
+            for v, (n, x) in counts.items()
+        ]
+    )
+    traffic = pd.DataFrame(
+        [
+            dict(experiment_id="e", variant=v, metric="conversion", as_of_date=day, n=n, units_per_day=0.0)
+            for v, (n, _) in counts.items()
+        ]
+    )
+    # by hand: each arm's sample variance p(1-p) n/(n-1), the control's mean, z at alpha 0.05 and power 0.8
+    var = {v: (x / n) * (1 - x / n) * n / (n - 1) for v, (n, x) in counts.items()}
+    mean = 37 / 397
+    z = st.norm.ppf(1 - ALPHA / 2) + st.norm.ppf(POWER)
+    today = z * math.sqrt(var["holdout"] / 397 + var["treatment"] / 409) / mean
+    results = pd.DataFrame(
+        [
+            dict(
+                experiment_id="e",
+                treatment_variant="treatment",
+                metric="conversion",
+                as_of_date=day,
+                metric_type="proportion",
+                mean_control=mean,
+                mde_relative=today,
+                estimate="welch",
+                cuped_theta=float("nan"),
+                events_control=37.0,
+                events_treatment=18.0,
+            )
+        ]
+    )
+    target = kr(id="fewer_events", model_id="m", metric="conversion", target=-0.6, deadline=D(2026, 3, 31))
+    row = metric_scorecard(
+        [day],
+        experiments,
+        variants,
+        results,
+        stats,
+        traffic,
+        {"conversion": {"type": "proportion"}},
+        [target],
+        ALPHA,
+        POWER,
+    ).iloc[0]
+    assert row["mde_relative"] == pytest.approx(today, rel=1e-12)
+    assert row["mde_relative_at_deadline"] == pytest.approx(today, rel=1e-9)  # no new unit: today's MDE
+    # the units a -60% effect needs at the arms' split so far, each arm with its own variance
+    split = 409 / 806
+    n = z**2 * (var["holdout"] / (1 - split) + var["treatment"] / split) / (0.6 * mean) ** 2
+    assert row["required_units"] == pytest.approx(math.ceil(n * (1 - split)) + math.ceil(n * split), abs=1)
+    assert row["detectable_by_deadline"] == (0.6 >= today)
