@@ -76,7 +76,7 @@ def test_the_dates_are_set_only_while_dbt_runs(monkeypatch):
     assert "IMPACT_LEDGER_MIN_DATE" not in os.environ and os.environ["IMPACT_LEDGER_MAX_DATE"] == "2020-01-01"
 
 
-@pytest.mark.parametrize("folder", ["../elsewhere", "a/b", "..", "", ".hidden"])
+@pytest.mark.parametrize("folder", ["../elsewhere", "a/b", "..", "", ".hidden", "/srv/dbt/../../etc"])
 def test_a_dbt_target_folder_outside_dbt_project_target_is_refused_naming_the_variable(monkeypatch, folder):
     from orchestration.defs.transform.dbt_assets import DBT_TARGET_ENV, dbt_target_folder
 
@@ -92,3 +92,14 @@ def test_a_plain_dbt_target_folder_name_is_kept(monkeypatch):
     assert dbt_target_folder() == "dagster_gw1"
     monkeypatch.delenv(DBT_TARGET_ENV)
     assert dbt_target_folder() == "dagster"
+
+
+def test_an_absolute_dbt_target_path_is_used_as_it_is(monkeypatch, tmp_path):
+    # two trials: every run wrote dbt's target into the product's checkout, so a read-only install could not run
+    from orchestration.defs.transform.dbt_assets import DBT_TARGET_ENV, dbt_target_folder
+    from orchestration.lib.settings import DBT_PROJECT_DIR
+
+    monkeypatch.setenv(DBT_TARGET_ENV, str(tmp_path / "dbt_target"))
+    assert dbt_target_folder() == str(tmp_path / "dbt_target")
+    # the runs join it under dbt_project/target: an absolute path is kept whole (pathlib)
+    assert DBT_PROJECT_DIR / "target" / dbt_target_folder() == tmp_path / "dbt_target"

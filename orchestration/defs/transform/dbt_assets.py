@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,12 +76,15 @@ class ImpactLedgerTranslator(DagsterDbtTranslator):
 
 
 def dbt_target_folder() -> str:
-    """IMPACT_LEDGER_DBT_TARGET: one folder name under dbt_project/target (never a path out of it)."""
+    """IMPACT_LEDGER_DBT_TARGET: one folder name under dbt_project/target, or an absolute path elsewhere (two trials'
+    runs wrote into the product's checkout: a read-only install could not run); never a relative path out of it."""
     folder = os.environ.get(DBT_TARGET_ENV, "dagster")
+    if os.path.isabs(folder) and ".." not in Path(folder).parts:
+        return folder
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", folder) or ".." in folder:
         raise ValueError(
             f"{DBT_TARGET_ENV}={folder!r}: expected one folder name under dbt_project/target "
-            "(letters, digits, '_', '-', '.'; no '/' or '..')"
+            "(letters, digits, '_', '-', '.'; no '/' or '..') or an absolute path"
         )
     return folder
 
