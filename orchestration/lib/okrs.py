@@ -337,13 +337,19 @@ LABEL_BASED = {
 }
 
 
-def _trailing_mean_sql(source: str, column: str, weight: str | None, labelled: bool = False) -> str:
+# KPI columns of a day that later days still change: a session converts with a completed order up to
+# kpi_lookback_days later (the newest days' conversion only rises as orders land)
+UNSETTLED_KPIS = {"conversion_rate", "converting_sessions"}
+
+
+def _trailing_mean_sql(source: str, column: str, weight: str | None, labelled: bool = False, settle: int = 0) -> str:
     # Mean over the non-null values of the trailing window; a weight column
     # (e.g. sessions for conversion_rate) makes it the pooled rate of the window.
     # Exact decimal sums: parallel double sums differ in the last bits between
     # runs, and a backfill must give the rows that daily runs give.
     # value_as_of: the window's newest day with a value.
     # labelled: also the window's labelled predictions (window_labelled)
+    # settle: the window ends that many days before the day (days whose value is not final yet are left out)
     w = f'm."{weight}"' if weight else "1.0"
     window_labelled = ", CAST(coalesce(sum(m.labelled), 0) AS BIGINT) AS window_labelled" if labelled else ""
     return f"""
@@ -352,7 +358,8 @@ SELECT days.date, CAST(sum(CAST(m."{column}" * {w} AS DECIMAL(38, 15))) AS DOUBL
     / nullif(CAST(sum(CAST({w} AS DECIMAL(38, 15))) AS DOUBLE), 0) AS current_value, max(m.date) AS value_as_of
     {window_labelled}
 FROM days
-LEFT JOIN m ON m.date BETWEEN days.date - (? - 1) AND days.date AND m."{column}" IS NOT NULL AND {w} IS NOT NULL
+LEFT JOIN m ON m.date BETWEEN days.date - {settle} - (? - 1) AND days.date - {settle} AND m."{column}" IS NOT NULL
+    AND {w} IS NOT NULL
 GROUP BY days.date ORDER BY days.date
 """
 
@@ -361,7 +368,8 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
     """SQL + parameters returning (date, current_value, value_as_of, ...) for every day first..last.
 
     kpi / health: trailing mean over ``window_days`` days ending that day
-    (value_as_of: the window's newest day with a value). A health value is the
+    (value_as_of: the window's newest day with a value); a conversion KPI's window ends kpi_lookback_days before it,
+    on the newest day whose conversions are final. A health value is the
     live version's: the version with the most predictions that day (ties: the
     highest version id), so a canary never blends in. net_value / lift: the
     cumulative (since experiment start) value of the newest day up to that day
@@ -373,7 +381,11 @@ def metric_value_query(kr: KeyResult, first: dt.date, last: dt.date) -> tuple[st
     relative lift of the decision estimate (CUPED when the results used it).
     """
     if kr.kind == "kpi":
-        return _trailing_mean_sql("SELECT * FROM marts.kpi_daily", kr.metric, kr.weight), [first, last, kr.window_days]
+        # a conversion key result read the newest days before their orders landed (a trial's 0.218, "behind", where
+        # the settled days gave 0.270, on track): its window ends kpi_lookback_days back (value_as_of says so)
+        settle = int(dbt_var("kpi_lookback_days")) if kr.metric in UNSETTLED_KPIS else 0
+        sql = _trailing_mean_sql("SELECT * FROM marts.kpi_daily", kr.metric, kr.weight, settle=settle)
+        return sql, [first, last, kr.window_days]
     if kr.kind == "health":
         live = (
             "SELECT * FROM marts.model_health_daily WHERE model_id = ? "

@@ -33,6 +33,7 @@ from orchestration.lib.alerts import (
     drift_not_judged,
     drift_not_judged_text,
     load_alert_config,
+    version_values,
     worst_index,
 )
 from orchestration.lib.attribution import (
@@ -726,13 +727,17 @@ class ReportBuilder:
                 rates.append(f"labels complete on {m['complete_days']:.0f} of {m['days']:.0f} days")
                 if pd.notna(m["estimated_precision"]):
                     raw = " (raw scores: no calibration learnt from labels yet)" if m["raw_estimate"] == 1 else ""
+                    notes = []
                     if m["partly_raw"] == 1:
-                        raw = " (partly raw scores: some fall in score bins the calibration never learnt)"
-                    elif not raw and m["calibration_labels"] < data.FEW_CALIBRATION_LABELS:  # summary's "(N labels)"
-                        raw = (
-                            f" (its calibration learnt from {m['calibration_labels']:.0f} labels: each score bin "
-                            "shrunk towards its raw scores by 10 pseudo-labels, so mostly the raw scores)"
+                        notes.append("partly raw scores: some fall in score bins the calibration never learnt")
+                    # summary's "(N labels)", beside "part raw" too (a trial's 7 labels were said nowhere)
+                    if not raw and m["calibration_labels"] < data.FEW_CALIBRATION_LABELS:
+                        notes.append(
+                            f"its calibration learnt from {m['calibration_labels']:.0f} labels: each score bin "
+                            "shrunk towards its raw scores by 10 pseudo-labels, so mostly the raw scores"
                         )
+                    if notes:
+                        raw = f" ({'; '.join(notes)})"
                     rates.append(f"label-free estimated precision {m['estimated_precision']:.3f}{raw}")
             if rates:
                 parts.append(f"{r.version}: " + ", ".join(rates))
@@ -837,11 +842,13 @@ class ReportBuilder:
         if not hasattr(self, "_recent_drift"):  # read once for every model
             newest = data.newest_drift_day(self.conn, self.as_of)
             self._recent_drift = None if newest is None else data.recent_drift(self.conn, newest, data.RECENT_DAYS)
+            # each version's values so far, as summary reads them: too few in all to ever fill both is said so
+            self._version_values = None if newest is None else version_values(self.conn, newest)
         if self._recent_drift is None:
             return None
         rows = self._recent_drift[self._recent_drift["model_id"] == model_id]
         # no rows: nothing said judged (a trial's report said "judged ... pooled" where summary said not judged)
-        return drift_not_judged(rows, self.config) if len(rows) else None
+        return drift_not_judged(rows, self.config, self._version_values) if len(rows) else None
 
     def drift_distributions(self) -> tuple[pd.DataFrame | None, list[str]]:
         """The published bin shares of every alerted feature, or the columns the drift mart lacks for them."""
@@ -1202,6 +1209,17 @@ class ReportBuilder:
         fig.update_yaxes(title=dict(text="rate"), row=2, col=1)
         fig.update_yaxes(title=dict(text=currency), row=3, col=1)
         s.plot("kpis", rf.done(fig), f"No KPI rows up to {self.as_of}.")
+        settle = int(dbt_var("kpi_lookback_days"))
+        if settle > 0 and not kpi.empty:  # a trial's plot fell 18% -> 2.6% on days whose orders had not landed
+            newest = pd.Timestamp(kpi["date"].max()).date()
+            s.add(
+                paragraph(
+                    f"The conversion rate of the newest {settle} day(s) ({newest - timedelta(days=settle - 1)} .. "
+                    f"{newest}) is not final: a session converts with a completed order up to {settle} day(s) later "
+                    "(kpi_lookback_days), so those days rise as orders land; a conversion key result reads the days "
+                    "before them."
+                )
+            )
         return s
 
     def okr_section(self, lifts: pd.DataFrame) -> Section:

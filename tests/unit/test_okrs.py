@@ -198,35 +198,36 @@ def _values(conn, k: KeyResult, first: dt.date, last: dt.date) -> pd.Series:
 
 
 def test_kpi_trailing_weighted_mean_matches_pandas_rolling(conn):
+    # a rate final on its day (conversion_rate's window ends kpi_lookback_days back: the test further down)
     rng = np.random.default_rng(7)
     days = pd.date_range("2026-09-01", "2026-09-20")
     kpis = pd.DataFrame(
         {
             "date": days.date,
             "sessions": rng.integers(50, 500, len(days)).astype(float),
-            "conversion_rate": rng.uniform(0.03, 0.08, len(days)),
+            "refund_rate": rng.uniform(0.03, 0.08, len(days)),
         }
     )
-    kpis.loc[4, "conversion_rate"] = None  # a day without a value
+    kpis.loc[4, "refund_rate"] = None  # a day without a value
     kpis = kpis.drop(index=[10, 11])  # two days missing altogether
     conn.execute("CREATE TABLE marts.kpi_daily AS SELECT * FROM kpis")
-    k = kr(weight="sessions", window_days=5)
+    k = kr(metric="refund_rate", weight="sessions", window_days=5)
     got = _values(conn, k, D(2026, 9, 1), D(2026, 9, 20))
 
     # oracle: time-based rolling sums over the calendar days of each window
-    indexed = kpis.set_index(pd.to_datetime(kpis["date"])).dropna(subset=["conversion_rate"])
-    weighted = (indexed["conversion_rate"] * indexed["sessions"]).rolling("5D").sum()
+    indexed = kpis.set_index(pd.to_datetime(kpis["date"])).dropna(subset=["refund_rate"])
+    weighted = (indexed["refund_rate"] * indexed["sessions"]).rolling("5D").sum()
     expected = (weighted / indexed["sessions"].rolling("5D").sum()).reindex(days)
     # days without a row of their own still have a trailing window
     for day in (pd.Timestamp("2026-09-05"), pd.Timestamp("2026-09-11"), pd.Timestamp("2026-09-12")):
         window = indexed[(indexed.index > day - pd.Timedelta(days=5)) & (indexed.index <= day)]
-        expected[day] = (window["conversion_rate"] * window["sessions"]).sum() / window["sessions"].sum()
+        expected[day] = (window["refund_rate"] * window["sessions"]).sum() / window["sessions"].sum()
     assert len(got) == len(days)
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=1e-12)
 
-    unweighted = _values(conn, kr(window_days=3), D(2026, 9, 20), D(2026, 9, 20)).iloc[0]
+    unweighted = _values(conn, kr(metric="refund_rate", window_days=3), D(2026, 9, 20), D(2026, 9, 20)).iloc[0]
     assert unweighted == pytest.approx(
-        kpis.set_index("date").loc[[D(2026, 9, 18), D(2026, 9, 19), D(2026, 9, 20)], "conversion_rate"].mean()
+        kpis.set_index("date").loc[[D(2026, 9, 18), D(2026, 9, 19), D(2026, 9, 20)], "refund_rate"].mean()
     )
     # before any data: no value
     assert math.isnan(_values(conn, k, D(2026, 8, 20), D(2026, 8, 20)).iloc[0])
@@ -237,16 +238,16 @@ def test_a_key_result_keeps_its_deadlines_value_after_it_once_its_window_has_non
     # the outcome lost from the report
     from orchestration.lib.okrs import key_result_values, okr_progress
 
-    kpis = pd.DataFrame({"date": pd.date_range("2026-09-01", "2026-09-30").date, "conversion_rate": 0.06})
-    kpis.loc[kpis["date"] >= D(2026, 9, 20), "conversion_rate"] = None  # the data ends on 09-19
+    kpis = pd.DataFrame({"date": pd.date_range("2026-09-01", "2026-09-30").date, "refund_rate": 0.06})
+    kpis.loc[kpis["date"] >= D(2026, 9, 20), "refund_rate"] = None  # the data ends on 09-19
     conn.execute("CREATE TABLE marts.kpi_daily AS SELECT * FROM kpis")
-    k = kr(deadline=D(2026, 9, 22), window_days=3)
+    k = kr(metric="refund_rate", deadline=D(2026, 9, 22), window_days=3)
     okrs = type("Okrs", (), {"key_results": [k]})()
     values = key_result_values(conn, okrs, D(2026, 9, 18), D(2026, 9, 30))
     values = values.set_index(pd.to_datetime(values["date"]).dt.date)
     # by hand: the 3-day window of the deadline 09-22 holds 09-20..09-22, no value: nothing to keep after it
     assert values["current_value"].isna().loc[[D(2026, 9, 23), D(2026, 9, 30)]].all()
-    k = kr(deadline=D(2026, 9, 21), window_days=3)  # the window of 09-21 holds 09-19's 0.06
+    k = kr(metric="refund_rate", deadline=D(2026, 9, 21), window_days=3)  # the window of 09-21 holds 09-19's 0.06
     okrs.key_results = [k]
     values = key_result_values(conn, okrs, D(2026, 9, 18), D(2026, 9, 30))
     rows = okr_progress(okrs, values).set_index("date")
@@ -498,3 +499,26 @@ def test_a_net_value_or_lift_says_its_interval_and_whether_it_excludes_0(conn):
     assert lift["status"].tolist() == ["achieved", "achieved"] and lift["significant"].tolist() == [False, True]
     # the decision estimate's interval: Welch's on the first day, CUPED's on the second
     assert lift[["ci_low", "ci_high"]].values.tolist() == [[-0.128, 1.40], [0.156, 0.863]]
+
+
+def test_a_conversion_key_result_reads_the_newest_days_whose_conversions_are_final(conn, tmp_path, monkeypatch):
+    # a trial: the conversion key result read 0.218, "behind", on days whose orders had not landed (0.270 once they
+    # had): a session converts with an order up to kpi_lookback_days later
+    config = tmp_path / "project.yml"
+    config.write_text("kpi_lookback_days: 3\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    days = pd.date_range("2026-10-01", "2026-10-20").date
+    rates = [0.27] * 17 + [0.10, 0.05, 0.02]  # the last three days' orders not in yet
+    kpis = pd.DataFrame({"date": days, "conversion_rate": rates, "sessions": 100, "revenue": 50.0})
+    conn.execute("CREATE TABLE marts.kpi_daily AS SELECT * FROM kpis")
+    conversion = kr(kind="kpi", metric="conversion_rate", weight="sessions", model_id=None, window_days=7)
+    sql, params = metric_value_query(conversion, D(2026, 10, 20), D(2026, 10, 20))
+    got = conn.execute(sql, params).df().iloc[0]
+    # by hand: the 7 days ending 3 days back (10-11 .. 10-17), weighted by sessions
+    window = kpis[(kpis["date"] >= D(2026, 10, 11)) & (kpis["date"] <= D(2026, 10, 17))]
+    assert got["current_value"] == pytest.approx(np.average(window["conversion_rate"], weights=window["sessions"]))
+    assert pd.Timestamp(got["value_as_of"]).date() == D(2026, 10, 17)
+    # revenue is booked on its order's day: its window ends on the day itself
+    revenue = kr(kind="kpi", metric="revenue", model_id=None, window_days=7)
+    sql, params = metric_value_query(revenue, D(2026, 10, 20), D(2026, 10, 20))
+    assert pd.Timestamp(conn.execute(sql, params).df().iloc[0]["value_as_of"]).date() == D(2026, 10, 20)

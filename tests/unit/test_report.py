@@ -1145,3 +1145,14 @@ def test_a_report_built_again_after_later_labels_says_they_are_counted(tmp_path)
     with duckdb.connect(str(morning), read_only=True) as conn:
         report = render_report(conn, AS_OF)
     assert parse(report.html).summary["labels_known_by"] == AS_OF.isoformat() and "Built again later" not in report.html
+
+
+def test_the_kpi_plot_says_its_newest_days_conversion_is_not_final(warehouse, tmp_path, monkeypatch):
+    # a trial's plot fell from 18% to 2.6% on its last two days, whose orders had not landed, without a word
+    config = tmp_path / "project.yml"
+    config.write_text("kpi_lookback_days: 3\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(config))
+    text = html.unescape(build(warehouse).html)
+    newest = max(d for d in DAYS if d <= AS_OF)
+    first = newest - timedelta(days=2)  # the 3 newest days, by hand
+    assert f"The conversion rate of the newest 3 day(s) ({first} .. {newest}) is not final" in text
