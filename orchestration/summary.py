@@ -706,11 +706,11 @@ def _estimate(value: float, raw, learnt: float, partly=False) -> str:
         return "n/a"
     if pd.notna(raw) and bool(raw):
         return f"{value:.3f} raw"
-    if pd.notna(partly) and bool(partly):
-        return f"{value:.3f} part raw"
+    # both where both hold: a trial's calibration of 7 labels read "0.940 part raw", the few labels unsaid
+    part = " part raw" if pd.notna(partly) and bool(partly) else ""
     if pd.notna(learnt) and learnt < FEW_CALIBRATION_LABELS:
-        return f"{value:.3f} ({learnt:.0f} labels)"
-    return f"{value:.3f}"
+        return f"{value:.3f}{part} ({learnt:.0f} labels)"
+    return f"{value:.3f}{part}"
 
 
 def _print_attribution(results, impact) -> None:
@@ -1460,14 +1460,16 @@ def _recent_drift(conn):
     return recent_drift(conn, last, RECENT_DAYS) if last is not None else None
 
 
-def _drift_not_judged(drift) -> list[str]:
+def _drift_not_judged(conn, drift) -> list[str]:
     """Per model version, a line when no day of the last RECENT_DAYS could judge its PSI, even pooled: "no alerts"
-    there means "not judged" (a trial's real shift, PSI 1.2 on its pools, said nowhere)."""
-    from orchestration.lib.alerts import drift_not_judged, drift_not_judged_text, load_alert_config
+    there means "not judged" (a trial's real shift, PSI 1.2 on its pools, said nowhere); with its values so far, a
+    version too small in its whole life to ever fill both is told so, not to lengthen them."""
+    from orchestration.lib.alerts import drift_not_judged, drift_not_judged_text, load_alert_config, version_values
 
     if drift is None:
         return []
-    return [drift_not_judged_text(r) for r in drift_not_judged(drift, load_alert_config()).itertuples()]
+    so_far = version_values(conn, drift["date"].max()) if len(drift) else None
+    return [drift_not_judged_text(r) for r in drift_not_judged(drift, load_alert_config(), so_far).itertuples()]
 
 
 def _unjudged_drift(drift) -> list[str]:
@@ -1624,7 +1626,7 @@ def read_and_print(conn, reports: Path) -> None:
                     "its labels: its end + label_horizon_days): the raw scores are read as probabilities, far off "
                     "unless they are"
                 )
-            if any(v.endswith(" part raw") for v in estimates):
+            if any(" part raw" in v for v in estimates):  # "0.940 part raw (7 labels)" too
                 print(
                     "  part raw: a calibration was learnt, but some predictions fall in score bins the version's "
                     "reference window never labelled: those read their raw scores as probabilities (the other bins "
@@ -1678,7 +1680,7 @@ def read_and_print(conn, reports: Path) -> None:
     elif len(recent):
         print("\nModel health: no alerts, no retraining requests")
     drift = _recent_drift(conn)
-    for line in _unjudged_health(conn) + _drift_not_judged(drift) + _silent_models(conn) if len(recent) else []:
+    for line in _unjudged_health(conn) + _drift_not_judged(conn, drift) + _silent_models(conn) if len(recent) else []:
         print(f"  {line}")
     for line in _uncounted_labels(conn) if len(recent) else []:
         print(f"  note: {line}")

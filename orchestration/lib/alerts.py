@@ -162,6 +162,28 @@ WHERE d.date BETWEEN $1 AND $2
 """
 
 
+# each model version's values so far, to a day ($1): its fullest feature's non-null values over all its days (its
+# reference window's and every day's since); under twice min_count, no reference and pool can each hold min_count
+VERSION_VALUES_SQL = """
+SELECT model_id, model_version, max(feature_values)::BIGINT AS version_values
+FROM (
+    SELECT model_id, model_version, feature, sum(coalesce(round(rows_total * (1 - null_rate)), 0)) AS feature_values
+    FROM marts.feature_drift_daily WHERE date <= $1
+    GROUP BY model_id, model_version, feature
+) GROUP BY model_id, model_version
+"""
+
+
+def version_values(conn, upto) -> pd.DataFrame | None:
+    """VERSION_VALUES_SQL's rows to ``upto``; None without the drift mart or its row counts (an older one)."""
+    import duckdb
+
+    try:
+        return conn.execute(VERSION_VALUES_SQL, [upto]).df()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return None
+
+
 # each day after a version's reference window: its rows and share without a value of each feature, and the
 # reference days' rows and rows without one (the null_rate rule)
 NULL_RATE_SQL = """
@@ -300,14 +322,20 @@ NOT_JUDGED_COLUMNS = (
     "min_count",
     "pool_days",
     "days_since_reference",
+    "version_values",
 )
 
 
-def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
+def drift_not_judged(drift: pd.DataFrame, config: AlertConfig, so_far: pd.DataFrame | None = None) -> pd.DataFrame:
     """DRIFT_SQL rows' model versions whose PSI no row judged, alone or pooled: ``reference`` (the most values of a
     feature in the reference), ``values`` (the most on a day or in its pool), ``min_count``, ``pool_days`` (a
     trial's 25 a day: references of 177 and pools of 180 under 200, a real shift, and no line said drift was not
-    judged)."""
+    judged); ``version_values``: its values so far, ``so_far``'s (version_values' rows; None where not given)."""
+    known = (
+        {}
+        if so_far is None
+        else dict(zip(zip(so_far["model_id"], so_far["model_version"].astype(str)), so_far["version_values"]))
+    )
     out = []
     for (model_id, version), rows in drift[drift["psi"].notna()].groupby(["model_id", "model_version"]):
         psi = config.rule("psi", model_id)
@@ -332,9 +360,36 @@ def drift_not_judged(drift: pd.DataFrame, config: AlertConfig) -> pd.DataFrame:
                 "pool_days": int(psi.get("pool_days") or 1),
                 # the days after its reference window to its newest: a pool this long holds every value there is
                 "days_since_reference": since,
+                # its whole life's values of its fullest feature, to the newest day
+                "version_values": known.get((model_id, str(version))),
             }
         )
     return pd.DataFrame(out, columns=list(NOT_JUDGED_COLUMNS))
+
+
+def _too_few_so_far(r, said: str) -> str | None:
+    """drift_not_judged_text of a version whose values so far (its whole life) are fewer than the twice min_count
+    its reference and a pool need, whatever their days; None otherwise (a trial's model of 100 predictions in all
+    was told to lengthen both: "about 375 days hold 200 at its rate")."""
+    so_far, m = getattr(r, "version_values", None), r.min_count
+    if so_far is None or so_far != so_far or so_far >= 2 * m:
+        return None
+    so_far = int(so_far)
+    days = f"about {math.ceil((2 * m - so_far) / r.daily - 1e-9)} more days at its rate" if r.daily else "more days"
+    noisier = "a noisier verdict: the fewer its values, the more often noise alone crosses the PSI threshold"
+    held = (
+        f"{said}; in all, its predictions so far hold {so_far} values of its fullest feature (its reference "
+        "window's and every day's since)"
+    )
+    if so_far < m:
+        return (
+            f"{held}, fewer than {m}: no window, reference or pool, can hold {m} yet, so no setting judges it: lower "
+            f"alerts.rules.psi.min_count ({noisier}) or wait {days} for the {2 * m} the two need together"
+        )
+    return (
+        f"{held}, fewer than the {2 * m} the two need together, so no setting judges it yet: {days}, with "
+        f"models.{r.model_id}.drift_reference.first_days holding {m} (or lower alerts.rules.psi.min_count: {noisier})"
+    )
 
 
 def drift_not_judged_text(r) -> str:
@@ -342,7 +397,7 @@ def drift_not_judged_text(r) -> str:
     proposes both for such a model); or, once its pools span every day after its reference, that first_days alone
     moves values between the two, and where both together hold fewer than twice min_count, that only the days to
     come do (a trial's version of 353 predictions was told to lengthen a 140-day pool that already held all 135
-    after its reference)."""
+    after its reference); the same of a version whose values so far are fewer, whatever its pools (_too_few_so_far)."""
     head = f"{r.model_id} {r.model_version}: drift (PSI) alerts not judged, even pooled: the reference and the pool "
     need = f"need alerts.rules.psi.min_count ({r.min_count}) values each"
     since, m = r.days_since_reference, r.min_count
@@ -362,6 +417,9 @@ def drift_not_judged_text(r) -> str:
             )
         days = f" (about {math.ceil(m / r.daily - 1e-9)} days at its rate)" if r.daily else ""
         return f"{said}: set {first_days} so its reference holds about {m}{days}, the pool the rest"
+    # too few in its whole life: lengthening either window cannot help
+    if (too_few := _too_few_so_far(r, head + need)) is not None:
+        return too_few
     short = []
     both = r.reference >= r.min_count and r.values >= r.min_count  # each side reached it, never on one row
     if r.reference < r.min_count or both:
