@@ -842,10 +842,11 @@ class ReportBuilder:
         if not hasattr(self, "_recent_drift"):  # read once for every model
             newest = data.newest_drift_day(self.conn, self.as_of)
             self._recent_drift = None if newest is None else data.recent_drift(self.conn, newest, data.RECENT_DAYS)
-            # each version's values so far, as summary reads them: too few in all to ever fill both is said so
-            self._version_values = None if newest is None else version_values(self.conn, newest)
         if self._recent_drift is None:
             return None
+        if not hasattr(self, "_version_values"):  # each version's values so far, to its newest day (as summary)
+            newest = self._recent_drift["date"].max() if len(self._recent_drift) else None
+            self._version_values = None if newest is None else version_values(self.conn, newest)
         rows = self._recent_drift[self._recent_drift["model_id"] == model_id]
         # no rows: nothing said judged (a trial's report said "judged ... pooled" where summary said not judged)
         return drift_not_judged(rows, self.config, self._version_values) if len(rows) else None
