@@ -512,7 +512,10 @@ def database_day_digests(
                 reflected = sa.Table(name, sa.MetaData(schema=schema), autoload_with=conn)
                 column = reflected.c[time_column]
                 low, high = _bounds(column, first, last + timedelta(days=1))
-                day = sa.cast(column, sa.Date)
+                # SQLite keeps times as text: date() is its day (a CAST to DATE there reads the year alone)
+                day = (
+                    sa.func.date(column, type_=sa.String) if conn.dialect.name == "sqlite" else sa.cast(column, sa.Date)
+                )
                 summed = [
                     c
                     for c in numeric_columns(table)
@@ -524,11 +527,13 @@ def database_day_digests(
             else:
                 text, named = _day_query(db, contract)
                 params = {k: v for k, v in {"day_start": start, "day_end": end}.items() if k in named}
+                sqlite = conn.dialect.name == "sqlite"
 
                 def grouped(columns: list[str]):
                     quoted = ['"' + c.replace('"', '""') + '"' for c in (time_column, *columns)]
                     sums = "".join(f", sum(CAST(_c.{q} AS FLOAT))" for q in quoted[1:])
-                    sql = f"SELECT CAST(_c.{quoted[0]} AS DATE), count(*){sums} FROM ({text.text}) AS _c GROUP BY 1"
+                    day = f"date(_c.{quoted[0]})" if sqlite else f"CAST(_c.{quoted[0]} AS DATE)"
+                    sql = f"SELECT {day}, count(*){sums} FROM ({text.text}) AS _c GROUP BY 1"
                     return conn.execute(sa.text(sql).bindparams(**params)).all()
 
                 names = set(
@@ -545,9 +550,7 @@ def database_day_digests(
     finally:
         engine.dispose()
     return {
-        (d if isinstance(d, date) and not isinstance(d, datetime) else d.date()): DayDigest(
-            int(n), {c: None if v is None else float(v) for c, v in zip(summed, values, strict=True)}
-        )
+        _day_of(d): DayDigest(int(n), {c: None if v is None else float(v) for c, v in zip(summed, values, strict=True)})
         for d, n, *values in rows
         if d
     }
@@ -630,6 +633,54 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# ------------------------------------------------------------------ first day (a bare materialize's start)
+
+
+WHOLE_HISTORY = {"day_start": datetime(1900, 1, 1), "day_end": datetime(9999, 1, 1)}  # a day query's widest window
+
+
+def database_first_day(table: str, db: DatabaseSource, label: str = "") -> date | None:
+    """The first day of ``table``'s time column in the database, in the project's zone (None: no rows): one
+    ``min`` query (a table's own, or over the project file's query bound to the widest window)."""
+    import sqlalchemy as sa
+
+    contract = CONTRACTS[table]
+    label = label or database_label(table, db)
+    time_column = db.time_column or contract.time_column
+    engine = _engine(db, table, label)
+    try:
+        with engine.connect() as conn:
+            if db.table:
+                schema, name = _split_name(db.table)
+                reflected = sa.Table(name, sa.MetaData(schema=schema), autoload_with=conn)
+                if time_column not in reflected.c:  # the extraction's own message
+                    raise SourceError(
+                        f"{label}: table '{table}' has no column '{time_column}' to place rows in days "
+                        f"(sources.{table}.database.time_column)"
+                    )
+                earliest = conn.execute(sa.select(sa.func.min(reflected.c[time_column]))).scalar()
+            else:
+                text, named = _day_query(db, contract)
+                params = {k: v for k, v in WHOLE_HISTORY.items() if k in named}
+                sql = f"SELECT min(_c.{_quote_ident(time_column)}) FROM ({text.text}) AS _c"
+                earliest = conn.execute(sa.text(sql).bindparams(**params)).scalar()
+    except sa.exc.SQLAlchemyError as err:
+        raise _db_error(err, table, db, label, os.environ.get(db.password_env) if db.password_env else None) from None
+    finally:
+        engine.dispose()
+    return _day_of(earliest)
+
+
+def _day_of(value: Any) -> date | None:
+    """The project's day of a database value: an aware time's wall clock in its zone; a naive time is in it already
+    (SQLite returns times as text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return (value.astimezone(ZoneInfo(_zone())) if value.tzinfo else value).date()
+    return value if isinstance(value, date) else None
+
+
 # ------------------------------------------------------------------ inspection (impact-ledger init)
 
 
@@ -653,14 +704,8 @@ def inspect_database(db: DatabaseSource, table: str) -> dict[str, Any]:
             sql = db.query.strip().rstrip(";")
             text = sa.text(sql)
             params = {p for p in DAY_PARAMS if re.search(rf"(?<![:\w]):{p}\b", sql)}
-            if params:  # the whole history: the widest window
-                text = text.bindparams(
-                    **{
-                        k: v
-                        for k, v in {"day_start": datetime(1900, 1, 1), "day_end": datetime(9999, 1, 1)}.items()
-                        if k in params
-                    }
-                )
+            if params:  # the whole history
+                text = text.bindparams(**{k: v for k, v in WHOLE_HISTORY.items() if k in params})
             with engine.connect() as conn:
                 columns = list(
                     conn.execute(sa.select(sa.text("*")).select_from(text.columns().subquery("_q")).limit(0)).keys()

@@ -1,15 +1,18 @@
-"""Which days a landing zone covers, without loading it.
+"""Which days a bare ``materialize`` runs: those a landing zone covers, or the days a warehouse fed from a
+database has not run yet.
 
 A generated world says so in its truth.json; dated file names (``orders_2026-09-01.csv``,
 ``date=2026-09-01/``) give it from the names alone; otherwise DuckDB (in memory, never the
 warehouse) reads the min and max of each table's time column. Labels count: a label that
-arrives months after its prediction needs its own day.
+arrives months after its prediction needs its own day. A database has no such files, and its
+today is never over: a project reading one catches up instead (``catch_up_range``).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -67,21 +70,24 @@ def _generated_range(truth: Path) -> tuple[date, date] | None:
         return None
 
 
-def source_date_range(source: Path) -> tuple[date, date]:
-    """First and last day of ``source``: truth.json, else dated file names, else the time columns."""
+def source_date_range(source: Path, roots: dict[str, Path] | None = None) -> tuple[date, date]:
+    """First and last day of ``source``: truth.json, else dated file names, else the time columns. ``roots``: the
+    folder each table is read from (a lake folder, or ``source``), a table left out of it read from no folder (a
+    database); then ``source`` may be absent."""
     source = Path(source)
-    if not source.is_dir():
+    if not source.is_dir() and roots is None:
         raise SourceRangeError(f"source directory '{source}' does not exist")
     if generated := _generated_range(source / "truth.json"):
         return generated
     firsts, lasts = [], []
     for contract in CONTRACTS.values():
-        if contract.time_column is None:
+        root = source if roots is None else roots.get(contract.name)
+        if contract.time_column is None or root is None or not root.is_dir():
             continue
-        files = table_files(source, contract)
+        files = table_files(root, contract)
         if not files:
             continue
-        days = _dated_days(source, files)
+        days = _dated_days(root, files)
         found = (min(days), max(days)) if days else _time_column_range(files, contract.time_column, contract.name)
         if found:
             firsts.append(found[0])
@@ -92,3 +98,50 @@ def source_date_range(source: Path) -> tuple[date, date]:
             "with a readable time column; pass --start and --end"
         )
     return min(firsts), max(lasts)
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """The days a bare ``materialize`` runs when a dated table comes from a database, and why."""
+
+    first: date
+    last: date
+    yesterday: date
+    loaded_through: date | None  # the newest day every database table was loaded (None: none loaded yet)
+    stale: tuple[date, ...] = ()  # days already run to run again: their source rows changed, or never loaded
+
+    @property
+    def nothing_to_run(self) -> bool:
+        return self.first > self.last
+
+
+def catch_up_range(
+    today: date,
+    loaded_through: date | None,
+    newest_held: date | None,
+    stale: list[date],
+    sources_first: date | None,
+    declared_start: date | None,
+) -> CatchUp:
+    """The days after ``loaded_through`` (the newest day every database table was loaded) through yesterday (the
+    project's ``today`` is still filling up), from the earliest ``stale`` day on (a day already run whose source rows
+    changed since, or that was never loaded: a cost feed landing a day late is run again the next morning), through
+    ``newest_held`` (the newest day the warehouse holds: the later days read the earlier ones) if later. A
+    warehouse that loaded no database day yet starts at the sources' first day (not before ``declared_start``,
+    partitions.start)."""
+    yesterday = today - timedelta(days=1)
+    if loaded_through is None:
+        if sources_first is None:
+            raise SourceRangeError(
+                "cannot tell which days to run: the warehouse has loaded no day from the database yet and no dated "
+                "table (predictions, labels, orders, ...) has rows in the database or the landing zone; "
+                "pass --start and --end"
+            )
+        first = max(d for d in (sources_first, declared_start) if d is not None)
+        return CatchUp(first, yesterday, yesterday, None)
+    stale = sorted({d for d in stale if d <= loaded_through})
+    first = min([loaded_through + timedelta(days=1), *stale])
+    last = yesterday
+    if newest_held is not None and first <= newest_held:  # one run through the newest day: later days read these
+        last = max(last, newest_held)
+    return CatchUp(first, last, yesterday, loaded_through, tuple(stale))

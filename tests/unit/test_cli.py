@@ -936,3 +936,114 @@ def test_a_run_after_a_day_never_loaded_says_so_and_what_to_run(tmp_path, monkey
     # the day itself run: nothing to say
     assert cli._materialize_chunks(date(2026, 4, 20), date(2026, 4, 21), tmp_path, None, None) == 0
     assert "never loaded" not in capsys.readouterr().out
+
+
+def _late_cost_world(tmp_path, monkeypatch, loaded: list[str], run: list[str]):
+    """A project whose model_costs come from a (SQLite) database with a row a day, 2026-11-18 .. 2026-11-21, the
+    rest from an empty landing zone; a warehouse whose gates judged the days ``run`` and which loaded the cost rows of
+    the days ``loaded``."""
+    import duckdb
+    import sqlalchemy as sa
+
+    from orchestration.lib.quality_gate import GATE_RESULTS_SCHEMA
+    from orchestration.lib.warehouse import ensure_table
+
+    tmp_path.mkdir(exist_ok=True)
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    with sa.create_engine(url).begin() as conn:
+        conn.execute(sa.text("CREATE TABLE costs (date DATE, model_id TEXT, serving_cost FLOAT, review_cost FLOAT)"))
+        for day in ("2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"):
+            conn.execute(sa.text("INSERT INTO costs VALUES (:d, 'm', 25, 4)"), {"d": day})
+    project = tmp_path / "impact_ledger.yml"
+    project.write_text(
+        f"timezone: America/Denver\nsources:\n  model_costs: {{database: {{url: '{url}', table: costs}}}}\n"
+    )
+    (tmp_path / "landing").mkdir()
+    db = tmp_path / "w.duckdb"
+    if run:
+        with duckdb.connect(str(db)) as conn:
+            ensure_table(conn, "quality.gate_results", GATE_RESULTS_SCHEMA)
+            for day in run:
+                conn.execute(
+                    "INSERT INTO quality.gate_results (date, suite, table_name, passed) VALUES (?, ?, ?, true)",
+                    [day, "raw_model_costs", "model_costs"],
+                )
+            for schema in ("raw", "raw_quarantine"):
+                conn.execute(f"CREATE SCHEMA {schema}")
+                conn.execute(
+                    f"CREATE TABLE {schema}.model_costs (_partition_date DATE, serving_cost DOUBLE, review_cost DOUBLE)"
+                )
+            for day in loaded:
+                conn.execute("INSERT INTO raw.model_costs VALUES (?, 25, 4)", [day])
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(project))
+    monkeypatch.setenv("IMPACT_LEDGER_DB", str(db))
+    monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(tmp_path / "landing"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # no run yet
+    monkeypatch.delenv("IMPACT_LEDGER_START_DATE", raising=False)
+    monkeypatch.delenv("IMPACT_LEDGER_LANDING_CACHE", raising=False)
+    # 2026-11-23 in Denver: yesterday, 11-22, is the newest day over
+    monkeypatch.setattr(cli, "_today", lambda zone: __import__("datetime").date(2026, 11, 23))
+    return argparse.Namespace(
+        config=None, source=None, db=None, start=None, end=None, days_per_run=None, notify=False, verbose=False
+    )
+
+
+def test_a_bare_materialize_of_database_sources_catches_up_through_yesterday(tmp_path, monkeypatch, capsys):
+    # a trial's tables all in PostgreSQL, the landing zone empty: a bare materialize stopped ("cannot tell which days
+    # the landing zone covers"), so its cron job had to work out the dates; its cost feed landing a day late was
+    # then "changed" every morning, with a request to run two days
+    from datetime import date
+
+    import orchestration.runs
+
+    # the 11-21 cost row landed after 11-21 ran (loaded: none that day): that day again, then 11-22 (yesterday)
+    days = ["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"]
+    args = _late_cost_world(tmp_path, monkeypatch, loaded=days[:3], run=days)
+    assert cli._run_range(args, tmp_path / "landing") == (date(2026, 11, 21), date(2026, 11, 22), date(2026, 11, 21))
+    said = capsys.readouterr().out
+    assert said.startswith("materialize without --start/--end runs 2026-11-21 .. 2026-11-22: the days after 2026-11-21")
+    assert "yesterday (2026-11-22 in America/Denver" in said
+    assert "model_costs 2026-11-21 changed (1 rows now, 0 loaded)" in said
+    # a day between days run that was never loaded (its run stopped before the table): from it
+    args = _late_cost_world(tmp_path / "gap", monkeypatch, loaded=days, run=[days[0], *days[2:]])
+    assert cli._run_range(args, tmp_path)[:2] == (date(2026, 11, 19), date(2026, 11, 22))
+    assert "2026-11-19 never loaded (model_costs)" in capsys.readouterr().out
+    # that run done, with the cost in: nothing to run, and no run started (a cron job's second call costs nothing)
+    args = _late_cost_world(
+        tmp_path / "next",
+        monkeypatch,
+        loaded=["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"],
+        run=["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22"],
+    )
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("nothing was to run")
+
+    monkeypatch.setattr(orchestration.runs, "materialize_days", no_run)
+    assert cli.cmd_materialize(args) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("materialize without --start/--end: nothing to run: the warehouse loaded every database")
+    assert "through 2026-11-22 (yesterday: 2026-11-22 in America/Denver)" in said
+    # a run given its days still names a late cost day, and says the bare command would have taken it
+    from orchestration.lib.db_sources import ChangedDay
+
+    note = cli._changed_database_note([("model_costs", ChangedDay(date(2026, 11, 21), 1, 0))])
+    assert note.endswith("a bare `impact-ledger materialize` (no --start/--end) runs them again by itself")
+    # --start alone: from it through yesterday
+    assert cli._run_range(argparse.Namespace(start=date(2026, 11, 20), end=None), tmp_path)[:2] == (
+        date(2026, 11, 20),
+        date(2026, 11, 22),
+    )
+
+
+def test_a_first_bare_materialize_of_database_sources_starts_at_their_first_day(tmp_path, monkeypatch, capsys):
+    from datetime import date
+
+    args = _late_cost_world(tmp_path, monkeypatch, loaded=[], run=[])  # no warehouse yet
+    assert cli._run_range(args, tmp_path / "landing") == (date(2026, 11, 18), date(2026, 11, 22), date(2026, 11, 18))
+    assert "the days from the sources' first, 2026-11-18, through yesterday" in capsys.readouterr().out
+    # a declared first partition after the database's first day: from it
+    (tmp_path / "impact_ledger.yml").write_text(
+        (tmp_path / "impact_ledger.yml").read_text() + "partitions: {start: 2026-11-20}\n"
+    )
+    assert cli._run_range(args, tmp_path / "landing")[:2] == (date(2026, 11, 20), date(2026, 11, 22))

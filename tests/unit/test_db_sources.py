@@ -304,3 +304,39 @@ def test_the_readme_example_is_a_valid_project_file():
     config = parse_config(yaml.safe_load(example))
     assert config.sources["orders"].database.query and config.sources["predictions"].path == "/lake/model_logs"
     assert config.sources["users"].database.password_env == "SHOP_DB_PASSWORD"
+
+
+def test_the_first_day_of_a_table_or_a_query_is_one_min_query(shop, tmp_path, monkeypatch):
+    # a bare materialize's first run starts there: ORDERS's first row is at 2026-01-01 00:00:00
+    from orchestration.lib.db_sources import _day_of, database_first_day
+
+    assert database_first_day("orders", DatabaseSource(url=shop, table="orders")) == D1
+    windowed = "SELECT * FROM orders WHERE ordered_at >= :day_start AND ordered_at < :day_end AND order_id <> 'o1'"
+    assert database_first_day("orders", DatabaseSource(url=shop, query=windowed)) == D1  # o2, 13:30 that day
+    later = "SELECT * FROM orders WHERE order_id IN ('o3', 'o4')"  # no day parameters: filtered on ordered_at
+    assert database_first_day("orders", DatabaseSource(url=shop, query=later)) == D2
+    empty = "SELECT * FROM orders WHERE order_id = 'none'"
+    assert database_first_day("orders", DatabaseSource(url=shop, query=empty)) is None
+    # an aware time (PostgreSQL's timestamptz) is placed on the project's day: 04:30 UTC is 23:30 in New York
+    (tmp_path / "p.yml").write_text("timezone: America/New_York\n")
+    monkeypatch.setenv("IMPACT_LEDGER_CONFIG", str(tmp_path / "p.yml"))
+    from zoneinfo import ZoneInfo
+
+    assert _day_of(datetime(2026, 1, 2, 4, 30, tzinfo=ZoneInfo("UTC"))) == D1
+    assert _day_of(datetime(2026, 1, 2, 4, 30)) == D2 and _day_of(D3) == D3 and _day_of(None) is None
+
+
+def test_a_days_rows_in_the_database_are_counted_on_sqlite_too(shop):
+    # the change check's grouped query: SQLite keeps times as text, and CAST(... AS DATE) read the year alone
+    from orchestration.lib.db_sources import DayDigest, database_day_digests
+
+    # ORDERS's revenues are 10, 11, 12, 13 in order: o1 and o2 on D1, o3 at D2's last second, o4 at D3's midnight
+    per_day = {
+        D1: DayDigest(2, {"revenue": 21.0}),
+        D2: DayDigest(1, {"revenue": 12.0}),
+        D3: DayDigest(1, {"revenue": 13.0}),
+    }
+    assert database_day_digests("orders", DatabaseSource(url=shop, table="orders"), D1, D4) == per_day
+    query = "SELECT * FROM orders WHERE ordered_at >= :day_start AND ordered_at < :day_end"
+    assert database_day_digests("orders", DatabaseSource(url=shop, query=query), D1, D4) == per_day
+    assert database_day_digests("orders", DatabaseSource(url=shop, table="orders"), D2, D2) == {D2: per_day[D2]}
