@@ -157,7 +157,7 @@ def load_notify_config(path: Path | None = None, env: Mapping[str, str] = os.env
     """The project file's `notify:` section (or the one at ``path``); env IMPACT_LEDGER_ALERT_WEBHOOK overrides webhook_url.
 
     The horizon is notify.horizon_days, or the longest models.<id>.label_horizon_days + 1 where that is longer."""
-    from orchestration.lib.project_config import ConfigError, load_config
+    from orchestration.lib.project_config import ConfigError, config_dbt_vars, load_config
 
     try:
         config = load_config(Path(path) if path else None)
@@ -175,15 +175,20 @@ def load_notify_config(path: Path | None = None, env: Mapping[str, str] = os.env
     horizon = section.get("horizon_days", DEFAULT_HORIZON_DAYS)
     # the fixed window every run re-evaluates, the run's day and a day of slack (older days re-evaluated
     # because late labels arrived are history unless the horizon reaches them)
-    shortest = int(dbt_var("label_lookback_days")) + 2
-    if not isinstance(horizon, int) or horizon < shortest:
+    shortest = int(config_dbt_vars(config.config).get("label_lookback_days", dbt_var("label_lookback_days"))) + 2
+    if "horizon_days" not in config.notify.model_fields_set:
+        # unset: the default reaches the lookback by itself (a trial's label_coverage after_days 30 made the
+        # lookback 30, and the unset horizon, 31, failed the run's notifications after an `ok` run)
+        horizon = max(horizon, shortest)
+    elif not isinstance(horizon, int) or horizon < shortest:
         raise ValueError(
             f"{path}: notify.horizon_days must be an integer >= {shortest} (alerts are re-evaluated "
             f"label_lookback_days back; a shorter horizon would send them again), got {horizon!r}"
         )
     # a label-based alert of a day (precision, calibration) is computed only once its labels land, up to the
     # longest label horizon later (and a day more in hours): the horizon reaches that far whatever is set
-    return NotifyConfig(webhook_url=url or None, horizon_days=max(horizon, config.max_label_horizon_days + 1))
+    horizon = max(horizon, config.max_label_horizon_days + 1)
+    return NotifyConfig(webhook_url=url or None, horizon_days=horizon)
 
 
 def build_notifiers(logger, alerts_directory: Path, config: NotifyConfig) -> list[Notifier]:
@@ -265,9 +270,12 @@ def alert_notifications(alerts: pd.DataFrame, prediction_days: pd.DataFrame | No
         if until != first and r["metric"] == "version_change":
             lasting = f" (and on its version's days through {until})"
         elif until != first:
-            peak = run.loc[run["value"].idxmax()] if run["value"].notna().any() else r
+            # the worst day: the lowest of a rule breached below its threshold (label coverage, a precision drop)
+            below = _number(r["threshold"]) is not None and value is not None and value < float(r["threshold"])
+            valued = run["value"].notna().any()
+            peak = (run.loc[run["value"].idxmin() if below else run["value"].idxmax()]) if valued else r
             lasting = (
-                f" (alerting on {run['day'].nunique()} days through {until}, highest "
+                f" (alerting on {run['day'].nunique()} days through {until}, {'lowest' if below else 'highest'} "
                 f"{'n/a' if _number(peak['value']) is None else round(float(peak['value']), 4)} on {_day(peak['date'])})"
             )
         out.append(

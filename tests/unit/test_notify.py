@@ -511,3 +511,27 @@ def test_a_second_verdict_that_starts_failing_during_a_failure_is_notified_too()
     assert notify_run(conn, cursor)[0] == []
     add_verdicts(conn, [with_eo(6, True), with_eo(7, False)])
     assert [n.date for n in notify_run(conn, cursor)[0]] == ["2026-10-07"]
+
+
+def test_an_unset_horizon_reaches_a_long_label_coverage_lookback(tmp_path):
+    # a trial: label_coverage after_days 30 made the lookback 30; the unset horizon (31) failed `--notify` after an
+    # `ok` run, though the README widens it
+    project = tmp_path / "impact_ledger.yml"
+    project.write_text("models:\n  m:\n    alerts:\n      label_coverage: {below: 0.5, after_days: 30}\n")
+    lookback = 30  # the coverage rule's after_days, as label_lookback_days
+    assert load_notify_config(project, env={}).horizon_days == max(lookback + 2, 30 + 1)
+    # set explicitly below it: still refused, naming the setting
+    project.write_text(project.read_text() + "notify:\n  horizon_days: 31\n")
+    with pytest.raises(ValueError, match="notify.horizon_days must be an integer >= 32"):
+        load_notify_config(project, env={})
+
+
+def test_an_incident_of_a_rule_breached_below_its_threshold_names_its_lowest_day():
+    # a re-trial: a label-coverage incident said "highest 0.4286", its mildest day; the worst was 0.2222
+    rows = [
+        ("2026-03-17", "m", "v1", "label_coverage", "", 0.30, 0.5, "< 0.5"),
+        ("2026-03-18", "m", "v1", "label_coverage", "", 0.2222, 0.5, "< 0.5"),
+        ("2026-03-19", "m", "v1", "label_coverage", "", 0.4286, 0.5, "< 0.5"),
+    ]
+    [n] = alert_notifications(alerts_frame(rows))
+    assert "lowest 0.2222 on 2026-03-18" in n.message and "highest" not in n.message
