@@ -27,6 +27,7 @@ SELECT model_id, experiment_id, treatment_variant, control_variant, metric, as_o
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_low ELSE relative_ci_low END AS ci_low,
        CASE WHEN estimate = 'cuped' THEN cuped_relative_ci_high ELSE relative_ci_high END AS ci_high,
        sequential_relative_ci_low AS sequential_ci_low, sequential_relative_ci_high AS sequential_ci_high,
+       sequential_p_value,
        cuped_variance_reduction, p_value_adjusted, multiple_testing, significant, degenerate_reason, exact_p_value,
        guardrail_verdict, trustworthy, untrusted_reason, decision_grade, decision_grade_reason, mde_relative
 FROM attribution.experiment_results
@@ -772,8 +773,10 @@ def _print_attribution(results, impact) -> None:
             f"p ({correction})": results["p_value_adjusted"].map(lambda p: "n/a" if p != p else f"{p:.4f}"),
             f"significant ({correction})": results["significant"].map(significance_text),
             DAILY_LOOKS: [
-                daily_looks_text(lo, hi, _pct)
-                for lo, hi in zip(results["sequential_ci_low"], results["sequential_ci_high"])
+                daily_looks_text(lo, hi, p, alpha, _pct)
+                for lo, hi, p in zip(
+                    results["sequential_ci_low"], results["sequential_ci_high"], results["sequential_p_value"]
+                )
             ],
             "decision-grade": results["decision_grade"].map(lambda g: yes_no[bool(g)]),
             "guardrail": results["guardrail_verdict"].fillna(""),

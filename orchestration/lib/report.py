@@ -224,8 +224,13 @@ def _okr_significance(row, money_text) -> str:
         return "yes"
     show = money_text if row.get("metric_kind") == "net_value" else (lambda x: f"{x:+.1%}")
     low, high = row.get("ci_low"), row.get("ci_high")
-    interval = "" if _missing(low) or _missing(high) else f" 95% CI [{show(low)}, {show(high)}] includes 0"
-    return f"NO:{interval or ' not tested'}"
+    if _missing(low) or _missing(high):
+        return "NO: not tested"
+    interval = f"95% CI [{show(low)}, {show(high)}]"
+    if low <= 0 <= high:
+        return f"NO: {interval} includes 0"
+    # a lift's decision is the multiple-testing adjusted one (a re-trial read "[-77.9%, -4.1%] includes 0")
+    return f"NO: not significant once the experiment's metrics are tested together (unadjusted {interval})"
 
 
 def _grade(flag, reason) -> str:
@@ -459,9 +464,11 @@ class ReportBuilder:
                             )
                         ],
                         DAILY_LOOKS: [
-                            daily_looks_text(lo, hi, _pct) if not (_missing(lo) or _missing(hi)) else "n/a"
-                            for lo, hi in zip(
-                                latest["sequential_relative_ci_low"], latest["sequential_relative_ci_high"]
+                            "n/a" if _missing(lo) or _missing(hi) else daily_looks_text(lo, hi, p, alpha, _pct)
+                            for lo, hi, p in zip(
+                                latest["sequential_relative_ci_low"],
+                                latest["sequential_relative_ci_high"],
+                                latest["sequential_p_value"],
                             )
                         ],
                         "decision-grade": [

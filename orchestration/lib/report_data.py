@@ -58,6 +58,7 @@ ARM_COLUMNS = ("treatment_variant", "control_variant")
 DECISION_COLUMNS = (
     "sequential_relative_ci_low",
     "sequential_relative_ci_high",
+    "sequential_p_value",
     "significant",
     "multiple_testing",
     "degenerate_reason",

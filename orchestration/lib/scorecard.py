@@ -169,8 +169,9 @@ def key_result_feasibility(
         when = "already passed" if days_to_deadline < 0 else f"in {days_to_deadline} days"
         warning = (
             f"{kr.id}: by its deadline {kr.deadline} ({when}) an arm would hold about {expected_events:,.1f} "
-            f"events at today's rate ({events:,.3g} in {units:,.0f} units today; < min_events_per_arm "
-            f"{min_events:g}): its result would not be tested, whatever the target"
+            f"events at today's events per unit ({events:,.3g} in {units:,.0f} units today; < min_events_per_arm "
+            f"{min_events:g}): unless its units' outcomes still to land (a late outcome) bring more, its result "
+            "would not be tested, whatever the target"
         )
     elif detectable is False:
         when = "already passed" if days_to_deadline < 0 else f"in {days_to_deadline} days"

@@ -2088,8 +2088,21 @@ def test_every_lift_shows_its_always_valid_interval_for_daily_looks(warehouse, c
         if low != low:  # not tested: no interval
             assert "n/a" in lines[r.metric]
             continue
-        # the row's confidence sequence, and by hand whether it excludes 0
-        said = f"[{low:+.1%}, {high:+.1%}] " + ("excludes 0" if low > 0 or high < 0 else "includes 0")
+        # the row's confidence sequence, and whether the difference clears it (its sequential p-value)
+        said = f"[{low:+.1%}, {high:+.1%}] " + ("excludes 0" if r.sequential_p_value < 0.05 else "includes 0")
         assert said in lines[r.metric], lines[r.metric]
         # wider than the fixed-horizon interval it sits beside: the price of reading it every day
         assert low <= r.relative_ci_low or r.estimate == "cuped"
+
+
+def test_the_daily_looks_verdict_is_the_differences_not_the_approximate_relative_ends():
+    # a re-trial: "[-98.7%, -6.9%] excludes 0" beside a sequential p of 0.177 on the difference, 217 days long
+    from orchestration.lib.attribution import daily_looks_text
+
+    pct = lambda x: f"{x:+.1%}"  # noqa: E731
+    assert daily_looks_text(-0.987, -0.069, 0.177, 0.05, pct) == (
+        "[-98.7%, -6.9%] includes 0 on the difference (sequential p 0.177; the relative ends are approximate)"
+    )
+    assert daily_looks_text(-0.987, -0.069, 0.01, 0.05, pct) == "[-98.7%, -6.9%] excludes 0"
+    assert daily_looks_text(-0.2, 0.3, 0.6, 0.05, pct) == "[-20.0%, +30.0%] includes 0"
+    assert daily_looks_text(float("nan"), float("nan"), float("nan"), 0.05, pct) == "n/a"
