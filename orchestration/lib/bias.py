@@ -264,10 +264,21 @@ def _behind(rate: np.ndarray, low: np.ndarray, high: np.ndarray, beyond) -> np.n
 # a verdict's family-wise level: over many groups (a trial's 48 states: ~1,100 pairs of 95% intervals) a fair model
 # failed 94 of 120 windows on pairs apart by chance; a test across the groups at this level must reject first
 ALPHA = 0.05
-WITHIN_NOISE = (
-    "within noise (the groups alike by a test across them at 5%: Fisher's exact with two groups, a chi-square with "
-    "more; or, over k > 2 groups, no two groups' 1 - 5%/(k - 1) intervals apart)"
-)
+
+
+def within_noise_text(level: float = ALPHA, each: str = "") -> str:
+    """Why a gap beyond its limit passes, at the level its verdict tests (equalised odds: half of ALPHA on each of
+    its two rates; a re-trial read "at 5%" beside a TPR gap of Fisher's p 0.040 that passed)."""
+    at = f"{level * 100:g}%{each}"
+    return (
+        f"within noise (the groups alike by a test across them at {at}: Fisher's exact with two groups, a chi-square "
+        f"with more; or, over k > 2 groups, no two groups' 1 - {level * 100:g}%/(k - 1) intervals apart)"
+    )
+
+
+WITHIN_NOISE = within_noise_text()
+# equalised odds tests its two rates (TPR, FPR) at half the level each: its own level stays ALPHA
+ODDS_WITHIN_NOISE = within_noise_text(ALPHA / 2, " on each of its two rates, TPR and FPR")
 
 
 def _heterogeneity(deviations: np.ndarray, variances: np.ndarray) -> float:
@@ -336,10 +347,10 @@ def _beyond_chance(apart: np.ndarray, p_value: float, alpha: float = ALPHA) -> n
     return apart if p_value < alpha else np.zeros_like(apart)
 
 
-def _within_noise(what: str, breached: bool, significant) -> list[str]:
+def _within_noise(what: str, breached: bool, significant, said: str = WITHIN_NOISE) -> list[str]:
     """A note when a metric is beyond its limit but no gap behind it is beyond noise (the verdict passes)."""
     if breached and not np.any(significant):
-        return [f"{what} beyond its limit {WITHIN_NOISE}: passes"]
+        return [f"{what} beyond its limit {said}: passes"]
     return []
 
 
@@ -518,7 +529,7 @@ def _judge(model_id: str, attribute: str, g: dict[str, np.ndarray], t: Threshold
     odds_rate = {(True, True): "tpr, fpr", (True, False): "tpr", (False, True): "fpr"}.get(
         (bool(tpr_apart.any()), bool(fpr_apart.any()))
     )
-    notes += _within_noise("equalised odds", odds > odds_limit, odds_apart)
+    notes += _within_noise("equalised odds", odds > odds_limit, odds_apart, ODDS_WITHIN_NOISE)
 
     gap = eligible["calibration_gap_group"]
     calibration = _spread(gap)
@@ -777,7 +788,8 @@ def _flag_sentence(v, flag: str, fallback: "Thresholds") -> tuple[str | None, st
         if pd.notna(v[column]) and (v[column] < limit if op == "<" else v[column] > limit):
             return (
                 None,
-                f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)} {WITHIN_NOISE}: passes",
+                f"{_label(v, flag, label)} {_format(v[column], limit)} {op} {_limit(limit)} "
+                f"{ODDS_WITHIN_NOISE if flag == 'passes_equalized_odds' else WITHIN_NOISE}: passes",
             )
         return None, None
     if flag == "passes_equalized_odds" and (one := _one_rate_apart(v, limit)):

@@ -656,3 +656,39 @@ def test_a_verdict_unjudged_for_want_of_positives_says_so_not_too_few_labelled_g
         "fewer than 2 hold the labels it compares (no labelled positives, excluded from equal opportunity and "
         "equalised odds: 3)"
     ) in text
+
+
+def test_equalised_odds_within_noise_says_the_level_it_tests_each_rate_at():
+    # a re-trial: equal opportunity failed on TPRs 38/41 vs 12/17 (Fisher's p 0.040) beside "equalised odds ... alike
+    # by a test across them at 5%: passes": equalised odds tests each of its two rates at 2.5%
+    from scipy.stats import fisher_exact
+
+    counts = {"no": (38, 3, 4, 30), "yes": (12, 5, 3, 25)}  # tp, fn, fp, tn
+    rows = pd.DataFrame(
+        {
+            "date": pd.Timestamp("2025-05-07"),
+            "model_id": "risk",
+            "attribute": "prior_therapy",
+            "group_value": list(counts),
+            "predictions": [sum(c) for c in counts.values()],
+            "positives": [c[0] + c[2] for c in counts.values()],
+            "labelled": [sum(c) for c in counts.values()],
+            "labelled_positives": [c[0] + c[1] for c in counts.values()],
+            "true_positives": [c[0] for c in counts.values()],
+            "false_negatives": [c[1] for c in counts.values()],
+            "false_positives": [c[2] for c in counts.values()],
+            "true_negatives": [c[3] for c in counts.values()],
+            "score_sum": [0.5 * sum(c) for c in counts.values()],
+            "label_sum": [c[0] + c[1] for c in counts.values()],
+            "population_users": [75, 45],
+            "population_total": 120,
+        }
+    )
+    p_tpr = fisher_exact([[38, 3], [12, 5]])[1]
+    assert 0.025 < p_tpr < 0.05  # apart at 5%, alike at 2.5%
+    verdict = bias_verdicts(group_rates(rows), {"min_labelled": 10, "min_predictions": 10}).iloc[0]
+    assert not verdict["passes_equal_opportunity"] and verdict["passes_equalized_odds"]
+    text = summarise_verdicts(pd.DataFrame([verdict]))
+    [odds] = [line for line in text.splitlines() if "equalised odds difference" in line]
+    assert "alike by a test across them at 2.5% on each of its two rates, TPR and FPR" in odds
+    assert "at 2.5% on each of its two rates" in verdict["note"]
