@@ -8,10 +8,12 @@ configuration), so the handle is closed after each invocation and the caller may
 """
 
 import gc
+import os
 import pprint
 import sys
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from orchestration.lib import dbt_caches
 from orchestration.lib.settings import DBT_PROJECT_DIR
@@ -31,6 +33,13 @@ LOCATION_KEYS = frozenset({"path", "config_options"})
 # var sets and compares the manifests), so the vars are left out of that check too; profile and target still count.
 # what dbt would derive afresh in each process, shared by every target folder (orchestration/lib/dbt_caches.py)
 DBT_CACHES = DBT_PROJECT_DIR / "target" / "dbt_caches"
+
+
+def caches_dir() -> Path:
+    """DBT_CACHES, or beside an absolute IMPACT_LEDGER_DBT_TARGET's files (a re-trial's runs with their target
+    outside the checkout still rewrote the checkout's caches)."""
+    target = os.environ.get("IMPACT_LEDGER_DBT_TARGET", "")
+    return Path(target) / "dbt_caches" if os.path.isabs(target) else DBT_CACHES
 
 
 @dataclass
@@ -62,7 +71,7 @@ def invoke_dbt(args: list[str], tail: int = 30) -> DbtOutcome:
     keep_partial_parse_across_warehouses()
     _find_behavior_flag_sources_cheaply()
     _drop_debug_events_no_logger_writes()
-    dbt_caches.install(DBT_CACHES)
+    dbt_caches.install(caches_dir())
     # garbage left by earlier work is collected here, not in dbt's worker thread (objects bound to a thread,
     # e.g. SQLite connections, fail to close from another one)
     gc.collect()

@@ -103,3 +103,13 @@ def test_an_absolute_dbt_target_path_is_used_as_it_is(monkeypatch, tmp_path):
     assert dbt_target_folder() == str(tmp_path / "dbt_target")
     # the runs join it under dbt_project/target: an absolute path is kept whole (pathlib)
     assert DBT_PROJECT_DIR / "target" / dbt_target_folder() == tmp_path / "dbt_target"
+
+
+def test_dbts_caches_go_beside_an_absolute_target_not_into_the_checkout(monkeypatch, tmp_path):
+    # a re-trial: with the target outside the checkout, dbt_caches/ in the checkout was still rewritten
+    from orchestration.lib.dbt_runner import DBT_CACHES, caches_dir
+
+    monkeypatch.setenv("IMPACT_LEDGER_DBT_TARGET", str(tmp_path / "dbt_target"))
+    assert caches_dir() == tmp_path / "dbt_target" / "dbt_caches"
+    monkeypatch.setenv("IMPACT_LEDGER_DBT_TARGET", "dagster_gw1")
+    assert caches_dir() == DBT_CACHES
