@@ -340,8 +340,9 @@ def _stale_days(conn, after: date) -> list[tuple[date, str]]:
     from orchestration.lib.source_changes import database_lookback, find
 
     changes, errors = find(conn, after, date.max)
-    for err in errors:
-        print(f"note: days already run not compared with the database: {err}")
+    if errors:  # one line: a refused password is the same reason for every table (a re-trial's six 450-char lines)
+        more = f" (and {len(errors) - 1} more table(s))" if len(errors) > 1 else ""
+        print(f"note: days already run not compared with the database: {errors[0]}{more}")
     stale = [(c.day, f"{c.table} {c.day} changed ({c.change})") for c in changes]
     since = database_lookback(after)
     stale += [(d, f"{d} never loaded ({', '.join(t)})") for d, t in unloaded_days(conn) if since <= d < after]
