@@ -514,7 +514,9 @@ def _coverage_pools(mature: pd.DataFrame, coverage: dict) -> tuple[pd.DataFrame,
     mature days of the last ``pool_days`` calendar days summed, the day's included (every version's)."""
     counts = mature[["labelled", "predictions", "label_coverage"]].astype(float)
     share, alpha, days = float(coverage["below"]), float(coverage["alpha"]), int(coverage.get("pool_days") or 1)
-    alone = (1 - share) ** counts["predictions"] < alpha
+    # with the verdict's own tolerance (p < alpha x (1 - 1e-9)): 1 - 0.9 is 0.0999..., and a re-trial's days of 2
+    # predictions were judged alone at 0.1 ** 2 = 0.00999..., where their p could never be below alpha
+    alone = (1 - share) ** counts["predictions"] < alpha * (1 - 1e-9)
     pooled = ~alone & (days > 1) & (counts["predictions"] > 0) & (share > 0)  # below 0: the rule is off
     if not pooled.any():
         return counts, pooled

@@ -204,6 +204,16 @@ def test_a_label_outage_of_a_model_too_small_to_test_a_day_alone_is_judged_on_it
     one = config(m={"label_coverage": {"pool_days": 1}})
     assert [d for d, *_ in by_metric(alerts(rows, 0, len(days) - 1, one), "label_coverage")] == [day(15)]
 
+    # at the boundary in floating point: 0 of 2 against 0.9 is p = 0.1 ** 2 = alpha exactly, never below it, so such
+    # a day is pooled (a re-trial's 2-prediction days were judged alone on 0.0999... ** 2 and never alerted)
+    near = config(m={"label_coverage": {"below": 0.9}})
+    pooled = {d for d, *_ in by_metric(alerts(rows, 0, len(days) - 1, near), "label_coverage")}
+    for i, (k, n) in enumerate(days):
+        if n == 2 and i >= 13:  # by hand: its 7 days hold 0 (or 0 of 9 more) labelled: far below 0.9, pooled
+            window = days[max(0, i - 6) : i + 1]
+            k, n = (sum(x) for x in zip(*window, strict=True))
+            assert binomtest(k, n, 0.9, alternative="less").pvalue < 0.01 and day(i) in pooled
+
 
 def test_psi_alert_names_the_feature():
     drift = pd.DataFrame(
