@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.lib.raw_loader import load_partition
 from tests.dbt_in_process import run_dbt
+from tests.drift_worlds import load_days
 from tests.e2e.oracles import psi_numeric
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(6)]
@@ -87,11 +87,7 @@ def drift(tmp_path_factory):
     users = pd.DataFrame({"user_id": [f"u{k}" for k in range(25)], "signup_at": pd.Timestamp("2026-01-01")})
     (source / "users").mkdir(parents=True)
     users.to_parquet(source / "users" / "users.parquet", index=False)
-    with duckdb.connect(str(db)) as conn:
-        load_partition(conn, "users", source, DAYS[-1])
-        for day in DAYS:
-            for table in ("predictions", "labels"):  # labels: absent from the source, loaded empty
-                load_partition(conn, table, source, day)
+    load_days(db, source, DAYS)
     variables = {
         "model_settings": {"tree": {"reference_days": REFERENCE_DAYS}, "offer": {"reference_days": REFERENCE_DAYS}},
     }

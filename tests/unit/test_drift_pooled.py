@@ -6,7 +6,7 @@ its reference is alerted, one that stays the same is not.
 One small world, built by dbt in two runs (the second reads the first's stored bins for its pools): ~8 s.
 """
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import duckdb
 import numpy as np
@@ -25,8 +25,8 @@ from orchestration.lib.alerts import (
     unjudged_drift,
 )
 from orchestration.lib.project_config import config_dbt_vars, parse_config
-from orchestration.lib.raw_loader import load_partition
 from tests.dbt_in_process import run_dbt
+from tests.drift_worlds import load_days, prediction_day
 from tests.e2e.oracles import PSI_FLOOR
 
 REFERENCE_DAYS = 7
@@ -40,19 +40,7 @@ PROJECT = {"models": {m: {"drift_reference": {"first_days": REFERENCE_DAYS}} for
 
 def _day(model_id: str, i: int, day: date, rng) -> pd.DataFrame:
     shift = 0.8 if model_id == "drifting" and i >= REFERENCE_DAYS else 0.0  # 0.8 sd after the reference
-    at = [datetime(day.year, day.month, day.day, 8) + timedelta(minutes=5 * k) for k in range(PER_DAY)]
-    return pd.DataFrame(
-        {
-            "prediction_id": [f"{model_id}-{i}-{k}" for k in range(PER_DAY)],
-            "model_id": model_id,
-            "model_version": "v1",
-            "user_id": [f"u{k}" for k in range(PER_DAY)],
-            "predicted_at": pd.to_datetime(at, utc=True),
-            "score": rng.uniform(0, 1, PER_DAY),
-            "threshold": 0.5,
-            "feature_x": rng.normal(shift, 1, PER_DAY),
-        }
-    )
+    return prediction_day(model_id, i, day, PER_DAY, rng, shift)
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +62,7 @@ def world(root):
     users = pd.DataFrame({"user_id": [f"u{k}" for k in range(PER_DAY)], "signup_at": pd.Timestamp("2026-01-01")})
     (source / "users").mkdir()
     users.to_parquet(source / "users" / "users.parquet", index=False)
-    with duckdb.connect(str(db)) as conn:
-        load_partition(conn, "users", source, DAYS[-1])
-        for day in DAYS:
-            for table in ("predictions", "labels"):  # labels: absent from the source, loaded empty
-                load_partition(conn, table, source, day)
+    load_days(db, source, DAYS)
     variables = config_dbt_vars(parse_config(PROJECT))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))

@@ -8,7 +8,7 @@
 """
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import duckdb
 import numpy as np
@@ -26,31 +26,14 @@ from orchestration.lib.alerts import (
     version_values,
 )
 from orchestration.lib.project_config import config_dbt_vars, parse_config
-from orchestration.lib.raw_loader import load_partition
 from tests.dbt_in_process import run_dbt
+from tests.drift_worlds import load_days, prediction_day
 from tests.unit.test_summary_attribution import _monitoring_only, _summary_under
 
 REFERENCE_DAYS = 7
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(40)]
 PER_DAY = {"tiny": 3, "busy": 30}  # busy: 7-day pools and reference of 210, judged at min_count 200
 PROJECT = {"models": {m: {"drift_reference": {"first_days": REFERENCE_DAYS}} for m in PER_DAY}}
-
-
-def _day(model_id: str, i: int, day: date, rng) -> pd.DataFrame:
-    n = PER_DAY[model_id]
-    at = [datetime(day.year, day.month, day.day, 8) + timedelta(minutes=5 * k) for k in range(n)]
-    return pd.DataFrame(
-        {
-            "prediction_id": [f"{model_id}-{i}-{k}" for k in range(n)],
-            "model_id": model_id,
-            "model_version": "v1",
-            "user_id": [f"u{k}" for k in range(n)],
-            "predicted_at": pd.to_datetime(at, utc=True),
-            "score": rng.uniform(0, 1, n),
-            "threshold": 0.5,
-            "feature_x": rng.normal(0, 1, n),
-        }
-    )
 
 
 @pytest.fixture(scope="module")
@@ -61,17 +44,13 @@ def world(tmp_path_factory):
     frames = []
     (source / "predictions").mkdir(parents=True)
     for i, day in enumerate(DAYS):
-        table = pd.concat([_day(m, i, day, rng) for m in PER_DAY], ignore_index=True)
+        table = pd.concat([prediction_day(m, i, day, PER_DAY[m], rng) for m in PER_DAY], ignore_index=True)
         pq.write_table(pa.Table.from_pandas(table, preserve_index=False), source / "predictions" / f"p_{day}.parquet")
         frames.append(table)
     users = pd.DataFrame({"user_id": [f"u{k}" for k in range(30)], "signup_at": pd.Timestamp("2026-01-01")})
     (source / "users").mkdir()
     users.to_parquet(source / "users" / "users.parquet", index=False)
-    with duckdb.connect(str(db)) as conn:
-        load_partition(conn, "users", source, DAYS[-1])
-        for day in DAYS:
-            for table in ("predictions", "labels"):  # labels: absent from the source, loaded empty
-                load_partition(conn, table, source, day)
+    load_days(db, source, DAYS)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPACT_LEDGER_DB", str(db))
         mp.setenv("IMPACT_LEDGER_TEMP_DIR", str(root / "tmp"))
