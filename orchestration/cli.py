@@ -227,7 +227,7 @@ def _run_range(args: argparse.Namespace, source: Path) -> tuple[date, date, date
                     return None
                 covered = (catch_up.first, catch_up.last)
             else:
-                covered = source_date_range(source, _file_roots())
+                covered = source_date_range(source, _file_roots(source))
         except SourceRangeError as err:
             raise CliError(f"{err}" if "--start" in str(err) else f"{err}; pass --start and --end") from None
     first = args.start or covered[0]
@@ -245,11 +245,13 @@ def _database_tables() -> list[str]:
     return [t for t, c in CONTRACTS.items() if c.time_column and t in sources and sources[t].database is not None]
 
 
-def _file_roots() -> dict[str, Path]:
-    """The folder each table not read from a database is read from: the landing zone or its lake folder."""
+def _file_roots(source: Path) -> dict[str, Path]:
+    """The folder each table not read from a database is read from: ``source`` (the landing zone this command was
+    given) or its lake folder."""
     from orchestration.lib.db_sources import source_of
 
-    return {t: s.root for t in CONTRACTS if (s := source_of(t)).kind != "database"}
+    roots = {t: s for t in CONTRACTS if (s := source_of(t)).kind != "database"}
+    return {t: Path(source) if s.kind == "landing" else s.root for t, s in roots.items()}
 
 
 def _catch_up(source: Path):
@@ -291,7 +293,7 @@ def _catch_up(source: Path):
         except SourceError as err:
             raise CliError(f"{err} (finding the first day to run; or pass --start and --end)") from None
         try:
-            firsts.append(source_date_range(source, _file_roots())[0])
+            firsts.append(source_date_range(source, _file_roots(source))[0])
         except SourceRangeError:  # no dated file: the database's days alone
             pass
         sources_first = min((d for d in firsts if d is not None), default=None)

@@ -318,8 +318,14 @@ def _args(**kw) -> argparse.Namespace:
     return argparse.Namespace(start=kw.get("start"), end=kw.get("end"))
 
 
-def test_start_and_end_given_need_no_dates_from_the_source(tmp_path):
+def test_start_and_end_given_need_no_dates_from_the_source(tmp_path, monkeypatch):
     (tmp_path / "users").mkdir()  # nothing dated: inference would fail, and is not needed
+    # the source given is the one read, not the configured landing zone (a fresh clone's data/raw, dated by make demo,
+    # answered for it)
+    elsewhere = tmp_path / "configured" / "orders"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "orders_2025-01-05.csv").write_text("order_id,user_id,ordered_at,revenue,status\n")
+    monkeypatch.setenv("IMPACT_LEDGER_SOURCE", str(elsewhere.parent))
     assert _run_range(_args(start=date(2025, 1, 1), end=date(2025, 1, 3)), tmp_path) == (
         date(2025, 1, 1),
         date(2025, 1, 3),
