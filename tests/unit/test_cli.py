@@ -982,7 +982,9 @@ def _late_cost_world(tmp_path, monkeypatch, loaded: list[str], run: list[str]):
     monkeypatch.delenv("IMPACT_LEDGER_START_DATE", raising=False)
     monkeypatch.delenv("IMPACT_LEDGER_LANDING_CACHE", raising=False)
     # 2026-11-23 in Denver: yesterday, 11-22, is the newest day over
-    monkeypatch.setattr(cli, "_today", lambda zone: __import__("datetime").date(2026, 11, 23))
+    from orchestration import catch_up
+
+    monkeypatch.setattr(catch_up, "today", lambda zone: __import__("datetime").date(2026, 11, 23))
     return argparse.Namespace(
         config=None, source=None, db=None, start=None, end=None, days_per_run=None, notify=False, verbose=False
     )
