@@ -1220,14 +1220,18 @@ class ReportBuilder:
         settle = int(dbt_var("kpi_lookback_days"))
         if settle > 0 and not kpi.empty:  # a trial's plot fell 18% -> 2.6% on days whose orders had not landed
             newest = pd.Timestamp(kpi["date"].max()).date()
-            s.add(
-                paragraph(
-                    f"The conversion rate of the newest {settle} day(s) ({newest - timedelta(days=settle - 1)} .. "
-                    f"{newest}) is not final: a session converts with a completed order up to {settle} day(s) later "
-                    "(kpi_lookback_days), so those days rise as orders land; a conversion key result reads the days "
-                    "before them."
+            # the days no later run has settled yet: none in a report built again after them (a re-trial's)
+            built = pd.Timestamp(self.conn.execute("SELECT max(date) FROM marts.kpi_daily").fetchone()[0]).date()
+            first = built - timedelta(days=settle - 1)  # a day is final once the run of `settle` days after it ran
+            if first <= newest:
+                s.add(
+                    paragraph(
+                        f"The conversion rate of the newest {(newest - first).days + 1} day(s) ({first} .. {newest}) "
+                        f"is not final: a session converts with a completed order up to {settle} day(s) later "
+                        "(kpi_lookback_days), so those days rise as orders land; a conversion key result reads the "
+                        "days before them."
+                    )
                 )
-            )
         return s
 
     def okr_section(self, lifts: pd.DataFrame) -> Section:
