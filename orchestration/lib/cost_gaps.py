@@ -80,7 +80,7 @@ def cost_gap_notes(conn, as_of=None, after: bool = True) -> list[str]:
             lines.append(
                 f"{model}: no model_costs row on {count} day(s) of its experiment up to {newest} ({days}): its "
                 "net value counts no cost on them (a late cost file? materialize names late files; run those days "
-                "again once it lands)"
+                "again once it lands: a bare `impact-ledger materialize` does when they come from a database)"
             )
         if not after:
             continue
