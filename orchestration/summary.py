@@ -454,25 +454,30 @@ def _models_without_predictions(conn) -> list[str]:
 
     from orchestration.lib.project_config import load_config
 
+    declared = list(load_config().models)
+    if not declared:
+        return []
+    try:  # one pass over each table (raw.predictions can hold years of days), not three queries a model
+        loaded = {m for (m,) in conn.execute("SELECT DISTINCT model_id FROM raw.predictions").fetchall()}
+        quarantined = {
+            m: (n, reason)
+            for m, n, reason in conn.execute(
+                "SELECT model_id, count(*), mode(_reason) FROM raw_quarantine.predictions GROUP BY model_id"
+            ).fetchall()
+        }
+    except duckdb.Error:  # no predictions table: a project of experiments only
+        return []
     lines = []
-    for model in load_config().models:
-        try:
-            loaded, quarantined, reason = conn.execute(
-                "SELECT (SELECT count(*) FROM raw.predictions WHERE model_id = $m), "
-                "(SELECT count(*) FROM raw_quarantine.predictions WHERE model_id = $m), "
-                "(SELECT mode(_reason) FROM raw_quarantine.predictions WHERE model_id = $m)",
-                {"m": model},
-            ).fetchone()
-        except duckdb.Error:  # no predictions table: a project of experiments only
-            return []
-        if loaded:
+    for model in declared:
+        if model in loaded:
             continue
+        count, reason = quarantined.get(model, (0, None))
         lines.append(
             f"model {model} (declared in the project file): no prediction loaded, so no health, drift or fairness "
             + (
-                f"for it; its {quarantined:,} prediction row(s) are all quarantined (most often: {reason}; "
+                f"for it; its {count:,} prediction row(s) are all quarantined (most often: {reason}; "
                 "raw_quarantine.predictions._reason)"
-                if quarantined
+                if count
                 else "for it; the predictions files hold no row of it either (its model_id spelt otherwise?)"
             )
         )
