@@ -8,6 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from orchestration.lib import raw_loader
 from orchestration.lib.raw_loader import load_partition
 
 
@@ -34,6 +35,5 @@ def load_days(db: Path, source: Path, days: list[date]) -> None:
     source, loaded empty), into the warehouse ``db``."""
     with duckdb.connect(str(db)) as conn:
         load_partition(conn, "users", source, days[-1])
-        for day in days:
-            for table in ("predictions", "labels"):
-                load_partition(conn, table, source, day)
+        for table in ("predictions", "labels"):
+            raw_loader.load_days(conn, table, source, days)
