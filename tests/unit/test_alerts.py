@@ -632,12 +632,18 @@ def test_a_healthy_model_at_precision_030_to_033_raises_alerts_at_the_rate_alpha
     """
     rng = np.random.default_rng(20261201)
     cfg = load_alert_config(parse_config({}))  # every default: alpha 0.01, min_labelled 300
+    # the histories as 300 models of one table, judged in one call (each model against its own reference)
+    histories = [
+        simulate(rng, 60, 120, lambda i: 0.30 + 0.03 * ((i * 7) % 11) / 10).assign(model_id=f"m{k}")  # 0.30 .. 0.33
+        for k in range(300)
+    ]
+    refs = [reference_of(rows).assign(model_id=f"m{k}") for k, rows in enumerate(histories)]
+    versions = pd.DataFrame({"model_id": [f"m{k}" for k in range(300)], "model_version": "v1", "first_date": day(0)})
+    found = evaluate_alerts(pd.concat(histories), NO_DRIFT, pd.concat(refs), versions, cfg, day(7), day(59))
+    hits_of = dict(tuple(found[found["metric"] == "precision_drop"].groupby("model_id")))
     judged = alarms = old_rule = 0
-    for _ in range(300):
-        rows = simulate(rng, 60, 120, lambda i: 0.30 + 0.03 * ((i * 7) % 11) / 10)  # wanders over 0.30 .. 0.33
-        ref = reference_of(rows)
-        found = evaluate_alerts(rows, NO_DRIFT, ref, VERSIONS, cfg, day(7), day(59))
-        hits = found[found["metric"] == "precision_drop"]
+    for k, (rows, ref) in enumerate(zip(histories, refs, strict=True)):
+        hits = hits_of.get(f"m{k}", found.iloc[:0])
         after = rows.iloc[7:]
         enough = after[after["labelled"] >= cfg.min_labelled]
         oracle = [
