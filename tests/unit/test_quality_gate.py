@@ -1109,3 +1109,21 @@ def test_a_days_assignments_failure_names_its_experiment(world, broken):
         result = run_suite(conn, load_suite("raw_assignments"), TODAY, TODAY, config=EVERY_ROW)
     assert result.failed_days == [TODAY], result.summary()
     assert result.day_experiments(TODAY) == ["e1"]
+
+
+def test_an_ephemeral_sessions_bookkeeping_is_found_again_without_serialising_gxs_config(monkeypatch):
+    # GX wrote its whole config as YAML into an in-memory store on every datasource, asset and batch definition
+    # an ephemeral context added (~2.5 ms each); nothing reads that copy back
+    from great_expectations.data_context.store.data_context_store import DataContextStore
+
+    from orchestration.lib.quality_gate import GxSession
+
+    written = []
+    monkeypatch.setattr(DataContextStore, "serialize", lambda self, value: written.append(value))
+    session = GxSession()
+    rows = session.batch_definition("raw_predictions", "rows")
+    days = session.batch_definition("raw_predictions", "days")
+    assert session.batch_definition("raw_predictions", "rows").name == rows.name == "rows"
+    asset = session.context.data_sources.get(rows.data_asset.datasource.name).get_asset("raw_predictions")
+    assert {b.name for b in asset.batch_definitions} == {"rows", "days"} and days.data_asset.name == asset.name
+    assert written == []
