@@ -875,11 +875,11 @@ def daily_looks_text(low: float, high: float, p_value: float, alpha: float, pct)
     """'[low, high] excludes 0' or '... includes 0', or 'n/a' (a day window or a test that was not run). The verdict
     is the sequential p-value's, on the absolute difference: the relative interval's delta-method ends are
     approximate and shrink a fall's noise (a re-trial: [-98.7%, -6.9%] beside a sequential p of 0.177)."""
-    if any(v is None or v != v for v in (low, high)):
+    if pd.isna(low) or pd.isna(high):  # None, NaN or pandas' NA (a report's nullable column)
         return "n/a"
     shown = f"[{pct(low)}, {pct(high)}]"
     apart = low > 0 or high < 0
-    if p_value is None or p_value != p_value:
+    if pd.isna(p_value):
         return f"{shown} {'excludes' if apart else 'includes'} 0"
     if p_value < alpha:
         return f"{shown} excludes 0"

@@ -464,7 +464,7 @@ class ReportBuilder:
                             )
                         ],
                         DAILY_LOOKS: [
-                            "n/a" if _missing(lo) or _missing(hi) else daily_looks_text(lo, hi, p, alpha, _pct)
+                            daily_looks_text(lo, hi, p, alpha, _pct)
                             for lo, hi, p in zip(
                                 latest["sequential_relative_ci_low"],
                                 latest["sequential_relative_ci_high"],
