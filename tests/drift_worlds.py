@@ -1,5 +1,5 @@
 """Small landing zones of predictions for the drift tests: a model's day of scored rows, and the zone loaded into a
-warehouse the way the pipeline's loader loads it (users once, then predictions and empty labels day by day)."""
+warehouse the way a run of its days loads it (users once, then predictions and empty labels, each a range of days)."""
 
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from orchestration.lib import raw_loader
-from orchestration.lib.raw_loader import load_partition
 
 
 def prediction_day(model_id: str, i: int, day: date, n: int, rng: np.random.Generator, shift: float = 0.0):
@@ -31,9 +30,9 @@ def prediction_day(model_id: str, i: int, day: date, n: int, rng: np.random.Gene
 
 
 def load_days(db: Path, source: Path, days: list[date]) -> None:
-    """The landing zone's users (as of the last day), then each day's predictions and labels (labels: absent from the
+    """The landing zone's users (as of the last day), then the days' predictions and labels (labels: absent from the
     source, loaded empty), into the warehouse ``db``."""
     with duckdb.connect(str(db)) as conn:
-        load_partition(conn, "users", source, days[-1])
+        raw_loader.load_partition(conn, "users", source, days[-1])
         for table in ("predictions", "labels"):
             raw_loader.load_days(conn, table, source, days)
