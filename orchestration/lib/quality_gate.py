@@ -908,9 +908,10 @@ def _context(docs_dir: Path | None):
     gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from orchestration.lib import gx_kwargs, gx_run_times, gx_templates
+    from orchestration.lib import gx_ids, gx_kwargs, gx_run_times, gx_templates
 
     gx_kwargs.install()  # GX rebuilds an expectation's configuration per kwarg it reads: once per call instead
+    gx_ids.install()  # and names every metric's kwargs through its general JSON converter: plain JSON directly
     gx_run_times.install()  # and parses each stored result's run time with dateutil, on every listing
     if docs_dir is None:
         context = gx.get_context(mode="ephemeral")
