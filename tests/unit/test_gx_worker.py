@@ -34,12 +34,20 @@ def orders(tmp_path):
         yield conn
 
 
+@pytest.fixture(scope="module")
+def module_worker():
+    """One worker for the module's tests (each starts a Python process that imports GX): stopped at its end."""
+    yield
+    gx_worker.stop()
+
+
 @pytest.fixture
-def worker_docs(tmp_path):
+def worker_docs(tmp_path, module_worker):
+    """A Data Docs folder of the test's own (the worker keeps a session per folder), judged by the module's
+    worker, started again if a test before stopped it."""
     docs = tmp_path / "worker" / "gx"
     gx_worker.start(docs)
-    yield docs
-    gx_worker.stop()
+    return docs
 
 
 def pages(site) -> list[str]:
@@ -94,6 +102,7 @@ def test_a_worker_that_died_fails_the_gate_naming_its_setting(orders, worker_doc
     os.kill(gx_worker.pid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
     with pytest.raises(RuntimeError, match=f"Great Expectations process stopped unexpectedly.*{gx_worker.ENV}=0"):
         run_suite(orders, load_suite("raw_orders"), DAYS[-1], DAYS[-1], session=gx_session(worker_docs))
+    gx_worker.stop()  # the dead worker's pool: the next test starts another
 
 
 def test_the_worker_leaves_when_the_run_process_is_killed_outright():
