@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestration.lib import dbt_caches
+from orchestration.lib.long_lived import collection_paused
 from orchestration.lib.settings import DBT_PROJECT_DIR
 
 # the events that carry a node's outcome (what dagster-dbt turns into materialisations and check results)
@@ -72,11 +73,12 @@ def invoke_dbt(args: list[str], tail: int = 30) -> DbtOutcome:
     _find_behavior_flag_sources_cheaply()
     _drop_debug_events_no_logger_writes()
     dbt_caches.install(caches_dir())
-    # garbage left by earlier work is collected here, not in dbt's worker thread (objects bound to a thread,
-    # e.g. SQLite connections, fail to close from another one)
-    gc.collect()
+    # no collection inside dbt: in dbt's worker threads the collector would close objects bound to another
+    # thread (SQLite connections fail so); the garbage of earlier work and of dbt's is collected after it, here
+    # (close_duckdb_handles), one full collection a run instead of one before dbt too
     try:
-        result = dbtRunner(callbacks=[collect]).invoke(args)
+        with collection_paused():
+            result = dbtRunner(callbacks=[collect]).invoke(args)
     finally:
         close_duckdb_handles()
     if result.exception is not None and not isinstance(result.exception, Exception):
