@@ -53,32 +53,31 @@ class Model:  # neither JSON nor anything the fast path knows: GX's converter de
         return "model"
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "text",
-        7,
-        True,
-        None,
-        0.25,
-        math.inf,
-        -0.0,
-        [1, "a", None],
-        (1, 2),  # a list to both
-        {"nested": {"deeper": [True, 1.5]}},
-        IDDict({"column": "score", "batch_id": "b"}),
-        math.nan,  # GX: null
-        [1.0, math.nan],
-        datetime.date(2026, 9, 1),  # GX: its ISO string
-        np.int64(3),
-        np.float64(0.1),
-        np.bool_(True),
-        {1: "a numeric key"},  # GX: the key as a string
-        {"a", "set"},
-        Model(),
-    ],
-    ids=repr,
-)
+VALUES = {
+    "text": "text",
+    "whole": 7,
+    "bool": True,
+    "none": None,
+    "float": 0.25,
+    "infinity": math.inf,
+    "negative zero": -0.0,
+    "list": [1, "a", None],
+    "tuple": (1, 2),  # a list to both
+    "nested dict": {"nested": {"deeper": [True, 1.5]}},
+    "iddict": IDDict({"column": "score", "batch_id": "b"}),
+    "nan": math.nan,  # GX: null
+    "list with nan": [1.0, math.nan],
+    "date": datetime.date(2026, 9, 1),  # GX: its ISO string
+    "numpy int": np.int64(3),
+    "numpy float": np.float64(0.1),
+    "numpy bool": np.bool_(True),
+    "numeric key": {1: "a numeric key"},  # GX: the key as a string
+    "set": {"a", "set"},
+    "object": Model(),
+}
+
+
+@pytest.mark.parametrize("value", VALUES.values(), ids=VALUES.keys())
 def test_a_value_gets_the_id_gx_gives_it(value):
     gx_ids.install()
     kwargs = IDDict({"column": "score", "value": value, "row_condition": None})
