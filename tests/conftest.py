@@ -25,7 +25,7 @@ os.environ.setdefault("IMPACT_LEDGER_DUCKDB_THREADS", "1")
 os.environ.setdefault("IMPACT_LEDGER_GX_WORKER", "0")
 # A worker runs ~60 small pipeline runs, each allocating millions of short-lived objects (dbt's Jinja, Dagster's
 # events, pandas): at Python's default thresholds (700, 10, 10) the collector ran ~290 young and ~2.6 full
-# collections a run of the e2e world's days, ~0.4 s of its ~6.5 s; at these ~15 young and one full one beside
+# collections a run of the e2e world's days, ~0.4 s of its ~6.5 s; at these ~15 a run, the only full one
 # dbt's own (orchestration/lib/dbt_runner.py), ~0.2 s (2026-12-08). Results do not depend on it.
 gc.set_threshold(10_000, 50, 100)
 # Daily partitions are defined once per process (at import), so in-process runs of several worlds
