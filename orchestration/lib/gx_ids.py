@@ -26,33 +26,32 @@ from typing import Any
 GX_RELEASE = "1.24.1"
 _ORIGINAL: dict[str, Any] = {}
 _SCALARS = (str, int, bool, type(None))
+_DICTS: tuple[type, ...] = (dict,)  # and GX's IDDict, once installed (a nested one is plain dict data to GX)
 
 
-def _plain(value: Any, dicts: tuple[type, ...]) -> bool:
-    """Whether ``value`` is JSON that GX's converter would return unchanged (``dicts``: dict and GX's IDDict)."""
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is JSON that GX's converter would return unchanged."""
     kind = type(value)
     if kind in _SCALARS:
         return True
     if kind is float:
         return not math.isnan(value)
-    if kind in dicts:
-        return all(type(key) is str and _plain(item, dicts) for key, item in value.items())
+    if kind in _DICTS:
+        return all(type(key) is str and _plain(item) for key, item in value.items())
     if kind is list or kind is tuple:
-        return all(_plain(item, dicts) for item in value)
+        return all(_plain(item) for item in value)
     return False
 
 
 def to_id(self, id_keys=None, id_ignore_keys=None):
     """GX's ``IDDict.to_id``, without the converter when the kwargs it names are plain JSON."""
-    from great_expectations.core.id_dict import IDDict
-
     keys = set(self.keys() if id_keys is None else id_keys) - set(
         self._id_ignore_keys if id_ignore_keys is None else id_ignore_keys
     )
     if len(keys) < 2:  # GX's own answer: () or "key=value", no JSON
         return _ORIGINAL["to_id"](self, id_keys, id_ignore_keys)
     named = {key: self[key] for key in keys}
-    if not _plain(named, (dict, IDDict)):
+    if not _plain(named):
         return _ORIGINAL["to_id"](self, id_keys, id_ignore_keys)
     return hashlib.md5(json.dumps(named, sort_keys=True).encode("utf-8"), usedforsecurity=False).hexdigest()
 
@@ -65,6 +64,8 @@ def install() -> bool:
     if great_expectations.__version__ != GX_RELEASE:
         return False
     if IDDict.to_id is not to_id:
+        global _DICTS
+        _DICTS = (dict, IDDict)
         _ORIGINAL.setdefault("to_id", IDDict.to_id)
         IDDict.to_id = to_id
     return True
