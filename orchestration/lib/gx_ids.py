@@ -23,7 +23,8 @@ import json
 import math
 from typing import Any
 
-GX_RELEASE = "1.24.1"
+from orchestration.lib.gx_import import GX_RELEASE
+
 _ORIGINAL: dict[str, Any] = {}
 _SCALARS = (str, int, bool, type(None))
 _DICTS: tuple[type, ...] = (dict,)  # and GX's IDDict, once installed (a nested one is plain dict data to GX)

@@ -28,6 +28,9 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# the GX release the project's replacements of GX methods (gx_kwargs, gx_ids, gx_run_times, gx_templates) were
+# written against (pyproject pins it); on any other they are not installed
+GX_RELEASE = "1.24.1"
 # imported at the top of GX's modules, used only inside their functions
 DEFERRED = ("altair", "scipy.stats")
 HIDDEN = ("pyspark",)  # probed by GX's compatibility shim; absent to GX when not imported before it

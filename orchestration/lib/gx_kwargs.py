@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from orchestration.lib.gx_import import GX_RELEASE
+
 logger = logging.getLogger("great_expectations.expectations.expectation")  # GX's own logger for its warning
 
-GX_RELEASE = "1.24.1"
 _ORIGINALS: dict[str, Any] = {}
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-GX_RELEASE = "1.24.1"
+from orchestration.lib.gx_import import GX_RELEASE
+
 RUN_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"  # RunIdentifier.to_tuple's
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestration.lib.gx_import import GX_RELEASE
 from orchestration.lib.jinja_bytecode import best_effort_cache
-
-GX_RELEASE = "1.24.1"
 
 
 def install(cache_dir: Path) -> bool:
